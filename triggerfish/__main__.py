@@ -1,0 +1,3 @@
+from triggerfish.cli.main import main
+
+main()

@@ -1,0 +1,21 @@
+"""The `triggerfish` command. Each verb group lives in its own module and is added here."""
+
+from __future__ import annotations
+
+import click
+
+from triggerfish import __version__
+from triggerfish.cli.events import events
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="triggerfish")
+def cli() -> None:
+    """Triggerfish: run Python functions when something happens."""
+
+
+cli.add_command(events)
+
+
+def main() -> None:
+    cli()

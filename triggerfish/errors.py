@@ -1,0 +1,159 @@
+"""Every error Triggerfish raises, in one tree.
+
+One root (`TriggerfishError`), one branch per layer, so callers can catch as
+broadly or as narrowly as they need. Errors caused by bad input also derive
+from `ValueError`, so code that already guards against bad values keeps
+working. Messages say what was wrong, where, and how to fix it.
+
+Two exceptions are not failures of Triggerfish but requests from a handler:
+`Retry` and `NonRetryable` steer how an invocation is delivered again.
+"""
+
+from __future__ import annotations
+
+
+class TriggerfishError(Exception):
+    """The root of every error Triggerfish raises."""
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+class InvalidInputError(TriggerfishError, ValueError):
+    """Input from outside (an event, a pattern, a JSON document) was rejected."""
+
+
+class InvalidJSONError(InvalidInputError):
+    """A JSON document could not be accepted: malformed, too deep, duplicate keys, ..."""
+
+    def __init__(self, message: str, *, where: str = "") -> None:
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class InvalidEventError(InvalidInputError):
+    """An event broke a rule of the CloudEvents specification or of the platform.
+
+    `attribute` names the attribute (`id`, `source`, `ce-type`, ...) and
+    `rule` says what it broke.
+    """
+
+    def __init__(self, attribute: str, rule: str) -> None:
+        self.attribute = attribute
+        self.rule = rule
+        super().__init__(f"invalid event attribute {attribute!r}: {rule}")
+
+
+class EventTooLargeError(InvalidEventError):
+    """An event is larger than the configured limit (256 KiB by default)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            "event",
+            f"is {size} bytes, over the limit of {limit} bytes; send a reference to the payload instead",
+        )
+
+
+class InvalidPatternError(InvalidInputError):
+    """An event pattern was rejected; the message gives the reason and where it is."""
+
+    def __init__(self, reason: str, *, path: str = "") -> None:
+        self.reason = reason
+        self.path = path
+        super().__init__(f"invalid event pattern at {path}: {reason}" if path else f"invalid event pattern: {reason}")
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+class StoreError(TriggerfishError):
+    """The durable store failed or was misused."""
+
+
+class StoreClosedError(StoreError):
+    """An operation was attempted on a store that is closed."""
+
+
+class UnknownStoreURLError(StoreError, ValueError):
+    """A store URL names a scheme Triggerfish does not know, or a backend whose extra is missing."""
+
+
+class InvalidNameError(StoreError, ValueError):
+    """A bus, queue, namespace or key name is empty, too long or uses characters that are not allowed."""
+
+
+# --- apps and functions ----------------------------------------------------------------------
+
+
+class DeclarationError(TriggerfishError, ValueError):
+    """A function or trigger was declared wrongly; the message names the function and the fix."""
+
+
+class AppLoadError(TriggerfishError):
+    """An app could not be imported; `details` carries the traceback text."""
+
+    def __init__(self, message: str, *, details: str = "") -> None:
+        self.details = details
+        super().__init__(message)
+
+
+# --- invocations -----------------------------------------------------------------------------
+
+
+class InvocationError(TriggerfishError):
+    """An invocation did not complete normally."""
+
+
+class FunctionNotFoundError(InvocationError, LookupError):
+    """No function of that name is declared."""
+
+
+class ThrottledError(InvocationError):
+    """The function is at its concurrency limit and no slot freed up in time.
+
+    The gateway maps this to HTTP 429 with `Retry-After`.
+    """
+
+    def __init__(self, function: str, waited: float) -> None:
+        self.function = function
+        self.waited = waited
+        super().__init__(f"function {function!r} is at its concurrency limit; no slot freed within {waited:g} s")
+
+
+class HandlerError(InvocationError):
+    """The handler raised, timed out, ran out of memory or its worker died.
+
+    `error` is the Lambda-shaped error document: `errorType`, `errorMessage`,
+    `stackTrace`.
+    """
+
+    def __init__(self, error: dict[str, object]) -> None:
+        self.error = error
+        super().__init__(f"{error.get('errorType', 'Error')}: {error.get('errorMessage', '')}")
+
+    @property
+    def error_type(self) -> str:
+        return str(self.error.get("errorType", "Error"))
+
+
+# --- steering delivery from inside a handler -------------------------------------------------
+
+
+class Retry(Exception):
+    """Raise inside a handler to ask for another attempt, optionally after `delay` seconds.
+
+    It still counts as an attempt, so an invocation cannot retry forever.
+    """
+
+    def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:
+        self.delay = delay
+        super().__init__(message)
+
+
+class NonRetryable(Exception):
+    """Raise inside a handler to fail at once, with no further attempts.
+
+    The invocation goes straight to its failure destination or dead-letter queue.
+    """

@@ -1,0 +1,92 @@
+"""What goes into an invocation and what comes out of it: the seam between the
+invocation paths (sync, async, testing) and whatever runs the handler (a
+worker forked from a zygote, or this process in `triggerfish.testing`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from triggerfish.model import FunctionSettings
+
+#: Captured output (stdout, stderr, logging) kept per invocation, at most.
+DEFAULT_OUTPUT_LIMIT = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeRequest:
+    request_id: str
+    function: str
+    #: The event as the handler receives it: any JSON value.
+    event: Any
+    attempt: int = 1
+    #: What caused it: "direct", "async", "http", "event", "queue", "schedule", ...
+    trigger: str = "direct"
+    #: W3C trace context of the caller; the invocation continues that trace.
+    traceparent: str | None = None
+    #: How many function-to-function hops led here (loop guard).
+    hop_count: int = 0
+    #: The version of the app to run (None: the current one).
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeOutcome:
+    request_id: str
+    ok: bool
+    #: The handler's return value (JSON value) when ok.
+    result: Any = None
+    #: Lambda's error shape when not ok: {"errorType", "errorMessage", "stackTrace"}.
+    error: dict[str, Any] | None = None
+    #: False when another attempt cannot help (NonRetryable, or the event itself was rejected).
+    retryable: bool = True
+    #: Set when the handler raised Retry(delay=...).
+    retry_delay: float | None = None
+    cold_start: bool = False
+    #: Milliseconds from asking for a worker to the worker being ready, on a cold start.
+    init_duration_ms: float | None = None
+    #: Milliseconds the handler ran.
+    duration_ms: float = 0.0
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    output: str = ""
+    output_truncated: bool = False
+    worker_pid: int | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmitRequest:
+    """A handler asked the platform to publish an event or send a message (context.publish / context.send)."""
+
+    kind: Literal["publish", "send"]
+    #: The bus (publish) or queue (send).
+    target: str
+    payload: Any
+    source_function: str
+    request_id: str
+    traceparent: str | None = None
+    hop_count: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+#: Routes an emitted event or message through the platform; returns the ids it stored.
+Emitter = Callable[[EmitRequest], Awaitable[list[str]]]
+
+
+class Runner(Protocol):
+    """Runs one invocation of a declared function and reports how it went.
+
+    Implemented by the process runtime (workers forked from zygotes) and by the
+    in-process runner of `triggerfish.testing`. It raises ThrottledError when the
+    function is at its concurrency limit for longer than `wait`; every other
+    failure is reported in the outcome, never raised.
+    """
+
+    async def run(self, request: InvokeRequest, *, wait: float = 1.0) -> InvokeOutcome: ...
+
+    def settings(self, function: str) -> FunctionSettings: ...
+
+    def functions(self) -> list[str]: ...

@@ -1,0 +1,555 @@
+"""The store contract: the durable state behind the whole platform.
+
+A `Store` bundles three parts, each its own small contract, so that a
+deployment can take them from different engines (say NATS JetStream for the
+log and queues, PostgreSQL for records) without callers noticing:
+
+- `EventLog`: append-only streams of records, one per bus, read by offset or time.
+- `Queues`: messages with leases (visibility timeouts), acknowledgements,
+  receive counts, dead-lettering, FIFO groups and deduplication.
+- `KeyValue`: records with versions for compare-and-set, and expiry.
+
+The contract is written in leases and acknowledgements, not in SQL: a
+backend promises that an awaited write is durable before it returns, that a
+leased message is invisible to others until its lease ends, and that a stale
+receipt is refused.
+
+Each abstract base class follows the template-method split: the public
+method validates its arguments and does the bookkeeping every backend
+shares, then calls a small abstract `_primitive` that a backend implements.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from triggerfish.errors import InvalidInputError, InvalidNameError
+
+Clock = Callable[[], float]
+
+#: Largest body (log record, message or value) a store accepts unless configured otherwise.
+DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,254}")
+_MAX_KEY_CHARS = 1024
+
+# How often a long-poll re-checks when nothing in this process told it to wake:
+# covers writes by other processes and delayed messages becoming visible.
+POLL_INTERVAL = 0.05
+
+
+def check_name(kind: str, name: str) -> str:
+    """Validate a bus, stream, queue or namespace name and return it."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidNameError(
+            f"invalid {kind} name {name!r}: use 1 to 255 characters from letters, digits and . _ : / @ -,"
+            " starting with a letter or digit"
+        )
+    return name
+
+
+def check_key(key: str) -> str:
+    if not isinstance(key, str) or not key or len(key) > _MAX_KEY_CHARS or "\x00" in key:
+        raise InvalidNameError(f"invalid key {key!r}: use 1 to {_MAX_KEY_CHARS} characters, no NUL")
+    return key
+
+
+def check_body(what: str, body: bytes, limit: int) -> bytes:
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise InvalidInputError(f"{what} must be bytes, not {type(body).__name__}")
+    body = bytes(body)
+    if len(body) > limit:
+        raise InvalidInputError(f"{what} is {len(body)} bytes, over the store's limit of {limit} bytes")
+    return body
+
+
+def check_seconds(what: str, value: float, *, allow_zero: bool = True, maximum: float = 12 * 3600 * 24) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise InvalidInputError(f"{what} must be a number of seconds, not {value!r}")
+    if value < 0 or (value == 0 and not allow_zero) or value > maximum:
+        low = "0" if allow_zero else "more than 0"
+        raise InvalidInputError(f"{what} must be from {low} to {maximum:g} seconds, not {value!r}")
+    return float(value)
+
+
+# --- the event log ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One record of a stream. Offsets start at 1, grow by one, and are never reused."""
+
+    stream: str
+    offset: int
+    time: float
+    data: bytes
+
+
+class EventLog(abc.ABC):
+    """Append-only streams of opaque records (one stream per event bus)."""
+
+    def __init__(self, *, clock: Clock = time.time, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+        self.clock = clock
+        self.max_record_bytes = max_record_bytes
+        self._appended = _Notifier()
+
+    async def append(self, stream: str, data: bytes) -> LogRecord:
+        """Append one record; returns once it is durable."""
+        return (await self.append_many(stream, [data]))[0]
+
+    async def append_many(self, stream: str, items: Sequence[bytes]) -> list[LogRecord]:
+        """Append records in order, all or none; returns once they are durable."""
+        check_name("stream", stream)
+        bodies = [check_body("log record", item, self.max_record_bytes) for item in items]
+        if not bodies:
+            return []
+        records = await self._append(stream, bodies, self.clock())
+        self._appended.notify(stream)
+        return records
+
+    async def read(
+        self,
+        stream: str,
+        *,
+        after: int = 0,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+        wait: float = 0.0,
+    ) -> list[LogRecord]:
+        """Records with offset greater than `after` (and time within [since, until)), oldest first.
+
+        With `wait`, an empty read waits up to that many seconds for a new record.
+        """
+        check_name("stream", stream)
+        if limit < 1:
+            raise InvalidInputError(f"limit must be at least 1, not {limit}")
+        check_seconds("wait", wait)
+        deadline = time.monotonic() + wait
+        while True:
+            waiter = self._appended.waiter(stream)
+            records = await self._read(stream, after, since, until, limit)
+            remaining = deadline - time.monotonic()
+            if records or remaining <= 0:
+                return records
+            await _wait_any(waiter, min(remaining, POLL_INTERVAL))
+
+    async def last_offset(self, stream: str) -> int:
+        """The offset of the newest record ever appended (0 for a new stream)."""
+        return await self._last_offset(check_name("stream", stream))
+
+    async def trim(self, stream: str, *, max_age: float | None = None, max_bytes: int | None = None) -> int:
+        """Apply retention: drop records older than `max_age` seconds, then the oldest past `max_bytes`.
+
+        Returns how many records were removed. Offsets of the survivors do not change.
+        """
+        check_name("stream", stream)
+        before = None if max_age is None else self.clock() - check_seconds("max_age", max_age, maximum=1e10)
+        if max_bytes is not None and max_bytes < 0:
+            raise InvalidInputError(f"max_bytes must be at least 0, not {max_bytes}")
+        return await self._trim(stream, before, max_bytes)
+
+    async def streams(self) -> list[str]:
+        return sorted(await self._streams())
+
+    @abc.abstractmethod
+    async def _append(self, stream: str, bodies: list[bytes], now: float) -> list[LogRecord]: ...
+
+    @abc.abstractmethod
+    async def _read(
+        self, stream: str, after: int, since: float | None, until: float | None, limit: int
+    ) -> list[LogRecord]: ...
+
+    @abc.abstractmethod
+    async def _last_offset(self, stream: str) -> int: ...
+
+    @abc.abstractmethod
+    async def _trim(self, stream: str, before: float | None, max_bytes: int | None) -> int: ...
+
+    @abc.abstractmethod
+    async def _streams(self) -> list[str]: ...
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """How a queue behaves. Queues exist by use; an unconfigured queue has these defaults."""
+
+    visibility_timeout: float = 30.0
+    #: After this many receives, the next receive moves the message to `dead_letter` instead.
+    max_receives: int | None = None
+    dead_letter: str | None = None
+    retention: float = 4 * 24 * 3600.0
+    fifo: bool = False
+    dedup_window: float = 300.0
+
+    def __post_init__(self) -> None:
+        check_seconds("visibility_timeout", self.visibility_timeout, allow_zero=False)
+        check_seconds("retention", self.retention, allow_zero=False, maximum=14 * 24 * 3600)
+        check_seconds("dedup_window", self.dedup_window)
+        if self.max_receives is not None and (
+            isinstance(self.max_receives, bool) or not isinstance(self.max_receives, int) or self.max_receives < 1
+        ):
+            raise InvalidInputError(f"max_receives must be a whole number of at least 1, not {self.max_receives!r}")
+        if self.dead_letter is not None:
+            check_name("dead-letter queue", self.dead_letter)
+        if (self.max_receives is None) != (self.dead_letter is None):
+            raise InvalidInputError("max_receives and dead_letter go together: set both, or neither")
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    body: bytes
+    delay: float = 0.0
+    dedup_id: str | None = None
+    group: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """`duplicate` is true when the dedup id was seen within the window; `message_id` is then the original's."""
+
+    message_id: str
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A received message. `receipt` is the lease: it acknowledges, releases or extends, until the lease ends."""
+
+    queue: str
+    message_id: str
+    receipt: str
+    body: bytes
+    attributes: Mapping[str, str]
+    group: str | None
+    dedup_id: str | None
+    receive_count: int
+    sent_at: float
+    first_received_at: float
+    lease_expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    visible: int
+    delayed: int
+    in_flight: int
+    #: Seconds since the oldest message still in the queue was sent; None when it is empty.
+    oldest_age: float | None
+
+    @property
+    def depth(self) -> int:
+        """Every message still in the queue: waiting, delayed or leased."""
+        return self.visible + self.delayed + self.in_flight
+
+
+class Queues(abc.ABC):
+    """Durable queues with leases. Delivery is at least once: an unacknowledged message comes back."""
+
+    def __init__(self, *, clock: Clock = time.time, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+        self.clock = clock
+        self.max_record_bytes = max_record_bytes
+        self._sent = _Notifier()
+
+    async def configure(self, queue: str, config: QueueConfig) -> None:
+        check_name("queue", queue)
+        if config.dead_letter == queue:
+            raise InvalidInputError(f"queue {queue!r} cannot be its own dead-letter queue")
+        await self._configure(queue, config)
+
+    async def config(self, queue: str) -> QueueConfig:
+        return await self._config(check_name("queue", queue))
+
+    async def send(
+        self,
+        queue: str,
+        body: bytes,
+        *,
+        delay: float = 0.0,
+        dedup_id: str | None = None,
+        group: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> SendResult:
+        """Send one message; returns once it is durable."""
+        message = OutgoingMessage(body, delay, dedup_id, group, attributes or {})
+        return (await self.send_many(queue, [message]))[0]
+
+    async def send_many(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """Send messages in order, all or none; returns once they are durable."""
+        check_name("queue", queue)
+        checked = [self._check_outgoing(m) for m in messages]
+        if not checked:
+            return []
+        results = await self._send(queue, checked, self.clock())
+        self._sent.notify(queue)
+        return results
+
+    async def receive(
+        self,
+        queue: str,
+        *,
+        max_messages: int = 1,
+        visibility_timeout: float | None = None,
+        wait: float = 0.0,
+    ) -> list[Message]:
+        """Lease up to `max_messages` visible messages, oldest first.
+
+        With `wait`, an empty receive waits up to that many seconds for one to become visible.
+        """
+        check_name("queue", queue)
+        if isinstance(max_messages, bool) or not isinstance(max_messages, int) or not 1 <= max_messages <= 10_000:
+            raise InvalidInputError(f"max_messages must be from 1 to 10000, not {max_messages!r}")
+        if visibility_timeout is not None:
+            check_seconds("visibility_timeout", visibility_timeout, allow_zero=False)
+        check_seconds("wait", wait)
+        deadline = time.monotonic() + wait
+        while True:
+            waiter = self._sent.waiter(queue)
+            messages = await self._receive(queue, max_messages, visibility_timeout, self.clock())
+            remaining = deadline - time.monotonic()
+            if messages or remaining <= 0:
+                return messages
+            await _wait_any(waiter, min(remaining, POLL_INTERVAL))
+
+    async def ack(self, queue: str, receipt: str) -> bool:
+        """Delete a leased message. False when the lease already ended (the message may be redelivered)."""
+        return (await self.ack_many(queue, [receipt]))[0]
+
+    async def ack_many(self, queue: str, receipts: Sequence[str]) -> list[bool]:
+        check_name("queue", queue)
+        if not receipts:
+            return []
+        return await self._ack(queue, list(receipts), self.clock())
+
+    async def release(self, queue: str, receipt: str, *, delay: float = 0.0) -> bool:
+        """End a lease early; the message becomes visible again after `delay` seconds."""
+        check_name("queue", queue)
+        check_seconds("delay", delay)
+        released = await self._release(queue, receipt, delay, self.clock())
+        if released:
+            self._sent.notify(queue)
+        return released
+
+    async def extend(self, queue: str, receipt: str, visibility_timeout: float) -> bool:
+        """Make a lease end `visibility_timeout` seconds from now. False when it already ended."""
+        check_name("queue", queue)
+        check_seconds("visibility_timeout", visibility_timeout, allow_zero=False)
+        return await self._extend(queue, receipt, visibility_timeout, self.clock())
+
+    async def purge(self, queue: str) -> int:
+        """Delete every message of the queue, leased or not. Returns how many."""
+        return await self._purge(check_name("queue", queue))
+
+    async def stats(self, queue: str) -> QueueStats:
+        return await self._stats(check_name("queue", queue), self.clock())
+
+    async def queues(self) -> list[str]:
+        return sorted(await self._queues())
+
+    def _check_outgoing(self, message: OutgoingMessage) -> OutgoingMessage:
+        body = check_body("message body", message.body, self.max_record_bytes)
+        check_seconds("delay", message.delay, maximum=15 * 60)
+        if message.dedup_id is not None:
+            check_key(message.dedup_id)
+        if message.group is not None:
+            check_key(message.group)
+        attributes = dict(message.attributes)
+        for name, value in attributes.items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise InvalidInputError(f"message attribute {name!r} must map a string to a string")
+        return OutgoingMessage(body, float(message.delay), message.dedup_id, message.group, attributes)
+
+    @abc.abstractmethod
+    async def _configure(self, queue: str, config: QueueConfig) -> None: ...
+
+    @abc.abstractmethod
+    async def _config(self, queue: str) -> QueueConfig: ...
+
+    @abc.abstractmethod
+    async def _send(self, queue: str, messages: list[OutgoingMessage], now: float) -> list[SendResult]: ...
+
+    @abc.abstractmethod
+    async def _receive(
+        self, queue: str, max_messages: int, visibility_timeout: float | None, now: float
+    ) -> list[Message]: ...
+
+    @abc.abstractmethod
+    async def _ack(self, queue: str, receipts: list[str], now: float) -> list[bool]: ...
+
+    @abc.abstractmethod
+    async def _release(self, queue: str, receipt: str, delay: float, now: float) -> bool: ...
+
+    @abc.abstractmethod
+    async def _extend(self, queue: str, receipt: str, visibility_timeout: float, now: float) -> bool: ...
+
+    @abc.abstractmethod
+    async def _purge(self, queue: str) -> int: ...
+
+    @abc.abstractmethod
+    async def _stats(self, queue: str, now: float) -> QueueStats: ...
+
+    @abc.abstractmethod
+    async def _queues(self) -> list[str]: ...
+
+
+# --- key-value records -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KVRecord:
+    """A record's `version` is unique in its store and never reused, so compare-and-set has no ABA problem."""
+
+    namespace: str
+    key: str
+    value: bytes
+    version: int
+    expires_at: float | None
+
+
+#: Pass as `if_version` to create a record only if none exists (an expired one counts as none).
+ABSENT = 0
+
+
+class KeyValue(abc.ABC):
+    """Versioned records with compare-and-set and expiry: idempotency keys, schedule state, leased locks."""
+
+    def __init__(self, *, clock: Clock = time.time, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+        self.clock = clock
+        self.max_record_bytes = max_record_bytes
+
+    async def get(self, namespace: str, key: str) -> KVRecord | None:
+        """The live record, or None when there is none or it expired."""
+        return await self._get(check_name("namespace", namespace), check_key(key), self.clock())
+
+    async def put(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        *,
+        ttl: float | None = None,
+        if_version: int | None = None,
+    ) -> KVRecord | None:
+        """Write a record; returns it, or None when `if_version` did not hold.
+
+        `if_version=None` writes unconditionally, `ABSENT` (0) only if there is no
+        live record, any other number only if the live record has that version.
+        """
+        check_name("namespace", namespace)
+        check_key(key)
+        value = check_body("value", value, self.max_record_bytes)
+        if ttl is not None:
+            check_seconds("ttl", ttl, allow_zero=False, maximum=1e10)
+        if if_version is not None and (isinstance(if_version, bool) or not isinstance(if_version, int)):
+            raise InvalidInputError(f"if_version must be a whole number or None, not {if_version!r}")
+        now = self.clock()
+        expires_at = None if ttl is None else now + ttl
+        return await self._put(namespace, key, value, expires_at, if_version, now)
+
+    async def delete(self, namespace: str, key: str, *, if_version: int | None = None) -> bool:
+        """Delete a live record; False when there was none or `if_version` did not hold."""
+        return await self._delete(check_name("namespace", namespace), check_key(key), if_version, self.clock())
+
+    async def scan(self, namespace: str, *, prefix: str = "", limit: int = 1000) -> list[KVRecord]:
+        """Live records whose key starts with `prefix`, in key order."""
+        check_name("namespace", namespace)
+        if limit < 1:
+            raise InvalidInputError(f"limit must be at least 1, not {limit}")
+        return await self._scan(namespace, prefix, limit, self.clock())
+
+    @abc.abstractmethod
+    async def _get(self, namespace: str, key: str, now: float) -> KVRecord | None: ...
+
+    @abc.abstractmethod
+    async def _put(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        expires_at: float | None,
+        if_version: int | None,
+        now: float,
+    ) -> KVRecord | None: ...
+
+    @abc.abstractmethod
+    async def _delete(self, namespace: str, key: str, if_version: int | None, now: float) -> bool: ...
+
+    @abc.abstractmethod
+    async def _scan(self, namespace: str, prefix: str, limit: int, now: float) -> list[KVRecord]: ...
+
+
+# --- the bundle ------------------------------------------------------------------------------
+
+
+class Store:
+    """The three parts a platform needs, opened together from one URL (see `triggerfish.store.open_store`)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        log: EventLog,
+        queues: Queues,
+        kv: KeyValue,
+        on_close: Callable[[], object] | None = None,
+    ) -> None:
+        self.url = url
+        self.log = log
+        self.queues = queues
+        self.kv = kv
+        self._on_close = on_close
+        self.closed = False
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._on_close is not None:
+            result = self._on_close()
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<Store {self.url}>"
+
+
+# --- waking long-polls -----------------------------------------------------------------------
+
+
+class _Notifier:
+    """Wakes long-polls in this process when a name gets new data."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def waiter(self, name: str) -> asyncio.Event:
+        event = self._events.get(name)
+        if event is None:
+            event = self._events[name] = asyncio.Event()
+        return event
+
+    def notify(self, name: str) -> None:
+        event = self._events.pop(name, None)
+        if event is not None:
+            event.set()
+
+
+async def _wait_any(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
