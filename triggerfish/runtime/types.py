@@ -6,7 +6,7 @@ worker forked from a zygote, or this process in `triggerfish.testing`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from triggerfish.model import FunctionSettings
@@ -57,23 +57,26 @@ class InvokeOutcome:
     version: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class EmitRequest:
-    """A handler asked the platform to publish an event or send a message (context.publish / context.send)."""
+#: What a handler may ask of the platform from inside its worker, through its context:
+#: publish an event, send a queue message, or read and write key-value records
+#: (idempotency keys). The worker sends the call to the parent and waits for the answer.
+PlatformOp = Literal["publish", "send", "kv_get", "kv_put", "kv_delete"]
 
-    kind: Literal["publish", "send"]
-    #: The bus (publish) or queue (send).
-    target: str
-    payload: Any
-    source_function: str
+
+@dataclass(frozen=True, slots=True)
+class PlatformCall:
+    op: PlatformOp
+    #: The operation's arguments, JSON values only (bytes travel base64-encoded or as text).
+    args: dict[str, Any]
+    #: Who asked: the function and invocation, and the trace and hop count they carry.
+    function: str
     request_id: str
     traceparent: str | None = None
     hop_count: int = 0
-    options: dict[str, Any] = field(default_factory=dict)
 
 
-#: Routes an emitted event or message through the platform; returns the ids it stored.
-Emitter = Callable[[EmitRequest], Awaitable[list[str]]]
+#: Carries out a PlatformCall in the parent (routing through the store and the bus); returns a JSON value.
+PlatformHandler = Callable[[PlatformCall], Awaitable[Any]]
 
 
 class Runner(Protocol):
