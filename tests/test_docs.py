@@ -27,7 +27,7 @@ BLOCK = re.compile(r"(?:<!-- example: (?P<file>[^ ]+) -->\n)?```(?P<lang>python|
 
 
 def pages() -> list[Path]:
-    return sorted(DOCS.glob("*.md"))
+    return [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 
 
 @pytest.mark.parametrize("page", pages(), ids=lambda p: p.name)
