@@ -9,6 +9,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import triggerfish
 
 EXPECTED = [
@@ -53,12 +55,8 @@ def test_every_export_resolves() -> None:
 
 
 def test_unknown_names_raise_attribute_error() -> None:
-    try:
-        _ = triggerfish.NoSuchThing  # type: ignore[attr-defined]
-    except AttributeError as exc:
-        assert "NoSuchThing" in str(exc)
-    else:
-        raise AssertionError("an unknown name resolved")
+    with pytest.raises(AttributeError, match="NoSuchThing"):
+        _ = triggerfish.NoSuchThing
 
 
 def test_import_is_cheap() -> None:
@@ -68,3 +66,7 @@ def test_import_is_cheap() -> None:
     assert loaded == "triggerfish"
     heavy = "import sys, triggerfish; print(any(m in sys.modules for m in ('sqlite3', 'click', 'rich', 'croniter')))"
     assert subprocess.run([sys.executable, "-c", heavy], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_all_lists_exactly_the_lazy_exports() -> None:
+    assert set(triggerfish.__all__) == {*triggerfish._EXPORTS, "__version__"}

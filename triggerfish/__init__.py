@@ -47,7 +47,36 @@ _EXPORTS: dict[str, str] = {
     "idempotent": "triggerfish.runtime.idempotency",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "App",
+    "AppLoadError",
+    "Context",
+    "DeclarationError",
+    "Event",
+    "EventTooLargeError",
+    "FunctionNotFoundError",
+    "FunctionSettings",
+    "FunctionSpec",
+    "HandlerError",
+    "InvalidEventError",
+    "InvalidInputError",
+    "InvalidJSONError",
+    "InvalidPatternError",
+    "InvocationError",
+    "NonRetryable",
+    "Pattern",
+    "QueueConfig",
+    "Retry",
+    "RuleSet",
+    "Store",
+    "StoreError",
+    "ThrottledError",
+    "TriggerfishError",
+    "__version__",
+    "compile_pattern",
+    "idempotent",
+    "open_store",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -157,3 +157,14 @@ class NonRetryable(Exception):
 
     The invocation goes straight to its failure destination or dead-letter queue.
     """
+
+
+# --- the process runtime ---------------------------------------------------------------------
+
+
+class ProtocolError(InvocationError):
+    """A frame between the parent, a zygote and a worker was malformed, unknown or too large."""
+
+
+class WorkerStartError(InvocationError):
+    """A worker process could not be started (fork failed, or it died before it was ready)."""

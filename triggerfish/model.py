@@ -3,13 +3,16 @@
 `triggerfish.App`'s decorators build these; everything downstream (the
 runtime, the gateway, the bus, the schedulers) reads them. They are plain
 frozen data so they can be compared between versions ("did this function
-change?") and sent between processes.
+change?") and sent between processes. The checks on settings live here
+too, so the decorators, triggerfish.toml and command-line overrides agree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import difflib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 # Settings every decorator accepts, with Lambda's defaults where Lambda has one.
@@ -35,6 +38,8 @@ class Destination:
 
 @dataclass(frozen=True, slots=True)
 class FunctionSettings:
+    """How a function runs: its limits, retries and destinations. Build or change one with `apply_settings`."""
+
     memory_mb: int = DEFAULT_MEMORY_MB
     #: Seconds an invocation may run before its worker's process group is killed.
     timeout: float = DEFAULT_TIMEOUT
@@ -127,3 +132,133 @@ class FunctionSpec:
     ref: str
     settings: FunctionSettings
     triggers: tuple[Trigger, ...] = ()
+
+
+# --- validating settings ---------------------------------------------------------------------
+# The decorators, triggerfish.toml and command-line overrides all go through these, so a value
+# means the same and is checked the same wherever it is written. They raise ValueError with the
+# reason only; the caller adds where the value was written (a function, a file and table).
+
+MEMORY_MB_RANGE = (128, 10240)
+MAX_TIMEOUT = 900.0
+MAX_CONCURRENCY = 10_000
+MAX_RETRIES = 185
+MAX_EVENT_AGE_RANGE = (60.0, 21600.0)
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,254}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Variables the runtime sets for every worker; a function may not replace them.
+_RESERVED_ENV = frozenset(
+    {"_HANDLER", "_X_AMZN_TRACE_ID", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EXECUTION_ENV"}
+    | {"LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"}
+)
+_RESERVED_ENV_PREFIXES = ("AWS_LAMBDA_", "TRIGGERFISH_")
+_DESTINATION_KINDS: tuple[DestinationKind, ...] = ("function", "queue", "topic", "bus")
+
+
+def check_resource_name(kind: str, name: object) -> str:
+    """A bus, queue, topic, bucket or table name: the store's naming rule."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid {kind} name {name!r}: use 1 to 255 characters from letters, digits and . _ : / @ -,"
+            " starting with a letter or digit"
+        )
+    return name
+
+
+def parse_destination(value: object) -> Destination:
+    """`"queue:orders-failed"` -> Destination("queue", "orders-failed"); a Destination is returned as is."""
+    if isinstance(value, Destination):
+        return value
+    kinds = ", ".join(f'"{kind}:NAME"' for kind in _DESTINATION_KINDS)
+    if not isinstance(value, str) or ":" not in value:
+        raise ValueError(f"a destination is written {kinds}, not {value!r}")
+    kind, _, name = value.partition(":")
+    if kind not in _DESTINATION_KINDS:
+        raise ValueError(f"unknown destination kind {kind!r} in {value!r}; write {kinds}")
+    check_resource_name(kind, name)
+    return Destination(kind, name)
+
+
+def _whole(name: str, value: object, low: int, high: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise ValueError(f"{name} must be {bounds}, not {value}")
+    return value
+
+
+def _seconds(name: str, value: object, low: float, high: float, *, low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise ValueError(f"{name} must be a number of seconds, not {value!r}")
+    if value < low or (low_open and value == low) or value > high:
+        bounds = f"more than {low:g} and at most {high:g}" if low_open else f"from {low:g} to {high:g}"
+        raise ValueError(f"{name} must be {bounds} seconds, not {value!r}")
+    return float(value)
+
+
+def _env(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"env must be a table of names to strings, not {value!r}")
+    env: dict[str, str] = {}
+    for name, text in value.items():
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"env: {name!r} is not a valid variable name (letters, digits and _, not first a digit)")
+        if name in _RESERVED_ENV or name.startswith(_RESERVED_ENV_PREFIXES):
+            raise ValueError(f"env: {name} is set by the runtime and cannot be replaced; choose another name")
+        if not isinstance(text, str):
+            raise ValueError(f"env: the value of {name} must be a string, not {text!r}; quote it")
+        if "\x00" in text:
+            raise ValueError(f"env: the value of {name} contains a NUL character, which no environment can hold")
+        env[name] = text
+    return env
+
+
+def check_setting(name: str, value: object) -> Any:
+    """Validate one setting and return it normalised (seconds as float, destinations parsed, env copied).
+
+    Raises ValueError with the reason; an unknown name gets the closest valid one.
+    """
+    if name == "memory_mb":
+        return _whole(name, value, *MEMORY_MB_RANGE)
+    if name == "timeout":
+        return _seconds(name, value, 0.0, MAX_TIMEOUT, low_open=True)
+    if name == "concurrency":
+        return _whole(name, value, 1, MAX_CONCURRENCY)
+    if name == "min_warm":
+        return _whole(name, value, 0, MAX_CONCURRENCY)
+    if name == "retries":
+        return _whole(name, value, 0, MAX_RETRIES)
+    if name == "max_event_age":
+        return _seconds(name, value, *MAX_EVENT_AGE_RANGE)
+    if name in ("on_success", "on_failure", "dead_letter"):
+        return None if value is None else parse_destination(value)
+    if name == "env":
+        return _env(value)
+    raise ValueError(unknown_name_message("setting", name, SETTING_NAMES))
+
+
+def unknown_name_message(what: str, name: str, valid: Iterable[str]) -> str:
+    """`unknown setting 'memory' (did you mean 'memory_mb'?)`, listing the valid names when nothing is close."""
+    choices = sorted(valid)
+    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(choices)}"
+    return f"unknown {what} {name!r} ({hint})"
+
+
+def apply_settings(base: FunctionSettings, changes: Mapping[str, Any]) -> FunctionSettings:
+    """`base` with `changes` applied (each validated; env merged key by key), then checked as a whole."""
+    values: dict[str, Any] = {}
+    for name, value in changes.items():
+        checked = check_setting(name, value)
+        if name == "env":
+            checked = {**values.get("env", base.env), **checked}
+        values[name] = checked
+    settings = replace(base, **values) if values else base
+    if settings.min_warm > settings.concurrency:
+        raise ValueError(
+            f"min_warm ({settings.min_warm}) cannot exceed concurrency ({settings.concurrency}); "
+            "lower min_warm or raise concurrency"
+        )
+    return settings

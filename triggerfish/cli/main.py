@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from triggerfish import __version__
+from triggerfish.cli.check import check
 from triggerfish.cli.events import events
 
 
@@ -15,6 +16,7 @@ def cli() -> None:
 
 
 cli.add_command(events)
+cli.add_command(check)
 
 
 def main() -> None:

@@ -55,9 +55,18 @@ def check_name(kind: str, name: str) -> str:
 
 
 def check_key(key: str) -> str:
-    if not isinstance(key, str) or not key or len(key) > _MAX_KEY_CHARS or "\x00" in key:
-        raise InvalidNameError(f"invalid key {key!r}: use 1 to {_MAX_KEY_CHARS} characters, no NUL")
+    if not isinstance(key, str) or not key or len(key) > _MAX_KEY_CHARS or "\x00" in key or not _encodable(key):
+        raise InvalidNameError(f"invalid key {key!r}: use 1 to {_MAX_KEY_CHARS} characters, no NUL or lone surrogate")
     return key
+
+
+def _encodable(text: str) -> bool:
+    # A lone surrogate cannot be written as UTF-8, so no durable store could keep it.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_body(what: str, body: bytes, limit: int) -> bytes:
@@ -67,6 +76,21 @@ def check_body(what: str, body: bytes, limit: int) -> bytes:
     if len(body) > limit:
         raise InvalidInputError(f"{what} is {len(body)} bytes, over the store's limit of {limit} bytes")
     return body
+
+
+def check_count(what: str, value: int, *, minimum: int = 0) -> int:
+    # The ceiling is SQLite's integer range: a store must be able to compare with what it was given.
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value < 2**63:
+        raise InvalidInputError(f"{what} must be a whole number from {minimum} to 2**63 - 1, not {value!r}")
+    return value
+
+
+def check_time(what: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise InvalidInputError(f"{what} must be a time in seconds since the epoch, or None, not {value!r}")
+    return float(value)
 
 
 def check_seconds(what: str, value: float, *, allow_zero: bool = True, maximum: float = 12 * 3600 * 24) -> float:
@@ -106,6 +130,8 @@ class EventLog(abc.ABC):
     async def append_many(self, stream: str, items: Sequence[bytes]) -> list[LogRecord]:
         """Append records in order, all or none; returns once they are durable."""
         check_name("stream", stream)
+        if isinstance(items, (bytes, bytearray, memoryview, str)):
+            raise InvalidInputError("append_many takes a list of bytes records; use append() for one record")
         bodies = [check_body("log record", item, self.max_record_bytes) for item in items]
         if not bodies:
             return []
@@ -128,8 +154,9 @@ class EventLog(abc.ABC):
         With `wait`, an empty read waits up to that many seconds for a new record.
         """
         check_name("stream", stream)
-        if limit < 1:
-            raise InvalidInputError(f"limit must be at least 1, not {limit}")
+        check_count("after", after)
+        check_count("limit", limit, minimum=1)
+        since, until = check_time("since", since), check_time("until", until)
         check_seconds("wait", wait)
         deadline = time.monotonic() + wait
         while True:
@@ -151,8 +178,8 @@ class EventLog(abc.ABC):
         """
         check_name("stream", stream)
         before = None if max_age is None else self.clock() - check_seconds("max_age", max_age, maximum=1e10)
-        if max_bytes is not None and max_bytes < 0:
-            raise InvalidInputError(f"max_bytes must be at least 0, not {max_bytes}")
+        if max_bytes is not None:
+            check_count("max_bytes", max_bytes)
         return await self._trim(stream, before, max_bytes)
 
     async def streams(self) -> list[str]:
@@ -263,6 +290,8 @@ class Queues(abc.ABC):
 
     async def configure(self, queue: str, config: QueueConfig) -> None:
         check_name("queue", queue)
+        if not isinstance(config, QueueConfig):
+            raise InvalidInputError(f"configure takes a QueueConfig, not {type(config).__name__}")
         if config.dead_letter == queue:
             raise InvalidInputError(f"queue {queue!r} cannot be its own dead-letter queue")
         await self._configure(queue, config)
@@ -327,6 +356,7 @@ class Queues(abc.ABC):
 
     async def ack_many(self, queue: str, receipts: Sequence[str]) -> list[bool]:
         check_name("queue", queue)
+        receipts = [_check_receipt(r) for r in receipts]
         if not receipts:
             return []
         return await self._ack(queue, list(receipts), self.clock())
@@ -334,8 +364,8 @@ class Queues(abc.ABC):
     async def release(self, queue: str, receipt: str, *, delay: float = 0.0) -> bool:
         """End a lease early; the message becomes visible again after `delay` seconds."""
         check_name("queue", queue)
-        check_seconds("delay", delay)
-        released = await self._release(queue, receipt, delay, self.clock())
+        check_seconds("delay", delay, maximum=15 * 60)
+        released = await self._release(queue, _check_receipt(receipt), delay, self.clock())
         if released:
             self._sent.notify(queue)
         return released
@@ -344,7 +374,7 @@ class Queues(abc.ABC):
         """Make a lease end `visibility_timeout` seconds from now. False when it already ended."""
         check_name("queue", queue)
         check_seconds("visibility_timeout", visibility_timeout, allow_zero=False)
-        return await self._extend(queue, receipt, visibility_timeout, self.clock())
+        return await self._extend(queue, _check_receipt(receipt), visibility_timeout, self.clock())
 
     async def purge(self, queue: str) -> int:
         """Delete every message of the queue, leased or not. Returns how many."""
@@ -357,16 +387,22 @@ class Queues(abc.ABC):
         return sorted(await self._queues())
 
     def _check_outgoing(self, message: OutgoingMessage) -> OutgoingMessage:
+        if not isinstance(message, OutgoingMessage):
+            raise InvalidInputError(f"send_many takes OutgoingMessage items, not {type(message).__name__}")
         body = check_body("message body", message.body, self.max_record_bytes)
         check_seconds("delay", message.delay, maximum=15 * 60)
         if message.dedup_id is not None:
             check_key(message.dedup_id)
         if message.group is not None:
             check_key(message.group)
+        if not isinstance(message.attributes, Mapping):
+            raise InvalidInputError(f"message attributes must be a mapping, not {type(message.attributes).__name__}")
         attributes = dict(message.attributes)
         for name, value in attributes.items():
-            if not isinstance(name, str) or not isinstance(value, str):
-                raise InvalidInputError(f"message attribute {name!r} must map a string to a string")
+            if not isinstance(name, str) or not isinstance(value, str) or not _encodable(name + value):
+                raise InvalidInputError(
+                    f"message attribute {name!r} must map a string to a string (UTF-8, no lone surrogates)"
+                )
         return OutgoingMessage(body, float(message.delay), message.dedup_id, message.group, attributes)
 
     @abc.abstractmethod
@@ -400,6 +436,13 @@ class Queues(abc.ABC):
 
     @abc.abstractmethod
     async def _queues(self) -> list[str]: ...
+
+
+def _check_receipt(receipt: str) -> str:
+    if not isinstance(receipt, str):
+        raise InvalidInputError(f"a receipt is the string Message.receipt, not {type(receipt).__name__}")
+    # No store ever hands out a receipt that is not valid UTF-8; refuse it like any unknown receipt.
+    return receipt if _encodable(receipt) else ""
 
 
 # --- key-value records -----------------------------------------------------------------------
@@ -450,21 +493,22 @@ class KeyValue(abc.ABC):
         value = check_body("value", value, self.max_record_bytes)
         if ttl is not None:
             check_seconds("ttl", ttl, allow_zero=False, maximum=1e10)
-        if if_version is not None and (isinstance(if_version, bool) or not isinstance(if_version, int)):
-            raise InvalidInputError(f"if_version must be a whole number or None, not {if_version!r}")
+        _check_version(if_version)
         now = self.clock()
         expires_at = None if ttl is None else now + ttl
         return await self._put(namespace, key, value, expires_at, if_version, now)
 
     async def delete(self, namespace: str, key: str, *, if_version: int | None = None) -> bool:
         """Delete a live record; False when there was none or `if_version` did not hold."""
+        _check_version(if_version)
         return await self._delete(check_name("namespace", namespace), check_key(key), if_version, self.clock())
 
     async def scan(self, namespace: str, *, prefix: str = "", limit: int = 1000) -> list[KVRecord]:
         """Live records whose key starts with `prefix`, in key order."""
         check_name("namespace", namespace)
-        if limit < 1:
-            raise InvalidInputError(f"limit must be at least 1, not {limit}")
+        if not isinstance(prefix, str) or not _encodable(prefix):
+            raise InvalidInputError(f"prefix must be a string (UTF-8, no lone surrogates), not {prefix!r}")
+        check_count("limit", limit, minimum=1)
         return await self._scan(namespace, prefix, limit, self.clock())
 
     @abc.abstractmethod
@@ -486,6 +530,11 @@ class KeyValue(abc.ABC):
 
     @abc.abstractmethod
     async def _scan(self, namespace: str, prefix: str, limit: int, now: float) -> list[KVRecord]: ...
+
+
+def _check_version(if_version: int | None) -> None:
+    if if_version is not None and (isinstance(if_version, bool) or not isinstance(if_version, int) or if_version < 0):
+        raise InvalidInputError(f"if_version must be a version number, ABSENT (0) or None, not {if_version!r}")
 
 
 # --- the bundle ------------------------------------------------------------------------------
@@ -551,5 +600,8 @@ class _Notifier:
 
 
 async def _wait_any(event: asyncio.Event, seconds: float) -> None:
+    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+    # arrives together with the wake-up, and a dispatcher waiting here would never stop.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()

@@ -1,0 +1,104 @@
+"""Every fault a handler can commit, one function each, with short limits so the tests stay fast."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from triggerfish.app import App
+
+app = App("faults")
+
+
+@app.function(timeout=1.0, memory_mb=128)
+def ok(event: Any) -> Any:
+    return {"ok": event, "pid": os.getpid()}
+
+
+@app.function(timeout=1.0, memory_mb=128)
+def raises(event: Any) -> Any:
+    raise ValueError(f"bad event {event!r}")
+
+
+@app.function(timeout=1.0, memory_mb=128)
+def unserialisable(event: Any) -> Any:
+    return {"when": object()}
+
+
+@app.function(timeout=1.0, memory_mb=128)
+def loops(event: Any) -> Any:
+    if event == "quick":
+        return "quick"
+    while True:
+        pass
+
+
+@app.function(timeout=1.0, memory_mb=128)
+def hog(event: Any) -> Any:
+    if event == "small":
+        return len(bytearray(10 * 1024 * 1024))
+    chunks = []
+    while True:
+        chunks.append(bytearray(16 * 1024 * 1024))
+
+
+@app.function(timeout=1.0, memory_mb=128)
+def exits(event: Any) -> Any:
+    if event == "stay":
+        return "stayed"
+    sys.stdout.flush()
+    os._exit(3)
+
+
+@app.function(timeout=1.0, memory_mb=128)
+def segfaults(event: Any) -> Any:
+    if event == "stay":
+        return "stayed"
+    ctypes.string_at(0)
+    return "unreachable"
+
+
+@app.function(timeout=5.0)
+def prints(event: Any) -> Any:
+    line = "x" * 1023 + "\n"
+    for _ in range(int(event) * 1024):
+        sys.stdout.write(line)
+    return "printed"
+
+
+@app.function(timeout=1.0, memory_mb=128)
+def leaves_children(event: Any) -> Any:
+    child = subprocess.Popen(["sleep", "60"], start_new_session=False)
+    return child.pid
+
+
+@app.function(timeout=2.0)
+def forks(event: Any) -> Any:
+    started = failed = 0
+    errors = set()
+    children = []
+    for _ in range(int(event)):
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            failed += 1
+            errors.add(type(exc).__name__ + ": " + exc.strerror if exc.strerror else str(exc))
+            continue
+        if pid == 0:
+            time.sleep(0.2)
+            os._exit(0)
+        started += 1
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    return {"started": started, "failed": failed, "errors": sorted(errors)}
+
+
+@app.function(timeout=1.0, memory_mb=128)
+def sleeps(event: Any) -> Any:
+    time.sleep(float(event))
+    return "woke"

@@ -1,0 +1,145 @@
+"""The worker's serving loop over a real socket: requests, heartbeats, platform calls, cancel, and
+hostile frames (run here in a thread; the fork around it is covered by the other runtime tests)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from triggerfish.errors import ProtocolError
+from triggerfish.model import FunctionSettings, FunctionSpec
+from triggerfish.runtime import protocol as p
+from triggerfish.runtime.worker import Worker, worker_environment
+
+
+def handler(event: Any, context: Any) -> Any:
+    if event == "platform":
+        return context.call_platform("kv_get", {"key": "k"})
+    if event == "memory":
+        raise MemoryError
+    return {"echo": event, "remaining": context.get_remaining_time_in_millis() > 0}
+
+
+SPEC = FunctionSpec(
+    name="f", handler=handler, ref="tests:handler", settings=FunctionSettings(memory_mb=256, env={"A": "1"})
+)
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[socket.socket, list[BaseException]]]:
+    parent, child = socket.socketpair()
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            Worker(child, SPEC, app_name="app", version="3").serve()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            child.shutdown(socket.SHUT_RDWR)  # as the worker's exit would
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield parent, errors
+    parent.close()
+    thread.join(5)
+    child.close()
+    assert not thread.is_alive()
+
+
+def call(sock: socket.socket, event: Any) -> p.Message | None:
+    p.send_frame(sock, p.Request(id="r1", event=event, deadline=time.time() + 5))
+    return p.recv_frame(sock)
+
+
+def test_a_request_gets_its_result(served: tuple[socket.socket, list[BaseException]]) -> None:
+    sock, _ = served
+    result = call(sock, {"x": 1})
+    assert isinstance(result, p.Result)
+    assert result.ok
+    assert result.id == "r1"
+    assert result.result == {"echo": {"x": 1}, "remaining": True}
+    assert result.started <= result.ended
+
+
+def test_a_platform_call_waits_for_the_parents_answer(served: tuple[socket.socket, list[BaseException]]) -> None:
+    sock, _ = served
+    p.send_frame(sock, p.Request(id="r2", event="platform", deadline=time.time() + 5))
+    asked = p.recv_frame(sock)
+    assert asked == p.PlatformCallFrame(op="kv_get", args={"key": "k"})
+    p.send_frame(sock, p.PlatformAnswer(ok=True, value={"v": 42}))
+    result = p.recv_frame(sock)
+    assert isinstance(result, p.Result)
+    assert result.result == {"v": 42}
+    # A refused call raises inside the handler, with the platform's reason.
+    p.send_frame(sock, p.Request(id="r3", event="platform", deadline=time.time() + 5))
+    p.recv_frame(sock)
+    p.send_frame(sock, p.PlatformAnswer(ok=False, error="KeyError: 'k'"))
+    failed = p.recv_frame(sock)
+    assert isinstance(failed, p.Result)
+    assert not failed.ok
+    assert failed.error is not None
+    assert "KeyError: 'k'" in failed.error["errorMessage"]
+
+
+def test_memory_error_becomes_out_of_memory_and_retires_the_worker(
+    served: tuple[socket.socket, list[BaseException]],
+) -> None:
+    sock, _ = served
+    result = call(sock, "memory")
+    assert isinstance(result, p.Result)
+    assert result.error is not None
+    assert result.error["errorType"] == "Runtime.OutOfMemory"
+    assert "256 MB" in result.error["errorMessage"]
+    assert result.retire
+
+
+def test_heartbeat_is_answered_and_cancel_ends_the_loop(served: tuple[socket.socket, list[BaseException]]) -> None:
+    sock, errors = served
+    p.send_frame(sock, p.Heartbeat(pid=0))
+    answer = p.recv_frame(sock)
+    assert isinstance(answer, p.Heartbeat)
+    assert answer.pid > 0
+    p.send_frame(sock, p.Cancel(reason="idle"))
+    assert p.recv_frame(sock) is None  # the loop ended: the worker exits
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        p.frame(b"{garbage"),
+        p.frame(orjson.dumps({"t": "exec", "cmd": "rm -rf /"})),
+        p.encode(p.Exited(pid=1, status=0)),
+        (p.MAX_FRAME + 1).to_bytes(4, "big"),
+    ],
+    ids=["not-json", "unknown-type", "wrong-direction", "oversized"],
+)
+def test_a_hostile_frame_stops_the_worker_with_a_protocol_error(
+    served: tuple[socket.socket, list[BaseException]], frame: bytes
+) -> None:
+    sock, errors = served
+    sock.sendall(frame)
+    assert p.recv_frame(sock) is None
+    assert len(errors) == 1
+    assert isinstance(errors[0], ProtocolError)
+
+
+def test_the_environment_is_the_minimal_set_plus_the_declared_one() -> None:
+    env = worker_environment(SPEC, app_name="app", version="3", cwd="/w/functions/f")
+    assert env["A"] == "1"
+    assert env["HOME"] == "/w/functions/f"
+    assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "3"
+    assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+    assert env["_HANDLER"] == "tests:handler"
+    assert set(env) == {
+        *("PATH", "LANG", "TZ", "HOME", "A", "_HANDLER", "AWS_REGION", "AWS_DEFAULT_REGION"),
+        *("AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+        *("TRIGGERFISH_APP", "TRIGGERFISH_FUNCTION", "TRIGGERFISH_VERSION"),
+    }

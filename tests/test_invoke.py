@@ -1,0 +1,219 @@
+"""The sync path and the enqueueing half of the async path, on the memory and SQLite stores."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from triggerfish.app import App
+from triggerfish.errors import (
+    DeclarationError,
+    FunctionNotFoundError,
+    HandlerError,
+    InvalidInputError,
+    NonRetryable,
+    ThrottledError,
+)
+from triggerfish.runtime.inprocess import InProcessRunner
+from triggerfish.runtime.invoke import Invoker
+from triggerfish.store import Store, open_store
+
+app = App("shop")
+gate = threading.Event()
+
+
+@app.function
+def quote(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    print("quoting", event["items"])
+    return {"total": event["items"] * 10}
+
+
+@app.function
+def broken(event: Any) -> None:
+    raise KeyError("sku")
+
+
+@app.function
+def refuses(event: Any) -> None:
+    raise NonRetryable("bad order")
+
+
+@app.function(concurrency=1, memory_mb=1024, timeout=5)
+def slow(event: Any) -> str:
+    gate.wait(5)
+    return "done"
+
+
+@app.function(timeout=0.2)
+def sleepy(event: Any) -> None:
+    threading.Event().wait(1.0)
+
+
+def _deep(levels: int) -> Any:
+    event: Any = 1
+    for _ in range(levels):
+        event = [event]
+    return event
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/s.db"
+    store = await open_store(url)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def invoker(store: Store) -> Invoker:
+    return Invoker(InProcessRunner(app.functions), store)
+
+
+async def test_invoke_returns_the_result_and_records_the_invocation(invoker: Invoker) -> None:
+    assert await invoker.invoke("quote", {"items": 3}, request_id="req-1") == {"total": 30}
+    record = await invoker.records.get("req-1")
+    assert record is not None
+    assert (record.function, record.status, record.trigger, record.attempt) == ("quote", "succeeded", "direct", 1)
+    assert "quoting 3" in record.output
+    assert record.billed_duration_ms >= 1
+    assert record.gb_seconds == pytest.approx(record.billed_duration_ms / 1000 * 128 / 1024)
+    assert record.cold_start is True
+
+
+async def test_a_failing_handler_raises_handler_error_with_the_lambda_error(invoker: Invoker) -> None:
+    with pytest.raises(HandlerError) as caught:
+        await invoker.invoke("broken", {}, request_id="req-2")
+    assert caught.value.error["errorType"] == "KeyError"
+    assert "sku" in str(caught.value.error["errorMessage"])
+    assert caught.value.error["stackTrace"]
+    record = await invoker.records.get("req-2")
+    assert record is not None
+    assert record.status == "failed"
+    assert record.error is not None
+    assert record.error["errorType"] == "KeyError"
+
+
+async def test_a_timeout_is_recorded_as_timed_out(invoker: Invoker) -> None:
+    with pytest.raises(HandlerError):
+        await invoker.invoke("sleepy", {}, request_id="req-t")
+    record = await invoker.records.get("req-t")
+    assert record is not None
+    assert record.status == "timed_out"
+
+
+async def test_non_retryable_still_fails_a_sync_call(invoker: Invoker) -> None:
+    with pytest.raises(HandlerError, match="bad order"):
+        await invoker.invoke("refuses", {})
+
+
+async def test_unknown_function_names_the_declared_ones(invoker: Invoker) -> None:
+    with pytest.raises(FunctionNotFoundError, match=r"quot'.*broken, quote, refuses, sleepy, slow"):
+        await invoker.invoke("quot", {})
+    with pytest.raises(FunctionNotFoundError):
+        await invoker.invoke_async("quot", {})
+
+
+async def test_at_the_concurrency_limit_the_caller_waits_then_is_throttled(invoker: Invoker) -> None:
+    gate.clear()
+    first = asyncio.create_task(invoker.invoke("slow", {}))
+    await asyncio.sleep(0.05)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ThrottledError) as caught:
+        await invoker.invoke("slow", {}, wait=0.2, request_id="req-throttled")
+    assert asyncio.get_running_loop().time() - started >= 0.19
+    assert caught.value.function == "slow"
+    gate.set()
+    assert await first == "done"
+    record = await invoker.records.get("req-throttled")
+    assert record is not None
+    assert record.status == "throttled"
+    assert record.billed_duration_ms == 0
+
+
+async def test_invoke_async_stores_the_invocation_durably_before_returning(invoker: Invoker, store: Store) -> None:
+    request_id = await invoker.invoke_async(
+        "quote", {"items": 1}, traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01", hop_count=3
+    )
+    [message] = await store.queues.receive("fn.quote")
+    body = orjson.loads(message.body)
+    assert body["request_id"] == request_id
+    assert body["event"] == {"items": 1}
+    assert (body["trigger"], body["hop_count"], body["attempts"]) == ("async", 3, [])
+    assert body["traceparent"].startswith("00-aaaa")
+
+
+@pytest.mark.parametrize(
+    "event",
+    [object(), {"when": {1, 2}}, {"bytes": b"\x00"}, float("nan"), [1.0, float("-inf")], {1: "key"}, _deep(10_000)],
+    ids=["object", "set", "bytes", "nan", "inf", "int-key", "deeply-nested"],
+)
+async def test_a_non_json_event_is_refused_and_nothing_is_queued(invoker: Invoker, store: Store, event: Any) -> None:
+    with pytest.raises(InvalidInputError, match="invoke_async\\('quote'\\): the event must be a JSON value"):
+        await invoker.invoke_async("quote", event)
+    assert (await store.queues.stats("fn.quote")).depth == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"hop_count": -1}, "hop_count"),
+        ({"hop_count": True}, "hop_count"),
+        ({"trigger": ""}, "trigger"),
+        ({"trigger": 5}, "trigger"),
+    ],
+)
+async def test_bad_arguments_are_refused(invoker: Invoker, kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        await invoker.invoke("quote", {"items": 1}, **kwargs)
+    with pytest.raises(InvalidInputError, match=match):
+        await invoker.invoke_async("quote", {"items": 1}, **kwargs)
+
+
+@pytest.mark.parametrize("delay", [-1, float("nan"), "1", 901, True])
+async def test_a_bad_delay_is_refused_and_nothing_is_queued(invoker: Invoker, store: Store, delay: Any) -> None:
+    with pytest.raises(InvalidInputError, match="delay"):
+        await invoker.invoke_async("quote", {"items": 1}, delay=delay)
+    assert (await store.queues.stats("fn.quote")).depth == 0
+
+
+async def test_an_oversized_event_is_refused_without_failing_other_callers(invoker: Invoker, store: Store) -> None:
+    big = {"blob": "x" * (store.queues.max_record_bytes + 1)}
+    results = await asyncio.gather(
+        invoker.invoke_async("quote", {"items": 1}),
+        invoker.invoke_async("quote", big),
+        invoker.invoke_async("quote", {"items": 2}),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], InvalidInputError)
+    assert "over the store's limit" in str(results[1])
+    assert all(isinstance(r, str) for r in (results[0], results[2]))
+    assert (await store.queues.stats("fn.quote")).depth == 2
+
+
+@pytest.mark.parametrize("wait", [-1, float("nan"), "1", 10_000])
+async def test_a_bad_wait_is_refused(invoker: Invoker, wait: Any) -> None:
+    with pytest.raises(InvalidInputError, match="wait"):
+        await invoker.invoke("quote", {"items": 1}, wait=wait)
+
+
+async def test_a_destination_naming_no_function_is_a_declaration_error(store: Store) -> None:
+    bad = App("bad")
+
+    @bad.function(on_failure="function:nowhere")
+    def work(event: Any) -> None:
+        return None
+
+    with pytest.raises(DeclarationError, match="'work': on_failure=function:nowhere names no declared function"):
+        Invoker(InProcessRunner(bad.functions), store)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [({"lease_margin": 0}, "lease_margin"), ({"batch_size": 0}, "batch")])
+def test_invalid_invoker_settings_are_refused(store: Store, kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        Invoker(InProcessRunner(app.functions), store, **kwargs)

@@ -1,0 +1,247 @@
+"""RuleSet: many patterns at once, through an index, agreeing with Pattern.matches rule by rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from triggerfish.errors import InvalidPatternError
+from triggerfish.events.patterns import compile_pattern
+from triggerfish.events.ruleset import RuleSet
+
+# --- a small vocabulary, so random patterns and events meet often ---------------------------------
+
+TOP = ["source", "type", "detail-type", "data", "detail", "subject"]
+INNER = ["a", "b", "c"]
+TEXTS = ["", "a", "ab", "abc", "b", "ba", "A", "AB", "10.0.0.7", "2001:db8::1", "a*b"]
+NUMBERS = [-1, 0, 0.5, 1, 2, 10, 300, 300.0, 3e2, 5e9]
+LEAVES = st.sampled_from([*TEXTS, *NUMBERS, True, False, None])
+
+conditions = st.one_of(
+    LEAVES,
+    st.builds(lambda t: {"prefix": t}, st.sampled_from(TEXTS)),
+    st.builds(lambda t: {"suffix": t}, st.sampled_from(TEXTS)),
+    st.builds(lambda t: {"prefix": {"equals-ignore-case": t}}, st.sampled_from(TEXTS)),
+    st.builds(lambda t: {"suffix": {"equals-ignore-case": t}}, st.sampled_from(TEXTS)),
+    st.builds(lambda t: {"equals-ignore-case": t}, st.sampled_from(TEXTS)),
+    st.builds(lambda t: {"wildcard": t}, st.sampled_from(["a*", "*b", "a*b", "*", "*a*", "ab", "\\**"])),
+    st.builds(lambda v: {"anything-but": v}, st.sampled_from([*TEXTS[:5], 0, 1, ["a", 1], ["b", "ab"]])),
+    st.builds(lambda t: {"anything-but": {"prefix": t}}, st.sampled_from(["a", "b"])),
+    st.builds(lambda t: {"anything-but": {"suffix": t}}, st.sampled_from(["a", "b"])),
+    st.builds(lambda t: {"anything-but": {"equals-ignore-case": t}}, st.sampled_from(["a", ["ab", "B"]])),
+    st.builds(lambda t: {"anything-but": {"wildcard": t}}, st.sampled_from(["a*", ["*b", "x"]])),
+    st.builds(lambda op, v: {"numeric": [op, v]}, st.sampled_from(["<", "<=", "=", ">", ">="]), st.sampled_from(NUMBERS)),
+    st.builds(
+        lambda lo, hi, a, b: {"numeric": [a, min(lo, hi), b, max(lo, hi) + 1]},
+        st.sampled_from(NUMBERS[:-1]),
+        st.sampled_from(NUMBERS[:-1]),
+        st.sampled_from([">", ">="]),
+        st.sampled_from(["<", "<="]),
+    ),
+    st.builds(lambda e: {"exists": e}, st.booleans()),
+    st.builds(lambda c: {"cidr": c}, st.sampled_from(["10.0.0.0/24", "2001:db8::/32"])),
+)
+value_arrays = st.lists(conditions, min_size=1, max_size=3)
+
+
+def _objects(names: list[str], depth: int, *, with_or: bool) -> st.SearchStrategy[dict[str, Any]]:
+    # $or at one level per pattern: several nested ones multiply past the engine's cap on combinations.
+    inner: st.SearchStrategy[Any] = value_arrays
+    if depth > 0:
+        inner = st.one_of(value_arrays, _objects(INNER, depth - 1, with_or=False))
+    plain = st.dictionaries(st.sampled_from(names), inner, min_size=1, max_size=3)
+    if not with_or:
+        return plain
+    or_pattern = st.builds(
+        lambda base, alts: {**base, "$or": alts},
+        plain,
+        st.lists(st.dictionaries(st.sampled_from(names), inner, min_size=1, max_size=2), min_size=2, max_size=3),
+    )
+    return st.one_of(plain, plain, or_pattern)
+
+
+patterns = st.one_of(
+    _objects(TOP, 2, with_or=True),
+    st.builds(lambda top, inner: {top: inner}, st.sampled_from(["data", "detail"]), _objects(INNER, 1, with_or=True)),
+)
+
+event_values = st.recursive(
+    LEAVES,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(st.sampled_from(INNER), children, max_size=3),
+    ),
+    max_leaves=8,
+)
+events = st.dictionaries(st.sampled_from(TOP), event_values, max_size=5)
+
+
+@pytest.mark.slow
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(patterns, min_size=1, max_size=8), st.lists(events, min_size=1, max_size=6))
+def test_ruleset_agrees_with_matching_each_pattern(rules: list[dict[str, Any]], sample: list[dict[str, Any]]) -> None:
+    ruleset = RuleSet()
+    compiled = []
+    for i, pattern in enumerate(rules):
+        ruleset.add(f"r{i}", pattern)
+        compiled.append((f"r{i}", compile_pattern(pattern)))
+    for event in sample:
+        expected = [rule_id for rule_id, pattern in compiled if pattern.matches(event)]
+        assert ruleset.matches(event) == expected
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(patterns, min_size=2, max_size=10), st.lists(events, min_size=1, max_size=5), st.data())
+def test_removing_and_replacing_rules_keeps_the_index_exact(
+    rules: list[dict[str, Any]], sample: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    ruleset = RuleSet()
+    live: dict[str, Any] = {}
+    for i, pattern in enumerate(rules):
+        ruleset.add(f"r{i}", pattern)
+        live[f"r{i}"] = compile_pattern(pattern)
+    for rule_id in data.draw(st.lists(st.sampled_from(sorted(live)), unique=True, max_size=len(live))):
+        if data.draw(st.booleans()):
+            assert ruleset.remove(rule_id)
+            del live[rule_id]
+        else:
+            replacement = data.draw(patterns)
+            ruleset.add(rule_id, replacement)
+            live[rule_id] = compile_pattern(replacement)
+    order = [r for r in (f"r{i}" for i in range(len(rules))) if r in live]
+    assert list(ruleset) == order
+    for event in sample:
+        assert ruleset.matches(event) == [r for r in order if live[r].matches(event)]
+
+
+# --- behaviour a user relies on ---------------------------------------------------------------------
+
+
+def test_matches_are_in_the_order_rules_were_added() -> None:
+    rules = RuleSet()
+    rules.add("z", {"source": ["shop"]})
+    rules.add("a", {"data": {"total": [{"numeric": [">", 10]}]}})
+    rules.add("m", {"type": [{"prefix": "order."}]})
+    event = {"source": "shop", "type": "order.placed", "data": {"total": 20}}
+    assert rules.matches(event) == ["z", "a", "m"]
+    assert rules.matches({"source": "shop"}) == ["z"]
+    assert rules.matches({}) == []
+
+
+def test_replacing_keeps_the_place_and_changes_the_pattern() -> None:
+    rules = RuleSet()
+    rules.add("first", {"source": ["a"]})
+    rules.add("second", {"source": ["a"]})
+    rules.add("first", {"source": ["a", "b"]})
+    assert rules.matches({"source": "a"}) == ["first", "second"]
+    assert rules.matches({"source": "b"}) == ["first"]
+    assert len(rules) == 2
+    assert rules.pattern("first").source == {"source": ["a", "b"]}
+
+
+def test_remove_len_and_contains() -> None:
+    rules = RuleSet()
+    assert len(rules) == 0
+    assert "x" not in rules
+    rules.add("x", '{"source": ["a"]}')
+    rules.add("y", compile_pattern({"source": [{"anything-but": "a"}]}))
+    assert "x" in rules
+    assert len(rules) == 2
+    assert rules.remove("x")
+    assert not rules.remove("x")
+    assert "x" not in rules
+    assert rules.matches({"source": "a"}) == []
+    assert rules.matches({"source": "b"}) == ["y"]
+    assert rules.matches('{"source": "b"}') == ["y"]
+
+
+def test_a_rule_with_several_matching_alternatives_is_listed_once() -> None:
+    rules = RuleSet()
+    rules.add("r", {"$or": [{"source": ["a"]}, {"type": ["t"]}], "data": {"tags": ["x", "y"]}})
+    assert rules.matches({"source": "a", "type": "t", "data": {"tags": ["x", "y"]}}) == ["r"]
+
+
+def test_bad_rule_ids_are_refused() -> None:
+    with pytest.raises(TypeError, match="non-empty string"):
+        RuleSet().add("", {"source": ["a"]})
+    with pytest.raises(InvalidPatternError):
+        RuleSet().add("r", {"source": "a"})
+
+
+def test_many_rules_each_find_their_events() -> None:
+    rules = RuleSet()
+    for i in range(3000):
+        kind = i % 6
+        if kind == 0:
+            rules.add(f"r{i}", {"type": [f"t{i}"]})
+        elif kind == 1:
+            rules.add(f"r{i}", {"data": {"sku": [{"prefix": f"p{i}-"}]}})
+        elif kind == 2:
+            rules.add(f"r{i}", {"data": {"amount": [{"numeric": [">=", i, "<", i + 1]}]}})
+        elif kind == 3:
+            rules.add(f"r{i}", {"data": {"file": [{"suffix": f".x{i}"}]}})
+        elif kind == 4:
+            rules.add(f"r{i}", {"subject": [{"equals-ignore-case": f"S{i}"}]})
+        else:
+            rules.add(f"r{i}", {"data": {"path": [{"wildcard": f"w{i}/*/end"}]}})
+    assert rules.matches({"type": "t600"}) == ["r600"]
+    assert rules.matches({"data": {"sku": "p601-blue"}}) == ["r601"]
+    assert rules.matches({"data": {"amount": 602.5}}) == ["r602"]
+    assert rules.matches({"data": {"file": "a.b.x603"}}) == ["r603"]
+    assert rules.matches({"subject": "s604"}) == ["r604"]
+    assert rules.matches({"data": {"path": "w605/deep/er/end"}}) == ["r605"]
+    assert rules.matches({"data": {"path": "w605/end"}}) == []
+    assert rules.matches({"type": "t601"}) == []
+
+
+def test_numeric_ranges_sharing_bounds() -> None:
+    rules = RuleSet()
+    rules.add("lt", {"n": [{"numeric": ["<", 10]}]})
+    rules.add("le", {"n": [{"numeric": ["<=", 10]}]})
+    rules.add("eq", {"n": [{"numeric": ["=", 10]}]})
+    rules.add("ge", {"n": [{"numeric": [">=", 10]}]})
+    rules.add("gt", {"n": [{"numeric": [">", 10]}]})
+    rules.add("band", {"n": [{"numeric": [">", 5, "<=", 10]}]})
+    assert rules.matches({"n": 10}) == ["le", "eq", "ge", "band"]
+    assert rules.matches({"n": 9.5}) == ["lt", "le", "band"]
+    assert rules.matches({"n": 10.5}) == ["ge", "gt"]
+    assert rules.matches({"n": 5}) == ["lt", "le"]
+    assert rules.matches({"n": "10"}) == []
+    assert rules.matches({"n": True}) == []
+    assert rules.matches({"n": float("nan")}) == []
+    rules.remove("band")
+    assert rules.matches({"n": 10}) == ["le", "eq", "ge"]
+
+
+def test_anchors_that_keep_misfiring_move_and_matching_stays_exact() -> None:
+    import random
+
+    from triggerfish.events._ruleset_index import walk
+
+    rng = random.Random(7)
+    tiers = ["gold", "silver"]
+    rules = RuleSet()
+    compiled = {}
+    for i in range(200):
+        # The tier field looks as selective as the type prefix to the index until events show otherwise.
+        pattern = {"type": [{"prefix": f"order.t{i}."}], "data": {"tier": [{"equals-ignore-case": rng.choice(tiers)}]}}
+        rules.add(f"r{i}", pattern)
+        compiled[f"r{i}"] = compile_pattern(pattern)
+    events = [
+        {"type": f"order.t{rng.randrange(400)}.x", "data": {"tier": rng.choice(tiers).upper()}} for _ in range(1000)
+    ]
+
+    def candidates(event: dict[str, Any]) -> int:
+        found: set[int] = set()
+        walk(rules._root, event, found)
+        return len(found)
+
+    before = sum(candidates(e) for e in events[:200])
+    for event in events:
+        assert rules.matches(event) == [r for r, p in compiled.items() if p.matches(event)]
+    after = sum(candidates(e) for e in events[:200])
+    assert after < before
+    assert after <= 2 * 200  # about one rule per event can match; the tier buckets no longer fire for all

@@ -1,0 +1,503 @@
+"""`App`: where a user declares functions, their settings and their triggers.
+
+    app = triggerfish.App("shop")
+
+    @app.http("POST", "/orders")
+    @app.on_queue("orders", batch_size=10, batch_window=2)
+    def create_order(event, context):
+        ...
+
+Each decorator checks its arguments at once and raises DeclarationError
+naming the function and the fix, so a mistake stops the app from loading
+instead of surfacing when the first event arrives. Decorators return the
+user's function unchanged: it stays a plain function that tests can call.
+Stacked decorators add triggers to one function; settings given by more
+than one of them must agree.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, overload
+
+from triggerfish.errors import DeclarationError, InvalidPatternError
+from triggerfish.model import (
+    SETTING_NAMES,
+    ChangeTrigger,
+    EventTrigger,
+    FunctionSettings,
+    FunctionSpec,
+    HttpTrigger,
+    ObjectTrigger,
+    QueueTrigger,
+    ScheduleTrigger,
+    TopicTrigger,
+    Trigger,
+    apply_settings,
+    check_resource_name,
+    check_setting,
+    unknown_name_message,
+)
+from triggerfish.runtime.handler import signature_problem
+from triggerfish.schedule import parse_schedule
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"})
+OBJECT_EVENTS = frozenset({"created", "deleted"})
+CHANGE_OPS = frozenset({"insert", "modify", "remove"})
+MAX_BATCH_SIZE = 10_000
+MAX_BATCH_WINDOW = 300.0
+#: Above this batch size Lambda requires a batch window of at least 1 s; so do we.
+UNWINDOWED_BATCH_LIMIT = 10
+
+_FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+_APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_PATH_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}")
+_PATH_LITERAL = re.compile(r"[A-Za-z0-9._~:@!$&'()*+,;=-]+")
+
+
+@dataclass
+class _Draft:
+    """A function being declared: what its decorators have said so far."""
+
+    handler: Callable[..., Any]
+    settings: dict[str, Any] = field(default_factory=dict)
+    triggers: list[Trigger] = field(default_factory=list)
+    spec: FunctionSpec | None = None
+
+
+class App:
+    """An app: a named set of functions and their triggers.
+
+    `app.functions` maps each function's name to its FunctionSpec, in the
+    order they were declared. Every decorator takes the settings of
+    FunctionSettings as keywords (memory_mb, timeout, concurrency,
+    min_warm, retries, max_event_age, on_success, on_failure, dead_letter,
+    env) and `name=` to name the function other than by its `__name__`.
+    """
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not _APP_NAME.fullmatch(name):
+            raise DeclarationError(
+                f"invalid app name {name!r}: use 1 to 64 letters, digits, _ or -, starting with a letter or digit"
+            )
+        self.name = name
+        self._drafts: dict[str, _Draft] = {}
+        # (method, path shape) -> function, to find two functions on one route
+        self._routes: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def __repr__(self) -> str:
+        return f"App({self.name!r}, functions={list(self._drafts)})"
+
+    @property
+    def functions(self) -> dict[str, FunctionSpec]:
+        """Every declared function by name, in declaration order."""
+        specs: dict[str, FunctionSpec] = {}
+        for name, draft in self._drafts.items():
+            if draft.spec is None:
+                try:
+                    # Checked here, not per decorator: stacked decorators may each give one half of a pair.
+                    settings = apply_settings(FunctionSettings(), draft.settings)
+                except ValueError as exc:
+                    raise DeclarationError(f"function {name!r}: {exc}") from None
+                draft.spec = FunctionSpec(
+                    name=name,
+                    handler=draft.handler,
+                    ref=_ref(draft.handler),
+                    settings=settings,
+                    triggers=tuple(draft.triggers),
+                )
+            specs[name] = draft.spec
+        return specs
+
+    # --- decorators ---------------------------------------------------------------------------
+
+    @overload
+    def function(self, handler: F, /) -> F: ...
+
+    @overload
+    def function(self, handler: None = None, /, *, name: str | None = None, **settings: Any) -> Callable[[F], F]: ...
+
+    def function(self, handler: F | None = None, /, *, name: str | None = None, **settings: Any) -> Any:
+        """Declare a function with no trigger: it runs when invoked directly or asynchronously.
+
+        Works with or without parentheses: `@app.function` and `@app.function(timeout=30)`.
+        """
+        if handler is not None:
+            return self._declare(handler, name, settings, None, "@app.function")
+        return self._decorator(name, settings, lambda _fn: None, "@app.function()")
+
+    def http(
+        self, method: str, path: str, *, auth: Any = None, name: str | None = None, **settings: Any
+    ) -> Callable[[F], F]:
+        """Run the function for HTTP requests to `method` `path` ("ANY" for every method).
+
+        `path` is a template: `/orders/{id}`, with a greedy `{proxy+}` allowed as the last segment.
+        """
+        where = f"@app.http({method!r}, {path!r})"
+        self._not_bare(method, "@app.http", '@app.http("GET", "/path")')
+
+        def trigger(function: str) -> Trigger:
+            verb = _http_method(method, function)
+            template = _http_path(path, function)
+            if auth is not None and not (callable(auth) or (isinstance(auth, str) and auth)):
+                raise DeclarationError(
+                    f"function {function!r}: auth must be None, a non-empty string or a callable, not {auth!r}"
+                )
+            self._claim_route(verb, template, function)
+            return HttpTrigger(verb, template, auth)
+
+        return self._decorator(name, settings, trigger, where, ("auth",))
+
+    def on_event(
+        self,
+        pattern: Mapping[str, Any],
+        *,
+        bus: str = "default",
+        shape: str = "cloudevent",
+        name: str | None = None,
+        **settings: Any,
+    ) -> Callable[[F], F]:
+        """Run the function for every event on `bus` that matches the EventBridge `pattern`.
+
+        `shape="cloudevent"` delivers the CloudEvent as a dict; `"eventbridge"` the EventBridge envelope.
+        """
+        self._not_bare(pattern, "@app.on_event", '@app.on_event({"type": ["order.created"]})')
+
+        def trigger(function: str) -> Trigger:
+            checked = _pattern(pattern, function, "pattern")
+            _resource(function, "bus", bus)
+            if shape not in ("cloudevent", "eventbridge"):
+                raise DeclarationError(
+                    f"function {function!r}: shape must be 'cloudevent' or 'eventbridge', not {shape!r}"
+                )
+            return EventTrigger(checked, bus, shape)  # type: ignore[arg-type]
+
+        return self._decorator(name, settings, trigger, "@app.on_event", ("bus", "shape"))
+
+    def on_queue(
+        self,
+        queue: str,
+        *,
+        batch_size: int = 1,
+        batch_window: float = 0.0,
+        name: str | None = None,
+        **settings: Any,
+    ) -> Callable[[F], F]:
+        """Run the function for messages on `queue`, up to `batch_size` at a time (SQS's event shape).
+
+        `batch_window` is how many seconds to wait to fill a batch; as on Lambda,
+        a batch_size over 10 needs a batch_window of at least 1 second.
+        """
+        self._not_bare(queue, "@app.on_queue", '@app.on_queue("orders")')
+
+        def trigger(function: str) -> Trigger:
+            _resource(function, "queue", queue)
+            size = _batch_size(batch_size, function)
+            window = _batch_window(batch_window, function)
+            if size > UNWINDOWED_BATCH_LIMIT and window < 1:
+                raise DeclarationError(
+                    f"function {function!r}: batch_size {size} is over {UNWINDOWED_BATCH_LIMIT}, which needs "
+                    "batch_window of at least 1 second (as on Lambda); set batch_window=1 or more"
+                )
+            return QueueTrigger(queue, size, window)
+
+        return self._decorator(name, settings, trigger, f"@app.on_queue({queue!r})", ("batch_size", "batch_window"))
+
+    def on_topic(
+        self, topic: str, *, filter: Mapping[str, Any] | None = None, name: str | None = None, **settings: Any
+    ) -> Callable[[F], F]:
+        """Run the function for every message published to `topic`, optionally only those matching `filter`.
+
+        `filter` is an EventBridge-style pattern on the message, as SNS filter policies are.
+        """
+        self._not_bare(topic, "@app.on_topic", '@app.on_topic("alerts")')
+
+        def trigger(function: str) -> Trigger:
+            _resource(function, "topic", topic)
+            checked = None if filter is None else _pattern(filter, function, "filter")
+            return TopicTrigger(topic, checked)
+
+        return self._decorator(name, settings, trigger, f"@app.on_topic({topic!r})", ("filter",))
+
+    def schedule(
+        self, expression: str, *, tz: str | None = None, name: str | None = None, **settings: Any
+    ) -> Callable[[F], F]:
+        """Run the function on a schedule: `rate(5 minutes)`, `cron(0 3 * * ? *)`, `0 3 * * *` or `at(...)`.
+
+        `tz` is an IANA time zone name for cron and at(); UTC when None.
+        """
+        self._not_bare(expression, "@app.schedule", '@app.schedule("rate(5 minutes)")')
+
+        def trigger(function: str) -> Trigger:
+            try:
+                parsed = parse_schedule(expression, tz)
+            except ValueError as exc:
+                raise DeclarationError(f"function {function!r}: invalid schedule: {exc}") from None
+            return ScheduleTrigger(parsed.expression, tz)
+
+        return self._decorator(name, settings, trigger, f"@app.schedule({expression!r})", ("tz",))
+
+    def on_object(
+        self,
+        bucket: str,
+        *,
+        events: Iterable[str] = ("created",),
+        prefix: str = "",
+        suffix: str = "",
+        name: str | None = None,
+        **settings: Any,
+    ) -> Callable[[F], F]:
+        """Run the function when objects in `bucket` whose keys match `prefix`/`suffix` are created or deleted."""
+        self._not_bare(bucket, "@app.on_object", '@app.on_object("uploads")')
+
+        def trigger(function: str) -> Trigger:
+            _resource(function, "bucket", bucket)
+            kinds = _choices(events, OBJECT_EVENTS, function, "events")
+            for label, affix in (("prefix", prefix), ("suffix", suffix)):
+                if not isinstance(affix, str) or len(affix) > 1024 or "\x00" in affix:
+                    raise DeclarationError(
+                        f"function {function!r}: {label} must be a string of at most 1024 characters "
+                        f"without NUL, not {affix!r}"
+                    )
+            return ObjectTrigger(bucket, kinds, prefix, suffix)
+
+        return self._decorator(name, settings, trigger, f"@app.on_object({bucket!r})", ("events", "prefix", "suffix"))
+
+    def on_change(
+        self,
+        table: str,
+        *,
+        ops: Iterable[str] = ("insert", "modify", "remove"),
+        name: str | None = None,
+        **settings: Any,
+    ) -> Callable[[F], F]:
+        """Run the function for changes to `table` (DynamoDB Streams' shape): insert, modify, remove."""
+        self._not_bare(table, "@app.on_change", '@app.on_change("orders")')
+
+        def trigger(function: str) -> Trigger:
+            _resource(function, "table", table)
+            return ChangeTrigger(table, _choices(ops, CHANGE_OPS, function, "ops"))
+
+        return self._decorator(name, settings, trigger, f"@app.on_change({table!r})", ("ops",))
+
+    # --- the machinery ------------------------------------------------------------------------
+
+    def _decorator(
+        self,
+        name: str | None,
+        settings: dict[str, Any],
+        trigger: Callable[[str], Trigger | None],
+        where: str,
+        options: Iterable[str] = (),
+    ) -> Callable[[F], F]:
+        def decorate(handler: F) -> F:
+            return self._declare(handler, name, settings, trigger, where, options)
+
+        return decorate
+
+    def _declare(
+        self,
+        handler: F,
+        name: str | None,
+        settings: dict[str, Any],
+        trigger: Callable[[str], Trigger | None] | None,
+        where: str,
+        options: Iterable[str] = (),
+    ) -> F:
+        function = _function_name(handler, name, where)
+        problem = _handler_problem(handler)
+        if problem:
+            raise DeclarationError(f"function {function!r} ({where}): {problem}")
+        draft = self._drafts.get(function)
+        if draft is not None and draft.handler is not handler:
+            raise DeclarationError(
+                f"two functions are named {function!r}: {_ref(draft.handler)} and {_ref(handler)}; "
+                "rename one, or pass name= to its decorator"
+            )
+        checked = _settings(settings, function, where, (*options, "name"))
+        made = trigger(function) if trigger is not None else None
+        if draft is None:
+            draft = self._drafts[function] = _Draft(handler)
+        for key, value in checked.items():
+            if key in draft.settings and draft.settings[key] != value:
+                raise DeclarationError(
+                    f"function {function!r}: {key} is set twice with different values "
+                    f"({draft.settings[key]!r} and {value!r}); set it on one decorator"
+                )
+            draft.settings[key] = value
+        if made is not None:
+            draft.triggers.insert(0, made)  # decorators apply bottom-up; keep the order they are written in
+        draft.spec = None
+        return handler
+
+    def _claim_route(self, method: str, path: str, function: str) -> None:
+        shape = _route_shape(path)
+        methods = HTTP_METHODS - {"ANY"} if method == "ANY" else {method, "ANY"}
+        for other in sorted(methods | {method}):
+            taken = self._routes.get((other, shape))
+            if taken is not None and taken[0] != function:
+                raise DeclarationError(
+                    f"functions {taken[0]!r} and {function!r} both handle {method} {path} "
+                    f"({taken[0]!r} declared {other} {taken[1]}); give one of them another method or path"
+                )
+        self._routes[(method, shape)] = (function, path)
+
+    @staticmethod
+    def _not_bare(first: object, decorator: str, example: str) -> None:
+        if inspect.isfunction(first) or inspect.ismethod(first):
+            raise DeclarationError(f"{decorator} needs its arguments, e.g. {example}; it was used without them")
+
+
+# --- checks, each raising DeclarationError naming the function --------------------------------
+
+
+def _function_name(handler: Callable[..., Any], name: str | None, where: str) -> str:
+    chosen = name if name is not None else getattr(handler, "__name__", None)
+    if chosen is None:
+        raise DeclarationError(f"{where}: this handler has no __name__ ({handler!r}); pass name= to the decorator")
+    if not isinstance(chosen, str) or not _FUNCTION_NAME.fullmatch(chosen):
+        raise DeclarationError(
+            f"{where}: invalid function name {chosen!r}: use 1 to 64 letters, digits, _ or -, "
+            "not starting with a digit or -; pass name= to choose another"
+        )
+    return chosen
+
+
+def _handler_problem(handler: object) -> str | None:
+    if inspect.isgeneratorfunction(handler) or inspect.isasyncgenfunction(handler):
+        return "the handler is a generator (it uses yield); a handler returns its result"
+    return signature_problem(handler)
+
+
+def _settings(settings: Mapping[str, Any], function: str, where: str, options: Iterable[str]) -> dict[str, Any]:
+    checked: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key not in SETTING_NAMES:
+            message = unknown_name_message("setting", key, SETTING_NAMES | set(options))
+            raise DeclarationError(f"function {function!r} ({where}): {message}")
+        try:
+            checked[key] = check_setting(key, value)
+        except ValueError as exc:
+            raise DeclarationError(f"function {function!r} ({where}): {exc}") from None
+    return checked
+
+
+def _http_method(method: object, function: str) -> str:
+    verb = method.upper() if isinstance(method, str) else method
+    if verb not in HTTP_METHODS:
+        raise DeclarationError(
+            f"function {function!r}: unknown HTTP method {method!r}; use one of {', '.join(sorted(HTTP_METHODS))}"
+        )
+    return str(verb)
+
+
+def _http_path(path: object, function: str) -> str:
+    def bad(reason: str) -> DeclarationError:
+        return DeclarationError(f"function {function!r}: invalid path {path!r}: {reason}")
+
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise bad("a path starts with '/', e.g. '/orders/{id}'")
+    if path == "/":
+        return path
+    segments = path[1:].split("/")
+    seen: set[str] = set()
+    for index, segment in enumerate(segments):
+        if not segment:
+            raise bad("it has an empty segment ('//' or a trailing '/'); remove it")
+        match = _PATH_PARAMETER.fullmatch(segment)
+        if match:
+            parameter, greedy = match.groups()
+            if parameter in seen:
+                raise bad(f"the parameter {{{parameter}}} appears twice; give each a distinct name")
+            seen.add(parameter)
+            if greedy and index != len(segments) - 1:
+                raise bad(f"the greedy parameter {{{parameter}+}} must be the last segment")
+        elif "{" in segment or "}" in segment:
+            raise bad(f"segment {segment!r}: a parameter is a whole segment written {{name}} with a Python-style name")
+        elif not _PATH_LITERAL.fullmatch(segment):
+            raise bad(f"segment {segment!r} has characters a path cannot hold unescaped (spaces, %, ?, #, ...)")
+    return path
+
+
+def _route_shape(path: str) -> str:
+    """Paths that differ only in parameter names match the same requests."""
+    return _PATH_PARAMETER.sub(lambda m: "{+}" if m.group(2) else "{}", path)
+
+
+def _pattern(pattern: object, function: str, what: str) -> dict[str, Any]:
+    if not isinstance(pattern, Mapping) or not pattern:
+        raise DeclarationError(
+            f'function {function!r}: the {what} must be a non-empty dict such as {{"source": ["shop"]}}, '
+            f"not {pattern!r}"
+        )
+    try:
+        # Imported here: the pattern engine is only needed by apps that declare event triggers.
+        patterns = importlib.import_module("triggerfish.events.patterns")
+    except ModuleNotFoundError as exc:
+        if exc.name != "triggerfish.events.patterns":
+            raise
+        return dict(pattern)
+    try:
+        patterns.compile_pattern(dict(pattern))
+    except InvalidPatternError as exc:
+        where = f" at {exc.path}" if exc.path else ""
+        raise DeclarationError(f"function {function!r}: invalid event {what}{where}: {exc.reason}") from None
+    except (ValueError, TypeError) as exc:
+        raise DeclarationError(f"function {function!r}: invalid event {what}: {exc}") from None
+    return dict(pattern)
+
+
+def _resource(function: str, kind: str, name: object) -> None:
+    try:
+        check_resource_name(kind, name)
+    except ValueError as exc:
+        raise DeclarationError(f"function {function!r}: {exc}") from None
+
+
+def _batch_size(value: object, function: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH_SIZE:
+        raise DeclarationError(f"function {function!r}: batch_size must be from 1 to {MAX_BATCH_SIZE}, not {value!r}")
+    return value
+
+
+def _batch_window(value: object, function: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value != value
+        or not 0 <= value <= MAX_BATCH_WINDOW
+    ):
+        raise DeclarationError(
+            f"function {function!r}: batch_window must be from 0 to {MAX_BATCH_WINDOW:g} seconds, not {value!r}"
+        )
+    return float(value)
+
+
+def _choices(values: object, allowed: frozenset[str], function: str, what: str) -> tuple[str, ...]:
+    if isinstance(values, str):
+        values = (values,)
+    if not isinstance(values, Iterable):
+        raise DeclarationError(f"function {function!r}: {what} must be a list of names, not {values!r}")
+    chosen = tuple(values)
+    options = ", ".join(sorted(allowed))
+    if not chosen:
+        raise DeclarationError(f"function {function!r}: {what} is empty; choose from {options}")
+    for value in chosen:
+        if value not in allowed:
+            raise DeclarationError(f"function {function!r}: unknown {what} entry {value!r}; choose from {options}")
+    if len(set(chosen)) != len(chosen):
+        raise DeclarationError(f"function {function!r}: {what} lists an entry twice: {list(chosen)}")
+    return chosen
+
+
+def _ref(handler: Callable[..., Any]) -> str:
+    target = getattr(handler, "func", handler)  # functools.partial
+    module = getattr(target, "__module__", None) or "?"
+    qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return f"{module}:{qualname}"

@@ -1,0 +1,298 @@
+"""Project configuration: `triggerfish.toml` (or `[tool.triggerfish]` in pyproject.toml), stages, precedence.
+
+    app = "app.py:app"                    # what `triggerfish run` loads (optional)
+
+    [functions."*"]                       # every function
+    timeout = 10
+
+    [functions.create_order]              # one function
+    memory_mb = 256
+    env = { TABLE = "orders" }
+
+    [stages.prod.functions.create_order]  # only with --stage prod
+    concurrency = 50
+
+    [queues.orders]                       # queue settings, read by the queue runtime
+    visibility_timeout = 60
+    max_receives = 5
+    dead_letter = "orders-dlq"
+
+A function's settings are resolved in this order, each layer overriding
+the one before: the decorator, `[functions."*"]`, `[functions.NAME]`, the
+stage's `"*"`, the stage's `NAME`, command-line `"*"`, command-line `NAME`.
+`env` tables merge key by key; every other setting is replaced.
+
+Every mistake names the file, the table and the key: unknown keys (with
+the closest valid name), wrong types, values out of range, and sections
+for functions the app does not declare.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from triggerfish.errors import DeclarationError
+from triggerfish.model import SETTING_NAMES, FunctionSpec, apply_settings, check_resource_name, check_setting
+from triggerfish.model import unknown_name_message as _unknown
+
+if TYPE_CHECKING:
+    from triggerfish.app import App
+
+CONFIG_FILE = "triggerfish.toml"
+ALL = "*"
+
+_TOP_KEYS = frozenset({"app", "functions", "stages", "queues", "topics"})
+_STAGE_KEYS = frozenset({"functions", "queues", "topics"})
+#: Keys of [queues.NAME] and [topics.NAME], with the types they take.
+RESOURCE_KEYS: dict[str, tuple[type, ...]] = {
+    "visibility_timeout": (int, float),
+    "max_receives": (int,),
+    "dead_letter": (str,),
+    "retention": (int, float),
+    "fifo": (bool,),
+    "dedup_window": (int, float),
+}
+
+
+_TYPE_NAMES: dict[tuple[type, ...], str] = {
+    (int, float): "a number",
+    (int,): "a whole number",
+    (str,): "a string",
+    (bool,): "true or false",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StageConfig:
+    """What one `[stages.NAME]` table changes."""
+
+    functions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    topics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectConfig:
+    """A project's configuration as read from its file; empty when there is no file."""
+
+    #: The file it came from (None: no file).
+    path: Path | None = None
+    #: The app to load, as written in the file (`app = "app.py:app"`), relative to the file.
+    app: str | None = None
+    #: Settings per function name, "*" for all; values already checked one by one.
+    functions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stages: dict[str, StageConfig] = field(default_factory=dict)
+    #: `[queues.NAME]` and `[topics.NAME]` tables, keys checked, for the queue and topic runtime.
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    topics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def queue_settings(self, stage: str | None = None) -> dict[str, dict[str, Any]]:
+        """Queue tables with the stage's overrides applied."""
+        return _merge_tables(self.queues, self.stages[stage].queues if stage in self.stages else {})
+
+    def topic_settings(self, stage: str | None = None) -> dict[str, dict[str, Any]]:
+        """Topic tables with the stage's overrides applied."""
+        return _merge_tables(self.topics, self.stages[stage].topics if stage in self.stages else {})
+
+
+def load_config(app_dir: Path | str) -> ProjectConfig:
+    """Read `triggerfish.toml`, or `[tool.triggerfish]` of pyproject.toml, in `app_dir`.
+
+    No file (or a pyproject.toml without the table) gives an empty config.
+    Having both is an error: one of them would be ignored.
+    """
+    directory = Path(app_dir)
+    own = directory / CONFIG_FILE
+    pyproject = directory / "pyproject.toml"
+    tool = _read(pyproject).get("tool", {}).get("triggerfish") if pyproject.is_file() else None
+    if own.is_file():
+        if tool is not None:
+            raise DeclarationError(
+                f"{own} and [tool.triggerfish] in {pyproject} both configure Triggerfish; keep one of them"
+            )
+        return _parse(_read(own), own, "")
+    if tool is not None:
+        if not isinstance(tool, dict):
+            raise DeclarationError(f"{pyproject}: [tool.triggerfish] must be a table")
+        return _parse(tool, pyproject, "tool.triggerfish.")
+    return ProjectConfig()
+
+
+def resolve_functions(
+    app: App,
+    config: ProjectConfig,
+    *,
+    stage: str | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, FunctionSpec]:
+    """The app's functions with the configuration applied: decorator < file < stage < overrides.
+
+    `overrides` maps a function name, or "*" for all, to settings (from
+    command-line flags). A stage the file does not define, or settings for
+    a function the app does not declare, are errors.
+    """
+    specs = app.functions
+    where = str(config.path) if config.path else "the configuration"
+    if stage is not None and stage not in config.stages:
+        known = ", ".join(sorted(config.stages)) or "none are defined"
+        raise DeclarationError(f"{where}: unknown stage {stage!r} (stages: {known}); add [stages.{stage}]")
+    # Each layer: a label to name it in errors ({} is the function) and its settings by function.
+    layers: list[tuple[str, Mapping[str, Mapping[str, Any]]]] = [(f"{where} [functions.{{}}]", config.functions)]
+    if stage is not None:
+        layers.append((f"{where} [stages.{stage}.functions.{{}}]", config.stages[stage].functions))
+    if overrides:
+        layers.append(("the command-line override for {}", _checked_overrides(overrides)))
+    for label, tables in layers:
+        for name in tables:
+            if name != ALL and name not in specs:
+                message = _unknown("function", name, specs)
+                raise DeclarationError(
+                    f"{label.format(name)}: {message}; the app declares {', '.join(specs) or 'none'}"
+                )
+    resolved: dict[str, FunctionSpec] = {}
+    for name, spec in specs.items():
+        settings = spec.settings
+        for label, tables in layers:
+            for key in (ALL, name):
+                if key in tables:
+                    try:
+                        settings = apply_settings(settings, tables[key])
+                    except ValueError as exc:
+                        raise DeclarationError(f"{label.format(key)} (function {name!r}): {exc}") from None
+        resolved[name] = spec if settings == spec.settings else replace(spec, settings=settings)
+    return resolved
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """`"create_order.memory_mb=256"` -> ("create_order", "memory_mb", 256); the value is read as TOML.
+
+    `"*.timeout=30"` applies to every function; a bare word value is a string (`env` cannot be set this way).
+    """
+    target, eq, value_text = text.partition("=")
+    function, dot, setting = target.strip().rpartition(".")
+    if not eq or not dot or not function or not setting:
+        raise DeclarationError(f"override {text!r}: write FUNCTION.SETTING=VALUE, e.g. create_order.memory_mb=256")
+    if setting not in SETTING_NAMES:
+        raise DeclarationError(f"override {text!r}: {_unknown('setting', setting, SETTING_NAMES)}")
+    try:
+        value = tomllib.loads(f"v = {value_text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = value_text.strip()
+    try:
+        return function, setting, check_setting(setting, value)
+    except ValueError as exc:
+        raise DeclarationError(f"override {text!r}: {exc}") from None
+
+
+# --- reading the file ------------------------------------------------------------------------
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise DeclarationError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeclarationError(f"{path}: cannot be read: {exc}") from None
+
+
+def _parse(document: dict[str, Any], path: Path, prefix: str) -> ProjectConfig:
+    def fail(table: str, message: str) -> DeclarationError:
+        return DeclarationError(f"{path}: [{prefix}{table}]: {message}" if table else f"{path}: {message}")
+
+    for key in document:
+        if key not in _TOP_KEYS:
+            raise fail("", f"{_unknown('key', key, _TOP_KEYS)}")
+    app = document.get("app")
+    if app is not None and (not isinstance(app, str) or not app):
+        raise fail("", f"app must be a string such as 'app.py:app', not {app!r}")
+    stages: dict[str, StageConfig] = {}
+    for stage, body in _tables(document.get("stages", {}), "stages", fail).items():
+        for key in body:
+            if key not in _STAGE_KEYS:
+                raise fail(f"stages.{stage}", _unknown("key", key, _STAGE_KEYS))
+        stages[stage] = StageConfig(
+            functions=_functions(body.get("functions", {}), f"stages.{stage}.functions", fail),
+            queues=_resources(body.get("queues", {}), f"stages.{stage}.queues", fail),
+            topics=_resources(body.get("topics", {}), f"stages.{stage}.topics", fail),
+        )
+    return ProjectConfig(
+        path=path,
+        app=app,
+        functions=_functions(document.get("functions", {}), "functions", fail),
+        stages=stages,
+        queues=_resources(document.get("queues", {}), "queues", fail),
+        topics=_resources(document.get("topics", {}), "topics", fail),
+    )
+
+
+def _tables(value: object, table: str, fail: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, dict):
+        raise fail(table, f"must be a table of tables, not {value!r}")
+    for name, body in value.items():
+        if not isinstance(body, dict):
+            raise fail(f"{table}.{name}", f"must be a table, not {body!r}")
+    return value
+
+
+def _functions(value: object, table: str, fail: Any) -> dict[str, dict[str, Any]]:
+    functions: dict[str, dict[str, Any]] = {}
+    for name, body in _tables(value, table, fail).items():
+        checked: dict[str, Any] = {}
+        for key, setting in body.items():
+            try:
+                checked[key] = check_setting(key, setting)
+            except ValueError as exc:
+                raise fail(f"{table}.{_quote(name)}", f"{key}: {exc}") from None
+        functions[name] = checked
+    return functions
+
+
+def _resources(value: object, table: str, fail: Any) -> dict[str, dict[str, Any]]:
+    resources: dict[str, dict[str, Any]] = {}
+    for name, body in _tables(value, table, fail).items():
+        here = f"{table}.{_quote(name)}"
+        try:
+            check_resource_name(table.rsplit(".", 1)[-1].rstrip("s"), name)
+        except ValueError as exc:
+            raise fail(here, str(exc)) from None
+        for key, setting in body.items():
+            if key not in RESOURCE_KEYS:
+                raise fail(here, _unknown("key", key, RESOURCE_KEYS))
+            types = RESOURCE_KEYS[key]
+            if (isinstance(setting, bool) and bool not in types) or not isinstance(setting, types):
+                raise fail(here, f"{key} must be {_TYPE_NAMES[types]}, not {setting!r}")
+            if isinstance(setting, int | float) and not isinstance(setting, bool) and setting <= 0:
+                raise fail(here, f"{key} must be more than 0, not {setting!r}")
+        resources[name] = dict(body)
+    return resources
+
+
+def _merge_tables(
+    base: Mapping[str, Mapping[str, Any]], stage: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    merged = {name: dict(body) for name, body in base.items()}
+    for name, body in stage.items():
+        merged.setdefault(name, {}).update(body)
+    return merged
+
+
+def _checked_overrides(overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    checked: dict[str, dict[str, Any]] = {}
+    for name, settings in overrides.items():
+        checked[name] = {}
+        for key, value in settings.items():
+            try:
+                checked[name][key] = check_setting(key, value)
+            except ValueError as exc:
+                raise DeclarationError(f"the command-line override for {name}: {key}: {exc}") from None
+    return checked
+
+
+def _quote(name: str) -> str:
+    return name if name.replace("_", "").replace("-", "").isalnum() else f'"{name}"'

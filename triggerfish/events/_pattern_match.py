@@ -1,0 +1,242 @@
+"""The matching half of the pattern engine: compiled conditions, fields and alternatives.
+
+Nothing here validates; `_pattern_compile` builds these objects only from
+patterns it has accepted. Both `Pattern.matches` and `RuleSet.matches` end
+in `Alternative.matches`, so the two cannot disagree about what matches.
+
+How an event is read, as EventBridge reads it:
+- A pattern path is followed through objects; an array met on the way is
+  entered element by element, so a path reaches every leaf below it.
+- Only leaves (strings, numbers, booleans, null) are values. An object where
+  the path ends, or something that is not an object where the path goes on,
+  gives no value: the field is missing.
+- `type`/`detail-type` and `data`/`detail` are one field at the top level, so
+  patterns in either style match events in either shape.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+# Kinds of condition (one element of a pattern's value array).
+EXACT: Final = "exact"
+IGNORE_CASE: Final = "equals-ignore-case"
+PREFIX: Final = "prefix"
+PREFIX_IC: Final = "prefix-ignore-case"
+SUFFIX: Final = "suffix"
+SUFFIX_IC: Final = "suffix-ignore-case"
+WILDCARD: Final = "wildcard"
+NUMERIC: Final = "numeric"
+CIDR: Final = "cidr"
+EXISTS: Final = "exists"
+ANYTHING_BUT: Final = "anything-but"
+
+#: Top-level names a pattern may use for the CloudEvents attribute they stand for.
+PATTERN_ALIASES: Final[Mapping[str, str]] = {"detail-type": "type", "detail": "data"}
+#: For each CloudEvents name, the EventBridge envelope's name for the same field.
+EVENT_ALIASES: Final[Mapping[str, str]] = {"type": "detail-type", "data": "detail"}
+
+Test = Callable[[Any], bool]
+_MISSING: Final = object()
+
+
+def is_number(value: Any) -> bool:
+    """A JSON number: int or float, never bool (which Python counts as an int)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class Condition:
+    """One element of a value array: an exact value or one operator, compiled to a value test."""
+
+    __slots__ = ("kind", "operand", "test")
+
+    def __init__(self, kind: str, operand: Any, test: Test) -> None:
+        self.kind = kind
+        #: Normalised operand: the value, the lower-cased text, (lo, lo_incl, hi, hi_incl), ...
+        self.operand = operand
+        self.test = test
+
+    def __repr__(self) -> str:
+        return f"Condition({self.kind}, {self.operand!r})"
+
+
+class Field:
+    """A path in the event and the conditions one of whose must hold there (the value array)."""
+
+    __slots__ = ("_exists_false", "_exists_true", "_tests", "conditions", "path")
+
+    def __init__(self, path: tuple[str, ...], conditions: tuple[Condition, ...]) -> None:
+        self.path = path
+        self.conditions = conditions
+        self._exists_true = any(c.kind == EXISTS and c.operand for c in conditions)
+        self._exists_false = any(c.kind == EXISTS and not c.operand for c in conditions)
+        exact = [c.operand for c in conditions if c.kind == EXACT]
+        tests = [c.test for c in conditions if c.kind not in (EXACT, EXISTS)]
+        if exact:
+            tests.insert(0, exact_values_test(exact))
+        self._tests = tuple(tests)
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        values = values_at(event, self.path)
+        if not values:
+            return self._exists_false
+        if self._exists_true:
+            return True
+        for value in values:
+            for test in self._tests:
+                if test(value):
+                    return True
+        return False
+
+
+class Alternative:
+    """Fields that must all match: a pattern with its `$or`s expanded has one or more of these."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: tuple[Field, ...]) -> None:
+        self.fields = fields
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        # A plain loop rather than all(...): this is the hot path and a generator costs more.
+        for field in self.fields:  # noqa: SIM110
+            if not field.matches(event):
+                return False
+        return True
+
+
+def values_at(event: Mapping[str, Any], path: tuple[str, ...]) -> list[Any]:
+    """Every leaf value the event holds at `path`, entering arrays anywhere along it."""
+    out: list[Any] = []
+    first = path[0]
+    node = event.get(first, _MISSING)
+    if node is not _MISSING:
+        _collect(node, path, out)
+    alias = EVENT_ALIASES.get(first)
+    if alias is not None:
+        node = event.get(alias, _MISSING)
+        if node is not _MISSING:
+            _collect(node, path, out)
+    return out
+
+
+def _collect(node: Any, path: tuple[str, ...], out: list[Any]) -> None:
+    # Iterative, so an event built in code with absurdly nested arrays cannot exhaust the stack.
+    end = len(path)
+    stack = [(node, 1)]
+    while stack:
+        node, depth = stack.pop()
+        kind = type(node)
+        if kind is str:
+            if depth == end:
+                out.append(node)
+        elif kind is dict or (kind is not list and kind is not tuple and isinstance(node, Mapping)):
+            if depth < end:
+                child = node.get(path[depth], _MISSING)
+                if child is not _MISSING:
+                    stack.append((child, depth + 1))
+        elif kind is list or kind is tuple:
+            stack.extend((item, depth) for item in reversed(node))
+        elif depth == end:
+            out.append(node)
+
+
+# --- value tests ----------------------------------------------------------------------------------
+
+
+def exact_values_test(values: list[Any]) -> Test:
+    """One test for all the exact values of a field: set lookups by JSON type."""
+    strings = frozenset(v for v in values if isinstance(v, str))
+    numbers = frozenset(v for v in values if is_number(v))
+    has_null = None in values
+    has_true = any(v is True for v in values)
+    has_false = any(v is False for v in values)
+
+    def test(value: Any) -> bool:
+        if isinstance(value, str):
+            return value in strings
+        if value is None:
+            return has_null
+        if value is True:
+            return has_true
+        if value is False:
+            return has_false
+        # 300, 300.0 and 3.0e2 are one number: int and float compare and hash alike.
+        return is_number(value) and value in numbers
+
+    return test
+
+
+def prefix_test(prefix: str, *, ignore_case: bool) -> Test:
+    if ignore_case:
+        return lambda value: isinstance(value, str) and value.lower().startswith(prefix)
+    return lambda value: isinstance(value, str) and value.startswith(prefix)
+
+
+def suffix_test(suffix: str, *, ignore_case: bool) -> Test:
+    if ignore_case:
+        return lambda value: isinstance(value, str) and value.lower().endswith(suffix)
+    return lambda value: isinstance(value, str) and value.endswith(suffix)
+
+
+def ignore_case_test(texts: frozenset[str]) -> Test:
+    return lambda value: isinstance(value, str) and value.lower() in texts
+
+
+def wildcard_test(segments: tuple[str, ...]) -> Test:
+    """Match `*`-separated literal segments: a glob with only `*`, in linear time.
+
+    Leftmost placement of each middle segment is always safe for such globs,
+    so no backtracking is needed and no pattern can make matching slow.
+    """
+    if len(segments) == 1:
+        only = segments[0]
+        return lambda value: isinstance(value, str) and value == only
+    first, last, middle = segments[0], segments[-1], segments[1:-1]
+    shortest = sum(len(s) for s in segments)
+
+    def test(value: Any) -> bool:
+        if not isinstance(value, str) or len(value) < shortest:
+            return False
+        if not value.startswith(first) or not value.endswith(last):
+            return False
+        position, end = len(first), len(value) - len(last)
+        for segment in middle:
+            found = value.find(segment, position, end)
+            if found < 0:
+                return False
+            position = found + len(segment)
+        return True
+
+    return test
+
+
+def numeric_test(low: float, low_inclusive: bool, high: float, high_inclusive: bool) -> Test:
+    def test(value: Any) -> bool:
+        if not is_number(value) or value != value:  # NaN compares false with every bound
+            return False
+        if value < low or (value == low and not low_inclusive):
+            return False
+        return not (value > high or (value == high and not high_inclusive))
+
+    return test
+
+
+def cidr_test(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Test:
+    def test(value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            return False
+        return address.version == network.version and address in network
+
+    return test
+
+
+def not_test(tests: tuple[Test, ...]) -> Test:
+    """anything-but: a value matches when no excluded form does."""
+    return lambda value: not any(test(value) for test in tests)

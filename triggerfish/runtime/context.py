@@ -1,0 +1,284 @@
+"""The context object a handler receives: Lambda's attributes plus Triggerfish's own.
+
+A handler written for AWS Lambda reads `context.aws_request_id`,
+`context.get_remaining_time_in_millis()` and friends and finds them here
+with the same meaning. Triggerfish adds a logger bound to the request id,
+the attempt number, the trace context, and `publish`/`send`, which ask the
+platform (the parent process) to emit an event or a queue message.
+
+A context is built for every invocation on the warm path, so construction
+stores its arguments and nothing more: the trace context, the logger and
+the ARN are made on first use.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any
+
+import orjson
+
+from triggerfish.errors import InvalidEventError, InvocationError
+
+#: The account and region in every ARN, as a local Lambda emulator would write them.
+ACCOUNT_ID = "000000000000"
+REGION = "local"
+
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+_EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+# Attribute names `publish` sets itself; an extension may not shadow them.
+_RESERVED = frozenset(
+    {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "data", "data_base64"}
+    | {"traceparent", "hopcount"}
+)
+
+
+def _new_traceparent() -> str:
+    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+
+
+def _valid_traceparent(value: str | None) -> str | None:
+    """The traceparent if W3C Trace Context accepts it, else None (the caller starts a new trace)."""
+    if not isinstance(value, str):
+        return None
+    match = _TRACEPARENT.match(value)
+    if match is None:
+        return None
+    version, trace_id, span_id, _flags, rest = match.groups()
+    # Version ff is forbidden; version 00 has nothing after the flags; later versions may append fields.
+    if version == "ff" or (version == "00" and rest) or trace_id == "0" * 32 or span_id == "0" * 16:
+        return None
+    return value
+
+
+def _child_traceparent(parent: str) -> str:
+    _version, trace_id, _span, flags = parent.split("-")[:4]
+    return f"00-{trace_id}-{os.urandom(8).hex()}-{flags}"
+
+
+class _RequestLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Adds the request id (and function) to every record, as attributes and as a message prefix."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        extra = self.extra or {}
+        kwargs["extra"] = {**extra, **kwargs.get("extra", {})}
+        return f"[{extra['aws_request_id']}] {msg}", kwargs
+
+
+class Context:
+    """What a handler learns about its invocation, and how it reaches the platform.
+
+    Lambda-compatible: `aws_request_id`, `function_name`, `function_version`,
+    `invoked_function_arn`, `memory_limit_in_mb`, `log_group_name`,
+    `log_stream_name`, `identity`, `client_context`, `get_remaining_time_in_millis()`.
+
+    Triggerfish's own: `request_id`, `logger` (records carry `aws_request_id`),
+    `attempt` (1 for the first try), `traceparent`/`trace_id` (W3C trace
+    context; a new trace when the caller sent none or an invalid one),
+    `hop_count`, `publish(...)`, `send(...)` and `call_platform(op, args)`.
+
+        def handler(event, context):
+            context.logger.info("order %s", event["id"])
+            context.publish("order.created", {"id": event["id"]})
+            return {"left_ms": context.get_remaining_time_in_millis()}
+    """
+
+    # No __slots__: Lambda's own context object takes new attributes, and some handler code relies on it.
+
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        function_name: str,
+        function_version: str = "$LATEST",
+        memory_limit_in_mb: int = 128,
+        deadline: float,
+        attempt: int = 1,
+        traceparent: str | None = None,
+        hop_count: int = 0,
+        call_platform: Callable[[str, dict[str, Any]], Any] | None = None,
+        app_name: str = "app",
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.aws_request_id = request_id
+        self.function_name = function_name
+        self.function_version = function_version
+        self.memory_limit_in_mb = memory_limit_in_mb
+        #: Epoch seconds (time.time()) at which the invocation times out.
+        self.deadline = deadline
+        self.attempt = attempt
+        self.hop_count = hop_count
+        self.app_name = app_name
+        # Lambda sets these only for mobile SDK callers; handlers test them for None.
+        self.identity: Any = None
+        self.client_context: Any = None
+        self._traceparent = traceparent
+        self._call_platform = call_platform
+        self._logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = logger
+        self._arn: str | None = None
+
+    # --- Lambda's attributes ------------------------------------------------------------------
+
+    @property
+    def request_id(self) -> str:
+        """The invocation's id (the same as `aws_request_id`)."""
+        return self.aws_request_id
+
+    @property
+    def invoked_function_arn(self) -> str:
+        """`arn:aws:lambda:local:000000000000:function:<app>-<function>:<version>`."""
+        if self._arn is None:
+            self._arn = (
+                f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:"
+                f"{self.app_name}-{self.function_name}:{self.function_version}"
+            )
+        return self._arn
+
+    @property
+    def log_group_name(self) -> str:
+        """`/aws/lambda/<app>-<function>`, as Lambda names a function's log group."""
+        return f"/aws/lambda/{self.app_name}-{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        """`<YYYY/MM/DD>/[<version>]<request id>`: one stream per invocation."""
+        day = datetime.datetime.now(datetime.UTC).strftime("%Y/%m/%d")
+        return f"{day}/[{self.function_version}]{self.aws_request_id}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the invocation times out (0 once it has)."""
+        return max(0, int((self.deadline - time.time()) * 1000))
+
+    # --- Triggerfish's own --------------------------------------------------------------------
+
+    @property
+    def logger(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records carry `aws_request_id` and `function_name` and start with the request id."""
+        if self._logger is None or isinstance(self._logger, logging.Logger):
+            base = self._logger or logging.getLogger(f"triggerfish.function.{self.function_name}")
+            extra = {"aws_request_id": self.aws_request_id, "function_name": self.function_name}
+            self._logger = _RequestLogger(base, extra)
+        return self._logger
+
+    @property
+    def traceparent(self) -> str:
+        """The W3C traceparent of this invocation; a new trace if the caller sent none or an invalid one."""
+        current = _valid_traceparent(self._traceparent)
+        if current is None:
+            current = self._traceparent = _new_traceparent()
+        return current
+
+    @property
+    def trace_id(self) -> str:
+        """The 32-hex-digit trace id shared by every invocation this one causes."""
+        return self.traceparent.split("-")[1]
+
+    def call_platform(self, op: str, args: dict[str, Any]) -> Any:
+        """Ask the platform to carry out `op` ("publish", "send", "kv_get", "kv_put", "kv_delete").
+
+        Blocks until the platform answers and returns its JSON answer. Raises
+        InvocationError when this context has no platform (a bare Context in a test).
+        """
+        if self._call_platform is None:
+            raise InvocationError(
+                f"context.{op}: this context has no platform to call; run the handler through "
+                "triggerfish.testing or the runtime, or pass call_platform= to Context"
+            )
+        return self._call_platform(op, args)
+
+    def publish(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        source: str | None = None,
+        subject: str | None = None,
+        bus: str = "default",
+        **extensions: str | int | bool,
+    ) -> str:
+        """Publish a CloudEvent on `bus` and return its id.
+
+        The event continues this invocation's trace (a child `traceparent`)
+        and carries `hopcount` one higher than this invocation's, so a chain
+        of functions triggering each other can be stopped. `source` defaults
+        to `/<app>/<function>`. Extension names are lowercase letters and
+        digits, at most 20 characters (the CloudEvents naming rule).
+        """
+        if not isinstance(type, str) or not type:
+            raise InvalidEventError("type", "must be a non-empty string, e.g. 'order.created'")
+        if source is not None and (not isinstance(source, str) or not source):
+            raise InvalidEventError("source", "must be a non-empty URI-reference string, e.g. '/shop/orders'")
+        event: dict[str, Any] = {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": source or f"/{self.app_name}/{self.function_name}",
+            "type": type,
+            "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+        if subject is not None:
+            if not isinstance(subject, str) or not subject:
+                raise InvalidEventError("subject", "must be a non-empty string when given")
+            event["subject"] = subject
+        if data is not None:
+            event["datacontenttype"] = "application/json"
+            event["data"] = data
+        for name, value in extensions.items():
+            if not _EXTENSION_NAME.match(name):
+                raise InvalidEventError(name, "an extension name is 1 to 20 lowercase letters or digits")
+            if name in _RESERVED:
+                raise InvalidEventError(name, "is set by context.publish; pass it as an argument, not an extension")
+            if not isinstance(value, str | int | bool):
+                raise InvalidEventError(name, f"an extension value is a string, integer or boolean, not {value!r}")
+            event[name] = value
+        event["traceparent"] = _child_traceparent(self.traceparent)
+        event["hopcount"] = self.hop_count + 1
+        self.call_platform("publish", {"bus": bus, "event": event})
+        return str(event["id"])
+
+    def send(
+        self,
+        queue: str,
+        body: str | bytes | Any,
+        *,
+        delay: float = 0.0,
+        group: str | None = None,
+        dedup_id: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> str:
+        """Send a message to `queue` and return its message id.
+
+        A str body is sent as is, bytes travel base64-encoded and arrive as
+        bytes, and any other JSON value is sent as its JSON text (as code
+        calling SQS with `json.dumps(...)` would). The store checks the
+        queue name, the delay and the size.
+        """
+        args: dict[str, Any] = {"queue": queue, "delay": delay, "group": group, "dedup_id": dedup_id}
+        if isinstance(body, str):
+            args["body"] = body
+        elif isinstance(body, bytes | bytearray | memoryview):
+            args["body_base64"] = base64.b64encode(bytes(body)).decode("ascii")
+        else:
+            try:
+                args["body"] = orjson.dumps(body).decode()
+            except TypeError as exc:
+                raise InvocationError(f"context.send({queue!r}): the body is not JSON-serialisable: {exc}") from None
+        args["attributes"] = dict(attributes) if attributes else {}
+        args["traceparent"] = _child_traceparent(self.traceparent)
+        args["hop_count"] = self.hop_count + 1
+        answer = self.call_platform("send", args)
+        if isinstance(answer, dict):
+            return str(answer.get("message_id") or answer.get("id") or "")
+        return str(answer)
+
+    def __repr__(self) -> str:
+        return (
+            f"Context(request_id={self.aws_request_id!r}, function_name={self.function_name!r}, "
+            f"attempt={self.attempt}, remaining_ms={self.get_remaining_time_in_millis()})"
+        )

@@ -1,0 +1,543 @@
+"""The dispatcher: runs queued asynchronous invocations, at least once, within each function's concurrency.
+
+For each function, one loop leases invocations from the store queue
+`fn.<name>` in batches, never holding more than the function's
+`concurrency`, and runs each through the Runner. The lease is the
+function's timeout plus a margin, and is extended while an invocation
+still runs, so a dispatcher that dies mid-invocation loses its leases and
+another one (or itself, restarted) runs those invocations again.
+
+After each attempt, in this order: the invocation record is written; a
+retry (the same invocation with its attempt history, delayed by the
+backoff) or a destination record is sent; and only then is the leased
+message acknowledged. A crash between those steps repeats work (at least
+once), never loses it.
+
+Final failures go to `on_failure`, else `dead_letter`, else the platform
+dead-letter queue `dlq.<name>`, so nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import orjson
+
+from triggerfish.errors import InvocationError, ThrottledError
+from triggerfish.model import Destination, FunctionSettings
+from triggerfish.retry import Decision, FailureCondition, RetryPolicy, decide
+from triggerfish.runtime.context import ACCOUNT_ID, REGION
+from triggerfish.runtime.platform_calls import LOOP_STOPPED_STREAM, MAX_HOPS, bus_stream
+from triggerfish.runtime.platform_calls import logger as loop_logger
+from triggerfish.runtime.records import BatchWriter, InvocationRecords, record_from_outcome, unrun_record
+from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, Runner
+from triggerfish.store import Message, Store
+
+logger = logging.getLogger("triggerfish.dispatcher")
+
+#: How long a receive waits for new work before checking whether to stop.
+RECEIVE_WAIT = 0.5
+#: Deliveries of one message after which it is given up on: its dispatchers kept dying before settling it.
+MAX_DELIVERIES = 50
+#: Seconds before a throttled async invocation (all slots taken by sync calls) is tried again.
+THROTTLED_RETRY_DELAY = 0.2
+
+
+def function_queue(function: str) -> str:
+    """The store queue holding a function's asynchronous invocations."""
+    return f"fn.{function}"
+
+
+def dead_letter_queue(function: str) -> str:
+    """Where a function's final failures go when it names no failure destination."""
+    return f"dlq.{function}"
+
+
+class Enqueue(Protocol):
+    def __call__(
+        self, function: str, event: Any, *, trigger: str, traceparent: str | None, hop_count: int
+    ) -> Awaitable[str]: ...
+
+
+class Dispatcher:
+    """Leases and runs the async invocations of every function the runner knows. See the module docstring."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        store: Store,
+        records: InvocationRecords,
+        *,
+        enqueue: Enqueue,
+        policy: RetryPolicy,
+        clock: Callable[[], float],
+        lease_margin: float,
+        batch_size: int,
+        app_name: str,
+    ) -> None:
+        self.runner = runner
+        self.store = store
+        self.records = records
+        self.enqueue = enqueue
+        self.policy = policy
+        self.clock = clock
+        self.lease_margin = lease_margin
+        self.batch_size = batch_size
+        self.app_name = app_name
+        self._loops: list[asyncio.Task[None]] = []
+        self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
+        self._stopping = False
+        self._ackers: dict[str, BatchWriter[str, bool]] = {}
+        self._function_loops: list[_FunctionLoop] = []
+
+    @property
+    def running(self) -> bool:
+        return bool(self._loops)
+
+    async def start(self) -> None:
+        if self._loops:
+            return
+        self._stopping = False
+        for function in self.runner.functions():
+            loop = _FunctionLoop(self, function, self.runner.settings(function))
+            self._function_loops.append(loop)
+            self._in_flight[function] = loop.in_flight
+            self._loops.append(asyncio.create_task(loop.run(), name=f"triggerfish-dispatch:{function}"))
+
+    async def stop(self, *, drain: bool = True) -> None:
+        self._stopping = True
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._loops = []
+        for loop in self._function_loops:
+            await loop.release_buffered()
+        self._function_loops = []
+        running = [task for tasks in self._in_flight.values() for task in tasks]
+        if not drain:
+            # Their messages stay leased until the lease ends, then run again: nothing is lost.
+            for task in running:
+                task.cancel()
+        for task in running:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def drain(self) -> None:
+        functions = self.runner.functions()
+        while True:
+            busy = any(self._in_flight.get(f) for f in functions)
+            if not busy:
+                depths = [(await self.store.queues.stats(function_queue(f))).depth for f in functions]
+                if not any(depths):
+                    return
+                if not self._loops:
+                    raise InvocationError(
+                        "drain(): asynchronous invocations are queued but the dispatcher is not running; call start()"
+                    )
+            await asyncio.sleep(0.005)
+
+    # --- one attempt -------------------------------------------------------------------------
+
+    async def handle(
+        self, message: Message, settings: FunctionSettings, lease: float, ran: Callable[[], None] = lambda: None
+    ) -> None:
+        """Run one leased invocation and settle it. `ran` is called once the handler no longer runs."""
+        try:
+            body = _decode(message.body, message.queue)
+        except (ValueError, KeyError, TypeError) as exc:
+            await self._poison(message, exc)
+            return
+        request = InvokeRequest(
+            request_id=body["request_id"],
+            function=body["function"],
+            event=body["event"],
+            attempt=len(body["attempts"]) + 1,
+            trigger=body["trigger"],
+            traceparent=body.get("traceparent"),
+            hop_count=body.get("hop_count") or 0,
+        )
+        age = self.clock() - body["enqueued_at"]
+        unrun: tuple[FailureCondition, dict[str, Any]] | None = None
+        if age > settings.max_event_age:
+            unrun = (
+                "EventAgeExceeded",
+                _error(
+                    "EventAgeExceeded",
+                    f"the invocation waited {age:.0f} s, longer than max_event_age ({settings.max_event_age:g} s)",
+                ),
+            )
+        elif message.receive_count > MAX_DELIVERIES:
+            unrun = (
+                "RetriesExhausted",
+                _error(
+                    "DeliveriesExhausted",
+                    f"the invocation was delivered {message.receive_count} times without its outcome being recorded;"
+                    " the dispatchers running it kept stopping (crashes?)",
+                ),
+            )
+        if unrun is not None:
+            condition, error = unrun
+            await self.records.add(
+                unrun_record(request, "expired", error, at=self.clock(), memory_mb=settings.memory_mb)
+            )
+            await self._fail(
+                body, request, settings, condition, error, version=None, invoke_count=len(body["attempts"])
+            )
+            await self._ack(message)
+            return
+        try:
+            outcome = await self._run(message, request, lease)
+        finally:
+            ran()
+        if outcome is None:
+            # Sync calls hold every slot: not an attempt. Sent afresh rather than released, so
+            # throttling does not count towards MAX_DELIVERIES.
+            await self.store.queues.send(message.queue, message.body, delay=THROTTLED_RETRY_DELAY)
+            await self._ack(message)
+            return
+        await self.records.add(record_from_outcome(request, outcome, memory_mb=settings.memory_mb))
+        if outcome.ok:
+            if settings.on_success is not None:
+                record = self._destination_record(body, request, "Success", outcome.result, None, outcome.version)
+                await self._deliver(settings.on_success, record, request, success=True)
+            await self._ack(message)
+            return
+        error = outcome.error or _error("Error", "the invocation failed")
+        body["attempts"].append(
+            {
+                "attempt": request.attempt,
+                "started_at": outcome.started_at,
+                "ended_at": outcome.ended_at,
+                "error": _compact(error),
+            }
+        )
+        decision: Decision = decide(
+            self.policy,
+            attempt=request.attempt,
+            retries=settings.retries,
+            retryable=outcome.retryable,
+            requested_delay=outcome.retry_delay,
+            age=self.clock() - body["enqueued_at"],
+            max_event_age=settings.max_event_age,
+        )
+        if decision.retry:
+            await self.store.queues.send(message.queue, orjson.dumps(body), delay=decision.delay)
+        else:
+            await self._fail(body, request, settings, decision.condition or "RetriesExhausted", error, outcome.version)
+        await self._ack(message)
+
+    async def _run(self, message: Message, request: InvokeRequest, lease: float) -> InvokeOutcome | None:
+        try:
+            return await self.runner.run(request, wait=1.0)
+        except ThrottledError:
+            return None
+
+    async def _fail(
+        self,
+        body: dict[str, Any],
+        request: InvokeRequest,
+        settings: FunctionSettings,
+        condition: FailureCondition,
+        error: dict[str, Any],
+        version: str | None,
+        invoke_count: int | None = None,
+    ) -> None:
+        destination = settings.on_failure or settings.dead_letter
+        target = destination or Destination("queue", dead_letter_queue(request.function))
+        record = self._destination_record(body, request, condition, error, "Unhandled", version, invoke_count)
+        await self._deliver(target, record, request, success=False)
+
+    def _destination_record(
+        self,
+        body: dict[str, Any],
+        request: InvokeRequest,
+        condition: str,
+        payload: Any,
+        function_error: str | None,
+        version: str | None,
+        invoke_count: int | None = None,
+    ) -> dict[str, Any]:
+        """Lambda's destination record, plus `attempts`: every failed attempt's times and error."""
+        executed = version or "$LATEST"
+        response: dict[str, Any] = {"statusCode": 200, "executedVersion": executed}
+        if function_error is not None:
+            response["functionError"] = function_error
+        return {
+            "version": "1.0",
+            "timestamp": _iso(self.clock()),
+            "requestContext": {
+                "requestId": request.request_id,
+                "functionArn": (
+                    f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.app_name}-{request.function}:{executed}"
+                ),
+                "condition": condition,
+                "approximateInvokeCount": request.attempt if invoke_count is None else invoke_count,
+            },
+            "requestPayload": body["event"],
+            "responseContext": response,
+            "responsePayload": payload,
+            "attempts": body["attempts"],
+        }
+
+    async def _deliver(
+        self, destination: Destination, record: dict[str, Any], request: InvokeRequest, *, success: bool
+    ) -> None:
+        data = orjson.dumps(record)
+        if len(data) > self.store.queues.max_record_bytes // 2:
+            # A result too large to deliver must not leave the invocation stuck: deliver a stub saying so.
+            record = {
+                **record,
+                "responsePayload": {"truncated": True, "bytes": len(orjson.dumps(record["responsePayload"]))},
+            }
+            data = orjson.dumps(record)
+        hops = request.hop_count + 1
+        if destination.kind in ("function", "bus") and hops > MAX_HOPS:
+            # A function whose destination leads back to itself would loop for ever: stop it as
+            # StorePlatform stops a handler's own publish or send, and keep what was stopped.
+            loop_logger.warning(
+                "loop guard: stopped the %s destination %s of function %r (request %s) at hop count %d, over %d",
+                "success" if success else "failure",
+                destination,
+                request.function,
+                request.request_id,
+                hops,
+                MAX_HOPS,
+            )
+            stopped = {
+                "op": "destination",
+                "target": str(destination),
+                "function": request.function,
+                "request_id": request.request_id,
+                "hop_count": hops,
+                "payload": record,
+            }
+            await self.store.log.append(LOOP_STOPPED_STREAM, orjson.dumps(stopped))
+            return
+        if destination.kind == "queue":
+            await self.store.queues.send(destination.name, data)
+        elif destination.kind == "topic":
+            await self.store.log.append(f"topic.{destination.name}", data)
+        elif destination.kind == "bus":
+            result = "Success" if success else "Failure"
+            event = {
+                "specversion": "1.0",
+                "id": f"{request.request_id}-{result.lower()}",
+                "source": "lambda",
+                "type": f"Lambda Function Invocation Result - {result}",
+                "subject": request.function,
+                "time": record["timestamp"],
+                "datacontenttype": "application/json",
+                "data": record,
+                "hopcount": hops,
+            }
+            if request.traceparent:
+                event["traceparent"] = request.traceparent
+            await self.store.log.append(bus_stream(destination.name), orjson.dumps(event))
+        else:
+            await self.enqueue(
+                destination.name,
+                record,
+                trigger="destination",
+                traceparent=request.traceparent,
+                hop_count=hops,
+            )
+
+    async def _ack(self, message: Message) -> None:
+        acker = self._ackers.get(message.queue)
+        if acker is None:
+            acker = self._ackers[message.queue] = BatchWriter(
+                functools.partial(self.store.queues.ack_many, message.queue)
+            )
+        if not await acker.submit(message.receipt):
+            # The lease ended before the outcome was in: another dispatcher may run it again.
+            logger.warning(
+                "invocation message %s of %s was acknowledged after its lease ended", message.message_id, message.queue
+            )
+
+    async def _poison(self, message: Message, exc: Exception) -> None:
+        """A message that is not an invocation: keep it in the dead-letter queue rather than loop on it."""
+        function = message.queue.removeprefix("fn.")
+        logger.error(
+            "dropping a malformed invocation message %s from %s to %s: %s",
+            message.message_id,
+            message.queue,
+            dead_letter_queue(function),
+            exc,
+        )
+        await self.store.queues.send(dead_letter_queue(function), message.body)
+        await self._ack(message)
+
+
+class _FunctionLoop:
+    """Leases one function's invocations ahead of need, and starts each as soon as a slot frees.
+
+    Leasing a few more than the free slots (the prefetch buffer) lets a slot
+    that frees start the next invocation at once, instead of waiting a
+    store round trip for it: with a low `concurrency` and short handlers
+    that wait, not the handler, would set the pace.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, function: str, settings: FunctionSettings) -> None:
+        self.dispatcher = dispatcher
+        self.function = function
+        self.settings = settings
+        self.queue = function_queue(function)
+        self.lease = settings.timeout + dispatcher.lease_margin
+        self.in_flight: set[asyncio.Task[None]] = set()
+        #: Invocations whose handler is still running: what `concurrency` limits. An invocation
+        #: whose outcome is being recorded and acknowledged no longer holds a slot.
+        self.running = 0
+        #: Leased, not yet started.
+        self.buffer: collections.deque[Message] = collections.deque()
+        self.prefetch = min(dispatcher.batch_size, max(2 * settings.concurrency, 16))
+        #: Invocations leased at most, buffered, running or settling: backpressure when settling lags.
+        self.max_leased = settings.concurrency + max(settings.concurrency, 64) + self.prefetch
+        self._freed = asyncio.Event()
+        #: Leases held, by receipt: the message and when (monotonic) its lease runs out.
+        self._leases: dict[str, tuple[Message, float]] = {}
+
+    async def run(self) -> None:
+        keeper = asyncio.create_task(self._keep_leases())
+        try:
+            await self._receive_loop()
+        finally:
+            keeper.cancel()
+
+    async def release_buffered(self) -> None:
+        """Hand back the leased invocations not yet started, so they run at once elsewhere."""
+        queues = self.dispatcher.store.queues
+        while self.buffer:
+            message = self.buffer.popleft()
+            self._leases.pop(message.receipt, None)
+            with contextlib.suppress(Exception):
+                await queues.release(message.queue, message.receipt)
+
+    async def _keep_leases(self) -> None:
+        """Extend the lease of every invocation (buffered or running) halfway through it.
+
+        One task per function rather than a timer per invocation: the async
+        path's throughput depends on not paying for a timer on every run.
+        """
+        queues = self.dispatcher.store.queues
+        while True:
+            await asyncio.sleep(self.lease / 4)
+            soon = time.monotonic() + self.lease / 2
+            for receipt, (message, ends) in list(self._leases.items()):
+                if ends < soon and receipt in self._leases:
+                    try:
+                        if await queues.extend(message.queue, receipt, self.lease):
+                            self._leases[receipt] = (message, time.monotonic() + self.lease)
+                    except Exception:
+                        logger.exception("extending the lease of %s failed", message.message_id)
+
+    async def _receive_loop(self) -> None:
+        queues = self.dispatcher.store.queues
+        while True:
+            self._start_ready()
+            room = min(self.prefetch - len(self.buffer), self.max_leased - len(self.in_flight) - len(self.buffer))
+            if room > 0:
+                try:
+                    messages = await queues.receive(
+                        self.queue,
+                        max_messages=room,
+                        visibility_timeout=self.lease,
+                        wait=0.0 if self.buffer else RECEIVE_WAIT,
+                    )
+                except Exception:
+                    logger.exception("receiving invocations of %s failed; trying again", self.function)
+                    await asyncio.sleep(RECEIVE_WAIT)
+                    continue
+                ends = time.monotonic() + self.lease
+                for message in messages:
+                    self._leases[message.receipt] = (message, ends)
+                self.buffer.extend(messages)
+                if messages or not self.buffer:
+                    continue
+            # The buffer is full (or nothing more is queued): wait until a slot or room frees.
+            self._freed.clear()
+            self._start_ready()
+            if self.buffer and self.running < self.settings.concurrency:
+                continue
+            await self._freed.wait()
+
+    def _start_ready(self) -> None:
+        while self.buffer and self.running < self.settings.concurrency:
+            message = self.buffer.popleft()
+            self.running += 1
+            task = asyncio.create_task(self._handle(message))
+            self.in_flight.add(task)
+            task.add_done_callback(self._done)
+
+    async def _handle(self, message: Message) -> None:
+        released = False
+
+        def ran() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.running -= 1
+                self._start_ready()
+                self._freed.set()
+
+        try:
+            await self.dispatcher.handle(message, self.settings, self.lease, ran)
+        except Exception:
+            # The message stays leased and comes back when the lease ends: retried, not lost.
+            logger.exception("handling invocation message %s of %s failed", message.message_id, self.function)
+        finally:
+            self._leases.pop(message.receipt, None)
+            ran()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self._freed.set()
+
+
+def _decode(data: bytes, queue: str) -> dict[str, Any]:
+    body = orjson.loads(data)
+    if not isinstance(body, dict):
+        raise TypeError("an invocation message is a JSON object")
+    for name, kind in (("request_id", str), ("function", str), ("trigger", str), ("attempts", list)):
+        if not isinstance(body[name], kind):
+            raise TypeError(f"{name} must be a {kind.__name__}")
+    if "event" not in body:
+        raise KeyError("event")
+    if function_queue(body["function"]) != queue:
+        raise ValueError(f"the message names function {body['function']!r} but came from queue {queue!r}")
+    if isinstance(body["enqueued_at"], bool) or not isinstance(body["enqueued_at"], int | float):
+        raise TypeError("enqueued_at must be a number")
+    hops = body.get("hop_count")
+    if hops is not None and (isinstance(hops, bool) or not isinstance(hops, int) or hops < 0):
+        raise TypeError("hop_count must be a whole number")
+    if body.get("traceparent") is not None and not isinstance(body["traceparent"], str):
+        raise TypeError("traceparent must be a string")
+    return body
+
+
+def _compact(error: dict[str, Any]) -> dict[str, Any]:
+    """An error as kept in the attempt history: bounded, so retries cannot grow a message past the store's limit."""
+    trace = error.get("stackTrace")
+    return {
+        "errorType": str(error.get("errorType", "Error"))[:200],
+        "errorMessage": str(error.get("errorMessage", ""))[:2000],
+        "stackTrace": [str(line)[:500] for line in trace[-20:]] if isinstance(trace, list) else [],
+    }
+
+
+def _error(error_type: str, message: str) -> dict[str, Any]:
+    return {"errorType": error_type, "errorMessage": message, "stackTrace": []}
+
+
+def _iso(at: float) -> str:
+    moment = datetime.datetime.fromtimestamp(at, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,295 @@
+"""Invoking functions: synchronously (the caller waits for the result) or asynchronously (queued durably).
+
+    invoker = Invoker(runner, store)
+    await invoker.start()                                 # run the dispatcher for async work
+    total = await invoker.invoke("quote", {"items": 2})   # sync: the result, or HandlerError
+    request_id = await invoker.invoke_async("ship", {"order": 7})  # async: queued, then run
+    await invoker.stop()
+
+Sync invocations run at once through the Runner; at the concurrency limit
+the caller waits up to `wait` seconds, then gets ThrottledError. Async
+invocations are written to the function's store queue `fn.<name>` and
+acknowledged once durable; the dispatcher (`triggerfish.runtime.dispatcher`)
+runs them with retries, destinations and dead letters. Both paths write an
+invocation record for every attempt (`invoker.records`).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from triggerfish.errors import (
+    DeclarationError,
+    FunctionNotFoundError,
+    HandlerError,
+    InvalidInputError,
+    ThrottledError,
+)
+from triggerfish.model import Destination, FunctionSettings
+from triggerfish.retry import RetryPolicy
+from triggerfish.runtime.dispatcher import Dispatcher, function_queue
+from triggerfish.runtime.records import (
+    DEFAULT_RETENTION,
+    BatchWriter,
+    InvocationRecords,
+    record_from_outcome,
+    unrun_record,
+)
+from triggerfish.runtime.types import InvokeRequest, Runner
+from triggerfish.store import OutgoingMessage, SendResult, Store
+
+#: Seconds a leased async invocation may overrun its function's timeout before another dispatcher takes it.
+DEFAULT_LEASE_MARGIN = 30.0
+_MAX_HOPS_ARG = 10_000
+#: The longest `invoke_async(delay=...)`: the store's longest message delay.
+MAX_DELAY = 15 * 60.0
+
+
+class Invoker:
+    """The sync and async invocation paths of one app, over a Runner and a Store.
+
+    `retry_policy` sets the backoff between attempts of failed async
+    invocations; `record_retention` how long invocation records are kept
+    (seconds, 7 days by default); `lease_margin` how long past its timeout
+    an async invocation may run before it counts as lost and runs again;
+    `app_name` goes into the function ARNs of destination records.
+
+    Raises DeclarationError when a function's destination names a function
+    the runner does not know.
+    """
+
+    def __init__(
+        self,
+        runner: Runner,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        retry_policy: RetryPolicy | None = None,
+        record_retention: float = DEFAULT_RETENTION,
+        lease_margin: float = DEFAULT_LEASE_MARGIN,
+        batch_size: int = 64,
+        app_name: str = "app",
+    ) -> None:
+        if isinstance(lease_margin, bool) or not isinstance(lease_margin, int | float) or not 0 < lease_margin <= 3600:
+            raise InvalidInputError(f"lease_margin must be from more than 0 to 3600 seconds, not {lease_margin!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 1000:
+            raise InvalidInputError(f"batch_size must be a whole number from 1 to 1000, not {batch_size!r}")
+        self.runner = runner
+        self.store = store
+        self.clock = clock
+        self.records = InvocationRecords(store, retention=record_retention, clock=clock)
+        self._senders: dict[str, BatchWriter[OutgoingMessage, SendResult]] = {}
+        check_destinations(runner)
+        self.dispatcher = Dispatcher(
+            runner,
+            store,
+            self.records,
+            enqueue=self._enqueue,
+            policy=retry_policy or RetryPolicy(),
+            clock=clock,
+            lease_margin=float(lease_margin),
+            batch_size=batch_size,
+            app_name=app_name,
+        )
+
+    # --- the sync path -----------------------------------------------------------------------
+
+    async def invoke(
+        self,
+        function: str,
+        event: Any = None,
+        *,
+        wait: float = 1.0,
+        trigger: str = "direct",
+        traceparent: str | None = None,
+        hop_count: int = 0,
+        request_id: str | None = None,
+    ) -> Any:
+        """Run `function` on `event` now and return its result.
+
+        Raises FunctionNotFoundError (naming the declared functions),
+        ThrottledError when no concurrency slot frees up within `wait`
+        seconds, and HandlerError (with Lambda's error document in
+        `.error`) when the handler fails, times out or its worker dies.
+        """
+        settings = self._settings(function)
+        _check_wait(wait)
+        request = InvokeRequest(
+            request_id=request_id or new_request_id(),
+            function=function,
+            event=event,
+            trigger=_check_trigger(trigger),
+            traceparent=traceparent,
+            hop_count=_check_hops(hop_count),
+        )
+        try:
+            outcome = await self.runner.run(request, wait=wait)
+        except ThrottledError as exc:
+            error = {"errorType": "TooManyRequestsException", "errorMessage": str(exc), "stackTrace": []}
+            await self.records.add(
+                unrun_record(request, "throttled", error, at=self.clock(), memory_mb=settings.memory_mb)
+            )
+            raise
+        await self.records.add(record_from_outcome(request, outcome, memory_mb=settings.memory_mb))
+        if not outcome.ok:
+            raise HandlerError(outcome.error or {"errorType": "Error", "errorMessage": "", "stackTrace": []})
+        return outcome.result
+
+    # --- the async path ----------------------------------------------------------------------
+
+    async def invoke_async(
+        self,
+        function: str,
+        event: Any = None,
+        *,
+        trigger: str = "async",
+        traceparent: str | None = None,
+        hop_count: int = 0,
+        request_id: str | None = None,
+        delay: float = 0.0,
+    ) -> str:
+        """Queue an invocation of `function` durably and return its request id.
+
+        The invocation runs when the dispatcher gets to it (after `delay`
+        seconds at the earliest). Raises FunctionNotFoundError, and
+        InvalidInputError when the event is not JSON; nothing is stored then.
+        """
+        self._settings(function)
+        return await self._enqueue(
+            function,
+            event,
+            trigger=_check_trigger(trigger),
+            traceparent=traceparent,
+            hop_count=_check_hops(hop_count),
+            request_id=request_id,
+            delay=delay,
+        )
+
+    async def _enqueue(
+        self,
+        function: str,
+        event: Any,
+        *,
+        trigger: str,
+        traceparent: str | None,
+        hop_count: int,
+        request_id: str | None = None,
+        delay: float = 0.0,
+    ) -> str:
+        request_id = request_id or new_request_id()
+        body = {
+            "request_id": request_id,
+            "function": function,
+            "event": event,
+            "trigger": trigger,
+            "traceparent": traceparent,
+            "hop_count": hop_count,
+            "enqueued_at": self.clock(),
+            "attempts": [],
+        }
+        try:
+            data = orjson.dumps(body)  # first: it refuses nesting too deep for the walk below
+            _check_finite(event)
+        except TypeError as exc:
+            raise InvalidInputError(
+                f"invoke_async({function!r}): the event must be a JSON value"
+                f" (dict, list, str, number, bool, None): {exc}"
+            ) from None
+        # Checked here, not by the store: one bad message would fail the whole shared batch.
+        limit = self.store.queues.max_record_bytes
+        if len(data) > limit:
+            raise InvalidInputError(
+                f"invoke_async({function!r}): the invocation is {len(data)} bytes, over the store's limit of"
+                f" {limit} bytes; pass a reference to large data instead"
+            )
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_DELAY:
+            raise InvalidInputError(f"invoke_async: delay must be from 0 to {MAX_DELAY:g} seconds, not {delay!r}")
+        queue = function_queue(function)
+        sender = self._senders.get(queue)
+        if sender is None:
+            sender = self._senders[queue] = BatchWriter(functools.partial(self.store.queues.send_many, queue))
+        # Concurrent calls share one durable write; each still returns only once its message is stored.
+        await sender.submit(OutgoingMessage(data, delay=delay))
+        return request_id
+
+    # --- running the dispatcher --------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the dispatcher: queued async invocations begin to run."""
+        await self.dispatcher.start()
+
+    async def stop(self, *, drain: bool = True) -> None:
+        """Stop the dispatcher; with `drain`, first wait for the invocations in flight to finish.
+
+        Invocations still queued stay queued (durably) for the next start.
+        """
+        await self.dispatcher.stop(drain=drain)
+
+    async def drain(self) -> None:
+        """Wait until no async invocation is queued, delayed for a retry, or running (for tests).
+
+        Bound it with `asyncio.timeout(...)`; raises InvocationError when work is queued but the
+        dispatcher is not running.
+        """
+        await self.dispatcher.drain()
+
+    def _settings(self, function: str) -> FunctionSettings:
+        if not isinstance(function, str) or function not in self.runner.functions():
+            known = ", ".join(sorted(self.runner.functions())) or "none"
+            raise FunctionNotFoundError(f"no function named {function!r}; the app declares: {known}")
+        return self.runner.settings(function)
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def check_destinations(runner: Runner) -> None:
+    """Every `function:` destination must name a declared function; raises DeclarationError naming both."""
+    names = set(runner.functions())
+    for name in names:
+        settings = runner.settings(name)
+        for setting in ("on_success", "on_failure", "dead_letter"):
+            destination: Destination | None = getattr(settings, setting)
+            if destination is not None and destination.kind == "function" and destination.name not in names:
+                known = ", ".join(sorted(names))
+                raise DeclarationError(
+                    f"function {name!r}: {setting}={destination} names no declared function; declare it or"
+                    f" use one of: {known}"
+                )
+
+
+def _check_finite(value: Any) -> None:
+    """orjson writes NaN and infinities as null: refuse them rather than change the event."""
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise TypeError(f"{value!r} has no JSON form")
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_finite(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_finite(item)
+
+
+def _check_trigger(trigger: object) -> str:
+    if not isinstance(trigger, str) or not trigger or len(trigger) > 64:
+        raise InvalidInputError(f"trigger must be a short non-empty string such as 'direct', not {trigger!r}")
+    return trigger
+
+
+def _check_hops(hop_count: object) -> int:
+    if isinstance(hop_count, bool) or not isinstance(hop_count, int) or not 0 <= hop_count <= _MAX_HOPS_ARG:
+        raise InvalidInputError(f"hop_count must be a whole number from 0, not {hop_count!r}")
+    return hop_count
+
+
+def _check_wait(wait: object) -> None:
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or wait != wait or not 0 <= wait <= 900:
+        raise InvalidInputError(f"wait must be from 0 to 900 seconds, not {wait!r}")

@@ -1,0 +1,284 @@
+"""Per-worker limits: memory (RLIMIT_AS), processes (the pids cgroup or RLIMIT_NPROC), and leftover children.
+
+Memory: RLIMIT_AS caps a worker's address space at the app zygote's own
+size (the baseline every forked worker starts with) plus the function's
+`memory_mb`. Python turns an allocation past it into MemoryError, which the
+worker reports as `Runtime.OutOfMemory` naming the limit. RLIMIT_RSS is not
+enforced by Linux and RLIMIT_DATA misses mmap-backed allocations, so
+address space is the limit that actually holds.
+
+Processes: RLIMIT_NPROC counts every process of the user and root ignores
+it, so where the pids cgroup (v1, /sys/fs/cgroup/pids) is writable each
+worker gets its own cgroup with `pids.max`; otherwise RLIMIT_NPROC is used
+when not root; otherwise the limit is reported as not enforced.
+
+Leftover children: each worker is a child subreaper, so everything a
+handler forks stays its descendant even after the middle process exits;
+after every invocation the worker kills what is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import resource
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("triggerfish.runtime")
+
+PIDS_CGROUP_ROOT = Path("/sys/fs/cgroup/pids")
+#: Processes (and threads: the pids controller counts both) a worker may have at once, itself included.
+DEFAULT_MAX_PROCESSES = 64
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Which limits a pool enforces and how, for `ProcessRunner.stats()` and the log."""
+
+    memory: str
+    processes: str
+    timeout: str = "SIGKILL to the worker's process group"
+
+    @property
+    def unenforced(self) -> list[str]:
+        return [name for name, how in (("memory", self.memory), ("processes", self.processes)) if how == "none"]
+
+
+def memory_limit_bytes(memory_mb: int, baseline_bytes: int) -> int:
+    """RLIMIT_AS for a worker: what its zygote already maps plus the function's memory."""
+    return baseline_bytes + memory_mb * _MB
+
+
+def address_space_bytes() -> int:
+    """This process's address-space size (VmSize), the baseline a forked worker inherits."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def process_limit_method() -> str:
+    """How the process limit can be enforced here: "cgroup", "rlimit" or "none"."""
+    if cgroup_available():
+        return "cgroup"
+    if os.geteuid() != 0:
+        return "rlimit"
+    return "none"
+
+
+def cgroup_available() -> bool:
+    return os.access(PIDS_CGROUP_ROOT / "cgroup.procs", os.W_OK)
+
+
+def apply_in_child(memory_bytes: int, max_processes: int, in_cgroup: bool) -> list[str]:
+    """Apply the limits to the calling (freshly forked) worker; return the names of those not enforced.
+
+    `in_cgroup`: the worker was born in its own pids cgroup (see CgroupSpares), so the process
+    limit is already in force.
+    """
+    unenforced: list[str] = []
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    except (ValueError, OSError):
+        unenforced.append("memory")
+    if in_cgroup:
+        pass
+    elif os.geteuid() != 0:
+        try:
+            resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
+        except (ValueError, OSError):
+            unenforced.append("processes")
+    else:
+        unenforced.append("processes")
+    with contextlib.suppress(OSError, AttributeError):
+        # A subreaper keeps orphaned grandchildren as its own children, so `kill_children` finds them.
+        libc().prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    return unenforced
+
+
+_libc: ctypes.CDLL | None = None
+
+
+def libc() -> ctypes.CDLL:
+    """The C library, loaded once (zygotes load it before forking so workers do not pay for it)."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+class CgroupSpares:
+    """The app zygote's side of the pids cgroups: it waits inside the cgroup its next worker will have.
+
+    Moving a process between cgroups (v1) waits for an RCU grace period,
+    10-20 ms, which would dominate a cold start. So the zygote moves itself
+    into a fresh cgroup right after each fork, off the cold path, and the next
+    worker is born in that cgroup (a child starts in its parent's cgroup) and
+    never moves. The zygote counts against `pids.max` until it leaves, so the
+    limit starts one higher and is tightened when the zygote moves on.
+    """
+
+    def __init__(self, root: str | None, max_processes: int) -> None:
+        self.root = Path(root) if root else None
+        self.max_processes = max(1, max_processes)
+        self.current: str | None = None
+        self._count = 0
+
+    def take(self) -> str | None:
+        """The cgroup the worker about to be forked will be born in (None: no cgroup)."""
+        current, self.current = self.current, None
+        return current
+
+    def prepare(self, previous: str | None = None) -> None:
+        """Create the next worker's cgroup and move this process into it; tighten `previous`'s limit."""
+        if self.root is not None:
+            self._count += 1
+            path = self.root / f"w{os.getpid()}-{self._count}"
+            try:
+                path.mkdir(exist_ok=True)
+                (path / "pids.max").write_text(str(self.max_processes + 1))
+                (path / "cgroup.procs").write_text(str(os.getpid()))
+                self.current = str(path)
+            except OSError:
+                self.current = None
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+        if previous is not None:
+            with contextlib.suppress(OSError):
+                Path(previous, "pids.max").write_text(str(self.max_processes))
+            # The parent could not remove it if the worker ended while this process was still inside.
+            with contextlib.suppress(OSError):
+                os.rmdir(previous)
+
+
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when the process that forked it dies.
+
+    For zygotes' children: a zygote killed outright must not leave workers
+    running with nobody to stop them. Exits at once if the parent is already gone.
+    """
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def kill_children() -> int:
+    """SIGKILL and reap every descendant of this process; the number killed. Cheap when there are none."""
+    me = os.getpid()
+    children_file = f"/proc/{me}/task/{me}/children"
+    killed = 0
+    for _ in range(1000):  # each round kills one generation; orphans of the killed come back to us
+        try:
+            with open(children_file, "rb") as f:
+                pids = f.read().split()
+        except OSError:
+            return killed
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(int(pid), signal.SIGKILL)
+                killed += 1
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(int(pid), 0)
+    return killed
+
+
+class CgroupTree:
+    """The parent's side of the pids cgroups: one directory per runner, one per worker inside it."""
+
+    def __init__(self, name: str) -> None:
+        self.path = PIDS_CGROUP_ROOT / "triggerfish" / name
+        self.enabled = False
+        if cgroup_available():
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                self.enabled = True
+            except OSError as exc:
+                log.warning("the pids cgroup %s cannot be created (%s); process limits fall back", self.path, exc)
+
+    @property
+    def root(self) -> str | None:
+        """The directory app zygotes create workers' cgroups in (None: no cgroups)."""
+        return str(self.path) if self.enabled else None
+
+    @staticmethod
+    def kill_all(path: str | None, spare: int | None = None) -> None:
+        """SIGKILL whatever is left in a worker's cgroup (children that escaped its process group).
+
+        `spare`: the app zygote, which stays in its newest worker's cgroup for a moment after the fork.
+        """
+        if path is None:
+            return
+        keep = str(spare)
+        for _ in range(20):
+            try:
+                pids = [pid for pid in Path(path, "cgroup.procs").read_text().split() if pid != keep]
+            except OSError:
+                return
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+
+    @staticmethod
+    def remove(path: str | None) -> None:
+        """Remove a worker's cgroup once it is empty; a cgroup still in use is left and retried at close."""
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+
+    def close(self) -> None:
+        """Kill what is left in the runner's cgroups and remove them (a killed process takes a moment to go)."""
+        if not self.enabled or not self.path.exists():
+            return
+        for _ in range(100):
+            children = [child for child in self.path.iterdir() if child.is_dir()]
+            for child in children:
+                self.kill_all(str(child))
+                self.remove(str(child))
+            with contextlib.suppress(OSError):
+                os.rmdir(self.path)
+            if not self.path.exists():
+                return
+            time.sleep(0.01)
+        if self.path.exists():
+            log.warning("could not remove %s; remove it by hand once its processes are gone", self.path)
+
+
+def describe(method: str) -> Limits:
+    """The Limits a pool reports for the process-limit `method` ("cgroup", "rlimit" or "none")."""
+    processes = {"cgroup": "pids cgroup (pids.max)", "rlimit": "RLIMIT_NPROC", "none": "none"}[method]
+    if method == "none":
+        log.warning(
+            "the process limit cannot be enforced: running as root without a writable pids cgroup at %s",
+            PIDS_CGROUP_ROOT,
+        )
+    return Limits(memory="RLIMIT_AS", processes=processes)
+
+
+__all__ = [
+    "DEFAULT_MAX_PROCESSES",
+    "CgroupSpares",
+    "CgroupTree",
+    "Limits",
+    "address_space_bytes",
+    "apply_in_child",
+    "describe",
+    "kill_children",
+    "memory_limit_bytes",
+    "process_limit_method",
+]

@@ -1,0 +1,286 @@
+"""A pool of workers for one function: concurrency, warm workers, scale to zero, replacement after faults.
+
+At most `concurrency` invocations run at once, each on its own worker; a
+caller that finds every slot taken waits up to `wait` seconds and then gets
+ThrottledError. An idle worker is reused (warm start); otherwise one is
+forked from the app zygote (cold start, timed as `init_duration_ms`).
+Workers idle longer than the idle timeout stop, down to `min_warm`. A worker
+that timed out, crashed or ran out of memory is replaced in the background
+so the next invocation starts warm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from triggerfish.errors import ThrottledError, WorkerStartError
+from triggerfish.model import FunctionSpec
+from triggerfish.runtime.channel import WorkerConnection
+from triggerfish.runtime.limits import CgroupTree, Limits, memory_limit_bytes
+from triggerfish.runtime.protocol import Ready, Spawn
+from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, PlatformHandler
+from triggerfish.runtime.worker_process import WorkerProcess
+from triggerfish.runtime.zygote_link import AppZygoteLink
+
+#: Seconds a new worker has to report ready before it counts as failed.
+START_TIMEOUT = 10.0
+#: The errorType of an invocation whose worker could not be started.
+START_ERROR = "Runtime.StartError"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    """What every pool of one runner shares."""
+
+    zygote: AppZygoteLink
+    work_dir: Path
+    version: str
+    baseline_bytes: int
+    max_processes: int
+    cgroups: CgroupTree
+    platform: PlatformHandler | None
+    output_limit: int
+    limits: Limits
+
+
+class WorkerPool:
+    """The workers of one function."""
+
+    def __init__(self, spec: FunctionSpec, config: PoolConfig) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.config = config
+        settings = spec.settings
+        self.timeout = settings.timeout
+        self.min_warm = settings.min_warm
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._idle: list[WorkerProcess] = []
+        self._workers: set[WorkerProcess] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._cwd_made = False
+        self.cwd = config.work_dir / "functions" / _safe(spec.name)
+        self.counts = {"invocations": 0, "cold_starts": 0, "timeouts": 0, "crashes": 0, "start_failures": 0}
+
+    # --- invoking -------------------------------------------------------------------------
+
+    async def run(self, request: InvokeRequest, wait: float) -> InvokeOutcome:
+        """One invocation on one worker; ThrottledError when no slot frees up within `wait` seconds."""
+        slots = self._slots
+        if slots.locked():
+            if not await _acquire(slots, wait):
+                raise ThrottledError(self.name, wait)
+        else:
+            await slots.acquire()  # free: returns without yielding
+        try:
+            self.counts["invocations"] += 1
+            worker = self._take_idle()
+            cold = worker is None
+            if worker is None:
+                self.counts["cold_starts"] += 1
+                try:
+                    # Not waiting for Ready: the request follows the spawn and the worker reads it once set up.
+                    worker = await self.spawn(wait_ready=False)
+                except WorkerStartError as exc:
+                    self.counts["start_failures"] += 1
+                    return _start_failed(request, exc, self.config.version)
+            outcome = await worker.invoke(
+                request,
+                time_limit=self.timeout,
+                version=self.config.version,
+                platform=self.config.platform,
+                cold_start=cold,
+            )
+            if worker.alive:
+                self._idle.append(worker)
+            else:
+                self._lost(worker)
+            return outcome
+        finally:
+            slots.release()
+
+    def _take_idle(self) -> WorkerProcess | None:
+        idle = self._idle
+        while idle:
+            worker = idle.pop()  # the most recently used: the likeliest to be hot in the caches
+            if worker.alive:
+                return worker
+            self._workers.discard(worker)
+        return None
+
+    def _lost(self, worker: WorkerProcess) -> None:
+        self._workers.discard(worker)
+        if worker.timed_out:
+            self.counts["timeouts"] += 1
+        else:  # crashed, or retired after running out of memory
+            self.counts["crashes"] += 1
+        if not self._closed:
+            self._in_background(self._replace())
+
+    async def _replace(self) -> None:
+        # A fresh worker takes the dead one's place, so the next invocation starts warm.
+        if len(self._workers) < max(self.min_warm, 1):
+            with contextlib.suppress(WorkerStartError):
+                self._idle.append(await self.spawn())
+
+    # --- spawning -------------------------------------------------------------------------
+
+    async def spawn(self, *, wait_ready: bool = True) -> WorkerProcess:
+        """Fork a worker from the app zygote; with `wait_ready`, wait until it reports ready."""
+        config = self.config
+        if not self._cwd_made:
+            self.cwd.mkdir(parents=True, exist_ok=True)
+            self._cwd_made = True
+        ours, theirs = socket.socketpair()
+        read_fd, write_fd = os.pipe()
+        spawn = Spawn(
+            function=self.name,
+            cwd=str(self.cwd),
+            memory_bytes=memory_limit_bytes(self.spec.settings.memory_mb, config.baseline_bytes),
+            max_processes=config.max_processes,
+        )
+        try:
+            zygote, zygote_pid = await config.zygote.current()
+            zygote.send(spawn, [theirs.fileno(), write_fd])
+        except WorkerStartError:
+            ours.close()
+            os.close(read_fd)
+            raise
+        except Exception as exc:
+            ours.close()
+            os.close(read_fd)
+            raise WorkerStartError(f"cannot ask the zygote for a worker for {self.name!r}: {exc}") from exc
+        finally:
+            theirs.close()
+            os.close(write_fd)
+        ours.setblocking(False)
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_unix_connection(WorkerConnection, sock=ours)
+        worker = WorkerProcess(
+            function=self.name,
+            connection=connection,
+            output_fd=read_fd,
+            watch=zygote.watch,
+            output_limit=config.output_limit,
+            zygote_pid=zygote_pid,
+        )
+        self._workers.add(worker)
+        if wait_ready:
+            await self._wait_ready(worker)
+        if self._closed:
+            worker.kill()
+        return worker
+
+    async def _wait_ready(self, worker: WorkerProcess) -> None:
+        try:
+            ready = await asyncio.wait_for(worker.connection.recv(), START_TIMEOUT)
+        except (TimeoutError, Exception) as exc:
+            ready = None
+            reason = f"{type(exc).__name__}: {exc}"
+        else:
+            reason = "it exited before it was ready"
+        if not isinstance(ready, Ready):
+            worker.kill()
+            worker.drain_all()
+            self._workers.discard(worker)
+            raise WorkerStartError(f"the worker for {self.name!r} did not start: {reason}\n{worker.output}".rstrip())
+        worker.on_ready(ready)
+
+    # --- warm workers and scale to zero ---------------------------------------------------
+
+    def keep_warm(self) -> None:
+        """Start workers in the background until `min_warm` are alive."""
+        missing = self.min_warm - len(self._workers)
+        for _ in range(max(0, missing)):
+            self._in_background(self._add_idle())
+
+    async def _add_idle(self) -> None:
+        with contextlib.suppress(WorkerStartError):
+            self._idle.append(await self.spawn())
+
+    def stop_idle(self, idle_timeout: float, keep: int | None = None) -> int:
+        """Stop workers idle for longer than `idle_timeout` seconds, keeping `keep` (default min_warm) alive."""
+        now = time.monotonic()
+        keep = self.min_warm if keep is None else keep
+        stopped = 0
+        # _idle is oldest-first: stop from the front while more than `keep` workers are alive.
+        while self._idle and len(self._workers) > keep and now - self._idle[0].last_used > idle_timeout:
+            worker = self._idle.pop(0)
+            self._workers.discard(worker)
+            worker.stop()
+            stopped += 1
+        return stopped
+
+    def stats(self) -> dict[str, Any]:
+        idle = sum(1 for w in self._idle if w.alive)
+        return {
+            **self.counts,
+            "workers": len(self._workers),
+            "idle": idle,
+            "busy": len(self._workers) - idle,
+            "pids": sorted(w.pid for w in self._workers if w.pid is not None),
+            "limits": {
+                "memory_mb": self.spec.settings.memory_mb,
+                "timeout": self.timeout,
+                "max_processes": self.config.max_processes,
+                "memory": self.config.limits.memory,
+                "processes": self.config.limits.processes,
+                "unenforced": sorted(
+                    {*self.config.limits.unenforced, *(name for w in self._workers for name in w.unenforced)}
+                ),
+            },
+        }
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._background):
+            task.cancel()
+        for task in list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for worker in list(self._workers):
+            worker.kill()
+        self._workers.clear()
+        self._idle.clear()
+
+    def _in_background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+async def _acquire(slots: asyncio.Semaphore, wait: float) -> bool:
+    if wait <= 0:
+        return False
+    # Not asyncio.wait_for around acquire(): on 3.11 it can time out after the acquire succeeded and leak a slot.
+    task = asyncio.ensure_future(slots.acquire())
+    await asyncio.wait({task}, timeout=wait)
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return task.done() and not task.cancelled() and task.exception() is None
+
+
+def _start_failed(request: InvokeRequest, exc: WorkerStartError, version: str) -> InvokeOutcome:
+    now = time.time()
+    return InvokeOutcome(
+        request_id=request.request_id,
+        ok=False,
+        error={"errorType": START_ERROR, "errorMessage": str(exc), "stackTrace": []},
+        cold_start=True,
+        started_at=now,
+        ended_at=now,
+        version=version,
+    )
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100] or "_"

@@ -1,0 +1,250 @@
+"""ProcessRunner: the Runner that runs every function in its own worker processes, forked from zygotes.
+
+    runner = await ProcessRunner.start("app.py", work_dir=Path(".triggerfish"))
+    outcome = await runner.run(InvokeRequest(request_id="r1", function="hello", event={}))
+    await runner.close()
+
+Starting it spawns the base zygote (one interpreter start), which forks the
+app zygote that imports the app; the function descriptions come back from
+there, so the parent never imports user code. Invocations then go to one
+WorkerPool per function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from triggerfish.errors import FunctionNotFoundError
+from triggerfish.loader import spec_from_dict
+from triggerfish.model import FunctionSettings, FunctionSpec
+from triggerfish.runtime.channel import ZygoteChannel
+from triggerfish.runtime.limits import DEFAULT_MAX_PROCESSES, CgroupTree, describe, process_limit_method
+from triggerfish.runtime.pool import PoolConfig, WorkerPool
+from triggerfish.runtime.protocol import LoadApp
+from triggerfish.runtime.types import DEFAULT_OUTPUT_LIMIT, InvokeOutcome, InvokeRequest, PlatformHandler
+from triggerfish.runtime.zygote_link import AppZygoteLink
+
+log = logging.getLogger("triggerfish.runtime")
+
+
+class ProcessRunner:
+    """Runs a loaded app's functions in worker processes; implements the Runner protocol.
+
+    Build one with `await ProcessRunner.start(...)`. Every handler failure,
+    timeout, crash and memory error comes back in the InvokeOutcome;
+    `run` raises only ThrottledError (no slot within `wait`) and
+    FunctionNotFoundError.
+    """
+
+    def __init__(self, *, target: str, work_dir: Path, version: str, idle_timeout: float) -> None:
+        self.target = target
+        self.work_dir = work_dir
+        self.version = version
+        self.idle_timeout = idle_timeout
+        self.app_name = "app"
+        self.specs: dict[str, FunctionSpec] = {}
+        #: How each limit is enforced on this machine (see triggerfish.runtime.limits).
+        self.limits = describe(process_limit_method())
+        self._pools: dict[str, WorkerPool] = {}
+        self._base: subprocess.Popen[bytes] | None = None
+        self._base_channel: ZygoteChannel | None = None
+        self._app: AppZygoteLink | None = None
+        self._cgroups = CgroupTree(f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        self._reaper: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def start(
+        cls,
+        target: str,
+        *,
+        work_dir: Path,
+        version: str = "1",
+        stage: str | None = None,
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        platform: PlatformHandler | None = None,
+        idle_timeout: float = 300.0,
+        max_processes: int = DEFAULT_MAX_PROCESSES,
+        output_limit: int = DEFAULT_OUTPUT_LIMIT,
+    ) -> ProcessRunner:
+        """Start the zygotes for the app at `target` ("app.py", "app.py:app", "pkg.module[:app]").
+
+        `work_dir` holds each function's working directory (`functions/<name>/`).
+        `platform` answers the handlers' context.publish / send / kv calls.
+        Workers idle longer than `idle_timeout` seconds stop (down to each
+        function's min_warm). `max_processes` caps the processes and threads
+        of one worker. Raises AppLoadError (with the traceback in `details`)
+        when the app cannot be imported or its configuration is wrong.
+        """
+        runner = cls(target=str(target), work_dir=_absolute(work_dir), version=version, idle_timeout=idle_timeout)
+        try:
+            await runner._start(stage, overrides, platform, max_processes, output_limit)
+        except BaseException:
+            await runner.close()
+            raise
+        return runner
+
+    async def _start(
+        self,
+        stage: str | None,
+        overrides: Mapping[str, Mapping[str, Any]] | None,
+        platform: PlatformHandler | None,
+        max_processes: int,
+        output_limit: int,
+    ) -> None:
+        self._base, ours = _spawn_base_zygote(self.work_dir)
+        self._base_channel = ZygoteChannel(ours)
+        load = LoadApp(
+            target=self.target,
+            version=self.version,
+            work_dir=str(self.work_dir),
+            stage=stage,
+            overrides={k: dict(v) for k, v in overrides.items()} if overrides else None,
+            cgroup_root=self._cgroups.root,
+            max_processes=max_processes,
+        )
+        self._app = AppZygoteLink(self._base_channel, load)
+        answer = await self._app.start()
+        self.app_name = answer.app_name
+        self.specs = {d["name"]: spec_from_dict(d) for d in answer.functions}
+        config = PoolConfig(
+            zygote=self._app,
+            work_dir=self.work_dir,
+            version=self.version,
+            baseline_bytes=answer.baseline_bytes,
+            max_processes=max_processes,
+            cgroups=self._cgroups,
+            platform=platform,
+            output_limit=output_limit,
+            limits=self.limits,
+        )
+        self._pools = {name: WorkerPool(spec, config) for name, spec in self.specs.items()}
+        for pool in self._pools.values():
+            pool.keep_warm()
+        self._reaper = asyncio.ensure_future(self._reap_idle())
+
+    # --- the Runner protocol --------------------------------------------------------------
+
+    async def run(self, request: InvokeRequest, *, wait: float = 1.0) -> InvokeOutcome:
+        """Run one invocation in a worker of its function.
+
+        Raises ThrottledError when the function is at its concurrency limit
+        for `wait` seconds and FunctionNotFoundError for an unknown function
+        or version; everything else is reported in the outcome.
+        """
+        pool = self._pools.get(request.function)
+        if pool is None or (request.version is not None and request.version != self.version):
+            raise FunctionNotFoundError(self._not_found(request))
+        return await pool.run(request, wait)
+
+    def settings(self, function: str) -> FunctionSettings:
+        """The resolved settings of `function` (decorator < config file < stage < overrides)."""
+        spec = self.specs.get(function)
+        if spec is None:
+            raise FunctionNotFoundError(f"no function named {function!r}; the app declares: {self._known()}")
+        return spec.settings
+
+    def functions(self) -> list[str]:
+        """The app's function names, in declaration order."""
+        return list(self.specs)
+
+    def stats(self, function: str) -> dict[str, Any]:
+        """Counters and limits of one function's pool: workers, idle, busy, invocations, cold_starts, ..."""
+        pool = self._pools.get(function)
+        if pool is None:
+            raise FunctionNotFoundError(f"no function named {function!r}; the app declares: {self._known()}")
+        return pool.stats()
+
+    def stop_idle(self, function: str | None = None) -> int:
+        """Stop idle workers now (of one function, or all), ignoring min_warm; the number stopped.
+
+        The next invocation starts cold. Useful to free memory, and in tests and benchmarks.
+        """
+        pools = [self._pools[function]] if function is not None else list(self._pools.values())
+        return sum(pool.stop_idle(-1.0, keep=0) for pool in pools)
+
+    async def close(self) -> None:
+        """Stop every worker and both zygotes, and remove the runner's cgroups. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for pool in self._pools.values():
+            await pool.close()
+        if self._app is not None:
+            self._app.close()
+        if self._base_channel is not None:
+            self._base_channel.close()
+        if self._base is not None:
+            try:
+                await asyncio.to_thread(self._base.wait, 5.0)
+            except subprocess.TimeoutExpired:
+                self._base.kill()
+                await asyncio.to_thread(self._base.wait)
+        # Give the zygotes a moment to kill their children, then clear what is left.
+        self._cgroups.close()
+
+    async def __aenter__(self) -> ProcessRunner:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- internals ------------------------------------------------------------------------
+
+    async def _reap_idle(self) -> None:
+        period = max(0.05, min(self.idle_timeout / 4, 5.0))
+        while True:
+            await asyncio.sleep(period)
+            for pool in self._pools.values():
+                pool.stop_idle(self.idle_timeout)
+                pool.keep_warm()
+
+    def _known(self) -> str:
+        return ", ".join(self.specs) or "none"
+
+    def _not_found(self, request: InvokeRequest) -> str:
+        if request.function in self.specs:
+            return (
+                f"version {request.version!r} of {request.function!r} is not loaded; this runner runs version "
+                f"{self.version!r}"
+            )
+        return f"no function named {request.function!r}; the app declares: {self._known()}"
+
+
+def _absolute(path: Path | str) -> Path:
+    return Path(path).resolve()
+
+
+def _spawn_base_zygote(work_dir: Path) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """Start the base zygote (the one interpreter start of a runner); our end of its socket."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    ours, theirs = socket.socketpair()
+    # The zygote imports the app the way this process would: same interpreter, same sys.path.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "triggerfish.runtime.zygote", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return process, ours

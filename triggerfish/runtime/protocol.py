@@ -1,0 +1,306 @@
+"""The frames the parent, the zygotes and the workers exchange.
+
+A frame is a 4-byte big-endian length followed by that many bytes of JSON
+(orjson). The JSON is an object whose `t` names the message type; each type
+is a frozen dataclass here, so both ends agree on the fields. Decoding
+checks the type and the fields and raises ProtocolError, never anything
+else, so a peer sending garbage fails one connection, not the process.
+
+The worker side uses blocking sockets (`send_frame`, `recv_frame`); the
+parent side feeds bytes into a `FrameBuffer` from an asyncio protocol.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import orjson
+
+from triggerfish.errors import ProtocolError
+
+#: Largest frame accepted, in bytes: far above any event (256 KiB) or result, small enough to refuse nonsense.
+MAX_FRAME = 64 * 1024 * 1024
+_HEADER = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """Parent -> worker: run the handler once."""
+
+    TYPE: ClassVar[str] = "request"
+    id: str
+    event: Any
+    #: Epoch seconds at which the invocation times out (the context's deadline).
+    deadline: float
+    attempt: int = 1
+    traceparent: str | None = None
+    hop_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """Worker -> parent: how the invocation went (the handler's result or Lambda's error document)."""
+
+    TYPE: ClassVar[str] = "result"
+    id: str
+    ok: bool
+    result: Any = None
+    error: dict[str, Any] | None = None
+    retryable: bool = True
+    retry_delay: float | None = None
+    #: Epoch seconds at which the handler was entered and left, as the worker saw them.
+    started: float = 0.0
+    ended: float = 0.0
+    #: The worker exits after this result (after running out of memory its state cannot be trusted).
+    retire: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """Worker -> parent: a line for the platform's own log (worker problems, not handler output)."""
+
+    TYPE: ClassVar[str] = "log"
+    level: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Either way: are you alive? The worker answers a heartbeat with one."""
+
+    TYPE: ClassVar[str] = "heartbeat"
+    pid: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Parent -> worker (between invocations): stop serving and exit cleanly."""
+
+    TYPE: ClassVar[str] = "cancel"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformCallFrame:
+    """Worker -> parent: the handler's context asks the platform for something (publish, send, kv)."""
+
+    TYPE: ClassVar[str] = "platform_call"
+    op: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformAnswer:
+    """Parent -> worker: the answer to a platform call, or the error it raised."""
+
+    TYPE: ClassVar[str] = "platform_answer"
+    ok: bool
+    value: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """Worker -> parent, once: set up and waiting for requests."""
+
+    TYPE: ClassVar[str] = "ready"
+    pid: int
+    #: What the worker could not enforce (e.g. "processes"), for the pool's `limits` report.
+    unenforced: list[str]
+    #: The pids cgroup the worker was born in, if any.
+    cgroup: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadApp:
+    """Parent -> base zygote: fork an app zygote for this app version (its socket comes with the frame)."""
+
+    TYPE: ClassVar[str] = "load_app"
+    target: str
+    version: str
+    work_dir: str
+    stage: str | None = None
+    overrides: dict[str, Any] | None = None
+    #: The runner's pids cgroup directory (None: no cgroup), and the processes a worker may have.
+    cgroup_root: str | None = None
+    max_processes: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """App zygote -> parent: the app imported; these are its functions (`spec_to_dict` form)."""
+
+    TYPE: ClassVar[str] = "loaded"
+    pid: int
+    app_name: str
+    functions: list[dict[str, Any]]
+    #: The zygote's address-space size in bytes, the baseline a worker's memory limit is added to.
+    baseline_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoadFailed:
+    """App zygote -> parent: the app could not be imported or its configuration is wrong."""
+
+    TYPE: ClassVar[str] = "load_failed"
+    message: str
+    details: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Spawn:
+    """Parent -> app zygote: fork a worker for `function` (the worker's socket comes with the frame)."""
+
+    TYPE: ClassVar[str] = "spawn"
+    function: str
+    #: The worker's working directory and limits, decided by the parent.
+    cwd: str
+    memory_bytes: int
+    max_processes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    """Zygote -> parent: a child was reaped; `status` as os.waitpid returned it."""
+
+    TYPE: ClassVar[str] = "exited"
+    pid: int
+    status: int
+
+
+Message = (
+    Request
+    | Result
+    | Log
+    | Heartbeat
+    | Cancel
+    | PlatformCallFrame
+    | PlatformAnswer
+    | Ready
+    | LoadApp
+    | Loaded
+    | LoadFailed
+    | Spawn
+    | Exited
+)
+_TYPES: dict[str, Any] = {
+    cls.TYPE: cls
+    for cls in (
+        Request,
+        Result,
+        Log,
+        Heartbeat,
+        Cancel,
+        PlatformCallFrame,
+        PlatformAnswer,
+        Ready,
+        LoadApp,
+        Loaded,
+        LoadFailed,
+        Spawn,
+        Exited,
+    )
+}
+_FIELDS: dict[str, tuple[str, ...]] = {name: tuple(f.name for f in fields(cls)) for name, cls in _TYPES.items()}
+
+
+def encode(message: Message) -> bytes:
+    """The frame for `message`: header and body in one bytes object, so it goes out in one write."""
+    body = {"t": message.TYPE}
+    for name in _FIELDS[message.TYPE]:
+        body[name] = getattr(message, name)
+    return frame(orjson.dumps(body))
+
+
+def frame(body: bytes) -> bytes:
+    """Prefix an already-encoded JSON body with its length."""
+    if len(body) > MAX_FRAME:
+        raise ProtocolError(f"frame of {len(body)} bytes is over the limit of {MAX_FRAME} bytes")
+    return len(body).to_bytes(_HEADER, "big") + body
+
+
+def decode(body: bytes | bytearray | memoryview) -> Message:
+    """The message a frame body carries; ProtocolError when it is not JSON, not an object or not a known type."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"malformed frame: not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(f"malformed frame: expected a JSON object, got {type(data).__name__}")
+    kind = data.pop("t", None)
+    cls = _TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError(f"unknown frame type {kind!r}; known: {', '.join(sorted(_TYPES))}")
+    try:
+        message: Message = cls(**data)
+    except TypeError as exc:
+        raise ProtocolError(f"malformed {kind!r} frame: {exc}") from None
+    return message
+
+
+class FrameBuffer:
+    """Splits a byte stream into frame bodies (the parent side: feed what the socket delivered)."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add `data`; return the bodies of the frames now complete. ProtocolError on an oversized length."""
+        buffer = self._buffer
+        if not buffer and len(data) >= _HEADER:
+            # The common case, one whole frame per read, without copying into the buffer.
+            size = int.from_bytes(data[:_HEADER], "big")
+            if len(data) == _HEADER + size and size <= MAX_FRAME:
+                return [data[_HEADER:]]
+        buffer += data
+        bodies: list[bytes] = []
+        while len(buffer) >= _HEADER:
+            size = int.from_bytes(buffer[:_HEADER], "big")
+            if size > MAX_FRAME:
+                raise ProtocolError(f"frame length {size} is over the limit of {MAX_FRAME} bytes")
+            if len(buffer) < _HEADER + size:
+                break
+            bodies.append(bytes(buffer[_HEADER : _HEADER + size]))
+            del buffer[: _HEADER + size]
+        return bodies
+
+
+def send_frame(sock: socket.socket, message: Message) -> None:
+    """Send one message on a blocking socket."""
+    sock.sendall(encode(message))
+
+
+def recv_frame(sock: socket.socket) -> Message | None:
+    """Receive one message from a blocking socket; None when the peer closed it between frames."""
+    header = _recv_exactly(sock, _HEADER)
+    if header is None:
+        return None
+    size = int.from_bytes(header, "big")
+    if size > MAX_FRAME:
+        raise ProtocolError(f"frame length {size} is over the limit of {MAX_FRAME} bytes")
+    body = _recv_exactly(sock, size) if size else b""
+    if body is None:
+        raise ProtocolError("connection closed in the middle of a frame")
+    return decode(body)
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes | None:
+    data = sock.recv(size, socket.MSG_WAITALL)
+    if len(data) == size:
+        return data
+    if not data:
+        return None
+    # MSG_WAITALL may return early on a signal; gather the rest.
+    parts = [data]
+    missing = size - len(data)
+    while missing:
+        more = sock.recv(missing, socket.MSG_WAITALL)
+        if not more:
+            raise ProtocolError("connection closed in the middle of a frame")
+        parts.append(more)
+        missing -= len(more)
+    return b"".join(parts)

@@ -1,0 +1,310 @@
+"""Invocation records: what ran, how it went, how long it took and what it would bill.
+
+One record per attempt, written twice, each copy suited to one question:
+
+- in the event log, stream `invocations.<function>`: a function's records
+  in the order they finished, read by time range (the log indexes time).
+  Records finishing together are appended in one batch (`append_many`),
+  so listing costs next to nothing per invocation;
+- in the key-value part, namespace `invocations`, key
+  `r/<request id>/<attempt>`: a prefix scan finds every attempt of one
+  invocation at once.
+
+Retention: the key-value copy expires on its own (a ttl); the log streams
+are trimmed to the same age as records are written and read.
+
+Why not key-value only (a key per function and start time as well): a
+second put per invocation cost more than the rest of the async path on the
+SQLite store, and the key-value contract has no batched put (proposed).
+
+Billing follows Lambda: the duration is billed rounded up to the whole
+millisecond, and GB-seconds are `billed_ms / 1000 * memory_mb / 1024`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+import orjson
+
+from triggerfish.errors import InvalidInputError
+from triggerfish.runtime.types import InvokeOutcome, InvokeRequest
+from triggerfish.store import Store
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+NAMESPACE = "invocations"
+#: Records are kept this long unless the Invoker is told otherwise: 7 days.
+DEFAULT_RETENTION = 7 * 24 * 3600.0
+#: The errorType runners use for an invocation that ran past its timeout.
+TIMEOUT_ERROR_TYPES = frozenset({"Runtime.Timeout", "Sandbox.Timedout"})
+
+#: The errorType the process runtime uses for a worker that ran out of memory.
+OUT_OF_MEMORY_ERROR_TYPE = "Runtime.OutOfMemory"
+
+Status = Literal["succeeded", "failed", "timed_out", "out_of_memory", "throttled", "expired"]
+STATUSES: tuple[str, ...] = ("succeeded", "failed", "timed_out", "out_of_memory", "throttled", "expired")
+
+#: Log streams holding records are named this plus the function name.
+STREAM_PREFIX = "invocations."
+#: How often (seconds) writing records also trims the log streams to the retention.
+TRIM_INTERVAL = 60.0
+# A record is appended when its attempt ended, at most the longest timeout (plus slack) after it
+# started: a time-range query by start time reads the log that much further.
+_END_SLACK = 900.0 + 60.0
+_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationRecord:
+    """One attempt of one invocation. Times are epoch seconds; durations milliseconds."""
+
+    request_id: str
+    function: str
+    version: str | None
+    trigger: str
+    attempt: int
+    status: str
+    started_at: float
+    ended_at: float
+    duration_ms: float
+    billed_duration_ms: int
+    memory_mb: int
+    gb_seconds: float
+    cold_start: bool = False
+    init_duration_ms: float | None = None
+    error: dict[str, Any] | None = None
+    output: str = ""
+    output_truncated: bool = False
+    worker_pid: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def billed_ms(duration_ms: float) -> int:
+    """Lambda bills the duration rounded up to the whole millisecond (and at least 1 ms)."""
+    return max(1, math.ceil(max(duration_ms, 0.0) - 1e-9))
+
+
+def gb_seconds(billed: int, memory_mb: int) -> float:
+    return billed / 1000.0 * memory_mb / 1024.0
+
+
+def status_of(outcome: InvokeOutcome) -> Status:
+    if outcome.ok:
+        return "succeeded"
+    error_type = None if outcome.error is None else outcome.error.get("errorType")
+    if error_type in TIMEOUT_ERROR_TYPES:
+        return "timed_out"
+    if error_type == OUT_OF_MEMORY_ERROR_TYPE:
+        return "out_of_memory"
+    return "failed"
+
+
+def record_from_outcome(
+    request: InvokeRequest, outcome: InvokeOutcome, *, memory_mb: int, status: Status | None = None
+) -> InvocationRecord:
+    billed = billed_ms(outcome.duration_ms)
+    return InvocationRecord(
+        request_id=request.request_id,
+        function=request.function,
+        version=outcome.version or request.version,
+        trigger=request.trigger,
+        attempt=request.attempt,
+        status=status or status_of(outcome),
+        started_at=outcome.started_at,
+        ended_at=outcome.ended_at,
+        duration_ms=outcome.duration_ms,
+        billed_duration_ms=billed,
+        memory_mb=memory_mb,
+        gb_seconds=gb_seconds(billed, memory_mb),
+        cold_start=outcome.cold_start,
+        init_duration_ms=outcome.init_duration_ms,
+        error=outcome.error,
+        output=outcome.output,
+        output_truncated=outcome.output_truncated,
+        worker_pid=outcome.worker_pid,
+    )
+
+
+def unrun_record(
+    request: InvokeRequest, status: Status, error: dict[str, Any], *, at: float, memory_mb: int
+) -> InvocationRecord:
+    """A record of an attempt that never ran: throttled, or expired before it could run. Bills nothing."""
+    return InvocationRecord(
+        request_id=request.request_id,
+        function=request.function,
+        version=request.version,
+        trigger=request.trigger,
+        attempt=request.attempt,
+        status=status,
+        started_at=at,
+        ended_at=at,
+        duration_ms=0.0,
+        billed_duration_ms=0,
+        memory_mb=memory_mb,
+        gb_seconds=0.0,
+        error=error,
+    )
+
+
+class BatchWriter(Generic[T, R]):
+    """Coalesces concurrent writes: items arriving while one batch is written go out in the next.
+
+    `write` takes the batch and returns one result per item. Under load every
+    store round trip carries many items; alone, an item goes out at once.
+    """
+
+    def __init__(self, write: Callable[[list[T]], Awaitable[Sequence[R]]]) -> None:
+        self._write = write
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._flushing = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._pending.append((item, future))
+        if not self._flushing:
+            self._flushing = True
+            self._task = loop.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    results = await self._write([item for item, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._flushing = False
+
+
+class InvocationRecords:
+    """Writes and queries invocation records in a store. `retention` is in seconds."""
+
+    def __init__(self, store: Store, *, retention: float = DEFAULT_RETENTION, clock: Callable[[], float]) -> None:
+        if isinstance(retention, bool) or not isinstance(retention, int | float) or not 0 < retention <= 1e9:
+            raise InvalidInputError(f"record retention must be a number of seconds above 0, not {retention!r}")
+        self.store = store
+        self.retention = float(retention)
+        self.clock = clock
+        self._appenders: dict[str, BatchWriter[bytes, Any]] = {}
+        self._last_trim = clock()
+
+    async def add(self, record: InvocationRecord) -> None:
+        """Store a record (durable when this returns)."""
+        body = orjson.dumps(record)  # orjson writes dataclasses itself, far faster than asdict()
+        stream = STREAM_PREFIX + record.function
+        appender = self._appenders.get(stream)
+        if appender is None:
+            appender = self._appenders[stream] = BatchWriter(functools.partial(self.store.log.append_many, stream))
+        put = asyncio.ensure_future(
+            self.store.kv.put(NAMESPACE, _by_request(record.request_id, record.attempt), body, ttl=self.retention)
+        )
+        try:
+            await appender.submit(body)
+        finally:
+            await put
+        if self.clock() - self._last_trim > TRIM_INTERVAL:
+            self._last_trim = self.clock()
+            await self.trim()
+
+    async def trim(self) -> int:
+        """Drop records older than the retention from the log streams; returns how many went."""
+        removed = 0
+        for stream in await self._streams():
+            removed += await self.store.log.trim(stream, max_age=self.retention)
+        return removed
+
+    async def get(self, request_id: str) -> InvocationRecord | None:
+        """The latest attempt of an invocation, or None when there is no record (or it expired)."""
+        attempts = await self.attempts(request_id)
+        return attempts[-1] if attempts else None
+
+    async def attempts(self, request_id: str) -> list[InvocationRecord]:
+        """Every recorded attempt of an invocation, first to last."""
+        if not isinstance(request_id, str) or not request_id or "/" in request_id:
+            raise InvalidInputError(f"a request id is a non-empty string without '/', not {request_id!r}")
+        found = await self.store.kv.scan(NAMESPACE, prefix=f"r/{request_id}/", limit=10_000)
+        return [_decode(r.value) for r in found]
+
+    async def query(
+        self,
+        function: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[InvocationRecord]:
+        """Records of `function` (or all), with `status`, started in [since, until), oldest start first.
+
+        `status` is one of succeeded, failed, timed_out, out_of_memory, throttled, expired.
+        At most `limit` records: the oldest that match.
+        """
+        if status is not None and status not in STATUSES:
+            raise InvalidInputError(f"unknown invocation status {status!r}; use one of {', '.join(STATUSES)}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidInputError(f"limit must be a whole number of at least 1, not {limit!r}")
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise InvalidInputError(f"{name} must be a time in epoch seconds, not {value!r}")
+        if function is not None and (not isinstance(function, str) or not function):
+            raise InvalidInputError(f"a function name is a non-empty string, not {function!r}")
+        if self.clock() - self._last_trim > TRIM_INTERVAL:
+            self._last_trim = self.clock()
+            await self.trim()
+        streams = [STREAM_PREFIX + function] if function is not None else await self._streams()
+        found: list[InvocationRecord] = []
+        for stream in streams:
+            found.extend(await self._read(stream, status, since, until))
+        found.sort(key=lambda r: (r.started_at, r.request_id, r.attempt))
+        return found[:limit]
+
+    async def _read(
+        self, stream: str, status: str | None, since: float | None, until: float | None
+    ) -> list[InvocationRecord]:
+        log = self.store.log
+        read_until = None if until is None else until + _END_SLACK
+        found: list[InvocationRecord] = []
+        after = 0
+        while True:
+            page = await log.read(stream, after=after, since=since, until=read_until, limit=_PAGE)
+            for raw in page:
+                record = _decode(raw.data)
+                if status is not None and record.status != status:
+                    continue
+                if since is not None and record.started_at < since:
+                    continue
+                if until is not None and record.started_at >= until:
+                    continue
+                found.append(record)
+            if len(page) < _PAGE:
+                return found
+            after = page[-1].offset
+
+    async def _streams(self) -> list[str]:
+        return [s for s in await self.store.log.streams() if s.startswith(STREAM_PREFIX)]
+
+
+def _by_request(request_id: str, attempt: int) -> str:
+    return f"r/{request_id}/{attempt:05d}"
+
+
+def _decode(raw: bytes) -> InvocationRecord:
+    return InvocationRecord(**orjson.loads(raw))

@@ -1,0 +1,270 @@
+"""A worker: one process, forked from its app's zygote, that runs one function's invocations one at a time.
+
+Right after the fork (`become_worker`) the child takes its own session and
+process group (so a timeout kills it and everything it started with one
+`killpg`), applies its limits, hands itself to the sandbox hook, replaces
+its environment with the function's own, moves into its working directory
+and points file descriptors 1 and 2 at the output pipe the parent reads.
+Then `serve` answers requests on its socket until the parent says stop or
+goes away.
+
+Output: print(), logging, C-level writes and child processes all write to
+fd 1/2, which is a pipe the parent drains while the handler runs, so a
+handler that prints without end is never blocked and the parent keeps only
+the first DEFAULT_OUTPUT_LIMIT bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, Protocol
+
+import orjson
+
+from triggerfish.errors import InvocationError, ProtocolError
+from triggerfish.model import FunctionSpec
+from triggerfish.runtime import limits
+from triggerfish.runtime.context import REGION, Context
+from triggerfish.runtime.handler import run_handler
+from triggerfish.runtime.protocol import (
+    Cancel,
+    Heartbeat,
+    PlatformAnswer,
+    PlatformCallFrame,
+    Ready,
+    Request,
+    Spawn,
+    frame,
+    recv_frame,
+    send_frame,
+)
+
+#: The errorType of an invocation that ran out of memory.
+OUT_OF_MEMORY = "Runtime.OutOfMemory"
+_DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+# The only variables a worker takes from the environment the runner was started in.
+_INHERITED = ("PATH", "LANG", "TZ")
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class Sandbox(Protocol):
+    """A hook applied in a new worker after its limits and before it runs user code.
+
+    The seam for stronger isolation (namespaces, bubblewrap, seccomp) in a
+    later release; it runs in the child and may raise to refuse to start.
+    """
+
+    def enter(self, spec: FunctionSpec, cwd: str) -> None: ...
+
+
+class NoSandbox:
+    """The default: process, limits and environment isolation only."""
+
+    def enter(self, spec: FunctionSpec, cwd: str) -> None:
+        return None
+
+
+#: The hook every worker applies; set it in the zygote (before workers fork) to change it.
+sandbox: Sandbox = NoSandbox()
+
+
+def worker_environment(spec: FunctionSpec, *, app_name: str, version: str, cwd: str) -> dict[str, str]:
+    """The whole environment of a worker: a documented minimal set plus the function's declared `env`."""
+    inherited = os.environ
+    env = {
+        "PATH": inherited.get("PATH", _DEFAULT_PATH),
+        "LANG": inherited.get("LANG", "C.UTF-8"),
+        "TZ": inherited.get("TZ", "UTC"),
+        "HOME": cwd,
+        "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        "AWS_LAMBDA_FUNCTION_VERSION": version,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.settings.memory_mb),
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "_HANDLER": spec.ref,
+        "TRIGGERFISH_APP": app_name,
+        "TRIGGERFISH_FUNCTION": spec.name,
+        "TRIGGERFISH_VERSION": version,
+    }
+    env.update(spec.settings.env)
+    return env
+
+
+def become_worker(
+    sock: socket.socket,
+    output_fd: int,
+    spawn: Spawn,
+    spec: FunctionSpec,
+    *,
+    app_name: str,
+    version: str,
+    cgroup: str | None = None,
+) -> NoReturn:
+    """Turn a freshly forked child of the app zygote into a worker and serve until told to stop."""
+    code = 0
+    try:
+        os.setsid()
+        unenforced = limits.apply_in_child(spawn.memory_bytes, spawn.max_processes, cgroup is not None)
+        sandbox.enter(spec, spawn.cwd)
+        _set_environment(worker_environment(spec, app_name=app_name, version=version, cwd=spawn.cwd))
+        os.chdir(spawn.cwd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(output_fd, 1)
+        os.dup2(output_fd, 2)
+        os.close(null)
+        os.close(output_fd)
+        send_frame(sock, Ready(pid=os.getpid(), unenforced=unenforced, cgroup=cgroup))
+        Worker(sock, spec, app_name=app_name, version=version).serve()
+    except BaseException as exc:  # whatever happens, a worker never returns into the zygote's code
+        code = 70
+        with contextlib.suppress(BaseException):
+            os.write(2, f"triggerfish worker for {spec.name!r} failed: {exc!r}\n".encode())
+    finally:
+        os._exit(code)
+
+
+def prepare_zygote(specs: Mapping[str, FunctionSpec]) -> None:
+    """Work every worker would repeat, done once in the app zygote after the app is imported.
+
+    The environment shrinks to the inherited part of the minimal set (the
+    app's import saw the full environment; handlers will not), logging goes
+    to stderr (fd 2 is the output pipe in a worker), and each function's
+    logger exists already.
+    """
+    base = {name: os.environ[name] for name in _INHERITED if name in os.environ}
+    os.environ.clear()
+    os.environ.update(base)
+    _setup_logging()
+    for name in specs:
+        logging.getLogger(f"triggerfish.function.{name}")
+
+
+def _set_environment(env: Mapping[str, str]) -> None:
+    environ = os.environ
+    for name in [name for name in environ if name not in env]:
+        del environ[name]
+    for name, value in env.items():
+        if environ.get(name) != value:
+            environ[name] = value
+
+
+def _setup_logging() -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    root.addHandler(handler)
+    if root.level == logging.WARNING:  # the default: let handlers' INFO lines through, as Lambda does
+        root.setLevel(logging.INFO)
+
+
+class Worker:
+    """The serving loop of a worker: requests in, results out, platform calls relayed to the parent."""
+
+    def __init__(self, sock: socket.socket, spec: FunctionSpec, *, app_name: str, version: str) -> None:
+        self.sock = sock
+        self.spec = spec
+        self.app_name = app_name
+        self.version = version
+        self.logger = logging.getLogger(f"triggerfish.function.{spec.name}")
+        # One loop for the worker's life, so async clients a handler caches in globals stay usable.
+        self.loop = asyncio.new_event_loop() if _is_async(spec.handler) else None
+        self.call_platform: Callable[[str, dict[str, Any]], Any] = self._call_platform
+
+    def serve(self) -> None:
+        sock = self.sock
+        while True:
+            message = recv_frame(sock)
+            if message is None or isinstance(message, Cancel):
+                return
+            if isinstance(message, Request):
+                sock.sendall(self.invoke(message))
+            elif isinstance(message, Heartbeat):
+                send_frame(sock, Heartbeat(pid=os.getpid()))
+            else:
+                raise ProtocolError(f"a worker cannot handle a {message.TYPE!r} frame between invocations")
+
+    def invoke(self, request: Request) -> bytes:
+        """Run one request; the encoded Result frame."""
+        spec = self.spec
+        context = Context(
+            request_id=request.id,
+            function_name=spec.name,
+            function_version=self.version,
+            memory_limit_in_mb=spec.settings.memory_mb,
+            deadline=request.deadline,
+            attempt=request.attempt,
+            traceparent=request.traceparent,
+            hop_count=request.hop_count,
+            call_platform=self.call_platform,
+            app_name=self.app_name,
+            logger=self.logger,
+        )
+        started = time.time()
+        outcome = run_handler(spec.handler, request.event, context, loop=self.loop)
+        ended = time.time()
+        _flush()
+        limits.kill_children()
+        body: dict[str, Any] = {"t": "result", "id": request.id, "ok": outcome.ok, "started": started, "ended": ended}
+        if outcome.ok:
+            body["result"] = orjson.Fragment(outcome.result_json or b"null")
+        else:
+            error = outcome.error or {}
+            if error.get("errorType") == "MemoryError":
+                error = _out_of_memory(error, spec.settings.memory_mb)
+                body["retire"] = True
+            body["error"] = error
+            body["retryable"] = outcome.retryable
+            body["retry_delay"] = outcome.retry_delay
+        try:
+            return frame(orjson.dumps(body))
+        except (TypeError, orjson.JSONEncodeError) as exc:  # an error document that cannot be encoded
+            body.pop("result", None)
+            body["ok"] = False
+            body["error"] = {"errorType": "Runtime.MarshalError", "errorMessage": str(exc), "stackTrace": []}
+            return frame(orjson.dumps(body))
+
+    def _call_platform(self, op: str, args: dict[str, Any]) -> Any:
+        # Blocks the handler until the parent answers: context calls are synchronous by contract.
+        send_frame(self.sock, PlatformCallFrame(op=op, args=args))
+        answer = recv_frame(self.sock)
+        if not isinstance(answer, PlatformAnswer):
+            raise InvocationError(f"context.call_platform({op!r}): the platform sent no answer")
+        if not answer.ok:
+            raise InvocationError(f"context.call_platform({op!r}) failed: {answer.error}")
+        return answer.value
+
+
+def _out_of_memory(error: Mapping[str, Any], memory_mb: int) -> dict[str, Any]:
+    return {
+        "errorType": OUT_OF_MEMORY,
+        "errorMessage": (
+            f"the handler ran out of memory: the function's limit is {memory_mb} MB (memory_mb); "
+            "raise memory_mb or allocate less"
+        ),
+        "stackTrace": list(error.get("stackTrace") or []),
+    }
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:  # a handler may have replaced or closed them
+            pass
+
+
+def _is_async(handler: Callable[..., Any]) -> bool:
+    target = inspect.unwrap(handler)
+    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(getattr(target, "__call__", None))  # noqa: B004

@@ -1,0 +1,353 @@
+"""The parent's view of one worker process: send it a request, relay its platform calls, enforce its timeout.
+
+The timeout is a timer on the event loop (no `wait_for` per call): when it
+fires, the worker's whole process group gets SIGKILL, its socket closes,
+and the invocation is reported as `Runtime.Timeout`. A worker that dies for
+any other reason is reported with the signal or exit code the zygote saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any, get_args
+
+from triggerfish.errors import ProtocolError
+from triggerfish.runtime.channel import WorkerConnection
+from triggerfish.runtime.limits import CgroupTree
+from triggerfish.runtime.protocol import (
+    Cancel,
+    Heartbeat,
+    Log,
+    PlatformAnswer,
+    PlatformCallFrame,
+    Ready,
+    Request,
+    Result,
+    encode,
+)
+from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, PlatformCall, PlatformHandler, PlatformOp
+
+log = logging.getLogger("triggerfish.runtime")
+
+#: The errorType of an invocation that ran past its timeout.
+TIMEOUT = "Runtime.Timeout"
+#: The errorType of an invocation whose worker died (a signal or an exit code).
+EXIT_ERROR = "Runtime.ExitError"
+#: How long to wait for the zygote's exit report after a worker's socket closed.
+EXIT_REPORT_WAIT = 2.0
+_PLATFORM_OPS = frozenset(get_args(PlatformOp))
+_READS_PER_WAKEUP = 8
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_CANCEL = encode(Cancel(reason="stop"))
+
+
+class WorkerProcess:
+    """One worker: its socket, its output pipe, its process group and its exit status.
+
+    It may be created before the worker reported ready (`pid` None): a cold
+    start sends the request right behind the spawn, and the worker's Ready
+    frame arrives ahead of the result, saving a round trip.
+    """
+
+    def __init__(
+        self,
+        *,
+        function: str,
+        connection: WorkerConnection,
+        output_fd: int,
+        watch: Callable[[int], asyncio.Future[int]],
+        output_limit: int,
+        zygote_pid: int | None = None,
+        ready: Ready | None = None,
+    ) -> None:
+        self.zygote_pid = zygote_pid
+        self.pid: int | None = None
+        self.cgroup: str | None = None
+        self.unenforced: list[str] = []
+        self.exit_status: asyncio.Future[int] | None = None
+        self.function = function
+        self.connection = connection
+        self.output_limit = output_limit
+        self.alive = True
+        self.timed_out = False
+        self.spawned_at = time.perf_counter()
+        self.ready_at: float | None = None
+        self.last_used = time.monotonic()
+        self.invocations = 0
+        self._watch = watch
+        self._output = bytearray()
+        self._truncated = False
+        self._output_fd = output_fd
+        self._loop = asyncio.get_running_loop()
+        with contextlib.suppress(OSError):  # a bigger pipe: fewer wakeups for a chatty handler
+            fcntl.fcntl(output_fd, _F_SETPIPE_SZ, 1024 * 1024)
+        os.set_blocking(output_fd, False)
+        self._loop.add_reader(output_fd, self._drain, _READS_PER_WAKEUP)
+        connection.on_close = self._disconnected
+        if ready is not None:
+            self.on_ready(ready)
+
+    def on_ready(self, ready: Ready) -> None:
+        """The worker reported its pid (and cgroup): from now on it can be killed and its exit watched."""
+        self.ready_at = time.perf_counter()
+        self.pid = ready.pid
+        self.cgroup = ready.cgroup
+        self.unenforced = ready.unenforced
+        if ready.unenforced:
+            log.warning("worker %d of %r could not enforce: %s", ready.pid, self.function, ", ".join(ready.unenforced))
+        self.exit_status = self._watch(ready.pid)
+        self.exit_status.add_done_callback(self._exited)
+        if not self.alive:  # killed (timed out, pool closed) before it was ready
+            self.kill()
+
+    @property
+    def init_duration_ms(self) -> float | None:
+        if self.ready_at is None:
+            return None
+        return (self.ready_at - self.spawned_at) * 1000.0
+
+    # --- one invocation ---------------------------------------------------------------------
+
+    async def invoke(
+        self,
+        request: InvokeRequest,
+        *,
+        time_limit: float,
+        version: str,
+        platform: PlatformHandler | None,
+        cold_start: bool = False,
+    ) -> InvokeOutcome:
+        """Run `request` on this worker and report how it went; never raises for what the handler does."""
+        self.invocations += 1
+        self._output.clear()
+        self._truncated = False
+        sent_at = time.time()
+        try:
+            frame = encode(
+                Request(
+                    id=request.request_id,
+                    event=request.event,
+                    deadline=sent_at + time_limit,
+                    attempt=request.attempt,
+                    traceparent=request.traceparent,
+                    hop_count=request.hop_count,
+                )
+            )
+        except (TypeError, ValueError) as exc:  # not JSON, or over the frame limit: another attempt cannot help
+            error = {"errorType": "Runtime.InvalidEvent", "errorMessage": f"cannot send the event: {exc}"}
+            return self._failed(request, error, sent_at, version, cold_start, retryable=False)
+        timer = self._loop.call_later(time_limit, self._time_out)
+        try:
+            self.connection.send(frame)
+            while True:
+                message = await self.connection.recv()
+                if type(message) is Result:
+                    break
+                if message is None:
+                    return await self._died(request, time_limit, sent_at, version, cold_start)
+                if isinstance(message, Ready):
+                    self.on_ready(message)
+                elif isinstance(message, PlatformCallFrame):
+                    answer = await _answer(message, request, platform)
+                    try:
+                        data = encode(answer)
+                    except (TypeError, ValueError) as exc:  # the platform returned something not JSON
+                        data = encode(PlatformAnswer(ok=False, error=f"the platform's answer is not JSON: {exc}"))
+                    self.connection.send(data)
+                elif isinstance(message, Log):
+                    log.log(logging.getLevelName(message.level.upper()), "worker %s: %s", self.pid, message.message)
+                elif not isinstance(message, Heartbeat):
+                    raise ProtocolError(f"unexpected {message.TYPE!r} frame during an invocation")
+        except ProtocolError as exc:
+            self.kill()
+            error = {"errorType": "Runtime.ProtocolError", "errorMessage": str(exc)}
+            return self._failed(request, error, sent_at, version, cold_start)
+        finally:
+            timer.cancel()
+        self.last_used = time.monotonic()
+        if message.retire or self.timed_out:
+            self.stop()
+        self.drain_all()
+        return InvokeOutcome(
+            request_id=request.request_id,
+            ok=message.ok,
+            result=message.result,
+            error=message.error,
+            retryable=message.retryable,
+            retry_delay=message.retry_delay,
+            cold_start=cold_start,
+            init_duration_ms=self.init_duration_ms if cold_start else None,
+            duration_ms=(message.ended - message.started) * 1000.0,
+            started_at=message.started,
+            ended_at=message.ended,
+            output=self._output.decode("utf-8", "replace") if self._output else "",
+            output_truncated=self._truncated,
+            worker_pid=self.pid,
+            version=version,
+        )
+
+    async def _died(
+        self, request: InvokeRequest, time_limit: float, sent_at: float, version: str, cold_start: bool
+    ) -> InvokeOutcome:
+        self.alive = False
+        if self.timed_out:
+            error = {"errorType": TIMEOUT, "errorMessage": f"Task timed out after {time_limit:.2f} seconds"}
+        else:
+            status: int | None = None
+            if self.exit_status is not None:
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                    status = await asyncio.wait_for(asyncio.shield(self.exit_status), EXIT_REPORT_WAIT)
+            message = describe_exit(status, started=self.pid is not None)
+            if self.exit_status is not None and self.exit_status.cancelled():
+                message = "Runtime exited during the invocation: its app zygote died and took the worker with it"
+            error = {"errorType": EXIT_ERROR, "errorMessage": message}
+        self.kill()
+        self.drain_all()
+        return self._failed(request, error, sent_at, version, cold_start)
+
+    def _failed(
+        self,
+        request: InvokeRequest,
+        error: dict[str, Any],
+        started: float,
+        version: str,
+        cold_start: bool,
+        *,
+        retryable: bool = True,
+    ) -> InvokeOutcome:
+        ended = time.time()
+        return InvokeOutcome(
+            request_id=request.request_id,
+            ok=False,
+            error={**error, "stackTrace": []},
+            retryable=retryable,
+            cold_start=cold_start,
+            init_duration_ms=self.init_duration_ms if cold_start else None,
+            duration_ms=(ended - started) * 1000.0,
+            started_at=started,
+            ended_at=ended,
+            output=self._output.decode("utf-8", "replace"),
+            output_truncated=self._truncated,
+            worker_pid=self.pid,
+            version=version,
+        )
+
+    # --- output ---------------------------------------------------------------------------
+
+    def _drain(self, max_reads: int) -> None:
+        # Bounded per wakeup: a handler printing without pause must not starve the event loop.
+        fd = self._output_fd
+        for _ in range(max_reads):
+            try:
+                data = os.read(fd, 1024 * 1024)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._close_output()
+                return
+            room = self.output_limit - len(self._output)
+            if room > 0:
+                self._output += data[:room] if len(data) > room else data
+            if len(data) > room:
+                self._truncated = True
+
+    @property
+    def output(self) -> str:
+        """The output captured since the current invocation began."""
+        return self._output.decode("utf-8", "replace")
+
+    def drain_all(self) -> None:
+        """Read what the pipe holds now (the worker flushed before it answered)."""
+        if self._output_fd >= 0:
+            self._drain(1 << 30)
+
+    def _close_output(self) -> None:
+        if self._output_fd >= 0:
+            self._loop.remove_reader(self._output_fd)
+            os.close(self._output_fd)
+            self._output_fd = -1
+
+    # --- life and death -------------------------------------------------------------------
+
+    def _disconnected(self) -> None:
+        # An idle worker that died (killed from outside, or its zygote died) must not be handed out.
+        self.alive = False
+
+    def _time_out(self) -> None:
+        self.timed_out = True
+        self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the worker's process group and anything left in its cgroup."""
+        self.alive = False
+        if self.pid is not None and self.exit_status is not None and not self.exit_status.done():
+            with contextlib.suppress(OSError):
+                os.killpg(self.pid, signal.SIGKILL)
+        CgroupTree.kill_all(self.cgroup, spare=self.zygote_pid)
+        self.connection.close()
+
+    def stop(self) -> None:
+        """Ask the worker to exit between invocations (idle, or the pool closes)."""
+        self.alive = False
+        with contextlib.suppress(ProtocolError):
+            self.connection.send(_CANCEL)
+        self.connection.close()
+
+    def _exited(self, future: asyncio.Future[int]) -> None:
+        self.alive = False
+        CgroupTree.kill_all(self.cgroup, spare=self.zygote_pid)
+        CgroupTree.remove(self.cgroup)
+        self.drain_all()
+        self._close_output()
+        self.connection.close()
+
+
+def describe_exit(status: int | None, *, started: bool = True) -> str:
+    """Why a worker died, for the error message: the signal's number and name, or the exit code."""
+    if not started:
+        return "Runtime failed to start: the worker exited before it was ready (see the output)"
+    if status is None:
+        return "Runtime exited during the invocation; its exit status is unknown"
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "unknown signal"
+        hint = " (killed from outside: the kernel's OOM killer, or an operator)" if number == signal.SIGKILL else ""
+        return f"Runtime exited with signal {number} ({name}) during the invocation{hint}"
+    if os.WIFEXITED(status):
+        return f"Runtime exited with exit code {os.WEXITSTATUS(status)} during the invocation"
+    return f"Runtime exited during the invocation (wait status {status})"
+
+
+async def _answer(
+    message: PlatformCallFrame, request: InvokeRequest, platform: PlatformHandler | None
+) -> PlatformAnswer:
+    if platform is None:
+        return PlatformAnswer(ok=False, error="no platform is configured: start the ProcessRunner with platform=...")
+    if message.op not in _PLATFORM_OPS:
+        known = ", ".join(sorted(_PLATFORM_OPS))
+        return PlatformAnswer(ok=False, error=f"unknown platform operation {message.op!r}; use one of {known}")
+    call = PlatformCall(
+        op=message.op,  # type: ignore[arg-type]
+        args=message.args,
+        function=request.function,
+        request_id=request.request_id,
+        traceparent=request.traceparent,
+        hop_count=request.hop_count,
+    )
+    try:
+        value = await platform(call)
+    except Exception as exc:
+        return PlatformAnswer(ok=False, error=f"{type(exc).__name__}: {exc}")
+    return PlatformAnswer(ok=True, value=value)

@@ -1,0 +1,522 @@
+"""The in-memory store: every contract of `triggerfish.store.base`, in this process only.
+
+It is a product, not a mock: `triggerfish.testing` runs apps on it, and the
+contract suite holds it to the same promises as the SQLite store. Nothing
+survives the process, so "durable" here means "applied before the call
+returns".
+
+Everything runs on the event loop's thread and no primitive awaits, so each
+call is atomic without locks.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import secrets
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from triggerfish.errors import StoreClosedError
+from triggerfish.store.base import (
+    ABSENT,
+    DEFAULT_MAX_RECORD_BYTES,
+    Clock,
+    EventLog,
+    KeyValue,
+    KVRecord,
+    LogRecord,
+    Message,
+    OutgoingMessage,
+    QueueConfig,
+    Queues,
+    QueueStats,
+    SendResult,
+    Store,
+)
+
+__all__ = ["MemoryEventLog", "MemoryKeyValue", "MemoryQueues", "open_memory_store"]
+
+
+def open_memory_store(
+    url: str = "memory://", *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, clock: Clock = time.time
+) -> Store:
+    """A fresh, empty store that lives as long as this process (or until it is closed)."""
+    state = _Open(url)
+    return Store(
+        url,
+        log=MemoryEventLog(state, clock=clock, max_record_bytes=max_record_bytes),
+        queues=MemoryQueues(state, clock=clock, max_record_bytes=max_record_bytes),
+        kv=MemoryKeyValue(state, clock=clock, max_record_bytes=max_record_bytes),
+        on_close=state.close,
+    )
+
+
+class _Open:
+    """The open/closed flag the three parts share."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def check(self) -> None:
+        if self.closed:
+            raise StoreClosedError(f"the store {self.url} is closed; open it again with open_store()")
+
+
+# --- the event log ---------------------------------------------------------------------------
+
+
+class _Stream:
+    __slots__ = ("bytes", "next_offset", "records")
+
+    def __init__(self) -> None:
+        # records[i].offset == records[0].offset + i: trimming only ever drops a prefix.
+        self.records: list[LogRecord] = []
+        self.next_offset = 1
+        self.bytes = 0
+
+
+class MemoryEventLog(EventLog):
+    """Streams as lists; record times never decrease within a stream, so time ranges are a binary search."""
+
+    def __init__(
+        self, state: _Open, *, clock: Clock = time.time, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    ) -> None:
+        super().__init__(clock=clock, max_record_bytes=max_record_bytes)
+        self._state = state
+        self._streams_by_name: dict[str, _Stream] = {}
+
+    async def _append(self, stream: str, bodies: list[bytes], now: float) -> list[LogRecord]:
+        self._state.check()
+        s = self._streams_by_name.get(stream)
+        if s is None:
+            s = self._streams_by_name[stream] = _Stream()
+        # A clock that steps back must not break time-ordered reads.
+        if s.records:
+            now = max(now, s.records[-1].time)
+        first = s.next_offset
+        added = [LogRecord(stream, first + i, now, body) for i, body in enumerate(bodies)]
+        s.records.extend(added)
+        s.next_offset = first + len(added)
+        s.bytes += sum(len(body) for body in bodies)
+        return added
+
+    async def _read(
+        self, stream: str, after: int, since: float | None, until: float | None, limit: int
+    ) -> list[LogRecord]:
+        self._state.check()
+        s = self._streams_by_name.get(stream)
+        if s is None or not s.records:
+            return []
+        records = s.records
+        start = max(0, after + 1 - records[0].offset)
+        if since is not None:
+            start = max(start, bisect.bisect_left(records, since, key=lambda r: r.time))
+        end = min(len(records), start + limit)
+        if until is not None:
+            end = min(end, bisect.bisect_left(records, until, lo=start, key=lambda r: r.time))
+        return records[start:end] if start < end else []
+
+    async def _last_offset(self, stream: str) -> int:
+        self._state.check()
+        s = self._streams_by_name.get(stream)
+        return 0 if s is None else s.next_offset - 1
+
+    async def _trim(self, stream: str, before: float | None, max_bytes: int | None) -> int:
+        self._state.check()
+        s = self._streams_by_name.get(stream)
+        if s is None:
+            return 0
+        cut = 0
+        if before is not None:
+            cut = bisect.bisect_left(s.records, before, key=lambda r: r.time)
+        size = s.bytes - sum(len(r.data) for r in s.records[:cut])
+        if max_bytes is not None:
+            while size > max_bytes and cut < len(s.records):
+                size -= len(s.records[cut].data)
+                cut += 1
+        del s.records[:cut]
+        s.bytes = size
+        return cut
+
+    async def _streams(self) -> list[str]:
+        self._state.check()
+        return list(self._streams_by_name)
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class _Msg:
+    id: str
+    seq: int
+    body: bytes
+    attributes: MappingProxyType[str, str]
+    group: str | None
+    dedup_id: str | None
+    sent_at: float
+    visible_at: float
+    receive_count: int = 0
+    first_received_at: float = 0.0
+    receipt: str | None = None
+    # Bumped whenever visible_at changes, so heap entries made before are recognised as stale.
+    stamp: int = 0
+    alive: bool = True
+
+
+@dataclass(slots=True)
+class _Queue:
+    config: QueueConfig = field(default_factory=QueueConfig)
+    messages: dict[str, _Msg] = field(default_factory=dict)
+    # Candidates for the next receive, by (visible_at, seq). In a FIFO queue only the head
+    # of each group is a candidate, which is what keeps one message of a group in flight.
+    heap: list[tuple[float, int, int, _Msg]] = field(default_factory=list)
+    groups: dict[str, deque[_Msg]] = field(default_factory=dict)
+    dedup: dict[str, tuple[str, float]] = field(default_factory=dict)
+    dedup_order: deque[tuple[float, str]] = field(default_factory=deque)
+
+
+class MemoryQueues(Queues):
+    """Queues as a dict of messages plus a heap of candidates ordered by visibility, then send order."""
+
+    def __init__(
+        self, state: _Open, *, clock: Clock = time.time, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    ) -> None:
+        super().__init__(clock=clock, max_record_bytes=max_record_bytes)
+        self._state = state
+        self._queues_by_name: dict[str, _Queue] = {}
+        self._seq = itertools.count(1)
+        self._stamps = itertools.count(1)
+
+    def _queue(self, name: str) -> _Queue:
+        q = self._queues_by_name.get(name)
+        if q is None:
+            q = self._queues_by_name[name] = _Queue()
+        return q
+
+    async def _configure(self, queue: str, config: QueueConfig) -> None:
+        self._state.check()
+        q = self._queue(queue)
+        was_fifo, q.config = q.config.fifo, config
+        if was_fifo != config.fifo:
+            self._rebuild(q)
+
+    async def _config(self, queue: str) -> QueueConfig:
+        self._state.check()
+        q = self._queues_by_name.get(queue)
+        return QueueConfig() if q is None else q.config
+
+    async def _send(self, queue: str, messages: list[OutgoingMessage], now: float) -> list[SendResult]:
+        self._state.check()
+        q = self._queue(queue)
+        while q.dedup_order and q.dedup_order[0][0] <= now:
+            _, dedup_id = q.dedup_order.popleft()
+            entry = q.dedup.get(dedup_id)
+            if entry is not None and entry[1] <= now:
+                del q.dedup[dedup_id]
+        window = q.config.dedup_window
+        results: list[SendResult] = []
+        for out in messages:
+            if out.dedup_id is not None:
+                seen = q.dedup.get(out.dedup_id)
+                if seen is not None and seen[1] > now:
+                    results.append(SendResult(seen[0], duplicate=True))
+                    continue
+            msg = _Msg(
+                id=uuid.uuid4().hex,
+                seq=next(self._seq),
+                body=out.body,
+                attributes=MappingProxyType(dict(out.attributes)),
+                group=out.group,
+                dedup_id=out.dedup_id,
+                sent_at=now,
+                visible_at=now + out.delay,
+            )
+            self._add(q, msg)
+            if out.dedup_id is not None and window > 0:
+                q.dedup[out.dedup_id] = (msg.id, now + window)
+                q.dedup_order.append((now + window, out.dedup_id))
+            results.append(SendResult(msg.id))
+        return results
+
+    async def _receive(
+        self, queue: str, max_messages: int, visibility_timeout: float | None, now: float
+    ) -> list[Message]:
+        self._state.check()
+        q = self._queues_by_name.get(queue)
+        if q is None:
+            return []
+        config = q.config
+        lease = config.visibility_timeout if visibility_timeout is None else visibility_timeout
+        out: list[Message] = []
+        while len(out) < max_messages and q.heap and q.heap[0][0] <= now:
+            _, _, stamp, msg = heapq.heappop(q.heap)
+            if not msg.alive or msg.stamp != stamp:
+                continue
+            if msg.sent_at + config.retention <= now:
+                self._remove(q, msg)
+                continue
+            if config.max_receives is not None and msg.receive_count >= config.max_receives:
+                assert config.dead_letter is not None  # QueueConfig sets both or neither
+                self._dead_letter(q, msg, config.dead_letter, now)
+                continue
+            msg.receive_count += 1
+            if msg.receive_count == 1:
+                msg.first_received_at = now
+            msg.receipt = f"{msg.id}.{secrets.token_hex(8)}"
+            self._set_visible(q, msg, now + lease)
+            out.append(self._message(queue, msg))
+        self._compact(q)
+        return out
+
+    async def _ack(self, queue: str, receipts: list[str], now: float) -> list[bool]:
+        self._state.check()
+        q = self._queues_by_name.get(queue)
+        done: list[bool] = []
+        for receipt in receipts:
+            msg = None if q is None else self._leased(q, receipt, now)
+            if msg is not None and q is not None:
+                self._remove(q, msg)
+            done.append(msg is not None)
+        return done
+
+    async def _release(self, queue: str, receipt: str, delay: float, now: float) -> bool:
+        self._state.check()
+        q = self._queues_by_name.get(queue)
+        msg = None if q is None else self._leased(q, receipt, now)
+        if msg is None or q is None:
+            return False
+        msg.receipt = None
+        self._set_visible(q, msg, now + delay)
+        return True
+
+    async def _extend(self, queue: str, receipt: str, visibility_timeout: float, now: float) -> bool:
+        self._state.check()
+        q = self._queues_by_name.get(queue)
+        msg = None if q is None else self._leased(q, receipt, now)
+        if msg is None or q is None:
+            return False
+        self._set_visible(q, msg, now + visibility_timeout)
+        return True
+
+    async def _purge(self, queue: str) -> int:
+        self._state.check()
+        q = self._queues_by_name.get(queue)
+        if q is None:
+            return 0
+        count = len(q.messages)
+        for msg in q.messages.values():
+            msg.alive = False
+        q.messages.clear()
+        q.heap.clear()
+        q.groups.clear()
+        return count
+
+    async def _stats(self, queue: str, now: float) -> QueueStats:
+        self._state.check()
+        q = self._queues_by_name.get(queue)
+        if q is None:
+            return QueueStats(0, 0, 0, None)
+        visible = delayed = in_flight = 0
+        oldest: float | None = None
+        cutoff = now - q.config.retention
+        for msg in q.messages.values():
+            if msg.sent_at <= cutoff:
+                continue  # past retention: dropped at the next receive, already gone for the caller
+            if msg.visible_at <= now:
+                visible += 1
+            elif msg.receipt is not None:
+                in_flight += 1
+            else:
+                delayed += 1
+            if oldest is None or msg.sent_at < oldest:
+                oldest = msg.sent_at
+        return QueueStats(visible, delayed, in_flight, None if oldest is None else max(0.0, now - oldest))
+
+    async def _queues(self) -> list[str]:
+        self._state.check()
+        return list(self._queues_by_name)
+
+    # -- bookkeeping --
+
+    def _add(self, q: _Queue, msg: _Msg) -> None:
+        q.messages[msg.id] = msg
+        if msg.group is not None:
+            members = q.groups.get(msg.group)
+            if members is None:
+                members = q.groups[msg.group] = deque()
+            members.append(msg)
+        self._push(q, msg)
+
+    def _push(self, q: _Queue, msg: _Msg) -> None:
+        if q.config.fifo and msg.group is not None and q.groups[msg.group][0] is not msg:
+            return  # waits behind its group's head; becomes a candidate when the head leaves
+        msg.stamp = next(self._stamps)
+        heapq.heappush(q.heap, (msg.visible_at, msg.seq, msg.stamp, msg))
+
+    def _set_visible(self, q: _Queue, msg: _Msg, visible_at: float) -> None:
+        msg.visible_at = visible_at
+        self._push(q, msg)
+
+    def _remove(self, q: _Queue, msg: _Msg) -> None:
+        msg.alive = False
+        del q.messages[msg.id]
+        if msg.group is not None:
+            members = q.groups[msg.group]
+            if members[0] is msg:
+                members.popleft()
+                if members and q.config.fifo:
+                    self._push(q, members[0])
+            else:
+                members.remove(msg)
+            if not members:
+                del q.groups[msg.group]
+
+    def _dead_letter(self, q: _Queue, msg: _Msg, dead_letter: str, now: float) -> None:
+        self._remove(q, msg)
+        moved = _Msg(
+            id=msg.id,
+            seq=next(self._seq),
+            body=msg.body,
+            attributes=msg.attributes,
+            group=msg.group,
+            dedup_id=msg.dedup_id,
+            sent_at=msg.sent_at,
+            visible_at=now,
+        )
+        self._add(self._queue(dead_letter), moved)
+        self._sent.notify(dead_letter)
+
+    def _leased(self, q: _Queue, receipt: str, now: float) -> _Msg | None:
+        msg = q.messages.get(receipt.partition(".")[0])
+        if msg is None or msg.receipt != receipt or msg.visible_at <= now:
+            return None
+        return msg
+
+    def _rebuild(self, q: _Queue) -> None:
+        q.heap.clear()
+        for msg in sorted(q.messages.values(), key=lambda m: m.seq):
+            self._push(q, msg)
+
+    def _compact(self, q: _Queue) -> None:
+        # Stale heap entries (acked, extended, released messages) are skipped lazily; drop them
+        # in bulk once they outnumber the live ones so an idle queue does not hold garbage.
+        if len(q.heap) > 2 * len(q.messages) + 64:
+            self._rebuild(q)
+
+    @staticmethod
+    def _message(queue: str, msg: _Msg) -> Message:
+        assert msg.receipt is not None
+        return Message(
+            queue=queue,
+            message_id=msg.id,
+            receipt=msg.receipt,
+            body=msg.body,
+            attributes=msg.attributes,
+            group=msg.group,
+            dedup_id=msg.dedup_id,
+            receive_count=msg.receive_count,
+            sent_at=msg.sent_at,
+            first_received_at=msg.first_received_at,
+            lease_expires_at=msg.visible_at,
+        )
+
+
+# --- key-value records -----------------------------------------------------------------------
+
+
+class _Namespace:
+    __slots__ = ("keys", "records")
+
+    def __init__(self) -> None:
+        self.records: dict[str, KVRecord] = {}
+        self.keys: list[str] = []  # sorted, for prefix scans
+
+
+class MemoryKeyValue(KeyValue):
+    """Records per namespace with a sorted key list; expired records are dropped when next touched."""
+
+    def __init__(
+        self, state: _Open, *, clock: Clock = time.time, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    ) -> None:
+        super().__init__(clock=clock, max_record_bytes=max_record_bytes)
+        self._state = state
+        self._namespaces: dict[str, _Namespace] = {}
+        self._versions = itertools.count(1)
+
+    def _live(self, ns: _Namespace | None, key: str, now: float) -> KVRecord | None:
+        if ns is None:
+            return None
+        record = ns.records.get(key)
+        if record is not None and record.expires_at is not None and record.expires_at <= now:
+            self._drop(ns, key)
+            return None
+        return record
+
+    @staticmethod
+    def _drop(ns: _Namespace, key: str) -> None:
+        del ns.records[key]
+        del ns.keys[bisect.bisect_left(ns.keys, key)]
+
+    async def _get(self, namespace: str, key: str, now: float) -> KVRecord | None:
+        self._state.check()
+        return self._live(self._namespaces.get(namespace), key, now)
+
+    async def _put(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        expires_at: float | None,
+        if_version: int | None,
+        now: float,
+    ) -> KVRecord | None:
+        self._state.check()
+        ns = self._namespaces.get(namespace)
+        if ns is None:
+            ns = self._namespaces[namespace] = _Namespace()
+        current = self._live(ns, key, now)
+        if if_version is not None and (current.version if current is not None else ABSENT) != if_version:
+            return None
+        record = KVRecord(namespace, key, value, next(self._versions), expires_at)
+        if current is None:
+            bisect.insort(ns.keys, key)
+        ns.records[key] = record
+        return record
+
+    async def _delete(self, namespace: str, key: str, if_version: int | None, now: float) -> bool:
+        self._state.check()
+        ns = self._namespaces.get(namespace)
+        current = self._live(ns, key, now)
+        if current is None or ns is None or (if_version is not None and current.version != if_version):
+            return False
+        self._drop(ns, key)
+        return True
+
+    async def _scan(self, namespace: str, prefix: str, limit: int, now: float) -> list[KVRecord]:
+        self._state.check()
+        ns = self._namespaces.get(namespace)
+        if ns is None:
+            return []
+        out: list[KVRecord] = []
+        expired: list[str] = []
+        for key in itertools.islice(ns.keys, bisect.bisect_left(ns.keys, prefix), None):
+            if not key.startswith(prefix) or len(out) >= limit:
+                break
+            record = ns.records[key]
+            if record.expires_at is not None and record.expires_at <= now:
+                expired.append(key)
+            else:
+                out.append(record)
+        for key in expired:
+            self._drop(ns, key)
+        return out

@@ -1,0 +1,344 @@
+"""The embedded durable store: one SQLite file in WAL mode with `synchronous=FULL`.
+
+    store = await open_store("sqlite:///.triggerfish/store.db")
+
+Writes go to one writer thread that commits whatever is pending as one
+transaction (group commit) and acknowledges each caller only after the
+commit: an awaited append, send or put has reached the disk. Reads that
+change nothing (log reads, record gets and scans, queue stats) run on a
+second connection in a reader thread, which WAL lets proceed while the
+writer writes. See `triggerfish.store._sqlite_worker` for the mechanics and
+`docs/store.md` for why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+import time
+from typing import Any
+
+from triggerfish.store import _sqlite_log as lg
+from triggerfish.store import _sqlite_queues as q
+from triggerfish.store._sqlite_merge import Merger
+from triggerfish.store._sqlite_schema import connect
+from triggerfish.store._sqlite_worker import Worker, WorkerStats
+from triggerfish.store.base import (
+    ABSENT,
+    DEFAULT_MAX_RECORD_BYTES,
+    Clock,
+    EventLog,
+    KeyValue,
+    KVRecord,
+    LogRecord,
+    Message,
+    OutgoingMessage,
+    QueueConfig,
+    Queues,
+    QueueStats,
+    SendResult,
+    Store,
+)
+
+__all__ = ["SqliteEventLog", "SqliteKeyValue", "SqliteQueues", "SqliteStore", "open_sqlite_store"]
+
+#: How often (store clock seconds) expired records and dedup ids are swept from the file.
+SWEEP_INTERVAL = 60.0
+
+
+async def open_sqlite_store(
+    url: str, path: str, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, clock: Clock = time.time
+) -> SqliteStore:
+    """Open (creating if needed) the store file at `path`; its directory is created too.
+
+    Raises StoreError naming the path when the file is not a SQLite database
+    or was written by a newer Triggerfish.
+    """
+    writer_connection = await asyncio.to_thread(connect, path)
+    try:
+        reader_connection = await asyncio.to_thread(connect, path)
+    except BaseException:
+        writer_connection.close()
+        raise
+    return SqliteStore(url, path, writer_connection, reader_connection, clock=clock, max_record_bytes=max_record_bytes)
+
+
+class _Engine:
+    """The two workers the three parts share, and the periodic sweep of expired rows."""
+
+    def __init__(self, path: str, writer: sqlite3.Connection, reader: sqlite3.Connection, clock: Clock) -> None:
+        self.writer = Worker(writer, name=f"triggerfish-store-writer:{path}", path=path, transactional=True)
+        self.reader = Worker(reader, name=f"triggerfish-store-reader:{path}", path=path, transactional=False)
+        self._clock = clock
+        self._next_sweep = clock() + SWEEP_INTERVAL
+
+    async def write(self, fn: Any, *args: Any) -> Any:
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_INTERVAL
+            # Rides along in the same group commit; a failure here must not fail the caller's write.
+            self.writer.submit(functools.partial(_sweep, now=now)).add_done_callback(_ignore_result)
+        return await self.writer.submit(lambda c: fn(c, *args))
+
+    async def read(self, fn: Any, *args: Any) -> Any:
+        return await self.reader.submit(lambda c: fn(c, *args))
+
+    async def close(self) -> None:
+        await self.writer.close()
+        await self.reader.close()
+
+
+def _ignore_result(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _sweep(c: sqlite3.Connection, *, now: float) -> None:
+    q.sweep_dedup(c, now)
+    c.execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
+
+
+class SqliteStore(Store):
+    """A `Store` over one SQLite file; `write_stats` reports the group-commit batch sizes."""
+
+    def __init__(
+        self,
+        url: str,
+        path: str,
+        writer: sqlite3.Connection,
+        reader: sqlite3.Connection,
+        *,
+        clock: Clock = time.time,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    ) -> None:
+        engine = _Engine(path, writer, reader, clock)
+        super().__init__(
+            url,
+            log=SqliteEventLog(engine, clock=clock, max_record_bytes=max_record_bytes),
+            queues=SqliteQueues(engine, clock=clock, max_record_bytes=max_record_bytes),
+            kv=SqliteKeyValue(engine, clock=clock, max_record_bytes=max_record_bytes),
+            on_close=engine.close,
+        )
+        self.path = path
+        self._engine = engine
+
+    @property
+    def write_stats(self) -> WorkerStats:
+        """Group commit so far: transactions (batches) and the operations they carried."""
+        return self._engine.writer.stats
+
+    @property
+    def append_stats(self) -> WorkerStats:
+        """Appends merged into one writer operation: flushes (batches) and the appends they carried."""
+        log = self.log
+        assert isinstance(log, SqliteEventLog)
+        return log.append_stats
+
+
+# --- the event log ---------------------------------------------------------------------------
+
+
+class SqliteEventLog(EventLog):
+    def __init__(
+        self, engine: _Engine, *, clock: Clock = time.time, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    ) -> None:
+        super().__init__(clock=clock, max_record_bytes=max_record_bytes)
+        self._engine = engine
+        self._appends = Merger(engine.writer, lg.write_appends)
+
+    @property
+    def append_stats(self) -> WorkerStats:
+        return self._appends.stats
+
+    async def _append(self, stream: str, bodies: list[bytes], now: float) -> list[LogRecord]:
+        return await self._appends.call((stream, bodies, now))
+
+    async def _read(
+        self, stream: str, after: int, since: float | None, until: float | None, limit: int
+    ) -> list[LogRecord]:
+        result: list[LogRecord] = await self._engine.read(lg.read, stream, after, since, until, limit)
+        return result
+
+    async def _last_offset(self, stream: str) -> int:
+        result: int = await self._engine.read(lg.last_offset, stream)
+        return result
+
+    async def _trim(self, stream: str, before: float | None, max_bytes: int | None) -> int:
+        result: int = await self._engine.write(lg.trim, stream, before, max_bytes)
+        return result
+
+    async def _streams(self) -> list[str]:
+        result: list[str] = await self._engine.read(lg.stream_names)
+        return result
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+
+class SqliteQueues(Queues):
+    def __init__(
+        self, engine: _Engine, *, clock: Clock = time.time, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    ) -> None:
+        super().__init__(clock=clock, max_record_bytes=max_record_bytes)
+        self._engine = engine
+        self._empty: set[str] = set()
+        self._sends = Merger(engine.writer, q.write_sends)
+
+    async def _configure(self, queue: str, config: QueueConfig) -> None:
+        await self._engine.write(q.configure, queue, config)
+
+    async def _config(self, queue: str) -> QueueConfig:
+        result: QueueConfig = await self._engine.read(q.load_config, queue)
+        return result
+
+    async def _send(self, queue: str, messages: list[OutgoingMessage], now: float) -> list[SendResult]:
+        return await self._sends.call((queue, messages, now))
+
+    async def _receive(
+        self, queue: str, max_messages: int, visibility_timeout: float | None, now: float
+    ) -> list[Message]:
+        # A long-poll on an empty queue asks again every few milliseconds; once a queue came up
+        # empty, look on the reader first so that idle consumers keep off the writer (and its lock).
+        if queue in self._empty and not await self._engine.read(q.has_ready, queue, now):
+            return []
+        messages: list[Message]
+        messages, dead_letter = await self._engine.write(q.receive, queue, max_messages, visibility_timeout, now)
+        if dead_letter is not None:
+            self._sent.notify(dead_letter)
+        if messages:
+            self._empty.discard(queue)
+        else:
+            self._empty.add(queue)
+        return messages
+
+    async def _ack(self, queue: str, receipts: list[str], now: float) -> list[bool]:
+        result: list[bool] = await self._engine.write(q.ack, queue, receipts, now)
+        return result
+
+    async def _release(self, queue: str, receipt: str, delay: float, now: float) -> bool:
+        result: bool = await self._engine.write(q.release, queue, receipt, delay, now)
+        return result
+
+    async def _extend(self, queue: str, receipt: str, visibility_timeout: float, now: float) -> bool:
+        result: bool = await self._engine.write(q.extend, queue, receipt, visibility_timeout, now)
+        return result
+
+    async def _purge(self, queue: str) -> int:
+        result: int = await self._engine.write(q.purge, queue)
+        return result
+
+    async def _stats(self, queue: str, now: float) -> QueueStats:
+        result: QueueStats = await self._engine.read(q.stats, queue, now)
+        return result
+
+    async def _queues(self) -> list[str]:
+        result: list[str] = await self._engine.read(q.queue_names)
+        return result
+
+
+# --- key-value records -----------------------------------------------------------------------
+
+
+class SqliteKeyValue(KeyValue):
+    def __init__(
+        self, engine: _Engine, *, clock: Clock = time.time, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    ) -> None:
+        super().__init__(clock=clock, max_record_bytes=max_record_bytes)
+        self._engine = engine
+
+    async def _get(self, namespace: str, key: str, now: float) -> KVRecord | None:
+        result: KVRecord | None = await self._engine.read(_kv_get, namespace, key, now)
+        return result
+
+    async def _put(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        expires_at: float | None,
+        if_version: int | None,
+        now: float,
+    ) -> KVRecord | None:
+        result: KVRecord | None = await self._engine.write(_kv_put, namespace, key, value, expires_at, if_version, now)
+        return result
+
+    async def _delete(self, namespace: str, key: str, if_version: int | None, now: float) -> bool:
+        result: bool = await self._engine.write(_kv_delete, namespace, key, if_version, now)
+        return result
+
+    async def _scan(self, namespace: str, prefix: str, limit: int, now: float) -> list[KVRecord]:
+        result: list[KVRecord] = await self._engine.read(_kv_scan, namespace, prefix, limit, now)
+        return result
+
+
+def _kv_get(c: sqlite3.Connection, namespace: str, key: str, now: float) -> KVRecord | None:
+    row = c.execute(
+        "SELECT value, version, expires_at FROM kv WHERE namespace = ? AND key = ?"
+        " AND (expires_at IS NULL OR expires_at > ?)",
+        (namespace, key, now),
+    ).fetchone()
+    return None if row is None else KVRecord(namespace, key, row[0], row[1], row[2])
+
+
+def _kv_live_version(c: sqlite3.Connection, namespace: str, key: str, now: float) -> int:
+    row = c.execute(
+        "SELECT version FROM kv WHERE namespace = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)",
+        (namespace, key, now),
+    ).fetchone()
+    return ABSENT if row is None else int(row[0])
+
+
+def _kv_put(
+    c: sqlite3.Connection,
+    namespace: str,
+    key: str,
+    value: bytes,
+    expires_at: float | None,
+    if_version: int | None,
+    now: float,
+) -> KVRecord | None:
+    if if_version is not None and _kv_live_version(c, namespace, key, now) != if_version:
+        return None
+    # One counter for the whole store: a version is never handed out twice, so CAS has no ABA problem.
+    (version,) = c.execute("UPDATE meta SET value = value + 1 WHERE name = 'kv_version' RETURNING value").fetchall()[0]
+    c.execute(
+        "INSERT OR REPLACE INTO kv (namespace, key, value, version, expires_at) VALUES (?, ?, ?, ?, ?)",
+        (namespace, key, value, version, expires_at),
+    )
+    return KVRecord(namespace, key, value, version, expires_at)
+
+
+def _kv_delete(c: sqlite3.Connection, namespace: str, key: str, if_version: int | None, now: float) -> bool:
+    live = _kv_live_version(c, namespace, key, now)
+    if live == ABSENT or (if_version is not None and live != if_version):
+        return False
+    c.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", (namespace, key))
+    return True
+
+
+def _kv_scan(c: sqlite3.Connection, namespace: str, prefix: str, limit: int, now: float) -> list[KVRecord]:
+    end = _after_prefix(prefix)
+    rows = c.execute(
+        "SELECT key, value, version, expires_at FROM kv WHERE namespace = ? AND key >= ?"
+        + ("" if end is None else " AND key < ?")
+        + " AND (expires_at IS NULL OR expires_at > ?) ORDER BY key LIMIT ?",
+        (namespace, prefix, *(() if end is None else (end,)), now, limit),
+    ).fetchall()
+    return [KVRecord(namespace, key, value, version, expires) for key, value, version, expires in rows]
+
+
+def _after_prefix(prefix: str) -> str | None:
+    """The least string greater than every string starting with `prefix` (None: there is none).
+
+    SQLite compares text as UTF-8 bytes, which orders like code points, so a
+    range `prefix <= key < _after_prefix(prefix)` is a prefix match that uses
+    the index, with no LIKE wildcards to escape.
+    """
+    stripped = prefix.rstrip(chr(0x10FFFF))
+    if not stripped:
+        return None
+    following = ord(stripped[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:
+        following = 0xE000  # surrogates cannot be stored; the next storable code point
+    return stripped[:-1] + chr(following)
