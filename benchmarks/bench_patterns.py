@@ -31,7 +31,7 @@ SOURCES = 5_000
 SKUS = 2_000
 COUNTRIES = ["NZ", "AU", "US", "GB", "DE", "FR", "JP", "BR", "IN", "ZA"]
 TIERS = ["gold", "silver", "bronze", "platinum"]
-REPEATS = 5
+REPEATS = 7
 TARGET_EVENTS_PER_SECOND = 50_000
 TARGET_FLATNESS = 1.2
 
@@ -98,10 +98,10 @@ def make_event(rng: random.Random, number: int) -> dict[str, Any]:
     }
 
 
-def rate(run: Callable[[], Any], count: int) -> float:
-    """Median events per second over REPEATS runs of `run` (which handles `count` events)."""
+def rate(run: Callable[[], Any], count: int, *, repeats: int = REPEATS) -> float:
+    """Median events per second over `repeats` runs of `run` (which handles `count` events)."""
     samples = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         started = time.perf_counter()
         run()
         samples.append(count / (time.perf_counter() - started))
@@ -139,19 +139,27 @@ def main() -> str:
     events = [make_event(rng, i) for i in range(20_000)]
     all_rules = [make_rule(rng) for _ in range(10_000)]
     rows = []
-    rates: dict[int, float] = {}
-    moto_rates: dict[int, float | None] = {}
-    for size, moto_events in ((10, 2_000), (1_000, 40), (10_000, 8)):
-        rules = RuleSet()
+    sizes = {10: 2_000, 1_000: 40, 10_000: 8}  # rule count -> events moto is given
+    rulesets: dict[int, RuleSet] = {}
+    matched: dict[int, float] = {}
+    for size in sizes:
+        rulesets[size] = RuleSet()
         for i, rule in enumerate(all_rules[:size]):
-            rules.add(f"r{i}", rule)
-        matched = sum(len(rules.matches(e)) for e in events[:2_000]) / 2_000
-        rates[size] = rate(_runner(rules, events), len(events))
-        moto_rates[size] = _moto_rate(all_rules[:size], events[:moto_events])
-        moto = moto_rates[size]
+            rulesets[size].add(f"r{i}", rule)
+        # One pass first: it counts matches and lets the RuleSet settle misfiring anchors.
+        matched[size] = sum(len(rulesets[size].matches(e)) for e in events) / len(events)
+    # The sizes take turns within each repetition, so a burst of load on the shared machine
+    # falls on all of them rather than on one.
+    samples: dict[int, list[float]] = {size: [] for size in sizes}
+    for _ in range(REPEATS):
+        for size in sizes:
+            samples[size].append(rate(_runner(rulesets[size], events), len(events), repeats=1))
+    rates = {size: statistics.median(samples[size]) for size in sizes}
+    for size, moto_events in sizes.items():
+        moto = _moto_rate(all_rules[:size], events[:moto_events])
         ratio = f"{rates[size] / moto:,.0f}x" if moto else "n/a"
         rows.append(
-            f"| RuleSet, {size:,} rules | {rates[size]:,.0f} | {matched:.2f} | "
+            f"| RuleSet, {size:,} rules | {rates[size]:,.0f} | {matched[size]:.3f} | "
             f"{f'{moto:,.0f}' if moto else 'not installed'} | {ratio} |"
         )
     single = compile_pattern(
@@ -175,9 +183,11 @@ def main() -> str:
             "## Event patterns",
             "",
             "`RuleSet.matches` on 20,000 EventBridge-envelope events (dicts) against rules of mixed operators,",
-            "generated with a seeded random over one fixed vocabulary, so larger rule sets add rules that do not",
-            f"match rather than more matches. One core; median of {REPEATS} runs. moto 5's",
-            "`EventPattern.matches_event` loops over the same rules, on fewer events.",
+            "generated with a seeded random over one fixed vocabulary (20,000 types, 5,000 sources, ...), so the",
+            "same event stream serves every size and fewer than one rule matches per event even with 10,000 rules.",
+            f"One core; median of {REPEATS} runs, the sizes taking turns; a first unmeasured pass lets each RuleSet",
+            "move anchors that misfire.",
+            "moto 5's `EventPattern.matches_event` loops over the same rules, on fewer events.",
             "",
             "| Rule set | events/s | rules matched per event | moto events/s | ours / moto |",
             "|---|---:|---:|---:|---:|",
@@ -187,7 +197,12 @@ def main() -> str:
             f"- Target: at least {TARGET_EVENTS_PER_SECOND:,} events/s with 1,000 rules: "
             f"{rates[1_000]:,.0f} events/s, {rates[1_000] / TARGET_EVENTS_PER_SECOND:.2f}x the target: **{met_rate}**.",
             f"- Target: 10,000 rules within 20% of 10 rules: the 10-rule rate is {flatness:.2f}x the 10,000-rule rate "
-            f"(10,000-rule rate = {rates[10_000] / rates[10]:.0%} of the 10-rule rate): **{met_flat}**.",
+            f"(10,000-rule rate = {rates[10_000] / rates[10]:.0%} of the 10-rule rate): **{met_flat}**. "
+            f"From 1,000 to 10,000 rules the rate keeps {rates[10_000] / rates[1_000]:.0%}.",
+            "- Why not flat from 10 rules: 10 rules look at two event fields (`source`, `detail-type`); 10,000",
+            "  rules look at six, so each event has more of its fields looked up, and more events come close to",
+            "  a rule (same source, other field different) and get the full check. Cost follows the fields",
+            "  rules use and the near-misses, not the number of rules.",
         ]
     )
 

@@ -63,7 +63,9 @@ def invoke(runner: CliRunner, *args: str, stdin: str | None = None) -> tuple[int
 
 def test_eventbridge_pattern_on_a_cloudevent(runner: CliRunner) -> None:
     pattern = json.dumps({"detail-type": ["order.placed"], "detail": {"country": ["NZ"]}})
-    event = json.dumps({"specversion": "1.0", "id": "1", "source": "s", "type": "order.placed", "data": {"country": "NZ"}})
+    event = json.dumps(
+        {"specversion": "1.0", "id": "1", "source": "s", "type": "order.placed", "data": {"country": "NZ"}}
+    )
     assert invoke(runner, "-p", pattern, "-e", event) == (0, "match\n", "")
 
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from triggerfish._json import loads
-from triggerfish.errors import EventTooLargeError, InvalidEventError, InvalidJSONError
+from triggerfish.errors import EventTooLargeError, InvalidEventError, InvalidInputError, InvalidJSONError
 from triggerfish.events.cloudevent import MAX_EVENT_BYTES, Event
 
 TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -336,3 +336,19 @@ def test_unhashable_or_wrong_typed_attributes_get_a_precise_error(attribute: str
         Event.from_json(minimal(**{attribute: value}))
     assert info.value.attribute == attribute
     assert "must be" in info.value.rule
+
+
+@settings(max_examples=300)
+@given(
+    st.binary(max_size=120)
+    | st.builds(
+        lambda extra: __import__("orjson").dumps({**minimal(), **extra}),
+        st.dictionaries(st.text(max_size=12), json_data | extension_values, max_size=4),
+    )
+)
+def test_arbitrary_bytes_fail_only_with_input_errors(body: bytes) -> None:
+    try:
+        event = Event.from_json(body)
+    except InvalidInputError:
+        return
+    assert Event.from_json(event.to_json()) == event

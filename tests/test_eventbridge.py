@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triggerfish.errors import EventTooLargeError, InvalidEventError
+from triggerfish.errors import EventTooLargeError, InvalidEventError, InvalidInputError
 from triggerfish.events.cloudevent import Event
 from triggerfish.events.eventbridge import (
     ACCOUNT_ID,
@@ -265,4 +265,42 @@ def events(draw: st.DrawFn) -> Event:
 @settings(max_examples=200)
 @given(events())
 def test_round_trip_through_the_envelope_preserves_everything(event: Event) -> None:
+    assert from_envelope(to_envelope(event)) == event
+
+
+# --- hostile input never escapes as anything but a precise input error --------------------------
+
+field_values = st.none() | st.booleans() | st.integers() | text | st.lists(text, max_size=2) | json_data
+
+
+@settings(max_examples=300)
+@given(
+    st.dictionaries(
+        st.sampled_from(["Source", "DetailType", "Detail", "Resources", "Time", "EventBusName", "TraceHeader"]),
+        field_values | st.sampled_from(['{"a": 1}', "[1]", "{", "Root=1-5759e988-bd862e3fe1be46a994272793"]),
+        max_size=7,
+    )
+)
+def test_arbitrary_put_entries_fail_only_with_input_errors(bad: dict[str, Any]) -> None:
+    try:
+        _, event = from_put_events_entry(bad)
+    except InvalidInputError:
+        return
+    assert from_envelope(to_envelope(event)) == event
+
+
+@settings(max_examples=300)
+@given(
+    st.dictionaries(
+        st.sampled_from(["version", "id", "detail-type", "source", "account", "time", "region", "resources"])
+        | st.sampled_from(["detail", EXTRAS]),
+        field_values | st.just("0") | st.just("2024-05-01T12:00:00Z") | st.just({"data_mode": "base64"}),
+        max_size=10,
+    )
+)
+def test_arbitrary_envelopes_fail_only_with_input_errors(bad: dict[str, Any]) -> None:
+    try:
+        event = from_envelope(bad)
+    except InvalidInputError:
+        return
     assert from_envelope(to_envelope(event)) == event

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triggerfish.errors import EventTooLargeError, InvalidEventError, InvalidJSONError
+from triggerfish.errors import EventTooLargeError, InvalidEventError, InvalidInputError, InvalidJSONError
 from triggerfish.events.cloudevent import MAX_EVENT_BYTES, Event
 from triggerfish.events.http_binding import (
     BATCH_CONTENT_TYPE,
@@ -258,3 +258,32 @@ def test_round_trip_through_structured_and_batch_modes(event: Event, flag: bool)
     typed = event.with_extensions(flag=flag, count=7)
     assert from_http(*to_structured(typed)) == [typed]
     assert from_http(*to_batch([typed, event])) == [typed, event]
+
+
+# --- hostile input never escapes as anything but a precise input error --------------------------
+
+header_names = st.sampled_from(
+    [
+        *("ce-id", "ce-source", "ce-type", "ce-specversion", "ce-time", "ce-subject", "ce-hopcount"),
+        *("ce-traceparent", "ce-dataschema", "ce-x", "ce-Bad_Name", "content-type", "ce-datacontenttype", "x-other"),
+    ]
+)
+header_values = st.text(max_size=30) | st.sampled_from(
+    ["1.0", "/s", "%", "%zz", "%C3", "application/json", "text/plain"]
+)
+content_types = st.sampled_from(
+    [STRUCTURED_CONTENT_TYPE, BATCH_CONTENT_TYPE, "application/json", "text/plain; charset=utf-16", "image/png", ""]
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(header_names, header_values), max_size=10), content_types, st.binary(max_size=200))
+def test_arbitrary_requests_fail_only_with_input_errors(
+    headers: list[tuple[str, str]], content_type: str, body: bytes
+) -> None:
+    try:
+        events = from_http([("content-type", content_type), *headers] if content_type else headers, body)
+    except InvalidInputError:
+        return
+    for event in events:  # whatever was accepted must be a valid event that writes back out
+        assert Event.from_json(event.to_json()) == event

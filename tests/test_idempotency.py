@@ -61,6 +61,13 @@ async def charge_async(event: dict[str, Any], context: Any) -> str:
     return "charged"
 
 
+@app.function
+@idempotent(key="id")
+def event_only(event: dict[str, Any]) -> int:
+    charges.append(event["id"])
+    return len(charges)
+
+
 class Clock:
     def __init__(self) -> None:
         self.offset = 0.0
@@ -148,6 +155,12 @@ async def test_the_key_is_forgotten_after_the_window(store: Store) -> None:
     assert charges == [4, 4]
 
 
+async def test_a_handler_taking_only_the_event_still_works(invoker: Invoker) -> None:
+    assert await invoker.invoke("event_only", {"id": 5}) == 1
+    assert await invoker.invoke("event_only", {"id": 5}) == 1
+    assert charges == [5]
+
+
 @pytest.mark.parametrize(
     ("key", "event", "expected"),
     [
@@ -208,3 +221,44 @@ def test_bad_declarations_are_refused(key: Any, window: Any, match: str) -> None
 
 def test_idempotent_is_exported_from_the_package() -> None:
     assert getattr(triggerfish, "idempotent") is idempotent  # noqa: B009 (mypy cannot see the lazy export)
+
+
+PROCESS_APP = """
+from pathlib import Path
+import triggerfish
+from triggerfish.app import App
+
+app = App("payments")
+
+
+@app.function
+@triggerfish.idempotent(key="$.order_id")
+def charge(event, context):
+    with Path(event["ledger"]).open("a") as ledger:
+        ledger.write(f"charged {event['order_id']} in {context.aws_request_id}\\n")
+    return "charged"
+"""
+
+
+async def test_double_delivery_through_worker_processes_charges_once(tmp_path: Path) -> None:
+    from triggerfish.runtime.process_runner import ProcessRunner
+
+    app_file = tmp_path / "payments.py"
+    app_file.write_text(PROCESS_APP)
+    ledger = tmp_path / "ledger.txt"
+    store = await open_store(f"sqlite:///{tmp_path}/s.db")
+    runner = await ProcessRunner.start(str(app_file), work_dir=tmp_path / "runtime", platform=StorePlatform(store))
+    invoker = Invoker(runner, store, retry_policy=RetryPolicy(base=0.0, ceiling=0.0))
+    try:
+        await invoker.start()
+        event = {"order_id": "o-9", "ledger": str(ledger)}
+        requests = [await invoker.invoke_async("charge", event) for _ in range(3)]
+        async with asyncio.timeout(20):
+            await invoker.drain()
+        records = [await invoker.records.get(r) for r in requests]
+    finally:
+        await invoker.stop()
+        await runner.close()
+        await store.close()
+    assert ledger.read_text().count("charged o-9") == 1
+    assert [r.status for r in records if r is not None] == ["succeeded"] * 3

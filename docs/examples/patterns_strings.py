@@ -1,8 +1,11 @@
+from typing import Any
+
 from triggerfish import compile_pattern
 
 
-def check(pattern: dict[str, object], value: object) -> bool:
-    return compile_pattern({"data": {"v": pattern}}).matches({"data": {"v": value}})
+def check(accepted: list[Any], value: Any) -> bool:
+    """Does a pattern accepting `accepted` at data.v match an event with `value` there?"""
+    return compile_pattern({"data": {"v": accepted}}).matches({"data": {"v": value}})
 
 
 # prefix and suffix, optionally ignoring case

@@ -8,21 +8,28 @@ import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from tests.runtime.conftest import app, eventually, request
 from triggerfish.runtime.process_runner import ProcessRunner
-from triggerfish.runtime.types import DEFAULT_OUTPUT_LIMIT
+from triggerfish.runtime.types import DEFAULT_OUTPUT_LIMIT, PlatformCall
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+async def platform(call: PlatformCall) -> Any:
+    if call.args["key"] == "hang":
+        await asyncio.sleep(30)  # a store that never answers
+    return call.args["key"]
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def runner(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ProcessRunner]:
     work_dir: Path = tmp_path_factory.mktemp("faults")
-    runner = await ProcessRunner.start(app("faults"), work_dir=work_dir, max_processes=10)
+    runner = await ProcessRunner.start(app("faults"), work_dir=work_dir, max_processes=10, platform=platform)
     yield runner
     await runner.close()
 
@@ -136,6 +143,36 @@ async def test_a_fault_in_one_function_leaves_the_others_running(runner: Process
     finished = await slow
     assert finished.ok
     assert finished.result == "woke"
+
+
+async def test_a_result_over_6_mb_is_refused_with_lambdas_error(runner: ProcessRunner) -> None:
+    outcome = await runner.run(request("huge_result", "huge"))
+    assert not outcome.ok
+    assert outcome.error is not None
+    assert outcome.error["errorType"] == "Function.ResponseSizeTooLarge"
+    assert "exceeded maximum allowed payload size (6291456 bytes)" in outcome.error["errorMessage"]
+    await then_still_serves(runner, "huge_result", "small", "small")
+
+
+async def test_a_platform_call_that_never_answers_still_times_out(runner: ProcessRunner) -> None:
+    began = time.monotonic()
+    outcome = await runner.run(request("asks_forever", "hang"))
+    assert time.monotonic() - began < 3.0
+    assert outcome.error is not None
+    assert outcome.error["errorType"] == "Runtime.Timeout"
+    await then_still_serves(runner, "asks_forever", "answered", "answered")
+
+
+@pytest.mark.parametrize("forgery", ["ready", "result", "garbage"])
+async def test_frames_forged_by_the_handler_fail_its_invocation_and_nothing_else(
+    runner: ProcessRunner, forgery: str
+) -> None:
+    outcome = await runner.run(request("forges_frames", forgery))
+    assert not outcome.ok
+    assert outcome.error is not None
+    assert outcome.error["errorType"] == "Runtime.ProtocolError"
+    assert os.getpid() > 1  # still here: no kill went to pid 1 or to the root cgroup
+    await then_still_serves(runner, "forges_frames", "log", "logged")
 
 
 def _alive(pid: int) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,6 +55,37 @@ async def test_each_worker_gets_its_own_pids_cgroup_removed_at_close(tmp_path: P
     assert not tree.exists()
 
 
+SCRIPT = """
+import json, os, sys, time
+from triggerfish.runtime import limits
+os.setgid(65534)
+os.setuid(65534)
+unenforced = limits.apply_in_child(8 << 30, 5, in_cgroup=False)
+started = failed = 0
+for _ in range(40):
+    try:
+        pid = os.fork()
+    except BlockingIOError:
+        failed += 1
+        continue
+    if pid == 0:
+        time.sleep(0.3)
+        os._exit(0)
+    started += 1
+print(json.dumps({"unenforced": unenforced, "started": started, "failed": failed}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become an unprivileged user")
+def test_without_a_cgroup_an_unprivileged_worker_gets_rlimit_nproc() -> None:
+    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=30, check=True)
+    result = json.loads(done.stdout)
+    assert result["unenforced"] == []
+    # Five more tasks than the user had: the rest of the 40 forks fail instead of piling up.
+    assert 1 <= result["started"] <= 5
+    assert result["failed"] >= 35
+
+
 def test_the_memory_limit_is_the_zygote_baseline_plus_memory_mb() -> None:
     baseline = limits.address_space_bytes()
     assert baseline > 10 * 1024 * 1024  # an interpreter maps at least that much
@@ -75,3 +109,17 @@ def test_the_method_matches_this_machine() -> None:
         assert method == "rlimit"
     else:
         assert method == "none"
+
+
+@pytest.mark.skipif(not limits.cgroup_available(), reason="needs a writable pids cgroup")
+def test_cgroups_left_by_a_runner_that_was_killed_are_swept() -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = limits.PIDS_CGROUP_ROOT / "triggerfish" / f"{dead.stdout.strip()}-deadbeef"
+    (stale / "w1-1").mkdir(parents=True)
+    tree = limits.CgroupTree(f"{os.getpid()}-sweeper")
+    try:
+        assert not stale.exists()
+        assert tree.path.exists()
+    finally:
+        tree.close()
+    assert not tree.path.exists()

@@ -15,6 +15,7 @@ import pytest_asyncio
 
 from tests.runtime.conftest import app, eventually, request
 from triggerfish.errors import FunctionNotFoundError, ThrottledError
+from triggerfish.runtime import protocol
 from triggerfish.runtime.process_runner import ProcessRunner
 from triggerfish.runtime.types import PlatformCall
 
@@ -181,7 +182,31 @@ async def test_an_event_that_is_not_json_is_refused_without_hurting_the_worker(r
     outcome = await runner.run(request("echo", {1, 2}))
     assert not outcome.ok
     assert outcome.error is not None
-    assert outcome.error["errorType"] == "Runtime.InvalidEvent"
+    assert outcome.error["errorType"] == "InvalidRequestContentException"
     assert "set" in outcome.error["errorMessage"]
     assert not outcome.retryable
     assert (await runner.run(request("echo", [1, 2]))).result["event"] == [1, 2]
+
+
+async def test_an_event_over_the_frame_limit_is_refused(runner: ProcessRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(protocol, "MAX_FRAME", 1024)  # the parent's side of the limit, kept small for speed
+    outcome = await runner.run(request("echo", "x" * 2000))
+    assert not outcome.ok
+    assert outcome.error is not None
+    assert outcome.error["errorType"] == "InvalidRequestContentException"
+    assert "too large" in outcome.error["errorMessage"]
+    monkeypatch.undo()
+    assert (await runner.run(request("echo", "small"))).ok
+
+
+async def test_a_cancelled_caller_does_not_leave_a_busy_worker_behind(runner: ProcessRunner) -> None:
+    task = asyncio.ensure_future(runner.run(request("slow", 1.0), wait=2.0))
+    await asyncio.sleep(0.2)
+    busy = runner.stats("slow")["pids"]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The slot is free at once and the abandoned worker is gone; the next caller gets a fresh one.
+    outcome = await runner.run(request("slow", 0), wait=0.1)
+    assert outcome.ok
+    assert outcome.worker_pid not in busy

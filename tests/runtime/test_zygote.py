@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 
 from tests.runtime.conftest import app, eventually, request
 from triggerfish.errors import AppLoadError
+from triggerfish.runtime import protocol
 from triggerfish.runtime.process_runner import ProcessRunner
 
 
@@ -111,3 +114,23 @@ def _write_project(app_dir: Path) -> None:
     (app_dir / "triggerfish.toml").write_text(
         "[functions.settings]\nmemory_mb = 512\n\n[stages.prod.functions.settings]\nenv = { STAGE_NAME = 'prod' }\n"
     )
+
+
+def test_the_base_zygote_drops_bad_frames_and_stops_on_a_broken_stream() -> None:
+    ours, theirs = socket.socketpair()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "triggerfish.runtime.zygote", str(theirs.fileno())],
+        pass_fds=[theirs.fileno()],
+        stderr=subprocess.PIPE,
+    )
+    theirs.close()
+    with ours:
+        ours.sendall(protocol.frame(b'{"t": "nonsense"}'))  # dropped, the zygote carries on
+        ours.sendall(protocol.encode(protocol.Heartbeat(pid=1)))  # known but not for a zygote: dropped too
+        ours.sendall((protocol.MAX_FRAME + 1).to_bytes(4, "big"))  # cannot be skipped: the zygote stops
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    text = stderr.decode()
+    assert "dropping a bad frame: unknown frame type 'nonsense'" in text
+    assert "unexpected 'heartbeat' frame" in text
+    assert "stopping: frame length" in text

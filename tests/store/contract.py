@@ -288,6 +288,13 @@ class QueueContract(StoreContract):
         [again] = await store.queues.receive("orders", max_messages=10, visibility_timeout=LONG)
         assert (again.body, again.receive_count) == (b"a1", 2)
 
+    async def test_turning_fifo_on_and_off_with_messages_waiting(self, store: Store) -> None:
+        await store.queues.send_many("q", [OutgoingMessage(b"a1", group="a"), OutgoingMessage(b"a2", group="a")])
+        await store.queues.configure("q", QueueConfig(fifo=True))
+        assert [m.body for m in await store.queues.receive("q", max_messages=10, visibility_timeout=LONG)] == [b"a1"]
+        await store.queues.configure("q", QueueConfig(fifo=False))
+        assert [m.body for m in await store.queues.receive("q", max_messages=10)] == [b"a2"]
+
     async def test_standard_queue_ignores_groups_for_ordering(self, store: Store) -> None:
         await store.queues.send_many("jobs", [OutgoingMessage(b"a1", group="a"), OutgoingMessage(b"a2", group="a")])
         batch = await store.queues.receive("jobs", max_messages=10)

@@ -15,7 +15,7 @@ import pytest
 from triggerfish.errors import StoreClosedError, StoreError
 from triggerfish.store import ABSENT, QueueConfig, open_store
 from triggerfish.store._sqlite_schema import SCHEMA_VERSION
-from triggerfish.store.sqlite import SqliteStore
+from triggerfish.store.sqlite import SWEEP_INTERVAL, SqliteStore, open_sqlite_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,12 +81,13 @@ async def test_a_failing_operation_fails_alone_inside_a_group_commit(tmp_path: P
     def bad_sql(c: sqlite3.Connection) -> None:
         c.execute("INSERT INTO no_such_table VALUES (1)")
 
+    # Good operations first, so they have run (and must be rolled back and run again) when the bad ones fail.
     appends = [asyncio.ensure_future(store.log.append("s", b"%d" % i)) for i in range(5)]
-    broken = asyncio.ensure_future(store._engine.writer.submit(half_done_then_broken))
-    sql_error = asyncio.ensure_future(store._engine.writer.submit(bad_sql))
     put = asyncio.ensure_future(store.kv.put("ns", "real", b"kept"))
     sent = asyncio.ensure_future(store.queues.send("q", b"kept"))
     await asyncio.sleep(0.05)
+    broken = asyncio.ensure_future(store._engine.writer.submit(half_done_then_broken))
+    sql_error = asyncio.ensure_future(store._engine.writer.submit(bad_sql))
     gate.set()
     assert await held
     with pytest.raises(RuntimeError, match="on purpose"):
@@ -94,6 +95,7 @@ async def test_a_failing_operation_fails_alone_inside_a_group_commit(tmp_path: P
     with pytest.raises(StoreError, match="no_such_table"):
         await sql_error
     assert sorted([(await a).offset for a in appends]) == [1, 2, 3, 4, 5]
+    assert sorted(r.data for r in await store.log.read("s")) == [b"%d" % i for i in range(5)]
     assert await put is not None
     assert not (await sent).duplicate
     # the held batch, then ONE for the rest: five operations (the appends merge into one) in one transaction
@@ -187,4 +189,23 @@ async def test_another_process_sees_and_adds_to_the_same_file(tmp_path: Path) ->
     assert [r.offset for r in records] == list(range(1, 103))
     assert sum(r.data == b"from the other process" for r in records) == 50
     assert await store.kv.put("ns", "lock", b"mine", if_version=ABSENT) is None  # the other process holds it
+    await store.close()
+
+
+async def test_expired_records_and_dedup_ids_are_swept_from_the_file(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    store = await open_sqlite_store("sqlite:///swept.db", str(tmp_path / "swept.db"), clock=lambda: now[0])
+    await store.kv.put("ns", "short", b"x", ttl=1)
+    await store.kv.put("ns", "forever", b"x")
+    await store.queues.send("q", b"x", dedup_id="once")
+
+    def count(c: sqlite3.Connection) -> tuple[int, int]:
+        row: tuple[int, int] = c.execute("SELECT (SELECT COUNT(*) FROM kv), (SELECT COUNT(*) FROM dedup)").fetchone()
+        return row
+
+    assert await store._engine.reader.submit(count) == (2, 1)
+    now[0] += SWEEP_INTERVAL + 400  # past the ttl, the dedup window and the next sweep
+    await store.kv.put("ns", "trigger", b"x")  # any write lets the sweep ride along
+    assert await store._engine.reader.submit(count) == (2, 0)  # "short" gone, "forever" and "trigger" kept
+    assert [r.key for r in await store.kv.scan("ns")] == ["forever", "trigger"]
     await store.close()

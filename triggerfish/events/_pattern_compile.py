@@ -314,6 +314,10 @@ def _anything_but(arg: Any, where: str) -> Condition:
                 raise InvalidPatternError(
                     f"anything-but lists hold strings or numbers, not {_kind(item)}", path=f"{where}[{i}]"
                 )
+            if isinstance(item, str) != isinstance(arg[0], str):
+                raise InvalidPatternError(
+                    "an anything-but list holds only strings or only numbers, not both", path=f"{where}[{i}]"
+                )
         return Condition(ANYTHING_BUT, tuple(arg), not_test((exact_values_test(list(arg)),)))
     forms = "prefix, suffix, equals-ignore-case or wildcard"
     if not isinstance(arg, dict):

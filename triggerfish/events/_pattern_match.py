@@ -40,6 +40,7 @@ EVENT_ALIASES: Final[Mapping[str, str]] = {"type": "detail-type", "data": "detai
 
 Test = Callable[[Any], bool]
 _MISSING: Final = object()
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
 def is_number(value: Any) -> bool:
@@ -113,19 +114,33 @@ def values_at(event: Mapping[str, Any], path: tuple[str, ...]) -> list[Any]:
     first = path[0]
     node = event.get(first, _MISSING)
     if node is not _MISSING:
-        _collect(node, path, out)
+        _values_below(node, path, out)
     alias = EVENT_ALIASES.get(first)
     if alias is not None:
         node = event.get(alias, _MISSING)
         if node is not _MISSING:
-            _collect(node, path, out)
+            _values_below(node, path, out)
     return out
 
 
-def _collect(node: Any, path: tuple[str, ...], out: list[Any]) -> None:
+def _values_below(node: Any, path: tuple[str, ...], out: list[Any]) -> None:
+    # The common case first: plain objects down to one value, with no arrays on the way.
+    depth, end = 1, len(path)
+    while depth < end and type(node) is dict:
+        node = node.get(path[depth], _MISSING)
+        if node is _MISSING:
+            return
+        depth += 1
+    if depth == end and type(node) in _SCALARS:
+        out.append(node)
+    else:
+        _collect(node, path, depth, out)
+
+
+def _collect(node: Any, path: tuple[str, ...], depth: int, out: list[Any]) -> None:
     # Iterative, so an event built in code with absurdly nested arrays cannot exhaust the stack.
     end = len(path)
-    stack = [(node, 1)]
+    stack = [(node, depth)]
     while stack:
         node, depth = stack.pop()
         kind = type(node)

@@ -8,47 +8,21 @@ alternatives whose anchor fired, and checks only those in full. So the cost
 per event follows the event's size and the number of near-misses, not the
 number of rules. Alternatives with nothing to anchor on (only anything-but,
 `exists: false` or cidr fields) are checked on every event.
+
+This module holds the tree and the walk; `_ruleset_filing` decides where
+alternatives are filed in it.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from triggerfish.events._pattern_match import (
-    EVENT_ALIASES,
-    EXACT,
-    EXISTS,
-    IGNORE_CASE,
-    NUMERIC,
-    PREFIX,
-    PREFIX_IC,
-    SUFFIX,
-    SUFFIX_IC,
-    WILDCARD,
-    Condition,
-    Field,
-    is_number,
-)
+from triggerfish.events._pattern_match import EVENT_ALIASES, is_number
 
 _ROOT_NAMES = {alias: name for name, alias in EVENT_ALIASES.items()}
-
-#: Rough cost of anchoring on each kind, added to how many alternatives already share the key.
-_KIND_COST = {
-    EXACT: 0,
-    IGNORE_CASE: 1,
-    PREFIX: 4,
-    PREFIX_IC: 5,
-    SUFFIX: 4,
-    SUFFIX_IC: 5,
-    WILDCARD: 6,
-    NUMERIC: 40,
-    EXISTS: 1000,
-}
-_ANY_STRING = "any-string"
-_ANY_LEAF = "any-leaf"
 
 
 class Node:
@@ -66,6 +40,7 @@ class Node:
         "prefix",
         "prefix_ic",
         "ranges",
+        "string_extras",
         "strings",
         "suffix",
         "suffix_ic",
@@ -80,13 +55,14 @@ class Node:
         # null, true and false, kept apart from numbers because True == 1 in Python
         self.consts: dict[Any, list[int]] = {}
         self.ignore_case: dict[str, list[int]] = {}
-        self.prefix = _Affixes()
-        self.prefix_ic = _Affixes()
-        self.suffix = _Affixes()
-        self.suffix_ic = _Affixes()
+        self.prefix = Affixes()
+        self.prefix_ic = Affixes()
+        self.suffix = Affixes()
+        self.suffix_ic = Affixes()
         self.ranges = _Ranges()
         self.any_string: list[int] = []
         self.any_leaf: list[int] = []
+        self.string_extras = False
 
     def empty(self) -> bool:
         return not (
@@ -104,27 +80,30 @@ class Node:
             or self.any_leaf
         )
 
+    def refresh(self) -> None:
+        """Note which lookups this node has, so matching skips the empty ones in one test."""
+        self.string_extras = bool(
+            self.prefix.keys
+            or self.suffix.keys
+            or self.ignore_case
+            or self.prefix_ic.keys
+            or self.suffix_ic.keys
+            or self.any_string
+        )
+
     def leaf(self, value: Any, out: set[int]) -> None:
         """Add to `out` every alternative anchored here whose anchor fires on `value`."""
-        if isinstance(value, str):
+        if type(value) is str:
             found = self.strings.get(value)
             if found:
                 out.update(found)
-            if self.prefix.keys:
-                self.prefix.starts(value, out)
-            if self.suffix.keys:
-                self.suffix.ends(value, out)
-            if self.ignore_case or self.prefix_ic.keys or self.suffix_ic.keys:
-                lower = value.lower()
-                found = self.ignore_case.get(lower)
-                if found:
-                    out.update(found)
-                if self.prefix_ic.keys:
-                    self.prefix_ic.starts(lower, out)
-                if self.suffix_ic.keys:
-                    self.suffix_ic.ends(lower, out)
-            if self.any_string:
-                out.update(self.any_string)
+            if self.string_extras:
+                self._string_extras(value, out)
+        elif isinstance(value, str):  # a str subclass: the same lookups, without the fast path
+            found = self.strings.get(value)
+            if found:
+                out.update(found)
+            self._string_extras(value, out)
         elif value is None or isinstance(value, bool):
             found = self.consts.get(value)
             if found:
@@ -138,8 +117,25 @@ class Node:
         if self.any_leaf:
             out.update(self.any_leaf)
 
+    def _string_extras(self, value: str, out: set[int]) -> None:
+        if self.prefix.keys:
+            self.prefix.starts(value, out)
+        if self.suffix.keys:
+            self.suffix.ends(value, out)
+        if self.ignore_case or self.prefix_ic.keys or self.suffix_ic.keys:
+            lower = value.lower()
+            found = self.ignore_case.get(lower)
+            if found:
+                out.update(found)
+            if self.prefix_ic.keys:
+                self.prefix_ic.starts(lower, out)
+            if self.suffix_ic.keys:
+                self.suffix_ic.ends(lower, out)
+        if self.any_string:
+            out.update(self.any_string)
 
-class _Affixes:
+
+class Affixes:
     """Prefixes (or suffixes) by text, probed once per distinct length rather than once per rule."""
 
     __slots__ = ("keys", "lengths")
@@ -154,7 +150,7 @@ class _Affixes:
             bisect.insort(self.lengths, len(text))
 
     def remove(self, text: str, alternative: int) -> None:
-        if _discard(self.keys, text, alternative) and not any(len(k) == len(text) for k in self.keys):
+        if discard(self.keys, text, alternative) and not any(len(k) == len(text) for k in self.keys):
             self.lengths.remove(len(text))
 
     def starts(self, value: str, out: set[int]) -> None:
@@ -223,7 +219,7 @@ class _Ranges:
             out.update(found)
 
 
-def _discard(table: dict[Any, list[int]], key: Any, alternative: int) -> bool:
+def discard(table: dict[Any, list[int]], key: Any, alternative: int) -> bool:
     """Remove one filing; True when the key is gone entirely."""
     found = table.get(key)
     if found is None:
@@ -233,175 +229,6 @@ def _discard(table: dict[Any, list[int]], key: Any, alternative: int) -> bool:
         return False
     del table[key]
     return True
-
-
-# --- filing anchors --------------------------------------------------------------------------------
-
-Filing = tuple[Node, str, Any]
-
-
-def indexable(field: Field) -> bool:
-    """Whether every condition of the field can be looked up (so the field can anchor an alternative)."""
-    return all(_indexable(c) for c in field.conditions)
-
-
-def _indexable(condition: Condition) -> bool:
-    if condition.kind == EXISTS:
-        return bool(condition.operand)
-    if condition.kind == NUMERIC:
-        low, _, high, _ = condition.operand
-        return bool(low != -math.inf or high != math.inf)
-    return condition.kind in _KIND_COST
-
-
-def node_for(root: Node, path: tuple[str, ...], *, create: bool) -> Node | None:
-    node = root
-    for name in path:
-        child = node.children.get(name)
-        if child is None:
-            if not create:
-                return None
-            child = node.children[name] = Node(node, name)
-        node = child
-    return node
-
-
-def anchor_cost(root: Node, field: Field) -> int:
-    """How many alternatives already share this field's keys, plus a cost for looser kinds.
-
-    The cost guesses how often the anchor will fire on events that then fail
-    the full check: sharing a key with many others, a short prefix, a
-    boolean or a wide numeric range all fire often.
-    """
-    node = node_for(root, field.path, create=False)
-    total = 0
-    for condition in field.conditions:
-        kind, key = _filing_key(condition)
-        total += _KIND_COST.get(condition.kind, 0)
-        if kind in _AFFIXES:
-            total += max(0, 8 - len(key))
-        elif kind == EXACT and (key is None or isinstance(key, bool)):
-            total += 20
-        if node is not None:
-            total += sharing((node, kind, key))
-    return total
-
-
-def sharing(filing: Filing) -> int:
-    """How many alternatives are filed under the same key (the size of its bucket)."""
-    return len(members(filing))
-
-
-def members(filing: Filing) -> list[int]:
-    node, kind, key = filing
-    table = _exact_table(node, key) if kind == EXACT else _table(node, kind)
-    if isinstance(table, dict):
-        found: list[int] = table.get(key, [])
-        return found
-    if kind == NUMERIC:
-        return [alternative for _, alternative in node.ranges.entries]
-    bucket: list[int] = table
-    return bucket
-
-
-def file_field(root: Node, field: Field, alternative: int) -> list[Filing]:
-    """File an alternative under each condition of its anchor field; returns what to undo on removal."""
-    node = node_for(root, field.path, create=True)
-    assert node is not None
-    filings: list[Filing] = []
-    for condition in field.conditions:
-        kind, key = _filing_key(condition)
-        _add(node, kind, key, alternative)
-        filings.append((node, kind, key))
-    return filings
-
-
-def unfile(filings: list[Filing], alternative: int) -> None:
-    for node, kind, key in filings:
-        _remove(node, kind, key, alternative)
-        # Drop nodes left empty, so matching stops visiting paths no rule needs any more.
-        current: Node | None = node
-        while current is not None and current.parent is not None and current.empty():
-            if current.parent.children.get(current.name) is current:
-                del current.parent.children[current.name]
-            current = current.parent
-
-
-def _filing_key(condition: Condition) -> tuple[str, Any]:
-    kind, operand = condition.kind, condition.operand
-    if kind == EXISTS:
-        return (_ANY_LEAF, None)
-    if kind == NUMERIC and operand[0] == operand[2]:
-        return (EXACT, operand[0])
-    if kind == WILDCARD:
-        # Anchor a wildcard on its literal start or end; the full test runs when the alternative is checked.
-        if len(operand) == 1:
-            return (EXACT, operand[0])
-        if operand[0]:
-            return (PREFIX, operand[0])
-        if operand[-1]:
-            return (SUFFIX, operand[-1])
-        return (_ANY_STRING, None)
-    return (kind, operand)
-
-
-def _table(node: Node, kind: str) -> Any:
-    return {
-        IGNORE_CASE: node.ignore_case,
-        PREFIX: node.prefix.keys,
-        PREFIX_IC: node.prefix_ic.keys,
-        SUFFIX: node.suffix.keys,
-        SUFFIX_IC: node.suffix_ic.keys,
-        NUMERIC: node.ranges.entries,
-        _ANY_STRING: node.any_string,
-        _ANY_LEAF: node.any_leaf,
-    }[kind]
-
-
-def _exact_table(node: Node, value: Any) -> dict[Any, list[int]]:
-    if isinstance(value, str):
-        return node.strings
-    if value is None or isinstance(value, bool):
-        return node.consts
-    return node.numbers
-
-
-_AFFIXES: dict[str, Callable[[Node], _Affixes]] = {
-    PREFIX: lambda n: n.prefix,
-    PREFIX_IC: lambda n: n.prefix_ic,
-    SUFFIX: lambda n: n.suffix,
-    SUFFIX_IC: lambda n: n.suffix_ic,
-}
-
-
-def _add(node: Node, kind: str, key: Any, alternative: int) -> None:
-    if kind == EXACT:
-        _exact_table(node, key).setdefault(key, []).append(alternative)
-    elif kind == IGNORE_CASE:
-        node.ignore_case.setdefault(key, []).append(alternative)
-    elif kind in _AFFIXES:
-        _AFFIXES[kind](node).add(key, alternative)
-    elif kind == NUMERIC:
-        node.ranges.add(key, alternative)
-    elif kind == _ANY_STRING:
-        node.any_string.append(alternative)
-    else:
-        node.any_leaf.append(alternative)
-
-
-def _remove(node: Node, kind: str, key: Any, alternative: int) -> None:
-    if kind == EXACT:
-        _discard(_exact_table(node, key), key, alternative)
-    elif kind == IGNORE_CASE:
-        _discard(node.ignore_case, key, alternative)
-    elif kind in _AFFIXES:
-        _AFFIXES[kind](node).remove(key, alternative)
-    elif kind == NUMERIC:
-        node.ranges.remove(key, alternative)
-    elif kind == _ANY_STRING:
-        node.any_string.remove(alternative)
-    else:
-        node.any_leaf.remove(alternative)
 
 
 # --- walking an event ------------------------------------------------------------------------------

@@ -247,7 +247,7 @@ def to_put_events_entry(event: Event, *, bus: str = "default") -> dict[str, Any]
 
 
 def _aws_time(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(datetime.UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def _resources_to_extension(resources: Any, field: str) -> str:

@@ -270,6 +270,8 @@ def _encode(value: str) -> str:
 
 
 def _decode(header: str, value: str) -> str:
+    if "%" not in value:
+        return value.strip(" \t")  # nothing encoded: decoding would give the same text
     try:
         return unquote_to_bytes(value.strip(" \t")).decode("utf-8")
     except UnicodeDecodeError as exc:

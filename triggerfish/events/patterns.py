@@ -80,7 +80,7 @@ def compile_pattern(pattern: Mapping[str, Any] | str | bytes | Pattern) -> Patte
 
 def parse_event(event: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]:
     """The event as a mapping: JSON text is parsed strictly; a mapping is used as it is."""
-    if isinstance(event, Mapping):
+    if type(event) is dict or isinstance(event, Mapping):
         return event
     if isinstance(event, str | bytes | bytearray | memoryview):
         from triggerfish._json import loads

@@ -16,18 +16,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from triggerfish.events._pattern_match import Alternative, Field
-from triggerfish.events._ruleset_index import (
-    Filing,
-    Node,
-    anchor_cost,
-    file_field,
-    indexable,
-    members,
-    sharing,
-    unfile,
-    walk,
-)
+from triggerfish.errors import InvalidInputError
+from triggerfish.events._pattern_match import WILDCARD, Alternative, Field
+from triggerfish.events._ruleset_filing import Filing, anchor_cost, file_field, indexable, members, sharing, unfile
+from triggerfish.events._ruleset_index import Node, walk
 from triggerfish.events.patterns import Pattern, compile_pattern, parse_event
 
 # When a bucket of the index grows to one of these sizes, its alternatives are offered a better anchor.
@@ -51,6 +43,8 @@ class _Filed:
     alternative: Alternative
     anchor: Field | None = None
     filings: list[Filing] = field(default_factory=list)
+    #: the fields still to check when the anchor fires (all of them if the anchor can fire falsely)
+    rest: tuple[Field, ...] = ()
     #: times the anchor fired but the alternative did not match, since `since` (an event count)
     misses: int = 0
     since: int = 0
@@ -63,7 +57,9 @@ class RuleSet:
     """A set of named event patterns; `matches(event)` gives the ids of those that match.
 
     Adding a rule with an id already present replaces that rule and keeps its
-    place in the order. Not safe for concurrent changes from several threads.
+    place in the order. Not thread-safe: even `matches` may re-file a rule in
+    the index (see `_try_another_anchor`), so share one across threads only
+    behind a lock.
     """
 
     def __init__(self) -> None:
@@ -80,7 +76,7 @@ class RuleSet:
     def add(self, rule_id: str, pattern: Mapping[str, Any] | str | bytes | Pattern) -> None:
         """Add or replace the rule `rule_id`. Raises InvalidPatternError (the set unchanged) for a bad pattern."""
         if not isinstance(rule_id, str) or not rule_id:
-            raise TypeError(f"a rule id is a non-empty string, not {rule_id!r}")
+            raise InvalidInputError(f"a rule id is a non-empty string, not {rule_id!r}")
         compiled = compile_pattern(pattern)
         old = self._rules.get(rule_id)
         if old is not None:
@@ -116,9 +112,13 @@ class RuleSet:
             rule = filed.rule
             if rule.rule_id in matched:
                 continue
-            if filed.alternative.matches(document):
+            for check in filed.rest:
+                if not check.matches(document):
+                    break
+            else:
                 matched[rule.rule_id] = rule.position
-            elif not filed.settled:
+                continue
+            if not filed.settled:
                 filed.misses += 1
                 if filed.misses >= _MISSES_BEFORE_MOVING:
                     self._try_another_anchor(number, filed)
@@ -164,6 +164,9 @@ class RuleSet:
             unfile(filed.filings, number)
         filed.anchor = anchor
         filed.filings = file_field(self._root, anchor, number)
+        # An anchor that fired has matched its field, unless it was a wildcard filed under a literal piece.
+        exact = all(c.kind != WILDCARD for c in anchor.conditions)
+        filed.rest = tuple(f for f in filed.alternative.fields if not (exact and f is anchor))
         filed.misses = 0
         filed.since = self._events
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import datetime
 import logging
-import os
 import re
 import time
 import uuid
@@ -26,41 +25,18 @@ from typing import Any
 import orjson
 
 from triggerfish.errors import InvalidEventError, InvocationError
+from triggerfish.events import tracecontext
 
 #: The account and region in every ARN, as a local Lambda emulator would write them.
 ACCOUNT_ID = "000000000000"
 REGION = "local"
 
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 # Attribute names `publish` sets itself; an extension may not shadow them.
 _RESERVED = frozenset(
     {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "data", "data_base64"}
     | {"traceparent", "hopcount"}
 )
-
-
-def _new_traceparent() -> str:
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
-
-
-def _valid_traceparent(value: str | None) -> str | None:
-    """The traceparent if W3C Trace Context accepts it, else None (the caller starts a new trace)."""
-    if not isinstance(value, str):
-        return None
-    match = _TRACEPARENT.match(value)
-    if match is None:
-        return None
-    version, trace_id, span_id, _flags, rest = match.groups()
-    # Version ff is forbidden; version 00 has nothing after the flags; later versions may append fields.
-    if version == "ff" or (version == "00" and rest) or trace_id == "0" * 32 or span_id == "0" * 16:
-        return None
-    return value
-
-
-def _child_traceparent(parent: str) -> str:
-    _version, trace_id, _span, flags = parent.split("-")[:4]
-    return f"00-{trace_id}-{os.urandom(8).hex()}-{flags}"
 
 
 class _RequestLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -170,9 +146,9 @@ class Context:
     @property
     def traceparent(self) -> str:
         """The W3C traceparent of this invocation; a new trace if the caller sent none or an invalid one."""
-        current = _valid_traceparent(self._traceparent)
+        current = self._traceparent if tracecontext.is_valid(self._traceparent) else None
         if current is None:
-            current = self._traceparent = _new_traceparent()
+            current = self._traceparent = tracecontext.new_traceparent()
         return current
 
     @property
@@ -237,7 +213,7 @@ class Context:
             if not isinstance(value, str | int | bool):
                 raise InvalidEventError(name, f"an extension value is a string, integer or boolean, not {value!r}")
             event[name] = value
-        event["traceparent"] = _child_traceparent(self.traceparent)
+        event["traceparent"] = tracecontext.child(self.traceparent)
         event["hopcount"] = self.hop_count + 1
         self.call_platform("publish", {"bus": bus, "event": event})
         return str(event["id"])
@@ -270,7 +246,7 @@ class Context:
             except TypeError as exc:
                 raise InvocationError(f"context.send({queue!r}): the body is not JSON-serialisable: {exc}") from None
         args["attributes"] = dict(attributes) if attributes else {}
-        args["traceparent"] = _child_traceparent(self.traceparent)
+        args["traceparent"] = tracecontext.child(self.traceparent)
         args["hop_count"] = self.hop_count + 1
         answer = self.call_platform("send", args)
         if isinstance(answer, dict):

@@ -33,6 +33,7 @@ from typing import Any, TypeVar, cast
 import orjson
 
 from triggerfish.errors import DeclarationError, NonRetryable, Retry
+from triggerfish.runtime.handler import takes_context
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,6 +46,14 @@ _ABSENT = 0
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _MAX_KEY = 512
+# The wrapper needs the context whatever the handler takes; without this, inspect.signature would
+# follow __wrapped__ to a one-argument handler and the runtime would call the wrapper without it.
+_SIGNATURE = inspect.Signature(
+    [
+        inspect.Parameter("event", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+    ]
+)
 
 
 def idempotent(key: str | Callable[[Any], Any], *, window: float = 3600.0) -> Callable[[F], F]:
@@ -55,7 +64,7 @@ def idempotent(key: str | Callable[[Any], Any], *, window: float = 3600.0) -> Ca
     `"detail.id"`), a template with paths in braces (`"{customer}-{order_id}"`),
     or a callable taking the event and returning the key. An event without
     the key fails the invocation with NonRetryable (another attempt cannot
-    help). Works on sync and async handlers taking `(event, context)`.
+    help). Works on sync and async handlers taking `(event, context)` or `(event)`.
     """
     extract = _extractor(key)
     if isinstance(window, bool) or not isinstance(window, int | float) or not 0 < window <= 365 * 24 * 3600:
@@ -64,6 +73,7 @@ def idempotent(key: str | Callable[[Any], Any], *, window: float = 3600.0) -> Ca
     def decorate(handler: F) -> F:
         if not callable(handler):
             raise DeclarationError(f"@idempotent decorates a handler function, not {handler!r}")
+        with_context = takes_context(handler)
         if inspect.iscoroutinefunction(handler):
 
             @functools.wraps(handler)
@@ -73,13 +83,14 @@ def idempotent(key: str | Callable[[Any], Any], *, window: float = 3600.0) -> Ca
                 if done:
                     return result
                 try:
-                    result = await handler(event, context)
+                    result = await (handler(event, context) if with_context else handler(event))
                 except BaseException:
                     guard.release()
                     raise
                 guard.finish(result)
                 return result
 
+            run_async.__signature__ = _SIGNATURE  # type: ignore[attr-defined]
             return cast(F, run_async)
 
         @functools.wraps(handler)
@@ -89,13 +100,14 @@ def idempotent(key: str | Callable[[Any], Any], *, window: float = 3600.0) -> Ca
             if done:
                 return result
             try:
-                result = handler(event, context)
+                result = handler(event, context) if with_context else handler(event)
             except BaseException:
                 guard.release()
                 raise
             guard.finish(result)
             return result
 
+        run.__signature__ = _SIGNATURE  # type: ignore[attr-defined]
         return cast(F, run)
 
     return decorate

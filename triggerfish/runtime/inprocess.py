@@ -19,6 +19,7 @@ JSON copy, as a worker process would receive it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import inspect
 import io
@@ -218,7 +219,7 @@ class InProcessRunner:
                 traceparent=request.traceparent,
                 hop_count=request.hop_count,
             )
-            return asyncio.run_coroutine_threadsafe(_await(platform(call)), loop).result()
+            return _wait_for_answer(loop, platform, call)
 
         return call_platform
 
@@ -285,8 +286,42 @@ def _cancel_all(handler_loop: asyncio.AbstractEventLoop) -> None:
         handler_loop.call_soon_threadsafe(cancel)
 
 
-async def _await(value: Any) -> Any:
-    return await value
+def _wait_for_answer(loop: asyncio.AbstractEventLoop, platform: PlatformHandler, call: PlatformCall) -> Any:
+    """Run the platform call on the platform's loop from a handler's thread and wait for the answer.
+
+    The coroutine is created on the loop itself, so a loop that stops before
+    it gets to it leaves no coroutine behind that was never awaited; and a
+    platform that stops meanwhile (a test ended while a handler still ran)
+    gives the handler an error instead of blocking its thread forever.
+    """
+    answer: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def settle(task: asyncio.Future[Any]) -> None:
+        if task.cancelled():
+            answer.set_exception(InvocationError("the platform call was cancelled"))
+        elif (error := task.exception()) is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(task.result())
+
+    def start() -> None:
+        if answer.set_running_or_notify_cancel():
+            asyncio.ensure_future(platform(call)).add_done_callback(settle)
+
+    try:
+        loop.call_soon_threadsafe(start)
+    except RuntimeError:  # the loop is closed
+        raise InvocationError(_STOPPED) from None
+    while True:
+        try:
+            return answer.result(timeout=0.25)
+        except concurrent.futures.TimeoutError:
+            if loop.is_closed() or not loop.is_running():
+                answer.cancel()
+                raise InvocationError(_STOPPED) from None
+
+
+_STOPPED = "the platform stopped before it could answer context.call_platform"
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:

@@ -66,9 +66,12 @@ def address_space_bytes() -> int:
     return 0
 
 
-def process_limit_method() -> str:
-    """How the process limit can be enforced here: "cgroup", "rlimit" or "none"."""
-    if cgroup_available():
+def process_limit_method(cgroup: bool | None = None) -> str:
+    """How the process limit can be enforced here: "cgroup", "rlimit" or "none".
+
+    `cgroup`: whether the runner's cgroup could be created (None: whether the pids cgroup is writable).
+    """
+    if cgroup_available() if cgroup is None else cgroup:
         return "cgroup"
     if os.geteuid() != 0:
         return "rlimit"
@@ -90,19 +93,35 @@ def apply_in_child(memory_bytes: int, max_processes: int, in_cgroup: bool) -> li
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     except (ValueError, OSError):
         unenforced.append("memory")
-    if in_cgroup:
-        pass
-    elif os.geteuid() != 0:
-        try:
-            resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
-        except (ValueError, OSError):
-            unenforced.append("processes")
-    else:
-        unenforced.append("processes")
+    if not in_cgroup:
+        if os.geteuid() == 0:
+            unenforced.append("processes")  # root ignores RLIMIT_NPROC
+        else:
+            try:
+                # RLIMIT_NPROC counts every task (process or thread) of the user, so allow what the user
+                # runs already plus max_processes: looser than a cgroup when the user starts more
+                # elsewhere, but bounded.
+                limit = user_tasks(os.getuid()) + max_processes
+                resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+            except (ValueError, OSError):
+                unenforced.append("processes")
     with contextlib.suppress(OSError, AttributeError):
         # A subreaper keeps orphaned grandchildren as its own children, so `kill_children` finds them.
         libc().prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     return unenforced
+
+
+def user_tasks(uid: int) -> int:
+    """How many tasks (processes and threads) user `uid` runs now, as RLIMIT_NPROC counts them."""
+    count = 0
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry.name}/task"))
+    return count
 
 
 _libc: ctypes.CDLL | None = None
@@ -206,6 +225,7 @@ class CgroupTree:
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
                 self.enabled = True
+                self.sweep_stale()
             except OSError as exc:
                 log.warning("the pids cgroup %s cannot be created (%s); process limits fall back", self.path, exc)
 
@@ -213,6 +233,21 @@ class CgroupTree:
     def root(self) -> str | None:
         """The directory app zygotes create workers' cgroups in (None: no cgroups)."""
         return str(self.path) if self.enabled else None
+
+    def sweep_stale(self) -> int:
+        """Remove the empty cgroups of runners whose process is gone (killed before `close`); how many."""
+        removed = 0
+        for runner in self.path.parent.iterdir():
+            owner = runner.name.partition("-")[0]
+            if runner == self.path or not runner.is_dir() or not owner.isdigit() or Path(f"/proc/{owner}").exists():
+                continue
+            with contextlib.suppress(OSError):
+                for child in runner.iterdir():
+                    if child.is_dir():
+                        os.rmdir(child)  # fails, and keeps the runner's cgroup, while a process is inside
+                os.rmdir(runner)
+                removed += 1
+        return removed
 
     @staticmethod
     def kill_all(path: str | None, spare: int | None = None) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from triggerfish.errors import ThrottledError, WorkerStartError
+from triggerfish.errors import ProtocolError, ThrottledError, WorkerStartError
 from triggerfish.model import FunctionSpec
 from triggerfish.runtime.channel import WorkerConnection
 from triggerfish.runtime.limits import CgroupTree, Limits, memory_limit_bytes
@@ -91,13 +91,20 @@ class WorkerPool:
                 except WorkerStartError as exc:
                     self.counts["start_failures"] += 1
                     return _start_failed(request, exc, self.config.version)
-            outcome = await worker.invoke(
-                request,
-                time_limit=self.timeout,
-                version=self.config.version,
-                platform=self.config.platform,
-                cold_start=cold,
-            )
+            try:
+                outcome = await worker.invoke(
+                    request,
+                    time_limit=self.timeout,
+                    version=self.config.version,
+                    platform=self.config.platform,
+                    cold_start=cold,
+                )
+            except BaseException:
+                # The caller was cancelled mid-invocation: the worker is busy with a request nobody
+                # waits for and its answer would confuse the next one, so it goes.
+                worker.kill()
+                self._workers.discard(worker)
+                raise
             if worker.alive:
                 self._idle.append(worker)
             else:
@@ -170,6 +177,7 @@ class WorkerPool:
             watch=zygote.watch,
             output_limit=config.output_limit,
             zygote_pid=zygote_pid,
+            cgroup_root=config.cgroups.root,
         )
         self._workers.add(worker)
         if wait_ready:
@@ -186,12 +194,16 @@ class WorkerPool:
             reason = f"{type(exc).__name__}: {exc}"
         else:
             reason = "it exited before it was ready"
-        if not isinstance(ready, Ready):
-            worker.kill()
-            worker.drain_all()
-            self._workers.discard(worker)
-            raise WorkerStartError(f"the worker for {self.name!r} did not start: {reason}\n{worker.output}".rstrip())
-        worker.on_ready(ready)
+        if isinstance(ready, Ready):
+            try:
+                worker.on_ready(ready)
+                return
+            except ProtocolError as exc:
+                reason = str(exc)
+        worker.kill()
+        worker.drain_all()
+        self._workers.discard(worker)
+        raise WorkerStartError(f"the worker for {self.name!r} did not start: {reason}\n{worker.output}".rstrip())
 
     # --- warm workers and scale to zero ---------------------------------------------------
 

@@ -53,13 +53,13 @@ class ProcessRunner:
         self.idle_timeout = idle_timeout
         self.app_name = "app"
         self.specs: dict[str, FunctionSpec] = {}
-        #: How each limit is enforced on this machine (see triggerfish.runtime.limits).
-        self.limits = describe(process_limit_method())
         self._pools: dict[str, WorkerPool] = {}
         self._base: subprocess.Popen[bytes] | None = None
         self._base_channel: ZygoteChannel | None = None
         self._app: AppZygoteLink | None = None
         self._cgroups = CgroupTree(f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        #: How each limit is enforced on this machine (see triggerfish.runtime.limits).
+        self.limits = describe(process_limit_method(self._cgroups.enabled))
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
 

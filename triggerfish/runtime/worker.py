@@ -49,6 +49,10 @@ from triggerfish.runtime.protocol import (
 
 #: The errorType of an invocation that ran out of memory.
 OUT_OF_MEMORY = "Runtime.OutOfMemory"
+#: The largest result a handler may return, in bytes of JSON (Lambda's limit for a synchronous invocation).
+MAX_RESPONSE = 6 * 1024 * 1024
+#: The errorType of a result over MAX_RESPONSE (Lambda's name for it).
+RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # The only variables a worker takes from the environment the runner was started in.
 _INHERITED = ("PATH", "LANG", "TZ")
@@ -227,12 +231,23 @@ class Worker:
             body["retryable"] = outcome.retryable
             body["retry_delay"] = outcome.retry_delay
         try:
-            return frame(orjson.dumps(body))
+            data = orjson.dumps(body)
         except (TypeError, orjson.JSONEncodeError) as exc:  # an error document that cannot be encoded
-            body.pop("result", None)
-            body["ok"] = False
-            body["error"] = {"errorType": "Runtime.MarshalError", "errorMessage": str(exc), "stackTrace": []}
-            return frame(orjson.dumps(body))
+            data = self._failure(body, "Runtime.MarshalError", str(exc))
+        if len(data) > MAX_RESPONSE:
+            message = (
+                f"Response payload size ({len(data)} bytes) exceeded maximum allowed payload size "
+                f"({MAX_RESPONSE} bytes)."
+            )
+            data = self._failure(body, RESPONSE_TOO_LARGE, message)
+        return frame(data)
+
+    @staticmethod
+    def _failure(body: dict[str, Any], error_type: str, message: str) -> bytes:
+        body.pop("result", None)
+        body["ok"] = False
+        body["error"] = {"errorType": error_type, "errorMessage": message, "stackTrace": []}
+        return orjson.dumps(body)
 
     def _call_platform(self, op: str, args: dict[str, Any]) -> Any:
         # Blocks the handler until the parent answers: context calls are synchronous by contract.

@@ -38,6 +38,8 @@ log = logging.getLogger("triggerfish.runtime")
 
 #: The errorType of an invocation that ran past its timeout.
 TIMEOUT = "Runtime.Timeout"
+#: The errorType of an invocation whose event cannot be sent as JSON.
+INVALID_EVENT = "InvalidRequestContentException"
 #: The errorType of an invocation whose worker died (a signal or an exit code).
 EXIT_ERROR = "Runtime.ExitError"
 #: How long to wait for the zygote's exit report after a worker's socket closed.
@@ -46,6 +48,7 @@ _PLATFORM_OPS = frozenset(get_args(PlatformOp))
 _READS_PER_WAKEUP = 8
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _CANCEL = encode(Cancel(reason="stop"))
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
 class WorkerProcess:
@@ -65,9 +68,12 @@ class WorkerProcess:
         watch: Callable[[int], asyncio.Future[int]],
         output_limit: int,
         zygote_pid: int | None = None,
+        cgroup_root: str | None = None,
         ready: Ready | None = None,
     ) -> None:
         self.zygote_pid = zygote_pid
+        self.cgroup_root = cgroup_root
+        self._may_signal = False
         self.pid: int | None = None
         self.cgroup: str | None = None
         self.unenforced: list[str] = []
@@ -95,13 +101,31 @@ class WorkerProcess:
             self.on_ready(ready)
 
     def on_ready(self, ready: Ready) -> None:
-        """The worker reported its pid (and cgroup): from now on it can be killed and its exit watched."""
+        """The worker reported its pid (and cgroup): from now on it can be killed and its exit watched.
+
+        Checked before it is believed, since the pid is later given to killpg and the cgroup swept with
+        SIGKILL: the pid must be a child of the app zygote and the cgroup inside the runner's own.
+        Raises ProtocolError otherwise.
+        """
+        if self.pid is not None:
+            raise ProtocolError("a second 'ready' frame from a worker that is already running")
+        parent = _parent_of(ready.pid) if isinstance(ready.pid, int) and ready.pid > 1 else -1
+        # None: already gone (a worker that exits at once); its pid is reported but never signalled.
+        if parent is not None and parent != self.zygote_pid:
+            raise ProtocolError(f"'ready' names pid {ready.pid!r}, which is not a worker of this app's zygote")
+        self._may_signal = parent is not None
+        if ready.cgroup is not None and (
+            not isinstance(ready.cgroup, str)
+            or self.cgroup_root is None
+            or os.path.dirname(os.path.normpath(ready.cgroup)) != self.cgroup_root
+        ):
+            raise ProtocolError(f"'ready' names cgroup {ready.cgroup!r}, which is not one of this runner's")
         self.ready_at = time.perf_counter()
         self.pid = ready.pid
         self.cgroup = ready.cgroup
-        self.unenforced = ready.unenforced
-        if ready.unenforced:
-            log.warning("worker %d of %r could not enforce: %s", ready.pid, self.function, ", ".join(ready.unenforced))
+        self.unenforced = [str(name) for name in ready.unenforced] if isinstance(ready.unenforced, list) else []
+        if self.unenforced:
+            log.warning("worker %d of %r could not enforce: %s", ready.pid, self.function, ", ".join(self.unenforced))
         self.exit_status = self._watch(ready.pid)
         self.exit_status.add_done_callback(self._exited)
         if not self.alive:  # killed (timed out, pool closed) before it was ready
@@ -140,8 +164,10 @@ class WorkerProcess:
                     hop_count=request.hop_count,
                 )
             )
-        except (TypeError, ValueError) as exc:  # not JSON, or over the frame limit: another attempt cannot help
-            error = {"errorType": "Runtime.InvalidEvent", "errorMessage": f"cannot send the event: {exc}"}
+        except (TypeError, ValueError, ProtocolError) as exc:  # another attempt cannot help
+            # The in-process runner's errorType too (Lambda's name for a payload it cannot take).
+            what = "is too large to send" if isinstance(exc, ProtocolError) else "is not a JSON value"
+            error = {"errorType": INVALID_EVENT, "errorMessage": f"the event of {self.function!r} {what}: {exc}"}
             return self._failed(request, error, sent_at, version, cold_start, retryable=False)
         timer = self._loop.call_later(time_limit, self._time_out)
         try:
@@ -149,23 +175,34 @@ class WorkerProcess:
             while True:
                 message = await self.connection.recv()
                 if type(message) is Result:
+                    _check_result(message, request.request_id)
                     break
                 if message is None:
                     return await self._died(request, time_limit, sent_at, version, cold_start)
                 if isinstance(message, Ready):
                     self.on_ready(message)
                 elif isinstance(message, PlatformCallFrame):
-                    answer = await _answer(message, request, platform)
+                    # Bounded by the deadline: a platform call that hangs must not outlive the timeout.
+                    try:
+                        answer = await asyncio.wait_for(
+                            _answer(message, request, platform), timer.when() - self._loop.time()
+                        )
+                    except TimeoutError:
+                        self._time_out()
+                        return await self._died(request, time_limit, sent_at, version, cold_start)
                     try:
                         data = encode(answer)
                     except (TypeError, ValueError) as exc:  # the platform returned something not JSON
                         data = encode(PlatformAnswer(ok=False, error=f"the platform's answer is not JSON: {exc}"))
                     self.connection.send(data)
                 elif isinstance(message, Log):
-                    log.log(logging.getLevelName(message.level.upper()), "worker %s: %s", self.pid, message.message)
+                    level = _LEVELS.get(str(message.level).lower(), logging.WARNING)
+                    log.log(level, "worker %s of %r: %s", self.pid, self.function, message.message)
                 elif not isinstance(message, Heartbeat):
                     raise ProtocolError(f"unexpected {message.TYPE!r} frame during an invocation")
         except ProtocolError as exc:
+            if self.timed_out:  # the timer killed the worker while we were about to write to it
+                return await self._died(request, time_limit, sent_at, version, cold_start)
             self.kill()
             error = {"errorType": "Runtime.ProtocolError", "errorMessage": str(exc)}
             return self._failed(request, error, sent_at, version, cold_start)
@@ -289,7 +326,7 @@ class WorkerProcess:
     def kill(self) -> None:
         """SIGKILL the worker's process group and anything left in its cgroup."""
         self.alive = False
-        if self.pid is not None and self.exit_status is not None and not self.exit_status.done():
+        if self._may_signal and self.pid is not None and self.exit_status is not None and not self.exit_status.done():
             with contextlib.suppress(OSError):
                 os.killpg(self.pid, signal.SIGKILL)
         CgroupTree.kill_all(self.cgroup, spare=self.zygote_pid)
@@ -351,3 +388,28 @@ async def _answer(
     except Exception as exc:
         return PlatformAnswer(ok=False, error=f"{type(exc).__name__}: {exc}")
     return PlatformAnswer(ok=True, value=value)
+
+
+def _check_result(result: Result, request_id: str) -> None:
+    """A Result's fields have the types the outcome promises; user code could write frames of its own."""
+    numbers = (int, float)
+    if (
+        result.id != request_id
+        or not isinstance(result.ok, bool)
+        or not isinstance(result.error, dict | None)
+        or not isinstance(result.retryable, bool)
+        or not isinstance(result.retry_delay, int | float | None)
+        or not isinstance(result.started, numbers)
+        or not isinstance(result.ended, numbers)
+        or not isinstance(result.retire, bool)
+        or (not result.ok and result.error is None)
+    ):
+        raise ProtocolError(f"malformed 'result' frame for request {request_id!r}")
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None

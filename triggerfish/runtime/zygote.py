@@ -61,14 +61,23 @@ def recv_with_fds(sock: socket.socket, max_fds: int) -> tuple[Message | None, li
         header += sock.recv(_HEADER - len(header), socket.MSG_WAITALL)
     size = int.from_bytes(header, "big")
     if size > MAX_FRAME:
-        raise ProtocolError(f"frame length {size} is over the limit of {MAX_FRAME} bytes")
+        raise StreamBroken(f"frame length {size} is over the limit of {MAX_FRAME} bytes")
     body = b""
     while len(body) < size:
         more = sock.recv(size - len(body), socket.MSG_WAITALL)
         if not more:
-            raise ProtocolError("connection closed in the middle of a frame")
+            raise StreamBroken("connection closed in the middle of a frame")
         body += more
-    return decode(body), fds
+    try:
+        return decode(body), fds
+    except ProtocolError:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+class StreamBroken(ProtocolError):
+    """The byte stream cannot be followed any more: the zygote stops rather than read garbage."""
 
 
 class _Server:
@@ -100,6 +109,9 @@ class _Server:
             if self.sock.fileno() in ready:
                 try:
                     message, fds = recv_with_fds(self.sock, 2)
+                except StreamBroken as exc:
+                    sys.stderr.write(f"triggerfish zygote: stopping: {exc}\n")
+                    return
                 except ProtocolError as exc:
                     sys.stderr.write(f"triggerfish zygote: dropping a bad frame: {exc}\n")
                     continue

@@ -102,3 +102,44 @@ def forks(event: Any) -> Any:
 def sleeps(event: Any) -> Any:
     time.sleep(float(event))
     return "woke"
+
+
+@app.function(timeout=1.0)
+def huge_result(event: Any) -> Any:
+    return "x" * (7 * 1024 * 1024) if event == "huge" else "small"
+
+
+@app.function(timeout=1.0)
+def asks_forever(event: Any, context: Any) -> Any:
+    return context.call_platform("kv_get", {"key": event})
+
+
+@app.function(timeout=1.0)
+def forges_frames(event: Any) -> Any:
+    """Writes protocol frames of its own onto its worker's socket to the parent: hostile user code."""
+    import socket as socket_module
+
+    from triggerfish.runtime import protocol
+
+    sock = socket_module.socket(fileno=os.dup(_socket_fd()))
+    if event == "ready":
+        sock.sendall(protocol.encode(protocol.Ready(pid=1, unenforced=[], cgroup="/sys/fs/cgroup/pids")))
+    elif event == "result":
+        sock.sendall(protocol.frame(b'{"t": "result", "id": "someone-else", "ok": "yes"}'))
+    elif event == "log":
+        sock.sendall(protocol.encode(protocol.Log(level="nonsense", message="hi")))
+        return "logged"
+    elif event == "garbage":
+        sock.sendall(b"\x00\x00\x00\x05hello")
+    time.sleep(0.5)
+    return "not reached"
+
+
+def _socket_fd() -> int:
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                return int(fd)
+        except OSError:  # the directory listing's own fd, closed by now
+            continue
+    raise RuntimeError("no socket")
