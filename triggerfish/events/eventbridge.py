@@ -34,6 +34,7 @@ from triggerfish._json import dumps, loads
 from triggerfish.errors import InvalidEventError, InvalidInputError, InvalidJSONError
 from triggerfish.events.cloudevent import DATA_MAX_DEPTH, MAX_EVENT_BYTES, TRACEPARENT, Event
 from triggerfish.events.tracecontext import is_valid as is_traceparent
+from triggerfish.identity import ACCOUNT_ID, REGION
 
 __all__ = [
     "ACCOUNT_ID",
@@ -46,10 +47,6 @@ __all__ = [
     "to_put_events_entry",
 ]
 
-#: The account every local envelope names unless the event says otherwise.
-ACCOUNT_ID = "000000000000"
-#: The region every local envelope names unless the event says otherwise.
-REGION = "local"
 #: The envelope member carrying the CloudEvents attributes EventBridge has no field for.
 EXTRAS = "cloudevents"
 

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from urllib.parse import quote_plus
 
 from triggerfish.errors import InvalidInputError
-from triggerfish.events.eventbridge import ACCOUNT_ID, REGION
+from triggerfish.identity import ACCOUNT_ID, REGION
 from triggerfish.store.base import Message
 
 __all__ = [

@@ -26,10 +26,7 @@ import orjson
 
 from triggerfish.errors import InvalidEventError, InvocationError
 from triggerfish.events import tracecontext
-
-#: The account and region in every ARN, as a local Lambda emulator would write them.
-ACCOUNT_ID = "000000000000"
-REGION = "local"
+from triggerfish.identity import ACCOUNT_ID, REGION
 
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 # Attribute names `publish` sets itself; an extension may not shadow them.

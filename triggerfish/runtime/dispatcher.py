@@ -32,9 +32,9 @@ from typing import Any, Protocol
 import orjson
 
 from triggerfish.errors import InvocationError, ThrottledError
+from triggerfish.identity import ACCOUNT_ID, REGION
 from triggerfish.model import Destination, FunctionSettings
 from triggerfish.retry import Decision, FailureCondition, RetryPolicy, decide
-from triggerfish.runtime.context import ACCOUNT_ID, REGION
 from triggerfish.runtime.platform_calls import LOOP_STOPPED_STREAM, MAX_HOPS, bus_stream
 from triggerfish.runtime.platform_calls import logger as loop_logger
 from triggerfish.runtime.records import BatchWriter, InvocationRecords, record_from_outcome, unrun_record

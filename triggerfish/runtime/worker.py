@@ -30,9 +30,10 @@ from typing import Any, NoReturn, Protocol
 import orjson
 
 from triggerfish.errors import InvocationError, ProtocolError
+from triggerfish.identity import REGION
 from triggerfish.model import FunctionSpec
 from triggerfish.runtime import limits
-from triggerfish.runtime.context import REGION, Context
+from triggerfish.runtime.context import Context
 from triggerfish.runtime.handler import run_handler
 from triggerfish.runtime.protocol import (
     Cancel,

@@ -295,6 +295,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
     if len(args) != 1 or not args[0].isdigit():
         sys.stderr.write("usage: python -m triggerfish.runtime.zygote FD\n")
         raise SystemExit(2)
+    # A platform killed outright (SIGKILL, OOM) must not leave its zygotes and their workers
+    # running handlers nobody waits for; the kernel kills this zygote, and each generation below
+    # it dies with its parent the same way.
+    limits.die_with_parent()
     sock = socket.socket(fileno=int(args[0]))
     sock.setblocking(True)
     # Preload what every app zygote and worker needs, once, before any fork.
