@@ -3,8 +3,10 @@
 Rules and events come from a seeded random generator over one fixed
 vocabulary (20,000 event types, 2,000 SKU families, ...), so every rule-set
 size sees the same event stream and the number of matching rules per event
-stays small: what grows is only the number of rules that do *not* match,
-which is what an index must make free. Every rule is EventBridge-style (so
+stays small: what grows is the number of rules that do *not* match, which an
+index must make free, except those that come close (they share the event's
+source or type and fail on another field): those grow with the rule count
+here, and each costs a check. Every rule is EventBridge-style (so
 moto can run it) and mixes operators: exact, prefix, suffix,
 equals-ignore-case, wildcard, numeric ranges, anything-but, exists, cidr and
 $or. Events are EventBridge envelopes as dicts (parsing is not measured).
@@ -199,10 +201,12 @@ def main() -> str:
             f"- Target: 10,000 rules within 20% of 10 rules: the 10-rule rate is {flatness:.2f}x the 10,000-rule rate "
             f"(10,000-rule rate = {rates[10_000] / rates[10]:.0%} of the 10-rule rate): **{met_flat}**. "
             f"From 1,000 to 10,000 rules the rate keeps {rates[10_000] / rates[1_000]:.0%}.",
-            "- Why not flat from 10 rules: 10 rules look at two event fields (`source`, `detail-type`); 10,000",
-            "  rules look at six, so each event has more of its fields looked up, and more events come close to",
-            "  a rule (same source, other field different) and get the full check. Cost follows the fields",
-            "  rules use and the near-misses, not the number of rules.",
+            "- Why not flat from 10 rules: at every size the walk now reads the same two event fields",
+            "  (`source`, `detail-type`), because a rule is kept off a path that few others use (walking it",
+            "  costs every event). What still grows is the near misses: with 10,000 rules over 5,000 sources",
+            "  and 20,000 types, about 1.4 rules per event have their anchor fire and 0.33 then match; each is",
+            "  checked on its other field (about 1-3 us in CPython at this size, much of it cold memory).",
+            "  10 rules see about 0.002 per event. The cost follows near misses and matches, not the rule count.",
         ]
     )
 

@@ -354,6 +354,8 @@ def test_generator_handlers_are_refused() -> None:
 
 def test_not_callable_handler() -> None:
     assert "not callable" in declare_error(lambda: App("shop").function(name="x")(42))  # type: ignore[type-var]
+    # Without name=, a non-callable is still reported as one, not as a missing __name__.
+    assert "not callable" in declare_error(lambda: App("shop").function()(42))  # type: ignore[type-var]
 
 
 def test_decorators_used_without_their_arguments() -> None:

@@ -168,6 +168,7 @@ RULES: list[tuple[Any, str, str]] = [
     (minimal(source=["/a"]), "source", "must be a string, not an array"),
     (minimal(type={"a": 1}), "type", "must be a string, not an object"),
     (minimal(type="ok\nnext"), "type", "U+000A"),
+    (minimal(subject=""), "subject", "must not be empty"),
     (minimal(subject="bell\x07"), "subject", "control characters"),
     (minimal(subject="\ufffe"), "subject", "U+FFFE"),
     (minimal(time="yesterday"), "time", "not an RFC 3339 timestamp"),
@@ -316,7 +317,7 @@ def events(draw: st.DrawFn) -> Event:
         type=draw(text.filter(bool)),
         source=draw(st.sampled_from(["/shop", "urn:x:y", "https://example.com/a?b=c", "ünï"])),
         data=data,
-        subject=draw(st.none() | text),
+        subject=draw(st.none() | text.filter(bool)),
         dataschema=draw(st.none() | st.just("https://example.com/schema.json")),
         **extensions,
     )

@@ -254,7 +254,7 @@ def events(draw: st.DrawFn) -> Event:
         source=draw(st.sampled_from(["com.shop", "/a/b", "urn:x"])),
         type=draw(text.filter(bool)),
         time=draw(st.sampled_from([None, "2024-05-01T12:00:00Z", "2024-05-01T12:00:00.123+02:00"])),
-        subject=draw(st.none() | text),
+        subject=draw(st.none() | text.filter(bool)),
         datacontenttype=draw(st.sampled_from([None, "application/json", "text/plain", "application/x+json"])),
         dataschema=draw(st.none() | st.just("https://example.com/s.json")),
         data=data,

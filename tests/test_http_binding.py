@@ -240,7 +240,7 @@ def binary_safe_events(draw: st.DrawFn) -> Event:
         source=draw(st.sampled_from(["/shop", "urn:a:b", "https://x.example/p?q=1#f", "ünï%"])),
         data=data,
         datacontenttype=content_type,
-        subject=draw(st.none() | text),
+        subject=draw(st.none() | text.filter(bool)),
         **extensions,
     )
 

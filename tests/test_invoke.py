@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from triggerfish.errors import (
     ThrottledError,
 )
 from triggerfish.runtime.inprocess import InProcessRunner
-from triggerfish.runtime.invoke import Invoker
+from triggerfish.runtime.invoke import _RANDOM, Invoker, new_request_id
 from triggerfish.store import Store, open_store
 
 app = App("shop")
@@ -217,3 +218,25 @@ async def test_a_destination_naming_no_function_is_a_declaration_error(store: St
 def test_invalid_invoker_settings_are_refused(store: Store, kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(InvalidInputError, match=match):
         Invoker(InProcessRunner(app.functions), store, **kwargs)
+
+
+def test_request_ids_are_distinct_uuid4s_across_threads_and_pool_refills() -> None:
+    found: list[str] = []
+
+    def draw() -> None:
+        found.extend(new_request_id() for _ in range(1000))  # several refills of the 256-id pool each
+
+    threads = [threading.Thread(target=draw) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(found)) == len(found) == 4000
+    assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).version == 4 for i in found)
+
+
+def test_a_forked_child_draws_fresh_randomness() -> None:
+    new_request_id()
+    _RANDOM._forget()  # what os.register_at_fork runs in a child: the parent's unused bytes are dropped
+    assert (_RANDOM._bytes, _RANDOM._used) == (b"", 0)
+    assert uuid.UUID(new_request_id()).version == 4

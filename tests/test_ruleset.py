@@ -249,3 +249,72 @@ def test_anchors_that_keep_misfiring_move_and_matching_stays_exact() -> None:
     after = sum(candidates(e) for e in events[:200])
     assert after < before
     assert after <= 2 * 200  # about one rule per event can match; the tier buckets no longer fire for all
+
+
+def test_the_walk_reads_only_known_paths_and_both_names_of_an_aliased_field() -> None:
+    rules = RuleSet()
+    rules.add("placed", {"type": ["order.placed"]})
+    rules.add("big", {"data": {"total": [{"numeric": [">", 100]}]}})
+    # More keys in the event than paths in the index, and both names of `type` and of `data` present.
+    event = {
+        "id": "1",
+        "source": "shop",
+        "time": "t",
+        "subject": "s",
+        "type": "order.updated",
+        "detail-type": "order.placed",
+        "data": {"total": 5},
+        "detail": {"total": 500},
+    }
+    assert rules.matches(event) == ["placed", "big"]
+    assert rules.matches({**event, "detail-type": "x", "detail": {}}) == []
+
+
+def test_a_quiet_anchor_on_a_path_few_rules_use_is_given_up_after_its_trial() -> None:
+    import random
+
+    rng = random.Random(11)
+    rules = RuleSet()
+    compiled = {}
+    for i in range(50):
+        pattern: dict[str, Any] = {"type": [f"order.t{i}"]}
+        rules.add(f"exact{i}", pattern)
+        compiled[f"exact{i}"] = compile_pattern(pattern)
+    # Its type prefix fires on about one event in nine and then fails, so the rule tries its file
+    # suffix instead: that hardly ever fires, but it makes every event walk data.file for one rule.
+    odd = {"type": [{"prefix": "order.t1"}], "data": {"file": [{"suffix": ".9999.png"}]}}
+    rules.add("odd", odd)
+    compiled["odd"] = compile_pattern(odd)
+    seen_data = False
+    for n in range(6000):
+        event = {"type": f"order.t{rng.randrange(100)}", "data": {"file": f"img.{rng.randrange(10_000)}.png"}}
+        assert rules.matches(event) == [r for r, p in compiled.items() if p.matches(event)]
+        seen_data = seen_data or "data" in rules._root.children
+        if n == 1000:
+            assert "data" in rules._root.children  # on trial: the walk goes down data.file
+    assert seen_data
+    assert "data" not in rules._root.children  # back on its type prefix, which misfires less than the walk costs
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["0", "1", "9", "10", "01", "00", "99", "255", "256", "-1", " 1", "1 ", "a", "", "٣", "ff"]),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from(["10.0.0.0/8", "1.0.0.0/24", "0.0.0.0/0", "255.255.255.255/32", "::/0", "::ffff:0:0/96"]),
+    st.sampled_from([".", ":", "::ffff:"]),
+)
+def test_cidr_reads_dotted_quads_as_ipaddress_does(parts: list[str], block: str, joiner: str) -> None:
+    # The cidr test reads plain dotted quads itself, for speed; it must accept exactly what ipaddress accepts.
+    import ipaddress
+
+    value = ".".join(parts) if joiner == "." else joiner + ".".join(parts) if joiner == "::ffff:" else ":".join(parts)
+    network = ipaddress.ip_network(block)
+    try:
+        address = ipaddress.ip_address(value)
+        expected = address.version == network.version and address in network
+    except ValueError:
+        expected = False
+    assert compile_pattern({"ip": [{"cidr": block}]}).matches({"ip": value}) is expected

@@ -358,6 +358,9 @@ class App:
 
 
 def _function_name(handler: Callable[..., Any], name: str | None, where: str) -> str:
+    if not callable(handler):
+        # Checked before the name, or a non-callable would be reported as a naming problem.
+        raise DeclarationError(f"{where}: the handler is not callable ({handler!r}); decorate a function")
     chosen = name if name is not None else getattr(handler, "__name__", None)
     if chosen is None:
         raise DeclarationError(f"{where}: this handler has no __name__ ({handler!r}); pass name= to the decorator")

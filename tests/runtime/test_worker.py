@@ -3,7 +3,10 @@ hostile frames (run here in a thread; the fork around it is covered by the other
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,8 +20,14 @@ from triggerfish.model import FunctionSettings, FunctionSpec
 from triggerfish.runtime import protocol as p
 from triggerfish.runtime.worker import Worker, worker_environment
 
+#: Where the handler writes for event "write": the test's stand-in for the worker's output pipe.
+OUTPUT_FD: list[int] = []
+
 
 def handler(event: Any, context: Any) -> Any:
+    if event == "write":
+        os.write(OUTPUT_FD[0], b"left unread\n")
+        return None
     if event == "platform":
         return context.call_platform("kv_get", {"key": "k"})
     if event == "memory":
@@ -66,6 +75,41 @@ def test_a_request_gets_its_result(served: tuple[socket.socket, list[BaseExcepti
     assert result.id == "r1"
     assert result.result == {"echo": {"x": 1}, "remaining": True}
     assert result.started <= result.ended
+
+
+def test_the_result_says_whether_output_was_left_unread() -> None:
+    read_fd, write_fd = os.pipe()
+    parent, child = socket.socketpair()
+    OUTPUT_FD[:] = [write_fd]
+    worker = Worker(child, SPEC, app_name="app", version="3", output_fd=write_fd)
+    thread = threading.Thread(target=worker.serve, daemon=True)
+    thread.start()
+    try:
+        wrote = call(parent, "write")
+        assert isinstance(wrote, p.Result)
+        assert wrote.ok
+        assert wrote.unread_output is True  # the parent must read the pipe before it reports the output
+        assert os.read(read_fd, 100) == b"left unread\n"
+        quiet = call(parent, {"x": 1})
+        assert isinstance(quiet, p.Result)
+        assert quiet.ok
+        assert quiet.unread_output is False  # nothing left: the parent may skip the read
+    finally:
+        parent.close()
+        thread.join(5)
+        child.close()
+        os.close(read_fd)
+        os.close(write_fd)
+    assert not thread.is_alive()
+
+
+def test_a_worker_that_cannot_tell_says_output_may_be_unread(
+    served: tuple[socket.socket, list[BaseException]],
+) -> None:
+    sock, _ = served
+    result = call(sock, {"x": 1})
+    assert isinstance(result, p.Result)
+    assert result.unread_output is True
 
 
 def test_a_platform_call_waits_for_the_parents_answer(served: tuple[socket.socket, list[BaseException]]) -> None:
@@ -143,3 +187,22 @@ def test_the_environment_is_the_minimal_set_plus_the_declared_one() -> None:
         *("AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
         *("TRIGGERFISH_APP", "TRIGGERFISH_FUNCTION", "TRIGGERFISH_VERSION"),
     }
+
+
+def test_has_children_sees_running_and_exited_children_and_reaps_none() -> None:
+    # In a fresh interpreter: this test process may have children of its own (runners of other tests).
+    script = """
+import os, subprocess
+from triggerfish.runtime.worker import _has_children
+seen = [_has_children()]
+child = subprocess.Popen(["sleep", "0.1"])
+seen.append(_has_children())
+os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # until it exited, leaving it unreaped
+seen.append(_has_children())
+reaped, _ = os.waitpid(child.pid, 0)  # ChildProcessError here if _has_children had reaped it
+seen.append(reaped == child.pid)
+seen.append(_has_children())
+print(*seen)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["False", "True", "True", "True", "False"]

@@ -435,6 +435,41 @@ class KeyValueContract(StoreContract):
         assert recreated is not None
         assert recreated.expires_at is None
 
+    async def test_put_many_is_one_put_per_item_in_order(self, store: Store) -> None:
+        before = await store.kv.put("ns", "b", b"old", ttl=LONG)
+        assert before is not None
+        written = await store.kv.put_many("ns", [("b", b"1"), ("a", b"2"), ("b", b"3")], ttl=LONG)
+        assert [(r.key, r.value) for r in written] == [("b", b"1"), ("a", b"2"), ("b", b"3")]
+        versions = [r.version for r in written]
+        assert versions == sorted(set(versions))
+        assert versions[0] > before.version
+        assert all(r.expires_at is not None for r in written)
+        assert await store.kv.get("ns", "b") == written[2]
+        assert await store.kv.get("ns", "a") == written[1]
+        assert [r.key for r in await store.kv.scan("ns")] == ["a", "b"]
+        assert await store.kv.put_many("ns", []) == []
+        # compare-and-set still sees the versions put_many handed out
+        assert await store.kv.put("ns", "a", b"x", if_version=written[1].version) is not None
+
+    async def test_concurrent_put_many_get_distinct_versions(self, store: Store) -> None:
+        batches = await asyncio.gather(
+            *(store.kv.put_many("ns", [(f"k{i}/{j}", b"v") for j in range(5)]) for i in range(10)),
+            *(store.kv.put("ns", f"single{i}", b"v") for i in range(10)),
+        )
+        records = [r for batch in batches for r in (batch if isinstance(batch, list) else [batch])]
+        versions = [r.version for r in records if r is not None]
+        assert len(versions) == len(set(versions)) == 60
+        assert len(await store.kv.scan("ns")) == 60
+
+    async def test_put_many_refuses_bad_items_and_writes_nothing(self, store: Store) -> None:
+        with pytest.raises(InvalidNameError):
+            await store.kv.put_many("ns", [("fine", b"v"), ("", b"v")])
+        with pytest.raises(InvalidInputError):
+            await store.kv.put_many("ns", [("fine", b"v"), ("other", "text")])  # type: ignore[list-item]
+        with pytest.raises(InvalidInputError):
+            await store.kv.put_many("ns", [("fine", b"v")], ttl=-1)
+        assert await store.kv.scan("ns") == []
+
     async def test_scan_by_prefix_in_key_order(self, store: Store) -> None:
         for key in ["b/2", "a/1", "b/1", "b%", "b_", "c", "b/3"]:
             await store.kv.put("ns", key, key.encode())

@@ -59,6 +59,18 @@ OPERATORS: Final = ("anything-but", "cidr", "equals-ignore-case", "exists", "num
 _LOWER_OPS: Final = (">", ">=")
 _UPPER_OPS: Final = ("<", "<=")
 _ARRAY_HINT: Final = 'put the values in an array, such as ["value"] or [{"prefix": "value"}]'
+#: Field names AWS's matcher (Event Ruler) refuses anywhere inside a `$or` object: its operator
+#: names, the numeric comparisons, and names it keeps for operators to come.
+RESERVED_IN_OR: Final = frozenset(
+    {
+        *OPERATORS,
+        "exact",
+        *("=", "<", "<=", ">", ">="),
+        *("regex", "not-wildcard", "not-equals-ignore-case", "in-date-range"),
+        *("date-after", "date-on-or-after", "date-before", "date-on-or-before"),
+        *("ip-address-in-range", "ip-address-not-in-range"),
+    }
+)
 
 
 def plain(value: Any, where: str = "", depth: int = 0) -> Any:
@@ -111,7 +123,7 @@ def _kind(value: Any) -> str:
     return "an object"
 
 
-def _object(obj: dict[str, Any], path: tuple[str, ...], where: str) -> list[list[Field]]:
+def _object(obj: dict[str, Any], path: tuple[str, ...], where: str, in_or: bool = False) -> list[list[Field]]:
     if not obj:
         raise InvalidPatternError("an empty object matches nothing; name at least one field", path=where or "$")
     alternatives: list[list[Field]] = [[]]
@@ -120,9 +132,16 @@ def _object(obj: dict[str, Any], path: tuple[str, ...], where: str) -> list[list
         if key == "$or":
             branches = _or(value, path, here)
         else:
+            if in_or and key in RESERVED_IN_OR:
+                # Most often an operator object put where a field belongs: {"$or": [{"prefix": "a"}, ...]}.
+                raise InvalidPatternError(
+                    f"{key!r} is reserved for an operator and cannot be a field name inside $or; operators go in "
+                    'a value array, such as {"$or": [{"name": [{"prefix": "a"}]}, {"other": ["b"]}]}',
+                    path=here,
+                )
             name = PATTERN_ALIASES.get(key, key) if not path else key
             if isinstance(value, dict):
-                branches = _object(value, (*path, name), here)
+                branches = _object(value, (*path, name), here, in_or)
             else:
                 branches = [[Field((*path, name), _conditions(value, here))]]
         if len(alternatives) * len(branches) > MAX_ALTERNATIVES:
@@ -144,7 +163,7 @@ def _or(value: Any, path: tuple[str, ...], where: str) -> list[list[Field]]:
     for i, item in enumerate(value):
         if not isinstance(item, dict):
             raise InvalidPatternError(f"each $or alternative is an object, not {_kind(item)}", path=f"{where}[{i}]")
-        branches.extend(_object(item, path, f"{where}[{i}]"))
+        branches.extend(_object(item, path, f"{where}[{i}]", in_or=True))
     return branches
 
 

@@ -41,11 +41,13 @@ EVENT_ALIASES: Final[Mapping[str, str]] = {"type": "detail-type", "data": "detai
 Test = Callable[[Any], bool]
 _MISSING: Final = object()
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+# A tuple, not `int | float`: that expression builds a union object on every call.
+_NUMBERS: Final = (int, float)
 
 
 def is_number(value: Any) -> bool:
     """A JSON number: int or float, never bool (which Python counts as an int)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, _NUMBERS) and not isinstance(value, bool)
 
 
 class Condition:
@@ -230,7 +232,8 @@ def wildcard_test(segments: tuple[str, ...]) -> Test:
 
 def numeric_test(low: float, low_inclusive: bool, high: float, high_inclusive: bool) -> Test:
     def test(value: Any) -> bool:
-        if not is_number(value) or value != value:  # NaN compares false with every bound
+        # is_number, inlined (this runs for every numeric condition checked); NaN compares false with every bound.
+        if not isinstance(value, _NUMBERS) or isinstance(value, bool) or value != value:
             return False
         if value < low or (value == low and not low_inclusive):
             return False
@@ -239,10 +242,25 @@ def numeric_test(low: float, low_inclusive: bool, high: float, high_inclusive: b
     return test
 
 
+#: The canonical decimal forms of an IPv4 octet: exactly the ones `ipaddress` accepts (no leading zeros).
+_OCTETS: Final = {str(i): i for i in range(256)}
+
+
 def cidr_test(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Test:
+    # Dotted-quad IPv4, by far the common case, is read without ipaddress (which costs microseconds);
+    # anything else goes to ipaddress, so what is accepted does not change.
+    v4 = network.version == 4
+    base, mask = int(network.network_address), int(network.netmask)
+
     def test(value: Any) -> bool:
         if not isinstance(value, str):
             return False
+        parts = value.split(".")
+        if len(parts) == 4:
+            octets = _OCTETS
+            a, b, c, d = octets.get(parts[0]), octets.get(parts[1]), octets.get(parts[2]), octets.get(parts[3])
+            if a is not None and b is not None and c is not None and d is not None:
+                return v4 and ((a << 24 | b << 16 | c << 8 | d) & mask) == base
         try:
             address = ipaddress.ip_address(value)
         except ValueError:
@@ -254,4 +272,7 @@ def cidr_test(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Test:
 
 def not_test(tests: tuple[Test, ...]) -> Test:
     """anything-but: a value matches when no excluded form does."""
+    if len(tests) == 1:
+        (only,) = tests
+        return lambda value: not only(value)
     return lambda value: not any(test(value) for test in tests)

@@ -39,6 +39,8 @@ _KIND_COST = {
     NUMERIC: 40,
     EXISTS: 1000,
 }
+#: The cost of anchoring on a path no other alternative uses (see `others_at`), in the units of `_KIND_COST`.
+FRESH_PATH_COST = 8
 _ANY_STRING = "any-string"
 _ANY_LEAF = "any-leaf"
 
@@ -72,15 +74,17 @@ def node_for(root: Node, path: tuple[str, ...], *, create: bool) -> Node | None:
     return node
 
 
-def anchor_cost(root: Node, field: Field) -> int:
+def anchor_cost(root: Node, field: Field, own: int = 0) -> int:
     """How many alternatives already share this field's keys, plus a cost for looser kinds.
 
     The cost guesses how often the anchor will fire on events that then fail
     the full check: sharing a key with many others, a short prefix, a
-    boolean or a wide numeric range all fire often.
+    boolean or a wide numeric range all fire often. A path no other
+    alternative is filed at costs extra: the walk would visit it for every
+    event. `own` is how many filings there are the alternative's own.
     """
     node = node_for(root, field.path, create=False)
-    total = 0
+    total = FRESH_PATH_COST if node is None or node.filed - own <= 0 else 0
     for condition in field.conditions:
         kind, key = _filing_key(condition)
         total += _KIND_COST.get(condition.kind, 0)
@@ -91,6 +95,18 @@ def anchor_cost(root: Node, field: Field) -> int:
         if node is not None:
             total += sharing((node, kind, key))
     return total
+
+
+def others_at(root: Node, field: Field, own: int = 0) -> int:
+    """How many filings of other alternatives share this field's path: the walk visits it for them anyway.
+
+    A lookup on a path the walk visits anyway is nearly free; a path only one
+    alternative needs is visited on every event (its prefixes probed, ...),
+    which costs about as much as checking that alternative in full. `own` is
+    how many of the node's filings are the alternative's own.
+    """
+    node = node_for(root, field.path, create=False)
+    return 0 if node is None else max(0, node.filed - own)
 
 
 def sharing(filing: Filing) -> int:
@@ -193,6 +209,7 @@ def _add(node: Node, kind: str, key: Any, alternative: int) -> None:
         node.any_string.append(alternative)
     else:
         node.any_leaf.append(alternative)
+    node.filed += 1
     node.refresh()
 
 
@@ -209,4 +226,5 @@ def _remove(node: Node, kind: str, key: Any, alternative: int) -> None:
         node.any_string.remove(alternative)
     else:
         node.any_leaf.remove(alternative)
+    node.filed -= 1
     node.refresh()

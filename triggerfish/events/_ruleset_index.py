@@ -3,11 +3,14 @@
 Every alternative of every rule is filed under one *anchor*: the field of
 that alternative that the index can look up directly (an exact value, a
 prefix, a numeric range, ...) and that the fewest other alternatives share.
-Matching walks the event once along the paths the tree knows, collects the
-alternatives whose anchor fired, and checks only those in full. So the cost
-per event follows the event's size and the number of near-misses, not the
-number of rules. Alternatives with nothing to anchor on (only anything-but,
-`exists: false` or cidr fields) are checked on every event.
+Matching walks the event once along the paths the tree knows (never the
+event's other fields), collects the alternatives whose anchor fired, and
+checks only those in full. So the cost per event follows the paths anchors
+sit on, the near misses (anchor fired, rule failed) and the matches, not the
+number of rules; `_ruleset_filing` keeps anchors off paths few alternatives
+use, since each path costs every event a visit. Alternatives with nothing to
+anchor on (only anything-but, `exists: false` or cidr fields) are checked on
+every event.
 
 This module holds the tree and the walk; `_ruleset_filing` decides where
 alternatives are filed in it.
@@ -23,6 +26,7 @@ from typing import Any
 from triggerfish.events._pattern_match import EVENT_ALIASES, is_number
 
 _ROOT_NAMES = {alias: name for name, alias in EVENT_ALIASES.items()}
+_MISSING: Any = object()
 
 
 class Node:
@@ -33,6 +37,7 @@ class Node:
         "any_string",
         "children",
         "consts",
+        "filed",
         "ignore_case",
         "name",
         "numbers",
@@ -63,6 +68,8 @@ class Node:
         self.any_string: list[int] = []
         self.any_leaf: list[int] = []
         self.string_extras = False
+        #: how many filings (alternative, condition) this node holds, of every kind
+        self.filed = 0
 
     def empty(self) -> bool:
         return not (
@@ -235,12 +242,28 @@ def discard(table: dict[Any, list[int]], key: Any, alternative: int) -> bool:
 
 
 def walk(root: Node, event: Mapping[str, Any], out: set[int]) -> None:
-    """Collect into `out` the alternatives whose anchors fire somewhere in `event`."""
+    """Collect into `out` the alternatives whose anchors fire somewhere in `event`.
+
+    Only the paths the index knows are read: at each object, whichever of its
+    keys and the node's children are fewer are looped over, so an event's
+    unrelated fields cost nothing once no rule looks at them.
+    """
     children = root.children
-    for name, value in event.items():
-        child = children.get(_ROOT_NAMES.get(name, name))
-        if child is not None:
-            _visit(child, value, out)
+    if len(children) < len(event):
+        for name, child in children.items():
+            value = event.get(name, _MISSING)
+            if value is not _MISSING:
+                _visit(child, value, out)
+            alias = EVENT_ALIASES.get(name)
+            if alias is not None:
+                value = event.get(alias, _MISSING)
+                if value is not _MISSING:
+                    _visit(child, value, out)
+    else:
+        for name, value in event.items():
+            found = children.get(_ROOT_NAMES.get(name, name))
+            if found is not None:
+                _visit(found, value, out)
 
 
 def _visit(node: Node, value: Any, out: set[int]) -> None:
@@ -248,20 +271,28 @@ def _visit(node: Node, value: Any, out: set[int]) -> None:
     # built in code could nest without limit, are flattened with an explicit stack.
     kind = type(value)
     if kind is str:
-        node.leaf(value, out)
+        # Node.leaf's string case, inlined: this is the commonest visit.
+        found = node.strings.get(value)
+        if found:
+            out.update(found)
+        if node.string_extras:
+            node._string_extras(value, out)
+        if node.any_leaf:
+            out.update(node.any_leaf)
     elif kind is dict or (kind is not list and kind is not tuple and isinstance(value, Mapping)):
         children = node.children
         if not children:
             return
         if len(children) < len(value):
             for name, child in children.items():
-                if name in value:
-                    _visit(child, value[name], out)
+                item = value.get(name, _MISSING)
+                if item is not _MISSING:
+                    _visit(child, item, out)
         else:
             for name, item in value.items():
-                found = children.get(name)
-                if found is not None:
-                    _visit(found, item, out)
+                found_child = children.get(name)
+                if found_child is not None:
+                    _visit(found_child, item, out)
     elif kind is list or kind is tuple:
         pending = [value]
         while pending:

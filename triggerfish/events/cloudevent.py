@@ -148,7 +148,8 @@ class Event:
             _check_string("type", self.type, required=True)
             _remember(_GOOD_TYPES, self.type)
         if self.subject is not None:
-            _check_string("subject", self.subject)
+            # CloudEvents 1.0: "If present, MUST be a non-empty string" (absent is None, never "").
+            _check_string("subject", self.subject, required=True)
         if self.time is not None:
             _check_time(self.time)
         if self.datacontenttype is not None and not _known(_GOOD_MEDIA_TYPES, self.datacontenttype):

@@ -7,7 +7,9 @@
 
 Matching does not loop over the rules: an index over event paths and values
 (see `_ruleset_index`) finds the few rules that could match, and only those
-are checked in full, with the same code as `Pattern.matches`.
+are checked in full, with the same code as `Pattern.matches`. Where each rule
+is filed adapts to the events: an anchor that keeps misfiring is moved, and
+one that sits alone on a path the walk would otherwise skip is given up.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from typing import Any
 
 from triggerfish.errors import InvalidInputError
 from triggerfish.events._pattern_match import WILDCARD, Alternative, Field
-from triggerfish.events._ruleset_filing import Filing, anchor_cost, file_field, indexable, members, sharing, unfile
+from triggerfish.events._ruleset_filing import (
+    Filing,
+    anchor_cost,
+    file_field,
+    indexable,
+    members,
+    others_at,
+    sharing,
+    unfile,
+)
 from triggerfish.events._ruleset_index import Node, walk
 from triggerfish.events.patterns import Pattern, compile_pattern, parse_event
 
@@ -26,6 +37,16 @@ from triggerfish.events.patterns import Pattern, compile_pattern, parse_event
 _REBALANCE_AT = frozenset(2**i for i in range(1, 24))
 # After this many false alarms an anchor is measured and another field of the alternative tried.
 _MISSES_BEFORE_MOVING = 32
+# An anchor that misfires on fewer events than this (misses per event) is left where it is.
+_RATE_WORTH_MOVING = 0.01
+# A field on trial as the anchor is judged after this many events even if it seldom misfires,
+# so that an anchor that is quiet but walked for few alternatives can still be given up.
+_TRIAL_EVENTS = 4096
+# How often (in events; a power of two) the trials are looked at.
+_TRIAL_SWEEP = 1024
+# What walking one more path costs every event, in misses per event (about half a full check);
+# the alternatives filed at a path share its cost.
+_PATH_MISSES = 0.5
 
 
 @dataclass(slots=True)
@@ -69,6 +90,8 @@ class RuleSet:
         self._alternatives: dict[int, _Filed] = {}
         # alternatives with no field the index can look up: checked on every event
         self._unanchored: dict[int, _Filed] = {}
+        # alternatives whose anchor is being measured after a move (see `_try_another_anchor`)
+        self._on_trial: dict[int, _Filed] = {}
         self._next_alternative = 0
         self._next_position = 0
         self._events = 0
@@ -102,6 +125,8 @@ class RuleSet:
         """The ids of the rules that match `event` (a dict or JSON object text), in the order they were added."""
         document = parse_event(event)
         self._events += 1
+        if not self._events & (_TRIAL_SWEEP - 1) and self._on_trial:
+            self._end_trials()
         candidates: set[int] = set()
         if self._alternatives:
             walk(self._root, document, candidates)
@@ -175,19 +200,44 @@ class RuleSet:
 
         Rules alone cannot tell that `country` has ten values and `type` ten
         thousand; the events can. Each indexable field gets one measured turn
-        (misses per event), then the alternative settles on the best of them.
+        (misses per event), ended by its misses or, if it seldom misfires, by
+        `_end_trials`; then the alternative settles on the field whose misses
+        plus its share of walking the field's path cost least. A quiet anchor
+        is not enough: a path only it uses makes every event slower.
         """
+        rate = filed.misses / max(1, self._events - filed.since)
+        if rate < _RATE_WORTH_MOVING and number not in self._on_trial:
+            # Rare misfires cost less than a trial would (it may walk a new path for thousands of events).
+            filed.misses = 0
+            filed.since = self._events
+            return
         fields = filed.alternative.fields
         current = fields.index(filed.anchor) if filed.anchor is not None else -1
-        filed.rates[current] = filed.misses / max(1, self._events - filed.since)
+        filed.rates[current] = rate
         untried = [f for i, f in enumerate(fields) if i not in filed.rates and indexable(f)]
         if untried:
             self._anchor(number, filed, min(untried, key=lambda f: anchor_cost(self._root, f)))
+            self._on_trial[number] = filed
             return
         filed.settled = True
-        best = min(filed.rates, key=filed.rates.__getitem__)
+        self._on_trial.pop(number, None)
+        # Misfires are not the only cost: each path the index knows is walked on every event.
+        assert filed.anchor is not None
+        own = len(filed.anchor.conditions)
+
+        def cost(index: int) -> float:
+            candidate = fields[index]
+            others = others_at(self._root, candidate, own if candidate is filed.anchor else 0)
+            return filed.rates[index] + _PATH_MISSES / (1 + others)
+
+        best = min(filed.rates, key=cost)
         if best != current:
             self._anchor(number, filed, fields[best])
+
+    def _end_trials(self) -> None:
+        for number, filed in list(self._on_trial.items()):
+            if self._events - filed.since >= _TRIAL_EVENTS:
+                self._try_another_anchor(number, filed)
 
     def _rebalance(self, filing: Filing) -> None:
         """Move alternatives out of a crowded bucket to a field of theirs that fewer others share.
@@ -201,7 +251,7 @@ class RuleSet:
             current = filed.anchor
             assert current is not None
             # The alternative counts itself in its own bucket; take that out to compare fairly.
-            here = anchor_cost(self._root, current) - len(current.conditions)
+            here = anchor_cost(self._root, current, own=len(current.conditions)) - len(current.conditions)
             options = [f for f in filed.alternative.fields if f is not current and indexable(f)]
             if not options:
                 continue
@@ -215,4 +265,5 @@ class RuleSet:
             if filed is not None:
                 unfile(filed.filings, number)
             self._unanchored.pop(number, None)
+            self._on_trial.pop(number, None)
         rule.alternatives.clear()

@@ -18,6 +18,7 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 
 from triggerfish.errors import ProtocolError
 from triggerfish.runtime.protocol import Exited, FrameBuffer, Message, decode, encode
@@ -39,8 +40,8 @@ class WorkerConnection(asyncio.Protocol):
         self.on_close: Callable[[], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Not an isinstance check: uvloop's transports do not subclass asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         try:

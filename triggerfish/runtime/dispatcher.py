@@ -37,7 +37,13 @@ from triggerfish.model import Destination, FunctionSettings
 from triggerfish.retry import Decision, FailureCondition, RetryPolicy, decide
 from triggerfish.runtime.platform_calls import LOOP_STOPPED_STREAM, MAX_HOPS, bus_stream
 from triggerfish.runtime.platform_calls import logger as loop_logger
-from triggerfish.runtime.records import BatchWriter, InvocationRecords, record_from_outcome, unrun_record
+from triggerfish.runtime.records import (
+    BatchWriter,
+    InvocationRecord,
+    InvocationRecords,
+    record_from_outcome,
+    unrun_record,
+)
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, Runner
 from triggerfish.store import Message, Store
 
@@ -96,6 +102,7 @@ class Dispatcher:
         self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
         self._stopping = False
         self._ackers: dict[str, BatchWriter[str, bool]] = {}
+        self._settlers: dict[str, BatchWriter[tuple[Message, InvocationRecord], bool]] = {}
         self._function_loops: list[_FunctionLoop] = []
 
     @property
@@ -205,7 +212,12 @@ class Dispatcher:
             await self.store.queues.send(message.queue, message.body, delay=THROTTLED_RETRY_DELAY)
             await self._ack(message)
             return
-        await self.records.add(record_from_outcome(request, outcome, memory_mb=settings.memory_mb))
+        attempt = record_from_outcome(request, outcome, memory_mb=settings.memory_mb)
+        if outcome.ok and settings.on_success is None:
+            # The common case: the record and then the acknowledgement, batched with the others settling now.
+            await self._settle(message, attempt)
+            return
+        await self.records.add(attempt)
         if outcome.ok:
             if settings.on_success is not None:
                 record = self._destination_record(body, request, "Success", outcome.result, None, outcome.version)
@@ -352,6 +364,21 @@ class Dispatcher:
                 hop_count=hops,
             )
 
+    async def _settle(self, message: Message, record: InvocationRecord) -> None:
+        """Store `record`, then acknowledge `message`: one batch of records and one ack_many for all settling."""
+        settler = self._settlers.get(message.queue)
+        if settler is None:
+            settler = self._settlers[message.queue] = BatchWriter(functools.partial(self._settle_batch, message.queue))
+        if not await settler.submit((message, record)):
+            logger.warning(
+                "invocation message %s of %s was acknowledged after its lease ended", message.message_id, message.queue
+            )
+
+    async def _settle_batch(self, queue: str, batch: list[tuple[Message, InvocationRecord]]) -> list[bool]:
+        # In this order: nothing leaves its queue before its record is durable.
+        await self.records.add_many([record for _, record in batch])
+        return await self.store.queues.ack_many(queue, [message.receipt for message, _ in batch])
+
     async def _ack(self, message: Message) -> None:
         acker = self._ackers.get(message.queue)
         if acker is None:
@@ -399,7 +426,7 @@ class _FunctionLoop:
         self.running = 0
         #: Leased, not yet started.
         self.buffer: collections.deque[Message] = collections.deque()
-        self.prefetch = min(dispatcher.batch_size, max(2 * settings.concurrency, 16))
+        self.prefetch = min(dispatcher.batch_size, max(2 * settings.concurrency, 32))
         #: Invocations leased at most, buffered, running or settling: backpressure when settling lags.
         self.max_leased = settings.concurrency + max(settings.concurrency, 64) + self.prefetch
         self._freed = asyncio.Event()
@@ -445,7 +472,9 @@ class _FunctionLoop:
         while True:
             self._start_ready()
             room = min(self.prefetch - len(self.buffer), self.max_leased - len(self.in_flight) - len(self.buffer))
-            if room > 0:
+            # Topping up a nearly full buffer a message or two at a time would cost a store write
+            # (a commit) per message or two: wait until it is half empty, then lease in a batch.
+            if room > 0 and (not self.buffer or 2 * room >= self.prefetch):
                 try:
                     messages = await queues.receive(
                         self.queue,

@@ -37,6 +37,7 @@ from triggerfish.errors import FunctionNotFoundError, InvocationError, Throttled
 from triggerfish.model import FunctionSettings, FunctionSpec
 from triggerfish.runtime.context import Context
 from triggerfish.runtime.handler import HandlerResult, run_handler
+from triggerfish.runtime.slots import acquire_within
 from triggerfish.runtime.types import (
     DEFAULT_OUTPUT_LIMIT,
     InvokeOutcome,
@@ -105,7 +106,7 @@ class InProcessRunner:
         slots = self._slots.get(spec.name)
         if slots is None:
             slots = self._slots[spec.name] = asyncio.Semaphore(spec.settings.concurrency)
-        if not await _acquire(slots, wait):
+        if not await acquire_within(slots, wait):
             raise ThrottledError(spec.name, wait)
         self._in_flight[spec.name] = self._in_flight.get(spec.name, 0) + 1
         try:
@@ -254,22 +255,6 @@ def _call(
                 handler_loop.close()
     with contextlib.suppress(RuntimeError):  # the platform's loop may be gone after a timeout
         loop.call_soon_threadsafe(_settle, done, result)
-
-
-async def _acquire(slots: asyncio.Semaphore, wait: float) -> bool:
-    if not slots.locked():
-        await slots.acquire()  # free now: returns without yielding
-        return True
-    if wait <= 0:
-        return False
-    # Not asyncio.wait_for: on 3.11 it can time out after the acquire succeeded and leak the slot.
-    task = asyncio.ensure_future(slots.acquire())
-    await asyncio.wait({task}, timeout=wait)
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    return task.done() and not task.cancelled() and task.exception() is None
 
 
 def _settle(done: asyncio.Future[HandlerResult], result: HandlerResult) -> None:

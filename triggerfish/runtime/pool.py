@@ -25,6 +25,7 @@ from triggerfish.model import FunctionSpec
 from triggerfish.runtime.channel import WorkerConnection
 from triggerfish.runtime.limits import CgroupTree, Limits, memory_limit_bytes
 from triggerfish.runtime.protocol import Ready, Spawn
+from triggerfish.runtime.slots import acquire_within
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, PlatformHandler
 from triggerfish.runtime.worker_process import WorkerProcess
 from triggerfish.runtime.zygote_link import AppZygoteLink
@@ -75,7 +76,7 @@ class WorkerPool:
         """One invocation on one worker; ThrottledError when no slot frees up within `wait` seconds."""
         slots = self._slots
         if slots.locked():
-            if not await _acquire(slots, wait):
+            if not await acquire_within(slots, wait):
                 raise ThrottledError(self.name, wait)
         else:
             await slots.acquire()  # free: returns without yielding
@@ -266,19 +267,6 @@ class WorkerPool:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-async def _acquire(slots: asyncio.Semaphore, wait: float) -> bool:
-    if wait <= 0:
-        return False
-    # Not asyncio.wait_for around acquire(): on 3.11 it can time out after the acquire succeeded and leak a slot.
-    task = asyncio.ensure_future(slots.acquire())
-    await asyncio.wait({task}, timeout=wait)
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    return task.done() and not task.cancelled() and task.exception() is None
 
 
 def _start_failed(request: InvokeRequest, exc: WorkerStartError, version: str) -> InvokeOutcome:

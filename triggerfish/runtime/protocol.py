@@ -55,6 +55,8 @@ class Result:
     ended: float = 0.0
     #: The worker exits after this result (after running out of memory its state cannot be trusted).
     retire: bool = False
+    #: False when the worker saw its output pipe empty after flushing: the parent already read it all.
+    unread_output: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,7 +211,10 @@ class WorkerProcess:
         self.last_used = time.monotonic()
         if message.retire or self.timed_out:
             self.stop()
-        self.drain_all()
+        if message.unread_output is not False:
+            # The worker flushed before it answered; when it saw the pipe empty, `_drain` already
+            # read everything (a read syscall per invocation is a measurable cost on the async path).
+            self.drain_all()
         return InvokeOutcome(
             request_id=request.request_id,
             ok=message.ok,

@@ -56,12 +56,16 @@ async def open_store(url: str) -> Store:
 
     Query parameters: `max_record_bytes` (default 1 MiB).
     """
+    if not isinstance(url, str):
+        raise UnknownStoreURLError(f"a store URL must be a string like 'sqlite:///s.db', not {type(url).__name__}")
     parts = urlsplit(url)
     options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     try:
         max_record_bytes = int(options.pop("max_record_bytes", DEFAULT_MAX_RECORD_BYTES))
     except ValueError as exc:
         raise UnknownStoreURLError(f"store URL {url!r}: max_record_bytes must be a whole number") from exc
+    if max_record_bytes < 1:
+        raise UnknownStoreURLError(f"store URL {url!r}: max_record_bytes must be at least 1, not {max_record_bytes}")
     if options:
         raise UnknownStoreURLError(f"store URL {url!r}: unknown option(s) {', '.join(sorted(options))}")
     if parts.scheme == "memory":

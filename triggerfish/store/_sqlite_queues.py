@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import secrets
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict
 
 from triggerfish.store.base import Message, OutgoingMessage, QueueConfig, QueueStats, SendResult
@@ -58,6 +60,7 @@ def write_sends(c: sqlite3.Connection, sends: list[tuple[str, list[OutgoingMessa
     seen_here: dict[tuple[str, str], str] = {}  # (queue, dedup id) -> message id, for repeats within this write
     groups_here: set[tuple[str, str]] = set()
     everything: list[list[SendResult]] = []
+    ids = _new_ids(sum(len(messages) for _, messages, _ in sends))
     for queue, messages, now in sends:
         config = configs.get(queue)
         if config is None:
@@ -76,7 +79,7 @@ def write_sends(c: sqlite3.Connection, sends: list[tuple[str, list[OutgoingMessa
                 if earlier is not None:
                     results.append(SendResult(earlier, duplicate=True))
                     continue
-            message_id = uuid.uuid4().hex
+            message_id = next(ids)
             ready = 1
             if config.fifo and out.group is not None:
                 ready = int((queue, out.group) not in groups_here and not _group_exists(c, queue, out.group))
@@ -106,6 +109,10 @@ def receive(
     lease_until = now + (config.visibility_timeout if visibility_timeout is None else visibility_timeout)
     out: list[Message] = []
     dead_lettered: str | None = None
+    # One read of the system's randomness for the whole batch, not one per message: in the
+    # writer thread every system call is also a round of handing the GIL to and fro.
+    randomness = secrets.token_hex(8 * max_messages)
+    tokens = (randomness[i : i + 16] for i in range(0, len(randomness), 16))
     while len(out) < max_messages:
         rows = c.execute(
             f"SELECT {_COLUMNS} FROM messages WHERE queue = ? AND ready = 1 AND visible_at <= ?"
@@ -124,7 +131,7 @@ def receive(
                 dead_lettered = config.dead_letter
                 removed = True
             else:
-                receipt = f"{message_id}.{secrets.token_hex(8)}"
+                receipt = f"{message_id}.{next(tokens, None) or secrets.token_hex(8)}"
                 leases.append((receipt, lease_until, now, seq))
                 out.append(
                     Message(
@@ -223,6 +230,13 @@ def sweep_dedup(c: sqlite3.Connection, now: float) -> None:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _new_ids(count: int) -> Iterator[str]:
+    """`count` random (version 4) UUIDs in hex, from one read of the system's randomness."""
+    randomness = os.urandom(16 * count)
+    for i in range(0, 16 * count, 16):
+        yield uuid.UUID(bytes=randomness[i : i + 16], version=4).hex
 
 
 def _group_exists(c: sqlite3.Connection, queue: str, group: str) -> bool:

@@ -498,6 +498,37 @@ class KeyValue(abc.ABC):
         expires_at = None if ttl is None else now + ttl
         return await self._put(namespace, key, value, expires_at, if_version, now)
 
+    async def put_many(
+        self, namespace: str, items: Sequence[tuple[str, bytes]], *, ttl: float | None = None
+    ) -> list[KVRecord]:
+        """Write several records unconditionally, in order; returns them. All are durable when this returns.
+
+        The same as one `put` per item (a key listed twice ends with its last value), in one
+        round trip where the backend can. Raises InvalidNameError for a bad key and
+        InvalidInputError for a bad value or ttl, before anything is written.
+
+            await store.kv.put_many("invocations", [("r/a/00001", b"..."), ("r/b/00001", b"...")], ttl=3600)
+        """
+        check_name("namespace", namespace)
+        checked = [(check_key(key), check_body("value", value, self.max_record_bytes)) for key, value in items]
+        if ttl is not None:
+            check_seconds("ttl", ttl, allow_zero=False, maximum=1e10)
+        if not checked:
+            return []
+        now = self.clock()
+        return await self._put_many(namespace, checked, None if ttl is None else now + ttl, now)
+
+    async def _put_many(
+        self, namespace: str, items: list[tuple[str, bytes]], expires_at: float | None, now: float
+    ) -> list[KVRecord]:
+        """One `_put` after another; a backend that can write them in one round trip overrides this."""
+        records: list[KVRecord] = []
+        for key, value in items:
+            record = await self._put(namespace, key, value, expires_at, None, now)
+            assert record is not None  # unconditional
+            records.append(record)
+        return records
+
     async def delete(self, namespace: str, key: str, *, if_version: int | None = None) -> bool:
         """Delete a live record; False when there was none or `if_version` did not hold."""
         _check_version(if_version)

@@ -493,6 +493,22 @@ class MemoryKeyValue(KeyValue):
         ns.records[key] = record
         return record
 
+    async def _put_many(
+        self, namespace: str, items: list[tuple[str, bytes]], expires_at: float | None, now: float
+    ) -> list[KVRecord]:
+        self._state.check()
+        ns = self._namespaces.get(namespace)
+        if ns is None:
+            ns = self._namespaces[namespace] = _Namespace()
+        records: list[KVRecord] = []
+        for key, value in items:
+            record = KVRecord(namespace, key, value, next(self._versions), expires_at)
+            if self._live(ns, key, now) is None:
+                bisect.insort(ns.keys, key)
+            ns.records[key] = record
+            records.append(record)
+        return records
+
     async def _delete(self, namespace: str, key: str, if_version: int | None, now: float) -> bool:
         self._state.check()
         ns = self._namespaces.get(namespace)

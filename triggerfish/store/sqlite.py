@@ -74,12 +74,15 @@ class _Engine:
         self._next_sweep = clock() + SWEEP_INTERVAL
 
     async def write(self, fn: Any, *args: Any) -> Any:
+        self.sweep_when_due()
+        return await self.writer.submit(lambda c: fn(c, *args))
+
+    def sweep_when_due(self) -> None:
         now = self._clock()
         if now >= self._next_sweep:
             self._next_sweep = now + SWEEP_INTERVAL
             # Rides along in the same group commit; a failure here must not fail the caller's write.
             self.writer.submit(functools.partial(_sweep, now=now)).add_done_callback(_ignore_result)
-        return await self.writer.submit(lambda c: fn(c, *args))
 
     async def read(self, fn: Any, *args: Any) -> Any:
         return await self.reader.submit(lambda c: fn(c, *args))
@@ -246,6 +249,9 @@ class SqliteKeyValue(KeyValue):
     ) -> None:
         super().__init__(clock=clock, max_record_bytes=max_record_bytes)
         self._engine = engine
+        # Unconditional puts from concurrent callers (invocation records, above all) share one
+        # writer operation and one `executemany`, as appends and sends do.
+        self._puts = Merger(engine.writer, _kv_write_puts)
 
     async def _get(self, namespace: str, key: str, now: float) -> KVRecord | None:
         result: KVRecord | None = await self._engine.read(_kv_get, namespace, key, now)
@@ -260,8 +266,18 @@ class SqliteKeyValue(KeyValue):
         if_version: int | None,
         now: float,
     ) -> KVRecord | None:
+        if if_version is None:
+            self._engine.sweep_when_due()
+            (record,) = await self._puts.call((namespace, [(key, value)], expires_at))
+            return record
         result: KVRecord | None = await self._engine.write(_kv_put, namespace, key, value, expires_at, if_version, now)
         return result
+
+    async def _put_many(
+        self, namespace: str, items: list[tuple[str, bytes]], expires_at: float | None, now: float
+    ) -> list[KVRecord]:
+        self._engine.sweep_when_due()
+        return await self._puts.call((namespace, items, expires_at))
 
     async def _delete(self, namespace: str, key: str, if_version: int | None, now: float) -> bool:
         result: bool = await self._engine.write(_kv_delete, namespace, key, if_version, now)
@@ -307,6 +323,28 @@ def _kv_put(
         (namespace, key, value, version, expires_at),
     )
     return KVRecord(namespace, key, value, version, expires_at)
+
+
+def _kv_write_puts(
+    c: sqlite3.Connection, puts: list[tuple[str, list[tuple[str, bytes]], float | None]]
+) -> list[list[KVRecord]]:
+    """Unconditional puts, in order, with one version bump and one `executemany` for all of them."""
+    total = sum(len(items) for _, items, _ in puts)
+    (last,) = c.execute(
+        "UPDATE meta SET value = value + ? WHERE name = 'kv_version' RETURNING value", (total,)
+    ).fetchall()[0]
+    version = last - total
+    rows: list[tuple[str, str, bytes, int, float | None]] = []
+    everything: list[list[KVRecord]] = []
+    for namespace, items, expires_at in puts:
+        records: list[KVRecord] = []
+        for key, value in items:
+            version += 1
+            rows.append((namespace, key, value, version, expires_at))
+            records.append(KVRecord(namespace, key, value, version, expires_at))
+        everything.append(records)
+    c.executemany("INSERT OR REPLACE INTO kv (namespace, key, value, version, expires_at) VALUES (?, ?, ?, ?, ?)", rows)
+    return everything
 
 
 def _kv_delete(c: sqlite3.Connection, namespace: str, key: str, if_version: int | None, now: float) -> bool:

@@ -1,0 +1,304 @@
+"""The event bus: durable publish, routing to every kind of target, one consumer per bus, and SIGKILL safety."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from triggerfish.app import App
+from triggerfish.bus.bus import BUS_NAMESPACE, EventBus
+from triggerfish.bus.rules import Rules
+from triggerfish.bus.targets import topic_stream
+from triggerfish.errors import InvalidEventError, InvalidInputError
+from triggerfish.events.cloudevent import Event
+from triggerfish.runtime.inprocess import InProcessRunner
+from triggerfish.runtime.invoke import Invoker
+from triggerfish.runtime.platform_calls import LOOP_STOPPED_STREAM, MAX_HOPS, bus_stream
+from triggerfish.store import Store, open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+
+app = App("bus-tests")
+seen: list[tuple[str, Any]] = []
+seen_lock = threading.Lock()
+
+
+@app.on_event({"type": ["order.placed"]})
+def ship(event: dict[str, Any]) -> None:
+    with seen_lock:
+        seen.append(("ship", event))
+
+
+@app.on_event({"detail-type": ["order.placed"]}, shape="eventbridge")
+def bill(event: dict[str, Any]) -> None:
+    with seen_lock:
+        seen.append(("bill", event))
+
+
+def order(kind: str = "order.placed", **data: Any) -> Event:
+    return Event.create(kind, "shop", {"total": 120, **data})
+
+
+async def bodies(store: Store, queue: str) -> list[Any]:
+    messages = await store.queues.receive(queue, max_messages=10_000, visibility_timeout=600)
+    return [orjson.loads(m.body) for m in messages]
+
+
+async def test_publish_is_durable_before_it_returns(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    async with await open_store(url) as store:
+        ids = await EventBus(store, Rules(store)).publish("default", [order(), order()])
+    async with await open_store(url) as store:
+        records = await store.log.read(bus_stream("default"))
+    assert [orjson.loads(r.data)["id"] for r in records] == ids
+
+
+@pytest.mark.parametrize(
+    ("bus", "events", "error", "message"),
+    [
+        ("no spaces", [], Exception, "invalid bus name"),
+        ("default", "order", InvalidInputError, "a list of events"),
+        ("default", [{"id": "1"}], InvalidEventError, r"events\[0\]"),
+        ("default", [order()] * 1001, InvalidInputError, "at most 1000"),
+    ],
+)
+async def test_bad_publishes_store_nothing(store: Store, bus: str, events: Any, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        await EventBus(store, Rules(store)).publish(bus, events)
+    assert await store.log.streams() == []
+
+
+async def test_each_kind_of_target_gets_the_event(store: Store) -> None:
+    rules = Rules(store)
+    await rules.put(
+        {
+            "id": "fan-out",
+            "pattern": {"source": ["shop"]},
+            "targets": [
+                {"id": "q", "kind": "queue", "name": "orders"},
+                {"id": "t", "kind": "topic", "name": "orders"},
+                {"id": "b", "kind": "bus", "name": "audit"},
+                {
+                    "id": "x",
+                    "kind": "queue",
+                    "name": "totals",
+                    "shape": "eventbridge",
+                    "transformer": {
+                        "input_template": '{"total": <t>, "rule": <aws.events.rule-name>}',
+                        "input_paths": {"t": "$.detail.total"},
+                    },
+                },
+            ],
+        }
+    )
+    await rules.put(
+        {
+            "id": "audit",
+            "bus": "audit",
+            "pattern": {"source": ["shop"]},
+            "targets": [{"id": "q", "kind": "queue", "name": "audit"}],
+        }
+    )
+    bus = EventBus(store, rules)
+    [event_id] = await bus.publish("default", [order()])
+    await bus.drain()
+    await bus.stop()
+    assert [b["id"] for b in await bodies(store, "orders")] == [event_id]
+    [topic] = await store.log.read(topic_stream("orders"))
+    assert orjson.loads(topic.data)["id"] == event_id
+    [audited] = await bodies(store, "audit")
+    assert (audited["id"], audited["hopcount"]) == (event_id, 1)
+    assert await bodies(store, "totals") == [{"total": 120, "rule": "fan-out"}]
+    assert await bus.checkpoint("default") == 1
+
+
+async def test_function_targets_get_their_shape(store: Store) -> None:
+    seen.clear()
+    invoker = Invoker(InProcessRunner(app.functions), store)
+    await invoker.start()
+    bus = EventBus(store, Rules(store, app.functions), invoker=invoker)
+    try:
+        [event_id] = await bus.publish("default", [order()])
+        await bus.publish("default", [order("order.cancelled")])
+        await bus.drain()
+        async with asyncio.timeout(10):
+            await invoker.drain()
+    finally:
+        await bus.stop()
+        await invoker.stop(drain=False)
+    got = dict(seen)
+    assert set(got) == {"ship", "bill"}
+    assert got["ship"]["id"] == event_id
+    assert got["ship"]["type"] == "order.placed"
+    assert got["bill"]["detail-type"] == "order.placed"
+    assert got["bill"]["detail"] == {"total": 120}
+
+
+async def test_an_unknown_function_is_dead_lettered_at_once(store: Store) -> None:
+    invoker = Invoker(InProcessRunner(app.functions), store)
+    rules = Rules(store)
+    await rules.put(
+        {"id": "r", "pattern": {"source": ["shop"]}, "targets": [{"id": "f", "kind": "function", "name": "nope"}]}
+    )
+    bus = EventBus(store, rules, invoker=invoker)
+    await bus.publish("default", [order()])
+    await bus.drain()
+    await bus.stop()
+    [letter] = await bodies(store, "deliver.default.dead-letter")
+    assert (letter["condition"], letter["attempts"]) == ("NonRetryable", 1)
+
+
+async def test_a_bus_loop_stops_at_the_hop_limit(store: Store) -> None:
+    rules = Rules(store)
+    await rules.put(
+        {"id": "loop", "pattern": {"source": ["shop"]}, "targets": [{"id": "self", "kind": "bus", "name": "default"}]}
+    )
+    bus = EventBus(store, rules)
+    await bus.publish("default", [order()])
+    await bus.drain()
+    await bus.stop()
+    assert await store.log.last_offset(bus_stream("default")) == MAX_HOPS + 1
+    [stopped] = await store.log.read(LOOP_STOPPED_STREAM)
+    assert orjson.loads(stopped.data)["hop_count"] == MAX_HOPS + 1
+
+
+async def test_one_consumer_per_bus_and_the_next_takes_over(store: Store) -> None:
+    rules = Rules(store)
+    await rules.put(
+        {"id": "r", "pattern": {"source": ["shop"]}, "targets": [{"id": "q", "kind": "queue", "name": "out"}]}
+    )
+    first, second = EventBus(store, rules, lock_ttl=60), EventBus(store, rules, lock_ttl=60)
+    await first.publish("default", [order()])
+    assert await first.pump("default") == 1
+    await second.publish("default", [order()])
+    assert await second.pump("default") == 0  # the first holds the bus
+    await first.stop()  # releases the lock
+    assert await second.pump("default") == 1
+    await second.drain()
+    await second.stop()
+    assert len(await bodies(store, "out")) == 2
+    assert await store.kv.get(BUS_NAMESPACE, "lock/default") is None
+
+
+async def test_the_background_bus_delivers_live(store: Store) -> None:
+    rules = Rules(store)
+    await rules.put(
+        {"id": "r", "pattern": {"source": ["shop"]}, "targets": [{"id": "q", "kind": "queue", "name": "out"}]}
+    )
+    bus = EventBus(store, rules)
+    await bus.start()
+    try:
+        [event_id] = await bus.publish("default", [order()])
+        messages = await store.queues.receive("out", wait=5.0)
+    finally:
+        await bus.stop()
+    assert [orjson.loads(m.body)["id"] for m in messages] == [event_id]
+
+
+async def test_events_from_context_publish_are_routed_too(store: Store) -> None:
+    rules = Rules(store)
+    await rules.put(
+        {"id": "r", "pattern": {"source": ["shop"]}, "targets": [{"id": "q", "kind": "queue", "name": "out"}]}
+    )
+    # What StorePlatform appends for context.publish: the CloudEvent JSON with its hop count.
+    await store.log.append(bus_stream("default"), orjson.dumps({**order().to_dict(), "hopcount": 3}))
+    await store.log.append(bus_stream("default"), b"not an event")
+    bus = EventBus(store, rules)
+    await bus.drain()
+    await bus.stop()
+    [message] = await store.queues.receive("out")
+    assert message.attributes["triggerfish.hopcount"] == "3"
+    assert await bus.checkpoint("default") == 2  # the unreadable record is skipped, not retried forever
+
+
+@pytest.mark.slow
+async def test_sigkill_during_a_publish_burst_loses_no_acknowledged_event(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.bus.crash_publisher",
+        str(path),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert child.stdout is not None
+    acknowledged: list[str] = []
+    try:
+        while len(acknowledged) < 400:
+            line = await child.stdout.readline()
+            assert line, "the publisher exited before the burst"
+            acknowledged.append(line.decode().strip())
+    finally:
+        child.send_signal(signal.SIGKILL)
+        await child.wait()
+    assert child.returncode == -signal.SIGKILL
+    async with await open_store(f"sqlite:///{path}") as store:
+        rules = Rules(store)
+        await rules.load()  # the rule the child added, from the store
+        bus = EventBus(store, rules, lock_ttl=1.0, lease=1.0)
+        async with asyncio.timeout(30):
+            # Polling: the state is another (dead) process's lock and leases, which nothing here can signal.
+            while not await bus.acquire("default"):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+            await bus.drain()
+            while (await store.queues.stats("deliver.default")).depth:  # its leased deliveries come back
+                await asyncio.sleep(0.2)
+                await bus.drain()
+        await bus.stop()
+        for queue in ("out-a", "out-b"):
+            delivered = {body["id"] for body in await bodies(store, queue)}
+            missing = set(acknowledged) - delivered
+            assert not missing, f"{len(missing)} acknowledged events never reached {queue}"
+
+
+async def test_two_servers_on_one_store_deliver_every_event(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    async with await open_store(url) as first_store, await open_store(url) as second_store:
+        await Rules(first_store).put(
+            {"id": "r", "pattern": {"source": ["shop"]}, "targets": [{"id": "q", "kind": "queue", "name": "out"}]}
+        )
+        servers = []
+        for store in (first_store, second_store):
+            rules = Rules(store)
+            servers.append(EventBus(store, rules))
+            await servers[-1].start()
+        try:
+            ids = []
+            for index in range(20):
+                ids += await servers[index % 2].publish("default", [order(n=index)])
+            got: set[str] = set()
+            async with asyncio.timeout(10):
+                while got != set(ids):
+                    got |= {
+                        orjson.loads(m.body)["id"]
+                        for m in await first_store.queues.receive("out", max_messages=100, wait=1.0)
+                    }
+        finally:
+            for server in servers:
+                await server.stop()
+
+
+async def test_a_rule_added_by_another_server_takes_effect(store: Store) -> None:
+    bus = EventBus(store, Rules(store), rules_refresh=0.1)
+    await bus.start()
+    try:
+        # Another server's control API adds the rule, through its own Rules on the same store.
+        await Rules(store).put(
+            {"id": "r", "pattern": {"source": ["shop"]}, "targets": [{"id": "q", "kind": "queue", "name": "out"}]}
+        )
+        await asyncio.sleep(0.3)
+        [event_id] = await bus.publish("default", [order()])
+        messages = await store.queues.receive("out", wait=5.0)
+    finally:
+        await bus.stop()
+    assert [orjson.loads(m.body)["id"] for m in messages] == [event_id]

@@ -1,0 +1,110 @@
+"""Archive and replay: the bus's log is its archive.
+
+Every published event stays in the log stream `bus.<name>` until retention
+trims it (`Archive.trim`, by age and/or size). `Archive.replay()` reads the
+events of a time range and queues deliveries for them again, to one rule or
+to every rule that matches them now, each marked with the extension
+`replayname` (EventBridge marks replayed events with `replay-name`). A replay
+never touches the consumer's checkpoint: live delivery carries on.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+import orjson
+
+from triggerfish.bus.bus import EventBus
+from triggerfish.bus.delivery import Delivery
+from triggerfish.errors import InvalidInputError
+from triggerfish.events.cloudevent import Event
+from triggerfish.runtime.platform_calls import bus_stream
+
+#: The extension a replayed event carries: the replay's name.
+REPLAY_EXTENSION = "replayname"
+#: How far before the oldest unrouted event a trim by age stops, in seconds.
+TRIM_MARGIN = 1.0
+_REPLAY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def _seconds(value: float | datetime.datetime, what: str) -> float:
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            raise InvalidInputError(f"{what} must be a timezone-aware datetime (say, with tzinfo=datetime.UTC)")
+        return value.timestamp()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInputError(f"{what} must be a datetime or seconds since the epoch, not {value!r}")
+    return float(value)
+
+
+class Archive:
+    """Retention and replay for the buses of one EventBus."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+
+    async def trim(self, bus: str, *, max_age: float | None = None, max_bytes: int | None = None) -> int:
+        """Drop archived events older than `max_age` seconds, then the oldest past `max_bytes`; returns how many.
+
+        Trimming by age never drops an event the consumer has not routed yet
+        (one published while the bus was stopped, say): the cut stops short of
+        it. Trimming by size has no such guard (the store cannot trim up to an
+        offset yet), so keep `max_bytes` well above what can pile up unrouted.
+        """
+        stream = bus_stream(bus)
+        if max_age is not None:
+            pending = await self.bus.store.log.read(stream, after=await self.bus.checkpoint(bus), limit=1)
+            if pending:
+                # The store reads its clock again when it trims: the margin covers the time in between.
+                max_age = max(max_age, self.bus.store.log.clock() - pending[0].time + TRIM_MARGIN)
+        return await self.bus.store.log.trim(stream, max_age=max_age, max_bytes=max_bytes)
+
+    async def replay(
+        self,
+        bus: str,
+        start: float | datetime.datetime,
+        end: float | datetime.datetime,
+        *,
+        rule: str | None = None,
+        name: str = "replay",
+    ) -> int:
+        """Deliver again the events published on `bus` from `start` (inclusive) to `end` (exclusive).
+
+        To rule `rule` only, or to every rule that matches; returns how many
+        deliveries were queued. Raises InvalidInputError for a bad range,
+        name or an unknown rule.
+        """
+        since, until = _seconds(start, "start"), _seconds(end, "end")
+        if until <= since:
+            raise InvalidInputError(f"replay: end ({until}) must come after start ({since})")
+        if not isinstance(name, str) or not _REPLAY_NAME.fullmatch(name):
+            raise InvalidInputError(
+                f"replay name {name!r}: use 1 to 64 lowercase letters, digits, '-' and '_',"
+                " starting with a letter or digit"
+            )
+        if rule is not None and self.bus.rules.get(bus, rule) is None:
+            raise InvalidInputError(f"replay: bus {bus!r} has no rule {rule!r}")
+        queued = 0
+        after = 0
+        while True:
+            records = await self.bus.store.log.read(bus_stream(bus), after=after, since=since, until=until, limit=500)
+            if not records:
+                return queued
+            deliveries = []
+            for record in records:
+                try:
+                    document = orjson.loads(record.data)
+                    event = Event.from_dict(document).with_extensions(**{REPLAY_EXTENSION: name})
+                except ValueError:
+                    continue
+                for matched in self.bus.rules.matching(bus, document):
+                    if rule is not None and matched.id != rule:
+                        continue
+                    for target in matched.targets:
+                        deliveries.append(
+                            Delivery(bus, matched.id, target, event, queued_at=self.bus.clock(), ingested=record.time)
+                        )
+            await self.bus.deliverer.enqueue(deliveries)
+            queued += len(deliveries)
+            after = records[-1].offset

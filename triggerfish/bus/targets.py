@@ -1,0 +1,154 @@
+"""Handing one event to one target: a function, a queue, a topic, another bus or a webhook.
+
+What the target gets is the event in the target's shape (the CloudEvent as
+JSON, or the EventBridge envelope), or, with an input transformer, the
+filled template. `Targets.deliver()` returns when the target has it (for a
+function: when the invocation is durably queued) and raises when it does
+not; `delivery.py` decides about retries.
+
+Topics are not built yet: a topic target appends to the log stream
+`topic.<name>`, which the topic fan-out will read once it exists.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from triggerfish.bus import webhook
+from triggerfish.bus.rules import RuleTarget
+from triggerfish.errors import InvalidInputError, NonRetryable
+from triggerfish.events.cloudevent import Event
+from triggerfish.events.eventbridge import to_envelope
+from triggerfish.identity import ACCOUNT_ID, REGION
+from triggerfish.runtime.platform_calls import HOPCOUNT_ATTRIBUTE, LOOP_STOPPED_STREAM, MAX_HOPS, TRACEPARENT_ATTRIBUTE
+from triggerfish.store import Store
+
+logger = logging.getLogger("triggerfish.bus")
+
+#: Publishes events on a bus and returns their ids (EventBus.publish).
+Publish = Callable[[str, Sequence[Event]], Awaitable[list[str]]]
+
+
+class AsyncInvoker(Protocol):
+    async def invoke_async(
+        self,
+        function: str,
+        event: Any = None,
+        *,
+        trigger: str = ...,
+        traceparent: str | None = ...,
+        hop_count: int = ...,
+    ) -> str: ...
+
+
+def topic_stream(topic: str) -> str:
+    """The log stream a topic target appends to until topics are built."""
+    return f"topic.{topic}"
+
+
+def rule_arn(bus: str, rule_id: str) -> str:
+    """The EventBridge-style ARN of a rule, for `<aws.events.rule-arn>` and dead-letter records."""
+    path = rule_id if bus == "default" else f"{bus}/{rule_id}"
+    return f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{path}"
+
+
+def render(target: RuleTarget, event: Event, *, bus: str, rule_id: str, ingested: float) -> Any:
+    """What `target` receives for `event`: a JSON value, or text when a transformer's output is not JSON."""
+    document = to_envelope(event) if target.shape == "eventbridge" else event.to_dict()
+    if target.transformer is None:
+        return document
+    moment = datetime.datetime.fromtimestamp(ingested, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = target.transformer.render(
+        document, rule_name=rule_id, rule_arn=rule_arn(bus, rule_id), ingestion_time=moment
+    )
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+
+
+def _body(payload: Any) -> bytes:
+    return payload.encode("utf-8") if isinstance(payload, str) else orjson.dumps(payload)
+
+
+class Targets:
+    """Delivers to every kind of target. `invoker` is needed for function targets, `publish` for bus targets."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        invoker: AsyncInvoker | None = None,
+        publish: Publish | None = None,
+        http: httpx.AsyncClient | None = None,
+        webhook_timeout: float = webhook.DEFAULT_TIMEOUT,
+    ) -> None:
+        self.store = store
+        self.invoker = invoker
+        self.publish = publish
+        self._http = http
+        self._own_http = http is None
+        self.webhook_timeout = webhook_timeout
+
+    async def close(self) -> None:
+        if self._own_http and self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def deliver(self, target: RuleTarget, event: Event, *, bus: str, rule_id: str, ingested: float) -> None:
+        """Hand `event` to `target`. Raises NonRetryable for failures a retry cannot fix, other errors otherwise."""
+        hops = event.hopcount or 0
+        if target.kind == "bus":
+            await self._to_bus(target, event, hops)
+            return
+        payload = render(target, event, bus=bus, rule_id=rule_id, ingested=ingested)
+        if target.kind == "function":
+            if self.invoker is None:
+                raise NonRetryable(f"function target {target.name!r}: this bus has no invoker to run functions")
+            try:
+                await self.invoker.invoke_async(
+                    target.name, payload, trigger="event", traceparent=event.traceparent, hop_count=hops
+                )
+            except InvalidInputError as exc:
+                raise NonRetryable(f"function target {target.name!r}: {exc}") from None
+            except LookupError as exc:
+                raise NonRetryable(f"function target {target.name!r}: {exc}") from None
+        elif target.kind == "queue":
+            attributes = {HOPCOUNT_ATTRIBUTE: str(hops)}
+            if event.traceparent:
+                attributes[TRACEPARENT_ATTRIBUTE] = event.traceparent
+            await self.store.queues.send(target.name, _body(payload), attributes=attributes)
+        elif target.kind == "topic":
+            await self.store.log.append(topic_stream(target.name), _body(payload))
+        else:
+            await self._to_webhook(target, _body(payload))
+
+    async def _to_bus(self, target: RuleTarget, event: Event, hops: int) -> None:
+        if self.publish is None:
+            raise NonRetryable(f"bus target {target.name!r}: no publisher")
+        if hops + 1 > MAX_HOPS:
+            # The loop guard, as for context.publish: keep what was stopped, do not retry it.
+            logger.warning("loop guard: stopped event %s to bus %r at hop count %d", event.id, target.name, hops + 1)
+            stopped = {"op": "bus-target", "target": target.name, "hop_count": hops + 1, "payload": event.to_dict()}
+            await self.store.log.append(LOOP_STOPPED_STREAM, orjson.dumps(stopped))
+            return
+        await self.publish(target.name, [event.with_extensions(hopcount=hops + 1)])
+
+    async def _to_webhook(self, target: RuleTarget, body: bytes) -> None:
+        if self._http is None:
+            self._http = httpx.AsyncClient()
+        try:
+            await webhook.send(self._http, target.name, body, secret=target.secret, timeout=self.webhook_timeout)
+        except webhook.WebhookError as exc:
+            if not exc.retryable:
+                raise NonRetryable(str(exc)) from None
+            raise
+
+
+__all__ = ["AsyncInvoker", "Publish", "Targets", "render", "rule_arn", "topic_stream"]

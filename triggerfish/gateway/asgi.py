@@ -1,0 +1,282 @@
+"""The HTTP gateway: an ASGI app that runs the app's functions for HTTP requests.
+
+    gateway = Gateway(RouteTable.from_specs(app.functions), invoker.invoke)
+    await serve_gateway(gateway, "127.0.0.1", 8080)     # or mount it beside the platform's /-/ endpoints
+
+A plain ASGI callable rather than a Starlette app: it owns one idea (match,
+build the payload 2.0 event, invoke, map the result), and going without a
+framework's request and response objects keeps its overhead near zero (see
+benchmarks/bench_http.py). It never serves paths under `/-/`, which belong
+to the platform's own endpoints.
+
+Errors never carry a stack trace to the client: every error response is
+JSON `{"message": ..., "requestId": ...}`, and every response carries the
+request id in `x-triggerfish-request-id` and `apigw-requestid`; the details
+go to the `triggerfish.gateway` log under that id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Protocol
+
+import orjson
+
+from triggerfish.errors import HandlerError, InvalidInputError, ThrottledError
+from triggerfish.gateway.apigw import HttpRequest, HttpResponse, MalformedResponseError, http_event, http_response
+from triggerfish.gateway.routes import RESERVED_PREFIX, MethodNotAllowed, RouteTable
+from triggerfish.runtime.invoke import new_request_id
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: API Gateway's limit on a request body, and Lambda's on a synchronous payload.
+DEFAULT_MAX_BODY = 6 * 1024 * 1024
+#: The request line's headers together may not exceed this (names and values); more is 431.
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+#: Seconds a request body may take to arrive in full before the client gets 408.
+DEFAULT_BODY_TIMEOUT = 30.0
+TIMEOUT_ERROR_TYPE = "Runtime.Timeout"
+
+log = logging.getLogger("triggerfish.gateway")
+
+
+class Invoke(Protocol):
+    """The Invoker's sync path, `Invoker.invoke`, or anything with its signature."""
+
+    def __call__(
+        self,
+        function: str,
+        event: Any = None,
+        *,
+        wait: float = ...,
+        trigger: str = ...,
+        traceparent: str | None = ...,
+        request_id: str | None = ...,
+    ) -> Awaitable[Any]: ...
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class Gateway:
+    """The ASGI app serving `routes` by calling `invoke` (usually `invoker.invoke`).
+
+    `max_body` bounds a request body (bytes; 413 beyond it, refused from
+    Content-Length before reading, or as soon as a chunked body passes it);
+    `max_header_bytes` the headers' names and values together (431; the
+    server's own limit catches a head still arriving, this one a head that
+    arrived whole in one read);
+    `body_timeout` bounds the seconds a body may take to arrive (408);
+    `invoke_wait` is how long a request waits for a free concurrency slot
+    before it gets 429 with `Retry-After: throttle_retry_after`.
+    """
+
+    def __init__(
+        self,
+        routes: RouteTable,
+        invoke: Invoke,
+        *,
+        max_body: int = DEFAULT_MAX_BODY,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        invoke_wait: float = 1.0,
+        throttle_retry_after: int = 1,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        for name, value, low in (
+            ("max_body", max_body, 0),
+            ("max_header_bytes", max_header_bytes, 1),
+            ("body_timeout", body_timeout, 0),
+            ("invoke_wait", invoke_wait, 0),
+            ("throttle_retry_after", throttle_retry_after, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= low:
+                raise InvalidInputError(f"Gateway({name}=...) must be a number of at least {low}, not {value!r}")
+        if not isinstance(throttle_retry_after, int):
+            raise InvalidInputError(
+                f"Gateway(throttle_retry_after=...) must be whole seconds, not {throttle_retry_after!r}"
+            )
+        if not 0 <= invoke_wait <= 900:
+            raise InvalidInputError(f"Gateway(invoke_wait=...) must be from 0 to 900 seconds, not {invoke_wait!r}")
+        self.routes = routes
+        self.invoke = invoke
+        self.max_body = max_body
+        self.max_header_bytes = max_header_bytes
+        self.body_timeout = body_timeout
+        self.invoke_wait = invoke_wait
+        self.throttle_retry_after = throttle_retry_after
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1000})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = new_request_id()
+        raw = scope.get("raw_path")
+        raw_path = raw.decode("latin-1").partition("?")[0] if raw else scope["path"]
+        method = scope["method"]
+        if raw_path.startswith(RESERVED_PREFIX):
+            await _send(send, _error(404, "Not Found", request_id), request_id)
+            return
+        found = self.routes.match(method, raw_path)
+        if found is None:
+            await _send(send, _error(404, "Not Found", request_id), request_id)
+            return
+        if isinstance(found, MethodNotAllowed):
+            not_allowed = _error(405, "Method Not Allowed", request_id)
+            not_allowed.headers.append((b"allow", ", ".join(found.allow).encode("ascii")))
+            await _send(send, not_allowed, request_id)
+            return
+        headers = scope["headers"]
+        response, has_body = self._check_head(headers, request_id)
+        if response is None:
+            try:
+                if has_body:
+                    async with asyncio.timeout(self.body_timeout):
+                        body = await self._read_body(receive)
+                else:  # nothing to wait for: the server hands over the empty body at once
+                    body = await self._read_body(receive)
+            except _BodyTooLarge:
+                response = self._too_large(request_id)
+            except TimeoutError:
+                response = _error(408, "Request Timeout", request_id)
+                response.headers.append((b"connection", b"close"))
+            except _ClientGone:
+                return
+            else:
+                client = scope.get("client")
+                request = HttpRequest(
+                    method=method,
+                    raw_path=raw_path,
+                    path=scope["path"],
+                    query_string=scope.get("query_string", b""),
+                    headers=headers,
+                    body=body,
+                    source_ip=client[0] if client else "",
+                    protocol=f"HTTP/{scope.get('http_version', '1.1')}",
+                )
+                event = http_event(
+                    request, found.route.route_key, found.path_parameters, request_id=request_id, now=self.clock()
+                )
+                response = await self._run(found.route.function, event, request_id, _traceparent(headers))
+        await _send(send, response, request_id)
+
+    def _check_head(self, headers: list[tuple[bytes, bytes]], request_id: str) -> tuple[HttpResponse | None, bool]:
+        """A refusal the headers alone justify (431, 400, 413), and whether a body is coming."""
+        if sum(len(name) + len(value) for name, value in headers) > self.max_header_bytes:
+            response = _error(431, "Request Header Fields Too Large", request_id)
+            response.headers.append((b"connection", b"close"))
+            return response, False
+        has_body = False
+        for name, value in headers:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    return _error(400, "Bad Request", request_id), False
+                if declared > self.max_body:
+                    return self._too_large(request_id), False
+                has_body = has_body or declared > 0
+            elif name == b"transfer-encoding":
+                has_body = True
+        return None, has_body
+
+    def _too_large(self, request_id: str) -> HttpResponse:
+        response = _error(413, "Request Entity Too Large", request_id)
+        # The rest of the body is never read: the connection cannot carry another request.
+        response.headers.append((b"connection", b"close"))
+        return response
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self.max_body:
+                    raise _BodyTooLarge
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _run(
+        self, function: str, event: dict[str, Any], request_id: str, traceparent: str | None
+    ) -> HttpResponse:
+        try:
+            result = await self.invoke(
+                function, event, wait=self.invoke_wait, trigger="http", traceparent=traceparent, request_id=request_id
+            )
+        except ThrottledError:
+            response = _error(429, "Too Many Requests", request_id)
+            response.headers.append((b"retry-after", str(self.throttle_retry_after).encode("ascii")))
+            return response
+        except HandlerError as exc:
+            if exc.error_type == TIMEOUT_ERROR_TYPE:
+                log.warning("request %s: function %r timed out", request_id, function)
+                return _error(504, "Gateway Timeout", request_id)
+            log.error("request %s: function %r failed: %s", request_id, function, exc)
+            return _error(500, "Internal Server Error", request_id)
+        except Exception:
+            log.exception("request %s: invoking function %r failed", request_id, function)
+            return _error(500, "Internal Server Error", request_id)
+        try:
+            return http_response(result)
+        except MalformedResponseError as exc:
+            log.error("request %s: function %r returned a malformed response: %s", request_id, function, exc)
+            return _error(502, "Bad Gateway", request_id)
+
+
+def _traceparent(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"traceparent":
+            return value.decode("latin-1")
+    return None
+
+
+def _error(status: int, message: str, request_id: str) -> HttpResponse:
+    body = orjson.dumps({"message": message, "requestId": request_id})
+    return HttpResponse(status, [(b"content-type", b"application/json")], body)
+
+
+async def _send(send: Send, response: HttpResponse, request_id: str) -> None:
+    id_bytes = request_id.encode("ascii")
+    headers = [
+        *response.headers,
+        (b"content-length", str(len(response.body)).encode("ascii")),
+        (b"x-triggerfish-request-id", id_bytes),
+        (b"apigw-requestid", id_bytes),
+    ]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    # Served alone, the gateway has nothing to set up; mounted, the platform's app owns the lifespan.
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
