@@ -37,14 +37,14 @@ async def main():
     invoker = Invoker(InProcessRunner(app.functions), store)
     gateway = Gateway(RouteTable.from_specs(app.functions), invoker.invoke)
     async with GatewayServer(gateway, port=0) as server:  # port 0: any free port
-        async with httpx.AsyncClient(base_url=server.url) as client:
-            got = await client.get("/orders/42", params=[("fields", "id"), ("fields", "total")])
-            assert got.json() == {"id": "42", "fields": {"fields": "id,total"}}  # repeated keys joined by commas
-
-            created = await client.post("/orders", json={"id": 7})
-            assert created.status_code == 201
-            assert created.headers["location"] == "/orders/7"
-            assert created.headers["set-cookie"] == "last_order=7"
+        client = httpx.AsyncClient(base_url=server.url)
+        got = await client.get("/orders/42", params=[("fields", "id"), ("fields", "total")])
+        created = await client.post("/orders", json={"id": 7})
+        await client.aclose()
+    assert got.json() == {"id": "42", "fields": {"fields": "id,total"}}  # repeated keys joined by commas
+    assert created.status_code == 201
+    assert created.headers["location"] == "/orders/7"
+    assert created.headers["set-cookie"] == "last_order=7"
     await store.close()
 
 
