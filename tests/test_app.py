@@ -246,6 +246,8 @@ def test_two_python_functions_with_one_name() -> None:
         ("GET", "/orders list", "cannot hold unescaped"),
         ("GET", "/a?b=1", "cannot hold unescaped"),
         ("GET", "/%2e%2e", "cannot hold unescaped"),
+        ("GET", "/-/health", "reserved for the platform"),
+        ("POST", "/-", "reserved for the platform"),
     ],
 )
 def test_bad_http_routes(method: Any, path: str, expected: str) -> None:

@@ -408,6 +408,8 @@ def _http_path(path: object, function: str) -> str:
         raise bad("a path starts with '/', e.g. '/orders/{id}'")
     if path == "/":
         return path
+    if path == "/-" or path.startswith("/-/"):
+        raise bad("paths under /-/ are reserved for the platform's own endpoints (/-/health, /-/events, ...)")
     segments = path[1:].split("/")
     seen: set[str] = set()
     for index, segment in enumerate(segments):
