@@ -4,9 +4,10 @@
 
 The handler returns `{"ok": true, "n": <query parameter n>}`. Servers, each
 in its own process, all on loopback:
-- Triggerfish, production path: the gateway on uvicorn, the Invoker on a
-  SQLite store (invocation records written), the handler in worker
-  processes (ProcessRunner);
+- Triggerfish, production path: what `triggerfish dev` serves, the
+  Platform (bus, queues, topics and schedules running) behind its ASGI app
+  on uvicorn, invocation records written to its SQLite store, the handler
+  in worker processes (ProcessRunner);
 - Triggerfish with the InProcessRunner (handlers in threads of the server);
 - the gateway alone: its `invoke` calls the handler directly (no runner,
   no invocation records), to show what the gateway itself costs;
@@ -67,25 +68,29 @@ def hello(request):
 # --- the servers (each runs in its own process: `python -m benchmarks.bench_http serve KIND PORT DIR`) -------
 
 
-async def _serve_triggerfish(port: int, work: Path, in_process: bool) -> None:
+async def _serve_triggerfish(port: int, work: Path) -> None:
+    """What `triggerfish dev` serves: the Platform (every trigger running) behind its ASGI app."""
+    from triggerfish.gateway import GatewayServer
+    from triggerfish.server.http import platform_asgi
+    from triggerfish.server.platform import Platform
+
+    async with (
+        Platform(str(work / "bench_app.py"), data_dir=work / "platform") as platform,
+        GatewayServer(platform_asgi(platform), port=port) as server,
+    ):
+        await server.wait()
+
+
+async def _serve_triggerfish_in_process(port: int, work: Path) -> None:
     from triggerfish.gateway import Gateway, GatewayServer, RouteTable
     from triggerfish.loader import load_app
     from triggerfish.runtime.inprocess import InProcessRunner
     from triggerfish.runtime.invoke import Invoker
-    from triggerfish.runtime.process_runner import ProcessRunner
-    from triggerfish.runtime.types import Runner
     from triggerfish.store import open_store
 
-    app_file = work / "bench_app.py"
-    store = await open_store(f"sqlite:///{work}/{'inprocess' if in_process else 'process'}.db")
-    runner: Runner
-    if in_process:
-        specs = load_app(app_file).functions
-        runner = InProcessRunner(specs)
-    else:
-        process_runner = await ProcessRunner.start(str(app_file), work_dir=work / "workers")
-        specs, runner = process_runner.specs, process_runner
-    invoker = Invoker(runner, store)
+    store = await open_store(f"sqlite:///{work}/inprocess.db")
+    specs = load_app(work / "bench_app.py").functions
+    invoker = Invoker(InProcessRunner(specs), store)
     gateway = Gateway(RouteTable.from_specs(specs), invoker.invoke, invoke_wait=10.0)
     async with GatewayServer(gateway, port=port) as server:
         await server.wait()
@@ -123,8 +128,10 @@ def serve(kind: str, port: int, work: Path) -> None:
         asyncio.run(_serve_starlette(port))
     elif kind == "gateway-only":
         asyncio.run(_serve_gateway_only(port))
+    elif kind == "triggerfish-inprocess":
+        asyncio.run(_serve_triggerfish_in_process(port, work))
     else:
-        asyncio.run(_serve_triggerfish(port, work, in_process=kind == "triggerfish-inprocess"))
+        asyncio.run(_serve_triggerfish(port, work))
 
 
 # --- the load generator (its own process: `python -m benchmarks.bench_http load PORT REQUESTS CONCURRENCY`) ----
@@ -273,7 +280,7 @@ def main() -> str:
         "|---|---|---|---|---|",
     ]
     names = {
-        "triggerfish": "Triggerfish gateway, ProcessRunner (production path)",
+        "triggerfish": "Triggerfish platform (`triggerfish dev`), ProcessRunner",
         "triggerfish-inprocess": "Triggerfish gateway, InProcessRunner",
         "gateway-only": "Triggerfish gateway alone (handler called directly)",
         "starlette": "bare Starlette on uvicorn",

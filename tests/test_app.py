@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from typing import Any
@@ -99,6 +100,52 @@ def test_stacked_decorators_give_one_function_several_triggers_in_written_order(
     spec = app.functions["create_order"]
     assert [t.kind for t in spec.triggers] == ["http", "queue"]
     assert (spec.settings.timeout, spec.settings.memory_mb) == (10.0, 512)
+
+
+EVERY_SETTING: dict[str, Any] = {
+    "memory_mb": 512,
+    "timeout": 30,
+    "concurrency": 4,
+    "min_warm": 1,
+    "retries": 0,
+    "max_event_age": 600,
+    "on_success": "queue:done",
+    "on_failure": "function:alert",
+    "dead_letter": "topic:dead",
+    "env": {"TABLE": "orders"},
+}
+DECORATORS: dict[str, Any] = {
+    "function": lambda app, s: app.function(**s),
+    "http": lambda app, s: app.http("GET", "/orders", **s),
+    "on_event": lambda app, s: app.on_event({"source": ["shop"]}, **s),
+    "on_queue": lambda app, s: app.on_queue("orders", **s),
+    "on_topic": lambda app, s: app.on_topic("alerts", **s),
+    "schedule": lambda app, s: app.schedule("rate(5 minutes)", **s),
+    "on_object": lambda app, s: app.on_object("uploads", **s),
+    "on_change": lambda app, s: app.on_change("orders", **s),
+}
+
+
+def test_every_setting_is_covered_by_the_table_below() -> None:
+    assert set(EVERY_SETTING) == {f.name for f in dataclasses.fields(FunctionSettings)}
+
+
+@pytest.mark.parametrize("decorator", list(DECORATORS))
+def test_every_decorator_accepts_every_setting(decorator: str) -> None:
+    app = App("shop")
+    DECORATORS[decorator](app, EVERY_SETTING)(handler)
+    assert app.functions["handler"].settings == FunctionSettings(
+        memory_mb=512,
+        timeout=30.0,
+        concurrency=4,
+        min_warm=1,
+        retries=0,
+        max_event_age=600.0,
+        on_success=Destination("queue", "done"),
+        on_failure=Destination("function", "alert"),
+        dead_letter=Destination("topic", "dead"),
+        env={"TABLE": "orders"},
+    )
 
 
 def test_settings_are_normalised() -> None:

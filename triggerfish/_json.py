@@ -311,21 +311,25 @@ def _explain(raw: bytes, exc: orjson.JSONDecodeError, where: str, max_depth: int
             )
     if msg == "depth limit exceeded":
         return InvalidJSONError(f"nesting deeper than {max_depth} levels; flatten the document", where=where)
+    at = {"line": exc.lineno, "column": exc.colno}
     if "surrogate" in msg:
         return InvalidJSONError(
             f"lone surrogate escape at line {exc.lineno} column {exc.colno}: {msg}; "
             "\\uD800-\\uDFFF escapes must come in high/low pairs",
             where=where,
+            **at,
         )
     if msg == "number is infinity when parsed as double":
         return InvalidJSONError(
             f"number at line {exc.lineno} column {exc.colno} overflows a double (JSON numbers must be finite)",
             where=where,
+            **at,
         )
     if raw[exc.pos : exc.pos + 3] in (b"NaN", b"Inf", b"-In"):
         return InvalidJSONError(
             f"invalid JSON at line {exc.lineno} column {exc.colno}: "
             "NaN and Infinity are not JSON; use null or a string",
             where=where,
+            **at,
         )
-    return InvalidJSONError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {msg}", where=where)
+    return InvalidJSONError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {msg}", where=where, **at)

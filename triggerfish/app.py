@@ -210,20 +210,33 @@ class App:
         return self._decorator(name, settings, trigger, f"@app.on_queue({queue!r})", ("batch_size", "batch_window"))
 
     def on_topic(
-        self, topic: str, *, filter: Mapping[str, Any] | None = None, name: str | None = None, **settings: Any
+        self,
+        topic: str,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        filter_scope: str = "attributes",
+        name: str | None = None,
+        **settings: Any,
     ) -> Callable[[F], F]:
         """Run the function for every message published to `topic`, optionally only those matching `filter`.
 
-        `filter` is an EventBridge-style pattern on the message, as SNS filter policies are.
+        `filter` is an EventBridge-style pattern, as SNS filter policies are, matched against the
+        message attributes (`filter_scope="attributes"`, SNS's default) or the message's JSON body
+        (`filter_scope="body"`). The handler receives SNS-shaped records (docs/topics.md).
         """
         self._not_bare(topic, "@app.on_topic", '@app.on_topic("alerts")')
 
         def trigger(function: str) -> Trigger:
             _resource(function, "topic", topic)
             checked = None if filter is None else _pattern(filter, function, "filter")
-            return TopicTrigger(topic, checked)
+            if filter_scope not in ("attributes", "body"):
+                raise DeclarationError(
+                    f"function {function!r}: filter_scope must be 'attributes' (the message attributes, SNS's"
+                    f" default) or 'body' (the message's JSON body), not {filter_scope!r}"
+                )
+            return TopicTrigger(topic, checked, "body" if filter_scope == "body" else "attributes")
 
-        return self._decorator(name, settings, trigger, f"@app.on_topic({topic!r})", ("filter",))
+        return self._decorator(name, settings, trigger, f"@app.on_topic({topic!r})", ("filter", "filter_scope"))
 
     def schedule(
         self, expression: str, *, tz: str | None = None, name: str | None = None, **settings: Any

@@ -24,10 +24,15 @@ class InvalidInputError(TriggerfishError, ValueError):
 
 
 class InvalidJSONError(InvalidInputError):
-    """A JSON document could not be accepted: malformed, too deep, duplicate keys, ..."""
+    """A JSON document could not be accepted: malformed, too deep, duplicate keys, ...
 
-    def __init__(self, message: str, *, where: str = "") -> None:
+    `line` and `column` (from 1) say where a syntax error is, when it is one.
+    """
+
+    def __init__(self, message: str, *, where: str = "", line: int | None = None, column: int | None = None) -> None:
         self.where = where
+        self.line = line
+        self.column = column
         super().__init__(f"{where}: {message}" if where else message)
 
 
@@ -89,6 +94,10 @@ class InvalidNameError(StoreError, ValueError):
 
 class DeclarationError(TriggerfishError, ValueError):
     """A function or trigger was declared wrongly; the message names the function and the fix."""
+
+
+class ScheduleNotFoundError(TriggerfishError, LookupError):
+    """No schedule of that name is declared; the message lists the ones that are."""
 
 
 class AppLoadError(TriggerfishError):

@@ -201,6 +201,7 @@ def describe_trigger(trigger: Trigger) -> str:
         return f"queue {trigger.queue}{batch}"
     if isinstance(trigger, TopicTrigger):
         extra = f" filter {_clip(orjson.dumps(trigger.filter).decode(), 50)}" if trigger.filter else ""
+        extra += " on the body" if trigger.filter and trigger.filter_scope == "body" else ""
         return f"topic {trigger.topic}{extra}"
     if isinstance(trigger, ScheduleTrigger):
         return f"schedule {trigger.expression}" + (f" [{trigger.tz}]" if trigger.tz else "")
@@ -308,6 +309,7 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
             "kind": "topic",
             "topic": trigger.topic,
             "filter": None if trigger.filter is None else dict(trigger.filter),
+            "filter_scope": trigger.filter_scope,
         }
     if isinstance(trigger, ScheduleTrigger):
         return {"kind": "schedule", "expression": trigger.expression, "tz": trigger.tz}

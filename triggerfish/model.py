@@ -93,6 +93,8 @@ class QueueTrigger:
 class TopicTrigger:
     topic: str
     filter: Mapping[str, Any] | None = None
+    #: What `filter` matches: the message attributes ("attributes", SNS's default) or its JSON body ("body").
+    filter_scope: Literal["attributes", "body"] = "attributes"
     kind: Literal["topic"] = "topic"
 
 

@@ -11,8 +11,9 @@
 
 The platform behaves as the real one does, because it is the real one: the
 same invoker, retries, dead letters, destinations, invocation records,
-routing of events by the app's patterns and SQS-shaped queue batches. What
-differs is where handlers run (threads of this process, see
+routing of events by the app's patterns, SQS-shaped queue batches and
+SNS-style topic fan-out. What differs is where handlers run (threads of
+this process, see
 `triggerfish.runtime.inprocess`), the store (memory, fresh per platform),
 and time: retries wait no backoff, and `drain()` runs everything that is
 due until nothing is left, so a test needs no sleeps. `SyncTestPlatform`
@@ -36,17 +37,20 @@ from triggerfish.app import App
 from triggerfish.bus.router import Router
 from triggerfish.errors import InvalidInputError, InvocationError
 from triggerfish.events.cloudevent import Event
-from triggerfish.events.shapes import partial_batch_failures, scheduled_event, sqs_records
-from triggerfish.model import FunctionSpec, QueueTrigger, ScheduleTrigger
+from triggerfish.events.shapes import scheduled_event
+from triggerfish.model import FunctionSpec, QueueTrigger
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.dispatcher import dead_letter_queue
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
-from triggerfish.runtime.platform_calls import HOPCOUNT_ATTRIBUTE, TRACEPARENT_ATTRIBUTE, StorePlatform, bus_stream
+from triggerfish.runtime.platform_calls import StorePlatform, bus_stream
 from triggerfish.runtime.records import InvocationRecord
 from triggerfish.runtime.types import PlatformCall
-from triggerfish.schedule import Schedule, parse_schedule
 from triggerfish.store import Message, QueueConfig, Store, open_store
+from triggerfish.triggers.queue_config import DEFAULT_MAX_RECEIVES, default_dead_letter
+from triggerfish.triggers.queues import deliver_batch
+from triggerfish.triggers.schedules import DeclaredSchedule, declared_schedules, occurrence_id
+from triggerfish.triggers.topics import Topics
 
 __all__ = ["SyncTestPlatform", "TestPlatform"]
 
@@ -55,7 +59,7 @@ T = TypeVar("T")
 #: Rounds of routing, invoking and delivering `drain()` runs before it gives up on a loop that never ends.
 MAX_DRAIN_ROUNDS = 1000
 #: Receives after which a failing queue message moves to `<queue>.dlq`, unless the queue is configured.
-DEFAULT_QUEUE_MAX_RECEIVES = 3
+DEFAULT_QUEUE_MAX_RECEIVES = DEFAULT_MAX_RECEIVES
 #: Seconds close() waits for the dispatcher to stop before cancelling it again.
 STOP_PATIENCE = 1.0
 _SOURCE = "triggerfish.testing"
@@ -102,16 +106,16 @@ class TestPlatform:
         self._store_url = store_url
         self._store: Store | None = None
         self._invoker: Invoker | None = None
+        self._topics: Topics | None = None
         self._platform: StorePlatform | None = None
         self._cursors: dict[str, int] = {}
         self._subscribers: dict[str, list[tuple[FunctionSpec, QueueTrigger]]] = {}
-        self._schedules: list[tuple[FunctionSpec, Schedule]] = []
+        # Named, and their occurrences identified, as the server's Scheduler does it.
+        self._schedules: list[DeclaredSchedule] = declared_schedules(self.specs)
         for spec in self.specs.values():
             for trigger in spec.triggers:
                 if isinstance(trigger, QueueTrigger):
                     self._subscribers.setdefault(trigger.queue, []).append((spec, trigger))
-                elif isinstance(trigger, ScheduleTrigger):
-                    self._schedules.append((spec, parse_schedule(trigger.expression, trigger.tz)))
         #: The schedules' clock: starts at `start` (default: now) and moves only with `advance()`.
         self.now = start or datetime.datetime.now(datetime.UTC)
         if self.now.tzinfo is None:
@@ -140,13 +144,15 @@ class TestPlatform:
             for queue in self._subscribers:
                 config = await store.queues.config(queue)
                 if config.dead_letter is None:
-                    redrive = QueueConfig(max_receives=self._queue_max_receives, dead_letter=f"{queue}.dlq")
+                    redrive = QueueConfig(max_receives=self._queue_max_receives, dead_letter=default_dead_letter(queue))
                     await store.queues.configure(queue, redrive)
             await invoker.start()
         except BaseException:
             await store.close()
             raise
         self._store, self._platform, self._invoker = store, platform, invoker
+        # The platform's own fan-out, pumped by drain() instead of running in the background.
+        self._topics = Topics(store, self.specs, invoker=invoker)
 
     async def close(self) -> None:
         """Stop the dispatcher and drop the store; pending work is abandoned, as a test ends."""
@@ -159,6 +165,9 @@ class TestPlatform:
                 stopping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await stopping
+        if self._topics is not None:
+            await self._topics.stop()
+            self._topics = None
         if self._store is not None:
             await self._store.close()
         self._store = self._invoker = self._platform = None
@@ -175,6 +184,13 @@ class TestPlatform:
         if self._invoker is None:
             raise InvocationError("the test platform is not running: use `async with TestPlatform(app) as platform:`")
         return self._invoker
+
+    @property
+    def topics(self) -> Topics:
+        """The platform's topics: `subscribe()` queues and webhooks to them, list `subscriptions()`."""
+        if self._topics is None:
+            raise InvocationError("the test platform is not running: use `async with TestPlatform(app) as platform:`")
+        return self._topics
 
     # --- causing work ------------------------------------------------------------------------
 
@@ -237,12 +253,27 @@ class TestPlatform:
         )
         return result.message_id
 
+    async def publish_topic(
+        self,
+        topic: str,
+        message: str,
+        subject: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> str:
+        """Publish a message to a topic; its subscriptions get it on `drain()`. Returns the SNS message id.
+
+        `on_topic` functions receive SNS-shaped records; the message, subject
+        and attributes are checked as SNS checks them (InvalidInputError).
+        """
+        return await self.topics.publish(topic, message, subject=subject, attributes=attributes)
+
     async def drain(self) -> None:
         """Run all the work that is due, and the work it causes, until none is left.
 
         That is: route published events (the test's and the functions'),
         run queued asynchronous invocations with their retries and
-        destinations, and deliver queue messages to `on_queue` functions.
+        destinations, deliver queue messages to `on_queue` functions, and
+        fan topic messages out to their subscriptions (`on_topic` functions).
         Raises InvocationError if the work never settles (a loop the hop
         limit does not stop), naming how many rounds ran.
         """
@@ -254,6 +285,7 @@ class TestPlatform:
                 progressed = await self._route(bus) or progressed
             for queue in self._subscribers:
                 progressed = await self._deliver(queue) or progressed
+            progressed = bool(await self.topics.deliver_due()) or progressed
             if not progressed:
                 return
         raise InvocationError(
@@ -273,16 +305,20 @@ class TestPlatform:
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 1e10:
             raise InvalidInputError(f"advance() takes a number of seconds from 0, not {seconds!r}")
         start, end = self.now, self.now + datetime.timedelta(seconds=seconds)
-        due: list[tuple[datetime.datetime, str]] = []
-        for spec, schedule in self._schedules:
-            moment = schedule.next_after(start)
+        due: list[tuple[datetime.datetime, DeclaredSchedule]] = []
+        for declared in self._schedules:
+            moment = declared.schedule.next_after(start)
             while moment is not None and moment <= end:
-                due.append((moment, spec.name))
-                moment = schedule.next_after(moment)
+                due.append((moment, declared))
+                moment = declared.schedule.next_after(moment)
         due.sort(key=lambda item: item[0])
         fired: list[str] = []
-        for index, (moment, name) in enumerate(due):
-            fired.append(await self.invoker.invoke_async(name, scheduled_event(name, moment), trigger="schedule"))
+        for index, (moment, declared) in enumerate(due):
+            request_id = occurrence_id(declared, moment)
+            event = scheduled_event(declared.name, moment, event_id=request_id)
+            fired.append(
+                await self.invoker.invoke_async(declared.function, event, trigger="schedule", request_id=request_id)
+            )
             # Time passes between occurrences: what one causes settles before the next fires.
             if index + 1 == len(due) or due[index + 1][0] != moment:
                 self.now = moment
@@ -368,29 +404,9 @@ class TestPlatform:
             if not batch:
                 continue
             delivered = True
-            ids = [m.message_id for m in batch]
-            # A message sent by a function carries its trace and hop count; the batch continues them.
-            hops = max((_int(m.attributes.get(HOPCOUNT_ATTRIBUTE)) for m in batch), default=0)
-            traceparent = next(
-                (m.attributes[TRACEPARENT_ATTRIBUTE] for m in batch if TRACEPARENT_ATTRIBUTE in m.attributes), None
-            )
-            try:
-                result = await self.invoker.invoke(
-                    spec.name,
-                    sqs_records(batch),
-                    wait=min(spec.settings.timeout + 1.0, 900.0),  # async invocations may hold every slot
-                    trigger="queue",
-                    traceparent=traceparent,
-                    hop_count=hops,
-                )
-            except InvocationError:
-                failed = set(ids)
-            else:
-                failed = set(partial_batch_failures(result, ids))
-            await self.store.queues.ack_many(queue, [m.receipt for m in batch if m.message_id not in failed])
-            for message in batch:
-                if message.message_id in failed:
-                    await self.store.queues.release(queue, message.receipt)
+            # The live consumer's batch handling; failed messages come back at once (drain() has no backoff).
+            wait = min(spec.settings.timeout + 1.0, 900.0)  # async invocations may hold every slot
+            await deliver_batch(self.store.queues, self.invoker, spec.name, batch, wait=wait)
         return delivered
 
     async def _peek(self, queue: str) -> list[Message]:
@@ -448,6 +464,11 @@ class SyncTestPlatform:
     def send(self, queue: str, body: Any, **options: Any) -> str:
         return self._call(self.platform.send(queue, body, **options))
 
+    def publish_topic(
+        self, topic: str, message: str, subject: str | None = None, attributes: Mapping[str, str] | None = None
+    ) -> str:
+        return self._call(self.platform.publish_topic(topic, message, subject, attributes))
+
     def drain(self) -> None:
         self._call(self.platform.drain())
 
@@ -479,10 +500,6 @@ class SyncTestPlatform:
             loop.call_soon_threadsafe(loop.stop)
             thread.join()
             loop.close()
-
-
-def _int(text: str | None) -> int:
-    return int(text) if text is not None and text.isdigit() else 0
 
 
 def _body(body: Any) -> bytes:

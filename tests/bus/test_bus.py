@@ -23,6 +23,7 @@ from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
 from triggerfish.runtime.platform_calls import LOOP_STOPPED_STREAM, MAX_HOPS, bus_stream
 from triggerfish.store import Store, open_store
+from triggerfish.triggers.sns import TopicMessage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,7 +114,7 @@ async def test_each_kind_of_target_gets_the_event(store: Store) -> None:
     await bus.stop()
     assert [b["id"] for b in await bodies(store, "orders")] == [event_id]
     [topic] = await store.log.read(topic_stream("orders"))
-    assert orjson.loads(topic.data)["id"] == event_id
+    assert orjson.loads(TopicMessage.from_json(topic.data).message)["id"] == event_id  # the event's JSON, as text
     [audited] = await bodies(store, "audit")
     assert (audited["id"], audited["hopcount"]) == (event_id, 1)
     assert await bodies(store, "totals") == [{"total": 120, "rule": "fan-out"}]

@@ -4,6 +4,7 @@ the same function serves the next invocation, and other functions never notice."
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -124,8 +125,11 @@ async def test_printing_100_mb_keeps_the_first_bytes_and_finishes(runner: Proces
     assert not quiet.output_truncated
 
 
-async def test_children_that_would_outlive_the_handler_are_killed(runner: ProcessRunner) -> None:
-    outcome = await runner.run(request("leaves_children"))
+async def test_children_that_would_outlive_the_handler_are_killed(
+    runner: ProcessRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="triggerfish.runtime"):
+        outcome = await runner.run(request("leaves_children", request_id="litter-1"))
     assert outcome.ok, outcome.error
     child = outcome.result
     await eventually(lambda: not _alive(child), 2.0)
@@ -133,6 +137,9 @@ async def test_children_that_would_outlive_the_handler_are_killed(runner: Proces
     again = await runner.run(request("leaves_children"))
     assert again.ok
     assert again.worker_pid == outcome.worker_pid  # killing the child left the worker itself alone
+    # The worker tells the platform's log (a Log frame), not the handler's output.
+    assert "request litter-1: killed 1 process(es) the handler left behind" in caplog.text
+    assert "killed" not in outcome.output
 
 
 async def test_a_fault_in_one_function_leaves_the_others_running(runner: ProcessRunner) -> None:

@@ -55,3 +55,17 @@ async def test_many_acked_messages_leave_no_garbage_behind() -> None:
     queue = store.queues._queues_by_name["q"]  # type: ignore[attr-defined]
     assert len(queue.heap) <= 64 + 2 * len(queue.messages)
     await store.close()
+
+
+async def test_a_dedup_id_is_honoured_for_five_minutes_by_default() -> None:
+    clock = FakeClock()
+    store = open_memory_store(clock=clock)  # no configure(): the default QueueConfig
+    first = await store.queues.send("jobs", b"charge", dedup_id="order-7")
+    clock.now += 299
+    retried = await store.queues.send("jobs", b"charge", dedup_id="order-7")
+    assert (retried.duplicate, retried.message_id) == (True, first.message_id)
+    clock.now += 2  # 301 s after the first send: the window has closed
+    fresh = await store.queues.send("jobs", b"charge", dedup_id="order-7")
+    assert not fresh.duplicate
+    assert (await store.queues.stats("jobs")).visible == 2
+    await store.close()

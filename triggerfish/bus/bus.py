@@ -4,16 +4,13 @@ A bus is the log stream `bus.<name>` (what `context.publish` appends to as
 well). `EventBus.publish()` appends and returns the ids only once the append
 is durable.
 
-Each bus has one consumer at a time, across every server on the store: it
-holds a leased lock in the key-value records (`triggerfish.bus`,
-`lock/<bus>`, renewed while it runs, taken over by another server when it
-lapses). The consumer reads the log from its checkpoint (`checkpoint/<bus>`),
-matches each event against the bus's rules, makes one delivery per matched
-target durable (a function target's asynchronous invocation is queued at
-once; other targets get a message on `deliver.<bus>`, see delivery.py), and
-only then moves the checkpoint, by compare-and-set
-so that a consumer that lost its lock cannot move it. A crash anywhere
-re-reads from the old checkpoint: every event is delivered at least once.
+Each bus has one consumer at a time, across every server on the store (the
+leased lock and the checkpoint moved by compare-and-set are consumer.py's,
+in the key-value namespace `triggerfish.bus`). The consumer matches each
+event against the bus's rules and makes one delivery per matched target
+durable (a function target's asynchronous invocation is queued at once;
+other targets get a message on `deliver.<bus>`, see delivery.py) before the
+checkpoint moves past it: every event is delivered at least once.
 
     bus = EventBus(store, Rules(store, app.functions), invoker=invoker)
     await bus.start()
@@ -25,22 +22,22 @@ re-reads from the old checkpoint: every event is delivered at least once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import httpx
 import orjson
 
+from triggerfish.bus.consumer import LogConsumer
 from triggerfish.bus.delivery import LEASE, Deliverer, Delivery
 from triggerfish.bus.rules import Rules
 from triggerfish.bus.targets import AsyncInvoker, Targets
 from triggerfish.errors import InvalidEventError, InvalidInputError
 from triggerfish.events.cloudevent import Event
 from triggerfish.runtime.platform_calls import bus_stream
-from triggerfish.store import ABSENT, KVRecord, LogRecord, Store
+from triggerfish.store import LogRecord, Store
 from triggerfish.store.base import check_name
 
 logger = logging.getLogger("triggerfish.bus")
@@ -51,7 +48,7 @@ BUS_NAMESPACE = "triggerfish.bus"
 MAX_PUBLISH_BATCH = 1000
 
 
-class EventBus:
+class EventBus(LogConsumer):
     """Publishes events durably and routes them to rule targets, at least once.
 
     `lock_ttl` is how long a consumer's lock lasts without renewal: another
@@ -61,6 +58,8 @@ class EventBus:
     bus reads the run-time rules again every `rules_refresh` seconds, so a
     rule another server added takes effect here too.
     """
+
+    kind = "bus"
 
     def __init__(
         self,
@@ -75,19 +74,18 @@ class EventBus:
         lease: float = LEASE,
         rules_refresh: float = 5.0,
     ) -> None:
-        self.store = store
+        super().__init__(
+            store,
+            namespace=BUS_NAMESPACE,
+            clock=clock,
+            lock_ttl=lock_ttl,
+            batch_size=batch_size,
+            refresh=rules_refresh,
+        )
         self.rules = rules
-        self.clock = clock
-        self.lock_ttl = lock_ttl
-        self.batch_size = batch_size
         self.rules_refresh = rules_refresh
-        self.owner = uuid.uuid4().hex
         self.targets = Targets(store, invoker=invoker, publish=self.publish, http=http)
         self.deliverer = Deliverer(store, self.targets, clock=clock, lease=lease)
-        self._locks: dict[str, tuple[KVRecord, float]] = {}
-        self._checkpoints: dict[str, KVRecord | None] = {}
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
 
     # --- publishing ------------------------------------------------------------------------------
 
@@ -117,70 +115,22 @@ class EventBus:
         logged = [s.removeprefix("bus.") for s in await self.store.log.streams() if s.startswith("bus.")]
         return sorted({*self.rules.buses(), *logged})
 
-    async def acquire(self, bus: str) -> bool:
-        """Take or renew this server's lock on consuming `bus`; False when another server holds it.
+    # --- what the LogConsumer asks -------------------------------------------------------------
 
-        A lock taken less than a third of `lock_ttl` ago is not written again:
-        renewing on every pump would cost a durable write per batch.
-        """
-        key = f"lock/{bus}"
-        held = self._locks.get(bus)
-        if held is not None:
-            record, renewed_at = held
-            if time.monotonic() - renewed_at < self.lock_ttl / 3:
-                return True
-            renewed = await self.store.kv.put(
-                BUS_NAMESPACE, key, self.owner.encode(), ttl=self.lock_ttl, if_version=record.version
-            )
-            if renewed is not None:
-                self._locks[bus] = (renewed, time.monotonic())
-                return True
-            self._lose(bus)
-        taken = await self.store.kv.put(BUS_NAMESPACE, key, self.owner.encode(), ttl=self.lock_ttl, if_version=ABSENT)
-        if taken is None:
-            return False
-        self._locks[bus] = (taken, time.monotonic())
-        return True
+    def stream(self, name: str) -> str:
+        return bus_stream(name)
 
-    def _lose(self, bus: str) -> None:
-        self._locks.pop(bus, None)
-        self._checkpoints.pop(bus, None)
+    async def names(self) -> list[str]:
+        return await self.buses()
 
-    async def checkpoint(self, bus: str) -> int:
-        """The offset of the last event of `bus` whose deliveries are all queued."""
-        record = await self.store.kv.get(BUS_NAMESPACE, f"checkpoint/{bus}")
-        return 0 if record is None else int(record.value)
+    async def reload(self) -> None:
+        await self.rules.load()
 
-    async def pump(self, bus: str, *, wait: float = 0.0) -> int:
-        """Consume what is new on `bus` once: queue its deliveries, then move the checkpoint.
+    def workers(self, name: str) -> list[Coroutine[Any, Any, None]]:
+        return [self.deliverer.run(name, self._stop)]
 
-        Returns how many events were consumed (0 also when another server holds the bus).
-        """
-        if not await self.acquire(bus):
-            return 0
-        key = f"checkpoint/{bus}"
-        if bus in self._checkpoints:
-            current = self._checkpoints[bus]  # ours while we hold the lock; the compare-and-set below checks it
-        else:
-            current = self._checkpoints[bus] = await self.store.kv.get(BUS_NAMESPACE, key)
-        after = 0 if current is None else int(current.value)
-        records = await self.store.log.read(bus_stream(bus), after=after, limit=self.batch_size, wait=wait)
-        if not records:
-            return 0
-        await self._hand_over(self._deliveries(bus, records))
-        moved = await self.store.kv.put(
-            BUS_NAMESPACE,
-            key,
-            str(records[-1].offset).encode(),
-            if_version=ABSENT if current is None else current.version,
-        )
-        if moved is None:
-            # Another consumer moved it: our lock lapsed. Its deliveries and ours overlap; at least once holds.
-            self._lose(bus)
-            logger.warning("bus %r: the checkpoint moved under this consumer; giving the bus up", bus)
-        else:
-            self._checkpoints[bus] = moved
-        return len(records)
+    async def consume(self, name: str, records: list[LogRecord]) -> None:
+        await self._hand_over(self._deliveries(name, records))
 
     async def _hand_over(self, deliveries: list[Delivery]) -> None:
         """Make every delivery durable: function targets invoked at once, the rest (and failures) queued."""
@@ -235,61 +185,7 @@ class EventBus:
 
     # --- running -----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Run a consumer and a delivery worker for every bus, in the background, until `stop()`."""
-        await self.rules.load()
-        self._stop.clear()
-        self._tasks.append(asyncio.create_task(self._supervise()))
-
     async def stop(self) -> None:
         """Stop the background work, release the locks, close the HTTP client."""
-        self._stop.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        for bus, (held, _) in list(self._locks.items()):
-            with contextlib.suppress(Exception):
-                await self.store.kv.delete(BUS_NAMESPACE, f"lock/{bus}", if_version=held.version)
-        self._locks.clear()
-        self._checkpoints.clear()
+        await super().stop()
         await self.targets.close()
-
-    async def _supervise(self) -> None:
-        running: dict[str, list[asyncio.Task[None]]] = {}
-        loaded = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                if time.monotonic() - loaded >= self.rules_refresh:
-                    loaded = time.monotonic()
-                    try:
-                        await self.rules.load()
-                    except Exception:
-                        logger.exception("could not read the bus rules again; keeping the ones loaded")
-                for bus in await self.buses():
-                    if bus not in running:
-                        running[bus] = [
-                            asyncio.create_task(self._consume(bus)),
-                            asyncio.create_task(self.deliverer.run(bus, self._stop)),
-                        ]
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(1.0, self.rules_refresh)):
-                        await self._stop.wait()
-        finally:
-            tasks = [task for group in running.values() for task in group]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _consume(self, bus: str) -> None:
-        while not self._stop.is_set():
-            try:
-                if await self.acquire(bus):
-                    await self.pump(bus, wait=min(1.0, self.lock_ttl / 3))
-                else:
-                    await asyncio.sleep(self.lock_ttl / 3)
-            except Exception:
-                logger.exception("bus %r: the consumer failed; trying again in 1 s", bus)
-                await asyncio.sleep(1.0)

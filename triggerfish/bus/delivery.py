@@ -4,7 +4,9 @@ The bus consumer turns each matched target into one message (`Delivery`),
 written before the bus checkpoint moves, so a crash at any point leaves
 either the event unconsumed or its deliveries queued: at least once.
 
-A `Deliverer` leases those messages, hands each to its target and acks it.
+A `Deliverer` leases those messages, hands each to its target and acks it
+(the leasing, retries and dead letters are `DeliveryQueue`'s, which topics
+reuse for their subscriptions).
 A failure releases the message to come back after a backoff (the target's
 `DeliveryRetry`), until its attempts or its age run out; then it goes to the
 target's dead-letter queue (by default `deliver.<bus>.dead-letter`) with the
@@ -14,16 +16,17 @@ messages carry them, and is acked.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
-from triggerfish.bus.rules import RuleTarget
+from triggerfish.bus.rules import DeliveryRetry, RuleTarget
 from triggerfish.bus.targets import Targets, rule_arn
 from triggerfish.errors import NonRetryable
 from triggerfish.events.cloudevent import Event
@@ -55,6 +58,10 @@ class Delivery:
     queued_at: float
     ingested: float
 
+    @property
+    def retry(self) -> DeliveryRetry:
+        return self.target.retry
+
     def to_message(self) -> OutgoingMessage:
         document = {
             "bus": self.bus,
@@ -79,111 +86,147 @@ class Delivery:
         )
 
 
-class Deliverer:
-    """Leases deliveries of one store and hands them to their targets, with retries and dead letters."""
+class Job(Protocol):
+    """What a delivery queue carries: one thing for one target, with the target's retry policy."""
 
-    def __init__(
-        self, store: Store, targets: Targets, *, clock: Callable[[], float] = time.time, lease: float = LEASE
-    ) -> None:
+    @property
+    def retry(self) -> DeliveryRetry: ...
+
+    @property
+    def queued_at(self) -> float: ...
+
+    def to_message(self) -> OutgoingMessage: ...
+
+
+J = TypeVar("J", bound=Job)
+
+
+class DeliveryQueue(Generic[J], abc.ABC):
+    """Durable delivery with retries and dead letters, one store queue per name (a bus, a topic).
+
+    A subclass says which queue a name uses, how a job is read back and
+    handed to its target, and what its dead letter says; the leasing,
+    backoff, age limit and acknowledgement are the same for every kind.
+    """
+
+    #: What a name is called in log messages: "bus", "topic".
+    kind = "bus"
+
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, lease: float = LEASE) -> None:
         self.store = store
-        self.targets = targets
         self.clock = clock
         self.lease = lease
 
-    async def enqueue(self, deliveries: list[Delivery]) -> None:
-        """Queue deliveries durably (all or none per bus)."""
-        by_bus: dict[str, list[OutgoingMessage]] = {}
-        for delivery in deliveries:
-            by_bus.setdefault(delivery.bus, []).append(delivery.to_message())
-        for bus, messages in by_bus.items():
-            await self.store.queues.send_many(delivery_queue(bus), messages)
+    @abc.abstractmethod
+    def queue(self, name: str) -> str:
+        """The store queue holding the deliveries of `name`."""
 
-    async def run_once(self, bus: str, *, max_messages: int = 64, wait: float = 0.0) -> int:
-        """Deliver what is due on `bus` now (concurrently); returns how many messages were handled."""
+    @abc.abstractmethod
+    def name_of(self, job: J) -> str:
+        """The name (bus, topic) a job belongs to."""
+
+    @abc.abstractmethod
+    def decode(self, message: Message) -> J:
+        """A job read back from its message; raises ValueError, KeyError or TypeError when it cannot be."""
+
+    @abc.abstractmethod
+    async def deliver(self, job: J) -> None:
+        """Hand the job to its target. Raises NonRetryable for failures a retry cannot fix, other errors otherwise."""
+
+    @abc.abstractmethod
+    def dead_letter(
+        self, job: J, *, condition: str, error: Exception, attempts: int
+    ) -> tuple[str, dict[str, Any], dict[str, str]]:
+        """Where a job that ran out of attempts goes: the queue, the record, the message attributes."""
+
+    @abc.abstractmethod
+    def unreadable_queue(self, name: str) -> str:
+        """Where a message that is not a job goes (it cannot name its own dead-letter queue)."""
+
+    def describe(self, job: J) -> str:
+        """The job in log messages."""
+        return repr(job)
+
+    async def enqueue(self, jobs: Sequence[J]) -> None:
+        """Queue jobs durably (all or none per name)."""
+        by_name: dict[str, list[OutgoingMessage]] = {}
+        for job in jobs:
+            by_name.setdefault(self.name_of(job), []).append(job.to_message())
+        for name, messages in by_name.items():
+            await self.store.queues.send_many(self.queue(name), messages)
+
+    async def run_once(self, name: str, *, max_messages: int = 64, wait: float = 0.0) -> int:
+        """Deliver what is due on `name` now (concurrently); returns how many messages were handled."""
+        queue = self.queue(name)
         messages = await self.store.queues.receive(
-            delivery_queue(bus), max_messages=max_messages, visibility_timeout=self.lease, wait=wait
+            queue, max_messages=max_messages, visibility_timeout=self.lease, wait=wait
         )
-        done = await asyncio.gather(*(self._handle(bus, message) for message in messages))
+        done = await asyncio.gather(*(self._handle(name, message) for message in messages))
         # One durable write acknowledges the whole batch.
-        await self.store.queues.ack_many(delivery_queue(bus), [receipt for receipt in done if receipt is not None])
+        await self.store.queues.ack_many(queue, [receipt for receipt in done if receipt is not None])
         return len(messages)
 
-    async def run(self, bus: str, stop: asyncio.Event) -> None:
+    async def run(self, name: str, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set."""
         while not stop.is_set():
             try:
-                await self.run_once(bus, wait=0.5)
+                await self.run_once(name, wait=0.5)
             except Exception:
-                logger.exception("bus %r: the delivery worker failed; trying again in 1 s", bus)
+                logger.exception("%s %r: the delivery worker failed; trying again in 1 s", self.kind, name)
                 await asyncio.sleep(1.0)
 
-    async def _handle(self, bus: str, message: Message) -> str | None:
+    async def _handle(self, name: str, message: Message) -> str | None:
         """Deliver one message; returns its receipt to acknowledge, or None when it was released for a retry."""
-        queue = delivery_queue(bus)
         try:
-            delivery = Delivery.from_message(message)
+            job = self.decode(message)
         except (ValueError, KeyError, TypeError) as exc:
             # Cannot happen for messages this module wrote; never retry it forever.
-            logger.error("bus %r: unreadable delivery %s dropped to the dead letters: %s", bus, message.message_id, exc)
-            await self.store.queues.send(f"deliver.{bus}.dead-letter", message.body)
+            logger.error(
+                "%s %r: unreadable delivery %s dropped to the dead letters: %s",
+                self.kind,
+                name,
+                message.message_id,
+                exc,
+            )
+            await self.store.queues.send(self.unreadable_queue(name), message.body)
             return message.receipt
         try:
-            await self.targets.deliver(
-                delivery.target, delivery.event, bus=bus, rule_id=delivery.rule_id, ingested=delivery.ingested
-            )
+            await self.deliver(job)
         except Exception as exc:
-            return await self._failed(queue, message, delivery, exc)
+            return await self._failed(name, message, job, exc)
         return message.receipt
 
-    async def _failed(self, queue: str, message: Message, delivery: Delivery, exc: Exception) -> str | None:
-        retry = delivery.target.retry
+    async def _failed(self, name: str, message: Message, job: J, exc: Exception) -> str | None:
+        retry = job.retry
         decision = decide(
             retry.backoff,
             attempt=message.receive_count,
             retries=retry.max_attempts - 1,
             retryable=not isinstance(exc, NonRetryable),
             requested_delay=None,
-            age=self.clock() - delivery.queued_at,
+            age=self.clock() - job.queued_at,
             max_event_age=retry.max_event_age,
         )
         if decision.retry:
             logger.info(
-                "bus %r: delivery of %s to %s %r failed (attempt %d), retrying in %.1f s: %s",
-                delivery.bus,
-                delivery.event.id,
-                delivery.target.kind,
-                delivery.target.name,
+                "%s %r: delivery of %s failed (attempt %d), retrying in %.1f s: %s",
+                self.kind,
+                name,
+                self.describe(job),
                 message.receive_count,
                 decision.delay,
                 exc,
             )
-            await self.store.queues.release(queue, message.receipt, delay=decision.delay)
+            await self.store.queues.release(self.queue(name), message.receipt, delay=decision.delay)
             return None
-        dead = dead_letter_queue(delivery.bus, delivery.target)
-        record = {
-            "event": delivery.event.to_dict(),
-            "bus": delivery.bus,
-            "rule": delivery.rule_id,
-            "target": {"id": delivery.target.id, "kind": delivery.target.kind, "name": delivery.target.name},
-            "condition": decision.condition,
-            "error": f"{type(exc).__name__}: {exc}",
-            "attempts": message.receive_count,
-            "first_queued_at": delivery.queued_at,
-            "failed_at": self.clock(),
-        }
-        attributes = {
-            "RULE_ARN": rule_arn(delivery.bus, delivery.rule_id),
-            "TARGET_ARN": f"{delivery.target.kind}:{delivery.target.name}",
-            "ERROR_CODE": str(decision.condition),
-            "ERROR_MESSAGE": str(exc)[:1000],
-            "RETRY_ATTEMPTS": str(message.receive_count),
-        }
+        dead, record, attributes = self.dead_letter(
+            job, condition=str(decision.condition), error=exc, attempts=message.receive_count
+        )
         logger.warning(
-            "bus %r: gave up on %s for %s %r after %d attempts (%s); sent to dead-letter queue %r",
-            delivery.bus,
-            delivery.event.id,
-            delivery.target.kind,
-            delivery.target.name,
+            "%s %r: gave up on %s after %d attempts (%s); sent to dead-letter queue %r",
+            self.kind,
+            name,
+            self.describe(job),
             message.receive_count,
             decision.condition,
             dead,
@@ -191,6 +234,57 @@ class Deliverer:
         # Dead letter first, then ack: a crash between them repeats the dead letter, never loses it.
         await self.store.queues.send(dead, orjson.dumps(record), attributes=attributes)
         return message.receipt
+
+
+class Deliverer(DeliveryQueue[Delivery]):
+    """Leases deliveries of one store and hands them to their targets, with retries and dead letters."""
+
+    def __init__(
+        self, store: Store, targets: Targets, *, clock: Callable[[], float] = time.time, lease: float = LEASE
+    ) -> None:
+        super().__init__(store, clock=clock, lease=lease)
+        self.targets = targets
+
+    def queue(self, name: str) -> str:
+        return delivery_queue(name)
+
+    def name_of(self, job: Delivery) -> str:
+        return job.bus
+
+    def decode(self, message: Message) -> Delivery:
+        return Delivery.from_message(message)
+
+    def unreadable_queue(self, name: str) -> str:
+        return f"deliver.{name}.dead-letter"
+
+    def describe(self, job: Delivery) -> str:
+        return f"{job.event.id} for {job.target.kind} {job.target.name!r}"
+
+    async def deliver(self, job: Delivery) -> None:
+        await self.targets.deliver(job.target, job.event, bus=job.bus, rule_id=job.rule_id, ingested=job.ingested)
+
+    def dead_letter(
+        self, job: Delivery, *, condition: str, error: Exception, attempts: int
+    ) -> tuple[str, dict[str, Any], dict[str, str]]:
+        record = {
+            "event": job.event.to_dict(),
+            "bus": job.bus,
+            "rule": job.rule_id,
+            "target": {"id": job.target.id, "kind": job.target.kind, "name": job.target.name},
+            "condition": condition,
+            "error": f"{type(error).__name__}: {error}",
+            "attempts": attempts,
+            "first_queued_at": job.queued_at,
+            "failed_at": self.clock(),
+        }
+        attributes = {
+            "RULE_ARN": rule_arn(job.bus, job.rule_id),
+            "TARGET_ARN": f"{job.target.kind}:{job.target.name}",
+            "ERROR_CODE": condition,
+            "ERROR_MESSAGE": str(error)[:1000],
+            "RETRY_ATTEMPTS": str(attempts),
+        }
+        return dead_letter_queue(job.bus, job.target), record, attributes
 
 
 def dead_letter(message: Message) -> dict[str, Any]:

@@ -60,6 +60,36 @@ class DeliveryRetry:
         if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 185:
             raise InvalidInputError(f"max_attempts must be a whole number from 1 to 185, not {attempts!r}")
 
+    def to_dict(self) -> dict[str, Any]:
+        backoff = self.backoff
+        return {
+            "max_event_age": self.max_event_age,
+            "max_attempts": self.max_attempts,
+            "backoff": {
+                "base": backoff.base,
+                "multiplier": backoff.multiplier,
+                "ceiling": backoff.ceiling,
+                "jitter": backoff.jitter,
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, document: Any) -> DeliveryRetry:
+        """A policy from its JSON form (missing fields take the defaults); InvalidInputError names what is wrong."""
+        if isinstance(document, DeliveryRetry):
+            return document
+        if document is not None and not isinstance(document, Mapping):
+            raise InvalidInputError("retry must be an object with max_event_age, max_attempts and/or backoff")
+        retry = dict(document or {})
+        if set(retry) - {"max_event_age", "max_attempts", "backoff"}:
+            raise InvalidInputError("retry must be an object with max_event_age, max_attempts and/or backoff")
+        if "backoff" in retry:
+            backoff = retry["backoff"]
+            if not isinstance(backoff, Mapping) or set(backoff) - {"base", "multiplier", "ceiling", "jitter"}:
+                raise InvalidInputError("retry.backoff must be an object with base, multiplier, ceiling and/or jitter")
+            retry["backoff"] = RetryPolicy(**backoff)
+        return cls(**retry)
+
 
 @dataclass(frozen=True, slots=True)
 class RuleTarget:
@@ -102,16 +132,7 @@ class RuleTarget:
             "name": self.name,
             "shape": self.shape,
             "transformer": None if self.transformer is None else self.transformer.to_dict(),
-            "retry": {
-                "max_event_age": self.retry.max_event_age,
-                "max_attempts": self.retry.max_attempts,
-                "backoff": {
-                    "base": self.retry.backoff.base,
-                    "multiplier": self.retry.backoff.multiplier,
-                    "ceiling": self.retry.backoff.ceiling,
-                    "jitter": self.retry.backoff.jitter,
-                },
-            },
+            "retry": self.retry.to_dict(),
             "dead_letter": self.dead_letter,
             "secret": self.secret,
         }
@@ -127,21 +148,13 @@ class RuleTarget:
         transformer = document.get("transformer")
         if transformer is not None:
             transformer = _transformer(transformer)
-        retry = dict(document.get("retry") or {})
-        if set(retry) - {"max_event_age", "max_attempts", "backoff"}:
-            raise InvalidInputError("retry must be an object with max_event_age, max_attempts and/or backoff")
-        if "backoff" in retry:
-            backoff = retry["backoff"]
-            if not isinstance(backoff, Mapping) or set(backoff) - {"base", "multiplier", "ceiling", "jitter"}:
-                raise InvalidInputError("retry.backoff must be an object with base, multiplier, ceiling and/or jitter")
-            retry["backoff"] = RetryPolicy(**backoff)
         return cls(
             id=document.get("id", document.get("name")),
             kind=document.get("kind"),  # type: ignore[arg-type]  # checked in __post_init__
             name=document.get("name"),  # type: ignore[arg-type]
             shape=document.get("shape", "cloudevent"),
             transformer=transformer,
-            retry=DeliveryRetry(**retry),
+            retry=DeliveryRetry.from_dict(document.get("retry")),
             dead_letter=document.get("dead_letter"),
             secret=document.get("secret"),
         )

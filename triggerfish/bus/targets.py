@@ -6,8 +6,9 @@ filled template. `Targets.deliver()` returns when the target has it (for a
 function: when the invocation is durably queued) and raises when it does
 not; `delivery.py` decides about retries.
 
-Topics are not built yet: a topic target appends to the log stream
-`topic.<name>`, which the topic fan-out will read once it exists.
+A topic target publishes the payload's JSON text as the topic's message:
+it appends the topic's own record to `topic.<name>`, which the topic's
+consumer (triggerfish/triggers/topics.py) fans out to the subscriptions.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from triggerfish.events.eventbridge import to_envelope
 from triggerfish.identity import ACCOUNT_ID, REGION
 from triggerfish.runtime.platform_calls import HOPCOUNT_ATTRIBUTE, LOOP_STOPPED_STREAM, MAX_HOPS, TRACEPARENT_ATTRIBUTE
 from triggerfish.store import Store
+from triggerfish.triggers.sns import new_message, topic_stream
 
 logger = logging.getLogger("triggerfish.bus")
 
@@ -45,11 +47,6 @@ class AsyncInvoker(Protocol):
         traceparent: str | None = ...,
         hop_count: int = ...,
     ) -> str: ...
-
-
-def topic_stream(topic: str) -> str:
-    """The log stream a topic target appends to until topics are built."""
-    return f"topic.{topic}"
 
 
 def rule_arn(bus: str, rule_id: str) -> str:
@@ -125,7 +122,13 @@ class Targets:
                 attributes[TRACEPARENT_ATTRIBUTE] = event.traceparent
             await self.store.queues.send(target.name, _body(payload), attributes=attributes)
         elif target.kind == "topic":
-            await self.store.log.append(topic_stream(target.name), _body(payload))
+            try:
+                message = new_message(
+                    _body(payload).decode("utf-8"), hop_count=hops, traceparent=event.traceparent, limit=None
+                )
+            except InvalidInputError as exc:
+                raise NonRetryable(f"topic target {target.name!r}: {exc}") from None
+            await self.store.log.append(topic_stream(target.name), message.to_json())
         else:
             await self._to_webhook(target, _body(payload))
 
@@ -141,10 +144,14 @@ class Targets:
         await self.publish(target.name, [event.with_extensions(hopcount=hops + 1)])
 
     async def _to_webhook(self, target: RuleTarget, body: bytes) -> None:
+        await self.post(target.name, body, secret=target.secret)
+
+    async def post(self, url: str, body: bytes, *, secret: str | None, headers: dict[str, str] | None = None) -> None:
+        """POST a webhook (signed when there is a secret); raises NonRetryable for answers a retry cannot change."""
         if self._http is None:
             self._http = httpx.AsyncClient()
         try:
-            await webhook.send(self._http, target.name, body, secret=target.secret, timeout=self.webhook_timeout)
+            await webhook.send(self._http, url, body, secret=secret, headers=headers, timeout=self.webhook_timeout)
         except webhook.WebhookError as exc:
             if not exc.retryable:
                 raise NonRetryable(str(exc)) from None

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from triggerfish.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import httpx
 
 #: Exit codes of `test-pattern`, like grep's: 0 match, 1 no match, 2 trouble.
 EXIT_MATCH = 0
@@ -63,3 +67,128 @@ def test_pattern(pattern_text: str, event_text: str) -> None:
         sys.exit(EXIT_ERROR)
     click.echo("match" if matched else "no match")
     sys.exit(EXIT_MATCH if matched else EXIT_NO_MATCH)
+
+
+#: Exit codes of `put`: 0 stored, 1 refused by the server, 2 bad input here, 3 no server to talk to.
+EXIT_PUT_REFUSED = 1
+EXIT_PUT_UNREACHABLE = 3
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+
+
+@events.command("put")
+@click.option("--type", "event_type", help="The event's type (with --source): one event built here.")
+@click.option("--source", help="The event's source (with --type).")
+@click.option("--data", "data_text", help="The event's data (with --type): JSON, or @FILE (@- reads stdin).")
+@click.option("--event", "event_text", help="A CloudEvent in JSON, or a JSON array of them (a batch): @FILE or inline.")
+@click.option("--entries", "entries_text", help='EventBridge PutEvents entries: [...] or {"Entries": [...]}, @FILE.')
+@click.option("--bus", default=None, help="The bus (default: default); for --entries, of entries naming none.")
+@click.option(
+    "--server",
+    envvar="TRIGGERFISH_SERVER",
+    default=DEFAULT_SERVER,
+    show_default=True,
+    help="The platform's URL (else $TRIGGERFISH_SERVER).",
+)
+def put(
+    event_type: str | None,
+    source: str | None,
+    data_text: str | None,
+    event_text: str | None,
+    entries_text: str | None,
+    bus: str | None,
+    server: str,
+) -> None:
+    """Publish events to a running platform (`POST /-/events`) and print their ids, one a line.
+
+    Exits 0 once the server stored them, 1 when it refused them (its reason on
+    stderr), 2 for bad input here (invalid JSON names the line and column), 3
+    when no server answers.
+
+    \b
+    Examples:
+      triggerfish events put --type OrderPlaced --source shop --data '{"order_id": "o-1", "total": 250}'
+      triggerfish events put --event @order.cloudevent.json --bus orders
+      triggerfish events put --entries @put-events.json --server http://127.0.0.1:9000
+    """
+    import httpx
+
+    try:
+        body, headers, params = _put_request(event_type, source, data_text, event_text, entries_text, bus)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(EXIT_ERROR)
+    except InvalidInputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    url = server.rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        click.echo(f"error: --server {server!r} is not an http:// or https:// URL", err=True)
+        sys.exit(EXIT_ERROR)
+    try:
+        answer = httpx.post(f"{url}/-/events", content=body, headers=headers, params=params, timeout=30.0)
+    except httpx.TransportError:
+        click.echo(f"error: server unreachable at {url}: is `triggerfish dev` running?", err=True)
+        sys.exit(EXIT_PUT_UNREACHABLE)
+    if answer.status_code != 202:
+        click.echo(f"error: the server refused the events ({answer.status_code}): {_reason(answer)}", err=True)
+        sys.exit(EXIT_PUT_REFUSED)
+    for event_id in answer.json().get("ids", []):
+        click.echo(event_id)
+
+
+def _put_request(
+    event_type: str | None,
+    source: str | None,
+    data_text: str | None,
+    event_text: str | None,
+    entries_text: str | None,
+    bus: str | None,
+) -> tuple[bytes, dict[str, str], dict[str, str]]:
+    """The body, headers and query of the `POST /-/events` that `put` sends."""
+    from triggerfish._json import dumps, loads
+    from triggerfish.events.cloudevent import Event
+    from triggerfish.events.http_binding import BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE
+
+    modes = [
+        name
+        for name, given in (("--type", event_type or source), ("--event", event_text), ("--entries", entries_text))
+        if given
+    ]
+    if len(modes) != 1:
+        raise click.ClickException(
+            "give one of: --type T --source S [--data JSON], --event @cloudevent.json, --entries @putevents.json"
+            + (f" (not {' and '.join(modes)} together)" if modes else "")
+        )
+    if data_text is not None and modes != ["--type"]:
+        raise click.ClickException("--data goes with --type and --source")
+    params = {} if bus is None else {"bus": bus}
+    if event_text is not None:
+        text = _read(event_text, "event")
+        document = loads(text, where="--event")
+        if not isinstance(document, dict | list):
+            raise click.ClickException("--event must be a CloudEvent (a JSON object) or a batch (a JSON array)")
+        kind = STRUCTURED_CONTENT_TYPE if isinstance(document, dict) else BATCH_CONTENT_TYPE
+        return text.encode("utf-8"), {"content-type": kind}, params
+    if entries_text is not None:
+        document = loads(_read(entries_text, "entries"), where="--entries")
+        entries = document.get("Entries") if isinstance(document, dict) else document
+        if not isinstance(entries, list):
+            raise click.ClickException('--entries must be a JSON array of entries, or {"Entries": [...]}')
+        if bus is not None:
+            entries = [{"EventBusName": bus, **e} if isinstance(e, dict) else e for e in entries]
+        return dumps({"Entries": entries}), {"content-type": "application/json"}, {}
+    if not event_type or not source:
+        raise click.ClickException("--type and --source go together: give both")
+    data = None if data_text is None else loads(_read(data_text, "data"), where="--data")
+    event = Event.create(event_type, source, data)
+    return event.to_json(), {"content-type": STRUCTURED_CONTENT_TYPE}, params
+
+
+def _reason(answer: httpx.Response) -> str:
+    """The message of the platform's JSON error, or the start of whatever else it answered."""
+    try:
+        document = answer.json()
+        message = document["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return answer.text[:500] or answer.reason_phrase
+    return str(message)

@@ -6,6 +6,7 @@ import click
 
 from triggerfish import __version__
 from triggerfish.cli.check import check
+from triggerfish.cli.dev import dev
 from triggerfish.cli.events import events
 
 
@@ -17,6 +18,7 @@ def cli() -> None:
 
 cli.add_command(events)
 cli.add_command(check)
+cli.add_command(dev)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Generator
 from types import TracebackType
 from typing import Any
 
@@ -57,19 +58,32 @@ def server_config(
     )
 
 
+class _SignalFreeServer(uvicorn.Server):
+    """uvicorn's server without its signal handlers: the command running the platform owns SIGINT and
+    SIGTERM (it must drain the platform after the server stops, and uvicorn would re-raise the signal
+    once it has stopped, cutting that short)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
 class GatewayServer:
     """`app` served by uvicorn on `host`:`port` in the running event loop; an async context manager.
 
     The socket is bound by `start()`, so with `port=0` the chosen port is
     known (`.port`, `.url`) as soon as it returns. Other keyword arguments
-    go to `server_config`.
+    go to `server_config`. With `handle_signals=False` the server leaves
+    SIGINT and SIGTERM to its caller.
     """
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 8080, **settings: Any) -> None:
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", port: int = 8080, *, handle_signals: bool = True, **settings: Any
+    ) -> None:
         self.host = host
         self.config = server_config(app, **settings)
         self._requested_port = port
-        self._server = uvicorn.Server(self.config)
+        self._server = uvicorn.Server(self.config) if handle_signals else _SignalFreeServer(self.config)
         self._socket: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
 

@@ -46,6 +46,7 @@ from triggerfish.runtime.records import (
 )
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, Runner
 from triggerfish.store import Message, Store
+from triggerfish.triggers.sns import new_message, topic_stream
 
 logger = logging.getLogger("triggerfish.dispatcher")
 
@@ -313,7 +314,7 @@ class Dispatcher:
             }
             data = orjson.dumps(record)
         hops = request.hop_count + 1
-        if destination.kind in ("function", "bus") and hops > MAX_HOPS:
+        if destination.kind in ("function", "bus", "topic") and hops > MAX_HOPS:
             # A function whose destination leads back to itself would loop for ever: stop it as
             # StorePlatform stops a handler's own publish or send, and keep what was stopped.
             loop_logger.warning(
@@ -338,7 +339,24 @@ class Dispatcher:
         if destination.kind == "queue":
             await self.store.queues.send(destination.name, data)
         elif destination.kind == "topic":
-            await self.store.log.append(f"topic.{destination.name}", data)
+            # The record's JSON is the topic message; the topic's consumer fans it out to the subscriptions.
+            message = new_message(data.decode("utf-8"), hop_count=hops, traceparent=request.traceparent, limit=None)
+            encoded = message.to_json()
+            if len(encoded) > self.store.log.max_record_bytes:
+                # Escaped into a string, a record can outgrow the log's limit (a topic destination feeding
+                # its own function nests every record in the next): deliver a stub saying so.
+                stub = {
+                    **record,
+                    **{
+                        part: {"truncated": True, "bytes": len(orjson.dumps(record[part]))}
+                        for part in ("requestPayload", "responsePayload")
+                    },
+                }
+                message = new_message(
+                    orjson.dumps(stub).decode("utf-8"), hop_count=hops, traceparent=request.traceparent, limit=None
+                )
+                encoded = message.to_json()
+            await self.store.log.append(topic_stream(destination.name), encoded)
         elif destination.kind == "bus":
             result = "Success" if success else "Failure"
             event = {

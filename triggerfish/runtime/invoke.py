@@ -155,12 +155,16 @@ class Invoker:
         hop_count: int = 0,
         request_id: str | None = None,
         delay: float = 0.0,
+        dedup_id: str | None = None,
     ) -> str:
         """Queue an invocation of `function` durably and return its request id.
 
         The invocation runs when the dispatcher gets to it (after `delay`
-        seconds at the earliest). Raises FunctionNotFoundError, and
-        InvalidInputError when the event is not JSON; nothing is stored then.
+        seconds at the earliest). A `dedup_id` seen on the function's queue
+        within its dedup window (5 minutes by default) queues nothing again:
+        a sender that retries after a crash cannot invoke twice. Raises
+        FunctionNotFoundError, and InvalidInputError when the event is not
+        JSON; nothing is stored then.
         """
         self._settings(function)
         return await self._enqueue(
@@ -171,6 +175,7 @@ class Invoker:
             hop_count=_check_hops(hop_count),
             request_id=request_id,
             delay=delay,
+            dedup_id=dedup_id,
         )
 
     async def _enqueue(
@@ -183,6 +188,7 @@ class Invoker:
         hop_count: int,
         request_id: str | None = None,
         delay: float = 0.0,
+        dedup_id: str | None = None,
     ) -> str:
         request_id = request_id or new_request_id()
         body = {
@@ -212,12 +218,18 @@ class Invoker:
             )
         if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_DELAY:
             raise InvalidInputError(f"invoke_async: delay must be from 0 to {MAX_DELAY:g} seconds, not {delay!r}")
+        if dedup_id is not None and (
+            not isinstance(dedup_id, str) or not 0 < len(dedup_id) <= 128 or not dedup_id.isprintable()
+        ):
+            raise InvalidInputError(
+                f"invoke_async: dedup_id must be 1 to 128 printable characters, as on SQS, not {dedup_id!r}"
+            )
         queue = function_queue(function)
         sender = self._senders.get(queue)
         if sender is None:
             sender = self._senders[queue] = BatchWriter(functools.partial(self.store.queues.send_many, queue))
         # Concurrent calls share one durable write; each still returns only once its message is stored.
-        await sender.submit(OutgoingMessage(data, delay=delay))
+        await sender.submit(OutgoingMessage(data, delay=delay, dedup_id=dedup_id))
         return request_id
 
     # --- running the dispatcher --------------------------------------------------------------

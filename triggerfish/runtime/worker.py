@@ -40,6 +40,7 @@ from triggerfish.runtime.handler import run_handler
 from triggerfish.runtime.protocol import (
     Cancel,
     Heartbeat,
+    Log,
     PlatformAnswer,
     PlatformCallFrame,
     Ready,
@@ -135,7 +136,9 @@ def become_worker(
     except BaseException as exc:  # whatever happens, a worker never returns into the zygote's code
         code = 70
         with contextlib.suppress(BaseException):
-            os.write(2, f"triggerfish worker for {spec.name!r} failed: {exc!r}\n".encode())
+            # The output pipe, not fd 2: a failure before the dup2s (limits, sandbox, chdir) would
+            # otherwise reach the zygote's stderr, and the failed invocation would not say why.
+            os.write(output_fd, f"triggerfish worker for {spec.name!r} failed: {exc!r}\n".encode())
     finally:
         os._exit(code)
 
@@ -226,8 +229,10 @@ class Worker:
         outcome = run_handler(spec.handler, request.event, context, loop=self.loop)
         ended = time.time()
         _flush()
-        if _has_children():
-            limits.kill_children()
+        if _has_children() and (killed := limits.kill_children()):
+            # The platform's log, not the handler's output: the user did not print this.
+            message = f"request {request.id}: killed {killed} process(es) the handler left behind"
+            send_frame(self.sock, Log(level="warning", message=message))
         body: dict[str, Any] = {"t": "result", "id": request.id, "ok": outcome.ok, "started": started, "ended": ended}
         if self.output_fd is not None and _pipe_empty(self.output_fd):
             # Everything written so far was already read by the parent: spare it a read per invocation.

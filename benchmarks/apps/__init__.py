@@ -1,0 +1,1 @@
+"""Apps the benchmarks load, as files: `triggerfish dev` and `Platform` take them by path."""

@@ -1,0 +1,118 @@
+"""Running `triggerfish dev` as a user does, in a subprocess, and talking to it over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_SERVING = re.compile(r"serving on (http://\S+)")
+
+
+class DevServer:
+    """A `triggerfish dev` process; `url` once it serves, its output collected line by line."""
+
+    def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.args = ["-m", "triggerfish", "dev", *args]
+        self.cwd = cwd
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.lines: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+
+    def start(self, timeout: float = 30.0) -> DevServer:
+        self.process = subprocess.Popen(
+            [sys.executable, *self.args],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        line = self.wait_for_line(_SERVING.search, timeout)
+        self.url = _SERVING.search(line).group(1)  # type: ignore[union-attr]
+        return self
+
+    def _read(self) -> None:
+        assert self.process is not None
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.rstrip("\n"))
+        # Closed here, at end of output, so that no test leaves the pipe to the garbage collector (ResourceWarning).
+        self.process.stdout.close()
+        self._lines.put(None)
+
+    def wait_for_line(self, test: Callable[[str], object], timeout: float = 30.0) -> str:
+        """The first new output line passing `test`; AssertionError with the output so far on timeout or exit."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                line = self._lines.get(timeout=max(left, 0.01))
+            except queue.Empty:
+                raise AssertionError("timed out waiting for output; so far:\n" + "\n".join(self.lines)) from None
+            if line is None:
+                self._lines.put(None)
+                raise AssertionError("triggerfish dev exited; its output:\n" + "\n".join(self.lines))
+            self.lines.append(line)
+            if test(line):
+                return line
+
+    def interrupt(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        code = self.process.wait(timeout)
+        # Collect the rest of the output.
+        while True:
+            try:
+                line = self._lines.get(timeout=5)
+            except queue.Empty:
+                break
+            if line is None:
+                self._lines.put(None)
+                break
+            self.lines.append(line)
+        return code
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.interrupt()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self.process is not None:
+            self._reader.join(5)
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+def poll(check: Callable[[], T | None], *, timeout: float = 10.0, interval: float = 0.05) -> T:
+    """`check()`'s first truthy value, polling until `timeout` seconds; AssertionError after."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s (last value: {last!r})")

@@ -1,0 +1,89 @@
+"""SIGKILL of `triggerfish dev` during a publish burst: after a restart, every acknowledged event reaches
+every matching target at least once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+import threading
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.server.devserver import DevServer, poll
+
+APP = """
+from pathlib import Path
+
+import triggerfish
+
+app = triggerfish.App("crash")
+OUT = Path({out!r})
+
+
+@app.on_event({{"type": ["Burst"]}})
+def first(event, context):
+    (OUT / f"first-{{event['id']}}").touch()
+
+
+@app.on_event({{"type": ["Burst"], "data": {{"n": [{{"numeric": [">=", 0]}}]}}}})
+def second(event, context):
+    (OUT / f"second-{{event['id']}}").touch()
+"""
+
+BATCH = {"content-type": "application/cloudevents-batch+json"}
+
+
+def publish_until(url: str, prefix: str, acked: list[str], stop: threading.Event) -> None:
+    """Publish batches of 10 events until `stop` or the server goes away; keep the ids acknowledged with 202."""
+    number = 0
+    with httpx.Client(timeout=5) as client:
+        while not stop.is_set():
+            ids = [f"{prefix}-{number + i}" for i in range(10)]
+            number += 10
+            events = [{"specversion": "1.0", "id": i, "source": "t", "type": "Burst", "data": {"n": 1}} for i in ids]
+            try:
+                answer = client.post(f"{url}/-/events", content=orjson.dumps(events), headers=BATCH)
+            except httpx.HTTPError:
+                return
+            if answer.status_code == 202:
+                acked.extend(answer.json()["ids"])
+
+
+@pytest.mark.slow
+def test_every_acknowledged_event_is_delivered_to_every_target_after_a_sigkill(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP).format(out=str(out)))
+    server = DevServer("app.py", "--port", "0", "--no-reload", cwd=tmp_path).start()
+    acked: list[str] = []
+    stop = threading.Event()
+    publishers = [threading.Thread(target=publish_until, args=(server.url, f"p{n}", acked, stop)) for n in range(4)]
+    try:
+        for thread in publishers:
+            thread.start()
+        poll(lambda: len(acked) >= 400, timeout=30)
+        assert server.process is not None
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(10)
+    finally:
+        stop.set()
+        for thread in publishers:
+            thread.join()
+        server.stop()
+    assert len(acked) >= 400
+
+    restarted = DevServer("app.py", "--port", "0", "--no-reload", cwd=tmp_path).start()
+    try:
+
+        def missing() -> list[str]:
+            seen = {path.name for path in out.iterdir()}
+            return [i for i in acked for fn in ("first", "second") if f"{fn}-{i}" not in seen]
+
+        poll(lambda: not missing(), timeout=45, interval=0.2)
+    finally:
+        restarted.stop()
+    assert missing() == []

@@ -1,0 +1,147 @@
+"""`triggerfish dev APP`: the whole platform in one process on the embedded store, with hot reload.
+
+Exit codes: 0 after Ctrl-C (or SIGTERM) once work in flight has drained;
+2 when the app does not load or the address cannot be bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_LOAD_FAILED = 2
+
+
+@click.command()
+@click.argument("target", metavar="APP")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
+@click.option(
+    "--data-dir",
+    default=".triggerfish",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the store and the functions' working directories live.",
+)
+@click.option("--no-reload", is_flag=True, help="Do not reload the app when its files change.")
+@click.option(
+    "--retry-delay",
+    type=click.FloatRange(0, 900),
+    default=None,
+    help="Seconds before the first retry of a failed async invocation, doubling after (default: Lambda's 60).",
+)
+@click.option("--stage", default=None, help="Apply this stage of triggerfish.toml.")
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="FUNCTION.SETTING=VALUE",
+    help="Override a function setting (repeatable; FUNCTION may be *).",
+)
+def dev(
+    target: str,
+    host: str,
+    port: int,
+    data_dir: Path,
+    no_reload: bool,
+    retry_delay: float | None,
+    stage: str | None,
+    settings: tuple[str, ...],
+) -> None:
+    """Run APP (path/to/app.py[:attr] or package.module[:attr]) with every trigger live.
+
+    HTTP routes, the event bus, queues, topics and schedules all run here, on a
+    SQLite store in --data-dir. Saved changes are served within a second;
+    an edit that breaks the import prints the traceback and the last good
+    version keeps serving. Ctrl-C lets work in flight finish, then exits.
+    """
+    from triggerfish.config import parse_override
+    from triggerfish.errors import DeclarationError
+
+    overrides: dict[str, dict[str, Any]] = {}
+    try:
+        for text in settings:
+            function, setting, value = parse_override(text)
+            overrides.setdefault(function, {})[setting] = value
+    except DeclarationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
+    from triggerfish.retry import RetryPolicy
+
+    retry_policy = None if retry_delay is None else RetryPolicy(base=retry_delay, ceiling=max(retry_delay * 4, 1.0))
+    options = {"data_dir": data_dir, "stage": stage, "overrides": overrides, "retry_policy": retry_policy}
+    code = asyncio.run(_run(target, host, port, not no_reload, options))
+    sys.exit(code)
+
+
+async def _run(target: str, host: str, port: int, reload: bool, options: dict[str, Any]) -> int:
+    """Serve until SIGINT or SIGTERM; `options` are the Platform's."""
+    from triggerfish.errors import AppLoadError, DeclarationError
+    from triggerfish.gateway import GatewayServer
+    from triggerfish.loader import describe_functions
+    from triggerfish.server.http import platform_asgi
+    from triggerfish.server.platform import Platform, ReloadResult
+    from triggerfish.server.reload import start_watching
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    platform = Platform(target, **options)
+    try:
+        await platform.start()
+    except AppLoadError as exc:
+        if exc.details:
+            click.echo(exc.details.rstrip(), err=True)
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_LOAD_FAILED
+    except DeclarationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_LOAD_FAILED
+    version = platform.current
+    server = GatewayServer(platform_asgi(platform), host, port, handle_signals=False)
+    try:
+        await server.start()
+    except OSError as exc:
+        await platform.stop(drain=False)
+        reason = "is in use; pick another with --port" if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc}"
+        click.echo(f"error: {host}:{port} {reason}", err=True)
+        return EXIT_LOAD_FAILED
+
+    def reloaded(result: ReloadResult, paths: list[str]) -> None:
+        changed = ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else "")
+        if result.ok:
+            current = platform.current
+            click.echo(f"reloaded ({changed}): version {result.version} in {result.seconds * 1000:.0f} ms")
+            click.echo(describe_functions(current.specs))
+        else:
+            if result.details:
+                click.echo(result.details.rstrip(), err=True)
+            click.echo(f"reload failed ({changed}): {result.error}", err=True)
+            click.echo(f"still serving version {result.version}", err=True)
+
+    watcher = await start_watching(platform, platform.app_dir.resolve(), on_reload=reloaded) if reload else None
+    click.echo(f"app {version.app_name!r} version {version.number}: {len(version.specs)} functions")
+    click.echo(describe_functions(version.specs))
+    click.echo(f"serving on {server.url} (platform endpoints under {server.url}/-/; Ctrl-C to stop)", color=False)
+    try:
+        stopped = asyncio.ensure_future(stop.wait())
+        serving = asyncio.ensure_future(server.wait())
+        await asyncio.wait({stopped, serving}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        serving.cancel()
+    finally:
+        click.echo("stopping: letting work in flight finish ...")
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+        await server.stop()
+        await platform.stop(drain=True)
+        click.echo("stopped")
+    return 0

@@ -1,0 +1,105 @@
+"""The platform's ASGI app: `/-/...` is the platform's, every other path is the app's `@app.http` routes.
+
+    asgi = platform_asgi(platform)
+    async with GatewayServer(asgi, port=8080): ...
+
+User routes go straight to the serving version's Gateway, a plain ASGI
+callable, so the hot path pays no framework routing. The platform's own
+endpoints are a Starlette app (they are few and not hot):
+
+| endpoint | what |
+|---|---|
+| `GET /-/health` | liveness and what is loaded: app, version, functions |
+| `POST /-/events` | publish events (see triggerfish.server.publish) |
+| `/-/api/v1/...` | the control API (see triggerfish.server.control) |
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
+
+from triggerfish import __version__
+from triggerfish.gateway.routes import RESERVED_PREFIX
+from triggerfish.server.control import control_routes
+from triggerfish.server.errors import error_response
+from triggerfish.server.platform import Platform
+from triggerfish.server.publish import publish_events
+
+
+async def health(request: Request) -> Response:
+    platform: Platform = request.app.state.platform
+    version = platform.current
+    return JSONResponse(
+        {
+            "status": "ok",
+            "triggerfish": __version__,
+            "app": version.app_name,
+            "version": version.number,
+            "functions": sorted(version.specs),
+            "uptime": round(time.time() - platform.started_at, 3),
+        }
+    )
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error_response(404, "NotFound", f"no platform endpoint {request.method} {request.url.path}")
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    return error_response(405, "MethodNotAllowed", f"{request.method} is not allowed on {request.url.path}")
+
+
+def platform_endpoints(platform: Platform) -> Starlette:
+    """The Starlette app serving everything under `/-/`."""
+    app = Starlette(
+        routes=[
+            Route("/-/health", health, methods=["GET"]),
+            Route("/-/events", publish_events, methods=["POST"]),
+            Mount("/-/api/v1", routes=control_routes()),
+        ],
+        exception_handlers={404: _not_found, 405: _method_not_allowed},
+    )
+    app.state.platform = platform
+    return app
+
+
+class PlatformASGI:
+    """Dispatches a request to the platform's endpoints or to the serving version's gateway."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.endpoints = platform_endpoints(platform)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        path: str = scope.get("path", "")
+        if path.startswith(RESERVED_PREFIX) or path == RESERVED_PREFIX[:-1]:
+            await self.endpoints(scope, receive, send)
+            return
+        # Read once: a reload that lands now changes the next request, not this one.
+        gateway = self.platform.current.gateway
+        await gateway(scope, receive, send)
+
+
+def platform_asgi(platform: Platform) -> PlatformASGI:
+    return PlatformASGI(platform)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    # The platform is started and stopped by whoever runs it (triggerfish dev), not by the server.
+    while True:
+        message: dict[str, Any] = dict(await receive())
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

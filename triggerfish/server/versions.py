@@ -1,0 +1,140 @@
+"""One loaded version of an app: its worker processes, its invoker and its HTTP routes.
+
+Hot reload and deploys replace the version the platform serves; the old one
+is *retired*, not killed: it takes no new work, the requests and
+asynchronous invocations it already started finish on it, and only then are
+its zygotes and workers stopped. Everything durable (queues, records, the
+bus) belongs to the platform, so a version holds nothing that must survive it.
+
+    version = await AppVersion.load("app.py", number=1, store=store, work_dir=..., platform=StorePlatform(store))
+    result = await version.invoke("hello", {"name": "Ada"})
+    await version.retire()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from triggerfish.gateway import Gateway, RouteTable
+from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT
+from triggerfish.model import FunctionSpec
+from triggerfish.retry import RetryPolicy
+from triggerfish.runtime.invoke import Invoker
+from triggerfish.runtime.process_runner import ProcessRunner
+from triggerfish.runtime.types import PlatformHandler
+from triggerfish.store import Store
+
+log = logging.getLogger("triggerfish.server")
+
+#: Seconds a retiring version waits for its sync invocations beyond the longest function timeout.
+RETIRE_MARGIN = 5.0
+
+
+class AppVersion:
+    """A loaded app version, serving sync invocations (`invoke`, its `gateway`) and running async ones.
+
+    Build one with `await AppVersion.load(...)`; it raises AppLoadError (with
+    the traceback in `details`) when the app cannot be imported, and
+    DeclarationError for a declaration the platform refuses (two handlers on
+    one route, a destination naming an unknown function).
+    """
+
+    def __init__(
+        self, number: int, runner: ProcessRunner, invoker: Invoker, routes: RouteTable, *, body_timeout: float
+    ) -> None:
+        self.number = number
+        self.runner = runner
+        self.invoker = invoker
+        self.routes = routes
+        self.gateway = Gateway(routes, self.invoke, body_timeout=body_timeout)
+        self.loaded_at = time.time()
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._retired = False
+
+    @classmethod
+    async def load(
+        cls,
+        target: str,
+        *,
+        number: int,
+        store: Store,
+        work_dir: Path,
+        platform: PlatformHandler,
+        stage: str | None = None,
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        idle_timeout: float = 300.0,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        retry_policy: RetryPolicy | None = None,
+    ) -> AppVersion:
+        runner = await ProcessRunner.start(
+            target,
+            work_dir=work_dir,
+            version=str(number),
+            stage=stage,
+            overrides=overrides,
+            platform=platform,
+            idle_timeout=idle_timeout,
+        )
+        try:
+            routes = RouteTable.from_specs(runner.specs)
+            invoker = Invoker(runner, store, app_name=runner.app_name, retry_policy=retry_policy)
+        except BaseException:
+            await runner.close()
+            raise
+        return cls(number, runner, invoker, routes, body_timeout=body_timeout)
+
+    @property
+    def app_name(self) -> str:
+        return self.runner.app_name
+
+    @property
+    def specs(self) -> dict[str, FunctionSpec]:
+        return self.runner.specs
+
+    async def start(self) -> None:
+        """Start running the queued asynchronous invocations of this version's functions."""
+        await self.invoker.start()
+
+    async def invoke(self, function: str, event: Any = None, **options: Any) -> Any:
+        """`Invoker.invoke` on this version, counted so that retiring waits for it."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await self.invoker.invoke(function, event, **options)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def invoke_async(self, function: str, event: Any = None, **options: Any) -> str:
+        return await self.invoker.invoke_async(function, event, **options)
+
+    async def retire(self, *, drain: bool = True) -> None:
+        """Stop taking async work, let what is in flight finish (with `drain`), then stop the processes.
+
+        Async invocations still queued stay in the store for the next version.
+        """
+        if self._retired:
+            return
+        self._retired = True
+        await self.invoker.stop(drain=drain)
+        if drain and self._in_flight:
+            patience = max((s.settings.timeout for s in self.specs.values()), default=0.0) + RETIRE_MARGIN
+            try:
+                async with asyncio.timeout(patience):
+                    await self._idle.wait()
+            except TimeoutError:
+                log.warning(
+                    "version %d: %d requests still running after %g s; stopping it",
+                    self.number,
+                    self._in_flight,
+                    patience,
+                )
+        await self.runner.close()

@@ -1,0 +1,1 @@
+"""Triggers that turn store state into invocations: queues, topics and schedules."""
