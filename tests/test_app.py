@@ -41,7 +41,7 @@ def declare_error(declare: Any) -> str:
 def test_each_decorator_registers_its_trigger_and_returns_the_function() -> None:
     app = App("shop")
 
-    @app.http("post", "/orders/{id}", auth="iam", memory_mb=256)
+    @app.http("post", "/orders/{id}", auth="api_key", memory_mb=256)
     def create_order(event: Any, context: Any) -> Any:
         return event
 
@@ -72,7 +72,7 @@ def test_each_decorator_registers_its_trigger_and_returns_the_function() -> None
     assert create_order({"x": 1}, None) == {"x": 1}, "the decorated function stays a plain function"
     specs = app.functions
     assert list(specs) == ["create_order", "audit", "drain", "page", "nightly", "ingest", "changed", "direct", "bare"]
-    assert specs["create_order"].triggers == (HttpTrigger("POST", "/orders/{id}", "iam"),)
+    assert specs["create_order"].triggers == (HttpTrigger("POST", "/orders/{id}", "api_key"),)
     assert specs["create_order"].settings.memory_mb == 256
     assert specs["create_order"].handler is create_order
     assert (

@@ -41,6 +41,7 @@ def config_error(directory: Path) -> str:
 
 
 FULL = """
+    name = "shop"
     app = "app.py:app"
 
     [functions."*"]
@@ -82,6 +83,7 @@ def test_missing_file_is_an_empty_config(tmp_path: Path) -> None:
 def test_file_is_parsed_into_tables(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, FULL).parent)
     assert config.path == tmp_path / "triggerfish.toml"
+    assert config.name == "shop"
     assert config.app == "app.py:app"
     assert config.functions["*"] == {"timeout": 10.0, "concurrency": 4}
     assert config.functions["create_order"]["on_failure"] == Destination("queue", "failed")
@@ -150,6 +152,8 @@ def test_both_files_is_an_error(tmp_path: Path) -> None:
         ("[functions.refund\nretries = 1", "not valid TOML"),
         ("[fuctions.refund]\nretries = 1", "unknown key 'fuctions' (did you mean 'functions'?)"),
         ("app = 5", "app must be a string"),
+        ('name = "my shop"', "name: invalid app name 'my shop': use 1 to 64 letters, digits, _ or -"),
+        ("name = 7", "name: invalid app name 7"),
         (
             "[functions.refund]\nmemory = 256",
             "[functions.refund]: memory: unknown setting 'memory' (did you mean 'memory_mb'?)",

@@ -14,6 +14,7 @@ import pytest
 
 from triggerfish.app import App
 from triggerfish.errors import AppLoadError, InvocationError
+from triggerfish.http_auth import hmac_auth
 from triggerfish.loader import describe_functions, load_app, spec_from_dict, spec_to_dict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,8 +233,7 @@ def test_describe_functions_shows_every_function_and_trigger() -> None:
 def test_spec_round_trips_through_json() -> None:
     app = App("full")
 
-    def auth(request: Any) -> bool:
-        return True
+    auth = hmac_auth(secret_env="A", scheme="stripe")
 
     @app.http("GET", "/x/{proxy+}", auth=auth, on_failure="queue:failed", env={"A": "1"})
     @app.on_event({"source": ["s"]}, bus="b", shape="eventbridge")
@@ -251,9 +251,8 @@ def test_spec_round_trips_through_json() -> None:
     assert restored.name == spec.name
     assert restored.ref == spec.ref
     assert restored.settings == spec.settings
-    assert restored.triggers[1:] == spec.triggers[1:]
-    assert restored.triggers[0].kind == "http"
-    assert data["triggers"][0]["auth"] == {"callable": f"{__name__}:test_spec_round_trips_through_json.<locals>.auth"}
+    assert restored.triggers == spec.triggers
+    assert data["triggers"][0]["auth"]["scheme"] == "stripe"
     with pytest.raises(InvocationError, match="runs in the app's workers"):
         restored.handler({}, None)
 

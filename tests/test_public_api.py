@@ -40,6 +40,7 @@ EXPECTED = [
     "TriggerfishError",
     "__version__",
     "compile_pattern",
+    "hmac_auth",
     "idempotent",
     "open_store",
 ]

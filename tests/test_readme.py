@@ -11,18 +11,42 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.server.devserver import DevServer, poll
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def bash_blocks(page: Path) -> list[list[str]]:
+    """The commands of each of the page's ```bash blocks, with backslash continuations joined."""
+    blocks = re.findall(r"```bash\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    return [[line.strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()] for block in blocks]
+
+
 def bash_commands(page: Path) -> list[str]:
-    """Each command of the page's ```bash blocks, with backslash continuations joined."""
-    commands: list[str] = []
-    for block in re.findall(r"```bash\n(.*?)```", page.read_text(encoding="utf-8"), re.S):
-        commands += [line.strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]
-    return commands
+    """Each command of the page's ```bash blocks, in order."""
+    return [command for block in bash_blocks(page) for command in block]
+
+
+def run_shell(command: str, *, cwd: Path, server: str, hosts: dict[str, str]) -> str:
+    """Run a README line as a user would (bash), with `.venv/bin/triggerfish` meaning this interpreter's
+    triggerfish and the page's addresses replaced by the test's servers; its output, after it exits 0."""
+    for written, actual in hosts.items():
+        command = command.replace(written, actual)
+    command = command.replace(".venv/bin/triggerfish", shlex.join([sys.executable, "-m", "triggerfish"]))
+    env = {**os.environ, "TRIGGERFISH_SERVER": server, "TRIGGERFISH_CONFIG": os.devnull, "PYTHONPATH": str(ROOT)}
+    env.pop("TRIGGERFISH_KEY", None)
+    done = subprocess.run(command, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def long_running(command: str, verb: str) -> list[str]:
+    """The arguments after `.venv/bin/triggerfish VERB` of a README line that starts a server."""
+    words = shlex.split(command)
+    assert words[:2] == [".venv/bin/triggerfish", verb], command
+    return words[2:]
 
 
 def run_triggerfish(command: str) -> subprocess.CompletedProcess[str]:
@@ -39,26 +63,14 @@ def test_the_readme_has_two_setup_commands_and_the_test_one_is_what_ci_runs() ->
 
 
 def test_the_readme_main_command_serves_the_shop_and_its_tour_works_as_written(tmp_path: Path) -> None:
-    first, _, *tour = bash_commands(ROOT / "README.md")
-    words = shlex.split(first.removeprefix("scripts/install && "))
-    assert words[0] == ".venv/bin/triggerfish"
-    assert words[1] == "dev"
+    setup, shop_tour, *_ = bash_blocks(ROOT / "README.md")
+    arguments = long_running(setup[0].removeprefix("scripts/install && "), "dev")
     # As written, but on a free port and a scratch data directory, so a test never collides with a running shop.
-    server = DevServer(*words[2:], "--port", "0", "--data-dir", str(tmp_path / "data"), "--no-reload", cwd=ROOT)
+    server = DevServer(*arguments, "--port", "0", "--data-dir", str(tmp_path / "data"), "--no-reload", cwd=ROOT)
     server.start()
     try:
-        port = server.url.rsplit(":", 1)[1]
-        outputs = []
-        for command in tour:
-            command = command.replace("localhost:8080", f"127.0.0.1:{port}")
-            env = {**os.environ, "TRIGGERFISH_SERVER": server.url}
-            if command.startswith(".venv/bin/triggerfish "):
-                command = shlex.join([sys.executable, "-m", "triggerfish"]) + command.removeprefix(
-                    ".venv/bin/triggerfish"
-                )
-            done = subprocess.run(command, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
-            assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
-            outputs.append(done.stdout)
+        hosts = {"localhost:8080": server.url.removeprefix("http://")}
+        outputs = [run_shell(command, cwd=ROOT, server=server.url, hosts=hosts) for command in shop_tour]
         order = json.loads(outputs[0])
         assert order["status"] == "placed"
         assert order["order_id"]
@@ -72,6 +84,38 @@ def test_the_readme_main_command_serves_the_shop_and_its_tour_works_as_written(t
         assert shipped
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_five_minute_tour_works_as_written(tmp_path: Path) -> None:
+    _, _, start, calls, serving, deploying = bash_blocks(ROOT / "README.md")[:6]
+    run_shell(start[0], cwd=tmp_path, server="", hosts={})
+    assert (tmp_path / "greeter" / "app.py").is_file()
+    dev = DevServer(*long_running(start[1], "dev"), "--port", "0", cwd=tmp_path).start()
+    try:
+        hosts = {"localhost:8080": dev.url.removeprefix("http://")}
+        said = [run_shell(command, cwd=tmp_path, server=dev.url, hosts=hosts) for command in calls]
+    finally:
+        dev.stop()
+    assert json.loads(said[0]) == {"message": "Hello, ada!"}
+    assert "Hello, grace!" in said[1]
+    assert len(said[2].split()) == 1  # the event's id
+    assert "REPORT" in said[3]
+
+    arguments = long_running(serving[0], "serve")
+    assert arguments[:2] == ["--port", "9090"]
+    # On a free port instead of the page's 9090; the page's later lines are pointed at it below.
+    server = DevServer(*arguments[2:], "--port", "0", cwd=tmp_path, verb="serve").start()
+    try:
+        address = server.url.removeprefix("http://")
+        hosts = {"http://127.0.0.1:9090": server.url, "localhost:9090": address}
+        shown = [run_shell(command, cwd=tmp_path, server=server.url, hosts=hosts) for command in deploying]
+    finally:
+        server.stop()
+    greetings = [json.loads(out)["message"] for command, out in zip(deploying, shown, strict=True) if "curl" in command]
+    assert greetings == ["Hello, ada!", "Howdy, ada!", "Hello, ada!"]
+    assert "greeter" in shown[-3]  # status lists the app
 
 
 def test_the_cli_page_pattern_example_matches() -> None:

@@ -493,3 +493,35 @@ async def test_a_test_that_ends_with_work_in_flight_closes_promptly() -> None:
             await platform.drain()
     with pytest.raises(InvocationError, match="not running"):
         platform.store  # noqa: B018
+
+
+async def test_requests_reach_the_apps_routes_through_the_gateway() -> None:
+    app = App("api")
+
+    @app.http("POST", "/orders/{order_id}/notes")
+    def add_note(event: Any, context: Any) -> dict[str, Any]:
+        context.publish("note.added", {"order": event["pathParameters"]["order_id"]})
+        return {"statusCode": 201, "headers": {"location": "/notes/1"}, "body": event["body"]}
+
+    async with TestPlatform(app) as platform:
+        created = await platform.request("POST", "/orders/o-1/notes", json={"text": "fragile"})
+        assert created.status_code == 201
+        assert created.headers["location"] == "/notes/1"
+        assert created.json() == {"text": "fragile"}
+        assert (await platform.request("GET", "/orders/o-1/notes")).status_code == 405
+        assert (await platform.request("GET", "/nowhere")).status_code == 404
+        await platform.drain()
+        assert [e.data for e in await platform.published()] == [{"order": "o-1"}]
+
+
+def test_sync_platform_sends_requests_too() -> None:
+    app = App("api")
+
+    @app.http("GET", "/hello/{name}")
+    def hello(event: Any, context: Any) -> dict[str, str]:
+        return {"hello": event["pathParameters"]["name"]}
+
+    with SyncTestPlatform(app) as platform:
+        answer = platform.request("GET", "/hello/ada")
+        assert answer.status_code == 200
+        assert answer.json() == {"hello": "ada"}

@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "FunctionSpec": "triggerfish.model",
     "Context": "triggerfish.runtime.context",
     "idempotent": "triggerfish.runtime.idempotency",
+    "hmac_auth": "triggerfish.http_auth",
 }
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "TriggerfishError",
     "__version__",
     "compile_pattern",
+    "hmac_auth",
     "idempotent",
     "open_store",
 ]
@@ -122,6 +124,9 @@ if TYPE_CHECKING:
     )
     from triggerfish.events.ruleset import (
         RuleSet,
+    )
+    from triggerfish.http_auth import (
+        hmac_auth,
     )
     from triggerfish.model import (
         FunctionSettings,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from triggerfish.errors import DeclarationError, InvalidPatternError
+from triggerfish.http_auth import check_auth
 from triggerfish.model import (
     SETTING_NAMES,
     ChangeTrigger,
@@ -38,6 +39,7 @@ from triggerfish.model import (
     TopicTrigger,
     Trigger,
     apply_settings,
+    check_app_name,
     check_resource_name,
     check_setting,
     unknown_name_message,
@@ -56,7 +58,6 @@ MAX_BATCH_WINDOW = 300.0
 UNWINDOWED_BATCH_LIMIT = 10
 
 _FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
-_APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _PATH_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}")
 _PATH_LITERAL = re.compile(r"[A-Za-z0-9._~:@!$&'()*+,;=-]+")
 
@@ -82,11 +83,10 @@ class App:
     """
 
     def __init__(self, name: str) -> None:
-        if not isinstance(name, str) or not _APP_NAME.fullmatch(name):
-            raise DeclarationError(
-                f"invalid app name {name!r}: use 1 to 64 letters, digits, _ or -, starting with a letter or digit"
-            )
-        self.name = name
+        try:
+            self.name = check_app_name(name)
+        except ValueError as exc:
+            raise DeclarationError(str(exc)) from None
         self._drafts: dict[str, _Draft] = {}
         # (method, path shape) -> function, to find two functions on one route
         self._routes: dict[tuple[str, str], tuple[str, str]] = {}
@@ -138,6 +138,7 @@ class App:
         """Run the function for HTTP requests to `method` `path` ("ANY" for every method).
 
         `path` is a template: `/orders/{id}`, with a greedy `{proxy+}` allowed as the last segment.
+        `auth` is None (public), `"api_key"` or `triggerfish.hmac_auth(...)` (see docs/security.md).
         """
         where = f"@app.http({method!r}, {path!r})"
         self._not_bare(method, "@app.http", '@app.http("GET", "/path")')
@@ -145,12 +146,9 @@ class App:
         def trigger(function: str) -> Trigger:
             verb = _http_method(method, function)
             template = _http_path(path, function)
-            if auth is not None and not (callable(auth) or (isinstance(auth, str) and auth)):
-                raise DeclarationError(
-                    f"function {function!r}: auth must be None, a non-empty string or a callable, not {auth!r}"
-                )
+            checked = check_auth(auth, function)
             self._claim_route(verb, template, function)
-            return HttpTrigger(verb, template, auth)
+            return HttpTrigger(verb, template, checked)
 
         return self._decorator(name, settings, trigger, where, ("auth",))
 

@@ -1,5 +1,6 @@
 """Project configuration: `triggerfish.toml` (or `[tool.triggerfish]` in pyproject.toml), stages, precedence.
 
+    name = "shop"                         # the app's name on a server (`triggerfish deploy`; optional)
     app = "app.py:app"                    # what `triggerfish run` loads (optional)
 
     [functions."*"]                       # every function
@@ -36,7 +37,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from triggerfish.errors import DeclarationError
-from triggerfish.model import SETTING_NAMES, FunctionSpec, apply_settings, check_resource_name, check_setting
+from triggerfish.model import (
+    SETTING_NAMES,
+    FunctionSpec,
+    apply_settings,
+    check_app_name,
+    check_resource_name,
+    check_setting,
+)
 from triggerfish.model import unknown_name_message as _unknown
 
 if TYPE_CHECKING:
@@ -45,7 +53,7 @@ if TYPE_CHECKING:
 CONFIG_FILE = "triggerfish.toml"
 ALL = "*"
 
-_TOP_KEYS = frozenset({"app", "functions", "stages", "queues", "topics"})
+_TOP_KEYS = frozenset({"name", "app", "functions", "stages", "queues", "topics"})
 _STAGE_KEYS = frozenset({"functions", "queues", "topics"})
 #: Keys of [queues.NAME] and [topics.NAME], with the types they take.
 RESOURCE_KEYS: dict[str, tuple[type, ...]] = {
@@ -81,6 +89,8 @@ class ProjectConfig:
 
     #: The file it came from (None: no file).
     path: Path | None = None
+    #: The name the app is deployed under (`name = "shop"`); None: the file does not say.
+    name: str | None = None
     #: The app to load, as written in the file (`app = "app.py:app"`), relative to the file.
     app: str | None = None
     #: Settings per function name, "*" for all; values already checked one by one.
@@ -208,6 +218,12 @@ def _parse(document: dict[str, Any], path: Path, prefix: str) -> ProjectConfig:
     for key in document:
         if key not in _TOP_KEYS:
             raise fail("", f"{_unknown('key', key, _TOP_KEYS)}")
+    name = document.get("name")
+    if name is not None:
+        try:
+            check_app_name(name)
+        except ValueError as exc:
+            raise fail("", f"name: {exc}") from None
     app = document.get("app")
     if app is not None and (not isinstance(app, str) or not app):
         raise fail("", f"app must be a string such as 'app.py:app', not {app!r}")
@@ -223,6 +239,7 @@ def _parse(document: dict[str, Any], path: Path, prefix: str) -> ProjectConfig:
         )
     return ProjectConfig(
         path=path,
+        name=name,
         app=app,
         functions=_functions(document.get("functions", {}), "functions", fail),
         stages=stages,

@@ -108,6 +108,38 @@ class AppLoadError(TriggerfishError):
         super().__init__(message)
 
 
+# --- deploys ---------------------------------------------------------------------------------
+
+
+class DeployError(TriggerfishError):
+    """A deploy failed and changed nothing.
+
+    `phase` names the step that failed ("pack", "upload", "unpack", "install",
+    "import", "switch"); `details` carries what the user needs to fix it: pip's
+    output, or the import traceback.
+    """
+
+    def __init__(self, message: str, *, phase: str, details: str = "") -> None:
+        self.phase = phase
+        self.details = details
+        super().__init__(message)
+
+
+class BundleError(DeployError, ValueError):
+    """An app bundle could not be packed, or an uploaded one was refused; `path` names the file or member."""
+
+    def __init__(self, message: str, *, phase: str, path: str = "") -> None:
+        self.path = path
+        super().__init__(message, phase=phase)
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+class KeyNotFoundError(TriggerfishError, LookupError):
+    """No API key has that id or prefix; the control API answers 404 `KeyNotFound`."""
+
+
 # --- invocations -----------------------------------------------------------------------------
 
 

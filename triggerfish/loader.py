@@ -15,8 +15,10 @@ functions without importing user code itself.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import traceback
@@ -29,6 +31,7 @@ import orjson
 
 from triggerfish.app import App
 from triggerfish.errors import AppLoadError, DeclarationError, InvocationError
+from triggerfish.http_auth import auth_from_data, auth_to_data, describe_auth
 from triggerfish.model import (
     ChangeTrigger,
     EventTrigger,
@@ -192,7 +195,8 @@ def _find_app(module: ModuleType, attr: str | None, target: str) -> App:
 def describe_trigger(trigger: Trigger) -> str:
     """One line a person can read: `http POST /orders/{id}`, `queue orders (batch 10, window 2s)`, ..."""
     if isinstance(trigger, HttpTrigger):
-        return f"http {trigger.method} {trigger.path}" + (" (auth)" if trigger.auth is not None else "")
+        auth = "" if trigger.auth is None else f" (auth: {describe_auth(trigger.auth)})"
+        return f"http {trigger.method} {trigger.path}{auth}"
     if isinstance(trigger, EventTrigger):
         pattern = orjson.dumps(trigger.pattern).decode()
         return f"event {trigger.bus} {_clip(pattern, 60)}"
@@ -240,7 +244,7 @@ def _clip(text: str, limit: int) -> str:
 def spec_to_dict(spec: FunctionSpec) -> dict[str, Any]:
     """A JSON-able description of `spec` without its handler (see `spec_from_dict`).
 
-    An `auth` that is a callable is described by its `module:qualname`.
+    A route's `auth` is described as data (see triggerfish.http_auth).
     """
     s = spec.settings
     settings = {
@@ -260,7 +264,24 @@ def spec_to_dict(spec: FunctionSpec) -> dict[str, Any]:
         "ref": spec.ref,
         "settings": settings,
         "triggers": [_trigger_dict(t) for t in spec.triggers],
+        "code": code_fingerprint(spec.handler),
     }
+
+
+def code_fingerprint(handler: Any) -> str:
+    """A sha256 of the handler's own source, so a deploy can tell which functions' code changed.
+
+    Its source text, not its bytecode: line numbers move with edits
+    elsewhere in the file, and those are not changes to this function.
+    Code without source (built in C, say) falls back to its bytecode.
+    """
+    target = inspect.unwrap(handler)
+    try:
+        text = inspect.getsource(target).encode("utf-8")
+    except (OSError, TypeError):
+        code = getattr(target, "__code__", None)
+        text = code.co_code if code is not None else repr(target).encode("utf-8")
+    return hashlib.sha256(text).hexdigest()
 
 
 def spec_from_dict(data: Mapping[str, Any]) -> FunctionSpec:
@@ -291,10 +312,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> FunctionSpec:
 
 def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
     if isinstance(trigger, HttpTrigger):
-        auth = trigger.auth
-        if auth is not None and not isinstance(auth, str):
-            auth = {"callable": f"{getattr(auth, '__module__', '?')}:{getattr(auth, '__qualname__', repr(auth))}"}
-        return {"kind": "http", "method": trigger.method, "path": trigger.path, "auth": auth}
+        return {"kind": "http", "method": trigger.method, "path": trigger.path, "auth": auth_to_data(trigger.auth)}
     if isinstance(trigger, EventTrigger):
         return {"kind": "event", "pattern": dict(trigger.pattern), "bus": trigger.bus, "shape": trigger.shape}
     if isinstance(trigger, QueueTrigger):
@@ -328,7 +346,7 @@ def _trigger_from(data: Mapping[str, Any]) -> Trigger:
     fields = {key: value for key, value in data.items() if key != "kind"}
     kind = data["kind"]
     if kind == "http":
-        return HttpTrigger(**fields)
+        return HttpTrigger(**{**fields, "auth": auth_from_data(fields.get("auth"))})
     if kind == "event":
         return EventTrigger(**fields)
     if kind == "queue":

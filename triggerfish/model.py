@@ -148,6 +148,7 @@ MAX_RETRIES = 185
 MAX_EVENT_AGE_RANGE = (60.0, 21600.0)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,254}")
+_APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Variables the runtime sets for every worker; a function may not replace them.
 _RESERVED_ENV = frozenset(
@@ -156,6 +157,15 @@ _RESERVED_ENV = frozenset(
 )
 _RESERVED_ENV_PREFIXES = ("AWS_LAMBDA_", "TRIGGERFISH_")
 _DESTINATION_KINDS: tuple[DestinationKind, ...] = ("function", "queue", "topic", "bus")
+
+
+def check_app_name(name: object) -> str:
+    """An app's name: it names the app's records in a shared store and its URL prefix on a server."""
+    if not isinstance(name, str) or not _APP_NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid app name {name!r}: use 1 to 64 letters, digits, _ or -, starting with a letter or digit"
+        )
+    return name
 
 
 def check_resource_name(kind: str, name: object) -> str:

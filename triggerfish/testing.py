@@ -29,7 +29,7 @@ import logging
 import threading
 from collections.abc import Coroutine, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -51,6 +51,9 @@ from triggerfish.triggers.queue_config import DEFAULT_MAX_RECEIVES, default_dead
 from triggerfish.triggers.queues import deliver_batch
 from triggerfish.triggers.schedules import DeclaredSchedule, declared_schedules, occurrence_id
 from triggerfish.triggers.topics import Topics
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["SyncTestPlatform", "TestPlatform"]
 
@@ -201,6 +204,27 @@ class TestPlatform:
     async def invoke_async(self, function: str, event: Any = None) -> str:
         """Queue an asynchronous invocation; it runs on `drain()`. Returns its request id."""
         return await self.invoker.invoke_async(function, event)
+
+    async def request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """Send an HTTP request to the app's `http` routes and return the response.
+
+        The request goes through the server's gateway in this process (no
+        socket), so the handler gets the API Gateway event the server would
+        give it, and its result becomes the response the server would send.
+        `options` are httpx's: `json=`, `content=`, `headers=`, `params=`.
+        `await platform.request("POST", "/orders", json={"items": 2})`.
+        """
+        import httpx
+
+        from triggerfish.gateway import Gateway, RouteTable
+        from triggerfish.gateway.route_auth import route_authorizer
+
+        # As under `triggerfish dev`: there are no keys, so `api_key` routes are open; signatures are checked.
+        authorize = route_authorizer(self.specs, keys_lookup=None)
+        gateway = Gateway(RouteTable.from_specs(self.specs), self.invoker.invoke, authorize=authorize)
+        transport = httpx.ASGITransport(app=gateway)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.request(method, path, **options)
 
     async def publish(
         self,
@@ -457,6 +481,9 @@ class SyncTestPlatform:
 
     def invoke_async(self, function: str, event: Any = None) -> str:
         return self._call(self.platform.invoke_async(function, event))
+
+    def request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        return self._call(self.platform.request(method, path, **options))
 
     def publish(self, event: Event | Mapping[str, Any] | str, data: Any = None, **options: Any) -> str:
         return self._call(self.platform.publish(event, data, **options))

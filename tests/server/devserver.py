@@ -20,10 +20,11 @@ _SERVING = re.compile(r"serving on (http://\S+)")
 
 
 class DevServer:
-    """A `triggerfish dev` process; `url` once it serves, its output collected line by line."""
+    """A `triggerfish dev` (or, with `verb="serve"`, `serve`) process; `url` once it serves, its output
+    collected line by line."""
 
-    def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
-        self.args = ["-m", "triggerfish", "dev", *args]
+    def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None, verb: str = "dev") -> None:
+        self.args = ["-m", "triggerfish", verb, *args]
         self.cwd = cwd
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[str] | None = None

@@ -150,8 +150,8 @@ async def test_a_refused_event_exits_1_with_the_servers_reason(served: Served) -
 @pytest.mark.parametrize(
     ("args", "mentions"),
     [
-        (["--type", "T", "--source", "s", "--data", '{"a": 1,\n "b": }'], "--data: invalid JSON at line 2 column 7"),
-        (["--event", "{nope"], "--event: invalid JSON at line 1 column 2"),
+        (["--type", "T", "--source", "s", "--data", '{"a": 1,\n "b": }'], "invalid JSON in --data at line 2 column 7"),
+        (["--event", "{nope"], "invalid JSON in --event at line 1 column 2"),
         (["--event", "@/no/such/file.json"], "cannot read the event file"),
         (["--event", "7"], "JSON object"),
         (["--entries", '{"Records": []}'], "Entries"),
@@ -177,4 +177,4 @@ async def test_no_server_exits_3_saying_where_it_looked() -> None:
     # Nothing listens on the port now: the connection is refused.
     done = await put("--type", "T", "--source", "s", "--server", f"http://127.0.0.1:{port}")
     assert done.code == 3
-    assert f"server unreachable at http://127.0.0.1:{port}: is `triggerfish dev` running?" in done.err
+    assert f"server unreachable at http://127.0.0.1:{port}: is `triggerfish serve` running?" in done.err

@@ -7,8 +7,6 @@ Exit codes: 0 after Ctrl-C (or SIGTERM) once work in flight has drained;
 from __future__ import annotations
 
 import asyncio
-import errno
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,6 +79,7 @@ def dev(
 
 async def _run(target: str, host: str, port: int, reload: bool, options: dict[str, Any]) -> int:
     """Serve until SIGINT or SIGTERM; `options` are the Platform's."""
+    from triggerfish.cli.serving import bind, serve_until_stopped, stop_on_signals
     from triggerfish.errors import AppLoadError, DeclarationError
     from triggerfish.gateway import GatewayServer
     from triggerfish.loader import describe_functions
@@ -88,10 +87,7 @@ async def _run(target: str, host: str, port: int, reload: bool, options: dict[st
     from triggerfish.server.platform import Platform, ReloadResult
     from triggerfish.server.reload import start_watching
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
 
     platform = Platform(target, **options)
     try:
@@ -106,12 +102,8 @@ async def _run(target: str, host: str, port: int, reload: bool, options: dict[st
         return EXIT_LOAD_FAILED
     version = platform.current
     server = GatewayServer(platform_asgi(platform), host, port, handle_signals=False)
-    try:
-        await server.start()
-    except OSError as exc:
+    if not await bind(server, host, port):
         await platform.stop(drain=False)
-        reason = "is in use; pick another with --port" if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc}"
-        click.echo(f"error: {host}:{port} {reason}", err=True)
         return EXIT_LOAD_FAILED
 
     def reloaded(result: ReloadResult, paths: list[str]) -> None:
@@ -131,17 +123,9 @@ async def _run(target: str, host: str, port: int, reload: bool, options: dict[st
     click.echo(describe_functions(version.specs))
     click.echo(f"serving on {server.url} (platform endpoints under {server.url}/-/; Ctrl-C to stop)", color=False)
     try:
-        stopped = asyncio.ensure_future(stop.wait())
-        serving = asyncio.ensure_future(server.wait())
-        await asyncio.wait({stopped, serving}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        serving.cancel()
+        await serve_until_stopped(server, stop, lambda: platform.stop(drain=True))
     finally:
-        click.echo("stopping: letting work in flight finish ...")
         if watcher is not None:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
-        await server.stop()
-        await platform.stop(drain=True)
-        click.echo("stopped")
     return 0

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
+from triggerfish.cli.client import Client, server_options
+from triggerfish.cli.output import Output, json_option
 from triggerfish.errors import InvalidInputError
-
-if TYPE_CHECKING:
-    import httpx
 
 #: Exit codes of `test-pattern`, like grep's: 0 match, 1 no match, 2 trouble.
 EXIT_MATCH = 0
@@ -69,10 +67,8 @@ def test_pattern(pattern_text: str, event_text: str) -> None:
     sys.exit(EXIT_MATCH if matched else EXIT_NO_MATCH)
 
 
-#: Exit codes of `put`: 0 stored, 1 refused by the server, 2 bad input here, 3 no server to talk to.
-EXIT_PUT_REFUSED = 1
-EXIT_PUT_UNREACHABLE = 3
-DEFAULT_SERVER = "http://127.0.0.1:8080"
+#: Exit codes of `put` and `replay` are every server verb's (see triggerfish.cli.client): 0 done, 1 the server
+#: refused, 2 bad input here, 3 no server to talk to, 4 not authorised.
 
 
 @events.command("put")
@@ -82,13 +78,7 @@ DEFAULT_SERVER = "http://127.0.0.1:8080"
 @click.option("--event", "event_text", help="A CloudEvent in JSON, or a JSON array of them (a batch): @FILE or inline.")
 @click.option("--entries", "entries_text", help='EventBridge PutEvents entries: [...] or {"Entries": [...]}, @FILE.')
 @click.option("--bus", default=None, help="The bus (default: default); for --entries, of entries naming none.")
-@click.option(
-    "--server",
-    envvar="TRIGGERFISH_SERVER",
-    default=DEFAULT_SERVER,
-    show_default=True,
-    help="The platform's URL (else $TRIGGERFISH_SERVER).",
-)
+@server_options()
 def put(
     event_type: str | None,
     source: str | None,
@@ -96,13 +86,16 @@ def put(
     event_text: str | None,
     entries_text: str | None,
     bus: str | None,
-    server: str,
+    server: str | None,
+    key: str | None,
+    app: str | None,
 ) -> None:
-    """Publish events to a running platform (`POST /-/events`) and print their ids, one a line.
+    """Publish events to a running platform (`POST /-/events`, or `/-/apps/APP/events` with --app) and print
+    their ids, one a line.
 
     Exits 0 once the server stored them, 1 when it refused them (its reason on
     stderr), 2 for bad input here (invalid JSON names the line and column), 3
-    when no server answers.
+    when no server answers, 4 when the key is refused.
 
     \b
     Examples:
@@ -110,8 +103,6 @@ def put(
       triggerfish events put --event @order.cloudevent.json --bus orders
       triggerfish events put --entries @put-events.json --server http://127.0.0.1:9000
     """
-    import httpx
-
     try:
         body, headers, params = _put_request(event_type, source, data_text, event_text, entries_text, bus)
     except click.ClickException as exc:
@@ -120,19 +111,9 @@ def put(
     except InvalidInputError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
-    url = server.rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        click.echo(f"error: --server {server!r} is not an http:// or https:// URL", err=True)
-        sys.exit(EXIT_ERROR)
-    try:
-        answer = httpx.post(f"{url}/-/events", content=body, headers=headers, params=params, timeout=30.0)
-    except httpx.TransportError:
-        click.echo(f"error: server unreachable at {url}: is `triggerfish dev` running?", err=True)
-        sys.exit(EXIT_PUT_UNREACHABLE)
-    if answer.status_code != 202:
-        click.echo(f"error: the server refused the events ({answer.status_code}): {_reason(answer)}", err=True)
-        sys.exit(EXIT_PUT_REFUSED)
-    for event_id in answer.json().get("ids", []):
+    with Client(server, key, app=app) as client:
+        answer = client.request("POST", client.events_path(), content=body, headers=headers, params=params)
+    for event_id in answer.get("ids", []):
         click.echo(event_id)
 
 
@@ -145,7 +126,8 @@ def _put_request(
     bus: str | None,
 ) -> tuple[bytes, dict[str, str], dict[str, str]]:
     """The body, headers and query of the `POST /-/events` that `put` sends."""
-    from triggerfish._json import dumps, loads
+    from triggerfish._json import dumps
+    from triggerfish.cli.inputs import parse_json
     from triggerfish.events.cloudevent import Event
     from triggerfish.events.http_binding import BATCH_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE
 
@@ -164,13 +146,13 @@ def _put_request(
     params = {} if bus is None else {"bus": bus}
     if event_text is not None:
         text = _read(event_text, "event")
-        document = loads(text, where="--event")
+        document = parse_json(text, "--event")
         if not isinstance(document, dict | list):
             raise click.ClickException("--event must be a CloudEvent (a JSON object) or a batch (a JSON array)")
         kind = STRUCTURED_CONTENT_TYPE if isinstance(document, dict) else BATCH_CONTENT_TYPE
         return text.encode("utf-8"), {"content-type": kind}, params
     if entries_text is not None:
-        document = loads(_read(entries_text, "entries"), where="--entries")
+        document = parse_json(_read(entries_text, "entries"), "--entries")
         entries = document.get("Entries") if isinstance(document, dict) else document
         if not isinstance(entries, list):
             raise click.ClickException('--entries must be a JSON array of entries, or {"Entries": [...]}')
@@ -179,16 +161,50 @@ def _put_request(
         return dumps({"Entries": entries}), {"content-type": "application/json"}, {}
     if not event_type or not source:
         raise click.ClickException("--type and --source go together: give both")
-    data = None if data_text is None else loads(_read(data_text, "data"), where="--data")
+    data = None if data_text is None else parse_json(_read(data_text, "data"), "--data")
     event = Event.create(event_type, source, data)
     return event.to_json(), {"content-type": STRUCTURED_CONTENT_TYPE}, params
 
 
-def _reason(answer: httpx.Response) -> str:
-    """The message of the platform's JSON error, or the start of whatever else it answered."""
-    try:
-        document = answer.json()
-        message = document["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        return answer.text[:500] or answer.reason_phrase
-    return str(message)
+@events.command()
+@click.option("--bus", default="default", show_default=True, help="The bus whose events are delivered again.")
+@click.option("--start", required=True, help="From this time (inclusive): 1h (ago), epoch seconds or ISO 8601.")
+@click.option("--end", default="now", show_default=True, help="To this time (exclusive), in the same forms.")
+@click.option("--rule", default=None, help="Deliver to this rule only (default: every rule that matches now).")
+@click.option("--name", default=None, help="The replay's name, in each event's `replayname` (default: replay).")
+@server_options()
+@json_option
+def replay(
+    bus: str,
+    start: str,
+    end: str,
+    rule: str | None,
+    name: str | None,
+    server: str | None,
+    key: str | None,
+    app: str | None,
+    as_json: bool,
+) -> None:
+    """Deliver again the events published on a bus in a time range, to the rules that match them now.
+
+    Live delivery carries on meanwhile; prints how many deliveries were queued.
+
+    \b
+    Examples:
+      triggerfish events replay --start 2h
+      triggerfish events replay --bus orders --start 2024-05-01T00:00:00Z --end 2024-05-02T00:00:00Z --rule audit
+    """
+    from triggerfish.cli.client import segment
+    from triggerfish.cli.inputs import parse_time
+
+    document: dict[str, object] = {"start": parse_time(start, "--start"), "end": parse_time(end, "--end")}
+    if rule is not None:
+        document["rule"] = rule
+    if name is not None:
+        document["name"] = name
+    out = Output(as_json)
+    with Client(server, key, app=app) as client:
+        answer = client.request("POST", client.app_api(f"/buses/{segment(bus, slashes=True)}/replay"), json=document)
+    if not out.json(answer):
+        target = f"rule {rule}" if rule is not None else "every matching rule"
+        out.line(f"queued {answer.get('queued')} deliveries of bus {bus} to {target}", style="green")

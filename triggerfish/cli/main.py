@@ -5,9 +5,18 @@ from __future__ import annotations
 import click
 
 from triggerfish import __version__
+from triggerfish.cli.apps import describe, list_command, remove, rollback, status
 from triggerfish.cli.check import check
+from triggerfish.cli.deploy import deploy
 from triggerfish.cli.dev import dev
 from triggerfish.cli.events import events
+from triggerfish.cli.init import init
+from triggerfish.cli.invoke import invoke
+from triggerfish.cli.keys import keys
+from triggerfish.cli.login import login
+from triggerfish.cli.logs import logs
+from triggerfish.cli.queues import queues
+from triggerfish.cli.serve import serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,9 +25,13 @@ def cli() -> None:
     """Triggerfish: run Python functions when something happens."""
 
 
+cli.add_command(init)
 cli.add_command(events)
 cli.add_command(check)
 cli.add_command(dev)
+cli.add_command(serve)
+for command in (deploy, invoke, list_command, describe, remove, rollback, status, queues, keys, login, logs):
+    cli.add_command(command)
 
 
 def main() -> None:

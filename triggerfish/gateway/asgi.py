@@ -21,13 +21,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
 from triggerfish.errors import HandlerError, InvalidInputError, ThrottledError
 from triggerfish.gateway.apigw import HttpRequest, HttpResponse, MalformedResponseError, http_event, http_response
-from triggerfish.gateway.routes import RESERVED_PREFIX, MethodNotAllowed, RouteTable
+from triggerfish.gateway.routes import RESERVED_PREFIX, MethodNotAllowed, Route, RouteTable
+from triggerfish.http_auth import API_KEY
 from triggerfish.runtime.invoke import new_request_id
 
 Scope = MutableMapping[str, Any]
@@ -42,6 +43,8 @@ DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 #: Seconds a request body may take to arrive in full before the client gets 408.
 DEFAULT_BODY_TIMEOUT = 30.0
 TIMEOUT_ERROR_TYPE = "Runtime.Timeout"
+# Where a request to an `auth="api_key"` route carries its key; kept from the function's event.
+_KEY_HEADERS = frozenset({b"authorization", b"x-api-key"})
 
 log = logging.getLogger("triggerfish.gateway")
 
@@ -59,6 +62,22 @@ class Invoke(Protocol):
         traceparent: str | None = ...,
         request_id: str | None = ...,
     ) -> Awaitable[Any]: ...
+
+
+class Refusal(NamedTuple):
+    """A request its route's `auth=` refused: the status (401, 403), a message for the caller, a challenge.
+
+    `challenge` goes into `WWW-Authenticate` (`Bearer` for API-key routes).
+    """
+
+    status: int
+    message: str
+    challenge: str | None = None
+
+
+#: Checks a request to a route with `auth=` before its function runs (see triggerfish.gateway.route_auth):
+#: called with the route, the request's headers as ASGI gives them and the whole body; None lets it through.
+Authorize = Callable[[Route, list[tuple[bytes, bytes]], bytes], Awaitable[Refusal | None]]
 
 
 class _BodyTooLarge(Exception):
@@ -79,7 +98,10 @@ class Gateway:
     arrived whole in one read);
     `body_timeout` bounds the seconds a body may take to arrive (408);
     `invoke_wait` is how long a request waits for a free concurrency slot
-    before it gets 429 with `Retry-After: throttle_retry_after`.
+    before it gets 429 with `Retry-After: throttle_retry_after`;
+    `authorize` checks requests to routes declared with `auth=` (routes
+    without it are public and never reach it); with no `authorize`, such a
+    route answers 500 rather than run unchecked.
     """
 
     def __init__(
@@ -93,6 +115,7 @@ class Gateway:
         invoke_wait: float = 1.0,
         throttle_retry_after: int = 1,
         clock: Callable[[], float] = time.time,
+        authorize: Authorize | None = None,
     ) -> None:
         for name, value, low in (
             ("max_body", max_body, 0),
@@ -117,13 +140,14 @@ class Gateway:
         self.invoke_wait = invoke_wait
         self.throttle_retry_after = throttle_retry_after
         self.clock = clock
+        self.authorize = authorize
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
         elif kind == "websocket":
             await send({"type": "websocket.close", "code": 1000})
 
@@ -161,6 +185,15 @@ class Gateway:
             except _ClientGone:
                 return
             else:
+                if found.route.auth is not None:
+                    refused = await self._refusal(found.route, headers, body, request_id)
+                    if refused is not None:
+                        await _send(send, refused, request_id)
+                        return
+                    if found.route.auth == API_KEY:
+                        # The platform's key is for the platform: an admin calling a route must not hand
+                        # the app's code a key that could do anything on the server.
+                        headers = [(name, value) for name, value in headers if name not in _KEY_HEADERS]
                 client = scope.get("client")
                 request = HttpRequest(
                     method=method,
@@ -177,6 +210,27 @@ class Gateway:
                 )
                 response = await self._run(found.route.function, event, request_id, _traceparent(headers))
         await _send(send, response, request_id)
+
+    async def _refusal(
+        self, route: Route, headers: list[tuple[bytes, bytes]], body: bytes, request_id: str
+    ) -> HttpResponse | None:
+        """The answer to a request its route's `auth=` refuses, or None to run the function."""
+        if self.authorize is None:
+            # Fail closed: a route that asked for a check must not run without one.
+            log.error("request %s: route %r declares auth; this gateway has no authorizer", request_id, route.route_key)
+            return _error(500, "Internal Server Error", request_id)
+        try:
+            refusal = await self.authorize(route, headers, body)
+        except Exception:
+            log.exception("request %s: checking the auth of route %r failed", request_id, route.route_key)
+            return _error(500, "Internal Server Error", request_id)
+        if refusal is None:
+            return None
+        log.info("request %s: %r refused (%d): %s", request_id, route.route_key, refusal.status, refusal.message)
+        response = _error(refusal.status, refusal.message, request_id)
+        if refusal.challenge is not None:
+            response.headers.append((b"www-authenticate", refusal.challenge.encode("latin-1")))
+        return response
 
     def _check_head(self, headers: list[tuple[bytes, bytes]], request_id: str) -> tuple[HttpResponse | None, bool]:
         """A refusal the headers alone justify (431, 400, 413), and whether a body is coming."""
@@ -271,8 +325,8 @@ async def _send(send: Send, response: HttpResponse, request_id: str) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    # Served alone, the gateway has nothing to set up; mounted, the platform's app owns the lifespan.
+async def lifespan(receive: Receive, send: Send) -> None:
+    """Answer ASGI lifespan messages with nothing to do: whoever runs the platform starts and stops it."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

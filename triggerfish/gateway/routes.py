@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
 from triggerfish.errors import DeclarationError
@@ -35,6 +36,8 @@ class Route:
     method: str
     path: str
     function: str
+    #: The trigger's `auth=` (None: public; see triggerfish.http_auth); the gateway's `authorize` hook checks it.
+    auth: Any = None
 
     @property
     def route_key(self) -> str:
@@ -98,7 +101,7 @@ class RouteTable:
     def from_specs(cls, specs: Mapping[str, FunctionSpec]) -> RouteTable:
         """The table of every HttpTrigger of the app's functions (`app.functions`)."""
         routes = [
-            Route(trigger.method, trigger.path, spec.name)
+            Route(trigger.method, trigger.path, spec.name, trigger.auth)
             for spec in specs.values()
             for trigger in spec.triggers
             if isinstance(trigger, HttpTrigger)

@@ -123,10 +123,18 @@ class GatewayServer:
             raise
 
     async def stop(self) -> None:
-        """Stop accepting, let requests in flight finish (up to a few seconds), close the socket."""
+        """Stop accepting, let requests in flight finish (up to a few seconds), close the socket.
+
+        An app with a `close_streams()` method is called first, to end its long-lived responses.
+        """
         task, self._task = self._task, None
         try:
             if task is not None:
+                # Responses that never end by themselves (a log follow) are told to end first, or the
+                # graceful shutdown would wait for them until it cancels them.
+                close_streams = getattr(self.config.app, "close_streams", None)
+                if callable(close_streams):
+                    close_streams()
                 self._server.should_exit = True
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

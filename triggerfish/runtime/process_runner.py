@@ -53,6 +53,8 @@ class ProcessRunner:
         self.idle_timeout = idle_timeout
         self.app_name = "app"
         self.specs: dict[str, FunctionSpec] = {}
+        #: The functions as the app zygote described them (settings, triggers, a fingerprint of the code).
+        self.descriptions: dict[str, dict[str, Any]] = {}
         self._pools: dict[str, WorkerPool] = {}
         self._base: subprocess.Popen[bytes] | None = None
         self._base_channel: ZygoteChannel | None = None
@@ -76,6 +78,7 @@ class ProcessRunner:
         idle_timeout: float = 300.0,
         max_processes: int = DEFAULT_MAX_PROCESSES,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        extra_paths: list[str] | None = None,
     ) -> ProcessRunner:
         """Start the zygotes for the app at `target` ("app.py", "app.py:app", "pkg.module[:app]").
 
@@ -83,12 +86,14 @@ class ProcessRunner:
         `platform` answers the handlers' context.publish / send / kv calls.
         Workers idle longer than `idle_timeout` seconds stop (down to each
         function's min_warm). `max_processes` caps the processes and threads
-        of one worker. Raises AppLoadError (with the traceback in `details`)
-        when the app cannot be imported or its configuration is wrong.
+        of one worker. `extra_paths` go first on the app's sys.path before it
+        is imported (where its requirements were installed). Raises AppLoadError
+        (with the traceback in `details`) when the app cannot be imported or its
+        configuration is wrong.
         """
         runner = cls(target=str(target), work_dir=_absolute(work_dir), version=version, idle_timeout=idle_timeout)
         try:
-            await runner._start(stage, overrides, platform, max_processes, output_limit)
+            await runner._start(stage, overrides, platform, max_processes, output_limit, extra_paths or [])
         except BaseException:
             await runner.close()
             raise
@@ -101,6 +106,7 @@ class ProcessRunner:
         platform: PlatformHandler | None,
         max_processes: int,
         output_limit: int,
+        extra_paths: list[str],
     ) -> None:
         self._base, ours = _spawn_base_zygote(self.work_dir)
         self._base_channel = ZygoteChannel(ours)
@@ -112,11 +118,13 @@ class ProcessRunner:
             overrides={k: dict(v) for k, v in overrides.items()} if overrides else None,
             cgroup_root=self._cgroups.root,
             max_processes=max_processes,
+            extra_paths=[str(path) for path in extra_paths],
         )
         self._app = AppZygoteLink(self._base_channel, load)
         answer = await self._app.start()
         self.app_name = answer.app_name
         self.specs = {d["name"]: spec_from_dict(d) for d in answer.functions}
+        self.descriptions = {d["name"]: dict(d) for d in answer.functions}
         config = PoolConfig(
             zygote=self._app,
             work_dir=self.work_dir,

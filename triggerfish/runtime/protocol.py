@@ -13,7 +13,7 @@ parent side feeds bytes into a `FrameBuffer` from an asyncio protocol.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import orjson
@@ -128,6 +128,8 @@ class LoadApp:
     #: The runner's pids cgroup directory (None: no cgroup), and the processes a worker may have.
     cgroup_root: str | None = None
     max_processes: int = 64
+    #: Directories put at the front of sys.path before the app is imported (its installed requirements).
+    extra_paths: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -223,6 +223,7 @@ class AppZygote(_Server):
 
         load = self.load
         try:
+            _add_paths(load.extra_paths)
             app = load_app(load.target)
             config = load_config(_app_dir(load.target))
             self.specs = resolve_functions(app, config, stage=load.stage, overrides=load.overrides)
@@ -281,6 +282,16 @@ class AppZygote(_Server):
         self._prepare_due = False
         self.cgroups.prepare(previous=self._previous_cgroup)
         self._previous_cgroup = None
+
+
+def _add_paths(paths: list[str]) -> None:
+    """Put `paths` first on sys.path, and run their .pth files as site-packages would."""
+    import site
+
+    sys.path[:0] = [path for path in paths if path not in sys.path]
+    for path in paths:
+        # Already on sys.path, so addsitedir only reads the directory's .pth files.
+        site.addsitedir(path)
 
 
 def _app_dir(target: str) -> Path:

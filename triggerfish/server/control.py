@@ -33,7 +33,7 @@ from triggerfish.loader import describe_trigger, spec_to_dict
 from triggerfish.model import FunctionSpec, HttpTrigger
 from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.records import STREAM_PREFIX
-from triggerfish.server import control_triggers, openapi
+from triggerfish.server import control_triggers, logs, openapi
 from triggerfish.server.control_io import (
     ApiError,
     endpoint,
@@ -362,7 +362,12 @@ async def replay(request: Request) -> Response:
 
 @endpoint
 async def openapi_document(request: Request) -> Response:
-    return json_response(openapi.document())
+    document = openapi.document()
+    app = request.path_params.get("app")
+    if app is not None:
+        # Under `triggerfish serve` this app's API lives under its own prefix: say so, or clients call dev's paths.
+        document["servers"] = [{"url": f"/-/api/v1/apps/{app}"}]
+    return json_response(document)
 
 
 def control_routes() -> list[BaseRoute]:
@@ -374,6 +379,7 @@ def control_routes() -> list[BaseRoute]:
         Route("/functions/{name}/invoke", invoke_function, methods=["POST"]),
         Route("/invocations", list_invocations, methods=["GET"]),
         Route("/invocations/{request_id}", get_invocation, methods=["GET"]),
+        Route("/logs", logs.get_logs, methods=["GET"]),
         Route("/buses", list_buses, methods=["GET"]),
         Route("/buses/{bus:path}/rules", list_rules, methods=["GET"]),
         Route("/buses/{bus:path}/rules/{id}", put_rule, methods=["PUT"]),

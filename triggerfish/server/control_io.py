@@ -11,6 +11,7 @@ raises and never builds an error response itself:
 | InvalidPatternError | 400 | `InvalidPattern` (with `path`) |
 | other InvalidInputError, InvalidNameError | 400 | `InvalidInput` |
 | FunctionNotFoundError | 404 | `FunctionNotFound` |
+| KeyNotFoundError | 404 | `KeyNotFound` |
 | ThrottledError | 429 | `TooManyRequestsException` (with `Retry-After`) |
 | anything else | 500 | `InternalError` (the traceback goes to the log, not to the client) |
 """
@@ -35,6 +36,7 @@ from triggerfish.errors import (
     InvalidJSONError,
     InvalidNameError,
     InvalidPatternError,
+    KeyNotFoundError,
     ThrottledError,
 )
 from triggerfish.server.errors import error_response
@@ -84,6 +86,8 @@ def endpoint(handler: Endpoint) -> Endpoint:
             return error_response(400, "InvalidInput", str(exc))
         except FunctionNotFoundError as exc:
             return error_response(404, "FunctionNotFound", str(exc))
+        except KeyNotFoundError as exc:
+            return error_response(404, "KeyNotFound", str(exc))
         except ThrottledError as exc:
             headers = {"Retry-After": "1"}
             return error_response(429, "TooManyRequestsException", str(exc), headers=headers, function=exc.function)
@@ -96,8 +100,20 @@ def endpoint(handler: Endpoint) -> Endpoint:
 
 
 def platform_of(request: Request) -> Platform:
-    platform: Platform = request.app.state.platform
-    return platform
+    """The platform of the app a request is about.
+
+    Under `triggerfish dev`, the one app's; under `triggerfish serve`, the app
+    named by the URL (`/-/api/v1/apps/{app}/...`), or 404 `AppNotFound`.
+    """
+    host = getattr(request.app.state, "host", None)
+    if host is None:
+        platform: Platform = request.app.state.platform
+        return platform
+    app = request.path_params.get("app", "")
+    found: Platform | None = host.apps.get(app)
+    if found is None:
+        raise ApiError(404, "AppNotFound", f"no app named {app!r} is deployed here", app=app)
+    return found
 
 
 def json_response(value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:

@@ -17,7 +17,6 @@ endpoints are a Starlette app (they are few and not hot):
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,9 +25,11 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from triggerfish import __version__
+from triggerfish.gateway.asgi import lifespan
 from triggerfish.gateway.routes import RESERVED_PREFIX
 from triggerfish.server.control import control_routes
 from triggerfish.server.errors import error_response
+from triggerfish.server.logs import close_follows
 from triggerfish.server.platform import Platform
 from triggerfish.server.publish import publish_events
 
@@ -79,7 +80,7 @@ class PlatformASGI:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
         path: str = scope.get("path", "")
         if path.startswith(RESERVED_PREFIX) or path == RESERVED_PREFIX[:-1]:
@@ -89,17 +90,10 @@ class PlatformASGI:
         gateway = self.platform.current.gateway
         await gateway(scope, receive, send)
 
+    def close_streams(self) -> None:
+        """End the log follows in progress (GatewayServer.stop calls this before it stops serving)."""
+        close_follows(self.endpoints.state)
+
 
 def platform_asgi(platform: Platform) -> PlatformASGI:
     return PlatformASGI(platform)
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    # The platform is started and stopped by whoever runs it (triggerfish dev), not by the server.
-    while True:
-        message: dict[str, Any] = dict(await receive())
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -152,6 +152,30 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "properties": {"invocations": {"type": "array", "items": _ref("InvocationRecord")}},
         },
+        "LogLine": {
+            "type": "object",
+            "description": "One log line of an attempt (see docs/logs.md)",
+            "properties": {
+                "time": {"type": "string", "format": "date-time", "description": "RFC 3339, UTC, milliseconds"},
+                "timestamp": {"type": "number", "description": "The same time in epoch seconds"},
+                "function": {"type": "string"},
+                "version": {"type": ["string", "null"]},
+                "request_id": {"type": "string"},
+                "attempt": {"type": "integer"},
+                "level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]},
+                "kind": {"enum": ["start", "output", "error", "end", "report"]},
+                "message": {"type": "string"},
+                "logger": {"type": "string", "description": "Output lines written by logging: the logger's name"},
+                "report": {"type": "object", "description": "REPORT lines: duration, billing, memory, cold start"},
+            },
+        },
+        "LogLines": {
+            "type": "object",
+            "properties": {
+                "lines": {"type": "array", "items": _ref("LogLine")},
+                "truncated": {"type": "boolean", "description": "Older matching lines were left out (see limit)"},
+            },
+        },
         "Invocation": {
             "type": "object",
             "properties": {
@@ -462,6 +486,39 @@ def _paths() -> dict[str, Any]:
                 {"200": _answer("", _ref("Invocation"))},
                 errors=("404",),
                 params=(_path("request_id", "The invocation's request id"),),
+            )
+        },
+        "/logs": {
+            "get": _op(
+                "Log lines made from the invocation records: START, output, errors, END and REPORT",
+                {
+                    "200": {
+                        "description": "The newest matching lines, oldest first; with follow=1, an event stream",
+                        "content": {
+                            **_content(_ref("LogLines")),
+                            "text/event-stream": {
+                                "schema": {
+                                    "type": "string",
+                                    "description": "`data: {LogLine}` per line; `: heartbeat` every 15 s;"
+                                    " `event: end` when the server stops or the key is revoked",
+                                }
+                            },
+                        },
+                    }
+                },
+                errors=("400", "404"),
+                params=(
+                    _query("function", "Only this function's lines", {"type": "string"}),
+                    _query("request_id", "Only this invocation's lines", {"type": "string"}),
+                    _query(
+                        "level",
+                        "The lowest level shown (default DEBUG)",
+                        {"enum": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]},
+                    ),
+                    _query("since", "30s, 10m, 2h, 1d ago, or an RFC 3339 time", {"type": "string"}),
+                    _query("limit", "The newest this many lines (default 1000)", {"type": "integer", "maximum": 10000}),
+                    _query("follow", "1: stream new lines as server-sent events", {"enum": ["0", "1"]}),
+                ),
             )
         },
         "/buses": {"get": _op("The buses, with how many rules each has", {"200": _answer("", _ref("BusList"))})},

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,10 +35,11 @@ from triggerfish.config import load_config
 from triggerfish.errors import AppLoadError, DeclarationError
 from triggerfish.events.cloudevent import Event
 from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT
+from triggerfish.gateway.route_auth import KeyLookup
 from triggerfish.model import FunctionSpec
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.platform_calls import StorePlatform
-from triggerfish.server.versions import AppVersion
+from triggerfish.server.versions import AppVersion, VersionSource
 from triggerfish.store import Store, open_store
 from triggerfish.triggers.queues import QueueTriggers
 from triggerfish.triggers.schedules import Scheduler
@@ -71,29 +73,37 @@ class Platform:
 
     def __init__(
         self,
-        target: str,
+        target: str | None,
         *,
         data_dir: Path,
+        store: Store | None = None,
         store_url: str | None = None,
         stage: str | None = None,
         overrides: Mapping[str, Mapping[str, Any]] | None = None,
         idle_timeout: float = 300.0,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         retry_policy: RetryPolicy | None = None,
+        keys_lookup: KeyLookup | None = None,
     ) -> None:
         self.target = target
+        #: Asked about the API key sent to a route declared `auth="api_key"` (None: no keys, such routes are open).
+        self.keys_lookup = keys_lookup
         #: Backoff between attempts of failed async invocations (None: Lambda's, about 1 then 2 minutes).
         self.retry_policy = retry_policy
         #: Seconds a request body may take to arrive, on user routes and platform endpoints alike (then 408).
         self.body_timeout = body_timeout
         self.data_dir = Path(data_dir)
         self.store_url = store_url or f"sqlite:///{(self.data_dir / STORE_FILE).resolve()}"
+        #: A store handed in is shared (a server's apps each get a scoped view of one): not closed here.
+        self._given_store = store
         self.stage = stage
         self.overrides = overrides
         self.idle_timeout = idle_timeout
         self.started_at = time.time()
         self._store: Store | None = None
         self._current: AppVersion | None = None
+        #: A second version taking a share of synchronous traffic (a canary), and its share from 0 to 1.
+        self._canary: tuple[AppVersion, float] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         self._reload_lock = asyncio.Lock()
         self._versions = 0
@@ -122,9 +132,21 @@ class Platform:
     def specs(self) -> dict[str, FunctionSpec]:
         return self.current.specs
 
+    @property
+    def canary(self) -> tuple[AppVersion, float] | None:
+        """The canary version and its share of synchronous traffic, if one is set."""
+        return self._canary
+
+    def pick(self) -> AppVersion:
+        """The version a synchronous request goes to: the canary for its share of them, else the current one."""
+        canary = self._canary
+        if canary is not None and random.random() < canary[1]:
+            return canary[0]
+        return self.current
+
     async def invoke(self, function: str, event: Any = None, **options: Any) -> Any:
-        """Invoke `function` synchronously on the version serving now (Invoker.invoke's arguments)."""
-        return await self.current.invoke(function, event, **options)
+        """Invoke `function` synchronously (Invoker.invoke's arguments), on `pick()`'s version."""
+        return await self.pick().invoke(function, event, **options)
 
     async def invoke_async(self, function: str, event: Any = None, **options: Any) -> str:
         """Queue an asynchronous invocation durably (Invoker.invoke_async's arguments); its request id."""
@@ -136,19 +158,26 @@ class Platform:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Open the store, load the app and start every trigger. Raises AppLoadError / DeclarationError."""
+    async def start(self, source: VersionSource | None = None) -> None:
+        """Open the store, load the app and start every trigger. Raises AppLoadError / DeclarationError.
+
+        `source` says which code is version 1 (default: `target`, with `stage`).
+        """
+        if source is None:
+            if self.target is None:
+                raise ValueError("Platform.start() needs a source when the platform has no target")
+            source = VersionSource(self.target, 1, stage=self.stage)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        store = await open_store(self.store_url)
+        store = self._given_store or await open_store(self.store_url)
         self._store = store
         try:
-            version = await self._load()
+            version = await self.load(source)
             self._current = version
             specs = version.specs
             self.bus = EventBus(store, Rules(store, specs), invoker=self)
             self.archive = Archive(self.bus)
             self.topics = Topics(store, specs, invoker=self)
-            self.queues = QueueTriggers(store, self, specs, queue_settings=self._queue_settings())
+            self.queues = QueueTriggers(store, self, specs, queue_settings=_queue_settings(source))
             self.scheduler = Scheduler(store, specs, invoker=self)
             await version.start()
             await self.bus.start()
@@ -160,35 +189,73 @@ class Platform:
             raise
 
     async def reload(self) -> ReloadResult:
-        """Load the app again; if it loads, serve the new version and retire the old one.
+        """Load `target` again as the next version; if it loads, serve it and retire the old one.
 
         A new version that fails to load changes nothing: the result says why
         (with the traceback of an import error) and the old version keeps serving.
         """
+        if self.target is None:
+            raise ValueError("reload() needs a platform with a target")
         async with self._reload_lock:
             began = time.monotonic()
             old = self.current
             try:
-                new = await self._load()
+                new = await self.load(VersionSource(self.target, self._versions + 1, stage=self.stage))
+                await self.switch(new)
             except (AppLoadError, DeclarationError) as exc:
                 details = exc.details if isinstance(exc, AppLoadError) else ""
                 return ReloadResult(False, old.number, str(exc), details, time.monotonic() - began)
+            return ReloadResult(True, new.number, seconds=time.monotonic() - began)
+
+    async def load(self, source: VersionSource) -> AppVersion:
+        """Load a version beside the ones serving (its zygote, its workers); it serves nothing until `switch`.
+
+        Raises AppLoadError (traceback in `details`) or DeclarationError.
+        """
+        version = await AppVersion.load(
+            source,
+            store=self.store,
+            work_dir=self.data_dir / "work",
+            platform=StorePlatform(self.store),
+            overrides=self.overrides,
+            idle_timeout=self.idle_timeout,
+            body_timeout=self.body_timeout,
+            retry_policy=self.retry_policy,
+            keys_lookup=self.keys_lookup,
+        )
+        self._versions = max(self._versions, version.number)
+        return version
+
+    async def switch(self, primary: AppVersion, canary: AppVersion | None = None, weight: float = 0.0) -> None:
+        """Serve `primary` (and `canary` for `weight` of synchronous requests); retire what no longer serves.
+
+        The primary version also runs everything asynchronous and every
+        trigger. Raises DeclarationError, changing nothing and retiring the
+        versions it was given that are not serving, when the primary's
+        declarations are refused (a queue table, say).
+        """
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"a canary's weight is from 0 to 1, not {weight!r}")
+        serving = self._serving()
+        if primary is not self._current:
             try:
-                rules = Rules(self.store, new.specs)
+                rules = Rules(self.store, primary.specs)
                 await rules.load()
                 # Checked before anything switches: a refused queue table leaves the old version serving.
-                await self.queues.update(new.specs, self._queue_settings())
-            except DeclarationError as exc:
-                await new.retire(drain=False)
-                return ReloadResult(False, old.number, str(exc), "", time.monotonic() - began)
-            await new.start()
+                await self.queues.update(primary.specs, _queue_settings(primary.source))
+            except DeclarationError:
+                for version in {primary, *([canary] if canary else [])} - serving:
+                    self._retire(version)
+                raise
+            await primary.start()
             # From here new requests, events, messages and schedules reach the new version.
-            self._current = new
+            self._current = primary
             self.bus.rules = rules
-            self.topics.update(new.specs)
-            await self.scheduler.update(new.specs)
-            self._retire(old)
-            return ReloadResult(True, new.number, seconds=time.monotonic() - began)
+            self.topics.update(primary.specs)
+            await self.scheduler.update(primary.specs)
+        self._canary = (canary, weight) if canary is not None and canary is not primary and weight > 0 else None
+        for version in serving - self._serving():
+            self._retire(version)
 
     async def stop(self, *, drain: bool = True) -> None:
         """Stop the triggers, let work in flight finish (with `drain`), stop the processes, close the store."""
@@ -203,30 +270,16 @@ class Platform:
 
     # --- internals ----------------------------------------------------------------------------
 
-    async def _load(self) -> AppVersion:
-        version = await AppVersion.load(
-            self.target,
-            number=self._versions + 1,
-            store=self.store,
-            work_dir=self.data_dir / "work",
-            platform=StorePlatform(self.store),
-            stage=self.stage,
-            overrides=self.overrides,
-            idle_timeout=self.idle_timeout,
-            body_timeout=self.body_timeout,
-            retry_policy=self.retry_policy,
-        )
-        self._versions = version.number
-        return version
-
-    def _queue_settings(self) -> dict[str, dict[str, Any]]:
-        return load_config(self.app_dir).queue_settings(self.stage)
-
     @property
     def app_dir(self) -> Path:
-        """The directory the app's files (and triggerfish.toml) are in."""
-        location = self.target.split(":", 1)[0]
-        return Path(location).parent if location.endswith(".py") else Path()
+        """The directory the serving version's files (and triggerfish.toml) are in."""
+        return self.current.source.app_dir
+
+    def _serving(self) -> set[AppVersion]:
+        versions = {self._current} if self._current is not None else set()
+        if self._canary is not None:
+            versions.add(self._canary[0])
+        return versions
 
     def _retire(self, version: AppVersion) -> None:
         task = asyncio.ensure_future(self._retire_quietly(version))
@@ -249,11 +302,15 @@ class Platform:
                     await component.stop()
                 except Exception:
                     log.exception("stopping the %s failed", name)
-        if self._current is not None:
-            await self._retire_quietly(self._current, drain=drain)
-            self._current = None
+        serving, self._current, self._canary = self._serving(), None, None
+        for version in serving:
+            await self._retire_quietly(version, drain=drain)
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)
-        if self._store is not None:
+        if self._store is not None and self._given_store is None:
             await self._store.close()
-            self._store = None
+        self._store = None
+
+
+def _queue_settings(source: VersionSource) -> dict[str, dict[str, Any]]:
+    return load_config(source.app_dir).queue_settings(source.stage)

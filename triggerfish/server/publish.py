@@ -33,8 +33,8 @@ from triggerfish.errors import (
 from triggerfish.events.cloudevent import MAX_EVENT_BYTES, Event
 from triggerfish.events.eventbridge import from_put_events_entry
 from triggerfish.events.http_binding import MAX_BATCH_BYTES, from_http
+from triggerfish.server.control_io import ApiError, platform_of
 from triggerfish.server.errors import error_response
-from triggerfish.server.platform import Platform
 from triggerfish.store.base import check_name
 
 #: PutEvents takes at most this many entries per call, as EventBridge does.
@@ -48,7 +48,10 @@ class _TooLarge(Exception):
 
 async def publish_events(request: Request) -> Response:
     """The `/-/events` endpoint (Starlette)."""
-    platform: Platform = request.app.state.platform
+    try:
+        platform = platform_of(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, **exc.details)
     limit = MAX_BATCH_BYTES
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -6,7 +6,8 @@ asynchronous invocations it already started finish on it, and only then are
 its zygotes and workers stopped. Everything durable (queues, records, the
 bus) belongs to the platform, so a version holds nothing that must survive it.
 
-    version = await AppVersion.load("app.py", number=1, store=store, work_dir=..., platform=StorePlatform(store))
+    source = VersionSource("app.py", number=1)
+    version = await AppVersion.load(source, store=store, work_dir=..., platform=StorePlatform(store))
     result = await version.invoke("hello", {"name": "Ada"})
     await version.retire()
 """
@@ -17,11 +18,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from triggerfish.gateway import Gateway, RouteTable
-from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT
+from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT, Authorize
+from triggerfish.gateway.route_auth import KeyLookup, route_authorizer
 from triggerfish.model import FunctionSpec
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.invoke import Invoker
@@ -35,6 +38,27 @@ log = logging.getLogger("triggerfish.server")
 RETIRE_MARGIN = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class VersionSource:
+    """Where a version's code comes from and how it is loaded.
+
+    `target` is what the loader takes ("app.py", "dir/app.py:app", "pkg.module");
+    `extra_paths` go first on the app's `sys.path` (a deploy's installed
+    requirements); `stage` applies that stage of the app's triggerfish.toml.
+    """
+
+    target: str
+    number: int
+    extra_paths: tuple[str, ...] = ()
+    stage: str | None = None
+
+    @property
+    def app_dir(self) -> Path:
+        """The directory the app's files (and its triggerfish.toml) are in."""
+        location = self.target.split(":", 1)[0]
+        return Path(location).parent if location.endswith(".py") else Path()
+
+
 class AppVersion:
     """A loaded app version, serving sync invocations (`invoke`, its `gateway`) and running async ones.
 
@@ -45,13 +69,21 @@ class AppVersion:
     """
 
     def __init__(
-        self, number: int, runner: ProcessRunner, invoker: Invoker, routes: RouteTable, *, body_timeout: float
+        self,
+        source: VersionSource,
+        runner: ProcessRunner,
+        invoker: Invoker,
+        routes: RouteTable,
+        *,
+        body_timeout: float,
+        authorize: Authorize | None = None,
     ) -> None:
-        self.number = number
+        self.source = source
+        self.number = source.number
         self.runner = runner
         self.invoker = invoker
         self.routes = routes
-        self.gateway = Gateway(routes, self.invoke, body_timeout=body_timeout)
+        self.gateway = Gateway(routes, self.invoke, body_timeout=body_timeout, authorize=authorize)
         self.loaded_at = time.time()
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -61,34 +93,36 @@ class AppVersion:
     @classmethod
     async def load(
         cls,
-        target: str,
+        source: VersionSource,
         *,
-        number: int,
         store: Store,
         work_dir: Path,
         platform: PlatformHandler,
-        stage: str | None = None,
         overrides: Mapping[str, Mapping[str, Any]] | None = None,
         idle_timeout: float = 300.0,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         retry_policy: RetryPolicy | None = None,
+        keys_lookup: KeyLookup | None = None,
     ) -> AppVersion:
         runner = await ProcessRunner.start(
-            target,
+            source.target,
             work_dir=work_dir,
-            version=str(number),
-            stage=stage,
+            version=str(source.number),
+            stage=source.stage,
             overrides=overrides,
             platform=platform,
             idle_timeout=idle_timeout,
+            extra_paths=list(source.extra_paths),
         )
         try:
             routes = RouteTable.from_specs(runner.specs)
             invoker = Invoker(runner, store, app_name=runner.app_name, retry_policy=retry_policy)
+            # Routes declared with auth= are checked here; with no keys (dev), api_key routes stay open.
+            authorize = route_authorizer(runner.specs, keys_lookup=keys_lookup)
         except BaseException:
             await runner.close()
             raise
-        return cls(number, runner, invoker, routes, body_timeout=body_timeout)
+        return cls(source, runner, invoker, routes, body_timeout=body_timeout, authorize=authorize)
 
     @property
     def app_name(self) -> str:

@@ -28,6 +28,7 @@ from triggerfish.store.base import (
     SendResult,
     Store,
 )
+from triggerfish.store.scoped import ScopedStore
 
 __all__ = [
     "ABSENT",
@@ -40,6 +41,7 @@ __all__ = [
     "QueueConfig",
     "QueueStats",
     "Queues",
+    "ScopedStore",
     "SendResult",
     "Store",
     "open_store",

@@ -1,0 +1,211 @@
+"""Apps and functions on a server: `list`, `describe`, `remove`, `rollback` and `status`.
+
+Under `triggerfish serve` a server hosts many apps (`GET /-/api/v1/apps`);
+under `triggerfish dev` it serves one, at `/-/api/v1/...` with no app in the
+path, and has no `/apps` endpoint: `list` and `status` notice that (a 404
+`NotFound` for `/apps`) and show the one app.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from triggerfish.cli.client import EXIT_REFUSED, Client, CliError, input_error, key_label, segment, server_options
+from triggerfish.cli.output import Output, json_option
+
+
+def _apps(client: Client) -> list[dict[str, Any]] | None:
+    """The apps the key can see, or None when the server is `triggerfish dev` (one app, no /apps)."""
+    try:
+        document = client.request("GET", client.api("/apps"))
+    except CliError as exc:
+        if exc.status == 404 and exc.code == "NotFound":
+            return None
+        raise
+    apps: list[dict[str, Any]] = document.get("apps", [])
+    return apps
+
+
+def _canary(app: Mapping[str, Any]) -> str | None:
+    """`4 (10%)`: the version a share of the live traffic goes to, when the app is being canaried."""
+    canary = app.get("canary")
+    if not isinstance(canary, Mapping):
+        return None
+    return f"{canary.get('version')} ({float(canary.get('weight') or 0) * 100:g}%)"
+
+
+def _count(value: Any) -> Any:
+    return len(value) if isinstance(value, list | Mapping) else value
+
+
+def _show_apps(out: Output, apps: list[dict[str, Any]], versions: Mapping[str, list[Any]] | None = None) -> None:
+    headers = ["app", "live version", "canary", "functions"]
+    rows = [[a.get("name"), a.get("version"), _canary(a), _count(a.get("functions"))] for a in apps]
+    if versions is not None:
+        headers += ["versions", "latest"]
+        for row, app in zip(rows, apps, strict=True):
+            numbers = [v.get("version") for v in versions.get(str(app.get("name")), [])]
+            row += [len(numbers), max(numbers, default=None)]
+    out.table(headers, rows, title="apps", empty="no apps deployed (deploy one with `triggerfish deploy`)")
+
+
+def _functions_rows(functions: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for function in functions:
+        settings, pool = function.get("settings", {}), function.get("pool", {})
+        triggers = [t.get("description", t.get("kind")) for t in function.get("triggers", [])]
+        rows.append(
+            [
+                function.get("name"),
+                "; ".join(str(t) for t in triggers) or "direct invoke only",
+                settings.get("memory_mb"),
+                settings.get("timeout"),
+                settings.get("concurrency"),
+                f"{pool.get('busy', 0)}/{pool.get('workers', 0)}",
+                pool.get("invocations"),
+            ]
+        )
+    return rows
+
+
+@click.command("list")
+@click.argument("app_name", metavar="[APP]", required=False)
+@server_options()
+@json_option
+def list_command(app_name: str | None, server: str | None, key: str | None, app: str | None, as_json: bool) -> None:
+    """List the apps on the server, or the functions of APP (or of --app).
+
+    Against `triggerfish dev`, which serves one app, it lists that app's
+    functions.
+    """
+    out = Output(as_json)
+    with Client(server, key, app=app) as client:
+        chosen = app_name or client.app
+        if chosen is None:
+            apps = _apps(client)
+            if apps is not None:
+                if not out.json({"apps": apps}):
+                    _show_apps(out, apps)
+                return
+        document = client.request("GET", client.app_api("/functions", chosen))
+    if out.json(document):
+        return
+    functions = document.get("functions", [])
+    out.line(f"app {document.get('app')} version {document.get('version')}", style="bold")
+    headers = ["function", "triggers", "memory MB", "timeout s", "concurrency", "busy/workers", "invocations"]
+    out.table(headers, _functions_rows(functions), empty="no functions")
+
+
+@click.command()
+@click.argument("name")
+@server_options()
+@json_option
+def describe(name: str, server: str | None, key: str | None, app: str | None, as_json: bool) -> None:
+    """Show the function NAME: its settings, triggers and worker pool."""
+    out = Output(as_json)
+    with Client(server, key, app=app) as client:
+        function = client.request("GET", client.app_api(f"/functions/{segment(name)}"))
+    if out.json(function):
+        return
+    out.fields(
+        [("name", function.get("name")), ("handler", function.get("ref")), ("version", function.get("version"))],
+        title=f"function {function.get('name')}",
+    )
+    settings = function.get("settings", {})
+    out.fields(sorted(settings.items()), title="settings")
+    triggers = [t.get("description", t.get("kind")) for t in function.get("triggers", [])]
+    out.fields([(str(n + 1), t) for n, t in enumerate(triggers)] or [("-", "direct invoke only")], title="triggers")
+    pool = dict(function.get("pool", {}))
+    limits = pool.pop("limits", {})
+    out.fields(sorted(pool.items()), title="pool")
+    if limits:
+        out.fields(sorted(limits.items()), title="limits")
+
+
+@click.command()
+@click.argument("app_name", metavar="APP")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@server_options(app=False)
+@json_option
+def remove(app_name: str, yes: bool, server: str | None, key: str | None, as_json: bool) -> None:
+    """Remove APP from the server: its versions, functions, triggers and everything it stores.
+
+    Asks first on a terminal; elsewhere --yes is required.
+    """
+    if not yes:
+        if not sys.stdin.isatty():
+            raise input_error(f"removing app {app_name!r} deletes everything it stores: pass --yes to confirm")
+        click.confirm(f"remove app {app_name!r} and everything it stores?", abort=True, err=True)
+    out = Output(as_json)
+    with Client(server, key) as client:
+        answer = client.request("DELETE", client.api(f"/apps/{segment(app_name)}"))
+    if not out.json(answer if answer is not None else {"app": app_name, "removed": True}):
+        out.line(f"removed app {app_name}", style="green")
+
+
+@click.command()
+@click.argument("app_name", metavar="APP")
+@click.option(
+    "--to", "to", type=click.IntRange(min=1), default=None, help="The version (default: the one before live)."
+)
+@server_options(app=False)
+@json_option
+def rollback(app_name: str, to: int | None, server: str | None, key: str | None, as_json: bool) -> None:
+    """Point APP's live alias back at an earlier version: --to VERSION, or the version before live."""
+    out = Output(as_json)
+    with Client(server, key) as client:
+        answer = client.request("POST", client.app_api("/rollback", app_name), json={} if to is None else {"to": to})
+    if not out.json(answer):
+        out.line(f"app {app_name}: live is version {answer.get('version')} now", style="green")
+
+
+@click.command()
+@server_options(app=False)
+@json_option
+def status(server: str | None, key: str | None, as_json: bool) -> None:
+    """Show the server (and where its URL and key came from), its health, and its apps: live version, canary,
+    functions, how many versions and the latest.
+
+    Exits 1 when the server says it is not healthy.
+    """
+    out = Output(as_json)
+    versions: dict[str, list[Any]] | None = None
+    with Client(server, key) as client:
+        health = client.request("GET", "/-/health")
+        apps = _apps(client)
+        if apps is not None:
+            versions = {
+                a["name"]: client.request("GET", client.app_api("/versions", a["name"])).get("versions", [])
+                for a in apps
+            }
+    target = client.target
+    if apps is None:
+        # `triggerfish dev`: its one app, from the health answer.
+        apps = [{"name": health.get("app"), "version": health.get("version"), "functions": health.get("functions")}]
+    document = {
+        "server": target.server,
+        "server_from": target.server_from,
+        "key": None if target.key is None else key_label(target.key),
+        "key_from": target.key_from,
+        "health": health,
+        "apps": [a if versions is None else {**a, "versions": versions[a["name"]]} for a in apps],
+    }
+    healthy = health.get("status") == "ok"
+    if not out.json(document):
+        out.fields(
+            [
+                ("server", f"{target.server} (from {target.server_from})"),
+                ("key", "none" if target.key is None else f"{key_label(target.key)} (from {target.key_from})"),
+                ("status", health.get("status")),
+                ("triggerfish", health.get("triggerfish")),
+                ("uptime s", health.get("uptime")),
+            ],
+            title="server",
+        )
+        _show_apps(out, apps, versions)
+    if not healthy:
+        sys.exit(EXIT_REFUSED)

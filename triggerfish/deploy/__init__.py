@@ -1,0 +1,1 @@
+"""Deploying apps: bundles of an app directory, and installing their dependencies."""

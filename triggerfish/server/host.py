@@ -1,0 +1,358 @@
+"""`triggerfish serve`: any number of deployed apps side by side on one store, each isolated by name.
+
+    host = Host(data_dir=Path(".triggerfish-server"))
+    await host.start()                          # serves every app's `live` alias, as before a restart
+    result = await host.deploy("shop", sha256)  # install, import, publish version N, move `live` to it
+    await host.rollback("shop")                 # `live` back to the version before
+    await host.stop()                           # drains what is in flight
+
+Each app is a `Platform` (its bus, topics, queue triggers, scheduler and
+versions) over `ScopedStore(store, "app.<name>")`, so one app cannot see
+another's queues, events or records, and its components run unchanged.
+The server's own records (apps, versions, aliases: see registry.py; API
+keys: see keys.py) are in the unscoped store.
+
+A deploy changes nothing unless it succeeds: the bundle is unpacked, its
+requirements installed (once per distinct requirements file) and the app
+imported in its own processes beside the version serving; only then is
+the version recorded and `live` moved to it, in one switch. Requests and
+invocations already running finish on the version they started on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from triggerfish.config import load_config
+from triggerfish.deploy.bundle import BundleStore
+from triggerfish.deploy.deps import Dependencies
+from triggerfish.errors import AppLoadError, DeclarationError, DeployError, InvalidInputError
+from triggerfish.retry import RetryPolicy
+from triggerfish.server.auth import invoke_check
+from triggerfish.server.keys import ApiKeys
+from triggerfish.server.platform import STORE_FILE, Platform
+from triggerfish.server.registry import (
+    LIVE,
+    Alias,
+    Registry,
+    VersionConflictError,
+    VersionRecord,
+    check_app_name,
+)
+from triggerfish.server.versions import AppVersion, VersionSource
+from triggerfish.store import Store, open_store
+from triggerfish.store.scoped import ScopedStore
+
+log = logging.getLogger("triggerfish.server")
+
+DEFAULT_ENTRY = "app.py"
+#: Where the first start writes the admin key it made (mode 0600), beside the store.
+ADMIN_KEY_FILE = "admin.key"
+
+
+class AppNotFoundError(InvalidInputError, LookupError):
+    """No app of that name is deployed (or the caller may not know of it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    name: str
+    seconds: float
+    output: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "seconds": round(self.seconds, 3), "output": self.output}
+
+
+@dataclass(frozen=True, slots=True)
+class DeployResult:
+    app: str
+    version: int
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    phases: list[Phase] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "app": self.app,
+            "version": self.version,
+            "functions": {
+                "changed": self.changed,
+                "unchanged": self.unchanged,
+                "added": self.added,
+                "removed": self.removed,
+            },
+            "phases": [p.to_dict() for p in self.phases],
+        }
+
+
+class Host:
+    """Every deployed app of one server. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        store_url: str | None = None,
+        idle_timeout: float = 300.0,
+        retry_policy: RetryPolicy | None = None,
+        pip_args: tuple[str, ...] = (),
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.store_url = store_url or f"sqlite:///{self.data_dir / STORE_FILE}"
+        self.idle_timeout = idle_timeout
+        self.retry_policy = retry_policy
+        self.bundles = BundleStore(self.data_dir / "bundles")
+        self.dependencies = Dependencies(self.data_dir / "deps", extra_args=pip_args)
+        self.started_at = time.time()
+        self.apps: dict[str, Platform] = {}
+        #: The admin key made on the first start (shown once), else None.
+        self.first_admin_key: str | None = None
+        self._store: Store | None = None
+        self._keys: ApiKeys | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the host is not started; call start() first")
+        return self._store
+
+    @property
+    def keys(self) -> ApiKeys:
+        if self._keys is None:
+            raise RuntimeError("the host is not started; call start() first")
+        return self._keys
+
+    @property
+    def registry(self) -> Registry:
+        return Registry(self.store)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store and serve every registered app's `live` alias. An app that fails to load is logged."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.bundles.sweep()  # unpacks a crash cut short
+        self._store = await open_store(self.store_url)
+        self._keys = ApiKeys(self._store)
+        self.first_admin_key = await self._keys.ensure_admin(self.data_dir / ADMIN_KEY_FILE)
+        for app in await self.registry.apps():
+            alias = await self.registry.alias(app)
+            if alias is None:
+                continue
+            try:
+                await self._serve_alias(app, alias)
+            except (AppLoadError, DeclarationError, DeployError, OSError) as exc:
+                log.error("app %r: version %d did not load again and is not served: %s", app, alias.version, exc)
+
+    async def stop(self, *, drain: bool = True) -> None:
+        """Stop every app (letting work in flight finish, with `drain`), then close the store."""
+        platforms, self.apps = list(self.apps.values()), {}
+        await asyncio.gather(*(p.stop(drain=drain) for p in platforms), return_exceptions=True)
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    async def __aenter__(self) -> Host:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def platform(self, app: str) -> Platform:
+        """The serving platform of `app`; AppNotFoundError when it is not deployed."""
+        platform = self.apps.get(app)
+        if platform is None:
+            raise AppNotFoundError(f"no app named {app!r} is deployed")
+        return platform
+
+    # --- deploying ----------------------------------------------------------------------------
+
+    async def deploy(self, app: str, bundle: str, *, stage: str | None = None) -> DeployResult:
+        """Deploy the uploaded bundle `bundle` (its sha256) as the next version of `app` and make it live.
+
+        Raises DeployError (with `phase` and `details`: pip's output or the
+        import's traceback) and changes nothing when any step fails;
+        InvalidInputError for a bad name or a bundle that was not uploaded.
+        """
+        check_app_name(app)
+        if not self.bundles.has(bundle):
+            raise InvalidInputError(
+                f"no bundle {bundle!r} was uploaded; PUT it to /-/api/v1/apps/{app}/bundles/{bundle} first"
+            )
+        async with self._lock(app):
+            phases: list[Phase] = []
+            number = await self.registry.last_version(app) + 1
+            source, install = await self._source(bundle, number, stage)
+            phases.append(install)
+            began = time.monotonic()
+            platform = self.apps.get(app)
+            try:
+                if platform is None:
+                    platform = self._new_platform(app)
+                    await platform.start(source)
+                    new = platform.current
+                else:
+                    new = await platform.load(source)
+            except AppLoadError as exc:
+                raise DeployError(str(exc), phase="import", details=exc.details) from None
+            except DeclarationError as exc:
+                raise DeployError(str(exc), phase="import") from None
+            phases.append(Phase("import", time.monotonic() - began))
+            began = time.monotonic()
+            previous = await self._live_record(app)
+            record = VersionRecord(app, number, bundle, time.time(), stage, _fingerprints(new))
+            try:
+                await self.registry.claim_version(app, number)
+            except VersionConflictError:
+                await (new.retire(drain=False) if app in self.apps else platform.stop(drain=False))
+                raise
+            if app in self.apps:
+                try:
+                    await platform.switch(new)
+                except DeclarationError as exc:
+                    raise DeployError(str(exc), phase="import") from None
+            await self.registry.add_version(record)
+            await self.registry.set_alias(app, Alias(LIVE, number))
+            self.apps[app] = platform
+            phases.append(Phase("switch", time.monotonic() - began))
+            return _diff(record, previous, phases)
+
+    async def set_alias(self, app: str, alias: Alias) -> Alias:
+        """Point `alias` at its versions; for `live`, serve them (loading what is not loaded) and retire the rest."""
+        self.platform(app)
+        async with self._lock(app):
+            for number in (alias.version, *alias.weights):
+                if await self.registry.version(app, number) is None:
+                    raise InvalidInputError(f"app {app!r} has no version {number}; see its versions")
+            if alias.name == LIVE:
+                await self._serve_alias(app, alias)
+            await self.registry.set_alias(app, alias)
+            return alias
+
+    async def rollback(self, app: str, to: int | None = None) -> int:
+        """Move `live` to version `to` (default: the version before the live one); returns it."""
+        live = await self.registry.alias(app)
+        if live is None:
+            raise AppNotFoundError(f"no app named {app!r} is deployed")
+        if to is None:
+            earlier = [v.version for v in await self.registry.versions(app) if v.version < live.version]
+            if not earlier:
+                raise InvalidInputError(
+                    f"app {app!r} is at its first version ({live.version}); there is nothing to roll back to"
+                )
+            to = earlier[-1]
+        await self.set_alias(app, Alias(LIVE, to))
+        return to
+
+    async def remove(self, app: str) -> None:
+        """Stop serving `app` (work in flight finishes) and forget its versions and aliases."""
+        platform = self.platform(app)
+        async with self._lock(app):
+            del self.apps[app]
+            await platform.stop(drain=True)
+            await self.registry.remove(app)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _lock(self, app: str) -> asyncio.Lock:
+        return self._locks.setdefault(app, asyncio.Lock())
+
+    def _new_platform(self, app: str) -> Platform:
+        return Platform(
+            None,
+            data_dir=self.data_dir / "apps" / app,
+            store=ScopedStore(self.store, f"app.{app}"),
+            idle_timeout=self.idle_timeout,
+            retry_policy=self.retry_policy,
+            keys_lookup=invoke_check(self.keys, app),
+        )
+
+    async def _source(self, bundle: str, number: int, stage: str | None) -> tuple[VersionSource, Phase]:
+        """Where version `number` of a bundle loads from, its requirements installed (the install phase)."""
+        directory = self.bundles.path(bundle)
+        config = load_config(directory)
+        entry = config.app or DEFAULT_ENTRY
+        if not entry.split(":", 1)[0].endswith(".py"):
+            # A module path would be looked up on the server's own sys.path, not in the bundle.
+            raise DeployError(
+                f"triggerfish.toml: app = {entry!r} names a module; a deployed app names its file, relative to"
+                " the project, such as app = 'app.py' or app = 'src/main.py:app'",
+                phase="import",
+            )
+        requirements = directory / "requirements.txt"
+        began = time.monotonic()
+        installed = await self.dependencies.ensure(requirements if requirements.is_file() else None)
+        output = installed.output if not installed.cached else "requirements already installed (cached)"
+        install = Phase("install", time.monotonic() - began, output)
+        extra = (str(installed.path),) if installed.path is not None else ()
+        return VersionSource(str(directory / entry), number, extra_paths=extra, stage=stage), install
+
+    async def _serve_alias(self, app: str, alias: Alias) -> None:
+        platform = self.apps.get(app)
+        loaded: dict[int, AppVersion] = {}
+        if platform is not None:
+            loaded = {platform.current.number: platform.current}
+            if platform.canary is not None:
+                loaded[platform.canary[0].number] = platform.canary[0]
+
+        async def version(number: int) -> AppVersion:
+            nonlocal platform
+            if number in loaded:
+                return loaded[number]
+            record = await self.registry.version(app, number)
+            if record is None:
+                raise InvalidInputError(f"app {app!r} has no version {number}")
+            source, _ = await self._source(record.bundle, number, record.stage)
+            if platform is None:
+                platform = self._new_platform(app)
+                await platform.start(source)
+                loaded[number] = platform.current
+            else:
+                loaded[number] = await platform.load(source)
+            return loaded[number]
+
+        primary = await version(alias.version)
+        canary = alias.canary
+        second = await version(canary[0]) if canary else None
+        assert platform is not None
+        await platform.switch(primary, second, canary[1] if canary else 0.0)
+        self.apps[app] = platform
+
+    async def _live_record(self, app: str) -> VersionRecord | None:
+        live = await self.registry.alias(app)
+        return None if live is None else await self.registry.version(app, live.version)
+
+
+def _fingerprints(version: AppVersion) -> dict[str, str]:
+    return {
+        name: hashlib.sha256(orjson.dumps(description, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        for name, description in version.runner.descriptions.items()
+    }
+
+
+def _diff(record: VersionRecord, previous: VersionRecord | None, phases: list[Phase]) -> DeployResult:
+    before: Mapping[str, str] = previous.functions if previous is not None else {}
+    after = record.functions
+    return DeployResult(
+        app=record.app,
+        version=record.version,
+        changed=sorted(n for n in after if n in before and before[n] != after[n]),
+        unchanged=sorted(n for n in after if n in before and before[n] == after[n]),
+        added=sorted(n for n in after if n not in before),
+        removed=sorted(n for n in before if n not in after),
+        phases=phases,
+    )
