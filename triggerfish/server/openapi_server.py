@@ -330,9 +330,7 @@ def _server_operations() -> dict[tuple[str, str], dict[str, Any]]:
         },
     }
     return {
-        ("GET", "/-/health"): _op(
-            "Liveness, and how many apps are deployed", {"200": _answer("", _ref("Health"))}
-        ),
+        ("GET", "/-/health"): _op("Liveness, and how many apps are deployed", {"200": _answer("", _ref("Health"))}),
         ("GET", f"{API_ROOT}/openapi.json"): _op("This document", {"200": _answer("OpenAPI 3.1", _OBJECT)}),
         ("POST", "/-/apps/{app}/events"): {
             **_op(
