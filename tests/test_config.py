@@ -259,3 +259,18 @@ def test_bad_override_text(text: str, expected: str) -> None:
     with pytest.raises(DeclarationError, match="override") as caught:
         parse_override(text)
     assert expected in str(caught.value)
+
+
+def test_bus_tables_set_the_archive_and_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "triggerfish.toml").write_text(
+        "[buses.default]\narchive_retention = 3600\n\n[stages.prod.buses.default]\narchive_max_bytes = 1000\n"
+    )
+    config = load_config(tmp_path)
+    assert config.bus_settings() == {"default": {"archive_retention": 3600}}
+    assert config.bus_settings("prod") == {"default": {"archive_retention": 3600, "archive_max_bytes": 1000}}
+    (tmp_path / "triggerfish.toml").write_text("[buses.default]\nretention = 3600\n")
+    with pytest.raises(DeclarationError, match=r"buses.default.*unknown key 'retention'.*archive_retention"):
+        load_config(tmp_path)
+    (tmp_path / "triggerfish.toml").write_text('[buses."bad name"]\narchive_retention = 1\n')
+    with pytest.raises(DeclarationError, match="invalid bus name"):
+        load_config(tmp_path)

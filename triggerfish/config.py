@@ -13,6 +13,9 @@
     [stages.prod.functions.create_order]  # only with --stage prod
     concurrency = 50
 
+    [buses.default]                       # how long the bus's archive keeps events (default 7 days)
+    archive_retention = 86400
+
     [queues.orders]                       # queue settings, read by the queue runtime
     visibility_timeout = 60
     max_receives = 5
@@ -53,8 +56,8 @@ if TYPE_CHECKING:
 CONFIG_FILE = "triggerfish.toml"
 ALL = "*"
 
-_TOP_KEYS = frozenset({"name", "app", "functions", "stages", "queues", "topics"})
-_STAGE_KEYS = frozenset({"functions", "queues", "topics"})
+_TOP_KEYS = frozenset({"name", "app", "functions", "stages", "queues", "topics", "buses"})
+_STAGE_KEYS = frozenset({"functions", "queues", "topics", "buses"})
 #: Keys of [queues.NAME] and [topics.NAME], with the types they take.
 RESOURCE_KEYS: dict[str, tuple[type, ...]] = {
     "visibility_timeout": (int, float),
@@ -64,6 +67,13 @@ RESOURCE_KEYS: dict[str, tuple[type, ...]] = {
     "fifo": (bool,),
     "dedup_window": (int, float),
 }
+
+#: Keys of [buses.NAME]: how long (seconds) and how much (bytes) of the bus's archive is kept.
+BUS_KEYS: dict[str, tuple[type, ...]] = {
+    "archive_retention": (int, float),
+    "archive_max_bytes": (int,),
+}
+_KINDS = {"queues": "queue", "topics": "topic", "buses": "bus"}
 
 
 _TYPE_NAMES: dict[tuple[type, ...], str] = {
@@ -81,6 +91,7 @@ class StageConfig:
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     topics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    buses: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +110,12 @@ class ProjectConfig:
     #: `[queues.NAME]` and `[topics.NAME]` tables, keys checked, for the queue and topic runtime.
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     topics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: `[buses.NAME]` tables: the archive's retention.
+    buses: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def bus_settings(self, stage: str | None = None) -> dict[str, dict[str, Any]]:
+        """Bus tables with the stage's overrides applied."""
+        return _merge_tables(self.buses, self.stages[stage].buses if stage in self.stages else {})
 
     def queue_settings(self, stage: str | None = None) -> dict[str, dict[str, Any]]:
         """Queue tables with the stage's overrides applied."""
@@ -236,6 +253,7 @@ def _parse(document: dict[str, Any], path: Path, prefix: str) -> ProjectConfig:
             functions=_functions(body.get("functions", {}), f"stages.{stage}.functions", fail),
             queues=_resources(body.get("queues", {}), f"stages.{stage}.queues", fail),
             topics=_resources(body.get("topics", {}), f"stages.{stage}.topics", fail),
+            buses=_resources(body.get("buses", {}), f"stages.{stage}.buses", fail, BUS_KEYS),
         )
     return ProjectConfig(
         path=path,
@@ -245,6 +263,7 @@ def _parse(document: dict[str, Any], path: Path, prefix: str) -> ProjectConfig:
         stages=stages,
         queues=_resources(document.get("queues", {}), "queues", fail),
         topics=_resources(document.get("topics", {}), "topics", fail),
+        buses=_resources(document.get("buses", {}), "buses", fail, BUS_KEYS),
     )
 
 
@@ -270,18 +289,20 @@ def _functions(value: object, table: str, fail: Any) -> dict[str, dict[str, Any]
     return functions
 
 
-def _resources(value: object, table: str, fail: Any) -> dict[str, dict[str, Any]]:
+def _resources(
+    value: object, table: str, fail: Any, keys: Mapping[str, tuple[type, ...]] = RESOURCE_KEYS
+) -> dict[str, dict[str, Any]]:
     resources: dict[str, dict[str, Any]] = {}
     for name, body in _tables(value, table, fail).items():
         here = f"{table}.{_quote(name)}"
         try:
-            check_resource_name(table.rsplit(".", 1)[-1].rstrip("s"), name)
+            check_resource_name(_KINDS[table.rsplit(".", 1)[-1]], name)
         except ValueError as exc:
             raise fail(here, str(exc)) from None
         for key, setting in body.items():
-            if key not in RESOURCE_KEYS:
-                raise fail(here, _unknown("key", key, RESOURCE_KEYS))
-            types = RESOURCE_KEYS[key]
+            if key not in keys:
+                raise fail(here, _unknown("key", key, keys))
+            types = keys[key]
             if (isinstance(setting, bool) and bool not in types) or not isinstance(setting, types):
                 raise fail(here, f"{key} must be {_TYPE_NAMES[types]}, not {setting!r}")
             if isinstance(setting, int | float) and not isinstance(setting, bool) and setting <= 0:

@@ -20,6 +20,7 @@ from triggerfish.bus.delivery import Delivery
 from triggerfish.errors import InvalidInputError
 from triggerfish.events.cloudevent import Event
 from triggerfish.runtime.platform_calls import bus_stream
+from triggerfish.store import EventLog
 
 #: The extension a replayed event carries: the replay's name.
 REPLAY_EXTENSION = "replayname"
@@ -38,6 +39,22 @@ def _seconds(value: float | datetime.datetime, what: str) -> float:
     return float(value)
 
 
+async def trim_consumed(
+    log: EventLog, stream: str, checkpoint: int, *, max_age: float | None = None, max_bytes: int | None = None
+) -> int:
+    """Trim `stream` by age and size, but by age never past `checkpoint`, the last record its consumer handled.
+
+    Shared by bus archives and topic logs: both are read by a LogConsumer,
+    and a record still waiting for it must survive its retention.
+    """
+    if max_age is not None:
+        pending = await log.read(stream, after=checkpoint, limit=1)
+        if pending:
+            # The store reads its clock again when it trims: the margin covers the time in between.
+            max_age = max(max_age, log.clock() - pending[0].time + TRIM_MARGIN)
+    return await log.trim(stream, max_age=max_age, max_bytes=max_bytes)
+
+
 class Archive:
     """Retention and replay for the buses of one EventBus."""
 
@@ -52,13 +69,10 @@ class Archive:
         it. Trimming by size has no such guard (the store cannot trim up to an
         offset yet), so keep `max_bytes` well above what can pile up unrouted.
         """
-        stream = bus_stream(bus)
-        if max_age is not None:
-            pending = await self.bus.store.log.read(stream, after=await self.bus.checkpoint(bus), limit=1)
-            if pending:
-                # The store reads its clock again when it trims: the margin covers the time in between.
-                max_age = max(max_age, self.bus.store.log.clock() - pending[0].time + TRIM_MARGIN)
-        return await self.bus.store.log.trim(stream, max_age=max_age, max_bytes=max_bytes)
+        checkpoint = await self.bus.checkpoint(bus)
+        return await trim_consumed(
+            self.bus.store.log, bus_stream(bus), checkpoint, max_age=max_age, max_bytes=max_bytes
+        )
 
     async def replay(
         self,

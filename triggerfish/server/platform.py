@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from triggerfish.bus.archive import Archive
+from triggerfish.bus.archive import Archive, trim_consumed
 from triggerfish.bus.bus import EventBus
 from triggerfish.bus.rules import Rules
 from triggerfish.config import load_config
@@ -43,11 +43,18 @@ from triggerfish.server.versions import AppVersion, VersionSource
 from triggerfish.store import Store, open_store
 from triggerfish.triggers.queues import QueueTriggers
 from triggerfish.triggers.schedules import Scheduler
+from triggerfish.triggers.sns import topic_stream
 from triggerfish.triggers.topics import Topics
 
 log = logging.getLogger("triggerfish.server")
 
 STORE_FILE = "store.db"
+#: How long a bus's archive keeps events unless `[buses.NAME] archive_retention` says otherwise.
+ARCHIVE_RETENTION = 7 * 24 * 3600.0
+#: How long a topic's log keeps messages after they were fanned out (SQS's default retention).
+TOPIC_RETENTION = 4 * 24 * 3600.0
+#: Seconds between two trims of archives and topic logs.
+MAINTENANCE_PERIOD = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +113,7 @@ class Platform:
         self._canary: tuple[AppVersion, float] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         self._reload_lock = asyncio.Lock()
+        self._maintenance: asyncio.Future[None] | None = None
         self._versions = 0
         self.bus: EventBus
         self.archive: Archive
@@ -184,6 +192,7 @@ class Platform:
             await self.topics.start()
             await self.queues.start()
             await self.scheduler.start()
+            self._maintenance = asyncio.ensure_future(self._maintain_forever())
         except BaseException:
             await self._close_everything(drain=False)
             raise
@@ -293,7 +302,41 @@ class Platform:
         except Exception:
             log.exception("retiring version %d failed", version.number)
 
+    async def maintain(self) -> int:
+        """Trim what is kept past its retention: every bus's archive and every topic's log. Returns how many
+        records went.
+
+        `[buses.NAME] archive_retention` / `archive_max_bytes` and `[topics.NAME] retention` in the serving
+        version's triggerfish.toml set them (defaults: ARCHIVE_RETENTION, TOPIC_RETENTION); a record its
+        consumer has not handled yet is never trimmed by age.
+        """
+        source = self.current.source
+        config = load_config(source.app_dir)
+        buses, topics = config.bus_settings(source.stage), config.topic_settings(source.stage)
+        removed = 0
+        for bus in await self.bus.buses():
+            table = buses.get(bus, {})
+            age = float(table.get("archive_retention", ARCHIVE_RETENTION))
+            removed += await self.archive.trim(bus, max_age=age, max_bytes=table.get("archive_max_bytes"))
+        for topic in await self.topics.names():
+            age = float(topics.get(topic, {}).get("retention", TOPIC_RETENTION))
+            checkpoint = await self.topics.checkpoint(topic)
+            removed += await trim_consumed(self.store.log, topic_stream(topic), checkpoint, max_age=age)
+        return removed
+
+    async def _maintain_forever(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_PERIOD)
+            try:
+                await self.maintain()
+            except Exception:
+                log.exception("trimming archives and topic logs failed; trying again in %g s", MAINTENANCE_PERIOD)
+
     async def _close_everything(self, *, drain: bool) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            await asyncio.gather(self._maintenance, return_exceptions=True)
+            self._maintenance = None
         # Triggers first, so nothing new starts; then the versions, which finish what they started.
         for name in ("scheduler", "queues", "topics", "bus"):
             component = getattr(self, name, None)
