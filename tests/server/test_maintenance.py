@@ -43,9 +43,11 @@ retention = 60
 
 
 async def seen(platform: Platform, count: int) -> None:
+    """Wait (long-polling receives) until the functions have sent `count` messages to `seen`."""
+    got = 0
     async with asyncio.timeout(20):
-        while (await platform.store.queues.stats("seen")).depth < count:
-            await asyncio.sleep(0.05)
+        while got < count:
+            got += len(await platform.store.queues.receive("seen", max_messages=10, wait=1.0))
 
 
 async def test_archives_and_topic_logs_are_trimmed_past_their_retention_and_no_sooner(tmp_path: Path) -> None:
