@@ -9,10 +9,8 @@ what the CLI sent.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from triggerfish.gateway import GatewayServer
+from tests.threaded_server import serve_in_thread
 
 ADMIN_KEY = "tfk_a0000001_" + "A" * 32
 VIEWER_KEY = "tfk_b0000002_" + "B" * 32
@@ -213,32 +211,6 @@ class FakeServer:
 @contextmanager
 def served(fake: FakeServer) -> Iterator[FakeServer]:
     """Serve `fake` on a loopback port from a thread with its own event loop, until the block ends."""
-    ready = threading.Event()
-    loop: asyncio.AbstractEventLoop | None = None
-    stop: asyncio.Event | None = None
-    failure: list[BaseException] = []
-
-    async def run() -> None:
-        nonlocal loop, stop
-        loop, stop = asyncio.get_running_loop(), asyncio.Event()
-        try:
-            async with GatewayServer(fake.asgi(), port=0, handle_signals=False) as server:
-                fake.url = server.url
-                ready.set()
-                await stop.wait()
-        except BaseException as exc:
-            failure.append(exc)
-            ready.set()
-            raise
-
-    thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
-    thread.start()
-    assert ready.wait(30), "the fake server did not start"
-    assert not failure, failure
-    try:
+    with serve_in_thread(fake.asgi()) as url:
+        fake.url = url
         yield fake
-    finally:
-        assert loop is not None
-        assert stop is not None
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(30)

@@ -7,8 +7,6 @@ will; every call is recorded with the key it carried, for tests to see what the 
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.threaded_server import serve_in_thread
 from triggerfish.deploy.bundle import BundleStore
 from triggerfish.errors import BundleError
-from triggerfish.gateway import GatewayServer
 
 DEPLOYER_KEY = "tfk_dep10yer_" + "D" * 32
 VIEWER_KEY = "tfk_v1ewer00_" + "V" * 32
@@ -133,32 +131,6 @@ def _error(status: int, code: str, message: str) -> Response:
 def served(root: Path) -> Iterator[DeployServer]:
     """A DeployServer keeping bundles under `root`, on a loopback port in a thread with its own loop."""
     server = DeployServer(BundleStore(root))
-    ready = threading.Event()
-    loop: asyncio.AbstractEventLoop | None = None
-    stop: asyncio.Event | None = None
-    failure: list[BaseException] = []
-
-    async def run() -> None:
-        nonlocal loop, stop
-        loop, stop = asyncio.get_running_loop(), asyncio.Event()
-        try:
-            async with GatewayServer(server.asgi(), port=0, handle_signals=False) as gateway:
-                server.url = gateway.url
-                ready.set()
-                await stop.wait()
-        except BaseException as exc:
-            failure.append(exc)
-            ready.set()
-            raise
-
-    thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
-    thread.start()
-    assert ready.wait(30), "the deploy server did not start"
-    assert not failure, failure
-    try:
+    with serve_in_thread(server.asgi()) as url:
+        server.url = url
         yield server
-    finally:
-        assert loop is not None
-        assert stop is not None
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
