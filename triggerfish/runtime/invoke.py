@@ -138,7 +138,8 @@ class Invoker:
                 unrun_record(request, "throttled", error, at=self.clock(), memory_mb=settings.memory_mb)
             )
             raise
-        await self.records.add(record_from_outcome(request, outcome, memory_mb=settings.memory_mb))
+        # Off the request path: the caller has its answer one commit sooner; reads of the records wait for it.
+        self.records.add_soon(record_from_outcome(request, outcome, memory_mb=settings.memory_mb))
         if not outcome.ok:
             raise HandlerError(outcome.error or {"errorType": "Error", "errorMessage": "", "stackTrace": []})
         return outcome.result
@@ -244,6 +245,7 @@ class Invoker:
         Invocations still queued stay queued (durably) for the next start.
         """
         await self.dispatcher.stop(drain=drain)
+        await self.records.settled()
 
     async def drain(self) -> None:
         """Wait until no async invocation is queued, delayed for a retry, or running (for tests).

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -157,6 +158,9 @@ def unrun_record(
     )
 
 
+log = logging.getLogger("triggerfish.runtime")
+
+
 class BatchWriter(Generic[T, R]):
     """Coalesces concurrent writes: items arriving while one batch is written go out in the next.
 
@@ -208,6 +212,30 @@ class InvocationRecords:
         self.clock = clock
         self._writers: dict[str, BatchWriter[tuple[str, bytes], None]] = {}
         self._last_trim = clock()
+        self._writing: set[asyncio.Task[None]] = set()
+
+    def add_soon(self, record: InvocationRecord) -> None:
+        """Store a record in the background: the sync path answers its caller without waiting for the commit.
+
+        Every read here (`get`, `attempts`, `query`) and `settled()` waits
+        for the records given so far, so whoever asks sees them; a crash in
+        the moment between the answer and the commit loses the record, not
+        the invocation (whose result the caller already has).
+        """
+        task = asyncio.ensure_future(self._add_logged(record))
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+
+    async def settled(self) -> None:
+        """Wait until every record given to `add_soon` so far is stored."""
+        while self._writing:
+            await asyncio.gather(*list(self._writing), return_exceptions=True)
+
+    async def _add_logged(self, record: InvocationRecord) -> None:
+        try:
+            await self.add(record)
+        except Exception:
+            log.exception("invocation record %s (attempt %d) could not be stored", record.request_id, record.attempt)
 
     async def add(self, record: InvocationRecord) -> None:
         """Store a record (durable when this returns)."""
@@ -260,6 +288,7 @@ class InvocationRecords:
         """Every recorded attempt of an invocation, first to last."""
         if not isinstance(request_id, str) or not request_id or "/" in request_id:
             raise InvalidInputError(f"a request id is a non-empty string without '/', not {request_id!r}")
+        await self.settled()
         found = await self.store.kv.scan(NAMESPACE, prefix=f"r/{request_id}/", limit=10_000)
         return [_decode(r.value) for r in found]
 
@@ -285,6 +314,7 @@ class InvocationRecords:
                 raise InvalidInputError(f"{name} must be a time in epoch seconds, not {value!r}")
         if function is not None and (not isinstance(function, str) or not function):
             raise InvalidInputError(f"a function name is a non-empty string, not {function!r}")
+        await self.settled()
         if self.clock() - self._last_trim > TRIM_INTERVAL:
             self._last_trim = self.clock()
             await self.trim()

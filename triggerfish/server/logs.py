@@ -83,6 +83,7 @@ class LogReader:
 
         `upto` bounds each stream's offsets (what a follow has not streamed yet is left out).
         """
+        await self.records.settled()  # the records of sync invocations that just answered
         if wanted.request_id is not None and upto is None:
             # One invocation's attempts are one prefix scan; a follow's backlog reads the streams, which
             # `upto` can bound.
@@ -140,6 +141,7 @@ class LogFollow:
 
     async def open(self) -> list[LogLine]:
         """Fix where following starts (the streams' offsets now); returns the lines since `since`, if given."""
+        await self.reader.records.settled()  # "now" includes the sync invocations that have answered
         for stream in await self.reader.streams(self.wanted.function):
             self._offsets[stream] = await self.reader.log.last_offset(stream)
         if self.wanted.since is None:

@@ -76,7 +76,7 @@ def leaves_children(event: Any) -> Any:
     return child.pid
 
 
-@app.function(timeout=2.0)
+@app.function(timeout=10.0)
 def forks(event: Any) -> Any:
     started = failed = 0
     errors = set()
@@ -89,7 +89,9 @@ def forks(event: Any) -> Any:
             errors.add(type(exc).__name__ + ": " + exc.strerror if exc.strerror else str(exc))
             continue
         if pid == 0:
-            time.sleep(0.2)
+            # Alive until every fork has been tried, even on a loaded machine: a child that exited early
+            # would free its slot and let more than the limit start over the whole loop.
+            time.sleep(2.0)
             os._exit(0)
         started += 1
         children.append(pid)
