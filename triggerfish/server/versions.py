@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +83,6 @@ class AppVersion:
         self.invoker = invoker
         self.routes = routes
         self.gateway = Gateway(routes, self.invoke, body_timeout=body_timeout, authorize=authorize)
-        self.loaded_at = time.time()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
