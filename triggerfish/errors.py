@@ -89,6 +89,32 @@ class InvalidNameError(StoreError, ValueError):
     """A bus, queue, namespace or key name is empty, too long or uses characters that are not allowed."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached or cannot write just now (connection lost, database restarting).
+
+    Nothing of the failed operation was acknowledged. HTTP endpoints answer 503 with a
+    `Retry-After` of `retry_after` seconds; the caller may try again.
+    """
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreFullError(StoreUnavailableError):
+    """The store's disk (or database) is full: the write was refused and nothing was acknowledged.
+
+    HTTP endpoints answer 507 Insufficient Storage.
+    """
+
+
+class SchemaVersionError(StoreError):
+    """The store's schema is newer than this Triggerfish knows, or older and not migrated.
+
+    `triggerfish store migrate` brings an older schema up to date.
+    """
+
+
 # --- apps and functions ----------------------------------------------------------------------
 
 
