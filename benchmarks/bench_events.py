@@ -41,7 +41,7 @@ from pathlib import Path
 
 from benchmarks.apps.events_latency_app import ENTRY_LOG, order_event_data
 from triggerfish.events.cloudevent import Event
-from triggerfish.runtime.platform_calls import bus_stream
+from triggerfish.names import bus_stream
 from triggerfish.server.platform import Platform
 
 RATE = float(os.environ.get("TRIGGERFISH_BENCH_EVENTS_RATE", "1000"))

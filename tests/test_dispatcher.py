@@ -389,6 +389,8 @@ async def test_a_function_that_is_its_own_destination_is_stopped_by_the_loop_gua
         await invoker.invoke_async("echo", {})
         await drain(invoker)
     assert calls["echo"] == list(range(17))  # hops 0 to 16 run; the 17th is stopped
-    assert "stopped the success destination function:echo of function 'echo'" in caplog.text
+    assert "stopped a destination to 'function:echo' from function 'echo'" in caplog.text
     [stopped] = await store.log.read("platform.loop-stopped")
-    assert orjson.loads(stopped.data)["hop_count"] == 17
+    kept = orjson.loads(stopped.data)
+    assert (kept["op"], kept["target"], kept["hop_count"]) == ("destination", "function:echo", 17)
+    assert kept["payload"]["requestContext"]["condition"] == "Success"

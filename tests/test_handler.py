@@ -17,15 +17,9 @@ import orjson
 import pytest
 
 from triggerfish.errors import NonRetryable, Retry
+from triggerfish.names import MARSHAL_ERROR
 from triggerfish.runtime.context import Context
-from triggerfish.runtime.handler import (
-    MARSHAL_ERROR,
-    MAX_STACK_FRAMES,
-    lambda_error,
-    run_handler,
-    signature_problem,
-    takes_context,
-)
+from triggerfish.runtime.handler import MAX_STACK_FRAMES, lambda_error, run_handler, signature_problem, takes_context
 
 
 def make_context(request_id: str = "req-1") -> Context:

@@ -14,9 +14,10 @@ import pytest
 import triggerfish
 from triggerfish.app import App
 from triggerfish.errors import DeclarationError, HandlerError, NonRetryable
+from triggerfish.names import IDEMPOTENCY_NAMESPACE
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.context import Context
-from triggerfish.runtime.idempotency import NAMESPACE, idempotent
+from triggerfish.runtime.idempotency import idempotent
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
 from triggerfish.runtime.platform_calls import StorePlatform
@@ -148,7 +149,7 @@ async def test_the_key_is_forgotten_after_the_window(store: Store) -> None:
     await invoker.invoke("charge_async", {"customer": "c", "order_id": 4})
     await invoker.invoke("charge_async", {"customer": "c", "order_id": 4})
     assert charges == [4]
-    [kept] = await store.kv.scan(NAMESPACE)
+    [kept] = await store.kv.scan(IDEMPOTENCY_NAMESPACE)
     assert kept.key == "charge_async:c-4"
     clock.offset = 3601.0  # the default window is an hour
     await invoker.invoke("charge_async", {"customer": "c", "order_id": 4})

@@ -11,7 +11,8 @@ import pytest
 
 from triggerfish.errors import FunctionNotFoundError, NonRetryable, Retry, ThrottledError
 from triggerfish.model import FunctionSettings, FunctionSpec
-from triggerfish.runtime.inprocess import INVALID_EVENT_ERROR_TYPE, TIMEOUT_ERROR_TYPE, InProcessRunner
+from triggerfish.names import INVALID_EVENT_ERROR, TIMEOUT_ERROR
+from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.types import InvokeRequest, PlatformCall
 
 SECONDS = 5.0  # how long a test waits on a thread before declaring it stuck
@@ -197,7 +198,7 @@ async def test_sync_handler_past_its_timeout_is_reported_and_its_slot_freed() ->
         outcome = await runner.run(request("stuck"))
         assert not outcome.ok
         assert outcome.error is not None
-        assert outcome.error["errorType"] == TIMEOUT_ERROR_TYPE
+        assert outcome.error["errorType"] == TIMEOUT_ERROR
         assert outcome.error["errorMessage"] == "Task timed out after 0.10 seconds"
         assert runner.in_flight("stuck") == 0
     finally:
@@ -218,7 +219,7 @@ async def test_async_handler_past_its_timeout_is_cancelled() -> None:
     runner = InProcessRunner({"sleepy": spec(sleepy, timeout=0.1)})
     outcome = await runner.run(request("sleepy"))
     assert outcome.error is not None
-    assert outcome.error["errorType"] == TIMEOUT_ERROR_TYPE
+    assert outcome.error["errorType"] == TIMEOUT_ERROR
     assert await asyncio.to_thread(cancelled.wait, SECONDS)
 
 
@@ -326,7 +327,7 @@ async def test_the_handler_gets_a_json_copy_of_the_event_and_non_json_events_are
         assert not refused.ok
         assert not refused.retryable
         assert refused.error is not None
-        assert refused.error["errorType"] == INVALID_EVENT_ERROR_TYPE
+        assert refused.error["errorType"] == INVALID_EVENT_ERROR
         assert "not a JSON value" in refused.error["errorMessage"]
 
 

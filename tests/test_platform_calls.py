@@ -13,10 +13,12 @@ import pytest
 
 from triggerfish.app import App
 from triggerfish.errors import InvalidEventError, InvalidInputError, InvalidNameError
+from triggerfish.loop_guard import MAX_HOPS
+from triggerfish.names import LOOP_STOPPED_STREAM
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
-from triggerfish.runtime.platform_calls import LOOP_STOPPED_STREAM, MAX_HOPS, StorePlatform
+from triggerfish.runtime.platform_calls import StorePlatform
 from triggerfish.runtime.types import PlatformCall, PlatformOp
 from triggerfish.store import ABSENT, Store, open_store
 
@@ -43,6 +45,26 @@ async def test_publish_appends_the_event_to_the_bus_stream(store: Store) -> None
     assert answer["id"] == "e1"
     [record] = await store.log.read("bus.orders")
     assert orjson.loads(record.data)["data"] == {"id": 3}
+
+
+@pytest.mark.parametrize(
+    ("changes", "attribute"),
+    [
+        ({"big": 2**40}, "big"),  # CloudEvents integers are 32-bit: the bus could not read it back
+        ({"Bad-Name": "x"}, "Bad-Name"),
+        ({"time": "yesterday"}, "time"),
+        ({"source": ""}, "source"),
+        ({"specversion": "0.3"}, "specversion"),
+    ],
+)
+async def test_a_publish_the_bus_could_not_read_back_fails_the_call_and_stores_nothing(
+    store: Store, changes: dict[str, Any], attribute: str
+) -> None:
+    platform = StorePlatform(store)
+    with pytest.raises(InvalidEventError) as raised:
+        await platform(call("publish", {"bus": "orders", "event": event(**changes)}))
+    assert raised.value.attribute == attribute
+    assert await store.log.read("bus.orders") == []
 
 
 async def test_send_keeps_the_hop_count_and_trace_in_attributes(store: Store) -> None:

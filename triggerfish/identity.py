@@ -1,12 +1,60 @@
-"""The account and region Triggerfish names wherever AWS would name its own.
+"""The account and region Triggerfish names wherever AWS would name its own, and the ARNs built from them.
 
-ARNs (`invoked_function_arn`, queue and topic ARNs in event shapes), the
-EventBridge envelope's `account` and `region`, and a worker's `AWS_REGION`
-all use these, so Lambda code that parses them sees one consistent,
-obviously local identity.
+ARNs (`invoked_function_arn`, queue and topic ARNs in event shapes, rule ARNs
+in dead letters), the EventBridge envelope's `account` and `region`, and a
+worker's `AWS_REGION` all use these, so Lambda code that parses them sees one
+consistent, obviously local identity. Every ARN is built here and nowhere else.
+
+    >>> function_arn("shop", "ship", "3")
+    'arn:aws:lambda:local:000000000000:function:shop-ship:3'
+
+This module is imported by every worker: it stays free of imports.
 """
 
 from __future__ import annotations
 
 ACCOUNT_ID = "000000000000"
 REGION = "local"
+
+
+def function_name(app: str, function: str) -> str:
+    """The Lambda function name of an app's function: `<app>-<function>`."""
+    return f"{app}-{function}"
+
+
+def function_arn(app: str, function: str, version: str | None = None) -> str:
+    """A function's ARN, qualified with `version` (a number or `$LATEST`) when given."""
+    arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name(app, function)}"
+    return arn if version is None else f"{arn}:{version}"
+
+
+def log_group_name(app: str, function: str) -> str:
+    """`/aws/lambda/<app>-<function>`, as Lambda names a function's log group."""
+    return f"/aws/lambda/{function_name(app, function)}"
+
+
+def sqs_queue_arn(queue: str, *, region: str = REGION, account: str = ACCOUNT_ID) -> str:
+    return f"arn:aws:sqs:{region}:{account}:{queue}"
+
+
+def sns_topic_arn(topic: str, *, region: str = REGION, account: str = ACCOUNT_ID) -> str:
+    return f"arn:aws:sns:{region}:{account}:{topic}"
+
+
+def events_rule_arn(rule: str, *, region: str = REGION, account: str = ACCOUNT_ID) -> str:
+    return f"arn:aws:events:{region}:{account}:rule/{rule}"
+
+
+def bus_rule_arn(bus: str, rule_id: str) -> str:
+    """The EventBridge-style ARN of a rule on a bus (the default bus's rules carry no bus in their path)."""
+    return events_rule_arn(rule_id if bus == "default" else f"{bus}/{rule_id}")
+
+
+def dynamodb_stream_arn(
+    table: str, *, label: str = "1970-01-01T00:00:00.000", region: str = REGION, account: str = ACCOUNT_ID
+) -> str:
+    return f"arn:aws:dynamodb:{region}:{account}:table/{table}/stream/{label}"
+
+
+def s3_bucket_arn(bucket: str) -> str:
+    return f"arn:aws:s3:::{bucket}"

@@ -39,15 +39,15 @@ from triggerfish.errors import InvalidInputError, InvocationError
 from triggerfish.events.cloudevent import Event
 from triggerfish.events.shapes import scheduled_event
 from triggerfish.model import FunctionSpec, QueueTrigger
+from triggerfish.names import bus_stream, function_dead_letter_queue, queue_dead_letter_queue
 from triggerfish.retry import RetryPolicy
-from triggerfish.runtime.dispatcher import dead_letter_queue
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
-from triggerfish.runtime.platform_calls import StorePlatform, bus_stream
+from triggerfish.runtime.platform_calls import StorePlatform
 from triggerfish.runtime.records import InvocationRecord
 from triggerfish.runtime.types import PlatformCall
 from triggerfish.store import Message, QueueConfig, Store, open_store
-from triggerfish.triggers.queue_config import DEFAULT_MAX_RECEIVES, default_dead_letter
+from triggerfish.triggers.queue_config import DEFAULT_MAX_RECEIVES
 from triggerfish.triggers.queues import deliver_batch
 from triggerfish.triggers.schedules import DeclaredSchedule, declared_schedules, occurrence_id
 from triggerfish.triggers.topics import Topics
@@ -147,7 +147,9 @@ class TestPlatform:
             for queue in self._subscribers:
                 config = await store.queues.config(queue)
                 if config.dead_letter is None:
-                    redrive = QueueConfig(max_receives=self._queue_max_receives, dead_letter=default_dead_letter(queue))
+                    redrive = QueueConfig(
+                        max_receives=self._queue_max_receives, dead_letter=queue_dead_letter_queue(queue)
+                    )
                     await store.queues.configure(queue, redrive)
             await invoker.start()
         except BaseException:
@@ -375,7 +377,9 @@ class TestPlatform:
         """
         settings = self.invoker.runner.settings(function) if function in self.specs else None
         destination = settings and (settings.on_failure or settings.dead_letter)
-        queue = destination.name if destination and destination.kind == "queue" else dead_letter_queue(function)
+        queue = (
+            destination.name if destination and destination.kind == "queue" else function_dead_letter_queue(function)
+        )
         return [orjson.loads(m.body) for m in await self._peek(queue)]
 
     async def queue_messages(self, queue: str) -> list[Message]:

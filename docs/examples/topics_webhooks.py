@@ -9,7 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from triggerfish.bus.webhook import verify
 from triggerfish.store import open_store
-from triggerfish.triggers.topics import Topics, dead_letter_queue
+from triggerfish.names import topic_dead_letter_queue
+from triggerfish.triggers.topics import Topics
 
 SECRET = "whsec-shared-with-the-receiver"
 received: list[dict] = []
@@ -54,7 +55,7 @@ async def main() -> None:
                 [note] = received
                 assert (note["type"], note["MessageId"], note["Subject"]) == ("Notification", message_id, "Deploy")
 
-                [dead] = await store.queues.receive(dead_letter_queue("deploys"))
+                [dead] = await store.queues.receive(topic_dead_letter_queue("deploys"))
                 letter = json.loads(dead.body)
                 assert (letter["message"]["id"], letter["attempts"]) == (message_id, 3)
                 assert letter["subscription"]["endpoint"] == down

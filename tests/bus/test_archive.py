@@ -14,7 +14,7 @@ from triggerfish.bus.bus import EventBus
 from triggerfish.bus.rules import Rules
 from triggerfish.errors import InvalidInputError
 from triggerfish.events.cloudevent import Event
-from triggerfish.runtime.platform_calls import bus_stream
+from triggerfish.names import bus_stream
 from triggerfish.store import Store
 
 

@@ -14,14 +14,15 @@ import orjson
 import pytest
 
 from triggerfish.app import App
-from triggerfish.bus.bus import BUS_NAMESPACE, EventBus
+from triggerfish.bus.bus import EventBus
 from triggerfish.bus.rules import Rules
-from triggerfish.bus.targets import topic_stream
 from triggerfish.errors import InvalidEventError, InvalidInputError
 from triggerfish.events.cloudevent import Event
+from triggerfish.loop_guard import MAX_HOPS
+from triggerfish.bus.parking import parked
+from triggerfish.names import BUS_NAMESPACE, LOOP_STOPPED_STREAM, bus_stream, topic_stream
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
-from triggerfish.runtime.platform_calls import LOOP_STOPPED_STREAM, MAX_HOPS, bus_stream
 from triggerfish.store import Store, open_store
 from triggerfish.triggers.sns import TopicMessage
 
@@ -217,7 +218,11 @@ async def test_events_from_context_publish_are_routed_too(store: Store) -> None:
     await bus.stop()
     [message] = await store.queues.receive("out")
     assert message.attributes["triggerfish.hopcount"] == "3"
-    assert await bus.checkpoint("default") == 2  # the unreadable record is skipped, not retried forever
+    assert await bus.checkpoint("default") == 2  # the unreadable record is not retried forever...
+    [kept] = await parked(store.log)  # ...nor dropped: it is parked, with where it was and why
+    assert (kept.stream, kept.offset, kept.data) == (bus_stream("default"), 2, b"not an event")
+    assert "bus 'default': not a readable CloudEvent" in kept.reason
+    assert kept.to_dict()["data"] == "not an event"
 
 
 @pytest.mark.slow

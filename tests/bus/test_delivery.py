@@ -10,9 +10,10 @@ import orjson
 import pytest
 
 from triggerfish.bus.bus import EventBus
-from triggerfish.bus.delivery import dead_letter, delivery_queue
+from triggerfish.bus.delivery import dead_letter
 from triggerfish.bus.rules import DeliveryRetry, Rules
 from triggerfish.events.cloudevent import Event
+from triggerfish.names import bus_delivery_queue
 from triggerfish.store import Store
 
 
@@ -40,11 +41,11 @@ async def test_a_failed_delivery_comes_back_after_a_backoff(store: Store) -> Non
     await bus.publish("default", [Event.create("t", "shop")])
     await bus.pump("default")
     assert await bus.deliverer.run_once("default") == 1
-    stats = await store.queues.stats(delivery_queue("default"))
+    stats = await store.queues.stats(bus_delivery_queue("default"))
     assert (stats.delayed, stats.visible) == (1, 0)  # waiting out 0.5 to 1 s
     assert await bus.deliverer.run_once("default") == 0
     await asyncio.sleep(1.1)
-    [message] = await store.queues.receive(delivery_queue("default"))
+    [message] = await store.queues.receive(bus_delivery_queue("default"))
     assert message.receive_count == 2
     await bus.stop()
 
@@ -78,14 +79,14 @@ async def test_a_delivery_whose_worker_died_is_delivered_after_its_lease(store: 
     [event_id] = await bus.publish("default", [Event.create("t", "shop")])
     await bus.pump("default")
     # A worker leases the delivery and dies before handing it over.
-    [leased] = await store.queues.receive(delivery_queue("default"), visibility_timeout=0.3)
+    [leased] = await store.queues.receive(bus_delivery_queue("default"), visibility_timeout=0.3)
     assert await bus.deliverer.run_once("default") == 0
     await asyncio.sleep(0.4)
     await bus.drain()
     await bus.stop()
     [message] = await store.queues.receive("out")
     assert orjson.loads(message.body)["id"] == event_id
-    assert not await store.queues.ack(delivery_queue("default"), leased.receipt)  # the dead worker's lease is void
+    assert not await store.queues.ack(bus_delivery_queue("default"), leased.receipt)  # the dead worker's lease is void
 
 
 async def test_one_failing_target_does_not_hold_back_the_others(store: Store) -> None:

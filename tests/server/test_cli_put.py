@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from triggerfish.gateway import GatewayServer
-from triggerfish.runtime.platform_calls import bus_stream
+from triggerfish.names import bus_stream
 from triggerfish.server.http import platform_asgi
 from triggerfish.server.platform import Platform
 

@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 from triggerfish.events.cloudevent import Event
-from triggerfish.runtime.platform_calls import bus_stream
+from triggerfish.names import bus_stream, topic_stream
 from triggerfish.server.platform import Platform
-from triggerfish.triggers.sns import topic_stream
 
 APP = """
 import triggerfish

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from tests.server.conftest import Served
-from triggerfish.runtime.platform_calls import bus_stream
+from triggerfish.names import bus_stream
 
 STRUCTURED = {"content-type": "application/cloudevents+json"}
 

@@ -16,6 +16,7 @@ import pytest
 from triggerfish import App, InvalidInputError
 from triggerfish.errors import DeclarationError, ScheduleNotFoundError
 from triggerfish.model import FunctionSettings, FunctionSpec, ScheduleTrigger
+from triggerfish.names import SCHEDULES_NAMESPACE
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
 from triggerfish.runtime.platform_calls import StorePlatform
@@ -25,7 +26,6 @@ from triggerfish.triggers._schedule_state import State, due, latest_ones, latest
 from triggerfish.triggers.schedules import (
     CLAIM_LEASE,
     MAX_CATCH_UP,
-    NAMESPACE,
     ScheduleInvoker,
     Scheduler,
     declared_schedules,
@@ -400,7 +400,7 @@ async def test_update_keeps_unchanged_schedules_and_drops_removed_ones(tmp_path:
         await scheduler.pause("cleanup", now=at("2024-05-01 12:01"))
         await scheduler.update(v2.functions)
         assert [s.name for s in scheduler.schedules] == ["report", "digest"]
-        assert await server.store.kv.get(NAMESPACE, "state/cleanup UTC rate(10 minutes)") is None
+        assert await server.store.kv.get(SCHEDULES_NAMESPACE, "state/cleanup UTC rate(10 minutes)") is None
         assert await scheduler.run_due(at("2024-05-01 12:02")) == []  # report's 12:00 is not fired again
         assert len(await scheduler.run_due(at("2024-05-01 12:15:00"))) == 2  # report (latest) and digest
         await scheduler.update(v1.functions)  # cleanup comes back as a new schedule: not paused, no catch-up

@@ -21,14 +21,21 @@ from triggerfish.bus.rules import Rules
 from triggerfish.bus.webhook import verify
 from triggerfish.errors import DeclarationError, FunctionNotFoundError, InvalidInputError, InvalidPatternError
 from triggerfish.events.cloudevent import Event
+from triggerfish.names import (
+    LOOP_STOPPED_STREAM,
+    TOPICS_NAMESPACE,
+    topic_dead_letter_queue,
+    topic_delivery_queue,
+    topic_stream,
+)
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
-from triggerfish.runtime.platform_calls import LOOP_STOPPED_STREAM, StorePlatform
+from triggerfish.runtime.platform_calls import StorePlatform
 from triggerfish.store import Store, open_store
 from triggerfish.testing import SyncTestPlatform, TestPlatform
-from triggerfish.triggers.sns import TopicMessage, topic_stream
-from triggerfish.triggers.topics import TOPICS_NAMESPACE, Topics, dead_letter_queue, delivery_queue
+from triggerfish.triggers.sns import TopicMessage
+from triggerfish.triggers.topics import Topics
 
 SECRET = "whsec-topics"
 FAST = {"max_attempts": 3, "backoff": {"base": 0.0, "ceiling": 0.0}}
@@ -332,8 +339,8 @@ async def test_a_failing_webhook_is_retried_until_it_answers(store: Store, topic
     finally:
         flaky.close()
     assert [orjson.loads(body)["MessageId"] for _, body in flaky.received] == [message_id] * 3
-    assert (await store.queues.stats(dead_letter_queue("news"))).visible == 0
-    assert (await store.queues.stats(delivery_queue("news"))).depth == 0
+    assert (await store.queues.stats(topic_dead_letter_queue("news"))).visible == 0
+    assert (await store.queues.stats(topic_delivery_queue("news"))).depth == 0
 
 
 async def test_a_webhook_that_is_down_ends_in_the_dead_letter_queue(store: Store, topics: Topics) -> None:
@@ -341,7 +348,7 @@ async def test_a_webhook_that_is_down_ends_in_the_dead_letter_queue(store: Store
     subscription = await topics.subscribe("news", "webhook", url, retry=FAST)
     message_id = await topics.publish("news", "m", attributes={"k": "v"})
     await topics.drain()
-    [dead] = await store.queues.receive(dead_letter_queue("news"))
+    [dead] = await store.queues.receive(topic_dead_letter_queue("news"))
     letter = orjson.loads(dead.body)
     assert letter["message"]["id"] == message_id
     assert letter["attempts"] == 3
@@ -349,7 +356,7 @@ async def test_a_webhook_that_is_down_ends_in_the_dead_letter_queue(store: Store
     assert letter["subscription"] == {"arn": subscription.arn, "kind": "webhook", "endpoint": url}
     assert "ConnectError" in letter["error"]
     assert dead.attributes["SUBSCRIPTION_ARN"] == subscription.arn
-    assert (await store.queues.stats(delivery_queue("news"))).depth == 0
+    assert (await store.queues.stats(topic_delivery_queue("news"))).depth == 0
 
 
 async def test_a_subscription_can_name_its_own_dead_letter_queue(store: Store, topics: Topics) -> None:
@@ -510,7 +517,8 @@ async def test_a_topic_destination_looping_back_is_stopped_by_the_loop_guard(
     await settle(topics, invoker)
     assert len(calls["echo"]) == 17  # hop counts 0 to 16; the destination at hop 17 is stopped
     [stopped] = await store.log.read(LOOP_STOPPED_STREAM)
-    assert orjson.loads(stopped.data)["target"] == "topic:echo"
+    kept = orjson.loads(stopped.data)
+    assert (kept["op"], kept["target"], kept["function"], kept["hop_count"]) == ("topic", "echo", "echo", 17)
 
 
 # --- the test platform -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from triggerfish.bus.bus import EventBus
 from triggerfish.bus.delivery import Delivery
 from triggerfish.errors import InvalidInputError
 from triggerfish.events.cloudevent import Event
-from triggerfish.runtime.platform_calls import bus_stream
+from triggerfish.names import bus_stream
 from triggerfish.store import EventLog
 
 #: The extension a replayed event carries: the replay's name.

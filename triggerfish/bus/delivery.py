@@ -27,9 +27,11 @@ from typing import Any, Generic, Protocol, TypeVar
 import orjson
 
 from triggerfish.bus.rules import DeliveryRetry, RuleTarget
-from triggerfish.bus.targets import Targets, rule_arn
+from triggerfish.bus.targets import Targets
 from triggerfish.errors import NonRetryable
 from triggerfish.events.cloudevent import Event
+from triggerfish.identity import bus_rule_arn
+from triggerfish.names import bus_dead_letter_queue, bus_delivery_queue
 from triggerfish.retry import decide
 from triggerfish.store import Message, OutgoingMessage, Store
 
@@ -39,12 +41,9 @@ logger = logging.getLogger("triggerfish.bus")
 LEASE = 60.0
 
 
-def delivery_queue(bus: str) -> str:
-    return f"deliver.{bus}"
-
-
 def dead_letter_queue(bus: str, target: RuleTarget) -> str:
-    return target.dead_letter or f"deliver.{bus}.dead-letter"
+    """Where `target`'s undeliverable events go: the queue it names, else the bus's."""
+    return target.dead_letter or bus_dead_letter_queue(bus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +245,7 @@ class Deliverer(DeliveryQueue[Delivery]):
         self.targets = targets
 
     def queue(self, name: str) -> str:
-        return delivery_queue(name)
+        return bus_delivery_queue(name)
 
     def name_of(self, job: Delivery) -> str:
         return job.bus
@@ -255,7 +254,7 @@ class Deliverer(DeliveryQueue[Delivery]):
         return Delivery.from_message(message)
 
     def unreadable_queue(self, name: str) -> str:
-        return f"deliver.{name}.dead-letter"
+        return bus_dead_letter_queue(name)
 
     def describe(self, job: Delivery) -> str:
         return f"{job.event.id} for {job.target.kind} {job.target.name!r}"
@@ -278,7 +277,7 @@ class Deliverer(DeliveryQueue[Delivery]):
             "failed_at": self.clock(),
         }
         attributes = {
-            "RULE_ARN": rule_arn(job.bus, job.rule_id),
+            "RULE_ARN": bus_rule_arn(job.bus, job.rule_id),
             "TARGET_ARN": f"{job.target.kind}:{job.target.name}",
             "ERROR_CODE": condition,
             "ERROR_MESSAGE": str(error)[:1000],

@@ -25,6 +25,7 @@ from triggerfish.bus.transform import InputTransformer
 from triggerfish.errors import InvalidInputError, InvalidPatternError
 from triggerfish.events.ruleset import RuleSet
 from triggerfish.model import EventTrigger, FunctionSpec
+from triggerfish.names import RULES_NAMESPACE
 from triggerfish.retry import MAX_RETRY_DELAY, RetryPolicy
 from triggerfish.store import Store
 from triggerfish.store.base import check_name
@@ -34,8 +35,6 @@ logger = logging.getLogger("triggerfish.bus")
 TargetKind = Literal["function", "queue", "topic", "bus", "webhook"]
 KINDS: tuple[TargetKind, ...] = ("function", "queue", "topic", "bus", "webhook")
 MAX_TARGETS = 5
-#: Where run-time rules are kept in the store's key-value records.
-RULES_NAMESPACE = "triggerfish.bus-rules"
 MAX_STORED_RULES = 100_000
 #: Exponential backoff with jitter: 1 s, 2 s, 4 s ... up to 15 minutes, each cut by up to half at random.
 DEFAULT_BACKOFF = RetryPolicy(base=1.0, multiplier=2.0, ceiling=MAX_RETRY_DELAY, jitter=0.5)

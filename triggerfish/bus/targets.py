@@ -15,26 +15,23 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import httpx
 import orjson
 
 from triggerfish.bus import webhook
+from triggerfish.bus.publisher import Publisher
 from triggerfish.bus.rules import RuleTarget
 from triggerfish.errors import InvalidInputError, NonRetryable
 from triggerfish.events.cloudevent import Event
 from triggerfish.events.eventbridge import to_envelope
-from triggerfish.identity import ACCOUNT_ID, REGION
-from triggerfish.runtime.platform_calls import HOPCOUNT_ATTRIBUTE, LOOP_STOPPED_STREAM, MAX_HOPS, TRACEPARENT_ATTRIBUTE
+from triggerfish.identity import bus_rule_arn
+from triggerfish.names import HOPCOUNT_ATTRIBUTE, TRACEPARENT_ATTRIBUTE
 from triggerfish.store import Store
-from triggerfish.triggers.sns import new_message, topic_stream
+from triggerfish.triggers.sns import new_message
 
 logger = logging.getLogger("triggerfish.bus")
-
-#: Publishes events on a bus and returns their ids (EventBus.publish).
-Publish = Callable[[str, Sequence[Event]], Awaitable[list[str]]]
 
 
 class AsyncInvoker(Protocol):
@@ -49,12 +46,6 @@ class AsyncInvoker(Protocol):
     ) -> str: ...
 
 
-def rule_arn(bus: str, rule_id: str) -> str:
-    """The EventBridge-style ARN of a rule, for `<aws.events.rule-arn>` and dead-letter records."""
-    path = rule_id if bus == "default" else f"{bus}/{rule_id}"
-    return f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{path}"
-
-
 def render(target: RuleTarget, event: Event, *, bus: str, rule_id: str, ingested: float) -> Any:
     """What `target` receives for `event`: a JSON value, or text when a transformer's output is not JSON."""
     document = to_envelope(event) if target.shape == "eventbridge" else event.to_dict()
@@ -62,7 +53,7 @@ def render(target: RuleTarget, event: Event, *, bus: str, rule_id: str, ingested
         return document
     moment = datetime.datetime.fromtimestamp(ingested, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     text = target.transformer.render(
-        document, rule_name=rule_id, rule_arn=rule_arn(bus, rule_id), ingestion_time=moment
+        document, rule_name=rule_id, rule_arn=bus_rule_arn(bus, rule_id), ingestion_time=moment
     )
     try:
         return orjson.loads(text)
@@ -75,20 +66,21 @@ def _body(payload: Any) -> bytes:
 
 
 class Targets:
-    """Delivers to every kind of target. `invoker` is needed for function targets, `publish` for bus targets."""
+    """Delivers to every kind of target. `invoker` is needed for function targets; buses and topics are
+    written through `publisher` (default: a new one on `store`)."""
 
     def __init__(
         self,
         store: Store,
         *,
         invoker: AsyncInvoker | None = None,
-        publish: Publish | None = None,
+        publisher: Publisher | None = None,
         http: httpx.AsyncClient | None = None,
         webhook_timeout: float = webhook.DEFAULT_TIMEOUT,
     ) -> None:
         self.store = store
         self.invoker = invoker
-        self.publish = publish
+        self.publisher = publisher or Publisher(store)
         self._http = http
         self._own_http = http is None
         self.webhook_timeout = webhook_timeout
@@ -128,20 +120,13 @@ class Targets:
                 )
             except InvalidInputError as exc:
                 raise NonRetryable(f"topic target {target.name!r}: {exc}") from None
-            await self.store.log.append(topic_stream(target.name), message.to_json())
+            await self.publisher.publish_message(target.name, message)
         else:
             await self._to_webhook(target, _body(payload))
 
     async def _to_bus(self, target: RuleTarget, event: Event, hops: int) -> None:
-        if self.publish is None:
-            raise NonRetryable(f"bus target {target.name!r}: no publisher")
-        if hops + 1 > MAX_HOPS:
-            # The loop guard, as for context.publish: keep what was stopped, do not retry it.
-            logger.warning("loop guard: stopped event %s to bus %r at hop count %d", event.id, target.name, hops + 1)
-            stopped = {"op": "bus-target", "target": target.name, "hop_count": hops + 1, "payload": event.to_dict()}
-            await self.store.log.append(LOOP_STOPPED_STREAM, orjson.dumps(stopped))
-            return
-        await self.publish(target.name, [event.with_extensions(hopcount=hops + 1)])
+        # One hop further: the publisher's loop guard keeps (and does not retry) what went round too often.
+        await self.publisher.publish(target.name, [event.with_extensions(hopcount=hops + 1)])
 
     async def _to_webhook(self, target: RuleTarget, body: bytes) -> None:
         await self.post(target.name, body, secret=target.secret)
@@ -158,4 +143,4 @@ class Targets:
             raise
 
 
-__all__ = ["AsyncInvoker", "Publish", "Targets", "render", "rule_arn", "topic_stream"]
+__all__ = ["AsyncInvoker", "Targets", "render"]

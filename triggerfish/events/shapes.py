@@ -28,7 +28,15 @@ from typing import Any, Literal
 from urllib.parse import quote_plus
 
 from triggerfish.errors import InvalidInputError
-from triggerfish.identity import ACCOUNT_ID, REGION
+from triggerfish.identity import (
+    ACCOUNT_ID,
+    REGION,
+    dynamodb_stream_arn,
+    events_rule_arn,
+    s3_bucket_arn,
+    sns_topic_arn,
+    sqs_queue_arn,
+)
 from triggerfish.store.base import Message
 
 __all__ = [
@@ -58,24 +66,6 @@ __all__ = [
 #: Message attributes the platform itself sets (trace context, hop count) start with this;
 #: they steer delivery and are not shown to handlers as message attributes.
 PLATFORM_ATTRIBUTE_PREFIX = "triggerfish."
-
-
-def sqs_queue_arn(queue: str, *, region: str = REGION, account: str = ACCOUNT_ID) -> str:
-    return f"arn:aws:sqs:{region}:{account}:{queue}"
-
-
-def sns_topic_arn(topic: str, *, region: str = REGION, account: str = ACCOUNT_ID) -> str:
-    return f"arn:aws:sns:{region}:{account}:{topic}"
-
-
-def events_rule_arn(rule: str, *, region: str = REGION, account: str = ACCOUNT_ID) -> str:
-    return f"arn:aws:events:{region}:{account}:rule/{rule}"
-
-
-def dynamodb_stream_arn(
-    table: str, *, label: str = "1970-01-01T00:00:00.000", region: str = REGION, account: str = ACCOUNT_ID
-) -> str:
-    return f"arn:aws:dynamodb:{region}:{account}:table/{table}/stream/{label}"
 
 
 # --- SQS -------------------------------------------------------------------------------------
@@ -312,7 +302,7 @@ def s3_record(
         "s3": {
             "s3SchemaVersion": "1.0",
             "configurationId": configuration_id,
-            "bucket": {"name": bucket, "ownerIdentity": {"principalId": ACCOUNT_ID}, "arn": f"arn:aws:s3:::{bucket}"},
+            "bucket": {"name": bucket, "ownerIdentity": {"principalId": ACCOUNT_ID}, "arn": s3_bucket_arn(bucket)},
             "object": obj,
         },
     }

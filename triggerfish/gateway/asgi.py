@@ -29,6 +29,7 @@ from triggerfish.errors import HandlerError, InvalidInputError, ThrottledError
 from triggerfish.gateway.apigw import HttpRequest, HttpResponse, MalformedResponseError, http_event, http_response
 from triggerfish.gateway.routes import RESERVED_PREFIX, MethodNotAllowed, Route, RouteTable
 from triggerfish.http_auth import API_KEY
+from triggerfish.names import TIMEOUT_ERROR
 from triggerfish.runtime.invoke import new_request_id
 
 Scope = MutableMapping[str, Any]
@@ -42,7 +43,6 @@ DEFAULT_MAX_BODY = 6 * 1024 * 1024
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 #: Seconds a request body may take to arrive in full before the client gets 408.
 DEFAULT_BODY_TIMEOUT = 30.0
-TIMEOUT_ERROR_TYPE = "Runtime.Timeout"
 # Where a request to an `auth="api_key"` route carries its key; kept from the function's event.
 _KEY_HEADERS = frozenset({b"authorization", b"x-api-key"})
 
@@ -286,7 +286,7 @@ class Gateway:
             response.headers.append((b"retry-after", str(self.throttle_retry_after).encode("ascii")))
             return response
         except HandlerError as exc:
-            if exc.error_type == TIMEOUT_ERROR_TYPE:
+            if exc.error_type == TIMEOUT_ERROR:
                 log.warning("request %s: function %r timed out", request_id, function)
                 return _error(504, "Gateway Timeout", request_id)
             log.error("request %s: function %r failed: %s", request_id, function, exc)

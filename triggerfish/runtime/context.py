@@ -26,7 +26,7 @@ import orjson
 
 from triggerfish.errors import InvalidEventError, InvocationError
 from triggerfish.events import tracecontext
-from triggerfish.identity import ACCOUNT_ID, REGION
+from triggerfish.identity import function_arn, log_group_name
 
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 # Attribute names `publish` sets itself; an extension may not shadow them.
@@ -108,16 +108,13 @@ class Context:
     def invoked_function_arn(self) -> str:
         """`arn:aws:lambda:local:000000000000:function:<app>-<function>:<version>`."""
         if self._arn is None:
-            self._arn = (
-                f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:"
-                f"{self.app_name}-{self.function_name}:{self.function_version}"
-            )
+            self._arn = function_arn(self.app_name, self.function_name, self.function_version)
         return self._arn
 
     @property
     def log_group_name(self) -> str:
         """`/aws/lambda/<app>-<function>`, as Lambda names a function's log group."""
-        return f"/aws/lambda/{self.app_name}-{self.function_name}"
+        return log_group_name(self.app_name, self.function_name)
 
     @property
     def log_stream_name(self) -> str:

@@ -31,12 +31,14 @@ from typing import Any, Protocol
 
 import orjson
 
+from triggerfish.bus.publisher import Publisher
 from triggerfish.errors import InvocationError, ThrottledError
-from triggerfish.identity import ACCOUNT_ID, REGION
+from triggerfish.events.cloudevent import Event
+from triggerfish.identity import function_arn
+from triggerfish.loop_guard import Origin
 from triggerfish.model import Destination, FunctionSettings
+from triggerfish.names import function_dead_letter_queue, function_queue
 from triggerfish.retry import Decision, FailureCondition, RetryPolicy, decide
-from triggerfish.runtime.platform_calls import LOOP_STOPPED_STREAM, MAX_HOPS, bus_stream
-from triggerfish.runtime.platform_calls import logger as loop_logger
 from triggerfish.runtime.records import (
     BatchWriter,
     InvocationRecord,
@@ -46,7 +48,7 @@ from triggerfish.runtime.records import (
 )
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, Runner
 from triggerfish.store import Message, Store
-from triggerfish.triggers.sns import new_message, topic_stream
+from triggerfish.triggers.sns import new_message
 
 logger = logging.getLogger("triggerfish.dispatcher")
 
@@ -56,16 +58,6 @@ RECEIVE_WAIT = 0.5
 MAX_DELIVERIES = 50
 #: Seconds before a throttled async invocation (all slots taken by sync calls) is tried again.
 THROTTLED_RETRY_DELAY = 0.2
-
-
-def function_queue(function: str) -> str:
-    """The store queue holding a function's asynchronous invocations."""
-    return f"fn.{function}"
-
-
-def dead_letter_queue(function: str) -> str:
-    """Where a function's final failures go when it names no failure destination."""
-    return f"dlq.{function}"
 
 
 class Enqueue(Protocol):
@@ -89,9 +81,11 @@ class Dispatcher:
         lease_margin: float,
         batch_size: int,
         app_name: str,
+        publisher: Publisher | None = None,
     ) -> None:
         self.runner = runner
         self.store = store
+        self.publisher = publisher or Publisher(store)
         self.records = records
         self.enqueue = enqueue
         self.policy = policy
@@ -266,7 +260,7 @@ class Dispatcher:
         invoke_count: int | None = None,
     ) -> None:
         destination = settings.on_failure or settings.dead_letter
-        target = destination or Destination("queue", dead_letter_queue(request.function))
+        target = destination or Destination("queue", function_dead_letter_queue(request.function))
         record = self._destination_record(body, request, condition, error, "Unhandled", version, invoke_count)
         await self._deliver(target, record, request, success=False)
 
@@ -290,9 +284,7 @@ class Dispatcher:
             "timestamp": _iso(self.clock()),
             "requestContext": {
                 "requestId": request.request_id,
-                "functionArn": (
-                    f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.app_name}-{request.function}:{executed}"
-                ),
+                "functionArn": function_arn(self.app_name, request.function, executed),
                 "condition": condition,
                 "approximateInvokeCount": request.attempt if invoke_count is None else invoke_count,
             },
@@ -314,35 +306,13 @@ class Dispatcher:
             }
             data = orjson.dumps(record)
         hops = request.hop_count + 1
-        if destination.kind in ("function", "bus", "topic") and hops > MAX_HOPS:
-            # A function whose destination leads back to itself would loop for ever: stop it as
-            # StorePlatform stops a handler's own publish or send, and keep what was stopped.
-            loop_logger.warning(
-                "loop guard: stopped the %s destination %s of function %r (request %s) at hop count %d, over %d",
-                "success" if success else "failure",
-                destination,
-                request.function,
-                request.request_id,
-                hops,
-                MAX_HOPS,
-            )
-            stopped = {
-                "op": "destination",
-                "target": str(destination),
-                "function": request.function,
-                "request_id": request.request_id,
-                "hop_count": hops,
-                "payload": record,
-            }
-            await self.store.log.append(LOOP_STOPPED_STREAM, orjson.dumps(stopped))
-            return
+        origin = Origin(request.function, request.request_id)
         if destination.kind == "queue":
             await self.store.queues.send(destination.name, data)
         elif destination.kind == "topic":
             # The record's JSON is the topic message; the topic's consumer fans it out to the subscriptions.
             message = new_message(data.decode("utf-8"), hop_count=hops, traceparent=request.traceparent, limit=None)
-            encoded = message.to_json()
-            if len(encoded) > self.store.log.max_record_bytes:
+            if len(message.to_json()) > self.store.log.max_record_bytes:
                 # Escaped into a string, a record can outgrow the log's limit (a topic destination feeding
                 # its own function nests every record in the next): deliver a stub saying so.
                 stub = {
@@ -355,24 +325,26 @@ class Dispatcher:
                 message = new_message(
                     orjson.dumps(stub).decode("utf-8"), hop_count=hops, traceparent=request.traceparent, limit=None
                 )
-                encoded = message.to_json()
-            await self.store.log.append(topic_stream(destination.name), encoded)
+            await self.publisher.publish_message(destination.name, message, origin=origin)
         elif destination.kind == "bus":
             result = "Success" if success else "Failure"
-            event = {
-                "specversion": "1.0",
-                "id": f"{request.request_id}-{result.lower()}",
-                "source": "lambda",
-                "type": f"Lambda Function Invocation Result - {result}",
-                "subject": request.function,
-                "time": record["timestamp"],
-                "datacontenttype": "application/json",
-                "data": record,
-                "hopcount": hops,
-            }
-            if request.traceparent:
-                event["traceparent"] = request.traceparent
-            await self.store.log.append(bus_stream(destination.name), orjson.dumps(event))
+            event = Event(
+                id=f"{request.request_id}-{result.lower()}",
+                source="lambda",
+                type=f"Lambda Function Invocation Result - {result}",
+                subject=request.function,
+                time=record["timestamp"],
+                datacontenttype="application/json",
+                data=record,
+                extensions={"hopcount": hops, **({"traceparent": request.traceparent} if request.traceparent else {})},
+            )
+            await self.publisher.publish(destination.name, [event], origin=origin)
+        elif not self.publisher.guard.allows(hops):
+            # A function whose destination leads back to itself would loop for ever: stop it as the publisher
+            # stops a handler's own publish, and keep what was stopped.
+            await self.publisher.guard.stop(
+                op="destination", target=str(destination), hops=hops, payload=record, origin=origin
+            )
         else:
             await self.enqueue(
                 destination.name,
@@ -411,15 +383,15 @@ class Dispatcher:
 
     async def _poison(self, message: Message, exc: Exception) -> None:
         """A message that is not an invocation: keep it in the dead-letter queue rather than loop on it."""
-        function = message.queue.removeprefix("fn.")
+        dead_letters = function_dead_letter_queue(message.queue.removeprefix(function_queue("")))
         logger.error(
             "dropping a malformed invocation message %s from %s to %s: %s",
             message.message_id,
             message.queue,
-            dead_letter_queue(function),
+            dead_letters,
             exc,
         )
-        await self.store.queues.send(dead_letter_queue(function), message.body)
+        await self.store.queues.send(dead_letters, message.body)
         await self._ack(message)
 
 

@@ -31,11 +31,10 @@ from typing import Any, TypeVar
 import orjson
 
 from triggerfish.errors import NonRetryable, Retry
+from triggerfish.names import MARSHAL_ERROR
 
 T = TypeVar("T")
 
-#: The errorType of a return value that cannot be encoded as JSON (Lambda's name for it).
-MARSHAL_ERROR = "Runtime.MarshalError"
 #: Longest errorMessage kept, in characters; a longer one is cut and marked.
 MAX_ERROR_MESSAGE = 64 * 1024
 #: Most stack frames kept: the first and last half of this many (a RecursionError has ~1000).

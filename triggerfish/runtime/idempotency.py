@@ -33,11 +33,11 @@ from typing import Any, TypeVar, cast
 import orjson
 
 from triggerfish.errors import DeclarationError, NonRetryable, Retry
+from triggerfish.names import IDEMPOTENCY_NAMESPACE
 from triggerfish.runtime.handler import takes_context
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-NAMESPACE = "idempotency"
 #: Seconds a claim outlives the invocation's deadline: time for the result to be written.
 CLAIM_MARGIN = 5.0
 #: Seconds before a duplicate that found the key in progress is tried again (as `Retry(delay=...)`).
@@ -158,7 +158,7 @@ class _Guard:
         self._call("kv_delete", if_version=self.version)
 
     def _call(self, op: str, **args: Any) -> Any:
-        return self.context.call_platform(op, {"namespace": NAMESPACE, "key": self.key, **args})
+        return self.context.call_platform(op, {"namespace": IDEMPOTENCY_NAMESPACE, "key": self.key, **args})
 
 
 def _extractor(key: str | Callable[[Any], Any]) -> Callable[[Any], str]:

@@ -35,6 +35,7 @@ import orjson
 
 from triggerfish.errors import FunctionNotFoundError, InvocationError, ThrottledError
 from triggerfish.model import FunctionSettings, FunctionSpec
+from triggerfish.names import INVALID_EVENT_ERROR, TIMEOUT_ERROR
 from triggerfish.runtime.context import Context
 from triggerfish.runtime.handler import HandlerResult, run_handler
 from triggerfish.runtime.slots import acquire_within
@@ -47,11 +48,6 @@ from triggerfish.runtime.types import (
     PlatformOp,
 )
 
-#: The errorType of an invocation that ran past its timeout (the process runtime's wording).
-TIMEOUT_ERROR_TYPE = "Runtime.Timeout"
-
-#: The errorType of an invocation whose event is not JSON (Lambda's name for a bad payload).
-INVALID_EVENT_ERROR_TYPE = "InvalidRequestContentException"
 _PLATFORM_OPS: tuple[str, ...] = get_args(PlatformOp)
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -124,7 +120,7 @@ class InProcessRunner:
         except (TypeError, orjson.JSONDecodeError) as exc:
             now = time.time()
             error = {
-                "errorType": INVALID_EVENT_ERROR_TYPE,
+                "errorType": INVALID_EVENT_ERROR,
                 "errorMessage": f"the event of {spec.name!r} is not a JSON value: {exc}",
                 "stackTrace": [],
             }
@@ -177,7 +173,7 @@ class InProcessRunner:
         }
         if result is None:
             error = {
-                "errorType": TIMEOUT_ERROR_TYPE,
+                "errorType": TIMEOUT_ERROR,
                 "errorMessage": f"Task timed out after {timeout:.2f} seconds",
                 "stackTrace": [],
             }

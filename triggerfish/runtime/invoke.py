@@ -34,8 +34,9 @@ from triggerfish.errors import (
     ThrottledError,
 )
 from triggerfish.model import Destination, FunctionSettings
+from triggerfish.names import THROTTLED_ERROR, function_queue
 from triggerfish.retry import RetryPolicy
-from triggerfish.runtime.dispatcher import Dispatcher, function_queue
+from triggerfish.runtime.dispatcher import Dispatcher
 from triggerfish.runtime.records import (
     DEFAULT_RETENTION,
     BatchWriter,
@@ -133,7 +134,7 @@ class Invoker:
         try:
             outcome = await self.runner.run(request, wait=wait)
         except ThrottledError as exc:
-            error = {"errorType": "TooManyRequestsException", "errorMessage": str(exc), "stackTrace": []}
+            error = {"errorType": THROTTLED_ERROR, "errorMessage": str(exc), "stackTrace": []}
             await self.records.add(
                 unrun_record(request, "throttled", error, at=self.clock(), memory_mb=settings.memory_mb)
             )

@@ -4,50 +4,37 @@ A handler's `context.publish`, `context.send` and key-value calls arrive
 here as `PlatformCall`s (from a worker process, or from a thread of the
 in-process runner). `StorePlatform` answers them:
 
-- `publish`: the CloudEvent is appended, durably, to the bus's log stream `bus.<name>`;
+- `publish`: the CloudEvent is checked as an `Event` (a bad one fails the
+  handler's call, so nothing unreadable is acknowledged) and appended through
+  the platform's one `Publisher` to the bus's log;
 - `send`: the message goes to the store queue of that name;
 - `kv_get` / `kv_put` / `kv_delete`: versioned records with compare-and-set and expiry
   (what `@idempotent` is built on). The platform's own namespaces are out of reach.
 
-The loop guard: every event and message a function emits carries a hop count
-one higher than the invocation that emitted it. One that would go past
-`MAX_HOPS` (16, as Lambda's recursive-loop detection) is stopped: it is not
-published or sent, a warning names the function, request id and hop count,
-and the stopped payload is kept in the log stream `platform.loop-stopped`
-so nothing vanishes. The handler is not failed (as with Lambda, the call
-returns normally, answering `{"stopped": "RecursiveInvocationDetected"}`),
-because failing it would only retry the handler and loop again.
+Every event and message a function emits carries a hop count one higher than
+the invocation that emitted it; the loop guard (`triggerfish.loop_guard`)
+stops one past the limit, and the call then answers
+`{"stopped": "RecursiveInvocationDetected"}` rather than failing, as Lambda does.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import logging
 from typing import Any
 
-import orjson
-
+from triggerfish.bus.publisher import Publisher
 from triggerfish.errors import InvalidEventError, InvalidInputError
+from triggerfish.events.cloudevent import Event
+from triggerfish.loop_guard import MAX_HOPS, Origin
+from triggerfish.names import (
+    HOPCOUNT_ATTRIBUTE,
+    RESERVED_NAMESPACE_PREFIXES,
+    TRACEPARENT_ATTRIBUTE,
+    is_reserved_namespace,
+)
 from triggerfish.runtime.types import PlatformCall
 from triggerfish.store import ABSENT, KVRecord, Store
-
-#: Longest chain of functions triggering functions: an emission at a higher hop count is stopped.
-MAX_HOPS = 16
-#: The log stream that keeps what the loop guard stopped.
-LOOP_STOPPED_STREAM = "platform.loop-stopped"
-#: Queue-message attributes carrying the trace and the hop count to the consumer.
-TRACEPARENT_ATTRIBUTE = "triggerfish.traceparent"
-HOPCOUNT_ATTRIBUTE = "triggerfish.hopcount"
-#: Key-value namespaces handlers may not touch: the platform's own records.
-RESERVED_NAMESPACES = ("invocations", "triggerfish", "platform")
-
-logger = logging.getLogger("triggerfish.loopguard")
-
-
-def bus_stream(bus: str) -> str:
-    """The log stream that holds a bus's events."""
-    return f"bus.{bus}"
 
 
 class StorePlatform:
@@ -55,16 +42,16 @@ class StorePlatform:
 
         runner = InProcessRunner(app.functions, platform=StorePlatform(store))
 
-    `max_hops` sets the loop guard's limit. Bad arguments raise
-    InvalidInputError (or InvalidEventError), which reaches the handler as
-    the exception of its `context` call.
+    `max_hops` sets the loop guard's limit; `publisher` is the platform's
+    (default: a new one on `store`). Bad arguments raise InvalidInputError
+    (or InvalidEventError), which reaches the handler as the exception of
+    its `context` call.
     """
 
-    def __init__(self, store: Store, *, max_hops: int = MAX_HOPS) -> None:
-        if isinstance(max_hops, bool) or not isinstance(max_hops, int) or max_hops < 1:
-            raise InvalidInputError(f"max_hops must be a whole number of at least 1, not {max_hops!r}")
+    def __init__(self, store: Store, *, max_hops: int = MAX_HOPS, publisher: Publisher | None = None) -> None:
         self.store = store
-        self.max_hops = max_hops
+        self.publisher = publisher or Publisher(store, max_hops=max_hops)
+        self.guard = self.publisher.guard
 
     async def __call__(self, call: PlatformCall) -> Any:
         args = call.args
@@ -85,25 +72,18 @@ class StorePlatform:
 
     async def _publish(self, call: PlatformCall, args: dict[str, Any]) -> Any:
         bus = _string(args, "bus", "publish")
-        event = args.get("event")
-        if not isinstance(event, dict):
-            raise InvalidEventError("event", f"publish takes the CloudEvent as an object, not {type(event).__name__}")
-        for attribute in ("id", "source", "type"):
-            if not isinstance(event.get(attribute), str) or not event[attribute]:
-                raise InvalidEventError(attribute, "is required and must be a non-empty string")
-        if event.get("specversion") != "1.0":
-            raise InvalidEventError("specversion", f"must be '1.0', not {event.get('specversion')!r}")
-        hops = _hops(event.get("hopcount"), call)
-        if hops > self.max_hops:
-            await self._stop(call, hops, "publish", bus, event)
-            return {"id": event["id"], "stopped": "RecursiveInvocationDetected"}
-        event = {**event, "hopcount": hops}
-        try:
-            data = orjson.dumps(event)
-        except TypeError as exc:
-            raise InvalidEventError("data", f"is not JSON-serialisable: {exc}") from None
-        record = await self.store.log.append(bus_stream(bus), data)
-        return {"id": event["id"], "offset": record.offset}
+        document = args.get("event")
+        if not isinstance(document, dict):
+            raise InvalidEventError(
+                "event", f"publish takes the CloudEvent as an object, not {type(document).__name__}"
+            )
+        hops = _hops(document.get("hopcount"), call)
+        # Built as an Event here, so an event the bus could not read back fails the handler's call now.
+        event = Event.from_dict({**document, "hopcount": hops})
+        [published] = await self.publisher.publish(bus, [event], origin=Origin(call.function, call.request_id))
+        if published.stopped:
+            return {"id": published.id, "stopped": "RecursiveInvocationDetected"}
+        return {"id": published.id, "offset": published.offset}
 
     async def _send(self, call: PlatformCall, args: dict[str, Any]) -> Any:
         queue = _string(args, "queue", "send")
@@ -111,8 +91,11 @@ class StorePlatform:
         if body is None:
             raise InvalidInputError("send: give the message as 'body' (text) or 'body_base64'")
         hops = _hops(args.get("hop_count"), call)
-        if hops > self.max_hops:
-            await self._stop(call, hops, "send", queue, {"body": body.decode("utf-8", "replace")})
+        if not self.guard.allows(hops):
+            payload = {"body": body.decode("utf-8", "replace")}
+            await self.guard.stop(
+                op="send", target=queue, hops=hops, payload=payload, origin=Origin(call.function, call.request_id)
+            )
             return {"message_id": "", "stopped": "RecursiveInvocationDetected"}
         attributes = args.get("attributes")
         attributes = {} if attributes is None else attributes
@@ -140,27 +123,6 @@ class StorePlatform:
             _namespace(args), _key(args), value, ttl=args.get("ttl"), if_version=_version(args)
         )
         return None if record is None else _record(record)
-
-    async def _stop(self, call: PlatformCall, hops: int, op: str, target: str, payload: dict[str, Any]) -> None:
-        logger.warning(
-            "loop guard: stopped a %s to %r from function %r (request %s) at hop count %d, over the limit of %d;"
-            " look for functions that trigger each other",
-            op,
-            target,
-            call.function,
-            call.request_id,
-            hops,
-            self.max_hops,
-        )
-        stopped = {
-            "op": op,
-            "target": target,
-            "function": call.function,
-            "request_id": call.request_id,
-            "hop_count": hops,
-            "payload": payload,
-        }
-        await self.store.log.append(LOOP_STOPPED_STREAM, orjson.dumps(stopped, default=str))
 
 
 def _hops(value: object, call: PlatformCall) -> int:
@@ -198,10 +160,10 @@ def _bytes(args: dict[str, Any], name: str, op: str) -> bytes | None:
 
 def _namespace(args: dict[str, Any]) -> str:
     namespace = _string(args, "namespace", "kv")
-    if namespace.split(".", 1)[0].lower() in RESERVED_NAMESPACES:
+    if is_reserved_namespace(namespace):
         raise InvalidInputError(
             f"kv: namespace {namespace!r} belongs to the platform; choose a name that does not start with "
-            + ", ".join(RESERVED_NAMESPACES)
+            + ", ".join(RESERVED_NAMESPACE_PREFIXES)
         )
     return namespace
 

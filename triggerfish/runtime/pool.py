@@ -22,6 +22,7 @@ from typing import Any
 
 from triggerfish.errors import ProtocolError, ThrottledError, WorkerStartError
 from triggerfish.model import FunctionSpec
+from triggerfish.names import START_ERROR
 from triggerfish.runtime.channel import WorkerConnection
 from triggerfish.runtime.limits import CgroupTree, Limits, memory_limit_bytes
 from triggerfish.runtime.protocol import Ready, Spawn
@@ -32,8 +33,6 @@ from triggerfish.runtime.zygote_link import AppZygoteLink
 
 #: Seconds a new worker has to report ready before it counts as failed.
 START_TIMEOUT = 10.0
-#: The errorType of an invocation whose worker could not be started.
-START_ERROR = "Runtime.StartError"
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,26 +36,28 @@ from typing import Any, Generic, Literal, TypeVar
 import orjson
 
 from triggerfish.errors import InvalidInputError
+from triggerfish.names import (
+    INVOCATIONS_NAMESPACE,
+    OUT_OF_MEMORY_ERROR,
+    RECORD_STREAM_PREFIX,
+    SANDBOX_TIMEOUT_ERROR,
+    TIMEOUT_ERROR,
+    record_stream,
+)
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest
 from triggerfish.store import Store
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-NAMESPACE = "invocations"
 #: Records are kept this long unless the Invoker is told otherwise: 7 days.
 DEFAULT_RETENTION = 7 * 24 * 3600.0
 #: The errorType runners use for an invocation that ran past its timeout.
-TIMEOUT_ERROR_TYPES = frozenset({"Runtime.Timeout", "Sandbox.Timedout"})
-
-#: The errorType the process runtime uses for a worker that ran out of memory.
-OUT_OF_MEMORY_ERROR_TYPE = "Runtime.OutOfMemory"
+TIMEOUT_ERROR_TYPES = frozenset({TIMEOUT_ERROR, SANDBOX_TIMEOUT_ERROR})
 
 Status = Literal["succeeded", "failed", "timed_out", "out_of_memory", "throttled", "expired"]
 STATUSES: tuple[str, ...] = ("succeeded", "failed", "timed_out", "out_of_memory", "throttled", "expired")
 
-#: Log streams holding records are named this plus the function name.
-STREAM_PREFIX = "invocations."
 #: How often (seconds) writing records also trims the log streams to the retention.
 TRIM_INTERVAL = 60.0
 # A record is appended when its attempt ended, at most the longest timeout (plus slack) after it
@@ -106,7 +108,7 @@ def status_of(outcome: InvokeOutcome) -> Status:
     error_type = None if outcome.error is None else outcome.error.get("errorType")
     if error_type in TIMEOUT_ERROR_TYPES:
         return "timed_out"
-    if error_type == OUT_OF_MEMORY_ERROR_TYPE:
+    if error_type == OUT_OF_MEMORY_ERROR:
         return "out_of_memory"
     return "failed"
 
@@ -240,7 +242,7 @@ class InvocationRecords:
     async def add(self, record: InvocationRecord) -> None:
         """Store a record (durable when this returns)."""
         body = orjson.dumps(record)  # orjson writes dataclasses itself, far faster than asdict()
-        stream = STREAM_PREFIX + record.function
+        stream = record_stream(record.function)
         writer = self._writers.get(stream)
         if writer is None:
             writer = self._writers[stream] = BatchWriter(functools.partial(self._write, stream))
@@ -254,7 +256,7 @@ class InvocationRecords:
         by_stream: dict[str, list[tuple[str, bytes]]] = {}
         for record in records:
             entry = (_by_request(record.request_id, record.attempt), orjson.dumps(record))
-            by_stream.setdefault(STREAM_PREFIX + record.function, []).append(entry)
+            by_stream.setdefault(record_stream(record.function), []).append(entry)
         if len(by_stream) == 1:
             ((stream, batch),) = by_stream.items()
             await self._write(stream, batch)
@@ -268,7 +270,7 @@ class InvocationRecords:
         """Both copies of a batch of records: one append and one put for all of them, written concurrently."""
         await asyncio.gather(
             self.store.log.append_many(stream, [body for _, body in batch]),
-            self.store.kv.put_many(NAMESPACE, batch, ttl=self.retention),
+            self.store.kv.put_many(INVOCATIONS_NAMESPACE, batch, ttl=self.retention),
         )
         return [None] * len(batch)
 
@@ -289,7 +291,7 @@ class InvocationRecords:
         if not isinstance(request_id, str) or not request_id or "/" in request_id:
             raise InvalidInputError(f"a request id is a non-empty string without '/', not {request_id!r}")
         await self.settled()
-        found = await self.store.kv.scan(NAMESPACE, prefix=f"r/{request_id}/", limit=10_000)
+        found = await self.store.kv.scan(INVOCATIONS_NAMESPACE, prefix=f"r/{request_id}/", limit=10_000)
         return [_decode(r.value) for r in found]
 
     async def query(
@@ -318,7 +320,7 @@ class InvocationRecords:
         if self.clock() - self._last_trim > TRIM_INTERVAL:
             self._last_trim = self.clock()
             await self.trim()
-        streams = [STREAM_PREFIX + function] if function is not None else await self._streams()
+        streams = [record_stream(function)] if function is not None else await self._streams()
         found: list[InvocationRecord] = []
         for stream in streams:
             found.extend(await self._read(stream, status, since, until))
@@ -348,7 +350,7 @@ class InvocationRecords:
             after = page[-1].offset
 
     async def _streams(self) -> list[str]:
-        return [s for s in await self.store.log.streams() if s.startswith(STREAM_PREFIX)]
+        return [s for s in await self.store.log.streams() if s.startswith(RECORD_STREAM_PREFIX)]
 
 
 def _by_request(request_id: str, attempt: int) -> str:

@@ -34,6 +34,7 @@ import orjson
 from triggerfish.errors import InvocationError, ProtocolError
 from triggerfish.identity import REGION
 from triggerfish.model import FunctionSpec
+from triggerfish.names import OUT_OF_MEMORY_ERROR
 from triggerfish.runtime import limits
 from triggerfish.runtime.context import Context
 from triggerfish.runtime.handler import run_handler
@@ -51,8 +52,6 @@ from triggerfish.runtime.protocol import (
     send_frame,
 )
 
-#: The errorType of an invocation that ran out of memory.
-OUT_OF_MEMORY = "Runtime.OutOfMemory"
 #: The largest result a handler may return, in bytes of JSON (Lambda's limit for a synchronous invocation).
 MAX_RESPONSE = 6 * 1024 * 1024
 #: The errorType of a result over MAX_RESPONSE (Lambda's name for it).
@@ -279,7 +278,7 @@ class Worker:
 
 def _out_of_memory(error: Mapping[str, Any], memory_mb: int) -> dict[str, Any]:
     return {
-        "errorType": OUT_OF_MEMORY,
+        "errorType": OUT_OF_MEMORY_ERROR,
         "errorMessage": (
             f"the handler ran out of memory: the function's limit is {memory_mb} MB (memory_mb); "
             "raise memory_mb or allocate less"

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, get_args
 
 from triggerfish.errors import ProtocolError
+from triggerfish.names import EXIT_ERROR, INVALID_EVENT_ERROR, PROTOCOL_ERROR, TIMEOUT_ERROR
 from triggerfish.runtime.channel import WorkerConnection
 from triggerfish.runtime.limits import CgroupTree
 from triggerfish.runtime.protocol import (
@@ -36,12 +37,6 @@ from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, PlatformCall
 
 log = logging.getLogger("triggerfish.runtime")
 
-#: The errorType of an invocation that ran past its timeout.
-TIMEOUT = "Runtime.Timeout"
-#: The errorType of an invocation whose event cannot be sent as JSON.
-INVALID_EVENT = "InvalidRequestContentException"
-#: The errorType of an invocation whose worker died (a signal or an exit code).
-EXIT_ERROR = "Runtime.ExitError"
 #: How long to wait for the zygote's exit report after a worker's socket closed.
 EXIT_REPORT_WAIT = 2.0
 _PLATFORM_OPS = frozenset(get_args(PlatformOp))
@@ -167,7 +162,7 @@ class WorkerProcess:
         except (TypeError, ValueError, ProtocolError) as exc:  # another attempt cannot help
             # The in-process runner's errorType too (Lambda's name for a payload it cannot take).
             what = "is too large to send" if isinstance(exc, ProtocolError) else "is not a JSON value"
-            error = {"errorType": INVALID_EVENT, "errorMessage": f"the event of {self.function!r} {what}: {exc}"}
+            error = {"errorType": INVALID_EVENT_ERROR, "errorMessage": f"the event of {self.function!r} {what}: {exc}"}
             return self._failed(request, error, sent_at, version, cold_start, retryable=False)
         timer = self._loop.call_later(time_limit, self._time_out)
         try:
@@ -204,7 +199,7 @@ class WorkerProcess:
             if self.timed_out:  # the timer killed the worker while we were about to write to it
                 return await self._died(request, time_limit, sent_at, version, cold_start)
             self.kill()
-            error = {"errorType": "Runtime.ProtocolError", "errorMessage": str(exc)}
+            error = {"errorType": PROTOCOL_ERROR, "errorMessage": str(exc)}
             return self._failed(request, error, sent_at, version, cold_start)
         finally:
             timer.cancel()
@@ -238,7 +233,7 @@ class WorkerProcess:
     ) -> InvokeOutcome:
         self.alive = False
         if self.timed_out:
-            error = {"errorType": TIMEOUT, "errorMessage": f"Task timed out after {time_limit:.2f} seconds"}
+            error = {"errorType": TIMEOUT_ERROR, "errorMessage": f"Task timed out after {time_limit:.2f} seconds"}
         else:
             status: int | None = None
             if self.exit_status is not None:

@@ -31,8 +31,8 @@ from triggerfish.errors import HandlerError, ThrottledError
 from triggerfish.events import tracecontext
 from triggerfish.loader import describe_trigger, spec_to_dict
 from triggerfish.model import FunctionSpec, HttpTrigger
+from triggerfish.names import record_stream
 from triggerfish.runtime.invoke import new_request_id
-from triggerfish.runtime.records import STREAM_PREFIX
 from triggerfish.server import control_triggers, logs, openapi
 from triggerfish.server.control_io import (
     ApiError,
@@ -206,7 +206,7 @@ async def _check_recorded(platform: Platform, function: str) -> None:
     """A function filter names a declared function, or one that has records (from an earlier version)."""
     if function in platform.current.specs:
         return
-    if STREAM_PREFIX + function in await platform.store.log.streams():
+    if record_stream(function) in await platform.store.log.streams():
         return
     raise ApiError(
         404,

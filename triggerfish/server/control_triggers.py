@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Route
 from triggerfish._json import dumps
 from triggerfish.events import tracecontext
 from triggerfish.events.shapes import PLATFORM_ATTRIBUTE_PREFIX
-from triggerfish.runtime.platform_calls import TRACEPARENT_ATTRIBUTE
+from triggerfish.names import TRACEPARENT_ATTRIBUTE
 from triggerfish.server.control_io import (
     ApiError,
     endpoint,

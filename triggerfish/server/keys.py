@@ -33,10 +33,9 @@ from typing import Any
 from triggerfish._json import dumps, loads
 from triggerfish.errors import InvalidInputError, KeyNotFoundError, StoreError
 from triggerfish.model import check_app_name
+from triggerfish.names import SERVER_NAMESPACE
 from triggerfish.store import ABSENT, Store
 
-#: The key-value namespace of server-wide records (apps, versions, aliases, keys); never scoped to an app.
-NAMESPACE = "triggerfish.server"
 #: The roles a key can have, most powerful first.
 ROLES = ("admin", "deployer", "publisher", "invoker", "viewer")
 KEY_MARK = "tfk_"
@@ -104,13 +103,16 @@ class ApiKeys:
             key_id = secrets.token_hex(4)
             text = f"{KEY_MARK}{key_id}_{secrets.token_urlsafe(24)}"
             info = KeyInfo(key_id, name, role, app, self._kv.clock())
-            if await self._kv.put(NAMESPACE, _RECORD + key_id, _encode(info, text), if_version=ABSENT) is not None:
+            if (
+                await self._kv.put(SERVER_NAMESPACE, _RECORD + key_id, _encode(info, text), if_version=ABSENT)
+                is not None
+            ):
                 return text, info
         raise StoreError(f"no free key id after {_ID_ATTEMPTS} tries; the store holds too many keys")
 
     async def list(self, app: str | None = None) -> list[KeyInfo]:
         """Every key (revoked ones too, for the record), oldest first; only `app`'s when given."""
-        records = await self._kv.scan(NAMESPACE, prefix=_RECORD, limit=_LISTED)
+        records = await self._kv.scan(SERVER_NAMESPACE, prefix=_RECORD, limit=_LISTED)
         keys = [_decode(record.value)[0] for record in records]
         return sorted((key for key in keys if app is None or key.app == app), key=lambda k: (k.created_at, k.id))
 
@@ -124,7 +126,7 @@ class ApiKeys:
         """
         key_id = _id_of(id_or_prefix)
         while True:
-            record = await self._kv.get(NAMESPACE, _RECORD + key_id)
+            record = await self._kv.get(SERVER_NAMESPACE, _RECORD + key_id)
             if record is None:
                 raise KeyNotFoundError(f"no API key {KEY_MARK}{key_id}; `triggerfish keys list` shows the keys")
             info, digest = _decode(record.value)
@@ -138,7 +140,7 @@ class ApiKeys:
                 )
             revoked = replace(info, revoked_at=self._kv.clock())
             value = dumps({**_fields(revoked), "sha256": digest})
-            if await self._kv.put(NAMESPACE, record.key, value, if_version=record.version) is not None:
+            if await self._kv.put(SERVER_NAMESPACE, record.key, value, if_version=record.version) is not None:
                 return revoked
             # Changed meanwhile (revoked elsewhere, say): read it again.
 
@@ -147,7 +149,7 @@ class ApiKeys:
         match = _KEY_TEXT.fullmatch(text) if isinstance(text, str) else None
         if match is None:
             return None
-        record = await self._kv.get(NAMESPACE, _RECORD + match.group(1))
+        record = await self._kv.get(SERVER_NAMESPACE, _RECORD + match.group(1))
         if record is None:
             return None
         info, digest = _decode(record.value)
@@ -167,17 +169,17 @@ class ApiKeys:
         The file is written with mode 0600. Returns None when keys exist already, or
         when another server sharing the store is creating the first admin key now.
         """
-        if await self._kv.scan(NAMESPACE, prefix=_RECORD, limit=1):
+        if await self._kv.scan(SERVER_NAMESPACE, prefix=_RECORD, limit=1):
             return None
         # Two servers starting together on one store must not both create a first admin key.
-        claim = await self._kv.put(NAMESPACE, _BOOTSTRAP, b"{}", ttl=_BOOTSTRAP_SECONDS, if_version=ABSENT)
-        if claim is None or await self._kv.scan(NAMESPACE, prefix=_RECORD, limit=1):
+        claim = await self._kv.put(SERVER_NAMESPACE, _BOOTSTRAP, b"{}", ttl=_BOOTSTRAP_SECONDS, if_version=ABSENT)
+        if claim is None or await self._kv.scan(SERVER_NAMESPACE, prefix=_RECORD, limit=1):
             return None
         try:
             return await self._write_first_admin(Path(path))
         finally:
             # Done or failed, the claim goes: a failure must not leave the next start without a key.
-            await self._kv.delete(NAMESPACE, _BOOTSTRAP, if_version=claim.version)
+            await self._kv.delete(SERVER_NAMESPACE, _BOOTSTRAP, if_version=claim.version)
 
     async def _write_first_admin(self, target: Path) -> str:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -197,7 +199,7 @@ class ApiKeys:
                 os.unlink(temporary)
             if made is not None:
                 # A key whose file was never written is one nobody holds; with it gone, the next start makes another.
-                await self._kv.delete(NAMESPACE, _RECORD + made.id)
+                await self._kv.delete(SERVER_NAMESPACE, _RECORD + made.id)
             raise
         return text
 

@@ -38,7 +38,8 @@ from starlette.responses import Response, StreamingResponse
 
 from triggerfish._json import dumps
 from triggerfish.errors import InvalidInputError, StoreClosedError
-from triggerfish.runtime.records import STREAM_PREFIX, InvocationRecord, InvocationRecords
+from triggerfish.names import RECORD_STREAM_PREFIX, record_stream
+from triggerfish.runtime.records import InvocationRecord, InvocationRecords
 from triggerfish.server.control_io import ApiError, endpoint, json_response, listed, platform_of, query, query_int
 from triggerfish.server.keys import ApiKeys, presented_key
 from triggerfish.server.log_lines import LogFilter, LogLine, level_name, since_time
@@ -73,8 +74,8 @@ class LogReader:
 
     async def streams(self, function: str | None) -> list[str]:
         if function is not None:
-            return [STREAM_PREFIX + function]
-        return [s for s in await self.log.streams() if s.startswith(STREAM_PREFIX)]
+            return [record_stream(function)]
+        return [s for s in await self.log.streams() if s.startswith(RECORD_STREAM_PREFIX)]
 
     async def lines(
         self, wanted: LogFilter, limit: int, *, upto: dict[str, int] | None = None
@@ -182,7 +183,7 @@ class LogFollow:
         if self.wanted.function is None:
             self._discovery = asyncio.ensure_future(self._discover())
         elif not self._offsets:
-            self._read(STREAM_PREFIX + self.wanted.function, 0)
+            self._read(record_stream(self.wanted.function), 0)
 
     def _read(self, stream: str, after: int) -> None:
         self._tasks[stream] = asyncio.ensure_future(self._follow_stream(stream, after))
@@ -362,7 +363,7 @@ async def _known_function(platform: Platform, function: str) -> None:
     """A function filter names a declared function, or one with records (from an earlier version)."""
     if function in platform.current.specs:
         return
-    if STREAM_PREFIX + function in await platform.current.invoker.records.store.log.streams():
+    if record_stream(function) in await platform.current.invoker.records.store.log.streams():
         return
     raise ApiError(
         404,

@@ -37,13 +37,13 @@ from triggerfish.events.cloudevent import Event
 from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT
 from triggerfish.gateway.route_auth import KeyLookup
 from triggerfish.model import FunctionSpec
+from triggerfish.names import topic_stream
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.platform_calls import StorePlatform
 from triggerfish.server.versions import AppVersion, VersionSource
 from triggerfish.store import Store, open_store
 from triggerfish.triggers.queues import QueueTriggers
 from triggerfish.triggers.schedules import Scheduler
-from triggerfish.triggers.sns import topic_stream
 from triggerfish.triggers.topics import Topics
 
 log = logging.getLogger("triggerfish.server")

@@ -25,9 +25,9 @@ import orjson
 
 from triggerfish.errors import InvalidInputError
 from triggerfish.model import check_resource_name
+from triggerfish.names import SERVER_NAMESPACE
 from triggerfish.store import ABSENT, Store
 
-NAMESPACE = "triggerfish.server"
 LIVE = "live"
 #: Versions listed at most for one app.
 MAX_VERSIONS = 10_000
@@ -128,15 +128,15 @@ class Registry:
         self.store = store
 
     async def apps(self) -> list[str]:
-        records = await self.store.kv.scan(NAMESPACE, prefix="app/", limit=100_000)
+        records = await self.store.kv.scan(SERVER_NAMESPACE, prefix="app/", limit=100_000)
         return sorted(r.key.removeprefix("app/") for r in records)
 
     async def exists(self, app: str) -> bool:
-        return await self.store.kv.get(NAMESPACE, f"app/{app}") is not None
+        return await self.store.kv.get(SERVER_NAMESPACE, f"app/{app}") is not None
 
     async def last_version(self, app: str) -> int:
         """The highest version number `app` was given (0 before its first deploy)."""
-        record = await self.store.kv.get(NAMESPACE, f"app/{app}")
+        record = await self.store.kv.get(SERVER_NAMESPACE, f"app/{app}")
         return 0 if record is None else int(orjson.loads(record.value)["last_version"])
 
     async def claim_version(self, app: str, number: int) -> None:
@@ -146,7 +146,7 @@ class Registry:
         when another server published that number first, this raises
         VersionConflictError so the deploy can be tried again.
         """
-        record = await self.store.kv.get(NAMESPACE, f"app/{app}")
+        record = await self.store.kv.get(SERVER_NAMESPACE, f"app/{app}")
         document = {"name": app, "created_at": time.time(), "last_version": 0}
         if record is not None:
             document = orjson.loads(record.value)
@@ -154,38 +154,40 @@ class Registry:
             raise VersionConflictError(f"app {app!r}: version {number} was published by another deploy; deploy again")
         document["last_version"] = number
         expected = ABSENT if record is None else record.version
-        if await self.store.kv.put(NAMESPACE, f"app/{app}", orjson.dumps(document), if_version=expected) is None:
+        if await self.store.kv.put(SERVER_NAMESPACE, f"app/{app}", orjson.dumps(document), if_version=expected) is None:
             raise VersionConflictError(f"app {app!r}: version {number} was published by another deploy; deploy again")
 
     async def add_version(self, record: VersionRecord) -> None:
-        await self.store.kv.put(NAMESPACE, _version_key(record.app, record.version), orjson.dumps(record.to_dict()))
+        await self.store.kv.put(
+            SERVER_NAMESPACE, _version_key(record.app, record.version), orjson.dumps(record.to_dict())
+        )
 
     async def version(self, app: str, number: int) -> VersionRecord | None:
-        record = await self.store.kv.get(NAMESPACE, _version_key(app, number))
+        record = await self.store.kv.get(SERVER_NAMESPACE, _version_key(app, number))
         return None if record is None else VersionRecord.from_dict(orjson.loads(record.value))
 
     async def versions(self, app: str) -> list[VersionRecord]:
-        records = await self.store.kv.scan(NAMESPACE, prefix=f"version/{app}/", limit=MAX_VERSIONS)
+        records = await self.store.kv.scan(SERVER_NAMESPACE, prefix=f"version/{app}/", limit=MAX_VERSIONS)
         found = [VersionRecord.from_dict(orjson.loads(r.value)) for r in records]
         return sorted(found, key=lambda v: v.version)
 
     async def alias(self, app: str, name: str = LIVE) -> Alias | None:
-        record = await self.store.kv.get(NAMESPACE, f"alias/{app}/{name}")
+        record = await self.store.kv.get(SERVER_NAMESPACE, f"alias/{app}/{name}")
         return None if record is None else Alias.from_dict(orjson.loads(record.value))
 
     async def aliases(self, app: str) -> list[Alias]:
-        records = await self.store.kv.scan(NAMESPACE, prefix=f"alias/{app}/", limit=10_000)
+        records = await self.store.kv.scan(SERVER_NAMESPACE, prefix=f"alias/{app}/", limit=10_000)
         return [Alias.from_dict(orjson.loads(r.value)) for r in records]
 
     async def set_alias(self, app: str, alias: Alias) -> None:
-        await self.store.kv.put(NAMESPACE, f"alias/{app}/{alias.name}", orjson.dumps(alias.to_dict()))
+        await self.store.kv.put(SERVER_NAMESPACE, f"alias/{app}/{alias.name}", orjson.dumps(alias.to_dict()))
 
     async def remove(self, app: str) -> None:
         """Forget the app: its record, versions and aliases (its data stays in its scope of the store)."""
         for prefix in (f"alias/{app}/", f"version/{app}/"):
-            for record in await self.store.kv.scan(NAMESPACE, prefix=prefix, limit=MAX_VERSIONS):
-                await self.store.kv.delete(NAMESPACE, record.key)
-        await self.store.kv.delete(NAMESPACE, f"app/{app}")
+            for record in await self.store.kv.scan(SERVER_NAMESPACE, prefix=prefix, limit=MAX_VERSIONS):
+                await self.store.kv.delete(SERVER_NAMESPACE, record.key)
+        await self.store.kv.delete(SERVER_NAMESPACE, f"app/{app}")
 
 
 def _version_key(app: str, number: int) -> str:

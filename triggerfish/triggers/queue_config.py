@@ -16,19 +16,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from triggerfish.errors import DeclarationError
-from triggerfish.runtime.dispatcher import function_queue
+from triggerfish.names import FUNCTION_QUEUE_PREFIX, queue_dead_letter_queue
 from triggerfish.store import QueueConfig
 
 #: Receives after which a failing message moves to its dead-letter queue, unless the queue says otherwise.
 DEFAULT_MAX_RECEIVES = 3
-#: The platform's own queues of asynchronous invocations (`fn.<name>`): a trigger or dead letter there would
-#: mix queue messages into invocations.
-RESERVED_PREFIX = function_queue("")
-
-
-def default_dead_letter(queue: str) -> str:
-    """The dead-letter queue of a queue that names none: `<queue>.dlq`."""
-    return f"{queue}.dlq"
 
 
 def queue_configs(
@@ -48,20 +40,20 @@ def queue_configs(
     configs: dict[str, QueueConfig] = {}
     # A dead-letter queue is where failures end: given a table of its own (say, for its retention) it
     # gets no default redrive of its own, unless a function consumes it and so can fail on it.
-    dead_letters = {table.get("dead_letter", default_dead_letter(name)) for name, table in queue_settings.items()}
-    dead_letters |= {default_dead_letter(name) for name in subscribed}
+    dead_letters = {table.get("dead_letter", queue_dead_letter_queue(name)) for name, table in queue_settings.items()}
+    dead_letters |= {queue_dead_letter_queue(name) for name in subscribed}
     for name, table in queue_settings.items():
         names_redrive = "max_receives" in table or "dead_letter" in table
         if name in dead_letters and name not in subscribed and not names_redrive:
             values = dict(table)
         else:
-            values = {"max_receives": DEFAULT_MAX_RECEIVES, "dead_letter": default_dead_letter(name), **table}
+            values = {"max_receives": DEFAULT_MAX_RECEIVES, "dead_letter": queue_dead_letter_queue(name), **table}
         if values.get("dead_letter") == name:
             raise DeclarationError(
                 f"[queues.{name}]: dead_letter names the queue itself, so failing messages would never leave it;"
-                f" name another queue, such as dead_letter = {default_dead_letter(name)!r}"
+                f" name another queue, such as dead_letter = {queue_dead_letter_queue(name)!r}"
             )
-        if isinstance(values.get("dead_letter"), str) and values["dead_letter"].startswith(RESERVED_PREFIX):
+        if isinstance(values.get("dead_letter"), str) and values["dead_letter"].startswith(FUNCTION_QUEUE_PREFIX):
             raise DeclarationError(
                 f"[queues.{name}]: dead_letter = {values['dead_letter']!r} is the platform's queue of a function's"
                 " asynchronous invocations (fn.*); name a queue that does not start with 'fn.'"
@@ -72,7 +64,7 @@ def queue_configs(
             raise DeclarationError(f"[queues.{name}]: {exc}") from None
     redrive = {name: c.dead_letter for name, c in configs.items()}
     for name in subscribed:
-        redrive.setdefault(name, default_dead_letter(name))
+        redrive.setdefault(name, queue_dead_letter_queue(name))
     for start in redrive:
         path = [start]
         while (following := redrive.get(path[-1])) is not None:

@@ -32,10 +32,10 @@ from typing import Any, Protocol
 from triggerfish.errors import DeclarationError, InvalidInputError, InvocationError
 from triggerfish.events.shapes import partial_batch_failures, sqs_record
 from triggerfish.model import FunctionSpec, QueueTrigger
+from triggerfish.names import FUNCTION_QUEUE_PREFIX, HOPCOUNT_ATTRIBUTE, TRACEPARENT_ATTRIBUTE, queue_dead_letter_queue
 from triggerfish.retry import RetryPolicy
-from triggerfish.runtime.platform_calls import HOPCOUNT_ATTRIBUTE, TRACEPARENT_ATTRIBUTE
 from triggerfish.store import Message, Queues, Store
-from triggerfish.triggers.queue_config import DEFAULT_MAX_RECEIVES, RESERVED_PREFIX, default_dead_letter, queue_configs
+from triggerfish.triggers.queue_config import DEFAULT_MAX_RECEIVES, queue_configs
 
 __all__ = ["BatchOutcome", "QueueInvoker", "QueueTriggers", "deliver_batch"]
 
@@ -167,7 +167,7 @@ def _subscriptions(specs: Mapping[str, FunctionSpec]) -> list[_Subscription]:
         for trigger in spec.triggers:
             if not isinstance(trigger, QueueTrigger):
                 continue
-            if trigger.queue.startswith(RESERVED_PREFIX):
+            if trigger.queue.startswith(FUNCTION_QUEUE_PREFIX):
                 raise DeclarationError(
                     f"function {spec.name!r}: @app.on_queue({trigger.queue!r}): queues named fn.* hold the"
                     " platform's asynchronous invocations; choose a name that does not start with 'fn.'"
@@ -273,7 +273,7 @@ class QueueTriggers:
             current = await queues.config(sub.queue)
             if sub.queue not in self._configs and current.dead_letter is None:
                 current = replace(
-                    current, max_receives=DEFAULT_MAX_RECEIVES, dead_letter=default_dead_letter(sub.queue)
+                    current, max_receives=DEFAULT_MAX_RECEIVES, dead_letter=queue_dead_letter_queue(sub.queue)
                 )
                 await queues.configure(sub.queue, current)
             subs[(sub.function, sub.queue)] = replace(sub, lease=current.visibility_timeout)

@@ -78,6 +78,7 @@ from typing import Any, Protocol, TypeGuard, cast
 from triggerfish.errors import DeclarationError, InvalidInputError, ScheduleNotFoundError, StoreError
 from triggerfish.events.shapes import scheduled_event
 from triggerfish.model import FunctionSpec, ScheduleTrigger
+from triggerfish.names import SCHEDULES_NAMESPACE
 from triggerfish.schedule import Schedule, parse_schedule
 from triggerfish.store import ABSENT, KVRecord, Store
 from triggerfish.triggers._schedule_state import MICROSECOND, Due, MissedPolicy, State, due, iso
@@ -86,7 +87,7 @@ __all__ = [
     "CLAIM_LEASE",
     "MAX_CATCH_UP",
     "MISSED_POLICIES",
-    "NAMESPACE",
+    "SCHEDULES_NAMESPACE",
     "DeclaredSchedule",
     "MissedPolicy",
     "ScheduleInvoker",
@@ -98,8 +99,6 @@ __all__ = [
 
 logger = logging.getLogger("triggerfish.schedules")
 
-#: Key-value namespace of the schedules' durable state (one record per schedule, `state/...`).
-NAMESPACE = "triggerfish.schedules"
 #: Most occurrences one schedule fires at once under `missed="all"`.
 MAX_CATCH_UP = 100
 #: Seconds a claim on an occurrence lasts before another scheduler may fire it instead.
@@ -301,7 +300,7 @@ class Scheduler:
             if invoker is not None:
                 self.invoker = invoker
             for key in sorted(removed):
-                await self.store.kv.delete(NAMESPACE, key)
+                await self.store.kv.delete(SCHEDULES_NAMESPACE, key)
 
     async def run_due(self, now: datetime.datetime | None = None) -> list[str]:
         """Fire every occurrence due at `now` (default: the clock) and return their request ids.
@@ -373,17 +372,17 @@ class Scheduler:
         for _ in range(_ROUNDS):
             if record is None:
                 created = await kv.put(
-                    NAMESPACE, schedule.key, State.new(now).encode(*schedule.identity), if_version=ABSENT
+                    SCHEDULES_NAMESPACE, schedule.key, State.new(now).encode(*schedule.identity), if_version=ABSENT
                 )
-                record = created or await kv.get(NAMESPACE, schedule.key)
+                record = created or await kv.get(SCHEDULES_NAMESPACE, schedule.key)
                 continue
             state = State.decode(record.value)
             if state is None:
                 logger.error("schedule %r: its state record is unreadable; starting it afresh", schedule.name)
                 fresh = State.new(now).encode(*schedule.identity)
-                record = await kv.put(NAMESPACE, schedule.key, fresh, if_version=record.version) or await kv.get(
-                    NAMESPACE, schedule.key
-                )
+                record = await kv.put(
+                    SCHEDULES_NAMESPACE, schedule.key, fresh, if_version=record.version
+                ) or await kv.get(SCHEDULES_NAMESPACE, schedule.key)
                 continue
             if state.pending:
                 if state.owner != self.owner and state.lease_until is not None and state.lease_until > now:
@@ -430,8 +429,10 @@ class Scheduler:
     async def _write(self, schedule: DeclaredSchedule, state: State, record: KVRecord) -> KVRecord | None:
         """Compare-and-set; when someone else wrote first, the record as it is now (None if deleted)."""
         kv = self.store.kv
-        written = await kv.put(NAMESPACE, schedule.key, state.encode(*schedule.identity), if_version=record.version)
-        return written if written is not None else await kv.get(NAMESPACE, schedule.key)
+        written = await kv.put(
+            SCHEDULES_NAMESPACE, schedule.key, state.encode(*schedule.identity), if_version=record.version
+        )
+        return written if written is not None else await kv.get(SCHEDULES_NAMESPACE, schedule.key)
 
     def _due(self, schedule: DeclaredSchedule, state: State, now: datetime.datetime) -> Due:
         return due(schedule.schedule, state, now, missed=self.missed, grace=self.grace, limit=MAX_CATCH_UP)
@@ -456,7 +457,7 @@ class Scheduler:
     async def _set_paused(self, schedule: DeclaredSchedule, paused: bool, now: datetime.datetime) -> None:
         kv = self.store.kv
         for _ in range(_ROUNDS):
-            record = await kv.get(NAMESPACE, schedule.key)
+            record = await kv.get(SCHEDULES_NAMESPACE, schedule.key)
             state = (None if record is None else State.decode(record.value)) or State.new(now)
             if state.paused == paused:
                 return
@@ -465,7 +466,7 @@ class Scheduler:
             changed = replace(state, paused=paused, after=after)
             version = ABSENT if record is None else record.version
             if (
-                await kv.put(NAMESPACE, schedule.key, changed.encode(*schedule.identity), if_version=version)
+                await kv.put(SCHEDULES_NAMESPACE, schedule.key, changed.encode(*schedule.identity), if_version=version)
                 is not None
             ):
                 return
@@ -473,7 +474,7 @@ class Scheduler:
         raise StoreError(f"schedule {schedule.name!r}: its state kept changing under {verb}(); try again")
 
     async def _records(self) -> dict[str, KVRecord]:
-        records = await self.store.kv.scan(NAMESPACE, prefix=_STATE_PREFIX, limit=_SCAN_LIMIT)
+        records = await self.store.kv.scan(SCHEDULES_NAMESPACE, prefix=_STATE_PREFIX, limit=_SCAN_LIMIT)
         return {record.key: record for record in records}
 
     def _find(self, name: str) -> DeclaredSchedule:

@@ -33,7 +33,8 @@ import orjson
 
 from triggerfish._json import loads
 from triggerfish.errors import InvalidInputError, InvalidJSONError
-from triggerfish.events.shapes import PLATFORM_ATTRIBUTE_PREFIX, SnsMessage, iso_millis, sns_topic_arn
+from triggerfish.events.shapes import PLATFORM_ATTRIBUTE_PREFIX, SnsMessage, iso_millis
+from triggerfish.identity import sns_topic_arn
 from triggerfish.model import check_resource_name
 
 #: SNS's limit on a message: its text and its attributes' names, types and values together.
@@ -49,11 +50,6 @@ FILTER_SCOPES: tuple[FilterScope, ...] = ("attributes", "body")
 
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _RESERVED_ATTRIBUTE_PREFIXES = ("aws.", "amazon.", PLATFORM_ATTRIBUTE_PREFIX)
-
-
-def topic_stream(topic: str) -> str:
-    """The log stream holding a topic's messages."""
-    return f"topic.{topic}"
 
 
 def check_topic(topic: object) -> str:
@@ -300,5 +296,4 @@ __all__ = [
     "filter_document",
     "new_message",
     "notification",
-    "topic_stream",
 ]

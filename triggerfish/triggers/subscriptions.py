@@ -29,6 +29,7 @@ from triggerfish.events.patterns import compile_pattern
 from triggerfish.events.ruleset import RuleSet
 from triggerfish.events.shapes import sns_topic_arn
 from triggerfish.model import FunctionSpec, TopicTrigger, check_resource_name
+from triggerfish.names import SUBSCRIPTIONS_NAMESPACE
 from triggerfish.store import Store
 from triggerfish.triggers.sns import FilterScope, TopicMessage, check_scope, check_topic, filter_document
 
@@ -36,8 +37,6 @@ logger = logging.getLogger("triggerfish.topics")
 
 SubscriptionKind = Literal["function", "queue", "webhook"]
 KINDS: tuple[SubscriptionKind, ...] = ("function", "queue", "webhook")
-#: Where run-time subscriptions are kept in the store's key-value records.
-SUBSCRIPTIONS_NAMESPACE = "triggerfish.topic-subscriptions"
 MAX_STORED_SUBSCRIPTIONS = 100_000
 
 

@@ -44,30 +44,27 @@ import orjson
 
 from triggerfish.bus.consumer import LogConsumer
 from triggerfish.bus.delivery import LEASE, DeliveryQueue
+from triggerfish.bus.parking import park
+from triggerfish.bus.publisher import Publisher
 from triggerfish.bus.rules import DeliveryRetry
 from triggerfish.bus.targets import AsyncInvoker, Targets
 from triggerfish.errors import FunctionNotFoundError, InvalidInputError, NonRetryable
 from triggerfish.events.shapes import sns_records, sns_topic_arn
 from triggerfish.model import FunctionSpec
-from triggerfish.runtime.platform_calls import HOPCOUNT_ATTRIBUTE, TRACEPARENT_ATTRIBUTE
+from triggerfish.names import (
+    HOPCOUNT_ATTRIBUTE,
+    TOPICS_NAMESPACE,
+    TRACEPARENT_ATTRIBUTE,
+    topic_dead_letter_queue,
+    topic_delivery_queue,
+    topic_of_stream,
+    topic_stream,
+)
 from triggerfish.store import LogRecord, Message, OutgoingMessage, Store
-from triggerfish.triggers.sns import TopicMessage, check_topic, new_message, notification, topic_stream
+from triggerfish.triggers.sns import TopicMessage, check_topic, new_message, notification
 from triggerfish.triggers.subscriptions import Subscription, SubscriptionKind, Subscriptions
 
 logger = logging.getLogger("triggerfish.topics")
-
-#: Key-value namespace of the topics' own records: consumer locks and checkpoints.
-TOPICS_NAMESPACE = "triggerfish.topics"
-
-
-def delivery_queue(topic: str) -> str:
-    """The store queue holding a topic's deliveries to queues and webhooks (and function retries)."""
-    return f"topic-deliver.{topic}"
-
-
-def dead_letter_queue(topic: str) -> str:
-    """Where a topic's undeliverable messages go when their subscription names no dead-letter queue."""
-    return f"topic-dead-letter.{topic}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +113,7 @@ class TopicDeliverer(DeliveryQueue[TopicDelivery]):
         self.targets = targets
 
     def queue(self, name: str) -> str:
-        return delivery_queue(name)
+        return topic_delivery_queue(name)
 
     def name_of(self, job: TopicDelivery) -> str:
         return job.topic
@@ -125,7 +122,7 @@ class TopicDeliverer(DeliveryQueue[TopicDelivery]):
         return TopicDelivery.from_message(message)
 
     def unreadable_queue(self, name: str) -> str:
-        return dead_letter_queue(name)
+        return topic_dead_letter_queue(name)
 
     def describe(self, job: TopicDelivery) -> str:
         return f"message {job.message.message_id} for {job.subscription.kind} {job.subscription.endpoint!r}"
@@ -195,7 +192,7 @@ class TopicDeliverer(DeliveryQueue[TopicDelivery]):
             "ERROR_MESSAGE": str(error)[:1000],
             "RETRY_ATTEMPTS": str(attempts),
         }
-        return subscription.dead_letter or dead_letter_queue(job.topic), record, attributes
+        return subscription.dead_letter or topic_dead_letter_queue(job.topic), record, attributes
 
 
 class Topics(LogConsumer):
@@ -218,6 +215,7 @@ class Topics(LogConsumer):
         *,
         invoker: AsyncInvoker | None = None,
         http: httpx.AsyncClient | None = None,
+        publisher: Publisher | None = None,
         clock: Callable[[], float] = time.time,
         lock_ttl: float = 10.0,
         batch_size: int = 256,
@@ -229,7 +227,8 @@ class Topics(LogConsumer):
         )
         self.specs: dict[str, FunctionSpec] = dict(specs)
         self.registry = Subscriptions(store, self.specs)
-        self.targets = Targets(store, invoker=invoker, http=http)
+        self.publisher = publisher or Publisher(store)
+        self.targets = Targets(store, invoker=invoker, publisher=self.publisher, http=http)
         self.deliverer = TopicDeliverer(store, self.targets, clock=clock, lease=lease)
 
     @property
@@ -278,7 +277,7 @@ class Topics(LogConsumer):
             traceparent=traceparent,
             clock=self.clock,
         )
-        await self.store.log.append(topic_stream(topic), built.to_json())
+        await self.publisher.publish_message(topic, built)
         return built.message_id
 
     # --- subscriptions ---------------------------------------------------------------------------
@@ -357,7 +356,7 @@ class Topics(LogConsumer):
 
     async def names(self) -> list[str]:
         """Every topic with subscriptions or with messages in the log."""
-        logged = [s.removeprefix("topic.") for s in await self.store.log.streams() if s.startswith("topic.")]
+        logged = [topic for topic in map(topic_of_stream, await self.store.log.streams()) if topic is not None]
         return sorted({*self.registry.topics(), *logged})
 
     async def reload(self) -> None:
@@ -377,7 +376,8 @@ class Topics(LogConsumer):
             try:
                 message = TopicMessage.from_json(record.data)
             except ValueError as exc:
-                logger.error("topic %r: skipped unreadable record at offset %d: %s", name, record.offset, exc)
+                # Publishers validate on write, so this is a store written by something else: keep it, visibly.
+                await park(self.store.log, record, f"topic {name!r}: not a readable topic message: {exc}")
                 continue
             for subscription in self.registry.matching(name, message):
                 delivery = TopicDelivery(subscription, message, queued_at=now)
@@ -435,12 +435,4 @@ def _filter(value: object, topic: str) -> dict[str, Any]:
     return dict(value)
 
 
-__all__ = [
-    "TOPICS_NAMESPACE",
-    "Subscription",
-    "TopicDeliverer",
-    "TopicDelivery",
-    "Topics",
-    "dead_letter_queue",
-    "delivery_queue",
-]
+__all__ = ["Subscription", "TopicDeliverer", "TopicDelivery", "Topics"]

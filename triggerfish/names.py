@@ -1,0 +1,161 @@
+"""Every name the platform gives its own streams, queues and key-value namespaces, in one place.
+
+The store knows only names. Which log stream holds a bus's events, which
+queue a function's asynchronous invocations wait in, where undeliverable
+things go: each is decided here, once, so that the writer and every reader
+(the bus, the dispatcher, the control API, the CLI, `triggerfish.testing`)
+agree by construction, and a second backend or a cluster node cannot build
+one differently.
+
+    >>> bus_stream("orders"), function_queue("ship"), function_dead_letter_queue("ship")
+    ('bus.orders', 'fn.ship', 'dlq.ship')
+
+ARNs are names AWS would give; they live with the identity (`triggerfish.identity`).
+The Lambda error types the runtime reports are here too, as constants.
+"""
+
+from __future__ import annotations
+
+# --- log streams -----------------------------------------------------------------------------
+
+
+def bus_stream(bus: str) -> str:
+    """The log stream holding a bus's events (what `context.publish` and `POST /-/events` append to)."""
+    return f"{_BUS}{bus}"
+
+
+def bus_of_stream(stream: str) -> str | None:
+    """The bus whose events `stream` holds, or None when it is not a bus's stream."""
+    return stream[len(_BUS) :] if stream.startswith(_BUS) else None
+
+
+def topic_stream(topic: str) -> str:
+    """The log stream holding a topic's messages before they are fanned out."""
+    return f"{_TOPIC}{topic}"
+
+
+def topic_of_stream(stream: str) -> str | None:
+    """The topic whose messages `stream` holds, or None when it is not a topic's stream."""
+    return stream[len(_TOPIC) :] if stream.startswith(_TOPIC) else None
+
+
+def record_stream(function: str) -> str:
+    """The log stream of a function's invocation records (queries by function and time, log follows)."""
+    return f"{RECORD_STREAM_PREFIX}{function}"
+
+
+#: Log streams of invocation records are named this plus the function's name.
+RECORD_STREAM_PREFIX = "invocations."
+#: What the loop guard stopped (events, messages and destinations past the hop limit), kept for inspection.
+LOOP_STOPPED_STREAM = "platform.loop-stopped"
+#: Log records that could not be read back (a store written by a buggy or newer version), kept with the reason.
+PARKED_STREAM = "platform.parked"
+
+_BUS = "bus."
+_TOPIC = "topic."
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+
+def function_queue(function: str) -> str:
+    """The store queue holding a function's asynchronous invocations."""
+    return f"{FUNCTION_QUEUE_PREFIX}{function}"
+
+
+#: Queues named so hold invocations: a user's queue trigger or dead letter there would mix messages into them.
+FUNCTION_QUEUE_PREFIX = "fn."
+
+
+def function_dead_letter_queue(function: str) -> str:
+    """Where a function's final failures go when it names no failure destination or dead letter."""
+    return f"dlq.{function}"
+
+
+def queue_dead_letter_queue(queue: str) -> str:
+    """The dead-letter queue of a user's queue that names none: `<queue>.dlq`."""
+    return f"{queue}.dlq"
+
+
+def bus_delivery_queue(bus: str) -> str:
+    """The queue of a bus's deliveries to targets other than functions (queues, topics, buses, webhooks)."""
+    return f"deliver.{bus}"
+
+
+def bus_dead_letter_queue(bus: str) -> str:
+    """Where a bus's undeliverable events go when their target names no dead-letter queue."""
+    return f"deliver.{bus}.dead-letter"
+
+
+def topic_delivery_queue(topic: str) -> str:
+    """The queue holding a topic's deliveries to queues and webhooks (and function retries)."""
+    return f"topic-deliver.{topic}"
+
+
+def topic_dead_letter_queue(topic: str) -> str:
+    """Where a topic's undeliverable messages go when their subscription names no dead-letter queue."""
+    return f"topic-dead-letter.{topic}"
+
+
+# --- key-value namespaces ------------------------------------------------------------------------
+
+#: Invocation records by request id and attempt.
+INVOCATIONS_NAMESPACE = "invocations"
+#: The bus consumers' own records (consumer groups live in the log; this keeps what else they need).
+BUS_NAMESPACE = "triggerfish.bus"
+#: Rules added at run time (the app's declared rules live in its code).
+RULES_NAMESPACE = "triggerfish.bus-rules"
+#: The topics' own records.
+TOPICS_NAMESPACE = "triggerfish.topics"
+#: Subscriptions added at run time.
+SUBSCRIPTIONS_NAMESPACE = "triggerfish.topic-subscriptions"
+#: Schedule state: last fire, pause, the claim of each occurrence.
+SCHEDULES_NAMESPACE = "triggerfish.schedules"
+#: A server's records: apps, versions, aliases, API keys.
+SERVER_NAMESPACE = "triggerfish.server"
+#: `@idempotent`'s records.
+IDEMPOTENCY_NAMESPACE = "idempotency"
+#: Namespaces handlers may not touch through the key-value calls: the platform's own records.
+RESERVED_NAMESPACE_PREFIXES = ("invocations", "triggerfish", "platform")
+
+
+def is_reserved_namespace(namespace: str) -> bool:
+    """Whether a handler's key-value call names one of the platform's own namespaces."""
+    return namespace.split(".", 1)[0].lower() in RESERVED_NAMESPACE_PREFIXES
+
+
+# --- message attributes ----------------------------------------------------------------------
+
+#: Queue-message attributes the platform sets to carry the trace and the loop guard's hop count on.
+TRACEPARENT_ATTRIBUTE = "triggerfish.traceparent"
+HOPCOUNT_ATTRIBUTE = "triggerfish.hopcount"
+
+
+# --- consumer groups ---------------------------------------------------------------------------
+
+#: The consumer group every node of a platform joins to route a bus's events.
+BUS_GROUP = "router"
+#: The consumer group that fans a topic's messages out.
+TOPIC_GROUP = "fan-out"
+
+
+# --- Lambda's error types ------------------------------------------------------------------------
+
+#: The handler ran past its timeout.
+TIMEOUT_ERROR = "Runtime.Timeout"
+#: What a timeout is called by older Lambda runtimes (accepted when reading records).
+SANDBOX_TIMEOUT_ERROR = "Sandbox.Timedout"
+#: The worker ran out of memory.
+OUT_OF_MEMORY_ERROR = "Runtime.OutOfMemory"
+#: The worker process exited (or was killed) during the invocation.
+EXIT_ERROR = "Runtime.ExitError"
+#: The worker could not be started.
+START_ERROR = "Runtime.StartError"
+#: The handler's result could not be turned into JSON.
+MARSHAL_ERROR = "Runtime.MarshalError"
+#: A parent and worker disagreed on the protocol.
+PROTOCOL_ERROR = "Runtime.ProtocolError"
+#: The event could not be given to the handler (not JSON, too large).
+INVALID_EVENT_ERROR = "InvalidRequestContentException"
+#: Every concurrency slot was taken.
+THROTTLED_ERROR = "TooManyRequestsException"
