@@ -8,8 +8,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from triggerfish.bus.webhook import verify
-from triggerfish.store import open_store
 from triggerfish.names import topic_dead_letter_queue
+from triggerfish.store import open_store
 from triggerfish.triggers.topics import Topics
 
 SECRET = "whsec-shared-with-the-receiver"

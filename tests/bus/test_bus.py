@@ -15,11 +15,11 @@ import pytest
 
 from triggerfish.app import App
 from triggerfish.bus.bus import EventBus
+from triggerfish.bus.parking import parked
 from triggerfish.bus.rules import Rules
 from triggerfish.errors import InvalidEventError, InvalidInputError
 from triggerfish.events.cloudevent import Event
 from triggerfish.loop_guard import MAX_HOPS
-from triggerfish.bus.parking import parked
 from triggerfish.names import BUS_NAMESPACE, LOOP_STOPPED_STREAM, bus_stream, topic_stream
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
