@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from triggerfish.app import App
+from triggerfish.bus.parking import parked
 from triggerfish.errors import (
     DeclarationError,
     EventTooLargeError,
@@ -431,12 +432,14 @@ def test_sync_platform_for_tests_that_are_not_async() -> None:
         platform.invoke("quote", {"items": 1})
 
 
-async def test_a_record_on_a_bus_that_is_not_an_event_is_reported_once() -> None:
+async def test_a_record_on_a_bus_that_is_not_an_event_is_parked_as_the_server_parks_it() -> None:
     app, seen = shop()
     async with TestPlatform(app) as platform:
         await platform.store.log.append("bus.default", b'{"not": "an event"}')
-        with pytest.raises(InvalidInputError, match="bus 'default', offset 1: the record is not a CloudEvent"):
-            await platform.drain()
+        await platform.drain()
+        [kept] = await parked(platform.store.log)
+        assert (kept.stream, kept.offset) == ("bus.default", 1)
+        assert "specversion" in kept.reason
         await platform.publish("order.placed", {"id": 1, "total": 5})
         await platform.drain()
         assert sorted(name for name, _ in seen) == ["notify", "ship"]

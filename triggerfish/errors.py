@@ -85,7 +85,7 @@ class UnknownStoreURLError(StoreError, ValueError):
     """A store URL names a scheme Triggerfish does not know, or a backend whose extra is missing."""
 
 
-class InvalidNameError(StoreError, ValueError):
+class InvalidNameError(StoreError, InvalidInputError):
     """A bus, queue, namespace or key name is empty, too long or uses characters that are not allowed."""
 
 

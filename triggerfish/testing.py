@@ -10,14 +10,21 @@
             assert "ship" in [r.function for r in await platform.invocations(status="succeeded")]
 
 The platform behaves as the real one does, because it is the real one: the
-same invoker, retries, dead letters, destinations, invocation records,
-routing of events by the app's patterns, SQS-shaped queue batches and
-SNS-style topic fan-out. What differs is where handlers run (threads of
-this process, see
-`triggerfish.runtime.inprocess`), the store (memory, fresh per platform),
-and time: retries wait no backoff, and `drain()` runs everything that is
-due until nothing is left, so a test needs no sleeps. `SyncTestPlatform`
-offers the same for tests that are not async.
+same `Platform` that `triggerfish dev` runs (its invoker, retries, dead
+letters, destinations, invocation records, event bus with rules and every
+kind of target, SQS-shaped queue batches, SNS-style topic fan-out and the
+durable scheduler). Three things differ:
+
+- where handlers run: threads of this process (`triggerfish.runtime.inprocess`),
+  not worker processes;
+- the store: memory, fresh per platform (`store_url` picks another);
+- time: the platform's clock starts at `start` and moves only when the test
+  moves it (`advance()`) or when `drain()` waits for delayed work (a retry's
+  backoff, a delayed message) to come due, so a test needs no sleeps and
+  sees exactly what the platform would do when that time has passed.
+
+The triggers do not run in the background: `drain()` moves them until nothing
+is left to do. `SyncTestPlatform` offers the same for tests that are not async.
 """
 
 from __future__ import annotations
@@ -34,22 +41,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from triggerfish.app import App
-from triggerfish.bus.router import Router
 from triggerfish.errors import InvalidInputError, InvocationError
 from triggerfish.events.cloudevent import Event
-from triggerfish.events.shapes import scheduled_event
 from triggerfish.model import FunctionSpec, QueueTrigger
 from triggerfish.names import bus_stream, function_dead_letter_queue, queue_dead_letter_queue
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
-from triggerfish.runtime.platform_calls import StorePlatform
 from triggerfish.runtime.records import InvocationRecord
-from triggerfish.runtime.types import PlatformCall
+from triggerfish.runtime.types import LoadedRunner, PlatformHandler
+from triggerfish.server.platform import Platform
+from triggerfish.server.versions import VersionSource
 from triggerfish.store import Message, QueueConfig, Store, open_store
 from triggerfish.triggers.queue_config import DEFAULT_MAX_RECEIVES
-from triggerfish.triggers.queues import deliver_batch
-from triggerfish.triggers.schedules import DeclaredSchedule, declared_schedules, occurrence_id
+from triggerfish.triggers.schedules import declared_schedules
 from triggerfish.triggers.topics import Topics
 
 if TYPE_CHECKING:
@@ -61,6 +66,8 @@ T = TypeVar("T")
 
 #: Rounds of routing, invoking and delivering `drain()` runs before it gives up on a loop that never ends.
 MAX_DRAIN_ROUNDS = 1000
+#: How far `drain()` moves the clock to run delayed work: the longest delay a queue message can have.
+MAX_DRAIN_WAIT = datetime.timedelta(minutes=15)
 #: Receives after which a failing queue message moves to `<queue>.dlq`, unless the queue is configured.
 DEFAULT_QUEUE_MAX_RECEIVES = DEFAULT_MAX_RECEIVES
 #: Seconds close() waits for the dispatcher to stop before cancelling it again.
@@ -70,18 +77,28 @@ _SOURCE = "triggerfish.testing"
 logger = logging.getLogger("triggerfish.testing")
 
 
+class _Clock:
+    """The test platform's time, read by every part of it: it moves only when told to."""
+
+    def __init__(self, start: datetime.datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now.timestamp()
+
+
 class TestPlatform:
     """An app running in-process on a fresh memory store, for unit tests.
 
     Use it as an async context manager. `retry_delay` is the backoff
-    between attempts of a failed asynchronous invocation (0 by default, so
-    retries happen within one `drain()`); `queue_max_receives` sends a
-    queue message that keeps failing to `<queue>.dlq` after that many
-    receives, for queues the test has not configured itself.
-    `max_drain_rounds` bounds how long `drain()` follows work that causes
-    more work before it gives up. `start` sets
-    the clock that schedules fire by (see `advance()`); `store_url` picks
-    another store, e.g. a SQLite file.
+    between attempts of a failed asynchronous invocation or queue batch (0
+    by default, so retries happen at once; with a delay, `drain()` moves the
+    clock on to them); `queue_max_receives` sends a queue message that keeps
+    failing to `<queue>.dlq` after that many receives, for queues the test
+    has not configured itself. `max_drain_rounds` bounds how long `drain()`
+    follows work that causes more work before it gives up. `start` sets the
+    platform's clock (see `advance()`); `store_url` picks another store, e.g.
+    a SQLite file.
     """
 
     __test__ = False  # not a pytest test class, despite its name
@@ -98,7 +115,6 @@ class TestPlatform:
     ) -> None:
         self.specs: dict[str, FunctionSpec] = dict(app.functions if isinstance(app, App) else app)
         self.app_name = app.name if isinstance(app, App) else "app"
-        self.router = Router(self.specs)
         # Built here so that bad values fail at once, not at `async with`.
         self._policy = RetryPolicy(base=retry_delay, ceiling=retry_delay)
         QueueConfig(max_receives=queue_max_receives, dead_letter="probe")
@@ -108,21 +124,17 @@ class TestPlatform:
         self._max_drain_rounds = max_drain_rounds
         self._store_url = store_url
         self._store: Store | None = None
-        self._invoker: Invoker | None = None
-        self._topics: Topics | None = None
-        self._platform: StorePlatform | None = None
-        self._cursors: dict[str, int] = {}
-        self._subscribers: dict[str, list[tuple[FunctionSpec, QueueTrigger]]] = {}
-        # Named, and their occurrences identified, as the server's Scheduler does it.
-        self._schedules: list[DeclaredSchedule] = declared_schedules(self.specs)
-        for spec in self.specs.values():
-            for trigger in spec.triggers:
-                if isinstance(trigger, QueueTrigger):
-                    self._subscribers.setdefault(trigger.queue, []).append((spec, trigger))
-        #: The schedules' clock: starts at `start` (default: now) and moves only with `advance()`.
-        self.now = start or datetime.datetime.now(datetime.UTC)
-        if self.now.tzinfo is None:
+        self._platform: Platform | None = None
+        self._schedules = declared_schedules(self.specs)  # a bad expression fails here, as the scheduler would
+        start = start or datetime.datetime.now(datetime.UTC)
+        if start.tzinfo is None:
             raise InvalidInputError("TestPlatform(start=...) needs an aware datetime, e.g. with tzinfo=datetime.UTC")
+        self._clock = _Clock(start)
+
+    @property
+    def now(self) -> datetime.datetime:
+        """The platform's clock: where `start` put it, moved by `advance()` and by `drain()`."""
+        return self._clock.now
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -136,81 +148,84 @@ class TestPlatform:
         await self.close()
 
     async def start(self) -> None:
-        """Open the store and start the dispatcher (done by `async with`)."""
-        if self._store is not None:
+        """Open the store and start the platform (done by `async with`)."""
+        if self._platform is not None:
             return
         store = await open_store(self._store_url)
+        for part in (store.log, store.queues, store.kv):
+            part.clock = self._clock
         try:
-            platform = StorePlatform(store)
-            runner = InProcessRunner(self.specs, platform=platform, app_name=self.app_name)
-            invoker = Invoker(runner, store, retry_policy=self._policy, app_name=self.app_name)
-            for queue in self._subscribers:
-                config = await store.queues.config(queue)
-                if config.dead_letter is None:
+            for queue in sorted(
+                {t.queue for s in self.specs.values() for t in s.triggers if isinstance(t, QueueTrigger)}
+            ):
+                if (await store.queues.config(queue)).dead_letter is None:
                     redrive = QueueConfig(
                         max_receives=self._queue_max_receives, dead_letter=queue_dead_letter_queue(queue)
                     )
                     await store.queues.configure(queue, redrive)
-            await invoker.start()
+            platform = Platform(None, store=store, loader=self._load, clock=self._clock, retry_policy=self._policy)
+            await platform.start(VersionSource(None, 1), background=False, queue_retry_policy=self._policy)
         except BaseException:
             await store.close()
             raise
-        self._store, self._platform, self._invoker = store, platform, invoker
-        # The platform's own fan-out, pumped by drain() instead of running in the background.
-        self._topics = Topics(store, self.specs, invoker=invoker)
+        self._store, self._platform = store, platform
+        # The schedules start counting from now, as a scheduler that first sees them does.
+        await platform.scheduler.run_due(self.now)
+
+    async def _load(self, source: VersionSource, platform: PlatformHandler) -> LoadedRunner:
+        return InProcessRunner(self.specs, platform=platform, app_name=self.app_name, version=str(source.number))
 
     async def close(self) -> None:
-        """Stop the dispatcher and drop the store; pending work is abandoned, as a test ends."""
-        if self._invoker is not None:
-            stopping = asyncio.ensure_future(self._invoker.stop(drain=False))
+        """Stop the platform and drop the store; pending work is abandoned, as a test ends."""
+        platform, store = self._platform, self._store
+        self._platform = self._store = None
+        if platform is not None:
+            stopping = asyncio.ensure_future(platform.stop(drain=False))
             while not (await asyncio.wait({stopping}, timeout=STOP_PATIENCE))[0]:
                 # On Python 3.11 a cancellation that races a wake-up inside asyncio.wait_for can be lost,
                 # leaving a dispatcher loop running; cancelling again reaches it through the stop.
-                logger.warning("the dispatcher did not stop within %g s; cancelling it again", STOP_PATIENCE)
+                logger.warning("the platform did not stop within %g s; cancelling it again", STOP_PATIENCE)
                 stopping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await stopping
-        if self._topics is not None:
-            await self._topics.stop()
-            self._topics = None
-        if self._store is not None:
-            await self._store.close()
-        self._store = self._invoker = self._platform = None
+        if store is not None:
+            await store.close()
+
+    @property
+    def platform(self) -> Platform:
+        """The running `Platform` (the one `triggerfish dev` runs), for what the helpers below do not cover."""
+        if self._platform is None:
+            raise InvocationError("the test platform is not running: use `async with TestPlatform(app) as platform:`")
+        return self._platform
 
     @property
     def store(self) -> Store:
         """The platform's store, for assertions the helpers below do not cover."""
-        if self._store is None:
-            raise InvocationError("the test platform is not running: use `async with TestPlatform(app) as platform:`")
-        return self._store
+        return self.platform.store
 
     @property
     def invoker(self) -> Invoker:
-        if self._invoker is None:
-            raise InvocationError("the test platform is not running: use `async with TestPlatform(app) as platform:`")
-        return self._invoker
+        return self.platform.current.invoker
 
     @property
     def topics(self) -> Topics:
         """The platform's topics: `subscribe()` queues and webhooks to them, list `subscriptions()`."""
-        if self._topics is None:
-            raise InvocationError("the test platform is not running: use `async with TestPlatform(app) as platform:`")
-        return self._topics
+        return self.platform.topics
 
     # --- causing work ------------------------------------------------------------------------
 
     async def invoke(self, function: str, event: Any = None, *, wait: float = 1.0) -> Any:
         """Invoke synchronously and return the result; raises HandlerError as the real platform does."""
-        return await self.invoker.invoke(function, event, wait=wait)
+        return await self.platform.invoke(function, event, wait=wait)
 
     async def invoke_async(self, function: str, event: Any = None) -> str:
         """Queue an asynchronous invocation; it runs on `drain()`. Returns its request id."""
-        return await self.invoker.invoke_async(function, event)
+        return await self.platform.invoke_async(function, event)
 
     async def request(self, method: str, path: str, **options: Any) -> httpx.Response:
         """Send an HTTP request to the app's `http` routes and return the response.
 
-        The request goes through the server's gateway in this process (no
+        The request goes through the platform's gateway in this process (no
         socket), so the handler gets the API Gateway event the server would
         give it, and its result becomes the response the server would send.
         `options` are httpx's: `json=`, `content=`, `headers=`, `params=`.
@@ -218,13 +233,7 @@ class TestPlatform:
         """
         import httpx
 
-        from triggerfish.gateway import Gateway, RouteTable
-        from triggerfish.gateway.route_auth import route_authorizer
-
-        # As under `triggerfish dev`: there are no keys, so `api_key` routes are open; signatures are checked.
-        authorize = route_authorizer(self.specs, keys_lookup=None)
-        gateway = Gateway(RouteTable.from_specs(self.specs), self.invoker.invoke, authorize=authorize)
-        transport = httpx.ASGITransport(app=gateway)
+        transport = httpx.ASGITransport(app=self.platform.current.gateway)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             return await client.request(method, path, **options)
 
@@ -237,10 +246,10 @@ class TestPlatform:
         source: str = _SOURCE,
         **attributes: Any,
     ) -> str:
-        """Publish an event and route it to the functions whose patterns match. Returns the event id.
+        """Publish an event on `bus` and route it to the rules that match. Returns the event id.
 
         Pass an Event, a CloudEvent as a dict, or a type and its data:
-        `await platform.publish("order.placed", {"id": 1})`.
+        `await platform.publish("order.placed", {"id": 1})`. The targets run on `drain()`.
         """
         if isinstance(event, Event):
             built = event
@@ -252,11 +261,9 @@ class TestPlatform:
             raise InvalidInputError(
                 f"publish() takes an Event, a CloudEvent dict or an event type string, not {type(event).__name__}"
             )
-        call = PlatformCall(
-            op="publish", args={"bus": bus, "event": built.to_dict()}, function="test", request_id="test"
-        )
-        await self._platform_call(call)
-        await self._route(bus)
+        await self.platform.publish(bus, [built])
+        while await self.platform.bus.pump(bus):
+            pass
         return built.id
 
     async def send(
@@ -272,7 +279,8 @@ class TestPlatform:
         """Send a message to a queue; `on_queue` functions get it on `drain()`. Returns the message id.
 
         A str body is sent as is, bytes must be UTF-8 text (SQS bodies are
-        text), anything else is sent as its JSON text.
+        text), anything else is sent as its JSON text. A delayed message
+        comes due when the clock has moved that far (`drain()` moves it).
         """
         result = await self.store.queues.send(
             queue, _body(body), delay=delay, group=group, dedup_id=dedup_id, attributes=attributes
@@ -296,61 +304,34 @@ class TestPlatform:
     async def drain(self) -> None:
         """Run all the work that is due, and the work it causes, until none is left.
 
-        That is: route published events (the test's and the functions'),
-        run queued asynchronous invocations with their retries and
-        destinations, deliver queue messages to `on_queue` functions, and
-        fan topic messages out to their subscriptions (`on_topic` functions).
-        Raises InvocationError if the work never settles (a loop the hop
-        limit does not stop), naming how many rounds ran.
+        That is: route published events (the test's and the functions') to
+        their rules' targets, run queued asynchronous invocations with their
+        retries and destinations, deliver queue messages to `on_queue`
+        functions, and fan topic messages out to their subscriptions. Work
+        that is delayed (a retry's backoff, a delayed message) is waited for
+        by moving the clock to it, up to 15 minutes on; schedules that fall due
+        on the way fire. Raises InvocationError if the work never settles (a
+        loop the hop limit does not stop), naming how many rounds ran.
         """
-        for _ in range(self._max_drain_rounds):
-            # Settled when a round that starts with no async work left routes and delivers nothing.
-            await self.invoker.drain()
-            progressed = False
-            for bus in self.router.buses():
-                progressed = await self._route(bus) or progressed
-            for queue in self._subscribers:
-                progressed = await self._deliver(queue) or progressed
-            progressed = bool(await self.topics.deliver_due()) or progressed
-            if not progressed:
-                return
-        raise InvocationError(
-            f"drain() did not settle after {self._max_drain_rounds} rounds: functions keep causing new work;"
-            " look for an event or message loop"
-        )
+        horizon = self.now + MAX_DRAIN_WAIT
+        await self._settle()
+        while (delayed := await self._next_delayed()) is not None and delayed <= horizon:
+            await self._pass_time(delayed)
 
     async def advance(self, seconds: float) -> list[str]:
-        """Move the schedules' clock forward and run every scheduled invocation that falls due.
+        """Move the clock forward and run everything that falls due on the way, in time order.
 
         Each `schedule` trigger fires once per occurrence in the window, with
-        the EventBridge "Scheduled Event" Lambda delivers, in time order, and
-        the work each occurrence causes is drained before the next one fires.
-        Returns the request ids in firing order. Only schedules use this
-        clock; everything else runs in real time.
+        the EventBridge "Scheduled Event" Lambda delivers, and delayed work
+        runs when its time comes; what each moment causes is drained before
+        the clock moves on. Returns the request ids of the scheduled
+        invocations, in firing order.
         """
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 1e10:
             raise InvalidInputError(f"advance() takes a number of seconds from 0, not {seconds!r}")
-        start, end = self.now, self.now + datetime.timedelta(seconds=seconds)
-        due: list[tuple[datetime.datetime, DeclaredSchedule]] = []
-        for declared in self._schedules:
-            moment = declared.schedule.next_after(start)
-            while moment is not None and moment <= end:
-                due.append((moment, declared))
-                moment = declared.schedule.next_after(moment)
-        due.sort(key=lambda item: item[0])
-        fired: list[str] = []
-        for index, (moment, declared) in enumerate(due):
-            request_id = occurrence_id(declared, moment)
-            event = scheduled_event(declared.name, moment, event_id=request_id)
-            fired.append(
-                await self.invoker.invoke_async(declared.function, event, trigger="schedule", request_id=request_id)
-            )
-            # Time passes between occurrences: what one causes settles before the next fires.
-            if index + 1 == len(due) or due[index + 1][0] != moment:
-                self.now = moment
-                await self.drain()
-        self.now = end
-        await self.drain()
+        end = self.now + datetime.timedelta(seconds=seconds)
+        await self._settle()
+        fired = await self._pass_time(end)
         return fired
 
     # --- looking at what happened ------------------------------------------------------------
@@ -365,7 +346,12 @@ class TestPlatform:
 
     async def published(self, bus: str = "default") -> list[Event]:
         """Every event published on `bus`, by the test or by functions, in order."""
-        return [Event.from_json(r.data) for r in await self._read_bus(bus, after=0)]
+        events: list[Event] = []
+        after = 0
+        while batch := await self.store.log.read(bus_stream(bus), after=after, limit=1000):
+            events.extend(Event.from_json(record.data) for record in batch)
+            after = batch[-1].offset
+        return events
 
     async def dead_letters(self, function: str) -> list[dict[str, Any]]:
         """The failure records of `function`'s asynchronous invocations that ran out of attempts.
@@ -388,54 +374,50 @@ class TestPlatform:
 
     # --- internals ---------------------------------------------------------------------------
 
-    async def _platform_call(self, call: PlatformCall) -> Any:
-        if self._platform is None:
-            raise InvocationError("the test platform is not running: use `async with TestPlatform(app) as platform:`")
-        return await self._platform(call)
+    async def _settle(self) -> None:
+        """Run what is due now, and what it causes, until nothing more is (the clock stands still)."""
+        platform = self.platform
+        for _ in range(self._max_drain_rounds):
+            await self.invoker.drain(delayed=False)
+            if not await platform.run_due():
+                return
+        raise InvocationError(
+            f"drain() did not settle after {self._max_drain_rounds} rounds: functions keep causing new work;"
+            " look for an event or message loop"
+        )
 
-    async def _read_bus(self, bus: str, *, after: int) -> list[Any]:
-        records: list[Any] = []
+    async def _pass_time(self, end: datetime.datetime) -> list[str]:
+        """Move the clock to `end`, stopping at each delayed message and schedule occurrence on the way."""
+        fired: list[str] = []
         while True:
-            batch = await self.store.log.read(bus_stream(bus), after=after, limit=1000)
-            if not batch:
-                return records
-            records.extend(batch)
-            after = batch[-1].offset
+            moments = [self._next_occurrence(), await self._next_delayed()]
+            due = [moment for moment in moments if moment is not None and moment <= end]
+            if not due:
+                break
+            self._clock.now = max(self.now, min(due))
+            fired += await self.platform.scheduler.run_due(self.now)
+            await self._settle()
+        self._clock.now = max(self.now, end)
+        await self._settle()
+        return fired
 
-    async def _route(self, bus: str) -> bool:
-        """Invoke the targets of events appended to `bus` since it was last routed."""
-        records = await self._read_bus(bus, after=self._cursors.get(bus, 0))
-        for record in records:
-            self._cursors[bus] = record.offset  # a record that cannot be routed is reported once, not forever
-            try:
-                event = Event.from_json(record.data)
-            except InvalidInputError as exc:
-                raise InvalidInputError(
-                    f"bus {bus!r}, offset {record.offset}: the record is not a CloudEvent and was not routed: {exc}"
-                ) from exc
-            for target in self.router.targets(bus, event):
-                await self.invoker.invoke_async(
-                    target.function,
-                    target.payload(event),
-                    trigger="event",
-                    traceparent=event.traceparent,
-                    hop_count=event.hopcount or 0,
-                )
-        return bool(records)
+    def _next_occurrence(self) -> datetime.datetime | None:
+        upcoming = [moment for s in self._schedules if (moment := s.schedule.next_after(self.now)) is not None]
+        return min(upcoming, default=None)
 
-    async def _deliver(self, queue: str) -> bool:
-        """Hand each `on_queue` function one batch per round, SQS-style, with partial batch failures."""
-        delivered = False
-        for spec, trigger in self._subscribers[queue]:
-            lease = spec.settings.timeout + 30.0
-            batch = await self.store.queues.receive(queue, max_messages=trigger.batch_size, visibility_timeout=lease)
-            if not batch:
-                continue
-            delivered = True
-            # The live consumer's batch handling; failed messages come back at once (drain() has no backoff).
-            wait = min(spec.settings.timeout + 1.0, 900.0)  # async invocations may hold every slot
-            await deliver_batch(self.store.queues, self.invoker, spec.name, batch, wait=wait)
-        return delivered
+    async def _next_delayed(self) -> datetime.datetime | None:
+        """When the next delayed message of any queue comes due, if one is delayed."""
+        queues = self.store.queues
+        times = [
+            stats.next_visible_at
+            for queue in await queues.queues()
+            if (stats := await queues.stats(queue)).next_visible_at is not None
+        ]
+        if not times:
+            return None
+        moment = datetime.datetime.fromtimestamp(min(times), datetime.UTC)
+        # A datetime keeps microseconds: never stop a hair short of the moment the message is visible.
+        return moment if moment.timestamp() >= min(times) else moment + datetime.timedelta(microseconds=1)
 
     async def _peek(self, queue: str) -> list[Message]:
         messages = await self.store.queues.receive(queue, max_messages=10_000, visibility_timeout=60.0)

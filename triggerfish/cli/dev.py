@@ -118,7 +118,8 @@ async def _run(target: str, host: str, port: int, reload: bool, options: dict[st
             click.echo(f"reload failed ({changed}): {result.error}", err=True)
             click.echo(f"still serving version {result.version}", err=True)
 
-    watcher = await start_watching(platform, platform.app_dir.resolve(), on_reload=reloaded) if reload else None
+    app_dir = platform.app_dir
+    watcher = await start_watching(platform, app_dir.resolve(), on_reload=reloaded) if reload and app_dir else None
     click.echo(f"app {version.app_name!r} version {version.number}: {len(version.specs)} functions")
     click.echo(describe_functions(version.specs))
     click.echo(f"serving on {server.url} (platform endpoints under {server.url}/-/; Ctrl-C to stop)", color=False)

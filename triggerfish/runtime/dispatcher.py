@@ -85,7 +85,8 @@ class Dispatcher:
     ) -> None:
         self.runner = runner
         self.store = store
-        self.publisher = publisher or Publisher(store)
+        if publisher is not None:
+            self.publisher = publisher
         self.records = records
         self.enqueue = enqueue
         self.policy = policy
@@ -99,6 +100,11 @@ class Dispatcher:
         self._ackers: dict[str, BatchWriter[str, bool]] = {}
         self._settlers: dict[str, BatchWriter[tuple[Message, InvocationRecord], bool]] = {}
         self._function_loops: list[_FunctionLoop] = []
+
+    @functools.cached_property
+    def publisher(self) -> Publisher:
+        """Where destinations publish (the platform's publisher, given; else one of this dispatcher's own)."""
+        return Publisher(self.store)
 
     @property
     def running(self) -> bool:
@@ -134,13 +140,15 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def drain(self) -> None:
+    async def drain(self, *, delayed: bool = True) -> None:
+        """Wait until every queued invocation ran; with `delayed` off, not for those whose delay (a retry's
+        backoff) has not run out yet."""
         functions = self.runner.functions()
         while True:
             busy = any(self._in_flight.get(f) for f in functions)
             if not busy:
-                depths = [(await self.store.queues.stats(function_queue(f))).depth for f in functions]
-                if not any(depths):
+                stats = [await self.store.queues.stats(function_queue(f)) for f in functions]
+                if not any(s.depth if delayed else s.visible + s.in_flight for s in stats):
                     return
                 if not self._loops:
                     raise InvocationError(

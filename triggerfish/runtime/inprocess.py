@@ -34,8 +34,10 @@ from typing import Any, TextIO, cast, get_args
 import orjson
 
 from triggerfish.errors import FunctionNotFoundError, InvocationError, ThrottledError
+from triggerfish.loader import spec_to_dict
 from triggerfish.model import FunctionSettings, FunctionSpec
 from triggerfish.names import INVALID_EVENT_ERROR, TIMEOUT_ERROR
+from triggerfish.runtime import call_errors
 from triggerfish.runtime.context import Context
 from triggerfish.runtime.handler import HandlerResult, run_handler
 from triggerfish.runtime.slots import acquire_within
@@ -79,9 +81,12 @@ class InProcessRunner:
         self.version = version
         self.app_name = app_name
         self.output_limit = output_limit
+        #: Each function described as a deployed version's functions are (settings, triggers, code).
+        self.descriptions = {name: spec_to_dict(spec) for name, spec in self.specs.items()}
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._warm: set[str] = set()
         self._in_flight: dict[str, int] = dict.fromkeys(self.specs, 0)
+        self._counts: dict[str, dict[str, int]] = {name: {"invocations": 0, "cold_starts": 0} for name in self.specs}
 
     def settings(self, function: str) -> FunctionSettings:
         return self._spec(function).settings
@@ -92,6 +97,14 @@ class InProcessRunner:
     def in_flight(self, function: str) -> int:
         """Invocations of `function` holding a concurrency slot right now."""
         return self._in_flight.get(function, 0)
+
+    def stats(self, function: str) -> dict[str, Any]:
+        """A function's counters: invocations, cold starts (its first), and those running now."""
+        spec = self._spec(function)
+        return {**self._counts[spec.name], "busy": self.in_flight(spec.name), "workers": 0, "idle": 0}
+
+    async def close(self) -> None:
+        """Nothing to stop: handlers run in threads that end with their invocations."""
 
     async def run(self, request: InvokeRequest, *, wait: float = 1.0) -> InvokeOutcome:
         """Run one invocation; raises ThrottledError when no slot frees up within `wait` seconds.
@@ -130,6 +143,9 @@ class InProcessRunner:
         timeout = spec.settings.timeout
         cold = spec.name not in self._warm
         self._warm.add(spec.name)
+        counts = self._counts[spec.name]
+        counts["invocations"] += 1
+        counts["cold_starts"] += cold
         output = _Output(self.output_limit)
         logger = _invocation_logger(spec.name, request.request_id, output)
         started = time.time()
@@ -281,7 +297,8 @@ def _wait_for_answer(loop: asyncio.AbstractEventLoop, platform: PlatformHandler,
         if task.cancelled():
             answer.set_exception(InvocationError("the platform call was cancelled"))
         elif (error := task.exception()) is not None:
-            answer.set_exception(error)
+            # As the worker process would raise it: the same class for bad input, InvocationError otherwise.
+            answer.set_exception(call_errors.rebuild(call.op, *call_errors.describe(error)))
         else:
             answer.set_result(task.result())
 

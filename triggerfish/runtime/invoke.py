@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from triggerfish.bus.publisher import Publisher
 from triggerfish.errors import (
     DeclarationError,
     FunctionNotFoundError,
@@ -78,6 +79,7 @@ class Invoker:
         lease_margin: float = DEFAULT_LEASE_MARGIN,
         batch_size: int = 64,
         app_name: str = "app",
+        publisher: Publisher | None = None,
     ) -> None:
         if isinstance(lease_margin, bool) or not isinstance(lease_margin, int | float) or not 0 < lease_margin <= 3600:
             raise InvalidInputError(f"lease_margin must be from more than 0 to 3600 seconds, not {lease_margin!r}")
@@ -99,6 +101,7 @@ class Invoker:
             lease_margin=float(lease_margin),
             batch_size=batch_size,
             app_name=app_name,
+            publisher=publisher,
         )
 
     # --- the sync path -----------------------------------------------------------------------
@@ -248,13 +251,13 @@ class Invoker:
         await self.dispatcher.stop(drain=drain)
         await self.records.settled()
 
-    async def drain(self) -> None:
-        """Wait until no async invocation is queued, delayed for a retry, or running (for tests).
+    async def drain(self, *, delayed: bool = True) -> None:
+        """Wait until no async invocation is queued, delayed for a retry (unless `delayed` is off), or running.
 
-        Bound it with `asyncio.timeout(...)`; raises InvocationError when work is queued but the
+        For tests. Bound it with `asyncio.timeout(...)`; raises InvocationError when work is queued but the
         dispatcher is not running.
         """
-        await self.dispatcher.drain()
+        await self.dispatcher.drain(delayed=delayed)
 
     def _settings(self, function: str) -> FunctionSettings:
         if not isinstance(function, str) or function not in self.runner.functions():

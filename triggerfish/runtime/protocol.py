@@ -101,6 +101,9 @@ class PlatformAnswer:
     ok: bool
     value: Any = None
     error: str | None = None
+    #: The error's class and its details (see `triggerfish.runtime.call_errors`), so the worker raises it again.
+    error_type: str | None = None
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from triggerfish.model import FunctionSettings
+from triggerfish.model import FunctionSettings, FunctionSpec
 
 #: Captured output (stdout, stderr, logging) kept per invocation, at most.
 DEFAULT_OUTPUT_LIMIT = 256 * 1024
@@ -93,3 +93,20 @@ class Runner(Protocol):
     def settings(self, function: str) -> FunctionSettings: ...
 
     def functions(self) -> list[str]: ...
+
+
+class LoadedRunner(Runner, Protocol):
+    """A Runner that loaded one app version: what an `AppVersion` holds (the process runtime, or the
+    in-process runner of `triggerfish.testing`).
+
+    `specs` are the functions as loaded, `descriptions` each one's JSON description (what a deploy
+    fingerprints to tell changed functions from unchanged ones), `stats()` a function's counters.
+    """
+
+    app_name: str
+    specs: dict[str, FunctionSpec]
+    descriptions: dict[str, dict[str, Any]]
+
+    def stats(self, function: str) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...

@@ -35,7 +35,7 @@ from triggerfish.errors import InvocationError, ProtocolError
 from triggerfish.identity import REGION
 from triggerfish.model import FunctionSpec
 from triggerfish.names import OUT_OF_MEMORY_ERROR
-from triggerfish.runtime import limits
+from triggerfish.runtime import call_errors, limits
 from triggerfish.runtime.context import Context
 from triggerfish.runtime.handler import run_handler
 from triggerfish.runtime.protocol import (
@@ -272,7 +272,9 @@ class Worker:
         if not isinstance(answer, PlatformAnswer):
             raise InvocationError(f"context.call_platform({op!r}): the platform sent no answer")
         if not answer.ok:
-            raise InvocationError(f"context.call_platform({op!r}) failed: {answer.error}")
+            if answer.error_type is None:  # refused before it reached the platform (an unknown operation, ...)
+                raise InvocationError(f"context.call_platform({op!r}) failed: {answer.error}")
+            raise call_errors.rebuild(op, answer.error_type, answer.error or "", answer.details or {})
         return answer.value
 
 

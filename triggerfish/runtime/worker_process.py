@@ -20,6 +20,7 @@ from typing import Any, get_args
 
 from triggerfish.errors import ProtocolError
 from triggerfish.names import EXIT_ERROR, INVALID_EVENT_ERROR, PROTOCOL_ERROR, TIMEOUT_ERROR
+from triggerfish.runtime import call_errors
 from triggerfish.runtime.channel import WorkerConnection
 from triggerfish.runtime.limits import CgroupTree
 from triggerfish.runtime.protocol import (
@@ -384,7 +385,8 @@ async def _answer(
     try:
         value = await platform(call)
     except Exception as exc:
-        return PlatformAnswer(ok=False, error=f"{type(exc).__name__}: {exc}")
+        error_type, error, details = call_errors.describe(exc)
+        return PlatformAnswer(ok=False, error=error, error_type=error_type, details=details)
     return PlatformAnswer(ok=True, value=value)
 
 

@@ -15,6 +15,11 @@ What lives where, and why:
   its invoker's dispatcher and its routes. A reload loads the new version
   beside the old one, switches to it in one assignment, then retires the
   old one in the background: what it started finishes there.
+
+`triggerfish.testing` runs this same class: with an in-process runner
+instead of processes (`loader`), a clock it moves itself (`clock`), and the
+triggers pumped by `run_due()` instead of running in the background
+(`start(background=False)`).
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from triggerfish.bus.archive import Archive, trim_consumed
 from triggerfish.bus.bus import EventBus
+from triggerfish.bus.publisher import Publisher
 from triggerfish.bus.rules import Rules
 from triggerfish.config import load_config
 from triggerfish.errors import AppLoadError, DeclarationError
@@ -40,9 +46,11 @@ from triggerfish.model import FunctionSpec
 from triggerfish.names import topic_stream
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.platform_calls import StorePlatform
+from triggerfish.runtime.process_runner import ProcessRunner
+from triggerfish.runtime.types import LoadedRunner, PlatformHandler
 from triggerfish.server.versions import AppVersion, VersionSource
 from triggerfish.store import Store, open_store
-from triggerfish.triggers.queues import QueueTriggers
+from triggerfish.triggers.queues import DEFAULT_RETRY_POLICY, QueueTriggers
 from triggerfish.triggers.schedules import Scheduler
 from triggerfish.triggers.topics import Topics
 
@@ -55,6 +63,12 @@ ARCHIVE_RETENTION = 7 * 24 * 3600.0
 TOPIC_RETENTION = 4 * 24 * 3600.0
 #: Seconds between two trims of archives and topic logs.
 MAINTENANCE_PERIOD = 60.0
+
+
+class RunnerLoader(Protocol):
+    """Starts the runner of one version, whose handlers' platform calls go to `platform`."""
+
+    async def __call__(self, source: VersionSource, platform: PlatformHandler) -> LoadedRunner: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +90,15 @@ class Platform:
     working directories; `store_url` picks another store. `stage` and
     `overrides` apply triggerfish.toml's stage and command-line settings.
     `idle_timeout` is how long idle workers are kept (down to `min_warm`).
+    `loader` starts each version's runner (default: worker processes forked
+    from zygotes, in `data_dir`); `clock` is the time every component reads.
     """
 
     def __init__(
         self,
         target: str | None,
         *,
-        data_dir: Path,
+        data_dir: Path | None = None,
         store: Store | None = None,
         store_url: str | None = None,
         stage: str | None = None,
@@ -91,16 +107,24 @@ class Platform:
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         retry_policy: RetryPolicy | None = None,
         keys_lookup: KeyLookup | None = None,
+        loader: RunnerLoader | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        if data_dir is None and (store is None or loader is None):
+            raise ValueError("Platform needs a data_dir, unless it is given both its store and a runner loader")
         self.target = target
+        self.clock = clock
+        self._loader = loader or self._start_processes
         #: Asked about the API key sent to a route declared `auth="api_key"` (None: no keys, such routes are open).
         self.keys_lookup = keys_lookup
         #: Backoff between attempts of failed async invocations (None: Lambda's, about 1 then 2 minutes).
         self.retry_policy = retry_policy
         #: Seconds a request body may take to arrive, on user routes and platform endpoints alike (then 408).
         self.body_timeout = body_timeout
-        self.data_dir = Path(data_dir)
-        self.store_url = store_url or f"sqlite:///{(self.data_dir / STORE_FILE).resolve()}"
+        self.data_dir = None if data_dir is None else Path(data_dir)
+        self.store_url = store_url or (
+            "memory://" if self.data_dir is None else f"sqlite:///{(self.data_dir / STORE_FILE).resolve()}"
+        )
         #: A store handed in is shared (a server's apps each get a scoped view of one): not closed here.
         self._given_store = store
         self.stage = stage
@@ -115,6 +139,8 @@ class Platform:
         self._reload_lock = asyncio.Lock()
         self._maintenance: asyncio.Future[None] | None = None
         self._versions = 0
+        self._background = False
+        self.publisher: Publisher
         self.bus: EventBus
         self.archive: Archive
         self.topics: Topics
@@ -166,36 +192,73 @@ class Platform:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    async def start(self, source: VersionSource | None = None) -> None:
+    async def start(
+        self,
+        source: VersionSource | None = None,
+        *,
+        background: bool = True,
+        queue_retry_policy: RetryPolicy | None = None,
+    ) -> None:
         """Open the store, load the app and start every trigger. Raises AppLoadError / DeclarationError.
 
-        `source` says which code is version 1 (default: `target`, with `stage`).
+        `source` says which code is version 1 (default: `target`, with `stage`). With `background` off
+        the triggers are built but only `run_due()` moves them (for `triggerfish.testing`); asynchronous
+        invocations run in the background either way. `queue_retry_policy` sets how long a failed queue
+        message stays hidden before it is received again (default: QueueTriggers').
         """
         if source is None:
             if self.target is None:
                 raise ValueError("Platform.start() needs a source when the platform has no target")
             source = VersionSource(self.target, 1, stage=self.stage)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
         store = self._given_store or await open_store(self.store_url)
         self._store = store
         try:
+            self.publisher = Publisher(store)
             version = await self.load(source)
             self._current = version
             specs = version.specs
-            self.bus = EventBus(store, Rules(store, specs), invoker=self)
+            clock = self.clock
+            self.bus = EventBus(store, Rules(store, specs), invoker=self, publisher=self.publisher, clock=clock)
             self.archive = Archive(self.bus)
-            self.topics = Topics(store, specs, invoker=self)
-            self.queues = QueueTriggers(store, self, specs, queue_settings=_queue_settings(source))
-            self.scheduler = Scheduler(store, specs, invoker=self)
+            self.topics = Topics(store, specs, invoker=self, publisher=self.publisher, clock=clock)
+            self.queues = QueueTriggers(
+                store,
+                self,
+                specs,
+                queue_settings=_queue_settings(source),
+                retry_policy=queue_retry_policy or DEFAULT_RETRY_POLICY,
+            )
+            self.scheduler = Scheduler(store, specs, invoker=self, clock=clock)
             await version.start()
-            await self.bus.start()
-            await self.topics.start()
-            await self.queues.start()
-            await self.scheduler.start()
-            self._maintenance = asyncio.ensure_future(self._maintain_forever())
+            self._background = background
+            if background:
+                await self.bus.start()
+                await self.topics.start()
+                await self.queues.start()
+                await self.scheduler.start()
+                self._maintenance = asyncio.ensure_future(self._maintain_forever())
+            else:
+                await self.bus.reload()
+                await self.topics.reload()
         except BaseException:
             await self._close_everything(drain=False)
             raise
+
+    async def run_due(self) -> int:
+        """Move every trigger once, here and now: route what is new on the buses and deliver what is due, fan
+        topic messages out, run one batch per queue subscription. Returns how much was done (0: nothing was
+        due). For a platform started with `background=False`; asynchronous invocations run by themselves."""
+        done = 0
+        for bus in await self.bus.buses():
+            while count := await self.bus.pump(bus):
+                done += count
+            while count := await self.bus.deliverer.run_once(bus):
+                done += count
+        done += await self.topics.deliver_due()
+        done += await self.queues.deliver_due()
+        return done
 
     async def reload(self) -> ReloadResult:
         """Load `target` again as the next version; if it loads, serve it and retire the old one.
@@ -221,19 +284,38 @@ class Platform:
 
         Raises AppLoadError (traceback in `details`) or DeclarationError.
         """
-        version = await AppVersion.load(
-            source,
-            store=self.store,
-            work_dir=self.data_dir / "work",
-            platform=StorePlatform(self.store),
-            overrides=self.overrides,
-            idle_timeout=self.idle_timeout,
-            body_timeout=self.body_timeout,
-            retry_policy=self.retry_policy,
-            keys_lookup=self.keys_lookup,
-        )
+        runner = await self._loader(source, StorePlatform(self.store, publisher=self.publisher))
+        try:
+            version = AppVersion.create(
+                source,
+                runner,
+                store=self.store,
+                publisher=self.publisher,
+                clock=self.clock,
+                body_timeout=self.body_timeout,
+                retry_policy=self.retry_policy,
+                keys_lookup=self.keys_lookup,
+            )
+        except BaseException:
+            await runner.close()
+            raise
         self._versions = max(self._versions, version.number)
         return version
+
+    async def _start_processes(self, source: VersionSource, platform: PlatformHandler) -> LoadedRunner:
+        """The default loader: worker processes forked from the version's zygotes, in `data_dir/work`."""
+        if source.target is None or self.data_dir is None:
+            raise AppLoadError("the process runtime loads an app from its file; this version names none")
+        return await ProcessRunner.start(
+            source.target,
+            work_dir=self.data_dir / "work",
+            version=str(source.number),
+            stage=source.stage,
+            overrides=self.overrides,
+            platform=platform,
+            idle_timeout=self.idle_timeout,
+            extra_paths=list(source.extra_paths),
+        )
 
     async def switch(self, primary: AppVersion, canary: AppVersion | None = None, weight: float = 0.0) -> None:
         """Serve `primary` (and `canary` for `weight` of synchronous requests); retire what no longer serves.
@@ -280,8 +362,9 @@ class Platform:
     # --- internals ----------------------------------------------------------------------------
 
     @property
-    def app_dir(self) -> Path:
-        """The directory the serving version's files (and triggerfish.toml) are in."""
+    def app_dir(self) -> Path | None:
+        """The directory the serving version's files (and triggerfish.toml) are in; None for an app with no
+        files (`triggerfish.testing`)."""
         return self.current.source.app_dir
 
     def _serving(self) -> set[AppVersion]:
@@ -311,8 +394,9 @@ class Platform:
         consumer has not handled yet is never trimmed by age.
         """
         source = self.current.source
-        config = load_config(source.app_dir)
-        buses, topics = config.bus_settings(source.stage), config.topic_settings(source.stage)
+        config = load_config(source.app_dir) if source.app_dir is not None else None
+        buses = config.bus_settings(source.stage) if config is not None else {}
+        topics = config.topic_settings(source.stage) if config is not None else {}
         removed = 0
         for bus in await self.bus.buses():
             table = buses.get(bus, {})
@@ -356,4 +440,6 @@ class Platform:
 
 
 def _queue_settings(source: VersionSource) -> dict[str, dict[str, Any]]:
+    if source.app_dir is None:
+        return {}
     return load_config(source.app_dir).queue_settings(source.stage)

@@ -29,15 +29,15 @@ IGNORED_DIRS = frozenset({"__pycache__", ".git", ".venv", "venv", ".mypy_cache",
 class SourceFilter(watchfiles.DefaultFilter):
     """Python sources and project configuration, outside `data_dir` and the usual caches."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path | None) -> None:
         super().__init__(ignore_dirs=tuple(IGNORED_DIRS))
-        self.data_dir = data_dir.resolve()
+        self.data_dir = None if data_dir is None else data_dir.resolve()
 
     def __call__(self, change: watchfiles.Change, path: str) -> bool:
         candidate = Path(path)
         if candidate.suffix != ".py" and candidate.name not in WATCHED_NAMES:
             return False
-        if candidate.resolve().is_relative_to(self.data_dir):
+        if self.data_dir is not None and candidate.resolve().is_relative_to(self.data_dir):
             return False
         return super().__call__(change, path)
 

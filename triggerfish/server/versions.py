@@ -7,7 +7,8 @@ its zygotes and workers stopped. Everything durable (queues, records, the
 bus) belongs to the platform, so a version holds nothing that must survive it.
 
     source = VersionSource("app.py", number=1)
-    version = await AppVersion.load(source, store=store, work_dir=..., platform=StorePlatform(store))
+    runner = await ProcessRunner.start(source.target, work_dir=..., platform=StorePlatform(store))
+    version = AppVersion.create(source, runner, store=store)
     result = await version.invoke("hello", {"name": "Ada"})
     await version.retire()
 """
@@ -16,19 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from triggerfish.bus.publisher import Publisher
 from triggerfish.gateway import Gateway, RouteTable
 from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT, Authorize
 from triggerfish.gateway.route_auth import KeyLookup, route_authorizer
 from triggerfish.model import FunctionSpec
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.invoke import Invoker
-from triggerfish.runtime.process_runner import ProcessRunner
-from triggerfish.runtime.types import PlatformHandler
+from triggerfish.runtime.types import LoadedRunner
 from triggerfish.store import Store
 
 log = logging.getLogger("triggerfish.server")
@@ -41,19 +43,23 @@ RETIRE_MARGIN = 5.0
 class VersionSource:
     """Where a version's code comes from and how it is loaded.
 
-    `target` is what the loader takes ("app.py", "dir/app.py:app", "pkg.module");
-    `extra_paths` go first on the app's `sys.path` (a deploy's installed
-    requirements); `stage` applies that stage of the app's triggerfish.toml.
+    `target` is what the loader takes ("app.py", "dir/app.py:app", "pkg.module"),
+    or None for an app given as objects (`triggerfish.testing`), which has no
+    files and no triggerfish.toml; `extra_paths` go first on the app's
+    `sys.path` (a deploy's installed requirements); `stage` applies that stage
+    of the app's triggerfish.toml.
     """
 
-    target: str
+    target: str | None
     number: int
     extra_paths: tuple[str, ...] = ()
     stage: str | None = None
 
     @property
-    def app_dir(self) -> Path:
-        """The directory the app's files (and its triggerfish.toml) are in."""
+    def app_dir(self) -> Path | None:
+        """The directory the app's files (and its triggerfish.toml) are in; None for an app with no files."""
+        if self.target is None:
+            return None
         location = self.target.split(":", 1)[0]
         return Path(location).parent if location.endswith(".py") else Path()
 
@@ -70,7 +76,7 @@ class AppVersion:
     def __init__(
         self,
         source: VersionSource,
-        runner: ProcessRunner,
+        runner: LoadedRunner,
         invoker: Invoker,
         routes: RouteTable,
         *,
@@ -89,37 +95,26 @@ class AppVersion:
         self._retired = False
 
     @classmethod
-    async def load(
+    def create(
         cls,
         source: VersionSource,
+        runner: LoadedRunner,
         *,
         store: Store,
-        work_dir: Path,
-        platform: PlatformHandler,
-        overrides: Mapping[str, Mapping[str, Any]] | None = None,
-        idle_timeout: float = 300.0,
+        publisher: Publisher | None = None,
+        clock: Callable[[], float] = time.time,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         retry_policy: RetryPolicy | None = None,
         keys_lookup: KeyLookup | None = None,
     ) -> AppVersion:
-        runner = await ProcessRunner.start(
-            source.target,
-            work_dir=work_dir,
-            version=str(source.number),
-            stage=source.stage,
-            overrides=overrides,
-            platform=platform,
-            idle_timeout=idle_timeout,
-            extra_paths=list(source.extra_paths),
+        """The version `runner` loaded, with its invoker and routes. Raises DeclarationError (two handlers
+        on one route, a destination naming an unknown function); the caller closes the runner then."""
+        routes = RouteTable.from_specs(runner.specs)
+        invoker = Invoker(
+            runner, store, app_name=runner.app_name, retry_policy=retry_policy, clock=clock, publisher=publisher
         )
-        try:
-            routes = RouteTable.from_specs(runner.specs)
-            invoker = Invoker(runner, store, app_name=runner.app_name, retry_policy=retry_policy)
-            # Routes declared with auth= are checked here; with no keys (dev), api_key routes stay open.
-            authorize = route_authorizer(runner.specs, keys_lookup=keys_lookup)
-        except BaseException:
-            await runner.close()
-            raise
+        # Routes declared with auth= are checked here; with no keys (dev), api_key routes stay open.
+        authorize = route_authorizer(runner.specs, keys_lookup=keys_lookup)
         return cls(source, runner, invoker, routes, body_timeout=body_timeout, authorize=authorize)
 
     @property

@@ -273,6 +273,9 @@ class QueueStats:
     in_flight: int
     #: Seconds since the oldest message still in the queue was sent; None when it is empty.
     oldest_age: float | None
+    #: When (store clock) the next delayed message becomes visible; None when none is delayed.
+    #: A message leased now comes back when its lease ends, which is not counted here.
+    next_visible_at: float | None = None
 
     @property
     def depth(self) -> int:

@@ -328,6 +328,7 @@ class MemoryQueues(Queues):
             return QueueStats(0, 0, 0, None)
         visible = delayed = in_flight = 0
         oldest: float | None = None
+        next_visible: float | None = None
         cutoff = now - q.config.retention
         for msg in q.messages.values():
             if msg.sent_at <= cutoff:
@@ -338,9 +339,12 @@ class MemoryQueues(Queues):
                 in_flight += 1
             else:
                 delayed += 1
+                if next_visible is None or msg.visible_at < next_visible:
+                    next_visible = msg.visible_at
             if oldest is None or msg.sent_at < oldest:
                 oldest = msg.sent_at
-        return QueueStats(visible, delayed, in_flight, None if oldest is None else max(0.0, now - oldest))
+        age = None if oldest is None else max(0.0, now - oldest)
+        return QueueStats(visible, delayed, in_flight, age, next_visible)
 
     async def _queues(self) -> list[str]:
         self._state.check()

@@ -263,7 +263,35 @@ class QueueTriggers:
             while self._retiring:
                 await asyncio.gather(*self._retiring, return_exceptions=True)
 
-    async def _apply(self) -> None:
+    async def deliver_due(self) -> int:
+        """Receive and run one batch per subscription, here and now, with no pollers; how many messages ran.
+
+        What `triggerfish.testing`'s drain() calls instead of running the pollers in the background: the same
+        configuration, batch handling, partial failures and retry delays. Use it on a stopped QueueTriggers.
+        """
+        async with self._lock:
+            if self.running:
+                raise InvalidInputError("deliver_due() runs batches of a stopped QueueTriggers; this one is running")
+            subs = await self._configure()
+        delivered = 0
+        for sub in subs.values():
+            batch = await self.store.queues.receive(
+                sub.queue, max_messages=sub.batch_size, visibility_timeout=sub.lease
+            )
+            if batch:
+                delivered += len(batch)
+                await deliver_batch(
+                    self.store.queues,
+                    self.invoker,
+                    sub.function,
+                    batch,
+                    wait=min(sub.timeout + 1.0, 900.0),
+                    retry_delay=lambda message: self.retry_policy.backoff(max(message.receive_count, 1)),
+                )
+        return delivered
+
+    async def _configure(self) -> dict[tuple[str, str], _Subscription]:
+        """Give the queues their tables (and subscribed queues a dead-letter queue); the subscriptions to run."""
         queues = self.store.queues
         for name, config in self._configs.items():
             if await queues.config(name) != config:
@@ -277,6 +305,10 @@ class QueueTriggers:
                 )
                 await queues.configure(sub.queue, current)
             subs[(sub.function, sub.queue)] = replace(sub, lease=current.visibility_timeout)
+        return subs
+
+    async def _apply(self) -> None:
+        subs = await self._configure()
         changed = [poller for key, poller in self._pollers.items() if subs.get(key) != poller.sub]
         await self._retire(changed)
         for poller in changed:
