@@ -151,6 +151,10 @@ class DeployError(TriggerfishError):
         super().__init__(message)
 
 
+class DeployInProgressError(DeployError):
+    """Another deploy (or alias change) of the same app is running, on this node or another; try again after it."""
+
+
 class BundleError(DeployError, ValueError):
     """An app bundle could not be packed, or an uploaded one was refused; `path` names the file or member."""
 

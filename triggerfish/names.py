@@ -48,6 +48,8 @@ def record_stream(function: str) -> str:
 RECORD_STREAM_PREFIX = "invocations."
 #: What the loop guard stopped (events, messages and destinations past the hop limit), kept for inspection.
 LOOP_STOPPED_STREAM = "platform.loop-stopped"
+#: What changed in a cluster (deploys, aliases, removals, rules): every node follows it and applies it.
+CHANGES_STREAM = "triggerfish.changes"
 #: Log records that could not be read back (a store written by a buggy or newer version), kept with the reason.
 PARKED_STREAM = "platform.parked"
 
@@ -113,6 +115,8 @@ SUBSCRIPTIONS_NAMESPACE = "triggerfish.topic-subscriptions"
 SCHEDULES_NAMESPACE = "triggerfish.schedules"
 #: A server's records: apps, versions, aliases, API keys.
 SERVER_NAMESPACE = "triggerfish.server"
+#: The cluster's records: nodes and their heartbeats, deploy locks.
+CLUSTER_NAMESPACE = "triggerfish.cluster"
 #: `@idempotent`'s records.
 IDEMPOTENCY_NAMESPACE = "idempotency"
 #: Namespaces handlers may not touch through the key-value calls: the platform's own records.

@@ -23,6 +23,14 @@ CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "data_dir": (str,),
     "idle_timeout": (int, float),
     "retry_delay": (int, float),
+    "role": (str,),
+    "advertise": (str,),
+}
+#: What `--role` takes, and the node roles each means.
+ROLE_CHOICES: dict[str, tuple[str, ...]] = {
+    "all": ("gateway", "worker"),
+    "gateway": ("gateway",),
+    "worker": ("worker",),
 }
 DEFAULTS: dict[str, Any] = {"host": "127.0.0.1", "port": 8080, "data_dir": ".triggerfish-server", "idle_timeout": 300}
 
@@ -33,22 +41,44 @@ DEFAULTS: dict[str, Any] = {"host": "127.0.0.1", "port": 8080, "data_dir": ".tri
 @click.option("--store", "store_url", default=None, help="Store URL (default: sqlite:///DATA_DIR/store.db).")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False), help="Bundles, dependencies, the store.")
 @click.option(
+    "--role",
+    default=None,
+    type=click.Choice(sorted(ROLE_CHOICES)),
+    help="all (default): everything; gateway: HTTP and the control API; worker: asynchronous work, queues,"
+    " buses, topics and schedules, with no port open.",
+)
+@click.option("--advertise", default=None, help="The URL other nodes and `status` show for this node.")
+@click.option(
     "--config", "config_file", default=None, type=click.Path(dir_okay=False), help="A TOML file of these settings."
 )
 def serve(
-    host: str | None, port: int | None, store_url: str | None, data_dir: str | None, config_file: str | None
+    host: str | None,
+    port: int | None,
+    store_url: str | None,
+    data_dir: str | None,
+    role: str | None,
+    advertise: str | None,
+    config_file: str | None,
 ) -> None:
     """Serve every deployed app, each under /APP/, with the control API under /-/api/v1/.
 
     Deploy to it with `triggerfish deploy`. Every platform endpoint needs an API
     key; the first start makes an admin key, prints it once and writes it to
     DATA_DIR/admin.key. SIGTERM (or Ctrl-C) stops accepting requests, lets
-    what is in flight finish, and exits.
+    what is in flight finish, and exits. Nodes started on one shared store
+    (--store postgresql://...) form one platform (see docs/cluster.md).
     """
     settings = dict(DEFAULTS)
     if config_file is not None:
         settings.update(_read_config(Path(config_file)))
-    given = {"host": host, "port": port, "store": store_url, "data_dir": data_dir}
+    given = {
+        "host": host,
+        "port": port,
+        "store": store_url,
+        "data_dir": data_dir,
+        "role": role,
+        "advertise": advertise,
+    }
     settings.update({k: v for k, v in given.items() if v is not None})
     sys.exit(asyncio.run(_run(settings)))
 
@@ -68,12 +98,17 @@ def _read_config(path: Path) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, CONFIG_KEYS[key]):
             kinds = " or ".join(t.__name__ for t in CONFIG_KEYS[key])
             raise click.BadParameter(f"{path}: {key} must be a {kinds}, not {value!r}", param_hint="--config")
+    if document.get("role", "all") not in ROLE_CHOICES:
+        raise click.BadParameter(
+            f"{path}: role must be one of {', '.join(sorted(ROLE_CHOICES))}, not {document['role']!r}",
+            param_hint="--config",
+        )
     return document
 
 
 async def _run(settings: dict[str, Any]) -> int:
     from triggerfish.cli.serving import bind, serve_until_stopped, stop_on_signals
-    from triggerfish.errors import UnknownStoreURLError
+    from triggerfish.errors import StoreError, UnknownStoreURLError
     from triggerfish.gateway import GatewayServer
     from triggerfish.retry import RetryPolicy
     from triggerfish.server.host import Host
@@ -81,25 +116,42 @@ async def _run(settings: dict[str, Any]) -> int:
 
     stop = stop_on_signals()
     delay = settings.get("retry_delay")
+    roles = ROLE_CHOICES[settings.get("role") or "all"]
+    gateway = "gateway" in roles
+    advertise = settings.get("advertise")
+    if advertise is None and gateway:
+        advertise = f"http://{settings['host']}:{settings['port']}"
     host = Host(
         data_dir=Path(settings["data_dir"]),
         store_url=settings.get("store"),
         idle_timeout=float(settings["idle_timeout"]),
         retry_policy=None if delay is None else RetryPolicy(base=float(delay), ceiling=max(float(delay) * 4, 1.0)),
+        roles=roles,
+        address=advertise,
     )
     try:
         await host.start()
-    except UnknownStoreURLError as exc:
+    except (UnknownStoreURLError, StoreError) as exc:
         click.echo(f"error: {exc}", err=True)
-        return EXIT_BAD_SETUP
-    server = GatewayServer(HostASGI(host), settings["host"], settings["port"], handle_signals=False)
-    if not await bind(server, settings["host"], settings["port"]):
-        await host.stop(drain=False)
         return EXIT_BAD_SETUP
     if host.first_admin_key is not None:
         click.echo(f"admin key (shown once; also in {host.data_dir / 'admin.key'}): {host.first_admin_key}")
     for name, platform in sorted(host.apps.items()):
         click.echo(f"app {name!r}: version {platform.current.number}, {len(platform.current.specs)} functions")
+    if not gateway:
+        click.echo(f"node {host.node.id}: worker only (no port open); Ctrl-C or SIGTERM stops it")
+        await stop.wait()
+        click.echo("stopping: letting work in flight finish ...")
+        await host.stop(drain=True)
+        click.echo("stopped")
+        return 0
+    server = GatewayServer(HostASGI(host), settings["host"], settings["port"], handle_signals=False)
+    if not await bind(server, settings["host"], settings["port"]):
+        await host.stop(drain=False)
+        return EXIT_BAD_SETUP
+    if settings.get("advertise") is None and settings["port"] == 0:
+        await host.advertise(server.url)  # the port the system picked
+    click.echo(f"node {host.node.id} ({', '.join(roles)})")
     click.echo(f"serving on {server.url} (apps under {server.url}/APP/, control API under {server.url}/-/api/v1/)")
     await serve_until_stopped(server, stop, lambda: host.stop(drain=True))
     return 0

@@ -107,6 +107,11 @@ class Dispatcher:
         return Publisher(self.store)
 
     @property
+    def in_flight(self) -> int:
+        """Invocations this dispatcher has started and not yet settled."""
+        return sum(len(tasks) for tasks in self._in_flight.values())
+
+    @property
     def running(self) -> bool:
         return bool(self._loops)
 

@@ -305,6 +305,7 @@ async def put_rule(request: Request) -> Response:
                 f" {listed(specs)}",
             )
     stored = await rules.put(rule)
+    await platform.changed("rules")
     return json_response(_rule_json(stored), 201 if existing is None else 200)
 
 
@@ -316,6 +317,7 @@ async def delete_rule(request: Request) -> Response:
     if rule.source == "app":
         raise _app_rule(bus, rule_id)
     await platform.bus.rules.remove(bus, rule_id)
+    await platform.changed("rules")
     return Response(status_code=204)
 
 

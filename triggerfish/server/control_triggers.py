@@ -351,6 +351,7 @@ async def subscribe(request: Request) -> Response:
         dead_letter=document.get("dead_letter"),
         retry=document.get("retry"),
     )
+    await platform.changed("subscriptions")
     return json_response(_subscription_json(subscription), 200 if subscription.arn in before else 201)
 
 
@@ -375,6 +376,7 @@ async def unsubscribe(request: Request) -> Response:
             f"subscription {subscription_id!r} comes from the app's @app.on_topic; it changes only with the code",
         )
     await platform.topics.unsubscribe(found)
+    await platform.changed("subscriptions")
     return Response(status_code=204)
 
 

@@ -17,21 +17,35 @@ requirements installed (once per distinct requirements file) and the app
 imported in its own processes beside the version serving; only then is
 the version recorded and `live` moved to it, in one switch. Requests and
 invocations already running finish on the version they started on.
+
+Any number of hosts (nodes) can share one store and form one platform (see
+docs/cluster.md): each says it is alive in the store (`cluster/nodes.py`),
+a deploy, alias change or removal of an app runs on one node at a time
+across the cluster (`cluster/locks.py`), and each is announced on the
+cluster's change feed (`cluster/changes.py`), which every node follows and
+applies by reading the app's aliases from the store again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import functools
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
+from triggerfish.cluster.changes import Change, ChangeFeed
+from triggerfish.cluster.changes import Kind as ChangeKind
+from triggerfish.cluster.locks import ClusterLock
+from triggerfish.cluster.nodes import ROLES, Activity, NodeInfo, Nodes
 from triggerfish.config import load_config
 from triggerfish.deploy.bundle import BundleStore
 from triggerfish.deploy.deps import Dependencies
@@ -108,7 +122,11 @@ class Host:
         idle_timeout: float = 300.0,
         retry_policy: RetryPolicy | None = None,
         pip_args: tuple[str, ...] = (),
+        roles: tuple[str, ...] = ROLES,
+        address: str | None = None,
     ) -> None:
+        #: This node's record in the cluster (checks the roles now, not at start).
+        self.node = NodeInfo.new(address=address, roles=roles)
         self.data_dir = Path(data_dir).resolve()
         self.store_url = store_url or f"sqlite:///{self.data_dir / STORE_FILE}"
         self.idle_timeout = idle_timeout
@@ -122,6 +140,9 @@ class Host:
         self._store: Store | None = None
         self._keys: ApiKeys | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        self._nodes: Nodes | None = None
+        self._changes: ChangeFeed | None = None
+        self._follower: asyncio.Task[None] | None = None
 
     @property
     def store(self) -> Store:
@@ -139,6 +160,17 @@ class Host:
     def registry(self) -> Registry:
         return Registry(self.store)
 
+    @property
+    def nodes(self) -> Nodes:
+        if self._nodes is None:
+            raise RuntimeError("the host is not started; call start() first")
+        return self._nodes
+
+    @property
+    def runs_async(self) -> bool:
+        """Whether this node runs asynchronous work and triggers (the `worker` role)."""
+        return "worker" in self.node.roles
+
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -148,6 +180,9 @@ class Host:
         self._store = await open_store(self.store_url)
         self._keys = ApiKeys(self._store)
         self.first_admin_key = await self._keys.ensure_admin(self.data_dir / ADMIN_KEY_FILE)
+        # Changes made from here on are applied after the apps below loaded; earlier ones are in the store.
+        self._changes = ChangeFeed(self._store)
+        await self._changes.start_here()
         for app in await self.registry.apps():
             alias = await self.registry.alias(app)
             if alias is None:
@@ -156,11 +191,21 @@ class Host:
                 await self._serve_alias(app, alias)
             except (AppLoadError, DeclarationError, DeployError, OSError) as exc:
                 log.error("app %r: version %d did not load again and is not served: %s", app, alias.version, exc)
+        self._nodes = Nodes(self._store, self.node)
+        await self._nodes.start(self._activity)
+        self._follower = asyncio.create_task(self._changes.follow(self._apply), name="triggerfish-changes")
 
     async def stop(self, *, drain: bool = True) -> None:
         """Stop every app (letting work in flight finish, with `drain`), then close the store."""
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
+            self._follower = None
         platforms, self.apps = list(self.apps.values()), {}
         await asyncio.gather(*(p.stop(drain=drain) for p in platforms), return_exceptions=True)
+        if self._nodes is not None:
+            await self._nodes.stop()
+            self._nodes = None
         if self._store is not None:
             await self._store.close()
             self._store = None
@@ -193,7 +238,7 @@ class Host:
             raise InvalidInputError(
                 f"no bundle {bundle!r} was uploaded; PUT it to /-/api/v1/apps/{app}/bundles/{bundle} first"
             )
-        async with self._lock(app):
+        async with self._exclusive(app, f"a deploy of app {app!r}"):
             phases: list[Phase] = []
             number = await self.registry.last_version(app) + 1
             source, install = await self._source(bundle, number, stage)
@@ -228,19 +273,21 @@ class Host:
             await self.registry.add_version(record)
             await self.registry.set_alias(app, Alias(LIVE, number))
             self.apps[app] = platform
+            await self._announce("alias", app)
             phases.append(Phase("switch", time.monotonic() - began))
             return _diff(record, previous, phases)
 
     async def set_alias(self, app: str, alias: Alias) -> Alias:
         """Point `alias` at its versions; for `live`, serve them (loading what is not loaded) and retire the rest."""
         self.platform(app)
-        async with self._lock(app):
+        async with self._exclusive(app, f"a change of app {app!r}'s aliases"):
             for number in (alias.version, *alias.weights):
                 if await self.registry.version(app, number) is None:
                     raise InvalidInputError(f"app {app!r} has no version {number}; see its versions")
             if alias.name == LIVE:
                 await self._serve_alias(app, alias)
             await self.registry.set_alias(app, alias)
+            await self._announce("alias", app)
             return alias
 
     async def rollback(self, app: str, to: int | None = None) -> int:
@@ -261,25 +308,77 @@ class Host:
     async def remove(self, app: str) -> None:
         """Stop serving `app` (work in flight finishes) and forget its versions and aliases."""
         platform = self.platform(app)
-        async with self._lock(app):
+        async with self._exclusive(app, f"the removal of app {app!r}"):
             del self.apps[app]
             await platform.stop(drain=True)
             await self.registry.remove(app)
+            await self._announce("removed", app)
+
+    async def advertise(self, address: str) -> None:
+        """Show `address` as this node's address from now on (`triggerfish status`, the nodes list)."""
+        self.node = dataclasses.replace(self.node, address=address)
+        if self._nodes is not None:
+            self._nodes.me = dataclasses.replace(self._nodes.me, address=address)
+            await self._nodes.beat()
+
+    async def announce(self, kind: Literal["rules", "subscriptions"], app: str) -> None:
+        """Tell every node that `app`'s run-time rules or subscriptions changed in the store, so that they
+        read them again now rather than at their next periodic refresh."""
+        await self._announce(kind, app)
 
     # --- internals ----------------------------------------------------------------------------
 
     def _lock(self, app: str) -> asyncio.Lock:
         return self._locks.setdefault(app, asyncio.Lock())
 
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, app: str, what: str) -> AsyncIterator[None]:
+        """One deploy, alias change or removal of `app` at a time across the cluster (DeployInProgressError
+        for the second), then this node's own lock, which applying the change feed also takes."""
+        async with ClusterLock(self.store, f"app/{app}", holder=f"node {self.node.id}", what=what), self._lock(app):
+            yield
+
+    async def _announce(self, kind: ChangeKind, app: str) -> None:
+        if self._changes is not None:
+            await self._changes.announce(Change(kind, app, self.node.id))
+
+    async def _apply(self, change: Change) -> None:
+        """Make this node serve what the store now says of `change.app` (a change another node made)."""
+        if change.node == self.node.id:
+            return  # made here: applied already
+        async with self._lock(change.app):
+            platform = self.apps.get(change.app)
+            if change.kind == "rules" and platform is not None:
+                await platform.bus.reload()
+            elif change.kind == "subscriptions" and platform is not None:
+                await platform.topics.reload()
+            elif change.kind in ("alias", "removed"):
+                alias = await self.registry.alias(change.app)
+                if alias is None:
+                    if platform is not None:
+                        del self.apps[change.app]
+                        await platform.stop(drain=True)
+                    return
+                if platform is None or _serving(platform) != (alias.version, alias.canary):
+                    await self._serve_alias(change.app, alias)
+
+    def _activity(self) -> Activity:
+        versions = {app: sorted({v.number for v in platform.serving()}) for app, platform in self.apps.items()}
+        in_flight = sum(platform.in_flight() for platform in self.apps.values())
+        return Activity(versions, in_flight)
+
     def _new_platform(self, app: str) -> Platform:
-        return Platform(
+        platform = Platform(
             None,
+            run_async=self.runs_async,
             data_dir=self.data_dir / "apps" / app,
             store=ScopedStore(self.store, f"app.{app}"),
             idle_timeout=self.idle_timeout,
             retry_policy=self.retry_policy,
             keys_lookup=invoke_check(self.keys, app),
         )
+        platform.on_change = functools.partial(self.announce, app=app)
+        return platform
 
     async def _source(self, bundle: str, number: int, stage: str | None) -> tuple[VersionSource, Phase]:
         """Where version `number` of a bundle loads from, its requirements installed (the install phase)."""
@@ -335,6 +434,12 @@ class Host:
     async def _live_record(self, app: str) -> VersionRecord | None:
         live = await self.registry.alias(app)
         return None if live is None else await self.registry.version(app, live.version)
+
+
+def _serving(platform: Platform) -> tuple[int, tuple[int, float] | None]:
+    """What a platform serves, as an alias says it: the live version, and the canary with its weight."""
+    canary = platform.canary
+    return platform.current.number, None if canary is None else (canary[0].number, canary[1])
 
 
 def _fingerprints(version: AppVersion) -> dict[str, str]:

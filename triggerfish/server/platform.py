@@ -28,10 +28,10 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from triggerfish.bus.archive import Archive, trim_consumed
 from triggerfish.bus.bus import EventBus
@@ -109,11 +109,17 @@ class Platform:
         keys_lookup: KeyLookup | None = None,
         loader: RunnerLoader | None = None,
         clock: Callable[[], float] = time.time,
+        run_async: bool = True,
     ) -> None:
         if data_dir is None and (store is None or loader is None):
             raise ValueError("Platform needs a data_dir, unless it is given both its store and a runner loader")
         self.target = target
         self.clock = clock
+        #: Whether this platform runs asynchronous invocations and triggers (a cluster's `worker` role), or
+        #: only what callers wait for: HTTP requests and direct invocations (the `gateway` role).
+        self.run_async = run_async
+        #: Told when the run-time rules or subscriptions changed in the store (a server tells its other nodes).
+        self.on_change: Callable[[Literal["rules", "subscriptions"]], Awaitable[None]] | None = None
         self._loader = loader or self._start_processes
         #: Asked about the API key sent to a route declared `auth="api_key"` (None: no keys, such routes are open).
         self.keys_lookup = keys_lookup
@@ -186,6 +192,11 @@ class Platform:
         """Queue an asynchronous invocation durably (Invoker.invoke_async's arguments); its request id."""
         return await self.current.invoke_async(function, event, **options)
 
+    async def changed(self, what: Literal["rules", "subscriptions"]) -> None:
+        """The run-time rules or subscriptions were changed in the store: say so to whoever listens."""
+        if self.on_change is not None:
+            await self.on_change(what)
+
     async def publish(self, bus: str, events: Sequence[Event]) -> list[str]:
         """Append events to `bus` durably; their ids once stored (EventBus.publish)."""
         return await self.bus.publish(bus, events)
@@ -231,9 +242,10 @@ class Platform:
                 retry_policy=queue_retry_policy or DEFAULT_RETRY_POLICY,
             )
             self.scheduler = Scheduler(store, specs, invoker=self, clock=clock)
-            await version.start()
-            self._background = background
-            if background:
+            if self.run_async:
+                await version.start()
+            self._background = background and self.run_async
+            if self._background:
                 await self.bus.start()
                 await self.topics.start()
                 await self.queues.start()
@@ -327,7 +339,7 @@ class Platform:
         """
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"a canary's weight is from 0 to 1, not {weight!r}")
-        serving = self._serving()
+        serving = self.serving()
         if primary is not self._current:
             try:
                 rules = Rules(self.store, primary.specs)
@@ -338,14 +350,15 @@ class Platform:
                 for version in {primary, *([canary] if canary else [])} - serving:
                     self._retire(version)
                 raise
-            await primary.start()
+            if self.run_async:
+                await primary.start()
             # From here new requests, events, messages and schedules reach the new version.
             self._current = primary
             self.bus.rules = rules
             self.topics.update(primary.specs)
             await self.scheduler.update(primary.specs)
         self._canary = (canary, weight) if canary is not None and canary is not primary and weight > 0 else None
-        for version in serving - self._serving():
+        for version in serving - self.serving():
             self._retire(version)
 
     async def stop(self, *, drain: bool = True) -> None:
@@ -367,7 +380,12 @@ class Platform:
         files (`triggerfish.testing`)."""
         return self.current.source.app_dir
 
-    def _serving(self) -> set[AppVersion]:
+    def in_flight(self) -> int:
+        """Invocations running now on the versions serving (synchronous and asynchronous)."""
+        return sum(version.in_flight for version in self.serving())
+
+    def serving(self) -> set[AppVersion]:
+        """The versions serving now: the current one, and the canary if there is one."""
         versions = {self._current} if self._current is not None else set()
         if self._canary is not None:
             versions.add(self._canary[0])
@@ -429,7 +447,7 @@ class Platform:
                     await component.stop()
                 except Exception:
                     log.exception("stopping the %s failed", name)
-        serving, self._current, self._canary = self._serving(), None, None
+        serving, self._current, self._canary = self.serving(), None, None
         for version in serving:
             await self._retire_quietly(version, drain=drain)
         if self._retiring:

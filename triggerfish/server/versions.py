@@ -118,6 +118,11 @@ class AppVersion:
         return cls(source, runner, invoker, routes, body_timeout=body_timeout, authorize=authorize)
 
     @property
+    def in_flight(self) -> int:
+        """Invocations running now: requests and direct invocations, and asynchronous ones."""
+        return self._in_flight + self.invoker.dispatcher.in_flight
+
+    @property
     def app_name(self) -> str:
         return self.runner.app_name
 
