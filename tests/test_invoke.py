@@ -142,11 +142,34 @@ async def test_invoke_async_stores_the_invocation_durably_before_returning(invok
         "quote", {"items": 1}, traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01", hop_count=3
     )
     [message] = await store.queues.receive("fn.quote")
-    body = orjson.loads(message.body)
-    assert body["request_id"] == request_id
-    assert body["event"] == {"items": 1}
-    assert (body["trigger"], body["hop_count"], body["attempts"]) == ("async", 3, [])
-    assert body["traceparent"].startswith("00-aaaa")
+    # The body is the event's JSON; the invocation's envelope is one attribute.
+    assert orjson.loads(message.body) == {"items": 1}
+    envelope = orjson.loads(message.attributes["triggerfish.invocation"])
+    assert envelope["request_id"] == request_id
+    assert (envelope["trigger"], envelope["hop_count"], envelope["attempts"]) == ("async", 3, [])
+    assert envelope["traceparent"].startswith("00-aaaa")
+
+
+async def test_invocations_queued_by_an_earlier_version_still_run(invoker: Invoker, store: Store) -> None:
+    legacy = {
+        "request_id": "r-legacy",
+        "function": "quote",
+        "event": {"items": 2},
+        "trigger": "async",
+        "traceparent": None,
+        "hop_count": 0,
+        "enqueued_at": store.queues.clock(),
+        "attempts": [],
+    }
+    await store.queues.send("fn.quote", orjson.dumps(legacy))
+    await invoker.start()
+    try:
+        async with asyncio.timeout(10):
+            await invoker.drain()
+    finally:
+        await invoker.stop()
+    [record] = await invoker.records.query(function="quote")
+    assert (record.request_id, record.status) == ("r-legacy", "succeeded")
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,8 @@ from triggerfish.loop_guard import Origin
 from triggerfish.model import Destination, FunctionSettings
 from triggerfish.names import function_dead_letter_queue, function_queue
 from triggerfish.retry import Decision, FailureCondition, RetryPolicy, decide
+from triggerfish.runtime import invocation_message
+from triggerfish.runtime.invocation_message import Invocation
 from triggerfish.runtime.records import (
     BatchWriter,
     InvocationRecord,
@@ -168,20 +170,21 @@ class Dispatcher:
     ) -> None:
         """Run one leased invocation and settle it. `ran` is called once the handler no longer runs."""
         try:
-            body = _decode(message.body, message.queue)
+            invocation = invocation_message.decode(message)
         except (ValueError, KeyError, TypeError) as exc:
             await self._poison(message, exc)
             return
         request = InvokeRequest(
-            request_id=body["request_id"],
-            function=body["function"],
-            event=body["event"],
-            attempt=len(body["attempts"]) + 1,
-            trigger=body["trigger"],
-            traceparent=body.get("traceparent"),
-            hop_count=body.get("hop_count") or 0,
+            request_id=invocation.request_id,
+            function=invocation.function,
+            # The event's bytes as they were queued, embedded in the worker's request as they are.
+            event=orjson.Fragment(invocation.event),
+            attempt=invocation.attempt,
+            trigger=invocation.trigger,
+            traceparent=invocation.traceparent,
+            hop_count=invocation.hop_count,
         )
-        age = self.clock() - body["enqueued_at"]
+        age = self.clock() - invocation.enqueued_at
         unrun: tuple[FailureCondition, dict[str, Any]] | None = None
         if age > settings.max_event_age:
             unrun = (
@@ -206,7 +209,7 @@ class Dispatcher:
                 unrun_record(request, "expired", error, at=self.clock(), memory_mb=settings.memory_mb)
             )
             await self._fail(
-                body, request, settings, condition, error, version=None, invoke_count=len(body["attempts"])
+                invocation, request, settings, condition, error, version=None, invoke_count=len(invocation.attempts)
             )
             await self._ack(message)
             return
@@ -217,7 +220,9 @@ class Dispatcher:
         if outcome is None:
             # Sync calls hold every slot: not an attempt. Sent afresh rather than released, so
             # throttling does not count towards MAX_DELIVERIES.
-            await self.store.queues.send(message.queue, message.body, delay=THROTTLED_RETRY_DELAY)
+            await self.store.queues.send(
+                message.queue, message.body, attributes=message.attributes, delay=THROTTLED_RETRY_DELAY
+            )
             await self._ack(message)
             return
         attempt = record_from_outcome(request, outcome, memory_mb=settings.memory_mb)
@@ -228,12 +233,12 @@ class Dispatcher:
         await self.records.add(attempt)
         if outcome.ok:
             if settings.on_success is not None:
-                record = self._destination_record(body, request, "Success", outcome.result, None, outcome.version)
+                record = self._destination_record(invocation, request, "Success", outcome.result, None, outcome.version)
                 await self._deliver(settings.on_success, record, request, success=True)
             await self._ack(message)
             return
         error = outcome.error or _error("Error", "the invocation failed")
-        body["attempts"].append(
+        invocation = invocation.retried(
             {
                 "attempt": request.attempt,
                 "started_at": outcome.started_at,
@@ -247,13 +252,16 @@ class Dispatcher:
             retries=settings.retries,
             retryable=outcome.retryable,
             requested_delay=outcome.retry_delay,
-            age=self.clock() - body["enqueued_at"],
+            age=self.clock() - invocation.enqueued_at,
             max_event_age=settings.max_event_age,
         )
         if decision.retry:
-            await self.store.queues.send(message.queue, orjson.dumps(body), delay=decision.delay)
+            retry = invocation_message.encode(invocation, delay=decision.delay)
+            await self.store.queues.send_many(message.queue, [retry])
         else:
-            await self._fail(body, request, settings, decision.condition or "RetriesExhausted", error, outcome.version)
+            await self._fail(
+                invocation, request, settings, decision.condition or "RetriesExhausted", error, outcome.version
+            )
         await self._ack(message)
 
     async def _run(self, message: Message, request: InvokeRequest, lease: float) -> InvokeOutcome | None:
@@ -264,7 +272,7 @@ class Dispatcher:
 
     async def _fail(
         self,
-        body: dict[str, Any],
+        invocation: Invocation,
         request: InvokeRequest,
         settings: FunctionSettings,
         condition: FailureCondition,
@@ -274,12 +282,12 @@ class Dispatcher:
     ) -> None:
         destination = settings.on_failure or settings.dead_letter
         target = destination or Destination("queue", function_dead_letter_queue(request.function))
-        record = self._destination_record(body, request, condition, error, "Unhandled", version, invoke_count)
+        record = self._destination_record(invocation, request, condition, error, "Unhandled", version, invoke_count)
         await self._deliver(target, record, request, success=False)
 
     def _destination_record(
         self,
-        body: dict[str, Any],
+        invocation: Invocation,
         request: InvokeRequest,
         condition: str,
         payload: Any,
@@ -301,10 +309,10 @@ class Dispatcher:
                 "condition": condition,
                 "approximateInvokeCount": request.attempt if invoke_count is None else invoke_count,
             },
-            "requestPayload": body["event"],
+            "requestPayload": invocation.payload(),
             "responseContext": response,
             "responsePayload": payload,
-            "attempts": body["attempts"],
+            "attempts": invocation.attempts,
         }
 
     async def _deliver(
@@ -404,7 +412,7 @@ class Dispatcher:
             dead_letters,
             exc,
         )
-        await self.store.queues.send(dead_letters, message.body)
+        await self.store.queues.send(dead_letters, message.body, attributes=message.attributes)
         await self._ack(message)
 
 
@@ -533,27 +541,6 @@ class _FunctionLoop:
     def _done(self, task: asyncio.Task[None]) -> None:
         self.in_flight.discard(task)
         self._freed.set()
-
-
-def _decode(data: bytes, queue: str) -> dict[str, Any]:
-    body = orjson.loads(data)
-    if not isinstance(body, dict):
-        raise TypeError("an invocation message is a JSON object")
-    for name, kind in (("request_id", str), ("function", str), ("trigger", str), ("attempts", list)):
-        if not isinstance(body[name], kind):
-            raise TypeError(f"{name} must be a {kind.__name__}")
-    if "event" not in body:
-        raise KeyError("event")
-    if function_queue(body["function"]) != queue:
-        raise ValueError(f"the message names function {body['function']!r} but came from queue {queue!r}")
-    if isinstance(body["enqueued_at"], bool) or not isinstance(body["enqueued_at"], int | float):
-        raise TypeError("enqueued_at must be a number")
-    hops = body.get("hop_count")
-    if hops is not None and (isinstance(hops, bool) or not isinstance(hops, int) or hops < 0):
-        raise TypeError("hop_count must be a whole number")
-    if body.get("traceparent") is not None and not isinstance(body["traceparent"], str):
-        raise TypeError("traceparent must be a string")
-    return body
 
 
 def _compact(error: dict[str, Any]) -> dict[str, Any]:

@@ -24,8 +24,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from triggerfish.bus.publisher import Publisher
 from triggerfish.errors import (
     DeclarationError,
@@ -37,7 +35,9 @@ from triggerfish.errors import (
 from triggerfish.model import Destination, FunctionSettings
 from triggerfish.names import THROTTLED_ERROR, function_queue
 from triggerfish.retry import RetryPolicy
+from triggerfish.runtime import invocation_message
 from triggerfish.runtime.dispatcher import Dispatcher
+from triggerfish.runtime.invocation_message import Invocation, encode_event
 from triggerfish.runtime.records import (
     DEFAULT_RETENTION,
     BatchWriter,
@@ -171,13 +171,12 @@ class Invoker:
         FunctionNotFoundError, and InvalidInputError when the event is not
         JSON; nothing is stored then.
         """
-        self._settings(function)
         return await self._enqueue(
             function,
             event,
-            trigger=_check_trigger(trigger),
+            trigger=trigger,
             traceparent=traceparent,
-            hop_count=_check_hops(hop_count),
+            hop_count=hop_count,
             request_id=request_id,
             delay=delay,
             dedup_id=dedup_id,
@@ -195,32 +194,49 @@ class Invoker:
         delay: float = 0.0,
         dedup_id: str | None = None,
     ) -> str:
-        request_id = request_id or new_request_id()
-        body = {
-            "request_id": request_id,
-            "function": function,
-            "event": event,
-            "trigger": trigger,
-            "traceparent": traceparent,
-            "hop_count": hop_count,
-            "enqueued_at": self.clock(),
-            "attempts": [],
-        }
+        queue, message, request_id = self.message(
+            function,
+            event,
+            trigger=trigger,
+            traceparent=traceparent,
+            hop_count=hop_count,
+            request_id=request_id,
+            delay=delay,
+            dedup_id=dedup_id,
+        )
+        sender = self._senders.get(queue)
+        if sender is None:
+            sender = self._senders[queue] = BatchWriter(functools.partial(self.store.queues.send_many, queue))
+        # Concurrent calls share one durable write; each still returns only once its message is stored.
+        await sender.submit(message)
+        return request_id
+
+    def message(
+        self,
+        function: str,
+        event: Any,
+        *,
+        trigger: str,
+        traceparent: str | None = None,
+        hop_count: int = 0,
+        request_id: str | None = None,
+        delay: float = 0.0,
+        dedup_id: str | None = None,
+    ) -> tuple[str, OutgoingMessage, str]:
+        """The queue, message and request id of an asynchronous invocation, checked as `invoke_async` checks
+        them, but not sent: for a caller that sends it together with other writes (`Store.atomic`).
+
+        `event` may be `RawJSON(bytes)`: an event already in its JSON form (a record of a bus's log), queued
+        as those bytes without being decoded and encoded again.
+        """
+        self._settings(function)
         try:
-            data = orjson.dumps(body)  # first: it refuses nesting too deep for the walk below
-            _check_finite(event)
+            data = encode_event(event)
         except TypeError as exc:
             raise InvalidInputError(
                 f"invoke_async({function!r}): the event must be a JSON value"
                 f" (dict, list, str, number, bool, None): {exc}"
             ) from None
-        # Checked here, not by the store: one bad message would fail the whole shared batch.
-        limit = self.store.queues.max_record_bytes
-        if len(data) > limit:
-            raise InvalidInputError(
-                f"invoke_async({function!r}): the invocation is {len(data)} bytes, over the store's limit of"
-                f" {limit} bytes; pass a reference to large data instead"
-            )
         if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_DELAY:
             raise InvalidInputError(f"invoke_async: delay must be from 0 to {MAX_DELAY:g} seconds, not {delay!r}")
         if dedup_id is not None and (
@@ -229,13 +245,25 @@ class Invoker:
             raise InvalidInputError(
                 f"invoke_async: dedup_id must be 1 to 128 printable characters, as on SQS, not {dedup_id!r}"
             )
-        queue = function_queue(function)
-        sender = self._senders.get(queue)
-        if sender is None:
-            sender = self._senders[queue] = BatchWriter(functools.partial(self.store.queues.send_many, queue))
-        # Concurrent calls share one durable write; each still returns only once its message is stored.
-        await sender.submit(OutgoingMessage(data, delay=delay, dedup_id=dedup_id))
-        return request_id
+        request_id = request_id or new_request_id()
+        invocation = Invocation(
+            request_id,
+            function,
+            data,
+            _check_trigger(trigger),
+            self.clock(),
+            traceparent=traceparent,
+            hop_count=_check_hops(hop_count),
+        )
+        message = invocation_message.encode(invocation, delay=delay, dedup_id=dedup_id)
+        # Checked here, not by the store: one bad message would fail the whole shared batch.
+        limit = self.store.queues.max_record_bytes
+        if invocation_message.size(message) > limit:
+            raise InvalidInputError(
+                f"invoke_async({function!r}): the invocation is {invocation_message.size(message)} bytes, over"
+                f" the store's limit of {limit} bytes; pass a reference to large data instead"
+            )
+        return function_queue(function), message, request_id
 
     # --- running the dispatcher --------------------------------------------------------------
 
@@ -314,19 +342,6 @@ def check_destinations(runner: Runner) -> None:
                     f"function {name!r}: {setting}={destination} names no declared function; declare it or"
                     f" use one of: {known}"
                 )
-
-
-def _check_finite(value: Any) -> None:
-    """orjson writes NaN and infinities as null: refuse them rather than change the event."""
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise TypeError(f"{value!r} has no JSON form")
-    elif isinstance(value, dict):
-        for item in value.values():
-            _check_finite(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _check_finite(item)
 
 
 def _check_trigger(trigger: object) -> str:

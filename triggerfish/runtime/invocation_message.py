@@ -1,0 +1,147 @@
+"""What a function's queue (`fn.<name>`) holds for each asynchronous invocation: pure encoding and decoding.
+
+The message body is the event's JSON exactly as it was given, and the
+invocation's envelope (request id, trigger, trace, hop count, when it was
+queued, the attempts so far) is one message attribute. So an event read from
+a bus's log travels to the worker as the bytes that were stored: the
+dispatcher never decodes it and encodes it again (the worker's request frame
+embeds the bytes as they are). Only a failure that needs the event as a value
+(a destination record's `requestPayload`) parses it.
+
+Messages queued by earlier versions (one JSON document holding both) are
+still read.
+
+    message = encode(Invocation.new("ship", b'{"order": 7}', trigger="event", now=time.time()))
+    invocation = decode(received, queue="fn.ship")
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
+
+from triggerfish.names import FUNCTION_QUEUE_PREFIX
+from triggerfish.store import Message, OutgoingMessage
+
+#: The message attribute carrying the invocation's envelope (platform attributes start with `triggerfish.`).
+ENVELOPE_ATTRIBUTE = "triggerfish.invocation"
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """One asynchronous invocation as it is queued: `event` is the event's JSON text, as bytes."""
+
+    request_id: str
+    function: str
+    event: bytes
+    trigger: str
+    enqueued_at: float
+    traceparent: str | None = None
+    hop_count: int = 0
+    #: Each failed attempt so far: its number, start and end, and a compact error.
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def attempt(self) -> int:
+        """The number of the attempt this message is for (1 for the first)."""
+        return len(self.attempts) + 1
+
+    def payload(self) -> Any:
+        """The event as a value (parsed now: only failures and destinations need it)."""
+        return orjson.loads(self.event)
+
+    def retried(self, attempt: dict[str, Any]) -> Invocation:
+        """This invocation again, after the failed `attempt`."""
+        return replace(self, attempts=[*self.attempts, attempt])
+
+
+@dataclass(frozen=True, slots=True)
+class RawJSON:
+    """An event already in its JSON form (a record read from a bus's log), queued as these bytes."""
+
+    data: bytes
+
+
+def encode_event(event: Any) -> bytes:
+    """An event value as the JSON a queued invocation carries; TypeError when it is not a JSON value."""
+    if isinstance(event, RawJSON):
+        return event.data
+    data = orjson.dumps(event)  # first: it refuses nesting too deep for the walk below
+    _check_finite(event)
+    return data
+
+
+def encode(invocation: Invocation, *, delay: float = 0.0, dedup_id: str | None = None) -> OutgoingMessage:
+    envelope = {
+        "request_id": invocation.request_id,
+        "function": invocation.function,
+        "trigger": invocation.trigger,
+        "traceparent": invocation.traceparent,
+        "hop_count": invocation.hop_count,
+        "enqueued_at": invocation.enqueued_at,
+        "attempts": invocation.attempts,
+    }
+    attributes = {ENVELOPE_ATTRIBUTE: orjson.dumps(envelope).decode("utf-8")}
+    return OutgoingMessage(invocation.event, delay=delay, dedup_id=dedup_id, attributes=attributes)
+
+
+def size(message: OutgoingMessage) -> int:
+    """What the message weighs against the store's record limit: its body and its envelope."""
+    return len(message.body) + sum(len(value) for value in message.attributes.values())
+
+
+def decode(message: Message) -> Invocation:
+    """The invocation a message carries; ValueError, KeyError or TypeError when it is not one (or not for
+    the queue it came from)."""
+    envelope_text = message.attributes.get(ENVELOPE_ATTRIBUTE)
+    if envelope_text is None:  # queued by an earlier version: one document with the event inside
+        document = orjson.loads(message.body)
+        if not isinstance(document, dict):
+            raise TypeError("an invocation message is a JSON object")
+        if "event" not in document:
+            raise KeyError("event")
+        envelope, event = document, orjson.dumps(document["event"])
+    else:
+        envelope, event = orjson.loads(envelope_text), message.body
+        if not isinstance(envelope, dict):
+            raise TypeError("an invocation envelope is a JSON object")
+    for name, kind in (("request_id", str), ("function", str), ("trigger", str), ("attempts", list)):
+        if not isinstance(envelope[name], kind):
+            raise TypeError(f"{name} must be a {kind.__name__}")
+    if FUNCTION_QUEUE_PREFIX + envelope["function"] != message.queue:
+        raise ValueError(f"the message names function {envelope['function']!r} but came from queue {message.queue!r}")
+    enqueued_at = envelope["enqueued_at"]
+    if isinstance(enqueued_at, bool) or not isinstance(enqueued_at, int | float):
+        raise TypeError("enqueued_at must be a number")
+    hops = envelope.get("hop_count")
+    if hops is not None and (isinstance(hops, bool) or not isinstance(hops, int) or hops < 0):
+        raise TypeError("hop_count must be a whole number")
+    traceparent = envelope.get("traceparent")
+    if traceparent is not None and not isinstance(traceparent, str):
+        raise TypeError("traceparent must be a string")
+    return Invocation(
+        request_id=envelope["request_id"],
+        function=envelope["function"],
+        event=bytes(event),
+        trigger=envelope["trigger"],
+        enqueued_at=float(enqueued_at),
+        traceparent=traceparent,
+        hop_count=hops or 0,
+        attempts=list(envelope["attempts"]),
+    )
+
+
+def _check_finite(value: Any) -> None:
+    # orjson writes NaN and infinities as null: refuse them rather than change the event.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise TypeError(f"{item!r} has no JSON form")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
