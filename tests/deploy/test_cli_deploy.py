@@ -53,7 +53,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
 def project(root: Path, files: dict[str, str] | None = None) -> Path:
     root.mkdir(parents=True)
     (root / "app.py").write_text(APP, encoding="utf-8")
-    (root / "requirements.txt").write_text("./vendor/tinylib\n", encoding="utf-8")
+    (root / "requirements.txt").write_text("tinylib==1.0\n", encoding="utf-8")
     for name, text in (files or {}).items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text, encoding="utf-8")
