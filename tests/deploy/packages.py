@@ -92,9 +92,7 @@ def sdist(
     top = f"{name}-{version}"
     files = {
         "pyproject.toml": _PYPROJECT.format(name=name, version=version),
-        "tiny_backend.py": _BACKEND.format(
-            name=name, version=version, marker=str(marker) if marker else "", hang=hang
-        ),
+        "tiny_backend.py": _BACKEND.format(name=name, version=version, marker=str(marker) if marker else "", hang=hang),
         "source.py": textwrap.dedent(source),
         "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
     }

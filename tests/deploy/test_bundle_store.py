@@ -21,7 +21,11 @@ from triggerfish.errors import BundleError
 
 
 def _bundle(root: Path) -> Bundle:
-    for name, text in {"app.py": "import triggerfish\n", "lib/prices.py": "RATE = 2\n", "run.sh": "#!/bin/sh\n"}.items():
+    for name, text in {
+        "app.py": "import triggerfish\n",
+        "lib/prices.py": "RATE = 2\n",
+        "run.sh": "#!/bin/sh\n",
+    }.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text, encoding="utf-8")
     (root / "run.sh").chmod(0o755)
@@ -202,9 +206,7 @@ def _legacy(store: BundleStore, bundle: Bundle) -> Path:
     return legacy
 
 
-def test_a_legacy_bundle_that_packs_again_to_its_hash_becomes_each_apps_own(
-    tmp_path: Path, store: BundleStore
-) -> None:
+def test_a_legacy_bundle_that_packs_again_to_its_hash_becomes_each_apps_own(tmp_path: Path, store: BundleStore) -> None:
     bundle = _bundle(tmp_path / "app")
     legacy = _legacy(store, bundle)
     (legacy / "__pycache__").mkdir()  # what the old server's zygote wrote beside the code
@@ -259,3 +261,13 @@ def test_the_stores_limits_apply_to_what_it_is_given(tmp_path: Path) -> None:
     bundle = _bundle(tmp_path / "app")
     with pytest.raises(BundleError, match="past the limit of 2 members per bundle"):
         store.put("shop", bundle.sha256, bundle.data)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_file_given_to_another_user_is_tampering(tmp_path: Path, store: BundleStore) -> None:
+    bundle = _bundle(tmp_path / "app")
+    tree = store.put("shop", bundle.sha256, bundle.data)
+    os.chown(tree / "app.py", 12345, 12345)  # such as the uid an app runs as: it could then change it
+    with pytest.raises(TamperedBundleError) as caught:
+        store.verify("shop", bundle.sha256)
+    assert caught.value.differences == ["app.py is owned by uid 12345, not the server's"]

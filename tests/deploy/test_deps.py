@@ -41,9 +41,7 @@ def _entries(deps: Dependencies, app: str) -> list[str]:
     return sorted(p.name for p in tag.iterdir()) if tag.exists() else []
 
 
-async def test_requirements_are_installed_once_per_app_and_reused_by_the_same_text(
-    tmp_path: Path, index: Path
-) -> None:
+async def test_requirements_are_installed_once_per_app_and_reused_by_the_same_text(tmp_path: Path, index: Path) -> None:
     requirements = _requirements(tmp_path / "app", "# pinned\ntinylib==1.0\n")
     deps = Dependencies(tmp_path / "deps", extra_args=offline(index))
     # Two deploys with the same requirements at once: one install, the other waits for it.
@@ -232,7 +230,10 @@ async def test_hashed_requirements_as_pip_compile_writes_them_are_accepted(tmp_p
     import hashlib
 
     digest = hashlib.sha256((index / "tinylib-1.0-py3-none-any.whl").read_bytes()).hexdigest()
-    text = f"# generated\ntinylib==1.0 \\\n    --hash=sha256:{digest.upper()} \\\n    --hash sha256:{'0' * 64}\n    # via app\n"
+    text = (
+        f"# generated\ntinylib==1.0 \\\n    --hash=sha256:{digest.upper()} \\\n    --hash sha256:{'0' * 64}\n"
+        "    # via app\n"
+    )
     result = await Dependencies(tmp_path / "deps", extra_args=offline(index)).ensure(
         "shop", _requirements(tmp_path / "app", text)
     )
@@ -354,4 +355,3 @@ def _alive(pid: int) -> bool:
             return handle.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
-

@@ -79,14 +79,11 @@ def verify_tree(archive: Path, tree: Path, sha256: str, *, limits: BundleLimits 
 
 
 def _compare(tree: Path, expected: dict[str, tuple[str, int]]) -> list[str]:
-    differences: list[str] = []
     owner = os.geteuid()
     try:
-        top = tree.lstat()
+        differences = _differences(".", tree, ("dir", DIR_MODE), owner)
     except OSError as exc:
         return [f"the directory cannot be read ({exc.strerror})"]
-    if not stat.S_ISDIR(top.st_mode) or stat.S_IMODE(top.st_mode) != DIR_MODE or top.st_uid != owner:
-        differences.append(f"the directory itself is mode {stat.S_IMODE(top.st_mode):o} or owned by uid {top.st_uid}")
     seen: set[str] = set()
     for directory, dirs, files in os.walk(tree):
         for name in [*dirs, *files]:
@@ -94,24 +91,31 @@ def _compare(tree: Path, expected: dict[str, tuple[str, int]]) -> list[str]:
             relative = path.relative_to(tree).as_posix()
             seen.add(relative)
             wanted = expected.get(relative)
-            info = path.lstat()
             if wanted is None:
                 differences.append(f"{relative} was added")
-            elif stat.S_ISLNK(info.st_mode):
-                differences.append(f"{relative} was replaced by a symbolic link")
-            elif (wanted[0] == "dir") != stat.S_ISDIR(info.st_mode) or not (
-                stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)
-            ):
-                differences.append(f"{relative} changed kind")
-            elif stat.S_IMODE(info.st_mode) != wanted[1]:
-                differences.append(f"{relative} is mode {stat.S_IMODE(info.st_mode):o}, not {wanted[1]:o}")
-            elif info.st_uid != owner:
-                differences.append(f"{relative} is owned by uid {info.st_uid}, not the server's")
-            elif wanted[0] != "dir" and _file_digest(path) != wanted[0]:
-                differences.append(f"{relative} has other content")
+            else:
+                differences.extend(_differences(relative, path, wanted, owner))
         dirs[:] = [name for name in dirs if not Path(directory, name).is_symlink()]
     differences.extend(f"{name} is missing" for name in sorted(set(expected) - seen))
     return differences
+
+
+def _differences(relative: str, path: Path, wanted: tuple[str, int], owner: int) -> list[str]:
+    """How the entry at `path` differs from what the archive says (`wanted`: digest or "dir", and mode)."""
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        return [f"{relative} was replaced by a symbolic link"]
+    is_dir = stat.S_ISDIR(info.st_mode)
+    if (wanted[0] == "dir") != is_dir or not (is_dir or stat.S_ISREG(info.st_mode)):
+        return [f"{relative} changed kind"]
+    found = []
+    if not is_dir and _file_digest(path) != wanted[0]:
+        found.append(f"{relative} has other content")
+    if stat.S_IMODE(info.st_mode) != wanted[1]:
+        found.append(f"{relative} is mode {stat.S_IMODE(info.st_mode):o}, not {wanted[1]:o}")
+    if info.st_uid != owner:
+        found.append(f"{relative} is owned by uid {info.st_uid}, not the server's")
+    return found
 
 
 def _drop_bytecode_caches(tree: Path, expected: dict[str, tuple[str, int]]) -> None:
