@@ -81,7 +81,7 @@ def verify_tree(archive: Path, tree: Path, sha256: str, *, limits: BundleLimits 
 def _compare(tree: Path, expected: dict[str, tuple[str, int]]) -> list[str]:
     owner = os.geteuid()
     try:
-        differences = _differences(".", tree, ("dir", DIR_MODE), owner)
+        differences = _differences("the bundle's directory", tree, ("dir", DIR_MODE), owner)
     except OSError as exc:
         return [f"the directory cannot be read ({exc.strerror})"]
     seen: set[str] = set()
