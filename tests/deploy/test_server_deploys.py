@@ -346,8 +346,13 @@ async def test_an_older_servers_data_directory_still_serves_its_versions(
         assert upgraded.host.bundles.has("shop", first.sha256)
         assert upgraded.host.bundles.verify("shop", first.sha256)
         assert not (data / "bundles" / first.sha256).exists()
-        # Version 2's stays where it was, read-only, and is still the app's to deploy by hash.
+        # Version 2's stays where it was, read-only, served but not counted as kept: deploying it again
+        # uploads it, and from then on it is kept and checked like any other.
         legacy = data / "bundles" / sha(other)
         assert (legacy / "app.py").stat().st_mode & 0o777 == 0o444
-        assert (await upgraded.http.head(f"/-/api/v1/apps/shop/bundles/{sha(other)}")).status_code == 200
-        assert (await upgraded.http.head(f"/-/api/v1/apps/blog/bundles/{sha(other)}")).status_code == 404
+        assert (await upgraded.http.post("/-/api/v1/apps/shop/rollback", json={"to": 2})).status_code == 200
+        assert (await upgraded.http.get("/shop/hello")).json() == {"app": "shop", "version": 2}
+        assert (await upgraded.http.head(f"/-/api/v1/apps/shop/bundles/{sha(other)}")).status_code == 404
+        assert (await upgraded.upload("shop", other)).status_code == 201
+        assert (await upgraded.deploy_bundle("shop", sha(other))).json()["version"] == 3
+        assert upgraded.host.bundles.verify("shop", sha(other))

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from triggerfish.deploy.bundle import app_segment
-from triggerfish.deploy.requirements import MAX_REQUIREMENTS_BYTES, canonical_requirements, check_requirements
+from triggerfish.deploy.requirements import canonical_requirements, check_requirements, check_requirements_size
 from triggerfish.errors import DeployError
 
 #: Seconds pip may take before the install is abandoned.
@@ -147,9 +147,8 @@ class Dependencies:
         normalised = normalise_requirements(text or "")
         if requirements is None or text is None or not normalised:
             return DepsResult(path=None, cached=False, seconds=0.0, output="")
-        if not reuse_legacy:
-            # A deploy: a refused line fails it even when the same text was installed before.
-            await asyncio.to_thread(check_requirements, text, source=requirements.name)
+        # A deploy: a refused line fails it even when the same text was installed before.
+        lines = None if reuse_legacy else await asyncio.to_thread(check_requirements, text, source=requirements.name)
         key = requirements_key(normalised)
         final = self.directory(app, key)
         async with self._locks.setdefault((app, key), asyncio.Lock()):
@@ -163,7 +162,8 @@ class Dependencies:
                         output=cached,
                         key=key,
                     )
-            lines = await asyncio.to_thread(check_requirements, text, source=requirements.name)
+            if lines is None:
+                lines = await asyncio.to_thread(check_requirements, text, source=requirements.name)
             output = await self._install(requirements.name, canonical_requirements(lines), final)
         return DepsResult(
             path=final / SITE_PACKAGES, cached=False, seconds=time.monotonic() - started, output=output, key=key
@@ -284,9 +284,7 @@ def _read_requirements(requirements: Path | None) -> str | None:
     if requirements is None or not requirements.is_file():
         return None
     try:
-        size = requirements.stat().st_size
-        if size > MAX_REQUIREMENTS_BYTES:
-            check_requirements("x" * size, source=requirements.name)  # raises, saying so
+        check_requirements_size(requirements.stat().st_size, source=requirements.name)
         return requirements.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DeployError(f"{requirements.name}: cannot be read as UTF-8 text: {exc}", phase="install") from None

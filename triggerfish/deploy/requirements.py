@@ -113,12 +113,7 @@ def check_requirements(text: str, *, source: str = REQUIREMENTS_FILE) -> list[Re
         >>> [str(r) for r in check_requirements("Orjson >= 3.9  # fast\\n")]
         ['Orjson>=3.9']
     """
-    size = len(text.encode("utf-8", errors="surrogatepass"))
-    if size > MAX_REQUIREMENTS_BYTES:
-        raise RequirementsError(
-            f"{source} is {size} bytes, over the limit of {MAX_REQUIREMENTS_BYTES}; it should name packages only",
-            problems=[(1, "too large")],
-        )
+    check_requirements_size(len(text.encode("utf-8", errors="surrogatepass")), source=source)
     accepted: list[RequirementLine] = []
     problems: list[tuple[int, str]] = []
     for first, last, logical in _logical_lines(text):
@@ -140,6 +135,15 @@ def check_requirements(text: str, *, source: str = REQUIREMENTS_FILE) -> list[Re
             problems=[(number, reason) for number, reason in problems],
         )
     return accepted
+
+
+def check_requirements_size(size: int, *, source: str = REQUIREMENTS_FILE) -> None:
+    """RequirementsError when a requirements file of `size` bytes is too large to be read at all."""
+    if size > MAX_REQUIREMENTS_BYTES:
+        raise RequirementsError(
+            f"{source} is {size} bytes, over the limit of {MAX_REQUIREMENTS_BYTES}; it should name packages only",
+            problems=[(1, "too large")],
+        )
 
 
 def canonical_requirements(lines: list[RequirementLine]) -> str:

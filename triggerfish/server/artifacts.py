@@ -75,8 +75,9 @@ class Artifacts:
         return await asyncio.get_running_loop().run_in_executor(self._threads, functools.partial(work, *args))
 
     def has(self, app: str, sha256: str) -> bool:
-        """Whether `app` has the bundle: uploaded for it, or one of its versions from an older server."""
-        return (app, sha256) in self._legacy or self.bundles.has(app, sha256)
+        """Whether `app` has the bundle, kept and checked (an older server's that could not be is not counted,
+        so that deploying it again uploads it)."""
+        return self.bundles.has(app, sha256)
 
     async def put(self, app: str, sha256: str, data: bytes | IO[bytes]) -> bool:
         """Check and unpack `data` as `app`'s bundle `sha256`; False when the app had it already.
@@ -88,15 +89,16 @@ class Artifacts:
             if self.has(app, sha256):
                 return False
             await self.run(self.bundles.put, app, sha256, data)
+            self._legacy.pop((app, sha256), None)  # kept and checked from now on
             return True
 
     async def checked_tree(self, app: str, sha256: str) -> Path:
         """The directory of `app`'s bundle once verified against its archive; TamperedBundleError if it changed."""
         legacy = self._legacy.get((app, sha256))
-        if legacy is not None:
+        if legacy is not None and not self.bundles.has(app, sha256):
             log.warning(
                 "app %r: bundle %s was unpacked by an older server and cannot be checked against its hash; it is"
-                " served as it is; deploy the app again to have it kept and checked",
+                " served as it is; deploy the app again (it is uploaded afresh) to have it kept and checked",
                 app,
                 sha256[:12],
             )
