@@ -151,7 +151,7 @@ async def test_invoke_async_stores_the_invocation_durably_before_returning(invok
 
 
 async def test_invocations_queued_by_an_earlier_version_still_run(invoker: Invoker, store: Store) -> None:
-    legacy = {
+    legacy: dict[str, Any] = {
         "request_id": "r-legacy",
         "function": "quote",
         "event": {"items": 2},

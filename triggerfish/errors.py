@@ -163,6 +163,17 @@ class BundleError(DeployError, ValueError):
         super().__init__(message, phase=phase)
 
 
+class RequirementsError(DeployError, ValueError):
+    """An app's requirements.txt says something the server does not install; nothing was installed.
+
+    `problems` lists `(line, reason)` for every refused line, in order (phase "install").
+    """
+
+    def __init__(self, message: str, *, problems: list[tuple[int, str]]) -> None:
+        self.problems = problems
+        super().__init__(message, phase="install")
+
+
 # --- API keys --------------------------------------------------------------------------------
 
 

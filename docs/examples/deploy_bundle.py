@@ -1,8 +1,10 @@
-"""Pack an app directory into a deterministic bundle, then unpack it as the server does."""
+"""Pack an app directory into a deterministic bundle, then keep it as the server does: the app's own, read-only."""
 
+import stat
 from pathlib import Path
 
-from triggerfish.deploy.bundle import BundleStore, pack
+from triggerfish.deploy.bundle import pack
+from triggerfish.deploy.bundles import BundleStore
 
 shop = Path("shop")
 for name, text in {
@@ -26,7 +28,10 @@ assert pack(shop).sha256 == bundle.sha256
 print(f"{len(bundle.files)} files, {bundle.size} bytes, sha256 {bundle.sha256[:12]}")
 
 store = BundleStore(Path("server-data/bundles"))
-app_dir = store.put(bundle.data, bundle.sha256)  # verifies the hash, then unpacks
+app_dir = store.put("shop", bundle.sha256, bundle.data)  # verifies the hash and every member, then unpacks
 assert (app_dir / "lib" / "prices.py").read_text() == "RATE = 2\n"
-assert store.has(bundle.sha256)
-assert store.put(bundle.data, bundle.sha256) == app_dir  # a second upload changes nothing
+assert stat.S_IMODE((app_dir / "lib" / "prices.py").stat().st_mode) == 0o444  # read-only, like its directories
+assert store.has("shop", bundle.sha256)
+assert not store.has("blog", bundle.sha256)  # another app cannot see it, nor deploy it by its hash
+assert store.put("shop", bundle.sha256, bundle.data) == app_dir  # a second upload changes nothing
+assert store.verify("shop", bundle.sha256) == app_dir  # what a version is checked with before it loads

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.threaded_server import serve_in_thread
-from triggerfish.deploy.bundle import BundleStore
+from triggerfish.deploy.bundles import BundleStore
 from triggerfish.errors import BundleError
 
 DEPLOYER_KEY = "tfk_dep10yer_" + "D" * 32
@@ -65,10 +65,11 @@ class DeployServer:
         if refused is not None:
             return refused
         sha = request.path_params["sha"]
+        app = request.path_params["app"]
         if request.method == "HEAD":
-            return Response(status_code=200 if self.bundles.has(sha) else 404)
+            return Response(status_code=200 if self.bundles.has(app, sha) else 404)
         try:
-            self.bundles.put(self.calls[-1].body, sha)
+            self.bundles.put(app, sha, self.calls[-1].body)
         except BundleError as exc:
             return _error(400, "BadBundle", str(exc))
         return JSONResponse({"bundle": sha}, status_code=201)
@@ -79,7 +80,7 @@ class DeployServer:
             return refused
         app = request.path_params["app"]
         body = await request.json()
-        if not self.bundles.has(body["bundle"]):
+        if not self.bundles.has(app, body["bundle"]):
             return _error(404, "BundleNotFound", f"no bundle {body['bundle']}; upload it first")
         if self.failure is not None:
             return JSONResponse({"error": self.failure}, status_code=422)
@@ -109,9 +110,9 @@ class DeployServer:
             status_code=201,
         )
 
-    def files(self, sha: str) -> list[str]:
+    def files(self, sha: str, app: str = "shop") -> list[str]:
         """The files of an uploaded bundle, as the server unpacked them."""
-        root = self.bundles.path(sha)
+        root = self.bundles.path(app, sha)
         return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
     def asgi(self) -> Starlette:

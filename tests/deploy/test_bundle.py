@@ -7,16 +7,15 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 import tarfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from triggerfish.deploy.bundle import PARTIAL_PREFIX, BundleLimits, BundleStore, check_sha256, pack, unpack
+from triggerfish.deploy.bundle import BundleLimits, pack
+from triggerfish.deploy.unpack import PARTIAL_PREFIX, unpack
 from triggerfish.errors import BundleError, DeployError
 
 
@@ -202,8 +201,11 @@ def test_unpack_gives_back_the_files_and_their_executable_bit(tmp_path: Path) ->
     out = unpack(bundle.data, bundle.sha256, tmp_path / "bundles" / bundle.sha256)
     assert out == tmp_path / "bundles" / bundle.sha256
     assert _tree(out) == _tree(root)
-    assert (out / "run.sh").stat().st_mode & 0o777 == 0o755
-    assert (out / "app.py").stat().st_mode & 0o777 == 0o644
+    # Read-only: the version's code is changed by nothing but a deploy.
+    assert (out / "run.sh").stat().st_mode & 0o777 == 0o555
+    assert (out / "app.py").stat().st_mode & 0o777 == 0o444
+    assert {p.stat().st_mode & 0o777 for p in [out, *out.rglob("*")] if p.is_dir()} == {0o555}
+    assert {p.stat().st_uid for p in out.rglob("*")} == {os.geteuid()}
     assert _partials(out.parent) == []
 
 
@@ -221,134 +223,27 @@ def test_unpacking_an_unpacked_bundle_again_changes_nothing(tmp_path: Path) -> N
     bundle = pack(_app(tmp_path / "app"))
     into = tmp_path / "bundles" / bundle.sha256
     unpack(bundle.data, bundle.sha256, into)
-    # What the app zygote writes beside the code (bytecode caches) survives a second upload.
-    (into / "__pycache__").mkdir()
+    before = {p: p.stat().st_mtime_ns for p in into.rglob("*")}
     assert unpack(bundle.data, bundle.sha256, into) == into
-    assert (into / "__pycache__").is_dir()
+    assert {p: p.stat().st_mtime_ns for p in into.rglob("*")} == before
     assert sorted(p.name for p in into.parent.iterdir()) == [bundle.sha256]
 
 
-Member = tuple[tarfile.TarInfo, bytes | None]
+def test_names_the_server_would_refuse_are_refused_when_packing(tmp_path: Path) -> None:
+    root = _app(tmp_path / "app")
+    _write(root, {"a/" * 33 + "deep.py": ""})
+    with pytest.raises(BundleError, match=r"is more than 32 directories deep"):
+        pack(root)
+    with pytest.raises(BundleError, match=r"data/blob.bin: its path is longer than 10 bytes"):
+        pack(_app(tmp_path / "other"), limits=BundleLimits(max_path_bytes=10))
+    weird = _app(tmp_path / "weird")
+    (weird / "bell\a.py").write_text("", encoding="utf-8")
+    with pytest.raises(BundleError, match=r"bell\\x07.py': its name has a control character"):
+        pack(weird)
 
 
-def _hostile(members: list[Member]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
-        for info, content in members:
-            archive.addfile(info, io.BytesIO(content) if content is not None else None)
-    return buffer.getvalue()
-
-
-def _file(name: str, content: bytes = b"x = 1\n") -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.size = len(content)
-    return info, content
-
-
-def _special(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, None]:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = linkname
-    return info, None
-
-
-HOSTILE: dict[str, tuple[list[Member], str]] = {
-    "absolute": ([_file("app.py"), _file("/etc/cron.d/evil")], "'/etc/cron.d/evil' is an absolute path"),
-    "dot-dot": ([_file("app.py"), _file("lib/../../escape.py")], r"'lib/../../escape.py' climbs out"),
-    "symlink": ([_file("app.py"), _special("passwd", tarfile.SYMTYPE, "/etc/passwd")], r"'passwd' is a symbolic link"),
-    "hardlink": ([_file("app.py"), _special("shadow", tarfile.LNKTYPE, "/etc/shadow")], r"'shadow' is a hard link"),
-    "char-device": ([_file("app.py"), _special("tty", tarfile.CHRTYPE)], r"'tty' is a character device"),
-    "block-device": ([_file("app.py"), _special("sda", tarfile.BLKTYPE)], r"'sda' is a block device"),
-    "fifo": ([_file("app.py"), _special("pipe", tarfile.FIFOTYPE)], r"'pipe' is a FIFO"),
-    "duplicate": ([_file("app.py"), _file("./app.py", b"evil = 1\n")], r"'./app.py' appears twice"),
-    "file-then-dir": ([_file("lib"), _file("lib/x.py")], r"'lib/x.py' clashes with a file"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_members_are_refused_by_name_and_leave_nothing(tmp_path: Path, case: str) -> None:
-    members, expected = HOSTILE[case]
-    data = _hostile(members)
-    into = tmp_path / "bundles" / "b"
-    with pytest.raises(BundleError, match=expected) as caught:
-        unpack(data, hashlib.sha256(data).hexdigest(), into)
-    assert caught.value.phase == "unpack"
-    assert caught.value.path
-    assert not into.exists()
-    assert _partials(into.parent) == []
-    assert not (tmp_path / "escape.py").exists()
-
-
-def test_members_over_the_limits_are_refused(tmp_path: Path) -> None:
-    data = _hostile([_file("a.bin", b"a" * 3000), _file("b.bin", b"b" * 3000)])
-    sha = hashlib.sha256(data).hexdigest()
-    with pytest.raises(BundleError, match=r"'a.bin' is 2.9 kB, over 2.0 kB per file"):
-        unpack(data, sha, tmp_path / "one", limits=BundleLimits(max_file_bytes=2048))
-    # A small archive that expands to a lot (a decompression bomb) is stopped by the total.
-    with pytest.raises(BundleError, match=r"'b.bin' takes the files past 4.9 kB in all"):
-        unpack(data, sha, tmp_path / "two", limits=BundleLimits(max_total_bytes=5000))
-    with pytest.raises(BundleError, match=r"'b.bin' is past the limit of 1 files"):
-        unpack(data, sha, tmp_path / "three", limits=BundleLimits(max_files=1))
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    "data",
-    [b"not a tarball at all", _hostile([_file("app.py", b"y" * 5000)])[:60]],
-    ids=["garbage", "truncated"],
-)
-def test_what_is_not_a_tar_gz_is_refused(tmp_path: Path, data: bytes) -> None:
-    with pytest.raises(BundleError, match=r"not a valid tar\.gz archive"):
-        unpack(data, hashlib.sha256(data).hexdigest(), tmp_path / "b")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_a_bundle_refused_half_way_leaves_no_directory_with_its_good_files(tmp_path: Path) -> None:
-    good = [_file(f"mod{i}.py") for i in range(20)]
-    data = _hostile([*good, _special("late", tarfile.SYMTYPE, "/")])
-    into = tmp_path / "bundles" / "b"
-    with pytest.raises(BundleError, match="'late' is a symbolic link"):
-        unpack(data, hashlib.sha256(data).hexdigest(), into)
-    assert list((tmp_path / "bundles").iterdir()) == []
-
-
-# --- the store -------------------------------------------------------------------------------------
-
-
-def test_the_store_keeps_bundles_by_hash(tmp_path: Path) -> None:
-    bundle = pack(_app(tmp_path / "app"))
-    store = BundleStore(tmp_path / "bundles")
-    assert not store.has(bundle.sha256)
-    path = store.put(bundle.data, bundle.sha256)
-    assert path == store.path(bundle.sha256) == tmp_path / "bundles" / bundle.sha256
-    assert store.has(bundle.sha256)
-    assert (path / "lib" / "prices.py").read_text(encoding="utf-8") == "RATE = 2\n"
-    with pytest.raises(BundleError, match="expected 64 lowercase hex digits"):
-        store.path("../../etc")
-    with pytest.raises(BundleError):
-        check_sha256(bundle.sha256.upper())
-
-
-def test_concurrent_puts_of_one_bundle_both_succeed_with_one_directory(tmp_path: Path) -> None:
-    bundle = pack(_app(tmp_path / "app"))
-    store = BundleStore(tmp_path / "bundles")
-    with ThreadPoolExecutor(4) as pool:
-        paths = list(pool.map(lambda _: store.put(bundle.data, bundle.sha256), range(4)))
-    assert set(paths) == {store.path(bundle.sha256)}
-    assert [p.name for p in (tmp_path / "bundles").iterdir()] == [bundle.sha256]
-
-
-def test_sweep_removes_what_interrupted_unpacks_left_but_not_recent_ones(tmp_path: Path) -> None:
-    store = BundleStore(tmp_path / "bundles")
-    assert store.sweep() == 0
-    old = tmp_path / "bundles" / f"{PARTIAL_PREFIX}abc-1"
-    recent = tmp_path / "bundles" / f"{PARTIAL_PREFIX}abc-2"
-    for directory in (old, recent):
-        directory.mkdir(parents=True)
-        (directory / "app.py").write_text("", encoding="utf-8")
-    past = time.time() - 7200
-    os.utime(old, (past, past))
-    assert store.sweep() == 1
-    assert not old.exists()
-    assert recent.exists()
-    shutil.rmtree(recent)
+@pytest.mark.parametrize("field", ["max_files", "max_ratio", "max_upload_bytes"])
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "10"])
+def test_limits_must_be_positive_whole_numbers(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"bundle limit {field} must be a whole number of at least 1"):
+        BundleLimits(**{field: value})  # type: ignore[arg-type]

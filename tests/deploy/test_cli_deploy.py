@@ -53,7 +53,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
 def project(root: Path, files: dict[str, str] | None = None) -> Path:
     root.mkdir(parents=True)
     (root / "app.py").write_text(APP, encoding="utf-8")
-    (root / "requirements.txt").write_text("./vendor/tinylib\n", encoding="utf-8")
+    (root / "requirements.txt").write_text("tinylib==1.0\n", encoding="utf-8")
     for name, text in (files or {}).items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text, encoding="utf-8")
@@ -194,9 +194,14 @@ def test_the_name_goes_into_the_urls(tmp_path: Path, server: DeployServer) -> No
         ({"triggerfish.toml": "nmae = 'x'\n"}, (), r"unknown key 'nmae' \(did you mean 'name'\?\)"),
         ({}, ("--stage", "prod"), r"unknown stage 'prod' \(stages: none are defined\)"),
         ({}, ("--app", "my shop"), r"invalid app name 'my shop'"),
+        (
+            {"requirements.txt": "orjson\n-r ../../admin.key\n"},
+            (),
+            r"requirements.txt: 1 line refused.*\n  line 2: '-r ../../admin.key' uses -r",
+        ),
         ({"data.bin": "x" * 30}, (), None),  # fits: the limits are the server's defaults
     ],
-    ids=["no-app", "missing-target", "bad-config", "unknown-stage", "bad-name", "ok"],
+    ids=["no-app", "missing-target", "bad-config", "unknown-stage", "bad-name", "bad-requirements", "ok"],
 )
 def test_bad_local_input_exits_2_before_anything_is_sent(
     tmp_path: Path, server: DeployServer, files: dict[str, str | None], args: tuple[str, ...], expected: str | None

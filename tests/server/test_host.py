@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.deploy.packages import local_package
+from tests.deploy.packages import wheel
 from triggerfish.deploy.bundle import pack
 from triggerfish.gateway import GatewayServer
 from triggerfish.server.host import Host
@@ -224,10 +224,11 @@ def quote(event, context):
 async def test_a_deploy_installs_its_requirements_once_and_the_app_imports_them(tmp_path: Path) -> None:
     project = tmp_path / "quotes"
     project.mkdir()
-    local_package(project / "vendor" / "tinyquote", "tinyquote", "QUOTE = 'fish are friends'\n")
-    (project / "requirements.txt").write_text("./vendor/tinyquote\n")
+    index = tmp_path / "index"
+    wheel(index, "tinyquote", "QUOTE = 'fish are friends'\n")
+    (project / "requirements.txt").write_text("tinyquote==1.0\n")
     (project / "app.py").write_text(USES_PACKAGE)
-    host = Host(data_dir=tmp_path / "server", pip_args=("--no-index",))
+    host = Host(data_dir=tmp_path / "server", pip_args=("--no-index", "--find-links", str(index)))
     await host.start()
     try:
         async with GatewayServer(HostASGI(host, open_access=True), port=0) as server:

@@ -71,7 +71,7 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
     try:
         for app in ("shop", "blog"):
             bundle = pack(write_app(root / app, app, 1))
-            host.bundles.put(bundle.data, bundle.sha256)
+            host.bundles.put(app, bundle.sha256, bundle.data)
             await host.deploy(app, bundle.sha256)
         keys = {"admin": host.first_admin_key or ""}
         for role in ("deployer", "publisher", "invoker", "viewer"):
@@ -145,7 +145,7 @@ async def test_a_revoked_key_stops_working_at_once(tmp_path: Path) -> None:
     await host.start()
     try:
         bundle = pack(write_app(tmp_path / "shop", "shop", 1))
-        host.bundles.put(bundle.data, bundle.sha256)
+        host.bundles.put("shop", bundle.sha256, bundle.data)
         await host.deploy("shop", bundle.sha256)
         key, info = await host.keys.create("ci", "viewer", "shop")
         async with GatewayServer(HostASGI(host), port=0) as served, httpx.AsyncClient(base_url=served.url) as http:
@@ -194,7 +194,7 @@ async def test_a_route_declared_with_an_api_key_takes_a_key_of_its_app_that_may_
     await host.start()
     try:
         bundle = pack(tmp_path / "vault")
-        host.bundles.put(bundle.data, bundle.sha256)
+        host.bundles.put("vault", bundle.sha256, bundle.data)
         await host.deploy("vault", bundle.sha256)
         invoker, _ = await host.keys.create("caller", "invoker", "vault")
         viewer, _ = await host.keys.create("looker", "viewer", "vault")

@@ -17,7 +17,8 @@ the app's requirements), then the directory's name. `$TRIGGERFISH_APP` is
 not used: deploying one project under another app's name would replace it.
 
 Exit codes: 0 deployed; 1 the server refused or the deploy failed; 2 bad
-local input (no app, a bad triggerfish.toml, a file the bundle cannot hold);
+local input (no app, a bad triggerfish.toml, a file the bundle cannot hold,
+a requirements.txt line the server would refuse);
 3 the server is unreachable; 4 not authorised.
 """
 
@@ -85,6 +86,7 @@ def deploy(
 
     out = Output(as_json)
     project = find_project(app_dir, app_name, stage)
+    check_requirements_file(project.directory)
     try:
         bundle = pack(project.directory)
     except BundleError as exc:
@@ -161,6 +163,22 @@ def find_project(app_dir: Path, app_name: str | None, stage: str | None) -> Proj
         hint = "" if name_from == "--app" else ', so give one with --app, or with name = "..." in triggerfish.toml'
         raise input_error(f"{exc}; it came from {name_from}{hint}") from None
     return Project(directory, app_file, name, name_from)
+
+
+def check_requirements_file(directory: Path) -> None:
+    """Refuse, as the server would (exit 2), a requirements.txt with lines that are not package requirements."""
+    from triggerfish.deploy.requirements import REQUIREMENTS_FILE, check_requirements
+    from triggerfish.errors import RequirementsError
+
+    path = directory / REQUIREMENTS_FILE
+    if not path.is_file():
+        return
+    try:
+        check_requirements(path.read_text(encoding="utf-8"), source=str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise input_error(f"{path}: cannot be read as UTF-8 text: {exc}") from None
+    except RequirementsError as exc:
+        raise input_error(str(exc)) from None
 
 
 def _app_file(directory: Path, target: str | None, config_file: Path | None) -> Path:

@@ -10,11 +10,24 @@ import asyncio
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+if TYPE_CHECKING:
+    from triggerfish.deploy.bundle import BundleLimits
+
 EXIT_BAD_SETUP = 2
+#: The fields of `BundleLimits`, each the setting `bundle_<field>`.
+BUNDLE_LIMITS = (
+    "max_file_bytes",
+    "max_total_bytes",
+    "max_files",
+    "max_upload_bytes",
+    "max_path_bytes",
+    "max_depth",
+    "max_ratio",
+)
 #: Keys of the --config file, with the types they take; the command-line options override them.
 CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "host": (str,),
@@ -25,6 +38,10 @@ CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "retry_delay": (int, float),
     "role": (str,),
     "advertise": (str,),
+    # How deploys install requirements and which bundles they take (docs/deploy.md).
+    "pip_args": (list,),
+    "pip_source_builds": (bool,),
+    **{f"bundle_{name}": (int,) for name in BUNDLE_LIMITS},
 }
 #: What `--role` takes, and the node roles each means.
 ROLE_CHOICES: dict[str, tuple[str, ...]] = {
@@ -95,15 +112,29 @@ def _read_config(path: Path) -> dict[str, Any]:
             raise click.BadParameter(
                 f"{path}: unknown key {key!r}; valid: {', '.join(CONFIG_KEYS)}", param_hint="--config"
             )
-        if isinstance(value, bool) or not isinstance(value, CONFIG_KEYS[key]):
-            kinds = " or ".join(t.__name__ for t in CONFIG_KEYS[key])
-            raise click.BadParameter(f"{path}: {key} must be a {kinds}, not {value!r}", param_hint="--config")
+        kinds = CONFIG_KEYS[key]
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            names = " or ".join(t.__name__ for t in kinds)
+            raise click.BadParameter(f"{path}: {key} must be a {names}, not {value!r}", param_hint="--config")
+        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+            raise click.BadParameter(f"{path}: {key} must be a list of strings, not {value!r}", param_hint="--config")
+    try:
+        _bundle_limits(document)
+    except ValueError as exc:
+        raise click.BadParameter(f"{path}: {exc}", param_hint="--config") from None
     if document.get("role", "all") not in ROLE_CHOICES:
         raise click.BadParameter(
             f"{path}: role must be one of {', '.join(sorted(ROLE_CHOICES))}, not {document['role']!r}",
             param_hint="--config",
         )
     return document
+
+
+def _bundle_limits(settings: dict[str, Any]) -> BundleLimits:
+    """The `bundle_*` settings as limits (the defaults for those not given); ValueError for a bad one."""
+    from triggerfish.deploy.bundle import BundleLimits
+
+    return BundleLimits(**{name: settings[f"bundle_{name}"] for name in BUNDLE_LIMITS if f"bundle_{name}" in settings})
 
 
 async def _run(settings: dict[str, Any]) -> int:
@@ -128,6 +159,9 @@ async def _run(settings: dict[str, Any]) -> int:
         retry_policy=None if delay is None else RetryPolicy(base=float(delay), ceiling=max(float(delay) * 4, 1.0)),
         roles=roles,
         address=advertise,
+        pip_args=tuple(settings.get("pip_args", ())),
+        source_builds=bool(settings.get("pip_source_builds", False)),
+        bundle_limits=_bundle_limits(settings),
     )
     try:
         await host.start()

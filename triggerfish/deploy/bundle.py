@@ -1,8 +1,6 @@
-"""App bundles: an app directory as one deterministic, content-addressed tar.gz, and its safe unpacking.
+"""App bundles: an app directory as one deterministic, content-addressed tar.gz, and the limits on one.
 
     bundle = pack(Path("shop"))                 # .data, .sha256, .files, .size
-    store = BundleStore(Path("data/bundles"))
-    app_dir = store.put(bundle.data, bundle.sha256)
 
 `pack` gives the same bytes, and so the same sha256, for the same files:
 entries are sorted, and times, owners and modes are fixed (a file is 0644,
@@ -11,12 +9,10 @@ out, and so is what is never shipped (see `triggerfish.deploy.ignore`).
 Symbolic links are followed when they stay inside the directory and refused
 when they leave it, so a bundle holds only regular files.
 
-`unpack` is the server's side and trusts nothing: it checks the hash before
-reading a byte of the archive, refuses absolute paths, `..`, links, devices
-and anything over the limits (naming the member), and extracts into a
-temporary directory that is renamed into place only once every file is
-written and synced. An interrupted upload or unpack leaves nothing behind
-under the final name, and unpacking a bundle that is already there is a no-op.
+`BundleLimits` are what the deployer's `pack` and the server's unpacking
+(`triggerfish.deploy.archive`, `unpack`) both hold a bundle to; the server's
+are its own settings (`triggerfish serve` config), so a deployer learns of a
+limit before uploading only when both sides use the defaults.
 """
 
 from __future__ import annotations
@@ -26,15 +22,10 @@ import hashlib
 import io
 import os
 import re
-import shutil
 import stat
 import tarfile
-import tempfile
-import time
-import zlib
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import IO
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 from triggerfish.deploy.ignore import IGNORE_FILE, IgnoreRules
 from triggerfish.errors import BundleError
@@ -42,23 +33,52 @@ from triggerfish.errors import BundleError
 _MB = 1024 * 1024
 #: Largest single file a bundle may hold.
 DEFAULT_MAX_FILE_BYTES = 20 * _MB
-#: Largest total of a bundle's files (uncompressed), and so also of an upload.
+#: Largest total of a bundle's files (uncompressed).
 DEFAULT_MAX_BUNDLE_BYTES = 50 * _MB
-#: Most files a bundle may hold (an archive of empty files is a bomb of inodes).
-DEFAULT_MAX_FILES = 20_000
-#: Prefix of the temporary directories `unpack` writes into, beside the final one.
-PARTIAL_PREFIX = ".unpacking-"
+#: Largest upload: the tar.gz as sent.
+DEFAULT_MAX_UPLOAD_BYTES = 50 * _MB
+#: Most members (files, and directories the archive lists) a bundle may hold: an archive of empty files is a
+#: bomb of inodes, each written and synced.
+DEFAULT_MAX_FILES = 10_000
+#: Longest path inside a bundle, in bytes of UTF-8, and most directories deep.
+DEFAULT_MAX_PATH_BYTES = 512
+DEFAULT_MAX_DEPTH = 32
+#: Most times a bundle may expand on unpacking (source code and tar headers come in near 5 to 20).
+DEFAULT_MAX_RATIO = 100
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_APP_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
 class BundleLimits:
-    """Caps that `pack` and `unpack` enforce, in bytes and files."""
+    """Caps on a bundle, checked by `pack` and, on the server, before a byte of an upload is written.
 
+    Every field is a positive int; ValueError names one that is not. On a
+    server each is the setting `bundle_<field>` of `triggerfish serve`'s
+    config file.
+    """
+
+    #: Largest single file, unpacked.
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    #: Largest total of the files, unpacked.
     max_total_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
+    #: Most members (files and directories).
     max_files: int = DEFAULT_MAX_FILES
+    #: Largest tar.gz upload, refused with 413 as it streams past it.
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    #: Longest path of a member, in bytes.
+    max_path_bytes: int = DEFAULT_MAX_PATH_BYTES
+    #: Most path segments of a member (`lib/a/b.py` is 3).
+    max_depth: int = DEFAULT_MAX_DEPTH
+    #: Most times the unpacked archive may be larger than the compressed bytes read (checked past 1 MB).
+    max_ratio: int = DEFAULT_MAX_RATIO
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"bundle limit {field.name} must be a whole number of at least 1, not {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +149,9 @@ class _Collector:
         return sorted(self.files, key=lambda item: item[0])
 
     def _fail(self, relative: str, message: str) -> BundleError:
-        return BundleError(f"{self.root / relative}: {message}", phase="pack", path=relative)
+        where = str(self.root / relative)
+        shown = where if where.isprintable() else repr(where)  # no terminal escapes from a file name
+        return BundleError(f"{shown}: {message}", phase="pack", path=relative)
 
     def _walk(self, directory: Path, prefix: str, chain: frozenset[Path]) -> None:
         with os.scandir(directory) as scan:
@@ -175,15 +197,27 @@ class _Collector:
         if size > limits.max_file_bytes:
             raise self._fail(
                 relative,
-                f"is {_size(size)}, over the limit of {_size(limits.max_file_bytes)} per file; {_ignore_hint()}"
+                f"is {size_text(size)}, over the limit of {size_text(limits.max_file_bytes)} per file; {_ignore_hint()}"
                 " and fetch it at run time",
             )
         if self.total + size > limits.max_total_bytes:
             raise self._fail(
                 relative,
-                f"brings the app's files over the bundle limit of {_size(limits.max_total_bytes)}; leave out"
+                f"brings the app's files over the bundle limit of {size_text(limits.max_total_bytes)}; leave out"
                 f" large data with {IGNORE_FILE}",
             )
+
+    def _check_name(self, relative: str) -> None:
+        """What the server refuses in a name, said before the upload."""
+        limits = self.limits
+        if any(ord(c) < 32 or ord(c) == 127 or 0xDC80 <= ord(c) <= 0xDCFF for c in relative):
+            raise self._fail(
+                relative, f"its name has a control character or is not UTF-8; rename it or {_ignore_hint()}"
+            )
+        if len(relative.encode()) > limits.max_path_bytes:
+            raise self._fail(relative, f"its path is longer than {limits.max_path_bytes} bytes; {_ignore_hint()}")
+        if relative.count("/") + 1 > limits.max_depth:
+            raise self._fail(relative, f"is more than {limits.max_depth} directories deep; {_ignore_hint()}")
 
     def _add(self, relative: str, path: Path, info: os.stat_result) -> None:
         limits = self.limits
@@ -192,6 +226,7 @@ class _Collector:
                 relative,
                 f"the app has more than {limits.max_files} files; leave out what it does not need with {IGNORE_FILE}",
             )
+        self._check_name(relative)
         # Checked before reading too, so a huge file is refused without being read into memory.
         self._check_size(relative, info.st_size)
         try:
@@ -203,52 +238,6 @@ class _Collector:
         self.files.append((relative, content, bool(info.st_mode & 0o111)))
 
 
-def unpack(data: bytes, expected_sha256: str, into: Path, *, limits: BundleLimits | None = None) -> Path:
-    """Check `data` against `expected_sha256`, then extract it safely as the directory `into`; returns `into`.
-
-    When `into` already exists the bundle is taken as unpacked (it only ever
-    appears complete) and nothing is written. Raises BundleError (phase
-    "unpack", `path` naming the member) for a hash mismatch, an archive that is
-    not a tar.gz, or a member that is absolute, climbs out with `..`, is a
-    link, a device or a FIFO, appears twice, or breaks `limits`.
-    """
-    limits = limits or BundleLimits()
-    check_sha256(expected_sha256)
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected_sha256:
-        raise BundleError(
-            f"the bundle's sha256 is {actual}, not {expected_sha256}: it was damaged or cut short on the way;"
-            " upload it again",
-            phase="unpack",
-        )
-    if len(data) > limits.max_total_bytes:
-        raise BundleError(
-            f"the bundle is {_size(len(data))}, over the limit of {_size(limits.max_total_bytes)}", phase="unpack"
-        )
-    into = Path(into)
-    if into.is_dir():
-        return into
-    into.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{expected_sha256[:12]}-", dir=into.parent))
-    try:
-        _extract(data, partial, limits)
-        partial.chmod(0o755)
-        _fsync_dir(partial)
-        try:
-            partial.rename(into)
-        except OSError:
-            if not into.is_dir():
-                raise
-            # Another unpack of the same bundle finished first: the same files are there already.
-            shutil.rmtree(partial, ignore_errors=True)
-            return into
-        _fsync_dir(into.parent)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return into
-
-
 def check_sha256(value: str) -> str:
     """`value` if it is a sha256 in lowercase hex; BundleError otherwise."""
     if not isinstance(value, str) or not _SHA256.fullmatch(value):
@@ -256,144 +245,25 @@ def check_sha256(value: str) -> str:
     return value
 
 
-def _extract(data: bytes, into: Path, limits: BundleLimits) -> None:
-    seen: set[str] = set()
-    total = 0
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-            for member in archive:
-                name = _safe_name(member)
-                if name is None:  # the archive's own top directory, "./"
-                    continue
-                target = into / name
-                if member.isdir():
-                    _make_dirs(target, member.name)
-                    continue
-                if name in seen:
-                    raise _refuse(member.name, "appears twice in the bundle")
-                seen.add(name)
-                total += member.size
-                if len(seen) > limits.max_files:
-                    raise _refuse(member.name, f"is past the limit of {limits.max_files} files per bundle")
-                if member.size > limits.max_file_bytes:
-                    raise _refuse(member.name, f"is {_size(member.size)}, over {_size(limits.max_file_bytes)} per file")
-                if total > limits.max_total_bytes:
-                    raise _refuse(member.name, f"takes the files past {_size(limits.max_total_bytes)} in all")
-                source = archive.extractfile(member)
-                if source is None:  # not reached: members other than regular files were refused
-                    raise _refuse(member.name, "has no content")
-                _make_dirs(target.parent, member.name)
-                _write(target, source, 0o755 if member.mode & 0o111 else 0o644, member.name)
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise BundleError(f"the bundle is not a valid tar.gz archive: {exc}", phase="unpack") from None
+def app_segment(app: str) -> str:
+    """`app` if it can name a directory of its own (one path segment); ValueError otherwise.
 
-
-def _safe_name(member: tarfile.TarInfo) -> str | None:
-    """The member's path inside the bundle, normalised; BundleError for anything that is not a plain file."""
-    name = member.name
-    if not (member.isfile() or member.isdir()):
-        raise _refuse(name, f"is a {_kind(member)}; a bundle holds only regular files")
-    if name.startswith("/") or PurePosixPath(name).is_absolute():
-        raise _refuse(name, "is an absolute path")
-    parts = [part for part in name.split("/") if part not in ("", ".")]
-    if ".." in parts:
-        raise _refuse(name, "climbs out of the bundle with '..'")
-    if not parts:
-        if member.isdir():
-            return None
-        raise _refuse(name, "has no file name")
-    return "/".join(parts)
-
-
-def _kind(member: tarfile.TarInfo) -> str:
-    if member.issym():
-        return f"symbolic link (to {member.linkname!r})"
-    if member.islnk():
-        return f"hard link (to {member.linkname!r})"
-    if member.ischr():
-        return "character device"
-    if member.isblk():
-        return "block device"
-    if member.isfifo():
-        return "FIFO"
-    return f"special member (type {member.type!r})"
-
-
-def _make_dirs(path: Path, member: str) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise _refuse(member, "clashes with a file of the same name in the bundle") from None
-
-
-def _write(path: Path, source: IO[bytes], mode: int, member: str) -> None:
-    # O_EXCL and O_NOFOLLOW: the directory is new and holds nothing but what was written here.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags, mode)
-    except (FileExistsError, IsADirectoryError, NotADirectoryError):
-        raise _refuse(member, "clashes with another member of the same name") from None
-    with os.fdopen(fd, "wb") as out:
-        shutil.copyfileobj(source, out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.chmod(path, mode)  # the umask must not decide what the app can execute
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _refuse(member: str, reason: str) -> BundleError:
-    return BundleError(f"bundle member {member!r} {reason}; the bundle was refused", phase="unpack", path=member)
+    The server's app names already are (letters, digits and `._:@-`, starting with a letter or digit); this
+    is the last check before a name becomes part of a path.
+    """
+    if not isinstance(app, str) or not _APP_SEGMENT.fullmatch(app):
+        raise ValueError(f"invalid app name {app!r}: it must be one path segment of letters, digits and ._:@-")
+    return app
 
 
 def _ignore_hint() -> str:
     return f"leave it out with a line in {IGNORE_FILE}"
 
 
-def _size(size: int) -> str:
+def size_text(size: int) -> str:
+    """A size in bytes as people read it: `812 bytes`, `3.2 kB`, `20.0 MB`."""
     if size >= _MB:
         return f"{size / _MB:.1f} MB"
     if size >= 1024:
         return f"{size / 1024:.1f} kB"
     return f"{size} bytes"
-
-
-class BundleStore:
-    """Unpacked bundles by sha256 under `root`: `root/<sha256>/` holds the app's files."""
-
-    def __init__(self, root: Path, *, limits: BundleLimits | None = None) -> None:
-        self.root = Path(root)
-        self.limits = limits or BundleLimits()
-
-    def path(self, sha256: str) -> Path:
-        """Where the bundle `sha256` is (or would be) unpacked."""
-        return self.root / check_sha256(sha256)
-
-    def has(self, sha256: str) -> bool:
-        """Whether the bundle is unpacked here (a directory only ever appears complete)."""
-        return self.path(sha256).is_dir()
-
-    def put(self, data: bytes, sha256: str) -> Path:
-        """Verify and unpack an uploaded bundle (see `unpack`); its directory. A second put is a no-op."""
-        return unpack(data, sha256, self.path(sha256), limits=self.limits)
-
-    def sweep(self, older_than: float = 3600.0) -> int:
-        """Remove what interrupted unpacks left (older than `older_than` seconds); how many were removed.
-
-        Call it when the server starts; recent ones may belong to an unpack running right now.
-        """
-        if not self.root.is_dir():
-            return 0
-        removed = 0
-        cutoff = time.time() - older_than
-        for entry in self.root.iterdir():
-            if entry.name.startswith(PARTIAL_PREFIX) and entry.stat().st_mtime < cutoff:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed += 1
-        return removed

@@ -47,10 +47,12 @@ from triggerfish.cluster.changes import Kind as ChangeKind
 from triggerfish.cluster.locks import ClusterLock
 from triggerfish.cluster.nodes import ROLES, Activity, NodeInfo, Nodes
 from triggerfish.config import load_config
-from triggerfish.deploy.bundle import BundleStore
+from triggerfish.deploy.bundle import BundleLimits
+from triggerfish.deploy.bundles import BundleStore
 from triggerfish.deploy.deps import Dependencies
 from triggerfish.errors import AppLoadError, DeclarationError, DeployError, InvalidInputError
 from triggerfish.retry import RetryPolicy
+from triggerfish.server.artifacts import Artifacts
 from triggerfish.server.auth import invoke_check
 from triggerfish.server.keys import ApiKeys
 from triggerfish.server.platform import STORE_FILE, Platform
@@ -124,6 +126,8 @@ class Host:
         pip_args: tuple[str, ...] = (),
         roles: tuple[str, ...] = ROLES,
         address: str | None = None,
+        source_builds: bool = False,
+        bundle_limits: BundleLimits | None = None,
     ) -> None:
         #: This node's record in the cluster (checks the roles now, not at start).
         self.node = NodeInfo.new(address=address, roles=roles)
@@ -131,8 +135,8 @@ class Host:
         self.store_url = store_url or f"sqlite:///{self.data_dir / STORE_FILE}"
         self.idle_timeout = idle_timeout
         self.retry_policy = retry_policy
-        self.bundles = BundleStore(self.data_dir / "bundles")
-        self.dependencies = Dependencies(self.data_dir / "deps", extra_args=pip_args)
+        #: Each app's bundles and dependency installs; `pip_args` and `source_builds` are how pip installs.
+        self.artifacts = Artifacts(self.data_dir, limits=bundle_limits, pip_args=pip_args, source_builds=source_builds)
         self.started_at = time.time()
         self.apps: dict[str, Platform] = {}
         #: The admin key made on the first start (shown once), else None.
@@ -171,19 +175,29 @@ class Host:
         """Whether this node runs asynchronous work and triggers (the `worker` role)."""
         return "worker" in self.node.roles
 
+    @property
+    def bundles(self) -> BundleStore:
+        return self.artifacts.bundles
+
+    @property
+    def dependencies(self) -> Dependencies:
+        return self.artifacts.dependencies
+
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the store and serve every registered app's `live` alias. An app that fails to load is logged."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.bundles.sweep()  # unpacks a crash cut short
+        self.artifacts.start()  # clears what unpacks a crash cut short left
         self._store = await open_store(self.store_url)
         self._keys = ApiKeys(self._store)
         self.first_admin_key = await self._keys.ensure_admin(self.data_dir / ADMIN_KEY_FILE)
         # Changes made from here on are applied after the apps below loaded; earlier ones are in the store.
         self._changes = ChangeFeed(self._store)
         await self._changes.start_here()
-        for app in await self.registry.apps():
+        apps = await self.registry.apps()
+        await self.artifacts.adopt_legacy({app: [v.bundle for v in await self.registry.versions(app)] for app in apps})
+        for app in apps:
             alias = await self.registry.alias(app)
             if alias is None:
                 continue
@@ -209,6 +223,7 @@ class Host:
         if self._store is not None:
             await self._store.close()
             self._store = None
+        self.artifacts.close()
 
     async def __aenter__(self) -> Host:
         await self.start()
@@ -234,14 +249,15 @@ class Host:
         InvalidInputError for a bad name or a bundle that was not uploaded.
         """
         check_app_name(app)
-        if not self.bundles.has(bundle):
+        if not self.artifacts.has(app, bundle):
+            # The same answer whether no app has it or another app has: bundles are each app's own.
             raise InvalidInputError(
                 f"no bundle {bundle!r} was uploaded; PUT it to /-/api/v1/apps/{app}/bundles/{bundle} first"
             )
         async with self._exclusive(app, f"a deploy of app {app!r}"):
             phases: list[Phase] = []
             number = await self.registry.last_version(app) + 1
-            source, install = await self._source(bundle, number, stage)
+            source, install = await self._source(app, bundle, number, stage)
             phases.append(install)
             began = time.monotonic()
             platform = self.apps.get(app)
@@ -312,6 +328,7 @@ class Host:
             del self.apps[app]
             await platform.stop(drain=True)
             await self.registry.remove(app)
+            await self.artifacts.remove_app(app)
             await self._announce("removed", app)
 
     async def advertise(self, address: str) -> None:
@@ -380,10 +397,16 @@ class Host:
         platform.on_change = functools.partial(self.announce, app=app)
         return platform
 
-    async def _source(self, bundle: str, number: int, stage: str | None) -> tuple[VersionSource, Phase]:
-        """Where version `number` of a bundle loads from, its requirements installed (the install phase)."""
-        directory = self.bundles.path(bundle)
-        config = load_config(directory)
+    async def _source(
+        self, app: str, bundle: str, number: int, stage: str | None, *, reloading: bool = False
+    ) -> tuple[VersionSource, Phase]:
+        """Where version `number` of a bundle loads from, its requirements installed (the install phase).
+
+        The bundle is verified against its archive first (TamperedBundleError if it changed on disk).
+        `reloading`: a recorded version loading again, which may use an older server's shared install.
+        """
+        directory = await self.artifacts.checked_tree(app, bundle)
+        config = await self.artifacts.run(load_config, directory)
         entry = config.app or DEFAULT_ENTRY
         if not entry.split(":", 1)[0].endswith(".py"):
             # A module path would be looked up on the server's own sys.path, not in the bundle.
@@ -394,7 +417,9 @@ class Host:
             )
         requirements = directory / "requirements.txt"
         began = time.monotonic()
-        installed = await self.dependencies.ensure(requirements if requirements.is_file() else None)
+        installed = await self.artifacts.install(
+            app, requirements if requirements.is_file() else None, reuse_legacy=reloading
+        )
         output = installed.output if not installed.cached else "requirements already installed (cached)"
         install = Phase("install", time.monotonic() - began, output)
         extra = (str(installed.path),) if installed.path is not None else ()
@@ -415,7 +440,7 @@ class Host:
             record = await self.registry.version(app, number)
             if record is None:
                 raise InvalidInputError(f"app {app!r} has no version {number}")
-            source, _ = await self._source(record.bundle, number, record.stage)
+            source, _ = await self._source(app, record.bundle, number, record.stage, reloading=True)
             if platform is None:
                 platform = self._new_platform(app)
                 await platform.start(source)

@@ -21,24 +21,25 @@ server-wide endpoint needs is in tables here (`ROOT_ENDPOINTS`,
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import IO, Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from triggerfish import __version__
-from triggerfish.deploy.bundle import DEFAULT_MAX_BUNDLE_BYTES, check_sha256
+from triggerfish.deploy.bundle import check_sha256
 from triggerfish.errors import BundleError, DeployError, KeyNotFoundError
 from triggerfish.gateway.asgi import lifespan
 from triggerfish.server.auth import APP_ENDPOINT_ACTIONS, principal_of
 from triggerfish.server.auth import guarded as guarded_endpoint
 from triggerfish.server.control import control_routes
-from triggerfish.server.control_io import ApiError, endpoint, fields, json_body, json_response, read_body
+from triggerfish.server.control_io import ApiError, endpoint, fields, json_body, json_response
 from triggerfish.server.errors import error_response
 from triggerfish.server.host import AppNotFoundError, Host
 from triggerfish.server.logs import close_follows
@@ -143,30 +144,60 @@ async def remove_app(request: Request) -> Response:
 
 
 async def has_bundle(request: Request) -> Response:
-    _app(request)
-    sha = _sha(request)
-    return Response(status_code=200 if _host(request).bundles.has(sha) else 404)
+    # Another app's bundle is 404 too: a key of one app must not learn what another deployed.
+    app = _app(request)
+    return Response(status_code=200 if _host(request).artifacts.has(app, _sha(request)) else 404)
 
 
 async def put_bundle(request: Request) -> Response:
-    _app(request)
+    app = _app(request)
     sha = _sha(request)
     host = _host(request)
-    if host.bundles.has(sha):
+    if host.artifacts.has(app, sha):
         return json_response({"bundle": sha, "stored": False}, status=200)
-    data = await read_body(request, DEFAULT_MAX_BUNDLE_BYTES)
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != sha:
-        raise ApiError(
-            400,
-            "BundleHashMismatch",
-            f"the body's sha256 is {actual}, not {sha}: the upload was cut short or changed; nothing was stored",
-        )
+    # Spooled to disk past 1 MB: a slow upload holds a file, not its size in memory.
+    with tempfile.SpooledTemporaryFile(max_size=1024 * 1024) as upload:
+        actual = await _receive(request, upload, host.bundles.limits.max_upload_bytes)
+        if actual != sha:
+            raise ApiError(
+                400,
+                "BundleHashMismatch",
+                f"the body's sha256 is {actual}, not {sha}: the upload was cut short or changed; nothing was stored",
+            )
+        try:
+            stored = await host.artifacts.put(app, sha, upload)
+        except BundleError as exc:
+            raise ApiError(400, "InvalidBundle", str(exc)) from None
+    return json_response({"bundle": sha, "stored": stored}, status=201 if stored else 200)
+
+
+async def _receive(request: Request, into: IO[bytes], limit: int) -> str:
+    """Stream the body into `into`, refused with 413 as soon as it is past `limit` bytes; its sha256."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _upload_too_large(limit)
+    digest = hashlib.sha256()
+    size = 0
     try:
-        host.bundles.put(data, sha)
-    except BundleError as exc:
-        raise ApiError(400, "InvalidBundle", str(exc)) from None
-    return json_response({"bundle": sha, "stored": True}, status=201)
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _upload_too_large(limit)
+            digest.update(chunk)
+            into.write(chunk)
+    except ClientDisconnect:
+        raise ApiError(400, "ClientDisconnected", "the client closed the connection before the body arrived") from None
+    return digest.hexdigest()
+
+
+def _upload_too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "RequestTooLarge",
+        f"a bundle may be at most {limit} bytes as uploaded (the server's bundle_max_upload_bytes); leave large"
+        " files out of it with .triggerfishignore",
+        limit=limit,
+    )
 
 
 async def deploy(request: Request) -> Response:
