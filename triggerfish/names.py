@@ -115,6 +115,8 @@ SUBSCRIPTIONS_NAMESPACE = "triggerfish.topic-subscriptions"
 SCHEDULES_NAMESPACE = "triggerfish.schedules"
 #: A server's records: apps, versions, aliases, API keys.
 SERVER_NAMESPACE = "triggerfish.server"
+#: Deployed bundles' archives, per app, for every node of a cluster to fetch.
+BUNDLES_NAMESPACE = "triggerfish.bundles"
 #: The cluster's records: nodes and their heartbeats, deploy locks.
 CLUSTER_NAMESPACE = "triggerfish.cluster"
 #: `@idempotent`'s records.

@@ -62,8 +62,8 @@ class Served:
         return await self.http.post(f"{base}/deploys", json={"bundle": bundle.sha256})
 
 
-async def serve(data_dir: Path) -> AsyncIterator[Served]:
-    host = Host(data_dir=data_dir)
+async def serve(data_dir: Path, *, store_url: str | None = None) -> AsyncIterator[Served]:
+    host = Host(data_dir=data_dir, store_url=store_url)
     await host.start()
     try:
         async with (

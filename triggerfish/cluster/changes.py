@@ -66,6 +66,12 @@ class ChangeFeed:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.position = 0
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Make `follow` return once the change it is applying (if any) is applied: a node loading a version
+        must not be cut off half way (its processes would be left behind)."""
+        self._stopping.set()
 
     async def announce(self, change: Change) -> None:
         """Append `change`; returns once it is durable (every node will read it)."""
@@ -76,9 +82,10 @@ class ChangeFeed:
         self.position = await self.store.log.last_offset(CHANGES_STREAM)
 
     async def follow(self, apply: Callable[[Change], Awaitable[None]], *, wait: float = FOLLOW_WAIT) -> None:
-        """Apply every change after `position`, in order, until cancelled. A change that fails to apply is
+        """Apply every change after `position`, in order, until `stop()`. A change that fails to apply is
         logged and skipped (the store keeps the truth; the next change of that app applies it again)."""
-        while True:
+        self._stopping.clear()
+        while not self._stopping.is_set():
             try:
                 records = await self.store.log.read(CHANGES_STREAM, after=self.position, wait=wait)
             except Exception:
@@ -86,6 +93,8 @@ class ChangeFeed:
                 await asyncio.sleep(1.0)
                 continue
             for record in records:
+                if self._stopping.is_set():
+                    return
                 self.position = record.offset
                 try:
                     change = Change.from_json(record.data)

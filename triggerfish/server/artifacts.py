@@ -6,6 +6,10 @@
     tree = await artifacts.checked_tree("shop", sha256)    # verified against its archive before it loads
     installed = await artifacts.install("shop", tree / "requirements.txt")
 
+In a cluster the bundles are kept in the store too (`shared`, see
+`triggerfish.deploy.shared`): a node fetches a bundle it was not sent before
+it loads it.
+
 Everything here is the app's own: bundles are kept by (app, sha256) and
 dependencies installed per app (see `triggerfish.deploy.bundles` and
 `triggerfish.deploy.deps`). Checking, unpacking and verifying a bundle block
@@ -29,6 +33,7 @@ from typing import IO, TypeVar
 from triggerfish.deploy.bundle import BundleLimits
 from triggerfish.deploy.bundles import BundleStore
 from triggerfish.deploy.deps import Dependencies, DepsResult
+from triggerfish.deploy.shared import SharedBundles
 from triggerfish.deploy.unpack import make_read_only
 
 log = logging.getLogger("triggerfish.server")
@@ -52,6 +57,8 @@ class Artifacts:
     ) -> None:
         self.bundles = BundleStore(data_dir / "bundles", limits=limits)
         self.dependencies = Dependencies(data_dir / "deps", extra_args=pip_args, source_builds=source_builds)
+        #: The bundles in the store, for the other nodes of a cluster (set once the store is open).
+        self.shared: SharedBundles | None = None
         self._threads: ThreadPoolExecutor | None = None
         self._uploads: dict[str, asyncio.Lock] = {}
         #: (app, sha256) of versions deployed by an older server whose bundle could not be made the app's own.
@@ -90,10 +97,29 @@ class Artifacts:
                 return False
             await self.run(self.bundles.put, app, sha256, data)
             self._legacy.pop((app, sha256), None)  # kept and checked from now on
+            if self.shared is not None:
+                await self.shared.put(app, sha256, self.bundles.archive_path(app, sha256))
             return True
+
+    async def available(self, app: str, sha256: str) -> bool:
+        """Whether `app` has the bundle here or, in a cluster, in the store (another node received it)."""
+        return self.has(app, sha256) or (self.shared is not None and await self.shared.has(app, sha256))
+
+    async def _fetch(self, app: str, sha256: str) -> None:
+        """Bring a bundle another node received from the store, checked and unpacked as an upload is."""
+        if self.has(app, sha256) or self.shared is None:
+            return
+        async with self._uploads.setdefault(app, asyncio.Lock()):
+            if self.has(app, sha256):
+                return
+            data = await self.shared.fetch(app, sha256)
+            if data is not None:
+                await self.run(self.bundles.put, app, sha256, data)
+                log.info("app %r: bundle %s fetched from the store", app, sha256[:12])
 
     async def checked_tree(self, app: str, sha256: str) -> Path:
         """The directory of `app`'s bundle once verified against its archive; TamperedBundleError if it changed."""
+        await self._fetch(app, sha256)
         legacy = self._legacy.get((app, sha256))
         if legacy is not None and not self.bundles.has(app, sha256):
             log.warning(
@@ -145,3 +171,5 @@ class Artifacts:
         self._legacy = {key: path for key, path in self._legacy.items() if key[0] != app}
         await self.run(self.bundles.remove_app, app)
         await self.run(self.dependencies.remove_app, app)
+        if self.shared is not None:
+            await self.shared.remove_app(app)

@@ -50,6 +50,7 @@ from triggerfish.config import load_config
 from triggerfish.deploy.bundle import BundleLimits
 from triggerfish.deploy.bundles import BundleStore
 from triggerfish.deploy.deps import Dependencies
+from triggerfish.deploy.shared import SharedBundles
 from triggerfish.errors import AppLoadError, DeclarationError, DeployError, InvalidInputError
 from triggerfish.retry import RetryPolicy
 from triggerfish.server.artifacts import Artifacts
@@ -71,6 +72,8 @@ from triggerfish.store.scoped import ScopedStore
 log = logging.getLogger("triggerfish.server")
 
 DEFAULT_ENTRY = "app.py"
+#: Seconds a stopping node waits for the change it is applying (a version loading) before it gives up on it.
+FOLLOWER_PATIENCE = 130.0
 #: Where the first start writes the admin key it made (mode 0600), beside the store.
 ADMIN_KEY_FILE = "admin.key"
 
@@ -190,6 +193,7 @@ class Host:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.artifacts.start()  # clears what unpacks a crash cut short left
         self._store = await open_store(self.store_url)
+        self.artifacts.shared = SharedBundles(self._store)
         self._keys = ApiKeys(self._store)
         self.first_admin_key = await self._keys.ensure_admin(self.data_dir / ADMIN_KEY_FILE)
         # Changes made from here on are applied after the apps below loaded; earlier ones are in the store.
@@ -211,8 +215,13 @@ class Host:
 
     async def stop(self, *, drain: bool = True) -> None:
         """Stop every app (letting work in flight finish, with `drain`), then close the store."""
-        if self._follower is not None:
-            self._follower.cancel()
+        if self._follower is not None and self._changes is not None:
+            self._changes.stop()
+            try:
+                async with asyncio.timeout(FOLLOWER_PATIENCE):
+                    await asyncio.shield(self._follower)
+            except TimeoutError:
+                self._follower.cancel()
             await asyncio.gather(self._follower, return_exceptions=True)
             self._follower = None
         platforms, self.apps = list(self.apps.values()), {}
@@ -249,7 +258,7 @@ class Host:
         InvalidInputError for a bad name or a bundle that was not uploaded.
         """
         check_app_name(app)
-        if not self.artifacts.has(app, bundle):
+        if not await self.artifacts.available(app, bundle):
             # The same answer whether no app has it or another app has: bundles are each app's own.
             raise InvalidInputError(
                 f"no bundle {bundle!r} was uploaded; PUT it to /-/api/v1/apps/{app}/bundles/{bundle} first"

@@ -146,14 +146,14 @@ async def remove_app(request: Request) -> Response:
 async def has_bundle(request: Request) -> Response:
     # Another app's bundle is 404 too: a key of one app must not learn what another deployed.
     app = _app(request)
-    return Response(status_code=200 if _host(request).artifacts.has(app, _sha(request)) else 404)
+    return Response(status_code=200 if await _host(request).artifacts.available(app, _sha(request)) else 404)
 
 
 async def put_bundle(request: Request) -> Response:
     app = _app(request)
     sha = _sha(request)
     host = _host(request)
-    if host.artifacts.has(app, sha):
+    if await host.artifacts.available(app, sha):
         return json_response({"bundle": sha, "stored": False}, status=200)
     # Spooled to disk past 1 MB: a slow upload holds a file, not its size in memory.
     with tempfile.SpooledTemporaryFile(max_size=1024 * 1024) as upload:
