@@ -7,9 +7,9 @@ same promises as separate processes on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
@@ -25,21 +25,9 @@ WITHIN = 2.0
 @pytest.fixture
 async def nodes(tmp_path: Path) -> AsyncIterator[tuple[Served, Served]]:
     store = f"sqlite:///{tmp_path / 'shared.db'}"
-    async with AsyncExitStack() as stack:
-        first = await stack.enter_async_context(_aclosing(serve(tmp_path / "node-a", store_url=store)))
-        second = await stack.enter_async_context(_aclosing(serve(tmp_path / "node-b", store_url=store)))
-        yield first, second
-
-
-class _aclosing:  # noqa: N801  # an async generator fixture helper as a context manager
-    def __init__(self, generator: AsyncIterator[Served]) -> None:
-        self.generator = generator
-
-    async def __aenter__(self) -> Served:
-        return await anext(self.generator)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await anext(self.generator, None)
+    node = contextlib.asynccontextmanager(serve)
+    async with node(tmp_path / "node-a", store_url=store) as a, node(tmp_path / "node-b", store_url=store) as b:
+        yield a, b
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float) -> float:
@@ -76,7 +64,7 @@ async def test_a_deploy_on_one_node_serves_on_the_other_within_two_seconds(
     assert rolled.json()["version"] == 1
 
     async def a_serves_1() -> bool:
-        return (await hello_from(a, "greeter")).json()["version"] == 1
+        return bool((await hello_from(a, "greeter")).json()["version"] == 1)
 
     await eventually(a_serves_1, WITHIN)
 
@@ -104,9 +92,8 @@ async def test_two_deploys_of_one_app_at_once_end_with_one_version_and_one_clear
         a.deploy("race", write_app(tmp_path / "a", "race", 1)),
         b.deploy("race", write_app(tmp_path / "b", "race", 2)),
     )
-    answers = sorted([first, second], key=lambda r: r.status_code)
-    assert [r.status_code for r in answers][0] == 201
-    loser = answers[1]
+    winner, loser = sorted([first, second], key=lambda r: r.status_code)
+    assert winner.status_code == 201
     if loser.status_code != 201:  # the two overlapped (usual): one was refused while the other held the lock
         assert "already in progress" in loser.json()["error"]["message"]
     versions = (await a.http.get("/-/api/v1/apps/race/versions")).json()["versions"]
