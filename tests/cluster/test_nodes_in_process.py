@@ -96,6 +96,7 @@ async def test_two_deploys_of_one_app_at_once_end_with_one_version_and_one_clear
     assert winner.status_code == 201
     if loser.status_code != 201:  # the two overlapped (usual): one was refused while the other held the lock
         assert "already in progress" in loser.json()["error"]["message"]
+    await eventually(lambda: _has_app(a, "race"), WITHIN)
     versions = (await a.http.get("/-/api/v1/apps/race/versions")).json()["versions"]
     assert len(versions) == (2 if loser.status_code == 201 else 1)
     assert len({v["version"] for v in versions}) == len(versions)
