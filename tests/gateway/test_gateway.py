@@ -17,6 +17,7 @@ import pytest
 from tests.gateway.apps import web
 from triggerfish.errors import InvalidInputError
 from triggerfish.gateway import Gateway, GatewayServer, RouteTable, serve_gateway
+from triggerfish.gateway.connections import ConnectionLimits
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
 from triggerfish.runtime.process_runner import ProcessRunner
@@ -76,7 +77,9 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 def serve(store: Store) -> Serve:
     @contextlib.asynccontextmanager
     async def serve(runner: Runner | None = None, **settings: Any) -> AsyncIterator[Served]:
-        server_settings = {k: settings.pop(k) for k in {"timeout_keep_alive"} & settings.keys()}
+        server_settings: dict[str, Any] = {}
+        if "limits" in settings:
+            server_settings["limits"] = settings.pop("limits")
         if "max_header_bytes" in settings:
             server_settings["max_header_bytes"] = settings["max_header_bytes"]
         invoker = Invoker(runner or InProcessRunner(web.app.functions), store)
@@ -279,7 +282,7 @@ async def test_headers_over_the_limit_that_arrive_whole_are_431(serve: Serve) ->
 
 
 async def test_an_idle_keep_alive_connection_is_closed_after_the_timeout(serve: Serve) -> None:
-    async with serve(timeout_keep_alive=1) as s:
+    async with serve(limits=ConnectionLimits(keep_alive_timeout=1)) as s:
         reader, writer = await asyncio.open_connection("127.0.0.1", s.server.port)
         try:
             writer.write(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from triggerfish.errors import StoreClosedError, StoreError
+from triggerfish.errors import StoreClosedError, StoreError, StoreFullError
 
 T = TypeVar("T")
 
@@ -160,6 +160,11 @@ def _call(op: _Op, connection: sqlite3.Connection) -> tuple[bool, Any]:
 
 def _store_error(exc: sqlite3.Error, path: str) -> StoreError:
     where = f" on {path}" if path else ""
+    # SQLITE_FULL (13, in the low byte of extended codes): the disk, or the file's max_page_count, is full.
+    if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == 13 or "database or disk is full" in str(exc):
+        full = StoreFullError(f"the store is full{where}: {exc}; free disk space, then try again")
+        full.__cause__ = exc
+        return full
     error = StoreError(f"SQLite failed{where}: {exc}")
     error.__cause__ = exc
     return error
