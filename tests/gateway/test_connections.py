@@ -26,12 +26,19 @@ class Holding:
     def __init__(self) -> None:
         self.release = asyncio.Event()
         self.holding = 0
+        self._arrived = asyncio.Condition()
+
+    async def until_holding(self, count: int) -> None:
+        async with self._arrived, asyncio.timeout(10):
+            await self._arrived.wait_for(lambda: self.holding >= count)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         if scope["path"] == "/hold":
-            self.holding += 1
+            async with self._arrived:
+                self.holding += 1
+                self._arrived.notify_all()
             await self.release.wait()
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": b"ok"})
@@ -102,14 +109,12 @@ async def test_the_second_head_on_a_kept_alive_connection_is_bounded_too() -> No
 
 
 async def test_a_whole_head_is_served_however_long_the_app_takes() -> None:
-    async with serving(header_timeout=0.3) as (server, app):
-        async with httpx.AsyncClient(base_url=server.url) as client:
-            held = asyncio.ensure_future(client.get("/hold"))
-            while app.holding < 1:
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.6)  # past the head timeout: the request is the app's now
-            app.release.set()
-            assert (await held).status_code == 200
+    async with serving(header_timeout=0.3) as (server, app), httpx.AsyncClient(base_url=server.url) as client:
+        held = asyncio.ensure_future(client.get("/hold"))
+        await app.until_holding(1)
+        await asyncio.sleep(0.6)  # past the head timeout: the request is the app's now
+        app.release.set()
+        assert (await held).status_code == 200
 
 
 async def test_idle_connections_over_the_cap_make_room_instead_of_blocking() -> None:
@@ -129,21 +134,22 @@ async def test_idle_connections_over_the_cap_make_room_instead_of_blocking() -> 
 
 
 async def test_when_every_connection_is_busy_a_new_one_gets_503_with_retry_after() -> None:
-    async with serving(max_connections=2, retry_after=3) as (server, app):
-        async with httpx.AsyncClient(base_url=server.url, limits=httpx.Limits(max_connections=10)) as client:
-            held = [asyncio.ensure_future(client.get("/hold")) for _ in range(2)]
-            while app.holding < 2:
-                await asyncio.sleep(0.01)
-            async with httpx.AsyncClient(base_url=server.url) as other:
-                refused = await other.get("/")
-            assert refused.status_code == 503
-            assert refused.headers["retry-after"] == "3"
-            assert refused.json()["error"]["code"] == "TooManyConnections"
-            app.release.set()
-            assert [(await h).status_code for h in held] == [200, 200]
-            # Room again: the busy ones finished.
-            async with httpx.AsyncClient(base_url=server.url) as later:
-                assert (await later.get("/")).status_code == 200
+    async with (
+        serving(max_connections=2, retry_after=3) as (server, app),
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        held = [asyncio.ensure_future(client.get("/hold")) for _ in range(2)]
+        await app.until_holding(2)
+        async with httpx.AsyncClient(base_url=server.url) as other:
+            refused = await other.get("/")
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "3"
+        assert refused.json()["error"]["code"] == "TooManyConnections"
+        app.release.set()
+        assert [(await h).status_code for h in held] == [200, 200]
+        # Room again: the busy ones finished.
+        async with httpx.AsyncClient(base_url=server.url) as later:
+            assert (await later.get("/")).status_code == 200
 
 
 async def test_a_flood_of_refusals_is_one_log_line_per_interval(caplog: pytest.LogCaptureFixture) -> None:
@@ -151,8 +157,7 @@ async def test_a_flood_of_refusals_is_one_log_line_per_interval(caplog: pytest.L
     async with serving(max_connections=1) as (server, app):
         async with httpx.AsyncClient(base_url=server.url) as client:
             held = asyncio.ensure_future(client.get("/hold"))
-            while app.holding < 1:
-                await asyncio.sleep(0.01)
+            await app.until_holding(1)
             for _ in range(100):
                 reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
                 writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")

@@ -25,11 +25,16 @@ from triggerfish.deploy.bundle import pack
 from triggerfish.gateway import GatewayServer
 from triggerfish.server.auth import APP_ENDPOINT_ACTIONS, roles_holding
 from triggerfish.server.host import Host
-from triggerfish.server.host_http import ROOT_ENDPOINTS, SERVER_ENDPOINTS, HostASGI, host_endpoints
-from triggerfish.server.openapi import document
+from triggerfish.server import control, openapi
+from triggerfish.server.host_http import ROOT_OPERATIONS, SERVER_OPERATIONS, HostASGI, host_endpoints
 from triggerfish.server.openapi_server import ACTION_EXTENSION, server_document
 
 DOCUMENT = "/-/api/v1/openapi.json"
+
+
+def document() -> dict[str, Any]:
+    """The dev server's document: the control API alone."""
+    return openapi.document(control.OPERATIONS)
 
 
 def _template(path: str) -> str:
@@ -70,10 +75,10 @@ def test_the_document_describes_exactly_the_routes_a_server_serves(tmp_path: Pat
 
 def test_every_operation_states_the_action_its_key_needs_as_the_tables_say() -> None:
     expected: dict[tuple[str, str], str | None] = {}
-    for method, path, _, action in ROOT_ENDPOINTS:
-        expected[method.lower(), path] = action
-    for method, path, _, action in SERVER_ENDPOINTS:
-        expected[method.lower(), f"/-/api/v1{path}"] = action
+    for row in ROOT_OPERATIONS:
+        expected[row.method.lower(), row.path] = row.action
+    for row in SERVER_OPERATIONS:
+        expected[row.method.lower(), f"/-/api/v1{row.path}"] = row.action
     for (method, path), action in APP_ENDPOINT_ACTIONS.items():
         expected[method.lower(), f"/-/api/v1/apps/{{app}}{_template(path)}"] = action
     openapi = server_document()

@@ -111,7 +111,7 @@ class LimitedLogger:
     def level(self) -> int:
         return self._log.level
 
-    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's name)
+    def isEnabledFor(self, level: int) -> bool:
         return self._log.isEnabledFor(level)
 
     def log(self, level: int, message: str, *args: Any, **kwargs: Any) -> None:

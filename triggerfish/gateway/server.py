@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import socket
 from collections.abc import Generator
@@ -172,7 +173,7 @@ class GatewayServer:
                 continue
             protocol = guard.admit(self.config, state, server.lifespan.state)
             try:
-                await loop.connect_accepted_socket(lambda: protocol, connection)
+                await loop.connect_accepted_socket(functools.partial(_given, protocol), connection)
             except OSError:
                 connection.close()
 
@@ -219,6 +220,10 @@ class GatewayServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+def _given(protocol: asyncio.BaseProtocol) -> asyncio.BaseProtocol:
+    return protocol
 
 
 async def serve_gateway(app: Any, host: str = "127.0.0.1", port: int = 8080, **settings: Any) -> None:
