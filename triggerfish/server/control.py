@@ -451,16 +451,16 @@ OPERATIONS: tuple[Operation, ...] = (
         "invoke",
         params=(
             _FUNCTION,
-            query("type", "Like X-Amz-Invocation-Type", Enum(INVOCATION_TYPES)),
+            query("type", "Like X-Amz-Invocation-Type", Enum(INVOCATION_TYPES, any_case=True)),
             header(
                 "X-Amz-Invocation-Type",
                 "RequestResponse (default), Event or DryRun, as Lambda's Invoke",
-                Enum(INVOCATION_TYPES),
+                Enum(INVOCATION_TYPES, any_case=True),
             ),
             header(
                 "X-Amz-Log-Type",
                 "Tail: the last 4 KB of the captured output in X-Amz-Log-Result (base64)",
-                Enum(("None", "Tail")),
+                Enum(("None", "Tail"), any_case=True),
             ),
         ),
         # Read whole and parsed by the handler: an empty body is `{}` (as Lambda gives), `null` is null.

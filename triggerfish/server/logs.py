@@ -427,7 +427,11 @@ OPERATION = Operation(
         query("level", "The lowest level shown (default DEBUG)", _Level()),
         query("since", "30s, 10m, 2h, 1d ago, or an RFC 3339 time", _Since()),
         query("limit", "The newest this many lines (default 1000)", Integer(minimum=1, maximum=MAX_LIMIT)),
-        query("follow", "1: stream new lines as server-sent events", Enum(("0", "1", "true", "false", "yes", "no"))),
+        query(
+            "follow",
+            "1: stream new lines as server-sent events",
+            Enum(("0", "1", "true", "false", "yes", "no"), any_case=True),
+        ),
     ),
     errors=(404,),
 )

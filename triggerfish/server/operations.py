@@ -196,7 +196,7 @@ def check_content_type(request: Request, operation: Operation) -> None:
         415,
         "UnsupportedMediaType",
         f"{request.method} {request.url.path} takes {' or '.join(t for t in accepted if t != '*/*')}, and this"
-        f" request has {shown}: send `Content-Type: application/json`, even with no body (a request of another"
+        f" request has {shown}: send `Content-Type: {accepted[0]}`, even with no body (a request of another"
         " type could come from any web page's form)",
         accepted=[t for t in accepted if t != "*/*"],
     )

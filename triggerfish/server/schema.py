@@ -210,19 +210,30 @@ class Text(Schema):
 
 
 class Enum(Schema):
-    """One of a few strings."""
+    """One of a few strings; with `any_case`, in any case, read as the declared spelling."""
 
-    def __init__(self, values: Sequence[str], description: str = "") -> None:
+    def __init__(self, values: Sequence[str], description: str = "", *, any_case: bool = False) -> None:
         self.values = tuple(values)
         self.description = description
+        self.any_case = any_case
+        self._folded = {value.lower(): value for value in self.values}
 
     def check(self, value: Any, where: str) -> Any:
-        if not isinstance(value, str) or value not in self.values:
-            raise _refuse(where, "one of " + ", ".join(self.values), value)
-        return value
+        if isinstance(value, str):
+            if value in self.values:
+                return value
+            if self.any_case and value.lower() in self._folded:
+                return self._folded[value.lower()]
+        raise _refuse(where, "one of " + ", ".join(self.values) + (" (any case)" if self.any_case else ""), value)
 
     def _schema(self) -> dict[str, Any]:
-        return {"type": "string", "enum": list(self.values)}
+        if not self.any_case:
+            return {"type": "string", "enum": list(self.values)}
+        # JSON Schema has no case-insensitive enum; a pattern with both cases of every letter says the same.
+        spelled = (
+            "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in v) for v in self.values
+        )
+        return {"type": "string", "pattern": "^(?:" + "|".join(spelled) + ")$", "examples": list(self.values)}
 
 
 class Array(Schema):
