@@ -23,9 +23,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from tests.server.test_host import write_app
 from triggerfish.deploy.bundle import pack
 from triggerfish.gateway import GatewayServer
+from triggerfish.server import control, openapi
 from triggerfish.server.auth import APP_ENDPOINT_ACTIONS, roles_holding
 from triggerfish.server.host import Host
-from triggerfish.server import control, openapi
 from triggerfish.server.host_http import ROOT_OPERATIONS, SERVER_OPERATIONS, HostASGI, host_endpoints
 from triggerfish.server.openapi_server import ACTION_EXTENSION, server_document
 

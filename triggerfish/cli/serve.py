@@ -14,6 +14,13 @@ from typing import Any
 
 import click
 
+from triggerfish.cli.serving import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_KEEP_ALIVE,
+    DEFAULT_MAX_CONNECTIONS,
+    connection_options,
+)
+
 EXIT_BAD_SETUP = 2
 #: Keys of the --config file, with the types they take; the command-line options override them.
 CONFIG_KEYS: dict[str, tuple[type, ...]] = {
@@ -23,8 +30,23 @@ CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "data_dir": (str,),
     "idle_timeout": (int, float),
     "retry_delay": (int, float),
+    "max_connections": (int,),
+    "header_timeout": (int, float),
+    "keep_alive_timeout": (int, float),
+    "allowed_hosts": (list,),
+    "allowed_origins": (list,),
 }
-DEFAULTS: dict[str, Any] = {"host": "127.0.0.1", "port": 8080, "data_dir": ".triggerfish-server", "idle_timeout": 300}
+DEFAULTS: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "port": 8080,
+    "data_dir": ".triggerfish-server",
+    "idle_timeout": 300,
+    "max_connections": DEFAULT_MAX_CONNECTIONS,
+    "header_timeout": DEFAULT_HEADER_TIMEOUT,
+    "keep_alive_timeout": DEFAULT_KEEP_ALIVE,
+    "allowed_hosts": None,
+    "allowed_origins": [],
+}
 
 
 @click.command()
@@ -35,8 +57,18 @@ DEFAULTS: dict[str, Any] = {"host": "127.0.0.1", "port": 8080, "data_dir": ".tri
 @click.option(
     "--config", "config_file", default=None, type=click.Path(dir_okay=False), help="A TOML file of these settings."
 )
+@connection_options(defaults=False)
 def serve(
-    host: str | None, port: int | None, store_url: str | None, data_dir: str | None, config_file: str | None
+    host: str | None,
+    port: int | None,
+    store_url: str | None,
+    data_dir: str | None,
+    config_file: str | None,
+    max_connections: int | None,
+    header_timeout: float | None,
+    keep_alive_timeout: float | None,
+    allowed_hosts: tuple[str, ...],
+    allowed_origins: tuple[str, ...],
 ) -> None:
     """Serve every deployed app, each under /APP/, with the control API under /-/api/v1/.
 
@@ -44,11 +76,26 @@ def serve(
     key; the first start makes an admin key, prints it once and writes it to
     DATA_DIR/admin.key. SIGTERM (or Ctrl-C) stops accepting requests, lets
     what is in flight finish, and exits.
+
+    The platform endpoints (/-/) answer any Host header unless --allowed-host
+    names the ones to answer (a proxy in front usually decides), browsers only
+    from pages of the server's own origin or --allowed-origin, and requests that
+    change anything only with Content-Type: application/json.
     """
     settings = dict(DEFAULTS)
     if config_file is not None:
         settings.update(_read_config(Path(config_file)))
-    given = {"host": host, "port": port, "store": store_url, "data_dir": data_dir}
+    given = {
+        "host": host,
+        "port": port,
+        "store": store_url,
+        "data_dir": data_dir,
+        "max_connections": max_connections,
+        "header_timeout": header_timeout,
+        "keep_alive_timeout": keep_alive_timeout,
+        "allowed_hosts": list(allowed_hosts) or None,
+        "allowed_origins": list(allowed_origins) or None,
+    }
     settings.update({k: v for k, v in given.items() if v is not None})
     sys.exit(asyncio.run(_run(settings)))
 
@@ -68,17 +115,29 @@ def _read_config(path: Path) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, CONFIG_KEYS[key]):
             kinds = " or ".join(t.__name__ for t in CONFIG_KEYS[key])
             raise click.BadParameter(f"{path}: {key} must be a {kinds}, not {value!r}", param_hint="--config")
+        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+            raise click.BadParameter(f"{path}: {key} must be a list of strings, not {value!r}", param_hint="--config")
     return document
 
 
 async def _run(settings: dict[str, Any]) -> int:
     from triggerfish.cli.serving import bind, serve_until_stopped, stop_on_signals
-    from triggerfish.errors import UnknownStoreURLError
+    from triggerfish.errors import InvalidInputError, UnknownStoreURLError
     from triggerfish.gateway import GatewayServer
+    from triggerfish.gateway.connections import ConnectionLimits
     from triggerfish.retry import RetryPolicy
     from triggerfish.server.host import Host
     from triggerfish.server.host_http import HostASGI
+    from triggerfish.server.request_guard import RequestRules
 
+    try:
+        limits = ConnectionLimits(
+            settings["max_connections"], float(settings["header_timeout"]), float(settings["keep_alive_timeout"])
+        )
+        rules = RequestRules.serving(settings["allowed_hosts"], settings["allowed_origins"])
+    except InvalidInputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_BAD_SETUP
     stop = stop_on_signals()
     delay = settings.get("retry_delay")
     host = Host(
@@ -92,7 +151,9 @@ async def _run(settings: dict[str, Any]) -> int:
     except UnknownStoreURLError as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_BAD_SETUP
-    server = GatewayServer(HostASGI(host), settings["host"], settings["port"], handle_signals=False)
+    server = GatewayServer(
+        HostASGI(host, rules=rules), settings["host"], settings["port"], handle_signals=False, limits=limits
+    )
     if not await bind(server, settings["host"], settings["port"]):
         await host.stop(drain=False)
         return EXIT_BAD_SETUP

@@ -124,12 +124,14 @@ class Worker:
         except sqlite3.Error as exc:
             return [(False, _store_error(exc, self._path))] * len(batch)
         outcomes: list[tuple[bool, Any]] = []
+        failure: Any = None
         try:
             for op in batch:
                 if isolate:
                     connection.execute("SAVEPOINT op")
                 outcome = _call(op, connection)
                 if not outcome[0]:
+                    failure = failure or outcome[1]
                     if not isolate:
                         connection.execute("ROLLBACK")
                         return None
@@ -142,7 +144,10 @@ class Worker:
             # Nothing of this batch is durable: every caller must hear that, not a success.
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            return [(False, _store_error(exc, self._path))] * len(batch)
+            # SQLite may roll the whole transaction back itself (SQLITE_FULL, SQLITE_IOERR): then the rollback
+            # to the savepoint fails, and the operation's own error says why, not that failure.
+            cause = failure if isinstance(failure, StoreError) else _store_error(exc, self._path)
+            return [(False, cause)] * len(batch)
         return outcomes
 
 
