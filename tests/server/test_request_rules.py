@@ -218,5 +218,5 @@ def test_the_rules_for_dev(host: str, origin: str | None, refused: str | None) -
 def test_bad_allowed_hosts_and_origins_are_refused_saying_what_one_looks_like(
     hosts: list[str], origins: list[str]
 ) -> None:
-    with pytest.raises(InvalidInputError, match="allowed (host|origin)"):
+    with pytest.raises(InvalidInputError, match=r"allowed (host|origin)"):
         RequestRules.local(hosts=hosts, origins=origins)

@@ -1,4 +1,4 @@
-"""A full store over real HTTP: every request gets a whole JSON answer (507), none is dropped, none falsely acknowledged.
+"""A full store over real HTTP: every request gets a whole JSON answer (507), none dropped, none falsely acknowledged.
 
 The store is a real SQLite file made full with `PRAGMA max_page_count` on the store's own writer connection,
 which makes SQLite answer SQLITE_FULL exactly as a full disk does.
@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.server.conftest import Served, serve_app
-from triggerfish.bus.bus import bus_stream
+from triggerfish.runtime.platform_calls import bus_stream
 from triggerfish.store.sqlite import SqliteStore
 
 APP = """
