@@ -744,3 +744,8 @@ async def test_unknown_endpoints_and_methods_answer_json(served: Served) -> None
     assert error_of(missing)["code"] == "NotFound"
     wrong = await served.api.delete("/functions")
     assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "GET, HEAD"
+    assert error_of(wrong)["code"] == "MethodNotAllowed"
+    both = await served.api.patch("/queues/jobs/messages")
+    assert both.status_code == 405
+    assert set(both.headers["allow"].split(", ")) == {"POST", "DELETE"}

@@ -265,3 +265,21 @@ async def test_an_apps_own_api_document_names_its_prefix_on_a_server(served: Ser
     document = (await served.http.get("/-/api/v1/apps/shop/openapi.json")).json()
     assert document["servers"] == [{"url": "/-/api/v1/apps/shop"}]
     assert "/functions" in document["paths"]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"name": "ci", "role": "deployer", "app": 5}, "body.app must be a string"),
+        ({"name": "ci", "role": "deployer", "app": ["shop"]}, "body.app must be a string"),
+        ({"name": "ci", "role": "deployer", "app": {"a": 1}}, "body.app must be a string"),
+        ({"name": "ci", "role": "god"}, "body.role must be one of admin"),
+        ({"name": "", "role": "admin"}, "body.name must be a string of 1 to 64"),
+        ({"role": "admin"}, "body: name is required"),
+        ({"name": "ci", "role": "admin", "scopes": []}, "unknown field 'scopes'"),
+    ],
+)
+async def test_bad_keys_are_400_naming_the_field_never_500(served: Served, body: dict[str, object], says: str) -> None:
+    answer = await served.http.post("/-/api/v1/keys", json=body)
+    assert answer.status_code == 400, answer.text
+    assert says in answer.json()["error"]["message"]
