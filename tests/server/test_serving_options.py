@@ -15,11 +15,11 @@ from triggerfish.gateway.connections import ConnectionLimits
 def test_the_clis_defaults_are_the_servers() -> None:
     # Repeated in the CLI so that `triggerfish --help` does not import the server; they must not drift.
     limits = ConnectionLimits()
-    assert (serving.DEFAULT_MAX_CONNECTIONS, serving.DEFAULT_HEADER_TIMEOUT, serving.DEFAULT_KEEP_ALIVE) == (
+    assert (
         limits.max_connections,
         limits.header_timeout,
         limits.keep_alive_timeout,
-    )
+    ) == (serving.DEFAULT_MAX_CONNECTIONS, serving.DEFAULT_HEADER_TIMEOUT, serving.DEFAULT_KEEP_ALIVE)
 
 
 def test_the_config_file_takes_the_limits_and_the_allowed_hosts_and_origins(tmp_path: Path) -> None:
