@@ -37,7 +37,8 @@ async def main() -> None:
         async with (
             Platform(str(Path(directory) / "app.py"), data_dir=Path(directory) / "data") as platform,
             GatewayServer(platform_asgi(platform), port=0) as server,
-            httpx.AsyncClient(base_url=f"{server.url}/-/api/v1") as api,
+            # The control API takes JSON, and a request that changes anything must say so, body or not.
+            httpx.AsyncClient(base_url=f"{server.url}/-/api/v1", headers={"content-type": "application/json"}) as api,
         ):
             subscribed = await api.post(
                 "/topics/alerts/subscriptions", json={"kind": "queue", "endpoint": "alert-log", "raw": True}

@@ -279,7 +279,8 @@ async def test_against_a_server_app_selects_the_app_and_a_revoked_key_exits_4(tm
             (tmp_path / "shop").mkdir()
             (tmp_path / "shop" / "app.py").write_text(textwrap.dedent(APP).replace("cli-logs", "shop"))
             bundle = pack(tmp_path / "shop")
-            assert (await api.put(f"/bundles/{bundle.sha256}", content=bundle.data)).status_code == 201
+            gzip = {"content-type": "application/gzip"}
+            assert (await api.put(f"/bundles/{bundle.sha256}", content=bundle.data, headers=gzip)).status_code == 201
             assert (await api.post("/deploys", json={"bundle": bundle.sha256})).status_code == 201
             request_id = (await api.post("/functions/ship/invoke", json={"order": "o-8"})).headers[
                 "x-triggerfish-request-id"

@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from tests.gateway.apps import web
-from triggerfish.errors import InvalidInputError
+from triggerfish.errors import HandlerError, InvalidInputError, StoreFullError, StoreUnavailableError
 from triggerfish.gateway import Gateway, GatewayServer, RouteTable, serve_gateway
+from triggerfish.gateway.connections import ConnectionLimits
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
 from triggerfish.runtime.process_runner import ProcessRunner
@@ -76,7 +77,9 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 def serve(store: Store) -> Serve:
     @contextlib.asynccontextmanager
     async def serve(runner: Runner | None = None, **settings: Any) -> AsyncIterator[Served]:
-        server_settings = {k: settings.pop(k) for k in {"timeout_keep_alive"} & settings.keys()}
+        server_settings: dict[str, Any] = {}
+        if "limits" in settings:
+            server_settings["limits"] = settings.pop("limits")
         if "max_header_bytes" in settings:
             server_settings["max_header_bytes"] = settings["max_header_bytes"]
         invoker = Invoker(runner or InProcessRunner(web.app.functions), store)
@@ -279,7 +282,7 @@ async def test_headers_over_the_limit_that_arrive_whole_are_431(serve: Serve) ->
 
 
 async def test_an_idle_keep_alive_connection_is_closed_after_the_timeout(serve: Serve) -> None:
-    async with serve(timeout_keep_alive=1) as s:
+    async with serve(limits=ConnectionLimits(keep_alive_timeout=1)) as s:
         reader, writer = await asyncio.open_connection("127.0.0.1", s.server.port)
         try:
             writer.write(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -368,3 +371,32 @@ async def test_requests_run_in_worker_processes_through_the_process_runner(serve
     assert json.loads(created.text) == {"id": 3}
     assert_error(failed, 500, "Internal Server Error")
     assert_error(timed_out, 504, "Gateway Timeout")
+
+
+# --- a store that cannot write ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "message"),
+    [
+        (StoreFullError("the store is full"), 507, "Insufficient Storage"),
+        (StoreUnavailableError("the database is restarting", retry_after=2), 503, "Service Unavailable"),
+    ],
+)
+async def test_a_route_whose_handler_the_store_failed_says_so_rather_than_500(
+    failure: Exception, status: int, message: str
+) -> None:
+    async def invoke(function: str, event: Any = None, **_: Any) -> Any:
+        # What a handler that did not catch its failed `context.send` ends as: its error type is the store's.
+        raise HandlerError({"errorType": type(failure).__name__, "errorMessage": str(failure), "stackTrace": []})
+
+    async def invoke_directly(function: str, event: Any = None, **_: Any) -> Any:
+        raise failure  # the platform's own write on the way (a throttled attempt's record)
+
+    for call in (invoke, invoke_directly):
+        gateway = Gateway(ROUTES, call)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://t") as client:
+            answer = await client.get("/hello")
+        assert_error(answer, status, message)
+        if status == 503:
+            assert answer.headers["retry-after"] == "1"

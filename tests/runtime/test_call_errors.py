@@ -11,6 +11,8 @@ from triggerfish.errors import (
     InvalidJSONError,
     InvalidNameError,
     InvocationError,
+    StoreClosedError,
+    StoreFullError,
     StoreUnavailableError,
 )
 from triggerfish.runtime.call_errors import describe, rebuild
@@ -40,7 +42,18 @@ def test_other_input_errors_come_back_as_their_base_class() -> None:
     assert str(again) == "value: duplicate key 'a'"
 
 
+@pytest.mark.parametrize(
+    "raised", [StoreUnavailableError("PostgreSQL is unreachable", retry_after=2.0), StoreFullError("disk full")]
+)
+def test_a_store_that_cannot_write_comes_back_as_itself(raised: StoreUnavailableError) -> None:
+    # So that an HTTP route whose handler lets it through answers 503 or 507, as the platform's endpoints do.
+    again = rebuild("send", *describe(raised))
+    assert type(again) is type(raised)
+    assert isinstance(again, StoreUnavailableError)
+    assert (str(again), again.retry_after) == (str(raised), raised.retry_after)
+
+
 def test_anything_else_is_an_invocation_error_naming_the_call() -> None:
-    again = rebuild("send", *describe(StoreUnavailableError("PostgreSQL is unreachable")))
+    again = rebuild("send", *describe(StoreClosedError("the store is closed")))
     assert isinstance(again, InvocationError)
-    assert str(again) == "context.call_platform('send') failed: StoreUnavailableError: PostgreSQL is unreachable"
+    assert str(again) == "context.call_platform('send') failed: StoreClosedError: the store is closed"

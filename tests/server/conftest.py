@@ -12,6 +12,7 @@ import pytest
 from triggerfish.gateway import GatewayServer
 from triggerfish.server.http import platform_asgi
 from triggerfish.server.platform import Platform
+from triggerfish.server.request_guard import RequestRules
 
 #: An app whose functions leave what they received in the key-value records, for tests to read.
 RECORDER_APP = """
@@ -42,13 +43,15 @@ class Served:
     url: str
 
 
-async def serve_app(tmp_path: Path, source: str, **options: object) -> AsyncIterator[Served]:
+async def serve_app(
+    tmp_path: Path, source: str, *, rules: RequestRules | None = None, **options: object
+) -> AsyncIterator[Served]:
     app_file = tmp_path / "app.py"
     app_file.write_text(textwrap.dedent(source))
     platform = Platform(str(app_file), data_dir=tmp_path / "data", **options)  # type: ignore[arg-type]
     await platform.start()
     try:
-        async with GatewayServer(platform_asgi(platform), port=0) as server:
+        async with GatewayServer(platform_asgi(platform, rules), port=0) as server:
             yield Served(platform, server.url)
     finally:
         await platform.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -23,8 +24,17 @@ class DevServer:
     """A `triggerfish dev` (or, with `verb="serve"`, `serve`) process; `url` once it serves, its output
     collected line by line."""
 
-    def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None, verb: str = "dev") -> None:
+    def __init__(
+        self,
+        *args: str,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        verb: str = "dev",
+        open_files: tuple[int, int] | None = None,
+    ) -> None:
         self.args = ["-m", "triggerfish", verb, *args]
+        #: (soft, hard) RLIMIT_NOFILE for the process, as `ulimit -n` would set it.
+        self.open_files = open_files
         self.cwd = cwd
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[str] | None = None
@@ -41,12 +51,17 @@ class DevServer:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=None if self.open_files is None else self._limit_open_files,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         line = self.wait_for_line(_SERVING.search, timeout)
         self.url = _SERVING.search(line).group(1)  # type: ignore[union-attr]
         return self
+
+    def _limit_open_files(self) -> None:
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.open_files)
 
     def _read(self) -> None:
         assert self.process is not None

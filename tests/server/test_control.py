@@ -23,6 +23,8 @@ from triggerfish.server.platform import Platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
+JSON = {"content-type": "application/json"}
+
 APP = """
 import time
 
@@ -103,7 +105,8 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
         await server.start()
         try:
             async with (
-                httpx.AsyncClient(base_url=f"{server.url}/-/api/v1", timeout=30) as api,
+                # Every request says JSON, as a client of the API must for anything that changes something.
+                httpx.AsyncClient(base_url=f"{server.url}/-/api/v1", timeout=30, headers=JSON) as api,
                 httpx.AsyncClient(base_url=server.url, timeout=30) as root,
             ):
                 yield Served(platform, api, root)
@@ -433,7 +436,11 @@ async def test_a_webhook_secret_is_never_shown(served: Served) -> None:
             "ghost",
         ),
         (b'{"pattern": {"type": ["X"]}, "targets": [], "colour": 1}', "InvalidInput", "'colour'"),
-        (b'{"id": "other", "pattern": {"type": ["X"]}, "targets": []}', "InvalidInput", "path"),
+        (
+            b'{"id": "other", "pattern": {"type": ["X"]}, "targets": [{"kind": "queue", "name": "q"}]}',
+            "InvalidInput",
+            "path",
+        ),
         (b"", "MissingBody", "JSON body"),
     ],
 )
@@ -737,3 +744,8 @@ async def test_unknown_endpoints_and_methods_answer_json(served: Served) -> None
     assert error_of(missing)["code"] == "NotFound"
     wrong = await served.api.delete("/functions")
     assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "GET, HEAD"
+    assert error_of(wrong)["code"] == "MethodNotAllowed"
+    both = await served.api.patch("/queues/jobs/messages")
+    assert both.status_code == 405
+    assert set(both.headers["allow"].split(", ")) == {"POST", "DELETE"}

@@ -18,6 +18,10 @@ from triggerfish.gateway import GatewayServer
 from triggerfish.server.host import Host
 from triggerfish.server.host_http import HostASGI
 
+#: What a client of the control API says of its bodies: JSON, or a gzip for a bundle.
+JSON = {"content-type": "application/json"}
+GZIP = {"content-type": "application/gzip"}
+
 APP = """
 import triggerfish
 
@@ -57,7 +61,7 @@ class Served:
         bundle = pack(directory)
         base = f"/-/api/v1/apps/{app}"
         if (await self.http.head(f"{base}/bundles/{bundle.sha256}")).status_code == 404:
-            stored = await self.http.put(f"{base}/bundles/{bundle.sha256}", content=bundle.data)
+            stored = await self.http.put(f"{base}/bundles/{bundle.sha256}", content=bundle.data, headers=GZIP)
             assert stored.status_code == 201, stored.text
         return await self.http.post(f"{base}/deploys", json={"bundle": bundle.sha256})
 
@@ -68,7 +72,7 @@ async def serve(data_dir: Path, *, store_url: str | None = None) -> AsyncIterato
     try:
         async with (
             GatewayServer(HostASGI(host, open_access=True), port=0) as server,
-            httpx.AsyncClient(base_url=server.url) as http,
+            httpx.AsyncClient(base_url=server.url, headers=JSON) as http,
         ):
             yield Served(host, server.url, http)
     finally:
@@ -151,8 +155,8 @@ async def test_an_alias_splits_traffic_between_two_versions_by_weight(served: Se
     [
         ({"version": 9}, "no version 9"),
         ({"version": 1, "weights": {"1": 0.5}}, "must differ"),
-        ({"version": 1, "weights": {"2": 1.5}}, "between 0 and 1"),
-        ({"version": "1"}, "version number"),
+        ({"version": 1, "weights": {"2": 1.5}}, "from 0 to 1"),
+        ({"version": "1"}, "whole number"),
     ],
 )
 async def test_bad_aliases_are_refused_with_the_reason(
@@ -198,7 +202,9 @@ async def test_unknown_apps_and_bundles_are_404_and_a_cut_upload_stores_nothing(
     assert (await served.http.get("/nope/hello")).status_code == 404
     assert (await served.http.get("/-/api/v1/apps/nope/functions")).json()["error"]["code"] == "AppNotFound"
     bundle = pack(write_app(tmp_path / "shop", "shop", 1))
-    cut = await served.http.put(f"/-/api/v1/apps/shop/bundles/{bundle.sha256}", content=bundle.data[:-100])
+    cut = await served.http.put(
+        f"/-/api/v1/apps/shop/bundles/{bundle.sha256}", content=bundle.data[:-100], headers=GZIP
+    )
     assert cut.status_code == 400
     assert cut.json()["error"]["code"] == "BundleHashMismatch"
     assert (await served.http.head(f"/-/api/v1/apps/shop/bundles/{bundle.sha256}")).status_code == 404
@@ -232,7 +238,7 @@ async def test_a_deploy_installs_its_requirements_once_and_the_app_imports_them(
     await host.start()
     try:
         async with GatewayServer(HostASGI(host, open_access=True), port=0) as server:
-            served = Served(host, server.url, httpx.AsyncClient(base_url=server.url, timeout=60))
+            served = Served(host, server.url, httpx.AsyncClient(base_url=server.url, timeout=60, headers=JSON))
             first = (await served.deploy("quotes", project)).json()
             install = first["phases"][0]
             assert install["name"] == "install"
@@ -260,3 +266,21 @@ async def test_an_apps_own_api_document_names_its_prefix_on_a_server(served: Ser
     document = (await served.http.get("/-/api/v1/apps/shop/openapi.json")).json()
     assert document["servers"] == [{"url": "/-/api/v1/apps/shop"}]
     assert "/functions" in document["paths"]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"name": "ci", "role": "deployer", "app": 5}, "body.app must be a string"),
+        ({"name": "ci", "role": "deployer", "app": ["shop"]}, "body.app must be a string"),
+        ({"name": "ci", "role": "deployer", "app": {"a": 1}}, "body.app must be a string"),
+        ({"name": "ci", "role": "god"}, "body.role must be one of admin"),
+        ({"name": "", "role": "admin"}, "body.name must be a string of 1 to 64"),
+        ({"role": "admin"}, "body: name is required"),
+        ({"name": "ci", "role": "admin", "scopes": []}, "unknown field 'scopes'"),
+    ],
+)
+async def test_bad_keys_are_400_naming_the_field_never_500(served: Served, body: dict[str, object], says: str) -> None:
+    answer = await served.http.post("/-/api/v1/keys", json=body)
+    assert answer.status_code == 400, answer.text
+    assert says in answer.json()["error"]["message"]

@@ -270,7 +270,7 @@ async def test_listing_pages_back_through_many_records_for_the_newest_matching_l
         ({"since": "yesterday"}, 400, "since must be a duration such as 30s, 10m, 2h or 1d"),
         ({"since": "2026-12-01T10:00:00"}, 400, "RFC 3339 time with a zone"),
         ({"limit": "0"}, 400, "limit must be a whole number from 1 to 10000"),
-        ({"follow": "maybe"}, 400, "follow must be 1"),
+        ({"follow": "maybe"}, 400, "follow must be one of 0, 1"),
         ({"tail": "5"}, 400, "unknown query parameter 'tail'"),
         ({"request_id": "a/b"}, 400, "request_id"),
         ({"function": "nope"}, 404, "no function named 'nope'"),
@@ -447,7 +447,11 @@ async def test_each_app_on_a_server_has_its_own_logs_and_a_revoked_key_ends_its_
                 (tmp_path / name).mkdir()
                 (tmp_path / name / "app.py").write_text(HOSTED_APP.format(name=name))
                 bundle = pack(tmp_path / name)
-                stored = await api.put(f"/apps/{name}/bundles/{bundle.sha256}", content=bundle.data)
+                stored = await api.put(
+                    f"/apps/{name}/bundles/{bundle.sha256}",
+                    content=bundle.data,
+                    headers={"content-type": "application/gzip"},
+                )
                 assert stored.status_code == 201
                 assert (await api.post(f"/apps/{name}/deploys", json={"bundle": bundle.sha256})).status_code == 201
             invoked = await api.post("/apps/shop/functions/work/invoke", json={})

@@ -110,8 +110,6 @@ async def test_a_binary_event_missing_a_required_header_is_400_naming_it(
         (orjson.dumps(event(specversion="0.3")), STRUCTURED, "specversion"),
         (orjson.dumps(event(id="")), STRUCTURED, "id"),
         (b'{"n": 1}', {"content-type": "application/json"}, "Entries"),
-        (b"hello", {"content-type": "text/plain"}, "content-type"),
-        (b"{}", {"content-type": "application/cloudevents+xml"}, "content-type"),
         (
             orjson.dumps([event("ok-1"), event("bad", type=None)]),
             {"content-type": "application/cloudevents-batch+json"},
@@ -178,7 +176,7 @@ async def test_a_body_that_stops_arriving_is_408(recorder: Served) -> None:
     host, port = recorder.url.removeprefix("http://").rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
     head = (
-        "POST /-/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/cloudevents+json\r\n"
+        "POST /-/events HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/cloudevents+json\r\n"
         "content-length: 100\r\n\r\n{"
     )
     writer.write(head.encode())

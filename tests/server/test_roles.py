@@ -24,7 +24,7 @@ from triggerfish.gateway import GatewayServer
 from triggerfish.server.auth import APP_ENDPOINT_ACTIONS, ROLE_ACTIONS
 from triggerfish.server.control import control_routes
 from triggerfish.server.host import Host
-from triggerfish.server.host_http import SERVER_ENDPOINTS, HostASGI
+from triggerfish.server.host_http import SERVER_OPERATIONS, HostASGI
 
 PARAMETERS = {
     "app": "shop",
@@ -47,8 +47,8 @@ class Server:
 def endpoints() -> list[tuple[str, str, str | None, str]]:
     """(method, path template, app or None, action) of every endpoint behind a key."""
     found: list[tuple[str, str, str | None, str]] = []
-    for method, path, _, action in SERVER_ENDPOINTS:
-        found.append((method, f"/-/api/v1{path}", "shop" if "{app}" in path else None, action))
+    for row in SERVER_OPERATIONS:
+        found.append((row.method, f"/-/api/v1{row.path}", "shop" if "{app}" in row.path else None, str(row.action)))
     for route in control_routes():
         for method in sorted(route.methods or ()):  # type: ignore[attr-defined]
             if method == "HEAD":

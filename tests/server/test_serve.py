@@ -77,7 +77,7 @@ class Running:
         return self.process.url
 
     def http(self, key: str | None = None) -> httpx.Client:
-        headers = {"authorization": f"Bearer {key or self.admin}"}
+        headers = {"authorization": f"Bearer {key or self.admin}", "content-type": "application/json"}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
@@ -206,7 +206,8 @@ def test_an_interrupted_upload_publishes_nothing(running: Running, tmp_path: Pat
     with socket.create_connection((host, int(port))) as sock:
         head = (
             f"PUT /-/api/v1/apps/shop/bundles/{bundle.sha256} HTTP/1.1\r\nhost: x\r\n"
-            f"authorization: Bearer {running.admin}\r\ncontent-length: {len(bundle.data)}\r\n\r\n"
+            f"authorization: Bearer {running.admin}\r\ncontent-type: application/gzip\r\n"
+            f"content-length: {len(bundle.data)}\r\n\r\n"
         )
         sock.sendall(head.encode() + bundle.data[: len(bundle.data) // 2])
     with running.http() as http:

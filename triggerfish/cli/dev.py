@@ -9,9 +9,15 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from triggerfish.cli.serving import connection_options
+
+if TYPE_CHECKING:
+    from triggerfish.gateway.connections import ConnectionLimits
+    from triggerfish.server.request_guard import RequestRules
 
 EXIT_LOAD_FAILED = 2
 
@@ -42,6 +48,7 @@ EXIT_LOAD_FAILED = 2
     metavar="FUNCTION.SETTING=VALUE",
     help="Override a function setting (repeatable; FUNCTION may be *).",
 )
+@connection_options(defaults=True)
 def dev(
     target: str,
     host: str,
@@ -51,6 +58,11 @@ def dev(
     retry_delay: float | None,
     stage: str | None,
     settings: tuple[str, ...],
+    max_connections: int,
+    header_timeout: float,
+    keep_alive_timeout: float,
+    allowed_hosts: tuple[str, ...],
+    allowed_origins: tuple[str, ...],
 ) -> None:
     """Run APP (path/to/app.py[:attr] or package.module[:attr]) with every trigger live.
 
@@ -58,9 +70,16 @@ def dev(
     SQLite store in --data-dir. Saved changes are served within a second;
     an edit that breaks the import prints the traceback and the last good
     version keeps serving. Ctrl-C lets work in flight finish, then exits.
+
+    The platform endpoints (/-/) answer only requests whose Host header names
+    this server (localhost, 127.0.0.1, [::1], the bound address, --allowed-host)
+    and, from a browser, pages of its own origin or --allowed-origin; requests
+    that change anything must send Content-Type: application/json.
     """
     from triggerfish.config import parse_override
-    from triggerfish.errors import DeclarationError
+    from triggerfish.errors import DeclarationError, InvalidInputError
+    from triggerfish.gateway.connections import ConnectionLimits
+    from triggerfish.server.request_guard import RequestRules
 
     overrides: dict[str, dict[str, Any]] = {}
     try:
@@ -73,11 +92,24 @@ def dev(
 
     retry_policy = None if retry_delay is None else RetryPolicy(base=retry_delay, ceiling=max(retry_delay * 4, 1.0))
     options = {"data_dir": data_dir, "stage": stage, "overrides": overrides, "retry_policy": retry_policy}
-    code = asyncio.run(_run(target, host, port, not no_reload, options))
+    limits = ConnectionLimits(max_connections, header_timeout, keep_alive_timeout)
+    try:
+        rules = RequestRules.local(host, allowed_hosts, allowed_origins)
+    except InvalidInputError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allowed-host/--allowed-origin") from None
+    code = asyncio.run(_run(target, host, port, not no_reload, options, limits, rules))
     sys.exit(code)
 
 
-async def _run(target: str, host: str, port: int, reload: bool, options: dict[str, Any]) -> int:
+async def _run(
+    target: str,
+    host: str,
+    port: int,
+    reload: bool,
+    options: dict[str, Any],
+    limits: ConnectionLimits,
+    rules: RequestRules,
+) -> int:
     """Serve until SIGINT or SIGTERM; `options` are the Platform's."""
     from triggerfish.cli.serving import bind, serve_until_stopped, stop_on_signals
     from triggerfish.errors import AppLoadError, DeclarationError
@@ -101,7 +133,7 @@ async def _run(target: str, host: str, port: int, reload: bool, options: dict[st
         click.echo(f"error: {exc}", err=True)
         return EXIT_LOAD_FAILED
     version = platform.current
-    server = GatewayServer(platform_asgi(platform), host, port, handle_signals=False)
+    server = GatewayServer(platform_asgi(platform, rules), host, port, handle_signals=False, limits=limits)
     if not await bind(server, host, port):
         await platform.stop(drain=False)
         return EXIT_LOAD_FAILED

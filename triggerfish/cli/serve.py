@@ -14,6 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from triggerfish.cli.serving import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_KEEP_ALIVE,
+    DEFAULT_MAX_CONNECTIONS,
+    connection_options,
+)
+
 if TYPE_CHECKING:
     from triggerfish.deploy.bundle import BundleLimits
 
@@ -42,6 +49,11 @@ CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "pip_args": (list,),
     "pip_source_builds": (bool,),
     **{f"bundle_{name}": (int,) for name in BUNDLE_LIMITS},
+    "max_connections": (int,),
+    "header_timeout": (int, float),
+    "keep_alive_timeout": (int, float),
+    "allowed_hosts": (list,),
+    "allowed_origins": (list,),
 }
 #: What `--role` takes, and the node roles each means.
 ROLE_CHOICES: dict[str, tuple[str, ...]] = {
@@ -49,7 +61,17 @@ ROLE_CHOICES: dict[str, tuple[str, ...]] = {
     "gateway": ("gateway",),
     "worker": ("worker",),
 }
-DEFAULTS: dict[str, Any] = {"host": "127.0.0.1", "port": 8080, "data_dir": ".triggerfish-server", "idle_timeout": 300}
+DEFAULTS: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "port": 8080,
+    "data_dir": ".triggerfish-server",
+    "idle_timeout": 300,
+    "max_connections": DEFAULT_MAX_CONNECTIONS,
+    "header_timeout": DEFAULT_HEADER_TIMEOUT,
+    "keep_alive_timeout": DEFAULT_KEEP_ALIVE,
+    "allowed_hosts": None,
+    "allowed_origins": [],
+}
 
 
 @click.command()
@@ -68,6 +90,7 @@ DEFAULTS: dict[str, Any] = {"host": "127.0.0.1", "port": 8080, "data_dir": ".tri
 @click.option(
     "--config", "config_file", default=None, type=click.Path(dir_okay=False), help="A TOML file of these settings."
 )
+@connection_options(defaults=False)
 def serve(
     host: str | None,
     port: int | None,
@@ -76,6 +99,11 @@ def serve(
     role: str | None,
     advertise: str | None,
     config_file: str | None,
+    max_connections: int | None,
+    header_timeout: float | None,
+    keep_alive_timeout: float | None,
+    allowed_hosts: tuple[str, ...],
+    allowed_origins: tuple[str, ...],
 ) -> None:
     """Serve every deployed app, each under /APP/, with the control API under /-/api/v1/.
 
@@ -84,6 +112,11 @@ def serve(
     DATA_DIR/admin.key. SIGTERM (or Ctrl-C) stops accepting requests, lets
     what is in flight finish, and exits. Nodes started on one shared store
     (--store postgresql://...) form one platform (see docs/cluster.md).
+
+    The platform endpoints (/-/) answer any Host header unless --allowed-host
+    names the ones to answer (a proxy in front usually decides), browsers only
+    from pages of the server's own origin or --allowed-origin, and requests that
+    change anything only with Content-Type: application/json.
     """
     settings = dict(DEFAULTS)
     if config_file is not None:
@@ -95,6 +128,11 @@ def serve(
         "data_dir": data_dir,
         "role": role,
         "advertise": advertise,
+        "max_connections": max_connections,
+        "header_timeout": header_timeout,
+        "keep_alive_timeout": keep_alive_timeout,
+        "allowed_hosts": list(allowed_hosts) or None,
+        "allowed_origins": list(allowed_origins) or None,
     }
     settings.update({k: v for k, v in given.items() if v is not None})
     sys.exit(asyncio.run(_run(settings)))
@@ -139,12 +177,22 @@ def _bundle_limits(settings: dict[str, Any]) -> BundleLimits:
 
 async def _run(settings: dict[str, Any]) -> int:
     from triggerfish.cli.serving import bind, serve_until_stopped, stop_on_signals
-    from triggerfish.errors import StoreError, UnknownStoreURLError
+    from triggerfish.errors import InvalidInputError, StoreError, UnknownStoreURLError
     from triggerfish.gateway import GatewayServer
+    from triggerfish.gateway.connections import ConnectionLimits
     from triggerfish.retry import RetryPolicy
     from triggerfish.server.host import Host
     from triggerfish.server.host_http import HostASGI
+    from triggerfish.server.request_guard import RequestRules
 
+    try:
+        limits = ConnectionLimits(
+            settings["max_connections"], float(settings["header_timeout"]), float(settings["keep_alive_timeout"])
+        )
+        rules = RequestRules.serving(settings["allowed_hosts"], settings["allowed_origins"])
+    except InvalidInputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_BAD_SETUP
     stop = stop_on_signals()
     delay = settings.get("retry_delay")
     roles = ROLE_CHOICES[settings.get("role") or "all"]
@@ -179,7 +227,9 @@ async def _run(settings: dict[str, Any]) -> int:
         await host.stop(drain=True)
         click.echo("stopped")
         return 0
-    server = GatewayServer(HostASGI(host), settings["host"], settings["port"], handle_signals=False)
+    server = GatewayServer(
+        HostASGI(host, rules=rules), settings["host"], settings["port"], handle_signals=False, limits=limits
+    )
     if not await bind(server, settings["host"], settings["port"]):
         await host.stop(drain=False)
         return EXIT_BAD_SETUP

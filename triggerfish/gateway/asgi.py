@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from triggerfish.errors import HandlerError, InvalidInputError, ThrottledError
+from triggerfish.errors import HandlerError, InvalidInputError, StoreError, StoreFullError, ThrottledError
 from triggerfish.gateway.apigw import HttpRequest, HttpResponse, MalformedResponseError, http_event, http_response
 from triggerfish.gateway.routes import RESERVED_PREFIX, MethodNotAllowed, Route, RouteTable
 from triggerfish.http_auth import API_KEY
@@ -43,6 +43,9 @@ DEFAULT_MAX_BODY = 6 * 1024 * 1024
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 #: Seconds a request body may take to arrive in full before the client gets 408.
 DEFAULT_BODY_TIMEOUT = 30.0
+#: A handler that failed because the platform's store could not write (its `context.send`, `publish`, a
+#: key-value write) is answered as the store's failure, not the function's: 507 when it is full, else 503.
+_STORE_ERROR_TYPES = {"StoreFullError": 507, "StoreUnavailableError": 503, "StoreError": 503}
 # Where a request to an `auth="api_key"` route carries its key; kept from the function's event.
 _KEY_HEADERS = frozenset({b"authorization", b"x-api-key"})
 
@@ -290,7 +293,11 @@ class Gateway:
                 log.warning("request %s: function %r timed out", request_id, function)
                 return _error(504, "Gateway Timeout", request_id)
             log.error("request %s: function %r failed: %s", request_id, function, exc)
-            return _error(500, "Internal Server Error", request_id)
+            status = _STORE_ERROR_TYPES.get(exc.error_type)
+            return _store_failure(status, request_id) if status else _error(500, "Internal Server Error", request_id)
+        except StoreError as exc:
+            log.error("request %s: invoking function %r: the store failed: %s", request_id, function, exc)
+            return _store_failure(507 if isinstance(exc, StoreFullError) else 503, request_id)
         except Exception:
             log.exception("request %s: invoking function %r failed", request_id, function)
             return _error(500, "Internal Server Error", request_id)
@@ -306,6 +313,14 @@ def _traceparent(headers: list[tuple[bytes, bytes]]) -> str | None:
         if name == b"traceparent":
             return value.decode("latin-1")
     return None
+
+
+def _store_failure(status: int, request_id: str) -> HttpResponse:
+    if status == 507:
+        return _error(507, "Insufficient Storage", request_id)
+    response = _error(503, "Service Unavailable", request_id)
+    response.headers.append((b"retry-after", b"1"))
+    return response
 
 
 def _error(status: int, message: str, request_id: str) -> HttpResponse:

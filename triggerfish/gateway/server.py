@@ -1,24 +1,29 @@
-"""Serving an ASGI app (the gateway, or the platform app it is mounted in) with uvicorn, with bounds on slow clients.
+"""Serving an ASGI app (the gateway, or the platform app it is mounted in) with uvicorn, holding ground.
 
     async with GatewayServer(gateway, port=0) as server:     # port 0: the system picks a free port
         ...  # requests to server.url
     await serve_gateway(gateway, "127.0.0.1", 8080)          # until cancelled
 
 What bounds a client, and where:
+- connections: `ConnectionLimits` (connections.py): a cap that closes the
+  longest-idle connection to make room and answers 503 only when every
+  connection is busy, a timeout for the request head (slowloris: 408), the
+  keep-alive timeout, and file descriptors planned so that accepting never
+  runs the process out of them (the server accepts connections itself and
+  stops while the cap is used up);
 - headers: h11 refuses a request whose head is over `max_header_bytes`
   (the connection is answered 400 and closed);
-- idle keep-alive connections close after `timeout_keep_alive` seconds;
 - a body that has not arrived in full after the gateway's `body_timeout`
-  gets 408 (uvicorn has no body timeout of its own; see Gateway);
-- `limit_concurrency` answers 503 beyond that many connections and tasks.
-uvicorn has no timeout for a request head that arrives slowly; run behind a
-reverse proxy to bound that on a public network (docs/http.md).
+  gets 408 (uvicorn has no body timeout of its own; see Gateway).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import functools
+import logging
 import socket
 from collections.abc import Generator
 from types import TracebackType
@@ -26,9 +31,18 @@ from typing import Any
 
 import uvicorn
 
+from triggerfish.gateway.connections import (
+    DEFAULT_KEEP_ALIVE,
+    ConnectionGuard,
+    ConnectionLimits,
+    reserve_descriptors,
+)
+from triggerfish.gateway.log_limit import LogLimiter
+
+log = logging.getLogger("triggerfish.gateway")
+
 #: h11's default: the request line and headers together may not exceed this many bytes.
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
-DEFAULT_KEEP_ALIVE = 5
 #: Seconds `stop()` lets requests in flight finish before it cancels them.
 GRACEFUL_SHUTDOWN = 5
 
@@ -36,9 +50,8 @@ GRACEFUL_SHUTDOWN = 5
 def server_config(
     app: Any,
     *,
-    timeout_keep_alive: int = DEFAULT_KEEP_ALIVE,
+    timeout_keep_alive: float = DEFAULT_KEEP_ALIVE,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
-    limit_concurrency: int | None = None,
     backlog: int = 2048,
     access_log: bool = False,
 ) -> uvicorn.Config:
@@ -48,9 +61,8 @@ def server_config(
         http="h11",
         # The platform's app owns startup and shutdown; the server only carries requests.
         lifespan="off",
-        timeout_keep_alive=timeout_keep_alive,
+        timeout_keep_alive=timeout_keep_alive,  # type: ignore[arg-type]  # uvicorn reads any number of seconds
         h11_max_incomplete_event_size=max_header_bytes,
-        limit_concurrency=limit_concurrency,
         backlog=backlog,
         access_log=access_log,
         log_config=None,
@@ -72,20 +84,32 @@ class GatewayServer:
     """`app` served by uvicorn on `host`:`port` in the running event loop; an async context manager.
 
     The socket is bound by `start()`, so with `port=0` the chosen port is
-    known (`.port`, `.url`) as soon as it returns. Other keyword arguments
-    go to `server_config`. With `handle_signals=False` the server leaves
-    SIGINT and SIGTERM to its caller.
+    known (`.port`, `.url`) as soon as it returns. `limits` bounds
+    connections (connections.py; the default allows 1024, a 10 s head and a
+    5 s keep-alive); `start()` raises the open-file limit to what they need.
+    Other keyword arguments go to `server_config`. With
+    `handle_signals=False` the server leaves SIGINT and SIGTERM to its caller.
     """
 
     def __init__(
-        self, app: Any, host: str = "127.0.0.1", port: int = 8080, *, handle_signals: bool = True, **settings: Any
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        handle_signals: bool = True,
+        limits: ConnectionLimits | None = None,
+        **settings: Any,
     ) -> None:
         self.host = host
-        self.config = server_config(app, **settings)
+        self.limits = limits or ConnectionLimits()
+        self.config = server_config(app, timeout_keep_alive=self.limits.keep_alive_timeout, **settings)
         self._requested_port = port
         self._server = uvicorn.Server(self.config) if handle_signals else _SignalFreeServer(self.config)
         self._socket: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
+        self._accepting: asyncio.Task[None] | None = None
+        self.guard: ConnectionGuard | None = None
 
     @property
     def port(self) -> int:
@@ -107,11 +131,16 @@ class GatewayServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self._requested_port))
+            sock.listen(self.config.backlog)
         except OSError:
             sock.close()
             raise
+        sock.setblocking(False)
         self._socket = sock
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        self.limits = reserve_descriptors(self.limits)
+        self.guard = ConnectionGuard(self.limits, LogLimiter(log))
+        # No sockets for uvicorn: it serves the connections this server accepts (see _accept).
+        self._task = asyncio.create_task(self._server.serve(sockets=[]))
         try:
             while not self._server.started:
                 if self._task.done():
@@ -121,6 +150,32 @@ class GatewayServer:
         except BaseException:
             await self.stop()
             raise
+        self._accepting = asyncio.create_task(self._accept(sock, self.guard))
+
+    async def _accept(self, listener: socket.socket, guard: ConnectionGuard) -> None:
+        """Accept connections while the guard has room for them; the kernel's backlog holds the rest meanwhile."""
+        loop = asyncio.get_running_loop()
+        server = self._server
+        state = server.server_state
+        while True:
+            await guard.room.wait()
+            try:
+                connection, _ = await loop.sock_accept(listener)
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    guard.limiter.warning(
+                        "accept",
+                        "cannot accept connections: %s; waiting for some to close (raise the open-file limit?)",
+                        exc.strerror,
+                    )
+                    await asyncio.sleep(0.1)
+                # ECONNABORTED and the like: that client gave up; the next one may not.
+                continue
+            protocol = guard.admit(self.config, state, server.lifespan.state)
+            try:
+                await loop.connect_accepted_socket(functools.partial(_given, protocol), connection)
+            except OSError:
+                connection.close()
 
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish (up to a few seconds), close the socket.
@@ -128,7 +183,14 @@ class GatewayServer:
         An app with a `close_streams()` method is called first, to end its long-lived responses.
         """
         task, self._task = self._task, None
+        accepting, self._accepting = self._accepting, None
         try:
+            if accepting is not None:
+                accepting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await accepting
+            if self._socket is not None:
+                self._socket.close()
             if task is not None:
                 # Responses that never end by themselves (a log follow) are told to end first, or the
                 # graceful shutdown would wait for them until it cancels them.
@@ -141,6 +203,9 @@ class GatewayServer:
         finally:
             if self._socket is not None:
                 self._socket.close()
+            if self.guard is not None:
+                self.guard.close_refusals()
+                self.guard.limiter.close()
 
     async def wait(self) -> None:
         """Wait until the server stops (by `stop()`, a signal, or cancellation of the caller)."""
@@ -155,6 +220,10 @@ class GatewayServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+def _given(protocol: asyncio.BaseProtocol) -> asyncio.BaseProtocol:
+    return protocol
 
 
 async def serve_gateway(app: Any, host: str = "127.0.0.1", port: int = 8080, **settings: Any) -> None:

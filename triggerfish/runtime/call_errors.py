@@ -5,8 +5,10 @@ out by the platform (in the parent process, or on the platform's loop for the
 in-process runner). When one is refused for bad input, the handler gets the
 platform's own error class (`InvalidEventError` naming the attribute,
 `InvalidNameError`, `InvalidInputError`), so it can catch it precisely; any
-other failure (the store unreachable, say) is an `InvocationError` naming
-the call. `describe` turns an exception into data that crosses the worker
+store that is full or unreachable is `StoreFullError` or
+`StoreUnavailableError` (so an HTTP route whose handler lets it through
+answers 507 or 503, as the platform's own endpoints do); any other failure
+is an `InvocationError` naming the call. `describe` turns an exception into data that crosses the worker
 protocol, `rebuild` turns it back; the in-process runner goes through both
 too, so a test on `triggerfish.testing` sees what production raises.
 
@@ -23,6 +25,8 @@ from triggerfish.errors import (
     InvalidInputError,
     InvalidNameError,
     InvocationError,
+    StoreFullError,
+    StoreUnavailableError,
 )
 
 #: Input errors a handler gets back as themselves (any other InvalidInputError comes back as its base class).
@@ -31,6 +35,8 @@ _PLAIN = {"InvalidInputError": InvalidInputError, "InvalidNameError": InvalidNam
 
 def describe(exc: BaseException) -> tuple[str, str, dict[str, Any]]:
     """(error type, message, details) of an exception a platform call raised."""
+    if isinstance(exc, StoreUnavailableError):  # StoreFullError too
+        return type(exc).__name__, str(exc), {"store": True, "retry_after": exc.retry_after}
     if not isinstance(exc, InvalidInputError):
         return type(exc).__name__, str(exc), {}
     details: dict[str, Any] = {"input": True}
@@ -43,6 +49,9 @@ def describe(exc: BaseException) -> tuple[str, str, dict[str, Any]]:
 
 def rebuild(op: str, error_type: str, message: str, details: dict[str, Any]) -> Exception:
     """The exception the handler's call raises, from what `describe` said."""
+    if details.get("store"):
+        kind = StoreFullError if error_type == "StoreFullError" else StoreUnavailableError
+        return kind(message, retry_after=float(details.get("retry_after", 1.0)))
     if not details.get("input"):
         return InvocationError(f"context.call_platform({op!r}) failed: {error_type}: {message}")
     if error_type == "EventTooLargeError" and {"size", "limit"} <= details.keys():

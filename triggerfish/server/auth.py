@@ -42,39 +42,20 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
 }
 assert set(ROLE_ACTIONS) == set(ROLES)
 
-#: The action of each per-app control endpoint, by method and path as `control_routes()` declares it (under
+
+def _app_endpoint_actions() -> Mapping[tuple[str, str], str]:
+    # The table of operations names each one's action; imported here, since the control API's modules import this one's
+    # neighbours (control_io) and must not import this one.
+    from triggerfish.server.control import OPERATIONS
+
+    return {(operation.method, operation.path): str(operation.action) for operation in OPERATIONS}
+
+
+#: The action of each per-app control endpoint, by method and path as `control.OPERATIONS` declares it (under
 #: `/-/api/v1/apps/{app}` on a server). Reading is `read`; sending and publishing messages is `publish`;
 #: changing how the app's triggers behave (rules, replays, purges, leases, redrives, subscriptions,
 #: schedules) is `configure`.
-APP_ENDPOINT_ACTIONS: Mapping[tuple[str, str], str] = {
-    ("GET", "/openapi.json"): "read",
-    ("GET", "/functions"): "read",
-    ("GET", "/functions/{name}"): "read",
-    ("POST", "/functions/{name}/invoke"): "invoke",
-    ("GET", "/invocations"): "read",
-    ("GET", "/invocations/{request_id}"): "read",
-    ("GET", "/logs"): "read",
-    ("GET", "/buses"): "read",
-    ("GET", "/buses/{bus:path}/rules"): "read",
-    ("PUT", "/buses/{bus:path}/rules/{id}"): "configure",
-    ("DELETE", "/buses/{bus:path}/rules/{id}"): "configure",
-    ("POST", "/buses/{bus:path}/replay"): "configure",
-    ("GET", "/queues"): "read",
-    ("POST", "/queues/{name:path}/messages"): "publish",
-    ("DELETE", "/queues/{name:path}/messages"): "configure",
-    ("POST", "/queues/{name:path}/receive"): "configure",
-    ("POST", "/queues/{name:path}/ack"): "configure",
-    ("POST", "/queues/{name:path}/redrive"): "configure",
-    ("GET", "/queues/{name:path}"): "read",
-    ("GET", "/topics"): "read",
-    ("POST", "/topics/{name:path}/messages"): "publish",
-    ("DELETE", "/topics/{name:path}/subscriptions/{id}"): "configure",
-    ("GET", "/topics/{name:path}/subscriptions"): "read",
-    ("POST", "/topics/{name:path}/subscriptions"): "configure",
-    ("GET", "/schedules"): "read",
-    ("POST", "/schedules/{name}/pause"): "configure",
-    ("POST", "/schedules/{name}/resume"): "configure",
-}
+APP_ENDPOINT_ACTIONS: Mapping[tuple[str, str], str] = _app_endpoint_actions()
 
 #: The challenge a 401 answer carries (RFC 6750).
 CHALLENGE = "Bearer"

@@ -23,9 +23,11 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from triggerfish._json import loads
+from triggerfish.bus.router import SHAPES
+from triggerfish.bus.rules import KINDS as TARGET_KINDS
 from triggerfish.bus.rules import Rule
 from triggerfish.errors import HandlerError, ThrottledError
 from triggerfish.events import tracecontext
@@ -33,22 +35,23 @@ from triggerfish.loader import describe_trigger, spec_to_dict
 from triggerfish.model import FunctionSpec, HttpTrigger
 from triggerfish.names import record_stream
 from triggerfish.runtime.invoke import new_request_id
+from triggerfish.runtime.records import STATUSES
 from triggerfish.server import control_triggers, logs, openapi
-from triggerfish.server.control_io import (
-    ApiError,
-    endpoint,
-    fields,
-    json_body,
-    json_response,
-    listed,
-    moment,
-    platform_of,
-    query,
-    query_int,
-    read_body,
-    text,
-)
+from triggerfish.server.control_io import ApiError, json_response, listed, platform_of, read_body
+from triggerfish.server.operations import Answer, Body, Operation, header, inputs, path, query, routes
 from triggerfish.server.platform import Platform
+from triggerfish.server.schema import (
+    AnyValue,
+    Array,
+    Enum,
+    Integer,
+    Moment,
+    Named,
+    Nullable,
+    Number,
+    Object,
+    Text,
+)
 from triggerfish.server.versions import AppVersion
 from triggerfish.store.base import check_name
 
@@ -59,7 +62,7 @@ MAX_ASYNC_PAYLOAD = 256 * 1024
 LOG_TAIL_BYTES = 4096
 MAX_LISTED_INVOCATIONS = 1000
 REQUEST_ID_HEADER = "x-triggerfish-request-id"
-_INVOCATION_TYPES = {"requestresponse": "RequestResponse", "event": "Event", "dryrun": "DryRun"}
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 
 
 # --- functions -------------------------------------------------------------------------------
@@ -92,25 +95,23 @@ def _describe(version: AppVersion, spec: FunctionSpec) -> dict[str, Any]:
     }
 
 
-@endpoint
 async def list_functions(request: Request) -> Response:
     version = platform_of(request).current
     functions = [_describe(version, spec) for spec in version.specs.values()]
     return json_response({"app": version.app_name, "version": version.number, "functions": functions})
 
 
-@endpoint
 async def get_function(request: Request) -> Response:
     version = platform_of(request).current
-    return json_response(_describe(version, _spec(version, request.path_params["name"])))
+    return json_response(_describe(version, _spec(version, inputs(request).path["name"])))
 
 
-@endpoint
 async def invoke_function(request: Request) -> Response:
     platform = platform_of(request)
-    name = request.path_params["name"]
+    given = inputs(request)
+    name = given.path["name"]
     _spec(platform.current, name)
-    kind = _invocation_type(request)
+    kind = given.query.get("type") or given.headers.get("x-amz-invocation-type") or "RequestResponse"
     body = await read_body(request, MAX_ASYNC_PAYLOAD if kind == "Event" else MAX_SYNC_PAYLOAD)
     # Lambda hands an invocation without a payload `{}`.
     event = loads(body, where="body") if body.strip() else {}
@@ -143,20 +144,6 @@ async def invoke_function(request: Request) -> Response:
     return json_response(result, 200, headers)
 
 
-def _invocation_type(request: Request) -> str:
-    params = query(request, ("type",))
-    given = params.get("type") or request.headers.get("x-amz-invocation-type") or "RequestResponse"
-    kind = _INVOCATION_TYPES.get(given.lower())
-    if kind is None:
-        raise ApiError(
-            400,
-            "InvalidInput",
-            f"invocation type {given!r} is unknown; use RequestResponse (wait for the result), Event (queue it)"
-            " or DryRun (check the request only)",
-        )
-    return kind
-
-
 async def _log_tail(request: Request, platform: Platform, request_id: str, headers: dict[str, str]) -> None:
     if (request.headers.get("x-amz-log-type") or "").lower() != "tail":
         return
@@ -168,20 +155,16 @@ async def _log_tail(request: Request, platform: Platform, request_id: str, heade
 # --- invocations -----------------------------------------------------------------------------
 
 
-@endpoint
 async def list_invocations(request: Request) -> Response:
     platform = platform_of(request)
-    params = query(request, ("function", "status", "request_id", "since", "until", "limit", "order"))
+    params = inputs(request).query
     function = params.get("function")
     if function is not None:
         await _check_recorded(platform, function)
     status = params.get("status")
-    since = None if "since" not in params else moment(params["since"], "since")
-    until = None if "until" not in params else moment(params["until"], "until")
-    limit = query_int(params, "limit", low=1, high=MAX_LISTED_INVOCATIONS, default=100)
+    since, until = params.get("since"), params.get("until")
+    limit = params.get("limit", 100)
     order = params.get("order", "asc")
-    if order not in ("asc", "desc"):
-        raise ApiError(400, "InvalidInput", f"order must be asc (oldest first) or desc (newest first), not {order!r}")
     records = platform.current.invoker.records
     if "request_id" in params:
         found = [
@@ -216,10 +199,9 @@ async def _check_recorded(platform: Platform, function: str) -> None:
     )
 
 
-@endpoint
 async def get_invocation(request: Request) -> Response:
     platform = platform_of(request)
-    request_id = request.path_params["request_id"]
+    request_id = inputs(request).path["request_id"]
     records = platform.current.invoker.records
     attempts = await records.attempts(request_id)
     if not attempts:
@@ -264,25 +246,23 @@ def _rule_json(rule: Rule) -> dict[str, Any]:
     return document
 
 
-@endpoint
 async def list_buses(request: Request) -> Response:
     platform = platform_of(request)
     rules = platform.bus.rules
     return json_response({"buses": [{"name": b, "rules": len(rules.all(b))} for b in await _buses(platform)]})
 
 
-@endpoint
 async def list_rules(request: Request) -> Response:
     platform = platform_of(request)
-    bus = await _known_bus(platform, request.path_params["bus"])
+    bus = await _known_bus(platform, inputs(request).path["bus"])
     return json_response({"bus": bus, "rules": [_rule_json(r) for r in platform.bus.rules.all(bus)]})
 
 
-@endpoint
 async def put_rule(request: Request) -> Response:
     platform = platform_of(request)
-    bus, rule_id = check_name("bus", request.path_params["bus"]), request.path_params["id"]
-    document = fields(await json_body(request), ("pattern", "targets", "id", "bus"))
+    given = inputs(request)
+    bus, rule_id = check_name("bus", given.path["bus"]), given.path["id"]
+    document = given.body
     for name, expected in (("id", rule_id), ("bus", bus)):
         if name in document and document[name] != expected:
             raise ApiError(
@@ -309,10 +289,9 @@ async def put_rule(request: Request) -> Response:
     return json_response(_rule_json(stored), 201 if existing is None else 200)
 
 
-@endpoint
 async def delete_rule(request: Request) -> Response:
     platform = platform_of(request)
-    bus, rule_id = request.path_params["bus"], request.path_params["id"]
+    bus, rule_id = inputs(request).path["bus"], inputs(request).path["id"]
     rule = _rule(platform, bus, rule_id)
     if rule.source == "app":
         raise _app_rule(bus, rule_id)
@@ -342,29 +321,22 @@ def _app_rule(bus: str, rule_id: str) -> ApiError:
     )
 
 
-@endpoint
 async def replay(request: Request) -> Response:
     platform = platform_of(request)
-    bus = await _known_bus(platform, request.path_params["bus"])
-    document = fields(await json_body(request), ("start", "end", "rule", "name"))
-    for name in ("start", "end"):
-        if name not in document:
-            raise ApiError(400, "InvalidInput", f"body: {name} is required (epoch seconds or ISO 8601 time)")
-    start, end = moment(document["start"], "start"), moment(document["end"], "end")
-    rule_id = text(document, "rule")
+    given = inputs(request)
+    bus = await _known_bus(platform, given.path["bus"])
+    document = given.body
+    start, end = document["start"], document["end"]
+    rule_id = document.get("rule")
     if rule_id is not None:
         _rule(platform, bus, rule_id)
-    name = text(document, "name") or "replay"
+    name = document.get("name") or "replay"
     queued = await platform.archive.replay(bus, start, end, rule=rule_id, name=name)
     return json_response({"bus": bus, "name": name, "rule": rule_id, "start": start, "end": end, "queued": queued}, 202)
 
 
-# --- the route table -------------------------------------------------------------------------
-
-
-@endpoint
 async def openapi_document(request: Request) -> Response:
-    document = openapi.document()
+    document = openapi.document(OPERATIONS)
     app = request.path_params.get("app")
     if app is not None:
         # Under `triggerfish serve` this app's API lives under its own prefix: say so, or clients call dev's paths.
@@ -372,20 +344,210 @@ async def openapi_document(request: Request) -> Response:
     return json_response(document)
 
 
+# --- the table -------------------------------------------------------------------------------
+
+_FUNCTION = path("name", "The function's name")
+_BUS = path("bus", "The bus's name (`default` always exists)")
+_RULE = path("id", "The rule's id", Text(min_length=1, max_length=64, pattern="[^/]+", hint="a rule id without '/'"))
+_TIME = Moment()
+_OBJECT = Object({}, additional=AnyValue())
+
+RULE_INPUT = Named(
+    "RuleInput",
+    Object(
+        {
+            "pattern": Object({}, "An EventBridge event pattern", additional=AnyValue()),
+            "targets": Array(
+                Object(
+                    {
+                        "id": Text("Unique within the rule (default: the name)", min_length=1),
+                        "kind": Enum(TARGET_KINDS),
+                        "name": Text("The function, queue, topic or bus; a webhook's URL", min_length=1),
+                        "shape": Enum(SHAPES, "How the event is delivered (default cloudevent)"),
+                        "transformer": Object(
+                            {"input_template": Text(), "input_paths": Object({}, additional=Text())},
+                            "EventBridge's input transformer",
+                            required=("input_template",),
+                        ),
+                        "retry": Object(
+                            {
+                                "max_event_age": Number(minimum=0),
+                                "max_attempts": Integer(minimum=0),
+                                "backoff": Object(
+                                    {"base": Number(), "multiplier": Number(), "ceiling": Number(), "jitter": Number()}
+                                ),
+                            },
+                            "EventBridge's retry policy (default: 24 hours, 185 attempts)",
+                        ),
+                        "dead_letter": Nullable(Text("The queue that gets what could not be delivered", min_length=1)),
+                        "secret": Nullable(Text("Webhooks: the signing secret (write-only)", min_length=1)),
+                    },
+                    required=("kind", "name"),
+                ),
+                min_items=1,
+                max_items=5,
+            ),
+            "id": Text("The rule's id, as in the path (may be left out)"),
+            "bus": Text("The bus, as in the path (may be left out)"),
+        },
+        required=("pattern", "targets"),
+    ),
+)
+REPLAY_INPUT = Named(
+    "ReplayInput",
+    Object(
+        {
+            "start": Moment(),
+            "end": Moment(),
+            "rule": Text("Replay to this rule only", min_length=1),
+            "name": Text("Marks the replayed events (extension replayname; default replay)", min_length=1),
+        },
+        required=("start", "end"),
+    ),
+)
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET",
+        "/openapi.json",
+        openapi_document,
+        "This document",
+        {200: Answer("OpenAPI 3.1", {"type": "object"})},
+        "read",
+    ),
+    Operation(
+        "GET",
+        "/functions",
+        list_functions,
+        "The serving version's functions: triggers, settings, pool",
+        {200: Answer("", "FunctionList")},
+        "read",
+    ),
+    Operation(
+        "GET",
+        "/functions/{name}",
+        get_function,
+        "One function",
+        {200: Answer("", "Function")},
+        "read",
+        params=(_FUNCTION,),
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/functions/{name}/invoke",
+        invoke_function,
+        "Invoke a function (Lambda's Invoke API); the body is the event",
+        {
+            200: Answer(
+                "The result; with X-Amz-Function-Error, the handler's error document",
+                {},
+                {
+                    REQUEST_ID_HEADER: "The invocation's request id",
+                    "X-Amz-Function-Error": "Unhandled when the handler failed",
+                    "X-Amz-Log-Result": "With X-Amz-Log-Type: Tail",
+                },
+            ),
+            202: Answer("Queued (type Event)", "Accepted"),
+            204: Answer("DryRun: the request is valid"),
+        },
+        "invoke",
+        params=(
+            _FUNCTION,
+            query("type", "Like X-Amz-Invocation-Type", Enum(INVOCATION_TYPES, any_case=True)),
+            header(
+                "X-Amz-Invocation-Type",
+                "RequestResponse (default), Event or DryRun, as Lambda's Invoke",
+                Enum(INVOCATION_TYPES, any_case=True),
+            ),
+            header(
+                "X-Amz-Log-Type",
+                "Tail: the last 4 KB of the captured output in X-Amz-Log-Result (base64)",
+                Enum(("None", "Tail"), any_case=True),
+            ),
+        ),
+        # Read whole and parsed by the handler: an empty body is `{}` (as Lambda gives), `null` is null.
+        body=Body(AnyValue("The event: any JSON value (empty: {})"), required=False, limit=MAX_SYNC_PAYLOAD, raw=True),
+        errors=(404, 429),
+    ),
+    Operation(
+        "GET",
+        "/invocations",
+        list_invocations,
+        "Invocation records, one per attempt",
+        {200: Answer("", "InvocationList")},
+        "read",
+        params=(
+            query("function", "Only this function's", Text(min_length=1)),
+            query("status", "Only attempts with this status", Enum(STATUSES)),
+            query("request_id", "Only this invocation's attempts", Text(min_length=1)),
+            query("since", "Started at or after", _TIME),
+            query("until", "Started before", _TIME),
+            query("limit", "At most this many (default 100)", Integer(minimum=1, maximum=MAX_LISTED_INVOCATIONS)),
+            query("order", "asc: oldest first (default); desc: newest first", Enum(("asc", "desc"))),
+        ),
+        errors=(404,),
+    ),
+    Operation(
+        "GET",
+        "/invocations/{request_id}",
+        get_invocation,
+        "Every attempt of one invocation, with its captured output",
+        {200: Answer("", "Invocation")},
+        "read",
+        params=(path("request_id", "The invocation's request id"),),
+        errors=(404,),
+    ),
+    logs.OPERATION,
+    Operation(
+        "GET", "/buses", list_buses, "The buses, with how many rules each has", {200: Answer("", "BusList")}, "read"
+    ),
+    Operation(
+        "GET",
+        "/buses/{bus:path}/rules",
+        list_rules,
+        "A bus's rules",
+        {200: Answer("", "RuleList")},
+        "read",
+        params=(_BUS,),
+        errors=(404,),
+    ),
+    Operation(
+        "PUT",
+        "/buses/{bus:path}/rules/{id}",
+        put_rule,
+        "Add or replace a run-time rule (kept in the store)",
+        {200: Answer("Replaced", "Rule"), 201: Answer("Added", "Rule")},
+        "configure",
+        params=(_BUS, _RULE),
+        body=Body(RULE_INPUT),
+        errors=(409,),
+    ),
+    Operation(
+        "DELETE",
+        "/buses/{bus:path}/rules/{id}",
+        delete_rule,
+        "Remove a run-time rule",
+        {204: Answer("Removed")},
+        "configure",
+        params=(_BUS, _RULE),
+        errors=(404, 409),
+    ),
+    Operation(
+        "POST",
+        "/buses/{bus:path}/replay",
+        replay,
+        "Deliver a time range of a bus's events again, to one rule or all",
+        {202: Answer("Deliveries queued", "ReplayResult")},
+        "configure",
+        params=(_BUS,),
+        body=Body(REPLAY_INPUT),
+        errors=(404,),
+    ),
+    *control_triggers.OPERATIONS,
+)
+
+
 def control_routes() -> list[BaseRoute]:
-    """The control API's routes, mounted at `/-/api/v1` by triggerfish.server.http."""
-    return [
-        Route("/openapi.json", openapi_document, methods=["GET"]),
-        Route("/functions", list_functions, methods=["GET"]),
-        Route("/functions/{name}", get_function, methods=["GET"]),
-        Route("/functions/{name}/invoke", invoke_function, methods=["POST"]),
-        Route("/invocations", list_invocations, methods=["GET"]),
-        Route("/invocations/{request_id}", get_invocation, methods=["GET"]),
-        Route("/logs", logs.get_logs, methods=["GET"]),
-        Route("/buses", list_buses, methods=["GET"]),
-        Route("/buses/{bus:path}/rules", list_rules, methods=["GET"]),
-        Route("/buses/{bus:path}/rules/{id}", put_rule, methods=["PUT"]),
-        Route("/buses/{bus:path}/rules/{id}", delete_rule, methods=["DELETE"]),
-        Route("/buses/{bus:path}/replay", replay, methods=["POST"]),
-        *control_triggers.routes(),
-    ]
+    """The control API's routes, mounted at `/-/api/v1` by triggerfish.server.http (open: `triggerfish dev`)."""
+    return routes(OPERATIONS)

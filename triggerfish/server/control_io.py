@@ -1,8 +1,8 @@
-"""Reading requests and writing answers for the control API: bounded JSON bodies, checked fields, JSON errors.
+"""Reading requests and writing answers for the control API: bounded bodies and JSON errors.
 
-Every control endpoint is wrapped by `endpoint`, which turns the platform's
-errors into JSON answers with one status per kind of mistake, so a handler
-raises and never builds an error response itself:
+Every control endpoint is wrapped by `endpoint` (operations.run does it),
+which turns the platform's errors into JSON answers with one status per kind
+of mistake, so a handler raises and never builds an error response itself:
 
 | raised | status | code |
 |---|---|---|
@@ -13,12 +13,14 @@ raises and never builds an error response itself:
 | FunctionNotFoundError | 404 | `FunctionNotFound` |
 | KeyNotFoundError | 404 | `KeyNotFound` |
 | ThrottledError | 429 | `TooManyRequestsException` (with `Retry-After`) |
+| StoreFullError | 507 | `StoreFull`: nothing was stored |
+| other StoreError | 503 | `StoreUnavailable` (with `Retry-After`): nothing was stored |
 | anything else | 500 | `InternalError` (the traceback goes to the log, not to the client) |
 """
 
 from __future__ import annotations
 
-import datetime
+import asyncio
 import functools
 import logging
 import math
@@ -37,6 +39,9 @@ from triggerfish.errors import (
     InvalidNameError,
     InvalidPatternError,
     KeyNotFoundError,
+    StoreError,
+    StoreFullError,
+    StoreUnavailableError,
     ThrottledError,
 )
 from triggerfish.server.errors import error_response
@@ -46,6 +51,8 @@ log = logging.getLogger("triggerfish.server")
 
 #: The largest request body a control endpoint reads, except invoke (see control.py).
 MAX_BODY = 2 * 1024 * 1024
+#: Seconds a request body may take to arrive in full (408 after), unless the app's state says otherwise.
+DEFAULT_BODY_TIMEOUT = 30.0
 #: How many names an error message lists before it says how many more there are.
 _NAMES_SHOWN = 20
 
@@ -91,6 +98,8 @@ def endpoint(handler: Endpoint) -> Endpoint:
         except ThrottledError as exc:
             headers = {"Retry-After": "1"}
             return error_response(429, "TooManyRequestsException", str(exc), headers=headers, function=exc.function)
+        except StoreError as exc:
+            return store_error_response(exc)
         except Exception:
             # Whatever went wrong stays in the server's log; the client learns only that it did.
             log.exception("control API: %s %s failed", request.method, request.url.path)
@@ -134,7 +143,29 @@ def listed(names: Iterable[str]) -> str:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refused with 413 past `limit` bytes: by Content-Length before reading, or as it streams."""
+    """The whole body, refused with 413 past `limit` bytes: by Content-Length before reading, or as it streams.
+
+    A body that has not arrived in full within the app's `state.body_timeout` seconds (30 by default) is 408.
+    """
+    timeout = getattr(request.app.state, "body_timeout", DEFAULT_BODY_TIMEOUT)
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_body(request, limit)
+    except TimeoutError:
+        raise ApiError(
+            408,
+            "RequestTimeout",
+            f"the request body did not arrive within {timeout:g} s",
+            headers={"connection": "close"},
+        ) from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    cached: bytes | None = getattr(request, "_body", None)
+    if cached is not None:
+        if len(cached) > limit:
+            raise _too_large(request, f"{len(cached)} bytes", limit)
+        return cached
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(request, f"{int(declared)} bytes", limit)
@@ -148,7 +179,10 @@ async def read_body(request: Request, limit: int) -> bytes:
             chunks.append(chunk)
     except ClientDisconnect:
         raise ApiError(400, "ClientDisconnected", "the client closed the connection before the body arrived") from None
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    # Starlette's own cache: a later `request.body()` or `read_body` gets it again instead of an empty stream.
+    request._body = body
+    return body
 
 
 def _too_large(request: Request, size: str, limit: int) -> ApiError:
@@ -184,95 +218,19 @@ def fields(document: Any, known: Sequence[str], *, where: str = "body") -> Mappi
     return document
 
 
-def number(
-    document: Mapping[str, Any],
-    name: str,
-    *,
-    low: float,
-    high: float,
-    default: float | None = None,
-    whole: bool = False,
-    where: str = "body",
-) -> Any:
-    """A number field within [low, high] (a whole one with `whole`), or `default` when absent or null."""
-    value = document.get(name)
-    if value is None:
-        return default
-    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-    if ok and whole:
-        ok = isinstance(value, int) or float(value).is_integer()
-        value = int(value) if ok else value
-    if not ok or not low <= value <= high:
-        kind = "a whole number" if whole else "a number"
-        raise ApiError(400, "InvalidInput", f"{where}: {name} must be {kind} from {low:g} to {high:g}, not {value!r}")
-    return value
-
-
-def text(document: Mapping[str, Any], name: str, *, where: str = "body") -> str | None:
-    """A string field, or None when absent or null."""
-    value = document.get(name)
-    if value is None or isinstance(value, str):
-        return value
-    raise ApiError(400, "InvalidInput", f"{where}: {name} must be a string, not {_json_type(value)}")
-
-
-def string_map(document: Mapping[str, Any], name: str, *, where: str = "body") -> dict[str, str]:
-    """An object of strings (message attributes), or `{}` when absent."""
-    value = document.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise ApiError(400, "InvalidInput", f"{where}: {name} must be an object of string values")
-    return value
-
-
-def moment(value: Any, what: str) -> float:
-    """A time as epoch seconds: a number, or an ISO 8601 text with a time zone (`2024-05-01T12:00:00Z`)."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-        try:
-            parsed = datetime.datetime.fromisoformat(value)
-        except ValueError:
-            parsed = None
-        if parsed is None or parsed.tzinfo is None:
-            raise ApiError(
-                400,
-                "InvalidInput",
-                f"{what} must be epoch seconds or an ISO 8601 time with a zone such as 2024-05-01T12:00:00Z,"
-                f" not {value!r}",
-            )
-        return parsed.timestamp()
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ApiError(400, "InvalidInput", f"{what} must be epoch seconds or an ISO 8601 time, not {value!r}")
-    return float(value)
-
-
-# --- query strings ---------------------------------------------------------------------------
-
-
-def query(request: Request, known: Sequence[str]) -> dict[str, str]:
-    """The query parameters, each given at most once, none but `known`."""
-    found: dict[str, str] = {}
-    for name, value in request.query_params.multi_items():
-        if name not in known:
-            allowed = ", ".join(known) or "none"
-            raise ApiError(400, "InvalidInput", f"unknown query parameter {name!r}; the parameters are: {allowed}")
-        if name in found:
-            raise ApiError(400, "InvalidInput", f"query parameter {name!r} is given twice; give it once")
-        found[name] = value
-    return found
-
-
-def query_int(params: Mapping[str, str], name: str, *, low: int, high: int, default: int) -> int:
-    value = params.get(name)
-    if value is None:
-        return default
-    if not value.isdigit() or not low <= int(value) <= high:
-        raise ApiError(400, "InvalidInput", f"{name} must be a whole number from {low} to {high}, not {value!r}")
-    return int(value)
+def store_error_response(exc: StoreError) -> Response:
+    """The answer to a store that failed: 507 when it is full, else 503 with `Retry-After`; nothing was stored."""
+    if isinstance(exc, StoreFullError):
+        log.error("the store is full: %s", exc)
+        return error_response(507, "StoreFull", "the store is full: nothing was stored; free disk space, then retry")
+    retry_after = exc.retry_after if isinstance(exc, StoreUnavailableError) else 1.0
+    log.error("the store failed: %s", exc)
+    return error_response(
+        503,
+        "StoreUnavailable",
+        "the store cannot write just now: nothing was stored; try again shortly",
+        headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
+    )
 
 
 def _json_type(value: Any) -> str:

@@ -20,29 +20,18 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
 from triggerfish._json import dumps
 from triggerfish.events import tracecontext
 from triggerfish.events.shapes import PLATFORM_ATTRIBUTE_PREFIX
 from triggerfish.names import TRACEPARENT_ATTRIBUTE
-from triggerfish.server.control_io import (
-    ApiError,
-    endpoint,
-    fields,
-    json_body,
-    json_response,
-    listed,
-    number,
-    platform_of,
-    query,
-    query_int,
-    string_map,
-    text,
-)
+from triggerfish.server.control_io import ApiError, json_response, listed, platform_of
+from triggerfish.server.operations import Answer, Body, Operation, inputs, path, query
 from triggerfish.server.platform import Platform
+from triggerfish.server.schema import AnyValue, Array, Boolean, Enum, Integer, Named, Nullable, Number, Object, Text
 from triggerfish.store import Message, OutgoingMessage, QueueStats
 from triggerfish.triggers.sns import MAX_MESSAGE_BYTES
+from triggerfish.triggers.subscriptions import KINDS as SUBSCRIPTION_KINDS
 from triggerfish.triggers.subscriptions import Subscription
 
 #: SQS's limits: up to 10 messages per receive, a long poll of up to 20 seconds, a delay of up to 15 minutes.
@@ -52,6 +41,8 @@ MAX_DELAY = 15 * 60.0
 #: Messages moved per round of a redrive, and the lease they are held under meanwhile.
 REDRIVE_BATCH = 100
 REDRIVE_LEASE = 60.0
+#: The most messages one redrive moves.
+MAX_REDRIVE = 2**31
 
 
 # --- queues ----------------------------------------------------------------------------------
@@ -99,26 +90,22 @@ async def _describe_queue(platform: Platform, name: str) -> dict[str, Any]:
     }
 
 
-@endpoint
 async def list_queues(request: Request) -> Response:
     platform = platform_of(request)
     return json_response({"queues": [await _describe_queue(platform, name) for name in await _queues(platform)]})
 
 
-@endpoint
 async def get_queue(request: Request) -> Response:
     platform = platform_of(request)
-    name = await _known_queue(platform, request.path_params["name"])
+    name = await _known_queue(platform, inputs(request).path["name"])
     return json_response(await _describe_queue(platform, name))
 
 
-@endpoint
 async def send_message(request: Request) -> Response:
     platform = platform_of(request)
-    name = await _known_queue(platform, request.path_params["name"])
-    document = fields(await json_body(request), ("body", "delay", "group", "dedup_id", "attributes"))
-    if "body" not in document:
-        raise ApiError(400, "InvalidInput", "body: body is required: the message, a string (or any JSON value)")
+    given = inputs(request)
+    name = await _known_queue(platform, given.path["name"])
+    document = given.body
     value = document["body"]
     # A string is sent as it is; any other JSON value as its JSON text.
     body = value.encode("utf-8") if isinstance(value, str) else dumps(value)
@@ -127,7 +114,7 @@ async def send_message(request: Request) -> Response:
         raise ApiError(
             413, "MessageTooLarge", f"the message body is {len(body)} bytes; queue messages take at most {limit} bytes"
         )
-    attributes = string_map(document, "attributes")
+    attributes = dict(document.get("attributes") or {})
     reserved = sorted(a for a in attributes if a.startswith(PLATFORM_ATTRIBUTE_PREFIX))
     if reserved:
         raise ApiError(
@@ -139,14 +126,14 @@ async def send_message(request: Request) -> Response:
     if parent is not None and tracecontext.is_valid(parent):
         attributes[TRACEPARENT_ATTRIBUTE] = parent
     config = await platform.store.queues.config(name)
-    group = text(document, "group")
+    group = document.get("group")
     if config.fifo and group is None:
         raise ApiError(400, "InvalidInput", f"queue {name!r} is FIFO: every message needs a group")
     sent = await platform.store.queues.send(
         name,
         body,
-        delay=number(document, "delay", low=0, high=MAX_DELAY, default=0.0),
-        dedup_id=text(document, "dedup_id"),
+        delay=document.get("delay") or 0.0,
+        dedup_id=document.get("dedup_id"),
         group=group,
         attributes=attributes,
     )
@@ -172,46 +159,41 @@ def _message_json(message: Message) -> dict[str, Any]:
     }
 
 
-@endpoint
 async def receive_messages(request: Request) -> Response:
     platform = platform_of(request)
-    name = await _known_queue(platform, request.path_params["name"])
-    document = fields(await json_body(request, required=False), ("max", "visibility_timeout", "wait"))
+    given = inputs(request)
+    name = await _known_queue(platform, given.path["name"])
+    document = given.body or {}
     messages = await platform.store.queues.receive(
         name,
-        max_messages=number(document, "max", low=1, high=MAX_RECEIVE, default=1, whole=True),
-        visibility_timeout=number(document, "visibility_timeout", low=1, high=12 * 3600),
-        wait=number(document, "wait", low=0, high=MAX_WAIT, default=0.0),
+        max_messages=document.get("max") or 1,
+        visibility_timeout=document.get("visibility_timeout"),
+        wait=document.get("wait") or 0.0,
     )
     return json_response({"messages": [_message_json(m) for m in messages]})
 
 
-@endpoint
 async def ack_messages(request: Request) -> Response:
     platform = platform_of(request)
-    name = await _known_queue(platform, request.path_params["name"])
-    document = fields(await json_body(request), ("receipts",))
-    receipts = document.get("receipts")
-    if not isinstance(receipts, list) or not receipts or not all(isinstance(r, str) for r in receipts):
-        raise ApiError(400, "InvalidInput", "body: receipts must be a non-empty array of receipt strings")
-    done = await platform.store.queues.ack_many(name, receipts)
+    given = inputs(request)
+    name = await _known_queue(platform, given.path["name"])
+    done = await platform.store.queues.ack_many(name, given.body["receipts"])
     return json_response({"acked": done})
 
 
-@endpoint
 async def purge_queue(request: Request) -> Response:
     platform = platform_of(request)
-    name = await _known_queue(platform, request.path_params["name"])
+    name = await _known_queue(platform, inputs(request).path["name"])
     return json_response({"queue": name, "purged": await platform.store.queues.purge(name)})
 
 
-@endpoint
 async def redrive(request: Request) -> Response:
     platform = platform_of(request)
-    name = await _known_queue(platform, request.path_params["name"])
-    document = fields(await json_body(request, required=False), ("dead_letter", "max"))
+    given = inputs(request)
+    name = await _known_queue(platform, given.path["name"])
+    document = given.body or {}
     config = await platform.store.queues.config(name)
-    source = text(document, "dead_letter") or config.dead_letter
+    source = document.get("dead_letter") or config.dead_letter
     if source is None:
         raise ApiError(
             400,
@@ -221,7 +203,7 @@ async def redrive(request: Request) -> Response:
     await _known_queue(platform, source)
     if source == name:
         raise ApiError(400, "InvalidInput", f"body: dead_letter names {name!r} itself; name its dead-letter queue")
-    limit = number(document, "max", low=1, high=2**31, default=2**31, whole=True)
+    limit = document.get("max") or MAX_REDRIVE
     moved = await move_messages(platform, source, name, limit=limit, fifo=config.fifo)
     return json_response({"queue": name, "dead_letter": source, "moved": moved})
 
@@ -276,7 +258,6 @@ def _subscription_json(subscription: Subscription) -> dict[str, Any]:
     return {**document, "arn": subscription.arn, "source": subscription.source}
 
 
-@endpoint
 async def list_topics(request: Request) -> Response:
     platform = platform_of(request)
     found = []
@@ -285,13 +266,11 @@ async def list_topics(request: Request) -> Response:
     return json_response({"topics": found})
 
 
-@endpoint
 async def publish_message(request: Request) -> Response:
     platform = platform_of(request)
-    name = await _known_topic(platform, request.path_params["name"])
-    document = fields(await json_body(request), ("message", "subject", "attributes"))
-    if "message" not in document:
-        raise ApiError(400, "InvalidInput", "body: message is required: a string (or any JSON value)")
+    given = inputs(request)
+    name = await _known_topic(platform, given.path["name"])
+    document = given.body
     value = document["message"]
     # A string is published as it is; any other JSON value as its JSON text.
     message = value if isinstance(value, str) else dumps(value).decode("utf-8")
@@ -306,32 +285,25 @@ async def publish_message(request: Request) -> Response:
     message_id = await platform.topics.publish(
         name,
         message,
-        subject=text(document, "subject"),
-        attributes=string_map(document, "attributes"),
+        subject=document.get("subject"),
+        attributes=document.get("attributes") or {},
         traceparent=parent if parent is not None and tracecontext.is_valid(parent) else None,
     )
     return json_response({"topic": name, "message_id": message_id}, 202)
 
 
-@endpoint
 async def list_subscriptions(request: Request) -> Response:
     platform = platform_of(request)
-    name = await _known_topic(platform, request.path_params["name"])
+    name = await _known_topic(platform, inputs(request).path["name"])
     subscriptions = await platform.topics.subscriptions(name)
     return json_response({"topic": name, "subscriptions": [_subscription_json(s) for s in subscriptions]})
 
 
-_SUBSCRIBE_FIELDS = ("kind", "endpoint", "filter", "filter_scope", "raw", "secret", "dead_letter", "retry")
-
-
-@endpoint
 async def subscribe(request: Request) -> Response:
     platform = platform_of(request)
-    name = request.path_params["name"]
-    document = fields(await json_body(request), _SUBSCRIBE_FIELDS)
-    for required in ("kind", "endpoint"):
-        if required not in document:
-            raise ApiError(400, "InvalidInput", f"body: {required} is required")
+    given = inputs(request)
+    name = given.path["name"]
+    document = given.body
     before = {s.arn for s in await platform.topics.subscriptions(name)}
     kind, endpoint_name = document["kind"], document["endpoint"]
     if kind == "function" and endpoint_name not in platform.current.specs:
@@ -355,11 +327,11 @@ async def subscribe(request: Request) -> Response:
     return json_response(_subscription_json(subscription), 200 if subscription.arn in before else 201)
 
 
-@endpoint
 async def unsubscribe(request: Request) -> Response:
     platform = platform_of(request)
-    name = await _known_topic(platform, request.path_params["name"])
-    subscription_id = request.path_params["id"]
+    given = inputs(request)
+    name = await _known_topic(platform, given.path["name"])
+    subscription_id = given.path["id"]
     subscriptions = await platform.topics.subscriptions(name)
     found = next((s for s in subscriptions if s.id == subscription_id), None)
     if found is None:
@@ -416,16 +388,14 @@ async def _schedules(platform: Platform, count: int) -> list[dict[str, Any]]:
     return found
 
 
-@endpoint
 async def list_schedules(request: Request) -> Response:
-    params = query(request, ("count",))
-    count = query_int(params, "count", low=1, high=MAX_NEXT_FIRES, default=NEXT_FIRES)
+    count = inputs(request).query.get("count", NEXT_FIRES)
     return json_response({"schedules": await _schedules(platform_of(request), count)})
 
 
 async def _steer(request: Request, paused: bool) -> Response:
     platform = platform_of(request)
-    name = request.path_params["name"]
+    name = inputs(request).path["name"]
     names = [s.name for s in platform.scheduler.schedules]
     if name not in names:
         raise ApiError(404, "ScheduleNotFound", f"no schedule named {name!r}; the schedules are: {listed(names)}")
@@ -434,32 +404,243 @@ async def _steer(request: Request, paused: bool) -> Response:
     return json_response(status)
 
 
-@endpoint
 async def pause_schedule(request: Request) -> Response:
     return await _steer(request, True)
 
 
-@endpoint
 async def resume_schedule(request: Request) -> Response:
     return await _steer(request, False)
 
 
-def routes() -> list[BaseRoute]:
-    """The queue, topic and schedule routes (control_routes() adds them to the rest)."""
-    return [
-        Route("/queues", list_queues, methods=["GET"]),
-        Route("/queues/{name:path}/messages", send_message, methods=["POST"]),
-        Route("/queues/{name:path}/messages", purge_queue, methods=["DELETE"]),
-        Route("/queues/{name:path}/receive", receive_messages, methods=["POST"]),
-        Route("/queues/{name:path}/ack", ack_messages, methods=["POST"]),
-        Route("/queues/{name:path}/redrive", redrive, methods=["POST"]),
-        Route("/queues/{name:path}", get_queue, methods=["GET"]),
-        Route("/topics", list_topics, methods=["GET"]),
-        Route("/topics/{name:path}/messages", publish_message, methods=["POST"]),
-        Route("/topics/{name:path}/subscriptions/{id}", unsubscribe, methods=["DELETE"]),
-        Route("/topics/{name:path}/subscriptions", list_subscriptions, methods=["GET"]),
-        Route("/topics/{name:path}/subscriptions", subscribe, methods=["POST"]),
-        Route("/schedules", list_schedules, methods=["GET"]),
-        Route("/schedules/{name}/pause", pause_schedule, methods=["POST"]),
-        Route("/schedules/{name}/resume", resume_schedule, methods=["POST"]),
-    ]
+# --- the table -------------------------------------------------------------------------------
+
+_QUEUE = path("name", "The queue's name")
+_TOPIC = path("name", "The topic's name")
+_SCHEDULE = path("name", "The schedule's name")
+_STRINGS = Object({}, additional=Text())
+_RETRY = Object(
+    {
+        "max_event_age": Number(minimum=0),
+        "max_attempts": Integer(minimum=0),
+        "backoff": Object({"base": Number(), "multiplier": Number(), "ceiling": Number(), "jitter": Number()}),
+    },
+    "The delivery retry policy (default: 24 hours, 185 attempts)",
+)
+
+SEND_INPUT = Named(
+    "SendInput",
+    Object(
+        {
+            "body": AnyValue("the message, a string (or any JSON value, sent as its JSON text)"),
+            "delay": Number("Seconds before it can be received", minimum=0, maximum=MAX_DELAY),
+            "group": Text("The message group (required on FIFO queues)", min_length=1),
+            "dedup_id": Text("Sent again with this id within the dedup window, it is not stored twice", min_length=1),
+            "attributes": _STRINGS,
+        },
+        required=("body",),
+    ),
+)
+RECEIVE_INPUT = Named(
+    "ReceiveInput",
+    Object(
+        {
+            "max": Integer("At most this many messages (default 1)", minimum=1, maximum=MAX_RECEIVE),
+            "visibility_timeout": Number(
+                "Seconds the messages stay hidden (default: the queue's)", minimum=1, maximum=12 * 3600
+            ),
+            "wait": Number("Long poll: seconds to wait for a message (default 0)", minimum=0, maximum=MAX_WAIT),
+        }
+    ),
+)
+ACK_INPUT = Named(
+    "AckInput",
+    Object(
+        {"receipts": Array(Text(min_length=1), "The receipts of received messages", min_items=1, max_items=1000)},
+        required=("receipts",),
+    ),
+)
+REDRIVE_INPUT = Named(
+    "RedriveInput",
+    Object(
+        {
+            "dead_letter": Text("Move from this queue (default: the configured one)", min_length=1),
+            "max": Integer("At most this many messages (default: all)", minimum=1, maximum=MAX_REDRIVE),
+        }
+    ),
+)
+PUBLISH_INPUT = Named(
+    "PublishInput",
+    Object(
+        {
+            "message": AnyValue("a string (or any JSON value, published as its JSON text)"),
+            "subject": Text(),
+            "attributes": _STRINGS,
+        },
+        required=("message",),
+    ),
+)
+SUBSCRIBE_INPUT = Named(
+    "SubscribeInput",
+    Object(
+        {
+            "kind": Enum(SUBSCRIPTION_KINDS),
+            "endpoint": Text("The function, the queue, or the webhook's URL", min_length=1),
+            "filter": Object({}, "An EventBridge pattern, as SNS filter policies", additional=AnyValue()),
+            "filter_scope": Enum(("attributes", "body")),
+            "raw": Boolean("Queues and webhooks: the message itself, not SNS's JSON"),
+            "secret": Nullable(Text("Webhooks: the signing secret (write-only)", min_length=1)),
+            "dead_letter": Nullable(Text("The queue that gets what could not be delivered", min_length=1)),
+            "retry": _RETRY,
+        },
+        required=("kind", "endpoint"),
+    ),
+)
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", "/queues", list_queues, "Every queue, with its stats", {200: Answer("", "QueueList")}, "read"),
+    Operation(
+        "POST",
+        "/queues/{name:path}/messages",
+        send_message,
+        "Send a message",
+        {200: Answer("Stored", "SendResult")},
+        "publish",
+        params=(_QUEUE,),
+        body=Body(SEND_INPUT),
+        errors=(404,),
+    ),
+    Operation(
+        "DELETE",
+        "/queues/{name:path}/messages",
+        purge_queue,
+        "Purge: delete every message",
+        {200: Answer("", "Purged")},
+        "configure",
+        params=(_QUEUE,),
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/queues/{name:path}/receive",
+        receive_messages,
+        "Receive (lease) messages",
+        {200: Answer("", "Received")},
+        "configure",
+        params=(_QUEUE,),
+        body=Body(RECEIVE_INPUT, required=False),
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/queues/{name:path}/ack",
+        ack_messages,
+        "Acknowledge (delete) received messages by receipt",
+        {200: Answer("One boolean per receipt: false when its lease had ended", "AckResult")},
+        "configure",
+        params=(_QUEUE,),
+        body=Body(ACK_INPUT),
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/queues/{name:path}/redrive",
+        redrive,
+        "Move the messages of the queue's dead-letter queue back to it",
+        {200: Answer("", "Redriven")},
+        "configure",
+        params=(_QUEUE,),
+        body=Body(REDRIVE_INPUT, required=False),
+        errors=(404,),
+    ),
+    Operation(
+        "GET",
+        "/queues/{name:path}",
+        get_queue,
+        "A queue: configuration, stats, consumers, dead-letter queue",
+        {200: Answer("", "Queue")},
+        "read",
+        params=(_QUEUE,),
+        errors=(404,),
+    ),
+    Operation(
+        "GET",
+        "/topics",
+        list_topics,
+        "Every topic, with how many subscriptions it has",
+        {200: Answer("", "TopicList")},
+        "read",
+    ),
+    Operation(
+        "POST",
+        "/topics/{name:path}/messages",
+        publish_message,
+        "Publish a message to a topic",
+        {202: Answer("Stored; fanned out to every subscription", "Published")},
+        "publish",
+        params=(_TOPIC,),
+        body=Body(PUBLISH_INPUT),
+        errors=(404,),
+    ),
+    Operation(
+        "DELETE",
+        "/topics/{name:path}/subscriptions/{id}",
+        unsubscribe,
+        "Remove a run-time subscription",
+        {204: Answer("Removed")},
+        "configure",
+        params=(
+            _TOPIC,
+            path("id", "The subscription's id", Text(min_length=1, pattern="[^/]+", hint="an id without '/'")),
+        ),
+        errors=(404, 409),
+    ),
+    Operation(
+        "GET",
+        "/topics/{name:path}/subscriptions",
+        list_subscriptions,
+        "A topic's subscriptions",
+        {200: Answer("", "Subscriptions")},
+        "read",
+        params=(_TOPIC,),
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/topics/{name:path}/subscriptions",
+        subscribe,
+        "Subscribe a function, queue or webhook (kept in the store); the same again changes nothing",
+        {200: Answer("Already subscribed", "Subscription"), 201: Answer("Added", "Subscription")},
+        "configure",
+        params=(_TOPIC,),
+        body=Body(SUBSCRIBE_INPUT),
+    ),
+    Operation(
+        "GET",
+        "/schedules",
+        list_schedules,
+        "Every schedule, with its next fire times",
+        {200: Answer("", "ScheduleList")},
+        "read",
+        params=(query("count", "Fire times per schedule (default 5)", Integer(minimum=1, maximum=MAX_NEXT_FIRES)),),
+    ),
+    Operation(
+        "POST",
+        "/schedules/{name}/pause",
+        pause_schedule,
+        "Pause a schedule (on every server, across restarts)",
+        {200: Answer("", "Schedule")},
+        "configure",
+        params=(_SCHEDULE,),
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/schedules/{name}/resume",
+        resume_schedule,
+        "Resume a schedule from now: the times it was paused do not fire",
+        {200: Answer("", "Schedule")},
+        "configure",
+        params=(_SCHEDULE,),
+        errors=(404,),
+    ),
+)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 
@@ -16,3 +18,11 @@ def error_response(
 ) -> JSONResponse:
     """A JSON error answer; `details` (such as `attribute`) are added beside the code and message."""
     return JSONResponse({"error": {"code": code, "message": message, **details}}, status_code=status, headers=headers)
+
+
+def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 with `Allow` listing the methods the path takes (Starlette's exception carries them)."""
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+    allowed = headers.get("Allow", "")
+    message = f"{request.method} is not allowed on {request.url.path}" + (f"; it takes {allowed}" if allowed else "")
+    return error_response(405, "MethodNotAllowed", message, headers=headers)

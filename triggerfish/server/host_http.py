@@ -14,51 +14,51 @@
 Every `/-/` endpoint but health and the OpenAPI document asks
 `authorize(request, action, app)` first; it raises ApiError (401, 403, or 404
 for another app's URLs, so apps cannot be enumerated). Which action a
-server-wide endpoint needs is in tables here (`ROOT_ENDPOINTS`,
-`SERVER_ENDPOINTS`), a per-app one in `auth.APP_ENDPOINT_ACTIONS`.
+server-wide endpoint needs is in the tables here (`ROOT_OPERATIONS`,
+`SERVER_OPERATIONS`), a per-app one in `control.OPERATIONS`: the same rows route,
+check and describe each request (operations.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
 from typing import IO, Any
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
 from triggerfish import __version__
-from triggerfish.deploy.bundle import check_sha256
+from triggerfish.deploy.bundle import DEFAULT_MAX_UPLOAD_BYTES, check_sha256
 from triggerfish.errors import BundleError, DeployError, KeyNotFoundError
 from triggerfish.gateway.asgi import lifespan
-from triggerfish.server.auth import APP_ENDPOINT_ACTIONS, principal_of
-from triggerfish.server.auth import guarded as guarded_endpoint
-from triggerfish.server.control import control_routes
-from triggerfish.server.control_io import ApiError, endpoint, fields, json_body, json_response
-from triggerfish.server.errors import error_response
+from triggerfish.server import control, publish
+from triggerfish.server.auth import authorize, principal_of
+from triggerfish.server.control_io import ApiError, fields, json_body, json_response
+from triggerfish.server.errors import error_response, method_not_allowed
 from triggerfish.server.host import AppNotFoundError, Host
+from triggerfish.server.keys import MAX_NAME_CHARS, ROLES
 from triggerfish.server.logs import close_follows
-from triggerfish.server.publish import publish_events
+from triggerfish.server.operations import Answer, Body, Operation, inputs, path, query, routes
 from triggerfish.server.registry import Alias, check_alias, check_app_name
+from triggerfish.server.request_guard import RequestRules
+from triggerfish.server.schema import Enum, Integer, Named, Nullable, Number, Object, Text
+
+#: host_http's action for listing apps: any key may ask, and sees only the apps it may read.
+LIST = "list"
 
 
-def guarded_routes(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
-    """The per-app control routes, each asking `authorize` for its action before it runs."""
-    result: list[BaseRoute] = []
-    for route in routes:
-        assert isinstance(route, Route), route
-        methods = sorted(route.methods or {"GET"})
-        for method in methods:
-            if method == "HEAD" and "GET" in methods:
-                continue
-            action = APP_ENDPOINT_ACTIONS[(method, route.path)]
-            result.append(Route(route.path, guarded_endpoint(route.endpoint, action), methods=[method]))
-    return result
+async def _authorized(request: Request, operation: Operation) -> None:
+    """The guard of every operation under `triggerfish serve`: its action, on the URL's app (if any)."""
+    if operation.action is not None and operation.action != LIST:
+        await authorize(request, operation.action, request.path_params.get("app"))
+    elif operation.action == LIST:
+        await principal_of(request)
 
 
 def _host(request: Request) -> Host:
@@ -112,22 +112,22 @@ async def list_apps(request: Request) -> Response:
 
 
 async def create_key(request: Request) -> Response:
-    document = fields(await json_body(request), ("name", "role", "app"))
+    document = inputs(request).body
     app = document.get("app")
     if app is not None and app not in _host(request).apps:
         raise ApiError(404, "AppNotFound", f"no app named {app!r} is deployed here; deploy it before making its keys")
-    text, info = await _host(request).keys.create(document.get("name"), document.get("role"), app)  # type: ignore[arg-type]
+    text, info = await _host(request).keys.create(document["name"], document["role"], app)
     return json_response({"key": text, **info.as_dict()}, status=201)
 
 
 async def list_keys(request: Request) -> Response:
-    app = request.query_params.get("app")
+    app = inputs(request).query.get("app")
     return json_response({"keys": [info.as_dict() for info in await _host(request).keys.list(app)]})
 
 
 async def revoke_key(request: Request) -> Response:
     try:
-        info = await _host(request).keys.revoke(request.path_params["id"])
+        info = await _host(request).keys.revoke(inputs(request).path["id"])
     except KeyNotFoundError as exc:
         raise ApiError(404, "KeyNotFound", str(exc)) from None
     return json_response(info.as_dict())
@@ -241,17 +241,13 @@ async def list_aliases(request: Request) -> Response:
 
 async def put_alias(request: Request) -> Response:
     app = _deployed(request)
-    name = request.path_params["alias"]
-    document = fields(await json_body(request), ("version", "weights"))
+    given = inputs(request)
+    name = given.path["alias"]
+    document = given.body
     try:
         check_alias(name)
-        version = document.get("version")
         weights = document.get("weights") or {}
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise ApiError(400, "InvalidInput", "body.version must be a version number")
-        if not isinstance(weights, dict) or not all(isinstance(k, str) and k.isdigit() for k in weights):
-            raise ApiError(400, "InvalidInput", 'body.weights maps a version number to its share: {"4": 0.1}')
-        alias = Alias(name, version, {int(k): w for k, w in weights.items()})
+        alias = Alias(name, document["version"], {int(k): w for k, w in weights.items()})
     except ValueError as exc:
         raise ApiError(400, "InvalidInput", str(exc)) from None
     try:
@@ -263,10 +259,7 @@ async def put_alias(request: Request) -> Response:
 
 async def rollback(request: Request) -> Response:
     app = _deployed(request)
-    document = fields(await json_body(request, required=False) or {}, ("to",))
-    to = document.get("to")
-    if to is not None and (isinstance(to, bool) or not isinstance(to, int)):
-        raise ApiError(400, "InvalidInput", "body.to must be a version number")
+    to = (inputs(request).body or {}).get("to")
     try:
         version = await _host(request).rollback(app, to)
     except AppNotFoundError as exc:
@@ -283,24 +276,6 @@ def _sha(request: Request) -> str:
         raise ApiError(400, "InvalidInput", str(exc)) from None
 
 
-#: (method, path under /-/api/v1, endpoint, action) of every server-wide endpoint.
-SERVER_ENDPOINTS: tuple[tuple[str, str, Callable[[Request], Awaitable[Response]], str], ...] = (
-    ("GET", "/apps", list_apps, "list"),
-    ("GET", "/apps/{app}", get_app, "read"),
-    ("DELETE", "/apps/{app}", remove_app, "admin"),
-    ("HEAD", "/apps/{app}/bundles/{sha256}", has_bundle, "deploy"),
-    ("PUT", "/apps/{app}/bundles/{sha256}", put_bundle, "deploy"),
-    ("POST", "/apps/{app}/deploys", deploy, "deploy"),
-    ("GET", "/apps/{app}/versions", list_versions, "read"),
-    ("GET", "/apps/{app}/aliases", list_aliases, "read"),
-    ("PUT", "/apps/{app}/aliases/{alias}", put_alias, "deploy"),
-    ("POST", "/apps/{app}/rollback", rollback, "deploy"),
-    ("POST", "/keys", create_key, "admin"),
-    ("GET", "/keys", list_keys, "admin"),
-    ("DELETE", "/keys/{id}", revoke_key, "admin"),
-)
-
-
 async def openapi_document(request: Request) -> Response:
     # Imported here: the document is built from this module's tables, so openapi_server imports this module.
     from triggerfish.server.openapi_server import server_document
@@ -308,14 +283,198 @@ async def openapi_document(request: Request) -> Response:
     return json_response(server_document())
 
 
-#: (method, path from the server's root, endpoint, action or None: no key asked) of the endpoints beside
-#: the API's. The OpenAPI document is public, like health: it describes the software (the same on every
-#: server of this version, and printed in its docs), names no app, key or record, and a client reads it
-#: before it has a key.
-ROOT_ENDPOINTS: tuple[tuple[str, str, Callable[[Request], Awaitable[Response]], str | None], ...] = (
-    ("GET", "/-/health", health, None),
-    ("GET", "/-/api/v1/openapi.json", openapi_document, None),
-    ("POST", "/-/apps/{app}/events", publish_events, "publish"),
+# --- the table ---------------------------------------------------------------------------------------
+
+_APP_NAME = Text(
+    "The app's name, as it was deployed",
+    min_length=1,
+    max_length=64,
+    pattern="[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}",
+    hint="an app name: 1 to 64 letters, digits and . _ : @ -, starting with a letter or digit",
+)
+_APP = path("app", "The app's name, as it was deployed", _APP_NAME)
+_SHA256 = Text("64 lowercase hex digits", pattern="[0-9a-f]{64}", hint="a sha256: 64 lowercase hex digits")
+_BUNDLE = path("sha256", "The bundle's sha256: 64 lowercase hex digits", _SHA256)
+_VERSION = Integer("A version number", minimum=1)
+
+KEY_INPUT = Named(
+    "KeyInput",
+    Object(
+        {
+            "name": Text("What the key is for", min_length=1, max_length=MAX_NAME_CHARS),
+            "role": Enum(ROLES),
+            "app": Nullable(_APP_NAME, "The one app it acts on: required, except for an admin key (none)"),
+        },
+        required=("name", "role"),
+    ),
+)
+DEPLOY_INPUT = Named(
+    "DeployInput",
+    Object(
+        {
+            "bundle": Text("The sha256 of a bundle uploaded to .../bundles/{sha256}", pattern="[0-9a-f]{64}"),
+            "stage": Nullable(Text("The stage of triggerfish.toml to deploy")),
+        },
+        required=("bundle",),
+    ),
+)
+ALIAS_INPUT = Named(
+    "AliasInput",
+    Object(
+        {
+            "version": _VERSION,
+            "weights": Object(
+                {},
+                "Version number -> share of synchronous requests it takes from `version` (a canary)",
+                additional=Number(minimum=0, maximum=1),
+                key_pattern="[0-9]+",
+            ),
+        },
+        required=("version",),
+    ),
+)
+ROLLBACK_INPUT = Named("RollbackInput", Object({"to": Integer("Default: the version before the live one", minimum=1)}))
+
+#: Every server-wide endpoint under /-/api/v1 (paths relative to it), with the action its key needs.
+SERVER_OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", "/apps", list_apps, "The apps the key may read", {200: Answer("", "AppList")}, LIST),
+    Operation(
+        "GET",
+        "/apps/{app}",
+        get_app,
+        "One app: live version, canary, functions",
+        {200: Answer("", "App")},
+        "read",
+        params=(_APP,),
+    ),
+    Operation(
+        "DELETE",
+        "/apps/{app}",
+        remove_app,
+        "Stop serving the app and forget its versions (its data stays in its scope)",
+        {204: Answer("Removed")},
+        "admin",
+        params=(_APP,),
+    ),
+    Operation(
+        "HEAD",
+        "/apps/{app}/bundles/{sha256}",
+        has_bundle,
+        "Whether the server holds a bundle (upload it only when it does not)",
+        {200: Answer("It does"), 404: Answer("It does not; or AppNotFound (a HEAD answer has no body)")},
+        "deploy",
+        params=(_APP, _BUNDLE),
+    ),
+    Operation(
+        "PUT",
+        "/apps/{app}/bundles/{sha256}",
+        put_bundle,
+        "Upload a bundle (the app's tar.gz, see `triggerfish deploy`); the server checks its sha256",
+        {200: Answer("It was there already", "BundleStored"), 201: Answer("Stored", "BundleStored")},
+        "deploy",
+        params=(_APP, _BUNDLE),
+        body=Body(
+            media_types=("application/gzip", "application/octet-stream"), limit=DEFAULT_MAX_UPLOAD_BYTES, raw=True
+        ),
+    ),
+    Operation(
+        "POST",
+        "/apps/{app}/deploys",
+        deploy,
+        "Deploy an uploaded bundle: install, import, then publish the next version and switch `live` to it",
+        {201: Answer("Deployed and live", "DeployResult")},
+        "deploy",
+        params=(_APP,),
+        body=Body(DEPLOY_INPUT),
+        errors=(422,),
+    ),
+    Operation(
+        "GET",
+        "/apps/{app}/versions",
+        list_versions,
+        "Every version with its time, bundle and whether it is live",
+        {200: Answer("", "VersionList")},
+        "read",
+        params=(_APP,),
+    ),
+    Operation(
+        "GET",
+        "/apps/{app}/aliases",
+        list_aliases,
+        "The app's aliases",
+        {200: Answer("", "AliasList")},
+        "read",
+        params=(_APP,),
+    ),
+    Operation(
+        "PUT",
+        "/apps/{app}/aliases/{alias}",
+        put_alias,
+        "Point an alias at a version, optionally with a second version taking a share (canary)",
+        {200: Answer("", "Alias")},
+        "deploy",
+        params=(_APP, path("alias", "The alias: `live` is the one served")),
+        body=Body(ALIAS_INPUT),
+        errors=(422,),
+    ),
+    Operation(
+        "POST",
+        "/apps/{app}/rollback",
+        rollback,
+        "Move `live` back to an earlier version",
+        {200: Answer("Live now", "RolledBack")},
+        "deploy",
+        params=(_APP,),
+        body=Body(ROLLBACK_INPUT, required=False),
+        errors=(422,),
+    ),
+    Operation(
+        "POST",
+        "/keys",
+        create_key,
+        "Create an API key; the answer is the only time its text is shown",
+        {201: Answer("Created", "NewKey")},
+        "admin",
+        body=Body(KEY_INPUT),
+        errors=(404,),
+    ),
+    Operation(
+        "GET",
+        "/keys",
+        list_keys,
+        "The keys, by id, prefix and name (never a secret or a hash), revoked ones too",
+        {200: Answer("", "KeyList")},
+        "admin",
+        params=(query("app", "Only this app's keys", _APP_NAME),),
+    ),
+    Operation(
+        "DELETE",
+        "/keys/{id}",
+        revoke_key,
+        "Revoke a key: it stops working from the next request on (not the last working admin key)",
+        {200: Answer("Revoked", "Key")},
+        "admin",
+        params=(path("id", "The key's id, its prefix (tfk_<id>) or its whole text"),),
+        errors=(404,),
+    ),
+)
+
+#: The endpoints beside the API's, with paths from the server's root; action None: no key asked. The OpenAPI
+#: document is public, like health: it describes the software (the same on every server of this version, and
+#: printed in its docs), names no app, key or record, and a client reads it before it has a key.
+ROOT_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET", "/-/health", health, "Liveness, and how many apps are deployed", {200: Answer("", "Health")}, None
+    ),
+    Operation(
+        "GET",
+        "/-/api/v1/openapi.json",
+        openapi_document,
+        "This document",
+        {200: Answer("OpenAPI 3.1", {"type": "object"})},
+        None,
+    ),
+    dataclasses.replace(publish.OPERATION, path="/-/apps/{app}/events", params=(_APP, *publish.OPERATION.params)),
 )
 
 
@@ -325,21 +484,15 @@ def host_endpoints(host: Host, *, open_access: bool = False) -> Starlette:
     Every endpoint but health and the OpenAPI document asks for an API key; with `open_access`
     (tests of the host alone) everything is allowed, as under `triggerfish dev`.
     """
-    server_routes: list[BaseRoute] = []
-    for method, path, handler, action in SERVER_ENDPOINTS:
-        # Listing apps asks about each app itself: it shows what the key may read instead of refusing.
-        guard = endpoint(handler) if action == "list" else guarded_endpoint(handler, action)
-        server_routes.append(Route(path, guard, methods=[method]))
-    root_routes: list[BaseRoute] = [
-        Route(path, endpoint(handler) if action is None else guarded_endpoint(handler, action), methods=[method])
-        for method, path, handler, action in ROOT_ENDPOINTS
-    ]
     app = Starlette(
         routes=[
-            *root_routes,  # before the mount: /-/api/v1/openapi.json is one of them
+            *routes(ROOT_OPERATIONS, _authorized),  # before the mount: /-/api/v1/openapi.json is one of them
             Mount(
                 "/-/api/v1",
-                routes=[*server_routes, Mount("/apps/{app}", routes=guarded_routes(control_routes()))],
+                routes=[
+                    *routes(SERVER_OPERATIONS, _authorized),
+                    Mount("/apps/{app}", routes=routes(control.OPERATIONS, _authorized)),
+                ],
             ),
         ],
         exception_handlers={404: _not_found, 405: _method_not_allowed},
@@ -354,15 +507,20 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    return error_response(405, "MethodNotAllowed", f"{request.method} is not allowed on {request.url.path}")
+    return method_not_allowed(request, exc)
 
 
 class HostASGI:
-    """`/-/...` to the server's endpoints; `/<app>/...` to that app's serving version, the prefix stripped."""
+    """`/-/...` to the server's endpoints; `/<app>/...` to that app's serving version, the prefix stripped.
 
-    def __init__(self, host: Host, *, open_access: bool = False) -> None:
+    `rules` say which Host and Origin headers the `/-/` endpoints accept (any host, and browsers from the
+    server's own origin, by default; see request_guard.py).
+    """
+
+    def __init__(self, host: Host, *, open_access: bool = False, rules: RequestRules | None = None) -> None:
         self.host = host
         self.endpoints = host_endpoints(host, open_access=open_access)
+        self.rules = rules or RequestRules.serving()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -370,7 +528,8 @@ class HostASGI:
             return
         path: str = scope.get("path", "")
         if path.startswith("/-/") or path == "/-":
-            await self.endpoints(scope, receive, send)
+            if not await self.rules.guard(scope, receive, send):
+                await self.endpoints(scope, receive, send)
             return
         name, _, rest = path[1:].partition("/")
         platform = self.host.apps.get(name)

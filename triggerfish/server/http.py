@@ -27,11 +27,13 @@ from starlette.types import Receive, Scope, Send
 from triggerfish import __version__
 from triggerfish.gateway.asgi import lifespan
 from triggerfish.gateway.routes import RESERVED_PREFIX
+from triggerfish.server import publish
 from triggerfish.server.control import control_routes
-from triggerfish.server.errors import error_response
+from triggerfish.server.errors import error_response, method_not_allowed
 from triggerfish.server.logs import close_follows
+from triggerfish.server.operations import routes
 from triggerfish.server.platform import Platform
-from triggerfish.server.publish import publish_events
+from triggerfish.server.request_guard import RequestRules
 
 
 async def health(request: Request) -> Response:
@@ -54,7 +56,7 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    return error_response(405, "MethodNotAllowed", f"{request.method} is not allowed on {request.url.path}")
+    return method_not_allowed(request, exc)
 
 
 def platform_endpoints(platform: Platform) -> Starlette:
@@ -62,21 +64,27 @@ def platform_endpoints(platform: Platform) -> Starlette:
     app = Starlette(
         routes=[
             Route("/-/health", health, methods=["GET"]),
-            Route("/-/events", publish_events, methods=["POST"]),
+            *routes([publish.OPERATION]),
             Mount("/-/api/v1", routes=control_routes()),
         ],
         exception_handlers={404: _not_found, 405: _method_not_allowed},
     )
     app.state.platform = platform
+    app.state.body_timeout = platform.body_timeout
     return app
 
 
 class PlatformASGI:
-    """Dispatches a request to the platform's endpoints or to the serving version's gateway."""
+    """Dispatches a request to the platform's endpoints or to the serving version's gateway.
 
-    def __init__(self, platform: Platform) -> None:
+    `rules` say which Host and Origin headers the platform's endpoints accept (request_guard.py):
+    by default loopback names only, and browsers from the server's own origin.
+    """
+
+    def __init__(self, platform: Platform, rules: RequestRules | None = None) -> None:
         self.platform = platform
         self.endpoints = platform_endpoints(platform)
+        self.rules = rules or RequestRules.local()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -84,7 +92,8 @@ class PlatformASGI:
             return
         path: str = scope.get("path", "")
         if path.startswith(RESERVED_PREFIX) or path == RESERVED_PREFIX[:-1]:
-            await self.endpoints(scope, receive, send)
+            if not await self.rules.guard(scope, receive, send):
+                await self.endpoints(scope, receive, send)
             return
         # Read once: a reload that lands now changes the next request, not this one.
         gateway = self.platform.current.gateway
@@ -95,5 +104,5 @@ class PlatformASGI:
         close_follows(self.endpoints.state)
 
 
-def platform_asgi(platform: Platform) -> PlatformASGI:
-    return PlatformASGI(platform)
+def platform_asgi(platform: Platform, rules: RequestRules | None = None) -> PlatformASGI:
+    return PlatformASGI(platform, rules)

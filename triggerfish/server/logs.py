@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -37,13 +37,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from triggerfish._json import dumps
-from triggerfish.errors import InvalidInputError, StoreClosedError
+from triggerfish.errors import StoreClosedError
 from triggerfish.names import RECORD_STREAM_PREFIX, record_stream
 from triggerfish.runtime.records import InvocationRecord, InvocationRecords
-from triggerfish.server.control_io import ApiError, endpoint, json_response, listed, platform_of, query, query_int
+from triggerfish.server.control_io import ApiError, json_response, listed, platform_of
 from triggerfish.server.keys import ApiKeys, presented_key
-from triggerfish.server.log_lines import LogFilter, LogLine, level_name, since_time
+from triggerfish.server.log_lines import LEVELS, LogFilter, LogLine, level_name, since_time
+from triggerfish.server.operations import Answer, Operation, inputs, query
 from triggerfish.server.platform import Platform
+from triggerfish.server.schema import Enum, Integer, Schema, Text
 from triggerfish.store.base import EventLog
 
 log = logging.getLogger("triggerfish.server")
@@ -61,8 +63,7 @@ _CHECK_SECONDS = 1.0
 _PAGE = 500
 _MIN_PAGE = 100
 _QUEUED_BATCHES = 16
-_PARAMS = ("function", "request_id", "level", "since", "limit", "follow")
-_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
+_TRUE = ("1", "true", "yes")
 
 
 class LogReader:
@@ -262,14 +263,13 @@ def close_follows(state: Any) -> None:
 # --- the endpoint ------------------------------------------------------------------------------
 
 
-@endpoint
 async def get_logs(request: Request) -> Response:
     platform = platform_of(request)
-    params = query(request, _PARAMS)
+    params = inputs(request).query
     wanted = await _filter(platform, params)
-    limit = query_int(params, "limit", low=1, high=MAX_LIMIT, default=DEFAULT_LIMIT)
+    limit = params.get("limit", DEFAULT_LIMIT)
     reader = LogReader(platform.current.invoker.records)
-    if not _flag(params.get("follow", ""), "follow"):
+    if params.get("follow", "0") not in _TRUE:
         lines, truncated = await reader.lines(wanted, limit)
         return json_response({"lines": [line.to_dict() for line in lines], "truncated": truncated})
     follow = reader.follow(wanted, backlog=limit)
@@ -344,19 +344,17 @@ def _serving(platform: Platform) -> bool:
     return True
 
 
-async def _filter(platform: Platform, params: dict[str, str]) -> LogFilter:
-    try:
-        level = level_name(params.get("level", "DEBUG"))
-        since = None if "since" not in params else since_time(params["since"], now=time.time())
-    except InvalidInputError as exc:
-        raise ApiError(400, "InvalidInput", str(exc)) from None
+async def _filter(platform: Platform, params: Mapping[str, Any]) -> LogFilter:
     function = params.get("function")
     if function is not None:
         await _known_function(platform, function)
-    request_id = params.get("request_id")
-    if request_id is not None and (not request_id or "/" in request_id):
-        raise ApiError(400, "InvalidInput", f"request_id is a request id (no '/'), not {request_id!r}")
-    return LogFilter(function=function, request_id=request_id, level=level, since=since)
+    since = params.get("since")
+    return LogFilter(
+        function=function,
+        request_id=params.get("request_id"),
+        level=params.get("level", "DEBUG"),
+        since=None if since is None else since_time(since, now=time.time()),
+    )
 
 
 async def _known_function(platform: Platform, function: str) -> None:
@@ -372,14 +370,69 @@ async def _known_function(platform: Platform, function: str) -> None:
     )
 
 
-def _flag(value: str, name: str) -> bool:
-    given = value.strip().lower()
-    if given in _TRUE:
-        return True
-    if given in _FALSE:
-        return False
-    raise ApiError(400, "InvalidInput", f"{name} must be 1 (stream new lines) or 0, not {value!r}")
-
-
 def _decode(raw: bytes) -> InvocationRecord:
     return InvocationRecord(**orjson.loads(raw))
+
+
+class _Level(Schema):
+    """A log level by name, in any case, with WARN and FATAL for WARNING and CRITICAL."""
+
+    description = "The lowest level shown (default DEBUG): " + ", ".join(LEVELS) + ", in any case"
+
+    def check(self, value: Any, where: str) -> Any:
+        return level_name(value, where=where)
+
+    def _schema(self) -> dict[str, Any]:
+        return {"type": "string"}
+
+
+class _Since(Schema):
+    description = "30s, 10m, 2h or 1d ago, or an RFC 3339 time with a zone"
+
+    def check(self, value: Any, where: str) -> Any:
+        since_time(value, now=time.time(), where=where)  # refuses what it cannot read; read again per request
+        return value
+
+    def _schema(self) -> dict[str, Any]:
+        return {"type": "string"}
+
+
+OPERATION = Operation(
+    "GET",
+    "/logs",
+    get_logs,
+    "Log lines made from the invocation records: START, output, errors, END and REPORT",
+    {
+        200: Answer(
+            "The newest matching lines, oldest first; with follow=1, an event stream",
+            "LogLines",
+            content={
+                "text/event-stream": {
+                    "schema": {
+                        "type": "string",
+                        "description": "`data: {LogLine}` per line; `: heartbeat` every 15 s;"
+                        " `event: end` when the server stops or the key is revoked",
+                    }
+                }
+            },
+        )
+    },
+    "read",
+    params=(
+        query("function", "Only this function's lines", Text(min_length=1)),
+        query(
+            "request_id",
+            "Only this invocation's lines",
+            Text(min_length=1, pattern="[^/]+", hint="a request id (no '/')"),
+        ),
+        query("level", "The lowest level shown (default DEBUG)", _Level()),
+        query("since", "30s, 10m, 2h, 1d ago, or an RFC 3339 time", _Since()),
+        query("limit", "The newest this many lines (default 1000)", Integer(minimum=1, maximum=MAX_LIMIT)),
+        query(
+            "follow",
+            "1: stream new lines as server-sent events",
+            Enum(("0", "1", "true", "false", "yes", "no"), any_case=True),
+        ),
+    ),
+    errors=(404,),
+)

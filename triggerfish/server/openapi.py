@@ -1,17 +1,51 @@
-"""The control API described as OpenAPI 3.1, written by hand as data (served at `GET /-/api/v1/openapi.json`).
+"""The OpenAPI 3.1 document of the control API, generated from its table (`control.OPERATIONS`).
 
-Kept beside the code it describes: tests/server/test_control.py checks that
-every route of `control_routes()` is here with its methods, and that every
-path here is a route, so the document cannot drift from the server.
+    document(OPERATIONS)   # served at GET /-/api/v1/openapi.json
+
+Each operation's paths, parameters, request bodies and their constraints come
+from the same declarations that route and check requests (operations.py,
+schema.py); the error answers from what the checks can refuse. Only what no
+check needs is written here: the JSON schemas of the answers, named by the
+table's `Answer`s, and the error answers' descriptions.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from triggerfish import __version__
+from triggerfish.server.operations import CHANGING_METHODS, JSON, Operation, Param
+from triggerfish.server.schema import Schema
 
-_JSON = "application/json"
+_JSON = JSON
+
+#: Error answers: status -> (component name, description). Every error is {"error": {"code", "message", ...}}.
+ERRORS: Mapping[int, tuple[str, str]] = {
+    400: ("BadRequest", "Bad input: invalid JSON (with line and column), a wrong field, a bad value or parameter"),
+    401: ("Unauthorized", "No API key, a malformed one, an unknown one, or a revoked one"),
+    403: (
+        "Forbidden",
+        "Refused: the Host header names no allowed host (HostNotAllowed), the Origin is another site's"
+        " (OriginNotAllowed), or the key's role does not hold the action (Forbidden)",
+    ),
+    404: ("NotFound", "The function, invocation, bus, rule, queue, topic or schedule does not exist"),
+    408: ("RequestTimeout", "The request body did not arrive in time"),
+    409: ("Conflict", "It comes from the app's code and changes only with it"),
+    413: ("TooLarge", "The request body or message is over the limit"),
+    415: ("UnsupportedMediaType", "The body is not of a type this operation takes: send application/json"),
+    422: ("DeployFailed", "The deploy changed nothing: `phase` says which step failed, `details` why"),
+    429: ("Throttled", "The function is at its concurrency limit (Retry-After says when to try again)"),
+    500: ("InternalError", "The platform failed; its log has the details"),
+    503: (
+        "Unavailable",
+        "The store cannot write just now (StoreUnavailable), or every connection is busy (TooManyConnections);"
+        " Retry-After says when to try again",
+    ),
+    507: ("StoreFull", "The store's disk is full: nothing was stored"),
+}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "string"}}}
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -22,63 +56,10 @@ def _content(schema: dict[str, Any]) -> dict[str, Any]:
     return {_JSON: {"schema": schema}}
 
 
-def _answer(description: str, schema: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
-    answer: dict[str, Any] = {"description": description}
-    if schema is not None:
-        answer["content"] = _content(schema)
-    if headers:
-        answer["headers"] = {
-            name: {"description": text, "schema": {"type": "string"}} for name, text in headers.items()
-        }
-    return answer
+def error_ref(status: int) -> dict[str, Any]:
+    return {"$ref": f"#/components/responses/{ERRORS[status][0]}"}
 
 
-def _errors(*statuses: str) -> dict[str, Any]:
-    return {status: {"$ref": f"#/components/responses/{_ERRORS[status][0]}"} for status in statuses}
-
-
-def _op(
-    summary: str,
-    ok: dict[str, dict[str, Any]],
-    *,
-    errors: tuple[str, ...] = (),
-    body: dict[str, Any] | None = None,
-    body_required: bool = True,
-    params: tuple[dict[str, Any], ...] = (),
-) -> dict[str, Any]:
-    operation: dict[str, Any] = {"summary": summary, "responses": {**ok, **_errors(*errors)}}
-    if params:
-        operation["parameters"] = list(params)
-    if body is not None:
-        operation["requestBody"] = {"required": body_required, "content": _content(body)}
-    return operation
-
-
-def _path(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
-
-
-def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
-
-
-_ERRORS = {
-    "400": ("BadRequest", "Bad input: invalid JSON (with line and column), a wrong field, a bad value"),
-    "404": ("NotFound", "The function, invocation, bus, rule, queue, topic or schedule does not exist"),
-    "409": ("Conflict", "The rule comes from the app's code and changes only with it"),
-    "413": ("TooLarge", "The request body or message is over the limit"),
-    "429": ("Throttled", "The function is at its concurrency limit (Retry-After says when to try again)"),
-}
-
-_TIME = {
-    "description": "Epoch seconds, or an ISO 8601 time with a zone (2024-05-01T12:00:00Z)",
-    "oneOf": [{"type": "number"}, {"type": "string"}],
-}
-_NAME = _path("name", "The function's name")
-_QUEUE = _path("name", "The queue's name")
-_TOPIC = _path("name", "The topic's name")
-_BUS = _path("bus", "The bus's name (`default` always exists)")
-_RULE = _path("id", "The rule's id")
 _OBJECT: dict[str, Any] = {"type": "object"}
 _STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
 
@@ -197,32 +178,6 @@ def _schemas() -> dict[str, Any]:
                 }
             },
         },
-        "RuleInput": {
-            "type": "object",
-            "required": ["pattern", "targets"],
-            "properties": {
-                "pattern": {"type": "object", "description": "An EventBridge event pattern"},
-                "targets": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": 5,
-                    "items": {
-                        "type": "object",
-                        "required": ["kind", "name"],
-                        "properties": {
-                            "id": {"type": "string"},
-                            "kind": {"enum": ["function", "queue", "topic", "bus", "webhook"]},
-                            "name": {"type": "string", "description": "Function, queue, topic, bus, or webhook URL"},
-                            "shape": {"enum": ["cloudevent", "eventbridge"]},
-                            "transformer": _OBJECT,
-                            "retry": _OBJECT,
-                            "dead_letter": nullable_string,
-                            "secret": {"type": "string", "description": "Webhooks: the signing secret (write-only)"},
-                        },
-                    },
-                },
-            },
-        },
         "Rule": {
             "type": "object",
             "properties": {
@@ -236,16 +191,6 @@ def _schemas() -> dict[str, Any]:
         "RuleList": {
             "type": "object",
             "properties": {"bus": {"type": "string"}, "rules": {"type": "array", "items": _ref("Rule")}},
-        },
-        "ReplayInput": {
-            "type": "object",
-            "required": ["start", "end"],
-            "properties": {
-                "start": _TIME,
-                "end": _TIME,
-                "rule": {"type": "string", "description": "Replay to this rule only"},
-                "name": {"type": "string", "description": "Marks the replayed events (extension replayname)"},
-            },
         },
         "ReplayResult": {
             "type": "object",
@@ -271,28 +216,9 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "QueueList": {"type": "object", "properties": {"queues": {"type": "array", "items": _ref("Queue")}}},
-        "SendInput": {
-            "type": "object",
-            "required": ["body"],
-            "properties": {
-                "body": {"description": "A string is sent as it is; any other JSON value as its JSON text"},
-                "delay": {"type": "number", "minimum": 0, "maximum": 900},
-                "group": {"type": "string", "description": "The message group (required on FIFO queues)"},
-                "dedup_id": {"type": "string"},
-                "attributes": _STRINGS,
-            },
-        },
         "SendResult": {
             "type": "object",
             "properties": {"message_id": {"type": "string"}, "duplicate": {"type": "boolean"}},
-        },
-        "ReceiveInput": {
-            "type": "object",
-            "properties": {
-                "max": {"type": "integer", "minimum": 1, "maximum": 10},
-                "visibility_timeout": {"type": "number"},
-                "wait": {"type": "number", "minimum": 0, "maximum": 20},
-            },
         },
         "Received": {
             "type": "object",
@@ -313,35 +239,14 @@ def _schemas() -> dict[str, Any]:
                 }
             },
         },
-        "AckInput": {
-            "type": "object",
-            "required": ["receipts"],
-            "properties": {"receipts": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
-        },
         "AckResult": {"type": "object", "properties": {"acked": {"type": "array", "items": {"type": "boolean"}}}},
         "Purged": {"type": "object", "properties": {"queue": {"type": "string"}, "purged": {"type": "integer"}}},
-        "RedriveInput": {
-            "type": "object",
-            "properties": {
-                "dead_letter": {"type": "string", "description": "Move from this queue (default: the configured one)"},
-                "max": {"type": "integer", "minimum": 1},
-            },
-        },
         "Redriven": {
             "type": "object",
             "properties": {
                 "queue": {"type": "string"},
                 "dead_letter": {"type": "string"},
                 "moved": {"type": "integer"},
-            },
-        },
-        "PublishInput": {
-            "type": "object",
-            "required": ["message"],
-            "properties": {
-                "message": {"description": "A string is published as it is; any other JSON value as its JSON text"},
-                "subject": {"type": "string"},
-                "attributes": _STRINGS,
             },
         },
         "Published": {
@@ -358,20 +263,6 @@ def _schemas() -> dict[str, Any]:
                         "properties": {"name": {"type": "string"}, "subscriptions": {"type": "integer"}},
                     },
                 }
-            },
-        },
-        "SubscribeInput": {
-            "type": "object",
-            "required": ["kind", "endpoint"],
-            "properties": {
-                "kind": {"enum": ["function", "queue", "webhook"]},
-                "endpoint": {"type": "string", "description": "The function, the queue, or the webhook's URL"},
-                "filter": {"type": "object", "description": "An EventBridge pattern, as SNS filter policies"},
-                "filter_scope": {"enum": ["attributes", "body"]},
-                "raw": {"type": "boolean", "description": "Queues and webhooks: the message itself, not SNS's JSON"},
-                "secret": {"type": "string", "description": "Webhooks: the signing secret (write-only)"},
-                "dead_letter": {"type": "string"},
-                "retry": _OBJECT,
             },
         },
         "Subscription": {
@@ -411,273 +302,133 @@ def _schemas() -> dict[str, Any]:
     }
 
 
-def _paths() -> dict[str, Any]:
-    invocation_type = {
-        "name": "X-Amz-Invocation-Type",
-        "in": "header",
-        "required": False,
-        "description": "RequestResponse (default), Event or DryRun, as Lambda's Invoke",
-        "schema": {"enum": ["RequestResponse", "Event", "DryRun"]},
-    }
-    log_type = {
-        "name": "X-Amz-Log-Type",
-        "in": "header",
-        "required": False,
-        "description": "Tail: the last 4 KB of the captured output in X-Amz-Log-Result (base64)",
-        "schema": {"enum": ["None", "Tail"]},
-    }
-    invocation_filters = (
-        _query("function", "Only this function's", {"type": "string"}),
-        _query("status", "Only attempts with this status", {"type": "string"}),
-        _query("request_id", "Only this invocation's attempts", {"type": "string"}),
-        _query("since", "Started at or after", _TIME),
-        _query("until", "Started before", _TIME),
-        _query("limit", "At most this many (default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
-        _query("order", "asc: oldest first (default); desc: newest first", {"enum": ["asc", "desc"]}),
-    )
+def template(path: str) -> str:
+    """A Starlette path as an OpenAPI template: `{bus:path}` is `{bus}`."""
+    return re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
+
+
+def error_statuses(operation: Operation) -> set[int]:
+    """The error statuses `operation` can answer: its own, and those of the checks it passes through."""
+    statuses = set(operation.errors) | {403, 500, 503, 507}
+    if operation.params or operation.body is not None:
+        statuses.add(400)
+    if any(p.location == "path" for p in operation.params):
+        statuses.add(404)
+    if operation.body is not None:
+        statuses |= {408, 413}
+    if operation.method in CHANGING_METHODS:
+        statuses |= {400, 415}
+    return statuses
+
+
+def parameter(param: Param) -> dict[str, Any]:
+    document: dict[str, Any] = {"name": param.name, "in": param.location, "required": param.required}
+    if param.description:
+        document["description"] = param.description
+    schema = param.schema.json_schema()
+    schema.pop("description", None)
+    document["schema"] = schema
+    return document
+
+
+def operation_object(operation: Operation) -> dict[str, Any]:
+    """The OpenAPI operation object of one table row (without the security a server adds)."""
+    responses: dict[str, Any] = {}
+    for status, answer in sorted(operation.answers.items()):
+        response: dict[str, Any] = {"description": answer.description or "OK"}
+        content: dict[str, Any] = {}
+        if answer.schema is not None:
+            schema = _ref(answer.schema) if isinstance(answer.schema, str) else answer.schema
+            content[_JSON] = {"schema": schema}
+        content.update(answer.content or {})
+        if content:
+            response["content"] = content
+        if answer.headers:
+            response["headers"] = {
+                name: {"description": text, "schema": {"type": "string"}} for name, text in answer.headers.items()
+            }
+        responses[str(status)] = response
+    for status in sorted(error_statuses(operation)):
+        responses.setdefault(str(status), error_ref(status))
+    document: dict[str, Any] = {"summary": operation.summary}
+    if operation.description:
+        document["description"] = operation.description
+    if operation.params:
+        document["parameters"] = [parameter(p) for p in operation.params]
+    body = operation.body
+    if body is not None:
+        media: dict[str, Any] = {}
+        for kind in body.media_types:
+            if body.documented is not None and kind in body.documented:
+                media[kind] = {"schema": body.documented[kind]}
+            elif body.schema is not None:
+                media[kind] = {"schema": body.schema.json_schema()}
+            else:
+                media[kind] = {}
+        document["requestBody"] = {"required": body.required, "content": media}
+        if body.description:
+            document["requestBody"]["description"] = body.description
+    document["responses"] = dict(sorted(responses.items()))
+    return document
+
+
+def components_of(operations: Iterable[Operation]) -> dict[str, Any]:
+    """The named input schemas the operations use, as JSON Schema."""
+    found: dict[str, Schema] = {}
+    for operation in operations:
+        for param in operation.params:
+            found.update(param.schema.components())
+        if operation.body is not None and operation.body.schema is not None:
+            found.update(operation.body.schema.components())
+    return {name: schema.json_schema() for name, schema in sorted(found.items())}
+
+
+def error_responses(statuses: Iterable[int]) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status in sorted(statuses):
+        name, description = ERRORS[status]
+        response: dict[str, Any] = {"description": description, "content": _content(_ref("Error"))}
+        if status in (429, 503):
+            response["headers"] = dict(_RETRY_AFTER)
+        responses[name] = response
+    return responses
+
+
+def used_statuses(paths: Mapping[str, Mapping[str, Any]]) -> set[int]:
+    """The error statuses a document's operations refer to."""
     return {
-        "/openapi.json": {"get": _op("This document", {"200": _answer("OpenAPI 3.1", _OBJECT)})},
-        "/functions": {
-            "get": _op(
-                "The serving version's functions: triggers, settings, pool", {"200": _answer("", _ref("FunctionList"))}
-            )
-        },
-        "/functions/{name}": {
-            "get": _op("One function", {"200": _answer("", _ref("Function"))}, errors=("404",), params=(_NAME,))
-        },
-        "/functions/{name}/invoke": {
-            "post": _op(
-                "Invoke a function (Lambda's Invoke API); the body is the event",
-                {
-                    "200": _answer(
-                        "The result; with X-Amz-Function-Error, the handler's error document",
-                        {},
-                        **{
-                            "x-triggerfish-request-id": "The invocation's request id",
-                            "X-Amz-Function-Error": "Unhandled when the handler failed",
-                            "X-Amz-Log-Result": "With X-Amz-Log-Type: Tail",
-                        },
-                    ),
-                    "202": _answer("Queued (type Event)", _ref("Accepted")),
-                    "204": _answer("DryRun: the request is valid"),
-                },
-                errors=("400", "404", "413", "429"),
-                body={"description": "The event: any JSON value (empty: {})"},
-                body_required=False,
-                params=(
-                    _NAME,
-                    _query("type", "Like X-Amz-Invocation-Type", {"enum": ["RequestResponse", "Event", "DryRun"]}),
-                    invocation_type,
-                    log_type,
-                ),
-            )
-        },
-        "/invocations": {
-            "get": _op(
-                "Invocation records, one per attempt",
-                {"200": _answer("", _ref("InvocationList"))},
-                errors=("400", "404"),
-                params=invocation_filters,
-            )
-        },
-        "/invocations/{request_id}": {
-            "get": _op(
-                "Every attempt of one invocation, with its captured output",
-                {"200": _answer("", _ref("Invocation"))},
-                errors=("404",),
-                params=(_path("request_id", "The invocation's request id"),),
-            )
-        },
-        "/logs": {
-            "get": _op(
-                "Log lines made from the invocation records: START, output, errors, END and REPORT",
-                {
-                    "200": {
-                        "description": "The newest matching lines, oldest first; with follow=1, an event stream",
-                        "content": {
-                            **_content(_ref("LogLines")),
-                            "text/event-stream": {
-                                "schema": {
-                                    "type": "string",
-                                    "description": "`data: {LogLine}` per line; `: heartbeat` every 15 s;"
-                                    " `event: end` when the server stops or the key is revoked",
-                                }
-                            },
-                        },
-                    }
-                },
-                errors=("400", "404"),
-                params=(
-                    _query("function", "Only this function's lines", {"type": "string"}),
-                    _query("request_id", "Only this invocation's lines", {"type": "string"}),
-                    _query(
-                        "level",
-                        "The lowest level shown (default DEBUG)",
-                        {"enum": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]},
-                    ),
-                    _query("since", "30s, 10m, 2h, 1d ago, or an RFC 3339 time", {"type": "string"}),
-                    _query("limit", "The newest this many lines (default 1000)", {"type": "integer", "maximum": 10000}),
-                    _query("follow", "1: stream new lines as server-sent events", {"enum": ["0", "1"]}),
-                ),
-            )
-        },
-        "/buses": {"get": _op("The buses, with how many rules each has", {"200": _answer("", _ref("BusList"))})},
-        "/buses/{bus}/rules": {
-            "get": _op("A bus's rules", {"200": _answer("", _ref("RuleList"))}, errors=("404",), params=(_BUS,))
-        },
-        "/buses/{bus}/rules/{id}": {
-            "put": _op(
-                "Add or replace a run-time rule (kept in the store)",
-                {"200": _answer("Replaced", _ref("Rule")), "201": _answer("Added", _ref("Rule"))},
-                errors=("400", "409", "413"),
-                body=_ref("RuleInput"),
-                params=(_BUS, _RULE),
-            ),
-            "delete": _op(
-                "Remove a run-time rule", {"204": _answer("Removed")}, errors=("404", "409"), params=(_BUS, _RULE)
-            ),
-        },
-        "/buses/{bus}/replay": {
-            "post": _op(
-                "Deliver a time range of a bus's events again, to one rule or all",
-                {"202": _answer("Deliveries queued", _ref("ReplayResult"))},
-                errors=("400", "404"),
-                body=_ref("ReplayInput"),
-                params=(_BUS,),
-            )
-        },
-        "/queues": {"get": _op("Every queue, with its stats", {"200": _answer("", _ref("QueueList"))})},
-        "/queues/{name}": {
-            "get": _op(
-                "A queue: configuration, stats, consumers, dead-letter queue",
-                {"200": _answer("", _ref("Queue"))},
-                errors=("404",),
-                params=(_QUEUE,),
-            )
-        },
-        "/queues/{name}/messages": {
-            "post": _op(
-                "Send a message",
-                {"200": _answer("Stored", _ref("SendResult"))},
-                errors=("400", "404", "413"),
-                body=_ref("SendInput"),
-                params=(_QUEUE,),
-            ),
-            "delete": _op(
-                "Purge: delete every message", {"200": _answer("", _ref("Purged"))}, errors=("404",), params=(_QUEUE,)
-            ),
-        },
-        "/queues/{name}/receive": {
-            "post": _op(
-                "Receive (lease) messages",
-                {"200": _answer("", _ref("Received"))},
-                errors=("400", "404"),
-                body=_ref("ReceiveInput"),
-                body_required=False,
-                params=(_QUEUE,),
-            )
-        },
-        "/queues/{name}/ack": {
-            "post": _op(
-                "Acknowledge (delete) received messages by receipt",
-                {"200": _answer("One boolean per receipt: false when its lease had ended", _ref("AckResult"))},
-                errors=("400", "404"),
-                body=_ref("AckInput"),
-                params=(_QUEUE,),
-            )
-        },
-        "/queues/{name}/redrive": {
-            "post": _op(
-                "Move the messages of the queue's dead-letter queue back to it",
-                {"200": _answer("", _ref("Redriven"))},
-                errors=("400", "404"),
-                body=_ref("RedriveInput"),
-                body_required=False,
-                params=(_QUEUE,),
-            )
-        },
-        "/topics": {
-            "get": _op("Every topic, with how many subscriptions it has", {"200": _answer("", _ref("TopicList"))})
-        },
-        "/topics/{name}/messages": {
-            "post": _op(
-                "Publish a message to a topic",
-                {"202": _answer("Stored; fanned out to every subscription", _ref("Published"))},
-                errors=("400", "404", "413"),
-                body=_ref("PublishInput"),
-                params=(_TOPIC,),
-            )
-        },
-        "/topics/{name}/subscriptions": {
-            "get": _op(
-                "A topic's subscriptions",
-                {"200": _answer("", _ref("Subscriptions"))},
-                errors=("404",),
-                params=(_TOPIC,),
-            ),
-            "post": _op(
-                "Subscribe a function, queue or webhook (kept in the store); the same again changes nothing",
-                {
-                    "200": _answer("Already subscribed", _ref("Subscription")),
-                    "201": _answer("Added", _ref("Subscription")),
-                },
-                errors=("400", "413"),
-                body=_ref("SubscribeInput"),
-                params=(_TOPIC,),
-            ),
-        },
-        "/topics/{name}/subscriptions/{id}": {
-            "delete": _op(
-                "Remove a run-time subscription",
-                {"204": _answer("Removed")},
-                errors=("404", "409"),
-                params=(_TOPIC, _path("id", "The subscription's id")),
-            )
-        },
-        "/schedules": {
-            "get": _op(
-                "Every schedule, with its next fire times",
-                {"200": _answer("", _ref("ScheduleList"))},
-                errors=("400",),
-                params=(_query("count", "Fire times per schedule (default 5)", {"type": "integer", "maximum": 100}),),
-            )
-        },
-        "/schedules/{name}/pause": {
-            "post": _op(
-                "Pause a schedule (on every server, across restarts)",
-                {"200": _answer("", _ref("Schedule"))},
-                errors=("404",),
-                params=(_path("name", "The schedule's name"),),
-            )
-        },
-        "/schedules/{name}/resume": {
-            "post": _op(
-                "Resume a schedule from now: the times it was paused do not fire",
-                {"200": _answer("", _ref("Schedule"))},
-                errors=("404",),
-                params=(_path("name", "The schedule's name"),),
-            )
-        },
+        int(status)
+        for item in paths.values()
+        for operation in item.values()
+        for status, response in operation["responses"].items()
+        if "$ref" in response and "/responses/" in response["$ref"]
     }
 
 
-def document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the control API."""
+def paths_of(operations: Iterable[Operation], prefix: str = "") -> dict[str, dict[str, Any]]:
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in operations:
+        paths.setdefault(prefix + template(operation.path), {})[operation.method.lower()] = operation_object(operation)
+    return paths
+
+
+def document(operations: Iterable[Operation]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the control API (as `triggerfish dev` serves it)."""
+    operations = list(operations)
+    paths = paths_of(operations)
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Triggerfish control API",
             "version": __version__,
             "description": "The platform's own endpoints under /-/api/v1 (see docs/api.md). JSON in and out;"
-            ' errors are {"error": {"code", "message"}}.',
+            ' errors are {"error": {"code", "message"}}. Requests that change anything send'
+            " `Content-Type: application/json`; the Host header must name this server (docs/security.md).",
         },
         "servers": [{"url": "/-/api/v1"}],
-        "paths": _paths(),
+        "paths": paths,
         "components": {
-            "schemas": _schemas(),
-            "responses": {
-                name: {"description": description, "content": _content(_ref("Error"))}
-                for name, description in _ERRORS.values()
-            },
+            "schemas": {**_schemas(), **components_of(operations)},
+            "responses": error_responses(used_statuses(paths)),
         },
     }

@@ -32,9 +32,11 @@ from triggerfish.errors import (
 )
 from triggerfish.events.cloudevent import MAX_EVENT_BYTES, Event
 from triggerfish.events.eventbridge import from_put_events_entry
-from triggerfish.events.http_binding import MAX_BATCH_BYTES, from_http
+from triggerfish.events.http_binding import BATCH_CONTENT_TYPE, MAX_BATCH_BYTES, STRUCTURED_CONTENT_TYPE, from_http
 from triggerfish.server.control_io import ApiError, platform_of
 from triggerfish.server.errors import error_response
+from triggerfish.server.operations import Answer, Body, Operation, query
+from triggerfish.server.schema import Text
 from triggerfish.store.base import check_name
 
 #: PutEvents takes at most this many entries per call, as EventBridge does.
@@ -133,4 +135,65 @@ def _too_large(size: int | None, limit: int) -> Response:
     )
 
 
-__all__: Sequence[str] = ["MAX_PUT_ENTRIES", "publish_events"]
+_ENTRY = {
+    "type": "object",
+    "required": ["Source", "DetailType", "Detail"],
+    "properties": {
+        "Source": {"type": "string", "minLength": 1},
+        "DetailType": {"type": "string", "minLength": 1},
+        "Detail": {"type": "string", "minLength": 1, "description": "The event's data: a JSON object, as text"},
+        "EventBusName": {"type": "string", "minLength": 1, "description": "The bus (default `default`)"},
+        "Time": {"type": ["string", "number"], "description": "RFC 3339, or epoch seconds"},
+        "Resources": {"type": "array", "items": {"type": "string"}},
+        "TraceHeader": {"type": "string", "description": "A W3C traceparent or an AWS X-Ray header"},
+    },
+    "additionalProperties": False,
+}
+_PUT_EVENTS = {
+    "type": "object",
+    "required": ["Entries"],
+    "description": "EventBridge PutEvents; each entry names its bus in EventBusName",
+    "properties": {"Entries": {"type": "array", "minItems": 1, "maxItems": MAX_PUT_ENTRIES, "items": _ENTRY}},
+}
+_CLOUDEVENT = {
+    "type": "object",
+    "required": ["specversion", "id", "source", "type"],
+    "description": "One CloudEvent, structured mode",
+    "properties": {
+        "specversion": {"const": "1.0"},
+        "id": {"type": "string", "minLength": 1},
+        "source": {"type": "string", "minLength": 1},
+        "type": {"type": "string", "minLength": 1},
+    },
+}
+
+#: `POST /-/events` in the table of operations (`triggerfish serve` has it per app, at `/-/apps/{app}/events`).
+OPERATION = Operation(
+    "POST",
+    "/-/events",
+    publish_events,
+    "Publish events to the app's buses, all or nothing: CloudEvents (binary, structured, batch), PutEvents",
+    {202: Answer("Every event is durably stored", "PublishedEvents")},
+    "publish",
+    params=(query("bus", "CloudEvents: the bus (default `default`)", Text(min_length=1)),),
+    # Read and checked by the CloudEvents and PutEvents codecs, which name the attribute at fault.
+    body=Body(
+        media_types=(*_PUT_EVENTS_TYPES, STRUCTURED_CONTENT_TYPE, BATCH_CONTENT_TYPE, "*/*"),
+        limit=MAX_BATCH_BYTES,
+        raw=True,
+        documented={
+            "application/json": _PUT_EVENTS,
+            "application/x-amz-json-1.1": _PUT_EVENTS,
+            STRUCTURED_CONTENT_TYPE: _CLOUDEVENT,
+            BATCH_CONTENT_TYPE: {"type": "array", "minItems": 1, "items": _CLOUDEVENT},
+            "*/*": {
+                "description": "Binary mode: the attributes in ce- headers (ce-specversion, ce-id, ...),"
+                " the body its data"
+            },
+        },
+        description="Any other content type is a binary-mode CloudEvent, and must carry its ce- headers",
+    ),
+    errors=(400, 413),
+)
+
+__all__: Sequence[str] = ["MAX_PUT_ENTRIES", "OPERATION", "publish_events"]

@@ -54,8 +54,16 @@ class Merger(Generic[A, R]):
                 with self._lock:
                     self._waiting.clear()
                 raise
-            done.add_done_callback(lambda finished: _settle(finished, flush))
+            done.add_done_callback(lambda finished: self._settle(finished, flush))
         return await future
+
+    def _settle(self, finished: asyncio.Future[list[R]], flush: _Flush[A, R]) -> None:
+        if flush.taken is None:
+            # The operation never ran (its transaction could not begin: a full disk, a read-only file): the calls
+            # waiting for it fail with it, or they would wait forever, and every later call behind them too.
+            with self._lock:
+                flush.taken, self._waiting = self._waiting, []
+        _settle(finished, flush)
 
     def _run(self, c: sqlite3.Connection, flush: _Flush[A, R]) -> list[R]:
         # The writer may run an operation twice (after rolling a failed batch back), so the
