@@ -129,6 +129,23 @@ class FakeServer:
         visible = [a for n, a in sorted(self.apps.items()) if key.app is None or key.app == n]
         return JSONResponse({"apps": visible})
 
+    async def list_nodes(self, request: Request) -> Response:
+        key = self.caller(request)
+        versions = {n: [a["version"]] for n, a in sorted(self.apps.items()) if key.app is None or key.app == n}
+        node = {
+            "id": "a1b2c3d4e5f6",
+            "host": "box",
+            "pid": 4242,
+            "address": "http://10.0.0.5:8080",
+            "roles": ["gateway", "worker"],
+            "started_at": time.time() - 60,
+            "heartbeat_at": time.time() - 1,
+            "versions": versions,
+            "in_flight": 3,
+            "state": "up",
+        }
+        return JSONResponse({"nodes": [node], "this": node["id"]})
+
     async def remove_app(self, request: Request) -> Response:
         key = self.admin(request)
         app = self.app_of(request, key)
@@ -196,6 +213,7 @@ class FakeServer:
             routes=[
                 Route("/-/health", self.health, methods=["GET"]),
                 Route(f"{api}/apps", self.list_apps, methods=["GET"]),
+                Route(f"{api}/nodes", self.list_nodes, methods=["GET"]),
                 Route(f"{api}/apps/{{app}}", self.remove_app, methods=["DELETE"]),
                 Route(f"{api}/apps/{{app}}/rollback", self.rollback, methods=["POST"]),
                 Route(f"{api}/apps/{{app}}/versions", self.list_versions, methods=["GET"]),

@@ -26,10 +26,16 @@ def test_status_shows_the_server_where_its_url_and_key_came_from_and_the_apps(ad
     assert ADMIN_KEY not in done.stdout
     lines = done.stdout.splitlines()
     header = lines.index("APP   LIVE VERSION  CANARY   FUNCTIONS  VERSIONS  LATEST")
-    assert lines[header + 1 :] == [
+    assert lines[header + 1 : header + 3] == [
         "blog  1             -        1          1         1",
         "shop  3             4 (10%)  2          4         4",
     ]
+    # The nodes the platform runs on: one here, with what it loaded and when it last said it is alive.
+    [node] = [line for line in lines if line.startswith("a1b2c3d4e5f6")]
+    assert "http://10.0.0.5:8080" in node
+    assert "gateway, worker" in node
+    assert "blog 1; shop 3" in node
+    assert " up " in f" {node} "
 
 
 def test_status_as_json_and_an_unhealthy_server_exits_1(admin: FakeServer) -> None:
@@ -40,6 +46,7 @@ def test_status_as_json_and_an_unhealthy_server_exits_1(admin: FakeServer) -> No
     assert (document["server"], document["key"], document["key_from"]) == (admin.url, "tfk_a0000001", "TRIGGERFISH_KEY")
     assert document["health"]["status"] == "degraded"
     assert [(a["name"], len(a["versions"])) for a in document["apps"]] == [("blog", 1), ("shop", 4)]
+    assert [(n["id"], n["state"], n["in_flight"]) for n in document["nodes"]] == [("a1b2c3d4e5f6", "up", 3)]
 
 
 def test_a_scoped_key_lists_only_its_app(fake: FakeServer) -> None:

@@ -75,7 +75,8 @@ async def test_a_bundle_uploaded_to_one_node_deploys_from_the_other(
     a, b = nodes
     bundle = pack(write_app(tmp_path / "v1", "shop", 1))
     base = "/-/api/v1/apps/shop"
-    assert (await a.http.put(f"{base}/bundles/{bundle.sha256}", content=bundle.data)).status_code == 201
+    gzip = {"content-type": "application/gzip"}
+    assert (await a.http.put(f"{base}/bundles/{bundle.sha256}", content=bundle.data, headers=gzip)).status_code == 201
     assert (await b.http.head(f"{base}/bundles/{bundle.sha256}")).status_code == 200
     deployed = await b.http.post(f"{base}/deploys", json={"bundle": bundle.sha256})
     assert deployed.status_code == 201, deployed.text

@@ -9,6 +9,7 @@ path, and has no `/apps` endpoint: `list` and `status` notice that (a 404
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +52,24 @@ def _show_apps(out: Output, apps: list[dict[str, Any]], versions: Mapping[str, l
             numbers = [v.get("version") for v in versions.get(str(app.get("name")), [])]
             row += [len(numbers), max(numbers, default=None)]
     out.table(headers, rows, title="apps", empty="no apps deployed (deploy one with `triggerfish deploy`)")
+
+
+def _show_nodes(out: Output, nodes: list[dict[str, Any]]) -> None:
+    now = time.time()
+    rows = [
+        [
+            n.get("id"),
+            n.get("address") or "(worker only)",
+            ", ".join(n.get("roles", [])),
+            n.get("state"),
+            "; ".join(f"{app} {','.join(map(str, numbers))}" for app, numbers in sorted(n.get("versions", {}).items())),
+            n.get("in_flight"),
+            f"{max(0.0, now - float(n.get('heartbeat_at', now))):.1f} s ago",
+        ]
+        for n in nodes
+    ]
+    headers = ["node", "address", "roles", "state", "versions loaded", "in flight", "heartbeat"]
+    out.table(headers, rows, title="nodes", empty="no nodes")
 
 
 def _functions_rows(functions: list[dict[str, Any]]) -> list[list[Any]]:
@@ -174,6 +193,7 @@ def status(server: str | None, key: str | None, as_json: bool) -> None:
     """
     out = Output(as_json)
     versions: dict[str, list[Any]] | None = None
+    nodes: list[dict[str, Any]] = []
     with Client(server, key) as client:
         health = client.request("GET", "/-/health")
         apps = _apps(client)
@@ -182,6 +202,7 @@ def status(server: str | None, key: str | None, as_json: bool) -> None:
                 a["name"]: client.request("GET", client.app_api("/versions", a["name"])).get("versions", [])
                 for a in apps
             }
+            nodes = client.request("GET", "/-/api/v1/nodes").get("nodes", [])
     target = client.target
     if apps is None:
         # `triggerfish dev`: its one app, from the health answer.
@@ -194,6 +215,8 @@ def status(server: str | None, key: str | None, as_json: bool) -> None:
         "health": health,
         "apps": [a if versions is None else {**a, "versions": versions[a["name"]]} for a in apps],
     }
+    if versions is not None:
+        document["nodes"] = nodes
     healthy = health.get("status") == "ok"
     if not out.json(document):
         out.fields(
@@ -207,5 +230,7 @@ def status(server: str | None, key: str | None, as_json: bool) -> None:
             title="server",
         )
         _show_apps(out, apps, versions)
+        if versions is not None:
+            _show_nodes(out, nodes)
     if not healthy:
         sys.exit(EXIT_REFUSED)

@@ -35,7 +35,7 @@ from starlette.types import Receive, Scope, Send
 
 from triggerfish import __version__
 from triggerfish.deploy.bundle import DEFAULT_MAX_UPLOAD_BYTES, check_sha256
-from triggerfish.errors import BundleError, DeployError, KeyNotFoundError
+from triggerfish.errors import BundleError, DeployError, DeployInProgressError, KeyNotFoundError
 from triggerfish.gateway.asgi import lifespan
 from triggerfish.server import control, publish
 from triggerfish.server.auth import authorize, principal_of
@@ -139,7 +139,10 @@ async def get_app(request: Request) -> Response:
 
 async def remove_app(request: Request) -> Response:
     app = _deployed(request)
-    await _host(request).remove(app)
+    try:
+        await _host(request).remove(app)
+    except DeployInProgressError as exc:
+        raise _deploy_failed(exc) from None
     return Response(status_code=204)
 
 
@@ -212,7 +215,7 @@ async def deploy(request: Request) -> Response:
     try:
         result = await _host(request).deploy(app, check_sha256(bundle), stage=stage)
     except DeployError as exc:  # BundleError included: a bundle that does not unpack
-        raise ApiError(422, "DeployFailed", str(exc), phase=exc.phase, details=exc.details) from None
+        raise _deploy_failed(exc) from None
     return json_response(result.to_dict(), status=201)
 
 
@@ -253,7 +256,7 @@ async def put_alias(request: Request) -> Response:
     try:
         await _host(request).set_alias(app, alias)
     except DeployError as exc:
-        raise ApiError(422, "DeployFailed", str(exc), phase=exc.phase, details=exc.details) from None
+        raise _deploy_failed(exc) from None
     return json_response(alias.to_dict())
 
 
@@ -265,8 +268,28 @@ async def rollback(request: Request) -> Response:
     except AppNotFoundError as exc:
         raise ApiError(404, "AppNotFound", str(exc)) from None
     except DeployError as exc:
-        raise ApiError(422, "DeployFailed", str(exc), phase=exc.phase, details=exc.details) from None
+        raise _deploy_failed(exc) from None
     return json_response({"app": app, "version": version})
+
+
+def _deploy_failed(exc: DeployError) -> ApiError:
+    if isinstance(exc, DeployInProgressError):
+        # Another deploy or alias change of the app holds it, on this node or another: try again after it.
+        return ApiError(409, "DeployInProgress", str(exc))
+    return ApiError(422, "DeployFailed", str(exc), phase=exc.phase, details=exc.details)
+
+
+async def list_nodes(request: Request) -> Response:
+    host = _host(request)
+    caller = await principal_of(request)
+    now = time.time()
+    nodes = []
+    for node in await host.nodes.list():
+        document = node.to_dict(now)
+        # A key of one app must not learn which other apps a node runs.
+        document["versions"] = {app: v for app, v in document["versions"].items() if caller.may("read", app)}
+        nodes.append(document)
+    return json_response({"nodes": nodes, "this": host.node.id})
 
 
 def _sha(request: Request) -> str:
@@ -340,6 +363,15 @@ SERVER_OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/apps", list_apps, "The apps the key may read", {200: Answer("", "AppList")}, LIST),
     Operation(
         "GET",
+        "/nodes",
+        list_nodes,
+        "The nodes of this platform (one, or a cluster's): address, roles, versions loaded, work in flight,"
+        " last heartbeat, up or gone",
+        {200: Answer("", "NodeList")},
+        LIST,
+    ),
+    Operation(
+        "GET",
         "/apps/{app}",
         get_app,
         "One app: live version, canary, functions",
@@ -355,6 +387,7 @@ SERVER_OPERATIONS: tuple[Operation, ...] = (
         {204: Answer("Removed")},
         "admin",
         params=(_APP,),
+        errors=(409,),
     ),
     Operation(
         "HEAD",
@@ -386,7 +419,7 @@ SERVER_OPERATIONS: tuple[Operation, ...] = (
         "deploy",
         params=(_APP,),
         body=Body(DEPLOY_INPUT),
-        errors=(422,),
+        errors=(409, 422),
     ),
     Operation(
         "GET",
@@ -415,7 +448,7 @@ SERVER_OPERATIONS: tuple[Operation, ...] = (
         "deploy",
         params=(_APP, path("alias", "The alias: `live` is the one served")),
         body=Body(ALIAS_INPUT),
-        errors=(422,),
+        errors=(409, 422),
     ),
     Operation(
         "POST",
@@ -426,7 +459,7 @@ SERVER_OPERATIONS: tuple[Operation, ...] = (
         "deploy",
         params=(_APP,),
         body=Body(ROLLBACK_INPUT, required=False),
-        errors=(422,),
+        errors=(409, 422),
     ),
     Operation(
         "POST",

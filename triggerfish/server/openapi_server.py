@@ -174,6 +174,30 @@ def _schemas() -> dict[str, Any]:
             }
         ),
         "AppList": _object({"apps": {"type": "array", "items": _ref("App")}}),
+        "Node": _object(
+            {
+                "id": {"type": "string"},
+                "host": {"type": "string", "description": "The machine's name"},
+                "pid": {"type": "integer"},
+                "address": {"type": ["string", "null"], "description": "Its URL; null for a worker-only node"},
+                "roles": {"type": "array", "items": {"type": "string", "enum": ["gateway", "worker"]}},
+                "started_at": {"type": "number"},
+                "heartbeat_at": {"type": "number", "description": "Its last heartbeat (seconds since the epoch)"},
+                "versions": {
+                    "type": "object",
+                    "description": "App -> the versions it has loaded (the apps the key may read)",
+                    "additionalProperties": {"type": "array", "items": {"type": "integer"}},
+                },
+                "in_flight": {"type": "integer", "description": "Invocations running on it"},
+                "state": {"type": "string", "enum": ["up", "gone"], "description": "gone: no heartbeat for 10 s"},
+            }
+        ),
+        "NodeList": _object(
+            {
+                "nodes": {"type": "array", "items": _ref("Node")},
+                "this": {"type": "string", "description": "The node answering"},
+            }
+        ),
         "BundleStored": _object({"bundle": _SHA256, "stored": {"type": "boolean", "description": "false: it was"}}),
         "DeployResult": _object(
             {
