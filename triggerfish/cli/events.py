@@ -208,3 +208,28 @@ def replay(
     if not out.json(answer):
         target = f"rule {rule}" if rule is not None else "every matching rule"
         out.line(f"queued {answer.get('queued')} deliveries of bus {bus} to {target}", style="green")
+
+
+@events.command()
+@click.option("--after", default=0, type=click.IntRange(0), help="Only entries after this id (to page on).")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000), help="At most this many.")
+@server_options()
+@json_option
+def parked(after: int, limit: int, server: str | None, key: str | None, app: str | None, as_json: bool) -> None:
+    """Show log records the platform could not read back: kept rather than dropped, with where and why.
+
+    A publisher checks every event before it is stored, so these come only from a store written by
+    something else (a buggy or newer version, a hand edit).
+
+    \b
+    Examples:
+      triggerfish events parked
+      triggerfish events parked --app shop --json
+    """
+    out = Output(as_json)
+    with Client(server, key, app=app) as client:
+        answer = client.request("GET", client.app_api("/parked"), params={"after": after, "limit": limit})
+    entries = answer.get("parked", [])
+    if not out.json(answer):
+        rows = [[e.get("id"), e.get("stream"), e.get("offset"), e.get("reason")] for e in entries]
+        out.table(["id", "stream", "offset", "reason"], rows, title="parked", empty="nothing is parked")

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from triggerfish._json import loads
+from triggerfish.bus.parking import parked
 from triggerfish.bus.router import SHAPES
 from triggerfish.bus.rules import KINDS as TARGET_KINDS
 from triggerfish.bus.rules import Rule
@@ -153,6 +154,13 @@ async def _log_tail(request: Request, platform: Platform, request_id: str, heade
 
 
 # --- invocations -----------------------------------------------------------------------------
+
+
+async def list_parked(request: Request) -> Response:
+    platform = platform_of(request)
+    params = inputs(request).query
+    found = await parked(platform.store.log, after=params.get("after", 0), limit=params.get("limit", 100))
+    return json_response({"parked": [entry.to_dict() for entry in found]})
 
 
 async def list_invocations(request: Request) -> Response:
@@ -499,6 +507,18 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(404,),
     ),
     logs.OPERATION,
+    Operation(
+        "GET",
+        "/parked",
+        list_parked,
+        "Log records a consumer could not read (kept, never dropped), with where they came from and why",
+        {200: Answer("", "ParkedList")},
+        "read",
+        params=(
+            query("after", "Only entries after this id (to page)", Integer(minimum=0)),
+            query("limit", "At most this many (default 100)", Integer(minimum=1, maximum=1000)),
+        ),
+    ),
     Operation(
         "GET", "/buses", list_buses, "The buses, with how many rules each has", {200: Answer("", "BusList")}, "read"
     ),

@@ -129,6 +129,27 @@ def _schemas() -> dict[str, Any]:
                 "output": {"type": "string"},
             },
         },
+        "ParkedList": {
+            "type": "object",
+            "properties": {
+                "parked": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "stream", "offset", "reason", "parked_at"],
+                        "properties": {
+                            "id": {"type": "integer", "description": "The entry's id: page with ?after="},
+                            "stream": {"type": "string", "description": "The log stream it was read from"},
+                            "offset": {"type": "integer", "description": "Its offset there"},
+                            "reason": {"type": "string", "description": "Why it could not be read"},
+                            "parked_at": {"type": "number"},
+                            "data": {"type": "string", "description": "The record, when it is UTF-8 text"},
+                            "data_base64": {"type": "string", "description": "The record, when it is not"},
+                        },
+                    },
+                }
+            },
+        },
         "InvocationList": {
             "type": "object",
             "properties": {"invocations": {"type": "array", "items": _ref("InvocationRecord")}},
