@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from triggerfish.errors import StoreClosedError, StoreError
+from triggerfish.errors import StoreClosedError, StoreError, StoreFullError
 
 T = TypeVar("T")
 
@@ -160,7 +160,12 @@ def _call(op: _Op, connection: sqlite3.Connection) -> tuple[bool, Any]:
 
 def _store_error(exc: sqlite3.Error, path: str) -> StoreError:
     where = f" on {path}" if path else ""
-    error = StoreError(f"SQLite failed{where}: {exc}")
+    error: StoreError
+    if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_FULL:
+        # SQLITE_FULL is how SQLite reports ENOSPC (and a max_page_count reached): nothing was written.
+        error = StoreFullError(f"the store file{where} is full ({exc}); free disk space, then retry", retry_after=30)
+    else:
+        error = StoreError(f"SQLite failed{where}: {exc}")
     error.__cause__ = exc
     return error
 
