@@ -10,7 +10,7 @@ import pytest
 from tests.store.contract import LONG, SHORT, StoreContract
 from triggerfish.errors import AtomicConflictError, InvalidInputError, InvalidNameError
 from triggerfish.store import ABSENT, OutgoingMessage, Store
-from triggerfish.store.atomic import Ack, Append, Commit, Delete, Put, Send
+from triggerfish.store.atomic import Ack, Append, Commit, Delete, Op, Put, Send
 
 
 class AtomicContract(StoreContract):
@@ -51,7 +51,7 @@ class AtomicContract(StoreContract):
     async def test_a_failed_version_writes_nothing(self, store: Store) -> None:
         existing = await store.kv.put("ns", "other", b"v1")
         assert existing is not None
-        ops = [
+        ops: list[Op] = [
             Append("out", [b"o"]),
             Send("deliveries", [OutgoingMessage(b"d")]),
             Put("ns", "k", b"v"),
@@ -116,7 +116,7 @@ class AtomicContract(StoreContract):
             (Put("ns", "", b"x"), InvalidNameError),
             (Put("ns", "k", b"x", ttl=-1), InvalidInputError),
             (Put("ns", "k", b"x", if_version=-1), InvalidInputError),
-            (Delete("ns", "k", if_version=True), InvalidInputError),  # type: ignore[arg-type]
+            (Delete("ns", "k", if_version=True), InvalidInputError),
             (Ack("work", [5]), InvalidInputError),  # type: ignore[list-item]
             (Commit("claim"), InvalidInputError),  # type: ignore[arg-type]
             ("Put", InvalidInputError),

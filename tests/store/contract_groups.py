@@ -26,7 +26,9 @@ class GroupContract(StoreContract):
         second = await store.log.claim("s", "g", limit=4, lease=LONG)
         third = await store.log.claim("s", "g", limit=4, lease=LONG)
         assert (offsets(first), offsets(second), offsets(third)) == ([1, 2, 3, 4], [5, 6, 7, 8], [9, 10])
-        assert first is not None and second is not None and third is not None
+        assert first is not None
+        assert second is not None
+        assert third is not None
         assert (first.stream, first.group, first.first, first.last) == ("s", "g", 1, 4)
         assert [r.data for r in first.records] == [b"1", b"2", b"3", b"4"]
         assert first.expires_at > time.time() - 60

@@ -47,19 +47,20 @@ _RETRYABLE = (errors.DeadlockDetected, errors.SerializationFailure)
 
 
 class DatabaseClock:
-    """This node's clock corrected to the database's: `time.time()` plus a measured offset."""
+    """This node's clock corrected to the database's: its own time plus a measured offset."""
 
-    def __init__(self) -> None:
+    def __init__(self, local: Callable[[], float] = time.time) -> None:
+        self.local = local
         self.offset = 0.0
 
     def __call__(self) -> float:
-        return time.time() + self.offset
+        return self.local() + self.offset
 
     async def measure(self, conn: Conn) -> None:
-        before = time.time()
+        before = self.local()
         cursor = await conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
         row = await cursor.fetchone()
-        after = time.time()
+        after = self.local()
         assert row is not None
         self.offset = float(row[0]) - (before + after) / 2
 
@@ -186,7 +187,9 @@ class Engine:
                 payloads, self._pending_notifies = sorted(self._pending_notifies), set()
                 try:
                     async with self.pool.connection(timeout=self.connect_timeout) as conn:
-                        await conn.execute("SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", (self.channel, payloads))
+                        await conn.execute(
+                            "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", (self.channel, payloads)
+                        )
                 except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                     # A lost hint costs other nodes one poll interval, nothing more.
                     logger.debug("store: NOTIFY failed (%s); other nodes will poll", exc)

@@ -53,9 +53,7 @@ async def put(
     return None if row is None else KVRecord(namespace, key, value, int(row[0]), expires_at)
 
 
-async def put_many(
-    c: Conn, puts: list[tuple[str, list[tuple[str, bytes]], float | None]]
-) -> list[list[KVRecord]]:
+async def put_many(c: Conn, puts: list[tuple[str, list[tuple[str, bytes]], float | None]]) -> list[list[KVRecord]]:
     """Unconditional puts, in order, in one statement; a key written twice keeps its last value."""
     total = sum(len(items) for _, items, _ in puts)
     cursor = await c.execute("SELECT nextval('kv_version') FROM generate_series(1, %s)", (total,))

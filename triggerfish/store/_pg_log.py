@@ -26,8 +26,8 @@ async def write_appends(c: Conn, appends: Sequence[tuple[str, list[bytes], float
     """Append each (stream, bodies, now) in order; returns each one's records."""
     names = sorted({stream for stream, _, _ in appends})
     await c.execute(
-        "INSERT INTO streams (name, next_offset, last_time, bytes) SELECT n, 1, '-Infinity', 0 FROM unnest(%s::text[]) n"
-        " ON CONFLICT (name) DO NOTHING",
+        "INSERT INTO streams (name, next_offset, last_time, bytes)"
+        " SELECT n, 1, '-Infinity', 0 FROM unnest(%s::text[]) n ON CONFLICT (name) DO NOTHING",
         (names,),
     )
     cursor = await c.execute(
@@ -163,9 +163,7 @@ async def _lock_group(c: Conn, stream: str, group: str, *, create: bool) -> tupl
     return None if row is None else (int(row[0]), int(row[1]))
 
 
-async def claim(
-    c: Conn, stream: str, group: str, limit: int, lease: float, now: float, token: str
-) -> LogClaim | None:
+async def claim(c: Conn, stream: str, group: str, limit: int, lease: float, now: float, token: str) -> LogClaim | None:
     if not await claimable(c, stream, group, now):
         return None  # nothing to claim: no lock, no row written
     locked = await _lock_group(c, stream, group, create=True)

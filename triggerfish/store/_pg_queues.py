@@ -61,12 +61,13 @@ async def configure(c: Conn, queue: str, config: QueueConfig) -> None:
 async def write_sends(c: Conn, sends: list[tuple[str, list[OutgoingMessage], float]]) -> list[list[SendResult]]:
     """Store each (queue, messages, now) in order, with one insert for all; returns each one's results."""
     names = sorted({queue for queue, _, _ in sends})
-    await c.execute(
-        "INSERT INTO queues (name) SELECT n FROM unnest(%s::text[]) n ON CONFLICT DO NOTHING", (names,)
-    )
+    await c.execute("INSERT INTO queues (name) SELECT n FROM unnest(%s::text[]) n ON CONFLICT DO NOTHING", (names,))
     configs = {name: await load_config(c, name) for name in names}
     fifo_groups = {
-        (queue, m.group) for queue, messages, _ in sends for m in messages if m.group is not None and configs[queue].fifo
+        (queue, m.group)
+        for queue, messages, _ in sends
+        for m in messages
+        if m.group is not None and configs[queue].fifo
     }
     for queue in names:
         await _lock_groups(c, queue, {group for q, group in fifo_groups if q == queue})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 from psycopg import AsyncConnection, sql
 
@@ -118,7 +119,7 @@ def check_schema_name(url: str, schema: str) -> str:
     return schema
 
 
-async def current_version(conn: AsyncConnection[object], schema: str) -> int:
+async def current_version(conn: AsyncConnection[Any], schema: str) -> int:
     """The schema's version: 0 when it has no store tables yet."""
     cursor = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.meta",))
     row = await cursor.fetchone()
@@ -128,7 +129,7 @@ async def current_version(conn: AsyncConnection[object], schema: str) -> int:
         sql.SQL("SELECT value FROM {}.meta WHERE name = 'schema_version'").format(sql.Identifier(schema))
     )
     found = await cursor.fetchone()
-    return 0 if found is None else int(found[0])  # type: ignore[call-overload]
+    return 0 if found is None else int(found[0])
 
 
 def _lock_key(schema: str) -> int:
@@ -136,7 +137,7 @@ def _lock_key(schema: str) -> int:
     return int.from_bytes(hashlib.sha256(f"triggerfish:{schema}".encode()).digest()[:8], "big", signed=True)
 
 
-async def migrate(conn: AsyncConnection[object], schema: str, *, allowed: bool, where: str) -> int:
+async def migrate(conn: AsyncConnection[Any], schema: str, *, allowed: bool, where: str) -> int:
     """Bring `schema` to SCHEMA_VERSION (when `allowed`), or check it is there; returns the version.
 
     Runs in one transaction under an advisory lock, so nodes starting together migrate once.

@@ -130,6 +130,10 @@ class Worker:
                     connection.execute("SAVEPOINT op")
                 outcome = _call(op, connection)
                 if not outcome[0]:
+                    if not connection.in_transaction:
+                        # SQLite rolled the whole transaction back itself (a full disk, an I/O error):
+                        # nothing of the batch stands, and every caller hears why.
+                        return [(False, outcome[1])] * len(batch)
                     if not isolate:
                         connection.execute("ROLLBACK")
                         return None

@@ -33,13 +33,25 @@ from triggerfish.errors import InvalidInputError
 if TYPE_CHECKING:
     from triggerfish.store.atomic import Op
 from triggerfish.store._checks import (
-    check_body,
-    check_count,
-    check_key,
-    check_name,
-    check_seconds,
-    check_time,
-    encodable,
+    check_body as check_body,
+)
+from triggerfish.store._checks import (
+    check_count as check_count,
+)
+from triggerfish.store._checks import (
+    check_key as check_key,
+)
+from triggerfish.store._checks import (
+    check_name as check_name,
+)
+from triggerfish.store._checks import (
+    check_seconds as check_seconds,
+)
+from triggerfish.store._checks import (
+    check_time as check_time,
+)
+from triggerfish.store._checks import (
+    encodable as encodable,
 )
 from triggerfish.store._waiting import Notifier, wait_any
 
@@ -704,6 +716,8 @@ class Store:
     #: Whether `atomic` writes all its operations in one transaction (all or nothing). False for a
     #: store whose parts come from different engines: there `atomic` runs them one after another.
     atomic_writes: bool = False
+    #: The version of the backend's schema this store runs on (None for stores without one, like memory).
+    schema_version: int | None = None
 
     def __init__(
         self,

@@ -86,15 +86,14 @@ async def open_from_url(url: str, options: dict[str, str], *, max_record_bytes: 
     except BaseException:
         await engine.close()
         raise
-    store = PostgresStore(url, engine, max_record_bytes=max_record_bytes, poll_interval=poll_interval)
-    store.schema_version = version
-    return store
+    assert version == SCHEMA_VERSION
+    return PostgresStore(url, engine, max_record_bytes=max_record_bytes, poll_interval=poll_interval)
 
 
 async def _migrate(conn: Conn, schema: str, allowed: bool, where: str) -> int:
-    from triggerfish.errors import StoreUnavailableError
-
     import psycopg
+
+    from triggerfish.errors import StoreUnavailableError
 
     try:
         return await migrate(conn, schema, allowed=allowed, where=where)
@@ -120,8 +119,13 @@ class PostgresStore(Store):
         log = PostgresEventLog(engine, max_record_bytes=max_record_bytes)
         queues = PostgresQueues(engine, max_record_bytes=max_record_bytes)
         log.poll_interval = queues.poll_interval = poll_interval
-        super().__init__(url, log=log, queues=queues, kv=PostgresKeyValue(engine, max_record_bytes=max_record_bytes),
-                         on_close=engine.close)
+        super().__init__(
+            url,
+            log=log,
+            queues=queues,
+            kv=PostgresKeyValue(engine, max_record_bytes=max_record_bytes),
+            on_close=engine.close,
+        )
         self._log, self._queues = log, queues
         engine.start(self._heard)
 
@@ -246,9 +250,7 @@ class PostgresQueues(Queues):
     def __init__(self, engine: Engine, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
         super().__init__(clock=engine.clock, max_record_bytes=max_record_bytes)
         self._engine = engine
-        self.sends: Batcher[tuple[str, list[OutgoingMessage], float], list[SendResult]] = Batcher(
-            engine, q.write_sends
-        )
+        self.sends: Batcher[tuple[str, list[OutgoingMessage], float], list[SendResult]] = Batcher(engine, q.write_sends)
 
     async def _configure(self, queue: str, config: QueueConfig) -> None:
         await self._engine.run(q.configure, queue, config)
