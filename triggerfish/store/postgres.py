@@ -194,6 +194,7 @@ class PostgresEventLog(EventLog):
         super().__init__(clock=engine.clock, max_record_bytes=max_record_bytes)
         self._engine = engine
         self.appends: Batcher[tuple[str, list[bytes], float], list[LogRecord]] = Batcher(engine, lg.write_appends)
+        self._idle: set[tuple[str, str]] = set()
 
     async def _append(self, stream: str, bodies: list[bytes], now: float) -> list[LogRecord]:
         records = await self.appends.call((stream, bodies, now))
@@ -215,10 +216,16 @@ class PostgresEventLog(EventLog):
         return await self._engine.read(lg.stream_names)
 
     async def _claim(self, stream: str, group: str, limit: int, lease: float, now: float) -> LogClaim | None:
-        # Idle consumers poll: ask without a transaction or a lock first.
-        if not await self._engine.read(lg.claimable, stream, group, now):
+        # Idle consumers poll: once a group came up empty, ask without a transaction or a lock first.
+        key = (stream, group)
+        if key in self._idle and not await self._engine.read(lg.claimable, stream, group, now):
             return None
-        return await self._engine.run(lg.claim, stream, group, limit, lease, now, secrets.token_hex(8))
+        claim = await self._engine.run(lg.claim, stream, group, limit, lease, now, secrets.token_hex(8))
+        if claim is None:
+            self._idle.add(key)
+        else:
+            self._idle.discard(key)
+        return claim
 
     async def _commit(self, claim: LogClaim, now: float) -> bool:
         return await self._engine.run(lg.commit, _storable_claim(claim))
@@ -251,6 +258,7 @@ class PostgresQueues(Queues):
         super().__init__(clock=engine.clock, max_record_bytes=max_record_bytes)
         self._engine = engine
         self.sends: Batcher[tuple[str, list[OutgoingMessage], float], list[SendResult]] = Batcher(engine, q.write_sends)
+        self._empty: set[str] = set()
 
     async def _configure(self, queue: str, config: QueueConfig) -> None:
         await self._engine.run(q.configure, queue, config)
@@ -266,10 +274,14 @@ class PostgresQueues(Queues):
     async def _receive(
         self, queue: str, max_messages: int, visibility_timeout: float | None, now: float
     ) -> list[Message]:
-        # Idle receivers poll: ask without a transaction or a lock first.
-        if not await self._engine.read(q.has_ready, queue, now):
+        # Idle receivers poll: once a queue came up empty, ask without a transaction or a lock first.
+        if queue in self._empty and not await self._engine.read(q.has_ready, queue, now):
             return []
         messages, dead_letter = await self._engine.run(q.receive, queue, max_messages, visibility_timeout, now)
+        if messages:
+            self._empty.discard(queue)
+        else:
+            self._empty.add(queue)
         if dead_letter is not None:
             self._sent.notify(dead_letter)
             self._engine.notify_soon(f"q:{dead_letter}")
