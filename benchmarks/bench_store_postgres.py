@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -72,12 +73,15 @@ async def long_run(store: Store, slices: list[tuple[float, int, int]]) -> Run:
             while acked < SLICE:
                 batch = await store.queues.receive("long", max_messages=BATCH, visibility_timeout=60, wait=0.2)
                 if batch:
-                    acked += sum(await store.queues.ack_many("long", [m.receipt for m in batch]))
+                    # Awaited first: `acked += sum(await ...)` would read `acked` before the await and lose counts.
+                    done = await store.queues.ack_many("long", [m.receipt for m in batch])
+                    acked += sum(done)
 
         await asyncio.gather(*(sender() for _ in range(4)), *(receiver() for _ in range(4)))
         elapsed = time.perf_counter() - started
         dead, size = await table_state(store)
         slices.append((SLICE / elapsed, dead, size))
+        print(f"slice {len(slices)}: {SLICE / elapsed:,.0f}/s, {dead:,} dead, {size:,} bytes", file=sys.stderr)
     return Run(rate=LONG_RUN / (time.perf_counter() - began))
 
 
