@@ -40,6 +40,12 @@ Conn = AsyncConnection[Any]
 
 #: Seconds between clock measurements and sweeps of expired records and dedup ids.
 MAINTENANCE_INTERVAL = 60.0
+#: Seconds between looks at the churned tables' dead rows, and how many make this node vacuum them.
+VACUUM_INTERVAL = 2.0
+VACUUM_DEAD_ROWS = 10_000
+#: The tables every receive, acknowledgement or claim updates or deletes rows of.
+CHURNED = ("messages", "dedup", "streams", "log_groups", "log_claims", "kv")
+
 #: How often a transaction is run again after a connection that died idle, a deadlock or a serialization failure.
 ATTEMPTS = 4
 
@@ -76,6 +82,8 @@ class Engine:
         self.schema = schema
         self.channel = f"triggerfish_{schema}"
         self.clock = DatabaseClock()
+        #: Merged write transactions of one kind in flight at once: a share of the pool.
+        self.in_flight = max(1, pool_size // 3)
         self._conninfo = conninfo
         self._notify_enabled = notify
         self.pool: psycopg_pool.AsyncConnectionPool[Conn] = psycopg_pool.AsyncConnectionPool(
@@ -109,6 +117,7 @@ class Engine:
         if self._notify_enabled:
             self._spawn(self._listen())
         self._spawn(self._maintain())
+        self._spawn(self._vacuum())
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
@@ -211,6 +220,36 @@ class Engine:
             await asyncio.sleep(1.0)
 
     # --- maintenance ------------------------------------------------------------------------
+
+    async def _vacuum(self) -> None:
+        # Autovacuum looks at a database once a minute (autovacuum_naptime), and a busy queue
+        # leaves hundreds of thousands of dead rows in that time: the table and its indexes grow,
+        # and every receive wades through them. So the store vacuums its own churned tables when
+        # their dead rows pass a threshold, one node at a time (an advisory lock decides which).
+        lock = f"triggerfish-vacuum:{self.schema}"
+        while not self.closed:
+            await asyncio.sleep(VACUUM_INTERVAL)
+            try:
+                async with self.pool.connection(timeout=self.connect_timeout) as conn:
+                    cursor = await conn.execute(
+                        "SELECT relname FROM pg_stat_user_tables WHERE schemaname = %s AND n_dead_tup > %s"
+                        " AND relname = ANY(%s)",
+                        (self.schema, VACUUM_DEAD_ROWS, list(CHURNED)),
+                    )
+                    tables = [name for (name,) in await cursor.fetchall()]
+                    if not tables:
+                        continue
+                    cursor = await conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (lock,))
+                    row = await cursor.fetchone()
+                    if not row or not row[0]:
+                        continue
+                    try:
+                        for table in tables:
+                            await conn.execute(sql.SQL("VACUUM {}").format(sql.Identifier(self.schema, table)))
+                    finally:
+                        await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (lock,))
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                logger.debug("store: vacuuming failed (%s); autovacuum remains", exc)
 
     async def _maintain(self) -> None:
         while not self.closed:

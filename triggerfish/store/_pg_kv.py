@@ -65,7 +65,9 @@ async def put_many(c: Conn, puts: list[tuple[str, list[tuple[str, bytes]], float
         for record in records:
             latest[(namespace, record.key)] = record
         everything.append(records)
-    rows = list(latest.values())  # ON CONFLICT cannot touch one row twice in one statement
+    # ON CONFLICT cannot touch one row twice in one statement; key order makes concurrent
+    # merged puts lock their rows in one order, so they never deadlock.
+    rows = sorted(latest.values(), key=lambda r: (r.namespace, r.key))
     await c.execute(
         "INSERT INTO kv (namespace, key, value, version, expires_at)"
         " SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::bigint[], %s::float8[])"

@@ -193,7 +193,9 @@ class PostgresEventLog(EventLog):
     def __init__(self, engine: Engine, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
         super().__init__(clock=engine.clock, max_record_bytes=max_record_bytes)
         self._engine = engine
-        self.appends: Batcher[tuple[str, list[bytes], float], list[LogRecord]] = Batcher(engine, lg.write_appends)
+        self.appends: Batcher[tuple[str, list[bytes], float], list[LogRecord]] = Batcher(
+            engine, lg.write_appends, in_flight=engine.in_flight
+        )
         self._idle: set[tuple[str, str]] = set()
 
     async def _append(self, stream: str, bodies: list[bytes], now: float) -> list[LogRecord]:
@@ -257,7 +259,9 @@ class PostgresQueues(Queues):
     def __init__(self, engine: Engine, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
         super().__init__(clock=engine.clock, max_record_bytes=max_record_bytes)
         self._engine = engine
-        self.sends: Batcher[tuple[str, list[OutgoingMessage], float], list[SendResult]] = Batcher(engine, q.write_sends)
+        self.sends: Batcher[tuple[str, list[OutgoingMessage], float], list[SendResult]] = Batcher(
+            engine, q.write_sends, in_flight=engine.in_flight
+        )
         self._empty: set[str] = set()
 
     async def _configure(self, queue: str, config: QueueConfig) -> None:
@@ -317,7 +321,7 @@ class PostgresKeyValue(KeyValue):
         super().__init__(clock=engine.clock, max_record_bytes=max_record_bytes)
         self._engine = engine
         self.puts: Batcher[tuple[str, list[tuple[str, bytes]], float | None], list[KVRecord]] = Batcher(
-            engine, kv.put_many
+            engine, kv.put_many, in_flight=engine.in_flight
         )
 
     async def _get(self, namespace: str, key: str, now: float) -> KVRecord | None:
