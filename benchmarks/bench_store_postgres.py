@@ -106,7 +106,7 @@ async def main() -> str:
         "",
         "PostgreSQL 15 on the same machine (default settings, `synchronous_commit=on`), a pool of 10 connections."
         " Workloads as in the SQLite section: one record or message per call from concurrent producers;"
-        " concurrent calls merge into one transaction.",
+        " concurrent calls merge into transactions (up to a third of the pool at once).",
         "",
         "| workload | rate (per s) | p50 latency | p99 latency |",
         "|---|---:|---:|---:|",
