@@ -108,6 +108,19 @@ class StoreFullError(StoreUnavailableError):
     """
 
 
+class AtomicConflictError(StoreError):
+    """A condition of `Store.atomic` did not hold, so none of its operations was written.
+
+    `index` is the position of the operation whose condition failed, `reason` what failed
+    (an `if_version` that did not match, a claim another consumer re-claimed).
+    """
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"atomic write refused at operation {index}: {reason}; nothing of it was written")
+        self.index = index
+        self.reason = reason
+
+
 class SchemaVersionError(StoreError):
     """The store's schema is newer than this Triggerfish knows, or older and not migrated.
 

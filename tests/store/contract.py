@@ -671,5 +671,10 @@ class BadInputContract(StoreContract):
         await store.close()  # closing twice is harmless
 
 
-class FullContract(LogContract, QueueContract, KeyValueContract, BadInputContract):
+# The groups and atomic parts live in modules of their own, which build on StoreContract above.
+from tests.store.contract_atomic import AtomicContract  # noqa: E402
+from tests.store.contract_groups import GroupContract  # noqa: E402
+
+
+class FullContract(LogContract, QueueContract, KeyValueContract, BadInputContract, GroupContract, AtomicContract):
     """Everything a backend must do; subclass it once per backend."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.store import test_memory as memory_suite
+from tests.store import test_postgres as postgres_suite
 from tests.store import test_sqlite as sqlite_suite
 from triggerfish.errors import InvalidInputError, InvalidNameError, StoreClosedError
 from triggerfish.store import QueueConfig, ScopedStore, Store, open_store
@@ -44,6 +45,12 @@ class TestScopedOverMemory(ClosesTheInnerStore, memory_suite.TestMemoryStore):
 
 
 class TestScopedOverSqlite(ClosesTheInnerStore, sqlite_suite.TestSqliteStore):
+    async def open(self) -> Store:
+        self.inner = await super().open()
+        return await beside_a_neighbour(self.inner)
+
+
+class TestScopedOverPostgres(ClosesTheInnerStore, postgres_suite.TestPostgresStore):
     async def open(self) -> Store:
         self.inner = await super().open()
         return await beside_a_neighbour(self.inner)

@@ -17,6 +17,7 @@ from triggerfish.cli.login import login
 from triggerfish.cli.logs import logs
 from triggerfish.cli.queues import queues
 from triggerfish.cli.serve import serve
+from triggerfish.cli.store import store
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,6 +31,7 @@ cli.add_command(events)
 cli.add_command(check)
 cli.add_command(dev)
 cli.add_command(serve)
+cli.add_command(store)
 for command in (deploy, invoke, list_command, describe, remove, rollback, status, queues, keys, login, logs):
     cli.add_command(command)
 

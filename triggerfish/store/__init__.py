@@ -1,4 +1,4 @@
-"""The durable store, chosen by URL: `memory://` or `sqlite:///path/to/file.db`.
+"""The durable store, chosen by URL: `memory://`, `sqlite:///path/to/file.db` or `postgresql://...`.
 
     store = await open_store("sqlite:///.triggerfish/store.db")
     await store.log.append("default", b"...")
@@ -10,15 +10,12 @@ driver is needed only by those who choose it.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
-
-from triggerfish.errors import UnknownStoreURLError
 from triggerfish.store.base import (
     ABSENT,
-    DEFAULT_MAX_RECORD_BYTES,
     EventLog,
     KeyValue,
     KVRecord,
+    LogClaim,
     LogRecord,
     Message,
     OutgoingMessage,
@@ -29,12 +26,14 @@ from triggerfish.store.base import (
     Store,
 )
 from triggerfish.store.scoped import ScopedStore
+from triggerfish.store.urls import open_parts
 
 __all__ = [
     "ABSENT",
     "EventLog",
     "KVRecord",
     "KeyValue",
+    "LogClaim",
     "LogRecord",
     "Message",
     "OutgoingMessage",
@@ -47,44 +46,33 @@ __all__ = [
     "open_store",
 ]
 
-SCHEMES = ("memory", "sqlite")
 
-
-async def open_store(url: str) -> Store:
-    """Open the store a URL names.
+async def open_store(
+    url: str,
+    *,
+    log: str | None = None,
+    queues: str | None = None,
+    kv: str | None = None,
+    migrate: bool = True,
+) -> Store:
+    """Open the store a URL names; `log`, `queues` and `kv` may each name a part's own URL.
 
     - `memory://`: in this process only, gone when it exits (for tests and `triggerfish.testing`).
     - `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`: the embedded durable store.
+    - `postgresql://user@host:port/db?schema=NAME` (or `postgres://`): many machines over one
+      database; needs `pip install 'triggerfish[postgres]'`.
 
-    Query parameters: `max_record_bytes` (default 1 MiB).
+    Query parameters: `max_record_bytes` (default 1 MiB) for every backend, and each
+    backend's own (docs/store.md). With parts from different URLs, each distinct URL is
+    opened once, closing the store closes them all, and `atomic` is not all or nothing
+    (`store.atomic_writes` is False). With `migrate=False`, a store whose schema needs
+    migrating is refused with SchemaVersionError (`triggerfish store migrate` migrates it).
+
+    Raises UnknownStoreURLError for a URL or option that is not understood (and for a
+    backend whose driver is missing, naming the extra to install), StoreUnavailableError
+    when the database cannot be reached, SchemaVersionError for a schema this version
+    cannot run against.
+
+        store = await open_store("postgresql://app@db/triggerfish", kv="sqlite:///records.db")
     """
-    if not isinstance(url, str):
-        raise UnknownStoreURLError(f"a store URL must be a string like 'sqlite:///s.db', not {type(url).__name__}")
-    parts = urlsplit(url)
-    options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    try:
-        max_record_bytes = int(options.pop("max_record_bytes", DEFAULT_MAX_RECORD_BYTES))
-    except ValueError as exc:
-        raise UnknownStoreURLError(f"store URL {url!r}: max_record_bytes must be a whole number") from exc
-    if max_record_bytes < 1:
-        raise UnknownStoreURLError(f"store URL {url!r}: max_record_bytes must be at least 1, not {max_record_bytes}")
-    if options:
-        raise UnknownStoreURLError(f"store URL {url!r}: unknown option(s) {', '.join(sorted(options))}")
-    if parts.scheme == "memory":
-        from triggerfish.store.memory import open_memory_store
-
-        return open_memory_store(url, max_record_bytes=max_record_bytes)
-    if parts.scheme == "sqlite":
-        from triggerfish.store.sqlite import open_sqlite_store
-
-        path = parts.path[1:] if parts.path.startswith("/") else parts.path
-        if parts.netloc:
-            raise UnknownStoreURLError(
-                f"store URL {url!r}: write sqlite:///relative/path.db or sqlite:////absolute/path.db"
-            )
-        if not path:
-            raise UnknownStoreURLError(f"store URL {url!r} names no file: write sqlite:///path/to/store.db")
-        return await open_sqlite_store(url, path, max_record_bytes=max_record_bytes)
-    raise UnknownStoreURLError(
-        f"unknown store URL {url!r}: the schemes known are {', '.join(s + '://' for s in SCHEMES)}"
-    )
+    return await open_parts(url, log=log, queues=queues, kv=kv, migrate=migrate)

@@ -1,7 +1,9 @@
-"""The SQLite store's file: its tables, its pragmas, and opening it safely.
+"""The SQLite store's file: its tables, its pragmas, its migrations, and opening it safely.
 
 The schema version lives in the file (`PRAGMA user_version`), so an older
-Triggerfish refuses a file a newer one wrote instead of misreading it.
+Triggerfish refuses a file a newer one wrote instead of misreading it, and an
+older file is brought up to date by running the migrations it has not had,
+in one transaction, when it is opened.
 """
 
 from __future__ import annotations
@@ -9,14 +11,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from triggerfish.errors import StoreError
+from triggerfish.errors import SchemaVersionError, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: How long a connection waits for another process's lock before it fails.
 BUSY_TIMEOUT_MS = 10_000
 
-_TABLES = """
+_VERSION_1 = """
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -84,12 +86,38 @@ CREATE TABLE IF NOT EXISTS kv (
 CREATE INDEX IF NOT EXISTS kv_by_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
 """
 
+# Consumer groups: a group's position and the highest offset it ever claimed, and its claimed
+# ranges (they tile the stream from 1; committed ones behind the position are deleted).
+_VERSION_2 = """
+CREATE TABLE IF NOT EXISTS log_groups (
+    stream TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    claimed INTEGER NOT NULL,
+    PRIMARY KEY (stream, grp)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_claims (
+    stream TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    token TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    committed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (stream, grp, first)
+) WITHOUT ROWID;
+"""
 
-def connect(path: str) -> sqlite3.Connection:
+#: The script that takes a file from version N - 1 to N.
+MIGRATIONS: dict[int, str] = {1: _VERSION_1, 2: _VERSION_2}
+
+
+def connect(path: str, *, migrate: bool = True) -> sqlite3.Connection:
     """Open (creating if needed) the store file at `path`, with the schema in place.
 
-    Raises StoreError naming the path when the file is not a SQLite database,
-    was written by a newer Triggerfish, or cannot be opened.
+    Raises StoreError naming the path when the file is not a SQLite database or
+    cannot be opened, SchemaVersionError when it was written by a newer
+    Triggerfish, or needs migrating and `migrate` is False.
     """
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -101,14 +129,14 @@ def connect(path: str) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the store file {path}: {exc}") from exc
     try:
-        _prepare(connection, path)
+        _prepare(connection, path, migrate)
     except BaseException:
         connection.close()
         raise
     return connection
 
 
-def _prepare(connection: sqlite3.Connection, path: str) -> None:
+def _prepare(connection: sqlite3.Connection, path: str, migrate: bool) -> None:
     try:
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -121,15 +149,21 @@ def _prepare(connection: sqlite3.Connection, path: str) -> None:
     if mode.lower() != "wal":
         raise StoreError(f"{path}: SQLite refused write-ahead logging (journal_mode is {mode}); use a local disk")
     if version > SCHEMA_VERSION:
-        raise StoreError(
+        raise SchemaVersionError(
             f"{path} was written by a newer Triggerfish (store schema {version}, this one knows up to"
             f" {SCHEMA_VERSION}); upgrade Triggerfish to open it"
         )
     if version < SCHEMA_VERSION:
+        if not migrate:
+            raise SchemaVersionError(
+                f"{path} has store schema {version} and this Triggerfish needs {SCHEMA_VERSION}; run"
+                f" `triggerfish store migrate --store sqlite:///{path}` first"
+            )
+        steps = "".join(MIGRATIONS[v] for v in range(version + 1, SCHEMA_VERSION + 1))
         try:
             # One script, one transaction: executescript would commit a transaction begun outside it.
-            connection.executescript(f"BEGIN IMMEDIATE;{_TABLES}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
+            connection.executescript(f"BEGIN IMMEDIATE;{steps}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
         except sqlite3.Error as exc:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            raise StoreError(f"cannot create the store's tables in {path}: {exc}") from exc
+            raise StoreError(f"cannot migrate the store's tables in {path} to schema {SCHEMA_VERSION}: {exc}") from exc

@@ -124,14 +124,16 @@ class Worker:
         except sqlite3.Error as exc:
             return [(False, _store_error(exc, self._path))] * len(batch)
         outcomes: list[tuple[bool, Any]] = []
-        failure: Any = None
         try:
             for op in batch:
                 if isolate:
                     connection.execute("SAVEPOINT op")
                 outcome = _call(op, connection)
                 if not outcome[0]:
-                    failure = failure or outcome[1]
+                    if not connection.in_transaction:
+                        # SQLite rolled the whole transaction back itself (a full disk, an I/O error):
+                        # nothing of the batch stands, and every caller hears why.
+                        return [(False, outcome[1])] * len(batch)
                     if not isolate:
                         connection.execute("ROLLBACK")
                         return None
@@ -144,10 +146,7 @@ class Worker:
             # Nothing of this batch is durable: every caller must hear that, not a success.
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            # SQLite may roll the whole transaction back itself (SQLITE_FULL, SQLITE_IOERR): then the rollback
-            # to the savepoint fails, and the operation's own error says why, not that failure.
-            cause = failure if isinstance(failure, StoreError) else _store_error(exc, self._path)
-            return [(False, cause)] * len(batch)
+            return [(False, _store_error(exc, self._path))] * len(batch)
         return outcomes
 
 
@@ -165,12 +164,12 @@ def _call(op: _Op, connection: sqlite3.Connection) -> tuple[bool, Any]:
 
 def _store_error(exc: sqlite3.Error, path: str) -> StoreError:
     where = f" on {path}" if path else ""
-    # SQLITE_FULL (13, in the low byte of extended codes): the disk, or the file's max_page_count, is full.
-    if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == 13 or "database or disk is full" in str(exc):
-        full = StoreFullError(f"the store is full{where}: {exc}; free disk space, then try again")
-        full.__cause__ = exc
-        return full
-    error = StoreError(f"SQLite failed{where}: {exc}")
+    error: StoreError
+    if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_FULL:
+        # SQLITE_FULL is how SQLite reports ENOSPC (and a max_page_count reached): nothing was written.
+        error = StoreFullError(f"the store file{where} is full ({exc}); free disk space, then retry", retry_after=30)
+    else:
+        error = StoreError(f"SQLite failed{where}: {exc}")
     error.__cause__ = exc
     return error
 

@@ -23,83 +23,46 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from triggerfish.errors import InvalidInputError, InvalidNameError
+from triggerfish.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from triggerfish.store.atomic import Op
+from triggerfish.store._checks import (
+    check_body as check_body,
+)
+from triggerfish.store._checks import (
+    check_count as check_count,
+)
+from triggerfish.store._checks import (
+    check_key as check_key,
+)
+from triggerfish.store._checks import (
+    check_name as check_name,
+)
+from triggerfish.store._checks import (
+    check_seconds as check_seconds,
+)
+from triggerfish.store._checks import (
+    check_time as check_time,
+)
+from triggerfish.store._checks import (
+    encodable as encodable,
+)
+from triggerfish.store._waiting import Notifier, wait_any
 
 Clock = Callable[[], float]
 
 #: Largest body (log record, message or value) a store accepts unless configured otherwise.
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,254}")
-_MAX_KEY_CHARS = 1024
-
-# How often a long-poll re-checks when nothing in this process told it to wake:
-# covers writes by other processes and delayed messages becoming visible.
+# How often a long-poll re-checks when nothing told it to wake: covers writes by other
+# processes (that a backend cannot hear of) and delayed messages becoming visible.
 POLL_INTERVAL = 0.05
-
-
-def check_name(kind: str, name: str) -> str:
-    """Validate a bus, stream, queue or namespace name and return it."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidNameError(
-            f"invalid {kind} name {name!r}: use 1 to 255 characters from letters, digits and . _ : / @ -,"
-            " starting with a letter or digit"
-        )
-    return name
-
-
-def check_key(key: str) -> str:
-    if not isinstance(key, str) or not key or len(key) > _MAX_KEY_CHARS or "\x00" in key or not _encodable(key):
-        raise InvalidNameError(f"invalid key {key!r}: use 1 to {_MAX_KEY_CHARS} characters, no NUL or lone surrogate")
-    return key
-
-
-def _encodable(text: str) -> bool:
-    # A lone surrogate cannot be written as UTF-8, so no durable store could keep it.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def check_body(what: str, body: bytes, limit: int) -> bytes:
-    if not isinstance(body, (bytes, bytearray, memoryview)):
-        raise InvalidInputError(f"{what} must be bytes, not {type(body).__name__}")
-    body = bytes(body)
-    if len(body) > limit:
-        raise InvalidInputError(f"{what} is {len(body)} bytes, over the store's limit of {limit} bytes")
-    return body
-
-
-def check_count(what: str, value: int, *, minimum: int = 0) -> int:
-    # The ceiling is SQLite's integer range: a store must be able to compare with what it was given.
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value < 2**63:
-        raise InvalidInputError(f"{what} must be a whole number from {minimum} to 2**63 - 1, not {value!r}")
-    return value
-
-
-def check_time(what: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise InvalidInputError(f"{what} must be a time in seconds since the epoch, or None, not {value!r}")
-    return float(value)
-
-
-def check_seconds(what: str, value: float, *, allow_zero: bool = True, maximum: float = 12 * 3600 * 24) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise InvalidInputError(f"{what} must be a number of seconds, not {value!r}")
-    if value < 0 or (value == 0 and not allow_zero) or value > maximum:
-        low = "0" if allow_zero else "more than 0"
-        raise InvalidInputError(f"{what} must be from {low} to {maximum:g} seconds, not {value!r}")
-    return float(value)
 
 
 # --- the event log ---------------------------------------------------------------------------
@@ -115,13 +78,44 @@ class LogRecord:
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class LogClaim:
+    """A contiguous range of a stream's offsets, `first` to `last`, leased to one consumer of `group`.
+
+    `records` are the records of the range still in the stream (fewer than the range when
+    retention trimmed some; possibly none). `token` names this lease: `commit`,
+    `extend_claim` and `release_claim` are refused once another consumer re-claimed the
+    range. `expires_at` is when the lease ends, on the store's clock.
+    """
+
+    stream: str
+    group: str
+    first: int
+    last: int
+    token: str
+    records: list[LogRecord]
+    expires_at: float
+
+
+#: Most records one claim hands out.
+MAX_CLAIM_RECORDS = 10_000
+
+
 class EventLog(abc.ABC):
-    """Append-only streams of opaque records (one stream per event bus)."""
+    """Append-only streams of opaque records (one stream per event bus), with consumer groups.
+
+    A consumer group spreads the consumption of one stream over many consumers (on many
+    machines): each `claim` leases the next range of records to one consumer, and a
+    `commit` marks it done. See `claim`.
+    """
+
+    #: Seconds between re-checks of a waiting `read` or `claim` that nothing woke.
+    poll_interval: float = POLL_INTERVAL
 
     def __init__(self, *, clock: Clock = time.time, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
         self.clock = clock
         self.max_record_bytes = max_record_bytes
-        self._appended = _Notifier()
+        self._appended = Notifier()
 
     async def append(self, stream: str, data: bytes) -> LogRecord:
         """Append one record; returns once it is durable."""
@@ -129,10 +123,7 @@ class EventLog(abc.ABC):
 
     async def append_many(self, stream: str, items: Sequence[bytes]) -> list[LogRecord]:
         """Append records in order, all or none; returns once they are durable."""
-        check_name("stream", stream)
-        if isinstance(items, (bytes, bytearray, memoryview, str)):
-            raise InvalidInputError("append_many takes a list of bytes records; use append() for one record")
-        bodies = [check_body("log record", item, self.max_record_bytes) for item in items]
+        bodies = self.check_append(stream, items)
         if not bodies:
             return []
         records = await self._append(stream, bodies, self.clock())
@@ -165,7 +156,14 @@ class EventLog(abc.ABC):
             remaining = deadline - time.monotonic()
             if records or remaining <= 0:
                 return records
-            await _wait_any(waiter, min(remaining, POLL_INTERVAL))
+            await wait_any(waiter, min(remaining, self.poll_interval))
+
+    def check_append(self, stream: str, items: Sequence[bytes]) -> list[bytes]:
+        """The bodies `append_many(stream, items)` would write; raises as it would for bad input."""
+        check_name("stream", stream)
+        if isinstance(items, (bytes, bytearray, memoryview, str)):
+            raise InvalidInputError("append_many takes a list of bytes records; use append() for one record")
+        return [check_body("log record", item, self.max_record_bytes) for item in items]
 
     async def last_offset(self, stream: str) -> int:
         """The offset of the newest record ever appended (0 for a new stream)."""
@@ -185,6 +183,87 @@ class EventLog(abc.ABC):
     async def streams(self) -> list[str]:
         return sorted(await self._streams())
 
+    # -- consumer groups --
+
+    async def claim(
+        self, stream: str, group: str, *, limit: int = 256, lease: float = 30.0, wait: float = 0.0
+    ) -> LogClaim | None:
+        """Lease the next range of `stream` to a consumer of `group`; None when nothing is new.
+
+        First comes any range of the group whose lease ended without a commit (taken
+        whole, under a new token), else the next `limit` records after the highest
+        offset the group ever claimed. A new group starts at the beginning of the
+        stream. Consumers of one group thus get disjoint ranges, wherever they run;
+        a consumer that dies without committing has its range re-claimed by another
+        once `lease` seconds passed: every record is handled at least once.
+
+        With `wait`, a claim that finds nothing waits up to that many seconds for an append.
+        Raises InvalidNameError or InvalidInputError for bad arguments.
+
+            claim = await store.log.claim("bus.default", "rules", limit=100, lease=30)
+            if claim is not None:
+                for record in claim.records:
+                    handle(record)
+                await store.log.commit(claim)
+        """
+        check_name("stream", stream)
+        check_name("group", group)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CLAIM_RECORDS:
+            raise InvalidInputError(f"limit must be a whole number from 1 to {MAX_CLAIM_RECORDS}, not {limit!r}")
+        check_seconds("lease", lease, allow_zero=False)
+        check_seconds("wait", wait)
+        deadline = time.monotonic() + wait
+        while True:
+            waiter = self._appended.waiter(stream)
+            claim = await self._claim(stream, group, limit, lease, self.clock())
+            remaining = deadline - time.monotonic()
+            if claim is not None or remaining <= 0:
+                return claim
+            await wait_any(waiter, min(remaining, self.poll_interval))
+
+    async def commit(self, claim: LogClaim) -> bool:
+        """Mark a claimed range done; True once. False when another consumer re-claimed it since.
+
+        After a False, both consumers handled the range (at least once). The group's
+        `position` advances over every contiguous committed range.
+        """
+        check_claim(claim)
+        return await self._commit(claim, self.clock())
+
+    async def extend_claim(self, claim: LogClaim, lease: float) -> LogClaim | None:
+        """Make the lease end `lease` seconds from now; the claim with its new `expires_at`, or None if lost."""
+        check_claim(claim)
+        check_seconds("lease", lease, allow_zero=False)
+        return await self._extend_claim(claim, lease, self.clock())
+
+    async def release_claim(self, claim: LogClaim) -> bool:
+        """Give a claimed range back at once, for the next `claim` of its group; False if it was lost."""
+        check_claim(claim)
+        released = await self._release_claim(claim, self.clock())
+        if released:
+            self._appended.notify(claim.stream)
+        return released
+
+    async def position(self, stream: str, group: str) -> int:
+        """The offset up to which `group` committed every record of `stream` (0 for a new group)."""
+        return await self._position(check_name("stream", stream), check_name("group", group))
+
+    async def seek(self, stream: str, group: str, offset: int) -> None:
+        """Reset `group`: drop its claims and make `offset` its position (for replays and administration).
+
+        Its next claim starts after `offset`; seek to `last_offset(stream)` to skip everything there is.
+        Claims held when it moved can no longer be committed.
+        """
+        check_name("stream", stream)
+        check_name("group", group)
+        check_count("offset", offset)
+        await self._seek(stream, group, offset)
+        self._appended.notify(stream)
+
+    async def groups(self, stream: str) -> list[str]:
+        """The consumer groups of `stream`: those that ever claimed or were moved by `seek`."""
+        return sorted(await self._groups(check_name("stream", stream)))
+
     @abc.abstractmethod
     async def _append(self, stream: str, bodies: list[bytes], now: float) -> list[LogRecord]: ...
 
@@ -201,6 +280,40 @@ class EventLog(abc.ABC):
 
     @abc.abstractmethod
     async def _streams(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def _claim(self, stream: str, group: str, limit: int, lease: float, now: float) -> LogClaim | None: ...
+
+    @abc.abstractmethod
+    async def _commit(self, claim: LogClaim, now: float) -> bool: ...
+
+    @abc.abstractmethod
+    async def _extend_claim(self, claim: LogClaim, lease: float, now: float) -> LogClaim | None: ...
+
+    @abc.abstractmethod
+    async def _release_claim(self, claim: LogClaim, now: float) -> bool: ...
+
+    @abc.abstractmethod
+    async def _position(self, stream: str, group: str) -> int: ...
+
+    @abc.abstractmethod
+    async def _seek(self, stream: str, group: str, offset: int) -> None: ...
+
+    @abc.abstractmethod
+    async def _groups(self, stream: str) -> list[str]: ...
+
+
+def check_claim(claim: LogClaim) -> LogClaim:
+    """Refuse what is not a LogClaim; a forged one is simply not found by the store."""
+    if not isinstance(claim, LogClaim):
+        raise InvalidInputError(f"takes the LogClaim that claim() returned, not {type(claim).__name__}")
+    check_name("stream", claim.stream)
+    check_name("group", claim.group)
+    check_count("first", claim.first)
+    check_count("last", claim.last)
+    if not isinstance(claim.token, str):
+        raise InvalidInputError(f"a claim's token is a string, not {type(claim.token).__name__}")
+    return claim
 
 
 # --- queues ----------------------------------------------------------------------------------
@@ -286,10 +399,13 @@ class QueueStats:
 class Queues(abc.ABC):
     """Durable queues with leases. Delivery is at least once: an unacknowledged message comes back."""
 
+    #: Seconds between re-checks of a waiting `receive` that nothing woke (delayed messages need them).
+    poll_interval: float = POLL_INTERVAL
+
     def __init__(self, *, clock: Clock = time.time, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
         self.clock = clock
         self.max_record_bytes = max_record_bytes
-        self._sent = _Notifier()
+        self._sent = Notifier()
 
     async def configure(self, queue: str, config: QueueConfig) -> None:
         check_name("queue", queue)
@@ -318,8 +434,7 @@ class Queues(abc.ABC):
 
     async def send_many(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """Send messages in order, all or none; returns once they are durable."""
-        check_name("queue", queue)
-        checked = [self._check_outgoing(m) for m in messages]
+        checked = self.check_send(queue, messages)
         if not checked:
             return []
         results = await self._send(queue, checked, self.clock())
@@ -351,15 +466,14 @@ class Queues(abc.ABC):
             remaining = deadline - time.monotonic()
             if messages or remaining <= 0:
                 return messages
-            await _wait_any(waiter, min(remaining, POLL_INTERVAL))
+            await wait_any(waiter, min(remaining, self.poll_interval))
 
     async def ack(self, queue: str, receipt: str) -> bool:
         """Delete a leased message. False when the lease already ended (the message may be redelivered)."""
         return (await self.ack_many(queue, [receipt]))[0]
 
     async def ack_many(self, queue: str, receipts: Sequence[str]) -> list[bool]:
-        check_name("queue", queue)
-        receipts = [_check_receipt(r) for r in receipts]
+        receipts = self.check_ack(queue, receipts)
         if not receipts:
             return []
         return await self._ack(queue, list(receipts), self.clock())
@@ -389,6 +503,20 @@ class Queues(abc.ABC):
     async def queues(self) -> list[str]:
         return sorted(await self._queues())
 
+    def check_send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[OutgoingMessage]:
+        """The messages `send_many(queue, messages)` would send; raises as it would for bad input."""
+        check_name("queue", queue)
+        if isinstance(messages, (bytes, bytearray, memoryview, str, OutgoingMessage)):
+            raise InvalidInputError("send_many takes a list of OutgoingMessage; use send() for one message")
+        return [self._check_outgoing(m) for m in messages]
+
+    def check_ack(self, queue: str, receipts: Sequence[str]) -> list[str]:
+        """The receipts `ack_many(queue, receipts)` would acknowledge; raises as it would for bad input."""
+        check_name("queue", queue)
+        if isinstance(receipts, str):
+            raise InvalidInputError("ack_many takes a list of receipts; use ack() for one receipt")
+        return [_check_receipt(r) for r in receipts]
+
     def _check_outgoing(self, message: OutgoingMessage) -> OutgoingMessage:
         if not isinstance(message, OutgoingMessage):
             raise InvalidInputError(f"send_many takes OutgoingMessage items, not {type(message).__name__}")
@@ -402,7 +530,7 @@ class Queues(abc.ABC):
             raise InvalidInputError(f"message attributes must be a mapping, not {type(message.attributes).__name__}")
         attributes = dict(message.attributes)
         for name, value in attributes.items():
-            if not isinstance(name, str) or not isinstance(value, str) or not _encodable(name + value):
+            if not isinstance(name, str) or not isinstance(value, str) or not encodable(name + value):
                 raise InvalidInputError(
                     f"message attribute {name!r} must map a string to a string (UTF-8, no lone surrogates)"
                 )
@@ -445,7 +573,7 @@ def _check_receipt(receipt: str) -> str:
     if not isinstance(receipt, str):
         raise InvalidInputError(f"a receipt is the string Message.receipt, not {type(receipt).__name__}")
     # No store ever hands out a receipt that is not valid UTF-8; refuse it like any unknown receipt.
-    return receipt if _encodable(receipt) else ""
+    return receipt if encodable(receipt) else ""
 
 
 # --- key-value records -----------------------------------------------------------------------
@@ -491,15 +619,26 @@ class KeyValue(abc.ABC):
         `if_version=None` writes unconditionally, `ABSENT` (0) only if there is no
         live record, any other number only if the live record has that version.
         """
+        value = self.check_put(namespace, key, value, ttl, if_version)
+        now = self.clock()
+        expires_at = None if ttl is None else now + ttl
+        return await self._put(namespace, key, value, expires_at, if_version, now)
+
+    def check_put(self, namespace: str, key: str, value: bytes, ttl: float | None, if_version: int | None) -> bytes:
+        """The value `put` would write; raises as it would for bad input."""
         check_name("namespace", namespace)
         check_key(key)
         value = check_body("value", value, self.max_record_bytes)
         if ttl is not None:
             check_seconds("ttl", ttl, allow_zero=False, maximum=1e10)
-        _check_version(if_version)
-        now = self.clock()
-        expires_at = None if ttl is None else now + ttl
-        return await self._put(namespace, key, value, expires_at, if_version, now)
+        check_version(if_version)
+        return value
+
+    def check_delete(self, namespace: str, key: str, if_version: int | None) -> None:
+        """Raise as `delete` would for bad input."""
+        check_version(if_version)
+        check_name("namespace", namespace)
+        check_key(key)
 
     async def put_many(
         self, namespace: str, items: Sequence[tuple[str, bytes]], *, ttl: float | None = None
@@ -534,13 +673,13 @@ class KeyValue(abc.ABC):
 
     async def delete(self, namespace: str, key: str, *, if_version: int | None = None) -> bool:
         """Delete a live record; False when there was none or `if_version` did not hold."""
-        _check_version(if_version)
-        return await self._delete(check_name("namespace", namespace), check_key(key), if_version, self.clock())
+        self.check_delete(namespace, key, if_version)
+        return await self._delete(namespace, key, if_version, self.clock())
 
     async def scan(self, namespace: str, *, prefix: str = "", limit: int = 1000) -> list[KVRecord]:
         """Live records whose key starts with `prefix`, in key order."""
         check_name("namespace", namespace)
-        if not isinstance(prefix, str) or not _encodable(prefix):
+        if not isinstance(prefix, str) or not encodable(prefix):
             raise InvalidInputError(f"prefix must be a string (UTF-8, no lone surrogates), not {prefix!r}")
         check_count("limit", limit, minimum=1)
         return await self._scan(namespace, prefix, limit, self.clock())
@@ -566,7 +705,7 @@ class KeyValue(abc.ABC):
     async def _scan(self, namespace: str, prefix: str, limit: int, now: float) -> list[KVRecord]: ...
 
 
-def _check_version(if_version: int | None) -> None:
+def check_version(if_version: int | None) -> None:
     if if_version is not None and (isinstance(if_version, bool) or not isinstance(if_version, int) or if_version < 0):
         raise InvalidInputError(f"if_version must be a version number, ABSENT (0) or None, not {if_version!r}")
 
@@ -576,6 +715,12 @@ def _check_version(if_version: int | None) -> None:
 
 class Store:
     """The three parts a platform needs, opened together from one URL (see `triggerfish.store.open_store`)."""
+
+    #: Whether `atomic` writes all its operations in one transaction (all or nothing). False for a
+    #: store whose parts come from different engines: there `atomic` runs them one after another.
+    atomic_writes: bool = False
+    #: The version of the backend's schema this store runs on (None for stores without one, like memory).
+    schema_version: int | None = None
 
     def __init__(
         self,
@@ -592,6 +737,47 @@ class Store:
         self.kv = kv
         self._on_close = on_close
         self.closed = False
+
+    async def atomic(self, ops: Sequence[Op]) -> list[Any]:
+        """Run writes to several parts together: all of them, or (on a failed condition) none.
+
+        `ops` are `Append`, `Send`, `Put`, `Delete`, `Ack` and `Commit` from
+        `triggerfish.store.atomic`; the result of each is what its single-operation method
+        returns (`Append`: the records, `Send`: the send results, `Put`: the record, `Delete`:
+        whether a record was deleted, `Ack`: a bool per receipt, `Commit`: True). Every op is
+        checked before anything is written, as the single-operation methods check them.
+
+        A `Put` or `Delete` whose `if_version` does not hold, or a `Commit` of a claim another
+        consumer re-claimed, raises AtomicConflictError naming the op, and nothing is written
+        (where `atomic_writes` is False, the ops before it were). An `Ack` of a lease that
+        ended is a False result, not a conflict.
+
+            from triggerfish.store.atomic import Commit, Send
+            await store.atomic([Send("fn.notify", [OutgoingMessage(b"...")]), Commit(claim)])
+        """
+        from triggerfish.store.atomic import check_ops, run_in_order
+
+        checked = check_ops(self, ops)
+        if not checked:
+            return []
+        if not self.atomic_writes:
+            return await run_in_order(self, checked)
+        results = await self._atomic(checked, self.kv.clock())
+        self._wake(checked)
+        return results
+
+    async def _atomic(self, ops: list[Op], now: float) -> list[Any]:
+        """One transaction for `ops`, already checked; raises AtomicConflictError. For atomic backends."""
+        raise NotImplementedError(f"{type(self).__name__} sets atomic_writes but does not implement _atomic")
+
+    def _wake(self, ops: list[Op]) -> None:
+        from triggerfish.store.atomic import Append, Send
+
+        for op in ops:
+            if isinstance(op, Append) and op.items:
+                self.log._appended.notify(op.stream)
+            elif isinstance(op, Send) and op.messages:
+                self.queues._sent.notify(op.queue)
 
     async def close(self) -> None:
         if self.closed:
@@ -610,32 +796,3 @@ class Store:
 
     def __repr__(self) -> str:
         return f"<Store {self.url}>"
-
-
-# --- waking long-polls -----------------------------------------------------------------------
-
-
-class _Notifier:
-    """Wakes long-polls in this process when a name gets new data."""
-
-    def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-
-    def waiter(self, name: str) -> asyncio.Event:
-        event = self._events.get(name)
-        if event is None:
-            event = self._events[name] = asyncio.Event()
-        return event
-
-    def notify(self, name: str) -> None:
-        event = self._events.pop(name, None)
-        if event is not None:
-            event.set()
-
-
-async def _wait_any(event: asyncio.Event, seconds: float) -> None:
-    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-    # arrives together with the wake-up, and a dispatcher waiting here would never stop.
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await event.wait()

@@ -12,6 +12,7 @@ call is atomic without locks.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import heapq
 import itertools
 import secrets
@@ -20,8 +21,11 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from triggerfish.errors import StoreClosedError
+from triggerfish.store._memory_groups import Group, Range
+from triggerfish.store.atomic import Ack, Append, Commit, Delete, Op, Put, Send, conflict
 from triggerfish.store.base import (
     ABSENT,
     DEFAULT_MAX_RECORD_BYTES,
@@ -29,6 +33,7 @@ from triggerfish.store.base import (
     EventLog,
     KeyValue,
     KVRecord,
+    LogClaim,
     LogRecord,
     Message,
     OutgoingMessage,
@@ -39,21 +44,80 @@ from triggerfish.store.base import (
     Store,
 )
 
-__all__ = ["MemoryEventLog", "MemoryKeyValue", "MemoryQueues", "open_memory_store"]
+__all__ = ["MemoryEventLog", "MemoryKeyValue", "MemoryQueues", "MemoryStore", "open_memory_store"]
 
 
 def open_memory_store(
     url: str = "memory://", *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, clock: Clock = time.time
-) -> Store:
+) -> MemoryStore:
     """A fresh, empty store that lives as long as this process (or until it is closed)."""
-    state = _Open(url)
-    return Store(
-        url,
-        log=MemoryEventLog(state, clock=clock, max_record_bytes=max_record_bytes),
-        queues=MemoryQueues(state, clock=clock, max_record_bytes=max_record_bytes),
-        kv=MemoryKeyValue(state, clock=clock, max_record_bytes=max_record_bytes),
-        on_close=state.close,
-    )
+    return MemoryStore(url, max_record_bytes=max_record_bytes, clock=clock)
+
+
+async def open_from_url(url: str, options: dict[str, str], *, max_record_bytes: int, migrate: bool) -> Store:
+    """The opener `open_store` calls for `memory://` (a fresh store each time)."""
+    from triggerfish.store.urls import refuse_unknown
+
+    refuse_unknown(url, options)
+    return open_memory_store(url, max_record_bytes=max_record_bytes)
+
+
+class MemoryStore(Store):
+    """The three memory parts; `atomic` is all or nothing, as every call here runs without awaiting."""
+
+    atomic_writes = True
+
+    def __init__(self, url: str, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, clock: Clock = time.time) -> None:
+        state = _Open(url)
+        self._state = state
+        self._log = MemoryEventLog(state, clock=clock, max_record_bytes=max_record_bytes)
+        self._queues = MemoryQueues(state, clock=clock, max_record_bytes=max_record_bytes)
+        self._kv = MemoryKeyValue(state, clock=clock, max_record_bytes=max_record_bytes)
+        super().__init__(url, log=self._log, queues=self._queues, kv=self._kv, on_close=state.close)
+
+    async def _atomic(self, ops: list[Op], now: float) -> list[Any]:
+        self._state.check()
+        # Every condition is checked before anything changes, against the state the earlier
+        # operations of the batch leave behind; then everything is applied with no await between.
+        written = -1  # a version handed out in this batch: no caller can know it yet
+        versions: dict[tuple[str, str], int] = {}
+        committed: set[tuple[str, str, int]] = set()
+        for index, op in enumerate(ops):
+            if isinstance(op, (Put, Delete)):
+                key = (op.namespace, op.key)
+                if key not in versions:
+                    live = self._kv._live(self._kv._namespaces.get(op.namespace), op.key, now)
+                    versions[key] = ABSENT if live is None else live.version
+                current = versions[key]
+                if isinstance(op, Put):
+                    if op.if_version is not None and current != op.if_version:
+                        raise conflict(index, op)
+                    versions[key] = written
+                else:
+                    if op.if_version is not None and (current == ABSENT or current != op.if_version):
+                        raise conflict(index, op)
+                    versions[key] = ABSENT
+            elif isinstance(op, Commit):
+                c = op.claim
+                if (c.stream, c.group, c.first) in committed or self._log._held(c) is None:
+                    raise conflict(index, op)
+                committed.add((c.stream, c.group, c.first))
+        results: list[Any] = []
+        for op in ops:
+            if isinstance(op, Append):
+                results.append(await self._log._append(op.stream, list(op.items), now) if op.items else [])
+            elif isinstance(op, Send):
+                results.append(await self._queues._send(op.queue, list(op.messages), now) if op.messages else [])
+            elif isinstance(op, Put):
+                expires_at = None if op.ttl is None else now + op.ttl
+                results.append(await self._kv._put(op.namespace, op.key, op.value, expires_at, None, now))
+            elif isinstance(op, Delete):
+                results.append(await self._kv._delete(op.namespace, op.key, None, now))
+            elif isinstance(op, Ack):
+                results.append(await self._queues._ack(op.queue, list(op.receipts), now) if op.receipts else [])
+            else:
+                results.append(await self._log._commit(op.claim, now))
+        return results
 
 
 class _Open:
@@ -93,6 +157,7 @@ class MemoryEventLog(EventLog):
         super().__init__(clock=clock, max_record_bytes=max_record_bytes)
         self._state = state
         self._streams_by_name: dict[str, _Stream] = {}
+        self._groups_by_stream: dict[str, dict[str, Group]] = {}
 
     async def _append(self, stream: str, bodies: list[bytes], now: float) -> list[LogRecord]:
         self._state.check()
@@ -150,6 +215,74 @@ class MemoryEventLog(EventLog):
     async def _streams(self) -> list[str]:
         self._state.check()
         return list(self._streams_by_name)
+
+    # -- consumer groups --
+
+    def _group(self, stream: str, group: str) -> Group:
+        groups = self._groups_by_stream.setdefault(stream, {})
+        g = groups.get(group)
+        if g is None:
+            g = groups[group] = Group()
+        return g
+
+    def _held(self, claim: LogClaim) -> Range | None:
+        g = self._groups_by_stream.get(claim.stream, {}).get(claim.group)
+        return None if g is None else g.held(claim)
+
+    async def _claim(self, stream: str, group: str, limit: int, lease: float, now: float) -> LogClaim | None:
+        self._state.check()
+        g = self._group(stream, group)
+        token = secrets.token_hex(8)
+        lapsed = g.lapsed(now)
+        if lapsed is not None:
+            lapsed.token, lapsed.expires_at = token, now + lease
+            records = await self._read(stream, lapsed.first - 1, None, None, lapsed.last - lapsed.first + 1)
+            records = [r for r in records if r.offset <= lapsed.last]  # some may have been trimmed
+            return LogClaim(stream, group, lapsed.first, lapsed.last, token, records, now + lease)
+        records = await self._read(stream, g.claimed, None, None, limit)
+        if not records:
+            return None
+        first = g.claimed + 1
+        g.add(first, records[-1].offset, token, now + lease)
+        return LogClaim(stream, group, first, records[-1].offset, token, records, now + lease)
+
+    async def _commit(self, claim: LogClaim, now: float) -> bool:
+        self._state.check()
+        held = self._held(claim)
+        if held is None:
+            return False
+        self._group(claim.stream, claim.group).commit(held)
+        return True
+
+    async def _extend_claim(self, claim: LogClaim, lease: float, now: float) -> LogClaim | None:
+        self._state.check()
+        held = self._held(claim)
+        if held is None:
+            return None
+        held.expires_at = now + lease
+        return dataclasses.replace(claim, expires_at=held.expires_at)
+
+    async def _release_claim(self, claim: LogClaim, now: float) -> bool:
+        self._state.check()
+        held = self._held(claim)
+        if held is None:
+            return False
+        # Lapsed at once, under a token nobody holds: the next claim of the group takes it.
+        held.expires_at, held.token = now, secrets.token_hex(8)
+        return True
+
+    async def _position(self, stream: str, group: str) -> int:
+        self._state.check()
+        g = self._groups_by_stream.get(stream, {}).get(group)
+        return 0 if g is None else g.position
+
+    async def _seek(self, stream: str, group: str, offset: int) -> None:
+        self._state.check()
+        self._group(stream, group).seek(offset)
+
+    async def _groups(self, stream: str) -> list[str]:
+        self._state.check()
+        return list(self._groups_by_stream.get(stream, {}))
 
 
 # --- queues ----------------------------------------------------------------------------------

@@ -18,12 +18,14 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, Generic, NoReturn, TypeVar
 
-from triggerfish.errors import InvalidInputError, InvalidNameError, StoreClosedError
+from triggerfish.errors import AtomicConflictError, InvalidInputError, InvalidNameError, StoreClosedError
+from triggerfish.store.atomic import Ack, Append, Commit, Delete, Op, Put, Send, conflict
 from triggerfish.store.base import (
     Clock,
     EventLog,
     KeyValue,
     KVRecord,
+    LogClaim,
     LogRecord,
     Message,
     OutgoingMessage,
@@ -71,6 +73,37 @@ class _Scope:
 
     def own(self, names: list[str]) -> list[str]:
         return [name[len(self.prefix) :] for name in names if name.startswith(self.prefix)]
+
+    def wrap_claim(self, claim: LogClaim) -> LogClaim:
+        if not isinstance(claim, LogClaim):
+            raise InvalidInputError(f"takes the LogClaim that claim() returned, not {type(claim).__name__}")
+        return dataclasses.replace(claim, stream=self.wrap("stream", claim.stream))
+
+    def unwrap_claim(self, claim: LogClaim, stream: str) -> LogClaim:
+        records = [dataclasses.replace(r, stream=stream) for r in claim.records]
+        return dataclasses.replace(claim, stream=stream, records=records)
+
+    def wrap_op(self, op: Op) -> Op:
+        if isinstance(op, Append):
+            return Append(self.wrap("stream", op.stream), op.items)
+        if isinstance(op, Send):
+            return Send(self.wrap("queue", op.queue), op.messages)
+        if isinstance(op, Put):
+            return dataclasses.replace(op, namespace=self.wrap("namespace", op.namespace))
+        if isinstance(op, Delete):
+            return dataclasses.replace(op, namespace=self.wrap("namespace", op.namespace))
+        if isinstance(op, Ack):
+            return Ack(self.wrap("queue", op.queue), op.receipts)
+        if isinstance(op, Commit):
+            return Commit(self.wrap_claim(op.claim))
+        return op  # not an operation: the inner store refuses it, naming it
+
+    def unwrap_result(self, op: Op, result: Any) -> Any:
+        if isinstance(op, Append):
+            return [dataclasses.replace(r, stream=op.stream) for r in result]
+        if isinstance(op, Put):
+            return dataclasses.replace(result, namespace=op.namespace)
+        return result
 
 
 async def _never(*args: Any, **kwargs: Any) -> NoReturn:
@@ -131,7 +164,34 @@ class ScopedLog(_View[EventLog], EventLog):
         self._scope.check_open()
         return self._scope.own(await self.inner.streams())
 
+    async def claim(
+        self, stream: str, group: str, *, limit: int = 256, lease: float = 30.0, wait: float = 0.0
+    ) -> LogClaim | None:
+        scoped = self._scope.wrap("stream", stream)
+        claim = await self.inner.claim(scoped, group, limit=limit, lease=lease, wait=wait)
+        return None if claim is None else self._scope.unwrap_claim(claim, stream)
+
+    async def commit(self, claim: LogClaim) -> bool:
+        return await self.inner.commit(self._scope.wrap_claim(claim))
+
+    async def extend_claim(self, claim: LogClaim, lease: float) -> LogClaim | None:
+        extended = await self.inner.extend_claim(self._scope.wrap_claim(claim), lease)
+        return None if extended is None else self._scope.unwrap_claim(extended, claim.stream)
+
+    async def release_claim(self, claim: LogClaim) -> bool:
+        return await self.inner.release_claim(self._scope.wrap_claim(claim))
+
+    async def position(self, stream: str, group: str) -> int:
+        return await self.inner.position(self._scope.wrap("stream", stream), group)
+
+    async def seek(self, stream: str, group: str, offset: int) -> None:
+        await self.inner.seek(self._scope.wrap("stream", stream), group, offset)
+
+    async def groups(self, stream: str) -> list[str]:
+        return await self.inner.groups(self._scope.wrap("stream", stream))
+
     _append = _read = _last_offset = _trim = _streams = _never
+    _claim = _commit = _extend_claim = _release_claim = _position = _seek = _groups = _never
 
 
 class ScopedQueues(_View[Queues], Queues):
@@ -244,6 +304,8 @@ class ScopedStore(Store):
         self.inner = store
         self.scope = scope
         view = _Scope(scope, store.url)
+        self._view = view
+        self.atomic_writes = store.atomic_writes
         super().__init__(
             store.url,
             log=ScopedLog(store.log, view),
@@ -251,6 +313,16 @@ class ScopedStore(Store):
             kv=ScopedKeyValue(store.kv, view),
             on_close=view.close,
         )
+
+    async def atomic(self, ops: Sequence[Op]) -> list[Any]:
+        if isinstance(ops, (str, bytes)) or not isinstance(ops, Sequence):
+            raise InvalidInputError(f"atomic takes a list of operations, not {type(ops).__name__}")
+        ops = list(ops)
+        try:
+            results = await self.inner.atomic([self._view.wrap_op(op) for op in ops])
+        except AtomicConflictError as exc:
+            raise conflict(exc.index, ops[exc.index]) from None  # named as the caller named it
+        return [self._view.unwrap_result(op, result) for op, result in zip(ops, results, strict=True)]
 
     def __repr__(self) -> str:
         return f"<ScopedStore {self.scope!r} of {self.inner.url}>"

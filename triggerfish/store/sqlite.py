@@ -14,16 +14,22 @@ writer writes. See `triggerfish.store._sqlite_worker` for the mechanics and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import secrets
 import sqlite3
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
+from triggerfish.errors import UnknownStoreURLError
+from triggerfish.store import _sqlite_groups as groups
 from triggerfish.store import _sqlite_log as lg
 from triggerfish.store import _sqlite_queues as q
 from triggerfish.store._sqlite_merge import Merger
-from triggerfish.store._sqlite_schema import connect
+from triggerfish.store._sqlite_schema import SCHEMA_VERSION, connect
 from triggerfish.store._sqlite_worker import Worker, WorkerStats
+from triggerfish.store.atomic import Ack, Append, Commit, Delete, Op, Put, Send, conflict
 from triggerfish.store.base import (
     ABSENT,
     DEFAULT_MAX_RECORD_BYTES,
@@ -31,6 +37,7 @@ from triggerfish.store.base import (
     EventLog,
     KeyValue,
     KVRecord,
+    LogClaim,
     LogRecord,
     Message,
     OutgoingMessage,
@@ -47,15 +54,37 @@ __all__ = ["SqliteEventLog", "SqliteKeyValue", "SqliteQueues", "SqliteStore", "o
 SWEEP_INTERVAL = 60.0
 
 
+async def open_from_url(url: str, options: dict[str, str], *, max_record_bytes: int, migrate: bool) -> SqliteStore:
+    """The opener `open_store` calls for `sqlite:///relative/path.db` and `sqlite:////absolute/path.db`."""
+    from triggerfish.store.urls import refuse_unknown
+
+    refuse_unknown(url, options)
+    parts = urlsplit(url)
+    if parts.netloc:
+        raise UnknownStoreURLError(
+            f"store URL {url!r}: write sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise UnknownStoreURLError(f"store URL {url!r} names no file: write sqlite:///path/to/store.db")
+    return await open_sqlite_store(url, path, max_record_bytes=max_record_bytes, migrate=migrate)
+
+
 async def open_sqlite_store(
-    url: str, path: str, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, clock: Clock = time.time
+    url: str,
+    path: str,
+    *,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    clock: Clock = time.time,
+    migrate: bool = True,
 ) -> SqliteStore:
     """Open (creating if needed) the store file at `path`; its directory is created too.
 
-    Raises StoreError naming the path when the file is not a SQLite database
-    or was written by a newer Triggerfish.
+    Raises StoreError naming the path when the file is not a SQLite database,
+    SchemaVersionError when it was written by a newer Triggerfish (or needs
+    migrating and `migrate` is False).
     """
-    writer_connection = await asyncio.to_thread(connect, path)
+    writer_connection = await asyncio.to_thread(functools.partial(connect, path, migrate=migrate))
     try:
         reader_connection = await asyncio.to_thread(connect, path)
     except BaseException:
@@ -105,6 +134,9 @@ def _sweep(c: sqlite3.Connection, *, now: float) -> None:
 class SqliteStore(Store):
     """A `Store` over one SQLite file; `write_stats` reports the group-commit batch sizes."""
 
+    atomic_writes = True
+    schema_version = SCHEMA_VERSION
+
     def __init__(
         self,
         url: str,
@@ -126,6 +158,12 @@ class SqliteStore(Store):
         self.path = path
         self._engine = engine
 
+    async def _atomic(self, ops: list[Op], now: float) -> list[Any]:
+        # One writer operation: it runs in the writer's transaction, and a conflict raised here
+        # rolls back its own changes only (the writer reruns the batch with savepoints).
+        result: list[Any] = await self._engine.write(_write_atomic, ops, now)
+        return result
+
     @property
     def write_stats(self) -> WorkerStats:
         """Group commit so far: transactions (batches) and the operations they carried."""
@@ -139,6 +177,33 @@ class SqliteStore(Store):
         return log.append_stats
 
 
+def _write_atomic(c: sqlite3.Connection, ops: list[Op], now: float) -> list[Any]:
+    results: list[Any] = []
+    for index, op in enumerate(ops):
+        if isinstance(op, Append):
+            results.append(lg.write_appends(c, [(op.stream, list(op.items), now)])[0] if op.items else [])
+        elif isinstance(op, Send):
+            results.append(q.write_sends(c, [(op.queue, list(op.messages), now)])[0] if op.messages else [])
+        elif isinstance(op, Put):
+            expires_at = None if op.ttl is None else now + op.ttl
+            record = _kv_put(c, op.namespace, op.key, op.value, expires_at, op.if_version, now)
+            if record is None:
+                raise conflict(index, op)
+            results.append(record)
+        elif isinstance(op, Delete):
+            deleted = _kv_delete(c, op.namespace, op.key, op.if_version, now)
+            if not deleted and op.if_version is not None:
+                raise conflict(index, op)
+            results.append(deleted)
+        elif isinstance(op, Ack):
+            results.append(q.ack(c, op.queue, list(op.receipts), now) if op.receipts else [])
+        elif isinstance(op, Commit):
+            if not groups.commit(c, op.claim):
+                raise conflict(index, op)
+            results.append(True)
+    return results
+
+
 # --- the event log ---------------------------------------------------------------------------
 
 
@@ -149,6 +214,7 @@ class SqliteEventLog(EventLog):
         super().__init__(clock=clock, max_record_bytes=max_record_bytes)
         self._engine = engine
         self._appends = Merger(engine.writer, lg.write_appends)
+        self._idle: set[tuple[str, str]] = set()
 
     @property
     def append_stats(self) -> WorkerStats:
@@ -173,6 +239,43 @@ class SqliteEventLog(EventLog):
 
     async def _streams(self) -> list[str]:
         result: list[str] = await self._engine.read(lg.stream_names)
+        return result
+
+    async def _claim(self, stream: str, group: str, limit: int, lease: float, now: float) -> LogClaim | None:
+        # As with receives: once a group came up empty, look on the reader before taking the writer.
+        key = (stream, group)
+        if key in self._idle and not await self._engine.read(groups.claimable, stream, group, now):
+            return None
+        claim: LogClaim | None = await self._engine.write(
+            groups.claim, stream, group, limit, lease, now, secrets.token_hex(8)
+        )
+        if claim is None:
+            self._idle.add(key)
+        else:
+            self._idle.discard(key)
+        return claim
+
+    async def _commit(self, claim: LogClaim, now: float) -> bool:
+        result: bool = await self._engine.write(groups.commit, claim)
+        return result
+
+    async def _extend_claim(self, claim: LogClaim, lease: float, now: float) -> LogClaim | None:
+        extended: bool = await self._engine.write(groups.extend, claim, now + lease)
+        return dataclasses.replace(claim, expires_at=now + lease) if extended else None
+
+    async def _release_claim(self, claim: LogClaim, now: float) -> bool:
+        result: bool = await self._engine.write(groups.release, claim, now, secrets.token_hex(8))
+        return result
+
+    async def _position(self, stream: str, group: str) -> int:
+        result: int = await self._engine.read(groups.position, stream, group)
+        return result
+
+    async def _seek(self, stream: str, group: str, offset: int) -> None:
+        await self._engine.write(groups.seek, stream, group, offset)
+
+    async def _groups(self, stream: str) -> list[str]:
+        result: list[str] = await self._engine.read(groups.group_names, stream)
         return result
 
 

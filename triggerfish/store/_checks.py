@@ -1,0 +1,72 @@
+"""Argument checks every store part shares: names, keys, bodies, counts, times and durations.
+
+Each raises `InvalidNameError` or `InvalidInputError` saying what was wrong and what is allowed,
+before anything reaches a backend.
+"""
+
+from __future__ import annotations
+
+import re
+
+from triggerfish.errors import InvalidInputError, InvalidNameError
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,254}")
+_MAX_KEY_CHARS = 1024
+
+
+def check_name(kind: str, name: str) -> str:
+    """Validate a bus, stream, queue or namespace name and return it."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidNameError(
+            f"invalid {kind} name {name!r}: use 1 to 255 characters from letters, digits and . _ : / @ -,"
+            " starting with a letter or digit"
+        )
+    return name
+
+
+def check_key(key: str) -> str:
+    if not isinstance(key, str) or not key or len(key) > _MAX_KEY_CHARS or "\x00" in key or not encodable(key):
+        raise InvalidNameError(f"invalid key {key!r}: use 1 to {_MAX_KEY_CHARS} characters, no NUL or lone surrogate")
+    return key
+
+
+def encodable(text: str) -> bool:
+    # A lone surrogate cannot be written as UTF-8, so no durable store could keep it.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_body(what: str, body: bytes, limit: int) -> bytes:
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise InvalidInputError(f"{what} must be bytes, not {type(body).__name__}")
+    body = bytes(body)
+    if len(body) > limit:
+        raise InvalidInputError(f"{what} is {len(body)} bytes, over the store's limit of {limit} bytes")
+    return body
+
+
+def check_count(what: str, value: int, *, minimum: int = 0) -> int:
+    # The ceiling is SQLite's integer range: a store must be able to compare with what it was given.
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value < 2**63:
+        raise InvalidInputError(f"{what} must be a whole number from {minimum} to 2**63 - 1, not {value!r}")
+    return value
+
+
+def check_time(what: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise InvalidInputError(f"{what} must be a time in seconds since the epoch, or None, not {value!r}")
+    return float(value)
+
+
+def check_seconds(what: str, value: float, *, allow_zero: bool = True, maximum: float = 12 * 3600 * 24) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise InvalidInputError(f"{what} must be a number of seconds, not {value!r}")
+    if value < 0 or (value == 0 and not allow_zero) or value > maximum:
+        low = "0" if allow_zero else "more than 0"
+        raise InvalidInputError(f"{what} must be from {low} to {maximum:g} seconds, not {value!r}")
+    return float(value)

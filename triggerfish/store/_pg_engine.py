@@ -1,0 +1,264 @@
+"""The PostgreSQL store's engine: the pool, transactions with their failures mapped, the clock, wake-ups.
+
+- **Transactions.** `run(fn, ...)` runs `fn(connection, ...)` in one transaction
+  on a pooled connection. A connection that died while idle in the pool (the
+  server restarted, `pg_terminate_backend`) fails before COMMIT was sent, so
+  nothing happened and the transaction is run again on another connection; a
+  failure during COMMIT leaves the outcome unknown and is reported as
+  StoreUnavailableError, never as a success. Deadlocks and serialization
+  failures are retried too: the transaction was rolled back.
+- **The clock.** Leases, visibility and expiry use the database's clock, so
+  nodes whose clocks differ agree on them: each node measures its offset from
+  the database clock (the midpoint of a round trip) on open and every minute,
+  and its parts' clock is its own plus that offset.
+- **Wake-ups.** After an append or send commits, the name is queued for a
+  NOTIFY sent on its own transaction, coalesced per name while one is in
+  flight, so data transactions never take NOTIFY's commit-time lock. A
+  listening connection turns other nodes' notifications into local wake-ups.
+  They are hints only: polling remains, and finds delayed messages too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg_pool
+from psycopg import AsyncConnection, errors, sql
+
+from triggerfish.errors import StoreClosedError, StoreError, StoreFullError, StoreUnavailableError
+
+logger = logging.getLogger("triggerfish.store")
+
+T = TypeVar("T")
+Conn = AsyncConnection[Any]
+
+#: Seconds between clock measurements and sweeps of expired records and dedup ids.
+MAINTENANCE_INTERVAL = 60.0
+#: Seconds between looks at the churned tables' dead rows, and how many make this node vacuum them.
+VACUUM_INTERVAL = 2.0
+VACUUM_DEAD_ROWS = 10_000
+#: The tables every receive, acknowledgement or claim updates or deletes rows of.
+CHURNED = ("messages", "dedup", "streams", "log_groups", "log_claims", "kv")
+
+#: How often a transaction is run again after a connection that died idle, a deadlock or a serialization failure.
+ATTEMPTS = 4
+
+_RETRYABLE = (errors.DeadlockDetected, errors.SerializationFailure)
+
+
+class DatabaseClock:
+    """This node's clock corrected to the database's: its own time plus a measured offset."""
+
+    def __init__(self, local: Callable[[], float] = time.time) -> None:
+        self.local = local
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return self.local() + self.offset
+
+    async def measure(self, conn: Conn) -> None:
+        before = self.local()
+        cursor = await conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
+        row = await cursor.fetchone()
+        after = self.local()
+        assert row is not None
+        self.offset = float(row[0]) - (before + after) / 2
+
+
+class Engine:
+    """What the three PostgreSQL parts share: one pool, one clock, one notifier, one listener."""
+
+    def __init__(
+        self, *, where: str, conninfo: str, schema: str, pool_size: int, notify: bool, connect_timeout: float
+    ) -> None:
+        self.where = where
+        self.connect_timeout = connect_timeout
+        self.schema = schema
+        self.channel = f"triggerfish_{schema}"
+        self.clock = DatabaseClock()
+        #: Merged write transactions of one kind in flight at once: a share of the pool.
+        self.in_flight = max(1, pool_size // 3)
+        self._conninfo = conninfo
+        self._notify_enabled = notify
+        self.pool: psycopg_pool.AsyncConnectionPool[Conn] = psycopg_pool.AsyncConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            kwargs={
+                "autocommit": True,
+                "options": f"-c search_path={schema}",
+                "connect_timeout": max(1, round(connect_timeout)),
+            },
+            name=f"triggerfish-store:{schema}",
+        )
+        self.closed = False
+        self._pending_notifies: set[str] = set()
+        self._notifying = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._on_notify: Callable[[str], None] = lambda payload: None
+
+    async def open(self) -> None:
+        try:
+            await self.pool.open(wait=True, timeout=self.connect_timeout)
+        except (psycopg_pool.PoolTimeout, psycopg.OperationalError) as exc:
+            await self.pool.close()
+            raise StoreUnavailableError(f"cannot reach the PostgreSQL store at {self.where}: {exc}") from exc
+
+    def start(self, on_notify: Callable[[str], None]) -> None:
+        """Start the background work: the listener (wake-ups from other nodes) and maintenance."""
+        self._on_notify = on_notify
+        if self._notify_enabled:
+            self._spawn(self._listen())
+        self._spawn(self._maintain())
+        self._spawn(self._vacuum())
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.pool.close()
+
+    # --- transactions -----------------------------------------------------------------------
+
+    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """`fn(connection, *args)` in one transaction; its failures as StoreUnavailableError or StoreError."""
+        return await self._attempt(fn, args, transaction=True)
+
+    async def read(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """`fn(connection, *args)` that only reads: each statement on its own, no BEGIN and COMMIT round trips."""
+        return await self._attempt(fn, args, transaction=False)
+
+    async def _attempt(self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], *, transaction: bool) -> T:
+        for attempt in range(ATTEMPTS):
+            if self.closed:
+                raise StoreClosedError(f"the store {self.where} is closed; open it again with open_store()")
+            committing = False
+            try:
+                async with self.pool.connection(timeout=self.connect_timeout) as conn:
+                    if not transaction:
+                        return await fn(conn, *args)
+                    async with conn.transaction():
+                        result = await fn(conn, *args)
+                        committing = True
+                    return result
+            except psycopg_pool.PoolTimeout as exc:
+                raise self._unavailable(f"no connection within {self.connect_timeout:g} s ({exc})") from exc
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                if isinstance(exc, errors.DiskFull):
+                    raise StoreFullError(
+                        f"the PostgreSQL store at {self.where} is full ({exc}); nothing was written", retry_after=30
+                    ) from exc
+                if committing and not isinstance(exc, _RETRYABLE):
+                    raise self._unavailable(
+                        f"the connection failed during COMMIT, so whether it was written is unknown ({exc})"
+                    ) from exc
+                if attempt + 1 < ATTEMPTS:
+                    continue  # rolled back, nothing was written: try again (on another connection)
+                raise self._unavailable(str(exc)) from exc
+            except psycopg.Error as exc:
+                raise StoreError(f"PostgreSQL failed on {self.where}: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unavailable(self, why: str) -> StoreUnavailableError:
+        return StoreUnavailableError(f"the PostgreSQL store at {self.where} is unavailable: {why}", retry_after=1.0)
+
+    # --- wake-ups ---------------------------------------------------------------------------
+
+    def notify_soon(self, payload: str) -> None:
+        """Tell other nodes (after this commit) that `payload` (`l:stream` or `q:queue`) has news."""
+        if not self._notify_enabled or self.closed:
+            return
+        self._pending_notifies.add(payload)
+        if not self._notifying:
+            self._notifying = True
+            self._spawn(self._send_notifies())
+
+    async def _send_notifies(self) -> None:
+        try:
+            while self._pending_notifies and not self.closed:
+                payloads, self._pending_notifies = sorted(self._pending_notifies), set()
+                try:
+                    async with self.pool.connection(timeout=self.connect_timeout) as conn:
+                        await conn.execute(
+                            "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", (self.channel, payloads)
+                        )
+                except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                    # A lost hint costs other nodes one poll interval, nothing more.
+                    logger.debug("store: NOTIFY failed (%s); other nodes will poll", exc)
+        finally:
+            self._notifying = False
+
+    async def _listen(self) -> None:
+        while not self.closed:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+                async with conn:
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    async for notification in conn.notifies():
+                        self._on_notify(notification.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.debug("store: the LISTEN connection failed (%s); polling until it is back", exc)
+            await asyncio.sleep(1.0)
+
+    # --- maintenance ------------------------------------------------------------------------
+
+    async def _vacuum(self) -> None:
+        # Autovacuum looks at a database once a minute (autovacuum_naptime), and a busy queue
+        # leaves hundreds of thousands of dead rows in that time: the table and its indexes grow,
+        # and every receive wades through them. So the store vacuums its own churned tables when
+        # their dead rows pass a threshold, one node at a time (an advisory lock decides which).
+        lock = f"triggerfish-vacuum:{self.schema}"
+        while not self.closed:
+            await asyncio.sleep(VACUUM_INTERVAL)
+            try:
+                async with self.pool.connection(timeout=self.connect_timeout) as conn:
+                    cursor = await conn.execute(
+                        "SELECT relname FROM pg_stat_user_tables WHERE schemaname = %s AND n_dead_tup > %s"
+                        " AND relname = ANY(%s)",
+                        (self.schema, VACUUM_DEAD_ROWS, list(CHURNED)),
+                    )
+                    tables = [name for (name,) in await cursor.fetchall()]
+                    if not tables:
+                        continue
+                    cursor = await conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (lock,))
+                    row = await cursor.fetchone()
+                    if not row or not row[0]:
+                        continue
+                    try:
+                        for table in tables:
+                            await conn.execute(sql.SQL("VACUUM {}").format(sql.Identifier(self.schema, table)))
+                    finally:
+                        await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (lock,))
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                logger.debug("store: vacuuming failed (%s); autovacuum remains", exc)
+
+    async def _maintain(self) -> None:
+        while not self.closed:
+            await asyncio.sleep(MAINTENANCE_INTERVAL)
+            try:
+                async with self.pool.connection(timeout=self.connect_timeout) as conn:
+                    await self.clock.measure(conn)
+                    now = self.clock()
+                    await conn.execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= %s", (now,))
+                    await conn.execute("DELETE FROM dedup WHERE expires_at <= %s", (now,))
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                logger.debug("store: maintenance failed (%s); trying again later", exc)

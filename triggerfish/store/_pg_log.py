@@ -1,0 +1,265 @@
+"""Event-log and consumer-group statements for PostgreSQL; each runs in the caller's transaction.
+
+Offsets come from a counter row per stream (`streams.next_offset`), locked and
+moved in the append's transaction: offsets are contiguous and insert order is
+commit order, which a sequence would not give (it leaves gaps, and hands out
+numbers in an order other than commits). Merged appends lock their streams in
+name order, so two of them never deadlock.
+
+A consumer group's row is locked (`FOR UPDATE`) by every claim and commit,
+which makes them atomic against every other node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from triggerfish.store.base import LogClaim, LogRecord
+
+Conn = AsyncConnection[Any]
+
+
+async def write_appends(c: Conn, appends: Sequence[tuple[str, list[bytes], float]]) -> list[list[LogRecord]]:
+    """Append each (stream, bodies, now) in order; returns each one's records."""
+    names = sorted({stream for stream, _, _ in appends})
+    await c.execute(
+        "INSERT INTO streams (name, next_offset, last_time, bytes)"
+        " SELECT n, 1, '-Infinity', 0 FROM unnest(%s::text[]) n ON CONFLICT (name) DO NOTHING",
+        (names,),
+    )
+    cursor = await c.execute(
+        "SELECT name, next_offset, last_time, bytes FROM streams WHERE name = ANY(%s) ORDER BY name FOR UPDATE",
+        (names,),
+    )
+    state = {name: [int(n), float(t), int(b)] for name, n, t, b in await cursor.fetchall()}
+    columns: tuple[list[str], list[int], list[float], list[int], list[bytes]] = ([], [], [], [], [])
+    out: list[list[LogRecord]] = []
+    for stream, bodies, now in appends:
+        s = state[stream]
+        # Times never decrease within a stream, so time ranges map to offset ranges.
+        at = max(now, s[1])
+        first = int(s[0])
+        records = [LogRecord(stream, first + i, at, body) for i, body in enumerate(bodies)]
+        for r in records:
+            columns[0].append(stream)
+            columns[1].append(r.offset)
+            columns[2].append(at)
+            columns[3].append(len(r.data))
+            columns[4].append(r.data)
+        s[0], s[1], s[2] = first + len(records), at, int(s[2]) + sum(len(b) for b in bodies)
+        out.append(records)
+    await c.execute(
+        'INSERT INTO log_records (stream, "offset", time, size, data)'
+        " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::float8[], %s::int[], %s::bytea[])",
+        columns,
+    )
+    await c.execute(
+        "UPDATE streams SET next_offset = v.n, last_time = v.t, bytes = v.b"
+        " FROM unnest(%s::text[], %s::bigint[], %s::float8[], %s::bigint[]) AS v(name, n, t, b)"
+        " WHERE streams.name = v.name",
+        (names, [int(state[n][0]) for n in names], [state[n][1] for n in names], [int(state[n][2]) for n in names]),
+    )
+    return out
+
+
+async def _first_offset_at(c: Conn, stream: str, at: float) -> int | None:
+    """The first offset whose time is at or after `at` (times never decrease along offsets)."""
+    cursor = await c.execute(
+        'SELECT "offset" FROM log_records WHERE stream = %s AND time >= %s ORDER BY time, "offset" LIMIT 1',
+        (stream, at),
+    )
+    row = await cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+async def read(
+    c: Conn, stream: str, after: int, since: float | None, until: float | None, limit: int
+) -> list[LogRecord]:
+    if since is not None:
+        first = await _first_offset_at(c, stream, since)
+        if first is None:
+            return []
+        after = max(after, first - 1)
+    end = None if until is None else await _first_offset_at(c, stream, until)
+    cursor = await c.execute(
+        'SELECT "offset", time, data FROM log_records WHERE stream = %s AND "offset" > %s AND "offset" < %s'
+        ' ORDER BY "offset" LIMIT %s',
+        (stream, after, 2**63 - 1 if end is None else end, limit),
+    )
+    return [LogRecord(stream, int(offset), float(t), bytes(data)) for offset, t, data in await cursor.fetchall()]
+
+
+async def last_offset(c: Conn, stream: str) -> int:
+    cursor = await c.execute("SELECT next_offset FROM streams WHERE name = %s", (stream,))
+    row = await cursor.fetchone()
+    return 0 if row is None else int(row[0]) - 1
+
+
+async def trim(c: Conn, stream: str, before: float | None, max_bytes: int | None) -> int:
+    cursor = await c.execute("SELECT bytes, next_offset FROM streams WHERE name = %s FOR UPDATE", (stream,))
+    row = await cursor.fetchone()
+    if row is None:
+        return 0
+    size, last = int(row[0]), int(row[1]) - 1
+    cut = 0  # records with offset <= cut go
+    if before is not None:
+        end = await _first_offset_at(c, stream, before)
+        cut = last if end is None else end - 1
+    if max_bytes is not None:
+        # The newest records whose sizes add up to at most max_bytes stay.
+        cursor = await c.execute(
+            'SELECT coalesce(max("offset"), 0) FROM (SELECT "offset", sum(size) OVER (ORDER BY "offset" DESC) AS tail'
+            ' FROM log_records WHERE stream = %s AND "offset" > %s) t WHERE tail > %s',
+            (stream, cut, max_bytes),
+        )
+        found = await cursor.fetchone()
+        cut = max(cut, int(found[0]) if found else 0)
+    cursor = await c.execute(
+        'DELETE FROM log_records WHERE stream = %s AND "offset" <= %s RETURNING size', (stream, cut)
+    )
+    removed = await cursor.fetchall()
+    if removed:
+        await c.execute(
+            "UPDATE streams SET bytes = %s WHERE name = %s", (size - sum(int(s) for (s,) in removed), stream)
+        )
+    return len(removed)
+
+
+async def stream_names(c: Conn) -> list[str]:
+    cursor = await c.execute("SELECT name FROM streams")
+    return [name for (name,) in await cursor.fetchall()]
+
+
+# --- consumer groups -------------------------------------------------------------------------
+
+
+async def claimable(c: Conn, stream: str, group: str, now: float) -> bool:
+    """Whether a claim would find something, read without locks (idle consumers poll with this)."""
+    cursor = await c.execute(
+        "SELECT coalesce((SELECT next_offset - 1 FROM streams WHERE name = %s), 0)"
+        " > coalesce((SELECT claimed FROM log_groups WHERE stream = %s AND grp = %s), 0)"
+        " OR EXISTS (SELECT 1 FROM log_claims WHERE stream = %s AND grp = %s AND NOT committed AND expires_at <= %s)",
+        (stream, stream, group, stream, group, now),
+    )
+    row = await cursor.fetchone()
+    return bool(row and row[0])
+
+
+async def _lock_group(c: Conn, stream: str, group: str, *, create: bool) -> tuple[int, int] | None:
+    """Lock the group's row; (position, claimed), or None when it has none and `create` is off."""
+    query = "SELECT position, claimed FROM log_groups WHERE stream = %s AND grp = %s FOR UPDATE"
+    cursor = await c.execute(query, (stream, group))
+    row = await cursor.fetchone()
+    if row is None and create:
+        await c.execute(
+            "INSERT INTO log_groups (stream, grp, position, claimed) VALUES (%s, %s, 0, 0) ON CONFLICT DO NOTHING",
+            (stream, group),
+        )
+        cursor = await c.execute(query, (stream, group))
+        row = await cursor.fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+async def claim(c: Conn, stream: str, group: str, limit: int, lease: float, now: float, token: str) -> LogClaim | None:
+    if not await claimable(c, stream, group, now):
+        return None  # nothing to claim: no lock, no row written
+    locked = await _lock_group(c, stream, group, create=True)
+    assert locked is not None
+    _, claimed = locked
+    expires_at = now + lease
+    cursor = await c.execute(
+        "UPDATE log_claims SET token = %s, expires_at = %s WHERE (stream, grp, first) = (SELECT stream, grp, first"
+        " FROM log_claims WHERE stream = %s AND grp = %s AND NOT committed AND expires_at <= %s ORDER BY first LIMIT 1)"
+        " RETURNING first, last",
+        (token, expires_at, stream, group, now),
+    )
+    lapsed = await cursor.fetchone()
+    if lapsed is not None:
+        first, last = int(lapsed[0]), int(lapsed[1])
+        records = [r for r in await read(c, stream, first - 1, None, None, last - first + 1) if r.offset <= last]
+        return LogClaim(stream, group, first, last, token, records, expires_at)
+    records = await read(c, stream, claimed, None, None, limit)
+    if not records:
+        return None
+    first, last = claimed + 1, records[-1].offset
+    await c.execute(
+        "INSERT INTO log_claims (stream, grp, first, last, token, expires_at) VALUES (%s, %s, %s, %s, %s, %s)",
+        (stream, group, first, last, token, expires_at),
+    )
+    await c.execute("UPDATE log_groups SET claimed = %s WHERE stream = %s AND grp = %s", (last, stream, group))
+    return LogClaim(stream, group, first, last, token, records, expires_at)
+
+
+async def commit(c: Conn, claim: LogClaim) -> bool:
+    locked = await _lock_group(c, claim.stream, claim.group, create=False)
+    if locked is None:
+        return False
+    position, _ = locked
+    cursor = await c.execute(
+        "UPDATE log_claims SET committed = true WHERE stream = %s AND grp = %s AND first = %s AND last = %s"
+        " AND token = %s AND NOT committed",
+        (claim.stream, claim.group, claim.first, claim.last, claim.token),
+    )
+    if cursor.rowcount != 1:
+        return False
+    cursor = await c.execute(
+        "SELECT first, last FROM log_claims WHERE stream = %s AND grp = %s AND committed ORDER BY first",
+        (claim.stream, claim.group),
+    )
+    start = position
+    for first, last in await cursor.fetchall():
+        if int(first) != position + 1:
+            break
+        position = int(last)
+    if position != start:
+        await c.execute(
+            "DELETE FROM log_claims WHERE stream = %s AND grp = %s AND first <= %s",
+            (claim.stream, claim.group, position),
+        )
+        await c.execute(
+            "UPDATE log_groups SET position = %s WHERE stream = %s AND grp = %s",
+            (position, claim.stream, claim.group),
+        )
+    return True
+
+
+async def extend(c: Conn, claim: LogClaim, expires_at: float) -> bool:
+    cursor = await c.execute(
+        "UPDATE log_claims SET expires_at = %s WHERE stream = %s AND grp = %s AND first = %s AND last = %s"
+        " AND token = %s AND NOT committed",
+        (expires_at, claim.stream, claim.group, claim.first, claim.last, claim.token),
+    )
+    return cursor.rowcount == 1
+
+
+async def release(c: Conn, claim: LogClaim, now: float, token: str) -> bool:
+    # Lapsed at once, under a token nobody holds: the next claim of the group takes it.
+    cursor = await c.execute(
+        "UPDATE log_claims SET expires_at = %s, token = %s WHERE stream = %s AND grp = %s AND first = %s"
+        " AND last = %s AND token = %s AND NOT committed",
+        (now, token, claim.stream, claim.group, claim.first, claim.last, claim.token),
+    )
+    return cursor.rowcount == 1
+
+
+async def position(c: Conn, stream: str, group: str) -> int:
+    cursor = await c.execute("SELECT position FROM log_groups WHERE stream = %s AND grp = %s", (stream, group))
+    row = await cursor.fetchone()
+    return 0 if row is None else int(row[0])
+
+
+async def seek(c: Conn, stream: str, group: str, offset: int) -> None:
+    await _lock_group(c, stream, group, create=True)
+    await c.execute("DELETE FROM log_claims WHERE stream = %s AND grp = %s", (stream, group))
+    await c.execute(
+        "UPDATE log_groups SET position = %s, claimed = %s WHERE stream = %s AND grp = %s",
+        (offset, offset, stream, group),
+    )
+
+
+async def group_names(c: Conn, stream: str) -> list[str]:
+    cursor = await c.execute("SELECT grp FROM log_groups WHERE stream = %s", (stream,))
+    return [name for (name,) in await cursor.fetchall()]

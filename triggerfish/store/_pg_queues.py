@@ -1,0 +1,306 @@
+"""Queue statements for PostgreSQL; each runs in the caller's transaction.
+
+Receivers on many nodes take candidates with `FOR UPDATE SKIP LOCKED`, so they
+never wait for or take each other's rows. A FIFO queue marks only each group's
+head `ready`; whoever adds to a group or removes its head first takes an
+advisory lock on (queue, group), so a send and an acknowledgement racing on
+two nodes cannot both miss the new head.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from triggerfish.store._sqlite_queues import _parse_config
+from triggerfish.store.base import Message, OutgoingMessage, QueueConfig, QueueStats, SendResult
+
+Conn = AsyncConnection[Any]
+
+_COLUMNS = "seq, id, body, attributes, grp, dedup_id, sent_at, receive_count, first_received_at"
+
+
+async def load_config(c: Conn, queue: str) -> QueueConfig:
+    cursor = await c.execute("SELECT config FROM queues WHERE name = %s", (queue,))
+    row = await cursor.fetchone()
+    return _parse_config(None if row is None else row[0])
+
+
+async def _lock_groups(c: Conn, queue: str, groups: set[str]) -> None:
+    for group in sorted(groups):
+        await c.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{queue}\x1f{group}",))
+
+
+async def configure(c: Conn, queue: str, config: QueueConfig) -> None:
+    await c.execute("INSERT INTO queues (name) VALUES (%s) ON CONFLICT DO NOTHING", (queue,))
+    cursor = await c.execute("SELECT config FROM queues WHERE name = %s FOR UPDATE", (queue,))
+    row = await cursor.fetchone()
+    old = _parse_config(None if row is None else row[0])
+    await c.execute(
+        "UPDATE queues SET config = %s WHERE name = %s", (json.dumps(asdict(config), sort_keys=True), queue)
+    )
+    if old.fifo == config.fifo:
+        return
+    if config.fifo:
+        await c.execute(
+            "UPDATE messages SET ready = (grp IS NULL OR seq = (SELECT min(m.seq) FROM messages m"
+            " WHERE m.queue = messages.queue AND m.grp = messages.grp)) WHERE queue = %s",
+            (queue,),
+        )
+    else:
+        await c.execute("UPDATE messages SET ready = true WHERE queue = %s AND NOT ready", (queue,))
+
+
+async def write_sends(c: Conn, sends: list[tuple[str, list[OutgoingMessage], float]]) -> list[list[SendResult]]:
+    """Store each (queue, messages, now) in order, with one insert for all; returns each one's results."""
+    names = sorted({queue for queue, _, _ in sends})
+    await c.execute("INSERT INTO queues (name) SELECT n FROM unnest(%s::text[]) n ON CONFLICT DO NOTHING", (names,))
+    configs = {name: await load_config(c, name) for name in names}
+    fifo_groups = {
+        (queue, m.group)
+        for queue, messages, _ in sends
+        for m in messages
+        if m.group is not None and configs[queue].fifo
+    }
+    for queue in names:
+        await _lock_groups(c, queue, {group for q, group in fifo_groups if q == queue})
+    columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
+    seen_here: dict[tuple[str, str], str] = {}
+    groups_here: set[tuple[str, str]] = set()
+    everything: list[list[SendResult]] = []
+    ids = _new_ids(sum(len(messages) for _, messages, _ in sends))
+    for queue, messages, now in sends:
+        config = configs[queue]
+        results: list[SendResult] = []
+        for out in messages:
+            message_id = next(ids)
+            if out.dedup_id is not None and config.dedup_window > 0:
+                earlier = seen_here.get((queue, out.dedup_id)) or await _claim_dedup(
+                    c, queue, out.dedup_id, message_id, now, now + config.dedup_window
+                )
+                if earlier is not None:
+                    results.append(SendResult(earlier, duplicate=True))
+                    continue
+                seen_here[(queue, out.dedup_id)] = message_id
+            ready = True
+            if config.fifo and out.group is not None:
+                ready = (queue, out.group) not in groups_here and not await _group_exists(c, queue, out.group)
+                groups_here.add((queue, out.group))
+            attributes = json.dumps(dict(out.attributes)) if out.attributes else None
+            row = (queue, message_id, out.body, attributes, out.group, out.dedup_id, now, now + out.delay, ready)
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+            results.append(SendResult(message_id))
+        everything.append(results)
+    if columns[0]:
+        await c.execute(
+            "INSERT INTO messages (queue, id, body, attributes, grp, dedup_id, sent_at, visible_at, ready)"
+            " SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::text[], %s::text[], %s::text[],"
+            " %s::float8[], %s::float8[], %s::bool[])",
+            columns,
+        )
+    return everything
+
+
+async def _claim_dedup(c: Conn, queue: str, dedup_id: str, message_id: str, now: float, until: float) -> str | None:
+    """Record `dedup_id` for `message_id`; the earlier message's id when it is still in its window."""
+    # ON CONFLICT waits for a concurrent sender of the same id, then sees its row: one of them wins.
+    cursor = await c.execute(
+        "INSERT INTO dedup (queue, dedup_id, message_id, expires_at) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (queue, dedup_id) DO UPDATE SET message_id = excluded.message_id,"
+        " expires_at = excluded.expires_at WHERE dedup.expires_at <= %s RETURNING message_id",
+        (queue, dedup_id, message_id, until, now),
+    )
+    if await cursor.fetchone() is not None:
+        return None
+    cursor = await c.execute("SELECT message_id FROM dedup WHERE queue = %s AND dedup_id = %s", (queue, dedup_id))
+    row = await cursor.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def receive(
+    c: Conn, queue: str, max_messages: int, visibility_timeout: float | None, now: float
+) -> tuple[list[Message], str | None]:
+    """Lease up to `max_messages`; also returns the dead-letter queue's name if a message moved there."""
+    config = await load_config(c, queue)
+    lease_until = now + (config.visibility_timeout if visibility_timeout is None else visibility_timeout)
+    out: list[Message] = []
+    dead_lettered: str | None = None
+    while len(out) < max_messages:
+        cursor = await c.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE queue = %s AND ready AND visible_at <= %s"
+            " ORDER BY visible_at, seq LIMIT %s FOR UPDATE SKIP LOCKED",
+            (queue, now, max_messages - len(out)),
+        )
+        rows = await cursor.fetchall()
+        seqs: list[int] = []
+        receipts: list[str] = []
+        removed = False
+        for seq, message_id, body, attributes, group, dedup_id, sent_at, count, first in rows:
+            if sent_at + config.retention <= now:
+                await _delete(c, queue, config, seq, group)
+                removed = True
+            elif config.max_receives is not None and count >= config.max_receives:
+                assert config.dead_letter is not None  # QueueConfig sets both or neither
+                await _dead_letter(c, queue, config, config.dead_letter, seq, group, now)
+                dead_lettered = config.dead_letter
+                removed = True
+            else:
+                receipt = f"{message_id}.{secrets.token_hex(8)}"
+                seqs.append(seq)
+                receipts.append(receipt)
+                out.append(
+                    Message(
+                        queue=queue,
+                        message_id=message_id,
+                        receipt=receipt,
+                        body=bytes(body),
+                        attributes={} if attributes is None else json.loads(attributes),
+                        group=group,
+                        dedup_id=dedup_id,
+                        receive_count=count + 1,
+                        sent_at=sent_at,
+                        first_received_at=now if first is None else first,
+                        lease_expires_at=lease_until,
+                    )
+                )
+        if seqs:
+            await c.execute(
+                "UPDATE messages SET receipt = v.receipt, visible_at = %s, receive_count = receive_count + 1,"
+                " first_received_at = coalesce(first_received_at, %s)"
+                " FROM unnest(%s::bigint[], %s::text[]) AS v(seq, receipt) WHERE messages.seq = v.seq",
+                (lease_until, now, seqs, receipts),
+            )
+        # Removing a FIFO group's head can make the next one a candidate; otherwise nothing more is ready.
+        if not removed:
+            break
+    return out, dead_lettered
+
+
+async def has_ready(c: Conn, queue: str, now: float) -> bool:
+    cursor = await c.execute(
+        "SELECT EXISTS (SELECT 1 FROM messages WHERE queue = %s AND ready AND visible_at <= %s)", (queue, now)
+    )
+    row = await cursor.fetchone()
+    return bool(row and row[0])
+
+
+async def ack(c: Conn, queue: str, receipts: list[str], now: float) -> list[bool]:
+    ids = [receipt.partition(".")[0] for receipt in receipts]
+    cursor = await c.execute(
+        "DELETE FROM messages m USING unnest(%s::text[], %s::text[]) AS v(id, receipt)"
+        " WHERE m.queue = %s AND m.id = v.id AND m.receipt = v.receipt AND m.visible_at > %s"
+        " RETURNING m.receipt, m.grp",
+        (ids, receipts, queue, now),
+    )
+    deleted = await cursor.fetchall()
+    groups = {group for _, group in deleted if group is not None}
+    if groups and (await load_config(c, queue)).fifo:
+        await _lock_groups(c, queue, groups)
+        for group in sorted(groups):
+            await _promote(c, queue, group)
+    gone = {receipt for receipt, _ in deleted}
+    done: list[bool] = []
+    for receipt in receipts:
+        done.append(receipt in gone)
+        gone.discard(receipt)  # a receipt listed twice acknowledges once
+    return done
+
+
+async def release(c: Conn, queue: str, receipt: str, delay: float, now: float) -> bool:
+    cursor = await c.execute(
+        "UPDATE messages SET receipt = NULL, visible_at = %s"
+        " WHERE queue = %s AND id = %s AND receipt = %s AND visible_at > %s",
+        (now + delay, queue, receipt.partition(".")[0], receipt, now),
+    )
+    return cursor.rowcount == 1
+
+
+async def extend(c: Conn, queue: str, receipt: str, visibility_timeout: float, now: float) -> bool:
+    cursor = await c.execute(
+        "UPDATE messages SET visible_at = %s WHERE queue = %s AND id = %s AND receipt = %s AND visible_at > %s",
+        (now + visibility_timeout, queue, receipt.partition(".")[0], receipt, now),
+    )
+    return cursor.rowcount == 1
+
+
+async def purge(c: Conn, queue: str) -> int:
+    cursor = await c.execute("DELETE FROM messages WHERE queue = %s", (queue,))
+    return cursor.rowcount
+
+
+async def stats(c: Conn, queue: str, now: float) -> QueueStats:
+    cutoff = now - (await load_config(c, queue)).retention
+    cursor = await c.execute(
+        "SELECT count(*) FILTER (WHERE visible_at <= %s), count(*) FILTER (WHERE visible_at > %s AND receipt IS NULL),"
+        " count(*) FILTER (WHERE visible_at > %s AND receipt IS NOT NULL), min(sent_at),"
+        " min(visible_at) FILTER (WHERE visible_at > %s AND receipt IS NULL)"
+        " FROM messages WHERE queue = %s AND sent_at > %s",
+        (now, now, now, now, queue, cutoff),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    visible, delayed, in_flight, oldest, next_visible = row
+    age = None if oldest is None else max(0.0, now - oldest)
+    return QueueStats(
+        int(visible), int(delayed), int(in_flight), age, None if next_visible is None else float(next_visible)
+    )
+
+
+async def queue_names(c: Conn) -> list[str]:
+    cursor = await c.execute("SELECT name FROM queues")
+    return [name for (name,) in await cursor.fetchall()]
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _new_ids(count: int) -> Iterator[str]:
+    randomness = os.urandom(16 * count)
+    for i in range(0, 16 * count, 16):
+        yield uuid.UUID(bytes=randomness[i : i + 16], version=4).hex
+
+
+async def _group_exists(c: Conn, queue: str, group: str) -> bool:
+    cursor = await c.execute("SELECT EXISTS (SELECT 1 FROM messages WHERE queue = %s AND grp = %s)", (queue, group))
+    row = await cursor.fetchone()
+    return bool(row and row[0])
+
+
+async def _promote(c: Conn, queue: str, group: str) -> None:
+    await c.execute(
+        "UPDATE messages SET ready = true WHERE seq = (SELECT min(seq) FROM messages WHERE queue = %s AND grp = %s)",
+        (queue, group),
+    )
+
+
+async def _delete(c: Conn, queue: str, config: QueueConfig, seq: int, group: str | None) -> None:
+    await c.execute("DELETE FROM messages WHERE seq = %s", (seq,))
+    if config.fifo and group is not None:
+        await _lock_groups(c, queue, {group})
+        await _promote(c, queue, group)
+
+
+async def _dead_letter(
+    c: Conn, queue: str, config: QueueConfig, dead_letter: str, seq: int, group: str | None, now: float
+) -> None:
+    await c.execute("INSERT INTO queues (name) VALUES (%s) ON CONFLICT DO NOTHING", (dead_letter,))
+    ready = True
+    if group is not None and (await load_config(c, dead_letter)).fifo:
+        await _lock_groups(c, dead_letter, {group})
+        ready = not await _group_exists(c, dead_letter, group)
+    # Copied in SQL so the body never travels through Python; a new seq puts it last in the dead-letter queue.
+    await c.execute(
+        "INSERT INTO messages (queue, id, body, attributes, grp, dedup_id, sent_at, visible_at, ready)"
+        " SELECT %s, id, body, attributes, grp, dedup_id, sent_at, %s, %s FROM messages WHERE seq = %s",
+        (dead_letter, now, ready, seq),
+    )
+    await _delete(c, queue, config, seq, group)

@@ -1,0 +1,170 @@
+"""The PostgreSQL store's schema: versioned migrations, run under an advisory lock.
+
+The version lives in the schema's `meta` table. Opening a store migrates by
+default; with `migrate=False` (or on a node that is older than the schema) a
+mismatch is refused with SchemaVersionError naming both versions, so a node
+never runs against tables it does not know.
+
+Table settings keep dead tuples in check: every receive, acknowledgement and
+append updates or deletes rows, so the hot tables leave free room in each page
+(`fillfactor`) for updates that touch no index (HOT), and autovacuum visits
+them after a fixed number of dead rows rather than a fraction of the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+
+from triggerfish.errors import SchemaVersionError, UnknownStoreURLError
+
+SCHEMA_VERSION = 1
+
+#: A schema name: lower-case so that it needs no quoting anywhere.
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+# Autovacuum after this many dead rows, whatever the table's size: queues churn, logs do not.
+_CHURN = "autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_cost_delay = 0"
+
+_VERSION_1 = f"""
+CREATE TABLE meta (name text PRIMARY KEY, value bigint NOT NULL);
+CREATE SEQUENCE kv_version;
+
+CREATE TABLE streams (
+    name text COLLATE "C" PRIMARY KEY,
+    next_offset bigint NOT NULL,
+    last_time double precision NOT NULL,
+    bytes bigint NOT NULL
+) WITH (fillfactor = 50, {_CHURN});
+CREATE TABLE log_records (
+    stream text COLLATE "C" NOT NULL,
+    "offset" bigint NOT NULL,
+    time double precision NOT NULL,
+    size integer NOT NULL,
+    data bytea NOT NULL,
+    PRIMARY KEY (stream, "offset")
+);
+CREATE INDEX log_by_time ON log_records (stream, time, "offset");
+
+CREATE TABLE log_groups (
+    stream text COLLATE "C" NOT NULL,
+    grp text COLLATE "C" NOT NULL,
+    position bigint NOT NULL,
+    claimed bigint NOT NULL,
+    PRIMARY KEY (stream, grp)
+) WITH (fillfactor = 50, {_CHURN});
+CREATE TABLE log_claims (
+    stream text COLLATE "C" NOT NULL,
+    grp text COLLATE "C" NOT NULL,
+    first bigint NOT NULL,
+    last bigint NOT NULL,
+    token text NOT NULL,
+    expires_at double precision NOT NULL,
+    committed boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (stream, grp, first)
+) WITH (fillfactor = 70, {_CHURN});
+
+CREATE TABLE queues (name text COLLATE "C" PRIMARY KEY, config text);
+CREATE TABLE messages (
+    seq bigserial PRIMARY KEY,
+    queue text COLLATE "C" NOT NULL,
+    id text NOT NULL,
+    body bytea NOT NULL,
+    attributes text,
+    grp text COLLATE "C",
+    dedup_id text,
+    sent_at double precision NOT NULL,
+    visible_at double precision NOT NULL,
+    receive_count integer NOT NULL DEFAULT 0,
+    first_received_at double precision,
+    receipt text,
+    ready boolean NOT NULL
+) WITH (fillfactor = 70, {_CHURN});
+CREATE UNIQUE INDEX messages_by_id ON messages (queue, id);
+CREATE INDEX messages_ready ON messages (queue, visible_at, seq) WHERE ready;
+CREATE INDEX messages_by_group ON messages (queue, grp, seq) WHERE grp IS NOT NULL;
+CREATE TABLE dedup (
+    queue text COLLATE "C" NOT NULL,
+    dedup_id text NOT NULL,
+    message_id text NOT NULL,
+    expires_at double precision NOT NULL,
+    PRIMARY KEY (queue, dedup_id)
+) WITH ({_CHURN});
+CREATE INDEX dedup_by_expiry ON dedup (expires_at);
+
+CREATE TABLE kv (
+    namespace text COLLATE "C" NOT NULL,
+    key text COLLATE "C" NOT NULL,
+    value bytea NOT NULL,
+    version bigint NOT NULL,
+    expires_at double precision,
+    PRIMARY KEY (namespace, key)
+) WITH (fillfactor = 80, {_CHURN});
+CREATE INDEX kv_by_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
+"""
+
+#: The statements that take a schema from version N - 1 to N.
+MIGRATIONS: dict[int, str] = {1: _VERSION_1}
+
+
+def check_schema_name(url: str, schema: str) -> str:
+    if not SCHEMA_NAME.fullmatch(schema):
+        raise UnknownStoreURLError(
+            f"store URL {url!r}: schema {schema!r} must be 1 to 63 lower-case letters, digits and _,"
+            " starting with a letter or _"
+        )
+    return schema
+
+
+async def current_version(conn: AsyncConnection[Any], schema: str) -> int:
+    """The schema's version: 0 when it has no store tables yet."""
+    cursor = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.meta",))
+    row = await cursor.fetchone()
+    if row is None or not row[0]:
+        return 0
+    cursor = await conn.execute(
+        sql.SQL("SELECT value FROM {}.meta WHERE name = 'schema_version'").format(sql.Identifier(schema))
+    )
+    found = await cursor.fetchone()
+    return 0 if found is None else int(found[0])
+
+
+def _lock_key(schema: str) -> int:
+    # A stable number per schema: nodes migrating different schemas do not wait for each other.
+    return int.from_bytes(hashlib.sha256(f"triggerfish:{schema}".encode()).digest()[:8], "big", signed=True)
+
+
+async def migrate(conn: AsyncConnection[Any], schema: str, *, allowed: bool, where: str) -> int:
+    """Bring `schema` to SCHEMA_VERSION (when `allowed`), or check it is there; returns the version.
+
+    Runs in one transaction under an advisory lock, so nodes starting together migrate once.
+    Raises SchemaVersionError for a newer schema, or an older one when not `allowed`.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+        version = await current_version(conn, schema)
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{where}: the store schema {schema!r} is at version {version}, newer than the {SCHEMA_VERSION}"
+                " this Triggerfish knows; upgrade Triggerfish on this node"
+            )
+        if version == SCHEMA_VERSION:
+            return version
+        if not allowed:
+            raise SchemaVersionError(
+                f"{where}: the store schema {schema!r} is at version {version} and this Triggerfish needs"
+                f" {SCHEMA_VERSION}; run `triggerfish store migrate --store URL` first"
+            )
+        await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        await conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            await conn.execute(MIGRATIONS[step].encode())
+        await conn.execute(
+            "INSERT INTO meta (name, value) VALUES ('schema_version', %s)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (SCHEMA_VERSION,),
+        )
+        return SCHEMA_VERSION

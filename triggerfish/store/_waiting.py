@@ -1,0 +1,42 @@
+"""Waking long-polls: a waiting `read`, `claim` or `receive` sleeps until told of new data, or a poll interval.
+
+A backend's own writes notify waiters in this process directly; a backend that
+can hear of other processes' writes (PostgreSQL's LISTEN) notifies through the
+same `Notifier`. Polling remains the fallback, and is what finds delayed
+messages becoming visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class Notifier:
+    """Wakes long-polls in this process when a name gets new data."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def waiter(self, name: str) -> asyncio.Event:
+        event = self._events.get(name)
+        if event is None:
+            event = self._events[name] = asyncio.Event()
+        return event
+
+    def notify(self, name: str) -> None:
+        event = self._events.pop(name, None)
+        if event is not None:
+            event.set()
+
+    def waiting(self, name: str) -> bool:
+        """Whether anything in this process waits for `name` now."""
+        return name in self._events
+
+
+async def wait_any(event: asyncio.Event, seconds: float) -> None:
+    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+    # arrives together with the wake-up, and a dispatcher waiting here would never stop.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
