@@ -73,13 +73,24 @@ def test_a_running_server_uses_its_deploy_settings(tmp_path: Path) -> None:
         (app / "requirements.txt").write_text("tinylib==1.0\n")
         with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {admin}"}, timeout=60) as http:
             bundle = pack(app)
-            assert http.put(f"/-/api/v1/apps/shop/bundles/{bundle.sha256}", content=bundle.data).status_code == 201
+            assert (
+                http.put(
+                    f"/-/api/v1/apps/shop/bundles/{bundle.sha256}",
+                    content=bundle.data,
+                    headers={"content-type": "application/gzip"},
+                ).status_code
+                == 201
+            )
             deployed = http.post("/-/api/v1/apps/shop/deploys", json={"bundle": bundle.sha256})
             assert deployed.status_code == 201, deployed.text  # installed from the configured index
             for name in ("a.py", "b.py"):
                 (app / name).write_text("")
             bigger = pack(app)
-            refused = http.put(f"/-/api/v1/apps/shop/bundles/{bigger.sha256}", content=bigger.data)
+            refused = http.put(
+                f"/-/api/v1/apps/shop/bundles/{bigger.sha256}",
+                content=bigger.data,
+                headers={"content-type": "application/gzip"},
+            )
             assert refused.status_code == 400
             assert "past the limit of 3 members per bundle (max_files)" in refused.json()["error"]["message"]
     finally:

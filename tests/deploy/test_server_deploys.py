@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import sqlite3
 import sys
 import tarfile
 import textwrap
@@ -27,6 +28,7 @@ from tests.deploy.packages import wheel
 from tests.deploy.tarballs import archive, empty_files, file, sha, special
 from triggerfish.deploy.bundle import BundleLimits, pack
 from triggerfish.gateway import GatewayServer
+from triggerfish.names import BUNDLES_NAMESPACE
 from triggerfish.server.host import Host
 from triggerfish.server.host_http import HostASGI
 
@@ -56,7 +58,9 @@ class Served:
         self.http = http
 
     async def upload(self, app: str, data: bytes) -> httpx.Response:
-        return await self.http.put(f"/-/api/v1/apps/{app}/bundles/{sha(data)}", content=data)
+        return await self.http.put(
+            f"/-/api/v1/apps/{app}/bundles/{sha(data)}", content=data, headers={"content-type": "application/gzip"}
+        )
 
     async def deploy_bundle(self, app: str, bundle: str) -> httpx.Response:
         return await self.http.post(f"/-/api/v1/apps/{app}/deploys", json={"bundle": bundle})
@@ -179,7 +183,9 @@ async def test_other_apps_answer_while_a_hostile_bundle_is_being_refused(
 async def test_an_upload_past_the_limit_is_refused_as_it_streams(tmp_path: Path) -> None:
     limits = BundleLimits(max_upload_bytes=4096)
     async with serving(tmp_path / "server", bundle_limits=limits) as served:
-        declared = await served.http.put(f"/-/api/v1/apps/shop/bundles/{'a' * 64}", content=b"x" * 5000)
+        declared = await served.http.put(
+            f"/-/api/v1/apps/shop/bundles/{'a' * 64}", content=b"x" * 5000, headers={"content-type": "application/gzip"}
+        )
         assert declared.status_code == 413
         assert "at most 4096 bytes" in declared.json()["error"]["message"]
 
@@ -192,7 +198,11 @@ async def test_an_upload_past_the_limit_is_refused_as_it_streams(tmp_path: Path)
                 sent += 1024
                 yield b"x" * 1024
 
-        streamed = await served.http.put(f"/-/api/v1/apps/shop/bundles/{'a' * 64}", content=_aiter(chunks()))
+        streamed = await served.http.put(
+            f"/-/api/v1/apps/shop/bundles/{'a' * 64}",
+            content=_aiter(chunks()),
+            headers={"content-type": "application/gzip"},
+        )
         assert streamed.status_code == 413
         assert streamed.json()["error"]["code"] == "RequestTooLarge"
         assert not served.host.bundles.app_root("shop").exists()
@@ -295,7 +305,10 @@ async def test_rolling_back_to_a_tampered_version_fails_and_keeps_the_live_one(s
 
 
 def _as_an_older_server_left_it(data: Path) -> None:
-    """Move bundles and installs back to the shared layout of servers before they were per app."""
+    """Move bundles and installs back to the shared layout of servers before they were per app (and before
+    bundles were kept in the store for a cluster's other nodes)."""
+    with sqlite3.connect(data / "store.db") as connection:
+        connection.execute("DELETE FROM kv WHERE namespace = ?", (BUNDLES_NAMESPACE,))
     by_app = data / "bundles" / "by-app"
     for app_root in by_app.iterdir():
         for entry in app_root.iterdir():
