@@ -26,7 +26,7 @@ async def main(path: str) -> None:
     store = await open_store(f"sqlite:///{path}")
     rules = Rules(store)
     await rules.put(RULE)
-    bus = EventBus(store, rules, lock_ttl=1.0, lease=1.0)
+    bus = EventBus(store, rules, lease=1.0)
     await bus.start()
     number = 0
     while True:

@@ -172,22 +172,49 @@ async def test_a_bus_loop_stops_at_the_hop_limit(store: Store) -> None:
     assert orjson.loads(stopped.data)["hop_count"] == MAX_HOPS + 1
 
 
-async def test_one_consumer_per_bus_and_the_next_takes_over(store: Store) -> None:
+async def test_two_consumers_share_a_bus_and_a_lapsed_claim_is_taken_over(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    async with await open_store(url) as first_store, await open_store(url) as second_store:
+        rules = Rules(first_store)
+        await rules.put(
+            {"id": "r", "pattern": {"source": ["shop"]}, "targets": [{"id": "q", "kind": "queue", "name": "out"}]}
+        )
+        first = EventBus(first_store, Rules(first_store), batch_size=1, claim_lease=0.3)
+        second = EventBus(second_store, Rules(second_store), batch_size=1, claim_lease=0.3)
+        for bus in (first, second):
+            await bus.reload()
+        ids = await first.publish("default", [order(n=n) for n in range(3)])
+        # Each node claims its own range: the bus's events are shared out, none twice.
+        assert await first.pump("default") == 1
+        assert await second.pump("default") == 1
+        # A third consumer claims the last event and dies before committing it...
+        dead = await first_store.log.claim(bus_stream("default"), "router", limit=1, lease=0.3)
+        assert dead is not None
+        assert await second.pump("default") == 0  # ...so it is nobody else's yet
+        await asyncio.sleep(0.4)
+        assert await second.pump("default") == 1  # its lease lapsed: taken over
+        await first.drain()
+        await second.drain()
+        assert sorted(body["id"] for body in await bodies(first_store, "out")) == sorted(ids)
+        assert await first.checkpoint("default") == 3
+        await first.stop()
+        await second.stop()
+
+
+async def test_a_bus_consumed_before_consumer_groups_starts_where_it_was(store: Store) -> None:
     rules = Rules(store)
     await rules.put(
         {"id": "r", "pattern": {"source": ["shop"]}, "targets": [{"id": "q", "kind": "queue", "name": "out"}]}
     )
-    first, second = EventBus(store, rules, lock_ttl=60), EventBus(store, rules, lock_ttl=60)
-    await first.publish("default", [order()])
-    assert await first.pump("default") == 1
-    await second.publish("default", [order()])
-    assert await second.pump("default") == 0  # the first holds the bus
-    await first.stop()  # releases the lock
-    assert await second.pump("default") == 1
-    await second.drain()
-    await second.stop()
-    assert len(await bodies(store, "out")) == 2
-    assert await store.kv.get(BUS_NAMESPACE, "lock/default") is None
+    bus = EventBus(store, rules)
+    old = await bus.publish("default", [order(n=1), order(n=2)])
+    # What an older server left: its checkpoint past both events, in the bus's key-value records.
+    await store.kv.put(BUS_NAMESPACE, "checkpoint/default", b"2")
+    new = await bus.publish("default", [order(n=3)])
+    await bus.drain()
+    await bus.stop()
+    assert [body["id"] for body in await bodies(store, "out")] == new
+    assert old  # delivered by the older server, not again
 
 
 async def test_the_background_bus_delivers_live(store: Store) -> None:
@@ -251,15 +278,16 @@ async def test_sigkill_during_a_publish_burst_loses_no_acknowledged_event(tmp_pa
     async with await open_store(f"sqlite:///{path}") as store:
         rules = Rules(store)
         await rules.load()  # the rule the child added, from the store
-        bus = EventBus(store, rules, lock_ttl=1.0, lease=1.0)
-        async with asyncio.timeout(30):
-            # Polling: the state is another (dead) process's lock and leases, which nothing here can signal.
-            while not await bus.acquire("default"):  # noqa: ASYNC110
-                await asyncio.sleep(0.2)
-            await bus.drain()
-            while (await store.queues.stats("deliver.default")).depth:  # its leased deliveries come back
-                await asyncio.sleep(0.2)
+        bus = EventBus(store, rules, lease=1.0)
+        async with asyncio.timeout(60):
+            # Polling: the state is a dead process's claims and leases, which nothing here can signal: they lapse.
+            while True:
                 await bus.drain()
+                position = await bus.checkpoint("default")
+                depth = (await store.queues.stats("deliver.default")).depth
+                if position == await store.log.last_offset(bus_stream("default")) and not depth:
+                    break
+                await asyncio.sleep(0.2)
         await bus.stop()
         for queue in ("out-a", "out-b"):
             delivered = {body["id"] for body in await bodies(store, queue)}

@@ -4,13 +4,13 @@ A bus is the log stream `bus.<name>` (what `context.publish` appends to as
 well). `EventBus.publish()` appends and returns the ids only once the append
 is durable.
 
-Each bus has one consumer at a time, across every server on the store (the
-leased lock and the checkpoint moved by compare-and-set are consumer.py's,
-in the key-value namespace `triggerfish.bus`). The consumer matches each
-event against the bus's rules and makes one delivery per matched target
-durable (a function target's asynchronous invocation is queued at once;
-other targets get a message on `deliver.<bus>`, see delivery.py) before the
-checkpoint moves past it: every event is delivered at least once.
+Every node consumes every bus, in the log's consumer group `router`: each
+claims the next range of a bus's events (consumer.py), matches each event
+against the bus's rules and writes one delivery per matched target (a
+function target's asynchronous invocation straight into its queue, other
+targets a message on `deliver.<bus>`, see delivery.py) together with the
+range's commit, in one durable write: every event is delivered at least
+once, and a bus's consumption spreads over the nodes.
 
     bus = EventBus(store, Rules(store, app.functions), invoker=invoker)
     await bus.start()
@@ -21,7 +21,6 @@ checkpoint moves past it: every event is delivered at least once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -30,15 +29,18 @@ from typing import Any
 import httpx
 import orjson
 
-from triggerfish.bus.consumer import LogConsumer
+from triggerfish.bus.consumer import CLAIM_LEASE, LogConsumer
 from triggerfish.bus.delivery import LEASE, Deliverer, Delivery
 from triggerfish.bus.parking import park
 from triggerfish.bus.publisher import Publisher
 from triggerfish.bus.rules import Rules
-from triggerfish.bus.targets import AsyncInvoker, Targets
+from triggerfish.bus.targets import AsyncInvoker, Targets, render
+from triggerfish.errors import InvalidInputError
 from triggerfish.events.cloudevent import Event
-from triggerfish.names import BUS_NAMESPACE, bus_of_stream, bus_stream
-from triggerfish.store import LogRecord, Store
+from triggerfish.names import BUS_GROUP, BUS_NAMESPACE, bus_of_stream, bus_stream
+from triggerfish.runtime.invocation_message import RawJSON
+from triggerfish.store import LogRecord, OutgoingMessage, Store
+from triggerfish.store.atomic import Op, Send
 
 logger = logging.getLogger("triggerfish.bus")
 
@@ -46,10 +48,8 @@ logger = logging.getLogger("triggerfish.bus")
 class EventBus(LogConsumer):
     """Publishes events durably and routes them to rule targets, at least once.
 
-    `lock_ttl` is how long a consumer's lock lasts without renewal: another
-    server takes over a bus that long after its consumer died. `lease` is how
-    long a delivery in progress is hidden from other workers; a delivery
-    whose worker died comes back after it. Running in the background, the
+    `lease` is how long a delivery in progress is hidden from other workers;
+    a delivery whose worker died comes back after it. Running in the background, the
     bus reads the run-time rules again every `rules_refresh` seconds, so a
     rule another server added takes effect here too.
     """
@@ -65,16 +65,17 @@ class EventBus(LogConsumer):
         http: httpx.AsyncClient | None = None,
         publisher: Publisher | None = None,
         clock: Callable[[], float] = time.time,
-        lock_ttl: float = 10.0,
         batch_size: int = 256,
         lease: float = LEASE,
+        claim_lease: float = CLAIM_LEASE,
         rules_refresh: float = 5.0,
     ) -> None:
         super().__init__(
             store,
+            group=BUS_GROUP,
             namespace=BUS_NAMESPACE,
             clock=clock,
-            lock_ttl=lock_ttl,
+            claim_lease=claim_lease,
             batch_size=batch_size,
             refresh=rules_refresh,
         )
@@ -115,45 +116,58 @@ class EventBus(LogConsumer):
     def workers(self, name: str) -> list[Coroutine[Any, Any, None]]:
         return [self.deliverer.run(name, self._stop)]
 
-    async def consume(self, name: str, records: list[LogRecord]) -> None:
-        await self._hand_over(await self._deliveries(name, records))
-
-    async def _hand_over(self, deliveries: list[Delivery]) -> None:
-        """Make every delivery durable: function targets invoked at once, the rest (and failures) queued."""
-        direct = [d for d in deliveries if d.target.kind == "function" and self.targets.invoker is not None]
-        queued = [d for d in deliveries if d.target.kind != "function" or self.targets.invoker is None]
-        # Queuing an asynchronous invocation is itself durable, and the invocation has its own retries,
-        # as EventBridge hands events to Lambda: the detour through `deliver.<bus>` would only add latency.
-        invoked = await asyncio.gather(*(self._invoke(d) for d in direct))
-        queued += [delivery for delivery, ok in zip(direct, invoked, strict=True) if not ok]
-        await self.deliverer.enqueue(queued)
-
-    async def _invoke(self, delivery: Delivery) -> bool:
-        try:
-            await self.targets.deliver(
-                delivery.target, delivery.event, bus=delivery.bus, rule_id=delivery.rule_id, ingested=delivery.ingested
-            )
-        except Exception as exc:
-            # The delivery queue retries it under the target's policy, or dead-letters it.
-            logger.info("bus %r: invoking %r failed, queued for retry: %s", delivery.bus, delivery.target.name, exc)
-            return False
-        return True
-
-    async def _deliveries(self, bus: str, records: list[LogRecord]) -> list[Delivery]:
+    async def consume(self, name: str, records: list[LogRecord]) -> list[Op]:
+        """Every matched target's delivery as a write: a function target's asynchronous invocation straight
+        into its queue (it has Lambda's retries, as EventBridge hands events to Lambda), every other target
+        (and an invocation that cannot be queued) a message on `deliver.<bus>`."""
         now = self.clock()
-        deliveries = []
+        invocations: dict[str, list[OutgoingMessage]] = {}
+        queued: list[Delivery] = []
+        invoker = self.targets.invoker
         for record in records:
             try:
                 document = orjson.loads(record.data)
                 event = Event.from_dict(document)
             except ValueError as exc:
                 # Publishers validate on write, so this is a store written by something else: keep it, visibly.
-                await park(self.store.log, record, f"bus {bus!r}: not a readable CloudEvent: {exc}")
+                await park(self.store.log, record, f"bus {name!r}: not a readable CloudEvent: {exc}")
                 continue
-            for rule in self.rules.matching(bus, document):
+            for rule in self.rules.matching(name, document):
                 for target in rule.targets:
-                    deliveries.append(Delivery(bus, rule.id, target, event, queued_at=now, ingested=record.time))
-        return deliveries
+                    delivery = Delivery(name, rule.id, target, event, queued_at=now, ingested=record.time)
+                    invocation = None if invoker is None else self._invocation(invoker, delivery, record)
+                    if invocation is None:
+                        queued.append(delivery)
+                    else:
+                        invocations.setdefault(invocation[0], []).append(invocation[1])
+        writes: list[Op] = [Send(queue, messages) for queue, messages in invocations.items()]
+        if queued:
+            writes.append(Send(self.deliverer.queue(name), [delivery.to_message() for delivery in queued]))
+        return writes
+
+    def _invocation(
+        self, invoker: AsyncInvoker, delivery: Delivery, record: LogRecord
+    ) -> tuple[str, OutgoingMessage] | None:
+        """A function target's invocation message, or None when it is not one (or cannot be queued: the
+        delivery queue then dead-letters it, naming why)."""
+        target, event = delivery.target, delivery.event
+        if target.kind != "function":
+            return None
+        # The CloudEvent as it was stored goes to the function as those bytes: no decoding and encoding again.
+        plain = target.shape == "cloudevent" and target.transformer is None
+        payload = (
+            RawJSON(record.data)
+            if plain
+            else render(target, event, bus=delivery.bus, rule_id=delivery.rule_id, ingested=delivery.ingested)
+        )
+        try:
+            queue, message, _ = invoker.message(
+                target.name, payload, trigger="event", traceparent=event.traceparent, hop_count=event.hopcount or 0
+            )
+        except (InvalidInputError, LookupError) as exc:
+            logger.info("bus %r: %r cannot be invoked, queued for its dead letters: %s", delivery.bus, target.name, exc)
+            return None
+        return queue, message
 
     async def drain(self, *, rounds: int = 100) -> None:
         """Consume every bus and deliver everything due now, until nothing is left (for tests and scripts).

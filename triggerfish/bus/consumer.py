@@ -1,14 +1,20 @@
-"""One leased consumer per log stream, across every server on a store: what buses and topics share.
+"""Consuming named log streams at least once, spread over every node: what buses and topics share.
 
 A `LogConsumer` turns named log streams (a bus's `bus.<name>`, a topic's
-`topic.<name>`) into deliveries. Each name has one consumer at a time: it
-holds a leased lock in the key-value records (`<namespace>`, `lock/<name>`,
-renewed while it runs, taken over by another server when it lapses). The
-consumer reads the stream from its checkpoint (`checkpoint/<name>`), has the
-subclass make every delivery of the records durable (`consume`), and only
-then moves the checkpoint, by compare-and-set so that a consumer that lost
-its lock cannot move it. A crash anywhere re-reads from the old checkpoint:
-every record is delivered at least once.
+`topic.<name>`) into deliveries. Every node runs one consumer loop per name,
+all in one consumer group of the log (`router` for buses, `fan-out` for
+topics): each loop claims the next range of records (`EventLog.claim`), so
+the nodes share a stream's records between them instead of one node reading
+it all. For each range the subclass says which writes make its deliveries
+durable (`consume`: queue messages, mostly invocations); those writes and
+the range's `Commit` go to the store together (`Store.atomic`), so a batch
+costs one durable commit, and a crash anywhere leaves either the range
+unconsumed (its lease lapses and another loop claims it again) or all of its
+deliveries stored: every record is delivered at least once.
+
+A claim this loop lost (it took longer than its lease and another loop
+claimed the range again) is not committed: the store refuses the whole write,
+and the other loop delivers the range.
 """
 
 from __future__ import annotations
@@ -18,23 +24,30 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from triggerfish.store import ABSENT, KVRecord, LogRecord, Store
+from triggerfish.errors import AtomicConflictError
+from triggerfish.store import LogRecord, Store
+from triggerfish.store.atomic import Commit, Op
 
 logger = logging.getLogger("triggerfish.bus")
 
+#: Seconds a claimed range stays this loop's: longer than consuming a batch ever takes.
+CLAIM_LEASE = 30.0
+
 
 class LogConsumer(abc.ABC):
-    """Consumes named log streams at least once, one server per name; subclasses say what a record becomes.
+    """Consumes named log streams at least once, shared by every node; subclasses say what a record becomes.
 
-    `lock_ttl` is how long a consumer's lock lasts without renewal: another
-    server takes over a name that long after its consumer died. Running in
-    the background, the consumer calls `reload()` every `refresh` seconds so
-    that configuration another server changed (rules, subscriptions) takes
-    effect here too.
+    `group` is the log's consumer group every node joins; `claim_lease` how
+    long a claimed range is this loop's before another may claim it again (a
+    loop that died is taken over that long after). Running in the
+    background, the consumer calls `reload()` every `refresh` seconds so that
+    configuration another node changed (rules, subscriptions) takes effect
+    here too. `namespace` is where consumers before consumer groups kept their
+    checkpoints: a group that has never consumed a stream starts where that
+    checkpoint says, so an upgrade delivers nothing twice.
     """
 
     #: What a name is called in log messages: "bus", "topic".
@@ -44,21 +57,21 @@ class LogConsumer(abc.ABC):
         self,
         store: Store,
         *,
+        group: str,
         namespace: str,
         clock: Callable[[], float] = time.time,
-        lock_ttl: float = 10.0,
+        claim_lease: float = CLAIM_LEASE,
         batch_size: int = 256,
         refresh: float = 5.0,
     ) -> None:
         self.store = store
+        self.group = group
         self.namespace = namespace
         self.clock = clock
-        self.lock_ttl = lock_ttl
+        self.claim_lease = claim_lease
         self.batch_size = batch_size
         self.refresh = refresh
-        self.owner = uuid.uuid4().hex
-        self._locks: dict[str, tuple[KVRecord, float]] = {}
-        self._checkpoints: dict[str, KVRecord | None] = {}
+        self._adopted: set[str] = set()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -73,82 +86,68 @@ class LogConsumer(abc.ABC):
         """Every name to consume now."""
 
     @abc.abstractmethod
-    async def consume(self, name: str, records: list[LogRecord]) -> None:
-        """Make every delivery of `records` durable; the checkpoint moves past them only once this returns."""
+    async def consume(self, name: str, records: list[LogRecord]) -> list[Op]:
+        """The writes that make every delivery of `records` durable; stored together with the range's commit."""
 
     async def reload(self) -> None:  # noqa: B027  # a hook: most consumers have nothing to reload
-        """Read configuration kept in the store again (another server may have changed it)."""
+        """Read configuration kept in the store again (another node may have changed it)."""
 
     def workers(self, name: str) -> list[Coroutine[Any, Any, None]]:
         """Background work for `name` besides its consumer (a delivery worker, say), run until `stop()`."""
         return []
 
-    # --- the lock and the checkpoint ---------------------------------------------------------
-
-    async def acquire(self, name: str) -> bool:
-        """Take or renew this server's lock on consuming `name`; False when another server holds it.
-
-        A lock taken less than a third of `lock_ttl` ago is not written again:
-        renewing on every pump would cost a durable write per batch.
-        """
-        key = f"lock/{name}"
-        held = self._locks.get(name)
-        if held is not None:
-            record, renewed_at = held
-            if time.monotonic() - renewed_at < self.lock_ttl / 3:
-                return True
-            renewed = await self.store.kv.put(
-                self.namespace, key, self.owner.encode(), ttl=self.lock_ttl, if_version=record.version
-            )
-            if renewed is not None:
-                self._locks[name] = (renewed, time.monotonic())
-                return True
-            self._lose(name)
-        taken = await self.store.kv.put(self.namespace, key, self.owner.encode(), ttl=self.lock_ttl, if_version=ABSENT)
-        if taken is None:
-            return False
-        self._locks[name] = (taken, time.monotonic())
-        return True
-
-    def _lose(self, name: str) -> None:
-        self._locks.pop(name, None)
-        self._checkpoints.pop(name, None)
+    # --- consuming ---------------------------------------------------------------------------
 
     async def checkpoint(self, name: str) -> int:
-        """The offset of the last record of `name` whose deliveries are all durable."""
-        record = await self.store.kv.get(self.namespace, f"checkpoint/{name}")
-        return 0 if record is None else int(record.value)
+        """The offset up to which every record of `name` has its deliveries stored (the group's position)."""
+        await self._adopt(name)
+        return await self.store.log.position(self.stream(name), self.group)
 
     async def pump(self, name: str, *, wait: float = 0.0) -> int:
-        """Consume what is new on `name` once: make its deliveries durable, then move the checkpoint.
+        """Claim the next range of `name`, store its deliveries and commit it, in one write.
 
-        Returns how many records were consumed (0 also when another server holds the name).
+        Returns how many offsets the range covered (0 when nothing was new; a
+        range whose records retention trimmed still counts, so callers see progress).
         """
-        if not await self.acquire(name):
-            return 0
-        key = f"checkpoint/{name}"
-        if name in self._checkpoints:
-            current = self._checkpoints[name]  # ours while we hold the lock; the compare-and-set below checks it
-        else:
-            current = self._checkpoints[name] = await self.store.kv.get(self.namespace, key)
-        after = 0 if current is None else int(current.value)
-        records = await self.store.log.read(self.stream(name), after=after, limit=self.batch_size, wait=wait)
-        if not records:
-            return 0
-        await self.consume(name, records)
-        moved = await self.store.kv.put(
-            self.namespace,
-            key,
-            str(records[-1].offset).encode(),
-            if_version=ABSENT if current is None else current.version,
+        await self._adopt(name)
+        claim = await self.store.log.claim(
+            self.stream(name), self.group, limit=self.batch_size, lease=self.claim_lease, wait=wait
         )
-        if moved is None:
-            # Another consumer moved it: our lock lapsed. Its deliveries and ours overlap; at least once holds.
-            self._lose(name)
-            logger.warning("%s %r: the checkpoint moved under this consumer; giving it up", self.kind, name)
-        else:
-            self._checkpoints[name] = moved
-        return len(records)
+        if claim is None:
+            return 0
+        writes = await self.consume(name, claim.records) if claim.records else []
+        try:
+            await self.store.atomic([*writes, Commit(claim)])
+        except AtomicConflictError as exc:
+            if exc.index != len(writes):
+                raise  # a delivery's own condition failed: the range stays claimed and comes back
+            # Our lease lapsed and another loop claimed the range again: it delivers it; ours were not stored.
+            logger.warning(
+                "%s %r: offsets %d to %d were claimed again by another consumer; left to it",
+                self.kind,
+                name,
+                claim.first,
+                claim.last,
+            )
+        return claim.last - claim.first + 1
+
+    async def _adopt(self, name: str) -> None:
+        """A group new to a stream starts where the consumer before consumer groups got to (its checkpoint)."""
+        if name in self._adopted:
+            return
+        stream = self.stream(name)
+        if self.group not in await self.store.log.groups(stream):
+            old = await self.store.kv.get(self.namespace, f"checkpoint/{name}")
+            if old is not None and int(old.value) > 0:
+                await self.store.log.seek(stream, self.group, int(old.value))
+                logger.info(
+                    "%s %r: consumer group %r starts at the old checkpoint %s",
+                    self.kind,
+                    name,
+                    self.group,
+                    old.value.decode(),
+                )
+        self._adopted.add(name)
 
     # --- running -----------------------------------------------------------------------------
 
@@ -159,7 +158,7 @@ class LogConsumer(abc.ABC):
         self._tasks.append(asyncio.create_task(self._supervise()))
 
     async def stop(self) -> None:
-        """Stop the background work and release the locks."""
+        """Stop the background work (a range being consumed is left to its lease)."""
         self._stop.set()
         for task in self._tasks:
             task.cancel()
@@ -167,11 +166,6 @@ class LogConsumer(abc.ABC):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        for name, (held, _) in list(self._locks.items()):
-            with contextlib.suppress(Exception):
-                await self.store.kv.delete(self.namespace, f"lock/{name}", if_version=held.version)
-        self._locks.clear()
-        self._checkpoints.clear()
 
     async def _supervise(self) -> None:
         running: dict[str, list[asyncio.Task[None]]] = {}
@@ -202,10 +196,7 @@ class LogConsumer(abc.ABC):
     async def _consume(self, name: str) -> None:
         while not self._stop.is_set():
             try:
-                if await self.acquire(name):
-                    await self.pump(name, wait=min(1.0, self.lock_ttl / 3))
-                else:
-                    await asyncio.sleep(self.lock_ttl / 3)
+                await self.pump(name, wait=1.0)
             except Exception:
                 logger.exception("%s %r: the consumer failed; trying again in 1 s", self.kind, name)
                 await asyncio.sleep(1.0)

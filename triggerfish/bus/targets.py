@@ -28,13 +28,16 @@ from triggerfish.events.cloudevent import Event
 from triggerfish.events.eventbridge import to_envelope
 from triggerfish.identity import bus_rule_arn
 from triggerfish.names import HOPCOUNT_ATTRIBUTE, TRACEPARENT_ATTRIBUTE
-from triggerfish.store import Store
+from triggerfish.store import OutgoingMessage, Store
 from triggerfish.triggers.sns import new_message
 
 logger = logging.getLogger("triggerfish.bus")
 
 
 class AsyncInvoker(Protocol):
+    """What runs a function target: `invoke_async` queues an invocation; `message` builds one without sending
+    it, for a consumer that stores it together with other writes (see `Invoker.message`)."""
+
     async def invoke_async(
         self,
         function: str,
@@ -44,6 +47,10 @@ class AsyncInvoker(Protocol):
         traceparent: str | None = ...,
         hop_count: int = ...,
     ) -> str: ...
+
+    def message(
+        self, function: str, event: Any, *, trigger: str, traceparent: str | None = ..., hop_count: int = ...
+    ) -> tuple[str, OutgoingMessage, str]: ...
 
 
 def render(target: RuleTarget, event: Event, *, bus: str, rule_id: str, ingested: float) -> Any:

@@ -49,7 +49,7 @@ from triggerfish.runtime.platform_calls import StorePlatform
 from triggerfish.runtime.process_runner import ProcessRunner
 from triggerfish.runtime.types import LoadedRunner, PlatformHandler
 from triggerfish.server.versions import AppVersion, VersionSource
-from triggerfish.store import Store, open_store
+from triggerfish.store import OutgoingMessage, Store, open_store
 from triggerfish.triggers.queues import DEFAULT_RETRY_POLICY, QueueTriggers
 from triggerfish.triggers.schedules import Scheduler
 from triggerfish.triggers.topics import Topics
@@ -187,6 +187,10 @@ class Platform:
     async def invoke(self, function: str, event: Any = None, **options: Any) -> Any:
         """Invoke `function` synchronously (Invoker.invoke's arguments), on `pick()`'s version."""
         return await self.pick().invoke(function, event, **options)
+
+    def message(self, function: str, event: Any, **options: Any) -> tuple[str, OutgoingMessage, str]:
+        """An asynchronous invocation of the current version, built but not sent (Invoker.message)."""
+        return self.current.invoker.message(function, event, **options)
 
     async def invoke_async(self, function: str, event: Any = None, **options: Any) -> str:
         """Queue an asynchronous invocation durably (Invoker.invoke_async's arguments); its request id."""

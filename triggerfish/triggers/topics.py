@@ -32,7 +32,6 @@ subscription at least once:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -42,7 +41,7 @@ from typing import Any
 import httpx
 import orjson
 
-from triggerfish.bus.consumer import LogConsumer
+from triggerfish.bus.consumer import CLAIM_LEASE, LogConsumer
 from triggerfish.bus.delivery import LEASE, DeliveryQueue
 from triggerfish.bus.parking import park
 from triggerfish.bus.publisher import Publisher
@@ -53,6 +52,7 @@ from triggerfish.events.shapes import sns_records, sns_topic_arn
 from triggerfish.model import FunctionSpec
 from triggerfish.names import (
     HOPCOUNT_ATTRIBUTE,
+    TOPIC_GROUP,
     TOPICS_NAMESPACE,
     TRACEPARENT_ATTRIBUTE,
     topic_dead_letter_queue,
@@ -61,6 +61,7 @@ from triggerfish.names import (
     topic_stream,
 )
 from triggerfish.store import LogRecord, Message, OutgoingMessage, Store
+from triggerfish.store.atomic import Op, Send
 from triggerfish.triggers.sns import TopicMessage, check_topic, new_message, notification
 from triggerfish.triggers.subscriptions import Subscription, SubscriptionKind, Subscriptions
 
@@ -199,11 +200,12 @@ class Topics(LogConsumer):
     """Every topic of a platform: durable publish, subscriptions, and at-least-once fan-out.
 
     One per platform, not per app version: `update()` takes the function
-    subscriptions (and, optionally, the invoker) of a new version. `lock_ttl`
-    is how long a consumer's lock lasts without renewal; `lease` how long a
-    delivery in progress is hidden from other workers; in the background the
-    run-time subscriptions are read again every `refresh` seconds, so one
-    another server added takes effect here too.
+    subscriptions (and, optionally, the invoker) of a new version. Every
+    node fans every topic out, in the log's consumer group `fan-out`, each
+    claiming the next range of messages. `lease` is how long a delivery in
+    progress is hidden from other workers; in the background the run-time
+    subscriptions are read again every `refresh` seconds, so one another
+    node added takes effect here too.
     """
 
     kind = "topic"
@@ -217,13 +219,19 @@ class Topics(LogConsumer):
         http: httpx.AsyncClient | None = None,
         publisher: Publisher | None = None,
         clock: Callable[[], float] = time.time,
-        lock_ttl: float = 10.0,
         batch_size: int = 256,
         lease: float = LEASE,
+        claim_lease: float = CLAIM_LEASE,
         refresh: float = 5.0,
     ) -> None:
         super().__init__(
-            store, namespace=TOPICS_NAMESPACE, clock=clock, lock_ttl=lock_ttl, batch_size=batch_size, refresh=refresh
+            store,
+            group=TOPIC_GROUP,
+            namespace=TOPICS_NAMESPACE,
+            clock=clock,
+            claim_lease=claim_lease,
+            batch_size=batch_size,
+            refresh=refresh,
         )
         self.specs: dict[str, FunctionSpec] = dict(specs)
         self.registry = Subscriptions(store, self.specs)
@@ -365,12 +373,15 @@ class Topics(LogConsumer):
     def workers(self, name: str) -> list[Coroutine[Any, Any, None]]:
         return [self.deliverer.run(name, self._stop)]
 
-    async def consume(self, name: str, records: list[LogRecord]) -> None:
+    async def consume(self, name: str, records: list[LogRecord]) -> list[Op]:
+        """Every matching subscription's delivery as a write: a function subscriber's asynchronous invocation
+        straight into its queue (it has Lambda's retries, as SNS hands messages to Lambda), every other one
+        (and an invocation that cannot be queued) a message on `topic-deliver.<topic>`."""
         if not self.registry.loaded:
             # Fanning out before the stored subscriptions are known would skip them for good.
             await self.registry.load()
         now = self.clock()
-        direct: list[TopicDelivery] = []
+        invocations: dict[str, list[OutgoingMessage]] = {}
         queued: list[TopicDelivery] = []
         for record in records:
             try:
@@ -381,26 +392,41 @@ class Topics(LogConsumer):
                 continue
             for subscription in self.registry.matching(name, message):
                 delivery = TopicDelivery(subscription, message, queued_at=now)
-                is_direct = subscription.kind == "function" and self.targets.invoker is not None
-                (direct if is_direct else queued).append(delivery)
-        # Queuing an asynchronous invocation is itself durable and has Lambda's retries, as SNS hands
-        # messages to Lambda; only an invocation that could not be queued takes the delivery queue.
-        invoked = await asyncio.gather(*(self._invoke(delivery) for delivery in direct))
-        queued += [delivery for delivery, ok in zip(direct, invoked, strict=True) if not ok]
-        await self.deliverer.enqueue(queued)
+                invocation = self._invocation(delivery)
+                if invocation is None:
+                    queued.append(delivery)
+                else:
+                    invocations.setdefault(invocation[0], []).append(invocation[1])
+        writes: list[Op] = [Send(queue, messages) for queue, messages in invocations.items()]
+        if queued:
+            writes.append(Send(self.deliverer.queue(name), [delivery.to_message() for delivery in queued]))
+        return writes
 
-    async def _invoke(self, delivery: TopicDelivery) -> bool:
+    def _invocation(self, delivery: TopicDelivery) -> tuple[str, OutgoingMessage] | None:
+        """A function subscriber's invocation message, or None when it is not one (or cannot be queued: the
+        delivery queue then dead-letters it, naming why)."""
+        subscription, message = delivery.subscription, delivery.message
+        invoker = self.targets.invoker
+        if subscription.kind != "function" or invoker is None:
+            return None
+        event = sns_records(subscription.topic, [message.sns()], subscription_id=subscription.id)
         try:
-            await self.deliverer.deliver(delivery)
-        except Exception as exc:
+            queue, queued, _ = invoker.message(
+                subscription.endpoint,
+                event,
+                trigger="topic",
+                traceparent=message.traceparent,
+                hop_count=message.hop_count,
+            )
+        except (InvalidInputError, LookupError) as exc:
             logger.info(
-                "topic %r: invoking %r failed, queued for retry: %s",
+                "topic %r: %r cannot be invoked, queued for its dead letters: %s",
                 delivery.topic,
-                delivery.subscription.endpoint,
+                subscription.endpoint,
                 exc,
             )
-            return False
-        return True
+            return None
+        return queue, queued
 
     # --- running -----------------------------------------------------------------------------
 
