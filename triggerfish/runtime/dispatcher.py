@@ -50,6 +50,7 @@ from triggerfish.runtime.records import (
 )
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, Runner
 from triggerfish.store import Message, Store
+from triggerfish.store.atomic import Ack
 from triggerfish.triggers.sns import new_message
 
 logger = logging.getLogger("triggerfish.dispatcher")
@@ -386,9 +387,13 @@ class Dispatcher:
             )
 
     async def _settle_batch(self, queue: str, batch: list[tuple[Message, InvocationRecord]]) -> list[bool]:
-        # In this order: nothing leaves its queue before its record is durable.
-        await self.records.add_many([record for _, record in batch])
-        return await self.store.queues.ack_many(queue, [message.receipt for message, _ in batch])
+        # One write for the records and the acknowledgements where the store can (where it cannot, they run in
+        # this order): nothing leaves its queue before its record is durable.
+        writes = self.records.writes([record for _, record in batch])
+        results = await self.store.atomic([*writes, Ack(queue, [message.receipt for message, _ in batch])])
+        await self.records.trim_when_due()
+        acked: list[bool] = results[-1]
+        return acked
 
     async def _ack(self, message: Message) -> None:
         acker = self._ackers.get(message.queue)

@@ -46,6 +46,7 @@ from triggerfish.names import (
 )
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest
 from triggerfish.store import Store
+from triggerfish.store.atomic import Append, Op, Put
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -247,9 +248,7 @@ class InvocationRecords:
         if writer is None:
             writer = self._writers[stream] = BatchWriter(functools.partial(self._write, stream))
         await writer.submit((_by_request(record.request_id, record.attempt), body))
-        if self.clock() - self._last_trim > TRIM_INTERVAL:
-            self._last_trim = self.clock()
-            await self.trim()
+        await self.trim_when_due()
 
     async def add_many(self, records: Sequence[InvocationRecord]) -> None:
         """Store several records at once (all durable when this returns): one write per function."""
@@ -262,6 +261,23 @@ class InvocationRecords:
             await self._write(stream, batch)
         else:
             await asyncio.gather(*(self._write(stream, batch) for stream, batch in by_stream.items()))
+        await self.trim_when_due()
+
+    def writes(self, records: Sequence[InvocationRecord]) -> list[Op]:
+        """Both copies of `records` as writes, for a caller that stores them with others in one `Store.atomic`
+        (the dispatcher: the records of a batch of invocations and the acknowledgement of their messages)."""
+        by_stream: dict[str, list[bytes]] = {}
+        puts: list[Op] = []
+        for record in records:
+            body = orjson.dumps(record)
+            by_stream.setdefault(record_stream(record.function), []).append(body)
+            puts.append(
+                Put(INVOCATIONS_NAMESPACE, _by_request(record.request_id, record.attempt), body, ttl=self.retention)
+            )
+        return [*(Append(stream, bodies) for stream, bodies in by_stream.items()), *puts]
+
+    async def trim_when_due(self) -> None:
+        """Trim the record streams when the last trim is TRIM_INTERVAL old."""
         if self.clock() - self._last_trim > TRIM_INTERVAL:
             self._last_trim = self.clock()
             await self.trim()
