@@ -14,8 +14,10 @@ UTC = datetime.UTC
 NOW = datetime.datetime(2026, 11, 22, 8, 7, 30, tzinfo=UTC)  # a Sunday
 
 
-def at(year: int, month: int, day: int, hour: int, minute: int, *, tz: datetime.tzinfo = UTC) -> datetime.datetime:
-    return datetime.datetime(year, month, day, hour, minute, tzinfo=tz)
+def at(
+    year: int, month: int, day: int, hour: int, minute: int, second: int = 0, *, tz: datetime.tzinfo = UTC
+) -> datetime.datetime:
+    return datetime.datetime(year, month, day, hour, minute, second, tzinfo=tz)
 
 
 @pytest.mark.parametrize(
@@ -25,6 +27,8 @@ def at(year: int, month: int, day: int, hour: int, minute: int, *, tz: datetime.
         ("rate(1 minute)", at(2026, 11, 22, 8, 8)),
         ("rate(1 hour)", at(2026, 11, 22, 9, 0)),
         ("rate(2 days)", at(2026, 11, 23, 0, 0)),  # epoch-anchored: even days since 1970-01-01
+        ("rate(10 seconds)", at(2026, 11, 22, 8, 7, 40)),  # Triggerfish's own unit: not EventBridge's
+        ("rate(1 second)", at(2026, 11, 22, 8, 7, 31)),
         ("cron(0 3 * * ? *)", at(2026, 11, 23, 3, 0)),
         ("cron(0/15 * * * ? *)", at(2026, 11, 22, 8, 15)),
         ("cron(0 9 ? * MON-FRI *)", at(2026, 11, 23, 9, 0)),
@@ -93,6 +97,7 @@ def test_cron_across_a_daylight_saving_change_still_fires_daily() -> None:
         ("", "a schedule is a string"),
         ("every day", "is not a schedule"),
         ("rate(0 minutes)", "at least 1"),
+        ("rate(0 seconds)", "at least 1"),
         ("rate(5 weeks)", "unknown unit 'weeks'"),
         ("rate(1.5 hours)", "whole VALUE"),
         ("rate(-1 minutes)", "whole VALUE"),

@@ -7,7 +7,9 @@ wrong and why, so a bad schedule fails when the app is declared, not at
 
 - `rate(5 minutes)`: every 5 minutes (units minute(s), hour(s), day(s)).
   Firings are anchored to the Unix epoch in UTC, so a restarted scheduler
-  keeps the same rhythm: `rate(1 hour)` fires on the hour.
+  keeps the same rhythm: `rate(1 hour)` fires on the hour. Triggerfish also
+  takes second(s) (`rate(10 seconds)`), which EventBridge does not: for
+  polling and for tests; such an app does not port to EventBridge as it is.
 - `cron(0 3 * * ? *)`: AWS EventBridge's six fields, minutes hours
   day-of-month month day-of-week year. One of day-of-month and day-of-week
   must be `?`. Day-of-week counts 1 = SUN to 7 = SAT, as AWS does; `L`,
@@ -31,7 +33,16 @@ from croniter import croniter
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+([a-z]+)\s*\)$")
 _CRON = re.compile(r"^cron\((.*)\)$")
 _AT = re.compile(r"^at\((.*)\)$")
-_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+_UNITS = {
+    "second": 1,
+    "seconds": 1,
+    "minute": 60,
+    "minutes": 60,
+    "hour": 3600,
+    "hours": 3600,
+    "day": 86400,
+    "days": 86400,
+}
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -140,7 +151,7 @@ def parse_timezone(tz: str | None) -> datetime.tzinfo:
 def _rate_period(text: str, match: re.Match[str]) -> float:
     value, unit = int(match.group(1)), match.group(2)
     if unit not in _UNITS:
-        raise ValueError(f"{text!r}: unknown unit {unit!r}; use minute(s), hour(s) or day(s)")
+        raise ValueError(f"{text!r}: unknown unit {unit!r}; use second(s), minute(s), hour(s) or day(s)")
     if value < 1:
         raise ValueError(f"{text!r}: the rate must be at least 1 {unit}")
     return float(value * _UNITS[unit])

@@ -34,7 +34,7 @@ from triggerfish.store.atomic import Commit, Op
 logger = logging.getLogger("triggerfish.bus")
 
 #: Seconds a claimed range stays this loop's: longer than consuming a batch ever takes.
-CLAIM_LEASE = 30.0
+CLAIM_LEASE = 10.0
 
 
 class LogConsumer(abc.ABC):

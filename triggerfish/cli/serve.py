@@ -45,6 +45,7 @@ CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "retry_delay": (int, float),
     "role": (str,),
     "advertise": (str,),
+    "lease_margin": (int, float),
     # How deploys install requirements and which bundles they take (docs/deploy.md).
     "pip_args": (list,),
     "pip_source_builds": (bool,),
@@ -190,6 +191,9 @@ async def _run(settings: dict[str, Any]) -> int:
             settings["max_connections"], float(settings["header_timeout"]), float(settings["keep_alive_timeout"])
         )
         rules = RequestRules.serving(settings["allowed_hosts"], settings["allowed_origins"])
+        lease_margin = float(settings.get("lease_margin", 30.0))
+        if not 0 < lease_margin <= 3600:
+            raise InvalidInputError(f"lease_margin must be from more than 0 to 3600 seconds, not {lease_margin:g}")
     except InvalidInputError as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_BAD_SETUP
@@ -207,6 +211,7 @@ async def _run(settings: dict[str, Any]) -> int:
         retry_policy=None if delay is None else RetryPolicy(base=float(delay), ceiling=max(float(delay) * 4, 1.0)),
         roles=roles,
         address=advertise,
+        lease_margin=lease_margin,
         pip_args=tuple(settings.get("pip_args", ())),
         source_builds=bool(settings.get("pip_source_builds", False)),
         bundle_limits=_bundle_limits(settings),

@@ -53,6 +53,7 @@ from triggerfish.deploy.deps import Dependencies
 from triggerfish.deploy.shared import SharedBundles
 from triggerfish.errors import AppLoadError, DeclarationError, DeployError, InvalidInputError
 from triggerfish.retry import RetryPolicy
+from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN
 from triggerfish.server.artifacts import Artifacts
 from triggerfish.server.auth import invoke_check
 from triggerfish.server.keys import ApiKeys
@@ -129,11 +130,13 @@ class Host:
         pip_args: tuple[str, ...] = (),
         roles: tuple[str, ...] = ROLES,
         address: str | None = None,
+        lease_margin: float = DEFAULT_LEASE_MARGIN,
         source_builds: bool = False,
         bundle_limits: BundleLimits | None = None,
     ) -> None:
         #: This node's record in the cluster (checks the roles now, not at start).
         self.node = NodeInfo.new(address=address, roles=roles)
+        self.lease_margin = lease_margin
         self.data_dir = Path(data_dir).resolve()
         self.store_url = store_url or f"sqlite:///{self.data_dir / STORE_FILE}"
         self.idle_timeout = idle_timeout
@@ -397,6 +400,7 @@ class Host:
         platform = Platform(
             None,
             run_async=self.runs_async,
+            lease_margin=self.lease_margin,
             data_dir=self.data_dir / "apps" / app,
             store=ScopedStore(self.store, f"app.{app}"),
             idle_timeout=self.idle_timeout,

@@ -45,6 +45,7 @@ from triggerfish.gateway.route_auth import KeyLookup
 from triggerfish.model import FunctionSpec
 from triggerfish.names import topic_stream
 from triggerfish.retry import RetryPolicy
+from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN
 from triggerfish.runtime.platform_calls import StorePlatform
 from triggerfish.runtime.process_runner import ProcessRunner
 from triggerfish.runtime.types import LoadedRunner, PlatformHandler
@@ -110,6 +111,7 @@ class Platform:
         loader: RunnerLoader | None = None,
         clock: Callable[[], float] = time.time,
         run_async: bool = True,
+        lease_margin: float = DEFAULT_LEASE_MARGIN,
     ) -> None:
         if data_dir is None and (store is None or loader is None):
             raise ValueError("Platform needs a data_dir, unless it is given both its store and a runner loader")
@@ -118,6 +120,8 @@ class Platform:
         #: Whether this platform runs asynchronous invocations and triggers (a cluster's `worker` role), or
         #: only what callers wait for: HTTP requests and direct invocations (the `gateway` role).
         self.run_async = run_async
+        #: How long past its timeout an asynchronous invocation may run before another node runs it again.
+        self.lease_margin = lease_margin
         #: Told when the run-time rules or subscriptions changed in the store (a server tells its other nodes).
         self.on_change: Callable[[Literal["rules", "subscriptions"]], Awaitable[None]] | None = None
         self._loader = loader or self._start_processes
@@ -311,6 +315,7 @@ class Platform:
                 body_timeout=self.body_timeout,
                 retry_policy=self.retry_policy,
                 keys_lookup=self.keys_lookup,
+                lease_margin=self.lease_margin,
             )
         except BaseException:
             await runner.close()

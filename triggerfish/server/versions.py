@@ -29,7 +29,7 @@ from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT, Authorize
 from triggerfish.gateway.route_auth import KeyLookup, route_authorizer
 from triggerfish.model import FunctionSpec
 from triggerfish.retry import RetryPolicy
-from triggerfish.runtime.invoke import Invoker
+from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN, Invoker
 from triggerfish.runtime.types import LoadedRunner
 from triggerfish.store import Store
 
@@ -106,12 +106,19 @@ class AppVersion:
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         retry_policy: RetryPolicy | None = None,
         keys_lookup: KeyLookup | None = None,
+        lease_margin: float = DEFAULT_LEASE_MARGIN,
     ) -> AppVersion:
         """The version `runner` loaded, with its invoker and routes. Raises DeclarationError (two handlers
         on one route, a destination naming an unknown function); the caller closes the runner then."""
         routes = RouteTable.from_specs(runner.specs)
         invoker = Invoker(
-            runner, store, app_name=runner.app_name, retry_policy=retry_policy, clock=clock, publisher=publisher
+            runner,
+            store,
+            app_name=runner.app_name,
+            retry_policy=retry_policy,
+            clock=clock,
+            publisher=publisher,
+            lease_margin=lease_margin,
         )
         # Routes declared with auth= are checked here; with no keys (dev), api_key routes stay open.
         authorize = route_authorizer(runner.specs, keys_lookup=keys_lookup)
