@@ -180,10 +180,14 @@ class LogConsumer(abc.ABC):
                         logger.exception(
                             "%s: could not read the configuration again; keeping what is loaded", self.kind
                         )
-                for name in await self.names():
-                    if name not in running:
-                        work = [self._consume(name), *self.workers(name)]
-                        running[name] = [asyncio.create_task(job) for job in work]
+                try:
+                    for name in await self.names():
+                        if name not in running:
+                            work = [self._consume(name), *self.workers(name)]
+                            running[name] = [asyncio.create_task(job) for job in work]
+                except Exception:
+                    # The store may be unreachable for a while: what runs goes on, new names are found later.
+                    logger.exception("%s: could not list what to consume; trying again", self.kind)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(1.0, self.refresh)):
                         await self._stop.wait()
