@@ -78,7 +78,10 @@ async def test_a_head_sent_a_byte_at_a_time_is_cut_off_with_408() -> None:
             if reader.at_eof() or reader._buffer:  # type: ignore[attr-defined]
                 break
             await asyncio.sleep(0.01)
-        answer = await read_all(reader, 5)
+        try:
+            answer = await read_all(reader, 5)
+        except ConnectionError:  # the server closed while a byte was on its way: the write's error surfaces here
+            answer, closed = b"", True
         writer.close()
         elapsed = time.monotonic() - began
     assert answer.startswith(b"HTTP/1.1 408 ") or closed
