@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import shlex
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.server.devserver import DevServer, poll
+from tests.services import drop_schema, require_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,6 +119,50 @@ def test_the_five_minute_tour_works_as_written(tmp_path: Path) -> None:
     greetings = [json.loads(out)["message"] for command, out in zip(deploying, shown, strict=True) if "curl" in command]
     assert greetings == ["Hello, ada!", "Howdy, ada!", "Hello, ada!"]
     assert "greeter" in shown[-3]  # status lists the app
+
+
+@pytest.mark.slow
+def test_the_many_machines_section_works_as_written(tmp_path: Path) -> None:
+    require_postgres()
+    first, second, calls = bash_blocks(ROOT / "README.md")[6:9]
+    assert first[0] == "scripts/install postgres"  # the test's environment has the driver already
+    schema = f"readme_{uuid.uuid4().hex[:10]}"
+    nodes = []
+    try:
+        for line in (first[1], second[0]):
+            arguments = [a.replace("schema=tour", f"schema={schema}") for a in long_running(line, "serve")]
+            assert arguments[0] == "--port"
+            # On free ports instead of the page's 9091 and 9092; the page's later lines are pointed at them.
+            nodes.append(DevServer(*arguments[2:], "--port", "0", cwd=tmp_path, verb="serve").start(timeout=60))
+        run_shell(".venv/bin/triggerfish init greeter --template http", cwd=tmp_path, server="", hosts={})
+        a, b = (node.url for node in nodes)
+        hosts = {
+            "http://127.0.0.1:9091": a,
+            "http://127.0.0.1:9092": b,
+            "localhost:9092": b.removeprefix("http://"),
+        }
+        deployed = run_shell(calls[0], cwd=tmp_path, server=a, hosts=hosts)
+        assert "greeter" in deployed
+
+        def greeted() -> str | None:
+            out = run_shell(calls[1], cwd=tmp_path, server=b, hosts=hosts)
+            return out if "ada" in out else None
+
+        greeting = poll(greeted)
+        assert json.loads(greeting) == {"message": "Hello, ada!"}
+
+        def both_nodes_up() -> str | None:
+            out = run_shell(calls[2], cwd=tmp_path, server=b, hosts=hosts)
+            nodes_table = out[out.index("NODE") :]
+            return out if re.findall(r"\b(up|gone)\b", nodes_table) == ["up", "up"] else None
+
+        status = poll(both_nodes_up)
+        assert "greeter" in status
+        assert not (tmp_path / "node-b" / "admin.key").exists()
+    finally:
+        for node in nodes:
+            node.stop()
+        asyncio.run(drop_schema(schema))
 
 
 def test_the_cli_page_pattern_example_matches() -> None:
