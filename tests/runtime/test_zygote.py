@@ -18,12 +18,11 @@ from triggerfish.runtime import protocol
 from triggerfish.runtime.process_runner import ProcessRunner
 
 
-async def test_workers_are_forked_from_the_app_zygote_that_imported_the_app_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_workers_are_forked_from_the_app_zygote_that_imported_the_app_once(tmp_path: Path) -> None:
+    (tmp_path / "counted.py").write_text(Path(app("counted")).read_text())
     imports = tmp_path / "imports.txt"
-    monkeypatch.setenv("COUNTED_IMPORTS", str(imports))
-    runner = await ProcessRunner.start(app("counted"), work_dir=tmp_path)
+    imports.touch()
+    runner = await ProcessRunner.start(str(tmp_path / "counted.py"), work_dir=tmp_path / "work")
     try:
         outcomes = [await runner.run(request("family")) for _ in range(2)]
         outcomes.append(await runner.run(request("settings")))

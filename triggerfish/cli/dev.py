@@ -42,6 +42,11 @@ EXIT_LOAD_FAILED = 2
     metavar="FUNCTION.SETTING=VALUE",
     help="Override a function setting (repeatable; FUNCTION may be *).",
 )
+@click.option(
+    "--isolate",
+    is_flag=True,
+    help="Run the app in a box as `triggerfish serve` does (bubblewrap; as root, as a uid of its own).",
+)
 def dev(
     target: str,
     host: str,
@@ -51,6 +56,7 @@ def dev(
     retry_delay: float | None,
     stage: str | None,
     settings: tuple[str, ...],
+    isolate: bool,
 ) -> None:
     """Run APP (path/to/app.py[:attr] or package.module[:attr]) with every trigger live.
 
@@ -58,6 +64,9 @@ def dev(
     SQLite store in --data-dir. Saved changes are served within a second;
     an edit that breaks the import prints the traceback and the last good
     version keeps serving. Ctrl-C lets work in flight finish, then exits.
+    With --isolate the app's code runs in the box it gets on a server: it
+    sees its own directory (read-only, without --data-dir), the Python
+    runtime and its /tmp.
     """
     from triggerfish.config import parse_override
     from triggerfish.errors import DeclarationError
@@ -73,8 +82,34 @@ def dev(
 
     retry_policy = None if retry_delay is None else RetryPolicy(base=retry_delay, ceiling=max(retry_delay * 4, 1.0))
     options = {"data_dir": data_dir, "stage": stage, "overrides": overrides, "retry_policy": retry_policy}
+    if isolate:
+        options["box_for"] = _box_for(data_dir)
     code = asyncio.run(_run(target, host, port, not no_reload, options))
     sys.exit(code)
+
+
+def _box_for(data_dir: Path) -> Any:
+    """What boxes each version with --isolate: its project directory read-only, the data directory hidden."""
+    from triggerfish.errors import IsolationError
+    from triggerfish.isolation.policy import Isolation
+    from triggerfish.server.versions import VersionSource
+    from triggerfish.store import Store
+
+    isolation = Isolation()
+    try:
+        isolation.check()
+    except IsolationError as exc:
+        click.echo(f"error: --isolate: {exc}", err=True)
+        click.echo("Install bubblewrap (Debian: apt-get install bubblewrap), or run without --isolate.", err=True)
+        sys.exit(EXIT_LOAD_FAILED)
+    click.echo(f"isolation: {isolation.describe()}")
+
+    async def box_for(source: VersionSource, store: Store) -> Any:
+        code = source.app_dir.resolve() if source.target.partition(":")[0].endswith(".py") else Path.cwd()
+        # One app per dev store: its uid (as root) is recorded under a fixed name.
+        return await isolation.box("dev", app_dir=code, code=code, store=store, hide=[data_dir])
+
+    return box_for
 
 
 async def _run(target: str, host: str, port: int, reload: bool, options: dict[str, Any]) -> int:

@@ -23,8 +23,15 @@ CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "data_dir": (str,),
     "idle_timeout": (int, float),
     "retry_delay": (int, float),
+    "isolation": (bool,),
 }
-DEFAULTS: dict[str, Any] = {"host": "127.0.0.1", "port": 8080, "data_dir": ".triggerfish-server", "idle_timeout": 300}
+DEFAULTS: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "port": 8080,
+    "data_dir": ".triggerfish-server",
+    "idle_timeout": 300,
+    "isolation": True,
+}
 
 
 @click.command()
@@ -35,8 +42,19 @@ DEFAULTS: dict[str, Any] = {"host": "127.0.0.1", "port": 8080, "data_dir": ".tri
 @click.option(
     "--config", "config_file", default=None, type=click.Path(dir_okay=False), help="A TOML file of these settings."
 )
+@click.option(
+    "--no-isolation",
+    is_flag=True,
+    default=None,
+    help="Run apps unboxed, as this server's user (unsafe unless every app is trusted; see docs/security.md).",
+)
 def serve(
-    host: str | None, port: int | None, store_url: str | None, data_dir: str | None, config_file: str | None
+    host: str | None,
+    port: int | None,
+    store_url: str | None,
+    data_dir: str | None,
+    config_file: str | None,
+    no_isolation: bool | None,
 ) -> None:
     """Serve every deployed app, each under /APP/, with the control API under /-/api/v1/.
 
@@ -44,11 +62,17 @@ def serve(
     key; the first start makes an admin key, prints it once and writes it to
     DATA_DIR/admin.key. SIGTERM (or Ctrl-C) stops accepting requests, lets
     what is in flight finish, and exits.
+
+    Every app's code runs in a box (bubblewrap; as root, as a uid of the
+    app's own); without bubblewrap the server refuses to start unless given
+    --no-isolation (or `isolation = false` in the --config file).
     """
     settings = dict(DEFAULTS)
     if config_file is not None:
         settings.update(_read_config(Path(config_file)))
     given = {"host": host, "port": port, "store": store_url, "data_dir": data_dir}
+    if no_isolation:
+        given["isolation"] = False
     settings.update({k: v for k, v in given.items() if v is not None})
     sys.exit(asyncio.run(_run(settings)))
 
@@ -65,7 +89,7 @@ def _read_config(path: Path) -> dict[str, Any]:
             raise click.BadParameter(
                 f"{path}: unknown key {key!r}; valid: {', '.join(CONFIG_KEYS)}", param_hint="--config"
             )
-        if isinstance(value, bool) or not isinstance(value, CONFIG_KEYS[key]):
+        if (isinstance(value, bool) and bool not in CONFIG_KEYS[key]) or not isinstance(value, CONFIG_KEYS[key]):
             kinds = " or ".join(t.__name__ for t in CONFIG_KEYS[key])
             raise click.BadParameter(f"{path}: {key} must be a {kinds}, not {value!r}", param_hint="--config")
     return document
@@ -73,12 +97,26 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 async def _run(settings: dict[str, Any]) -> int:
     from triggerfish.cli.serving import bind, serve_until_stopped, stop_on_signals
-    from triggerfish.errors import UnknownStoreURLError
+    from triggerfish.errors import IsolationError, UnknownStoreURLError
     from triggerfish.gateway import GatewayServer
+    from triggerfish.isolation.policy import UNBOXED_WARNING, Isolation
     from triggerfish.retry import RetryPolicy
     from triggerfish.server.host import Host
     from triggerfish.server.host_http import HostASGI
 
+    isolation = Isolation(enabled=bool(settings["isolation"]))
+    try:
+        isolation.check()
+    except IsolationError as exc:
+        click.echo(f"error: apps cannot be boxed here: {exc}", err=True)
+        click.echo(
+            "Apps run in a box by default. Install bubblewrap (Debian: apt-get install bubblewrap), or pass "
+            "--no-isolation (or `isolation = false` in the --config file) to serve only trusted apps unboxed.",
+            err=True,
+        )
+        return EXIT_BAD_SETUP
+    if not isolation.enabled:
+        click.echo(UNBOXED_WARNING, err=True)
     stop = stop_on_signals()
     delay = settings.get("retry_delay")
     host = Host(
@@ -86,6 +124,7 @@ async def _run(settings: dict[str, Any]) -> int:
         store_url=settings.get("store"),
         idle_timeout=float(settings["idle_timeout"]),
         retry_policy=None if delay is None else RetryPolicy(base=float(delay), ceiling=max(float(delay) * 4, 1.0)),
+        isolation=isolation,
     )
     try:
         await host.start()
@@ -100,6 +139,7 @@ async def _run(settings: dict[str, Any]) -> int:
         click.echo(f"admin key (shown once; also in {host.data_dir / 'admin.key'}): {host.first_admin_key}")
     for name, platform in sorted(host.apps.items()):
         click.echo(f"app {name!r}: version {platform.current.number}, {len(platform.current.specs)} functions")
+    click.echo(f"isolation: {isolation.describe()}")
     click.echo(f"serving on {server.url} (apps under {server.url}/APP/, control API under {server.url}/-/api/v1/)")
     await serve_until_stopped(server, stop, lambda: host.stop(drain=True))
     return 0

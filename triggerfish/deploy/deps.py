@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from triggerfish.errors import DeployError
+from triggerfish.isolation.box import Box
+from triggerfish.isolation.install import install_in_box
 
 #: Seconds pip may take before the install is abandoned.
 DEFAULT_INSTALL_TIMEOUT = 900.0
@@ -99,12 +101,13 @@ class Dependencies:
         """Where the install of the requirements with this key is (or would be) kept."""
         return self.root / sys.implementation.cache_tag / key
 
-    async def ensure(self, requirements: Path | None) -> DepsResult:
+    async def ensure(self, requirements: Path | None, *, box: Box | None = None) -> DepsResult:
         """Install `requirements` unless the same text was installed before; where it is.
 
         None, a missing file, or one with nothing but comments gives a result
-        whose `path` is None. Raises DeployError (phase "install", pip's output
-        in `details`) when the file cannot be read or pip fails or times out.
+        whose `path` is None. `box`: run pip in it (see triggerfish.isolation.install).
+        Raises DeployError (phase "install", pip's output in `details`) when the
+        file cannot be read or pip fails or times out.
         """
         started = time.monotonic()
         text = _read_requirements(requirements)
@@ -123,15 +126,15 @@ class Dependencies:
                     output=cached,
                     key=key,
                 )
-            output = await self._install(requirements, normalised, final)
+            output = await self._install(requirements, normalised, final, box)
         return DepsResult(
             path=final / SITE_PACKAGES, cached=False, seconds=time.monotonic() - started, output=output, key=key
         )
 
-    async def _install(self, requirements: Path, normalised: str, final: Path) -> str:
+    async def _install(self, requirements: Path, normalised: str, final: Path, box: Box | None = None) -> str:
         partial = _make_partial(final)
         try:
-            code, output = await self._pip(requirements, partial / SITE_PACKAGES)
+            code, output = await self._pip(requirements, partial / SITE_PACKAGES, box)
             if code != 0:
                 raise DeployError(
                     f"pip could not install {requirements.name} (exit status {code}); its output says why",
@@ -144,7 +147,9 @@ class Dependencies:
             raise
         return output
 
-    async def _pip(self, requirements: Path, target: Path) -> tuple[int, str]:
+    async def _pip(self, requirements: Path, target: Path, box: Box | None = None) -> tuple[int, str]:
+        if box is not None:
+            return await install_in_box(box, requirements, target, extra_args=self.extra_args, time_limit=self.timeout)
         command = [
             sys.executable,
             "-m",

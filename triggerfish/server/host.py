@@ -35,11 +35,13 @@ import orjson
 from triggerfish.config import load_config
 from triggerfish.deploy.bundle import BundleStore
 from triggerfish.deploy.deps import Dependencies
-from triggerfish.errors import AppLoadError, DeclarationError, DeployError, InvalidInputError
+from triggerfish.errors import AppLoadError, DeclarationError, DeployError, InvalidInputError, IsolationError
+from triggerfish.isolation.box import Box
+from triggerfish.isolation.policy import Isolation
 from triggerfish.retry import RetryPolicy
 from triggerfish.server.auth import invoke_check
 from triggerfish.server.keys import ApiKeys
-from triggerfish.server.platform import STORE_FILE, Platform
+from triggerfish.server.platform import STORE_FILE, BoxFor, Platform
 from triggerfish.server.registry import (
     LIVE,
     Alias,
@@ -108,8 +110,11 @@ class Host:
         idle_timeout: float = 300.0,
         retry_policy: RetryPolicy | None = None,
         pip_args: tuple[str, ...] = (),
+        isolation: Isolation | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
+        #: Whether and how apps' code (and their installs) run boxed; None: unboxed (see triggerfish.isolation).
+        self.isolation = isolation if isolation is not None and isolation.enabled else None
         self.store_url = store_url or f"sqlite:///{self.data_dir / STORE_FILE}"
         self.idle_timeout = idle_timeout
         self.retry_policy = retry_policy
@@ -154,7 +159,7 @@ class Host:
                 continue
             try:
                 await self._serve_alias(app, alias)
-            except (AppLoadError, DeclarationError, DeployError, OSError) as exc:
+            except (AppLoadError, DeclarationError, DeployError, IsolationError, OSError) as exc:
                 log.error("app %r: version %d did not load again and is not served: %s", app, alias.version, exc)
 
     async def stop(self, *, drain: bool = True) -> None:
@@ -196,7 +201,7 @@ class Host:
         async with self._lock(app):
             phases: list[Phase] = []
             number = await self.registry.last_version(app) + 1
-            source, install = await self._source(bundle, number, stage)
+            source, install = await self._source(app, bundle, number, stage)
             phases.append(install)
             began = time.monotonic()
             platform = self.apps.get(app)
@@ -209,7 +214,7 @@ class Host:
                     new = await platform.load(source)
             except AppLoadError as exc:
                 raise DeployError(str(exc), phase="import", details=exc.details) from None
-            except DeclarationError as exc:
+            except (DeclarationError, IsolationError) as exc:
                 raise DeployError(str(exc), phase="import") from None
             phases.append(Phase("import", time.monotonic() - began))
             began = time.monotonic()
@@ -279,9 +284,22 @@ class Host:
             idle_timeout=self.idle_timeout,
             retry_policy=self.retry_policy,
             keys_lookup=invoke_check(self.keys, app),
+            box_for=self._box_for(app),
         )
 
-    async def _source(self, bundle: str, number: int, stage: str | None) -> tuple[VersionSource, Phase]:
+    def _box_for(self, app: str) -> BoxFor | None:
+        isolation = self.isolation
+        if isolation is None:
+            return None
+
+        async def box_for(source: VersionSource, _scoped: Store) -> Box | None:
+            # The unscoped store: uids are the server's records, not the app's.
+            code = Path(source.root) if source.root else source.app_dir
+            return await isolation.box(app, app_dir=code, code=code, store=self.store)
+
+        return box_for
+
+    async def _source(self, app: str, bundle: str, number: int, stage: str | None) -> tuple[VersionSource, Phase]:
         """Where version `number` of a bundle loads from, its requirements installed (the install phase)."""
         directory = self.bundles.path(bundle)
         config = load_config(directory)
@@ -295,11 +313,20 @@ class Host:
             )
         requirements = directory / "requirements.txt"
         began = time.monotonic()
-        installed = await self.dependencies.ensure(requirements if requirements.is_file() else None)
+        box = None
+        if self.isolation is not None and requirements.is_file():
+            # pip runs the packages' build code: in a box of the app's own, like the app.
+            try:
+                app_box = await self.isolation.box(app, app_dir=directory, code=directory, store=self.store)
+            except IsolationError as exc:
+                raise DeployError(str(exc), phase="install") from None
+            box = self.isolation.install_box(app_box) if app_box is not None else None
+        installed = await self.dependencies.ensure(requirements if requirements.is_file() else None, box=box)
         output = installed.output if not installed.cached else "requirements already installed (cached)"
         install = Phase("install", time.monotonic() - began, output)
         extra = (str(installed.path),) if installed.path is not None else ()
-        return VersionSource(str(directory / entry), number, extra_paths=extra, stage=stage), install
+        source = VersionSource(str(directory / entry), number, extra_paths=extra, stage=stage, root=str(directory))
+        return source, install
 
     async def _serve_alias(self, app: str, alias: Alias) -> None:
         platform = self.apps.get(app)
@@ -316,7 +343,7 @@ class Host:
             record = await self.registry.version(app, number)
             if record is None:
                 raise InvalidInputError(f"app {app!r} has no version {number}")
-            source, _ = await self._source(record.bundle, number, record.stage)
+            source, _ = await self._source(app, record.bundle, number, record.stage)
             if platform is None:
                 platform = self._new_platform(app)
                 await platform.start(source)

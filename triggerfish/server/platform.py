@@ -23,7 +23,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from triggerfish.errors import AppLoadError, DeclarationError
 from triggerfish.events.cloudevent import Event
 from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT
 from triggerfish.gateway.route_auth import KeyLookup
+from triggerfish.isolation.box import Box
 from triggerfish.model import FunctionSpec
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.platform_calls import StorePlatform
@@ -55,6 +56,10 @@ ARCHIVE_RETENTION = 7 * 24 * 3600.0
 TOPIC_RETENTION = 4 * 24 * 3600.0
 #: Seconds between two trims of archives and topic logs.
 MAINTENANCE_PERIOD = 60.0
+
+
+#: Gives a version its box (or None), given its source and the platform's store; raises IsolationError.
+BoxFor = Callable[[VersionSource, Store], Awaitable[Box | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +96,11 @@ class Platform:
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         retry_policy: RetryPolicy | None = None,
         keys_lookup: KeyLookup | None = None,
+        box_for: BoxFor | None = None,
     ) -> None:
         self.target = target
+        #: Gives each version the box its code runs in (None: no box; see triggerfish.isolation).
+        self.box_for = box_for
         #: Asked about the API key sent to a route declared `auth="api_key"` (None: no keys, such routes are open).
         self.keys_lookup = keys_lookup
         #: Backoff between attempts of failed async invocations (None: Lambda's, about 1 then 2 minutes).
@@ -221,8 +229,10 @@ class Platform:
 
         Raises AppLoadError (traceback in `details`) or DeclarationError.
         """
+        box = await self.box_for(source, self.store) if self.box_for is not None else None
         version = await AppVersion.load(
             source,
+            box=box,
             store=self.store,
             work_dir=self.data_dir / "work",
             platform=StorePlatform(self.store),

@@ -24,6 +24,7 @@ from typing import Any
 from triggerfish.gateway import Gateway, RouteTable
 from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT, Authorize
 from triggerfish.gateway.route_auth import KeyLookup, route_authorizer
+from triggerfish.isolation.box import Box
 from triggerfish.model import FunctionSpec
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.invoke import Invoker
@@ -50,6 +51,8 @@ class VersionSource:
     number: int
     extra_paths: tuple[str, ...] = ()
     stage: str | None = None
+    #: The directory holding all of the app's files (a deployed bundle), bound into its box; None: `app_dir`.
+    root: str | None = None
 
     @property
     def app_dir(self) -> Path:
@@ -101,6 +104,7 @@ class AppVersion:
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         retry_policy: RetryPolicy | None = None,
         keys_lookup: KeyLookup | None = None,
+        box: Box | None = None,
     ) -> AppVersion:
         runner = await ProcessRunner.start(
             source.target,
@@ -111,6 +115,7 @@ class AppVersion:
             platform=platform,
             idle_timeout=idle_timeout,
             extra_paths=list(source.extra_paths),
+            box=box,
         )
         try:
             routes = RouteTable.from_specs(runner.specs)
