@@ -19,9 +19,7 @@ from triggerfish.runtime.process_runner import ProcessRunner
 
 
 async def test_workers_are_forked_from_the_app_zygote_that_imported_the_app_once(tmp_path: Path) -> None:
-    (tmp_path / "counted.py").write_text(Path(app("counted")).read_text())
-    imports = tmp_path / "imports.txt"
-    imports.touch()
+    imports = _counting_copy(tmp_path)
     runner = await ProcessRunner.start(str(tmp_path / "counted.py"), work_dir=tmp_path / "work")
     try:
         outcomes = [await runner.run(request("family")) for _ in range(2)]
@@ -106,6 +104,14 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _counting_copy(directory: Path) -> Path:
+    """A copy of the counted app in `directory` that counts its imports (in the file returned)."""
+    (directory / "counted.py").write_text(Path(app("counted")).read_text())
+    imports = directory / "imports.txt"
+    imports.touch()
+    return imports
 
 
 def _write_project(app_dir: Path) -> None:

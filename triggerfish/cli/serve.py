@@ -24,6 +24,8 @@ CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "idle_timeout": (int, float),
     "retry_delay": (int, float),
     "isolation": (bool,),
+    "box_tmp_mb": (int,),
+    "box_max_tasks": (int,),
 }
 DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1",
@@ -99,12 +101,21 @@ async def _run(settings: dict[str, Any]) -> int:
     from triggerfish.cli.serving import bind, serve_until_stopped, stop_on_signals
     from triggerfish.errors import IsolationError, UnknownStoreURLError
     from triggerfish.gateway import GatewayServer
+    from triggerfish.isolation.box import DEFAULT_MAX_TASKS, DEFAULT_TMP_MB
     from triggerfish.isolation.policy import UNBOXED_WARNING, Isolation
     from triggerfish.retry import RetryPolicy
     from triggerfish.server.host import Host
     from triggerfish.server.host_http import HostASGI
 
-    isolation = Isolation(enabled=bool(settings["isolation"]))
+    try:
+        isolation = Isolation(
+            enabled=bool(settings["isolation"]),
+            tmp_mb=settings.get("box_tmp_mb", DEFAULT_TMP_MB),
+            max_tasks=settings.get("box_max_tasks", DEFAULT_MAX_TASKS),
+        )
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_BAD_SETUP
     try:
         isolation.check()
     except IsolationError as exc:

@@ -25,7 +25,6 @@ import contextlib
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -35,6 +34,8 @@ from typing import IO
 
 from triggerfish.errors import DeployError
 from triggerfish.isolation.box import BOX_TMP, Box, package_parent, prepare
+from triggerfish.isolation.pids import kill_box
+from triggerfish.runtime.limits import die_with_parent
 
 #: Address space of each process of an install, in MiB (compilers included).
 INSTALL_MEMORY_MB = 2048
@@ -105,9 +106,12 @@ async def install_in_box(
         raise DeployError(str(exc), phase="install", details=_text(chunks)) from None
     finally:
         if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # bubblewrap: the box dies with it
-            await process.wait()
+            kill_box(process.pid)
+            try:
+                await asyncio.wait_for(process.wait(), 5.0)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
         with contextlib.suppress(BaseException):
             await unpacked  # the box is gone, so the stream ends
         stream.close()
@@ -212,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("pip_args", nargs="*")
     args = parser.parse_args(argv)
+    die_with_parent()  # setpriv's change of uid cleared bubblewrap's PR_SET_PDEATHSIG
     limit = args.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     shutil.copytree(os.getcwd(), _SOURCE, symlinks=True)

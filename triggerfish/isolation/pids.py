@@ -17,6 +17,8 @@ is a child of the one that should have forked it before it is believed.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from typing import Protocol
 
 from triggerfish.errors import ProtocolError
@@ -76,6 +78,16 @@ class BoxPids:
             raise ProtocolError(f"'ready' names pid {reported!r}, which is not a worker of this app's zygote")
         # Not found: gone already, or a lie; either way it is never signalled.
         return None if zygote is None else find_child(zygote, reported)
+
+
+def kill_box(outer: int) -> None:
+    """SIGKILL a box whose bubblewrap has pid `outer`: its first process, whereupon the kernel kills every
+    other one in its pid namespace and bubblewrap, seeing its child gone, exits (and reaps it). bubblewrap
+    itself only when the box has no first process (yet): killed first, it would leave that process
+    unreaped, and its own PR_SET_PDEATHSIG may not be set yet."""
+    for pid in children(outer) or [outer]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def children(pid: int) -> list[int]:

@@ -54,6 +54,12 @@ class Isolation:
     uid_count: int = UID_COUNT
     bwrap: str = "bwrap"
 
+    def __post_init__(self) -> None:
+        for name, low in (("tmp_mb", 1), ("install_mb", 1), ("max_tasks", 8), ("uid_base", 1000), ("uid_count", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"isolation's {name} is a whole number of at least {low}, not {value!r}")
+
     @property
     def per_app_uid(self) -> bool:
         """Whether each app runs as a uid of its own (the server runs as root)."""

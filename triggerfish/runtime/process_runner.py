@@ -26,7 +26,7 @@ from typing import Any
 
 from triggerfish.errors import FunctionNotFoundError
 from triggerfish.isolation.box import BOX_TMP, Box, package_parent, prepare
-from triggerfish.isolation.pids import BoxPids, PidView, SamePids
+from triggerfish.isolation.pids import BoxPids, PidView, SamePids, kill_box
 from triggerfish.loader import spec_from_dict
 from triggerfish.model import FunctionSettings, FunctionSpec
 from triggerfish.runtime.channel import ZygoteChannel
@@ -224,6 +224,10 @@ class ProcessRunner:
             try:
                 await asyncio.to_thread(self._base.wait, 5.0)
             except subprocess.TimeoutExpired:
+                if self.box is not None:
+                    kill_box(self._base.pid)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        await asyncio.to_thread(self._base.wait, 5.0)
                 self._base.kill()
                 await asyncio.to_thread(self._base.wait)
         # Give the zygotes a moment to kill their children, then clear what is left.
@@ -266,9 +270,12 @@ def zygote_environment(python_path: list[str]) -> dict[str, str]:
 
     A database password or cloud credentials in the server's environment must not reach an app's
     code, so only the variables a worker also gets from it (PATH, LANG, TZ) pass, with PYTHONPATH.
+    Output is unbuffered, so a handler's prints and log lines reach its output in the order written,
+    and a crash loses none of them.
     """
     env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
     env["PYTHONPATH"] = os.pathsep.join(python_path)
+    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
