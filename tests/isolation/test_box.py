@@ -3,9 +3,11 @@ for bad settings, a missing bubblewrap, or root without a uid."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,7 +60,7 @@ def test_a_box_binds_the_runtime_and_the_app_read_only_and_nothing_of_the_data_d
 
 
 def test_a_box_without_network_gets_its_own_network_namespace(boxed: None) -> None:
-    assert "--unshare-net" in _argv(Box(**{**_ids(), "network": False}))
+    assert "--unshare-net" in _argv(_box_with(network=False))
 
 
 def test_as_root_the_box_switches_to_its_uid_with_no_groups_capabilities_or_new_privileges(boxed: None) -> None:
@@ -76,7 +78,8 @@ def test_as_root_the_box_switches_to_its_uid_with_no_groups_capabilities_or_new_
 def test_hidden_directories_are_covered_and_the_working_directory_can_be_chosen(boxed: None, tmp_path: Path) -> None:
     project = tmp_path / "project"
     (project / ".triggerfish").mkdir(parents=True)
-    argv = _argv(Box(**_ids(), read_only=(str(project),), hide=(str(project / ".triggerfish"),)), chdir=str(project))
+    box = _box_with(read_only=(str(project),), hide=(str(project / ".triggerfish"),))
+    argv = _argv(box, chdir=str(project))
     hidden = argv.index(str(project / ".triggerfish"))
     assert argv[hidden - 1] == "--tmpfs"
     assert argv[hidden + 1 : hidden + 3] == ["--remount-ro", str(project / ".triggerfish")]
@@ -85,7 +88,7 @@ def test_hidden_directories_are_covered_and_the_working_directory_can_be_chosen(
 
 def test_a_missing_bubblewrap_is_named_with_the_package_to_install() -> None:
     with pytest.raises(IsolationError, match=r"apt-get install bubblewrap.*--no-isolation"):
-        prepare(Box(bwrap="/nonexistent/bwrap", **_ids()), ["true"], env={})
+        prepare(_box_with(bwrap="/nonexistent/bwrap"), ["true"], env={})
 
 
 @pytest.mark.parametrize(
@@ -115,5 +118,5 @@ def test_the_runtime_is_this_python_and_the_package() -> None:
     assert not any(path in ("/", os.getcwd()) for path in paths)
 
 
-def _ids() -> dict[str, int]:
-    return {"uid": 1_900_000_001, "gid": 1_900_000_001} if os.geteuid() == 0 else {}
+def _box_with(**settings: Any) -> Box:
+    return dataclasses.replace(_box(), **settings)

@@ -32,7 +32,7 @@ def run_filter(program: bytes, arch: int, nr: int, arg0: int = 0) -> int:
         if code == 0x20:  # ld [k]
             accumulator = struct.unpack_from("=I", data, k)[0]
         elif code == 0x06:  # ret k
-            return k
+            return int(k)
         elif code in (0x15, 0x35, 0x45):  # jeq, jge, jset
             taken = {0x15: accumulator == k, 0x35: accumulator >= k, 0x45: bool(accumulator & k)}[code]
             pc += jt if taken else jf

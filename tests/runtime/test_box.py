@@ -56,6 +56,7 @@ async def test_a_boxed_worker_runs_as_the_app_s_uid_in_its_own_pid_namespace(run
         assert seen["uid"] == os.getuid()
     # The pid it sees is its pid in the box; the outcome names the one the parent signals.
     assert seen["pid"] < 100
+    assert outcome.worker_pid is not None
     assert outcome.worker_pid != seen["pid"]
     assert namespace_pid(outcome.worker_pid) == seen["pid"]
     assert max(seen["proc"]) < 100  # nothing but its own box in /proc
