@@ -101,10 +101,10 @@ def children(pid: int) -> list[int]:
 
 def namespace_pid(pid: int) -> int | None:
     """The pid process `pid` has in its own (innermost) pid namespace; None when it is gone."""
-    with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/status", "rb") as f:
-        for line in f:
-            if line.startswith(b"NSpid:"):
-                return int(line.split()[-1])
+    with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/status", "rb", buffering=0) as f:
+        status = f.read(8192)  # one read: the file is about 1.5 KB, and this is on the cold-start path
+        start = status.index(b"\nNSpid:")
+        return int(status[start : status.index(b"\n", start + 1)].split()[-1])
     return None
 
 
