@@ -93,7 +93,7 @@ async def _cold_start(runner: ProcessRunner, i: int) -> float:
     outcome = await runner.run(InvokeRequest(request_id=f"cold-{i}", function="entry", event=None))
     assert outcome.ok, outcome
     assert outcome.cold_start, outcome
-    return (outcome.result - began) * 1000.0
+    return (float(outcome.result) - began) * 1000.0
 
 
 async def _cold(runners: list[ProcessRunner]) -> list[list[float]]:
