@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -216,7 +217,8 @@ def probe(box: Box) -> str | None:
 
 
 def runtime_paths() -> list[str]:
-    """The host paths of the Python running Triggerfish: prefixes, the venv, site-packages, the package."""
+    """The host paths of the Python running Triggerfish: prefixes, the venv, site-packages, the package,
+    and wherever the packages it needs are installed."""
     import triggerfish
 
     paths = [sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))]
@@ -224,6 +226,7 @@ def runtime_paths() -> list[str]:
     with contextlib.suppress(AttributeError):  # virtualenv's old site module lacks it
         paths += site.getsitepackages()
     paths.append(os.path.dirname(os.path.abspath(triggerfish.__file__)))
+    paths += dependency_paths()
     return [path for path in paths if path and os.path.isdir(path)]
 
 
@@ -232,6 +235,36 @@ def package_parent() -> str:
     import triggerfish
 
     return os.path.dirname(os.path.dirname(os.path.abspath(triggerfish.__file__)))
+
+
+def python_path() -> list[str]:
+    """PYTHONPATH in a box: the package's directory, then those of the packages it needs (which need not
+    be site-packages: a server may find them on its own PYTHONPATH)."""
+    return list(dict.fromkeys([package_parent(), *dependency_paths()]))
+
+
+def dependency_paths() -> list[str]:
+    """The sys.path entries holding the distributions triggerfish requires, and theirs, without extras."""
+    from importlib import metadata
+
+    found: list[str] = []
+    seen: set[str] = set()
+    pending = ["triggerfish"]
+    while pending:
+        name = pending.pop()
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            distribution = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        found.append(str(distribution.locate_file("")))
+        for requirement in distribution.requires or []:
+            if re.search(r"\bextra\s*==", requirement) is None:  # an optional extra: not needed to run
+                pending.append(re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0])
+    return list(dict.fromkeys(path for path in found if os.path.isdir(path)))
 
 
 def which_setpriv() -> str:
@@ -386,5 +419,6 @@ __all__ = [
     "package_parent",
     "prepare",
     "probe",
+    "python_path",
     "runtime_paths",
 ]

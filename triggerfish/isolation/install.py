@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from triggerfish.errors import DeployError
-from triggerfish.isolation.box import BOX_TMP, Box, package_parent, prepare
+from triggerfish.isolation.box import BOX_TMP, Box, prepare, python_path
 from triggerfish.isolation.pids import kill_box
 from triggerfish.runtime.limits import die_with_parent
 
@@ -58,7 +58,7 @@ async def install_in_box(
     command = [sys.executable, "-s", "-m", "triggerfish.isolation.install", "--tar-fd", str(write_end)]
     command += ["--requirements", requirements.name, "--memory-mb", str(INSTALL_MEMORY_MB), "--", *extra_args]
     env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
-    env.update(PYTHONPATH=package_parent(), HOME=BOX_TMP, TMPDIR=BOX_TMP, PIP_NO_INPUT="1")
+    env.update(PYTHONPATH=os.pathsep.join(python_path()), HOME=BOX_TMP, TMPDIR=BOX_TMP, PIP_NO_INPUT="1")
     try:
         launch = prepare(
             box,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from triggerfish.errors import FunctionNotFoundError
-from triggerfish.isolation.box import BOX_TMP, Box, package_parent, prepare
+from triggerfish.isolation.box import BOX_TMP, Box, prepare, python_path
 from triggerfish.isolation.pids import BoxPids, PidView, SamePids, kill_box
 from triggerfish.loader import spec_from_dict
 from triggerfish.model import FunctionSettings, FunctionSpec
@@ -306,10 +306,10 @@ def _spawn_boxed_zygote(
     """Start the base zygote in `box`: the app's directory and `extra_paths` read-only, the runner's
     pids cgroup (delegated to the box) writable; our end of its socket."""
     code = list(box.read_only) or [str(_app_dir(target))]
-    python_path = [package_parent()]
+    path = python_path()
     if not target.partition(":")[0].endswith(".py"):  # a module: found on the path, as from the project's directory
-        python_path.append(code[0])
-    env = {**zygote_environment(python_path), "HOME": BOX_TMP, "PYTHONDONTWRITEBYTECODE": "1"}
+        path.append(code[0])
+    env = {**zygote_environment(path), "HOME": BOX_TMP, "PYTHONDONTWRITEBYTECODE": "1"}
     ours, theirs = socket.socketpair()
     command = [sys.executable, "-s", "-m", "triggerfish.runtime.zygote", str(theirs.fileno())]
     command += ["--max-tasks", str(box.max_tasks)]
