@@ -96,12 +96,14 @@ PYPROJECT = '[build-system]\nrequires = []\nbuild-backend = "probe_backend"\nbac
 BACKEND = """
 import base64, hashlib, os, pathlib, time, zipfile
 
-SECRET_FILE, PADDING, HANG = {secret!r}, {padding!r}, {hang!r}
+SECRET_FILE, PADDING, HANG, HOG = {secret!r}, {padding!r}, {hang!r}, {hog!r}
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     if HANG:
         time.sleep(600)
+    if HOG:
+        hoard = bytearray(HOG)
     try:
         secret = pathlib.Path(SECRET_FILE).read_text()
     except OSError as exc:
@@ -128,7 +130,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 """
 
 
-def _bundle(tmp_path: Path, *, padding: int = 0, hang: bool = False) -> Path:
+def _bundle(tmp_path: Path, *, padding: int = 0, hang: bool = False, hog: int = 0) -> Path:
     bundle = tmp_path / "bundle"
     package = bundle / "vendor" / "probe"
     package.mkdir(parents=True)
@@ -137,7 +139,7 @@ def _bundle(tmp_path: Path, *, padding: int = 0, hang: bool = False) -> Path:
     secret.parent.mkdir()
     secret.write_text("tfk_the_admin_key")
     (package / "probe_backend.py").write_text(
-        textwrap.dedent(BACKEND.format(secret=str(secret), padding=padding, hang=hang))
+        textwrap.dedent(BACKEND.format(secret=str(secret), padding=padding, hang=hang, hog=hog))
     )
     (bundle / "requirements.txt").write_text("./vendor/probe\n")
     return bundle
@@ -178,6 +180,14 @@ async def test_an_install_writing_more_than_its_box_holds_fails_and_leaves_nothi
     assert failed.value.phase == "install"
     assert "No space left on device" in (failed.value.details or "") or "more than" in str(failed.value)
     assert not any((tmp_path / "deps").rglob("site-packages"))
+
+
+async def test_a_build_past_the_install_s_memory_limit_fails_with_memory_error(boxed: None, tmp_path: Path) -> None:
+    bundle = _bundle(tmp_path, hog=4 * 1024**3)  # 4 GiB, past the 2 GiB of address space each process has
+    deps = Dependencies(tmp_path / "deps", extra_args=["--no-index"])
+    with pytest.raises(DeployError) as failed:
+        await deps.ensure(bundle / "requirements.txt", box=_box(bundle))
+    assert "MemoryError" in (failed.value.details or "")
 
 
 async def test_an_install_past_its_time_limit_is_killed_with_its_box(boxed: None, tmp_path: Path) -> None:
