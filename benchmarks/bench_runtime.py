@@ -17,9 +17,9 @@ idle warm workers of that module: what each extra worker really costs.
 
 Boxed: the same cold starts and warm calls with the app in a box
 (triggerfish.isolation: bubblewrap, its own pid namespace, seccomp; as root,
-a uid of its own). Both runners run side by side and take turns, run by run
-and round by round, so that the ratio compares them in the same moods of a
-noisy machine. Skipped when bubblewrap is missing.
+a uid of its own). Both runners run side by side and take turns, cold start
+by cold start and call by call, so that the ratio compares them in the same
+moods of a noisy machine. Skipped when bubblewrap is missing.
 """
 
 from __future__ import annotations
@@ -115,21 +115,21 @@ def _fresh_spawn(app_dir: Path) -> list[float]:
     return times
 
 
-async def _warm(runners: list[ProcessRunner], rounds: int = 10) -> list[list[float]]:
-    """Warm round trips of each runner, in rounds taking turns, who goes first alternating (WARM_CALLS each)."""
+async def _warm(runners: list[ProcessRunner]) -> list[list[float]]:
+    """Warm round trips of each runner, call by call in turn (who goes first alternating), WARM_CALLS each:
+    on a shared machine whatever slows one down then slows the other down too."""
     request = InvokeRequest(request_id="warm", function="noop", event=None)
     for runner in runners:
         for _ in range(200):
             await runner.run(request)
     times: list[list[float]] = [[] for _ in runners]
     clock = time.perf_counter
-    for turn in range(rounds):
-        order = list(zip(runners, times, strict=True))
-        for runner, found in order[::-1] if turn % 2 else order:
-            for _ in range(WARM_CALLS // rounds):
-                began = clock()
-                await runner.run(request)
-                found.append((clock() - began) * 1e6)
+    pairs = list(zip(runners, times, strict=True))
+    for i in range(WARM_CALLS):
+        for runner, found in pairs[::-1] if i % 2 else pairs:
+            began = clock()
+            await runner.run(request)
+            found.append((clock() - began) * 1e6)
     return times
 
 
