@@ -32,7 +32,7 @@ from triggerfish.bus.archive import Archive, trim_consumed
 from triggerfish.bus.bus import EventBus
 from triggerfish.bus.rules import Rules
 from triggerfish.config import load_config
-from triggerfish.errors import AppLoadError, DeclarationError
+from triggerfish.errors import AppLoadError, DeclarationError, IsolationError
 from triggerfish.events.cloudevent import Event
 from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT
 from triggerfish.gateway.route_auth import KeyLookup
@@ -219,7 +219,7 @@ class Platform:
             try:
                 new = await self.load(VersionSource(self.target, self._versions + 1, stage=self.stage))
                 await self.switch(new)
-            except (AppLoadError, DeclarationError) as exc:
+            except (AppLoadError, DeclarationError, IsolationError) as exc:
                 details = exc.details if isinstance(exc, AppLoadError) else ""
                 return ReloadResult(False, old.number, str(exc), details, time.monotonic() - began)
             return ReloadResult(True, new.number, seconds=time.monotonic() - began)
