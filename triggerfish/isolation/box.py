@@ -91,8 +91,8 @@ class Box:
     `read_only`: more host directories to bind read-only at the same path
     (the app's code; the runner adds its requirements). `hide`: directories
     inside those to cover with an empty read-only tmpfs (a data directory
-    inside a project). Raises InvalidInputError-style ValueError for values
-    out of range.
+    inside a project). Raises ValueError for a value out of range (a uid of
+    0, a /tmp of nothing).
 
         Box(uid=1_900_000_001, gid=1_900_000_001, network=False, tmp_mb=256)
     """
