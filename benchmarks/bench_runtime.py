@@ -14,12 +14,19 @@ Warm overhead: a no-op handler's full round trip through `ProcessRunner.run`
 
 Memory: USS (Private_Clean + Private_Dirty from /proc/PID/smaps_rollup) of
 idle warm workers of that module: what each extra worker really costs.
+
+Boxed: the same cold starts and warm calls with the app in a box
+(triggerfish.isolation: bubblewrap, its own pid namespace, seccomp; as root,
+a uid of its own). Both runners run side by side and take turns, cold start
+by cold start and call by call, so that the ratio compares them in the same
+moods of a noisy machine. Skipped when bubblewrap is missing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from triggerfish.isolation.box import Box
 from triggerfish.runtime.process_runner import ProcessRunner
 from triggerfish.runtime.types import InvokeRequest
 
@@ -40,6 +48,9 @@ COLD_RATIO_TARGET = 20.0
 WARM_P50_TARGET_US = 200.0
 WARM_P99_TARGET_US = 1000.0
 USS_TARGET_MB = 15.0
+#: A boxed warm round trip may take this much longer than an unboxed one (p50).
+BOX_WARM_OVERHEAD = 0.10
+BOX_UID = 1_900_099_900
 
 HEAVY_APP = """
 import time
@@ -75,16 +86,22 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _cold(runner: ProcessRunner) -> list[float]:
-    times = []
+async def _cold_start(runner: ProcessRunner, i: int) -> float:
+    runner.stop_idle("entry")
+    await asyncio.sleep(0.05)  # arrivals 50 ms apart: the zygote has reaped and prepared the next cgroup
+    began = time.time()
+    outcome = await runner.run(InvokeRequest(request_id=f"cold-{i}", function="entry", event=None))
+    assert outcome.ok, outcome
+    assert outcome.cold_start, outcome
+    return (float(outcome.result) - began) * 1000.0
+
+
+async def _cold(runners: list[ProcessRunner]) -> list[list[float]]:
+    """Cold starts of each runner, taking turns, so that each sees the machine in the same moods."""
+    times: list[list[float]] = [[] for _ in runners]
     for i in range(COLD_RUNS):
-        runner.stop_idle("entry")
-        await asyncio.sleep(0.05)  # arrivals 50 ms apart: the zygote has reaped and prepared the next cgroup
-        began = time.time()
-        outcome = await runner.run(InvokeRequest(request_id=f"cold-{i}", function="entry", event=None))
-        assert outcome.ok, outcome
-        assert outcome.cold_start, outcome
-        times.append((outcome.result - began) * 1000.0)
+        for runner, found in zip(runners, times, strict=True):
+            found.append(await _cold_start(runner, i))
     return times
 
 
@@ -98,16 +115,21 @@ def _fresh_spawn(app_dir: Path) -> list[float]:
     return times
 
 
-async def _warm(runner: ProcessRunner) -> list[float]:
+async def _warm(runners: list[ProcessRunner]) -> list[list[float]]:
+    """Warm round trips of each runner, call by call in turn (who goes first alternating), WARM_CALLS each:
+    on a shared machine whatever slows one down then slows the other down too."""
     request = InvokeRequest(request_id="warm", function="noop", event=None)
-    for _ in range(200):
-        await runner.run(request)
-    times = []
+    for runner in runners:
+        for _ in range(200):
+            await runner.run(request)
+    times: list[list[float]] = [[] for _ in runners]
     clock = time.perf_counter
-    for _ in range(WARM_CALLS):
-        began = clock()
-        await runner.run(request)
-        times.append((clock() - began) * 1e6)
+    pairs = list(zip(runners, times, strict=True))
+    for i in range(WARM_CALLS):
+        for runner, found in pairs[::-1] if i % 2 else pairs:
+            began = clock()
+            await runner.run(request)
+            found.append((clock() - began) * 1e6)
     return times
 
 
@@ -132,17 +154,45 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+async def _boxed(app_dir: Path) -> ProcessRunner | None:
+    if shutil.which("bwrap") is None:
+        return None
+    uid = BOX_UID if os.geteuid() == 0 else None
+    box = Box(uid=uid, gid=uid)
+    return await ProcessRunner.start(str(app_dir / "heavyapp.py"), work_dir=app_dir / "work", box=box)
+
+
+def _box_rows(cold_p50: float, warm_p50: float, boxed: tuple[list[float], list[float]] | None) -> list[str]:
+    if boxed is None:
+        return ["| boxed (bubblewrap) | not measured: bwrap is not installed | | |"]
+    box_cold, box_warm = boxed
+    box_cold_p50, box_warm_p50 = statistics.median(box_cold), statistics.median(box_warm)
+    overhead = box_warm_p50 / warm_p50 - 1.0
+    return [
+        f"| cold start p50, boxed | {box_cold_p50:.2f} ms (p90 {_pct(box_cold, 0.9):.2f} ms; unboxed "
+        f"{cold_p50:.2f} ms) | ≤ {COLD_TARGET_MS:g} ms | {_verdict(box_cold_p50 <= COLD_TARGET_MS)} |",
+        f"| warm round trip p50, boxed | {box_warm_p50:.0f} µs ({overhead:+.0%} vs unboxed; p99 "
+        f"{_pct(box_warm, 0.99):.0f} µs) | within {BOX_WARM_OVERHEAD:.0%} of unboxed "
+        f"| {_verdict(overhead <= BOX_WARM_OVERHEAD)} |",
+    ]
+
+
 async def main() -> str:
     with tempfile.TemporaryDirectory() as tmp:
         app_dir = Path(tmp)
+        os.chmod(app_dir, 0o755)  # a box's uid reads the app as a deployed bundle's files are read: as anyone
         (app_dir / "heavyapp.py").write_text(HEAVY_APP)
         runner = await ProcessRunner.start(str(app_dir / "heavyapp.py"), work_dir=app_dir / "work")
+        boxed_runner = await _boxed(app_dir)
+        runners = [runner] if boxed_runner is None else [runner, boxed_runner]
         try:
-            cold = await _cold(runner)
-            warm = await _warm(runner)
+            cold, *box_cold = await _cold(runners)
+            warm, *box_warm = await _warm(runners)
             uss = await _memory(runner)
         finally:
-            await runner.close()
+            for each in runners:
+                await each.close()
+        boxed = (box_cold[0], box_warm[0]) if boxed_runner is not None else None
         spawn = _fresh_spawn(app_dir)
     cold_p50, spawn_p50 = statistics.median(cold), statistics.median(spawn)
     ratio = spawn_p50 / cold_p50
@@ -156,7 +206,9 @@ async def main() -> str:
             f"packages; every run forks a new worker from the app zygote ({COLD_RUNS} runs), against a fresh",
             f"`python` importing the module and calling the handler ({SPAWN_RUNS} runs). Warm: a no-op sync",
             f"invocation through `ProcessRunner.run`, {WARM_CALLS:,} calls. Memory: USS of {WORKERS} idle warm",
-            "workers of that module (Private_Clean + Private_Dirty).",
+            "workers of that module (Private_Clean + Private_Dirty). Boxed: the same cold starts and warm",
+            "calls with the app in a box (bubblewrap, pid namespace, seccomp, a uid of its own as root), the",
+            "boxed and unboxed runners taking turns.",
             "",
             "| measure | result | target | |",
             "|---|---|---|---|",
@@ -171,6 +223,7 @@ async def main() -> str:
             f"| {_verdict(warm_p99 <= WARM_P99_TARGET_US)} |",
             f"| USS per idle warm worker, median | {uss_median:.1f} MB (max {max(uss):.1f} MB) "
             f"| ≤ {USS_TARGET_MB:g} MB | {_verdict(uss_median <= USS_TARGET_MB)} |",
+            *_box_rows(cold_p50, warm_p50, boxed),
         ]
     )
 

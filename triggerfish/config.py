@@ -2,6 +2,7 @@
 
     name = "shop"                         # the app's name on a server (`triggerfish deploy`; optional)
     app = "app.py:app"                    # what `triggerfish run` loads (optional)
+    network = "none"                      # no network for the app's code in its box (default "allowed")
 
     [functions."*"]                       # every function
     timeout = 10
@@ -56,7 +57,9 @@ if TYPE_CHECKING:
 CONFIG_FILE = "triggerfish.toml"
 ALL = "*"
 
-_TOP_KEYS = frozenset({"name", "app", "functions", "stages", "queues", "topics", "buses"})
+_TOP_KEYS = frozenset({"name", "app", "network", "functions", "stages", "queues", "topics", "buses"})
+#: Values of `network`: what the app's code may reach from its box (docs/security.md).
+NETWORK_MODES = ("allowed", "none")
 _STAGE_KEYS = frozenset({"functions", "queues", "topics", "buses"})
 #: Keys of [queues.NAME] and [topics.NAME], with the types they take.
 RESOURCE_KEYS: dict[str, tuple[type, ...]] = {
@@ -104,6 +107,8 @@ class ProjectConfig:
     name: str | None = None
     #: The app to load, as written in the file (`app = "app.py:app"`), relative to the file.
     app: str | None = None
+    #: What the app's code may reach when it runs in a box: "allowed" (the host's network) or "none".
+    network: str = "allowed"
     #: Settings per function name, "*" for all; values already checked one by one.
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
     stages: dict[str, StageConfig] = field(default_factory=dict)
@@ -244,6 +249,9 @@ def _parse(document: dict[str, Any], path: Path, prefix: str) -> ProjectConfig:
     app = document.get("app")
     if app is not None and (not isinstance(app, str) or not app):
         raise fail("", f"app must be a string such as 'app.py:app', not {app!r}")
+    network = document.get("network", "allowed")
+    if network not in NETWORK_MODES:
+        raise fail("", f"network must be one of {', '.join(map(repr, NETWORK_MODES))}, not {network!r}")
     stages: dict[str, StageConfig] = {}
     for stage, body in _tables(document.get("stages", {}), "stages", fail).items():
         for key in body:
@@ -259,6 +267,7 @@ def _parse(document: dict[str, Any], path: Path, prefix: str) -> ProjectConfig:
         path=path,
         name=name,
         app=app,
+        network=network,
         functions=_functions(document.get("functions", {}), "functions", fail),
         stages=stages,
         queues=_resources(document.get("queues", {}), "queues", fail),

@@ -263,3 +263,10 @@ class ProtocolError(InvocationError):
 
 class WorkerStartError(InvocationError):
     """A worker process could not be started (fork failed, or it died before it was ready)."""
+
+
+# --- isolation ---------------------------------------------------------------------------------
+
+
+class IsolationError(TriggerfishError):
+    """An app's code cannot be boxed as asked: bubblewrap is missing or refused, or a uid cannot be given."""

@@ -18,12 +18,9 @@ from triggerfish.runtime import protocol
 from triggerfish.runtime.process_runner import ProcessRunner
 
 
-async def test_workers_are_forked_from_the_app_zygote_that_imported_the_app_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    imports = tmp_path / "imports.txt"
-    monkeypatch.setenv("COUNTED_IMPORTS", str(imports))
-    runner = await ProcessRunner.start(app("counted"), work_dir=tmp_path)
+async def test_workers_are_forked_from_the_app_zygote_that_imported_the_app_once(tmp_path: Path) -> None:
+    imports = _counting_copy(tmp_path)
+    runner = await ProcessRunner.start(str(tmp_path / "counted.py"), work_dir=tmp_path / "work")
     try:
         outcomes = [await runner.run(request("family")) for _ in range(2)]
         outcomes.append(await runner.run(request("settings")))
@@ -107,6 +104,14 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _counting_copy(directory: Path) -> Path:
+    """A copy of the counted app in `directory` that counts its imports (in the file returned)."""
+    (directory / "counted.py").write_text(Path(app("counted")).read_text())
+    imports = directory / "imports.txt"
+    imports.touch()
+    return imports
 
 
 def _write_project(app_dir: Path) -> None:

@@ -49,6 +49,11 @@ EXIT_LOAD_FAILED = 2
     help="Override a function setting (repeatable; FUNCTION may be *).",
 )
 @connection_options(defaults=True)
+@click.option(
+    "--isolate",
+    is_flag=True,
+    help="Run the app in a box as `triggerfish serve` does (bubblewrap; as root, as a uid of its own).",
+)
 def dev(
     target: str,
     host: str,
@@ -63,6 +68,7 @@ def dev(
     keep_alive_timeout: float,
     allowed_hosts: tuple[str, ...],
     allowed_origins: tuple[str, ...],
+    isolate: bool,
 ) -> None:
     """Run APP (path/to/app.py[:attr] or package.module[:attr]) with every trigger live.
 
@@ -75,6 +81,10 @@ def dev(
     this server (localhost, 127.0.0.1, [::1], the bound address, --allowed-host)
     and, from a browser, pages of its own origin or --allowed-origin; requests
     that change anything must send Content-Type: application/json.
+
+    With --isolate the app's code runs in the box it gets on a server: it
+    sees its own directory (read-only, without --data-dir), the Python
+    runtime and its /tmp.
     """
     from triggerfish.config import parse_override
     from triggerfish.errors import DeclarationError, InvalidInputError
@@ -97,8 +107,36 @@ def dev(
         rules = RequestRules.local(host, allowed_hosts, allowed_origins)
     except InvalidInputError as exc:
         raise click.BadParameter(str(exc), param_hint="--allowed-host/--allowed-origin") from None
+    if isolate:
+        options["box_for"] = _box_for(data_dir)
     code = asyncio.run(_run(target, host, port, not no_reload, options, limits, rules))
     sys.exit(code)
+
+
+def _box_for(data_dir: Path) -> Any:
+    """What boxes each version with --isolate: its project directory read-only, the data directory hidden."""
+    from triggerfish.errors import IsolationError
+    from triggerfish.isolation.policy import Isolation
+    from triggerfish.server.versions import VersionSource
+    from triggerfish.store import Store
+
+    isolation = Isolation()
+    try:
+        isolation.check()
+    except IsolationError as exc:
+        click.echo(f"error: --isolate: {exc}", err=True)
+        click.echo("Install bubblewrap (Debian: apt-get install bubblewrap), or run without --isolate.", err=True)
+        sys.exit(EXIT_LOAD_FAILED)
+    click.echo(f"isolation: {isolation.describe()}")
+
+    async def box_for(source: VersionSource, store: Store) -> Any:
+        target = source.target or ""
+        app_dir = source.app_dir
+        code = app_dir.resolve() if app_dir is not None and target.partition(":")[0].endswith(".py") else Path.cwd()
+        # One app per dev store: its uid (as root) is recorded under a fixed name.
+        return await isolation.box("dev", app_dir=code, code=code, store=store, hide=[data_dir])
+
+    return box_for
 
 
 async def _run(

@@ -55,6 +55,9 @@ CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "keep_alive_timeout": (int, float),
     "allowed_hosts": (list,),
     "allowed_origins": (list,),
+    "isolation": (bool,),
+    "box_tmp_mb": (int,),
+    "box_max_tasks": (int,),
 }
 #: What `--role` takes, and the node roles each means.
 ROLE_CHOICES: dict[str, tuple[str, ...]] = {
@@ -72,6 +75,7 @@ DEFAULTS: dict[str, Any] = {
     "keep_alive_timeout": DEFAULT_KEEP_ALIVE,
     "allowed_hosts": None,
     "allowed_origins": [],
+    "isolation": True,
 }
 
 
@@ -92,6 +96,12 @@ DEFAULTS: dict[str, Any] = {
     "--config", "config_file", default=None, type=click.Path(dir_okay=False), help="A TOML file of these settings."
 )
 @connection_options(defaults=False)
+@click.option(
+    "--no-isolation",
+    is_flag=True,
+    default=None,
+    help="Run apps unboxed, as this server's user (unsafe unless every app is trusted; see docs/security.md).",
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -105,6 +115,7 @@ def serve(
     keep_alive_timeout: float | None,
     allowed_hosts: tuple[str, ...],
     allowed_origins: tuple[str, ...],
+    no_isolation: bool | None,
 ) -> None:
     """Serve every deployed app, each under /APP/, with the control API under /-/api/v1/.
 
@@ -118,6 +129,10 @@ def serve(
     names the ones to answer (a proxy in front usually decides), browsers only
     from pages of the server's own origin or --allowed-origin, and requests that
     change anything only with Content-Type: application/json.
+
+    Every app's code runs in a box (bubblewrap; as root, as a uid of the
+    app's own); without bubblewrap the server refuses to start unless given
+    --no-isolation (or `isolation = false` in the --config file).
     """
     settings = dict(DEFAULTS)
     if config_file is not None:
@@ -135,6 +150,8 @@ def serve(
         "allowed_hosts": list(allowed_hosts) or None,
         "allowed_origins": list(allowed_origins) or None,
     }
+    if no_isolation:
+        given["isolation"] = False
     settings.update({k: v for k, v in given.items() if v is not None})
     sys.exit(asyncio.run(_run(settings)))
 
@@ -178,9 +195,11 @@ def _bundle_limits(settings: dict[str, Any]) -> BundleLimits:
 
 async def _run(settings: dict[str, Any]) -> int:
     from triggerfish.cli.serving import bind, serve_until_stopped, stop_on_signals
-    from triggerfish.errors import InvalidInputError, StoreError, UnknownStoreURLError
+    from triggerfish.errors import InvalidInputError, IsolationError, StoreError, UnknownStoreURLError
     from triggerfish.gateway import GatewayServer
     from triggerfish.gateway.connections import ConnectionLimits
+    from triggerfish.isolation.box import DEFAULT_MAX_TASKS, DEFAULT_TMP_MB
+    from triggerfish.isolation.policy import UNBOXED_WARNING, Isolation
     from triggerfish.retry import RetryPolicy
     from triggerfish.server.host import Host
     from triggerfish.server.host_http import HostASGI
@@ -194,9 +213,26 @@ async def _run(settings: dict[str, Any]) -> int:
         lease_margin = float(settings.get("lease_margin", 30.0))
         if not 0 < lease_margin <= 3600:
             raise InvalidInputError(f"lease_margin must be from more than 0 to 3600 seconds, not {lease_margin:g}")
-    except InvalidInputError as exc:
+        isolation = Isolation(
+            enabled=bool(settings["isolation"]),
+            tmp_mb=settings.get("box_tmp_mb", DEFAULT_TMP_MB),
+            max_tasks=settings.get("box_max_tasks", DEFAULT_MAX_TASKS),
+        )
+    except (InvalidInputError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_BAD_SETUP
+    try:
+        isolation.check()
+    except IsolationError as exc:
+        click.echo(f"error: apps cannot be boxed here: {exc}", err=True)
+        click.echo(
+            "Apps run in a box by default. Install bubblewrap (Debian: apt-get install bubblewrap), or pass "
+            "--no-isolation (or `isolation = false` in the --config file) to serve only trusted apps unboxed.",
+            err=True,
+        )
+        return EXIT_BAD_SETUP
+    if not isolation.enabled:
+        click.echo(UNBOXED_WARNING, err=True)
     stop = stop_on_signals()
     delay = settings.get("retry_delay")
     roles = ROLE_CHOICES[settings.get("role") or "all"]
@@ -215,6 +251,7 @@ async def _run(settings: dict[str, Any]) -> int:
         pip_args=tuple(settings.get("pip_args", ())),
         source_builds=bool(settings.get("pip_source_builds", False)),
         bundle_limits=_bundle_limits(settings),
+        isolation=isolation,
     )
     try:
         await host.start()
@@ -225,6 +262,7 @@ async def _run(settings: dict[str, Any]) -> int:
         click.echo(f"admin key (shown once; also in {host.data_dir / 'admin.key'}): {host.first_admin_key}")
     for name, platform in sorted(host.apps.items()):
         click.echo(f"app {name!r}: version {platform.current.number}, {len(platform.current.specs)} functions")
+    click.echo(f"isolation: {isolation.describe()}")
     if not gateway:
         click.echo(f"node {host.node.id}: worker only (no port open); Ctrl-C or SIGTERM stops it")
         await stop.wait()

@@ -52,6 +52,8 @@ from pathlib import Path
 from triggerfish.deploy.bundle import app_segment
 from triggerfish.deploy.requirements import canonical_requirements, check_requirements, check_requirements_size
 from triggerfish.errors import DeployError
+from triggerfish.isolation.box import Box
+from triggerfish.isolation.install import install_in_box
 
 #: Seconds pip may take before the install is abandoned.
 DEFAULT_INSTALL_TIMEOUT = 900.0
@@ -131,7 +133,9 @@ class Dependencies:
         """Forget every install of `app` (it was removed from the server)."""
         shutil.rmtree(self.root / "by-app" / app_segment(app), ignore_errors=True)
 
-    async def ensure(self, app: str, requirements: Path | None, *, reuse_legacy: bool = False) -> DepsResult:
+    async def ensure(
+        self, app: str, requirements: Path | None, *, reuse_legacy: bool = False, box: Box | None = None
+    ) -> DepsResult:
         """Install `requirements` for `app` unless the same text was installed for it before; where it is.
 
         None, a missing file, or one with nothing but comments gives a result
@@ -141,6 +145,7 @@ class Dependencies:
         read or pip fails or times out. With `reuse_legacy` (a version deployed
         before installs were per app, loading again) an install of the same
         text in the old shared layout is used when the app has none of its own.
+        `box`: run pip in it (see triggerfish.isolation.install).
         """
         started = time.monotonic()
         text = _read_requirements(requirements)
@@ -164,7 +169,7 @@ class Dependencies:
                     )
             if lines is None:
                 lines = await asyncio.to_thread(check_requirements, text, source=requirements.name)
-            output = await self._install(requirements.name, canonical_requirements(lines), final)
+            output = await self._install(requirements.name, canonical_requirements(lines), final, box)
         return DepsResult(
             path=final / SITE_PACKAGES, cached=False, seconds=time.monotonic() - started, output=output, key=key
         )
@@ -174,13 +179,18 @@ class Dependencies:
         binaries = [] if self.source_builds else ["--only-binary=:all:"]
         return ["--isolated", "--disable-pip-version-check", "--no-input", "--no-cache-dir", *binaries]
 
-    async def _install(self, name: str, canonical: str, final: Path) -> str:
+    async def _install(self, name: str, canonical: str, final: Path, box: Box | None = None) -> str:
         partial = _make_partial(final)
         try:
-            # pip reads the server's rendering of what was accepted, never the deployer's file.
-            accepted = partial / "requirements.txt"
+            # pip reads the server's rendering of what was accepted, never the deployer's file. In a directory
+            # of its own that anyone may read: a boxed pip (the app's uid) binds it, and it holds no secret.
+            request = partial / "request"
+            request.mkdir(mode=0o755)
+            request.chmod(0o755)
+            accepted = request / "requirements.txt"
             accepted.write_text(canonical, encoding="utf-8")
-            code, output = await self._pip(accepted, partial / SITE_PACKAGES)
+            accepted.chmod(0o644)
+            code, output = await self._pip(accepted, partial / SITE_PACKAGES, box)
             if code != 0:
                 raise DeployError(
                     f"pip could not install {name} (exit status {code}); its output says why",
@@ -193,7 +203,10 @@ class Dependencies:
             raise
         return output
 
-    async def _pip(self, requirements: Path, target: Path) -> tuple[int, str]:
+    async def _pip(self, requirements: Path, target: Path, box: Box | None = None) -> tuple[int, str]:
+        if box is not None:
+            options = [*self.pip_options(), *self.extra_args]
+            return await install_in_box(box, requirements, target, extra_args=options, time_limit=self.timeout)
         command = [
             sys.executable,
             "-m",

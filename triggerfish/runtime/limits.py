@@ -12,6 +12,15 @@ it, so where the pids cgroup (v1, /sys/fs/cgroup/pids) is writable each
 worker gets its own cgroup with `pids.max`; otherwise RLIMIT_NPROC is used
 when not root; otherwise the limit is reported as not enforced.
 
+In a box (see triggerfish.isolation) the base zygote caps the whole box
+before anything forks (`enter_box`): it joins the runner's pids cgroup,
+whose `pids.max` the parent set to the box's `max_tasks`, and sets
+RLIMIT_NPROC to the same number, which counts every process of the app's
+own uid (of the box's user namespace when not root). Workers then keep
+their per-worker cgroup where one is writable and otherwise share the box's
+ceiling: a per-worker RLIMIT_NPROC would have to count the uid's processes
+in other boxes, which a box cannot see.
+
 Leftover children: each worker is a child subreaper, so everything a
 handler forks stays its descendant even after the middle process exits;
 after every invocation the worker kills what is left.
@@ -25,6 +34,7 @@ import logging
 import os
 import resource
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +47,9 @@ DEFAULT_MAX_PROCESSES = 64
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _MB = 1024 * 1024
+
+#: In a boxed base zygote and everything it forks: the box's process ceiling (None: not in a box).
+box_tasks: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +79,16 @@ def address_space_bytes() -> int:
     return 0
 
 
-def process_limit_method(cgroup: bool | None = None) -> str:
-    """How the process limit can be enforced here: "cgroup", "rlimit" or "none".
+def process_limit_method(cgroup: bool | None = None, *, boxed: bool = False) -> str:
+    """How the process limit can be enforced here: "cgroup", "box", "rlimit" or "none".
 
     `cgroup`: whether the runner's cgroup could be created (None: whether the pids cgroup is writable).
+    `boxed`: the workers run in a box, whose RLIMIT_NPROC ceiling holds even when the server is root.
     """
     if cgroup_available() if cgroup is None else cgroup:
         return "cgroup"
+    if boxed:
+        return "box"
     if os.geteuid() != 0:
         return "rlimit"
     return "none"
@@ -93,7 +109,7 @@ def apply_in_child(memory_bytes: int, max_processes: int, in_cgroup: bool) -> li
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     except (ValueError, OSError):
         unenforced.append("memory")
-    if not in_cgroup:
+    if not in_cgroup and box_tasks is None:  # in a box, its ceiling (inherited from the base zygote) holds
         if os.geteuid() == 0:
             unenforced.append("processes")  # root ignores RLIMIT_NPROC
         else:
@@ -179,6 +195,26 @@ class CgroupSpares:
                 os.rmdir(previous)
 
 
+def enter_box(max_tasks: int, cgroup: str | None) -> list[str]:
+    """Cap a boxed base zygote and all it will fork, before it forks anything; the limits not enforced.
+
+    `cgroup`: the runner's pids cgroup, delegated to the box's uid, to join (None: there is none).
+    """
+    global box_tasks
+    unenforced = []
+    if cgroup is not None:
+        try:
+            Path(cgroup, "cgroup.procs").write_text("0")  # "0": the writing process
+        except OSError as exc:
+            sys.stderr.write(f"triggerfish zygote: cannot join the pids cgroup {cgroup}: {exc}\n")
+    try:
+        resource.setrlimit(resource.RLIMIT_NPROC, (max_tasks, max_tasks))
+    except (ValueError, OSError):
+        unenforced.append("processes")
+    box_tasks = max_tasks
+    return unenforced
+
+
 def die_with_parent() -> None:
     """Have the kernel SIGKILL this process when the process that forked it dies.
 
@@ -249,6 +285,23 @@ class CgroupTree:
                 removed += 1
         return removed
 
+    def delegate(self, uid: int | None, gid: int | None, max_tasks: int) -> bool:
+        """Hand the runner's cgroup to a box: at most `max_tasks` tasks in it, and (as root, to the box's
+        uid) the right to create workers' cgroups in it and to join it. False when that failed: then the
+        runner does without a cgroup."""
+        if not self.enabled:
+            return False
+        try:
+            (self.path / "pids.max").write_text(str(max_tasks))
+            if uid is not None and gid is not None:
+                # pids.max stays root's: the box may tighten its workers' limits, never loosen its own.
+                os.chown(self.path, uid, gid)
+                os.chown(self.path / "cgroup.procs", uid, gid)
+        except OSError as exc:
+            log.warning("the pids cgroup %s cannot be handed to the box (%s); using RLIMIT_NPROC", self.path, exc)
+            self.enabled = False
+        return self.enabled
+
     @staticmethod
     def kill_all(path: str | None, spare: int | None = None) -> None:
         """SIGKILL whatever is left in a worker's cgroup (children that escaped its process group).
@@ -295,8 +348,13 @@ class CgroupTree:
 
 
 def describe(method: str) -> Limits:
-    """The Limits a pool reports for the process-limit `method` ("cgroup", "rlimit" or "none")."""
-    processes = {"cgroup": "pids cgroup (pids.max)", "rlimit": "RLIMIT_NPROC", "none": "none"}[method]
+    """The Limits a pool reports for the process-limit `method` ("cgroup", "box", "rlimit" or "none")."""
+    processes = {
+        "cgroup": "pids cgroup (pids.max)",
+        "box": "RLIMIT_NPROC of the box (shared by the app's workers)",
+        "rlimit": "RLIMIT_NPROC",
+        "none": "none",
+    }[method]
     if method == "none":
         log.warning(
             "the process limit cannot be enforced: running as root without a writable pids cgroup at %s",
@@ -313,6 +371,7 @@ __all__ = [
     "address_space_bytes",
     "apply_in_child",
     "describe",
+    "enter_box",
     "kill_children",
     "memory_limit_bytes",
     "process_limit_method",

@@ -16,11 +16,12 @@ import contextlib
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from triggerfish.errors import ProtocolError, ThrottledError, WorkerStartError
+from triggerfish.isolation.pids import PidView, SamePids
 from triggerfish.model import FunctionSpec
 from triggerfish.names import START_ERROR
 from triggerfish.runtime.channel import WorkerConnection
@@ -48,6 +49,8 @@ class PoolConfig:
     platform: PlatformHandler | None
     output_limit: int
     limits: Limits
+    #: How the parent names the workers' pids (in a box they differ from the pids the workers see).
+    pids: PidView = field(default_factory=SamePids)
 
 
 class WorkerPool:
@@ -65,7 +68,7 @@ class WorkerPool:
         self._workers: set[WorkerProcess] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
-        self._cwd_made = False
+        # The worker creates it (in a box it is inside the box, where only the worker can write).
         self.cwd = config.work_dir / "functions" / _safe(spec.name)
         self.counts = {"invocations": 0, "cold_starts": 0, "timeouts": 0, "crashes": 0, "start_failures": 0}
 
@@ -142,9 +145,6 @@ class WorkerPool:
     async def spawn(self, *, wait_ready: bool = True) -> WorkerProcess:
         """Fork a worker from the app zygote; with `wait_ready`, wait until it reports ready."""
         config = self.config
-        if not self._cwd_made:
-            self.cwd.mkdir(parents=True, exist_ok=True)
-            self._cwd_made = True
         ours, theirs = socket.socketpair()
         read_fd, write_fd = os.pipe()
         spawn = Spawn(
@@ -178,6 +178,7 @@ class WorkerPool:
             output_limit=config.output_limit,
             zygote_pid=zygote_pid,
             cgroup_root=config.cgroups.root,
+            pids=config.pids,
         )
         self._workers.add(worker)
         if wait_ready:

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from triggerfish.errors import FunctionNotFoundError
+from triggerfish.isolation.box import BOX_TMP, Box, prepare, python_path
+from triggerfish.isolation.pids import BoxPids, PidView, SamePids, kill_box
 from triggerfish.loader import spec_from_dict
 from triggerfish.model import FunctionSettings, FunctionSpec
 from triggerfish.runtime.channel import ZygoteChannel
@@ -32,6 +34,7 @@ from triggerfish.runtime.limits import DEFAULT_MAX_PROCESSES, CgroupTree, descri
 from triggerfish.runtime.pool import PoolConfig, WorkerPool
 from triggerfish.runtime.protocol import LoadApp
 from triggerfish.runtime.types import DEFAULT_OUTPUT_LIMIT, InvokeOutcome, InvokeRequest, PlatformHandler
+from triggerfish.runtime.worker import INHERITED_ENVIRONMENT as _INHERITED
 from triggerfish.runtime.zygote_link import AppZygoteLink
 
 log = logging.getLogger("triggerfish.runtime")
@@ -46,9 +49,14 @@ class ProcessRunner:
     FunctionNotFoundError.
     """
 
-    def __init__(self, *, target: str, work_dir: Path, version: str, idle_timeout: float) -> None:
+    def __init__(
+        self, *, target: str, work_dir: Path, version: str, idle_timeout: float, box: Box | None = None
+    ) -> None:
         self.target = target
-        self.work_dir = work_dir
+        #: The box the app runs in (None: none, as the server's user, seeing what the server sees).
+        self.box = box
+        # In a box, the functions' working directories are inside it, in its size-limited /tmp.
+        self.work_dir = Path(BOX_TMP) if box is not None else work_dir
         self.version = version
         self.idle_timeout = idle_timeout
         self.app_name = "app"
@@ -60,8 +68,11 @@ class ProcessRunner:
         self._base_channel: ZygoteChannel | None = None
         self._app: AppZygoteLink | None = None
         self._cgroups = CgroupTree(f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        if box is not None:
+            self._cgroups.delegate(box.uid, box.gid, box.max_tasks)
         #: How each limit is enforced on this machine (see triggerfish.runtime.limits).
-        self.limits = describe(process_limit_method(self._cgroups.enabled))
+        self.limits = describe(process_limit_method(self._cgroups.enabled, boxed=box is not None))
+        self._pids: PidView = SamePids()
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -79,6 +90,7 @@ class ProcessRunner:
         max_processes: int = DEFAULT_MAX_PROCESSES,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
         extra_paths: list[str] | None = None,
+        box: Box | None = None,
     ) -> ProcessRunner:
         """Start the zygotes for the app at `target` ("app.py", "app.py:app", "pkg.module[:app]").
 
@@ -87,11 +99,17 @@ class ProcessRunner:
         Workers idle longer than `idle_timeout` seconds stop (down to each
         function's min_warm). `max_processes` caps the processes and threads
         of one worker. `extra_paths` go first on the app's sys.path before it
-        is imported (where its requirements were installed). Raises AppLoadError
-        (with the traceback in `details`) when the app cannot be imported or its
-        configuration is wrong.
+        is imported (where its requirements were installed). `box` runs the
+        zygotes and workers in a box (see triggerfish.isolation.box): they see
+        the app's directory (`box.read_only`, else the target's directory) and
+        `extra_paths` read-only, work in the box's /tmp, and `work_dir` is not
+        used. Raises AppLoadError (with the traceback in `details`) when the
+        app cannot be imported or its configuration is wrong, and
+        IsolationError when the box cannot be made.
         """
-        runner = cls(target=str(target), work_dir=_absolute(work_dir), version=version, idle_timeout=idle_timeout)
+        runner = cls(
+            target=str(target), work_dir=_absolute(work_dir), version=version, idle_timeout=idle_timeout, box=box
+        )
         try:
             await runner._start(stage, overrides, platform, max_processes, output_limit, extra_paths or [])
         except BaseException:
@@ -108,7 +126,12 @@ class ProcessRunner:
         output_limit: int,
         extra_paths: list[str],
     ) -> None:
-        self._base, ours = _spawn_base_zygote(self.work_dir)
+        if self.box is not None:
+            self.target = _absolute_target(self.target)
+            self._base, ours = _spawn_boxed_zygote(self.box, self.target, extra_paths, self._cgroups.root)
+            self._pids = BoxPids(self._base.pid)
+        else:
+            self._base, ours = _spawn_base_zygote(self.work_dir)
         self._base_channel = ZygoteChannel(ours)
         load = LoadApp(
             target=self.target,
@@ -120,7 +143,7 @@ class ProcessRunner:
             max_processes=max_processes,
             extra_paths=[str(path) for path in extra_paths],
         )
-        self._app = AppZygoteLink(self._base_channel, load)
+        self._app = AppZygoteLink(self._base_channel, load, self._pids)
         answer = await self._app.start()
         self.app_name = answer.app_name
         self.specs = {d["name"]: spec_from_dict(d) for d in answer.functions}
@@ -135,6 +158,7 @@ class ProcessRunner:
             platform=platform,
             output_limit=output_limit,
             limits=self.limits,
+            pids=self._pids,
         )
         self._pools = {name: WorkerPool(spec, config) for name, spec in self.specs.items()}
         for pool in self._pools.values():
@@ -200,6 +224,10 @@ class ProcessRunner:
             try:
                 await asyncio.to_thread(self._base.wait, 5.0)
             except subprocess.TimeoutExpired:
+                if self.box is not None:
+                    kill_box(self._base.pid)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        await asyncio.to_thread(self._base.wait, 5.0)
                 self._base.kill()
                 await asyncio.to_thread(self._base.wait)
         # Give the zygotes a moment to kill their children, then clear what is left.
@@ -237,12 +265,26 @@ def _absolute(path: Path | str) -> Path:
     return Path(path).resolve()
 
 
+def zygote_environment(python_path: list[str]) -> dict[str, str]:
+    """The base zygote's environment, which the app's import sees: never the server's own.
+
+    A database password or cloud credentials in the server's environment must not reach an app's
+    code, so only the variables a worker also gets from it (PATH, LANG, TZ) pass, with PYTHONPATH.
+    Output is unbuffered, so a handler's prints and log lines reach its output in the order written,
+    and a crash loses none of them.
+    """
+    env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
+    env["PYTHONPATH"] = os.pathsep.join(python_path)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 def _spawn_base_zygote(work_dir: Path) -> tuple[subprocess.Popen[bytes], socket.socket]:
     """Start the base zygote (the one interpreter start of a runner); our end of its socket."""
     work_dir.mkdir(parents=True, exist_ok=True)
     ours, theirs = socket.socketpair()
     # The zygote imports the app the way this process would: same interpreter, same sys.path.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    env = zygote_environment([p for p in sys.path if p])
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "triggerfish.runtime.zygote", str(theirs.fileno())],
@@ -256,3 +298,54 @@ def _spawn_base_zygote(work_dir: Path) -> tuple[subprocess.Popen[bytes], socket.
     finally:
         theirs.close()
     return process, ours
+
+
+def _spawn_boxed_zygote(
+    box: Box, target: str, extra_paths: list[str], cgroup: str | None
+) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """Start the base zygote in `box`: the app's directory and `extra_paths` read-only, the runner's
+    pids cgroup (delegated to the box) writable; our end of its socket."""
+    code = list(box.read_only) or [str(_app_dir(target))]
+    path = python_path()
+    if not target.partition(":")[0].endswith(".py"):  # a module: found on the path, as from the project's directory
+        path.append(code[0])
+    env = {**zygote_environment(path), "HOME": BOX_TMP, "PYTHONDONTWRITEBYTECODE": "1"}
+    ours, theirs = socket.socketpair()
+    command = [sys.executable, "-s", "-m", "triggerfish.runtime.zygote", str(theirs.fileno())]
+    command += ["--max-tasks", str(box.max_tasks)]
+    if cgroup is not None:
+        command += ["--cgroup", cgroup]
+    try:
+        launch = prepare(
+            box,
+            command,
+            read_only=[*code, *extra_paths],
+            writable=[cgroup] if cgroup is not None else [],
+            keep_fds=[theirs.fileno()],
+            env=env,
+            chdir=code[0],
+        )
+        try:
+            process = subprocess.Popen(launch.argv, pass_fds=launch.pass_fds, env=launch.env, **launch.popen)
+        finally:
+            launch.started()
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return process, ours
+
+
+def _app_dir(target: str) -> Path:
+    """The directory an app's code is in: the file's, or (for a module) the current directory."""
+    location = target.partition(":")[0]
+    return Path(location).resolve().parent if location.endswith(".py") else Path.cwd()
+
+
+def _absolute_target(target: str) -> str:
+    """A file target made absolute (a boxed zygote starts elsewhere); a module target as it is."""
+    location, colon, attr = target.partition(":")
+    if not location.endswith(".py"):
+        return target
+    return f"{Path(location).resolve()}{colon}{attr}"

@@ -2,9 +2,10 @@
 
 Right after the fork (`become_worker`) the child takes its own session and
 process group (so a timeout kills it and everything it started with one
-`killpg`), applies its limits, hands itself to the sandbox hook, replaces
-its environment with the function's own, moves into its working directory
-and points file descriptors 1 and 2 at the output pipe the parent reads.
+`killpg`), applies its limits, moves into its working directory (making
+it the first time), hands itself to the sandbox hook, replaces its
+environment with the function's own and points file descriptors 1 and 2
+at the output pipe the parent reads.
 Then `serve` answers requests on its socket until the parent says stop or
 goes away.
 
@@ -57,8 +58,9 @@ MAX_RESPONSE = 6 * 1024 * 1024
 #: The errorType of a result over MAX_RESPONSE (Lambda's name for it).
 RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-# The only variables a worker takes from the environment the runner was started in.
-_INHERITED = ("PATH", "LANG", "TZ")
+#: The only variables zygotes and workers take from the environment the runner was started in.
+INHERITED_ENVIRONMENT = ("PATH", "LANG", "TZ")
+_INHERITED = INHERITED_ENVIRONMENT
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
@@ -120,9 +122,9 @@ def become_worker(
     try:
         os.setsid()
         unenforced = limits.apply_in_child(spawn.memory_bytes, spawn.max_processes, cgroup is not None)
+        _enter_directory(spawn.cwd)
         sandbox.enter(spec, spawn.cwd)
         _set_environment(worker_environment(spec, app_name=app_name, version=version, cwd=spawn.cwd))
-        os.chdir(spawn.cwd)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(output_fd, 1)
@@ -156,6 +158,18 @@ def prepare_zygote(specs: Mapping[str, FunctionSpec]) -> None:
     _setup_logging()
     for name in specs:
         logging.getLogger(f"triggerfish.function.{name}")
+
+
+def _enter_directory(cwd: str) -> None:
+    """chdir to the function's working directory, making it the first time (one system call after that).
+
+    Made here, not by the parent: in a box only the box's own processes can write where it is.
+    """
+    try:
+        os.chdir(cwd)
+    except FileNotFoundError:
+        os.makedirs(cwd, exist_ok=True)
+        os.chdir(cwd)
 
 
 def _set_environment(env: Mapping[str, str]) -> None:

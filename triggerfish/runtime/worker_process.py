@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, get_args
 
 from triggerfish.errors import ProtocolError
+from triggerfish.isolation.pids import PidView, SamePids
 from triggerfish.names import EXIT_ERROR, INVALID_EVENT_ERROR, PROTOCOL_ERROR, TIMEOUT_ERROR
 from triggerfish.runtime import call_errors
 from triggerfish.runtime.channel import WorkerConnection
@@ -66,8 +67,11 @@ class WorkerProcess:
         zygote_pid: int | None = None,
         cgroup_root: str | None = None,
         ready: Ready | None = None,
+        pids: PidView | None = None,
     ) -> None:
+        #: The app zygote's pid as this process names it (in a box, not the pid the zygote sees itself).
         self.zygote_pid = zygote_pid
+        self._pids = pids or SamePids()
         self.cgroup_root = cgroup_root
         self._may_signal = False
         self.pid: int | None = None
@@ -100,16 +104,15 @@ class WorkerProcess:
         """The worker reported its pid (and cgroup): from now on it can be killed and its exit watched.
 
         Checked before it is believed, since the pid is later given to killpg and the cgroup swept with
-        SIGKILL: the pid must be a child of the app zygote and the cgroup inside the runner's own.
+        SIGKILL: the pid must be a child of the app zygote and the cgroup inside the runner's own. In a
+        box the reported pid is the worker's pid in the box; `pid` becomes the one the parent signals.
         Raises ProtocolError otherwise.
         """
         if self.pid is not None:
             raise ProtocolError("a second 'ready' frame from a worker that is already running")
-        parent = _parent_of(ready.pid) if isinstance(ready.pid, int) and ready.pid > 1 else -1
         # None: already gone (a worker that exits at once); its pid is reported but never signalled.
-        if parent is not None and parent != self.zygote_pid:
-            raise ProtocolError(f"'ready' names pid {ready.pid!r}, which is not a worker of this app's zygote")
-        self._may_signal = parent is not None
+        ours = self._pids.worker(self.zygote_pid, ready.pid)
+        self._may_signal = ours is not None
         if ready.cgroup is not None and (
             not isinstance(ready.cgroup, str)
             or self.cgroup_root is None
@@ -117,11 +120,12 @@ class WorkerProcess:
         ):
             raise ProtocolError(f"'ready' names cgroup {ready.cgroup!r}, which is not one of this runner's")
         self.ready_at = time.perf_counter()
-        self.pid = ready.pid
+        self.pid = ours if ours is not None else ready.pid
         self.cgroup = ready.cgroup
         self.unenforced = [str(name) for name in ready.unenforced] if isinstance(ready.unenforced, list) else []
         if self.unenforced:
-            log.warning("worker %d of %r could not enforce: %s", ready.pid, self.function, ", ".join(self.unenforced))
+            log.warning("worker %d of %r could not enforce: %s", self.pid, self.function, ", ".join(self.unenforced))
+        # The zygote reports exits by the pid it sees, which is the reported one.
         self.exit_status = self._watch(ready.pid)
         self.exit_status.add_done_callback(self._exited)
         if not self.alive:  # killed (timed out, pool closed) before it was ready
@@ -405,11 +409,3 @@ def _check_result(result: Result, request_id: str) -> None:
         or (not result.ok and result.error is None)
     ):
         raise ProtocolError(f"malformed 'result' frame for request {request_id!r}")
-
-
-def _parent_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None

@@ -300,17 +300,24 @@ def _app_dir(target: str) -> Path:
     return path.parent if path.suffix == ".py" else Path.cwd()
 
 
+_USAGE = "usage: python -m triggerfish.runtime.zygote FD [--max-tasks N [--cgroup DIR]]\n"
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Entry point of the base zygote: serve `LoadApp` frames on the socket whose fd is the argument."""
+    """Entry point of the base zygote: serve `LoadApp` frames on the socket whose fd is the argument.
+
+    In a box, `--max-tasks N` caps the processes of the box and `--cgroup DIR` is the runner's pids
+    cgroup for it to join (see `limits.enter_box`), both before anything is forked.
+    """
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or not args[0].isdigit():
-        sys.stderr.write("usage: python -m triggerfish.runtime.zygote FD\n")
-        raise SystemExit(2)
+    fd, max_tasks, cgroup = _parse(args)
     # A platform killed outright (SIGKILL, OOM) must not leave its zygotes and their workers
     # running handlers nobody waits for; the kernel kills this zygote, and each generation below
     # it dies with its parent the same way.
     limits.die_with_parent()
-    sock = socket.socket(fileno=int(args[0]))
+    if max_tasks is not None:
+        limits.enter_box(max_tasks, cgroup)
+    sock = socket.socket(fileno=fd)
     sock.setblocking(True)
     # Preload what every app zygote and worker needs, once, before any fork.
     import triggerfish.config
@@ -320,6 +327,22 @@ def main(argv: list[str] | None = None) -> NoReturn:
     server.loop()
     server.stop_children()
     os._exit(0)
+
+
+def _parse(args: list[str]) -> tuple[int, int | None, str | None]:
+    options = dict(zip(args[1::2], args[2::2], strict=False))
+    if (
+        not args
+        or not args[0].isdigit()
+        or len(args) % 2 != 1
+        or not set(options) <= {"--max-tasks", "--cgroup"}
+        or ("--max-tasks" in options and not options["--max-tasks"].isdigit())
+        or ("--cgroup" in options and "--max-tasks" not in options)
+    ):
+        sys.stderr.write(_USAGE)
+        raise SystemExit(2)
+    tasks = options.get("--max-tasks")
+    return int(args[0]), None if tasks is None else int(tasks), options.get("--cgroup")
 
 
 if __name__ == "__main__":

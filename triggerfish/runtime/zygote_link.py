@@ -13,6 +13,7 @@ import logging
 import socket
 
 from triggerfish.errors import AppLoadError, WorkerStartError
+from triggerfish.isolation.pids import PidView, SamePids
 from triggerfish.runtime.channel import ZygoteChannel
 from triggerfish.runtime.protocol import LoadApp, Loaded, LoadFailed
 
@@ -25,18 +26,21 @@ LOAD_TIMEOUT = 120.0
 class AppZygoteLink:
     """The current app zygote: its channel and what it reported when it loaded the app."""
 
-    def __init__(self, base: ZygoteChannel, load: LoadApp) -> None:
+    def __init__(self, base: ZygoteChannel, load: LoadApp, pids: PidView | None = None) -> None:
         self.base = base
         self.load = load
+        self.pids = pids or SamePids()
         self.channel: ZygoteChannel | None = None
         self.loaded: Loaded | None = None
+        #: The app zygote's pid as this process names it (in a box, `loaded.pid` is its pid in the box).
+        self.host_pid: int | None = None
         self.restarts = 0
         self._lock = asyncio.Lock()
         self._closed = False
 
     @property
     def pid(self) -> int | None:
-        return self.loaded.pid if self.loaded is not None else None
+        return self.host_pid
 
     async def start(self) -> Loaded:
         """Fork the app zygote and wait until it imported the app; AppLoadError when it cannot."""
@@ -59,14 +63,18 @@ class AppZygoteLink:
             if isinstance(answer, LoadFailed):
                 raise AppLoadError(answer.message, details=answer.details)
             raise AppLoadError(f"{self.load.target}: the app zygote exited while importing the app (see its stderr)")
-        self.channel, self.loaded = channel, answer
+        host_pid = self.pids.zygote(answer.pid) if isinstance(answer.pid, int) else None
+        if host_pid is None:
+            channel.close()
+            raise AppLoadError(f"{self.load.target}: the app zygote reported pid {answer.pid!r}, which is not its own")
+        self.channel, self.loaded, self.host_pid = channel, answer, host_pid
         return answer
 
     async def current(self) -> tuple[ZygoteChannel, int]:
         """The live app zygote's channel and pid, starting a new zygote if the last one died."""
-        channel, loaded = self.channel, self.loaded
-        if channel is not None and loaded is not None and not channel.closed:
-            return channel, loaded.pid
+        channel, host_pid = self.channel, self.host_pid
+        if channel is not None and host_pid is not None and not channel.closed:
+            return channel, host_pid
         async with self._lock:
             if self._closed:
                 raise WorkerStartError("the runner is closed")
@@ -80,8 +88,8 @@ class AppZygoteLink:
                     raise WorkerStartError(f"the app zygote is gone and could not be restarted: {exc}") from exc
                 self.restarts += 1
             assert self.channel is not None
-            assert self.loaded is not None
-            return self.channel, self.loaded.pid
+            assert self.host_pid is not None
+            return self.channel, self.host_pid
 
     def close(self) -> None:
         self._closed = True

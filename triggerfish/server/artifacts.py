@@ -35,6 +35,7 @@ from triggerfish.deploy.bundles import BundleStore
 from triggerfish.deploy.deps import Dependencies, DepsResult
 from triggerfish.deploy.shared import SharedBundles
 from triggerfish.deploy.unpack import make_read_only
+from triggerfish.isolation.box import Box
 
 log = logging.getLogger("triggerfish.server")
 
@@ -131,9 +132,12 @@ class Artifacts:
             return legacy
         return await self.run(self.bundles.verify, app, sha256)
 
-    async def install(self, app: str, requirements: Path | None, *, reuse_legacy: bool = False) -> DepsResult:
-        """`app`'s requirements, checked and installed (or found installed); see `Dependencies.ensure`."""
-        return await self.dependencies.ensure(app, requirements, reuse_legacy=reuse_legacy)
+    async def install(
+        self, app: str, requirements: Path | None, *, reuse_legacy: bool = False, box: Box | None = None
+    ) -> DepsResult:
+        """`app`'s requirements, checked and installed (or found installed), pip in `box` when one is given;
+        see `Dependencies.ensure`."""
+        return await self.dependencies.ensure(app, requirements, reuse_legacy=reuse_legacy, box=box)
 
     async def adopt_legacy(self, versions: Mapping[str, Sequence[str]]) -> None:
         """Make the bundles an older server shared between apps each app's own; `versions`: app -> its bundles.

@@ -51,13 +51,15 @@ from triggerfish.deploy.bundle import BundleLimits
 from triggerfish.deploy.bundles import BundleStore
 from triggerfish.deploy.deps import Dependencies
 from triggerfish.deploy.shared import SharedBundles
-from triggerfish.errors import AppLoadError, DeclarationError, DeployError, InvalidInputError
+from triggerfish.errors import AppLoadError, DeclarationError, DeployError, InvalidInputError, IsolationError
+from triggerfish.isolation.box import Box
+from triggerfish.isolation.policy import Isolation
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN
 from triggerfish.server.artifacts import Artifacts
 from triggerfish.server.auth import invoke_check
 from triggerfish.server.keys import ApiKeys
-from triggerfish.server.platform import STORE_FILE, Platform
+from triggerfish.server.platform import STORE_FILE, BoxFor, Platform
 from triggerfish.server.registry import (
     LIVE,
     Alias,
@@ -133,11 +135,14 @@ class Host:
         lease_margin: float = DEFAULT_LEASE_MARGIN,
         source_builds: bool = False,
         bundle_limits: BundleLimits | None = None,
+        isolation: Isolation | None = None,
     ) -> None:
         #: This node's record in the cluster (checks the roles now, not at start).
         self.node = NodeInfo.new(address=address, roles=roles)
         self.lease_margin = lease_margin
         self.data_dir = Path(data_dir).resolve()
+        #: Whether and how apps' code (and their installs) run boxed; None: unboxed (see triggerfish.isolation).
+        self.isolation = isolation if isolation is not None and isolation.enabled else None
         self.store_url = store_url or f"sqlite:///{self.data_dir / STORE_FILE}"
         self.idle_timeout = idle_timeout
         self.retry_policy = retry_policy
@@ -210,7 +215,7 @@ class Host:
                 continue
             try:
                 await self._serve_alias(app, alias)
-            except (AppLoadError, DeclarationError, DeployError, OSError) as exc:
+            except (AppLoadError, DeclarationError, DeployError, IsolationError, OSError) as exc:
                 log.error("app %r: version %d did not load again and is not served: %s", app, alias.version, exc)
         self._nodes = Nodes(self._store, self.node)
         await self._nodes.start(self._activity)
@@ -282,7 +287,7 @@ class Host:
                     new = await platform.load(source)
             except AppLoadError as exc:
                 raise DeployError(str(exc), phase="import", details=exc.details) from None
-            except DeclarationError as exc:
+            except (DeclarationError, IsolationError) as exc:
                 raise DeployError(str(exc), phase="import") from None
             phases.append(Phase("import", time.monotonic() - began))
             began = time.monotonic()
@@ -406,9 +411,23 @@ class Host:
             idle_timeout=self.idle_timeout,
             retry_policy=self.retry_policy,
             keys_lookup=invoke_check(self.keys, app),
+            box_for=self._box_for(app),
         )
         platform.on_change = functools.partial(self.announce, app=app)
         return platform
+
+    def _box_for(self, app: str) -> BoxFor | None:
+        isolation = self.isolation
+        if isolation is None:
+            return None
+
+        async def box_for(source: VersionSource, _scoped: Store) -> Box | None:
+            # The unscoped store: uids are the server's records, not the app's.
+            code = Path(source.root) if source.root else source.app_dir
+            assert code is not None  # a deployed version has files
+            return await isolation.box(app, app_dir=code, code=code, store=self.store)
+
+        return box_for
 
     async def _source(
         self, app: str, bundle: str, number: int, stage: str | None, *, reloading: bool = False
@@ -419,7 +438,10 @@ class Host:
         `reloading`: a recorded version loading again, which may use an older server's shared install.
         """
         directory = await self.artifacts.checked_tree(app, bundle)
-        config = await self.artifacts.run(load_config, directory)
+        try:
+            config = await self.artifacts.run(load_config, directory)
+        except DeclarationError as exc:  # a bad triggerfish.toml: the deploy's fault, named, not a 500
+            raise DeployError(str(exc), phase="import") from None
         entry = config.app or DEFAULT_ENTRY
         if not entry.split(":", 1)[0].endswith(".py"):
             # A module path would be looked up on the server's own sys.path, not in the bundle.
@@ -430,13 +452,22 @@ class Host:
             )
         requirements = directory / "requirements.txt"
         began = time.monotonic()
+        box = None
+        if self.isolation is not None and requirements.is_file():
+            # pip runs the packages' build code: in a box of the app's own, like the app.
+            try:
+                app_box = await self.isolation.box(app, app_dir=directory, code=directory, store=self.store)
+            except IsolationError as exc:
+                raise DeployError(str(exc), phase="install") from None
+            box = self.isolation.install_box(app_box) if app_box is not None else None
         installed = await self.artifacts.install(
-            app, requirements if requirements.is_file() else None, reuse_legacy=reloading
+            app, requirements if requirements.is_file() else None, reuse_legacy=reloading, box=box
         )
         output = installed.output if not installed.cached else "requirements already installed (cached)"
         install = Phase("install", time.monotonic() - began, output)
         extra = (str(installed.path),) if installed.path is not None else ()
-        return VersionSource(str(directory / entry), number, extra_paths=extra, stage=stage), install
+        source = VersionSource(str(directory / entry), number, extra_paths=extra, stage=stage, root=str(directory))
+        return source, install
 
     async def _serve_alias(self, app: str, alias: Alias) -> None:
         platform = self.apps.get(app)

@@ -38,10 +38,11 @@ from triggerfish.bus.bus import EventBus
 from triggerfish.bus.publisher import Publisher
 from triggerfish.bus.rules import Rules
 from triggerfish.config import load_config
-from triggerfish.errors import AppLoadError, DeclarationError
+from triggerfish.errors import AppLoadError, DeclarationError, IsolationError
 from triggerfish.events.cloudevent import Event
 from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT
 from triggerfish.gateway.route_auth import KeyLookup
+from triggerfish.isolation.box import Box
 from triggerfish.model import FunctionSpec
 from triggerfish.names import topic_stream
 from triggerfish.retry import RetryPolicy
@@ -70,6 +71,10 @@ class RunnerLoader(Protocol):
     """Starts the runner of one version, whose handlers' platform calls go to `platform`."""
 
     async def __call__(self, source: VersionSource, platform: PlatformHandler) -> LoadedRunner: ...
+
+
+#: Gives a version its box (or None), given its source and the platform's store; raises IsolationError.
+BoxFor = Callable[[VersionSource, Store], Awaitable[Box | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +117,7 @@ class Platform:
         clock: Callable[[], float] = time.time,
         run_async: bool = True,
         lease_margin: float = DEFAULT_LEASE_MARGIN,
+        box_for: BoxFor | None = None,
     ) -> None:
         if data_dir is None and (store is None or loader is None):
             raise ValueError("Platform needs a data_dir, unless it is given both its store and a runner loader")
@@ -125,6 +131,8 @@ class Platform:
         #: Told when the run-time rules or subscriptions changed in the store (a server tells its other nodes).
         self.on_change: Callable[[Literal["rules", "subscriptions"]], Awaitable[None]] | None = None
         self._loader = loader or self._start_processes
+        #: Gives each version the box its code runs in (None: no box; see triggerfish.isolation).
+        self.box_for = box_for
         #: Asked about the API key sent to a route declared `auth="api_key"` (None: no keys, such routes are open).
         self.keys_lookup = keys_lookup
         #: Backoff between attempts of failed async invocations (None: Lambda's, about 1 then 2 minutes).
@@ -294,7 +302,7 @@ class Platform:
             try:
                 new = await self.load(VersionSource(self.target, self._versions + 1, stage=self.stage))
                 await self.switch(new)
-            except (AppLoadError, DeclarationError) as exc:
+            except (AppLoadError, DeclarationError, IsolationError) as exc:
                 details = exc.details if isinstance(exc, AppLoadError) else ""
                 return ReloadResult(False, old.number, str(exc), details, time.monotonic() - began)
             return ReloadResult(True, new.number, seconds=time.monotonic() - began)
@@ -327,6 +335,7 @@ class Platform:
         """The default loader: worker processes forked from the version's zygotes, in `data_dir/work`."""
         if source.target is None or self.data_dir is None:
             raise AppLoadError("the process runtime loads an app from its file; this version names none")
+        box = await self.box_for(source, self.store) if self.box_for is not None else None
         return await ProcessRunner.start(
             source.target,
             work_dir=self.data_dir / "work",
@@ -336,6 +345,7 @@ class Platform:
             platform=platform,
             idle_timeout=self.idle_timeout,
             extra_paths=list(source.extra_paths),
+            box=box,
         )
 
     async def switch(self, primary: AppVersion, canary: AppVersion | None = None, weight: float = 0.0) -> None:

@@ -54,6 +54,8 @@ class VersionSource:
     number: int
     extra_paths: tuple[str, ...] = ()
     stage: str | None = None
+    #: The directory holding all of the app's files (a deployed bundle), bound into its box; None: `app_dir`.
+    root: str | None = None
 
     @property
     def app_dir(self) -> Path | None:
