@@ -266,7 +266,6 @@ def test_a_schedule_on_two_nodes_fires_each_occurrence_exactly_once(
 def test_a_gateway_node_and_a_worker_node_divide_the_work(tmp_path: Path, database: tuple[str, str]) -> None:
     _, url = database
     gateway = Node(tmp_path / "gw", url, role="gateway", config=FAST_TAKEOVER).start()
-    key = (tmp_path / "gw" / "data" / "admin.key").read_text().strip()
     worker = Node(tmp_path / "wk", url, role="worker", config=FAST_TAKEOVER)
     started = [gateway]
     try:
