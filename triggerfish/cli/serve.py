@@ -46,6 +46,10 @@ CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "role": (str,),
     "advertise": (str,),
     "lease_margin": (int, float),
+    # A store part from its own URL (docs/store.md): the event log, the queues, the key-value records.
+    "store_log": (str,),
+    "store_queues": (str,),
+    "store_kv": (str,),
     # How deploys install requirements and which bundles they take (docs/deploy.md).
     "pip_args": (list,),
     "pip_source_builds": (bool,),
@@ -252,6 +256,9 @@ async def _run(settings: dict[str, Any]) -> int:
         source_builds=bool(settings.get("pip_source_builds", False)),
         bundle_limits=_bundle_limits(settings),
         isolation=isolation,
+        store_parts={
+            part: settings[f"store_{part}"] for part in ("log", "queues", "kv") if f"store_{part}" in settings
+        },
     )
     try:
         await host.start()
