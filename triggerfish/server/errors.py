@@ -20,9 +20,16 @@ def error_response(
     return JSONResponse({"error": {"code": code, "message": message, **details}}, status_code=status, headers=headers)
 
 
+_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
     """405 with `Allow` listing the methods the path takes (Starlette's exception carries them)."""
     headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
-    allowed = headers.get("Allow", "")
+    # Starlette lists them from a set (an order that changes between processes): in the usual order instead.
+    methods = {m.strip() for m in headers.get("Allow", "").split(",") if m.strip()}
+    allowed = ", ".join(sorted(methods, key=lambda m: (_ORDER.index(m) if m in _ORDER else len(_ORDER), m)))
+    if allowed:
+        headers["Allow"] = allowed
     message = f"{request.method} is not allowed on {request.url.path}" + (f"; it takes {allowed}" if allowed else "")
     return error_response(405, "MethodNotAllowed", message, headers=headers)
