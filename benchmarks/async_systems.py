@@ -30,7 +30,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import postgres
 from benchmarks.apps.async_app import DONE_FILE
 from benchmarks.processes import Child, free_port, launcher, python_env, wait_http
 from benchmarks.redis_server import redis_server
@@ -60,20 +59,20 @@ def _bytes_in(path: Path) -> Callable[[int], bool]:
 
 
 def _app_dir(work: Path, done: Path | None) -> Path:
-    """A copy of async_app.py as `app.py`, with the done file set for its functions (when given)."""
+    """A copy of async_app.py as `app/app.py`, with the done file set for its functions (when given)."""
     directory = work / "app"
     directory.mkdir(parents=True)
     shutil.copy(APPS / "async_app.py", directory / "app.py")
     if done is not None:
         (directory / "triggerfish.toml").write_text(f'[functions."*"]\nenv = {{ {DONE_FILE} = "{done}" }}\n')
-    return directory
+    return directory / "app.py"
 
 
 @contextmanager
 def triggerfish(work: Path, *, loop: str, store: str | None = None) -> Iterator[Target]:
     """The platform on SQLite (`triggerfish dev`) or on the store at `store` (the launcher's `platform`)."""
     done = work / "done"
-    app = _app_dir(work, done) / "app.py"
+    app = _app_dir(work, done)
     port = free_port()
     if store is None:
         arguments = ["triggerfish", "dev", str(app), "--port", str(port), "--no-reload"]
@@ -89,7 +88,11 @@ def triggerfish(work: Path, *, loop: str, store: str | None = None) -> Iterator[
 def _serve_options() -> tuple[list[str], str]:
     """Extra `serve` options, and what the report should say about them (isolation when it cannot box)."""
     help_text = subprocess.run(
-        [sys.executable, "-m", "triggerfish", "serve", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "triggerfish", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=python_env(),
     ).stdout
     if "--no-isolation" in help_text and shutil.which("bwrap") is None:
         return ["--no-isolation"], "unboxed (`--no-isolation`: bubblewrap is not installed)"
@@ -120,26 +123,36 @@ def _queue_empty(base: str, key: str) -> Callable[[int], bool]:
 
 
 @contextmanager
-def triggerfish_cluster(work: Path, *, workers: int, loop: str = "asyncio") -> Iterator[Target]:
-    """A gateway node and `workers` worker nodes of `triggerfish serve` on a fresh PostgreSQL schema."""
+def triggerfish_cluster(work: Path, *, store: str | None, workers: int, loop: str = "asyncio") -> Iterator[Target]:
+    """`triggerfish serve` nodes on one store: a gateway and `workers` worker nodes (0: one node of every role).
+
+    The app is deployed to the gateway with `triggerfish deploy`; worker nodes start after it, so they
+    load it as they start. `store` None is the first node's own SQLite store (one node only).
+    """
     options, note = _serve_options()
+    if store is not None:
+        options += ["--store", store]
     app = _app_dir(work, None)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with ExitStack() as stack:
-        store = stack.enter_context(postgres.fresh_schema())
 
         def serve(name: str, *arguments: str) -> Child:
-            data = work / name
-            command = launcher(loop, "triggerfish", "serve", "--store", store, "--data-dir", str(data), *options)
-            return stack.enter_context(Child([*command, *arguments], log=work / f"{name}.log"))
+            command = launcher(loop, "triggerfish", "serve", "--data-dir", str(work / name), *options, *arguments)
+            return stack.enter_context(Child(command, log=work / f"{name}.log"))
 
-        gateway = serve("gateway", "--role", "gateway", "--port", str(port))
+        gateway = serve("gateway", "--role", "gateway" if workers else "all", "--port", str(port))
         wait_http(f"{base}/-/health", gateway)
         key = (work / "gateway" / "admin.key").read_text().strip()
-        deploy = [sys.executable, "-m", "triggerfish", "deploy", str(app), "--server", base, "--key", key]
-        subprocess.run(deploy, check=True, capture_output=True, timeout=300)
+        deploy = [sys.executable, "-m", "triggerfish", "deploy", str(app.parent), "--server", base, "--key", key]
+        deployed = subprocess.run(deploy, capture_output=True, text=True, timeout=300, env=python_env())
+        if deployed.returncode != 0:
+            raise RuntimeError(f"triggerfish deploy failed: {deployed.stderr.strip() or deployed.stdout.strip()}")
         for number in range(1, workers + 1):
+            # A node loads an app from the bundle in its own data directory, and nothing gives a node
+            # the bundles deployed through another (docs/benchmarks.md): they share the gateway's here.
+            (work / f"worker-{number}").mkdir()
+            (work / f"worker-{number}" / "bundles").symlink_to(work / "gateway" / "bundles")
             serve(f"worker-{number}", "--role", "worker")
         invoke = f"{base}/-/api/v1/apps/{APP_NAME}/functions/noop/invoke"
         yield Target(["http", invoke, "--key", key], python_env(), _queue_empty(base, key), note)

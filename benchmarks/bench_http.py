@@ -34,7 +34,7 @@ from pathlib import Path
 
 from benchmarks.measure import Runs, interleave, loads, spread
 from benchmarks.processes import Child, free_port, launcher, wait_http
-from benchmarks.wrk import WrkResult, run_wrk
+from benchmarks.wrk import WrkMissing, WrkResult, run_wrk, wrk_path
 
 ROUNDS = int(os.environ.get("TRIGGERFISH_BENCH_HTTP_ROUNDS", "3"))
 DURATION = float(os.environ.get("TRIGGERFISH_BENCH_HTTP_SECONDS", "5"))
@@ -212,6 +212,10 @@ def report(runs: dict[str, Runs[Round]]) -> str:
 
 
 def main() -> str:
+    try:
+        wrk_path()
+    except WrkMissing as exc:
+        return f"## HTTP\n\nNot measured: {exc}."
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         return report(measure(Path(tmp)))
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks.measure import load_average
 from benchmarks.processes import Child, free_port, launcher, rss_mb, wait_http, wait_until
-from benchmarks.wrk import run_wrk
+from benchmarks.wrk import WrkMissing, run_wrk, wrk_path
 
 REQUESTS = int(os.environ.get("TRIGGERFISH_BENCH_MEMORY_REQUESTS", "200000"))
 SAMPLE_EVERY = 10_000
@@ -163,6 +163,10 @@ def report(samples: list[Sample], level: bool, growth: float, trace: tuple[list[
 
 
 def main() -> str:
+    try:
+        wrk_path()
+    except WrkMissing as exc:
+        return f"## Memory: the platform process over a long HTTP run\n\nNot measured: {exc}."
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         work = Path(tmp)
         samples, rate = rss_run(work)
