@@ -46,6 +46,8 @@ class Target:
     env: dict[str, str]
     settled: Callable[[int], bool]
     note: str = ""
+    #: The platform's process, for a profiler (Triggerfish's single-process systems; else 0).
+    pid: int = 0
 
 
 def _bytes_in(path: Path) -> Callable[[int], bool]:
@@ -82,7 +84,8 @@ def triggerfish(work: Path, *, loop: str, store: str | None = None) -> Iterator[
     with Child(command, log=work / "platform.log", cwd=app.parent) as child:
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/-/health", child)
-        yield Target(["http", f"{base}/-/api/v1/functions/noop/invoke"], python_env(), _bytes_in(done))
+        invoke = f"{base}/-/api/v1/functions/noop/invoke"
+        yield Target(["http", invoke], python_env(), _bytes_in(done), pid=child.pid)
 
 
 def _serve_options() -> tuple[list[str], str]:

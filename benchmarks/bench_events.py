@@ -42,7 +42,7 @@ from typing import Any
 
 from benchmarks import loadgen_events, postgres
 from benchmarks.apps.events_fanout_app import ENTRY_LOG
-from benchmarks.measure import Runs, interleave, loads, percentile, spread
+from benchmarks.measure import Runs, interleave, loads, number, percentile, spread
 from benchmarks.processes import Child, free_port, launcher, python_env, tail, wait_http, wait_until
 
 RATE = float(os.environ.get("TRIGGERFISH_BENCH_EVENTS_RATE", "1000"))
@@ -331,7 +331,7 @@ def latency_rows(runs: dict[str, Runs[LatencyRun]], context: dict[str, LatencyRu
         rows.append(
             f"| {label} | {spread([r.achieved for r in measured])} | {spread([r.p(0.5) for r in measured], 1)}"
             f" | {spread([r.p(0.9) for r in measured], 1)} | {spread([r.p(0.99) for r in measured], 1)}"
-            f" | {max(max(r.latencies_ms, default=0.0) for r in measured):.1f} | {sum(r.lost for r in measured)}"
+            f" | {number(max(max(r.latencies_ms, default=0.0) for r in measured), 1)} | {sum(r.lost for r in measured)}"
             f" | {sum(r.refused for r in measured)} | {sum(r.duplicates for r in measured)}"
             f" | {statistics.median(r.answer_p50_ms for r in measured):.1f}"
             f" / {statistics.median(r.answer_p99_ms for r in measured):.1f}"
@@ -341,7 +341,8 @@ def latency_rows(runs: dict[str, Runs[LatencyRun]], context: dict[str, LatencyRu
     for name, r in context.items():
         rows.append(
             f"| {CONFIGS[name].label}, once at {CONTEXT_RATE:g}/s | {r.achieved:,.0f} | {r.p(0.5):.1f} | {r.p(0.9):.1f}"
-            f" | {r.p(0.99):.1f} | {max(r.latencies_ms, default=0.0):.1f} | {r.lost} | {r.refused} | {r.duplicates}"
+            f" | {r.p(0.99):.1f} | {number(max(r.latencies_ms, default=0.0), 1)} | {r.lost} | {r.refused}"
+            f" | {r.duplicates}"
             f" | {r.answer_p50_ms:.1f} / {r.answer_p99_ms:.1f} | {r.connections} | {r.cpu:.0%} | |"
         )
     return rows
