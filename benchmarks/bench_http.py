@@ -11,6 +11,9 @@ server process (workers = 1) each:
   (`python -m benchmarks.launch --loop uvloop`);
 - bare Starlette on uvicorn with the same settings (h11; asyncio, then
   uvloop): the ceiling, since the platform serves through uvicorn too;
+- for the record, Triggerfish's gateway alone on those settings, its
+  handler called directly (`benchmarks/apps/http_gateway_only.py`): the
+  gateway's own cost, apart from the invocation path behind it;
 - functions-framework's own command: gunicorn with its gthread worker, one
   worker of 4 threads per core (8 here), as Google ships it.
 
@@ -46,6 +49,7 @@ CEILING_RATIO_TARGET = 0.7
 P50_GAP_TARGET_MS = 1.0
 APPS = Path(__file__).resolve().parent / "apps"
 PATH = "/hello?n=7"
+STARLETTE = "benchmarks.apps.http_starlette:app"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +67,13 @@ def _triggerfish(loop: str) -> Callable[[int, Path], list[str]]:
     return command
 
 
-def _starlette(loop: str) -> Callable[[int, Path], list[str]]:
+def _uvicorn(app: str, loop: str) -> Callable[[int, Path], list[str]]:
     def command(port: int, work: Path) -> list[str]:
         return [
             sys.executable,
             "-m",
             "uvicorn",
-            "benchmarks.apps.http_starlette:app",
+            app,
             "--host=127.0.0.1",
             f"--port={port}",
             "--http=h11",
@@ -91,8 +95,12 @@ def _functions_framework(port: int, work: Path) -> list[str]:
 SERVERS = {
     "triggerfish": Server("Triggerfish (`triggerfish dev`), asyncio", _triggerfish("asyncio")),
     "triggerfish-uvloop": Server("Triggerfish (`triggerfish dev`), uvloop", _triggerfish("uvloop")),
-    "starlette": Server("bare Starlette on uvicorn (h11), asyncio", _starlette("asyncio")),
-    "starlette-uvloop": Server("bare Starlette on uvicorn (h11), uvloop", _starlette("uvloop")),
+    "gateway-only": Server(
+        "Triggerfish's gateway alone (handler called directly) on uvicorn (h11), asyncio",
+        _uvicorn("benchmarks.apps.http_gateway_only:app", "asyncio"),
+    ),
+    "starlette": Server("bare Starlette on uvicorn (h11), asyncio", _uvicorn(STARLETTE, "asyncio")),
+    "starlette-uvloop": Server("bare Starlette on uvicorn (h11), uvloop", _uvicorn(STARLETTE, "uvloop")),
     "functions-framework": Server("functions-framework (gunicorn gthread, 1 worker x 8 threads)", _functions_framework),
 }
 
@@ -204,6 +212,14 @@ def report(runs: dict[str, Runs[Round]]) -> str:
                 f" (target ≤ +{P50_GAP_TARGET_MS:g} ms: {met})"
             )
         lines.append(f"- Triggerfish on {loop}: " + "; ".join(facts) + ".")
+    if "gateway-only" in usable and "starlette" in usable:
+        ratio = _ratios(runs, "gateway-only", "starlette", lambda r: r.loaded.rps)
+        gap = _gaps(runs, "gateway-only", "starlette")
+        lines.append(
+            f"- The gateway alone (asyncio): {spread(ratio, 2)}x bare Starlette's throughput, p50 at one connection"
+            f" {spread(gap, 2)} ms against it; the rest of Triggerfish's cost is the invocation path (the runner,"
+            " the worker round trip, the invocation record) and the platform's other work in the process."
+        )
     if "triggerfish" in usable and "triggerfish-uvloop" in usable:
         ratio = _ratios(runs, "triggerfish-uvloop", "triggerfish", lambda r: r.loaded.rps)
         lines.append(f"- uvloop / asyncio for Triggerfish's throughput: {spread(ratio, 2)}x.")

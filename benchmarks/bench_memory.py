@@ -14,6 +14,7 @@ grew most between the two (`Snapshot.compare_to`, by traceback).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -84,14 +85,26 @@ def levels_off(samples: list[Sample]) -> tuple[bool, float]:
     return growth < LEVEL_MB, growth
 
 
-def _snapshot(child: Child, directory: Path, number: int) -> tracemalloc.Snapshot:
+@dataclass(frozen=True, slots=True)
+class Traced:
+    """What a tracemalloc run found: the sites that grew, requests between the snapshots, memory at each."""
+
+    sites: list[str]
+    requests: int
+    #: Per snapshot: (traced MiB then, peak traced MiB so far, RSS MiB).
+    memory: list[tuple[float, float, float]]
+
+
+def _snapshot(child: Child, directory: Path, number: int) -> tuple[tracemalloc.Snapshot, tuple[float, float, float]]:
     os.kill(child.pid, signal.SIGUSR1)
     done = directory / f"snapshot-{number}.done"
     wait_until(done.exists, f"tracemalloc snapshot {number}", timeout=120, interval=0.05)
-    return tracemalloc.Snapshot.load(str(directory / f"snapshot-{number}.bin"))
+    traced = json.loads(done.read_text())
+    memory = (traced["current"] / 2**20, traced["peak"] / 2**20, rss_mb(child.pid))
+    return tracemalloc.Snapshot.load(str(directory / f"snapshot-{number}.bin")), memory
 
 
-def trace_run(work: Path, rate: float) -> tuple[list[str], int]:
+def trace_run(work: Path, rate: float) -> Traced:
     """The allocation sites that grew most over TRACE_REQUESTS requests after a warm-up, under tracemalloc."""
     port = free_port()
     url = f"http://127.0.0.1:{port}{PATH}"
@@ -99,12 +112,12 @@ def trace_run(work: Path, rate: float) -> tuple[list[str], int]:
     with _dev(work, port, "--tracemalloc", str(TRACE_FRAMES), "--snapshots", str(snapshots)) as child:
         wait_http(url, child, timeout=120)
         _drive(url, 2 * SAMPLE_EVERY, rate / 3)  # tracemalloc slows every allocation
-        first = _snapshot(child, snapshots, 1)
+        first, before = _snapshot(child, snapshots, 1)
         requests = 0
         started = time.monotonic()
         while requests < TRACE_REQUESTS and time.monotonic() - started < 240:
             requests += _drive(url, SAMPLE_EVERY, rate / 3)
-        second = _snapshot(child, snapshots, 2)
+        second, after = _snapshot(child, snapshots, 2)
     ignore = [
         tracemalloc.Filter(False, tracemalloc.__file__),
         tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
@@ -115,7 +128,7 @@ def trace_run(work: Path, rate: float) -> tuple[list[str], int]:
         newest_first = list(stat.traceback)[::-1][:4]
         where = " ← ".join(f"`{_short(f.filename)}:{f.lineno}`" for f in newest_first)
         sites.append(f"| {stat.size_diff / 1024:+,.0f} KiB | {stat.count_diff:+,} | {where} |")
-    return sites, requests
+    return Traced(sites, requests, [before, after])
 
 
 def _short(filename: str) -> str:
@@ -127,7 +140,7 @@ def _short(filename: str) -> str:
     return filename
 
 
-def report(samples: list[Sample], level: bool, growth: float, trace: tuple[list[str], int] | None) -> str:
+def report(samples: list[Sample], level: bool, growth: float, trace: Traced | None) -> str:
     rows = ["| requests | RSS MiB | load avg |", "|---:|---:|---:|"]
     rows += [f"| {s.requests:,} | {s.rss_mb:.1f} | {s.load:.1f} |" for s in samples]
     first, last = samples[1], samples[-1]
@@ -148,16 +161,18 @@ def report(samples: list[Sample], level: bool, growth: float, trace: tuple[list[
         f" (level: less than {LEVEL_MB:g} MiB over the last half).",
     ]
     if trace is not None:
-        sites, requests = trace
+        (now1, peak1, rss1), (now2, peak2, rss2) = trace.memory
         lines += [
             "",
             f"Where it goes: tracemalloc ({TRACE_FRAMES} frames) snapshots after a warm-up of about"
-            f" {2 * SAMPLE_EVERY:,} requests and again {requests:,} requests later; the allocation sites that grew"
-            " most between the two (newest frame first):",
+            f" {2 * SAMPLE_EVERY:,} requests and again {trace.requests:,} requests later. Python objects traced:"
+            f" {now1:.1f} MiB (peak so far {peak1:.1f}, RSS {rss1:.1f}) at the first, {now2:.1f} MiB (peak"
+            f" {peak2:.1f}, RSS {rss2:.1f}) at the second. The allocation sites that grew most between the two"
+            " (newest frame first):",
             "",
             "| grew by | blocks | where (allocating frame ← its callers) |",
             "|---:|---:|---|",
-            *sites,
+            *trace.sites,
         ]
     return "\n".join(lines)
 

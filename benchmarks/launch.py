@@ -15,7 +15,8 @@ which `dev` does not take: the benchmarks run it on PostgreSQL this way.
 
 `--tracemalloc FRAMES` starts tracemalloc (keeping FRAMES frames per
 allocation); each SIGUSR1 then writes a snapshot to DIR/snapshot-N.bin
-(after a garbage collection), and DIR/snapshot-N.done once it is complete.
+(after a garbage collection), and DIR/snapshot-N.done once it is complete,
+holding the traced memory then and at its peak so far (JSON, bytes).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import signal
 import sys
 import tracemalloc
@@ -53,7 +55,9 @@ def snapshots_on_signal(directory: Path, frames: int) -> None:
         gc.collect()
         path = directory / f"snapshot-{taken[0]}.bin"
         tracemalloc.take_snapshot().dump(str(path))
-        path.with_suffix(".done").touch()  # the reader waits for this: the dump itself is not atomic
+        current, peak = tracemalloc.get_traced_memory()
+        # The reader waits for this file: the dump itself is not atomic.
+        path.with_suffix(".done").write_text(json.dumps({"current": current, "peak": peak}))
 
     signal.signal(signal.SIGUSR1, dump)
 

@@ -35,6 +35,7 @@ import orjson
 
 from benchmarks.apps.events_latency_app import order_event_data
 
+#: Requests waiting for an answer at once; an event due beyond that is not sent (and counted as not accepted).
 MAX_CONNECTIONS = 512
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
