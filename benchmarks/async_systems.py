@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.apps.async_app import DONE_FILE
-from benchmarks.processes import Child, free_port, launcher, python_env, wait_http
+from benchmarks.processes import Child, launcher, python_env, serve_on_free_port
 from benchmarks.redis_server import redis_server
 
 APPS = Path(__file__).resolve().parent / "apps"
@@ -75,16 +75,18 @@ def triggerfish(work: Path, *, loop: str, store: str | None = None) -> Iterator[
     """The platform on SQLite (`triggerfish dev`) or on the store at `store` (the launcher's `platform`)."""
     done = work / "done"
     app = _app_dir(work, done)
-    port = free_port()
-    if store is None:
-        arguments = ["triggerfish", "dev", str(app), "--port", str(port), "--no-reload"]
-    else:
-        arguments = ["platform", str(app), "--port", str(port), "--store", store]
-    command = launcher(loop, *arguments, "--data-dir", str(work / "data"))
-    with Child(command, log=work / "platform.log", cwd=app.parent) as child:
-        base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/-/health", child)
-        invoke = f"{base}/-/api/v1/functions/noop/invoke"
+
+    def command(port: int) -> list[str]:
+        if store is None:
+            arguments = ["triggerfish", "dev", str(app), "--port", str(port), "--no-reload"]
+        else:
+            arguments = ["platform", str(app), "--port", str(port), "--store", store]
+        return launcher(loop, *arguments, "--data-dir", str(work / "data"))
+
+    health = "http://127.0.0.1:{}/-/health".format
+    child, port = serve_on_free_port(command, health, log=work / "platform.log", cwd=app.parent)
+    with child:
+        invoke = f"http://127.0.0.1:{port}/-/api/v1/functions/noop/invoke"
         yield Target(["http", invoke], python_env(), _bytes_in(done), pid=child.pid)
 
 
@@ -136,16 +138,19 @@ def triggerfish_cluster(work: Path, *, store: str | None, workers: int, loop: st
     if store is not None:
         options += ["--store", store]
     app = _app_dir(work, None)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     with ExitStack() as stack:
 
-        def serve(name: str, *arguments: str) -> Child:
-            command = launcher(loop, "triggerfish", "serve", "--data-dir", str(work / name), *options, *arguments)
-            return stack.enter_context(Child(command, log=work / f"{name}.log"))
+        def serve(name: str, *arguments: str) -> list[str]:
+            return launcher(loop, "triggerfish", "serve", "--data-dir", str(work / name), *options, *arguments)
 
-        gateway = serve("gateway", "--role", "gateway" if workers else "all", "--port", str(port))
-        wait_http(f"{base}/-/health", gateway)
+        role = "gateway" if workers else "all"
+        gateway, port = serve_on_free_port(
+            lambda port: serve("gateway", "--role", role, "--port", str(port)),
+            "http://127.0.0.1:{}/-/health".format,
+            log=work / "gateway.log",
+        )
+        stack.callback(gateway.stop)
+        base = f"http://127.0.0.1:{port}"
         key = (work / "gateway" / "admin.key").read_text().strip()
         deploy = [sys.executable, "-m", "triggerfish", "deploy", str(app.parent), "--server", base, "--key", key]
         deployed = subprocess.run(deploy, capture_output=True, text=True, timeout=300, env=python_env())
@@ -156,7 +161,8 @@ def triggerfish_cluster(work: Path, *, store: str | None, workers: int, loop: st
             # the bundles deployed through another (docs/benchmarks.md): they share the gateway's here.
             (work / f"worker-{number}").mkdir()
             (work / f"worker-{number}" / "bundles").symlink_to(work / "gateway" / "bundles")
-            serve(f"worker-{number}", "--role", "worker")
+            name = f"worker-{number}"
+            stack.enter_context(Child(serve(name, "--role", "worker"), log=work / f"{name}.log"))
         invoke = f"{base}/-/api/v1/apps/{APP_NAME}/functions/noop/invoke"
         yield Target(["http", invoke, "--key", key], python_env(), _queue_empty(base, key), note)
 

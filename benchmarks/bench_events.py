@@ -43,7 +43,7 @@ from typing import Any
 from benchmarks import loadgen_events, postgres
 from benchmarks.apps.events_fanout_app import ENTRY_LOG
 from benchmarks.measure import Runs, interleave, loads, number, percentile, spread
-from benchmarks.processes import Child, free_port, launcher, python_env, tail, wait_http, wait_until
+from benchmarks.processes import Child, launcher, python_env, serve_on_free_port, tail, wait_until
 
 RATE = float(os.environ.get("TRIGGERFISH_BENCH_EVENTS_RATE", "1000"))
 DURATION = float(os.environ.get("TRIGGERFISH_BENCH_EVENTS_SECONDS", "5"))
@@ -119,20 +119,22 @@ def platform(app: str, config: Config, work: Path) -> Iterator[RunningPlatform]:
     shutil.copy(APPS / app, directory / "app.py")
     entries = directory / "entries.log"
     (directory / "triggerfish.toml").write_text(f'[functions."*"]\nenv = {{ {ENTRY_LOG} = "{entries}" }}\n')
-    port = free_port()
     data = directory / "data"
     with ExitStack() as stack:
-        if config.postgres:
-            store = stack.enter_context(postgres.fresh_schema())
-            arguments = ["platform", str(directory / "app.py"), "--port", str(port), "--data-dir", str(data)]
-            command = launcher(config.loop, *arguments, "--store", store)
-        else:
+        store = stack.enter_context(postgres.fresh_schema()) if config.postgres else None
+
+        def command(port: int) -> list[str]:
+            if store is not None:
+                arguments = ["platform", str(directory / "app.py"), "--port", str(port), "--data-dir", str(data)]
+                return launcher(config.loop, *arguments, "--store", store)
             arguments = ["triggerfish", "dev", str(directory / "app.py"), "--port", str(port), "--no-reload"]
-            command = launcher(config.loop, *arguments, "--data-dir", str(data))
-        child = stack.enter_context(Child(command, log=directory / "platform.log", cwd=directory))
-        base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/-/health", child)
-        yield RunningPlatform(child, f"{base}/-/events", EntryLog(entries))
+            return launcher(config.loop, *arguments, "--data-dir", str(data))
+
+        child, port = serve_on_free_port(
+            command, lambda port: f"http://127.0.0.1:{port}/-/health", log=directory / "platform.log", cwd=directory
+        )
+        stack.callback(child.stop)
+        yield RunningPlatform(child, f"http://127.0.0.1:{port}/-/events", EntryLog(entries))
 
 
 def publish(mode: str, url: str, out: Path, *arguments: str) -> dict[str, Any]:

@@ -31,12 +31,13 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.measure import Runs, interleave, loads, spread
-from benchmarks.processes import Child, free_port, launcher, wait_http
+from benchmarks.processes import Child, launcher, serve_on_free_port, tree_cpu_seconds
 from benchmarks.wrk import WrkMissing, WrkResult, run_wrk, wrk_path
 
 ROUNDS = int(os.environ.get("TRIGGERFISH_BENCH_HTTP_ROUNDS", "3"))
@@ -109,6 +110,8 @@ SERVERS = {
 class Round:
     loaded: WrkResult
     single: WrkResult
+    #: Cores the server's processes (its process and everything it started) used during the loaded run.
+    cores: float
 
 
 def measure(work: Path) -> dict[str, Runs[Round]]:
@@ -116,18 +119,23 @@ def measure(work: Path) -> dict[str, Runs[Round]]:
     urls: dict[str, str] = {}
     try:
         for name, server in SERVERS.items():
-            port = free_port()
+            children[name], port = serve_on_free_port(
+                lambda port, server=server: server.command(port, work),  # type: ignore[misc]
+                lambda port: f"http://127.0.0.1:{port}{PATH}",
+                log=work / f"{name}.log",
+            )
             urls[name] = f"http://127.0.0.1:{port}{PATH}"
-            children[name] = Child(server.command(port, work), log=work / f"{name}.log")
-        for name, url in urls.items():
-            wait_http(url, children[name])
+        for url in urls.values():
             run_wrk(url, connections=CONNECTIONS, seconds=WARMUP)  # forks workers, fills caches
 
         def measured(name: str) -> Callable[[], Round]:
             def run() -> Round:
-                children[name].check_alive(SERVERS[name].label)
+                child = children[name]
+                child.check_alive(SERVERS[name].label)
+                cpu, began = tree_cpu_seconds(child.pid), time.monotonic()
                 loaded = run_wrk(urls[name], connections=CONNECTIONS, seconds=DURATION)
-                return Round(loaded, run_wrk(urls[name], connections=1, seconds=LATENCY_DURATION))
+                cores = (tree_cpu_seconds(child.pid) - cpu) / (time.monotonic() - began)
+                return Round(loaded, run_wrk(urls[name], connections=1, seconds=LATENCY_DURATION), cores)
 
             return run
 
@@ -156,13 +164,13 @@ def _verdict(value: float, target: float, *, at_most: bool = False) -> str:
 def report(runs: dict[str, Runs[Round]]) -> str:
     rows = [
         f"| server | req/s, {CONNECTIONS} conns | p50 / p99 ms, {CONNECTIONS} conns | p50 / p99 ms, 1 conn"
-        " | errors | load avg at each run |",
-        "|---|---:|---|---|---:|---|",
+        " | server CPU, cores | errors | load avg at each run |",
+        "|---|---:|---|---|---:|---:|---|",
     ]
     for name, server in SERVERS.items():
         series = runs[name]
         if series.error is not None or not series.runs:
-            rows.append(f"| {server.label} | could not run: {series.error} | | | | |")
+            rows.append(f"| {server.label} | could not run: {series.error} | | | | | |")
             continue
         loaded = [r.result.loaded for r in series.runs]
         single = [r.result.single for r in series.runs]
@@ -170,6 +178,7 @@ def report(runs: dict[str, Runs[Round]]) -> str:
             f"| {server.label} | {spread([r.rps for r in loaded])}"
             f" | {statistics.median(r.p50_ms for r in loaded):.2f} / {statistics.median(r.p99_ms for r in loaded):.2f}"
             f" | {statistics.median(r.p50_ms for r in single):.2f} / {statistics.median(r.p99_ms for r in single):.2f}"
+            f" | {statistics.median(r.result.cores for r in series.runs):.2f}"
             f" | {sum(r.errors for r in loaded + single)} | {loads(series)} |"
         )
     lines = [
@@ -180,7 +189,8 @@ def report(runs: dict[str, Runs[Round]]) -> str:
         f" (latency). {ROUNDS} rounds, the servers taking turns; medians, with the lowest and highest run."
         " Triggerfish is `triggerfish dev` as it ships (the whole platform, the handler in a worker process, an"
         " invocation record per request in SQLite); bare Starlette runs on uvicorn with the same settings (h11);"
-        " functions-framework is its own command (gunicorn gthread).",
+        " functions-framework is its own command (gunicorn gthread). Server CPU: what the server's processes"
+        " (with the workers they started) used during the loaded run, in cores; 1.0 is one core kept busy.",
         "",
         *rows,
         "",

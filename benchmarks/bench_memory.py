@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.measure import load_average
-from benchmarks.processes import Child, free_port, launcher, rss_mb, wait_http, wait_until
+from benchmarks.processes import Child, launcher, rss_mb, serve_on_free_port, wait_until
 from benchmarks.wrk import WrkMissing, run_wrk, wrk_path
 
 REQUESTS = int(os.environ.get("TRIGGERFISH_BENCH_MEMORY_REQUESTS", "200000"))
@@ -49,10 +49,15 @@ class Sample:
     load: float
 
 
-def _dev(work: Path, port: int, *launch: str) -> Child:
-    data = work / f"data-{port}"
-    command = launcher("asyncio", *launch, "triggerfish", "dev", str(APP), "--port", str(port), "--no-reload")
-    return Child([*command, "--data-dir", str(data)], log=work / f"dev-{port}.log")
+def _dev(work: Path, *launch: str) -> tuple[Child, str]:
+    """`triggerfish dev` serving the app (through the launcher, with `launch` options); it and its URL."""
+
+    def command(port: int) -> list[str]:
+        arguments = ["triggerfish", "dev", str(APP), "--port", str(port), "--no-reload"]
+        return launcher("asyncio", *launch, *arguments, "--data-dir", str(work / f"data-{port}"))
+
+    child, port = serve_on_free_port(command, f"http://127.0.0.1:{{}}{PATH}".format, log=work / "dev.log")
+    return child, f"http://127.0.0.1:{port}{PATH}"
 
 
 def _drive(url: str, requests: int, rate: float) -> int:
@@ -62,10 +67,8 @@ def _drive(url: str, requests: int, rate: float) -> int:
 
 def rss_run(work: Path) -> tuple[list[Sample], float]:
     """RSS after every slice of about SAMPLE_EVERY requests, from the first answer on; and the rate seen."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}{PATH}"
-    with _dev(work, port) as child:
-        wait_http(url, child)
+    child, url = _dev(work)
+    with child:
         samples = [Sample(0, rss_mb(child.pid), load_average())]
         warm = run_wrk(url, connections=CONNECTIONS, seconds=2)
         rate = warm.rps or 1000.0
@@ -106,11 +109,9 @@ def _snapshot(child: Child, directory: Path, number: int) -> tuple[tracemalloc.S
 
 def trace_run(work: Path, rate: float) -> Traced:
     """The allocation sites that grew most over TRACE_REQUESTS requests after a warm-up, under tracemalloc."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}{PATH}"
     snapshots = work / "snapshots"
-    with _dev(work, port, "--tracemalloc", str(TRACE_FRAMES), "--snapshots", str(snapshots)) as child:
-        wait_http(url, child, timeout=120)
+    child, url = _dev(work, "--tracemalloc", str(TRACE_FRAMES), "--snapshots", str(snapshots))
+    with child:
         _drive(url, 2 * SAMPLE_EVERY, rate / 3)  # tracemalloc slows every allocation
         first, before = _snapshot(child, snapshots, 1)
         requests = 0

@@ -126,6 +126,34 @@ def wait_http(url: str, child: Child | None = None, *, timeout: float = 60.0, st
     raise RuntimeError(f"{url} did not answer {status} within {timeout:g} s ({last}){log}")
 
 
+def serve_on_free_port(
+    command: Callable[[int], Sequence[str]],
+    ready: Callable[[int], str],
+    *,
+    log: Path,
+    attempts: int = 3,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[Child, int]:
+    """Start a server on a free port and wait until GET `ready(port)` answers 200; (the server, its port).
+
+    A port free a moment ago can be taken meanwhile (by any outgoing connection on this machine): a
+    server that exits before it answers is started again on another port, `attempts` times at most.
+    """
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        child = Child(command(port), log=log, cwd=cwd, env=env)
+        try:
+            wait_http(ready(port), child)
+            return child, port
+        except RuntimeError:
+            exited = child.process.poll() is not None
+            child.stop()
+            if not exited or attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
 def wait_until(condition: Callable[[], bool], what: str, timeout: float, interval: float = 0.005) -> None:
     """Poll `condition()` until it is true; TimeoutError naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -141,6 +169,31 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by `pid` and every live process descended from it (Linux)."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+
+    def descends(candidate: int) -> bool:
+        while candidate > 1:
+            if candidate == pid:
+                return True
+            candidate = parents.get(candidate, 0)
+        return False
+
+    return sum(seconds for process, seconds in used.items() if descends(process))
 
 
 def launcher(loop: str, *arguments: str) -> list[str]:

@@ -41,8 +41,24 @@ def _ping(port: int) -> bool:
 
 
 @contextmanager
-def redis_server(*, durable: bool, work: Path) -> Iterator[str]:
-    """A fresh redis-server; yields its URL (database 0). RuntimeError when it does not start."""
+def redis_server(*, durable: bool, work: Path, attempts: int = 3) -> Iterator[str]:
+    """A fresh redis-server; yields its URL (database 0). RuntimeError when it does not start.
+
+    A port free a moment ago may be taken before Redis binds it: then it is started on another.
+    """
+    for attempt in range(1, attempts + 1):
+        child, port = _start(durable, work)
+        if child is not None:
+            break
+        if attempt == attempts:
+            raise RuntimeError(f"redis-server did not start; see {work}")
+    assert child is not None
+    with child:
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+def _start(durable: bool, work: Path) -> tuple[Child | None, int]:
+    """A redis-server answering PING, and its port; None when it exited first (its port was taken)."""
     executable = shutil.which("redis-server")
     if executable is None:
         raise RuntimeError("redis-server is not installed (Debian: apt-get install redis-server)")
@@ -65,11 +81,13 @@ def redis_server(*, durable: bool, work: Path) -> Iterator[str]:
         "",
         *(DURABLE if durable else VOLATILE),
     ]
-    with Child(command, log=directory / "redis.log") as child:
-        deadline = time.monotonic() + 20
-        while not _ping(port):
-            child.check_alive("redis-server")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not answer on port {port} within 20 s")
-            time.sleep(0.02)  # polled: a starting server has nothing to wait on
-        yield f"redis://127.0.0.1:{port}/0"
+    child = Child(command, log=directory / "redis.log")
+    deadline = time.monotonic() + 20
+    while not _ping(port):
+        if child.process.poll() is not None:
+            return None, port
+        if time.monotonic() > deadline:
+            child.stop()
+            raise RuntimeError(f"redis-server did not answer on port {port} within 20 s")
+        time.sleep(0.02)  # polled: a starting server has nothing to wait on
+    return child, port
