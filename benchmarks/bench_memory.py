@@ -30,13 +30,15 @@ from benchmarks.wrk import WrkMissing, run_wrk, wrk_path
 
 REQUESTS = int(os.environ.get("TRIGGERFISH_BENCH_MEMORY_REQUESTS", "200000"))
 SAMPLE_EVERY = 10_000
-TRACE_REQUESTS = int(os.environ.get("TRIGGERFISH_BENCH_MEMORY_TRACE_REQUESTS", "60000"))
+TRACE_REQUESTS = int(os.environ.get("TRIGGERFISH_BENCH_MEMORY_TRACE_REQUESTS", "40000"))
 #: Take the tracemalloc run even when the RSS levels off.
 ALWAYS_TRACE = os.environ.get("TRIGGERFISH_BENCH_MEMORY_TRACE") == "1"
 CONNECTIONS = 32
 #: Growth over the last half of the run below which the RSS counts as level, in MiB.
 LEVEL_MB = 3.0
 TRACE_FRAMES = 12
+#: The traced run stops after this many seconds even short of TRACE_REQUESTS (tracemalloc is slow).
+TRACE_SECONDS = 150.0
 TOP_SITES = 12
 APP = Path(__file__).resolve().parent / "apps" / "http_app.py"
 PATH = "/hello?n=7"
@@ -116,7 +118,7 @@ def trace_run(work: Path, rate: float) -> Traced:
         first, before = _snapshot(child, snapshots, 1)
         requests = 0
         started = time.monotonic()
-        while requests < TRACE_REQUESTS and time.monotonic() - started < 240:
+        while requests < TRACE_REQUESTS and time.monotonic() - started < TRACE_SECONDS:
             requests += _drive(url, SAMPLE_EVERY, rate / 3)
         second, after = _snapshot(child, snapshots, 2)
     ignore = [
