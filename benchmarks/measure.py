@@ -101,7 +101,10 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def number(value: float, decimals: int = 0) -> str:
     """`value` with thousands separators, or "-" for NaN."""
-    return "-" if math.isnan(value) else f"{value:,.{decimals}f}"
+    if math.isnan(value):
+        return "-"
+    text = f"{value:,.{decimals}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.,") else text  # no "-0.00"
 
 
 def spread(values: Sequence[float], decimals: int = 0) -> str:

@@ -42,6 +42,7 @@ def test_systems_take_turns_and_a_failing_one_keeps_its_reason() -> None:
 def test_spread_is_the_median_with_the_lowest_and_highest() -> None:
     assert spread([3050.0, 3330.0, 3210.0]) == f"3,210 (3,050{EN_DASH}3,330)"
     assert spread([0.25], 2) == "0.25"
+    assert spread([-0.001, 0.0, 0.012], 2) == f"0.00 (0.00{EN_DASH}0.01)"  # never "-0.00"
     assert spread([]) == "-"
 
 
