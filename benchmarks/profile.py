@@ -84,7 +84,9 @@ def _frame(text: str) -> str:
 
 def table(counts: Counter[str], total: int, title: str, top: int = TOP) -> list[str]:
     rows = [f"| {title} | share of the thread's samples |", "|---|---:|"]
-    rows += [f"| `{frame}` | {count / total:.1%} |" for frame, count in counts.most_common(top)]
+    # Frames on (nearly) every stack are the thread's outer frames: they say nothing.
+    shown = [(frame, count) for frame, count in counts.most_common() if count < 0.98 * total][:top]
+    rows += [f"| `{frame}` | {count / total:.1%} |" for frame, count in shown]
     return rows
 
 
