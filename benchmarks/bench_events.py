@@ -1,91 +1,165 @@
-"""Events: publish-to-handler latency at a steady 1,000 events/s with 100 rules, and fan-out throughput.
+"""Events over HTTP: publish-to-handler latency at a fixed rate with 100 rules, and fan-out to four functions.
 
-    .venv/bin/python -m benchmarks.run events
+    scripts/bench events
 
-Both run the real platform in this process, as `triggerfish dev` does:
-`triggerfish.server.platform.Platform` on a SQLite store in a temporary
-directory (WAL, `synchronous=FULL`), its EventBus consumer, the async
-dispatcher and ProcessRunner workers (forked from the app's zygote).
+The platform runs in its own process as `triggerfish dev` runs it (the
+launcher picks asyncio's loop or uvloop; on PostgreSQL, the launcher's
+`platform` command composes the same with a store URL, on a fresh schema).
+A load generator in another process (`benchmarks/loadgen_events.py`) posts
+to `POST /-/events`. Handlers append a line per run to a file (their
+BENCH_EVENTS_ENTRY_LOG setting, from a triggerfish.toml beside a copy of the
+app), which is how the benchmark sees them enter and counts what was lost.
 
-Latency (`benchmarks/apps/events_latency_app.py`, 100 rules on the default
-bus, one of which matches the stream): `Platform.publish` is called once per
-event on an open-loop schedule of RATE events/s for DURATION seconds (a
-publish starts when it is due, whether or not earlier ones have returned),
-RUNS times after a warm-up, then once at each of CONTEXT_RATES. The latency
-of an event is the time its handler read on entry (`time.time()`, which the
-handler appends to a file with the event id) minus the time its publish call
-started, in this process; both are the same clock. The path: a durable append to the bus's log, the
-consumer reading it and matching the rules, the asynchronous invocation
-queued durably, the dispatcher leasing it and a worker entering the handler.
-Lost events are events acknowledged by `publish` whose handler never ran.
+Latency (`benchmarks/apps/events_latency_app.py`: 100 rules, one matching
+the stream): one event per request in structured mode at RATE events/s on
+an open-loop schedule for DURATION s; latency = the handler's `time.time()`
+on entry minus the time the request was written (one clock, two
+processes). Lost: accepted (202) but never entered. Then one run at
+CONTEXT_RATE for context.
 
-Fan-out (`benchmarks/apps/events_fanout_app.py`, four functions with a rule
-each on `OrderPlaced`): FANOUT_EVENTS events published as fast as
-FANOUT_PUBLISHERS concurrent publishers go (one event per call), timed from
-the first publish until every function has a succeeded invocation record
-for every event; median of RUNS runs.
+Fan-out (`benchmarks/apps/events_fanout_app.py`: four functions with a rule
+each on `OrderPlaced`): FANOUT_EVENTS events in batch mode, PUBLISHERS
+connections posting BATCH events per request as fast as answered; events/s
+end to end = events / (last handler entry - first request).
+
+Every configuration (store x event loop) has its own platform, warmed up
+once; they take turns, ROUNDS rounds.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
 import os
+import shutil
 import statistics
+import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from benchmarks.apps.events_latency_app import ENTRY_LOG, order_event_data
-from triggerfish.events.cloudevent import Event
-from triggerfish.names import bus_stream
-from triggerfish.server.platform import Platform
+from benchmarks import loadgen_events, postgres
+from benchmarks.apps.events_fanout_app import ENTRY_LOG
+from benchmarks.measure import Runs, interleave, loads, number, percentile, spread
+from benchmarks.processes import Child, launcher, python_env, serve_on_free_port, tail, wait_until
 
 RATE = float(os.environ.get("TRIGGERFISH_BENCH_EVENTS_RATE", "1000"))
 DURATION = float(os.environ.get("TRIGGERFISH_BENCH_EVENTS_SECONDS", "5"))
-RUNS = int(os.environ.get("TRIGGERFISH_BENCH_EVENTS_RUNS", "3"))
-WARMUP = 1.0
-P99_TARGET_MS = 10.0
-#: Lower rates measured once each after the runs at RATE, to show where latency turns into queueing.
-CONTEXT_RATES = tuple(
-    float(r) for r in os.environ.get("TRIGGERFISH_BENCH_EVENTS_CONTEXT_RATES", "50,250,500").split(",") if r
-)
+ROUNDS = int(os.environ.get("TRIGGERFISH_BENCH_EVENTS_ROUNDS", "3"))
+CONTEXT_RATE = 100.0
+WARMUP_SECONDS = 1.0
 FANOUT_EVENTS = int(os.environ.get("TRIGGERFISH_BENCH_FANOUT_EVENTS", "3000"))
-FANOUT_PUBLISHERS = 16
+PUBLISHERS = 8
+BATCH = 10
 FANOUT_FUNCTIONS = ("reserve_stock", "charge_payment", "notify_customer", "record_sale")
-BUS = "default"
-SETTLE_TIMEOUT = 120.0
+P99_TARGET_MS = 10.0
+#: A run is settled when every accepted event has entered, or nothing new has entered for this long.
+QUIET_SECONDS = 15.0
 APPS = Path(__file__).resolve().parent / "apps"
-LATENCY_APP = APPS / "events_latency_app.py"
-FANOUT_APP = APPS / "events_fanout_app.py"
 
 
-def order_events(count: int, first: int = 0) -> list[Event]:
-    """`count` OrderPlaced events from `shop`, built before a run so that building them is not timed."""
-    return [Event.create("OrderPlaced", "shop", order_event_data(n)) for n in range(first, first + count)]
+@dataclass(frozen=True, slots=True)
+class Config:
+    label: str
+    loop: str
+    postgres: bool
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The `q` quantile (0-1) of `values`, nearest rank."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan  # every event lost: the report says so in its own column
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+CONFIGS = {
+    "sqlite": Config("SQLite, asyncio", "asyncio", False),
+    "sqlite-uvloop": Config("SQLite, uvloop", "uvloop", False),
+    "postgres": Config("PostgreSQL, asyncio", "asyncio", True),
+    "postgres-uvloop": Config("PostgreSQL, uvloop", "uvloop", True),
+}
 
 
-async def settled(platform: Platform) -> None:
-    """Wait until the bus consumer is past everything published and no async invocation is left."""
-    stream = bus_stream(BUS)
-    async with asyncio.timeout(SETTLE_TIMEOUT):
-        while True:
-            # Polled: the checkpoint is a record in the store, with nothing to wait on.
-            if await platform.bus.checkpoint(BUS) >= await platform.store.log.last_offset(stream):
-                break
-            await asyncio.sleep(0.005)
-        await platform.current.invoker.drain()
+# --- the platform and what its handlers write ------------------------------------------------
+
+
+class EntryLog:
+    """The lines the handlers appended so far, read incrementally."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._partial = b""
+
+    def read_new(self) -> list[list[str]]:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(data)
+        # A line being written may be cut short: keep its start for the next read.
+        complete, _, self._partial = (self._partial + data).rpartition(b"\n")
+        return [line.split() for line in complete.decode().splitlines() if line]
+
+
+@dataclass
+class RunningPlatform:
+    child: Child
+    url: str
+    log: EntryLog
+
+    def cpu_seconds(self) -> float:
+        """CPU time the platform's process has used (its threads; not the workers)."""
+        fields = Path(f"/proc/{self.child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def platform(app: str, config: Config, work: Path) -> Iterator[RunningPlatform]:
+    """`app` (a file in benchmarks/apps) served by its own process, with the entry log set in its triggerfish.toml."""
+    directory = work / f"{Path(app).stem}-{config.loop}-{'pg' if config.postgres else 'sqlite'}"
+    directory.mkdir()
+    shutil.copy(APPS / app, directory / "app.py")
+    entries = directory / "entries.log"
+    (directory / "triggerfish.toml").write_text(f'[functions."*"]\nenv = {{ {ENTRY_LOG} = "{entries}" }}\n')
+    data = directory / "data"
+    with ExitStack() as stack:
+        store = stack.enter_context(postgres.fresh_schema()) if config.postgres else None
+
+        def command(port: int) -> list[str]:
+            if store is not None:
+                arguments = ["platform", str(directory / "app.py"), "--port", str(port), "--data-dir", str(data)]
+                return launcher(config.loop, *arguments, "--store", store)
+            arguments = ["triggerfish", "dev", str(directory / "app.py"), "--port", str(port), "--no-reload"]
+            return launcher(config.loop, *arguments, "--data-dir", str(data))
+
+        child, port = serve_on_free_port(
+            command, lambda port: f"http://127.0.0.1:{port}/-/health", log=directory / "platform.log", cwd=directory
+        )
+        stack.callback(child.stop)
+        yield RunningPlatform(child, f"http://127.0.0.1:{port}/-/events", EntryLog(entries))
+
+
+def publish(mode: str, url: str, out: Path, *arguments: str) -> dict[str, Any]:
+    """Run the load generator in its own process; what it wrote."""
+    command = [sys.executable, "-m", "benchmarks.loadgen_events", mode, url, "--out", str(out), *arguments]
+    with Child(command, log=out.with_suffix(".log"), env=python_env()) as child:
+        if child.process.wait(600) != 0:
+            raise RuntimeError(f"the load generator failed:\n{tail(child.log)}")
+    return loadgen_events.load(out)
+
+
+def settle(log: EntryLog, take: Callable[[list[list[str]]], bool]) -> None:
+    """Hand new entry lines to `take` until it says all are in, or nothing new arrived for QUIET_SECONDS."""
+    last_news = time.monotonic()
+
+    def done() -> bool:
+        nonlocal last_news
+        new = log.read_new()
+        if new:
+            last_news = time.monotonic()
+            if take(new):
+                return True
+        return time.monotonic() - last_news > QUIET_SECONDS
+
+    wait_until(done, "the handlers' entries", timeout=600, interval=0.02)
 
 
 # --- latency ---------------------------------------------------------------------------------
@@ -94,135 +168,61 @@ async def settled(platform: Platform) -> None:
 @dataclass(frozen=True, slots=True)
 class LatencyRun:
     published: int
-    rate: float
+    achieved: float
     latencies_ms: list[float]
+    refused: int
     lost: int
     duplicates: int
-    lag_p99_ms: float
-    ack_p50_ms: float
-    ack_p99_ms: float
     unexpected: int
-    #: CPU used by this process's threads during the run, in cores: "main" (the event loop), the store's.
-    cpu: dict[str, float] = field(default_factory=dict)
+    answer_p50_ms: float
+    answer_p99_ms: float
+    lag_p99_ms: float
+    connections: int
+    cpu: float
 
     def p(self, q: float) -> float:
         return percentile(self.latencies_ms, q)
 
 
-async def open_loop(platform: Platform, events: list[Event], rate: float) -> tuple[dict[str, float], LatencyRun]:
-    """Publish `events` one per call, each when due at `rate` per second.
-
-    Returns each event's publish start time by id, and the publishing figures (rate, acks, schedule lag).
-    """
-    sent: dict[str, float] = {}
-    acks: list[float] = []
-    lags: list[float] = []
-    tasks: set[asyncio.Task[None]] = set()
-    loop = asyncio.get_running_loop()
-
-    async def publish(event: Event, due: float) -> None:
-        lags.append(loop.time() - due)
-        started = sent[event.id] = time.time()
-        await platform.publish(BUS, [event])
-        acks.append(time.time() - started)
-
-    began = loop.time()
-    for number, event in enumerate(events):
-        due = began + number / rate
-        if due > loop.time():
-            await asyncio.sleep(due - loop.time())
-        task = asyncio.create_task(publish(event, due))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    await asyncio.gather(*tasks)
-    starts = sorted(sent.values())
-    achieved = (len(starts) - 1) / (starts[-1] - starts[0]) if len(starts) > 1 else 0.0
-    run = LatencyRun(
-        published=len(events),
-        rate=achieved,
-        latencies_ms=[],
-        lost=0,
-        duplicates=0,
-        lag_p99_ms=percentile(lags, 0.99) * 1000,
-        ack_p50_ms=percentile(acks, 0.5) * 1000,
-        ack_p99_ms=percentile(acks, 0.99) * 1000,
-        unexpected=0,
-    )
-    return sent, run
-
-
-def handler_entries(path: Path) -> list[tuple[str, float]]:
-    """(event id, entry time) for every run of `entry` so far, from the file its handler appends to."""
-    if not path.exists():
-        return []
-    entries = []
-    for line in path.read_text().splitlines():
-        event_id, _, entered = line.partition(" ")
-        entries.append((event_id, float(entered)))
-    return entries
-
-
-def thread_cpu() -> dict[str, float]:
-    """CPU seconds used so far by this process's main thread and the store's threads (Linux; else empty)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    used: dict[str, float] = {}
-    for thread in threading.enumerate():
-        role = "main" if thread is threading.main_thread() else thread.name.split(":", 1)[0]
-        try:
-            fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        used[role] = used.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / tick
-    return used
-
-
-async def latency_run(platform: Platform, events: list[Event], rate: float, log: Path) -> LatencyRun:
-    since = time.time()
-    cpu_before, clock_before = thread_cpu(), time.monotonic()
-    sent, run = await open_loop(platform, events, rate)
-    await settled(platform)
-    cpu_after, seconds = thread_cpu(), time.monotonic() - clock_before
+def latency_run(running: RunningPlatform, rate: float, seconds: float, prefix: str, work: Path) -> LatencyRun:
+    cpu, began = running.cpu_seconds(), time.monotonic()
+    out = work / f"{prefix}.json"
+    sent_doc = publish("rate", running.url, out, "--rate", str(rate), "--seconds", str(seconds), "--prefix", prefix)
+    sent: dict[str, float] = sent_doc["sent"]
+    refused: dict[str, str] = sent_doc["refused"]
+    accepted = {event_id: at for event_id, at in sent.items() if event_id not in refused}
     entered: dict[str, float] = {}
-    duplicates = 0
-    for event_id, at in handler_entries(log):
-        if event_id in sent:
-            duplicates += event_id in entered
-            entered.setdefault(event_id, at)
-    records = platform.current.invoker.records
-    unexpected = 0
-    for name in platform.specs:
-        if name != "entry":
-            unexpected += len(await records.query(function=name, since=since))
-    return replace(
-        run,
-        latencies_ms=[(at - sent[event_id]) * 1000 for event_id, at in entered.items()],
-        lost=len(sent) - len(entered),
+    duplicates = unexpected = 0
+
+    def take(lines: list[list[str]]) -> bool:
+        nonlocal duplicates, unexpected
+        for line in lines:
+            if line[0] == "unexpected":
+                unexpected += 1
+            elif line[0] in accepted:
+                duplicates += line[0] in entered
+                entered.setdefault(line[0], float(line[1]))
+        return len(entered) >= len(accepted)
+
+    settle(running.log, take)
+    cpu_share = (running.cpu_seconds() - cpu) / (time.monotonic() - began)
+    starts = sorted(sent.values())
+    answers: list[float] = sent_doc["answer_ms"]
+    lags: list[float] = sent_doc["lag_ms"]
+    return LatencyRun(
+        published=len(sent),
+        achieved=(len(starts) - 1) / (starts[-1] - starts[0]) if len(starts) > 1 else 0.0,
+        latencies_ms=[(at - accepted[event_id]) * 1000 for event_id, at in entered.items()],
+        refused=len(refused),
+        lost=len(accepted) - len(entered),
         duplicates=duplicates,
         unexpected=unexpected,
-        cpu={role: (cpu_after[role] - cpu_before.get(role, 0.0)) / seconds for role in cpu_after},
+        answer_p50_ms=percentile(answers, 0.5),
+        answer_p99_ms=percentile(answers, 0.99),
+        lag_p99_ms=percentile(lags, 0.99),
+        connections=int(sent_doc["connections"]),
+        cpu=cpu_share,
     )
-
-
-async def measure_latency(data_dir: Path) -> dict[float, list[LatencyRun]]:
-    """RUNS runs at RATE, then one at each of CONTEXT_RATES, on one platform after a warm-up."""
-    count = round(RATE * DURATION)
-    log = data_dir / "entries.log"
-    platform = Platform(str(LATENCY_APP), data_dir=data_dir, overrides={"entry": {"env": {ENTRY_LOG: str(log)}}})
-    await platform.start()
-    runs: dict[float, list[LatencyRun]] = {}
-    first = 0
-    try:
-        plan = [(RATE, round(RATE * WARMUP))] + [(RATE, count)] * RUNS
-        plan += [(rate, round(rate * DURATION)) for rate in CONTEXT_RATES]
-        for number, (rate, size) in enumerate(plan):
-            events = order_events(size, first=first)
-            first += size
-            run = await latency_run(platform, events, rate, log)
-            if number:  # the first is the warm-up: it forks the workers and fills the caches
-                runs.setdefault(rate, []).append(run)
-        return runs
-    finally:
-        await platform.stop()
 
 
 # --- fan-out ---------------------------------------------------------------------------------
@@ -233,8 +233,9 @@ class FanoutRun:
     events: int
     seconds: float
     publish_seconds: float
-    succeeded: dict[str, int]
-    cpu: dict[str, float]
+    entered: dict[str, int]
+    refused: int
+    cpu: float
 
     @property
     def events_per_second(self) -> float:
@@ -242,172 +243,197 @@ class FanoutRun:
 
     @property
     def invocations_per_second(self) -> float:
-        return sum(self.succeeded.values()) / self.seconds
+        return sum(self.entered.values()) / self.seconds
+
+    @property
+    def complete(self) -> bool:
+        return self.refused == 0 and all(count == self.events for count in self.entered.values())
 
 
-async def fanout_run(platform: Platform, events: list[Event]) -> FanoutRun:
-    pending: Iterator[Event] = iter(events)
+def fanout_run(running: RunningPlatform, events: int, prefix: str, work: Path) -> FanoutRun:
+    cpu, began_clock = running.cpu_seconds(), time.monotonic()
+    out = work / f"{prefix}.json"
+    arguments = ["--events", str(events), "--publishers", str(PUBLISHERS), "--batch", str(BATCH), "--prefix", prefix]
+    sent_doc = publish("burst", running.url, out, *arguments)
+    ids: dict[str, set[str]] = {function: set() for function in FANOUT_FUNCTIONS}
+    last = 0.0
 
-    async def publisher() -> None:
-        for event in pending:
-            await platform.publish(BUS, [event])
+    def take(lines: list[list[str]]) -> bool:
+        nonlocal last
+        for function, event_id, at in lines:
+            if event_id.startswith(f"{prefix}-") and event_id not in ids[function]:
+                ids[function].add(event_id)
+                last = max(last, float(at))
+        return all(len(found) >= events for found in ids.values())
 
-    since = time.time()
-    cpu_before = thread_cpu()
-    began = time.perf_counter()
-    await asyncio.gather(*(publisher() for _ in range(FANOUT_PUBLISHERS)))
-    published = time.perf_counter()
-    await settled(platform)
-    finished = time.perf_counter()
-    cpu_after = thread_cpu()
-    records = platform.current.invoker.records
-    succeeded = {
-        # Records start after `since`; the previous run's had all finished before it.
-        name: len(await records.query(function=name, status="succeeded", since=since, limit=4 * len(events)))
-        for name in FANOUT_FUNCTIONS
-    }
-    cpu = {role: (cpu_after[role] - cpu_before.get(role, 0.0)) / (finished - began) for role in cpu_after}
-    return FanoutRun(len(events), finished - began, published - began, succeeded, cpu)
+    settle(running.log, take)
+    began, ended = float(sent_doc["began"]), float(sent_doc["ended"])
+    return FanoutRun(
+        events=events,
+        seconds=last - began,
+        publish_seconds=ended - began,
+        entered={function: len(found) for function, found in ids.items()},
+        refused=len(sent_doc["refused"]),
+        cpu=(running.cpu_seconds() - cpu) / (time.monotonic() - began_clock),
+    )
 
 
-async def measure_fanout(data_dir: Path) -> list[FanoutRun]:
-    warmup = 200
-    batches = [order_events(FANOUT_EVENTS, first=warmup + n * FANOUT_EVENTS) for n in range(RUNS)]
-    platform = Platform(str(FANOUT_APP), data_dir=data_dir)
-    await platform.start()
-    try:
-        await fanout_run(platform, order_events(warmup))
-        return [await fanout_run(platform, events) for events in batches]
-    finally:
-        await platform.stop()
+# --- the runs ----------------------------------------------------------------------------------
+
+
+def configs() -> tuple[dict[str, Config], str | None]:
+    reason = postgres.unavailable()
+    chosen = {name: c for name, c in CONFIGS.items() if reason is None or not c.postgres}
+    return chosen, reason
+
+
+def measure_latency(chosen: dict[str, Config], work: Path) -> tuple[dict[str, Runs[LatencyRun]], dict[str, LatencyRun]]:
+    with ExitStack() as stack:
+        running = {name: stack.enter_context(platform("events_latency_app.py", c, work)) for name, c in chosen.items()}
+        for name, p in running.items():
+            latency_run(p, RATE, WARMUP_SECONDS, f"warm-{name}", work)  # forks the workers, fills the caches
+        counter = iter(range(1_000_000))
+
+        def run(name: str) -> Callable[[], LatencyRun]:
+            return lambda: latency_run(running[name], RATE, DURATION, f"{name}-{next(counter)}", work)
+
+        runs = interleave({name: run(name) for name in running}, ROUNDS)
+        context = {name: latency_run(p, CONTEXT_RATE, DURATION, f"ctx-{name}", work) for name, p in running.items()}
+    return runs, context
+
+
+def measure_fanout(chosen: dict[str, Config], work: Path) -> dict[str, Runs[FanoutRun]]:
+    with ExitStack() as stack:
+        running = {name: stack.enter_context(platform("events_fanout_app.py", c, work)) for name, c in chosen.items()}
+        for name, p in running.items():
+            fanout_run(p, 200, f"fwarm-{name}", work)
+        counter = iter(range(1_000_000))
+
+        def run(name: str) -> Callable[[], FanoutRun]:
+            return lambda: fanout_run(running[name], FANOUT_EVENTS, f"f{name}-{next(counter)}", work)
+
+        return interleave({name: run(name) for name in running}, ROUNDS)
 
 
 # --- the report ------------------------------------------------------------------------------
 
 
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def _cpu(runs: list[dict[str, float]]) -> str:
-    """The median share of a core each of this process's threads used: what the event loop and the store cost."""
-    names = {
-        "main": "event loop",
-        "triggerfish-store-writer": "store writer",
-        "triggerfish-store-reader": "store reader",
-    }
-    shares = [
-        f"{label} {_median([run.get(role, 0.0) for run in runs]) * 100:.0f}%"
-        for role, label in names.items()
-        if any(role in run for run in runs)
-    ]
-    return ", ".join(shares) or "not measured (no /proc)"
-
-
-def latency_rows(runs: dict[float, list[LatencyRun]]) -> list[str]:
+def latency_rows(runs: dict[str, Runs[LatencyRun]], context: dict[str, LatencyRun]) -> list[str]:
     rows = [
-        "| rate | run | achieved /s | p50 ms | p90 ms | p99 ms | max ms | lost | dup. | publish ack p50 / p99 ms"
-        " | schedule lag p99 ms |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| store, loop | rate /s | p50 ms | p90 ms | p99 ms | max ms | lost | not accepted | dup. | answer p50 / p99 ms"
+        " | connections | platform CPU | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|",
     ]
-    for rate, measured in runs.items():
-        for number, r in enumerate(measured, start=1):
-            rows.append(
-                f"| {rate:,.0f} | {number} | {r.rate:,.0f} | {r.p(0.5):.2f} | {r.p(0.9):.2f} | {r.p(0.99):.2f}"
-                f" | {max(r.latencies_ms, default=0.0):.2f} | {r.lost} | {r.duplicates}"
-                f" | {r.ack_p50_ms:.2f} / {r.ack_p99_ms:.2f} | {r.lag_p99_ms:.2f} |"
-            )
-        if len(measured) > 1:
-            rows.append(
-                f"| {rate:,.0f} | **median** | {_median([r.rate for r in measured]):,.0f}"
-                f" | **{_median([r.p(0.5) for r in measured]):.2f}** | **{_median([r.p(0.9) for r in measured]):.2f}**"
-                f" | **{_median([r.p(0.99) for r in measured]):.2f}** | | {sum(r.lost for r in measured)}"
-                f" | {sum(r.duplicates for r in measured)} | | |"
-            )
-    return rows
-
-
-def fanout_rows(fanout: list[FanoutRun]) -> list[str]:
-    rows = [
-        "| run | events | seconds | events/s end to end | invocations/s | publish phase events/s"
-        " | succeeded per function |",
-        "|---|---:|---:|---:|---:|---:|---|",
-    ]
-    for number, f in enumerate(fanout, start=1):
-        complete = all(count == f.events for count in f.succeeded.values())
-        counts = ", ".join(f"{count:,}" for count in f.succeeded.values())
+    for name, series in runs.items():
+        label = CONFIGS[name].label
+        if series.error is not None:
+            rows.append(f"| {label} | could not run: {series.error} |" + " |" * 11)
+            continue
+        measured = [r.result for r in series.runs]
         rows.append(
-            f"| {number} | {f.events:,} | {f.seconds:.2f} | {f.events_per_second:,.0f}"
-            f" | {f.invocations_per_second:,.0f} | {f.events / f.publish_seconds:,.0f}"
-            f" | {counts}{'' if complete else ' (NOT every event)'} |"
+            f"| {label} | {spread([r.achieved for r in measured])} | {spread([r.p(0.5) for r in measured], 1)}"
+            f" | {spread([r.p(0.9) for r in measured], 1)} | {spread([r.p(0.99) for r in measured], 1)}"
+            f" | {number(max(max(r.latencies_ms, default=0.0) for r in measured), 1)} | {sum(r.lost for r in measured)}"
+            f" | {sum(r.refused for r in measured)} | {sum(r.duplicates for r in measured)}"
+            f" | {statistics.median(r.answer_p50_ms for r in measured):.1f}"
+            f" / {statistics.median(r.answer_p99_ms for r in measured):.1f}"
+            f" | {max(r.connections for r in measured)} | {statistics.median(r.cpu for r in measured):.0%}"
+            f" | {loads(series)} |"
+        )
+    for name, r in context.items():
+        rows.append(
+            f"| {CONFIGS[name].label}, once at {CONTEXT_RATE:g}/s | {r.achieved:,.0f} | {r.p(0.5):.1f} | {r.p(0.9):.1f}"
+            f" | {r.p(0.99):.1f} | {number(max(r.latencies_ms, default=0.0), 1)} | {r.lost} | {r.refused}"
+            f" | {r.duplicates}"
+            f" | {r.answer_p50_ms:.1f} / {r.answer_p99_ms:.1f} | {r.connections} | {r.cpu:.0%} | |"
         )
     return rows
 
 
-def report(latency: dict[float, list[LatencyRun]], fanout: list[FanoutRun]) -> str:
-    main_runs = latency[RATE]
-    p50 = _median([r.p(0.50) for r in main_runs])
-    p99 = _median([r.p(0.99) for r in main_runs])
-    lost = sum(r.lost for runs in latency.values() for r in runs)
-    unexpected = sum(r.unexpected for runs in latency.values() for r in runs)
-    met = p99 <= P99_TARGET_MS and lost == 0
-    complete = all(count == f.events for f in fanout for count in f.succeeded.values())
-    events_rate = _median([f.events_per_second for f in fanout])
-    invocations_rate = _median([f.invocations_per_second for f in fanout])
-    context = ", ".join(
-        f"{rate:,.0f}/s p50 {_median([r.p(0.5) for r in runs]):.2f} ms, p99 {_median([r.p(0.99) for r in runs]):.2f} ms"
-        for rate, runs in latency.items()
-        if rate != RATE
-    )
-    return "\n".join(
-        [
-            "## Events",
-            "",
-            f"### Publish to handler entry, {RATE:,.0f} events/s, 100 rules",
-            "",
-            "The real platform in one process (`Platform` on SQLite with `synchronous=FULL`, the bus consumer, the"
-            " async dispatcher, ProcessRunner workers forked from the app's zygote) running"
-            " `benchmarks/apps/events_latency_app.py`: 100 rules on the bus, one of which matches the stream (36 of"
-            " the others are near misses on the same type). `Platform.publish` is called once per event on an"
-            f" open-loop schedule (a publish starts when due, whatever earlier ones are doing) for {DURATION:g} s per"
-            f" run: {RUNS} runs at {RATE:,.0f}/s after a {WARMUP:g} s warm-up, then one at each lower rate for"
-            " context. Latency: the handler's `time.time()` on entry minus the start of its publish call (same"
-            " clock). Lost: acknowledged by `publish`, never entered. Schedule lag: how late a publish started"
-            " against its due time (the load generator shares the event loop with the platform); publish ack: the"
-            " publish call's own duration (a durable append).",
-            "",
-            *latency_rows(latency),
-            "",
-            f"- Target: p99 ≤ {P99_TARGET_MS:g} ms at {RATE:,.0f}/s with no event lost: p99 **{p99:.2f} ms**"
-            f" (p50 {p50:.2f} ms; medians of {RUNS} runs), {lost} lost: {'met' if met else '**NOT met**'}."
-            f" Handlers of the 99 other rules that ran: {unexpected}.",
-            f"- At lower rates: {context or 'not measured'}.",
-            f"- This process's CPU during the {RATE:,.0f}/s runs, in share of one core (medians):"
-            f" {_cpu([r.cpu for r in main_runs])}. The workers run in their own processes.",
-            "",
-            "### Fan-out: one `OrderPlaced` to four functions",
-            "",
-            "`benchmarks/apps/events_fanout_app.py`: four functions with a rule each on `OrderPlaced`."
-            f" {FANOUT_EVENTS:,} events per run, published by {FANOUT_PUBLISHERS} concurrent publishers one event"
-            " per call, timed from the first publish until each function has a succeeded invocation record for"
-            f" every event; {RUNS} runs after a warm-up.",
-            "",
-            *fanout_rows(fanout),
-            "",
-            f"- Sustained fan-out: **{events_rate:,.0f} events/s** end to end, {invocations_rate:,.0f} invocations"
-            f" completed per second (medians of {RUNS} runs); every function ran for every event:"
-            f" {'yes' if complete else '**NO**'}.",
-            f"- This process's CPU, in share of one core (medians): {_cpu([f.cpu for f in fanout])}.",
-        ]
-    )
+def fanout_rows(runs: dict[str, Runs[FanoutRun]]) -> list[str]:
+    rows = [
+        "| store, loop | events/s end to end | invocations/s | publish phase events/s | every function ran"
+        " for every event | platform CPU | load avg |",
+        "|---|---:|---:|---:|---|---:|---|",
+    ]
+    for name, series in runs.items():
+        label = CONFIGS[name].label
+        if series.error is not None:
+            rows.append(f"| {label} | could not run: {series.error} | | | | | |")
+            continue
+        measured = [r.result for r in series.runs]
+        complete = all(r.complete for r in measured)
+        counts = "; ".join(", ".join(f"{c:,}" for c in r.entered.values()) for r in measured if not r.complete)
+        rows.append(
+            f"| {label} | {spread([r.events_per_second for r in measured])}"
+            f" | {spread([r.invocations_per_second for r in measured])}"
+            f" | {spread([r.events / r.publish_seconds for r in measured])}"
+            f" | {'yes' if complete else f'**NO**: {counts}'} | {statistics.median(r.cpu for r in measured):.0%}"
+            f" | {loads(series)} |"
+        )
+    return rows
 
 
-async def main() -> str:
+def report(
+    latency: dict[str, Runs[LatencyRun]],
+    context: dict[str, LatencyRun],
+    fanout: dict[str, Runs[FanoutRun]],
+    skipped: str | None,
+) -> str:
+    verdicts = []
+    for name, series in latency.items():
+        if series.error is None and series.runs:
+            p99 = series.median(lambda r: r.p(0.99))
+            lost = sum(r.result.lost + r.result.refused for r in series.runs)
+            met = p99 <= P99_TARGET_MS and lost == 0
+            verdicts.append(
+                f"{CONFIGS[name].label}: p99 {number(p99, 1)} ms, {lost:,} lost or not accepted:"
+                f" {'met' if met else '**NOT met**'}"
+            )
+    lines = [
+        "## Events over HTTP",
+        "",
+        f"### Publish to handler entry, {RATE:,.0f} events/s, 100 rules",
+        "",
+        "The platform in its own process (`triggerfish dev`, or on PostgreSQL the same composition with a store"
+        " URL, on a fresh schema), serving `benchmarks/apps/events_latency_app.py`: 100 rules, one matching the"
+        " stream. A load generator in another process posts one CloudEvent per request (structured mode) to"
+        f" `POST /-/events` on an open-loop schedule of {RATE:,.0f}/s for {DURATION:g} s, opening keep-alive"
+        " connections as needed. Latency: the handler's `time.time()` on entry minus the time the request was"
+        f" written. {ROUNDS} rounds, the configurations taking turns after a {WARMUP_SECONDS:g} s warm-up each;"
+        " medians with the range. Lost: answered 202, never entered. Not accepted: answered other than 202, or"
+        " never sent because 512 requests were already waiting for an answer (the platform had fallen that far"
+        " behind). Answer: the publish request's own latency (a durable append). Platform CPU: the platform"
+        " process's share of one core during the run (the workers are other processes).",
+        "",
+        *latency_rows(latency, context),
+        "",
+        f"- Target: p99 ≤ {P99_TARGET_MS:g} ms at {RATE:,.0f}/s with nothing lost: " + "; ".join(verdicts) + ".",
+    ]
+    if skipped:
+        lines.append(f"- PostgreSQL: not measured: {skipped}.")
+    lines += [
+        "",
+        "### Fan-out: one `OrderPlaced` to four functions",
+        "",
+        "`benchmarks/apps/events_fanout_app.py`: four functions, a rule each on `OrderPlaced`."
+        f" {FANOUT_EVENTS:,} events per run in batch mode, {PUBLISHERS} connections posting {BATCH} events per"
+        " request as fast as they are answered; events/s end to end = events / (the last handler entry minus the"
+        f" first request). {ROUNDS} rounds after a warm-up, the configurations taking turns.",
+        "",
+        *fanout_rows(fanout),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> str:
+    chosen, skipped = configs()
     with tempfile.TemporaryDirectory(prefix="bench-events-") as tmp:
-        latency = await measure_latency(Path(tmp) / "latency")
-        fanout = await measure_fanout(Path(tmp) / "fanout")
-    return report(latency, fanout)
+        work = Path(tmp)
+        latency, context = measure_latency(chosen, work)
+        fanout = measure_fanout(chosen, work)
+    return report(latency, context, fanout, skipped)
 
 
 if __name__ == "__main__":
-    print(asyncio.run(main()))
+    print(main())

@@ -6,8 +6,11 @@
 
 Each benchmark is a module `benchmarks/bench_<name>.py` with a function
 `main() -> str` (or `async def main() -> str`) that returns its Markdown
-section. The machine is shared and noisy: benchmarks report medians of
-repeated runs and ratios against a peer measured in the same run.
+section. The machine is shared and noisy: benchmarks run the systems they
+compare in turns, report medians with their range, and the 1-minute load
+average beside every run (benchmarks/measure.py); the report starts with
+the command, the machine, the date and the load average, and each section
+ends with how long it took.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import inspect
 import os
 import platform
 import sys
+import time
 from pathlib import Path
+
+from benchmarks.measure import load_average
 
 
 def available() -> list[str]:
@@ -60,16 +66,22 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(names)}")
     chosen = args.names or names
-    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
-    print(f"Measured {today} on {machine()} with `scripts/bench {' '.join(args.names)}`.".replace(" `", " `", 1))
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = " ".join(["scripts/bench", *args.names])
+    print(f"Measured {now} on {machine()} with `{command}`; load average (1 min) at the start: {load_average():.2f}.")
     for name in chosen:
         module = importlib.import_module(f"benchmarks.bench_{name}")
         print(f"\n<!-- benchmarks/bench_{name}.py -->", file=sys.stderr)
+        began, load = time.monotonic(), load_average()
         result = module.main()
         if inspect.iscoroutine(result):
             result = asyncio.run(result)
         print()
         print(str(result).rstrip())
+        print(
+            f"\n_`scripts/bench {name}`: {time.monotonic() - began:.0f} s; load average {load:.2f} at its start,"
+            f" {load_average():.2f} at its end._"
+        )
         sys.stdout.flush()
     return 0
 
