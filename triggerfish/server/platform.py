@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -50,7 +51,7 @@ from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN
 from triggerfish.runtime.platform_calls import StorePlatform
 from triggerfish.runtime.process_runner import ProcessRunner
 from triggerfish.runtime.types import LoadedRunner, PlatformHandler
-from triggerfish.secrets.store import SecretStore
+from triggerfish.secrets.store import SecretStore, open_secrets
 from triggerfish.server.versions import AppVersion, VersionSource
 from triggerfish.store import OutgoingMessage, Store, open_store
 from triggerfish.triggers.queues import DEFAULT_RETRY_POLICY, QueueTriggers
@@ -101,7 +102,10 @@ class Platform:
     from zygotes, in `data_dir`); `clock` is the time every component reads.
     `secrets` holds the app's secrets (None: none can be set, and a function
     declaring one fails), under the name `secrets_app` (a server's name for the
-    app; default: the name its code gives it, as under `triggerfish dev`).
+    app; default: the name its code gives it, as under `triggerfish dev`); or,
+    with `secrets_key_file`, a secret store opened at start over the
+    platform's store, its key from `TRIGGERFISH_SECRETS_KEY` or that file
+    (made on the first start), as `triggerfish dev` keeps them.
     """
 
     def __init__(
@@ -124,6 +128,7 @@ class Platform:
         box_for: BoxFor | None = None,
         secrets: SecretStore | None = None,
         secrets_app: str | None = None,
+        secrets_key_file: Path | None = None,
     ) -> None:
         if data_dir is None and (store is None or loader is None):
             raise ValueError("Platform needs a data_dir, unless it is given both its store and a runner loader")
@@ -142,6 +147,7 @@ class Platform:
         #: The app's secrets, and the app's name they are kept under (None: the name its code gives it).
         self.secrets = secrets
         self.secrets_app = secrets_app
+        self._secrets_key_file = secrets_key_file
         #: Asked about the API key sent to a route declared `auth="api_key"` (None: no keys, such routes are open).
         self.keys_lookup = keys_lookup
         #: Backoff between attempts of failed async invocations (None: Lambda's, about 1 then 2 minutes).
@@ -268,6 +274,10 @@ class Platform:
         store = self._given_store or await open_store(self.store_url)
         self._store = store
         try:
+            if self.secrets is None and self._secrets_key_file is not None:
+                self.secrets = await open_secrets(
+                    store.kv, environ=os.environ, key_file=None, default_file=self._secrets_key_file
+                )
             self.publisher = Publisher(store)
             version = await self.load(source)
             self._current = version
