@@ -150,7 +150,7 @@ async def test_servers_starting_together_make_one_first_key(store: Store, tmp_pa
     )
     with_key = [s for s in opened if s.keyring is not None]
     assert len(with_key) == 1
-    made = [path for path in tmp_path.glob("*/secrets.key")]
+    made = [tmp_path / str(n) / "secrets.key" for n in range(4) if (tmp_path / str(n) / "secrets.key").exists()]
     assert len(made) == 1
     assert stat.S_IMODE(made[0].stat().st_mode) == 0o600
 

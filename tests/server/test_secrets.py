@@ -174,7 +174,8 @@ async def test_a_bad_value_is_refused_without_repeating_it(server: Server) -> No
             "/-/api/v1/apps/shop/secrets/STRIPE_KEY", json=body, headers=server.key("deployer")
         )
         assert answer.status_code == 400, answer.text
-        assert "xxxx" not in answer.text and "12345" not in answer.text
+        assert "xxxx" not in answer.text
+        assert "12345" not in answer.text
     bad_name = await server.set("shop", "AWS_LAMBDA_FUNCTION_NAME", "hidden")
     assert bad_name.status_code == 400
     assert "hidden" not in bad_name.text
@@ -207,7 +208,8 @@ async def test_the_audit_log_records_who_did_what_refusals_and_failures_too(serv
     answer = await server.http.get("/-/api/v1/audit", headers=server.key("admin"))
     assert answer.status_code == 200
     assert STRIPE not in answer.text
-    assert server.keys["deployer"] not in answer.text and server.keys["admin"] not in answer.text
+    assert server.keys["deployer"] not in answer.text
+    assert server.keys["admin"] not in answer.text
     entries = answer.json()["entries"]
     seen = [(e["operation"], e["outcome"], e["app"], e["object"], e["status"]) for e in entries]
     deploys = [row for row in seen if row[0] == "deploy"]
