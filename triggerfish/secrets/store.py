@@ -228,7 +228,7 @@ async def open_secrets(
         sealed = _check_sealed(check)
         if not holds_check(ring, sealed):
             if ring.get(sealed.key_id) is None:
-                raise missing_key(sealed.key_id, ring, "the store's secrets")
+                raise missing_key(sealed.key_id, ring, "every secret in the store")
             raise SecretsKeyError(
                 f"the store's secrets key record does not open with key {sealed.key_id} from {ring.source}: the"
                 " record was changed; restore the store from a backup, or remove the record and set every secret again"
