@@ -33,12 +33,15 @@ async def main() -> None:
 
         # A declared secret that is not set fails the invocation, naming it and how to set it.
         await platform.remove_secret("STRIPE_KEY")
+        failed: HandlerError | None = None
         try:
             await platform.invoke("charge", {"amount": 5})
-        except HandlerError as failed:
-            assert failed.error_type == "Runtime.SecretNotSet"
-            print(failed.error["errorMessage"])
-            assert "triggerfish secrets set shop STRIPE_KEY" in failed.error["errorMessage"]
+        except HandlerError as error:
+            failed = error
+        assert failed is not None
+        assert failed.error_type == "Runtime.SecretNotSet"
+        print(failed.error["errorMessage"])
+        assert "triggerfish secrets set shop STRIPE_KEY" in str(failed.error["errorMessage"])
 
     # A secret is not also an env variable; and names the runtime sets are not secrets.
     for bad in ({"secrets": ["TOKEN"], "env": {"TOKEN": "x"}}, {"secrets": ["AWS_REGION"]}):

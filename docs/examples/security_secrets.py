@@ -12,6 +12,10 @@ from triggerfish.store import open_store
 VALUE = "sk_live_51HrMexample"
 
 
+def file_bytes(directory: Path, pattern: str) -> bytes:
+    return b"".join(path.read_bytes() for path in sorted(directory.glob(pattern)))
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         data = Path(directory)
@@ -42,7 +46,7 @@ async def main() -> None:
             assert await after.values("shop", ["STRIPE_KEY"]) == {"STRIPE_KEY": VALUE}
 
         # A copy of the store alone holds no value: only names and sealed bytes.
-        stored = b"".join(path.read_bytes() for path in data.glob("store.db*"))
+        stored = file_bytes(data, "store.db*")
         assert VALUE.encode() not in stored
         assert b"STRIPE_KEY" in stored
 

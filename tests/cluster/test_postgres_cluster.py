@@ -261,3 +261,26 @@ def test_a_schedule_on_two_nodes_fires_each_occurrence_exactly_once(
     gaps = {(later - earlier).total_seconds() for earlier, later in itertools.pairwise(moments)}
     assert gaps == {3.0}, gaps
     assert len(times) >= 18
+
+
+def test_a_gateway_node_and_a_worker_node_divide_the_work(tmp_path: Path, database: tuple[str, str]) -> None:
+    _, url = database
+    gateway = Node(tmp_path / "gw", url, role="gateway", config=FAST_TAKEOVER).start()
+    worker = Node(tmp_path / "wk", url, role="worker", config=FAST_TAKEOVER)
+    started = [gateway]
+    try:
+        assert gateway.deploy("counter", write_app(tmp_path / "app", COUNTER)).status_code == 201
+        first = _events(20)
+        assert gateway.publish("counter", first).status_code == 202
+        time.sleep(1.5)
+        # Acknowledged, and durable, but a gateway runs no asynchronous work: nothing ran yet.
+        assert not set(_seen(url)) & {e["id"] for e in first}
+        worker.server.start(timeout=60, ready="worker only (no port open)")  # no port: it says so and runs
+        started.append(worker)
+        eventually(lambda: {e["id"] for e in first} <= set(_seen(url)), 30.0, "the worker ran the queued events")
+        nodes = gateway.client.get("/-/api/v1/nodes").json()["nodes"]
+        roles = sorted((tuple(n["roles"]), n["address"] is None) for n in nodes)
+        assert roles == [(("gateway",), False), (("worker",), True)]
+    finally:
+        for node in started:
+            node.stop()

@@ -172,7 +172,8 @@ def _project(directory: Path, name: str, source: str) -> Path:
 
 
 def _only_bundle(data_dir: Path, containing: str) -> Path:
-    [bundle] = [p for p in (data_dir / "bundles").iterdir() if containing in (p / "app.py").read_text()]
+    trees = [p for p in (data_dir / "bundles" / "by-app").glob("*/*") if (p / "app.py").is_file()]
+    [bundle] = [p for p in trees if containing in (p / "app.py").read_text()]
     return bundle
 
 
@@ -248,8 +249,11 @@ def test_secrets_of_the_server_and_other_tenants_cannot_be_read_or_written(serve
     # Walking up from its working directory finds nothing of the server's.
     listed = served.attack("listdir", str(data))
     assert not listed["ok"] or not {"admin.key", "store.db", "apps"} & set(listed["value"]), listed
-    bundles = served.attack("listdir", str(data / "bundles"))
-    assert bundles["value"] == [served.a_bundle.name], bundles
+    # Of the bundles, only its own is there: no other app's, and not even its own archive.
+    own = served.attack("listdir", str(served.a_bundle.parent))
+    assert own["value"] == [served.a_bundle.name], own
+    apps = served.attack("listdir", str(served.a_bundle.parent.parent))
+    assert apps["value"] == [served.a_bundle.parent.name], apps
     assert _digest(served.b_bundle) == b_before
 
 

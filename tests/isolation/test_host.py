@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.isolation.conftest import require_bwrap, require_root
-from tests.isolation.test_install import BACKEND, PYPROJECT
+from tests.isolation.test_install import probe_index
 from tests.server.test_host import Served
 from triggerfish.gateway import GatewayServer
 from triggerfish.isolation.policy import Isolation
@@ -43,18 +43,20 @@ def connect(event, context):
 """
 
 
-def _project(directory: Path, server_dir: Path, config: str = "") -> Path:
-    package = directory / "vendor" / "probe"
-    package.mkdir(parents=True)
-    (package / "pyproject.toml").write_text(PYPROJECT)
-    secret = server_dir / ADMIN_KEY_FILE  # what the build code will try to read
-    (package / "probe_backend.py").write_text(
-        textwrap.dedent(BACKEND.format(secret=str(secret), padding=0, hang=False, hog=0))
-    )
-    (directory / "requirements.txt").write_text("./vendor/probe\n")
+def _project(directory: Path, config: str = "") -> Path:
+    directory.mkdir(parents=True)
+    (directory / "requirements.txt").write_text("probe==1.0\n")
     (directory / "app.py").write_text(textwrap.dedent(APP))
     (directory / "triggerfish.toml").write_text(config)
     return directory
+
+
+def _host(tmp_path: Path, server_dir: Path) -> Host:
+    """A boxed server installing from an index of its own, which holds `probe` (built from source: the build
+    code then tries to read the server's admin key, `server_dir`/admin.key)."""
+    index = probe_index(tmp_path / "index", server_dir / ADMIN_KEY_FILE)
+    pip_args = ("--no-index", "--find-links", str(index))
+    return Host(data_dir=server_dir, pip_args=pip_args, source_builds=True, isolation=Isolation())
 
 
 async def _served(host: Host) -> tuple[GatewayServer, httpx.AsyncClient]:
@@ -67,8 +69,8 @@ async def test_an_app_s_requirements_build_and_run_in_its_box_as_its_uid(tmp_pat
     require_bwrap()
     require_root()
     server_dir = tmp_path / "server"
-    project = _project(tmp_path / "builds", server_dir)
-    host = Host(data_dir=server_dir, pip_args=("--no-index",), isolation=Isolation())
+    project = _project(tmp_path / "builds")
+    host = _host(tmp_path, server_dir)
     await host.start()
     server, http = await _served(host)
     try:
@@ -83,7 +85,7 @@ async def test_an_app_s_requirements_build_and_run_in_its_box_as_its_uid(tmp_pat
     assert seen["build"]["secret"] in ("FileNotFoundError", "PermissionError")  # the build could not read it
     assert seen["build"]["uid"] == seen["uid"] >= 1_900_000_000  # built and run as the app's own uid
 
-    again = Host(data_dir=server_dir, pip_args=("--no-index",), isolation=Isolation())
+    again = _host(tmp_path, server_dir)
     await again.start()  # a restart serves the app again, in a box, as the same uid
     server, http = await _served(again)
     try:
@@ -97,22 +99,23 @@ async def test_an_app_s_requirements_build_and_run_in_its_box_as_its_uid(tmp_pat
 async def test_network_none_in_triggerfish_toml_leaves_the_app_only_its_own_loopback(tmp_path: Path) -> None:
     require_bwrap()
     server_dir = tmp_path / "server"
-    host = Host(data_dir=server_dir, pip_args=("--no-index",), isolation=Isolation())
+    host = _host(tmp_path, server_dir)
     await host.start()
     server, http = await _served(host)
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     try:
         served = Served(host, server.url, http)
-        open_app = _project(tmp_path / "open", server_dir)
+        open_app = _project(tmp_path / "open")
         assert (await served.deploy("open", open_app)).status_code == 201
-        closed = _project(tmp_path / "closed", server_dir, 'network = "none"\n')
+        closed = _project(tmp_path / "closed", 'network = "none"\n')
         assert (await served.deploy("closed", closed)).status_code == 201
         assert (await http.get(f"/open/connect/{port}")).text == "connected"
         assert (await http.get(f"/closed/connect/{port}")).text == "ConnectionRefusedError"
-        bad = _project(tmp_path / "bad", server_dir, 'network = "sometimes"\n')
+        bad = _project(tmp_path / "bad", 'network = "sometimes"\n')
         refused = await served.deploy("bad", bad)
-        assert refused.status_code != 201  # refused (today as a 500: Host reads triggerfish.toml unguarded)
+        assert refused.status_code == 422, refused.text  # the deploy fails, naming the setting
+        assert "network" in refused.json()["error"]["message"]
         assert (await http.get("/bad/connect/1")).status_code == 404
     finally:
         listener.close()

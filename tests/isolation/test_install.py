@@ -130,18 +130,12 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 """
 
 
-def _bundle(tmp_path: Path, *, padding: int = 0, hang: bool = False, hog: int = 0) -> Path:
-    """An app whose requirement is a source distribution with its own build backend, on an index of the
-    server's (a deployer can no longer name a local path: only an index the server chose serves packages,
-    and sdists are built only where the server allows source builds)."""
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    secret = tmp_path / "server" / "admin.key"
-    secret.parent.mkdir()
-    secret.write_text("tfk_the_admin_key")
+def probe_index(index: Path, secret: Path, *, padding: int = 0, hang: bool = False, hog: int = 0) -> Path:
+    """An index (a --find-links directory) holding `probe`, a source distribution whose own build backend
+    records what it could see (its uid, `secret`, its environment): only an index the server chose serves
+    packages now, and sdists are built only where the server allows source builds."""
+    index.mkdir(parents=True, exist_ok=True)
     backend = textwrap.dedent(BACKEND.format(secret=str(secret), padding=padding, hang=hang, hog=hog))
-    index = tmp_path / "index"
-    index.mkdir()
     with tarfile.open(index / "probe-1.0.tar.gz", "w:gz") as sdist:
         for name, text in (
             ("pyproject.toml", PYPROJECT),
@@ -152,6 +146,17 @@ def _bundle(tmp_path: Path, *, padding: int = 0, hang: bool = False, hog: int = 
             info = tarfile.TarInfo(f"probe-1.0/{name}")
             info.size = len(data)
             sdist.addfile(info, io.BytesIO(data))
+    return index
+
+
+def _bundle(tmp_path: Path, *, padding: int = 0, hang: bool = False, hog: int = 0) -> Path:
+    """An app requiring `probe` (see `probe_index`)."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    secret = tmp_path / "server" / "admin.key"
+    secret.parent.mkdir()
+    secret.write_text("tfk_the_admin_key")
+    probe_index(tmp_path / "index", secret, padding=padding, hang=hang, hog=hog)
     (bundle / "requirements.txt").write_text("probe==1.0\n")
     return bundle
 

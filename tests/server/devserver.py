@@ -42,7 +42,9 @@ class DevServer:
         self.lines: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
 
-    def start(self, timeout: float = 30.0) -> DevServer:
+    def start(self, timeout: float = 30.0, *, ready: str | None = None) -> DevServer:
+        """Start it and wait until it serves (or, with `ready`, until a line containing that text: a
+        worker-only node serves nothing)."""
         self.process = subprocess.Popen(
             [sys.executable, *self.args],
             cwd=self.cwd,
@@ -55,6 +57,9 @@ class DevServer:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        if ready is not None:
+            self.wait_for_line(lambda line: ready in line, timeout)
+            return self
         line = self.wait_for_line(_SERVING.search, timeout)
         self.url = _SERVING.search(line).group(1)  # type: ignore[union-attr]
         return self

@@ -46,6 +46,10 @@ CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "role": (str,),
     "advertise": (str,),
     "lease_margin": (int, float),
+    # A store part from its own URL (docs/store.md): the event log, the queues, the key-value records.
+    "store_log": (str,),
+    "store_queues": (str,),
+    "store_kv": (str,),
     # How deploys install requirements and which bundles they take (docs/deploy.md).
     "pip_args": (list,),
     "pip_source_builds": (bool,),
@@ -273,6 +277,9 @@ async def _run(settings: dict[str, Any]) -> int:
         isolation=isolation,
         secrets_key_file=Path(settings["secrets_key_file"]) if "secrets_key_file" in settings else None,
         audit_retention=float(settings.get("audit_retention_days", 90)) * 86400.0,
+        store_parts={
+            part: settings[f"store_{part}"] for part in ("log", "queues", "kv") if f"store_{part}" in settings
+        },
     )
     try:
         await host.start()

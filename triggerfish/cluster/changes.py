@@ -79,12 +79,13 @@ class ChangeFeed:
 
     async def start_here(self) -> None:
         """Follow from the newest change on: what happened before, the node reads as the store's state."""
+        self._stopping.clear()
         self.position = await self.store.log.last_offset(CHANGES_STREAM)
 
     async def follow(self, apply: Callable[[Change], Awaitable[None]], *, wait: float = FOLLOW_WAIT) -> None:
         """Apply every change after `position`, in order, until `stop()`. A change that fails to apply is
         logged and skipped (the store keeps the truth; the next change of that app applies it again)."""
-        self._stopping.clear()
+        # Not cleared here: a stop() that comes before this task first runs must still stop it.
         while not self._stopping.is_set():
             try:
                 records = await self.store.log.read(CHANGES_STREAM, after=self.position, wait=wait)

@@ -191,6 +191,8 @@ class Dependencies:
             accepted.write_text(canonical, encoding="utf-8")
             accepted.chmod(0o644)
             code, output = await self._pip(accepted, partial / SITE_PACKAGES, box)
+            accepted.rename(partial / "requirements.txt")  # kept beside the install: what it was made from
+            request.rmdir()
             if code != 0:
                 raise DeployError(
                     f"pip could not install {name} (exit status {code}); its output says why",

@@ -291,11 +291,14 @@ def zygote_environment(python_path: list[str]) -> dict[str, str]:
     A database password or cloud credentials in the server's environment must not reach an app's
     code, so only the variables a worker also gets from it (PATH, LANG, TZ) pass, with PYTHONPATH.
     Output is unbuffered, so a handler's prints and log lines reach its output in the order written,
-    and a crash loses none of them.
+    and a crash loses none of them. No bytecode is written: a deployed version's files are read-only
+    and checked against their hash when they load again, so an import must not add `__pycache__` to
+    them (an app's modules compile once per zygote, which imports them once).
     """
     env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
     env["PYTHONPATH"] = os.pathsep.join(python_path)
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 
 

@@ -138,6 +138,7 @@ class Host:
         pip_args: tuple[str, ...] = (),
         roles: tuple[str, ...] = ROLES,
         address: str | None = None,
+        store_parts: Mapping[str, str] | None = None,
         lease_margin: float = DEFAULT_LEASE_MARGIN,
         source_builds: bool = False,
         bundle_limits: BundleLimits | None = None,
@@ -149,6 +150,8 @@ class Host:
         #: This node's record in the cluster (checks the roles now, not at start).
         self.node = NodeInfo.new(address=address, roles=roles)
         self.lease_margin = lease_margin
+        #: URLs of store parts taken from elsewhere than `store_url`: "log", "queues", "kv" (see open_store).
+        self.store_parts = dict(store_parts or {})
         self.data_dir = Path(data_dir).resolve()
         #: Whether and how apps' code (and their installs) run boxed; None: unboxed (see triggerfish.isolation).
         self.isolation = isolation if isolation is not None and isolation.enabled else None
@@ -231,7 +234,10 @@ class Host:
         """Open the store and serve every registered app's `live` alias. An app that fails to load is logged."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.artifacts.start()  # clears what unpacks a crash cut short left
-        self._store = await open_store(self.store_url)
+        parts = self.store_parts
+        self._store = await open_store(
+            self.store_url, log=parts.get("log"), queues=parts.get("queues"), kv=parts.get("kv")
+        )
         self.artifacts.shared = SharedBundles(self._store)
         self._keys = ApiKeys(self._store)
         try:
