@@ -32,10 +32,12 @@ def _secrets_of(request: Request) -> tuple[SecretStore, str]:
     """The secret store and the app's name the request is about (the URL's under serve, dev's one app's)."""
     host = getattr(request.app.state, "host", None)
     if host is not None:
+        app = request.path_params.get("app", "")
         try:
-            return host.secrets, check_app_name(request.path_params.get("app", ""))
-        except ValueError as exc:
-            raise ApiError(400, "InvalidInput", str(exc)) from None
+            return host.secrets, check_app_name(app)
+        except ValueError:
+            # No app can have that name: the answer of auth.app_not_found (not imported: auth imports this table).
+            raise ApiError(404, "AppNotFound", f"no app named {app!r} on this server") from None
     platform: Platform = request.app.state.platform
     if platform.secrets is None:
         raise ApiError(503, "SecretsUnavailable", "this platform keeps no secrets", headers={"Retry-After": "60"})

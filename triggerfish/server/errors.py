@@ -23,6 +23,9 @@ def error_response(
 def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
     """405 with `Allow` listing the methods the path takes (Starlette's exception carries them)."""
     headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
-    allowed = headers.get("Allow", "")
+    # Starlette keeps a route's methods in a set: sorted, the header is the same on every run.
+    allowed = ", ".join(sorted(m.strip() for m in headers.get("Allow", "").split(",") if m.strip()))
+    if allowed:
+        headers["Allow"] = allowed
     message = f"{request.method} is not allowed on {request.url.path}" + (f"; it takes {allowed}" if allowed else "")
     return error_response(405, "MethodNotAllowed", message, headers=headers)
