@@ -113,6 +113,7 @@ EVERY_SETTING: dict[str, Any] = {
     "on_failure": "function:alert",
     "dead_letter": "topic:dead",
     "env": {"TABLE": "orders"},
+    "secrets": ["STRIPE_KEY"],
 }
 DECORATORS: dict[str, Any] = {
     "function": lambda app, s: app.function(**s),
@@ -145,6 +146,7 @@ def test_every_decorator_accepts_every_setting(decorator: str) -> None:
         on_failure=Destination("function", "alert"),
         dead_letter=Destination("topic", "dead"),
         env={"TABLE": "orders"},
+        secrets=("STRIPE_KEY",),
     )
 
 

@@ -270,3 +270,24 @@ class WorkerStartError(InvocationError):
 
 class IsolationError(TriggerfishError):
     """An app's code cannot be boxed as asked: bubblewrap is missing or refused, or a uid cannot be given."""
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+
+class SecretsError(TriggerfishError):
+    """A secret could not be stored or read. The message names the app and the secret, never its value."""
+
+
+class SecretNotSetError(SecretsError, LookupError):
+    """A secret is not set: the app never set it, or it was removed. The control API answers 404 `SecretNotFound`."""
+
+    def __init__(self, message: str, *, app: str, name: str) -> None:
+        super().__init__(message)
+        self.app = app
+        self.name = name
+
+
+class SecretsKeyError(SecretsError):
+    """The server's secrets key cannot do what was asked: it is missing, malformed, not the key the store's
+    secrets are sealed with, or a sealed value does not open under it (changed in the store, or moved)."""

@@ -247,7 +247,7 @@ def spec_to_dict(spec: FunctionSpec) -> dict[str, Any]:
     A route's `auth` is described as data (see triggerfish.http_auth).
     """
     s = spec.settings
-    settings = {
+    settings: dict[str, Any] = {
         "memory_mb": s.memory_mb,
         "timeout": s.timeout,
         "concurrency": s.concurrency,
@@ -259,6 +259,9 @@ def spec_to_dict(spec: FunctionSpec) -> dict[str, Any]:
         "dead_letter": None if s.dead_letter is None else str(s.dead_letter),
         "env": dict(s.env),
     }
+    if s.secrets:
+        # Only when declared: a function's description is its fingerprint, which must not move for those declaring none.
+        settings["secrets"] = list(s.secrets)
     return {
         "name": spec.name,
         "ref": spec.ref,
@@ -302,6 +305,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> FunctionSpec:
             on_failure=_destination(raw.get("on_failure")),
             dead_letter=_destination(raw.get("dead_letter")),
             env=dict(raw.get("env") or {}),
+            secrets=tuple(str(name) for name in raw.get("secrets") or ()),
         )
         triggers = tuple(_trigger_from(t) for t in data.get("triggers", ()))
         name, ref = str(data["name"]), str(data["ref"])

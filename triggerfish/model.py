@@ -55,6 +55,8 @@ class FunctionSettings:
     on_failure: Destination | None = None
     dead_letter: Destination | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    #: The app's secrets this function sees, by name: as variables of its environment and in `context.secrets`.
+    secrets: tuple[str, ...] = ()
 
 
 SETTING_NAMES = frozenset(FunctionSettings.__dataclass_fields__)
@@ -157,6 +159,9 @@ _RESERVED_ENV = frozenset(
 )
 _RESERVED_ENV_PREFIXES = ("AWS_LAMBDA_", "TRIGGERFISH_")
 _DESTINATION_KINDS: tuple[DestinationKind, ...] = ("function", "queue", "topic", "bus")
+#: The longest secret name, and the most secrets one function may declare.
+MAX_SECRET_NAME = 128
+MAX_DECLARED_SECRETS = 100
 
 
 def check_app_name(name: object) -> str:
@@ -227,6 +232,34 @@ def _env(value: object) -> dict[str, str]:
     return env
 
 
+def check_secret_name(name: object) -> str:
+    """A secret's name: it becomes a variable of the environment, so a variable's name the runtime leaves free."""
+    if not isinstance(name, str) or not _ENV_NAME.fullmatch(name) or len(name) > MAX_SECRET_NAME:
+        raise ValueError(
+            f"{name!r} is not a valid secret name: use 1 to {MAX_SECRET_NAME} letters, digits and _, not first a"
+            " digit (it is the name of an environment variable), such as STRIPE_KEY"
+        )
+    if name in _RESERVED_ENV or name.startswith(_RESERVED_ENV_PREFIXES):
+        raise ValueError(f"secret name {name} is a variable the runtime sets; choose another name")
+    return name
+
+
+def _secret_names(value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValueError(f'secrets must be a list of secret names, such as ["STRIPE_KEY"], not {value!r}')
+    names: list[str] = []
+    for item in value:
+        try:
+            name = check_secret_name(item)
+        except ValueError as exc:
+            raise ValueError(f"secrets: {exc}") from None
+        if name not in names:
+            names.append(name)
+    if len(names) > MAX_DECLARED_SECRETS:
+        raise ValueError(f"secrets: a function may declare at most {MAX_DECLARED_SECRETS} secrets, not {len(names)}")
+    return tuple(names)
+
+
 def check_setting(name: str, value: object) -> Any:
     """Validate one setting and return it normalised (seconds as float, destinations parsed, env copied).
 
@@ -248,6 +281,8 @@ def check_setting(name: str, value: object) -> Any:
         return None if value is None else parse_destination(value)
     if name == "env":
         return _env(value)
+    if name == "secrets":
+        return _secret_names(value)
     raise ValueError(unknown_name_message("setting", name, SETTING_NAMES))
 
 
@@ -268,6 +303,11 @@ def apply_settings(base: FunctionSettings, changes: Mapping[str, Any]) -> Functi
             checked = {**values.get("env", base.env), **checked}
         values[name] = checked
     settings = replace(base, **values) if values else base
+    both = sorted(set(settings.env) & set(settings.secrets))
+    if both:
+        raise ValueError(
+            f"{both[0]} is both in env and in secrets; a secret is set with `triggerfish secrets set`: drop it from env"
+        )
     if settings.min_warm > settings.concurrency:
         raise ValueError(
             f"min_warm ({settings.min_warm}) cannot exceed concurrency ({settings.concurrency}); "

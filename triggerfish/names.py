@@ -52,6 +52,8 @@ LOOP_STOPPED_STREAM = "platform.loop-stopped"
 CHANGES_STREAM = "triggerfish.changes"
 #: Log records that could not be read back (a store written by a buggy or newer version), kept with the reason.
 PARKED_STREAM = "platform.parked"
+#: The server's audit log: who did what to keys, secrets and deploys, when, from where, and how it went.
+AUDIT_STREAM = "triggerfish.audit"
 
 _BUS = "bus."
 _TOPIC = "topic."
@@ -119,6 +121,8 @@ SERVER_NAMESPACE = "triggerfish.server"
 BUNDLES_NAMESPACE = "triggerfish.bundles"
 #: The cluster's records: nodes and their heartbeats, deploy locks.
 CLUSTER_NAMESPACE = "triggerfish.cluster"
+#: Every app's secrets, sealed (`secret/<app>/<name>`), and the record naming the key they are sealed with.
+SECRETS_NAMESPACE = "triggerfish.secrets"
 #: `@idempotent`'s records.
 IDEMPOTENCY_NAMESPACE = "idempotency"
 #: Namespaces handlers may not touch through the key-value calls: the platform's own records.
@@ -165,3 +169,7 @@ PROTOCOL_ERROR = "Runtime.ProtocolError"
 INVALID_EVENT_ERROR = "InvalidRequestContentException"
 #: Every concurrency slot was taken.
 THROTTLED_ERROR = "TooManyRequestsException"
+#: A secret the function declares is not set for its app (the worker was not started).
+SECRET_NOT_SET_ERROR = "Runtime.SecretNotSet"
+#: A secret the function declares could not be opened with this server's secrets key (the worker was not started).
+SECRET_UNREADABLE_ERROR = "Runtime.SecretUnreadable"

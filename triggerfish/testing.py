@@ -43,13 +43,15 @@ import orjson
 from triggerfish.app import App
 from triggerfish.errors import InvalidInputError, InvocationError
 from triggerfish.events.cloudevent import Event
-from triggerfish.model import FunctionSpec, QueueTrigger
+from triggerfish.model import FunctionSpec, QueueTrigger, check_secret_name
 from triggerfish.names import bus_stream, function_dead_letter_queue, queue_dead_letter_queue
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
 from triggerfish.runtime.records import InvocationRecord
 from triggerfish.runtime.types import LoadedRunner, PlatformHandler
+from triggerfish.secrets.keyring import Keyring, SecretsKey
+from triggerfish.secrets.store import SecretStore, check_secret_value
 from triggerfish.server.platform import Platform
 from triggerfish.server.versions import VersionSource
 from triggerfish.store import Message, QueueConfig, Store, open_store
@@ -98,7 +100,10 @@ class TestPlatform:
     has not configured itself. `max_drain_rounds` bounds how long `drain()`
     follows work that causes more work before it gives up. `start` sets the
     platform's clock (see `advance()`); `store_url` picks another store, e.g.
-    a SQLite file.
+    a SQLite file. `secrets` are the app's secrets by name, sealed and read as
+    a server does: a function sees those it declares in `context.secrets`
+    (handlers run in this process, so not in `os.environ`); `set_secret()` and
+    `remove_secret()` change them while the platform runs.
     """
 
     __test__ = False  # not a pytest test class, despite its name
@@ -112,9 +117,15 @@ class TestPlatform:
         store_url: str = "memory://",
         start: datetime.datetime | None = None,
         max_drain_rounds: int = MAX_DRAIN_ROUNDS,
+        secrets: Mapping[str, str] | None = None,
     ) -> None:
         self.specs: dict[str, FunctionSpec] = dict(app.functions if isinstance(app, App) else app)
         self.app_name = app.name if isinstance(app, App) else "app"
+        try:
+            self._secrets = {check_secret_name(k): check_secret_value(v) for k, v in (secrets or {}).items()}
+        except ValueError as exc:
+            raise InvalidInputError(f"TestPlatform(secrets=...): {exc}") from None
+        self._secret_store: SecretStore | None = None
         # Built here so that bad values fail at once, not at `async with`.
         self._policy = RetryPolicy(base=retry_delay, ceiling=retry_delay)
         QueueConfig(max_receives=queue_max_receives, dead_letter="probe")
@@ -163,7 +174,19 @@ class TestPlatform:
                         max_receives=self._queue_max_receives, dead_letter=queue_dead_letter_queue(queue)
                     )
                     await store.queues.configure(queue, redrive)
-            platform = Platform(None, store=store, loader=self._load, clock=self._clock, retry_policy=self._policy)
+            # Sealed and opened as a server does, under a key made for this platform alone.
+            self._secret_store = SecretStore(store.kv, Keyring((SecretsKey.generate(),), "a key made for this test"))
+            for name, value in self._secrets.items():
+                await self._secret_store.set(self.app_name, name, value)
+            platform = Platform(
+                None,
+                store=store,
+                loader=self._load,
+                clock=self._clock,
+                retry_policy=self._policy,
+                secrets=self._secret_store,
+                secrets_app=self.app_name,
+            )
             await platform.start(VersionSource(None, 1), background=False, queue_retry_policy=self._policy)
         except BaseException:
             await store.close()
@@ -173,7 +196,24 @@ class TestPlatform:
         await platform.scheduler.run_due(self.now)
 
     async def _load(self, source: VersionSource, platform: PlatformHandler) -> LoadedRunner:
-        return InProcessRunner(self.specs, platform=platform, app_name=self.app_name, version=str(source.number))
+        version = str(source.number)
+        return InProcessRunner(
+            self.specs, platform=platform, app_name=self.app_name, version=version, secrets=self._secret_values
+        )
+
+    async def _secret_values(self, app: str, names: tuple[str, ...]) -> Mapping[str, str]:
+        assert self._secret_store is not None
+        return await self._secret_store.values(app, names)
+
+    async def set_secret(self, name: str, value: str) -> None:
+        """Set (or change) the app's secret `name`, as `triggerfish secrets set` does: the next invocation sees it."""
+        assert self._secret_store is not None, "start the platform first"
+        await self._secret_store.set(self.app_name, name, value)
+
+    async def remove_secret(self, name: str) -> None:
+        """Remove the app's secret `name`: a function declaring it then fails with `Runtime.SecretNotSet`."""
+        assert self._secret_store is not None, "start the platform first"
+        await self._secret_store.remove(self.app_name, name)
 
     async def close(self) -> None:
         """Stop the platform and drop the store; pending work is abandoned, as a test ends."""
@@ -467,6 +507,12 @@ class SyncTestPlatform:
 
     def invoke_async(self, function: str, event: Any = None) -> str:
         return self._call(self.platform.invoke_async(function, event))
+
+    def set_secret(self, name: str, value: str) -> None:
+        self._call(self.platform.set_secret(name, value))
+
+    def remove_secret(self, name: str) -> None:
+        self._call(self.platform.remove_secret(name))
 
     def request(self, method: str, path: str, **options: Any) -> httpx.Response:
         return self._call(self.platform.request(method, path, **options))

@@ -103,8 +103,8 @@ def bearer(text: str) -> dict[str, str]:
 
 # What each role may do within its own app, as the design says (docs/security.md).
 ALLOWED_IN_OWN_APP = {
-    "admin": {"read", "invoke", "publish", "deploy", "configure", "admin"},
-    "deployer": {"read", "invoke", "deploy", "configure"},
+    "admin": {"read", "invoke", "publish", "deploy", "configure", "secrets", "admin"},
+    "deployer": {"read", "invoke", "deploy", "configure", "secrets"},
     "publisher": {"publish"},
     "invoker": {"invoke"},
     "viewer": {"read"},

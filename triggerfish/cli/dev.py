@@ -101,7 +101,14 @@ def dev(
     from triggerfish.retry import RetryPolicy
 
     retry_policy = None if retry_delay is None else RetryPolicy(base=retry_delay, ceiling=max(retry_delay * 4, 1.0))
-    options = {"data_dir": data_dir, "stage": stage, "overrides": overrides, "retry_policy": retry_policy}
+    options = {
+        "data_dir": data_dir,
+        "stage": stage,
+        "overrides": overrides,
+        "retry_policy": retry_policy,
+        # `triggerfish secrets set NAME` against dev: kept as a server keeps them, the key beside its store.
+        "secrets_key_file": Path(data_dir) / "secrets.key",
+    }
     limits = ConnectionLimits(max_connections, header_timeout, keep_alive_timeout)
     try:
         rules = RequestRules.local(host, allowed_hosts, allowed_origins)
@@ -150,7 +157,7 @@ async def _run(
 ) -> int:
     """Serve until SIGINT or SIGTERM; `options` are the Platform's."""
     from triggerfish.cli.serving import bind, serve_until_stopped, stop_on_signals
-    from triggerfish.errors import AppLoadError, DeclarationError
+    from triggerfish.errors import AppLoadError, DeclarationError, SecretsKeyError
     from triggerfish.gateway import GatewayServer
     from triggerfish.loader import describe_functions
     from triggerfish.server.http import platform_asgi
@@ -167,7 +174,7 @@ async def _run(
             click.echo(exc.details.rstrip(), err=True)
         click.echo(f"error: {exc}", err=True)
         return EXIT_LOAD_FAILED
-    except DeclarationError as exc:
+    except (DeclarationError, SecretsKeyError) as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_LOAD_FAILED
     version = platform.current

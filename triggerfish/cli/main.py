@@ -6,6 +6,7 @@ import click
 
 from triggerfish import __version__
 from triggerfish.cli.apps import describe, list_command, remove, rollback, status
+from triggerfish.cli.audit import audit
 from triggerfish.cli.check import check
 from triggerfish.cli.deploy import deploy
 from triggerfish.cli.dev import dev
@@ -16,6 +17,7 @@ from triggerfish.cli.keys import keys
 from triggerfish.cli.login import login
 from triggerfish.cli.logs import logs
 from triggerfish.cli.queues import queues
+from triggerfish.cli.secrets import secrets
 from triggerfish.cli.serve import serve
 from triggerfish.cli.store import store
 
@@ -32,7 +34,21 @@ cli.add_command(check)
 cli.add_command(dev)
 cli.add_command(serve)
 cli.add_command(store)
-for command in (deploy, invoke, list_command, describe, remove, rollback, status, queues, keys, login, logs):
+for command in (
+    deploy,
+    invoke,
+    list_command,
+    describe,
+    remove,
+    rollback,
+    status,
+    queues,
+    keys,
+    login,
+    logs,
+    secrets,
+    audit,
+):
     cli.add_command(command)
 
 

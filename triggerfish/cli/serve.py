@@ -62,6 +62,10 @@ CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "isolation": (bool,),
     "box_tmp_mb": (int,),
     "box_max_tasks": (int,),
+    # The secrets key's file (else $TRIGGERFISH_SECRETS_KEY, else DATA_DIR/secrets.key), and how long the audit
+    # log keeps entries (docs/security.md).
+    "secrets_key_file": (str,),
+    "audit_retention_days": (int, float),
 }
 #: What `--role` takes, and the node roles each means.
 ROLE_CHOICES: dict[str, tuple[str, ...]] = {
@@ -182,12 +186,27 @@ def _read_config(path: Path) -> dict[str, Any]:
         _bundle_limits(document)
     except ValueError as exc:
         raise click.BadParameter(f"{path}: {exc}", param_hint="--config") from None
+    retention = document.get("audit_retention_days", 90)
+    if not 0 < retention <= 36500:
+        raise click.BadParameter(
+            f"{path}: audit_retention_days must be more than 0 and at most 36500, not {retention!r}",
+            param_hint="--config",
+        )
     if document.get("role", "all") not in ROLE_CHOICES:
         raise click.BadParameter(
             f"{path}: role must be one of {', '.join(sorted(ROLE_CHOICES))}, not {document['role']!r}",
             param_hint="--config",
         )
     return document
+
+
+def _describe_secrets(host: Any) -> str:
+    ring = host.secrets.keyring
+    if ring is None:
+        return "no key on this node: functions that declare secrets fail here until it is given the cluster's key"
+    return f"sealed with key {ring.sealing.id} from {ring.source}" + (
+        f" (and {len(ring.keys) - 1} older key(s) that only open)" if len(ring.keys) > 1 else ""
+    )
 
 
 def _bundle_limits(settings: dict[str, Any]) -> BundleLimits:
@@ -199,7 +218,7 @@ def _bundle_limits(settings: dict[str, Any]) -> BundleLimits:
 
 async def _run(settings: dict[str, Any]) -> int:
     from triggerfish.cli.serving import bind, serve_until_stopped, stop_on_signals
-    from triggerfish.errors import InvalidInputError, IsolationError, StoreError, UnknownStoreURLError
+    from triggerfish.errors import InvalidInputError, IsolationError, SecretsKeyError, StoreError, UnknownStoreURLError
     from triggerfish.gateway import GatewayServer
     from triggerfish.gateway.connections import ConnectionLimits
     from triggerfish.isolation.box import DEFAULT_MAX_TASKS, DEFAULT_TMP_MB
@@ -256,13 +275,15 @@ async def _run(settings: dict[str, Any]) -> int:
         source_builds=bool(settings.get("pip_source_builds", False)),
         bundle_limits=_bundle_limits(settings),
         isolation=isolation,
+        secrets_key_file=Path(settings["secrets_key_file"]) if "secrets_key_file" in settings else None,
+        audit_retention=float(settings.get("audit_retention_days", 90)) * 86400.0,
         store_parts={
             part: settings[f"store_{part}"] for part in ("log", "queues", "kv") if f"store_{part}" in settings
         },
     )
     try:
         await host.start()
-    except (UnknownStoreURLError, StoreError) as exc:
+    except (UnknownStoreURLError, StoreError, SecretsKeyError) as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_BAD_SETUP
     if host.first_admin_key is not None:
@@ -270,6 +291,7 @@ async def _run(settings: dict[str, Any]) -> int:
     for name, platform in sorted(host.apps.items()):
         click.echo(f"app {name!r}: version {platform.current.number}, {len(platform.current.specs)} functions")
     click.echo(f"isolation: {isolation.describe()}")
+    click.echo(f"secrets: {_describe_secrets(host)}")
     if not gateway:
         click.echo(f"node {host.node.id}: worker only (no port open); Ctrl-C or SIGTERM stops it")
         await stop.wait()

@@ -35,14 +35,14 @@ FOLLOW_WAIT = 1.0
 #: How long changes are kept in the stream.
 RETENTION = 24 * 3600.0
 
-Kind = Literal["alias", "removed", "rules", "subscriptions"]
-KINDS: tuple[str, ...] = ("alias", "removed", "rules", "subscriptions")
+Kind = Literal["alias", "removed", "rules", "subscriptions", "secrets"]
+KINDS: tuple[str, ...] = ("alias", "removed", "rules", "subscriptions", "secrets")
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """`kind` of change to `app`: its aliases moved ("alias"), it was removed, or its run-time rules or
-    subscriptions changed. `node` is the node that made it."""
+    """`kind` of change to `app`: its aliases moved ("alias"), it was removed, its run-time rules or
+    subscriptions changed, or its secrets did (their values are never in a change). `node` made it."""
 
     kind: Kind
     app: str

@@ -19,7 +19,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import orjson
@@ -45,6 +45,38 @@ class _RequestLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         return f"[{extra['aws_request_id']}] {msg}", kwargs
 
 
+class Secrets(Mapping[str, str]):
+    """`context.secrets`: the values of the secrets the function declares, by name, read-only.
+
+    Its repr names the secrets and never shows a value, so printing or logging the context leaks nothing;
+    asking for a secret the function does not declare is a KeyError saying how to declare it.
+    """
+
+    __slots__ = ("_function", "_values")
+
+    def __init__(self, values: Mapping[str, str], function: str = "") -> None:
+        self._values = dict(values)
+        self._function = function
+
+    def __getitem__(self, name: str) -> str:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise KeyError(
+                f"{name!r}: function {self._function!r} declares no secret of that name (it declares"
+                f" {', '.join(self._values) or 'none'}); declare it: @app.function(secrets=[{name!r}])"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"<secrets {', '.join(self._values) or '(none)'}: values not shown>"
+
+
 class Context:
     """What a handler learns about its invocation, and how it reaches the platform.
 
@@ -55,7 +87,8 @@ class Context:
     Triggerfish's own: `request_id`, `logger` (records carry `aws_request_id`),
     `attempt` (1 for the first try), `traceparent`/`trace_id` (W3C trace
     context; a new trace when the caller sent none or an invalid one),
-    `hop_count`, `publish(...)`, `send(...)` and `call_platform(op, args)`.
+    `hop_count`, `publish(...)`, `send(...)`, `call_platform(op, args)`, and `secrets`: the values of the
+    secrets the function declares (`secrets=[...]`), read-only, as its environment also has them.
 
         def handler(event, context):
             context.logger.info("order %s", event["id"])
@@ -79,6 +112,7 @@ class Context:
         call_platform: Callable[[str, dict[str, Any]], Any] | None = None,
         app_name: str = "app",
         logger: logging.Logger | None = None,
+        secrets: Mapping[str, str] | None = None,
     ) -> None:
         self.aws_request_id = request_id
         self.function_name = function_name
@@ -96,6 +130,15 @@ class Context:
         self._call_platform = call_platform
         self._logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = logger
         self._arn: str | None = None
+        self._secrets = secrets
+
+    @property
+    def secrets(self) -> Secrets:
+        """The function's declared secrets by name, read-only (a KeyError for one it does not declare)."""
+        found = self._secrets
+        if not isinstance(found, Secrets):
+            found = self._secrets = Secrets(found or {}, self.function_name)
+        return found
 
     # --- Lambda's attributes ------------------------------------------------------------------
 

@@ -33,10 +33,10 @@ from typing import Any, TextIO, cast, get_args
 
 import orjson
 
-from triggerfish.errors import FunctionNotFoundError, InvocationError, ThrottledError
+from triggerfish.errors import FunctionNotFoundError, InvocationError, SecretNotSetError, SecretsError, ThrottledError
 from triggerfish.loader import spec_to_dict
 from triggerfish.model import FunctionSettings, FunctionSpec
-from triggerfish.names import INVALID_EVENT_ERROR, TIMEOUT_ERROR
+from triggerfish.names import INVALID_EVENT_ERROR, SECRET_NOT_SET_ERROR, SECRET_UNREADABLE_ERROR, TIMEOUT_ERROR
 from triggerfish.runtime import call_errors
 from triggerfish.runtime.context import Context
 from triggerfish.runtime.handler import HandlerResult, run_handler
@@ -48,6 +48,7 @@ from triggerfish.runtime.types import (
     PlatformCall,
     PlatformHandler,
     PlatformOp,
+    SecretsSource,
 )
 
 _PLATFORM_OPS: tuple[str, ...] = get_args(PlatformOp)
@@ -75,8 +76,11 @@ class InProcessRunner:
         version: str = "1",
         app_name: str = "app",
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        secrets: SecretsSource | None = None,
     ) -> None:
         self.specs = dict(specs)
+        #: Reads a function's declared secrets at each invocation (no worker outlives a change here).
+        self.secrets = secrets
         self.platform = platform
         self.version = version
         self.app_name = app_name
@@ -106,6 +110,9 @@ class InProcessRunner:
     async def close(self) -> None:
         """Nothing to stop: handlers run in threads that end with their invocations."""
 
+    def renew_secrets(self) -> None:
+        """Nothing to renew: every invocation reads its function's secrets as it starts."""
+
     async def run(self, request: InvokeRequest, *, wait: float = 1.0) -> InvokeOutcome:
         """Run one invocation; raises ThrottledError when no slot frees up within `wait` seconds.
 
@@ -124,6 +131,18 @@ class InProcessRunner:
             self._in_flight[spec.name] -= 1
             slots.release()
 
+    async def _secret_values(self, spec: FunctionSpec) -> Mapping[str, str]:
+        names = spec.settings.secrets
+        if not names:
+            return {}
+        if self.secrets is None:
+            raise SecretNotSetError(
+                f"it declares secrets ({', '.join(names)}), and none were given: TestPlatform(app, secrets={{...}})",
+                app=self.app_name,
+                name=names[0],
+            )
+        return await self.secrets(self.app_name, names)
+
     async def _run(self, spec: FunctionSpec, request: InvokeRequest) -> InvokeOutcome:
         loop = asyncio.get_running_loop()
         try:
@@ -140,6 +159,13 @@ class InProcessRunner:
             return InvokeOutcome(
                 request.request_id, ok=False, error=error, retryable=False, started_at=now, ended_at=now
             )
+        try:
+            secrets = await self._secret_values(spec)
+        except SecretsError as exc:
+            now = time.time()
+            kind = SECRET_NOT_SET_ERROR if isinstance(exc, SecretNotSetError) else SECRET_UNREADABLE_ERROR
+            error = {"errorType": kind, "errorMessage": f"function {spec.name!r}: {exc}", "stackTrace": []}
+            return InvokeOutcome(request.request_id, ok=False, error=error, started_at=now, ended_at=now)
         timeout = spec.settings.timeout
         cold = spec.name not in self._warm
         self._warm.add(spec.name)
@@ -161,6 +187,7 @@ class InProcessRunner:
             call_platform=self._bridge(loop, spec.name, request),
             app_name=self.app_name,
             logger=logger,
+            secrets=secrets,
         )
         handler_loop = asyncio.new_event_loop() if _is_async(spec.handler) else None
         done: asyncio.Future[HandlerResult] = loop.create_future()

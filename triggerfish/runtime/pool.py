@@ -20,15 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from triggerfish.errors import ProtocolError, ThrottledError, WorkerStartError
+from triggerfish.errors import ProtocolError, SecretNotSetError, SecretsError, ThrottledError, WorkerStartError
 from triggerfish.isolation.pids import PidView, SamePids
 from triggerfish.model import FunctionSpec
-from triggerfish.names import START_ERROR
+from triggerfish.names import SECRET_NOT_SET_ERROR, SECRET_UNREADABLE_ERROR, START_ERROR
 from triggerfish.runtime.channel import WorkerConnection
 from triggerfish.runtime.limits import CgroupTree, Limits, memory_limit_bytes
 from triggerfish.runtime.protocol import Ready, Spawn
 from triggerfish.runtime.slots import acquire_within
-from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, PlatformHandler
+from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, PlatformHandler, SecretsSource
 from triggerfish.runtime.worker_process import WorkerProcess
 from triggerfish.runtime.zygote_link import AppZygoteLink
 
@@ -51,6 +51,18 @@ class PoolConfig:
     limits: Limits
     #: How the parent names the workers' pids (in a box they differ from the pids the workers see).
     pids: PidView = field(default_factory=SamePids)
+    #: Reads the values of a function's declared secrets for each new worker (None: no secrets here), and the
+    #: app's name as its code declares it.
+    secrets: SecretsSource | None = None
+    app_name: str = "app"
+
+
+class SecretStartError(WorkerStartError):
+    """A worker was not started because a secret its function declares could not be read; `error_type` says why."""
+
+    def __init__(self, message: str, error_type: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
 
 
 class WorkerPool:
@@ -68,6 +80,10 @@ class WorkerPool:
         self._workers: set[WorkerProcess] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
+        # Bumped when the app's secrets change; workers started with older values are in `_stale` and stop
+        # instead of going back to idle.
+        self._generation = 0
+        self._stale: set[WorkerProcess] = set()
         # The worker creates it (in a box it is inside the box, where only the worker can write).
         self.cwd = config.work_dir / "functions" / _safe(spec.name)
         self.counts = {"invocations": 0, "cold_starts": 0, "timeouts": 0, "crashes": 0, "start_failures": 0}
@@ -108,10 +124,12 @@ class WorkerPool:
                 worker.kill()
                 self._workers.discard(worker)
                 raise
-            if worker.alive:
-                self._idle.append(worker)
-            else:
+            if not worker.alive:
                 self._lost(worker)
+            elif worker in self._stale:
+                self._retire(worker)
+            else:
+                self._idle.append(worker)
             return outcome
         finally:
             slots.release()
@@ -120,13 +138,34 @@ class WorkerPool:
         idle = self._idle
         while idle:
             worker = idle.pop()  # the most recently used: the likeliest to be hot in the caches
-            if worker.alive:
+            if worker in self._stale:  # started with secrets that have changed since
+                self._retire(worker)
+            elif worker.alive:
                 return worker
             self._workers.discard(worker)
         return None
 
+    def renew(self) -> int:
+        """The function's secrets changed: stop the idle workers now and the busy ones when they finish (they were
+        started with the old values), then start `min_warm` again; how many were stopped now."""
+        self._generation += 1
+        self._stale.update(self._workers)
+        stopped = 0
+        while self._idle:
+            self._retire(self._idle.pop())
+            stopped += 1
+        self.keep_warm()
+        return stopped
+
+    def _retire(self, worker: WorkerProcess) -> None:
+        self._stale.discard(worker)
+        self._workers.discard(worker)
+        if worker.alive:
+            worker.stop()
+
     def _lost(self, worker: WorkerProcess) -> None:
         self._workers.discard(worker)
+        self._stale.discard(worker)
         if worker.timed_out:
             self.counts["timeouts"] += 1
         else:  # crashed, or retired after running out of memory
@@ -145,6 +184,8 @@ class WorkerPool:
     async def spawn(self, *, wait_ready: bool = True) -> WorkerProcess:
         """Fork a worker from the app zygote; with `wait_ready`, wait until it reports ready."""
         config = self.config
+        generation = self._generation
+        secrets = await self._secret_values()
         ours, theirs = socket.socketpair()
         read_fd, write_fd = os.pipe()
         spawn = Spawn(
@@ -152,6 +193,7 @@ class WorkerPool:
             cwd=str(self.cwd),
             memory_bytes=memory_limit_bytes(self.spec.settings.memory_mb, config.baseline_bytes),
             max_processes=config.max_processes,
+            secrets=secrets,
         )
         try:
             zygote, zygote_pid = await config.zygote.current()
@@ -181,11 +223,30 @@ class WorkerPool:
             pids=config.pids,
         )
         self._workers.add(worker)
+        if generation != self._generation:  # the secrets changed while it started: its values are old
+            self._stale.add(worker)
         if wait_ready:
             await self._wait_ready(worker)
         if self._closed:
             worker.kill()
         return worker
+
+    async def _secret_values(self) -> dict[str, str]:
+        names = self.spec.settings.secrets
+        if not names:
+            return {}
+        source = self.config.secrets
+        if source is None:
+            raise SecretStartError(
+                f"function {self.name!r} declares secrets ({', '.join(names)}), and this platform has none to give",
+                SECRET_NOT_SET_ERROR,
+            )
+        try:
+            return dict(await source(self.config.app_name, names))
+        except SecretNotSetError as exc:
+            raise SecretStartError(f"function {self.name!r}: {exc}", SECRET_NOT_SET_ERROR) from None
+        except SecretsError as exc:
+            raise SecretStartError(f"function {self.name!r}: {exc}", SECRET_UNREADABLE_ERROR) from None
 
     async def _wait_ready(self, worker: WorkerProcess) -> None:
         try:
@@ -227,6 +288,7 @@ class WorkerPool:
         while self._idle and len(self._workers) > keep and now - self._idle[0].last_used > idle_timeout:
             worker = self._idle.pop(0)
             self._workers.discard(worker)
+            self._stale.discard(worker)
             worker.stop()
             stopped += 1
         return stopped
@@ -262,6 +324,7 @@ class WorkerPool:
             worker.kill()
         self._workers.clear()
         self._idle.clear()
+        self._stale.clear()
 
     def _in_background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -271,10 +334,11 @@ class WorkerPool:
 
 def _start_failed(request: InvokeRequest, exc: WorkerStartError, version: str) -> InvokeOutcome:
     now = time.time()
+    error_type = exc.error_type if isinstance(exc, SecretStartError) else START_ERROR
     return InvokeOutcome(
         request_id=request.request_id,
         ok=False,
-        error={"errorType": START_ERROR, "errorMessage": str(exc), "stackTrace": []},
+        error={"errorType": error_type, "errorMessage": str(exc), "stackTrace": []},
         cold_start=True,
         started_at=now,
         ended_at=now,

@@ -33,7 +33,13 @@ from triggerfish.runtime.channel import ZygoteChannel
 from triggerfish.runtime.limits import DEFAULT_MAX_PROCESSES, CgroupTree, describe, process_limit_method
 from triggerfish.runtime.pool import PoolConfig, WorkerPool
 from triggerfish.runtime.protocol import LoadApp
-from triggerfish.runtime.types import DEFAULT_OUTPUT_LIMIT, InvokeOutcome, InvokeRequest, PlatformHandler
+from triggerfish.runtime.types import (
+    DEFAULT_OUTPUT_LIMIT,
+    InvokeOutcome,
+    InvokeRequest,
+    PlatformHandler,
+    SecretsSource,
+)
 from triggerfish.runtime.worker import INHERITED_ENVIRONMENT as _INHERITED
 from triggerfish.runtime.zygote_link import AppZygoteLink
 
@@ -91,6 +97,7 @@ class ProcessRunner:
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
         extra_paths: list[str] | None = None,
         box: Box | None = None,
+        secrets: SecretsSource | None = None,
     ) -> ProcessRunner:
         """Start the zygotes for the app at `target` ("app.py", "app.py:app", "pkg.module[:app]").
 
@@ -103,15 +110,18 @@ class ProcessRunner:
         zygotes and workers in a box (see triggerfish.isolation.box): they see
         the app's directory (`box.read_only`, else the target's directory) and
         `extra_paths` read-only, work in the box's /tmp, and `work_dir` is not
-        used. Raises AppLoadError (with the traceback in `details`) when the
-        app cannot be imported or its configuration is wrong, and
-        IsolationError when the box cannot be made.
+        used. `secrets` reads the values of a function's declared secrets
+        for each worker it starts (they go to the worker over the zygote's
+        socket, into its environment and `context.secrets`). Raises
+        AppLoadError (with the traceback in `details`) when the app cannot be
+        imported or its configuration is wrong, and IsolationError when the
+        box cannot be made.
         """
         runner = cls(
             target=str(target), work_dir=_absolute(work_dir), version=version, idle_timeout=idle_timeout, box=box
         )
         try:
-            await runner._start(stage, overrides, platform, max_processes, output_limit, extra_paths or [])
+            await runner._start(stage, overrides, platform, max_processes, output_limit, extra_paths or [], secrets)
         except BaseException:
             await runner.close()
             raise
@@ -125,6 +135,7 @@ class ProcessRunner:
         max_processes: int,
         output_limit: int,
         extra_paths: list[str],
+        secrets: SecretsSource | None,
     ) -> None:
         if self.box is not None:
             self.target = _absolute_target(self.target)
@@ -159,6 +170,8 @@ class ProcessRunner:
             output_limit=output_limit,
             limits=self.limits,
             pids=self._pids,
+            secrets=secrets,
+            app_name=self.app_name,
         )
         self._pools = {name: WorkerPool(spec, config) for name, spec in self.specs.items()}
         for pool in self._pools.values():
@@ -204,6 +217,13 @@ class ProcessRunner:
         """
         pools = [self._pools[function]] if function is not None else list(self._pools.values())
         return sum(pool.stop_idle(-1.0, keep=0) for pool in pools)
+
+    def renew_secrets(self) -> None:
+        """The app's secrets changed: the workers of functions that declare secrets stop (idle ones now, busy ones
+        when they finish), so every invocation from now on runs in a worker started with the new values."""
+        for pool in self._pools.values():
+            if pool.spec.settings.secrets:
+                pool.renew()
 
     async def close(self) -> None:
         """Stop every worker and both zygotes, and remove the runner's cgroups. Safe to call twice."""

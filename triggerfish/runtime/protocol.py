@@ -166,6 +166,9 @@ class Spawn:
     cwd: str
     memory_bytes: int
     max_processes: int
+    #: The values of the secrets the function declares: only over this socket, never on a command line or in a
+    #: file, and never in a repr (the zygote prints frames it refuses).
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ worker forked from a zygote, or this process in `triggerfish.testing`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -79,6 +79,12 @@ class PlatformCall:
 PlatformHandler = Callable[[PlatformCall], Awaitable[Any]]
 
 
+#: The values of secrets a function declares, read when one of its workers starts: given the app's name as its code
+#: declares it and the secret names, their values by name. Raises SecretNotSetError for one that is not set and
+#: SecretsKeyError for one that does not open; the worker is then not started and the invocation fails, naming it.
+SecretsSource = Callable[[str, tuple[str, ...]], Awaitable[Mapping[str, str]]]
+
+
 class Runner(Protocol):
     """Runs one invocation of a declared function and reports how it went.
 
@@ -108,5 +114,10 @@ class LoadedRunner(Runner, Protocol):
     descriptions: dict[str, dict[str, Any]]
 
     def stats(self, function: str) -> dict[str, Any]: ...
+
+    def renew_secrets(self) -> None:
+        """The app's secrets changed: invocations starting from now see the new values (workers started before
+        are stopped once idle)."""
+        ...
 
     async def close(self) -> None: ...

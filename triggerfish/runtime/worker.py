@@ -37,7 +37,7 @@ from triggerfish.identity import REGION
 from triggerfish.model import FunctionSpec
 from triggerfish.names import OUT_OF_MEMORY_ERROR
 from triggerfish.runtime import call_errors, limits
-from triggerfish.runtime.context import Context
+from triggerfish.runtime.context import Context, Secrets
 from triggerfish.runtime.handler import run_handler
 from triggerfish.runtime.protocol import (
     Cancel,
@@ -85,8 +85,11 @@ class NoSandbox:
 sandbox: Sandbox = NoSandbox()
 
 
-def worker_environment(spec: FunctionSpec, *, app_name: str, version: str, cwd: str) -> dict[str, str]:
-    """The whole environment of a worker: a documented minimal set plus the function's declared `env`."""
+def worker_environment(
+    spec: FunctionSpec, *, app_name: str, version: str, cwd: str, secrets: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The whole environment of a worker: a documented minimal set, the function's declared `env`, and the
+    values of its declared `secrets` (names the runtime sets are refused at declaration, so none is replaced)."""
     inherited = os.environ
     env = {
         "PATH": inherited.get("PATH", _DEFAULT_PATH),
@@ -104,6 +107,7 @@ def worker_environment(spec: FunctionSpec, *, app_name: str, version: str, cwd: 
         "TRIGGERFISH_VERSION": version,
     }
     env.update(spec.settings.env)
+    env.update(secrets or {})
     return env
 
 
@@ -124,7 +128,9 @@ def become_worker(
         unenforced = limits.apply_in_child(spawn.memory_bytes, spawn.max_processes, cgroup is not None)
         _enter_directory(spawn.cwd)
         sandbox.enter(spec, spawn.cwd)
-        _set_environment(worker_environment(spec, app_name=app_name, version=version, cwd=spawn.cwd))
+        _set_environment(
+            worker_environment(spec, app_name=app_name, version=version, cwd=spawn.cwd, secrets=spawn.secrets)
+        )
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(output_fd, 1)
@@ -133,7 +139,7 @@ def become_worker(
         # Kept (not inherited by the handler's children) to tell the parent whether output is unread.
         os.set_inheritable(output_fd, False)
         send_frame(sock, Ready(pid=os.getpid(), unenforced=unenforced, cgroup=cgroup))
-        Worker(sock, spec, app_name=app_name, version=version, output_fd=output_fd).serve()
+        Worker(sock, spec, app_name=app_name, version=version, output_fd=output_fd, secrets=spawn.secrets).serve()
     except BaseException as exc:  # whatever happens, a worker never returns into the zygote's code
         code = 70
         with contextlib.suppress(BaseException):
@@ -196,9 +202,17 @@ class Worker:
     """The serving loop of a worker: requests in, results out, platform calls relayed to the parent."""
 
     def __init__(
-        self, sock: socket.socket, spec: FunctionSpec, *, app_name: str, version: str, output_fd: int | None = None
+        self,
+        sock: socket.socket,
+        spec: FunctionSpec,
+        *,
+        app_name: str,
+        version: str,
+        output_fd: int | None = None,
+        secrets: Mapping[str, str] | None = None,
     ) -> None:
         self.sock = sock
+        self.secrets = Secrets(secrets or {}, spec.name)
         #: The output pipe's write end, which fds 1 and 2 point at (None: not known, always say "unread").
         self.output_fd = output_fd
         self.spec = spec
@@ -237,6 +251,7 @@ class Worker:
             call_platform=self.call_platform,
             app_name=self.app_name,
             logger=self.logger,
+            secrets=self.secrets,
         )
         started = time.time()
         outcome = run_handler(spec.handler, request.event, context, loop=self.loop)

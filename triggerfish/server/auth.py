@@ -30,12 +30,13 @@ from triggerfish.server.control_io import ApiError, Endpoint, endpoint
 from triggerfish.server.keys import ROLES, ApiKeys, KeyInfo, looks_like_key, presented_key
 
 #: What a request can do. An endpoint performs exactly one of these (see docs/security.md for which).
-ACTIONS = ("read", "invoke", "publish", "deploy", "configure", "admin")
+ACTIONS = ("read", "invoke", "publish", "deploy", "configure", "secrets", "admin")
 
-#: The actions each role holds.
+#: The actions each role holds. `secrets` (setting and removing an app's secrets) is the deployer's, as deploying
+#: is: whoever ships the code that uses a credential is trusted with it. Listing secrets' names is `read`.
 ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
     "admin": frozenset(ACTIONS),
-    "deployer": frozenset({"read", "invoke", "deploy", "configure"}),
+    "deployer": frozenset({"read", "invoke", "deploy", "configure", "secrets"}),
     "publisher": frozenset({"publish"}),
     "invoker": frozenset({"invoke"}),
     "viewer": frozenset({"read"}),

@@ -34,6 +34,7 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -56,7 +57,10 @@ from triggerfish.isolation.box import Box
 from triggerfish.isolation.policy import Isolation
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN
+from triggerfish.secrets.keyring import KEY_FILE
+from triggerfish.secrets.store import SecretStore, open_secrets
 from triggerfish.server.artifacts import Artifacts
+from triggerfish.server.audit import DEFAULT_RETENTION, AuditLog
 from triggerfish.server.auth import invoke_check
 from triggerfish.server.keys import ApiKeys
 from triggerfish.server.platform import STORE_FILE, BoxFor, Platform
@@ -79,6 +83,8 @@ DEFAULT_ENTRY = "app.py"
 FOLLOWER_PATIENCE = 130.0
 #: Where the first start writes the admin key it made (mode 0600), beside the store.
 ADMIN_KEY_FILE = "admin.key"
+#: Seconds between two trims of the audit log past its retention.
+AUDIT_TRIM_PERIOD = 3600.0
 
 
 class AppNotFoundError(InvalidInputError, LookupError):
@@ -137,6 +143,9 @@ class Host:
         source_builds: bool = False,
         bundle_limits: BundleLimits | None = None,
         isolation: Isolation | None = None,
+        secrets_key_file: Path | None = None,
+        audit_retention: float = DEFAULT_RETENTION,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         #: This node's record in the cluster (checks the roles now, not at start).
         self.node = NodeInfo.new(address=address, roles=roles)
@@ -161,6 +170,14 @@ class Host:
         self._nodes: Nodes | None = None
         self._changes: ChangeFeed | None = None
         self._follower: asyncio.Task[None] | None = None
+        #: Where the secrets key comes from: the environment (TRIGGERFISH_SECRETS_KEY), else this file, else
+        #: DATA_DIR/secrets.key (see triggerfish.secrets.keyring).
+        self.secrets_key_file = secrets_key_file
+        self.audit_retention = audit_retention
+        self._environ = os.environ if environ is None else environ
+        self._secrets: SecretStore | None = None
+        self._audit: AuditLog | None = None
+        self._trimmer: asyncio.Task[None] | None = None
 
     @property
     def store(self) -> Store:
@@ -173,6 +190,20 @@ class Host:
         if self._keys is None:
             raise RuntimeError("the host is not started; call start() first")
         return self._keys
+
+    @property
+    def secrets(self) -> SecretStore:
+        """Every app's secrets (sealed with this server's key; see triggerfish.secrets)."""
+        if self._secrets is None:
+            raise RuntimeError("the host is not started; call start() first")
+        return self._secrets
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log of key, secret and deploy operations (see audit.py)."""
+        if self._audit is None:
+            raise RuntimeError("the host is not started; call start() first")
+        return self._audit
 
     @property
     def registry(self) -> Registry:
@@ -209,6 +240,19 @@ class Host:
         )
         self.artifacts.shared = SharedBundles(self._store)
         self._keys = ApiKeys(self._store)
+        try:
+            # Before anything is served: a node whose key is not the cluster's must not start (SecretsKeyError).
+            self._secrets = await open_secrets(
+                self._store.kv,
+                environ=self._environ,
+                key_file=self.secrets_key_file,
+                default_file=self.data_dir / KEY_FILE,
+            )
+        except BaseException:
+            await self._store.close()
+            self._store = None
+            raise
+        self._audit = AuditLog(self._store, retention=self.audit_retention, node=self.node.id)
         self.first_admin_key = await self._keys.ensure_admin(self.data_dir / ADMIN_KEY_FILE)
         # Changes made from here on are applied after the apps below loaded; earlier ones are in the store.
         self._changes = ChangeFeed(self._store)
@@ -226,9 +270,14 @@ class Host:
         self._nodes = Nodes(self._store, self.node)
         await self._nodes.start(self._activity)
         self._follower = asyncio.create_task(self._changes.follow(self._apply), name="triggerfish-changes")
+        self._trimmer = asyncio.create_task(self._trim_audit_forever(), name="triggerfish-audit-trim")
 
     async def stop(self, *, drain: bool = True) -> None:
         """Stop every app (letting work in flight finish, with `drain`), then close the store."""
+        if self._trimmer is not None:
+            self._trimmer.cancel()
+            await asyncio.gather(self._trimmer, return_exceptions=True)
+            self._trimmer = None
         if self._follower is not None and self._changes is not None:
             self._changes.stop()
             try:
@@ -352,7 +401,16 @@ class Host:
             await platform.stop(drain=True)
             await self.registry.remove(app)
             await self.artifacts.remove_app(app)
+            # A credential must not outlive its app: an app deployed later under the name starts with none.
+            await self.secrets.remove_app(app)
             await self._announce("removed", app)
+
+    async def secrets_changed(self, app: str) -> None:
+        """`app`'s secrets changed in the store: renew its workers here, and tell every other node to."""
+        platform = self.apps.get(app)
+        if platform is not None:
+            platform.secrets_changed()
+        await self._announce("secrets", app)
 
     async def advertise(self, address: str) -> None:
         """Show `address` as this node's address from now on (`triggerfish status`, the nodes list)."""
@@ -392,6 +450,8 @@ class Host:
                 await platform.bus.reload()
             elif change.kind == "subscriptions" and platform is not None:
                 await platform.topics.reload()
+            elif change.kind == "secrets" and platform is not None:
+                platform.secrets_changed()
             elif change.kind in ("alias", "removed"):
                 alias = await self.registry.alias(change.app)
                 if alias is None:
@@ -401,6 +461,14 @@ class Host:
                     return
                 if platform is None or _serving(platform) != (alias.version, alias.canary):
                     await self._serve_alias(change.app, alias)
+
+    async def _trim_audit_forever(self) -> None:
+        while True:
+            try:
+                await self.audit.trim()
+            except Exception:
+                log.exception("trimming the audit log failed; trying again in %g s", AUDIT_TRIM_PERIOD)
+            await asyncio.sleep(AUDIT_TRIM_PERIOD)
 
     def _activity(self) -> Activity:
         versions = {app: sorted({v.number for v in platform.serving()}) for app, platform in self.apps.items()}
@@ -418,6 +486,8 @@ class Host:
             retry_policy=self.retry_policy,
             keys_lookup=invoke_check(self.keys, app),
             box_for=self._box_for(app),
+            secrets=self.secrets,
+            secrets_app=app,
         )
         platform.on_change = functools.partial(self.announce, app=app)
         return platform

@@ -9,14 +9,17 @@
 | `/-/api/v1/apps/{app}/...` | the per-app control API (docs/api.md) | read (GET), invoke, publish, configure |
 | `GET /-/api/v1/apps`, `/apps/{app}`, `/versions`, `/aliases` | what is deployed | read |
 | `.../bundles/{sha}`, `.../deploys`, `PUT .../aliases/{alias}`, `.../rollback` | deploying | deploy |
+| `.../secrets`, `.../secrets/{name}` | listing an app's secrets (read); setting, removing them | read, secrets |
 | `/-/api/v1/keys`, `DELETE /-/api/v1/apps/{app}` | API keys, removing an app | admin |
+| `GET /-/api/v1/audit`, `POST /-/api/v1/secrets/reseal` | the audit log; resealing every secret | admin |
 
 Every `/-/` endpoint but health and the OpenAPI document asks
 `authorize(request, action, app)` first; it raises ApiError (401, 403, or 404
 for another app's URLs, so apps cannot be enumerated). Which action a
 server-wide endpoint needs is in the tables here (`ROOT_OPERATIONS`,
 `SERVER_OPERATIONS`), a per-app one in `control.OPERATIONS`: the same rows route,
-check and describe each request (operations.py).
+check and describe each request (operations.py). Rows naming `audit=` are recorded in the audit log
+(audit.py) with how they were answered, refusals included.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from starlette.types import Receive, Scope, Send
 
 from triggerfish import __version__
 from triggerfish.deploy.bundle import DEFAULT_MAX_UPLOAD_BYTES, check_sha256
-from triggerfish.errors import BundleError, DeployError, DeployInProgressError, KeyNotFoundError
+from triggerfish.errors import BundleError, DeployError, DeployInProgressError, KeyNotFoundError, SecretsKeyError
 from triggerfish.gateway.asgi import lifespan
-from triggerfish.server import control, publish
+from triggerfish.server import audit, control, publish
+from triggerfish.server.audit import note
 from triggerfish.server.auth import authorize, principal_of
 from triggerfish.server.control_io import ApiError, fields, json_body, json_response
 from triggerfish.server.errors import error_response, method_not_allowed
@@ -47,7 +51,7 @@ from triggerfish.server.logs import close_follows
 from triggerfish.server.operations import Answer, Body, Operation, inputs, path, query, routes
 from triggerfish.server.registry import Alias, check_alias, check_app_name
 from triggerfish.server.request_guard import RequestRules
-from triggerfish.server.schema import Enum, Integer, Named, Nullable, Number, Object, Text
+from triggerfish.server.schema import Enum, Integer, Moment, Named, Nullable, Number, Object, Text
 
 #: host_http's action for listing apps: any key may ask, and sees only the apps it may read.
 LIST = "list"
@@ -117,6 +121,7 @@ async def create_key(request: Request) -> Response:
     if app is not None and app not in _host(request).apps:
         raise ApiError(404, "AppNotFound", f"no app named {app!r} is deployed here; deploy it before making its keys")
     text, info = await _host(request).keys.create(document["name"], document["role"], app)
+    note(request, object=info.prefix, name=info.name, role=info.role, app=info.app)
     return json_response({"key": text, **info.as_dict()}, status=201)
 
 
@@ -130,6 +135,7 @@ async def revoke_key(request: Request) -> Response:
         info = await _host(request).keys.revoke(inputs(request).path["id"])
     except KeyNotFoundError as exc:
         raise ApiError(404, "KeyNotFound", str(exc)) from None
+    note(request, object=info.prefix, name=info.name, role=info.role, app=info.app)
     return json_response(info.as_dict())
 
 
@@ -212,10 +218,13 @@ async def deploy(request: Request) -> Response:
     stage = document.get("stage")
     if stage is not None and not isinstance(stage, str):
         raise ApiError(400, "InvalidInput", "body.stage must be a string or null")
+    note(request, bundle=bundle, stage=stage)
     try:
         result = await _host(request).deploy(app, check_sha256(bundle), stage=stage)
     except DeployError as exc:  # BundleError included: a bundle that does not unpack
+        note(request, phase=exc.phase)
         raise _deploy_failed(exc) from None
+    note(request, object=f"version {result.version}", version=result.version)
     return json_response(result.to_dict(), status=201)
 
 
@@ -253,6 +262,7 @@ async def put_alias(request: Request) -> Response:
         alias = Alias(name, document["version"], {int(k): w for k, w in weights.items()})
     except ValueError as exc:
         raise ApiError(400, "InvalidInput", str(exc)) from None
+    note(request, version=alias.version, weights={str(k): w for k, w in alias.weights.items()})
     try:
         await _host(request).set_alias(app, alias)
     except DeployError as exc:
@@ -269,7 +279,31 @@ async def rollback(request: Request) -> Response:
         raise ApiError(404, "AppNotFound", str(exc)) from None
     except DeployError as exc:
         raise _deploy_failed(exc) from None
+    note(request, object=f"version {version}", version=version)
     return json_response({"app": app, "version": version})
+
+
+async def list_audit(request: Request) -> Response:
+    given = inputs(request).query
+    entries, following = await _host(request).audit.query(
+        app=given.get("app"),
+        operation=given.get("operation"),
+        outcome=given.get("outcome"),
+        since=given.get("since"),
+        until=given.get("until"),
+        after=given.get("after", 0),
+        limit=given.get("limit", 100),
+    )
+    return json_response({"entries": [entry.as_dict() for entry in entries], "next": following})
+
+
+async def reseal_secrets(request: Request) -> Response:
+    try:
+        result = await _host(request).secrets.reseal()
+    except SecretsKeyError as exc:
+        raise ApiError(503, "SecretsKeyUnavailable", str(exc), headers={"Retry-After": "60"}) from None
+    note(request, object=f"key {result.key_id}", resealed=result.resealed, unreadable=len(result.unreadable))
+    return json_response(result.as_dict())
 
 
 def _deploy_failed(exc: DeployError) -> ApiError:
@@ -388,6 +422,7 @@ SERVER_OPERATIONS: tuple[Operation, ...] = (
         "admin",
         params=(_APP,),
         errors=(409,),
+        audit="app.remove",
     ),
     Operation(
         "HEAD",
@@ -420,6 +455,7 @@ SERVER_OPERATIONS: tuple[Operation, ...] = (
         params=(_APP,),
         body=Body(DEPLOY_INPUT),
         errors=(409, 422),
+        audit="deploy",
     ),
     Operation(
         "GET",
@@ -449,6 +485,7 @@ SERVER_OPERATIONS: tuple[Operation, ...] = (
         params=(_APP, path("alias", "The alias: `live` is the one served")),
         body=Body(ALIAS_INPUT),
         errors=(409, 422),
+        audit="alias.set",
     ),
     Operation(
         "POST",
@@ -460,6 +497,7 @@ SERVER_OPERATIONS: tuple[Operation, ...] = (
         params=(_APP,),
         body=Body(ROLLBACK_INPUT, required=False),
         errors=(409, 422),
+        audit="rollback",
     ),
     Operation(
         "POST",
@@ -470,6 +508,7 @@ SERVER_OPERATIONS: tuple[Operation, ...] = (
         "admin",
         body=Body(KEY_INPUT),
         errors=(404,),
+        audit="key.create",
     ),
     Operation(
         "GET",
@@ -489,6 +528,36 @@ SERVER_OPERATIONS: tuple[Operation, ...] = (
         "admin",
         params=(path("id", "The key's id, its prefix (tfk_<id>) or its whole text"),),
         errors=(404,),
+        audit="key.revoke",
+    ),
+    Operation(
+        "GET",
+        "/audit",
+        list_audit,
+        "The audit log: key, secret and deploy operations (who, what, when, from where, how it went), oldest first",
+        {200: Answer("", "AuditLog")},
+        "admin",
+        params=(
+            query("app", "Only this app's", _APP_NAME),
+            query("operation", "Only this operation", Enum(audit.OPERATIONS)),
+            query("outcome", "Only with this outcome", Enum(audit.OUTCOMES)),
+            query("since", "At or after", Moment()),
+            query("until", "Before", Moment()),
+            query("after", "Only entries after this offset (the `next` of the page before)", Integer(minimum=0)),
+            query("limit", "At most this many (default 100)", Integer(minimum=1, maximum=1000)),
+        ),
+    ),
+    Operation(
+        "POST",
+        "/secrets/reseal",
+        reseal_secrets,
+        "Seal every app's secrets with the server's first key (after a new key was given to every node first), and"
+        " record it as the key in use",
+        {200: Answer("Resealed; `unreadable` lists what did not open", "ResealResult")},
+        "admin",
+        body=Body(Named("ResealInput", Object({})), required=False),
+        errors=(503,),
+        audit="secrets.reseal",
     ),
 )
 
@@ -532,7 +601,18 @@ def host_endpoints(host: Host, *, open_access: bool = False) -> Starlette:
     )
     app.state.host = host
     app.state.keys = None if open_access else host.keys
+    app.state.audit = _Audit(host)
     return app
+
+
+class _Audit:
+    """The host's audit log, looked up when an operation is recorded (the app is built before the host starts)."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+
+    async def after(self, request: Request, operation: str, response: Response, *, refused: bool) -> None:
+        await self.host.audit.after(request, operation, response, refused=refused)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -111,6 +111,23 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "Accepted": {"type": "object", "properties": {"request_id": {"type": "string"}}},
+        "Secret": {
+            "type": "object",
+            "description": "A secret as it may be shown: never its value",
+            "required": ["name", "version", "created_at", "updated_at", "key_id"],
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "integer", "description": "1 when first set, one more at every set after"},
+                "created_at": {"type": "number", "description": "Epoch seconds"},
+                "updated_at": {"type": "number", "description": "Epoch seconds: its last set"},
+                "key_id": {"type": "string", "description": "The id of the secrets key its value is sealed with"},
+            },
+        },
+        "SecretList": {
+            "type": "object",
+            "required": ["app", "secrets"],
+            "properties": {"app": {"type": "string"}, "secrets": {"type": "array", "items": _ref("Secret")}},
+        },
         "InvocationRecord": {
             "type": "object",
             "description": "One attempt of one invocation, with its captured output",

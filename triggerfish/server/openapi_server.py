@@ -16,6 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from triggerfish.server import control, openapi
+from triggerfish.server.audit import OPERATIONS as AUDIT_OPERATIONS
+from triggerfish.server.audit import OUTCOMES
 from triggerfish.server.auth import CHALLENGE, roles_holding
 from triggerfish.server.host_http import LIST, ROOT_OPERATIONS, SERVER_OPERATIONS
 from triggerfish.server.keys import ROLES
@@ -259,6 +261,53 @@ def _schemas() -> dict[str, Any]:
             }
         ),
         "KeyList": _object({"keys": {"type": "array", "items": _ref("Key")}}),
+        "AuditEntry": _object(
+            {
+                "offset": {"type": "integer", "description": "Its place in the log: what `after` pages by"},
+                "at": {"type": "number", "description": "Epoch seconds"},
+                "operation": {"type": "string", "enum": list(AUDIT_OPERATIONS)},
+                "outcome": {
+                    "enum": list(OUTCOMES),
+                    "description": "ok: done; refused: the key may not (nothing was tried); failed: allowed, not done",
+                },
+                "actor": {
+                    "type": "object",
+                    "description": "The key: `key` (its prefix; null when none was sent), `name`, `role`, `app`;"
+                    " for a refused key, `state` (unknown, revoked, malformed, none sent)",
+                },
+                "app": {"type": ["string", "null"]},
+                "object": {"type": ["string", "null"], "description": "A key's prefix, a secret's name, an alias, ..."},
+                "client": {"type": ["string", "null"], "description": "The client's address, as the server saw it"},
+                "status": {"type": "integer", "description": "The HTTP status of the answer"},
+                "code": {"type": ["string", "null"], "description": "The error code of a refusal or failure"},
+                "message": {"type": ["string", "null"]},
+                "node": {"type": "string", "description": "The node that answered"},
+                "details": {"type": "object", "description": "Per operation: the version deployed, a key's role, ..."},
+            }
+        ),
+        "AuditLog": _object(
+            {
+                "entries": {"type": "array", "items": _ref("AuditEntry")},
+                "next": {
+                    "type": ["integer", "null"],
+                    "description": "Pass as `after` for the next page; null when there is nothing more",
+                },
+            }
+        ),
+        "ResealResult": _object(
+            {
+                "key_id": {"type": "string", "description": "The key every secret is now sealed with"},
+                "resealed": {"type": "integer"},
+                "unchanged": {"type": "integer", "description": "Sealed with it already"},
+                "unreadable": {
+                    "type": "array",
+                    "description": "Secrets this server could not open (they keep their old sealing)",
+                    "items": _object(
+                        {"app": {"type": "string"}, "name": {"type": "string"}, "key_id": {"type": "string"}}
+                    ),
+                },
+            }
+        ),
         "PublishedEvents": _object(
             {
                 "ids": _STRINGS,

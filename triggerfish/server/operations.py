@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -100,6 +100,8 @@ class Operation:
     queue's 404, a conflict's 409); those every operation can answer (bad
     input, limits, the store) are added by the document from what is declared.
     `action` is what a key's role must hold under `triggerfish serve` (None: no key).
+    `audit` names the operation in the audit log (None: not recorded); every
+    answer is then recorded, refusals and failures too (see audit.py).
     """
 
     method: str
@@ -112,6 +114,13 @@ class Operation:
     body: Body | None = None
     errors: tuple[int, ...] = ()
     description: str = ""
+    audit: str | None = None
+
+
+class Auditor(Protocol):
+    """Records an audited operation's answer (the server's audit log, in `app.state.audit`)."""
+
+    async def after(self, request: Request, operation: str, response: Response, *, refused: bool) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,18 +144,33 @@ Guard = Callable[[Request, Operation], Awaitable[None]]
 
 
 def run(operation: Operation, guard: Guard | None = None) -> Endpoint:
-    """`operation`'s handler behind its checks (and `guard`'s, first); every refusal is a JSON error."""
+    """`operation`'s handler behind its checks (and `guard`'s, first); every refusal is a JSON error. An audited
+    operation's answer is then given to the app's auditor (`app.state.audit`, if it has one)."""
 
     @endpoint
     @functools.wraps(operation.handler)
     async def serve(request: Request) -> Response:
         if guard is not None:
             await guard(request, operation)
+        request.state.allowed = True
         check_content_type(request, operation)
         request.state.inputs = await _read_inputs(request, operation)
         return await operation.handler(request)
 
-    return serve
+    audit = operation.audit
+    if audit is None:
+        return serve
+
+    @functools.wraps(operation.handler)
+    async def audited(request: Request) -> Response:
+        response = await serve(request)
+        auditor: Auditor | None = getattr(request.app.state, "audit", None)
+        if auditor is not None:
+            refused = not getattr(request.state, "allowed", False)
+            await auditor.after(request, audit, response, refused=refused)
+        return response
+
+    return audited
 
 
 def routes(operations: Sequence[Operation], guard: Guard | None = None) -> list[BaseRoute]:

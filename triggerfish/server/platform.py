@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -38,7 +39,7 @@ from triggerfish.bus.bus import EventBus
 from triggerfish.bus.publisher import Publisher
 from triggerfish.bus.rules import Rules
 from triggerfish.config import load_config
-from triggerfish.errors import AppLoadError, DeclarationError, IsolationError
+from triggerfish.errors import AppLoadError, DeclarationError, IsolationError, SecretsKeyError
 from triggerfish.events.cloudevent import Event
 from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT
 from triggerfish.gateway.route_auth import KeyLookup
@@ -50,6 +51,7 @@ from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN
 from triggerfish.runtime.platform_calls import StorePlatform
 from triggerfish.runtime.process_runner import ProcessRunner
 from triggerfish.runtime.types import LoadedRunner, PlatformHandler
+from triggerfish.secrets.store import SecretStore, open_secrets
 from triggerfish.server.versions import AppVersion, VersionSource
 from triggerfish.store import OutgoingMessage, Store, open_store
 from triggerfish.triggers.queues import DEFAULT_RETRY_POLICY, QueueTriggers
@@ -98,6 +100,12 @@ class Platform:
     `idle_timeout` is how long idle workers are kept (down to `min_warm`).
     `loader` starts each version's runner (default: worker processes forked
     from zygotes, in `data_dir`); `clock` is the time every component reads.
+    `secrets` holds the app's secrets (None: none can be set, and a function
+    declaring one fails), under the name `secrets_app` (a server's name for the
+    app; default: the name its code gives it, as under `triggerfish dev`); or,
+    with `secrets_key_file`, a secret store opened at start over the
+    platform's store, its key from `TRIGGERFISH_SECRETS_KEY` or that file
+    (made on the first start), as `triggerfish dev` keeps them.
     """
 
     def __init__(
@@ -118,6 +126,9 @@ class Platform:
         run_async: bool = True,
         lease_margin: float = DEFAULT_LEASE_MARGIN,
         box_for: BoxFor | None = None,
+        secrets: SecretStore | None = None,
+        secrets_app: str | None = None,
+        secrets_key_file: Path | None = None,
     ) -> None:
         if data_dir is None and (store is None or loader is None):
             raise ValueError("Platform needs a data_dir, unless it is given both its store and a runner loader")
@@ -133,6 +144,10 @@ class Platform:
         self._loader = loader or self._start_processes
         #: Gives each version the box its code runs in (None: no box; see triggerfish.isolation).
         self.box_for = box_for
+        #: The app's secrets, and the app's name they are kept under (None: the name its code gives it).
+        self.secrets = secrets
+        self.secrets_app = secrets_app
+        self._secrets_key_file = secrets_key_file
         #: Asked about the API key sent to a route declared `auth="api_key"` (None: no keys, such routes are open).
         self.keys_lookup = keys_lookup
         #: Backoff between attempts of failed async invocations (None: Lambda's, about 1 then 2 minutes).
@@ -213,6 +228,23 @@ class Platform:
         if self.on_change is not None:
             await self.on_change(what)
 
+    @property
+    def secrets_name(self) -> str:
+        """The app's name its secrets are kept under."""
+        return self.secrets_app or self.current.app_name
+
+    async def secret_values(self, declared_app: str, names: tuple[str, ...]) -> Mapping[str, str]:
+        """The values of the app's secrets `names`, for a worker starting (a `SecretsSource`)."""
+        if self.secrets is None:
+            raise SecretsKeyError("this platform keeps no secrets; functions that declare secrets cannot run here")
+        return await self.secrets.values(self.secrets_app or declared_app, names)
+
+    def secrets_changed(self) -> None:
+        """The app's secrets changed in the store: every invocation from now on sees them (workers started with the
+        old values stop: idle ones now, busy ones when they finish)."""
+        for version in self.serving():
+            version.runner.renew_secrets()
+
     async def publish(self, bus: str, events: Sequence[Event]) -> list[str]:
         """Append events to `bus` durably; their ids once stored (EventBus.publish)."""
         return await self.bus.publish(bus, events)
@@ -242,6 +274,10 @@ class Platform:
         store = self._given_store or await open_store(self.store_url)
         self._store = store
         try:
+            if self.secrets is None and self._secrets_key_file is not None:
+                self.secrets = await open_secrets(
+                    store.kv, environ=os.environ, key_file=None, default_file=self._secrets_key_file
+                )
             self.publisher = Publisher(store)
             version = await self.load(source)
             self._current = version
@@ -346,6 +382,7 @@ class Platform:
             idle_timeout=self.idle_timeout,
             extra_paths=list(source.extra_paths),
             box=box,
+            secrets=self.secret_values,
         )
 
     async def switch(self, primary: AppVersion, canary: AppVersion | None = None, weight: float = 0.0) -> None:

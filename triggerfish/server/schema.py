@@ -177,8 +177,11 @@ class Text(Schema):
         max_length: int | None = None,
         pattern: str | None = None,
         hint: str = "",
+        hidden: bool = False,
     ) -> None:
         self.description = description
+        #: A value never repeated in an error message (a secret's): refusals describe it, never quote it.
+        self.hidden = hidden
         self.min_length = min_length
         self.max_length = max_length
         self.pattern = pattern
@@ -187,6 +190,8 @@ class Text(Schema):
         self.hint = hint
 
     def check(self, value: Any, where: str) -> Any:
+        if self.hidden:
+            self._check_hidden(value, where)
         if not isinstance(value, str):
             raise _refuse(where, "a string", value)
         if len(value) < self.min_length or (self.max_length is not None and len(value) > self.max_length):
@@ -196,6 +201,15 @@ class Text(Schema):
         if self._compiled is not None and not self._compiled.fullmatch(value):
             raise _refuse(where, self.hint or f"a string matching {self.pattern}", value)
         return value
+
+    def _check_hidden(self, value: Any, where: str) -> None:
+        if not isinstance(value, str):
+            raise InvalidInputError(f"{where} must be a string, not {_json_kind(value)}")
+        if len(value) < self.min_length or (self.max_length is not None and len(value) > self.max_length):
+            most = "" if self.max_length is None else f" to {self.max_length}"
+            raise InvalidInputError(f"{where} must be {self.min_length}{most} characters long, not {len(value)}")
+        if self._compiled is not None and not self._compiled.fullmatch(value):
+            raise InvalidInputError(f"{where} must be {self.hint or 'of the documented form'} (not shown here)")
 
     def _schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "string"}
