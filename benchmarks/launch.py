@@ -25,15 +25,19 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import signal
 import sys
 import tracemalloc
 from pathlib import Path
 from types import FrameType
 
+from triggerfish.cli.serving import LOOP_VARIABLE, run_platform
+
 
 def use_loop(name: str) -> None:
-    """Make `asyncio.run` use `name`'s event loop: "asyncio" (the default) or "uvloop"."""
+    """Make the platform's process (and `asyncio.run`) use `name`'s event loop: "asyncio" or "uvloop"."""
+    os.environ[LOOP_VARIABLE] = name  # what `triggerfish dev` and `serve` read (cli/serving.py)
     if name == "uvloop":
         try:
             import uvloop
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     platform.add_argument("--data-dir", type=Path, required=True)
     platform.add_argument("--store", default=None)
     options = platform.parse_args(args.arguments)
-    asyncio.run(_platform(options.app, options.port, options.data_dir, options.store))
+    run_platform(_platform(options.app, options.port, options.data_dir, options.store))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from triggerfish.cli.serving import connection_options
+from triggerfish.cli.serving import connection_options, run_platform
 
 if TYPE_CHECKING:
     from triggerfish.gateway.connections import ConnectionLimits
@@ -116,7 +116,7 @@ def dev(
         raise click.BadParameter(str(exc), param_hint="--allowed-host/--allowed-origin") from None
     if isolate:
         options["box_for"] = _box_for(data_dir)
-    code = asyncio.run(_run(target, host, port, not no_reload, options, limits, rules))
+    code = run_platform(_run(target, host, port, not no_reload, options, limits, rules))
     sys.exit(code)
 
 

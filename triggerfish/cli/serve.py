@@ -6,7 +6,6 @@ the configuration is wrong or the address cannot be bound.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import tomllib
 from pathlib import Path
@@ -19,6 +18,7 @@ from triggerfish.cli.serving import (
     DEFAULT_KEEP_ALIVE,
     DEFAULT_MAX_CONNECTIONS,
     connection_options,
+    run_platform,
 )
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ def serve(
     if no_isolation:
         given["isolation"] = False
     settings.update({k: v for k, v in given.items() if v is not None})
-    sys.exit(asyncio.run(_run(settings)))
+    sys.exit(run_platform(_run(settings)))
 
 
 def _read_config(path: Path) -> dict[str, Any]:
