@@ -1,7 +1,7 @@
 """Where the platform's process spends its time under a benchmark's load: py-spy samples, summed by function.
 
     python -m benchmarks.profile http   [--seconds 10] [--loop asyncio|uvloop]
-    python -m benchmarks.profile events [--seconds 10] [--loop asyncio|uvloop]
+    python -m benchmarks.profile events [--seconds 10] [--loop asyncio|uvloop] [--store sqlite|postgresql]
     python -m benchmarks.profile async  [--seconds 10] [--loop asyncio|uvloop]
 
 Starts the platform as the benchmark does (`triggerfish dev` through the
@@ -17,6 +17,7 @@ misses its target (`pip install py-spy`; root or ptrace rights needed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shutil
 import subprocess
@@ -27,7 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks import async_systems
+from benchmarks import async_systems, postgres
 from benchmarks.bench_async import produce
 from benchmarks.processes import Child, free_port, launcher, wait_http
 from benchmarks.wrk import run_wrk
@@ -99,8 +100,8 @@ def record(pid: int, seconds: float, out: Path) -> str:
     return out.read_text()
 
 
-def profile(kind: str, seconds: float, loop: str) -> str:
-    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
+def profile(kind: str, seconds: float, loop: str, store: str | None = None) -> str:
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -118,7 +119,11 @@ def profile(kind: str, seconds: float, loop: str) -> str:
                 driver.join()
             return _report(kind, loop, seconds, raw)
         app = {"http": "http_app.py", "events": "events_latency_app.py"}[kind]
-        command = launcher(loop, "triggerfish", "dev", str(APPS / app), "--port", str(port), "--no-reload")
+        if store == "postgresql":
+            url = stack.enter_context(postgres.fresh_schema())
+            command = launcher(loop, "platform", str(APPS / app), "--port", str(port), "--store", url)
+        else:
+            command = launcher(loop, "triggerfish", "dev", str(APPS / app), "--port", str(port), "--no-reload")
         with Child([*command, "--data-dir", str(work / "data")], log=work / "dev.log") as child:
             wait_http(f"{base}/-/health", child)
             if kind == "http":
@@ -164,8 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kind", choices=("http", "events", "async"))
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args(argv)
-    print(profile(args.kind, args.seconds, args.loop))
+    print(profile(args.kind, args.seconds, args.loop, args.store))
 
 
 if __name__ == "__main__":
