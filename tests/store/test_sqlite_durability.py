@@ -209,3 +209,26 @@ async def test_expired_records_and_dedup_ids_are_swept_from_the_file(tmp_path: P
     assert await store._engine.reader.submit(count) == (2, 0)  # "short" gone, "forever" and "trigger" kept
     assert [r.key for r in await store.kv.scan("ns")] == ["forever", "trigger"]
     await store.close()
+
+
+async def test_leases_commit_without_an_fsync_and_everything_else_with_one(tmp_path: Path) -> None:
+    # A lease lost in a crash only makes its message (or log range) visible again: nothing acknowledged is lost.
+    store = await open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    assert isinstance(store, SqliteStore)
+    try:
+        await store.queues.send("jobs", b"work")
+        await store.log.append("events", b"e")
+        before = store.write_stats.unsynced
+        [message] = await store.queues.receive("jobs", visibility_timeout=30)
+        assert await store.log.claim("events", "g", lease=30) is not None
+        assert store.write_stats.unsynced == before + 2
+        assert await store.queues.ack("jobs", message.receipt)  # an acknowledgement is durable
+        assert store.write_stats.unsynced == before + 2
+    finally:
+        await store.close()
+    # What was acknowledged stays acknowledged when the file is opened again.
+    again = await open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        assert (await again.queues.stats("jobs")).depth == 0
+    finally:
+        await again.close()

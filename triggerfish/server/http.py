@@ -31,7 +31,7 @@ from triggerfish.server import publish
 from triggerfish.server.control import control_routes
 from triggerfish.server.errors import error_response, method_not_allowed
 from triggerfish.server.logs import close_follows
-from triggerfish.server.operations import routes
+from triggerfish.server.operations import routes, run
 from triggerfish.server.platform import Platform
 from triggerfish.server.request_guard import RequestRules
 
@@ -85,6 +85,9 @@ class PlatformASGI:
         self.platform = platform
         self.endpoints = platform_endpoints(platform)
         self.rules = rules or RequestRules.local()
+        # The hot platform endpoint, served without Starlette's routing and middleware (the same operation,
+        # its checks and its JSON errors: `run` answers every failure itself).
+        self._publish = run(publish.OPERATION)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -92,8 +95,14 @@ class PlatformASGI:
             return
         path: str = scope.get("path", "")
         if path.startswith(RESERVED_PREFIX) or path == RESERVED_PREFIX[:-1]:
-            if not await self.rules.guard(scope, receive, send):
-                await self.endpoints(scope, receive, send)
+            if await self.rules.guard(scope, receive, send):
+                return
+            if path == publish.PATH and scope.get("method") == "POST":
+                scope["app"] = self.endpoints  # what `request.app.state` reads, as under the router
+                response = await self._publish(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
+            await self.endpoints(scope, receive, send)
             return
         # Read once: a reload that lands now changes the next request, not this one.
         gateway = self.platform.current.gateway

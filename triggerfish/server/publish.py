@@ -167,10 +167,13 @@ _CLOUDEVENT = {
     },
 }
 
+#: Where `triggerfish dev` takes events.
+PATH = "/-/events"
+
 #: `POST /-/events` in the table of operations (`triggerfish serve` has it per app, at `/-/apps/{app}/events`).
 OPERATION = Operation(
     "POST",
-    "/-/events",
+    PATH,
     publish_events,
     "Publish events to the app's buses, all or nothing: CloudEvents (binary, structured, batch), PutEvents",
     {202: Answer("Every event is durably stored", "PublishedEvents")},

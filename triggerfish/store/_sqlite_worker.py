@@ -10,6 +10,13 @@ disk, and the event loop never blocks on SQLite.
 Each operation in a batch runs inside its own SAVEPOINT, so one failing
 operation rolls back only its own changes and fails only its own caller.
 
+Some operations need no fsync: a lease (a queue receive, a log claim, their
+extensions and releases) lost in a crash only makes the message or range
+visible again, which at-least-once delivery already allows for. A batch of
+nothing but those commits with `synchronous=NORMAL`; in WAL mode that skips
+the fsync but keeps the file consistent, and the next durable commit's fsync
+covers it too.
+
 A reader worker uses the same machinery without the transaction: WAL lets
 it read committed data while the writer writes.
 """
@@ -36,6 +43,7 @@ class _Op:
     fn: Operation
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    durable: bool = True
 
 
 @dataclass(slots=True)
@@ -45,6 +53,8 @@ class WorkerStats:
     batches: int = 0
     operations: int = 0
     largest: int = 0
+    #: Batches of nothing but leases, committed without an fsync.
+    unsynced: int = 0
 
     @property
     def mean(self) -> float:
@@ -59,20 +69,25 @@ class Worker:
         self._path = path
         self._transactional = transactional
         self._pending: list[_Op] = []
+        #: The connection's `synchronous` setting now: FULL (fsync at every commit) or NORMAL.
+        self._syncing = True
         self._lock = threading.Condition()
         self._closing = False
         self.stats = WorkerStats()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Queue `fn(connection)`; the future resolves after it ran (and, for the writer, committed)."""
+    def submit(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> asyncio.Future[T]:
+        """Queue `fn(connection)`; the future resolves after it ran (and, for the writer, committed).
+
+        `durable=False`: a change a crash may lose (a lease); see the module docstring.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
             if self._closing:
                 raise StoreClosedError(f"the store {self._path} is closed; open it again with open_store()")
-            self._pending.append(_Op(fn, future, loop))
+            self._pending.append(_Op(fn, future, loop, durable))
             if len(self._pending) == 1:
                 self._lock.notify()
         return future
@@ -99,6 +114,7 @@ class Worker:
                     else [_call(op, self._connection) for op in batch]
                 )
                 self.stats.batches += 1
+                self.stats.unsynced += not any(op.durable for op in batch)
                 self.stats.operations += len(batch)
                 self.stats.largest = max(self.stats.largest, len(batch))
                 _resolve(batch, outcomes)
@@ -119,7 +135,11 @@ class Worker:
     def _attempt(self, batch: list[_Op], *, isolate: bool) -> list[tuple[bool, Any]] | None:
         """Run the batch in one transaction; None when an operation failed and `isolate` is off."""
         connection = self._connection
+        durable = any(op.durable for op in batch)
         try:
+            if durable != self._syncing:
+                connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+                self._syncing = durable
             connection.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             return [(False, _store_error(exc, self._path))] * len(batch)

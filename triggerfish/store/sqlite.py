@@ -106,6 +106,10 @@ class _Engine:
         self.sweep_when_due()
         return await self.writer.submit(lambda c: fn(c, *args))
 
+    async def lease(self, fn: Any, *args: Any) -> Any:
+        """A write a crash may lose (a lease: see _sqlite_worker), committed without waiting for the disk."""
+        return await self.writer.submit(lambda c: fn(c, *args), durable=False)
+
     def sweep_when_due(self) -> None:
         now = self._clock()
         if now >= self._next_sweep:
@@ -246,7 +250,7 @@ class SqliteEventLog(EventLog):
         key = (stream, group)
         if key in self._idle and not await self._engine.read(groups.claimable, stream, group, now):
             return None
-        claim: LogClaim | None = await self._engine.write(
+        claim: LogClaim | None = await self._engine.lease(
             groups.claim, stream, group, limit, lease, now, secrets.token_hex(8)
         )
         if claim is None:
@@ -260,11 +264,11 @@ class SqliteEventLog(EventLog):
         return result
 
     async def _extend_claim(self, claim: LogClaim, lease: float, now: float) -> LogClaim | None:
-        extended: bool = await self._engine.write(groups.extend, claim, now + lease)
+        extended: bool = await self._engine.lease(groups.extend, claim, now + lease)
         return dataclasses.replace(claim, expires_at=now + lease) if extended else None
 
     async def _release_claim(self, claim: LogClaim, now: float) -> bool:
-        result: bool = await self._engine.write(groups.release, claim, now, secrets.token_hex(8))
+        result: bool = await self._engine.lease(groups.release, claim, now, secrets.token_hex(8))
         return result
 
     async def _position(self, stream: str, group: str) -> int:
@@ -309,7 +313,7 @@ class SqliteQueues(Queues):
         if queue in self._empty and not await self._engine.read(q.has_ready, queue, now):
             return []
         messages: list[Message]
-        messages, dead_letter = await self._engine.write(q.receive, queue, max_messages, visibility_timeout, now)
+        messages, dead_letter = await self._engine.lease(q.receive, queue, max_messages, visibility_timeout, now)
         if dead_letter is not None:
             self._sent.notify(dead_letter)
         if messages:
@@ -327,7 +331,7 @@ class SqliteQueues(Queues):
         return result
 
     async def _extend(self, queue: str, receipt: str, visibility_timeout: float, now: float) -> bool:
-        result: bool = await self._engine.write(q.extend, queue, receipt, visibility_timeout, now)
+        result: bool = await self._engine.lease(q.extend, queue, receipt, visibility_timeout, now)
         return result
 
     async def _purge(self, queue: str) -> int:
