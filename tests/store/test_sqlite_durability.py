@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from triggerfish.errors import StoreClosedError, StoreError
 from triggerfish.store import ABSENT, QueueConfig, open_store
+from triggerfish.store._sqlite_checkpoint import Checkpointer
 from triggerfish.store._sqlite_schema import SCHEMA_VERSION
 from triggerfish.store.sqlite import SWEEP_INTERVAL, SqliteStore, open_sqlite_store
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(condition: Callable[[], bool], *, within: float) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, f"not true within {within} s"
+        time.sleep(0.01)
+
+
+def checkpointed_since(checkpointer: Checkpointer, count: int) -> bool:
+    return checkpointer.checkpoints >= count
 
 
 async def open_file(path: Path) -> SqliteStore:
@@ -232,3 +247,30 @@ async def test_leases_commit_without_an_fsync_and_everything_else_with_one(tmp_p
         assert (await again.queues.stats("jobs")).depth == 0
     finally:
         await again.close()
+
+
+async def test_the_log_is_checkpointed_beside_the_writer_and_stays_bounded(tmp_path: Path) -> None:
+    # The writer never checkpoints inside a commit (that stalls every caller behind it);
+    # the checkpointer thread does, so the WAL file is reused instead of growing with every write.
+    path = tmp_path / "store.db"
+    store = await open_file(path)
+    autocheckpoint = await store._engine.writer.submit(lambda c: c.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+    assert autocheckpoint == 0
+    checkpointer = store._engine.checkpointer
+    checkpointer.interval = 0.05  # the thread reads it on every wait: faster rounds for the test
+    chunk = b"x" * 4096
+    written = 0
+    for _ in range(10):  # 10 rounds of ~4 MB: 40 MB through the log
+        await store.log.append_many("bulk", [chunk] * 1000)
+        written += 1000 * len(chunk)
+        seen = checkpointer.checkpoints
+        # two checkpoints later, one started after this round's writes and copied all of them
+        await asyncio.to_thread(wait_for, functools.partial(checkpointed_since, checkpointer, seen + 2), within=10)
+    wal = (await asyncio.to_thread(Path(f"{path}-wal").stat)).st_size
+    assert wal < written / 4, f"the WAL grew to {wal} bytes for {written} bytes written"
+    assert len(await store.log.read("bulk", limit=10_000)) == 10_000
+    await store.close()
+
+    store = await open_file(path)  # everything is in the file after the checkpoints and a reopen
+    assert len(await store.log.read("bulk", limit=10_000)) == 10_000
+    await store.close()

@@ -26,6 +26,7 @@ from triggerfish.errors import UnknownStoreURLError
 from triggerfish.store import _sqlite_groups as groups
 from triggerfish.store import _sqlite_log as lg
 from triggerfish.store import _sqlite_queues as q
+from triggerfish.store._sqlite_checkpoint import Checkpointer
 from triggerfish.store._sqlite_merge import Merger
 from triggerfish.store._sqlite_schema import SCHEMA_VERSION, connect
 from triggerfish.store._sqlite_worker import Worker, WorkerStats
@@ -97,6 +98,9 @@ class _Engine:
     """The two workers the three parts share, and the periodic sweep of expired rows."""
 
     def __init__(self, path: str, writer: sqlite3.Connection, reader: sqlite3.Connection, clock: Clock) -> None:
+        # The log is checkpointed by a thread of its own, not inside the writer's commits (_sqlite_checkpoint).
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        self.checkpointer = Checkpointer(path)
         self.writer = Worker(writer, name=f"triggerfish-store-writer:{path}", path=path, transactional=True)
         self.reader = Worker(reader, name=f"triggerfish-store-reader:{path}", path=path, transactional=False)
         self._clock = clock
@@ -123,6 +127,7 @@ class _Engine:
     async def close(self) -> None:
         await self.writer.close()
         await self.reader.close()
+        await asyncio.to_thread(self.checkpointer.stop)
 
 
 def _ignore_result(future: asyncio.Future[Any]) -> None:
