@@ -43,6 +43,8 @@ from benchmarks.redis_server import redis_settings
 N = int(os.environ.get("TRIGGERFISH_BENCH_ASYNC_N", "5000"))
 PRODUCERS = int(os.environ.get("TRIGGERFISH_BENCH_ASYNC_PRODUCERS", "4"))
 ROUNDS = int(os.environ.get("TRIGGERFISH_BENCH_ASYNC_ROUNDS", "3"))
+#: Calls each producer keeps in flight, one table per value: one at a time, and as a busy web application sends.
+IN_FLIGHT = [int(k) for k in os.environ.get("TRIGGERFISH_BENCH_ASYNC_IN_FLIGHT", "1,16").split(",")]
 WARMUP = 40
 TARGET = 5000.0
 SETTLE_TIMEOUT = 600.0
@@ -67,7 +69,9 @@ class AsyncRun:
         return self.tasks / self.enqueue_seconds
 
 
-def produce(target: Target, count: int, producers: int, *, first: int, already: int, log: Path) -> AsyncRun:
+def produce(
+    target: Target, count: int, producers: int, *, first: int, already: int, log: Path, in_flight: int = 1
+) -> AsyncRun:
     """`count` tasks from `producers` processes, timed from "go" until `already + count` tasks finished."""
     shares = [count // producers + (1 if i < count % producers else 0) for i in range(producers)]
     kind, where, *options = target.producer
@@ -76,7 +80,7 @@ def produce(target: Target, count: int, producers: int, *, first: int, already: 
         start = first
         for share in shares:
             command = [sys.executable, "-m", "benchmarks.producers", kind, where]
-            command += ["--count", str(share), "--first", str(start), *options]
+            command += ["--count", str(share), "--first", str(start), "--in-flight", str(in_flight), *options]
             children.append(
                 subprocess.Popen(
                     command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, env=target.env, text=True
@@ -112,12 +116,16 @@ def produce(target: Target, count: int, producers: int, *, first: int, already: 
     return AsyncRun(count, ended - began, max(float(r["ended"]) for r in reports) - began, failed, target.note)
 
 
-def run_once(start: SystemStart, root: Path, count: int = N, producers: int = PRODUCERS) -> AsyncRun:
-    """Start a system fresh, warm it, measure `count` tasks, stop it."""
+def run_once(
+    start: SystemStart, root: Path, count: int = N, producers: int = PRODUCERS, in_flight: int = 1
+) -> AsyncRun:
+    """Start a system fresh, warm it, measure `count` tasks sent `in_flight` at a time per producer, stop it."""
     work = Path(tempfile.mkdtemp(dir=root))
     with start(work) as target:
         produce(target, WARMUP, 1, first=0, already=0, log=work / "producers.log")
-        return produce(target, count, producers, first=WARMUP, already=WARMUP, log=work / "producers.log")
+        return produce(
+            target, count, producers, first=WARMUP, already=WARMUP, log=work / "producers.log", in_flight=in_flight
+        )
 
 
 @contextmanager
@@ -159,7 +167,7 @@ def ratio_line(runs: dict[str, Runs[AsyncRun]], ours: str, labels: dict[str, str
     return "; ".join(parts)
 
 
-def report(runs: dict[str, Runs[AsyncRun]], labels: dict[str, str], skipped: str | None) -> str:
+def report(runs: dict[str, Runs[AsyncRun]], labels: dict[str, str], skipped: str | None, in_flight: int = 1) -> str:
     rows = [
         "| system | tasks/s end to end | enqueue phase tasks/s | vs target | load avg at each run |",
         "|---|---:|---:|---:|---|",
@@ -173,11 +181,17 @@ def report(runs: dict[str, Runs[AsyncRun]], labels: dict[str, str], skipped: str
             f"| {labels[name]} | {spread(series.values(lambda r: r.rate))}"
             f" | {spread(series.values(lambda r: r.enqueue_rate))} | {rate / TARGET:.2f}x | {loads(series)} |"
         )
+    sending = (
+        "one call at a time (no batching)"
+        if in_flight == 1
+        else f"{in_flight} calls at a time (threads, each with its own client, one call at a time; no batching)"
+    )
+    title = "one call at a time" if in_flight == 1 else f"{in_flight} calls in flight per producer"
     lines = [
-        "## Async invocations: no-op tasks end to end, the same producers",
+        f"## Async invocations: no-op tasks end to end, the same producers, {title}",
         "",
         f"{N:,} no-op tasks per run from {PRODUCERS} producer processes (`benchmarks/producers.py`), each sending"
-        ' its share one call at a time (no batching) with the payload `{"n": N}`, timed from "go" until the last'
+        f' its share {sending} with the payload `{{"n": N}}`, timed from "go" until the last'
         " task finished; two worker processes for every system. Triggerfish: `triggerfish dev` in its own process"
         " (the launcher picks the event loop), invoked over its HTTP API (Invoke with `X-Amz-Invocation-Type:"
         " Event`, 202 once durably queued), each invocation run in a worker process, recorded and acknowledged;"
@@ -207,14 +221,17 @@ def main() -> str:
     skipped = postgres.unavailable()
     chosen = systems(skipped is None)
     labels = {name: label for name, (label, _) in chosen.items()}
+    sections = []
     with tempfile.TemporaryDirectory(prefix="bench-async-") as tmp:
         root = Path(tmp)
+        for in_flight in IN_FLIGHT:
 
-        def measured(start: SystemStart) -> Callable[[], AsyncRun]:
-            return lambda: run_once(start, root)
+            def measured(start: SystemStart, k: int = in_flight) -> Callable[[], AsyncRun]:
+                return lambda: run_once(start, root, in_flight=k)
 
-        runs = interleave({name: measured(start) for name, (_, start) in chosen.items()}, ROUNDS)
-    return report(runs, labels, skipped)
+            runs = interleave({name: measured(start) for name, (_, start) in chosen.items()}, ROUNDS)
+            sections.append(report(runs, labels, skipped, in_flight))
+    return "\n\n".join(sections)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python -m benchmarks.profile http   [--seconds 10] [--loop asyncio|uvloop]
     python -m benchmarks.profile events [--seconds 10] [--loop asyncio|uvloop] [--store sqlite|postgresql]
-    python -m benchmarks.profile async  [--seconds 10] [--loop asyncio|uvloop]
+    python -m benchmarks.profile async  [--seconds 10] [--loop asyncio|uvloop] [--in-flight 16]
 
 Starts the platform as the benchmark does (`triggerfish dev` through the
 launcher), drives it as the benchmark does (wrk over 32 connections; the
@@ -100,7 +100,7 @@ def record(pid: int, seconds: float, out: Path) -> str:
     return out.read_text()
 
 
-def profile(kind: str, seconds: float, loop: str, store: str | None = None) -> str:
+def profile(kind: str, seconds: float, loop: str, store: str | None = None, in_flight: int = 1) -> str:
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         port = free_port()
@@ -108,10 +108,11 @@ def profile(kind: str, seconds: float, loop: str, store: str | None = None) -> s
         if kind == "async":
             with async_systems.triggerfish(work, loop=loop) as target:
                 produce(target, 40, 1, first=0, already=0, log=work / "producers.log")
-                count = round(600 * (seconds + 2))  # about what it manages: the load outlasts the sampling
+                # about what it manages: the load outlasts the sampling
+                count = round((600 if in_flight == 1 else 2500) * (seconds + 2))
 
                 def tasks() -> None:
-                    produce(target, count, 4, first=40, already=40, log=work / "producers.log")
+                    produce(target, count, 4, first=40, already=40, log=work / "producers.log", in_flight=in_flight)
 
                 driver = threading.Thread(target=tasks)
                 driver.start()
@@ -170,8 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--in-flight", type=int, default=1, help="async: calls each producer keeps in flight")
     args = parser.parse_args(argv)
-    print(profile(args.kind, args.seconds, args.loop, args.store))
+    print(profile(args.kind, args.seconds, args.loop, args.store, args.in_flight))
 
 
 if __name__ == "__main__":
