@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -120,3 +121,21 @@ def spread(values: Sequence[float], decimals: int = 0) -> str:
 def loads(runs: Runs[T]) -> str:
     """The load averages of a system's runs, in order: "2.1, 3.4, 2.8"."""
     return ", ".join(f"{load:.1f}" for load in runs.loads) or "-"
+
+
+def fsync_latency(directory: str, samples: int = 200) -> tuple[float, float]:
+    """The p50 and p99 in ms of one 4 KiB write and fsync in `directory`: the floor under every durable commit."""
+    path = os.path.join(directory, ".fsync-probe")
+    seconds = []
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(samples):
+            os.write(descriptor, b"\0" * 4096)
+            began = time.perf_counter()
+            os.fsync(descriptor)
+            seconds.append(time.perf_counter() - began)
+    finally:
+        os.close(descriptor)
+        os.unlink(path)
+    seconds.sort()
+    return seconds[len(seconds) // 2] * 1000, seconds[min(len(seconds) - 1, round(len(seconds) * 0.99))] * 1000
