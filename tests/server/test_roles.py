@@ -85,7 +85,9 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
         await host.stop()
 
 
-ENDPOINTS = endpoints()
+#: Every endpoint but removing the app, which would change what the other cases see
+#: (test_a_revoked_key_stops_working_at_once removes one as a deployer, refused, then as an admin).
+ENDPOINTS = [e for e in endpoints() if (e[0], e[1]) != ("DELETE", "/-/api/v1/apps/{app}")]
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
@@ -104,8 +106,6 @@ HOLDERS = {
 async def test_every_endpoint_answers_every_role_as_the_matrix_says(
     server: Server, method: str, template: str, app: str | None, action: str
 ) -> None:
-    if method == "DELETE" and template == "/-/api/v1/apps/{app}":
-        pytest.skip("removing the app would change what the other cases see; see the test below")
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         for who, key in server.keys.items():
             answer = await http.request(method, fill(template, "shop"), headers={"authorization": f"Bearer {key}"})
