@@ -3,12 +3,18 @@
 import asyncio
 import os
 import sys
+import uuid
+
+import psycopg
+from psycopg import sql
 
 from triggerfish.errors import StoreUnavailableError
 from triggerfish.store import open_store
 
 DATABASE = os.environ.get("TRIGGERFISH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-URL = f"{DATABASE}?schema=docs_example&pool_size=4"
+# A schema of this run's own, dropped after: a shared server may hold older runs' schemas.
+SCHEMA = f"docs_example_{uuid.uuid4().hex[:8]}"
+URL = f"{DATABASE}?schema={SCHEMA}&pool_size=4"
 
 
 async def main() -> None:
@@ -16,7 +22,6 @@ async def main() -> None:
     node_a = await open_store(URL)
     node_b = await open_store(URL)
     try:
-        await node_a.queues.purge("jobs")
         # A receive waiting on one node is woken by a send on the other (LISTEN/NOTIFY).
         waiting = asyncio.ensure_future(node_a.queues.receive("jobs", wait=10))
         await node_b.queues.send("jobs", b"resize image 7")
@@ -26,6 +31,8 @@ async def main() -> None:
     finally:
         await node_a.close()
         await node_b.close()
+        async with await psycopg.AsyncConnection.connect(DATABASE, autocommit=True) as conn:
+            await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
 
 
 try:
