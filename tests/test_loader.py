@@ -274,3 +274,18 @@ def test_spec_round_trips_through_json() -> None:
 def test_spec_from_dict_rejects_what_is_not_a_description(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="not a function description"):
         spec_from_dict(bad)
+
+
+def test_object_and_change_triggers_are_listed_as_not_live_yet() -> None:
+    # Declared and checked, but nothing fires them until storage lands: a listing must not make them look live.
+    app = App("storage")
+
+    @app.on_object("uploads", prefix="images/")
+    def thumbnail(event: dict[str, Any], context: Any) -> None: ...
+
+    @app.on_change("orders")
+    def audit(event: dict[str, Any], context: Any) -> None: ...
+
+    text = describe_functions(app.functions)
+    assert "object uploads created images/* (not live yet)" in text
+    assert "change orders insert,modify,remove (not live yet)" in text

@@ -192,6 +192,10 @@ def _find_app(module: ModuleType, attr: str | None, target: str) -> App:
 # --- describing functions --------------------------------------------------------------------
 
 
+#: Object and change triggers are declared and checked, but no storage fires them yet: say so wherever they are listed.
+NOT_LIVE = "(not live yet)"
+
+
 def describe_trigger(trigger: Trigger) -> str:
     """One line a person can read: `http POST /orders/{id}`, `queue orders (batch 10, window 2s)`, ..."""
     if isinstance(trigger, HttpTrigger):
@@ -211,8 +215,8 @@ def describe_trigger(trigger: Trigger) -> str:
         return f"schedule {trigger.expression}" + (f" [{trigger.tz}]" if trigger.tz else "")
     if isinstance(trigger, ObjectTrigger):
         keys = f" {trigger.prefix}*{trigger.suffix}" if trigger.prefix or trigger.suffix else ""
-        return f"object {trigger.bucket} {','.join(trigger.events)}{keys}"
-    return f"change {trigger.table} {','.join(trigger.ops)}"
+        return f"object {trigger.bucket} {','.join(trigger.events)}{keys} {NOT_LIVE}"
+    return f"change {trigger.table} {','.join(trigger.ops)} {NOT_LIVE}"
 
 
 def describe_functions(specs: Mapping[str, FunctionSpec] | Iterable[FunctionSpec]) -> str:
