@@ -123,14 +123,18 @@ def _kind(value: Any) -> str:
     return "an object"
 
 
-def _object(obj: dict[str, Any], path: tuple[str, ...], where: str, in_or: bool = False) -> list[list[Field]]:
+def _object(
+    obj: dict[str, Any], path: tuple[str, ...], where: str, in_or: bool = False, spelled: tuple[str, ...] = ()
+) -> list[list[Field]]:
+    # `path` is what the matcher reads (aliases resolved); `spelled` is the name as written, which
+    # decides when a field is named twice (so `type` beside `detail-type` is two conditions, as documented).
     if not obj:
         raise InvalidPatternError("an empty object matches nothing; name at least one field", path=where or "$")
     alternatives: list[list[Field]] = [[]]
     for key, value in obj.items():
         here = _join(where, key)
         if key == "$or":
-            branches = _or(value, path, here)
+            branches = _or(value, path, here, spelled)
         else:
             if in_or and key in RESERVED_IN_OR:
                 # Most often an operator object put where a field belongs: {"$or": [{"prefix": "a"}, ...]}.
@@ -139,22 +143,38 @@ def _object(obj: dict[str, Any], path: tuple[str, ...], where: str, in_or: bool 
                     'a value array, such as {"$or": [{"name": [{"prefix": "a"}]}, {"other": ["b"]}]}',
                     path=here,
                 )
-            name = PATTERN_ALIASES.get(key, key) if not path else key
+            # EventBridge flattens the pattern into dotted names, so "a.b" and {"a": {"b": ...}} are one field.
+            written = key.split(".")
+            steps = list(written)
+            if not path:
+                steps[0] = PATTERN_ALIASES.get(steps[0], steps[0])
             if isinstance(value, dict):
-                branches = _object(value, (*path, name), here, in_or)
+                branches = _object(value, (*path, *steps), here, in_or, (*spelled, *written))
             else:
-                branches = [[Field((*path, name), _conditions(value, here))]]
+                branches = [[Field((*path, *steps), _conditions(value, here), name=".".join((*spelled, *written)))]]
         if len(alternatives) * len(branches) > MAX_ALTERNATIVES:
             raise InvalidPatternError(
                 f"the $or conditions expand to more than {MAX_ALTERNATIVES} combinations; simplify the pattern "
                 "or split it into several rules",
                 path=here,
             )
-        alternatives = [mine + theirs for mine in alternatives for theirs in branches]
+        alternatives = [_later_wins(mine, theirs) for mine in alternatives for theirs in branches]
     return alternatives
 
 
-def _or(value: Any, path: tuple[str, ...], where: str) -> list[list[Field]]:
+def _later_wins(earlier: list[Field], later: list[Field]) -> list[Field]:
+    """Join two lists of fields; where both name one field (`"a.b"` beside `{"a": {"b": ...}}`) the later stays.
+
+    Event Ruler, EventBridge's matcher, records each flattened field as it reads
+    the pattern, so a field named again replaces what it held.
+    """
+    if not earlier:
+        return list(later)
+    replaced = {field.name for field in later}
+    return [field for field in earlier if field.name not in replaced] + list(later)
+
+
+def _or(value: Any, path: tuple[str, ...], where: str, spelled: tuple[str, ...]) -> list[list[Field]]:
     if not isinstance(value, list) or len(value) < 2:
         raise InvalidPatternError(
             '$or takes an array of at least two objects, such as [{"a": ["x"]}, {"b": ["y"]}]', path=where
@@ -163,7 +183,7 @@ def _or(value: Any, path: tuple[str, ...], where: str) -> list[list[Field]]:
     for i, item in enumerate(value):
         if not isinstance(item, dict):
             raise InvalidPatternError(f"each $or alternative is an object, not {_kind(item)}", path=f"{where}[{i}]")
-        branches.extend(_object(item, path, f"{where}[{i}]", in_or=True))
+        branches.extend(_object(item, path, f"{where}[{i}]", True, spelled))
     return branches
 
 
@@ -348,31 +368,40 @@ def _anything_but(arg: Any, where: str) -> Condition:
         raise InvalidPatternError(f"anything-but takes an object with exactly one of {forms}", path=where)
     ((name, inner),) = arg.items()
     here = f"{where}.{name}"
-    test: Test
-    if name in ("prefix", "suffix"):
-        text = _string(inner, here, f"anything-but {name}")
-        if not text:
-            raise InvalidPatternError(f"anything-but {name} needs a non-empty string", path=here)
-        make = prefix_test if name == "prefix" else suffix_test
-        test = make(text, ignore_case=False)
-    elif name in ("equals-ignore-case", "wildcard"):
-        texts = _strings(inner, here, f"anything-but {name}")
-        if name == "equals-ignore-case":
-            test = ignore_case_test(frozenset(t.lower() for t in texts))
-        else:
-            tests = tuple(wildcard_test(_wildcard(t, f"{here}[{i}]")) for i, t in enumerate(texts))
-            test = lambda value: any(t(value) for t in tests)  # noqa: E731
-    else:
+    if name not in ("prefix", "suffix", "equals-ignore-case", "wildcard"):
         raise InvalidPatternError(f"unknown anything-but form {name!r}; use {forms}", path=here)
-    return Condition(ANYTHING_BUT, {name: inner}, not_test((test,)))
+    # Each form takes one string or a list of them, as in EventBridge: {"prefix": ["init", "test"]}.
+    texts = _strings(inner, here, f"anything-but {name}")
+    tests: tuple[Test, ...]
+    if name in ("prefix", "suffix"):
+        for i, text in enumerate(texts):
+            if not text:
+                place = here if isinstance(inner, str) else f"{here}[{i}]"
+                raise InvalidPatternError(f"anything-but {name} needs a non-empty string", path=place)
+        make = prefix_test if name == "prefix" else suffix_test
+        tests = tuple(make(text, ignore_case=False) for text in texts)
+    elif name == "equals-ignore-case":
+        tests = (ignore_case_test(frozenset(t.lower() for t in texts)),)
+    else:
+        places = [here] if isinstance(inner, str) else [f"{here}[{i}]" for i in range(len(texts))]
+        tests = tuple(wildcard_test(_wildcard(t, place)) for t, place in zip(texts, places, strict=True))
+    return Condition(ANYTHING_BUT, {name: inner}, not_test(tests))
 
 
 def _strings(value: Any, where: str, operator: str) -> list[str]:
     if isinstance(value, str):
         return [value]
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+    if isinstance(value, list) and value:
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise InvalidPatternError(
+                    f"{operator} takes a string or a non-empty array of strings; this array holds {_kind(item)}",
+                    path=f"{where}[{i}]",
+                )
         return list(value)
-    raise InvalidPatternError(f"{operator} takes a string or a non-empty array of strings", path=where)
+    raise InvalidPatternError(
+        f"{operator} takes a string or a non-empty array of strings, not {_kind(value)}", path=where
+    )
 
 
 __all__ = ["MAX_ALTERNATIVES", "MAX_DEPTH", "NUMERIC_LIMIT", "compile_alternatives", "plain"]

@@ -68,11 +68,14 @@ class Condition:
 class Field:
     """A path in the event and the conditions one of whose must hold there (the value array)."""
 
-    __slots__ = ("_exists_false", "_exists_true", "_tests", "conditions", "path")
+    __slots__ = ("_exists_false", "_exists_true", "_tests", "conditions", "name", "path", "reader")
 
-    def __init__(self, path: tuple[str, ...], conditions: tuple[Condition, ...]) -> None:
+    def __init__(self, path: tuple[str, ...], conditions: tuple[Condition, ...], name: str = "") -> None:
         self.path = path
         self.conditions = conditions
+        #: the flattened name as the pattern spells it (`detail-type`, `a.b`): a field named twice is one field
+        self.name = name or ".".join(path)
+        self.reader = reader_for(path)
         self._exists_true = any(c.kind == EXISTS and c.operand for c in conditions)
         self._exists_false = any(c.kind == EXISTS and not c.operand for c in conditions)
         exact = [c.operand for c in conditions if c.kind == EXACT]
@@ -82,7 +85,7 @@ class Field:
         self._tests = tuple(tests)
 
     def matches(self, event: Mapping[str, Any]) -> bool:
-        values = values_at(event, self.path)
+        values = self.reader.read(event)
         if not values:
             return self._exists_false
         if self._exists_true:
@@ -112,52 +115,98 @@ class Alternative:
 
 def values_at(event: Mapping[str, Any], path: tuple[str, ...]) -> list[Any]:
     """Every leaf value the event holds at `path`, entering arrays anywhere along it."""
-    out: list[Any] = []
-    first = path[0]
-    node = event.get(first, _MISSING)
-    if node is not _MISSING:
-        _values_below(node, path, out)
-    alias = EVENT_ALIASES.get(first)
-    if alias is not None:
-        node = event.get(alias, _MISSING)
-        if node is not _MISSING:
-            _values_below(node, path, out)
-    return out
+    return reader_for(path).read(event)
 
 
-def _values_below(node: Any, path: tuple[str, ...], out: list[Any]) -> None:
-    # The common case first: plain objects down to one value, with no arrays on the way.
-    depth, end = 1, len(path)
-    while depth < end and type(node) is dict:
-        node = node.get(path[depth], _MISSING)
-        if node is _MISSING:
-            return
-        depth += 1
-    if depth == end and type(node) in _SCALARS:
-        out.append(node)
-    else:
-        _collect(node, path, depth, out)
+class PathReader:
+    """Reads the leaf values at one path of an event, as EventBridge flattens it.
 
+    EventBridge names a field by its keys joined with dots, so the path
+    `a.b.c` is found under `{"a": {"b": {"c": 1}}}`, `{"a.b": {"c": 1}}`,
+    `{"a": {"b.c": 1}}` or `{"a.b.c": 1}`, and under all of them when an event
+    has several. `steps[i]` lists, for each place in the path, the keys that
+    may follow it (one step, or several joined with dots) and where each leads.
+    """
 
-def _collect(node: Any, path: tuple[str, ...], depth: int, out: list[Any]) -> None:
-    # Iterative, so an event built in code with absurdly nested arrays cannot exhaust the stack.
-    end = len(path)
-    stack = [(node, depth)]
-    while stack:
-        node, depth = stack.pop()
-        kind = type(node)
-        if kind is str:
-            if depth == end:
+    __slots__ = ("end", "first", "simple", "steps")
+
+    def __init__(self, path: tuple[str, ...]) -> None:
+        self.end = len(path)
+        steps: list[tuple[tuple[str, int], ...]] = []
+        for i in range(len(path)):
+            keys = [(".".join(path[i:j]), j) for j in range(i + 1, len(path) + 1)]
+            if i == 0:
+                alias = EVENT_ALIASES.get(path[0])
+                if alias is not None:
+                    keys += [(".".join((alias, *path[1:j])), j) for j in range(1, len(path) + 1)]
+            steps.append(tuple(keys))
+        self.steps = tuple(steps)
+        # One key with no alias: the common case, read with one lookup.
+        self.simple = len(steps[0]) == 1
+        self.first = path[0]
+
+    def read(self, event: Mapping[str, Any]) -> list[Any]:
+        if self.simple:
+            node = event.get(self.first, _MISSING)
+            if node is _MISSING:
+                return []
+            if type(node) in _SCALARS:
+                return [node]
+            out: list[Any] = []
+            self._collect([(node, 1)], out)
+            return out
+        # Unrolled for the first two steps (most paths are one or two keys long); deeper goes to _collect.
+        out = []
+        end, steps = self.end, self.steps
+        for key, following in steps[0]:
+            node = event.get(key, _MISSING)
+            if node is _MISSING:
+                continue
+            kind = type(node)
+            if following == end and kind in _SCALARS:
                 out.append(node)
-        elif kind is dict or (kind is not list and kind is not tuple and isinstance(node, Mapping)):
-            if depth < end:
-                child = node.get(path[depth], _MISSING)
-                if child is not _MISSING:
-                    stack.append((child, depth + 1))
-        elif kind is list or kind is tuple:
-            stack.extend((item, depth) for item in reversed(node))
-        elif depth == end:
-            out.append(node)
+            elif kind is dict and following < end:
+                for key2, following2 in steps[following]:
+                    child = node.get(key2, _MISSING)
+                    if child is _MISSING:
+                        continue
+                    if following2 == end and type(child) in _SCALARS:
+                        out.append(child)
+                    else:
+                        self._collect([(child, following2)], out)
+            else:
+                self._collect([(node, following)], out)
+        return out
+
+    def _collect(self, stack: list[tuple[Any, int]], out: list[Any]) -> None:
+        # Iterative, so an event built in code with absurdly nested arrays cannot exhaust the stack.
+        end, steps = self.end, self.steps
+        while stack:
+            node, depth = stack.pop()
+            kind = type(node)
+            if kind is list or kind is tuple:
+                stack.extend((item, depth) for item in reversed(node))
+            elif kind is dict or (kind not in _SCALARS and isinstance(node, Mapping)):
+                if depth < end:
+                    for key, following in reversed(steps[depth]):
+                        child = node.get(key, _MISSING)
+                        if child is not _MISSING:
+                            stack.append((child, following))
+            elif depth == end:
+                out.append(node)
+
+
+_READERS: dict[tuple[str, ...], PathReader] = {}
+
+
+def reader_for(path: tuple[str, ...]) -> PathReader:
+    """The (shared) reader of one path."""
+    reader = _READERS.get(path)
+    if reader is None:
+        if len(_READERS) > 100_000:  # paths come from patterns; keep a hostile stream of them bounded
+            _READERS.clear()
+        reader = _READERS[path] = PathReader(path)
+    return reader
 
 
 # --- value tests ----------------------------------------------------------------------------------
