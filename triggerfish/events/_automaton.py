@@ -82,19 +82,37 @@ def _condition_key(condition: Condition) -> tuple[Any, ...]:
 
 
 class State:
-    """A state of the automaton: the fields leaving it (by path) and the rules accepted on reaching it."""
+    """A state of the automaton: the fields leaving it (by path) and the rules accepted on reaching it.
 
-    __slots__ = ("accepts", "children", "exits", "matchers")
+    What `run` reads is kept in as few objects as possible (`met`, `exits`): with thousands of
+    rules most states are not in the CPU's cache, and each object touched costs a miss.
+    """
+
+    __slots__ = ("accepts", "children", "exits", "matchers", "met")
 
     def __init__(self) -> None:
         #: rule id -> how many of its alternatives end here
         self.accepts: dict[str, int] = {}
+        #: the rule ids accepted here, or None
+        self.met: tuple[str, ...] | None = None
         #: field key -> [next state, how many alternatives use the transition, the field that made it]
         self.children: dict[Any, list[Any]] = {}
-        #: path -> the matcher of every field leaving here on that path
+        #: path -> the reader of the path and the matcher of every field leaving here on it
         self.matchers: dict[tuple[str, ...], tuple[PathReader, ValueMatcher]] = {}
-        #: the matchers as a tuple, for the hot loop
-        self.exits: tuple[tuple[PathReader, ValueMatcher], ...] = ()
+        #: for the hot loop: (reader, matcher, the matcher's dict when exact strings are all it holds)
+        self.exits: tuple[tuple[PathReader, ValueMatcher, dict[str, list[State]] | None], ...] = ()
+
+    def refresh(self) -> None:
+        """Rebuild what `run` reads after a change."""
+        self.met = tuple(self.accepts) or None
+        self.exits = tuple(
+            (
+                reader,
+                matcher,
+                matcher.strings if matcher.only_strings and not (matcher.any_value or matcher.absent) else None,
+            )
+            for reader, matcher in self.matchers.values()
+        )
 
 
 class Automaton:
@@ -160,12 +178,13 @@ class Automaton:
                 entry = state.matchers.get(field.path)
                 if entry is None:
                     entry = state.matchers[field.path] = (field.reader, ValueMatcher())
-                    state.exits = tuple(state.matchers.values())
                 for condition in field.conditions:
                     entry[1].add(condition, target)
+                state.refresh()
             child[1] += 1
             state = child[0]
         state.accepts[rule_id] = state.accepts.get(rule_id, 0) + 1
+        state.refresh()
         return ordered
 
     def remove(self, rule_id: str, ordered: Sequence[Field]) -> None:
@@ -182,6 +201,7 @@ class Automaton:
             state.accepts[rule_id] = count
         else:
             del state.accepts[rule_id]
+        state.refresh()
         for parent, field, key in reversed(trail):
             child = parent.children[key]
             child[1] -= 1
@@ -195,7 +215,7 @@ class Automaton:
                 reader_matcher[1].remove(condition, child[0])
             if not reader_matcher[1].size:
                 del parent.matchers[field.path]
-                parent.exits = tuple(parent.matchers.values())
+            parent.refresh()
 
     def run(self, event: Mapping[str, Any]) -> list[str]:
         """The rule ids whose alternatives the event meets (an id once per alternative met)."""
@@ -204,14 +224,26 @@ class Automaton:
         pending = [self._start]
         while pending:
             state = pending.pop()
-            if state.accepts:
-                met.extend(state.accepts)
-            for reader, matcher in state.exits:
+            if state.met is not None:
+                met.extend(state.met)
+            exits = state.exits
+            if not exits:
+                continue
+            # One set for all the exits of a state: a state is reached by one transition only, so
+            # the sets of different exits never overlap and need no separate deduplication.
+            hits: set[State] = set()
+            for reader, matcher, strings in exits:
                 values = values_by_reader.get(reader)
                 if values is None:
                     values = values_by_reader[reader] = reader.read(event)
-                hits: set[State] = set()
-                matcher.step(values, hits)
-                if hits:
-                    pending.extend(hits)
+                if strings is None:
+                    matcher.step(values, hits)
+                else:
+                    # Exact strings only, inlined. Any JSON leaf is hashable, and no other type equals a str.
+                    for value in values:
+                        found = strings.get(value)
+                        if found is not None:
+                            hits.update(found)
+            if hits:
+                pending.extend(hits)
         return met

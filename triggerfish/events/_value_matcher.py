@@ -7,9 +7,10 @@ allows (a dict of exact strings, prefixes probed once per distinct length,
 numeric ranges by binary search, ...), each naming the state it leads to.
 `step` takes the values an event holds at the path and adds every state some
 condition leads to, so the cost follows the event's values and the hits, not
-how many conditions are filed. Only conditions no lookup can serve (cidr,
-anything-but, and wildcards whose literal start and end are empty) are tried
-one by one.
+how many conditions are filed. `anything-but` of exact values is inverted: every target
+it leads to, less those filed under the value. Only conditions no lookup can
+serve (cidr, the anything-but forms, and wildcards whose literal start and end
+are empty) are tried one by one.
 """
 
 from __future__ import annotations
@@ -131,7 +132,10 @@ class ValueMatcher:
 
     __slots__ = (
         "absent",
+        "all_but",
         "any_value",
+        "but_numbers",
+        "but_strings",
         "consts",
         "ignore_case",
         "numbers",
@@ -163,6 +167,10 @@ class ValueMatcher:
         self.wild_prefix = Affixes()
         self.wild_suffix = Affixes()
         self.ranges = Ranges()
+        # anything-but of exact values, inverted: every such target, less those the value is excluded from
+        self.all_but: dict[Target, int] = {}
+        self.but_strings: dict[str, dict[Target, int]] = {}
+        self.but_numbers: dict[float, dict[Target, int]] = {}
         #: conditions tried value by value: (test, target)
         self.tests: list[tuple[Test, Target]] = []
         self.any_value: list[Target] = []
@@ -218,6 +226,21 @@ class ValueMatcher:
                 hits.update(found)
             if self.ranges.entries:
                 self.ranges.stab(value, hits)
+        if self.all_but:
+            # No function per condition: one lookup of what the value is excluded from.
+            if isinstance(value, str):
+                excluded = self.but_strings.get(value)
+            elif is_number(value):
+                excluded = self.but_numbers.get(value)
+            else:
+                excluded = None
+            if excluded is None:
+                hits.update(self.all_but)
+            else:
+                # A target is met unless every anything-but condition it was filed under excludes the value.
+                for target, conditions in self.all_but.items():
+                    if excluded.get(target, 0) < conditions:
+                        hits.add(target)
         for test, target in self.tests:
             if target not in hits and test(value):
                 hits.add(target)
@@ -272,6 +295,17 @@ class ValueMatcher:
             # Filed under its literal start (else its end); the full test runs only when that fires.
             affixes, text = (self.wild_prefix, operand[0]) if operand[0] else (self.wild_suffix, operand[-1])
             (affixes.add if adding else affixes.remove)(text, (condition.test, target))
+        elif kind == ANYTHING_BUT and not isinstance(operand, dict):
+            excluded = set(operand) if isinstance(operand, tuple) else {operand}  # 1 and 1.0: one value
+            _count(self.all_but, target, adding)
+            for value in excluded:
+                table = self.but_strings if isinstance(value, str) else self.but_numbers
+                counts = table.get(value)
+                if counts is None:
+                    counts = table[value] = {}
+                _count(counts, target, adding)
+                if not counts:
+                    del table[value]
         elif kind in (WILDCARD, CIDR, ANYTHING_BUT):
             entry = (condition.test, target)
             self.tests.append(entry) if adding else self.tests.remove(entry)
@@ -289,7 +323,18 @@ class ValueMatcher:
             or self.wild_prefix.keys
             or self.wild_suffix.keys
         )
-        self.only_strings = not (self.string_extras or self.numbers or self.consts or self.ranges.entries or self.tests)
+        self.only_strings = not (
+            self.string_extras or self.numbers or self.consts or self.ranges.entries or self.tests or self.all_but
+        )
+
+
+def _count(counts: dict[Target, int], target: Target, adding: bool) -> None:
+    """Count a filing of `target` in or out (one target may be filed by several conditions)."""
+    total = counts.get(target, 0) + (1 if adding else -1)
+    if total:
+        counts[target] = total
+    else:
+        del counts[target]
 
 
 def _change(table: dict[Any, list[Target]], key: Any, target: Target, adding: bool) -> None:
