@@ -299,13 +299,13 @@ class ValueMatcher:
             excluded = set(operand) if isinstance(operand, tuple) else {operand}  # 1 and 1.0: one value
             _count(self.all_but, target, adding)
             for value in excluded:
-                table = self.but_strings if isinstance(value, str) else self.but_numbers
-                counts = table.get(value)
-                if counts is None:
-                    counts = table[value] = {}
+                exclusions: dict[Any, dict[Target, int]] = (
+                    self.but_strings if isinstance(value, str) else self.but_numbers
+                )
+                counts = exclusions.setdefault(value, {})
                 _count(counts, target, adding)
                 if not counts:
-                    del table[value]
+                    del exclusions[value]
         elif kind in (WILDCARD, CIDR, ANYTHING_BUT):
             entry = (condition.test, target)
             self.tests.append(entry) if adding else self.tests.remove(entry)
