@@ -86,7 +86,7 @@ def test_files_and_stdin(runner: CliRunner, tmp_path: Path) -> None:
     ("pattern", "event", "message"),
     [
         ('{"source": ["a"]', "{}", "pattern: invalid JSON at line 1"),
-        ('{"a": ["x"], "a": ["y"]}', "{}", "duplicate key 'a'"),
+        ('{"a": ["x"], "a": ["y"], "a": "z"}', "{}", "must be in an array"),
         ('{"n": [{"numeric": [">", 1e10]}]}', "{}", "between -5e9 and 5e9"),
         ("[]", "{}", "a pattern is a JSON object, not an array"),
         ('{"source": ["a"]}', '{"source": ', "event: invalid JSON"),

@@ -36,7 +36,7 @@ import orjson
 
 from .errors import InvalidInputError, InvalidJSONError
 
-__all__ = ["check_value", "dumps", "loads"]
+__all__ = ["check_value", "dumps", "loads", "loads_merging_repeated_keys"]
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
@@ -267,6 +267,41 @@ def _check_with_hooks(raw: bytes, where: str) -> None:
             f"integer {shown} is outside -2**63..2**64-1 and cannot be carried exactly; send it as a string",
             where=where,
         ) from None
+
+
+def loads_merging_repeated_keys(data: str | bytes | bytearray | memoryview, *, where: str = "") -> Any:
+    """Parse JSON as strictly as `loads`, except that a repeated object key is read as EventBridge reads it.
+
+    For event patterns only: EventBridge's matcher records each field as it
+    reads the pattern, so a later value replaces an earlier one, and objects
+    under a repeated key merge, key by key (`_merge_repeated`). Everything
+    else `loads` refuses (NaN, integers beyond 64 bits, invalid UTF-8, ...)
+    is still refused.
+    """
+    try:
+        return loads(data, where=where)
+    except InvalidJSONError as exc:
+        if "duplicate key" not in str(exc):
+            raise
+    raw = bytes(data) if not isinstance(data, str) else data.encode("utf-8")
+    try:
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_merge_repeated, parse_int=_bounded_int)
+    except _BigInteger:
+        _check_with_hooks(raw, where)  # raises the precise message
+        raise  # pragma: no cover - _check_with_hooks raised
+    check_value(value, where=where)
+    return value
+
+
+def _merge_repeated(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        earlier = result.get(key)
+        if isinstance(earlier, dict) and isinstance(value, dict):
+            result[key] = _merge_repeated([*earlier.items(), *value.items()])
+        else:
+            result[key] = value
+    return result
 
 
 class _Pairs(list[tuple[str, Any]]):

@@ -59,7 +59,8 @@ def compile_pattern(pattern: Mapping[str, Any] | str | bytes | Pattern) -> Patte
     Raises InvalidPatternError naming where in the pattern the problem is and
     why, for everything EventBridge's TestEventPattern rejects (values not in
     arrays, unknown operators, bad numeric ranges, ...) and for JSON text that
-    is not valid JSON.
+    is not valid JSON. In JSON text a repeated key is accepted as EventBridge
+    accepts it: the later value replaces the earlier, and objects merge.
 
         >>> compile_pattern('{"source": [{"prefix": "shop."}]}').matches({"source": "shop.eu"})
         True
@@ -68,10 +69,11 @@ def compile_pattern(pattern: Mapping[str, Any] | str | bytes | Pattern) -> Patte
         return pattern
     if isinstance(pattern, str | bytes | bytearray | memoryview):
         # Imported here: the strict JSON reader is only needed for patterns given as text.
-        from triggerfish._json import loads
+        from triggerfish._json import loads_merging_repeated_keys
 
         try:
-            pattern = loads(pattern, where="pattern")
+            # A repeated key is read as EventBridge reads it: the later value wins, objects merge.
+            pattern = loads_merging_repeated_keys(pattern, where="pattern")
         except InvalidJSONError as exc:
             raise InvalidPatternError(str(exc)) from None
     source = plain(pattern)
