@@ -156,7 +156,11 @@ def test_or_explosion_is_capped() -> None:
 
 
 def test_hostile_wildcard_matches_in_linear_time() -> None:
-    pattern = compile_pattern({"v": [{"wildcard": "*a" * 40 + "*b"}]})
+    # EventBridge refuses a wildcard this repetitive ("Rule is too complex"); the most it accepts still
+    # matches without backtracking.
+    with pytest.raises(InvalidPatternError, match="Rule is too complex"):
+        compile_pattern({"v": [{"wildcard": "*a" * 40 + "*b"}]})
+    pattern = compile_pattern({"v": [{"wildcard": "*a" * 8 + "*b"}]})
     event = {"v": "a" * 50_000}
     started = time.perf_counter()
     assert not pattern.matches(event)
@@ -216,3 +220,20 @@ def test_repeated_keys_do_not_let_bad_json_through(text: str, reason: str) -> No
 def test_an_event_with_a_repeated_key_is_still_refused() -> None:
     with pytest.raises(InvalidJSONError, match="duplicate key 'x'"):
         compile_pattern({"x": ["1"]}).matches('{"x": "1", "x": "2"}')
+
+
+def test_wildcard_complexity_follows_what_eventbridge_is_observed_to_accept() -> None:
+    from triggerfish.events._pattern_compile import _wildcard
+    from triggerfish.events._wildcard_complexity import LIMIT, complexity
+
+    def measure(*wildcards: str) -> int:
+        return complexity(_wildcard(w, "") for w in wildcards)
+
+    assert measure("*.bif", "*.tiff", "*.tif", "*.svs") <= LIMIT  # accepted by EventBridge
+    assert measure("*/datasync/*.bif", "*/datasync/*.tif") <= LIMIT  # accepted
+    assert measure("*/datasync/*.bif", "*/datasync/*.tif", "*/datasync/*.tiff", "*/datasync/*.svs") > LIMIT
+    assert measure("dir/*.png") < measure("*a*a*a*") < measure("*a*a*a*a*a*")
+    # Hostile input stays cheap: the measure stops as soon as the limit is passed.
+    started = time.perf_counter()
+    assert measure(*(f"*{i}*{i}*" for i in range(300))) > LIMIT
+    assert time.perf_counter() - started < 5

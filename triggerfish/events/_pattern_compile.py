@@ -46,6 +46,9 @@ from triggerfish.events._pattern_match import (
     suffix_test,
     wildcard_test,
 )
+from triggerfish.events._wildcard_complexity import LIMIT as COMPLEXITY_LIMIT
+from triggerfish.events._wildcard_complexity import MESSAGE as COMPLEXITY_MESSAGE
+from triggerfish.events._wildcard_complexity import complexity
 
 #: Numeric bounds EventBridge accepts, inclusive, and the decimal places it keeps.
 NUMERIC_LIMIT: Final = 5e9
@@ -102,7 +105,30 @@ def compile_alternatives(pattern: Any) -> tuple[Alternative, ...]:
     if not isinstance(pattern, dict):
         raise InvalidPatternError(f"a pattern is a JSON object, not {_kind(pattern)}")
     alternatives = _object(pattern, (), "")
+    _check_wildcard_complexity(alternatives)
     return tuple(Alternative(tuple(fields)) for fields in alternatives)
+
+
+def _check_wildcard_complexity(alternatives: list[list[Field]]) -> None:
+    """Refuse the rule as EventBridge does when one field's wildcards could keep too many states in play."""
+    by_field: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+    for fields in alternatives:
+        for field in fields:
+            for condition in field.conditions:
+                if condition.kind == WILDCARD:
+                    by_field.setdefault(field.path, set()).add(condition.operand)
+                elif condition.kind == ANYTHING_BUT and isinstance(condition.operand, dict):
+                    texts = condition.operand.get("wildcard")
+                    if texts is not None:
+                        for text in [texts] if isinstance(texts, str) else texts:
+                            by_field.setdefault(field.path, set()).add(_wildcard(text, ""))
+    for path, wildcards in by_field.items():
+        if complexity(wildcards) > COMPLEXITY_LIMIT:
+            raise InvalidPatternError(
+                f"{COMPLEXITY_MESSAGE} (its wildcards, {len(wildcards)} on this field, could keep more than "
+                f"{COMPLEXITY_LIMIT} partial matches in play at once; split them across rules)",
+                path=".".join(path),
+            )
 
 
 def _join(where: str, key: str) -> str:
