@@ -99,20 +99,28 @@ class State:
         self.children: dict[Any, list[Any]] = {}
         #: path -> the reader of the path and the matcher of every field leaving here on it
         self.matchers: dict[tuple[str, ...], tuple[PathReader, ValueMatcher]] = {}
-        #: for the hot loop: (reader, matcher, the matcher's dict when exact strings are all it holds)
-        self.exits: tuple[tuple[PathReader, ValueMatcher, dict[str, list[State]] | None], ...] = ()
+        #: for the hot loop, compiled on first use after a change (None): see `compile`
+        self.exits: tuple[Exit, ...] | None = ()
 
     def refresh(self) -> None:
-        """Rebuild what `run` reads after a change."""
+        """Note a change: `met` now, `exits` when next needed (rebuilding it on every add would be quadratic)."""
         self.met = tuple(self.accepts) or None
-        self.exits = tuple(
-            (
-                reader,
-                matcher,
-                matcher.strings if matcher.only_strings and not (matcher.any_value or matcher.absent) else None,
-            )
-            for reader, matcher in self.matchers.values()
-        )
+        self.exits = None
+
+    def compile(self) -> tuple[Exit, ...]:
+        """(reader, matcher, exact strings) per path; the last, when exact strings are all the matcher holds,
+        maps each string to its one next state or a tuple of them, so `run` touches one object less."""
+        exits = []
+        for reader, matcher in self.matchers.values():
+            strings: dict[str, State | tuple[State, ...]] | None = None
+            if matcher.only_strings and not (matcher.any_value or matcher.absent):
+                strings = {key: found[0] if len(found) == 1 else tuple(found) for key, found in matcher.strings.items()}
+            exits.append((reader, matcher, strings))
+        self.exits = tuple(exits)
+        return self.exits
+
+
+Exit = tuple[PathReader, ValueMatcher, "dict[str, State | tuple[State, ...]] | None"]
 
 
 class Automaton:
@@ -227,6 +235,8 @@ class Automaton:
             if state.met is not None:
                 met.extend(state.met)
             exits = state.exits
+            if exits is None:
+                exits = state.compile()
             if not exits:
                 continue
             # One set for all the exits of a state: a state is reached by one transition only, so
@@ -238,12 +248,19 @@ class Automaton:
                     values = values_by_reader[reader] = reader.read(event)
                 if strings is None:
                     matcher.step(values, hits)
-                else:
-                    # Exact strings only, inlined. Any JSON leaf is hashable, and no other type equals a str.
-                    for value in values:
-                        found = strings.get(value)
-                        if found is not None:
-                            hits.update(found)
+                    continue
+                # Exact strings only, inlined. Any JSON leaf is hashable, and no other type equals a str.
+                for value in values:
+                    found = strings.get(value)
+                    if found is None:
+                        continue
+                    if type(found) is State:
+                        if len(values) == 1:
+                            pending.append(found)  # one value: no other hit can repeat it
+                        else:
+                            hits.add(found)
+                    else:
+                        hits.update(found)  # type: ignore[arg-type]
             if hits:
                 pending.extend(hits)
         return met
