@@ -39,8 +39,9 @@ class RuleSet:
     """A set of named event patterns; `matches(event)` gives the ids of those that match.
 
     Adding a rule with an id already present replaces that rule and keeps its
-    place in the order. `matches` changes nothing, so it may run on several
-    threads at once; `add` and `remove` must not run beside anything else.
+    place in the order. `matches` may run on several threads at once (it only
+    compiles a state's lookups, the same whichever thread does it); `add` and
+    `remove` must not run beside anything else.
     """
 
     def __init__(self) -> None:
