@@ -33,6 +33,7 @@ from triggerfish.model import (
     FunctionSettings,
     FunctionSpec,
     HttpTrigger,
+    MqttTrigger,
     ObjectTrigger,
     QueueTrigger,
     ScheduleTrigger,
@@ -297,6 +298,57 @@ class App:
 
         return self._decorator(name, settings, trigger, f"@app.on_change({table!r})", ("ops",))
 
+    def on_mqtt(
+        self,
+        topic: str,
+        *,
+        qos: int = 1,
+        share: str | bool = True,
+        batch_size: int = 100,
+        batch_window: float = 0.0,
+        max_retries: int = -1,
+        max_record_age: float = -1,
+        bisect_on_error: bool = False,
+        report_batch_item_failures: bool = False,
+        parallelization: int = 1,
+        name: str | None = None,
+        **settings: Any,
+    ) -> Callable[[F], F]:
+        """Run the function on batches of MQTT messages matching `topic`, in order per topic (docs/streams.md).
+
+        Messages are stored durably before the broker hears they were received (QoS 1), then read in
+        batches as Lambda reads a Kinesis stream: `batch_size` (1 to 10,000, default 100),
+        `batch_window` (seconds to fill a batch, up to 300), `max_retries` (-1: until the records
+        expire), `max_record_age` (-1, or 60 to 604,800 s), `bisect_on_error`,
+        `report_batch_item_failures`, and `parallelization` (1 to 10 partitions; one topic always
+        maps to one). `share` is the shared-subscription group the nodes split messages in
+        (True: one named after the app and function; False: every node gets every message).
+        Records given up on go to the function's `on_failure` destination.
+        """
+        self._not_bare(topic, "@app.on_mqtt", '@app.on_mqtt("home/+/temperature")')
+
+        def trigger(function: str) -> Trigger:
+            return _mqtt_trigger(
+                self.name,
+                function,
+                topic,
+                qos=qos,
+                share=share,
+                batch_size=batch_size,
+                batch_window=batch_window,
+                max_retries=max_retries,
+                max_record_age=max_record_age,
+                bisect_on_error=bisect_on_error,
+                report_batch_item_failures=report_batch_item_failures,
+                parallelization=parallelization,
+            )
+
+        options = (
+            "qos", "share", "batch_size", "batch_window", "max_retries", "max_record_age", "bisect_on_error",
+            "report_batch_item_failures", "parallelization",
+        )  # fmt: skip
+        return self._decorator(name, settings, trigger, f"@app.on_mqtt({topic!r})", options)
+
     # --- the machinery ------------------------------------------------------------------------
 
     def _decorator(
@@ -493,6 +545,65 @@ def _batch_window(value: object, function: str) -> float:
             f"function {function!r}: batch_window must be from 0 to {MAX_BATCH_WINDOW:g} seconds, not {value!r}"
         )
     return float(value)
+
+
+def _mqtt_trigger(app: str, function: str, topic: object, **options: Any) -> MqttTrigger:
+    """An MqttTrigger from `@app.on_mqtt`'s arguments, each checked against MQTT's and Lambda's limits."""
+    from triggerfish.sources.mqtt_config import check_share_group, check_topic_filter
+
+    def bad(message: str) -> DeclarationError:
+        return DeclarationError(f"function {function!r}: @app.on_mqtt({topic!r}): {message}")
+
+    try:
+        checked = check_topic_filter(topic)
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    qos = options["qos"]
+    if qos not in (0, 1) or isinstance(qos, bool):
+        raise bad(
+            f"qos must be 0 or 1, not {qos!r}: QoS 1 messages are acknowledged once stored, so none is lost; QoS 2"
+            " hands a message over before it can be stored (use qos=1; records carry a sequence number to dedupe)"
+        )
+    share = options["share"]
+    if share is True:
+        group: str | None = f"{app}.{function}"
+    elif share is False or share is None:
+        group = None
+    else:
+        try:
+            group = check_share_group(share)
+        except ValueError as exc:
+            raise bad(str(exc)) from None
+
+    def whole(name: str, low: int, high: int, allowed: tuple[int, ...] = ()) -> int:
+        value = options[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not (low <= value <= high or value in allowed):
+            extra = f" (or {allowed[0]})" if allowed else ""
+            raise bad(f"{name} must be a whole number from {low} to {high:,}{extra}, not {value!r}")
+        return value
+
+    size = whole("batch_size", 1, MAX_BATCH_SIZE)
+    window = _batch_window(options["batch_window"], function)
+    retries = whole("max_retries", 0, 10_000, (-1,))
+    age = options["max_record_age"]
+    if isinstance(age, bool) or not isinstance(age, int | float) or not (age == -1 or 60 <= age <= 604_800):
+        raise bad(f"max_record_age must be -1 (no limit) or from 60 to 604,800 seconds, as on Lambda, not {age!r}")
+    for flag in ("bisect_on_error", "report_batch_item_failures"):
+        if not isinstance(options[flag], bool):
+            raise bad(f"{flag} must be True or False, not {options[flag]!r}")
+    parallel = whole("parallelization", 1, 10)
+    return MqttTrigger(
+        checked,
+        qos,
+        group,
+        size,
+        window,
+        retries,
+        float(age),
+        options["bisect_on_error"],
+        options["report_batch_item_failures"],
+        parallel,
+    )
 
 
 def _choices(values: object, allowed: frozenset[str], function: str, what: str) -> tuple[str, ...]:

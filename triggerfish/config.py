@@ -17,6 +17,9 @@
     [buses.default]                       # how long the bus's archive keeps events (default 7 days)
     archive_retention = 86400
 
+    [mqtt]                                # the broker of @app.on_mqtt (TRIGGERFISH_MQTT_URL overrides)
+    url = "mqtt://127.0.0.1:1883"
+
     [queues.orders]                       # queue settings, read by the queue runtime
     visibility_timeout = 60
     max_receives = 5
@@ -57,7 +60,9 @@ if TYPE_CHECKING:
 CONFIG_FILE = "triggerfish.toml"
 ALL = "*"
 
-_TOP_KEYS = frozenset({"name", "app", "network", "functions", "stages", "queues", "topics", "buses"})
+_TOP_KEYS = frozenset({"name", "app", "network", "functions", "stages", "queues", "topics", "buses", "mqtt"})
+#: Keys of [mqtt]: the broker's URL (credentials may come from TRIGGERFISH_MQTT_URL instead) and a client-id prefix.
+MQTT_KEYS = frozenset({"url", "client_id"})
 #: Values of `network`: what the app's code may reach from its box (docs/security.md).
 NETWORK_MODES = ("allowed", "none")
 _STAGE_KEYS = frozenset({"functions", "queues", "topics", "buses"})
@@ -117,6 +122,8 @@ class ProjectConfig:
     topics: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: `[buses.NAME]` tables: the archive's retention.
     buses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: `[mqtt]`: `url` (checked) and `client_id`, for `@app.on_mqtt`.
+    mqtt: dict[str, str] = field(default_factory=dict)
 
     def bus_settings(self, stage: str | None = None) -> dict[str, dict[str, Any]]:
         """Bus tables with the stage's overrides applied."""
@@ -273,7 +280,28 @@ def _parse(document: dict[str, Any], path: Path, prefix: str) -> ProjectConfig:
         queues=_resources(document.get("queues", {}), "queues", fail),
         topics=_resources(document.get("topics", {}), "topics", fail),
         buses=_resources(document.get("buses", {}), "buses", fail, BUS_KEYS),
+        mqtt=_mqtt(document.get("mqtt", {}), fail),
     )
+
+
+def _mqtt(value: object, fail: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise fail("mqtt", f"must be a table such as url = 'mqtt://127.0.0.1:1883', not {value!r}")
+    for key, setting in value.items():
+        if key not in MQTT_KEYS:
+            raise fail("mqtt", _unknown("key", key, MQTT_KEYS))
+        if not isinstance(setting, str) or not setting:
+            raise fail("mqtt", f"{key} must be a non-empty string, not {setting!r}")
+    if "url" in value:
+        from triggerfish.sources.mqtt_config import parse_broker_url
+
+        try:
+            parse_broker_url(value["url"], where="url")
+        except ValueError as exc:
+            raise fail("mqtt", str(exc)) from None
+    if "client_id" in value and not all(c.isalnum() or c in "-_." for c in value["client_id"]):
+        raise fail("mqtt", f"client_id may hold letters, digits, '-', '_' and '.' only, not {value['client_id']!r}")
+    return dict(value)
 
 
 def _tables(value: object, table: str, fail: Any) -> dict[str, dict[str, Any]]:

@@ -56,5 +56,10 @@ def dynamodb_stream_arn(
     return f"arn:aws:dynamodb:{region}:{account}:table/{table}/stream/{label}"
 
 
+def mqtt_topic_filter_arn(topic_filter: str, *, region: str = REGION, account: str = ACCOUNT_ID) -> str:
+    """An MQTT subscription's ARN, as AWS IoT names topic filters in its policies."""
+    return f"arn:aws:iot:{region}:{account}:topicfilter/{topic_filter}"
+
+
 def s3_bucket_arn(bucket: str) -> str:
     return f"arn:aws:s3:::{bucket}"

@@ -38,6 +38,7 @@ from triggerfish.model import (
     FunctionSettings,
     FunctionSpec,
     HttpTrigger,
+    MqttTrigger,
     ObjectTrigger,
     QueueTrigger,
     ScheduleTrigger,
@@ -216,6 +217,10 @@ def describe_trigger(trigger: Trigger) -> str:
     if isinstance(trigger, ObjectTrigger):
         keys = f" {trigger.prefix}*{trigger.suffix}" if trigger.prefix or trigger.suffix else ""
         return f"object {trigger.bucket} {','.join(trigger.events)}{keys} {NOT_LIVE}"
+    if isinstance(trigger, MqttTrigger):
+        share = f" shared by {trigger.share}" if trigger.share else ""
+        batch = f", batch {trigger.batch_size}" if trigger.batch_size > 1 else ""
+        return f"mqtt {trigger.topic} (qos {trigger.qos}{batch}){share}"
     return f"change {trigger.table} {','.join(trigger.ops)} {NOT_LIVE}"
 
 
@@ -347,6 +352,11 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
             "prefix": trigger.prefix,
             "suffix": trigger.suffix,
         }
+    if isinstance(trigger, MqttTrigger):
+        return {
+            "kind": "mqtt",
+            **{name: getattr(trigger, name) for name in MqttTrigger.__dataclass_fields__ if name != "kind"},
+        }
     return {"kind": "change", "table": trigger.table, "ops": list(trigger.ops)}
 
 
@@ -365,6 +375,8 @@ def _trigger_from(data: Mapping[str, Any]) -> Trigger:
         return ScheduleTrigger(**fields)
     if kind == "object":
         return ObjectTrigger(**{**fields, "events": tuple(fields["events"])})
+    if kind == "mqtt":
+        return MqttTrigger(**fields)
     if kind == "change":
         return ChangeTrigger(**{**fields, "ops": tuple(fields["ops"])})
     raise ValueError(f"unknown trigger kind {kind!r}")

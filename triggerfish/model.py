@@ -123,7 +123,38 @@ class ChangeTrigger:
     kind: Literal["change"] = "change"
 
 
-Trigger = HttpTrigger | EventTrigger | QueueTrigger | TopicTrigger | ScheduleTrigger | ObjectTrigger | ChangeTrigger
+@dataclass(frozen=True, slots=True)
+class MqttTrigger:
+    """`@app.on_mqtt`: an MQTT topic filter consumed as a stream, with Lambda's stream settings (docs/streams.md)."""
+
+    #: The topic filter as the user wrote it (`home/+/temperature`), without any `$share/` prefix.
+    topic: str
+    qos: int = 1
+    #: The shared-subscription group nodes split the messages in (`$share/<share>/<topic>`); None: not shared.
+    share: str | None = None
+    batch_size: int = 100
+    batch_window: float = 0.0
+    #: Retries of a failing batch; -1 retries until the records expire (Lambda's default).
+    max_retries: int = -1
+    #: Seconds after which a record not yet handled goes to the failure destination; -1: never.
+    max_record_age: float = -1.0
+    bisect_on_error: bool = False
+    report_batch_item_failures: bool = False
+    #: Partitions consumed in parallel; records with one partition key (the topic) always share one.
+    parallelization: int = 1
+    kind: Literal["mqtt"] = "mqtt"
+
+
+Trigger = (
+    HttpTrigger
+    | EventTrigger
+    | QueueTrigger
+    | TopicTrigger
+    | ScheduleTrigger
+    | ObjectTrigger
+    | ChangeTrigger
+    | MqttTrigger
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,15 @@ def record_stream(function: str) -> str:
     return f"{RECORD_STREAM_PREFIX}{function}"
 
 
+def source_stream(source: str, function: str, partition: int) -> str:
+    """The log stream holding one partition of a function's source records (`source.mqtt.<function>.<n>`).
+
+    A source stores a message here before it acknowledges it to its broker; the stream consumer
+    reads it in order and moves the partition's checkpoint only after the function succeeded.
+    """
+    return f"{_SOURCE}{source}.{function}.{partition}"
+
+
 #: Log streams of invocation records are named this plus the function's name.
 RECORD_STREAM_PREFIX = "invocations."
 #: What the loop guard stopped (events, messages and destinations past the hop limit), kept for inspection.
@@ -57,6 +66,7 @@ AUDIT_STREAM = "triggerfish.audit"
 
 _BUS = "bus."
 _TOPIC = "topic."
+_SOURCE = "source."
 
 
 # --- queues ----------------------------------------------------------------------------------
@@ -122,6 +132,8 @@ BUNDLES_NAMESPACE = "triggerfish.bundles"
 #: The cluster's records: nodes and their heartbeats, deploy locks.
 CLUSTER_NAMESPACE = "triggerfish.cluster"
 #: Every app's secrets, sealed (`secret/<app>/<name>`), and the record naming the key they are sealed with.
+#: Which node consumes each source partition now: a leased record per partition stream.
+STREAMS_NAMESPACE = "triggerfish.streams"
 SECRETS_NAMESPACE = "triggerfish.secrets"
 #: `@idempotent`'s records.
 IDEMPOTENCY_NAMESPACE = "idempotency"
@@ -147,6 +159,8 @@ HOPCOUNT_ATTRIBUTE = "triggerfish.hopcount"
 BUS_GROUP = "router"
 #: The consumer group that fans a topic's messages out.
 TOPIC_GROUP = "fan-out"
+#: The consumer group that runs a function on its source's partition streams, one batch at a time.
+SOURCE_GROUP = "stream-consumer"
 
 
 # --- Lambda's error types ------------------------------------------------------------------------

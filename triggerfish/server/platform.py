@@ -25,9 +25,11 @@ triggers pumped by `run_due()` instead of running in the background
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +56,7 @@ from triggerfish.runtime.types import LoadedRunner, PlatformHandler
 from triggerfish.secrets.store import SecretStore, open_secrets
 from triggerfish.server.versions import AppVersion, VersionSource
 from triggerfish.store import OutgoingMessage, Store, open_store
+from triggerfish.streams.triggers import SourceTriggers
 from triggerfish.triggers.queues import DEFAULT_RETRY_POLICY, QueueTriggers
 from triggerfish.triggers.schedules import Scheduler
 from triggerfish.triggers.topics import Topics
@@ -179,6 +182,7 @@ class Platform:
         self.topics: Topics
         self.queues: QueueTriggers
         self.scheduler: Scheduler
+        self.sources: SourceTriggers
 
     # --- what the rest of the platform calls --------------------------------------------------
 
@@ -294,6 +298,7 @@ class Platform:
                 retry_policy=queue_retry_policy or DEFAULT_RETRY_POLICY,
             )
             self.scheduler = Scheduler(store, specs, invoker=self, clock=clock)
+            self.sources = SourceTriggers(store, self, self.publisher, app=version.app_name, node=self._node_name())
             if self.run_async:
                 await version.start()
             self._background = background and self.run_async
@@ -302,6 +307,7 @@ class Platform:
                 await self.topics.start()
                 await self.queues.start()
                 await self.scheduler.start()
+                await self.sources.update(specs, _mqtt_table(source))
                 self._maintenance = asyncio.ensure_future(self._maintain_forever())
             else:
                 await self.bus.reload()
@@ -367,6 +373,11 @@ class Platform:
         self._versions = max(self._versions, version.number)
         return version
 
+    def _node_name(self) -> str:
+        """This node's name across restarts: its host and data directory (a restarted node resumes its streams)."""
+        where = str(self.data_dir.resolve()) if self.data_dir is not None else self.store_url
+        return f"{socket.gethostname()}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"
+
     async def _start_processes(self, source: VersionSource, platform: PlatformHandler) -> LoadedRunner:
         """The default loader: worker processes forked from the version's zygotes, in `data_dir/work`."""
         if source.target is None or self.data_dir is None:
@@ -402,6 +413,8 @@ class Platform:
                 await rules.load()
                 # Checked before anything switches: a refused queue table leaves the old version serving.
                 await self.queues.update(primary.specs, _queue_settings(primary.source))
+                if self._background:
+                    await self.sources.update(primary.specs, _mqtt_table(primary.source))
             except DeclarationError:
                 for version in {primary, *([canary] if canary else [])} - serving:
                     self._retire(version)
@@ -496,7 +509,7 @@ class Platform:
             await asyncio.gather(self._maintenance, return_exceptions=True)
             self._maintenance = None
         # Triggers first, so nothing new starts; then the versions, which finish what they started.
-        for name in ("scheduler", "queues", "topics", "bus"):
+        for name in ("sources", "scheduler", "queues", "topics", "bus"):
             component = getattr(self, name, None)
             if component is not None:
                 try:
@@ -511,6 +524,12 @@ class Platform:
         if self._store is not None and self._given_store is None:
             await self._store.close()
         self._store = None
+
+
+def _mqtt_table(source: VersionSource) -> dict[str, str]:
+    if source.app_dir is None:
+        return {}
+    return load_config(source.app_dir).mqtt
 
 
 def _queue_settings(source: VersionSource) -> dict[str, dict[str, Any]]:

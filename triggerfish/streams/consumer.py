@@ -1,0 +1,345 @@
+"""Stream consumers: each partition of a source read in order, one batch at a time, checkpointed after success.
+
+    consumers = StreamConsumers(store, platform, publisher, app="home", node="host-1")
+    await consumers.update([subscription, ...])   # start, restart or stop partition readers
+    await consumers.stop()                        # batches running finish; the rest stays stored
+
+A source (`triggerfish.sources.mqtt`) appends every message to the partition
+stream its key hashes to (`source.<kind>.<function>.<n>`). Here one task per
+partition reads it through the log's consumer groups: it claims up to
+`batch_size` records, tops the batch up with further claims until
+`batch_window` closes, runs it (`streams.batches.run_batch`: retries, bisect,
+partial failures, record age, failure destination) and commits the claims in
+order, which moves the partition's checkpoint. Nothing newer runs before a
+batch is settled, so records with one key are handled in order, and a
+failing batch holds up only its own partition.
+
+One node at a time reads a partition: ownership is a leased key-value record
+(`triggerfish.streams`) renewed while the node works. A node that takes a
+partition seeks the group to its checkpoint, which drops claims a dead
+owner left, so reading starts again right after the last committed record
+(at least once: a batch the dead owner ran but did not commit runs again).
+A node restarted under the same node name takes its partitions back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from triggerfish.bus.publisher import Publisher
+from triggerfish.errors import InvalidInputError, InvocationError
+from triggerfish.model import Destination
+from triggerfish.names import SOURCE_GROUP, STREAMS_NAMESPACE, source_stream
+from triggerfish.retry import RetryPolicy
+from triggerfish.store import ABSENT, LogClaim, Store
+from triggerfish.streams.batches import Attempt, BatchOptions, GivenUp, Item, run_batch
+from triggerfish.streams.failures import BatchContext, failure_record, send_failure
+from triggerfish.streams.records import decode_record, lambda_record
+
+logger = logging.getLogger("triggerfish.streams")
+
+#: Seconds a claimed range stays leased between renewals (renewed every third of it while a batch runs).
+CLAIM_LEASE = 30.0
+#: Seconds a node's hold on a partition outlives its last renewal.
+OWNERSHIP_TTL = 15.0
+#: How long one claim waits for a record before the reader checks whether it should stop.
+CLAIM_WAIT = 0.5
+#: Waits between retries of a failing batch: 1 s, doubling up to a minute (jittered).
+DEFAULT_RETRY_POLICY = RetryPolicy(base=1.0, multiplier=2.0, ceiling=60.0)
+
+
+class _Stopped(Exception):
+    """A stop came while a failed batch waited for its retry: the batch is left for the next reader."""
+
+
+class StreamInvoker(Protocol):
+    """What a consumer invokes through: the platform (the version serving now)."""
+
+    async def invoke(self, function: str, event: Any = None, **options: Any) -> Any: ...
+
+    async def invoke_async(self, function: str, event: Any = None, **options: Any) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSubscription:
+    """A function reading a source's partition streams; a reader restarts on `update` only if this changed."""
+
+    function: str
+    #: The source's kind: names its streams (`source.mqtt...`) and the records' body key (`mqtt`).
+    source: str
+    #: The source's ARN in every record (`eventSourceARN`).
+    source_arn: str
+    partitions: int = 1
+    batch_size: int = 100
+    batch_window: float = 0.0
+    options: BatchOptions = field(default_factory=BatchOptions)
+    #: The function's timeout: how long one invocation may take before it counts as failed.
+    timeout: float = 3.0
+    on_failure: Destination | None = None
+
+    def stream(self, partition: int) -> str:
+        return source_stream(self.source, self.function, partition)
+
+
+class StreamConsumers:
+    """Every partition reader of one app on this node. See the module docstring.
+
+    `node` names this node across restarts (a restarted node takes its partitions back at once);
+    `retry_policy` is the wait between retries of a failing batch.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        invoker: StreamInvoker,
+        publisher: Publisher,
+        *,
+        app: str,
+        node: str,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        claim_lease: float = CLAIM_LEASE,
+        ownership_ttl: float = OWNERSHIP_TTL,
+    ) -> None:
+        self.store = store
+        self.invoker = invoker
+        self.publisher = publisher
+        self.app = app
+        self.node = node
+        #: This process's incarnation of the node: ownership records name both.
+        self.incarnation = uuid.uuid4().hex
+        self.retry_policy = retry_policy
+        self.claim_lease = claim_lease
+        self.ownership_ttl = ownership_ttl
+        self._readers: dict[tuple[str, int], _PartitionReader] = {}
+        self._lock = asyncio.Lock()
+
+    def readers(self) -> list[tuple[str, int]]:
+        """The (stream, partition) pairs this node is ready to read."""
+        return sorted((reader.stream, reader.partition) for reader in self._readers.values())
+
+    def owned(self) -> list[str]:
+        """The partition streams this node reads now (it holds their ownership)."""
+        return sorted(reader.stream for reader in self._readers.values() if reader.owning)
+
+    async def update(self, subscriptions: Sequence[StreamSubscription]) -> None:
+        """Run exactly these subscriptions: unchanged readers keep running, changed ones restart, others stop."""
+        wanted = {(sub.function, partition): sub for sub in subscriptions for partition in range(sub.partitions)}
+        async with self._lock:
+            stale = [key for key, reader in self._readers.items() if wanted.get(key) != reader.sub]
+            await asyncio.gather(*(self._readers.pop(key).stop() for key in stale))
+            for key, sub in wanted.items():
+                if key not in self._readers:
+                    self._readers[key] = _PartitionReader(self, sub, key[1])
+
+    async def stop(self) -> None:
+        """Stop reading; running batches finish and commit; ownership is given up for another node."""
+        await self.update([])
+
+
+class _PartitionReader:
+    """Reads one partition stream in order, one batch at a time, while this node owns it."""
+
+    def __init__(self, owner: StreamConsumers, sub: StreamSubscription, partition: int) -> None:
+        self.owner = owner
+        self.sub = sub
+        self.partition = partition
+        self.stream = sub.stream(partition)
+        self.owning = False
+        self._version: int | None = None
+        self._stopping = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name=f"triggerfish-stream:{self.stream}")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    # --- ownership ----------------------------------------------------------------------------
+
+    async def _take(self) -> bool:
+        """Own the partition, if no other node does; on taking it, resume from its checkpoint."""
+        kv, key = self.owner.store.kv, self.stream
+        me = {"node": self.owner.node, "incarnation": self.owner.incarnation}
+        current = await kv.get(STREAMS_NAMESPACE, key)
+        if current is not None:
+            holder = orjson.loads(current.value)
+            if holder.get("node") != self.owner.node:
+                return False
+            if holder.get("incarnation") == self.owner.incarnation:
+                self._version = current.version
+                return True
+        expected = ABSENT if current is None else current.version
+        taken = await kv.put(
+            STREAMS_NAMESPACE, key, orjson.dumps(me), ttl=self.owner.ownership_ttl, if_version=expected
+        )
+        if taken is None:
+            return False
+        self._version = taken.version
+        log = self.owner.store.log
+        # Claims a dead owner left would make the next claim skip past them: start again at the checkpoint.
+        await log.seek(self.stream, SOURCE_GROUP, await log.position(self.stream, SOURCE_GROUP))
+        logger.info("%s: reading from offset %d", self.stream, await log.position(self.stream, SOURCE_GROUP) + 1)
+        return True
+
+    async def _renew(self) -> bool:
+        me = {"node": self.owner.node, "incarnation": self.owner.incarnation}
+        renewed = await self.owner.store.kv.put(
+            STREAMS_NAMESPACE, self.stream, orjson.dumps(me), ttl=self.owner.ownership_ttl, if_version=self._version
+        )
+        if renewed is None:
+            return False
+        self._version = renewed.version
+        return True
+
+    async def _give_up(self) -> None:
+        if self.owning and self._version is not None:
+            with contextlib.suppress(Exception):
+                await self.owner.store.kv.delete(STREAMS_NAMESPACE, self.stream, if_version=self._version)
+        self.owning = False
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if not self.owning:
+                        self.owning = await self._take()
+                        if not self.owning:
+                            await self._pause(self.owner.ownership_ttl / 3)
+                            continue
+                    elif not await self._renew():
+                        logger.warning("%s: another node took this partition; leaving it", self.stream)
+                        self.owning = False
+                        continue
+                    claims = await self._gather()
+                    if claims:
+                        await self._settle(claims)
+                except Exception:
+                    logger.exception("%s: reading failed; trying again", self.stream)
+                    await self._pause(1.0)
+        finally:
+            await self._give_up()
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _gather(self) -> list[LogClaim]:
+        """One batch's claims: the first claim, topped up until `batch_size` records or the window closes."""
+        log, sub, lease = self.owner.store.log, self.sub, self.owner.claim_lease
+        first = await log.claim(self.stream, SOURCE_GROUP, limit=sub.batch_size, lease=lease, wait=CLAIM_WAIT)
+        if first is None:
+            return []
+        claims, count = [first], len(first.records)
+        deadline = time.monotonic() + sub.batch_window
+        while count < sub.batch_size and not self._stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            more = await log.claim(
+                self.stream, SOURCE_GROUP, limit=sub.batch_size - count, lease=lease, wait=min(remaining, CLAIM_WAIT)
+            )
+            if more is not None:
+                claims.append(more)
+                count += len(more.records)
+        return claims
+
+    async def _settle(self, claims: list[LogClaim]) -> None:
+        keeper = asyncio.create_task(self._keep(claims))
+        log = self.owner.store.log
+        try:
+            items = self._items(claims)
+            if items:
+                sub = self.sub
+                await run_batch(
+                    items,
+                    self._invoke,
+                    sub.options,
+                    fail=self._fail,
+                    backoff=lambda n: self.owner.retry_policy.backoff(n),
+                    sleep=self._wait_retry,
+                )
+        except _Stopped:
+            # Not committed: the next reader (this node after a restart, or another) runs the batch again.
+            for claim in claims:
+                with contextlib.suppress(Exception):
+                    await log.release_claim(claim)
+            return
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+        for claim in claims:  # in order: the checkpoint moves over each in turn
+            if not await self.owner.store.log.commit(claim):
+                logger.warning(
+                    "%s: offsets %d-%d were re-claimed before their commit", self.stream, claim.first, claim.last
+                )
+
+    async def _wait_retry(self, seconds: float) -> None:
+        await self._pause(seconds)
+        if self._stopping.is_set():
+            raise _Stopped
+
+    def _items(self, claims: list[LogClaim]) -> list[Item]:
+        items: list[Item] = []
+        for claim in claims:
+            for stored in claim.records:
+                try:
+                    record = decode_record(stored.data)
+                except InvalidInputError as exc:
+                    logger.error("%s offset %d: %s", self.stream, stored.offset, exc)
+                    continue
+                event = lambda_record(
+                    record, stored, source=self.sub.source, partition=self.partition, source_arn=self.sub.source_arn
+                )
+                items.append(Item(event[self.sub.source]["sequenceNumber"], record.arrived, event))
+        return items
+
+    async def _invoke(self, batch: Sequence[Item]) -> Attempt:
+        sub = self.sub
+        try:
+            result = await self.owner.invoker.invoke(
+                sub.function,
+                {"Records": [dict(item.record) for item in batch]},
+                wait=min(sub.timeout + 1.0, 900.0),
+                trigger=sub.source,
+            )
+        except InvocationError as exc:
+            logger.warning("%s: a batch of %d failed: %s", self.stream, len(batch), exc)
+            return Attempt(False, error=str(exc))
+        return Attempt(True, result)
+
+    async def _fail(self, gone: GivenUp) -> None:
+        sub = self.sub
+        context = BatchContext(self.owner.app, sub.function, sub.source.upper(), sub.source_arn, self.partition)
+        await send_failure(
+            sub.on_failure,
+            failure_record(gone, context, now=time.time()),
+            store=self.owner.store,
+            publisher=self.owner.publisher,
+            invoker=self.owner.invoker,
+        )
+
+    async def _keep(self, claims: list[LogClaim]) -> None:
+        """While a batch runs (retries can take long): renew its claims and this node's ownership."""
+        log, lease = self.owner.store.log, self.owner.claim_lease
+        while True:
+            await asyncio.sleep(min(lease, self.owner.ownership_ttl) / 3)
+            try:
+                for index, claim in enumerate(claims):
+                    extended = await log.extend_claim(claim, lease)
+                    if extended is not None:
+                        claims[index] = extended
+                if not await self._renew():
+                    logger.warning("%s: lost this partition while a batch ran; it may run again elsewhere", self.stream)
+            except Exception:
+                logger.exception("%s: renewing the batch's leases failed", self.stream)
