@@ -1,0 +1,161 @@
+"""`@app.on_mqtt` on the real platform (worker processes, SQLite) against the real Mosquitto at 127.0.0.1:1883."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.services import require_service
+from triggerfish.server.platform import Platform
+
+aiomqtt = pytest.importorskip("aiomqtt", reason="MQTT tests need the mqtt extra: pip install 'triggerfish[mqtt]'")
+
+HOST, PORT = "127.0.0.1", 1883
+
+
+@pytest.fixture(autouse=True)
+def _broker() -> None:
+    require_service("Mosquitto", HOST, PORT)
+
+
+APP = """
+import base64, json, triggerfish
+app = triggerfish.App("home")
+
+@app.on_mqtt({topic!r}, {options})
+def ingest(event, context):
+    rows = []
+    for record in event["Records"]:
+        body = record["mqtt"]
+        text = base64.b64decode(body["data"]).decode()
+        if text == "poison":
+            raise ValueError("a poison reading")
+        rows.append([body["topic"], text, body["sequenceNumber"], len(event["Records"])])
+    with open({out!r}, "a") as f:
+        f.writelines(json.dumps(row) + "\\n" for row in rows)
+"""
+
+
+def write_app(tmp_path: Path, topic: str, options: str = "") -> Path:
+    (tmp_path / "app").mkdir(exist_ok=True)
+    app = tmp_path / "app" / "app.py"
+    app.write_text(APP.format(topic=topic, options=options, out=str(tmp_path / "out.jsonl")))
+    client = f"t{uuid.uuid4().hex[:12]}"
+    toml = f'[mqtt]\nurl = "mqtt://{HOST}:{PORT}"\nclient_id = "{client}"\n'
+    (tmp_path / "app" / "triggerfish.toml").write_text(toml)
+    return app
+
+
+def handled(tmp_path: Path) -> list[list[Any]]:
+    out = tmp_path / "out.jsonl"
+    return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+
+
+async def wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def platform(tmp_path: Path, app: Path) -> AsyncIterator[Platform]:
+    running = Platform(str(app), data_dir=tmp_path / "data")
+    await running.start()
+    try:
+        assert running.sources.mqtt is not None
+        async with asyncio.timeout(10):
+            await running.sources.mqtt.wait_subscribed()
+        yield running
+    finally:
+        await running.stop()
+
+
+async def publish(messages: list[tuple[str, str]]) -> None:
+    async with aiomqtt.Client(HOST, PORT) as client:
+        for topic, payload in messages:
+            await client.publish(topic, payload, qos=1)
+
+
+def per_topic(rows: list[list[Any]]) -> dict[str, list[str]]:
+    order: dict[str, list[str]] = {}
+    for topic, text, *_ in rows:
+        order.setdefault(topic, []).append(text)
+    return order
+
+
+async def test_messages_reach_the_function_in_batches_in_order_per_topic(tmp_path: Path) -> None:
+    base = f"t-{uuid.uuid4().hex[:8]}"
+    app = write_app(tmp_path, f"{base}/+/temperature", "batch_size=50, batch_window=0.2, parallelization=2")
+    sent = [(f"{base}/room{n % 4}/temperature", str(n)) for n in range(200)]
+    async with platform(tmp_path, app) as running:
+        await publish(sent)
+        await wait_for(lambda: len(handled(tmp_path)) >= 200)
+        status = running.sources.status()
+    rows = handled(tmp_path)
+    assert per_topic(rows) == per_topic([[t, p] for t, p in sent])
+    assert max(row[3] for row in rows) > 1, "records came one per invocation, not in batches"
+    assert status["clients"]["ingest"]["received"] == 200
+    assert status["partitions"] == ["source.mqtt.ingest.0", "source.mqtt.ingest.1"]
+
+
+async def test_a_poison_message_is_bisected_out_to_the_failure_queue_and_its_topic_goes_on(tmp_path: Path) -> None:
+    base = f"t-{uuid.uuid4().hex[:8]}"
+    options = 'batch_size=10, batch_window=0.5, bisect_on_error=True, max_retries=3, on_failure="queue:bad-readings"'
+    app = write_app(tmp_path, f"{base}/#", options)
+    sent = [(f"{base}/kitchen", "poison" if n == 4 else str(n)) for n in range(8)]
+    async with platform(tmp_path, app) as running:
+        await publish(sent)
+        await wait_for(lambda: len(handled(tmp_path)) >= 7, seconds=30)
+        failed = await running.store.queues.receive("bad-readings", wait=10)
+    assert [row[1] for row in handled(tmp_path)][-3:] == ["5", "6", "7"]
+    assert {row[1] for row in handled(tmp_path)} == {str(n) for n in range(8) if n != 4}
+    record = json.loads(failed[0].body)
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["MQTTBatchInfo"]["batchSize"] == 1
+    assert [r["mqtt"]["topic"] for r in record["records"]] == [f"{base}/kitchen"]
+    assert "a poison reading" in record["errorMessage"]
+
+
+async def test_messages_published_while_the_platform_is_down_wait_in_its_persistent_session(tmp_path: Path) -> None:
+    base = f"t-{uuid.uuid4().hex[:8]}"
+    app = write_app(tmp_path, f"{base}/+", "batch_size=5")
+    async with platform(tmp_path, app):
+        await publish([(f"{base}/a", "before")])
+        await wait_for(lambda: len(handled(tmp_path)) == 1)
+    await publish([(f"{base}/a", f"while-down-{n}") for n in range(5)])
+    async with platform(tmp_path, app):
+        await wait_for(lambda: len(handled(tmp_path)) == 6)
+    assert [row[1] for row in handled(tmp_path)] == ["before"] + [f"while-down-{n}" for n in range(5)]
+
+
+async def test_a_dropped_connection_is_made_again_and_subscribed_again(tmp_path: Path) -> None:
+    base = f"t-{uuid.uuid4().hex[:8]}"
+    app = write_app(tmp_path, f"{base}/+")
+    async with platform(tmp_path, app) as running:
+        mqtt = running.sources.mqtt
+        assert mqtt is not None
+        # A second client with our client id makes the broker drop ours (MQTT's session takeover).
+        identifier = f"{mqtt.client_prefix}-ingest"
+        async with aiomqtt.Client(HOST, PORT, identifier=identifier, clean_session=False):
+            await wait_for(lambda: not mqtt.status()["ingest"].connected, seconds=10)
+        await wait_for(lambda: mqtt.status()["ingest"].connected, seconds=20)
+        assert mqtt.status()["ingest"].reconnects >= 1
+        await publish([(f"{base}/b", "after")])
+        await wait_for(lambda: len(handled(tmp_path)) == 1)
+
+
+async def test_an_app_without_a_broker_is_refused_with_the_fix(tmp_path: Path) -> None:
+    app = write_app(tmp_path, "x/#")
+    (tmp_path / "app" / "triggerfish.toml").unlink()
+    running = Platform(str(app), data_dir=tmp_path / "data")
+    with pytest.raises(Exception, match=r"no broker is configured: set url in the \[mqtt\] table"):
+        await running.start()
