@@ -159,3 +159,22 @@ async def test_an_app_without_a_broker_is_refused_with_the_fix(tmp_path: Path) -
     running = Platform(str(app), data_dir=tmp_path / "data")
     with pytest.raises(Exception, match=r"no broker is configured: set url in the \[mqtt\] table"):
         await running.start()
+
+
+async def test_health_shows_each_client_and_the_partitions_this_node_reads(tmp_path: Path) -> None:
+    import httpx
+
+    from triggerfish.server.http import platform_endpoints
+
+    base = f"t-{uuid.uuid4().hex[:8]}"
+    app = write_app(tmp_path, f"{base}/+", "parallelization=3")
+    async with platform(tmp_path, app) as running:
+        await publish([(f"{base}/a", "1")])
+        await wait_for(lambda: len(handled(tmp_path)) == 1)
+        transport = httpx.ASGITransport(app=platform_endpoints(running))
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            health = (await client.get("/-/health")).json()
+    sources = health["sources"]
+    assert sources["broker"] == f"mqtt://{HOST}:{PORT}?version=3.1.1"
+    assert sources["clients"]["ingest"] == {"connected": True, "received": 1, "reconnects": 0, "error": None}
+    assert sources["partitions"] == [f"source.mqtt.ingest.{n}" for n in range(3)]

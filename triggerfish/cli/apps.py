@@ -54,6 +54,16 @@ def _show_apps(out: Output, apps: list[dict[str, Any]], versions: Mapping[str, l
     out.table(headers, rows, title="apps", empty="no apps deployed (deploy one with `triggerfish deploy`)")
 
 
+def _show_sources(out: Output, sources: Mapping[str, Any]) -> None:
+    """`triggerfish dev`'s MQTT clients: connected or not, messages stored, reconnects, the last error."""
+    rows = [
+        [name, "yes" if c.get("connected") else "no", c.get("received"), c.get("reconnects"), c.get("error") or ""]
+        for name, c in sorted(sources.get("clients", {}).items())
+    ]
+    title = f"mqtt sources ({sources.get('broker')})"
+    out.table(["function", "connected", "stored", "reconnects", "last error"], rows, title=title)
+
+
 def _show_nodes(out: Output, nodes: list[dict[str, Any]]) -> None:
     now = time.time()
     rows = [
@@ -230,6 +240,8 @@ def status(server: str | None, key: str | None, as_json: bool) -> None:
             title="server",
         )
         _show_apps(out, apps, versions)
+        if health.get("sources"):
+            _show_sources(out, health["sources"])
         if versions is not None:
             _show_nodes(out, nodes)
     if not healthy:

@@ -9,7 +9,7 @@ endpoints are a Starlette app (they are few and not hot):
 
 | endpoint | what |
 |---|---|
-| `GET /-/health` | liveness and what is loaded: app, version, functions |
+| `GET /-/health` | liveness and what is loaded: app, version, functions; MQTT clients and partitions read |
 | `POST /-/events` | publish events (see triggerfish.server.publish) |
 | `/-/api/v1/...` | the control API (see triggerfish.server.control) |
 """
@@ -39,16 +39,18 @@ from triggerfish.server.request_guard import RequestRules
 async def health(request: Request) -> Response:
     platform: Platform = request.app.state.platform
     version = platform.current
-    return JSONResponse(
-        {
-            "status": "ok",
-            "triggerfish": __version__,
-            "app": version.app_name,
-            "version": version.number,
-            "functions": sorted(version.specs),
-            "uptime": round(time.time() - platform.started_at, 3),
-        }
-    )
+    answer = {
+        "status": "ok",
+        "triggerfish": __version__,
+        "app": version.app_name,
+        "version": version.number,
+        "functions": sorted(version.specs),
+        "uptime": round(time.time() - platform.started_at, 3),
+    }
+    sources = getattr(platform, "sources", None)
+    if sources is not None and sources.mqtt is not None:
+        answer["sources"] = sources.status()
+    return JSONResponse(answer)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

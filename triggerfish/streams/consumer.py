@@ -155,6 +155,8 @@ class _PartitionReader:
         self.stream = sub.stream(partition)
         self.owning = False
         self._version: int | None = None
+        #: When (monotonic) ownership was last taken or renewed: renewed a third of its TTL later, not per batch.
+        self._renewed = 0.0
         self._stopping = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=f"triggerfish-stream:{self.stream}")
 
@@ -182,7 +184,7 @@ class _PartitionReader:
         )
         if taken is None:
             return False
-        self._version = taken.version
+        self._version, self._renewed = taken.version, time.monotonic()
         log = self.owner.store.log
         # Claims a dead owner left would make the next claim skip past them: start again at the checkpoint.
         await log.seek(self.stream, SOURCE_GROUP, await log.position(self.stream, SOURCE_GROUP))
@@ -196,7 +198,7 @@ class _PartitionReader:
         )
         if renewed is None:
             return False
-        self._version = renewed.version
+        self._version, self._renewed = renewed.version, time.monotonic()
         return True
 
     async def _give_up(self) -> None:
@@ -216,7 +218,7 @@ class _PartitionReader:
                         if not self.owning:
                             await self._pause(self.owner.ownership_ttl / 3)
                             continue
-                    elif not await self._renew():
+                    elif time.monotonic() - self._renewed > self.owner.ownership_ttl / 3 and not await self._renew():
                         logger.warning("%s: another node took this partition; leaving it", self.stream)
                         self.owning = False
                         continue
@@ -224,9 +226,19 @@ class _PartitionReader:
                     if claims:
                         await self._settle(claims)
                 except Exception:
-                    logger.exception("%s: reading failed; trying again", self.stream)
+                    logger.exception("%s: reading failed; trying again from the checkpoint", self.stream)
                     await self._pause(1.0)
+                    await self._rewind()
         finally:
+            await self._give_up()
+
+    async def _rewind(self) -> None:
+        """Drop this reader's claims, so the next claim starts right after the checkpoint (keeps the order)."""
+        log = self.owner.store.log
+        try:
+            await log.seek(self.stream, SOURCE_GROUP, await log.position(self.stream, SOURCE_GROUP))
+        except Exception:
+            logger.exception("%s: going back to the checkpoint failed; leaving the partition", self.stream)
             await self._give_up()
 
     async def _pause(self, seconds: float) -> None:
@@ -316,6 +328,9 @@ class _PartitionReader:
         except InvocationError as exc:
             logger.warning("%s: a batch of %d failed: %s", self.stream, len(batch), exc)
             return Attempt(False, error=str(exc))
+        except Exception as exc:  # the platform's own failure: the batch did not run, so it is tried again
+            logger.exception("%s: invoking %s failed", self.stream, sub.function)
+            return Attempt(False, error=f"{type(exc).__name__}: {exc}")
         return Attempt(True, result)
 
     async def _fail(self, gone: GivenUp) -> None:
