@@ -12,8 +12,9 @@
 The platform behaves as the real one does, because it is the real one: the
 same `Platform` that `triggerfish dev` runs (its invoker, retries, dead
 letters, destinations, invocation records, event bus with rules and every
-kind of target, SQS-shaped queue batches, SNS-style topic fan-out and the
-durable scheduler). Three things differ:
+kind of target, SQS-shaped queue batches, SNS-style topic fan-out, the
+durable scheduler, and MQTT streams fed by `mqtt_publish()` in place of a
+broker). Three things differ:
 
 - where handlers run: threads of this process (`triggerfish.runtime.inprocess`),
   not worker processes;
@@ -341,6 +342,24 @@ class TestPlatform:
         """
         return await self.topics.publish(topic, message, subject=subject, attributes=attributes)
 
+    async def mqtt_publish(self, topic: str, payload: str | bytes, *, qos: int = 1, retain: bool = False) -> int:
+        """Deliver an MQTT message as the broker would: `on_mqtt` functions whose filter matches `topic` get it on
+        `drain()`, in batches, in order per topic, with their stream settings. Returns how many subscriptions
+        matched. A str payload is sent as its UTF-8 bytes; handlers read it base64-encoded in `data`.
+        """
+        from triggerfish.sources.mqtt_config import check_topic_filter
+
+        try:
+            check_topic_filter(topic)
+        except ValueError as exc:
+            raise InvalidInputError(f"mqtt_publish(): {exc}") from None
+        if "+" in topic.split("/") or "#" in topic.split("/"):
+            raise InvalidInputError(f"mqtt_publish(): {topic!r} is a filter; a message is published to a topic name")
+        if not isinstance(payload, str | bytes):
+            raise InvalidInputError(f"mqtt_publish() takes a str or bytes payload, not {type(payload).__name__}")
+        data = payload.encode() if isinstance(payload, str) else payload
+        return await self.platform.sources.inject(topic, data, arrived=self._clock(), qos=qos, retain=retain)
+
     async def drain(self) -> None:
         """Run all the work that is due, and the work it causes, until none is left.
 
@@ -527,6 +546,9 @@ class SyncTestPlatform:
         self, topic: str, message: str, subject: str | None = None, attributes: Mapping[str, str] | None = None
     ) -> str:
         return self._call(self.platform.publish_topic(topic, message, subject, attributes))
+
+    def mqtt_publish(self, topic: str, payload: str | bytes, **options: Any) -> int:
+        return self._call(self.platform.mqtt_publish(topic, payload, **options))
 
     def drain(self) -> None:
         self._call(self.platform.drain())

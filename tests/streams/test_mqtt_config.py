@@ -18,6 +18,7 @@ from triggerfish.sources.mqtt_config import (
     check_topic_filter,
     parse_broker_url,
     subscription_filter,
+    topic_matches,
 )
 
 
@@ -176,3 +177,26 @@ def test_a_bad_mqtt_table_names_the_file_table_and_key(tmp_path: Path, table: st
         load_config(tmp_path)
     assert "triggerfish.toml" in str(caught.value)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("topic_filter", "topic", "matches"),
+    [
+        ("home/+/t", "home/kitchen/t", True),
+        ("home/+/t", "home/kitchen/h", False),
+        ("home/+/t", "home/t", False),
+        ("home/#", "home", True),
+        ("home/#", "home/a/b/c", True),
+        ("home/#", "house/a", False),
+        ("#", "anything/at/all", True),
+        ("#", "$SYS/broker", False),
+        ("+/x", "$SYS/x", False),
+        ("$SYS/#", "$SYS/broker", True),
+        ("a/b", "a/b", True),
+        ("a/b", "a/b/c", False),
+        ("+", "a", True),
+        ("+/+", "/x", True),
+    ],
+)
+def test_topic_matching_follows_mqtt(topic_filter: str, topic: str, matches: bool) -> None:
+    assert topic_matches(topic_filter, topic) is matches

@@ -298,7 +298,9 @@ class Platform:
                 retry_policy=queue_retry_policy or DEFAULT_RETRY_POLICY,
             )
             self.scheduler = Scheduler(store, specs, invoker=self, clock=clock)
-            self.sources = SourceTriggers(store, self, self.publisher, app=version.app_name, node=self._node_name())
+            self.sources = SourceTriggers(
+                store, self, self.publisher, app=version.app_name, node=self._node_name(), clock=clock
+            )
             if self.run_async:
                 await version.start()
             self._background = background and self.run_async
@@ -312,6 +314,7 @@ class Platform:
             else:
                 await self.bus.reload()
                 await self.topics.reload()
+                self.sources.configure(specs)
         except BaseException:
             await self._close_everything(drain=False)
             raise
@@ -328,6 +331,7 @@ class Platform:
                 done += count
         done += await self.topics.deliver_due()
         done += await self.queues.deliver_due()
+        done += await self.sources.deliver_due()
         return done
 
     async def reload(self) -> ReloadResult:
@@ -415,6 +419,8 @@ class Platform:
                 await self.queues.update(primary.specs, _queue_settings(primary.source))
                 if self._background:
                     await self.sources.update(primary.specs, _mqtt_table(primary.source))
+                else:
+                    self.sources.configure(primary.specs)
             except DeclarationError:
                 for version in {primary, *([canary] if canary else [])} - serving:
                     self._retire(version)

@@ -138,3 +138,20 @@ def check_share_group(group: object) -> str:
 def subscription_filter(topic: str, share: str | None) -> str:
     """What is sent in SUBSCRIBE: the filter, or `$share/<group>/<filter>` for a shared subscription."""
     return topic if share is None else f"$share/{share}/{topic}"
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether a message on `topic` matches `topic_filter`, by MQTT's rules (3.1.1 §4.7.1-4.7.2).
+
+    `+` matches one level, `#` the parent level and everything below it; a topic starting with `$`
+    is not matched by a filter starting with a wildcard.
+    """
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    wanted, levels = topic_filter.split("/"), topic.split("/")
+    for index, level in enumerate(wanted):
+        if level == "#":
+            return True
+        if index >= len(levels) or (level != "+" and level != levels[index]):
+            return False
+    return len(wanted) == len(levels)

@@ -29,7 +29,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -108,6 +108,7 @@ class StreamConsumers:
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         claim_lease: float = CLAIM_LEASE,
         ownership_ttl: float = OWNERSHIP_TTL,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.invoker = invoker
@@ -119,6 +120,8 @@ class StreamConsumers:
         self.retry_policy = retry_policy
         self.claim_lease = claim_lease
         self.ownership_ttl = ownership_ttl
+        #: What records' ages are measured against (`max_record_age`).
+        self.clock = clock
         self._readers: dict[tuple[str, int], _PartitionReader] = {}
         self._lock = asyncio.Lock()
 
@@ -144,6 +147,28 @@ class StreamConsumers:
         """Stop reading; running batches finish and commit; ownership is given up for another node."""
         await self.update([])
 
+    async def deliver_due(self, subscriptions: Sequence[StreamSubscription]) -> int:
+        """Run one batch per partition here and now, retries without waiting; how many records ran.
+
+        What `triggerfish.testing`'s drain() calls instead of running readers in the background: the same
+        records, batches, retries, partial failures and destinations, with no ownership to take.
+        """
+        done = 0
+        for sub in subscriptions:
+            for partition in range(sub.partitions):
+                stream = sub.stream(partition)
+                claim = await self.store.log.claim(stream, SOURCE_GROUP, limit=sub.batch_size, lease=self.claim_lease)
+                if claim is None:
+                    continue
+                await _Batches(self, sub, partition).run([claim], _no_wait)
+                await self.store.log.commit(claim)
+                done += len(claim.records)
+        return done
+
+
+async def _no_wait(seconds: float) -> None:
+    await asyncio.sleep(0)
+
 
 class _PartitionReader:
     """Reads one partition stream in order, one batch at a time, while this node owns it."""
@@ -153,6 +178,7 @@ class _PartitionReader:
         self.sub = sub
         self.partition = partition
         self.stream = sub.stream(partition)
+        self.batches = _Batches(owner, sub, partition)
         self.owning = False
         self._version: int | None = None
         #: When (monotonic) ownership was last taken or renewed: renewed a third of its TTL later, not per batch.
@@ -269,17 +295,7 @@ class _PartitionReader:
         keeper = asyncio.create_task(self._keep(claims))
         log = self.owner.store.log
         try:
-            items = self._items(claims)
-            if items:
-                sub = self.sub
-                await run_batch(
-                    items,
-                    self._invoke,
-                    sub.options,
-                    fail=self._fail,
-                    backoff=lambda n: self.owner.retry_policy.backoff(n),
-                    sleep=self._wait_retry,
-                )
+            await self.batches.run(claims, self._wait_retry)
         except _Stopped:
             # Not committed: the next reader (this node after a restart, or another) runs the batch again.
             for claim in claims:
@@ -301,49 +317,6 @@ class _PartitionReader:
         if self._stopping.is_set():
             raise _Stopped
 
-    def _items(self, claims: list[LogClaim]) -> list[Item]:
-        items: list[Item] = []
-        for claim in claims:
-            for stored in claim.records:
-                try:
-                    record = decode_record(stored.data)
-                except InvalidInputError as exc:
-                    logger.error("%s offset %d: %s", self.stream, stored.offset, exc)
-                    continue
-                event = lambda_record(
-                    record, stored, source=self.sub.source, partition=self.partition, source_arn=self.sub.source_arn
-                )
-                items.append(Item(event[self.sub.source]["sequenceNumber"], record.arrived, event))
-        return items
-
-    async def _invoke(self, batch: Sequence[Item]) -> Attempt:
-        sub = self.sub
-        try:
-            result = await self.owner.invoker.invoke(
-                sub.function,
-                {"Records": [dict(item.record) for item in batch]},
-                wait=min(sub.timeout + 1.0, 900.0),
-                trigger=sub.source,
-            )
-        except InvocationError as exc:
-            logger.warning("%s: a batch of %d failed: %s", self.stream, len(batch), exc)
-            return Attempt(False, error=str(exc))
-        except Exception as exc:  # the platform's own failure: the batch did not run, so it is tried again
-            logger.exception("%s: invoking %s failed", self.stream, sub.function)
-            return Attempt(False, error=f"{type(exc).__name__}: {exc}")
-        return Attempt(True, result)
-
-    async def _fail(self, gone: GivenUp) -> None:
-        sub = self.sub
-        context = BatchContext(self.owner.app, sub.function, sub.source.upper(), sub.source_arn, self.partition)
-        await send_failure(
-            sub.on_failure,
-            failure_record(gone, context, now=time.time()),
-            store=self.owner.store,
-            publisher=self.owner.publisher,
-            invoker=self.owner.invoker,
-        )
-
     async def _keep(self, claims: list[LogClaim]) -> None:
         """While a batch runs (retries can take long): renew its claims and this node's ownership."""
         log, lease = self.owner.store.log, self.owner.claim_lease
@@ -358,3 +331,69 @@ class _PartitionReader:
                     logger.warning("%s: lost this partition while a batch ran; it may run again elsewhere", self.stream)
             except Exception:
                 logger.exception("%s: renewing the batch's leases failed", self.stream)
+
+
+class _Batches:
+    """Runs one partition's batches: records as Lambda shapes them, invocations, failure destinations."""
+
+    def __init__(self, owner: StreamConsumers, sub: StreamSubscription, partition: int) -> None:
+        self.owner = owner
+        self.sub = sub
+        self.partition = partition
+
+    async def run(self, claims: list[LogClaim], sleep: Callable[[float], Awaitable[None]]) -> None:
+        """Run the claims' records until each is handled or given up on (the caller commits the claims)."""
+        items = self.items(claims)
+        if items:
+            await run_batch(
+                items,
+                self.invoke,
+                self.sub.options,
+                fail=self.fail,
+                backoff=self.owner.retry_policy.backoff,
+                sleep=sleep,
+                clock=self.owner.clock,
+            )
+
+    def items(self, claims: list[LogClaim]) -> list[Item]:
+        items: list[Item] = []
+        for claim in claims:
+            for stored in claim.records:
+                try:
+                    record = decode_record(stored.data)
+                except InvalidInputError as exc:
+                    logger.error("%s offset %d: %s", self.sub.stream(self.partition), stored.offset, exc)
+                    continue
+                event = lambda_record(
+                    record, stored, source=self.sub.source, partition=self.partition, source_arn=self.sub.source_arn
+                )
+                items.append(Item(event[self.sub.source]["sequenceNumber"], record.arrived, event))
+        return items
+
+    async def invoke(self, batch: Sequence[Item]) -> Attempt:
+        sub = self.sub
+        try:
+            result = await self.owner.invoker.invoke(
+                sub.function,
+                {"Records": [dict(item.record) for item in batch]},
+                wait=min(sub.timeout + 1.0, 900.0),
+                trigger=sub.source,
+            )
+        except InvocationError as exc:
+            logger.warning("%s: a batch of %d failed: %s", self.sub.stream(self.partition), len(batch), exc)
+            return Attempt(False, error=str(exc))
+        except Exception as exc:  # the platform's own failure: the batch did not run, so it is tried again
+            logger.exception("%s: invoking %s failed", self.sub.stream(self.partition), sub.function)
+            return Attempt(False, error=f"{type(exc).__name__}: {exc}")
+        return Attempt(True, result)
+
+    async def fail(self, gone: GivenUp) -> None:
+        sub = self.sub
+        context = BatchContext(self.owner.app, sub.function, sub.source.upper(), sub.source_arn, self.partition)
+        await send_failure(
+            sub.on_failure,
+            failure_record(gone, context, now=self.owner.clock()),
+            store=self.owner.store,
+            publisher=self.owner.publisher,
+            invoker=self.owner.invoker,
+        )

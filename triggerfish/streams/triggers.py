@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from triggerfish.bus.publisher import Publisher
@@ -24,10 +25,11 @@ from triggerfish.errors import DeclarationError
 from triggerfish.identity import mqtt_topic_filter_arn
 from triggerfish.model import FunctionSpec, MqttTrigger
 from triggerfish.retry import RetryPolicy
-from triggerfish.sources.mqtt_config import BrokerURL, parse_broker_url
+from triggerfish.sources.mqtt_config import BrokerURL, parse_broker_url, topic_matches
 from triggerfish.store import Store
 from triggerfish.streams.batches import BatchOptions
 from triggerfish.streams.consumer import DEFAULT_RETRY_POLICY, StreamConsumers, StreamInvoker, StreamSubscription
+from triggerfish.streams.records import SourceRecord, encode_record, partition_of
 
 if TYPE_CHECKING:
     from triggerfish.sources.mqtt import MqttSources, MqttSubscription
@@ -63,15 +65,43 @@ class SourceTriggers:
         node: str,
         environ: Mapping[str, str] | None = None,
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.app = app
         self.node = node
         self.environ = os.environ if environ is None else environ
-        self.consumers = StreamConsumers(store, invoker, publisher, app=app, node=node, retry_policy=retry_policy)
+        self.consumers = StreamConsumers(
+            store, invoker, publisher, app=app, node=node, retry_policy=retry_policy, clock=clock
+        )
         self.mqtt: MqttSources | None = None
         self._broker: BrokerURL | None = None
         self._prefix = ""
+        self._streams: list[StreamSubscription] = []
+        #: Each subscribed function's topic filter.
+        self._topics: dict[str, str] = {}
+
+    def configure(self, specs: Mapping[str, FunctionSpec]) -> None:
+        """Know `specs`' stream subscriptions without connecting or reading (for `deliver_due` and `inject`)."""
+        self._streams = [_stream_subscription(spec, trigger) for spec, trigger in mqtt_triggers(specs)]
+        self._topics = {spec.name: trigger.topic for spec, trigger in mqtt_triggers(specs)}
+
+    async def deliver_due(self) -> int:
+        """One batch per partition of every configured subscription, here and now (`triggerfish.testing`)."""
+        return await self.consumers.deliver_due(self._streams)
+
+    async def inject(self, topic: str, payload: bytes, *, arrived: float, qos: int = 1, retain: bool = False) -> int:
+        """Store a message as the MQTT client would have, for every subscription matching `topic`; how many.
+
+        What `triggerfish.testing`'s `mqtt_publish` does in place of a broker.
+        """
+        matched = 0
+        for sub in self._streams:
+            if topic_matches(self._topics[sub.function], topic):
+                record = SourceRecord(topic, arrived, payload, {"topic": topic, "qos": qos, "retain": retain})
+                await self.store.log.append(sub.stream(partition_of(topic, sub.partitions)), encode_record(record))
+                matched += 1
+        return matched
 
     async def update(self, specs: Mapping[str, FunctionSpec], mqtt_table: Mapping[str, str] | None = None) -> None:
         """Run the source triggers `specs` declare, with triggerfish.toml's `[mqtt]` table.
@@ -91,22 +121,7 @@ class SourceTriggers:
         streams: list[StreamSubscription] = []
         clients: list[MqttSubscription] = []
         for spec, trigger in found:
-            sub = StreamSubscription(
-                function=spec.name,
-                source="mqtt",
-                source_arn=mqtt_topic_filter_arn(trigger.topic),
-                partitions=trigger.parallelization,
-                batch_size=trigger.batch_size,
-                batch_window=trigger.batch_window,
-                options=BatchOptions(
-                    trigger.max_retries,
-                    trigger.max_record_age,
-                    trigger.bisect_on_error,
-                    trigger.report_batch_item_failures,
-                ),
-                timeout=spec.settings.timeout,
-                on_failure=spec.settings.on_failure,
-            )
+            sub = _stream_subscription(spec, trigger)
             streams.append(sub)
             clients.append(
                 module.MqttSubscription(
@@ -118,6 +133,7 @@ class SourceTriggers:
                     tuple(sub.stream(n) for n in range(sub.partitions)),
                 )
             )
+        self.configure(specs)
         await self.consumers.update(streams)
         if self.mqtt is None or broker != self._broker or prefix != self._prefix:
             await self._stop_mqtt()
@@ -166,6 +182,22 @@ class SourceTriggers:
             return parse_broker_url(url, where=where)
         except ValueError as exc:
             raise DeclarationError(str(exc)) from None
+
+
+def _stream_subscription(spec: FunctionSpec, trigger: MqttTrigger) -> StreamSubscription:
+    return StreamSubscription(
+        function=spec.name,
+        source="mqtt",
+        source_arn=mqtt_topic_filter_arn(trigger.topic),
+        partitions=trigger.parallelization,
+        batch_size=trigger.batch_size,
+        batch_window=trigger.batch_window,
+        options=BatchOptions(
+            trigger.max_retries, trigger.max_record_age, trigger.bisect_on_error, trigger.report_batch_item_failures
+        ),
+        timeout=spec.settings.timeout,
+        on_failure=spec.settings.on_failure,
+    )
 
 
 def _mqtt_module() -> Any:

@@ -1,0 +1,56 @@
+"""`TestPlatform.mqtt_publish`: MQTT handlers tested without a broker, through the same stream consumer."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from triggerfish import App
+from triggerfish.errors import InvalidInputError
+from triggerfish.testing import SyncTestPlatform, TestPlatform
+
+app = App("home")
+seen: list[list[tuple[str, str]]] = []
+
+
+@app.on_mqtt("home/+/temperature", batch_size=3, report_batch_item_failures=True, max_retries=1,
+             on_failure="queue:unreadable")  # fmt: skip
+def readings(event: dict[str, Any], context: object) -> dict[str, Any]:
+    batch = [(r["mqtt"]["topic"], base64.b64decode(r["mqtt"]["data"]).decode()) for r in event["Records"]]
+    seen.append(batch)
+    failures = [
+        {"itemIdentifier": r["mqtt"]["sequenceNumber"]}
+        for r in event["Records"]
+        if not base64.b64decode(r["mqtt"]["data"]).decode().replace(".", "").isdigit()
+    ]
+    return {"batchItemFailures": failures}
+
+
+async def test_messages_published_in_a_test_arrive_in_batches_with_partial_failures_and_destinations() -> None:
+    seen.clear()
+    async with TestPlatform(app) as platform:
+        assert await platform.mqtt_publish("home/kitchen/temperature", "21.5") == 1
+        assert await platform.mqtt_publish("home/attic/humidity", "40") == 0
+        for text in ("22.0", "oops", "23.5"):
+            await platform.mqtt_publish("home/kitchen/temperature", text)
+        await platform.drain()
+        failed = await platform.queue_messages("unreadable")
+    assert seen[0] == [("home/kitchen/temperature", t) for t in ("21.5", "22.0", "oops")]
+    # The batch from the first failure on came again; then the next batch; the failure ran out of retries.
+    assert [text for _, text in seen[1]] == ["oops"]
+    assert [text for batch in seen[2:] for _, text in batch] == ["23.5"]
+    record = failed[0]
+    assert b'"condition":"RetryAttemptsExhausted"' in record.body
+    assert b"MQTTBatchInfo" in record.body
+
+
+def test_sync_test_platform_and_bad_topics() -> None:
+    with SyncTestPlatform(app) as platform:
+        with pytest.raises(InvalidInputError, match="is a filter; a message is published to a topic name"):
+            platform.mqtt_publish("home/+/temperature", "1")
+        with pytest.raises(InvalidInputError, match="'#' must be a whole level"):
+            platform.mqtt_publish("home/#/x", "1")
+        with pytest.raises(InvalidInputError, match="takes a str or bytes payload"):
+            platform.mqtt_publish("home/a/temperature", 3)  # type: ignore[arg-type]
