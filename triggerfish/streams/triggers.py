@@ -7,8 +7,11 @@
 What the platform starts, switches on reload and stops. The readers start
 before the clients and stop after them, so every stored message has a reader.
 The broker is `TRIGGERFISH_MQTT_URL` from the environment, else `[mqtt] url`
-of triggerfish.toml, so credentials need not be written in a file; the
-aiomqtt client is imported only by apps that declare an MQTT trigger.
+of triggerfish.toml, so credentials need not be written in a file; client ids
+start with `TRIGGERFISH_MQTT_CLIENT_ID`, else `[mqtt] client_id`, else a name
+made from the app, the host and the data directory, which stays the same when
+the node restarts, so it finds its session again. The aiomqtt client is
+imported only by apps that declare an MQTT trigger.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ if TYPE_CHECKING:
 
 #: The environment variable that names the MQTT broker (with its credentials), over `[mqtt] url`.
 MQTT_URL_VARIABLE = "TRIGGERFISH_MQTT_URL"
+#: The environment variable that starts this node's client ids, over `[mqtt] client_id`.
+MQTT_CLIENT_ID_VARIABLE = "TRIGGERFISH_MQTT_CLIENT_ID"
 
 
 def mqtt_triggers(specs: Mapping[str, FunctionSpec]) -> list[tuple[FunctionSpec, MqttTrigger]]:
@@ -112,7 +117,9 @@ class SourceTriggers:
         table = dict(mqtt_table or {})
         found = mqtt_triggers(specs)
         broker = self._broker_url(table, [spec.name for spec, _ in found]) if found else None
-        prefix = table.get("client_id") or f"tf-{self.app}-{_short(self.node)}"
+        prefix = (
+            self.environ.get(MQTT_CLIENT_ID_VARIABLE) or table.get("client_id") or f"tf-{self.app}-{_short(self.node)}"
+        )
         if not found:
             await self._stop_mqtt()
             await self.consumers.update([])
