@@ -1,0 +1,10 @@
+"""The MQTT benchmark's app: a function that takes batches of readings and does nothing with them."""
+
+import triggerfish
+
+app = triggerfish.App("bench")
+
+
+@app.on_mqtt("bench-mqtt/+/reading", batch_size=100, parallelization=2, share=False)
+def readings(event, context):
+    return None
