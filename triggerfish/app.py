@@ -28,6 +28,7 @@ from triggerfish.errors import DeclarationError, InvalidPatternError
 from triggerfish.http_auth import check_auth
 from triggerfish.model import (
     SETTING_NAMES,
+    AmqpTrigger,
     ChangeTrigger,
     EventTrigger,
     FunctionSettings,
@@ -349,6 +350,56 @@ class App:
         )  # fmt: skip
         return self._decorator(name, settings, trigger, f"@app.on_mqtt({topic!r})", options)
 
+    def on_amqp(
+        self,
+        queue: str,
+        *,
+        exchange: str | None = None,
+        routing_key: str = "#",
+        exchange_type: str = "topic",
+        prefetch: int = 500,
+        batch_size: int = 100,
+        batch_window: float = 0.0,
+        max_retries: int = -1,
+        max_record_age: float = -1,
+        bisect_on_error: bool = False,
+        report_batch_item_failures: bool = False,
+        parallelization: int = 1,
+        name: str | None = None,
+        **settings: Any,
+    ) -> Callable[[F], F]:
+        """Run the function on batches of an AMQP 0-9-1 queue's messages (RabbitMQ), in order per routing key.
+
+        The queue is declared durable (and bound to `exchange`, declared durable of `exchange_type`,
+        with `routing_key`, when an exchange is named). Each message is acknowledged once it is
+        stored; `prefetch` (1 to 65,535) is how many the broker sends ahead. The stream settings
+        are `@app.on_mqtt`'s (docs/streams.md).
+        """
+        self._not_bare(queue, "@app.on_amqp", '@app.on_amqp("readings")')
+
+        def trigger(function: str) -> Trigger:
+            return _amqp_trigger(
+                function,
+                queue,
+                exchange=exchange,
+                routing_key=routing_key,
+                exchange_type=exchange_type,
+                prefetch=prefetch,
+                batch_size=batch_size,
+                batch_window=batch_window,
+                max_retries=max_retries,
+                max_record_age=max_record_age,
+                bisect_on_error=bisect_on_error,
+                report_batch_item_failures=report_batch_item_failures,
+                parallelization=parallelization,
+            )
+
+        options = (
+            "exchange", "routing_key", "exchange_type", "prefetch", "batch_size", "batch_window", "max_retries",
+            "max_record_age", "bisect_on_error", "report_batch_item_failures", "parallelization",
+        )  # fmt: skip
+        return self._decorator(name, settings, trigger, f"@app.on_amqp({queue!r})", options)
+
     # --- the machinery ------------------------------------------------------------------------
 
     def _decorator(
@@ -575,6 +626,42 @@ def _mqtt_trigger(app: str, function: str, topic: object, **options: Any) -> Mqt
         except ValueError as exc:
             raise bad(str(exc)) from None
 
+    return MqttTrigger(checked, qos, group, **_stream_options(options, function, bad))
+
+
+def _amqp_trigger(function: str, queue: object, **options: Any) -> AmqpTrigger:
+    """An AmqpTrigger from `@app.on_amqp`'s arguments, each checked against AMQP's and Lambda's limits."""
+    from triggerfish.sources.amqp_config import EXCHANGE_TYPES, check_amqp_name, check_routing_key
+
+    def bad(message: str) -> DeclarationError:
+        return DeclarationError(f"function {function!r}: @app.on_amqp({queue!r}): {message}")
+
+    try:
+        name = check_amqp_name("queue", queue)
+        exchange = None if options["exchange"] is None else check_amqp_name("exchange", options["exchange"])
+        routing_key = check_routing_key(options["routing_key"])
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    if options["exchange_type"] not in EXCHANGE_TYPES:
+        raise bad(f"exchange_type must be one of {', '.join(EXCHANGE_TYPES)}, not {options['exchange_type']!r}")
+    prefetch = options["prefetch"]
+    if isinstance(prefetch, bool) or not isinstance(prefetch, int) or not 1 <= prefetch <= 65_535:
+        raise bad(f"prefetch must be a whole number from 1 to 65,535, not {prefetch!r}")
+    return AmqpTrigger(
+        name,
+        exchange,
+        routing_key,
+        options["exchange_type"],
+        prefetch,
+        **_stream_options(options, function, bad),
+    )
+
+
+def _stream_options(
+    options: Mapping[str, Any], function: str, bad: Callable[[str], DeclarationError]
+) -> dict[str, Any]:
+    """Lambda's stream settings, checked against Lambda's ranges (Kinesis and Kafka event source mappings)."""
+
     def whole(name: str, low: int, high: int, allowed: tuple[int, ...] = ()) -> int:
         value = options[name]
         if isinstance(value, bool) or not isinstance(value, int) or not (low <= value <= high or value in allowed):
@@ -582,28 +669,21 @@ def _mqtt_trigger(app: str, function: str, topic: object, **options: Any) -> Mqt
             raise bad(f"{name} must be a whole number from {low} to {high:,}{extra}, not {value!r}")
         return value
 
-    size = whole("batch_size", 1, MAX_BATCH_SIZE)
-    window = _batch_window(options["batch_window"], function)
-    retries = whole("max_retries", 0, 10_000, (-1,))
     age = options["max_record_age"]
     if isinstance(age, bool) or not isinstance(age, int | float) or not (age == -1 or 60 <= age <= 604_800):
         raise bad(f"max_record_age must be -1 (no limit) or from 60 to 604,800 seconds, as on Lambda, not {age!r}")
     for flag in ("bisect_on_error", "report_batch_item_failures"):
         if not isinstance(options[flag], bool):
             raise bad(f"{flag} must be True or False, not {options[flag]!r}")
-    parallel = whole("parallelization", 1, 10)
-    return MqttTrigger(
-        checked,
-        qos,
-        group,
-        size,
-        window,
-        retries,
-        float(age),
-        options["bisect_on_error"],
-        options["report_batch_item_failures"],
-        parallel,
-    )
+    return {
+        "batch_size": whole("batch_size", 1, MAX_BATCH_SIZE),
+        "batch_window": _batch_window(options["batch_window"], function),
+        "max_retries": whole("max_retries", 0, 10_000, (-1,)),
+        "max_record_age": float(age),
+        "bisect_on_error": options["bisect_on_error"],
+        "report_batch_item_failures": options["report_batch_item_failures"],
+        "parallelization": whole("parallelization", 1, 10),
+    }
 
 
 def _choices(values: object, allowed: frozenset[str], function: str, what: str) -> tuple[str, ...]:

@@ -20,6 +20,9 @@
     [mqtt]                                # the broker of @app.on_mqtt (TRIGGERFISH_MQTT_URL overrides)
     url = "mqtt://127.0.0.1:1883"
 
+    [amqp]                                # the broker of @app.on_amqp (TRIGGERFISH_AMQP_URL overrides)
+    url = "amqp://guest:guest@127.0.0.1:5672/"
+
     [queues.orders]                       # queue settings, read by the queue runtime
     visibility_timeout = 60
     max_receives = 5
@@ -60,7 +63,7 @@ if TYPE_CHECKING:
 CONFIG_FILE = "triggerfish.toml"
 ALL = "*"
 
-_TOP_KEYS = frozenset({"name", "app", "network", "functions", "stages", "queues", "topics", "buses", "mqtt"})
+_TOP_KEYS = frozenset({"name", "app", "network", "functions", "stages", "queues", "topics", "buses", "mqtt", "amqp"})
 #: Keys of [mqtt]: the broker's URL (credentials may come from TRIGGERFISH_MQTT_URL instead) and a client-id prefix.
 MQTT_KEYS = frozenset({"url", "client_id"})
 #: Values of `network`: what the app's code may reach from its box (docs/security.md).
@@ -124,6 +127,8 @@ class ProjectConfig:
     buses: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: `[mqtt]`: `url` (checked) and `client_id`, for `@app.on_mqtt`.
     mqtt: dict[str, str] = field(default_factory=dict)
+    #: `[amqp]`: `url` (checked), for `@app.on_amqp`.
+    amqp: dict[str, str] = field(default_factory=dict)
 
     def bus_settings(self, stage: str | None = None) -> dict[str, dict[str, Any]]:
         """Bus tables with the stage's overrides applied."""
@@ -281,7 +286,26 @@ def _parse(document: dict[str, Any], path: Path, prefix: str) -> ProjectConfig:
         topics=_resources(document.get("topics", {}), "topics", fail),
         buses=_resources(document.get("buses", {}), "buses", fail, BUS_KEYS),
         mqtt=_mqtt(document.get("mqtt", {}), fail),
+        amqp=_amqp(document.get("amqp", {}), fail),
     )
+
+
+def _amqp(value: object, fail: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise fail("amqp", f"must be a table such as url = 'amqp://guest:guest@127.0.0.1:5672/', not {value!r}")
+    for key, setting in value.items():
+        if key != "url":
+            raise fail("amqp", _unknown("key", key, {"url"}))
+        if not isinstance(setting, str) or not setting:
+            raise fail("amqp", f"url must be a non-empty string, not {setting!r}")
+    if "url" in value:
+        from triggerfish.sources.amqp_config import parse_amqp_url
+
+        try:
+            parse_amqp_url(value["url"], where="url")
+        except ValueError as exc:
+            raise fail("amqp", str(exc)) from None
+    return dict(value)
 
 
 def _mqtt(value: object, fail: Any) -> dict[str, str]:

@@ -61,5 +61,10 @@ def mqtt_topic_filter_arn(topic_filter: str, *, region: str = REGION, account: s
     return f"arn:aws:iot:{region}:{account}:topicfilter/{topic_filter}"
 
 
+def amqp_queue_arn(queue: str, *, region: str = REGION, account: str = ACCOUNT_ID) -> str:
+    """An AMQP queue's ARN in records (Amazon MQ names brokers, not queues: the queue is what a trigger reads)."""
+    return f"arn:aws:mq:{region}:{account}:queue/{queue}"
+
+
 def s3_bucket_arn(bucket: str) -> str:
     return f"arn:aws:s3:::{bucket}"

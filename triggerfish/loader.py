@@ -33,6 +33,7 @@ from triggerfish.app import App
 from triggerfish.errors import AppLoadError, DeclarationError, InvocationError
 from triggerfish.http_auth import auth_from_data, auth_to_data, describe_auth
 from triggerfish.model import (
+    AmqpTrigger,
     ChangeTrigger,
     EventTrigger,
     FunctionSettings,
@@ -217,6 +218,10 @@ def describe_trigger(trigger: Trigger) -> str:
     if isinstance(trigger, ObjectTrigger):
         keys = f" {trigger.prefix}*{trigger.suffix}" if trigger.prefix or trigger.suffix else ""
         return f"object {trigger.bucket} {','.join(trigger.events)}{keys} {NOT_LIVE}"
+    if isinstance(trigger, AmqpTrigger):
+        bound = f" bound to {trigger.exchange} by {trigger.routing_key}" if trigger.exchange else ""
+        batch = f" (batch {trigger.batch_size})" if trigger.batch_size > 1 else ""
+        return f"amqp {trigger.queue}{bound}{batch}"
     if isinstance(trigger, MqttTrigger):
         share = f" shared by {trigger.share}" if trigger.share else ""
         batch = f", batch {trigger.batch_size}" if trigger.batch_size > 1 else ""
@@ -352,10 +357,10 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
             "prefix": trigger.prefix,
             "suffix": trigger.suffix,
         }
-    if isinstance(trigger, MqttTrigger):
+    if isinstance(trigger, MqttTrigger | AmqpTrigger):
         return {
-            "kind": "mqtt",
-            **{name: getattr(trigger, name) for name in MqttTrigger.__dataclass_fields__ if name != "kind"},
+            "kind": trigger.kind,
+            **{name: getattr(trigger, name) for name in type(trigger).__dataclass_fields__ if name != "kind"},
         }
     return {"kind": "change", "table": trigger.table, "ops": list(trigger.ops)}
 
@@ -377,6 +382,8 @@ def _trigger_from(data: Mapping[str, Any]) -> Trigger:
         return ObjectTrigger(**{**fields, "events": tuple(fields["events"])})
     if kind == "mqtt":
         return MqttTrigger(**fields)
+    if kind == "amqp":
+        return AmqpTrigger(**fields)
     if kind == "change":
         return ChangeTrigger(**{**fields, "ops": tuple(fields["ops"])})
     raise ValueError(f"unknown trigger kind {kind!r}")

@@ -145,6 +145,27 @@ class MqttTrigger:
     kind: Literal["mqtt"] = "mqtt"
 
 
+@dataclass(frozen=True, slots=True)
+class AmqpTrigger:
+    """`@app.on_amqp`: an AMQP 0-9-1 queue (RabbitMQ) consumed as a stream, with Lambda's stream settings."""
+
+    queue: str
+    #: An exchange the queue is bound to with `routing_key` (declared durable, of `exchange_type`); None: no binding.
+    exchange: str | None = None
+    routing_key: str = "#"
+    exchange_type: str = "topic"
+    #: Unacknowledged messages the broker sends ahead (basic.qos); they are acknowledged once stored.
+    prefetch: int = 500
+    batch_size: int = 100
+    batch_window: float = 0.0
+    max_retries: int = -1
+    max_record_age: float = -1.0
+    bisect_on_error: bool = False
+    report_batch_item_failures: bool = False
+    parallelization: int = 1
+    kind: Literal["amqp"] = "amqp"
+
+
 Trigger = (
     HttpTrigger
     | EventTrigger
@@ -154,6 +175,7 @@ Trigger = (
     | ObjectTrigger
     | ChangeTrigger
     | MqttTrigger
+    | AmqpTrigger
 )
 
 

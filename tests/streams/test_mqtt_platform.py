@@ -103,7 +103,7 @@ async def test_messages_reach_the_function_in_batches_in_order_per_topic(tmp_pat
     rows = handled(tmp_path)
     assert per_topic(rows) == per_topic([[t, p] for t, p in sent])
     assert max(row[3] for row in rows) > 1, "records came one per invocation, not in batches"
-    assert status["clients"]["ingest"]["received"] == 200
+    assert status["mqtt"]["clients"]["ingest"]["received"] == 200
     assert status["partitions"] == ["source.mqtt.ingest.0", "source.mqtt.ingest.1"]
 
 
@@ -175,6 +175,7 @@ async def test_health_shows_each_client_and_the_partitions_this_node_reads(tmp_p
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             health = (await client.get("/-/health")).json()
     sources = health["sources"]
-    assert sources["broker"] == f"mqtt://{HOST}:{PORT}?version=3.1.1"
-    assert sources["clients"]["ingest"] == {"connected": True, "received": 1, "reconnects": 0, "error": None}
+    assert sources["mqtt"]["broker"] == f"mqtt://{HOST}:{PORT}?version=3.1.1"
+    assert sources["mqtt"]["clients"]["ingest"] == {"connected": True, "received": 1, "reconnects": 0, "error": None}
+    assert "amqp" not in sources
     assert sources["partitions"] == [f"source.mqtt.ingest.{n}" for n in range(3)]

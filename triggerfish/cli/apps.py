@@ -55,13 +55,16 @@ def _show_apps(out: Output, apps: list[dict[str, Any]], versions: Mapping[str, l
 
 
 def _show_sources(out: Output, sources: Mapping[str, Any]) -> None:
-    """`triggerfish dev`'s MQTT clients: connected or not, messages stored, reconnects, the last error."""
-    rows = [
-        [name, "yes" if c.get("connected") else "no", c.get("received"), c.get("reconnects"), c.get("error") or ""]
-        for name, c in sorted(sources.get("clients", {}).items())
-    ]
-    title = f"mqtt sources ({sources.get('broker')})"
-    out.table(["function", "connected", "stored", "reconnects", "last error"], rows, title=title)
+    """`triggerfish dev`'s broker clients: connected or not, messages stored, reconnects, the last error."""
+    for kind in ("mqtt", "amqp"):
+        if kind not in sources:
+            continue
+        rows = [
+            [name, "yes" if c.get("connected") else "no", c.get("received"), c.get("reconnects"), c.get("error") or ""]
+            for name, c in sorted(sources[kind].get("clients", {}).items())
+        ]
+        title = f"{kind} sources ({sources[kind].get('broker')})"
+        out.table(["function", "connected", "stored", "reconnects", "last error"], rows, title=title)
 
 
 def _show_nodes(out: Output, nodes: list[dict[str, Any]]) -> None:

@@ -9,7 +9,7 @@ endpoints are a Starlette app (they are few and not hot):
 
 | endpoint | what |
 |---|---|
-| `GET /-/health` | liveness and what is loaded: app, version, functions; MQTT clients and partitions read |
+| `GET /-/health` | liveness and what is loaded: app, version, functions; MQTT and AMQP clients and partitions read |
 | `POST /-/events` | publish events (see triggerfish.server.publish) |
 | `/-/api/v1/...` | the control API (see triggerfish.server.control) |
 """
@@ -48,7 +48,7 @@ async def health(request: Request) -> Response:
         "uptime": round(time.time() - platform.started_at, 3),
     }
     sources = getattr(platform, "sources", None)
-    if sources is not None and sources.mqtt is not None:
+    if sources is not None and sources.active:
         answer["sources"] = sources.status()
     return JSONResponse(answer)
 

@@ -309,7 +309,7 @@ class Platform:
                 await self.topics.start()
                 await self.queues.start()
                 await self.scheduler.start()
-                await self.sources.update(specs, _mqtt_table(source))
+                await self.sources.update(specs, *_broker_tables(source))
                 self._maintenance = asyncio.ensure_future(self._maintain_forever())
             else:
                 await self.bus.reload()
@@ -418,7 +418,7 @@ class Platform:
                 # Checked before anything switches: a refused queue table leaves the old version serving.
                 await self.queues.update(primary.specs, _queue_settings(primary.source))
                 if self._background:
-                    await self.sources.update(primary.specs, _mqtt_table(primary.source))
+                    await self.sources.update(primary.specs, *_broker_tables(primary.source))
                 else:
                     self.sources.configure(primary.specs)
             except DeclarationError:
@@ -532,10 +532,12 @@ class Platform:
         self._store = None
 
 
-def _mqtt_table(source: VersionSource) -> dict[str, str]:
+def _broker_tables(source: VersionSource) -> tuple[dict[str, str], dict[str, str]]:
+    """The `[mqtt]` and `[amqp]` tables of the version's triggerfish.toml."""
     if source.app_dir is None:
-        return {}
-    return load_config(source.app_dir).mqtt
+        return {}, {}
+    config = load_config(source.app_dir)
+    return config.mqtt, config.amqp
 
 
 def _queue_settings(source: VersionSource) -> dict[str, dict[str, Any]]:

@@ -122,7 +122,7 @@ class StreamConsumers:
         self.ownership_ttl = ownership_ttl
         #: What records' ages are measured against (`max_record_age`).
         self.clock = clock
-        self._readers: dict[tuple[str, int], _PartitionReader] = {}
+        self._readers: dict[tuple[str, str, int], _PartitionReader] = {}
         self._lock = asyncio.Lock()
 
     def readers(self) -> list[tuple[str, int]]:
@@ -135,13 +135,15 @@ class StreamConsumers:
 
     async def update(self, subscriptions: Sequence[StreamSubscription]) -> None:
         """Run exactly these subscriptions: unchanged readers keep running, changed ones restart, others stop."""
-        wanted = {(sub.function, partition): sub for sub in subscriptions for partition in range(sub.partitions)}
+        wanted = {
+            (sub.source, sub.function, partition): sub for sub in subscriptions for partition in range(sub.partitions)
+        }
         async with self._lock:
             stale = [key for key, reader in self._readers.items() if wanted.get(key) != reader.sub]
             await asyncio.gather(*(self._readers.pop(key).stop() for key in stale))
             for key, sub in wanted.items():
                 if key not in self._readers:
-                    self._readers[key] = _PartitionReader(self, sub, key[1])
+                    self._readers[key] = _PartitionReader(self, sub, key[2])
 
     async def stop(self) -> None:
         """Stop reading; running batches finish and commit; ownership is given up for another node."""

@@ -1,7 +1,7 @@
-"""The source triggers of one app (`@app.on_mqtt`): its broker clients and its partition readers, together.
+"""The source triggers of one app (`@app.on_mqtt`, `@app.on_amqp`): broker clients and partition readers.
 
     triggers = SourceTriggers(store, platform, publisher, app="home", node="host-1")
-    await triggers.update(specs, mqtt_table)  # DeclarationError (nothing changed) for a missing or bad broker
+    await triggers.update(specs, config.mqtt, config.amqp)  # DeclarationError (nothing changed) for a bad broker
     await triggers.stop()
 
 What the platform starts, switches on reload and stops. The readers start
@@ -11,7 +11,8 @@ of triggerfish.toml, so credentials need not be written in a file; client ids
 start with `TRIGGERFISH_MQTT_CLIENT_ID`, else `[mqtt] client_id`, else a name
 made from the app, the host and the data directory, which stays the same when
 the node restarts, so it finds its session again. The aiomqtt client is
-imported only by apps that declare an MQTT trigger.
+imported only by apps that declare an MQTT trigger. AMQP's broker is
+`TRIGGERFISH_AMQP_URL`, else `[amqp] url`; aio-pika is imported the same way.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ import hashlib
 import importlib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from triggerfish.bus.publisher import Publisher
 from triggerfish.errors import DeclarationError
-from triggerfish.identity import mqtt_topic_filter_arn
-from triggerfish.model import FunctionSpec, MqttTrigger
+from triggerfish.identity import amqp_queue_arn, mqtt_topic_filter_arn
+from triggerfish.model import AmqpTrigger, FunctionSpec, MqttTrigger
 from triggerfish.retry import RetryPolicy
+from triggerfish.sources.amqp_config import AmqpURL, parse_amqp_url
 from triggerfish.sources.mqtt_config import BrokerURL, parse_broker_url, topic_matches
 from triggerfish.store import Store
 from triggerfish.streams.batches import BatchOptions
@@ -35,25 +37,32 @@ from triggerfish.streams.consumer import DEFAULT_RETRY_POLICY, StreamConsumers, 
 from triggerfish.streams.records import SourceRecord, encode_record, partition_of
 
 if TYPE_CHECKING:
-    from triggerfish.sources.mqtt import MqttSources, MqttSubscription
+    from triggerfish.sources.amqp import AmqpSources
+    from triggerfish.sources.mqtt import MqttSources
 
 #: The environment variable that names the MQTT broker (with its credentials), over `[mqtt] url`.
 MQTT_URL_VARIABLE = "TRIGGERFISH_MQTT_URL"
 #: The environment variable that starts this node's client ids, over `[mqtt] client_id`.
 MQTT_CLIENT_ID_VARIABLE = "TRIGGERFISH_MQTT_CLIENT_ID"
+#: The environment variable that names the AMQP broker, over `[amqp] url`.
+AMQP_URL_VARIABLE = "TRIGGERFISH_AMQP_URL"
+
+SourceTrigger = MqttTrigger | AmqpTrigger
 
 
-def mqtt_triggers(specs: Mapping[str, FunctionSpec]) -> list[tuple[FunctionSpec, MqttTrigger]]:
-    """Every function's MQTT trigger; DeclarationError for a function with two (one client per function)."""
-    found: list[tuple[FunctionSpec, MqttTrigger]] = []
+def source_triggers(specs: Mapping[str, FunctionSpec]) -> list[tuple[FunctionSpec, SourceTrigger]]:
+    """Every function's MQTT and AMQP triggers; DeclarationError for a function with two of one kind."""
+    found: list[tuple[FunctionSpec, SourceTrigger]] = []
     for spec in specs.values():
-        mine = [t for t in spec.triggers if isinstance(t, MqttTrigger)]
-        if len(mine) > 1:
-            raise DeclarationError(
-                f"function {spec.name!r} declares @app.on_mqtt {len(mine)} times ({', '.join(t.topic for t in mine)});"
-                " declare one per function (a filter with '+' or '#' covers several topics)"
-            )
-        found.extend((spec, trigger) for trigger in mine)
+        for kind, cover in (("mqtt", "a filter with '+' or '#' covers several topics"),
+                            ("amqp", "bind one queue to several routing keys instead")):  # fmt: skip
+            mine = [t for t in spec.triggers if isinstance(t, MqttTrigger | AmqpTrigger) and t.kind == kind]
+            if len(mine) > 1:
+                raise DeclarationError(
+                    f"function {spec.name!r} declares @app.on_{kind} {len(mine)} times; declare one per function"
+                    f" ({cover})"
+                )
+            found.extend((spec, trigger) for trigger in mine)
     return found
 
 
@@ -80,122 +89,202 @@ class SourceTriggers:
             store, invoker, publisher, app=app, node=node, retry_policy=retry_policy, clock=clock
         )
         self.mqtt: MqttSources | None = None
-        self._broker: BrokerURL | None = None
-        self._prefix = ""
+        self.amqp: AmqpSources | None = None
+        self._mqtt_at: tuple[BrokerURL, str] | None = None
+        self._amqp_at: AmqpURL | None = None
         self._streams: list[StreamSubscription] = []
-        #: Each subscribed function's topic filter.
-        self._topics: dict[str, str] = {}
+        self._triggers: dict[tuple[str, str], SourceTrigger] = {}
+
+    @property
+    def active(self) -> bool:
+        """Whether any broker client runs here."""
+        return self.mqtt is not None or self.amqp is not None
 
     def configure(self, specs: Mapping[str, FunctionSpec]) -> None:
-        """Know `specs`' stream subscriptions without connecting or reading (for `deliver_due` and `inject`)."""
-        self._streams = [_stream_subscription(spec, trigger) for spec, trigger in mqtt_triggers(specs)]
-        self._topics = {spec.name: trigger.topic for spec, trigger in mqtt_triggers(specs)}
+        """Know `specs`' stream subscriptions without connecting or reading (for `deliver_due` and the injects)."""
+        found = source_triggers(specs)
+        self._streams = [_stream_subscription(spec, trigger) for spec, trigger in found]
+        self._triggers = {(trigger.kind, spec.name): trigger for spec, trigger in found}
 
     async def deliver_due(self) -> int:
         """One batch per partition of every configured subscription, here and now (`triggerfish.testing`)."""
         return await self.consumers.deliver_due(self._streams)
 
     async def inject(self, topic: str, payload: bytes, *, arrived: float, qos: int = 1, retain: bool = False) -> int:
-        """Store a message as the MQTT client would have, for every subscription matching `topic`; how many.
+        """Store an MQTT message as the client would have, for every subscription matching `topic`; how many.
 
         What `triggerfish.testing`'s `mqtt_publish` does in place of a broker.
         """
+        meta = {"topic": topic, "qos": qos, "retain": retain}
+
+        def wants(trigger: SourceTrigger) -> bool:
+            return isinstance(trigger, MqttTrigger) and topic_matches(trigger.topic, topic)
+
+        return await self._inject("mqtt", wants, topic, payload, arrived, meta)
+
+    async def inject_amqp(self, queue: str, body: bytes, *, arrived: float, routing_key: str = "") -> int:
+        """Store an AMQP message as the consumer of `queue` would have; how many subscriptions took it."""
+        meta = {"queue": queue, "exchange": "", "routingKey": routing_key, "redelivered": False, "basicProperties": {}}
+
+        def wants(trigger: SourceTrigger) -> bool:
+            return isinstance(trigger, AmqpTrigger) and trigger.queue == queue
+
+        return await self._inject("amqp", wants, routing_key or queue, body, arrived, meta)
+
+    async def _inject(
+        self, kind: str, wants: Callable[[SourceTrigger], bool], key: str, payload: bytes, arrived: float,
+        meta: dict[str, Any],
+    ) -> int:  # fmt: skip
         matched = 0
         for sub in self._streams:
-            if topic_matches(self._topics[sub.function], topic):
-                record = SourceRecord(topic, arrived, payload, {"topic": topic, "qos": qos, "retain": retain})
-                await self.store.log.append(sub.stream(partition_of(topic, sub.partitions)), encode_record(record))
+            if sub.source == kind and wants(self._triggers[(kind, sub.function)]):
+                record = SourceRecord(key, arrived, payload, meta)
+                await self.store.log.append(sub.stream(partition_of(key, sub.partitions)), encode_record(record))
                 matched += 1
         return matched
 
-    async def update(self, specs: Mapping[str, FunctionSpec], mqtt_table: Mapping[str, str] | None = None) -> None:
-        """Run the source triggers `specs` declare, with triggerfish.toml's `[mqtt]` table.
+    async def update(
+        self,
+        specs: Mapping[str, FunctionSpec],
+        mqtt_table: Mapping[str, str] | None = None,
+        amqp_table: Mapping[str, str] | None = None,
+    ) -> None:
+        """Run the source triggers `specs` declare, with triggerfish.toml's `[mqtt]` and `[amqp]` tables.
 
-        Checked first: a DeclarationError (two MQTT triggers on a function, no broker, a bad URL)
-        leaves everything running as it was.
+        Checked first: a DeclarationError (two triggers of a kind on a function, no broker, a bad URL,
+        a missing extra) leaves everything running as it was.
         """
-        table = dict(mqtt_table or {})
-        found = mqtt_triggers(specs)
-        broker = self._broker_url(table, [spec.name for spec, _ in found]) if found else None
-        prefix = (
-            self.environ.get(MQTT_CLIENT_ID_VARIABLE) or table.get("client_id") or f"tf-{self.app}-{_short(self.node)}"
-        )
-        if not found:
-            await self._stop_mqtt()
-            await self.consumers.update([])
-            return
-        module = _mqtt_module()
-        streams: list[StreamSubscription] = []
-        clients: list[MqttSubscription] = []
-        for spec, trigger in found:
-            sub = _stream_subscription(spec, trigger)
-            streams.append(sub)
-            clients.append(
-                module.MqttSubscription(
-                    spec.name,
-                    trigger.topic,
-                    trigger.qos,
-                    trigger.share,
-                    trigger.parallelization,
-                    tuple(sub.stream(n) for n in range(sub.partitions)),
-                )
-            )
+        found = source_triggers(specs)
+        mqtt_found = [(s, t) for s, t in found if isinstance(t, MqttTrigger)]
+        amqp_found = [(s, t) for s, t in found if isinstance(t, AmqpTrigger)]
+        mqtt_table, amqp_table = dict(mqtt_table or {}), dict(amqp_table or {})
+        mqtt_at: tuple[BrokerURL, str] | None = None
+        if mqtt_found:
+            url = self._url(MQTT_URL_VARIABLE, mqtt_table, "mqtt", "mqtt://127.0.0.1:1883", mqtt_found)
+            prefix = self.environ.get(MQTT_CLIENT_ID_VARIABLE) or mqtt_table.get("client_id")
+            mqtt_at = (_checked(parse_broker_url, *url), prefix or f"tf-{self.app}-{_short(self.node)}")
+            mqtt_module = _module("mqtt")
+        amqp_at = None
+        if amqp_found:
+            url = self._url(AMQP_URL_VARIABLE, amqp_table, "amqp", "amqp://guest:guest@127.0.0.1:5672/", amqp_found)
+            amqp_at = _checked(parse_amqp_url, *url)
+            amqp_module = _module("amqp")
+        streams = [_stream_subscription(spec, trigger) for spec, trigger in found]
         self.configure(specs)
         await self.consumers.update(streams)
-        if self.mqtt is None or broker != self._broker or prefix != self._prefix:
-            await self._stop_mqtt()
-            self.mqtt = module.MqttSources(self.store, broker, client_prefix=prefix)
-            self._broker, self._prefix = broker, prefix
-        await self.mqtt.update(clients)
+        subs = {(sub.source, sub.function): sub for sub in streams}
+        if mqtt_at is None or mqtt_at != self._mqtt_at:
+            await self._stop("mqtt")
+        if mqtt_at is not None:
+            if self.mqtt is None:
+                self.mqtt = mqtt_module.MqttSources(self.store, mqtt_at[0], client_prefix=mqtt_at[1])
+                self._mqtt_at = mqtt_at
+            await self.mqtt.update(
+                [
+                    mqtt_module.MqttSubscription(
+                        spec.name, t.topic, t.qos, t.share, t.parallelization, _streams_of(subs[("mqtt", spec.name)])
+                    )
+                    for spec, t in mqtt_found
+                ]
+            )
+        if amqp_at is None or amqp_at != self._amqp_at:
+            await self._stop("amqp")
+        if amqp_at is not None:
+            if self.amqp is None:
+                self.amqp = amqp_module.AmqpSources(self.store, amqp_at)
+                self._amqp_at = amqp_at
+            await self.amqp.update(
+                [
+                    amqp_module.AmqpSubscription(
+                        spec.name,
+                        t.queue,
+                        t.exchange,
+                        t.routing_key,
+                        t.exchange_type,
+                        t.prefetch,
+                        t.parallelization,
+                        _streams_of(subs[("amqp", spec.name)]),
+                    )
+                    for spec, t in amqp_found
+                ]
+            )
 
     async def stop(self) -> None:
-        """Disconnect from the brokers (sessions stay), then let running batches finish."""
-        await self._stop_mqtt()
+        """Disconnect from the brokers (sessions and queues stay), then let running batches finish."""
+        await self._stop("mqtt")
+        await self._stop("amqp")
         await self.consumers.stop()
 
     def status(self) -> dict[str, Any]:
-        """What `status` shows: the broker, each client's connection, the partitions this node reads."""
-        clients = self.mqtt.status() if self.mqtt is not None else {}
-        return {
-            "broker": str(self._broker) if self._broker is not None else None,
-            "clients": {
-                name: {
-                    "connected": s.connected,
-                    "received": s.received,
-                    "reconnects": s.reconnects,
-                    "error": s.last_error,
-                }
-                for name, s in clients.items()
-            },
-            "partitions": self.consumers.owned(),
-        }
+        """What `status` shows: each broker and its clients' connections, the partitions this node reads."""
+        shown: dict[str, Any] = {}
+        for kind, sources, at in (
+            ("mqtt", self.mqtt, self._mqtt_at and self._mqtt_at[0]),
+            ("amqp", self.amqp, self._amqp_at),
+        ):
+            if sources is None:
+                continue
+            clients = sources.status()
+            shown[kind] = {
+                "broker": str(at),
+                "clients": {
+                    name: {
+                        "connected": s.connected,
+                        "received": s.received,
+                        "reconnects": s.reconnects,
+                        "error": s.last_error,
+                    }
+                    for name, s in clients.items()
+                },
+            }
+        shown["partitions"] = self.consumers.owned()
+        return shown
 
-    async def _stop_mqtt(self) -> None:
-        if self.mqtt is not None:
-            await self.mqtt.stop()
-            self.mqtt = None
-
-    def _broker_url(self, table: Mapping[str, str], functions: list[str]) -> BrokerURL:
-        if url := self.environ.get(MQTT_URL_VARIABLE):
-            where = f"the environment variable {MQTT_URL_VARIABLE}"
-        elif url := table.get("url"):
-            where = "[mqtt] url in triggerfish.toml"
+    async def _stop(self, kind: str) -> None:
+        sources = self.mqtt if kind == "mqtt" else self.amqp
+        if sources is not None:
+            await sources.stop()
+        if kind == "mqtt":
+            self.mqtt, self._mqtt_at = None, None
         else:
-            raise DeclarationError(
-                f"{', '.join(map(repr, functions))} subscribe to MQTT, but no broker is configured: set url in the"
-                f' [mqtt] table of triggerfish.toml (url = "mqtt://127.0.0.1:1883") or {MQTT_URL_VARIABLE}'
-            )
-        try:
-            return parse_broker_url(url, where=where)
-        except ValueError as exc:
-            raise DeclarationError(str(exc)) from None
+            self.amqp, self._amqp_at = None, None
+
+    def _url(
+        self,
+        variable: str,
+        table: Mapping[str, str],
+        kind: str,
+        example: str,
+        found: Sequence[tuple[FunctionSpec, Any]],
+    ) -> tuple[str, str]:
+        if url := self.environ.get(variable):
+            return url, f"the environment variable {variable}"
+        if url := table.get("url"):
+            return url, f"[{kind}] url in triggerfish.toml"
+        functions = ", ".join(repr(spec.name) for spec, _ in found)
+        raise DeclarationError(
+            f"{functions} subscribe to {kind.upper()}, but no broker is configured: set url in the [{kind}] table"
+            f' of triggerfish.toml (url = "{example}") or {variable}'
+        )
 
 
-def _stream_subscription(spec: FunctionSpec, trigger: MqttTrigger) -> StreamSubscription:
+def _checked(parse: Callable[..., Any], url: str, where: str) -> Any:
+    try:
+        return parse(url, where=where)
+    except ValueError as exc:
+        raise DeclarationError(str(exc)) from None
+
+
+def _streams_of(sub: StreamSubscription) -> tuple[str, ...]:
+    return tuple(sub.stream(n) for n in range(sub.partitions))
+
+
+def _stream_subscription(spec: FunctionSpec, trigger: SourceTrigger) -> StreamSubscription:
+    arn = mqtt_topic_filter_arn(trigger.topic) if isinstance(trigger, MqttTrigger) else amqp_queue_arn(trigger.queue)
     return StreamSubscription(
         function=spec.name,
-        source="mqtt",
-        source_arn=mqtt_topic_filter_arn(trigger.topic),
+        source=trigger.kind,
+        source_arn=arn,
         partitions=trigger.parallelization,
         batch_size=trigger.batch_size,
         batch_window=trigger.batch_window,
@@ -207,11 +296,11 @@ def _stream_subscription(spec: FunctionSpec, trigger: MqttTrigger) -> StreamSubs
     )
 
 
-def _mqtt_module() -> Any:
+def _module(kind: str) -> Any:
     try:
-        return importlib.import_module("triggerfish.sources.mqtt")
+        return importlib.import_module(f"triggerfish.sources.{kind}")
     except ModuleNotFoundError as exc:
-        raise DeclarationError(f"{exc}; the app declares @app.on_mqtt") from None
+        raise DeclarationError(f"{exc}; the app declares @app.on_{kind}") from None
 
 
 def _short(node: str) -> str:
