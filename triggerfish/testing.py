@@ -13,8 +13,8 @@ The platform behaves as the real one does, because it is the real one: the
 same `Platform` that `triggerfish dev` runs (its invoker, retries, dead
 letters, destinations, invocation records, event bus with rules and every
 kind of target, SQS-shaped queue batches, SNS-style topic fan-out, the
-durable scheduler, and MQTT streams fed by `mqtt_publish()` in place of a
-broker). Three things differ:
+durable scheduler, and MQTT and AMQP streams fed by `mqtt_publish()` and
+`amqp_publish()` in place of a broker). Three things differ:
 
 - where handlers run: threads of this process (`triggerfish.runtime.inprocess`),
   not worker processes;
@@ -360,6 +360,17 @@ class TestPlatform:
         data = payload.encode() if isinstance(payload, str) else payload
         return await self.platform.sources.inject(topic, data, arrived=self._clock(), qos=qos, retain=retain)
 
+    async def amqp_publish(self, queue: str, body: str | bytes, *, routing_key: str = "") -> int:
+        """Deliver an AMQP message to `queue` as the broker would: `on_amqp` functions consuming it get it on
+        `drain()` (`routing_key` is its partition key). Returns how many subscriptions took it.
+        """
+        if not isinstance(body, str | bytes):
+            raise InvalidInputError(f"amqp_publish() takes a str or bytes body, not {type(body).__name__}")
+        if not isinstance(routing_key, str):
+            raise InvalidInputError(f"amqp_publish() takes a str routing_key, not {routing_key!r}")
+        data = body.encode() if isinstance(body, str) else body
+        return await self.platform.sources.inject_amqp(queue, data, arrived=self._clock(), routing_key=routing_key)
+
     async def drain(self) -> None:
         """Run all the work that is due, and the work it causes, until none is left.
 
@@ -546,6 +557,9 @@ class SyncTestPlatform:
         self, topic: str, message: str, subject: str | None = None, attributes: Mapping[str, str] | None = None
     ) -> str:
         return self._call(self.platform.publish_topic(topic, message, subject, attributes))
+
+    def amqp_publish(self, queue: str, body: str | bytes, **options: Any) -> int:
+        return self._call(self.platform.amqp_publish(queue, body, **options))
 
     def mqtt_publish(self, topic: str, payload: str | bytes, **options: Any) -> int:
         return self._call(self.platform.mqtt_publish(topic, payload, **options))

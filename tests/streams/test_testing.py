@@ -54,3 +54,25 @@ def test_sync_test_platform_and_bad_topics() -> None:
             platform.mqtt_publish("home/#/x", "1")
         with pytest.raises(InvalidInputError, match="takes a str or bytes payload"):
             platform.mqtt_publish("home/a/temperature", 3)  # type: ignore[arg-type]
+
+
+orders = App("shop")
+taken: list[list[str]] = []
+
+
+@orders.on_amqp("orders", batch_size=10)
+def take(event: dict[str, Any], context: object) -> None:
+    taken.append([base64.b64decode(r["amqp"]["data"]).decode() for r in event["Records"]])
+    assert {r["amqp"]["routingKey"] for r in event["Records"]} == {"orders.eu"}
+
+
+async def test_amqp_messages_published_in_a_test_arrive_in_batches() -> None:
+    taken.clear()
+    async with TestPlatform(orders) as platform:
+        for n in range(3):
+            assert await platform.amqp_publish("orders", f"order-{n}", routing_key="orders.eu") == 1
+        assert await platform.amqp_publish("refunds", "r-1") == 0
+        await platform.drain()
+        with pytest.raises(InvalidInputError, match="takes a str or bytes body"):
+            await platform.amqp_publish("orders", 5)  # type: ignore[arg-type]
+    assert taken == [["order-0", "order-1", "order-2"]]
