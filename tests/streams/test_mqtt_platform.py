@@ -179,3 +179,20 @@ async def test_health_shows_each_client_and_the_partitions_this_node_reads(tmp_p
     assert sources["mqtt"]["clients"]["ingest"] == {"connected": True, "received": 1, "reconnects": 0, "error": None}
     assert "amqp" not in sources
     assert sources["partitions"] == [f"source.mqtt.ingest.{n}" for n in range(3)]
+
+
+async def test_a_reload_that_needs_a_broker_not_configured_is_refused_and_the_old_version_goes_on(
+    tmp_path: Path,
+) -> None:
+    base = f"t-{uuid.uuid4().hex[:8]}"
+    app = write_app(tmp_path, f"{base}/+")
+    async with platform(tmp_path, app) as running:
+        addition = '\n@app.on_amqp("orders")\ndef orders(event, context):\n    return None\n'
+        app.write_text(app.read_text() + addition)
+        result = await running.reload()
+        assert not result.ok
+        assert "'orders' subscribe to AMQP, but no broker is configured" in result.error
+        assert running.current.number == 1
+        assert running.sources.amqp is None
+        await publish([(f"{base}/a", "still consumed")])
+        await wait_for(lambda: len(handled(tmp_path)) == 1)

@@ -415,6 +415,9 @@ class Platform:
             try:
                 rules = Rules(self.store, primary.specs)
                 await rules.load()
+                if self._background:
+                    # Before anything switches: a refused broker URL leaves the old version serving everything.
+                    self.sources.check(primary.specs, *_broker_tables(primary.source))
                 # Checked before anything switches: a refused queue table leaves the old version serving.
                 await self.queues.update(primary.specs, _queue_settings(primary.source))
                 if self._background:

@@ -48,6 +48,8 @@ MQTT_CLIENT_ID_VARIABLE = "TRIGGERFISH_MQTT_CLIENT_ID"
 AMQP_URL_VARIABLE = "TRIGGERFISH_AMQP_URL"
 
 SourceTrigger = MqttTrigger | AmqpTrigger
+#: A broker URL to show in the error that says none is configured.
+_EXAMPLES = {"mqtt": "mqtt://127.0.0.1:1883", "amqp": "amqp://guest:guest@127.0.0.1:5672/"}
 
 
 def source_triggers(specs: Mapping[str, FunctionSpec]) -> list[tuple[FunctionSpec, SourceTrigger]]:
@@ -143,6 +145,21 @@ class SourceTriggers:
                 matched += 1
         return matched
 
+    def check(
+        self,
+        specs: Mapping[str, FunctionSpec],
+        mqtt_table: Mapping[str, str] | None = None,
+        amqp_table: Mapping[str, str] | None = None,
+    ) -> None:
+        """Raise the DeclarationError `update` would, changing nothing (a reload checks before it switches)."""
+        found = source_triggers(specs)
+        for kind, variable, table in (("mqtt", MQTT_URL_VARIABLE, mqtt_table), ("amqp", AMQP_URL_VARIABLE, amqp_table)):
+            mine = [(s, t) for s, t in found if t.kind == kind]
+            if mine:
+                parse = parse_broker_url if kind == "mqtt" else parse_amqp_url
+                _checked(parse, *self._url(variable, dict(table or {}), kind, _EXAMPLES[kind], mine))
+                _module(kind)
+
     async def update(
         self,
         specs: Mapping[str, FunctionSpec],
@@ -160,13 +177,13 @@ class SourceTriggers:
         mqtt_table, amqp_table = dict(mqtt_table or {}), dict(amqp_table or {})
         mqtt_at: tuple[BrokerURL, str] | None = None
         if mqtt_found:
-            url = self._url(MQTT_URL_VARIABLE, mqtt_table, "mqtt", "mqtt://127.0.0.1:1883", mqtt_found)
+            url = self._url(MQTT_URL_VARIABLE, mqtt_table, "mqtt", _EXAMPLES["mqtt"], mqtt_found)
             prefix = self.environ.get(MQTT_CLIENT_ID_VARIABLE) or mqtt_table.get("client_id")
             mqtt_at = (_checked(parse_broker_url, *url), prefix or f"tf-{self.app}-{_short(self.node)}")
             mqtt_module = _module("mqtt")
         amqp_at = None
         if amqp_found:
-            url = self._url(AMQP_URL_VARIABLE, amqp_table, "amqp", "amqp://guest:guest@127.0.0.1:5672/", amqp_found)
+            url = self._url(AMQP_URL_VARIABLE, amqp_table, "amqp", _EXAMPLES["amqp"], amqp_found)
             amqp_at = _checked(parse_amqp_url, *url)
             amqp_module = _module("amqp")
         streams = [_stream_subscription(spec, trigger) for spec, trigger in found]
