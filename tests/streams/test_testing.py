@@ -76,3 +76,19 @@ async def test_amqp_messages_published_in_a_test_arrive_in_batches() -> None:
         with pytest.raises(InvalidInputError, match="takes a str or bytes body"):
             await platform.amqp_publish("orders", 5)  # type: ignore[arg-type]
     assert taken == [["order-0", "order-1", "order-2"]]
+
+
+async def test_handled_records_are_trimmed_a_day_later_and_waiting_ones_never() -> None:
+    seen.clear()
+    async with TestPlatform(app) as platform:
+        for n in range(3):
+            await platform.mqtt_publish("home/kitchen/temperature", str(n))
+        await platform.drain()
+        await platform.advance(25 * 3600)
+        await platform.mqtt_publish("home/kitchen/temperature", "waiting")
+        await platform.advance(25 * 3600)  # moving the clock runs it too
+        await platform.mqtt_publish("home/attic/temperature", "not yet handled")
+        assert await platform.platform.maintain() == 4
+        stream = "source.mqtt.readings.0"
+        left = await platform.store.log.read(stream)
+    assert [record.offset for record in left] == [5]

@@ -482,8 +482,8 @@ class Platform:
             log.exception("retiring version %d failed", version.number)
 
     async def maintain(self) -> int:
-        """Trim what is kept past its retention: every bus's archive and every topic's log. Returns how many
-        records went.
+        """Trim what is kept past its retention: every bus's archive, every topic's log, and the records of the
+        source partition streams handled more than a day ago. Returns how many records went.
 
         `[buses.NAME] archive_retention` / `archive_max_bytes` and `[topics.NAME] retention` in the serving
         version's triggerfish.toml set them (defaults: ARCHIVE_RETENTION, TOPIC_RETENTION); a record its
@@ -502,6 +502,7 @@ class Platform:
             age = float(topics.get(topic, {}).get("retention", TOPIC_RETENTION))
             checkpoint = await self.topics.checkpoint(topic)
             removed += await trim_consumed(self.store.log, topic_stream(topic), checkpoint, max_age=age)
+        removed += await self.sources.trim()
         return removed
 
     async def _maintain_forever(self) -> None:

@@ -24,10 +24,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from triggerfish.bus.archive import trim_consumed
 from triggerfish.bus.publisher import Publisher
 from triggerfish.errors import DeclarationError
 from triggerfish.identity import amqp_queue_arn, mqtt_topic_filter_arn
 from triggerfish.model import AmqpTrigger, FunctionSpec, MqttTrigger
+from triggerfish.names import SOURCE_GROUP
 from triggerfish.retry import RetryPolicy
 from triggerfish.sources.amqp_config import AmqpURL, parse_amqp_url
 from triggerfish.sources.mqtt_config import BrokerURL, parse_broker_url, topic_matches
@@ -48,6 +50,8 @@ MQTT_CLIENT_ID_VARIABLE = "TRIGGERFISH_MQTT_CLIENT_ID"
 AMQP_URL_VARIABLE = "TRIGGERFISH_AMQP_URL"
 
 SourceTrigger = MqttTrigger | AmqpTrigger
+#: How long a partition stream keeps records after they were handled: a day, Kinesis's default retention.
+SOURCE_RETENTION = 24 * 3600.0
 #: A broker URL to show in the error that says none is configured.
 _EXAMPLES = {"mqtt": "mqtt://127.0.0.1:1883", "amqp": "amqp://guest:guest@127.0.0.1:5672/"}
 
@@ -107,6 +111,20 @@ class SourceTriggers:
         found = source_triggers(specs)
         self._streams = [_stream_subscription(spec, trigger) for spec, trigger in found]
         self._triggers = {(trigger.kind, spec.name): trigger for spec, trigger in found}
+
+    async def trim(self, *, max_age: float = SOURCE_RETENTION) -> int:
+        """Drop records of the partition streams handled more than `max_age` seconds ago; how many went.
+
+        A record not yet handled is kept whatever its age: the checkpoint bounds the trim.
+        """
+        removed = 0
+        log = self.store.log
+        for sub in self._streams:
+            for partition in range(sub.partitions):
+                stream = sub.stream(partition)
+                checkpoint = await log.position(stream, SOURCE_GROUP)
+                removed += await trim_consumed(log, stream, checkpoint, max_age=max_age)
+        return removed
 
     async def deliver_due(self) -> int:
         """One batch per partition of every configured subscription, here and now (`triggerfish.testing`)."""
