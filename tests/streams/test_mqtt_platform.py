@@ -38,18 +38,18 @@ def ingest(event, context):
         text = base64.b64decode(body["data"]).decode()
         if text == "poison":
             raise ValueError("a poison reading")
-        rows.append([body["topic"], text, body["sequenceNumber"], len(event["Records"])])
+        rows.append([body["topic"], text, body["sequenceNumber"], len(event["Records"]), body.get("properties")])
     with open({out!r}, "a") as f:
         f.writelines(json.dumps(row) + "\\n" for row in rows)
 """
 
 
-def write_app(tmp_path: Path, topic: str, options: str = "") -> Path:
+def write_app(tmp_path: Path, topic: str, options: str = "", query: str = "") -> Path:
     (tmp_path / "app").mkdir(exist_ok=True)
     app = tmp_path / "app" / "app.py"
     app.write_text(APP.format(topic=topic, options=options, out=str(tmp_path / "out.jsonl")))
     client = f"t{uuid.uuid4().hex[:12]}"
-    toml = f'[mqtt]\nurl = "mqtt://{HOST}:{PORT}"\nclient_id = "{client}"\n'
+    toml = f'[mqtt]\nurl = "mqtt://{HOST}:{PORT}{query}"\nclient_id = "{client}"\n'
     (tmp_path / "app" / "triggerfish.toml").write_text(toml)
     return app
 
@@ -196,3 +196,22 @@ async def test_a_reload_that_needs_a_broker_not_configured_is_refused_and_the_ol
         assert running.sources.amqp is None
         await publish([(f"{base}/a", "still consumed")])
         await wait_for(lambda: len(handled(tmp_path)) == 1)
+
+
+async def test_mqtt_5_sessions_and_properties_reach_the_handler(tmp_path: Path) -> None:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    base = f"t-{uuid.uuid4().hex[:8]}"
+    app = write_app(tmp_path, f"{base}/+", query="?version=5")
+    async with platform(tmp_path, app) as running:
+        assert running.sources.status()["mqtt"]["broker"].endswith("?version=5")
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.UserProperty = [("unit", "C")]
+        properties.ContentType = "text/plain"
+        async with aiomqtt.Client(HOST, PORT, protocol=aiomqtt.ProtocolVersion.V5) as device:
+            await device.publish(f"{base}/kitchen", "21.5", qos=1, properties=properties)
+        await wait_for(lambda: len(handled(tmp_path)) == 1)
+    received = handled(tmp_path)[0][4]
+    assert received["userProperty"] == [["unit", "C"]]
+    assert received["contentType"] == "text/plain"
