@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
@@ -56,6 +56,8 @@ OBJECT_EVENTS = frozenset({"created", "deleted"})
 CHANGE_OPS = frozenset({"insert", "modify", "remove"})
 MAX_BATCH_SIZE = 10_000
 MAX_BATCH_WINDOW = 300.0
+#: Filter patterns one stream trigger may have (Lambda's quota of filters per event source mapping).
+MAX_FILTERS = 5
 #: Above this batch size Lambda requires a batch window of at least 1 s; so do we.
 UNWINDOWED_BATCH_LIMIT = 10
 
@@ -312,6 +314,7 @@ class App:
         bisect_on_error: bool = False,
         report_batch_item_failures: bool = False,
         parallelization: int = 1,
+        filter: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         name: str | None = None,
         **settings: Any,
     ) -> Callable[[F], F]:
@@ -324,7 +327,9 @@ class App:
         `report_batch_item_failures`, and `parallelization` (1 to 10 partitions; one topic always
         maps to one). `share` is the shared-subscription group the nodes split messages in
         (True: one named after the app and function; False: every node gets every message).
-        Records given up on go to the function's `on_failure` destination.
+        Records given up on go to the function's `on_failure` destination. `filter` is an event pattern, or
+        a list of up to 5, that a record must match one of (Lambda's filter criteria, on the record's `mqtt`
+        object with `data` decoded from JSON); the others are skipped.
         """
         self._not_bare(topic, "@app.on_mqtt", '@app.on_mqtt("home/+/temperature")')
 
@@ -342,11 +347,12 @@ class App:
                 bisect_on_error=bisect_on_error,
                 report_batch_item_failures=report_batch_item_failures,
                 parallelization=parallelization,
+                filter=filter,
             )
 
         options = (
             "qos", "share", "batch_size", "batch_window", "max_retries", "max_record_age", "bisect_on_error",
-            "report_batch_item_failures", "parallelization",
+            "report_batch_item_failures", "parallelization", "filter",
         )  # fmt: skip
         return self._decorator(name, settings, trigger, f"@app.on_mqtt({topic!r})", options)
 
@@ -365,6 +371,7 @@ class App:
         bisect_on_error: bool = False,
         report_batch_item_failures: bool = False,
         parallelization: int = 1,
+        filter: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         name: str | None = None,
         **settings: Any,
     ) -> Callable[[F], F]:
@@ -392,11 +399,12 @@ class App:
                 bisect_on_error=bisect_on_error,
                 report_batch_item_failures=report_batch_item_failures,
                 parallelization=parallelization,
+                filter=filter,
             )
 
         options = (
             "exchange", "routing_key", "exchange_type", "prefetch", "batch_size", "batch_window", "max_retries",
-            "max_record_age", "bisect_on_error", "report_batch_item_failures", "parallelization",
+            "max_record_age", "bisect_on_error", "report_batch_item_failures", "parallelization", "filter",
         )  # fmt: skip
         return self._decorator(name, settings, trigger, f"@app.on_amqp({queue!r})", options)
 
@@ -675,7 +683,15 @@ def _stream_options(
     for flag in ("bisect_on_error", "report_batch_item_failures"):
         if not isinstance(options[flag], bool):
             raise bad(f"{flag} must be True or False, not {options[flag]!r}")
+    patterns = options["filter"]
+    if patterns is None:
+        patterns = []
+    elif isinstance(patterns, Mapping):
+        patterns = [patterns]
+    elif isinstance(patterns, str) or not isinstance(patterns, Sequence) or not 1 <= len(patterns) <= MAX_FILTERS:
+        raise bad(f"filter must be an event pattern or a list of 1 to {MAX_FILTERS} of them, not {patterns!r}")
     return {
+        "filters": tuple(_pattern(pattern, function, "filter") for pattern in patterns),
         "batch_size": whole("batch_size", 1, MAX_BATCH_SIZE),
         "batch_window": _batch_window(options["batch_window"], function),
         "max_retries": whole("max_retries", 0, 10_000, (-1,)),

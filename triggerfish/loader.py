@@ -361,6 +361,7 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
         return {
             "kind": trigger.kind,
             **{name: getattr(trigger, name) for name in type(trigger).__dataclass_fields__ if name != "kind"},
+            "filters": [dict(pattern) for pattern in trigger.filters],
         }
     return {"kind": "change", "table": trigger.table, "ops": list(trigger.ops)}
 
@@ -381,9 +382,9 @@ def _trigger_from(data: Mapping[str, Any]) -> Trigger:
     if kind == "object":
         return ObjectTrigger(**{**fields, "events": tuple(fields["events"])})
     if kind == "mqtt":
-        return MqttTrigger(**fields)
+        return MqttTrigger(**{**fields, "filters": tuple(fields.get("filters", ()))})
     if kind == "amqp":
-        return AmqpTrigger(**fields)
+        return AmqpTrigger(**{**fields, "filters": tuple(fields.get("filters", ()))})
     if kind == "change":
         return ChangeTrigger(**{**fields, "ops": tuple(fields["ops"])})
     raise ValueError(f"unknown trigger kind {kind!r}")

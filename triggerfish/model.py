@@ -142,6 +142,8 @@ class MqttTrigger:
     report_batch_item_failures: bool = False
     #: Partitions consumed in parallel; records with one partition key (the topic) always share one.
     parallelization: int = 1
+    #: Event patterns a record must match one of to reach the function (Lambda's filter criteria); () for all.
+    filters: tuple[Mapping[str, Any], ...] = ()
     kind: Literal["mqtt"] = "mqtt"
 
 
@@ -163,6 +165,7 @@ class AmqpTrigger:
     bisect_on_error: bool = False
     report_batch_item_failures: bool = False
     parallelization: int = 1
+    filters: tuple[Mapping[str, Any], ...] = ()
     kind: Literal["amqp"] = "amqp"
 
 

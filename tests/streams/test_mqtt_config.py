@@ -200,3 +200,17 @@ def test_a_bad_mqtt_table_names_the_file_table_and_key(tmp_path: Path, table: st
 )
 def test_topic_matching_follows_mqtt(topic_filter: str, topic: str, matches: bool) -> None:
     assert topic_matches(topic_filter, topic) is matches
+
+
+def test_filters_are_event_patterns_checked_at_declaration() -> None:
+    app = App("home")
+    app.on_mqtt("home/#", filter={"data": {"celsius": [{"numeric": [">", 30]}]}})(handler)
+    trigger = app.functions["handler"].triggers[0]
+    assert isinstance(trigger, MqttTrigger)
+    assert trigger.filters == ({"data": {"celsius": [{"numeric": [">", 30]}]}},)
+    spec = app.functions["handler"]
+    assert spec_from_dict(spec_to_dict(spec)).triggers == spec.triggers
+    with pytest.raises(DeclarationError, match=r"function 'handler': invalid event filter at data.celsius"):
+        App("home").on_mqtt("home/#", filter={"data": {"celsius": [{"numeric": [">>", 30]}]}})(handler)
+    with pytest.raises(DeclarationError, match="filter must be an event pattern or a list of 1 to 5 of them"):
+        App("home").on_mqtt("home/#", filter=[{"topic": ["a"]}] * 6)(handler)

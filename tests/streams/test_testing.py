@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
@@ -92,3 +93,27 @@ async def test_handled_records_are_trimmed_a_day_later_and_waiting_ones_never() 
         stream = "source.mqtt.readings.0"
         left = await platform.store.log.read(stream)
     assert [record.offset for record in left] == [5]
+
+
+filtered = App("hot")
+hot: list[dict[str, Any]] = []
+
+
+@filtered.on_mqtt(
+    "rooms/+/reading",
+    filter=[{"data": {"celsius": [{"numeric": [">", 30]}]}}, {"topic": [{"suffix": "/sauna/reading"}]}],
+)
+def alarms(event: dict[str, Any], context: object) -> None:
+    hot.extend(json.loads(base64.b64decode(r["mqtt"]["data"])) for r in event["Records"])
+
+
+async def test_filter_patterns_let_through_only_matching_records_and_the_rest_are_skipped() -> None:
+    hot.clear()
+    async with TestPlatform(filtered) as platform:
+        for room, celsius in (("kitchen", 21), ("attic", 35), ("sauna", 28), ("cellar", 12)):
+            await platform.mqtt_publish(f"rooms/{room}/reading", json.dumps({"celsius": celsius}))
+        await platform.mqtt_publish("rooms/garage/reading", "not json at all")
+        await platform.drain()
+        position = await platform.store.log.position("source.mqtt.alarms.0", "stream-consumer")
+    assert hot == [{"celsius": 35}, {"celsius": 28}]
+    assert position == 5, "filtered-out records still move the checkpoint"

@@ -29,7 +29,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +37,7 @@ import orjson
 
 from triggerfish.bus.publisher import Publisher
 from triggerfish.errors import InvalidInputError, InvocationError
+from triggerfish.events.patterns import compile_pattern
 from triggerfish.model import Destination
 from triggerfish.names import SOURCE_GROUP, STREAMS_NAMESPACE, source_stream
 from triggerfish.retry import RetryPolicy
@@ -85,6 +86,8 @@ class StreamSubscription:
     #: The function's timeout: how long one invocation may take before it counts as failed.
     timeout: float = 3.0
     on_failure: Destination | None = None
+    #: Event patterns (JSON text) a record must match one of to reach the function; () lets every record through.
+    filters: tuple[str, ...] = ()
 
     def stream(self, partition: int) -> str:
         return source_stream(self.source, self.function, partition)
@@ -342,6 +345,17 @@ class _Batches:
         self.owner = owner
         self.sub = sub
         self.partition = partition
+        self.filters = [compile_pattern(text) for text in sub.filters]
+
+    def wanted(self, body: Mapping[str, Any], payload: bytes) -> bool:
+        """Whether a record passes the filters: matched against its body, `data` decoded from JSON (Lambda's
+        filter criteria; a payload that is not JSON has no `data` to match, so a filter naming it fails)."""
+        if not self.filters:
+            return True
+        view = {key: value for key, value in body.items() if key != "data"}
+        with contextlib.suppress(orjson.JSONDecodeError):
+            view["data"] = orjson.loads(payload)
+        return any(pattern.matches(view) for pattern in self.filters)
 
     async def run(self, claims: list[LogClaim], sleep: Callable[[float], Awaitable[None]]) -> None:
         """Run the claims' records until each is handled or given up on (the caller commits the claims)."""
@@ -369,6 +383,8 @@ class _Batches:
                 event = lambda_record(
                     record, stored, source=self.sub.source, partition=self.partition, source_arn=self.sub.source_arn
                 )
+                if not self.wanted(event[self.sub.source], record.payload):
+                    continue  # filtered out: never shown, and the checkpoint moves past it
                 items.append(Item(event[self.sub.source]["sequenceNumber"], record.arrived, event))
         return items
 

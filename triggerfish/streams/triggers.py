@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from triggerfish.bus.archive import trim_consumed
 from triggerfish.bus.publisher import Publisher
 from triggerfish.errors import DeclarationError
@@ -328,6 +330,7 @@ def _stream_subscription(spec: FunctionSpec, trigger: SourceTrigger) -> StreamSu
         ),
         timeout=spec.settings.timeout,
         on_failure=spec.settings.on_failure,
+        filters=tuple(orjson.dumps(dict(pattern)).decode() for pattern in trigger.filters),
     )
 
 
