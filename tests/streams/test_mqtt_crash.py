@@ -94,6 +94,9 @@ async def test_kill_9_mid_stream_loses_no_acknowledged_message_and_keeps_order_p
         if first.poll() is None:
             first.kill()
             first.wait()
+        # End the session the test made, so the broker keeps nothing of it.
+        async with aiomqtt.Client(HOST, PORT, identifier=f"{client}-ingest", clean_session=True):
+            pass
     handled = rows(out)
     for device in range(3):
         topic = f"{base}/device{device}"

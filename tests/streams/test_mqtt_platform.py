@@ -21,9 +21,22 @@ aiomqtt = pytest.importorskip("aiomqtt", reason="MQTT tests need the mqtt extra:
 HOST, PORT = "127.0.0.1", 1883
 
 
+#: Client-id prefixes the tests gave their platforms: their persistent sessions are ended after each test.
+CLIENTS: list[str] = []
+
+
 @pytest.fixture(autouse=True)
-def _broker() -> None:
+async def _broker() -> AsyncIterator[None]:
     require_service("Mosquitto", HOST, PORT)
+    yield
+    while CLIENTS:
+        await end_session(f"{CLIENTS.pop()}-ingest")
+
+
+async def end_session(identifier: str) -> None:
+    """Connect once with a clean session, so the broker drops what the test's session kept (MQTT 3.1.1 §3.1.2.4)."""
+    async with aiomqtt.Client(HOST, PORT, identifier=identifier, clean_session=True):
+        pass
 
 
 APP = """
@@ -49,6 +62,7 @@ def write_app(tmp_path: Path, topic: str, options: str = "", query: str = "") ->
     app = tmp_path / "app" / "app.py"
     app.write_text(APP.format(topic=topic, options=options, out=str(tmp_path / "out.jsonl")))
     client = f"t{uuid.uuid4().hex[:12]}"
+    CLIENTS.append(client)
     toml = f'[mqtt]\nurl = "mqtt://{HOST}:{PORT}{query}"\nclient_id = "{client}"\n'
     (tmp_path / "app" / "triggerfish.toml").write_text(toml)
     return app
