@@ -74,6 +74,8 @@ class _Draft:
     settings: dict[str, Any] = field(default_factory=dict)
     triggers: list[Trigger] = field(default_factory=list)
     spec: FunctionSpec | None = None
+    #: Declared with @app.workflow: its handler runs it as a durable workflow.
+    workflow: bool = False
 
 
 class App:
@@ -111,7 +113,7 @@ class App:
                     raise DeclarationError(f"function {name!r}: {exc}") from None
                 draft.spec = FunctionSpec(
                     name=name,
-                    handler=draft.handler,
+                    handler=_workflow_handler(draft.handler) if draft.workflow else draft.handler,
                     ref=_ref(draft.handler),
                     settings=settings,
                     triggers=tuple(draft.triggers),
@@ -135,6 +137,30 @@ class App:
         if handler is not None:
             return self._declare(handler, name, settings, None, "@app.function")
         return self._decorator(name, settings, lambda _fn: None, "@app.function()")
+
+    @overload
+    def workflow(self, handler: F, /) -> F: ...
+
+    @overload
+    def workflow(self, handler: None = None, /, *, name: str | None = None, **settings: Any) -> Callable[[F], F]: ...
+
+    def workflow(self, handler: F | None = None, /, *, name: str | None = None, **settings: Any) -> Any:
+        """Declare a durable workflow `fn(ctx, input)`: its steps are checkpointed, it sleeps and waits with no
+        worker held, and it survives restarts (see docs/workflows.md). Any trigger starts one (stack
+        `@app.http`, `@app.on_event`, ...); so do `triggerfish workflows start` and the control API.
+        """
+
+        def declare(fn: F) -> F:
+            declared = self._declare(fn, name, settings, None, "@app.workflow")
+            function = _function_name(fn, name, "@app.workflow")
+            draft = self._drafts[function]
+            draft.workflow = True
+            draft.spec = None
+            # `ctx.child(fn, ...)` finds the function's declared name here.
+            fn.__triggerfish_workflow__ = function  # type: ignore[attr-defined]
+            return declared
+
+        return declare(handler) if handler is not None else declare
 
     def http(
         self, method: str, path: str, *, auth: Any = None, name: str | None = None, **settings: Any
@@ -717,6 +743,13 @@ def _choices(values: object, allowed: frozenset[str], function: str, what: str) 
     if len(set(chosen)) != len(chosen):
         raise DeclarationError(f"function {function!r}: {what} lists an entry twice: {list(chosen)}")
     return chosen
+
+
+def _workflow_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
+    # Imported on use: only apps with workflows need the workflow runtime.
+    from triggerfish.workflows.context import workflow_handler
+
+    return workflow_handler(fn)
 
 
 def _ref(handler: Callable[..., Any]) -> str:

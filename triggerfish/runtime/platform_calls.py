@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Any, Protocol
 
 from triggerfish.bus.publisher import Publisher
 from triggerfish.errors import InvalidEventError, InvalidInputError
@@ -37,6 +37,12 @@ from triggerfish.runtime.types import PlatformCall
 from triggerfish.store import ABSENT, KVRecord, Store
 
 
+class WorkflowCalls(Protocol):
+    """Answers a workflow run's `workflow` calls (triggerfish.workflows.service.Workflows)."""
+
+    async def call(self, call: PlatformCall, args: dict[str, Any]) -> Any: ...
+
+
 class StorePlatform:
     """Carries out handlers' platform calls on a store (a `PlatformHandler`).
 
@@ -48,8 +54,17 @@ class StorePlatform:
     its `context` call.
     """
 
-    def __init__(self, store: Store, *, max_hops: int = MAX_HOPS, publisher: Publisher | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_hops: int = MAX_HOPS,
+        publisher: Publisher | None = None,
+        workflows: WorkflowCalls | None = None,
+    ) -> None:
         self.store = store
+        #: Answers the `workflow` calls of durable workflows' runs (None: this platform runs none).
+        self.workflows = workflows
         self.publisher = publisher or Publisher(store, max_hops=max_hops)
         self.guard = self.publisher.guard
 
@@ -68,7 +83,11 @@ class StorePlatform:
             return await self._kv_put(args)
         if call.op == "kv_delete":
             return await self.store.kv.delete(_namespace(args), _key(args), if_version=_version(args))
-        raise InvalidInputError(f"unknown platform operation {call.op!r}; use publish, send, kv_get, kv_put, kv_delete")
+        if call.op == "workflow" and self.workflows is not None:
+            return await self.workflows.call(call, args)
+        raise InvalidInputError(
+            f"unknown platform operation {call.op!r}; use publish, send, kv_get, kv_put, kv_delete, workflow"
+        )
 
     async def _publish(self, call: PlatformCall, args: dict[str, Any]) -> Any:
         bus = _string(args, "bus", "publish")

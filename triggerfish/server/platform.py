@@ -60,6 +60,7 @@ from triggerfish.streams.triggers import SourceTriggers
 from triggerfish.triggers.queues import DEFAULT_RETRY_POLICY, QueueTriggers
 from triggerfish.triggers.schedules import Scheduler
 from triggerfish.triggers.topics import Topics
+from triggerfish.workflows.service import Workflows
 
 log = logging.getLogger("triggerfish.server")
 
@@ -183,6 +184,7 @@ class Platform:
         self.queues: QueueTriggers
         self.scheduler: Scheduler
         self.sources: SourceTriggers
+        self.workflows: Workflows
 
     # --- what the rest of the platform calls --------------------------------------------------
 
@@ -283,6 +285,7 @@ class Platform:
                     store.kv, environ=os.environ, key_file=None, default_file=self._secrets_key_file
                 )
             self.publisher = Publisher(store)
+            self.workflows = Workflows(store, self, clock=self.clock)
             version = await self.load(source)
             self._current = version
             specs = version.specs
@@ -310,6 +313,7 @@ class Platform:
                 await self.queues.start()
                 await self.scheduler.start()
                 await self.sources.update(specs, *_broker_tables(source))
+                await self.workflows.start()
                 self._maintenance = asyncio.ensure_future(self._maintain_forever())
             else:
                 await self.bus.reload()
@@ -332,6 +336,7 @@ class Platform:
         done += await self.topics.deliver_due()
         done += await self.queues.deliver_due()
         done += await self.sources.deliver_due()
+        done += await self.workflows.run_due()
         return done
 
     async def reload(self) -> ReloadResult:
@@ -358,7 +363,9 @@ class Platform:
 
         Raises AppLoadError (traceback in `details`) or DeclarationError.
         """
-        runner = await self._loader(source, StorePlatform(self.store, publisher=self.publisher))
+        runner = await self._loader(
+            source, StorePlatform(self.store, publisher=self.publisher, workflows=self.workflows)
+        )
         try:
             version = AppVersion.create(
                 source,
@@ -519,7 +526,7 @@ class Platform:
             await asyncio.gather(self._maintenance, return_exceptions=True)
             self._maintenance = None
         # Triggers first, so nothing new starts; then the versions, which finish what they started.
-        for name in ("sources", "scheduler", "queues", "topics", "bus"):
+        for name in ("workflows", "sources", "scheduler", "queues", "topics", "bus"):
             component = getattr(self, name, None)
             if component is not None:
                 try:

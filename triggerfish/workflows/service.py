@@ -1,0 +1,441 @@
+"""`Workflows`: the platform's side of durable workflows, over a store.
+
+- It answers a workflow's runs (the `workflow` platform call): `begin` (its
+  record, made on the first run), `checkpoint` (taken with compare-and-set,
+  together with the timers, event waits, children and invocations it causes,
+  in one atomic write), `invoke` (another function, synchronously).
+- Its timer loop ends sleeps, waits' timeouts and steps' backoffs when due, and
+  queues the invocation that resumes the workflow (timers are queue messages:
+  they survive restarts, and no worker waits).
+- `EventWaits` consumes the buses in a consumer group of its own and answers
+  waiting workflows whose pattern an event matches.
+- The operations of the control API and the CLI: start, list, describe,
+  cancel, complete a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from triggerfish.bus.consumer import LogConsumer
+from triggerfish.errors import AtomicConflictError, FunctionNotFoundError, HandlerError, InvalidInputError
+from triggerfish.events.patterns import Pattern, compile_pattern
+from triggerfish.names import bus_stream
+from triggerfish.runtime.types import PlatformCall
+from triggerfish.store import ABSENT, LogRecord, OutgoingMessage, Store
+from triggerfish.store.atomic import Op, Send
+from triggerfish.workflows.context import RESUME_KEY, parse_token
+from triggerfish.workflows.engine import (
+    Rejected,
+    Timer,
+    apply_checkpoint,
+    cancel,
+    child_finished,
+    child_id,
+    complete_wait,
+    new_record,
+    retry_due,
+    start_batch,
+    waiting_children,
+)
+from triggerfish.workflows.errors import WorkflowNotFoundError, WorkflowStateError
+from triggerfish.workflows.history import FAILED, SUCCEEDED, TIMED_OUT, WAITING
+from triggerfish.workflows.state import NAMESPACE, Stored, Wait, WorkflowState
+
+log = logging.getLogger("triggerfish.workflows")
+
+#: Compare-and-set rounds a write tries before giving up (each re-reads the record).
+MAX_TRIES = 50
+#: The consumer group the event waits read the buses in.
+WAITS_GROUP = "workflow-waits"
+#: The trigger named in the invocation records of a workflow's runs the platform starts.
+TRIGGER = "workflow"
+
+
+class Invokes(Protocol):
+    """What the service needs of the platform: invocations built for an atomic write, and sync invokes."""
+
+    def message(self, function: str, event: Any, **options: Any) -> tuple[str, OutgoingMessage, str]: ...
+
+    async def invoke(self, function: str, event: Any = None, **options: Any) -> Any: ...
+
+    async def invoke_async(self, function: str, event: Any = None, **options: Any) -> str: ...
+
+
+class Workflows:
+    """The workflows of one app: see the module docstring."""
+
+    def __init__(self, store: Store, invoker: Invokes, *, clock: Callable[[], float] = time.time) -> None:
+        self.state = WorkflowState(store)
+        self.invoker = invoker
+        self.clock = clock
+        self.waits = EventWaits(self)
+        self._timer_task: asyncio.Task[None] | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Run the timers and the event waits in the background."""
+        self._timer_task = asyncio.create_task(self._timers_forever())
+        await self.waits.start()
+
+    async def stop(self) -> None:
+        await self.waits.stop()
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer_task
+            self._timer_task = None
+
+    # --- a run's platform calls ---------------------------------------------------------------
+
+    async def call(self, call: PlatformCall, args: dict[str, Any]) -> Any:
+        action = args.get("action")
+        if action == "begin":
+            return await self._begin(call, args)
+        if action == "checkpoint":
+            return await self._checkpoint(args)
+        if action == "invoke":
+            return await self._invoke(call, args)
+        raise InvalidInputError(f"workflow: unknown action {action!r}; use begin, checkpoint or invoke")
+
+    async def _begin(self, call: PlatformCall, args: dict[str, Any]) -> Any:
+        resume = args.get("resume")
+        if resume is not None:
+            stored = await self.state.get(str(resume))
+            if stored is None:
+                raise InvalidInputError(f"workflow: there is no workflow {resume!r} to resume")
+            return {"record": stored.record}
+        record = new_record(call.request_id, call.function, args.get("input"), self.clock())
+        try:
+            await self.state.atomic([self.state.put(record, ABSENT)])
+        except AtomicConflictError:
+            # A retried invocation: the workflow it started goes on.
+            stored = await self.state.get(call.request_id)
+            if stored is not None:
+                return {"record": stored.record}
+            raise
+        return {"record": record}
+
+    async def _checkpoint(self, args: dict[str, Any]) -> Any:
+        workflow_id = args.get("id")
+        upserts = args.get("ops") or []
+        markers = args.get("markers") or {}
+        finish = args.get("finish")
+        if not isinstance(workflow_id, str) or not isinstance(upserts, list) or not isinstance(markers, dict):
+            raise InvalidInputError("workflow checkpoint: give id (text), ops (a list) and markers (an object)")
+        reason = ""
+
+        async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
+            nonlocal reason
+            now = self.clock()
+            try:
+                record, effects = apply_checkpoint(stored.record, upserts, markers, finish, now)
+            except Rejected as exc:
+                reason = exc.reason
+                return None
+            ops: list[Op] = [self.state.timer(timer, now) for timer in effects.timers]
+            for seq, bus, pattern in effects.waits:
+                ops.append(self.state.wait(workflow_id, seq, bus, pattern, await self.state.offset(bus)))
+            for seq in effects.batches:
+                ops += self._start_children(record, seq, start_batch(record, seq))
+            if effects.finished and record.get("parent"):
+                ops += await self._tell_parent(record)
+            return record, ops
+
+        if not await self._write(workflow_id, change):
+            return {"superseded": reason or f"workflow {workflow_id!r} is not there"}
+        return {"ok": True}
+
+    async def _invoke(self, call: PlatformCall, args: dict[str, Any]) -> Any:
+        function = args.get("function")
+        try:
+            result = await self.invoker.invoke(str(function), args.get("payload"), trigger=TRIGGER)
+        except HandlerError as exc:
+            return {"error": exc.error}
+        except FunctionNotFoundError as exc:
+            return {"error": {"errorType": "ResourceNotFoundException", "errorMessage": str(exc)}}
+        return {"result": result}
+
+    # --- writing a record ---------------------------------------------------------------------
+
+    async def _write(self, workflow_id: str, change: Callable[[Stored], Any]) -> bool:
+        """Read the record, make its change (None: none to make) and write it with compare-and-set, again on a
+        conflict. Whether it was written."""
+        for _ in range(MAX_TRIES):
+            stored = await self.state.get(workflow_id)
+            if stored is None:
+                return False
+            made = await change(stored)
+            if made is None:
+                return False
+            record, ops = made
+            try:
+                await self.state.atomic([self.state.put(record, stored.version), *ops])
+            except AtomicConflictError:
+                continue
+            return True
+        raise WorkflowStateError(f"workflow {workflow_id!r} changed {MAX_TRIES} times while it was being written")
+
+    def _resume(self, record: dict[str, Any]) -> Send:
+        queue, message, _ = self.invoker.message(
+            record["function"], {RESUME_KEY: {"id": record["id"]}}, trigger=TRIGGER
+        )
+        return Send(queue, [message])
+
+    def _start_children(self, record: dict[str, Any], seq: int, indices: Sequence[int]) -> list[Op]:
+        spec = record["ops"][seq]["batch"]
+        ops: list[Op] = []
+        for index in indices:
+            branch = None if spec["mode"] == "child" else {"mode": spec["mode"], "ref": spec["ref"]}
+            child = new_record(
+                child_id(record["id"], seq, index),
+                spec["function"],
+                spec["items"][index],
+                self.clock(),
+                parent={"id": record["id"], "seq": seq, "index": index},
+                branch=branch,
+            )
+            ops += [self.state.put(child, ABSENT), self._resume(child)]
+        return ops
+
+    async def _tell_parent(self, child: dict[str, Any]) -> list[Op]:
+        """The writes that tell a finished child's parent (its batch moves on), as part of the child's write."""
+        parent = child["parent"]
+        stored = await self.state.get(parent["id"])
+        if stored is None:
+            return []
+        try:
+            record, starting, outcome = child_finished(
+                stored.record,
+                parent["seq"],
+                parent["index"],
+                child["status"],
+                child.get("result"),
+                child.get("error"),
+                self.clock(),
+            )
+        except Rejected:
+            return []
+        ops = [self.state.put(record, stored.version), *self._start_children(record, parent["seq"], starting)]
+        if outcome is not None:
+            ops.append(self._resume(record))
+            left = waiting_children({**stored.record, "ops": stored.record["ops"]})
+            if left:
+                # Children the batch no longer needs: cancelled once this write is in.
+                asyncio.get_running_loop().call_soon(self._cancel_later, [c for c in left if c != child["id"]])
+        return ops
+
+    def _cancel_later(self, ids: list[str]) -> None:
+        async def run() -> None:
+            for workflow_id in ids:
+                with contextlib.suppress(WorkflowStateError, WorkflowNotFoundError):
+                    await self.cancel(workflow_id, "its batch finished without it")
+
+        task = asyncio.ensure_future(run())
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    async def _complete(
+        self,
+        workflow_id: str,
+        seq: int,
+        status: str,
+        *,
+        result: Any = None,
+        error: Any = None,
+        extra: Sequence[Op] = (),
+    ) -> str:
+        """Complete the waiting operation `seq` and resume the workflow; the reason it could not ('' when done)."""
+        reason = ""
+
+        async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
+            nonlocal reason
+            try:
+                record = complete_wait(stored.record, seq, status, self.clock(), result=result, error=error)
+            except Rejected as exc:
+                reason = exc.reason
+                return None
+            return record, [*extra, self._resume(record)]
+
+        if await self._write(workflow_id, change):
+            return ""
+        return reason or f"there is no workflow {workflow_id!r}"
+
+    # --- timers -------------------------------------------------------------------------------
+
+    async def run_timers(self, *, wait: float = 0.0) -> int:
+        """Handle the timers that came up (waiting up to `wait` seconds for one); how many."""
+        found = await self.state.timers(wait=wait)
+        for timer, message in found:
+            now = self.clock()
+            ack = self.state.ack([message])
+            if timer.due > now + 0.001:
+                await self.state.atomic([self.state.timer(timer, now), ack])
+                continue
+            try:
+                await self._fire(timer)
+            except Exception:
+                log.exception("workflow %r: its %s timer failed; it comes up again", timer.workflow_id, timer.kind)
+                continue
+            await self.state.atomic([ack])
+        return len(found)
+
+    async def _fire(self, timer: Timer) -> None:
+        if timer.kind == "wake":
+            await self._complete(timer.workflow_id, timer.seq, SUCCEEDED)
+        elif timer.kind == "timeout":
+            await self._complete(timer.workflow_id, timer.seq, TIMED_OUT)
+        elif timer.kind == "retry":
+
+            async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
+                try:
+                    record = retry_due(stored.record, timer.seq)
+                except Rejected:
+                    return None
+                return record, [self._resume(record)]
+
+            await self._write(timer.workflow_id, change)
+
+    async def run_due(self) -> int:
+        """Handle what is due now (timers, events on the buses waited on) once; how much was done. For a platform
+        whose triggers do not run in the background."""
+        done = await self.run_timers()
+        for bus in await self.waits.names():
+            done += await self.waits.pump(bus)
+        return done
+
+    async def _timers_forever(self) -> None:
+        while True:
+            try:
+                await self.run_timers(wait=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("workflow timers failed; trying again in 1 s")
+                await asyncio.sleep(1.0)
+
+    # --- events -------------------------------------------------------------------------------
+
+    async def event_arrived(self, wait: Wait, record: LogRecord) -> None:
+        """An event that matches `wait`'s pattern: the workflow gets it and goes on."""
+        event = orjson.loads(record.data)
+        drop = self.state.drop_wait(wait)
+        reason = await self._complete(wait.workflow_id, wait.seq, SUCCEEDED, result=event, extra=[drop])
+        if reason:
+            # The workflow no longer waits (timed out, cancelled): its wait goes.
+            await self.state.atomic([drop])
+
+    # --- operations ---------------------------------------------------------------------------
+
+    async def start_workflow(self, function: str, input: Any = None, *, workflow_id: str | None = None) -> str:
+        """Start `function` (a workflow) with `input` asynchronously; its id (`workflow_id` makes starting it
+        again a no-op: the same workflow goes on)."""
+        return await self.invoker.invoke_async(function, input, request_id=workflow_id, trigger=TRIGGER)
+
+    async def describe(self, workflow_id: str) -> dict[str, Any]:
+        stored = await self.state.get(workflow_id)
+        if stored is None:
+            raise WorkflowNotFoundError(f"there is no workflow {workflow_id!r}")
+        return stored.record
+
+    async def records(self, *, function: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        """Every workflow of `function` in `status` (when given), newest first."""
+        return await self.state.records(function=function, status=status)
+
+    async def cancel(self, workflow_id: str, reason: str = "cancelled by request") -> dict[str, Any]:
+        """Cancel a workflow that has not finished (and the children it runs); its record."""
+        problem = ""
+        done: dict[str, Any] = {}
+
+        async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
+            nonlocal problem
+            try:
+                record = cancel(stored.record, self.clock(), reason)
+            except Rejected as exc:
+                problem = exc.reason
+                return None
+            done.update(record)
+            return record, (await self._tell_parent(record)) if record.get("parent") else []
+
+        if not await self._write(workflow_id, change):
+            if not problem:
+                raise WorkflowNotFoundError(f"there is no workflow {workflow_id!r}")
+            raise WorkflowStateError(problem)
+        for child in waiting_children(done):
+            with contextlib.suppress(WorkflowStateError, WorkflowNotFoundError):
+                await self.cancel(child, f"its parent {workflow_id!r} was cancelled")
+        return done
+
+    async def complete_callback(self, token: str, *, result: Any = None, error: dict[str, Any] | None = None) -> None:
+        """Answer a callback: with `result` (success) or `error` (`errorType`, `errorMessage`: failure)."""
+        try:
+            workflow_id, seq, nonce = parse_token(token)
+        except ValueError as exc:
+            raise WorkflowNotFoundError(f"callback token {token[:40]!r}: {exc}") from None
+        stored = await self.state.get(workflow_id)
+        ops = [] if stored is None else stored.record["ops"]
+        if not 0 <= seq < len(ops) or ops[seq].get("kind") != "callback" or ops[seq].get("token") != token:
+            raise WorkflowNotFoundError(f"no callback has the token {token[:40]!r}...: it is unknown or was forged")
+        if ops[seq]["status"] != WAITING:
+            raise WorkflowStateError(
+                f"callback {ops[seq]['name']!r} of workflow {workflow_id!r} is {ops[seq]['status']}"
+            )
+        del nonce
+        if error is not None:
+            reason = await self._complete(workflow_id, seq, FAILED, error=error)
+        else:
+            reason = await self._complete(workflow_id, seq, SUCCEEDED, result=result)
+        if reason:
+            raise WorkflowStateError(reason)
+
+
+class EventWaits(LogConsumer):
+    """Reads every bus that a workflow waits on, in a consumer group of its own; answers the waits."""
+
+    kind = "bus"
+
+    def __init__(self, workflows: Workflows) -> None:
+        super().__init__(workflows.state.store, group=WAITS_GROUP, namespace=NAMESPACE, clock=workflows.clock)
+        self.workflows = workflows
+        self._patterns: dict[str, Pattern] = {}
+
+    def stream(self, name: str) -> str:
+        return bus_stream(name)
+
+    async def names(self) -> list[str]:
+        return sorted({wait.bus for wait in await self.workflows.state.waits()})
+
+    async def consume(self, name: str, records: list[LogRecord]) -> list[Op]:
+        waits = await self.workflows.state.waits(name)
+        for wait in waits:
+            pattern = self._pattern(wait.pattern)
+            for record in records:
+                if record.offset > wait.after and _matches(pattern, record.data):
+                    await self.workflows.event_arrived(wait, record)
+                    break
+        # The answers are written above, each on its own: an event consumed again finds its waits answered.
+        return []
+
+    def _pattern(self, source: dict[str, Any]) -> Pattern:
+        key = json.dumps(source, sort_keys=True)
+        found = self._patterns.get(key)
+        if found is None:
+            if len(self._patterns) > 10_000:
+                self._patterns.clear()
+            found = self._patterns[key] = compile_pattern(source)
+        return found
+
+
+def _matches(pattern: Pattern, data: bytes) -> bool:
+    try:
+        return pattern.matches(data)
+    except Exception:
+        return False
