@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,7 @@ def test_a_different_operation_at_a_recorded_position_names_both() -> None:
 
 def test_a_renamed_step_is_non_deterministic_too() -> None:
     replay = Replay("w1", [step(0, "reserve")], {})
-    with pytest.raises(NonDeterminismError, match="step 'reserve' in the history.*step 'reserve_stock'"):
+    with pytest.raises(NonDeterminismError, match=r"step 'reserve' in the history.*step 'reserve_stock'"):
         replay.next("step", "reserve_stock")
 
 
@@ -71,7 +72,7 @@ def test_a_version_marker_gives_new_executions_the_newest_version_and_old_histor
 
 def test_a_recorded_version_the_code_no_longer_supports_is_refused() -> None:
     replay = Replay("w", [], {"payment-v2": 0})
-    with pytest.raises(NonDeterminismError, match="version 0 of change 'payment-v2'.*supports versions 1 to 2"):
+    with pytest.raises(NonDeterminismError, match=r"version 0 of change 'payment-v2'.*supports versions 1 to 2"):
         replay.version("payment-v2", 1, 2)
 
 
@@ -98,9 +99,9 @@ def test_batch_completion_criteria(
 
 def test_a_batch_starts_no_more_children_than_its_concurrency() -> None:
     record = new_record("p", "f", None, 0.0)
-    spec = {"mode": "map", "function": "f", "ref": "m:f", "items": [1, 2, 3, 4, 5]}
-    op = {"seq": 0, "kind": "batch", "name": "m", "status": "WAITING", "batch": spec}
+    spec: dict[str, Any] = {"mode": "map", "function": "f", "ref": "m:f", "items": [1, 2, 3, 4, 5]}
     spec.update(max_concurrency=2, min_successful=None, tolerated_failures=None)
+    op = {"seq": 0, "kind": "batch", "name": "m", "status": "WAITING", "batch": spec}
     record, effects = apply_checkpoint(record, [{"op": op, "expect": None}], {}, None, 10.0)
     assert effects.batches == [0]
     assert start_batch(record, 0) == [0, 1]
@@ -169,9 +170,7 @@ def test_a_retrying_step_becomes_ready_when_its_timer_fires() -> None:
         retry_due(retry_due(record, 0), 0)
 
 
-@pytest.mark.parametrize(
-    ("value", "seconds"), [(0, 0.0), (1.5, 1.5), (datetime.timedelta(days=365), 365 * 86400.0)]
-)
+@pytest.mark.parametrize(("value", "seconds"), [(0, 0.0), (1.5, 1.5), (datetime.timedelta(days=365), 365 * 86400.0)])
 def test_waits_take_seconds_or_a_timedelta_up_to_a_year(value: object, seconds: float) -> None:
     assert check_wait_seconds(value, "sleep") == seconds
 

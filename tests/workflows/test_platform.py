@@ -1,0 +1,175 @@
+"""Workflows on the real platform: worker processes, a SQLite file, the timers, the bus, the control paths."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from triggerfish.events.cloudevent import Event
+from triggerfish.server.platform import Platform
+from triggerfish.workflows import WorkflowNotFoundError, WorkflowStateError
+
+FLOWS = Path(__file__).with_name("flows.py")
+
+
+@pytest.fixture
+async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
+    platform = Platform(str(FLOWS), data_dir=tmp_path / "data")
+    await platform.start()
+    try:
+        yield platform
+    finally:
+        await platform.stop()
+
+
+async def until(platform: Platform, workflow_id: str, check: Any, within: float = 30.0) -> dict[str, Any]:
+    """The workflow's record once `check(record)` holds (failing after `within` seconds)."""
+    deadline = time.monotonic() + within
+    while True:
+        stored = await platform.workflows.state.get(workflow_id)
+        record = None if stored is None else stored.record
+        if record is not None and check(record):
+            return record
+        assert time.monotonic() < deadline, f"workflow {workflow_id} never got there: {record}"
+        await asyncio.sleep(0.02)
+
+
+async def finished(platform: Platform, workflow_id: str, within: float = 30.0) -> dict[str, Any]:
+    return await until(platform, workflow_id, lambda r: r["status"] != "RUNNING", within)
+
+
+def runs(directory: Path) -> list[str]:
+    log = directory / "runs.log"
+    return log.read_text().split() if log.exists() else []
+
+
+async def test_steps_run_once_are_checkpointed_and_failures_retried(platform: Platform, tmp_path: Path) -> None:
+    workflow_id = await platform.workflows.start_workflow("steps", {"dir": str(tmp_path)})
+    record = await finished(platform, workflow_id)
+    assert record["status"] == "SUCCEEDED", record
+    result = record["result"]
+    assert (result["total"], result["lucky"], result["failure"], result["id"]) == (
+        3,
+        "second time lucky",
+        "ValueError",
+        36,
+    )
+    # Every resumption replayed the history: no step that succeeded ran again.
+    assert sorted(runs(tmp_path)) == ["add", "broken", "broken", "flaky", "flaky"]
+    ops = {op["name"]: op for op in record["ops"]}
+    assert (ops["add"]["status"], ops["add"]["attempts"]) == ("SUCCEEDED", 1)
+    assert (ops["flaky"]["status"], ops["flaky"]["attempts"]) == ("SUCCEEDED", 2)
+    assert (ops["broken"]["status"], ops["broken"]["attempts"]) == ("FAILED", 2)
+    assert ops["broken"]["error"]["errorMessage"] == "never works"
+    assert ops["add"]["started"] <= ops["add"]["ended"]
+
+
+async def test_a_sleep_holds_no_worker_and_the_timer_resumes_it(platform: Platform) -> None:
+    began = time.monotonic()
+    workflow_id = await platform.workflows.start_workflow("sleeper", {"seconds": 1.0})
+    await until(platform, workflow_id, lambda r: r["ops"] and r["ops"][-1]["kind"] == "sleep")
+    deadline = time.monotonic() + 5
+    while platform.in_flight():  # the run that reached the sleep is ending
+        assert time.monotonic() < deadline, "the run that reached the sleep did not end"
+        await asyncio.sleep(0.01)
+    assert platform.in_flight() == 0  # asleep, the workflow runs nowhere
+    record = await finished(platform, workflow_id)
+    assert record["status"] == "SUCCEEDED"
+    assert record["result"] >= 1.0
+    assert time.monotonic() - began >= 1.0
+
+
+async def test_a_wait_gets_the_first_matching_event_published_after_it_began(platform: Platform) -> None:
+    await platform.publish("default", [Event.create("payment.done", "/tests", data={"order": 7, "early": True})])
+    workflow_id = await platform.workflows.start_workflow("payment", {"order": 7})
+    await until(platform, workflow_id, lambda r: r["ops"] and r["ops"][0]["status"] == "WAITING")
+    await platform.publish("default", [Event.create("payment.done", "/tests", data={"order": 8})])  # another order's
+    await platform.publish("default", [Event.create("payment.done", "/tests", data={"order": 7, "amount": 30})])
+    record = await finished(platform, workflow_id)
+    assert record["result"] == {"order": 7, "amount": 30}
+    assert await platform.workflows.state.waits() == []
+
+
+async def test_a_wait_times_out(platform: Platform) -> None:
+    workflow_id = await platform.workflows.start_workflow("payment", {"order": 9, "timeout": 0.3})
+    record = await finished(platform, workflow_id)
+    assert record["result"] == "timed out"
+    assert record["ops"][0]["status"] == "TIMED_OUT"
+
+
+async def _token(platform: Platform, workflow_id: str) -> str:
+    record = await until(platform, workflow_id, lambda r: any(op["kind"] == "callback" for op in r["ops"]))
+    return str(next(op["token"] for op in record["ops"] if op["kind"] == "callback"))
+
+
+async def test_a_callback_completed_with_success_or_failure(platform: Platform, tmp_path: Path) -> None:
+    approved = await platform.workflows.start_workflow("approval", {"dir": str(tmp_path)})
+    refused = await platform.workflows.start_workflow("approval", {"dir": str(tmp_path)})
+    await platform.workflows.complete_callback(await _token(platform, approved), result={"by": "ann"})
+    error = {"errorType": "Refused", "errorMessage": "over budget"}
+    await platform.workflows.complete_callback(await _token(platform, refused), error=error)
+    assert (await finished(platform, approved))["result"] == {"approved": {"by": "ann"}}
+    assert (await finished(platform, refused))["result"] == {"refused": error}
+    with pytest.raises(WorkflowStateError, match="is SUCCEEDED"):
+        await platform.workflows.complete_callback(await _token(platform, approved), result=1)
+
+
+async def test_a_callback_token_that_is_not_one_is_refused(platform: Platform) -> None:
+    with pytest.raises(WorkflowNotFoundError, match="not a callback token"):
+        await platform.workflows.complete_callback("not-a-token!", result=1)
+    workflow_id = await platform.workflows.start_workflow("approval", {"dir": "/tmp", "timeout": 60})
+    token = await _token(platform, workflow_id)
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    with pytest.raises(WorkflowNotFoundError):
+        await platform.workflows.complete_callback(forged, result=1)
+
+
+async def test_map_parallel_children_and_invoke(platform: Platform) -> None:
+    workflow_id = await platform.workflows.start_workflow("fan", {"items": [1, 2, 3, 4, 5]})
+    record = await finished(platform, workflow_id, within=60)
+    assert record["status"] == "SUCCEEDED", record
+    assert record["result"] == {
+        "squares": [1, 4, 9, 16, 25],
+        "branches": ["a", "b"],
+        "some": [1, 2, 4],
+        "refused": ["three is refused"],
+        "child": 101,
+        "quote": {"price": 30},
+    }
+    children = [r for r in await platform.workflows.records() if r["parent"] and r["parent"]["id"] == workflow_id]
+    assert len(children) == 5 + 2 + 4 + 1 + 1
+    square_batch = record["ops"][0]["batch"]
+    assert square_batch["max_concurrency"] == 2
+
+
+async def test_a_saga_compensates_in_reverse_when_a_step_fails(platform: Platform, tmp_path: Path) -> None:
+    workflow_id = await platform.workflows.start_workflow("saga", {"dir": str(tmp_path), "order": "o1"})
+    record = await finished(platform, workflow_id)
+    assert record["result"] == "undone: no courier today"
+    assert runs(tmp_path) == ["reserve", "charge", "ship", "refund", "release"]
+    assert [op["name"] for op in record["ops"]] == ["reserve", "charge", "ship", "undo charge", "undo reserve"]
+
+
+async def test_cancel_stops_a_sleeping_workflow_and_says_what_cannot_be_cancelled(platform: Platform) -> None:
+    workflow_id = await platform.workflows.start_workflow("long_sleep", None)
+    await until(platform, workflow_id, lambda r: bool(r["ops"]))
+    record = await platform.workflows.cancel(workflow_id, "no longer needed")
+    assert record["status"] == "CANCELLED"
+    assert record["error"]["errorMessage"] == "no longer needed"
+    with pytest.raises(WorkflowStateError, match="has finished"):
+        await platform.workflows.cancel(workflow_id)
+    with pytest.raises(WorkflowNotFoundError):
+        await platform.workflows.cancel("no-such-workflow")
+
+
+async def test_a_year_long_sleep_is_one_delayed_timer(platform: Platform) -> None:
+    workflow_id = await platform.workflows.start_workflow("long_sleep", None)
+    record = await until(platform, workflow_id, lambda r: bool(r["ops"]))
+    assert record["ops"][0]["due"] - record["ops"][0]["started"] == pytest.approx(365 * 24 * 3600, abs=5)
+    stats = await platform.store.queues.stats("triggerfish.workflow-timers")
+    assert stats.delayed == 1
