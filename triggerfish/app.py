@@ -117,6 +117,7 @@ class App:
                     ref=_ref(draft.handler),
                     settings=settings,
                     triggers=tuple(draft.triggers),
+                    workflow=draft.workflow,
                 )
             specs[name] = draft.spec
         return specs

@@ -276,13 +276,17 @@ def spec_to_dict(spec: FunctionSpec) -> dict[str, Any]:
     if s.secrets:
         # Only when declared: a function's description is its fingerprint, which must not move for those declaring none.
         settings["secrets"] = list(s.secrets)
-    return {
+    described: dict[str, Any] = {
         "name": spec.name,
         "ref": spec.ref,
         "settings": settings,
         "triggers": [_trigger_dict(t) for t in spec.triggers],
         "code": code_fingerprint(spec.handler),
     }
+    if spec.workflow:
+        # Only for workflows, as secrets: the description of every other function stays as it was.
+        described["workflow"] = True
+    return described
 
 
 def code_fingerprint(handler: Any) -> str:
@@ -325,7 +329,14 @@ def spec_from_dict(data: Mapping[str, Any]) -> FunctionSpec:
         name, ref = str(data["name"]), str(data["ref"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a function description: {exc!r}") from None
-    return FunctionSpec(name=name, handler=_stub(name, ref), ref=ref, settings=settings, triggers=triggers)
+    return FunctionSpec(
+        name=name,
+        handler=_stub(name, ref),
+        ref=ref,
+        settings=settings,
+        triggers=triggers,
+        workflow=data.get("workflow") is True,
+    )
 
 
 def _trigger_dict(trigger: Trigger) -> dict[str, Any]:

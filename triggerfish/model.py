@@ -192,6 +192,8 @@ class FunctionSpec:
     ref: str
     settings: FunctionSettings
     triggers: tuple[Trigger, ...] = ()
+    #: Declared with `@app.workflow`: a durable workflow (triggerfish.workflows).
+    workflow: bool = False
 
 
 # --- validating settings ---------------------------------------------------------------------
