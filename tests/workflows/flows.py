@@ -187,3 +187,15 @@ def crashy(ctx: WorkflowContext, input: dict[str, Any]) -> list[Any]:
 def long_sleep(ctx: WorkflowContext, input: Any) -> str:
     ctx.sleep(365 * 24 * 3600)
     return "a year later"
+
+
+def echo_key(key: str) -> str:
+    return key
+
+
+@app.workflow
+def many_resumptions(ctx: WorkflowContext, input: Any) -> list[str]:
+    """More resumptions than the loop guard's 16 hops: a workflow's own resumptions are not an event chain."""
+    for _ in range(20):
+        ctx.sleep(0)
+    return [ctx.step(echo_key, ctx.key()), ctx.step(echo_key, ctx.key())]

@@ -173,3 +173,10 @@ async def test_a_year_long_sleep_is_one_delayed_timer(platform: Platform) -> Non
     assert record["ops"][0]["due"] - record["ops"][0]["started"] == pytest.approx(365 * 24 * 3600, abs=5)
     stats = await platform.store.queues.stats("triggerfish.workflow-timers")
     assert stats.delayed == 1
+
+
+async def test_a_long_workflow_resumes_past_the_loop_guard_and_keys_are_stable(platform: Platform) -> None:
+    workflow_id = await platform.workflows.start_workflow("many_resumptions", None)
+    record = await finished(platform, workflow_id)
+    assert record["status"] == "SUCCEEDED", record
+    assert record["result"] == [f"{workflow_id}#21", f"{workflow_id}#22"]

@@ -147,6 +147,12 @@ class WorkflowContext:
         """Whether the code is re-running operations the history already has (log once with `if not ...`)."""
         return self._replay.replaying
 
+    def key(self) -> str:
+        """The idempotency key of the next operation: the same on every replay and every run again of it. Hand it
+        to what a step calls (a payment API's Idempotency-Key), so a step that ran but was not checkpointed (the
+        platform died in between) and so runs again does not charge twice."""
+        return f"{self.id}#{self._replay.position + 1}"
+
     # --- steps --------------------------------------------------------------------------------
 
     def step(

@@ -29,6 +29,7 @@ from triggerfish.bus.consumer import LogConsumer
 from triggerfish.errors import AtomicConflictError, FunctionNotFoundError, HandlerError, InvalidInputError
 from triggerfish.events.patterns import Pattern, compile_pattern
 from triggerfish.names import bus_stream
+from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.types import PlatformCall
 from triggerfish.store import ABSENT, LogRecord, OutgoingMessage, Store
 from triggerfish.store.atomic import Op, Send
@@ -336,9 +337,24 @@ class Workflows:
     # --- operations ---------------------------------------------------------------------------
 
     async def start_workflow(self, function: str, input: Any = None, *, workflow_id: str | None = None) -> str:
-        """Start `function` (a workflow) with `input` asynchronously; its id (`workflow_id` makes starting it
-        again a no-op: the same workflow goes on)."""
-        return await self.invoker.invoke_async(function, input, request_id=workflow_id, trigger=TRIGGER)
+        """Start `function` (a workflow) with `input`; its id. The record is written with the invocation that runs
+        it, so the workflow can be described at once; starting one with an id that exists starts nothing new.
+
+        Raises FunctionNotFoundError, and InvalidInputError when the input is not JSON or the id is not one."""
+        if workflow_id is not None and (
+            not isinstance(workflow_id, str) or not 0 < len(workflow_id) <= 128 or not workflow_id.isprintable()
+        ):
+            raise InvalidInputError(f"a workflow's id is 1 to 128 printable characters, not {workflow_id!r}")
+        record = new_record(workflow_id or new_request_id(), function, input, self.clock())
+        try:
+            write = self.state.put(record, ABSENT)
+        except TypeError as exc:
+            raise InvalidInputError(f"workflow {function!r}: the input must be JSON: {exc}") from None
+        try:
+            await self.state.atomic([write, self._resume(record)])
+        except AtomicConflictError:
+            pass  # started before: the same workflow goes on
+        return str(record["id"])
 
     async def describe(self, workflow_id: str) -> dict[str, Any]:
         stored = await self.state.get(workflow_id)
