@@ -85,7 +85,13 @@ async def _measure(store_url: str, directory: Path) -> dict[str, float]:
         await _until_done(platform, [*warm, *ids], 600)
         seconds = time.monotonic() - began
         chained = await platform.workflows.start_workflow("chain", CHAIN)
-        while (record := await platform.workflows.describe(chained))["status"] == "RUNNING":
+        deadline = time.monotonic() + 300
+        while True:
+            record = await platform.workflows.describe(chained)
+            if record["status"] != "RUNNING":
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the chain of {CHAIN} steps was not done in 300 s")
             await asyncio.sleep(0.05)
         ops = record["ops"]
         gaps = [(ops[i + 1]["started"] - ops[i]["ended"]) * 1000 for i in range(len(ops) - 1)]
