@@ -350,10 +350,9 @@ class Workflows:
             write = self.state.put(record, ABSENT)
         except TypeError as exc:
             raise InvalidInputError(f"workflow {function!r}: the input must be JSON: {exc}") from None
-        try:
+        # One that was started before goes on: nothing new starts.
+        with contextlib.suppress(AtomicConflictError):
             await self.state.atomic([write, self._resume(record)])
-        except AtomicConflictError:
-            pass  # started before: the same workflow goes on
         return str(record["id"])
 
     async def describe(self, workflow_id: str) -> dict[str, Any]:
