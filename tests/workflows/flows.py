@@ -199,3 +199,12 @@ def many_resumptions(ctx: WorkflowContext, input: Any) -> list[str]:
     for _ in range(20):
         ctx.sleep(0)
     return [ctx.step(echo_key, ctx.key()), ctx.step(echo_key, ctx.key())]
+
+
+def big() -> str:
+    return "x" * 2_000_000
+
+
+@app.workflow
+def huge(ctx: WorkflowContext, input: Any) -> str:
+    return str(ctx.step(big))

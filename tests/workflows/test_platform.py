@@ -100,6 +100,7 @@ async def test_a_wait_times_out(platform: Platform) -> None:
     record = await finished(platform, workflow_id)
     assert record["result"] == "timed out"
     assert record["ops"][0]["status"] == "TIMED_OUT"
+    assert await platform.workflows.state.waits() == []  # the wait went with its timeout
 
 
 async def _token(platform: Platform, workflow_id: str) -> str:
@@ -180,3 +181,20 @@ async def test_a_long_workflow_resumes_past_the_loop_guard_and_keys_are_stable(p
     record = await finished(platform, workflow_id)
     assert record["status"] == "SUCCEEDED", record
     assert record["result"] == [f"{workflow_id}#21", f"{workflow_id}#22"]
+
+
+async def test_cancelling_a_waiting_workflow_drops_its_event_wait(platform: Platform) -> None:
+    workflow_id = await platform.workflows.start_workflow("payment", {"order": 11})
+    await until(platform, workflow_id, lambda r: bool(r["ops"]))
+    assert len(await platform.workflows.state.waits()) == 1
+    await platform.workflows.cancel(workflow_id)
+    assert await platform.workflows.state.waits() == []
+
+
+async def test_a_result_over_the_store_s_record_limit_fails_the_workflow_saying_so(platform: Platform) -> None:
+    workflow_id = await platform.workflows.start_workflow("huge", None)
+    record = await finished(platform, workflow_id)
+    assert record["status"] == "FAILED"
+    assert record["error"]["errorType"] == "WorkflowError"
+    assert "could not keep this checkpoint" in record["error"]["errorMessage"]
+    assert "limit" in record["error"]["errorMessage"]

@@ -40,7 +40,7 @@ import orjson
 from triggerfish.errors import NonRetryable
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.handler import lambda_error
-from triggerfish.workflows.errors import BatchFailedError, StepFailedError, WaitTimeoutError
+from triggerfish.workflows.errors import BatchFailedError, StepFailedError, WaitTimeoutError, WorkflowError
 from triggerfish.workflows.history import (
     FAILED,
     READY,
@@ -466,6 +466,10 @@ class WorkflowContext:
         self._replay.new_markers = {}
         if isinstance(answer, dict) and answer.get("superseded"):
             raise Superseded(answer["superseded"])
+        if isinstance(answer, dict) and answer.get("refused"):
+            raise WorkflowError(
+                f"workflow {self.id!r}: the platform could not keep this checkpoint: {answer['refused']}"
+            )
 
 
 class _InvokeFailed(Exception):
@@ -538,7 +542,12 @@ def run_workflow(fn: Callable[..., Any], event: Any, context: Any) -> dict[str, 
     except Exception as exc:
         outcome = {"status": FAILED, "error": _error(exc)}
     try:
-        ctx.flush(outcome)
+        try:
+            ctx.flush(outcome)
+        except WorkflowError as exc:
+            # The outcome could not be kept (a result over the store's record limit): the workflow fails saying so.
+            outcome = {"status": FAILED, "error": lambda_error(exc)}
+            ctx.flush(outcome)
     except Superseded:
         return {"workflow_id": ctx.id, "status": RUNNING}
     return {"workflow_id": ctx.id, **outcome}

@@ -32,7 +32,7 @@ from triggerfish.names import bus_stream
 from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.types import PlatformCall
 from triggerfish.store import ABSENT, LogRecord, OutgoingMessage, Store
-from triggerfish.store.atomic import Op, Send
+from triggerfish.store.atomic import Delete, Op, Send
 from triggerfish.workflows.context import RESUME_KEY, parse_token
 from triggerfish.workflows.engine import (
     Rejected,
@@ -49,7 +49,7 @@ from triggerfish.workflows.engine import (
 )
 from triggerfish.workflows.errors import WorkflowNotFoundError, WorkflowStateError
 from triggerfish.workflows.history import FAILED, SUCCEEDED, TIMED_OUT, WAITING
-from triggerfish.workflows.state import NAMESPACE, Stored, Wait, WorkflowState
+from triggerfish.workflows.state import NAMESPACE, Stored, Wait, WorkflowState, wait_key
 
 log = logging.getLogger("triggerfish.workflows")
 
@@ -134,6 +134,7 @@ class Workflows:
         if not isinstance(workflow_id, str) or not isinstance(upserts, list) or not isinstance(markers, dict):
             raise InvalidInputError("workflow checkpoint: give id (text), ops (a list) and markers (an object)")
         reason = ""
+        unneeded: list[str] = []
 
         async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
             nonlocal reason
@@ -148,12 +149,19 @@ class Workflows:
                 ops.append(self.state.wait(workflow_id, seq, bus, pattern, await self.state.offset(bus)))
             for seq in effects.batches:
                 ops += self._start_children(record, seq, start_batch(record, seq))
+            unneeded.clear()
             if effects.finished and record.get("parent"):
-                ops += await self._tell_parent(record)
+                ops += await self._tell_parent(record, unneeded)
             return record, ops
 
-        if not await self._write(workflow_id, change):
+        try:
+            written = await self._write(workflow_id, change)
+        except InvalidInputError as exc:
+            # Over the store's record limit, say: the run is told, and its workflow fails saying why.
+            return {"refused": str(exc)}
+        if not written:
             return {"superseded": reason or f"workflow {workflow_id!r} is not there"}
+        await self._cancel_all(unneeded, "its batch finished without it")
         return {"ok": True}
 
     async def _invoke(self, call: PlatformCall, args: dict[str, Any]) -> Any:
@@ -208,8 +216,9 @@ class Workflows:
             ops += [self.state.put(child, ABSENT), self._resume(child)]
         return ops
 
-    async def _tell_parent(self, child: dict[str, Any]) -> list[Op]:
-        """The writes that tell a finished child's parent (its batch moves on), as part of the child's write."""
+    async def _tell_parent(self, child: dict[str, Any], unneeded: list[str]) -> list[Op]:
+        """The writes that tell a finished child's parent (its batch moves on), as part of the child's write; the
+        children the batch no longer needs once that write is in go to `unneeded` (to cancel then)."""
         parent = child["parent"]
         stored = await self.state.get(parent["id"])
         if stored is None:
@@ -229,32 +238,18 @@ class Workflows:
         ops = [self.state.put(record, stored.version), *self._start_children(record, parent["seq"], starting)]
         if outcome is not None:
             ops.append(self._resume(record))
-            left = waiting_children({**stored.record, "ops": stored.record["ops"]})
-            if left:
-                # Children the batch no longer needs: cancelled once this write is in.
-                asyncio.get_running_loop().call_soon(self._cancel_later, [c for c in left if c != child["id"]])
+            # The batch's children still running (as the parent's record had them) are not needed any more.
+            unneeded += [c for c in waiting_children(stored.record) if c != child["id"]]
         return ops
 
-    def _cancel_later(self, ids: list[str]) -> None:
-        async def run() -> None:
-            for workflow_id in ids:
-                with contextlib.suppress(WorkflowStateError, WorkflowNotFoundError):
-                    await self.cancel(workflow_id, "its batch finished without it")
+    async def _cancel_all(self, ids: list[str], reason: str) -> None:
+        for workflow_id in ids:
+            with contextlib.suppress(WorkflowStateError, WorkflowNotFoundError):
+                await self.cancel(workflow_id, reason)
 
-        task = asyncio.ensure_future(run())
-        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
-
-    async def _complete(
-        self,
-        workflow_id: str,
-        seq: int,
-        status: str,
-        *,
-        result: Any = None,
-        error: Any = None,
-        extra: Sequence[Op] = (),
-    ) -> str:
-        """Complete the waiting operation `seq` and resume the workflow; the reason it could not ('' when done)."""
+    async def _complete(self, workflow_id: str, seq: int, status: str, *, result: Any = None, error: Any = None) -> str:
+        """Complete the waiting operation `seq` (and drop its event wait) and resume the workflow; the reason it
+        could not ('' when done)."""
         reason = ""
 
         async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
@@ -264,11 +259,19 @@ class Workflows:
             except Rejected as exc:
                 reason = exc.reason
                 return None
-            return record, [*extra, self._resume(record)]
+            return record, [*self._drop_waits(stored.record, seq), self._resume(record)]
 
         if await self._write(workflow_id, change):
             return ""
         return reason or f"there is no workflow {workflow_id!r}"
+
+    def _drop_waits(self, record: dict[str, Any], seq: int | None = None) -> list[Op]:
+        """Deleting the event waits of the record's waiting operations (of operation `seq` only, when given)."""
+        drops: list[Op] = []
+        for op in record["ops"]:
+            if op.get("kind") == "event" and op.get("status") == WAITING and seq in (None, op["seq"]):
+                drops.append(Delete(NAMESPACE, wait_key(str(op["bus"]), record["id"], op["seq"])))
+        return drops
 
     # --- timers -------------------------------------------------------------------------------
 
@@ -328,11 +331,9 @@ class Workflows:
     async def event_arrived(self, wait: Wait, record: LogRecord) -> None:
         """An event that matches `wait`'s pattern: the workflow gets it and goes on."""
         event = orjson.loads(record.data)
-        drop = self.state.drop_wait(wait)
-        reason = await self._complete(wait.workflow_id, wait.seq, SUCCEEDED, result=event, extra=[drop])
-        if reason:
-            # The workflow no longer waits (timed out, cancelled): its wait goes.
-            await self.state.atomic([drop])
+        if await self._complete(wait.workflow_id, wait.seq, SUCCEEDED, result=event):
+            # The workflow no longer waits there (timed out, cancelled, gone): the wait goes.
+            await self.state.atomic([self.state.drop_wait(wait)])
 
     # --- operations ---------------------------------------------------------------------------
 
@@ -369,6 +370,7 @@ class Workflows:
         """Cancel a workflow that has not finished (and the children it runs); its record."""
         problem = ""
         done: dict[str, Any] = {}
+        unneeded: list[str] = []
 
         async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
             nonlocal problem
@@ -378,15 +380,18 @@ class Workflows:
                 problem = exc.reason
                 return None
             done.update(record)
-            return record, (await self._tell_parent(record)) if record.get("parent") else []
+            unneeded.clear()
+            ops = self._drop_waits(stored.record)
+            if record.get("parent"):
+                ops += await self._tell_parent(record, unneeded)
+            return record, ops
 
         if not await self._write(workflow_id, change):
             if not problem:
                 raise WorkflowNotFoundError(f"there is no workflow {workflow_id!r}")
             raise WorkflowStateError(problem)
-        for child in waiting_children(done):
-            with contextlib.suppress(WorkflowStateError, WorkflowNotFoundError):
-                await self.cancel(child, f"its parent {workflow_id!r} was cancelled")
+        await self._cancel_all(waiting_children(done), f"its parent {workflow_id!r} was cancelled")
+        await self._cancel_all(unneeded, "its batch finished without it")
         return done
 
     async def complete_callback(self, token: str, *, result: Any = None, error: dict[str, Any] | None = None) -> None:
