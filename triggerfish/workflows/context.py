@@ -23,6 +23,7 @@ is told so and stops quietly (`Superseded`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import functools
 import importlib
@@ -65,7 +66,16 @@ WORKFLOW_ATTRIBUTE = "__triggerfish_workflow__"
 
 
 class Suspend(BaseException):  # a signal, not an error: user code's `except Exception` must not catch it
-    """The run ends here: the workflow waits (checkpointed); the platform resumes it."""
+    """The run ends here: the workflow waits (checkpointed); the platform resumes it.
+
+    `seq` is the operation the run saw waiting in the history it loaded (None: one it has just begun). That view
+    may be old (the wait was answered while this run went on, and the resume that answer queued found this run
+    ahead of it and stopped), so the platform checks it when the run ends and resumes the workflow if it is.
+    """
+
+    def __init__(self, seq: int | None = None) -> None:
+        super().__init__(seq)
+        self.seq = seq
 
 
 class Superseded(BaseException):
@@ -119,7 +129,7 @@ class Callback:
             raise StepFailedError(f"callback {op['name']!r}", op.get("error") or {})
         if status == TIMED_OUT:
             raise WaitTimeoutError(f"callback {op['name']!r} was not completed within {op.get('timeout'):g} s")
-        raise Suspend
+        raise Suspend(op["seq"])
 
 
 class WorkflowContext:
@@ -203,7 +213,7 @@ class WorkflowContext:
             if status == FAILED:
                 raise StepFailedError(f"{kind} {name!r}", op.get("error") or {})
             if status == RETRYING:
-                raise Suspend
+                raise Suspend(op["seq"])
             attempt, expect, started = int(op.get("attempts", 0)) + 1, READY, op.get("started", time.time())
         else:
             attempt, expect, started = 1, None, time.time()
@@ -235,7 +245,7 @@ class WorkflowContext:
             self._checkpoint({**op, "started": time.time()}, None)
             raise Suspend
         if op["status"] != SUCCEEDED:
-            raise Suspend
+            raise Suspend(op["seq"])
 
     def wait_for_event(
         self,
@@ -272,7 +282,7 @@ class WorkflowContext:
             return dict(op.get("result") or {})
         if op["status"] == TIMED_OUT:
             raise WaitTimeoutError(f"no event matched {name!r} within {op.get('timeout'):g} s")
-        raise Suspend
+        raise Suspend(op["seq"])
 
     def callback(self, *, timeout: float | datetime.timedelta | None = None, name: str = "callback") -> Callback:
         """A callback: give `.token` to the system that answers (over `POST /-/api/v1/workflows/callbacks/...` or
@@ -391,7 +401,7 @@ class WorkflowContext:
             self._checkpoint(op, None)
             raise Suspend
         if op["status"] == WAITING:
-            raise Suspend
+            raise Suspend(op["seq"])
         state = op["batch"]
         result = BatchResult(
             tuple(
@@ -449,9 +459,10 @@ class WorkflowContext:
         self._replay.record(op)
         self.flush(finish)
 
-    def flush(self, finish: dict[str, Any] | None = None) -> None:
-        """Checkpoint what this run recorded (and, with `finish`, the workflow's outcome)."""
-        if not self._pending and not self._replay.new_markers and finish is None:
+    def flush(self, finish: dict[str, Any] | None = None, *, waiting_on: int | None = None) -> None:
+        """Checkpoint what this run recorded (and, with `finish`, the workflow's outcome; with `waiting_on`, the
+        operation the run ends on, as it saw it waiting)."""
+        if not self._pending and not self._replay.new_markers and finish is None and waiting_on is None:
             return
         request: dict[str, Any] = {
             "action": "checkpoint",
@@ -461,6 +472,8 @@ class WorkflowContext:
         }
         if finish is not None:
             request["finish"] = finish
+        if waiting_on is not None:
+            request["waiting_on"] = waiting_on
         answer = self._call(request)
         self._pending = []
         self._replay.new_markers = {}
@@ -534,8 +547,9 @@ def run_workflow(fn: Callable[..., Any], event: Any, context: Any) -> dict[str, 
             result = resolve(ctx.input)(ctx)
         ctx._replay.finish()
         outcome = {"status": SUCCEEDED, "result": _as_json(result, "the workflow's result")}
-    except Suspend:
-        ctx.flush()
+    except Suspend as suspended:
+        with contextlib.suppress(Superseded):
+            ctx.flush(waiting_on=suspended.seq)
         return {"workflow_id": ctx.id, "status": RUNNING}
     except Superseded:
         return {"workflow_id": ctx.id, "status": RUNNING}

@@ -48,7 +48,7 @@ from triggerfish.workflows.engine import (
     waiting_children,
 )
 from triggerfish.workflows.errors import WorkflowNotFoundError, WorkflowStateError
-from triggerfish.workflows.history import FAILED, SUCCEEDED, TIMED_OUT, WAITING
+from triggerfish.workflows.history import FAILED, RETRYING, RUNNING, SUCCEEDED, TIMED_OUT, WAITING
 from triggerfish.workflows.state import NAMESPACE, Stored, Wait, WorkflowState, wait_key
 
 log = logging.getLogger("triggerfish.workflows")
@@ -133,6 +133,15 @@ class Workflows:
         finish = args.get("finish")
         if not isinstance(workflow_id, str) or not isinstance(upserts, list) or not isinstance(markers, dict):
             raise InvalidInputError("workflow checkpoint: give id (text), ops (a list) and markers (an object)")
+        waiting_on = args.get("waiting_on")
+        if waiting_on is not None and (isinstance(waiting_on, bool) or not isinstance(waiting_on, int)):
+            raise InvalidInputError(f"workflow checkpoint: waiting_on is an operation's position, not {waiting_on!r}")
+        if not upserts and not markers and finish is None:
+            # Nothing to write: the run ends on a wait it saw in the history it loaded.
+            stored = await self.state.get(workflow_id)
+            if stored is not None and _answered(stored.record, waiting_on):
+                await self.state.atomic([self._resume(stored.record)])
+            return {"ok": True}
         reason = ""
         unneeded: list[str] = []
 
@@ -145,6 +154,8 @@ class Workflows:
                 reason = exc.reason
                 return None
             ops: list[Op] = [self.state.timer(timer, now) for timer in effects.timers]
+            if _answered(record, waiting_on):
+                ops.append(self._resume(record))
             for seq, bus, pattern in effects.waits:
                 ops.append(self.state.wait(workflow_id, seq, bus, pattern, await self.state.offset(bus)))
             for seq in effects.batches:
@@ -452,6 +463,14 @@ class EventWaits(LogConsumer):
                 self._patterns.clear()
             found = self._patterns[key] = compile_pattern(source)
         return found
+
+
+def _answered(record: dict[str, Any], waiting_on: int | None) -> bool:
+    """Whether the operation a run ended on, seeing it wait, no longer waits: its answer came while the run went
+    on, and the resume that answer queued may have found the run ahead of it and stopped, so resume again."""
+    if waiting_on is None or record["status"] != RUNNING or not 0 <= waiting_on < len(record["ops"]):
+        return False
+    return record["ops"][waiting_on]["status"] not in (WAITING, RETRYING)
 
 
 def _matches(pattern: Pattern, data: bytes) -> bool:

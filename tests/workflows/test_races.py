@@ -1,0 +1,60 @@
+"""Runs of one workflow that overlap: whatever order their checkpoints land in, the workflow goes on.
+
+The platform's side is driven directly here (a real memory store; the invoker only builds the resume messages),
+so each interleaving happens exactly, not by luck of timing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from triggerfish.runtime.types import PlatformCall
+from triggerfish.store import OutgoingMessage, open_store
+from triggerfish.workflows.service import Workflows
+
+
+class Resumes:
+    """Builds each invocation message the service asks for, on the queue `fn.<function>`."""
+
+    def message(self, function: str, event: Any, **options: Any) -> tuple[str, OutgoingMessage, str]:
+        return f"fn.{function}", OutgoingMessage(orjson.dumps(event)), "r"
+
+    async def invoke(self, function: str, event: Any = None, **options: Any) -> Any:
+        raise AssertionError("not used here")
+
+    async def invoke_async(self, function: str, event: Any = None, **options: Any) -> str:
+        raise AssertionError("not used here")
+
+
+def call(args: dict[str, Any]) -> PlatformCall:
+    return PlatformCall(op="workflow", args=args, function="approval", request_id="w1", hop_count=0, traceparent=None)
+
+
+async def test_a_run_that_ends_on_a_wait_answered_meanwhile_resumes_the_workflow() -> None:
+    store = await open_store("memory://")
+    workflows = Workflows(store, Resumes())
+    await workflows.call(call({"action": "begin", "input": None}), {"action": "begin", "input": None})
+    token_op = {"seq": 0, "kind": "callback", "name": "callback", "status": "WAITING", "token": "t", "timeout": None}
+    await workflows.call(call({}), {"action": "checkpoint", "id": "w1", "ops": [{"op": token_op, "expect": None}]})
+    # The answer comes while the first run goes on: it queues a resume.
+    await workflows._complete("w1", 0, "SUCCEEDED", result="yes")
+    assert len(await store.queues.receive("fn.approval", max_messages=10)) == 1
+    # The first run records its next step; the resumed run, behind it, is told it was superseded.
+    step = {"seq": 1, "kind": "step", "name": "notify", "status": "SUCCEEDED", "result": 1}
+    first = await workflows.call(call({}), {"action": "checkpoint", "id": "w1", "ops": [{"op": step, "expect": None}]})
+    second = await workflows.call(call({}), {"action": "checkpoint", "id": "w1", "ops": [{"op": step, "expect": None}]})
+    assert first == {"ok": True}
+    assert "operation #2 is SUCCEEDED now" in second["superseded"]
+    # The first run then ends on the callback as it saw it (waiting): the platform sees it was answered, resumes.
+    ended = await workflows.call(call({}), {"action": "checkpoint", "id": "w1", "ops": [], "waiting_on": 0})
+    assert ended == {"ok": True}
+    [resume] = await store.queues.receive("fn.approval", max_messages=10, visibility_timeout=60)
+    assert orjson.loads(resume.body) == {"triggerfish-workflow": {"id": "w1"}}
+    # A run that ends on a wait that still waits queues nothing (its timer or answer will).
+    nap = {"seq": 2, "kind": "sleep", "name": "sleep", "status": "WAITING", "seconds": 3600}
+    await workflows.call(call({}), {"action": "checkpoint", "id": "w1", "ops": [{"op": nap, "expect": None}]})
+    await workflows.call(call({}), {"action": "checkpoint", "id": "w1", "ops": [], "waiting_on": 2})
+    assert await store.queues.receive("fn.approval", max_messages=10) == []
+    await store.close()
