@@ -10,10 +10,11 @@ timers, event waits and children the platform has to set up in the same write.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from triggerfish.workflows.history import (
     CANCELLED,
@@ -60,6 +61,12 @@ class Effects:
     finished: bool = False
 
 
+def _copy(record: Mapping[str, Any]) -> dict[str, Any]:
+    # Records are JSON: a round trip through orjson copies one several times faster than copy.deepcopy.
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(record))
+    return copied
+
+
 def new_record(
     workflow_id: str,
     function: str,
@@ -96,7 +103,7 @@ def apply_checkpoint(
     """The record after the checkpoint, and its effects; raises Rejected when it does not fit."""
     if record["status"] != RUNNING:
         raise Rejected(f"workflow {record['id']!r} is {record['status']}")
-    updated = copy.deepcopy(dict(record))
+    updated = _copy(record)
     ops: list[dict[str, Any]] = updated["ops"]
     effects = Effects()
     for upsert in upserts:
@@ -164,7 +171,7 @@ def complete_wait(
         raise Rejected(f"operation #{seq + 1} of workflow {record['id']!r} is {state}, not waiting")
     if status not in (SUCCEEDED, FAILED, TIMED_OUT):
         raise Rejected(f"a wait completes SUCCEEDED, FAILED or TIMED_OUT, not {status!r}")
-    updated = copy.deepcopy(dict(record))
+    updated = _copy(record)
     op = updated["ops"][seq]
     op.update(status=status, result=result, error=error, ended=now)
     return updated
@@ -175,7 +182,7 @@ def retry_due(record: Mapping[str, Any], seq: int) -> dict[str, Any]:
     ops = record["ops"]
     if record["status"] != RUNNING or not 0 <= seq < len(ops) or ops[seq]["status"] != RETRYING:
         raise Rejected(f"operation #{seq + 1} of workflow {record['id']!r} is not retrying")
-    updated = copy.deepcopy(dict(record))
+    updated = _copy(record)
     updated["ops"][seq]["status"] = "READY"
     return updated
 
@@ -192,7 +199,7 @@ def child_finished(
     ops = parent["ops"]
     if not 0 <= seq < len(ops) or ops[seq]["status"] != WAITING or ops[seq]["kind"] != "batch":
         raise Rejected(f"operation #{seq + 1} of workflow {parent['id']!r} waits for no children")
-    updated = copy.deepcopy(dict(parent))
+    updated = _copy(parent)
     op = updated["ops"][seq]
     state = op["batch"]
     batch_finish(state, index, status if status in FINISHED else CANCELLED, result, error)
@@ -237,6 +244,6 @@ def cancel(record: Mapping[str, Any], now: float, reason: str) -> dict[str, Any]
     """The record cancelled; Rejected when it has finished already."""
     if record["status"] in FINISHED:
         raise Rejected(f"workflow {record['id']!r} has finished ({record['status']}); there is nothing to cancel")
-    updated = copy.deepcopy(dict(record))
+    updated = _copy(record)
     updated.update(status=CANCELLED, ended=now, error={"errorType": "WorkflowCancelled", "errorMessage": reason})
     return updated
