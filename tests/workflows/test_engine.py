@@ -179,3 +179,15 @@ def test_waits_take_seconds_or_a_timedelta_up_to_a_year(value: object, seconds: 
 def test_bad_wait_durations_are_refused_with_the_reason(value: object) -> None:
     with pytest.raises(ValueError, match="sleep must be"):
         check_wait_seconds(value, "sleep")
+
+
+def test_children_still_running_when_a_batch_is_decided_are_cancelled_in_its_result() -> None:
+    record = new_record("p", "f", None, 0.0)
+    spec: dict[str, Any] = {"mode": "map", "function": "f", "ref": "m:f", "items": [1, 2, 3]}
+    spec.update(max_concurrency=None, min_successful=None, tolerated_failures=None)
+    op = {"seq": 0, "kind": "batch", "name": "m", "status": "WAITING", "batch": spec}
+    record, _ = apply_checkpoint(record, [{"op": op, "expect": None}], {}, None, 1.0)
+    assert start_batch(record, 0) == [0, 1, 2]
+    record, starting, outcome = child_finished(record, 0, 1, "FAILED", None, {"errorType": "E"}, 2.0)
+    assert (starting, outcome) == ([], "FAILED")
+    assert record["ops"][0]["batch"]["children"] == ["CANCELLED", "FAILED", "CANCELLED"]

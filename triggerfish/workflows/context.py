@@ -43,6 +43,7 @@ from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.handler import lambda_error
 from triggerfish.workflows.errors import BatchFailedError, StepFailedError, WaitTimeoutError, WorkflowError
 from triggerfish.workflows.history import (
+    CANCELLED,
     FAILED,
     READY,
     RETRYING,
@@ -103,7 +104,12 @@ class BatchResult:
         return [item for item in self.items if item.status == SUCCEEDED]
 
     def failed(self) -> list[BatchItem]:
-        return [item for item in self.items if item.status not in (SUCCEEDED, None)]
+        """The children that failed (not those cancelled when the batch was decided without them)."""
+        return [item for item in self.items if item.status == FAILED]
+
+    def cancelled(self) -> list[BatchItem]:
+        """The children cancelled: still running when the batch was decided, or cancelled by hand."""
+        return [item for item in self.items if item.status == CANCELLED]
 
     def results(self) -> list[Any]:
         """The results of the children that succeeded, in order."""

@@ -206,6 +206,8 @@ def child_finished(
     outcome = batch_outcome(state)
     if outcome is not None:
         op.update(status=outcome, ended=now)
+        # Children still running are cancelled now (the platform tells their records once this is written).
+        state["children"] = [CANCELLED if child == RUNNING else child for child in state["children"]]
         return updated, [], outcome
     starting = batch_to_start(state)
     for started in starting:

@@ -49,5 +49,5 @@ class BatchFailedError(WorkflowError):
     def __init__(self, operation: str, result: Any) -> None:
         self.operation = operation
         self.result = result
-        failed = [item.index for item in result.items if item.status != "SUCCEEDED"]
-        super().__init__(f"{operation} failed: the children at {failed} did not succeed")
+        failed = [item.index for item in result.items if item.status == "FAILED"]
+        super().__init__(f"{operation} failed: the children at {failed} failed")
