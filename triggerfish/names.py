@@ -111,6 +111,16 @@ def topic_dead_letter_queue(topic: str) -> str:
     return f"topic-dead-letter.{topic}"
 
 
+def is_dead_letter_queue(queue: str) -> bool:
+    """Whether `queue` is one of the dead-letter queues named above (a function's, a user queue's, a bus's or a
+    topic's)."""
+    return (
+        queue.startswith(("dlq.", "topic-dead-letter."))
+        or queue.endswith(".dlq")
+        or (queue.startswith("deliver.") and queue.endswith(".dead-letter"))
+    )
+
+
 # --- key-value namespaces ------------------------------------------------------------------------
 
 #: Invocation records by request id and attempt.

@@ -160,6 +160,7 @@ async def _run(
     from triggerfish.errors import AppLoadError, DeclarationError, SecretsKeyError
     from triggerfish.gateway import GatewayServer
     from triggerfish.loader import describe_functions
+    from triggerfish.observe.metrics import Metrics
     from triggerfish.server.http import platform_asgi
     from triggerfish.server.platform import Platform, ReloadResult
     from triggerfish.server.reload import start_watching
@@ -167,6 +168,8 @@ async def _run(
     stop = stop_on_signals()
 
     platform = Platform(target, **options)
+    metrics = Metrics()
+    metrics.watch(platform)  # before the start: invocations queued by an earlier run count too
     try:
         await platform.start()
     except AppLoadError as exc:
@@ -178,7 +181,7 @@ async def _run(
         click.echo(f"error: {exc}", err=True)
         return EXIT_LOAD_FAILED
     version = platform.current
-    server = GatewayServer(platform_asgi(platform, rules), host, port, handle_signals=False, limits=limits)
+    server = GatewayServer(platform_asgi(platform, rules, metrics), host, port, handle_signals=False, limits=limits)
     if not await bind(server, host, port):
         await platform.stop(drain=False)
         return EXIT_LOAD_FAILED

@@ -389,8 +389,10 @@ class Dispatcher:
     async def _settle_batch(self, queue: str, batch: list[tuple[Message, InvocationRecord]]) -> list[bool]:
         # One write for the records and the acknowledgements where the store can (where it cannot, they run in
         # this order): nothing leaves its queue before its record is durable.
-        writes = self.records.writes([record for _, record in batch])
+        records = [record for _, record in batch]
+        writes = self.records.writes(records)
         results = await self.store.atomic([*writes, Ack(queue, [message.receipt for message, _ in batch])])
+        self.records.stored(records)
         await self.records.trim_when_due()
         acked: list[bool] = results[-1]
         return acked

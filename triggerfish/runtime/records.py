@@ -51,6 +51,9 @@ from triggerfish.store.atomic import Append, Op, Put
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: Told of each record once it is stored (metrics, usage, `triggerfish dev`'s invocation lines); must be quick.
+RecordListener = Callable[["InvocationRecord"], None]
+
 #: Records are kept this long unless the Invoker is told otherwise: 7 days.
 DEFAULT_RETENTION = 7 * 24 * 3600.0
 #: The errorType runners use for an invocation that ran past its timeout.
@@ -207,12 +210,22 @@ class BatchWriter(Generic[T, R]):
 class InvocationRecords:
     """Writes and queries invocation records in a store. `retention` is in seconds."""
 
-    def __init__(self, store: Store, *, retention: float = DEFAULT_RETENTION, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        retention: float = DEFAULT_RETENTION,
+        clock: Callable[[], float],
+        listeners: list[RecordListener] | None = None,
+    ) -> None:
         if isinstance(retention, bool) or not isinstance(retention, int | float) or not 0 < retention <= 1e9:
             raise InvalidInputError(f"record retention must be a number of seconds above 0, not {retention!r}")
         self.store = store
         self.retention = float(retention)
         self.clock = clock
+        #: Told of every record stored through this object, after its write (a list shared with the platform,
+        #: so listeners added later hear every version's records).
+        self.listeners: list[RecordListener] = [] if listeners is None else listeners
         self._writers: dict[str, BatchWriter[tuple[str, bytes], None]] = {}
         self._last_trim = clock()
         self._writing: set[asyncio.Task[None]] = set()
@@ -248,6 +261,7 @@ class InvocationRecords:
         if writer is None:
             writer = self._writers[stream] = BatchWriter(functools.partial(self._write, stream))
         await writer.submit((_by_request(record.request_id, record.attempt), body))
+        self.stored((record,))
         await self.trim_when_due()
 
     async def add_many(self, records: Sequence[InvocationRecord]) -> None:
@@ -261,6 +275,7 @@ class InvocationRecords:
             await self._write(stream, batch)
         else:
             await asyncio.gather(*(self._write(stream, batch) for stream, batch in by_stream.items()))
+        self.stored(records)
         await self.trim_when_due()
 
     def writes(self, records: Sequence[InvocationRecord]) -> list[Op]:
@@ -275,6 +290,16 @@ class InvocationRecords:
                 Put(INVOCATIONS_NAMESPACE, _by_request(record.request_id, record.attempt), body, ttl=self.retention)
             )
         return [*(Append(stream, bodies) for stream, bodies in by_stream.items()), *puts]
+
+    def stored(self, records: Sequence[InvocationRecord]) -> None:
+        """Tell the listeners that `records` are stored (`add` and `add_many` do; a caller of `writes` does after
+        its write). A listener that fails is logged and never fails the invocation."""
+        for listener in self.listeners:
+            for record in records:
+                try:
+                    listener(record)
+                except Exception:
+                    log.exception("an invocation record listener failed on %s", record.request_id)
 
     async def trim_when_due(self) -> None:
         """Trim the record streams when the last trim is TRIM_INTERVAL old."""

@@ -55,6 +55,7 @@ from triggerfish.deploy.shared import SharedBundles
 from triggerfish.errors import AppLoadError, DeclarationError, DeployError, InvalidInputError, IsolationError
 from triggerfish.isolation.box import Box
 from triggerfish.isolation.policy import Isolation
+from triggerfish.observe.metrics import Metrics
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN
 from triggerfish.secrets.keyring import KEY_FILE
@@ -162,6 +163,8 @@ class Host:
         self.artifacts = Artifacts(self.data_dir, limits=bundle_limits, pip_args=pip_args, source_builds=source_builds)
         self.started_at = time.time()
         self.apps: dict[str, Platform] = {}
+        #: This node's metrics: every app's invocations counted as their records are stored (GET /-/metrics).
+        self.metrics = Metrics()
         #: The admin key made on the first start (shown once), else None.
         self.first_admin_key: str | None = None
         self._store: Store | None = None
@@ -490,6 +493,7 @@ class Host:
             secrets_app=app,
         )
         platform.on_change = functools.partial(self.announce, app=app)
+        self.metrics.watch(platform)
         return platform
 
     def _box_for(self, app: str) -> BoxFor | None:

@@ -52,6 +52,7 @@ from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN
 from triggerfish.runtime.platform_calls import StorePlatform
 from triggerfish.runtime.process_runner import ProcessRunner
+from triggerfish.runtime.records import RecordListener
 from triggerfish.runtime.types import LoadedRunner, PlatformHandler
 from triggerfish.secrets.store import SecretStore, open_secrets
 from triggerfish.server.versions import AppVersion, VersionSource
@@ -144,6 +145,8 @@ class Platform:
         self.lease_margin = lease_margin
         #: Told when the run-time rules or subscriptions changed in the store (a server tells its other nodes).
         self.on_change: Callable[[Literal["rules", "subscriptions"]], Awaitable[None]] | None = None
+        #: Told of every invocation record this platform's versions store (metrics, usage, dev's lines).
+        self.record_listeners: list[RecordListener] = []
         self._loader = loader or self._start_processes
         #: Gives each version the box its code runs in (None: no box; see triggerfish.isolation).
         self.box_for = box_for
@@ -191,6 +194,11 @@ class Platform:
         if self._store is None:
             raise RuntimeError("the platform is not started; call start() first")
         return self._store
+
+    @property
+    def running(self) -> bool:
+        """Whether the platform is started and not stopped: it has a store and a version serving."""
+        return self._store is not None and self._current is not None
 
     @property
     def current(self) -> AppVersion:
@@ -370,6 +378,7 @@ class Platform:
                 retry_policy=self.retry_policy,
                 keys_lookup=self.keys_lookup,
                 lease_margin=self.lease_margin,
+                record_listeners=self.record_listeners,
             )
         except BaseException:
             await runner.close()

@@ -30,6 +30,7 @@ from triggerfish.gateway.route_auth import KeyLookup, route_authorizer
 from triggerfish.model import FunctionSpec
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN, Invoker
+from triggerfish.runtime.records import RecordListener
 from triggerfish.runtime.types import LoadedRunner
 from triggerfish.store import Store
 
@@ -109,6 +110,7 @@ class AppVersion:
         retry_policy: RetryPolicy | None = None,
         keys_lookup: KeyLookup | None = None,
         lease_margin: float = DEFAULT_LEASE_MARGIN,
+        record_listeners: list[RecordListener] | None = None,
     ) -> AppVersion:
         """The version `runner` loaded, with its invoker and routes. Raises DeclarationError (two handlers
         on one route, a destination naming an unknown function); the caller closes the runner then."""
@@ -121,6 +123,7 @@ class AppVersion:
             clock=clock,
             publisher=publisher,
             lease_margin=lease_margin,
+            record_listeners=record_listeners,
         )
         # Routes declared with auth= are checked here; with no keys (dev), api_key routes stay open.
         authorize = route_authorizer(runner.specs, keys_lookup=keys_lookup)
