@@ -145,6 +145,8 @@ CLUSTER_NAMESPACE = "triggerfish.cluster"
 #: Which node consumes each source partition now: a leased record per partition stream.
 STREAMS_NAMESPACE = "triggerfish.streams"
 SECRETS_NAMESPACE = "triggerfish.secrets"
+#: Usage rolled up from the invocation records: one record per function and hour (triggerfish.observe.usage).
+USAGE_NAMESPACE = "triggerfish.usage"
 #: `@idempotent`'s records.
 IDEMPOTENCY_NAMESPACE = "idempotency"
 #: Namespaces handlers may not touch through the key-value calls: the platform's own records.
@@ -171,6 +173,8 @@ BUS_GROUP = "router"
 TOPIC_GROUP = "fan-out"
 #: The consumer group that runs a function on its source's partition streams, one batch at a time.
 SOURCE_GROUP = "stream-consumer"
+#: The consumer group that rolls a function's invocation records up into its usage.
+USAGE_GROUP = "usage"
 
 
 # --- Lambda's error types ------------------------------------------------------------------------

@@ -49,6 +49,7 @@ EXIT_LOAD_FAILED = 2
     help="Override a function setting (repeatable; FUNCTION may be *).",
 )
 @connection_options(defaults=True)
+@click.option("--quiet", "-q", is_flag=True, help="Do not print each invocation's log lines as it ends.")
 @click.option(
     "--isolate",
     is_flag=True,
@@ -68,6 +69,7 @@ def dev(
     keep_alive_timeout: float,
     allowed_hosts: tuple[str, ...],
     allowed_origins: tuple[str, ...],
+    quiet: bool,
     isolate: bool,
 ) -> None:
     """Run APP (path/to/app.py[:attr] or package.module[:attr]) with every trigger live.
@@ -85,6 +87,10 @@ def dev(
     With --isolate the app's code runs in the box it gets on a server: it
     sees its own directory (read-only, without --data-dir), the Python
     runtime and its /tmp.
+
+    Each invocation's output, its error and a REPORT line (status, duration,
+    billed time, cold start) print as it ends, coloured on a terminal;
+    --quiet stops that. Metrics are at /-/metrics.
     """
     from triggerfish.config import parse_override
     from triggerfish.errors import DeclarationError, InvalidInputError
@@ -116,7 +122,7 @@ def dev(
         raise click.BadParameter(str(exc), param_hint="--allowed-host/--allowed-origin") from None
     if isolate:
         options["box_for"] = _box_for(data_dir)
-    code = run_platform(_run(target, host, port, not no_reload, options, limits, rules))
+    code = run_platform(_run(target, host, port, not no_reload, options, limits, rules, quiet=quiet))
     sys.exit(code)
 
 
@@ -154,6 +160,8 @@ async def _run(
     options: dict[str, Any],
     limits: ConnectionLimits,
     rules: RequestRules,
+    *,
+    quiet: bool = False,
 ) -> int:
     """Serve until SIGINT or SIGTERM; `options` are the Platform's."""
     from triggerfish.cli.serving import bind, serve_until_stopped, stop_on_signals
@@ -161,6 +169,7 @@ async def _run(
     from triggerfish.gateway import GatewayServer
     from triggerfish.loader import describe_functions
     from triggerfish.observe.metrics import Metrics
+    from triggerfish.observe.terminal import InvocationPrinter
     from triggerfish.server.http import platform_asgi
     from triggerfish.server.platform import Platform, ReloadResult
     from triggerfish.server.reload import start_watching
@@ -170,6 +179,8 @@ async def _run(
     platform = Platform(target, **options)
     metrics = Metrics()
     metrics.watch(platform)  # before the start: invocations queued by an earlier run count too
+    if not quiet:
+        platform.record_listeners.append(InvocationPrinter(sys.stdout, colour=sys.stdout.isatty()))
     try:
         await platform.start()
     except AppLoadError as exc:

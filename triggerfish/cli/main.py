@@ -20,6 +20,7 @@ from triggerfish.cli.queues import queues
 from triggerfish.cli.secrets import secrets
 from triggerfish.cli.serve import serve
 from triggerfish.cli.store import store
+from triggerfish.cli.usage import usage
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,6 +49,7 @@ for command in (
     logs,
     secrets,
     audit,
+    usage,
 ):
     cli.add_command(command)
 

@@ -37,7 +37,7 @@ from triggerfish.model import FunctionSpec, HttpTrigger
 from triggerfish.names import record_stream
 from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.records import STATUSES
-from triggerfish.server import control_secrets, control_triggers, logs, openapi
+from triggerfish.server import control_secrets, control_triggers, control_usage, logs, openapi
 from triggerfish.server.control_io import ApiError, json_response, listed, platform_of, read_body
 from triggerfish.server.operations import Answer, Body, Operation, header, inputs, path, query, routes
 from triggerfish.server.platform import Platform
@@ -566,6 +566,7 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     *control_triggers.OPERATIONS,
     *control_secrets.OPERATIONS,
+    *control_usage.OPERATIONS,
 )
 
 

@@ -123,6 +123,36 @@ def _schemas() -> dict[str, Any]:
                 "key_id": {"type": "string", "description": "The id of the secrets key its value is sealed with"},
             },
         },
+        "UsageReport": {
+            "type": "object",
+            "required": ["app", "by", "rows", "total"],
+            "properties": {
+                "app": {"type": "string"},
+                "by": {"enum": ["function", "day", "hour"]},
+                "since": {"type": ["number", "null"]},
+                "until": {"type": ["number", "null"]},
+                "prices": {
+                    "type": ["object", "null"],
+                    "properties": {"gb_second": {"type": "number"}, "million_requests": {"type": "number"}},
+                },
+                "rows": {"type": "array", "items": _ref("UsageRow")},
+                "total": _ref("UsageRow"),
+            },
+        },
+        "UsageRow": {
+            "type": "object",
+            "description": "Usage of one function, day (YYYY-MM-DD) or hour (YYYY-MM-DDTHH, UTC); `total` sums them",
+            "required": ["key", "invocations", "requests", "errors", "billed_ms", "gb_seconds"],
+            "properties": {
+                "key": {"type": "string"},
+                "invocations": {"type": "integer", "description": "Attempts, throttled and expired ones too"},
+                "requests": {"type": "integer", "description": "Attempts that ran (what Lambda bills a request for)"},
+                "errors": {"type": "integer", "description": "Attempts that ran and failed"},
+                "billed_ms": {"type": "integer"},
+                "gb_seconds": {"type": "number"},
+                "cost": {"type": "number", "description": "With prices: GB-seconds and requests at those prices"},
+            },
+        },
         "SecretList": {
             "type": "object",
             "required": ["app", "secrets"],

@@ -48,6 +48,7 @@ from triggerfish.gateway.route_auth import KeyLookup
 from triggerfish.isolation.box import Box
 from triggerfish.model import FunctionSpec
 from triggerfish.names import topic_stream
+from triggerfish.observe.usage import UsageRollup
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN
 from triggerfish.runtime.platform_calls import StorePlatform
@@ -186,6 +187,8 @@ class Platform:
         self.queues: QueueTriggers
         self.scheduler: Scheduler
         self.sources: SourceTriggers
+        #: The app's usage, rolled up from its invocation records (triggerfish.observe.usage).
+        self.usage: UsageRollup
 
     # --- what the rest of the platform calls --------------------------------------------------
 
@@ -291,6 +294,7 @@ class Platform:
                     store.kv, environ=os.environ, key_file=None, default_file=self._secrets_key_file
                 )
             self.publisher = Publisher(store)
+            self.usage = UsageRollup(store, clock=self.clock)
             version = await self.load(source)
             self._current = version
             specs = version.specs
@@ -517,6 +521,11 @@ class Platform:
     async def _maintain_forever(self) -> None:
         while True:
             await asyncio.sleep(MAINTENANCE_PERIOD)
+            try:
+                # Well within the records' retention: usage is rolled up before its records can be trimmed.
+                await self.usage.roll()
+            except Exception:
+                log.exception("rolling usage up failed; trying again in %g s", MAINTENANCE_PERIOD)
             try:
                 await self.maintain()
             except Exception:
