@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,8 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.cluster.test_nodes_in_process import eventually
 from tests.server.conftest import Served, serve_app
 from tests.services import POSTGRES_URL, drop_schema, require_postgres
-from triggerfish.observe.metrics import DURATION_BUCKETS, outcome_of
+from triggerfish import App
+from triggerfish.observe.metrics import DURATION_BUCKETS, outcome_of, platform_state
 from triggerfish.runtime.records import InvocationRecord
+from triggerfish.testing import TestPlatform
 
 WATCHED_APP = """
 import triggerfish
@@ -100,6 +103,23 @@ async def test_invocations_durations_and_cold_starts_are_counted_by_trigger_and_
     assert value(samples, "triggerfish_function_memory_limit_bytes", **app, function="ok") == 128 * 1024 * 1024
 
 
+async def test_http_requests_are_counted_by_route_and_status_with_their_latency(watched: Served) -> None:
+    async with httpx.AsyncClient(base_url=watched.url) as client:
+        for _ in range(2):
+            assert (await client.get("/ok")).status_code == 200
+        assert (await client.get("/boom")).status_code == 500
+        assert (await client.get("/nowhere")).status_code == 404
+        assert (await client.post("/ok")).status_code == 405
+        samples = await scrape(client)
+    app = {"app": "watched"}
+    assert value(samples, "triggerfish_http_requests_total", **app, route="GET /ok", status="200") == 2
+    assert value(samples, "triggerfish_http_requests_total", **app, route="GET /boom", status="500") == 1
+    assert value(samples, "triggerfish_http_requests_total", **app, route="", status="404") == 1
+    assert value(samples, "triggerfish_http_requests_total", **app, route="", status="405") == 1
+    assert value(samples, "triggerfish_http_request_duration_seconds_count", **app, route="GET /ok") == 2
+    assert value(samples, "triggerfish_http_request_duration_seconds_sum", **app, route="GET /ok") > 0
+
+
 async def test_events_rules_and_dead_letters_are_read_from_the_store(watched: Served) -> None:
     async with httpx.AsyncClient(base_url=watched.url) as client:
         events = [
@@ -125,6 +145,24 @@ async def test_events_rules_and_dead_letters_are_read_from_the_store(watched: Se
     assert value(samples, "triggerfish_queue_oldest_message_age_seconds", **app, queue="dlq.fails") >= 0
     assert value(samples, "triggerfish_function_invocations_total", **app, function="fails", trigger="event",
                  outcome="error") == 2  # fmt: skip
+
+
+async def test_schedule_fires_and_misses_are_counted() -> None:
+    app = App("ticking")
+
+    @app.schedule("rate(1 minute)", name="tick")
+    def tick(event: object, context: object) -> None:
+        return None
+
+    async with TestPlatform(app) as platform:
+        await platform.advance(180)
+        # Ten minutes later at once: under the default missed="latest" the latest fires, the nine before are missed.
+        await platform.platform.scheduler.run_due(platform.now + datetime.timedelta(minutes=10))
+        families = {family.name: family for family in await platform_state(platform.platform)}
+    fires = families["triggerfish_schedule_fires"].samples
+    assert [(s.labels, s.value) for s in fires] == [({"app": "ticking", "schedule": "tick"}, 4)]
+    misses = families["triggerfish_schedule_misses"].samples
+    assert [(s.labels, s.value) for s in misses] == [({"app": "ticking", "schedule": "tick"}, 1)]
 
 
 def _record(status: str, error_type: str | None = None) -> InvocationRecord:

@@ -131,9 +131,23 @@ class Metrics:
             ["app", "function"],
             registry=registry,
         )
+        self.http_requests = Counter(
+            "triggerfish_http_requests",
+            'Requests to the app\'s routes by route key and status (route "" when none matched)',
+            ["app", "route", "status"],
+            registry=registry,
+        )
+        self.http_duration = Histogram(
+            "triggerfish_http_request_duration_seconds",
+            "How long the app's routes took to answer, from the request's head to the response's last byte sent",
+            ["app", "route"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
         # The children of each label set, looked up once: `labels()` costs more than the additions themselves.
         self._ran: dict[tuple[str, str, str, str], tuple[Any, Any, Any]] = {}
         self._started: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._answered: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._state: list[Metric] = []
         registry.register(_Snapshot(self))
 
@@ -145,7 +159,23 @@ class Metrics:
         def count(record: InvocationRecord) -> None:
             self.count(platform.secrets_name, record)
 
+        def answered(route: str, status: int, seconds: float) -> None:
+            self.answered(platform.secrets_name, route, status, seconds)
+
         platform.record_listeners.append(count)
+        platform.request_observers.append(answered)
+
+    def answered(self, app: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request to one of `app`'s routes."""
+        key = (app, route, status)
+        children = self._answered.get(key)
+        if children is None:
+            children = self._answered[key] = (
+                self.http_requests.labels(app, route, str(status)),
+                self.http_duration.labels(app, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def count(self, app: str, record: InvocationRecord) -> None:
         """Count one stored invocation record of `app`."""
@@ -246,6 +276,12 @@ async def platform_state(platform: Platform) -> list[Metric]:
             families["lag"].add_metric([app, name], lag)
         for (name, rule), count in sorted(bus.matches.items()):
             families["matched"].add_metric([app, name, rule], count)
+    scheduler = getattr(platform, "scheduler", None)
+    if scheduler is not None:
+        for name, count in sorted(scheduler.fires.items()):
+            families["fires"].add_metric([app, name], count)
+        for name, count in sorted(scheduler.misses.items()):
+            families["misses"].add_metric([app, name], count)
     topics = getattr(platform, "topics", None)
     if topics is not None:
         for name in await topics.names():
@@ -308,6 +344,16 @@ def _families() -> dict[str, Any]:
             "triggerfish_bus_events_matched",
             "Events a rule matched on this node (each matching rule counts once per event)",
             labels=["app", "bus", "rule"],
+        ),
+        "fires": CounterMetricFamily(
+            "triggerfish_schedule_fires",
+            "Occurrences of a schedule this node fired (enqueued as invocations)",
+            labels=["app", "schedule"],
+        ),
+        "misses": CounterMetricFamily(
+            "triggerfish_schedule_misses",
+            "Times this node found due times of a schedule that its missed-fire policy left out",
+            labels=["app", "schedule"],
         ),
         "topic_published": CounterMetricFamily(
             "triggerfish_topic_messages_published",

@@ -43,7 +43,7 @@ from triggerfish.bus.rules import Rules
 from triggerfish.config import load_config
 from triggerfish.errors import AppLoadError, DeclarationError, IsolationError, SecretsKeyError
 from triggerfish.events.cloudevent import Event
-from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT
+from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT, RequestObserver
 from triggerfish.gateway.route_auth import KeyLookup
 from triggerfish.isolation.box import Box
 from triggerfish.model import FunctionSpec
@@ -148,6 +148,8 @@ class Platform:
         self.on_change: Callable[[Literal["rules", "subscriptions"]], Awaitable[None]] | None = None
         #: Told of every invocation record this platform's versions store (metrics, usage, dev's lines).
         self.record_listeners: list[RecordListener] = []
+        #: Told of every request the app's routes answered: route, status, seconds (metrics).
+        self.request_observers: list[RequestObserver] = []
         self._loader = loader or self._start_processes
         #: Gives each version the box its code runs in (None: no box; see triggerfish.isolation).
         self.box_for = box_for
@@ -383,6 +385,7 @@ class Platform:
                 keys_lookup=self.keys_lookup,
                 lease_margin=self.lease_margin,
                 record_listeners=self.record_listeners,
+                request_observers=self.request_observers,
             )
         except BaseException:
             await runner.close()
