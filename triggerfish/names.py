@@ -147,6 +147,9 @@ STREAMS_NAMESPACE = "triggerfish.streams"
 SECRETS_NAMESPACE = "triggerfish.secrets"
 #: Usage rolled up from the invocation records: one record per function and hour (triggerfish.observe.usage).
 USAGE_NAMESPACE = "triggerfish.usage"
+#: The trace index: every span of the app (invocation attempts, handlers' publishes and sends) by trace id
+#: (`t/<trace id>/<span id>`), kept as long as the invocation records (triggerfish.observe.spans).
+TRACES_NAMESPACE = "triggerfish.traces"
 #: `@idempotent`'s records.
 IDEMPOTENCY_NAMESPACE = "idempotency"
 #: Namespaces handlers may not touch through the key-value calls: the platform's own records.

@@ -143,3 +143,28 @@ def test_the_printer_colours_levels_and_outcomes_when_asked() -> None:
     broken = io.StringIO()
     broken.close()
     InvocationPrinter(broken)(record)  # a closed output stops the printer, never the platform
+
+
+def test_traces_verb_lists_recent_traces_and_draws_one(dev: DevServer) -> None:
+    request_id = invoke(dev.url, "ship", {"order": "t-1"})
+    (record,) = httpx.get(f"{dev.url}/-/api/v1/invocations/{request_id}", timeout=30).json()["attempts"]
+    trace_id = record["trace_id"]
+    env = {"TRIGGERFISH_SERVER": dev.url}
+
+    listed = run("traces", "--since", "10m", "--json", env=env)
+    assert listed.exit_code == 0, listed.stderr
+    (mine,) = [t for t in json.loads(listed.stdout)["traces"] if t["trace_id"] == trace_id]
+    assert (mine["root"], mine["invocations"], mine["functions"]) == ("ship", 1, ["ship"])
+
+    drawn = run("traces", trace_id, env=env)
+    assert drawn.exit_code == 0, drawn.stderr
+    lines = drawn.stdout.splitlines()
+    assert lines[0] == f"trace {trace_id}: 1 spans"
+    assert re.fullmatch(r"ship \(internal\)  \|█+ *\|  +[\d.]+ ms  " + request_id, lines[1]), lines
+
+    refused = run("traces", "not-a-trace", env=env)
+    assert refused.exit_code == 2
+    assert "32 lowercase hex" in refused.stderr
+    missing = run("traces", "b" * 32, env=env)
+    assert missing.exit_code == 1
+    assert "TraceNotFound" in missing.stderr or "no span of trace" in missing.stderr

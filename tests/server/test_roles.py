@@ -35,6 +35,7 @@ PARAMETERS = {
     "sha256": "0" * 64,
     "alias": "live",
     "request_id": "req-1",
+    "trace_id": "a" * 32,
 }
 
 

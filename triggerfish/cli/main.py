@@ -20,6 +20,7 @@ from triggerfish.cli.queues import queues
 from triggerfish.cli.secrets import secrets
 from triggerfish.cli.serve import serve
 from triggerfish.cli.store import store
+from triggerfish.cli.traces import traces
 from triggerfish.cli.usage import usage
 
 
@@ -50,6 +51,7 @@ for command in (
     secrets,
     audit,
     usage,
+    traces,
 ):
     cli.add_command(command)
 

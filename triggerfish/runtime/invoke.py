@@ -32,6 +32,7 @@ from triggerfish.errors import (
     InvalidInputError,
     ThrottledError,
 )
+from triggerfish.events import tracecontext
 from triggerfish.model import Destination, FunctionSettings
 from triggerfish.names import THROTTLED_ERROR, function_queue
 from triggerfish.retry import RetryPolicy
@@ -129,13 +130,15 @@ class Invoker:
         """
         settings = self._settings(function)
         _check_wait(wait)
+        span, parent_span = tracecontext.span_of(traceparent)
         request = InvokeRequest(
             request_id=request_id or new_request_id(),
             function=function,
             event=event,
             trigger=_check_trigger(trigger),
-            traceparent=traceparent,
+            traceparent=span,
             hop_count=_check_hops(hop_count),
+            parent_span_id=parent_span,
         )
         try:
             outcome = await self.runner.run(request, wait=wait)

@@ -48,6 +48,7 @@ from triggerfish.gateway.route_auth import KeyLookup
 from triggerfish.isolation.box import Box
 from triggerfish.model import FunctionSpec
 from triggerfish.names import topic_stream
+from triggerfish.observe.spans import SpanListener
 from triggerfish.observe.usage import UsageRollup
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN
@@ -148,6 +149,8 @@ class Platform:
         self.on_change: Callable[[Literal["rules", "subscriptions"]], Awaitable[None]] | None = None
         #: Told of every invocation record this platform's versions store (metrics, usage, dev's lines).
         self.record_listeners: list[RecordListener] = []
+        #: Told of every producer span (a handler's publish or send) once stored: OTLP export.
+        self.span_listeners: list[SpanListener] = []
         #: Told of every request the app's routes answered: route, status, seconds (metrics).
         self.request_observers: list[RequestObserver] = []
         self._loader = loader or self._start_processes
@@ -372,7 +375,8 @@ class Platform:
 
         Raises AppLoadError (traceback in `details`) or DeclarationError.
         """
-        runner = await self._loader(source, StorePlatform(self.store, publisher=self.publisher))
+        calls = StorePlatform(self.store, publisher=self.publisher, span_listeners=self.span_listeners)
+        runner = await self._loader(source, calls)
         try:
             version = AppVersion.create(
                 source,
