@@ -7,6 +7,7 @@ Exit codes: 0 after Ctrl-C (or SIGTERM) once work in flight has drained;
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -169,6 +170,7 @@ async def _run(
     from triggerfish.gateway import GatewayServer
     from triggerfish.loader import describe_functions
     from triggerfish.observe.metrics import Metrics
+    from triggerfish.observe.otlp import OtlpExport
     from triggerfish.observe.terminal import InvocationPrinter
     from triggerfish.server.http import platform_asgi
     from triggerfish.server.platform import Platform, ReloadResult
@@ -176,7 +178,14 @@ async def _run(
 
     stop = stop_on_signals()
 
+    try:
+        export = OtlpExport.from_environment(os.environ)
+    except DeclarationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_LOAD_FAILED
     platform = Platform(target, **options)
+    if export is not None:
+        export.watch(platform)
     metrics = Metrics()
     metrics.watch(platform)  # before the start: invocations queued by an earlier run count too
     if not quiet:
@@ -220,4 +229,6 @@ async def _run(
         if watcher is not None:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
+        if export is not None:
+            await asyncio.to_thread(export.shutdown)  # what is queued goes out
     return 0
