@@ -52,8 +52,8 @@ def parse(text: str) -> Samples:
     }
 
 
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+def value(samples: Samples, metric: str, /, **labels: str) -> float:
+    return samples.get((metric, tuple(sorted(labels.items()))), 0.0)
 
 
 async def scrape(client: httpx.AsyncClient) -> Samples:
@@ -145,6 +145,33 @@ async def test_events_rules_and_dead_letters_are_read_from_the_store(watched: Se
     assert value(samples, "triggerfish_queue_oldest_message_age_seconds", **app, queue="dlq.fails") >= 0
     assert value(samples, "triggerfish_function_invocations_total", **app, function="fails", trigger="event",
                  outcome="error") == 2  # fmt: skip
+
+
+async def test_failed_deliveries_to_targets_are_counted_retried_then_dead_lettered(watched: Served) -> None:
+    # A webhook on a port nothing listens on: one retry, then the dead letters.
+    retry = {"max_attempts": 2, "backoff": {"base": 0.05, "multiplier": 1, "ceiling": 0.05, "jitter": 0}}
+    rule = {
+        "pattern": {"source": ["hooks"]},
+        "targets": [{"id": "gone", "kind": "webhook", "name": "http://127.0.0.1:9/hook", "retry": retry}],
+    }
+    async with httpx.AsyncClient(base_url=watched.url) as client:
+        assert (await client.put("/-/api/v1/buses/default/rules/to-nowhere", json=rule)).status_code == 201
+        event = {"specversion": "1.0", "id": "h1", "source": "hooks", "type": "t"}
+        published = await client.post("/-/events", json=event, headers={"content-type": "application/cloudevents+json"})
+        assert published.status_code == 202
+
+        async def dead_lettered() -> bool:
+            samples = await scrape(client)
+            return (
+                value(samples, "triggerfish_dead_letter_messages", app="watched", queue="deliver.default.dead-letter")
+                == 1
+            )
+
+        await eventually(dead_lettered, 20)
+        samples = await scrape(client)
+    failures = {"app": "watched", "kind": "bus", "name": "default"}
+    assert value(samples, "triggerfish_delivery_failures_total", **failures, outcome="retried") == 1
+    assert value(samples, "triggerfish_delivery_failures_total", **failures, outcome="dead_lettered") == 1
 
 
 async def test_schedule_fires_and_misses_are_counted() -> None:

@@ -276,6 +276,8 @@ async def platform_state(platform: Platform) -> list[Metric]:
             families["lag"].add_metric([app, name], lag)
         for (name, rule), count in sorted(bus.matches.items()):
             families["matched"].add_metric([app, name, rule], count)
+        for (name, outcome), count in sorted(bus.deliverer.failures.items()):
+            families["failures"].add_metric([app, "bus", name, outcome], count)
     scheduler = getattr(platform, "scheduler", None)
     if scheduler is not None:
         for name, count in sorted(scheduler.fires.items()):
@@ -288,6 +290,8 @@ async def platform_state(platform: Platform) -> list[Metric]:
             published, lag = await _progress(platform, topic_stream(name), TOPIC_GROUP)
             families["topic_published"].add_metric([app, name], published)
             families["topic_lag"].add_metric([app, name], lag)
+        for (name, outcome), count in sorted(topics.deliverer.failures.items()):
+            families["failures"].add_metric([app, "topic", name, outcome], count)
     return list(families.values())
 
 
@@ -344,6 +348,12 @@ def _families() -> dict[str, Any]:
             "triggerfish_bus_events_matched",
             "Events a rule matched on this node (each matching rule counts once per event)",
             labels=["app", "bus", "rule"],
+        ),
+        "failures": CounterMetricFamily(
+            "triggerfish_delivery_failures",
+            "Failed deliveries of a bus's or topic's events to their non-function targets (queues, topics, buses,"
+            " webhooks) on this node: retried, or dead_lettered when retries ran out",
+            labels=["app", "kind", "name", "outcome"],
         ),
         "fires": CounterMetricFamily(
             "triggerfish_schedule_fires",
