@@ -101,6 +101,8 @@ async def test_invocations_durations_and_cold_starts_are_counted_by_trigger_and_
     assert value(samples, "triggerfish_function_workers", **app, function="ok", state="idle") == 1
     assert value(samples, "triggerfish_function_concurrent_executions", **app, function="ok") == 0
     assert value(samples, "triggerfish_function_memory_limit_bytes", **app, function="ok") == 128 * 1024 * 1024
+    # One warm worker: a Python process's resident memory, from a few MB up.
+    assert 1024 * 1024 < value(samples, "triggerfish_function_resident_memory_bytes", **app, function="ok") < 2**31
 
 
 async def test_http_requests_are_counted_by_route_and_status_with_their_latency(watched: Served) -> None:

@@ -23,6 +23,7 @@ its declared name under `dev`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -260,6 +261,9 @@ async def platform_state(platform: Platform) -> list[Metric]:
             families["workers"].add_metric([app, name, "idle"], int(stats.get("idle", 0)))
             families["concurrent"].add_metric([app, name], busy)
             families["memory"].add_metric([app, name], spec.settings.memory_mb * 1024 * 1024)
+            pids = stats.get("pids") or []
+            if pids:
+                families["resident"].add_metric([app, name], sum(resident_bytes(pid) for pid in pids))
     store = platform.store
     for queue in await store.queues.queues():
         held = await store.queues.stats(queue)
@@ -295,6 +299,18 @@ async def platform_state(platform: Platform) -> list[Metric]:
     return list(families.values())
 
 
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_bytes(pid: int) -> int:
+    """The resident set of process `pid` (Linux's /proc; 0 when it is gone or cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 async def _progress(platform: Platform, stream: str, group: str) -> tuple[int, int]:
     """How many records `stream` ever had (offsets are never reused), and how many `group` has yet to commit."""
     last = await platform.store.log.last_offset(stream)
@@ -317,6 +333,12 @@ def _families() -> dict[str, Any]:
         "memory": GaugeMetricFamily(
             "triggerfish_function_memory_limit_bytes",
             "The memory a function's workers may use (its memory_mb setting)",
+            labels=["app", "function"],
+        ),
+        "resident": GaugeMetricFamily(
+            "triggerfish_function_resident_memory_bytes",
+            "Resident memory of the function's worker processes on this node, added up (pages shared with the"
+            " zygote count in each)",
             labels=["app", "function"],
         ),
         "queue": GaugeMetricFamily(
