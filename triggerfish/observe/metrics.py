@@ -209,9 +209,10 @@ class Metrics:
 
     # --- answering a scrape ------------------------------------------------------------------------
 
-    async def render(self, platforms: Iterable[Platform], *, app: str | None = None) -> bytes:
-        """The text format: the counters, and the state of `platforms` read now. With `app`, only its series."""
-        state: list[Metric] = []
+    async def render(self, platforms: Iterable[Platform], *, app: str | None = None, store: object = None) -> bytes:
+        """The text format: the counters, and the state of `platforms` read now. With `app`, only its series;
+        `store` is the process's store, whose group-commit figures are reported when it keeps them (SQLite)."""
+        state: list[Metric] = [] if store is None else store_state(store)
         for platform in platforms:
             state.extend(await platform_state(platform))
         self._state = _merge(state)
@@ -244,6 +245,30 @@ class _OnlyApp:
             copy = Metric(metric.name, metric.documentation, metric.type, metric.unit)
             copy.samples = kept
             yield copy
+
+
+def store_state(store: object) -> list[Metric]:
+    """The store's group commit as counters (a store that keeps no figures, PostgreSQL's, gives none)."""
+    stats = getattr(store, "write_stats", None)
+    if stats is None:
+        return []
+    commits = CounterMetricFamily(
+        "triggerfish_store_commits", "Transactions the store's writer committed (each a batch of operations)"
+    )
+    commits.add_metric([], stats.batches)
+    operations = CounterMetricFamily(
+        "triggerfish_store_committed_operations",
+        "Operations those transactions carried: divided by commits, the mean batch size",
+    )
+    operations.add_metric([], stats.operations)
+    seconds = CounterMetricFamily(
+        "triggerfish_store_commit_seconds",
+        "Seconds the writer spent running and committing them: divided by commits, the mean commit latency",
+    )
+    seconds.add_metric([], stats.seconds)
+    largest = GaugeMetricFamily("triggerfish_store_largest_batch_operations", "The largest batch committed so far")
+    largest.add_metric([], stats.largest)
+    return [commits, operations, seconds, largest]
 
 
 async def platform_state(platform: Platform) -> list[Metric]:

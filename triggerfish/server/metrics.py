@@ -22,11 +22,11 @@ async def get_metrics(request: Request) -> Response:
     metrics: Metrics = state.metrics
     host = getattr(state, "host", None)
     if host is None:
-        body = await metrics.render([state.platform])
+        body = await metrics.render([state.platform], store=state.platform.store)
     else:
         principal = await principal_of(request)
         platforms = [platform for name, platform in list(host.apps.items()) if principal.sees(name)]
-        body = await metrics.render(platforms, app=principal.app)
+        body = await metrics.render(platforms, app=principal.app, store=host.store)
     return Response(body, media_type=CONTENT_TYPE)
 
 
