@@ -167,6 +167,8 @@ async def test_a_report_covers_the_whole_hours_overlapping_since_and_until(store
         assert [r.key for r in hours] == ["2026-12-06T11", "2026-12-06T12"]  # 13:00 starts at `until`: excluded
         with pytest.raises(InvalidInputError, match="before since"):
             await rollup.report(since=TEN, until=TEN - 1)
+        with pytest.raises(InvalidInputError, match="since must be a time from year 1 to 9999"):
+            await rollup.report(since=1e20)
     finally:
         await store.close()
 

@@ -88,9 +88,22 @@ class Usage:
         )
 
 
+#: The times a report takes: year 1 to 9999, what a bucket's name can say.
+EARLIEST, LATEST = -62135596800.0, 253402300799.0
+
+
 def hour_of(moment: float) -> str:
     """The UTC hour a time falls in, as a bucket names it: `2026-12-06T16`."""
     return datetime.datetime.fromtimestamp(moment, datetime.UTC).strftime("%Y-%m-%dT%H")
+
+
+def check_moment(name: str, moment: float | None) -> float | None:
+    """`moment` if a report can take it (None too); else InvalidInputError naming it and the range."""
+    if moment is not None and not EARLIEST <= moment <= LATEST:
+        raise InvalidInputError(
+            f"{name} must be a time from year 1 to 9999 (epoch seconds {EARLIEST:.0f} to {LATEST:.0f})"
+        )
+    return moment
 
 
 def bucket_key(hour: str, function: str) -> str:
@@ -233,6 +246,8 @@ class UsageRollup:
 
     async def buckets(self, since: float | None = None, until: float | None = None) -> list[tuple[str, Usage]]:
         """Every bucket (key, usage) whose hour overlaps [since, until), in key order; rolls first."""
+        check_moment("since", since)
+        check_moment("until", until)
         await self.roll()
         if since is not None and until is not None and until < since:
             raise InvalidInputError(f"until ({until}) is before since ({since})")
