@@ -78,7 +78,8 @@ def triggerfish(work: Path, *, loop: str, store: str | None = None) -> Iterator[
 
     def command(port: int) -> list[str]:
         if store is None:
-            arguments = ["triggerfish", "dev", str(app), "--port", str(port), "--no-reload"]
+            # --quiet: dev's per-invocation lines are for a person at a terminal, not part of what is measured.
+            arguments = ["triggerfish", "dev", str(app), "--port", str(port), "--no-reload", "--quiet"]
         else:
             arguments = ["platform", str(app), "--port", str(port), "--store", store]
         return launcher(loop, *arguments, "--data-dir", str(work / "data"))

@@ -84,7 +84,7 @@ def main() -> str:
     with tempfile.TemporaryDirectory() as directory:
         (Path(directory) / "app.py").write_text(APP)
         process = subprocess.Popen(
-            [sys.executable, "-m", "triggerfish", "dev", "app.py", "--port", "0", "--no-reload"],
+            [sys.executable, "-m", "triggerfish", "dev", "app.py", "--port", "0", "--no-reload", "--quiet"],
             cwd=directory,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -127,7 +127,7 @@ def platform(app: str, config: Config, work: Path) -> Iterator[RunningPlatform]:
             if store is not None:
                 arguments = ["platform", str(directory / "app.py"), "--port", str(port), "--data-dir", str(data)]
                 return launcher(config.loop, *arguments, "--store", store)
-            arguments = ["triggerfish", "dev", str(directory / "app.py"), "--port", str(port), "--no-reload"]
+            arguments = ["triggerfish", "dev", str(directory / "app.py"), "--port", str(port), "--no-reload", "--quiet"]
             return launcher(config.loop, *arguments, "--data-dir", str(data))
 
         child, port = serve_on_free_port(

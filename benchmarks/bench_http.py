@@ -63,7 +63,9 @@ def _triggerfish(loop: str) -> Callable[[int, Path], list[str]]:
     def command(port: int, work: Path) -> list[str]:
         app = str(APPS / "http_app.py")
         data = str(work / f"triggerfish-{loop}")
-        return launcher(loop, "triggerfish", "dev", app, "--port", str(port), "--no-reload", "--data-dir", data)
+        # --quiet: the per-invocation lines dev prints are for a person at a terminal, not part of what is measured.
+        arguments = ["dev", app, "--port", str(port), "--no-reload", "--quiet", "--data-dir", data]
+        return launcher(loop, "triggerfish", *arguments)
 
     return command
 

@@ -55,7 +55,7 @@ def _dev(work: Path, *launch: str) -> tuple[Child, str]:
     """`triggerfish dev` serving the app (through the launcher, with `launch` options); it and its URL."""
 
     def command(port: int) -> list[str]:
-        arguments = ["triggerfish", "dev", str(APP), "--port", str(port), "--no-reload"]
+        arguments = ["triggerfish", "dev", str(APP), "--port", str(port), "--no-reload", "--quiet"]
         return launcher("asyncio", *launch, *arguments, "--data-dir", str(work / f"data-{port}"))
 
     child, port = serve_on_free_port(command, f"http://127.0.0.1:{{}}{PATH}".format, log=work / "dev.log")

@@ -191,8 +191,9 @@ def _moto_rate(rules: list[dict[str, Any]], events: list[dict[str, Any]]) -> flo
 
     def run() -> None:
         for event in events:
+            message: Any = event  # moto types the event as its own TypedDict; these are the same dicts
             for matcher in matchers:
-                matcher.matches_event(event)
+                matcher.matches_event(message)
 
     return rate(run, len(events), repeats=3)
 

@@ -1,7 +1,7 @@
 """The benchmarks' launcher for the platform's process: the event loop it runs on, and memory snapshots.
 
     python -m benchmarks.launch [--loop asyncio|uvloop] [--tracemalloc FRAMES --snapshots DIR] triggerfish ARGS...
-    python -m benchmarks.launch [--loop ...] platform APP --port PORT --data-dir DIR [--store URL]
+    python -m benchmarks.launch [--loop ...] platform APP --port PORT --data-dir DIR [--store URL] [--no-metrics]
 
 `triggerfish ARGS...` runs the `triggerfish` command as it ships (`dev`,
 `serve`), after choosing the event loop: `--loop uvloop` installs uvloop's
@@ -12,6 +12,8 @@ only; the platform itself does not choose a loop.
 `platform APP ...` is what `triggerfish dev --no-reload` composes (the
 `Platform` behind its ASGI app on uvicorn) with a store URL of its choice,
 which `dev` does not take: the benchmarks run it on PostgreSQL this way.
+`--no-metrics` leaves the invocation records uncounted (GET /-/metrics then
+answers zeros): the other side of the metrics benchmark.
 
 `--tracemalloc FRAMES` starts tracemalloc (keeping FRAMES frames per
 allocation); each SIGUSR1 then writes a snapshot to DIR/snapshot-N.bin
@@ -66,16 +68,20 @@ def snapshots_on_signal(directory: Path, frames: int) -> None:
     signal.signal(signal.SIGUSR1, dump)
 
 
-async def _platform(app: str, port: int, data_dir: Path, store_url: str | None) -> None:
+async def _platform(app: str, port: int, data_dir: Path, store_url: str | None, metrics: bool = True) -> None:
     from triggerfish.cli.serving import serve_until_stopped, stop_on_signals
     from triggerfish.gateway import GatewayServer
+    from triggerfish.observe.metrics import Metrics
     from triggerfish.server.http import platform_asgi
     from triggerfish.server.platform import Platform
 
     stop = stop_on_signals()
     platform = Platform(app, data_dir=data_dir, store_url=store_url)
+    counted = Metrics()
+    if metrics:
+        counted.watch(platform)  # as `triggerfish dev` does
     await platform.start()
-    server = GatewayServer(platform_asgi(platform), "127.0.0.1", port, handle_signals=False)
+    server = GatewayServer(platform_asgi(platform, metrics=counted), "127.0.0.1", port, handle_signals=False)
     await server.start()
     print(f"serving on {server.url} (store {platform.store_url})", flush=True)
     await serve_until_stopped(server, stop, lambda: platform.stop(drain=True))
@@ -104,8 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     platform.add_argument("--port", type=int, required=True)
     platform.add_argument("--data-dir", type=Path, required=True)
     platform.add_argument("--store", default=None)
+    platform.add_argument("--no-metrics", action="store_true")
     options = platform.parse_args(args.arguments)
-    run_platform(_platform(options.app, options.port, options.data_dir, options.store))
+    run_platform(_platform(options.app, options.port, options.data_dir, options.store, not options.no_metrics))
 
 
 if __name__ == "__main__":

@@ -124,7 +124,9 @@ def profile(kind: str, seconds: float, loop: str, store: str | None = None, in_f
             url = stack.enter_context(postgres.fresh_schema())
             command = launcher(loop, "platform", str(APPS / app), "--port", str(port), "--store", url)
         else:
-            command = launcher(loop, "triggerfish", "dev", str(APPS / app), "--port", str(port), "--no-reload")
+            command = launcher(
+                loop, "triggerfish", "dev", str(APPS / app), "--port", str(port), "--no-reload", "--quiet"
+            )
         with Child([*command, "--data-dir", str(work / "data")], log=work / "dev.log") as child:
             wait_http(f"{base}/-/health", child)
             if kind == "http":

@@ -111,6 +111,16 @@ def topic_dead_letter_queue(topic: str) -> str:
     return f"topic-dead-letter.{topic}"
 
 
+def is_dead_letter_queue(queue: str) -> bool:
+    """Whether `queue` is one of the dead-letter queues named above (a function's, a user queue's, a bus's or a
+    topic's)."""
+    return (
+        queue.startswith(("dlq.", "topic-dead-letter."))
+        or queue.endswith(".dlq")
+        or (queue.startswith("deliver.") and queue.endswith(".dead-letter"))
+    )
+
+
 # --- key-value namespaces ------------------------------------------------------------------------
 
 #: Invocation records by request id and attempt.
@@ -135,6 +145,11 @@ CLUSTER_NAMESPACE = "triggerfish.cluster"
 #: Which node consumes each source partition now: a leased record per partition stream.
 STREAMS_NAMESPACE = "triggerfish.streams"
 SECRETS_NAMESPACE = "triggerfish.secrets"
+#: Usage rolled up from the invocation records: one record per function and hour (triggerfish.observe.usage).
+USAGE_NAMESPACE = "triggerfish.usage"
+#: The trace index: every span of the app (invocation attempts, handlers' publishes and sends) by trace id
+#: (`t/<trace id>/<span id>`), kept as long as the invocation records (triggerfish.observe.spans).
+TRACES_NAMESPACE = "triggerfish.traces"
 #: `@idempotent`'s records.
 IDEMPOTENCY_NAMESPACE = "idempotency"
 #: Namespaces handlers may not touch through the key-value calls: the platform's own records.
@@ -161,6 +176,8 @@ BUS_GROUP = "router"
 TOPIC_GROUP = "fan-out"
 #: The consumer group that runs a function on its source's partition streams, one batch at a time.
 SOURCE_GROUP = "stream-consumer"
+#: The consumer group that rolls a function's invocation records up into its usage.
+USAGE_GROUP = "usage"
 
 
 # --- Lambda's error types ------------------------------------------------------------------------

@@ -106,3 +106,17 @@ def test_list_with_json_is_the_servers_document(fake: FakeServer) -> None:
     assert done.exit_code == 0
     apps = json.loads(done.stdout)["apps"]
     assert [a["name"] for a in apps] == ["blog", "shop"]
+
+
+def test_long_operations_show_a_spinner_on_a_terminal_only() -> None:
+    screen = io.StringIO()
+    with Output(console=Console(force_terminal=True, file=screen, width=80)).working("replaying bus default"):
+        pass
+    assert "replaying bus default..." in screen.getvalue()
+    pipe = io.StringIO()
+    with Output(console=Console(file=pipe)).working("replaying bus default"):
+        pass
+    as_json = io.StringIO()
+    with Output(True, console=Console(force_terminal=True, file=as_json)).working("replaying bus default"):
+        pass
+    assert pipe.getvalue() == as_json.getvalue() == ""

@@ -36,6 +36,7 @@ PARAMETERS = {
     "alias": "live",
     "request_id": "req-1",
     "token": "not-a-token",
+    "trace_id": "a" * 32,
 }
 
 

@@ -21,6 +21,7 @@ once, and a bus's consumption spreads over the nodes.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -84,6 +85,9 @@ class EventBus(LogConsumer):
         self.publisher = publisher or Publisher(store)
         self.targets = Targets(store, invoker=invoker, publisher=self.publisher, http=http)
         self.deliverer = Deliverer(store, self.targets, clock=clock, lease=lease)
+        #: Events matched on this node, by bus and rule id (what the metrics report; counted as matched, so a
+        #: range consumed again after a lost claim counts again).
+        self.matches: collections.Counter[tuple[str, str]] = collections.Counter()
 
     # --- publishing ------------------------------------------------------------------------------
 
@@ -133,6 +137,7 @@ class EventBus(LogConsumer):
                 await park(self.store.log, record, f"bus {name!r}: not a readable CloudEvent: {exc}")
                 continue
             for rule in self.rules.matching(name, document):
+                self.matches[name, rule.id] += 1
                 for target in rule.targets:
                     delivery = Delivery(name, rule.id, target, event, queued_at=now, ingested=record.time)
                     invocation = None if invoker is None else self._invocation(invoker, delivery, record)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -115,6 +116,8 @@ class DeliveryQueue(Generic[J], abc.ABC):
         self.store = store
         self.clock = clock
         self.lease = lease
+        #: Failed deliveries on this node by name (bus, topic) and outcome: "retried" or "dead_lettered" (metrics).
+        self.failures: collections.Counter[tuple[str, str]] = collections.Counter()
 
     @abc.abstractmethod
     def queue(self, name: str) -> str:
@@ -206,6 +209,7 @@ class DeliveryQueue(Generic[J], abc.ABC):
             age=self.clock() - job.queued_at,
             max_event_age=retry.max_event_age,
         )
+        self.failures[name, "retried" if decision.retry else "dead_lettered"] += 1
         if decision.retry:
             logger.info(
                 "%s %r: delivery of %s failed (attempt %d), retrying in %.1f s: %s",

@@ -25,8 +25,7 @@ a requirements.txt line the server would refuse);
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -99,7 +98,7 @@ def deploy(
         path = client.app_api(f"/bundles/{sha}", project.name)
         uploaded = not _has_bundle(client, path)
         if uploaded:
-            with _waiting(out, f"uploading {_size(bundle.size)}"):
+            with out.working(f"uploading {_size(bundle.size)}"):
                 client.request(
                     "PUT",
                     path,
@@ -111,7 +110,7 @@ def deploy(
         else:
             _progress(out, "upload", "skipped: the server has this bundle already")
         try:
-            with _waiting(out, "installing requirements, importing the app, switching live"):
+            with out.working("installing requirements, importing the app, switching live"):
                 answer = client.request(
                     "POST",
                     client.app_api("/deploys", project.name),
@@ -250,13 +249,6 @@ def _progress(out: Output, phase: str, text: str) -> None:
         out.console.print(Text.assemble((f"{phase:>8} ", "bold cyan"), text))
     else:
         out.write(f"{phase}: {text}")
-
-
-@contextmanager
-def _waiting(out: Output, text: str) -> Iterator[None]:
-    """A spinner while the server works, on a terminal only."""
-    with out.console.status(f"{text}...") if out.terminal else nullcontext():
-        yield
 
 
 def _show(out: Output, project: Project, stage: str | None, document: Mapping[str, Any]) -> None:

@@ -7,6 +7,7 @@ Exit codes: 0 after Ctrl-C (or SIGTERM) once work in flight has drained;
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,7 @@ EXIT_LOAD_FAILED = 2
     help="Override a function setting (repeatable; FUNCTION may be *).",
 )
 @connection_options(defaults=True)
+@click.option("--quiet", "-q", is_flag=True, help="Do not print each invocation's log lines as it ends.")
 @click.option(
     "--isolate",
     is_flag=True,
@@ -68,6 +70,7 @@ def dev(
     keep_alive_timeout: float,
     allowed_hosts: tuple[str, ...],
     allowed_origins: tuple[str, ...],
+    quiet: bool,
     isolate: bool,
 ) -> None:
     """Run APP (path/to/app.py[:attr] or package.module[:attr]) with every trigger live.
@@ -85,6 +88,10 @@ def dev(
     With --isolate the app's code runs in the box it gets on a server: it
     sees its own directory (read-only, without --data-dir), the Python
     runtime and its /tmp.
+
+    Each invocation's output, its error and a REPORT line (status, duration,
+    billed time, cold start) print as it ends, coloured on a terminal;
+    --quiet stops that. Metrics are at /-/metrics.
     """
     from triggerfish.config import parse_override
     from triggerfish.errors import DeclarationError, InvalidInputError
@@ -116,7 +123,7 @@ def dev(
         raise click.BadParameter(str(exc), param_hint="--allowed-host/--allowed-origin") from None
     if isolate:
         options["box_for"] = _box_for(data_dir)
-    code = run_platform(_run(target, host, port, not no_reload, options, limits, rules))
+    code = run_platform(_run(target, host, port, not no_reload, options, limits, rules, quiet=quiet))
     sys.exit(code)
 
 
@@ -154,19 +161,35 @@ async def _run(
     options: dict[str, Any],
     limits: ConnectionLimits,
     rules: RequestRules,
+    *,
+    quiet: bool = False,
 ) -> int:
     """Serve until SIGINT or SIGTERM; `options` are the Platform's."""
     from triggerfish.cli.serving import bind, serve_until_stopped, stop_on_signals
     from triggerfish.errors import AppLoadError, DeclarationError, SecretsKeyError
     from triggerfish.gateway import GatewayServer
     from triggerfish.loader import describe_functions
+    from triggerfish.observe.metrics import Metrics
+    from triggerfish.observe.otlp import OtlpExport
+    from triggerfish.observe.terminal import InvocationPrinter
     from triggerfish.server.http import platform_asgi
     from triggerfish.server.platform import Platform, ReloadResult
     from triggerfish.server.reload import start_watching
 
     stop = stop_on_signals()
 
+    try:
+        export = OtlpExport.from_environment(os.environ)
+    except DeclarationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_LOAD_FAILED
     platform = Platform(target, **options)
+    if export is not None:
+        export.watch(platform)
+    metrics = Metrics()
+    metrics.watch(platform)  # before the start: invocations queued by an earlier run count too
+    if not quiet:
+        platform.record_listeners.append(InvocationPrinter(sys.stdout, colour=sys.stdout.isatty()))
     try:
         await platform.start()
     except AppLoadError as exc:
@@ -178,7 +201,7 @@ async def _run(
         click.echo(f"error: {exc}", err=True)
         return EXIT_LOAD_FAILED
     version = platform.current
-    server = GatewayServer(platform_asgi(platform, rules), host, port, handle_signals=False, limits=limits)
+    server = GatewayServer(platform_asgi(platform, rules, metrics), host, port, handle_signals=False, limits=limits)
     if not await bind(server, host, port):
         await platform.stop(drain=False)
         return EXIT_LOAD_FAILED
@@ -206,4 +229,6 @@ async def _run(
         if watcher is not None:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
+        if export is not None:
+            await asyncio.to_thread(export.shutdown)  # what is queued goes out
     return 0

@@ -203,7 +203,7 @@ def replay(
     if name is not None:
         document["name"] = name
     out = Output(as_json)
-    with Client(server, key, app=app) as client:
+    with Client(server, key, app=app) as client, out.working(f"replaying bus {bus}"):
         answer = client.request("POST", client.app_api(f"/buses/{segment(bus, slashes=True)}/replay"), json=document)
     if not out.json(answer):
         target = f"rule {rule}" if rule is not None else "every matching rule"

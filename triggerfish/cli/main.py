@@ -20,6 +20,8 @@ from triggerfish.cli.queues import queues
 from triggerfish.cli.secrets import secrets
 from triggerfish.cli.serve import serve
 from triggerfish.cli.store import store
+from triggerfish.cli.traces import traces
+from triggerfish.cli.usage import usage
 from triggerfish.cli.workflows import workflows
 
 
@@ -50,6 +52,8 @@ for command in (
     secrets,
     audit,
     workflows,
+    usage,
+    traces,
 ):
     cli.add_command(command)
 

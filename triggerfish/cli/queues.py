@@ -151,7 +151,7 @@ def redrive(
     if max_messages is not None:
         document["max"] = max_messages
     out = Output(as_json)
-    with Client(server, key, app=app) as client:
+    with Client(server, key, app=app) as client, out.working(f"moving dead letters back to {name}"):
         moved = client.request("POST", _path(client, name, "/redrive"), json=document, timeout=None)
     if not out.json(moved):
         out.line(f"moved {moved.get('moved')} messages from {moved.get('dead_letter')} to {name}", style="green")

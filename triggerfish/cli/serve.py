@@ -6,6 +6,7 @@ the configuration is wrong or the address cannot be bound.
 
 from __future__ import annotations
 
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -218,11 +219,19 @@ def _bundle_limits(settings: dict[str, Any]) -> BundleLimits:
 
 async def _run(settings: dict[str, Any]) -> int:
     from triggerfish.cli.serving import bind, serve_until_stopped, stop_on_signals
-    from triggerfish.errors import InvalidInputError, IsolationError, SecretsKeyError, StoreError, UnknownStoreURLError
+    from triggerfish.errors import (
+        DeclarationError,
+        InvalidInputError,
+        IsolationError,
+        SecretsKeyError,
+        StoreError,
+        UnknownStoreURLError,
+    )
     from triggerfish.gateway import GatewayServer
     from triggerfish.gateway.connections import ConnectionLimits
     from triggerfish.isolation.box import DEFAULT_MAX_TASKS, DEFAULT_TMP_MB
     from triggerfish.isolation.policy import UNBOXED_WARNING, Isolation
+    from triggerfish.observe.otlp import OtlpExport
     from triggerfish.retry import RetryPolicy
     from triggerfish.server.host import Host
     from triggerfish.server.host_http import HostASGI
@@ -256,6 +265,11 @@ async def _run(settings: dict[str, Any]) -> int:
         return EXIT_BAD_SETUP
     if not isolation.enabled:
         click.echo(UNBOXED_WARNING, err=True)
+    try:
+        export = OtlpExport.from_environment(os.environ)
+    except DeclarationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_BAD_SETUP
     stop = stop_on_signals()
     delay = settings.get("retry_delay")
     roles = ROLE_CHOICES[settings.get("role") or "all"]
@@ -280,6 +294,7 @@ async def _run(settings: dict[str, Any]) -> int:
         store_parts={
             part: settings[f"store_{part}"] for part in ("log", "queues", "kv") if f"store_{part}" in settings
         },
+        export=export,
     )
     try:
         await host.start()
@@ -292,6 +307,8 @@ async def _run(settings: dict[str, Any]) -> int:
         click.echo(f"app {name!r}: version {platform.current.number}, {len(platform.current.specs)} functions")
     click.echo(f"isolation: {isolation.describe()}")
     click.echo(f"secrets: {_describe_secrets(host)}")
+    if export is not None:
+        click.echo("traces: exported over OTLP (OTEL_* variables); also kept here for `triggerfish traces`")
     if not gateway:
         click.echo(f"node {host.node.id}: worker only (no port open); Ctrl-C or SIGTERM stops it")
         await stop.wait()

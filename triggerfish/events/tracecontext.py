@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from triggerfish.errors import InvalidEventError
 
-__all__ = ["TraceParent", "child", "is_valid", "new_traceparent", "parse", "trace_id"]
+__all__ = ["TraceParent", "child", "is_valid", "new_traceparent", "parse", "span_of", "trace_id"]
 
 _LENGTH = 55
 _FIELDS = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -110,6 +110,18 @@ def child(traceparent: str) -> str:
     """
     parent = parse(traceparent)
     return f"00-{parent.trace_id}-{_random_hex(8)}-{parent.flags & _SAMPLED:02x}"
+
+
+def span_of(traceparent: str | None) -> tuple[str, str | None]:
+    """A new span caused by `traceparent`: its own traceparent, and its parent's span id.
+
+    A missing or invalid `traceparent` starts a new trace (parent None), as a
+    handler's context does; a valid one gives a child (same trace, new span id)
+    whose parent is the caller's span.
+    """
+    if traceparent is not None and is_valid(traceparent):
+        return child(traceparent), traceparent[36:52] if traceparent[:3] == "00-" else parse(traceparent).parent_id
+    return new_traceparent(), None
 
 
 def trace_id(traceparent: str) -> str:

@@ -52,6 +52,10 @@ _KEY_HEADERS = frozenset({b"authorization", b"x-api-key"})
 log = logging.getLogger("triggerfish.gateway")
 
 
+#: Told of each answered request: its route key ("" when no route matched), its status, and how long it took.
+RequestObserver = Callable[[str, int, float], None]
+
+
 class Invoke(Protocol):
     """The Invoker's sync path, `Invoker.invoke`, or anything with its signature."""
 
@@ -119,6 +123,7 @@ class Gateway:
         throttle_retry_after: int = 1,
         clock: Callable[[], float] = time.time,
         authorize: Authorize | None = None,
+        observers: list[RequestObserver] | None = None,
     ) -> None:
         for name, value, low in (
             ("max_body", max_body, 0),
@@ -144,6 +149,8 @@ class Gateway:
         self.throttle_retry_after = throttle_retry_after
         self.clock = clock
         self.authorize = authorize
+        #: Told of every answered request: its route key ("" when none matched), status and seconds (metrics).
+        self.observers: list[RequestObserver] = [] if observers is None else observers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -155,22 +162,37 @@ class Gateway:
             await send({"type": "websocket.close", "code": 1000})
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.observers:
+            await self._serve(scope, receive, send)
+            return
+        began = time.perf_counter()
+        route, status = await self._serve(scope, receive, send)
+        if status:
+            seconds = time.perf_counter() - began
+            for observe in self.observers:
+                try:
+                    observe(route, status, seconds)
+                except Exception:
+                    log.exception("a request observer failed")
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> tuple[str, int]:
+        """Answer one request; its route key ("" when none matched) and status (0 when the client left)."""
         request_id = new_request_id()
         raw = scope.get("raw_path")
         raw_path = raw.decode("latin-1").partition("?")[0] if raw else scope["path"]
         method = scope["method"]
         if raw_path.startswith(RESERVED_PREFIX):
             await _send(send, _error(404, "Not Found", request_id), request_id)
-            return
+            return "", 404
         found = self.routes.match(method, raw_path)
         if found is None:
             await _send(send, _error(404, "Not Found", request_id), request_id)
-            return
+            return "", 404
         if isinstance(found, MethodNotAllowed):
             not_allowed = _error(405, "Method Not Allowed", request_id)
             not_allowed.headers.append((b"allow", ", ".join(found.allow).encode("ascii")))
             await _send(send, not_allowed, request_id)
-            return
+            return "", 405
         headers = scope["headers"]
         response, has_body = self._check_head(headers, request_id)
         if response is None:
@@ -186,13 +208,13 @@ class Gateway:
                 response = _error(408, "Request Timeout", request_id)
                 response.headers.append((b"connection", b"close"))
             except _ClientGone:
-                return
+                return found.route.route_key, 0
             else:
                 if found.route.auth is not None:
                     refused = await self._refusal(found.route, headers, body, request_id)
                     if refused is not None:
                         await _send(send, refused, request_id)
-                        return
+                        return found.route.route_key, refused.status
                     if found.route.auth == API_KEY:
                         # The platform's key is for the platform: an admin calling a route must not hand
                         # the app's code a key that could do anything on the server.
@@ -213,6 +235,7 @@ class Gateway:
                 )
                 response = await self._run(found.route.function, event, request_id, _traceparent(headers))
         await _send(send, response, request_id)
+        return found.route.route_key, response.status
 
     async def _refusal(
         self, route: Route, headers: list[tuple[bytes, bytes]], body: bytes, request_id: str

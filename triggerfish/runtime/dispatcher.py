@@ -33,6 +33,7 @@ import orjson
 
 from triggerfish.bus.publisher import Publisher
 from triggerfish.errors import InvocationError, ThrottledError
+from triggerfish.events import tracecontext
 from triggerfish.events.cloudevent import Event
 from triggerfish.identity import function_arn
 from triggerfish.loop_guard import Origin
@@ -175,6 +176,8 @@ class Dispatcher:
         except (ValueError, KeyError, TypeError) as exc:
             await self._poison(message, exc)
             return
+        # Each attempt is a span of its own, a child of whoever caused the invocation.
+        span, parent_span = tracecontext.span_of(invocation.traceparent)
         request = InvokeRequest(
             request_id=invocation.request_id,
             function=invocation.function,
@@ -182,8 +185,9 @@ class Dispatcher:
             event=orjson.Fragment(invocation.event),
             attempt=invocation.attempt,
             trigger=invocation.trigger,
-            traceparent=invocation.traceparent,
+            traceparent=span,
             hop_count=invocation.hop_count,
+            parent_span_id=parent_span,
         )
         age = self.clock() - invocation.enqueued_at
         unrun: tuple[FailureCondition, dict[str, Any]] | None = None
@@ -389,8 +393,10 @@ class Dispatcher:
     async def _settle_batch(self, queue: str, batch: list[tuple[Message, InvocationRecord]]) -> list[bool]:
         # One write for the records and the acknowledgements where the store can (where it cannot, they run in
         # this order): nothing leaves its queue before its record is durable.
-        writes = self.records.writes([record for _, record in batch])
+        records = [record for _, record in batch]
+        writes = self.records.writes(records)
         results = await self.store.atomic([*writes, Ack(queue, [message.receipt for message, _ in batch])])
+        self.records.stored(records)
         await self.records.trim_when_due()
         acked: list[bool] = results[-1]
         return acked

@@ -32,6 +32,7 @@ from triggerfish.errors import (
     InvalidInputError,
     ThrottledError,
 )
+from triggerfish.events import tracecontext
 from triggerfish.model import Destination, FunctionSettings
 from triggerfish.names import THROTTLED_ERROR, function_queue
 from triggerfish.retry import RetryPolicy
@@ -42,6 +43,7 @@ from triggerfish.runtime.records import (
     DEFAULT_RETENTION,
     BatchWriter,
     InvocationRecords,
+    RecordListener,
     record_from_outcome,
     unrun_record,
 )
@@ -62,7 +64,8 @@ class Invoker:
     invocations; `record_retention` how long invocation records are kept
     (seconds, 7 days by default); `lease_margin` how long past its timeout
     an async invocation may run before it counts as lost and runs again;
-    `app_name` goes into the function ARNs of destination records.
+    `app_name` goes into the function ARNs of destination records;
+    `record_listeners` are told of every invocation record once it is stored.
 
     Raises DeclarationError when a function's destination names a function
     the runner does not know.
@@ -80,6 +83,7 @@ class Invoker:
         batch_size: int = 64,
         app_name: str = "app",
         publisher: Publisher | None = None,
+        record_listeners: list[RecordListener] | None = None,
     ) -> None:
         if isinstance(lease_margin, bool) or not isinstance(lease_margin, int | float) or not 0 < lease_margin <= 3600:
             raise InvalidInputError(f"lease_margin must be from more than 0 to 3600 seconds, not {lease_margin!r}")
@@ -88,7 +92,7 @@ class Invoker:
         self.runner = runner
         self.store = store
         self.clock = clock
-        self.records = InvocationRecords(store, retention=record_retention, clock=clock)
+        self.records = InvocationRecords(store, retention=record_retention, clock=clock, listeners=record_listeners)
         self._senders: dict[str, BatchWriter[OutgoingMessage, SendResult]] = {}
         check_destinations(runner)
         self.dispatcher = Dispatcher(
@@ -126,13 +130,15 @@ class Invoker:
         """
         settings = self._settings(function)
         _check_wait(wait)
+        span, parent_span = tracecontext.span_of(traceparent)
         request = InvokeRequest(
             request_id=request_id or new_request_id(),
             function=function,
             event=event,
             trigger=_check_trigger(trigger),
-            traceparent=traceparent,
+            traceparent=span,
             hop_count=_check_hops(hop_count),
+            parent_span_id=parent_span,
         )
         try:
             outcome = await self.runner.run(request, wait=wait)

@@ -19,22 +19,36 @@ stops one past the limit, and the call then answers
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-from typing import Any, Protocol
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import replace
+from typing import Any, Protocol, TypeVar
+
+import orjson
 
 from triggerfish.bus.publisher import Publisher
 from triggerfish.errors import InvalidEventError, InvalidInputError
+from triggerfish.events import tracecontext
 from triggerfish.events.cloudevent import Event
 from triggerfish.loop_guard import MAX_HOPS, Origin
 from triggerfish.names import (
     HOPCOUNT_ATTRIBUTE,
     RESERVED_NAMESPACE_PREFIXES,
     TRACEPARENT_ATTRIBUTE,
+    TRACES_NAMESPACE,
     is_reserved_namespace,
 )
+from triggerfish.observe.spans import Span, SpanListener, producer_span, span_key
+from triggerfish.runtime.records import DEFAULT_RETENTION
 from triggerfish.runtime.types import PlatformCall
 from triggerfish.store import ABSENT, KVRecord, Store
+
+T = TypeVar("T")
+logger = logging.getLogger("triggerfish.runtime")
 
 
 class WorkflowCalls(Protocol):
@@ -49,7 +63,9 @@ class StorePlatform:
         runner = InProcessRunner(app.functions, platform=StorePlatform(store))
 
     `max_hops` sets the loop guard's limit; `publisher` is the platform's
-    (default: a new one on `store`). Bad arguments raise InvalidInputError
+    (default: a new one on `store`). Each publish and send is a producer span
+    in the trace index (kept `trace_retention` seconds), and `span_listeners`
+    are told of it. Bad arguments raise InvalidInputError
     (or InvalidEventError), which reaches the handler as the exception of
     its `context` call.
     """
@@ -61,12 +77,17 @@ class StorePlatform:
         max_hops: int = MAX_HOPS,
         publisher: Publisher | None = None,
         workflows: WorkflowCalls | None = None,
+        span_listeners: list[SpanListener] | None = None,
+        trace_retention: float = DEFAULT_RETENTION,
     ) -> None:
         self.store = store
         #: Answers the `workflow` calls of durable workflows' runs (None: this platform runs none).
         self.workflows = workflows
         self.publisher = publisher or Publisher(store, max_hops=max_hops)
         self.guard = self.publisher.guard
+        #: Told of each producer span (a handler's publish or send) once it is stored (OTLP export).
+        self.span_listeners: list[SpanListener] = [] if span_listeners is None else span_listeners
+        self.trace_retention = trace_retention
 
     async def __call__(self, call: PlatformCall) -> Any:
         args = call.args
@@ -99,7 +120,8 @@ class StorePlatform:
         hops = _hops(document.get("hopcount"), call)
         # Built as an Event here, so an event the bus could not read back fails the handler's call now.
         event = Event.from_dict({**document, "hopcount": hops})
-        [published] = await self.publisher.publish(bus, [event], origin=Origin(call.function, call.request_id))
+        publishing = self.publisher.publish(bus, [event], origin=Origin(call.function, call.request_id))
+        [published] = await self._traced(call, "publish", bus, event.traceparent, publishing, event=document)
         if published.stopped:
             return {"id": published.id, "stopped": "RecursiveInvocationDetected"}
         return {"id": published.id, "offset": published.offset}
@@ -124,7 +146,7 @@ class StorePlatform:
         traceparent = args.get("traceparent") or call.traceparent
         if isinstance(traceparent, str):
             attributes[TRACEPARENT_ATTRIBUTE] = traceparent
-        result = await self.store.queues.send(
+        sending = self.store.queues.send(
             queue,
             body,
             delay=args.get("delay") or 0.0,
@@ -132,7 +154,55 @@ class StorePlatform:
             group=args.get("group"),
             attributes=attributes,
         )
+        result = await self._traced(call, "send", queue, attributes.get(TRACEPARENT_ATTRIBUTE), sending)
         return {"message_id": result.message_id, "duplicate": result.duplicate}
+
+    async def _traced(
+        self,
+        call: PlatformCall,
+        operation: str,
+        destination: str,
+        traceparent: str | None,
+        work: Awaitable[T],
+        *,
+        event: dict[str, Any] | None = None,
+    ) -> T:
+        """Do `work` (a publish or a send) and store its producer span beside it, in the same commit where the store
+        can; a failed one's span is stored again as an error."""
+        if traceparent is None or call.traceparent is None or not tracecontext.is_valid(traceparent):
+            return await work
+        began = time.time()
+        span = producer_span(
+            traceparent,
+            call.traceparent,
+            operation=operation,
+            destination=destination,
+            start=began,
+            end=began,
+            ok=True,
+            function=call.function,
+            request_id=call.request_id,
+            event=event,
+        )
+        try:
+            result, _ = await asyncio.gather(work, self._store_span(span))
+        except BaseException:
+            await self._store_span(replace(span, end=time.time(), status="error"))
+            raise
+        span = replace(span, end=time.time())
+        for listener in self.span_listeners:
+            try:
+                listener(span)
+            except Exception:
+                logger.exception("a span listener failed on %s", span.span_id)
+        return result
+
+    async def _store_span(self, span: Span) -> None:
+        # Never the handler's failure: the publish or send it asked for may have been stored.
+        try:
+            await self.store.kv.put(TRACES_NAMESPACE, span_key(span), orjson.dumps(span), ttl=self.trace_retention)
+        except Exception:
+            logger.exception("the span of %s %s could not be stored", span.name, span.span_id)
 
     async def _kv_put(self, args: dict[str, Any]) -> Any:
         value = _bytes(args, "value", "kv_put")

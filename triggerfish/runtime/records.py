@@ -42,14 +42,19 @@ from triggerfish.names import (
     RECORD_STREAM_PREFIX,
     SANDBOX_TIMEOUT_ERROR,
     TIMEOUT_ERROR,
+    TRACES_NAMESPACE,
     record_stream,
 )
+from triggerfish.observe.spans import invocation_span, span_key
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest
 from triggerfish.store import Store
 from triggerfish.store.atomic import Append, Op, Put
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: Told of each record once it is stored (metrics, usage, `triggerfish dev`'s invocation lines); must be quick.
+RecordListener = Callable[["InvocationRecord"], None]
 
 #: Records are kept this long unless the Invoker is told otherwise: 7 days.
 DEFAULT_RETENTION = 7 * 24 * 3600.0
@@ -89,6 +94,10 @@ class InvocationRecord:
     output: str = ""
     output_truncated: bool = False
     worker_pid: int | None = None
+    #: The attempt's span: its trace, its own span id and its caller's (None: it started the trace).
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_span_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,6 +146,9 @@ def record_from_outcome(
         output=outcome.output,
         output_truncated=outcome.output_truncated,
         worker_pid=outcome.worker_pid,
+        trace_id=_trace_of(request),
+        span_id=_span_of(request),
+        parent_span_id=request.parent_span_id,
     )
 
 
@@ -158,7 +170,21 @@ def unrun_record(
         memory_mb=memory_mb,
         gb_seconds=0.0,
         error=error,
+        trace_id=_trace_of(request),
+        span_id=_span_of(request),
+        parent_span_id=request.parent_span_id,
     )
+
+
+def _trace_of(request: InvokeRequest) -> str | None:
+    """The trace id of the span the request runs in (the invokers give every request a valid traceparent)."""
+    traceparent = request.traceparent
+    return traceparent[3:35] if traceparent is not None and len(traceparent) >= 55 else None
+
+
+def _span_of(request: InvokeRequest) -> str | None:
+    traceparent = request.traceparent
+    return traceparent[36:52] if traceparent is not None and len(traceparent) >= 55 else None
 
 
 log = logging.getLogger("triggerfish.runtime")
@@ -207,13 +233,23 @@ class BatchWriter(Generic[T, R]):
 class InvocationRecords:
     """Writes and queries invocation records in a store. `retention` is in seconds."""
 
-    def __init__(self, store: Store, *, retention: float = DEFAULT_RETENTION, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        retention: float = DEFAULT_RETENTION,
+        clock: Callable[[], float],
+        listeners: list[RecordListener] | None = None,
+    ) -> None:
         if isinstance(retention, bool) or not isinstance(retention, int | float) or not 0 < retention <= 1e9:
             raise InvalidInputError(f"record retention must be a number of seconds above 0, not {retention!r}")
         self.store = store
         self.retention = float(retention)
         self.clock = clock
-        self._writers: dict[str, BatchWriter[tuple[str, bytes], None]] = {}
+        #: Told of every record stored through this object, after its write (a list shared with the platform,
+        #: so listeners added later hear every version's records).
+        self.listeners: list[RecordListener] = [] if listeners is None else listeners
+        self._writers: dict[str, BatchWriter[_Entry, None]] = {}
         self._last_trim = clock()
         self._writing: set[asyncio.Task[None]] = set()
 
@@ -247,20 +283,22 @@ class InvocationRecords:
         writer = self._writers.get(stream)
         if writer is None:
             writer = self._writers[stream] = BatchWriter(functools.partial(self._write, stream))
-        await writer.submit((_by_request(record.request_id, record.attempt), body))
+        await writer.submit((_by_request(record.request_id, record.attempt), body, _span_entry(record)))
+        self.stored((record,))
         await self.trim_when_due()
 
     async def add_many(self, records: Sequence[InvocationRecord]) -> None:
         """Store several records at once (all durable when this returns): one write per function."""
-        by_stream: dict[str, list[tuple[str, bytes]]] = {}
+        by_stream: dict[str, list[_Entry]] = {}
         for record in records:
-            entry = (_by_request(record.request_id, record.attempt), orjson.dumps(record))
+            entry = (_by_request(record.request_id, record.attempt), orjson.dumps(record), _span_entry(record))
             by_stream.setdefault(record_stream(record.function), []).append(entry)
         if len(by_stream) == 1:
             ((stream, batch),) = by_stream.items()
             await self._write(stream, batch)
         else:
             await asyncio.gather(*(self._write(stream, batch) for stream, batch in by_stream.items()))
+        self.stored(records)
         await self.trim_when_due()
 
     def writes(self, records: Sequence[InvocationRecord]) -> list[Op]:
@@ -274,7 +312,22 @@ class InvocationRecords:
             puts.append(
                 Put(INVOCATIONS_NAMESPACE, _by_request(record.request_id, record.attempt), body, ttl=self.retention)
             )
-        return [*(Append(stream, bodies) for stream, bodies in by_stream.items()), *puts]
+        spans = [
+            Put(TRACES_NAMESPACE, *entry, ttl=self.retention)
+            for entry in map(_span_entry, records)
+            if entry is not None
+        ]
+        return [*(Append(stream, bodies) for stream, bodies in by_stream.items()), *puts, *spans]
+
+    def stored(self, records: Sequence[InvocationRecord]) -> None:
+        """Tell the listeners that `records` are stored (`add` and `add_many` do; a caller of `writes` does after
+        its write). A listener that fails is logged and never fails the invocation."""
+        for listener in self.listeners:
+            for record in records:
+                try:
+                    listener(record)
+                except Exception:
+                    log.exception("an invocation record listener failed on %s", record.request_id)
 
     async def trim_when_due(self) -> None:
         """Trim the record streams when the last trim is TRIM_INTERVAL old."""
@@ -282,11 +335,14 @@ class InvocationRecords:
             self._last_trim = self.clock()
             await self.trim()
 
-    async def _write(self, stream: str, batch: list[tuple[str, bytes]]) -> list[None]:
-        """Both copies of a batch of records: one append and one put for all of them, written concurrently."""
+    async def _write(self, stream: str, batch: list[_Entry]) -> list[None]:
+        """Both copies of a batch of records, and their spans in the trace index: one append and one put each for
+        all of them, written concurrently."""
+        spans = [span for _, _, span in batch if span is not None]
         await asyncio.gather(
-            self.store.log.append_many(stream, [body for _, body in batch]),
-            self.store.kv.put_many(INVOCATIONS_NAMESPACE, batch, ttl=self.retention),
+            self.store.log.append_many(stream, [body for _, body, _ in batch]),
+            self.store.kv.put_many(INVOCATIONS_NAMESPACE, [(key, body) for key, body, _ in batch], ttl=self.retention),
+            *([self.store.kv.put_many(TRACES_NAMESPACE, spans, ttl=self.retention)] if spans else []),
         )
         return [None] * len(batch)
 
@@ -371,6 +427,16 @@ class InvocationRecords:
 
 def _by_request(request_id: str, attempt: int) -> str:
     return f"r/{request_id}/{attempt:05d}"
+
+
+#: What a record becomes in the store: its key, its JSON, and its span's entry in the trace index (if it has one).
+_Entry = tuple[str, bytes, "tuple[str, bytes] | None"]
+
+
+def _span_entry(record: InvocationRecord) -> tuple[str, bytes] | None:
+    """The trace index's entry of a record: the attempt's span under its trace (triggerfish.observe.spans)."""
+    span = invocation_span(record)
+    return None if span is None else (span_key(span), orjson.dumps(span))
 
 
 def _decode(raw: bytes) -> InvocationRecord:

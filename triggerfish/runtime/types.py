@@ -24,12 +24,15 @@ class InvokeRequest:
     attempt: int = 1
     #: What caused it: "direct", "async", "http", "event", "queue", "schedule", ...
     trigger: str = "direct"
-    #: W3C trace context of the caller; the invocation continues that trace.
+    #: W3C trace context the handler runs in (its context's traceparent): the invocation's own span, which
+    #: the invokers make a child of the caller's (`tracecontext.span_of`).
     traceparent: str | None = None
     #: How many function-to-function hops led here (loop guard).
     hop_count: int = 0
     #: The version of the app to run (None: the current one).
     version: str | None = None
+    #: The caller's span id (the parent of this invocation's span); None when the invocation started its trace.
+    parent_span_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,9 +35,18 @@ from triggerfish.events import tracecontext
 from triggerfish.loader import describe_trigger, spec_to_dict
 from triggerfish.model import FunctionSpec, HttpTrigger
 from triggerfish.names import record_stream
+from triggerfish.observe.traces import trace_spans
 from triggerfish.runtime.invoke import new_request_id
-from triggerfish.runtime.records import STATUSES
-from triggerfish.server import control_secrets, control_triggers, control_workflows, logs, openapi
+from triggerfish.runtime.records import STATUSES, InvocationRecord
+from triggerfish.server import (
+    control_secrets,
+    control_traces,
+    control_triggers,
+    control_usage,
+    control_workflows,
+    logs,
+    openapi,
+)
 from triggerfish.server.control_io import ApiError, json_response, listed, platform_of, read_body
 from triggerfish.server.operations import Answer, Body, Operation, header, inputs, path, query, routes
 from triggerfish.server.platform import Platform
@@ -174,10 +183,10 @@ async def list_invocations(request: Request) -> Response:
     limit = params.get("limit", 100)
     order = params.get("order", "asc")
     records = platform.current.invoker.records
-    if "request_id" in params:
+    if "request_id" in params or "trace_id" in params:
         found = [
             r
-            for r in await records.attempts(params["request_id"])
+            for r in await _attempts(platform, params)
             if (function is None or r.function == function)
             and (status is None or r.status == status)
             and (since is None or r.started_at >= since)
@@ -191,6 +200,19 @@ async def list_invocations(request: Request) -> Response:
     if order == "desc":
         found = found[::-1]
     return json_response({"invocations": [r.to_dict() for r in found[:limit]]})
+
+
+async def _attempts(platform: Platform, params: Mapping[str, Any]) -> list[InvocationRecord]:
+    """The attempts of the invocation `request_id` names, or of every invocation of the trace `trace_id` names."""
+    records = platform.current.invoker.records
+    wanted = params.get("request_id")
+    if "trace_id" not in params:
+        return await records.attempts(str(wanted))
+    await records.settled()
+    spans = await trace_spans(platform.store, params["trace_id"])
+    ids = sorted({s.request_id for s in spans if s.kind != "producer" and s.request_id is not None})
+    found = [r for request_id in ids if wanted in (None, request_id) for r in await records.attempts(request_id)]
+    return sorted(found, key=lambda r: (r.started_at, r.request_id, r.attempt))
 
 
 async def _check_recorded(platform: Platform, function: str) -> None:
@@ -489,6 +511,7 @@ OPERATIONS: tuple[Operation, ...] = (
             query("function", "Only this function's", Text(min_length=1)),
             query("status", "Only attempts with this status", Enum(STATUSES)),
             query("request_id", "Only this invocation's attempts", Text(min_length=1)),
+            query("trace_id", "Only the attempts of this trace's invocations", control_traces.TRACE_ID),
             query("since", "Started at or after", _TIME),
             query("until", "Started before", _TIME),
             query("limit", "At most this many (default 100)", Integer(minimum=1, maximum=MAX_LISTED_INVOCATIONS)),
@@ -567,6 +590,8 @@ OPERATIONS: tuple[Operation, ...] = (
     *control_triggers.OPERATIONS,
     *control_secrets.OPERATIONS,
     *control_workflows.OPERATIONS,
+    *control_usage.OPERATIONS,
+    *control_traces.OPERATIONS,
 )
 
 

@@ -55,6 +55,8 @@ from triggerfish.deploy.shared import SharedBundles
 from triggerfish.errors import AppLoadError, DeclarationError, DeployError, InvalidInputError, IsolationError
 from triggerfish.isolation.box import Box
 from triggerfish.isolation.policy import Isolation
+from triggerfish.observe.metrics import Metrics
+from triggerfish.observe.otlp import OtlpExport
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN
 from triggerfish.secrets.keyring import KEY_FILE
@@ -146,6 +148,7 @@ class Host:
         secrets_key_file: Path | None = None,
         audit_retention: float = DEFAULT_RETENTION,
         environ: Mapping[str, str] | None = None,
+        export: OtlpExport | None = None,
     ) -> None:
         #: This node's record in the cluster (checks the roles now, not at start).
         self.node = NodeInfo.new(address=address, roles=roles)
@@ -162,6 +165,10 @@ class Host:
         self.artifacts = Artifacts(self.data_dir, limits=bundle_limits, pip_args=pip_args, source_builds=source_builds)
         self.started_at = time.time()
         self.apps: dict[str, Platform] = {}
+        #: This node's metrics: every app's invocations counted as their records are stored (GET /-/metrics).
+        self.metrics = Metrics()
+        #: Where every app's spans are exported over OTLP, when configured (triggerfish.observe.otlp).
+        self.export = export
         #: The admin key made on the first start (shown once), else None.
         self.first_admin_key: str | None = None
         self._store: Store | None = None
@@ -296,6 +303,8 @@ class Host:
             await self._store.close()
             self._store = None
         self.artifacts.close()
+        if self.export is not None:
+            await asyncio.to_thread(self.export.shutdown)  # what is queued goes out (the SDK's blocking flush)
 
     async def __aenter__(self) -> Host:
         await self.start()
@@ -490,6 +499,9 @@ class Host:
             secrets_app=app,
         )
         platform.on_change = functools.partial(self.announce, app=app)
+        self.metrics.watch(platform)
+        if self.export is not None:
+            self.export.watch(platform)
         return platform
 
     def _box_for(self, app: str) -> BoxFor | None:

@@ -5,6 +5,7 @@
 | `/<app>/<route>` | the app's `@app.http` routes (prefix stripped) | the route's own `auth=` |
 | `GET /-/health` | liveness, the apps and their live versions | none |
 | `GET /-/api/v1/openapi.json` | the OpenAPI 3.1 document of all of this (openapi_server.py) | none |
+| `GET /-/metrics` | Prometheus metrics of this node (metrics.py; a key of one app sees its own series) | read |
 | `POST /-/apps/{app}/events` | publish events to the app's buses | publish |
 | `/-/api/v1/apps/{app}/...` | the per-app control API (docs/api.md) | read (GET), invoke, publish, configure |
 | `GET /-/api/v1/apps`, `/apps/{app}`, `/versions`, `/aliases` | what is deployed | read |
@@ -40,7 +41,7 @@ from triggerfish import __version__
 from triggerfish.deploy.bundle import DEFAULT_MAX_UPLOAD_BYTES, check_sha256
 from triggerfish.errors import BundleError, DeployError, DeployInProgressError, KeyNotFoundError, SecretsKeyError
 from triggerfish.gateway.asgi import lifespan
-from triggerfish.server import audit, control, publish
+from triggerfish.server import audit, control, metrics, publish
 from triggerfish.server.audit import note
 from triggerfish.server.auth import authorize, principal_of
 from triggerfish.server.control_io import ApiError, fields, json_body, json_response
@@ -577,6 +578,7 @@ ROOT_OPERATIONS: tuple[Operation, ...] = (
         None,
     ),
     dataclasses.replace(publish.OPERATION, path="/-/apps/{app}/events", params=(_APP, *publish.OPERATION.params)),
+    metrics.OPERATION,
 )
 
 
@@ -600,6 +602,7 @@ def host_endpoints(host: Host, *, open_access: bool = False) -> Starlette:
         exception_handlers={404: _not_found, 405: _method_not_allowed},
     )
     app.state.host = host
+    app.state.metrics = host.metrics
     app.state.keys = None if open_access else host.keys
     app.state.audit = _Audit(host)
     return app

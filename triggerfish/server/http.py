@@ -11,6 +11,7 @@ endpoints are a Starlette app (they are few and not hot):
 |---|---|
 | `GET /-/health` | liveness and what is loaded: app, version, functions; MQTT and AMQP clients and partitions read |
 | `POST /-/events` | publish events (see triggerfish.server.publish) |
+| `GET /-/metrics` | Prometheus metrics (see triggerfish.server.metrics) |
 | `/-/api/v1/...` | the control API (see triggerfish.server.control) |
 """
 
@@ -27,10 +28,12 @@ from starlette.types import Receive, Scope, Send
 from triggerfish import __version__
 from triggerfish.gateway.asgi import lifespan
 from triggerfish.gateway.routes import RESERVED_PREFIX
+from triggerfish.observe.metrics import Metrics
 from triggerfish.server import publish
 from triggerfish.server.control import control_routes
 from triggerfish.server.errors import error_response, method_not_allowed
 from triggerfish.server.logs import close_follows
+from triggerfish.server.metrics import OPERATION as METRICS_OPERATION
 from triggerfish.server.operations import routes, run
 from triggerfish.server.platform import Platform
 from triggerfish.server.request_guard import RequestRules
@@ -61,17 +64,22 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     return method_not_allowed(request, exc)
 
 
-def platform_endpoints(platform: Platform) -> Starlette:
-    """The Starlette app serving everything under `/-/`."""
+def platform_endpoints(platform: Platform, metrics: Metrics | None = None) -> Starlette:
+    """The Starlette app serving everything under `/-/`; `metrics` counts the platform's invocations (default: a
+    new `Metrics` watching it from now on)."""
     app = Starlette(
         routes=[
             Route("/-/health", health, methods=["GET"]),
-            *routes([publish.OPERATION]),
+            *routes([publish.OPERATION, METRICS_OPERATION]),
             Mount("/-/api/v1", routes=control_routes()),
         ],
         exception_handlers={404: _not_found, 405: _method_not_allowed},
     )
     app.state.platform = platform
+    if metrics is None:
+        metrics = Metrics()
+        metrics.watch(platform)
+    app.state.metrics = metrics
     app.state.body_timeout = platform.body_timeout
     return app
 
@@ -83,9 +91,9 @@ class PlatformASGI:
     by default loopback names only, and browsers from the server's own origin.
     """
 
-    def __init__(self, platform: Platform, rules: RequestRules | None = None) -> None:
+    def __init__(self, platform: Platform, rules: RequestRules | None = None, metrics: Metrics | None = None) -> None:
         self.platform = platform
-        self.endpoints = platform_endpoints(platform)
+        self.endpoints = platform_endpoints(platform, metrics)
         self.rules = rules or RequestRules.local()
         # The hot platform endpoint, served without Starlette's routing and middleware (the same operation,
         # its checks and its JSON errors: `run` answers every failure itself).
@@ -115,5 +123,7 @@ class PlatformASGI:
         close_follows(self.endpoints.state)
 
 
-def platform_asgi(platform: Platform, rules: RequestRules | None = None) -> PlatformASGI:
-    return PlatformASGI(platform, rules)
+def platform_asgi(
+    platform: Platform, rules: RequestRules | None = None, metrics: Metrics | None = None
+) -> PlatformASGI:
+    return PlatformASGI(platform, rules, metrics)

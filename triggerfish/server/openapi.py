@@ -123,6 +123,81 @@ def _schemas() -> dict[str, Any]:
                 "key_id": {"type": "string", "description": "The id of the secrets key its value is sealed with"},
             },
         },
+        "Span": {
+            "type": "object",
+            "description": "One span: an invocation attempt (server or consumer), or a handler's publish or send"
+            " (producer)",
+            "required": ["trace_id", "span_id", "name", "kind", "start", "end", "status"],
+            "properties": {
+                "trace_id": {"type": "string"},
+                "span_id": {"type": "string"},
+                "parent_span_id": {"type": ["string", "null"]},
+                "name": {"type": "string", "description": "The function, or `publish BUS` / `send QUEUE`"},
+                "kind": {"enum": ["server", "consumer", "producer", "internal"]},
+                "start": {"type": "number", "description": "Epoch seconds"},
+                "end": {"type": "number"},
+                "status": {"enum": ["ok", "error"]},
+                "attributes": _OBJECT,
+                "request_id": {"type": ["string", "null"]},
+                "function": {"type": ["string", "null"]},
+            },
+        },
+        "Trace": {
+            "type": "object",
+            "required": ["trace_id", "spans"],
+            "properties": {"trace_id": {"type": "string"}, "spans": {"type": "array", "items": _ref("Span")}},
+        },
+        "TraceList": {
+            "type": "object",
+            "properties": {
+                "traces": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "trace_id": {"type": "string"},
+                            "started_at": {"type": "number"},
+                            "ended_at": {"type": "number"},
+                            "duration_ms": {"type": "number"},
+                            "invocations": {"type": "integer"},
+                            "errors": {"type": "integer"},
+                            "functions": {"type": "array", "items": {"type": "string"}},
+                            "root": {"type": "string", "description": "The function of the trace's first invocation"},
+                        },
+                    },
+                }
+            },
+        },
+        "UsageReport": {
+            "type": "object",
+            "required": ["app", "by", "rows", "total"],
+            "properties": {
+                "app": {"type": "string"},
+                "by": {"enum": ["function", "day", "hour"]},
+                "since": {"type": ["number", "null"]},
+                "until": {"type": ["number", "null"]},
+                "prices": {
+                    "type": ["object", "null"],
+                    "properties": {"gb_second": {"type": "number"}, "million_requests": {"type": "number"}},
+                },
+                "rows": {"type": "array", "items": _ref("UsageRow")},
+                "total": _ref("UsageRow"),
+            },
+        },
+        "UsageRow": {
+            "type": "object",
+            "description": "Usage of one function, day (YYYY-MM-DD) or hour (YYYY-MM-DDTHH, UTC); `total` sums them",
+            "required": ["key", "invocations", "requests", "errors", "billed_ms", "gb_seconds"],
+            "properties": {
+                "key": {"type": "string"},
+                "invocations": {"type": "integer", "description": "Attempts, throttled and expired ones too"},
+                "requests": {"type": "integer", "description": "Attempts that ran (what Lambda bills a request for)"},
+                "errors": {"type": "integer", "description": "Attempts that ran and failed"},
+                "billed_ms": {"type": "integer"},
+                "gb_seconds": {"type": "number"},
+                "cost": {"type": "number", "description": "With prices: GB-seconds and requests at those prices"},
+            },
+        },
         "SecretList": {
             "type": "object",
             "required": ["app", "secrets"],
@@ -144,6 +219,9 @@ def _schemas() -> dict[str, Any]:
                 "cold_start": {"type": "boolean"},
                 "error": {"type": ["object", "null"]},
                 "output": {"type": "string"},
+                "trace_id": {"type": ["string", "null"], "description": "The trace the attempt is a span of"},
+                "span_id": {"type": ["string", "null"]},
+                "parent_span_id": {"type": ["string", "null"], "description": "Its caller's span; null: a new trace"},
             },
         },
         "ParkedList": {

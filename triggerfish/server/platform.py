@@ -43,15 +43,18 @@ from triggerfish.bus.rules import Rules
 from triggerfish.config import load_config
 from triggerfish.errors import AppLoadError, DeclarationError, IsolationError, SecretsKeyError
 from triggerfish.events.cloudevent import Event
-from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT
+from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT, RequestObserver
 from triggerfish.gateway.route_auth import KeyLookup
 from triggerfish.isolation.box import Box
 from triggerfish.model import FunctionSpec
 from triggerfish.names import topic_stream
+from triggerfish.observe.spans import SpanListener
+from triggerfish.observe.usage import UsageRollup
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN
 from triggerfish.runtime.platform_calls import StorePlatform
 from triggerfish.runtime.process_runner import ProcessRunner
+from triggerfish.runtime.records import RecordListener
 from triggerfish.runtime.types import LoadedRunner, PlatformHandler
 from triggerfish.secrets.store import SecretStore, open_secrets
 from triggerfish.server.versions import AppVersion, VersionSource
@@ -145,6 +148,12 @@ class Platform:
         self.lease_margin = lease_margin
         #: Told when the run-time rules or subscriptions changed in the store (a server tells its other nodes).
         self.on_change: Callable[[Literal["rules", "subscriptions"]], Awaitable[None]] | None = None
+        #: Told of every invocation record this platform's versions store (metrics, usage, dev's lines).
+        self.record_listeners: list[RecordListener] = []
+        #: Told of every producer span (a handler's publish or send) once stored: OTLP export.
+        self.span_listeners: list[SpanListener] = []
+        #: Told of every request the app's routes answered: route, status, seconds (metrics).
+        self.request_observers: list[RequestObserver] = []
         self._loader = loader or self._start_processes
         #: Gives each version the box its code runs in (None: no box; see triggerfish.isolation).
         self.box_for = box_for
@@ -185,6 +194,8 @@ class Platform:
         self.scheduler: Scheduler
         self.sources: SourceTriggers
         self.workflows: Workflows
+        #: The app's usage, rolled up from its invocation records (triggerfish.observe.usage).
+        self.usage: UsageRollup
 
     # --- what the rest of the platform calls --------------------------------------------------
 
@@ -193,6 +204,11 @@ class Platform:
         if self._store is None:
             raise RuntimeError("the platform is not started; call start() first")
         return self._store
+
+    @property
+    def running(self) -> bool:
+        """Whether the platform is started and not stopped: it has a store and a version serving."""
+        return self._store is not None and self._current is not None
 
     @property
     def current(self) -> AppVersion:
@@ -286,6 +302,7 @@ class Platform:
                 )
             self.publisher = Publisher(store)
             self.workflows = Workflows(store, self, clock=self.clock)
+            self.usage = UsageRollup(store, clock=self.clock)
             version = await self.load(source)
             self._current = version
             specs = version.specs
@@ -363,9 +380,10 @@ class Platform:
 
         Raises AppLoadError (traceback in `details`) or DeclarationError.
         """
-        runner = await self._loader(
-            source, StorePlatform(self.store, publisher=self.publisher, workflows=self.workflows)
+        calls = StorePlatform(
+            self.store, publisher=self.publisher, workflows=self.workflows, span_listeners=self.span_listeners
         )
+        runner = await self._loader(source, calls)
         try:
             version = AppVersion.create(
                 source,
@@ -377,6 +395,8 @@ class Platform:
                 retry_policy=self.retry_policy,
                 keys_lookup=self.keys_lookup,
                 lease_margin=self.lease_margin,
+                record_listeners=self.record_listeners,
+                request_observers=self.request_observers,
             )
         except BaseException:
             await runner.close()
@@ -515,6 +535,11 @@ class Platform:
     async def _maintain_forever(self) -> None:
         while True:
             await asyncio.sleep(MAINTENANCE_PERIOD)
+            try:
+                # Well within the records' retention: usage is rolled up before its records can be trimmed.
+                await self.usage.roll()
+            except Exception:
+                log.exception("rolling usage up failed; trying again in %g s", MAINTENANCE_PERIOD)
             try:
                 await self.maintain()
             except Exception:

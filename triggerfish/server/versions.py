@@ -25,11 +25,12 @@ from typing import Any
 
 from triggerfish.bus.publisher import Publisher
 from triggerfish.gateway import Gateway, RouteTable
-from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT, Authorize
+from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT, Authorize, RequestObserver
 from triggerfish.gateway.route_auth import KeyLookup, route_authorizer
 from triggerfish.model import FunctionSpec
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN, Invoker
+from triggerfish.runtime.records import RecordListener
 from triggerfish.runtime.types import LoadedRunner
 from triggerfish.store import Store
 
@@ -84,13 +85,16 @@ class AppVersion:
         *,
         body_timeout: float,
         authorize: Authorize | None = None,
+        request_observers: list[RequestObserver] | None = None,
     ) -> None:
         self.source = source
         self.number = source.number
         self.runner = runner
         self.invoker = invoker
         self.routes = routes
-        self.gateway = Gateway(routes, self.invoke, body_timeout=body_timeout, authorize=authorize)
+        self.gateway = Gateway(
+            routes, self.invoke, body_timeout=body_timeout, authorize=authorize, observers=request_observers
+        )
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -109,6 +113,8 @@ class AppVersion:
         retry_policy: RetryPolicy | None = None,
         keys_lookup: KeyLookup | None = None,
         lease_margin: float = DEFAULT_LEASE_MARGIN,
+        record_listeners: list[RecordListener] | None = None,
+        request_observers: list[RequestObserver] | None = None,
     ) -> AppVersion:
         """The version `runner` loaded, with its invoker and routes. Raises DeclarationError (two handlers
         on one route, a destination naming an unknown function); the caller closes the runner then."""
@@ -121,10 +127,19 @@ class AppVersion:
             clock=clock,
             publisher=publisher,
             lease_margin=lease_margin,
+            record_listeners=record_listeners,
         )
         # Routes declared with auth= are checked here; with no keys (dev), api_key routes stay open.
         authorize = route_authorizer(runner.specs, keys_lookup=keys_lookup)
-        return cls(source, runner, invoker, routes, body_timeout=body_timeout, authorize=authorize)
+        return cls(
+            source,
+            runner,
+            invoker,
+            routes,
+            body_timeout=body_timeout,
+            authorize=authorize,
+            request_observers=request_observers,
+        )
 
     @property
     def in_flight(self) -> int:

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -55,6 +56,8 @@ class WorkerStats:
     largest: int = 0
     #: Batches of nothing but leases, committed without an fsync.
     unsynced: int = 0
+    #: Seconds the batches took to run and commit, added up (the metrics' commit latency).
+    seconds: float = 0.0
 
     @property
     def mean(self) -> float:
@@ -108,11 +111,13 @@ class Worker:
                     batch, self._pending = self._pending, []
                 if not batch:
                     return  # closing, and nothing left to do
+                began = time.perf_counter()
                 outcomes = (
                     self._run_transaction(batch)
                     if self._transactional
                     else [_call(op, self._connection) for op in batch]
                 )
+                self.stats.seconds += time.perf_counter() - began
                 self.stats.batches += 1
                 self.stats.unsynced += not any(op.durable for op in batch)
                 self.stats.operations += len(batch)

@@ -66,6 +66,7 @@ not fire for the times it was paused.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime
 import logging
@@ -241,6 +242,10 @@ class Scheduler:
         self.invoker = invoker
         self.clock = clock
         self.missed = cast(MissedPolicy, missed)
+        #: Occurrences this scheduler enqueued, and times it found due times the missed-fire policy left out, by
+        #: schedule (what the metrics report; this node's).
+        self.fires: collections.Counter[str] = collections.Counter()
+        self.misses: collections.Counter[str] = collections.Counter()
         #: Identifies this scheduler's claims; a restarted one is a new owner and waits out the old claims.
         self.owner = uuid.uuid4().hex
         self._schedules = declared_schedules(specs)
@@ -391,6 +396,7 @@ class Scheduler:
                 for request_id in await self._enqueue(schedule, state.pending):
                     if request_id not in fired:
                         fired.append(request_id)
+                self.fires[schedule.name] += len(state.pending)
                 newest = state.pending[-1]
                 done = replace(
                     state,
@@ -403,6 +409,8 @@ class Scheduler:
                 record = await self._write(schedule, done, record)
                 continue
             now_due = self._due(schedule, state, now)
+            if now_due.left_out:
+                self.misses[schedule.name] += 1
             if now_due.left_out and now_due.fire:
                 logger.warning(
                     "schedule %r: due times were missed; firing %d of them, up to %s (missed=%r)",

@@ -1,0 +1,155 @@
+"""Spans: what a trace is made of, built from invocation records and from handlers' publishes and sends (pure).
+
+Every invocation attempt is a span: its traceparent is a child of its
+caller's (`tracecontext.span_of`), so the handler's context, and every event
+or message it sends, continues the trace. A handler's `context.publish` or
+`context.send` is a producer span of its own (the event's or message's
+traceparent names it), whose parent is the invocation's span; the function
+the event or message then invokes is that producer span's child. So a chain
+HTTP → publish → rule → function → send → queue → function is one trace with
+every parent known.
+
+Attributes follow OpenTelemetry's semantic conventions: FaaS (`faas.trigger`,
+`faas.invocation_id`, `faas.coldstart`, `faas.name`, `faas.version`),
+messaging (`messaging.system`, `messaging.operation.type`,
+`messaging.destination.name`) and CloudEvents (`cloudevents.event_id`,
+`cloudevents.event_source`, `cloudevents.event_type`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the records module writes spans: imported for annotations only
+    from triggerfish.runtime.records import InvocationRecord
+
+#: The span kinds, as OpenTelemetry names them.
+KINDS = ("server", "consumer", "producer", "internal")
+#: `faas.trigger` by Triggerfish's trigger: what OpenTelemetry's FaaS conventions call them.
+FAAS_TRIGGERS = {"http": "http", "event": "pubsub", "queue": "pubsub", "topic": "pubsub", "schedule": "timer"}
+#: Triggers whose invocation consumes a message someone produced (a consumer span); HTTP is a server span.
+_CONSUMED = frozenset({"event", "queue", "topic", "async", "destination", "schedule"})
+_CLOUDEVENT_ATTRIBUTES = (
+    ("id", "cloudevents.event_id"),
+    ("source", "cloudevents.event_source"),
+    ("type", "cloudevents.event_type"),
+)
+#: What `messaging.system` says of Triggerfish's own buses, topics and queues.
+MESSAGING_SYSTEM = "triggerfish"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One span. Times are epoch seconds; ids lowercase hex (32 for the trace, 16 for a span)."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: str
+    start: float
+    end: float
+    #: "ok" or "error".
+    status: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    #: The invocation a span is (or the invocation that published or sent), and its function.
+    request_id: str | None = None
+    function: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Span:
+        return cls(**document)
+
+
+#: Told of each producer span once stored (OTLP export).
+SpanListener = Callable[[Span], None]
+
+
+def ids_of(traceparent: str) -> tuple[str, str]:
+    """The trace id and span id of a (valid) traceparent."""
+    parts = traceparent.split("-")
+    return parts[1], parts[2]
+
+
+def invocation_span(record: InvocationRecord) -> Span | None:
+    """The span of an invocation attempt; None for a record that carries no trace (older records)."""
+    if record.trace_id is None or record.span_id is None:
+        return None
+    attributes: dict[str, Any] = {
+        "faas.trigger": FAAS_TRIGGERS.get(record.trigger, "other"),
+        "faas.invocation_id": record.request_id,
+        "faas.coldstart": record.cold_start,
+        "faas.name": record.function,
+        "triggerfish.trigger": record.trigger,
+        "triggerfish.attempt": record.attempt,
+        "triggerfish.status": record.status,
+        "triggerfish.billed_duration_ms": record.billed_duration_ms,
+    }
+    if record.version is not None:
+        attributes["faas.version"] = record.version
+    if record.error is not None:
+        attributes["error.type"] = str(record.error.get("errorType", "Error"))
+    kind = "server" if record.trigger == "http" else "consumer" if record.trigger in _CONSUMED else "internal"
+    return Span(
+        trace_id=record.trace_id,
+        span_id=record.span_id,
+        parent_span_id=record.parent_span_id,
+        name=record.function,
+        kind=kind,
+        start=record.started_at,
+        end=record.ended_at,
+        status="ok" if record.status == "succeeded" else "error",
+        attributes=attributes,
+        request_id=record.request_id,
+        function=record.function,
+    )
+
+
+def producer_span(
+    traceparent: str,
+    parent: str | None,
+    *,
+    operation: str,
+    destination: str,
+    start: float,
+    end: float,
+    ok: bool,
+    function: str,
+    request_id: str,
+    event: dict[str, Any] | None = None,
+) -> Span:
+    """The span of a handler's publish (`operation` "publish", to a bus) or send ("send", to a queue): `traceparent`
+    is what the event or message carries, `parent` the publishing invocation's traceparent."""
+    trace, span = ids_of(traceparent)
+    attributes: dict[str, Any] = {
+        "messaging.system": MESSAGING_SYSTEM,
+        "messaging.operation.type": operation,
+        "messaging.destination.name": destination,
+    }
+    if event is not None:
+        for name, key in _CLOUDEVENT_ATTRIBUTES:
+            if isinstance(event.get(name), str):
+                attributes[key] = event[name]
+    return Span(
+        trace_id=trace,
+        span_id=span,
+        parent_span_id=None if parent is None else ids_of(parent)[1],
+        name=f"{operation} {destination}",
+        kind="producer",
+        start=start,
+        end=end,
+        status="ok" if ok else "error",
+        attributes=attributes,
+        request_id=request_id,
+        function=function,
+    )
+
+
+def span_key(span: Span) -> str:
+    """A span's key in the trace index: every span of a trace under one prefix, `t/<trace id>/`."""
+    return f"t/{span.trace_id}/{span.span_id}"

@@ -1,0 +1,140 @@
+"""Reading traces back: a trace's spans from the trace index, recent traces from the invocation records, and the
+waterfall `triggerfish traces` draws (pure, apart from the two reads).
+
+    spans = await trace_spans(store, "4bf92f3577b34da6a3ce929d0e0e4736")
+    print("\\n".join(waterfall(spans)))
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from triggerfish.errors import InvalidInputError
+from triggerfish.names import TRACES_NAMESPACE
+from triggerfish.observe.spans import Span
+from triggerfish.runtime.records import InvocationRecord
+from triggerfish.store import Store
+
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+#: Spans of one trace read at most (a trace is one chain of work; a fan-out to thousands is cut here).
+MAX_SPANS = 10_000
+
+
+def check_trace_id(value: object) -> str:
+    """A trace id: 32 lowercase hex digits, as W3C traceparents carry it (raises InvalidInputError)."""
+    if not isinstance(value, str) or _TRACE_ID.fullmatch(value) is None or value == "0" * 32:
+        raise InvalidInputError(f"a trace id is 32 lowercase hex digits, not all zeros, not {value!r}")
+    return value
+
+
+async def trace_spans(store: Store, trace_id: str) -> list[Span]:
+    """Every span of the trace still kept, in the order they started (parents before children at equal times)."""
+    found = await store.kv.scan(TRACES_NAMESPACE, prefix=f"t/{check_trace_id(trace_id)}/", limit=MAX_SPANS)
+    spans = [Span.from_dict(orjson.loads(record.value)) for record in found]
+    return ordered(spans)
+
+
+def ordered(spans: Sequence[Span]) -> list[Span]:
+    """Depth first from the roots, children by start time: the order a waterfall is read in."""
+    known = {span.span_id for span in spans}
+    children: dict[str | None, list[Span]] = {}
+    for span in spans:
+        parent = span.parent_span_id if span.parent_span_id in known else None
+        children.setdefault(parent, []).append(span)
+    for siblings in children.values():
+        siblings.sort(key=lambda s: (s.start, s.end, s.span_id))
+    out: list[Span] = []
+    stack = list(reversed(children.get(None, [])))
+    while stack:
+        span = stack.pop()
+        out.append(span)
+        stack.extend(reversed(children.get(span.span_id, [])))
+    return out
+
+
+def depths(spans: Sequence[Span]) -> dict[str, int]:
+    """How deep each span sits under its trace's roots (0 for a root, or a span whose parent is not kept)."""
+    by_id = {span.span_id: span for span in spans}
+    found: dict[str, int] = {}
+    for span in spans:
+        depth, parent, seen = 0, span.parent_span_id, {span.span_id}
+        while parent in by_id and parent not in seen:
+            seen.add(parent)
+            depth += 1
+            parent = by_id[parent].parent_span_id
+        found[span.span_id] = depth
+    return found
+
+
+def waterfall(spans: Sequence[Span], *, width: int = 40) -> list[str]:
+    """One line per span: indented name, a bar placed on the trace's time line, the duration, status, invocation."""
+    if not spans:
+        return []
+    start = min(span.start for span in spans)
+    total = max(max(span.end for span in spans) - start, 1e-6)
+    level = depths(spans)
+    names = [f"{'  ' * level[span.span_id]}{span.name} ({span.kind})" for span in spans]
+    name_width = max(len(name) for name in names)
+    lines = []
+    for span, name in zip(spans, names, strict=True):
+        left = int((span.start - start) / total * width)
+        length = max(1, round((span.end - span.start) / total * width))
+        bar = " " * left + "█" * min(length, width - left if left < width else 1)
+        mark = "" if span.status == "ok" else "  ERROR"
+        who = f"  {span.request_id}" if span.request_id and span.kind != "producer" else ""
+        lines.append(f"{name:<{name_width}}  |{bar:<{width}}|  {(span.end - span.start) * 1000:9.2f} ms{mark}{who}")
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSummary:
+    """A trace as the records show it: where it started, how long it ran, what it touched."""
+
+    trace_id: str
+    started_at: float
+    ended_at: float
+    invocations: int
+    errors: int
+    functions: list[str]
+    root: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trace_id": self.trace_id,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_ms": (self.ended_at - self.started_at) * 1000,
+            "invocations": self.invocations,
+            "errors": self.errors,
+            "functions": self.functions,
+            "root": self.root,
+        }
+
+
+def summaries(records: Sequence[InvocationRecord]) -> list[TraceSummary]:
+    """The traces `records` belong to, newest first."""
+    by_trace: dict[str, list[InvocationRecord]] = {}
+    for record in records:
+        if record.trace_id is not None:
+            by_trace.setdefault(record.trace_id, []).append(record)
+    found = []
+    for trace_id, members in by_trace.items():
+        members.sort(key=lambda r: r.started_at)
+        found.append(
+            TraceSummary(
+                trace_id=trace_id,
+                started_at=members[0].started_at,
+                ended_at=max(r.ended_at for r in members),
+                invocations=len(members),
+                errors=sum(1 for r in members if r.status != "succeeded"),
+                functions=sorted({r.function for r in members}),
+                root=members[0].function,
+            )
+        )
+    found.sort(key=lambda t: t.started_at, reverse=True)
+    return found
