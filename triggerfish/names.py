@@ -141,9 +141,9 @@ SERVER_NAMESPACE = "triggerfish.server"
 BUNDLES_NAMESPACE = "triggerfish.bundles"
 #: The cluster's records: nodes and their heartbeats, deploy locks.
 CLUSTER_NAMESPACE = "triggerfish.cluster"
-#: Every app's secrets, sealed (`secret/<app>/<name>`), and the record naming the key they are sealed with.
 #: Which node consumes each source partition now: a leased record per partition stream.
 STREAMS_NAMESPACE = "triggerfish.streams"
+#: Every app's secrets, sealed (`secret/<app>/<name>`), and the record naming the key they are sealed with.
 SECRETS_NAMESPACE = "triggerfish.secrets"
 #: Usage rolled up from the invocation records: one record per function and hour (triggerfish.observe.usage).
 USAGE_NAMESPACE = "triggerfish.usage"
