@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.runtime.conftest import app, eventually, request
-from triggerfish.runtime import limits
+from triggerfish.runtime import limits, memory
 from triggerfish.runtime.process_runner import ProcessRunner
 
 
@@ -57,7 +57,7 @@ async def test_each_worker_gets_its_own_pids_cgroup_removed_at_close(tmp_path: P
 
 SCRIPT = """
 import json, os, sys, time
-from triggerfish.runtime import limits
+from triggerfish.runtime import limits, memory
 os.setgid(65534)
 os.setuid(65534)
 unenforced = limits.apply_in_child(8 << 30, 5, in_cgroup=False)
@@ -86,10 +86,12 @@ def test_without_a_cgroup_an_unprivileged_worker_gets_rlimit_nproc() -> None:
     assert result["failed"] >= 35
 
 
-def test_the_memory_limit_is_the_zygote_baseline_plus_memory_mb() -> None:
+def test_the_fallback_address_space_limit_is_the_zygote_baseline_plus_memory_mb_plus_a_wide_margin() -> None:
     baseline = limits.address_space_bytes()
     assert baseline > 10 * 1024 * 1024  # an interpreter maps at least that much
-    assert limits.memory_limit_bytes(128, baseline) == baseline + 128 * 1024 * 1024
+    margin = memory.ADDRESS_SPACE_MARGIN_MB * 1024 * 1024
+    assert margin >= 1024 * 1024 * 1024  # ten threads' stacks and arenas reserve about 400 MB they never use
+    assert limits.memory_limit_bytes(128, baseline) == baseline + 128 * 1024 * 1024 + margin
 
 
 def test_limits_report_what_is_not_enforced(caplog: pytest.LogCaptureFixture) -> None:

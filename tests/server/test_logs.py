@@ -156,10 +156,14 @@ async def test_the_report_line_carries_duration_billing_memory_and_cold_start(se
         f"Billed Duration: {record['billed_duration_ms']} ms",
         "Memory Size: 128 MB",
     ]
-    assert re.fullmatch(r"Init Duration: \d+\.\d\d ms", fields[4])
-    assert len(fields) == 5
+    # As Lambda's: the peak memory the worker had in use, within the function's memory size, then the init time.
+    assert re.fullmatch(r"Max Memory Used: \d+ MB", fields[4])
+    assert 0 < record["max_memory_used_mb"] <= 128
+    assert fields[4] == f"Max Memory Used: {record['max_memory_used_mb']} MB"
+    assert re.fullmatch(r"Init Duration: \d+\.\d\d ms", fields[5])
+    assert len(fields) == 6
     assert cold["report"]["cold_start"] is True
-    assert cold["report"]["init_duration_ms"] == pytest.approx(float(fields[4].split()[2]), abs=0.01)
+    assert cold["report"]["init_duration_ms"] == pytest.approx(float(fields[5].split()[2]), abs=0.01)
     assert cold["report"]["billed_duration_ms"] == record["billed_duration_ms"]
     assert warm["report"]["cold_start"] is False
     assert "Init Duration" not in warm["message"]

@@ -1,11 +1,15 @@
-"""Per-worker limits: memory (RLIMIT_AS), processes (the pids cgroup or RLIMIT_NPROC), and leftover children.
+"""Per-worker limits: memory (a memory cgroup, else RLIMIT_AS), processes (the pids cgroup or RLIMIT_NPROC), and
+leftover children.
 
-Memory: RLIMIT_AS caps a worker's address space at the app zygote's own
-size (the baseline every forked worker starts with) plus the function's
-`memory_mb`. Python turns an allocation past it into MemoryError, which the
-worker reports as `Runtime.OutOfMemory` naming the limit. RLIMIT_RSS is not
-enforced by Linux and RLIMIT_DATA misses mmap-backed allocations, so
-address space is the limit that actually holds.
+Memory: where a memory controller can be used, each worker is born in a
+memory cgroup of its own limited to the function's `memory_mb` (see
+triggerfish.runtime.memory). Elsewhere RLIMIT_AS caps a worker's address
+space at the app zygote's own size (the baseline every forked worker starts
+with) plus `memory_mb` plus a wide margin for thread stacks and malloc
+arenas (`memory.ADDRESS_SPACE_MARGIN_MB`); Python turns an allocation past
+it into MemoryError, which the worker reports as `Runtime.OutOfMemory`.
+RLIMIT_RSS is not enforced by Linux and RLIMIT_DATA misses mmap-backed
+allocations, so without a cgroup address space is the limit that holds.
 
 Processes: RLIMIT_NPROC counts every process of the user and root ignores
 it, so where the pids cgroup (v1, /sys/fs/cgroup/pids) is writable each
@@ -39,6 +43,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from triggerfish.runtime import memory
+
 log = logging.getLogger("triggerfish.runtime")
 
 PIDS_CGROUP_ROOT = Path("/sys/fs/cgroup/pids")
@@ -66,8 +72,9 @@ class Limits:
 
 
 def memory_limit_bytes(memory_mb: int, baseline_bytes: int) -> int:
-    """RLIMIT_AS for a worker: what its zygote already maps plus the function's memory."""
-    return baseline_bytes + memory_mb * _MB
+    """RLIMIT_AS for a worker without a memory cgroup: what its zygote already maps, the function's memory, and
+    room for the address space threads and arenas reserve without using it."""
+    return baseline_bytes + (memory_mb + memory.ADDRESS_SPACE_MARGIN_MB) * _MB
 
 
 def address_space_bytes() -> int:
@@ -98,17 +105,21 @@ def cgroup_available() -> bool:
     return os.access(PIDS_CGROUP_ROOT / "cgroup.procs", os.W_OK)
 
 
-def apply_in_child(memory_bytes: int, max_processes: int, in_cgroup: bool) -> list[str]:
+def apply_in_child(memory_bytes: int | None, max_processes: int, in_cgroup: bool) -> list[str]:
     """Apply the limits to the calling (freshly forked) worker; return the names of those not enforced.
 
+    `memory_bytes`: its RLIMIT_AS (None: it was born in a memory cgroup, whose limit is in force).
     `in_cgroup`: the worker was born in its own pids cgroup (see CgroupSpares), so the process
     limit is already in force.
     """
     unenforced: list[str] = []
-    try:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    except (ValueError, OSError):
-        unenforced.append("memory")
+    if memory_bytes is None:
+        memory.first_victim()
+    else:
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        except (ValueError, OSError):
+            unenforced.append("memory")
     if not in_cgroup and box_tasks is None:  # in a box, its ceiling (inherited from the base zygote) holds
         if os.geteuid() == 0:
             unenforced.append("processes")  # root ignores RLIMIT_NPROC
@@ -162,10 +173,20 @@ class CgroupSpares:
     limit starts one higher and is tightened when the zygote moves on.
     """
 
-    def __init__(self, root: str | None, max_processes: int) -> None:
+    def __init__(
+        self,
+        root: str | None,
+        max_processes: int,
+        memory_root: str | None = None,
+        memory_controller: memory.MemoryController | None = None,
+    ) -> None:
         self.root = Path(root) if root else None
         self.max_processes = max(1, max_processes)
         self.current: str | None = None
+        #: The memory cgroups, beside the pids cgroups: the same leaf names in the memory hierarchy.
+        self.memory_root = Path(memory_root) if memory_root and memory_controller is not None else None
+        self.memory_controller = memory_controller
+        self.current_memory: str | None = None
         self._count = 0
 
     def take(self) -> str | None:
@@ -173,10 +194,37 @@ class CgroupSpares:
         current, self.current = self.current, None
         return current
 
-    def prepare(self, previous: str | None = None) -> None:
-        """Create the next worker's cgroup and move this process into it; tighten `previous`'s limit."""
-        if self.root is not None:
+    def take_memory(self, limit_bytes: int) -> str | None:
+        """The memory cgroup the worker about to be forked will be born in, limited to `limit_bytes` (None: none)."""
+        current, self.current_memory = self.current_memory, None
+        if current is None or self.memory_controller is None:
+            return None
+        try:
+            memory.set_limit(self.memory_controller, current, limit_bytes)
+        except OSError as exc:
+            sys.stderr.write(f"triggerfish zygote: cannot limit the memory cgroup {current}: {exc}\n")
+            return None
+        return current
+
+    def prepare(self, previous: str | None = None, previous_memory: str | None = None) -> None:
+        """Create the next worker's cgroups and move this process into them; tighten `previous`'s limit."""
+        if self.memory_root is not None:
             self._count += 1
+            path = self.memory_root / f"w{os.getpid()}-{self._count}"
+            try:
+                path.mkdir(exist_ok=True)
+                memory.join(str(path))
+                self.current_memory = str(path)
+            except OSError:
+                self.current_memory = None
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+        if previous_memory is not None:
+            with contextlib.suppress(OSError):
+                os.rmdir(previous_memory)  # the parent could not while this process was inside
+        if self.root is not None:
+            if self.memory_root is None:
+                self._count += 1
             path = self.root / f"w{os.getpid()}-{self._count}"
             try:
                 path.mkdir(exist_ok=True)
@@ -347,8 +395,9 @@ class CgroupTree:
             log.warning("could not remove %s; remove it by hand once its processes are gone", self.path)
 
 
-def describe(method: str) -> Limits:
-    """The Limits a pool reports for the process-limit `method` ("cgroup", "box", "rlimit" or "none")."""
+def describe(method: str, memory_method: str = "RLIMIT_AS") -> Limits:
+    """The Limits a pool reports for the process-limit `method` ("cgroup", "box", "rlimit" or "none") and the
+    memory limit's (a memory cgroup's description, or "RLIMIT_AS")."""
     processes = {
         "cgroup": "pids cgroup (pids.max)",
         "box": "RLIMIT_NPROC of the box (shared by the app's workers)",
@@ -360,7 +409,7 @@ def describe(method: str) -> Limits:
             "the process limit cannot be enforced: running as root without a writable pids cgroup at %s",
             PIDS_CGROUP_ROOT,
         )
-    return Limits(memory="RLIMIT_AS", processes=processes)
+    return Limits(memory=memory_method, processes=processes)
 
 
 __all__ = [

@@ -26,6 +26,7 @@ from triggerfish.model import FunctionSpec
 from triggerfish.names import SECRET_NOT_SET_ERROR, SECRET_UNREADABLE_ERROR, START_ERROR
 from triggerfish.runtime.channel import WorkerConnection
 from triggerfish.runtime.limits import CgroupTree, Limits, memory_limit_bytes
+from triggerfish.runtime.memory import MemoryTree
 from triggerfish.runtime.protocol import Ready, Spawn
 from triggerfish.runtime.slots import acquire_within
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, PlatformHandler, SecretsSource
@@ -55,6 +56,8 @@ class PoolConfig:
     #: app's name as its code declares it.
     secrets: SecretsSource | None = None
     app_name: str = "app"
+    #: The runner's memory cgroups (None, or not enabled: workers are limited by RLIMIT_AS).
+    memory: MemoryTree | None = None
 
 
 class SecretStartError(WorkerStartError):
@@ -194,6 +197,7 @@ class WorkerPool:
             memory_bytes=memory_limit_bytes(self.spec.settings.memory_mb, config.baseline_bytes),
             max_processes=config.max_processes,
             secrets=secrets,
+            memory_limit=self.spec.settings.memory_mb * 1024 * 1024,
         )
         try:
             zygote, zygote_pid = await config.zygote.current()
@@ -221,6 +225,7 @@ class WorkerPool:
             zygote_pid=zygote_pid,
             cgroup_root=config.cgroups.root,
             pids=config.pids,
+            memory_tree=config.memory,
         )
         self._workers.add(worker)
         if generation != self._generation:  # the secrets changed while it started: its values are old

@@ -29,6 +29,7 @@ from triggerfish.isolation.box import BOX_TMP, Box, prepare, python_path
 from triggerfish.isolation.pids import BoxPids, PidView, SamePids, kill_box
 from triggerfish.loader import spec_from_dict
 from triggerfish.model import FunctionSettings, FunctionSpec
+from triggerfish.runtime import memory
 from triggerfish.runtime.channel import ZygoteChannel
 from triggerfish.runtime.limits import DEFAULT_MAX_PROCESSES, CgroupTree, describe, process_limit_method
 from triggerfish.runtime.pool import PoolConfig, WorkerPool
@@ -73,11 +74,16 @@ class ProcessRunner:
         self._base: subprocess.Popen[bytes] | None = None
         self._base_channel: ZygoteChannel | None = None
         self._app: AppZygoteLink | None = None
-        self._cgroups = CgroupTree(f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._cgroups = CgroupTree(name)
+        self._memory = memory.MemoryTree(name, memory.detect())
         if box is not None:
             self._cgroups.delegate(box.uid, box.gid, box.max_tasks)
+            self._memory.delegate(box.uid, box.gid)
+        controller = self._memory.controller
+        memory_method = controller.describe() if controller is not None and self._memory.enabled else "RLIMIT_AS"
         #: How each limit is enforced on this machine (see triggerfish.runtime.limits).
-        self.limits = describe(process_limit_method(self._cgroups.enabled, boxed=box is not None))
+        self.limits = describe(process_limit_method(self._cgroups.enabled, boxed=box is not None), memory_method)
         self._pids: PidView = SamePids()
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
@@ -139,7 +145,9 @@ class ProcessRunner:
     ) -> None:
         if self.box is not None:
             self.target = _absolute_target(self.target)
-            self._base, ours = _spawn_boxed_zygote(self.box, self.target, extra_paths, self._cgroups.root)
+            self._base, ours = _spawn_boxed_zygote(
+                self.box, self.target, extra_paths, self._cgroups.root, self._memory.root
+            )
             self._pids = BoxPids(self._base.pid)
         else:
             self._base, ours = _spawn_base_zygote(self.work_dir)
@@ -153,6 +161,8 @@ class ProcessRunner:
             cgroup_root=self._cgroups.root,
             max_processes=max_processes,
             extra_paths=[str(path) for path in extra_paths],
+            memory_root=self._memory.root,
+            memory_version=self._memory.controller.version if self._memory.controller is not None else 1,
         )
         self._app = AppZygoteLink(self._base_channel, load, self._pids)
         answer = await self._app.start()
@@ -172,6 +182,7 @@ class ProcessRunner:
             pids=self._pids,
             secrets=secrets,
             app_name=self.app_name,
+            memory=self._memory,
         )
         self._pools = {name: WorkerPool(spec, config) for name, spec in self.specs.items()}
         for pool in self._pools.values():
@@ -252,6 +263,7 @@ class ProcessRunner:
                 await asyncio.to_thread(self._base.wait)
         # Give the zygotes a moment to kill their children, then clear what is left.
         self._cgroups.close()
+        self._memory.close()
 
     async def __aenter__(self) -> ProcessRunner:
         return self
@@ -324,7 +336,7 @@ def _spawn_base_zygote(work_dir: Path) -> tuple[subprocess.Popen[bytes], socket.
 
 
 def _spawn_boxed_zygote(
-    box: Box, target: str, extra_paths: list[str], cgroup: str | None
+    box: Box, target: str, extra_paths: list[str], cgroup: str | None, memory_root: str | None = None
 ) -> tuple[subprocess.Popen[bytes], socket.socket]:
     """Start the base zygote in `box`: the app's directory and `extra_paths` read-only, the runner's
     pids cgroup (delegated to the box) writable; our end of its socket."""
@@ -343,7 +355,7 @@ def _spawn_boxed_zygote(
             box,
             command,
             read_only=[*code, *extra_paths],
-            writable=[cgroup] if cgroup is not None else [],
+            writable=[path for path in (cgroup, memory_root) if path is not None],
             keep_fds=[theirs.fileno()],
             env=env,
             chdir=code[0],

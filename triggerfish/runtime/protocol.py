@@ -57,6 +57,8 @@ class Result:
     retire: bool = False
     #: False when the worker saw its output pipe empty after flushing: the parent already read it all.
     unread_output: bool = True
+    #: The most memory the worker has had in use so far, in bytes (its memory cgroup's peak, or its peak RSS).
+    max_memory: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,8 @@ class Ready:
     unenforced: list[str]
     #: The pids cgroup the worker was born in, if any.
     cgroup: str | None = None
+    #: The memory cgroup the worker was born in, if any.
+    memory_cgroup: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,9 @@ class LoadApp:
     max_processes: int = 64
     #: Directories put at the front of sys.path before the app is imported (its installed requirements).
     extra_paths: list[str] = field(default_factory=list)
+    #: The runner's memory cgroup directory and its controller's version (None: workers use RLIMIT_AS).
+    memory_root: str | None = None
+    memory_version: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +171,11 @@ class Spawn:
     function: str
     #: The worker's working directory and limits, decided by the parent.
     cwd: str
+    #: RLIMIT_AS, for a worker the zygote cannot put in a memory cgroup.
     memory_bytes: int
     max_processes: int
+    #: The limit of the worker's memory cgroup: the function's memory_mb, in bytes.
+    memory_limit: int = 0
     #: The values of the secrets the function declares: only over this socket, never on a command line or in a
     #: file, and never in a repr (the zygote prints frames it refuses).
     secrets: dict[str, str] = field(default_factory=dict, repr=False)

@@ -98,6 +98,8 @@ class InvocationRecord:
     trace_id: str | None = None
     span_id: str | None = None
     parent_span_id: str | None = None
+    #: The REPORT line's Max Memory Used, in MB (None: not measured; records written before it was).
+    max_memory_used_mb: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,6 +151,7 @@ def record_from_outcome(
         trace_id=_trace_of(request),
         span_id=_span_of(request),
         parent_span_id=request.parent_span_id,
+        max_memory_used_mb=outcome.max_memory_used_mb,
     )
 
 

@@ -58,6 +58,8 @@ class InvokeOutcome:
     output_truncated: bool = False
     worker_pid: int | None = None
     version: str | None = None
+    #: The most memory the worker had in use so far, in whole MB (the REPORT line's Max Memory Used); None: unknown.
+    max_memory_used_mb: int | None = None
 
 
 #: What a handler may ask of the platform from inside its worker, through its context:

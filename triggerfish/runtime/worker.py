@@ -28,6 +28,7 @@ import sys
 import termios
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 import orjson
@@ -36,7 +37,7 @@ from triggerfish.errors import InvocationError, ProtocolError
 from triggerfish.identity import REGION
 from triggerfish.model import FunctionSpec
 from triggerfish.names import OUT_OF_MEMORY_ERROR
-from triggerfish.runtime import call_errors, limits
+from triggerfish.runtime import call_errors, limits, memory
 from triggerfish.runtime.context import Context, Secrets
 from triggerfish.runtime.handler import run_handler
 from triggerfish.runtime.protocol import (
@@ -120,12 +121,17 @@ def become_worker(
     app_name: str,
     version: str,
     cgroup: str | None = None,
+    memory_cgroup: str | None = None,
 ) -> NoReturn:
-    """Turn a freshly forked child of the app zygote into a worker and serve until told to stop."""
+    """Turn a freshly forked child of the app zygote into a worker and serve until told to stop.
+
+    `cgroup` and `memory_cgroup`: the pids and memory cgroups it was born in (None: none, the rlimits apply).
+    """
     code = 0
     try:
         os.setsid()
-        unenforced = limits.apply_in_child(spawn.memory_bytes, spawn.max_processes, cgroup is not None)
+        address_space = None if memory_cgroup is not None else spawn.memory_bytes
+        unenforced = limits.apply_in_child(address_space, spawn.max_processes, cgroup is not None)
         _enter_directory(spawn.cwd)
         sandbox.enter(spec, spawn.cwd)
         _set_environment(
@@ -138,8 +144,11 @@ def become_worker(
         os.close(null)
         # Kept (not inherited by the handler's children) to tell the parent whether output is unread.
         os.set_inheritable(output_fd, False)
-        send_frame(sock, Ready(pid=os.getpid(), unenforced=unenforced, cgroup=cgroup))
-        Worker(sock, spec, app_name=app_name, version=version, output_fd=output_fd, secrets=spawn.secrets).serve()
+        send_frame(sock, Ready(pid=os.getpid(), unenforced=unenforced, cgroup=cgroup, memory_cgroup=memory_cgroup))
+        peak = None if memory_cgroup is None else os.path.join(memory_cgroup, _peak_file(memory_cgroup))
+        worker = Worker(sock, spec, app_name=app_name, version=version, output_fd=output_fd, secrets=spawn.secrets)
+        worker.peak = memory.PeakReader(peak)
+        worker.serve()
     except BaseException as exc:  # whatever happens, a worker never returns into the zygote's code
         code = 70
         with contextlib.suppress(BaseException):
@@ -222,6 +231,8 @@ class Worker:
         # One loop for the worker's life, so async clients a handler caches in globals stay usable.
         self.loop = asyncio.new_event_loop() if _is_async(spec.handler) else None
         self.call_platform: Callable[[str, dict[str, Any]], Any] = self._call_platform
+        #: Reads the worker's peak memory for the REPORT line (its peak resident set until told its cgroup).
+        self.peak = memory.PeakReader(None)
 
     def serve(self) -> None:
         sock = self.sock
@@ -262,6 +273,7 @@ class Worker:
             message = f"request {request.id}: killed {killed} process(es) the handler left behind"
             send_frame(self.sock, Log(level="warning", message=message))
         body: dict[str, Any] = {"t": "result", "id": request.id, "ok": outcome.ok, "started": started, "ended": ended}
+        body["max_memory"] = self.peak.read()
         if self.output_fd is not None and _pipe_empty(self.output_fd):
             # Everything written so far was already read by the parent: spare it a read per invocation.
             body["unread_output"] = False
@@ -316,6 +328,12 @@ def _out_of_memory(error: Mapping[str, Any], memory_mb: int) -> dict[str, Any]:
         ),
         "stackTrace": list(error.get("stackTrace") or []),
     }
+
+
+def _peak_file(cgroup: str) -> str:
+    """The peak-usage file of a memory cgroup: v1's where it has one, else v2's."""
+    v1 = memory.MemoryController(1, Path(cgroup)).peak_file
+    return v1 if os.path.exists(os.path.join(cgroup, v1)) else memory.MemoryController(2, Path(cgroup)).peak_file
 
 
 def _has_children() -> bool:

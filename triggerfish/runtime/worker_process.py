@@ -20,8 +20,8 @@ from typing import Any, get_args
 
 from triggerfish.errors import ProtocolError
 from triggerfish.isolation.pids import PidView, SamePids
-from triggerfish.names import EXIT_ERROR, INVALID_EVENT_ERROR, PROTOCOL_ERROR, TIMEOUT_ERROR
-from triggerfish.runtime import call_errors
+from triggerfish.names import EXIT_ERROR, INVALID_EVENT_ERROR, OUT_OF_MEMORY_ERROR, PROTOCOL_ERROR, TIMEOUT_ERROR
+from triggerfish.runtime import call_errors, memory
 from triggerfish.runtime.channel import WorkerConnection
 from triggerfish.runtime.limits import CgroupTree
 from triggerfish.runtime.protocol import (
@@ -68,6 +68,7 @@ class WorkerProcess:
         cgroup_root: str | None = None,
         ready: Ready | None = None,
         pids: PidView | None = None,
+        memory_tree: memory.MemoryTree | None = None,
     ) -> None:
         #: The app zygote's pid as this process names it (in a box, not the pid the zygote sees itself).
         self.zygote_pid = zygote_pid
@@ -76,6 +77,11 @@ class WorkerProcess:
         self._may_signal = False
         self.pid: int | None = None
         self.cgroup: str | None = None
+        #: The worker's memory cgroup (None: none, RLIMIT_AS), and what it said when the worker ended.
+        self._memory = memory_tree
+        self.memory_cgroup: str | None = None
+        self.oom_killed = False
+        self.peak_bytes: int | None = None
         self.unenforced: list[str] = []
         self.exit_status: asyncio.Future[int] | None = None
         self.function = function
@@ -119,6 +125,14 @@ class WorkerProcess:
             or os.path.dirname(os.path.normpath(ready.cgroup)) != self.cgroup_root
         ):
             raise ProtocolError(f"'ready' names cgroup {ready.cgroup!r}, which is not one of this runner's")
+        memory_root = None if self._memory is None else self._memory.root
+        if ready.memory_cgroup is not None and (
+            not isinstance(ready.memory_cgroup, str)
+            or memory_root is None
+            or os.path.dirname(os.path.normpath(ready.memory_cgroup)) != memory_root
+        ):
+            raise ProtocolError(f"'ready' names memory cgroup {ready.memory_cgroup!r}, not one of this runner's")
+        self.memory_cgroup = ready.memory_cgroup
         self.ready_at = time.perf_counter()
         self.pid = ours if ours is not None else ready.pid
         self.cgroup = ready.cgroup
@@ -231,6 +245,7 @@ class WorkerProcess:
             output_truncated=self._truncated,
             worker_pid=self.pid,
             version=version,
+            max_memory_used_mb=memory.megabytes(message.max_memory if isinstance(message.max_memory, int) else None),
         )
 
     async def _died(
@@ -248,6 +263,11 @@ class WorkerProcess:
             if self.exit_status is not None and self.exit_status.cancelled():
                 message = "Runtime exited during the invocation: its app zygote died and took the worker with it"
             error = {"errorType": EXIT_ERROR, "errorMessage": message}
+            self._read_memory()
+            if self.oom_killed:
+                # Lambda's words for a runtime the OOM killer ended (the REPORT line shows the peak).
+                message = f"RequestId: {request.request_id} Error: Runtime exited with error: signal: killed"
+                error = {"errorType": OUT_OF_MEMORY_ERROR, "errorMessage": message}
         self.kill()
         self.drain_all()
         return self._failed(request, error, sent_at, version, cold_start)
@@ -277,6 +297,7 @@ class WorkerProcess:
             output_truncated=self._truncated,
             worker_pid=self.pid,
             version=version,
+            max_memory_used_mb=memory.megabytes(self.peak_bytes),
         )
 
     # --- output ---------------------------------------------------------------------------
@@ -342,10 +363,20 @@ class WorkerProcess:
             self.connection.send(_CANCEL)
         self.connection.close()
 
+    def _read_memory(self) -> None:
+        """Whether the OOM killer ended the worker, and its peak: read once, before its memory cgroup goes."""
+        tree, cgroup = self._memory, self.memory_cgroup
+        if tree is None or tree.controller is None or cgroup is None or self.peak_bytes is not None:
+            return
+        self.oom_killed = memory.oom_kills(tree.controller, cgroup) > 0
+        self.peak_bytes = memory.peak_bytes(tree.controller, cgroup)
+
     def _exited(self, future: asyncio.Future[int]) -> None:
         self.alive = False
+        self._read_memory()
         CgroupTree.kill_all(self.cgroup, spare=self.zygote_pid)
         CgroupTree.remove(self.cgroup)
+        memory.MemoryTree.remove(self.memory_cgroup)
         self.drain_all()
         self._close_output()
         self.connection.close()

@@ -33,7 +33,7 @@ from typing import NoReturn
 from triggerfish.errors import AppLoadError, DeclarationError, ProtocolError
 from triggerfish.loader import spec_to_dict
 from triggerfish.model import FunctionSpec
-from triggerfish.runtime import limits, worker
+from triggerfish.runtime import limits, memory, worker
 from triggerfish.runtime.protocol import (
     _HEADER,
     MAX_FRAME,
@@ -192,10 +192,15 @@ class AppZygote(_Server):
     def __init__(self, sock: socket.socket, load: LoadApp) -> None:
         super().__init__(sock)
         self.load = load
-        self.cgroups = limits.CgroupSpares(load.cgroup_root, load.max_processes)
-        # The cgroup of the last worker forked, until the next one is prepared (see idle_work).
+        controller = None
+        if load.memory_root is not None:
+            # The hierarchy's mount is not needed here: the zygote only uses paths inside memory_root.
+            controller = memory.MemoryController(load.memory_version, Path(load.memory_root))
+        self.cgroups = limits.CgroupSpares(load.cgroup_root, load.max_processes, load.memory_root, controller)
+        # The cgroups of the last worker forked, until the next ones are prepared (see idle_work).
         self._prepare_due = False
         self._previous_cgroup: str | None = None
+        self._previous_memory: str | None = None
         self.specs: dict[str, FunctionSpec] = {}
         self.app_name = "app"
 
@@ -248,6 +253,7 @@ class AppZygote(_Server):
         sys.stdout.flush()
         sys.stderr.flush()
         cgroup = self.cgroups.take()
+        memory_cgroup = self.cgroups.take_memory(message.memory_limit) if message.memory_limit > 0 else None
         try:
             pid = os.fork()
         except OSError as exc:
@@ -264,6 +270,7 @@ class AppZygote(_Server):
                 app_name=self.app_name,
                 version=self.load.version,
                 cgroup=cgroup,
+                memory_cgroup=memory_cgroup,
             )
         # The parent sees the worker's socket close when the fork failed: no answer needed here.
         for fd in fds:
@@ -271,6 +278,7 @@ class AppZygote(_Server):
         if pid > 0:
             self.children.add(pid)
         self._previous_cgroup = cgroup if pid > 0 else None
+        self._previous_memory = memory_cgroup if pid > 0 else None
         self._prepare_due = True
 
     def idle_delay(self) -> float | None:
@@ -280,8 +288,9 @@ class AppZygote(_Server):
         # Moving into a cgroup costs CPU and an RCU grace period; done once the new worker has had
         # PREPARE_AFTER seconds to start, it does not compete with the cold start it follows.
         self._prepare_due = False
-        self.cgroups.prepare(previous=self._previous_cgroup)
+        self.cgroups.prepare(previous=self._previous_cgroup, previous_memory=self._previous_memory)
         self._previous_cgroup = None
+        self._previous_memory = None
 
 
 def _add_paths(paths: list[str]) -> None:

@@ -225,6 +225,7 @@ def _report(record: InvocationRecord) -> dict[str, Any]:
         "duration_ms": record.duration_ms,
         "billed_duration_ms": record.billed_duration_ms,
         "memory_mb": record.memory_mb,
+        "max_memory_used_mb": record.max_memory_used_mb,
         "gb_seconds": record.gb_seconds,
         "cold_start": record.cold_start,
         "init_duration_ms": record.init_duration_ms,
@@ -240,6 +241,8 @@ def _report_text(record: InvocationRecord) -> str:
         f"Billed Duration: {record.billed_duration_ms} ms",
         f"Memory Size: {record.memory_mb} MB",
     ]
+    if record.max_memory_used_mb is not None:
+        fields.append(f"Max Memory Used: {record.max_memory_used_mb} MB")
     if record.cold_start and record.init_duration_ms is not None:
         fields.append(f"Init Duration: {record.init_duration_ms:.2f} ms")
     if record.status != "succeeded":

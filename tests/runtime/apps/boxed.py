@@ -53,7 +53,7 @@ def loops(event: Any) -> Any:
 def hoards(event: Any) -> Any:
     chunks = []
     while True:
-        chunks.append(bytearray(16 * 1024 * 1024))
+        chunks.append(b"\x01" * (16 * 1024 * 1024))  # written: resident, as a real workload's memory is
 
 
 @app.function(timeout=10.0)

@@ -43,7 +43,7 @@ def hog(event: Any) -> Any:
         return len(bytearray(10 * 1024 * 1024))
     chunks = []
     while True:
-        chunks.append(bytearray(16 * 1024 * 1024))
+        chunks.append(b"\x01" * (16 * 1024 * 1024))  # written: resident, as a real workload's memory is
 
 
 @app.function(timeout=1.0, memory_mb=128)
