@@ -85,7 +85,7 @@ class App:
     order they were declared. Every decorator takes the settings of
     FunctionSettings as keywords (memory_mb, timeout, concurrency,
     min_warm, retries, max_event_age, on_success, on_failure, dead_letter,
-    env) and `name=` to name the function other than by its `__name__`.
+    env, secrets, ephemeral_storage) and `name=` to name the function other than by its `__name__`.
     """
 
     def __init__(self, name: str) -> None:

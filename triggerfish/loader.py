@@ -33,6 +33,7 @@ from triggerfish.app import App
 from triggerfish.errors import AppLoadError, DeclarationError, InvocationError
 from triggerfish.http_auth import auth_from_data, auth_to_data, describe_auth
 from triggerfish.model import (
+    DEFAULT_EPHEMERAL_STORAGE_MB,
     AmqpTrigger,
     ChangeTrigger,
     EventTrigger,
@@ -276,6 +277,8 @@ def spec_to_dict(spec: FunctionSpec) -> dict[str, Any]:
     if s.secrets:
         # Only when declared: a function's description is its fingerprint, which must not move for those declaring none.
         settings["secrets"] = list(s.secrets)
+    if s.ephemeral_storage != DEFAULT_EPHEMERAL_STORAGE_MB:  # likewise: only when set
+        settings["ephemeral_storage"] = s.ephemeral_storage
     described: dict[str, Any] = {
         "name": spec.name,
         "ref": spec.ref,
@@ -324,6 +327,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> FunctionSpec:
             dead_letter=_destination(raw.get("dead_letter")),
             env=dict(raw.get("env") or {}),
             secrets=tuple(str(name) for name in raw.get("secrets") or ()),
+            ephemeral_storage=int(raw.get("ephemeral_storage", DEFAULT_EPHEMERAL_STORAGE_MB)),
         )
         triggers = tuple(_trigger_from(t) for t in data.get("triggers", ()))
         name, ref = str(data["name"]), str(data["ref"])

@@ -21,6 +21,8 @@ DEFAULT_TIMEOUT = 3.0
 DEFAULT_CONCURRENCY = 10
 DEFAULT_RETRIES = 2
 DEFAULT_MAX_EVENT_AGE = 6 * 3600.0
+#: MB of each worker's private /tmp (Lambda's default ephemeral storage).
+DEFAULT_EPHEMERAL_STORAGE_MB = 512
 
 DestinationKind = Literal["function", "queue", "topic", "bus"]
 
@@ -57,6 +59,8 @@ class FunctionSettings:
     env: Mapping[str, str] = field(default_factory=dict)
     #: The app's secrets this function sees, by name: as variables of its environment and in `context.secrets`.
     secrets: tuple[str, ...] = ()
+    #: MB of the worker's private /tmp (Lambda's EphemeralStorage): writing past it is ENOSPC.
+    ephemeral_storage: int = DEFAULT_EPHEMERAL_STORAGE_MB
 
 
 SETTING_NAMES = frozenset(FunctionSettings.__dataclass_fields__)
@@ -202,6 +206,7 @@ class FunctionSpec:
 # reason only; the caller adds where the value was written (a function, a file and table).
 
 MEMORY_MB_RANGE = (128, 10240)
+EPHEMERAL_STORAGE_RANGE = (512, 10240)
 MAX_TIMEOUT = 900.0
 MAX_CONCURRENCY = 10_000
 MAX_RETRIES = 185
@@ -341,6 +346,11 @@ def check_setting(name: str, value: object) -> Any:
         return _env(value)
     if name == "secrets":
         return _secret_names(value)
+    if name == "ephemeral_storage":
+        low, high = EPHEMERAL_STORAGE_RANGE
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"ephemeral_storage is the MB of /tmp, a whole number from {low} to {high}, not {value!r}")
+        return value
     raise ValueError(unknown_name_message("setting", name, SETTING_NAMES))
 
 

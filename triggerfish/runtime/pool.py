@@ -308,6 +308,7 @@ class WorkerPool:
             "pids": sorted(w.pid for w in self._workers if w.pid is not None),
             "limits": {
                 "memory_mb": self.spec.settings.memory_mb,
+                "ephemeral_storage_mb": self.spec.settings.ephemeral_storage,
                 "timeout": self.timeout,
                 "max_processes": self.config.max_processes,
                 "memory": self.config.limits.memory,

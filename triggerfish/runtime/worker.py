@@ -37,7 +37,7 @@ from triggerfish.errors import InvocationError, ProtocolError
 from triggerfish.identity import REGION
 from triggerfish.model import FunctionSpec
 from triggerfish.names import OUT_OF_MEMORY_ERROR
-from triggerfish.runtime import call_errors, limits, memory
+from triggerfish.runtime import call_errors, limits, memory, private_tmp
 from triggerfish.runtime.context import Context, Secrets
 from triggerfish.runtime.handler import run_handler
 from triggerfish.runtime.protocol import (
@@ -132,6 +132,14 @@ def become_worker(
         os.setsid()
         address_space = None if memory_cgroup is not None else spawn.memory_bytes
         unenforced = limits.apply_in_child(address_space, spawn.max_processes, cgroup is not None)
+        if limits.box_tasks is None:  # a box's seccomp filter refuses namespaces: there /tmp is the box's
+            try:
+                keep = private_tmp.paths_to_keep(spawn.cwd, sys.path)
+                private_tmp.enter(spec.settings.ephemeral_storage, keep)
+            except private_tmp.PrivateTmpError as exc:
+                if exc.mounted:  # /tmp is neither the host's nor whole: do not run user code over it
+                    raise
+                unenforced.append("tmp")
         _enter_directory(spawn.cwd)
         sandbox.enter(spec, spawn.cwd)
         _set_environment(

@@ -1,0 +1,132 @@
+"""Each worker's own /tmp: private to it, kept while it is warm, gone with it, limited by `ephemeral_storage`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.conftest import app, eventually, request
+from triggerfish.app import App
+from triggerfish.errors import DeclarationError
+from triggerfish.runtime.process_runner import ProcessRunner
+
+
+@pytest.fixture
+async def runner(tmp_path: Path) -> AsyncIterator[ProcessRunner]:
+    started = await ProcessRunner.start(app("scratch"), work_dir=tmp_path)
+    try:
+        if "tmp" in started.stats("first")["limits"]["unenforced"]:
+            pytest.skip("this host lets a worker make no mount namespace (user namespaces disabled)")
+        yield started
+    finally:
+        await started.close()
+
+
+def scratch_path() -> str:
+    return f"/tmp/x-{uuid.uuid4().hex}"  # a name no other test on the host uses
+
+
+def exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+async def test_two_functions_writing_the_same_path_never_see_each_other_s_file(runner: ProcessRunner) -> None:
+    path = scratch_path()
+    one = await runner.run(request("first", {"path": path, "text": "from first"}))
+    two = await runner.run(request("second", {"path": path, "text": "from second"}))
+    assert one.ok, one.error
+    assert two.ok, two.error
+    assert two.result["found"] is None
+    again = await runner.run(request("first", {"path": path, "text": "from first, again"}))
+    assert again.result["found"] == "from first"
+    assert not exists(path)  # and the host's /tmp never saw either
+    if runner.stats("first")["limits"]["unenforced"] == []:
+        # Seen from outside through the worker's own root: its file is in its /tmp alone.
+        assert read(f"/proc/{again.worker_pid}/root{path}") == "from first, again"
+
+
+async def test_a_warm_worker_keeps_its_tmp_and_a_cold_one_starts_empty(runner: ProcessRunner) -> None:
+    path = scratch_path()
+    cold = await runner.run(request("first", {"path": path, "text": "one"}))
+    warm = await runner.run(request("first", {"path": path, "text": "two"}))
+    assert (cold.result["found"], warm.result["found"]) == (None, "one")
+    assert warm.result["pid"] == cold.result["pid"]
+    assert runner.stop_idle("first") == 1
+    fresh = await runner.run(request("first", {"path": path, "text": "three"}))
+    assert fresh.cold_start
+    assert fresh.result["pid"] != cold.result["pid"]
+    assert fresh.result["found"] is None
+
+
+async def test_nothing_is_left_on_the_host_after_the_worker_ends(runner: ProcessRunner) -> None:
+    path = scratch_path()
+    done = await runner.run(request("first", {"path": path, "text": "left behind?"}))
+    pid = done.worker_pid
+    assert pid is not None
+    runner.stop_idle()
+    await eventually(lambda: not exists(f"/proc/{pid}"), 5.0)
+    assert not exists(f"/proc/{pid}")
+    assert not exists(path)
+    assert not [name for name in os.listdir("/tmp") if name == os.path.basename(path)]
+
+
+async def test_a_full_tmp_is_no_space_left_at_the_ephemeral_storage_size(runner: ProcessRunner) -> None:
+    outcome = await runner.run(request("fills"))
+    assert outcome.ok, outcome.error
+    assert outcome.result["error"] == "OSError: [Errno 28] No space left on device"
+    assert 500 * 1024 * 1024 <= outcome.result["written"] <= 512 * 1024 * 1024
+    assert runner.stats("fills")["limits"]["ephemeral_storage_mb"] == 512
+
+
+@pytest.mark.parametrize("size", [100, 511, 10241, "1GB", True])
+def test_ephemeral_storage_out_of_lambda_s_range_is_refused(size: object) -> None:
+    app = App("bad")
+    with pytest.raises(
+        DeclarationError, match=r"ephemeral_storage is the MB of /tmp, a whole number from 512 to 10240"
+    ):
+
+        @app.function(ephemeral_storage=size)
+        def handler(event: object) -> None:
+            return None
+
+
+NOBODY = """
+import json, os
+from triggerfish.runtime import limits, private_tmp  # imported first: the interpreter may be where nobody can read
+limits.libc()
+os.setgid(65534)
+os.setuid(65534)
+limits.libc().prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE, which setuid cleared: a server started as nobody has it
+try:
+    private_tmp.enter(16, [])
+except private_tmp.PrivateTmpError as exc:
+    print(json.dumps({"error": str(exc)}))
+    raise SystemExit(0)
+with open("/tmp/nobody-probe-" + str(os.getpid()), "w") as f:
+    f.write("x")
+print(json.dumps({"uid": os.getuid(), "listing": os.listdir("/tmp"), "pid": os.getpid()}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become an unprivileged user")
+def test_an_unprivileged_worker_gets_its_tmp_in_a_user_namespace_keeping_its_uid() -> None:
+    done = subprocess.run([sys.executable, "-c", NOBODY], capture_output=True, text=True, timeout=60, cwd="/")
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    if "error" in seen:
+        pytest.skip(f"user namespaces are not available to unprivileged users here: {seen['error']}")
+    assert seen["uid"] == 65534
+    assert seen["listing"] == [f"nobody-probe-{seen['pid']}"]
+    assert not os.path.exists(f"/tmp/nobody-probe-{seen['pid']}")

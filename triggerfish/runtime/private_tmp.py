@@ -1,0 +1,114 @@
+"""Each worker's own /tmp, as each Lambda execution environment has its own.
+
+Functions write to `/tmp` by its literal path. Right after the fork, a
+worker outside a box takes a mount namespace of its own (as root, or in a
+user namespace mapping the server's uid to itself) and mounts a tmpfs of the
+function's `ephemeral_storage` MB on `/tmp`: what it writes there is seen by
+it and its children only, stays for its warm life, and is gone with it (the
+kernel frees the tmpfs when the namespace's last process exits). A full
+`/tmp` is `OSError: [Errno 28] No space left on device`, as on Lambda.
+
+Directories the worker needs that lie under the host's `/tmp` (its working
+directory, the app's code, its installed requirements: a project in
+`/tmp/scratch` runs as any other) are bound back into the new `/tmp` at
+the same paths before user code runs.
+
+Mounts made in the namespace never reach the host: the whole tree is made a
+slave of the host's first. Where namespaces cannot be made (user namespaces
+disabled, or inside a box, whose seccomp filter refuses them: there the
+box's own `/tmp` is the app's), the worker keeps the `/tmp` it has and
+reports "tmp" as not enforced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+from collections.abc import Iterable
+
+from triggerfish.runtime import limits
+
+TMP = "/tmp"
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_MS_NOSUID = 0x2
+_MS_NODEV = 0x4
+_MS_BIND = 0x1000
+_MS_REC = 0x4000
+_MS_SLAVE = 0x80000
+
+
+class PrivateTmpError(OSError):
+    """The private /tmp could not be made (the step and the system's reason are in the message).
+
+    `mounted`: the tmpfs was mounted before the failure, so /tmp is no longer the host's either.
+    """
+
+    mounted = False
+
+
+def enter(size_mb: int, keep: Iterable[str] = ()) -> None:
+    """Give the calling process, single-threaded and not yet running user code, a private /tmp of `size_mb` MB.
+
+    `keep`: paths under the host's /tmp that must stay reachable at the same place (bound back in).
+    Raises PrivateTmpError, leaving /tmp as it was, when the namespace or the mount cannot be made.
+    """
+    libc = limits.libc()
+    uid, gid = os.getuid(), os.getgid()
+    root = os.geteuid() == 0
+    host_tmp = -1
+    mounted = False
+    try:
+        _call(libc.unshare(_CLONE_NEWNS if root else _CLONE_NEWNS | _CLONE_NEWUSER), "unshare")
+        if not root:
+            # The same uid and gid inside as outside: files keep their owner, and nothing else changes.
+            with open("/proc/self/setgroups", "w") as setgroups:
+                setgroups.write("deny")
+            with open("/proc/self/uid_map", "w") as uid_map:
+                uid_map.write(f"{uid} {uid} 1")
+            with open("/proc/self/gid_map", "w") as gid_map:
+                gid_map.write(f"{gid} {gid} 1")
+        _call(libc.mount(b"none", b"/", None, _MS_REC | _MS_SLAVE, None), "making / a slave mount")
+        # Opened in the new namespace (a bind's source must be a mount of it), before the tmpfs covers it.
+        host_tmp = os.open(TMP, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        options = f"size={int(size_mb)}m,mode=1777".encode()
+        _call(libc.mount(b"tmpfs", TMP.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options), "mounting /tmp")
+        mounted = True
+        for path in _outermost(keep):
+            inside = path[len(TMP) + 1 :]
+            source = f"/proc/self/fd/{host_tmp}/{inside}"
+            os.makedirs(source, exist_ok=True)
+            os.makedirs(path, exist_ok=True)
+            _call(libc.mount(source.encode(), path.encode(), None, _MS_BIND | _MS_REC, None), f"binding {path}")
+    except OSError as exc:
+        error = PrivateTmpError(exc.errno, f"no private /tmp: {exc.strerror or exc}")
+        error.mounted = mounted
+        raise error from None
+    finally:
+        if host_tmp >= 0:
+            os.close(host_tmp)
+
+
+def _call(result: int, what: str) -> None:
+    if result != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, f"{what}: {os.strerror(number)}")
+
+
+def _outermost(paths: Iterable[str]) -> list[str]:
+    """The paths under /tmp, absolute and normalised, without those inside another of them."""
+    inside = sorted({os.path.normpath(os.path.abspath(p)) for p in paths if p})
+    inside = [p for p in inside if p.startswith(TMP + "/")]
+    chosen: list[str] = []
+    for path in inside:
+        if not any(path == kept or path.startswith(kept + "/") for kept in chosen):
+            chosen.append(path)
+    return chosen
+
+
+def paths_to_keep(cwd: str, search_path: Iterable[str]) -> list[str]:
+    """What a worker needs from the host's /tmp: its working directory and the import path's entries."""
+    with contextlib.suppress(OSError):
+        cwd = os.path.realpath(cwd)
+    return [cwd, *(os.path.realpath(entry) for entry in search_path if entry)]
