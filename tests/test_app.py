@@ -114,6 +114,7 @@ EVERY_SETTING: dict[str, Any] = {
     "dead_letter": "topic:dead",
     "env": {"TABLE": "orders"},
     "secrets": ["STRIPE_KEY"],
+    "ephemeral_storage": 2048,
 }
 DECORATORS: dict[str, Any] = {
     "function": lambda app, s: app.function(**s),
@@ -147,6 +148,7 @@ def test_every_decorator_accepts_every_setting(decorator: str) -> None:
         dead_letter=Destination("topic", "dead"),
         env={"TABLE": "orders"},
         secrets=("STRIPE_KEY",),
+        ephemeral_storage=2048,
     )
 
 

@@ -1,4 +1,5 @@
-"""A worker's limits: memory (RLIMIT_AS), processes (pids cgroup or RLIMIT_NPROC), and what is enforced here."""
+"""A worker's limits: memory (a memory cgroup, else RLIMIT_AS), processes (pids cgroup or RLIMIT_NPROC), /tmp, and
+what is enforced here."""
 
 import asyncio
 from pathlib import Path
@@ -16,7 +17,7 @@ app = App("greedy")
 def hoard(event, context):
     chunks = []
     while True:
-        chunks.append(bytearray(16 * 1024 * 1024))
+        chunks.append(b"x" * (16 * 1024 * 1024))  # written, so resident: what the limit counts
 """)
 
 
@@ -30,11 +31,17 @@ async def main() -> None:
 
     assert outcome.error is not None
     assert outcome.error["errorType"] == "Runtime.OutOfMemory"
-    assert "128 MB" in outcome.error["errorMessage"]
-    assert limits["memory"] == "RLIMIT_AS"
+    if limits["memory"] == "RLIMIT_AS":  # no memory controller here: Python's MemoryError, naming the limit
+        assert "128 MB" in outcome.error["errorMessage"]
+    else:  # "memory cgroup v2 (memory.max)" or "memory cgroup v1 (memory.limit_in_bytes)": the OOM killer
+        assert outcome.error["errorMessage"] == "RequestId: r-1 Error: Runtime exited with error: signal: killed"
+        assert outcome.max_memory_used_mb is not None
+        assert outcome.max_memory_used_mb <= 128
     assert limits["max_processes"] == 32
+    assert limits["ephemeral_storage_mb"] == 512
     # "pids cgroup (pids.max)", "RLIMIT_NPROC", or "none" (then also in "unenforced" and the log).
-    print("processes limited by:", limits["processes"], "| not enforced:", limits["unenforced"] or "nothing")
+    print("memory limited by:", limits["memory"], "| processes by:", limits["processes"])
+    print("not enforced:", limits["unenforced"] or "nothing")
 
 
 asyncio.run(main())
