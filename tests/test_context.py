@@ -32,7 +32,8 @@ class Platform:
 def make(**overrides: Any) -> Context:
     values: dict[str, Any] = {
         "request_id": "8f7a-req",
-        "function_name": "create_order",
+        "function_name": "shop-create_order",  # as the runtime passes it: the Lambda name
+        "function": "create_order",
         "deadline": time.time() + 3,
         "app_name": "shop",
     }
@@ -40,23 +41,36 @@ def make(**overrides: Any) -> Context:
     return Context(**values)
 
 
-def test_lambda_attributes() -> None:
+def test_lambda_attributes_agree_with_each_other_and_have_lambda_s_types() -> None:
     context = make(function_version="7", memory_limit_in_mb=256)
     assert context.aws_request_id == context.request_id == "8f7a-req"
-    assert context.function_name == "create_order"
-    assert context.function_version == "7"
-    assert context.memory_limit_in_mb == 256
+    # function_name, the ARN and the log group name one function, as on Lambda.
+    assert context.function_name == "shop-create_order"
     assert context.invoked_function_arn == "arn:aws:lambda:local:000000000000:function:shop-create_order:7"
     assert context.log_group_name == "/aws/lambda/shop-create_order"
+    assert context.function == "create_order"
+    assert context.function_version == "7"
+    assert context.memory_limit_in_mb == "256"  # a string, as Lambda's runtime gives it
     assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[7\]8f7a-req", context.log_stream_name)
-    assert context.identity is None
+    # Lambda's runtime: an identity object with None fields; a client context only from a mobile SDK caller.
+    assert context.identity.cognito_identity_id is None
+    assert context.identity.cognito_identity_pool_id is None
     assert context.client_context is None
+    assert context.tenant_id is None
+    assert make(log_stream_name="2026/12/06/[7]abc").log_stream_name == "2026/12/06/[7]abc"
+
+
+def test_a_bare_context_names_what_it_was_given_everywhere() -> None:
+    context = Context(request_id="r", function_name="orders", deadline=time.time() + 3)
+    assert context.function == "orders"
+    assert context.invoked_function_arn == "arn:aws:lambda:local:000000000000:function:orders:$LATEST"
+    assert context.log_group_name == "/aws/lambda/orders"
 
 
 def test_defaults_match_lambda() -> None:
     context = make()
     assert context.function_version == "$LATEST"
-    assert context.memory_limit_in_mb == 128
+    assert context.memory_limit_in_mb == "128"
     assert context.attempt == 1
     assert context.hop_count == 0
     assert context.invoked_function_arn.endswith(":function:shop-create_order:$LATEST")

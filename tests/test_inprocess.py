@@ -49,6 +49,7 @@ async def test_sync_handler_result_and_context() -> None:
             "greeting": f"hello {event['name']}",
             "request_id": context.aws_request_id,
             "function": context.function_name,
+            "declared": context.function,
             "attempt": context.attempt,
             "memory": context.memory_limit_in_mb,
             "remaining_ms": context.get_remaining_time_in_millis(),
@@ -59,9 +60,10 @@ async def test_sync_handler_result_and_context() -> None:
     assert first.ok, first.error
     assert first.result["greeting"] == "hello ada"
     assert first.result["request_id"] == "req-9"
-    assert first.result["function"] == "hello"
+    assert first.result["function"] == "app-hello"  # the Lambda name: <app>-<function>
+    assert first.result["declared"] == "hello"
     assert first.result["attempt"] == 2
-    assert first.result["memory"] == 256
+    assert first.result["memory"] == "256"
     assert 0 < first.result["remaining_ms"] <= 3000
     assert first.cold_start
     assert first.request_id == "req-9"

@@ -3,6 +3,7 @@
     name = "shop"                         # the app's name on a server (`triggerfish deploy`; optional)
     app = "app.py:app"                    # what `triggerfish run` loads (optional)
     network = "none"                      # no network for the app's code in its box (default "allowed")
+    boto3 = false                         # leave the runtime's boto3 out (default true: importable, as on Lambda)
 
     [functions."*"]                       # every function
     timeout = 10
@@ -63,7 +64,9 @@ if TYPE_CHECKING:
 CONFIG_FILE = "triggerfish.toml"
 ALL = "*"
 
-_TOP_KEYS = frozenset({"name", "app", "network", "functions", "stages", "queues", "topics", "buses", "mqtt", "amqp"})
+_TOP_KEYS = frozenset(
+    {"name", "app", "network", "boto3", "functions", "stages", "queues", "topics", "buses", "mqtt", "amqp"}
+)
 #: Keys of [mqtt]: the broker's URL (credentials may come from TRIGGERFISH_MQTT_URL instead) and a client-id prefix.
 MQTT_KEYS = frozenset({"url", "client_id"})
 #: Values of `network`: what the app's code may reach from its box (docs/security.md).
@@ -117,6 +120,8 @@ class ProjectConfig:
     app: str | None = None
     #: What the app's code may reach when it runs in a box: "allowed" (the host's network) or "none".
     network: str = "allowed"
+    #: Whether the app's code can import the boto3 the runtime ships (see triggerfish.runtime.bundled).
+    boto3: bool = True
     #: Settings per function name, "*" for all; values already checked one by one.
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
     stages: dict[str, StageConfig] = field(default_factory=dict)
@@ -264,6 +269,9 @@ def _parse(document: dict[str, Any], path: Path, prefix: str) -> ProjectConfig:
     network = document.get("network", "allowed")
     if network not in NETWORK_MODES:
         raise fail("", f"network must be one of {', '.join(map(repr, NETWORK_MODES))}, not {network!r}")
+    boto3 = document.get("boto3", True)
+    if not isinstance(boto3, bool):
+        raise fail("", f"boto3 must be true (the runtime's boto3 is importable) or false (left out), not {boto3!r}")
     stages: dict[str, StageConfig] = {}
     for stage, body in _tables(document.get("stages", {}), "stages", fail).items():
         for key in body:
@@ -280,6 +288,7 @@ def _parse(document: dict[str, Any], path: Path, prefix: str) -> ProjectConfig:
         name=name,
         app=app,
         network=network,
+        boto3=boto3,
         functions=_functions(document.get("functions", {}), "functions", fail),
         stages=stages,
         queues=_resources(document.get("queues", {}), "queues", fail),

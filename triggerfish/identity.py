@@ -24,7 +24,12 @@ def function_name(app: str, function: str) -> str:
 
 def function_arn(app: str, function: str, version: str | None = None) -> str:
     """A function's ARN, qualified with `version` (a number or `$LATEST`) when given."""
-    arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name(app, function)}"
+    return named_function_arn(function_name(app, function), version)
+
+
+def named_function_arn(name: str, version: str | None = None) -> str:
+    """The ARN of the Lambda function called `name` (see `function_name`), qualified with `version` when given."""
+    arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
     return arn if version is None else f"{arn}:{version}"
 
 

@@ -19,10 +19,11 @@ def lambda_handler(event, context):
     }
 
 
-# The runtime builds the context for every invocation; here we build one by hand.
+# The runtime builds the context for every invocation; here we build one by hand, as it does.
 context = Context(
     request_id="c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-    function_name="hello",
+    function_name="shop-hello",  # the Lambda name: <app>-<function>
+    function="hello",
     function_version="3",
     memory_limit_in_mb=256,
     deadline=time.time() + 3.0,
@@ -30,7 +31,9 @@ context = Context(
 )
 assert context.invoked_function_arn == "arn:aws:lambda:local:000000000000:function:shop-hello:3"
 assert context.log_group_name == "/aws/lambda/shop-hello"
-assert context.log_stream_name.endswith("/[3]c6af9ac6-7b61-11e6-9a41-93e8deadbeef")
+assert context.memory_limit_in_mb == "256"
+assert context.identity.cognito_identity_id is None
+assert context.client_context is None
 
 result = run_handler(lambda_handler, {"body": '{"name": "Ada"}'}, context)
 assert result.ok

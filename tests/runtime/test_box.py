@@ -18,6 +18,7 @@ from tests.isolation.conftest import require_bwrap
 from tests.runtime.conftest import app, eventually, request
 from triggerfish.isolation.box import Box
 from triggerfish.isolation.pids import namespace_pid
+from triggerfish.runtime import lambda_env
 from triggerfish.runtime.process_runner import ProcessRunner
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -70,11 +71,22 @@ async def test_the_server_s_environment_reaches_neither_the_import_nor_the_handl
         assert SECRET not in repr(env)
     assert seen["env"]["GREETING"] == "hello"
     assert seen["env"]["HOME"] == "/tmp/functions/look"
-    assert seen["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "look"
-    assert set(seen["import_env"]) <= {"PATH", "LANG", "TZ", "PYTHONPATH", "PYTHONUNBUFFERED", "HOME", *_PYTHON}
+    assert seen["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "boxed-look"
+    assert set(seen["import_env"]) <= {
+        "PATH",
+        "LANG",
+        "TZ",
+        "PYTHONPATH",
+        "PYTHONUNBUFFERED",
+        "HOME",
+        *_PYTHON,
+        *_LAMBDA,
+    }
 
 
 _PYTHON = ("PYTHONDONTWRITEBYTECODE", "LC_CTYPE", "PWD")  # PWD: bubblewrap's --chdir; LC_CTYPE: Python's
+#: Lambda's variables that are the same for every function of the app, there while it is imported.
+_LAMBDA = tuple(lambda_env.import_environment("/code"))
 
 
 async def test_only_the_code_and_tmp_are_there_and_only_tmp_is_writable(runner: ProcessRunner, tmp_path: Path) -> None:

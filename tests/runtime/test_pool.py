@@ -91,13 +91,15 @@ async def test_a_worker_sees_only_its_declared_environment_and_its_own_directory
     assert outcome.result["cwd"] == cwd
     assert env["GREETING"] == "hello"
     assert env["HOME"] == cwd
-    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "environment"
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "basic-environment"  # the Lambda name: <app>-<function>
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
     assert env["_HANDLER"] == "basic:environment"
     assert env["TRIGGERFISH_FUNCTION"] == "environment"
     assert set(env) <= {
         *("PATH", "LANG", "TZ", "HOME", "GREETING", "_HANDLER"),
         *("AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+        *("AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_INITIALIZATION_TYPE"),
+        *("AWS_EXECUTION_ENV", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "_X_AMZN_TRACE_ID"),
         *("AWS_REGION", "AWS_DEFAULT_REGION", "TRIGGERFISH_APP", "TRIGGERFISH_FUNCTION", "TRIGGERFISH_VERSION"),
     }
 

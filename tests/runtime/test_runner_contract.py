@@ -80,7 +80,8 @@ async def records_of(harness: Harness, function: str, status: str | None = None)
 async def test_a_result_comes_back_as_json_with_lambdas_context(harness: Harness) -> None:
     answer = await harness.platform.invoke("echo", {"n": [1, 2.5, "é", None, True]})
     assert answer["event"] == {"n": [1, 2.5, "é", None, True]}
-    assert answer["function"] == "echo"
+    # The Lambda name, which the ARN names too.
+    assert answer["function"] == "contract-echo"
     assert answer["arn"] == "arn:aws:lambda:local:000000000000:function:contract-echo:1"
 
 

@@ -176,8 +176,11 @@ def test_a_hostile_frame_stops_the_worker_with_a_protocol_error(
 
 
 def test_the_environment_is_the_minimal_set_plus_the_declared_one() -> None:
-    env = worker_environment(SPEC, app_name="app", version="3", cwd="/w/functions/f")
+    env = worker_environment(SPEC, app_name="app", version="3", cwd="/w/functions/f", task_root="/w/code")
     assert env["A"] == "1"
+    assert env["LAMBDA_TASK_ROOT"] == "/w/code"
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == f"app-{SPEC.name}"
+    assert env["AWS_LAMBDA_LOG_GROUP_NAME"] == f"/aws/lambda/app-{SPEC.name}"
     assert env["HOME"] == "/w/functions/f"
     assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "3"
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
@@ -185,6 +188,8 @@ def test_the_environment_is_the_minimal_set_plus_the_declared_one() -> None:
     assert set(env) == {
         *("PATH", "LANG", "TZ", "HOME", "A", "_HANDLER", "AWS_REGION", "AWS_DEFAULT_REGION"),
         *("AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+        *("AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_INITIALIZATION_TYPE"),
+        *("AWS_EXECUTION_ENV", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"),
         *("TRIGGERFISH_APP", "TRIGGERFISH_FUNCTION", "TRIGGERFISH_VERSION"),
     }
 

@@ -55,7 +55,7 @@ async def test_the_functions_come_back_with_their_resolved_settings(tmp_path: Pa
         assert runner.settings("family").timeout == 7.5
         assert runner.specs["family"].ref == "counted:family"
         outcome = await runner.run(request("settings"))
-        assert outcome.result == {"memory": 512, "env": "prod"}
+        assert outcome.result == {"memory": "512", "env": "prod"}
     finally:
         await runner.close()
 

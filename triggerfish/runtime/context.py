@@ -26,7 +26,7 @@ import orjson
 
 from triggerfish.errors import InvalidEventError, InvocationError
 from triggerfish.events import tracecontext
-from triggerfish.identity import function_arn, log_group_name
+from triggerfish.identity import named_function_arn
 
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 # Attribute names `publish` sets itself; an extension may not shadow them.
@@ -77,14 +77,32 @@ class Secrets(Mapping[str, str]):
         return f"<secrets {', '.join(self._values) or '(none)'}: values not shown>"
 
 
+class CognitoIdentity:
+    """`context.identity`, as Lambda's runtime gives it: an object whose fields are None unless a mobile SDK
+    caller sent a Cognito identity."""
+
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __init__(self, cognito_identity_id: str | None = None, cognito_identity_pool_id: str | None = None) -> None:
+        self.cognito_identity_id = cognito_identity_id
+        self.cognito_identity_pool_id = cognito_identity_pool_id
+
+    def __repr__(self) -> str:
+        return f"CognitoIdentity(cognito_identity_id={self.cognito_identity_id!r})"
+
+
 class Context:
     """What a handler learns about its invocation, and how it reaches the platform.
 
-    Lambda-compatible: `aws_request_id`, `function_name`, `function_version`,
-    `invoked_function_arn`, `memory_limit_in_mb`, `log_group_name`,
-    `log_stream_name`, `identity`, `client_context`, `get_remaining_time_in_millis()`.
+    Lambda-compatible, with the values and types Lambda's Python runtime gives: `aws_request_id`,
+    `function_name` (the Lambda name, `<app>-<function>`, which `invoked_function_arn` and
+    `log_group_name` also name), `function_version`, `memory_limit_in_mb` (a string, "128"),
+    `log_stream_name` (the worker's, as AWS_LAMBDA_LOG_STREAM_NAME), `identity` (a CognitoIdentity
+    whose fields are None), `client_context` (None: no mobile SDK caller), `tenant_id` (None),
+    `get_remaining_time_in_millis()`.
 
-    Triggerfish's own: `request_id`, `logger` (records carry `aws_request_id`),
+    Triggerfish's own: `request_id`, `function` (the name the app declares), `logger` (records carry
+    `aws_request_id`),
     `attempt` (1 for the first try), `traceparent`/`trace_id` (W3C trace
     context; a new trace when the caller sent none or an invalid one),
     `hop_count`, `publish(...)`, `send(...)`, `call_platform(op, args)`, and `secrets`: the values of the
@@ -104,7 +122,7 @@ class Context:
         request_id: str,
         function_name: str,
         function_version: str = "$LATEST",
-        memory_limit_in_mb: int = 128,
+        memory_limit_in_mb: int | str = 128,
         deadline: float,
         attempt: int = 1,
         traceparent: str | None = None,
@@ -113,18 +131,28 @@ class Context:
         app_name: str = "app",
         logger: logging.Logger | None = None,
         secrets: Mapping[str, str] | None = None,
+        function: str | None = None,
+        log_stream_name: str | None = None,
+        tenant_id: str | None = None,
     ) -> None:
         self.aws_request_id = request_id
+        #: The Lambda name (the runtime passes `<app>-<function>`); `function` is the name the app declares.
         self.function_name = function_name
+        self.function = function or function_name
         self.function_version = function_version
-        self.memory_limit_in_mb = memory_limit_in_mb
+        # A string, as Lambda's runtime reads it from AWS_LAMBDA_FUNCTION_MEMORY_SIZE.
+        self.memory_limit_in_mb = str(memory_limit_in_mb)
+        #: The tenant of a multi-tenant function's invocation (Lambda's tenant isolation mode); None otherwise.
+        self.tenant_id = tenant_id
+        self._log_stream_name = log_stream_name
         #: Epoch seconds (time.time()) at which the invocation times out.
         self.deadline = deadline
         self.attempt = attempt
         self.hop_count = hop_count
         self.app_name = app_name
-        # Lambda sets these only for mobile SDK callers; handlers test them for None.
-        self.identity: Any = None
+        # As Lambda's runtime: an identity object always (its fields None without a Cognito caller), and a
+        # client context only when a mobile SDK caller sent one.
+        self.identity: Any = CognitoIdentity()
         self.client_context: Any = None
         self._traceparent = traceparent
         self._call_platform = call_platform
@@ -137,7 +165,7 @@ class Context:
         """The function's declared secrets by name, read-only (a KeyError for one it does not declare)."""
         found = self._secrets
         if not isinstance(found, Secrets):
-            found = self._secrets = Secrets(found or {}, self.function_name)
+            found = self._secrets = Secrets(found or {}, self.function)
         return found
 
     # --- Lambda's attributes ------------------------------------------------------------------
@@ -149,19 +177,21 @@ class Context:
 
     @property
     def invoked_function_arn(self) -> str:
-        """`arn:aws:lambda:local:000000000000:function:<app>-<function>:<version>`."""
+        """`arn:aws:lambda:local:000000000000:function:<function_name>:<version>`."""
         if self._arn is None:
-            self._arn = function_arn(self.app_name, self.function_name, self.function_version)
+            self._arn = named_function_arn(self.function_name, self.function_version)
         return self._arn
 
     @property
     def log_group_name(self) -> str:
-        """`/aws/lambda/<app>-<function>`, as Lambda names a function's log group."""
-        return log_group_name(self.app_name, self.function_name)
+        """`/aws/lambda/<function_name>`, as Lambda names a function's log group."""
+        return f"/aws/lambda/{self.function_name}"
 
     @property
     def log_stream_name(self) -> str:
-        """`<YYYY/MM/DD>/[<version>]<request id>`: one stream per invocation."""
+        """`<YYYY/MM/DD>/[<version>]<32 hex>`: the worker's stream (a bare Context: one per invocation)."""
+        if self._log_stream_name is not None:
+            return self._log_stream_name
         day = datetime.datetime.now(datetime.UTC).strftime("%Y/%m/%d")
         return f"{day}/[{self.function_version}]{self.aws_request_id}"
 
@@ -175,8 +205,8 @@ class Context:
     def logger(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         """A logger whose records carry `aws_request_id` and `function_name` and start with the request id."""
         if self._logger is None or isinstance(self._logger, logging.Logger):
-            base = self._logger or logging.getLogger(f"triggerfish.function.{self.function_name}")
-            extra = {"aws_request_id": self.aws_request_id, "function_name": self.function_name}
+            base = self._logger or logging.getLogger(f"triggerfish.function.{self.function}")
+            extra = {"aws_request_id": self.aws_request_id, "function_name": self.function}
             self._logger = _RequestLogger(base, extra)
         return self._logger
 
@@ -231,7 +261,7 @@ class Context:
         event: dict[str, Any] = {
             "specversion": "1.0",
             "id": str(uuid.uuid4()),
-            "source": source or f"/{self.app_name}/{self.function_name}",
+            "source": source or f"/{self.app_name}/{self.function}",
             "type": type,
             "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }

@@ -34,6 +34,7 @@ from typing import Any, TextIO, cast, get_args
 import orjson
 
 from triggerfish.errors import FunctionNotFoundError, InvocationError, SecretNotSetError, SecretsError, ThrottledError
+from triggerfish.identity import function_name
 from triggerfish.loader import spec_to_dict
 from triggerfish.model import FunctionSettings, FunctionSpec
 from triggerfish.names import INVALID_EVENT_ERROR, SECRET_NOT_SET_ERROR, SECRET_UNREADABLE_ERROR, TIMEOUT_ERROR
@@ -177,7 +178,8 @@ class InProcessRunner:
         started = time.time()
         context = Context(
             request_id=request.request_id,
-            function_name=spec.name,
+            function_name=function_name(self.app_name, spec.name),
+            function=spec.name,
             function_version=self.version,
             memory_limit_in_mb=spec.settings.memory_mb,
             deadline=started + timeout,

@@ -34,10 +34,10 @@ from typing import Any, NoReturn, Protocol
 import orjson
 
 from triggerfish.errors import InvocationError, ProtocolError
-from triggerfish.identity import REGION
+from triggerfish.identity import function_name
 from triggerfish.model import FunctionSpec
 from triggerfish.names import OUT_OF_MEMORY_ERROR
-from triggerfish.runtime import call_errors, limits, memory, private_tmp
+from triggerfish.runtime import call_errors, lambda_env, limits, memory, private_tmp
 from triggerfish.runtime.context import Context, Secrets
 from triggerfish.runtime.handler import run_handler
 from triggerfish.runtime.protocol import (
@@ -87,9 +87,16 @@ sandbox: Sandbox = NoSandbox()
 
 
 def worker_environment(
-    spec: FunctionSpec, *, app_name: str, version: str, cwd: str, secrets: Mapping[str, str] | None = None
+    spec: FunctionSpec,
+    *,
+    app_name: str,
+    version: str,
+    cwd: str,
+    secrets: Mapping[str, str] | None = None,
+    task_root: str = "",
 ) -> dict[str, str]:
-    """The whole environment of a worker: a documented minimal set, the function's declared `env`, and the
+    """The whole environment of a worker: a documented minimal set with Lambda's standard variables (see
+    triggerfish.runtime.lambda_env; `task_root` is the app's directory), the function's declared `env`, and the
     values of its declared `secrets` (names the runtime sets are refused at declaration, so none is replaced)."""
     inherited = os.environ
     env = {
@@ -97,11 +104,7 @@ def worker_environment(
         "LANG": inherited.get("LANG", "C.UTF-8"),
         "TZ": inherited.get("TZ", "UTC"),
         "HOME": cwd,
-        "AWS_LAMBDA_FUNCTION_NAME": spec.name,
-        "AWS_LAMBDA_FUNCTION_VERSION": version,
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.settings.memory_mb),
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
+        **lambda_env.function_environment(app_name, spec.name, version, spec.settings.memory_mb, task_root or cwd),
         "_HANDLER": spec.ref,
         "TRIGGERFISH_APP": app_name,
         "TRIGGERFISH_FUNCTION": spec.name,
@@ -122,6 +125,7 @@ def become_worker(
     version: str,
     cgroup: str | None = None,
     memory_cgroup: str | None = None,
+    task_root: str = "",
 ) -> NoReturn:
     """Turn a freshly forked child of the app zygote into a worker and serve until told to stop.
 
@@ -143,7 +147,9 @@ def become_worker(
         _enter_directory(spawn.cwd)
         sandbox.enter(spec, spawn.cwd)
         _set_environment(
-            worker_environment(spec, app_name=app_name, version=version, cwd=spawn.cwd, secrets=spawn.secrets)
+            worker_environment(
+                spec, app_name=app_name, version=version, cwd=spawn.cwd, secrets=spawn.secrets, task_root=task_root
+            )
         )
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
@@ -236,6 +242,9 @@ class Worker:
         self.app_name = app_name
         self.version = version
         self.logger = logging.getLogger(f"triggerfish.function.{spec.name}")
+        self.lambda_name = function_name(app_name, spec.name)
+        #: The worker's log stream, as its environment names it (None outside a worker: one per invocation).
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
         # One loop for the worker's life, so async clients a handler caches in globals stay usable.
         self.loop = asyncio.new_event_loop() if _is_async(spec.handler) else None
         self.call_platform: Callable[[str, dict[str, Any]], Any] = self._call_platform
@@ -260,7 +269,9 @@ class Worker:
         spec = self.spec
         context = Context(
             request_id=request.id,
-            function_name=spec.name,
+            function_name=self.lambda_name,
+            function=spec.name,
+            log_stream_name=self.log_stream_name,
             function_version=self.version,
             memory_limit_in_mb=spec.settings.memory_mb,
             deadline=request.deadline,
@@ -272,6 +283,8 @@ class Worker:
             logger=self.logger,
             secrets=self.secrets,
         )
+        # Per invocation, as Lambda sets it: the X-Ray header of this invocation's trace.
+        os.environ["_X_AMZN_TRACE_ID"] = lambda_env.x_amzn_trace_id(context.traceparent)
         started = time.time()
         outcome = run_handler(spec.handler, request.event, context, loop=self.loop)
         ended = time.time()

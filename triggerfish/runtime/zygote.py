@@ -33,7 +33,7 @@ from typing import NoReturn
 from triggerfish.errors import AppLoadError, DeclarationError, ProtocolError
 from triggerfish.loader import spec_to_dict
 from triggerfish.model import FunctionSpec
-from triggerfish.runtime import limits, memory, worker
+from triggerfish.runtime import bundled, lambda_env, limits, memory, worker
 from triggerfish.runtime.protocol import (
     _HEADER,
     MAX_FRAME,
@@ -203,6 +203,8 @@ class AppZygote(_Server):
         self._previous_memory: str | None = None
         self.specs: dict[str, FunctionSpec] = {}
         self.app_name = "app"
+        #: The app's directory: LAMBDA_TASK_ROOT.
+        self.task_root = ""
 
     def run(self) -> None:
         if not self.import_app():
@@ -229,8 +231,16 @@ class AppZygote(_Server):
         load = self.load
         try:
             _add_paths(load.extra_paths)
-            app = load_app(load.target)
+            # Read first: whether the runtime's boto3 is importable must be settled before the app's import.
             config = load_config(_app_dir(load.target))
+            if not config.boto3:
+                bundled.leave_out_sdk([*load.extra_paths, str(_app_dir(load.target))])
+            # Lambda's variables that are the same for every function, as a module read at import expects
+            # them; the platform's own (an AWS endpoint's region) win. The function's own come with its worker.
+            self.task_root = str(_app_dir(load.target).resolve())
+            for name, value in lambda_env.import_environment(self.task_root).items():
+                os.environ.setdefault(name, value)
+            app = load_app(load.target)
             self.specs = resolve_functions(app, config, stage=load.stage, overrides=load.overrides)
             self.app_name = app.name
         except AppLoadError as exc:
@@ -271,6 +281,7 @@ class AppZygote(_Server):
                 version=self.load.version,
                 cgroup=cgroup,
                 memory_cgroup=memory_cgroup,
+                task_root=self.task_root,
             )
         # The parent sees the worker's socket close when the fork failed: no answer needed here.
         for fd in fds:
