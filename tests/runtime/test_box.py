@@ -85,8 +85,12 @@ async def test_the_server_s_environment_reaches_neither_the_import_nor_the_handl
 
 
 _PYTHON = ("PYTHONDONTWRITEBYTECODE", "LC_CTYPE", "PWD")  # PWD: bubblewrap's --chdir; LC_CTYPE: Python's
-#: Lambda's variables that are the same for every function of the app, there while it is imported.
-_LAMBDA = tuple(lambda_env.import_environment("/code"))
+#: Lambda's variables there while the app is imported: the app-wide ones, and (`look` declares `env`, so it has a
+#: zygote of its own) those naming the function and its `env`.
+_LAMBDA = (
+    *lambda_env.import_environment("/code"),
+    *lambda_env.function_import_environment("boxed", "look", "1", 128, {"GREETING": "hello"}),
+)
 
 
 async def test_only_the_code_and_tmp_are_there_and_only_tmp_is_writable(runner: ProcessRunner, tmp_path: Path) -> None:
@@ -141,7 +145,7 @@ async def test_an_app_zygote_killed_from_outside_is_restarted_in_its_box(runner:
     await eventually(
         lambda: runner._app is not None and runner._app.channel is not None and runner._app.channel.closed, 5
     )
-    again = await runner.run(request("look", {"read": "/nonexistent", "write": "/tmp/ok"}))
+    again = await runner.run(request("loops", "quick"))  # a function of the app's shared zygote (it declares no env)
     assert again.ok, again.error
     assert runner._app.pid not in (None, zygote)
     assert runner._app.restarts == 1

@@ -66,6 +66,46 @@ async def test_the_worker_has_the_function_s_variables_and_the_context_agrees_wi
     assert second.result["env"]["_X_AMZN_TRACE_ID"].startswith(f"Root=1-{trace[:8]}-{trace[8:]};")
 
 
+async def test_a_function_declaring_env_is_imported_with_it_and_its_own_name_in_a_zygote_of_its_own(
+    runner: ProcessRunner,
+) -> None:
+    own = await runner.run(request("configured"))
+    shared = await runner.run(request("shared"))
+    assert own.ok, own.error
+    assert own.result["own_at_import"] == {
+        "TABLE": "orders",
+        "AWS_LAMBDA_FUNCTION_NAME": "ported-configured",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+    }
+    # Functions without `env` share the app's zygote, imported with the app-wide variables only.
+    assert shared.result["own_at_import"] == dict.fromkeys(own.result["own_at_import"])
+    assert own.result["zygote"] != shared.result["zygote"]
+    assert runner._app is not None
+    assert runner._app.loaded is not None
+    assert shared.result["zygote"] == runner._app.loaded.pid
+
+
+BREAKS = """
+import os
+from triggerfish.app import App
+
+app = App("fragile")
+if os.environ.get("MODE") == "broken":
+    raise RuntimeError("MODE=broken cannot be imported")
+
+
+@app.function(env={"MODE": "broken"})
+def handler(event):
+    return None
+"""
+
+
+async def test_an_import_that_fails_only_with_a_function_s_env_refuses_the_version(tmp_path: Path) -> None:
+    (tmp_path / "fragile.py").write_text(BREAKS)
+    with pytest.raises(AppLoadError, match="MODE=broken cannot be imported"):
+        await ProcessRunner.start(str(tmp_path / "fragile.py"), work_dir=tmp_path / "work")
+
+
 def test_the_x_ray_header_carries_the_trace_the_span_and_the_sampling_flag() -> None:
     unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
     assert lambda_env.x_amzn_trace_id(unsampled) == (

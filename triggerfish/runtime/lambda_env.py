@@ -18,6 +18,7 @@ import datetime
 import os
 import sys
 import uuid
+from collections.abc import Mapping
 
 from triggerfish import identity
 
@@ -52,6 +53,19 @@ def function_environment(app: str, function: str, version: str, memory_mb: int, 
         "AWS_LAMBDA_LOG_GROUP_NAME": identity.log_group_name(app, function),
         "AWS_LAMBDA_LOG_STREAM_NAME": log_stream_name(version),
     }
+
+
+def function_import_environment(
+    app: str, function: str, version: str, memory_mb: int, env: Mapping[str, str]
+) -> dict[str, str]:
+    """What a function's own zygote adds to the app-wide variables before it imports the app: Lambda's variables
+    naming the function (not the log stream: that is each worker's) and the function's declared `env`."""
+    standard = function_environment(app, function, version, memory_mb, "")
+    own = {name: standard[name] for name in standard if name not in _APP_WIDE and name != "AWS_LAMBDA_LOG_STREAM_NAME"}
+    return {**own, **env}
+
+
+_APP_WIDE = frozenset(import_environment(""))
 
 
 def log_stream_name(version: str) -> str:

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from triggerfish.isolation.box import BOX_TMP, Box, prepare, python_path
 from triggerfish.isolation.pids import BoxPids, PidView, SamePids, kill_box
 from triggerfish.loader import spec_from_dict
 from triggerfish.model import FunctionSettings, FunctionSpec
-from triggerfish.runtime import memory
+from triggerfish.runtime import lambda_env, memory
 from triggerfish.runtime.channel import ZygoteChannel
 from triggerfish.runtime.limits import DEFAULT_MAX_PROCESSES, CgroupTree, describe, process_limit_method
 from triggerfish.runtime.pool import PoolConfig, WorkerPool
@@ -74,6 +75,8 @@ class ProcessRunner:
         self._base: subprocess.Popen[bytes] | None = None
         self._base_channel: ZygoteChannel | None = None
         self._app: AppZygoteLink | None = None
+        #: The zygotes of functions that declare `env`, each importing the app with it (see _function_zygotes).
+        self._function_links: dict[str, AppZygoteLink] = {}
         name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._cgroups = CgroupTree(name)
         self._memory = memory.MemoryTree(name, memory.detect())
@@ -184,10 +187,31 @@ class ProcessRunner:
             app_name=self.app_name,
             memory=self._memory,
         )
-        self._pools = {name: WorkerPool(spec, config) for name, spec in self.specs.items()}
+        configs = await self._function_zygotes(load, config)
+        self._pools = {name: WorkerPool(spec, configs.get(name, config)) for name, spec in self.specs.items()}
         for pool in self._pools.values():
             pool.keep_warm()
         self._reaper = asyncio.ensure_future(self._reap_idle())
+
+    async def _function_zygotes(self, load: LoadApp, shared: PoolConfig) -> dict[str, PoolConfig]:
+        """Start a zygote of its own for each function that declares `env`, whose import sees that `env` and
+        Lambda's variables naming the function, as a module reading its configuration at import expects. The
+        other functions share the app's zygote. Raises AppLoadError when an import with a function's
+        environment fails (the version is then refused, as when the app does not import at all)."""
+        assert self._base_channel is not None
+        links: dict[str, AppZygoteLink] = {}
+        for name, spec in self.specs.items():
+            if spec.settings.env:
+                environment = lambda_env.function_import_environment(
+                    self.app_name, name, self.version, spec.settings.memory_mb, spec.settings.env
+                )
+                own = replace(load, function=name, environment=environment)
+                links[name] = self._function_links[name] = AppZygoteLink(self._base_channel, own, self._pids)
+        loaded = await asyncio.gather(*(link.start() for link in links.values()))
+        return {
+            name: replace(shared, zygote=link, baseline_bytes=answer.baseline_bytes)
+            for (name, link), answer in zip(links.items(), loaded, strict=True)
+        }
 
     # --- the Runner protocol --------------------------------------------------------------
 
@@ -249,6 +273,8 @@ class ProcessRunner:
             await pool.close()
         if self._app is not None:
             self._app.close()
+        for link in self._function_links.values():
+            link.close()
         if self._base_channel is not None:
             self._base_channel.close()
         if self._base is not None:

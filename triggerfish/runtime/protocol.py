@@ -140,6 +140,10 @@ class LoadApp:
     #: The runner's memory cgroup directory and its controller's version (None: workers use RLIMIT_AS).
     memory_root: str | None = None
     memory_version: int = 1
+    #: A zygote of one function's own (None: of the whole app), and the variables its import sees besides the
+    #: app-wide ones: the function's `env` and Lambda's variables naming it.
+    function: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -236,12 +236,18 @@ class AppZygote(_Server):
             if not config.boto3:
                 bundled.leave_out_sdk([*load.extra_paths, str(_app_dir(load.target))])
             # Lambda's variables that are the same for every function, as a module read at import expects
-            # them; the platform's own (an AWS endpoint's region) win. The function's own come with its worker.
+            # them; the platform's own (an AWS endpoint's region) win. A function's own zygote adds its `env`
+            # and the variables naming it; in the app's shared zygote they come with each worker.
             self.task_root = str(_app_dir(load.target).resolve())
             for name, value in lambda_env.import_environment(self.task_root).items():
                 os.environ.setdefault(name, value)
+            os.environ.update(load.environment)
             app = load_app(load.target)
             self.specs = resolve_functions(app, config, stage=load.stage, overrides=load.overrides)
+            if load.function is not None and load.function not in self.specs:
+                raise DeclarationError(
+                    f"imported with the environment of function {load.function!r}, the app no longer declares it"
+                )
             self.app_name = app.name
         except AppLoadError as exc:
             send_frame(self.sock, LoadFailed(message=str(exc), details=exc.details))

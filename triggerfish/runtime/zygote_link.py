@@ -35,6 +35,7 @@ class AppZygoteLink:
         #: The app zygote's pid as this process names it (in a box, `loaded.pid` is its pid in the box).
         self.host_pid: int | None = None
         self.restarts = 0
+        self._started = False
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -68,6 +69,7 @@ class AppZygoteLink:
             channel.close()
             raise AppLoadError(f"{self.load.target}: the app zygote reported pid {answer.pid!r}, which is not its own")
         self.channel, self.loaded, self.host_pid = channel, answer, host_pid
+        self._started = True
         return answer
 
     async def current(self) -> tuple[ZygoteChannel, int]:
@@ -78,7 +80,12 @@ class AppZygoteLink:
         async with self._lock:
             if self._closed:
                 raise WorkerStartError("the runner is closed")
-            if self.channel is None or self.channel.closed:
+            if not self._started:  # never started: a first start, not a restart
+                try:
+                    await self.start()
+                except Exception as exc:
+                    raise WorkerStartError(f"the app zygote could not be started: {exc}") from exc
+            elif self.channel is None or self.channel.closed:
                 log.warning("the app zygote of %s (version %s) is gone; starting a new one", *self._what())
                 if self.channel is not None:
                     self.channel.close()

@@ -14,6 +14,9 @@ app = App("ported")
 AT_IMPORT = {name: os.environ.get(name) for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EXECUTION_ENV")}
 AT_IMPORT.update({name: os.environ.get(name) for name in ("LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR")})
 AT_IMPORT["AWS_LAMBDA_INITIALIZATION_TYPE"] = os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")
+# A function's own configuration, read at import: there in the zygote of a function that declares `env`.
+OWN_AT_IMPORT = {name: os.environ.get(name) for name in ("TABLE", "AWS_LAMBDA_FUNCTION_NAME")}
+OWN_AT_IMPORT["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
 # Imported without being listed anywhere, as Lambda's runtime allows (by name: the tests are type-checked).
 boto3: Any = importlib.import_module("boto3")
 CLIENT = boto3.client("sqs")  # no region given: it comes from the environment
@@ -39,3 +42,13 @@ def ported(event: Any, context: Any) -> Any:
             "traceparent": context.traceparent,
         },
     }
+
+
+@app.function(memory_mb=512, env={"TABLE": "orders"})
+def configured(event: Any, context: Any) -> Any:
+    return {"own_at_import": OWN_AT_IMPORT, "pid": os.getpid(), "zygote": os.getppid()}
+
+
+@app.function()
+def shared(event: Any, context: Any) -> Any:
+    return {"own_at_import": OWN_AT_IMPORT, "pid": os.getpid(), "zygote": os.getppid()}
