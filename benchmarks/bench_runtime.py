@@ -18,7 +18,10 @@ writer), and the same call followed by waiting for its record's commit
 (`records.settled()`), which is the record's whole cost.
 
 Memory: USS (Private_Clean + Private_Dirty from /proc/PID/smaps_rollup) of
-idle warm workers of that module: what each extra worker really costs.
+idle warm workers of that module: what each extra worker really costs. And
+the USS of the zygote of a function that declares `env` (which imports the
+app once more, with that `env`) beside the app's shared zygote's, both with
+no workers left to share their pages: what a zygote per function costs.
 
 Boxed: the same cold starts and warm calls with the app in a box
 (triggerfish.isolation: bubblewrap, its own pid namespace, seccomp; as root,
@@ -85,6 +88,11 @@ def noop(event):
 @app.function(concurrency=16)
 def nap(event):
     time.sleep(event)
+
+
+@app.function(env={"TABLE": "orders"})  # a zygote of its own: the import sees its env
+def configured(event):
+    return None
 """
 
 SPAWN_SCRIPT = "import time; t = time.time(); import heavyapp; heavyapp.entry(None); print(heavyapp.entry(None))"
@@ -189,6 +197,15 @@ async def _memory(runner: ProcessRunner) -> list[float]:
     return [_uss_mb(pid) for pid in runner.stats("nap")["pids"]]
 
 
+def _zygote_memory(runner: ProcessRunner) -> tuple[float, float]:
+    """USS of the app's shared zygote and of the zygote of the function that declares `env`."""
+    shared, own = runner._app, runner._function_links["configured"]
+    assert shared is not None
+    assert shared.pid is not None
+    assert own.pid is not None
+    return _uss_mb(shared.pid), _uss_mb(own.pid)
+
+
 def _path_rows(what: str, times: list[float]) -> list[str]:
     """Rows for the whole sync path against the warm round trip's targets."""
     p50, p99 = statistics.median(times), _pct(times, 0.99)
@@ -238,6 +255,9 @@ async def main() -> str:
             cold, *box_cold = await _cold(runners)
             warm, *box_warm = await _warm(runners)
             uss = await _memory(runner)
+            runner.stop_idle()  # no workers sharing their pages: each zygote's USS is then its own memory
+            await asyncio.sleep(0.5)
+            shared_zygote, own_zygote = _zygote_memory(runner)
         finally:
             for each in runners:
                 await each.close()
@@ -278,6 +298,8 @@ async def main() -> str:
             *_path_rows("`Invoker.invoke` with its record committed", recorded),
             f"| USS per idle warm worker, median | {uss_median:.1f} MB (max {max(uss):.1f} MB) "
             f"| ≤ {USS_TARGET_MB:g} MB | {_verdict(uss_median <= USS_TARGET_MB)} |",
+            f"| USS of a function's own zygote (it declares `env`) | {own_zygote:.1f} MB (the app's shared "
+            f"zygote: {shared_zygote:.1f} MB) | (cost of a zygote per function) | |",
             *_box_rows(cold_p50, warm_p50, boxed),
         ]
     )
