@@ -281,7 +281,7 @@ def test_the_environment_holds_no_secret_of_the_server(served: Served) -> None:
         assert SECRET not in json.dumps(seen[where]), where
         assert not {"TRIGGERFISH_TEST_SECRET", "TRIGGERFISH_KEY", "PYTHONUNBUFFERED_NOT"} & set(seen[where])
     assert SECRET not in seen["pid1"]
-    assert seen["handler"]["AWS_LAMBDA_FUNCTION_NAME"] == "attack"
+    assert seen["handler"]["AWS_LAMBDA_FUNCTION_NAME"] == "tenant-a-attack"  # the Lambda name: <app>-<function>
 
 
 def test_the_control_api_answers_401_to_a_handler_without_a_credential(served: Served) -> None:

@@ -130,3 +130,42 @@ def test_an_unprivileged_worker_gets_its_tmp_in_a_user_namespace_keeping_its_uid
     assert seen["uid"] == 65534
     assert seen["listing"] == [f"nobody-probe-{seen['pid']}"]
     assert not os.path.exists(f"/tmp/nobody-probe-{seen['pid']}")
+
+
+UNDER_TMP = """
+import os
+from triggerfish.app import App
+
+app = App("scratchpad")
+
+
+@app.function()
+def handler(event):
+    with open(os.path.join(os.environ["LAMBDA_TASK_ROOT"], "data.txt")) as f:
+        data = f.read()
+    with open("out.txt", "w") as f:  # the working directory, on the host
+        f.write(data.upper())
+    with open("/tmp/private.txt", "w") as f:
+        f.write("mine")
+    return {"data": data, "listing": sorted(os.listdir("/tmp"))}
+"""
+
+
+async def test_a_project_under_the_host_s_tmp_still_reaches_its_files_and_its_working_directory(
+    tmp_path: Path,
+) -> None:
+    assert str(tmp_path).startswith("/tmp/")  # as a scratch project in /tmp, and these tests' own directories
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "pad.py").write_text(UNDER_TMP)
+    (tmp_path / "code" / "data.txt").write_text("beside the app")
+    runner = await ProcessRunner.start(str(tmp_path / "code" / "pad.py"), work_dir=tmp_path / "work")
+    try:
+        outcome = await runner.run(request("handler"))
+    finally:
+        await runner.close()
+    assert outcome.ok, outcome.error
+    assert outcome.result["data"] == "beside the app"
+    top = str(tmp_path).split("/")[2]
+    assert outcome.result["listing"] == sorted([top, "private.txt"])  # the bound-back path, and its own file
+    assert read(str(tmp_path / "work" / "functions" / "handler" / "out.txt")) == "BESIDE THE APP"
+    assert not exists("/tmp/private.txt") or read("/tmp/private.txt") != "mine"

@@ -108,7 +108,8 @@ def _outermost(paths: Iterable[str]) -> list[str]:
 
 
 def paths_to_keep(cwd: str, search_path: Iterable[str]) -> list[str]:
-    """What a worker needs from the host's /tmp: its working directory and the import path's entries."""
+    """What a worker needs from the host's /tmp: its working directory, and the app's directory and the import
+    path's entries (`search_path`)."""
     with contextlib.suppress(OSError):
         cwd = os.path.realpath(cwd)
     return [cwd, *(os.path.realpath(entry) for entry in search_path if entry)]

@@ -138,7 +138,7 @@ def become_worker(
         unenforced = limits.apply_in_child(address_space, spawn.max_processes, cgroup is not None)
         if limits.box_tasks is None:  # a box's seccomp filter refuses namespaces: there /tmp is the box's
             try:
-                keep = private_tmp.paths_to_keep(spawn.cwd, sys.path)
+                keep = private_tmp.paths_to_keep(spawn.cwd, [task_root, *sys.path])  # the app's data files too
                 private_tmp.enter(spec.settings.ephemeral_storage, keep)
             except private_tmp.PrivateTmpError as exc:
                 if exc.mounted:  # /tmp is neither the host's nor whole: do not run user code over it
