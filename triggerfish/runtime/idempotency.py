@@ -118,7 +118,8 @@ class _Guard:
 
     def __init__(self, context: Any, key: str, window: float) -> None:
         self.context = context
-        self.key = f"{context.function_name}:{key}"
+        # The name the app declares (stored keys must not change with the Lambda name `<app>-<function>`).
+        self.key = f"{getattr(context, 'function', context.function_name)}:{key}"
         self.window = window
         self.version: int | None = None
 
