@@ -84,7 +84,10 @@ async def test_a_killed_app_zygote_takes_its_workers_and_is_replaced(tmp_path: P
         assert zygote is not None
         os.kill(zygote, signal.SIGKILL)
         await eventually(lambda: runner.stats("ok")["idle"] == 0, 2.0)
-        assert not _alive(first.result["pid"])  # its workers die with it (PR_SET_PDEATHSIG)
+        # Its workers die with it (PR_SET_PDEATHSIG). A worker's socket closes before it is gone: its exit then
+        # still tears down its mount namespace (its private /tmp).
+        await eventually(lambda: not _alive(first.result["pid"]), 2.0)
+        assert not _alive(first.result["pid"])
         again = await runner.run(request("ok", 2))
         assert again.ok, again.error
         assert again.result["ok"] == 2
