@@ -9,9 +9,9 @@ kernel frees the tmpfs when the namespace's last process exits). A full
 `/tmp` is `OSError: [Errno 28] No space left on device`, as on Lambda.
 
 Directories the worker needs that lie under the host's `/tmp` (its working
-directory, the app's code, its installed requirements: a project in
-`/tmp/scratch` runs as any other) are bound back into the new `/tmp` at
-the same paths before user code runs.
+directory, the app's code, its installed requirements) are bound back into
+the new `/tmp` at the same paths before user code runs, each with the whole
+top directory holding it: a project in `/tmp/scratch` runs as any other.
 
 Mounts made in the namespace never reach the host: the whole tree is made a
 slave of the host's first. Where namespaces cannot be made (user namespaces
@@ -97,14 +97,17 @@ def _call(result: int, what: str) -> None:
 
 
 def _outermost(paths: Iterable[str]) -> list[str]:
-    """The paths under /tmp, absolute and normalised, without those inside another of them."""
-    inside = sorted({os.path.normpath(os.path.abspath(p)) for p in paths if p})
-    inside = [p for p in inside if p.startswith(TMP + "/")]
-    chosen: list[str] = []
-    for path in inside:
-        if not any(path == kept or path.startswith(kept + "/") for kept in chosen):
-            chosen.append(path)
-    return chosen
+    """The top directories under /tmp that hold `paths` (`/tmp/scratch` for `/tmp/scratch/app/x.py`).
+
+    The whole top directory, not just the paths: a project living in /tmp/scratch sees all of it (its data
+    next to the app, a file its tests read), as it would anywhere else; `/tmp/x` itself stays the worker's own.
+    """
+    tops = set()
+    for path in paths:
+        absolute = os.path.normpath(os.path.abspath(path)) if path else ""
+        if absolute.startswith(TMP + "/"):
+            tops.add(TMP + "/" + absolute[len(TMP) + 1 :].split("/")[0])
+    return sorted(tops)
 
 
 def paths_to_keep(cwd: str, search_path: Iterable[str]) -> list[str]:
