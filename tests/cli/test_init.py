@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.server.devserver import DevServer, poll
-from triggerfish.cli.deploy import find_project
 from triggerfish.cli.init import TEMPLATES, render
 from triggerfish.cli.main import cli
+from triggerfish.cli.project import find_project
 from triggerfish.config import load_config
 from triggerfish.deploy.bundle import pack
 from triggerfish.loader import load_app

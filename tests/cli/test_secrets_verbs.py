@@ -163,7 +163,7 @@ def test_dev_keeps_secrets_beside_its_store(tmp_path: Path) -> None:
         assert "STRIPE_KEY" in cli("secrets", "list", server=process.url).stdout
     finally:
         process.stop()
-    key_file = project / ".triggerfish" / "secrets.key"
+    key_file = project / ".triggerfish" / "shop" / "secrets.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    stored = b"".join(path.read_bytes() for path in (project / ".triggerfish").glob("store.db*"))
+    stored = b"".join(path.read_bytes() for path in (project / ".triggerfish" / "shop").glob("store.db*"))
     assert b"sk_test_dev" not in stored

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.deploy.deploy_server import DEPLOYER_KEY, VIEWER_KEY, DeployServer, served
-from triggerfish.cli.deploy import find_project
 from triggerfish.cli.main import cli
+from triggerfish.cli.project import find_project
 
 APP = """
 import triggerfish

@@ -22,14 +22,18 @@ from triggerfish.errors import AppLoadError, DeclarationError
     help="Override a setting, as the command line of `dev` and `serve` will (repeatable; FUNCTION may be *).",
 )
 def check(target: str, stage: str | None, settings: tuple[str, ...]) -> None:
-    """Import APP (path/to/app.py[:attr] or package.module[:attr]) and print its functions.
+    """Import APP (a directory, path/to/app.py[:attr] or package.module[:attr]) and print its functions.
+
+    A directory holds its app in app.py, or in the file triggerfish.toml's `app =` names.
 
     Exits 0 when the app loads, 2 when it does not, with the reason (and the
     traceback of an import error) on stderr.
     """
+    from triggerfish.cli.project import local_app
     from triggerfish.config import load_config, parse_override, resolve_functions
     from triggerfish.loader import describe_functions, load_app
 
+    target = local_app(target, stage).target
     try:
         overrides: dict[str, dict[str, Any]] = {}
         for text in settings:

@@ -24,9 +24,7 @@ a requirements.txt line the server would refuse);
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -34,21 +32,11 @@ import click
 
 from triggerfish.cli.client import EXIT_REFUSED, Client, CliError, input_error, server_options
 from triggerfish.cli.output import Output, json_option
+from triggerfish.cli.project import Project, find_project
 
 #: Seconds allowed for the upload, and for the server to install and import (pip can be slow).
 UPLOAD_TIMEOUT = 600.0
 DEPLOY_TIMEOUT = 1800.0
-DEFAULT_APP_FILE = "app.py"
-
-
-@dataclass(frozen=True)
-class Project:
-    """What is deployed: the directory, the app file in it, and the name on the server (and why)."""
-
-    directory: Path
-    app_file: Path
-    name: str
-    name_from: str
 
 
 @click.command()
@@ -131,39 +119,6 @@ def deploy(
     _show(out, project, stage, document)
 
 
-def find_project(app_dir: Path, app_name: str | None, stage: str | None) -> Project:
-    """The app to deploy from APP_DIR and the name it goes by (see the module docstring); CliError exit 2."""
-    from triggerfish.config import load_config
-    from triggerfish.errors import DeclarationError
-    from triggerfish.model import check_app_name
-
-    directory = app_dir.resolve()
-    if not directory.is_dir():
-        raise input_error(f"{app_dir} is not a directory: give the directory that holds the app")
-    try:
-        config = load_config(directory)
-    except DeclarationError as exc:
-        raise input_error(str(exc)) from None
-    if stage is not None and stage not in config.stages:
-        where = config.path or directory / "triggerfish.toml"
-        known = ", ".join(sorted(config.stages)) or "none are defined"
-        raise input_error(f"{where}: unknown stage {stage!r} (stages: {known}); add [stages.{stage}]")
-    app_file = _app_file(directory, config.app, config.path)
-    candidates = [
-        ("--app", app_name),
-        (f"name in {config.path}", config.name),
-        (f'App("...") in {app_file.relative_to(directory)}', _declared_name(app_file)),
-        ("the directory's name", directory.name),
-    ]
-    name_from, name = next((where, value) for where, value in candidates if value)
-    try:
-        check_app_name(name)
-    except ValueError as exc:
-        hint = "" if name_from == "--app" else ', so give one with --app, or with name = "..." in triggerfish.toml'
-        raise input_error(f"{exc}; it came from {name_from}{hint}") from None
-    return Project(directory, app_file, name, name_from)
-
-
 def check_requirements_file(directory: Path) -> None:
     """Refuse, as the server would (exit 2), a requirements.txt with lines that are not package requirements."""
     from triggerfish.deploy.requirements import REQUIREMENTS_FILE, check_requirements
@@ -178,56 +133,6 @@ def check_requirements_file(directory: Path) -> None:
         raise input_error(f"{path}: cannot be read as UTF-8 text: {exc}") from None
     except RequirementsError as exc:
         raise input_error(str(exc)) from None
-
-
-def _app_file(directory: Path, target: str | None, config_file: Path | None) -> Path:
-    """The file the server will import: what `app = ...` names, else APP_DIR/app.py."""
-    if target is None:
-        path = directory / DEFAULT_APP_FILE
-        if not path.is_file():
-            raise input_error(
-                f"no app in {directory}: there is no {DEFAULT_APP_FILE}; add one, or name the app's file with"
-                ' app = "FILE.py:app" in triggerfish.toml'
-            )
-        return path
-    location, colon, attr = target.rpartition(":")
-    location = location if colon and attr.isidentifier() else target
-    if location.endswith(".py"):
-        options = [directory / location]
-    else:  # a module: pkg.module
-        module = directory.joinpath(*location.split("."))
-        options = [module.with_suffix(".py"), module / "__init__.py"]
-    for path in options:
-        if path.is_file():
-            if not path.resolve().is_relative_to(directory):
-                raise input_error(f"{config_file}: app = {target!r} is outside {directory}, so it would not be sent")
-            return path
-    raise input_error(
-        f"{config_file}: app = {target!r} names {options[0].relative_to(directory)}, which is not in {directory}"
-    )
-
-
-def _declared_name(app_file: Path) -> str | None:
-    """The name in the app file's one `App("name")` (or `triggerfish.App(...)`), read from the source; None when
-    it is not a plain string, there are several, or the file does not parse (the server will say why)."""
-    try:
-        tree = ast.parse(app_file.read_bytes(), filename=str(app_file))
-    except (OSError, SyntaxError, ValueError):
-        return None
-    names = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        called = node.func
-        if not (
-            (isinstance(called, ast.Name) and called.id == "App")
-            or (isinstance(called, ast.Attribute) and called.attr == "App")
-        ):
-            continue
-        given = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "name"), None)
-        if isinstance(given, ast.Constant) and isinstance(given.value, str):
-            names.add(given.value)
-    return names.pop() if len(names) == 1 else None
 
 
 def _has_bundle(client: Client, path: str) -> bool:

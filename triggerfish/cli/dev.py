@@ -29,10 +29,10 @@ EXIT_LOAD_FAILED = 2
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
 @click.option(
     "--data-dir",
-    default=".triggerfish",
-    show_default=True,
+    default=None,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the store and the functions' working directories live.",
+    help="Where the store and the functions' working directories live (default: .triggerfish/NAME, NAME being"
+    " the app's name; one `dev` at a time per directory).",
 )
 @click.option("--no-reload", is_flag=True, help="Do not reload the app when its files change.")
 @click.option(
@@ -60,7 +60,7 @@ def dev(
     target: str,
     host: str,
     port: int,
-    data_dir: Path,
+    data_dir: Path | None,
     no_reload: bool,
     retry_delay: float | None,
     stage: str | None,
@@ -73,7 +73,9 @@ def dev(
     quiet: bool,
     isolate: bool,
 ) -> None:
-    """Run APP (path/to/app.py[:attr] or package.module[:attr]) with every trigger live.
+    """Run APP (a directory, path/to/app.py[:attr] or package.module[:attr]) with every trigger live.
+
+    A directory runs its app.py, or the file triggerfish.toml's `app =` names.
 
     HTTP routes, the event bus, queues, topics and schedules all run here, on a
     SQLite store in --data-dir. Saved changes are served within a second;
@@ -93,10 +95,22 @@ def dev(
     billed time, cold start) print as it ends, coloured on a terminal;
     --quiet stops that. Metrics are at /-/metrics.
     """
+    from triggerfish.cli.data_lock import DataDirBusy, DataDirLock
+    from triggerfish.cli.project import local_app
     from triggerfish.config import parse_override
     from triggerfish.errors import DeclarationError, InvalidInputError
     from triggerfish.gateway.connections import ConnectionLimits
     from triggerfish.server.request_guard import RequestRules
+
+    app = local_app(target, stage)
+    target = app.target
+    data_dir = data_dir or app.data_dir
+    try:
+        # Held until this process ends, however it ends: the kernel drops the lock.
+        DataDirLock(data_dir).acquire()
+    except DataDirBusy as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_LOAD_FAILED)
 
     overrides: dict[str, dict[str, Any]] = {}
     try:
