@@ -19,6 +19,10 @@ from tests.server.devserver import DevServer, poll
 from tests.services import drop_schema, require_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
+#: How the tour's first terminal starts, and every other terminal of it: in a scratch directory, outside the
+#: repository, with the virtual environment's `triggerfish` on the PATH.
+TOUR_FIRST_TERMINAL = "source .venv/bin/activate && mkdir -p /tmp/tour && cd /tmp/tour"
+TOUR_TERMINAL = "source .venv/bin/activate && cd /tmp/tour"
 
 
 def bash_blocks(page: Path) -> list[list[str]]:
@@ -38,6 +42,8 @@ def run_shell(command: str, *, cwd: Path, server: str, hosts: dict[str, str]) ->
     for written, actual in hosts.items():
         command = command.replace(written, actual)
     command = command.replace(".venv/bin/triggerfish", shlex.join([sys.executable, "-m", "triggerfish"]))
+    if command.startswith("triggerfish "):
+        command = shlex.join([sys.executable, "-m", "triggerfish"]) + command.removeprefix("triggerfish")
     env = {**os.environ, "TRIGGERFISH_SERVER": server, "TRIGGERFISH_CONFIG": os.devnull, "PYTHONPATH": str(ROOT)}
     env.pop("TRIGGERFISH_KEY", None)
     done = subprocess.run(command, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
@@ -46,9 +52,11 @@ def run_shell(command: str, *, cwd: Path, server: str, hosts: dict[str, str]) ->
 
 
 def long_running(command: str, verb: str) -> list[str]:
-    """The arguments after `.venv/bin/triggerfish VERB` of a README line that starts a server."""
+    """The arguments after `triggerfish VERB` (or `.venv/bin/triggerfish VERB`) of a README line that starts a
+    server."""
     words = shlex.split(command)
-    assert words[:2] == [".venv/bin/triggerfish", verb], command
+    assert words[0] in ("triggerfish", ".venv/bin/triggerfish"), command
+    assert words[1] == verb, command
     return words[2:]
 
 
@@ -93,9 +101,11 @@ def test_the_readme_main_command_serves_the_shop_and_its_tour_works_as_written(t
 @pytest.mark.timeout(300)
 def test_the_five_minute_tour_works_as_written(tmp_path: Path) -> None:
     _, _, start, calls, serving, deploying = bash_blocks(ROOT / "README.md")[:6]
-    run_shell(start[0], cwd=tmp_path, server="", hosts={})
+    # The scratch directory the page makes and moves to is this test's own: the repository is left as it was.
+    assert start[0] == TOUR_FIRST_TERMINAL
+    run_shell(start[1], cwd=tmp_path, server="", hosts={})
     assert (tmp_path / "greeter" / "app.py").is_file()
-    dev = DevServer(*long_running(start[1], "dev"), "--port", "0", cwd=tmp_path).start()
+    dev = DevServer(*long_running(start[2], "dev"), "--port", "0", cwd=tmp_path).start()
     try:
         hosts = {"localhost:8080": dev.url.removeprefix("http://")}
         said = [run_shell(command, cwd=tmp_path, server=dev.url, hosts=hosts) for command in calls]
@@ -118,6 +128,16 @@ def test_the_five_minute_tour_works_as_written(tmp_path: Path) -> None:
         server.stop()
     greetings = [json.loads(out)["message"] for command, out in zip(deploying, shown, strict=True) if "curl" in command]
     assert greetings == ["Hello, ada!", "Howdy, ada!", "Hello, ada!"]
+    # The page's edit changed the app and its test together: the project's own tests still pass.
+    tested = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", ".", "test_app.py"],
+        cwd=tmp_path / "greeter",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "Howdy" in (tmp_path / "greeter" / "test_app.py").read_text()
     assert "greeter" in shown[-3]  # status lists the app
 
 
@@ -126,15 +146,16 @@ def test_the_many_machines_section_works_as_written(tmp_path: Path) -> None:
     require_postgres()
     first, second, calls = bash_blocks(ROOT / "README.md")[6:9]
     assert first[0] == "scripts/install postgres"  # the test's environment has the driver already
+    assert first[1] == second[0] == TOUR_TERMINAL
     schema = f"readme_{uuid.uuid4().hex[:10]}"
     nodes = []
     try:
-        for line in (first[1], second[0]):
+        for line in (first[2], second[1]):
             arguments = [a.replace("schema=tour", f"schema={schema}") for a in long_running(line, "serve")]
             assert arguments[0] == "--port"
             # On free ports instead of the page's 9091 and 9092; the page's later lines are pointed at them.
             nodes.append(DevServer(*arguments[2:], "--port", "0", cwd=tmp_path, verb="serve").start(timeout=60))
-        run_shell(".venv/bin/triggerfish init greeter --template http", cwd=tmp_path, server="", hosts={})
+        run_shell("triggerfish init greeter --template http", cwd=tmp_path, server="", hosts={})
         a, b = (node.url for node in nodes)
         hosts = {
             "http://127.0.0.1:9091": a,

@@ -21,7 +21,15 @@ from triggerfish.deploy.bundle import pack
 from triggerfish.loader import load_app
 
 REPO = Path(__file__).resolve().parents[2]
-FILES = {"app.py", "test_app.py", "triggerfish.toml", "requirements.txt", "README.md", ".triggerfishignore"}
+FILES = {
+    "app.py",
+    "test_app.py",
+    "triggerfish.toml",
+    "requirements.txt",
+    "README.md",
+    ".triggerfishignore",
+    "ruff.toml",
+}
 
 
 def init(*args: str) -> Result:
@@ -65,6 +73,24 @@ def test_a_new_project_loads_and_passes_its_own_tests(projects: dict[str, Path],
     assert " passed" in tested.stdout
     assert "failed" not in tested.stdout
     assert "warning" not in tested.stdout.lower()
+
+
+@pytest.mark.parametrize("template", list(TEMPLATES))
+def test_a_project_made_inside_this_repository_passes_its_ruff_and_alone_too(tmp_path: Path, template: str) -> None:
+    # Inside a checkout `triggerfish` is the repository's own package; in the user's project it is installed.
+    # Made in a copy of the repository's root (its settings, its package directory), and then on its own, the
+    # project's files pass `ruff check` and `ruff format --check` run from each root.
+    checkout = tmp_path / "checkout"
+    (checkout / "triggerfish").mkdir(parents=True)
+    (checkout / "triggerfish" / "__init__.py").write_text("")
+    (checkout / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text())
+    assert init(str(checkout / "greeter"), "--template", template).exit_code == 0
+    assert init(str(tmp_path / "alone" / "greeter"), "--template", template).exit_code == 0
+    ruff = Path(sys.executable).with_name("ruff")
+    for root in (checkout, tmp_path / "alone" / "greeter"):
+        for command in (["check", "."], ["format", "--check", "."]):
+            done = run(str(ruff), *command, cwd=root)
+            assert done.returncode == 0, f"ruff {' '.join(command)} in {root}:\n{done.stdout}{done.stderr}"
 
 
 def test_the_project_is_named_in_the_app_and_in_its_settings(tmp_path: Path) -> None:

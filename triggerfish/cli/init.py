@@ -46,6 +46,7 @@ ABOUT_FILES = {
     "README.md": "how to run, test and deploy it",
     ".triggerfishignore": "what a deploy leaves out",
     ".gitignore": "what git leaves out",
+    "ruff.toml": "its lint settings, if you use ruff",
 }
 
 
