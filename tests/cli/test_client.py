@@ -153,7 +153,10 @@ def test_no_server_exits_3_saying_where_it_looked() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     done = run("status", "--server", url)
     assert done.exit_code == 3
-    assert done.stderr == f"error: server unreachable at {url}: is `triggerfish serve` running?\n"
+    assert (
+        done.stderr == f"error: server unreachable at {url} (from --server): is `triggerfish dev` or"
+        " `triggerfish serve` running there? Give another with --server URL (or $TRIGGERFISH_SERVER)\n"
+    )
 
 
 def test_no_key_exits_4_saying_how_to_give_one(fake: FakeServer) -> None:

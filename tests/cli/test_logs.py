@@ -156,7 +156,10 @@ def test_no_server_exits_3_and_says_what_to_run() -> None:
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     done = run("logs", "--server", url)
     assert done.exit_code == 3
-    assert f"server unreachable at {url}: is `triggerfish serve` running?" in done.stderr
+    assert (
+        f"server unreachable at {url} (from --server): is `triggerfish dev` or"
+        " `triggerfish serve` running there? Give another with --server URL (or $TRIGGERFISH_SERVER)" in done.stderr
+    )
 
 
 class Follower:

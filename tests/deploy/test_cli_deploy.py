@@ -248,7 +248,10 @@ def test_an_unreachable_server_exits_3(tmp_path: Path) -> None:
         port = probe.getsockname()[1]
     done = run("deploy", str(project(tmp_path / "shop")), "--server", f"http://127.0.0.1:{port}")
     assert done.exit_code == 3
-    assert f"server unreachable at http://127.0.0.1:{port}: is `triggerfish serve` running?" in done.stderr
+    assert (
+        f"server unreachable at http://127.0.0.1:{port} (from --server): is `triggerfish dev` or"
+        " `triggerfish serve` running there? Give another with --server URL (or $TRIGGERFISH_SERVER)" in done.stderr
+    )
 
 
 @pytest.mark.parametrize(("key", "status"), [(None, "401"), ("tfk_unknown0_" + "X" * 32, "401"), (VIEWER_KEY, "403")])

@@ -177,4 +177,7 @@ async def test_no_server_exits_3_saying_where_it_looked() -> None:
     # Nothing listens on the port now: the connection is refused.
     done = await put("--type", "T", "--source", "s", "--server", f"http://127.0.0.1:{port}")
     assert done.code == 3
-    assert f"server unreachable at http://127.0.0.1:{port}: is `triggerfish serve` running?" in done.err
+    assert (
+        f"server unreachable at http://127.0.0.1:{port} (from --server): is `triggerfish dev` or"
+        " `triggerfish serve` running there? Give another with --server URL (or $TRIGGERFISH_SERVER)" in done.err
+    )

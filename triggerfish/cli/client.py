@@ -163,10 +163,13 @@ class Client:
         *,
         app: str | None = None,
         environ: Mapping[str, str] | None = None,
+        name_app: str = "--app APP",
     ) -> None:
         self.target = discover(server, key, app, environ)
         self.server = self.target.server
         self.app = self.target.app
+        #: How this verb is told its app, for the hint when a server needs one (`logs` takes it as an argument).
+        self.name_app = name_app
         self._http: httpx.Client | None = None
 
     # --- paths -------------------------------------------------------------------------------------
@@ -273,13 +276,9 @@ class Client:
         message = str(error.get("message") or answer.text[:500] or answer.reason_phrase)
         if status in (401, 403):
             raise CliError(EXIT_UNAUTHORISED, self._unauthorised(status, code, message), status=status, code=code)
-        if status == 404 and code == "NotFound" and f"{API}/" in str(answer.url):
-            # The route itself is missing (an unknown thing has its own code): most likely `triggerfish dev`.
-            message += (
-                "; if the server is `triggerfish dev`, it serves one app with no apps, versions or keys endpoints"
-                + (f" (drop --app and ${APP_ENV})" if self.app is not None else "")
-                + ": those need `triggerfish serve`"
-            )
+        if status == 404 and code == "NotFound" and answer.url.path.startswith("/-/"):
+            # The route itself is missing (an unknown thing has its own code): the verb's app does not fit the server.
+            message += "; " + self._missing_route_hint(answer.url.path)
         said = f"the server refused ({status} {code}): {message}"
         raise CliError(EXIT_REFUSED, said, status=status, code=code, error=error)
 
@@ -325,8 +324,48 @@ class Client:
         headers.setdefault("content-type", "application/json")
         return dumps(value), headers
 
+    def _missing_route_hint(self, path: str) -> str:
+        """What to change when the server has no such route: which kind of server answered decides it."""
+        kind = self._server_kind()
+        per_app = path == "/-/events" or (path.startswith(f"{API}/") and not path.startswith(f"{API}/apps/"))
+        if kind == "serve" and self.app is None and per_app:
+            return (
+                f"`triggerfish serve` keeps each app's endpoints apart: name the app with {self.name_app}"
+                f" (or ${APP_ENV}); `triggerfish list` shows the apps"
+            )
+        if kind == "dev" and self.app is not None:
+            return f"`triggerfish dev` serves one app, with no --app: drop --app and ${APP_ENV}"
+        if kind == "dev":
+            return (
+                "`triggerfish dev` serves one app, with no apps, versions or keys endpoints: those need"
+                " `triggerfish serve`; give its address with --server URL"
+            )
+        return (
+            "if the server is `triggerfish dev`, it serves one app with no apps, versions or keys endpoints"
+            + (f" (drop --app and ${APP_ENV})" if self.app is not None else "")
+            + ": those need `triggerfish serve`"
+        )
+
+    def _server_kind(self) -> str | None:
+        """ "dev" or "serve", from `/-/health` (dev names its one app, serve counts its apps); None when unsure."""
+        import httpx
+
+        try:
+            health = self._client().get("/-/health", headers=self._headers(None), timeout=CONNECT_TIMEOUT).json()
+        except (httpx.HTTPError, ValueError):  # only means no better hint
+            return None
+        if isinstance(health, dict) and "app" in health:
+            return "dev"
+        if isinstance(health, dict) and "apps" in health:
+            return "serve"
+        return None
+
     def _unreachable(self) -> CliError:
-        return CliError(EXIT_UNREACHABLE, f"server unreachable at {self.server}: is `triggerfish serve` running?")
+        return CliError(
+            EXIT_UNREACHABLE,
+            f"server unreachable at {self.server} (from {self.target.server_from}): is `triggerfish dev` or"
+            f" `triggerfish serve` running there? Give another with --server URL (or ${SERVER_ENV})",
+        )
 
     def _too_slow(self, timeout: float | None) -> CliError:
         if timeout is None:  # only the connection was bounded

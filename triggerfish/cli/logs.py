@@ -64,7 +64,7 @@ def logs(
     app, function = _target(target)
     params = _params(function, since, request_id, level, limit)
     out = Output(as_json)
-    with Client(server, key, app=app) as client:
+    with Client(server, key, app=app, name_app="`triggerfish logs APP`") as client:
         path = client.app_api("/logs")
         shown = app or client.app
         if not follow:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 import click
 
 from triggerfish import __version__
@@ -59,4 +62,21 @@ for command in (
 
 
 def main() -> None:
+    stop_on_signals()
     cli()
+
+
+def stop_on_signals() -> None:
+    """SIGINT and SIGTERM both stop a verb as Ctrl-C does (KeyboardInterrupt), even when started in the background.
+
+    A shell starts a background command with SIGINT ignored, and Python keeps an ignored signal ignored:
+    `kill -INT` would do nothing, and SIGTERM would end the process mid-write, with no goodbye. Here both
+    reach the verb, which stops cleanly (`logs -f` exits 0, `dev` and `serve` drain first: their event
+    loop takes the signals over while it runs).
+    """
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
