@@ -25,6 +25,7 @@ from triggerfish.cli.serve import serve
 from triggerfish.cli.store import store
 from triggerfish.cli.traces import traces
 from triggerfish.cli.usage import usage
+from triggerfish.cli.versions import alias, promote, versions
 from triggerfish.cli.workflows import workflows
 
 
@@ -57,6 +58,9 @@ for command in (
     workflows,
     usage,
     traces,
+    versions,
+    alias,
+    promote,
 ):
     cli.add_command(command)
 
