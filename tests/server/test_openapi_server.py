@@ -86,7 +86,8 @@ def test_every_operation_states_the_action_its_key_needs_as_the_tables_say() -> 
     assert stated == expected
 
     public = {(method, path) for (method, path), action in stated.items() if action is None}
-    assert public == {("get", "/-/health"), ("get", DOCUMENT)}
+    # Public: what describes the software and its liveness, naming no app, key or record.
+    assert public == {("get", "/-/"), ("get", "/-/health"), ("get", DOCUMENT)}
     assert {scheme["type"] for scheme in openapi["components"]["securitySchemes"].values()} == {"http", "apiKey"}
     assert openapi["components"]["securitySchemes"]["headerKey"]["name"] == "x-api-key"
     for method, path, operation in operations(openapi):

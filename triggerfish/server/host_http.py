@@ -3,6 +3,7 @@
 | path | what | action needed |
 |---|---|---|
 | `/<app>/<route>` | the app's `@app.http` routes (prefix stripped) | the route's own `auth=` |
+| `GET /-/` | the list of these endpoints (index.py) | none |
 | `GET /-/health` | liveness, the apps and their live versions | none |
 | `GET /-/api/v1/openapi.json` | the OpenAPI 3.1 document of all of this (openapi_server.py) | none |
 | `GET /-/metrics` | Prometheus metrics of this node (metrics.py; a key of one app sees its own series) | read |
@@ -41,7 +42,7 @@ from triggerfish import __version__
 from triggerfish.deploy.bundle import DEFAULT_MAX_UPLOAD_BYTES, check_sha256
 from triggerfish.errors import BundleError, DeployError, DeployInProgressError, KeyNotFoundError, SecretsKeyError
 from triggerfish.gateway.asgi import lifespan
-from triggerfish.server import audit, control, metrics, publish
+from triggerfish.server import audit, control, index, metrics, publish
 from triggerfish.server.audit import note
 from triggerfish.server.auth import authorize, principal_of
 from triggerfish.server.control_io import ApiError, fields, json_body, json_response
@@ -562,10 +563,23 @@ SERVER_OPERATIONS: tuple[Operation, ...] = (
     ),
 )
 
+
+async def endpoint_index(request: Request) -> Response:
+    from triggerfish.server.openapi_server import API_ROOT, APP_ROOT
+
+    endpoints = [
+        *index.listed(op for op in ROOT_OPERATIONS if op.path != index.PATH),
+        *index.listed(SERVER_OPERATIONS, API_ROOT),
+        *index.listed(control.OPERATIONS, APP_ROOT),
+    ]
+    return index.index_response("serve", endpoints)
+
+
 #: The endpoints beside the API's, with paths from the server's root; action None: no key asked. The OpenAPI
 #: document is public, like health: it describes the software (the same on every server of this version, and
 #: printed in its docs), names no app, key or record, and a client reads it before it has a key.
 ROOT_OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", index.PATH, endpoint_index, index.SUMMARY, {200: Answer("", {"type": "object"})}, None),
     Operation(
         "GET", "/-/health", health, "Liveness, and how many apps are deployed", {200: Answer("", "Health")}, None
     ),

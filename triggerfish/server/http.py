@@ -9,6 +9,7 @@ endpoints are a Starlette app (they are few and not hot):
 
 | endpoint | what |
 |---|---|
+| `GET /-/` | the list of these endpoints (see triggerfish.server.index) |
 | `GET /-/health` | liveness and what is loaded: app, version, functions; MQTT and AMQP clients and partitions read |
 | `POST /-/events` | publish events (see triggerfish.server.publish) |
 | `GET /-/metrics` | Prometheus metrics (see triggerfish.server.metrics) |
@@ -29,8 +30,8 @@ from triggerfish import __version__
 from triggerfish.gateway.asgi import lifespan
 from triggerfish.gateway.routes import RESERVED_PREFIX
 from triggerfish.observe.metrics import Metrics
-from triggerfish.server import publish
-from triggerfish.server.control import control_routes
+from triggerfish.server import index, publish
+from triggerfish.server.control import OPERATIONS, control_routes
 from triggerfish.server.errors import error_response, method_not_allowed
 from triggerfish.server.logs import close_follows
 from triggerfish.server.metrics import OPERATION as METRICS_OPERATION
@@ -56,6 +57,19 @@ async def health(request: Request) -> Response:
     return JSONResponse(answer)
 
 
+#: What dev's health answers, for the list at `GET /-/` (health is a plain route, not an operation).
+HEALTH_SUMMARY = "Liveness and what is loaded: the app, its version and functions (and stream sources read)"
+
+
+async def endpoint_index(request: Request) -> Response:
+    endpoints = [
+        {"method": "GET", "path": "/-/health", "summary": HEALTH_SUMMARY},
+        *index.listed([publish.OPERATION]),
+        *index.listed(OPERATIONS, "/-/api/v1"),
+    ]
+    return index.index_response("dev", endpoints)
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     return error_response(404, "NotFound", f"no platform endpoint {request.method} {request.url.path}")
 
@@ -69,6 +83,7 @@ def platform_endpoints(platform: Platform, metrics: Metrics | None = None) -> St
     new `Metrics` watching it from now on)."""
     app = Starlette(
         routes=[
+            Route(index.PATH, endpoint_index, methods=["GET"]),
             Route("/-/health", health, methods=["GET"]),
             *routes([publish.OPERATION, METRICS_OPERATION]),
             Mount("/-/api/v1", routes=control_routes()),
