@@ -60,3 +60,24 @@ def test_stage_from_the_config_file_applies(tmp_path: Path) -> None:
     unknown = CliRunner().invoke(cli, ["check", str(tmp_path / "app.py"), "--stage", "qa"])
     assert unknown.exit_code == 2
     assert "unknown stage 'qa'" in unknown.output
+
+
+def test_a_directory_runs_the_app_its_triggerfish_toml_names_with_its_settings(tmp_path: Path) -> None:
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "main.py").write_text(
+        "import triggerfish\n\nweb = triggerfish.App('site')\nother = triggerfish.App('other')\n\n\n"
+        "@web.function\ndef hello(event, context):\n    return 'hi'\n"
+    )
+    (tmp_path / "site" / "triggerfish.toml").write_text('app = "main.py:web"\n\n[functions.hello]\nmemory_mb = 512\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "triggerfish", "check", "site"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("app 'site': 1 function\n")
+    assert "512 MB" in done.stdout
+
+
+def test_a_directory_without_an_app_says_how_to_name_one(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "triggerfish", "check", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert f"no app in {tmp_path.resolve()}: there is no app.py" in done.stderr

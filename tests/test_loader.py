@@ -135,7 +135,38 @@ def test_declaration_error_names_the_function_and_the_fix() -> None:
     error = load_error(APPS / "bad_declaration.py")
     assert "function 'create_order'" in str(error)
     assert "unknown setting 'memory' (did you mean 'memory_mb'?)" in str(error)
-    assert "bad_declaration.py" in error.details
+    # One line at the user's own line, with no traceback through the platform's frames.
+    assert "bad_declaration.py:12: function 'create_order' (@app.function()): unknown setting" in str(error)
+    assert error.details == ""
+
+
+BAD_DECLARATIONS = {
+    "pattern": (
+        '@app.on_event({"type": [{"prefix": 5}]})',
+        "function 'handler': invalid event pattern at type[0].prefix: prefix takes a string or"
+        ' {"equals-ignore-case": "text"}, not a number',
+    ),
+    "cron": (
+        '@app.schedule("cron(0 25 * * ? *)")',
+        "function 'handler': invalid schedule: 'cron(0 25 * * ? *)': the hours field '25' has '25', which is not"
+        " in 0-23",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_DECLARATIONS))
+def test_check_and_dev_print_a_bad_declaration_as_one_line_at_the_users_line(tmp_path: Path, kind: str) -> None:
+    decorator, said = BAD_DECLARATIONS[kind]
+    source = (
+        f"import triggerfish\n\napp = triggerfish.App('bad')\n\n\n{decorator}\ndef handler(event, context):\n    pass\n"
+    )
+    (tmp_path / "app.py").write_text(source)
+    for verb in (["check", "app.py"], ["dev", "app.py", "--port", "0", "--no-reload"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "triggerfish", *verb], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 2
+        assert done.stderr == f"error: app.py:6: {said}\n"
 
 
 def test_no_app_lists_what_the_module_defines() -> None:

@@ -142,7 +142,9 @@ def _run_import(load: Any, target: str, module_name: str | None) -> ModuleType:
     except AppLoadError:
         raise
     except DeclarationError as exc:
-        raise AppLoadError(f"{target}: {exc}", details=traceback.format_exc()) from exc
+        # The user's mistake, said in one line at the user's line: a traceback through the platform's own
+        # frames (the decorator, its checks) would only bury it.
+        raise AppLoadError(f"{_declared_at(exc) or target}: {exc}") from exc
     except ModuleNotFoundError as exc:
         details = traceback.format_exc()
         missing = exc.name or ""
@@ -157,6 +159,22 @@ def _run_import(load: Any, target: str, module_name: str | None) -> ModuleType:
         # SystemExit and KeyboardInterrupt too: an app calling sys.exit() at import is a broken app, not a
         # reason for the platform to exit without saying why.
         _failed(exc, target, traceback.format_exc())
+
+
+def _declared_at(exc: BaseException) -> str | None:
+    """`path:line` of the innermost frame of the user's code that led to `exc` (the path relative to the
+    current directory when under it); None when every frame is the platform's or Python's own."""
+    package = Path(__file__).resolve().parent
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith("<") or Path(frame.filename).resolve().is_relative_to(package):
+            continue
+        found = frame
+    if found is None:
+        return None
+    path = Path(found.filename).resolve()
+    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    return f"{shown}:{found.lineno}"
 
 
 def _failed(exc: BaseException, target: str, details: str) -> NoReturn:
