@@ -164,14 +164,20 @@ def describe(name: str, server: str | None, key: str | None, app: str | None, as
 @server_options(app=False)
 @json_option
 def remove(app_name: str, yes: bool, server: str | None, key: str | None, as_json: bool) -> None:
-    """Remove APP from the server: its versions, functions, triggers and everything it stores.
+    """Remove APP from the server: stop serving it, and delete its versions, aliases, bundles and secrets.
+
+    What its functions stored (events, queue messages, invocation records,
+    key-value data) stays in the server's store under the app's name: an app
+    deployed later under that name finds it.
 
     Asks first on a terminal; elsewhere --yes is required.
     """
     if not yes:
         if not sys.stdin.isatty():
-            raise input_error(f"removing app {app_name!r} deletes everything it stores: pass --yes to confirm")
-        click.confirm(f"remove app {app_name!r} and everything it stores?", abort=True, err=True)
+            raise input_error(
+                f"removing app {app_name!r} deletes its versions, bundles and secrets: pass --yes to confirm"
+            )
+        click.confirm(f"remove app {app_name!r} with its versions, bundles and secrets?", abort=True, err=True)
     out = Output(as_json)
     with Client(server, key) as client:
         answer = client.request("DELETE", client.api(f"/apps/{segment(app_name)}"))
