@@ -94,7 +94,7 @@ def look(event, context):
         "uid": os.getuid(),
         "cwd": os.getcwd(),
         "sees_app": can_read(__file__),
-        "sees_store": can_read(os.path.join(os.path.dirname(__file__), ".triggerfish", "store.db")),
+        "sees_store": can_read(os.path.join(os.path.dirname(__file__), ".triggerfish", "isolated", "store.db")),
     }
 """
 
@@ -110,7 +110,7 @@ def test_dev_isolate_runs_the_app_as_a_server_would(tmp_path: Path) -> None:
         assert "isolation: on" in server.output()
     finally:
         server.stop()
-    assert (project / ".triggerfish" / "store.db").exists()
+    assert (project / ".triggerfish" / "isolated" / "store.db").exists()
     assert seen["sees_app"] is True
     assert seen["sees_store"] is False  # the data directory inside the project is hidden
     assert seen["cwd"] == "/tmp/functions/look"

@@ -35,7 +35,7 @@ async def test_an_unreadable_bus_record_is_parked_and_shown_by_the_cli(tmp_path:
     dev = DevServer("app.py", "--port", "0", cwd=tmp_path).start()
     try:
         # Written behind the publisher's back, as a buggy or newer version might have.
-        store = await open_store(f"sqlite:///{tmp_path / '.triggerfish' / 'store.db'}")
+        store = await open_store(f"sqlite:///{tmp_path / '.triggerfish' / 'parking' / 'store.db'}")
         try:
             await store.log.append(bus_stream("default"), b'{"specversion": "1.0", "id": "x"}')
         finally:
