@@ -1,0 +1,8 @@
+"""The services the AWS endpoint serves, in one tuple: a new service joins here."""
+
+from __future__ import annotations
+
+from triggerfish.aws import sqs
+from triggerfish.aws.endpoint import Service
+
+SERVICES: tuple[Service, ...] = (sqs.SERVICE,)
