@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Set
 from dataclasses import dataclass
 
 from triggerfish.aws.sigv4 import signing_secret
+from triggerfish.identity import REGION
 
 # What the secret access key of an API key is derived under: changing it changes every key's secret.
 _DERIVATION = b"triggerfish/aws-secret-access-key/v1"
@@ -61,3 +62,28 @@ class OpenCredentials:
 
     async def __call__(self, access_key_id: str) -> tuple[Caller, bytes | None] | None:
         return Caller(access_key_id, None, self._actions), None
+
+
+#: The credentials `triggerfish dev` gives its functions (any would do there), as local AWS emulators name them.
+DEV_ACCESS_KEY_ID = "test"
+DEV_SECRET_ACCESS_KEY = "test"
+
+
+def endpoint_url(server_url: str) -> str:
+    """The AWS endpoint of a server at `server_url`, as its own functions reach it (a wildcard bind as loopback)."""
+    from triggerfish.aws.endpoint import PATH
+
+    for wildcard, loopback in (("//0.0.0.0:", "//127.0.0.1:"), ("//[::]:", "//[::1]:")):
+        server_url = server_url.replace(wildcard, loopback, 1)
+    return server_url.rstrip("/") + PATH
+
+
+def function_environment(server_url: str, access_key_id: str, secret: str) -> dict[str, str]:
+    """What a function's environment says about the AWS endpoint (runtime.worker.PLATFORM_ENVIRONMENT)."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url(server_url),
+        "AWS_ACCESS_KEY_ID": access_key_id,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+    }
