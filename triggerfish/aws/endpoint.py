@@ -71,6 +71,8 @@ class Operation:
     handler: Handler
     #: The platform action it performs (server.auth.ACTIONS): read, publish, configure, invoke.
     action: str
+    #: Other actions that allow it too: a publisher may look a queue's URL up to send to it.
+    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +185,7 @@ class AwsEndpoint:
                     f"The security token included in the request is invalid: no access key"
                     f" {header.scope.access_key_id!r} here (under serve, the access key id of an API key of one"
                     " app: `triggerfish keys create --app APP` shows it)",
-                    status=403 if not json_protocol else 400,
+                    status=403,
                     query_code="InvalidClientTokenId",
                 )
             caller, secret = identified
@@ -223,7 +225,7 @@ class AwsEndpoint:
                 f" {', '.join(sorted(service.operations))} (docs/aws.md)",
                 query_code="InvalidAction",
             )
-        if not caller.may(operation.action):
+        if not any(caller.may(action) for action in (operation.action, *operation.also)):
             raise AwsError(
                 "AccessDeniedException" if protocol != "query" else "AccessDenied",
                 f"access key {caller.access_key_id} may not {operation_name}: its role does not hold the"

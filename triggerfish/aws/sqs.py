@@ -670,7 +670,7 @@ SERVICE = Service(
     query_compatible=True,
     operations={
         "CreateQueue": Operation(create_queue, "configure"),
-        "GetQueueUrl": Operation(get_queue_url, "read"),
+        "GetQueueUrl": Operation(get_queue_url, "read", also=("publish", "configure")),
         "ListQueues": Operation(list_queues, "read"),
         "GetQueueAttributes": Operation(get_queue_attributes, "read"),
         "SetQueueAttributes": Operation(set_queue_attributes, "configure"),
