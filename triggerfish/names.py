@@ -163,6 +163,8 @@ TRACES_NAMESPACE = "triggerfish.traces"
 
 #: What the AWS endpoint knows of a queue beyond the store's config (SQS attributes, deletion), per app.
 SQS_QUEUES_NAMESPACE = "triggerfish.sqs-queues"
+#: The EventBridge definitions of the rules made at the AWS endpoint (state, targets as AWS names them), per app.
+EVENTS_RULES_NAMESPACE = "triggerfish.events-rules"
 #: `@idempotent`'s records.
 IDEMPOTENCY_NAMESPACE = "idempotency"
 #: Namespaces handlers may not touch through the key-value calls: the platform's own records.
