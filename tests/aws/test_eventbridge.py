@@ -127,3 +127,47 @@ async def test_patterns_are_checked_as_eventbridge_checks_them(shop: Served) -> 
     assert matched["Result"] is True
     buses = (await blocking(events.list_event_buses))["EventBuses"]
     assert {"Name": "default", "Arn": "arn:aws:events:local:000000000000:event-bus/default"} in buses
+
+
+async def test_targets_take_input_input_path_and_transformers(shop: Served) -> None:
+    events = client(shop.url, "events")
+    await blocking(events.put_rule, Name="shaped", EventPattern='{"source": ["shapes"]}')
+    queue = "arn:aws:sqs:local:000000000000:"
+    await blocking(
+        events.put_targets,
+        Rule="shaped",
+        Targets=[
+            {"Id": "constant", "Arn": queue + "constant", "Input": '{"fixed": true}'},
+            {"Id": "detail", "Arn": queue + "detail-only", "InputPath": "$.detail"},
+            {
+                "Id": "shaped",
+                "Arn": queue + "shaped",
+                "InputTransformer": {"InputPathsMap": {"n": "$.detail.n"}, "InputTemplate": '{"count": <n>}'},
+            },
+        ],
+    )
+    await blocking(events.put_events, Entries=[_entry("shapes", '{"n": 4}')])
+    assert await _received(shop, "constant") == [{"fixed": True}]
+    assert await _received(shop, "detail-only") == [{"n": 4}]
+    assert await _received(shop, "shaped") == [{"count": 4}]
+
+
+async def test_the_query_protocol_is_answered_in_xml(shop: Served) -> None:
+    import httpx
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(
+        method="POST",
+        url=f"{shop.url}/-/aws/",
+        data="Action=ListQueues&Version=2012-11-05",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    SigV4Auth(Credentials("test", "test"), "sqs", "local").add_auth(request)
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(request.url, content=request.body, headers=dict(request.headers))
+    assert answer.status_code == 400
+    assert answer.headers["content-type"] == "text/xml"
+    assert "<Code>InvalidAction</Code>" in answer.text
+    assert "X-Amz-Target: AmazonSQS.ListQueues" in answer.text

@@ -113,6 +113,8 @@ class AwsEndpoint:
             body = await _read_body(receive)
             headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])]
             found = {name.lower(): value for name, value in headers}
+            # Until the service is known, an error is answered in the protocol the request spoke.
+            protocol = "json1.1" if "x-amz-target" in found else "query"
             service, protocol, operation_name, params = self._route(scope, found, body)
             caller = await self._authenticate(scope, headers, found, body, service)
             answer = await self._run(scope, found, service, protocol, operation_name, params, caller, rid)
@@ -163,6 +165,12 @@ class AwsEndpoint:
                 "MissingAction",
                 "the request names no operation: send X-Amz-Target (JSON protocols) or Action (query protocol),"
                 f" signed for one of the services {', '.join(sorted(self._by_name))}",
+            )
+        if service.protocol != "query":
+            raise AwsError(
+                "InvalidAction",
+                f"{service.target_prefix} is served in its JSON protocol here (X-Amz-Target: {service.target_prefix}."
+                f"{action}); update the client (botocore 1.34 or later speaks it)",
             )
         form.pop("Version", None)
         return service, "query", action, dict(form)
