@@ -36,6 +36,12 @@ def take_order(event, context):
 @app.on_event({"source": ["shop"]})
 def on_shop_event(event, context):
     context.send("events-seen", json.dumps(event))
+
+
+@app.on_topic("shipments")
+def on_shipment(event, context):
+    for record in event["Records"]:
+        context.send("shipments-seen", json.dumps(record["Sns"]))
 """
 
 

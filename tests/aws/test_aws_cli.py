@@ -32,7 +32,7 @@ def aws(dev: DevServer, *args: str) -> Any:
     return json.loads(done.stdout) if done.stdout.strip() else None
 
 
-def test_the_aws_cli_sends_messages_and_puts_events(tmp_path: Path) -> None:
+def test_the_aws_cli_sends_messages_publishes_and_puts_events(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(textwrap.dedent(QUEUE_APP))
     dev = DevServer("app.py", "--port", "0", "--no-reload", cwd=tmp_path)
     try:
@@ -44,6 +44,11 @@ def test_the_aws_cli_sends_messages_and_puts_events(tmp_path: Path) -> None:
         entries = json.dumps([{"Source": "shop", "DetailType": "Tested", "Detail": '{"via": "cli"}'}])
         put = aws(dev, "events", "put-events", "--entries", entries)
         assert put["FailedEntryCount"] == 0
+
+        topic = "arn:aws:sns:local:000000000000:shipments"
+        assert topic in [t["TopicArn"] for t in aws(dev, "sns", "list-topics")["Topics"]]
+        published = aws(dev, "sns", "publish", "--topic-arn", topic, "--message", "parcel", "--subject", "cli")
+        assert published["MessageId"]
 
         rule = aws(dev, "events", "put-rule", "--name", "cli-rule", "--event-pattern", '{"source": ["cli"]}')
         assert rule["RuleArn"].endswith(":rule/cli-rule")

@@ -33,7 +33,7 @@ from starlette.types import Receive, Scope, Send
 from triggerfish._json import loads
 from triggerfish.aws import sigv4
 from triggerfish.aws.credentials import Caller, Identify
-from triggerfish.aws.protocol import AwsError, Protocol, error_answer, json_answer, request_id
+from triggerfish.aws.protocol import AwsError, Protocol, error_answer, json_answer, request_id, xml_answer
 from triggerfish.aws.sigv4 import SignatureError
 from triggerfish.errors import InvalidInputError, StoreError
 
@@ -85,6 +85,8 @@ class Service:
     operations: Mapping[str, Operation]
     #: SQS's JSON protocol also sends the query protocol's error code (`x-amzn-query-error`).
     query_compatible: bool = False
+    #: The query protocol's XML namespace (its API version's documentation URL).
+    xml_namespace: str = ""
 
 
 PlatformFor = Callable[[str | None], "Platform | None"]
@@ -250,6 +252,8 @@ class AwsEndpoint:
             )
         call = AwsCall(platform, caller, _base_url(scope, headers), rid)
         document = await operation.handler(call, params)
+        if protocol == "query":
+            return xml_answer(operation_name, document, rid, service.xml_namespace)
         return json_answer(protocol, document, rid)
 
 

@@ -70,6 +70,53 @@ def json_answer(protocol: Protocol, document: dict[str, Any], rid: str) -> Answe
     return Answer(200, dumps(document), {"content-type": JSON_CONTENT_TYPES[protocol], "x-amzn-requestid": rid})
 
 
+def xml_answer(operation: str, result: dict[str, Any], rid: str, namespace: str) -> Answer:
+    """A query protocol's answer: `<OperationResponse><OperationResult>...` with lists as `<member>` items."""
+    inner = "".join(_xml_element(name, value) for name, value in result.items())
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<{operation}Response xmlns="{namespace}"><{operation}Result>{inner}</{operation}Result>'
+        f"<ResponseMetadata><RequestId>{rid}</RequestId></ResponseMetadata></{operation}Response>"
+    )
+    return Answer(200, body.encode("utf-8"), {"content-type": "text/xml", "x-amzn-requestid": rid})
+
+
+def _xml_element(name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        inner = "".join(_xml_element("member", item) for item in value)
+    elif isinstance(value, dict):
+        inner = "".join(_xml_element(key, item) for key, item in value.items())
+    elif isinstance(value, bool):
+        inner = "true" if value else "false"
+    else:
+        inner = escape(str(value))
+    return f"<{name}>{inner}</{name}>"
+
+
+def query_entries(params: dict[str, Any], prefix: str, key: str, value: str) -> dict[str, str]:
+    """A query protocol map (`Attributes.entry.1.key=...&Attributes.entry.1.value=...`) as a dict."""
+    found: dict[str, str] = {}
+    index = 1
+    while f"{prefix}.entry.{index}.{key}" in params:
+        name = str(params[f"{prefix}.entry.{index}.{key}"])
+        found[name] = str(params.get(f"{prefix}.entry.{index}.{value}", ""))
+        index += 1
+    return found
+
+
+def query_members(params: dict[str, Any], prefix: str) -> list[dict[str, str]]:
+    """A query protocol list of structures (`Tags.member.1.Key=...`) as dicts of their fields."""
+    found: list[dict[str, str]] = []
+    index = 1
+    while any(k.startswith(f"{prefix}.member.{index}.") for k in params):
+        start = f"{prefix}.member.{index}."
+        found.append({k[len(start) :]: str(v) for k, v in params.items() if k.startswith(start)})
+        index += 1
+    return found
+
+
 def json_error(protocol: Protocol, error: AwsError, rid: str, *, query_compatible: bool = False) -> Answer:
     headers = {"content-type": JSON_CONTENT_TYPES.get(protocol, JSON_CONTENT_TYPES["json1.1"]), "x-amzn-requestid": rid}
     if query_compatible:
