@@ -10,7 +10,9 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from tests.aws.conftest import QUEUE_APP
+import pytest
+
+from tests.aws.conftest import QUEUE_APP, client
 from tests.server.devserver import DevServer, poll
 
 
@@ -32,6 +34,8 @@ def aws(dev: DevServer, *args: str) -> Any:
     return json.loads(done.stdout) if done.stdout.strip() else None
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(240)  # every `aws` is an interpreter start of its own, about a second each
 def test_the_aws_cli_sends_messages_publishes_and_puts_events(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(textwrap.dedent(QUEUE_APP))
     dev = DevServer("app.py", "--port", "0", "--no-reload", cwd=tmp_path)
@@ -50,20 +54,25 @@ def test_the_aws_cli_sends_messages_publishes_and_puts_events(tmp_path: Path) ->
         published = aws(dev, "sns", "publish", "--topic-arn", topic, "--message", "parcel", "--subject", "cli")
         assert published["MessageId"]
 
+        functions = [f["FunctionName"] for f in aws(dev, "lambda", "list-functions")["Functions"]]
+        assert "shop-take_order" in functions
+
         rule = aws(dev, "events", "put-rule", "--name", "cli-rule", "--event-pattern", '{"source": ["cli"]}')
         assert rule["RuleArn"].endswith(":rule/cli-rule")
         names = [r["Name"] for r in aws(dev, "events", "list-rules")["Rules"]]
         assert "cli-rule" in names
 
-        # The queue's function ran for the CLI's message; what it saw is on `taken`, read back with the CLI.
-        def taken() -> list[dict[str, Any]] | None:
-            queues = aws(dev, "sqs", "list-queues") or {}
-            if not any(u.endswith("/taken") for u in queues.get("QueueUrls", [])):
-                return None
-            found = aws(dev, "sqs", "receive-message", "--queue-url", url.replace("/orders", "/taken"))
-            return [json.loads(m["Body"]) for m in (found or {}).get("Messages", [])] or None
+        # The queue's function ran for the CLI's message; what it saw is on `taken` (polled with boto3: each
+        # CLI run is an interpreter start).
+        sqs = client(dev.url, "sqs")
 
-        [message] = poll(taken, timeout=30, interval=0.5)
+        def taken() -> list[dict[str, Any]] | None:
+            if not any(u.endswith("/taken") for u in sqs.list_queues().get("QueueUrls", [])):
+                return None
+            found = sqs.receive_message(QueueUrl=url.replace("/orders", "/taken"), WaitTimeSeconds=1)
+            return [json.loads(m["Body"]) for m in found.get("Messages", [])] or None
+
+        [message] = poll(taken, timeout=30, interval=0.2)
         assert message["body"] == "from the cli"
     finally:
         dev.stop()

@@ -7,8 +7,8 @@ A request is routed by, in order:
 
 1. `X-Amz-Target: <prefix>.<Operation>` (the JSON protocols: `AmazonSQS.SendMessage`,
    `AWSEvents.PutEvents`): the prefix names the service;
-2. otherwise the query protocol: the service of the SigV4 credential scope (`.../sqs/aws4_request`)
-   and the form's (or query string's) `Action`.
+2. otherwise the service of the SigV4 credential scope (`.../lambda/aws4_request`): a REST service
+   (Lambda) by the method and path, a query protocol service (SNS) by the form's `Action`.
 
 Then the signature is checked against the caller's secret (credentials.py), the caller's app is
 looked up, the operation's action is authorized, and the service's handler runs with the parsed
@@ -33,7 +33,15 @@ from starlette.types import Receive, Scope, Send
 from triggerfish._json import loads
 from triggerfish.aws import sigv4
 from triggerfish.aws.credentials import Caller, Identify
-from triggerfish.aws.protocol import AwsError, Protocol, error_answer, json_answer, request_id, xml_answer
+from triggerfish.aws.protocol import (
+    Answer,
+    AwsError,
+    Protocol,
+    error_answer,
+    json_answer,
+    request_id,
+    xml_answer,
+)
 from triggerfish.aws.sigv4 import SignatureError
 from triggerfish.errors import InvalidInputError, StoreError
 
@@ -44,8 +52,8 @@ log = logging.getLogger("triggerfish.aws")
 
 #: The path the endpoint answers under (and anything below it: SQS queue URLs).
 PATH = "/-/aws"
-#: The largest request body taken (SQS's batch of ten 256 KiB messages fits with room).
-MAX_BODY_BYTES = 4 * 1024 * 1024
+#: The largest request body taken: Lambda's synchronous payload (6 MiB), with room for its envelope.
+MAX_BODY_BYTES = 6 * 1024 * 1024 + 64 * 1024
 
 
 def is_aws_path(path: str) -> bool:
@@ -63,7 +71,8 @@ class AwsCall:
     request_id: str
 
 
-Handler = Callable[[AwsCall, dict[str, Any]], Awaitable[dict[str, Any]]]
+#: A service's operation: the parsed input in, the output document out (REST operations: an Answer of their own).
+Handler = Callable[[AwsCall, dict[str, Any]], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +96,8 @@ class Service:
     query_compatible: bool = False
     #: The query protocol's XML namespace (its API version's documentation URL).
     xml_namespace: str = ""
+    #: REST protocols: the operation and path parameters of a method and path (below /-/aws); None: not one.
+    rest_route: Callable[[str, str], tuple[str, dict[str, str]] | None] | None = None
 
 
 PlatformFor = Callable[[str | None], "Platform | None"]
@@ -116,7 +127,7 @@ class AwsEndpoint:
             headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])]
             found = {name.lower(): value for name, value in headers}
             # Until the service is known, an error is answered in the protocol the request spoke.
-            protocol = "json1.1" if "x-amz-target" in found else "query"
+            protocol = "json1.1" if "x-amz-target" in found else self._protocol_of(found)
             service, protocol, operation_name, params = self._route(scope, found, body)
             caller = await self._authenticate(scope, headers, found, body, service)
             answer = await self._run(scope, found, service, protocol, operation_name, params, caller, rid)
@@ -156,6 +167,18 @@ class AwsEndpoint:
                 )
             return service, service.protocol, operation, _json_params(body)
         query = scope.get("query_string", b"").decode("latin-1")
+        scoped = self._by_name.get(_scope_service(headers.get("authorization")) or "")
+        if scoped is not None and scoped.rest_route is not None:
+            path = scope.get("path", "")[len(PATH) :] or "/"
+            routed = scoped.rest_route(scope.get("method", "GET"), path)
+            if routed is None:
+                raise AwsError(
+                    "UnknownOperationException",
+                    f"{scope.get('method')} {path} is no {scoped.target_prefix} operation served here (docs/aws.md)",
+                )
+            operation, path_params = routed
+            params = {"path": path_params, "query": dict(parse_qsl(query)), "headers": dict(headers), "body": body}
+            return scoped, scoped.protocol, operation, params
         form = dict(parse_qsl(query, keep_blank_values=True))
         if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             form.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
@@ -176,6 +199,10 @@ class AwsEndpoint:
             )
         form.pop("Version", None)
         return service, "query", action, dict(form)
+
+    def _protocol_of(self, headers: Mapping[str, str]) -> Protocol:
+        scoped = self._by_name.get(_scope_service(headers.get("authorization")) or "")
+        return "rest-json" if scoped is not None and scoped.rest_route is not None else "query"
 
     async def _authenticate(
         self,
@@ -252,6 +279,8 @@ class AwsEndpoint:
             )
         call = AwsCall(platform, caller, _base_url(scope, headers), rid)
         document = await operation.handler(call, params)
+        if isinstance(document, Answer):  # a REST operation answers with its own status and headers
+            return document
         if protocol == "query":
             return xml_answer(operation_name, document, rid, service.xml_namespace)
         return json_answer(protocol, document, rid)

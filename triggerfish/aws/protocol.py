@@ -6,6 +6,8 @@
   query protocol's code in `x-amzn-query-error: <code>;Sender`, which botocore reads.
 - query protocol (SNS, the older SQS): a form body with `Action=...`; errors are the XML
   `ErrorResponse` document.
+- REST-JSON (Lambda): the operation is the method and path (`POST /2015-03-31/functions/NAME/invocations`);
+  errors are the JSON protocols' document with the code also in `x-amzn-errortype`.
 
 Pure: no I/O.
 """
@@ -19,11 +21,12 @@ from xml.sax.saxutils import escape
 
 from triggerfish._json import dumps
 
-Protocol = Literal["json1.0", "json1.1", "query"]
+Protocol = Literal["json1.0", "json1.1", "query", "rest-json"]
 
 JSON_CONTENT_TYPES: dict[str, str] = {
     "json1.0": "application/x-amz-json-1.0",
     "json1.1": "application/x-amz-json-1.1",
+    "rest-json": "application/json",
 }
 
 
@@ -119,6 +122,8 @@ def query_members(params: dict[str, Any], prefix: str) -> list[dict[str, str]]:
 
 def json_error(protocol: Protocol, error: AwsError, rid: str, *, query_compatible: bool = False) -> Answer:
     headers = {"content-type": JSON_CONTENT_TYPES.get(protocol, JSON_CONTENT_TYPES["json1.1"]), "x-amzn-requestid": rid}
+    if protocol == "rest-json":
+        headers["x-amzn-errortype"] = error.code
     if query_compatible:
         headers["x-amzn-query-error"] = f"{error.query_code or error.code};{'Sender' if error.sender else 'Receiver'}"
     headers.update(error.headers)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from triggerfish.aws import eventbridge, sns, sqs
+from triggerfish.aws import eventbridge, lambda_api, sns, sqs
 from triggerfish.aws.endpoint import Service
 
-SERVICES: tuple[Service, ...] = (sqs.SERVICE, eventbridge.SERVICE, sns.SERVICE)
+SERVICES: tuple[Service, ...] = (sqs.SERVICE, eventbridge.SERVICE, sns.SERVICE, lambda_api.SERVICE)

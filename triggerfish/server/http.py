@@ -13,7 +13,7 @@ endpoints are a Starlette app (they are few and not hot):
 | `POST /-/events` | publish events (see triggerfish.server.publish) |
 | `GET /-/metrics` | Prometheus metrics (see triggerfish.server.metrics) |
 | `/-/api/v1/...` | the control API (see triggerfish.server.control) |
-| `/-/aws` | the AWS endpoint: SQS, EventBridge and SNS for boto3 and the AWS CLI (see triggerfish.aws.endpoint) |
+| `/-/aws` | the AWS endpoint for boto3 and the AWS CLI (see triggerfish.aws.endpoint, docs/aws.md) |
 """
 
 from __future__ import annotations
