@@ -7,11 +7,11 @@ import json
 import textwrap
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from botocore.exceptions import ClientError
 
 from tests.aws.conftest import blocking, client
@@ -55,8 +55,9 @@ class Server:
     keys: dict[str, str]
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
+    tmp_path = tmp_path_factory.mktemp("aws-serve")
     host = Host(data_dir=tmp_path / "server")
     await host.start()
     try:
@@ -76,6 +77,9 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
             yield Server(host, served.url, keys)
     finally:
         await host.stop()
+
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 def aws(server: Server, who: str, service: str = "sqs", **options: Any) -> Any:
@@ -156,9 +160,10 @@ async def test_bad_credentials_are_refused(
 
 
 async def test_a_revoked_key_stops_signing_at_once(server: Server) -> None:
-    sqs = aws(server, "deployer")
+    server.keys["doomed"], _ = await server.host.keys.create("doomed", "viewer", "shop")
+    sqs = aws(server, "doomed")
     await blocking(sqs.list_queues)
-    await server.host.keys.revoke(server.keys["deployer"])
+    await server.host.keys.revoke(server.keys["doomed"])
     with pytest.raises(ClientError) as caught:
         await blocking(sqs.list_queues)
     assert caught.value.response["Error"]["Code"] == "InvalidClientTokenId"
