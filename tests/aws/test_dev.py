@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -85,5 +88,38 @@ def test_dev_accepts_any_well_formed_signature_and_answers_json_errors(tmp_path:
         assert unsigned.headers["x-amzn-query-error"] == "MissingAuthenticationToken;Sender"
         signed = client(dev.url, "sqs", aws_access_key_id="x", aws_secret_access_key="y")
         assert signed.get_queue_url(QueueName="orders")["QueueUrl"].endswith("/-/aws/000000000000/orders")
+
+        # A producer script written for AWS runs with only the endpoint (and local credentials) set.
+        (tmp_path / "producer.py").write_text(textwrap.dedent(PRODUCER_SCRIPT))
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": f"{dev.url}/-/aws",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "local",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        }
+        done = subprocess.run(
+            [sys.executable, "producer.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"sent": True, "published": True, "put": 0}
     finally:
         dev.stop()
+
+
+PRODUCER_SCRIPT = """
+import json
+
+import boto3
+
+sqs, sns, events = boto3.client("sqs"), boto3.client("sns"), boto3.client("events")
+url = sqs.create_queue(QueueName="outbox")["QueueUrl"]
+sent = sqs.send_message(QueueUrl=url, MessageBody="hello")
+topic = sns.create_topic(Name="news")["TopicArn"]
+published = sns.publish(TopicArn=topic, Message="extra")
+put = events.put_events(Entries=[{"Source": "producer", "DetailType": "Hello", "Detail": "{}"}])
+print(json.dumps({"sent": bool(sent["MessageId"]), "published": bool(published["MessageId"]),
+                  "put": put["FailedEntryCount"]}))
+"""
