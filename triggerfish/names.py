@@ -165,6 +165,8 @@ TRACES_NAMESPACE = "triggerfish.traces"
 SQS_QUEUES_NAMESPACE = "triggerfish.sqs-queues"
 #: The EventBridge definitions of the rules made at the AWS endpoint (state, targets as AWS names them), per app.
 EVENTS_RULES_NAMESPACE = "triggerfish.events-rules"
+#: The SQS message move tasks (dead-letter redrives) started at the AWS endpoint, per app.
+SQS_MOVES_NAMESPACE = "triggerfish.sqs-moves"
 #: The topics made at the AWS endpoint with CreateTopic (a topic otherwise exists by use), per app.
 SNS_TOPICS_NAMESPACE = "triggerfish.sns-topics"
 #: `@idempotent`'s records.

@@ -255,3 +255,38 @@ async def test_bad_input_gets_sqs_error_codes(shop: Served, call: Any, code: str
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     # Nothing bad was stored.
     assert (await shop.platform.store.queues.stats("checked")).depth == 0
+
+
+async def test_a_message_move_task_redrives_the_dead_letter_queue(shop: Served) -> None:
+    sqs = client(shop.url, "sqs")
+    dead = (await blocking(sqs.create_queue, QueueName="parked"))["QueueUrl"]
+    dead_arn = "arn:aws:sqs:local:000000000000:parked"
+    policy = json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": 1})
+    url = (await blocking(sqs.create_queue, QueueName="work-again", Attributes={"RedrivePolicy": policy}))["QueueUrl"]
+    await blocking(sqs.send_message, QueueUrl=url, MessageBody="retry me")
+    first = (await blocking(sqs.receive_message, QueueUrl=url))["Messages"][0]
+    await blocking(
+        sqs.change_message_visibility, QueueUrl=url, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0
+    )
+    assert (await blocking(sqs.receive_message, QueueUrl=url)).get("Messages") is None  # moved to `parked` now
+    assert (await shop.platform.store.queues.stats("parked")).visible == 1
+
+    handle = (await blocking(sqs.start_message_move_task, SourceArn=dead_arn))["TaskHandle"]
+
+    async def finished() -> dict[str, Any]:
+        while True:
+            [task] = (await blocking(sqs.list_message_move_tasks, SourceArn=dead_arn))["Results"]
+            if task["Status"] != "RUNNING":
+                return dict(task)
+            await asyncio.sleep(0.05)
+
+    task = await asyncio.wait_for(finished(), timeout=20)
+    assert (task["TaskHandle"], task["Status"], task["ApproximateNumberOfMessagesMoved"]) == (handle, "COMPLETED", 1)
+    assert task["DestinationArn"] == "arn:aws:sqs:local:000000000000:work-again"
+    back = (await blocking(sqs.receive_message, QueueUrl=url))["Messages"]
+    assert [m["Body"] for m in back] == ["retry me"]
+    assert dead  # the dead-letter queue stays, empty
+
+    with pytest.raises(ClientError) as caught:
+        await blocking(sqs.start_message_move_task, SourceArn="arn:aws:sqs:local:000000000000:work-again")
+    assert "must be configured as a Dead Letter Queue" in caught.value.response["Error"]["Message"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from triggerfish.aws import eventbridge, lambda_api, sns, sqs
+import dataclasses
+
+from triggerfish.aws import eventbridge, lambda_api, sns, sqs, sqs_moves
 from triggerfish.aws.endpoint import Service
 
-SERVICES: tuple[Service, ...] = (sqs.SERVICE, eventbridge.SERVICE, sns.SERVICE, lambda_api.SERVICE)
+_SQS = dataclasses.replace(sqs.SERVICE, operations={**sqs.SERVICE.operations, **sqs_moves.OPERATIONS})
+SERVICES: tuple[Service, ...] = (_SQS, eventbridge.SERVICE, sns.SERVICE, lambda_api.SERVICE)

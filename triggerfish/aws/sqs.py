@@ -122,7 +122,7 @@ async def _save(call: AwsCall, name: str, record: QueueRecord) -> None:
     await call.platform.store.kv.put(SQS_QUEUES_NAMESPACE, _RECORD + name, dumps(fields))
 
 
-async def _names(call: AwsCall) -> list[str]:
+async def queue_names(call: AwsCall) -> list[str]:
     """The app's queues as this endpoint shows them (see the module docstring)."""
     platform = call.platform
     names = set(await platform.store.queues.queues())
@@ -145,7 +145,7 @@ async def _queue(call: AwsCall, params: dict[str, Any]) -> str:
     url = required_text(params, "QueueUrl")
     path = urlsplit(url).path if "://" in url else url
     name = unquote(path.rstrip("/").rsplit("/", 1)[-1])
-    if not name or name not in await _names(call):
+    if not name or name not in await queue_names(call):
         raise _no_queue(name or url)
     return name
 
@@ -170,7 +170,7 @@ async def create_queue(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
     if fifo and not name.endswith(".fifo"):
         raise _error("InvalidParameterValue", f"The name of a FIFO queue can only end with .fifo: {name!r}")
     record = await _record(call, name)
-    exists = name in await _names(call)
+    exists = name in await queue_names(call)
     if exists:
         config = await call.platform.store.queues.config(name)
         current = await _attributes(call, name, config, record)
@@ -192,7 +192,7 @@ async def create_queue(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
 
 async def get_queue_url(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
     name = required_text(params, "QueueName")
-    if name not in await _names(call):
+    if name not in await queue_names(call):
         raise _no_queue(name)
     return {"QueueUrl": _url(call, name)}
 
@@ -201,7 +201,7 @@ async def list_queues(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
     prefix = optional_text(params, "QueueNamePrefix") or ""
     limit = optional_int(params, "MaxResults", 1, 1000)
     after = optional_text(params, "NextToken")
-    names = [name for name in await _names(call) if name.startswith(prefix) and (after is None or name > after)]
+    names = [name for name in await queue_names(call) if name.startswith(prefix) and (after is None or name > after)]
     document: dict[str, Any] = {}
     shown = names if limit is None else names[:limit]
     if shown:
