@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -171,3 +172,40 @@ async def test_the_query_protocol_is_answered_in_xml(shop: Served) -> None:
     assert answer.headers["content-type"] == "text/xml"
     assert "<Code>InvalidAction</Code>" in answer.text
     assert "X-Amz-Target: AmazonSQS.ListQueues" in answer.text
+
+
+async def test_a_replay_delivers_past_events_again_to_a_rule(shop: Served) -> None:
+    events = client(shop.url, "events")
+    await blocking(events.put_rule, Name="audit", EventPattern='{"source": ["ledger"]}')
+    target = {"Id": "copy", "Arn": "arn:aws:sqs:local:000000000000:ledger-copies"}
+    await blocking(events.put_targets, Rule="audit", Targets=[target])
+    began = time.time() - 1
+    await blocking(events.put_events, Entries=[_entry("ledger", '{"entry": 1}')])
+    [live] = await _received(shop, "ledger-copies")
+    ended = time.time() + 1
+    started = await blocking(
+        events.start_replay,
+        ReplayName="again",
+        EventSourceArn="arn:aws:events:local:000000000000:archive/default",
+        EventStartTime=began,
+        EventEndTime=ended,
+        Destination={
+            "Arn": "arn:aws:events:local:000000000000:event-bus/default",
+            "FilterArns": ["arn:aws:events:local:000000000000:rule/audit"],
+        },
+    )
+    assert started["State"] == "COMPLETED"
+    [replayed] = await _received(shop, "ledger-copies")
+    assert (replayed["id"], replayed["detail"]) == (live["id"], {"entry": 1})
+    described = await blocking(events.describe_replay, ReplayName="again")
+    assert (described["State"], described["ReplayArn"]) == ("COMPLETED", started["ReplayArn"])
+    with pytest.raises(ClientError) as caught:
+        await blocking(
+            events.start_replay,
+            ReplayName="again",
+            EventSourceArn="arn:aws:events:local:000000000000:archive/default",
+            EventStartTime=began,
+            EventEndTime=ended,
+            Destination={"Arn": "arn:aws:events:local:000000000000:event-bus/default"},
+        )
+    assert caught.value.response["Error"]["Code"] == "ResourceAlreadyExistsException"

@@ -34,6 +34,8 @@ MAX_ENTRIES = 10
 _RULE_NAME = re.compile(r"[.\-_A-Za-z0-9]{1,64}")
 _RECORD = "rule/"
 _STATES = ("ENABLED", "DISABLED")
+# Replay names mark the replayed events (bus/archive.py), so they follow its rule rather than EventBridge's.
+_REPLAY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _TARGET_FIELDS = frozenset({"Id", "Arn", "Input", "InputPath", "InputTransformer", "DeadLetterConfig", "RetryPolicy"})
 
 
@@ -399,6 +401,77 @@ def _aws_target(app: str, target: RuleTarget) -> dict[str, Any]:
     return {"Id": target.id, "Arn": arn}
 
 
+# --- replays: the bus's log is its archive ----------------------------------------------------------
+
+
+def _time(params: dict[str, Any], name: str) -> float:
+    value = params.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _validation(f"{name} must be a time (epoch seconds, as the SDKs send it)")
+    return float(value)
+
+
+async def start_replay(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
+    name = _rule_name(params, "ReplayName")
+    if not _REPLAY_NAME.fullmatch(name):
+        raise _validation(f"ReplayName {name!r}: use 1 to 64 lowercase letters, digits, - and _ (it marks the events)")
+    source = required_text(params, "EventSourceArn")
+    if ":archive/" not in source:
+        raise _validation(f"EventSourceArn {source!r} must be an archive ARN: arn:aws:events:...:archive/BUS")
+    bus = source.rsplit("/", 1)[-1]
+    destination = params.get("Destination")
+    if not isinstance(destination, dict) or not isinstance(destination.get("Arn"), str):
+        raise _validation("Destination must name the event bus ARN to replay to")
+    if destination["Arn"].rsplit("/", 1)[-1] != bus:
+        raise _validation(f"Destination must be the archive's own bus {event_bus_arn(bus)}")
+    start, end = _time(params, "EventStartTime"), _time(params, "EventEndTime")
+    if await _replay(call, name) is not None:
+        raise AwsError("ResourceAlreadyExistsException", f"Replay {name} already exists.")
+    rules: list[str | None] = [str(arn).rsplit("/", 1)[-1] for arn in destination.get("FilterArns") or []]
+    for rule in rules:
+        if rule is not None and call.platform.bus.rules.get(bus, rule) is None:
+            raise _not_found(rule, bus)
+    began = time.time()
+    replayed = 0
+    try:
+        for rule in rules or [None]:
+            replayed += await call.platform.archive.replay(bus, start, end, rule=rule, name=name)
+    except InvalidInputError as exc:
+        raise _validation(str(exc)) from None
+    record = {
+        "ReplayName": name,
+        "ReplayArn": f"{event_bus_arn(bus).rsplit(':', 1)[0]}:replay/{name}",
+        "Description": optional_text(params, "Description"),
+        "State": "COMPLETED",
+        "EventSourceArn": source,
+        "Destination": destination,
+        "EventStartTime": start,
+        "EventEndTime": end,
+        "ReplayStartTime": began,
+        "ReplayEndTime": time.time(),
+        "Deliveries": replayed,
+    }
+    await call.platform.store.kv.put(EVENTS_RULES_NAMESPACE, f"replay/{name}", dumps(record))
+    return {"ReplayArn": record["ReplayArn"], "State": "COMPLETED", "ReplayStartTime": began}
+
+
+async def _replay(call: AwsCall, name: str) -> dict[str, Any] | None:
+    found = await call.platform.store.kv.get(EVENTS_RULES_NAMESPACE, f"replay/{name}")
+    if found is None:
+        return None
+    record: dict[str, Any] = loads(found.value, where="EventBridge replay record")
+    return record
+
+
+async def describe_replay(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
+    name = _rule_name(params, "ReplayName")
+    record = await _replay(call, name)
+    if record is None:
+        raise AwsError("ResourceNotFoundException", f"Replay {name} does not exist.")
+    record.pop("Deliveries", None)
+    return {k: v for k, v in record.items() if v is not None}
+
+
 SERVICE = Service(
     name="events",
     target_prefix="AWSEvents",
@@ -416,5 +489,7 @@ SERVICE = Service(
         "PutTargets": Operation(put_targets, "configure"),
         "RemoveTargets": Operation(remove_targets, "configure"),
         "ListTargetsByRule": Operation(list_targets_by_rule, "read", also=("configure",)),
+        "StartReplay": Operation(start_replay, "configure"),
+        "DescribeReplay": Operation(describe_replay, "read", also=("configure",)),
     },
 )
