@@ -115,3 +115,27 @@ async def test_bad_input_gets_sns_error_codes(shop: Served, call: Any, code: str
         await blocking(call, sns)
     assert caught.value.response["Error"]["Code"] == code
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+
+
+async def test_publish_batch_answers_each_entry(shop: Served) -> None:
+    sns = client(shop.url, "sns")
+    answer = await blocking(
+        sns.publish_batch,
+        TopicArn="arn:aws:sns:local:000000000000:shipments",
+        PublishBatchRequestEntries=[
+            {"Id": "a", "Message": "first", "MessageAttributes": {"n": {"DataType": "Number", "StringValue": "1"}}},
+            {"Id": "b", "Message": "second", "Subject": "s" * 100},
+            {"Id": "c", "Message": "third"},
+        ],
+    )
+    assert sorted(s["Id"] for s in answer["Successful"]) == ["a", "c"]
+    assert [(f["Id"], f["Code"], f["SenderFault"]) for f in answer["Failed"]] == [("b", "InvalidParameter", True)]
+    records = await _received(shop, "shipments-seen", 2)
+    assert sorted(r["Message"] for r in records) == ["first", "third"]
+    with pytest.raises(ClientError) as caught:
+        await blocking(
+            sns.publish_batch,
+            TopicArn="arn:aws:sns:local:000000000000:shipments",
+            PublishBatchRequestEntries=[{"Id": "x", "Message": "1"}, {"Id": "x", "Message": "2"}],
+        )
+    assert caught.value.response["Error"]["Code"] == "BatchEntryIdsNotDistinct"

@@ -14,7 +14,7 @@ from typing import Any
 
 from triggerfish._json import dumps, loads
 from triggerfish.aws.endpoint import AwsCall, Operation, Service
-from triggerfish.aws.protocol import AwsError, optional_text, query_entries, required_text
+from triggerfish.aws.protocol import AwsError, optional_text, query_entries, query_members, required_text
 from triggerfish.errors import FunctionNotFoundError, InvalidInputError
 from triggerfish.identity import ACCOUNT_ID, function_arn, sns_topic_arn, sqs_queue_arn
 from triggerfish.names import SNS_TOPICS_NAMESPACE
@@ -24,6 +24,7 @@ from triggerfish.triggers.subscriptions import Subscription
 NAMESPACE = "http://sns.amazonaws.com/doc/2010-03-31/"
 _RECORD = "topic/"
 _PAGE = 100
+MAX_BATCH = 10
 # Kept and shown back, not enforced: the platform has no IAM policies, KMS or delivery logging.
 _KEPT = frozenset({"DisplayName", "Policy", "DeliveryPolicy", "KmsMasterKeyId", "SignatureVersion", "TracingConfig"})
 
@@ -116,10 +117,7 @@ def _message_attributes(params: dict[str, Any]) -> dict[str, str]:
     return attributes
 
 
-async def publish(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
-    if params.get("TargetArn") or params.get("PhoneNumber"):
-        raise _invalid("only TopicArn is served here (no endpoints or phone numbers)")
-    name = await _topic(call, params)
+def _message(params: dict[str, Any]) -> str:
     message = required_text(params, "Message")
     if params.get("MessageStructure") == "json":
         try:
@@ -129,16 +127,53 @@ async def publish(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(structured, dict) or not isinstance(structured.get("default"), str):
             raise _invalid("Message Structure - No default entry in JSON message body")
         message = structured["default"]
+    return message
+
+
+def _subject(params: dict[str, Any]) -> str | None:
     subject = optional_text(params, "Subject")
     if subject is not None and (not subject or len(subject) > MAX_SUBJECT_CHARS):
         raise _invalid(f"Subject: must be 1 to {MAX_SUBJECT_CHARS} characters")
+    return subject
+
+
+async def publish(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
+    if params.get("TargetArn") or params.get("PhoneNumber"):
+        raise _invalid("only TopicArn is served here (no endpoints or phone numbers)")
+    name = await _topic(call, params)
+    message, subject, attributes = _message(params), _subject(params), _message_attributes(params)
     try:
-        message_id = await call.platform.topics.publish(
-            name, message, subject=subject, attributes=_message_attributes(params)
-        )
+        message_id = await call.platform.topics.publish(name, message, subject=subject, attributes=attributes)
     except InvalidInputError as exc:
         raise _invalid(str(exc)) from None
     return {"MessageId": message_id}
+
+
+async def publish_batch(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
+    name = await _topic(call, params)
+    entries = query_members(params, "PublishBatchRequestEntries")
+    if not entries:
+        raise AwsError("EmptyBatchRequest", "The batch request doesn't contain any entries")
+    if len(entries) > MAX_BATCH:
+        raise AwsError("TooManyEntriesInBatchRequest", f"The batch request contains more entries than {MAX_BATCH}")
+    ids = [entry.get("Id", "") for entry in entries]
+    if len(set(ids)) != len(ids):
+        raise AwsError("BatchEntryIdsNotDistinct", "Two or more batch entries in the request have the same Id")
+    successful, failed = [], []
+    for entry_id, entry in zip(ids, entries, strict=True):
+        try:
+            message = _message(entry)
+            subject = _subject(entry)
+            attributes = _message_attributes(entry)
+            message_id = await call.platform.topics.publish(name, message, subject=subject, attributes=attributes)
+        except AwsError as error:
+            failed.append({"Id": entry_id, "Code": error.code, "Message": error.message, "SenderFault": True})
+            continue
+        except InvalidInputError as exc:
+            failed.append({"Id": entry_id, "Code": "InvalidParameter", "Message": str(exc), "SenderFault": True})
+            continue
+        successful.append({"Id": entry_id, "MessageId": message_id})
+    return {"Successful": successful, "Failed": failed}
 
 
 async def subscribe(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
@@ -235,6 +270,7 @@ SERVICE = Service(
         "ListTopics": Operation(list_topics, "read", also=("publish",)),
         "DeleteTopic": Operation(delete_topic, "configure"),
         "Publish": Operation(publish, "publish"),
+        "PublishBatch": Operation(publish_batch, "publish"),
         "Subscribe": Operation(subscribe, "configure"),
         "Unsubscribe": Operation(unsubscribe, "configure"),
         "ListSubscriptionsByTopic": Operation(list_subscriptions_by_topic, "read", also=("configure",)),
