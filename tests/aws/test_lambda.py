@@ -82,6 +82,8 @@ async def test_functions_are_listed_and_described(tools: Served) -> None:
     greet = (await blocking(lam.get_function, FunctionName="tools-greet"))["Configuration"]
     assert greet["FunctionArn"] == "arn:aws:lambda:local:000000000000:function:tools-greet"
     assert (greet["MemorySize"], greet["Timeout"]) == (256, 10)
+    configuration = await blocking(lam.get_function_configuration, FunctionName="greet")
+    assert configuration["Handler"] == greet["Handler"]
 
 
 @pytest.mark.parametrize(

@@ -138,6 +138,16 @@ async def test_receive_delete_and_visibility(shop: Served) -> None:
     assert [m["Body"] for m in again] == ["two"]
     assert again[0]["MessageId"] == messages[1]["MessageId"]
 
+    changed = await blocking(
+        sqs.change_message_visibility_batch,
+        QueueUrl=url,
+        Entries=[
+            {"Id": "kept", "ReceiptHandle": again[0]["ReceiptHandle"], "VisibilityTimeout": 60},
+            {"Id": "stale", "ReceiptHandle": messages[1]["ReceiptHandle"], "VisibilityTimeout": 60},
+        ],
+    )
+    assert [s["Id"] for s in changed["Successful"]] == ["kept"]
+    assert [(f["Id"], f["Code"]) for f in changed["Failed"]] == [("stale", "MessageNotInflight")]
     deleted = await blocking(
         sqs.delete_message_batch,
         QueueUrl=url,
