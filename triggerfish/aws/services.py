@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-
-from triggerfish.aws import eventbridge, lambda_api, sns, sqs, sqs_moves
+from triggerfish.aws import eventbridge, lambda_api, sns, sqs, sqs_moves, sqs_send
 from triggerfish.aws.endpoint import Service
 
-_SQS = dataclasses.replace(sqs.SERVICE, operations={**sqs.SERVICE.operations, **sqs_moves.OPERATIONS})
-SERVICES: tuple[Service, ...] = (_SQS, eventbridge.SERVICE, sns.SERVICE, lambda_api.SERVICE)
+SQS = Service(
+    name="sqs",
+    target_prefix="AmazonSQS",
+    protocol="json1.0",
+    query_compatible=True,
+    operations={**sqs.OPERATIONS, **sqs_send.OPERATIONS, **sqs_moves.OPERATIONS},
+)
+SERVICES: tuple[Service, ...] = (SQS, eventbridge.SERVICE, sns.SERVICE, lambda_api.SERVICE)
