@@ -50,6 +50,10 @@ def events_rule_arn(rule: str, *, region: str = REGION, account: str = ACCOUNT_I
     return f"arn:aws:events:{region}:{account}:rule/{rule}"
 
 
+def event_bus_arn(bus: str, *, region: str = REGION, account: str = ACCOUNT_ID) -> str:
+    return f"arn:aws:events:{region}:{account}:event-bus/{bus}"
+
+
 def bus_rule_arn(bus: str, rule_id: str) -> str:
     """The EventBridge-style ARN of a rule on a bus (the default bus's rules carry no bus in their path)."""
     return events_rule_arn(rule_id if bus == "default" else f"{bus}/{rule_id}")

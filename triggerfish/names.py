@@ -121,6 +121,15 @@ def is_dead_letter_queue(queue: str) -> bool:
     )
 
 
+#: The prefixes of the queues the platform keeps for itself (invocations, deliveries, their dead letters).
+PLATFORM_QUEUE_PREFIXES = (FUNCTION_QUEUE_PREFIX, "dlq.", "deliver.", "topic-deliver.", "topic-dead-letter.")
+
+
+def is_platform_queue(queue: str) -> bool:
+    """Whether `queue` is one the platform keeps for itself rather than one of the app's own queues."""
+    return queue.startswith(PLATFORM_QUEUE_PREFIXES)
+
+
 # --- key-value namespaces ------------------------------------------------------------------------
 
 #: Invocation records by request id and attempt.
@@ -150,6 +159,16 @@ USAGE_NAMESPACE = "triggerfish.usage"
 #: The trace index: every span of the app (invocation attempts, handlers' publishes and sends) by trace id
 #: (`t/<trace id>/<span id>`), kept as long as the invocation records (triggerfish.observe.spans).
 TRACES_NAMESPACE = "triggerfish.traces"
+
+
+#: What the AWS endpoint knows of a queue beyond the store's config (SQS attributes, deletion), per app.
+SQS_QUEUES_NAMESPACE = "triggerfish.sqs-queues"
+#: The EventBridge definitions of the rules made at the AWS endpoint (state, targets as AWS names them), per app.
+EVENTS_RULES_NAMESPACE = "triggerfish.events-rules"
+#: The SQS message move tasks (dead-letter redrives) started at the AWS endpoint, per app.
+SQS_MOVES_NAMESPACE = "triggerfish.sqs-moves"
+#: The topics made at the AWS endpoint with CreateTopic (a topic otherwise exists by use), per app.
+SNS_TOPICS_NAMESPACE = "triggerfish.sns-topics"
 #: `@idempotent`'s records.
 IDEMPOTENCY_NAMESPACE = "idempotency"
 #: Namespaces handlers may not touch through the key-value calls: the platform's own records.
@@ -166,6 +185,8 @@ def is_reserved_namespace(namespace: str) -> bool:
 #: Queue-message attributes the platform sets to carry the trace and the loop guard's hop count on.
 TRACEPARENT_ATTRIBUTE = "triggerfish.traceparent"
 HOPCOUNT_ATTRIBUTE = "triggerfish.hopcount"
+#: The SQS data types of a message's attributes that are not plain `String` (JSON), set by the AWS endpoint.
+SQS_TYPES_ATTRIBUTE = "triggerfish.sqs-types"
 
 
 # --- consumer groups ---------------------------------------------------------------------------

@@ -179,6 +179,7 @@ async def _run(
     quiet: bool = False,
 ) -> int:
     """Serve until SIGINT or SIGTERM; `options` are the Platform's."""
+    from triggerfish.aws.credentials import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, function_environment
     from triggerfish.cli.serving import bind, serve_until_stopped, stop_on_signals
     from triggerfish.errors import AppLoadError, DeclarationError, SecretsKeyError
     from triggerfish.gateway import GatewayServer
@@ -204,21 +205,21 @@ async def _run(
     metrics.watch(platform)  # before the start: invocations queued by an earlier run count too
     if not quiet:
         platform.record_listeners.append(InvocationPrinter(sys.stdout, colour=sys.stdout.isatty()))
+    server = GatewayServer(platform_asgi(platform, rules, metrics), host, port, handle_signals=False, limits=limits)
+    # Bound first, so the functions' AWS_ENDPOINT_URL names the real port (also with --port 0) when the app's
+    # code is imported; nothing is told the address before "serving on" below.
+    if not await bind(server, host, port):
+        return EXIT_LOAD_FAILED
+    platform.environment = function_environment(server.url, DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY)
     try:
         await platform.start()
-    except AppLoadError as exc:
-        if exc.details:
+    except (AppLoadError, DeclarationError, SecretsKeyError) as exc:
+        if isinstance(exc, AppLoadError) and exc.details:
             click.echo(exc.details.rstrip(), err=True)
         click.echo(f"error: {exc}", err=True)
-        return EXIT_LOAD_FAILED
-    except (DeclarationError, SecretsKeyError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        await server.stop()
         return EXIT_LOAD_FAILED
     version = platform.current
-    server = GatewayServer(platform_asgi(platform, rules, metrics), host, port, handle_signals=False, limits=limits)
-    if not await bind(server, host, port):
-        await platform.stop(drain=False)
-        return EXIT_LOAD_FAILED
 
     def reloaded(result: ReloadResult, paths: list[str]) -> None:
         changed = ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else "")

@@ -59,6 +59,13 @@ def create(
         f"created key {created.get('prefix')} ({role}, {scope}); it is shown only now: keep it somewhere safe",
         err=True,
     )
+    if created.get("aws_access_key_id"):
+        click.echo(
+            f"its AWS credentials for {client.server}/-/aws (docs/aws.md), shown only now:\n"
+            f"  AWS_ACCESS_KEY_ID={created['aws_access_key_id']}\n"
+            f"  AWS_SECRET_ACCESS_KEY={created['aws_secret_access_key']}",
+            err=True,
+        )
 
 
 @keys.command("list")

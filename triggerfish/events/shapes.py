@@ -20,13 +20,13 @@ import datetime
 import hashlib
 import json
 import math
-import struct
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote_plus
 
+from triggerfish.aws.sqs_messages import TypedAttribute, md5_of_attributes, typed_attributes
 from triggerfish.errors import InvalidInputError
 from triggerfish.identity import (
     ACCOUNT_ID,
@@ -111,44 +111,28 @@ def sqs_record(
         attributes["MessageGroupId"] = message.group
     if message.dedup_id is not None:
         attributes["MessageDeduplicationId"] = message.dedup_id
-    user_attributes = {k: v for k, v in message.attributes.items() if not k.startswith(PLATFORM_ATTRIBUTE_PREFIX)}
+    # Typed as the AWS endpoint sent them (Number, Binary); anything else is a String, as before.
+    user_attributes = typed_attributes(message.attributes, reserved_prefix=PLATFORM_ATTRIBUTE_PREFIX)
     record: dict[str, Any] = {
         "messageId": message.message_id,
         "receiptHandle": message.receipt,
         "body": body,
         "attributes": attributes,
-        "messageAttributes": {
-            name: {"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "String"}
-            for name, value in sorted(user_attributes.items())
-        },
+        "messageAttributes": {name: attribute.as_lambda() for name, attribute in sorted(user_attributes.items())},
         "md5OfBody": hashlib.md5(message.body, usedforsecurity=False).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn or sqs_queue_arn(message.queue, region=region),
         "awsRegion": region,
     }
     if user_attributes:
-        record["md5OfMessageAttributes"] = md5_of_message_attributes(user_attributes)
+        record["md5OfMessageAttributes"] = md5_of_attributes(user_attributes)
     return record
 
 
 def md5_of_message_attributes(attributes: Mapping[str, str]) -> str:
-    """SQS's digest of string message attributes, so clients that verify it accept ours.
-
-    SQS hashes, for each attribute in name order: the name, the data type and
-    the value, each prefixed with its length as a 4-byte big-endian integer,
-    with a transport byte (1 = string) between the type and the value.
-    """
-    digest = hashlib.md5(usedforsecurity=False)
-    for name in sorted(attributes):
-        digest.update(
-            _length_prefixed(name) + _length_prefixed("String") + b"\x01" + _length_prefixed(attributes[name])
-        )
-    return digest.hexdigest()
-
-
-def _length_prefixed(text: str) -> bytes:
-    encoded = text.encode("utf-8")
-    return struct.pack(">I", len(encoded)) + encoded
+    """SQS's digest of string message attributes, so clients that verify it accept ours (see
+    triggerfish.aws.sqs_messages for typed ones)."""
+    return md5_of_attributes({name: TypedAttribute("String", value) for name, value in attributes.items()})
 
 
 def partial_batch_failures(result: Any, batch_ids: Sequence[str]) -> list[str]:

@@ -43,6 +43,7 @@ from triggerfish.runtime.types import (
     SecretsSource,
 )
 from triggerfish.runtime.worker import INHERITED_ENVIRONMENT as _INHERITED
+from triggerfish.runtime.worker import PLATFORM_ENVIRONMENT
 from triggerfish.runtime.zygote_link import AppZygoteLink
 
 log = logging.getLogger("triggerfish.runtime")
@@ -90,6 +91,7 @@ class ProcessRunner:
         self._pids: PidView = SamePids()
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
+        self._environment: dict[str, str] = {}
 
     @classmethod
     async def start(
@@ -107,6 +109,7 @@ class ProcessRunner:
         extra_paths: list[str] | None = None,
         box: Box | None = None,
         secrets: SecretsSource | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> ProcessRunner:
         """Start the zygotes for the app at `target` ("app.py", "app.py:app", "pkg.module[:app]").
 
@@ -121,14 +124,21 @@ class ProcessRunner:
         `extra_paths` read-only, work in the box's /tmp, and `work_dir` is not
         used. `secrets` reads the values of a function's declared secrets
         for each worker it starts (they go to the worker over the zygote's
-        socket, into its environment and `context.secrets`). Raises
+        socket, into its environment and `context.secrets`). `environment`
+        sets the variables named in worker.PLATFORM_ENVIRONMENT (the AWS
+        endpoint and the app's credentials) for the app's import and every
+        worker; any other name is a ValueError. Raises
         AppLoadError (with the traceback in `details`) when the app cannot be
         imported or its configuration is wrong, and IsolationError when the
         box cannot be made.
         """
+        unknown = sorted(set(environment or {}) - set(PLATFORM_ENVIRONMENT))
+        if unknown:
+            raise ValueError(f"environment takes only {', '.join(PLATFORM_ENVIRONMENT)}, not {unknown[0]}")
         runner = cls(
             target=str(target), work_dir=_absolute(work_dir), version=version, idle_timeout=idle_timeout, box=box
         )
+        runner._environment = dict(environment or {})
         try:
             await runner._start(stage, overrides, platform, max_processes, output_limit, extra_paths or [], secrets)
         except BaseException:
@@ -149,11 +159,11 @@ class ProcessRunner:
         if self.box is not None:
             self.target = _absolute_target(self.target)
             self._base, ours = _spawn_boxed_zygote(
-                self.box, self.target, extra_paths, self._cgroups.root, self._memory.root
+                self.box, self.target, extra_paths, self._cgroups.root, self._memory.root, self._environment
             )
             self._pids = BoxPids(self._base.pid)
         else:
-            self._base, ours = _spawn_base_zygote(self.work_dir)
+            self._base, ours = _spawn_base_zygote(self.work_dir, self._environment)
         self._base_channel = ZygoteChannel(ours)
         load = LoadApp(
             target=self.target,
@@ -340,12 +350,12 @@ def zygote_environment(python_path: list[str]) -> dict[str, str]:
     return env
 
 
-def _spawn_base_zygote(work_dir: Path) -> tuple[subprocess.Popen[bytes], socket.socket]:
+def _spawn_base_zygote(work_dir: Path, environment: Mapping[str, str]) -> tuple[subprocess.Popen[bytes], socket.socket]:
     """Start the base zygote (the one interpreter start of a runner); our end of its socket."""
     work_dir.mkdir(parents=True, exist_ok=True)
     ours, theirs = socket.socketpair()
     # The zygote imports the app the way this process would: same interpreter, same sys.path.
-    env = zygote_environment([p for p in sys.path if p])
+    env = {**zygote_environment([p for p in sys.path if p]), **environment}
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "triggerfish.runtime.zygote", str(theirs.fileno())],
@@ -362,7 +372,12 @@ def _spawn_base_zygote(work_dir: Path) -> tuple[subprocess.Popen[bytes], socket.
 
 
 def _spawn_boxed_zygote(
-    box: Box, target: str, extra_paths: list[str], cgroup: str | None, memory_root: str | None = None
+    box: Box,
+    target: str,
+    extra_paths: list[str],
+    cgroup: str | None,
+    memory_root: str | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], socket.socket]:
     """Start the base zygote in `box`: the app's directory and `extra_paths` read-only, the runner's
     pids cgroup (delegated to the box) writable; our end of its socket."""
@@ -370,7 +385,7 @@ def _spawn_boxed_zygote(
     path = python_path()
     if not target.partition(":")[0].endswith(".py"):  # a module: found on the path, as from the project's directory
         path.append(code[0])
-    env = {**zygote_environment(path), "HOME": BOX_TMP, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**zygote_environment(path), "HOME": BOX_TMP, "PYTHONDONTWRITEBYTECODE": "1", **(environment or {})}
     ours, theirs = socket.socketpair()
     command = [sys.executable, "-s", "-m", "triggerfish.runtime.zygote", str(theirs.fileno())]
     command += ["--max-tasks", str(box.max_tasks)]

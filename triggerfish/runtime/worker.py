@@ -61,6 +61,17 @@ RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 #: The only variables zygotes and workers take from the environment the runner was started in.
 INHERITED_ENVIRONMENT = ("PATH", "LANG", "TZ")
+#: The variables a runner may be given for its app (`ProcessRunner.start(environment=...)`): where the AWS
+#: endpoint is, the app's own credentials for it and the region (an AWS client made at import needs one).
+#: The zygote's import sees them and every worker keeps them (a function's `env=` may replace them); they
+#: never come from the server's own environment.
+PLATFORM_ENVIRONMENT = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
 _INHERITED = INHERITED_ENVIRONMENT
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -110,6 +121,7 @@ def worker_environment(
         "TRIGGERFISH_FUNCTION": spec.name,
         "TRIGGERFISH_VERSION": version,
     }
+    env.update((name, inherited[name]) for name in PLATFORM_ENVIRONMENT if name in inherited)
     env.update(spec.settings.env)
     env.update(secrets or {})
     return env
@@ -181,7 +193,7 @@ def prepare_zygote(specs: Mapping[str, FunctionSpec]) -> None:
     to stderr (fd 2 is the output pipe in a worker), and each function's
     logger exists already.
     """
-    base = {name: os.environ[name] for name in _INHERITED if name in os.environ}
+    base = {name: os.environ[name] for name in (*_INHERITED, *PLATFORM_ENVIRONMENT) if name in os.environ}
     os.environ.clear()
     os.environ.update(base)
     _setup_logging()

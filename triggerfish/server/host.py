@@ -64,6 +64,7 @@ from triggerfish.secrets.store import SecretStore, open_secrets
 from triggerfish.server.artifacts import Artifacts
 from triggerfish.server.audit import DEFAULT_RETENTION, AuditLog
 from triggerfish.server.auth import invoke_check
+from triggerfish.server.aws_access import ServerCredentials
 from triggerfish.server.keys import ApiKeys
 from triggerfish.server.platform import STORE_FILE, BoxFor, Platform
 from triggerfish.server.registry import (
@@ -173,6 +174,7 @@ class Host:
         self.first_admin_key: str | None = None
         self._store: Store | None = None
         self._keys: ApiKeys | None = None
+        self._aws: ServerCredentials | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._nodes: Nodes | None = None
         self._changes: ChangeFeed | None = None
@@ -191,6 +193,13 @@ class Host:
         if self._store is None:
             raise RuntimeError("the host is not started; call start() first")
         return self._store
+
+    @property
+    def aws_credentials(self) -> ServerCredentials:
+        """Who may use `/-/aws` (API keys of one app, each app's functions); once started."""
+        if self._aws is None:
+            raise RuntimeError("the host is not started")
+        return self._aws
 
     @property
     def keys(self) -> ApiKeys:
@@ -261,6 +270,8 @@ class Host:
             raise
         self._audit = AuditLog(self._store, retention=self.audit_retention, node=self.node.id)
         self.first_admin_key = await self._keys.ensure_admin(self.data_dir / ADMIN_KEY_FILE)
+        self._aws = ServerCredentials(self._keys, self._store.kv)
+        await self._aws.load()
         # Changes made from here on are applied after the apps below loaded; earlier ones are in the store.
         self._changes = ChangeFeed(self._store)
         await self._changes.start_here()
@@ -424,6 +435,8 @@ class Host:
     async def advertise(self, address: str) -> None:
         """Show `address` as this node's address from now on (`triggerfish status`, the nodes list)."""
         self.node = dataclasses.replace(self.node, address=address)
+        for app, platform in self.apps.items():
+            platform.environment = self._function_environment(app)
         if self._nodes is not None:
             self._nodes.me = dataclasses.replace(self._nodes.me, address=address)
             await self._nodes.beat()
@@ -502,7 +515,15 @@ class Host:
         self.metrics.watch(platform)
         if self.export is not None:
             self.export.watch(platform)
+        platform.environment = self._function_environment(app)
         return platform
+
+    def _function_environment(self, app: str) -> dict[str, str]:
+        """The AWS endpoint (this node's address) and credentials `app`'s functions get; none without an address."""
+        address = self.node.address
+        if address is None or self._aws is None:
+            return {}
+        return self._aws.environment(address, app)
 
     def _box_for(self, app: str) -> BoxFor | None:
         isolation = self.isolation

@@ -5,6 +5,7 @@
 | `/<app>/<route>` | the app's `@app.http` routes (prefix stripped) | the route's own `auth=` |
 | `GET /-/` | the list of these endpoints (index.py) | none |
 | `GET /-/health` | liveness, the apps and their live versions | none |
+| `/-/aws` | the AWS endpoint (docs/aws.md), signed with an app key's AWS credentials | the key's role |
 | `GET /-/api/v1/openapi.json` | the OpenAPI 3.1 document of all of this (openapi_server.py) | none |
 | `GET /-/metrics` | Prometheus metrics of this node (metrics.py; a key of one app sees its own series) | read |
 | `POST /-/apps/{app}/events` | publish events to the app's buses | publish |
@@ -39,6 +40,9 @@ from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
 from triggerfish import __version__
+from triggerfish.aws.credentials import secret_access_key
+from triggerfish.aws.endpoint import AwsEndpoint, is_aws_path
+from triggerfish.aws.services import SERVICES
 from triggerfish.deploy.bundle import DEFAULT_MAX_UPLOAD_BYTES, check_sha256
 from triggerfish.errors import BundleError, DeployError, DeployInProgressError, KeyNotFoundError, SecretsKeyError
 from triggerfish.gateway.asgi import lifespan
@@ -51,6 +55,7 @@ from triggerfish.server.host import AppNotFoundError, Host
 from triggerfish.server.keys import MAX_NAME_CHARS, ROLES
 from triggerfish.server.logs import close_follows
 from triggerfish.server.operations import Answer, Body, Operation, inputs, path, query, routes
+from triggerfish.server.platform import Platform
 from triggerfish.server.registry import Alias, check_alias, check_app_name
 from triggerfish.server.request_guard import RequestRules
 from triggerfish.server.schema import Enum, Integer, Moment, Named, Nullable, Number, Object, Text
@@ -124,7 +129,11 @@ async def create_key(request: Request) -> Response:
         raise ApiError(404, "AppNotFound", f"no app named {app!r} is deployed here; deploy it before making its keys")
     text, info = await _host(request).keys.create(document["name"], document["role"], app)
     note(request, object=info.prefix, name=info.name, role=info.role, app=info.app)
-    return json_response({"key": text, **info.as_dict()}, status=201)
+    document = {"key": text, **info.as_dict()}
+    if info.app is not None:
+        # A key of one app is also its AWS credential at /-/aws (docs/aws.md); shown, like the key, this once.
+        document |= {"aws_access_key_id": info.prefix, "aws_secret_access_key": secret_access_key(text)}
+    return json_response(document, status=201)
 
 
 async def list_keys(request: Request) -> Response:
@@ -651,6 +660,13 @@ class HostASGI:
         self.host = host
         self.endpoints = host_endpoints(host, open_access=open_access)
         self.rules = rules or RequestRules.serving()
+        # Looked up per request: the host's credentials exist once it started.
+        self.aws = AwsEndpoint(
+            SERVICES, identify=lambda key_id: host.aws_credentials(key_id), platform_for=self._platform_for
+        )
+
+    def _platform_for(self, app: str | None) -> Platform | None:
+        return None if app is None else self.host.apps.get(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -658,8 +674,12 @@ class HostASGI:
             return
         path: str = scope.get("path", "")
         if path.startswith("/-/") or path == "/-":
-            if not await self.rules.guard(scope, receive, send):
-                await self.endpoints(scope, receive, send)
+            if await self.rules.guard(scope, receive, send):
+                return
+            if is_aws_path(path):
+                await self.aws(scope, receive, send)
+                return
+            await self.endpoints(scope, receive, send)
             return
         name, _, rest = path[1:].partition("/")
         platform = self.host.apps.get(name)

@@ -14,6 +14,7 @@ endpoints are a Starlette app (they are few and not hot):
 | `POST /-/events` | publish events (see triggerfish.server.publish) |
 | `GET /-/metrics` | Prometheus metrics (see triggerfish.server.metrics) |
 | `/-/api/v1/...` | the control API (see triggerfish.server.control) |
+| `/-/aws` | the AWS endpoint for boto3 and the AWS CLI (see triggerfish.aws.endpoint, docs/aws.md) |
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from triggerfish import __version__
+from triggerfish.aws.credentials import OpenCredentials
+from triggerfish.aws.endpoint import AwsEndpoint, is_aws_path
+from triggerfish.aws.services import SERVICES
 from triggerfish.gateway.asgi import lifespan
 from triggerfish.gateway.routes import RESERVED_PREFIX
 from triggerfish.observe.metrics import Metrics
 from triggerfish.server import index, publish
+from triggerfish.server.auth import ACTIONS
 from triggerfish.server.control import OPERATIONS, control_routes
 from triggerfish.server.errors import error_response, method_not_allowed
 from triggerfish.server.logs import close_follows
@@ -64,7 +69,7 @@ HEALTH_SUMMARY = "Liveness and what is loaded: the app, its version and function
 async def endpoint_index(request: Request) -> Response:
     endpoints = [
         {"method": "GET", "path": "/-/health", "summary": HEALTH_SUMMARY},
-        *index.listed([publish.OPERATION]),
+        *index.listed([publish.OPERATION, METRICS_OPERATION]),
         *index.listed(OPERATIONS, "/-/api/v1"),
     ]
     return index.index_response("dev", endpoints)
@@ -113,6 +118,8 @@ class PlatformASGI:
         # The hot platform endpoint, served without Starlette's routing and middleware (the same operation,
         # its checks and its JSON errors: `run` answers every failure itself).
         self._publish = run(publish.OPERATION)
+        # `triggerfish dev` takes any well-formed SigV4 credentials, as local AWS emulators do (docs/aws.md).
+        self.aws = AwsEndpoint(SERVICES, identify=OpenCredentials(ACTIONS), platform_for=lambda app: platform)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -126,6 +133,9 @@ class PlatformASGI:
                 scope["app"] = self.endpoints  # what `request.app.state` reads, as under the router
                 response = await self._publish(Request(scope, receive, send))
                 await response(scope, receive, send)
+                return
+            if is_aws_path(path):
+                await self.aws(scope, receive, send)
                 return
             await self.endpoints(scope, receive, send)
             return

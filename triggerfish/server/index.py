@@ -22,6 +22,12 @@ from triggerfish.server.operations import Operation
 PATH = "/-/"
 SUMMARY = "This list of the platform's endpoints"
 OPENAPI = "/-/api/v1/openapi.json"
+#: The AWS endpoint is one path for many protocols (docs/aws.md), not an operation of the control API.
+AWS = {
+    "method": "POST",
+    "path": "/-/aws",
+    "summary": "AWS's wire protocols (SQS, EventBridge, SNS, Lambda) for boto3 and the AWS CLI: AWS_ENDPOINT_URL",
+}
 
 
 def listed(operations: Iterable[Operation], prefix: str = "") -> list[dict[str, str]]:
@@ -32,5 +38,6 @@ def listed(operations: Iterable[Operation], prefix: str = "") -> list[dict[str, 
 def index_response(server: Literal["dev", "serve"], endpoints: list[dict[str, str]]) -> Response:
     """The answer of `GET /-/`: this list first, then the endpoints in the order they are routed."""
     own = {"method": "GET", "path": PATH, "summary": SUMMARY}
-    document = {"triggerfish": __version__, "server": server, "openapi": OPENAPI, "endpoints": [own, *endpoints]}
+    listing = [own, *endpoints, AWS]
+    document = {"triggerfish": __version__, "server": server, "openapi": OPENAPI, "endpoints": listing}
     return JSONResponse(document)

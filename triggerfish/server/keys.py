@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from triggerfish._json import dumps, loads
+from triggerfish.aws.credentials import signing_digest
 from triggerfish.errors import InvalidInputError, KeyNotFoundError, StoreError
 from triggerfish.model import check_app_name
 from triggerfish.names import SERVER_NAMESPACE
@@ -158,6 +159,22 @@ class ApiKeys:
             return None
         return info
 
+    async def aws_signing_secret(self, access_key_id: str) -> tuple[KeyInfo, bytes] | None:
+        """The key whose AWS access key id (its prefix, `tfk_1a2b3c4d`) is given, and the HMAC key its AWS
+        signatures are checked with; None for an unknown or revoked key, or one without AWS credentials (admin
+        keys, and keys made before they existed)."""
+        match = _KEY_ID.fullmatch(access_key_id) if access_key_id.startswith(KEY_MARK) else None
+        if match is None:
+            return None
+        record = await self._kv.get(SERVER_NAMESPACE, _RECORD + match.group(1))
+        if record is None:
+            return None
+        info, _ = _decode(record.value)
+        signing = loads(record.value, where="API key record").get("aws")
+        if info.revoked or not isinstance(signing, str):
+            return None
+        return info, bytes.fromhex(signing)
+
     async def authenticate(self, text: str) -> KeyInfo | None:
         """The key `text` if it exists and is not revoked, else None. Reads the store every time (see above)."""
         info = await self.lookup(text)
@@ -273,7 +290,11 @@ def _fields(info: KeyInfo) -> dict[str, Any]:
 
 
 def _encode(info: KeyInfo, text: str) -> bytes:
-    return dumps({**_fields(info), "sha256": _digest(text)})
+    fields = {**_fields(info), "sha256": _digest(text)}
+    if info.app is not None:
+        # What checks the key's AWS signatures: neither the key nor its AWS secret (triggerfish.aws.credentials).
+        fields["aws"] = signing_digest(text)
+    return dumps(fields)
 
 
 def _decode(value: bytes) -> tuple[KeyInfo, str]:

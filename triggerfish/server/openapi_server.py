@@ -258,7 +258,17 @@ def _schemas() -> dict[str, Any]:
                     "description": "The key's text: in this answer only; the server keeps a hash",
                 },
                 **key,
-            }
+                "aws_access_key_id": {
+                    "type": "string",
+                    "description": "A key of one app is also an AWS credential for `/-/aws` (docs/aws.md): its id",
+                },
+                "aws_secret_access_key": {
+                    "type": "string",
+                    "description": "Its AWS secret, derived from the key's text: in this answer only",
+                },
+            },
+            "aws_access_key_id",
+            "aws_secret_access_key",
         ),
         "KeyList": _object({"keys": {"type": "array", "items": _ref("Key")}}),
         "AuditEntry": _object(

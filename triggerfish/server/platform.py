@@ -167,6 +167,9 @@ class Platform:
         self.retry_policy = retry_policy
         #: Seconds a request body may take to arrive, on user routes and platform endpoints alike (then 408).
         self.body_timeout = body_timeout
+        #: The AWS endpoint and credentials every version's code gets (runtime.worker.PLATFORM_ENVIRONMENT),
+        #: read when a version loads: dev sets it once its address is bound.
+        self.environment: dict[str, str] = {}
         self.data_dir = None if data_dir is None else Path(data_dir)
         self.store_url = store_url or (
             "memory://" if self.data_dir is None else f"sqlite:///{(self.data_dir / STORE_FILE).resolve()}"
@@ -425,6 +428,7 @@ class Platform:
             extra_paths=list(source.extra_paths),
             box=box,
             secrets=self.secret_values,
+            environment=self.environment,
         )
 
     async def switch(self, primary: AppVersion, canary: AppVersion | None = None, weight: float = 0.0) -> None:

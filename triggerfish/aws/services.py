@@ -1,0 +1,15 @@
+"""The services the AWS endpoint serves, in one tuple: a new service joins here."""
+
+from __future__ import annotations
+
+from triggerfish.aws import eventbridge, lambda_api, sns, sqs, sqs_moves, sqs_send
+from triggerfish.aws.endpoint import Service
+
+SQS = Service(
+    name="sqs",
+    target_prefix="AmazonSQS",
+    protocol="json1.0",
+    query_compatible=True,
+    operations={**sqs.OPERATIONS, **sqs_send.OPERATIONS, **sqs_moves.OPERATIONS},
+)
+SERVICES: tuple[Service, ...] = (SQS, eventbridge.SERVICE, sns.SERVICE, lambda_api.SERVICE)
