@@ -320,18 +320,7 @@ class CgroupTree:
 
     def sweep_stale(self) -> int:
         """Remove the empty cgroups of runners whose process is gone (killed before `close`); how many."""
-        removed = 0
-        for runner in self.path.parent.iterdir():
-            owner = runner.name.partition("-")[0]
-            if runner == self.path or not runner.is_dir() or not owner.isdigit() or Path(f"/proc/{owner}").exists():
-                continue
-            with contextlib.suppress(OSError):
-                for child in runner.iterdir():
-                    if child.is_dir():
-                        os.rmdir(child)  # fails, and keeps the runner's cgroup, while a process is inside
-                os.rmdir(runner)
-                removed += 1
-        return removed
+        return memory.sweep_stale_runners(self.path)
 
     def delegate(self, uid: int | None, gid: int | None, max_tasks: int) -> bool:
         """Hand the runner's cgroup to a box: at most `max_tasks` tasks in it, and (as root, to the box's

@@ -184,20 +184,7 @@ class MemoryTree:
 
     def sweep_stale(self) -> int:
         """Remove the empty memory cgroups of runners whose process is gone; how many."""
-        if self.path is None:
-            return 0
-        removed = 0
-        for runner in self.path.parent.iterdir():
-            owner = runner.name.partition("-")[0]
-            if runner == self.path or not runner.is_dir() or not owner.isdigit() or Path(f"/proc/{owner}").exists():
-                continue
-            with contextlib.suppress(OSError):
-                for child in runner.iterdir():
-                    if child.is_dir():
-                        os.rmdir(child)
-                os.rmdir(runner)
-                removed += 1
-        return removed
+        return 0 if self.path is None else sweep_stale_runners(self.path)
 
     def delegate(self, uid: int | None, gid: int | None) -> bool:
         """Hand the runner's directory to a box's uid (as root): its zygote makes and joins the workers' leaves."""
@@ -249,3 +236,23 @@ def first_victim() -> None:
     moment after the fork) and on the host (a handler, never the platform, pays for a machine out of memory)."""
     with contextlib.suppress(OSError):
         Path("/proc/self/oom_score_adj").write_text("1000")
+
+
+def sweep_stale_runners(own: Path) -> int:
+    """Remove the cgroups beside `own` of runners whose process is gone (killed before `close`); how many.
+
+    Both controllers (pids in triggerfish.runtime.limits, memory here) name a runner's cgroup
+    `<pid>-<token>`, with its workers' cgroups inside it.
+    """
+    removed = 0
+    for runner in own.parent.iterdir():
+        owner = runner.name.partition("-")[0]
+        if runner == own or not runner.is_dir() or not owner.isdigit() or Path(f"/proc/{owner}").exists():
+            continue
+        with contextlib.suppress(OSError):
+            for child in runner.iterdir():
+                if child.is_dir():
+                    os.rmdir(child)  # fails, and keeps the runner's cgroup, while a process is inside
+            os.rmdir(runner)
+            removed += 1
+    return removed
