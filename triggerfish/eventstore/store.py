@@ -1,0 +1,190 @@
+"""`EventStore`: streams with optimistic concurrency and one gap-free global order, over any `Store`.
+
+    events = EventStore(store)
+    result = await events.append("account-1", [NewEvent("Opened", {"owner": "ada"})], expected_version=NO_STREAM)
+    await events.read_stream("account-1")                  # forwards from version 1
+    await events.read_stream("account-1", backwards=True)  # newest first
+    await events.read_all(after=0)                         # every stream, in commit order
+
+The event store has no SQL of its own: an append is one `Store.atomic` write of
+a compare-and-set on the stream's head record (the expected version), the events
+on the stream's own log (offset = version), the same events on the global log
+`eventstore.all` (offset = position), and whatever else the caller adds (the
+bus's copy of each event: `also=`), so on SQLite, PostgreSQL and memory alike an
+append is all or nothing, and an event on the bus is never lost nor published
+for an append that failed. The global order is gap-free and in commit order
+because every backend assigns log offsets at commit under one lock per stream
+(SQLite: its one writer; PostgreSQL: the stream's counter row, locked until the
+transaction ends), so a reader that saw position n has seen every position
+before it: unlike a sequence, no transaction can commit a lower number later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from triggerfish.errors import AtomicConflictError, InvalidInputError
+from triggerfish.eventstore.records import (
+    NewEvent,
+    RecordedEvent,
+    WrongExpectedVersionError,
+    check_expected,
+    check_stream,
+    decode,
+    encode,
+    parse_events,
+    record,
+)
+from triggerfish.names import EVENTSTORE_ALL_STREAM, EVENTSTORE_NAMESPACE, event_stream
+from triggerfish.store import ABSENT, Store
+from triggerfish.store.atomic import Append, Op, Put
+from triggerfish.store.base import check_count
+
+#: Most events one read returns.
+MAX_READ = 1000
+#: How often an append with no expected version retries a lost race before giving up.
+_ANY_RETRIES = 50
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What an append wrote: the stream's versions `first`..`last` and the last event's global `position`."""
+
+    stream: str
+    first: int
+    last: int
+    position: int
+    events: list[RecordedEvent]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stream": self.stream, "first_version": self.first, "version": self.last, "position": self.position}
+
+
+#: Builds the extra operations an append writes in its transaction (the bus's copy), from the recorded events.
+Also = Callable[[list[RecordedEvent]], Sequence[Op]]
+
+
+class EventStore:
+    """Streams of events with expected versions, a global order, and reads either way. See the module docstring."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def append(
+        self, stream: str, events: Sequence[NewEvent | dict[str, Any]], *, expected_version: int | None = None,
+        also: Also | None = None,
+    ) -> AppendResult:
+        """Append `events` to `stream`, all or none, once the stream is at `expected_version`.
+
+        `expected_version`: None appends whatever the version is; 0 (`NO_STREAM`) only to a new
+        stream; n only when the stream's last event is version n. Raises WrongExpectedVersionError
+        (with the current version) when it does not hold, and nothing is written. `also` adds
+        operations to the same transaction (see the module docstring).
+        """
+        check_stream(stream)
+        expected = check_expected(expected_version)
+        parsed = parse_events(events)
+        for _ in range(_ANY_RETRIES):
+            head = await self.store.kv.get(EVENTSTORE_NAMESPACE, _head_key(stream))
+            current = 0 if head is None else int(orjson.loads(head.value)["version"])
+            if expected is not None and expected != current:
+                raise WrongExpectedVersionError(stream, expected, current)
+            now = self.store.kv.clock()
+            recorded = [record(stream, current + i + 1, event, now) for i, event in enumerate(parsed)]
+            bodies = [encode(event) for event in recorded]
+            last = current + len(recorded)
+            ops: list[Op] = [
+                Put(
+                    EVENTSTORE_NAMESPACE,
+                    _head_key(stream),
+                    orjson.dumps({"version": last}),
+                    if_version=ABSENT if head is None else head.version,
+                )
+            ]
+            # Logs are locked in name order on PostgreSQL (bus.*, then eventstore.all, then the stream), the order
+            # every other writer of them locks in too, so appends never deadlock with publishes or each other.
+            ops.extend(also(recorded) if also is not None else ())
+            ops.append(Append(EVENTSTORE_ALL_STREAM, bodies))
+            ops.append(Append(event_stream(stream), bodies))
+            try:
+                results = await self.store.atomic(ops)
+            except AtomicConflictError as exc:
+                if exc.index != 0:
+                    raise
+                if expected is not None:
+                    raise WrongExpectedVersionError(stream, expected, await self.version(stream)) from None
+                continue
+            positions = [r.offset for r in results[-2]]
+            placed = [_at(event, position) for event, position in zip(recorded, positions, strict=True)]
+            return AppendResult(stream, current + 1, last, positions[-1], placed)
+        raise WrongExpectedVersionError(stream, -1, await self.version(stream))
+
+    async def version(self, stream: str) -> int:
+        """The stream's version: its last event's (0 when it has none)."""
+        head = await self.store.kv.get(EVENTSTORE_NAMESPACE, _head_key(check_stream(stream)))
+        return 0 if head is None else int(orjson.loads(head.value)["version"])
+
+    async def read_stream(
+        self, stream: str, *, start: int | None = None, backwards: bool = False, limit: int = 100
+    ) -> list[RecordedEvent]:
+        """Events of `stream` from version `start` on (oldest first), or from `start` down (`backwards`, newest
+        first; `start` None: from the last). An unknown stream reads as empty."""
+        check_stream(stream)
+        limit = _check_limit(limit)
+        if start is not None:
+            check_count("start", start)
+        log = event_stream(stream)
+        if not backwards:
+            records = await self.store.log.read(log, after=max(0, (start or 1) - 1), limit=limit)
+            return [decode(r.data) for r in records]
+        top = await self.version(stream) if start is None else min(start, await self.version(stream))
+        if top <= 0:
+            return []
+        after = max(0, top - limit)
+        records = await self.store.log.read(log, after=after, limit=top - after)
+        return [decode(r.data) for r in reversed(records)]
+
+    async def read_all(
+        self, *, after: int = 0, limit: int = 100, wait: float = 0.0, category: str | None = None
+    ) -> list[RecordedEvent]:
+        """Events of every stream after global position `after`, in commit order (of `category` only, if given;
+        the range read is still `limit` positions, so a read may return fewer). With `wait`, an empty read
+        waits up to that long for a new event."""
+        check_count("after", after)
+        limit = _check_limit(limit)
+        records = await self.store.log.read(EVENTSTORE_ALL_STREAM, after=after, limit=limit, wait=wait)
+        events = [decode(r.data, r.offset) for r in records]
+        return events if category is None else [e for e in events if e.category == category]
+
+    async def position(self) -> int:
+        """The global position of the newest event (0 for an empty store)."""
+        return await self.store.log.last_offset(EVENTSTORE_ALL_STREAM)
+
+    async def streams(self, *, category: str | None = None, limit: int = 1000) -> list[tuple[str, int]]:
+        """(stream, version) of the streams there are, by name (of `category` only, if given)."""
+        prefix = "head/" if category is None else f"head/{category}"
+        records = await self.store.kv.scan(EVENTSTORE_NAMESPACE, prefix=prefix, limit=limit)
+        found = [(r.key[len("head/") :], int(orjson.loads(r.value)["version"])) for r in records]
+        if category is not None:
+            found = [(s, v) for s, v in found if s == category or s.startswith(f"{category}-")]
+        return found
+
+
+def _head_key(stream: str) -> str:
+    return f"head/{stream}"
+
+
+def _at(event: RecordedEvent, position: int) -> RecordedEvent:
+    from dataclasses import replace
+
+    return replace(event, position=position)
+
+
+def _check_limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_READ:
+        raise InvalidInputError(f"limit must be a whole number from 1 to {MAX_READ}, not {limit!r}")
+    return limit
