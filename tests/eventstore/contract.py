@@ -41,7 +41,9 @@ class EventStoreContract(abc.ABC):
         assert (first.first, first.last, second.first, second.last) == (1, 1, 2, 3)
         forwards = await events.read_stream("order-1")
         assert [(e.version, e.type, e.data) for e in forwards] == [
-            (1, "Placed", {"n": 1}), (2, "Paid", {"n": 2}), (3, "Shipped", {"n": 3})
+            (1, "Placed", {"n": 1}),
+            (2, "Paid", {"n": 2}),
+            (3, "Shipped", {"n": 3}),
         ]
         assert [e.version for e in await events.read_stream("order-1", start=2)] == [2, 3]
         assert [e.version for e in await events.read_stream("order-1", backwards=True)] == [3, 2, 1]
@@ -57,7 +59,7 @@ class EventStoreContract(abc.ABC):
         before = await events.position()
         with pytest.raises(WrongExpectedVersionError) as caught:
             await events.append("order-1", [NewEvent("Paid")], expected_version=NO_STREAM)
-        assert caught.value.current == 1 and caught.value.expected == 0
+        assert (caught.value.current, caught.value.expected) == (1, 0)
         with pytest.raises(WrongExpectedVersionError) as caught:
             await events.append("order-1", [NewEvent("Paid"), NewEvent("Shipped")], expected_version=5)
         assert caught.value.current == 1
@@ -70,7 +72,10 @@ class EventStoreContract(abc.ABC):
         await events.append("order-2", [NewEvent("Placed"), NewEvent("Paid")])
         everything = await events.read_all()
         assert [(e.position, e.stream, e.version) for e in everything] == [
-            (1, "order-1", 1), (2, "account-1", 1), (3, "order-2", 1), (4, "order-2", 2)
+            (1, "order-1", 1),
+            (2, "account-1", 1),
+            (3, "order-2", 1),
+            (4, "order-2", 2),
         ]
         assert [e.position for e in await events.read_all(after=2, limit=1)] == [3]
         assert [e.stream for e in await events.read_all(category="order")] == ["order-1", "order-2", "order-2"]
@@ -103,11 +108,13 @@ class EventStoreContract(abc.ABC):
         )
         won = [o for o in outcomes if not isinstance(o, BaseException)]
         lost = [o for o in outcomes if isinstance(o, WrongExpectedVersionError)]
-        assert len(won) == 1 and len(lost) == 5
+        assert (len(won), len(lost)) == (1, 5)
         assert all(e.current == 2 for e in lost)
         assert [e.version for e in await events.read_stream("acct-1")] == [1, 2]
 
-    async def test_extra_operations_commit_with_the_append_or_not_at_all(self, store: Store, events: EventStore) -> None:
+    async def test_extra_operations_commit_with_the_append_or_not_at_all(
+        self, store: Store, events: EventStore
+    ) -> None:
         await events.append("order-1", [NewEvent("Placed")], also=lambda rec: [Append("outbox", [b"1"])])
         assert len(await store.log.read("outbox")) == 1
         with pytest.raises(WrongExpectedVersionError):
@@ -135,7 +142,9 @@ class EventStoreContract(abc.ABC):
         assert not await snapshots.save("acct-1", version=9, state={"balance": 4}, schema="1")
         assert await snapshots.save("acct-1", version=12, state={"cents": 700}, schema="2")
         one = await snapshots.load("acct-1", schema="1")
-        assert one is not None and (one.version, one.state) == (10, {"balance": 5})
+        assert one is not None
+        assert (one.version, one.state) == (10, {"balance": 5})
         two = await snapshots.load("acct-1", schema="2")
-        assert two is not None and two.state == {"cents": 700}
+        assert two is not None
+        assert two.state == {"cents": 700}
         assert await snapshots.load("acct-1", schema="3") is None

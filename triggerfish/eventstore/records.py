@@ -94,7 +94,9 @@ class NewEvent:
             document = value
             unknown = set(document) - {"type", "data", "metadata", "schema", "id"}
             if unknown:
-                raise InvalidInputError(f"{where}: unknown field(s) {sorted(unknown)}; use type, data, metadata, schema, id")
+                raise InvalidInputError(
+                    f"{where}: unknown field(s) {sorted(unknown)}; use type, data, metadata, schema, id"
+                )
         else:
             raise InvalidInputError(f"{where} must be an object with a 'type', not {type(value).__name__}")
         kind = document.get("type")

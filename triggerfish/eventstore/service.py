@@ -104,7 +104,9 @@ class EventStoreService:
             return result.to_dict()
         if action == "read":
             events = await self.events.read_stream(
-                _stream(args), start=args.get("start"), backwards=args.get("backwards") is True,
+                _stream(args),
+                start=args.get("start"),
+                backwards=args.get("backwards") is True,
                 limit=args.get("limit", 100),
             )
             return {"events": [e.to_dict() for e in events]}
@@ -117,7 +119,10 @@ class EventStoreService:
             return {"version": await self.events.version(_stream(args))}
         if action == "save_snapshot":
             saved = await self.snapshots.save(
-                _stream(args), version=args.get("version"), state=args.get("state"), schema=args.get("schema")  # type: ignore[arg-type]
+                _stream(args),
+                version=args.get("version"),  # type: ignore[arg-type]  # checked by save
+                state=args.get("state"),
+                schema=args.get("schema"),  # type: ignore[arg-type]
             )
             return {"saved": saved}
         if action == "load_snapshot":

@@ -72,6 +72,8 @@ class Snapshots:
 def _key(stream: str, schema: object) -> str:
     check_stream(stream)
     if not isinstance(schema, str) or not schema or len(schema) > 100 or "/" in schema:
-        raise InvalidInputError(f"snapshot schema must be a non-empty string of at most 100 characters without '/', "
-                                f"e.g. '2', not {schema!r}")
+        raise InvalidInputError(
+            f"snapshot schema must be a non-empty string of at most 100 characters without '/', "
+            f"e.g. '2', not {schema!r}"
+        )
     return f"snapshot/{stream}/{schema}"

@@ -75,7 +75,11 @@ class EventStore:
         self.store = store
 
     async def append(
-        self, stream: str, events: Sequence[NewEvent | dict[str, Any]], *, expected_version: int | None = None,
+        self,
+        stream: str,
+        events: Sequence[NewEvent | dict[str, Any]],
+        *,
+        expected_version: int | None = None,
         also: Also | None = None,
     ) -> AppendResult:
         """Append `events` to `stream`, all or none, once the stream is at `expected_version`.
