@@ -62,6 +62,10 @@ def make_app() -> App:
     return app
 
 
+def event(kind: str, amount: int) -> dict[str, Any]:
+    return {"type": kind, "data": {"amount": amount}}
+
+
 async def balance(tp: TestPlatform, stream: str) -> Any:
     record = await tp.store.kv.get(projection_namespace("balances"), stream)
     return None if record is None else orjson.loads(record.value)
