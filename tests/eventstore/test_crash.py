@@ -123,7 +123,7 @@ def test_a_projection_killed_mid_batch_applies_every_event_exactly_once(tmp_path
     (work / "go").touch()
     second = Child(app, data)
     children.append(second)
-    position, values = second.until(lambda state: state[0] == EVENTS)
+    _, values = second.until(lambda state: state[0] == EVENTS)
     assert values == {"count": EVENTS, "sum": EVENTS * (EVENTS + 1) // 2}
     # The handler itself ran again for the batch that was cut short: side effects are at least once, records not.
     log = applied(work)
