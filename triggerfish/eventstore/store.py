@@ -21,6 +21,7 @@ before it: unlike a sequence, no transaction can commit a lower number later.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,8 @@ from triggerfish.store.base import check_count
 MAX_READ = 1000
 #: How often an append with no expected version retries a lost race before giving up.
 _ANY_RETRIES = 50
+#: Most appends one transaction takes.
+_GROUP = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +72,18 @@ Also = Callable[[list[RecordedEvent]], Sequence[Op]]
 
 
 class EventStore:
-    """Streams of events with expected versions, a global order, and reads either way. See the module docstring."""
+    """Streams of events with expected versions, a global order, and reads either way. See the module docstring.
+
+    Appends made at the same time share one transaction (a group commit of their own): the global log's lock
+    is then taken, and the commit flushed, once per group rather than once per append, which is what lets
+    PostgreSQL keep a gap-free order at more than one append per disk flush. An append whose expected version
+    no longer holds inside the group is taken out and told so; the rest commit.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._pending: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def append(
         self,
@@ -99,33 +110,76 @@ class EventStore:
                 raise WrongExpectedVersionError(stream, expected, current)
             now = self.store.kv.clock()
             recorded = [record(stream, current + i + 1, event, now) for i, event in enumerate(parsed)]
-            bodies = [encode(event) for event in recorded]
             last = current + len(recorded)
-            ops: list[Op] = [
-                Put(
+            pending = _Pending(
+                stream=stream,
+                head=Put(
                     EVENTSTORE_NAMESPACE,
                     _head_key(stream),
                     orjson.dumps({"version": last}),
                     if_version=ABSENT if head is None else head.version,
-                )
-            ]
-            # Logs are locked in name order on PostgreSQL (bus.*, then eventstore.all, then the stream), the order
-            # every other writer of them locks in too, so appends never deadlock with publishes or each other.
-            ops.extend(also(recorded) if also is not None else ())
-            ops.append(Append(EVENTSTORE_ALL_STREAM, bodies))
-            ops.append(Append(event_stream(stream), bodies))
-            try:
-                results = await self.store.atomic(ops)
-            except AtomicConflictError as exc:
-                if exc.index != 0:
-                    raise
+                ),
+                bodies=[encode(event) for event in recorded],
+                also=list(also(recorded)) if also is not None else [],
+                done=asyncio.get_running_loop().create_future(),
+            )
+            positions = await self._submit(pending)
+            if positions is None:  # another writer moved the stream first
                 if expected is not None:
-                    raise WrongExpectedVersionError(stream, expected, await self.version(stream)) from None
+                    raise WrongExpectedVersionError(stream, expected, await self.version(stream))
                 continue
-            positions = [r.offset for r in results[-2]]
             placed = [_at(event, position) for event, position in zip(recorded, positions, strict=True)]
             return AppendResult(stream, current + 1, last, positions[-1], placed)
         raise WrongExpectedVersionError(stream, -1, await self.version(stream))
+
+    async def _submit(self, pending: _Pending) -> list[int] | None:
+        self._pending.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_pending())
+        return await pending.done
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending[:_GROUP], self._pending[_GROUP:]
+            try:
+                await self._write_group(group)
+            except BaseException as exc:
+                for pending in group:
+                    if not pending.done.done():
+                        pending.done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+
+    async def _write_group(self, group: list[_Pending]) -> None:
+        # PostgreSQL locks rows in the order the operations name them; every writer names them in this order
+        # (heads by stream, then bus logs, the global log, the streams' logs: the order of their names too), so
+        # two groups, on two nodes, never deadlock.
+        group = sorted(group, key=lambda p: p.stream)
+        lost: list[_Pending] = []
+        try:
+            await self._write_sorted(group, lost)
+        finally:
+            # Told only once the rest committed, so a loser reading the stream again sees the winner's version.
+            for pending in lost:
+                pending.done.set_result(None)
+
+    async def _write_sorted(self, group: list[_Pending], lost: list[_Pending]) -> None:
+        while group:
+            ops: list[Op] = [p.head for p in group]
+            ops.extend(_merged([op for p in group for op in p.also]))
+            ops.append(Append(EVENTSTORE_ALL_STREAM, [body for p in group for body in p.bodies]))
+            ops.extend(Append(event_stream(p.stream), p.bodies) for p in group)
+            try:
+                results = await self.store.atomic(ops)
+            except AtomicConflictError as exc:
+                if exc.index >= len(group):
+                    raise
+                lost.append(group.pop(exc.index))
+                continue
+            offsets = iter(r.offset for r in results[len(ops) - len(group) - 1])
+            for pending in group:
+                pending.done.set_result([next(offsets) for _ in pending.bodies])
+            return
 
     async def version(self, stream: str) -> int:
         """The stream's version: its last event's (0 when it has none)."""
@@ -176,6 +230,32 @@ class EventStore:
         if category is not None:
             found = [(s, v) for s, v in found if s == category or s.startswith(f"{category}-")]
         return found
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One append waiting for its group's transaction; `done` gets its positions, or None for a lost race."""
+
+    stream: str
+    head: Put
+    bodies: list[bytes]
+    also: list[Op]
+    done: asyncio.Future[list[int] | None]
+
+
+def _merged(ops: list[Op]) -> list[Op]:
+    """Appends to the same log made one (in order); other operations as they are."""
+    merged: list[Op] = []
+    appends: dict[str, list[bytes]] = {}
+    for op in ops:
+        if isinstance(op, Append):
+            if op.stream not in appends:
+                appends[op.stream] = []
+                merged.append(op)
+            appends[op.stream].extend(op.items)
+        else:
+            merged.append(op)
+    return [Append(op.stream, appends[op.stream]) if isinstance(op, Append) else op for op in merged]
 
 
 def _head_key(stream: str) -> str:
