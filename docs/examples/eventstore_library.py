@@ -16,8 +16,10 @@ async def main():
         await events.append("order-1", [NewEvent("Paid"), NewEvent("Shipped")], expected_version=1)
         try:
             await events.append("order-1", [NewEvent("Cancelled")], expected_version=1)
+            current = None
         except WrongExpectedVersionError as conflict:
-            assert conflict.current == 3  # nothing was written
+            current = conflict.current  # the stream's version now; nothing was written
+        assert current == 3
         everything = await events.read_all(after=0)
         assert [(e.position, e.stream, e.version) for e in everything] == [
             (1, "order-1", 1),
