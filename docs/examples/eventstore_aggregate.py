@@ -1,7 +1,7 @@
 import asyncio
 
 from triggerfish import App
-from triggerfish.eventstore.records import WrongExpectedVersionError
+from triggerfish.eventstore import WrongExpectedVersionError
 from triggerfish.testing import TestPlatform
 
 app = App("bank")

@@ -2,8 +2,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from triggerfish.eventstore.records import NO_STREAM, NewEvent, WrongExpectedVersionError
-from triggerfish.eventstore.store import EventStore
+from triggerfish.eventstore import NO_STREAM, EventStore, NewEvent, WrongExpectedVersionError
 from triggerfish.store import open_store
 
 

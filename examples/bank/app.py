@@ -28,7 +28,7 @@ from typing import Any
 
 import triggerfish
 from triggerfish import Context
-from triggerfish.eventstore.records import WrongExpectedVersionError
+from triggerfish.eventstore import WrongExpectedVersionError
 
 app = triggerfish.App("bank")
 
