@@ -11,7 +11,9 @@ global log and the bus's copy, one transaction), without the worker's round trip
 stream (batches of 100, one `view.get` and one `view.put` per event) runs as it would live; the lag (the newest
 position minus the projection's checkpoint) is sampled every 50 ms, and after the writers stop the time it needs
 to catch up is measured. EventStoreDB and Marten are not runnable here (no server, no .NET), so nothing is compared
-side by side. The backends take turns, round by round (the machine is shared and noisy).
+side by side. The same writers also run on `EventStore` over the bare store (no bus copy, no projection, no
+platform), which shows what the store alone allows. The systems take turns, round by round (the machine is shared
+and noisy).
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from pathlib import Path
 
 from benchmarks import postgres
 from benchmarks.measure import interleave, load_average, loads, percentile, spread
+from triggerfish.eventstore import EventStore
 from triggerfish.server.platform import Platform
+from triggerfish.store import open_store
 
 WRITERS = 16
 SECONDS = 4.0
-ROUNDS = 2
+ROUNDS = 3
 
 APP = """
 import triggerfish
@@ -97,20 +101,50 @@ async def _measure(store_url: str, directory: Path) -> dict[str, float]:
         await platform.stop()
 
 
-def _system(url: Callable[[ExitStack], str]) -> Callable[[], dict[str, float]]:
+async def _store_only(store_url: str, directory: Path) -> dict[str, float]:
+    """The same writers on `EventStore` over the store alone: no bus copy, no projection, no platform."""
+    store = await open_store(store_url or f"sqlite:///{directory / 'store.db'}")
+    events = EventStore(store)
+    try:
+        appended = 0
+        stop = time.monotonic() + SECONDS
+
+        async def writer(number: int) -> None:
+            nonlocal appended
+            version = 0
+            while time.monotonic() < stop:
+                await events.append(f"bench-{number}", [{"type": "Moved"}], expected_version=version)
+                version += 1
+                appended += 1
+
+        began = time.monotonic()
+        await asyncio.gather(*(writer(n) for n in range(WRITERS)))
+        return {"appends": appended / (time.monotonic() - began)}
+    finally:
+        await store.close()
+
+
+def _system(
+    url: Callable[[ExitStack], str], measure: Callable[[str, Path], Awaitable[dict[str, float]]] = _measure
+) -> Callable[[], dict[str, float]]:
     def run() -> dict[str, float]:
         with ExitStack() as stack, tempfile.TemporaryDirectory() as directory:
-            return asyncio.run(_measure(url(stack), Path(directory)))
+            return asyncio.run(measure(url(stack), Path(directory)))
 
     return run
 
 
 def main() -> str:
     started = time.monotonic()
-    systems: dict[str, Callable[[], dict[str, float]]] = {"SQLite": _system(lambda stack: "")}
+    systems: dict[str, Callable[[], dict[str, float]]] = {
+        "SQLite": _system(lambda stack: ""),
+        "SQLite, store only": _system(lambda stack: "", _store_only),
+    }
     reason = postgres.unavailable()
     if reason is None:
-        systems["PostgreSQL"] = _system(lambda stack: stack.enter_context(postgres.fresh_schema()))
+        fresh = postgres.fresh_schema
+        systems["PostgreSQL"] = _system(lambda stack: stack.enter_context(fresh()))
+        systems["PostgreSQL, store only"] = _system(lambda stack: stack.enter_context(fresh()), _store_only)
     measured = interleave(systems, ROUNDS)
     lines = [
         "## Event store",
@@ -118,7 +152,9 @@ def main() -> str:
         f"{WRITERS} writers appending one event at a time (with its expected version) for {SECONDS:g} s, {ROUNDS}"
         " rounds (median, lowest to highest); a projection of every stream running meanwhile in a worker process."
         " Lag is the newest position minus the projection's checkpoint, sampled every 50 ms; catch-up is the time"
-        " from the last append to the projection's checkpoint reaching it. EventStoreDB and Marten cannot run here.",
+        " from the last append to the projection's checkpoint reaching it. The store-only rows run the same writers"
+        " on `EventStore` over the store alone (no bus copy, no projection, no platform): the store's own ceiling."
+        " EventStoreDB and Marten cannot run here.",
         "",
         "| store | appends/s | lag p50 (events) | lag max (events) | catch-up s | load averages |",
         "|---|---|---|---|---|---|",
@@ -126,6 +162,9 @@ def main() -> str:
     for name, runs in measured.items():
         if runs.error:
             lines.append(f"| {name} | could not run: {runs.error} | | | | |")
+            continue
+        if name.endswith("store only"):
+            lines.append(f"| {name} | {spread(runs.values(lambda r: r['appends']))} | | | | {loads(runs)} |")
             continue
         lines.append(
             f"| {name} | {spread(runs.values(lambda r: r['appends']))}"
