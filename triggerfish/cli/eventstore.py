@@ -170,6 +170,6 @@ def rebuild(name: str, server: str | None, key: str | None, app: str | None, as_
     """Start projection NAME again from the first event (its records are deleted first)."""
     out = Output(as_json)
     with Client(server, key, app=app) as client:
-        answer = client.request("POST", client.app_api(f"/eventstore/projections/{segment(name)}/rebuild"))
+        answer = client.request("POST", client.app_api(f"/eventstore/projections/{segment(name)}/rebuild"), json={})
     if not out.json(answer):
         out.write(f"{name}: rebuilding from position 0")
