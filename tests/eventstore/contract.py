@@ -123,6 +123,19 @@ class EventStoreContract(abc.ABC):
             )
         assert len(await store.log.read("outbox")) == 1
 
+    async def test_an_event_over_the_record_limit_fails_alone(self, store: Store, events: EventStore) -> None:
+        big = "x" * (store.log.max_record_bytes + 1)
+        outcomes = await asyncio.gather(
+            events.append("order-1", [NewEvent("Placed")]),
+            events.append("order-2", [NewEvent("Placed", big)]),
+            events.append("order-3", [NewEvent("Placed")]),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[1], InvalidInputError)
+        assert not isinstance(outcomes[0], BaseException)
+        assert not isinstance(outcomes[2], BaseException)
+        assert [e.stream for e in await events.read_all()] == ["order-1", "order-3"]
+
     async def test_bad_input_is_refused_with_what_to_do(self, events: EventStore) -> None:
         with pytest.raises(InvalidInputError, match="list of events"):
             await events.append("order-1", {"type": "Placed"})  # type: ignore[arg-type]

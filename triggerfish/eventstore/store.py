@@ -119,7 +119,8 @@ class EventStore:
                     orjson.dumps({"version": last}),
                     if_version=ABSENT if head is None else head.version,
                 ),
-                bodies=[encode(event) for event in recorded],
+                # Checked here, so an event over the store's limit fails its own append, not its whole group.
+                bodies=self.store.log.check_append(EVENTSTORE_ALL_STREAM, [encode(event) for event in recorded]),
                 also=list(also(recorded)) if also is not None else [],
                 done=asyncio.get_running_loop().create_future(),
             )
