@@ -100,6 +100,28 @@ class EventStoreContract(abc.ABC):
         for n in range(writers):
             assert [e.data["i"] for e in everything if e.data["w"] == n] == list(range(each))
 
+    async def test_a_follower_never_sees_a_gap_while_separate_writers_commit(self, store: Store) -> None:
+        # Four event stores on one store: four writers' transactions in flight at once (as four nodes would have);
+        # a follower reading the global order as it grows must never see a position before the one it expects.
+        writers, each = 4, 25
+        total = writers * each
+        stores = [EventStore(store) for _ in range(writers)]
+
+        async def writer(n: int) -> None:
+            for i in range(each):
+                await stores[n].append(f"acct-{n}-{i % 3}", [NewEvent("Moved", {"i": i})])
+
+        async def follower() -> list[int]:
+            seen: list[int] = []
+            while len(seen) < total:
+                for event in await stores[0].read_all(after=len(seen), limit=50, wait=0.05):
+                    assert event.position == len(seen) + 1, f"saw {event.position} after {len(seen)}"
+                    seen.append(event.position)
+            return seen
+
+        seen, *_ = await asyncio.gather(follower(), *(writer(n) for n in range(writers)))
+        assert seen == list(range(1, total + 1))
+
     async def test_racing_appenders_with_the_same_expected_version_one_wins(self, events: EventStore) -> None:
         await events.append("acct-1", [NewEvent("Opened")], expected_version=NO_STREAM)
         outcomes = await asyncio.gather(
