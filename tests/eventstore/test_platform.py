@@ -158,3 +158,21 @@ async def test_old_events_are_upcast_when_read() -> None:
 async def test_a_snapshot_under_another_schema_is_not_read() -> None:
     async with TestPlatform(make_app()) as tp:
         assert await tp.invoke("snapshot") == {"mine": {"balance": 7}, "other": None}
+
+
+async def test_a_long_stream_is_read_whole_in_pages() -> None:
+    app = App("pages")
+
+    @app.function
+    def count(event: Any, context: Any) -> Any:
+        forwards = context.events.read("acct-1")
+        backwards = context.events.read("acct-1", backwards=True)
+        some = context.events.read("acct-1", start=1000, limit=3)
+        return [len(forwards), forwards[-1].version, backwards[0].version, backwards[-1].version, len(backwards)] + [
+            e.version for e in some
+        ]
+
+    async with TestPlatform(app) as tp:
+        for first in range(0, 2500, 500):
+            await tp.platform.eventstore.append("acct-1", [{"type": "Moved"}] * 500, expected_version=first)
+        assert await tp.invoke("count") == [2500, 2500, 2500, 1, 2500, 1000, 1001, 1002]

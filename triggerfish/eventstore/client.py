@@ -22,6 +22,8 @@ from triggerfish.eventstore.snapshots import Snapshot
 from triggerfish.eventstore.upcasting import upcast
 
 PLATFORM_OP = "events"
+#: Most events one platform call reads.
+PAGE = 1000
 
 
 class Events:
@@ -50,11 +52,22 @@ class Events:
         return dict(answer)
 
     def read(
-        self, stream: str, *, start: int | None = None, backwards: bool = False, limit: int = 1000
+        self, stream: str, *, start: int | None = None, backwards: bool = False, limit: int | None = None
     ) -> list[RecordedEvent]:
-        """The events of `stream` from version `start` (oldest first; `backwards`: from `start` down, newest first)."""
-        args = {"action": "read", "stream": stream, "start": start, "backwards": backwards, "limit": limit}
-        return [RecordedEvent.from_dict(upcast(d)) for d in self._call(PLATFORM_OP, args)["events"]]
+        """The events of `stream` from version `start` (oldest first; `backwards`: from `start` down, newest first),
+        at most `limit` of them (None: all, read a page of 1,000 at a time)."""
+        events: list[RecordedEvent] = []
+        while limit is None or len(events) < limit:
+            page = PAGE if limit is None else min(PAGE, limit - len(events))
+            args = {"action": "read", "stream": stream, "start": start, "backwards": backwards, "limit": page}
+            found = [RecordedEvent.from_dict(upcast(d)) for d in self._call(PLATFORM_OP, args)["events"]]
+            events.extend(found)
+            if len(found) < page:
+                break
+            start = found[-1].version - 1 if backwards else found[-1].version + 1
+            if start < 1:
+                break
+        return events
 
     def read_all(self, *, after: int = 0, limit: int = 100, category: str | None = None) -> list[RecordedEvent]:
         """Events of every stream (or of `category`) after global position `after`, in commit order."""
