@@ -176,3 +176,24 @@ async def test_a_long_stream_is_read_whole_in_pages() -> None:
         for first in range(0, 2500, 500):
             await tp.platform.eventstore.append("acct-1", [{"type": "Moved"}] * 500, expected_version=first)
         assert await tp.invoke("count") == [2500, 2500, 2500, 1, 2500, 1000, 1001, 1002]
+
+
+async def test_a_failing_projection_stops_at_its_batch_and_says_why() -> None:
+    app = App("strict")
+
+    @app.projection("acct", batch_size=1)
+    def strict(event: Any, view: Any) -> None:
+        if event.data["amount"] < 0:
+            raise ValueError(f"negative amount in {event.stream} version {event.version}")
+        view.put(event.stream, event.data["amount"])
+
+    async with TestPlatform(app) as tp:
+        for amount in (5, -1, 7):
+            await tp.platform.eventstore.append("acct-1", [event("Deposited", amount)])
+        await tp.drain()
+        [status] = await tp.platform.projections.status()
+        assert (status["position"], status["lag"]) == (1, 2)
+        assert "negative amount in acct-1 version 2" in status["error"]
+        record = await tp.store.kv.get(projection_namespace("strict"), "acct-1")
+        assert record is not None
+        assert record.value == b"5"  # nothing after the failing event was applied

@@ -142,6 +142,9 @@ class Projections:
                 if state.get("owner") not in (None, self.node) and float(state.get("until", 0.0)) > self.clock():
                     await asyncio.sleep(LEASE / 3)  # another node runs it: look again before its lease can lapse
                     continue
+                if state.get("error"):
+                    await asyncio.sleep(ERROR_PAUSE)  # its batch failed: try it again in a moment
+                    continue
                 # Wait for the next event (woken by appends in this process; polled for other nodes'), or renew.
                 after = int(state.get("position", 0))
                 await self.store.log.read(EVENTSTORE_ALL_STREAM, after=after, limit=1, wait=LEASE / 3)
@@ -179,7 +182,6 @@ class Projections:
                 message = str(exc.error.get("errorMessage", exc))
                 logger.warning("projection %s failed at position %d: %s", name, wanted[0]["position"], message)
                 await self._commit(name, record, {"position": after, "error": message[:2000]}, [])
-                await asyncio.sleep(ERROR_PAUSE)
                 return 0
             writes = _writes(name, result)
         last = records[-1].offset
