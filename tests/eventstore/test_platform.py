@@ -197,3 +197,21 @@ async def test_a_failing_projection_stops_at_its_batch_and_says_why() -> None:
         record = await tp.store.kv.get(projection_namespace("strict"), "acct-1")
         assert record is not None
         assert record.value == b"5"  # nothing after the failing event was applied
+
+
+async def test_a_rule_that_appends_what_triggers_it_is_stopped_by_the_loop_guard() -> None:
+    app = App("loop")
+
+    @app.on_event({"type": ["Echoed"]})
+    def echo(event: dict[str, Any], context: Any) -> None:
+        context.events.append("echo-1", [{"type": "Echoed"}])
+
+    async with TestPlatform(app) as tp:
+        await tp.platform.eventstore.append("echo-1", [{"type": "Echoed"}])
+        await tp.drain()
+        stored = await tp.platform.eventstore.events.read_stream("echo-1", limit=1000)
+        published = [e for e in await tp.published() if e.type == "Echoed"]
+        # Every append is kept (they happened); the one past the hop limit is not published, so the chain ends.
+        assert len(stored) == len(published) + 1
+        assert 10 < len(stored) < 30
+        assert await tp.store.log.read("platform.loop-stopped") != []
