@@ -21,6 +21,7 @@ target (a platform table) can join without changing the commit.
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -41,23 +42,26 @@ class ProjectionView:
         self.namespace = namespace
         self._call = call_platform
         self._pending: dict[str, Any] = {}
+        self._read: dict[str, Any] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
         """The record's value (decoded JSON), or `default` when there is none."""
         if key in self._pending:
             value = self._pending[key]
-            return default if value is _DELETED else value
-        answer = self._call("kv_get", {"namespace": self.namespace, "key": key})
-        if answer is None:
-            return default
-        return orjson.loads(answer["value"])
+            return default if value is _DELETED else copy.deepcopy(value)
+        if key not in self._read:
+            # Read once per batch: nothing else writes the projection's records while its batch runs.
+            answer = self._call("kv_get", {"namespace": self.namespace, "key": key})
+            self._read[key] = _DELETED if answer is None else orjson.loads(answer["value"])
+        value = self._read[key]
+        return default if value is _DELETED else copy.deepcopy(value)
 
     def put(self, key: str, value: Any) -> None:
         """Set the record to `value` (any JSON value), when the batch commits."""
         if not isinstance(key, str) or not key:
             raise ValueError(f"a projection's key is a non-empty string, not {key!r}")
         orjson.dumps(value)  # a value that is not JSON fails here, naming the event being applied
-        self._pending[key] = value
+        self._pending[key] = copy.deepcopy(value)
 
     def delete(self, key: str) -> None:
         """Remove the record, when the batch commits."""
