@@ -77,8 +77,6 @@ class _Draft:
     spec: FunctionSpec | None = None
     #: Declared with @app.workflow: its handler runs it as a durable workflow.
     workflow: bool = False
-    #: Declared with @app.projection: its handler applies batches of the event store's events.
-    projection: bool = False
 
 
 class App:
@@ -116,11 +114,7 @@ class App:
                     raise DeclarationError(f"function {name!r}: {exc}") from None
                 draft.spec = FunctionSpec(
                     name=name,
-                    handler=_workflow_handler(draft.handler)
-                    if draft.workflow
-                    else _projection_handler(draft.handler)
-                    if draft.projection
-                    else draft.handler,
+                    handler=_workflow_handler(draft.handler) if draft.workflow else draft.handler,
                     ref=_ref(draft.handler),
                     settings=settings,
                     triggers=tuple(draft.triggers),
@@ -357,8 +351,13 @@ class App:
                 raise DeclarationError(f"@app.projection({category!r}): {fn.__name__} must be a plain def, not async")
             declared = self._declare(fn, name, settings, trigger, f"@app.projection({category!r})")
             draft = self._drafts[_function_name(fn, name, "@app.projection")]
-            draft.projection = True
-            draft.spec = None
+            if len(draft.triggers) > 1:
+                raise DeclarationError(
+                    f"@app.projection({category!r}): {fn.__name__} takes events from the event"
+                    " store only; declare other triggers on a function of their own"
+                )
+            # The handler the workers run applies batches of events (its ref and fingerprint are still fn's).
+            draft.handler = _projection_handler(fn)
             return declared
 
         return declare

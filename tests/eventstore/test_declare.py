@@ -63,3 +63,12 @@ def test_upcasters_chain_and_two_for_one_step_are_refused() -> None:
     assert upcasting.upcast({"type": "Other", "data": 1}) == {"type": "Other", "data": 1}
     with pytest.raises(DeclarationError, match="two upcasters"):
         app.upcaster("Deposited", 1)(lambda data: data)
+
+
+def test_a_projection_takes_no_other_trigger() -> None:
+    app = App("bank")
+
+    def balances(event: Any, view: Any) -> None: ...
+
+    with pytest.raises(DeclarationError, match="event store only"):
+        app.projection("account")(app.http("GET", "/balances")(balances))
