@@ -572,12 +572,14 @@ class Platform:
         self._store = None
 
 
-def _broker_tables(source: VersionSource) -> tuple[dict[str, str], dict[str, str]]:
-    """The `[mqtt]` and `[amqp]` tables of the version's triggerfish.toml."""
+def _broker_tables(
+    source: VersionSource,
+) -> tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, str]]:
+    """The `[mqtt]`, `[amqp]`, `[nats]` and `[redis]` tables of the version's triggerfish.toml."""
     if source.app_dir is None:
-        return {}, {}
+        return {}, {}, {}, {}
     config = load_config(source.app_dir)
-    return config.mqtt, config.amqp
+    return config.mqtt, config.amqp, config.nats, config.redis
 
 
 def _queue_settings(source: VersionSource) -> dict[str, dict[str, Any]]:
