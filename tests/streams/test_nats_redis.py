@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -118,10 +118,8 @@ async def jetstream() -> AsyncIterator[tuple[Any, list[str]]]:
         yield connection.jetstream(), made
     finally:
         for name in made:
-            try:
+            with suppress(Exception):
                 await connection.jetstream().delete_stream(name)
-            except Exception:
-                pass
         await connection.close()
 
 
