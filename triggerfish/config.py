@@ -71,7 +71,8 @@ CONFIG_FILE = "triggerfish.toml"
 ALL = "*"
 
 _TOP_KEYS = frozenset(
-    {"name", "app", "network", "boto3", "functions", "stages", "queues", "topics", "buses", "mqtt", "amqp", "nats", "redis"}
+    {"name", "app", "network", "boto3", "functions", "stages", "queues", "topics", "buses"}
+    | {"mqtt", "amqp", "nats", "redis"}
 )
 #: Keys of [mqtt]: the broker's URL (credentials may come from TRIGGERFISH_MQTT_URL instead) and a client-id prefix.
 MQTT_KEYS = frozenset({"url", "client_id"})

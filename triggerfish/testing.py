@@ -371,6 +371,13 @@ class TestPlatform:
         data = body.encode() if isinstance(body, str) else body
         return await self.platform.sources.inject_amqp(queue, data, arrived=self._clock(), routing_key=routing_key)
 
+    async def stream_put(self, stream: str, data: Any, *, key: str | None = None) -> dict[str, Any]:
+        """Put a record into a built-in stream, as `context.streams.put` does: `on_stream` functions get it on
+        `drain()`, in batches, in order per partition key. Returns its partition and sequence number.
+        """
+        [placed] = await self.platform.sources.partitioned.put(stream, [(data, key)])
+        return placed
+
     async def drain(self) -> None:
         """Run all the work that is due, and the work it causes, until none is left.
 
@@ -563,6 +570,9 @@ class SyncTestPlatform:
 
     def mqtt_publish(self, topic: str, payload: str | bytes, **options: Any) -> int:
         return self._call(self.platform.mqtt_publish(topic, payload, **options))
+
+    def stream_put(self, stream: str, data: Any, *, key: str | None = None) -> dict[str, Any]:
+        return self._call(self.platform.stream_put(stream, data, key=key))
 
     def drain(self) -> None:
         self._call(self.platform.drain())

@@ -19,12 +19,12 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import orjson
 
-from triggerfish.errors import InvalidEventError, InvocationError
+from triggerfish.errors import InvalidEventError, InvalidInputError, InvocationError
 from triggerfish.events import tracecontext
 from triggerfish.identity import named_function_arn
 
@@ -320,8 +320,38 @@ class Context:
             return str(answer.get("message_id") or answer.get("id") or "")
         return str(answer)
 
+    @property
+    def streams(self) -> Streams:
+        """The app's built-in partitioned streams: `context.streams.put("readings", {"device": "d1", ...})`."""
+        return Streams(self)
+
     def __repr__(self) -> str:
         return (
             f"Context(request_id={self.aws_request_id!r}, function_name={self.function_name!r}, "
             f"attempt={self.attempt}, remaining_ms={self.get_remaining_time_in_millis()})"
         )
+
+
+class Streams:
+    """`context.streams`: puts records into the app's built-in streams (`@app.on_stream`, docs/streams.md)."""
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+
+    def put(self, stream: str, data: Any, *, key: str | None = None) -> dict[str, Any]:
+        """Put one record (any JSON value) and return where it went: `{"partition": ..., "sequenceNumber": ...}`.
+
+        `key` orders it (records with one key are read in order); None takes the stream's `partition_key`
+        field from `data`. Raises InvalidInputError for a stream no function reads or a record without a key.
+        """
+        return self.put_many(stream, [data], keys=None if key is None else [key])[0]
+
+    def put_many(
+        self, stream: str, records: Sequence[Any], *, keys: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Put up to 500 records in order (all or none); where each went."""
+        if keys is not None and len(keys) != len(records):
+            raise InvalidInputError(f"put_many: {len(records)} records but {len(keys)} keys; give one key per record")
+        entries = [{"data": data, "key": None if keys is None else keys[n]} for n, data in enumerate(records)]
+        answer = self._context.call_platform("stream_put", {"stream": stream, "records": entries})
+        return list(answer["records"])

@@ -57,6 +57,12 @@ class WorkflowCalls(Protocol):
     async def call(self, call: PlatformCall, args: dict[str, Any]) -> Any: ...
 
 
+class StreamPuts(Protocol):
+    """Answers `stream_put` calls (triggerfish.streams.partitioned.PartitionedStreams)."""
+
+    async def put(self, stream: str, records: Any) -> list[dict[str, Any]]: ...
+
+
 class StorePlatform:
     """Carries out handlers' platform calls on a store (a `PlatformHandler`).
 
@@ -79,8 +85,11 @@ class StorePlatform:
         workflows: WorkflowCalls | None = None,
         span_listeners: list[SpanListener] | None = None,
         trace_retention: float = DEFAULT_RETENTION,
+        streams: StreamPuts | None = None,
     ) -> None:
         self.store = store
+        #: Answers `stream_put` (context.streams.put) for the app's built-in streams (None: it has none).
+        self.streams = streams
         #: Answers the `workflow` calls of durable workflows' runs (None: this platform runs none).
         self.workflows = workflows
         self.publisher = publisher or Publisher(store, max_hops=max_hops)
@@ -106,9 +115,22 @@ class StorePlatform:
             return await self.store.kv.delete(_namespace(args), _key(args), if_version=_version(args))
         if call.op == "workflow" and self.workflows is not None:
             return await self.workflows.call(call, args)
+        if call.op == "stream_put":
+            return await self._stream_put(args)
         raise InvalidInputError(
-            f"unknown platform operation {call.op!r}; use publish, send, kv_get, kv_put, kv_delete, workflow"
+            f"unknown platform operation {call.op!r}; use publish, send, kv_get, kv_put, kv_delete, workflow,"
+            " stream_put"
         )
+
+    async def _stream_put(self, args: dict[str, Any]) -> Any:
+        stream = _string(args, "stream", "stream_put")
+        records = args.get("records")
+        if not isinstance(records, list) or not all(isinstance(r, dict) and "data" in r for r in records):
+            raise InvalidInputError("stream_put: records must be a list of {'data': ..., 'key': ...} objects")
+        if self.streams is None:
+            raise InvalidInputError(f"context.streams.put({stream!r}): this platform runs no built-in streams")
+        placed = await self.streams.put(stream, [(r["data"], r.get("key")) for r in records])
+        return {"records": placed}
 
     async def _publish(self, call: PlatformCall, args: dict[str, Any]) -> Any:
         bus = _string(args, "bus", "publish")

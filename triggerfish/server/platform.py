@@ -384,7 +384,11 @@ class Platform:
         Raises AppLoadError (traceback in `details`) or DeclarationError.
         """
         calls = StorePlatform(
-            self.store, publisher=self.publisher, workflows=self.workflows, span_listeners=self.span_listeners
+            self.store,
+            publisher=self.publisher,
+            workflows=self.workflows,
+            span_listeners=self.span_listeners,
+            streams=_StreamPuts(self),
         )
         runner = await self._loader(source, calls)
         try:
@@ -570,6 +574,16 @@ class Platform:
         if self._store is not None and self._given_store is None:
             await self._store.close()
         self._store = None
+
+
+class _StreamPuts:
+    """`context.streams.put`, answered by the built-in streams of the version serving now."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    async def put(self, stream: str, records: Any) -> list[dict[str, Any]]:
+        return await self.platform.sources.partitioned.put(stream, records)
 
 
 def _broker_tables(

@@ -52,6 +52,7 @@ from triggerfish.sources.urls import check_source_url, shown_url
 from triggerfish.store import Store
 from triggerfish.streams.batches import BatchOptions
 from triggerfish.streams.consumer import DEFAULT_RETRY_POLICY, StreamConsumers, StreamInvoker, StreamSubscription
+from triggerfish.streams.partitioned import PartitionedStreams
 from triggerfish.streams.records import SourceRecord, encode_record, partition_of
 
 if TYPE_CHECKING:
@@ -156,6 +157,8 @@ class SourceTriggers:
         self._amqp_at: AmqpURL | None = None
         self._streams: list[StreamSubscription] = []
         self._triggers: dict[tuple[str, str], SourceTrigger] = {}
+        #: The app's built-in streams (`@app.on_stream`), what `context.streams.put` appends to.
+        self.partitioned = PartitionedStreams(store, clock=clock)
 
     @property
     def active(self) -> bool:
@@ -167,6 +170,7 @@ class SourceTriggers:
         found = source_triggers(specs)
         self._streams = [_stream_subscription(spec, trigger) for spec, trigger in found]
         self._triggers = {(trigger.kind, spec.name): trigger for spec, trigger in found}
+        self.partitioned.configure(specs)
 
     async def trim(self, *, max_age: float = SOURCE_RETENTION) -> int:
         """Drop records of the partition streams handled more than `max_age` seconds ago; how many went.

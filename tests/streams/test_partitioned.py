@@ -1,0 +1,131 @@
+"""`@app.on_stream`: the built-in partitioned stream, with windows, IoT rules, to_bus and starting positions,
+through `triggerfish.testing` (the same consumer the platform runs)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from triggerfish import App
+from triggerfish.errors import DeclarationError, InvalidInputError
+from triggerfish.testing import TestPlatform
+
+app = App("home")
+seen: list[tuple[str, list[Any]]] = []
+windows: list[dict[str, Any]] = []
+
+
+def _data(record: dict[str, Any]) -> Any:
+    return json.loads(base64.b64decode(record["kinesis"]["data"]))
+
+
+@app.on_stream("readings", partition_key="device", batch_size=10, parallelization=3)
+def ingest(event: dict[str, Any], context: Any) -> None:
+    for record in event["Records"]:
+        seen.append((record["kinesis"]["partitionKey"], _data(record)["n"]))
+
+
+@app.on_stream("readings", partition_key="device", parallelization=3, window=60)
+def averages(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    state = dict(event["state"])
+    for record in event["Records"]:
+        reading = _data(record)
+        state["sum"] = state.get("sum", 0) + reading["t"]
+        state["count"] = state.get("count", 0) + 1
+    if event["isFinalInvokeForWindow"]:
+        windows.append({"window": event["window"], "state": state, "shard": event["shardId"]})
+    return {"state": state}
+
+
+@app.function()
+def produce(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return context.streams.put("readings", event)
+
+
+async def test_records_put_in_a_test_or_by_a_function_reach_every_reader_in_order_per_key() -> None:
+    seen.clear()
+    async with TestPlatform(app) as platform:
+        for n in range(30):
+            await platform.stream_put("readings", {"device": f"d{n % 4}", "n": n, "t": 20})
+        placed = await platform.invoke("produce", {"device": "d1", "n": 30, "t": 20})
+        await platform.drain()
+    assert placed["sequenceNumber"] and placed["partition"].startswith("partition-")
+    by_key: dict[str, list[int]] = {}
+    for key, n in seen:
+        by_key.setdefault(key, []).append(n)
+    expected = {f"d{d}": [n for n in range(30) if n % 4 == d] for d in range(4)}
+    expected["d1"].append(30)
+    assert by_key == expected
+
+
+async def test_a_tumbling_window_carries_its_state_and_is_told_when_it_closes() -> None:
+    windows.clear()
+    async with TestPlatform(app) as platform:
+        for t in (10, 20, 30):
+            await platform.stream_put("readings", {"device": "d1", "n": 0, "t": t})
+        await platform.drain()
+        assert windows == [], "the window is still open"
+        await platform.advance(61)
+        await platform.drain()
+        await platform.stream_put("readings", {"device": "d1", "n": 0, "t": 99})
+        await platform.drain()
+    assert len(windows) == 1
+    closed = windows[0]
+    assert closed["state"] == {"sum": 60, "count": 3}
+    start, end = closed["window"]["start"], closed["window"]["end"]
+    assert start.endswith(":00Z") and end.endswith(":00Z") and start < end
+
+
+rules = App("rules")
+hot: list[Any] = []
+
+
+@rules.on_mqtt("home/+/temperature", rule="SELECT temperature, topic(2) AS room FROM 'home/+/temperature' "
+               "WHERE temperature > 30")  # fmt: skip
+def alerts(event: dict[str, Any], context: Any) -> None:
+    hot.extend(json.loads(base64.b64decode(r["mqtt"]["data"])) for r in event["Records"])
+
+
+@rules.on_mqtt("devices/#", to_bus=True)
+def bridge(event: dict[str, Any], context: Any) -> None:
+    raise AssertionError("records sent to a bus do not invoke the function")
+
+
+async def test_an_iot_rule_filters_and_reshapes_records_and_to_bus_publishes_cloudevents() -> None:
+    hot.clear()
+    async with TestPlatform(rules) as platform:
+        await platform.mqtt_publish("home/kitchen/temperature", json.dumps({"temperature": 31, "humidity": 40}))
+        await platform.mqtt_publish("home/attic/temperature", json.dumps({"temperature": 20}))
+        await platform.mqtt_publish("home/hall/temperature", b"not json")
+        await platform.mqtt_publish("devices/lamp/state", json.dumps({"on": True}))
+        await platform.drain()
+        events = await platform.published("default")
+    assert hot == [{"temperature": 31, "room": "kitchen"}]
+    [event] = events
+    assert (event.type, event.subject, event.data) == ("mqtt.record", "devices/lamp/state", {"on": True})
+    assert event.source == "arn:aws:iot:local:000000000000:topicfilter/devices/#"
+
+
+def test_bad_stream_declarations() -> None:
+    def handler(event: Any, context: Any) -> None:
+        return None
+
+    with pytest.raises(DeclarationError, match="partition_key must name a field"):
+        App("a").on_stream("readings", partition_key="a-b")(handler)
+    with pytest.raises(DeclarationError, match=r"unknown function 'avg' at 7; supported: abs"):
+        App("a").on_mqtt("x/#", rule="SELECT avg(t) AS a FROM 'x/#'")(handler)
+    with pytest.raises(DeclarationError, match="to_bus and window do not go together"):
+        App("a").on_stream("r", partition_key="k", to_bus=True, window=60)(handler)
+
+
+async def test_puts_that_cannot_be_placed_say_why() -> None:
+    async with TestPlatform(app) as platform:
+        with pytest.raises(InvalidInputError, match=r"no function reads stream 'other'.*streams read now: readings"):
+            await platform.stream_put("other", {"device": "d1"})
+        with pytest.raises(InvalidInputError, match="record 0: no partition key: it has no string or number field"):
+            await platform.stream_put("readings", {"n": 1})
+        placed = await platform.stream_put("readings", {"n": 1}, key="d9")
+    assert placed["partition"].startswith("partition-")
