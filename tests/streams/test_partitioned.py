@@ -52,7 +52,8 @@ async def test_records_put_in_a_test_or_by_a_function_reach_every_reader_in_orde
             await platform.stream_put("readings", {"device": f"d{n % 4}", "n": n, "t": 20})
         placed = await platform.invoke("produce", {"device": "d1", "n": 30, "t": 20})
         await platform.drain()
-    assert placed["sequenceNumber"] and placed["partition"].startswith("partition-")
+    assert placed["sequenceNumber"]
+    assert placed["partition"].startswith("partition-")
     by_key: dict[str, list[int]] = {}
     for key, n in seen:
         by_key.setdefault(key, []).append(n)
@@ -76,7 +77,9 @@ async def test_a_tumbling_window_carries_its_state_and_is_told_when_it_closes() 
     closed = windows[0]
     assert closed["state"] == {"sum": 60, "count": 3}
     start, end = closed["window"]["start"], closed["window"]["end"]
-    assert start.endswith(":00Z") and end.endswith(":00Z") and start < end
+    assert start.endswith(":00Z")
+    assert end.endswith(":00Z")
+    assert start < end
 
 
 rules = App("rules")

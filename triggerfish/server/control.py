@@ -40,6 +40,7 @@ from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.records import STATUSES, InvocationRecord
 from triggerfish.server import (
     control_secrets,
+    control_streams,
     control_traces,
     control_triggers,
     control_usage,
@@ -591,6 +592,7 @@ OPERATIONS: tuple[Operation, ...] = (
     *control_secrets.OPERATIONS,
     *control_workflows.OPERATIONS,
     *control_usage.OPERATIONS,
+    *control_streams.OPERATIONS,
     *control_traces.OPERATIONS,
 )
 
