@@ -41,7 +41,7 @@ def averages(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 @app.function()
-def produce(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def produce(event: dict[str, Any], context: Any) -> Any:
     return context.streams.put("readings", event)
 
 
@@ -55,8 +55,8 @@ async def test_records_put_in_a_test_or_by_a_function_reach_every_reader_in_orde
     assert placed["sequenceNumber"]
     assert placed["partition"].startswith("partition-")
     by_key: dict[str, list[int]] = {}
-    for key, n in seen:
-        by_key.setdefault(key, []).append(n)
+    for key, number in seen:
+        by_key.setdefault(key, []).append(number)
     expected = {f"d{d}": [n for n in range(30) if n % 4 == d] for d in range(4)}
     expected["d1"].append(30)
     assert by_key == expected

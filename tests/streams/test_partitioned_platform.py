@@ -79,7 +79,7 @@ async def test_records_are_read_in_order_per_key_and_a_restart_resumes_from_the_
         await wait_for(lambda: len(lines(out)) == 1)
         # LATEST is where `latest` stood when it first read: wait until both its partitions have started.
         for partition in range(2):
-            while "fn.latest" not in await first.store.log.groups(partitioned_stream("readings", partition)):
+            while "fn.latest" not in await first.store.log.groups(partitioned_stream("readings", partition)):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         await streams.put("readings", [({"device": f"d{n % 5}", "n": n}, None) for n in range(100)])
         await wait_for(lambda: len(lines(out)) == 101)
