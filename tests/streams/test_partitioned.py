@@ -14,7 +14,7 @@ from triggerfish.errors import DeclarationError, InvalidInputError
 from triggerfish.testing import TestPlatform
 
 app = App("home")
-seen: list[tuple[str, list[Any]]] = []
+seen: list[tuple[str, int]] = []
 windows: list[dict[str, Any]] = []
 
 
