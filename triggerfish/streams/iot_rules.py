@@ -93,9 +93,9 @@ class _Parser:
         while position < len(stripped):
             match = _TOKEN.match(stripped, position)
             if match is None or match.end() == position:
-                raise RuleError(
-                    f"rule {text!r}: unexpected character {stripped[position:].lstrip()[:1]!r} at {position}"
-                )
+                rest = stripped[position:]
+                at = position + len(rest) - len(rest.lstrip())
+                raise RuleError(f"rule {text!r}: unexpected character {rest.lstrip()[:1]!r} at {at}")
             kind = match.lastgroup or ""
             value, at = match.group(kind), match.start(kind)
             if kind == "name" and value.upper() in _KEYWORDS:
@@ -257,7 +257,7 @@ class _Parser:
             )
         try:
             return made(args)
-        except TypeError:
+        except (TypeError, ValueError):
             raise RuleError(f"rule {self.text!r}: {name}() at {at} takes other arguments (docs/streams.md)") from None
 
 
