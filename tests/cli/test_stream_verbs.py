@@ -25,7 +25,8 @@ SEEN = {seen!r}
 def record(event, context):
     with open(SEEN, "a") as f:
         for r in event["Records"]:
-            f.write(json.dumps([r["kinesis"]["partitionKey"], json.loads(base64.b64decode(r["kinesis"]["data"]))]) + "\\n")
+            body = r["kinesis"]
+            f.write(json.dumps([body["partitionKey"], json.loads(base64.b64decode(body["data"]))]) + "\\n")
 """
 
 
