@@ -193,6 +193,8 @@ class TestPlatform:
             await store.close()
             raise
         self._store, self._platform = store, platform
+        # No broker in a test: what functions publish over MQTT is kept, and reaches the app's own on_mqtt functions.
+        platform.sources.mqtt_loopback = True
         # The schedules start counting from now, as a scheduler that first sees them does.
         await platform.scheduler.run_due(self.now)
 
@@ -370,6 +372,13 @@ class TestPlatform:
             raise InvalidInputError(f"amqp_publish() takes a str routing_key, not {routing_key!r}")
         data = body.encode() if isinstance(body, str) else body
         return await self.platform.sources.inject_amqp(queue, data, arrived=self._clock(), routing_key=routing_key)
+
+    def mqtt_messages(self, topic_filter: str = "#") -> list[tuple[str, bytes]]:
+        """What functions published with `context.mqtt.publish` to topics matching `topic_filter`, in order."""
+        from triggerfish.sources.mqtt_config import topic_matches
+
+        published = self.platform.sources.mqtt_published
+        return [(topic, payload) for topic, payload, _, _ in published if topic_matches(topic_filter, topic)]
 
     async def stream_put(self, stream: str, data: Any, *, key: str | None = None) -> dict[str, Any]:
         """Put a record into a built-in stream, as `context.streams.put` does: `on_stream` functions get it on
@@ -573,6 +582,9 @@ class SyncTestPlatform:
 
     def stream_put(self, stream: str, data: Any, *, key: str | None = None) -> dict[str, Any]:
         return self._call(self.platform.stream_put(stream, data, key=key))
+
+    def mqtt_messages(self, topic_filter: str = "#") -> list[tuple[str, bytes]]:
+        return self.platform.mqtt_messages(topic_filter)
 
     def drain(self) -> None:
         self._call(self.platform.drain())

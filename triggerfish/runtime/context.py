@@ -321,6 +321,11 @@ class Context:
         return str(answer)
 
     @property
+    def mqtt(self) -> Mqtt:
+        """The app's MQTT broker: `context.mqtt.publish("home/hall/fan/set", {"power": "on"})` (commands to devices)."""
+        return Mqtt(self)
+
+    @property
     def streams(self) -> Streams:
         """The app's built-in partitioned streams: `context.streams.put("readings", {"device": "d1", ...})`."""
         return Streams(self)
@@ -355,3 +360,28 @@ class Streams:
         entries = [{"data": data, "key": None if keys is None else keys[n]} for n, data in enumerate(records)]
         answer = self._context.call_platform("stream_put", {"stream": stream, "records": entries})
         return list(answer["records"])
+
+
+class Mqtt:
+    """`context.mqtt`: publishes to the app's MQTT broker (`[mqtt] url`), e.g. commands to devices."""
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+
+    def publish(self, topic: str, payload: Any = b"", *, qos: int = 1, retain: bool = False) -> None:
+        """Publish `payload` to `topic`; returns once the broker has it (QoS 1).
+
+        A str is sent as UTF-8, bytes as they are, any other value as its JSON text. Raises
+        InvalidInputError for a topic with wildcards, or when no broker is configured.
+        """
+        args: dict[str, Any] = {"topic": topic, "qos": qos, "retain": retain}
+        if isinstance(payload, str):
+            args["payload"] = payload
+        elif isinstance(payload, bytes | bytearray | memoryview):
+            args["payload_base64"] = base64.b64encode(bytes(payload)).decode("ascii")
+        else:
+            try:
+                args["payload"] = orjson.dumps(payload).decode()
+            except TypeError as exc:
+                raise InvalidInputError(f"context.mqtt.publish({topic!r}): the payload is not JSON: {exc}") from None
+        self._context.call_platform("mqtt_publish", args)

@@ -58,9 +58,11 @@ class WorkflowCalls(Protocol):
 
 
 class StreamPuts(Protocol):
-    """Answers `stream_put` calls (triggerfish.streams.partitioned.PartitionedStreams)."""
+    """Answers `stream_put` and `mqtt_publish` calls (the platform's built-in streams and MQTT broker)."""
 
     async def put(self, stream: str, records: Any) -> list[dict[str, Any]]: ...
+
+    async def publish_mqtt(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None: ...
 
 
 class StorePlatform:
@@ -117,10 +119,26 @@ class StorePlatform:
             return await self.workflows.call(call, args)
         if call.op == "stream_put":
             return await self._stream_put(args)
+        if call.op == "mqtt_publish":
+            return await self._mqtt_publish(args)
         raise InvalidInputError(
             f"unknown platform operation {call.op!r}; use publish, send, kv_get, kv_put, kv_delete, workflow,"
-            " stream_put"
+            " stream_put, mqtt_publish"
         )
+
+    async def _mqtt_publish(self, args: dict[str, Any]) -> Any:
+        topic = _string(args, "topic", "mqtt_publish")
+        payload = _bytes(args, "payload", "mqtt_publish") or b""
+        qos, retain = args.get("qos", 1), args.get("retain", False)
+        if qos not in (0, 1) or isinstance(qos, bool) or not isinstance(retain, bool):
+            raise InvalidInputError(f"mqtt_publish: qos is 0 or 1 and retain True or False, not {qos!r}, {retain!r}")
+        levels = topic.split("/")
+        if "+" in levels or "#" in levels or "\x00" in topic or topic.startswith("$"):
+            raise InvalidInputError(f"context.mqtt.publish: {topic!r} is not a topic name a message can go to")
+        if self.streams is None:
+            raise InvalidInputError("context.mqtt.publish: this platform has no MQTT broker")
+        await self.streams.publish_mqtt(topic, payload, qos=qos, retain=retain)
+        return {"published": True}
 
     async def _stream_put(self, args: dict[str, Any]) -> Any:
         stream = _string(args, "stream", "stream_put")

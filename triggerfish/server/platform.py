@@ -577,13 +577,16 @@ class Platform:
 
 
 class _StreamPuts:
-    """`context.streams.put`, answered by the built-in streams of the version serving now."""
+    """`context.streams.put` and `context.mqtt.publish`, answered by the sources of the version serving now."""
 
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
 
     async def put(self, stream: str, records: Any) -> list[dict[str, Any]]:
         return await self.platform.sources.partitioned.put(stream, records)
+
+    async def publish_mqtt(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None:
+        await self.platform.sources.publish_mqtt(topic, payload, qos=qos, retain=retain)
 
 
 def _broker_tables(

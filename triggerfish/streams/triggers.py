@@ -159,6 +159,13 @@ class SourceTriggers:
         self._triggers: dict[tuple[str, str], SourceTrigger] = {}
         #: The app's built-in streams (`@app.on_stream`), what `context.streams.put` appends to.
         self.partitioned = PartitionedStreams(store, clock=clock)
+        #: `[mqtt]` of the version serving now: where `context.mqtt.publish` sends (with TRIGGERFISH_MQTT_URL over it).
+        self._mqtt_table: dict[str, str] = {}
+        self._publisher: Any = None
+        #: Set by `triggerfish.testing`: published messages are delivered to this app's own `on_mqtt` functions
+        #: (as a broker would) and kept in `mqtt_published`, with no broker.
+        self.mqtt_loopback = False
+        self.mqtt_published: list[tuple[str, bytes, int, bool]] = []
 
     @property
     def active(self) -> bool:
@@ -280,6 +287,7 @@ class SourceTriggers:
         mqtt_found = [(s, t) for s, t in found if isinstance(t, MqttTrigger)]
         amqp_found = [(s, t) for s, t in found if isinstance(t, AmqpTrigger)]
         mqtt_table, amqp_table = dict(mqtt_table or {}), dict(amqp_table or {})
+        self._mqtt_table = mqtt_table
         mqtt_at: tuple[BrokerURL, str] | None = None
         if mqtt_found:
             url = self._url(MQTT_URL_VARIABLE, mqtt_table, "mqtt", _EXAMPLES["mqtt"], mqtt_found)
@@ -383,8 +391,35 @@ class SourceTriggers:
                 )  # fmt: skip
         await running[0].update(wanted)
 
+    async def publish_mqtt(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Publish to the MQTT broker (`context.mqtt.publish`); returns once the broker has it (QoS 1).
+
+        DeclarationError when no broker is configured; in loopback (tests) the message goes to this app's
+        own matching `on_mqtt` functions instead.
+        """
+        if self.mqtt_loopback:
+            self.mqtt_published.append((topic, payload, qos, retain))
+            await self.inject(topic, payload, arrived=self.consumers.clock(), qos=qos, retain=retain)
+            return
+        if self._publisher is None:
+            if not (self.environ.get(MQTT_URL_VARIABLE) or self._mqtt_table.get("url")):
+                raise DeclarationError(
+                    "context.mqtt.publish: no MQTT broker is configured: set url in the [mqtt] table of"
+                    f' triggerfish.toml (url = "{_EXAMPLES["mqtt"]}") or {MQTT_URL_VARIABLE}'
+                )
+            url, where = self._url(MQTT_URL_VARIABLE, self._mqtt_table, "mqtt", _EXAMPLES["mqtt"], [])
+            broker = _checked(parse_broker_url, url, where)
+            prefix = self.environ.get(MQTT_CLIENT_ID_VARIABLE) or self._mqtt_table.get("client_id")
+            module = importlib.import_module("triggerfish.sources.mqtt_publish")
+            client_id = f"{prefix or f'tf-{self.app}-{_short(self.node)}'}-out"
+            self._publisher = module.MqttPublisher(broker, client_id=client_id)
+        await self._publisher.publish(topic, payload, qos=qos, retain=retain)
+
     async def stop(self) -> None:
         """Disconnect from the brokers (sessions and queues stay), then let running batches finish."""
+        if self._publisher is not None:
+            await self._publisher.close()
+            self._publisher = None
         await self._stop("mqtt")
         await self._stop("amqp")
         for clients, _ in self.clients.values():
