@@ -82,7 +82,13 @@ async def run_twice(
     try:
         await wait_for(lambda: len(rows(out)) >= 50)
         log = second.store.log
-        checkpoints = sum([await log.position(source_stream(kind, "ingest", n), SOURCE_GROUP) for n in range(2)])
+        deadline = time.monotonic() + 40
+        while True:  # the commit follows the handler's output: wait for it to land
+            positions = [await log.position(source_stream(kind, "ingest", n), SOURCE_GROUP) for n in range(2)]
+            checkpoints = sum(positions)
+            if checkpoints >= 50 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
     finally:
         await second.stop()
     return rows(out), checkpoints
