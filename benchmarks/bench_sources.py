@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from benchmarks.measure import interleave_async, loads, spread
 from triggerfish.names import SOURCE_GROUP, source_stream
@@ -127,7 +128,7 @@ async def redis_bare() -> float:
         await client.xgroup_create(key, "bare", id="0")
         done = 0
         while done < MESSAGES:
-            answer = await client.xreadgroup("bare", "c1", {key: ">"}, count=500, block=1000)
+            answer: Any = await client.xreadgroup("bare", "c1", {key: ">"}, count=500, block=1000)
             if answer:
                 ids = [entry_id for entry_id, _ in answer[0][1]]
                 await client.xack(key, "bare", *ids)
