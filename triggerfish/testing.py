@@ -142,6 +142,7 @@ class TestPlatform:
         if start.tzinfo is None:
             raise InvalidInputError("TestPlatform(start=...) needs an aware datetime, e.g. with tzinfo=datetime.UTC")
         self._clock = _Clock(start)
+        self._redis_ids = 0
 
     @property
     def now(self) -> datetime.datetime:
@@ -373,6 +374,32 @@ class TestPlatform:
         data = body.encode() if isinstance(body, str) else body
         return await self.platform.sources.inject_amqp(queue, data, arrived=self._clock(), routing_key=routing_key)
 
+    async def nats_publish(self, subject: str, data: str | bytes) -> int:
+        """Deliver a JetStream message on `subject` as the server would: matching `on_nats` functions get it on
+        `drain()`, in order per subject. Returns how many subscriptions matched."""
+        from triggerfish.streams.declare import check_nats_subject
+
+        try:
+            check_nats_subject(subject)
+        except ValueError as exc:
+            raise InvalidInputError(f"nats_publish(): {exc}") from None
+        if "*" in subject.split(".") or subject.endswith(".>") or subject == ">":
+            raise InvalidInputError(f"nats_publish(): {subject!r} is a filter; a message is published to a subject")
+        if not isinstance(data, str | bytes):
+            raise InvalidInputError(f"nats_publish() takes str or bytes data, not {type(data).__name__}")
+        payload = data.encode() if isinstance(data, str) else data
+        return await self.platform.sources.inject_nats(subject, payload, arrived=self._clock())
+
+    async def redis_xadd(self, stream: str, fields: Mapping[str, str]) -> int:
+        """Add an entry to a Redis stream as XADD would: its `on_redis_stream` functions get it on `drain()`
+        (the fields as a JSON object, or the single field `data` as it is). Returns how many functions read it."""
+        if not isinstance(fields, Mapping) or not fields or not all(isinstance(v, str) for v in fields.values()):
+            raise InvalidInputError("redis_xadd() takes a non-empty mapping of field names to strings")
+        self._redis_ids += 1
+        payload = fields["data"].encode() if list(fields) == ["data"] else orjson.dumps(dict(fields))
+        entry = f"{int(self._clock() * 1000)}-{self._redis_ids}"
+        return await self.platform.sources.inject_redis(stream, payload, arrived=self._clock(), entry_id=entry)
+
     def mqtt_messages(self, topic_filter: str = "#") -> list[tuple[str, bytes]]:
         """What functions published with `context.mqtt.publish` to topics matching `topic_filter`, in order."""
         from triggerfish.sources.mqtt_config import topic_matches
@@ -585,6 +612,12 @@ class SyncTestPlatform:
 
     def mqtt_messages(self, topic_filter: str = "#") -> list[tuple[str, bytes]]:
         return self.platform.mqtt_messages(topic_filter)
+
+    def nats_publish(self, subject: str, data: str | bytes) -> int:
+        return self._call(self.platform.nats_publish(subject, data))
+
+    def redis_xadd(self, stream: str, fields: Mapping[str, str]) -> int:
+        return self._call(self.platform.redis_xadd(stream, fields))
 
     def drain(self) -> None:
         self._call(self.platform.drain())

@@ -132,3 +132,34 @@ async def test_puts_that_cannot_be_placed_say_why() -> None:
             await platform.stream_put("readings", {"n": 1})
         placed = await platform.stream_put("readings", {"n": 1}, key="d9")
     assert placed["partition"].startswith("partition-")
+
+
+brokers = App("brokers")
+from_brokers: list[tuple[str, str]] = []
+
+
+@brokers.on_nats("orders.>", batch_size=5)
+def orders(event: dict[str, Any], context: Any) -> None:
+    from_brokers.extend(("nats", base64.b64decode(r["nats"]["data"]).decode()) for r in event["Records"])
+
+
+@brokers.on_redis_stream("readings")
+def readings(event: dict[str, Any], context: Any) -> None:
+    from_brokers.extend(("redis", base64.b64decode(r["redis"]["data"]).decode()) for r in event["Records"])
+
+
+async def test_nats_and_redis_functions_are_tested_without_a_server() -> None:
+    from_brokers.clear()
+    async with TestPlatform(brokers) as platform:
+        assert await platform.nats_publish("orders.eu.created", '{"id": 1}') == 1
+        assert await platform.nats_publish("invoices.eu", "x") == 0
+        assert await platform.redis_xadd("readings", {"device": "d1", "t": "21.5"}) == 1
+        assert await platform.redis_xadd("readings", {"data": "raw"}) == 1
+        with pytest.raises(InvalidInputError, match="is a filter; a message is published to a subject"):
+            await platform.nats_publish("orders.*", "x")
+        await platform.drain()
+    assert sorted(from_brokers) == [
+        ("nats", '{"id": 1}'),
+        ("redis", "raw"),
+        ("redis", '{"device":"d1","t":"21.5"}'),
+    ]

@@ -98,6 +98,17 @@ def check_nats_subject(subject: object) -> str:
     return subject
 
 
+def nats_subject_matches(subject_filter: str, subject: str) -> bool:
+    """Whether a message on `subject` matches `subject_filter`: `*` one token, `>` one or more at the end."""
+    wanted, tokens = subject_filter.split("."), subject.split(".")
+    for index, token in enumerate(wanted):
+        if token == ">":
+            return len(tokens) > index
+        if index >= len(tokens) or (token != "*" and token != tokens[index]):
+            return False
+    return len(wanted) == len(tokens)
+
+
 def check_nats_name(what: str, name: object) -> str:
     """A JetStream stream or consumer name: 1 to 64 letters, digits, '-' or '_'."""
     if not isinstance(name, str) or not _NATS_NAME.match(name):

@@ -218,6 +218,25 @@ class SourceTriggers:
 
         return await self._inject("amqp", wants, routing_key or queue, body, arrived, meta)
 
+    async def inject_nats(self, subject: str, data: bytes, *, arrived: float) -> int:
+        """Store a JetStream message as the consumer of every matching `on_nats` function would have; how many."""
+        from triggerfish.streams.declare import nats_subject_matches
+
+        def wants(trigger: SourceTrigger) -> bool:
+            return isinstance(trigger, NatsTrigger) and nats_subject_matches(trigger.subject, subject)
+
+        meta = {"subject": subject, "stream": "test", "deliveries": 1}
+        return await self._inject("nats", wants, subject, data, arrived, meta)
+
+    async def inject_redis(self, stream: str, payload: bytes, *, arrived: float, entry_id: str) -> int:
+        """Store a Redis stream entry as the group of every `on_redis_stream` function on `stream` would have."""
+
+        def wants(trigger: SourceTrigger) -> bool:
+            return isinstance(trigger, RedisStreamTrigger) and trigger.stream == stream
+
+        meta = {"stream": stream, "id": entry_id, "group": "test"}
+        return await self._inject("redis", wants, stream, payload, arrived, meta)
+
     async def _inject(
         self, kind: str, wants: Callable[[SourceTrigger], bool], key: str, payload: bytes, arrived: float,
         meta: dict[str, Any],
