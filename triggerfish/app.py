@@ -490,20 +490,27 @@ class App:
         return self._decorator(name, settings, trigger, f"@app.on_nats({subject!r})", STREAM_OPTIONS)
 
     def on_redis_stream(
-        self, stream: str, *, group: str | None = None, name: str | None = None, **options: Any
+        self,
+        stream: str,
+        *,
+        group: str | None = None,
+        partition_key: str | None = None,
+        name: str | None = None,
+        **options: Any,
     ) -> Callable[[F], F]:
         """Run the function on batches of a Redis stream's entries, read through consumer group `group`.
 
         The group (default `<app>.<function>`) is created at `starting_position` when missing; entries are
         acknowledged (XACK) once stored, and entries another consumer read but never acknowledged are
-        taken over with XAUTOCLAIM once idle longer than the function's timeout. In order per stream key
-        (one partition); the stream settings are `@app.on_mqtt`'s (docs/sources.md).
+        taken over with XAUTOCLAIM once idle longer than the function's timeout. In order per stream key, or
+        per value of the entries' `partition_key` field (then `parallelization` partitions run in parallel);
+        the stream settings are `@app.on_mqtt`'s (docs/sources.md).
         """
         self._not_bare(stream, "@app.on_redis_stream", '@app.on_redis_stream("readings")')
         stream_options, settings = _split_stream_options(options)
 
         def trigger(function: str) -> Trigger:
-            from triggerfish.streams.declare import check_stream_name
+            from triggerfish.streams.declare import check_partition_key, check_stream_name
 
             def bad(message: str) -> DeclarationError:
                 return DeclarationError(f"function {function!r}: @app.on_redis_stream({stream!r}): {message}")
@@ -511,10 +518,11 @@ class App:
             try:
                 key = check_stream_name("Redis stream key", stream)
                 checked_group = None if group is None else check_stream_name("consumer group", group)
+                field_name = None if partition_key is None else check_partition_key(partition_key)
             except ValueError as exc:
                 raise bad(str(exc)) from None
             checked_options = _stream_options(_with_defaults(stream_options, positions=True), function, bad)
-            return RedisStreamTrigger(key, checked_group, **checked_options)
+            return RedisStreamTrigger(key, checked_group, field_name, **checked_options)
 
         return self._decorator(name, settings, trigger, f"@app.on_redis_stream({stream!r})", STREAM_OPTIONS)
 

@@ -223,6 +223,9 @@ class RedisStreamTrigger:
     stream: str
     #: The consumer group (None: one named after the app and function).
     group: str | None = None
+    #: The entry field whose value orders it (records with one value in order; partitions run in parallel);
+    #: None: the stream key, so the whole stream is one ordered partition.
+    partition_key: str | None = None
     batch_size: int = 100
     batch_window: float = 0.0
     max_retries: int = -1

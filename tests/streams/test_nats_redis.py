@@ -221,3 +221,23 @@ async def test_entries_a_dead_consumer_left_pending_are_reclaimed_with_xautoclai
         await wait_for(lambda: True)
     pending = await client.xpending(key, "shop.ingest")
     assert pending["pending"] == 0
+
+
+async def test_a_redis_stream_partitioned_by_a_field_keeps_order_per_value(
+    tmp_path: Path, redis_client: tuple[Any, list[str]]
+) -> None:
+    client, keys = redis_client
+    key = f"tf-{uuid.uuid4().hex[:8]}"
+    keys.append(key)
+    for n in range(40):
+        await client.xadd(key, {"device": f"d{n % 4}", "n": str(n)})
+    options = 'partition_key="device", parallelization=2, batch_size=5'
+    app = write_app(tmp_path, "on_redis_stream", key, "redis", options)
+    async with platform(tmp_path, app, "redis"):
+        await wait_for(lambda: len(handled(tmp_path)) >= 40)
+    order: dict[str, list[int]] = {}
+    for partition_key, text, _ in handled(tmp_path):
+        entry = json.loads(text)
+        assert entry["device"] == partition_key
+        order.setdefault(partition_key, []).append(int(entry["n"]))
+    assert order == {f"d{d}": list(range(d, 40, 4)) for d in range(4)}

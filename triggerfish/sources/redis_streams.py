@@ -13,7 +13,8 @@ after a crash), then reads new entries (`XREADGROUP ... >`), and every
 `reclaim_every` seconds takes over, with XAUTOCLAIM, entries that other
 consumers of the group (a node that died) left pending longer than the
 function's timeout. Entries are appended to the partition streams (the
-stream key is the partition key: a Redis stream is one ordered partition)
+stream key is the partition key, a Redis stream being one ordered partition, unless
+`partition_key` names an entry field whose value is)
 and only then acknowledged.
 
 An entry's fields become the record's payload as a JSON object of
@@ -22,6 +23,7 @@ strings; an entry with the single field `data` carries its value as is.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +55,8 @@ class RedisStreamSubscription:
     function: str
     stream: str
     group: str
+    #: The entry field that is the partition key (None: the stream key).
+    partition_key: str | None = None
     #: Seconds an entry stays pending with another consumer before this one takes it over (XAUTOCLAIM).
     reclaim_idle: float = 30.0
     starting_position: str = "TRIM_HORIZON"
@@ -139,7 +143,7 @@ class RedisStreamSources(SourceClients[RedisStreamSubscription]):
         self, connection: Any, sub: RedisStreamSubscription, client: Client[Any], entries: list[Any]
     ) -> None:
         now = time.time()
-        records: list[bytes] = []
+        by_partition: dict[int, list[bytes]] = {}
         ids: list[bytes] = []
         for entry_id, fields in entries:
             ids.append(entry_id)
@@ -149,12 +153,14 @@ class RedisStreamSources(SourceClients[RedisStreamSubscription]):
             decoded = {_text(k): _text(v) for k, v in fields.items()}
             payload = fields.get(b"data") if len(fields) == 1 and b"data" in fields else orjson.dumps(decoded)
             meta = {"stream": sub.stream, "id": text_id, "group": sub.group}
-            records.append(encode_record(SourceRecord(key=sub.stream, arrived=now, payload=bytes(payload), meta=meta)))
-        if records:
-            await self.store.log.append_many(sub.streams[partition_of(sub.stream, sub.partitions)], records)
+            key = decoded.get(sub.partition_key, sub.stream) if sub.partition_key else sub.stream
+            record = encode_record(SourceRecord(key=key or sub.stream, arrived=now, payload=bytes(payload), meta=meta))
+            by_partition.setdefault(partition_of(key or sub.stream, sub.partitions), []).append(record)
+        log = self.store.log
+        await asyncio.gather(*(log.append_many(sub.streams[n], items) for n, items in by_partition.items()))
         if ids:
             await connection.xack(sub.stream, sub.group, *ids)
-        client.state.received += len(records)
+        client.state.received += sum(len(items) for items in by_partition.values())
 
 
 def _text(value: Any) -> str:

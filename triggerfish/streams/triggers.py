@@ -402,7 +402,7 @@ class SourceTriggers:
             elif isinstance(t, RedisStreamTrigger):
                 wanted.append(
                     module.RedisStreamSubscription(
-                        spec.name, t.stream, t.group or f"{self.app}.{spec.name}",
+                        spec.name, t.stream, t.group or f"{self.app}.{spec.name}", t.partition_key,
                         reclaim_idle=max(1.0, spec.settings.timeout), starting_position=t.starting_position,
                         starting_timestamp=t.starting_position_timestamp, partitions=t.parallelization,
                         streams=_streams_of(sub),
