@@ -241,3 +241,27 @@ async def test_a_redis_stream_partitioned_by_a_field_keeps_order_per_value(
         assert entry["device"] == partition_key
         order.setdefault(partition_key, []).append(int(entry["n"]))
     assert order == {f"d{d}": list(range(d, 40, 4)) for d in range(4)}
+
+
+async def test_a_dropped_redis_connection_is_made_again_and_nothing_is_lost(
+    tmp_path: Path, redis_client: tuple[Any, list[str]]
+) -> None:
+    client, keys = redis_client
+    key = f"tf-{uuid.uuid4().hex[:8]}"
+    keys.append(key)
+    app = write_app(tmp_path, "on_redis_stream", key, "redis")
+    async with platform(tmp_path, app, "redis") as running:
+        await client.xadd(key, {"data": "before"})
+        await wait_for(lambda: len(handled(tmp_path)) == 1)
+        sources: Any = running.sources.clients["redis"][0]
+        name = f"triggerfish-{sources.consumer}-ingest"
+        ours = [c for c in await client.client_list() if c["name"] == name]
+        for connection in ours:
+            await client.client_kill_filter(_id=connection["id"])
+        for n in range(5):
+            await client.xadd(key, {"data": f"after-{n}"})
+        await wait_for(lambda: len(handled(tmp_path)) == 6)
+        state = running.sources.status()["redis"]["clients"]["ingest"]
+    assert ours, "the platform's connection is named triggerfish-<consumer>-<function>"
+    assert [row[1] for row in handled(tmp_path)] == ["before", *(f"after-{n}" for n in range(5))]
+    assert state["reconnects"] >= 1

@@ -90,7 +90,9 @@ class RedisStreamSources(SourceClients[RedisStreamSubscription]):
         self.reclaim_every = reclaim_every
 
     async def _session(self, sub: RedisStreamSubscription, client: Client[RedisStreamSubscription]) -> None:
-        connection = aioredis.from_url(self.url, socket_connect_timeout=5)
+        # Named, so an operator sees whose connection it is (CLIENT LIST) and can end one alone (CLIENT KILL).
+        name = f"triggerfish-{self.consumer}-{sub.function}"
+        connection = aioredis.from_url(self.url, socket_connect_timeout=5, client_name=name)
         try:
             try:
                 await connection.xgroup_create(sub.stream, sub.group, id=group_start(sub), mkstream=True)
