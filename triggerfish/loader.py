@@ -243,7 +243,7 @@ def describe_trigger(trigger: Trigger) -> str:
     if isinstance(trigger, AmqpTrigger):
         bound = f" bound to {trigger.exchange} by {trigger.routing_key}" if trigger.exchange else ""
         batch = f" (batch {trigger.batch_size})" if trigger.batch_size > 1 else ""
-        return f"amqp {trigger.queue}{bound}{batch}"
+        return f"amqp {trigger.queue}{bound}{batch}{_source_extra(trigger)}"
     if isinstance(trigger, NatsTrigger):
         return f"nats {trigger.subject}{_stream_extra(trigger)}"
     if isinstance(trigger, RedisStreamTrigger):
@@ -253,7 +253,7 @@ def describe_trigger(trigger: Trigger) -> str:
     if isinstance(trigger, MqttTrigger):
         share = f" shared by {trigger.share}" if trigger.share else ""
         batch = f", batch {trigger.batch_size}" if trigger.batch_size > 1 else ""
-        return f"mqtt {trigger.topic} (qos {trigger.qos}{batch}){share}"
+        return f"mqtt {trigger.topic} (qos {trigger.qos}{batch}){share}{_source_extra(trigger)}"
     return f"change {trigger.table} {','.join(trigger.ops)} {NOT_LIVE}"
 
 
@@ -409,6 +409,14 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
 
 
 _STREAM_KINDS: dict[str, Any] = {"nats": NatsTrigger, "redis": RedisStreamTrigger, "stream": PartitionedStreamTrigger}
+
+
+def _source_extra(trigger: MqttTrigger | AmqpTrigger) -> str:
+    """What an MQTT or AMQP trigger adds beyond its defaults: a window, a bus, a rule."""
+    parts = [f"window {trigger.window:g}s"] if trigger.window else []
+    parts += [f"to bus {trigger.to_bus}"] if trigger.to_bus else []
+    parts += ["with an IoT rule"] if trigger.rule else []
+    return f" [{', '.join(parts)}]" if parts else ""
 
 
 def _stream_extra(trigger: NatsTrigger | RedisStreamTrigger | PartitionedStreamTrigger) -> str:
