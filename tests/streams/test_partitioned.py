@@ -4,6 +4,7 @@ through `triggerfish.testing` (the same consumer the platform runs)."""
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 from typing import Any
 
@@ -163,3 +164,49 @@ async def test_nats_and_redis_functions_are_tested_without_a_server() -> None:
         ("redis", "raw"),
         ("redis", '{"device":"d1","t":"21.5"}'),
     ]
+
+
+positions = App("positions")
+from_positions: list[int] = []
+START = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+
+@positions.on_stream(
+    "ticks", partition_key="k", starting_position="AT_TIMESTAMP", starting_position_timestamp=START.timestamp() + 50
+)
+def after_fifty(event: dict[str, Any], context: Any) -> None:
+    from_positions.extend(_data(r)["n"] for r in event["Records"])
+
+
+async def test_at_timestamp_starts_at_the_first_record_stored_at_or_after_it() -> None:
+    from_positions.clear()
+    async with TestPlatform(positions, start=START) as platform:
+        await platform.stream_put("ticks", {"k": "a", "n": 1})
+        await platform.advance(60)
+        await platform.stream_put("ticks", {"k": "a", "n": 2})
+        await platform.stream_put("ticks", {"k": "a", "n": 3})
+        await platform.drain()
+    assert from_positions == [2, 3]
+
+
+def test_where_nats_and_redis_consumers_start() -> None:
+    from triggerfish.sources.nats import NatsSubscription, consumer_config
+    from triggerfish.sources.redis_streams import RedisStreamSubscription, group_start
+
+    def nats(position: str, stamp: float | None = None) -> Any:
+        return consumer_config(NatsSubscription("f", "o.>", "d", starting_position=position, starting_timestamp=stamp))
+
+    assert nats("TRIM_HORIZON").deliver_policy.value == "all"
+    assert nats("LATEST").deliver_policy.value == "new"
+    at = nats("AT_TIMESTAMP", 1767225600.0)
+    assert (at.deliver_policy.value, at.opt_start_time) == (
+        "by_start_time",
+        datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+    )
+    assert nats("TRIM_HORIZON").ack_wait == 30.0
+
+    def redis(position: str, stamp: float | None = None) -> str:
+        return group_start(RedisStreamSubscription("f", "s", "g", starting_position=position, starting_timestamp=stamp))
+
+    assert (redis("TRIM_HORIZON"), redis("LATEST")) == ("0", "$")
+    assert redis("AT_TIMESTAMP", 1767225600.0) == "1767225599999-18446744073709551615"
