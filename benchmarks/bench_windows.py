@@ -67,6 +67,43 @@ async def through_stream(batch: int, count: int, window: bool = False) -> float:
     return count / (ended - started)
 
 
+LATENCY_APP = """
+import time, triggerfish
+app = triggerfish.App("bench")
+
+@app.on_stream("readings", partition_key="device", batch_size=100, parallelization=2)
+def readings(event, context):
+    now = time.time()
+    with open({out!r}, "a") as f:
+        f.writelines(f"{{now - r['kinesis']['approximateArrivalTimestamp']}}\\n" for r in event["Records"])
+"""
+LATENCY_RECORDS = 1000
+
+
+async def put_to_handler() -> tuple[float, float]:
+    """p50 and p99 in ms from a put (one record every 5 ms, 20 keys) to the handler's entry."""
+    from triggerfish.server.platform import Platform
+
+    with tempfile.TemporaryDirectory() as data:
+        app, out = Path(data) / "app.py", Path(data) / "latency.txt"
+        app.write_text(LATENCY_APP.format(out=str(out)))
+        platform = Platform(str(app), data_dir=Path(data) / "data")
+        await platform.start()
+        try:
+            for n in range(LATENCY_RECORDS):
+                await platform.sources.partitioned.put("readings", [({"device": f"d{n % 20}"}, None)])
+                await asyncio.sleep(0.005)
+            deadline = time.monotonic() + 120
+            while not out.exists() or len(out.read_text().splitlines()) < LATENCY_RECORDS:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("not every record reached the handler within 120 s")
+                await asyncio.sleep(0.05)
+            waits = sorted(float(line) * 1000 for line in out.read_text().splitlines())
+        finally:
+            await platform.stop()
+    return waits[len(waits) // 2], waits[int(len(waits) * 0.99)]
+
+
 async def plain_loop() -> float:
     records: list[dict[str, Any]] = [{"device": f"d{n % 20}", "t": 21.5} for n in range(WINDOW_RECORDS)]
     started = time.perf_counter()
@@ -106,6 +143,14 @@ async def main() -> str:
         series = runs[name]
         figure = spread(series.values(lambda rate: rate)) if series.error is None else f"failed: {series.error}"
         rows.append(f"| {label} | {figure} | {loads(series)} |")
+    latency = await interleave_async({"latency": put_to_handler}, ROUNDS)
+    series = latency["latency"]
+    if series.error is None:
+        p50, p99 = spread(series.values(lambda r: r[0]), 1), spread(series.values(lambda r: r[1]), 1)
+        rows.append(f"| put → handler entry, one record every 5 ms over 20 keys: p50 / p99 ms | {p50} / {p99} |"
+                    f" {loads(series)} |")  # fmt: skip
+    else:
+        rows.append(f"| put → handler entry | failed: {series.error} | - |")
     at_100 = runs["batch_100"].median(lambda r: r)
     ratio = runs["windowed"].median(lambda r: r) / runs["plain"].median(lambda r: r)
     return "\n".join(
