@@ -144,13 +144,13 @@ async def main() -> str:
         figure = spread(series.values(lambda rate: rate)) if series.error is None else f"failed: {series.error}"
         rows.append(f"| {label} | {figure} | {loads(series)} |")
     latency = await interleave_async({"latency": put_to_handler}, ROUNDS)
-    series = latency["latency"]
-    if series.error is None:
-        p50, p99 = spread(series.values(lambda r: r[0]), 1), spread(series.values(lambda r: r[1]), 1)
+    waits = latency["latency"]
+    if waits.error is None:
+        p50, p99 = spread(waits.values(lambda r: r[0]), 1), spread(waits.values(lambda r: r[1]), 1)
         rows.append(f"| put → handler entry, one record every 5 ms over 20 keys: p50 / p99 ms | {p50} / {p99} |"
-                    f" {loads(series)} |")  # fmt: skip
+                    f" {loads(waits)} |")  # fmt: skip
     else:
-        rows.append(f"| put → handler entry | failed: {series.error} | - |")
+        rows.append(f"| put → handler entry | failed: {waits.error} | - |")
     at_100 = runs["batch_100"].median(lambda r: r)
     ratio = runs["windowed"].median(lambda r: r) / runs["plain"].median(lambda r: r)
     return "\n".join(
