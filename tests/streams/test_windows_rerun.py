@@ -12,7 +12,8 @@ from typing import Any
 from triggerfish.bus.publisher import Publisher
 from triggerfish.names import SOURCE_GROUP
 from triggerfish.store import open_store
-from triggerfish.streams.consumer import StreamConsumers, StreamSubscription, _Batches
+from triggerfish.streams.consumer import StreamConsumers, StreamSubscription
+from triggerfish.streams.partition_batches import PartitionBatches
 from triggerfish.streams.records import SourceRecord, encode_record
 
 SUB = StreamSubscription("sums", "mqtt", "arn:aws:iot:local:000000000000:topicfilter/#", batch_size=10, window=60)
@@ -44,7 +45,7 @@ async def test_a_batch_run_again_after_a_crash_is_not_counted_twice(tmp_path: Pa
             await store.log.append(stream, encode_record(SourceRecord("t", start + 1, json.dumps(value).encode())))
         function = Summing()
         consumers = StreamConsumers(store, function, Publisher(store), app="home", node="n1", clock=lambda: start + 5)
-        batches = _Batches(consumers, SUB, 0)
+        batches = PartitionBatches(consumers, SUB, 0)
         claim = await store.log.claim(stream, SOURCE_GROUP, limit=10)
         assert claim is not None
         await batches.run([claim], _instant)
