@@ -98,8 +98,17 @@ def bridge(event: dict[str, Any], context: Any) -> None:
     raise AssertionError("records sent to a bus do not invoke the function")
 
 
+routed: list[Any] = []
+
+
+@rules.on_event({"type": ["mqtt.record"], "data": {"on": [True]}})
+def lamp_on(event: dict[str, Any], context: Any) -> None:
+    routed.append((event["subject"], event["data"]))
+
+
 async def test_an_iot_rule_filters_and_reshapes_records_and_to_bus_publishes_cloudevents() -> None:
     hot.clear()
+    routed.clear()
     async with TestPlatform(rules) as platform:
         await platform.mqtt_publish("home/kitchen/temperature", json.dumps({"temperature": 31, "humidity": 40}))
         await platform.mqtt_publish("home/attic/temperature", json.dumps({"temperature": 20}))
@@ -111,6 +120,7 @@ async def test_an_iot_rule_filters_and_reshapes_records_and_to_bus_publishes_clo
     [event] = events
     assert (event.type, event.subject, event.data) == ("mqtt.record", "devices/lamp/state", {"on": True})
     assert event.source == "arn:aws:iot:local:000000000000:topicfilter/devices/#"
+    assert routed == [("devices/lamp/state", {"on": True})], "a bus rule routes the broker's record"
 
 
 def test_bad_stream_declarations() -> None:
