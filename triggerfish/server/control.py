@@ -41,6 +41,7 @@ from triggerfish.runtime.records import STATUSES, InvocationRecord
 from triggerfish.server import (
     control_eventstore,
     control_secrets,
+    control_streams,
     control_traces,
     control_triggers,
     control_usage,
@@ -593,6 +594,7 @@ OPERATIONS: tuple[Operation, ...] = (
     *control_workflows.OPERATIONS,
     *control_eventstore.OPERATIONS,
     *control_usage.OPERATIONS,
+    *control_streams.OPERATIONS,
     *control_traces.OPERATIONS,
 )
 
