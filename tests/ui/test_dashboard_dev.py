@@ -238,7 +238,8 @@ def test_a_missing_function_is_a_404_page_naming_the_declared_ones(shop: DevServ
     from playwright.sync_api import expect
 
     answer = page.goto(ui(shop, "/functions/nope"))
-    assert answer is not None and answer.status == 404
+    assert answer is not None
+    assert answer.status == 404
     expect(page.get_by_role("alert")).to_contain_text("no function named 'nope'")
 
 
