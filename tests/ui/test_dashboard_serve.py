@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,9 +45,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevServer
         admin = (project / "server" / "admin.key").read_text().strip()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGERFISH_")}
         env["TRIGGERFISH_CONFIG"] = os.devnull
+        command = [sys.executable, "-m", "triggerfish", "deploy", str(project / "greeter")]
         deployed = subprocess.run(
-            [sys.executable, "-m", "triggerfish", "deploy", str(project / "greeter"), "--server", server.url]
-            + ["--key", admin],
+            [*command, "--server", server.url, "--key", admin],
             capture_output=True,
             text=True,
             env=env,
