@@ -59,9 +59,12 @@ async def test_a_handlers_own_spans_are_children_of_its_invocation_in_the_same_t
     assert page.status_code == 200
 
 
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
 def test_a_span_of_another_trace_or_malformed_is_refused() -> None:
-    good = {
-        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+    good: dict[str, Any] = {
+        "trace_id": TRACE,
         "span_id": "00f067aa0ba902b7",
         "parent_span_id": None,
         "name": "work",
@@ -70,13 +73,14 @@ def test_a_span_of_another_trace_or_malformed_is_refused() -> None:
         "end": 2.0,
         "attributes": {"a": 1},
     }
-    span = handler_span(good, good["trace_id"], "f", "r-1")
+    span = handler_span(good, TRACE, "f", "r-1")
     assert (span.function, span.request_id, span.attributes) == ("f", "r-1", {"a": 1})
-    for change, message in [
+    changes: list[tuple[dict[str, Any], str]] = [
         ({"trace_id": "0" * 31 + "1"}, "is not in this invocation's"),
         ({"span_id": "XYZ"}, "span_id must be 16 lowercase hex digits"),
         ({"end": 0.5}, "end not before start"),
         ({"name": ""}, "name must be non-empty text"),
-    ]:
+    ]
+    for change, message in changes:
         with pytest.raises(InvalidInputError, match=message):
-            handler_span({**good, **change}, good["trace_id"], "f", "r-1")
+            handler_span({**good, **change}, TRACE, "f", "r-1")
