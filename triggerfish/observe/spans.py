@@ -58,6 +58,8 @@ class Span:
     #: The invocation a span is (or the invocation that published or sent), and its function.
     request_id: str | None = None
     function: str | None = None
+    #: Spans this one is linked to, not parented by (a batch's other messages): {"trace_id", "span_id"} each.
+    links: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +110,7 @@ def invocation_span(record: InvocationRecord) -> Span | None:
         attributes=attributes,
         request_id=record.request_id,
         function=record.function,
+        links=[{"trace_id": trace, "span_id": span} for trace, span in map(ids_of, record.links)],
     )
 
 
@@ -154,7 +157,7 @@ def producer_span(
 #: Spans one handler invocation may hand over at most (observe/handler_spans.py sends no more).
 MAX_HANDLER_SPANS = 512
 _HEX16 = re.compile(r"[0-9a-f]{16}")
-_KIND_NAMES = frozenset({*KINDS, "client"})
+_KIND_NAMES = frozenset(KINDS)
 
 
 def handler_span(document: Any, trace_id: str, function: str, request_id: str) -> Span:

@@ -33,6 +33,9 @@ class InvokeRequest:
     version: str | None = None
     #: The caller's span id (the parent of this invocation's span); None when the invocation started its trace.
     parent_span_id: str | None = None
+    #: Traceparents of the other messages of a batch (the parent is the first's): span links, as OpenTelemetry's
+    #: messaging conventions give a batch's processing span.
+    links: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
