@@ -244,6 +244,19 @@ def test_a_missing_function_is_a_404_page_naming_the_declared_ones(shop: DevServ
     expect(page.get_by_role("alert")).to_contain_text("no function named 'nope'")
 
 
+def test_an_unknown_page_is_a_page_and_a_post_from_another_site_is_refused(shop: DevServer) -> None:
+    unknown = httpx.get(ui(shop, "/nope"))
+    assert unknown.status_code == 404
+    assert "the dashboard has no page /-/ui/nope" in unknown.text
+    assert unknown.headers["content-type"].startswith("text/html")
+    # A form on another site's page posting to dev's dashboard: the Origin rule refuses it before it runs.
+    forged = httpx.post(
+        ui(shop, "/functions/get_stock/invoke"), data={"payload": "{}"}, headers={"Origin": "http://evil.example"}
+    )
+    assert forged.status_code == 403
+    assert forged.json()["error"]["code"] == "OriginNotAllowed"
+
+
 def test_the_keyboard_reaches_the_content_and_every_screen(shop: DevServer, page: Any) -> None:
     from playwright.sync_api import expect
 

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from triggerfish.ui.render import STATIC
+from triggerfish.ui.screen import missing
 from triggerfish.ui.screens import events, flow, functions, invocations, login, overview, queues, workflows
 
 
@@ -40,6 +41,7 @@ def app_routes() -> list[BaseRoute]:
         Route("/flow", flow.flow, methods=["GET"]),
         Route("/workflows", workflows.workflows, methods=["GET"]),
         Route("/workflows/{id}", workflows.workflow, methods=["GET"]),
+        Route("/{path:path}", missing),
     ]
 
 
@@ -59,4 +61,9 @@ def dev_routes() -> list[BaseRoute]:
 
 def serve_routes() -> list[BaseRoute]:
     """`triggerfish serve`: the apps the key sees at `/-/ui/`, each app's screens under `/-/ui/apps/{app}`."""
-    return [*_shared(), Route("/", login.apps, methods=["GET"]), Mount("/apps/{app}", routes=app_routes())]
+    return [
+        *_shared(),
+        Route("/", login.apps, methods=["GET"]),
+        Mount("/apps/{app}", routes=app_routes()),
+        Route("/{path:path}", missing),
+    ]

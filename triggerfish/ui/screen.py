@@ -54,6 +54,12 @@ class FormError(Exception):
     """A posted form that cannot be read; its message says why."""
 
 
+async def missing(request: Request) -> Response:
+    """Any other path under `/-/ui`: a page (not the API's JSON) saying so, with the way back."""
+    failure = ApiFailure(404, "NotFound", f"the dashboard has no page {request.url.path}")
+    return page(request, "error.html", 404, failure=failure, title="Not found")
+
+
 async def form_of(request: Request) -> dict[str, str]:
     """A posted form's fields as text (the last of a repeated field).
 
