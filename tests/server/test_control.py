@@ -420,6 +420,7 @@ async def test_a_buses_recent_events_come_newest_first_with_the_rules_they_match
     assert [e["event"]["id"] for e in events] == [second, first]
     assert [e["matched"] for e in events] == [[], ["on_order"]]
     assert events[1]["event"]["data"] == {"n": 1}
+    assert [e["near"] for e in events] == [[], []]  # on_order's pattern has one field: nothing to miss by one
     missing = await served.api.get("/buses/nope/events")
     assert missing.status_code == 404
     assert "'nope'" in error_of(missing)["message"]

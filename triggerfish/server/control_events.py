@@ -1,5 +1,10 @@
 """The control API's recent events of a bus: `GET /buses/{bus}/events`, newest first, each with the rules that
-match it now (the dashboard's Events screen; `triggerfish` has no other way to look into a bus's archive).
+match it now, and those that nearly do (the dashboard's Events screen).
+
+A rule nearly matches an event when every top-level field of its pattern
+but one matches (`near: [{"rule", "field"}]`): the usual reason an event
+"went nowhere" is one field off (a `type` misspelt, a `source` without its
+prefix), and this names it. Patterns with a top-level `$or` are not judged.
 
 The bus's log is its archive (bus/archive.py): the events are read from it
 as stored, so what is listed is what a replay of the same range would
@@ -11,12 +16,14 @@ published before it existed (the replay would deliver it there too).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from triggerfish.events.patterns import Pattern, compile_pattern
 from triggerfish.names import bus_stream
 from triggerfish.server.control_io import ApiError, json_response, listed, platform_of
 from triggerfish.server.operations import Answer, Operation, inputs, path, query
@@ -49,21 +56,50 @@ async def recent_events(request: Request) -> Response:
         scanned += len(records)
         after = records[-1].offset
     events = []
+    compiled: dict[str, Pattern] = {}
     for record in reversed(newest):
         try:
             document = orjson.loads(record.data)
         except orjson.JSONDecodeError:
             continue  # parked by the consumer, listed at GET /parked
-        matched = [rule.id for rule in platform.bus.rules.matching(bus, document)] if isinstance(document, dict) else []
-        events.append({"offset": record.offset, "time": record.time, "event": document, "matched": matched})
+        if not isinstance(document, dict):
+            continue
+        matched = [rule.id for rule in platform.bus.rules.matching(bus, document)]
+        near = [
+            {"rule": rule.id, "field": field}
+            for rule in platform.bus.rules.all(bus)
+            if rule.id not in matched and (field := near_miss(rule.pattern, document, compiled)) is not None
+        ]
+        events.append(
+            {"offset": record.offset, "time": record.time, "event": document, "matched": matched, "near": near}
+        )
     return json_response({"bus": bus, "events": events})
+
+
+def near_miss(pattern: Mapping[str, Any], event: Mapping[str, Any], compiled: dict[str, Pattern]) -> str | None:
+    """The one top-level field of `pattern` that `event` fails, when it matches all the others (and the pattern
+    has two or more); else None. `compiled` caches the one-field patterns (pure apart from that cache)."""
+    if len(pattern) < 2 or "$or" in pattern:
+        return None
+    failed = None
+    for field, value in pattern.items():
+        key = orjson.dumps({field: value}, option=orjson.OPT_SORT_KEYS).decode()
+        single = compiled.get(key)
+        if single is None:
+            single = compiled[key] = compile_pattern({field: value})
+        if not single.matches(event):
+            if failed is not None:
+                return None
+            failed = field
+    return failed
 
 
 OPERATION = Operation(
     "GET",
     "/buses/{bus:path}/events",
     recent_events,
-    "A bus's recent events (from its archive), newest first, each with the ids of the rules that match it now",
+    "A bus's recent events (from its archive), newest first, with the rules that match each now and those that"
+    " miss it by one field",
     {200: Answer("", {"type": "object"})},
     "read",
     params=(
