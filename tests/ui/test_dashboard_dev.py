@@ -261,6 +261,24 @@ def test_an_unknown_page_is_a_page_and_a_post_from_another_site_is_refused(shop:
     assert forged.json()["error"]["code"] == "OriginNotAllowed"
 
 
+def test_what_handlers_and_events_carry_is_shown_as_text_never_as_markup(shop: DevServer) -> None:
+    hostile = {
+        "specversion": "1.0",
+        "id": "x-1",
+        "source": "/x",
+        "type": "<script>alert(1)</script>",
+        "data": {"note": "<img src=x onerror=alert(2)>"},
+    }
+    sent = httpx.post(
+        f"{shop.url}/-/events", json=hostile, headers={"content-type": "application/cloudevents+json"}, timeout=15
+    )
+    assert sent.status_code == 202, sent.text
+    page = httpx.get(ui(shop, "/events"), timeout=15).text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert" not in page
+    assert "<img src=x" not in page
+
+
 def test_the_keyboard_reaches_the_content_and_every_screen(shop: DevServer, page: Any) -> None:
     from playwright.sync_api import expect
 

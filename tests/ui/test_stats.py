@@ -42,6 +42,7 @@ def test_each_function_gets_a_row_even_without_records() -> None:
         record("charge_payment", 5.0, "failed", trigger="event"),
         record("charge_payment", 7.0, "timed_out", trigger="event"),
         record("charge_payment", 9.0, trigger="event"),
+        record("charge_payment", 0.0, "throttled", trigger="event"),  # never ran: no duration to count
     ]
     rows = {row.name: row for row in function_stats(records, names=["place_order", "restock"], window=60.0)}
     assert list(rows) == ["charge_payment", "place_order", "restock"]
@@ -49,7 +50,8 @@ def test_each_function_gets_a_row_even_without_records() -> None:
     assert (place.invocations, place.errors, place.cold_starts, place.p50_ms, place.p99_ms) == (2, 0, 1, 10.0, 30.0)
     assert place.rate_per_minute == 2.0
     charge = rows["charge_payment"]
-    assert (charge.errors, round(charge.error_rate, 3)) == (2, 0.667)
+    assert (charge.invocations, charge.errors, charge.error_rate) == (4, 3, 0.75)
+    assert (charge.p50_ms, charge.p99_ms) == (7.0, 9.0)
     idle = rows["restock"]
     assert (idle.invocations, idle.p50_ms, idle.rate_per_minute, idle.error_rate) == (0, None, 0.0, 0.0)
-    assert trigger_counts(records) == {("place_order", "http"): 2, ("charge_payment", "event"): 3}
+    assert trigger_counts(records) == {("place_order", "http"): 2, ("charge_payment", "event"): 4}

@@ -16,6 +16,8 @@ from typing import Any
 
 #: Statuses that are not a success (throttled and expired attempts never ran, but they are failures to see).
 ERROR_STATUSES = frozenset({"failed", "timed_out", "out_of_memory", "throttled", "expired"})
+#: Attempts that never ran: counted, but their zero durations are left out of the percentiles.
+UNRUN_STATUSES = frozenset({"throttled", "expired"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +56,15 @@ def function_stats(
 ) -> list[FunctionStats]:
     """A row per function named in `names` (even with no records) and per function the records name, by name."""
     durations: dict[str, list[float]] = {name: [] for name in names}
+    counts: dict[str, int] = {}
     errors: dict[str, int] = {}
     colds: dict[str, int] = {}
     for record in records:
         name = str(record["function"])
-        durations.setdefault(name, []).append(float(record["duration_ms"]))
+        counts[name] = counts.get(name, 0) + 1
+        ran = durations.setdefault(name, [])
+        if record["status"] not in UNRUN_STATUSES:
+            ran.append(float(record["duration_ms"]))
         if record["status"] in ERROR_STATUSES:
             errors[name] = errors.get(name, 0) + 1
         if record.get("cold_start"):
@@ -66,7 +72,7 @@ def function_stats(
     return [
         FunctionStats(
             name=name,
-            invocations=len(found),
+            invocations=counts.get(name, 0),
             errors=errors.get(name, 0),
             cold_starts=colds.get(name, 0),
             p50_ms=percentile(found, 0.5),
