@@ -178,7 +178,7 @@ def test_sending_an_event_shows_it_with_the_rule_it_matched_and_replay_queues_it
     data.fill("{sku: net}")
     page.get_by_role("button", name="Send event").click()
     expect(page.get_by_role("alert")).to_contain_text("data: invalid JSON at line 1 column 2")
-    data.fill(json.dumps({"sku": "net", "quantity": 5}))
+    data.fill(json.dumps({"units": {"net": 5}}))
     page.get_by_role("button", name="Send event").click()
     expect(page.get_by_role("status").filter(has_text="Published to bus default")).to_be_visible()
     row = recent.get_by_role("row").filter(has_text="StockDelivered").first

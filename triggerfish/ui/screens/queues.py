@@ -7,6 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from triggerfish.names import is_platform_queue
 from triggerfish.ui.api import ApiFailure, ControlApi
 from triggerfish.ui.render import page
 from triggerfish.ui.screen import screen
@@ -18,6 +19,9 @@ async def _queues_page(request: Request, api: ControlApi, status: int = 200, **c
     for topic in topics:
         topic["targets"] = (await api.get(f"/topics/{topic['name']}/subscriptions"))["subscriptions"]
     dead_letters = {q["dead_letter"]["name"] for q in queues if q.get("dead_letter")}
+    # The app's own queues first; the platform's (asynchronous invocations, deliveries, their dead letters) after.
+    queues.sort(key=lambda q: (is_platform_queue(q["name"]), q["name"]))
+    platform_queues = {q["name"] for q in queues if is_platform_queue(q["name"])}
     return page(
         request,
         "queues.html",
@@ -27,6 +31,7 @@ async def _queues_page(request: Request, api: ControlApi, status: int = 200, **c
         queues=queues,
         topics=topics,
         dead_letters=dead_letters,
+        platform_queues=platform_queues,
         **context,
     )
 
