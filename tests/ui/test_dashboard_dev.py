@@ -113,6 +113,8 @@ def test_invoking_a_function_shows_its_result_and_logs_and_bad_json_says_where(s
     result = page.get_by_label("Returned")
     expect(result).to_contain_text('"statusCode": 200')
     expect(result).to_contain_text("net")
+    # The page keeps its own address (not the form's action): reloading shows the function again.
+    expect(page).to_have_url(re.compile(r"/-/ui/functions/get_stock$"))
     page.get_by_role("status").get_by_role("link").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Invocation ")
     expect(page.get_by_role("heading", name="Attempt 1: succeeded")).to_be_visible()
