@@ -4,6 +4,7 @@ out; the template draws it as SVG on the server, with a table of the same edges 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -23,7 +24,8 @@ TRACES_READ = 20
 async def _observed(api: ControlApi, buses: set[str], topics: set[str]) -> list[tuple[str, str, str, int]]:
     """(function, "bus" | "queue" | "topic", name, count) from the producer spans of recent traces."""
     counts: dict[tuple[str, str, str], int] = {}
-    listed = (await api.get("/traces", limit=TRACES_READ))["traces"]
+    # The traces of the map's window only: GET /traces summarises every record since `since` (an hour by default).
+    listed = (await api.get("/traces", since=time.time() - WINDOW, limit=TRACES_READ))["traces"]
 
     async def spans_of(trace_id: str) -> list[dict[str, Any]]:
         try:
