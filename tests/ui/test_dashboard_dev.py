@@ -89,8 +89,10 @@ def test_the_overview_lists_every_function_with_its_figures(shop: DevServer, pag
     for name in ("charge_payment", "send_emails", "nightly_report"):
         expect(page.get_by_role("rowheader", name=name)).to_be_visible()
     header = page.get_by_role("columnheader")
-    for column in ("Per minute", "Errors", "p50", "p99", "Cold starts", "Running"):
+    for column in ("Per minute", "Errors", "p50", "p99", "Cold starts", "Running", "Today"):
         expect(header.filter(has_text=column)).to_have_count(1)
+    # Today's usage comes from the rollups (folded shortly after the records are stored).
+    expect(row.get_by_role("cell").last).to_contain_text("GB-s")
 
 
 def test_invoking_a_function_shows_its_result_and_logs_and_bad_json_says_where(shop: DevServer, page: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 from typing import Any
 
@@ -25,10 +26,18 @@ async def recent_records(api: ControlApi, window: float = WINDOW) -> list[dict[s
     return records
 
 
+async def usage_today(api: ControlApi) -> dict[str, dict[str, Any]]:
+    """Each function's usage since midnight UTC (the rollups `triggerfish usage` reads), by function name."""
+    midnight = datetime.datetime.now(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = (await api.get("/usage", by="function", since=midnight.timestamp()))["rows"]
+    return {str(row["key"]): row for row in rows}
+
+
 @screen
 async def overview(request: Request, api: ControlApi) -> Response:
     functions = (await api.get("/functions"))["functions"]
     records = await recent_records(api)
+    usage = await usage_today(api)
     pools = {f["name"]: f.get("pool") or {} for f in functions}
     rows = function_stats(records, names=pools, window=WINDOW)
     failures = [r for r in records if r["status"] in ERROR_STATUSES][:5]
@@ -40,6 +49,7 @@ async def overview(request: Request, api: ControlApi) -> Response:
         rows=rows,
         pools=pools,
         failures=failures,
+        usage=usage,
         window_minutes=int(WINDOW // 60),
         capped=len(records) >= MAX_RECORDS,
     )
