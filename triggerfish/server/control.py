@@ -40,6 +40,7 @@ from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.records import STATUSES, InvocationRecord
 from triggerfish.server import (
     control_events,
+    control_eventstore,
     control_secrets,
     control_traces,
     control_triggers,
@@ -592,6 +593,7 @@ OPERATIONS: tuple[Operation, ...] = (
     *control_triggers.OPERATIONS,
     *control_secrets.OPERATIONS,
     *control_workflows.OPERATIONS,
+    *control_eventstore.OPERATIONS,
     *control_usage.OPERATIONS,
     *control_traces.OPERATIONS,
 )
