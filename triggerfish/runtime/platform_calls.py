@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, get_args
 
 import orjson
 
@@ -42,9 +42,9 @@ from triggerfish.names import (
     TRACES_NAMESPACE,
     is_reserved_namespace,
 )
-from triggerfish.observe.spans import Span, SpanListener, producer_span, span_key
+from triggerfish.observe.spans import MAX_HANDLER_SPANS, Span, SpanListener, handler_span, producer_span, span_key
 from triggerfish.runtime.records import DEFAULT_RETENTION
-from triggerfish.runtime.types import PlatformCall
+from triggerfish.runtime.types import PlatformCall, PlatformOp
 from triggerfish.store import ABSENT, KVRecord, Store
 
 T = TypeVar("T")
@@ -132,10 +132,9 @@ class StorePlatform:
             return await self._stream_put(args)
         if call.op == "mqtt_publish":
             return await self._mqtt_publish(args)
-        raise InvalidInputError(
-            f"unknown platform operation {call.op!r}; use publish, send, kv_get, kv_put, kv_delete, workflow,"
-            " events, stream_put, mqtt_publish"
-        )
+        if call.op == "spans":
+            return await self._handler_spans(call, args)
+        raise InvalidInputError(f"unknown platform operation {call.op!r}; use {', '.join(get_args(PlatformOp))}")
 
     async def _mqtt_publish(self, args: dict[str, Any]) -> Any:
         topic = _string(args, "topic", "mqtt_publish")
@@ -247,6 +246,25 @@ class StorePlatform:
             except Exception:
                 logger.exception("a span listener failed on %s", span.span_id)
         return result
+
+    async def _handler_spans(self, call: PlatformCall, args: dict[str, Any]) -> Any:
+        """Keep the spans a handler started with the OpenTelemetry API (observe/handler_spans.py), each checked to
+        belong to the calling invocation's trace, and tell the span listeners (OTLP export)."""
+        if call.traceparent is None or not tracecontext.is_valid(call.traceparent):
+            return {"kept": 0}
+        documents = args.get("spans")
+        if not isinstance(documents, list) or len(documents) > MAX_HANDLER_SPANS:
+            raise InvalidInputError(f"spans: give a list of at most {MAX_HANDLER_SPANS} spans")
+        trace_id = call.traceparent.split("-")[1]
+        spans = [handler_span(document, trace_id, call.function, call.request_id) for document in documents]
+        await asyncio.gather(*(self._store_span(span) for span in spans))
+        for span in spans:
+            for listener in self.span_listeners:
+                try:
+                    listener(span)
+                except Exception:
+                    logger.exception("a span listener failed on %s", span.span_id)
+        return {"kept": len(spans)}
 
     async def _store_span(self, span: Span) -> None:
         # Never the handler's failure: the publish or send it asked for may have been stored.

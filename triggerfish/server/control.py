@@ -39,6 +39,7 @@ from triggerfish.observe.traces import trace_spans
 from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.records import STATUSES, InvocationRecord
 from triggerfish.server import (
+    control_events,
     control_eventstore,
     control_secrets,
     control_streams,
@@ -589,6 +590,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=Body(REPLAY_INPUT),
         errors=(404,),
     ),
+    control_events.OPERATION,
     *control_triggers.OPERATIONS,
     *control_secrets.OPERATIONS,
     *control_workflows.OPERATIONS,
