@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Receive, Scope, Send
 
 from triggerfish._json import loads
-from triggerfish.aws import sigv4
+from triggerfish.aws import sigv4, sns_links
 from triggerfish.aws.credentials import Caller, Identify
 from triggerfish.aws.protocol import (
     Answer,
@@ -123,6 +123,14 @@ class AwsEndpoint:
         service: Service | None = None
         protocol: Protocol = "json1.1"
         try:
+            below = scope.get("path", "")[len(PATH) :]
+            if sns_links.is_link(below):
+                # Unsigned, as SNS's own: what a receiver of an SNS message fetches (sns_links.py).
+                protocol = "query"
+                query = scope.get("query_string", b"").decode("latin-1")
+                answer = await sns_links.answer_link(self._platform_for, scope.get("method", "GET"), below, query, rid)
+                await _send(send, answer)
+                return
             body = await _read_body(receive)
             headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])]
             found = {name.lower(): value for name, value in headers}
@@ -142,15 +150,7 @@ class AwsEndpoint:
             log.warning("AWS request %s failed in the store: %s", rid, exc)
             failed = AwsError("ServiceUnavailable", f"the platform's store failed: {exc}", status=503, sender=False)
             answer = error_answer(protocol, failed, rid)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()]
-                + [(b"content-length", str(len(answer.body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer.body})
+        await _send(send, answer)
 
     def _route(
         self, scope: Scope, headers: Mapping[str, str], body: bytes
@@ -284,6 +284,18 @@ class AwsEndpoint:
         if protocol == "query":
             return xml_answer(operation_name, document, rid, service.xml_namespace)
         return json_answer(protocol, document, rid)
+
+
+async def _send(send: Send, answer: Answer) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": answer.status,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()]
+            + [(b"content-length", str(len(answer.body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -8,9 +8,8 @@ records and pass them in.
 
 ARNs name region `REGION` ("local") and account `ACCOUNT_ID`
 ("000000000000"), the same constants the EventBridge envelope uses.
-Fields AWS fills from its own infrastructure (signatures, certificate URLs)
-are present, so handlers that read them do not break, but empty: nothing
-is signed locally.
+SNS's signature fields are empty here; the platform's topics fill them
+(triggerfish.aws.sns_signing) when they deliver, signed by the app's key.
 """
 
 from __future__ import annotations

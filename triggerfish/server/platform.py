@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from triggerfish.aws.sns_signature import UNSERVED_ENDPOINT, Links
+from triggerfish.aws.sns_signing import SnsSigning
 from triggerfish.bus.archive import Archive, trim_consumed
 from triggerfish.bus.bus import EventBus
 from triggerfish.bus.publisher import Publisher
@@ -253,6 +255,11 @@ class Platform:
         if self.on_change is not None:
             await self.on_change(what)
 
+    def _sns_links(self) -> Links:
+        # Read when signing: dev learns its address after the platform is made (docs/aws.md, "SNS signatures").
+        endpoint = self.environment.get("AWS_ENDPOINT_URL") or UNSERVED_ENDPOINT
+        return Links(endpoint, self.secrets_name)
+
     @property
     def secrets_name(self) -> str:
         """The app's name its secrets are kept under."""
@@ -313,6 +320,7 @@ class Platform:
             self.bus = EventBus(store, Rules(store, specs), invoker=self, publisher=self.publisher, clock=clock)
             self.archive = Archive(self.bus)
             self.topics = Topics(store, specs, invoker=self, publisher=self.publisher, clock=clock)
+            self.topics.deliverer.signing = SnsSigning(store.kv, links=self._sns_links)
             self.queues = QueueTriggers(
                 store,
                 self,
