@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import pytest
@@ -193,6 +194,11 @@ async def test_fifo_queues_need_groups_and_dedupe(shop: Served) -> None:
     assert attributes["FifoQueue"] == "true"
     received = (await blocking(sqs.receive_message, QueueUrl=url, AttributeNames=["All"]))["Messages"]
     assert received[0]["Attributes"]["MessageGroupId"] == "g"
+    # As SQS: a FIFO send answers the message's SequenceNumber, and the message carries the same one.
+    assert re.fullmatch(r"[0-9]{20}", first["SequenceNumber"])
+    assert received[0]["Attributes"]["SequenceNumber"] == first["SequenceNumber"]
+    third = await blocking(sqs.send_message, QueueUrl=url, MessageBody="y", MessageGroupId="g")
+    assert int(third["SequenceNumber"]) > int(first["SequenceNumber"])
 
 
 async def test_redrive_policy_moves_messages_to_the_dead_letter_queue(shop: Served) -> None:

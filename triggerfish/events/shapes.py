@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote_plus
 
-from triggerfish.aws.sqs_messages import TypedAttribute, md5_of_attributes, typed_attributes
+from triggerfish.aws.sqs_messages import TypedAttribute, md5_of_attributes, message_sequence, typed_attributes
 from triggerfish.errors import InvalidInputError
 from triggerfish.identity import (
     ACCOUNT_ID,
@@ -107,6 +107,7 @@ def sqs_record(
         "ApproximateFirstReceiveTimestamp": str(_millis(message.first_received_at)),
     }
     if message.group is not None:
+        attributes["SequenceNumber"] = message_sequence(message.attributes, message.sent_at, message.message_id)
         attributes["MessageGroupId"] = message.group
     if message.dedup_id is not None:
         attributes["MessageDeduplicationId"] = message.dedup_id
