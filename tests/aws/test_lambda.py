@@ -101,3 +101,35 @@ async def test_bad_invocations_get_lambda_errors(
         await blocking(lam.invoke, FunctionName=name, Payload=payload)
     assert caught.value.response["Error"]["Code"] == code
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+
+
+async def test_qualifiers_name_the_serving_version(tools: Served) -> None:
+    lam = client(tools.url, "lambda")
+    number = str(tools.platform.current.number)
+    for options in ({"FunctionName": f"tools-greet:{number}"}, {"FunctionName": "greet", "Qualifier": number}):
+        answer = await blocking(lam.invoke, Payload=b'{"name": "ada"}', **options)
+        assert answer["ExecutedVersion"] == number
+        assert json.loads(answer["Payload"].read()) == {"hello": "ada"}
+    latest = await blocking(lam.invoke, FunctionName="greet", Qualifier="$LATEST", Payload=b'{"name": "bo"}')
+    assert latest["ExecutedVersion"] == "$LATEST"
+    described = (await blocking(lam.get_function, FunctionName="greet", Qualifier=number))["Configuration"]
+    assert described["Version"] == number
+    assert described["FunctionArn"] == f"arn:aws:lambda:local:000000000000:function:tools-greet:{number}"
+    assert (await blocking(lam.get_function, FunctionName="greet"))["Configuration"]["Version"] == "$LATEST"
+
+
+@pytest.mark.parametrize(
+    ("options", "code"),
+    [
+        ({"FunctionName": "greet", "Qualifier": "99"}, "ResourceNotFoundException"),
+        ({"FunctionName": "greet", "Qualifier": "beta"}, "ResourceNotFoundException"),
+        ({"FunctionName": "greet:1", "Qualifier": "2"}, "InvalidParameterValueException"),
+    ],
+)
+async def test_a_qualifier_that_names_nothing_serving_is_refused(
+    tools: Served, options: dict[str, str], code: str
+) -> None:
+    lam = client(tools.url, "lambda")
+    with pytest.raises(ClientError) as caught:
+        await blocking(lam.invoke, Payload=b"{}", **options)
+    assert caught.value.response["Error"]["Code"] == code

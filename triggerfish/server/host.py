@@ -512,6 +512,7 @@ class Host:
             secrets_app=app,
         )
         platform.on_change = functools.partial(self.announce, app=app)
+        platform.alias_lookup = functools.partial(self.registry.alias, app)
         self.metrics.watch(platform)
         if self.export is not None:
             self.export.watch(platform)

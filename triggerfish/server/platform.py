@@ -34,7 +34,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from triggerfish.aws.sns_signature import UNSERVED_ENDPOINT, Links
 from triggerfish.aws.sns_signing import SnsSigning
@@ -60,6 +60,9 @@ from triggerfish.runtime.records import RecordListener
 from triggerfish.runtime.types import LoadedRunner, PlatformHandler
 from triggerfish.secrets.store import SecretStore, open_secrets
 from triggerfish.server.versions import AppVersion, VersionSource
+
+if TYPE_CHECKING:
+    from triggerfish.server.registry import Alias
 from triggerfish.store import OutgoingMessage, Store, open_store
 from triggerfish.streams.triggers import SourceTriggers
 from triggerfish.triggers.queues import DEFAULT_RETRY_POLICY, QueueTriggers
@@ -172,6 +175,8 @@ class Platform:
         #: The AWS endpoint and credentials every version's code gets (runtime.worker.PLATFORM_ENVIRONMENT),
         #: read when a version loads: dev sets it once its address is bound.
         self.environment: dict[str, str] = {}
+        #: The app's aliases by name, where there are any (serve's registry; None under dev: `live` only).
+        self.alias_lookup: Callable[[str], Awaitable[Alias | None]] | None = None
         self.data_dir = None if data_dir is None else Path(data_dir)
         self.store_url = store_url or (
             "memory://" if self.data_dir is None else f"sqlite:///{(self.data_dir / STORE_FILE).resolve()}"
