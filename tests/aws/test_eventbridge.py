@@ -170,10 +170,10 @@ async def test_the_query_protocol_is_answered_in_xml(shop: Served) -> None:
     SigV4Auth(Credentials("test", "test"), "sqs", "local").add_auth(request)
     async with httpx.AsyncClient() as http:
         answer = await http.post(request.url, content=request.body, headers=dict(request.headers))
-    assert answer.status_code == 400
+    # SQS answers its older query protocol too (tests/aws/test_sqs_query.py), in XML.
+    assert answer.status_code == 200
     assert answer.headers["content-type"] == "text/xml"
-    assert "<Code>InvalidAction</Code>" in answer.text
-    assert "X-Amz-Target: AmazonSQS.ListQueues" in answer.text
+    assert "<ListQueuesResponse" in answer.text
 
 
 async def test_a_replay_delivers_past_events_again_to_a_rule(shop: Served) -> None:

@@ -98,6 +98,10 @@ class Service:
     xml_namespace: str = ""
     #: REST protocols: the operation and path parameters of a method and path (below /-/aws); None: not one.
     rest_route: Callable[[str, str], tuple[str, dict[str, str]] | None] | None = None
+    #: A JSON protocol service also spoken in the query protocol (SQS, for older clients): the form (and the
+    #: queue URL the request was posted to, if any) to the JSON input, and the JSON output to the XML result.
+    from_query: Callable[[str, Mapping[str, str], str | None], dict[str, Any]] | None = None
+    to_xml: Callable[[str, Mapping[str, Any]], str] | None = None
 
 
 PlatformFor = Callable[[str | None], "Platform | None"]
@@ -191,13 +195,17 @@ class AwsEndpoint:
                 "the request names no operation: send X-Amz-Target (JSON protocols) or Action (query protocol),"
                 f" signed for one of the services {', '.join(sorted(self._by_name))}",
             )
+        form.pop("Version", None)
+        if service.from_query is not None:
+            below = scope.get("path", "")[len(PATH) :].strip("/")
+            posted_to = f"{_base_url(scope, headers)}/{below}" if below else None
+            return service, "query", action, service.from_query(action, form, posted_to)
         if service.protocol != "query":
             raise AwsError(
                 "InvalidAction",
                 f"{service.target_prefix} is served in its JSON protocol here (X-Amz-Target: {service.target_prefix}."
                 f"{action}); update the client (botocore 1.34 or later speaks it)",
             )
-        form.pop("Version", None)
         return service, "query", action, dict(form)
 
     def _protocol_of(self, headers: Mapping[str, str]) -> Protocol:
@@ -282,7 +290,8 @@ class AwsEndpoint:
         if isinstance(document, Answer):  # a REST operation answers with its own status and headers
             return document
         if protocol == "query":
-            return xml_answer(operation_name, document, rid, service.xml_namespace)
+            inner = None if service.to_xml is None else service.to_xml(operation_name, document)
+            return xml_answer(operation_name, document, rid, service.xml_namespace, inner=inner)
         return json_answer(protocol, document, rid)
 
 
