@@ -116,6 +116,11 @@ async def test_qualifiers_name_the_serving_version(tools: Served) -> None:
     assert described["Version"] == number
     assert described["FunctionArn"] == f"arn:aws:lambda:local:000000000000:function:tools-greet:{number}"
     assert (await blocking(lam.get_function, FunctionName="greet"))["Configuration"]["Version"] == "$LATEST"
+    versions = (await blocking(lam.list_versions_by_function, FunctionName="greet"))["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", number]
+    [live] = (await blocking(lam.list_aliases, FunctionName="greet"))["Aliases"]
+    assert (live["Name"], live["FunctionVersion"]) == ("live", number)
+    assert (await blocking(lam.get_alias, FunctionName="greet", Name="live"))["AliasArn"].endswith(":tools-greet:live")
 
 
 @pytest.mark.parametrize(

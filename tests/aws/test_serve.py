@@ -197,6 +197,13 @@ async def test_lambda_qualifiers_follow_the_apps_versions_and_aliases(server: Se
     await server.host.set_alias("blog", Alias("live", 2, {1: 0.01}))
     await server.host.set_alias("blog", Alias("stable", 1))
     lam = aws(server, "blog", "lambda")
+    versions = (await blocking(lam.list_versions_by_function, FunctionName="blog-take"))["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", "1", "2"]
+    aliases = {a["Name"]: a for a in (await blocking(lam.list_aliases, FunctionName="blog-take"))["Aliases"]}
+    assert sorted(aliases) == ["live", "stable"]
+    assert aliases["live"]["FunctionVersion"] == "2"
+    assert aliases["live"]["RoutingConfig"] == {"AdditionalVersionWeights": {"1": 0.01}}
+    assert (await blocking(lam.get_alias, FunctionName="blog-take", Name="stable"))["FunctionVersion"] == "1"
     event = json.dumps({"Records": [{"body": "qualified"}]})
     for qualifier, executed in (("1", "1"), ("2", "2"), ("stable", "1")):
         answer = await blocking(lam.invoke, FunctionName="blog-take", Qualifier=qualifier, Payload=event)

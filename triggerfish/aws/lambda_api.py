@@ -24,7 +24,7 @@ from triggerfish.identity import function_arn, function_name
 from triggerfish.model import FunctionSpec
 from triggerfish.runtime.invoke import new_request_id
 from triggerfish.server.log_lines import lines_of
-from triggerfish.server.registry import LIVE
+from triggerfish.server.registry import LIVE, Alias
 from triggerfish.server.versions import AppVersion
 
 #: Lambda's payload limits: 6 MiB synchronous, 1 MiB asynchronous (as Lambda has since 2025: 256 KiB before).
@@ -38,6 +38,9 @@ LATEST = "$LATEST"
 _INVOKE = re.compile(rf"{_VERSION}/functions/([^/]+)/invocations/?")
 _FUNCTION = re.compile(rf"{_VERSION}/functions/([^/]+)/?")
 _CONFIGURATION = re.compile(rf"{_VERSION}/functions/([^/]+)/configuration/?")
+_VERSIONS = re.compile(rf"{_VERSION}/functions/([^/]+)/versions/?")
+_ALIASES = re.compile(rf"{_VERSION}/functions/([^/]+)/aliases/?")
+_ALIAS = re.compile(rf"{_VERSION}/functions/([^/]+)/aliases/([^/]+)/?")
 
 
 def route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
@@ -47,6 +50,12 @@ def route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
         return "ListFunctions", {}
     if method == "GET" and (match := _CONFIGURATION.fullmatch(path)):
         return "GetFunctionConfiguration", {"FunctionName": unquote(match.group(1))}
+    if method == "GET" and (match := _VERSIONS.fullmatch(path)):
+        return "ListVersionsByFunction", {"FunctionName": unquote(match.group(1))}
+    if method == "GET" and (match := _ALIASES.fullmatch(path)):
+        return "ListAliases", {"FunctionName": unquote(match.group(1))}
+    if method == "GET" and (match := _ALIAS.fullmatch(path)):
+        return "GetAlias", {"FunctionName": unquote(match.group(1)), "Name": unquote(match.group(2))}
     if method == "GET" and (match := _FUNCTION.fullmatch(path)):
         return "GetFunction", {"FunctionName": unquote(match.group(1))}
     return None
@@ -80,8 +89,8 @@ async def _version(call: AwsCall, qualifier: str | None, *, pick: bool) -> AppVe
     number: int | None = None
     if qualifier.isdigit():
         number = int(qualifier)
-    elif platform.alias_lookup is not None:
-        alias = await platform.alias_lookup(qualifier)
+    elif platform.releases is not None:
+        alias = await platform.releases.alias(qualifier)
         number = None if alias is None else alias.version
         if alias is None:
             raise AwsError("ResourceNotFoundException", f"Alias not found: {qualifier!r}", status=404)
@@ -152,6 +161,62 @@ async def get_function_configuration(call: AwsCall, params: dict[str, Any]) -> d
     return _configuration(call.platform.current.app_name, spec, qualifier, version.number)
 
 
+async def list_versions_by_function(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
+    """`$LATEST` and each version that has the function: serve's deployed versions, dev's serving one.
+
+    A version's configuration is the serving version's settings with its number: only serving versions are
+    loaded, so an older version's memory or timeout is not known here (docs/aws.md).
+    """
+    name, spec = _function(call, params["path"]["FunctionName"])
+    app = call.platform.current.app_name
+    releases = call.platform.releases
+    if releases is None:
+        numbers = sorted(version.number for version in call.platform.serving())
+    else:
+        numbers = [record.version for record in await releases.versions() if name in record.functions]
+    shown = [_configuration(app, spec)]
+    shown += [_configuration(app, spec, str(number), number) for number in numbers]
+    return {"Versions": shown}
+
+
+def _alias_document(app: str, function: str, alias: Alias) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "AliasArn": f"{function_arn(app, function)}:{alias.name}",
+        "Name": alias.name,
+        "FunctionVersion": str(alias.version),
+        "Description": "",
+    }
+    if alias.weights:
+        weights = {str(number): weight for number, weight in alias.weights.items()}
+        document["RoutingConfig"] = {"AdditionalVersionWeights": weights}
+    return document
+
+
+async def _aliases(call: AwsCall) -> list[Alias]:
+    releases = call.platform.releases
+    if releases is not None:
+        return await releases.aliases()
+    # Under dev the one alias is `live`: what the platform serves, and its canary.
+    canary = call.platform.canary
+    weights = {} if canary is None else {canary[0].number: canary[1]}
+    return [Alias(LIVE, call.platform.current.number, weights)]
+
+
+async def list_aliases(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
+    name, _ = _function(call, params["path"]["FunctionName"])
+    app = call.platform.current.app_name
+    return {"Aliases": [_alias_document(app, name, alias) for alias in await _aliases(call)]}
+
+
+async def get_alias(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
+    name, _ = _function(call, params["path"]["FunctionName"])
+    wanted = params["path"]["Name"]
+    for alias in await _aliases(call):
+        if alias.name == wanted:
+            return _alias_document(call.platform.current.app_name, name, alias)
+    raise AwsError("ResourceNotFoundException", f"Alias not found: {wanted!r}", status=404)
+
+
 async def invoke(call: AwsCall, params: dict[str, Any]) -> Answer:
     qualifier = _qualifier(params)
     version = await _version(call, qualifier, pick=True)
@@ -210,5 +275,8 @@ SERVICE = Service(
         "ListFunctions": Operation(list_functions, "read"),
         "GetFunction": Operation(get_function, "read"),
         "GetFunctionConfiguration": Operation(get_function_configuration, "read"),
+        "ListVersionsByFunction": Operation(list_versions_by_function, "read"),
+        "ListAliases": Operation(list_aliases, "read"),
+        "GetAlias": Operation(get_alias, "read"),
     },
 )

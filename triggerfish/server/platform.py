@@ -62,7 +62,7 @@ from triggerfish.secrets.store import SecretStore, open_secrets
 from triggerfish.server.versions import AppVersion, VersionSource
 
 if TYPE_CHECKING:
-    from triggerfish.server.registry import Alias
+    from triggerfish.server.registry import AppReleases
 from triggerfish.store import OutgoingMessage, Store, open_store
 from triggerfish.streams.triggers import SourceTriggers
 from triggerfish.triggers.queues import DEFAULT_RETRY_POLICY, QueueTriggers
@@ -175,8 +175,9 @@ class Platform:
         #: The AWS endpoint and credentials every version's code gets (runtime.worker.PLATFORM_ENVIRONMENT),
         #: read when a version loads: dev sets it once its address is bound.
         self.environment: dict[str, str] = {}
-        #: The app's aliases by name, where there are any (serve's registry; None under dev: `live` only).
-        self.alias_lookup: Callable[[str], Awaitable[Alias | None]] | None = None
+        #: The app's versions and aliases as serve's registry has them (None under dev: its versions are its
+        #: reloads, its one alias `live`).
+        self.releases: AppReleases | None = None
         self.data_dir = None if data_dir is None else Path(data_dir)
         self.store_url = store_url or (
             "memory://" if self.data_dir is None else f"sqlite:///{(self.data_dir / STORE_FILE).resolve()}"
