@@ -33,6 +33,14 @@ def fail(event, context):
 @app.function()
 def later(event, context):
     context.send("later-ran", event["n"])
+
+
+@app.function(memory_mb=128)
+def hog(event, context):
+    kept = []
+    for _ in range(32):  # up to 2 GB, 64 MB at a time, each byte written
+        kept.append(b"x" * (64 * 1024 * 1024))
+    return len(kept)
 """
 
 
@@ -78,7 +86,7 @@ async def test_event_and_dry_run_invocations(tools: Served) -> None:
 async def test_functions_are_listed_and_described(tools: Served) -> None:
     lam = client(tools.url, "lambda")
     functions = {f["FunctionName"]: f for f in (await blocking(lam.list_functions))["Functions"]}
-    assert sorted(functions) == ["tools-fail", "tools-greet", "tools-later"]
+    assert sorted(functions) == ["tools-fail", "tools-greet", "tools-hog", "tools-later"]
     greet = (await blocking(lam.get_function, FunctionName="tools-greet"))["Configuration"]
     assert greet["FunctionArn"] == "arn:aws:lambda:local:000000000000:function:tools-greet"
     assert (greet["MemorySize"], greet["Timeout"]) == (256, 10)
@@ -138,3 +146,14 @@ async def test_a_qualifier_that_names_nothing_serving_is_refused(
     with pytest.raises(ClientError) as caught:
         await blocking(lam.invoke, Payload=b"{}", **options)
     assert caught.value.response["Error"]["Code"] == code
+
+
+async def test_running_out_of_memory_is_reported_as_lambda_reports_it(tools: Served) -> None:
+    lam = client(tools.url, "lambda")
+    answer = await blocking(lam.invoke, FunctionName="hog", LogType="Tail")
+    assert answer["FunctionError"] == "Unhandled"
+    assert json.loads(answer["Payload"].read())["errorType"] == "Runtime.OutOfMemory"
+    report = base64.b64decode(answer["LogResult"]).decode().splitlines()[-1].split("\t")
+    assert report[0].startswith("REPORT RequestId: ")
+    assert "Memory Size: 128 MB" in report
+    assert report[-2:] == ["Status: error", "Error Type: Runtime.OutOfMemory"]
