@@ -17,7 +17,7 @@ import datetime
 import hashlib
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -71,6 +71,18 @@ class SigningKey:
 
     private_key: rsa.RSAPrivateKey
     certificate_pem: bytes
+    #: Worked out once (every delivery names them): the certificate's file name, the unsubscribe tokens' key.
+    certificate_file: str = field(init=False)
+    _token_secret: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        der = x509.load_pem_x509_certificate(self.certificate_pem).public_bytes(serialization.Encoding.DER)
+        # As SNS names its own certificates: SimpleNotificationService-<digest>.pem.
+        object.__setattr__(
+            self, "certificate_file", f"SimpleNotificationService-{hashlib.sha256(der).hexdigest()[:32]}.pem"
+        )
+        secret = hashlib.sha256(b"triggerfish/sns-unsubscribe/v1" + self.to_pem()[0]).digest()
+        object.__setattr__(self, "_token_secret", secret)
 
     @classmethod
     def generate(cls, *, common_name: str = "sns.triggerfish.local") -> SigningKey:
@@ -103,20 +115,13 @@ class SigningKey:
             raise InvalidInputError("the stored SNS signing key is not an RSA key")
         return cls(key, certificate_pem)
 
-    @property
-    def certificate_file(self) -> str:
-        """The certificate's file name, as SNS names its own (`SimpleNotificationService-<digest>.pem`)."""
-        der = x509.load_pem_x509_certificate(self.certificate_pem).public_bytes(serialization.Encoding.DER)
-        return f"SimpleNotificationService-{hashlib.sha256(der).hexdigest()[:32]}.pem"
-
     def sign(self, document: Mapping[str, Any], version: str) -> str:
         signature = self.private_key.sign(string_to_sign(document), padding.PKCS1v15(), _hash(version))
         return base64.b64encode(signature).decode("ascii")
 
     def link_token(self, subscription_arn: str) -> str:
         """What makes an UnsubscribeURL work without credentials, for this subscription only."""
-        secret = hashlib.sha256(b"triggerfish/sns-unsubscribe/v1" + self.to_pem()[0]).digest()
-        return hmac.new(secret, subscription_arn.encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac.new(self._token_secret, subscription_arn.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def verify(document: Mapping[str, Any], certificate_pem: bytes) -> bool:
