@@ -144,3 +144,31 @@ async def test_one_key_per_app_kept_across_restarts(tmp_path: Path) -> None:
                 certificates.append((await http.get(record["SigningCertUrl"])).content)
     assert certificates[0] == certificates[1]
     assert certificates[0].startswith(b"-----BEGIN CERTIFICATE-----")
+
+
+def test_the_string_to_sign_is_snss() -> None:
+    from triggerfish.aws.sns_signature import string_to_sign
+
+    message = {
+        "Type": "Notification",
+        "MessageId": "m-1",
+        "TopicArn": "arn:aws:sns:local:000000000000:t",
+        "Message": "hi",
+        "Timestamp": "2026-12-06T10:00:00.000Z",
+        "SignatureVersion": "1",
+    }
+    assert string_to_sign(message) == (
+        b"Message\nhi\nMessageId\nm-1\nTimestamp\n2026-12-06T10:00:00.000Z\nTopicArn\narn:aws:sns:local:000000000000:t\n"
+        b"Type\nNotification\n"
+    )
+    # A Subject, when there is one, is signed between MessageId and Timestamp; a None one is left out.
+    assert b"MessageId\nm-1\nSubject\nS\nTimestamp" in string_to_sign({**message, "Subject": "S"})
+    assert string_to_sign({**message, "Subject": None}) == string_to_sign(message)
+
+
+def test_a_bad_signature_version_is_refused_naming_the_choices() -> None:
+    from triggerfish.aws.sns_signature import SigningKey
+    from triggerfish.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="SignatureVersion must be '1'"):
+        SigningKey.generate().sign({"Type": "Notification", "Message": "x"}, "3")
