@@ -221,6 +221,8 @@ TRACEPARENT_ATTRIBUTE = "triggerfish.traceparent"
 HOPCOUNT_ATTRIBUTE = "triggerfish.hopcount"
 #: The SQS data types of a message's attributes that are not plain `String` (JSON), set by the AWS endpoint.
 SQS_TYPES_ATTRIBUTE = "triggerfish.sqs-types"
+#: The SequenceNumber a FIFO message was given when the AWS endpoint sent it (what SendMessage answered).
+SQS_SEQUENCE_ATTRIBUTE = "triggerfish.sqs-sequence"
 
 
 # --- consumer groups ---------------------------------------------------------------------------

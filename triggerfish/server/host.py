@@ -70,6 +70,7 @@ from triggerfish.server.platform import STORE_FILE, BoxFor, Platform
 from triggerfish.server.registry import (
     LIVE,
     Alias,
+    AppReleases,
     Registry,
     VersionConflictError,
     VersionRecord,
@@ -512,6 +513,7 @@ class Host:
             secrets_app=app,
         )
         platform.on_change = functools.partial(self.announce, app=app)
+        platform.releases = AppReleases(self.registry, app)
         self.metrics.watch(platform)
         if self.export is not None:
             self.export.watch(platform)

@@ -34,8 +34,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from triggerfish.aws.sns_signature import UNSERVED_ENDPOINT, Links
+from triggerfish.aws.sns_signing import SnsSigning
 from triggerfish.bus.archive import Archive, trim_consumed
 from triggerfish.bus.bus import EventBus
 from triggerfish.bus.publisher import Publisher
@@ -60,6 +62,9 @@ from triggerfish.runtime.records import RecordListener
 from triggerfish.runtime.types import LoadedRunner, PlatformHandler
 from triggerfish.secrets.store import SecretStore, open_secrets
 from triggerfish.server.versions import AppVersion, VersionSource
+
+if TYPE_CHECKING:
+    from triggerfish.server.registry import AppReleases
 from triggerfish.store import OutgoingMessage, Store, open_store
 from triggerfish.streams.triggers import SourceTriggers
 from triggerfish.triggers.queues import DEFAULT_RETRY_POLICY, QueueTriggers
@@ -172,6 +177,9 @@ class Platform:
         #: The AWS endpoint and credentials every version's code gets (runtime.worker.PLATFORM_ENVIRONMENT),
         #: read when a version loads: dev sets it once its address is bound.
         self.environment: dict[str, str] = {}
+        #: The app's versions and aliases as serve's registry has them (None under dev: its versions are its
+        #: reloads, its one alias `live`).
+        self.releases: AppReleases | None = None
         self.data_dir = None if data_dir is None else Path(data_dir)
         self.store_url = store_url or (
             "memory://" if self.data_dir is None else f"sqlite:///{(self.data_dir / STORE_FILE).resolve()}"
@@ -258,6 +266,11 @@ class Platform:
         if self.on_change is not None:
             await self.on_change(what)
 
+    def _sns_links(self) -> Links:
+        # Read when signing: dev learns its address after the platform is made (docs/aws.md, "SNS signatures").
+        endpoint = self.environment.get("AWS_ENDPOINT_URL") or UNSERVED_ENDPOINT
+        return Links(endpoint, self.secrets_name)
+
     @property
     def secrets_name(self) -> str:
         """The app's name its secrets are kept under."""
@@ -321,6 +334,7 @@ class Platform:
             self.bus = EventBus(store, Rules(store, specs), invoker=self, publisher=self.publisher, clock=clock)
             self.archive = Archive(self.bus)
             self.topics = Topics(store, specs, invoker=self, publisher=self.publisher, clock=clock)
+            self.topics.deliverer.signing = SnsSigning(store.kv, links=self._sns_links)
             self.queues = QueueTriggers(
                 store,
                 self,
