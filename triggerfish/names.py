@@ -53,6 +53,21 @@ def source_stream(source: str, function: str, partition: int) -> str:
     return f"{_SOURCE}{source}.{function}.{partition}"
 
 
+def table_stream(table: str) -> str:
+    """The log stream of a table's changes (`table.orders`): appended in the same transaction as each write."""
+    return f"{_TABLE}{table}"
+
+
+def table_items_namespace(table: str) -> str:
+    """The key-value namespace holding a table's items (`platform.table.orders`), out of handlers' reach."""
+    return f"platform.table.{table}"
+
+
+def change_group(function: str) -> str:
+    """The consumer group that moves a table's changes into an `@app.on_change` function's partitions."""
+    return f"on-change.{function}"
+
+
 #: Log streams of invocation records are named this plus the function's name.
 RECORD_STREAM_PREFIX = "invocations."
 #: What the loop guard stopped (events, messages and destinations past the hop limit), kept for inspection.
@@ -67,6 +82,7 @@ AUDIT_STREAM = "triggerfish.audit"
 _BUS = "bus."
 _TOPIC = "topic."
 _SOURCE = "source."
+_TABLE = "table."
 
 
 # --- queues ----------------------------------------------------------------------------------
@@ -169,6 +185,8 @@ EVENTS_RULES_NAMESPACE = "triggerfish.events-rules"
 SQS_MOVES_NAMESPACE = "triggerfish.sqs-moves"
 #: The topics made at the AWS endpoint with CreateTopic (a topic otherwise exists by use), per app.
 SNS_TOPICS_NAMESPACE = "triggerfish.sns-topics"
+#: Every table's definition (keys, stream view type, creation time), by table name.
+TABLES_NAMESPACE = "triggerfish.tables"
 #: `@idempotent`'s records.
 IDEMPOTENCY_NAMESPACE = "idempotency"
 #: Namespaces handlers may not touch through the key-value calls: the platform's own records.
