@@ -245,7 +245,10 @@ def describe_trigger(trigger: Trigger) -> str:
         share = f" shared by {trigger.share}" if trigger.share else ""
         batch = f", batch {trigger.batch_size}" if trigger.batch_size > 1 else ""
         return f"mqtt {trigger.topic} (qos {trigger.qos}{batch}){share}"
-    return f"change {trigger.table} {','.join(trigger.ops)} {NOT_LIVE}"
+    if trigger.database is not None:
+        return f"change {trigger.table} {','.join(trigger.ops)} {NOT_LIVE}"
+    batch = f" (batch {trigger.batch_size})" if trigger.batch_size > 1 else ""
+    return f"change {trigger.table} {','.join(trigger.ops)}{batch}"
 
 
 def describe_functions(specs: Mapping[str, FunctionSpec] | Iterable[FunctionSpec]) -> str:
@@ -419,7 +422,7 @@ def _trigger_from(data: Mapping[str, Any]) -> Trigger:
     if kind == "amqp":
         return AmqpTrigger(**{**fields, "filters": tuple(fields.get("filters", ()))})
     if kind == "change":
-        return ChangeTrigger(**{**fields, "ops": tuple(fields["ops"])})
+        return ChangeTrigger(**{**fields, "ops": tuple(fields["ops"]), "filters": tuple(fields.get("filters", ()))})
     raise ValueError(f"unknown trigger kind {kind!r}")
 
 

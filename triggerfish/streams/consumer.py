@@ -88,6 +88,10 @@ class StreamSubscription:
     on_failure: Destination | None = None
     #: Event patterns (JSON text) a record must match one of to reach the function; () lets every record through.
     filters: tuple[str, ...] = ()
+    #: How stored records become the handler's: "kinesis" (a SourceRecord in Kinesis's shape, the body under
+    #: `source`) or "payload" (the payload is the Lambda record itself, as a change stream stores it; filters match
+    #: the whole record and `dynamodb.SequenceNumber` is what `batchItemFailures` names).
+    records: str = "kinesis"
 
     def stream(self, partition: int) -> str:
         return source_stream(self.source, self.function, partition)
@@ -379,6 +383,12 @@ class _Batches:
                     record = decode_record(stored.data)
                 except InvalidInputError as exc:
                     logger.error("%s offset %d: %s", self.sub.stream(self.partition), stored.offset, exc)
+                    continue
+                if self.sub.records == "payload":
+                    event = orjson.loads(record.payload)
+                    if self.filters and not any(pattern.matches(event) for pattern in self.filters):
+                        continue
+                    items.append(Item(event[self.sub.source]["SequenceNumber"], record.arrived, event))
                     continue
                 event = lambda_record(
                     record, stored, source=self.sub.source, partition=self.partition, source_arn=self.sub.source_arn

@@ -1,0 +1,228 @@
+"""`@app.on_change` consumers: a table's change stream, moved into each function's partitions and run in batches.
+
+    changes = ChangeTriggers(store, platform, publisher, app="shop", node="host-1")
+    await changes.update(specs)      # start, restart or stop the consumers the functions declare
+    await changes.stop()
+
+Two steps per function, both through the store's consumer groups, so a crash at any
+point resumes from a checkpoint:
+
+1. A mover claims the next changes of the table's stream (`table.<name>`, group
+   `on-change.<function>`), turns each into the DynamoDB Streams record
+   (`changes.records.dynamodb_record`), drops the `ops` the function does not take,
+   and appends each record to the partition its item key hashes to
+   (`source.dynamodb.<function>.<n>`) in ONE transaction with the claim's commit:
+   every change reaches the partitions exactly once.
+2. The stream engine (`triggerfish.streams.consumer`) reads each partition in order:
+   batches, `batchItemFailures`, bisection, retries, record age, the failure
+   destination, a checkpoint that moves only after success, one node per partition.
+
+So changes of one item are handled in the order they were committed, and a failing or
+stalled item holds up only its own partition. `starting_position="LATEST"` starts a new
+mover at the stream's end; "TRIM_HORIZON" at its beginning. Any other source of changes
+(PostgreSQL capture) can feed step 2 the same way: append `dynamodb_record`s to the
+function's partitions with `append_changes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from triggerfish.bus.publisher import Publisher
+from triggerfish.changes.records import OPS, decode_change, dynamodb_record, table_stream_arn
+from triggerfish.errors import InvalidInputError
+from triggerfish.model import ChangeTrigger, FunctionSpec
+from triggerfish.names import change_group, table_stream
+from triggerfish.retry import RetryPolicy
+from triggerfish.store import LogClaim, Store
+from triggerfish.store.atomic import Append, Commit, Op
+from triggerfish.streams.batches import BatchOptions
+from triggerfish.streams.consumer import DEFAULT_RETRY_POLICY, StreamConsumers, StreamInvoker, StreamSubscription
+from triggerfish.streams.records import SourceRecord, encode_record, partition_of
+from triggerfish.tables.errors import TableNotFoundError
+from triggerfish.tables.table import Tables
+
+logger = logging.getLogger("triggerfish.changes")
+
+#: The stream source name of change records: names the partition streams and the records' body key.
+SOURCE = "dynamodb"
+#: Changes one move takes from the table's stream at most.
+MOVE_BATCH = 1000
+#: Seconds a move's claim is leased (a move takes milliseconds; a dead mover's claim is taken back after this).
+MOVE_LEASE = 30.0
+#: How long a mover waits for a change before checking whether it should stop.
+MOVE_WAIT = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSubscription:
+    """One function's consumption of one table's changes."""
+
+    function: str
+    trigger: ChangeTrigger
+    stream: StreamSubscription
+
+
+def change_triggers(specs: Mapping[str, FunctionSpec]) -> list[tuple[FunctionSpec, ChangeTrigger]]:
+    """The functions' `@app.on_change` triggers on platform tables (PostgreSQL capture is another consumer's)."""
+    return [
+        (spec, trigger)
+        for spec in specs.values()
+        for trigger in spec.triggers
+        if isinstance(trigger, ChangeTrigger) and trigger.database is None
+    ]
+
+
+def subscription(spec: FunctionSpec, trigger: ChangeTrigger, source_arn: str) -> StreamSubscription:
+    return StreamSubscription(
+        function=spec.name,
+        source=SOURCE,
+        source_arn=source_arn,
+        partitions=trigger.parallelization,
+        batch_size=trigger.batch_size,
+        batch_window=trigger.batch_window,
+        options=BatchOptions(
+            trigger.max_retries, trigger.max_record_age, trigger.bisect_on_error, trigger.report_batch_item_failures
+        ),
+        timeout=spec.settings.timeout,
+        on_failure=spec.settings.on_failure,
+        filters=tuple(orjson.dumps(dict(pattern)).decode() for pattern in trigger.filters),
+        records="payload",
+    )
+
+
+def append_changes(sub: StreamSubscription, keyed: Sequence[tuple[str, float, dict[str, object]]]) -> list[Op]:
+    """The appends putting Lambda records (key, time, record) into `sub`'s partitions, in order per partition."""
+    by_partition: dict[int, list[bytes]] = {}
+    for key, at, record in keyed:
+        stored = SourceRecord(key, at, orjson.dumps(record))
+        by_partition.setdefault(partition_of(key, sub.partitions), []).append(encode_record(stored))
+    return [Append(sub.stream(partition), bodies) for partition, bodies in sorted(by_partition.items())]
+
+
+class ChangeTriggers:
+    """Every `@app.on_change` consumer of one app on this node. See the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        invoker: StreamInvoker,
+        publisher: Publisher,
+        *,
+        app: str,
+        node: str,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.tables = Tables(store, clock=clock)
+        self.consumers = StreamConsumers(
+            store, invoker, publisher, app=app, node=node, retry_policy=retry_policy, clock=clock
+        )
+        self._subs: list[ChangeSubscription] = []
+        self._movers: dict[str, tuple[ChangeSubscription, asyncio.Task[None]]] = {}
+        self._stopping = asyncio.Event()
+
+    async def configure(self, specs: Mapping[str, FunctionSpec]) -> list[ChangeSubscription]:
+        """Know `specs`' subscriptions (and start each new one at its starting position) without running them."""
+        subs = []
+        for spec, trigger in change_triggers(specs):
+            subs.append(ChangeSubscription(spec.name, trigger, subscription(spec, trigger, await self._arn(trigger))))
+            await self._start_position(spec.name, trigger)
+        self._subs = subs
+        return subs
+
+    async def update(self, specs: Mapping[str, FunctionSpec]) -> None:
+        """Run exactly the consumers `specs` declare: unchanged ones keep running, changed ones restart."""
+        subs = await self.configure(specs)
+        await self.consumers.update([sub.stream for sub in subs])
+        wanted = {sub.function: sub for sub in subs}
+        for function in list(self._movers):
+            current, task = self._movers[function]
+            if wanted.get(function) != current:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                del self._movers[function]
+        self._stopping.clear()
+        for function, sub in wanted.items():
+            if function not in self._movers:
+                task = asyncio.create_task(self._move_forever(sub), name=f"triggerfish-changes:{function}")
+                self._movers[function] = (sub, task)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for _, task in self._movers.values():
+            task.cancel()
+        await asyncio.gather(*(task for _, task in self._movers.values()), return_exceptions=True)
+        self._movers.clear()
+        await self.consumers.stop()
+
+    async def deliver_due(self) -> int:
+        """Move what is new and run one batch per partition, here and now (`triggerfish.testing`)."""
+        moved = 0
+        for sub in self._subs:
+            while count := await self.move(sub):
+                moved += count
+        return moved + await self.consumers.deliver_due([sub.stream for sub in self._subs])
+
+    def status(self) -> dict[str, object]:
+        return {"partitions": self.consumers.owned(), "movers": sorted(self._movers)}
+
+    # --- moving changes into partitions -----------------------------------------------------------
+
+    async def move(self, sub: ChangeSubscription, *, wait: float = 0.0) -> int:
+        """Move the next changes of the table into the function's partitions, with the claim's commit; how many."""
+        log = self.store.log
+        claim = await log.claim(
+            table_stream(sub.trigger.table), change_group(sub.function), limit=MOVE_BATCH, lease=MOVE_LEASE, wait=wait
+        )
+        if claim is None:
+            return 0
+        await self.store.atomic([*self._appends(sub, claim), Commit(claim)])
+        return len(claim.records)
+
+    def _appends(self, sub: ChangeSubscription, claim: LogClaim) -> list[Op]:
+        keyed: list[tuple[str, float, dict[str, object]]] = []
+        for stored in claim.records:
+            try:
+                change = decode_change(stored.data)
+            except InvalidInputError as exc:
+                logger.error("%s offset %d: %s", claim.stream, stored.offset, exc)
+                continue
+            if OPS[change.event] not in sub.trigger.ops:
+                continue
+            record = dynamodb_record(change, offset=stored.offset, source_arn=sub.stream.source_arn)
+            keyed.append((change.key, change.at, record))
+        return append_changes(sub.stream, keyed)
+
+    async def _move_forever(self, sub: ChangeSubscription) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.move(sub, wait=MOVE_WAIT)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A lost claim (another node moved it) or a store failure: the claim's lease brings it back.
+                logger.exception("moving the changes of %s to %s failed; trying again", sub.trigger.table, sub.function)
+                await asyncio.sleep(1.0)
+
+    async def _start_position(self, function: str, trigger: ChangeTrigger) -> None:
+        """A new consumer with LATEST starts at the stream's end; TRIM_HORIZON (the log's default) at its start."""
+        log, stream, group = self.store.log, table_stream(trigger.table), change_group(function)
+        if trigger.starting_position == "LATEST" and group not in await log.groups(stream):
+            await log.seek(stream, group, await log.last_offset(stream))
+
+    async def _arn(self, trigger: ChangeTrigger) -> str:
+        try:
+            schema = await self.tables.schema(trigger.table)
+        except TableNotFoundError:
+            return table_stream_arn(trigger.table, 0.0)
+        return table_stream_arn(trigger.table, schema.created_at)
