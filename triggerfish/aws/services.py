@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from triggerfish.aws import eventbridge, lambda_api, sns, sqs, sqs_moves, sqs_send
+from triggerfish.aws import dynamodb, eventbridge, lambda_api, sns, sqs, sqs_moves, sqs_send
 from triggerfish.aws.endpoint import Service
 
 SQS = Service(
@@ -12,4 +12,4 @@ SQS = Service(
     query_compatible=True,
     operations={**sqs.OPERATIONS, **sqs_send.OPERATIONS, **sqs_moves.OPERATIONS},
 )
-SERVICES: tuple[Service, ...] = (SQS, eventbridge.SERVICE, sns.SERVICE, lambda_api.SERVICE)
+SERVICES: tuple[Service, ...] = (SQS, eventbridge.SERVICE, sns.SERVICE, lambda_api.SERVICE, dynamodb.SERVICE)
