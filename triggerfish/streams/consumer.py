@@ -417,7 +417,9 @@ class _Batches:
 
     async def fail(self, gone: GivenUp) -> None:
         sub = self.sub
-        context = BatchContext(self.owner.app, sub.function, sub.source.upper(), sub.source_arn, self.partition)
+        # Lambda names a DynamoDB stream's batch info `DDBStreamBatchInfo`; the others by their source.
+        label = "DDBStream" if sub.source == "dynamodb" else sub.source.upper()
+        context = BatchContext(self.owner.app, sub.function, label, sub.source_arn, self.partition)
         await send_failure(
             sub.on_failure,
             failure_record(gone, context, now=self.owner.clock()),
