@@ -393,13 +393,13 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
             "prefix": trigger.prefix,
             "suffix": trigger.suffix,
         }
-    if isinstance(trigger, MqttTrigger | AmqpTrigger):
+    if isinstance(trigger, MqttTrigger | AmqpTrigger | ChangeTrigger):
         return {
             "kind": trigger.kind,
             **{name: getattr(trigger, name) for name in type(trigger).__dataclass_fields__ if name != "kind"},
             "filters": [dict(pattern) for pattern in trigger.filters],
         }
-    return {"kind": "change", "table": trigger.table, "ops": list(trigger.ops)}
+    raise ValueError(f"unknown trigger {trigger!r}")  # pragma: no cover
 
 
 def _trigger_from(data: Mapping[str, Any]) -> Trigger:

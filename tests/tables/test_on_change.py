@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -139,3 +140,36 @@ def test_on_change_declarations_are_checked() -> None:
 
         @bad.on_change("orders", batch_size=0)
         def three(event: Any, context: Any) -> None: ...
+
+
+bisecting = App("bisecting")
+bisected: list[list[str]] = []
+
+
+@bisecting.function
+def add(event: dict[str, Any], context: Any) -> None:
+    context.table("orders").batch_write(put=[{"id": key} for key in event["ids"]])
+
+
+@bisecting.on_change("orders", batch_size=8, bisect_on_error=True, max_retries=3, on_failure="queue:poisoned")
+def strict(event: dict[str, Any], context: Any) -> None:
+    keys = [r["dynamodb"]["Keys"]["id"]["S"] for r in event["Records"]]
+    bisected.append(keys)
+    if "poison" in keys:
+        raise ValueError("a poison order")
+
+
+async def test_bisect_on_error_isolates_the_poison_record() -> None:
+    bisected.clear()
+    async with TestPlatform(bisecting) as platform:
+        await platform.create_table("orders", "id")
+        await platform.invoke("add", {"ids": ["a", "b", "c", "poison", "d", "e"]})
+        await platform.drain()
+        failed = await platform.queue_messages("poisoned")
+    # Halves are tried alone until the poison record is alone; every other record is handled.
+    handled = {key for batch in bisected if "poison" not in batch for key in batch}
+    assert handled == {"a", "b", "c", "d", "e"}
+    assert ["poison"] in bisected
+    assert len(failed) == 1
+    record = json.loads(failed[0].body)
+    assert record["DDBStreamBatchInfo"]["batchSize"] == 1
