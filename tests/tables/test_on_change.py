@@ -173,3 +173,34 @@ async def test_bisect_on_error_isolates_the_poison_record() -> None:
     assert len(failed) == 1
     record = json.loads(failed[0].body)
     assert record["DDBStreamBatchInfo"]["batchSize"] == 1
+
+
+kept = App("kept")
+
+
+@kept.function
+def put(event: dict[str, Any], context: Any) -> None:
+    context.table(event["table"]).put({"id": event["id"]})
+
+
+@kept.on_change("orders")
+def consume(event: dict[str, Any], context: Any) -> None:
+    pass
+
+
+async def test_handled_changes_are_trimmed_after_a_day_and_unhandled_ones_kept() -> None:
+    from triggerfish.names import table_stream
+
+    async with TestPlatform(kept) as platform:
+        await platform.create_table("orders", "id")
+        await platform.create_table("audit", "id")  # no consumer: kept a day, as DynamoDB keeps a stream
+        await platform.invoke("put", {"table": "orders", "id": "a"})
+        await platform.invoke("put", {"table": "audit", "id": "a"})
+        await platform.drain()
+        await platform.advance(25 * 3600)
+        await platform.invoke("put", {"table": "orders", "id": "b"})  # new, not yet handled
+        removed = await platform.platform.changes.trim()
+        log = platform.store.log
+        assert removed >= 3  # orders' change, its copy in the function's partition, audit's change
+        assert [r.offset for r in await log.read(table_stream("orders"))] == [2]
+        assert await log.read(table_stream("audit")) == []

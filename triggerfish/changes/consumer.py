@@ -35,11 +35,12 @@ from dataclasses import dataclass
 
 import orjson
 
+from triggerfish.bus.archive import trim_consumed
 from triggerfish.bus.publisher import Publisher
 from triggerfish.changes.records import OPS, decode_change, dynamodb_record, table_stream_arn
 from triggerfish.errors import InvalidInputError
 from triggerfish.model import ChangeTrigger, FunctionSpec
-from triggerfish.names import change_group, table_stream
+from triggerfish.names import SOURCE_GROUP, change_group, table_stream
 from triggerfish.retry import RetryPolicy
 from triggerfish.store import LogClaim, Store
 from triggerfish.store.atomic import Append, Commit, Op
@@ -59,6 +60,8 @@ MOVE_BATCH = 1000
 MOVE_LEASE = 30.0
 #: How long a mover waits for a change before checking whether it should stop.
 MOVE_WAIT = 0.5
+#: How long changes are kept once every consumer handled them: a day, as DynamoDB keeps a stream's records.
+STREAM_RETENTION = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +175,22 @@ class ChangeTriggers:
             while count := await self.move(sub):
                 moved += count
         return moved + await self.consumers.deliver_due([sub.stream for sub in self._subs])
+
+    async def trim(self, *, max_age: float = STREAM_RETENTION) -> int:
+        """Drop changes older than `max_age` (a day, as DynamoDB keeps a stream) that every consumer has handled:
+        from each table's stream and each function's partitions. Returns how many records went."""
+        log, removed = self.store.log, 0
+        for sub in self._subs:
+            for partition in range(sub.stream.partitions):
+                stream = sub.stream.stream(partition)
+                removed += await trim_consumed(log, stream, await log.position(stream, SOURCE_GROUP), max_age=max_age)
+        for table in await self.tables.names():
+            stream = table_stream(table)
+            readers = [sub.function for sub in self._subs if sub.trigger.table == table]
+            positions = [await log.position(stream, change_group(function)) for function in readers]
+            checkpoint = min(positions) if positions else await log.last_offset(stream)
+            removed += await trim_consumed(log, stream, checkpoint, max_age=max_age)
+        return removed
 
     def status(self) -> dict[str, object]:
         return {"partitions": self.consumers.owned(), "movers": sorted(self._movers)}

@@ -546,6 +546,7 @@ class Platform:
             checkpoint = await self.topics.checkpoint(topic)
             removed += await trim_consumed(self.store.log, topic_stream(topic), checkpoint, max_age=age)
         removed += await self.sources.trim()
+        removed += await self.changes.trim()
         return removed
 
     async def _maintain_forever(self) -> None:
