@@ -64,7 +64,8 @@ def table_items_namespace(table: str) -> str:
 
 
 def change_group(function: str) -> str:
-    """The consumer group that moves a table's changes into an `@app.on_change` function's partitions."""
+    """The key of the checkpoint up to which a table's changes were moved into an `@app.on_change` function's
+    partitions (in `CHANGE_CHECKPOINTS_NAMESPACE`)."""
     return f"on-change.{function}"
 
 
@@ -185,6 +186,8 @@ EVENTS_RULES_NAMESPACE = "triggerfish.events-rules"
 SQS_MOVES_NAMESPACE = "triggerfish.sqs-moves"
 #: The topics made at the AWS endpoint with CreateTopic (a topic otherwise exists by use), per app.
 SNS_TOPICS_NAMESPACE = "triggerfish.sns-topics"
+#: Where each `@app.on_change` function's mover keeps its checkpoint in its table's stream (`change_group`).
+CHANGE_CHECKPOINTS_NAMESPACE = "triggerfish.change-checkpoints"
 #: Every table's definition (keys, stream view type, creation time), by table name.
 TABLES_NAMESPACE = "triggerfish.tables"
 #: `@idempotent`'s records.

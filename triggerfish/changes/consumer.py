@@ -7,12 +7,14 @@
 Two steps per function, both through the store's consumer groups, so a crash at any
 point resumes from a checkpoint:
 
-1. A mover claims the next changes of the table's stream (`table.<name>`, group
-   `on-change.<function>`), turns each into the DynamoDB Streams record
-   (`changes.records.dynamodb_record`), drops the `ops` the function does not take,
-   and appends each record to the partition its item key hashes to
-   (`source.dynamodb.<function>.<n>`) in ONE transaction with the claim's commit:
-   every change reaches the partitions exactly once.
+1. A mover reads the changes of the table's stream (`table.<name>`) after its
+   checkpoint (a key-value record `on-change.<function>`), turns each into the
+   DynamoDB Streams record (`changes.records.dynamodb_record`), drops the `ops` the
+   function does not take, and appends each record to the partition its item key
+   hashes to (`source.dynamodb.<function>.<n>`) in ONE transaction with the
+   checkpoint's compare-and-set: every change reaches the partitions exactly once,
+   and two movers (two nodes) cannot both move a change. A read takes no lease, so
+   the move costs one commit, not two (a consumer group's claim is a write).
 2. The stream engine (`triggerfish.streams.consumer`) reads each partition in order:
    batches, `batchItemFailures`, bisection, retries, record age, the failure
    destination, a checkpoint that moves only after success, one node per partition.
@@ -38,12 +40,13 @@ import orjson
 from triggerfish.bus.archive import trim_consumed
 from triggerfish.bus.publisher import Publisher
 from triggerfish.changes.records import OPS, decode_change, dynamodb_record, table_stream_arn
-from triggerfish.errors import InvalidInputError
+from triggerfish.errors import AtomicConflictError, InvalidInputError
 from triggerfish.model import ChangeTrigger, FunctionSpec
+from triggerfish.names import CHANGE_CHECKPOINTS_NAMESPACE as CHECKPOINTS_NAMESPACE
 from triggerfish.names import SOURCE_GROUP, change_group, table_stream
 from triggerfish.retry import RetryPolicy
-from triggerfish.store import LogClaim, Store
-from triggerfish.store.atomic import Append, Commit, Op
+from triggerfish.store import ABSENT, LogRecord, Store
+from triggerfish.store.atomic import Append, Op, Put
 from triggerfish.streams.batches import BatchOptions
 from triggerfish.streams.consumer import DEFAULT_RETRY_POLICY, StreamConsumers, StreamInvoker, StreamSubscription
 from triggerfish.streams.records import SourceRecord, encode_record, partition_of
@@ -56,8 +59,6 @@ logger = logging.getLogger("triggerfish.changes")
 SOURCE = "dynamodb"
 #: Changes one move takes from the table's stream at most.
 MOVE_BATCH = 1000
-#: Seconds a move's claim is leased (a move takes milliseconds; a dead mover's claim is taken back after this).
-MOVE_LEASE = 30.0
 #: How long a mover waits for a change before checking whether it should stop.
 MOVE_WAIT = 0.5
 #: How long changes are kept once every consumer handled them: a day, as DynamoDB keeps a stream's records.
@@ -187,7 +188,7 @@ class ChangeTriggers:
         for table in await self.tables.names():
             stream = table_stream(table)
             readers = [sub.function for sub in self._subs if sub.trigger.table == table]
-            positions = [await log.position(stream, change_group(function)) for function in readers]
+            positions = [await self._checkpoint(function) for function in readers]
             checkpoint = min(positions) if positions else await log.last_offset(stream)
             removed += await trim_consumed(log, stream, checkpoint, max_age=max_age)
         return removed
@@ -198,23 +199,29 @@ class ChangeTriggers:
     # --- moving changes into partitions -----------------------------------------------------------
 
     async def move(self, sub: ChangeSubscription, *, wait: float = 0.0) -> int:
-        """Move the next changes of the table into the function's partitions, with the claim's commit; how many."""
-        log = self.store.log
-        claim = await log.claim(
-            table_stream(sub.trigger.table), change_group(sub.function), limit=MOVE_BATCH, lease=MOVE_LEASE, wait=wait
-        )
-        if claim is None:
+        """Move the next changes of the table into the function's partitions, with the checkpoint; how many."""
+        key = change_group(sub.function)
+        record = await self.store.kv.get(CHECKPOINTS_NAMESPACE, key)
+        if record is None:
+            return 0  # not started: `configure` sets the starting position first
+        position = int(record.value)
+        stored = await self.store.log.read(table_stream(sub.trigger.table), after=position, limit=MOVE_BATCH, wait=wait)
+        if not stored:
             return 0
-        await self.store.atomic([*self._appends(sub, claim), Commit(claim)])
-        return len(claim.records)
+        checkpoint = Put(CHECKPOINTS_NAMESPACE, key, str(stored[-1].offset).encode(), if_version=record.version)
+        try:
+            await self.store.atomic([*self._appends(sub, stored), checkpoint])
+        except AtomicConflictError:
+            return 0  # another mover moved them first: read again from its checkpoint
+        return len(stored)
 
-    def _appends(self, sub: ChangeSubscription, claim: LogClaim) -> list[Op]:
+    def _appends(self, sub: ChangeSubscription, records: list[LogRecord]) -> list[Op]:
         keyed: list[tuple[str, float, dict[str, object]]] = []
-        for stored in claim.records:
+        for stored in records:
             try:
                 change = decode_change(stored.data)
             except InvalidInputError as exc:
-                logger.error("%s offset %d: %s", claim.stream, stored.offset, exc)
+                logger.error("%s offset %d: %s", table_stream(sub.trigger.table), stored.offset, exc)
                 continue
             if OPS[change.event] not in sub.trigger.ops:
                 continue
@@ -229,15 +236,22 @@ class ChangeTriggers:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # A lost claim (another node moved it) or a store failure: the claim's lease brings it back.
+                # A store failure: nothing was moved (the move is one transaction); read again from the checkpoint.
                 logger.exception("moving the changes of %s to %s failed; trying again", sub.trigger.table, sub.function)
                 await asyncio.sleep(1.0)
 
     async def _start_position(self, function: str, trigger: ChangeTrigger) -> None:
-        """A new consumer with LATEST starts at the stream's end; TRIM_HORIZON (the log's default) at its start."""
-        log, stream, group = self.store.log, table_stream(trigger.table), change_group(function)
-        if trigger.starting_position == "LATEST" and group not in await log.groups(stream):
-            await log.seek(stream, group, await log.last_offset(stream))
+        """A new consumer with LATEST starts at the stream's end; TRIM_HORIZON at its start."""
+        key = change_group(function)
+        if await self.store.kv.get(CHECKPOINTS_NAMESPACE, key) is not None:
+            return
+        start = await self.store.log.last_offset(table_stream(trigger.table))
+        start = start if trigger.starting_position == "LATEST" else 0
+        await self.store.kv.put(CHECKPOINTS_NAMESPACE, key, str(start).encode(), if_version=ABSENT)
+
+    async def _checkpoint(self, function: str) -> int:
+        record = await self.store.kv.get(CHECKPOINTS_NAMESPACE, change_group(function))
+        return 0 if record is None else int(record.value)
 
     async def _arn(self, trigger: ChangeTrigger) -> str:
         try:
