@@ -206,3 +206,37 @@ async def test_writes_reach_the_on_change_function_with_the_dynamodb_streams_rec
     sequence = [int(r["dynamodb"]["SequenceNumber"]) for r in records]
     assert sequence == sorted(sequence)
     assert "NewImage" not in records[2]["dynamodb"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)  # every `aws` is an interpreter start of its own
+def test_the_aws_cli_makes_a_table_and_writes_reads_and_queries(tmp_path: Path) -> None:
+    import textwrap
+
+    from tests.aws.test_aws_cli import aws
+    from tests.server.devserver import DevServer
+
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP))
+    dev = DevServer("app.py", "--port", "0", "--no-reload", cwd=tmp_path)
+    try:
+        dev.start()
+        made = aws(
+            dev, "dynamodb", "create-table", "--table-name", "orders",
+            "--attribute-definitions", "AttributeName=customer,AttributeType=S", "AttributeName=n,AttributeType=N",
+            "--key-schema", "AttributeName=customer,KeyType=HASH", "AttributeName=n,KeyType=RANGE",
+            "--billing-mode", "PAY_PER_REQUEST",
+        )  # fmt: skip
+        assert made["TableDescription"]["TableStatus"] == "ACTIVE"
+        aws(dev, "dynamodb", "wait", "table-exists", "--table-name", "orders")
+        item = json.dumps({"customer": {"S": "ada"}, "n": {"N": "1"}, "total": {"N": "9.5"}})
+        aws(dev, "dynamodb", "put-item", "--table-name", "orders", "--item", item)
+        got = aws(dev, "dynamodb", "get-item", "--table-name", "orders",
+                  "--key", json.dumps({"customer": {"S": "ada"}, "n": {"N": "1"}}))  # fmt: skip
+        assert got["Item"]["total"] == {"N": "9.5"}
+        found = aws(
+            dev, "dynamodb", "query", "--table-name", "orders", "--key-condition-expression", "customer = :c",
+            "--expression-attribute-values", json.dumps({":c": {"S": "ada"}}),
+        )  # fmt: skip
+        assert found["Count"] == 1
+    finally:
+        dev.stop()
