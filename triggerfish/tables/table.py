@@ -48,6 +48,8 @@ from triggerfish.tables.values import Item, equal, key_text
 
 #: Times a write is tried again when another write to the same item committed between its read and its commit.
 MAX_ATTEMPTS = 50
+#: Seconds a table's schema is used without reading it again.
+SCHEMA_TTL = 1.0
 #: Items a scan or query reads from the store at once.
 _CHUNK = 500
 #: DynamoDB's limits on batches and transactions.
@@ -99,7 +101,9 @@ class Tables:
     def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
-        self._schemas: dict[str, TableSchema] = {}
+        #: Schemas read recently, with when (monotonic): a table dropped and made again with other keys (by another
+        #: caller) is seen within SCHEMA_TTL, without a read of the schema on every operation.
+        self._schemas: dict[str, tuple[TableSchema, float]] = {}
 
     # --- tables ---------------------------------------------------------------------------------
 
@@ -110,7 +114,7 @@ class Tables:
         )
         if created is None:
             raise TableExistsError(f"Table already exists: {schema.name}")
-        self._schemas[schema.name] = schema
+        self._schemas[schema.name] = (schema, time.monotonic())
         return schema
 
     async def ensure(self, schema: TableSchema) -> TableSchema:
@@ -127,13 +131,15 @@ class Tables:
             self._schemas.pop(name, None)
             raise TableNotFoundError(f"Requested resource not found: Table: {name} not found")
         schema = TableSchema.from_json(orjson.loads(record.value))
-        self._schemas[name] = schema
+        self._schemas[name] = (schema, time.monotonic())
         return schema
 
     async def schema(self, name: str) -> TableSchema:
-        """The table's schema, remembered once read (a table's keys never change while it exists)."""
+        """The table's schema, remembered for SCHEMA_TTL (a table's keys never change while it exists)."""
         cached = self._schemas.get(name)
-        return cached if cached is not None else await self.describe(name)
+        if cached is not None and time.monotonic() - cached[1] < SCHEMA_TTL:
+            return cached[0]
+        return await self.describe(name)
 
     async def names(self) -> list[str]:
         return [record.key for record in await self.store.kv.scan(TABLES_NAMESPACE, limit=10_000)]
