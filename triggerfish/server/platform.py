@@ -44,6 +44,8 @@ from triggerfish.changes.consumer import ChangeTriggers
 from triggerfish.config import load_config
 from triggerfish.errors import AppLoadError, DeclarationError, IsolationError, SecretsKeyError
 from triggerfish.events.cloudevent import Event
+from triggerfish.eventstore.projections import Projections
+from triggerfish.eventstore.service import EventStoreService
 from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT, RequestObserver
 from triggerfish.gateway.route_auth import KeyLookup
 from triggerfish.isolation.box import Box
@@ -199,6 +201,9 @@ class Platform:
         self.sources: SourceTriggers
         self.changes: ChangeTriggers
         self.workflows: Workflows
+        #: The app's event store (appends publish on its bus) and its projections (triggerfish.eventstore).
+        self.eventstore: EventStoreService
+        self.projections: Projections
         #: The app's usage, rolled up from its invocation records (triggerfish.observe.usage).
         self.usage: UsageRollup
 
@@ -307,10 +312,13 @@ class Platform:
                 )
             self.publisher = Publisher(store)
             self.workflows = Workflows(store, self, clock=self.clock)
+            self.eventstore = EventStoreService(store, self.publisher, app="app")
             self.usage = UsageRollup(store, clock=self.clock)
             version = await self.load(source)
             self._current = version
             specs = version.specs
+            self.eventstore.app = version.app_name
+            self.projections = Projections(store, self, specs, node=self._node_name(), clock=self.clock)
             clock = self.clock
             self.bus = EventBus(store, Rules(store, specs), invoker=self, publisher=self.publisher, clock=clock)
             self.archive = Archive(self.bus)
@@ -341,6 +349,7 @@ class Platform:
                 await self.sources.update(specs, *_broker_tables(source))
                 await self.changes.update(specs)
                 await self.workflows.start()
+                await self.projections.start()
                 self._maintenance = asyncio.ensure_future(self._maintain_forever())
             else:
                 await self.bus.reload()
@@ -366,6 +375,7 @@ class Platform:
         done += await self.sources.deliver_due()
         done += await self.changes.deliver_due()
         done += await self.workflows.run_due()
+        done += await self.projections.run_due()
         return done
 
     async def reload(self) -> ReloadResult:
@@ -393,7 +403,11 @@ class Platform:
         Raises AppLoadError (traceback in `details`) or DeclarationError.
         """
         calls = StorePlatform(
-            self.store, publisher=self.publisher, workflows=self.workflows, span_listeners=self.span_listeners
+            self.store,
+            publisher=self.publisher,
+            workflows=self.workflows,
+            events=self.eventstore,
+            span_listeners=self.span_listeners,
         )
         runner = await self._loader(source, calls)
         try:
@@ -478,6 +492,7 @@ class Platform:
             self.bus.rules = rules
             self.topics.update(primary.specs)
             await self.scheduler.update(primary.specs)
+            self.projections.configure(primary.specs)
         self._canary = (canary, weight) if canary is not None and canary is not primary and weight > 0 else None
         for version in serving - self.serving():
             self._retire(version)
@@ -568,7 +583,7 @@ class Platform:
             await asyncio.gather(self._maintenance, return_exceptions=True)
             self._maintenance = None
         # Triggers first, so nothing new starts; then the versions, which finish what they started.
-        for name in ("workflows", "changes", "sources", "scheduler", "queues", "topics", "bus"):
+        for name in ("projections", "workflows", "changes", "sources", "scheduler", "queues", "topics", "bus"):
             component = getattr(self, name, None)
             if component is not None:
                 try:
