@@ -155,9 +155,12 @@ class Tables:
                 await self.store.kv.delete(namespace, record.key)
         return schema
 
-    async def count(self, name: str) -> int:
+    async def count(self, name: str, *, at_most: int = 100_000) -> int:
+        """How many items the table holds, counted up to `at_most` (DynamoDB's ItemCount is approximate too)."""
         schema, total, start = await self.schema(name), 0, ""
-        while records := await self.store.kv.scan(table_items_namespace(schema.name), start=start, limit=_CHUNK):
+        while total < at_most and (
+            records := await self.store.kv.scan(table_items_namespace(schema.name), start=start, limit=_CHUNK)
+        ):
             total += len(records)
             start = records[-1].key + "\x01"
         return total
