@@ -318,20 +318,69 @@ class App:
 
     def on_change(
         self,
-        table: str,
+        source: str,
         *,
+        table: str | None = None,
         ops: Iterable[str] = ("insert", "modify", "remove"),
+        batch_size: int = 100,
+        batch_window: float = 0.0,
+        starting_position: str = "LATEST",
+        max_retries: int = -1,
+        max_record_age: float = -1,
+        bisect_on_error: bool = False,
+        report_batch_item_failures: bool = False,
+        parallelization: int = 1,
+        filter: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         name: str | None = None,
         **settings: Any,
     ) -> Callable[[F], F]:
-        """Run the function for changes to `table` (DynamoDB Streams' shape): insert, modify, remove."""
-        self._not_bare(table, "@app.on_change", '@app.on_change("orders")')
+        """Run the function on batches of a table's changes, as Lambda reads a DynamoDB stream (docs/changes.md).
+
+        `source` is a table's name (`@app.on_change("orders")`), or a `postgresql://` URL with `table=` for
+        change capture of a PostgreSQL table. Records have DynamoDB Streams' shape (eventName INSERT, MODIFY,
+        REMOVE); `ops` picks which. `starting_position` is "LATEST" (changes made after the trigger first ran)
+        or "TRIM_HORIZON" (every change the stream holds). The stream settings are `@app.on_mqtt`'s:
+        `batch_size`, `batch_window`, `max_retries`, `max_record_age`, `bisect_on_error`,
+        `report_batch_item_failures`, `parallelization` (changes of one item always go to one partition)
+        and `filter` (event patterns matched against the whole record).
+        """
+        self._not_bare(source, "@app.on_change", '@app.on_change("orders")')
 
         def trigger(function: str) -> Trigger:
-            _resource(function, "table", table)
-            return ChangeTrigger(table, _choices(ops, CHANGE_OPS, function, "ops"))
+            def bad(message: str) -> DeclarationError:
+                return DeclarationError(f"function {function!r}: @app.on_change({source!r}): {message}")
 
-        return self._decorator(name, settings, trigger, f"@app.on_change({table!r})", ("ops",))
+            if isinstance(source, str) and source.startswith(("postgresql://", "postgres://")):
+                if not isinstance(table, str) or not table:
+                    raise bad('name the PostgreSQL table to capture: table="public.orders"')
+                database: str | None = source
+                watched = table
+            else:
+                if table is not None:
+                    raise bad("table= goes with a postgresql:// URL; a platform table is named by the first argument")
+                _resource(function, "table", source)
+                database, watched = None, source
+            if starting_position not in ("LATEST", "TRIM_HORIZON"):
+                raise bad(f"starting_position must be 'LATEST' or 'TRIM_HORIZON', not {starting_position!r}")
+            options = {
+                "batch_size": batch_size, "batch_window": batch_window, "max_retries": max_retries,
+                "max_record_age": max_record_age, "bisect_on_error": bisect_on_error,
+                "report_batch_item_failures": report_batch_item_failures, "parallelization": parallelization,
+                "filter": filter,
+            }  # fmt: skip
+            return ChangeTrigger(
+                watched,
+                _choices(ops, CHANGE_OPS, function, "ops"),
+                database,
+                starting_position=starting_position,
+                **_stream_options(options, function, bad),
+            )
+
+        options = (
+            "table", "ops", "batch_size", "batch_window", "starting_position", "max_retries", "max_record_age",
+            "bisect_on_error", "report_batch_item_failures", "parallelization", "filter",
+        )  # fmt: skip
+        return self._decorator(name, settings, trigger, f"@app.on_change({source!r})", options)
 
     def projection(
         self, category: str, *, batch_size: int = 100, name: str | None = None, **settings: Any

@@ -257,7 +257,10 @@ def describe_trigger(trigger: Trigger) -> str:
         return f"mqtt {trigger.topic} (qos {trigger.qos}{batch}){share}{_source_extra(trigger)}"
     if isinstance(trigger, ProjectionTrigger):
         return f"projection {trigger.category} (batch {trigger.batch_size})"
-    return f"change {trigger.table} {','.join(trigger.ops)} {NOT_LIVE}"
+    if trigger.database is not None:
+        return f"change {trigger.table} {','.join(trigger.ops)} {NOT_LIVE}"
+    batch = f" (batch {trigger.batch_size})" if trigger.batch_size > 1 else ""
+    return f"change {trigger.table} {','.join(trigger.ops)}{batch}"
 
 
 def describe_functions(specs: Mapping[str, FunctionSpec] | Iterable[FunctionSpec]) -> str:
@@ -402,7 +405,9 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
             "prefix": trigger.prefix,
             "suffix": trigger.suffix,
         }
-    if isinstance(trigger, MqttTrigger | AmqpTrigger | NatsTrigger | RedisStreamTrigger | PartitionedStreamTrigger):
+    if isinstance(
+        trigger, MqttTrigger | AmqpTrigger | NatsTrigger | RedisStreamTrigger | PartitionedStreamTrigger | ChangeTrigger
+    ):
         return {
             "kind": trigger.kind,
             **{name: getattr(trigger, name) for name in type(trigger).__dataclass_fields__ if name != "kind"},
@@ -410,7 +415,7 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
         }
     if isinstance(trigger, ProjectionTrigger):
         return {"kind": "projection", "category": trigger.category, "batch_size": trigger.batch_size}
-    return {"kind": "change", "table": trigger.table, "ops": list(trigger.ops)}
+    raise ValueError(f"unknown trigger {trigger!r}")  # pragma: no cover
 
 
 _STREAM_KINDS: dict[str, Any] = {"nats": NatsTrigger, "redis": RedisStreamTrigger, "stream": PartitionedStreamTrigger}
@@ -455,7 +460,7 @@ def _trigger_from(data: Mapping[str, Any]) -> Trigger:
         made: Trigger = _STREAM_KINDS[kind](**{**fields, "filters": tuple(fields.get("filters", ()))})
         return made
     if kind == "change":
-        return ChangeTrigger(**{**fields, "ops": tuple(fields["ops"])})
+        return ChangeTrigger(**{**fields, "ops": tuple(fields["ops"]), "filters": tuple(fields.get("filters", ()))})
     if kind == "projection":
         return ProjectionTrigger(**fields)
     raise ValueError(f"unknown trigger kind {kind!r}")

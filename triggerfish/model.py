@@ -122,8 +122,23 @@ class ObjectTrigger:
 
 @dataclass(frozen=True, slots=True)
 class ChangeTrigger:
+    """`@app.on_change`: a table's change stream consumed with Lambda's stream settings (docs/changes.md)."""
+
     table: str
     ops: tuple[str, ...] = ("insert", "modify", "remove")
+    #: Where the changes come from: None for a platform table; a `postgresql://` URL for change capture.
+    database: str | None = None
+    batch_size: int = 100
+    batch_window: float = 0.0
+    #: "LATEST" (changes after the trigger first runs) or "TRIM_HORIZON" (every change the stream still holds).
+    starting_position: str = "LATEST"
+    max_retries: int = -1
+    max_record_age: float = -1.0
+    bisect_on_error: bool = False
+    report_batch_item_failures: bool = False
+    #: Partitions consumed in parallel; changes of one item always share one.
+    parallelization: int = 1
+    filters: tuple[Mapping[str, Any], ...] = ()
     kind: Literal["change"] = "change"
 
 

@@ -68,6 +68,22 @@ def partitioned_stream_group(function: str) -> str:
     return f"fn.{function}"
 
 
+def table_stream(table: str) -> str:
+    """The log stream of a table's changes (`table.orders`): appended in the same transaction as each write."""
+    return f"{_TABLE}{table}"
+
+
+def table_items_namespace(table: str) -> str:
+    """The key-value namespace holding a table's items (`platform.table.orders`), out of handlers' reach."""
+    return f"platform.table.{table}"
+
+
+def change_group(function: str) -> str:
+    """The key of the checkpoint up to which a table's changes were moved into an `@app.on_change` function's
+    partitions (in `CHANGE_CHECKPOINTS_NAMESPACE`)."""
+    return f"on-change.{function}"
+
+
 #: Log streams of invocation records are named this plus the function's name.
 RECORD_STREAM_PREFIX = "invocations."
 #: What the loop guard stopped (events, messages and destinations past the hop limit), kept for inspection.
@@ -92,6 +108,7 @@ _BUS = "bus."
 _TOPIC = "topic."
 _SOURCE = "source."
 _PARTITIONED = "partitioned."
+_TABLE = "table."
 
 
 # --- queues ----------------------------------------------------------------------------------
@@ -194,6 +211,10 @@ EVENTS_RULES_NAMESPACE = "triggerfish.events-rules"
 SQS_MOVES_NAMESPACE = "triggerfish.sqs-moves"
 #: The topics made at the AWS endpoint with CreateTopic (a topic otherwise exists by use), per app.
 SNS_TOPICS_NAMESPACE = "triggerfish.sns-topics"
+#: Where each `@app.on_change` function's mover keeps its checkpoint in its table's stream (`change_group`).
+CHANGE_CHECKPOINTS_NAMESPACE = "triggerfish.change-checkpoints"
+#: Every table's definition (keys, stream view type, creation time), by table name.
+TABLES_NAMESPACE = "triggerfish.tables"
 #: The event store's records: each stream's head (`head/<stream>`), snapshots, projection checkpoints.
 EVENTSTORE_NAMESPACE = "triggerfish.eventstore"
 

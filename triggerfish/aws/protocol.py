@@ -46,8 +46,11 @@ class AwsError(Exception):
         sender: bool = True,
         query_code: str | None = None,
         headers: dict[str, str] | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
+        #: More members of a JSON protocol's error document (DynamoDB's `CancellationReasons`, `Item`).
+        self.fields = fields or {}
         self.code = code
         self.message = message
         self.status = status
@@ -129,7 +132,8 @@ def json_error(protocol: Protocol, error: AwsError, rid: str, *, query_compatibl
     if query_compatible:
         headers["x-amzn-query-error"] = f"{error.query_code or error.code};{'Sender' if error.sender else 'Receiver'}"
     headers.update(error.headers)
-    return Answer(error.status, dumps({"__type": error.code, "message": error.message}), headers)
+    document = {"__type": error.code, "message": error.message, **error.fields}
+    return Answer(error.status, dumps(document), headers)
 
 
 def xml_error(error: AwsError, rid: str) -> Answer:

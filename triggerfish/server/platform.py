@@ -42,6 +42,7 @@ from triggerfish.bus.archive import Archive, trim_consumed
 from triggerfish.bus.bus import EventBus
 from triggerfish.bus.publisher import Publisher
 from triggerfish.bus.rules import Rules
+from triggerfish.changes.consumer import ChangeTriggers
 from triggerfish.config import load_config
 from triggerfish.errors import AppLoadError, DeclarationError, IsolationError, SecretsKeyError
 from triggerfish.events.cloudevent import Event
@@ -206,6 +207,7 @@ class Platform:
         self.queues: QueueTriggers
         self.scheduler: Scheduler
         self.sources: SourceTriggers
+        self.changes: ChangeTriggers
         self.workflows: Workflows
         #: The app's event store (appends publish on its bus) and its projections (triggerfish.eventstore).
         self.eventstore: EventStoreService
@@ -346,6 +348,10 @@ class Platform:
             self.sources = SourceTriggers(
                 store, self, self.publisher, app=version.app_name, node=self._node_name(), clock=clock
             )
+            self.changes = ChangeTriggers(
+                store, self, self.publisher, app=version.app_name, node=self._node_name(), clock=clock
+            )
+            await _declare_tables(store, source)
             if self.run_async:
                 await version.start()
             self._background = background and self.run_async
@@ -355,6 +361,7 @@ class Platform:
                 await self.queues.start()
                 await self.scheduler.start()
                 await self.sources.update(specs, *_broker_tables(source))
+                await self.changes.update(specs)
                 await self.workflows.start()
                 await self.projections.start()
                 self._maintenance = asyncio.ensure_future(self._maintain_forever())
@@ -362,6 +369,7 @@ class Platform:
                 await self.bus.reload()
                 await self.topics.reload()
                 self.sources.configure(specs)
+                await self.changes.configure(specs)
         except BaseException:
             await self._close_everything(drain=False)
             raise
@@ -379,6 +387,7 @@ class Platform:
         done += await self.topics.deliver_due()
         done += await self.queues.deliver_due()
         done += await self.sources.deliver_due()
+        done += await self.changes.deliver_due()
         done += await self.workflows.run_due()
         done += await self.projections.run_due()
         return done
@@ -480,10 +489,13 @@ class Platform:
                     self.sources.check(primary.specs, *_broker_tables(primary.source))
                 # Checked before anything switches: a refused queue table leaves the old version serving.
                 await self.queues.update(primary.specs, _queue_settings(primary.source))
+                await _declare_tables(self.store, primary.source)
                 if self._background:
                     await self.sources.update(primary.specs, *_broker_tables(primary.source))
+                    await self.changes.update(primary.specs)
                 else:
                     self.sources.configure(primary.specs)
+                    await self.changes.configure(primary.specs)
             except DeclarationError:
                 for version in {primary, *([canary] if canary else [])} - serving:
                     self._retire(version)
@@ -564,6 +576,7 @@ class Platform:
             checkpoint = await self.topics.checkpoint(topic)
             removed += await trim_consumed(self.store.log, topic_stream(topic), checkpoint, max_age=age)
         removed += await self.sources.trim()
+        removed += await self.changes.trim()
         return removed
 
     async def _maintain_forever(self) -> None:
@@ -585,7 +598,7 @@ class Platform:
             await asyncio.gather(self._maintenance, return_exceptions=True)
             self._maintenance = None
         # Triggers first, so nothing new starts; then the versions, which finish what they started.
-        for name in ("projections", "workflows", "sources", "scheduler", "queues", "topics", "bus"):
+        for name in ("projections", "workflows", "changes", "sources", "scheduler", "queues", "topics", "bus"):
             component = getattr(self, name, None)
             if component is not None:
                 try:
@@ -623,6 +636,18 @@ def _broker_tables(
         return {}, {}, {}, {}
     config = load_config(source.app_dir)
     return config.mqtt, config.amqp, config.nats, config.redis
+
+
+async def _declare_tables(store: Store, source: VersionSource) -> None:
+    """Make the tables triggerfish.toml declares (`[tables.NAME]`) that do not exist yet."""
+    if source.app_dir is None:
+        return
+    from triggerfish.tables.schema import TableSchema
+    from triggerfish.tables.table import Tables
+
+    tables = Tables(store)
+    for name, body in load_config(source.app_dir).tables.items():
+        await tables.ensure(TableSchema.from_config(name, body))
 
 
 def _queue_settings(source: VersionSource) -> dict[str, dict[str, Any]]:

@@ -676,13 +676,21 @@ class KeyValue(abc.ABC):
         self.check_delete(namespace, key, if_version)
         return await self._delete(namespace, key, if_version, self.clock())
 
-    async def scan(self, namespace: str, *, prefix: str = "", limit: int = 1000) -> list[KVRecord]:
-        """Live records whose key starts with `prefix`, in key order."""
+    async def scan(
+        self, namespace: str, *, prefix: str = "", limit: int = 1000, start: str = "", end: str | None = None
+    ) -> list[KVRecord]:
+        """Live records whose key starts with `prefix`, in key order (UTF-8 byte order).
+
+        `start` (inclusive) and `end` (exclusive) narrow it to a key range, for paging
+        (`start=last.key + "\x01"` is the least key after `last`, since keys hold no NUL)
+        and for range reads such as a table's sort-key conditions.
+        """
         check_name("namespace", namespace)
-        if not isinstance(prefix, str) or not encodable(prefix):
-            raise InvalidInputError(f"prefix must be a string (UTF-8, no lone surrogates), not {prefix!r}")
+        for what, text in (("prefix", prefix), ("start", start), ("end", "" if end is None else end)):
+            if not isinstance(text, str) or not encodable(text):
+                raise InvalidInputError(f"{what} must be a string (UTF-8, no lone surrogates), not {text!r}")
         check_count("limit", limit, minimum=1)
-        return await self._scan(namespace, prefix, limit, self.clock())
+        return await self._scan(namespace, prefix, limit, self.clock(), start, end)
 
     @abc.abstractmethod
     async def _get(self, namespace: str, key: str, now: float) -> KVRecord | None: ...
@@ -702,7 +710,9 @@ class KeyValue(abc.ABC):
     async def _delete(self, namespace: str, key: str, if_version: int | None, now: float) -> bool: ...
 
     @abc.abstractmethod
-    async def _scan(self, namespace: str, prefix: str, limit: int, now: float) -> list[KVRecord]: ...
+    async def _scan(
+        self, namespace: str, prefix: str, limit: int, now: float, start: str = "", end: str | None = None
+    ) -> list[KVRecord]: ...
 
 
 def check_version(if_version: int | None) -> None:

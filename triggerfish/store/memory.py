@@ -655,15 +655,17 @@ class MemoryKeyValue(KeyValue):
         self._drop(ns, key)
         return True
 
-    async def _scan(self, namespace: str, prefix: str, limit: int, now: float) -> list[KVRecord]:
+    async def _scan(
+        self, namespace: str, prefix: str, limit: int, now: float, start: str = "", end: str | None = None
+    ) -> list[KVRecord]:
         self._state.check()
         ns = self._namespaces.get(namespace)
         if ns is None:
             return []
         out: list[KVRecord] = []
         expired: list[str] = []
-        for key in itertools.islice(ns.keys, bisect.bisect_left(ns.keys, prefix), None):
-            if not key.startswith(prefix) or len(out) >= limit:
+        for key in itertools.islice(ns.keys, bisect.bisect_left(ns.keys, max(prefix, start)), None):
+            if not key.startswith(prefix) or len(out) >= limit or (end is not None and key >= end):
                 break
             record = ns.records[key]
             if record.expires_at is not None and record.expires_at <= now:

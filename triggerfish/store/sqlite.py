@@ -26,6 +26,7 @@ from triggerfish.errors import UnknownStoreURLError
 from triggerfish.store import _sqlite_groups as groups
 from triggerfish.store import _sqlite_log as lg
 from triggerfish.store import _sqlite_queues as q
+from triggerfish.store._checks import key_range
 from triggerfish.store._sqlite_checkpoint import Checkpointer
 from triggerfish.store._sqlite_merge import Merger
 from triggerfish.store._sqlite_schema import SCHEMA_VERSION, connect
@@ -395,8 +396,11 @@ class SqliteKeyValue(KeyValue):
         result: bool = await self._engine.write(_kv_delete, namespace, key, if_version, now)
         return result
 
-    async def _scan(self, namespace: str, prefix: str, limit: int, now: float) -> list[KVRecord]:
-        result: list[KVRecord] = await self._engine.read(_kv_scan, namespace, prefix, limit, now)
+    async def _scan(
+        self, namespace: str, prefix: str, limit: int, now: float, start: str = "", end: str | None = None
+    ) -> list[KVRecord]:
+        low, high = key_range(prefix, _after_prefix(prefix), start, end)
+        result: list[KVRecord] = await self._engine.read(_kv_scan, namespace, low, high, limit, now)
         return result
 
 
@@ -467,8 +471,9 @@ def _kv_delete(c: sqlite3.Connection, namespace: str, key: str, if_version: int 
     return True
 
 
-def _kv_scan(c: sqlite3.Connection, namespace: str, prefix: str, limit: int, now: float) -> list[KVRecord]:
-    end = _after_prefix(prefix)
+def _kv_scan(
+    c: sqlite3.Connection, namespace: str, prefix: str, end: str | None, limit: int, now: float
+) -> list[KVRecord]:
     rows = c.execute(
         "SELECT key, value, version, expires_at FROM kv WHERE namespace = ? AND key >= ?"
         + ("" if end is None else " AND key < ?")
