@@ -36,6 +36,7 @@ from triggerfish.model import (
     HttpTrigger,
     MqttTrigger,
     ObjectTrigger,
+    PgChangeTrigger,
     QueueTrigger,
     ScheduleTrigger,
     TopicTrigger,
@@ -54,6 +55,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"})
 OBJECT_EVENTS = frozenset({"created", "deleted"})
 CHANGE_OPS = frozenset({"insert", "modify", "remove"})
+#: How `@app.on_change`'s first argument names a PostgreSQL database rather than a platform table.
+PG_SOURCE_PREFIXES = ("env:", "postgresql://", "postgres://")
+#: `@app.on_change`'s options for a PostgreSQL source, with their defaults.
+PG_CHANGE_OPTIONS: dict[str, Any] = {
+    "table": None,
+    "stream_view_type": "NEW_IMAGE",
+    "batch_size": 100,
+    "batch_window": 0.0,
+    "max_retries": -1,
+    "max_record_age": -1,
+    "bisect_on_error": False,
+    "report_batch_item_failures": False,
+    "filter": None,
+}
 MAX_BATCH_SIZE = 10_000
 MAX_BATCH_WINDOW = 300.0
 #: Filter patterns one stream trigger may have (Lambda's quota of filters per event source mapping).
@@ -314,12 +329,22 @@ class App:
     def on_change(
         self,
         table: str,
+        /,
         *,
         ops: Iterable[str] = ("insert", "modify", "remove"),
         name: str | None = None,
         **settings: Any,
     ) -> Callable[[F], F]:
-        """Run the function for changes to `table` (DynamoDB Streams' shape): insert, modify, remove."""
+        """Run the function for changes to `table` (DynamoDB Streams' shape): insert, modify, remove.
+
+        A PostgreSQL table of the user's own is captured when the first argument names a database by
+        the environment variable holding its URL, with `table=`: `@app.on_change("env:ORDERS_DB",
+        table="public.orders", stream_view_type="NEW_IMAGE", batch_size=100, batch_window=0,
+        max_retries=-1, max_record_age=-1, bisect_on_error=False, report_batch_item_failures=False,
+        filter=None)` (docs/pg-changes.md).
+        """
+        if isinstance(table, str) and table.startswith(PG_SOURCE_PREFIXES):
+            return self._on_pg_change(table, ops, name, settings)
         self._not_bare(table, "@app.on_change", '@app.on_change("orders")')
 
         def trigger(function: str) -> Trigger:
@@ -327,6 +352,18 @@ class App:
             return ChangeTrigger(table, _choices(ops, CHANGE_OPS, function, "ops"))
 
         return self._decorator(name, settings, trigger, f"@app.on_change({table!r})", ("ops",))
+
+    def _on_pg_change(
+        self, source: str, ops: Iterable[str], name: str | None, settings: dict[str, Any]
+    ) -> Callable[[F], F]:
+        """`@app.on_change("env:VAR", table=...)`: the stream options come out of `settings` (docs/pg-changes.md)."""
+        options = {key: settings.pop(key, default) for key, default in PG_CHANGE_OPTIONS.items()}
+
+        def trigger(function: str) -> Trigger:
+            return _pg_change_trigger(function, source, ops, options)
+
+        where = f"@app.on_change({source!r}, table={options['table']!r})"
+        return self._decorator(name, settings, trigger, where, ())
 
     def on_mqtt(
         self,
@@ -690,6 +727,36 @@ def _amqp_trigger(function: str, queue: object, **options: Any) -> AmqpTrigger:
         prefetch,
         **_stream_options(options, function, bad),
     )
+
+
+def _pg_change_trigger(function: str, source: str, ops: Iterable[str], options: Mapping[str, Any]) -> PgChangeTrigger:
+    """A PgChangeTrigger from `@app.on_change("env:VAR", table=...)`'s arguments, each checked."""
+    from triggerfish.changes.pg_records import VIEW_TYPES
+    from triggerfish.changes.pg_setup import parse_table
+
+    def bad(message: str) -> DeclarationError:
+        return DeclarationError(f"function {function!r}: @app.on_change({source!r}): {message}")
+
+    if not source.startswith("env:"):
+        raise bad(
+            "a database URL holds a password and differs per stage, so it is never written in code: put it in an"
+            ' environment variable and name that, as @app.on_change("env:ORDERS_DB", table="public.orders")'
+        )
+    variable = source[4:]
+    if not variable or not variable.replace("_", "a").isalnum() or variable[0].isdigit():
+        raise bad(f"env: must name an environment variable (letters, digits, '_'), not {variable!r}")
+    if options["table"] is None:
+        raise bad('name the table whose changes run the function: table="public.orders"')
+    try:
+        table = parse_table(options["table"])
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    view = options["stream_view_type"]
+    if view not in VIEW_TYPES:
+        raise bad(f"stream_view_type must be one of {', '.join(VIEW_TYPES)}, not {view!r}")
+    stream = _stream_options({**options, "parallelization": 1}, function, bad)
+    del stream["parallelization"]  # one reader per slot: the records come in commit order
+    return PgChangeTrigger(source, str(table), _choices(ops, CHANGE_OPS, function, "ops"), view, **stream)
 
 
 def _stream_options(

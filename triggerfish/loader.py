@@ -42,6 +42,7 @@ from triggerfish.model import (
     HttpTrigger,
     MqttTrigger,
     ObjectTrigger,
+    PgChangeTrigger,
     QueueTrigger,
     ScheduleTrigger,
     TopicTrigger,
@@ -245,6 +246,8 @@ def describe_trigger(trigger: Trigger) -> str:
         share = f" shared by {trigger.share}" if trigger.share else ""
         batch = f", batch {trigger.batch_size}" if trigger.batch_size > 1 else ""
         return f"mqtt {trigger.topic} (qos {trigger.qos}{batch}){share}"
+    if isinstance(trigger, PgChangeTrigger):
+        return f"change {trigger.table} in {trigger.source} {','.join(trigger.ops)} ({trigger.stream_view_type})"
     return f"change {trigger.table} {','.join(trigger.ops)} {NOT_LIVE}"
 
 
@@ -390,7 +393,7 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
             "prefix": trigger.prefix,
             "suffix": trigger.suffix,
         }
-    if isinstance(trigger, MqttTrigger | AmqpTrigger):
+    if isinstance(trigger, MqttTrigger | AmqpTrigger | PgChangeTrigger):
         return {
             "kind": trigger.kind,
             **{name: getattr(trigger, name) for name in type(trigger).__dataclass_fields__ if name != "kind"},
@@ -418,6 +421,8 @@ def _trigger_from(data: Mapping[str, Any]) -> Trigger:
         return MqttTrigger(**{**fields, "filters": tuple(fields.get("filters", ()))})
     if kind == "amqp":
         return AmqpTrigger(**{**fields, "filters": tuple(fields.get("filters", ()))})
+    if kind == "pgchange":
+        return PgChangeTrigger(**{**fields, "ops": tuple(fields["ops"]), "filters": tuple(fields.get("filters", ()))})
     if kind == "change":
         return ChangeTrigger(**{**fields, "ops": tuple(fields["ops"])})
     raise ValueError(f"unknown trigger kind {kind!r}")

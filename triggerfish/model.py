@@ -173,6 +173,26 @@ class AmqpTrigger:
     kind: Literal["amqp"] = "amqp"
 
 
+@dataclass(frozen=True, slots=True)
+class PgChangeTrigger:
+    """`@app.on_change("env:ORDERS_DB", table="public.orders")`: a PostgreSQL table's changes (docs/pg-changes.md)."""
+
+    #: Where the database URL comes from: `env:VARIABLE` (never the URL: it holds a password).
+    source: str
+    #: `schema.table`.
+    table: str
+    ops: tuple[str, ...] = ("insert", "modify", "remove")
+    stream_view_type: str = "NEW_IMAGE"
+    batch_size: int = 100
+    batch_window: float = 0.0
+    max_retries: int = -1
+    max_record_age: float = -1.0
+    bisect_on_error: bool = False
+    report_batch_item_failures: bool = False
+    filters: tuple[Mapping[str, Any], ...] = ()
+    kind: Literal["pgchange"] = "pgchange"
+
+
 Trigger = (
     HttpTrigger
     | EventTrigger
@@ -183,6 +203,7 @@ Trigger = (
     | ChangeTrigger
     | MqttTrigger
     | AmqpTrigger
+    | PgChangeTrigger
 )
 
 

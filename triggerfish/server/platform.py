@@ -40,6 +40,7 @@ from triggerfish.bus.archive import Archive, trim_consumed
 from triggerfish.bus.bus import EventBus
 from triggerfish.bus.publisher import Publisher
 from triggerfish.bus.rules import Rules
+from triggerfish.changes.pg_triggers import PgChanges
 from triggerfish.config import load_config
 from triggerfish.errors import AppLoadError, DeclarationError, IsolationError, SecretsKeyError
 from triggerfish.events.cloudevent import Event
@@ -196,6 +197,8 @@ class Platform:
         self.queues: QueueTriggers
         self.scheduler: Scheduler
         self.sources: SourceTriggers
+        #: PostgreSQL change captures (`@app.on_change("env:DB", table=...)`), read under background=True.
+        self.pg_changes: PgChanges
         self.workflows: Workflows
         #: The app's usage, rolled up from its invocation records (triggerfish.observe.usage).
         self.usage: UsageRollup
@@ -324,6 +327,7 @@ class Platform:
             self.sources = SourceTriggers(
                 store, self, self.publisher, app=version.app_name, node=self._node_name(), clock=clock
             )
+            self.pg_changes = PgChanges(store, self, self.publisher, app=version.app_name, clock=clock)
             if self.run_async:
                 await version.start()
             self._background = background and self.run_async
@@ -333,6 +337,7 @@ class Platform:
                 await self.queues.start()
                 await self.scheduler.start()
                 await self.sources.update(specs, *_broker_tables(source))
+                await self.pg_changes.update(specs)
                 await self.workflows.start()
                 self._maintenance = asyncio.ensure_future(self._maintain_forever())
             else:
@@ -449,10 +454,12 @@ class Platform:
                 if self._background:
                     # Before anything switches: a refused broker URL leaves the old version serving everything.
                     self.sources.check(primary.specs, *_broker_tables(primary.source))
+                    self.pg_changes.check(primary.specs)
                 # Checked before anything switches: a refused queue table leaves the old version serving.
                 await self.queues.update(primary.specs, _queue_settings(primary.source))
                 if self._background:
                     await self.sources.update(primary.specs, *_broker_tables(primary.source))
+                    await self.pg_changes.update(primary.specs)
                 else:
                     self.sources.configure(primary.specs)
             except DeclarationError:
@@ -555,7 +562,7 @@ class Platform:
             await asyncio.gather(self._maintenance, return_exceptions=True)
             self._maintenance = None
         # Triggers first, so nothing new starts; then the versions, which finish what they started.
-        for name in ("workflows", "sources", "scheduler", "queues", "topics", "bus"):
+        for name in ("workflows", "pg_changes", "sources", "scheduler", "queues", "topics", "bus"):
             component = getattr(self, name, None)
             if component is not None:
                 try:
