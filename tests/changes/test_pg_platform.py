@@ -1,0 +1,141 @@
+"""`@app.on_change("env:...", table=...)` on the real platform: worker processes, the store, a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.changes.conftest import PgPlace
+from triggerfish import App
+from triggerfish.errors import DeclarationError
+from triggerfish.loader import describe_trigger
+from triggerfish.model import PgChangeTrigger
+from triggerfish.names import pg_change_slot
+from triggerfish.server.platform import Platform
+
+APP = """
+import json, triggerfish
+app = triggerfish.App({app!r})
+
+@app.on_change("env:{variable}", table={table!r}, batch_size=50, batch_window=0.1, {options})
+def ship(event, context):
+    with open({out!r}, "a") as f:
+        for r in event["Records"]:
+            image = r["dynamodb"].get("NewImage") or r["dynamodb"].get("OldImage") or {{}}
+            f.write(json.dumps([r["eventName"], r["dynamodb"]["Keys"]["id"]["N"], image.get("status", {{}}).get("S"),
+                                len(event["Records"])]) + "\\n")
+"""
+
+BARE = """
+import triggerfish
+app = triggerfish.App({app!r})
+
+@app.function
+def ship(event, context):
+    return None
+"""
+
+
+def write_app(tmp_path: Path, pg: PgPlace, options: str = "") -> Path:
+    (tmp_path / "app").mkdir(exist_ok=True)
+    path = tmp_path / "app" / "app.py"
+    text = APP.format(
+        app=pg.name, variable="PGC_DB", table=f"{pg.name}.orders", options=options, out=str(tmp_path / "out.jsonl")
+    )
+    path.write_text(text)
+    return path
+
+
+def handled(tmp_path: Path) -> list[list[Any]]:
+    out = tmp_path / "out.jsonl"
+    return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+
+
+async def wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.05)
+
+
+async def test_row_changes_run_the_function_in_order_per_row_and_the_slot_goes_with_the_trigger(
+    tmp_path: Path, pg: PgPlace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGC_DB", pg.url)
+    await pg.sql(f"CREATE TABLE {pg.name}.orders (id int PRIMARY KEY, status text)")
+    app = write_app(tmp_path, pg)
+    running = Platform(str(app), data_dir=tmp_path / "data")
+    await running.start()
+    try:
+        slot = pg_change_slot(pg.name, "ship")
+        assert slot in await pg.slots()
+        for n in range(20):
+            await pg.sql(f"INSERT INTO {pg.name}.orders VALUES (%s, 'NEW')", (n,))
+        await pg.sql(f"UPDATE {pg.name}.orders SET status = 'PAID' WHERE id %% 2 = 0")
+        await pg.sql(f"DELETE FROM {pg.name}.orders WHERE id = 3")
+        await wait_for(lambda: len(handled(tmp_path)) >= 31)
+        status = running.pg_changes.status()["ship"]
+        assert status["slot"] == slot
+        assert status["table"] == f"{pg.name}.orders"
+        assert status["records"] == 31
+        # The trigger removed from the code: on reload the slot is dropped, so it keeps no WAL.
+        app.write_text(BARE.format(app=pg.name))
+        result = await running.reload()
+        assert result.ok, result
+        assert slot not in await pg.slots()
+        assert running.pg_changes.status() == {}
+    finally:
+        await running.stop()
+    rows = handled(tmp_path)
+    per_row: dict[str, list[str]] = {}
+    for name, key, _, _ in rows:
+        per_row.setdefault(key, []).append(name)
+    assert per_row["0"] == ["INSERT", "MODIFY"]
+    assert per_row["1"] == ["INSERT"]
+    assert per_row["3"] == ["INSERT", "REMOVE"]
+    assert max(row[3] for row in rows) > 1, "changes came one per invocation, not in batches"
+
+
+async def test_a_setup_problem_stops_the_start_with_the_fix(
+    tmp_path: Path, pg: PgPlace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGC_DB", pg.url)
+    running = Platform(str(write_app(tmp_path, pg)), data_dir=tmp_path / "data")
+    with pytest.raises(DeclarationError, match=rf"the table {pg.name}.orders does not exist"):
+        await running.start()
+    monkeypatch.delenv("PGC_DB")
+    running = Platform(str(write_app(tmp_path, pg)), data_dir=tmp_path / "data2")
+    with pytest.raises(DeclarationError, match="the environment variable PGC_DB is not set"):
+        await running.start()
+
+
+def test_the_decorator_takes_an_env_reference_and_refuses_a_url_in_code() -> None:
+    app = App("shop")
+
+    @app.on_change("env:ORDERS_DB", table="public.orders", stream_view_type="KEYS_ONLY", ops=("insert",))
+    def ship(event: Any, context: Any) -> None:
+        return None
+
+    (trigger,) = app.functions["ship"].triggers
+    assert isinstance(trigger, PgChangeTrigger)
+    assert (trigger.source, trigger.table, trigger.ops, trigger.stream_view_type) == (
+        "env:ORDERS_DB", "public.orders", ("insert",), "KEYS_ONLY",
+    )  # fmt: skip
+    assert describe_trigger(trigger) == "change public.orders in env:ORDERS_DB insert (KEYS_ONLY)"
+
+    def declare(source: str, **options: Any) -> str:
+        with pytest.raises(DeclarationError) as caught:
+            App("shop").on_change(source, **options)(ship)
+        return str(caught.value)
+
+    assert "never written in code" in declare("postgresql://u:secret@db/shop", table="public.orders")
+    assert 'table="public.orders"' in declare("env:ORDERS_DB")
+    assert "stream_view_type must be one of" in declare("env:ORDERS_DB", table="orders", stream_view_type="NEW")
+    assert "table must be 'schema.table'" in declare("env:ORDERS_DB", table="a.b.c")
+    assert "batch_size must be" in declare("env:ORDERS_DB", table="orders", batch_size=0)
