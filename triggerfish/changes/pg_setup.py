@@ -27,6 +27,9 @@ logger = logging.getLogger("triggerfish.changes")
 #: The output plugin every slot uses (docs/pg-changes.md says why).
 PLUGIN = "test_decoding"
 
+#: Slots whose unbounded WAL retention was already warned about in this process (once is enough).
+_WARNED: set[str] = set()
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
@@ -129,7 +132,8 @@ async def prepare(conn: Any, name: TableName, *, slot: str, view: ViewType) -> T
             " or use stream_view_type='NEW_IMAGE'"
         )
     await _ensure_slot(conn, slot, database, max_slots)
-    if keep == "-1":
+    if keep == "-1" and slot not in _WARNED:
+        _WARNED.add(slot)
         logger.warning(
             "PostgreSQL's max_slot_wal_keep_size is -1 (unlimited): if slot %s stalls (a failing function that"
             " retries forever, a platform that stays down) the server keeps WAL for it until its disk fills;"
