@@ -17,6 +17,7 @@ from triggerfish.errors import DeclarationError
 from triggerfish.loader import describe_trigger
 from triggerfish.model import PgChangeTrigger
 from triggerfish.names import pg_change_slot
+from triggerfish.observe.metrics import Metrics
 from triggerfish.server.platform import Platform
 
 APP = """
@@ -84,6 +85,10 @@ async def test_row_changes_run_the_function_in_order_per_row_and_the_slot_goes_w
         assert status["slot"] == slot
         assert status["table"] == f"{pg.name}.orders"
         assert status["records"] == 31
+        assert status["reading"] is True
+        assert isinstance(status["lag_bytes"], int)  # measured when reading starts, then every few seconds
+        metrics = (await Metrics().render([running])).decode()
+        assert f'triggerfish_pg_slot_lag_bytes{{app="{pg.name}",function="ship",slot="{slot}"}}' in metrics
         # The trigger removed from the code: on reload the slot is dropped, so it keeps no WAL.
         app.write_text(BARE.format(app=pg.name))
         result = await running.reload()
@@ -139,3 +144,24 @@ def test_the_decorator_takes_an_env_reference_and_refuses_a_url_in_code() -> Non
     assert "stream_view_type must be one of" in declare("env:ORDERS_DB", table="orders", stream_view_type="NEW")
     assert "table must be 'schema.table'" in declare("env:ORDERS_DB", table="a.b.c")
     assert "batch_size must be" in declare("env:ORDERS_DB", table="orders", batch_size=0)
+
+
+def test_status_shows_each_capture_with_its_slot_and_lag() -> None:
+    import io
+
+    from rich.console import Console
+
+    from triggerfish.cli.apps import _show_changes
+    from triggerfish.cli.output import Output
+
+    text = io.StringIO()
+    shown = {
+        "ship": {
+            "source": "env:ORDERS_DB", "table": "public.orders", "slot": "tf_shop_ship_2397d38f", "reading": True,
+            "lag_bytes": 123456, "records": 42, "error": None,
+        }
+    }  # fmt: skip
+    _show_changes(Output(console=Console(file=text, width=200)), shown)
+    line = next(line for line in text.getvalue().splitlines() if "ship" in line)
+    for part in ("public.orders (env:ORDERS_DB)", "tf_shop_ship_2397d38f", "yes", "123,456 B", "42"):
+        assert part in line
