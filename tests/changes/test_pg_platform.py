@@ -165,3 +165,30 @@ def test_status_shows_each_capture_with_its_slot_and_lag() -> None:
     line = next(line for line in text.getvalue().splitlines() if "ship" in line)
     for part in ("public.orders (env:ORDERS_DB)", "tf_shop_ship_2397d38f", "yes", "123,456 B", "42"):
         assert part in line
+
+
+async def test_a_restart_without_the_capture_drops_its_slot_and_stopping_keeps_it(
+    pg: PgPlace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from triggerfish.bus.publisher import Publisher
+    from triggerfish.changes.pg_triggers import PgChanges
+    from triggerfish.store import open_store
+
+    await pg.sql(f"CREATE TABLE {pg.name}.orders (id int PRIMARY KEY)")
+    app = App(pg.name)
+
+    @app.on_change("env:PGC_DB", table=f"{pg.name}.orders")
+    def ship(event: Any, context: Any) -> None:
+        return None
+
+    store = await open_store("memory://")
+    environ = {"PGC_DB": pg.url}
+    slot = pg_change_slot(pg.name, "ship")
+    first = PgChanges(store, None, Publisher(store), app=pg.name, environ=environ)  # type: ignore[arg-type]
+    await first.update(app.functions)
+    await first.stop()
+    assert slot in await pg.slots(), "stopping dropped the slot: changes made while down would be lost"
+    second = PgChanges(store, None, Publisher(store), app=pg.name, environ=environ)  # type: ignore[arg-type]
+    await second.update({})  # the next start's code no longer declares it
+    assert slot not in await pg.slots()
+    await store.close()

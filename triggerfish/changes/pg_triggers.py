@@ -216,7 +216,13 @@ class PgChanges:
 
 async def _connected(reader: SlotReader) -> Any:
     """Connect and check the setup, with a DeclarationError naming the database by its variable on failure."""
-    import psycopg
+    try:
+        import psycopg
+    except ModuleNotFoundError:
+        raise DeclarationError(
+            f"function {reader.capture.function!r} captures PostgreSQL changes, which needs psycopg:"
+            " pip install 'triggerfish[postgres]'"
+        ) from None
 
     try:
         return await reader.connect()
