@@ -229,3 +229,51 @@ async def test_wal_level_and_exhausted_slots_are_explained() -> None:
     full = Canned(logical, table, [("id",)], None, (2, "tf_a, tf_b"))
     with pytest.raises(SetupError, match=r"max_replication_slots = 2: tf_a, tf_b.*pg_drop_replication_slot"):
         await prepare(full, TableName("public", "t"), slot="s", view="NEW_IMAGE")
+
+
+async def test_a_poison_change_is_bisected_out_to_the_failure_queue_and_the_stream_goes_on(pg: PgPlace) -> None:
+    import json
+
+    from triggerfish.bus.publisher import Publisher
+    from triggerfish.model import parse_destination
+    from triggerfish.store import open_store
+
+    await orders(pg)
+
+    class Poisoned(Invoker):
+        async def invoke(self, function: str, event: Any = None, **options: Any) -> Any:
+            self.batches.append(event["Records"])
+            if any(r["dynamodb"]["NewImage"]["status"]["S"] == "poison" for r in event["Records"]):
+                raise InvocationError("the handler raised ValueError: a poison order")
+            return None
+
+    store = await open_store("memory://")
+    invoker = Poisoned()
+    options = BatchOptions(max_retries=2, bisect_on_error=True)
+    capture = Capture(
+        "ship", "env:ORDERS_DB", pg.url, TableName(pg.name, "orders"), f"tf_{pg.name}_ship",
+        options=options, on_failure=parse_destination("queue:bad-orders"),
+    )  # fmt: skip
+    slot = SlotReader(capture, invoker, store, Publisher(store), app="shop", retry_policy=FAST)
+    conn = await slot.connect()
+    try:
+        for n in range(6):
+            await pg.sql(f"INSERT INTO {pg.name}.orders VALUES (%s, %s, 1, NULL)", (n, "poison" if n == 3 else "NEW"))
+        assert await slot.step(conn) == 6
+        assert await slot.step(conn) == 0  # given up on, the slot moved past it: the stream goes on
+    finally:
+        await conn.close()
+    (failed,) = await store.queues.receive("bad-orders", wait=1)
+    record = json.loads(failed.body)
+    await store.close()
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["DDBStreamBatchInfo"]["batchSize"] == 1
+    assert record["DDBStreamBatchInfo"]["streamArn"] == slot.source_arn
+    assert [r["dynamodb"]["Keys"]["id"]["N"] for r in record["records"]] == ["3"]
+    succeeded = [
+        r["dynamodb"]["Keys"]["id"]["N"]
+        for batch in invoker.batches
+        if all(r["dynamodb"]["NewImage"]["status"]["S"] != "poison" for r in batch)
+        for r in batch
+    ]
+    assert succeeded == ["0", "1", "2", "4", "5"]  # each once, in order, around the poison
