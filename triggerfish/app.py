@@ -57,18 +57,6 @@ OBJECT_EVENTS = frozenset({"created", "deleted"})
 CHANGE_OPS = frozenset({"insert", "modify", "remove"})
 #: How `@app.on_change`'s first argument names a PostgreSQL database rather than a platform table.
 PG_SOURCE_PREFIXES = ("env:", "postgresql://", "postgres://")
-#: `@app.on_change`'s options for a PostgreSQL source, with their defaults.
-PG_CHANGE_OPTIONS: dict[str, Any] = {
-    "table": None,
-    "stream_view_type": "NEW_IMAGE",
-    "batch_size": 100,
-    "batch_window": 0.0,
-    "max_retries": -1,
-    "max_record_age": -1,
-    "bisect_on_error": False,
-    "report_batch_item_failures": False,
-    "filter": None,
-}
 MAX_BATCH_SIZE = 10_000
 MAX_BATCH_WINDOW = 300.0
 #: Filter patterns one stream trigger may have (Lambda's quota of filters per event source mapping).
@@ -328,42 +316,53 @@ class App:
 
     def on_change(
         self,
-        table: str,
-        /,
+        source: str,
         *,
+        table: str | None = None,
         ops: Iterable[str] = ("insert", "modify", "remove"),
+        stream_view_type: str = "NEW_IMAGE",
+        batch_size: int = 100,
+        batch_window: float = 0.0,
+        starting_position: str = "LATEST",
+        max_retries: int = -1,
+        max_record_age: float = -1,
+        bisect_on_error: bool = False,
+        report_batch_item_failures: bool = False,
+        parallelization: int = 1,
+        filter: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         name: str | None = None,
         **settings: Any,
     ) -> Callable[[F], F]:
-        """Run the function for changes to `table` (DynamoDB Streams' shape): insert, modify, remove.
+        """Run the function for changes to a table (DynamoDB Streams' shape): insert, modify, remove.
 
-        A PostgreSQL table of the user's own is captured when the first argument names a database by
+        `source` is a platform table's name (`@app.on_change("orders")`), or a PostgreSQL database named by
         the environment variable holding its URL, with `table=`: `@app.on_change("env:ORDERS_DB",
-        table="public.orders", stream_view_type="NEW_IMAGE", batch_size=100, batch_window=0,
-        max_retries=-1, max_record_age=-1, bisect_on_error=False, report_batch_item_failures=False,
-        filter=None)` (docs/pg-changes.md).
+        table="public.orders")` captures that table's changes from a replication slot (docs/pg-changes.md),
+        with `stream_view_type` (KEYS_ONLY, NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES) and the stream
+        settings of `@app.on_mqtt` (`batch_size`, `batch_window`, `max_retries`, `max_record_age`,
+        `bisect_on_error`, `report_batch_item_failures`, `filter`).
         """
-        if isinstance(table, str) and table.startswith(PG_SOURCE_PREFIXES):
-            return self._on_pg_change(table, ops, name, settings)
-        self._not_bare(table, "@app.on_change", '@app.on_change("orders")')
+        self._not_bare(source, "@app.on_change", '@app.on_change("orders")')
+        stream = {
+            "table": table, "stream_view_type": stream_view_type, "batch_size": batch_size,
+            "batch_window": batch_window, "starting_position": starting_position, "max_retries": max_retries,
+            "max_record_age": max_record_age, "bisect_on_error": bisect_on_error,
+            "report_batch_item_failures": report_batch_item_failures, "parallelization": parallelization,
+            "filter": filter,
+        }  # fmt: skip
 
         def trigger(function: str) -> Trigger:
-            _resource(function, "table", table)
-            return ChangeTrigger(table, _choices(ops, CHANGE_OPS, function, "ops"))
+            if isinstance(source, str) and source.startswith(PG_SOURCE_PREFIXES):
+                return _pg_change_trigger(function, source, ops, stream)
+            if table is not None:
+                raise DeclarationError(
+                    f"function {function!r}: @app.on_change({source!r}): table= names a PostgreSQL table and goes"
+                    ' with a database ("env:ORDERS_DB"); a platform table is named by the first argument'
+                )
+            _resource(function, "table", source)
+            return ChangeTrigger(source, _choices(ops, CHANGE_OPS, function, "ops"))
 
-        return self._decorator(name, settings, trigger, f"@app.on_change({table!r})", ("ops",))
-
-    def _on_pg_change(
-        self, source: str, ops: Iterable[str], name: str | None, settings: dict[str, Any]
-    ) -> Callable[[F], F]:
-        """`@app.on_change("env:VAR", table=...)`: the stream options come out of `settings` (docs/pg-changes.md)."""
-        options = {key: settings.pop(key, default) for key, default in PG_CHANGE_OPTIONS.items()}
-
-        def trigger(function: str) -> Trigger:
-            return _pg_change_trigger(function, source, ops, options)
-
-        where = f"@app.on_change({source!r}, table={options['table']!r})"
-        return self._decorator(name, settings, trigger, where, ())
+        return self._decorator(name, settings, trigger, f"@app.on_change({source!r})", ("ops", *stream))
 
     def on_mqtt(
         self,
@@ -754,8 +753,18 @@ def _pg_change_trigger(function: str, source: str, ops: Iterable[str], options: 
     view = options["stream_view_type"]
     if view not in VIEW_TYPES:
         raise bad(f"stream_view_type must be one of {', '.join(VIEW_TYPES)}, not {view!r}")
-    stream = _stream_options({**options, "parallelization": 1}, function, bad)
-    del stream["parallelization"]  # one reader per slot: the records come in commit order
+    if options["starting_position"] != "LATEST":
+        raise bad(
+            f"starting_position must be 'LATEST' for PostgreSQL, not {options['starting_position']!r}: a replication"
+            " slot starts where it is made, and the server keeps no changes from before it"
+        )
+    if options["parallelization"] != 1:
+        raise bad(
+            f"parallelization must be 1 for PostgreSQL, not {options['parallelization']!r}: one replication slot is"
+            " read in commit order, one batch at a time"
+        )
+    stream = _stream_options(options, function, bad)
+    del stream["parallelization"]
     return PgChangeTrigger(source, str(table), _choices(ops, CHANGE_OPS, function, "ops"), view, **stream)
 
 

@@ -144,6 +144,9 @@ def test_the_decorator_takes_an_env_reference_and_refuses_a_url_in_code() -> Non
     assert "stream_view_type must be one of" in declare("env:ORDERS_DB", table="orders", stream_view_type="NEW")
     assert "table must be 'schema.table'" in declare("env:ORDERS_DB", table="a.b.c")
     assert "batch_size must be" in declare("env:ORDERS_DB", table="orders", batch_size=0)
+    assert "read in commit order" in declare("env:ORDERS_DB", table="orders", parallelization=2)
+    assert "keeps no changes from before it" in declare("env:ORDERS_DB", table="orders", starting_position="X")
+    assert "table= names a PostgreSQL table" in declare("orders", table="public.orders")
 
 
 def test_status_shows_each_capture_with_its_slot_and_lag() -> None:
