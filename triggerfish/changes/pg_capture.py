@@ -69,6 +69,12 @@ LOCK_CLASS = 0x7466
 #: Seconds between measurements of the slot's lag while reading.
 LAG_PERIOD = 5.0
 
+#: pg_replication_slots.wal_status values that mean the slot holds back more WAL than the server wants to keep.
+_WAL_TROUBLE = {
+    "extended": "past max_wal_size, kept only for this slot (the function is slow or failing)",
+    "unreserved": "past max_slot_wal_keep_size: the next checkpoint removes it and the slot's changes are lost",
+}
+
 _PEEK = (
     "SELECT lsn::text, data FROM pg_logical_slot_peek_changes(%s, NULL, %s, 'include-xids', '1',"
     " 'include-timestamp', '1', 'skip-empty-xacts', '1')"
@@ -210,6 +216,15 @@ class SlotReader:
     async def measure(self, conn: Any) -> None:
         lag = await slot_lag(conn, self.capture.slot)
         if lag is not None:
+            if lag[1] != self.state.wal_status and lag[1] in _WAL_TROUBLE:
+                logger.warning(
+                    "%s: slot %s is %d bytes behind and its WAL is %s: %s",
+                    self.capture.function,
+                    self.capture.slot,
+                    lag[0],
+                    lag[1],
+                    _WAL_TROUBLE[lag[1]],
+                )
             self.state.lag_bytes, self.state.wal_status = int(lag[0]), lag[1]
         self._measured = time.monotonic()
 
