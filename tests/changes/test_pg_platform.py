@@ -89,6 +89,12 @@ async def test_row_changes_run_the_function_in_order_per_row_and_the_slot_goes_w
         assert isinstance(status["lag_bytes"], int)  # measured when reading starts, then every few seconds
         metrics = (await Metrics().render([running])).decode()
         assert f'triggerfish_pg_slot_lag_bytes{{app="{pg.name}",function="ship",slot="{slot}"}}' in metrics
+        # A new version naming a table that does not exist is refused; the old one goes on reading.
+        app.write_text(app.read_text().replace(f"{pg.name}.orders", f"{pg.name}.missing"))
+        refused = await running.reload()
+        assert not refused.ok
+        assert f"the table {pg.name}.missing does not exist" in (refused.error or "")
+        assert running.pg_changes.status()["ship"]["table"] == f"{pg.name}.orders"
         # The trigger removed from the code: on reload the slot is dropped, so it keeps no WAL.
         app.write_text(BARE.format(app=pg.name))
         result = await running.reload()

@@ -94,16 +94,25 @@ class PgChanges:
         """Raise the DeclarationError `update` would for the declarations alone (no database is reached)."""
         self.captures(specs)
 
+    async def prepare(self, specs: Mapping[str, FunctionSpec]) -> list[Capture]:
+        """Check each new or changed capture against its database and make its slot, starting nothing: what a
+        reload does before it switches (a SetupError then leaves the old version serving). The captures."""
+        fresh = [
+            capture
+            for capture in self.captures(specs)
+            if capture.function not in self.readers or self.readers[capture.function].capture != capture
+        ]
+        for capture in fresh:
+            conn = await _connected(self._reader(capture))
+            await conn.close()
+        return fresh
+
     async def update(self, specs: Mapping[str, FunctionSpec]) -> None:
         """Read exactly the captures `specs` declare. Each new or changed one is checked against its database
         first (a SetupError, naming the fix, leaves everything running as it was); then readers switch, and
         the slots of captures no longer declared are dropped."""
         wanted = {capture.function: capture for capture in self.captures(specs)}
-        fresh = [c for name, c in wanted.items() if name not in self.readers or self.readers[name].capture != c]
-        for capture in fresh:
-            reader = self._reader(capture)
-            conn = await _connected(reader)
-            await conn.close()
+        fresh = await self.prepare(specs)
         for name in [n for n, reader in self.readers.items() if wanted.get(n) != reader.capture]:
             await self.readers.pop(name).stop()
         for capture in fresh:

@@ -454,7 +454,7 @@ class Platform:
                 if self._background:
                     # Before anything switches: a refused broker URL leaves the old version serving everything.
                     self.sources.check(primary.specs, *_broker_tables(primary.source))
-                    self.pg_changes.check(primary.specs)
+                    await self.pg_changes.prepare(primary.specs)
                 # Checked before anything switches: a refused queue table leaves the old version serving.
                 await self.queues.update(primary.specs, _queue_settings(primary.source))
                 if self._background:
