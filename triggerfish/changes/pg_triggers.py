@@ -90,10 +90,6 @@ class PgChanges:
         """The captures `specs` declare, their databases resolved; DeclarationError for an unset variable."""
         return [self._capture(spec, trigger) for spec, trigger in pg_triggers(specs)]
 
-    def check(self, specs: Mapping[str, FunctionSpec]) -> None:
-        """Raise the DeclarationError `update` would for the declarations alone (no database is reached)."""
-        self.captures(specs)
-
     async def prepare(self, specs: Mapping[str, FunctionSpec]) -> list[Capture]:
         """Check each new or changed capture against its database and make its slot, starting nothing: what a
         reload does before it switches (a SetupError then leaves the old version serving). The captures."""
