@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -40,6 +41,13 @@ class Invoker:
 
     async def invoke_async(self, function: str, event: Any = None, **options: Any) -> str:
         return "unused"
+
+
+async def until(condition: Callable[[], bool], seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.01)
 
 
 def reader(pg: PgPlace, invoker: Invoker, **fields: Any) -> SlotReader:
@@ -277,3 +285,33 @@ async def test_a_poison_change_is_bisected_out_to_the_failure_queue_and_the_stre
         for r in batch
     ]
     assert succeeded == ["0", "1", "2", "4", "5"]  # each once, in order, around the poison
+
+
+async def test_a_batch_failing_for_ever_holds_the_slot_and_its_lag_shows(
+    pg: PgPlace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from triggerfish.changes import pg_capture
+
+    monkeypatch.setattr(pg_capture, "LAG_PERIOD", 0.05)
+    await orders(pg)
+
+    class Failing(Invoker):
+        async def invoke(self, function: str, event: Any = None, **options: Any) -> Any:
+            self.batches.append(event["Records"])
+            self.called.set()
+            raise InvocationError("the handler raised")
+
+    invoker = Failing()
+    slot = reader(pg, invoker)
+    before = None
+    slot.start()
+    try:
+        await until(lambda: slot.state.reading)
+        before = (await pg.slots())[f"tf_{pg.name}_ship"]
+        await pg.sql(f"INSERT INTO {pg.name}.orders VALUES (1, 'NEW', 1, NULL)")
+        await until(lambda: len(invoker.batches) >= 3 and bool(slot.state.lag_bytes))
+    finally:
+        await slot.stop()
+    assert slot.state.lag_bytes > 0
+    assert (await pg.slots())[f"tf_{pg.name}_ship"] == before, "the slot moved past a batch that never succeeded"
+    assert {r["dynamodb"]["Keys"]["id"]["N"] for batch in invoker.batches for r in batch} == {"1"}

@@ -160,7 +160,6 @@ class SlotReader:
         self._filters = [compile_pattern(text) for text in capture.filters]
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._measured = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"triggerfish-pgcapture:{self.capture.function}")
@@ -196,11 +195,16 @@ class SlotReader:
                     continue
                 self.state.reading, self.state.last_error = True, None
                 logger.info("%s: reading slot %s for %s", capture.function, capture.slot, capture.table)
-                while not self._stopping.is_set():
-                    if time.monotonic() - self._measured > LAG_PERIOD:
-                        await self.measure(conn)
-                    if not await self.step(conn):
-                        await self._pause(self.poll_interval)
+                # Measured beside the reading, so the lag shows while a failing batch is retried (the case it is
+                # for); psycopg runs one statement at a time on the connection, which is idle while a batch runs.
+                measurer = asyncio.create_task(self._measure_forever(conn))
+                try:
+                    while not self._stopping.is_set():
+                        if not await self.step(conn):
+                            await self._pause(self.poll_interval)
+                finally:
+                    measurer.cancel()
+                    await asyncio.gather(measurer, return_exceptions=True)
             except _Stopped:
                 return
             except Exception as exc:
@@ -212,6 +216,14 @@ class SlotReader:
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close()
+
+    async def _measure_forever(self, conn: Any) -> None:
+        while True:
+            try:
+                await self.measure(conn)
+            except Exception as exc:  # the reading loop meets the same failure and reconnects
+                logger.debug("%s: measuring the slot's lag failed: %s", self.capture.function, exc)
+            await asyncio.sleep(LAG_PERIOD)
 
     async def measure(self, conn: Any) -> None:
         lag = await slot_lag(conn, self.capture.slot)
@@ -226,7 +238,6 @@ class SlotReader:
                     _WAL_TROUBLE[lag[1]],
                 )
             self.state.lag_bytes, self.state.wal_status = int(lag[0]), lag[1]
-        self._measured = time.monotonic()
 
     async def step(self, conn: Any) -> int:
         """Peek, run what is new in batches, advance the slot after each; how many records were handled."""
