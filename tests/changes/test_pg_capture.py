@@ -312,6 +312,7 @@ async def test_a_batch_failing_for_ever_holds_the_slot_and_its_lag_shows(
         await until(lambda: len(invoker.batches) >= 3 and bool(slot.state.lag_bytes))
     finally:
         await slot.stop()
+    assert slot.state.lag_bytes is not None
     assert slot.state.lag_bytes > 0
     assert (await pg.slots())[f"tf_{pg.name}_ship"] == before, "the slot moved past a batch that never succeeded"
     assert {r["dynamodb"]["Keys"]["id"]["N"] for batch in invoker.batches for r in batch} == {"1"}
