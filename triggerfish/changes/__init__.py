@@ -1,1 +1,1 @@
-"""Change streams: records of what changed in tables, and the triggers that run functions on them."""
+"""Change streams: the records a change to a table makes, and the `@app.on_change` consumers that read them."""
