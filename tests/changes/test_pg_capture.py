@@ -316,3 +316,31 @@ async def test_a_batch_failing_for_ever_holds_the_slot_and_its_lag_shows(
     assert slot.state.lag_bytes > 0
     assert (await pg.slots())[f"tf_{pg.name}_ship"] == before, "the slot moved past a batch that never succeeded"
     assert {r["dynamodb"]["Keys"]["id"]["N"] for batch in invoker.batches for r in batch} == {"1"}
+
+
+async def test_awkward_values_come_through_exactly(pg: PgPlace) -> None:
+    await orders(pg, identity="FULL")
+    awkward = 'it\'s "quoted"\nnew-tuple: ]: [x] null unchanged-toast-datum é'
+    invoker = Invoker()
+    slot = reader(pg, invoker, view="NEW_AND_OLD_IMAGES")
+    conn = await slot.connect()
+    try:
+        await pg.sql(f"INSERT INTO {pg.name}.orders VALUES (1, %s, -0.5, %s)", (awkward, [awkward, None]))
+        await pg.sql(f"UPDATE {pg.name}.orders SET total = 2 WHERE id = 1")
+        big = f"(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 2000))"
+        await pg.sql(f"UPDATE {pg.name}.orders SET status = {big} WHERE id = 1")  # stored out of line (TOAST)
+        await pg.sql(f"UPDATE {pg.name}.orders SET total = 3 WHERE id = 1")  # leaves it: PostgreSQL does not log it
+        assert await slot.step(conn) == 4
+    finally:
+        await conn.close()
+    insert, modify, toasted, untouched = invoker.batches[0]
+    assert insert["dynamodb"]["NewImage"]["status"] == {"S": awkward}
+    assert insert["dynamodb"]["NewImage"]["total"] == {"N": "-0.50"}
+    assert insert["dynamodb"]["NewImage"]["tags"] == {"L": [{"S": awkward}, {"NULL": True}]}
+    assert modify["dynamodb"]["OldImage"]["status"] == {"S": awkward}
+    assert modify["dynamodb"]["NewImage"]["status"] == {"S": awkward}
+    big_value = toasted["dynamodb"]["NewImage"]["status"]["S"]
+    assert len(big_value) == 64_000
+    # Under REPLICA IDENTITY FULL the old row has it, so the new image is whole.
+    assert untouched["dynamodb"]["NewImage"]["status"] == {"S": big_value}
+    assert untouched["dynamodb"]["NewImage"]["total"] == {"N": "3.00"}

@@ -95,3 +95,18 @@ def test_begin_and_commit_with_the_commit_time() -> None:
 def test_a_line_not_in_the_format_is_refused_with_where(line: str, said: str) -> None:
     with pytest.raises(DecodingFormatError, match=said):
         parse_line(line)
+
+
+def test_values_holding_the_formats_own_words_newlines_and_brackets_stay_values() -> None:
+    line = (
+        "table public.t: UPDATE: old-key: id[integer]:1 note[text]:'x new-tuple: y' "
+        "new-tuple: id[integer]:1 note[text]:'line one\nline two ]: [z]' tags[text[]]:'{\"a]:b\"}'"
+    )
+    change = parse_line(line)
+    assert isinstance(change, RowChange)
+    assert change.old == (Column("id", "integer", "1"), Column("note", "text", "x new-tuple: y"))
+    assert change.new == (
+        Column("id", "integer", "1"),
+        Column("note", "text", "line one\nline two ]: [z]"),
+        Column("tags", "text[]", '{"a]:b"}'),
+    )
