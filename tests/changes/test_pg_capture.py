@@ -327,7 +327,7 @@ async def test_awkward_values_come_through_exactly(pg: PgPlace) -> None:
     try:
         await pg.sql(f"INSERT INTO {pg.name}.orders VALUES (1, %s, -0.5, %s)", (awkward, [awkward, None]))
         await pg.sql(f"UPDATE {pg.name}.orders SET total = 2 WHERE id = 1")
-        big = f"(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 2000))"
+        big = "(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 2000))"
         await pg.sql(f"UPDATE {pg.name}.orders SET status = {big} WHERE id = 1")  # stored out of line (TOAST)
         await pg.sql(f"UPDATE {pg.name}.orders SET total = 3 WHERE id = 1")  # leaves it: PostgreSQL does not log it
         assert await slot.step(conn) == 4
