@@ -201,3 +201,38 @@ async def test_a_restart_without_the_capture_drops_its_slot_and_stopping_keeps_i
     await second.update({})  # the next start's code no longer declares it
     assert slot not in await pg.slots()
     await store.close()
+
+
+async def test_the_test_platform_runs_a_capture_on_drain_from_a_fresh_slot_it_drops_after(
+    pg: PgPlace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from triggerfish.testing import TestPlatform
+
+    await pg.sql(f"CREATE TABLE {pg.name}.orders (id int PRIMARY KEY, status text)")
+    app = App(pg.name)
+    seen: list[tuple[str, str]] = []
+
+    @app.on_change(
+        "env:PGC_TEST_DB", table=f"{pg.name}.orders", on_failure="queue:bad-orders", max_retries=2, bisect_on_error=True
+    )
+    def ship(event: Any, context: Any) -> None:
+        if any(record["dynamodb"]["NewImage"]["status"]["S"] == "poison" for record in event["Records"]):
+            raise ValueError("a poison order")
+        seen.extend((record["eventName"], record["dynamodb"]["Keys"]["id"]["N"]) for record in event["Records"])
+
+    slot = pg_change_slot(pg.name, "ship")
+    await pg.sql(f"INSERT INTO {pg.name}.orders VALUES (0, 'before the test')")
+    async with TestPlatform(app) as unset:  # no database for the capture here: it does not run
+        await unset.drain()
+    assert slot not in await pg.slots()
+    monkeypatch.setenv("PGC_TEST_DB", pg.url)
+    async with TestPlatform(app) as platform:
+        assert slot in await pg.slots()
+        await pg.sql(f"INSERT INTO {pg.name}.orders VALUES (1, 'NEW'), (2, 'poison')")
+        await pg.sql(f"UPDATE {pg.name}.orders SET status = 'PAID' WHERE id = 1")
+        await platform.drain()
+        failed = [json.loads(m.body) for m in await platform.queue_messages("bad-orders")]
+    assert slot not in await pg.slots(), "the test's slot outlived it"
+    assert seen == [("INSERT", "1"), ("MODIFY", "1")]  # the row written before the test is not seen
+    # The batch failed and was bisected: the poison order alone ran out of retries, the rest went through.
+    assert [r["dynamodb"]["Keys"]["id"]["N"] for r in failed[0]["records"]] == ["2"]

@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,7 @@ from triggerfish.changes.pg_records import (
     parse_lsn,
     stream_record,
 )
-from triggerfish.changes.pg_setup import TableInfo, TableName, prepare, slot_lag
+from triggerfish.changes.pg_setup import TableInfo, TableName, drop_slot, prepare, slot_lag
 from triggerfish.errors import InvocationError
 from triggerfish.events.patterns import compile_pattern
 from triggerfish.model import Destination
@@ -66,6 +66,8 @@ PEEK_ROWS = 5000
 RETRY_PAUSE = 2.0
 #: The advisory lock's first key ('tf'); the second is the hash of the slot's name.
 LOCK_CLASS = 0x7466
+#: A read of the slot slower than this many seconds is logged, with the usual reason.
+SLOW_PEEK = 1.0
 #: Seconds between measurements of the slot's lag while reading.
 LAG_PERIOD = 5.0
 
@@ -169,11 +171,14 @@ class SlotReader:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def connect(self) -> Any:
+    async def connect(self, *, fresh: bool = False) -> Any:
+        """A connection with the setup checked and the slot made; `fresh` drops the slot first (starts at now)."""
         import psycopg
 
         conn = await psycopg.AsyncConnection.connect(self.capture.url, autocommit=True)
         try:
+            if fresh:
+                await drop_slot(conn, self.capture.slot)
             self._table = await prepare(conn, self.capture.table, slot=self.capture.slot, view=self.capture.view)
         except BaseException:
             await conn.close()
@@ -239,8 +244,11 @@ class SlotReader:
                 )
             self.state.lag_bytes, self.state.wal_status = int(lag[0]), lag[1]
 
-    async def step(self, conn: Any) -> int:
-        """Peek, run what is new in batches, advance the slot after each; how many records were handled."""
+    async def step(self, conn: Any, *, sleep: Callable[[float], Awaitable[None]] | None = None) -> int:
+        """Peek, run what is new in batches, advance the slot after each; how many records were handled.
+
+        `sleep` waits between retries of a failing batch (default: the backoff, ended early by `stop`).
+        """
         capture = self.capture
         pending = await self._gather(conn)
         handled = 0
@@ -254,7 +262,7 @@ class SlotReader:
                     capture.options,
                     fail=self._fail,
                     backoff=self.retry_policy.backoff,
-                    sleep=self._wait_retry,
+                    sleep=sleep or self._wait_retry,
                     clock=self.clock,
                 )
                 self.state.batches += 1
@@ -290,7 +298,20 @@ class SlotReader:
 
     async def _peek(self, conn: Any) -> tuple[list[_Pending], int | None]:
         assert self._table is not None
+        began = time.monotonic()
         rows = await (await conn.execute(_PEEK, (self.capture.slot, PEEK_ROWS, self._table.prefix))).fetchall()
+        took = time.monotonic() - began
+        if took > SLOW_PEEK:
+            # Decoding starts at the slot's restart point, which a long-open transaction anywhere on the server
+            # holds back: every peek then decodes again all the WAL written since it began.
+            logger.warning(
+                "%s: reading slot %s took %.1f s (%d rows); a long-open transaction on the server, or a very"
+                " large one, makes every read decode its WAL again",
+                self.capture.function,
+                self.capture.slot,
+                took,
+                len(rows),
+            )
         return self.pending(rows)
 
     def pending(self, rows: Sequence[tuple[str, str]]) -> tuple[list[_Pending], int | None]:

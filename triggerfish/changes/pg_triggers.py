@@ -17,6 +17,7 @@ keeps the slots: changes made while it is down are read when it is back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -81,6 +82,8 @@ class PgChanges:
         self.clock = clock
         self.poll_interval = poll_interval
         self.readers: dict[str, SlotReader] = {}
+        #: `triggerfish.testing`'s captures: run by `deliver_due`, their slots made at start and dropped at stop.
+        self._due: dict[str, tuple[SlotReader, Any]] = {}
 
     @property
     def active(self) -> bool:
@@ -117,10 +120,42 @@ class PgChanges:
         await self._forget_others(wanted.values())
 
     async def stop(self) -> None:
-        """Stop reading (a batch running finishes first); the slots stay."""
+        """Stop reading (a batch running finishes first); the slots stay (but those of `configure`'s captures)."""
         for reader in self.readers.values():
             await reader.stop()
         self.readers.clear()
+        await self._forget_due()
+
+    async def configure(self, specs: Mapping[str, FunctionSpec]) -> None:
+        """Capture for `triggerfish.testing`: each capture whose variable is set here gets a fresh slot (changes
+        from now on), run by `deliver_due` (drain) instead of in the background, and dropped at `stop`. A
+        capture whose variable is not set does not run (a test without that database)."""
+        await self._forget_due()
+        for spec, trigger in pg_triggers(specs):
+            try:
+                capture = self._capture(spec, trigger)
+            except DeclarationError as exc:
+                logger.info("%s does not run here: %s", spec.name, exc)
+                continue
+            reader = self._reader(capture)
+            self._due[capture.function] = (reader, await _connected(reader, fresh=True))
+
+    async def deliver_due(self) -> int:
+        """Run what is new in each `configure`d capture's slot, retries without waiting; how many records ran."""
+        done = 0
+        for reader, conn in self._due.values():
+            done += await reader.step(conn, sleep=_no_wait)
+        return done
+
+    async def _forget_due(self) -> None:
+        for reader, conn in self._due.values():
+            try:
+                await drop_slot(conn, reader.capture.slot)
+            except Exception as exc:
+                logger.warning("dropping the test slot %s failed: %s", reader.capture.slot, exc)
+            with contextlib.suppress(Exception):
+                await conn.close()
+        self._due.clear()
 
     def status(self) -> dict[str, Any]:
         """Per function: what it reads and how far behind the slot is (`triggerfish status`, the metrics)."""
@@ -219,7 +254,11 @@ class PgChanges:
                 await kv.delete(PG_SLOTS_NAMESPACE, record.key)
 
 
-async def _connected(reader: SlotReader) -> Any:
+async def _no_wait(seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+async def _connected(reader: SlotReader, *, fresh: bool = False) -> Any:
     """Connect and check the setup, with a DeclarationError naming the database by its variable on failure."""
     try:
         import psycopg
@@ -230,7 +269,7 @@ async def _connected(reader: SlotReader) -> Any:
         ) from None
 
     try:
-        return await reader.connect()
+        return await reader.connect(fresh=fresh)
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DeclarationError(

@@ -344,6 +344,7 @@ class Platform:
                 await self.bus.reload()
                 await self.topics.reload()
                 self.sources.configure(specs)
+                await self.pg_changes.configure(specs)
         except BaseException:
             await self._close_everything(drain=False)
             raise
@@ -361,6 +362,7 @@ class Platform:
         done += await self.topics.deliver_due()
         done += await self.queues.deliver_due()
         done += await self.sources.deliver_due()
+        done += await self.pg_changes.deliver_due()
         done += await self.workflows.run_due()
         return done
 
@@ -462,6 +464,7 @@ class Platform:
                     await self.pg_changes.update(primary.specs)
                 else:
                     self.sources.configure(primary.specs)
+                    await self.pg_changes.configure(primary.specs)
             except DeclarationError:
                 for version in {primary, *([canary] if canary else [])} - serving:
                     self._retire(version)
