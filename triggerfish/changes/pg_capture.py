@@ -60,8 +60,11 @@ logger = logging.getLogger("triggerfish.changes")
 
 #: Seconds between peeks while the slot has nothing new (the floor of write-to-handler latency when idle).
 POLL_INTERVAL = 0.02
-#: Most decoded rows one peek asks for (whole transactions are always returned, so it may give more).
-PEEK_ROWS = 5000
+#: Most decoded rows one peek asks for (whole transactions are always returned, so it may give more). The
+#: server counts every table's rows of the database (test_decoding cannot filter; the WHERE applies after), and
+#: each peek decodes again from the slot's restart point: a large figure keeps a busy database's other tables
+#: from making many slow peeks. Only the captured table's rows reach the platform.
+PEEK_ROWS = 50_000
 #: Seconds between tries to take the slot's lock while another reader holds it, and after a failure.
 RETRY_PAUSE = 2.0
 #: The advisory lock's first key ('tf'); the second is the hash of the slot's name.
