@@ -43,6 +43,7 @@ from triggerfish.model import (
     MqttTrigger,
     ObjectTrigger,
     PgChangeTrigger,
+    ProjectionTrigger,
     QueueTrigger,
     ScheduleTrigger,
     TopicTrigger,
@@ -248,6 +249,8 @@ def describe_trigger(trigger: Trigger) -> str:
         return f"mqtt {trigger.topic} (qos {trigger.qos}{batch}){share}"
     if isinstance(trigger, PgChangeTrigger):
         return f"change {trigger.table} in {trigger.source} {','.join(trigger.ops)} ({trigger.stream_view_type})"
+    if isinstance(trigger, ProjectionTrigger):
+        return f"projection {trigger.category} (batch {trigger.batch_size})"
     return f"change {trigger.table} {','.join(trigger.ops)} {NOT_LIVE}"
 
 
@@ -399,6 +402,8 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
             **{name: getattr(trigger, name) for name in type(trigger).__dataclass_fields__ if name != "kind"},
             "filters": [dict(pattern) for pattern in trigger.filters],
         }
+    if isinstance(trigger, ProjectionTrigger):
+        return {"kind": "projection", "category": trigger.category, "batch_size": trigger.batch_size}
     return {"kind": "change", "table": trigger.table, "ops": list(trigger.ops)}
 
 
@@ -425,6 +430,8 @@ def _trigger_from(data: Mapping[str, Any]) -> Trigger:
         return PgChangeTrigger(**{**fields, "ops": tuple(fields["ops"]), "filters": tuple(fields.get("filters", ()))})
     if kind == "change":
         return ChangeTrigger(**{**fields, "ops": tuple(fields["ops"])})
+    if kind == "projection":
+        return ProjectionTrigger(**fields)
     raise ValueError(f"unknown trigger kind {kind!r}")
 
 

@@ -44,6 +44,8 @@ from triggerfish.changes.pg_triggers import PgChanges
 from triggerfish.config import load_config
 from triggerfish.errors import AppLoadError, DeclarationError, IsolationError, SecretsKeyError
 from triggerfish.events.cloudevent import Event
+from triggerfish.eventstore.projections import Projections
+from triggerfish.eventstore.service import EventStoreService
 from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT, RequestObserver
 from triggerfish.gateway.route_auth import KeyLookup
 from triggerfish.isolation.box import Box
@@ -200,6 +202,9 @@ class Platform:
         #: PostgreSQL change captures (`@app.on_change("env:DB", table=...)`), read under background=True.
         self.pg_changes: PgChanges
         self.workflows: Workflows
+        #: The app's event store (appends publish on its bus) and its projections (triggerfish.eventstore).
+        self.eventstore: EventStoreService
+        self.projections: Projections
         #: The app's usage, rolled up from its invocation records (triggerfish.observe.usage).
         self.usage: UsageRollup
 
@@ -308,10 +313,13 @@ class Platform:
                 )
             self.publisher = Publisher(store)
             self.workflows = Workflows(store, self, clock=self.clock)
+            self.eventstore = EventStoreService(store, self.publisher, app="app")
             self.usage = UsageRollup(store, clock=self.clock)
             version = await self.load(source)
             self._current = version
             specs = version.specs
+            self.eventstore.app = version.app_name
+            self.projections = Projections(store, self, specs, node=self._node_name(), clock=self.clock)
             clock = self.clock
             self.bus = EventBus(store, Rules(store, specs), invoker=self, publisher=self.publisher, clock=clock)
             self.archive = Archive(self.bus)
@@ -339,6 +347,7 @@ class Platform:
                 await self.sources.update(specs, *_broker_tables(source))
                 await self.pg_changes.update(specs)
                 await self.workflows.start()
+                await self.projections.start()
                 self._maintenance = asyncio.ensure_future(self._maintain_forever())
             else:
                 await self.bus.reload()
@@ -364,6 +373,7 @@ class Platform:
         done += await self.sources.deliver_due()
         done += await self.pg_changes.deliver_due()
         done += await self.workflows.run_due()
+        done += await self.projections.run_due()
         return done
 
     async def reload(self) -> ReloadResult:
@@ -391,7 +401,11 @@ class Platform:
         Raises AppLoadError (traceback in `details`) or DeclarationError.
         """
         calls = StorePlatform(
-            self.store, publisher=self.publisher, workflows=self.workflows, span_listeners=self.span_listeners
+            self.store,
+            publisher=self.publisher,
+            workflows=self.workflows,
+            events=self.eventstore,
+            span_listeners=self.span_listeners,
         )
         runner = await self._loader(source, calls)
         try:
@@ -476,6 +490,7 @@ class Platform:
             self.bus.rules = rules
             self.topics.update(primary.specs)
             await self.scheduler.update(primary.specs)
+            self.projections.configure(primary.specs)
         self._canary = (canary, weight) if canary is not None and canary is not primary and weight > 0 else None
         for version in serving - self.serving():
             self._retire(version)
@@ -565,7 +580,7 @@ class Platform:
             await asyncio.gather(self._maintenance, return_exceptions=True)
             self._maintenance = None
         # Triggers first, so nothing new starts; then the versions, which finish what they started.
-        for name in ("workflows", "pg_changes", "sources", "scheduler", "queues", "topics", "bus"):
+        for name in ("projections", "workflows", "pg_changes", "sources", "scheduler", "queues", "topics", "bus"):
             component = getattr(self, name, None)
             if component is not None:
                 try:
