@@ -69,6 +69,8 @@ PEEK_ROWS = 50_000
 RETRY_PAUSE = 2.0
 #: The advisory lock's first key ('tf'); the second is the hash of the slot's name.
 LOCK_CLASS = 0x7466
+#: What `status` shows while another node (or process) holds the slot's lock.
+_HELD_ELSEWHERE = "another session reads this slot (its advisory lock is taken)"
 #: A read of the slot slower than this many seconds is logged, with the usual reason.
 SLOW_PEEK = 1.0
 #: Seconds between measurements of the slot's lag while reading.
@@ -199,6 +201,9 @@ class SlotReader:
                     await conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, capture.slot))
                 ).fetchone()
                 if not locked[0]:
+                    if self.state.last_error != _HELD_ELSEWHERE:
+                        logger.info("%s: another session reads slot %s; waiting for it", capture.function, capture.slot)
+                    self.state.last_error = _HELD_ELSEWHERE
                     await self._pause(RETRY_PAUSE)
                     continue
                 self.state.reading, self.state.last_error = True, None
