@@ -38,6 +38,7 @@ from triggerfish.model import (
     NatsTrigger,
     ObjectTrigger,
     PartitionedStreamTrigger,
+    PgChangeTrigger,
     ProjectionTrigger,
     QueueTrigger,
     RedisStreamTrigger,
@@ -59,6 +60,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"})
 OBJECT_EVENTS = frozenset({"created", "deleted"})
 CHANGE_OPS = frozenset({"insert", "modify", "remove"})
+#: How `@app.on_change`'s first argument names a PostgreSQL database rather than a platform table.
+PG_SOURCE_PREFIXES = ("env:", "postgresql://", "postgres://")
 MAX_BATCH_SIZE = 10_000
 MAX_BATCH_WINDOW = 300.0
 #: Filter patterns one stream trigger may have (Lambda's quota of filters per event source mapping).
@@ -322,6 +325,7 @@ class App:
         *,
         table: str | None = None,
         ops: Iterable[str] = ("insert", "modify", "remove"),
+        stream_view_type: str = "NEW_IMAGE",
         batch_size: int = 100,
         batch_window: float = 0.0,
         starting_position: str = "LATEST",
@@ -336,51 +340,54 @@ class App:
     ) -> Callable[[F], F]:
         """Run the function on batches of a table's changes, as Lambda reads a DynamoDB stream (docs/changes.md).
 
-        `source` is a table's name (`@app.on_change("orders")`), or a `postgresql://` URL with `table=` for
-        change capture of a PostgreSQL table. Records have DynamoDB Streams' shape (eventName INSERT, MODIFY,
-        REMOVE); `ops` picks which. `starting_position` is "LATEST" (changes made after the trigger first ran)
-        or "TRIM_HORIZON" (every change the stream holds). The stream settings are `@app.on_mqtt`'s:
+        `source` is a platform table's name (`@app.on_change("orders")`), or a PostgreSQL database named by
+        the environment variable holding its URL, with `table=`: `@app.on_change("env:ORDERS_DB",
+        table="public.orders")` captures that table's changes from a replication slot (docs/pg-changes.md), with
+        `stream_view_type` (KEYS_ONLY, NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES). Records have DynamoDB Streams'
+        shape (eventName INSERT, MODIFY, REMOVE); `ops` picks which. `starting_position` is "LATEST" (changes
+        made after the trigger first ran) or "TRIM_HORIZON" (every change the stream holds; platform tables
+        only). The stream settings are `@app.on_mqtt`'s:
         `batch_size`, `batch_window`, `max_retries`, `max_record_age`, `bisect_on_error`,
         `report_batch_item_failures`, `parallelization` (changes of one item always go to one partition)
         and `filter` (event patterns matched against the whole record).
         """
         self._not_bare(source, "@app.on_change", '@app.on_change("orders")')
 
+        options = {
+            "batch_size": batch_size, "batch_window": batch_window, "max_retries": max_retries,
+            "max_record_age": max_record_age, "bisect_on_error": bisect_on_error,
+            "report_batch_item_failures": report_batch_item_failures, "parallelization": parallelization,
+            "filter": filter, "starting_position": starting_position,
+        }  # fmt: skip
+
         def trigger(function: str) -> Trigger:
             def bad(message: str) -> DeclarationError:
                 return DeclarationError(f"function {function!r}: @app.on_change({source!r}): {message}")
 
-            if isinstance(source, str) and source.startswith(("postgresql://", "postgres://")):
-                if not isinstance(table, str) or not table:
-                    raise bad('name the PostgreSQL table to capture: table="public.orders"')
-                database: str | None = source
-                watched = table
-            else:
-                if table is not None:
-                    raise bad("table= goes with a postgresql:// URL; a platform table is named by the first argument")
-                _resource(function, "table", source)
-                database, watched = None, source
+            if isinstance(source, str) and source.startswith(PG_SOURCE_PREFIXES):
+                pg_options = {"table": table, "stream_view_type": stream_view_type, **options}
+                return _pg_change_trigger(function, source, ops, pg_options)
+            if table is not None:
+                raise bad(
+                    'table= names a PostgreSQL table and goes with a database ("env:ORDERS_DB"); a platform table'
+                    " is named by the first argument"
+                )
+            _resource(function, "table", source)
             if starting_position not in ("LATEST", "TRIM_HORIZON"):
                 raise bad(f"starting_position must be 'LATEST' or 'TRIM_HORIZON', not {starting_position!r}")
-            options = {
-                "batch_size": batch_size, "batch_window": batch_window, "max_retries": max_retries,
-                "max_record_age": max_record_age, "bisect_on_error": bisect_on_error,
-                "report_batch_item_failures": report_batch_item_failures, "parallelization": parallelization,
-                "filter": filter,
-            }  # fmt: skip
+            stream = {key: value for key, value in options.items() if key != "starting_position"}
             return ChangeTrigger(
-                watched,
+                source,
                 _choices(ops, CHANGE_OPS, function, "ops"),
-                database,
                 starting_position=starting_position,
-                **_stream_options(options, function, bad),
+                **_fields_of(ChangeTrigger, _stream_options(stream, function, bad)),
             )
 
-        options = (
-            "table", "ops", "batch_size", "batch_window", "starting_position", "max_retries", "max_record_age",
-            "bisect_on_error", "report_batch_item_failures", "parallelization", "filter",
+        names = (
+            "table", "ops", "stream_view_type", "batch_size", "batch_window", "starting_position", "max_retries",
+            "max_record_age", "bisect_on_error", "report_batch_item_failures", "parallelization", "filter",
         )  # fmt: skip
-        return self._decorator(name, settings, trigger, f"@app.on_change({source!r})", options)
+        return self._decorator(name, settings, trigger, f"@app.on_change({source!r})", names)
 
     def projection(
         self, category: str, *, batch_size: int = 100, name: str | None = None, **settings: Any
@@ -929,6 +936,52 @@ def _with_defaults(options: Mapping[str, Any], *, positions: bool) -> dict[str, 
     if positions:
         merged.setdefault("starting_position", "TRIM_HORIZON")
     return merged
+
+
+def _fields_of(cls: type, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The checked stream settings a trigger class has (windows, buses and rules belong to broker sources)."""
+    fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    return {key: value for key, value in options.items() if key in fields}
+
+
+def _pg_change_trigger(function: str, source: str, ops: Iterable[str], options: Mapping[str, Any]) -> PgChangeTrigger:
+    """A PgChangeTrigger from `@app.on_change("env:VAR", table=...)`'s arguments, each checked."""
+    from triggerfish.changes.pg_records import VIEW_TYPES
+    from triggerfish.changes.pg_setup import parse_table
+
+    def bad(message: str) -> DeclarationError:
+        return DeclarationError(f"function {function!r}: @app.on_change({source!r}): {message}")
+
+    if not source.startswith("env:"):
+        raise bad(
+            "a database URL holds a password and differs per stage, so it is never written in code: put it in an"
+            ' environment variable and name that, as @app.on_change("env:ORDERS_DB", table="public.orders")'
+        )
+    variable = source[4:]
+    if not variable or not variable.replace("_", "a").isalnum() or variable[0].isdigit():
+        raise bad(f"env: must name an environment variable (letters, digits, '_'), not {variable!r}")
+    if options["table"] is None:
+        raise bad('name the table whose changes run the function: table="public.orders"')
+    try:
+        table = parse_table(options["table"])
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    view = options["stream_view_type"]
+    if view not in VIEW_TYPES:
+        raise bad(f"stream_view_type must be one of {', '.join(VIEW_TYPES)}, not {view!r}")
+    if options["starting_position"] != "LATEST":
+        raise bad(
+            f"starting_position must be 'LATEST' for PostgreSQL, not {options['starting_position']!r}: a replication"
+            " slot starts where it is made, and the server keeps no changes from before it"
+        )
+    if options["parallelization"] != 1:
+        raise bad(
+            f"parallelization must be 1 for PostgreSQL, not {options['parallelization']!r}: one replication slot is"
+            " read in commit order, one batch at a time"
+        )
+    # One slot is read in commit order (parallelization is refused above): PgChangeTrigger has no such field.
+    stream = _fields_of(PgChangeTrigger, _stream_options(options, function, bad))
+    return PgChangeTrigger(source, str(table), _choices(ops, CHANGE_OPS, function, "ops"), view, **stream)
 
 
 def _stream_options(

@@ -44,6 +44,7 @@ from triggerfish.model import (
     NatsTrigger,
     ObjectTrigger,
     PartitionedStreamTrigger,
+    PgChangeTrigger,
     ProjectionTrigger,
     QueueTrigger,
     RedisStreamTrigger,
@@ -255,10 +256,10 @@ def describe_trigger(trigger: Trigger) -> str:
         share = f" shared by {trigger.share}" if trigger.share else ""
         batch = f", batch {trigger.batch_size}" if trigger.batch_size > 1 else ""
         return f"mqtt {trigger.topic} (qos {trigger.qos}{batch}){share}{_source_extra(trigger)}"
+    if isinstance(trigger, PgChangeTrigger):
+        return f"change {trigger.table} in {trigger.source} {','.join(trigger.ops)} ({trigger.stream_view_type})"
     if isinstance(trigger, ProjectionTrigger):
         return f"projection {trigger.category} (batch {trigger.batch_size})"
-    if trigger.database is not None:
-        return f"change {trigger.table} {','.join(trigger.ops)} {NOT_LIVE}"
     batch = f" (batch {trigger.batch_size})" if trigger.batch_size > 1 else ""
     return f"change {trigger.table} {','.join(trigger.ops)}{batch}"
 
@@ -406,7 +407,14 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
             "suffix": trigger.suffix,
         }
     if isinstance(
-        trigger, MqttTrigger | AmqpTrigger | NatsTrigger | RedisStreamTrigger | PartitionedStreamTrigger | ChangeTrigger
+        trigger,
+        MqttTrigger
+        | AmqpTrigger
+        | NatsTrigger
+        | RedisStreamTrigger
+        | PartitionedStreamTrigger
+        | ChangeTrigger
+        | PgChangeTrigger,
     ):
         return {
             "kind": trigger.kind,
@@ -459,6 +467,8 @@ def _trigger_from(data: Mapping[str, Any]) -> Trigger:
     if kind in _STREAM_KINDS:
         made: Trigger = _STREAM_KINDS[kind](**{**fields, "filters": tuple(fields.get("filters", ()))})
         return made
+    if kind == "pgchange":
+        return PgChangeTrigger(**{**fields, "ops": tuple(fields["ops"]), "filters": tuple(fields.get("filters", ()))})
     if kind == "change":
         return ChangeTrigger(**{**fields, "ops": tuple(fields["ops"]), "filters": tuple(fields.get("filters", ()))})
     if kind == "projection":

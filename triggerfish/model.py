@@ -126,8 +126,6 @@ class ChangeTrigger:
 
     table: str
     ops: tuple[str, ...] = ("insert", "modify", "remove")
-    #: Where the changes come from: None for a platform table; a `postgresql://` URL for change capture.
-    database: str | None = None
     batch_size: int = 100
     batch_window: float = 0.0
     #: "LATEST" (changes after the trigger first runs) or "TRIM_HORIZON" (every change the stream still holds).
@@ -299,6 +297,26 @@ class PartitionedStreamTrigger:
     kind: Literal["stream"] = "stream"
 
 
+@dataclass(frozen=True, slots=True)
+class PgChangeTrigger:
+    """`@app.on_change("env:ORDERS_DB", table="public.orders")`: a PostgreSQL table's changes (docs/pg-changes.md)."""
+
+    #: Where the database URL comes from: `env:VARIABLE` (never the URL: it holds a password).
+    source: str
+    #: `schema.table`.
+    table: str
+    ops: tuple[str, ...] = ("insert", "modify", "remove")
+    stream_view_type: str = "NEW_IMAGE"
+    batch_size: int = 100
+    batch_window: float = 0.0
+    max_retries: int = -1
+    max_record_age: float = -1.0
+    bisect_on_error: bool = False
+    report_batch_item_failures: bool = False
+    filters: tuple[Mapping[str, Any], ...] = ()
+    kind: Literal["pgchange"] = "pgchange"
+
+
 Trigger = (
     HttpTrigger
     | EventTrigger
@@ -313,6 +331,7 @@ Trigger = (
     | NatsTrigger
     | RedisStreamTrigger
     | PartitionedStreamTrigger
+    | PgChangeTrigger
 )
 
 

@@ -16,6 +16,8 @@ The Lambda error types the runtime reports are here too, as constants.
 
 from __future__ import annotations
 
+import hashlib
+
 # --- log streams -----------------------------------------------------------------------------
 
 
@@ -215,6 +217,9 @@ SNS_TOPICS_NAMESPACE = "triggerfish.sns-topics"
 CHANGE_CHECKPOINTS_NAMESPACE = "triggerfish.change-checkpoints"
 #: Every table's definition (keys, stream view type, creation time), by table name.
 TABLES_NAMESPACE = "triggerfish.tables"
+#: The replication slots PostgreSQL change captures read, by slot name: which app and function, and the
+#: `env:` reference of the database, so a slot no longer declared can be dropped (triggerfish.changes.pg_triggers).
+PG_SLOTS_NAMESPACE = "triggerfish.pg-slots"
 #: The event store's records: each stream's head (`head/<stream>`), snapshots, projection checkpoints.
 EVENTSTORE_NAMESPACE = "triggerfish.eventstore"
 
@@ -256,6 +261,27 @@ TOPIC_GROUP = "fan-out"
 SOURCE_GROUP = "stream-consumer"
 #: The consumer group that rolls a function's invocation records up into its usage.
 USAGE_GROUP = "usage"
+
+
+# --- PostgreSQL replication slots ----------------------------------------------------------------
+
+
+def pg_change_slot(app: str, function: str) -> str:
+    """The replication slot a function's PostgreSQL change capture reads: `tf_<app>_<function>_<hash>`.
+
+    Slot names are lower-case letters, digits and `_`, at most 63 characters, and unique across the
+    whole server (every database): the readable parts are cut to fit, and a hash of the exact app and
+    function names keeps two that shorten alike apart.
+
+        >>> pg_change_slot("shop", "ship-order")
+        'tf_shop_ship_order_2397d38f'
+    """
+    digest = hashlib.sha256(f"{app}\0{function}".encode()).hexdigest()[:8]
+    return f"tf_{_slot_part(app)[:16]}_{_slot_part(function)[:28]}_{digest}"
+
+
+def _slot_part(name: str) -> str:
+    return "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in name.lower())
 
 
 # --- Lambda's error types ------------------------------------------------------------------------

@@ -77,10 +77,7 @@ class ChangeSubscription:
 def change_triggers(specs: Mapping[str, FunctionSpec]) -> list[tuple[FunctionSpec, ChangeTrigger]]:
     """The functions' `@app.on_change` triggers on platform tables (PostgreSQL capture is another consumer's)."""
     return [
-        (spec, trigger)
-        for spec in specs.values()
-        for trigger in spec.triggers
-        if isinstance(trigger, ChangeTrigger) and trigger.database is None
+        (spec, trigger) for spec in specs.values() for trigger in spec.triggers if isinstance(trigger, ChangeTrigger)
     ]
 
 

@@ -43,6 +43,7 @@ from triggerfish.bus.bus import EventBus
 from triggerfish.bus.publisher import Publisher
 from triggerfish.bus.rules import Rules
 from triggerfish.changes.consumer import ChangeTriggers
+from triggerfish.changes.pg_triggers import PgChanges
 from triggerfish.config import load_config
 from triggerfish.errors import AppLoadError, DeclarationError, IsolationError, SecretsKeyError
 from triggerfish.events.cloudevent import Event
@@ -208,6 +209,8 @@ class Platform:
         self.scheduler: Scheduler
         self.sources: SourceTriggers
         self.changes: ChangeTriggers
+        #: PostgreSQL change captures (`@app.on_change("env:DB", table=...)`), read under background=True.
+        self.pg_changes: PgChanges
         self.workflows: Workflows
         #: The app's event store (appends publish on its bus) and its projections (triggerfish.eventstore).
         self.eventstore: EventStoreService
@@ -352,6 +355,7 @@ class Platform:
                 store, self, self.publisher, app=version.app_name, node=self._node_name(), clock=clock
             )
             await _declare_tables(store, source)
+            self.pg_changes = PgChanges(store, self, self.publisher, app=version.app_name, clock=clock)
             if self.run_async:
                 await version.start()
             self._background = background and self.run_async
@@ -362,6 +366,7 @@ class Platform:
                 await self.scheduler.start()
                 await self.sources.update(specs, *_broker_tables(source))
                 await self.changes.update(specs)
+                await self.pg_changes.update(specs)
                 await self.workflows.start()
                 await self.projections.start()
                 self._maintenance = asyncio.ensure_future(self._maintain_forever())
@@ -370,6 +375,7 @@ class Platform:
                 await self.topics.reload()
                 self.sources.configure(specs)
                 await self.changes.configure(specs)
+                await self.pg_changes.configure(specs)
         except BaseException:
             await self._close_everything(drain=False)
             raise
@@ -388,6 +394,7 @@ class Platform:
         done += await self.queues.deliver_due()
         done += await self.sources.deliver_due()
         done += await self.changes.deliver_due()
+        done += await self.pg_changes.deliver_due()
         done += await self.workflows.run_due()
         done += await self.projections.run_due()
         return done
@@ -487,15 +494,18 @@ class Platform:
                 if self._background:
                     # Before anything switches: a refused broker URL leaves the old version serving everything.
                     self.sources.check(primary.specs, *_broker_tables(primary.source))
+                    await self.pg_changes.prepare(primary.specs)
                 # Checked before anything switches: a refused queue table leaves the old version serving.
                 await self.queues.update(primary.specs, _queue_settings(primary.source))
                 await _declare_tables(self.store, primary.source)
                 if self._background:
                     await self.sources.update(primary.specs, *_broker_tables(primary.source))
                     await self.changes.update(primary.specs)
+                    await self.pg_changes.update(primary.specs)
                 else:
                     self.sources.configure(primary.specs)
                     await self.changes.configure(primary.specs)
+                    await self.pg_changes.configure(primary.specs)
             except DeclarationError:
                 for version in {primary, *([canary] if canary else [])} - serving:
                     self._retire(version)
@@ -598,7 +608,9 @@ class Platform:
             await asyncio.gather(self._maintenance, return_exceptions=True)
             self._maintenance = None
         # Triggers first, so nothing new starts; then the versions, which finish what they started.
-        for name in ("projections", "workflows", "changes", "sources", "scheduler", "queues", "topics", "bus"):
+        for name in (
+            "projections", "workflows", "changes", "pg_changes", "sources", "scheduler", "queues", "topics", "bus",
+        ):  # fmt: skip
             component = getattr(self, name, None)
             if component is not None:
                 try:
