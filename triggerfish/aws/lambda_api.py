@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from triggerfish._json import dumps, loads
+from triggerfish.aws import lambda_durable
 from triggerfish.aws.endpoint import AwsCall, Operation, Service
 from triggerfish.aws.protocol import Answer, AwsError
 from triggerfish.errors import HandlerError, InvalidInputError, ThrottledError
@@ -44,7 +45,7 @@ def route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
         return "GetFunctionConfiguration", {"FunctionName": unquote(match.group(1))}
     if method == "GET" and (match := _FUNCTION.fullmatch(path)):
         return "GetFunction", {"FunctionName": unquote(match.group(1))}
-    return None
+    return lambda_durable.route(method, path)
 
 
 def _function(call: AwsCall, given: str) -> tuple[str, FunctionSpec]:
@@ -148,5 +149,6 @@ SERVICE = Service(
         "ListFunctions": Operation(list_functions, "read"),
         "GetFunction": Operation(get_function, "read"),
         "GetFunctionConfiguration": Operation(get_function_configuration, "read"),
+        **lambda_durable.OPERATIONS,
     },
 )

@@ -31,7 +31,7 @@ from triggerfish.events.patterns import Pattern, compile_pattern
 from triggerfish.names import bus_stream
 from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.types import PlatformCall
-from triggerfish.store import ABSENT, LogRecord, OutgoingMessage, Store
+from triggerfish.store import ABSENT, LogRecord, Message, OutgoingMessage, Store
 from triggerfish.store.atomic import Delete, Op, Send
 from triggerfish.workflows.context import RESUME_KEY, parse_token
 from triggerfish.workflows.engine import (
@@ -47,6 +47,8 @@ from triggerfish.workflows.engine import (
     start_batch,
     waiting_children,
 )
+from triggerfish.workflows.aws_ops import API
+from triggerfish.workflows.durable_service import DurableExecutions, timeout_is_current
 from triggerfish.workflows.errors import WorkflowNotFoundError, WorkflowStateError
 from triggerfish.workflows.history import FAILED, RETRYING, RUNNING, SUCCEEDED, TIMED_OUT, WAITING
 from triggerfish.workflows.state import NAMESPACE, Stored, Wait, WorkflowState, wait_key
@@ -79,7 +81,11 @@ class Workflows:
         self.invoker = invoker
         self.clock = clock
         self.waits = EventWaits(self)
+        #: AWS Lambda durable executions, on these same records (durable_service.py).
+        self.durable = DurableExecutions(self)
         self._timer_task: asyncio.Task[None] | None = None
+        # Chained invokes running now (workflow id, position), each in a task of its own.
+        self._invoking: dict[tuple[str, int], asyncio.Task[None]] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -89,6 +95,8 @@ class Workflows:
         await self.waits.start()
 
     async def stop(self) -> None:
+        for task in list(self._invoking.values()):
+            task.cancel()
         await self.waits.stop()
         if self._timer_task is not None:
             self._timer_task.cancel()
@@ -106,7 +114,13 @@ class Workflows:
             return await self._checkpoint(args)
         if action == "invoke":
             return await self._invoke(call, args)
-        raise InvalidInputError(f"workflow: unknown action {action!r}; use begin, checkpoint or invoke")
+        if action == "aws_begin":
+            return await self.durable.begin(call, args)
+        if action == "aws_end":
+            return await self.durable.end(args)
+        raise InvalidInputError(
+            f"workflow: unknown action {action!r}; use begin, checkpoint, invoke, aws_begin or aws_end"
+        )
 
     async def _begin(self, call: PlatformCall, args: dict[str, Any]) -> Any:
         resume = args.get("resume")
@@ -295,6 +309,13 @@ class Workflows:
             if timer.due > now + 0.001:
                 await self.state.atomic([self.state.timer(timer, now), ack])
                 continue
+            if timer.kind == "invoke":
+                # A chained invoke may take as long as the function does: it runs in a task of its own, and its
+                # timer is acknowledged when it is done (after a crash the timer comes up again: at least once).
+                key = (timer.workflow_id, timer.seq)
+                if key not in self._invoking:
+                    self._invoking[key] = asyncio.create_task(self._invoke_then_ack(timer, message))
+                continue
             try:
                 await self._fire(timer)
             except Exception:
@@ -303,11 +324,23 @@ class Workflows:
             await self.state.atomic([ack])
         return len(found)
 
+    async def _invoke_then_ack(self, timer: Timer, message: Message) -> None:
+        try:
+            await self.durable.run_invoke(timer)
+            await self.state.atomic([self.state.ack([message])])
+        except Exception:
+            log.exception("workflow %r: its chained invoke #%d failed; it comes up again", timer.workflow_id, timer.seq)
+        finally:
+            self._invoking.pop((timer.workflow_id, timer.seq), None)
+
     async def _fire(self, timer: Timer) -> None:
         if timer.kind == "wake":
             await self._complete(timer.workflow_id, timer.seq, SUCCEEDED)
         elif timer.kind == "timeout":
-            await self._complete(timer.workflow_id, timer.seq, TIMED_OUT)
+            stored = await self.state.get(timer.workflow_id)
+            # A callback's heartbeat moves its due time on (and sets a timer for that): this one stands aside.
+            if stored is None or timeout_is_current(stored.record, timer, self.clock()):
+                await self._complete(timer.workflow_id, timer.seq, TIMED_OUT)
         elif timer.kind == "retry":
 
             async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
@@ -420,6 +453,9 @@ class Workflows:
                 f"callback {ops[seq]['name']!r} of workflow {workflow_id!r} is {ops[seq]['status']}"
             )
         del nonce
+        if stored is not None and stored.record.get("api") == API and result is not None and not isinstance(result, str):
+            # The AWS SDK reads a callback's result as the text it deserializes itself.
+            result = orjson.dumps(result).decode()
         if error is not None:
             reason = await self._complete(workflow_id, seq, FAILED, error=error)
         else:
