@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,8 @@ def free_port() -> int:
         return port
 
 
-async def serve_durable(tmp_path: Path, source: str, *, port: int | None = None) -> AsyncIterator[Served]:
+async def serve_durable(tmp_path: Path, app_file: Path, *, port: int | None = None) -> AsyncIterator[Served]:
     """The app served on a loopback port its functions know before they start (their AWS_ENDPOINT_URL)."""
-    app_file = tmp_path / "app.py"
-    app_file.write_text(textwrap.dedent(source))
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     platform = Platform(str(app_file), data_dir=tmp_path / "data")

@@ -107,7 +107,14 @@ def translate(record: Mapping[str, Any], updates: Sequence[Mapping[str, Any]]) -
                 "result": None,
                 "error": None,
                 "attempts": 0,
-                "aws": {"id": update["Id"], "parent": update.get("ParentId"), "type": kind, "sub": update.get("SubType")},
+                "aws": {
+                    "id": update["Id"],
+                    "parent": update.get("ParentId"),
+                    "type": kind,
+                    "sub": update.get("SubType"),
+                    # The SDK checks a replayed operation's name against this (None when it had none).
+                    "name": update.get("Name"),
+                },
             }
         elif current["aws"]["type"] != kind:
             raise BadUpdate(f"Updates[{position}]: operation {update['Id']!r} is a {current['aws']['type']}, not a {kind}")
@@ -286,7 +293,7 @@ def operation(op: Mapping[str, Any], *, millis: bool) -> dict[str, Any]:
     aws = op["aws"]
     kind = aws["type"]
     out: dict[str, Any] = {"Id": aws["id"], "Type": kind, "Status": operation_status(op)}
-    for key, value in (("ParentId", aws.get("parent")), ("Name", op.get("name") if op.get("name") != _KIND[kind] else None), ("SubType", aws.get("sub"))):
+    for key, value in (("ParentId", aws.get("parent")), ("Name", aws.get("name")), ("SubType", aws.get("sub"))):
         if value:
             out[key] = value
     if op.get("started") is not None:
@@ -386,7 +393,9 @@ def history(record: Mapping[str, Any], *, include_data: bool) -> list[dict[str, 
             add(ended, at, op, body)
     if record["status"] != RUNNING:
         kind = {SUCCEEDED: "ExecutionSucceeded", FAILED: "ExecutionFailed"}.get(record["status"], "ExecutionStopped")
-        body = {"Result": _data(record.get("result"), include_data)} if record["status"] == SUCCEEDED else {"Error": {"Payload": error_out(record.get("error")) or {}}}
+        # The execution's result is kept as the JSON value it is (engine.py), not as the SDK's text.
+        result = None if record.get("result") is None else orjson.dumps(record["result"]).decode()
+        body = {"Result": _data(result, include_data)} if record["status"] == SUCCEEDED else {"Error": {"Payload": error_out(record.get("error")) or {}}}
         add(kind, record.get("ended") or record["started"], None, body)
     return events
 

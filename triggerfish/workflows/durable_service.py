@@ -63,6 +63,9 @@ class DurableExecutions:
                 taken.update(stored.record)
                 return None
             record = dict(stored.record)
+            # One started by `triggerfish workflows start` (or the control API) becomes a durable execution here.
+            record.setdefault("api", aws_ops.API)
+            record.setdefault("lambda_name", lambda_name)
             record["run"] = int(record.get("run") or 0) + 1
             taken.update(record)
             return record, []
@@ -196,7 +199,7 @@ class DurableExecutions:
         if include_data:
             out["InputPayload"] = orjson.dumps(record.get("input")).decode()
             if record.get("result") is not None:
-                out["Result"] = aws_ops.payload_out(record["result"])
+                out["Result"] = orjson.dumps(record["result"]).decode()
             if record.get("error"):
                 out["Error"] = aws_ops.error_out(record["error"])
             out["ExecutionDataIncluded"] = True
@@ -276,7 +279,11 @@ class DurableExecutions:
             return
         op = ops[timer.seq]
         target = str(op.get("function") or "")
+        # A FunctionName as Lambda takes it (ARN, `<app>-<function>`, qualified): the app's own name for it.
         target = target.split(":function:", 1)[-1].split(":", 1)[0]
+        app_prefix = str(stored.record.get("lambda_name") or "").removesuffix(stored.record["function"])
+        if app_prefix and target.startswith(app_prefix):
+            target = target[len(app_prefix) :]
         payload = op.get("payload")
         try:
             event = orjson.loads(payload) if isinstance(payload, str) and payload else None
