@@ -1,4 +1,4 @@
-"""A real platform whose functions reach its `/-/aws` as under `triggerfish dev`: the durable SDK's boto3 calls land there."""
+"""A real platform whose functions reach its `/-/aws` as under `triggerfish dev`: the SDK's boto3 calls land there."""
 
 from __future__ import annotations
 
@@ -36,13 +36,13 @@ async def serve_durable(tmp_path: Path, app_file: Path, *, port: int | None = No
         await platform.stop()
 
 
-async def until(check: Callable[[], Awaitable[Any]], *, timeout: float = 60.0) -> Any:
-    """Wait until `check()` gives something truthy (polled), and give it; fail after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
+async def until(check: Callable[[], Awaitable[Any]], *, within: float = 60.0) -> Any:
+    """Wait until `check()` gives something truthy (polled), and give it; fail after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         found = await check()
         if found:
             return found
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached in {timeout} s: {check}")
+            raise AssertionError(f"not reached in {within} s: {check}")
         await asyncio.sleep(0.05)

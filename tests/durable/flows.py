@@ -91,7 +91,9 @@ def helper(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def fan_out(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
     invoked = context.invoke("durable-helper", {"x": 21}, name="helper")
     mapped = context.map([1, 2, 3], lambda ctx, item, index, items: ctx.step(lambda _: item * item, name="square"))
-    branches = context.parallel([lambda ctx: ctx.step(lambda _: "a", name="a"), lambda ctx: ctx.step(lambda _: "b", name="b")])
+    branches = context.parallel(
+        [lambda ctx: ctx.step(lambda _: "a", name="a"), lambda ctx: ctx.step(lambda _: "b", name="b")]
+    )
     child = context.run_in_child_context(lambda ctx: ctx.step(lambda _: "inside", name="inner"), name="child")
     return {"invoked": invoked, "mapped": mapped.get_results(), "branches": branches.get_results(), "child": child}
 

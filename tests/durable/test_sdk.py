@@ -61,7 +61,9 @@ async def finished(served: Served, arn: str) -> dict[str, Any]:
 
 async def test_steps_and_a_wait_run_once_each_and_the_result_is_the_handlers(durable: Served, tmp_path: Path) -> None:
     lam = client(durable.url, "lambda")
-    answer = await blocking(lam.invoke, FunctionName="durable-steps", Payload=json.dumps({"n": 1, "dir": str(tmp_path)}))
+    answer = await blocking(
+        lam.invoke, FunctionName="durable-steps", Payload=json.dumps({"n": 1, "dir": str(tmp_path)})
+    )
     # The first run ends at the wait: the invocation answers the execution's summary, RUNNING.
     assert json.loads(answer["Payload"].read())["status"] == "RUNNING"
     [execution] = (await blocking(lam.list_durable_executions_by_function, FunctionName="durable-steps"))[
@@ -108,7 +110,9 @@ async def test_callbacks_are_answered_by_an_operator_with_boto3(durable: Served,
 
     async def callback_started(count: int) -> Any:
         history = await blocking(lam.get_durable_execution_history, DurableExecutionArn=arn)
-        ids = [e["CallbackStartedDetails"]["CallbackId"] for e in history["Events"] if e["EventType"] == "CallbackStarted"]
+        ids = [
+            e["CallbackStartedDetails"]["CallbackId"] for e in history["Events"] if e["EventType"] == "CallbackStarted"
+        ]
         return ids if len(ids) >= count else None
 
     [first] = await until(lambda: callback_started(1))
@@ -154,13 +158,17 @@ async def test_invoke_map_parallel_and_child_contexts(durable: Served, tmp_path:
     }
 
 
-async def test_an_operator_stops_an_execution_and_its_run_cannot_checkpoint_after(durable: Served, tmp_path: Path) -> None:
+async def test_an_operator_stops_an_execution_and_its_run_cannot_checkpoint_after(
+    durable: Served, tmp_path: Path
+) -> None:
     lam = client(durable.url, "lambda")
     arn = await start(durable, "approval", {"dir": str(tmp_path)})
     await blocking(lam.stop_durable_execution, DurableExecutionArn=arn, Error={"ErrorMessage": "order withdrawn"})
     stopped = await blocking(lam.get_durable_execution, DurableExecutionArn=arn)
     assert stopped["Status"] == "STOPPED"
-    listed = await blocking(lam.list_durable_executions_by_function, FunctionName="durable-approval", Statuses=["STOPPED"])
+    listed = await blocking(
+        lam.list_durable_executions_by_function, FunctionName="durable-approval", Statuses=["STOPPED"]
+    )
     assert [e["DurableExecutionArn"] for e in listed["DurableExecutions"]] == [arn]
     with pytest.raises(ClientError) as unknown:
         await blocking(lam.get_durable_execution, DurableExecutionArn=arn.rsplit("/", 1)[0] + "/nope")

@@ -23,16 +23,21 @@ from triggerfish.workflows.durable_service import DurableExecutions
 from triggerfish.workflows.errors import WorkflowNotFoundError, WorkflowStateError
 
 _VERSION = "/2025-12-01"
+_EXECUTION = rf"{_VERSION}/durable-executions/(.+)"
+_CALLBACK = rf"{_VERSION}/durable-execution-callbacks/([^/]+)"
+_FUNCTION = rf"{_VERSION}/functions/([^/]+)"
+_ARN, _CALLBACK_ID = "DurableExecutionArn", "CallbackId"
+#: (method, path, operation, the path's parameter), tried in order: the most specific paths first.
 _ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [
-    ("POST", re.compile(rf"{_VERSION}/durable-executions/(.+)/checkpoint"), "CheckpointDurableExecution", "DurableExecutionArn"),
-    ("GET", re.compile(rf"{_VERSION}/durable-executions/(.+)/state"), "GetDurableExecutionState", "DurableExecutionArn"),
-    ("GET", re.compile(rf"{_VERSION}/durable-executions/(.+)/history"), "GetDurableExecutionHistory", "DurableExecutionArn"),
-    ("POST", re.compile(rf"{_VERSION}/durable-executions/(.+)/stop"), "StopDurableExecution", "DurableExecutionArn"),
-    ("GET", re.compile(rf"{_VERSION}/durable-executions/(.+)"), "GetDurableExecution", "DurableExecutionArn"),
-    ("GET", re.compile(rf"{_VERSION}/functions/([^/]+)/durable-executions"), "ListDurableExecutionsByFunction", "FunctionName"),
-    ("POST", re.compile(rf"{_VERSION}/durable-execution-callbacks/([^/]+)/succeed"), "SendDurableExecutionCallbackSuccess", "CallbackId"),
-    ("POST", re.compile(rf"{_VERSION}/durable-execution-callbacks/([^/]+)/fail"), "SendDurableExecutionCallbackFailure", "CallbackId"),
-    ("POST", re.compile(rf"{_VERSION}/durable-execution-callbacks/([^/]+)/heartbeat"), "SendDurableExecutionCallbackHeartbeat", "CallbackId"),
+    ("POST", re.compile(f"{_EXECUTION}/checkpoint"), "CheckpointDurableExecution", _ARN),
+    ("GET", re.compile(f"{_EXECUTION}/state"), "GetDurableExecutionState", _ARN),
+    ("GET", re.compile(f"{_EXECUTION}/history"), "GetDurableExecutionHistory", _ARN),
+    ("POST", re.compile(f"{_EXECUTION}/stop"), "StopDurableExecution", _ARN),
+    ("GET", re.compile(_EXECUTION), "GetDurableExecution", _ARN),
+    ("GET", re.compile(f"{_FUNCTION}/durable-executions"), "ListDurableExecutionsByFunction", "FunctionName"),
+    ("POST", re.compile(f"{_CALLBACK}/succeed"), "SendDurableExecutionCallbackSuccess", _CALLBACK_ID),
+    ("POST", re.compile(f"{_CALLBACK}/fail"), "SendDurableExecutionCallbackFailure", _CALLBACK_ID),
+    ("POST", re.compile(f"{_CALLBACK}/heartbeat"), "SendDurableExecutionCallbackHeartbeat", _CALLBACK_ID),
 ]  # fmt: skip
 #: The most items one page holds, as Lambda's MaxItems allows.
 MAX_ITEMS = 1000
@@ -154,7 +159,9 @@ async def list_by_function(call: AwsCall, params: dict[str, Any]) -> dict[str, A
 @_answering
 async def stop(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
     error = _body(params).get("Error")
-    stopped = await _durable(call).stop(params["path"]["DurableExecutionArn"], error if isinstance(error, dict) else None)
+    stopped = await _durable(call).stop(
+        params["path"]["DurableExecutionArn"], error if isinstance(error, dict) else None
+    )
     return {"StopTimestamp": stopped}
 
 

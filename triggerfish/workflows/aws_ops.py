@@ -69,7 +69,9 @@ def parse_checkpoint_token(token: str) -> tuple[str, int, int]:
     try:
         execution_id, run, count = orjson.loads(base64.b64decode(token.encode("ascii"), validate=True))
     except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise ValueError("not a checkpoint token (give the CheckpointToken the invocation or a checkpoint gave)") from None
+        raise ValueError(
+            "not a checkpoint token (give the CheckpointToken the invocation or a checkpoint gave)"
+        ) from None
     if not isinstance(execution_id, str) or not isinstance(run, int) or not isinstance(count, int):
         raise ValueError("not a checkpoint token (give the CheckpointToken the invocation or a checkpoint gave)")
     return execution_id, run, count
@@ -78,7 +80,9 @@ def parse_checkpoint_token(token: str) -> tuple[str, int, int]:
 # --- updates in ------------------------------------------------------------------------------------
 
 
-def translate(record: Mapping[str, Any], updates: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def translate(
+    record: Mapping[str, Any], updates: Sequence[Mapping[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """The engine's upserts for `updates` over `record` (in order), and the execution's outcome when an
     EXECUTION update ends it. Raises BadUpdate for an update that is not one."""
     ops: list[dict[str, Any]] = list(record["ops"])
@@ -94,10 +98,10 @@ def translate(record: Mapping[str, Any], updates: Sequence[Mapping[str, Any]]) -
             continue
         if kind not in _KIND:
             raise BadUpdate(f"Updates[{position}]: Type {kind!r} is not one of EXECUTION, {', '.join(_KIND)}")
-        seq = index.get(update["Id"])
-        current = ops[seq] if seq is not None else None
+        found = index.get(update["Id"])
+        current = ops[found] if found is not None else None
+        seq = len(ops) if found is None else found
         if current is None:
-            seq = len(ops)
             current = {
                 "seq": seq,
                 "kind": _KIND[kind],
@@ -117,7 +121,9 @@ def translate(record: Mapping[str, Any], updates: Sequence[Mapping[str, Any]]) -
                 },
             }
         elif current["aws"]["type"] != kind:
-            raise BadUpdate(f"Updates[{position}]: operation {update['Id']!r} is a {current['aws']['type']}, not a {kind}")
+            raise BadUpdate(
+                f"Updates[{position}]: operation {update['Id']!r} is a {current['aws']['type']}, not a {kind}"
+            )
         op = _apply(dict(current), update, action, position, record["id"])
         if op is None:
             continue
@@ -155,7 +161,9 @@ def _apply(
         elif kind == "CALLBACK":
             options = update.get("CallbackOptions") or {}
             timeout = _seconds(options.get("TimeoutSeconds", 0), "CallbackOptions.TimeoutSeconds", position)
-            heartbeat = _seconds(options.get("HeartbeatTimeoutSeconds", 0), "CallbackOptions.HeartbeatTimeoutSeconds", position)
+            heartbeat = _seconds(
+                options.get("HeartbeatTimeoutSeconds", 0), "CallbackOptions.HeartbeatTimeoutSeconds", position
+            )
             limits = [s for s in (timeout, heartbeat) if s > 0]
             token = callback_token(execution_id, op["seq"], secrets.token_urlsafe(12))
             op["aws"] = {**op["aws"], "heartbeat": heartbeat, "limit": timeout}
@@ -340,7 +348,13 @@ def page(items: Sequence[Any], marker: str | None, max_items: int) -> tuple[list
 
 # --- history -----------------------------------------------------------------------------------------
 
-_STARTED_EVENT = {"STEP": "StepStarted", "WAIT": "WaitStarted", "CALLBACK": "CallbackStarted", "CHAINED_INVOKE": "ChainedInvokeStarted", "CONTEXT": "ContextStarted"}
+_STARTED_EVENT = {
+    "STEP": "StepStarted",
+    "WAIT": "WaitStarted",
+    "CALLBACK": "CallbackStarted",
+    "CHAINED_INVOKE": "ChainedInvokeStarted",
+    "CONTEXT": "ContextStarted",
+}
 _ENDED = {
     ("STEP", SUCCEEDED): "StepSucceeded",
     ("STEP", FAILED): "StepFailed",
@@ -384,18 +398,30 @@ def history(record: Mapping[str, Any], *, include_data: bool) -> list[dict[str, 
         if kind == "WAIT":
             started = {"Duration": int(op.get("seconds") or 0)}
         elif kind == "CALLBACK":
-            started = {"CallbackId": op.get("token"), "Timeout": int(op["aws"].get("limit") or 0), "HeartbeatTimeout": int(op["aws"].get("heartbeat") or 0)}
+            started = {
+                "CallbackId": op.get("token"),
+                "Timeout": int(op["aws"].get("limit") or 0),
+                "HeartbeatTimeout": int(op["aws"].get("heartbeat") or 0),
+            }
         add(_STARTED_EVENT[kind], op.get("started") or record["started"], op, started)
         ended = _ENDED.get((kind, op["status"]))
         if ended is not None:
             at = op.get("ended") or op.get("started") or record["started"]
-            body = {"Error": {"Payload": error_out(op.get("error")) or {}}} if op.get("error") and op["status"] != SUCCEEDED else {"Result": _data(op.get("result"), include_data)}
+            body = (
+                {"Error": {"Payload": error_out(op.get("error")) or {}}}
+                if op.get("error") and op["status"] != SUCCEEDED
+                else {"Result": _data(op.get("result"), include_data)}
+            )
             add(ended, at, op, body)
     if record["status"] != RUNNING:
         kind = {SUCCEEDED: "ExecutionSucceeded", FAILED: "ExecutionFailed"}.get(record["status"], "ExecutionStopped")
         # The execution's result is kept as the JSON value it is (engine.py), not as the SDK's text.
         result = None if record.get("result") is None else orjson.dumps(record["result"]).decode()
-        body = {"Result": _data(result, include_data)} if record["status"] == SUCCEEDED else {"Error": {"Payload": error_out(record.get("error")) or {}}}
+        body = (
+            {"Result": _data(result, include_data)}
+            if record["status"] == SUCCEEDED
+            else {"Error": {"Payload": error_out(record.get("error")) or {}}}
+        )
         add(kind, record.get("ended") or record["started"], None, body)
     return events
 

@@ -208,7 +208,9 @@ class DurableExecutions:
     def arn(self, record: Mapping[str, Any], app: str) -> str:
         return durable_execution_arn(record.get("lambda_name") or function_name(app, record["function"]), record["id"])
 
-    async def history(self, arn: str, *, include_data: bool, marker: str | None, max_items: int, reverse: bool) -> dict[str, Any]:
+    async def history(
+        self, arn: str, *, include_data: bool, marker: str | None, max_items: int, reverse: bool
+    ) -> dict[str, Any]:
         record = await self._record(arn)
         events = aws_ops.history(record, include_data=include_data)
         if reverse:
@@ -216,7 +218,17 @@ class DurableExecutions:
         items, next_marker = aws_ops.page(events, marker, max_items)
         return {"Events": items, **({"NextMarker": next_marker} if next_marker else {})}
 
-    async def by_function(self, function: str, app: str, *, statuses: Sequence[str], marker: str | None, max_items: int, reverse: bool, name: str | None) -> dict[str, Any]:
+    async def by_function(
+        self,
+        function: str,
+        app: str,
+        *,
+        statuses: Sequence[str],
+        marker: str | None,
+        max_items: int,
+        reverse: bool,
+        name: str | None,
+    ) -> dict[str, Any]:
         records = [r for r in await self.workflows.records(function=function) if r.get("api") == aws_ops.API]
         chosen = [
             self.summary(r, app)
@@ -335,4 +347,3 @@ def _summary(record: Mapping[str, Any]) -> dict[str, Any]:
         if record.get(key) is not None:
             answer[key] = record[key]
     return answer
-

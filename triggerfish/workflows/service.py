@@ -33,7 +33,9 @@ from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.types import PlatformCall
 from triggerfish.store import ABSENT, LogRecord, Message, OutgoingMessage, Store
 from triggerfish.store.atomic import Delete, Op, Send
+from triggerfish.workflows.aws_ops import API
 from triggerfish.workflows.context import RESUME_KEY, parse_token
+from triggerfish.workflows.durable_service import DurableExecutions, timeout_is_current
 from triggerfish.workflows.engine import (
     Rejected,
     Timer,
@@ -47,8 +49,6 @@ from triggerfish.workflows.engine import (
     start_batch,
     waiting_children,
 )
-from triggerfish.workflows.aws_ops import API
-from triggerfish.workflows.durable_service import DurableExecutions, timeout_is_current
 from triggerfish.workflows.errors import WorkflowNotFoundError, WorkflowStateError
 from triggerfish.workflows.history import FAILED, RETRYING, RUNNING, SUCCEEDED, TIMED_OUT, WAITING
 from triggerfish.workflows.state import NAMESPACE, Stored, Wait, WorkflowState, wait_key
@@ -453,7 +453,12 @@ class Workflows:
                 f"callback {ops[seq]['name']!r} of workflow {workflow_id!r} is {ops[seq]['status']}"
             )
         del nonce
-        if stored is not None and stored.record.get("api") == API and result is not None and not isinstance(result, str):
+        if (
+            stored is not None
+            and stored.record.get("api") == API
+            and result is not None
+            and not isinstance(result, str)
+        ):
             # The AWS SDK reads a callback's result as the text it deserializes itself.
             result = orjson.dumps(result).decode()
         if error is not None:
