@@ -126,6 +126,7 @@ class App:
                     settings=settings,
                     triggers=tuple(draft.triggers),
                     workflow=draft.workflow,
+                    durable=draft.durable,
                 )
             specs[name] = draft.spec
         return specs

@@ -438,6 +438,20 @@ class Workflows:
         await self._cancel_all(unneeded, "its batch finished without it")
         return done
 
+    async def resume(self, workflow_id: str) -> dict[str, Any]:
+        """Queue a run of a workflow that has not finished: it replays from its checkpoints. For a workflow whose
+        invocation failed past its retries (dead-lettered: the worker died, the run timed out) once the cause is
+        fixed; a run too many finds the history ahead of it and stops. Its record."""
+        stored = await self.state.get(workflow_id)
+        if stored is None:
+            raise WorkflowNotFoundError(f"there is no workflow {workflow_id!r}")
+        if stored.record["status"] != RUNNING:
+            raise WorkflowStateError(
+                f"workflow {workflow_id!r} has finished ({stored.record['status']}); start a new one instead"
+            )
+        await self.state.atomic([self._resume(stored.record)])
+        return stored.record
+
     async def complete_callback(self, token: str, *, result: Any = None, error: dict[str, Any] | None = None) -> None:
         """Answer a callback: with `result` (success) or `error` (`errorType`, `errorMessage`: failure)."""
         try:
