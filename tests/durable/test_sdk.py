@@ -15,6 +15,8 @@ from botocore.exceptions import ClientError
 from tests.aws.conftest import blocking, client
 from tests.durable.conftest import serve_durable, until
 from tests.server.conftest import Served
+from triggerfish.observe.spans import ids_of
+from triggerfish.observe.traces import trace_spans
 
 FLOWS = Path(__file__).with_name("flows.py")
 
@@ -94,6 +96,22 @@ async def test_steps_and_a_wait_run_once_each_and_the_result_is_the_handlers(dur
         ("pause", "SUCCEEDED"),
         ("times", "SUCCEEDED"),
     ]
+    # Its runs and their operations are one trace: each operation a span under the run that carried it out.
+    trace_id, _ = ids_of(record["trace"])
+
+    async def both_runs_traced() -> Any:
+        spans = await trace_spans(durable.platform.store, trace_id)
+        # The first run, and the one the wait's end resumed (its invocation record lands as it ends).
+        return spans if len([span for span in spans if span.name == "steps"]) == 2 else None
+
+    spans = await until(both_runs_traced)
+    by_name = {span.name: span for span in spans}
+    assert {"step add", "sleep pause", "step times"} <= set(by_name)
+    run_spans = {span.span_id for span in spans if span.name == "steps"}
+    assert by_name["step add"].parent_span_id in run_spans
+    assert by_name["step times"].parent_span_id in run_spans
+    assert by_name["step add"].parent_span_id != by_name["step times"].parent_span_id
+    assert by_name["sleep pause"].end - by_name["sleep pause"].start >= 1.0
 
 
 async def test_a_failed_step_is_retried_after_its_backoff(durable: Served, tmp_path: Path) -> None:

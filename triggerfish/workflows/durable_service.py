@@ -31,6 +31,7 @@ from triggerfish.workflows import aws_ops
 from triggerfish.workflows.engine import Rejected, Timer, apply_checkpoint, new_record
 from triggerfish.workflows.errors import WorkflowNotFoundError, WorkflowStateError
 from triggerfish.workflows.history import FAILED, RUNNING, SUCCEEDED, WAITING
+from triggerfish.workflows.spans import span_writes
 from triggerfish.workflows.state import Stored
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class DurableExecutions:
         resume = args.get("resume")
         if resume is None:
             record = new_record(call.request_id, call.function, args.get("input"), self.workflows.clock())
-            record.update(api=aws_ops.API, run=0, lambda_name=lambda_name)
+            record.update(api=aws_ops.API, run=0, lambda_name=lambda_name, trace=call.traceparent)
             # A retried invocation finds the record its first try made: that execution goes on.
             with contextlib.suppress(AtomicConflictError):
                 await self.workflows.state.atomic([self.workflows.state.put(record, ABSENT)])
@@ -67,6 +68,8 @@ class DurableExecutions:
             record.setdefault("api", aws_ops.API)
             record.setdefault("lambda_name", lambda_name)
             record["run"] = int(record.get("run") or 0) + 1
+            # The run's traceparent: the parent of the spans of the operations it carries out (spans.py).
+            record["run_trace"] = call.traceparent
             taken.update(record)
             return record, []
 
@@ -148,7 +151,12 @@ class DurableExecutions:
             except Rejected as exc:
                 problem.append(exc.reason)
                 return None
+            touched = [int(upsert["op"]["seq"]) for upsert in upserts]
+            for seq in touched:
+                if record.get("run_trace"):
+                    updated["ops"][seq]["trace"] = record["run_trace"]
             ops: list[Op] = [self.workflows.state.timer(timer, now) for timer in effects.timers]
+            ops += span_writes(updated, touched, now)
             answer.update(self._state_answer(updated, execution_id, run, count))
             if effects.finished:
                 answer.pop("CheckpointToken", None)

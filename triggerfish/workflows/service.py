@@ -27,6 +27,7 @@ import orjson
 
 from triggerfish.bus.consumer import LogConsumer
 from triggerfish.errors import AtomicConflictError, FunctionNotFoundError, HandlerError, InvalidInputError
+from triggerfish.events import tracecontext
 from triggerfish.events.patterns import Pattern, compile_pattern
 from triggerfish.names import bus_stream
 from triggerfish.runtime.invoke import new_request_id
@@ -51,6 +52,7 @@ from triggerfish.workflows.engine import (
 )
 from triggerfish.workflows.errors import WorkflowNotFoundError, WorkflowStateError
 from triggerfish.workflows.history import FAILED, RETRYING, RUNNING, SUCCEEDED, TIMED_OUT, WAITING
+from triggerfish.workflows.spans import span_writes
 from triggerfish.workflows.state import NAMESPACE, Stored, Wait, WorkflowState, wait_key
 
 log = logging.getLogger("triggerfish.workflows")
@@ -111,7 +113,7 @@ class Workflows:
         if action == "begin":
             return await self._begin(call, args)
         if action == "checkpoint":
-            return await self._checkpoint(args)
+            return await self._checkpoint(args, call.traceparent)
         if action == "invoke":
             return await self._invoke(call, args)
         if action == "aws_begin":
@@ -130,6 +132,7 @@ class Workflows:
                 raise InvalidInputError(f"workflow: there is no workflow {resume!r} to resume")
             return {"record": stored.record}
         record = new_record(call.request_id, call.function, args.get("input"), self.clock())
+        record["trace"] = call.traceparent
         try:
             await self.state.atomic([self.state.put(record, ABSENT)])
         except AtomicConflictError:
@@ -140,7 +143,7 @@ class Workflows:
             raise
         return {"record": record}
 
-    async def _checkpoint(self, args: dict[str, Any]) -> Any:
+    async def _checkpoint(self, args: dict[str, Any], traceparent: str | None = None) -> Any:
         workflow_id = args.get("id")
         upserts = args.get("ops") or []
         markers = args.get("markers") or {}
@@ -167,7 +170,12 @@ class Workflows:
             except Rejected as exc:
                 reason = exc.reason
                 return None
+            # Each operation remembers the run that carried it out: its span's parent (spans.py).
+            touched = [int(upsert["op"]["seq"]) for upsert in upserts]
+            for seq in touched:
+                record["ops"][seq].setdefault("trace", traceparent)
             ops: list[Op] = [self.state.timer(timer, now) for timer in effects.timers]
+            ops += span_writes(record, touched, now)
             if _answered(record, waiting_on):
                 ops.append(self._resume(record))
             for seq, bus, pattern in effects.waits:
@@ -220,8 +228,13 @@ class Workflows:
         raise WorkflowStateError(f"workflow {workflow_id!r} changed {MAX_TRIES} times while it was being written")
 
     def _resume(self, record: dict[str, Any]) -> Send:
+        # Every run continues the trace the workflow began in: its runs and their operations are one trace.
+        trace = record.get("trace")
         queue, message, _ = self.invoker.message(
-            record["function"], {RESUME_KEY: {"id": record["id"]}}, trigger=TRIGGER
+            record["function"],
+            {RESUME_KEY: {"id": record["id"]}},
+            trigger=TRIGGER,
+            traceparent=trace if isinstance(trace, str) else None,
         )
         return Send(queue, [message])
 
@@ -284,7 +297,8 @@ class Workflows:
             except Rejected as exc:
                 reason = exc.reason
                 return None
-            return record, [*self._drop_waits(stored.record, seq), self._resume(record)]
+            spans = span_writes(record, [seq], self.clock())
+            return record, [*self._drop_waits(stored.record, seq), self._resume(record), *spans]
 
         if await self._write(workflow_id, change):
             return ""
@@ -391,6 +405,8 @@ class Workflows:
         ):
             raise InvalidInputError(f"a workflow's id is 1 to 128 printable characters, not {workflow_id!r}")
         record = new_record(workflow_id or new_request_id(), function, input, self.clock())
+        # Started here, not by an invocation: the workflow's runs make one trace of their own.
+        record["trace"] = tracecontext.new_traceparent()
         try:
             write = self.state.put(record, ABSENT)
         except TypeError as exc:

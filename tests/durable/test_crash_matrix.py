@@ -1,0 +1,136 @@
+"""The crash matrix: the platform dies right after each durable write an AWS SDK durable execution causes (its
+record made, each run begun, each checkpoint, the wait's end, the outcome), one case per write. Started again on
+the same store, every execution finishes with the right result, and a step whose success was checkpointed
+before the crash never runs again (one that was running when it died may: the at-least-once edge).
+
+The child process counts the workflow store's atomic writes and exits (`os._exit`, no cleanup, as a kill -9
+would leave it) right after the Nth; it prints the execution's operations after every write, so the test
+knows what was checkpointed when it died.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.durable.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOWS = Path(__file__).with_name("flows.py")
+#: The writes one execution of `steps` makes (9 when this was written): a case past its last write is no crash,
+#: and only checks that the execution finished.
+WRITES = 9
+
+CHILD = """
+import asyncio, json, os, sys
+from pathlib import Path
+from triggerfish.aws.credentials import function_environment
+from triggerfish.gateway import GatewayServer
+from triggerfish.server.http import platform_asgi
+from triggerfish.server.platform import Platform
+from triggerfish.workflows.state import WorkflowState
+
+flows, data, work, port, crash_after = sys.argv[1:]
+crash_after = int(crash_after)
+writes = 0
+original = WorkflowState.atomic
+
+async def counted(self, ops):
+    global writes
+    result = await original(self, ops)
+    writes += 1
+    stored = await self.get("crash-1")
+    if stored is not None:
+        state = [stored.record["status"], [[op["name"], op["status"]] for op in stored.record["ops"]]]
+        print(json.dumps({"write": writes, "state": state}), flush=True)
+    if writes == crash_after:
+        os._exit(9)
+    return result
+
+WorkflowState.atomic = counted
+
+async def main():
+    url = f"http://127.0.0.1:{port}"
+    platform = Platform(flows, data_dir=Path(data), lease_margin=0.5)
+    platform.environment = function_environment(url, "test", "test")
+    await platform.start()
+    async with GatewayServer(platform_asgi(platform, None), port=int(port)):
+        if await platform.workflows.state.get("crash-1") is None:
+            await platform.workflows.start_workflow("steps", {"n": 4, "dir": work}, workflow_id="crash-1")
+        while True:
+            stored = await platform.workflows.state.get("crash-1")
+            if stored is not None and stored.record["status"] != "RUNNING":
+                print(json.dumps({"done": stored.record["status"], "result": stored.record["result"]}), flush=True)
+            await asyncio.sleep(0.05)
+
+asyncio.run(main())
+"""
+
+
+def run_child(data: Path, work: Path, port: int, crash_after: int, within: float = 60.0) -> list[dict[str, Any]]:
+    """Run the platform until it crashes after write `crash_after` (0: never) or the execution is done; what it
+    printed."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(FLOWS), str(data), str(work), str(port), str(crash_after)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    lines: list[dict[str, Any]] = []
+    deadline = time.monotonic() + within
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(json.loads(line))
+            if "done" in lines[-1]:
+                break
+            assert time.monotonic() < deadline, f"no end in {within} s: {lines[-3:]}"
+    finally:
+        # The crash left the workers behind (a kill -9 takes them with the group): end them all.
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=10)
+        assert process.stdout is not None
+        process.stdout.close()
+    return lines
+
+
+def runs(work: Path) -> list[str]:
+    log = work / "runs.log"
+    return log.read_text().split() if log.exists() else []
+
+
+@pytest.mark.parametrize("crash_after", range(1, WRITES + 1))
+def test_a_crash_after_each_durable_write_loses_nothing_and_repeats_no_checkpointed_step(
+    tmp_path: Path, crash_after: int
+) -> None:
+    data, work, port = tmp_path / "data", tmp_path / "work", free_port()
+    work.mkdir()
+    before = run_child(data, work, port, crash_after)
+    if "done" in before[-1]:
+        assert before[-1] == {"done": "SUCCEEDED", "result": {"first": 5, "second": 50}}
+        return
+    assert before[-1]["write"] == crash_after
+    checkpointed = {name for name, status in before[-1]["state"][1] if status == "SUCCEEDED"}
+    ran_before = runs(work)
+
+    after = run_child(data, work, port, 0)
+    assert after[-1] == {"done": "SUCCEEDED", "result": {"first": 5, "second": 50}}
+    ran_after = runs(work)[len(ran_before) :]
+    for step in ("add", "times"):
+        if step in checkpointed:
+            assert step not in ran_after, f"{step} was checkpointed before the crash, yet it ran again"
+        # At most once more: after a crash while it ran (its success not checkpointed).
+        assert ran_before.count(step) + ran_after.count(step) <= 2
+    assert set(ran_before + ran_after) == {"add", "times"}
