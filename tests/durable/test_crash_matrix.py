@@ -10,6 +10,7 @@ knows what was checkpointed when it died.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -96,10 +97,8 @@ def run_child(data: Path, work: Path, port: int, crash_after: int, within: float
             assert time.monotonic() < deadline, f"no end in {within} s: {lines[-3:]}"
     finally:
         # The crash left the workers behind (a kill -9 takes them with the group): end them all.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait(timeout=10)
         assert process.stdout is not None
         process.stdout.close()
