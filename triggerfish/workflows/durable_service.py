@@ -15,7 +15,6 @@ workflow service's compare-and-set write, with the timers they cause in the same
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -51,11 +50,15 @@ class DurableExecutions:
         resume = args.get("resume")
         if resume is None:
             record = new_record(call.request_id, call.function, args.get("input"), self.workflows.clock())
-            record.update(api=aws_ops.API, run=0, lambda_name=lambda_name, trace=call.traceparent)
-            # A retried invocation finds the record its first try made: that execution goes on.
-            with contextlib.suppress(AtomicConflictError):
+            record.update(api=aws_ops.API, run=1, lambda_name=lambda_name, trace=call.traceparent)
+            record["run_trace"] = call.traceparent
+            try:
+                # Made as its first run begins: one write.
                 await self.workflows.state.atomic([self.workflows.state.put(record, ABSENT)])
-            resume = record["id"]
+                return self._event(record, lambda_name)
+            except AtomicConflictError:
+                # A retried invocation finds the record its first try made: that execution goes on, a run later.
+                resume = record["id"]
         taken: dict[str, Any] = {}
 
         async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
@@ -77,14 +80,18 @@ class DurableExecutions:
             raise InvalidInputError(f"durable execution: there is no execution {resume!r} to resume")
         if taken["status"] != RUNNING:
             return {"finished": _summary(taken)}
-        ops = aws_ops.operations(taken, millis=True)
-        first, marker = aws_ops.page(ops, None, aws_ops.PAGE)
+        return self._event(taken, lambda_name)
+
+    @staticmethod
+    def _event(record: Mapping[str, Any], lambda_name: str) -> dict[str, Any]:
+        """A run's begin: the execution, the run's number, and the event the SDK's handler is called with."""
+        first, marker = aws_ops.page(aws_ops.operations(record, millis=True), None, aws_ops.PAGE)
         return {
-            "id": taken["id"],
-            "run": taken["run"],
+            "id": record["id"],
+            "run": record["run"],
             "event": {
-                "DurableExecutionArn": durable_execution_arn(taken.get("lambda_name") or lambda_name, taken["id"]),
-                "CheckpointToken": aws_ops.checkpoint_token(taken["id"], taken["run"], 0),
+                "DurableExecutionArn": durable_execution_arn(record.get("lambda_name") or lambda_name, record["id"]),
+                "CheckpointToken": aws_ops.checkpoint_token(record["id"], record["run"], 0),
                 "InitialExecutionState": {"Operations": first, "NextMarker": marker or ""},
             },
         }

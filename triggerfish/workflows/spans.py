@@ -69,6 +69,6 @@ def span_writes(record: Mapping[str, Any], seqs: list[int], now: float) -> list[
             span = operation_span(record, ops[seq], now)
             if span is not None:
                 writes.append(
-                    Put(TRACES_NAMESPACE, span_key(span), orjson.dumps(span.to_dict()), ttl=DEFAULT_RETENTION)
+                    Put(TRACES_NAMESPACE, span_key(span), orjson.dumps(span), ttl=DEFAULT_RETENTION)
                 )
     return writes
