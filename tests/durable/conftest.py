@@ -22,11 +22,13 @@ def free_port() -> int:
         return port
 
 
-async def serve_durable(tmp_path: Path, app_file: Path, *, port: int | None = None) -> AsyncIterator[Served]:
+async def serve_durable(
+    tmp_path: Path, app_file: Path, *, port: int | None = None, store_url: str = ""
+) -> AsyncIterator[Served]:
     """The app served on a loopback port its functions know before they start (their AWS_ENDPOINT_URL)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    platform = Platform(str(app_file), data_dir=tmp_path / "data")
+    platform = Platform(str(app_file), data_dir=tmp_path / "data", store_url=store_url)
     platform.environment = function_environment(url, DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY)
     await platform.start()
     try:
