@@ -68,7 +68,5 @@ def span_writes(record: Mapping[str, Any], seqs: list[int], now: float) -> list[
         if 0 <= seq < len(ops):
             span = operation_span(record, ops[seq], now)
             if span is not None:
-                writes.append(
-                    Put(TRACES_NAMESPACE, span_key(span), orjson.dumps(span), ttl=DEFAULT_RETENTION)
-                )
+                writes.append(Put(TRACES_NAMESPACE, span_key(span), orjson.dumps(span), ttl=DEFAULT_RETENTION))
     return writes
