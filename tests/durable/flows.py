@@ -68,6 +68,13 @@ def approval(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
 
 @app.function(durable=True)
 @durable_execution
+def unanswered(event: dict[str, Any], context: DurableContext) -> Any:
+    config = CallbackConfig(timeout=Duration.from_hours(1), heartbeat_timeout=Duration.from_seconds(1))
+    return context.create_callback(name="pulse", config=config).result()
+
+
+@app.function(durable=True)
+@durable_execution
 def polling(event: dict[str, Any], context: DurableContext) -> int:
     def check(state: int, _: Any) -> int:
         ran(event, f"poll-{state}")

@@ -191,3 +191,29 @@ async def test_an_operator_stops_an_execution_and_its_run_cannot_checkpoint_afte
     with pytest.raises(ClientError) as unknown:
         await blocking(lam.get_durable_execution, DurableExecutionArn=arn.rsplit("/", 1)[0] + "/nope")
     assert unknown.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+async def test_a_callback_without_heartbeats_times_out_and_a_heartbeat_puts_its_end_off(
+    durable: Served, tmp_path: Path
+) -> None:
+    lam = client(durable.url, "lambda")
+    arn = await start(durable, "unanswered", {})
+    execution_id = arn.rsplit("/", 1)[1]
+
+    async def waiting() -> Any:
+        ops = (await durable.platform.workflows.describe(execution_id))["ops"]
+        return ops[0] if ops and ops[0]["status"] == "WAITING" else None
+
+    callback = await until(waiting)
+    try:
+        await blocking(lam.send_durable_execution_callback_heartbeat, CallbackId=callback["token"])
+    except ClientError as late:  # on a loaded machine the second may pass first: the callback has timed out
+        assert late.response["Error"]["Code"] == "InvalidParameterValueException"
+        assert "TIMED_OUT" in late.response["Error"]["Message"]
+    else:
+        after = (await durable.platform.workflows.describe(execution_id))["ops"][0]
+        assert after["status"] != "WAITING" or after["due"] > callback["due"]  # the timeout moved on
+    done = await finished(durable, arn)
+    assert done["Status"] == "FAILED"
+    assert (await durable.platform.workflows.describe(execution_id))["ops"][0]["status"] == "TIMED_OUT"
+    assert "timed out" in json.dumps(done["Error"]).lower()

@@ -144,7 +144,7 @@ async def list_by_function(call: AwsCall, params: dict[str, Any]) -> dict[str, A
 
     name, _ = _function(call, params["path"]["FunctionName"])
     query = params["query"]
-    raw_statuses = [query["Statuses"]] if query.get("Statuses") else []
+    raw_statuses = params.get("query_lists", {}).get("Statuses", [])
     return await _durable(call).by_function(
         name,
         call.platform.current.app_name,
