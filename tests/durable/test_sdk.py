@@ -205,11 +205,13 @@ async def test_a_callback_without_heartbeats_times_out_and_a_heartbeat_puts_its_
         return ops[0] if ops and ops[0]["status"] == "WAITING" else None
 
     callback = await until(waiting)
+    late: dict[str, Any] = {}
     try:
         await blocking(lam.send_durable_execution_callback_heartbeat, CallbackId=callback["token"])
-    except ClientError as late:  # on a loaded machine the second may pass first: the callback has timed out
-        assert late.response["Error"]["Code"] == "InvalidParameterValueException"
-        assert "TIMED_OUT" in late.response["Error"]["Message"]
+    except ClientError as refused:  # on a loaded machine the second may pass first: the callback has timed out
+        late = refused.response["Error"]
+    if late:
+        assert (late["Code"], "TIMED_OUT" in late["Message"]) == ("InvalidParameterValueException", True)
     else:
         after = (await durable.platform.workflows.describe(execution_id))["ops"][0]
         assert after["status"] != "WAITING" or after["due"] > callback["due"]  # the timeout moved on
