@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from aws_durable_execution_sdk_python import DurableContext, durable_execution
-from aws_durable_execution_sdk_python.config import CallbackConfig, Duration, StepConfig
-from aws_durable_execution_sdk_python.retries import JitterStrategy, RetryStrategyConfig, create_retry_strategy
+from aws_durable_execution_sdk_python.config import CallbackConfig, Duration, JitterStrategy, StepConfig
+from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
 from aws_durable_execution_sdk_python.waits import WaitForConditionConfig, WaitForConditionDecision
 
 import triggerfish
@@ -96,8 +96,8 @@ def helper(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @app.function(durable=True)
 @durable_execution
 def fan_out(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
-    invoked = context.invoke("durable-helper", {"x": 21}, name="helper")
-    mapped = context.map([1, 2, 3], lambda ctx, item, index, items: ctx.step(lambda _: item * item, name="square"))
+    invoked: dict[str, int] = context.invoke("durable-helper", {"x": 21}, name="helper")
+    mapped: Any = context.map([1, 2, 3], lambda ctx, item, index, items: ctx.step(lambda _: item * item, name="square"))
     branches = context.parallel(
         [lambda ctx: ctx.step(lambda _: "a", name="a"), lambda ctx: ctx.step(lambda _: "b", name="b")]
     )

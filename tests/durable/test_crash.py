@@ -20,6 +20,8 @@ import pytest
 
 from tests.durable.conftest import free_port
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = Path(__file__).with_name("flows.py")
 

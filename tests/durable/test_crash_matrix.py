@@ -24,6 +24,8 @@ import pytest
 
 from tests.durable.conftest import free_port
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = Path(__file__).with_name("flows.py")
 #: The writes one execution of `steps` makes (9 when this was written): a case past its last write is no crash,
