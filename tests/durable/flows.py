@@ -16,6 +16,7 @@ from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create
 from aws_durable_execution_sdk_python.waits import WaitForConditionConfig, WaitForConditionDecision
 
 import triggerfish
+from triggerfish.workflows import WorkflowContext
 
 app = triggerfish.App("durable")
 
@@ -40,6 +41,24 @@ def steps(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
         return first * 10
 
     return {"first": first, "second": context.step(times, name="times")}
+
+
+def native_add(directory: str, n: int) -> int:
+    ran({"dir": directory}, "add")
+    return n + 1
+
+
+def native_times(directory: str, first: int) -> int:
+    ran({"dir": directory}, "times")
+    return first * 10
+
+
+@app.workflow
+def native_steps(ctx: WorkflowContext, event: dict[str, Any]) -> dict[str, Any]:
+    """`steps` as a native workflow: the same engine, the same records."""
+    first = ctx.step(native_add, event["dir"], event["n"], name="add")
+    ctx.sleep(1, name="pause")
+    return {"first": first, "second": ctx.step(native_times, event["dir"], first, name="times")}
 
 
 @app.function(durable=True)

@@ -1,5 +1,6 @@
-"""The crash matrix: the platform dies right after each durable write an AWS SDK durable execution causes (its
-record made, each run begun, each checkpoint, the wait's end, the outcome), one case per write. Started again on
+"""The crash matrix: the platform dies right after each durable write an execution causes (its record made, each
+run begun, each checkpoint, the wait's end, the outcome), one case per write, for the same three operations
+written with AWS's SDK (`steps`) and as a native workflow (`native_steps`): one engine under both. Started again on
 the same store, every execution finishes with the right result, and a step whose success was checkpointed
 before the crash never runs again (one that was running when it died may: the at-least-once edge).
 
@@ -28,9 +29,10 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = Path(__file__).with_name("flows.py")
-#: The writes one execution of `steps` makes (9 when this was written): a case past its last write is no crash,
-#: and only checks that the execution finished.
-WRITES = 9
+#: The writes one execution makes, when this was written: a case past its last write would be no crash (it
+#: only checks that the execution finished).
+WRITES = {"steps": 9, "native_steps": 7}
+CASES = [(function, after) for function, count in WRITES.items() for after in range(1, count + 1)]
 
 CHILD = """
 import asyncio, json, os, sys
@@ -41,7 +43,7 @@ from triggerfish.server.http import platform_asgi
 from triggerfish.server.platform import Platform
 from triggerfish.workflows.state import WorkflowState
 
-flows, data, work, port, crash_after = sys.argv[1:]
+flows, data, work, port, crash_after, function = sys.argv[1:]
 crash_after = int(crash_after)
 writes = 0
 original = WorkflowState.atomic
@@ -67,7 +69,7 @@ async def main():
     await platform.start()
     async with GatewayServer(platform_asgi(platform, None), port=int(port)):
         if await platform.workflows.state.get("crash-1") is None:
-            await platform.workflows.start_workflow("steps", {"n": 4, "dir": work}, workflow_id="crash-1")
+            await platform.workflows.start_workflow(function, {"n": 4, "dir": work}, workflow_id="crash-1")
         while True:
             stored = await platform.workflows.state.get("crash-1")
             if stored is not None and stored.record["status"] != "RUNNING":
@@ -78,11 +80,13 @@ asyncio.run(main())
 """
 
 
-def run_child(data: Path, work: Path, port: int, crash_after: int, within: float = 60.0) -> list[dict[str, Any]]:
+def run_child(
+    data: Path, work: Path, port: int, crash_after: int, function: str, within: float = 50.0
+) -> list[dict[str, Any]]:
     """Run the platform until it crashes after write `crash_after` (0: never) or the execution is done; what it
     printed."""
     process = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(FLOWS), str(data), str(work), str(port), str(crash_after)],
+        [sys.executable, "-c", CHILD, str(FLOWS), str(data), str(work), str(port), str(crash_after), function],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -112,13 +116,13 @@ def runs(work: Path) -> list[str]:
     return log.read_text().split() if log.exists() else []
 
 
-@pytest.mark.parametrize("crash_after", range(1, WRITES + 1))
+@pytest.mark.parametrize(("function", "crash_after"), CASES)
 def test_a_crash_after_each_durable_write_loses_nothing_and_repeats_no_checkpointed_step(
-    tmp_path: Path, crash_after: int
+    tmp_path: Path, function: str, crash_after: int
 ) -> None:
     data, work, port = tmp_path / "data", tmp_path / "work", free_port()
     work.mkdir()
-    before = run_child(data, work, port, crash_after)
+    before = run_child(data, work, port, crash_after, function)
     if "done" in before[-1]:
         assert before[-1] == {"done": "SUCCEEDED", "result": {"first": 5, "second": 50}}
         return
@@ -126,7 +130,7 @@ def test_a_crash_after_each_durable_write_loses_nothing_and_repeats_no_checkpoin
     checkpointed = {name for name, status in before[-1]["state"][1] if status == "SUCCEEDED"}
     ran_before = runs(work)
 
-    after = run_child(data, work, port, 0)
+    after = run_child(data, work, port, 0, function)
     assert after[-1] == {"done": "SUCCEEDED", "result": {"first": 5, "second": 50}}
     ran_after = runs(work)[len(ran_before) :]
     for step in ("add", "times"):
