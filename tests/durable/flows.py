@@ -6,6 +6,7 @@ how often.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,22 @@ def polling(event: dict[str, Any], context: DurableContext) -> int:
         return WaitForConditionDecision.continue_waiting(Duration.from_seconds(1))
 
     return context.wait_for_condition(check, WaitForConditionConfig(wait_strategy=strategy, initial_state=0))
+
+
+@app.http("POST", "/quotes", durable=True)
+@durable_execution
+def quote(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
+    """An HTTP route as a durable function: it ends in one run, so the caller gets its response."""
+    order = json.loads(event["body"])
+    price: int = context.step(lambda _: order["items"] * 5, name="price")
+    return {"statusCode": 201, "headers": {"content-type": "application/json"}, "body": json.dumps({"price": price})}
+
+
+@app.on_event({"source": ["shop"]}, durable=True)
+@durable_execution
+def on_order(event: dict[str, Any], context: DurableContext) -> str:
+    """An event rule's target as a durable function: its input is the event (a CloudEvent)."""
+    return context.step(lambda _: f"seen {event['data']['id']}", name="see")
 
 
 @app.function()

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 
@@ -219,3 +220,23 @@ async def test_a_callback_without_heartbeats_times_out_and_a_heartbeat_puts_its_
     assert done["Status"] == "FAILED"
     assert (await durable.platform.workflows.describe(execution_id))["ops"][0]["status"] == "TIMED_OUT"
     assert "timed out" in json.dumps(done["Error"]).lower()
+
+
+async def test_an_http_route_and_an_event_rule_run_durable_handlers(durable: Served) -> None:
+    async with httpx.AsyncClient(base_url=durable.url) as http:
+        answer = await http.post("/quotes", json={"items": 3})
+    assert answer.status_code == 201
+    assert answer.json() == {"price": 15}
+    events = client(durable.url, "events")
+    entry = {"Source": "shop", "DetailType": "order placed", "Detail": json.dumps({"id": "o-7"})}
+    await blocking(events.put_events, Entries=[entry])
+    lam = client(durable.url, "lambda")
+
+    async def seen() -> Any:
+        listed = await blocking(lam.list_durable_executions_by_function, FunctionName="durable-on_order")
+        return [e for e in listed["DurableExecutions"] if e["Status"] == "SUCCEEDED"]
+
+    [execution] = await until(seen)
+    done = await blocking(lam.get_durable_execution, DurableExecutionArn=execution["DurableExecutionArn"])
+    assert json.loads(done["Result"]) == "seen o-7"
+    assert json.loads(done["InputPayload"])["type"] == "order placed"
