@@ -204,6 +204,9 @@ async def test_a_workflows_runs_and_steps_are_one_trace(platform: Platform, tmp_
     from triggerfish.observe.spans import ids_of
     from triggerfish.observe.traces import trace_spans
 
+    told: list[str] = []
+    # What OTLP export watches (observe/otlp.py): the workflow's operations are told as they are written.
+    platform.span_listeners.append(lambda span: told.append(span.name))
     workflow_id = await platform.workflows.start_workflow("steps", {"dir": str(tmp_path)})
     record = await finished(platform, workflow_id)
     trace_id, root = ids_of(record["trace"])
@@ -221,3 +224,4 @@ async def test_a_workflows_runs_and_steps_are_one_trace(platform: Platform, tmp_
     assert all(span.parent_span_id in runs_ for span in steps)
     assert sorted(span.status for span in steps if span.name == "step flaky") == ["error", "ok"]
     assert {span.parent_span_id for span in spans if span.name == "steps"} <= {root, *runs_}
+    assert sorted(name for name in told if name.startswith("step ")) == sorted(span.name for span in steps)

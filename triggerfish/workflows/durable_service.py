@@ -23,6 +23,7 @@ import orjson
 
 from triggerfish.errors import AtomicConflictError, HandlerError, InvalidInputError
 from triggerfish.identity import durable_execution_arn, durable_execution_id, function_name
+from triggerfish.observe.spans import Span
 from triggerfish.runtime.types import PlatformCall
 from triggerfish.store import ABSENT
 from triggerfish.store.atomic import Op
@@ -30,7 +31,7 @@ from triggerfish.workflows import aws_ops
 from triggerfish.workflows.engine import Rejected, Timer, apply_checkpoint, new_record
 from triggerfish.workflows.errors import WorkflowNotFoundError, WorkflowStateError
 from triggerfish.workflows.history import FAILED, RUNNING, SUCCEEDED, WAITING
-from triggerfish.workflows.spans import span_writes
+from triggerfish.workflows.spans import operation_spans, span_writes
 from triggerfish.workflows.state import Stored
 
 if TYPE_CHECKING:
@@ -139,6 +140,7 @@ class DurableExecutions:
             raise aws_ops.BadUpdate(f"the checkpoint token is one of execution {token_id!r}, not of {execution_id!r}")
         answer: dict[str, Any] = {}
         problem: list[str] = []
+        spans: list[Span] = []
 
         async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
             answer.clear()
@@ -163,7 +165,8 @@ class DurableExecutions:
                 if record.get("run_trace"):
                     updated["ops"][seq]["trace"] = record["run_trace"]
             ops: list[Op] = [self.workflows.state.timer(timer, now) for timer in effects.timers]
-            ops += span_writes(updated, touched, now)
+            spans[:] = operation_spans(updated, touched, now)
+            ops += span_writes(spans)
             answer.update(self._state_answer(updated, execution_id, run, count))
             if effects.finished:
                 answer.pop("CheckpointToken", None)
@@ -177,6 +180,8 @@ class DurableExecutions:
             if problem:
                 raise aws_ops.BadUpdate(problem[0])
             raise WorkflowNotFoundError(f"there is no durable execution {execution_id!r}")
+        if written:
+            self.workflows.tell_spans(spans)
         return answer
 
     def _state_answer(self, record: Mapping[str, Any], execution_id: str, run: int, count: int) -> dict[str, Any]:

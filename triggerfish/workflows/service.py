@@ -30,6 +30,7 @@ from triggerfish.errors import AtomicConflictError, FunctionNotFoundError, Handl
 from triggerfish.events import tracecontext
 from triggerfish.events.patterns import Pattern, compile_pattern
 from triggerfish.names import bus_stream
+from triggerfish.observe.spans import Span, SpanListener
 from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.types import PlatformCall
 from triggerfish.store import ABSENT, LogRecord, Message, OutgoingMessage, Store
@@ -52,7 +53,7 @@ from triggerfish.workflows.engine import (
 )
 from triggerfish.workflows.errors import WorkflowNotFoundError, WorkflowStateError
 from triggerfish.workflows.history import FAILED, RETRYING, RUNNING, SUCCEEDED, TIMED_OUT, WAITING
-from triggerfish.workflows.spans import span_writes
+from triggerfish.workflows.spans import operation_spans, span_writes
 from triggerfish.workflows.state import NAMESPACE, Stored, Wait, WorkflowState, wait_key
 
 log = logging.getLogger("triggerfish.workflows")
@@ -78,8 +79,17 @@ class Invokes(Protocol):
 class Workflows:
     """The workflows of one app: see the module docstring."""
 
-    def __init__(self, store: Store, invoker: Invokes, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        invoker: Invokes,
+        *,
+        clock: Callable[[], float] = time.time,
+        span_listeners: list[SpanListener] | None = None,
+    ) -> None:
         self.state = WorkflowState(store)
+        #: Told of each operation's span once written (OTLP export), as the platform's other spans are.
+        self.span_listeners: list[SpanListener] = [] if span_listeners is None else span_listeners
         self.invoker = invoker
         self.clock = clock
         self.waits = EventWaits(self)
@@ -161,6 +171,7 @@ class Workflows:
             return {"ok": True}
         reason = ""
         unneeded: list[str] = []
+        spans: list[Span] = []
 
         async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
             nonlocal reason
@@ -175,7 +186,8 @@ class Workflows:
             for seq in touched:
                 record["ops"][seq].setdefault("trace", traceparent)
             ops: list[Op] = [self.state.timer(timer, now) for timer in effects.timers]
-            ops += span_writes(record, touched, now)
+            spans[:] = operation_spans(record, touched, now)
+            ops += span_writes(spans)
             if _answered(record, waiting_on):
                 ops.append(self._resume(record))
             for seq, bus, pattern in effects.waits:
@@ -194,8 +206,17 @@ class Workflows:
             return {"refused": str(exc)}
         if not written:
             return {"superseded": reason or f"workflow {workflow_id!r} is not there"}
+        self.tell_spans(spans)
         await self._cancel_all(unneeded, "its batch finished without it")
         return {"ok": True}
+
+    def tell_spans(self, spans: list[Span]) -> None:
+        for span in spans:
+            for listener in self.span_listeners:
+                try:
+                    listener(span)
+                except Exception:
+                    log.exception("a span listener failed on %s", span.span_id)
 
     async def _invoke(self, call: PlatformCall, args: dict[str, Any]) -> Any:
         function = args.get("function")
@@ -289,6 +310,7 @@ class Workflows:
         """Complete the waiting operation `seq` (and drop its event wait) and resume the workflow; the reason it
         could not ('' when done)."""
         reason = ""
+        spans: list[Span] = []
 
         async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
             nonlocal reason
@@ -297,10 +319,11 @@ class Workflows:
             except Rejected as exc:
                 reason = exc.reason
                 return None
-            spans = span_writes(record, [seq], self.clock())
-            return record, [*self._drop_waits(stored.record, seq), self._resume(record), *spans]
+            spans[:] = operation_spans(record, [seq], self.clock())
+            return record, [*self._drop_waits(stored.record, seq), self._resume(record), *span_writes(spans)]
 
         if await self._write(workflow_id, change):
+            self.tell_spans(spans)
             return ""
         return reason or f"there is no workflow {workflow_id!r}"
 

@@ -60,13 +60,13 @@ def operation_span(record: Mapping[str, Any], op: Mapping[str, Any], now: float)
     )
 
 
-def span_writes(record: Mapping[str, Any], seqs: list[int], now: float) -> list[Put]:
-    """The trace-index writes of the spans of the operations at `seqs` that ended."""
+def operation_spans(record: Mapping[str, Any], seqs: list[int], now: float) -> list[Span]:
+    """The spans of the operations at `seqs` that ended."""
     ops = record["ops"]
-    writes = []
-    for seq in seqs:
-        if 0 <= seq < len(ops):
-            span = operation_span(record, ops[seq], now)
-            if span is not None:
-                writes.append(Put(TRACES_NAMESPACE, span_key(span), orjson.dumps(span), ttl=DEFAULT_RETENTION))
-    return writes
+    found = (operation_span(record, ops[seq], now) for seq in seqs if 0 <= seq < len(ops))
+    return [span for span in found if span is not None]
+
+
+def span_writes(spans: list[Span]) -> list[Put]:
+    """The trace-index writes of `spans`."""
+    return [Put(TRACES_NAMESPACE, span_key(span), orjson.dumps(span), ttl=DEFAULT_RETENTION) for span in spans]
