@@ -62,6 +62,29 @@ def native_steps(ctx: WorkflowContext, event: dict[str, Any]) -> dict[str, Any]:
     return {"first": first, "second": ctx.step(native_times, event["dir"], first, name="times")}
 
 
+@app.workflow
+def native_waits(ctx: WorkflowContext, event: dict[str, Any]) -> dict[str, Any]:
+    """A native workflow that waits for an event and then a callback (the crash matrix answers both)."""
+    first = ctx.step(native_add, event["dir"], event["n"], name="add")
+    paid = ctx.wait_for_event({"type": ["payment.done"]}, timeout=300)
+    approved = ctx.callback(timeout=300).result()
+    return {"first": first, "paid": paid["data"], "approved": approved}
+
+
+@app.function(durable=True)
+@durable_execution
+def signed(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
+    """`native_waits`'s callback written with AWS's SDK (the crash matrix answers it)."""
+
+    def add(_: Any) -> int:
+        ran(event, "add")
+        return int(event["n"]) + 1
+
+    first = context.step(add, name="add")
+    callback = context.create_callback(name="sign", config=CallbackConfig(timeout=Duration.from_minutes(5)))
+    return {"first": first, "approved": json.loads(callback.result() or "null")}
+
+
 @app.function(durable=True)
 @durable_execution
 def flaky(event: dict[str, Any], context: DurableContext) -> str:

@@ -35,8 +35,9 @@ WRITES = {"steps": 9, "native_steps": 7}
 CASES = [(function, after) for function, count in WRITES.items() for after in range(1, count + 1)]
 
 CHILD = """
-import asyncio, json, os, sys
+import asyncio, contextlib, json, os, sys
 from pathlib import Path
+from triggerfish.events.cloudevent import Event
 from triggerfish.aws.credentials import function_environment
 from triggerfish.gateway import GatewayServer
 from triggerfish.server.http import platform_asgi
@@ -74,6 +75,13 @@ async def main():
             stored = await platform.workflows.state.get("crash-1")
             if stored is not None and stored.record["status"] != "RUNNING":
                 print(json.dumps({"done": stored.record["status"], "result": stored.record["result"]}), flush=True)
+            # The outside world: answers a waiting callback, publishes the event a wait is for.
+            for op in [] if stored is None else stored.record["ops"]:
+                if op["status"] == "WAITING" and op["kind"] == "callback":
+                    with contextlib.suppress(Exception):
+                        await platform.workflows.complete_callback(op["token"], result={"by": "ann"})
+                if op["status"] == "WAITING" and op["kind"] == "event":
+                    await platform.publish("default", [Event.create("payment.done", "/tests", data={"amount": 3})])
             await asyncio.sleep(0.05)
 
 asyncio.run(main())
@@ -139,3 +147,36 @@ def test_a_crash_after_each_durable_write_loses_nothing_and_repeats_no_checkpoin
         # At most once more: after a crash while it ran (its success not checkpointed).
         assert ran_before.count(step) + ran_after.count(step) <= 2
     assert set(ran_before + ran_after) == {"add", "times"}
+
+
+#: What a waiting execution ends with, once the matrix's outside world answered it.
+WAITED = {
+    "native_waits": {"first": 5, "paid": {"amount": 3}, "approved": {"by": "ann"}},
+    "signed": {"first": 5, "approved": {"by": "ann"}},
+}
+
+
+@pytest.mark.timeout(600)  # one clean run, then a crashed and a resumed run per crash point
+@pytest.mark.parametrize("function", sorted(WAITED))
+def test_a_crash_while_waiting_for_a_callback_or_an_event_loses_neither(tmp_path: Path, function: str) -> None:
+    """The crash points are the writes while the callback or the event wait is open, and the one that closes
+    it: found by a run that does not crash, then each crashed at in a store of its own."""
+    (tmp_path / "clean-work").mkdir()
+    clean = run_child(tmp_path / "clean", tmp_path / "clean-work", free_port(), 0, function)
+    assert clean[-1] == {"done": "SUCCEEDED", "result": WAITED[function]}
+    states = [line for line in clean if "write" in line]
+    waiting = [s["write"] for s in states if any(status == "WAITING" for _, status in s["state"][1])]
+    assert waiting, "the execution never waited"
+    points = sorted({*waiting, max(waiting) + 1})
+    crashed = 0
+    for crash_after in points:
+        data, work = tmp_path / f"data-{crash_after}", tmp_path / f"work-{crash_after}"
+        work.mkdir()
+        before = run_child(data, work, free_port(), crash_after, function)
+        if "done" in before[-1]:
+            continue
+        crashed += 1
+        after = run_child(data, work, free_port(), 0, function)
+        assert after[-1] == {"done": "SUCCEEDED", "result": WAITED[function]}, crash_after
+        assert runs(work).count("add") == 1, crash_after  # checkpointed before every wait: never again
+    assert crashed >= 2, points
