@@ -147,7 +147,10 @@ async def test_callbacks_are_answered_by_an_operator_with_boto3(durable: Served,
     done = await finished(durable, arn)
     assert done["Status"] == "FAILED"
     assert "not countersigned" in json.dumps(done["Error"])
-    # An answered callback cannot be answered again.
+    # An unknown callback is not found; an answered one cannot be answered again.
+    with pytest.raises(ClientError) as unknown:
+        await blocking(lam.send_durable_execution_callback_heartbeat, CallbackId=first[:-4] + "AAAA")
+    assert unknown.value.response["Error"]["Code"] == "ResourceNotFoundException"
     with pytest.raises(ClientError) as refused:
         await blocking(lam.send_durable_execution_callback_success, CallbackId=first, Result=b"{}")
     assert refused.value.response["Error"]["Code"] == "InvalidParameterValueException"

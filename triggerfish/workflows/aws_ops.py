@@ -138,7 +138,7 @@ def translate(
 
 def _finish(update: Mapping[str, Any], action: object, position: int) -> dict[str, Any]:
     if action == "SUCCEED":
-        return {"status": SUCCEEDED, "result": _value(update.get("Payload"))}
+        return {"status": SUCCEEDED, "result": result_value(update.get("Payload"))}
     if action == "FAIL":
         return {"status": FAILED, "error": error_in(update.get("Error"))}
     raise BadUpdate(f"Updates[{position}]: an EXECUTION update SUCCEEDs or FAILs, not {action!r}")
@@ -220,7 +220,7 @@ def _seconds(value: object, what: str, position: int) -> int:
     return value
 
 
-def _value(payload: object) -> Any:
+def result_value(payload: object) -> Any:
     """The execution's result as the engine keeps results: JSON when the payload is JSON, else the text."""
     if not isinstance(payload, str) or not payload:
         return None

@@ -77,7 +77,7 @@ class DurableExecutions:
             taken.update(record)
             return record, []
 
-        if not await self.workflows._write(str(resume), change) and not taken:
+        if not await self.workflows.write_record(str(resume), change) and not taken:
             raise InvalidInputError(f"durable execution: there is no execution {resume!r} to resume")
         if taken["status"] != RUNNING:
             return {"finished": _summary(taken)}
@@ -106,7 +106,7 @@ class DurableExecutions:
         status = output.get("Status")
         finish: dict[str, Any] | None = None
         if status == "SUCCEEDED":
-            finish = {"status": SUCCEEDED, "result": aws_ops._value(output.get("Result"))}
+            finish = {"status": SUCCEEDED, "result": aws_ops.result_value(output.get("Result"))}
         elif status == "FAILED":
             finish = {"status": FAILED, "error": aws_ops.error_in(output.get("Error")) or {}}
         seen: dict[str, Any] = {}
@@ -125,12 +125,15 @@ class DurableExecutions:
             seen.update(record)
             return record, []
 
-        await self.workflows._write(execution_id, change)
+        await self.workflows.write_record(execution_id, change)
         return _summary(seen) if seen else {"workflow_id": execution_id, "status": RUNNING}
 
     # --- the API ------------------------------------------------------------------------------
 
     async def checkpoint(self, arn: str, token: str, updates: Sequence[Any]) -> dict[str, Any]:
+        """CheckpointDurableExecution: `updates` applied with compare-and-set, with the timers and spans they cause;
+        the next token and the execution's operations. A token of an overtaken run (or of an execution that ended)
+        is answered without a token and writes nothing. Raises BadUpdate, WorkflowNotFoundError."""
         execution_id = _id(arn)
         try:
             token_id, run, count = aws_ops.parse_checkpoint_token(token)
@@ -172,10 +175,7 @@ class DurableExecutions:
                 answer.pop("CheckpointToken", None)
             return updated, ops
 
-        try:
-            written = await self.workflows._write(execution_id, change)
-        except aws_ops.BadUpdate:
-            raise
+        written = await self.workflows.write_record(execution_id, change)
         if not written and not answer:
             if problem:
                 raise aws_ops.BadUpdate(problem[0])
@@ -275,12 +275,13 @@ class DurableExecutions:
         except ValueError as exc:
             raise WorkflowNotFoundError(f"callback {token[:40]!r}: {exc}") from None
         problem: list[str] = []
+        known: list[bool] = []
 
         async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
             ops = stored.record["ops"]
             if not 0 <= seq < len(ops) or ops[seq].get("token") != token:
-                problem.append(f"no callback has the id {token[:40]!r}...")
                 return None
+            known.append(True)
             op = ops[seq]
             if op["status"] != WAITING or stored.record["status"] != RUNNING:
                 problem.append(f"callback {op.get('name')!r} is {aws_ops.operation_status(op)}, not waiting")
@@ -296,7 +297,10 @@ class DurableExecutions:
             record["ops"][seq]["due"] = due
             return record, [self.workflows.state.timer(Timer(execution_id, seq, due, "timeout"), now)]
 
-        if not await self.workflows._write(execution_id, change) and problem:
+        written = await self.workflows.write_record(execution_id, change)
+        if not written and not known:
+            raise WorkflowNotFoundError(f"no callback has the id {token[:40]!r}...: it is unknown or was forged")
+        if not written and problem:
             raise WorkflowStateError(problem[0])
 
     # --- chained invokes (the engine's "invoke" timers) ----------------------------------------
@@ -324,13 +328,15 @@ class DurableExecutions:
         try:
             result = await self.workflows.invoker.invoke(target, event, trigger="workflow")
         except HandlerError as exc:
-            await self.workflows._complete(timer.workflow_id, timer.seq, FAILED, error=exc.error)
+            await self.workflows.complete_operation(timer.workflow_id, timer.seq, FAILED, error=exc.error)
             return
         except Exception as exc:  # an unknown function, a throttle: the operation fails saying so
             error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
-            await self.workflows._complete(timer.workflow_id, timer.seq, FAILED, error=error)
+            await self.workflows.complete_operation(timer.workflow_id, timer.seq, FAILED, error=error)
             return
-        await self.workflows._complete(timer.workflow_id, timer.seq, SUCCEEDED, result=aws_ops.payload_out(result))
+        await self.workflows.complete_operation(
+            timer.workflow_id, timer.seq, SUCCEEDED, result=aws_ops.payload_out(result)
+        )
 
     async def _record(self, arn: str) -> dict[str, Any]:
         stored = await self.workflows.state.get(_id(arn))

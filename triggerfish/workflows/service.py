@@ -200,7 +200,7 @@ class Workflows:
             return record, ops
 
         try:
-            written = await self._write(workflow_id, change)
+            written = await self.write_record(workflow_id, change)
         except InvalidInputError as exc:
             # Over the store's record limit, say: the run is told, and its workflow fails saying why.
             return {"refused": str(exc)}
@@ -230,7 +230,7 @@ class Workflows:
 
     # --- writing a record ---------------------------------------------------------------------
 
-    async def _write(self, workflow_id: str, change: Callable[[Stored], Any]) -> bool:
+    async def write_record(self, workflow_id: str, change: Callable[[Stored], Any]) -> bool:
         """Read the record, make its change (None: none to make) and write it with compare-and-set, again on a
         conflict. Whether it was written."""
         for _ in range(MAX_TRIES):
@@ -306,7 +306,9 @@ class Workflows:
             with contextlib.suppress(WorkflowStateError, WorkflowNotFoundError):
                 await self.cancel(workflow_id, reason)
 
-    async def _complete(self, workflow_id: str, seq: int, status: str, *, result: Any = None, error: Any = None) -> str:
+    async def complete_operation(
+        self, workflow_id: str, seq: int, status: str, *, result: Any = None, error: Any = None
+    ) -> str:
         """Complete the waiting operation `seq` (and drop its event wait) and resume the workflow; the reason it
         could not ('' when done)."""
         reason = ""
@@ -322,7 +324,7 @@ class Workflows:
             spans[:] = operation_spans(record, [seq], self.clock())
             return record, [*self._drop_waits(stored.record, seq), self._resume(record), *span_writes(spans)]
 
-        if await self._write(workflow_id, change):
+        if await self.write_record(workflow_id, change):
             self.tell_spans(spans)
             return ""
         return reason or f"there is no workflow {workflow_id!r}"
@@ -372,12 +374,12 @@ class Workflows:
 
     async def _fire(self, timer: Timer) -> None:
         if timer.kind == "wake":
-            await self._complete(timer.workflow_id, timer.seq, SUCCEEDED)
+            await self.complete_operation(timer.workflow_id, timer.seq, SUCCEEDED)
         elif timer.kind == "timeout":
             stored = await self.state.get(timer.workflow_id)
             # A callback's heartbeat moves its due time on (and sets a timer for that): this one stands aside.
             if stored is None or timeout_is_current(stored.record, timer, self.clock()):
-                await self._complete(timer.workflow_id, timer.seq, TIMED_OUT)
+                await self.complete_operation(timer.workflow_id, timer.seq, TIMED_OUT)
         elif timer.kind == "retry":
 
             async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
@@ -387,7 +389,7 @@ class Workflows:
                     return None
                 return record, [self._resume(record)]
 
-            await self._write(timer.workflow_id, change)
+            await self.write_record(timer.workflow_id, change)
 
     async def run_due(self) -> int:
         """Handle what is due now (timers, events on the buses waited on) once; how much was done. For a platform
@@ -412,7 +414,7 @@ class Workflows:
     async def event_arrived(self, wait: Wait, record: LogRecord) -> None:
         """An event that matches `wait`'s pattern: the workflow gets it and goes on."""
         event = orjson.loads(record.data)
-        if await self._complete(wait.workflow_id, wait.seq, SUCCEEDED, result=event):
+        if await self.complete_operation(wait.workflow_id, wait.seq, SUCCEEDED, result=event):
             # The workflow no longer waits there (timed out, cancelled, gone): the wait goes.
             await self.state.atomic([self.state.drop_wait(wait)])
 
@@ -469,7 +471,7 @@ class Workflows:
                 ops += await self._tell_parent(record, unneeded)
             return record, ops
 
-        if not await self._write(workflow_id, change):
+        if not await self.write_record(workflow_id, change):
             if not problem:
                 raise WorkflowNotFoundError(f"there is no workflow {workflow_id!r}")
             raise WorkflowStateError(problem)
@@ -515,9 +517,9 @@ class Workflows:
             # The AWS SDK reads a callback's result as the text it deserializes itself.
             result = orjson.dumps(result).decode()
         if error is not None:
-            reason = await self._complete(workflow_id, seq, FAILED, error=error)
+            reason = await self.complete_operation(workflow_id, seq, FAILED, error=error)
         else:
-            reason = await self._complete(workflow_id, seq, SUCCEEDED, result=result)
+            reason = await self.complete_operation(workflow_id, seq, SUCCEEDED, result=result)
         if reason:
             raise WorkflowStateError(reason)
 
