@@ -53,6 +53,21 @@ def source_stream(source: str, function: str, partition: int) -> str:
     return f"{_SOURCE}{source}.{function}.{partition}"
 
 
+def partitioned_stream(stream: str, partition: int | None = None) -> str:
+    """The log stream of one partition of a built-in stream (`partitioned.<stream>.<n>`), or their common prefix.
+
+    What `context.streams.put` appends to; each function reading it has a consumer group of its own
+    (`partitioned_stream_group`), so each reads every record with its own checkpoint.
+    """
+    base = f"{_PARTITIONED}{stream}"
+    return base if partition is None else f"{base}.{partition}"
+
+
+def partitioned_stream_group(function: str) -> str:
+    """The consumer group through which `function` reads a built-in stream."""
+    return f"fn.{function}"
+
+
 #: Log streams of invocation records are named this plus the function's name.
 RECORD_STREAM_PREFIX = "invocations."
 #: What the loop guard stopped (events, messages and destinations past the hop limit), kept for inspection.
@@ -64,9 +79,19 @@ PARKED_STREAM = "platform.parked"
 #: The server's audit log: who did what to keys, secrets and deploys, when, from where, and how it went.
 AUDIT_STREAM = "triggerfish.audit"
 
+#: The event store's global order: every event of every stream, in commit order (offset = position).
+EVENTSTORE_ALL_STREAM = "eventstore.all"
+
+
+def event_stream(stream: str) -> str:
+    """The log stream holding one event-store stream's events (offset = the event's version)."""
+    return f"eventstore.stream.{stream}"
+
+
 _BUS = "bus."
 _TOPIC = "topic."
 _SOURCE = "source."
+_PARTITIONED = "partitioned."
 
 
 # --- queues ----------------------------------------------------------------------------------
@@ -169,6 +194,15 @@ EVENTS_RULES_NAMESPACE = "triggerfish.events-rules"
 SQS_MOVES_NAMESPACE = "triggerfish.sqs-moves"
 #: The topics made at the AWS endpoint with CreateTopic (a topic otherwise exists by use), per app.
 SNS_TOPICS_NAMESPACE = "triggerfish.sns-topics"
+#: The event store's records: each stream's head (`head/<stream>`), snapshots, projection checkpoints.
+EVENTSTORE_NAMESPACE = "triggerfish.eventstore"
+
+
+def projection_namespace(projection: str) -> str:
+    """Where a projection's own key-value writes go (handlers read them with `kv_get`)."""
+    return f"projection.{projection}"
+
+
 #: `@idempotent`'s records.
 IDEMPOTENCY_NAMESPACE = "idempotency"
 #: Namespaces handlers may not touch through the key-value calls: the platform's own records.

@@ -14,6 +14,7 @@ from triggerfish.cli.check import check
 from triggerfish.cli.deploy import deploy
 from triggerfish.cli.dev import dev
 from triggerfish.cli.events import events
+from triggerfish.cli.eventstore import eventstore
 from triggerfish.cli.init import init
 from triggerfish.cli.invoke import invoke
 from triggerfish.cli.keys import keys
@@ -23,6 +24,7 @@ from triggerfish.cli.queues import queues
 from triggerfish.cli.secrets import secrets
 from triggerfish.cli.serve import serve
 from triggerfish.cli.store import store
+from triggerfish.cli.stream import stream
 from triggerfish.cli.traces import traces
 from triggerfish.cli.usage import usage
 from triggerfish.cli.versions import alias, promote, versions
@@ -50,12 +52,14 @@ for command in (
     rollback,
     status,
     queues,
+    stream,
     keys,
     login,
     logs,
     secrets,
     audit,
     workflows,
+    eventstore,
     usage,
     traces,
     versions,

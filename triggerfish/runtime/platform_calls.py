@@ -57,6 +57,20 @@ class WorkflowCalls(Protocol):
     async def call(self, call: PlatformCall, args: dict[str, Any]) -> Any: ...
 
 
+class EventCalls(Protocol):
+    """Answers handlers' `events` calls (triggerfish.eventstore.service.EventStoreService)."""
+
+    async def call(self, call: PlatformCall, args: dict[str, Any]) -> Any: ...
+
+
+class StreamPuts(Protocol):
+    """Answers `stream_put` and `mqtt_publish` calls (the platform's built-in streams and MQTT broker)."""
+
+    async def put(self, stream: str, records: Any) -> list[dict[str, Any]]: ...
+
+    async def publish_mqtt(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None: ...
+
+
 class StorePlatform:
     """Carries out handlers' platform calls on a store (a `PlatformHandler`).
 
@@ -77,12 +91,18 @@ class StorePlatform:
         max_hops: int = MAX_HOPS,
         publisher: Publisher | None = None,
         workflows: WorkflowCalls | None = None,
+        events: EventCalls | None = None,
         span_listeners: list[SpanListener] | None = None,
         trace_retention: float = DEFAULT_RETENTION,
+        streams: StreamPuts | None = None,
     ) -> None:
         self.store = store
+        #: Answers `stream_put` (context.streams.put) for the app's built-in streams (None: it has none).
+        self.streams = streams
         #: Answers the `workflow` calls of durable workflows' runs (None: this platform runs none).
         self.workflows = workflows
+        #: Answers the `events` calls of `context.events` (None: this platform has no event store).
+        self.events = events
         self.publisher = publisher or Publisher(store, max_hops=max_hops)
         self.guard = self.publisher.guard
         #: Told of each producer span (a handler's publish or send) once it is stored (OTLP export).
@@ -106,9 +126,40 @@ class StorePlatform:
             return await self.store.kv.delete(_namespace(args), _key(args), if_version=_version(args))
         if call.op == "workflow" and self.workflows is not None:
             return await self.workflows.call(call, args)
+        if call.op == "events" and self.events is not None:
+            return await self.events.call(call, args)
+        if call.op == "stream_put":
+            return await self._stream_put(args)
+        if call.op == "mqtt_publish":
+            return await self._mqtt_publish(args)
         raise InvalidInputError(
-            f"unknown platform operation {call.op!r}; use publish, send, kv_get, kv_put, kv_delete, workflow"
+            f"unknown platform operation {call.op!r}; use publish, send, kv_get, kv_put, kv_delete, workflow,"
+            " events, stream_put, mqtt_publish"
         )
+
+    async def _mqtt_publish(self, args: dict[str, Any]) -> Any:
+        topic = _string(args, "topic", "mqtt_publish")
+        payload = _bytes(args, "payload", "mqtt_publish") or b""
+        qos, retain = args.get("qos", 1), args.get("retain", False)
+        if qos not in (0, 1) or isinstance(qos, bool) or not isinstance(retain, bool):
+            raise InvalidInputError(f"mqtt_publish: qos is 0 or 1 and retain True or False, not {qos!r}, {retain!r}")
+        levels = topic.split("/")
+        if "+" in levels or "#" in levels or "\x00" in topic or topic.startswith("$"):
+            raise InvalidInputError(f"context.mqtt.publish: {topic!r} is not a topic name a message can go to")
+        if self.streams is None:
+            raise InvalidInputError("context.mqtt.publish: this platform has no MQTT broker")
+        await self.streams.publish_mqtt(topic, payload, qos=qos, retain=retain)
+        return {"published": True}
+
+    async def _stream_put(self, args: dict[str, Any]) -> Any:
+        stream = _string(args, "stream", "stream_put")
+        records = args.get("records")
+        if not isinstance(records, list) or not all(isinstance(r, dict) and "data" in r for r in records):
+            raise InvalidInputError("stream_put: records must be a list of {'data': ..., 'key': ...} objects")
+        if self.streams is None:
+            raise InvalidInputError(f"context.streams.put({stream!r}): this platform runs no built-in streams")
+        placed = await self.streams.put(stream, [(r["data"], r.get("key")) for r in records])
+        return {"records": placed}
 
     async def _publish(self, call: PlatformCall, args: dict[str, Any]) -> Any:
         bus = _string(args, "bus", "publish")

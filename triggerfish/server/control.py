@@ -39,7 +39,9 @@ from triggerfish.observe.traces import trace_spans
 from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.records import STATUSES, InvocationRecord
 from triggerfish.server import (
+    control_eventstore,
     control_secrets,
+    control_streams,
     control_traces,
     control_triggers,
     control_usage,
@@ -590,7 +592,9 @@ OPERATIONS: tuple[Operation, ...] = (
     *control_triggers.OPERATIONS,
     *control_secrets.OPERATIONS,
     *control_workflows.OPERATIONS,
+    *control_eventstore.OPERATIONS,
     *control_usage.OPERATIONS,
+    *control_streams.OPERATIONS,
     *control_traces.OPERATIONS,
 )
 

@@ -332,6 +332,19 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "QueueList": {"type": "object", "properties": {"queues": {"type": "array", "items": _ref("Queue")}}},
+        "StreamPut": {
+            "type": "object",
+            "properties": {
+                "stream": {"type": "string"},
+                "records": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"partition": {"type": "string"}, "sequenceNumber": {"type": "string"}},
+                    },
+                },
+            },
+        },
         "SendResult": {
             "type": "object",
             "properties": {"message_id": {"type": "string"}, "duplicate": {"type": "boolean"}},

@@ -43,6 +43,8 @@ from triggerfish.bus.rules import Rules
 from triggerfish.config import load_config
 from triggerfish.errors import AppLoadError, DeclarationError, IsolationError, SecretsKeyError
 from triggerfish.events.cloudevent import Event
+from triggerfish.eventstore.projections import Projections
+from triggerfish.eventstore.service import EventStoreService
 from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT, RequestObserver
 from triggerfish.gateway.route_auth import KeyLookup
 from triggerfish.isolation.box import Box
@@ -197,6 +199,9 @@ class Platform:
         self.scheduler: Scheduler
         self.sources: SourceTriggers
         self.workflows: Workflows
+        #: The app's event store (appends publish on its bus) and its projections (triggerfish.eventstore).
+        self.eventstore: EventStoreService
+        self.projections: Projections
         #: The app's usage, rolled up from its invocation records (triggerfish.observe.usage).
         self.usage: UsageRollup
 
@@ -305,10 +310,13 @@ class Platform:
                 )
             self.publisher = Publisher(store)
             self.workflows = Workflows(store, self, clock=self.clock, span_listeners=self.span_listeners)
+            self.eventstore = EventStoreService(store, self.publisher, app="app")
             self.usage = UsageRollup(store, clock=self.clock)
             version = await self.load(source)
             self._current = version
             specs = version.specs
+            self.eventstore.app = version.app_name
+            self.projections = Projections(store, self, specs, node=self._node_name(), clock=self.clock)
             clock = self.clock
             self.bus = EventBus(store, Rules(store, specs), invoker=self, publisher=self.publisher, clock=clock)
             self.archive = Archive(self.bus)
@@ -334,6 +342,7 @@ class Platform:
                 await self.scheduler.start()
                 await self.sources.update(specs, *_broker_tables(source))
                 await self.workflows.start()
+                await self.projections.start()
                 self._maintenance = asyncio.ensure_future(self._maintain_forever())
             else:
                 await self.bus.reload()
@@ -357,6 +366,7 @@ class Platform:
         done += await self.queues.deliver_due()
         done += await self.sources.deliver_due()
         done += await self.workflows.run_due()
+        done += await self.projections.run_due()
         return done
 
     async def reload(self) -> ReloadResult:
@@ -384,7 +394,12 @@ class Platform:
         Raises AppLoadError (traceback in `details`) or DeclarationError.
         """
         calls = StorePlatform(
-            self.store, publisher=self.publisher, workflows=self.workflows, span_listeners=self.span_listeners
+            self.store,
+            publisher=self.publisher,
+            workflows=self.workflows,
+            events=self.eventstore,
+            span_listeners=self.span_listeners,
+            streams=_StreamPuts(self),
         )
         runner = await self._loader(source, calls)
         try:
@@ -466,6 +481,7 @@ class Platform:
             self.bus.rules = rules
             self.topics.update(primary.specs)
             await self.scheduler.update(primary.specs)
+            self.projections.configure(primary.specs)
         self._canary = (canary, weight) if canary is not None and canary is not primary and weight > 0 else None
         for version in serving - self.serving():
             self._retire(version)
@@ -555,7 +571,7 @@ class Platform:
             await asyncio.gather(self._maintenance, return_exceptions=True)
             self._maintenance = None
         # Triggers first, so nothing new starts; then the versions, which finish what they started.
-        for name in ("workflows", "sources", "scheduler", "queues", "topics", "bus"):
+        for name in ("projections", "workflows", "sources", "scheduler", "queues", "topics", "bus"):
             component = getattr(self, name, None)
             if component is not None:
                 try:
@@ -572,12 +588,27 @@ class Platform:
         self._store = None
 
 
-def _broker_tables(source: VersionSource) -> tuple[dict[str, str], dict[str, str]]:
-    """The `[mqtt]` and `[amqp]` tables of the version's triggerfish.toml."""
+class _StreamPuts:
+    """`context.streams.put` and `context.mqtt.publish`, answered by the sources of the version serving now."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    async def put(self, stream: str, records: Any) -> list[dict[str, Any]]:
+        return await self.platform.sources.partitioned.put(stream, records)
+
+    async def publish_mqtt(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None:
+        await self.platform.sources.publish_mqtt(topic, payload, qos=qos, retain=retain)
+
+
+def _broker_tables(
+    source: VersionSource,
+) -> tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, str]]:
+    """The `[mqtt]`, `[amqp]`, `[nats]` and `[redis]` tables of the version's triggerfish.toml."""
     if source.app_dir is None:
-        return {}, {}
+        return {}, {}, {}, {}
     config = load_config(source.app_dir)
-    return config.mqtt, config.amqp
+    return config.mqtt, config.amqp, config.nats, config.redis
 
 
 def _queue_settings(source: VersionSource) -> dict[str, dict[str, Any]]:
