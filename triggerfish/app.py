@@ -84,6 +84,8 @@ class _Draft:
     spec: FunctionSpec | None = None
     #: Declared with @app.workflow: its handler runs it as a durable workflow.
     workflow: bool = False
+    #: Declared with durable=True (or wrapped by the AWS SDK's @durable_execution): an AWS durable function.
+    durable: bool = False
 
 
 class App:
@@ -93,7 +95,9 @@ class App:
     order they were declared. Every decorator takes the settings of
     FunctionSettings as keywords (memory_mb, timeout, concurrency,
     min_warm, retries, max_event_age, on_success, on_failure, dead_letter,
-    env, secrets, ephemeral_storage) and `name=` to name the function other than by its `__name__`.
+    env, secrets, ephemeral_storage) and `name=` to name the function other than by its `__name__`;
+    `durable=True` runs a handler written with AWS's durable execution SDK as a durable function
+    (docs/durable-functions.md).
     """
 
     def __init__(self, name: str) -> None:
@@ -119,13 +123,20 @@ class App:
                     settings = apply_settings(FunctionSettings(), draft.settings)
                 except ValueError as exc:
                     raise DeclarationError(f"function {name!r}: {exc}") from None
+                if draft.workflow and draft.durable:
+                    raise DeclarationError(
+                        f"function {name!r}: @app.workflow and durable=True are two ways to write a durable"
+                        " function; choose one (docs/workflows.md)"
+                    )
+                handler = _workflow_handler(draft.handler) if draft.workflow else draft.handler
                 draft.spec = FunctionSpec(
                     name=name,
-                    handler=_workflow_handler(draft.handler) if draft.workflow else draft.handler,
+                    handler=_durable_handler(handler) if draft.durable else handler,
                     ref=_ref(draft.handler),
                     settings=settings,
                     triggers=tuple(draft.triggers),
                     workflow=draft.workflow,
+                    durable=draft.durable,
                 )
             specs[name] = draft.spec
         return specs
@@ -691,6 +702,10 @@ class App:
                 f"two functions are named {function!r}: {_ref(draft.handler)} and {_ref(handler)}; "
                 "rename one, or pass name= to its decorator"
             )
+        settings = dict(settings)
+        durable = settings.pop("durable", None)
+        if durable is not None and not isinstance(durable, bool):
+            raise DeclarationError(f"function {function!r} ({where}): durable is True or False, not {durable!r}")
         checked = _settings(settings, function, where, (*options, "name"))
         made = trigger(function) if trigger is not None else None
         if draft is None:
@@ -702,6 +717,8 @@ class App:
                     f"({draft.settings[key]!r} and {value!r}); set it on one decorator"
                 )
             draft.settings[key] = value
+        if durable or (durable is None and _is_sdk_durable(handler)):
+            draft.durable = True
         if made is not None:
             draft.triggers.insert(0, made)  # decorators apply bottom-up; keep the order they are written in
         draft.spec = None
@@ -1050,6 +1067,21 @@ def _workflow_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
     from triggerfish.workflows.context import workflow_handler
 
     return workflow_handler(fn)
+
+
+def _durable_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
+    from triggerfish.workflows.durable import durable_handler
+
+    return durable_handler(fn)
+
+
+def _is_sdk_durable(handler: Callable[..., Any]) -> bool:
+    # Only a wrapped handler can be the SDK's: the workflow runtime is imported for those alone.
+    if not hasattr(handler, "__wrapped__"):
+        return False
+    from triggerfish.workflows.durable import is_sdk_durable
+
+    return is_sdk_durable(handler)
 
 
 def _ref(handler: Callable[..., Any]) -> str:

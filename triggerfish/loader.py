@@ -323,6 +323,8 @@ def spec_to_dict(spec: FunctionSpec) -> dict[str, Any]:
     if spec.workflow:
         # Only for workflows, as secrets: the description of every other function stays as it was.
         described["workflow"] = True
+    if spec.durable:
+        described["durable"] = True
     return described
 
 
@@ -374,6 +376,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> FunctionSpec:
         settings=settings,
         triggers=triggers,
         workflow=data.get("workflow") is True,
+        durable=data.get("durable") is True,
     )
 
 

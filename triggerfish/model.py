@@ -347,6 +347,8 @@ class FunctionSpec:
     triggers: tuple[Trigger, ...] = ()
     #: Declared with `@app.workflow`: a durable workflow (triggerfish.workflows).
     workflow: bool = False
+    #: Declared with `durable=True` (or the AWS SDK's `@durable_execution`): an AWS durable function.
+    durable: bool = False
 
 
 # --- validating settings ---------------------------------------------------------------------

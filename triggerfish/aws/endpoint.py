@@ -181,7 +181,10 @@ class AwsEndpoint:
                     f"{scope.get('method')} {path} is no {scoped.target_prefix} operation served here (docs/aws.md)",
                 )
             operation, path_params = routed
-            params = {"path": path_params, "query": dict(parse_qsl(query)), "headers": dict(headers), "body": body}
+            pairs = parse_qsl(query)
+            params = {"path": path_params, "query": dict(pairs), "headers": dict(headers), "body": body}
+            # A list in the query (`Statuses=A&Statuses=B`): every value, in order.
+            params["query_lists"] = {name: [v for k, v in pairs if k == name] for name in {k for k, _ in pairs}}
             return scoped, scoped.protocol, operation, params
         form = dict(parse_qsl(query, keep_blank_values=True))
         if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):

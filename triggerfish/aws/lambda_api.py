@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from triggerfish._json import dumps, loads
+from triggerfish.aws import lambda_durable
 from triggerfish.aws.endpoint import AwsCall, Operation, Service
 from triggerfish.aws.protocol import Answer, AwsError
 from triggerfish.errors import HandlerError, InvalidInputError, ThrottledError
@@ -58,7 +59,7 @@ def route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
         return "GetAlias", {"FunctionName": unquote(match.group(1)), "Name": unquote(match.group(2))}
     if method == "GET" and (match := _FUNCTION.fullmatch(path)):
         return "GetFunction", {"FunctionName": unquote(match.group(1))}
-    return None
+    return lambda_durable.route(method, path)
 
 
 def _qualifier(params: dict[str, Any]) -> str | None:
@@ -278,5 +279,6 @@ SERVICE = Service(
         "ListVersionsByFunction": Operation(list_versions_by_function, "read"),
         "ListAliases": Operation(list_aliases, "read"),
         "GetAlias": Operation(get_alias, "read"),
+        **lambda_durable.OPERATIONS,
     },
 )

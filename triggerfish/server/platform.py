@@ -327,7 +327,7 @@ class Platform:
                     store.kv, environ=os.environ, key_file=None, default_file=self._secrets_key_file
                 )
             self.publisher = Publisher(store)
-            self.workflows = Workflows(store, self, clock=self.clock)
+            self.workflows = Workflows(store, self, clock=self.clock, span_listeners=self.span_listeners)
             self.eventstore = EventStoreService(store, self.publisher, app="app")
             self.usage = UsageRollup(store, clock=self.clock)
             version = await self.load(source)
