@@ -225,3 +225,21 @@ THROTTLED_ERROR = "TooManyRequestsException"
 SECRET_NOT_SET_ERROR = "Runtime.SecretNotSet"
 #: A secret the function declares could not be opened with this server's secrets key (the worker was not started).
 SECRET_UNREADABLE_ERROR = "Runtime.SecretUnreadable"
+
+
+# --- object storage (triggerfish.objects) ----------------------------------------------------------
+
+#: The key-value namespace of the app's buckets: one record per bucket, keyed by its name.
+BUCKETS_NAMESPACE = "objects.buckets"
+#: The key-value namespace of multipart uploads in progress, keyed `<bucket>/<upload id>`.
+UPLOADS_NAMESPACE = "objects.uploads"
+
+
+def objects_namespace(bucket: str) -> str:
+    """The key-value namespace of one bucket's object metadata, keyed by object key (S3's listing order)."""
+    return f"objects.bucket.{bucket}"
+
+
+def parts_namespace(upload_id: str) -> str:
+    """The key-value namespace of one multipart upload's parts, keyed by zero-padded part number."""
+    return f"objects.parts.{upload_id}"

@@ -48,6 +48,8 @@ from triggerfish.gateway.route_auth import KeyLookup
 from triggerfish.isolation.box import Box
 from triggerfish.model import FunctionSpec
 from triggerfish.names import topic_stream
+from triggerfish.objects.notifications import PlatformNotifications, declared_buckets
+from triggerfish.objects.service import ObjectStore
 from triggerfish.observe.spans import SpanListener
 from triggerfish.observe.usage import UsageRollup
 from triggerfish.retry import RetryPolicy
@@ -199,6 +201,8 @@ class Platform:
         self.workflows: Workflows
         #: The app's usage, rolled up from its invocation records (triggerfish.observe.usage).
         self.usage: UsageRollup
+        #: The app's buckets and objects (triggerfish.objects), served as S3 on /-/aws.
+        self.objects: ObjectStore
 
     # --- what the rest of the platform calls --------------------------------------------------
 
@@ -324,6 +328,8 @@ class Platform:
             self.sources = SourceTriggers(
                 store, self, self.publisher, app=version.app_name, node=self._node_name(), clock=clock
             )
+            self.objects = ObjectStore(store, self._objects_root(), notify=PlatformNotifications(self), clock=clock)
+            await self.objects.ensure_buckets(declared_buckets(self, _bucket_names(source)))
             if self.run_async:
                 await version.start()
             self._background = background and self.run_async
@@ -342,6 +348,14 @@ class Platform:
         except BaseException:
             await self._close_everything(drain=False)
             raise
+
+    def _objects_root(self) -> Path:
+        """Where the app's objects' bytes live: `<data_dir>/objects`, or a temporary directory without one."""
+        if self.data_dir is not None:
+            return self.data_dir / "objects"
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix="triggerfish-objects-"))
 
     async def run_due(self) -> int:
         """Move every trigger once, here and now: route what is new on the buses and deliver what is due, fan
@@ -578,6 +592,10 @@ def _broker_tables(source: VersionSource) -> tuple[dict[str, str], dict[str, str
         return {}, {}
     config = load_config(source.app_dir)
     return config.mqtt, config.amqp
+
+
+def _bucket_names(source: VersionSource) -> list[str]:
+    return [] if source.app_dir is None else list(load_config(source.app_dir).buckets)
 
 
 def _queue_settings(source: VersionSource) -> dict[str, dict[str, Any]]:

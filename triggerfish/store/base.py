@@ -676,13 +676,22 @@ class KeyValue(abc.ABC):
         self.check_delete(namespace, key, if_version)
         return await self._delete(namespace, key, if_version, self.clock())
 
-    async def scan(self, namespace: str, *, prefix: str = "", limit: int = 1000) -> list[KVRecord]:
-        """Live records whose key starts with `prefix`, in key order."""
+    async def scan(
+        self, namespace: str, *, prefix: str = "", after: str | None = None, limit: int = 1000
+    ) -> list[KVRecord]:
+        """Live records whose key starts with `prefix` (and, with `after`, sorts after it), in key order.
+
+        `after` pages through a namespace: pass the last key of the previous page.
+        """
         check_name("namespace", namespace)
         if not isinstance(prefix, str) or not encodable(prefix):
             raise InvalidInputError(f"prefix must be a string (UTF-8, no lone surrogates), not {prefix!r}")
+        if after is not None and (not isinstance(after, str) or not encodable(after)):
+            raise InvalidInputError(f"after must be a string (UTF-8, no lone surrogates) or None, not {after!r}")
         check_count("limit", limit, minimum=1)
-        return await self._scan(namespace, prefix, limit, self.clock())
+        if after is not None and after < prefix:
+            after = None  # every key with the prefix sorts after it already
+        return await self._scan(namespace, prefix, limit, self.clock(), after)
 
     @abc.abstractmethod
     async def _get(self, namespace: str, key: str, now: float) -> KVRecord | None: ...
@@ -702,7 +711,9 @@ class KeyValue(abc.ABC):
     async def _delete(self, namespace: str, key: str, if_version: int | None, now: float) -> bool: ...
 
     @abc.abstractmethod
-    async def _scan(self, namespace: str, prefix: str, limit: int, now: float) -> list[KVRecord]: ...
+    async def _scan(
+        self, namespace: str, prefix: str, limit: int, now: float, after: str | None = None
+    ) -> list[KVRecord]: ...
 
 
 def check_version(if_version: int | None) -> None:

@@ -655,14 +655,17 @@ class MemoryKeyValue(KeyValue):
         self._drop(ns, key)
         return True
 
-    async def _scan(self, namespace: str, prefix: str, limit: int, now: float) -> list[KVRecord]:
+    async def _scan(
+        self, namespace: str, prefix: str, limit: int, now: float, after: str | None = None
+    ) -> list[KVRecord]:
         self._state.check()
         ns = self._namespaces.get(namespace)
         if ns is None:
             return []
         out: list[KVRecord] = []
         expired: list[str] = []
-        for key in itertools.islice(ns.keys, bisect.bisect_left(ns.keys, prefix), None):
+        start = bisect.bisect_left(ns.keys, prefix) if after is None else bisect.bisect_right(ns.keys, after)
+        for key in itertools.islice(ns.keys, start, None):
             if not key.startswith(prefix) or len(out) >= limit:
                 break
             record = ns.records[key]

@@ -349,7 +349,11 @@ class PostgresKeyValue(KeyValue):
     async def _delete(self, namespace: str, key: str, if_version: int | None, now: float) -> bool:
         return await self._engine.run(kv.delete, namespace, key, if_version, now)
 
-    async def _scan(self, namespace: str, prefix: str, limit: int, now: float) -> list[KVRecord]:
+    async def _scan(
+        self, namespace: str, prefix: str, limit: int, now: float, after: str | None = None
+    ) -> list[KVRecord]:
         if "\x00" in prefix:
             return []  # keys never hold NUL, and PostgreSQL text cannot
-        return await self._engine.read(kv.scan, namespace, prefix, _after_prefix(prefix), limit, now)
+        if after is not None and "\x00" in after:
+            after = after.split("\x00", 1)[0] + "\x01"  # the least key sorting after it (keys hold no NUL)
+        return await self._engine.read(kv.scan, namespace, prefix, _after_prefix(prefix), limit, now, after)

@@ -277,8 +277,12 @@ class ScopedKeyValue(_View[KeyValue], KeyValue):
     async def delete(self, namespace: str, key: str, *, if_version: int | None = None) -> bool:
         return await self.inner.delete(self._scope.wrap("namespace", namespace), key, if_version=if_version)
 
-    async def scan(self, namespace: str, *, prefix: str = "", limit: int = 1000) -> list[KVRecord]:
-        records = await self.inner.scan(self._scope.wrap("namespace", namespace), prefix=prefix, limit=limit)
+    async def scan(
+        self, namespace: str, *, prefix: str = "", after: str | None = None, limit: int = 1000
+    ) -> list[KVRecord]:
+        records = await self.inner.scan(
+            self._scope.wrap("namespace", namespace), prefix=prefix, after=after, limit=limit
+        )
         return [dataclasses.replace(r, namespace=namespace) for r in records]
 
     _get = _put = _delete = _scan = _never

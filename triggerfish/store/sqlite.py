@@ -395,8 +395,10 @@ class SqliteKeyValue(KeyValue):
         result: bool = await self._engine.write(_kv_delete, namespace, key, if_version, now)
         return result
 
-    async def _scan(self, namespace: str, prefix: str, limit: int, now: float) -> list[KVRecord]:
-        result: list[KVRecord] = await self._engine.read(_kv_scan, namespace, prefix, limit, now)
+    async def _scan(
+        self, namespace: str, prefix: str, limit: int, now: float, after: str | None = None
+    ) -> list[KVRecord]:
+        result: list[KVRecord] = await self._engine.read(_kv_scan, namespace, prefix, limit, now, after)
         return result
 
 
@@ -467,13 +469,16 @@ def _kv_delete(c: sqlite3.Connection, namespace: str, key: str, if_version: int 
     return True
 
 
-def _kv_scan(c: sqlite3.Connection, namespace: str, prefix: str, limit: int, now: float) -> list[KVRecord]:
+def _kv_scan(
+    c: sqlite3.Connection, namespace: str, prefix: str, limit: int, now: float, after: str | None = None
+) -> list[KVRecord]:
     end = _after_prefix(prefix)
     rows = c.execute(
-        "SELECT key, value, version, expires_at FROM kv WHERE namespace = ? AND key >= ?"
+        "SELECT key, value, version, expires_at FROM kv WHERE namespace = ?"
+        + (" AND key >= ?" if after is None else " AND key > ?")
         + ("" if end is None else " AND key < ?")
         + " AND (expires_at IS NULL OR expires_at > ?) ORDER BY key LIMIT ?",
-        (namespace, prefix, *(() if end is None else (end,)), now, limit),
+        (namespace, prefix if after is None else after, *(() if end is None else (end,)), now, limit),
     ).fetchall()
     return [KVRecord(namespace, key, value, version, expires) for key, value, version, expires in rows]
 
