@@ -1,17 +1,22 @@
-"""A real platform on a loopback socket with an `@app.on_object` app, and S3 clients pointed at it."""
+"""A real platform on a loopback socket with an `@app.on_object` app (SQLite and PostgreSQL), and S3 clients."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import pytest_asyncio
 from botocore.config import Config
 
-import boto3
 from tests.server.conftest import Served, serve_app
+from tests.services import POSTGRES_URL, drop_schema, require_postgres
+from triggerfish.server.platform import Platform
 
 #: Records every notification it gets in a queue the test reads, and a bus rule's view of uploads.
 OBJECT_APP = """
@@ -34,7 +39,7 @@ def on_bus(event, context):
 
 
 def s3(url: str, **options: Any) -> Any:
-    """boto3's S3 client as a user points it at Triggerfish (path-style, as an IP endpoint gets by default)."""
+    """boto3's S3 client as a user points it at Triggerfish (an IP endpoint: path-style by default)."""
     return boto3.client(
         "s3",
         endpoint_url=f"{url}/-/aws",
@@ -45,8 +50,37 @@ def s3(url: str, **options: Any) -> Any:
     )
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
+@pytest_asyncio.fixture(loop_scope="module", scope="module", params=["sqlite", "postgres"])
+async def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
     tmp_path: Path = tmp_path_factory.mktemp("objects")
-    async for found in serve_app(tmp_path, OBJECT_APP):
-        yield found
+    options: dict[str, Any] = {}
+    schema = ""
+    if request.param == "postgres":
+        require_postgres()
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        options["store_url"] = f"{POSTGRES_URL}?schema={schema}&pool_size=4"
+    try:
+        async for found in serve_app(tmp_path, OBJECT_APP, **options):
+            yield found
+    finally:
+        if schema:
+            await drop_schema(schema)
+
+
+async def received(
+    platform: Platform,
+    queue: str,
+    count: int = 1,
+    *,
+    until: Callable[[list[dict[str, Any]]], bool] | None = None,
+    within: float = 30.0,
+) -> list[dict[str, Any]]:
+    """The JSON messages of a queue the app sends to: the first `count`, or as many as it takes for `until`."""
+    found: list[dict[str, Any]] = []
+    done = until or (lambda got: len(got) >= count)
+    deadline = asyncio.get_running_loop().time() + within
+    while not done(found) and asyncio.get_running_loop().time() < deadline:
+        messages = await platform.store.queues.receive(queue, max_messages=10, wait=0.5)
+        found += [json.loads(m.body) for m in messages]
+        await platform.store.queues.ack_many(queue, [m.receipt for m in messages])
+    return found

@@ -485,6 +485,16 @@ class KeyValueContract(StoreContract):
         assert [r.key for r in await store.kv.scan("ns")] == ["a/1", "b%", "b/1", "b/2", "b/3", "b_", "c"]
         assert await store.kv.scan("empty") == []
 
+    async def test_scan_pages_with_after(self, store: Store) -> None:
+        for key in ["b/1", "b/2", "b/3", "a", "c", "b/é", "b/\U0001f600"]:
+            await store.kv.put("ns", key, b"")
+        assert [r.key for r in await store.kv.scan("ns", prefix="b/", after="b/1", limit=2)] == ["b/2", "b/3"]
+        assert [r.key for r in await store.kv.scan("ns", prefix="b/", after="b/3")] == ["b/é", "b/\U0001f600"]
+        # an `after` before the prefix changes nothing; past the prefix's keys, nothing is left
+        assert [r.key for r in await store.kv.scan("ns", prefix="b/", after="a")][:1] == ["b/1"]
+        assert await store.kv.scan("ns", prefix="b/", after="b/\U0010ffff") == []
+        assert [r.key for r in await store.kv.scan("ns", after="b/\U0010ffff")] == ["c"]
+
 
 # --- bad input -------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from triggerfish.aws import s3_xml
 from triggerfish.aws.credentials import Caller, Identify
@@ -49,6 +49,8 @@ _OVERRIDES = {
     "response-content-disposition": "content-disposition",
     "response-content-encoding": "content-encoding",
 }
+#: Most of a refused request's body read past so that its connection can carry the next request.
+_DRAIN_BYTES = 8 * 1024 * 1024
 #: The operations that read; any other needs `publish` (objects) or `configure` (buckets).
 _READS = {"GET", "HEAD"}
 
@@ -99,8 +101,9 @@ class S3Endpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = request_id()
         method = scope.get("method", "GET")
+        body = _Received(receive)
         try:
-            request = await self._prepare(scope, receive, rid)
+            request = await self._prepare(scope, body, rid)
             reply = await _dispatch(request, send)
         except ObjectError as exc:
             reply = _error(exc.status, exc.code, exc.message, rid, exc.resource, method)
@@ -110,6 +113,9 @@ class S3Endpoint:
             log.warning("S3 request %s failed in the store: %s", rid, exc)
             reply = _error(503, "ServiceUnavailable", f"the platform's store failed: {exc}", rid, "", method)
         if reply is not None:
+            if not await body.drain():
+                # A refused body too large to read past: the connection cannot carry another request.
+                reply = Reply(reply.status, [*reply.headers, ("connection", "close")], reply.body)
             await _send(send, reply, rid)
 
     async def _prepare(self, scope: Scope, receive: Receive, rid: str) -> S3Request:
@@ -141,6 +147,27 @@ class S3Endpoint:
         if bucket:
             check_bucket_name(bucket)
         return S3Request(scope, receive, method, bucket, key, query, headers, rid, signed, platform.objects)
+
+
+class _Received:
+    """The request's `receive`, remembering whether the body was read to its end (to drain it when refused)."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.ended = False
+
+    async def __call__(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            self.ended = True
+        return message
+
+    async def drain(self, limit: int = _DRAIN_BYTES) -> bool:
+        """Read what is left of the body, up to `limit` bytes; whether it ended."""
+        read = 0
+        while not self.ended and read <= limit:
+            read += len((await self()).get("body", b""))
+        return self.ended
 
 
 def _authorize(caller: Caller, method: str, bucket: str, key: str, query: dict[str, str]) -> None:

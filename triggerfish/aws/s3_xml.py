@@ -43,7 +43,8 @@ def _children(pairs: Pairs) -> str:
 
 def location_document(region: str) -> bytes:
     """GetBucketLocation's answer: a bare LocationConstraint element holding the region."""
-    return f'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="{NAMESPACE}">{region}</LocationConstraint>'.encode()
+    element = f'<LocationConstraint xmlns="{NAMESPACE}">{escape(region)}</LocationConstraint>'
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{element}'.encode()
 
 
 def error_document(code: str, message: str, request_id: str, resource: str = "") -> bytes:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import orjson
+
 from triggerfish.events.cloudevent import Event
 from triggerfish.model import ObjectTrigger
 from triggerfish.names import bus_stream
-from triggerfish.objects.events import Change, bus_event_fields, s3_record, trigger_matches
+from triggerfish.objects.events import Change, bucket_arn, bus_event_fields, s3_record, trigger_matches
 from triggerfish.store.atomic import Append, Op, Send
 
 if TYPE_CHECKING:
@@ -42,7 +44,13 @@ class PlatformNotifications:
                     queue, message, _ = platform.message(spec.name, {"Records": [record]}, trigger=TRIGGER)
                     ops.append(Send(queue, [message]))
         source, detail_type, detail = bus_event_fields(change)
-        event = Event.create(detail_type, source, detail, subject=f"{change.bucket}/{change.key}")
+        event = Event.create(
+            detail_type,
+            source,
+            detail,
+            subject=f"{change.bucket}/{change.key}",
+            resources=orjson.dumps([bucket_arn(change.bucket)]).decode(),
+        )
         ops.append(Append(bus_stream(OBJECT_EVENTS_BUS), platform.publisher.encode([event])))
         return ops
 
