@@ -134,7 +134,8 @@ class S3Endpoint:
         )
         path = scope.get("path", "")[len(self._prefix) :].lstrip("/")
         bucket, _, key = path.partition("/")
-        query = dict(parse_qsl(raw_query, keep_blank_values=True))
+        # A presigned URL's signature and the SDK's operation hint are no operation's parameters.
+        query = {k: v for k, v in parse_qsl(raw_query, keep_blank_values=True) if k not in _PRESIGN}
         method = scope.get("method", "GET")
         _authorize(signed.caller, method, bucket, key, query)
         platform = self._platform_for(signed.caller.app)
@@ -237,13 +238,13 @@ async def _dispatch(r: S3Request, send: Send) -> Reply | None:
             return await _put_object(r)
     if method in ("GET", "HEAD") and "uploadId" in q and method == "GET":
         return await _list_parts(r)
-    if method in ("GET", "HEAD") and not (set(q) - set(_OVERRIDES) - {"partNumber", "versionId", "x-id"} - _PRESIGN):
+    if method in ("GET", "HEAD") and not (set(q) - set(_OVERRIDES) - {"partNumber", "versionId"}):
         return await _get_object(r, send)
     if method == "DELETE":
         if "uploadId" in q:
             await r.objects.abort_upload(r.bucket, r.key, q["uploadId"])
             return Reply(204, [])
-        if not (set(q) - {"x-id"} - _PRESIGN):
+        if not q:
             await r.objects.delete_object(r.bucket, r.key, requester=r.requester)
             return Reply(204, [])
     if method == "POST" and "uploads" in q:
