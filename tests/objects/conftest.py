@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +84,12 @@ async def received(
         found += [json.loads(m.body) for m in messages]
         await platform.store.queues.ack_many(queue, [m.receipt for m in messages])
     return found
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> bool:
+    """Whether `condition()` came to hold within `seconds`, checked every 50 ms (the caller asserts)."""
+    for _ in range(int(seconds / 0.05) + 1):
+        if await condition():
+            return True
+        await asyncio.sleep(0.05)
+    return False

@@ -72,7 +72,8 @@ class ObjectIndexContract(abc.ABC):
             await index.commit([index.put_op(meta("a.jpg", blob="b2"), expect=ABSENT), note])
         assert (await index.store.queues.stats("fn.on_photo")).visible == 1
         found = await index.get("photos", "a.jpg")
-        assert found is not None and found.blob == "b1"
+        assert found is not None
+        assert found.blob == "b1"
 
     async def test_listing_is_in_utf8_byte_order_and_pages_after_a_key(self, index: ObjectIndex) -> None:
         keys = ["b", "a/2", "a/1", "é", "a/10", "Z", "\U0001f600"]
@@ -101,7 +102,8 @@ class ObjectIndexContract(abc.ABC):
         for number in (10, 2, 1):
             assert await index.put_part(upload.upload_id, PartMeta(number, f"p{number}", 5, "e", 3.0)) is None
         replaced = await index.put_part(upload.upload_id, PartMeta(2, "p2b", 6, "f", 4.0))
-        assert replaced is not None and replaced.blob == "p2"
+        assert replaced is not None
+        assert replaced.blob == "p2"
         parts = await index.parts(upload.upload_id)
         assert [(p.number, p.blob) for p in parts] == [(1, "p1"), (2, "p2b"), (10, "p10")]
         assert [p.number for p in await index.parts(upload.upload_id, after=2)] == [10]

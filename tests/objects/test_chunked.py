@@ -61,8 +61,11 @@ def test_a_tampered_chunk_is_refused() -> None:
     [b"5\r\nhel", b"zz\r\nhello\r\n0\r\n\r\n", b"5\r\nhelloXX\r\n0\r\n\r\n", b""],
 )
 def test_a_cut_or_malformed_body_is_an_incomplete_body(body: bytes) -> None:
-    decoder = ChunkedDecoder()
-    with pytest.raises(ObjectError) as caught:
+    def decode() -> None:
+        decoder = ChunkedDecoder()
         decoder.feed(body)
         decoder.finish()
+
+    with pytest.raises(ObjectError) as caught:
+        decode()
     assert caught.value.code == "IncompleteBody"

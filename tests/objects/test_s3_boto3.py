@@ -70,7 +70,8 @@ async def test_objects_round_trip_with_their_headers_and_md5_etag(served: Served
         assert got["Metadata"] == {"owner": "ann", "n": "7"}
         assert got["ContentLength"] == len(body)
         head = c.head_object(Bucket="bk-rt", Key="dir/ünï cödé+%.bin")
-        assert head["ETag"] == put["ETag"] and head["ContentLength"] == len(body)
+        assert head["ETag"] == put["ETag"]
+        assert head["ContentLength"] == len(body)
         assert code_of(c.head_object, Bucket="bk-rt", Key="missing") == "404"
         assert code_of(c.get_object, Bucket="bk-rt", Key="missing") == "NoSuchKey"
         c.put_object(Bucket="bk-rt", Key="empty", Body=b"")
@@ -166,14 +167,15 @@ async def test_listing_v2_and_v1_with_prefix_delimiter_and_pages(served: Served)
         pages = c.get_paginator("list_objects_v2").paginate(Bucket="bk-list", PaginationConfig={"PageSize": 5})
         assert [o["Key"] for page in pages for o in page.get("Contents", [])] == keys
         first = c.list_objects_v2(Bucket="bk-list", MaxKeys=5)
-        assert first["IsTruncated"] and first["KeyCount"] == 5 and "NextContinuationToken" in first
+        assert first["IsTruncated"]
+        assert first["KeyCount"] == 5
+        assert "NextContinuationToken" in first
         top = c.list_objects_v2(Bucket="bk-list", Delimiter="/")
         assert [p["Prefix"] for p in top["CommonPrefixes"]] == ["a/", "b/"]
         assert [o["Key"] for o in top["Contents"]] == ["c", "d d"]
         nested = c.list_objects_v2(Bucket="bk-list", Prefix="b/", Delimiter="/")
-        assert [p["Prefix"] for p in nested["CommonPrefixes"]] == ["b/x/"] and [
-            o["Key"] for o in nested["Contents"]
-        ] == ["b/y"]
+        assert [p["Prefix"] for p in nested["CommonPrefixes"]] == ["b/x/"]
+        assert [o["Key"] for o in nested["Contents"]] == ["b/y"]
         # a page boundary in the middle of rolled-up prefixes does not repeat them
         rolled = c.get_paginator("list_objects_v2").paginate(
             Bucket="bk-list", Delimiter="/", PaginationConfig={"PageSize": 1}
@@ -195,7 +197,8 @@ async def test_listing_v2_and_v1_with_prefix_delimiter_and_pages(served: Served)
         assert [o["Key"] for o in marker["Contents"]] == ["c", "d d"]
         assert c.list_objects_v2(Bucket="bk-list-empty")["KeyCount"] == 0
         listed = c.list_objects_v2(Bucket="bk-list", Prefix="a/00")["Contents"][0]
-        assert listed["Size"] == 4 and listed["ETag"] == f'"{hashlib.md5(b"a/00").hexdigest()}"'
+        assert listed["Size"] == 4
+        assert listed["ETag"] == f'"{hashlib.md5(b"a/00").hexdigest()}"'
 
     await blocking(work)
 
@@ -228,9 +231,9 @@ async def test_copy_object(served: Served) -> None:
         copied = c.copy_object(Bucket="bk-copy", Key="same", CopySource={"Bucket": "bk-copy", "Key": "src key"})
         assert copied["CopyObjectResult"]["ETag"] == put["ETag"]
         same = c.get_object(Bucket="bk-copy", Key="same")
-        assert (
-            same["Body"].read() == b"payload" and same["Metadata"] == {"a": "1"} and same["ContentType"] == "text/plain"
-        )
+        assert same["Body"].read() == b"payload"
+        assert same["Metadata"] == {"a": "1"}
+        assert same["ContentType"] == "text/plain"
         c.copy_object(
             Bucket="bk-copy", Key="new", CopySource="bk-copy/src key", MetadataDirective="REPLACE", Metadata={"b": "2"}
         )
@@ -290,7 +293,8 @@ async def test_multipart_upload(served: Served) -> None:
         assert done["ETag"] == f'"{hashlib.md5(md5s).hexdigest()}-3"'
         got = c.get_object(Bucket="bk-mp", Key="big")
         assert got["Body"].read() == first + copied + last
-        assert got["ContentType"] == "video/mp4" and got["Metadata"] == {"m": "1"}
+        assert got["ContentType"] == "video/mp4"
+        assert got["Metadata"] == {"m": "1"}
         assert c.get_object(Bucket="bk-mp", Key="big", PartNumber=3)["Body"].read() == last
         assert code_of(c.list_parts, Bucket="bk-mp", Key="big", UploadId=upload_id) == "NoSuchUpload"
         # a part but the last under 5 MiB is refused
