@@ -240,6 +240,11 @@ def objects_namespace(bucket: str) -> str:
     return f"objects.bucket.{bucket}"
 
 
+def object_data_namespace(bucket: str) -> str:
+    """The key-value namespace of the bytes of one bucket's small objects, kept in the store (objects/service.py)."""
+    return f"objects.data.{bucket}"
+
+
 def parts_namespace(upload_id: str) -> str:
     """The key-value namespace of one multipart upload's parts, keyed by zero-padded part number."""
     return f"objects.parts.{upload_id}"

@@ -19,7 +19,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from triggerfish.errors import AtomicConflictError
-from triggerfish.names import BUCKETS_NAMESPACE, UPLOADS_NAMESPACE, objects_namespace, parts_namespace
+from triggerfish.names import (
+    BUCKETS_NAMESPACE,
+    UPLOADS_NAMESPACE,
+    object_data_namespace,
+    objects_namespace,
+    parts_namespace,
+)
 from triggerfish.objects.model import BucketMeta, ObjectMeta, PartMeta, UploadMeta
 from triggerfish.store import Store
 from triggerfish.store.atomic import Delete, Op, Put
@@ -80,6 +86,21 @@ class ObjectIndex:
 
     def delete_op(self, bucket: str, key: str, *, expect: int | None) -> Delete:
         return Delete(objects_namespace(bucket), key, if_version=expect)
+
+    def data_op(self, meta: ObjectMeta, data: bytes) -> Put:
+        """The write of a small object's bytes, tagged with its sequencer (so a reader can tell they match)."""
+        return Put(object_data_namespace(meta.bucket), meta.key, meta.sequencer.encode() + b"\n" + data)
+
+    def delete_data_op(self, bucket: str, key: str) -> Delete:
+        return Delete(object_data_namespace(bucket), key)
+
+    async def data(self, meta: ObjectMeta) -> bytes | None:
+        """A small object's bytes; None when the key changed since `meta` was read (read it again)."""
+        record = await self.store.kv.get(object_data_namespace(meta.bucket), meta.key)
+        if record is None:
+            return None
+        sequencer, _, data = record.value.partition(b"\n")
+        return data if sequencer.decode() == meta.sequencer else None
 
     async def commit(self, ops: Sequence[Op]) -> list[Any]:
         """Run `ops` in one transaction; raises AtomicConflictError when a version did not hold."""

@@ -98,6 +98,7 @@ class ObjectMeta:
 
     bucket: str
     key: str
+    #: The blob holding the bytes; "" for a small object whose bytes are in the store (see `inline`).
     blob: str
     size: int
     etag: str
@@ -115,6 +116,11 @@ class ObjectMeta:
     parts: tuple[int, ...] = ()
     #: The key-value record's version this was read at (0: not read from the store): for compare-and-set.
     version: int = 0
+
+    @property
+    def inline(self) -> bool:
+        """Whether the bytes are kept in the store beside the metadata (a small object) rather than in a blob."""
+        return not self.blob
 
     def encode(self) -> bytes:
         document: dict[str, Any] = {

@@ -12,12 +12,18 @@ bus event). So an acknowledged write always has its notifications, even when the
 right after, and a write that fails or is cut off leaves no metadata: its blob is dropped, and a
 blob a crash left unreferenced is only disk space. The previous blob of an overwritten or
 deleted object is dropped after the commit.
+
+A small object (up to INLINE_BYTES) skips the blob: its bytes go into the same store transaction
+as its metadata, a record of their own. Why: a blob costs two fsyncs of its own (the file and its
+directory, about 3 ms each on the machines measured) before the commit's, while records share the
+store's group commit; most objects by count are small (thumbnails, JSON documents, CSV rows).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -45,6 +51,8 @@ from triggerfish.store.base import ABSENT
 MAX_PUT_BYTES = 5 * 1024**3
 #: Smallest part of a multipart upload but the last (S3's 5 MiB).
 MIN_PART_BYTES = 5 * 1024**2
+#: Objects up to this size keep their bytes in the store, committed with their metadata (see above).
+INLINE_BYTES = 32 * 1024
 #: Attempts of a write whose key another writer changed at the same moment.
 _ATTEMPTS = 20
 
@@ -140,6 +148,11 @@ class ObjectStore:
         """The object and its bytes, opened: a later overwrite does not change what is read."""
         for _ in range(_ATTEMPTS):
             meta = await self.head(bucket, key)
+            if meta.inline:
+                data = await self.index.data(meta)
+                if data is not None:
+                    return meta, io.BytesIO(data)
+                continue  # overwritten between the two reads: look again
             try:
                 return meta, self.blobs.open(meta.blob)
             except FileNotFoundError:
@@ -163,30 +176,60 @@ class ObjectStore:
         await self.require_bucket(bucket)
         if if_none_match and await self.index.get(bucket, key) is not None:
             raise _precondition_failed(key)
-        writer = self.blobs.writer()
-        try:
-            md5 = await _write(writer, body, self.max_put_bytes)
-            checksums = check() if check is not None else {}
-            if content_md5 is not None and base64.b64encode(md5.digest()).decode() != content_md5.strip():
-                raise ObjectError("BadDigest", "The Content-MD5 you specified did not match what we received.")
-            blob = await writer.finish()
-        except BaseException:
-            writer.abort()
-            raise
+        received = await self._receive(body, check, content_md5, inline=True)
         meta = ObjectMeta(
             bucket,
             key,
-            blob.id,
-            blob.size,
-            md5.hexdigest(),
+            received.blob,
+            received.size,
+            received.md5,
             self.clock(),
             "",
             content.content_type,
             content.headers,
             content.metadata,
-            checksums,
+            received.checksums,
         )
-        return await self._commit(meta, "ObjectCreated:Put", requester, if_none_match=if_none_match)
+        return await self._commit(meta, "ObjectCreated:Put", requester, if_none_match=if_none_match, data=received.data)
+
+    async def _receive(
+        self, body: AsyncIterator[bytes], check: BodyCheck | None, content_md5: str | None, *, inline: bool
+    ) -> _Received:
+        """Take a body: in memory while it fits INLINE_BYTES (with `inline`), else into a new blob."""
+        md5 = hashlib.md5(usedforsecurity=False)
+        held: list[bytes] = []
+        size = 0
+        writer: BlobWriter | None = None if inline else self.blobs.writer()
+        try:
+            async for chunk in body:
+                md5.update(chunk)
+                size += len(chunk)
+                if size > self.max_put_bytes:
+                    raise ObjectError(
+                        "EntityTooLarge",
+                        f"Your proposed upload exceeds the maximum allowed size: {self.max_put_bytes} bytes in one"
+                        " PUT (use a multipart upload for more)",
+                    )
+                if writer is not None:
+                    await writer.write(chunk)
+                    continue
+                held.append(chunk)
+                if size > INLINE_BYTES:
+                    writer = self.blobs.writer()
+                    for piece in held:
+                        await writer.write(piece)
+                    held.clear()
+            checksums = check() if check is not None else {}
+            if content_md5 is not None and base64.b64encode(md5.digest()).decode() != content_md5.strip():
+                raise ObjectError("BadDigest", "The Content-MD5 you specified did not match what we received.")
+            if writer is None:
+                return _Received(md5.hexdigest(), size, checksums, "", b"".join(held))
+            blob = await writer.finish()
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        return _Received(md5.hexdigest(), blob.size, checksums, blob.id, None)
 
     async def copy_object(
         self,
@@ -207,20 +250,26 @@ class ObjectStore:
                 "This copy request is illegal because it is trying to copy an object to itself without changing the"
                 " object's metadata, storage class, website redirect location or encryption attributes.",
             )
-        blob = await self.blobs.link(original.blob)
+        data: bytes | None = None
+        blob = ""
+        if original.inline:
+            original, file = await self.open(*source)
+            data = file.read()
+        else:
+            blob = (await self.blobs.link(original.blob)).id
         kept = content or Content(original.content_type, original.headers, original.metadata)
         meta = replace(
             original,
             bucket=bucket,
             key=key,
-            blob=blob.id,
+            blob=blob,
             modified=self.clock(),
             content_type=kept.content_type,
             headers=kept.headers,
             metadata=kept.metadata,
             version=0,
         )
-        return await self._commit(meta, "ObjectCreated:Copy", requester)
+        return await self._commit(meta, "ObjectCreated:Copy", requester, data=data)
 
     async def delete_object(self, bucket: str, key: str, *, requester: Requester = Requester()) -> None:
         """Delete an object; deleting one that is not there succeeds too, as on S3."""
@@ -243,10 +292,13 @@ class ObjectStore:
                 requester.principal,
             )
             try:
-                await self.index.commit([self.index.delete_op(bucket, key, expect=meta.version), *self._notes(change)])
+                ops: list[Op] = [self.index.delete_op(bucket, key, expect=meta.version)]
+                if meta.inline:
+                    ops.append(self.index.delete_data_op(bucket, key))
+                await self.index.commit([*ops, *self._notes(change)])
             except AtomicConflictError:
                 continue
-            self.blobs.remove(meta.blob)
+            self._drop(meta)
             return
         raise _busy(key)
 
@@ -288,11 +340,12 @@ class ObjectStore:
         *,
         if_none_match: bool = False,
         extra: Sequence[Op] = (),
+        data: bytes | None = None,
     ) -> ObjectMeta:
         for _ in range(_ATTEMPTS):
             previous = await self.index.get(meta.bucket, meta.key)
             if previous is not None and if_none_match:
-                self.blobs.remove(meta.blob)
+                self._drop(meta)
                 raise _precondition_failed(meta.key)
             meta = replace(meta, sequencer=self._sequencer(previous))
             change = Change(
@@ -308,18 +361,27 @@ class ObjectStore:
                 requester.principal,
             )
             expect = ABSENT if previous is None else previous.version
+            ops: list[Op] = [self.index.put_op(meta, expect=expect)]
+            if data is not None:
+                ops.append(self.index.data_op(meta, data))
+            elif previous is not None and previous.inline:
+                ops.append(self.index.delete_data_op(meta.bucket, meta.key))
             try:
-                await self.index.commit([self.index.put_op(meta, expect=expect), *extra, *self._notes(change)])
+                await self.index.commit([*ops, *extra, *self._notes(change)])
             except AtomicConflictError:
                 continue
             except BaseException:
-                self.blobs.remove(meta.blob)
+                self._drop(meta)
                 raise
             if previous is not None and previous.blob != meta.blob:
-                self.blobs.remove(previous.blob)
+                self._drop(previous)
             return meta
-        self.blobs.remove(meta.blob)
+        self._drop(meta)
         raise _busy(meta.key)
+
+    def _drop(self, meta: ObjectMeta) -> None:
+        if not meta.inline:
+            self.blobs.remove(meta.blob)
 
     def _notes(self, change: Change) -> list[Op]:
         return [] if self.notify is None else self.notify(change)
@@ -376,18 +438,10 @@ class ObjectStore:
     ) -> PartMeta:
         _check_part_number(number)
         await self.require_upload(bucket, key, upload_id)
-        writer = self.blobs.writer()
-        try:
-            md5 = await _write(writer, body, self.max_put_bytes)
-            checksums = check() if check is not None else {}
-            if content_md5 is not None and base64.b64encode(md5.digest()).decode() != content_md5.strip():
-                raise ObjectError("BadDigest", "The Content-MD5 you specified did not match what we received.")
-            blob = await writer.finish()
-        except BaseException:
-            writer.abort()
-            raise
+        received = await self._receive(body, check, content_md5, inline=False)
         return await self._keep_part(
-            upload_id, PartMeta(number, blob.id, blob.size, md5.hexdigest(), self.clock(), checksums)
+            upload_id,
+            PartMeta(number, received.blob, received.size, received.md5, self.clock(), received.checksums),
         )
 
     async def upload_part_copy(
@@ -402,7 +456,15 @@ class ObjectStore:
                 f"The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the"
                 f" zero-based offsets of the first and last bytes to copy, within the object's {original.size} bytes",
             )
-        blob = await self.blobs.concatenate([original.blob], [span] if span is not None else [])
+        if original.inline:
+            original, file = await self.open(*source)
+            start, end = span if span is not None else (0, original.size - 1)
+            file.seek(start)
+            writer = self.blobs.writer()
+            await writer.write(file.read(end - start + 1))
+            blob = await writer.finish()
+        else:
+            blob = await self.blobs.concatenate([original.blob], [span] if span is not None else [])
         md5 = hashlib.md5(usedforsecurity=False)
         with self.blobs.open(blob.id) as file:
             while chunk := file.read(1024 * 1024):
@@ -499,18 +561,14 @@ class ObjectStore:
         await self.blobs.remove_many([p.blob for p in parts])
 
 
-async def _write(writer: BlobWriter, body: AsyncIterator[bytes], limit: int) -> hashlib._Hash:
-    md5 = hashlib.md5(usedforsecurity=False)
-    async for chunk in body:
-        md5.update(chunk)
-        await writer.write(chunk)
-        if writer.size > limit:
-            raise ObjectError(
-                "EntityTooLarge",
-                f"Your proposed upload exceeds the maximum allowed size: {limit} bytes in one PUT (use a multipart"
-                " upload for more)",
-            )
-    return md5
+@dataclass(frozen=True, slots=True)
+class _Received:
+    md5: str
+    size: int
+    checksums: dict[str, str]
+    #: The blob it went to ("": held in `data`, a small object).
+    blob: str
+    data: bytes | None
 
 
 def _check_part_number(number: int) -> None:
