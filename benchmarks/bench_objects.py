@@ -33,7 +33,7 @@ from benchmarks.processes import Child, launcher, rss_mb, serve_on_free_port
 ROUNDS = int(os.environ.get("TRIGGERFISH_BENCH_OBJECTS_ROUNDS", "3"))
 SECONDS = float(os.environ.get("TRIGGERFISH_BENCH_OBJECTS_SECONDS", "4"))
 LARGE_MB = int(os.environ.get("TRIGGERFISH_BENCH_OBJECTS_LARGE_MB", "2048"))
-THREADS = 8
+THREADS = 32
 SMALL, BIG = 1000, 10 * 1000 * 1000
 TARGET_RATIO = 3.0
 APP = Path(__file__).resolve().parent / "apps" / "objects_app.py"
@@ -82,6 +82,7 @@ def request(connection: http.client.HTTPConnection, method: str, path: str, body
 def rate(target: Target, method: str, size: int, seconds: float, threads: int) -> float:
     """Requests per second of `threads` clients each doing `method` on objects of `size` bytes for `seconds`."""
     body = os.urandom(size)
+    stored = 50 if size < 10**6 else 2  # objects per client the GETs read
     done = [0] * threads
     stop = 0.0
     errors: list[BaseException] = []
@@ -91,7 +92,7 @@ def rate(target: Target, method: str, size: int, seconds: float, threads: int) -
         try:
             i = 0
             while time.monotonic() < stop:
-                key = f"{target.prefix}/bench/{size}/{n}/{i % 50 if method == 'GET' else i}"
+                key = f"{target.prefix}/bench/{size}/{n}/{i % stored if method == 'GET' else i}"
                 request(connection, method, key, body if method == "PUT" else None)
                 done[n] += 1
                 i += 1
@@ -103,7 +104,7 @@ def rate(target: Target, method: str, size: int, seconds: float, threads: int) -
     if method == "GET":  # what the GETs read
         connection = http.client.HTTPConnection("127.0.0.1", target.port, timeout=60)
         for n in range(threads):
-            for i in range(50 if size < 10**6 else 2):
+            for i in range(stored):
                 request(connection, "PUT", f"{target.prefix}/bench/{size}/{n}/{i}", body)
         connection.close()
     began = time.monotonic()

@@ -30,7 +30,7 @@ from triggerfish.aws.s3_chunked import ChunkedDecoder
 from triggerfish.aws.s3_xml import Pairs, http_date, iso8601, xml_document
 from triggerfish.errors import InvalidInputError, StoreError
 from triggerfish.identity import REGION
-from triggerfish.objects.blobs import read_range
+from triggerfish.objects.blobs import READ_BYTES, read_range
 from triggerfish.objects.checksums import ALGORITHMS, Checksums
 from triggerfish.objects.model import ObjectError, ObjectMeta, check_bucket_name
 from triggerfish.objects.service import Content, ObjectStore, Requester
@@ -602,7 +602,7 @@ async def _get_object(r: S3Request, send: Send) -> Reply | None:
 async def _stream(file: Any, start: int, length: int, send: Send) -> None:
     import asyncio
 
-    if length <= 256 * 1024:
+    if length <= READ_BYTES:
         file.seek(start)
         await send({"type": "http.response.body", "body": file.read(length)})
         return

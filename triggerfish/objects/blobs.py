@@ -28,8 +28,8 @@ from typing import BinaryIO
 
 #: Bytes gathered in memory before they are written to the file (in a thread, off the event loop).
 FLUSH_BYTES = 1024 * 1024
-#: Bytes read at a time when a blob is streamed out.
-READ_BYTES = 256 * 1024
+#: Bytes read at a time when a blob is streamed out (each read is a hop to a thread: not too small).
+READ_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,9 +138,9 @@ class ObjectStore:
     # --- objects ---
 
     async def head(self, bucket: str, key: str) -> ObjectMeta:
-        await self.require_bucket(bucket)
         meta = await self.index.get(bucket, key)
         if meta is None:
+            await self.require_bucket(bucket)  # only a miss asks which of the two is missing
             raise ObjectError("NoSuchKey", "The specified key does not exist.", status=404, resource=key)
         return meta
 
