@@ -228,23 +228,24 @@ SECRET_UNREADABLE_ERROR = "Runtime.SecretUnreadable"
 
 
 # --- object storage (triggerfish.objects) ----------------------------------------------------------
+# Under `triggerfish.`: reserved, so a handler's key-value calls cannot reach objects' metadata.
 
 #: The key-value namespace of the app's buckets: one record per bucket, keyed by its name.
-BUCKETS_NAMESPACE = "objects.buckets"
+BUCKETS_NAMESPACE = "triggerfish.objects.buckets"
 #: The key-value namespace of multipart uploads in progress, keyed `<bucket>/<upload id>`.
-UPLOADS_NAMESPACE = "objects.uploads"
+UPLOADS_NAMESPACE = "triggerfish.objects.uploads"
 
 
 def objects_namespace(bucket: str) -> str:
     """The key-value namespace of one bucket's object metadata, keyed by object key (S3's listing order)."""
-    return f"objects.bucket.{bucket}"
+    return f"triggerfish.objects.bucket.{bucket}"
 
 
 def object_data_namespace(bucket: str) -> str:
     """The key-value namespace of the bytes of one bucket's small objects, kept in the store (objects/service.py)."""
-    return f"objects.data.{bucket}"
+    return f"triggerfish.objects.data.{bucket}"
 
 
 def parts_namespace(upload_id: str) -> str:
     """The key-value namespace of one multipart upload's parts, keyed by zero-padded part number."""
-    return f"objects.parts.{upload_id}"
+    return f"triggerfish.objects.parts.{upload_id}"

@@ -77,12 +77,15 @@ class StorePlatform:
         max_hops: int = MAX_HOPS,
         publisher: Publisher | None = None,
         workflows: WorkflowCalls | None = None,
+        objects: WorkflowCalls | None = None,
         span_listeners: list[SpanListener] | None = None,
         trace_retention: float = DEFAULT_RETENTION,
     ) -> None:
         self.store = store
         #: Answers the `workflow` calls of durable workflows' runs (None: this platform runs none).
         self.workflows = workflows
+        #: Answers `context.objects` calls on the app's object store (triggerfish.objects.calls; None: no store).
+        self.objects = objects
         self.publisher = publisher or Publisher(store, max_hops=max_hops)
         self.guard = self.publisher.guard
         #: Told of each producer span (a handler's publish or send) once it is stored (OTLP export).
@@ -106,8 +109,10 @@ class StorePlatform:
             return await self.store.kv.delete(_namespace(args), _key(args), if_version=_version(args))
         if call.op == "workflow" and self.workflows is not None:
             return await self.workflows.call(call, args)
+        if call.op == "objects" and self.objects is not None:
+            return await self.objects.call(call, args)
         raise InvalidInputError(
-            f"unknown platform operation {call.op!r}; use publish, send, kv_get, kv_put, kv_delete, workflow"
+            f"unknown platform operation {call.op!r}; use publish, send, kv_get, kv_put, kv_delete, workflow, objects"
         )
 
     async def _publish(self, call: PlatformCall, args: dict[str, Any]) -> Any:

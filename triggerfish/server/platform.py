@@ -29,6 +29,7 @@ import hashlib
 import logging
 import os
 import random
+import shutil
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -48,6 +49,7 @@ from triggerfish.gateway.route_auth import KeyLookup
 from triggerfish.isolation.box import Box
 from triggerfish.model import FunctionSpec
 from triggerfish.names import topic_stream
+from triggerfish.objects.calls import ObjectCalls
 from triggerfish.objects.notifications import PlatformNotifications, declared_buckets
 from triggerfish.objects.service import ObjectStore
 from triggerfish.observe.spans import SpanListener
@@ -398,7 +400,11 @@ class Platform:
         Raises AppLoadError (traceback in `details`) or DeclarationError.
         """
         calls = StorePlatform(
-            self.store, publisher=self.publisher, workflows=self.workflows, span_listeners=self.span_listeners
+            self.store,
+            publisher=self.publisher,
+            workflows=self.workflows,
+            objects=ObjectCalls(lambda: self.objects),
+            span_listeners=self.span_listeners,
         )
         runner = await self._loader(source, calls)
         try:
@@ -584,6 +590,9 @@ class Platform:
         if self._store is not None and self._given_store is None:
             await self._store.close()
         self._store = None
+        if self.data_dir is None and getattr(self, "objects", None) is not None:
+            # Without a data directory the objects' bytes were in a temporary one (a test platform's).
+            shutil.rmtree(self.objects.blobs.root, ignore_errors=True)
 
 
 def _broker_tables(source: VersionSource) -> tuple[dict[str, str], dict[str, str]]:
