@@ -46,3 +46,17 @@ def test_on_object_takes_s3_event_names_and_refuses_bad_bucket_names() -> None:
 
         @app.on_object("photos", events=["s3:ObjectRestore:*"])
         def restore(event: dict[str, Any], context: Any) -> None: ...
+
+
+async def test_a_reload_makes_the_buckets_the_new_version_declares(tmp_path: Path) -> None:
+    from tests.objects.conftest import OBJECT_APP
+    from tests.server.conftest import serve_app
+
+    async for served in serve_app(tmp_path, OBJECT_APP):
+        assert [b.name for b in await served.platform.objects.index.buckets()] == ["uploads"]
+        (tmp_path / "app.py").write_text(
+            OBJECT_APP + '\n\n@app.on_object("fresh-bucket")\ndef fresh(event, context):\n    pass\n'
+        )
+        result = await served.platform.reload()
+        assert result.ok, result.error
+        assert [b.name for b in await served.platform.objects.index.buckets()] == ["fresh-bucket", "uploads"]

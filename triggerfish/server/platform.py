@@ -486,6 +486,8 @@ class Platform:
             self.bus.rules = rules
             self.topics.update(primary.specs)
             await self.scheduler.update(primary.specs)
+            # A new version may watch, or declare, buckets the old one did not: they exist from now on.
+            await self.objects.ensure_buckets(declared_buckets(self, _bucket_names(primary.source)))
         self._canary = (canary, weight) if canary is not None and canary is not primary and weight > 0 else None
         for version in serving - self.serving():
             self._retire(version)
