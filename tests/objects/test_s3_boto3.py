@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import os
 from typing import Any
 
@@ -358,3 +359,28 @@ async def test_upload_fires_on_object_and_the_bus(served: Served) -> None:
     mine = [e for e in bus if e["data"]["bucket"]["name"] == "uploads"]
     assert all(e["source"] == "aws.s3" and e["type"] == "Object Created" for e in mine)
     assert all(e["resources"] == '["arn:aws:s3:::uploads"]' for e in mine)
+
+
+async def test_bad_keys_and_sizes_are_refused_with_s3s_codes(served: Served) -> None:
+    c = s3(served.url)
+    put_url = c.generate_presigned_url("put_object", Params={"Bucket": "uploads", "Key": "huge.bin"}, ExpiresIn=60)
+    address, _, path = put_url.split("//", 1)[1].partition("/")
+    host, _, port = address.partition(":")
+
+    def work() -> None:
+        assert code_of(c.put_object, Bucket="uploads", Key="k" * 1025, Body=b"x") == "KeyTooLongError"
+        assert code_of(c.get_object, Bucket="uploads", Key="k" * 1025) == "KeyTooLongError"
+        # 6 GiB announced: refused before a byte of the body is read (the client has sent none)
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            connection.putrequest("PUT", f"/{path}")
+            connection.putheader("Content-Length", str(6 * 1024**3))
+            connection.endheaders()
+            answer = connection.getresponse()
+            body = answer.read()
+        finally:
+            connection.close()
+        assert answer.status == 400
+        assert b"<Code>EntityTooLarge</Code>" in body
+
+    await blocking(work)

@@ -113,7 +113,7 @@ class S3Endpoint:
             log.warning("S3 request %s failed in the store: %s", rid, exc)
             reply = _error(503, "ServiceUnavailable", f"the platform's store failed: {exc}", rid, "", method)
         if reply is not None:
-            if not await body.drain():
+            if not await body.drain(_declared_length(scope)):
                 # A refused body too large to read past: the connection cannot carry another request.
                 reply = Reply(reply.status, [*reply.headers, ("connection", "close")], reply.body)
             await _send(send, reply, rid)
@@ -163,12 +163,22 @@ class _Received:
             self.ended = True
         return message
 
-    async def drain(self, limit: int = _DRAIN_BYTES) -> bool:
-        """Read what is left of the body, up to `limit` bytes; whether it ended."""
+    async def drain(self, declared: int | None) -> bool:
+        """Read what is left of a body of at most _DRAIN_BYTES; whether it ended. A larger one (or one of unknown
+        length) is not waited for: its client may be holding it back until it hears an answer."""
+        if declared is None or declared > _DRAIN_BYTES:
+            return self.ended
         read = 0
-        while not self.ended and read <= limit:
+        while not self.ended and read <= _DRAIN_BYTES:
             read += len((await self()).get("body", b""))
         return self.ended
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length" and value.isdigit():
+            return int(value)
+    return None
 
 
 def _authorize(caller: Caller, method: str, bucket: str, key: str, query: dict[str, str]) -> None:

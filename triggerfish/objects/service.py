@@ -138,7 +138,7 @@ class ObjectStore:
     # --- objects ---
 
     async def head(self, bucket: str, key: str) -> ObjectMeta:
-        meta = await self.index.get(bucket, key)
+        meta = await self.index.get(bucket, check_object_key(key))
         if meta is None:
             await self.require_bucket(bucket)  # only a miss asks which of the two is missing
             raise ObjectError("NoSuchKey", "The specified key does not exist.", status=404, resource=key)
