@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from tests.aws.conftest import blocking
 from tests.objects.conftest import OBJECT_APP, eventually, received, s3
@@ -141,3 +142,47 @@ async def test_an_upload_cut_off_mid_body_leaves_nothing(tmp_path: Path) -> None
 
 def read_all(client: Any, bucket: str, key: str) -> bytes:
     return bytes(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+async def test_a_burst_killed_mid_way_has_exactly_one_notification_per_stored_object(tmp_path: Path) -> None:
+    acknowledged: list[str] = []
+    with child_platform(tmp_path) as (process, url):
+
+        def uploader(n: int) -> None:
+            client = s3(url)
+            for i in range(10_000):
+                key = f"images/{n}-{i}.jpg"
+                try:
+                    client.put_object(Bucket="uploads", Key=key, Body=os.urandom(100 + 50_000 * (i % 2)))
+                except Exception:
+                    return  # the platform was killed under this request: not acknowledged
+                acknowledged.append(key)
+
+        async def enough() -> bool:
+            return len(acknowledged) >= 60
+
+        threads = [asyncio.to_thread(uploader, n) for n in range(6)]
+        running = asyncio.gather(*threads)
+        assert await eventually(enough, 120)
+        os.kill(process.pid, signal.SIGKILL)  # mid-burst: six uploads in flight
+        process.wait()
+        await running
+    async for served in serve_app(tmp_path, OBJECT_APP):
+        stored = await blocking(listed, s3(served.url), "uploads")
+        assert set(acknowledged) <= set(stored)  # every acknowledged upload is there
+        assert len(stored) - len(acknowledged) <= 6  # and at most the ones in flight besides
+        records = await received(served.platform, "seen", len(stored))
+        notified = [unquote_plus(r["s3"]["object"]["key"]) for r in records]
+        assert sorted(notified) == sorted(stored)  # one notification per stored object, none for the lost
+        queues = served.platform.store.queues
+
+        async def all_run(queues: Any = queues) -> bool:
+            return bool((await queues.stats("fn.on_image")).depth == 0)
+
+        assert await eventually(all_run)
+        assert (await queues.stats("seen")).depth == 0  # and no second one
+
+
+def listed(client: Any, bucket: str) -> list[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
