@@ -36,6 +36,7 @@ from triggerfish.model import (
     HttpTrigger,
     MqttTrigger,
     ObjectTrigger,
+    ProjectionTrigger,
     QueueTrigger,
     ScheduleTrigger,
     TopicTrigger,
@@ -346,6 +347,50 @@ class App:
             return ChangeTrigger(table, _choices(ops, CHANGE_OPS, function, "ops"))
 
         return self._decorator(name, settings, trigger, f"@app.on_change({table!r})", ("ops",))
+
+    def projection(
+        self, category: str, *, batch_size: int = 100, name: str | None = None, **settings: Any
+    ) -> Callable[[F], F]:
+        """Declare a projection `fn(event, view)` of the event store's streams in `category` ("*": every stream).
+
+        It receives their events in global order; what it writes through `view` (`get`, `put`, `delete` on its
+        own key-value namespace, `projection.<name>`) commits together with its checkpoint, so each event is
+        applied exactly once. A new projection starts from the first event; `triggerfish eventstore rebuild NAME`
+        starts one again (see docs/eventstore.md).
+        """
+        self._not_bare(category, "@app.projection", '@app.projection("account")')
+
+        def trigger(function: str) -> Trigger:
+            if category != "*":
+                _resource(function, "category", category)
+            return ProjectionTrigger(category, _batch_size(batch_size, function))
+
+        def declare(fn: F) -> F:
+            if inspect.iscoroutinefunction(fn):
+                raise DeclarationError(f"@app.projection({category!r}): {fn.__name__} must be a plain def, not async")
+            declared = self._declare(fn, name, settings, trigger, f"@app.projection({category!r})")
+            draft = self._drafts[_function_name(fn, name, "@app.projection")]
+            if len(draft.triggers) > 1:
+                raise DeclarationError(
+                    f"@app.projection({category!r}): {fn.__name__} takes events from the event"
+                    " store only; declare other triggers on a function of their own"
+                )
+            # The handler the workers run applies batches of events (its ref and fingerprint are still fn's).
+            draft.handler = _projection_handler(fn)
+            return declared
+
+        return declare
+
+    def upcaster(self, event_type: str, from_schema: int) -> Callable[[F], F]:
+        """Declare `fn(data) -> data` raising `event_type`'s data from schema `from_schema` to the next, applied
+        whenever such an event is read by a handler or a projection (docs/eventstore.md)."""
+        from triggerfish.eventstore.upcasting import register
+
+        def declare(fn: F) -> F:
+            register(event_type, from_schema, fn)
+            return fn
+
+        return declare
 
     def on_mqtt(
         self,
@@ -763,6 +808,12 @@ def _choices(values: object, allowed: frozenset[str], function: str, what: str) 
     if len(set(chosen)) != len(chosen):
         raise DeclarationError(f"function {function!r}: {what} lists an entry twice: {list(chosen)}")
     return chosen
+
+
+def _projection_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
+    from triggerfish.eventstore.projection_handler import projection_handler
+
+    return projection_handler(fn)
 
 
 def _workflow_handler(fn: Callable[..., Any]) -> Callable[..., Any]:

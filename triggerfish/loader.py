@@ -42,6 +42,7 @@ from triggerfish.model import (
     HttpTrigger,
     MqttTrigger,
     ObjectTrigger,
+    ProjectionTrigger,
     QueueTrigger,
     ScheduleTrigger,
     TopicTrigger,
@@ -245,6 +246,8 @@ def describe_trigger(trigger: Trigger) -> str:
         share = f" shared by {trigger.share}" if trigger.share else ""
         batch = f", batch {trigger.batch_size}" if trigger.batch_size > 1 else ""
         return f"mqtt {trigger.topic} (qos {trigger.qos}{batch}){share}"
+    if isinstance(trigger, ProjectionTrigger):
+        return f"projection {trigger.category} (batch {trigger.batch_size})"
     return f"change {trigger.table} {','.join(trigger.ops)} {NOT_LIVE}"
 
 
@@ -396,6 +399,8 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
             **{name: getattr(trigger, name) for name in type(trigger).__dataclass_fields__ if name != "kind"},
             "filters": [dict(pattern) for pattern in trigger.filters],
         }
+    if isinstance(trigger, ProjectionTrigger):
+        return {"kind": "projection", "category": trigger.category, "batch_size": trigger.batch_size}
     return {"kind": "change", "table": trigger.table, "ops": list(trigger.ops)}
 
 
@@ -420,6 +425,8 @@ def _trigger_from(data: Mapping[str, Any]) -> Trigger:
         return AmqpTrigger(**{**fields, "filters": tuple(fields.get("filters", ()))})
     if kind == "change":
         return ChangeTrigger(**{**fields, "ops": tuple(fields["ops"])})
+    if kind == "projection":
+        return ProjectionTrigger(**fields)
     raise ValueError(f"unknown trigger kind {kind!r}")
 
 

@@ -128,6 +128,15 @@ class ChangeTrigger:
 
 
 @dataclass(frozen=True, slots=True)
+class ProjectionTrigger:
+    """`@app.projection`: the event store's events of `category` ("*": every stream), in global order."""
+
+    category: str
+    batch_size: int = 100
+    kind: Literal["projection"] = "projection"
+
+
+@dataclass(frozen=True, slots=True)
 class MqttTrigger:
     """`@app.on_mqtt`: an MQTT topic filter consumed as a stream, with Lambda's stream settings (docs/streams.md)."""
 
@@ -181,6 +190,7 @@ Trigger = (
     | ScheduleTrigger
     | ObjectTrigger
     | ChangeTrigger
+    | ProjectionTrigger
     | MqttTrigger
     | AmqpTrigger
 )

@@ -64,6 +64,15 @@ PARKED_STREAM = "platform.parked"
 #: The server's audit log: who did what to keys, secrets and deploys, when, from where, and how it went.
 AUDIT_STREAM = "triggerfish.audit"
 
+#: The event store's global order: every event of every stream, in commit order (offset = position).
+EVENTSTORE_ALL_STREAM = "eventstore.all"
+
+
+def event_stream(stream: str) -> str:
+    """The log stream holding one event-store stream's events (offset = the event's version)."""
+    return f"eventstore.stream.{stream}"
+
+
 _BUS = "bus."
 _TOPIC = "topic."
 _SOURCE = "source."
@@ -169,6 +178,15 @@ EVENTS_RULES_NAMESPACE = "triggerfish.events-rules"
 SQS_MOVES_NAMESPACE = "triggerfish.sqs-moves"
 #: The topics made at the AWS endpoint with CreateTopic (a topic otherwise exists by use), per app.
 SNS_TOPICS_NAMESPACE = "triggerfish.sns-topics"
+#: The event store's records: each stream's head (`head/<stream>`), snapshots, projection checkpoints.
+EVENTSTORE_NAMESPACE = "triggerfish.eventstore"
+
+
+def projection_namespace(projection: str) -> str:
+    """Where a projection's own key-value writes go (handlers read them with `kv_get`)."""
+    return f"projection.{projection}"
+
+
 #: `@idempotent`'s records.
 IDEMPOTENCY_NAMESPACE = "idempotency"
 #: Namespaces handlers may not touch through the key-value calls: the platform's own records.

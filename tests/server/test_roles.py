@@ -37,6 +37,7 @@ PARAMETERS = {
     "request_id": "req-1",
     "token": "not-a-token",
     "trace_id": "a" * 32,
+    "stream": "account-1",
 }
 
 

@@ -27,6 +27,7 @@ from triggerfish.events.cloudevent import Event
 from triggerfish.loop_guard import MAX_HOPS, LoopGuard, Origin, check_max_hops
 from triggerfish.names import bus_stream, topic_stream
 from triggerfish.store import Store
+from triggerfish.store.atomic import Append
 from triggerfish.store.base import check_name
 from triggerfish.triggers.sns import TopicMessage, check_topic
 
@@ -67,6 +68,14 @@ class Publisher:
                 raise InvalidEventError(f"events[{index}]", f"must be an Event, not {type(event).__name__}")
             bodies.append(event.to_json(max_bytes=self.store.log.max_record_bytes))
         return bodies
+
+    def append_op(self, bus: str, events: Sequence[Event]) -> Append:
+        """The write that publishes `events` on `bus`, for a caller's `Store.atomic` (the event store's outbox).
+
+        Checked as `publish` checks; the loop guard is the caller's to ask (`guard.allows`).
+        """
+        check_name("bus", bus)
+        return Append(bus_stream(bus), self.encode(events))
 
     async def publish(self, bus: str, events: Sequence[Event], *, origin: Origin | None = None) -> list[Published]:
         """Append `events` to `bus` (all or none) once each is valid; returns when they are durable.

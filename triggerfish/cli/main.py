@@ -14,6 +14,7 @@ from triggerfish.cli.check import check
 from triggerfish.cli.deploy import deploy
 from triggerfish.cli.dev import dev
 from triggerfish.cli.events import events
+from triggerfish.cli.eventstore import eventstore
 from triggerfish.cli.init import init
 from triggerfish.cli.invoke import invoke
 from triggerfish.cli.keys import keys
@@ -56,6 +57,7 @@ for command in (
     secrets,
     audit,
     workflows,
+    eventstore,
     usage,
     traces,
     versions,

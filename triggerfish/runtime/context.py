@@ -226,6 +226,14 @@ class Context:
         """The 32-hex-digit trace id shared by every invocation this one causes."""
         return self.traceparent.split("-")[1]
 
+    @property
+    def events(self) -> Any:
+        """The app's event store: `append(stream, events, expected_version=...)`, `read(stream, ...)`,
+        `read_all(...)`, snapshots (`triggerfish.eventstore.client.Events`; docs/eventstore.md)."""
+        from triggerfish.eventstore.client import Events
+
+        return Events(self.call_platform)
+
     def call_platform(self, op: str, args: dict[str, Any]) -> Any:
         """Ask the platform to carry out `op` ("publish", "send", "kv_get", "kv_put", "kv_delete").
 

@@ -57,6 +57,12 @@ class WorkflowCalls(Protocol):
     async def call(self, call: PlatformCall, args: dict[str, Any]) -> Any: ...
 
 
+class EventCalls(Protocol):
+    """Answers handlers' `events` calls (triggerfish.eventstore.service.EventStoreService)."""
+
+    async def call(self, call: PlatformCall, args: dict[str, Any]) -> Any: ...
+
+
 class StorePlatform:
     """Carries out handlers' platform calls on a store (a `PlatformHandler`).
 
@@ -77,6 +83,7 @@ class StorePlatform:
         max_hops: int = MAX_HOPS,
         publisher: Publisher | None = None,
         workflows: WorkflowCalls | None = None,
+        events: EventCalls | None = None,
         objects: WorkflowCalls | None = None,
         span_listeners: list[SpanListener] | None = None,
         trace_retention: float = DEFAULT_RETENTION,
@@ -84,6 +91,8 @@ class StorePlatform:
         self.store = store
         #: Answers the `workflow` calls of durable workflows' runs (None: this platform runs none).
         self.workflows = workflows
+        #: Answers the `events` calls of `context.events` (None: this platform has no event store).
+        self.events = events
         #: Answers `context.objects` calls on the app's object store (triggerfish.objects.calls; None: no store).
         self.objects = objects
         self.publisher = publisher or Publisher(store, max_hops=max_hops)
@@ -109,10 +118,13 @@ class StorePlatform:
             return await self.store.kv.delete(_namespace(args), _key(args), if_version=_version(args))
         if call.op == "workflow" and self.workflows is not None:
             return await self.workflows.call(call, args)
+        if call.op == "events" and self.events is not None:
+            return await self.events.call(call, args)
         if call.op == "objects" and self.objects is not None:
             return await self.objects.call(call, args)
         raise InvalidInputError(
-            f"unknown platform operation {call.op!r}; use publish, send, kv_get, kv_put, kv_delete, workflow, objects"
+            f"unknown platform operation {call.op!r}; use publish, send, kv_get, kv_put, kv_delete, workflow, events,"
+            " objects"
         )
 
     async def _publish(self, call: PlatformCall, args: dict[str, Any]) -> Any:

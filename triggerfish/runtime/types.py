@@ -65,7 +65,7 @@ class InvokeOutcome:
 #: What a handler may ask of the platform from inside its worker, through its context:
 #: publish an event, send a queue message, or read and write key-value records
 #: (idempotency keys). The worker sends the call to the parent and waits for the answer.
-PlatformOp = Literal["publish", "send", "kv_get", "kv_put", "kv_delete", "workflow", "objects"]
+PlatformOp = Literal["publish", "send", "kv_get", "kv_put", "kv_delete", "workflow", "events", "objects"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from triggerfish.observe.traces import trace_spans
 from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.records import STATUSES, InvocationRecord
 from triggerfish.server import (
+    control_eventstore,
     control_secrets,
     control_traces,
     control_triggers,
@@ -590,6 +591,7 @@ OPERATIONS: tuple[Operation, ...] = (
     *control_triggers.OPERATIONS,
     *control_secrets.OPERATIONS,
     *control_workflows.OPERATIONS,
+    *control_eventstore.OPERATIONS,
     *control_usage.OPERATIONS,
     *control_traces.OPERATIONS,
 )

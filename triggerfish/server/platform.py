@@ -44,6 +44,8 @@ from triggerfish.bus.rules import Rules
 from triggerfish.config import load_config
 from triggerfish.errors import AppLoadError, DeclarationError, IsolationError, SecretsKeyError
 from triggerfish.events.cloudevent import Event
+from triggerfish.eventstore.projections import Projections
+from triggerfish.eventstore.service import EventStoreService
 from triggerfish.gateway.asgi import DEFAULT_BODY_TIMEOUT, RequestObserver
 from triggerfish.gateway.route_auth import KeyLookup
 from triggerfish.isolation.box import Box
@@ -201,6 +203,9 @@ class Platform:
         self.scheduler: Scheduler
         self.sources: SourceTriggers
         self.workflows: Workflows
+        #: The app's event store (appends publish on its bus) and its projections (triggerfish.eventstore).
+        self.eventstore: EventStoreService
+        self.projections: Projections
         #: The app's usage, rolled up from its invocation records (triggerfish.observe.usage).
         self.usage: UsageRollup
         #: The app's buckets and objects (triggerfish.objects), served as S3 on /-/aws.
@@ -311,10 +316,13 @@ class Platform:
                 )
             self.publisher = Publisher(store)
             self.workflows = Workflows(store, self, clock=self.clock)
+            self.eventstore = EventStoreService(store, self.publisher, app="app")
             self.usage = UsageRollup(store, clock=self.clock)
             version = await self.load(source)
             self._current = version
             specs = version.specs
+            self.eventstore.app = version.app_name
+            self.projections = Projections(store, self, specs, node=self._node_name(), clock=self.clock)
             clock = self.clock
             self.bus = EventBus(store, Rules(store, specs), invoker=self, publisher=self.publisher, clock=clock)
             self.archive = Archive(self.bus)
@@ -342,6 +350,7 @@ class Platform:
                 await self.scheduler.start()
                 await self.sources.update(specs, *_broker_tables(source))
                 await self.workflows.start()
+                await self.projections.start()
                 self._maintenance = asyncio.ensure_future(self._maintain_forever())
             else:
                 await self.bus.reload()
@@ -373,6 +382,7 @@ class Platform:
         done += await self.queues.deliver_due()
         done += await self.sources.deliver_due()
         done += await self.workflows.run_due()
+        done += await self.projections.run_due()
         return done
 
     async def reload(self) -> ReloadResult:
@@ -403,6 +413,7 @@ class Platform:
             self.store,
             publisher=self.publisher,
             workflows=self.workflows,
+            events=self.eventstore,
             objects=ObjectCalls(lambda: self.objects),
             span_listeners=self.span_listeners,
         )
@@ -486,6 +497,7 @@ class Platform:
             self.bus.rules = rules
             self.topics.update(primary.specs)
             await self.scheduler.update(primary.specs)
+            self.projections.configure(primary.specs)
             # A new version may watch, or declare, buckets the old one did not: they exist from now on.
             await self.objects.ensure_buckets(declared_buckets(self, _bucket_names(primary.source)))
         self._canary = (canary, weight) if canary is not None and canary is not primary and weight > 0 else None
@@ -577,7 +589,7 @@ class Platform:
             await asyncio.gather(self._maintenance, return_exceptions=True)
             self._maintenance = None
         # Triggers first, so nothing new starts; then the versions, which finish what they started.
-        for name in ("workflows", "sources", "scheduler", "queues", "topics", "bus"):
+        for name in ("projections", "workflows", "sources", "scheduler", "queues", "topics", "bus"):
             component = getattr(self, name, None)
             if component is not None:
                 try:

@@ -151,28 +151,41 @@ class PostgresStore(Store):
 
 async def _write_atomic(c: Conn, ops: list[Op], now: float) -> list[Any]:
     results: list[Any] = []
-    for index, op in enumerate(ops):
+    index = 0
+    while index < len(ops):
+        op = ops[index]
         if isinstance(op, Append):
-            results.append((await lg.write_appends(c, [(op.stream, list(op.items), now)]))[0] if op.items else [])
-        elif isinstance(op, Send):
+            # A run of appends is one write (four statements, whatever the number of streams), not one per
+            # append: the event store's group of appends names many streams. Counter rows lock in name order.
+            end = index
+            while end < len(ops) and isinstance(ops[end], Append):
+                end += 1
+            run = [a for a in ops[index:end] if isinstance(a, Append)]
+            batch = [(a.stream, list(a.items), now) for a in run if a.items]
+            written = iter(await lg.write_appends(c, batch) if batch else [])
+            results.extend(next(written) if a.items else [] for a in run)
+            index = end
+            continue
+        at, index = index, index + 1
+        if isinstance(op, Send):
             results.append((await q.write_sends(c, [(op.queue, list(op.messages), now)]))[0] if op.messages else [])
         elif isinstance(op, Put):
             expires_at = None if op.ttl is None else now + op.ttl
             record = await kv.put(c, op.namespace, op.key, op.value, expires_at, op.if_version, now)
             if record is None:
-                raise conflict(index, op)
+                raise conflict(at, op)
             results.append(record)
         elif isinstance(op, Delete):
             deleted = await kv.delete(c, op.namespace, op.key, op.if_version, now)
             if not deleted and op.if_version is not None:
-                raise conflict(index, op)
+                raise conflict(at, op)
             results.append(deleted)
         elif isinstance(op, Ack):
             receipts = [_storable(r) for r in op.receipts]
             results.append(await q.ack(c, op.queue, receipts, now) if receipts else [])
         elif isinstance(op, Commit):
             if not await lg.commit(c, _storable_claim(op.claim)):
-                raise conflict(index, op)
+                raise conflict(at, op)
             results.append(True)
     return results
 

@@ -1,0 +1,92 @@
+"""`triggerfish eventstore ...` and the control API under it, against a real `triggerfish dev` (HTTP on a socket)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.cli.conftest import Dev, run
+from tests.server.devserver import DevServer, poll
+
+APP = """
+import triggerfish
+
+app = triggerfish.App("ledger")
+
+
+@app.projection("account", batch_size=10)
+def totals(event, view):
+    view.put(event.stream, view.get(event.stream, 0) + event.data.get("amount", 0))
+"""
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
+    directory = tmp_path_factory.mktemp("eventstore")
+    (directory / "app.py").write_text(textwrap.dedent(APP), encoding="utf-8")
+    server = DevServer("app.py", "--port", "0", "--data-dir", str(directory / "data"), "--no-reload", cwd=directory)
+    server.start()
+    try:
+        yield Dev(server.url, directory)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def env(dev: Dev) -> dict[str, str]:
+    return {"TRIGGERFISH_SERVER": dev.url}
+
+
+def test_append_read_and_list_from_the_cli(env: dict[str, str]) -> None:
+    first = run(
+        "eventstore", "append", "account-ada", "Deposited", "-d", '{"amount": 5}', "--expected-version", "0", env=env
+    )
+    assert (first.exit_code, first.stdout) == (0, "account-ada version 1 (position 1)\n"), first.stderr
+    again = run(
+        "eventstore", "append", "account-ada", "Deposited", "-d", '{"amount": 5}', "--expected-version", "0", env=env
+    )
+    assert again.exit_code == 1
+    assert "at version 1, not the expected 0" in again.stderr
+    run("eventstore", "append", "account-ada", "Withdrawn", "-d", '{"amount": -2}', env=env)
+    run("eventstore", "append", "loan-1", "Granted", "-d", '{"amount": 100}', env=env)
+
+    read = run("eventstore", "read", "account-ada", "--backwards", "--json", env=env)
+    assert [(e["version"], e["type"]) for e in json.loads(read.stdout)["events"]] == [
+        (2, "Withdrawn"),
+        (1, "Deposited"),
+    ]
+    streams = run("eventstore", "streams", "--category", "account", "--json", env=env)
+    assert json.loads(streams.stdout)["streams"] == [{"stream": "account-ada", "version": 2}]
+    everything = run("eventstore", "events", "--after", "1", "--json", env=env)
+    assert [e["position"] for e in json.loads(everything.stdout)["events"]] == [2, 3]
+    table = run("eventstore", "events", env=env)
+    assert "Granted" in table.stdout
+
+
+def test_projections_show_their_lag_and_rebuild(dev: Dev, env: dict[str, str]) -> None:
+    def status() -> dict[str, object] | None:
+        found = json.loads(run("eventstore", "projections", "--json", env=env).stdout)["projections"]
+        return found[0] if found and found[0]["lag"] == 0 and found[0]["position"] > 0 else None
+
+    caught_up = poll(status, timeout=30)
+    assert (caught_up["name"], caught_up["category"], caught_up["error"]) == ("totals", "account", None)
+    rebuilt = run("eventstore", "rebuild", "totals", env=env)
+    assert (rebuilt.exit_code, rebuilt.stdout) == (0, "totals: rebuilding from position 0\n"), rebuilt.stderr
+    assert poll(status, timeout=30)["rebuilding"] is False
+    unknown = run("eventstore", "rebuild", "nope", env=env)
+    assert unknown.exit_code == 1
+    assert "no projection named 'nope'" in unknown.stderr
+
+
+def test_the_api_refuses_bad_appends_precisely(dev: Dev) -> None:
+    url = f"{dev.url}/-/api/v1/eventstore/streams/account-bob"
+    missing = httpx.post(url, json={"events": [{"data": 1}]}, timeout=10)
+    assert missing.status_code == 400
+    assert "type" in missing.text
+    conflict = httpx.post(url, json={"events": [{"type": "Opened"}], "expected_version": 4}, timeout=10)
+    assert conflict.status_code == 409
+    assert conflict.json()["error"]["current_version"] == 0

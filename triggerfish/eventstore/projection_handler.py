@@ -1,0 +1,90 @@
+"""A projection's code in the worker: events applied one by one, writes gathered for one commit with the checkpoint.
+
+    @app.projection("account")
+    def balances(event, view):
+        if event.type == "Deposited":
+            row = view.get(event.stream) or {"balance": 0}
+            view.put(event.stream, {"balance": row["balance"] + event.data["amount"]})
+
+The platform invokes the projection's function with a batch of events (from its
+checkpoint on, in global order); `fn(event, view)` runs for each, upcast. The
+view reads the projection's records through the platform and sees its own
+writes at once, but writes nothing itself: the batch's writes are the
+invocation's result, and the platform commits them together with the new
+checkpoint (one atomic write). A batch that fails, or a worker killed half way,
+commits nothing, so the next attempt starts from the same checkpoint and every
+event is applied exactly once.
+
+Writes are records of a kind (`{"kind": "kv", ...}`), so another kind of
+target (a platform table) can join without changing the commit.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from triggerfish.eventstore.records import RecordedEvent
+from triggerfish.eventstore.upcasting import upcast
+
+_DELETED = object()
+
+
+class ProjectionView:
+    """The projection's own key-value records (JSON values): reads see this batch's writes; writes wait for the
+    commit."""
+
+    def __init__(self, namespace: str, call_platform: Callable[[str, dict[str, Any]], Any]) -> None:
+        self.namespace = namespace
+        self._call = call_platform
+        self._pending: dict[str, Any] = {}
+        self._read: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The record's value (decoded JSON), or `default` when there is none."""
+        if key in self._pending:
+            value = self._pending[key]
+            return default if value is _DELETED else copy.deepcopy(value)
+        if key not in self._read:
+            # Read once per batch: nothing else writes the projection's records while its batch runs.
+            answer = self._call("kv_get", {"namespace": self.namespace, "key": key})
+            self._read[key] = _DELETED if answer is None else orjson.loads(answer["value"])
+        value = self._read[key]
+        return default if value is _DELETED else copy.deepcopy(value)
+
+    def put(self, key: str, value: Any) -> None:
+        """Set the record to `value` (any JSON value), when the batch commits."""
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"a projection's key is a non-empty string, not {key!r}")
+        orjson.dumps(value)  # a value that is not JSON fails here, naming the event being applied
+        self._pending[key] = copy.deepcopy(value)
+
+    def delete(self, key: str) -> None:
+        """Remove the record, when the batch commits."""
+        self._pending[key] = _DELETED
+
+    def writes(self) -> list[dict[str, Any]]:
+        """The batch's writes as the platform commits them."""
+        return [
+            {"kind": "kv", "op": "delete", "key": key}
+            if value is _DELETED
+            else {"kind": "kv", "op": "put", "key": key, "value": orjson.dumps(value).decode()}
+            for key, value in self._pending.items()
+        ]
+
+
+def projection_handler(fn: Callable[[RecordedEvent, ProjectionView], Any]) -> Callable[[Any, Any], Any]:
+    """The handler `@app.projection` declares for `fn(event, view)`."""
+
+    @functools.wraps(fn)
+    def handler(event: Any, context: Any) -> Any:
+        view = ProjectionView(event["namespace"], context.call_platform)
+        for document in event["events"]:
+            fn(RecordedEvent.from_dict(upcast(document)), view)
+        return {"writes": view.writes(), "applied": len(event["events"])}
+
+    return handler
