@@ -250,6 +250,8 @@ SECRET_UNREADABLE_ERROR = "Runtime.SecretUnreadable"
 
 #: The key-value namespace of the app's buckets: one record per bucket, keyed by its name.
 BUCKETS_NAMESPACE = "triggerfish.objects.buckets"
+#: Blobs written but not yet committed (a write intent, deleted by the commit): what a crash left behind.
+PENDING_BLOBS_NAMESPACE = "triggerfish.objects.pending"
 #: The key-value namespace of multipart uploads in progress, keyed `<bucket>/<upload id>`.
 UPLOADS_NAMESPACE = "triggerfish.objects.uploads"
 

@@ -72,9 +72,15 @@ class Blobs:
 
         return Blob(new, await asyncio.to_thread(link))
 
-    async def concatenate(self, blob_ids: Sequence[str], ranges: Sequence[tuple[int, int] | None] = ()) -> Blob:
+    async def concatenate(
+        self,
+        blob_ids: Sequence[str],
+        ranges: Sequence[tuple[int, int] | None] = (),
+        *,
+        writer: BlobWriter | None = None,
+    ) -> Blob:
         """A new blob of the given blobs' bytes one after another (each whole, or its `(start, end)` range)."""
-        writer = self.writer()
+        writer = writer or self.writer()
         spans = list(ranges) or [None] * len(blob_ids)
 
         def copy() -> None:

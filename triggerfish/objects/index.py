@@ -21,6 +21,7 @@ from typing import Any
 from triggerfish.errors import AtomicConflictError
 from triggerfish.names import (
     BUCKETS_NAMESPACE,
+    PENDING_BLOBS_NAMESPACE,
     UPLOADS_NAMESPACE,
     object_data_namespace,
     objects_namespace,
@@ -105,6 +106,23 @@ class ObjectIndex:
     async def commit(self, ops: Sequence[Op]) -> list[Any]:
         """Run `ops` in one transaction; raises AtomicConflictError when a version did not hold."""
         return await self.store.atomic(list(ops))
+
+    # --- write intents: blobs on disk whose commit has not happened (yet) ---
+
+    async def intend(self, blob_id: str, now: float) -> None:
+        """Record that `blob_id` is about to be written; the commit that refers to it deletes the record."""
+        await self.store.kv.put(PENDING_BLOBS_NAMESPACE, blob_id, repr(now).encode())
+
+    def intent_done_op(self, blob_id: str) -> Delete:
+        return Delete(PENDING_BLOBS_NAMESPACE, blob_id)
+
+    async def forget_intent(self, blob_id: str) -> None:
+        await self.store.kv.delete(PENDING_BLOBS_NAMESPACE, blob_id)
+
+    async def stale_intents(self, before: float, *, limit: int = 1000) -> list[str]:
+        """The blobs intended before `before` whose commit never came."""
+        records = await self.store.kv.scan(PENDING_BLOBS_NAMESPACE, limit=limit)
+        return [r.key for r in records if float(r.value) < before]
 
     # --- multipart uploads ---
 

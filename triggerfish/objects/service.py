@@ -53,6 +53,9 @@ MAX_PUT_BYTES = 5 * 1024**3
 MIN_PART_BYTES = 5 * 1024**2
 #: Objects up to this size keep their bytes in the store, committed with their metadata (see above).
 INLINE_BYTES = 32 * 1024
+#: How old a write intent must be before a sweep takes its blob for abandoned: an intent is recorded just
+#: before the blob's rename and deleted by the commit that follows within moments.
+INTENT_GRACE = 600.0
 #: Attempts of a write whose key another writer changed at the same moment.
 _ATTEMPTS = 20
 
@@ -224,6 +227,8 @@ class ObjectStore:
                 raise ObjectError("BadDigest", "The Content-MD5 you specified did not match what we received.")
             if writer is None:
                 return _Received(md5.hexdigest(), size, checksums, "", b"".join(held))
+            if inline:  # an object's blob, committed later: a crash in between must not leave it unknown
+                await self.index.intend(writer.id, self.clock())
             blob = await writer.finish()
         except BaseException:
             if writer is not None:
@@ -362,6 +367,8 @@ class ObjectStore:
             )
             expect = ABSENT if previous is None else previous.version
             ops: list[Op] = [self.index.put_op(meta, expect=expect)]
+            if not meta.inline:
+                ops.append(self.index.intent_done_op(meta.blob))
             if data is not None:
                 ops.append(self.index.data_op(meta, data))
             elif previous is not None and previous.inline:
@@ -382,6 +389,15 @@ class ObjectStore:
     def _drop(self, meta: ObjectMeta) -> None:
         if not meta.inline:
             self.blobs.remove(meta.blob)
+
+    async def sweep(self, *, grace: float = INTENT_GRACE) -> int:
+        """Remove the blobs of writes that never committed (their intent is older than `grace` seconds: the
+        process writing them died between the blob's rename and the commit); how many went."""
+        stale = await self.index.stale_intents(self.clock() - grace)
+        for blob_id in stale:
+            self.blobs.remove(blob_id)
+            await self.index.forget_intent(blob_id)
+        return len(stale)
 
     def _notes(self, change: Change) -> list[Op]:
         return [] if self.notify is None else self.notify(change)
@@ -520,7 +536,9 @@ class ObjectStore:
                     f"Your proposed upload is smaller than the minimum allowed object size: part {part.number} is"
                     f" {part.size} bytes, and every part but the last must be at least {MIN_PART_BYTES} bytes",
                 )
-        blob = await self.blobs.concatenate([p.blob for p in parts])
+        writer = self.blobs.writer()
+        await self.index.intend(writer.id, self.clock())
+        blob = await self.blobs.concatenate([p.blob for p in parts], writer=writer)
         digest = hashlib.md5(b"".join(bytes.fromhex(p.etag) for p in parts), usedforsecurity=False)
         checksums: dict[str, str] = {}
         if upload.checksum:

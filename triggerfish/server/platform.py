@@ -340,6 +340,7 @@ class Platform:
             )
             self.objects = ObjectStore(store, self._objects_root(), notify=PlatformNotifications(self), clock=clock)
             await self.objects.ensure_buckets(declared_buckets(self, _bucket_names(source)))
+            await self.objects.sweep()
             if self.run_async:
                 await version.start()
             self._background = background and self.run_async
@@ -568,6 +569,7 @@ class Platform:
             checkpoint = await self.topics.checkpoint(topic)
             removed += await trim_consumed(self.store.log, topic_stream(topic), checkpoint, max_age=age)
         removed += await self.sources.trim()
+        await self.objects.sweep()
         return removed
 
     async def _maintain_forever(self) -> None:
