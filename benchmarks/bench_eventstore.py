@@ -21,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from benchmarks import postgres
 from benchmarks.measure import interleave, load_average, loads, percentile, spread
@@ -63,8 +64,8 @@ async def _measure(store_url: str, directory: Path) -> dict[str, float]:
     service = platform.eventstore
     try:
         # Warm up: the projection's worker forked, the streams made.
-        for writer in range(WRITERS):
-            await service.append(f"bench-{writer}", [{"type": "Warmed"}], expected_version=0)
+        for number in range(WRITERS):
+            await service.append(f"bench-{number}", [{"type": "Warmed"}], expected_version=0)
         await _caught_up(platform, 0.05)
         appended = 0
         stop = time.monotonic() + SECONDS
@@ -125,7 +126,7 @@ async def _store_only(store_url: str, directory: Path) -> dict[str, float]:
 
 
 def _system(
-    url: Callable[[ExitStack], str], measure: Callable[[str, Path], Awaitable[dict[str, float]]] = _measure
+    url: Callable[[ExitStack], str], measure: Callable[[str, Path], Coroutine[Any, Any, dict[str, float]]] = _measure
 ) -> Callable[[], dict[str, float]]:
     def run() -> dict[str, float]:
         with ExitStack() as stack, tempfile.TemporaryDirectory() as directory:

@@ -35,9 +35,12 @@ from triggerfish.model import (
     FunctionSpec,
     HttpTrigger,
     MqttTrigger,
+    NatsTrigger,
     ObjectTrigger,
+    PartitionedStreamTrigger,
     ProjectionTrigger,
     QueueTrigger,
+    RedisStreamTrigger,
     ScheduleTrigger,
     TopicTrigger,
     Trigger,
@@ -49,6 +52,7 @@ from triggerfish.model import (
 )
 from triggerfish.runtime.handler import signature_problem
 from triggerfish.schedule import parse_schedule
+from triggerfish.streams.declare import stream_extras
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -406,6 +410,9 @@ class App:
         report_batch_item_failures: bool = False,
         parallelization: int = 1,
         filter: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        window: float = 0,
+        to_bus: bool | str = False,
+        rule: str | None = None,
         name: str | None = None,
         **settings: Any,
     ) -> Callable[[F], F]:
@@ -439,11 +446,14 @@ class App:
                 report_batch_item_failures=report_batch_item_failures,
                 parallelization=parallelization,
                 filter=filter,
+                window=window,
+                to_bus=to_bus,
+                rule=rule,
             )
 
         options = (
             "qos", "share", "batch_size", "batch_window", "max_retries", "max_record_age", "bisect_on_error",
-            "report_batch_item_failures", "parallelization", "filter",
+            "report_batch_item_failures", "parallelization", "filter", "window", "to_bus", "rule",
         )  # fmt: skip
         return self._decorator(name, settings, trigger, f"@app.on_mqtt({topic!r})", options)
 
@@ -463,6 +473,9 @@ class App:
         report_batch_item_failures: bool = False,
         parallelization: int = 1,
         filter: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        window: float = 0,
+        to_bus: bool | str = False,
+        rule: str | None = None,
         name: str | None = None,
         **settings: Any,
     ) -> Callable[[F], F]:
@@ -491,13 +504,121 @@ class App:
                 report_batch_item_failures=report_batch_item_failures,
                 parallelization=parallelization,
                 filter=filter,
+                window=window,
+                to_bus=to_bus,
+                rule=rule,
             )
 
         options = (
             "exchange", "routing_key", "exchange_type", "prefetch", "batch_size", "batch_window", "max_retries",
-            "max_record_age", "bisect_on_error", "report_batch_item_failures", "parallelization", "filter",
+            "max_record_age", "bisect_on_error", "report_batch_item_failures", "parallelization", "filter", "window",
+            "to_bus", "rule",
         )  # fmt: skip
         return self._decorator(name, settings, trigger, f"@app.on_amqp({queue!r})", options)
+
+    def on_nats(
+        self,
+        subject: str,
+        *,
+        stream: str | None = None,
+        durable: str | None = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> Callable[[F], F]:
+        """Run the function on batches of a NATS JetStream subject's messages, in order per subject.
+
+        A durable pull consumer (`durable`, default `<app>-<function>`) on the JetStream `stream` that holds
+        `subject` (created, file-backed, when none does) fetches messages; each is acknowledged once stored,
+        with AckWait from the function's timeout and MaxDeliver from `max_retries`. `starting_position`
+        (TRIM_HORIZON, LATEST, AT_TIMESTAMP) picks where a new consumer starts. The stream settings are
+        `@app.on_mqtt`'s (docs/sources.md).
+        """
+        self._not_bare(subject, "@app.on_nats", '@app.on_nats("orders.>")')
+        stream_options, settings = _split_stream_options(options)
+
+        def trigger(function: str) -> Trigger:
+            from triggerfish.streams.declare import check_nats_name, check_nats_subject
+
+            def bad(message: str) -> DeclarationError:
+                return DeclarationError(f"function {function!r}: @app.on_nats({subject!r}): {message}")
+
+            try:
+                checked = check_nats_subject(subject)
+                held = None if stream is None else check_nats_name("stream", stream)
+                consumer = None if durable is None else check_nats_name("consumer", durable)
+            except ValueError as exc:
+                raise bad(str(exc)) from None
+            checked_options = _stream_options(_with_defaults(stream_options, positions=True), function, bad)
+            return NatsTrigger(checked, held, consumer, **checked_options)
+
+        return self._decorator(name, settings, trigger, f"@app.on_nats({subject!r})", STREAM_OPTIONS)
+
+    def on_redis_stream(
+        self,
+        stream: str,
+        *,
+        group: str | None = None,
+        partition_key: str | None = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> Callable[[F], F]:
+        """Run the function on batches of a Redis stream's entries, read through consumer group `group`.
+
+        The group (default `<app>.<function>`) is created at `starting_position` when missing; entries are
+        acknowledged (XACK) once stored, and entries another consumer read but never acknowledged are
+        taken over with XAUTOCLAIM once idle longer than the function's timeout. In order per stream key, or
+        per value of the entries' `partition_key` field (then `parallelization` partitions run in parallel);
+        the stream settings are `@app.on_mqtt`'s (docs/sources.md).
+        """
+        self._not_bare(stream, "@app.on_redis_stream", '@app.on_redis_stream("readings")')
+        stream_options, settings = _split_stream_options(options)
+
+        def trigger(function: str) -> Trigger:
+            from triggerfish.streams.declare import check_partition_key, check_stream_name
+
+            def bad(message: str) -> DeclarationError:
+                return DeclarationError(f"function {function!r}: @app.on_redis_stream({stream!r}): {message}")
+
+            try:
+                key = check_stream_name("Redis stream key", stream)
+                checked_group = None if group is None else check_stream_name("consumer group", group)
+                field_name = None if partition_key is None else check_partition_key(partition_key)
+            except ValueError as exc:
+                raise bad(str(exc)) from None
+            checked_options = _stream_options(_with_defaults(stream_options, positions=True), function, bad)
+            return RedisStreamTrigger(key, checked_group, field_name, **checked_options)
+
+        return self._decorator(name, settings, trigger, f"@app.on_redis_stream({stream!r})", STREAM_OPTIONS)
+
+    def on_stream(
+        self, stream: str, *, partition_key: str, name: str | None = None, **options: Any
+    ) -> Callable[[F], F]:
+        """Run the function on batches of the platform's own partitioned stream `stream`, as Lambda reads Kinesis.
+
+        Records are put with `context.streams.put(stream, record)`, `POST /-/partitioned-streams/<stream>`
+        or `triggerfish stream put`; each record's `partition_key` field orders it (records with one
+        value are read in order, one batch at a time). `parallelization` is the stream's partition
+        count: every function reading one stream declares the same. Each function reads with its own
+        checkpoint from `starting_position`. The stream settings are `@app.on_mqtt`'s (docs/streams.md).
+        """
+        self._not_bare(stream, "@app.on_stream", '@app.on_stream("readings", partition_key="device")')
+        stream_options, settings = _split_stream_options(options)
+
+        def trigger(function: str) -> Trigger:
+            from triggerfish.streams.declare import check_partition_key, check_stream_name
+
+            def bad(message: str) -> DeclarationError:
+                return DeclarationError(f"function {function!r}: @app.on_stream({stream!r}): {message}")
+
+            try:
+                checked = check_stream_name("stream name", stream)
+                field_name = check_partition_key(partition_key)
+            except ValueError as exc:
+                raise bad(str(exc)) from None
+            checked_options = _stream_options(_with_defaults(stream_options, positions=True), function, bad)
+            return PartitionedStreamTrigger(checked, field_name, **checked_options)
+
+        return self._decorator(name, settings, trigger, f"@app.on_stream({stream!r})", STREAM_OPTIONS)
 
     # --- the machinery ------------------------------------------------------------------------
 
@@ -756,6 +877,30 @@ def _amqp_trigger(function: str, queue: object, **options: Any) -> AmqpTrigger:
     )
 
 
+#: The stream settings every stream decorator takes (beyond its source's own).
+STREAM_OPTIONS = (
+    "batch_size", "batch_window", "max_retries", "max_record_age", "bisect_on_error", "report_batch_item_failures",
+    "parallelization", "filter", "window", "to_bus", "rule", "starting_position", "starting_position_timestamp",
+)  # fmt: skip
+_STREAM_DEFAULTS: dict[str, Any] = {
+    "batch_size": 100, "batch_window": 0.0, "max_retries": -1, "max_record_age": -1, "bisect_on_error": False,
+    "report_batch_item_failures": False, "parallelization": 1, "filter": None,
+}  # fmt: skip
+
+
+def _split_stream_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A decorator's keyword arguments split into stream settings and function settings (memory, timeout...)."""
+    stream = {key: value for key, value in options.items() if key in STREAM_OPTIONS}
+    return stream, {key: value for key, value in options.items() if key not in STREAM_OPTIONS}
+
+
+def _with_defaults(options: Mapping[str, Any], *, positions: bool) -> dict[str, Any]:
+    merged = {**_STREAM_DEFAULTS, **options}
+    if positions:
+        merged.setdefault("starting_position", "TRIM_HORIZON")
+    return merged
+
+
 def _stream_options(
     options: Mapping[str, Any], function: str, bad: Callable[[str], DeclarationError]
 ) -> dict[str, Any]:
@@ -790,6 +935,7 @@ def _stream_options(
         "bisect_on_error": options["bisect_on_error"],
         "report_batch_item_failures": options["report_batch_item_failures"],
         "parallelization": whole("parallelization", 1, 10),
+        **stream_extras(options, bad, positions="starting_position" in options),
     }
 
 

@@ -24,6 +24,12 @@
     [amqp]                                # the broker of @app.on_amqp (TRIGGERFISH_AMQP_URL overrides)
     url = "amqp://guest:guest@127.0.0.1:5672/"
 
+    [nats]                                # the server of @app.on_nats (TRIGGERFISH_NATS_URL overrides)
+    url = "nats://127.0.0.1:4222"
+
+    [redis]                               # the server of @app.on_redis_stream (TRIGGERFISH_REDIS_URL overrides)
+    url = "redis://127.0.0.1:6379/0"
+
     [queues.orders]                       # queue settings, read by the queue runtime
     visibility_timeout = 60
     max_receives = 5
@@ -65,7 +71,8 @@ CONFIG_FILE = "triggerfish.toml"
 ALL = "*"
 
 _TOP_KEYS = frozenset(
-    {"name", "app", "network", "boto3", "functions", "stages", "queues", "topics", "buses", "mqtt", "amqp"}
+    {"name", "app", "network", "boto3", "functions", "stages", "queues", "topics", "buses"}
+    | {"mqtt", "amqp", "nats", "redis"}
 )
 #: `[buckets.NAME]`: buckets that exist at start (docs/objects.md); no keys yet.
 _TOP_KEYS = _TOP_KEYS | {"buckets"}
@@ -136,6 +143,9 @@ class ProjectConfig:
     mqtt: dict[str, str] = field(default_factory=dict)
     #: `[amqp]`: `url` (checked), for `@app.on_amqp`.
     amqp: dict[str, str] = field(default_factory=dict)
+    #: `[nats]` and `[redis]`: `url` (checked), for `@app.on_nats` and `@app.on_redis_stream`.
+    nats: dict[str, str] = field(default_factory=dict)
+    redis: dict[str, str] = field(default_factory=dict)
     #: `[buckets.NAME]` tables: buckets made at start (names checked by S3's rules).
     buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -300,8 +310,27 @@ def _parse(document: dict[str, Any], path: Path, prefix: str) -> ProjectConfig:
         buses=_resources(document.get("buses", {}), "buses", fail, BUS_KEYS),
         mqtt=_mqtt(document.get("mqtt", {}), fail),
         amqp=_amqp(document.get("amqp", {}), fail),
+        nats=_source_url("nats", document.get("nats", {}), fail),
+        redis=_source_url("redis", document.get("redis", {}), fail),
         buckets=_buckets(document.get("buckets", {}), fail),
     )
+
+
+def _source_url(kind: str, value: object, fail: Any) -> dict[str, str]:
+    """`[nats]` or `[redis]`: the server's `url` (TRIGGERFISH_NATS_URL / TRIGGERFISH_REDIS_URL override it)."""
+    from triggerfish.sources.urls import EXAMPLES, check_source_url
+
+    if not isinstance(value, dict):
+        raise fail(kind, f"must be a table such as url = '{EXAMPLES[kind]}', not {value!r}")
+    for key in value:
+        if key != "url":
+            raise fail(kind, _unknown("key", key, {"url"}))
+    if "url" in value:
+        try:
+            check_source_url(value["url"], kind=kind, where="url")
+        except ValueError as exc:
+            raise fail(kind, str(exc)) from None
+    return dict(value)
 
 
 def _buckets(value: object, fail: Any) -> dict[str, dict[str, Any]]:

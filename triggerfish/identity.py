@@ -75,5 +75,20 @@ def amqp_queue_arn(queue: str, *, region: str = REGION, account: str = ACCOUNT_I
     return f"arn:aws:mq:{region}:{account}:queue/{queue}"
 
 
+def nats_subject_arn(subject: str, *, region: str = REGION, account: str = ACCOUNT_ID) -> str:
+    """A JetStream subject's ARN in records (AWS has no NATS service: named as the others are)."""
+    return f"arn:aws:nats:{region}:{account}:subject/{subject}"
+
+
+def redis_stream_arn(stream: str, *, region: str = REGION, account: str = ACCOUNT_ID) -> str:
+    """A Redis stream's ARN in records."""
+    return f"arn:aws:redis:{region}:{account}:stream/{stream}"
+
+
+def kinesis_stream_arn(stream: str, *, region: str = REGION, account: str = ACCOUNT_ID) -> str:
+    """A built-in stream's ARN: Kinesis's, as records of the stream it stands in for carry."""
+    return f"arn:aws:kinesis:{region}:{account}:stream/{stream}"
+
+
 def s3_bucket_arn(bucket: str) -> str:
     return f"arn:aws:s3:::{bucket}"

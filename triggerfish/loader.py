@@ -41,9 +41,12 @@ from triggerfish.model import (
     FunctionSpec,
     HttpTrigger,
     MqttTrigger,
+    NatsTrigger,
     ObjectTrigger,
+    PartitionedStreamTrigger,
     ProjectionTrigger,
     QueueTrigger,
+    RedisStreamTrigger,
     ScheduleTrigger,
     TopicTrigger,
     Trigger,
@@ -241,11 +244,17 @@ def describe_trigger(trigger: Trigger) -> str:
     if isinstance(trigger, AmqpTrigger):
         bound = f" bound to {trigger.exchange} by {trigger.routing_key}" if trigger.exchange else ""
         batch = f" (batch {trigger.batch_size})" if trigger.batch_size > 1 else ""
-        return f"amqp {trigger.queue}{bound}{batch}"
+        return f"amqp {trigger.queue}{bound}{batch}{_source_extra(trigger)}"
+    if isinstance(trigger, NatsTrigger):
+        return f"nats {trigger.subject}{_stream_extra(trigger)}"
+    if isinstance(trigger, RedisStreamTrigger):
+        return f"redis stream {trigger.stream}{_stream_extra(trigger)}"
+    if isinstance(trigger, PartitionedStreamTrigger):
+        return f"stream {trigger.stream} by {trigger.partition_key}{_stream_extra(trigger)}"
     if isinstance(trigger, MqttTrigger):
         share = f" shared by {trigger.share}" if trigger.share else ""
         batch = f", batch {trigger.batch_size}" if trigger.batch_size > 1 else ""
-        return f"mqtt {trigger.topic} (qos {trigger.qos}{batch}){share}"
+        return f"mqtt {trigger.topic} (qos {trigger.qos}{batch}){share}{_source_extra(trigger)}"
     if isinstance(trigger, ProjectionTrigger):
         return f"projection {trigger.category} (batch {trigger.batch_size})"
     return f"change {trigger.table} {','.join(trigger.ops)} {NOT_LIVE}"
@@ -393,7 +402,7 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
             "prefix": trigger.prefix,
             "suffix": trigger.suffix,
         }
-    if isinstance(trigger, MqttTrigger | AmqpTrigger):
+    if isinstance(trigger, MqttTrigger | AmqpTrigger | NatsTrigger | RedisStreamTrigger | PartitionedStreamTrigger):
         return {
             "kind": trigger.kind,
             **{name: getattr(trigger, name) for name in type(trigger).__dataclass_fields__ if name != "kind"},
@@ -402,6 +411,25 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
     if isinstance(trigger, ProjectionTrigger):
         return {"kind": "projection", "category": trigger.category, "batch_size": trigger.batch_size}
     return {"kind": "change", "table": trigger.table, "ops": list(trigger.ops)}
+
+
+_STREAM_KINDS: dict[str, Any] = {"nats": NatsTrigger, "redis": RedisStreamTrigger, "stream": PartitionedStreamTrigger}
+
+
+def _source_extra(trigger: MqttTrigger | AmqpTrigger) -> str:
+    """What an MQTT or AMQP trigger adds beyond its defaults: a window, a bus, a rule."""
+    parts = [f"window {trigger.window:g}s"] if trigger.window else []
+    parts += [f"to bus {trigger.to_bus}"] if trigger.to_bus else []
+    parts += ["with an IoT rule"] if trigger.rule else []
+    return f" [{', '.join(parts)}]" if parts else ""
+
+
+def _stream_extra(trigger: NatsTrigger | RedisStreamTrigger | PartitionedStreamTrigger) -> str:
+    parts = [f"batch {trigger.batch_size}"] if trigger.batch_size > 1 else []
+    parts += [f"window {trigger.window:g}s"] if trigger.window else []
+    parts += [f"to bus {trigger.to_bus}"] if trigger.to_bus else []
+    parts.append(f"from {trigger.starting_position}")
+    return f" ({', '.join(parts)})"
 
 
 def _trigger_from(data: Mapping[str, Any]) -> Trigger:
@@ -423,6 +451,9 @@ def _trigger_from(data: Mapping[str, Any]) -> Trigger:
         return MqttTrigger(**{**fields, "filters": tuple(fields.get("filters", ()))})
     if kind == "amqp":
         return AmqpTrigger(**{**fields, "filters": tuple(fields.get("filters", ()))})
+    if kind in _STREAM_KINDS:
+        made: Trigger = _STREAM_KINDS[kind](**{**fields, "filters": tuple(fields.get("filters", ()))})
+        return made
     if kind == "change":
         return ChangeTrigger(**{**fields, "ops": tuple(fields["ops"])})
     if kind == "projection":

@@ -157,6 +157,12 @@ class MqttTrigger:
     parallelization: int = 1
     #: Event patterns a record must match one of to reach the function (Lambda's filter criteria); () for all.
     filters: tuple[Mapping[str, Any], ...] = ()
+    #: Tumbling window in seconds (0: none): the handler gets each window's records with the state it returned.
+    window: float = 0.0
+    #: The bus records go to as CloudEvents instead of to the function (None: to the function).
+    to_bus: str | None = None
+    #: An IoT rule (`SELECT ... FROM '<topic filter>' WHERE ...`) applied before the function runs (None: none).
+    rule: str | None = None
     kind: Literal["mqtt"] = "mqtt"
 
 
@@ -179,7 +185,103 @@ class AmqpTrigger:
     report_batch_item_failures: bool = False
     parallelization: int = 1
     filters: tuple[Mapping[str, Any], ...] = ()
+    #: Tumbling window in seconds (0: none): the handler gets each window's records with the state it returned.
+    window: float = 0.0
+    #: The bus records go to as CloudEvents instead of to the function (None: to the function).
+    to_bus: str | None = None
+    #: An IoT rule (`SELECT ... FROM '<topic filter>' WHERE ...`) applied before the function runs (None: none).
+    rule: str | None = None
     kind: Literal["amqp"] = "amqp"
+
+
+@dataclass(frozen=True, slots=True)
+class NatsTrigger:
+    """`@app.on_nats`: a NATS JetStream subject consumed by a durable pull consumer, as a stream."""
+
+    #: The subject filter (`orders.>`); the JetStream stream holding it is `stream` (created when missing).
+    subject: str
+    #: The JetStream stream's name (None: one named after the subject's first token, created to hold it).
+    stream: str | None = None
+    #: The durable consumer's name (None: one named after the app and function).
+    durable: str | None = None
+    batch_size: int = 100
+    batch_window: float = 0.0
+    max_retries: int = -1
+    max_record_age: float = -1.0
+    bisect_on_error: bool = False
+    report_batch_item_failures: bool = False
+    parallelization: int = 1
+    filters: tuple[Mapping[str, Any], ...] = ()
+    #: Tumbling window in seconds (0: none): the handler gets each window's records with the state it returned.
+    window: float = 0.0
+    #: The bus records go to as CloudEvents instead of to the function (None: to the function).
+    to_bus: str | None = None
+    #: An IoT rule (`SELECT ... FROM '<topic filter>' WHERE ...`) applied before the function runs (None: none).
+    rule: str | None = None
+    #: Where a new consumer starts: TRIM_HORIZON (the oldest record kept), LATEST, or AT_TIMESTAMP.
+    starting_position: str = "TRIM_HORIZON"
+    #: With AT_TIMESTAMP: seconds since the epoch; the first record stored at or after it is read first.
+    starting_position_timestamp: float | None = None
+    kind: Literal["nats"] = "nats"
+
+
+@dataclass(frozen=True, slots=True)
+class RedisStreamTrigger:
+    """`@app.on_redis_stream`: a Redis stream read through a consumer group, as a stream."""
+
+    stream: str
+    #: The consumer group (None: one named after the app and function).
+    group: str | None = None
+    #: The entry field whose value orders it (records with one value in order; partitions run in parallel);
+    #: None: the stream key, so the whole stream is one ordered partition.
+    partition_key: str | None = None
+    batch_size: int = 100
+    batch_window: float = 0.0
+    max_retries: int = -1
+    max_record_age: float = -1.0
+    bisect_on_error: bool = False
+    report_batch_item_failures: bool = False
+    parallelization: int = 1
+    filters: tuple[Mapping[str, Any], ...] = ()
+    #: Tumbling window in seconds (0: none): the handler gets each window's records with the state it returned.
+    window: float = 0.0
+    #: The bus records go to as CloudEvents instead of to the function (None: to the function).
+    to_bus: str | None = None
+    #: An IoT rule (`SELECT ... FROM '<topic filter>' WHERE ...`) applied before the function runs (None: none).
+    rule: str | None = None
+    #: Where a new consumer starts: TRIM_HORIZON (the oldest record kept), LATEST, or AT_TIMESTAMP.
+    starting_position: str = "TRIM_HORIZON"
+    #: With AT_TIMESTAMP: seconds since the epoch; the first record stored at or after it is read first.
+    starting_position_timestamp: float | None = None
+    kind: Literal["redis"] = "redis"
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionedStreamTrigger:
+    """`@app.on_stream`: the platform's own partitioned stream (`context.streams.put`), read as Kinesis is."""
+
+    stream: str
+    #: The field of each record whose value orders it (records with one value are read in order).
+    partition_key: str
+    batch_size: int = 100
+    batch_window: float = 0.0
+    max_retries: int = -1
+    max_record_age: float = -1.0
+    bisect_on_error: bool = False
+    report_batch_item_failures: bool = False
+    parallelization: int = 1
+    filters: tuple[Mapping[str, Any], ...] = ()
+    #: Tumbling window in seconds (0: none): the handler gets each window's records with the state it returned.
+    window: float = 0.0
+    #: The bus records go to as CloudEvents instead of to the function (None: to the function).
+    to_bus: str | None = None
+    #: An IoT rule (`SELECT ... FROM '<topic filter>' WHERE ...`) applied before the function runs (None: none).
+    rule: str | None = None
+    #: Where a new consumer starts: TRIM_HORIZON (the oldest record kept), LATEST, or AT_TIMESTAMP.
+    starting_position: str = "TRIM_HORIZON"
+    #: With AT_TIMESTAMP: seconds since the epoch; the first record stored at or after it is read first.
+    starting_position_timestamp: float | None = None
+    kind: Literal["stream"] = "stream"
 
 
 Trigger = (
@@ -193,6 +295,9 @@ Trigger = (
     | ProjectionTrigger
     | MqttTrigger
     | AmqpTrigger
+    | NatsTrigger
+    | RedisStreamTrigger
+    | PartitionedStreamTrigger
 )
 
 

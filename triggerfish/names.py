@@ -53,6 +53,21 @@ def source_stream(source: str, function: str, partition: int) -> str:
     return f"{_SOURCE}{source}.{function}.{partition}"
 
 
+def partitioned_stream(stream: str, partition: int | None = None) -> str:
+    """The log stream of one partition of a built-in stream (`partitioned.<stream>.<n>`), or their common prefix.
+
+    What `context.streams.put` appends to; each function reading it has a consumer group of its own
+    (`partitioned_stream_group`), so each reads every record with its own checkpoint.
+    """
+    base = f"{_PARTITIONED}{stream}"
+    return base if partition is None else f"{base}.{partition}"
+
+
+def partitioned_stream_group(function: str) -> str:
+    """The consumer group through which `function` reads a built-in stream."""
+    return f"fn.{function}"
+
+
 #: Log streams of invocation records are named this plus the function's name.
 RECORD_STREAM_PREFIX = "invocations."
 #: What the loop guard stopped (events, messages and destinations past the hop limit), kept for inspection.
@@ -76,6 +91,7 @@ def event_stream(stream: str) -> str:
 _BUS = "bus."
 _TOPIC = "topic."
 _SOURCE = "source."
+_PARTITIONED = "partitioned."
 
 
 # --- queues ----------------------------------------------------------------------------------

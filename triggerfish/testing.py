@@ -142,6 +142,7 @@ class TestPlatform:
         if start.tzinfo is None:
             raise InvalidInputError("TestPlatform(start=...) needs an aware datetime, e.g. with tzinfo=datetime.UTC")
         self._clock = _Clock(start)
+        self._redis_ids = 0
 
     @property
     def now(self) -> datetime.datetime:
@@ -193,6 +194,8 @@ class TestPlatform:
             await store.close()
             raise
         self._store, self._platform = store, platform
+        # No broker in a test: what functions publish over MQTT is kept, and reaches the app's own on_mqtt functions.
+        platform.sources.mqtt_loopback = True
         # The schedules start counting from now, as a scheduler that first sees them does.
         await platform.scheduler.run_due(self.now)
 
@@ -370,6 +373,46 @@ class TestPlatform:
             raise InvalidInputError(f"amqp_publish() takes a str routing_key, not {routing_key!r}")
         data = body.encode() if isinstance(body, str) else body
         return await self.platform.sources.inject_amqp(queue, data, arrived=self._clock(), routing_key=routing_key)
+
+    async def nats_publish(self, subject: str, data: str | bytes) -> int:
+        """Deliver a JetStream message on `subject` as the server would: matching `on_nats` functions get it on
+        `drain()`, in order per subject. Returns how many subscriptions matched."""
+        from triggerfish.streams.declare import check_nats_subject
+
+        try:
+            check_nats_subject(subject)
+        except ValueError as exc:
+            raise InvalidInputError(f"nats_publish(): {exc}") from None
+        if "*" in subject.split(".") or subject.endswith(".>") or subject == ">":
+            raise InvalidInputError(f"nats_publish(): {subject!r} is a filter; a message is published to a subject")
+        if not isinstance(data, str | bytes):
+            raise InvalidInputError(f"nats_publish() takes str or bytes data, not {type(data).__name__}")
+        payload = data.encode() if isinstance(data, str) else data
+        return await self.platform.sources.inject_nats(subject, payload, arrived=self._clock())
+
+    async def redis_xadd(self, stream: str, fields: Mapping[str, str]) -> int:
+        """Add an entry to a Redis stream as XADD would: its `on_redis_stream` functions get it on `drain()`
+        (the fields as a JSON object, or the single field `data` as it is). Returns how many functions read it."""
+        if not isinstance(fields, Mapping) or not fields or not all(isinstance(v, str) for v in fields.values()):
+            raise InvalidInputError("redis_xadd() takes a non-empty mapping of field names to strings")
+        self._redis_ids += 1
+        payload = fields["data"].encode() if list(fields) == ["data"] else orjson.dumps(dict(fields))
+        entry = f"{int(self._clock() * 1000)}-{self._redis_ids}"
+        return await self.platform.sources.inject_redis(stream, payload, arrived=self._clock(), entry_id=entry)
+
+    def mqtt_messages(self, topic_filter: str = "#") -> list[tuple[str, bytes]]:
+        """What functions published with `context.mqtt.publish` to topics matching `topic_filter`, in order."""
+        from triggerfish.sources.mqtt_config import topic_matches
+
+        published = self.platform.sources.mqtt_published
+        return [(topic, payload) for topic, payload, _, _ in published if topic_matches(topic_filter, topic)]
+
+    async def stream_put(self, stream: str, data: Any, *, key: str | None = None) -> dict[str, Any]:
+        """Put a record into a built-in stream, as `context.streams.put` does: `on_stream` functions get it on
+        `drain()`, in batches, in order per partition key. Returns its partition and sequence number.
+        """
+        [placed] = await self.platform.sources.partitioned.put(stream, [(data, key)])
+        return placed
 
     async def drain(self) -> None:
         """Run all the work that is due, and the work it causes, until none is left.
@@ -563,6 +606,18 @@ class SyncTestPlatform:
 
     def mqtt_publish(self, topic: str, payload: str | bytes, **options: Any) -> int:
         return self._call(self.platform.mqtt_publish(topic, payload, **options))
+
+    def stream_put(self, stream: str, data: Any, *, key: str | None = None) -> dict[str, Any]:
+        return self._call(self.platform.stream_put(stream, data, key=key))
+
+    def mqtt_messages(self, topic_filter: str = "#") -> list[tuple[str, bytes]]:
+        return self.platform.mqtt_messages(topic_filter)
+
+    def nats_publish(self, subject: str, data: str | bytes) -> int:
+        return self._call(self.platform.nats_publish(subject, data))
+
+    def redis_xadd(self, stream: str, fields: Mapping[str, str]) -> int:
+        return self._call(self.platform.redis_xadd(stream, fields))
 
     def drain(self) -> None:
         self._call(self.platform.drain())

@@ -410,6 +410,24 @@ async def test_a_rule_put_at_run_time_routes_events_and_replays_them(served: Ser
     assert error_of(gone)["code"] == "RuleNotFound"
 
 
+async def test_a_buses_recent_events_come_newest_first_with_the_rules_they_match(served: Served) -> None:
+    began = time.time()
+    first = await publish(served, "OrderPlaced", {"n": 1})
+    second = await publish(served, "Unrouted", {"n": 2})
+    answer = await served.api.get("/buses/default/events", params={"since": began - 1, "limit": 2})
+    assert answer.status_code == 200, answer.text
+    events = answer.json()["events"]
+    assert [e["event"]["id"] for e in events] == [second, first]
+    assert [e["matched"] for e in events] == [[], ["on_order"]]
+    assert events[1]["event"]["data"] == {"n": 1}
+    assert [e["near"] for e in events] == [[], []]  # on_order's pattern has one field: nothing to miss by one
+    missing = await served.api.get("/buses/nope/events")
+    assert missing.status_code == 404
+    assert "'nope'" in error_of(missing)["message"]
+    too_many = await served.api.get("/buses/default/events", params={"limit": 501})
+    assert too_many.status_code == 400
+
+
 async def test_a_webhook_secret_is_never_shown(served: Served) -> None:
     target = {"id": "hook", "kind": "webhook", "name": "http://127.0.0.1:9/hook", "secret": "s3cret"}
     answer = await served.api.put("/buses/hooks/rules/signed", json={"pattern": {"type": ["X"]}, "targets": [target]})

@@ -45,6 +45,8 @@ def served_routes(routes: Iterable[BaseRoute], prefix: str = "") -> dict[str, se
     """Path template -> methods of every route, mounted ones included (HEAD only where it is not GET's)."""
     found: dict[str, set[str]] = {}
     for route in routes:
+        if isinstance(route, Mount) and route.path == "/-/ui":
+            continue  # the dashboard: HTML pages for a browser, not the API (docs/dashboard.md)
         if isinstance(route, Mount):
             for path, methods in served_routes(route.routes, prefix + route.path).items():
                 found.setdefault(path, set()).update(methods)

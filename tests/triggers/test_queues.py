@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -53,10 +53,11 @@ class Current:
         traceparent: str | None = None,
         hop_count: int = 0,
         request_id: str | None = None,
+        links: Sequence[str] = (),
     ) -> Any:
         return await self.invoker.invoke(
             function, event, wait=wait, trigger=trigger, traceparent=traceparent, hop_count=hop_count,
-            request_id=request_id,
+            request_id=request_id, links=links,
         )  # fmt: skip
 
 

@@ -56,7 +56,7 @@ def _show_apps(out: Output, apps: list[dict[str, Any]], versions: Mapping[str, l
 
 def _show_sources(out: Output, sources: Mapping[str, Any]) -> None:
     """`triggerfish dev`'s broker clients: connected or not, messages stored, reconnects, the last error."""
-    for kind in ("mqtt", "amqp"):
+    for kind in ("mqtt", "amqp", "nats", "redis"):
         if kind not in sources:
             continue
         rows = [

@@ -237,7 +237,11 @@ async def _run(
     watcher = await start_watching(platform, app_dir.resolve(), on_reload=reloaded) if reload and app_dir else None
     click.echo(f"app {version.app_name!r} version {version.number}: {len(version.specs)} functions")
     click.echo(describe_functions(version.specs))
-    click.echo(f"serving on {server.url} (platform endpoints under {server.url}/-/; Ctrl-C to stop)", color=False)
+    click.echo(
+        f"serving on {server.url} (platform endpoints under {server.url}/-/, the dashboard at {server.url}/-/ui/;"
+        " Ctrl-C to stop)",
+        color=False,
+    )
     try:
         await serve_until_stopped(server, stop, lambda: platform.stop(drain=True))
     finally:

@@ -24,6 +24,7 @@ from triggerfish.cli.queues import queues
 from triggerfish.cli.secrets import secrets
 from triggerfish.cli.serve import serve
 from triggerfish.cli.store import store
+from triggerfish.cli.stream import stream
 from triggerfish.cli.traces import traces
 from triggerfish.cli.usage import usage
 from triggerfish.cli.versions import alias, promote, versions
@@ -51,6 +52,7 @@ for command in (
     rollback,
     status,
     queues,
+    stream,
     keys,
     login,
     logs,

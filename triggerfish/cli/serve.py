@@ -325,6 +325,9 @@ async def _run(settings: dict[str, Any]) -> int:
     if settings.get("advertise") is None and settings["port"] == 0:
         await host.advertise(server.url)  # the port the system picked
     click.echo(f"node {host.node.id} ({', '.join(roles)})")
-    click.echo(f"serving on {server.url} (apps under {server.url}/APP/, control API under {server.url}/-/api/v1/)")
+    click.echo(
+        f"serving on {server.url} (apps under {server.url}/APP/, control API under {server.url}/-/api/v1/,"
+        f" dashboard at {server.url}/-/ui/)"
+    )
     await serve_until_stopped(server, stop, lambda: host.stop(drain=True))
     return 0

@@ -117,7 +117,7 @@ class OtlpExport:
         """`span` as the SDK's ReadableSpan, with its own ids and times."""
         from opentelemetry.sdk.trace import ReadableSpan
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+        from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
         trace = int(span.trace_id, 16)
         context = SpanContext(trace, int(span.span_id, 16), is_remote=False, trace_flags=TraceFlags(1))
@@ -137,6 +137,10 @@ class OtlpExport:
             start_time=int(span.start * 1e9),
             end_time=int(span.end * 1e9),
             instrumentation_scope=InstrumentationScope(_SCOPE),
+            links=[
+                Link(SpanContext(int(link["trace_id"], 16), int(link["span_id"], 16), True, TraceFlags(1)))
+                for link in span.links
+            ],
         )
 
     def _resource(self, app: str) -> Any:

@@ -18,6 +18,7 @@ messaging (`messaging.system`, `messaging.operation.type`,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,8 @@ class Span:
     #: The invocation a span is (or the invocation that published or sent), and its function.
     request_id: str | None = None
     function: str | None = None
+    #: Spans this one is linked to, not parented by (a batch's other messages): {"trace_id", "span_id"} each.
+    links: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +110,7 @@ def invocation_span(record: InvocationRecord) -> Span | None:
         attributes=attributes,
         request_id=record.request_id,
         function=record.function,
+        links=[{"trace_id": trace, "span_id": span} for trace, span in map(ids_of, record.links)],
     )
 
 
@@ -148,6 +152,55 @@ def producer_span(
         request_id=request_id,
         function=function,
     )
+
+
+#: Spans one handler invocation may hand over at most (observe/handler_spans.py sends no more).
+MAX_HANDLER_SPANS = 512
+_HEX16 = re.compile(r"[0-9a-f]{16}")
+_KIND_NAMES = frozenset(KINDS)
+
+
+def handler_span(document: Any, trace_id: str, function: str, request_id: str) -> Span:
+    """A span a handler started with the OpenTelemetry API, checked: it must be in the invocation's trace
+    (`trace_id`), with well-formed ids, times and a name; attributes are kept as given (scalars and lists).
+    Raises InvalidInputError naming what is wrong."""
+    from triggerfish.errors import InvalidInputError
+
+    if not isinstance(document, dict):
+        raise InvalidInputError(f"spans: each span is an object, not {type(document).__name__}")
+    if document.get("trace_id") != trace_id:
+        raise InvalidInputError(f"spans: a span of trace {document.get('trace_id')!r} is not in this invocation's")
+    span_id, parent = document.get("span_id"), document.get("parent_span_id")
+    if not isinstance(span_id, str) or not _HEX16.fullmatch(span_id):
+        raise InvalidInputError(f"spans: span_id must be 16 lowercase hex digits, not {span_id!r}")
+    if parent is not None and (not isinstance(parent, str) or not _HEX16.fullmatch(parent)):
+        raise InvalidInputError(f"spans: parent_span_id must be 16 lowercase hex digits, not {parent!r}")
+    start, end = _seconds(document.get("start")), _seconds(document.get("end"))
+    if start is None or end is None or end < start:
+        given = f"{document.get('start')!r}..{document.get('end')!r}"
+        raise InvalidInputError(f"spans: start and end are epoch seconds, end not before start, not {given}")
+    name, kind, attributes = document.get("name"), document.get("kind"), document.get("attributes") or {}
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"spans: name must be non-empty text, not {name!r}")
+    if not isinstance(attributes, dict):
+        raise InvalidInputError("spans: attributes must be an object")
+    return Span(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent,
+        name=name[:256],
+        kind=kind if kind in _KIND_NAMES else "internal",
+        start=start,
+        end=end,
+        status="error" if document.get("status") == "error" else "ok",
+        attributes={str(k): v for k, v in list(attributes.items())[:64]},
+        request_id=request_id,
+        function=function,
+    )
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def span_key(span: Span) -> str:

@@ -19,12 +19,12 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from triggerfish.errors import InvalidEventError, InvocationError
+from triggerfish.errors import InvalidEventError, InvalidInputError, InvocationError
 from triggerfish.events import tracecontext
 from triggerfish.identity import named_function_arn
 
@@ -332,6 +332,16 @@ class Context:
         return str(answer)
 
     @property
+    def mqtt(self) -> Mqtt:
+        """The app's MQTT broker: `context.mqtt.publish("home/hall/fan/set", {"power": "on"})` (commands to devices)."""
+        return Mqtt(self)
+
+    @property
+    def streams(self) -> Streams:
+        """The app's built-in partitioned streams: `context.streams.put("readings", {"device": "d1", ...})`."""
+        return Streams(self)
+
+    @property
     def objects(self) -> ObjectsClient:
         """The app's object store: `get`, `put`, `delete`, `list` of small objects (docs/objects.md)."""
         from triggerfish.runtime.objects_client import ObjectsClient
@@ -343,3 +353,53 @@ class Context:
             f"Context(request_id={self.aws_request_id!r}, function_name={self.function_name!r}, "
             f"attempt={self.attempt}, remaining_ms={self.get_remaining_time_in_millis()})"
         )
+
+
+class Streams:
+    """`context.streams`: puts records into the app's built-in streams (`@app.on_stream`, docs/streams.md)."""
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+
+    def put(self, stream: str, data: Any, *, key: str | None = None) -> dict[str, Any]:
+        """Put one record (any JSON value) and return where it went: `{"partition": ..., "sequenceNumber": ...}`.
+
+        `key` orders it (records with one key are read in order); None takes the stream's `partition_key`
+        field from `data`. Raises InvalidInputError for a stream no function reads or a record without a key.
+        """
+        return self.put_many(stream, [data], keys=None if key is None else [key])[0]
+
+    def put_many(
+        self, stream: str, records: Sequence[Any], *, keys: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Put up to 500 records in order (all or none); where each went."""
+        if keys is not None and len(keys) != len(records):
+            raise InvalidInputError(f"put_many: {len(records)} records but {len(keys)} keys; give one key per record")
+        entries = [{"data": data, "key": None if keys is None else keys[n]} for n, data in enumerate(records)]
+        answer = self._context.call_platform("stream_put", {"stream": stream, "records": entries})
+        return list(answer["records"])
+
+
+class Mqtt:
+    """`context.mqtt`: publishes to the app's MQTT broker (`[mqtt] url`), e.g. commands to devices."""
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+
+    def publish(self, topic: str, payload: Any = b"", *, qos: int = 1, retain: bool = False) -> None:
+        """Publish `payload` to `topic`; returns once the broker has it (QoS 1).
+
+        A str is sent as UTF-8, bytes as they are, any other value as its JSON text. Raises
+        InvalidInputError for a topic with wildcards, or when no broker is configured.
+        """
+        args: dict[str, Any] = {"topic": topic, "qos": qos, "retain": retain}
+        if isinstance(payload, str):
+            args["payload"] = payload
+        elif isinstance(payload, bytes | bytearray | memoryview):
+            args["payload_base64"] = base64.b64encode(bytes(payload)).decode("ascii")
+        else:
+            try:
+                args["payload"] = orjson.dumps(payload).decode()
+            except TypeError as exc:
+                raise InvalidInputError(f"context.mqtt.publish({topic!r}): the payload is not JSON: {exc}") from None
+        self._context.call_platform("mqtt_publish", args)

@@ -21,7 +21,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from triggerfish.bus.publisher import Publisher
@@ -55,6 +55,8 @@ DEFAULT_LEASE_MARGIN = 30.0
 _MAX_HOPS_ARG = 10_000
 #: The longest `invoke_async(delay=...)`: the store's longest message delay.
 MAX_DELAY = 15 * 60.0
+#: Span links one invocation keeps at most (a batch of up to 10,000 stream records links the first 128).
+MAX_LINKS = 128
 
 
 class Invoker:
@@ -120,6 +122,7 @@ class Invoker:
         traceparent: str | None = None,
         hop_count: int = 0,
         request_id: str | None = None,
+        links: Sequence[str] = (),
     ) -> Any:
         """Run `function` on `event` now and return its result.
 
@@ -127,6 +130,7 @@ class Invoker:
         ThrottledError when no concurrency slot frees up within `wait`
         seconds, and HandlerError (with Lambda's error document in
         `.error`) when the handler fails, times out or its worker dies.
+        `links` are the traceparents of a batch's other messages (span links; invalid ones are left out).
         """
         settings = self._settings(function)
         _check_wait(wait)
@@ -139,6 +143,7 @@ class Invoker:
             traceparent=span,
             hop_count=_check_hops(hop_count),
             parent_span_id=parent_span,
+            links=tuple(link for link in links[:MAX_LINKS] if tracecontext.is_valid(link)),
         )
         try:
             outcome = await self.runner.run(request, wait=wait)

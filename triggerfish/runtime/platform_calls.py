@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, get_args
 
 import orjson
 
@@ -42,9 +42,9 @@ from triggerfish.names import (
     TRACES_NAMESPACE,
     is_reserved_namespace,
 )
-from triggerfish.observe.spans import Span, SpanListener, producer_span, span_key
+from triggerfish.observe.spans import MAX_HANDLER_SPANS, Span, SpanListener, handler_span, producer_span, span_key
 from triggerfish.runtime.records import DEFAULT_RETENTION
-from triggerfish.runtime.types import PlatformCall
+from triggerfish.runtime.types import PlatformCall, PlatformOp
 from triggerfish.store import ABSENT, KVRecord, Store
 
 T = TypeVar("T")
@@ -61,6 +61,14 @@ class EventCalls(Protocol):
     """Answers handlers' `events` calls (triggerfish.eventstore.service.EventStoreService)."""
 
     async def call(self, call: PlatformCall, args: dict[str, Any]) -> Any: ...
+
+
+class StreamPuts(Protocol):
+    """Answers `stream_put` and `mqtt_publish` calls (the platform's built-in streams and MQTT broker)."""
+
+    async def put(self, stream: str, records: Any) -> list[dict[str, Any]]: ...
+
+    async def publish_mqtt(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None: ...
 
 
 class StorePlatform:
@@ -87,8 +95,11 @@ class StorePlatform:
         objects: WorkflowCalls | None = None,
         span_listeners: list[SpanListener] | None = None,
         trace_retention: float = DEFAULT_RETENTION,
+        streams: StreamPuts | None = None,
     ) -> None:
         self.store = store
+        #: Answers `stream_put` (context.streams.put) for the app's built-in streams (None: it has none).
+        self.streams = streams
         #: Answers the `workflow` calls of durable workflows' runs (None: this platform runs none).
         self.workflows = workflows
         #: Answers the `events` calls of `context.events` (None: this platform has no event store).
@@ -122,10 +133,37 @@ class StorePlatform:
             return await self.events.call(call, args)
         if call.op == "objects" and self.objects is not None:
             return await self.objects.call(call, args)
-        raise InvalidInputError(
-            f"unknown platform operation {call.op!r}; use publish, send, kv_get, kv_put, kv_delete, workflow, events,"
-            " objects"
-        )
+        if call.op == "stream_put":
+            return await self._stream_put(args)
+        if call.op == "mqtt_publish":
+            return await self._mqtt_publish(args)
+        if call.op == "spans":
+            return await self._handler_spans(call, args)
+        raise InvalidInputError(f"unknown platform operation {call.op!r}; use {', '.join(get_args(PlatformOp))}")
+
+    async def _mqtt_publish(self, args: dict[str, Any]) -> Any:
+        topic = _string(args, "topic", "mqtt_publish")
+        payload = _bytes(args, "payload", "mqtt_publish") or b""
+        qos, retain = args.get("qos", 1), args.get("retain", False)
+        if qos not in (0, 1) or isinstance(qos, bool) or not isinstance(retain, bool):
+            raise InvalidInputError(f"mqtt_publish: qos is 0 or 1 and retain True or False, not {qos!r}, {retain!r}")
+        levels = topic.split("/")
+        if "+" in levels or "#" in levels or "\x00" in topic or topic.startswith("$"):
+            raise InvalidInputError(f"context.mqtt.publish: {topic!r} is not a topic name a message can go to")
+        if self.streams is None:
+            raise InvalidInputError("context.mqtt.publish: this platform has no MQTT broker")
+        await self.streams.publish_mqtt(topic, payload, qos=qos, retain=retain)
+        return {"published": True}
+
+    async def _stream_put(self, args: dict[str, Any]) -> Any:
+        stream = _string(args, "stream", "stream_put")
+        records = args.get("records")
+        if not isinstance(records, list) or not all(isinstance(r, dict) and "data" in r for r in records):
+            raise InvalidInputError("stream_put: records must be a list of {'data': ..., 'key': ...} objects")
+        if self.streams is None:
+            raise InvalidInputError(f"context.streams.put({stream!r}): this platform runs no built-in streams")
+        placed = await self.streams.put(stream, [(r["data"], r.get("key")) for r in records])
+        return {"records": placed}
 
     async def _publish(self, call: PlatformCall, args: dict[str, Any]) -> Any:
         bus = _string(args, "bus", "publish")
@@ -213,6 +251,25 @@ class StorePlatform:
             except Exception:
                 logger.exception("a span listener failed on %s", span.span_id)
         return result
+
+    async def _handler_spans(self, call: PlatformCall, args: dict[str, Any]) -> Any:
+        """Keep the spans a handler started with the OpenTelemetry API (observe/handler_spans.py), each checked to
+        belong to the calling invocation's trace, and tell the span listeners (OTLP export)."""
+        if call.traceparent is None or not tracecontext.is_valid(call.traceparent):
+            return {"kept": 0}
+        documents = args.get("spans")
+        if not isinstance(documents, list) or len(documents) > MAX_HANDLER_SPANS:
+            raise InvalidInputError(f"spans: give a list of at most {MAX_HANDLER_SPANS} spans")
+        trace_id = call.traceparent.split("-")[1]
+        spans = [handler_span(document, trace_id, call.function, call.request_id) for document in documents]
+        await asyncio.gather(*(self._store_span(span) for span in spans))
+        for span in spans:
+            for listener in self.span_listeners:
+                try:
+                    listener(span)
+                except Exception:
+                    logger.exception("a span listener failed on %s", span.span_id)
+        return {"kept": len(spans)}
 
     async def _store_span(self, span: Span) -> None:
         # Never the handler's failure: the publish or send it asked for may have been stored.

@@ -100,6 +100,8 @@ class InvocationRecord:
     parent_span_id: str | None = None
     #: The REPORT line's Max Memory Used, in MB (None: not measured; records written before it was).
     max_memory_used_mb: int | None = None
+    #: Traceparents of a batch's other messages: the span's links (empty for one message).
+    links: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,6 +154,7 @@ def record_from_outcome(
         span_id=_span_of(request),
         parent_span_id=request.parent_span_id,
         max_memory_used_mb=outcome.max_memory_used_mb,
+        links=request.links,
     )
 
 

@@ -33,6 +33,9 @@ class InvokeRequest:
     version: str | None = None
     #: The caller's span id (the parent of this invocation's span); None when the invocation started its trace.
     parent_span_id: str | None = None
+    #: Traceparents of the other messages of a batch (the parent is the first's): span links, as OpenTelemetry's
+    #: messaging conventions give a batch's processing span.
+    links: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,19 @@ class InvokeOutcome:
 #: What a handler may ask of the platform from inside its worker, through its context:
 #: publish an event, send a queue message, or read and write key-value records
 #: (idempotency keys). The worker sends the call to the parent and waits for the answer.
-PlatformOp = Literal["publish", "send", "kv_get", "kv_put", "kv_delete", "workflow", "events", "objects"]
+PlatformOp = Literal[
+    "publish",
+    "send",
+    "kv_get",
+    "kv_put",
+    "kv_delete",
+    "workflow",
+    "events",
+    "stream_put",
+    "mqtt_publish",
+    "spans",
+    "objects",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from triggerfish.errors import InvocationError, ProtocolError
 from triggerfish.identity import function_name
 from triggerfish.model import FunctionSpec
 from triggerfish.names import OUT_OF_MEMORY_ERROR
+from triggerfish.observe.handler_spans import HandlerTracing
 from triggerfish.runtime import call_errors, lambda_env, limits, memory, private_tmp
 from triggerfish.runtime.context import Context, Secrets
 from triggerfish.runtime.handler import run_handler
@@ -262,6 +263,8 @@ class Worker:
         self.call_platform: Callable[[str, dict[str, Any]], Any] = self._call_platform
         #: Reads the worker's peak memory for the REPORT line (its peak resident set until told its cgroup).
         self.peak = memory.PeakReader(None)
+        #: The handler's own OpenTelemetry spans, joined to the invocation's trace (observe/handler_spans.py).
+        self.tracing = HandlerTracing()
 
     def serve(self) -> None:
         sock = self.sock
@@ -298,8 +301,10 @@ class Worker:
         # Per invocation, as Lambda sets it: the X-Ray header of this invocation's trace.
         os.environ["_X_AMZN_TRACE_ID"] = lambda_env.x_amzn_trace_id(context.traceparent)
         started = time.time()
-        outcome = run_handler(spec.handler, request.event, context, loop=self.loop)
+        with self.tracing.joined(context.traceparent):
+            outcome = run_handler(spec.handler, request.event, context, loop=self.loop)
         ended = time.time()
+        self._send_spans(request.id)
         _flush()
         if _has_children() and (killed := limits.kill_children()):
             # The platform's log, not the handler's output: the user did not print this.
@@ -331,6 +336,16 @@ class Worker:
             )
             data = self._failure(body, RESPONSE_TOO_LARGE, message)
         return frame(data)
+
+    def _send_spans(self, request_id: str) -> None:
+        """Hand the spans the handler ended to the platform (only a handler using OpenTelemetry has any)."""
+        spans = self.tracing.drain(function=self.spec.name, request_id=request_id)
+        if not spans:
+            return
+        try:
+            self.call_platform("spans", {"spans": spans})
+        except Exception as exc:  # the invocation's outcome stands; its spans are what is lost
+            send_frame(self.sock, Log(level="warning", message=f"request {request_id}: spans not kept: {exc}"))
 
     @staticmethod
     def _failure(body: dict[str, Any], error_type: str, message: str) -> bytes:

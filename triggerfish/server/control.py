@@ -39,8 +39,10 @@ from triggerfish.observe.traces import trace_spans
 from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.records import STATUSES, InvocationRecord
 from triggerfish.server import (
+    control_events,
     control_eventstore,
     control_secrets,
+    control_streams,
     control_traces,
     control_triggers,
     control_usage,
@@ -588,11 +590,13 @@ OPERATIONS: tuple[Operation, ...] = (
         body=Body(REPLAY_INPUT),
         errors=(404,),
     ),
+    control_events.OPERATION,
     *control_triggers.OPERATIONS,
     *control_secrets.OPERATIONS,
     *control_workflows.OPERATIONS,
     *control_eventstore.OPERATIONS,
     *control_usage.OPERATIONS,
+    *control_streams.OPERATIONS,
     *control_traces.OPERATIONS,
 )
 

@@ -15,6 +15,7 @@
 | `.../secrets`, `.../secrets/{name}` | listing an app's secrets (read); setting, removing them | read, secrets |
 | `/-/api/v1/keys`, `DELETE /-/api/v1/apps/{app}` | API keys, removing an app | admin |
 | `GET /-/api/v1/audit`, `POST /-/api/v1/secrets/reseal` | the audit log; resealing every secret | admin |
+| `/-/ui`, `/-/ui/apps/{app}/...` | the web dashboard (triggerfish.ui): sign in with a key, then the API | the API's |
 
 Every `/-/` endpoint but health and the OpenAPI document asks
 `authorize(request, action, app)` first; it raises ApiError (401, 403, or 404
@@ -59,6 +60,7 @@ from triggerfish.server.platform import Platform
 from triggerfish.server.registry import Alias, check_alias, check_app_name
 from triggerfish.server.request_guard import RequestRules
 from triggerfish.server.schema import Enum, Integer, Moment, Named, Nullable, Number, Object, Text
+from triggerfish.ui import routes as ui_routes
 
 #: host_http's action for listing apps: any key may ask, and sees only the apps it may read.
 LIST = "list"
@@ -621,6 +623,7 @@ def host_endpoints(host: Host, *, open_access: bool = False) -> Starlette:
                     Mount("/apps/{app}", routes=routes(control.OPERATIONS, _authorized)),
                 ],
             ),
+            Mount("/-/ui", routes=ui_routes.serve_routes()),
         ],
         exception_handlers={404: _not_found, 405: _method_not_allowed},
     )

@@ -15,6 +15,7 @@ endpoints are a Starlette app (they are few and not hot):
 | `GET /-/metrics` | Prometheus metrics (see triggerfish.server.metrics) |
 | `/-/api/v1/...` | the control API (see triggerfish.server.control) |
 | `/-/aws` | the AWS endpoint for boto3 and the AWS CLI (see triggerfish.aws.endpoint, docs/aws.md) |
+| `/-/ui` | the web dashboard (see triggerfish.ui, docs/dashboard.md) |
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from triggerfish.server.metrics import OPERATION as METRICS_OPERATION
 from triggerfish.server.operations import routes, run
 from triggerfish.server.platform import Platform
 from triggerfish.server.request_guard import RequestRules
+from triggerfish.ui import routes as ui_routes
 
 
 async def health(request: Request) -> Response:
@@ -92,6 +94,7 @@ def platform_endpoints(platform: Platform, metrics: Metrics | None = None) -> St
             Route("/-/health", health, methods=["GET"]),
             *routes([publish.OPERATION, METRICS_OPERATION]),
             Mount("/-/api/v1", routes=control_routes()),
+            Mount("/-/ui", routes=ui_routes.dev_routes()),
         ],
         exception_handlers={404: _not_found, 405: _method_not_allowed},
     )

@@ -138,6 +138,14 @@ def _schemas() -> dict[str, Any]:
                 "end": {"type": "number"},
                 "status": {"enum": ["ok", "error"]},
                 "attributes": _OBJECT,
+                "links": {
+                    "type": "array",
+                    "description": "Spans linked, not parents: a batch's other messages",
+                    "items": {
+                        "type": "object",
+                        "properties": {"trace_id": {"type": "string"}, "span_id": {"type": "string"}},
+                    },
+                },
                 "request_id": {"type": ["string", "null"]},
                 "function": {"type": ["string", "null"]},
             },
@@ -222,6 +230,11 @@ def _schemas() -> dict[str, Any]:
                 "trace_id": {"type": ["string", "null"], "description": "The trace the attempt is a span of"},
                 "span_id": {"type": ["string", "null"]},
                 "parent_span_id": {"type": ["string", "null"], "description": "Its caller's span; null: a new trace"},
+                "links": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Traceparents of a batch's other messages (the span's links)",
+                },
             },
         },
         "ParkedList": {
@@ -332,6 +345,19 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "QueueList": {"type": "object", "properties": {"queues": {"type": "array", "items": _ref("Queue")}}},
+        "StreamPut": {
+            "type": "object",
+            "properties": {
+                "stream": {"type": "string"},
+                "records": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"partition": {"type": "string"}, "sequenceNumber": {"type": "string"}},
+                    },
+                },
+            },
+        },
         "SendResult": {
             "type": "object",
             "properties": {"message_id": {"type": "string"}, "duplicate": {"type": "boolean"}},

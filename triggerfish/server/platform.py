@@ -417,6 +417,7 @@ class Platform:
             events=self.eventstore,
             objects=ObjectCalls(lambda: self.objects),
             span_listeners=self.span_listeners,
+            streams=_StreamPuts(self),
         )
         runner = await self._loader(source, calls)
         try:
@@ -611,12 +612,27 @@ class Platform:
             shutil.rmtree(self.objects.blobs.root, ignore_errors=True)
 
 
-def _broker_tables(source: VersionSource) -> tuple[dict[str, str], dict[str, str]]:
-    """The `[mqtt]` and `[amqp]` tables of the version's triggerfish.toml."""
+class _StreamPuts:
+    """`context.streams.put` and `context.mqtt.publish`, answered by the sources of the version serving now."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    async def put(self, stream: str, records: Any) -> list[dict[str, Any]]:
+        return await self.platform.sources.partitioned.put(stream, records)
+
+    async def publish_mqtt(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None:
+        await self.platform.sources.publish_mqtt(topic, payload, qos=qos, retain=retain)
+
+
+def _broker_tables(
+    source: VersionSource,
+) -> tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, str]]:
+    """The `[mqtt]`, `[amqp]`, `[nats]` and `[redis]` tables of the version's triggerfish.toml."""
     if source.app_dir is None:
-        return {}, {}
+        return {}, {}, {}, {}
     config = load_config(source.app_dir)
-    return config.mqtt, config.amqp
+    return config.mqtt, config.amqp, config.nats, config.redis
 
 
 def _bucket_names(source: VersionSource) -> list[str]:

@@ -29,22 +29,18 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
 
 import orjson
 
 from triggerfish.bus.publisher import Publisher
-from triggerfish.errors import InvalidInputError, InvocationError
-from triggerfish.events.patterns import compile_pattern
-from triggerfish.model import Destination
-from triggerfish.names import SOURCE_GROUP, STREAMS_NAMESPACE, source_stream
+from triggerfish.names import STREAMS_NAMESPACE
 from triggerfish.retry import RetryPolicy
 from triggerfish.store import ABSENT, LogClaim, Store
-from triggerfish.streams.batches import Attempt, BatchOptions, GivenUp, Item, run_batch
-from triggerfish.streams.failures import BatchContext, failure_record, send_failure
-from triggerfish.streams.records import decode_record, lambda_record
+from triggerfish.streams.partition_batches import PartitionBatches
+from triggerfish.streams.subscription import StreamInvoker, StreamSubscription, start_group
+
+__all__ = ["StreamConsumers", "StreamInvoker", "StreamSubscription", "start_group"]
 
 logger = logging.getLogger("triggerfish.streams")
 
@@ -60,37 +56,6 @@ DEFAULT_RETRY_POLICY = RetryPolicy(base=1.0, multiplier=2.0, ceiling=60.0)
 
 class _Stopped(Exception):
     """A stop came while a failed batch waited for its retry: the batch is left for the next reader."""
-
-
-class StreamInvoker(Protocol):
-    """What a consumer invokes through: the platform (the version serving now)."""
-
-    async def invoke(self, function: str, event: Any = None, **options: Any) -> Any: ...
-
-    async def invoke_async(self, function: str, event: Any = None, **options: Any) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class StreamSubscription:
-    """A function reading a source's partition streams; a reader restarts on `update` only if this changed."""
-
-    function: str
-    #: The source's kind: names its streams (`source.mqtt...`) and the records' body key (`mqtt`).
-    source: str
-    #: The source's ARN in every record (`eventSourceARN`).
-    source_arn: str
-    partitions: int = 1
-    batch_size: int = 100
-    batch_window: float = 0.0
-    options: BatchOptions = field(default_factory=BatchOptions)
-    #: The function's timeout: how long one invocation may take before it counts as failed.
-    timeout: float = 3.0
-    on_failure: Destination | None = None
-    #: Event patterns (JSON text) a record must match one of to reach the function; () lets every record through.
-    filters: tuple[str, ...] = ()
-
-    def stream(self, partition: int) -> str:
-        return source_stream(self.source, self.function, partition)
 
 
 class StreamConsumers:
@@ -162,10 +127,13 @@ class StreamConsumers:
         for sub in subscriptions:
             for partition in range(sub.partitions):
                 stream = sub.stream(partition)
-                claim = await self.store.log.claim(stream, SOURCE_GROUP, limit=sub.batch_size, lease=self.claim_lease)
+                await start_group(self.store.log, sub, stream)
+                batches = PartitionBatches(self, sub, partition)
+                claim = await self.store.log.claim(stream, sub.group, limit=sub.batch_size, lease=self.claim_lease)
                 if claim is None:
+                    await batches.close_due()
                     continue
-                await _Batches(self, sub, partition).run([claim], _no_wait)
+                await batches.run([claim], _no_wait)
                 await self.store.log.commit(claim)
                 done += len(claim.records)
         return done
@@ -183,7 +151,9 @@ class _PartitionReader:
         self.sub = sub
         self.partition = partition
         self.stream = sub.stream(partition)
-        self.batches = _Batches(owner, sub, partition)
+        self.key = sub.owner_key(partition)
+        self.group = sub.group
+        self.batches = PartitionBatches(owner, sub, partition)
         self.owning = False
         self._version: int | None = None
         #: When (monotonic) ownership was last taken or renewed: renewed a third of its TTL later, not per batch.
@@ -199,7 +169,7 @@ class _PartitionReader:
 
     async def _take(self) -> bool:
         """Own the partition, if no other node does; on taking it, resume from its checkpoint."""
-        kv, key = self.owner.store.kv, self.stream
+        kv, key = self.owner.store.kv, self.key
         me = {"node": self.owner.node, "incarnation": self.owner.incarnation}
         current = await kv.get(STREAMS_NAMESPACE, key)
         if current is not None:
@@ -217,15 +187,16 @@ class _PartitionReader:
             return False
         self._version, self._renewed = taken.version, time.monotonic()
         log = self.owner.store.log
+        await start_group(log, self.sub, self.stream)
         # Claims a dead owner left would make the next claim skip past them: start again at the checkpoint.
-        await log.seek(self.stream, SOURCE_GROUP, await log.position(self.stream, SOURCE_GROUP))
-        logger.info("%s: reading from offset %d", self.stream, await log.position(self.stream, SOURCE_GROUP) + 1)
+        await log.seek(self.stream, self.group, await log.position(self.stream, self.group))
+        logger.info("%s: reading from offset %d", self.stream, await log.position(self.stream, self.group) + 1)
         return True
 
     async def _renew(self) -> bool:
         me = {"node": self.owner.node, "incarnation": self.owner.incarnation}
         renewed = await self.owner.store.kv.put(
-            STREAMS_NAMESPACE, self.stream, orjson.dumps(me), ttl=self.owner.ownership_ttl, if_version=self._version
+            STREAMS_NAMESPACE, self.key, orjson.dumps(me), ttl=self.owner.ownership_ttl, if_version=self._version
         )
         if renewed is None:
             return False
@@ -235,7 +206,7 @@ class _PartitionReader:
     async def _give_up(self) -> None:
         if self.owning and self._version is not None:
             with contextlib.suppress(Exception):
-                await self.owner.store.kv.delete(STREAMS_NAMESPACE, self.stream, if_version=self._version)
+                await self.owner.store.kv.delete(STREAMS_NAMESPACE, self.key, if_version=self._version)
         self.owning = False
 
     # --- reading ------------------------------------------------------------------------------
@@ -256,6 +227,8 @@ class _PartitionReader:
                     claims = await self._gather()
                     if claims:
                         await self._settle(claims)
+                    else:
+                        await self.batches.close_due()
                 except Exception:
                     logger.exception("%s: reading failed; trying again from the checkpoint", self.stream)
                     await self._pause(1.0)
@@ -267,7 +240,7 @@ class _PartitionReader:
         """Drop this reader's claims, so the next claim starts right after the checkpoint (keeps the order)."""
         log = self.owner.store.log
         try:
-            await log.seek(self.stream, SOURCE_GROUP, await log.position(self.stream, SOURCE_GROUP))
+            await log.seek(self.stream, self.group, await log.position(self.stream, self.group))
         except Exception:
             logger.exception("%s: going back to the checkpoint failed; leaving the partition", self.stream)
             await self._give_up()
@@ -279,7 +252,7 @@ class _PartitionReader:
     async def _gather(self) -> list[LogClaim]:
         """One batch's claims: the first claim, topped up until `batch_size` records or the window closes."""
         log, sub, lease = self.owner.store.log, self.sub, self.owner.claim_lease
-        first = await log.claim(self.stream, SOURCE_GROUP, limit=sub.batch_size, lease=lease, wait=CLAIM_WAIT)
+        first = await log.claim(self.stream, self.group, limit=sub.batch_size, lease=lease, wait=CLAIM_WAIT)
         if first is None:
             return []
         claims, count = [first], len(first.records)
@@ -289,7 +262,7 @@ class _PartitionReader:
             if remaining <= 0:
                 break
             more = await log.claim(
-                self.stream, SOURCE_GROUP, limit=sub.batch_size - count, lease=lease, wait=min(remaining, CLAIM_WAIT)
+                self.stream, self.group, limit=sub.batch_size - count, lease=lease, wait=min(remaining, CLAIM_WAIT)
             )
             if more is not None:
                 claims.append(more)
@@ -336,82 +309,3 @@ class _PartitionReader:
                     logger.warning("%s: lost this partition while a batch ran; it may run again elsewhere", self.stream)
             except Exception:
                 logger.exception("%s: renewing the batch's leases failed", self.stream)
-
-
-class _Batches:
-    """Runs one partition's batches: records as Lambda shapes them, invocations, failure destinations."""
-
-    def __init__(self, owner: StreamConsumers, sub: StreamSubscription, partition: int) -> None:
-        self.owner = owner
-        self.sub = sub
-        self.partition = partition
-        self.filters = [compile_pattern(text) for text in sub.filters]
-
-    def wanted(self, body: Mapping[str, Any], payload: bytes) -> bool:
-        """Whether a record passes the filters: matched against its body, `data` decoded from JSON (Lambda's
-        filter criteria; a payload that is not JSON has no `data` to match, so a filter naming it fails)."""
-        if not self.filters:
-            return True
-        view = {key: value for key, value in body.items() if key != "data"}
-        with contextlib.suppress(orjson.JSONDecodeError):
-            view["data"] = orjson.loads(payload)
-        return any(pattern.matches(view) for pattern in self.filters)
-
-    async def run(self, claims: list[LogClaim], sleep: Callable[[float], Awaitable[None]]) -> None:
-        """Run the claims' records until each is handled or given up on (the caller commits the claims)."""
-        items = self.items(claims)
-        if items:
-            await run_batch(
-                items,
-                self.invoke,
-                self.sub.options,
-                fail=self.fail,
-                backoff=self.owner.retry_policy.backoff,
-                sleep=sleep,
-                clock=self.owner.clock,
-            )
-
-    def items(self, claims: list[LogClaim]) -> list[Item]:
-        items: list[Item] = []
-        for claim in claims:
-            for stored in claim.records:
-                try:
-                    record = decode_record(stored.data)
-                except InvalidInputError as exc:
-                    logger.error("%s offset %d: %s", self.sub.stream(self.partition), stored.offset, exc)
-                    continue
-                event = lambda_record(
-                    record, stored, source=self.sub.source, partition=self.partition, source_arn=self.sub.source_arn
-                )
-                if not self.wanted(event[self.sub.source], record.payload):
-                    continue  # filtered out: never shown, and the checkpoint moves past it
-                items.append(Item(event[self.sub.source]["sequenceNumber"], record.arrived, event))
-        return items
-
-    async def invoke(self, batch: Sequence[Item]) -> Attempt:
-        sub = self.sub
-        try:
-            result = await self.owner.invoker.invoke(
-                sub.function,
-                {"Records": [dict(item.record) for item in batch]},
-                wait=min(sub.timeout + 1.0, 900.0),
-                trigger=sub.source,
-            )
-        except InvocationError as exc:
-            logger.warning("%s: a batch of %d failed: %s", self.sub.stream(self.partition), len(batch), exc)
-            return Attempt(False, error=str(exc))
-        except Exception as exc:  # the platform's own failure: the batch did not run, so it is tried again
-            logger.exception("%s: invoking %s failed", self.sub.stream(self.partition), sub.function)
-            return Attempt(False, error=f"{type(exc).__name__}: {exc}")
-        return Attempt(True, result)
-
-    async def fail(self, gone: GivenUp) -> None:
-        sub = self.sub
-        context = BatchContext(self.owner.app, sub.function, sub.source.upper(), sub.source_arn, self.partition)
-        await send_failure(
-            sub.on_failure,
-            failure_record(gone, context, now=self.owner.clock()),
-            store=self.owner.store,
-            publisher=self.owner.publisher,
-            invoker=self.owner.invoker,
-        )

@@ -62,6 +62,7 @@ class QueueInvoker(Protocol):
         traceparent: str | None = None,
         hop_count: int = 0,
         request_id: str | None = None,
+        links: Sequence[str] = (),
     ) -> Any: ...
 
 
@@ -113,12 +114,19 @@ async def deliver_batch(
     ids = [m.message_id for m in readable]
     if readable:
         hops = max((_int(m.attributes.get(HOPCOUNT_ATTRIBUTE)) for m in readable), default=0)
-        traceparent = next(
-            (m.attributes[TRACEPARENT_ATTRIBUTE] for m in readable if TRACEPARENT_ATTRIBUTE in m.attributes), None
-        )
+        # The first message's trace goes on; the others' are span links (OpenTelemetry's batch processing).
+        traceparents = [m.attributes[TRACEPARENT_ATTRIBUTE] for m in readable if TRACEPARENT_ATTRIBUTE in m.attributes]
+        traceparent = traceparents[0] if traceparents else None
+        links = list(dict.fromkeys(traceparents[1:]))
         try:
             result = await invoker.invoke(
-                function, {"Records": records}, wait=wait, trigger="queue", traceparent=traceparent, hop_count=hops
+                function,
+                {"Records": records},
+                wait=wait,
+                trigger="queue",
+                traceparent=traceparent,
+                hop_count=hops,
+                links=links,
             )
         except InvocationError as exc:
             failed.update(ids)

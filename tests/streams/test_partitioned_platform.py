@@ -1,0 +1,103 @@
+"""The built-in stream on the real platform, on SQLite and on PostgreSQL: records put are read in order per key,
+each reader checkpointed in the store, so a restarted platform resumes after the last committed batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.services import POSTGRES_URL, drop_schema, require_postgres
+from triggerfish.names import partitioned_stream
+from triggerfish.server.platform import Platform
+
+APP = """
+import base64, json, triggerfish
+app = triggerfish.App("home")
+
+@app.on_stream("readings", partition_key="device", batch_size=7, parallelization=2)
+def ingest(event, context):
+    with open({out!r}, "a") as f:
+        for record in event["Records"]:
+            reading = json.loads(base64.b64decode(record["kinesis"]["data"]))
+            f.write(json.dumps([reading["device"], reading["n"]]) + "\\n")
+
+@app.on_stream("readings", partition_key="device", parallelization=2, starting_position="LATEST")
+def latest(event, context):
+    with open({late!r}, "a") as f:
+        for record in event["Records"]:
+            f.write(record["kinesis"]["partitionKey"] + "\\n")
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+        return
+    require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        yield f"{POSTGRES_URL}?schema={schema}&pool_size=4"
+    finally:
+        await drop_schema(schema)
+
+
+def lines(path: Path) -> list[Any]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+async def wait_for(condition: Callable[[], bool], seconds: float = 40.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.05)
+
+
+async def test_records_are_read_in_order_per_key_and_a_restart_resumes_from_the_checkpoint(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    out, late = tmp_path / "out.jsonl", tmp_path / "late.txt"
+    (tmp_path / "app").mkdir()
+    app = tmp_path / "app" / "app.py"
+    app.write_text(APP.format(out=str(out), late=str(late)))
+
+    def platform() -> Platform:
+        return Platform(str(app), data_dir=tmp_path / "data", store_url=store_url)
+
+    first = platform()
+    await first.start()
+    try:
+        streams = first.sources.partitioned
+        await streams.put("readings", [({"device": "old", "n": -1}, None)])  # before `latest` ever read
+        await wait_for(lambda: len(lines(out)) == 1)
+        # LATEST is where `latest` stood when it first read: wait until both its partitions have started.
+        for partition in range(2):
+            while "fn.latest" not in await first.store.log.groups(partitioned_stream("readings", partition)):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        await streams.put("readings", [({"device": f"d{n % 5}", "n": n}, None) for n in range(100)])
+        await wait_for(lambda: len(lines(out)) == 101)
+        await wait_for(lambda: len(late.read_text().split()) == 100 if late.exists() else False)
+    finally:
+        await first.stop()
+    second = platform()
+    await second.start()
+    try:
+        await second.sources.partitioned.put("readings", [({"device": "d0", "n": 100}, None)])
+        await wait_for(lambda: len(lines(out)) == 102)
+    finally:
+        await second.stop()
+    order: dict[str, list[int]] = {}
+    for device, n in lines(out):
+        order.setdefault(device, []).append(n)
+    expected = {f"d{d}": [n for n in range(100) if n % 5 == d] for d in range(5)}
+    expected["d0"].append(100)
+    expected["old"] = [-1]
+    assert order == expected, "each record once, in order per key, across the restart"
+    assert "old" not in late.read_text().split(), "LATEST starts after what was there"
