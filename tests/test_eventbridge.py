@@ -304,3 +304,22 @@ def test_arbitrary_envelopes_fail_only_with_input_errors(bad: dict[str, Any]) ->
     except InvalidInputError:
         return
     assert from_envelope(to_envelope(event)) == event
+
+
+AWS_ENVELOPE_KEYS = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+
+
+def test_what_targets_are_delivered_has_awss_keys_only() -> None:
+    event = Event.create("order.placed", "shop", {"id": 1}, subject="o-1").with_extensions(
+        traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", hopcount=2
+    )
+    assert set(to_envelope(event, extras=False)) == AWS_ENVELOPE_KEYS
+    assert "cloudevents" in to_envelope(event)  # the codec's own form keeps them, and reads back exactly
+
+
+def test_a_replayed_event_carries_replay_name_at_the_top_level() -> None:
+    event = Event.create("order.placed", "shop", {"id": 1}).with_extensions(replayname="audit-fix")
+    delivered = to_envelope(event, extras=False)
+    assert set(delivered) == AWS_ENVELOPE_KEYS | {"replay-name"}
+    assert delivered["replay-name"] == "audit-fix"
+    assert from_envelope(to_envelope(event)) == event

@@ -75,6 +75,17 @@ def test_binary_mode_data_follows_the_content_type() -> None:
     assert from_http(binary_headers(), b"")[0].data is None
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/xml", "text/xml", "application/atom+xml", "application/x-www-form-urlencoded", "application/yaml"],
+)
+def test_textual_binary_data_reaches_handlers_as_text_not_base64(content_type: str) -> None:
+    [event] = from_http(binary_headers(**{"content-type": content_type}), "<a>é</a>".encode())
+    document = event.to_dict()
+    assert document["data"] == "<a>é</a>"
+    assert "data_base64" not in document
+
+
 def test_headers_can_be_a_list_of_pairs() -> None:
     [event] = from_http(list(binary_headers().items()), b"")
     assert event.id == "e-1"

@@ -319,5 +319,14 @@ def test_object_and_change_triggers_are_listed_as_not_live_yet() -> None:
 
     text = describe_functions(app.functions)
     assert "object uploads created images/*" in text
-    assert "object uploads created images/* (not live yet)" not in text  # it fires (docs/objects.md)
-    assert "change orders insert,modify,remove (not live yet)" in text
+    assert "(not live yet)" not in text  # objects fire too (docs/objects.md)
+    # Table changes fire (docs/changes.md), and so does PostgreSQL change capture (docs/pg-changes.md).
+    assert "change orders insert,modify,remove (batch 100)" in text
+    assert "(not live yet)" not in text.split("change orders", 1)[1]
+
+    @app.on_change("env:ORDERS_DB", table="public.orders")
+    def capture(event: dict[str, Any], context: Any) -> None: ...
+
+    described = describe_functions(app.functions)
+    assert "change public.orders in env:ORDERS_DB insert,modify,remove (NEW_IMAGE)" in described
+    assert "(not live yet)" not in described.split("change public.orders", 1)[1]

@@ -83,6 +83,18 @@ def test_sqs_fifo_record_carries_group_and_dedup_id() -> None:
     assert record["attributes"]["MessageGroupId"] == "order-1"
     assert record["attributes"]["MessageDeduplicationId"] == "d-1"
     assert record["attributes"]["ApproximateReceiveCount"] == "3"
+    # As SQS's FIFO records: a 20-digit SequenceNumber, growing with the time the message was sent.
+    sequence = record["attributes"]["SequenceNumber"]
+    assert len(sequence) == 20
+    assert sequence.isdigit()
+    later = sqs_records([message(group="order-1", sent_at=SENT + 1)])["Records"][0]["attributes"]["SequenceNumber"]
+    assert int(later) > int(sequence)
+    # One sent through the AWS endpoint carries the number SendMessage answered, hidden from the attributes.
+    sent = message(group="order-1", attributes={"triggerfish.sqs-sequence": "18849496460467696128"})
+    shown = sqs_records([sent])["Records"][0]
+    assert shown["attributes"]["SequenceNumber"] == "18849496460467696128"
+    assert shown["messageAttributes"] == {}
+    assert "SequenceNumber" not in sqs_records([message()])["Records"][0]["attributes"]
 
 
 def test_sqs_message_attributes_use_the_lambda_shape_and_digest() -> None:

@@ -38,6 +38,7 @@ from triggerfish.model import (
     NatsTrigger,
     ObjectTrigger,
     PartitionedStreamTrigger,
+    PgChangeTrigger,
     ProjectionTrigger,
     QueueTrigger,
     RedisStreamTrigger,
@@ -72,6 +73,8 @@ OBJECT_EVENTS = frozenset(
     }
 )
 CHANGE_OPS = frozenset({"insert", "modify", "remove"})
+#: How `@app.on_change`'s first argument names a PostgreSQL database rather than a platform table.
+PG_SOURCE_PREFIXES = ("env:", "postgresql://", "postgres://")
 MAX_BATCH_SIZE = 10_000
 MAX_BATCH_WINDOW = 300.0
 #: Filter patterns one stream trigger may have (Lambda's quota of filters per event source mapping).
@@ -94,6 +97,8 @@ class _Draft:
     spec: FunctionSpec | None = None
     #: Declared with @app.workflow: its handler runs it as a durable workflow.
     workflow: bool = False
+    #: Declared with durable=True (or wrapped by the AWS SDK's @durable_execution): an AWS durable function.
+    durable: bool = False
 
 
 class App:
@@ -103,7 +108,9 @@ class App:
     order they were declared. Every decorator takes the settings of
     FunctionSettings as keywords (memory_mb, timeout, concurrency,
     min_warm, retries, max_event_age, on_success, on_failure, dead_letter,
-    env, secrets, ephemeral_storage) and `name=` to name the function other than by its `__name__`.
+    env, secrets, ephemeral_storage) and `name=` to name the function other than by its `__name__`;
+    `durable=True` runs a handler written with AWS's durable execution SDK as a durable function
+    (docs/durable-functions.md).
     """
 
     def __init__(self, name: str) -> None:
@@ -129,13 +136,20 @@ class App:
                     settings = apply_settings(FunctionSettings(), draft.settings)
                 except ValueError as exc:
                     raise DeclarationError(f"function {name!r}: {exc}") from None
+                if draft.workflow and draft.durable:
+                    raise DeclarationError(
+                        f"function {name!r}: @app.workflow and durable=True are two ways to write a durable"
+                        " function; choose one (docs/workflows.md)"
+                    )
+                handler = _workflow_handler(draft.handler) if draft.workflow else draft.handler
                 draft.spec = FunctionSpec(
                     name=name,
-                    handler=_workflow_handler(draft.handler) if draft.workflow else draft.handler,
+                    handler=_durable_handler(handler) if draft.durable else handler,
                     ref=_ref(draft.handler),
                     settings=settings,
                     triggers=tuple(draft.triggers),
                     workflow=draft.workflow,
+                    durable=draft.durable,
                 )
             specs[name] = draft.spec
         return specs
@@ -337,20 +351,73 @@ class App:
 
     def on_change(
         self,
-        table: str,
+        source: str,
         *,
+        table: str | None = None,
         ops: Iterable[str] = ("insert", "modify", "remove"),
+        stream_view_type: str = "NEW_IMAGE",
+        batch_size: int = 100,
+        batch_window: float = 0.0,
+        starting_position: str = "LATEST",
+        max_retries: int = -1,
+        max_record_age: float = -1,
+        bisect_on_error: bool = False,
+        report_batch_item_failures: bool = False,
+        parallelization: int = 1,
+        filter: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         name: str | None = None,
         **settings: Any,
     ) -> Callable[[F], F]:
-        """Run the function for changes to `table` (DynamoDB Streams' shape): insert, modify, remove."""
-        self._not_bare(table, "@app.on_change", '@app.on_change("orders")')
+        """Run the function on batches of a table's changes, as Lambda reads a DynamoDB stream (docs/changes.md).
+
+        `source` is a platform table's name (`@app.on_change("orders")`), or a PostgreSQL database named by
+        the environment variable holding its URL, with `table=`: `@app.on_change("env:ORDERS_DB",
+        table="public.orders")` captures that table's changes from a replication slot (docs/pg-changes.md), with
+        `stream_view_type` (KEYS_ONLY, NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES). Records have DynamoDB Streams'
+        shape (eventName INSERT, MODIFY, REMOVE); `ops` picks which. `starting_position` is "LATEST" (changes
+        made after the trigger first ran) or "TRIM_HORIZON" (every change the stream holds; platform tables
+        only). The stream settings are `@app.on_mqtt`'s:
+        `batch_size`, `batch_window`, `max_retries`, `max_record_age`, `bisect_on_error`,
+        `report_batch_item_failures`, `parallelization` (changes of one item always go to one partition)
+        and `filter` (event patterns matched against the whole record).
+        """
+        self._not_bare(source, "@app.on_change", '@app.on_change("orders")')
+
+        options = {
+            "batch_size": batch_size, "batch_window": batch_window, "max_retries": max_retries,
+            "max_record_age": max_record_age, "bisect_on_error": bisect_on_error,
+            "report_batch_item_failures": report_batch_item_failures, "parallelization": parallelization,
+            "filter": filter, "starting_position": starting_position,
+        }  # fmt: skip
 
         def trigger(function: str) -> Trigger:
-            _resource(function, "table", table)
-            return ChangeTrigger(table, _choices(ops, CHANGE_OPS, function, "ops"))
+            def bad(message: str) -> DeclarationError:
+                return DeclarationError(f"function {function!r}: @app.on_change({source!r}): {message}")
 
-        return self._decorator(name, settings, trigger, f"@app.on_change({table!r})", ("ops",))
+            if isinstance(source, str) and source.startswith(PG_SOURCE_PREFIXES):
+                pg_options = {"table": table, "stream_view_type": stream_view_type, **options}
+                return _pg_change_trigger(function, source, ops, pg_options)
+            if table is not None:
+                raise bad(
+                    'table= names a PostgreSQL table and goes with a database ("env:ORDERS_DB"); a platform table'
+                    " is named by the first argument"
+                )
+            _resource(function, "table", source)
+            if starting_position not in ("LATEST", "TRIM_HORIZON"):
+                raise bad(f"starting_position must be 'LATEST' or 'TRIM_HORIZON', not {starting_position!r}")
+            stream = {key: value for key, value in options.items() if key != "starting_position"}
+            return ChangeTrigger(
+                source,
+                _choices(ops, CHANGE_OPS, function, "ops"),
+                starting_position=starting_position,
+                **_fields_of(ChangeTrigger, _stream_options(stream, function, bad)),
+            )
+
+        names = (
+            "table", "ops", "stream_view_type", "batch_size", "batch_window", "starting_position", "max_retries",
+            "max_record_age", "bisect_on_error", "report_batch_item_failures", "parallelization", "filter",
+        )  # fmt: skip
+        return self._decorator(name, settings, trigger, f"@app.on_change({source!r})", names)
 
     def projection(
         self, category: str, *, batch_size: int = 100, name: str | None = None, **settings: Any
@@ -654,6 +721,10 @@ class App:
                 f"two functions are named {function!r}: {_ref(draft.handler)} and {_ref(handler)}; "
                 "rename one, or pass name= to its decorator"
             )
+        settings = dict(settings)
+        durable = settings.pop("durable", None)
+        if durable is not None and not isinstance(durable, bool):
+            raise DeclarationError(f"function {function!r} ({where}): durable is True or False, not {durable!r}")
         checked = _settings(settings, function, where, (*options, "name"))
         made = trigger(function) if trigger is not None else None
         if draft is None:
@@ -665,6 +736,8 @@ class App:
                     f"({draft.settings[key]!r} and {value!r}); set it on one decorator"
                 )
             draft.settings[key] = value
+        if durable or (durable is None and _is_sdk_durable(handler)):
+            draft.durable = True
         if made is not None:
             draft.triggers.insert(0, made)  # decorators apply bottom-up; keep the order they are written in
         draft.spec = None
@@ -901,6 +974,52 @@ def _with_defaults(options: Mapping[str, Any], *, positions: bool) -> dict[str, 
     return merged
 
 
+def _fields_of(cls: type, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The checked stream settings a trigger class has (windows, buses and rules belong to broker sources)."""
+    fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    return {key: value for key, value in options.items() if key in fields}
+
+
+def _pg_change_trigger(function: str, source: str, ops: Iterable[str], options: Mapping[str, Any]) -> PgChangeTrigger:
+    """A PgChangeTrigger from `@app.on_change("env:VAR", table=...)`'s arguments, each checked."""
+    from triggerfish.changes.pg_records import VIEW_TYPES
+    from triggerfish.changes.pg_setup import parse_table
+
+    def bad(message: str) -> DeclarationError:
+        return DeclarationError(f"function {function!r}: @app.on_change({source!r}): {message}")
+
+    if not source.startswith("env:"):
+        raise bad(
+            "a database URL holds a password and differs per stage, so it is never written in code: put it in an"
+            ' environment variable and name that, as @app.on_change("env:ORDERS_DB", table="public.orders")'
+        )
+    variable = source[4:]
+    if not variable or not variable.replace("_", "a").isalnum() or variable[0].isdigit():
+        raise bad(f"env: must name an environment variable (letters, digits, '_'), not {variable!r}")
+    if options["table"] is None:
+        raise bad('name the table whose changes run the function: table="public.orders"')
+    try:
+        table = parse_table(options["table"])
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    view = options["stream_view_type"]
+    if view not in VIEW_TYPES:
+        raise bad(f"stream_view_type must be one of {', '.join(VIEW_TYPES)}, not {view!r}")
+    if options["starting_position"] != "LATEST":
+        raise bad(
+            f"starting_position must be 'LATEST' for PostgreSQL, not {options['starting_position']!r}: a replication"
+            " slot starts where it is made, and the server keeps no changes from before it"
+        )
+    if options["parallelization"] != 1:
+        raise bad(
+            f"parallelization must be 1 for PostgreSQL, not {options['parallelization']!r}: one replication slot is"
+            " read in commit order, one batch at a time"
+        )
+    # One slot is read in commit order (parallelization is refused above): PgChangeTrigger has no such field.
+    stream = _fields_of(PgChangeTrigger, _stream_options(options, function, bad))
+    return PgChangeTrigger(source, str(table), _choices(ops, CHANGE_OPS, function, "ops"), view, **stream)
+
+
 def _stream_options(
     options: Mapping[str, Any], function: str, bad: Callable[[str], DeclarationError]
 ) -> dict[str, Any]:
@@ -967,6 +1086,21 @@ def _workflow_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
     from triggerfish.workflows.context import workflow_handler
 
     return workflow_handler(fn)
+
+
+def _durable_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
+    from triggerfish.workflows.durable import durable_handler
+
+    return durable_handler(fn)
+
+
+def _is_sdk_durable(handler: Callable[..., Any]) -> bool:
+    # Only a wrapped handler can be the SDK's: the workflow runtime is imported for those alone.
+    if not hasattr(handler, "__wrapped__"):
+        return False
+    from triggerfish.workflows.durable import is_sdk_durable
+
+    return is_sdk_durable(handler)
 
 
 def _ref(handler: Callable[..., Any]) -> str:

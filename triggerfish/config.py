@@ -71,7 +71,7 @@ CONFIG_FILE = "triggerfish.toml"
 ALL = "*"
 
 _TOP_KEYS = frozenset(
-    {"name", "app", "network", "boto3", "functions", "stages", "queues", "topics", "buses"}
+    {"name", "app", "network", "boto3", "functions", "stages", "queues", "topics", "buses", "tables"}
     | {"mqtt", "amqp", "nats", "redis"}
 )
 #: `[buckets.NAME]`: buckets that exist at start (docs/objects.md); no keys yet.
@@ -146,6 +146,8 @@ class ProjectConfig:
     #: `[nats]` and `[redis]`: `url` (checked), for `@app.on_nats` and `@app.on_redis_stream`.
     nats: dict[str, str] = field(default_factory=dict)
     redis: dict[str, str] = field(default_factory=dict)
+    #: `[tables.NAME]`: the tables that exist at start, with their keys (checked by triggerfish.tables.schema).
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: `[buckets.NAME]` tables: buckets made at start (names checked by S3's rules).
     buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -312,6 +314,7 @@ def _parse(document: dict[str, Any], path: Path, prefix: str) -> ProjectConfig:
         amqp=_amqp(document.get("amqp", {}), fail),
         nats=_source_url("nats", document.get("nats", {}), fail),
         redis=_source_url("redis", document.get("redis", {}), fail),
+        tables=_table_schemas(document.get("tables", {}), fail),
         buckets=_buckets(document.get("buckets", {}), fail),
     )
 
@@ -428,6 +431,18 @@ def _resources(
                 raise fail(here, f"{key} must be more than 0, not {setting!r}")
         resources[name] = dict(body)
     return resources
+
+
+def _table_schemas(value: object, fail: Any) -> dict[str, dict[str, Any]]:
+    from triggerfish.tables.schema import TableSchema
+
+    found = _tables(value, "tables", fail)
+    for name, body in found.items():
+        try:
+            TableSchema.from_config(name, body)
+        except (DeclarationError, ValueError) as exc:
+            raise fail(f"tables.{_quote(name)}", str(exc).split("]: ", 1)[-1]) from None
+    return {name: dict(body) for name, body in found.items()}
 
 
 def _merge_tables(

@@ -33,6 +33,21 @@ def named_function_arn(name: str, version: str | None = None) -> str:
     return arn if version is None else f"{arn}:{version}"
 
 
+def durable_execution_arn(name: str, execution_id: str) -> str:
+    """The ARN of a durable execution of the Lambda function `name` (`<app>-<function>`), as Lambda names one:
+    `<function ARN>:$LATEST/durable-execution/<name>/<id>`; the name and the id are both the workflow's id."""
+    return f"{named_function_arn(name, '$LATEST')}/durable-execution/{execution_id}/{execution_id}"
+
+
+def durable_execution_id(arn: str) -> str:
+    """The workflow id a durable execution's ARN names (its last segment); ValueError when it is not one."""
+    head, marker, tail = arn.partition("/durable-execution/")
+    parts = tail.split("/")
+    if not marker or ":function:" not in head or len(parts) != 2 or not parts[1]:
+        raise ValueError(f"{arn[:200]!r} is not a durable execution's ARN (<function ARN>/durable-execution/NAME/ID)")
+    return parts[1]
+
+
 def log_group_name(app: str, function: str) -> str:
     """`/aws/lambda/<app>-<function>`, as Lambda names a function's log group."""
     return f"/aws/lambda/{function_name(app, function)}"

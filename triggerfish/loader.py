@@ -44,6 +44,7 @@ from triggerfish.model import (
     NatsTrigger,
     ObjectTrigger,
     PartitionedStreamTrigger,
+    PgChangeTrigger,
     ProjectionTrigger,
     QueueTrigger,
     RedisStreamTrigger,
@@ -255,9 +256,12 @@ def describe_trigger(trigger: Trigger) -> str:
         share = f" shared by {trigger.share}" if trigger.share else ""
         batch = f", batch {trigger.batch_size}" if trigger.batch_size > 1 else ""
         return f"mqtt {trigger.topic} (qos {trigger.qos}{batch}){share}{_source_extra(trigger)}"
+    if isinstance(trigger, PgChangeTrigger):
+        return f"change {trigger.table} in {trigger.source} {','.join(trigger.ops)} ({trigger.stream_view_type})"
     if isinstance(trigger, ProjectionTrigger):
         return f"projection {trigger.category} (batch {trigger.batch_size})"
-    return f"change {trigger.table} {','.join(trigger.ops)} {NOT_LIVE}"
+    batch = f" (batch {trigger.batch_size})" if trigger.batch_size > 1 else ""
+    return f"change {trigger.table} {','.join(trigger.ops)}{batch}"
 
 
 def describe_functions(specs: Mapping[str, FunctionSpec] | Iterable[FunctionSpec]) -> str:
@@ -319,6 +323,8 @@ def spec_to_dict(spec: FunctionSpec) -> dict[str, Any]:
     if spec.workflow:
         # Only for workflows, as secrets: the description of every other function stays as it was.
         described["workflow"] = True
+    if spec.durable:
+        described["durable"] = True
     return described
 
 
@@ -370,6 +376,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> FunctionSpec:
         settings=settings,
         triggers=triggers,
         workflow=data.get("workflow") is True,
+        durable=data.get("durable") is True,
     )
 
 
@@ -402,7 +409,16 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
             "prefix": trigger.prefix,
             "suffix": trigger.suffix,
         }
-    if isinstance(trigger, MqttTrigger | AmqpTrigger | NatsTrigger | RedisStreamTrigger | PartitionedStreamTrigger):
+    if isinstance(
+        trigger,
+        MqttTrigger
+        | AmqpTrigger
+        | NatsTrigger
+        | RedisStreamTrigger
+        | PartitionedStreamTrigger
+        | ChangeTrigger
+        | PgChangeTrigger,
+    ):
         return {
             "kind": trigger.kind,
             **{name: getattr(trigger, name) for name in type(trigger).__dataclass_fields__ if name != "kind"},
@@ -410,7 +426,7 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
         }
     if isinstance(trigger, ProjectionTrigger):
         return {"kind": "projection", "category": trigger.category, "batch_size": trigger.batch_size}
-    return {"kind": "change", "table": trigger.table, "ops": list(trigger.ops)}
+    raise ValueError(f"unknown trigger {trigger!r}")  # pragma: no cover
 
 
 _STREAM_KINDS: dict[str, Any] = {"nats": NatsTrigger, "redis": RedisStreamTrigger, "stream": PartitionedStreamTrigger}
@@ -454,8 +470,10 @@ def _trigger_from(data: Mapping[str, Any]) -> Trigger:
     if kind in _STREAM_KINDS:
         made: Trigger = _STREAM_KINDS[kind](**{**fields, "filters": tuple(fields.get("filters", ()))})
         return made
+    if kind == "pgchange":
+        return PgChangeTrigger(**{**fields, "ops": tuple(fields["ops"]), "filters": tuple(fields.get("filters", ()))})
     if kind == "change":
-        return ChangeTrigger(**{**fields, "ops": tuple(fields["ops"])})
+        return ChangeTrigger(**{**fields, "ops": tuple(fields["ops"]), "filters": tuple(fields.get("filters", ()))})
     if kind == "projection":
         return ProjectionTrigger(**fields)
     raise ValueError(f"unknown trigger kind {kind!r}")

@@ -122,8 +122,21 @@ class ObjectTrigger:
 
 @dataclass(frozen=True, slots=True)
 class ChangeTrigger:
+    """`@app.on_change`: a table's change stream consumed with Lambda's stream settings (docs/changes.md)."""
+
     table: str
     ops: tuple[str, ...] = ("insert", "modify", "remove")
+    batch_size: int = 100
+    batch_window: float = 0.0
+    #: "LATEST" (changes after the trigger first runs) or "TRIM_HORIZON" (every change the stream still holds).
+    starting_position: str = "LATEST"
+    max_retries: int = -1
+    max_record_age: float = -1.0
+    bisect_on_error: bool = False
+    report_batch_item_failures: bool = False
+    #: Partitions consumed in parallel; changes of one item always share one.
+    parallelization: int = 1
+    filters: tuple[Mapping[str, Any], ...] = ()
     kind: Literal["change"] = "change"
 
 
@@ -284,6 +297,26 @@ class PartitionedStreamTrigger:
     kind: Literal["stream"] = "stream"
 
 
+@dataclass(frozen=True, slots=True)
+class PgChangeTrigger:
+    """`@app.on_change("env:ORDERS_DB", table="public.orders")`: a PostgreSQL table's changes (docs/pg-changes.md)."""
+
+    #: Where the database URL comes from: `env:VARIABLE` (never the URL: it holds a password).
+    source: str
+    #: `schema.table`.
+    table: str
+    ops: tuple[str, ...] = ("insert", "modify", "remove")
+    stream_view_type: str = "NEW_IMAGE"
+    batch_size: int = 100
+    batch_window: float = 0.0
+    max_retries: int = -1
+    max_record_age: float = -1.0
+    bisect_on_error: bool = False
+    report_batch_item_failures: bool = False
+    filters: tuple[Mapping[str, Any], ...] = ()
+    kind: Literal["pgchange"] = "pgchange"
+
+
 Trigger = (
     HttpTrigger
     | EventTrigger
@@ -298,6 +331,7 @@ Trigger = (
     | NatsTrigger
     | RedisStreamTrigger
     | PartitionedStreamTrigger
+    | PgChangeTrigger
 )
 
 
@@ -313,6 +347,8 @@ class FunctionSpec:
     triggers: tuple[Trigger, ...] = ()
     #: Declared with `@app.workflow`: a durable workflow (triggerfish.workflows).
     workflow: bool = False
+    #: Declared with `durable=True` (or the AWS SDK's `@durable_execution`): an AWS durable function.
+    durable: bool = False
 
 
 # --- validating settings ---------------------------------------------------------------------

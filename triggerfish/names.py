@@ -16,6 +16,8 @@ The Lambda error types the runtime reports are here too, as constants.
 
 from __future__ import annotations
 
+import hashlib
+
 # --- log streams -----------------------------------------------------------------------------
 
 
@@ -68,6 +70,22 @@ def partitioned_stream_group(function: str) -> str:
     return f"fn.{function}"
 
 
+def table_stream(table: str) -> str:
+    """The log stream of a table's changes (`table.orders`): appended in the same transaction as each write."""
+    return f"{_TABLE}{table}"
+
+
+def table_items_namespace(table: str) -> str:
+    """The key-value namespace holding a table's items (`platform.table.orders`), out of handlers' reach."""
+    return f"platform.table.{table}"
+
+
+def change_group(function: str) -> str:
+    """The key of the checkpoint up to which a table's changes were moved into an `@app.on_change` function's
+    partitions (in `CHANGE_CHECKPOINTS_NAMESPACE`)."""
+    return f"on-change.{function}"
+
+
 #: Log streams of invocation records are named this plus the function's name.
 RECORD_STREAM_PREFIX = "invocations."
 #: What the loop guard stopped (events, messages and destinations past the hop limit), kept for inspection.
@@ -92,6 +110,7 @@ _BUS = "bus."
 _TOPIC = "topic."
 _SOURCE = "source."
 _PARTITIONED = "partitioned."
+_TABLE = "table."
 
 
 # --- queues ----------------------------------------------------------------------------------
@@ -194,6 +213,13 @@ EVENTS_RULES_NAMESPACE = "triggerfish.events-rules"
 SQS_MOVES_NAMESPACE = "triggerfish.sqs-moves"
 #: The topics made at the AWS endpoint with CreateTopic (a topic otherwise exists by use), per app.
 SNS_TOPICS_NAMESPACE = "triggerfish.sns-topics"
+#: Where each `@app.on_change` function's mover keeps its checkpoint in its table's stream (`change_group`).
+CHANGE_CHECKPOINTS_NAMESPACE = "triggerfish.change-checkpoints"
+#: Every table's definition (keys, stream view type, creation time), by table name.
+TABLES_NAMESPACE = "triggerfish.tables"
+#: The replication slots PostgreSQL change captures read, by slot name: which app and function, and the
+#: `env:` reference of the database, so a slot no longer declared can be dropped (triggerfish.changes.pg_triggers).
+PG_SLOTS_NAMESPACE = "triggerfish.pg-slots"
 #: The event store's records: each stream's head (`head/<stream>`), snapshots, projection checkpoints.
 EVENTSTORE_NAMESPACE = "triggerfish.eventstore"
 
@@ -221,6 +247,8 @@ TRACEPARENT_ATTRIBUTE = "triggerfish.traceparent"
 HOPCOUNT_ATTRIBUTE = "triggerfish.hopcount"
 #: The SQS data types of a message's attributes that are not plain `String` (JSON), set by the AWS endpoint.
 SQS_TYPES_ATTRIBUTE = "triggerfish.sqs-types"
+#: The SequenceNumber a FIFO message was given when the AWS endpoint sent it (what SendMessage answered).
+SQS_SEQUENCE_ATTRIBUTE = "triggerfish.sqs-sequence"
 
 
 # --- consumer groups ---------------------------------------------------------------------------
@@ -233,6 +261,27 @@ TOPIC_GROUP = "fan-out"
 SOURCE_GROUP = "stream-consumer"
 #: The consumer group that rolls a function's invocation records up into its usage.
 USAGE_GROUP = "usage"
+
+
+# --- PostgreSQL replication slots ----------------------------------------------------------------
+
+
+def pg_change_slot(app: str, function: str) -> str:
+    """The replication slot a function's PostgreSQL change capture reads: `tf_<app>_<function>_<hash>`.
+
+    Slot names are lower-case letters, digits and `_`, at most 63 characters, and unique across the
+    whole server (every database): the readable parts are cut to fit, and a hash of the exact app and
+    function names keeps two that shorten alike apart.
+
+        >>> pg_change_slot("shop", "ship-order")
+        'tf_shop_ship_order_2397d38f'
+    """
+    digest = hashlib.sha256(f"{app}\0{function}".encode()).hexdigest()[:8]
+    return f"tf_{_slot_part(app)[:16]}_{_slot_part(function)[:28]}_{digest}"
+
+
+def _slot_part(name: str) -> str:
+    return "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in name.lower())
 
 
 # --- Lambda's error types ------------------------------------------------------------------------

@@ -251,6 +251,24 @@ class TestPlatform:
     def invoker(self) -> Invoker:
         return self.platform.current.invoker
 
+    async def create_table(
+        self,
+        name: str,
+        partition_key: str,
+        sort_key: str | None = None,
+        *,
+        stream_view_type: str = "NEW_AND_OLD_IMAGES",
+    ) -> None:
+        """Make a table, as `[tables.NAME]` of triggerfish.toml would: keys "name" (a string) or "name:N" (a number).
+
+        await platform.create_table("orders", "id")
+        """
+        from triggerfish.tables.schema import TableSchema
+        from triggerfish.tables.table import Tables
+
+        table = {"partition_key": partition_key, "sort_key": sort_key, "stream_view_type": stream_view_type}
+        await Tables(self.store).create(TableSchema.from_config(name, table))
+
     @property
     def topics(self) -> Topics:
         """The platform's topics: `subscribe()` queues and webhooks to them, list `subscriptions()`."""

@@ -1,27 +1,32 @@
-"""An online shop's order flow on Triggerfish: HTTP, events, queues, retries, dead letters and a schedule.
+"""An online shop's order flow on Triggerfish: HTTP, a table and its changes, events, queues, retries,
+dead letters and a schedule.
 
-    POST /orders ──► place_order ── stores the order, publishes OrderPlaced
-                                          │
-              ┌───────────────────────────┼───────────────────────────┐
-              ▼                           ▼                           ▼
-        reserve_stock              charge_payment               notify_customer ──► queue "notifications"
-     (stock, reservation)     PaymentProcessed | PaymentFailed            │
-                              (provider down: retried, then               ▼
-                               queue "payments-dlq")                 send_emails (batches; a bounced
-                                          │                          address is retried, then
-                                          ▼                          "notifications.dlq")
-                                    ship_order ── label, OrderShipped ──► notify_customer
+    POST /orders ──► place_order ── the order into the table "orders", OrderPlaced published with it
+                        │                  │
+     change: INSERT     ▼                  ├───────────────────────────┐
+                 reserve_stock             ▼                           ▼
+             (stock, reservation)    charge_payment               notify_customer ──► queue "notifications"
+                                  order status "paid" (with               │
+                                  PaymentProcessed) or PaymentFailed      ▼
+                                  (provider down: retried, then      send_emails (batches; a bounced
+                                   queue "payments-dlq")             address is retried, then
+                        │                                            "notifications.dlq")
+     change: MODIFY to "paid"
+                        ▼
+                   ship_order ── label, status "shipped" (with OrderShipped) ──► notify_customer
     StockDelivered (from the warehouse, POST /-/events) ──► restock
     every night at 02:00 UTC ──► nightly_report
     GET /orders/{order_id}, GET /stock/{sku}, GET /reports/{day}: what happened
 
 Run it with `triggerfish dev examples/shop/app.py`; examples/shop/README.md walks through it.
 
-Each function writes only its own key-value records (orders, reservations,
-payments, labels, the outbox of sent emails and the bounces), so no two
-functions ever overwrite each other's work; an order's status is read from them. The two records several
-invocations change at once, a product's stock and a day's tally, are
-changed with compare-and-set.
+Orders live in the table "orders" (triggerfish.toml declares it): each write that matters to someone
+else is a change the order's stream carries, in order per order, to the functions that react to it
+(`@app.on_change`), and the events a write announces are published with it, atomically (`publish=`):
+the shop never has an order without its OrderPlaced, nor a paid order whose PaymentProcessed was lost.
+The other records (reservations, labels, the outbox of sent emails and the bounces) are key-value
+records each written by one function. The two records several invocations change at once, a product's
+stock and a day's tally, are changed with compare-and-set.
 
 Payment outcomes are decided by the card number, with the test cards
 payment providers publish, so every path can be tried by hand:
@@ -31,6 +36,7 @@ payment providers publish, so every path can be tried by hand:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -42,6 +48,8 @@ from typing import Any
 import triggerfish
 from triggerfish import Context
 from triggerfish.store import ABSENT
+from triggerfish.tables.errors import ConditionFailedError
+from triggerfish.tables.values import item_to_python
 
 app = triggerfish.App("shop")
 
@@ -158,7 +166,11 @@ def place_order(event: dict[str, Any], context: Context) -> dict[str, Any]:
     placed_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     card = order.pop("card")
     order.update(order_id=order_id, placed_at=placed_at, card_last4=card[-4:])
-    write(context, "orders", order_id, order, if_version=ABSENT)
+    # The card goes to the payment function with the event, never into the table; a real shop would send a
+    # provider's token instead. The event is published with the write (the table's outbox), or not at all.
+    placed = context.event("OrderPlaced", {**order, "card": card}, source=EVENTS_SOURCE + "orders", subject=order_id)
+    orders = context.table("orders")
+    orders.put({**order, "status": "placed"}, condition="attribute_not_exists(order_id)", publish=[placed])
     change(
         context,
         "daily-tally",
@@ -166,29 +178,19 @@ def place_order(event: dict[str, Any], context: Context) -> dict[str, Any]:
         lambda tally: {"orders": tally["orders"] + 1, "value": tally["value"] + order["total"]},
         default={"orders": 0, "value": 0},
     )
-    # The card goes to the payment function with the event; a real shop would send a provider's token instead.
-    context.publish("OrderPlaced", {**order, "card": card}, source=EVENTS_SOURCE + "orders", subject=order_id)
     return respond(
         201, {"order_id": order_id, "status": "placed", "total": order["total"]}, Location=f"/orders/{order_id}"
     )
-
-
-def order_status(payment: Any, label: Any) -> str:
-    if label is not None:
-        return "shipped"
-    if payment is None:
-        return "placed"  # not charged yet, or the charge is waiting in payments-dlq
-    return "paid" if payment["status"] == "processed" else "payment_failed"
 
 
 @app.http("GET", "/orders/{order_id}")
 def get_order(event: dict[str, Any], context: Context) -> dict[str, Any]:
     """The order, its status, and what every function did about it."""
     order_id = event["pathParameters"]["order_id"]
-    order, _ = read(context, "orders", order_id)
+    order = context.table("orders").get({"order_id": order_id})
     if order is None:
         return respond(404, {"message": f"no order {order_id!r}"})
-    payment, _ = read(context, "payments", order_id)
+    # "placed" until charged (or while the charge waits in payments-dlq), then "paid", "payment_failed", "shipped".
     label, _ = read(context, "labels", order_id)
     reservation, _ = read(context, "reservations", order_id)
     notifications, bounced = {}, {}
@@ -200,9 +202,8 @@ def get_order(event: dict[str, Any], context: Context) -> dict[str, Any]:
         if bounce is not None:
             bounced[kind] = bounce
     document = {
+        "payment": None,
         **order,
-        "status": order_status(payment, label),
-        "payment": payment,
         "reservation": reservation,
         "label": label,
         "notifications": notifications,
@@ -230,8 +231,9 @@ def get_report(event: dict[str, Any], context: Context) -> dict[str, Any]:
 
 
 # --- reacting to orders --------------------------------------------------------------------------
-# Events can arrive more than once (delivery is at least once), so the functions with effects that
-# must happen once are @idempotent on the order id: a repeat returns the first result and does nothing.
+# Events and changes can arrive more than once (delivery is at least once), so the functions with effects
+# that must happen once check that they have not happened yet: charge_payment is @idempotent on the order
+# id, reserve_stock looks for the order's reservation, ship_order writes a label only if there is none.
 
 
 def take_from_stock(context: Context, sku: str, wanted: int) -> int:
@@ -240,11 +242,22 @@ def take_from_stock(context: Context, sku: str, wanted: int) -> int:
     return int(before - after)
 
 
-@app.on_event({"type": ["OrderPlaced"], "source": [{"prefix": EVENTS_SOURCE}]})
-@triggerfish.idempotent(key="$.data.order_id")
-def reserve_stock(event: dict[str, Any], context: Context) -> dict[str, Any]:
-    """Take each item from stock; what is not there is backordered."""
-    order = event["data"]
+@app.on_change("orders", ops=["insert"], starting_position="TRIM_HORIZON")
+def reserve_stock(event: dict[str, Any], context: Context) -> list[dict[str, Any]]:
+    """A new order in the table (an INSERT of its change stream): reserve its items."""
+    return [reserve(context, new_image(record)) for record in event["Records"]]
+
+
+def new_image(record: dict[str, Any]) -> dict[str, Any]:
+    """The item after the change, as plain values (the record carries DynamoDB's typed form)."""
+    return item_to_python(record["dynamodb"]["NewImage"])
+
+
+def reserve(context: Context, order: dict[str, Any]) -> dict[str, Any]:
+    """Take each item from stock; what is not there is backordered. Once per order, however often it comes."""
+    done, _ = read(context, "reservations", order["order_id"])
+    if done is not None:
+        return dict(done)
     reserved: dict[str, int] = {}
     backordered: dict[str, int] = {}
     for line in order["items"]:
@@ -286,30 +299,42 @@ def charge_payment(event: dict[str, Any], context: Context) -> str:
         # Retry(delay=...) comes back when the provider asked, instead of the platform's minute-long backoff.
         raise triggerfish.Retry(str(exc), delay=PROVIDER_RETRY_AFTER) from exc
     news = {"order_id": order_id, "email": order["email"], "amount": order["total"]}
+    orders = context.table("orders")
     if outcome == "approved":
-        write(context, "payments", order_id, {"status": "processed", "amount": order["total"]})
-        context.publish("PaymentProcessed", news, source=EVENTS_SOURCE + "payments", subject=order_id)
+        # The change to "paid" is what ships the order (ship_order reads the table's changes).
+        paid = context.event("PaymentProcessed", news, source=EVENTS_SOURCE + "payments", subject=order_id)
+        payment = {"status": "processed", "amount": order["total"]}
+        orders.update({"order_id": order_id}, set={"status": "paid", "payment": payment}, publish=[paid])
     else:
-        write(context, "payments", order_id, {"status": "failed", "reason": "card_declined"})
         failed = {**news, "reason": "card_declined"}
-        context.publish("PaymentFailed", failed, source=EVENTS_SOURCE + "payments", subject=order_id)
+        refused = context.event("PaymentFailed", failed, source=EVENTS_SOURCE + "payments", subject=order_id)
+        payment = {"status": "failed", "reason": "card_declined"}
+        orders.update({"order_id": order_id}, set={"status": "payment_failed", "payment": payment}, publish=[refused])
     return outcome
 
 
-@app.on_event({"type": ["PaymentProcessed"], "source": [{"prefix": EVENTS_SOURCE}]})
-def ship_order(event: dict[str, Any], context: Context) -> dict[str, Any]:
-    """Create the shipping label (once: a repeated event finds it) and say the order has shipped."""
-    order_id = event["data"]["order_id"]
-    order, _ = read(context, "orders", order_id)
-    if order is None:
-        raise triggerfish.NonRetryable(f"payment processed for {order_id!r}, which is not an order of this shop")
+@app.on_change("orders", ops=["modify"], filter={"dynamodb": {"NewImage": {"status": {"S": ["paid"]}}}})
+def ship_order(event: dict[str, Any], context: Context) -> list[dict[str, Any]]:
+    """An order's change to "paid" (the filter lets only those through): label it and mark it shipped."""
+    return [ship(context, new_image(record)) for record in event["Records"]]
+
+
+def ship(context: Context, order: dict[str, Any]) -> dict[str, Any]:
+    """Create the shipping label (once: a repeated change finds it) and say the order has shipped."""
+    order_id = order["order_id"]
     tracking = "TF" + hashlib.sha256(order_id.encode()).hexdigest()[:10].upper()
     label = {"carrier": "Fishpost", "tracking": tracking, "address": order["address"], "parcels": len(order["items"])}
     if not write(context, "labels", order_id, label, if_version=ABSENT):
         label, _ = read(context, "labels", order_id)
     news = {"order_id": order_id, "email": order["email"], "tracking": label["tracking"]}
-    context.publish("OrderShipped", news, source=EVENTS_SOURCE + "shipping", subject=order_id)
-    return label
+    shipped = context.event("OrderShipped", news, source=EVENTS_SOURCE + "shipping", subject=order_id)
+    # Only from "paid": a change that comes again finds the order shipped, and publishes nothing twice.
+    with contextlib.suppress(ConditionFailedError):
+        context.table("orders").update(
+            {"order_id": order_id}, set={"status": "shipped"}, condition="#s = :paid",
+            names={"#s": "status"}, values={":paid": "paid"}, publish=[shipped],
+        )  # fmt: skip
+    return dict(label)
 
 
 @app.on_event({"type": ["StockDelivered"], "source": ["/warehouse"]})

@@ -44,6 +44,8 @@ def test_the_aws_cli_sends_messages_publishes_and_puts_events(tmp_path: Path) ->
         url = aws(dev, "sqs", "get-queue-url", "--queue-name", "orders")["QueueUrl"]
         sent = aws(dev, "sqs", "send-message", "--queue-url", url, "--message-body", "from the cli")
         assert len(sent["MD5OfMessageBody"]) == 32
+        aws(dev, "sqs", "tag-queue", "--queue-url", url, "--tags", "team=ops")
+        assert aws(dev, "sqs", "list-queue-tags", "--queue-url", url)["Tags"] == {"team": "ops"}
 
         entries = json.dumps([{"Source": "shop", "DetailType": "Tested", "Detail": '{"via": "cli"}'}])
         put = aws(dev, "events", "put-events", "--entries", entries)
@@ -56,6 +58,8 @@ def test_the_aws_cli_sends_messages_publishes_and_puts_events(tmp_path: Path) ->
 
         functions = [f["FunctionName"] for f in aws(dev, "lambda", "list-functions")["Functions"]]
         assert "shop-take_order" in functions
+        qualified = aws(dev, "lambda", "get-function", "--function-name", "shop-take_order", "--qualifier", "1")
+        assert qualified["Configuration"]["Version"] == "1"
 
         rule = aws(dev, "events", "put-rule", "--name", "cli-rule", "--event-pattern", '{"source": ["cli"]}')
         assert rule["RuleArn"].endswith(":rule/cli-rule")
@@ -74,5 +78,14 @@ def test_the_aws_cli_sends_messages_publishes_and_puts_events(tmp_path: Path) ->
 
         [message] = poll(taken, timeout=30, interval=0.2)
         assert message["body"] == "from the cli"
+
+        # The published message reached the topic's function signed, its links on this dev server.
+        def shipped() -> list[dict[str, Any]] | None:
+            found = sqs.receive_message(QueueUrl=url.replace("/orders", "/shipments-seen"), WaitTimeSeconds=1)
+            return [json.loads(m["Body"]) for m in found.get("Messages", [])] or None
+
+        [record] = poll(shipped, timeout=30, interval=0.2)
+        assert record["Signature"]
+        assert record["SigningCertUrl"].startswith(f"{dev.url}/-/aws/sns/shop/")
     finally:
         dev.stop()

@@ -23,7 +23,14 @@ async def _signed(served: Served, service: str, body: bytes, headers: dict[str, 
     ("service", "body", "headers", "status", "code", "message"),
     [
         ("sqs", b"{}", {"X-Amz-Target": "AmazonS3.GetObject"}, 400, "UnknownOperationException", "AmazonSQS"),
-        ("sqs", b"{}", {"X-Amz-Target": "AmazonSQS.TagQueue"}, 400, "UnknownOperationException", "not served here"),
+        (
+            "sqs",
+            b"{}",
+            {"X-Amz-Target": "AmazonSQS.CancelMessageMoveTask"},
+            400,
+            "UnknownOperationException",
+            "not served here",
+        ),
         ("sqs", b"{not json", {"X-Amz-Target": "AmazonSQS.ListQueues"}, 400, "SerializationException", "not JSON"),
         ("sqs", b"[1]", {"X-Amz-Target": "AmazonSQS.ListQueues"}, 400, "SerializationException", "JSON object"),
         # S3 is served (docs/objects.md); a request without S3's payload hash header is refused in S3's XML

@@ -33,6 +33,14 @@ def fail(event, context):
 @app.function()
 def later(event, context):
     context.send("later-ran", event["n"])
+
+
+@app.function(memory_mb=128)
+def hog(event, context):
+    kept = []
+    for _ in range(32):  # up to 2 GB, 64 MB at a time, each byte written
+        kept.append(b"x" * (64 * 1024 * 1024))
+    return len(kept)
 """
 
 
@@ -78,7 +86,7 @@ async def test_event_and_dry_run_invocations(tools: Served) -> None:
 async def test_functions_are_listed_and_described(tools: Served) -> None:
     lam = client(tools.url, "lambda")
     functions = {f["FunctionName"]: f for f in (await blocking(lam.list_functions))["Functions"]}
-    assert sorted(functions) == ["tools-fail", "tools-greet", "tools-later"]
+    assert sorted(functions) == ["tools-fail", "tools-greet", "tools-hog", "tools-later"]
     greet = (await blocking(lam.get_function, FunctionName="tools-greet"))["Configuration"]
     assert greet["FunctionArn"] == "arn:aws:lambda:local:000000000000:function:tools-greet"
     assert (greet["MemorySize"], greet["Timeout"]) == (256, 10)
@@ -101,3 +109,51 @@ async def test_bad_invocations_get_lambda_errors(
         await blocking(lam.invoke, FunctionName=name, Payload=payload)
     assert caught.value.response["Error"]["Code"] == code
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+
+
+async def test_qualifiers_name_the_serving_version(tools: Served) -> None:
+    lam = client(tools.url, "lambda")
+    number = str(tools.platform.current.number)
+    for options in ({"FunctionName": f"tools-greet:{number}"}, {"FunctionName": "greet", "Qualifier": number}):
+        answer = await blocking(lam.invoke, Payload=b'{"name": "ada"}', **options)
+        assert answer["ExecutedVersion"] == number
+        assert json.loads(answer["Payload"].read()) == {"hello": "ada"}
+    latest = await blocking(lam.invoke, FunctionName="greet", Qualifier="$LATEST", Payload=b'{"name": "bo"}')
+    assert latest["ExecutedVersion"] == "$LATEST"
+    described = (await blocking(lam.get_function, FunctionName="greet", Qualifier=number))["Configuration"]
+    assert described["Version"] == number
+    assert described["FunctionArn"] == f"arn:aws:lambda:local:000000000000:function:tools-greet:{number}"
+    assert (await blocking(lam.get_function, FunctionName="greet"))["Configuration"]["Version"] == "$LATEST"
+    versions = (await blocking(lam.list_versions_by_function, FunctionName="greet"))["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", number]
+    [live] = (await blocking(lam.list_aliases, FunctionName="greet"))["Aliases"]
+    assert (live["Name"], live["FunctionVersion"]) == ("live", number)
+    assert (await blocking(lam.get_alias, FunctionName="greet", Name="live"))["AliasArn"].endswith(":tools-greet:live")
+
+
+@pytest.mark.parametrize(
+    ("options", "code"),
+    [
+        ({"FunctionName": "greet", "Qualifier": "99"}, "ResourceNotFoundException"),
+        ({"FunctionName": "greet", "Qualifier": "beta"}, "ResourceNotFoundException"),
+        ({"FunctionName": "greet:1", "Qualifier": "2"}, "InvalidParameterValueException"),
+    ],
+)
+async def test_a_qualifier_that_names_nothing_serving_is_refused(
+    tools: Served, options: dict[str, str], code: str
+) -> None:
+    lam = client(tools.url, "lambda")
+    with pytest.raises(ClientError) as caught:
+        await blocking(lam.invoke, Payload=b"{}", **options)
+    assert caught.value.response["Error"]["Code"] == code
+
+
+async def test_running_out_of_memory_is_reported_as_lambda_reports_it(tools: Served) -> None:
+    lam = client(tools.url, "lambda")
+    answer = await blocking(lam.invoke, FunctionName="hog", LogType="Tail")
+    assert answer["FunctionError"] == "Unhandled"
+    assert json.loads(answer["Payload"].read())["errorType"] == "Runtime.OutOfMemory"
+    report = base64.b64decode(answer["LogResult"]).decode().splitlines()[-1].split("\t")
+    assert report[0].startswith("REPORT RequestId: ")
+    assert "Memory Size: 128 MB" in report
+    assert report[-2:] == ["Status: error", "Error Type: Runtime.OutOfMemory"]

@@ -183,3 +183,35 @@ async def test_functions_get_credentials_of_their_own_app(server: Server) -> Non
     assert caught.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
     assert access == "tffn_shop"
     json.dumps(answer.json())
+
+
+async def test_lambda_qualifiers_follow_the_apps_versions_and_aliases(server: Server, tmp_path_factory: Any) -> None:
+    from triggerfish.server.registry import Alias
+
+    directory = tmp_path_factory.mktemp("blog-v2")
+    (directory / "app.py").write_text(textwrap.dedent(APP).format(name="blog") + "\n# version 2\n")
+    bundle = pack(directory)
+    server.host.bundles.put("blog", bundle.sha256, bundle.data)
+    await server.host.deploy("blog", bundle.sha256)
+    # Version 2 is live with version 1 as its canary; `stable` names version 1.
+    await server.host.set_alias("blog", Alias("live", 2, {1: 0.01}))
+    await server.host.set_alias("blog", Alias("stable", 1))
+    lam = aws(server, "blog", "lambda")
+    versions = (await blocking(lam.list_versions_by_function, FunctionName="blog-take"))["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", "1", "2"]
+    aliases = {a["Name"]: a for a in (await blocking(lam.list_aliases, FunctionName="blog-take"))["Aliases"]}
+    assert sorted(aliases) == ["live", "stable"]
+    assert aliases["live"]["FunctionVersion"] == "2"
+    assert aliases["live"]["RoutingConfig"] == {"AdditionalVersionWeights": {"1": 0.01}}
+    assert (await blocking(lam.get_alias, FunctionName="blog-take", Name="stable"))["FunctionVersion"] == "1"
+    event = json.dumps({"Records": [{"body": "qualified"}]})
+    for qualifier, executed in (("1", "1"), ("2", "2"), ("stable", "1")):
+        answer = await blocking(lam.invoke, FunctionName="blog-take", Qualifier=qualifier, Payload=event)
+        assert (answer["StatusCode"], answer["ExecutedVersion"]) == (200, executed)
+    with pytest.raises(ClientError) as caught:
+        await blocking(lam.invoke, FunctionName="blog-take", Qualifier="gone", Payload=event)
+    assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    await server.host.set_alias("blog", Alias("live", 2))
+    with pytest.raises(ClientError) as caught:
+        await blocking(lam.invoke, FunctionName="blog-take", Qualifier="stable", Payload=event)
+    assert "not serving here" in caught.value.response["Error"]["Message"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import pytest
@@ -193,6 +194,11 @@ async def test_fifo_queues_need_groups_and_dedupe(shop: Served) -> None:
     assert attributes["FifoQueue"] == "true"
     received = (await blocking(sqs.receive_message, QueueUrl=url, AttributeNames=["All"]))["Messages"]
     assert received[0]["Attributes"]["MessageGroupId"] == "g"
+    # As SQS: a FIFO send answers the message's SequenceNumber, and the message carries the same one.
+    assert re.fullmatch(r"[0-9]{20}", first["SequenceNumber"])
+    assert received[0]["Attributes"]["SequenceNumber"] == first["SequenceNumber"]
+    third = await blocking(sqs.send_message, QueueUrl=url, MessageBody="y", MessageGroupId="g")
+    assert int(third["SequenceNumber"]) > int(first["SequenceNumber"])
 
 
 async def test_redrive_policy_moves_messages_to_the_dead_letter_queue(shop: Served) -> None:
@@ -300,3 +306,44 @@ async def test_a_message_move_task_redrives_the_dead_letter_queue(shop: Served) 
     with pytest.raises(ClientError) as caught:
         await blocking(sqs.start_message_move_task, SourceArn="arn:aws:sqs:local:000000000000:work-again")
     assert "must be configured as a Dead Letter Queue" in caught.value.response["Error"]["Message"]
+
+
+async def test_tags_are_kept_and_shown(shop: Served) -> None:
+    sqs = client(shop.url, "sqs")
+    url = (await blocking(sqs.create_queue, QueueName="tagged", tags={"team": "billing"}))["QueueUrl"]
+    assert (await blocking(sqs.list_queue_tags, QueueUrl=url))["Tags"] == {"team": "billing"}
+    await blocking(sqs.tag_queue, QueueUrl=url, Tags={"env": "prod", "team": "payments"})
+    assert (await blocking(sqs.list_queue_tags, QueueUrl=url))["Tags"] == {"team": "payments", "env": "prod"}
+    await blocking(sqs.untag_queue, QueueUrl=url, TagKeys=["team", "absent"])
+    assert (await blocking(sqs.list_queue_tags, QueueUrl=url))["Tags"] == {"env": "prod"}
+    with pytest.raises(ClientError) as caught:
+        await blocking(sqs.tag_queue, QueueUrl=url, Tags={"aws:owner": "x"})
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterValue"
+    # A queue made again after deletion starts without the old tags.
+    await blocking(sqs.delete_queue, QueueUrl=url)
+    url = (await blocking(sqs.create_queue, QueueName="tagged"))["QueueUrl"]
+    assert "Tags" not in await blocking(sqs.list_queue_tags, QueueUrl=url)
+
+
+async def test_permissions_are_labelled_statements_of_the_policy(shop: Served) -> None:
+    sqs = client(shop.url, "sqs")
+    url = (await blocking(sqs.create_queue, QueueName="shared"))["QueueUrl"]
+    await blocking(
+        sqs.add_permission, QueueUrl=url, Label="partner", AWSAccountIds=["111122223333"], Actions=["SendMessage"]
+    )
+    with pytest.raises(ClientError) as caught:
+        await blocking(sqs.add_permission, QueueUrl=url, Label="partner", AWSAccountIds=["1"], Actions=["*"])
+    assert "Already exists" in caught.value.response["Error"]["Message"]
+    policy = json.loads(
+        (await blocking(sqs.get_queue_attributes, QueueUrl=url, AttributeNames=["Policy"]))["Attributes"]["Policy"]
+    )
+    [statement] = policy["Statement"]
+    assert statement["Sid"] == "partner"
+    assert statement["Principal"] == {"AWS": ["arn:aws:iam::111122223333:root"]}
+    assert statement["Action"] == ["SQS:SendMessage"]
+    await blocking(sqs.remove_permission, QueueUrl=url, Label="partner")
+    shown = (await blocking(sqs.get_queue_attributes, QueueUrl=url, AttributeNames=["All"]))["Attributes"]
+    assert not shown.get("Policy")
+    with pytest.raises(ClientError) as caught:
+        await blocking(sqs.remove_permission, QueueUrl=url, Label="partner")
+    assert "can't find label" in caught.value.response["Error"]["Message"]

@@ -142,7 +142,8 @@ async def test_a_webhook_target_receives_the_signed_event(store: Store, receiver
     assert receiver.refused == []
     [(headers, body)] = receiver.received
     assert orjson.loads(body)["id"] == event_id
-    assert headers["content-type"] == "application/json"
+    # The CloudEvent itself: the HTTP binding's structured mode, which names its own media type.
+    assert headers["content-type"] == "application/cloudevents+json"
 
 
 async def test_a_webhook_that_is_down_is_retried_then_dead_lettered(store: Store) -> None:

@@ -37,6 +37,19 @@ def nap(ctx, input):
     return "rested"
 
 
+def fragile(flag):
+    import os
+
+    if not os.path.exists(flag):
+        os._exit(1)  # the worker dies: the run has no answer, and with no retries its invocation is dead-lettered
+    return "fixed"
+
+
+@app.workflow(retries=0)
+def brittle(ctx, input):
+    return ctx.step(fragile, input["flag"])
+
+
 @app.function
 def plain(event, context):
     return event
@@ -136,7 +149,7 @@ def test_what_is_not_there_is_named(dev: Dev, env: dict[str, str]) -> None:
     unknown = run("workflows", "start", "plain", env=env)
     assert unknown.exit_code == 1
     assert "no workflow named 'plain'" in unknown.stderr
-    assert "expense, nap" in unknown.stderr
+    assert "brittle, expense, nap" in unknown.stderr
     missing = run("workflows", "describe", "no-such-id", env=env)
     assert missing.exit_code == 1
     assert "no workflow 'no-such-id'" in missing.stderr
@@ -146,3 +159,27 @@ def test_what_is_not_there_is_named(dev: Dev, env: dict[str, str]) -> None:
     bad = httpx.post(f"{dev.url}/-/api/v1/workflows", json={"input": 1}, timeout=10)
     assert bad.status_code == 400
     assert "function" in bad.text
+
+
+def test_a_dead_lettered_workflow_is_resumed_once_the_cause_is_fixed(dev: Dev, env: dict[str, str]) -> None:
+    flag = dev.files / "fixed"
+    started = run("workflows", "start", "brittle", "--id", "brittle-1", "-d", json.dumps({"flag": str(flag)}), env=env)
+    assert started.exit_code == 0, started.stderr
+
+    def dead_lettered() -> Any:
+        queues = httpx.get(f"{dev.url}/-/api/v1/queues", timeout=10).json()["queues"]
+        return [q for q in queues if q["name"] == "dlq.brittle" and q["stats"]["depth"] >= 1]
+
+    poll(dead_lettered)
+    assert record(dev, "brittle-1")["status"] == "RUNNING"  # nothing resumes it by itself
+    flag.touch()
+    resumed = run("workflows", "resume", "brittle-1", env=env)
+    assert (resumed.exit_code, resumed.stdout) == (0, "brittle-1 resumed (RUNNING)\n"), resumed.stderr
+    done = poll(lambda: (r := record(dev, "brittle-1"))["status"] != "RUNNING" and r)
+    assert (done["status"], done["result"]) == ("SUCCEEDED", "fixed")
+    again = httpx.post(f"{dev.url}/-/api/v1/workflows/brittle-1/resume", json={}, timeout=10)
+    assert again.status_code == 409
+    assert "has finished (SUCCEEDED)" in again.text
+    missing = run("workflows", "resume", "no-such-id", env=env)
+    assert missing.exit_code == 1
+    assert "no workflow 'no-such-id'" in missing.stderr

@@ -58,6 +58,7 @@ class Shop:
 async def shop() -> AsyncIterator[Shop]:
     app = load_app(str(SHOP))
     async with TestPlatform(app) as platform:
+        await platform.create_table("orders", "order_id")  # as [tables.orders] of its triggerfish.toml
         gateway = Gateway(RouteTable.from_specs(platform.specs), platform.invoker.invoke)
         transport = httpx.ASGITransport(app=gateway)
         async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:

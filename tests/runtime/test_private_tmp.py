@@ -15,6 +15,7 @@ import pytest
 from tests.runtime.conftest import app, eventually, request
 from triggerfish.app import App
 from triggerfish.errors import DeclarationError
+from triggerfish.runtime import private_tmp
 from triggerfish.runtime.process_runner import ProcessRunner
 
 
@@ -169,3 +170,14 @@ async def test_a_project_under_the_host_s_tmp_still_reaches_its_files_and_its_wo
     assert outcome.result["listing"] == sorted([top, "private.txt"])  # the bound-back path, and its own file
     assert read(str(tmp_path / "work" / "functions" / "handler" / "out.txt")) == "BESIDE THE APP"
     assert not exists("/tmp/private.txt") or read("/tmp/private.txt") != "mine"
+
+
+def test_the_import_paths_real_paths_are_worked_out_once(tmp_path: Path) -> None:
+    """The zygote remembers them before it forks, so a worker does not stat every entry of sys.path again."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    search_path = [str(tmp_path / "link"), ""]
+    assert private_tmp.remember(search_path) == [str(real)]
+    (tmp_path / "link").unlink()  # what a worker would find now does not matter: the zygote's answer is kept
+    assert private_tmp.paths_to_keep(str(tmp_path), search_path) == [str(tmp_path), str(real)]

@@ -105,7 +105,15 @@ def test_a_timeout_reports_its_status() -> None:
     assert [line.message for line in lines if line.kind == "error"] == [
         "Runtime.Timeout: Task timed out after 3.00 seconds"
     ]
-    assert lines[-1].message.endswith("\tStatus: timed_out")
+    assert lines[-1].message.endswith("\tStatus: timeout")  # as Lambda's REPORT line says it
+
+
+def test_running_out_of_memory_is_reported_as_lambda_reports_it() -> None:
+    error = {"errorType": "Runtime.OutOfMemory", "errorMessage": "Runtime exited with error: signal: killed"}
+    report = lines_of(record(status="out_of_memory", error=error, max_memory_used_mb=128))[-1].message
+    fields = report.split("\t")
+    assert "Max Memory Used: 128 MB" in fields
+    assert fields[-2:] == ["Status: error", "Error Type: Runtime.OutOfMemory"]
 
 
 def test_filters_on_level_and_time() -> None:

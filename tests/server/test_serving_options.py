@@ -68,3 +68,14 @@ def test_bad_options_are_refused_before_anything_starts(tmp_path: Path, args: li
     assert answer.exit_code == 2
     assert says in answer.output
     assert not (tmp_path / "server").exists()
+
+
+def test_the_config_file_and_the_options_name_trusted_proxies(tmp_path: Path) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text('trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]\n')
+    assert _read_config(config) == {"trusted_proxies": ["127.0.0.1", "10.0.0.0/8"]}
+    answer = CliRunner().invoke(
+        serve, ["--data-dir", str(tmp_path / "server"), "--port", "0", "--trusted-proxy", "10.0.0.0/33"]
+    )
+    assert answer.exit_code != 0
+    assert "'10.0.0.0/33' is not an IP address or network" in answer.output

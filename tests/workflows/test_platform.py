@@ -198,3 +198,30 @@ async def test_a_result_over_the_store_s_record_limit_fails_the_workflow_saying_
     assert record["error"]["errorType"] == "WorkflowError"
     assert "could not keep this checkpoint" in record["error"]["errorMessage"]
     assert "limit" in record["error"]["errorMessage"]
+
+
+async def test_a_workflows_runs_and_steps_are_one_trace(platform: Platform, tmp_path: Path) -> None:
+    from triggerfish.observe.spans import ids_of
+    from triggerfish.observe.traces import trace_spans
+
+    told: list[str] = []
+    # What OTLP export watches (observe/otlp.py): the workflow's operations are told as they are written.
+    platform.span_listeners.append(lambda span: told.append(span.name))
+    workflow_id = await platform.workflows.start_workflow("steps", {"dir": str(tmp_path)})
+    record = await finished(platform, workflow_id)
+    trace_id, root = ids_of(record["trace"])
+    deadline = time.monotonic() + 30
+    while True:  # the last run's invocation record lands as it ends
+        spans = await trace_spans(platform.store, trace_id)
+        runs_ = {span.span_id for span in spans if span.name == "steps"}
+        if len(runs_) >= 3:
+            break
+        assert time.monotonic() < deadline, [s.name for s in spans]
+        await asyncio.sleep(0.05)
+    steps = [span for span in spans if span.name.startswith("step ")]
+    # Each attempt of each step is a span under the run that carried it out; a failed attempt is an error.
+    assert sorted(span.name for span in steps) == ["step add", "step broken", "step broken", "step flaky", "step flaky"]
+    assert all(span.parent_span_id in runs_ for span in steps)
+    assert sorted(span.status for span in steps if span.name == "step flaky") == ["error", "ok"]
+    assert {span.parent_span_id for span in spans if span.name == "steps"} <= {root, *runs_}
+    assert sorted(name for name in told if name.startswith("step ")) == sorted(span.name for span in steps)

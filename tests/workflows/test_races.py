@@ -39,7 +39,7 @@ async def test_a_run_that_ends_on_a_wait_answered_meanwhile_resumes_the_workflow
     token_op = {"seq": 0, "kind": "callback", "name": "callback", "status": "WAITING", "token": "t", "timeout": None}
     await workflows.call(call({}), {"action": "checkpoint", "id": "w1", "ops": [{"op": token_op, "expect": None}]})
     # The answer comes while the first run goes on: it queues a resume.
-    await workflows._complete("w1", 0, "SUCCEEDED", result="yes")
+    await workflows.complete_operation("w1", 0, "SUCCEEDED", result="yes")
     assert len(await store.queues.receive("fn.approval", max_messages=10)) == 1
     # The first run records its next step; the resumed run, behind it, is told it was superseded.
     step = {"seq": 1, "kind": "step", "name": "notify", "status": "SUCCEEDED", "result": 1}

@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Receive, Scope, Send
 
 from triggerfish._json import loads
-from triggerfish.aws import sigv4
+from triggerfish.aws import sigv4, sns_links
 from triggerfish.aws.credentials import Caller, Identify
 from triggerfish.aws.protocol import (
     Answer,
@@ -100,6 +100,10 @@ class Service:
     xml_namespace: str = ""
     #: REST protocols: the operation and path parameters of a method and path (below /-/aws); None: not one.
     rest_route: Callable[[str, str], tuple[str, dict[str, str]] | None] | None = None
+    #: A JSON protocol service also spoken in the query protocol (SQS, for older clients): the form (and the
+    #: queue URL the request was posted to, if any) to the JSON input, and the JSON output to the XML result.
+    from_query: Callable[[str, Mapping[str, str], str | None], dict[str, Any]] | None = None
+    to_xml: Callable[[str, Mapping[str, Any]], str] | None = None
 
 
 PlatformFor = Callable[[str | None], "Platform | None"]
@@ -133,6 +137,14 @@ class AwsEndpoint:
         service: Service | None = None
         protocol: Protocol = "json1.1"
         try:
+            below = scope.get("path", "")[len(PATH) :]
+            if sns_links.is_link(below):
+                # Unsigned, as SNS's own: what a receiver of an SNS message fetches (sns_links.py).
+                protocol = "query"
+                query = scope.get("query_string", b"").decode("latin-1")
+                answer = await sns_links.answer_link(self._platform_for, scope.get("method", "GET"), below, query, rid)
+                await _send(send, answer)
+                return
             body = await _read_body(receive)
             headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])]
             found = {name.lower(): value for name, value in headers}
@@ -152,15 +164,7 @@ class AwsEndpoint:
             log.warning("AWS request %s failed in the store: %s", rid, exc)
             failed = AwsError("ServiceUnavailable", f"the platform's store failed: {exc}", status=503, sender=False)
             answer = error_answer(protocol, failed, rid)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()]
-                + [(b"content-length", str(len(answer.body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer.body})
+        await _send(send, answer)
 
     def _route(
         self, scope: Scope, headers: Mapping[str, str], body: bytes
@@ -187,7 +191,10 @@ class AwsEndpoint:
                     f"{scope.get('method')} {path} is no {scoped.target_prefix} operation served here (docs/aws.md)",
                 )
             operation, path_params = routed
-            params = {"path": path_params, "query": dict(parse_qsl(query)), "headers": dict(headers), "body": body}
+            pairs = parse_qsl(query)
+            params = {"path": path_params, "query": dict(pairs), "headers": dict(headers), "body": body}
+            # A list in the query (`Statuses=A&Statuses=B`): every value, in order.
+            params["query_lists"] = {name: [v for k, v in pairs if k == name] for name in {k for k, _ in pairs}}
             return scoped, scoped.protocol, operation, params
         form = dict(parse_qsl(query, keep_blank_values=True))
         if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
@@ -201,13 +208,17 @@ class AwsEndpoint:
                 "the request names no operation: send X-Amz-Target (JSON protocols) or Action (query protocol),"
                 f" signed for one of the services {', '.join(sorted(self._by_name))}",
             )
+        form.pop("Version", None)
+        if service.from_query is not None:
+            below = scope.get("path", "")[len(PATH) :].strip("/")
+            posted_to = f"{_base_url(scope, headers)}/{below}" if below else None
+            return service, "query", action, service.from_query(action, form, posted_to)
         if service.protocol != "query":
             raise AwsError(
                 "InvalidAction",
                 f"{service.target_prefix} is served in its JSON protocol here (X-Amz-Target: {service.target_prefix}."
                 f"{action}); update the client (botocore 1.34 or later speaks it)",
             )
-        form.pop("Version", None)
         return service, "query", action, dict(form)
 
     def _protocol_of(self, headers: Mapping[str, str]) -> Protocol:
@@ -292,8 +303,21 @@ class AwsEndpoint:
         if isinstance(document, Answer):  # a REST operation answers with its own status and headers
             return document
         if protocol == "query":
-            return xml_answer(operation_name, document, rid, service.xml_namespace)
+            inner = None if service.to_xml is None else service.to_xml(operation_name, document)
+            return xml_answer(operation_name, document, rid, service.xml_namespace, inner=inner)
         return json_answer(protocol, document, rid)
+
+
+async def _send(send: Send, answer: Answer) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": answer.status,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()]
+            + [(b"content-length", str(len(answer.body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 async def _read_body(receive: Receive) -> bytes:

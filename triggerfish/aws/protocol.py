@@ -4,8 +4,8 @@
   `X-Amz-Target: <prefix>.<Operation>`, the input is a JSON object, an error is
   `{"__type": code, "message": ...}` with a 4xx/5xx status. SQS's JSON protocol also says the
   query protocol's code in `x-amzn-query-error: <code>;Sender`, which botocore reads.
-- query protocol (SNS, the older SQS): a form body with `Action=...`; errors are the XML
-  `ErrorResponse` document.
+- query protocol (SNS, and SQS for older clients: sqs_query.py): a form body with `Action=...`; errors
+  are the XML `ErrorResponse` document.
 - REST-JSON (Lambda): the operation is the method and path (`POST /2015-03-31/functions/NAME/invocations`);
   errors are the JSON protocols' document with the code also in `x-amzn-errortype`.
 
@@ -46,8 +46,11 @@ class AwsError(Exception):
         sender: bool = True,
         query_code: str | None = None,
         headers: dict[str, str] | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
+        #: More members of a JSON protocol's error document (DynamoDB's `CancellationReasons`, `Item`).
+        self.fields = fields or {}
         self.code = code
         self.message = message
         self.status = status
@@ -73,9 +76,11 @@ def json_answer(protocol: Protocol, document: dict[str, Any], rid: str) -> Answe
     return Answer(200, dumps(document), {"content-type": JSON_CONTENT_TYPES[protocol], "x-amzn-requestid": rid})
 
 
-def xml_answer(operation: str, result: dict[str, Any], rid: str, namespace: str) -> Answer:
-    """A query protocol's answer: `<OperationResponse><OperationResult>...` with lists as `<member>` items."""
-    inner = "".join(_xml_element(name, value) for name, value in result.items())
+def xml_answer(operation: str, result: dict[str, Any], rid: str, namespace: str, *, inner: str | None = None) -> Answer:
+    """A query protocol's answer: `<OperationResponse><OperationResult>...` with lists as `<member>` items
+    (or `inner`, the result's XML as a service writes it)."""
+    if inner is None:
+        inner = "".join(_xml_element(name, value) for name, value in result.items())
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<{operation}Response xmlns="{namespace}"><{operation}Result>{inner}</{operation}Result>'
@@ -127,7 +132,8 @@ def json_error(protocol: Protocol, error: AwsError, rid: str, *, query_compatibl
     if query_compatible:
         headers["x-amzn-query-error"] = f"{error.query_code or error.code};{'Sender' if error.sender else 'Receiver'}"
     headers.update(error.headers)
-    return Answer(error.status, dumps({"__type": error.code, "message": error.message}), headers)
+    document = {"__type": error.code, "message": error.message, **error.fields}
+    return Answer(error.status, dumps(document), headers)
 
 
 def xml_error(error: AwsError, rid: str) -> Answer:

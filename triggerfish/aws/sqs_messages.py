@@ -20,13 +20,14 @@ import binascii
 import hashlib
 import re
 import struct
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from triggerfish._json import dumps, loads
 from triggerfish.errors import InvalidInputError
-from triggerfish.names import SQS_TYPES_ATTRIBUTE
+from triggerfish.names import SQS_SEQUENCE_ATTRIBUTE, SQS_TYPES_ATTRIBUTE
 
 #: SQS's limits on a message's attributes.
 MAX_ATTRIBUTES = 10
@@ -172,3 +173,14 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return text.strip() == text
+
+
+def sequence_number(moment: float, salt: str) -> str:
+    """A FIFO message's SequenceNumber: 20 digits, growing with the time it was sent (microseconds), as SQS's
+    grow within a group; the last 4 digits come from `salt` (an id), so messages of one microsecond differ."""
+    return f"{int(moment * 1_000_000):016d}{zlib.crc32(salt.encode('utf-8')) % 10_000:04d}"
+
+
+def message_sequence(attributes: Mapping[str, str], sent_at: float, message_id: str) -> str:
+    """The SequenceNumber of a stored FIFO message: the one SendMessage answered, else one from when it was sent."""
+    return attributes.get(SQS_SEQUENCE_ATTRIBUTE) or sequence_number(sent_at, message_id)

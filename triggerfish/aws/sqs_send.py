@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +29,14 @@ from triggerfish.aws.sqs_messages import (
     check_attributes,
     md5_of_attributes,
     md5_of_body,
+    message_sequence,
+    sequence_number,
     stored_attributes,
     typed_attributes,
 )
 from triggerfish.errors import InvalidInputError
 from triggerfish.identity import ACCOUNT_ID
+from triggerfish.names import SQS_SEQUENCE_ATTRIBUTE
 from triggerfish.store import Message, OutgoingMessage, QueueConfig
 
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
@@ -46,6 +50,8 @@ class _Prepared:
     message: OutgoingMessage
     body: bytes
     attributes: dict[str, TypedAttribute]
+    #: A FIFO message's SequenceNumber.
+    sequence: str | None = None
 
 
 async def _settings(call: AwsCall, name: str) -> tuple[QueueConfig, QueueRecord]:
@@ -94,14 +100,22 @@ def _prepare(entry: dict[str, Any], config: QueueConfig, record: QueueRecord) ->
             "MessageGroupId and MessageDeduplicationId are parameters of FIFO queues only",
         )
     chosen = record.delay if delay is None or config.fifo else delay
-    message = OutgoingMessage(body, float(chosen), dedup, group, stored_attributes(attributes))
-    return _Prepared(message, body, attributes)
+    stored = stored_attributes(attributes)
+    sequence = None
+    if config.fifo:
+        # Chosen now so SendMessage can answer it; the records and ReceiveMessage read it back.
+        sequence = sequence_number(time.time(), uuid.uuid4().hex)
+        stored[SQS_SEQUENCE_ATTRIBUTE] = sequence
+    message = OutgoingMessage(body, float(chosen), dedup, group, stored)
+    return _Prepared(message, body, attributes, sequence)
 
 
 def _sent(prepared: _Prepared, message_id: str) -> dict[str, Any]:
     document: dict[str, Any] = {"MessageId": message_id, "MD5OfMessageBody": md5_of_body(prepared.body)}
     if prepared.attributes:
         document["MD5OfMessageAttributes"] = md5_of_attributes(prepared.attributes)
+    if prepared.sequence is not None:
+        document["SequenceNumber"] = prepared.sequence
     return document
 
 
@@ -220,6 +234,7 @@ def _received(message: Message, system: set[str], wanted: list[str]) -> dict[str
         every["MessageDeduplicationId"] = message.dedup_id
     if message.group is not None:
         every["MessageGroupId"] = message.group
+        every["SequenceNumber"] = message_sequence(message.attributes, message.sent_at, message.message_id)
     chosen = every if "All" in system else {k: v for k, v in every.items() if k in system}
     if chosen:
         document["Attributes"] = chosen

@@ -18,12 +18,13 @@ import orjson
 from triggerfish.bus.bus import EventBus
 from triggerfish.bus.delivery import Delivery
 from triggerfish.errors import InvalidInputError
+from triggerfish.events import eventbridge
 from triggerfish.events.cloudevent import Event
 from triggerfish.names import bus_stream
 from triggerfish.store import EventLog
 
 #: The extension a replayed event carries: the replay's name.
-REPLAY_EXTENSION = "replayname"
+REPLAY_EXTENSION = eventbridge.REPLAY_EXTENSION
 #: How far before the oldest unrouted event a trim by age stops, in seconds.
 TRIM_MARGIN = 1.0
 _REPLAY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")

@@ -45,7 +45,7 @@ class Target:
     def payload(self, event: Event) -> Any:
         """What the target receives: the CloudEvent as a dict, or its EventBridge envelope."""
         if self.shape == "eventbridge":
-            return to_envelope(event)
+            return to_envelope(event, extras=False)
         return event.to_dict()
 
 

@@ -26,6 +26,7 @@ from triggerfish.bus.rules import RuleTarget
 from triggerfish.errors import InvalidInputError, NonRetryable
 from triggerfish.events.cloudevent import Event
 from triggerfish.events.eventbridge import to_envelope
+from triggerfish.events.http_binding import STRUCTURED_CONTENT_TYPE
 from triggerfish.identity import bus_rule_arn
 from triggerfish.names import HOPCOUNT_ATTRIBUTE, TRACEPARENT_ATTRIBUTE
 from triggerfish.store import OutgoingMessage, Store
@@ -55,7 +56,8 @@ class AsyncInvoker(Protocol):
 
 def render(target: RuleTarget, event: Event, *, bus: str, rule_id: str, ingested: float) -> Any:
     """What `target` receives for `event`: a JSON value, or text when a transformer's output is not JSON."""
-    document = to_envelope(event) if target.shape == "eventbridge" else event.to_dict()
+    # AWS's keys only: what an EventBridge target gets (the CloudEvent itself: shape="cloudevent").
+    document = to_envelope(event, extras=False) if target.shape == "eventbridge" else event.to_dict()
     if target.transformer is None:
         return document
     moment = datetime.datetime.fromtimestamp(ingested, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -129,14 +131,18 @@ class Targets:
                 raise NonRetryable(f"topic target {target.name!r}: {exc}") from None
             await self.publisher.publish_message(target.name, message)
         else:
-            await self._to_webhook(target, _body(payload))
+            await self._to_webhook(
+                target, _body(payload), structured=target.shape == "cloudevent" and target.transformer is None
+            )
 
     async def _to_bus(self, target: RuleTarget, event: Event, hops: int) -> None:
         # One hop further: the publisher's loop guard keeps (and does not retry) what went round too often.
         await self.publisher.publish(target.name, [event.with_extensions(hopcount=hops + 1)])
 
-    async def _to_webhook(self, target: RuleTarget, body: bytes) -> None:
-        await self.post(target.name, body, secret=target.secret)
+    async def _to_webhook(self, target: RuleTarget, body: bytes, *, structured: bool) -> None:
+        # A CloudEvent as it is goes in the HTTP binding's structured mode, which names its media type.
+        headers = {"content-type": STRUCTURED_CONTENT_TYPE} if structured else None
+        await self.post(target.name, body, secret=target.secret, headers=headers)
 
     async def post(self, url: str, body: bytes, *, secret: str | None, headers: dict[str, str] | None = None) -> None:
         """POST a webhook (signed when there is a secret); raises NonRetryable for answers a retry cannot change."""

@@ -67,6 +67,23 @@ def _show_sources(out: Output, sources: Mapping[str, Any]) -> None:
         out.table(["function", "connected", "stored", "reconnects", "last error"], rows, title=title)
 
 
+def _show_changes(out: Output, changes: Mapping[str, Any]) -> None:
+    """`triggerfish dev`'s PostgreSQL change captures: the slot each reads and how much WAL it holds back."""
+    rows = [
+        [
+            name,
+            f"{c.get('table')} ({c.get('source')})",
+            c.get("slot"),
+            "yes" if c.get("reading") else "no",
+            "?" if c.get("lag_bytes") is None else f"{c['lag_bytes']:,} B",
+            c.get("records"),
+            c.get("error") or "",
+        ]
+        for name, c in sorted(changes.items())
+    ]
+    out.table(["function", "table", "slot", "reading", "slot lag", "records", "last error"], rows, title="changes")
+
+
 def _show_nodes(out: Output, nodes: list[dict[str, Any]]) -> None:
     now = time.time()
     rows = [
@@ -251,6 +268,8 @@ def status(server: str | None, key: str | None, as_json: bool) -> None:
         _show_apps(out, apps, versions)
         if health.get("sources"):
             _show_sources(out, health["sources"])
+        if health.get("changes"):
+            _show_changes(out, health["changes"])
         if versions is not None:
             _show_nodes(out, nodes)
     if not healthy:

@@ -18,6 +18,7 @@ from triggerfish.cli.serving import connection_options, run_platform
 
 if TYPE_CHECKING:
     from triggerfish.gateway.connections import ConnectionLimits
+    from triggerfish.gateway.forwarded import TrustedProxies
     from triggerfish.server.request_guard import RequestRules
 
 EXIT_LOAD_FAILED = 2
@@ -70,6 +71,7 @@ def dev(
     keep_alive_timeout: float,
     allowed_hosts: tuple[str, ...],
     allowed_origins: tuple[str, ...],
+    trusted_proxies: tuple[str, ...],
     quiet: bool,
     isolate: bool,
 ) -> None:
@@ -100,6 +102,7 @@ def dev(
     from triggerfish.config import parse_override
     from triggerfish.errors import DeclarationError, InvalidInputError
     from triggerfish.gateway.connections import ConnectionLimits
+    from triggerfish.gateway.forwarded import TrustedProxies
     from triggerfish.server.request_guard import RequestRules
 
     app = local_app(target, stage)
@@ -135,9 +138,13 @@ def dev(
         rules = RequestRules.local(host, allowed_hosts, allowed_origins)
     except InvalidInputError as exc:
         raise click.BadParameter(str(exc), param_hint="--allowed-host/--allowed-origin") from None
+    try:
+        proxies = TrustedProxies.parse(trusted_proxies, where="--trusted-proxy")
+    except InvalidInputError as exc:
+        raise click.BadParameter(str(exc), param_hint="--trusted-proxy") from None
     if isolate:
         options["box_for"] = _box_for(data_dir)
-    code = run_platform(_run(target, host, port, not no_reload, options, limits, rules, quiet=quiet))
+    code = run_platform(_run(target, host, port, not no_reload, options, limits, rules, quiet=quiet, proxies=proxies))
     sys.exit(code)
 
 
@@ -177,6 +184,7 @@ async def _run(
     rules: RequestRules,
     *,
     quiet: bool = False,
+    proxies: TrustedProxies | None = None,
 ) -> int:
     """Serve until SIGINT or SIGTERM; `options` are the Platform's."""
     from triggerfish.aws.credentials import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, function_environment
@@ -205,7 +213,14 @@ async def _run(
     metrics.watch(platform)  # before the start: invocations queued by an earlier run count too
     if not quiet:
         platform.record_listeners.append(InvocationPrinter(sys.stdout, colour=sys.stdout.isatty()))
-    server = GatewayServer(platform_asgi(platform, rules, metrics), host, port, handle_signals=False, limits=limits)
+    server = GatewayServer(
+        platform_asgi(platform, rules, metrics),
+        host,
+        port,
+        handle_signals=False,
+        limits=limits,
+        trusted_proxies=proxies,
+    )
     # Bound first, so the functions' AWS_ENDPOINT_URL names the real port (also with --port 0) when the app's
     # code is imported; nothing is told the address before "serving on" below.
     if not await bind(server, host, port):

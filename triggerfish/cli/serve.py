@@ -60,6 +60,8 @@ CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "keep_alive_timeout": (int, float),
     "allowed_hosts": (list,),
     "allowed_origins": (list,),
+    # Reverse proxies whose X-Forwarded-* headers are believed (docs/http.md, "Behind a proxy").
+    "trusted_proxies": (list,),
     "isolation": (bool,),
     "box_tmp_mb": (int,),
     "box_max_tasks": (int,),
@@ -124,6 +126,7 @@ def serve(
     keep_alive_timeout: float | None,
     allowed_hosts: tuple[str, ...],
     allowed_origins: tuple[str, ...],
+    trusted_proxies: tuple[str, ...],
     no_isolation: bool | None,
 ) -> None:
     """Serve every deployed app, each under /APP/, with the control API under /-/api/v1/.
@@ -158,6 +161,7 @@ def serve(
         "keep_alive_timeout": keep_alive_timeout,
         "allowed_hosts": list(allowed_hosts) or None,
         "allowed_origins": list(allowed_origins) or None,
+        "trusted_proxies": list(trusted_proxies) or None,
     }
     if no_isolation:
         given["isolation"] = False
@@ -229,6 +233,7 @@ async def _run(settings: dict[str, Any]) -> int:
     )
     from triggerfish.gateway import GatewayServer
     from triggerfish.gateway.connections import ConnectionLimits
+    from triggerfish.gateway.forwarded import TrustedProxies
     from triggerfish.isolation.box import DEFAULT_MAX_TASKS, DEFAULT_TMP_MB
     from triggerfish.isolation.policy import UNBOXED_WARNING, Isolation
     from triggerfish.observe.otlp import OtlpExport
@@ -242,6 +247,7 @@ async def _run(settings: dict[str, Any]) -> int:
             settings["max_connections"], float(settings["header_timeout"]), float(settings["keep_alive_timeout"])
         )
         rules = RequestRules.serving(settings["allowed_hosts"], settings["allowed_origins"])
+        proxies = TrustedProxies.parse(settings.get("trusted_proxies") or [])
         lease_margin = float(settings.get("lease_margin", 30.0))
         if not 0 < lease_margin <= 3600:
             raise InvalidInputError(f"lease_margin must be from more than 0 to 3600 seconds, not {lease_margin:g}")
@@ -317,7 +323,12 @@ async def _run(settings: dict[str, Any]) -> int:
         click.echo("stopped")
         return 0
     server = GatewayServer(
-        HostASGI(host, rules=rules), settings["host"], settings["port"], handle_signals=False, limits=limits
+        HostASGI(host, rules=rules),
+        settings["host"],
+        settings["port"],
+        handle_signals=False,
+        limits=limits,
+        trusted_proxies=proxies,
     )
     if not await bind(server, settings["host"], settings["port"]):
         await host.stop(drain=False)

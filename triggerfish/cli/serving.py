@@ -78,6 +78,14 @@ def connection_options(*, defaults: bool) -> Callable[[F], F]:
                 metavar="ORIGIN",
                 help="A web origin (scheme://host:port) whose pages may call the platform endpoints (repeatable).",
             ),
+            click.option(
+                "--trusted-proxy",
+                "trusted_proxies",
+                multiple=True,
+                metavar="ADDRESS",
+                help="A reverse proxy (address or network) whose X-Forwarded-For/-Proto/-Port are believed"
+                " (repeatable; default: none, not even loopback).",
+            ),
         ]
         for option in reversed(options):
             command = option(command)

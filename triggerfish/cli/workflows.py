@@ -1,4 +1,4 @@
-"""`triggerfish workflows start|list|describe|cancel|callback`: an app's durable workflows, over the control API."""
+"""`triggerfish workflows start|list|describe|cancel|resume|callback`: an app's workflows, over the control API."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "CANCELLED")
 
 @click.group()
 def workflows() -> None:
-    """Start, list, describe and cancel an app's workflows; answer their callbacks."""
+    """Start, list, describe, cancel and resume an app's workflows; answer their callbacks."""
 
 
 def _payload(data: str | None, path: Path | None) -> tuple[bool, Any]:
@@ -138,6 +138,19 @@ def cancel(
         answer = client.request("POST", client.app_api(f"/workflows/{segment(workflow_id)}/cancel"), json=body)
     if not out.json(answer):
         out.write(f"{answer['id']} {answer['status']}")
+
+
+@workflows.command()
+@click.argument("workflow_id")
+@server_options()
+@json_option
+def resume(workflow_id: str, server: str | None, key: str | None, app: str | None, as_json: bool) -> None:
+    """Run a workflow that has not finished again from its checkpoints (after its run was dead-lettered)."""
+    out = Output(as_json)
+    with Client(server, key, app=app) as client:
+        answer = client.request("POST", client.app_api(f"/workflows/{segment(workflow_id)}/resume"), json={})
+    if not out.json(answer):
+        out.write(f"{answer['id']} resumed ({answer['status']})")
 
 
 @workflows.command()

@@ -50,7 +50,10 @@ __all__ = [
 #: The envelope member carrying the CloudEvents attributes EventBridge has no field for.
 EXTRAS = "cloudevents"
 
-_MAPPED_EXTENSIONS = ("account", "region", "resources")
+#: The extension marking a replayed event (bus/archive.py), the envelope's top-level `replay-name`.
+REPLAY_EXTENSION = "replayname"
+REPLAY_NAME = "replay-name"
+_MAPPED_EXTENSIONS = ("account", "region", "resources", REPLAY_EXTENSION)
 _DEFAULT_CONTENT_TYPE = "application/json"
 # How `detail` holds the data when it is not JSON; not a valid extension name, so it cannot collide with one.
 _DATA_MODE = "data_mode"
@@ -68,36 +71,42 @@ class PutEntry(NamedTuple):
 # --- the envelope ------------------------------------------------------------------------------
 
 
-def to_envelope(event: Event, *, account: str = ACCOUNT_ID, region: str = REGION) -> dict[str, Any]:
+def to_envelope(
+    event: Event, *, account: str = ACCOUNT_ID, region: str = REGION, extras: bool = True
+) -> dict[str, Any]:
     """The EventBridge envelope for `event`, as an EventBridge target receives it.
 
     `time` is written as AWS writes it (``2024-05-01T12:00:00Z``); an event
-    without `time` is stamped with the current time.
+    without `time` is stamped with the current time. A replayed event carries
+    `replay-name` at the top level, as EventBridge's do. With `extras=False`
+    the envelope has AWS's keys only (what targets are delivered): the
+    CloudEvents attributes it has no field for are left out, so it no longer
+    reads back into the same event.
     """
     ext = event.extensions
-    extras: dict[str, Any] = {}
+    kept: dict[str, Any] = {}
     if event.subject is not None:
-        extras["subject"] = event.subject
+        kept["subject"] = event.subject
     if event.dataschema is not None:
-        extras["dataschema"] = event.dataschema
+        kept["dataschema"] = event.dataschema
     # application/json is what an envelope's detail means; record only a departure from it.
     if event.datacontenttype != (_DEFAULT_CONTENT_TYPE if event.data is not None else None):
-        extras["datacontenttype"] = event.datacontenttype
+        kept["datacontenttype"] = event.datacontenttype
     for name, value in ext.items():
         if name not in _MAPPED_EXTENSIONS:
-            extras[name] = value
+            kept[name] = value
     detail: Any
     if event.data is None:
         detail = {}
-        extras[_DATA_MODE] = "none"
+        kept[_DATA_MODE] = "none"
     elif isinstance(event.data, bytes):
         detail = base64.b64encode(event.data).decode("ascii")
-        extras[_DATA_MODE] = "base64"
+        kept[_DATA_MODE] = "base64"
     else:
         detail = event.data
     envelope_time = _aws_time(event.timestamp or datetime.datetime.now(datetime.UTC))
     if envelope_time != event.time:
-        extras["time"] = event.time
+        kept["time"] = event.time
     envelope: dict[str, Any] = {
         "version": "0",
         "id": event.id,
@@ -109,8 +118,11 @@ def to_envelope(event: Event, *, account: str = ACCOUNT_ID, region: str = REGION
         "resources": _resources_from_extension(ext.get("resources")),
         "detail": detail,
     }
-    if extras:
-        envelope[EXTRAS] = extras
+    replay = ext.get(REPLAY_EXTENSION)
+    if isinstance(replay, str):
+        envelope[REPLAY_NAME] = replay
+    if kept and extras:
+        envelope[EXTRAS] = kept
     return envelope
 
 
@@ -135,6 +147,11 @@ def from_envelope(envelope: Any, *, account: str = ACCOUNT_ID, region: str = REG
             raise InvalidEventError(name, "must be a string")
         if value != (account if name == "account" else region):
             extensions[name] = value
+    replay = envelope.get(REPLAY_NAME)
+    if replay is not None:
+        if not isinstance(replay, str):
+            raise InvalidEventError(REPLAY_NAME, "must be a string")
+        extensions[REPLAY_EXTENSION] = replay
     resources = envelope.get("resources", [])
     if resources:
         extensions["resources"] = _resources_to_extension(resources, "resources")

@@ -8,7 +8,8 @@ and body, and writes out what these return. Three modes, chosen by Content-Type:
 * binary, anything else with ``ce-`` headers: each attribute is a ``ce-<name>``
   header (percent-encoded as the binding requires), Content-Type carries
   `datacontenttype`, and the body is the data: parsed as JSON for JSON media
-  types, text for ``text/*``, bytes otherwise.
+  types, text for ``text/*``, XML and other textual types (`is_text_media_type`),
+  bytes otherwise.
 
 Headers carry only text, so in binary mode extension values arrive as strings;
 Triggerfish turns its own `hopcount` back into an integer. Use structured mode
@@ -240,7 +241,7 @@ def _read_data(content_type: str | None, body: bytes) -> Any:
         return None
     if is_json_content_type(content_type):
         return loads(body, where="body", max_depth=DATA_MAX_DEPTH)
-    if _split_media_type(content_type)[0].startswith("text/"):
+    if is_text_media_type(_split_media_type(content_type)[0]):
         charset = _charset(content_type)
         try:
             return body.decode(charset)
@@ -249,6 +250,30 @@ def _read_data(content_type: str | None, body: bytes) -> Any:
                 "body", f"is not valid {charset} text at byte offset {exc.start} (as Content-Type declares)"
             ) from None
     return body
+
+
+#: Media types outside text/* whose bodies are text: handed to handlers as `data` text, not `data_base64`.
+TEXT_APPLICATION_TYPES = frozenset(
+    {
+        "application/xml",
+        "application/javascript",
+        "application/ecmascript",
+        "application/x-www-form-urlencoded",
+        "application/yaml",
+        "application/x-yaml",
+        "application/toml",
+        "application/graphql",
+        "application/sql",
+        "application/x-ndjson",
+        "application/csv",
+    }
+)
+
+
+def is_text_media_type(essence: str) -> bool:
+    """True for `text/*`, XML (`application/xml`, `*+xml`) and the other textual application types above."""
+    essence = essence.lower()
+    return essence.startswith("text/") or essence.endswith("+xml") or essence in TEXT_APPLICATION_TYPES
 
 
 def _hopcount(value: str) -> int:

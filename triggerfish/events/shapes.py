@@ -8,9 +8,8 @@ records and pass them in.
 
 ARNs name region `REGION` ("local") and account `ACCOUNT_ID`
 ("000000000000"), the same constants the EventBridge envelope uses.
-Fields AWS fills from its own infrastructure (signatures, certificate URLs)
-are present, so handlers that read them do not break, but empty: nothing
-is signed locally.
+SNS's signature fields are empty here; the platform's topics fill them
+(triggerfish.aws.sns_signing) when they deliver, signed by the app's key.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote_plus
 
-from triggerfish.aws.sqs_messages import TypedAttribute, md5_of_attributes, typed_attributes
+from triggerfish.aws.sqs_messages import TypedAttribute, md5_of_attributes, message_sequence, typed_attributes
 from triggerfish.errors import InvalidInputError
 from triggerfish.identity import (
     ACCOUNT_ID,
@@ -108,6 +107,7 @@ def sqs_record(
         "ApproximateFirstReceiveTimestamp": str(_millis(message.first_received_at)),
     }
     if message.group is not None:
+        attributes["SequenceNumber"] = message_sequence(message.attributes, message.sent_at, message.message_id)
         attributes["MessageGroupId"] = message.group
     if message.dedup_id is not None:
         attributes["MessageDeduplicationId"] = message.dedup_id

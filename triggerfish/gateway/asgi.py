@@ -26,6 +26,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from triggerfish.errors import HandlerError, InvalidInputError, StoreError, StoreFullError, ThrottledError
+from triggerfish.events import tracecontext
 from triggerfish.gateway.apigw import HttpRequest, HttpResponse, MalformedResponseError, http_event, http_response
 from triggerfish.gateway.routes import RESERVED_PREFIX, MethodNotAllowed, Route, RouteTable
 from triggerfish.http_auth import API_KEY
@@ -220,6 +221,13 @@ class Gateway:
                         # the app's code a key that could do anything on the server.
                         headers = [(name, value) for name, value in headers if name not in _KEY_HEADERS]
                 client = scope.get("client")
+                traceparent = _traceparent(headers)
+                if not any(name == b"x-amzn-trace-id" for name, _ in headers):
+                    # As API Gateway adds it: the caller's trace in X-Ray's form (a new one when it sent none;
+                    # the invocation then starts its own root span, as before).
+                    valid = traceparent is not None and tracecontext.is_valid(traceparent)
+                    trace = traceparent if valid and traceparent is not None else tracecontext.new_traceparent()
+                    headers = [*headers, (b"x-amzn-trace-id", _xray_root(trace))]
                 request = HttpRequest(
                     method=method,
                     raw_path=raw_path,
@@ -233,7 +241,7 @@ class Gateway:
                 event = http_event(
                     request, found.route.route_key, found.path_parameters, request_id=request_id, now=self.clock()
                 )
-                response = await self._run(found.route.function, event, request_id, _traceparent(headers))
+                response = await self._run(found.route.function, event, request_id, traceparent)
         await _send(send, response, request_id)
         return found.route.route_key, response.status
 
@@ -329,6 +337,11 @@ class Gateway:
         except MalformedResponseError as exc:
             log.error("request %s: function %r returned a malformed response: %s", request_id, function, exc)
             return _error(502, "Bad Gateway", request_id)
+
+
+def _xray_root(traceparent: str) -> bytes:
+    trace = tracecontext.trace_id(traceparent)
+    return f"Root=1-{trace[:8]}-{trace[8:]}".encode("ascii")
 
 
 def _traceparent(headers: list[tuple[bytes, bytes]]) -> str | None:

@@ -37,6 +37,7 @@ from triggerfish.gateway.connections import (
     ConnectionLimits,
     reserve_descriptors,
 )
+from triggerfish.gateway.forwarded import ForwardedHeaders, TrustedProxies
 from triggerfish.gateway.log_limit import LogLimiter
 
 log = logging.getLogger("triggerfish.gateway")
@@ -67,6 +68,8 @@ def server_config(
         access_log=access_log,
         log_config=None,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1; forwarded.py believes only named proxies.
+        proxy_headers=False,
     )
 
 
@@ -87,6 +90,7 @@ class GatewayServer:
     known (`.port`, `.url`) as soon as it returns. `limits` bounds
     connections (connections.py; the default allows 1024, a 10 s head and a
     5 s keep-alive); `start()` raises the open-file limit to what they need.
+    `trusted_proxies` are believed about the client's address (forwarded.py; default: none).
     Other keyword arguments go to `server_config`. With
     `handle_signals=False` the server leaves SIGINT and SIGTERM to its caller.
     """
@@ -99,10 +103,12 @@ class GatewayServer:
         *,
         handle_signals: bool = True,
         limits: ConnectionLimits | None = None,
+        trusted_proxies: TrustedProxies | None = None,
         **settings: Any,
     ) -> None:
         self.host = host
         self.limits = limits or ConnectionLimits()
+        app = ForwardedHeaders(app, trusted_proxies)
         self.config = server_config(app, timeout_keep_alive=self.limits.keep_alive_timeout, **settings)
         self._requested_port = port
         self._server = uvicorn.Server(self.config) if handle_signals else _SignalFreeServer(self.config)

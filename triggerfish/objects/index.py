@@ -78,7 +78,9 @@ class ObjectIndex:
         self, bucket: str, *, prefix: str = "", after: str | None = None, limit: int = 1000
     ) -> list[ObjectMeta]:
         """Objects whose key starts with `prefix` and sorts after `after`, in S3's order."""
-        records = await self.store.kv.scan(objects_namespace(bucket), prefix=prefix, after=after, limit=limit)
+        # Keys hold no NUL, so `after + "\x01"` is the least key sorting after `after`.
+        start = "" if after is None else after + "\x01"
+        records = await self.store.kv.scan(objects_namespace(bucket), prefix=prefix, start=start, limit=limit)
         return [ObjectMeta.decode(bucket, r.key, r.value, r.version) for r in records]
 
     def put_op(self, meta: ObjectMeta, *, expect: int | None) -> Put:
@@ -150,8 +152,8 @@ class ObjectIndex:
                 return None if old is None else PartMeta.decode(part.number, old.value)
 
     async def parts(self, upload_id: str, *, after: int = 0, limit: int = MAX_PARTS) -> list[PartMeta]:
-        after_key = _part_key(after) if after else None
-        records = await self.store.kv.scan(parts_namespace(upload_id), after=after_key, limit=limit)
+        start = _part_key(after + 1) if after else ""
+        records = await self.store.kv.scan(parts_namespace(upload_id), start=start, limit=limit)
         return [PartMeta.decode(int(r.key), r.value) for r in records]
 
     def end_upload_ops(self, bucket: str, upload_id: str, parts: Sequence[PartMeta]) -> list[Op]:

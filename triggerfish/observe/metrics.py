@@ -321,6 +321,12 @@ async def platform_state(platform: Platform) -> list[Metric]:
             families["topic_lag"].add_metric([app, name], lag)
         for (name, outcome), count in sorted(topics.deliverer.failures.items()):
             families["failures"].add_metric([app, "topic", name, outcome], count)
+    pg_changes = getattr(platform, "pg_changes", None)
+    if pg_changes is not None:
+        # Measured by the node reading the slot (every few seconds): other nodes have no figure to give.
+        for name, shown in pg_changes.status().items():
+            if shown["lag_bytes"] is not None:
+                families["slot_lag"].add_metric([app, name, shown["slot"]], shown["lag_bytes"])
     return list(families.values())
 
 
@@ -421,6 +427,11 @@ def _families() -> dict[str, Any]:
             "triggerfish_topic_consumer_lag_messages",
             "Messages of a topic not yet fanned out to its subscribers",
             labels=["app", "topic"],
+        ),
+        "slot_lag": GaugeMetricFamily(
+            "triggerfish_pg_slot_lag_bytes",
+            "WAL a PostgreSQL server keeps for a change capture's replication slot beyond what it handled",
+            labels=["app", "function", "slot"],
         ),
     }
 

@@ -265,6 +265,24 @@ class Context:
         to `/<app>/<function>`. Extension names are lowercase letters and
         digits, at most 20 characters (the CloudEvents naming rule).
         """
+        event = self.event(type, data, source=source, subject=subject, **extensions)
+        self.call_platform("publish", {"bus": bus, "event": event})
+        return str(event["id"])
+
+    def event(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        source: str | None = None,
+        subject: str | None = None,
+        **extensions: str | int | bool,
+    ) -> dict[str, Any]:
+        """The CloudEvent `publish` would send, without sending it: for a table write's `publish=` (its outbox).
+
+        orders = context.table("orders")
+        orders.put({"id": "o-1", "total": 42}, publish=[context.event("order.placed", {"id": "o-1"})])
+        """
         if not isinstance(type, str) or not type:
             raise InvalidEventError("type", "must be a non-empty string, e.g. 'order.created'")
         if source is not None and (not isinstance(source, str) or not source):
@@ -293,8 +311,21 @@ class Context:
             event[name] = value
         event["traceparent"] = tracecontext.child(self.traceparent)
         event["hopcount"] = self.hop_count + 1
-        self.call_platform("publish", {"bus": bus, "event": event})
-        return str(event["id"])
+        return event
+
+    def table(self, name: str) -> Any:
+        """The app's table `name` (docs/tables.md): get, put, update, delete, query, scan, batches, transactions.
+
+        Items are plain dicts (numbers as int or float, sets as sets, bytes as bytes); each call is one
+        request to the platform, and a write can publish events atomically with it (`publish=`).
+
+            orders = context.table("orders")
+            orders.put({"id": "o-1", "status": "NEW"}, condition="attribute_not_exists(id)")
+            orders.update({"id": "o-1"}, set={"status": "PAID"})
+        """
+        from triggerfish.tables.client import Table
+
+        return Table(name, self.call_platform)
 
     def send(
         self,

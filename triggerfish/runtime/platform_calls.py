@@ -111,6 +111,7 @@ class StorePlatform:
         #: Told of each producer span (a handler's publish or send) once it is stored (OTLP export).
         self.span_listeners: list[SpanListener] = [] if span_listeners is None else span_listeners
         self.trace_retention = trace_retention
+        self._tables: Any = None
 
     async def __call__(self, call: PlatformCall) -> Any:
         args = call.args
@@ -127,6 +128,8 @@ class StorePlatform:
             return await self._kv_put(args)
         if call.op == "kv_delete":
             return await self.store.kv.delete(_namespace(args), _key(args), if_version=_version(args))
+        if call.op == "table":
+            return await self._table(call, args)
         if call.op == "workflow" and self.workflows is not None:
             return await self.workflows.call(call, args)
         if call.op == "events" and self.events is not None:
@@ -277,6 +280,15 @@ class StorePlatform:
             await self.store.kv.put(TRACES_NAMESPACE, span_key(span), orjson.dumps(span), ttl=self.trace_retention)
         except Exception:
             logger.exception("the span of %s %s could not be stored", span.name, span.span_id)
+
+    async def _table(self, call: PlatformCall, args: dict[str, Any]) -> Any:
+        # Imported on use: only apps that use tables need the table engine.
+        from triggerfish.tables.calls import table_call
+        from triggerfish.tables.table import Tables
+
+        if self._tables is None or self._tables.store is not self.store:
+            self._tables = Tables(self.store)
+        return await table_call(self._tables, args, hop_count=call.hop_count)
 
     async def _kv_put(self, args: dict[str, Any]) -> Any:
         value = _bytes(args, "value", "kv_put")

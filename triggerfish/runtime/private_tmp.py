@@ -112,7 +112,25 @@ def _outermost(paths: Iterable[str]) -> list[str]:
 
 def paths_to_keep(cwd: str, search_path: Iterable[str]) -> list[str]:
     """What a worker needs from the host's /tmp: its working directory, and the app's directory and the import
-    path's entries (`search_path`)."""
+    path's entries (`search_path`).
+
+    The import path's real paths are remembered: the zygote works them out once (`remember`) and every worker
+    it forks inherits them, which takes about half a millisecond (a realpath per entry) off each cold start.
+    """
     with contextlib.suppress(OSError):
         cwd = os.path.realpath(cwd)
-    return [cwd, *(os.path.realpath(entry) for entry in search_path if entry)]
+    return [cwd, *remember(search_path)]
+
+
+_REAL_PATHS: dict[tuple[str, ...], list[str]] = {}
+
+
+def remember(search_path: Iterable[str]) -> list[str]:
+    """The real paths of `search_path`'s entries, worked out once per distinct path (see paths_to_keep)."""
+    entries = tuple(entry for entry in search_path if entry)
+    found = _REAL_PATHS.get(entries)
+    if found is None:
+        if len(_REAL_PATHS) > 8:  # a zygote has one import path; more means it changed: keep the newest
+            _REAL_PATHS.clear()
+        found = _REAL_PATHS[entries] = [os.path.realpath(entry) for entry in entries]
+    return found

@@ -74,6 +74,7 @@ PlatformOp = Literal[
     "kv_get",
     "kv_put",
     "kv_delete",
+    "table",
     "workflow",
     "events",
     "stream_put",

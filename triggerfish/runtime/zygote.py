@@ -33,7 +33,7 @@ from typing import NoReturn
 from triggerfish.errors import AppLoadError, DeclarationError, ProtocolError
 from triggerfish.loader import spec_to_dict
 from triggerfish.model import FunctionSpec
-from triggerfish.runtime import bundled, lambda_env, limits, memory, worker
+from triggerfish.runtime import bundled, lambda_env, limits, memory, private_tmp, worker
 from triggerfish.runtime.protocol import (
     _HEADER,
     MAX_FRAME,
@@ -249,6 +249,8 @@ class AppZygote(_Server):
                     f"imported with the environment of function {load.function!r}, the app no longer declares it"
                 )
             self.app_name = app.name
+            # Once here rather than in every worker: what a private /tmp keeps of the host's (private_tmp.py).
+            private_tmp.remember([self.task_root, *sys.path])
         except AppLoadError as exc:
             send_frame(self.sock, LoadFailed(message=str(exc), details=exc.details))
             return False

@@ -4,10 +4,11 @@
     POST /workflows                                          {"function", "input", "id"} -> 202 {"workflow_id"}
     GET  /workflows/{id}                                     status, input, result or error, every operation
     POST /workflows/{id}/cancel                              {"reason"}
+    POST /workflows/{id}/resume                              202: a run again (after its invocation dead-lettered)
     POST /workflows/callbacks/{token}/succeed                {"result"}
     POST /workflows/callbacks/{token}/fail                   {"error", "message"}
 
-Starting, cancelling and answering callbacks are the `invoke` action (what a
+Starting, cancelling, resuming and answering callbacks are the `invoke` action (what a
 key that may run the app's functions may do); reading is `read`.
 """
 
@@ -32,7 +33,7 @@ MAX_TEXT = 4096
 
 
 def _workflow_functions(platform: Platform) -> list[str]:
-    return [name for name, spec in platform.specs.items() if spec.workflow]
+    return [name for name, spec in platform.specs.items() if spec.workflow or spec.durable]
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:
@@ -92,6 +93,17 @@ async def cancel_workflow(request: Request) -> Response:
     except WorkflowStateError as exc:
         raise ApiError(409, "WorkflowConflict", str(exc)) from None
     return json_response(summary(record))
+
+
+async def resume_workflow(request: Request) -> Response:
+    workflow_id = inputs(request).path["id"]
+    try:
+        record = await platform_of(request).workflows.resume(workflow_id)
+    except WorkflowNotFoundError as exc:
+        raise ApiError(404, "WorkflowNotFound", str(exc)) from None
+    except WorkflowStateError as exc:
+        raise ApiError(409, "WorkflowConflict", str(exc)) from None
+    return json_response(summary(record), 202)
 
 
 async def _answer(request: Request, *, failed: bool) -> Response:
@@ -203,6 +215,17 @@ OPERATIONS: tuple[Operation, ...] = (
         "invoke",
         params=(_ID,),
         body=Body(CANCEL_INPUT, required=False),
+        errors=(404, 409),
+    ),
+    Operation(
+        "POST",
+        "/workflows/{id}/resume",
+        resume_workflow,
+        "Run a workflow that has not finished again from its checkpoints: after its invocation failed past its"
+        " retries (dead-lettered), once the cause is fixed",
+        {202: Answer("Queued", _SUMMARY)},
+        "invoke",
+        params=(_ID,),
         errors=(404, 409),
     ),
     Operation(

@@ -70,6 +70,7 @@ from triggerfish.server.platform import STORE_FILE, BoxFor, Platform
 from triggerfish.server.registry import (
     LIVE,
     Alias,
+    AppReleases,
     Registry,
     VersionConflictError,
     VersionRecord,
@@ -418,6 +419,13 @@ class Host:
         platform = self.platform(app)
         async with self._exclusive(app, f"the removal of app {app!r}"):
             del self.apps[app]
+            pg_changes = getattr(platform, "pg_changes", None)
+            if pg_changes is not None:
+                # Its PostgreSQL captures' slots go with it: a slot nobody reads keeps WAL on the user's server.
+                try:
+                    await pg_changes.update({})
+                except Exception:
+                    log.exception("dropping the replication slots of app %r failed", app)
             await platform.stop(drain=True)
             await self.registry.remove(app)
             await self.artifacts.remove_app(app)
@@ -512,6 +520,7 @@ class Host:
             secrets_app=app,
         )
         platform.on_change = functools.partial(self.announce, app=app)
+        platform.releases = AppReleases(self.registry, app)
         self.metrics.watch(platform)
         if self.export is not None:
             self.export.watch(platform)

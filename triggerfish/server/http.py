@@ -61,6 +61,9 @@ async def health(request: Request) -> Response:
     sources = getattr(platform, "sources", None)
     if sources is not None and sources.active:
         answer["sources"] = sources.status()
+    pg_changes = getattr(platform, "pg_changes", None)
+    if pg_changes is not None and pg_changes.active:
+        answer["changes"] = pg_changes.status()
     return JSONResponse(answer)
 
 

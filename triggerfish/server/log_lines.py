@@ -10,9 +10,10 @@ Every attempt of an invocation becomes, in order:
 
 The REPORT line's fields are separated by tabs, as Lambda's are, so tools that
 read Lambda's REPORT lines read these; `Init Duration: 180.41 ms` is added on a
-cold start and `Status: failed` (or timed_out, out_of_memory) when the attempt
-did not succeed. An attempt that never ran (throttled, or expired in its queue)
-is one ERROR line.
+cold start and the status when the attempt did not succeed, as Lambda says it
+(`Status: timeout`; `Status: error` and `Error Type: Runtime.OutOfMemory` for a
+worker killed for memory), `Status: failed` for a handler's error. An attempt
+that never ran (throttled, or expired in its queue) is one ERROR line.
 
 Levels and times of output lines come from the worker's logging format
 (`2026-12-01 10:00:00,123 INFO name message`, local time; see
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from triggerfish.errors import InvalidInputError
+from triggerfish.names import OUT_OF_MEMORY_ERROR
 
 if TYPE_CHECKING:
     # Only for annotations: the CLI imports this module to check its options, and must stay quick.
@@ -245,9 +247,18 @@ def _report_text(record: InvocationRecord) -> str:
         fields.append(f"Max Memory Used: {record.max_memory_used_mb} MB")
     if record.cold_start and record.init_duration_ms is not None:
         fields.append(f"Init Duration: {record.init_duration_ms:.2f} ms")
-    if record.status != "succeeded":
-        fields.append(f"Status: {record.status}")
+    fields.extend(
+        _REPORT_STATUS.get(record.status, (f"Status: {record.status}",)) if record.status != "succeeded" else ()
+    )
     return "\t".join(fields)
+
+
+# As Lambda's REPORT line says them: a runtime killed for memory is `error` with its error type, a timeout
+# `timeout`; the other failures keep Triggerfish's own status names.
+_REPORT_STATUS: dict[str, tuple[str, ...]] = {
+    "out_of_memory": ("Status: error", f"Error Type: {OUT_OF_MEMORY_ERROR}"),
+    "timed_out": ("Status: timeout",),
+}
 
 
 # --- inputs ------------------------------------------------------------------------------------

@@ -35,12 +35,16 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from triggerfish.aws.sns_signature import UNSERVED_ENDPOINT, Links
+from triggerfish.aws.sns_signing import SnsSigning
 from triggerfish.bus.archive import Archive, trim_consumed
 from triggerfish.bus.bus import EventBus
 from triggerfish.bus.publisher import Publisher
 from triggerfish.bus.rules import Rules
+from triggerfish.changes.consumer import ChangeTriggers
+from triggerfish.changes.pg_triggers import PgChanges
 from triggerfish.config import load_config
 from triggerfish.errors import AppLoadError, DeclarationError, IsolationError, SecretsKeyError
 from triggerfish.events.cloudevent import Event
@@ -64,6 +68,9 @@ from triggerfish.runtime.records import RecordListener
 from triggerfish.runtime.types import LoadedRunner, PlatformHandler
 from triggerfish.secrets.store import SecretStore, open_secrets
 from triggerfish.server.versions import AppVersion, VersionSource
+
+if TYPE_CHECKING:
+    from triggerfish.server.registry import AppReleases
 from triggerfish.store import OutgoingMessage, Store, open_store
 from triggerfish.streams.triggers import SourceTriggers
 from triggerfish.triggers.queues import DEFAULT_RETRY_POLICY, QueueTriggers
@@ -176,6 +183,9 @@ class Platform:
         #: The AWS endpoint and credentials every version's code gets (runtime.worker.PLATFORM_ENVIRONMENT),
         #: read when a version loads: dev sets it once its address is bound.
         self.environment: dict[str, str] = {}
+        #: The app's versions and aliases as serve's registry has them (None under dev: its versions are its
+        #: reloads, its one alias `live`).
+        self.releases: AppReleases | None = None
         self.data_dir = None if data_dir is None else Path(data_dir)
         self.store_url = store_url or (
             "memory://" if self.data_dir is None else f"sqlite:///{(self.data_dir / STORE_FILE).resolve()}"
@@ -202,6 +212,9 @@ class Platform:
         self.queues: QueueTriggers
         self.scheduler: Scheduler
         self.sources: SourceTriggers
+        self.changes: ChangeTriggers
+        #: PostgreSQL change captures (`@app.on_change("env:DB", table=...)`), read under background=True.
+        self.pg_changes: PgChanges
         self.workflows: Workflows
         #: The app's event store (appends publish on its bus) and its projections (triggerfish.eventstore).
         self.eventstore: EventStoreService
@@ -264,6 +277,11 @@ class Platform:
         if self.on_change is not None:
             await self.on_change(what)
 
+    def _sns_links(self) -> Links:
+        # Read when signing: dev learns its address after the platform is made (docs/aws.md, "SNS signatures").
+        endpoint = self.environment.get("AWS_ENDPOINT_URL") or UNSERVED_ENDPOINT
+        return Links(endpoint, self.secrets_name)
+
     @property
     def secrets_name(self) -> str:
         """The app's name its secrets are kept under."""
@@ -315,7 +333,7 @@ class Platform:
                     store.kv, environ=os.environ, key_file=None, default_file=self._secrets_key_file
                 )
             self.publisher = Publisher(store)
-            self.workflows = Workflows(store, self, clock=self.clock)
+            self.workflows = Workflows(store, self, clock=self.clock, span_listeners=self.span_listeners)
             self.eventstore = EventStoreService(store, self.publisher, app="app")
             self.usage = UsageRollup(store, clock=self.clock)
             version = await self.load(source)
@@ -327,6 +345,7 @@ class Platform:
             self.bus = EventBus(store, Rules(store, specs), invoker=self, publisher=self.publisher, clock=clock)
             self.archive = Archive(self.bus)
             self.topics = Topics(store, specs, invoker=self, publisher=self.publisher, clock=clock)
+            self.topics.deliverer.signing = SnsSigning(store.kv, links=self._sns_links)
             self.queues = QueueTriggers(
                 store,
                 self,
@@ -338,6 +357,11 @@ class Platform:
             self.sources = SourceTriggers(
                 store, self, self.publisher, app=version.app_name, node=self._node_name(), clock=clock
             )
+            self.changes = ChangeTriggers(
+                store, self, self.publisher, app=version.app_name, node=self._node_name(), clock=clock
+            )
+            await _declare_tables(store, source)
+            self.pg_changes = PgChanges(store, self, self.publisher, app=version.app_name, clock=clock)
             self.objects = ObjectStore(store, self._objects_root(), notify=PlatformNotifications(self), clock=clock)
             await self.objects.ensure_buckets(declared_buckets(self, _bucket_names(source)))
             await self.objects.sweep()
@@ -350,6 +374,8 @@ class Platform:
                 await self.queues.start()
                 await self.scheduler.start()
                 await self.sources.update(specs, *_broker_tables(source))
+                await self.changes.update(specs)
+                await self.pg_changes.update(specs)
                 await self.workflows.start()
                 await self.projections.start()
                 self._maintenance = asyncio.ensure_future(self._maintain_forever())
@@ -357,6 +383,8 @@ class Platform:
                 await self.bus.reload()
                 await self.topics.reload()
                 self.sources.configure(specs)
+                await self.changes.configure(specs)
+                await self.pg_changes.configure(specs)
         except BaseException:
             await self._close_everything(drain=False)
             raise
@@ -382,6 +410,8 @@ class Platform:
         done += await self.topics.deliver_due()
         done += await self.queues.deliver_due()
         done += await self.sources.deliver_due()
+        done += await self.changes.deliver_due()
+        done += await self.pg_changes.deliver_due()
         done += await self.workflows.run_due()
         done += await self.projections.run_due()
         return done
@@ -482,12 +512,18 @@ class Platform:
                 if self._background:
                     # Before anything switches: a refused broker URL leaves the old version serving everything.
                     self.sources.check(primary.specs, *_broker_tables(primary.source))
+                    await self.pg_changes.prepare(primary.specs)
                 # Checked before anything switches: a refused queue table leaves the old version serving.
                 await self.queues.update(primary.specs, _queue_settings(primary.source))
+                await _declare_tables(self.store, primary.source)
                 if self._background:
                     await self.sources.update(primary.specs, *_broker_tables(primary.source))
+                    await self.changes.update(primary.specs)
+                    await self.pg_changes.update(primary.specs)
                 else:
                     self.sources.configure(primary.specs)
+                    await self.changes.configure(primary.specs)
+                    await self.pg_changes.configure(primary.specs)
             except DeclarationError:
                 for version in {primary, *([canary] if canary else [])} - serving:
                     self._retire(version)
@@ -570,6 +606,7 @@ class Platform:
             checkpoint = await self.topics.checkpoint(topic)
             removed += await trim_consumed(self.store.log, topic_stream(topic), checkpoint, max_age=age)
         removed += await self.sources.trim()
+        removed += await self.changes.trim()
         await self.objects.sweep()
         return removed
 
@@ -592,7 +629,9 @@ class Platform:
             await asyncio.gather(self._maintenance, return_exceptions=True)
             self._maintenance = None
         # Triggers first, so nothing new starts; then the versions, which finish what they started.
-        for name in ("projections", "workflows", "sources", "scheduler", "queues", "topics", "bus"):
+        for name in (
+            "projections", "workflows", "changes", "pg_changes", "sources", "scheduler", "queues", "topics", "bus",
+        ):  # fmt: skip
             component = getattr(self, name, None)
             if component is not None:
                 try:
@@ -633,6 +672,18 @@ def _broker_tables(
         return {}, {}, {}, {}
     config = load_config(source.app_dir)
     return config.mqtt, config.amqp, config.nats, config.redis
+
+
+async def _declare_tables(store: Store, source: VersionSource) -> None:
+    """Make the tables triggerfish.toml declares (`[tables.NAME]`) that do not exist yet."""
+    if source.app_dir is None:
+        return
+    from triggerfish.tables.schema import TableSchema
+    from triggerfish.tables.table import Tables
+
+    tables = Tables(store)
+    for name, body in load_config(source.app_dir).tables.items():
+        await tables.ensure(TableSchema.from_config(name, body))
 
 
 def _bucket_names(source: VersionSource) -> list[str]:

@@ -193,3 +193,20 @@ class Registry:
 def _version_key(app: str, number: int) -> str:
     # Zero-padded so that a scan lists versions in order.
     return f"version/{app}/{number:010d}"
+
+
+@dataclass(frozen=True, slots=True)
+class AppReleases:
+    """One app's versions and aliases, read-only: what an app's platform may ask of the registry."""
+
+    registry: Registry
+    app: str
+
+    async def alias(self, name: str) -> Alias | None:
+        return await self.registry.alias(self.app, name)
+
+    async def aliases(self) -> list[Alias]:
+        return sorted(await self.registry.aliases(self.app), key=lambda alias: alias.name)
+
+    async def versions(self) -> list[VersionRecord]:
+        return await self.registry.versions(self.app)

@@ -70,3 +70,9 @@ def check_seconds(what: str, value: float, *, allow_zero: bool = True, maximum: 
         low = "0" if allow_zero else "more than 0"
         raise InvalidInputError(f"{what} must be from {low} to {maximum:g} seconds, not {value!r}")
     return float(value)
+
+
+def key_range(prefix: str, after_prefix: str | None, start: str, end: str | None) -> tuple[str, str | None]:
+    """The key range `[low, high)` a scan reads: the prefix's range narrowed by `start` and `end` (None: unbounded)."""
+    high = after_prefix if end is None else (end if after_prefix is None else min(after_prefix, end))
+    return max(prefix, start), high

@@ -92,16 +92,13 @@ async def delete(c: Conn, namespace: str, key: str, if_version: int | None, now:
     return cursor.rowcount == 1
 
 
-async def scan(
-    c: Conn, namespace: str, prefix: str, end: str | None, limit: int, now: float, after: str | None = None
-) -> list[KVRecord]:
+async def scan(c: Conn, namespace: str, prefix: str, end: str | None, limit: int, now: float) -> list[KVRecord]:
     # Keys are COLLATE "C": byte order, which for UTF-8 is code-point order, so a prefix is a key range.
     cursor = await c.execute(
-        "SELECT key, value, version, expires_at FROM kv WHERE namespace = %s"
-        + (" AND key >= %s" if after is None else " AND key > %s")
+        "SELECT key, value, version, expires_at FROM kv WHERE namespace = %s AND key >= %s"
         + ("" if end is None else " AND key < %s")
         + f" AND {_LIVE} ORDER BY key LIMIT %s",
-        (namespace, prefix if after is None else after, *(() if end is None else (end,)), now, limit),
+        (namespace, prefix, *(() if end is None else (end,)), now, limit),
     )
     return [
         KVRecord(namespace, key, bytes(value), int(version), expires)

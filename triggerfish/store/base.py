@@ -677,21 +677,20 @@ class KeyValue(abc.ABC):
         return await self._delete(namespace, key, if_version, self.clock())
 
     async def scan(
-        self, namespace: str, *, prefix: str = "", after: str | None = None, limit: int = 1000
+        self, namespace: str, *, prefix: str = "", limit: int = 1000, start: str = "", end: str | None = None
     ) -> list[KVRecord]:
-        """Live records whose key starts with `prefix` (and, with `after`, sorts after it), in key order.
+        """Live records whose key starts with `prefix`, in key order (UTF-8 byte order).
 
-        `after` pages through a namespace: pass the last key of the previous page.
+        `start` (inclusive) and `end` (exclusive) narrow it to a key range, for paging
+        (`start=last.key + "\x01"` is the least key after `last`, since keys hold no NUL)
+        and for range reads such as a table's sort-key conditions.
         """
         check_name("namespace", namespace)
-        if not isinstance(prefix, str) or not encodable(prefix):
-            raise InvalidInputError(f"prefix must be a string (UTF-8, no lone surrogates), not {prefix!r}")
-        if after is not None and (not isinstance(after, str) or not encodable(after)):
-            raise InvalidInputError(f"after must be a string (UTF-8, no lone surrogates) or None, not {after!r}")
+        for what, text in (("prefix", prefix), ("start", start), ("end", "" if end is None else end)):
+            if not isinstance(text, str) or not encodable(text):
+                raise InvalidInputError(f"{what} must be a string (UTF-8, no lone surrogates), not {text!r}")
         check_count("limit", limit, minimum=1)
-        if after is not None and after < prefix:
-            after = None  # every key with the prefix sorts after it already
-        return await self._scan(namespace, prefix, limit, self.clock(), after)
+        return await self._scan(namespace, prefix, limit, self.clock(), start, end)
 
     @abc.abstractmethod
     async def _get(self, namespace: str, key: str, now: float) -> KVRecord | None: ...
@@ -712,7 +711,7 @@ class KeyValue(abc.ABC):
 
     @abc.abstractmethod
     async def _scan(
-        self, namespace: str, prefix: str, limit: int, now: float, after: str | None = None
+        self, namespace: str, prefix: str, limit: int, now: float, start: str = "", end: str | None = None
     ) -> list[KVRecord]: ...
 
 

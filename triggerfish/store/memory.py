@@ -656,7 +656,7 @@ class MemoryKeyValue(KeyValue):
         return True
 
     async def _scan(
-        self, namespace: str, prefix: str, limit: int, now: float, after: str | None = None
+        self, namespace: str, prefix: str, limit: int, now: float, start: str = "", end: str | None = None
     ) -> list[KVRecord]:
         self._state.check()
         ns = self._namespaces.get(namespace)
@@ -664,9 +664,8 @@ class MemoryKeyValue(KeyValue):
             return []
         out: list[KVRecord] = []
         expired: list[str] = []
-        start = bisect.bisect_left(ns.keys, prefix) if after is None else bisect.bisect_right(ns.keys, after)
-        for key in itertools.islice(ns.keys, start, None):
-            if not key.startswith(prefix) or len(out) >= limit:
+        for key in itertools.islice(ns.keys, bisect.bisect_left(ns.keys, max(prefix, start)), None):
+            if not key.startswith(prefix) or len(out) >= limit or (end is not None and key >= end):
                 break
             record = ns.records[key]
             if record.expires_at is not None and record.expires_at <= now:

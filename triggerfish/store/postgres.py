@@ -21,6 +21,7 @@ from triggerfish.errors import UnknownStoreURLError
 from triggerfish.store import _pg_kv as kv
 from triggerfish.store import _pg_log as lg
 from triggerfish.store import _pg_queues as q
+from triggerfish.store._checks import key_range
 from triggerfish.store._pg_batch import Batcher
 from triggerfish.store._pg_engine import Conn, Engine
 from triggerfish.store._pg_schema import SCHEMA_VERSION, check_schema_name, migrate
@@ -363,10 +364,9 @@ class PostgresKeyValue(KeyValue):
         return await self._engine.run(kv.delete, namespace, key, if_version, now)
 
     async def _scan(
-        self, namespace: str, prefix: str, limit: int, now: float, after: str | None = None
+        self, namespace: str, prefix: str, limit: int, now: float, start: str = "", end: str | None = None
     ) -> list[KVRecord]:
-        if "\x00" in prefix:
+        if "\x00" in prefix + start + (end or ""):
             return []  # keys never hold NUL, and PostgreSQL text cannot
-        if after is not None and "\x00" in after:
-            after = after.split("\x00", 1)[0] + "\x01"  # the least key sorting after it (keys hold no NUL)
-        return await self._engine.read(kv.scan, namespace, prefix, _after_prefix(prefix), limit, now, after)
+        low, high = key_range(prefix, _after_prefix(prefix), start, end)
+        return await self._engine.read(kv.scan, namespace, low, high, limit, now)

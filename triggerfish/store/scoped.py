@@ -278,10 +278,10 @@ class ScopedKeyValue(_View[KeyValue], KeyValue):
         return await self.inner.delete(self._scope.wrap("namespace", namespace), key, if_version=if_version)
 
     async def scan(
-        self, namespace: str, *, prefix: str = "", after: str | None = None, limit: int = 1000
+        self, namespace: str, *, prefix: str = "", limit: int = 1000, start: str = "", end: str | None = None
     ) -> list[KVRecord]:
         records = await self.inner.scan(
-            self._scope.wrap("namespace", namespace), prefix=prefix, after=after, limit=limit
+            self._scope.wrap("namespace", namespace), prefix=prefix, limit=limit, start=start, end=end
         )
         return [dataclasses.replace(r, namespace=namespace) for r in records]
 

@@ -26,6 +26,7 @@ from triggerfish.errors import UnknownStoreURLError
 from triggerfish.store import _sqlite_groups as groups
 from triggerfish.store import _sqlite_log as lg
 from triggerfish.store import _sqlite_queues as q
+from triggerfish.store._checks import key_range
 from triggerfish.store._sqlite_checkpoint import Checkpointer
 from triggerfish.store._sqlite_merge import Merger
 from triggerfish.store._sqlite_schema import SCHEMA_VERSION, connect
@@ -396,9 +397,10 @@ class SqliteKeyValue(KeyValue):
         return result
 
     async def _scan(
-        self, namespace: str, prefix: str, limit: int, now: float, after: str | None = None
+        self, namespace: str, prefix: str, limit: int, now: float, start: str = "", end: str | None = None
     ) -> list[KVRecord]:
-        result: list[KVRecord] = await self._engine.read(_kv_scan, namespace, prefix, limit, now, after)
+        low, high = key_range(prefix, _after_prefix(prefix), start, end)
+        result: list[KVRecord] = await self._engine.read(_kv_scan, namespace, low, high, limit, now)
         return result
 
 
@@ -470,15 +472,13 @@ def _kv_delete(c: sqlite3.Connection, namespace: str, key: str, if_version: int 
 
 
 def _kv_scan(
-    c: sqlite3.Connection, namespace: str, prefix: str, limit: int, now: float, after: str | None = None
+    c: sqlite3.Connection, namespace: str, prefix: str, end: str | None, limit: int, now: float
 ) -> list[KVRecord]:
-    end = _after_prefix(prefix)
     rows = c.execute(
-        "SELECT key, value, version, expires_at FROM kv WHERE namespace = ?"
-        + (" AND key >= ?" if after is None else " AND key > ?")
+        "SELECT key, value, version, expires_at FROM kv WHERE namespace = ? AND key >= ?"
         + ("" if end is None else " AND key < ?")
         + " AND (expires_at IS NULL OR expires_at > ?) ORDER BY key LIMIT ?",
-        (namespace, prefix if after is None else after, *(() if end is None else (end,)), now, limit),
+        (namespace, prefix, *(() if end is None else (end,)), now, limit),
     ).fetchall()
     return [KVRecord(namespace, key, value, version, expires) for key, value, version, expires in rows]
 

@@ -93,6 +93,12 @@ class PartitionBatches:
                 except InvalidInputError as exc:
                     logger.error("%s offset %d: %s", self.sub.stream(self.partition), stored.offset, exc)
                     continue
+                if self.sub.records == "payload":
+                    event = orjson.loads(record.payload)
+                    if self.filters and not any(pattern.matches(event) for pattern in self.filters):
+                        continue
+                    items.append(Item(event[self.sub.source]["SequenceNumber"], record.arrived, event))
+                    continue
                 if self.rule is not None:
                     try:
                         selected = self.rule.apply(record.key, orjson.loads(record.payload))
@@ -193,7 +199,8 @@ class PartitionBatches:
 
     async def fail(self, gone: GivenUp) -> None:
         sub = self.sub
-        label = "Kinesis" if sub.source == "kinesis" else sub.source.upper()
+        # Lambda names a DynamoDB stream's batch info `DDBStreamBatchInfo`, a Kinesis one `KinesisBatchInfo`.
+        label = {"kinesis": "Kinesis", "dynamodb": "DDBStream"}.get(sub.source, sub.source.upper())
         context = BatchContext(self.owner.app, sub.function, label, sub.source_arn, self.partition)
         await send_failure(
             sub.on_failure,

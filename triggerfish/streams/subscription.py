@@ -50,6 +50,10 @@ class StreamSubscription:
     to_bus: str | None = None
     #: An IoT rule's SQL, applied to each record before the function sees it (`streams.iot_rules`).
     rule: str | None = None
+    #: How stored records become the handler's: "kinesis" (a SourceRecord in Kinesis's shape, the body under
+    #: `source`) or "payload" (the payload is the Lambda record itself, as a change stream stores it; filters match
+    #: the whole record and `dynamodb.SequenceNumber` is what `batchItemFailures` names).
+    records: str = "kinesis"
 
     def stream(self, partition: int) -> str:
         if self.log_name is not None:

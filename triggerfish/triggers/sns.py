@@ -232,8 +232,9 @@ def notification(topic: str, message: TopicMessage) -> dict[str, Any]:
     """The JSON document SNS delivers to queues and HTTP endpoints (without raw message delivery).
 
     `Subject` and `MessageAttributes` appear only when the message has them,
-    as in SNS. Nothing is signed by AWS's scheme here, so the signature fields
-    are empty; webhooks carry Triggerfish's HMAC signature in headers instead.
+    as in SNS. The signature fields are filled by the deliverer's signer
+    (triggerfish.aws.sns_signing); webhooks also carry Triggerfish's HMAC
+    signature in headers.
     """
     document: dict[str, Any] = {
         "Type": "Notification",

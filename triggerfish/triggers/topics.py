@@ -41,6 +41,7 @@ from typing import Any
 import httpx
 import orjson
 
+from triggerfish.aws.sns_signing import SnsSigning
 from triggerfish.bus.consumer import CLAIM_LEASE, LogConsumer
 from triggerfish.bus.delivery import LEASE, DeliveryQueue
 from triggerfish.bus.parking import park
@@ -112,6 +113,8 @@ class TopicDeliverer(DeliveryQueue[TopicDelivery]):
     ) -> None:
         super().__init__(store, clock=clock, lease=lease)
         self.targets = targets
+        #: Signs what subscribers get as SNS does (None: the signature fields stay empty, as in unit tests).
+        self.signing: SnsSigning | None = None
 
     def queue(self, name: str) -> str:
         return topic_delivery_queue(name)
@@ -133,7 +136,14 @@ class TopicDeliverer(DeliveryQueue[TopicDelivery]):
         if subscription.kind == "function":
             await self._invoke(subscription, message)
             return
-        body = message.message.encode("utf-8") if subscription.raw else orjson.dumps(notification(job.topic, message))
+        if subscription.raw:
+            body = message.message.encode("utf-8")
+        else:
+            document = notification(job.topic, message)
+            if self.signing is not None:
+                await self.signing.ready({job.topic})
+                self.signing.sign_notification(document, job.topic, subscription.arn)
+            body = orjson.dumps(document)
         if subscription.kind == "queue":
             attributes = {HOPCOUNT_ATTRIBUTE: str(message.hop_count)}
             if message.traceparent:
@@ -160,7 +170,9 @@ class TopicDeliverer(DeliveryQueue[TopicDelivery]):
         invoker = self.targets.invoker
         if invoker is None:
             raise NonRetryable(f"function subscription {subscription.endpoint!r}: no invoker to run functions")
-        event = sns_records(subscription.topic, [message.sns()], subscription_id=subscription.id)
+        if self.signing is not None:
+            await self.signing.ready({subscription.topic})
+        event = signed_records(self.signing, subscription, message)
         try:
             await invoker.invoke_async(
                 subscription.endpoint,
@@ -380,6 +392,8 @@ class Topics(LogConsumer):
         if not self.registry.loaded:
             # Fanning out before the stored subscriptions are known would skip them for good.
             await self.registry.load()
+        if self.deliverer.signing is not None:
+            await self.deliverer.signing.ready({name})
         now = self.clock()
         invocations: dict[str, list[OutgoingMessage]] = {}
         queued: list[TopicDelivery] = []
@@ -409,7 +423,7 @@ class Topics(LogConsumer):
         invoker = self.targets.invoker
         if subscription.kind != "function" or invoker is None:
             return None
-        event = sns_records(subscription.topic, [message.sns()], subscription_id=subscription.id)
+        event = signed_records(self.deliverer.signing, subscription, message)
         try:
             queue, queued, _ = invoker.message(
                 subscription.endpoint,
@@ -450,6 +464,14 @@ class Topics(LogConsumer):
         """Stop the background work, release the locks, close the HTTP client (unless it was given)."""
         await super().stop()
         await self.targets.close()
+
+
+def signed_records(signing: SnsSigning | None, subscription: Subscription, message: TopicMessage) -> dict[str, Any]:
+    """The Lambda event of `message` for a function subscription, signed when there is a signer (ready)."""
+    event = sns_records(subscription.topic, [message.sns()], subscription_id=subscription.id)
+    if signing is not None:
+        signing.sign_record(event["Records"][0]["Sns"], subscription.topic, subscription.arn)
+    return event
 
 
 def _filter(value: object, topic: str) -> dict[str, Any]:

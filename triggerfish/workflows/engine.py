@@ -40,7 +40,8 @@ class Rejected(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Timer:
-    """Wake the workflow at `due`: `kind` "wake" ends a sleep, "timeout" a wait, "retry" a step's backoff."""
+    """Wake the workflow at `due`: `kind` "wake" ends a sleep, "timeout" a wait, "retry" a step's backoff, "invoke"
+    runs an AWS durable execution's chained invoke."""
 
     workflow_id: str
     seq: int
@@ -139,6 +140,11 @@ def _begin(workflow_id: str, op: dict[str, Any], now: float, effects: Effects) -
         op["due"] = now + float(op.get("delay") or 0.0)
         effects.timers.append(Timer(workflow_id, seq, op["due"], "retry"))
     if status != WAITING:
+        return
+    if kind == "invoke":
+        # A chained invoke of an AWS durable execution (aws_ops.py): the platform invokes it at once, from a
+        # timer, so the invocation survives a restart like every other thing a workflow waits for.
+        effects.timers.append(Timer(workflow_id, seq, now, "invoke"))
         return
     if kind == "sleep":
         op["due"] = now + float(op["seconds"])

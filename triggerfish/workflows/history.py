@@ -45,7 +45,7 @@ READY = "READY"
 TIMED_OUT = "TIMED_OUT"
 
 #: The kinds of operation, as recorded.
-KINDS = frozenset({"step", "invoke", "sleep", "event", "callback", "batch", "value"})
+KINDS = frozenset({"step", "invoke", "sleep", "event", "callback", "batch", "value", "context"})
 
 #: The longest sleep or wait timeout: a year (and a day, for leap years).
 MAX_WAIT_SECONDS = 366 * 24 * 3600.0

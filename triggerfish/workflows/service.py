@@ -27,13 +27,17 @@ import orjson
 
 from triggerfish.bus.consumer import LogConsumer
 from triggerfish.errors import AtomicConflictError, FunctionNotFoundError, HandlerError, InvalidInputError
+from triggerfish.events import tracecontext
 from triggerfish.events.patterns import Pattern, compile_pattern
 from triggerfish.names import bus_stream
+from triggerfish.observe.spans import Span, SpanListener
 from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.types import PlatformCall
-from triggerfish.store import ABSENT, LogRecord, OutgoingMessage, Store
+from triggerfish.store import ABSENT, LogRecord, Message, OutgoingMessage, Store
 from triggerfish.store.atomic import Delete, Op, Send
+from triggerfish.workflows.aws_ops import API
 from triggerfish.workflows.context import RESUME_KEY, parse_token
+from triggerfish.workflows.durable_service import DurableExecutions, timeout_is_current
 from triggerfish.workflows.engine import (
     Rejected,
     Timer,
@@ -49,6 +53,7 @@ from triggerfish.workflows.engine import (
 )
 from triggerfish.workflows.errors import WorkflowNotFoundError, WorkflowStateError
 from triggerfish.workflows.history import FAILED, RETRYING, RUNNING, SUCCEEDED, TIMED_OUT, WAITING
+from triggerfish.workflows.spans import operation_spans, span_writes
 from triggerfish.workflows.state import NAMESPACE, Stored, Wait, WorkflowState, wait_key
 
 log = logging.getLogger("triggerfish.workflows")
@@ -74,12 +79,25 @@ class Invokes(Protocol):
 class Workflows:
     """The workflows of one app: see the module docstring."""
 
-    def __init__(self, store: Store, invoker: Invokes, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        invoker: Invokes,
+        *,
+        clock: Callable[[], float] = time.time,
+        span_listeners: list[SpanListener] | None = None,
+    ) -> None:
         self.state = WorkflowState(store)
+        #: Told of each operation's span once written (OTLP export), as the platform's other spans are.
+        self.span_listeners: list[SpanListener] = [] if span_listeners is None else span_listeners
         self.invoker = invoker
         self.clock = clock
         self.waits = EventWaits(self)
+        #: AWS Lambda durable executions, on these same records (durable_service.py).
+        self.durable = DurableExecutions(self)
         self._timer_task: asyncio.Task[None] | None = None
+        # Chained invokes running now (workflow id, position), each in a task of its own.
+        self._invoking: dict[tuple[str, int], asyncio.Task[None]] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -89,6 +107,8 @@ class Workflows:
         await self.waits.start()
 
     async def stop(self) -> None:
+        for task in list(self._invoking.values()):
+            task.cancel()
         await self.waits.stop()
         if self._timer_task is not None:
             self._timer_task.cancel()
@@ -103,10 +123,16 @@ class Workflows:
         if action == "begin":
             return await self._begin(call, args)
         if action == "checkpoint":
-            return await self._checkpoint(args)
+            return await self._checkpoint(args, call.traceparent)
         if action == "invoke":
             return await self._invoke(call, args)
-        raise InvalidInputError(f"workflow: unknown action {action!r}; use begin, checkpoint or invoke")
+        if action == "aws_begin":
+            return await self.durable.begin(call, args)
+        if action == "aws_end":
+            return await self.durable.end(args)
+        raise InvalidInputError(
+            f"workflow: unknown action {action!r}; use begin, checkpoint, invoke, aws_begin or aws_end"
+        )
 
     async def _begin(self, call: PlatformCall, args: dict[str, Any]) -> Any:
         resume = args.get("resume")
@@ -116,6 +142,7 @@ class Workflows:
                 raise InvalidInputError(f"workflow: there is no workflow {resume!r} to resume")
             return {"record": stored.record}
         record = new_record(call.request_id, call.function, args.get("input"), self.clock())
+        record["trace"] = call.traceparent
         try:
             await self.state.atomic([self.state.put(record, ABSENT)])
         except AtomicConflictError:
@@ -126,7 +153,7 @@ class Workflows:
             raise
         return {"record": record}
 
-    async def _checkpoint(self, args: dict[str, Any]) -> Any:
+    async def _checkpoint(self, args: dict[str, Any], traceparent: str | None = None) -> Any:
         workflow_id = args.get("id")
         upserts = args.get("ops") or []
         markers = args.get("markers") or {}
@@ -144,6 +171,7 @@ class Workflows:
             return {"ok": True}
         reason = ""
         unneeded: list[str] = []
+        spans: list[Span] = []
 
         async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
             nonlocal reason
@@ -153,7 +181,13 @@ class Workflows:
             except Rejected as exc:
                 reason = exc.reason
                 return None
+            # Each operation remembers the run that carried it out: its span's parent (spans.py).
+            touched = [int(upsert["op"]["seq"]) for upsert in upserts]
+            for seq in touched:
+                record["ops"][seq].setdefault("trace", traceparent)
             ops: list[Op] = [self.state.timer(timer, now) for timer in effects.timers]
+            spans[:] = operation_spans(record, touched, now)
+            ops += span_writes(spans)
             if _answered(record, waiting_on):
                 ops.append(self._resume(record))
             for seq, bus, pattern in effects.waits:
@@ -166,14 +200,23 @@ class Workflows:
             return record, ops
 
         try:
-            written = await self._write(workflow_id, change)
+            written = await self.write_record(workflow_id, change)
         except InvalidInputError as exc:
             # Over the store's record limit, say: the run is told, and its workflow fails saying why.
             return {"refused": str(exc)}
         if not written:
             return {"superseded": reason or f"workflow {workflow_id!r} is not there"}
+        self.tell_spans(spans)
         await self._cancel_all(unneeded, "its batch finished without it")
         return {"ok": True}
+
+    def tell_spans(self, spans: list[Span]) -> None:
+        for span in spans:
+            for listener in self.span_listeners:
+                try:
+                    listener(span)
+                except Exception:
+                    log.exception("a span listener failed on %s", span.span_id)
 
     async def _invoke(self, call: PlatformCall, args: dict[str, Any]) -> Any:
         function = args.get("function")
@@ -187,7 +230,7 @@ class Workflows:
 
     # --- writing a record ---------------------------------------------------------------------
 
-    async def _write(self, workflow_id: str, change: Callable[[Stored], Any]) -> bool:
+    async def write_record(self, workflow_id: str, change: Callable[[Stored], Any]) -> bool:
         """Read the record, make its change (None: none to make) and write it with compare-and-set, again on a
         conflict. Whether it was written."""
         for _ in range(MAX_TRIES):
@@ -206,8 +249,13 @@ class Workflows:
         raise WorkflowStateError(f"workflow {workflow_id!r} changed {MAX_TRIES} times while it was being written")
 
     def _resume(self, record: dict[str, Any]) -> Send:
+        # Every run continues the trace the workflow began in: its runs and their operations are one trace.
+        trace = record.get("trace")
         queue, message, _ = self.invoker.message(
-            record["function"], {RESUME_KEY: {"id": record["id"]}}, trigger=TRIGGER
+            record["function"],
+            {RESUME_KEY: {"id": record["id"]}},
+            trigger=TRIGGER,
+            traceparent=trace if isinstance(trace, str) else None,
         )
         return Send(queue, [message])
 
@@ -258,10 +306,13 @@ class Workflows:
             with contextlib.suppress(WorkflowStateError, WorkflowNotFoundError):
                 await self.cancel(workflow_id, reason)
 
-    async def _complete(self, workflow_id: str, seq: int, status: str, *, result: Any = None, error: Any = None) -> str:
+    async def complete_operation(
+        self, workflow_id: str, seq: int, status: str, *, result: Any = None, error: Any = None
+    ) -> str:
         """Complete the waiting operation `seq` (and drop its event wait) and resume the workflow; the reason it
         could not ('' when done)."""
         reason = ""
+        spans: list[Span] = []
 
         async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
             nonlocal reason
@@ -270,9 +321,11 @@ class Workflows:
             except Rejected as exc:
                 reason = exc.reason
                 return None
-            return record, [*self._drop_waits(stored.record, seq), self._resume(record)]
+            spans[:] = operation_spans(record, [seq], self.clock())
+            return record, [*self._drop_waits(stored.record, seq), self._resume(record), *span_writes(spans)]
 
-        if await self._write(workflow_id, change):
+        if await self.write_record(workflow_id, change):
+            self.tell_spans(spans)
             return ""
         return reason or f"there is no workflow {workflow_id!r}"
 
@@ -295,6 +348,13 @@ class Workflows:
             if timer.due > now + 0.001:
                 await self.state.atomic([self.state.timer(timer, now), ack])
                 continue
+            if timer.kind == "invoke":
+                # A chained invoke may take as long as the function does: it runs in a task of its own, and its
+                # timer is acknowledged when it is done (after a crash the timer comes up again: at least once).
+                key = (timer.workflow_id, timer.seq)
+                if key not in self._invoking:
+                    self._invoking[key] = asyncio.create_task(self._invoke_then_ack(timer, message))
+                continue
             try:
                 await self._fire(timer)
             except Exception:
@@ -303,11 +363,23 @@ class Workflows:
             await self.state.atomic([ack])
         return len(found)
 
+    async def _invoke_then_ack(self, timer: Timer, message: Message) -> None:
+        try:
+            await self.durable.run_invoke(timer)
+            await self.state.atomic([self.state.ack([message])])
+        except Exception:
+            log.exception("workflow %r: its chained invoke #%d failed; it comes up again", timer.workflow_id, timer.seq)
+        finally:
+            self._invoking.pop((timer.workflow_id, timer.seq), None)
+
     async def _fire(self, timer: Timer) -> None:
         if timer.kind == "wake":
-            await self._complete(timer.workflow_id, timer.seq, SUCCEEDED)
+            await self.complete_operation(timer.workflow_id, timer.seq, SUCCEEDED)
         elif timer.kind == "timeout":
-            await self._complete(timer.workflow_id, timer.seq, TIMED_OUT)
+            stored = await self.state.get(timer.workflow_id)
+            # A callback's heartbeat moves its due time on (and sets a timer for that): this one stands aside.
+            if stored is None or timeout_is_current(stored.record, timer, self.clock()):
+                await self.complete_operation(timer.workflow_id, timer.seq, TIMED_OUT)
         elif timer.kind == "retry":
 
             async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
@@ -317,7 +389,7 @@ class Workflows:
                     return None
                 return record, [self._resume(record)]
 
-            await self._write(timer.workflow_id, change)
+            await self.write_record(timer.workflow_id, change)
 
     async def run_due(self) -> int:
         """Handle what is due now (timers, events on the buses waited on) once; how much was done. For a platform
@@ -342,7 +414,7 @@ class Workflows:
     async def event_arrived(self, wait: Wait, record: LogRecord) -> None:
         """An event that matches `wait`'s pattern: the workflow gets it and goes on."""
         event = orjson.loads(record.data)
-        if await self._complete(wait.workflow_id, wait.seq, SUCCEEDED, result=event):
+        if await self.complete_operation(wait.workflow_id, wait.seq, SUCCEEDED, result=event):
             # The workflow no longer waits there (timed out, cancelled, gone): the wait goes.
             await self.state.atomic([self.state.drop_wait(wait)])
 
@@ -358,6 +430,8 @@ class Workflows:
         ):
             raise InvalidInputError(f"a workflow's id is 1 to 128 printable characters, not {workflow_id!r}")
         record = new_record(workflow_id or new_request_id(), function, input, self.clock())
+        # Started here, not by an invocation: the workflow's runs make one trace of their own.
+        record["trace"] = tracecontext.new_traceparent()
         try:
             write = self.state.put(record, ABSENT)
         except TypeError as exc:
@@ -397,13 +471,27 @@ class Workflows:
                 ops += await self._tell_parent(record, unneeded)
             return record, ops
 
-        if not await self._write(workflow_id, change):
+        if not await self.write_record(workflow_id, change):
             if not problem:
                 raise WorkflowNotFoundError(f"there is no workflow {workflow_id!r}")
             raise WorkflowStateError(problem)
         await self._cancel_all(waiting_children(done), f"its parent {workflow_id!r} was cancelled")
         await self._cancel_all(unneeded, "its batch finished without it")
         return done
+
+    async def resume(self, workflow_id: str) -> dict[str, Any]:
+        """Queue a run of a workflow that has not finished: it replays from its checkpoints. For a workflow whose
+        invocation failed past its retries (dead-lettered: the worker died, the run timed out) once the cause is
+        fixed; a run too many finds the history ahead of it and stops. Its record."""
+        stored = await self.state.get(workflow_id)
+        if stored is None:
+            raise WorkflowNotFoundError(f"there is no workflow {workflow_id!r}")
+        if stored.record["status"] != RUNNING:
+            raise WorkflowStateError(
+                f"workflow {workflow_id!r} has finished ({stored.record['status']}); start a new one instead"
+            )
+        await self.state.atomic([self._resume(stored.record)])
+        return stored.record
 
     async def complete_callback(self, token: str, *, result: Any = None, error: dict[str, Any] | None = None) -> None:
         """Answer a callback: with `result` (success) or `error` (`errorType`, `errorMessage`: failure)."""
@@ -420,10 +508,18 @@ class Workflows:
                 f"callback {ops[seq]['name']!r} of workflow {workflow_id!r} is {ops[seq]['status']}"
             )
         del nonce
+        if (
+            stored is not None
+            and stored.record.get("api") == API
+            and result is not None
+            and not isinstance(result, str)
+        ):
+            # The AWS SDK reads a callback's result as the text it deserializes itself.
+            result = orjson.dumps(result).decode()
         if error is not None:
-            reason = await self._complete(workflow_id, seq, FAILED, error=error)
+            reason = await self.complete_operation(workflow_id, seq, FAILED, error=error)
         else:
-            reason = await self._complete(workflow_id, seq, SUCCEEDED, result=result)
+            reason = await self.complete_operation(workflow_id, seq, SUCCEEDED, result=result)
         if reason:
             raise WorkflowStateError(reason)
 
