@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,20 @@ def on_bus(event, context):
 """
 
 
+#: The clients the running test made, closed when it ends (no pooled socket left to the garbage collector).
+_CLIENTS: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
 def s3(url: str, **options: Any) -> Any:
     """boto3's S3 client as a user points it at Triggerfish (an IP endpoint: path-style by default)."""
-    return boto3.client(
+    made = boto3.client(
         "s3",
         endpoint_url=f"{url}/-/aws",
         region_name="local",
@@ -48,6 +59,8 @@ def s3(url: str, **options: Any) -> Any:
         aws_secret_access_key=options.pop("aws_secret_access_key", "test"),
         config=Config(retries={"max_attempts": 1}, read_timeout=60, **options),
     )
+    _CLIENTS.append(made)
+    return made
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module", params=["sqlite", "postgres"])
