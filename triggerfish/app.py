@@ -58,7 +58,20 @@ from triggerfish.streams.declare import stream_extras
 F = TypeVar("F", bound=Callable[..., Any])
 
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"})
-OBJECT_EVENTS = frozenset({"created", "deleted"})
+#: `created`/`deleted`, or S3's own event type names (`s3:ObjectCreated:*`).
+OBJECT_EVENTS = frozenset(
+    {
+        "created",
+        "deleted",
+        "s3:ObjectCreated:*",
+        "s3:ObjectCreated:Put",
+        "s3:ObjectCreated:Post",
+        "s3:ObjectCreated:Copy",
+        "s3:ObjectCreated:CompleteMultipartUpload",
+        "s3:ObjectRemoved:*",
+        "s3:ObjectRemoved:Delete",
+    }
+)
 CHANGE_OPS = frozenset({"insert", "modify", "remove"})
 #: How `@app.on_change`'s first argument names a PostgreSQL database rather than a platform table.
 PG_SOURCE_PREFIXES = ("env:", "postgresql://", "postgres://")
@@ -319,6 +332,12 @@ class App:
 
         def trigger(function: str) -> Trigger:
             _resource(function, "bucket", bucket)
+            from triggerfish.objects.model import InvalidObjectNameError, check_bucket_name
+
+            try:
+                check_bucket_name(bucket)
+            except InvalidObjectNameError as exc:
+                raise DeclarationError(f"function {function!r}: {exc}") from None
             kinds = _choices(events, OBJECT_EVENTS, function, "events")
             for label, affix in (("prefix", prefix), ("suffix", suffix)):
                 if not isinstance(affix, str) or len(affix) > 1024 or "\x00" in affix:

@@ -74,6 +74,8 @@ _TOP_KEYS = frozenset(
     {"name", "app", "network", "boto3", "functions", "stages", "queues", "topics", "buses", "tables"}
     | {"mqtt", "amqp", "nats", "redis"}
 )
+#: `[buckets.NAME]`: buckets that exist at start (docs/objects.md); no keys yet.
+_TOP_KEYS = _TOP_KEYS | {"buckets"}
 #: Keys of [mqtt]: the broker's URL (credentials may come from TRIGGERFISH_MQTT_URL instead) and a client-id prefix.
 MQTT_KEYS = frozenset({"url", "client_id"})
 #: Values of `network`: what the app's code may reach from its box (docs/security.md).
@@ -146,6 +148,8 @@ class ProjectConfig:
     redis: dict[str, str] = field(default_factory=dict)
     #: `[tables.NAME]`: the tables that exist at start, with their keys (checked by triggerfish.tables.schema).
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: `[buckets.NAME]` tables: buckets made at start (names checked by S3's rules).
+    buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def bus_settings(self, stage: str | None = None) -> dict[str, dict[str, Any]]:
         """Bus tables with the stage's overrides applied."""
@@ -311,6 +315,7 @@ def _parse(document: dict[str, Any], path: Path, prefix: str) -> ProjectConfig:
         nats=_source_url("nats", document.get("nats", {}), fail),
         redis=_source_url("redis", document.get("redis", {}), fail),
         tables=_table_schemas(document.get("tables", {}), fail),
+        buckets=_buckets(document.get("buckets", {}), fail),
     )
 
 
@@ -329,6 +334,21 @@ def _source_url(kind: str, value: object, fail: Any) -> dict[str, str]:
         except ValueError as exc:
             raise fail(kind, str(exc)) from None
     return dict(value)
+
+
+def _buckets(value: object, fail: Any) -> dict[str, dict[str, Any]]:
+    from triggerfish.objects.model import InvalidObjectNameError, check_bucket_name
+
+    buckets: dict[str, dict[str, Any]] = {}
+    for name, body in _tables(value, "buckets", fail).items():
+        try:
+            check_bucket_name(name)
+        except InvalidObjectNameError as exc:
+            raise fail(f"buckets.{_quote(name)}", str(exc)) from None
+        if body:
+            raise fail(f"buckets.{_quote(name)}", _unknown("key", next(iter(body)), set()))
+        buckets[name] = {}
+    return buckets
 
 
 def _amqp(value: object, fail: Any) -> dict[str, str]:

@@ -218,7 +218,7 @@ def _find_app(module: ModuleType, attr: str | None, target: str) -> App:
 # --- describing functions --------------------------------------------------------------------
 
 
-#: Object and change triggers are declared and checked, but no storage fires them yet: say so wherever they are listed.
+#: Change triggers are declared and checked, but nothing fires them yet: say so wherever they are listed.
 NOT_LIVE = "(not live yet)"
 
 
@@ -241,7 +241,7 @@ def describe_trigger(trigger: Trigger) -> str:
         return f"schedule {trigger.expression}" + (f" [{trigger.tz}]" if trigger.tz else "")
     if isinstance(trigger, ObjectTrigger):
         keys = f" {trigger.prefix}*{trigger.suffix}" if trigger.prefix or trigger.suffix else ""
-        return f"object {trigger.bucket} {','.join(trigger.events)}{keys} {NOT_LIVE}"
+        return f"object {trigger.bucket} {','.join(trigger.events)}{keys}"
     if isinstance(trigger, AmqpTrigger):
         bound = f" bound to {trigger.exchange} by {trigger.routing_key}" if trigger.exchange else ""
         batch = f" (batch {trigger.batch_size})" if trigger.batch_size > 1 else ""

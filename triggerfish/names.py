@@ -308,3 +308,29 @@ THROTTLED_ERROR = "TooManyRequestsException"
 SECRET_NOT_SET_ERROR = "Runtime.SecretNotSet"
 #: A secret the function declares could not be opened with this server's secrets key (the worker was not started).
 SECRET_UNREADABLE_ERROR = "Runtime.SecretUnreadable"
+
+
+# --- object storage (triggerfish.objects) ----------------------------------------------------------
+# Under `triggerfish.`: reserved, so a handler's key-value calls cannot reach objects' metadata.
+
+#: The key-value namespace of the app's buckets: one record per bucket, keyed by its name.
+BUCKETS_NAMESPACE = "triggerfish.objects.buckets"
+#: Blobs written but not yet committed (a write intent, deleted by the commit): what a crash left behind.
+PENDING_BLOBS_NAMESPACE = "triggerfish.objects.pending"
+#: The key-value namespace of multipart uploads in progress, keyed `<bucket>/<upload id>`.
+UPLOADS_NAMESPACE = "triggerfish.objects.uploads"
+
+
+def objects_namespace(bucket: str) -> str:
+    """The key-value namespace of one bucket's object metadata, keyed by object key (S3's listing order)."""
+    return f"triggerfish.objects.bucket.{bucket}"
+
+
+def object_data_namespace(bucket: str) -> str:
+    """The key-value namespace of the bytes of one bucket's small objects, kept in the store (objects/service.py)."""
+    return f"triggerfish.objects.data.{bucket}"
+
+
+def parts_namespace(upload_id: str) -> str:
+    """The key-value namespace of one multipart upload's parts, keyed by zero-padded part number."""
+    return f"triggerfish.objects.parts.{upload_id}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,9 +45,21 @@ def on_shipment(event, context):
 """
 
 
+#: The clients the running test made, closed when it ends: a pooled socket left to the garbage collector
+#: warns (an error here) in whichever later test the collection happens to run.
+_CLIENTS: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
 def client(url: str, service: str, **options: Any) -> Any:
     """A boto3 client as a user makes one for Triggerfish: the endpoint URL, any region, any credentials."""
-    return boto3.client(
+    made = boto3.client(
         service,
         endpoint_url=f"{url}/-/aws",
         region_name=options.pop("region_name", "local"),
@@ -56,6 +68,8 @@ def client(url: str, service: str, **options: Any) -> Any:
         config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30),
         **options,
     )
+    _CLIENTS.append(made)
+    return made
 
 
 async def blocking(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

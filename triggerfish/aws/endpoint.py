@@ -42,6 +42,8 @@ from triggerfish.aws.protocol import (
     request_id,
     xml_answer,
 )
+from triggerfish.aws.s3 import S3Endpoint
+from triggerfish.aws.s3_auth import is_s3
 from triggerfish.aws.sigv4 import SignatureError
 from triggerfish.errors import InvalidInputError, StoreError
 
@@ -121,8 +123,16 @@ class AwsEndpoint:
         self._identify = identify
         self._platform_for = platform_for
         self._clock = clock
+        # S3 streams its bodies (objects up to 5 GiB), so it is an ASGI app of its own (docs/objects.md).
+        self._s3 = S3Endpoint(identify, platform_for, prefix=PATH, clock=clock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_s3(
+            {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])},
+            scope.get("query_string", b"").decode("latin-1"),
+        ):
+            await self._s3(scope, receive, send)
+            return
         rid = request_id()
         service: Service | None = None
         protocol: Protocol = "json1.1"

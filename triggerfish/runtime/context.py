@@ -20,13 +20,16 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from triggerfish.errors import InvalidEventError, InvalidInputError, InvocationError
 from triggerfish.events import tracecontext
 from triggerfish.identity import named_function_arn
+
+if TYPE_CHECKING:
+    from triggerfish.runtime.objects_client import ObjectsClient
 
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 # Attribute names `publish` sets itself; an extension may not shadow them.
@@ -368,6 +371,13 @@ class Context:
     def streams(self) -> Streams:
         """The app's built-in partitioned streams: `context.streams.put("readings", {"device": "d1", ...})`."""
         return Streams(self)
+
+    @property
+    def objects(self) -> ObjectsClient:
+        """The app's object store: `get`, `put`, `delete`, `list` of small objects (docs/objects.md)."""
+        from triggerfish.runtime.objects_client import ObjectsClient
+
+        return ObjectsClient(self.call_platform)
 
     def __repr__(self) -> str:
         return (

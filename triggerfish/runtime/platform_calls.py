@@ -92,6 +92,7 @@ class StorePlatform:
         publisher: Publisher | None = None,
         workflows: WorkflowCalls | None = None,
         events: EventCalls | None = None,
+        objects: WorkflowCalls | None = None,
         span_listeners: list[SpanListener] | None = None,
         trace_retention: float = DEFAULT_RETENTION,
         streams: StreamPuts | None = None,
@@ -103,6 +104,8 @@ class StorePlatform:
         self.workflows = workflows
         #: Answers the `events` calls of `context.events` (None: this platform has no event store).
         self.events = events
+        #: Answers `context.objects` calls on the app's object store (triggerfish.objects.calls; None: no store).
+        self.objects = objects
         self.publisher = publisher or Publisher(store, max_hops=max_hops)
         self.guard = self.publisher.guard
         #: Told of each producer span (a handler's publish or send) once it is stored (OTLP export).
@@ -131,6 +134,8 @@ class StorePlatform:
             return await self.workflows.call(call, args)
         if call.op == "events" and self.events is not None:
             return await self.events.call(call, args)
+        if call.op == "objects" and self.objects is not None:
+            return await self.objects.call(call, args)
         if call.op == "stream_put":
             return await self._stream_put(args)
         if call.op == "mqtt_publish":

@@ -80,6 +80,7 @@ PlatformOp = Literal[
     "stream_put",
     "mqtt_publish",
     "spans",
+    "objects",
 ]
 
 

@@ -29,6 +29,7 @@ import hashlib
 import logging
 import os
 import random
+import shutil
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -54,6 +55,9 @@ from triggerfish.gateway.route_auth import KeyLookup
 from triggerfish.isolation.box import Box
 from triggerfish.model import FunctionSpec
 from triggerfish.names import topic_stream
+from triggerfish.objects.calls import ObjectCalls
+from triggerfish.objects.notifications import PlatformNotifications, declared_buckets
+from triggerfish.objects.service import ObjectStore
 from triggerfish.observe.spans import SpanListener
 from triggerfish.observe.usage import UsageRollup
 from triggerfish.retry import RetryPolicy
@@ -217,6 +221,8 @@ class Platform:
         self.projections: Projections
         #: The app's usage, rolled up from its invocation records (triggerfish.observe.usage).
         self.usage: UsageRollup
+        #: The app's buckets and objects (triggerfish.objects), served as S3 on /-/aws.
+        self.objects: ObjectStore
 
     # --- what the rest of the platform calls --------------------------------------------------
 
@@ -356,6 +362,9 @@ class Platform:
             )
             await _declare_tables(store, source)
             self.pg_changes = PgChanges(store, self, self.publisher, app=version.app_name, clock=clock)
+            self.objects = ObjectStore(store, self._objects_root(), notify=PlatformNotifications(self), clock=clock)
+            await self.objects.ensure_buckets(declared_buckets(self, _bucket_names(source)))
+            await self.objects.sweep()
             if self.run_async:
                 await version.start()
             self._background = background and self.run_async
@@ -379,6 +388,14 @@ class Platform:
         except BaseException:
             await self._close_everything(drain=False)
             raise
+
+    def _objects_root(self) -> Path:
+        """Where the app's objects' bytes live: `<data_dir>/objects`, or a temporary directory without one."""
+        if self.data_dir is not None:
+            return self.data_dir / "objects"
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix="triggerfish-objects-"))
 
     async def run_due(self) -> int:
         """Move every trigger once, here and now: route what is new on the buses and deliver what is due, fan
@@ -428,6 +445,7 @@ class Platform:
             publisher=self.publisher,
             workflows=self.workflows,
             events=self.eventstore,
+            objects=ObjectCalls(lambda: self.objects),
             span_listeners=self.span_listeners,
             streams=_StreamPuts(self),
         )
@@ -518,6 +536,8 @@ class Platform:
             self.topics.update(primary.specs)
             await self.scheduler.update(primary.specs)
             self.projections.configure(primary.specs)
+            # A new version may watch, or declare, buckets the old one did not: they exist from now on.
+            await self.objects.ensure_buckets(declared_buckets(self, _bucket_names(primary.source)))
         self._canary = (canary, weight) if canary is not None and canary is not primary and weight > 0 else None
         for version in serving - self.serving():
             self._retire(version)
@@ -587,6 +607,7 @@ class Platform:
             removed += await trim_consumed(self.store.log, topic_stream(topic), checkpoint, max_age=age)
         removed += await self.sources.trim()
         removed += await self.changes.trim()
+        await self.objects.sweep()
         return removed
 
     async def _maintain_forever(self) -> None:
@@ -625,6 +646,9 @@ class Platform:
         if self._store is not None and self._given_store is None:
             await self._store.close()
         self._store = None
+        if self.data_dir is None and getattr(self, "objects", None) is not None:
+            # Without a data directory the objects' bytes were in a temporary one (a test platform's).
+            shutil.rmtree(self.objects.blobs.root, ignore_errors=True)
 
 
 class _StreamPuts:
@@ -660,6 +684,10 @@ async def _declare_tables(store: Store, source: VersionSource) -> None:
     tables = Tables(store)
     for name, body in load_config(source.app_dir).tables.items():
         await tables.ensure(TableSchema.from_config(name, body))
+
+
+def _bucket_names(source: VersionSource) -> list[str]:
+    return [] if source.app_dir is None else list(load_config(source.app_dir).buckets)
 
 
 def _queue_settings(source: VersionSource) -> dict[str, dict[str, Any]]:

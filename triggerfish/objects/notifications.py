@@ -1,0 +1,63 @@
+"""The writes an object change makes for its notifications, for the store transaction that records the change.
+
+    objects = ObjectStore(store, root, notify=PlatformNotifications(platform))
+
+For each `@app.on_object` trigger of the serving version that matches the change, an asynchronous
+invocation of its function (queued as `invoke_async` queues one, so Lambda's retries, the
+function's dead-letter queue and its destinations apply), whose event is S3's notification
+`{"Records": [...]}`; and one event on the `default` bus with EventBridge's S3 shape (`source:
+aws.s3`, `detail-type: Object Created` / `Object Deleted`), so rules can match uploads.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import orjson
+
+from triggerfish.events.cloudevent import Event
+from triggerfish.model import ObjectTrigger
+from triggerfish.names import bus_stream
+from triggerfish.objects.events import Change, bucket_arn, bus_event_fields, s3_record, trigger_matches
+from triggerfish.store.atomic import Append, Op, Send
+
+if TYPE_CHECKING:
+    from triggerfish.server.platform import Platform
+
+#: The bus object events are published to.
+OBJECT_EVENTS_BUS = "default"
+#: The `trigger` invocation records of object notifications carry.
+TRIGGER = "object"
+
+
+class PlatformNotifications:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def __call__(self, change: Change) -> list[Op]:
+        ops: list[Op] = []
+        platform = self.platform
+        for spec in platform.specs.values():
+            for index, trigger in enumerate(spec.triggers):
+                if isinstance(trigger, ObjectTrigger) and trigger_matches(trigger, change):
+                    record = s3_record(change, f"{spec.name}-{index}")
+                    queue, message, _ = platform.message(spec.name, {"Records": [record]}, trigger=TRIGGER)
+                    ops.append(Send(queue, [message]))
+        source, detail_type, detail = bus_event_fields(change)
+        event = Event.create(
+            detail_type,
+            source,
+            detail,
+            subject=f"{change.bucket}/{change.key}",
+            resources=orjson.dumps([bucket_arn(change.bucket)]).decode(),
+        )
+        ops.append(Append(bus_stream(OBJECT_EVENTS_BUS), platform.publisher.encode([event])))
+        return ops
+
+
+def declared_buckets(platform: Platform, configured: list[str]) -> list[str]:
+    """The buckets that exist at start: `[buckets.NAME]` of triggerfish.toml, and those `@app.on_object` names."""
+    names = list(configured)
+    for spec in platform.specs.values():
+        names += [t.bucket for t in spec.triggers if isinstance(t, ObjectTrigger)]
+    return sorted(set(names))
