@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -231,7 +232,7 @@ def report(
             lines.append(f"| {targets[name].label} | failed: {runs.error} | | | | |")
             continue
         cells = [
-            spread(runs.values(lambda r, f=f: getattr(r, f)), 1)
+            spread([float(getattr(run.result, f)) for run in runs.runs], 1)
             for f in ("put_small", "get_small", "put_big", "get_big")
         ]
         lines.append(f"| {targets[name].label} | {' | '.join(cells)} | {loads(runs)} |")
@@ -241,7 +242,8 @@ def report(
         ours, theirs = measured["triggerfish"], measured["moto"]
         ratios = []
         for field in ("put_small", "get_small"):
-            a, b = ours.median(lambda r, f=field: getattr(r, f)), theirs.median(lambda r, f=field: getattr(r, f))
+            a = statistics.median(float(getattr(run.result, field)) for run in ours.runs)
+            b = statistics.median(float(getattr(run.result, field)) for run in theirs.runs)
             ratios.append(f"{field.replace('_small', '')} {a / b:.1f}x")
         verdict = "met" if all(float(r.split()[1][:-1]) >= TARGET_RATIO for r in ratios) else "not met"
         lines.append(f"\nSmall objects, Triggerfish / moto: {', '.join(ratios)} (target {TARGET_RATIO:g}x: {verdict}).")
