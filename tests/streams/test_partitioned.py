@@ -220,3 +220,33 @@ def test_where_nats_and_redis_consumers_start() -> None:
 
     assert (redis("TRIM_HORIZON"), redis("LATEST")) == ("0", "$")
     assert redis("AT_TIMESTAMP", 1767225600.0) == "1767225599999-18446744073709551615"
+
+
+traced = App("traced")
+read_records: list[dict[str, Any]] = []
+
+
+@traced.function()
+def put_reading(event: dict[str, Any], context: Any) -> str:
+    context.streams.put("readings", event)
+    return str(context.traceparent)
+
+
+@traced.on_stream("readings", partition_key="device", batch_size=10)
+def read_readings(event: dict[str, Any], context: Any) -> None:
+    read_records.extend(event["Records"])
+
+
+async def test_a_batch_continues_the_first_putters_trace_and_links_the_others() -> None:
+    read_records.clear()
+    async with TestPlatform(traced) as platform:
+        putters = [await platform.invoke("put_reading", {"device": "d1", "n": n}) for n in range(3)]
+        await platform.drain()
+        [reading] = await platform.invocations("read_readings")
+    assert reading.trace_id == putters[0].split("-")[1]
+    assert reading.parent_span_id == putters[0].split("-")[2]
+    assert list(reading.links) == putters[1:]
+    # The Kinesis-shaped records the reader is given show no trace.
+    assert len(read_records) == 3
+    assert all(set(record["kinesis"]) == {"partitionKey", "sequenceNumber", "data", "approximateArrivalTimestamp"}
+               for record in read_records)  # fmt: skip

@@ -207,3 +207,67 @@ async def test_handled_changes_are_trimmed_after_a_day_and_unhandled_ones_kept()
         assert removed >= 3  # orders' change, its copy in the function's partition, audit's change
         assert [r.offset for r in await log.read(table_stream("orders"))] == [2]
         assert await log.read(table_stream("audit")) == []
+
+
+traced = App("traced")
+records_seen: list[dict[str, Any]] = []
+
+
+@traced.function
+def record_order(event: dict[str, Any], context: Any) -> str:
+    context.table("orders").put({"id": event["id"]})
+    return str(context.traceparent)
+
+
+@traced.function
+def announce(event: dict[str, Any], context: Any) -> str:
+    placed = context.event("order.placed", {"id": event["id"]})
+    context.table("orders").put({"id": event["id"]}, publish=[placed])
+    return str(context.traceparent)
+
+
+@traced.on_change("orders", batch_size=10, starting_position="TRIM_HORIZON")
+def react(event: dict[str, Any], context: Any) -> None:
+    records_seen.extend(event["Records"])
+
+
+async def test_the_change_function_continues_the_first_writers_trace_and_links_the_others() -> None:
+    from triggerfish.changes.records import decode_change
+    from triggerfish.names import table_stream
+
+    records_seen.clear()
+    async with TestPlatform(traced) as platform:
+        await platform.create_table("orders", "id")
+        writers = [await platform.invoke("record_order", {"id": name}) for name in ("a", "b", "c")]
+        await platform.drain()
+        [reaction] = await platform.invocations("react")
+        stored = [decode_change(r.data) for r in await platform.store.log.read(table_stream("orders"))]
+    assert len({writer.split("-")[1] for writer in writers}) == 3  # three invocations, three traces
+    # The stored change records keep the writer's traceparent ...
+    assert [change.traceparent for change in stored] == writers
+    # ... and the one batch of three continues the first write's trace, a child of the writer's span, linking the
+    # others (as a queue batch's invocation does).
+    assert reaction.trace_id == writers[0].split("-")[1]
+    assert reaction.parent_span_id == writers[0].split("-")[2]
+    assert list(reaction.links) == writers[1:]
+    # The record the handler is given stays DynamoDB Streams' own: no trace in it.
+    assert len(records_seen) == 3
+    keys = {"eventID", "eventName", "eventVersion", "eventSource", "awsRegion", "dynamodb", "eventSourceARN"}
+    assert all(set(record) == keys for record in records_seen)
+    assert "traceparent" not in json.dumps(records_seen)
+
+
+async def test_the_events_a_write_publishes_are_producer_spans_of_the_writer() -> None:
+    from triggerfish.observe.traces import trace_spans
+
+    async with TestPlatform(traced) as platform:
+        await platform.create_table("orders", "id")
+        writer = await platform.invoke("announce", {"id": "a"})
+        [published] = await platform.published()
+        spans = await trace_spans(platform.store, writer.split("-")[1])
+    [producer] = [span for span in spans if span.kind == "producer"]
+    assert producer.name == "publish default"
+    assert producer.function == "announce"
+    assert producer.parent_span_id == writer.split("-")[2]
+    assert published.traceparent is not None
+    assert producer.span_id == published.traceparent.split("-")[2]

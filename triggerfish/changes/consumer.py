@@ -11,7 +11,8 @@ point resumes from a checkpoint:
    checkpoint (a key-value record `on-change.<function>`), turns each into the
    DynamoDB Streams record (`changes.records.dynamodb_record`), drops the `ops` the
    function does not take, and appends each record to the partition its item key
-   hashes to (`source.dynamodb.<function>.<n>`) in ONE transaction with the
+   hashes to (`source.dynamodb.<function>.<n>`), with the writer's traceparent in the stored
+   record (not in the Lambda record), in ONE transaction with the
    checkpoint's compare-and-set: every change reaches the partitions exactly once,
    and two movers (two nodes) cannot both move a change. A read takes no lease, so
    the move costs one commit, not two (a consumer group's claim is a write).
@@ -99,11 +100,18 @@ def subscription(spec: FunctionSpec, trigger: ChangeTrigger, source_arn: str) ->
     )
 
 
-def append_changes(sub: StreamSubscription, keyed: Sequence[tuple[str, float, dict[str, object]]]) -> list[Op]:
-    """The appends putting Lambda records (key, time, record) into `sub`'s partitions, in order per partition."""
+def append_changes(
+    sub: StreamSubscription,
+    keyed: Sequence[tuple[str, float, dict[str, object]]],
+    traces: Sequence[str | None] = (),
+) -> list[Op]:
+    """The appends putting Lambda records (key, time, record) into `sub`'s partitions, in order per partition;
+    `traces[i]`, when given, is the traceparent of the write that made record i (kept in the stored record,
+    where the stream engine finds it, and never in the record the handler is given)."""
     by_partition: dict[int, list[bytes]] = {}
-    for key, at, record in keyed:
-        stored = SourceRecord(key, at, orjson.dumps(record))
+    for index, (key, at, record) in enumerate(keyed):
+        trace = traces[index] if index < len(traces) else None
+        stored = SourceRecord(key, at, orjson.dumps(record), traceparent=trace)
         by_partition.setdefault(partition_of(key, sub.partitions), []).append(encode_record(stored))
     return [Append(sub.stream(partition), bodies) for partition, bodies in sorted(by_partition.items())]
 
@@ -214,6 +222,7 @@ class ChangeTriggers:
 
     def _appends(self, sub: ChangeSubscription, records: list[LogRecord]) -> list[Op]:
         keyed: list[tuple[str, float, dict[str, object]]] = []
+        traces: list[str | None] = []
         for stored in records:
             try:
                 change = decode_change(stored.data)
@@ -224,7 +233,8 @@ class ChangeTriggers:
                 continue
             record = dynamodb_record(change, offset=stored.offset, source_arn=sub.stream.source_arn)
             keyed.append((change.key, change.at, record))
-        return append_changes(sub.stream, keyed)
+            traces.append(change.traceparent)
+        return append_changes(sub.stream, keyed, traces)
 
     async def _move_forever(self, sub: ChangeSubscription) -> None:
         while not self._stopping.is_set():

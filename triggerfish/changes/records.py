@@ -16,7 +16,10 @@ A consumer turns it into the record Lambda gives a function for a DynamoDB strea
 
 The sequence number is the change's offset in the table's stream: it grows with every
 change of the table and is never reused, so it orders the changes of one item. Any other
-source of changes (PostgreSQL capture) builds the same record from a `Change`. Pure: no I/O.
+source of changes (PostgreSQL capture) builds the same record from a `Change`. A change written by a
+handler keeps the handler's traceparent in the stored record (`tp`), never in the record above: the
+mover carries it into the partition record's metadata, so the reacting invocation continues the trace.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -50,14 +53,21 @@ class Change:
     #: The item's key as the store orders it: records with one key are handled in order.
     key: str
     view_type: str = "NEW_AND_OLD_IMAGES"
+    #: The writing invocation's W3C traceparent (None: written from outside a handler). Kept in the stored
+    #: record only: the function reacting to the change continues this trace; its record never shows it.
+    traceparent: str | None = None
 
 
-def change_of(old: Item | None, new: Item | None, keys: Item, *, at: float, key: str, view_type: str) -> Change:
+def change_of(
+    old: Item | None, new: Item | None, keys: Item, *, at: float, key: str, view_type: str,
+    traceparent: str | None = None,
+) -> Change:  # fmt: skip
     """The change from `old` to `new` (None: no item), keeping the images `view_type` asks for."""
     event: EventName = "INSERT" if old is None else ("REMOVE" if new is None else "MODIFY")
     keeps_new = view_type in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
     keeps_old = view_type in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES")
-    return Change(event, keys, new if keeps_new else None, old if keeps_old else None, at, key, view_type)
+    new, old = new if keeps_new else None, old if keeps_old else None
+    return Change(event, keys, new, old, at, key, view_type, traceparent)
 
 
 def encode_change(change: Change) -> bytes:
@@ -72,13 +82,18 @@ def encode_change(change: Change) -> bytes:
         body["n"] = change.new
     if change.old is not None:
         body["o"] = change.old
+    if change.traceparent is not None:
+        body["tp"] = change.traceparent
     return orjson.dumps(body)
 
 
 def decode_change(data: bytes) -> Change:
     try:
         body = orjson.loads(data)
-        return Change(body["e"], body["k"], body.get("n"), body.get("o"), float(body["t"]), body["key"], body["v"])
+        trace = body.get("tp") if isinstance(body.get("tp"), str) else None
+        return Change(
+            body["e"], body["k"], body.get("n"), body.get("o"), float(body["t"]), body["key"], body["v"], trace
+        )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise InvalidInputError(f"a change record no table wrote ({exc}); it is skipped") from None
 

@@ -66,7 +66,7 @@ class EventCalls(Protocol):
 class StreamPuts(Protocol):
     """Answers `stream_put` and `mqtt_publish` calls (the platform's built-in streams and MQTT broker)."""
 
-    async def put(self, stream: str, records: Any) -> list[dict[str, Any]]: ...
+    async def put(self, stream: str, records: Any, *, traceparent: str | None = None) -> list[dict[str, Any]]: ...
 
     async def publish_mqtt(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None: ...
 
@@ -137,7 +137,7 @@ class StorePlatform:
         if call.op == "objects" and self.objects is not None:
             return await self.objects.call(call, args)
         if call.op == "stream_put":
-            return await self._stream_put(args)
+            return await self._stream_put(call, args)
         if call.op == "mqtt_publish":
             return await self._mqtt_publish(args)
         if call.op == "spans":
@@ -158,14 +158,16 @@ class StorePlatform:
         await self.streams.publish_mqtt(topic, payload, qos=qos, retain=retain)
         return {"published": True}
 
-    async def _stream_put(self, args: dict[str, Any]) -> Any:
+    async def _stream_put(self, call: PlatformCall, args: dict[str, Any]) -> Any:
         stream = _string(args, "stream", "stream_put")
         records = args.get("records")
         if not isinstance(records, list) or not all(isinstance(r, dict) and "data" in r for r in records):
             raise InvalidInputError("stream_put: records must be a list of {'data': ..., 'key': ...} objects")
         if self.streams is None:
             raise InvalidInputError(f"context.streams.put({stream!r}): this platform runs no built-in streams")
-        placed = await self.streams.put(stream, [(r["data"], r.get("key")) for r in records])
+        # The records carry the caller's trace: the functions reading them continue it.
+        pairs = [(r["data"], r.get("key")) for r in records]
+        placed = await self.streams.put(stream, pairs, traceparent=call.traceparent)
         return {"records": placed}
 
     async def _publish(self, call: PlatformCall, args: dict[str, Any]) -> Any:
@@ -288,7 +290,39 @@ class StorePlatform:
 
         if self._tables is None or self._tables.store is not self.store:
             self._tables = Tables(self.store)
-        return await table_call(self._tables, args, hop_count=call.hop_count)
+        began = time.time()
+        # The write's change records carry the caller's trace: the functions reacting to them continue it.
+        answer = await table_call(self._tables, args, hop_count=call.hop_count, traceparent=call.traceparent)
+        if "result" in answer and call.traceparent is not None:
+            # The events published with the write (its outbox) are publishes as `context.publish`'s are: spans.
+            await self._outbox_spans(call, args.get("outbox") or [], began)
+        return answer
+
+    async def _outbox_spans(self, call: PlatformCall, outbox: list[dict[str, Any]], began: float) -> None:
+        ended = time.time()
+        for entry in outbox:
+            event = entry["event"]
+            traceparent = event.get("traceparent")
+            if not tracecontext.is_valid(traceparent):
+                continue
+            span = producer_span(
+                traceparent,
+                call.traceparent,
+                operation="publish",
+                destination=entry["bus"],
+                start=began,
+                end=ended,
+                ok=True,
+                function=call.function,
+                request_id=call.request_id,
+                event=event,
+            )
+            await self._store_span(span)
+            for listener in self.span_listeners:
+                try:
+                    listener(span)
+                except Exception:
+                    logger.exception("a span listener failed on %s", span.span_id)
 
     async def _kv_put(self, args: dict[str, Any]) -> Any:
         value = _bytes(args, "value", "kv_put")

@@ -657,8 +657,8 @@ class _StreamPuts:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
 
-    async def put(self, stream: str, records: Any) -> list[dict[str, Any]]:
-        return await self.platform.sources.partitioned.put(stream, records)
+    async def put(self, stream: str, records: Any, *, traceparent: str | None = None) -> list[dict[str, Any]]:
+        return await self.platform.sources.partitioned.put(stream, records, traceparent=traceparent)
 
     async def publish_mqtt(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None:
         await self.platform.sources.publish_mqtt(topic, payload, qos=qos, retain=retain)

@@ -40,6 +40,8 @@ class Item:
     sequence: str
     arrived: float
     record: Mapping[str, Any]
+    #: The traceparent of the work that wrote the record (a table write's invocation); None: none known.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,7 +97,8 @@ class PartitionBatches:
                     event = orjson.loads(record.payload)
                     if self.filters and not any(pattern.matches(event) for pattern in self.filters):
                         continue
-                    items.append(Item(event[self.sub.source]["SequenceNumber"], record.arrived, event))
+                    sequence = event[self.sub.source]["SequenceNumber"]
+                    items.append(Item(sequence, record.arrived, event, record.traceparent))
                     continue
                 if self.rule is not None:
                     try:
@@ -112,19 +113,22 @@ class PartitionBatches:
                 )
                 if not self.wanted(event[self.sub.source], record.payload):
                     continue  # filtered out: never shown, and the checkpoint moves past it
-                items.append(Item(event[self.sub.source]["sequenceNumber"], record.arrived, event))
+                items.append(Item(event[self.sub.source]["sequenceNumber"], record.arrived, event, record.traceparent))
         return items
 
     async def invoke(self, batch: Sequence[Item]) -> Attempt:
         if self.sub.to_bus is not None:
             return await self._to_bus(batch)
-        return await self._invoke({"Records": [dict(item.record) for item in batch]})
+        # The first record's trace goes on; the others' are span links, as a queue batch's are.
+        traces = list(dict.fromkeys(item.traceparent for item in batch if item.traceparent is not None))
+        trace = {"traceparent": traces[0], "links": traces[1:]} if traces else {}
+        return await self._invoke({"Records": [dict(item.record) for item in batch]}, **trace)
 
-    async def _invoke(self, event: dict[str, Any]) -> Attempt:
+    async def _invoke(self, event: dict[str, Any], **trace: Any) -> Attempt:
         sub = self.sub
         try:
             result = await self.owner.invoker.invoke(
-                sub.function, event, wait=min(sub.timeout + 1.0, 900.0), trigger=sub.source
+                sub.function, event, wait=min(sub.timeout + 1.0, 900.0), trigger=sub.source, **trace
             )
         except InvocationError as exc:
             logger.warning("%s: a batch of %d failed: %s", sub.stream(self.partition), len(event["Records"]), exc)

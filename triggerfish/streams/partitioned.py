@@ -52,8 +52,11 @@ class PartitionedStreams:
         """Each stream the app reads: its partition-key field and partition count."""
         return dict(self._streams)
 
-    async def put(self, stream: str, records: Sequence[tuple[Any, str | None]]) -> list[dict[str, Any]]:
-        """Append `(data, key)` records in order; where each went (partition and sequence number).
+    async def put(
+        self, stream: str, records: Sequence[tuple[Any, str | None]], *, traceparent: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Append `(data, key)` records in order; where each went (partition and sequence number). `traceparent`
+        (the putting invocation's) is kept with each record: the invocation reading it continues that trace.
 
         `data` is any JSON value (bytes are stored as they are); `key` None takes the stream's partition-key
         field from `data`. InvalidInputError (nothing stored) for an unknown stream or a record without a key.
@@ -76,7 +79,7 @@ class PartitionedStreams:
             partition = partition_of(key, partitions)
             items = by_partition.setdefault(partition, [])
             placed.append((partition, len(items)))
-            items.append(encode_record(SourceRecord(key=key, arrived=now, payload=payload)))
+            items.append(encode_record(SourceRecord(key=key, arrived=now, payload=payload, traceparent=traceparent)))
         stored = {
             partition: await self.store.log.append_many(partitioned_stream(stream, partition), items)
             for partition, items in by_partition.items()

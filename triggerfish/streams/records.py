@@ -46,6 +46,9 @@ class SourceRecord:
     payload: bytes
     #: The source's own fields (MQTT: topic, qos, retain, properties), JSON-able.
     meta: Mapping[str, Any] = field(default_factory=dict)
+    #: The W3C traceparent of the invocation that wrote it (`context.streams.put`, a table write), kept for the
+    #: platform only: the invocation reading it continues that trace, and the Lambda record never shows it.
+    traceparent: str | None = None
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -57,14 +60,15 @@ def partition_of(key: str, partitions: int) -> int:
 
 def encode_record(record: SourceRecord) -> bytes:
     """The bytes stored in the partition stream."""
-    return orjson.dumps(
-        {
-            "key": record.key,
-            "at": record.arrived,
-            "data": base64.b64encode(record.payload).decode("ascii"),
-            "meta": dict(record.meta),
-        }
-    )
+    body: dict[str, Any] = {
+        "key": record.key,
+        "at": record.arrived,
+        "data": base64.b64encode(record.payload).decode("ascii"),
+        "meta": dict(record.meta),
+    }
+    if record.traceparent is not None:
+        body["tp"] = record.traceparent
+    return orjson.dumps(body)
 
 
 def decode_record(data: bytes) -> SourceRecord:
@@ -76,6 +80,7 @@ def decode_record(data: bytes) -> SourceRecord:
             arrived=float(body["at"]),
             payload=base64.b64decode(body["data"], validate=True),
             meta=dict(body.get("meta") or {}),
+            traceparent=body["tp"] if isinstance(body.get("tp"), str) else None,
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise InvalidInputError(f"a source record that no source wrote ({exc}); it is skipped") from None

@@ -6,7 +6,8 @@
 A table error is an answer, not a failed call, so the handler gets the error class it can catch
 (`triggerfish.tables.client` raises it again); bad arguments are InvalidInputError as for any
 platform call. Outbox events carry a hop count one higher than the invocation's, as published
-events do.
+events do; the change records the write makes carry `traceparent` (the calling invocation's), so
+the functions reacting to them continue its trace.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from triggerfish.tables.errors import ConditionFailedError, TableError, Transact
 from triggerfish.tables.table import Tables
 
 
-async def table_call(tables: Tables, args: dict[str, Any], *, hop_count: int) -> dict[str, Any]:
+async def table_call(
+    tables: Tables, args: dict[str, Any], *, hop_count: int, traceparent: str | None = None
+) -> dict[str, Any]:
     operation, params = args.get("operation"), args.get("params")
     if not isinstance(operation, str) or not isinstance(params, dict):
         raise InvalidInputError("table: give the DynamoDB 'operation' and its 'params' object")
@@ -38,7 +41,7 @@ async def table_call(tables: Tables, args: dict[str, Any], *, hop_count: int) ->
         hops = max(int(entry["event"].get("hopcount") or 0), hop_count + 1)
         outbox.append((entry["bus"], Event.from_dict({**entry["event"], "hopcount": hops})))
     try:
-        return {"result": await api.run(tables, operation, params, outbox=outbox)}
+        return {"result": await api.run(tables.traced(traceparent), operation, params, outbox=outbox)}
     except TableError as exc:
         return {"error": error_document(exc)}
 

@@ -18,6 +18,7 @@ items at once.
 
 from __future__ import annotations
 
+import copy
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -104,6 +105,14 @@ class Tables:
         #: Schemas read recently, with when (monotonic): a table dropped and made again with other keys (by another
         #: caller) is seen within SCHEMA_TTL, without a read of the schema on every operation.
         self._schemas: dict[str, tuple[TableSchema, float]] = {}
+        #: The writing invocation's traceparent, kept with each change record (`traced`); None: no trace.
+        self.traceparent: str | None = None
+
+    def traced(self, traceparent: str | None) -> Tables:
+        """These tables (sharing their schema cache) writing change records that carry `traceparent`."""
+        tables = copy.copy(self)
+        tables.traceparent = traceparent
+        return tables
 
     # --- tables ---------------------------------------------------------------------------------
 
@@ -249,7 +258,7 @@ class Tables:
             ops = [Put(namespace, write.store_key, orjson.dumps(write.new), if_version=version)]
         change = change_of(
             write.old, write.new, write.keys, at=self.clock(), key=write.store_key,
-            view_type=write.schema.stream_view_type,
+            view_type=write.schema.stream_view_type, traceparent=self.traceparent,
         )  # fmt: skip
         ops.append(Append(table_stream(write.schema.name), [encode_change(change)]))
         return ops
