@@ -319,6 +319,8 @@ BUCKETS_NAMESPACE = "triggerfish.objects.buckets"
 PENDING_BLOBS_NAMESPACE = "triggerfish.objects.pending"
 #: The key-value namespace of multipart uploads in progress, keyed `<bucket>/<upload id>`.
 UPLOADS_NAMESPACE = "triggerfish.objects.uploads"
+#: The key-value namespace of buckets' notification configurations (queues and topics), keyed by bucket.
+BUCKET_NOTIFICATIONS_NAMESPACE = "triggerfish.objects.notifications"
 
 
 def objects_namespace(bucket: str) -> str:

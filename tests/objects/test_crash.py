@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from tests.aws.conftest import blocking
+from tests.aws.conftest import client as aws_client
 from tests.objects.conftest import OBJECT_APP, eventually, received, s3
 from tests.server.conftest import serve_app
 
@@ -77,6 +78,28 @@ async def test_an_acknowledged_upload_runs_its_handler_after_kill_9(tmp_path: Pa
         assert f'"{records[0]["s3"]["object"]["eTag"]}"' == put["ETag"]
         got = await blocking(s3(served.url).get_object, Bucket="uploads", Key="images/last words.jpg")
         assert got["Body"].read() == b"said"
+
+
+async def test_an_acknowledged_upload_has_its_queue_message_after_kill_9(tmp_path: Path) -> None:
+    # The bucket's notification configuration sends to a queue: the message commits with the object.
+    with child_platform(tmp_path) as (process, url):
+        client = s3(url)
+        sqs = aws_client(url, "sqs")
+        await blocking(sqs.create_queue, QueueName="crash-seen")
+        sqs.close()
+        config = {
+            "QueueConfigurations": [
+                {"QueueArn": "arn:aws:sqs:local:000000000000:crash-seen", "Events": ["s3:ObjectCreated:*"]}
+            ]
+        }
+        await blocking(client.put_bucket_notification_configuration, Bucket="uploads", NotificationConfiguration=config)
+        await blocking(client.put_object, Bucket="uploads", Key="docs/final.txt", Body=b"said")
+        os.kill(process.pid, signal.SIGKILL)  # right after the acknowledgement
+        process.wait()
+    async for served in serve_app(tmp_path, OBJECT_APP):
+        bodies = await received(served.platform, "crash-seen", 2)
+        assert bodies[0]["Event"] == "s3:TestEvent"
+        assert [r["s3"]["object"]["key"] for r in bodies[1]["Records"]] == ["docs/final.txt"]
 
 
 async def test_parts_of_a_multipart_upload_survive_kill_9(tmp_path: Path) -> None:

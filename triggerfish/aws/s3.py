@@ -33,6 +33,7 @@ from triggerfish.aws.s3_multipart import (
     upload_part,
     upload_part_copy,
 )
+from triggerfish.aws.s3_notification import get_notification, put_notification
 from triggerfish.aws.s3_request import (
     OVERRIDES,
     Body,
@@ -127,7 +128,7 @@ class S3Endpoint:
             )
         if bucket:
             check_bucket_name(bucket)
-        return S3Request(scope, receive, method, bucket, key, query, headers, rid, signed, platform.objects)
+        return S3Request(scope, receive, method, bucket, key, query, headers, rid, signed, platform.objects, platform)
 
 
 class _Received:
@@ -196,6 +197,10 @@ async def _dispatch(r: S3Request, send: Send) -> Reply | None:
             return xml_reply(s3_xml.location_document(REGION))
         if method == "GET" and "uploads" in q:
             return await list_uploads(r)
+        if method == "GET" and "notification" in q:
+            return await get_notification(r)
+        if method == "PUT" and "notification" in q:
+            return await put_notification(r)
         if method == "GET" and "versioning" in q:
             await r.objects.require_bucket(r.bucket)
             return xml_reply(xml_document("VersioningConfiguration", []))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from starlette.types import Receive, Scope
@@ -17,6 +18,9 @@ from triggerfish.aws.s3_xml import http_date
 from triggerfish.objects.checksums import ALGORITHMS, Checksums
 from triggerfish.objects.model import ObjectError, ObjectMeta, check_bucket_name
 from triggerfish.objects.service import Content, ObjectStore, Requester
+
+if TYPE_CHECKING:
+    from triggerfish.server.platform import Platform
 
 CONTENT_HEADERS = ("content-encoding", "content-disposition", "content-language", "cache-control", "expires")
 OVERRIDES = {
@@ -41,6 +45,7 @@ class S3Request:
     rid: str
     signed: Signed
     objects: ObjectStore
+    platform: Platform
 
     @property
     def requester(self) -> Requester:

@@ -10,7 +10,7 @@ a function of the app or an http(s) URL, with SNS's filter policy attributes.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from triggerfish._json import dumps, loads
 from triggerfish.aws.endpoint import AwsCall, Operation, Service
@@ -20,6 +20,9 @@ from triggerfish.identity import ACCOUNT_ID, function_arn, sns_topic_arn, sqs_qu
 from triggerfish.names import SNS_TOPICS_NAMESPACE
 from triggerfish.triggers.sns import MAX_SUBJECT_CHARS, check_topic
 from triggerfish.triggers.subscriptions import Subscription
+
+if TYPE_CHECKING:
+    from triggerfish.server.platform import Platform
 
 NAMESPACE = "http://sns.amazonaws.com/doc/2010-03-31/"
 _RECORD = "topic/"
@@ -38,8 +41,13 @@ def _not_found(what: str) -> AwsError:
 
 
 async def _names(call: AwsCall) -> list[str]:
-    names = set(await call.platform.topics.names())
-    for found in await call.platform.store.kv.scan(SNS_TOPICS_NAMESPACE, prefix=_RECORD, limit=100_000):
+    return await app_topic_names(call.platform)
+
+
+async def app_topic_names(platform: Platform) -> list[str]:
+    """The app's topics as SNS shows them: what S3's notification configuration may name too."""
+    names = set(await platform.topics.names())
+    for found in await platform.store.kv.scan(SNS_TOPICS_NAMESPACE, prefix=_RECORD, limit=100_000):
         name = found.key[len(_RECORD) :]
         # A deleted topic keeps its log (retention trims it) but is gone for SNS until it is made again.
         if loads(found.value, where="SNS topic record").get("deleted"):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from triggerfish._json import dumps, loads
@@ -33,6 +33,9 @@ from triggerfish.errors import InvalidInputError
 from triggerfish.identity import ACCOUNT_ID, sqs_queue_arn
 from triggerfish.names import SQS_QUEUES_NAMESPACE, is_platform_queue
 from triggerfish.store import QueueConfig
+
+if TYPE_CHECKING:
+    from triggerfish.server.platform import Platform
 
 #: SQS's limits.
 MAX_BATCH = 10
@@ -107,7 +110,11 @@ async def _save(call: AwsCall, name: str, record: QueueRecord) -> None:
 
 async def queue_names(call: AwsCall) -> list[str]:
     """The app's queues as this endpoint shows them (see the module docstring)."""
-    platform = call.platform
+    return await app_queue_names(call.platform)
+
+
+async def app_queue_names(platform: Platform) -> list[str]:
+    """The app's queues as SQS shows them: what S3's notification configuration may name too."""
     names = set(await platform.store.queues.queues())
     names.update(queue for _, queue in platform.queues.subscriptions())
     for name in list(names):

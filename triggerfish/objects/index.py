@@ -20,6 +20,7 @@ from typing import Any
 
 from triggerfish.errors import AtomicConflictError
 from triggerfish.names import (
+    BUCKET_NOTIFICATIONS_NAMESPACE,
     BUCKETS_NAMESPACE,
     PENDING_BLOBS_NAMESPACE,
     UPLOADS_NAMESPACE,
@@ -27,6 +28,7 @@ from triggerfish.names import (
     objects_namespace,
     parts_namespace,
 )
+from triggerfish.objects.bucket_notifications import NotificationConfiguration
 from triggerfish.objects.model import BucketMeta, ObjectMeta, PartMeta, UploadMeta
 from triggerfish.store import Store
 from triggerfish.store.atomic import Delete, Op, Put
@@ -61,7 +63,18 @@ class ObjectIndex:
 
     async def delete_bucket(self, name: str) -> bool:
         """Delete an empty bucket: False when it does not exist. The caller checks it is empty first."""
+        await self.store.kv.delete(BUCKET_NOTIFICATIONS_NAMESPACE, name)
         return await self.store.kv.delete(BUCKETS_NAMESPACE, name)
+
+    async def notifications(self, bucket: str) -> NotificationConfiguration:
+        """The bucket's notification configuration (empty when none was put)."""
+        record = await self.store.kv.get(BUCKET_NOTIFICATIONS_NAMESPACE, bucket)
+        return NotificationConfiguration() if record is None else NotificationConfiguration.decode(record.value)
+
+    def notifications_op(self, bucket: str, config: NotificationConfiguration) -> Op:
+        if not config.destinations:
+            return Delete(BUCKET_NOTIFICATIONS_NAMESPACE, bucket)
+        return Put(BUCKET_NOTIFICATIONS_NAMESPACE, bucket, config.encode())
 
     async def is_empty(self, bucket: str) -> bool:
         if await self.store.kv.scan(objects_namespace(bucket), limit=1):

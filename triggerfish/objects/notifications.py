@@ -6,7 +6,10 @@ For each `@app.on_object` trigger of the serving version that matches the change
 invocation of its function (queued as `invoke_async` queues one, so Lambda's retries, the
 function's dead-letter queue and its destinations apply), whose event is S3's notification
 `{"Records": [...]}`; and one event on the `default` bus with EventBridge's S3 shape (`source:
-aws.s3`, `detail-type: Object Created` / `Object Deleted`), so rules can match uploads.
+aws.s3`, `detail-type: Object Created` / `Object Deleted`), so rules can match uploads; and, for each
+destination of the bucket's notification configuration (PutBucketNotificationConfiguration, see
+bucket_notifications.py) that matches, the same `{"Records": [...]}` document as the body of a message
+sent to the queue, or published to the topic (an append to its log, fanned out as any publish is).
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import orjson
 
 from triggerfish.events.cloudevent import Event
 from triggerfish.model import ObjectTrigger
-from triggerfish.names import bus_stream
+from triggerfish.names import bus_stream, topic_stream
 from triggerfish.objects.events import Change, bucket_arn, bus_event_fields, s3_record, trigger_matches
 from triggerfish.store.atomic import Append, Op, Send
+from triggerfish.store.base import OutgoingMessage
+from triggerfish.triggers.sns import new_message
 
 if TYPE_CHECKING:
     from triggerfish.server.platform import Platform
@@ -28,13 +33,15 @@ if TYPE_CHECKING:
 OBJECT_EVENTS_BUS = "default"
 #: The `trigger` invocation records of object notifications carry.
 TRIGGER = "object"
+#: The subject of the SNS messages S3 publishes.
+TOPIC_SUBJECT = "Amazon S3 Notification"
 
 
 class PlatformNotifications:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
 
-    def __call__(self, change: Change) -> list[Op]:
+    async def __call__(self, change: Change) -> list[Op]:
         ops: list[Op] = []
         platform = self.platform
         for spec in platform.specs.values():
@@ -43,6 +50,14 @@ class PlatformNotifications:
                     record = s3_record(change, f"{spec.name}-{index}")
                     queue, message, _ = platform.message(spec.name, {"Records": [record]}, trigger=TRIGGER)
                     ops.append(Send(queue, [message]))
+        configured = await platform.objects.index.notifications(change.bucket)
+        for destination in configured.matching(change):
+            body = orjson.dumps({"Records": [s3_record(change, destination.id)]})
+            if destination.kind == "queue":
+                ops.append(Send(destination.name, [OutgoingMessage(body)]))
+            else:
+                published = new_message(body.decode(), subject=TOPIC_SUBJECT)
+                ops.append(Append(topic_stream(destination.name), [published.to_json()]))
         source, detail_type, detail = bus_event_fields(change)
         event = Event.create(
             detail_type,

@@ -25,7 +25,7 @@ import base64
 import hashlib
 import io
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -88,7 +88,7 @@ class Listing:
 
 
 #: The writes a change's notifications make, committed with the change (the outbox).
-Notify = Callable[[Change], list[Op]]
+Notify = Callable[[Change], Awaitable[list[Op]]]
 #: Checks a finished body and gives the checksums to keep (raises ObjectError: BadDigest, ...).
 BodyCheck = Callable[[], dict[str, str]]
 
@@ -300,7 +300,7 @@ class ObjectStore:
                 ops: list[Op] = [self.index.delete_op(bucket, key, expect=meta.version)]
                 if meta.inline:
                     ops.append(self.index.delete_data_op(bucket, key))
-                await self.index.commit([*ops, *self._notes(change)])
+                await self.index.commit([*ops, *(await self._notes(change))])
             except AtomicConflictError:
                 continue
             self._drop(meta)
@@ -374,7 +374,7 @@ class ObjectStore:
             elif previous is not None and previous.inline:
                 ops.append(self.index.delete_data_op(meta.bucket, meta.key))
             try:
-                await self.index.commit([*ops, *extra, *self._notes(change)])
+                await self.index.commit([*ops, *extra, *(await self._notes(change))])
             except AtomicConflictError:
                 continue
             except BaseException:
@@ -399,8 +399,8 @@ class ObjectStore:
             await self.index.forget_intent(blob_id)
         return len(stale)
 
-    def _notes(self, change: Change) -> list[Op]:
-        return [] if self.notify is None else self.notify(change)
+    async def _notes(self, change: Change) -> list[Op]:
+        return [] if self.notify is None else await self.notify(change)
 
     def _sequencer(self, previous: ObjectMeta | None) -> str:
         # Grows per key across restarts and writers: past the previous value of the key, and past
