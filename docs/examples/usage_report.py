@@ -44,6 +44,8 @@ async def main() -> None:
             expected = quote["gb_seconds"] * 0.0000166667 + 3 / 1_000_000 * 0.20
             assert abs(quote["cost"] - expected) < 1e-12
             assert report["total"]["requests"] == 3
+            # Data in and out: the events' JSON ({"items":1}, 11 bytes each) and the results' ({"total":10}, 12).
+            assert (quote["bytes_in"], quote["bytes_out"]) == (33, 36)
 
 
 asyncio.run(main())

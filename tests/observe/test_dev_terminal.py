@@ -103,6 +103,7 @@ def test_usage_verb_shows_rows_a_total_and_costs(dev: DevServer) -> None:
     rows = {row["key"]: row for row in report["rows"]}
     assert rows["ship"]["invocations"] >= 2
     assert rows["ship"]["gb_seconds"] == pytest.approx(rows["ship"]["billed_ms"] / 1000 * 256 / 1024)
+    assert rows["ship"]["bytes_in"] >= 2 * len(b'{"order":"u-0"}')
     assert report["prices"] == {"gb_second": 0.0000166667, "million_requests": 0.2}
     assert report["total"]["cost"] == pytest.approx(
         report["total"]["gb_seconds"] * 0.0000166667 + report["total"]["requests"] / 1e6 * 0.2
@@ -111,8 +112,10 @@ def test_usage_verb_shows_rows_a_total_and_costs(dev: DevServer) -> None:
     table = run("usage", "--by", "day", env=env)
     assert table.exit_code == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["DAY", "INVOCATIONS", "REQUESTS", "ERRORS", "BILLED_S", "GB_SECONDS"]
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d +\d+ +\d+ +\d+ +[\d.]+ +[\d.]+", lines[1]), lines
+    assert lines[0].split() == [
+        "DAY", "INVOCATIONS", "REQUESTS", "ERRORS", "BILLED_S", "GB_SECONDS", "BYTES_IN", "BYTES_OUT"
+    ]  # fmt: skip
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d +\d+ +\d+ +\d+ +[\d.]+ +[\d.]+ +\d+ +\d+", lines[1]), lines
     assert lines[-1].startswith("total ")
 
     refused = run("usage", "--lambda-prices", "--gb-second-price", "1", env=env)

@@ -27,7 +27,7 @@ TEN = datetime.datetime(2026, 12, 6, 10, tzinfo=datetime.UTC).timestamp()
 
 
 def record(function: str, started: float, *, status: str = "succeeded", ms: float = 100.0, mb: int = 1024,
-           n: int = 0) -> InvocationRecord:  # fmt: skip
+           n: int = 0, sent: int = 0, returned: int = 0) -> InvocationRecord:  # fmt: skip
     billed = billed_ms(ms) if status not in ("throttled", "expired") else 0
     return InvocationRecord(
         request_id=f"{function}-{started}-{n}",
@@ -42,6 +42,8 @@ def record(function: str, started: float, *, status: str = "succeeded", ms: floa
         billed_duration_ms=billed,
         memory_mb=mb,
         gb_seconds=gb_seconds(billed, mb),
+        input_bytes=sent,
+        output_bytes=returned,
     )
 
 
@@ -69,6 +71,25 @@ def test_fold_counts_attempts_requests_errors_and_gb_seconds_per_function_and_ho
     assert (ship.invocations, ship.requests, ship.errors, ship.billed_ms) == (3, 2, 1, 151)
     assert ship.gb_seconds == pytest.approx(0.151)
     assert buckets["2026-12-06T10/quote"].gb_seconds == pytest.approx(0.5)
+
+
+def test_fold_adds_up_the_bytes_of_events_in_and_results_out() -> None:
+    stored = as_stored(
+        [
+            record("ship", TEN + 1, sent=120, returned=30),
+            record("ship", TEN + 2, sent=80, returned=0, status="failed"),  # an error returns no result
+            record("ship", TEN + 3, n=1),  # no bytes either way
+        ]
+    )
+    older = {"function": "ship", "started_at": TEN + 4, "status": "succeeded"}  # written before sizes were kept
+    buckets = fold([*stored, older])
+    ship = buckets["2026-12-06T10/ship"]
+    assert (ship.invocations, ship.bytes_in, ship.bytes_out) == (4, 200, 30)
+    # A bucket rolled before the bytes were counted reads as none.
+    old = Usage.from_dict({"invocations": 2, "requests": 2})
+    assert (old.bytes_in, old.bytes_out) == (0, 0)
+    old.add(ship)
+    assert old.to_dict()["bytes_in"] == 200
 
 
 def test_group_by_function_day_and_hour() -> None:
@@ -122,7 +143,7 @@ async def stored(store: Store, records: list[InvocationRecord]) -> None:
 async def test_usage_outlives_its_records_and_a_restart_without_counting_twice(store_url: str) -> None:
     store = await open_store(store_url)
     try:
-        await stored(store, [record("ship", TEN + i) for i in range(5)])
+        await stored(store, [record("ship", TEN + i, sent=100, returned=10) for i in range(5)])
         rollup = UsageRollup(store)
         assert await rollup.roll() == 5
         # The records go (as retention trims them), then more come: the rolled-up part stays, new ones add to it.
@@ -136,6 +157,7 @@ async def test_usage_outlives_its_records_and_a_restart_without_counting_twice(s
         (row,) = await UsageRollup(store).report(by="function")
         assert (row.key, row.usage.invocations, row.usage.requests, row.usage.errors) == ("ship", 6, 6, 1)
         assert row.usage.billed_ms == 600
+        assert (row.usage.bytes_in, row.usage.bytes_out) == (500, 50)
         assert await UsageRollup(store).roll() == 0  # nothing left to fold
     finally:
         await store.close()
@@ -208,6 +230,10 @@ async def test_the_control_api_reports_usage_with_and_without_prices(tmp_path: P
             assert by_function["work"]["invocations"] == 3
             assert by_function["fail"]["errors"] == 1
             assert "cost" not in by_function["work"]
+            # Data in and out: each event's JSON as sent (`{"n":0}`, 7 bytes), the result (the event, echoed).
+            assert (by_function["work"]["bytes_in"], by_function["work"]["bytes_out"]) == (21, 21)
+            assert (by_function["fail"]["bytes_in"], by_function["fail"]["bytes_out"]) == (2, 0)  # `{}`, no result
+            assert (plain["total"]["bytes_in"], plain["total"]["bytes_out"]) == (23, 21)
             assert plain["total"]["requests"] == 4
 
             priced = (
@@ -224,3 +250,19 @@ async def test_the_control_api_reports_usage_with_and_without_prices(tmp_path: P
             assert refused.status_code == 400
             assert "gb_second_price" in refused.text
             assert (await api.get("/usage", params={"by": "week"})).status_code == 400
+
+
+async def test_the_in_process_runner_measures_data_in_and_out_too() -> None:
+    import triggerfish
+    from triggerfish.testing import TestPlatform
+
+    app = triggerfish.App("sized")
+
+    @app.function()
+    def echo(event: object, context: object) -> object:
+        return {"got": event}
+
+    async with TestPlatform(app) as platform:
+        assert await platform.invoke("echo", {"n": 12345}) == {"got": {"n": 12345}}
+        (done,) = await platform.invocations("echo")
+        assert (done.input_bytes, done.output_bytes) == (len(b'{"n":12345}'), len(b'{"got":{"n":12345}}'))

@@ -1,4 +1,5 @@
-"""`triggerfish usage`: an app's invocations, requests, billed duration and GB-seconds, and with prices their cost."""
+"""`triggerfish usage`: an app's invocations, requests, billed duration, GB-seconds and data in and out, and with
+prices their cost."""
 
 from __future__ import annotations
 
@@ -44,11 +45,12 @@ def usage(
     app: str | None,
     as_json: bool,
 ) -> None:
-    """Show an app's usage per function, day or hour: invocations, requests, errors, billed time, GB-seconds.
+    """Show an app's usage per function, day or hour: invocations, requests, errors, billed time, GB-seconds, data.
 
     Usage is rolled up from the invocation records as they are stored, so it
-    outlives them. Periods are whole UTC hours. With prices, each row and the
-    total get their cost.
+    outlives them. Periods are whole UTC hours. `bytes_in` and `bytes_out` are
+    the JSON of the events sent to handlers and of the results they returned.
+    With prices, each row and the total get their cost.
 
     \b
     Examples:
@@ -74,7 +76,17 @@ def usage(
     if out.json(report):
         return
     priced = report.get("prices") is not None
-    headers = [by, "invocations", "requests", "errors", "billed_s", "gb_seconds", *(["cost"] if priced else [])]
+    headers = [
+        by,
+        "invocations",
+        "requests",
+        "errors",
+        "billed_s",
+        "gb_seconds",
+        "bytes_in",
+        "bytes_out",
+        *(["cost"] if priced else []),
+    ]
     rows = [_row(row, priced) for row in report.get("rows", [])]
     if rows:
         rows.append(_row(report.get("total", {}), priced))
@@ -89,6 +101,8 @@ def _row(row: dict[str, Any], priced: bool) -> list[Any]:
         row.get("errors", 0),
         f"{row.get('billed_ms', 0) / 1000:.3f}",
         f"{row.get('gb_seconds', 0.0):.6f}",
+        row.get("bytes_in", 0),
+        row.get("bytes_out", 0),
     ]
     if priced:
         cells.append(f"{row.get('cost', 0.0):.6f}")

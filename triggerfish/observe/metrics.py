@@ -248,7 +248,8 @@ class _OnlyApp:
 
 
 def store_state(store: object) -> list[Metric]:
-    """The store's group commit as counters (a store that keeps no figures, PostgreSQL's, gives none)."""
+    """The store's commits as counters: SQLite's group commit, PostgreSQL's write transactions (a merged batch of
+    puts or appends counts each caller as an operation); a store that keeps no figures (memory) gives none."""
     stats = getattr(store, "write_stats", None)
     if stats is None:
         return []

@@ -1,4 +1,5 @@
-"""Usage and cost: invocations, requests, billed duration and GB-seconds per function and hour, kept for good.
+"""Usage and cost: invocations, requests, billed duration, GB-seconds and data in and out per function and hour,
+kept for good.
 
     rollup = UsageRollup(store)
     await rollup.roll()                                         # fold the records stored since the last roll
@@ -21,7 +22,10 @@ What a bucket counts, following Lambda's bill: `invocations` are attempts
 (every record), `requests` the attempts that ran (Lambda bills a request for
 each, errors included; throttled and expired attempts never ran), `errors`
 the attempts that ran and failed, `billed_ms` and `gb_seconds` as each record
-billed them.
+billed them, `bytes_in` and `bytes_out` the JSON of the events the attempts
+that ran were sent and of the results they returned (records carry both
+sizes, measured by the runner from the encodings it makes anyway; an error
+returns no result, so adds no bytes out).
 """
 
 from __future__ import annotations
@@ -59,13 +63,15 @@ _NOT_RUN = frozenset({"throttled", "expired"})
 
 @dataclass(slots=True)
 class Usage:
-    """What was used: counts, billed milliseconds and GB-seconds."""
+    """What was used: counts, billed milliseconds, GB-seconds, and bytes of events in and results out."""
 
     invocations: int = 0
     requests: int = 0
     errors: int = 0
     billed_ms: int = 0
     gb_seconds: float = 0.0
+    bytes_in: int = 0
+    bytes_out: int = 0
 
     def add(self, other: Usage) -> None:
         self.invocations += other.invocations
@@ -73,6 +79,8 @@ class Usage:
         self.errors += other.errors
         self.billed_ms += other.billed_ms
         self.gb_seconds += other.gb_seconds
+        self.bytes_in += other.bytes_in
+        self.bytes_out += other.bytes_out
 
     def to_dict(self) -> dict[str, float | int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -85,6 +93,9 @@ class Usage:
             errors=int(document.get("errors", 0)),
             billed_ms=int(document.get("billed_ms", 0)),
             gb_seconds=float(document.get("gb_seconds", 0.0)),
+            # Buckets rolled before data in and out were counted have neither: none counted then.
+            bytes_in=int(document.get("bytes_in", 0)),
+            bytes_out=int(document.get("bytes_out", 0)),
         )
 
 
@@ -132,6 +143,9 @@ def fold(records: Iterable[dict[str, object]]) -> dict[str, Usage]:
         usage.billed_ms += int(billed) if isinstance(billed, int | float) else 0
         gbs = record.get("gb_seconds")
         usage.gb_seconds += float(gbs) if isinstance(gbs, int | float) else 0.0
+        sent, returned = record.get("input_bytes"), record.get("output_bytes")
+        usage.bytes_in += sent if type(sent) is int else 0
+        usage.bytes_out += returned if type(returned) is int else 0
     return buckets
 
 

@@ -149,7 +149,8 @@ class InProcessRunner:
         try:
             # The event crosses a process boundary in production: give the handler its own JSON copy,
             # so a test cannot pass what a worker could not receive, nor see the handler's mutations.
-            event = orjson.loads(orjson.dumps(request.event))
+            event_json = orjson.dumps(request.event)
+            event = orjson.loads(event_json)
         except (TypeError, orjson.JSONDecodeError) as exc:
             now = time.time()
             error = {
@@ -215,6 +216,7 @@ class InProcessRunner:
             "output": output.text(),
             "output_truncated": output.truncated,
             "version": self.version,
+            "input_bytes": len(event_json),
         }
         if result is None:
             error = {
@@ -224,8 +226,8 @@ class InProcessRunner:
             }
             return InvokeOutcome(ok=False, error=error, **common)
         if result.ok:
-            value = orjson.loads(result.result_json) if result.result_json is not None else None
-            return InvokeOutcome(ok=True, result=value, **common)
+            result_json = result.result_json if result.result_json is not None else b"null"
+            return InvokeOutcome(ok=True, result=orjson.loads(result_json), output_bytes=len(result_json), **common)
         return InvokeOutcome(
             ok=False, error=result.error, retryable=result.retryable, retry_delay=result.retry_delay, **common
         )

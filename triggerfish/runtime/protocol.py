@@ -59,6 +59,8 @@ class Result:
     unread_output: bool = True
     #: The most memory the worker has had in use so far, in bytes (its memory cgroup's peak, or its peak RSS).
     max_memory: int | None = None
+    #: Bytes of the result's JSON when ok (the worker encoded it anyway): usage's data out.
+    result_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,10 @@ class InvocationRecord:
     max_memory_used_mb: int | None = None
     #: Traceparents of a batch's other messages: the span's links (empty for one message).
     links: tuple[str, ...] = ()
+    #: Bytes of the event's JSON the handler was sent, and of its result's JSON (0: none; records written before
+    #: they were measured): usage's data in and out.
+    input_bytes: int = 0
+    output_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,6 +159,8 @@ def record_from_outcome(
         parent_span_id=request.parent_span_id,
         max_memory_used_mb=outcome.max_memory_used_mb,
         links=request.links,
+        input_bytes=outcome.input_bytes,
+        output_bytes=outcome.output_bytes,
     )
 
 

@@ -63,6 +63,10 @@ class InvokeOutcome:
     version: str | None = None
     #: The most memory the worker had in use so far, in whole MB (the REPORT line's Max Memory Used); None: unknown.
     max_memory_used_mb: int | None = None
+    #: Bytes of the event's JSON as it was sent to the handler (0: it never was), and of the result's JSON when
+    #: ok (0: no result). Measured from the encodings the runner makes anyway: usage's data in and out.
+    input_bytes: int = 0
+    output_bytes: int = 0
 
 
 #: What a handler may ask of the platform from inside its worker, through its context:

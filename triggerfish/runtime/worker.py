@@ -316,7 +316,9 @@ class Worker:
             # Everything written so far was already read by the parent: spare it a read per invocation.
             body["unread_output"] = False
         if outcome.ok:
-            body["result"] = orjson.Fragment(outcome.result_json or b"null")
+            result_json = outcome.result_json or b"null"
+            body["result"] = orjson.Fragment(result_json)
+            body["result_bytes"] = len(result_json)
         else:
             error = outcome.error or {}
             if error.get("errorType") == "MemoryError":

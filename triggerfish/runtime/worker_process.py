@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any, get_args
 
+import orjson
+
 from triggerfish.errors import ProtocolError
 from triggerfish.isolation.pids import PidView, SamePids
 from triggerfish.names import EXIT_ERROR, INVALID_EVENT_ERROR, OUT_OF_MEMORY_ERROR, PROTOCOL_ERROR, TIMEOUT_ERROR
@@ -96,6 +98,8 @@ class WorkerProcess:
         self._watch = watch
         self._output = bytearray()
         self._truncated = False
+        #: Bytes of the current invocation's event sent to the worker (usage's data in).
+        self._sent_bytes = 0
         self._output_fd = output_fd
         self._loop = asyncio.get_running_loop()
         with contextlib.suppress(OSError):  # a bigger pipe: fewer wakeups for a chatty handler
@@ -166,12 +170,15 @@ class WorkerProcess:
         self.invocations += 1
         self._output.clear()
         self._truncated = False
+        self._sent_bytes = 0
         sent_at = time.time()
         try:
+            # The event encoded on its own and spliced into the frame: its size (usage's data in) at no extra cost.
+            event_json = orjson.dumps(request.event)
             frame = encode(
                 Request(
                     id=request.request_id,
-                    event=request.event,
+                    event=orjson.Fragment(event_json),
                     deadline=sent_at + time_limit,
                     attempt=request.attempt,
                     traceparent=request.traceparent,
@@ -184,6 +191,7 @@ class WorkerProcess:
             error = {"errorType": INVALID_EVENT_ERROR, "errorMessage": f"the event of {self.function!r} {what}: {exc}"}
             return self._failed(request, error, sent_at, version, cold_start, retryable=False)
         timer = self._loop.call_later(time_limit, self._time_out)
+        self._sent_bytes = len(event_json)
         try:
             self.connection.send(frame)
             while True:
@@ -246,6 +254,8 @@ class WorkerProcess:
             worker_pid=self.pid,
             version=version,
             max_memory_used_mb=memory.megabytes(message.max_memory if isinstance(message.max_memory, int) else None),
+            input_bytes=self._sent_bytes,
+            output_bytes=message.result_bytes if message.ok and type(message.result_bytes) is int else 0,
         )
 
     async def _died(
@@ -298,6 +308,7 @@ class WorkerProcess:
             worker_pid=self.pid,
             version=version,
             max_memory_used_mb=memory.megabytes(self.peak_bytes),
+            input_bytes=self._sent_bytes,
         )
 
     # --- output ---------------------------------------------------------------------------

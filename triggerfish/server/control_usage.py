@@ -52,8 +52,8 @@ OPERATIONS = (
         "GET",
         "/usage",
         get_usage,
-        "Usage per function, day or hour (whole UTC hours): invocations, requests, errors, billed ms, GB-seconds;"
-        " with prices, their cost",
+        "Usage per function, day or hour (whole UTC hours): invocations, requests, errors, billed ms, GB-seconds,"
+        " bytes in (events) and out (results); with prices, their cost",
         {200: Answer("", "UsageReport")},
         "read",
         params=(

@@ -195,7 +195,16 @@ def _schemas() -> dict[str, Any]:
         "UsageRow": {
             "type": "object",
             "description": "Usage of one function, day (YYYY-MM-DD) or hour (YYYY-MM-DDTHH, UTC); `total` sums them",
-            "required": ["key", "invocations", "requests", "errors", "billed_ms", "gb_seconds"],
+            "required": [
+                "key",
+                "invocations",
+                "requests",
+                "errors",
+                "billed_ms",
+                "gb_seconds",
+                "bytes_in",
+                "bytes_out",
+            ],
             "properties": {
                 "key": {"type": "string"},
                 "invocations": {"type": "integer", "description": "Attempts, throttled and expired ones too"},
@@ -203,6 +212,11 @@ def _schemas() -> dict[str, Any]:
                 "errors": {"type": "integer", "description": "Attempts that ran and failed"},
                 "billed_ms": {"type": "integer"},
                 "gb_seconds": {"type": "number"},
+                "bytes_in": {
+                    "type": "integer",
+                    "description": "Bytes of the events' JSON the attempts that ran were sent",
+                },
+                "bytes_out": {"type": "integer", "description": "Bytes of the results' JSON they returned"},
                 "cost": {"type": "number", "description": "With prices: GB-seconds and requests at those prices"},
             },
         },
@@ -227,6 +241,8 @@ def _schemas() -> dict[str, Any]:
                 "cold_start": {"type": "boolean"},
                 "error": {"type": ["object", "null"]},
                 "output": {"type": "string"},
+                "input_bytes": {"type": "integer", "description": "Bytes of the event's JSON sent to the handler"},
+                "output_bytes": {"type": "integer", "description": "Bytes of the result's JSON (0: an error)"},
                 "trace_id": {"type": ["string", "null"], "description": "The trace the attempt is a span of"},
                 "span_id": {"type": ["string", "null"]},
                 "parent_span_id": {"type": ["string", "null"], "description": "Its caller's span; null: a new trace"},

@@ -55,7 +55,9 @@ class Batcher(Generic[A, R]):
                 self.batches += 1
                 self.calls += len(taken)
                 try:
-                    results: list[Any] = await self._engine.run(self._write, [item for item, _ in taken])
+                    results: list[Any] = await self._engine.run(
+                        self._write, [item for item, _ in taken], operations=len(taken)
+                    )
                 except BaseException as exc:
                     for _, future in taken:
                         if not future.done():

@@ -32,6 +32,7 @@ import psycopg_pool
 from psycopg import AsyncConnection, errors, sql
 
 from triggerfish.errors import StoreClosedError, StoreError, StoreFullError, StoreUnavailableError
+from triggerfish.store._sqlite_worker import WorkerStats
 
 logger = logging.getLogger("triggerfish.store")
 
@@ -99,6 +100,9 @@ class Engine:
             name=f"triggerfish-store:{schema}",
         )
         self.closed = False
+        #: Write transactions committed so far, the operations they carried and the seconds they took (BEGIN to
+        #: COMMIT): the same figures as the SQLite writer's group commit, so `/-/metrics` reports both alike.
+        self.stats = WorkerStats()
         self._pending_notifies: set[str] = set()
         self._notifying = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -137,15 +141,19 @@ class Engine:
 
     # --- transactions -----------------------------------------------------------------------
 
-    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """`fn(connection, *args)` in one transaction; its failures as StoreUnavailableError or StoreError."""
-        return await self._attempt(fn, args, transaction=True)
+    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any, operations: int = 1) -> T:
+        """`fn(connection, *args)` in one transaction; its failures as StoreUnavailableError or StoreError.
+
+        `operations`: how many callers' writes the transaction carries (a merged batch's size), for `stats`."""
+        return await self._attempt(fn, args, transaction=True, operations=operations)
 
     async def read(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """`fn(connection, *args)` that only reads: each statement on its own, no BEGIN and COMMIT round trips."""
         return await self._attempt(fn, args, transaction=False)
 
-    async def _attempt(self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], *, transaction: bool) -> T:
+    async def _attempt(
+        self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], *, transaction: bool, operations: int = 1
+    ) -> T:
         for attempt in range(ATTEMPTS):
             if self.closed:
                 raise StoreClosedError(f"the store {self.where} is closed; open it again with open_store()")
@@ -154,9 +162,11 @@ class Engine:
                 async with self.pool.connection(timeout=self.connect_timeout) as conn:
                     if not transaction:
                         return await fn(conn, *args)
+                    began = time.perf_counter()
                     async with conn.transaction():
                         result = await fn(conn, *args)
                         committing = True
+                    self._committed(operations, time.perf_counter() - began)
                     return result
             except psycopg_pool.PoolTimeout as exc:
                 raise self._unavailable(f"no connection within {self.connect_timeout:g} s ({exc})") from exc
@@ -175,6 +185,14 @@ class Engine:
             except psycopg.Error as exc:
                 raise StoreError(f"PostgreSQL failed on {self.where}: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _committed(self, operations: int, seconds: float) -> None:
+        stats = self.stats
+        stats.batches += 1
+        stats.operations += operations
+        stats.seconds += seconds
+        if operations > stats.largest:
+            stats.largest = operations
 
     def _unavailable(self, why: str) -> StoreUnavailableError:
         return StoreUnavailableError(f"the PostgreSQL store at {self.where} is unavailable: {why}", retry_after=1.0)

@@ -25,6 +25,7 @@ from triggerfish.store._checks import key_range
 from triggerfish.store._pg_batch import Batcher
 from triggerfish.store._pg_engine import Conn, Engine
 from triggerfish.store._pg_schema import SCHEMA_VERSION, check_schema_name, migrate
+from triggerfish.store._sqlite_worker import WorkerStats
 from triggerfish.store.atomic import Ack, Append, Commit, Delete, Op, Put, Send, conflict
 from triggerfish.store.base import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -145,6 +146,12 @@ class PostgresStore(Store):
             elif isinstance(op, Send) and op.messages:
                 self.engine.notify_soon(f"q:{op.queue}")
         return results
+
+    @property
+    def write_stats(self) -> WorkerStats:
+        """Write transactions so far: commits, the operations they carried (a merged batch counts each caller),
+        the largest, and the seconds from BEGIN to COMMIT (the metrics' commit latency and batch size)."""
+        return self.engine.stats
 
     def __repr__(self) -> str:
         return f"<PostgresStore {self.engine.where}>"
