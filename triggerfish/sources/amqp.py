@@ -177,8 +177,23 @@ class _Consumer:
 
 
 async def _closed(connection: Any) -> None:
-    """Returns when `connection` closes (aio-pika resolves its close future)."""
-    await connection.closed()
+    """Returns when `connection` closes, by us or by the broker or network.
+
+    aio-pika resolves `closed()` only for a close we ask for; a connection dropped under it only runs its
+    `close_callbacks`, so those are watched too (else a dropped connection is never noticed nor made again).
+    """
+    dropped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_close(*_: Any) -> None:
+        if not dropped.done():
+            dropped.set_result(None)
+
+    connection.close_callbacks.add(on_close)
+    asked = asyncio.ensure_future(connection.closed())
+    try:
+        await asyncio.wait([asked, dropped], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        asked.cancel()
 
 
 def _properties(message: AbstractIncomingMessage) -> dict[str, Any]:
