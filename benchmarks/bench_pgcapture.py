@@ -47,7 +47,7 @@ app = triggerfish.App("benchpgc")
 def changed(event, context):
     now = time.time()
     with open({out!r}, "a") as f:
-        f.writelines(f"{{record['dynamodb']['NewImage']['written']['N']}} {{now:.6f}}\\n" for record in event["Records"])
+        f.writelines(f"{{r['dynamodb']['NewImage']['written']['N']}} {{now:.6f}}\\n" for r in event["Records"])
 """
 
 

@@ -157,8 +157,7 @@ class SlotMover(SlotReader):
             self._done = pending[-1].position
             self.state.records += len(keyed)
             self.state.batches += 1 if keyed else 0
-            # A peek returns whole transactions, so everything up to its last commit is now moved.
-            last_commit = max((p.advance_to for p in pending if p.advance_to is not None), default=last_commit)
+        # A peek returns whole transactions, so everything up to its last commit is now moved.
         if last_commit is not None and last_commit > self._advanced:
             await self._advance(conn, last_commit)
         return len(pending)

@@ -15,7 +15,6 @@ slot must be left (`max_replication_slots`).
 from __future__ import annotations
 
 import asyncio
-
 import logging
 import re
 from dataclasses import dataclass

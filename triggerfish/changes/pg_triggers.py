@@ -17,7 +17,6 @@ keeps the slots: changes made while it is down are read when it is back.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -29,13 +28,13 @@ from typing import Any
 import orjson
 
 from triggerfish.bus.publisher import Publisher
+from triggerfish.changes.consumer import STREAM_RETENTION
 from triggerfish.changes.pg_capture import Capture, SlotReader
+from triggerfish.changes.pg_partitions import SlotMover
 from triggerfish.changes.pg_records import ViewType
 from triggerfish.changes.pg_setup import drop_slot, parse_table
 from triggerfish.errors import DeclarationError
 from triggerfish.model import FunctionSpec, PgChangeTrigger
-from triggerfish.changes.consumer import STREAM_RETENTION
-from triggerfish.changes.pg_partitions import SlotMover
 from triggerfish.names import CHANGE_CHECKPOINTS_NAMESPACE, PG_SLOTS_NAMESPACE, pg_capture_checkpoint, pg_change_slot
 from triggerfish.retry import RetryPolicy
 from triggerfish.store import Store
