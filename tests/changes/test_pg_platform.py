@@ -183,6 +183,9 @@ def test_status_shows_each_capture_with_its_slot_and_lag() -> None:
     line = next(line for line in text.getvalue().splitlines() if "ship" in line)
     for part in ("public.orders (env:ORDERS_DB)", "tf_shop_ship_2397d38f", "yes", "123,456 B", "42"):
         assert part in line
+    text = io.StringIO()
+    _show_changes(Output(console=Console(file=text, width=200)), {"ship": {**shown["ship"], "partitions": 4}})
+    assert "42 into 4 partitions" in text.getvalue()
 
 
 async def test_a_restart_without_the_capture_drops_its_slot_and_stopping_keeps_it(
