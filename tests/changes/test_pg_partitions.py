@@ -54,6 +54,10 @@ async def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60
 async def test_a_stalled_row_holds_up_only_its_partition_and_never_the_slot(
     tmp_path: Path, pg: PgPlace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from triggerfish.changes import pg_capture
+    from triggerfish.observe.metrics import Metrics
+
+    monkeypatch.setattr(pg_capture, "LAG_PERIOD", 0.05)
     out, release = tmp_path / "out.jsonl", tmp_path / "release"
     monkeypatch.setenv("PGC_PART_DB", pg.url)
     await pg.sql(f"CREATE TABLE {pg.name}.orders (id int PRIMARY KEY, status text)")
@@ -91,6 +95,10 @@ async def test_a_stalled_row_holds_up_only_its_partition_and_never_the_slot(
         while await confirmed() < last_commit:
             assert time.monotonic() < deadline, "the slot did not move past the changes moved to the partitions"
             await asyncio.sleep(0.05)
+        # What waits in row 1's partition shows in status and the metrics (the slot's lag no longer does).
+        await wait_for(lambda: (running.pg_changes.status()["ship"]["backlog"] or 0) >= 2, "the backlog measured")
+        metrics = (await Metrics().render([running])).decode()
+        assert f'triggerfish_pg_capture_backlog_records{{app="{pg.name}",function="ship"}}' in metrics
         release.touch()
         await wait_for(lambda: len(handled()) == 2 * len(rows), "every change once row 1 is released")
     finally:

@@ -125,6 +125,8 @@ class ReaderState:
     #: Bytes of WAL the server keeps for the slot beyond its confirmed position (None: not measured yet).
     lag_bytes: int | None = None
     wal_status: str | None = None
+    #: With parallelization > 1: records moved into the partitions and not handled yet (None: not measured).
+    backlog: int | None = None
     records: int = 0
     batches: int = 0
     last_error: str | None = None

@@ -132,6 +132,14 @@ class SlotMover(SlotReader):
         if self._done is None or position > self._done:
             self._done = position
 
+    async def measure(self, conn: Any) -> None:
+        """The slot's lag (what is not moved yet) and the partitions' backlog (moved, not yet handled)."""
+        await super().measure(conn)
+        log, backlog = self.store.log, 0
+        for stream in self.streams():
+            backlog += max(0, await log.last_offset(stream) - await log.position(stream, SOURCE_GROUP))
+        self.state.backlog = backlog
+
     async def start_partitions(self) -> None:
         """Run the partitions in the background (after `connect`: the records' source ARN names the database)."""
         await self.consumers.update([self.subscription()])

@@ -176,6 +176,7 @@ class PgChanges:
                 "reading": reader.state.reading,
                 "lag_bytes": reader.state.lag_bytes,
                 "wal_status": reader.state.wal_status,
+                "backlog": reader.state.backlog,
                 "records": reader.state.records,
                 "partitions": reader.capture.partitions,
                 "batches": reader.state.batches,
