@@ -12,8 +12,10 @@ schema of its own with the platform's replication slot dropped after:
 - **throughput**: `BULK` rows inserted in transactions of 1,000 as fast as the server
   takes them, timed from the first insert to the last change handled (the handler's clock).
 
-Each `parallelization` in `BENCH_PGCAPTURE_PARALLEL` (default "1,4") runs once, in that order, in
-the same process and minute, so their figures are comparable on a shared machine.
+Each setting in `BENCH_PGCAPTURE_PARALLEL` (default "1-fixed,1,4") runs once, in that order, in the same
+process and minutes, so their figures are comparable on a shared machine: a number is the
+`parallelization`; "-fixed" polls every 20 ms after an empty peek, as before the adaptive poll
+(`pg_capture.BUSY_POLL_INTERVAL` set to `POLL_INTERVAL`).
 
 The platform runs on SQLite in a temporary directory. Target (issue 11, for the
 platform's own tables): write → handler p99 ≤ 20 ms; quoted here for comparison.
@@ -34,7 +36,7 @@ from benchmarks.postgres import SERVER
 RATE = int(os.environ.get("BENCH_PGCAPTURE_RATE", "500"))
 SECONDS = float(os.environ.get("BENCH_PGCAPTURE_SECONDS", "10"))
 BULK = int(os.environ.get("BENCH_PGCAPTURE_BULK", "20000"))
-PARALLEL = [int(n) for n in os.environ.get("BENCH_PGCAPTURE_PARALLEL", "1,4").split(",")]
+SETTINGS = os.environ.get("BENCH_PGCAPTURE_PARALLEL", "1-fixed,1,4").split(",")
 #: Connections writing at once: one commit waits for its WAL flush, so one connection alone falls short of RATE.
 WRITERS = 4
 #: The app, written beside its data for each run (workers see their app's files, not the benchmark's environment):
@@ -137,9 +139,17 @@ def main() -> str:
         "changes handled in the latency run": [],
         "throughput (bulk load to last change handled)": [],
     }
-    for parallelization in PARALLEL:
+    from triggerfish.changes import pg_capture
+
+    adaptive = pg_capture.BUSY_POLL_INTERVAL
+    for setting in SETTINGS:
         load = load_average()
-        latencies, achieved, throughput = asyncio.run(run(parallelization))
+        fixed = setting.endswith("-fixed")
+        pg_capture.BUSY_POLL_INTERVAL = pg_capture.POLL_INTERVAL if fixed else adaptive
+        try:
+            latencies, achieved, throughput = asyncio.run(run(int(setting.removesuffix("-fixed"))))
+        finally:
+            pg_capture.BUSY_POLL_INTERVAL = adaptive
         ms = [value * 1000 for value in latencies]
         rows["load average at its start"].append(f"{load:.1f}")
         rows["writes/s achieved"].append(f"{achieved:,.0f}")
@@ -148,7 +158,10 @@ def main() -> str:
         rows["latency max"].append(f"{number(max(ms), 1)} ms")
         rows["changes handled in the latency run"].append(f"{len(ms):,}")
         rows["throughput (bulk load to last change handled)"].append(f"{throughput:,.0f} changes/s")
-    header = " | ".join(f"parallelization {n}" for n in PARALLEL)
+    header = " | ".join(
+        f"parallelization {s.removesuffix('-fixed')}{', fixed 20 ms poll' if s.endswith('-fixed') else ''}"
+        for s in SETTINGS
+    )
     return "\n".join(
         [
             "## PostgreSQL change capture: write → handler",
@@ -158,7 +171,7 @@ def main() -> str:
             " 1,000. One run per parallelization, in turns.",
             "",
             f"| measure | {header} |",
-            "|---" * (len(PARALLEL) + 1) + "|",
+            "|---" * (len(SETTINGS) + 1) + "|",
             *(f"| {name} | {' | '.join(values)} |" for name, values in rows.items()),
         ]
     )
