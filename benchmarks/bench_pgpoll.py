@@ -2,11 +2,13 @@
 
 A capture peeks its slot with `pg_logical_slot_peek_changes`, which decodes the WAL from the slot's restart
 point every time (PostgreSQL moves that point about every 15 s), so a shorter idle poll is paid in the
-server's CPU. For each interval in `BENCH_PGPOLL_INTERVALS` (ms, default "20,5,2"), one connection peeks a
-slot on a table nobody writes, with the reader's own query, for `SECONDS`; once with the database idle and
-once while another table takes `OTHER_RATE` single-row commits a second (a busy database whose other tables
-the slot must decode and drop). The figure is the CPU time of the peeking server process (from
-/proc/<pid>/stat: the server must run on this machine) as a share of one core, and the median peek.
+server's CPU. For each interval in `BENCH_PGPOLL_INTERVALS` (ms, default "20,5,2"), the platform's reader
+(`SlotReader.step`: the peek, and the advance past other tables' transactions) reads a slot on a table
+nobody writes for `SECONDS`; once with no other writes of this benchmark and once while another table
+takes `OTHER_RATE` single-row commits a second (a busy database whose other tables the slot must decode and
+drop). The server is shared: other sessions' WAL is decoded too. The figure is the CPU time of the reader's
+server process (from /proc/<pid>/stat: the server must run on this machine) as a share of one core, and the
+median step.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import os
 import time
 import uuid
+from typing import Any
 
 from benchmarks.measure import load_average, number, percentile
 from benchmarks.postgres import SERVER
@@ -34,16 +37,14 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def poll(conn: object, slot: str, prefix: str, interval: float) -> tuple[float | None, list[float]]:
-    """Peek every `interval` seconds for SECONDS: the server's CPU share and each peek's duration."""
-    from triggerfish.changes.pg_capture import _PEEK, PEEK_ROWS
-
-    pid = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone())[0]  # type: ignore[attr-defined]
+async def poll(reader: Any, conn: Any, interval: float) -> tuple[float | None, list[float]]:
+    """A reader's step every `interval` seconds for SECONDS: the server's CPU share and each step's duration."""
+    pid = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone())[0]
     before, began = cpu_seconds(pid), time.monotonic()
     took: list[float] = []
     while time.monotonic() - began < SECONDS:
         start = time.monotonic()
-        await (await conn.execute(_PEEK, (slot, PEEK_ROWS, prefix))).fetchall()  # type: ignore[attr-defined]
+        assert await reader.step(conn) == 0, "nobody writes the captured table"
         took.append(time.monotonic() - start)
         await asyncio.sleep(interval)
     after, elapsed = cpu_seconds(pid), time.monotonic() - began
@@ -58,7 +59,7 @@ async def write_other(schema: str, stop: asyncio.Event) -> int:
         n, began = 0, time.monotonic()
         while not stop.is_set():
             n += 1
-            await conn.execute(f"INSERT INTO {schema}.other VALUES (%s)", (n,))
+            await conn.execute(f"INSERT INTO {schema}.other DEFAULT VALUES")
             pause = began + n / OTHER_RATE - time.monotonic()
             if pause > 0:
                 await asyncio.sleep(pause)
@@ -68,29 +69,36 @@ async def write_other(schema: str, stop: asyncio.Event) -> int:
 async def run() -> list[tuple[str, float, float | None, float]]:
     import psycopg
 
+    from triggerfish.changes.pg_capture import Capture, SlotReader
+    from triggerfish.changes.pg_setup import TableName
+    from triggerfish.retry import RetryPolicy
+
     schema = f"bench_pgpoll_{uuid.uuid4().hex[:8]}"
     slot = f"tf_benchpgpoll_{uuid.uuid4().hex[:8]}"
     results: list[tuple[str, float, float | None, float]] = []
-    async with await psycopg.AsyncConnection.connect(SERVER, autocommit=True) as conn:
-        await conn.execute(f"CREATE SCHEMA {schema}")
-        await conn.execute(f"CREATE TABLE {schema}.captured (id int PRIMARY KEY)")
-        await conn.execute(f"CREATE TABLE {schema}.other (id int PRIMARY KEY)")
-        await conn.execute("SELECT pg_create_logical_replication_slot(%s, 'test_decoding')", (slot,))
-        prefix = f"table {schema}.captured:"
+    async with await psycopg.AsyncConnection.connect(SERVER, autocommit=True) as setup:
+        await setup.execute(f"CREATE SCHEMA {schema}")
+        await setup.execute(f"CREATE TABLE {schema}.captured (id int PRIMARY KEY)")
+        await setup.execute(f"CREATE TABLE {schema}.other (id bigserial PRIMARY KEY)")
+        capture = Capture("bench", "env:BENCH", SERVER, TableName(schema, "captured"), slot)
+        # Nothing is invoked (the captured table is never written): no invoker, store or publisher is needed.
+        reader = SlotReader(capture, None, None, None, app="bench", retry_policy=RetryPolicy())  # type: ignore[arg-type]
+        conn = await reader.connect()
         try:
             for busy in (False, True):
                 for interval in INTERVALS:
                     stop = asyncio.Event()
                     writer = asyncio.create_task(write_other(schema, stop)) if busy else None
-                    share, took = await poll(conn, slot, prefix, interval / 1000)
+                    share, took = await poll(reader, conn, interval / 1000)
                     stop.set()
                     if writer is not None:
                         await writer
-                    label = f"other tables at {OTHER_RATE}/s" if busy else "idle database"
+                    label = f"other tables at {OTHER_RATE}/s" if busy else "no other writes of its own"
                     results.append((label, interval, share, percentile(took, 0.5) * 1000))
         finally:
-            await conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
-            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            await conn.close()
+            await setup.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+            await setup.execute(f"DROP SCHEMA {schema} CASCADE")
     return results
 
 
@@ -100,11 +108,11 @@ def main() -> str:
     lines = [
         "## PostgreSQL change capture: the cost of polling an idle slot",
         "",
-        f"One connection peeks a slot on an unwritten table every interval for {SECONDS:g} s; the server"
-        " process's CPU as a share of one core, and the median peek. Load average"
+        f"The platform's reader steps a slot on an unwritten table every interval for {SECONDS:g} s; the CPU"
+        " of its server process as a share of one core, and the median step. Load average"
         f" {load:.1f} at the start, {load_average():.1f} at the end.",
         "",
-        "| database | poll interval | server CPU (share of a core) | peek p50 |",
+        "| database | poll interval | server CPU (share of a core) | step p50 |",
         "|---|---|---|---|",
     ]
     for label, interval, share, median in results:
