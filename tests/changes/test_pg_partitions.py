@@ -186,3 +186,49 @@ async def test_testing_drain_runs_a_parallel_capture(pg: PgPlace, monkeypatch: p
     assert sorted(seen) == sorted((name, str(row)) for row in range(6) for name in ("INSERT", "MODIFY"))
     for row in range(6):
         assert [name for name, key in seen if key == str(row)] == ["INSERT", "MODIFY"]
+
+
+async def test_a_failing_row_is_retried_in_its_partition_while_the_others_go_on(pg: PgPlace) -> None:
+    from triggerfish.bus.publisher import Publisher
+    from triggerfish.errors import InvocationError
+    from triggerfish.store import open_store
+
+    await pg.sql(f"CREATE TABLE {pg.name}.orders (id int PRIMARY KEY, status text)")
+
+    class FailsForRowOne:
+        def __init__(self) -> None:
+            self.released = False
+            self.failures = 0
+            self.handled: list[tuple[str, int]] = []
+
+        async def invoke(self, function: str, event: Any = None, **options: Any) -> Any:
+            rows = [(r["eventName"], int(r["dynamodb"]["Keys"]["id"]["N"])) for r in event["Records"]]
+            if not self.released and any(row == 1 for _, row in rows):
+                self.failures += 1
+                raise InvocationError("the handler raised RuntimeError: row 1 cannot be shipped yet")
+            self.handled.extend(rows)
+
+        async def invoke_async(self, function: str, event: Any = None, **options: Any) -> str:
+            return "unused"
+
+    store = await open_store("memory://")
+    invoker = FailsForRowOne()
+    capture = Capture("ship", "env:ORDERS_DB", pg.url, TableName(pg.name, "orders"), f"tf_{pg.name}_ship", partitions=4)
+    mover = SlotMover(capture, invoker, store, Publisher(store), app="shop", node="n1", retry_policy=FAST)
+    await (await mover.connect()).close()  # makes the slot before the writes; then it reads in the background
+    mover.start()
+    rows = range(1, 21)
+    others = {(name, row) for row in rows if partition(row) != partition(1) for name in ("INSERT", "MODIFY")}
+    try:
+        for row in rows:
+            await pg.sql(f"INSERT INTO {pg.name}.orders VALUES (%s, 'NEW')", (row,))
+        await pg.sql(f"UPDATE {pg.name}.orders SET status = 'PAID'")
+        await wait_for(lambda: set(invoker.handled) >= others and invoker.failures >= 3, "the others, row 1 failing")
+        assert 1 not in {row for _, row in invoker.handled}
+        invoker.released = True
+        await wait_for(lambda: len(invoker.handled) == 2 * len(rows), "every change once row 1 succeeds")
+    finally:
+        await mover.stop()
+        await store.close()
+    for row in rows:
+        assert [name for name, key in invoker.handled if key == row] == ["INSERT", "MODIFY"], row
