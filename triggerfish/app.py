@@ -1010,12 +1010,6 @@ def _pg_change_trigger(function: str, source: str, ops: Iterable[str], options: 
             f"starting_position must be 'LATEST' for PostgreSQL, not {options['starting_position']!r}: a replication"
             " slot starts where it is made, and the server keeps no changes from before it"
         )
-    if options["parallelization"] != 1:
-        raise bad(
-            f"parallelization must be 1 for PostgreSQL, not {options['parallelization']!r}: one replication slot is"
-            " read in commit order, one batch at a time"
-        )
-    # One slot is read in commit order (parallelization is refused above): PgChangeTrigger has no such field.
     stream = _fields_of(PgChangeTrigger, _stream_options(options, function, bad))
     return PgChangeTrigger(source, str(table), _choices(ops, CHANGE_OPS, function, "ops"), view, **stream)
 

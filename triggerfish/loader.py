@@ -257,7 +257,9 @@ def describe_trigger(trigger: Trigger) -> str:
         batch = f", batch {trigger.batch_size}" if trigger.batch_size > 1 else ""
         return f"mqtt {trigger.topic} (qos {trigger.qos}{batch}){share}{_source_extra(trigger)}"
     if isinstance(trigger, PgChangeTrigger):
-        return f"change {trigger.table} in {trigger.source} {','.join(trigger.ops)} ({trigger.stream_view_type})"
+        view = trigger.stream_view_type
+        view += f", {trigger.parallelization} partitions" if trigger.parallelization > 1 else ""
+        return f"change {trigger.table} in {trigger.source} {','.join(trigger.ops)} ({view})"
     if isinstance(trigger, ProjectionTrigger):
         return f"projection {trigger.category} (batch {trigger.batch_size})"
     batch = f" (batch {trigger.batch_size})" if trigger.batch_size > 1 else ""

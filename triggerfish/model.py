@@ -313,6 +313,8 @@ class PgChangeTrigger:
     max_record_age: float = -1.0
     bisect_on_error: bool = False
     report_batch_item_failures: bool = False
+    #: Partitions run in parallel (1 to 10): changes go by primary key, so one row's stay in order.
+    parallelization: int = 1
     filters: tuple[Mapping[str, Any], ...] = ()
     kind: Literal["pgchange"] = "pgchange"
 

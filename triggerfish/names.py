@@ -80,6 +80,12 @@ def table_items_namespace(table: str) -> str:
     return f"platform.table.{table}"
 
 
+def pg_capture_checkpoint(slot: str) -> str:
+    """The key of the position up to which a PostgreSQL capture with `parallelization` > 1 moved its slot's
+    records into the function's partitions (in `CHANGE_CHECKPOINTS_NAMESPACE`)."""
+    return f"pg-capture.{slot}"
+
+
 def change_group(function: str) -> str:
     """The key of the checkpoint up to which a table's changes were moved into an `@app.on_change` function's
     partitions (in `CHANGE_CHECKPOINTS_NAMESPACE`)."""

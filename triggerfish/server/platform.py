@@ -361,7 +361,9 @@ class Platform:
                 store, self, self.publisher, app=version.app_name, node=self._node_name(), clock=clock
             )
             await _declare_tables(store, source)
-            self.pg_changes = PgChanges(store, self, self.publisher, app=version.app_name, clock=clock)
+            self.pg_changes = PgChanges(
+                store, self, self.publisher, app=version.app_name, clock=clock, node=self._node_name()
+            )
             self.objects = ObjectStore(store, self._objects_root(), notify=PlatformNotifications(self), clock=clock)
             await self.objects.ensure_buckets(declared_buckets(self, _bucket_names(source)))
             await self.objects.sweep()
@@ -607,6 +609,7 @@ class Platform:
             removed += await trim_consumed(self.store.log, topic_stream(topic), checkpoint, max_age=age)
         removed += await self.sources.trim()
         removed += await self.changes.trim()
+        removed += await self.pg_changes.trim()
         await self.objects.sweep()
         return removed
 
