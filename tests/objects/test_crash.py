@@ -20,6 +20,7 @@ from tests.aws.conftest import blocking
 from tests.aws.conftest import client as aws_client
 from tests.objects.conftest import OBJECT_APP, eventually, received, s3
 from tests.server.conftest import serve_app
+from triggerfish.objects.blobs import Blobs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -151,6 +152,7 @@ async def test_an_upload_cut_off_mid_body_leaves_nothing(tmp_path: Path) -> None
 
         await asyncio.to_thread(send_half, host, int(port), address, path)
         blobs = served.platform.objects.blobs
+        assert isinstance(blobs, Blobs)  # a store on SQLite: its blobs are files
 
         async def dropped(tmp: Path = blobs.root / "tmp") -> bool:
             # the server saw the disconnect and dropped the write in progress

@@ -648,7 +648,9 @@ class Platform:
         self._store = None
         if self.data_dir is None and getattr(self, "objects", None) is not None:
             # Without a data directory the objects' bytes were in a temporary one (a test platform's).
-            shutil.rmtree(self.objects.blobs.root, ignore_errors=True)
+            root = getattr(self.objects.blobs, "root", None)  # None: the bytes are in the store (PostgreSQL)
+            if root is not None:
+                shutil.rmtree(root, ignore_errors=True)
 
 
 class _StreamPuts:
