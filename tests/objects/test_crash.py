@@ -34,22 +34,23 @@ from triggerfish.gateway import GatewayServer
 from triggerfish.server.http import platform_asgi
 from triggerfish.server.platform import Platform
 
-async def main(app, data):
-    platform = Platform(app, data_dir=Path(data), run_async=False)
+async def main(app, data, store_url=None):
+    platform = Platform(app, data_dir=Path(data), store_url=store_url, run_async=False)
     await platform.start()
     async with GatewayServer(platform_asgi(platform), port=0) as server:
         print(server.url, flush=True)
         await asyncio.Event().wait()
 
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+asyncio.run(main(*sys.argv[1:]))
 """
 
 
 @contextmanager
-def child_platform(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def child_platform(tmp_path: Path, store_url: str | None = None) -> Iterator[tuple[subprocess.Popen[str], str]]:
     (tmp_path / "app.py").write_text(textwrap.dedent(OBJECT_APP))
+    store = [store_url] if store_url is not None else []
     process = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path / "app.py"), str(tmp_path / "data")],
+        [sys.executable, "-c", CHILD, str(tmp_path / "app.py"), str(tmp_path / "data"), *store],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
