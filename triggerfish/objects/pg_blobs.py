@@ -169,8 +169,8 @@ class ChunkWriter(BlobWriter):
 
     async def _insert(self, chunk: bytes) -> None:
         start, now = self._written, self.blobs.clock()
-        # One statement per chunk (no BEGIN and COMMIT round trips): the chunk, and the blob marked touched so
-        # the sweep leaves it alone. A blob the sweep took meanwhile gets no more chunks: the write fails.
+        # One statement per chunk: the chunk, and the blob marked touched so the sweep leaves it alone. A blob
+        # the sweep took meanwhile gets no more chunks: the write fails.
         if not self._begun:
             statement = (
                 "WITH blob AS (INSERT INTO blobs (id, size, touched) VALUES (%(id)s, NULL, %(now)s) RETURNING id)"
@@ -184,10 +184,13 @@ class ChunkWriter(BlobWriter):
             )
 
         async def insert(conn: Conn) -> int:
+            # No WAL flush of its own: `finish`'s commit flushes the WAL up to itself, chunks and all, before the
+            # blob is readable; a crash before then leaves an unfinished blob for the sweep, whatever was lost.
+            await conn.execute("SET LOCAL synchronous_commit = off")
             cursor = await conn.execute(statement, {"id": self.id, "now": now, "start": start, "data": chunk})
             return cursor.rowcount
 
-        if await self.blobs.engine.read(insert) != 1:
+        if await self.blobs.engine.run(insert) != 1:
             raise BlobMissingError(f"{self.id}: swept while it was written (untouched for longer than the grace)")
         self._begun = True
         self._written += len(chunk)
@@ -240,10 +243,12 @@ class ChunkReader(BlobReader):
 
 async def _next_chunk(conn: Conn, blob_id: str, after: int, position: int, end: int) -> tuple[int, bytes] | None:
     """The chunk holding byte `position` (it starts after `after`), if it is there."""
+    # In binary: bytea's text form is hex, twice the bytes on the wire and a decoding pass here.
     cursor = await conn.execute(
         "SELECT start, data FROM blob_chunks WHERE blob_id = %s AND start > %s AND start < %s"
         " AND start + octet_length(data) > %s ORDER BY start LIMIT 1",
         (blob_id, after, end, position),
+        binary=True,
     )
     row: Any = await cursor.fetchone()
     return None if row is None else (int(row[0]), bytes(row[1]))
