@@ -44,9 +44,13 @@ async def get_object(r: S3Request, send: Send) -> Reply | None:
         elif r.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
             headers += [(f"x-amz-checksum-{a}", v) for a, v in meta.checksums.items()]
         headers.append(("content-length", str(length)))
+        # A small body is read before anything is sent: it then goes out with the headers, in one message.
+        small = None
+        if file is not None and length <= SMALL_BYTES:
+            small = b"".join([piece async for piece in file.read(start, length)])
         await send({"type": "http.response.start", "status": status, "headers": encode_headers(headers, r.rid)})
-        if file is None or r.method == "HEAD":
-            await send({"type": "http.response.body", "body": b""})
+        if file is None or small is not None:
+            await send({"type": "http.response.body", "body": small or b""})
             return None
         await _stream(file, start, length, send)
         return None
@@ -56,10 +60,6 @@ async def get_object(r: S3Request, send: Send) -> Reply | None:
 
 
 async def _stream(file: BlobReader, start: int, length: int, send: Send) -> None:
-    if length <= SMALL_BYTES:  # one message for a small body
-        body = b"".join([piece async for piece in file.read(start, length)])
-        await send({"type": "http.response.body", "body": body})
-        return
     async for piece in file.read(start, length):
         await send({"type": "http.response.body", "body": piece, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
