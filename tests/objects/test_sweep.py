@@ -11,7 +11,7 @@ import pytest
 
 from tests.services import POSTGRES_URL, drop_schema, require_postgres
 from triggerfish.objects.blob_backend import BlobMissingError
-from triggerfish.objects.service import INTENT_GRACE, ObjectStore
+from triggerfish.objects.service import INTENT_GRACE, Content, ObjectStore
 from triggerfish.store import Store, open_store
 
 
@@ -60,3 +60,33 @@ async def test_a_sweep_removes_only_blobs_whose_commit_never_came(store: Store, 
     with reader:
         assert await reader.read_all() == b"k" * 100_000
     assert await objects.sweep() == 0
+
+
+async def test_every_write_that_commits_ends_its_intent_so_no_sweep_ever_takes_its_blob(
+    store: Store, tmp_path: Path
+) -> None:
+    now = [1000.0]
+    objects = ObjectStore(store, tmp_path / "objects", clock=lambda: now[0])
+    await objects.ensure_buckets(["photos"])
+    big = b"p" * (5 * 1024 * 1024)
+    await objects.put_object("photos", "source.bin", body(big))
+    await objects.copy_object(("photos", "source.bin"), "photos", "copy.bin")
+    upload = await objects.create_upload("photos", "joined.bin", Content())
+    first = await objects.upload_part("photos", "joined.bin", upload.upload_id, 1, body(big))
+    second = await objects.upload_part_copy(
+        "photos", "joined.bin", upload.upload_id, 2, ("photos", "source.bin"), (0, 99)
+    )
+    pending = await objects.create_upload("photos", "pending.bin", Content())
+    await objects.upload_part("photos", "pending.bin", pending.upload_id, 1, body(b"q" * 100_000))
+    await objects.complete_upload("photos", "joined.bin", upload.upload_id, [(1, first.etag), (2, second.etag)])
+    assert await objects.index.stale_intents(float("inf")) == []
+
+    now[0] += 10 * INTENT_GRACE
+    assert await objects.sweep() == 0
+    for key, expected in [("source.bin", big), ("copy.bin", big), ("joined.bin", big + big[:100])]:
+        _, reader = await objects.open("photos", key)
+        with reader:
+            assert await reader.read_all() == expected, key
+    # the part of an upload still in progress is kept too
+    (part,) = await objects.list_parts("photos", "pending.bin", pending.upload_id, after=0, limit=10)
+    (await objects.blobs.open(part.blob)).close()

@@ -102,8 +102,9 @@ class BlobBackend(ABC):
         """The finished blob `blob_id`, opened; raises BlobMissingError when it is gone."""
 
     @abstractmethod
-    async def copy(self, blob_id: str) -> Blob:
-        """A new blob with the bytes of `blob_id`; raises BlobMissingError when it is gone."""
+    async def copy(self, blob_id: str, *, into: str | None = None) -> Blob:
+        """A new blob (with the id `into`, when given) with the bytes of `blob_id`; raises BlobMissingError when
+        it is gone."""
 
     @abstractmethod
     async def concatenate(

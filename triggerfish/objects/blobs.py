@@ -59,9 +59,9 @@ class Blobs(BlobBackend):
         except FileNotFoundError:
             raise BlobMissingError(blob_id) from None
 
-    async def copy(self, blob_id: str) -> Blob:
+    async def copy(self, blob_id: str, *, into: str | None = None) -> Blob:
         """A new blob with the same bytes as `blob_id` (a hard link: nothing is copied)."""
-        new = secrets.token_hex(16)
+        new = into or secrets.token_hex(16)
         source, target = self.path(blob_id), self.path(new)
 
         def link() -> int:

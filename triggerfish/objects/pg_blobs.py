@@ -59,8 +59,8 @@ class PostgresBlobs(BlobBackend):
             raise BlobMissingError(blob_id)
         return ChunkReader(self.engine, blob_id, found)
 
-    async def copy(self, blob_id: str) -> Blob:
-        return await self.concatenate([blob_id])
+    async def copy(self, blob_id: str, *, into: str | None = None) -> Blob:
+        return await self.concatenate([blob_id], writer=None if into is None else ChunkWriter(self, into))
 
     async def concatenate(
         self,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -235,8 +236,9 @@ class ObjectStore:
                 raise ObjectError("BadDigest", "The Content-MD5 you specified did not match what we received.")
             if writer is None:
                 return _Received(md5.hexdigest(), size, checksums, "", b"".join(held))
-            if inline:  # an object's blob, committed later: a crash in between must not leave it unknown
-                await self.index.intend(writer.id, self.clock())
+            # The blob is committed later (an object's metadata, or a part's record): a crash in between must
+            # not leave it unknown.
+            await self.index.intend(writer.id, self.clock())
             blob = await writer.finish()
         except BaseException:
             if writer is not None:
@@ -271,10 +273,13 @@ class ObjectStore:
                 if original.inline:
                     data = await reader.read_all()
                     break
+            into = secrets.token_hex(16)
+            await self.index.intend(into, self.clock())
             try:
-                blob = (await self.blobs.copy(original.blob)).id
+                blob = (await self.blobs.copy(original.blob, into=into)).id
                 break
             except BlobMissingError:
+                await self.index.forget_intent(into)
                 continue  # overwritten between the open and the copy: look again
         else:
             raise _busy(source[1])
@@ -491,16 +496,17 @@ class ObjectStore:
                 f"The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the"
                 f" zero-based offsets of the first and last bytes to copy, within the object's {original.size} bytes",
             )
+        writer = self.blobs.writer()
+        await self.index.intend(writer.id, self.clock())  # the part's record deletes it
         if original.inline:
             original, reader = await self.open(*source)
             start, end = span if span is not None else (0, original.size - 1)
-            writer = self.blobs.writer()
             with reader:
                 async for piece in reader.read(start, end - start + 1):
                     await writer.write(piece)
             blob = await writer.finish()
         else:
-            blob = await self.blobs.concatenate([original.blob], [span] if span is not None else [])
+            blob = await self.blobs.concatenate([original.blob], [span] if span is not None else [], writer=writer)
         md5 = hashlib.md5(usedforsecurity=False)
         with await self.blobs.open(blob.id) as copied:
             async for piece in copied.read():
