@@ -26,13 +26,17 @@ rows go with the schema, are deleted with a DELETE, and are read one statement p
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+from triggerfish.errors import StoreError
 from triggerfish.objects.blob_backend import Blob, BlobBackend, BlobMissingError, BlobReader, BlobWriter
 from triggerfish.store._pg_engine import Conn, Engine
+
+logger = logging.getLogger("triggerfish.objects")
 
 #: The most bytes one chunk row holds.
 CHUNK_BYTES = 1024 * 1024
@@ -215,7 +219,10 @@ class ChunkWriter(BlobWriter):
     async def abort(self) -> None:
         self._pending.clear()
         if self._begun:
-            await self.blobs._drop_now(self.id)
+            try:
+                await self.blobs._drop_now(self.id)
+            except StoreError as exc:  # the write's own failure matters more; the sweep removes the rest
+                logger.warning("could not drop the unfinished blob %s (%s); the sweep will", self.id, exc)
 
 
 class ChunkReader(BlobReader):
