@@ -596,6 +596,9 @@ class SyncTestPlatform:
     def invoke(self, function: str, event: Any = None, *, wait: float = 1.0) -> Any:
         return self._call(self.platform.invoke(function, event, wait=wait))
 
+    def create_table(self, name: str, partition_key: str, sort_key: str | None = None, **options: Any) -> None:
+        self._call(self.platform.create_table(name, partition_key, sort_key, **options))
+
     def invoke_async(self, function: str, event: Any = None) -> str:
         return self._call(self.platform.invoke_async(function, event))
 

@@ -49,7 +49,7 @@ class ObjectCalls:
                             f"context.objects.get: {bucket}/{meta.key} is {meta.size} bytes, over the"
                             f" {MAX_CALL_BYTES} a call carries; read it with boto3 (streamed)"
                         )
-                    data = file.read()
+                    data = await file.read_all()
                 return {"body_base64": base64.b64encode(data).decode(), "etag": meta.etag, "type": meta.content_type}
             if action == "put":
                 data = _body(args)

@@ -14,7 +14,7 @@ sent to the queue, or published to the topic (an append to its log, fanned out a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -76,3 +76,15 @@ def declared_buckets(platform: Platform, configured: list[str]) -> list[str]:
     for spec in platform.specs.values():
         names += [t.bucket for t in spec.triggers if isinstance(t, ObjectTrigger)]
     return sorted(set(names))
+
+
+async def declare_buckets(platform: Platform, settings: dict[str, dict[str, Any]]) -> None:
+    """Make the declared buckets (`[buckets.NAME]` and `@app.on_object`'s), and give those whose table has
+    `notifications` that configuration, replacing what PutBucketNotificationConfiguration put: triggerfish.toml
+    is the source of truth for a bucket that declares it (one that does not keeps what the API put)."""
+    objects = platform.objects
+    await objects.ensure_buckets(declared_buckets(platform, list(settings)))
+    for name, table in settings.items():
+        config = table.get("notifications")
+        if config is not None and await objects.index.notifications(name) != config:
+            await objects.index.commit([objects.index.notifications_op(name, config)])
