@@ -379,7 +379,7 @@ class SourceTriggers:
         module = _module(kind)
         if running is None:
             if kind == "nats":
-                clients = module.NatsSources(self.store, url)
+                clients = module.NatsSources(self.store, url, node=self.node)
             else:
                 prefix = self.environ.get(MQTT_CLIENT_ID_VARIABLE) or f"tf-{self.app}-{_short(self.node)}"
                 clients = module.RedisStreamSources(self.store, url, consumer=prefix)
@@ -403,7 +403,7 @@ class SourceTriggers:
                 wanted.append(
                     module.RedisStreamSubscription(
                         spec.name, t.stream, t.group or f"{self.app}.{spec.name}", t.partition_key,
-                        reclaim_idle=max(1.0, spec.settings.timeout), starting_position=t.starting_position,
+                        starting_position=t.starting_position,
                         starting_timestamp=t.starting_position_timestamp, partitions=t.parallelization,
                         streams=_streams_of(sub),
                     )
