@@ -18,7 +18,7 @@ from triggerfish.app import App
 from triggerfish.config import load_config
 from triggerfish.errors import DeclarationError
 from triggerfish.loader import describe_trigger, spec_from_dict, spec_to_dict
-from triggerfish.model import AmqpTrigger
+from triggerfish.model import AmqpTrigger, StreamSettings
 from triggerfish.server.platform import Platform
 from triggerfish.sources.amqp_config import AmqpURL, check_routing_key, parse_amqp_url
 
@@ -72,7 +72,7 @@ def test_on_amqp_declares_a_trigger() -> None:
     app = App("home")
     app.on_amqp("readings", exchange="sensors", routing_key="home.#", batch_size=10)(handler)
     trigger = app.functions["handler"].triggers[0]
-    assert trigger == AmqpTrigger("readings", "sensors", "home.#", "topic", 500, 10)
+    assert trigger == AmqpTrigger("readings", "sensors", "home.#", "topic", 500, StreamSettings(batch_size=10))
     assert describe_trigger(trigger) == "amqp readings bound to sensors by home.# (batch 10)"
     spec = app.functions["handler"]
     assert spec_from_dict(spec_to_dict(spec)).triggers == spec.triggers

@@ -24,8 +24,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from triggerfish.bus.archive import trim_consumed
 from triggerfish.bus.publisher import Publisher
 from triggerfish.errors import DeclarationError
@@ -50,7 +48,7 @@ from triggerfish.sources.amqp_config import AmqpURL, parse_amqp_url
 from triggerfish.sources.mqtt_config import BrokerURL, parse_broker_url, topic_matches
 from triggerfish.sources.urls import check_source_url, shown_url
 from triggerfish.store import Store
-from triggerfish.streams.batches import BatchOptions
+from triggerfish.streams.batches import BatchOptions, filter_texts
 from triggerfish.streams.consumer import DEFAULT_RETRY_POLICY, StreamConsumers, StreamInvoker, StreamSubscription
 from triggerfish.streams.partitioned import PartitionedStreams
 from triggerfish.streams.records import SourceRecord, encode_record, partition_of
@@ -108,11 +106,12 @@ def source_triggers(specs: Mapping[str, FunctionSpec]) -> list[tuple[FunctionSpe
     partitions: dict[str, tuple[int, str]] = {}
     for spec, trigger in found:
         if isinstance(trigger, PartitionedStreamTrigger):
-            seen = partitions.setdefault(trigger.stream, (trigger.parallelization, spec.name))
-            if seen[0] != trigger.parallelization:
+            count = trigger.stream_settings.parallelization
+            seen = partitions.setdefault(trigger.stream, (count, spec.name))
+            if seen[0] != count:
                 raise DeclarationError(
                     f"functions {seen[1]!r} and {spec.name!r} read stream {trigger.stream!r} with parallelization"
-                    f" {seen[0]} and {trigger.parallelization}: it is the stream's partition count, so declare the"
+                    f" {seen[0]} and {count}: it is the stream's partition count, so declare the"
                     " same on each"
                 )
     return found
@@ -121,7 +120,7 @@ def source_triggers(specs: Mapping[str, FunctionSpec]) -> list[tuple[FunctionSpe
 def partitioned_streams(specs: Mapping[str, FunctionSpec]) -> dict[str, tuple[str, int]]:
     """The built-in streams `specs` read: each one's partition-key field and partition count."""
     return {
-        t.stream: (t.partition_key, t.parallelization)
+        t.stream: (t.partition_key, t.stream_settings.parallelization)
         for _, t in source_triggers(specs)
         if isinstance(t, PartitionedStreamTrigger)
     }
@@ -332,7 +331,12 @@ class SourceTriggers:
             await self.mqtt.update(
                 [
                     mqtt_module.MqttSubscription(
-                        spec.name, t.topic, t.qos, t.share, t.parallelization, _streams_of(subs[("mqtt", spec.name)])
+                        spec.name,
+                        t.topic,
+                        t.qos,
+                        t.share,
+                        t.stream_settings.parallelization,
+                        _streams_of(subs[("mqtt", spec.name)]),
                     )
                     for spec, t in mqtt_found
                 ]
@@ -352,7 +356,7 @@ class SourceTriggers:
                         t.routing_key,
                         t.exchange_type,
                         t.prefetch,
-                        t.parallelization,
+                        t.stream_settings.parallelization,
                         _streams_of(subs[("amqp", spec.name)]),
                     )
                     for spec, t in amqp_found
@@ -389,22 +393,24 @@ class SourceTriggers:
             sub = subs.get((kind, spec.name))
             if sub is None:
                 continue
+            reading = t.stream_settings
             if isinstance(t, NatsTrigger):
                 wanted.append(
                     module.NatsSubscription(
                         spec.name, t.subject, t.durable or f"{self.app}-{spec.name}".replace(".", "_"), t.stream,
                         ack_wait=max(1.0, spec.settings.timeout),
-                        max_deliver=-1 if t.max_retries < 0 else t.max_retries + 1,
-                        starting_position=t.starting_position, starting_timestamp=t.starting_position_timestamp,
-                        partitions=t.parallelization, streams=_streams_of(sub),
+                        max_deliver=-1 if reading.max_retries < 0 else reading.max_retries + 1,
+                        starting_position=reading.starting_position,
+                        starting_timestamp=reading.starting_position_timestamp,
+                        partitions=reading.parallelization, streams=_streams_of(sub),
                     )
                 )  # fmt: skip
             elif isinstance(t, RedisStreamTrigger):
                 wanted.append(
                     module.RedisStreamSubscription(
                         spec.name, t.stream, t.group or f"{self.app}.{spec.name}", t.partition_key,
-                        starting_position=t.starting_position,
-                        starting_timestamp=t.starting_position_timestamp, partitions=t.parallelization,
+                        starting_position=reading.starting_position,
+                        starting_timestamp=reading.starting_position_timestamp, partitions=reading.parallelization,
                         streams=_streams_of(sub),
                     )
                 )  # fmt: skip
@@ -520,6 +526,7 @@ def _streams_of(sub: StreamSubscription) -> tuple[str, ...]:
 
 
 def _stream_subscription(spec: FunctionSpec, trigger: SourceTrigger) -> StreamSubscription:
+    reading = trigger.stream_settings
     extra: dict[str, Any] = {}
     if isinstance(trigger, MqttTrigger):
         arn = mqtt_topic_filter_arn(trigger.topic)
@@ -534,25 +541,23 @@ def _stream_subscription(spec: FunctionSpec, trigger: SourceTrigger) -> StreamSu
         extra = {
             "log_name": partitioned_stream(trigger.stream),
             "group": partitioned_stream_group(spec.name),
-            "starting_position": trigger.starting_position,
-            "starting_timestamp": trigger.starting_position_timestamp,
+            "starting_position": reading.starting_position,
+            "starting_timestamp": reading.starting_position_timestamp,
         }
     return StreamSubscription(
         function=spec.name,
         source="kinesis" if isinstance(trigger, PartitionedStreamTrigger) else trigger.kind,
         source_arn=arn,
-        partitions=trigger.parallelization,
-        batch_size=trigger.batch_size,
-        batch_window=trigger.batch_window,
-        options=BatchOptions(
-            trigger.max_retries, trigger.max_record_age, trigger.bisect_on_error, trigger.report_batch_item_failures
-        ),
+        partitions=reading.parallelization,
+        batch_size=reading.batch_size,
+        batch_window=reading.batch_window,
+        options=BatchOptions.of(reading),
         timeout=spec.settings.timeout,
         on_failure=spec.settings.on_failure,
-        filters=tuple(orjson.dumps(dict(pattern)).decode() for pattern in trigger.filters),
-        window=trigger.window,
-        to_bus=trigger.to_bus,
-        rule=trigger.rule,
+        filters=filter_texts(reading),
+        window=reading.window,
+        to_bus=reading.to_bus,
+        rule=reading.rule,
         **extra,
     )
 
