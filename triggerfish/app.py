@@ -524,6 +524,7 @@ class App:
         routing_key: str = "#",
         exchange_type: str = "topic",
         prefetch: int = 500,
+        dead_letter_exchange: str | None = None,
         batch_size: int = 100,
         batch_window: float = 0.0,
         max_retries: int = -1,
@@ -542,8 +543,10 @@ class App:
 
         The queue is declared durable (and bound to `exchange`, declared durable of `exchange_type`,
         with `routing_key`, when an exchange is named). Each message is acknowledged once it is
-        stored; `prefetch` (1 to 65,535) is how many the broker sends ahead. The stream settings
-        are `@app.on_mqtt`'s (docs/streams.md).
+        stored; `prefetch` (1 to 65,535) is how many the broker sends ahead. Messages given up on
+        (after `max_retries`, or past `max_record_age`) are published to `dead_letter_exchange`, when named,
+        with RabbitMQ's dead-letter headers (and the failure record still goes to `on_failure`). The stream
+        settings are `@app.on_mqtt`'s (docs/streams.md).
         """
         self._not_bare(queue, "@app.on_amqp", '@app.on_amqp("readings")')
 
@@ -555,6 +558,7 @@ class App:
                 routing_key=routing_key,
                 exchange_type=exchange_type,
                 prefetch=prefetch,
+                dead_letter_exchange=dead_letter_exchange,
                 batch_size=batch_size,
                 batch_window=batch_window,
                 max_retries=max_retries,
@@ -569,7 +573,8 @@ class App:
             )
 
         options = (
-            "exchange", "routing_key", "exchange_type", "prefetch", "batch_size", "batch_window", "max_retries",
+            "exchange", "routing_key", "exchange_type", "prefetch", "dead_letter_exchange", "batch_size",
+            "batch_window", "max_retries",
             "max_record_age", "bisect_on_error", "report_batch_item_failures", "parallelization", "filter", "window",
             "to_bus", "rule",
         )  # fmt: skip
@@ -921,6 +926,8 @@ def _amqp_trigger(function: str, queue: object, **options: Any) -> AmqpTrigger:
     try:
         name = check_amqp_name("queue", queue)
         exchange = None if options["exchange"] is None else check_amqp_name("exchange", options["exchange"])
+        dead = options["dead_letter_exchange"]
+        dead_letters = None if dead is None else check_amqp_name("exchange", dead)
         routing_key = check_routing_key(options["routing_key"])
     except ValueError as exc:
         raise bad(str(exc)) from None
@@ -935,6 +942,7 @@ def _amqp_trigger(function: str, queue: object, **options: Any) -> AmqpTrigger:
         routing_key,
         options["exchange_type"],
         prefetch,
+        dead_letters,
         _stream_settings(_only_stream(options), bad),
     )
 

@@ -338,6 +338,8 @@ class AmqpTrigger:
     exchange_type: str = "topic"
     #: Unacknowledged messages the broker sends ahead (basic.qos); they are acknowledged once stored.
     prefetch: int = 500
+    #: The exchange messages given up on are published to, as RabbitMQ dead-letters them (None: none).
+    dead_letter_exchange: str | None = None
     #: How records are read: batches, retries, order, windows (shared by every stream trigger).
     stream_settings: StreamSettings = StreamSettings()
     kind: Literal["amqp"] = "amqp"

@@ -165,6 +165,9 @@ class SourceTriggers:
         #: (as a broker would) and kept in `mqtt_published`, with no broker.
         self.mqtt_loopback = False
         self.mqtt_published: list[tuple[str, bytes, int, bool]] = []
+        #: In loopback (tests), what would have been dead-lettered to an AMQP exchange: (exchange, record, reason).
+        self.amqp_dead_lettered: list[tuple[str, Mapping[str, Any], str]] = []
+        self.consumers.dead_letters = self
 
     @property
     def active(self) -> bool:
@@ -440,6 +443,19 @@ class SourceTriggers:
             self._publisher = module.MqttPublisher(broker, client_id=client_id)
         await self._publisher.publish(topic, payload, qos=qos, retain=retain)
 
+    async def dead_letter(self, exchange: str, records: Sequence[Mapping[str, Any]], *, reason: str) -> None:
+        """Publish AMQP records given up on to `exchange` (`@app.on_amqp(dead_letter_exchange=)`), confirmed.
+
+        ConnectionError when no AMQP source runs (the batch stays unsettled and runs again); in loopback
+        (tests) they are kept in `amqp_dead_lettered`.
+        """
+        if self.mqtt_loopback:
+            self.amqp_dead_lettered.extend((exchange, record, reason) for record in records)
+            return
+        if self.amqp is None:
+            raise ConnectionError(f"no AMQP connection to dead-letter {len(records)} records to {exchange!r}")
+        await self.amqp.dead_letter(exchange, records, reason=reason)
+
     async def stop(self) -> None:
         """Disconnect from the brokers (sessions and queues stay), then let running batches finish."""
         if self._publisher is not None:
@@ -532,6 +548,7 @@ def _stream_subscription(spec: FunctionSpec, trigger: SourceTrigger) -> StreamSu
         arn = mqtt_topic_filter_arn(trigger.topic)
     elif isinstance(trigger, AmqpTrigger):
         arn = amqp_queue_arn(trigger.queue)
+        extra = {"dead_letter_exchange": trigger.dead_letter_exchange}
     elif isinstance(trigger, NatsTrigger):
         arn = nats_subject_arn(trigger.subject)
     elif isinstance(trigger, RedisStreamTrigger):
