@@ -101,11 +101,13 @@ class AmqpSources:
         """
         async with self._publish_lock:
             try:
-                channel = await self._channel()
-                target = await self._exchange(channel, exchange)
-                for record in records:
-                    body, routing_key = _dead_message(record, reason)
-                    await target.publish(body, routing_key=routing_key)
+                channel, target = await self._exchange(exchange)
+                try:
+                    for record in records:
+                        body, routing_key = _dead_message(record, reason)
+                        await target.publish(body, routing_key=routing_key)
+                finally:
+                    await channel.close()
             except Exception:
                 if self._publishing is not None:  # made again for the next try
                     with contextlib.suppress(Exception):
@@ -113,7 +115,8 @@ class AmqpSources:
                     self._publishing = None
                 raise
 
-    async def _channel(self) -> Any:
+    async def _exchange(self, name: str) -> tuple[Any, Any]:
+        """A channel with publisher confirms, and the exchange `name` on it (declared when missing)."""
         if self._publishing is None or self._publishing.is_closed:
             broker = self.broker
             self._publishing = await aio_pika.connect(
@@ -125,18 +128,12 @@ class AmqpSources:
                 ssl=broker.tls,
                 client_properties={"connection_name": "triggerfish dead letters"},
             )
-        return await self._publishing.channel(publisher_confirms=True)
-
-    async def _exchange(self, channel: Any, name: str) -> Any:
+        channel = await self._publishing.channel(publisher_confirms=True)
         try:
-            return await channel.get_exchange(name, ensure=True)
+            return channel, await channel.get_exchange(name, ensure=True)
         except aio_pika.exceptions.ChannelClosed:  # NOT_FOUND closes the channel: declare it on a new one
-            fresh = await self._publishing.channel(publisher_confirms=True)
-            return await fresh.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
-
-    async def wait_subscribed(self) -> None:
-        """Wait until every consumer is connected and consuming (bound it with `asyncio.timeout`)."""
-        await asyncio.gather(*(consumer.subscribed.wait() for consumer in self._consumers.values()))
+            channel = await self._publishing.channel(publisher_confirms=True)
+            return channel, await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
 
 
 class _Consumer:
