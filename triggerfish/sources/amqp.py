@@ -135,6 +135,10 @@ class AmqpSources:
             channel = await self._publishing.channel(publisher_confirms=True)
             return channel, await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
 
+    async def wait_subscribed(self) -> None:
+        """Wait until every consumer is connected and consuming (bound it with `asyncio.timeout`)."""
+        await asyncio.gather(*(consumer.subscribed.wait() for consumer in self._consumers.values()))
+
 
 class _Consumer:
     def __init__(self, owner: AmqpSources, sub: AmqpSubscription) -> None:
