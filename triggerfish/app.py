@@ -628,10 +628,10 @@ class App:
         """Run the function on batches of a Redis stream's entries, read through consumer group `group`.
 
         The group (default `<app>.<function>`) is created at `starting_position` when missing; entries are
-        acknowledged (XACK) once stored, and entries another consumer read but never acknowledged are
-        taken over with XAUTOCLAIM once idle longer than the function's timeout. In order per stream key, or
-        per value of the entries' `partition_key` field (then `parallelization` partitions run in parallel);
-        the stream settings are `@app.on_mqtt`'s (docs/sources.md).
+        acknowledged (XACK) once stored; entries read but never acknowledged (a dropped connection, a node
+        that died) are stored first, in order, when a session begins, and taken over with XAUTOCLAIM. In order
+        per stream key, or per value of the entries' `partition_key` field (then `parallelization` partitions
+        run in parallel); the stream settings are `@app.on_mqtt`'s (docs/sources.md).
         """
         self._not_bare(stream, "@app.on_redis_stream", '@app.on_redis_stream("readings")')
         stream_options, settings = _split_stream_options(options)
