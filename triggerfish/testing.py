@@ -31,6 +31,7 @@ is left to do. `SyncTestPlatform` offers the same for tests that are not async.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime
 import logging
@@ -391,6 +392,12 @@ class TestPlatform:
             raise InvalidInputError(f"amqp_publish() takes a str routing_key, not {routing_key!r}")
         data = body.encode() if isinstance(body, str) else body
         return await self.platform.sources.inject_amqp(queue, data, arrived=self._clock(), routing_key=routing_key)
+
+    def amqp_dead_lettered(self, exchange: str) -> list[bytes]:
+        """The bodies of AMQP messages given up on and dead-lettered to `exchange`
+        (`@app.on_amqp(dead_letter_exchange=)`), in order."""
+        lettered = self.platform.sources.amqp_dead_lettered
+        return [base64.b64decode(record["amqp"]["data"]) for name, record, _ in lettered if name == exchange]
 
     async def nats_publish(self, subject: str, data: str | bytes) -> int:
         """Deliver a JetStream message on `subject` as the server would: matching `on_nats` functions get it on
