@@ -41,6 +41,7 @@ from triggerfish.runtime.records import STATUSES, InvocationRecord
 from triggerfish.server import (
     control_events,
     control_eventstore,
+    control_inputs,
     control_secrets,
     control_streams,
     control_traces,
@@ -251,6 +252,7 @@ async def get_invocation(request: Request) -> Response:
             "function": last.function,
             "status": last.status,
             "attempts": [r.to_dict() for r in attempts],
+            "input": await records.input(request_id),
         }
     )
 
@@ -526,7 +528,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET",
         "/invocations/{request_id}",
         get_invocation,
-        "Every attempt of one invocation, with its captured output",
+        "Every attempt of one invocation, with its captured output, and its input where its function keeps inputs",
         {200: Answer("", "Invocation")},
         "read",
         params=(path("request_id", "The invocation's request id"),),
@@ -598,6 +600,7 @@ OPERATIONS: tuple[Operation, ...] = (
     *control_usage.OPERATIONS,
     *control_streams.OPERATIONS,
     *control_traces.OPERATIONS,
+    *control_inputs.OPERATIONS,
 )
 
 

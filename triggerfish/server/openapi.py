@@ -309,6 +309,43 @@ def _schemas() -> dict[str, Any]:
                 "function": {"type": "string"},
                 "status": {"type": "string", "description": "The latest attempt's"},
                 "attempts": {"type": "array", "items": _ref("InvocationRecord")},
+                "input": {
+                    "oneOf": [_ref("InvocationInput"), {"type": "null"}],
+                    "description": "The event it was given; null: its function does not keep inputs, or it expired",
+                },
+            },
+        },
+        "InvocationInput": {
+            "type": "object",
+            "required": ["size", "truncated", "redacted", "event", "rerunnable"],
+            "properties": {
+                "event": {"description": "The event as the handler got it (null when truncated)"},
+                "size": {"type": "integer", "description": "Bytes of the event's JSON"},
+                "truncated": {
+                    "type": "boolean",
+                    "description": "Larger than 64 KiB: only `text`, its beginning, is kept",
+                },
+                "text": {"type": "string", "description": "When truncated: the first 64 KiB of the event's JSON"},
+                "redacted": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Fields whose values were replaced by [redacted] (credentials of HTTP events)",
+                },
+                "rerunnable": {"type": "boolean"},
+            },
+        },
+        "Rerun": {
+            "type": "object",
+            "required": ["request_id", "rerun_of", "function", "version", "ok"],
+            "properties": {
+                "request_id": {"type": "string", "description": "The new invocation's"},
+                "rerun_of": {"type": "string"},
+                "function": {"type": "string"},
+                "version": {"type": "string", "description": "The version it ran on"},
+                "note": {"type": ["string", "null"], "description": "Why it ran on another version than the original"},
+                "ok": {"type": "boolean"},
+                "result": {"description": "What the handler returned, when ok"},
+                "error": {"type": "object", "description": "Lambda's error document, when not ok"},
             },
         },
         "BusList": {
