@@ -50,10 +50,12 @@ from triggerfish.server import (
     control_workflows,
     logs,
     openapi,
+    progress,
 )
 from triggerfish.server.control_io import ApiError, json_response, listed, platform_of, read_body
 from triggerfish.server.operations import Answer, Body, Operation, header, inputs, path, query, routes
 from triggerfish.server.platform import Platform
+from triggerfish.server.progress import BOARD, operation_of
 from triggerfish.server.schema import (
     AnyValue,
     Array,
@@ -366,7 +368,13 @@ async def replay(request: Request) -> Response:
     if rule_id is not None:
         _rule(platform, bus, rule_id)
     name = document.get("name") or "replay"
-    queued = await platform.archive.replay(bus, start, end, rule=rule_id, name=name)
+    operation = operation_of(request)
+    try:
+        queued = await platform.archive.replay(
+            bus, start, end, rule=rule_id, name=name, progress=BOARD.reporter(operation, "events")
+        )
+    finally:
+        BOARD.finish(operation)
     return json_response({"bus": bus, "name": name, "rule": rule_id, "start": start, "end": end, "queued": queued}, 202)
 
 
@@ -601,6 +609,7 @@ OPERATIONS: tuple[Operation, ...] = (
     *control_streams.OPERATIONS,
     *control_traces.OPERATIONS,
     *control_inputs.OPERATIONS,
+    progress.OPERATION,
 )
 
 

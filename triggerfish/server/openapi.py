@@ -315,6 +315,18 @@ def _schemas() -> dict[str, Any]:
                 },
             },
         },
+        "Progress": {
+            "type": "object",
+            "required": ["step", "done", "total", "unit", "finished", "updated"],
+            "properties": {
+                "step": {"type": "string", "description": "redrive, replay; a deploy's install, import, switch, live"},
+                "done": {"type": "integer", "description": "Units done so far"},
+                "total": {"type": ["integer", "null"], "description": "Units in all (null: not known)"},
+                "unit": {"enum": ["messages", "events", "steps"]},
+                "finished": {"type": "boolean", "description": "The operation answered (done or failed)"},
+                "updated": {"type": "number", "description": "The server's monotonic clock at the last report"},
+            },
+        },
         "InvocationInput": {
             "type": "object",
             "required": ["size", "truncated", "redacted", "event", "rerunnable"],
