@@ -159,3 +159,49 @@ def test_the_server_reports_progress_by_the_id_the_request_named(dev: Dev) -> No
         assert refused.status_code == 400
         assert "x-triggerfish-progress" in refused.json()["error"]["message"]
         api.delete("/queues/emails/messages")
+
+
+def test_deploy_draws_the_upload_and_the_steps_against_a_real_server(tmp_path: Path) -> None:
+    from tests.server.test_serve import start_server, write_app
+
+    running = start_server(tmp_path / "server")
+    try:
+        shop = write_app(tmp_path / "shop", "shop", 1)
+        code, drawn = in_a_terminal(tmp_path, "deploy", str(shop), "--server", running.url, "--key", running.admin)
+        assert code == 0, drawn
+        shown = _ESCAPES.sub("", drawn)
+        assert re.search(r"uploading [\d.]+ \S+ .*━.* (\d+)/\1 bytes .*100%", shown), shown
+        assert re.search(r"deploying: live .*━.* 3/3 steps .*100%", shown), shown
+        assert "deployed shop version 1: live now" in shown
+        # In a pipe: the phase lines as before, no bar, nothing asked of the progress endpoint.
+        again = write_app(tmp_path / "shop", "shop", 2)
+        env = _environment(tmp_path)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "triggerfish",
+                "deploy",
+                str(again),
+                "--server",
+                running.url,
+                "--key",
+                running.admin,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "\x1b[" not in done.stdout
+        assert [line.split(":", 1)[0] for line in done.stdout.splitlines()[:5]] == [
+            "pack",
+            "upload",
+            "install",
+            "import",
+            "switch",
+        ]
+    finally:
+        running.process.stop()
