@@ -81,7 +81,8 @@ def keep_cost() -> tuple[list[float], list[float]]:
     """Microseconds of CPU per `keep_input`, 5 runs of KEPT each: the HTTP event, and a queued event's bytes."""
     http = InvokeRequest(request_id="r", function="hello", event=_http_event(), trigger="http")
     queued = InvokeRequest(request_id="r", function="noop", event=orjson.Fragment(b'{"n":7,"at":1796594400.5}'))
-    per_http, per_async = [], []
+    per_http: list[float] = []
+    per_async: list[float] = []
     for _ in range(5):
         for request, into in ((http, per_http), (queued, per_async)):
             began = time.process_time()
