@@ -178,8 +178,6 @@ def is_platform_queue(queue: str) -> bool:
 
 #: Invocation records by request id and attempt.
 INVOCATIONS_NAMESPACE = "invocations"
-#: Invocations' inputs by request id, where the function keeps them (`keep_inputs`; triggerfish.runtime.inputs).
-INPUTS_NAMESPACE = "invocation-inputs"
 #: The bus consumers' own records (consumer groups live in the log; this keeps what else they need).
 BUS_NAMESPACE = "triggerfish.bus"
 #: Rules added at run time (the app's declared rules live in its code).

@@ -8,8 +8,9 @@ An invocation's record says what it did; its input is what the dashboard's
 invocations show` need to say what it was given. It is kept under the
 function's `keep_inputs` setting (on under `triggerfish dev`, off under
 `serve` unless the app turns it on: inputs hold whatever the callers
-sent, personal data included), one document per invocation in its own
-namespace with the records' retention, so it is trimmed with them.
+sent, personal data included), one document per invocation beside its
+records (triggerfish.runtime.records), with their retention, so it is
+trimmed with them.
 
 Bounded: at most `INPUT_CAP` bytes of the event's JSON are kept. A larger
 event keeps its first `INPUT_CAP` bytes as text, flagged `truncated`, and
@@ -40,7 +41,7 @@ SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "cookie", "set-cookie", "x-amz-security-token"}
 )
 
-#: A kept input as the store holds it: its key in INPUTS_NAMESPACE (the request id) and its document.
+#: A kept input: the request id it belongs to and its document as stored.
 KeptInput = tuple[str, bytes]
 
 

@@ -15,8 +15,8 @@ are trimmed to the same age as records are written and read.
 
 The input an invocation was given is kept beside its records when the
 function keeps inputs (`keep_inputs`, triggerfish.runtime.inputs): one
-document per invocation in namespace `invocation-inputs`, written in the
-same batch as its record and expiring with it.
+document per invocation under key `i/<request id>` of the records'
+namespace, written in the same put as its record and expiring with it.
 
 Records finishing together go out as one batch: one `append_many` and one
 `put_many` (the key-value contract's batched put), written concurrently, so
@@ -43,7 +43,6 @@ import orjson
 from triggerfish.errors import InvalidInputError
 from triggerfish.model import FunctionSettings
 from triggerfish.names import (
-    INPUTS_NAMESPACE,
     INVOCATIONS_NAMESPACE,
     OUT_OF_MEMORY_ERROR,
     RECORD_STREAM_PREFIX,
@@ -284,7 +283,7 @@ class InvocationRecords:
     async def input(self, request_id: str) -> dict[str, Any] | None:
         """The kept input of an invocation (triggerfish.runtime.inputs.read_input), or None: not kept, or expired."""
         await self.settled()
-        found = await self.store.kv.get(INPUTS_NAMESPACE, request_id)
+        found = await self.store.kv.get(INVOCATIONS_NAMESPACE, _input_key(request_id))
         return None if found is None else read_input(found.value)
 
     def add_soon(self, record: InvocationRecord, kept: KeptInput | None = None) -> None:
@@ -352,7 +351,7 @@ class InvocationRecords:
             for entry in map(_span_entry, records)
             if entry is not None
         ]
-        inputs = [Put(INPUTS_NAMESPACE, key, document, ttl=self.retention) for key, document in kept]
+        inputs = [Put(INVOCATIONS_NAMESPACE, _input_key(key), doc, ttl=self.retention) for key, doc in kept]
         return [*(Append(stream, bodies) for stream, bodies in by_stream.items()), *puts, *spans, *inputs]
 
     def stored(self, records: Sequence[InvocationRecord]) -> None:
@@ -375,14 +374,13 @@ class InvocationRecords:
         """Both copies of a batch of records, and their spans in the trace index: one append and one put each for
         all of them, written concurrently."""
         spans = [span for _, _, span, _ in batch if span is not None]
-        inputs = [kept for _, _, _, kept in batch if kept is not None]
+        # Inputs go in the records' own put (keys `i/<request id>`): no store call of their own.
+        puts = [(key, body) for key, body, _, _ in batch]
+        puts += [(_input_key(kept[0]), kept[1]) for _, _, _, kept in batch if kept is not None]
         await asyncio.gather(
             self.store.log.append_many(stream, [body for _, body, _, _ in batch]),
-            self.store.kv.put_many(
-                INVOCATIONS_NAMESPACE, [(key, body) for key, body, _, _ in batch], ttl=self.retention
-            ),
+            self.store.kv.put_many(INVOCATIONS_NAMESPACE, puts, ttl=self.retention),
             *([self.store.kv.put_many(TRACES_NAMESPACE, spans, ttl=self.retention)] if spans else []),
-            *([self.store.kv.put_many(INPUTS_NAMESPACE, inputs, ttl=self.retention)] if inputs else []),
         )
         return [None] * len(batch)
 
@@ -467,6 +465,11 @@ class InvocationRecords:
 
 def _by_request(request_id: str, attempt: int) -> str:
     return f"r/{request_id}/{attempt:05d}"
+
+
+def _input_key(request_id: str) -> str:
+    """Where an invocation's kept input is, beside its records (a prefix of its own: no scan of `r/` meets it)."""
+    return f"i/{request_id}"
 
 
 #: What a record becomes in the store: its key, its JSON, its span's entry in the trace index (if it has one), and
