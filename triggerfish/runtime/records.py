@@ -113,6 +113,10 @@ class InvocationRecord:
     #: they were measured): usage's data in and out.
     input_bytes: int = 0
     output_bytes: int = 0
+    #: An HTTP invocation's route (API Gateway's routeKey, `GET /orders/{id}`) and the status it answered with
+    #: (None: not an HTTP invocation): its span's HTTP attributes.
+    http_route: str | None = None
+    http_status: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,7 +172,22 @@ def record_from_outcome(
         links=request.links,
         input_bytes=outcome.input_bytes,
         output_bytes=outcome.output_bytes,
+        **(_http_of(request, outcome) if request.trigger == "http" else {}),
     )
+
+
+def _http_of(request: InvokeRequest, outcome: InvokeOutcome) -> dict[str, Any]:
+    """The route of an HTTP invocation's event and the status the gateway answered with: the handler's
+    `statusCode` (200 without one), 504 for a timeout, 500 for any other failure."""
+    event = request.event
+    route = event.get("routeKey") if isinstance(event, dict) else None
+    if outcome.ok:
+        result = outcome.result
+        code = result.get("statusCode") if isinstance(result, dict) else None
+        status = code if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599 else 200
+    else:
+        status = 504 if status_of(outcome) == "timed_out" else 500
+    return {"http_route": route if isinstance(route, str) else None, "http_status": status}
 
 
 def unrun_record(
