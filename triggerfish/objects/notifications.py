@@ -67,8 +67,9 @@ class PlatformNotifications:
             detail,
             subject=f"{change.bucket}/{change.key}",
             resources=orjson.dumps([bucket_arn(change.bucket)]).decode(),
-            **({} if change.traceparent is None else {"traceparent": change.traceparent}),
         )
+        if change.traceparent is not None:  # the rules' functions continue the uploader's trace
+            event = event.with_extensions(traceparent=change.traceparent)
         ops.append(Append(bus_stream(OBJECT_EVENTS_BUS), platform.publisher.encode([event])))
         return ops
 
