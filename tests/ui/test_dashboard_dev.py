@@ -152,6 +152,8 @@ def test_rerun_with_this_input_runs_it_again_and_shows_the_new_invocation(shop: 
     assert "tfk_never_shown" not in page.content()
     page.get_by_role("button", name="Re-run with this input").click()
     expect(page.get_by_role("status")).to_contain_text(f"A re-run of {original} with its input")
+    # The address is the new invocation's: reloading or sharing it shows the re-run.
+    expect(page).to_have_url(re.compile(rf"/-/ui/invocations/[0-9a-f-]+\?rerun_of={original}$"))
     expect(page.get_by_role("heading", level=1)).not_to_have_text(f"Invocation {original}")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Invocation ")
     expect(page.get_by_label("The event it was given")).to_contain_text("rerun@example.com")
@@ -378,6 +380,14 @@ def test_without_javascript_every_screen_is_plain_links_and_forms(shop: DevServe
         page.get_by_label("Payload (JSON: the event the handler gets)").fill("[1,")
         page.get_by_role("button", name="Invoke get_stock").click()
         expect(page.get_by_role("alert")).to_contain_text("payload: invalid JSON")
+        # Re-run is a plain form: it posts, and the browser follows to the new invocation's page.
+        page.get_by_label("Payload (JSON: the event the handler gets)").fill('{"pathParameters": {"sku": "net"}}')
+        page.get_by_role("button", name="Invoke get_stock").click()
+        page.get_by_role("status").get_by_role("link").click()
+        original = page.url.rsplit("/", 1)[1]
+        page.get_by_role("button", name="Re-run with this input").click()
+        expect(page.get_by_role("status")).to_contain_text(f"A re-run of {original} with its input")
+        expect(page).to_have_url(re.compile(rf"/-/ui/invocations/[0-9a-f-]+\?rerun_of={original}$"))
         page.screenshot(path=screenshot_path("no_javascript"), full_page=True)
     finally:
         context.close()
