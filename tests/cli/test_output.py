@@ -118,16 +118,17 @@ def test_a_progress_bar_on_a_terminal_plain_lines_in_a_pipe_nothing_with_json() 
     assert "replaying bus default: replay" in screen.getvalue()
     assert "40/40" in screen.getvalue()
     assert "100%" in screen.getvalue()
-    pipe = io.StringIO()
-    with Bar(Output(console=Console(file=pipe)), "replaying bus default") as bar:
+    pipe, err = io.StringIO(), io.StringIO()
+    with Bar(Output(console=Console(file=pipe)), "replaying bus default", err=err) as bar:
         bar.update(0, 40, "replay", "events")
         bar.update(10, 40, "replay", "events")  # within a second of the first line: not printed
         bar.update(40, 40, "replay", "events", last=True)
-    assert pipe.getvalue().splitlines() == [
+    assert pipe.getvalue() == ""  # standard output is the verb's result alone
+    assert err.getvalue().splitlines() == [
         "replaying bus default: 0/40 events (0%) [replay]",
         "replaying bus default: 40/40 events (100%) [replay]",
     ]
-    as_json = io.StringIO()
-    with Bar(Output(True, console=Console(force_terminal=True, file=as_json)), "replaying bus default") as bar:
+    as_json, err = io.StringIO(), io.StringIO()
+    with Bar(Output(True, console=Console(force_terminal=True, file=as_json)), "replaying bus default", err=err) as bar:
         bar.update(40, 40, "replay", "events", last=True)
-    assert as_json.getvalue() == ""
+    assert as_json.getvalue() == err.getvalue() == ""

@@ -8,18 +8,22 @@ The verb's request goes out on a thread of its own carrying an
 the server `GET .../progress/{id}` (triggerfish.server.progress) a few times
 a second and moves the bar: messages moved of the dead-letter depth, events
 replayed of the archive range, a deploy's steps. On a terminal the bar is
-rich's; in a pipe, a plain line each time the figure moves (at most one a
-second, and the last one always), so a log shows how it went; with --json,
+rich's; in a pipe, a plain line on standard error each time the figure moves
+(at most one a second, and the last one always), so a log shows how it went
+while standard output keeps only the verb's result for scripts; with --json,
 nothing but the answer.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
+
+import click
 
 from triggerfish.cli.client import Client, CliError
 from triggerfish.cli.output import Output
@@ -38,11 +42,15 @@ class Bar:
     """One verb's bar: rich's on a terminal, plain lines elsewhere (unless `plain` is False: a verb whose own
     lines already say how it went), nothing with --json."""
 
-    def __init__(self, out: Output, label: str, unit: str = "", *, plain: bool = True) -> None:
+    def __init__(
+        self, out: Output, label: str, unit: str = "", *, plain: bool = True, err: IO[str] | None = None
+    ) -> None:
         self.out = out
         self.label = label
         self.unit = unit
         self.plain = plain
+        #: Where plain lines go: standard error (standard output is the verb's result).
+        self.err = err
         self._rich: Any = None
         self._task: Any = None
         self._last_line: tuple[int, int | None, str] | None = None
@@ -90,7 +98,8 @@ class Bar:
             share = f" ({done * 100 // total}%)" if total else ""
             of = f"/{total}" if total is not None else ""
             at = f" [{step}]" if step else ""
-            self.out.write(f"{self.label}: {done}{of} {unit}{share}{at}".replace("  ", " "))
+            line = f"{self.label}: {done}{of} {unit}{share}{at}".replace("  ", " ")
+            click.echo(line, file=self.err if self.err is not None else sys.stderr)
 
     def __exit__(self, *exc: object) -> None:
         if self._rich is not None:
