@@ -88,6 +88,12 @@ def test_redrive_draws_a_bar_to_100_percent_on_a_terminal(dev: Dev, tmp_path: Pa
     assert "━" in shown  # the bar itself
     assert "300/300 messages" in shown
     assert "100%" in shown
+    # Each frame the bar drew, in order: from nothing known yet, never backwards, to all of them.
+    frames = re.findall(r"(\d+)/(\d+|\?) messages", shown)
+    assert frames[0] == ("0", "?")
+    assert frames[-1] == ("300", "300")
+    done = [int(n) for n, _ in frames]
+    assert done == sorted(done)
     assert "moved 300 messages from emails.failed to emails" in shown
     purged = httpx.delete(f"{dev.url}/-/api/v1/queues/emails/messages", timeout=15)
     assert purged.status_code == 200
