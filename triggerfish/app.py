@@ -106,7 +106,7 @@ class App:
     order they were declared. Every decorator takes the settings of
     FunctionSettings as keywords (memory_mb, timeout, concurrency,
     min_warm, retries, max_event_age, on_success, on_failure, dead_letter,
-    env, secrets, ephemeral_storage) and `name=` to name the function other than by its `__name__`;
+    env, secrets, ephemeral_storage, keep_inputs) and `name=` to name the function other than by its `__name__`;
     `durable=True` runs a handler written with AWS's durable execution SDK as a durable function
     (docs/durable-functions.md).
     """

@@ -322,6 +322,8 @@ def spec_to_dict(spec: FunctionSpec) -> dict[str, Any]:
         settings["secrets"] = list(s.secrets)
     if s.ephemeral_storage != DEFAULT_EPHEMERAL_STORAGE_MB:  # likewise: only when set
         settings["ephemeral_storage"] = s.ephemeral_storage
+    if s.keep_inputs is not None:  # likewise
+        settings["keep_inputs"] = s.keep_inputs
     described: dict[str, Any] = {
         "name": spec.name,
         "ref": spec.ref,
@@ -373,6 +375,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> FunctionSpec:
             env=dict(raw.get("env") or {}),
             secrets=tuple(str(name) for name in raw.get("secrets") or ()),
             ephemeral_storage=int(raw.get("ephemeral_storage", DEFAULT_EPHEMERAL_STORAGE_MB)),
+            keep_inputs=raw.get("keep_inputs") if isinstance(raw.get("keep_inputs"), bool) else None,
         )
         triggers = tuple(_trigger_from(t) for t in data.get("triggers", ()))
         name, ref = str(data["name"]), str(data["ref"])

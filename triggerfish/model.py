@@ -62,6 +62,9 @@ class FunctionSettings:
     secrets: tuple[str, ...] = ()
     #: MB of the worker's private /tmp (Lambda's EphemeralStorage): writing past it is ENOSPC.
     ephemeral_storage: int = DEFAULT_EPHEMERAL_STORAGE_MB
+    #: Whether each invocation's input is kept beside its record (for re-runs; docs/dashboard.md). None: the
+    #: platform's default, on under `triggerfish dev` and off under `serve` (inputs may hold personal data).
+    keep_inputs: bool | None = None
 
 
 SETTING_NAMES = frozenset(FunctionSettings.__dataclass_fields__)
@@ -586,6 +589,10 @@ def check_setting(name: str, value: object) -> Any:
         low, high = EPHEMERAL_STORAGE_RANGE
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"ephemeral_storage is the MB of /tmp, a whole number from {low} to {high}, not {value!r}")
+        return value
+    if name == "keep_inputs":
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"keep_inputs is true or false (whether invocations' inputs are kept), not {value!r}")
         return value
     raise ValueError(unknown_name_message("setting", name, SETTING_NAMES))
 

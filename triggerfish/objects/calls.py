@@ -61,12 +61,14 @@ class ObjectCalls:
                     _text(args, "key"),
                     _once(data),
                     content=content,
-                    requester=Requester(call.request_id, "127.0.0.1", call.function),
+                    requester=Requester(call.request_id, "127.0.0.1", call.function, call.traceparent),
                 )
                 return {"etag": meta.etag}
             if action == "delete":
                 await objects.delete_object(
-                    bucket, _text(args, "key"), requester=Requester(call.request_id, "127.0.0.1", call.function)
+                    bucket,
+                    _text(args, "key"),
+                    requester=Requester(call.request_id, "127.0.0.1", call.function, call.traceparent),
                 )
                 return None
             if action == "list":

@@ -48,7 +48,9 @@ class PlatformNotifications:
             for index, trigger in enumerate(spec.triggers):
                 if isinstance(trigger, ObjectTrigger) and trigger_matches(trigger, change):
                     record = s3_record(change, f"{spec.name}-{index}")
-                    queue, message, _ = platform.message(spec.name, {"Records": [record]}, trigger=TRIGGER)
+                    queue, message, _ = platform.message(
+                        spec.name, {"Records": [record]}, trigger=TRIGGER, traceparent=change.traceparent
+                    )
                     ops.append(Send(queue, [message]))
         configured = await platform.objects.index.notifications(change.bucket)
         for destination in configured.matching(change):
@@ -66,6 +68,8 @@ class PlatformNotifications:
             subject=f"{change.bucket}/{change.key}",
             resources=orjson.dumps([bucket_arn(change.bucket)]).decode(),
         )
+        if change.traceparent is not None:  # the rules' functions continue the uploader's trace
+            event = event.with_extensions(traceparent=change.traceparent)
         ops.append(Append(bus_stream(OBJECT_EVENTS_BUS), platform.publisher.encode([event])))
         return ops
 

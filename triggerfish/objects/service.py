@@ -75,6 +75,8 @@ class Requester:
     request_id: str = ""
     source_ip: str = "127.0.0.1"
     principal: str = "triggerfish"
+    #: The trace the change was made in (a handler's `context.objects`): what it fires continues that trace.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +318,7 @@ class ObjectStore:
                 requester.request_id,
                 requester.source_ip,
                 requester.principal,
+                requester.traceparent,
             )
             try:
                 ops: list[Op] = [self.index.delete_op(bucket, key, expect=meta.version)]
@@ -385,6 +388,7 @@ class ObjectStore:
                 requester.request_id,
                 requester.source_ip,
                 requester.principal,
+                requester.traceparent,
             )
             expect = ABSENT if previous is None else previous.version
             ops: list[Op] = [self.index.put_op(meta, expect=expect)]

@@ -167,6 +167,8 @@ class Platform:
         self.span_listeners: list[SpanListener] = []
         #: Told of every request the app's routes answered: route, status, seconds (metrics).
         self.request_observers: list[RequestObserver] = []
+        #: Whether functions that do not set `keep_inputs` keep their invocations' inputs (`triggerfish dev`: yes).
+        self.keep_inputs = False
         self._loader = loader or self._start_processes
         #: Gives each version the box its code runs in (None: no box; see triggerfish.isolation).
         self.box_for = box_for
@@ -465,6 +467,7 @@ class Platform:
                 lease_margin=self.lease_margin,
                 record_listeners=self.record_listeners,
                 request_observers=self.request_observers,
+                keep_inputs=self.keep_inputs,
             )
         except BaseException:
             await runner.close()
