@@ -36,6 +36,15 @@ def _name() -> str:
     return f"/tmp/x-{uuid.uuid4().hex}"
 
 
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
 def _pids_of(uid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -78,8 +87,8 @@ async def test_two_functions_in_a_box_writing_the_same_path_never_see_each_other
     assert two.result["found"] is None
     assert runner.stats("first")["limits"]["unenforced"] == []
     # Seen from outside through each worker's root: each file in its own worker's /tmp alone.
-    assert Path(f"/proc/{one.worker_pid}/root{path}").read_text() == "from first"
-    assert Path(f"/proc/{two.worker_pid}/root{path}").read_text() == "from second"
+    assert _read(f"/proc/{one.worker_pid}/root{path}") == "from first"
+    assert _read(f"/proc/{two.worker_pid}/root{path}") == "from second"
     tmp = os.stat(f"/proc/{one.worker_pid}/root/tmp")
     assert (tmp.st_uid, tmp.st_mode & 0o7777) == (UID, 0o1777)  # the app's, sticky, as /tmp is
 
@@ -105,8 +114,8 @@ async def test_nothing_of_a_boxed_worker_s_tmp_is_left_after_it_ends(runner: Pro
     device = os.stat(f"/proc/{pid}/root/tmp").st_dev
     assert _holders(device, _pids_of(UID)) == [f"mounted in {pid}"]  # its own mount table, and nothing else
     runner.stop_idle("second")
-    await eventually(lambda: not os.path.exists(f"/proc/{pid}"), 5.0)
-    assert not os.path.exists(f"/proc/{pid}")
+    await eventually(lambda: not _exists(f"/proc/{pid}"), 5.0)
+    assert not _exists(f"/proc/{pid}")
     assert _holders(device, _pids_of(UID)) == []  # no mount, no fd: the kernel freed the tmpfs
 
 

@@ -269,7 +269,9 @@ def unavailable(plan: TmpPlan) -> str | None:
     """None when this process can make /tmp trees as `plan` says; otherwise why not (found by making one)."""
     try:
         os.close(make_tmp(plan.sized(1)))
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except ValueError as exc:
         return str(exc)
     return None
 
