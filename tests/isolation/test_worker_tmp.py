@@ -16,6 +16,7 @@ import pytest_asyncio
 from tests.isolation.conftest import require_bwrap, require_root
 from tests.runtime.conftest import app, eventually, request
 from triggerfish.isolation.box import Box
+from triggerfish.isolation.pids import namespace_pid
 from triggerfish.runtime.process_runner import ProcessRunner
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -91,6 +92,18 @@ async def test_two_functions_in_a_box_writing_the_same_path_never_see_each_other
     assert _read(f"/proc/{two.worker_pid}/root{path}") == "from second"
     tmp = os.stat(f"/proc/{one.worker_pid}/root/tmp")
     assert (tmp.st_uid, tmp.st_mode & 0o7777) == (UID, 0o1777)  # the app's, sticky, as /tmp is
+
+
+async def test_a_boxed_worker_cannot_reach_another_worker_s_tmp_through_proc(runner: ProcessRunner) -> None:
+    """Same uid, same box: but each worker is in a user namespace of its own, and the kernel lets no process reach
+    into the files (/proc/<pid>/root) of one in a namespace it does not own."""
+    path = _name()
+    written = await runner.run(request("second", {"path": path, "text": "second's own"}))
+    assert written.worker_pid is not None
+    inside = namespace_pid(written.worker_pid)
+    peek = await runner.run(request("first", {"path": f"/proc/{inside}/root{path}", "text": "x"}))
+    assert peek.error is not None
+    assert peek.error["errorType"] == "PermissionError"
 
 
 async def test_in_a_box_a_warm_worker_keeps_its_tmp_and_a_cold_one_starts_empty(runner: ProcessRunner) -> None:
@@ -177,3 +190,19 @@ async def test_a_boxed_app_under_the_host_s_tmp_is_bound_into_each_worker_s_tmp_
     assert outcome.result["hidden"] == []  # hidden in the worker's /tmp as in the box
     assert outcome.result["listing"] == sorted([str(tmp_path).split("/")[2], "private.txt"])
     assert not (code / "evil.txt").exists()
+
+
+async def test_where_workers_share_the_box_s_tmp_stats_say_tmp_is_not_enforced(tmp_path: Path) -> None:
+    """What a server that cannot make filesystems (not root) gives: the box's /tmp, shared, reported as such."""
+    require_bwrap()
+    require_root()
+    box = Box(uid=UID, gid=UID, tmp_mb=8, worker_tmp=False)
+    shared = await ProcessRunner.start(app("scratch"), work_dir=tmp_path, box=box)
+    try:
+        assert shared.stats("first")["limits"]["unenforced"] == ["tmp"]  # known before any worker starts
+        path = _name()
+        await shared.run(request("first", {"path": path, "text": "from first"}))
+        seen = await shared.run(request("second", {"path": path, "text": "from second"}))
+    finally:
+        await shared.close()
+    assert seen.result["found"] == "from first"

@@ -96,8 +96,10 @@ class Box:
     `read_only`: more host directories to bind read-only at the same path
     (the app's code; the runner adds its requirements). `hide`: directories
     inside those to cover with an empty read-only tmpfs (a data directory
-    inside a project). Raises ValueError for a value out of range (a uid of
-    0, a /tmp of nothing).
+    inside a project). `worker_tmp`: each worker gets a /tmp of its own
+    (made by the server where it can; False: workers share the box's, as
+    under a server that cannot make them). Raises ValueError for a value out
+    of range (a uid of 0, a /tmp of nothing).
 
         Box(uid=1_900_000_001, gid=1_900_000_001, network=False, tmp_mb=256)
     """
@@ -111,6 +113,7 @@ class Box:
     hide: tuple[str, ...] = ()
     seccomp: bool = True
     bwrap: str = "bwrap"
+    worker_tmp: bool = True
 
     def __post_init__(self) -> None:
         for name in ("uid", "gid"):

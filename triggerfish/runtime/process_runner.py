@@ -431,6 +431,8 @@ def _tmp_maker(box: Box, read_only: list[str]) -> Callable[[int], int] | None:
     lies under /tmp (`read_only` as the box binds it). None where this server cannot make one (not root, or a
     kernel without the mount API, or before 6.15 when something must be bound into it): workers then share the
     box's /tmp."""
+    if not box.worker_tmp:
+        return None
     binds, hide = under_tmp(box, read_only)
     plan = mount_api.TmpPlan(size_mb=1, uid=box.uid, gid=box.gid, binds=tuple(binds), hide=tuple(hide))
     why = mount_api.unavailable(plan)
