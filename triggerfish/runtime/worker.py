@@ -164,8 +164,7 @@ def become_worker(
                 if exc.mounted:  # /tmp is neither the host's nor whole: do not run user code over it
                     raise
                 unenforced.append("tmp")
-        else:  # a box whose server cannot make filesystems (not root): /tmp is the box's, shared
-            unenforced.append("tmp")
+        # Otherwise a box whose server makes no /tmp per worker: /tmp is the box's (the runner reports it once).
         _enter_directory(spawn.cwd)
         sandbox.enter(spec, spawn.cwd)
         _set_environment(
