@@ -1,4 +1,4 @@
-"""An app in a box: its own uid (as root), its own pids, only its code and scratch space, none of the server's secrets."""
+"""An app in a box: its own uid (as root), its own pids, only its code and its tmpfs, none of the server's secrets."""
 
 import asyncio
 import os

@@ -3,6 +3,7 @@ child in a user and mount namespace of its own, as a boxed worker attaches the o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -128,3 +129,22 @@ def test_a_server_that_is_not_root_is_told_why_it_cannot_make_a_tmp() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd="/")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "fsopen(tmpfs): Operation not permitted"
+
+
+async def test_the_tree_for_the_next_cold_start_is_made_ahead_and_closed_with_the_runner() -> None:
+    require_root()
+    trees = mount_api.TmpTrees(mount_api.TmpPlan(size_mb=1))
+    first = trees.take(512)
+    await asyncio.sleep(0)  # the event loop is free: the spare is made now, off the next cold start's path
+    spare = trees._spares[512]
+    second = trees.take(512)
+    assert second == spare
+    assert first != second
+    for fd in (first, second):
+        assert os.fstat(fd).st_mode & 0o7777 == 0o1777  # each the root of a tmpfs of its own
+        os.close(fd)
+    await asyncio.sleep(0)
+    left = trees._spares[512]
+    trees.close()
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(left)

@@ -24,6 +24,7 @@ older C libraries have no wrappers for them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import errno
@@ -265,6 +266,43 @@ def attach(mount_fd: int, path: str) -> None:
     )
 
 
+class TmpTrees:
+    """Makes workers' /tmp trees as `plan` says, one ahead per size: the tree a cold start takes was made while
+    the event loop was free after the previous one, so the cold start does not wait for fsopen and fsmount.
+
+        trees = TmpTrees(plan)
+        fd = trees.take(512)     # a spare if there is one, else made now; the next is made soon after
+        trees.close()            # the spares go (a tree nobody attached is freed with its fd)
+    """
+
+    def __init__(self, plan: TmpPlan) -> None:
+        self.plan = plan
+        self._spares: dict[int, int] = {}
+        self._closed = False
+
+    def take(self, size_mb: int) -> int:
+        """A tree of `size_mb` MiB for one worker: its fd, the caller's to send and close. MountApiError if none
+        can be made."""
+        fd = self._spares.pop(size_mb, None)
+        if fd is None:
+            fd = make_tmp(self.plan.sized(size_mb))
+        with contextlib.suppress(RuntimeError):  # no running event loop: no spare, the next take makes one
+            asyncio.get_running_loop().call_soon(self._refill, size_mb)
+        return fd
+
+    def _refill(self, size_mb: int) -> None:
+        if self._closed or size_mb in self._spares:
+            return
+        with contextlib.suppress(OSError):  # the next take tries again, and reports why
+            self._spares[size_mb] = make_tmp(self.plan.sized(size_mb))
+
+    def close(self) -> None:
+        self._closed = True
+        for fd in self._spares.values():
+            os.close(fd)
+        self._spares.clear()
+
+
 def unavailable(plan: TmpPlan) -> str | None:
     """None when this process can make /tmp trees as `plan` says; otherwise why not (found by making one)."""
     try:
@@ -279,6 +317,7 @@ def unavailable(plan: TmpPlan) -> str | None:
 __all__ = [
     "MountApiError",
     "TmpPlan",
+    "TmpTrees",
     "attach",
     "call_numbers",
     "detached_tmpfs",

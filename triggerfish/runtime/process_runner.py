@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -91,7 +91,7 @@ class ProcessRunner:
         #: How each limit is enforced on this machine (see triggerfish.runtime.limits).
         self.limits = describe(process_limit_method(self._cgroups.enabled, boxed=box is not None), memory_method)
         #: In a box, what makes each worker's /tmp: the server, with the mount API (see mount_api), where it can.
-        self._tmp_mounts: Callable[[int], int] | None = None
+        self._tmp_trees: mount_api.TmpTrees | None = None
         self._pids: PidView = SamePids()
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
@@ -162,8 +162,8 @@ class ProcessRunner:
     ) -> None:
         if self.box is not None:
             self.target = _absolute_target(self.target)
-            self._tmp_mounts = _tmp_maker(self.box, [*_boxed_code(self.box, self.target), *extra_paths])
-            if self._tmp_mounts is None:
+            self._tmp_trees = _tmp_trees(self.box, [*_boxed_code(self.box, self.target), *extra_paths])
+            if self._tmp_trees is None:
                 self.limits = replace(self.limits, shared_tmp=True)
             self._base, ours = _spawn_boxed_zygote(
                 self.box, self.target, extra_paths, self._cgroups.root, self._memory.root, self._environment
@@ -199,7 +199,7 @@ class ProcessRunner:
             platform=platform,
             output_limit=output_limit,
             limits=self.limits,
-            tmp_mounts=self._tmp_mounts,
+            tmp_mounts=None if self._tmp_trees is None else self._tmp_trees.take,
             pids=self._pids,
             secrets=secrets,
             app_name=self.app_name,
@@ -305,6 +305,8 @@ class ProcessRunner:
                         await asyncio.to_thread(self._base.wait, 5.0)
                 self._base.kill()
                 await asyncio.to_thread(self._base.wait)
+        if self._tmp_trees is not None:
+            self._tmp_trees.close()
         # Give the zygotes a moment to kill their children, then clear what is left.
         self._cgroups.close()
         self._memory.close()
@@ -426,7 +428,7 @@ def _boxed_code(box: Box, target: str) -> list[str]:
     return list(box.read_only) or [str(_app_dir(target))]
 
 
-def _tmp_maker(box: Box, read_only: list[str]) -> Callable[[int], int] | None:
+def _tmp_trees(box: Box, read_only: list[str]) -> mount_api.TmpTrees | None:
     """What makes a boxed worker's /tmp of so many MiB: a tmpfs owned by the box's user, holding what of the box
     lies under /tmp (`read_only` as the box binds it). None where this server cannot make one (not root, or a
     kernel without the mount API, or before 6.15 when something must be bound into it): workers then share the
@@ -439,7 +441,7 @@ def _tmp_maker(box: Box, read_only: list[str]) -> Callable[[int], int] | None:
     if why is not None:
         log.warning("the workers of a box share its /tmp: this server cannot make one per worker (%s)", why)
         return None
-    return lambda size_mb: mount_api.make_tmp(plan.sized(size_mb))
+    return mount_api.TmpTrees(plan)
 
 
 def _app_dir(target: str) -> Path:
