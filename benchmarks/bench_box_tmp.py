@@ -164,7 +164,7 @@ async def main() -> str:
             "",
             "| one half alone | p50 | p90 | CPU time p50 |",
             "|---|---|---|---|",
-            _half_row("server: make the tree (fsopen, fsconfig, fsmount)", halves["server: make the tree"]),
+            _half_row("server: make a tree (fsopen, fsconfig, fsmount; made ahead)", halves["server: make the tree"]),
             _half_row("worker: nothing (a forked child)", halves["worker: nothing"]),
             _half_row("worker: attach (unshare, id maps, move_mount)", halves["worker: attach"]),
             "",
