@@ -336,8 +336,10 @@ def under_tmp(box: Box, read_only: Iterable[str] = ()) -> tuple[list[tuple[str, 
     prefix = BOX_TMP + "/"
     chosen = _read_only_binds(box, read_only)
     binds = [(source, target[len(prefix) :]) for source, target in chosen if target.startswith(prefix)]
+    # Only what a bind brings in needs hiding again: elsewhere the worker's /tmp is empty.
     hidden = [os.path.abspath(path) for path in box.hide]
-    return binds, [path[len(prefix) :] for path in hidden if path.startswith(prefix)]
+    inside = [path for path in hidden if any(_inside(path, prefix + target) for _, target in binds)]
+    return binds, [path[len(prefix) :] for path in inside]
 
 
 def _collapse(paths: Iterable[str]) -> list[tuple[str, str]]:
