@@ -22,8 +22,9 @@ In a box (`enter_mount`) the worker cannot make a filesystem: the server
 made its tmpfs (triggerfish.isolation.mount_api) and sent the mount's fd
 with the spawn request. The worker makes a user and mount namespace of its
 own (the one `unshare` the box's seccomp filter lets through) and moves the
-mount onto /tmp. Nothing needs binding back: in a box nothing the worker
-needs lies under /tmp (working directories are under /home/app).
+mount onto /tmp. It binds nothing back itself (it cannot): what of the box
+lies under /tmp (an app kept there) the server bound into the tree already,
+and working directories are under /home/app.
 """
 
 from __future__ import annotations
