@@ -3,7 +3,6 @@ child in a user and mount namespace of its own, as a boxed worker attaches the o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.isolation.conftest import require_root
+from tests.runtime.conftest import eventually
 from triggerfish.isolation import mount_api
 
 
@@ -135,7 +135,7 @@ async def test_the_tree_for_the_next_cold_start_is_made_ahead_and_closed_with_th
     require_root()
     trees = mount_api.TmpTrees(mount_api.TmpPlan(size_mb=1))
     first = trees.take(512)
-    await asyncio.sleep(0)  # the event loop is free: the spare is made now, off the next cold start's path
+    await eventually(lambda: 512 in trees._spares, 5.0)  # made soon after, off the next cold start's path
     spare = trees._spares[512]
     second = trees.take(512)
     assert second == spare
@@ -143,7 +143,7 @@ async def test_the_tree_for_the_next_cold_start_is_made_ahead_and_closed_with_th
     for fd in (first, second):
         assert os.fstat(fd).st_mode & 0o7777 == 0o1777  # each the root of a tmpfs of its own
         os.close(fd)
-    await asyncio.sleep(0)
+    await eventually(lambda: 512 in trees._spares, 5.0)
     left = trees._spares[512]
     trees.close()
     with pytest.raises(OSError, match="Bad file descriptor"):

@@ -266,9 +266,13 @@ def attach(mount_fd: int, path: str) -> None:
     )
 
 
+#: Seconds after a tree is taken before the next one of its size is made (see TmpTrees.take).
+REFILL_AFTER = 0.02
+
+
 class TmpTrees:
-    """Makes workers' /tmp trees as `plan` says, one ahead per size: the tree a cold start takes was made while
-    the event loop was free after the previous one, so the cold start does not wait for fsopen and fsmount.
+    """Makes workers' /tmp trees as `plan` says, one ahead per size: the tree a cold start takes was made after
+    the previous cold start, so this one does not wait for fsopen and fsmount.
 
         trees = TmpTrees(plan)
         fd = trees.take(512)     # a spare if there is one, else made now; the next is made soon after
@@ -287,7 +291,9 @@ class TmpTrees:
         if fd is None:
             fd = make_tmp(self.plan.sized(size_mb))
         with contextlib.suppress(RuntimeError):  # no running event loop: no spare, the next take makes one
-            asyncio.get_running_loop().call_soon(self._refill, size_mb)
+            # Not at once: the worker this fd is for is starting now, and on a busy machine the server's CPU
+            # would compete with it (as the zygote prepares its next cgroup only after a quiet moment).
+            asyncio.get_running_loop().call_later(REFILL_AFTER, self._refill, size_mb)
         return fd
 
     def _refill(self, size_mb: int) -> None:
