@@ -37,7 +37,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from triggerfish.events._automaton import Automaton, condition_key, field_key
 from triggerfish.events._pattern_match import (
@@ -61,6 +61,7 @@ _STRING_MEMO = 65_536
 _INTERNED = 65_536
 
 ValueClass = frozenset[int]
+Classes = ValueClass | tuple[ValueClass, ...]
 
 
 class PathClasses:
@@ -112,13 +113,19 @@ class PathClasses:
         # Only exact strings and anything-but of exact strings: a string neither names is like any other such.
         self._open_strings = bool(matcher.string_extras or matcher.tests)
 
-    def classes(self, event: Mapping[str, Any]) -> tuple[ValueClass, ...]:
-        """The distinct classes of the event's values at this path ((absent,) when it has none)."""
+    def classes(self, event: Mapping[str, Any]) -> Classes:
+        """The class of the event's value at this path (`absent` when it has none), or a tuple of the distinct
+        classes of its values when it has several (one frozenset rather than a tuple of one: no allocation)."""
         values = self.reader.read(event)
-        if not values:
-            return (self.absent,)
         if len(values) == 1:
-            return (self.of(values[0]),)
+            value = values[0]
+            if type(value) is str:
+                found = self._strings.get(value)
+                if found is not None:
+                    return found
+            return self.of(value)
+        if not values:
+            return self.absent
         return tuple({self.of(value): None for value in values})
 
     def of(self, value: Any) -> ValueClass:
@@ -214,10 +221,11 @@ class Step:
 class Group:
     """The alternatives that share one anchor field, as bits of an int."""
 
-    __slots__ = ("all", "rule_ids", "steps")
+    __slots__ = ("all", "rules", "steps")
 
     def __init__(self) -> None:
-        self.rule_ids: list[str] = []
+        #: the rule (its number in the set) of each member, by bit
+        self.rules: list[int] = []
         self.all = 0
         self.steps: tuple[Step, ...] = ()
 
@@ -247,11 +255,11 @@ class Anchor:
 
 
 class CompiledRules:
-    """A fixed set of alternatives (each filed under a rule id); `run(event)` gives the ids of those met."""
+    """A fixed set of alternatives, each filed under a rule's number; `run(event)` gives the numbers of those met."""
 
     __slots__ = ("_anchors", "groups")
 
-    def __init__(self, alternatives: Sequence[tuple[str, Sequence[Field]]]) -> None:
+    def __init__(self, alternatives: Sequence[tuple[int, Sequence[Field]]]) -> None:
         statistics = Automaton()
         for _, fields in alternatives:
             statistics.count(fields)
@@ -264,7 +272,7 @@ class CompiledRules:
             return found
 
         groups: dict[Any, tuple[Field, Group, dict[tuple[tuple[str, ...], int], Step]]] = {}
-        for rule_id, fields in alternatives:
+        for rule, fields in alternatives:
             ordered = statistics.order(fields)
             anchor = ordered[0]
             key = (anchor.path, field_key(anchor))
@@ -272,8 +280,8 @@ class CompiledRules:
             if entry is None:
                 entry = groups[key] = (anchor, Group(), {})
             _, group, steps = entry
-            bit = 1 << len(group.rule_ids)
-            group.rule_ids.append(rule_id)
+            bit = 1 << len(group.rules)
+            group.rules.append(rule)
             group.all |= bit
             seen: dict[tuple[str, ...], int] = {}
             named: set[tuple[tuple[str, ...], int]] = set()
@@ -308,38 +316,44 @@ class CompiledRules:
         self._anchors = tuple(anchors.values())
         self.groups = len(groups)
 
-    def run(self, event: Mapping[str, Any]) -> list[str]:
-        """The rule ids whose alternatives the event meets (an id once per alternative met)."""
-        met: list[str] = []
-        read: dict[PathClasses, tuple[ValueClass, ...]] = {}
+    def run(self, event: Mapping[str, Any]) -> list[int]:
+        """The rules (their numbers) whose alternatives the event meets (a rule once per alternative met)."""
+        met: list[int] = []
+        read: dict[PathClasses, Classes] = {}
         for anchor in self._anchors:
             paths = anchor.paths
             found = read[paths] = paths.classes(event)
-            if len(found) == 1:
-                groups = anchor.groups(found[0])
+            if type(found) is frozenset:
+                groups = anchor.by_class.get(found)
+                if groups is None:
+                    groups = anchor.groups(found)
             else:
-                groups = tuple({group: None for value_class in found for group in anchor.groups(value_class)})
+                several = cast(tuple[ValueClass, ...], found)
+                groups = tuple({group: None for value_class in several for group in anchor.groups(value_class)})
             for group in groups:
                 live = group.all
                 for step in group.steps:
                     classes = read.get(step.paths)
                     if classes is None:
                         classes = read[step.paths] = step.paths.classes(event)
-                    if len(classes) == 1:
-                        bits = step.table.get(classes[0])
+                    if type(classes) is frozenset:
+                        bits = step.table.get(classes)
                         if bits is None:
-                            bits = step.bits(classes[0])
+                            bits = step.bits(classes)
                     else:
                         bits = 0
-                        for value_class in classes:
+                        for value_class in cast(tuple[ValueClass, ...], classes):
                             bits |= step.bits(value_class)
                     live &= bits
                     if not live:
                         break
                 else:
-                    rule_ids = group.rule_ids
+                    rules = group.rules
+                    if live & (live - 1) == 0:  # one member met, the common case
+                        met.append(rules[live.bit_length() - 1])
+                        continue
                     while live:
                         lowest = live & -live
-                        met.append(rule_ids[lowest.bit_length() - 1])
+                        met.append(rules[lowest.bit_length() - 1])
                         live ^= lowest
         return met

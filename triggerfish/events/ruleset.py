@@ -49,6 +49,8 @@ class _Rule:
 @dataclass(slots=True, frozen=True)
 class _Live:
     compiled: CompiledRules
+    #: the compiled rules' ids, by number (numbered in the order of the set)
+    names: tuple[str, ...]
     #: rules changed since the compile: their compiled alternatives no longer count
     stale: set[str]
     #: the rules added or replaced since the compile
@@ -68,7 +70,7 @@ class RuleSet:
         self._rules: dict[str, _Rule] = {}
         self._next_position = 0
         #: what matching reads, swapped as one object so a thread matching while another compiles sees one state
-        self._live = _Live(CompiledRules(()), set(), Automaton())
+        self._live = _Live(CompiledRules(()), (), set(), Automaton())
         #: changes since the last compile, and events matched since the last change
         self._changes = 0
         self._quiet = 0
@@ -105,20 +107,24 @@ class RuleSet:
         """The ids of the rules that match `event` (a dict or JSON object text), in the order they were added."""
         document = parse_event(event)
         live = self._live
-        met = live.compiled.run(document)
-        if self._changes:
-            if live.stale:
-                met = [rule_id for rule_id in met if rule_id not in live.stale]
-            met += live.recent.run(document)
-            self._quiet += 1
-            # Quiet again after changes: compile them in, once as many events as rules have been matched
-            # (so a trickle of changes costs at most about as much compiling as matching).
-            if self._quiet >= max(_QUIET, len(self._rules)) and self._compiling.acquire(blocking=False):
-                try:
-                    if self._changes:
-                        self._compile()
-                finally:
-                    self._compiling.release()
+        numbers = live.compiled.run(document)
+        names = live.names
+        if not (live.stale or live.recent.states > 1):
+            # Numbered in the set's order: sorting the numbers orders the ids.
+            if len(numbers) < 2:
+                return [names[number] for number in numbers]
+            return [names[number] for number in sorted(set(numbers))]
+        met = [names[number] for number in numbers if names[number] not in live.stale]
+        met += live.recent.run(document)
+        self._quiet += 1
+        # Quiet again after changes: compile them in once as many events as rules have been matched since
+        # the last change (so a trickle of changes costs at most about as much compiling as matching).
+        if self._quiet >= max(_QUIET, len(self._rules)) and self._compiling.acquire(blocking=False):
+            try:
+                if self._changes:
+                    self._compile()
+            finally:
+                self._compiling.release()
         if len(met) < 2:
             return met
         rules = self._rules
@@ -161,10 +167,14 @@ class RuleSet:
     def _compile(self) -> None:
         rules = sorted(self._rules.values(), key=lambda rule: rule.position)
         compiled = CompiledRules(
-            [(rule.rule_id, alternative.fields) for rule in rules for alternative in rule.pattern.alternatives]
+            [
+                (number, alternative.fields)
+                for number, rule in enumerate(rules)
+                for alternative in rule.pattern.alternatives
+            ]
         )
         for rule in rules:
             rule.compiled = True
             rule.filed.clear()
-        self._live = _Live(compiled, set(), Automaton())
+        self._live = _Live(compiled, tuple(rule.rule_id for rule in rules), set(), Automaton())
         self._changes = 0
