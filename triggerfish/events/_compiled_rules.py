@@ -48,6 +48,7 @@ from triggerfish.events._pattern_match import (
     Condition,
     Field,
     PathReader,
+    Test,
     is_number,
 )
 from triggerfish.events._value_matcher import ValueMatcher
@@ -59,6 +60,8 @@ ABSENT: Final = -2
 _STRING_MEMO = 65_536
 #: How many distinct classes one path interns before starting afresh.
 _INTERNED = 65_536
+#: A group's step with at most this many conditions tests values directly instead of classifying them.
+_DIRECT = 3
 
 ValueClass = frozenset[int]
 Classes = ValueClass | tuple[ValueClass, ...]
@@ -187,18 +190,51 @@ def _breakpoints(condition: Condition) -> Iterable[float]:
 
 
 class Step:
-    """One path a group's members name (besides the anchor): per class, the members whose field there holds."""
+    """One path a group's members name (besides the anchor): per class, the members whose field there holds.
 
-    __slots__ = ("by_condition", "free", "paths", "table")
+    A step with few conditions is *direct*: it tests the event's values itself
+    (a handful of tests) rather than classifying them, which would cost more
+    for a value seen once (an address, an amount) than the tests do.
+    """
+
+    __slots__ = ("absent", "by_condition", "conditions", "direct", "free", "paths", "present", "table")
 
     def __init__(self, paths: PathClasses) -> None:
         self.paths = paths
         #: condition number -> the members whose field on this path holds that condition
         self.by_condition: dict[int, int] = {}
+        #: condition number -> the condition (to test it directly)
+        self.conditions: dict[int, Condition] = {}
+        #: for a direct step: (test, the members whose field holds when it passes) per condition; else None
+        self.direct: tuple[tuple[Test, int], ...] | None = None
+        #: for a direct step: the members met by any value present (exists: true), and by none (exists: false)
+        self.present = 0
+        self.absent = 0
         #: the members that do not name this path (they hold whatever the value)
         self.free = 0
         #: class -> the members whose field holds for a value of that class (filled on first use)
         self.table: dict[ValueClass, int] = {}
+
+    def seal(self) -> None:
+        """Done filing: become direct when few conditions are tested here."""
+        tested = [(number, c) for number, c in self.conditions.items() if c.kind != EXISTS]
+        if len(tested) <= _DIRECT:
+            self.direct = tuple((condition.test, self.by_condition[number]) for number, condition in tested)
+            self.present = self.free | self.by_condition.get(PRESENT, 0)
+            self.absent = self.free | self.by_condition.get(ABSENT, 0)
+
+    def test(self, values: list[Any]) -> int:
+        """The members whose field holds for these values, tested directly."""
+        if not values:
+            return self.absent
+        found = self.present
+        for test, members in self.direct or ():
+            if found & members != members:
+                for value in values:
+                    if test(value):
+                        found |= members
+                        break
+        return found
 
     def bits(self, value_class: ValueClass) -> int:
         found = self.table.get(value_class)
@@ -298,6 +334,7 @@ class CompiledRules:
                 for condition in field.conditions:
                     number = step.paths.number(condition)
                     step.by_condition[number] = step.by_condition.get(number, 0) | bit
+                    step.conditions[number] = condition
             for step_key, step in steps.items():
                 if step_key not in named:
                     step.free |= bit
@@ -311,6 +348,8 @@ class CompiledRules:
                 found.by_condition.setdefault(number, []).append(group)
             # Paths that tell the most members apart first, so a miss stops the AND soonest.
             group.steps = tuple(sorted(steps.values(), key=lambda step: (-len(step.by_condition), step.free)))
+            for step in group.steps:
+                step.seal()
         for classes in paths.values():
             classes.seal()
         self._anchors = tuple(anchors.values())
@@ -320,6 +359,7 @@ class CompiledRules:
         """The rules (their numbers) whose alternatives the event meets (a rule once per alternative met)."""
         met: list[int] = []
         read: dict[PathClasses, Classes] = {}
+        values_at: dict[PathClasses, list[Any]] = {}
         for anchor in self._anchors:
             paths = anchor.paths
             found = read[paths] = paths.classes(event)
@@ -333,6 +373,14 @@ class CompiledRules:
             for group in groups:
                 live = group.all
                 for step in group.steps:
+                    if step.direct is not None:
+                        values = values_at.get(step.paths)
+                        if values is None:
+                            values = values_at[step.paths] = step.paths.reader.read(event)
+                        live &= step.test(values)
+                        if not live:
+                            break
+                        continue
                     classes = read.get(step.paths)
                     if classes is None:
                         classes = read[step.paths] = step.paths.classes(event)
