@@ -23,6 +23,7 @@ alternatives into few, shared, compact structures instead:
   each other path its members name, a table gives per value class the members
   whose field there holds (members not naming the path always hold), filled
   on first use; the event's matches in the group are the AND of those ints.
+  A step with at most `_DIRECT` conditions tests the values itself instead.
 
 So an event costs a lookup per path its groups read, one per group reached and
 one small-int AND per path of a group, not anything per rule; and the
