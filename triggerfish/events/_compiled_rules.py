@@ -23,7 +23,8 @@ alternatives into few, shared, compact structures instead:
   each other path its members name, a table gives per value class the members
   whose field there holds (members not naming the path always hold), filled
   on first use; the event's matches in the group are the AND of those ints.
-  A step with at most `_DIRECT` conditions tests the values itself instead.
+  A step with at most `_DIRECT` conditions of the kinds that meet values
+  seldom repeated (numeric, prefix, cidr, ...) tests the values itself instead.
 
 So an event costs a lookup per path its groups read, one per group reached and
 one small-int AND per path of a group, not anything per rule; and the
@@ -43,9 +44,15 @@ from typing import Any, Final, cast
 from triggerfish.events._automaton import Automaton, condition_key, field_key
 from triggerfish.events._pattern_match import (
     ANYTHING_BUT,
+    CIDR,
     EXACT,
     EXISTS,
     NUMERIC,
+    PREFIX,
+    PREFIX_IC,
+    SUFFIX,
+    SUFFIX_IC,
+    WILDCARD,
     Condition,
     Field,
     PathReader,
@@ -61,8 +68,10 @@ ABSENT: Final = -2
 _STRING_MEMO = 65_536
 #: How many distinct classes one path interns before starting afresh.
 _INTERNED = 65_536
-#: A group's step with at most this many conditions tests values directly instead of classifying them.
+#: A group's step with at most this many conditions, of these kinds, tests values directly instead of
+#: classifying them.
 _DIRECT = 3
+_OPEN_KINDS: Final = frozenset({PREFIX, PREFIX_IC, SUFFIX, SUFFIX_IC, WILDCARD, NUMERIC, CIDR})
 
 ValueClass = frozenset[int]
 Classes = ValueClass | tuple[ValueClass, ...]
@@ -219,7 +228,10 @@ class Step:
     def seal(self) -> None:
         """Done filing: become direct when few conditions are tested here."""
         tested = [(number, c) for number, c in self.conditions.items() if c.kind != EXISTS]
-        if len(tested) <= _DIRECT:
+        # Exact values (and anything-but of them) are few and repeat: their classes are memoised lookups.
+        # The other kinds meet values that rarely repeat (amounts, addresses, file names).
+        unique = any(c.kind in _OPEN_KINDS or isinstance(c.operand, dict) for _, c in tested)
+        if len(tested) <= _DIRECT and unique:
             self.direct = tuple((condition.test, self.by_condition[number]) for number, condition in tested)
             self.present = self.free | self.by_condition.get(PRESENT, 0)
             self.absent = self.free | self.by_condition.get(ABSENT, 0)
@@ -268,27 +280,25 @@ class Group:
 
 
 class Anchor:
-    """One path that anchors groups: per class, the groups whose anchor field a value of that class meets."""
+    """One path that anchors groups: every group's anchor field filed in one ValueMatcher, leading to the group.
 
-    __slots__ = ("by_class", "by_condition", "paths")
+    Anchors are looked up, not classified: an anchor path's values (event
+    types, sources) are often new to the set (a type no rule names), and a
+    lookup among the conditions costs less than a class made for a value seen once.
+    """
+
+    __slots__ = ("matcher", "paths", "strings")
 
     def __init__(self, paths: PathClasses) -> None:
         self.paths = paths
-        self.by_condition: dict[int, list[Group]] = {}
-        self.by_class: dict[ValueClass, tuple[Group, ...]] = {}
+        self.matcher = ValueMatcher()
+        #: when exact strings are all the anchors on this path: string -> the groups it leads to; else None
+        self.strings: dict[str, list[Group]] | None = None
 
-    def groups(self, value_class: ValueClass) -> tuple[Group, ...]:
-        found = self.by_class.get(value_class)
-        if found is None:
-            met: dict[Group, None] = {}
-            for number in value_class:
-                for group in self.by_condition.get(number, ()):
-                    met[group] = None
-            found = tuple(met)
-            if len(self.by_class) >= _INTERNED:
-                self.by_class.clear()
-            self.by_class[value_class] = found
-        return found
+    def seal(self) -> None:
+        matcher = self.matcher
+        if matcher.only_strings and not (matcher.any_value or matcher.absent):
+            self.strings = matcher.strings
 
 
 class CompiledRules:
@@ -345,14 +355,16 @@ class CompiledRules:
             found = anchors.get(anchor_field.path)
             if found is None:
                 found = anchors[anchor_field.path] = Anchor(classes)
-            for number in {classes.number(condition) for condition in anchor_field.conditions}:
-                found.by_condition.setdefault(number, []).append(group)
+            for condition in anchor_field.conditions:
+                found.matcher.add(condition, group)
             # Paths that tell the most members apart first, so a miss stops the AND soonest.
             group.steps = tuple(sorted(steps.values(), key=lambda step: (-len(step.by_condition), step.free)))
             for step in group.steps:
                 step.seal()
         for classes in paths.values():
             classes.seal()
+        for built in anchors.values():
+            built.seal()
         self._anchors = tuple(anchors.values())
         self.groups = len(groups)
 
@@ -363,22 +375,23 @@ class CompiledRules:
         values_at: dict[PathClasses, list[Any]] = {}
         for anchor in self._anchors:
             paths = anchor.paths
-            found = read[paths] = paths.classes(event)
-            if type(found) is frozenset:
-                groups = anchor.by_class.get(found)
-                if groups is None:
-                    groups = anchor.groups(found)
+            values = values_at[paths] = paths.reader.read(event)
+            strings = anchor.strings
+            groups: Iterable[Group]
+            if strings is not None and len(values) == 1:
+                groups = strings.get(values[0], ()) if type(values[0]) is str else ()
             else:
-                several = cast(tuple[ValueClass, ...], found)
-                groups = tuple({group: None for value_class in several for group in anchor.groups(value_class)})
+                hits: set[Group] = set()
+                anchor.matcher.step(values, hits)
+                groups = hits
             for group in groups:
                 live = group.all
                 for step in group.steps:
                     if step.direct is not None:
-                        values = values_at.get(step.paths)
-                        if values is None:
-                            values = values_at[step.paths] = step.paths.reader.read(event)
-                        live &= step.test(values)
+                        read_before = values_at.get(step.paths)
+                        if read_before is None:
+                            read_before = values_at[step.paths] = step.paths.reader.read(event)
+                        live &= step.test(read_before)
                         if not live:
                             break
                         continue
