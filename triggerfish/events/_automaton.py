@@ -1,4 +1,8 @@
-"""A rule set compiled into one matching automaton over the event's fields, as AWS's Event Ruler does.
+"""Rules compiled into one matching automaton over the event's fields, as AWS's Event Ruler does.
+
+RuleSet matches the rules changed since its last compile with this automaton
+(it takes rules one at a time, add and remove, where `_compiled_rules` is
+built whole), and `Automaton.order` picks the anchor of each compiled rule.
 
 Each alternative of each rule (a pattern with its `$or`s expanded) is a
 conjunction of fields. Its fields are put in one canonical order (`Automaton.order`)
