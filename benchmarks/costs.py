@@ -116,7 +116,9 @@ def _start(tree: Path, app: Path, port: int, work: Path, prefix: list[str]) -> s
     command += ["--port", str(port), "--no-reload", "--quiet", "--data-dir", str(work / "data")]
     env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"}
     log = (work / "platform.log").open("ab")
-    return subprocess.Popen([*prefix, *command], cwd=app.parent, env=env, stdout=log, stderr=log, start_new_session=True)
+    return subprocess.Popen(
+        [*prefix, *command], cwd=app.parent, env=env, stdout=log, stderr=log, start_new_session=True
+    )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -169,7 +171,7 @@ def instructions(kind: str, tree: Path, requests: int) -> int:
         app, marker = _app(kind, work)
         port = free_port()
         out = work / "callgrind.out"
-        prefix = [valgrind, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", "--trace-children=no"]
+        prefix = [valgrind, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
         platform = _start(tree, app, port, work, prefix)
         try:
             wait_http(f"http://127.0.0.1:{port}/-/health", timeout=600)

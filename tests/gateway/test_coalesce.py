@@ -1,4 +1,4 @@
-"""Writes held and sent together (gateway/coalesce.py) change no byte: whole answers, streams that flow, closes after."""
+"""Writes held and sent together (gateway/coalesce.py) change no byte: whole answers, flowing streams, closes after."""
 
 from __future__ import annotations
 

@@ -25,8 +25,9 @@ class TestSqliteStore(FullContract):
 
 
 async def test_writes_made_in_one_turn_of_the_event_loop_share_one_commit(tmp_path: Path) -> None:
-    """A request writes its record to the log and the key-value part, and its trace entry, from tasks started together:
-    the writer wakes once for all of them (one transaction, one fsync), not once for the first and again for the rest."""
+    """A request writes its record to the log and the key-value part, and its trace entry, from tasks started
+    together: the writer wakes once for all of them (one transaction, one fsync), not once for the first and again
+    for the rest."""
     store = await open_store(f"sqlite:///{tmp_path / 'store.db'}")
     try:
         assert isinstance(store, SqliteStore)

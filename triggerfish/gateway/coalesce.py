@@ -25,7 +25,7 @@ from typing import Any
 class CoalescingTransport:
     """`transport` with its writes held and sent together (see the module docstring); the rest passes through."""
 
-    __slots__ = ("_transport", "_loop", "_held", "_timer")
+    __slots__ = ("_held", "_loop", "_timer", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
