@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from triggerfish.errors import (
     ThrottledError,
 )
 from triggerfish.runtime.inprocess import InProcessRunner
-from triggerfish.runtime.invoke import _RANDOM, Invoker, new_request_id
+from triggerfish.runtime.invoke import Invoker, new_request_id
 from triggerfish.store import Store, open_store
 
 app = App("shop")
@@ -259,7 +260,16 @@ def test_request_ids_are_distinct_uuid4s_across_threads_and_pool_refills() -> No
 
 
 def test_a_forked_child_draws_fresh_randomness() -> None:
-    new_request_id()
-    _RANDOM._forget()  # what os.register_at_fork runs in a child: the parent's unused bytes are dropped
-    assert (_RANDOM._bytes, _RANDOM._used) == (b"", 0)
-    assert uuid.UUID(new_request_id()).version == 4
+    new_request_id()  # the pool holds unused bytes now: a child must not hand them out too
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, to the parent
+        os.write(write_end, new_request_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    childs = os.read(read_end, 64).decode()
+    os.close(read_end)
+    mine = new_request_id()
+    assert childs != mine
+    assert uuid.UUID(childs).version == 4 == uuid.UUID(mine).version

@@ -14,10 +14,10 @@ we emit is always version ``00``.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import NamedTuple
 
+from triggerfish import _random
 from triggerfish.errors import InvalidEventError
 
 __all__ = ["TraceParent", "child", "is_valid", "new_traceparent", "parse", "span_of", "trace_id"]
@@ -92,7 +92,8 @@ def is_valid(value: object) -> bool:
 
 def _random_hex(nbytes: int) -> str:
     while True:
-        value = os.urandom(nbytes).hex()
+        # From the pool: ids for every request must not each cost a system call (and a GIL hand-off).
+        value = _random.take(nbytes).hex()
         if value.strip("0"):  # all zeros is invalid; astronomically rare, but check
             return value
 

@@ -38,7 +38,7 @@ import logging
 import os
 import resource
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import h11
 import orjson
@@ -47,6 +47,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from triggerfish.errors import InvalidInputError
+from triggerfish.gateway.coalesce import CoalescingTransport
 from triggerfish.gateway.log_limit import LimitedLogger, LogLimiter
 
 log = logging.getLogger("triggerfish.gateway")
@@ -303,6 +304,9 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # A response's head and body go out in one send, not two (coalesce.py); uvicorn's flow control keeps
+        # the real transport, whose buffer it watches.
+        self.transport = cast(asyncio.Transport, CoalescingTransport(transport, self.loop))
         self.guard.opened(self)
         # A connection that never sends a whole head is closed: nothing else would close it.
         self._start_head_timer()
@@ -312,6 +316,7 @@ class GuardedH11Protocol(H11Protocol):
         self._track()
 
     def on_response_complete(self) -> None:
+        cast(CoalescingTransport, self.transport).flush()
         super().on_response_complete()
         self._track()
 

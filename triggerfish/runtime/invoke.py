@@ -17,13 +17,12 @@ invocation record for every attempt (`invoker.records`).
 from __future__ import annotations
 
 import functools
-import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from triggerfish import _random
 from triggerfish.bus.publisher import Publisher
 from triggerfish.errors import (
     DeclarationError,
@@ -314,38 +313,8 @@ class Invoker:
 
 
 def new_request_id() -> str:
-    """A random (version 4) UUID, as `str(uuid.uuid4())` gives, drawn from a pool of random bytes."""
-    return str(uuid.UUID(bytes=_RANDOM.take16(), version=4))
-
-
-class _RandomPool:
-    """Random bytes read from the system 4 KiB at a time; safe across threads and forks.
-
-    One system call per 256 request ids rather than one each: on the event loop every system
-    call also hands the GIL to the store's writer thread and waits to get it back.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._bytes = b""
-        self._used = 0
-        # A forked child must not hand out the ids its parent will also hand out.
-        os.register_at_fork(after_in_child=self._forget)
-
-    def take16(self) -> bytes:
-        with self._lock:
-            if self._used >= len(self._bytes):
-                self._bytes, self._used = os.urandom(16 * 256), 0
-            used = self._used
-            self._used = used + 16
-            return self._bytes[used : used + 16]
-
-    def _forget(self) -> None:
-        self._lock = threading.Lock()
-        self._bytes, self._used = b"", 0
-
-
-_RANDOM = _RandomPool()
+    """A random (version 4) UUID, as `str(uuid.uuid4())` gives, drawn from a pool of random bytes (_random.py)."""
+    return str(uuid.UUID(bytes=_random.take(16), version=4))
 
 
 def check_destinations(runner: Runner) -> None:

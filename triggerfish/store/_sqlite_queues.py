@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import secrets
 import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
 
+from triggerfish import _random
 from triggerfish.store.base import Message, OutgoingMessage, QueueConfig, QueueStats, SendResult
 
 _COLUMNS = "seq, id, body, attributes, grp, dedup_id, sent_at, receive_count, first_received_at"
@@ -109,9 +108,9 @@ def receive(
     lease_until = now + (config.visibility_timeout if visibility_timeout is None else visibility_timeout)
     out: list[Message] = []
     dead_lettered: str | None = None
-    # One read of the system's randomness for the whole batch, not one per message: in the
-    # writer thread every system call is also a round of handing the GIL to and fro.
-    randomness = secrets.token_hex(8 * max_messages)
+    # One draw for the whole batch, from the pool of random bytes (triggerfish/_random.py), most often
+    # without a system call: in the writer thread every system call is also a round of handing the GIL to and fro.
+    randomness = _random.take(8 * max_messages).hex()
     tokens = (randomness[i : i + 16] for i in range(0, len(randomness), 16))
     while len(out) < max_messages:
         rows = c.execute(
@@ -131,7 +130,7 @@ def receive(
                 dead_lettered = config.dead_letter
                 removed = True
             else:
-                receipt = f"{message_id}.{next(tokens, None) or secrets.token_hex(8)}"
+                receipt = f"{message_id}.{next(tokens, None) or _random.take(8).hex()}"
                 leases.append((receipt, lease_until, now, seq))
                 out.append(
                     Message(
@@ -235,7 +234,7 @@ def sweep_dedup(c: sqlite3.Connection, now: float) -> None:
 
 def _new_ids(count: int) -> Iterator[str]:
     """`count` random (version 4) UUIDs in hex, from one read of the system's randomness."""
-    randomness = os.urandom(16 * count)
+    randomness = _random.take(16 * count)
     for i in range(0, 16 * count, 16):
         yield uuid.UUID(bytes=randomness[i : i + 16], version=4).hex
 

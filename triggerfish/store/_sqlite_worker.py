@@ -17,6 +17,10 @@ nothing but those commits with `synchronous=NORMAL`; in WAL mode that skips
 the fsync but keeps the file consistent, and the next durable commit's fsync
 covers it too.
 
+The thread is woken once per turn of the event loop that gave it work (at the
+turn's end), so the writes one turn makes go in one batch and the thread is
+not woken (a futex call, and on a busy machine a lost core) once for each.
+
 A reader worker uses the same machinery without the transaction: WAL lets
 it read committed data while the writer writes.
 """
@@ -76,6 +80,8 @@ class Worker:
         self._syncing = True
         self._lock = threading.Condition()
         self._closing = False
+        #: The event loop whose turn ends with waking the thread for what is pending.
+        self._waking: asyncio.AbstractEventLoop | None = None
         self.stats = WorkerStats()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -92,8 +98,19 @@ class Worker:
                 raise StoreClosedError(f"the store {self._path} is closed; open it again with open_store()")
             self._pending.append(_Op(fn, future, loop, durable))
             if len(self._pending) == 1:
-                self._lock.notify()
+                # The thread is woken when this turn of the event loop ends, not now: what the rest of the turn
+                # submits (a request's record, log append and trace entry; other requests' writes) joins the
+                # batch, and the thread wakes once for all of it. Each wake is a futex call, and on a busy
+                # machine it can cost the event loop its core and then the GIL.
+                self._waking = loop
+                loop.call_soon(self._wake)
+            elif loop is not self._waking:
+                self._lock.notify()  # another event loop's turn is not this one's to wait for
         return future
+
+    def _wake(self) -> None:
+        with self._lock:
+            self._lock.notify()
 
     async def close(self) -> None:
         """Run what is pending, then stop the thread and close the connection."""

@@ -1,0 +1,228 @@
+"""What one request costs the platform's process, counted rather than timed: system calls and instructions.
+
+    python -m benchmarks.costs http|async|events [--requests 2000] [--tree DIR ...] [--instructions]
+
+Throughput on a machine shared with other engineers' test suites moves by a
+quarter between runs of one and the same code; counts do not. This starts
+the platform as the benchmarks do (`triggerfish dev` on SQLite, asyncio),
+warms it, then drives REQUESTS requests one at a time over one keep-alive
+connection while it counts, and divides by REQUESTS:
+
+- `http`: `GET /hello` of `benchmarks/apps/http_app.py` (a handler in a
+  worker process, its invocation record written);
+- `async`: Lambda's Invoke with `X-Amz-Invocation-Type: Event` of the no-op
+  of `benchmarks/apps/async_app.py`, counted until every invocation ran,
+  was recorded and acknowledged (the done file has REQUESTS more bytes);
+- `events`: `POST /-/events` of one `OrderPlaced` in structured mode to
+  `benchmarks/apps/events_latency_app.py` (100 rules), counted until the
+  matching handler entered for each.
+
+System calls come from `strace -f -c` attached to the platform's process
+(every thread; the workers are other processes). With `--instructions` the
+same requests are driven once more with the platform under valgrind's
+callgrind (collection switched on for the counted requests only), for the
+instructions its threads ran: slow (a minute or two), and repeatable within
+a percent or so under any load. `--tree DIR` runs the platform from another
+source tree (as PYTHONPATH), for a before/after in one run: every tree is
+counted in turn. Prints Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from benchmarks.apps.async_app import DONE_FILE
+from benchmarks.apps.events_latency_app import ENTRY_LOG
+from benchmarks.loadgen_events import STRUCTURED, order_event
+from benchmarks.processes import free_port, wait_http, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = ROOT / "benchmarks" / "apps"
+WARMUP = 200
+_STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$")
+
+
+class Driver:
+    """One kind of request against a started platform: `send(n)` one request, `settled(count)` the work done."""
+
+    def __init__(self, kind: str, port: int, marker: Path) -> None:
+        self.kind = kind
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.marker = marker
+
+    def send(self, number: int) -> None:
+        if self.kind == "http":
+            self.connection.request("GET", f"/hello?n={number}")
+            expected = 200
+        elif self.kind == "async":
+            headers = {"Content-Type": "application/json", "X-Amz-Invocation-Type": "Event"}
+            self.connection.request("POST", "/-/api/v1/functions/noop/invoke", json.dumps({"n": number}), headers)
+            expected = 202
+        else:
+            body = json.dumps(order_event(f"e-{number}", number))
+            self.connection.request("POST", "/-/events", body, {"Content-Type": STRUCTURED})
+            expected = 200
+        answer = self.connection.getresponse()
+        body_read = answer.read()
+        if answer.status != expected:
+            raise RuntimeError(f"{self.kind} request {number}: {answer.status} {body_read[:300]!r}")
+
+    def done(self) -> int:
+        """How many requests' work has finished (http: each answer is the work)."""
+        if self.kind == "http":
+            return 0
+        try:
+            if self.kind == "async":
+                return self.marker.stat().st_size
+            return len(self.marker.read_bytes().splitlines())
+        except FileNotFoundError:
+            return 0
+
+    def drive(self, first: int, count: int) -> None:
+        already = self.done()
+        for number in range(first, first + count):
+            self.send(number)
+        if self.kind != "http":
+            wait_until(lambda: self.done() >= already + count, f"{count} {self.kind} requests settled", 300)
+
+
+def _app(kind: str, work: Path) -> tuple[Path, Path]:
+    """The app's file in a directory of its own (with the marker file set in its triggerfish.toml), and the marker."""
+    directory = work / "app"
+    directory.mkdir()
+    source = {"http": "http_app.py", "async": "async_app.py", "events": "events_latency_app.py"}[kind]
+    shutil.copy(APPS / source, directory / "app.py")
+    marker = work / "marker"
+    setting = {"http": None, "async": DONE_FILE, "events": ENTRY_LOG}[kind]
+    if setting is not None:
+        (directory / "triggerfish.toml").write_text(f'[functions."*"]\nenv = {{ {setting} = "{marker}" }}\n')
+    return directory / "app.py", marker
+
+
+def _start(tree: Path, app: Path, port: int, work: Path, prefix: list[str]) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "benchmarks.launch", "--loop", "asyncio", "triggerfish", "dev", str(app)]
+    command += ["--port", str(port), "--no-reload", "--quiet", "--data-dir", str(work / "data")]
+    env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"}
+    log = (work / "platform.log").open("ab")
+    return subprocess.Popen(
+        [*prefix, *command], cwd=app.parent, env=env, stdout=log, stderr=log, start_new_session=True
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def syscalls(kind: str, tree: Path, requests: int) -> Counter[str]:
+    """System calls per request of the platform's process (all its threads), by name."""
+    strace = shutil.which("strace")
+    if strace is None:
+        raise SystemExit("strace is not installed (Debian: apt-get install strace)")
+    with tempfile.TemporaryDirectory(prefix="bench-costs-") as tmp:
+        work = Path(tmp)
+        app, marker = _app(kind, work)
+        port = free_port()
+        platform = _start(tree, app, port, work, [])
+        try:
+            wait_http(f"http://127.0.0.1:{port}/-/health", timeout=120)
+            driver = Driver(kind, port, marker)
+            driver.drive(0, WARMUP)
+            out = work / "strace.txt"
+            tracer = subprocess.Popen([strace, "-f", "-c", "-o", str(out), "-p", str(platform.pid)])
+            time.sleep(1.0)  # attached to every thread
+            driver.drive(WARMUP, requests)
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(60)
+        finally:
+            _stop(platform)
+        counts: Counter[str] = Counter()
+        for line in out.read_text().splitlines():
+            found = _STRACE_ROW.match(line)
+            if found and found.group(2) != "total":
+                counts[found.group(2)] = int(found.group(1))
+        return counts
+
+
+def instructions(kind: str, tree: Path, requests: int) -> int:
+    """Instructions the platform's process (every thread) ran for `requests` requests, under callgrind."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+    with tempfile.TemporaryDirectory(prefix="bench-costs-") as tmp:
+        work = Path(tmp)
+        app, marker = _app(kind, work)
+        port = free_port()
+        out = work / "callgrind.out"
+        prefix = [valgrind, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+        platform = _start(tree, app, port, work, prefix)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/-/health", timeout=600)
+            driver = Driver(kind, port, marker)
+            driver.drive(0, WARMUP)
+            control = [shutil.which("callgrind_control") or "callgrind_control"]
+            subprocess.run([*control, "-i", "on", str(platform.pid)], check=True, capture_output=True)
+            driver.drive(WARMUP, requests)
+            subprocess.run([*control, "-i", "off", str(platform.pid)], check=True, capture_output=True)
+        finally:
+            _stop(platform)
+        return _total_instructions(out)
+
+
+def _total_instructions(out: Path) -> int:
+    for line in reversed(out.read_text().splitlines()):
+        if line.startswith(("totals:", "summary:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.costs", description=__doc__.split("\n\n")[0])
+    parser.add_argument("kind", choices=("http", "async", "events"))
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--tree", action="append", type=Path, help="a source tree to run the platform from")
+    parser.add_argument("--instructions", action="store_true", help="also count instructions under callgrind")
+    args = parser.parse_args(argv)
+    trees: list[Path] = [tree.resolve() for tree in args.tree] if args.tree else [ROOT]
+    rows: list[tuple[Path, Counter[str], int | None]] = []
+    started = f"{os.getloadavg()[0]:.1f}"
+    for tree in trees:
+        counted = syscalls(args.kind, tree, args.requests)
+        counted_instructions = instructions(args.kind, tree, args.requests) if args.instructions else None
+        rows.append((tree, counted, counted_instructions))
+    print(f"### Costs per request: {args.kind}\n")
+    print(f"{args.requests} requests one at a time after {WARMUP} to warm up; load average {started} at the start.\n")
+    names = sorted({name for _, counted, _ in rows for name in counted}, key=lambda n: -max(c[n] for _, c, _ in rows))
+    header = "| per request | " + " | ".join(f"`{tree}`" for tree, _, _ in rows) + " |"
+    print(header)
+    print("|---|" + "---:|" * len(rows))
+    print("| system calls | " + " | ".join(f"{sum(c.values()) / args.requests:.1f}" for _, c, _ in rows) + " |")
+    for name in names[:12]:
+        print(f"| `{name}` | " + " | ".join(f"{c[name] / args.requests:.2f}" for _, c, _ in rows) + " |")
+    if args.instructions:
+        print(
+            "| instructions (thousands) | "
+            + " | ".join(f"{(i or 0) / args.requests / 1000:,.0f}" for _, _, i in rows)
+            + " |"
+        )
+
+
+if __name__ == "__main__":
+    main()
