@@ -45,7 +45,7 @@ from triggerfish import Context
 from triggerfish.retry import RetryPolicy
 from triggerfish.store import ABSENT
 from triggerfish.tables.errors import ConditionFailedError
-from triggerfish.workflows import Saga, StepFailedError, WorkflowContext
+from triggerfish.workflows import Saga, StepFailedError, WaitTimeoutError, WorkflowContext
 
 app = triggerfish.App("shop")
 
@@ -60,6 +60,8 @@ PROVIDER_DOWN_CARD = "4000000000000119"
 #: Attempts at charging while the provider is down, half a second then a second apart; then the payment fails.
 PAYMENT_ATTEMPTS = 3
 PAYMENT_RETRY = RetryPolicy(base=0.5, multiplier=2.0, ceiling=60.0, jitter=0.0)
+#: How long an order with backordered items waits for the warehouse's delivery before it is cancelled (a week).
+BACKORDER_WAIT = 7 * 24 * 3600
 #: The carrier does not deliver there (an address mentioning it cannot be labelled).
 UNSHIPPABLE = "atlantis"
 
@@ -218,6 +220,8 @@ def get_order(event: dict[str, Any], context: Context) -> dict[str, Any]:
         "describe": f"/-/api/v1/workflows/{order_id}",
         "cli": f"triggerfish workflows describe {order_id}",
     }
+    # What the payment provider holds for the order: one charge at most, and one refund of it at most.
+    account, _ = read(context, "payment-provider", order_id)
     document = {
         "reservation": None,
         "payment": None,
@@ -225,6 +229,7 @@ def get_order(event: dict[str, Any], context: Context) -> dict[str, Any]:
         **order,
         "notifications": notifications,
         "bounced": bounced,
+        "provider": account or NO_ACCOUNT,
         "workflow": workflow,
     }
     return respond(200, document)
@@ -255,13 +260,13 @@ def get_report(event: dict[str, Any], context: Context) -> dict[str, Any]:
 
 @app.workflow
 def order_flow(ctx: WorkflowContext, order: dict[str, Any]) -> dict[str, Any]:
-    """Reserve, charge, ship, notify. A failed payment releases the stock; a failed shipment refunds the payment
-    and releases the stock (the saga's compensations, newest first, each a step of its own)."""
+    """Reserve, charge, (wait for backordered items,) ship, notify. A failed payment releases the stock; a failed
+    shipment refunds the payment and releases the stock (the saga's compensations, newest first, each a step)."""
     context = ctx.lambda_context
     stage = "reserve"
     try:
         with Saga(ctx) as saga:
-            saga.step(reserve, context, order, compensate=release, name="reserve stock")
+            reservation = saga.step(reserve, context, order, compensate=release, name="reserve stock")
             stage = "payment"
             # The same key on every run of this step: the provider charges once however often it is asked.
             payment_key = ctx.key()
@@ -270,12 +275,27 @@ def order_flow(ctx: WorkflowContext, order: dict[str, Any]) -> dict[str, Any]:
                 name="charge payment", max_attempts=PAYMENT_ATTEMPTS, retry=PAYMENT_RETRY,
             )  # fmt: skip
             saga.add(refund, context, order, payment, name="undo charge payment")
+            stage = "backorder"
+            for sku in sorted(reservation["backordered"]):
+                # Not all in stock: wait for the warehouse's delivery, with no worker held (for days, across
+                # restarts), then take what is missing.
+                delivery = {
+                    "type": ["StockDelivered"],
+                    "source": ["/warehouse"],
+                    "data": {"units": {sku: [{"exists": True}]}},
+                }
+                ctx.wait_for_event(delivery, timeout=BACKORDER_WAIT, name=f"delivery of {sku}")
+                ctx.step(reserve_backorder, context, order, sku, name=f"reserve backordered {sku}")
             stage = "shipping"
             label = ctx.step(create_label, context, order, name="create shipping label")
-    except StepFailedError as exc:
+    except (StepFailedError, WaitTimeoutError) as exc:
         # The compensations have run (the saga undid what was done); record why, and tell the customer.
-        outcome: dict[str, Any] = ctx.step(record_failure, context, order, stage, exc.error, name="record failure")
-        ctx.step(notify, context, order, outcome["notice"], name="notify customer")
+        error = (
+            exc.error if isinstance(exc, StepFailedError) else {"errorType": "NotDelivered", "errorMessage": str(exc)}
+        )
+        outcome: dict[str, Any] = ctx.step(record_failure, context, order, stage, error, name="record failure")
+        notice = "PaymentFailed" if outcome["status"] == "payment_failed" else "OrderCancelled"
+        ctx.step(notify, context, order, notice, name="notify customer")
         return outcome
     ctx.step(notify, context, order, "OrderShipped", label["tracking"], name="notify customer")
     return {"status": "shipped", "tracking": label["tracking"]}
@@ -317,6 +337,30 @@ def reserve(context: Context, order: dict[str, Any]) -> dict[str, Any]:
     return dict(reservation)
 
 
+class NotInStock(Exception):
+    """The delivery has not reached the stock yet (restock adds it), or other orders took it first."""
+
+
+def reserve_backorder(context: Context, order: dict[str, Any], sku: str) -> dict[str, Any]:
+    """After a delivery: take the backordered units of `sku` from stock, into the order's reservation."""
+    order_id = order["order_id"]
+    reservation, version = read(context, "reservations", order_id)
+    missing = reservation["backordered"].get(sku, 0)
+    if missing:
+        # Taken whole or not at all: a part would leave the order waiting on the rest with nothing to wake it.
+        before, after = change(
+            context, "stock", sku, lambda level: level - missing if level >= missing else level, INITIAL_STOCK[sku]
+        )
+        if before == after:
+            raise NotInStock(f"{missing} x {sku} are not in stock yet")
+        reserved = {**reservation["reserved"], sku: reservation["reserved"].get(sku, 0) + missing}
+        backordered = {k: v for k, v in reservation["backordered"].items() if k != sku}
+        reservation = {**reservation, "reserved": reserved, "backordered": backordered}
+        write(context, "reservations", order_id, reservation, if_version=version)
+    set_order(context, order_id, {"reservation": reservation})
+    return dict(reservation)
+
+
 def release(context: Context, order: dict[str, Any]) -> dict[str, int]:
     """Compensation of `reserve`: put the reserved units back in stock, once (the reservation says it was)."""
     order_id = order["order_id"]
@@ -342,7 +386,7 @@ class CardDeclined(triggerfish.NonRetryable):
 def charge(context: Context, order: dict[str, Any], key: str) -> dict[str, Any]:
     """Charge the card through the provider (with an idempotency key); the order is "paid"."""
     order_id = order["order_id"]
-    charge_id = provider_charge(context, order["card"], order["total"], key)
+    charge_id = provider_charge(context, order["card"], order["total"], key, reference=order_id)
     payment = {"status": "processed", "amount": order["total"], "charge_id": charge_id}
     news = {"order_id": order_id, "email": order["email"], "amount": order["total"]}
     paid = context.event("PaymentProcessed", news, source=EVENTS_SOURCE + "payments", subject=order_id)
@@ -352,7 +396,7 @@ def charge(context: Context, order: dict[str, Any], key: str) -> dict[str, Any]:
 
 def refund(context: Context, order: dict[str, Any], payment: dict[str, Any]) -> dict[str, Any]:
     """Compensation of `charge`: refund the charge (the provider refunds a charge once)."""
-    refund_id = provider_refund(context, payment["charge_id"])
+    refund_id = provider_refund(context, payment["charge_id"], reference=order["order_id"])
     refunded = {**payment, "status": "refunded", "refund_id": refund_id}
     set_order(context, order["order_id"], {"payment": refunded})
     return refunded
@@ -384,6 +428,8 @@ def record_failure(context: Context, order: dict[str, Any], stage: str, error: d
         "CardDeclined": "card_declined",
         "ProviderUnavailable": "provider_unavailable",
         "CarrierRefused": "carrier_refused",
+        "NotDelivered": "not_delivered",
+        "NotInStock": "not_delivered",
     }.get(str(error.get("errorType")), "error")
     news = {"order_id": order_id, "email": order["email"], "reason": reason}
     if stage == "payment":
@@ -391,11 +437,11 @@ def record_failure(context: Context, order: dict[str, Any], stage: str, error: d
         set_order(
             context, order_id, {"status": "payment_failed", "payment": {"status": "failed", "reason": reason}}, failed
         )
-        return {"status": "payment_failed", "reason": reason, "notice": "PaymentFailed"}
+        return {"status": "payment_failed", "reason": reason}
     cancelled = context.event("OrderCancelled", news, source=EVENTS_SOURCE + "orders", subject=order_id)
     detail = {"reason": reason, "stage": stage, "message": error.get("errorMessage", "")}
     set_order(context, order_id, {"status": "cancelled", "cancellation": detail}, cancelled)
-    return {"status": "cancelled", "reason": reason, "notice": "OrderCancelled"}
+    return {"status": "cancelled", "reason": reason}
 
 
 def notify(context: Context, order: dict[str, Any], kind: str, tracking: str | None = None) -> str:
@@ -413,36 +459,36 @@ def notify(context: Context, order: dict[str, Any], kind: str, tracking: str | N
 
 
 # --- the payment provider, a stand-in ----------------------------------------------------------------
-# Its charges and refunds are records of its own, keyed as a real provider keys them: a charge by the
-# caller's idempotency key, a refund by the charge. Asking twice gives the first answer.
+# It keeps an account of each order (its `reference`) in one record, changed with compare-and-set: charges by
+# the caller's idempotency key, refunds by charge, so asking twice gives the first answer and charges once.
+
+NO_ACCOUNT: dict[str, dict[str, Any]] = {"charges": {}, "refunds": {}}
 
 
-def provider_charge(context: Context, card: str, amount: int, key: str) -> str:
+def once(account: dict[str, Any], kind: str, key: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """The account with `entry` under `kind` (charges, refunds) at `key`, unless one is there already."""
+    if key in account[kind]:
+        return account
+    return {**account, kind: {**account[kind], key: entry}}
+
+
+def provider_charge(context: Context, card: str, amount: int, key: str, reference: str) -> str:
     """The charge's id; CardDeclined or ProviderUnavailable by the test card numbers."""
     if card == PROVIDER_DOWN_CARD:
         raise ProviderUnavailable(f"the payment provider timed out charging {amount} cents")
     if card == DECLINED_CARD:
         raise CardDeclined(f"the card ending {card[-4:]} was declined")
     charge_id = "ch_" + hashlib.sha256(key.encode()).hexdigest()[:16]
-    write(context, "provider-charges", key, {"charge_id": charge_id, "amount": amount}, if_version=ABSENT)
-    found, _ = read(context, "provider-charges", key)
-    return str(found["charge_id"])
+    entry = {"charge_id": charge_id, "amount": amount}
+    _, account = change(context, "payment-provider", reference, lambda a: once(a, "charges", key, entry), NO_ACCOUNT)
+    return str(account["charges"][key]["charge_id"])
 
 
-def provider_refund(context: Context, charge_id: str) -> str:
+def provider_refund(context: Context, charge_id: str, reference: str) -> str:
     refund_id = "re_" + charge_id[3:]
-    write(context, "provider-refunds", charge_id, {"refund_id": refund_id}, if_version=ABSENT)
+    entry = {"refund_id": refund_id}
+    change(context, "payment-provider", reference, lambda a: once(a, "refunds", charge_id, entry), NO_ACCOUNT)
     return refund_id
-
-
-@app.on_event({"type": ["StockDelivered"], "source": ["/warehouse"]})
-def restock(event: dict[str, Any], context: Context) -> dict[str, int]:
-    """The warehouse (outside the app, publishing through POST /-/events) received goods."""
-    units = event["data"].get("units")
-    if not isinstance(units, dict) or not set(units) <= set(CATALOGUE):
-        # Another attempt would read the same event: send it straight to the dead letters.
-        raise triggerfish.NonRetryable(f"a delivery lists units per product of {', '.join(CATALOGUE)}, not {units!r}")
-    return {sku: add_to_stock(context, sku, count) for sku, count in units.items()}
 
 
 # --- notifications: through a queue, in batches ---------------------------------------------------
