@@ -491,6 +491,19 @@ def provider_refund(context: Context, charge_id: str, reference: str) -> str:
     return refund_id
 
 
+# --- the warehouse ---------------------------------------------------------------------------------
+
+
+@app.on_event({"type": ["StockDelivered"], "source": ["/warehouse"]})
+def restock(event: dict[str, Any], context: Context) -> dict[str, int]:
+    """The warehouse (outside the app, publishing through POST /-/events) received goods."""
+    units = event["data"].get("units")
+    if not isinstance(units, dict) or not set(units) <= set(CATALOGUE):
+        # Another attempt would read the same event: send it straight to the dead letters.
+        raise triggerfish.NonRetryable(f"a delivery lists units per product of {', '.join(CATALOGUE)}, not {units!r}")
+    return {sku: add_to_stock(context, sku, count) for sku, count in units.items()}
+
+
 # --- notifications: through a queue, in batches ---------------------------------------------------
 
 SUBJECTS = {
