@@ -118,6 +118,12 @@ def quote(event: Any, context: Any) -> dict[str, Any]:
     return {"price": event["items"] * 10}
 
 
+@app.function
+def starter(event: Any, context: Any) -> str:
+    """A handler that starts a workflow, as the shop's `POST /orders` does."""
+    return str(context.start_workflow(event["function"], event.get("input"), id=event.get("id")))
+
+
 @app.workflow
 def fan(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
     squares = ctx.map(input["items"], square, max_concurrency=2)
