@@ -88,9 +88,9 @@ def main() -> str:
             child.stop()
     header = (
         "## Dashboard pages\n\n"
-        f"`triggerfish dev examples/shop-choreographed/app.py` on SQLite after {ORDERS} orders ({invocations} invocation attempts"
-        f" kept, the overview reading up to 1,000 of them); each screen asked for {ROUNDS} times in turn, one at a"
-        f" time. Load average (1 min) at the end: {load_average():.2f}.\n\n"
+        f"`triggerfish dev examples/shop-choreographed/app.py` on SQLite after {ORDERS} orders"
+        f" ({invocations} invocation attempts kept, the overview reading up to 1,000 of them); each screen asked for"
+        f" {ROUNDS} times in turn, one at a time. Load average (1 min) at the end: {load_average():.2f}.\n\n"
         "| page | median ms | p90 ms | size |\n|---|---|---|---|"
     )
     return "\n".join([header, *rows])

@@ -18,7 +18,8 @@ dead letters and a schedule.
     every night at 02:00 UTC ──► nightly_report
     GET /orders/{order_id}, GET /stock/{sku}, GET /reports/{day}: what happened
 
-Run it with `triggerfish dev examples/shop-choreographed/app.py`; examples/shop-choreographed/README.md walks through it.
+Run it with `triggerfish dev examples/shop-choreographed/app.py`; its README.md walks through it. The same shop
+with its order flow as one durable workflow is examples/shop.
 
 Orders live in the table "orders" (triggerfish.toml declares it): each write that matters to someone
 else is a change the order's stream carries, in order per order, to the functions that react to it
