@@ -202,6 +202,8 @@ BUNDLES_NAMESPACE = "triggerfish.bundles"
 CLUSTER_NAMESPACE = "triggerfish.cluster"
 #: Which node consumes each source partition now: a leased record per partition stream.
 STREAMS_NAMESPACE = "triggerfish.streams"
+#: What a NATS or Redis source stored, by broker position, and which node reads its broker consumer now.
+SOURCES_NAMESPACE = "triggerfish.sources"
 #: Every app's secrets, sealed (`secret/<app>/<name>`), and the record naming the key they are sealed with.
 SECRETS_NAMESPACE = "triggerfish.secrets"
 #: Usage rolled up from the invocation records: one record per function and hour (triggerfish.observe.usage).

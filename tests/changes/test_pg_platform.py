@@ -144,7 +144,7 @@ def test_the_decorator_takes_an_env_reference_and_refuses_a_url_in_code() -> Non
     parallel.on_change("env:ORDERS_DB", table="public.orders", parallelization=4)(ship)
     (spread,) = parallel.functions["ship"].triggers
     assert isinstance(spread, PgChangeTrigger)
-    assert spread.parallelization == 4
+    assert spread.stream_settings.parallelization == 4
     assert describe_trigger(spread).endswith("(NEW_IMAGE, 4 partitions)")
 
     def declare(source: str, **options: Any) -> str:

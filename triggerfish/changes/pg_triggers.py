@@ -38,7 +38,7 @@ from triggerfish.model import FunctionSpec, PgChangeTrigger
 from triggerfish.names import CHANGE_CHECKPOINTS_NAMESPACE, PG_SLOTS_NAMESPACE, pg_capture_checkpoint, pg_change_slot
 from triggerfish.retry import RetryPolicy
 from triggerfish.store import Store
-from triggerfish.streams.batches import BatchOptions
+from triggerfish.streams.batches import BatchOptions, filter_texts
 from triggerfish.streams.consumer import DEFAULT_RETRY_POLICY, StreamInvoker
 
 logger = logging.getLogger("triggerfish.changes")
@@ -210,15 +210,13 @@ class PgChanges:
             slot=pg_change_slot(self.app, spec.name),
             view=_view(trigger.stream_view_type),
             events=tuple(_EVENTS[op] for op in trigger.ops),
-            batch_size=trigger.batch_size,
-            batch_window=trigger.batch_window,
-            options=BatchOptions(
-                trigger.max_retries, trigger.max_record_age, trigger.bisect_on_error, trigger.report_batch_item_failures
-            ),
+            batch_size=trigger.stream_settings.batch_size,
+            batch_window=trigger.stream_settings.batch_window,
+            options=BatchOptions.of(trigger.stream_settings),
             timeout=spec.settings.timeout,
             on_failure=spec.settings.on_failure,
-            filters=tuple(orjson.dumps(dict(pattern)).decode() for pattern in trigger.filters),
-            partitions=trigger.parallelization,
+            filters=filter_texts(trigger.stream_settings),
+            partitions=trigger.stream_settings.parallelization,
         )
 
     def _url(self, function: str, source: str) -> str:
