@@ -1,4 +1,4 @@
-"""examples/shop on the in-process platform: every effect of the order flow, deterministically.
+"""examples/shop-choreographed on the in-process platform: every effect of the order flow, deterministically.
 
 Requests go through the real gateway (in-process, over httpx's ASGI transport)
 to the TestPlatform's invoker, so the handlers see the API Gateway event the

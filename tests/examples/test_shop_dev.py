@@ -1,4 +1,4 @@
-"""examples/shop for real: `triggerfish dev examples/shop-choreographed/app.py` in a subprocess, driven over HTTP.
+"""examples/shop-choreographed for real: `triggerfish dev` on its app.py in a subprocess, driven over HTTP.
 
 What a user would do and see: orders through the shop's own routes, the
 warehouse's deliveries through `POST /-/events`, and every effect observed
