@@ -172,7 +172,8 @@ def saga(ctx: WorkflowContext, input: dict[str, Any]) -> str:
     try:
         with Saga(ctx) as saga:
             saga.step(reserve, directory, order, compensate=release)
-            saga.step(charge, directory, order, compensate=refund)
+            # A step's retry options are the step's: its compensation is not handed them.
+            saga.step(charge, directory, order, compensate=refund, max_attempts=2, retry=QUICK)
             saga.step(ship, directory, order)
     except StepFailedError as exc:
         return f"undone: {exc.error['errorMessage']}"
