@@ -6,6 +6,7 @@ between two steps, after which the order finishes with each step's effect applie
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from tests.server.devserver import DevServer, poll
+from triggerfish.events.shapes import scheduled_event
 
 REPO = Path(__file__).resolve().parents[2]
 APPROVED, DECLINED, PROVIDER_DOWN = "4242424242424242", "4000000000000002", "4000000000000119"
@@ -32,18 +34,29 @@ class Shop:
     http: httpx.Client
 
     def place(
-        self, *items: tuple[str, int], card: str = APPROVED, address: str = "1 Reef Road", **headers: str
+        self,
+        *items: tuple[str, int],
+        card: str = APPROVED,
+        address: str = "1 Reef Road",
+        email: str = "ada@example.com",
+        **headers: str,
     ) -> httpx.Response:
         body = {
-            "email": "ada@example.com",
+            "email": email,
             "address": address,
             "card": card,
             "items": [{"sku": sku, "quantity": quantity} for sku, quantity in items],
         }
         return self.http.post("/orders", json=body, headers=headers)
 
-    def order(self, *items: tuple[str, int], card: str = APPROVED, address: str = "1 Reef Road") -> str:
-        placed = self.place(*items, card=card, address=address)
+    def order(
+        self,
+        *items: tuple[str, int],
+        card: str = APPROVED,
+        address: str = "1 Reef Road",
+        email: str = "ada@example.com",
+    ) -> str:
+        placed = self.place(*items, card=card, address=address, email=email)
         assert placed.status_code == 201, placed.text
         assert placed.json()["workflow_id"] == placed.json()["order_id"]
         order_id: str = placed.json()["order_id"]
@@ -201,6 +214,49 @@ def test_a_retried_post_with_the_same_idempotency_key_is_the_same_order_and_work
     assert len(shop.get(f"/orders/{order_id}")["provider"]["charges"]) == 1
     listed = shop.get("/-/api/v1/workflows?function=order_flow&limit=1000")["workflows"]
     assert [w["id"] for w in listed].count(order_id) == 1
+
+
+def test_an_email_that_bounces_is_tried_again_then_waits_in_the_dead_letter_queue(shop: Shop) -> None:
+    order_id = shop.order(("fish-food", 1), email="bounce@example.invalid")
+
+    def bounced_twice() -> dict[str, Any] | None:
+        order: dict[str, Any] = shop.get(f"/orders/{order_id}")
+        return order if order["bounced"].get("OrderShipped", {}).get("attempts") == 2 else None
+
+    order = poll(bounced_twice, timeout=EFFECT_TIMEOUT)
+    assert order["status"] == "shipped"  # the order went on: only the email failed
+    assert order["notifications"] == {}
+
+    def dead_letter() -> dict[str, Any] | None:
+        answer = shop.http.post("/-/api/v1/queues/notifications.dlq/receive", json={"max": 10, "visibility_timeout": 1})
+        if answer.status_code != 200:
+            return None
+        mine = [m for m in answer.json()["messages"] if json.loads(m["body"])["order_id"] == order_id]
+        return mine[0] if mine else None
+
+    email = json.loads(poll(dead_letter, timeout=EFFECT_TIMEOUT)["body"])
+    assert (email["kind"], email["to"]) == ("OrderShipped", "bounce@example.invalid")
+
+
+def test_the_nightly_report_counts_the_day_s_orders(shop: Shop) -> None:
+    def report(day: str) -> dict[str, Any]:
+        # What the scheduler hands the function at 02:00 the next day, sent through the control API.
+        fire = datetime.datetime.fromisoformat(day).replace(hour=2, tzinfo=datetime.UTC) + datetime.timedelta(days=1)
+        answer = shop.http.post(
+            "/-/api/v1/functions/nightly_report/invoke", json=scheduled_event("nightly_report", fire)
+        )
+        assert answer.status_code == 200, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    before = report(today)
+    order_id = shop.order(("net", 1))
+    if shop.get(f"/orders/{order_id}")["placed_at"][:10] != today:
+        pytest.skip("midnight UTC passed while the test ran")
+    after = report(today)
+    assert after == {"day": today, "orders": before["orders"] + 1, "value": before["value"] + 1299}
+    assert shop.get(f"/reports/{today}") == after
 
 
 def test_a_bad_order_is_refused_naming_the_field(shop: Shop) -> None:
