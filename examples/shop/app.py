@@ -1,14 +1,14 @@
 """An online shop's order flow as a durable workflow: reserve stock, charge, ship, notify; undone when it fails.
 
-    POST /orders ──► place_order ── the order into the table "orders", then the workflow order_flow (id = order id)
-                                                        │
-    order_flow:  reserve stock ──► charge payment ──► create shipping label ──► notify customer ──► queue
-                      │            (provider down:            │                                  "notifications"
-                      │             retried, then fails)      │ fails (Fishpost does not            │
-                      │                  │ fails              ▼ deliver to Atlantis)               ▼
-                      │                  ▼             undo charge payment (refund)          send_emails (batches;
-                      └──────────── undo reserve stock (release) ◄──┘                        bounces retried, then
-                                                                                             "notifications.dlq")
+    POST /orders ──► place_order ── the order into the table "orders"; starts order_flow (workflow id = order id)
+
+    order_flow:  reserve stock ──► charge payment ──► [backordered items: wait for their StockDelivered, then
+                                   (provider down:     reserve them] ──► create shipping label ──► notify customer
+                                    retried, then fails)                                                  │
+        the payment fails:  undo reserve stock (release)                                                  ▼
+        shipping fails:     undo charge payment (refund), undo reserve stock          queue "notifications" ──►
+        then:               record failure (payment_failed or cancelled), notify customer   send_emails (batches; a
+                                                                                     bounce is retried, then dlq)
     StockDelivered (from the warehouse, POST /-/events) ──► restock
     every night at 02:00 UTC ──► nightly_report
     GET /orders/{order_id}, GET /stock/{sku}, GET /reports/{day}: what happened
