@@ -209,7 +209,7 @@ def test_a_retried_post_with_the_same_idempotency_key_is_the_same_order_and_work
     again = shop.place(("fish-food", 1), **{"Idempotency-Key": "retry-me-wf12"})
     assert (first.status_code, again.status_code) == (201, 200)
     order_id = first.json()["order_id"]
-    assert again.json()["order_id"] == order_id
+    assert again.json()["order_id"] == again.json()["workflow_id"] == order_id
     shop.finished(order_id)
     assert len(shop.get(f"/orders/{order_id}")["provider"]["charges"]) == 1
     listed = shop.get("/-/api/v1/workflows?function=order_flow&limit=1000")["workflows"]
