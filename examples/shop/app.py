@@ -183,9 +183,11 @@ def place_order(event: dict[str, Any], context: Context) -> dict[str, Any]:
         # case the first request died between the two.
         existing = context.table("orders").get({"order_id": order_id})
         context.start_workflow("order_flow", {**order, "card": card}, id=order_id)
-        again = {"order_id": order_id, "status": existing["status"], "total": existing["total"]}
-        again["workflow_id"] = order_id
-        return respond(200, again, Location=f"/orders/{order_id}")
+        return respond(
+            200,
+            {"order_id": order_id, "status": existing["status"], "total": existing["total"], "workflow_id": order_id},
+            Location=f"/orders/{order_id}",
+        )
     change(
         context,
         "daily-tally",
