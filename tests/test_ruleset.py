@@ -221,18 +221,18 @@ def test_numeric_ranges_sharing_bounds() -> None:
     assert rules.matches({"n": 10}) == ["le", "eq", "ge"]
 
 
-def test_rules_sharing_fields_share_the_automaton_states() -> None:
+def test_rules_sharing_an_anchor_field_share_one_group() -> None:
     rules = RuleSet()
     for i in range(1000):
         rules.add(
             f"r{i}", {"source": ["shop"], "detail-type": ["order.placed"], "detail": {"n": [{"numeric": [">", i]}]}}
         )
-    # start -> source -> type: shared by all; then one state per rule for its own range.
-    assert rules.states == 1 + 1 + 1 + 1000
+    # All are filed under one field (the type: a lookup serves it), so they are bits of one group.
+    assert rules.groups == 1
     assert rules.matches({"source": "shop", "detail-type": "order.placed", "detail": {"n": 2}}) == ["r0", "r1"]
     for i in range(1000):
         assert rules.remove(f"r{i}")
-    assert rules.states == 1  # removing the rules removes their states
+    assert rules.groups == 0  # removing the rules removes their group
     assert rules.matches({"source": "shop", "detail-type": "order.placed", "detail": {"n": 2}}) == []
 
 
@@ -243,7 +243,7 @@ def test_an_alternative_met_twice_or_two_alternatives_of_a_rule_give_its_id_once
     assert rules.matches({"a": "x", "b": "y"}) == ["either", "same-twice"]
     rules.remove("same-twice")
     assert rules.matches({"a": "x"}) == ["either"]
-    assert rules.states == 3
+    assert rules.groups == 2  # one per alternative's anchor: a and b
 
 
 def test_the_walk_reads_only_known_paths_and_both_names_of_an_aliased_field() -> None:

@@ -102,6 +102,13 @@ async def test_http_publish_rule_function_send_queue_function_is_one_trace(chain
     assert ship["attributes"]["faas.trigger"] == "pubsub"
     assert send["attributes"]["messaging.operation.type"] == "send"
     assert deliver["attributes"]["triggerfish.trigger"] == "queue"
+    # A consumer span says what it consumed: the event's CloudEvents attributes, the queue and its message.
+    for name in ("cloudevents.event_id", "cloudevents.event_source", "cloudevents.event_type"):
+        assert ship["attributes"][name] == publish["attributes"][name], name
+    assert ship["attributes"]["messaging.operation.type"] == "process"
+    assert deliver["attributes"]["messaging.destination.name"] == "parcels"
+    assert deliver["attributes"]["messaging.operation.type"] == "process"
+    assert deliver["attributes"]["messaging.message.id"]
     # The records carry the trace; the API finds the trace's invocations by its id.
     assert [r["function"] for r in by_trace] == ["place", "ship", "deliver"]
     assert all(r["trace_id"] == trace_id for r in by_trace)

@@ -1,4 +1,8 @@
-"""A rule set compiled into one matching automaton over the event's fields, as AWS's Event Ruler does.
+"""Rules compiled into one matching automaton over the event's fields, as AWS's Event Ruler does.
+
+RuleSet matches the rules changed since its last compile with this automaton
+(it takes rules one at a time, add and remove, where `_compiled_rules` is
+built whole), and `Automaton.order` picks the anchor of each compiled rule.
 
 Each alternative of each rule (a pattern with its `$or`s expanded) is a
 conjunction of fields. Its fields are put in one canonical order (`Automaton.order`)
@@ -67,10 +71,10 @@ _LOOSENESS = {
 
 def field_key(field: Field) -> tuple[tuple[str, ...], frozenset[tuple[Any, ...]]]:
     """What makes two fields the same transition: the path and the set of conditions."""
-    return (field.path, frozenset(_condition_key(c) for c in field.conditions))
+    return (field.path, frozenset(condition_key(c) for c in field.conditions))
 
 
-def _condition_key(condition: Condition) -> tuple[Any, ...]:
+def condition_key(condition: Condition) -> tuple[Any, ...]:
     kind, operand = condition.kind, condition.operand
     if kind == EXACT:
         # True == 1 == 1.0 in Python; JSON tells them apart.
@@ -145,7 +149,7 @@ class Automaton:
         for field in fields:
             counts = self._values.setdefault(field.path, {})
             for condition in field.conditions:
-                key = _condition_key(condition)
+                key = condition_key(condition)
                 total = counts.get(key, 0) + change
                 if total > 0:
                     counts[key] = total

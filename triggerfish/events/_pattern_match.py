@@ -292,7 +292,7 @@ def numeric_test(low: float, low_inclusive: bool, high: float, high_inclusive: b
 
 
 #: The canonical decimal forms of an IPv4 octet: exactly the ones `ipaddress` accepts (no leading zeros).
-_OCTETS: Final = {str(i): i for i in range(256)}
+OCTETS: Final = {str(i): i for i in range(256)}
 
 
 def cidr_test(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Test:
@@ -306,7 +306,7 @@ def cidr_test(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Test:
             return False
         parts = value.split(".")
         if len(parts) == 4:
-            octets = _OCTETS
+            octets = OCTETS
             a, b, c, d = octets.get(parts[0]), octets.get(parts[1]), octets.get(parts[2]), octets.get(parts[3])
             if a is not None and b is not None and c is not None and d is not None:
                 return v4 and ((a << 24 | b << 16 | c << 8 | d) & mask) == base

@@ -4,18 +4,20 @@ A state of the automaton (see `_automaton`) leaves by fields: "at path P,
 one of these conditions holds". All the fields leaving one state on one path
 share a ValueMatcher, which files each condition under the kind of lookup it
 allows (a dict of exact strings, prefixes probed once per distinct length,
-numeric ranges by binary search, ...), each naming the state it leads to.
+numeric ranges by binary search, IPv4 cidr blocks by their network bits per
+prefix length, ...), each naming the state (or condition number) it leads to.
 `step` takes the values an event holds at the path and adds every state some
 condition leads to, so the cost follows the event's values and the hits, not
 how many conditions are filed. `anything-but` of exact values is inverted: every target
 it leads to, less those filed under the value. Only conditions no lookup can
-serve (cidr, the anything-but forms, and wildcards whose literal start and end
-are empty) are tried one by one.
+serve (IPv6 cidr, the anything-but forms, and wildcards whose literal start
+and end are empty) are tried one by one.
 """
 
 from __future__ import annotations
 
 import bisect
+import ipaddress
 import math
 from typing import Any
 
@@ -26,6 +28,7 @@ from triggerfish.events._pattern_match import (
     EXISTS,
     IGNORE_CASE,
     NUMERIC,
+    OCTETS,
     PREFIX,
     PREFIX_IC,
     SUFFIX,
@@ -75,6 +78,50 @@ class Affixes:
             if length > size:
                 break
             items = keys.get(value[size - length :])
+            if items:
+                found.append(items)
+        return found
+
+
+class Blocks:
+    """IPv4 cidr blocks, looked up once per distinct prefix length rather than tested one by one.
+
+    Only a plain dotted quad (four canonical decimal octets) is an IPv4
+    address to `cidr` (the cidr test and `ipaddress` agree on it), so no other
+    string can fall in an IPv4 block.
+    """
+
+    __slots__ = ("by_length",)
+
+    def __init__(self) -> None:
+        #: prefix length -> the block's network bits (the address shifted right) -> items
+        self.by_length: dict[int, dict[int, list[Any]]] = {}
+
+    def add(self, network: ipaddress.IPv4Network, item: Any) -> None:
+        length = network.prefixlen
+        table = self.by_length.setdefault(length, {})
+        table.setdefault(int(network.network_address) >> (32 - length), []).append(item)
+
+    def remove(self, network: ipaddress.IPv4Network, item: Any) -> None:
+        length = network.prefixlen
+        table = self.by_length[length]
+        _discard(table, int(network.network_address) >> (32 - length), item)
+        if not table:
+            del self.by_length[length]
+
+    def containing(self, value: str) -> list[list[Any]]:
+        """The item lists of the blocks that hold the address `value` (none when it is not a dotted quad)."""
+        parts = value.split(".")
+        if len(parts) != 4:
+            return []
+        octets = OCTETS
+        a, b, c, d = octets.get(parts[0]), octets.get(parts[1]), octets.get(parts[2]), octets.get(parts[3])
+        if a is None or b is None or c is None or d is None:
+            return []
+        address = a << 24 | b << 16 | c << 8 | d
+        found = []
+        for length, table in self.by_length.items():
+            items = table.get(address >> (32 - length))
             if items:
                 found.append(items)
         return found
@@ -134,6 +181,7 @@ class ValueMatcher:
         "absent",
         "all_but",
         "any_value",
+        "blocks",
         "but_numbers",
         "but_strings",
         "consts",
@@ -167,6 +215,7 @@ class ValueMatcher:
         self.wild_prefix = Affixes()
         self.wild_suffix = Affixes()
         self.ranges = Ranges()
+        self.blocks = Blocks()
         # anything-but of exact values, inverted: every such target, less those the value is excluded from
         self.all_but: dict[Target, int] = {}
         self.but_strings: dict[str, dict[Target, int]] = {}
@@ -259,6 +308,9 @@ class ValueMatcher:
                 hits.update(items)
             for items in self.suffix_ic.ending(lower) if self.suffix_ic.keys else ():
                 hits.update(items)
+        if self.blocks.by_length:
+            for items in self.blocks.containing(value):
+                hits.update(items)
         for affixes, probe in ((self.wild_prefix, Affixes.starting), (self.wild_suffix, Affixes.ending)):
             if affixes.keys:
                 for items in probe(affixes, value):
@@ -306,6 +358,8 @@ class ValueMatcher:
                 _count(counts, target, adding)
                 if not counts:
                     del exclusions[value]
+        elif kind == CIDR and operand.version == 4:
+            (self.blocks.add if adding else self.blocks.remove)(operand, target)
         elif kind in (WILDCARD, CIDR, ANYTHING_BUT):
             entry = (condition.test, target)
             self.tests.append(entry) if adding else self.tests.remove(entry)
@@ -322,6 +376,7 @@ class ValueMatcher:
             or self.suffix_ic.keys
             or self.wild_prefix.keys
             or self.wild_suffix.keys
+            or self.blocks.by_length
         )
         self.only_strings = not (
             self.string_extras or self.numbers or self.consts or self.ranges.entries or self.tests or self.all_but

@@ -105,6 +105,8 @@ def invocation_span(record: InvocationRecord) -> Span | None:
         attributes["http.route"] = route
     if record.http_status is not None:
         attributes["http.response.status_code"] = record.http_status
+    if record.consumed:
+        attributes.update(record.consumed)
     kind = "server" if record.trigger == "http" else "consumer" if record.trigger in _CONSUMED else "internal"
     return Span(
         trace_id=record.trace_id,

@@ -117,6 +117,9 @@ class InvocationRecord:
     #: (None: not an HTTP invocation): its span's HTTP attributes.
     http_route: str | None = None
     http_status: int | None = None
+    #: What an event, queue or topic invocation consumed, in OpenTelemetry's messaging and CloudEvents terms
+    #: (`messaging.destination.name`, `cloudevents.event_id`, ...): its span's attributes (None: nothing).
+    consumed: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,8 +146,15 @@ def status_of(outcome: InvokeOutcome) -> Status:
 
 
 def record_from_outcome(
-    request: InvokeRequest, outcome: InvokeOutcome, *, memory_mb: int, status: Status | None = None
+    request: InvokeRequest,
+    outcome: InvokeOutcome,
+    *,
+    memory_mb: int,
+    status: Status | None = None,
+    event: Any = None,
 ) -> InvocationRecord:
+    """The record of an attempt; `event` is the request's event in another form where its own is opaque (the
+    bytes of a queued invocation's, which the request carries as an orjson.Fragment)."""
     billed = billed_ms(outcome.duration_ms)
     return InvocationRecord(
         request_id=request.request_id,
@@ -173,6 +183,7 @@ def record_from_outcome(
         input_bytes=outcome.input_bytes,
         output_bytes=outcome.output_bytes,
         **(_http_of(request, outcome) if request.trigger == "http" else {}),
+        consumed=consumed_attributes(request.trigger, request.event if event is None else event),
     )
 
 
@@ -188,6 +199,49 @@ def _http_of(request: InvokeRequest, outcome: InvokeOutcome) -> dict[str, Any]:
     else:
         status = 504 if status_of(outcome) == "timed_out" else 500
     return {"http_route": route if isinstance(route, str) else None, "http_status": status}
+
+
+def consumed_attributes(trigger: str, event: object) -> dict[str, Any] | None:
+    """The messaging and CloudEvents attributes of what an invocation consumed, read off its event.
+
+    An event (EventBridge's envelope, or a CloudEvent for `format="cloudevents"`) gives its id,
+    source and type; SQS and SNS records give the queue or topic (the last part of their ARN), and
+    one record its message id, a batch its size.
+    """
+    if trigger not in ("event", "queue", "topic"):
+        return None
+    if isinstance(event, bytes):  # a queued invocation's event, as the dispatcher has it
+        try:
+            event = orjson.loads(event)
+        except orjson.JSONDecodeError:
+            return None
+    if not isinstance(event, dict):
+        return None
+    if trigger == "event":
+        kind = event.get("type") if "specversion" in event else event.get("detail-type")
+        found = {
+            "messaging.system": "triggerfish",
+            "messaging.operation.type": "process",
+            "cloudevents.event_id": event.get("id"),
+            "cloudevents.event_source": event.get("source"),
+            "cloudevents.event_type": kind,
+        }
+        return {name: value for name, value in found.items() if isinstance(value, str)}
+    records = event.get("Records")
+    if not isinstance(records, list) or not records or not isinstance(records[0], dict):
+        return None
+    first = records[0]
+    sns = first.get("Sns")
+    arn = sns.get("TopicArn") if isinstance(sns, dict) else first.get("eventSourceARN")
+    message_id = sns.get("MessageId") if isinstance(sns, dict) else first.get("messageId")
+    attributes: dict[str, Any] = {"messaging.system": "triggerfish", "messaging.operation.type": "process"}
+    if isinstance(arn, str):
+        attributes["messaging.destination.name"] = arn.rsplit(":", 1)[-1]
+    if len(records) == 1 and isinstance(message_id, str):
+        attributes["messaging.message.id"] = message_id
+    else:
+        attributes["messaging.batch.message_count"] = len(records)
+    return attributes
 
 
 def unrun_record(

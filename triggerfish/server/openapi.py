@@ -245,6 +245,11 @@ def _schemas() -> dict[str, Any]:
                 "output_bytes": {"type": "integer", "description": "Bytes of the result's JSON (0: an error)"},
                 "http_route": {"type": ["string", "null"], "description": "A route's invocation: its routeKey"},
                 "http_status": {"type": ["integer", "null"], "description": "The status the route answered with"},
+                "consumed": {
+                    "type": ["object", "null"],
+                    "description": "What an event, queue or topic invocation consumed (messaging and CloudEvents"
+                    " attributes of its span)",
+                },
                 "trace_id": {"type": ["string", "null"], "description": "The trace the attempt is a span of"},
                 "span_id": {"type": ["string", "null"]},
                 "parent_span_id": {"type": ["string", "null"], "description": "Its caller's span; null: a new trace"},
