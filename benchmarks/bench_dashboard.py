@@ -2,7 +2,7 @@
 
     scripts/bench dashboard          (or: .venv/bin/python -m benchmarks.run dashboard)
 
-`triggerfish dev examples/shop/app.py --quiet --no-reload` on SQLite; ORDERS orders placed first (each
+`triggerfish dev examples/shop-choreographed/app.py --quiet --no-reload` on SQLite; ORDERS orders placed first (each
 runs 5 to 8 invocations), then each screen asked for ROUNDS times in turn, one request at a time, as a
 browser's poll does. Every page is made from the control API, called in process (docs/dashboard.md):
 the figure is the whole answer, from the request to the last byte of HTML, median and p90, with the
@@ -53,7 +53,7 @@ def main() -> str:
         def command(port: int) -> list[str]:
             import sys
 
-            app = str(ROOT / "examples" / "shop" / "app.py")
+            app = str(ROOT / "examples" / "shop-choreographed" / "app.py")
             return [sys.executable, "-m", "triggerfish", "dev", app, "--port", str(port), "--no-reload", "--quiet"]
 
         child, port = serve_on_free_port(
@@ -88,9 +88,9 @@ def main() -> str:
             child.stop()
     header = (
         "## Dashboard pages\n\n"
-        f"`triggerfish dev examples/shop/app.py` on SQLite after {ORDERS} orders ({invocations} invocation attempts"
-        f" kept, the overview reading up to 1,000 of them); each screen asked for {ROUNDS} times in turn, one at a"
-        f" time. Load average (1 min) at the end: {load_average():.2f}.\n\n"
+        f"`triggerfish dev examples/shop-choreographed/app.py` on SQLite after {ORDERS} orders"
+        f" ({invocations} invocation attempts kept, the overview reading up to 1,000 of them); each screen asked for"
+        f" {ROUNDS} times in turn, one at a time. Load average (1 min) at the end: {load_average():.2f}.\n\n"
         "| page | median ms | p90 ms | size |\n|---|---|---|---|"
     )
     return "\n".join([header, *rows])

@@ -1,55 +1,51 @@
-"""An online shop's order flow on Triggerfish: HTTP, a table and its changes, events, queues, retries,
-dead letters and a schedule.
+"""An online shop's order flow as a durable workflow: reserve stock, charge, ship, notify; undone when it fails.
 
-    POST /orders ──► place_order ── the order into the table "orders", OrderPlaced published with it
-                        │                  │
-     change: INSERT     ▼                  ├───────────────────────────┐
-                 reserve_stock             ▼                           ▼
-             (stock, reservation)    charge_payment               notify_customer ──► queue "notifications"
-                                  order status "paid" (with               │
-                                  PaymentProcessed) or PaymentFailed      ▼
-                                  (provider down: retried, then      send_emails (batches; a bounced
-                                   queue "payments-dlq")             address is retried, then
-                        │                                            "notifications.dlq")
-     change: MODIFY to "paid"
-                        ▼
-                   ship_order ── label, status "shipped" (with OrderShipped) ──► notify_customer
+    POST /orders ──► place_order ── the order into the table "orders"; starts order_flow (workflow id = order id)
+
+    order_flow:  reserve stock ──► charge payment ──► [backordered items: wait for their StockDelivered, then
+                                   (provider down:     reserve them] ──► create shipping label ──► notify customer
+                                    retried, then fails)                                                  │
+        the payment fails:  undo reserve stock (release)                                                  ▼
+        shipping fails:     undo charge payment (refund), undo reserve stock          queue "notifications" ──►
+        then:               record failure (payment_failed or cancelled), notify customer   send_emails (batches; a
+                                                                                     bounce is retried, then dlq)
     StockDelivered (from the warehouse, POST /-/events) ──► restock
     every night at 02:00 UTC ──► nightly_report
     GET /orders/{order_id}, GET /stock/{sku}, GET /reports/{day}: what happened
 
-Run it with `triggerfish dev examples/shop/app.py`; examples/shop/README.md walks through it.
+Run it with `triggerfish dev examples/shop/app.py`; examples/shop/README.md walks through it. The same shop
+choreographed (functions reacting to each other's events and changes, no workflow) is examples/shop-choreographed.
 
-Orders live in the table "orders" (triggerfish.toml declares it): each write that matters to someone
-else is a change the order's stream carries, in order per order, to the functions that react to it
-(`@app.on_change`), and the events a write announces are published with it, atomically (`publish=`):
-the shop never has an order without its OrderPlaced, nor a paid order whose PaymentProcessed was lost.
-The other records (reservations, labels, the outbox of sent emails and the bounces) are key-value
-records each written by one function. The two records several invocations change at once, a product's
-stock and a day's tally, are changed with compare-and-set.
+Each step of order_flow is checkpointed: after a crash or a restart the workflow runs again from the top, every
+step that finished returns its recorded result without running again, and it goes on with the first one that did
+not (docs/workflows.md). A step that ran but whose result was not checkpointed (the platform died in between)
+runs again, so each step's effect is idempotent: the reservation and the label are written once per order, and the
+payment provider charges once per idempotency key (`ctx.key()`, the same on every run of the step). The order's
+status in the table follows the workflow: placed → reserved → paid → shipped, or payment_failed (the stock
+released) or cancelled (the payment refunded and the stock released: the saga's compensations, newest first).
 
 Payment outcomes are decided by the card number, with the test cards
 payment providers publish, so every path can be tried by hand:
 4242424242424242 is charged, 4000000000000002 is declined, and
-4000000000000119 finds the provider down on every attempt.
+4000000000000119 finds the provider down on every attempt. An address in
+Atlantis makes shipping fail after the card was charged.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import json
 import re
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import triggerfish
 from triggerfish import Context
+from triggerfish.retry import RetryPolicy
 from triggerfish.store import ABSENT
 from triggerfish.tables.errors import ConditionFailedError
-from triggerfish.tables.values import item_to_python
+from triggerfish.workflows import Saga, StepFailedError, WaitTimeoutError, WorkflowContext
 
 app = triggerfish.App("shop")
 
@@ -61,14 +57,18 @@ INITIAL_STOCK = {"fish-food": 100, "net": 20, "aquarium": 2}
 APPROVED_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
 PROVIDER_DOWN_CARD = "4000000000000119"
-#: Seconds the payment provider asks us to wait before trying again when it is down.
-PROVIDER_RETRY_AFTER = 0.5
+#: Attempts at charging while the provider is down, half a second then a second apart; then the payment fails.
+PAYMENT_ATTEMPTS = 3
+PAYMENT_RETRY = RetryPolicy(base=0.5, multiplier=2.0, ceiling=60.0, jitter=0.0)
+#: How long an order with backordered items waits for the warehouse's delivery before it is cancelled (a week).
+BACKORDER_WAIT = 7 * 24 * 3600
+#: The carrier does not deliver there (an address mentioning it cannot be labelled).
+UNSHIPPABLE = "atlantis"
 
 #: Mail to the reserved top-level domain .invalid (RFC 2606) bounces, as it would at a real relay.
 UNDELIVERABLE = ".invalid"
 
 EVENTS_SOURCE = "/shop/"
-NOTIFY_ON = ("OrderPlaced", "PaymentFailed", "OrderShipped")
 
 
 # --- key-value records ---------------------------------------------------------------------------
@@ -157,20 +157,37 @@ def respond(status: int, document: Any, **headers: str) -> dict[str, Any]:
 
 @app.http("POST", "/orders")
 def place_order(event: dict[str, Any], context: Context) -> dict[str, Any]:
-    """Take an order: check it, store it, count it for tonight's report, and tell the shop about it."""
+    """Take an order: check it, store it, count it for tonight's report, and start its workflow.
+
+    A client that sends an Idempotency-Key header gets the same order back when it sends the request again
+    (after a timeout, say): the order id comes from the key, and a workflow with that id starts only once.
+    """
     try:
         order = parse_order(event.get("body"))
     except BadOrder as exc:
         return respond(400, {"message": f"bad order: {exc}"})
-    order_id = f"o-{uuid.uuid4().hex[:12]}"
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    key = headers.get("idempotency-key") or context.aws_request_id
+    order_id = "o-" + hashlib.sha256(key.encode()).hexdigest()[:12]
     placed_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     card = order.pop("card")
     order.update(order_id=order_id, placed_at=placed_at, card_last4=card[-4:])
-    # The card goes to the payment function with the event, never into the table; a real shop would send a
-    # provider's token instead. The event is published with the write (the table's outbox), or not at all.
-    placed = context.event("OrderPlaced", {**order, "card": card}, source=EVENTS_SOURCE + "orders", subject=order_id)
-    orders = context.table("orders")
-    orders.put({**order, "status": "placed"}, condition="attribute_not_exists(order_id)", publish=[placed])
+    placed = context.event("OrderPlaced", order, source=EVENTS_SOURCE + "orders", subject=order_id)
+    try:
+        # The card never goes into the table; a real shop would hand the workflow a provider's token instead.
+        context.table("orders").put(
+            {**order, "status": "placed"}, condition="attribute_not_exists(order_id)", publish=[placed]
+        )
+    except ConditionFailedError:
+        # The same request again: the order exists. Start its workflow all the same (a no-op when it runs), in
+        # case the first request died between the two.
+        existing = context.table("orders").get({"order_id": order_id})
+        context.start_workflow("order_flow", {**order, "card": card}, id=order_id)
+        return respond(
+            200,
+            {"order_id": order_id, "status": existing["status"], "total": existing["total"], "workflow_id": order_id},
+            Location=f"/orders/{order_id}",
+        )
     change(
         context,
         "daily-tally",
@@ -178,36 +195,46 @@ def place_order(event: dict[str, Any], context: Context) -> dict[str, Any]:
         lambda tally: {"orders": tally["orders"] + 1, "value": tally["value"] + order["total"]},
         default={"orders": 0, "value": 0},
     )
+    # The workflow's id is the order's: starting it again (a retried request) starts nothing new.
+    context.start_workflow("order_flow", {**order, "card": card}, id=order_id)
     return respond(
-        201, {"order_id": order_id, "status": "placed", "total": order["total"]}, Location=f"/orders/{order_id}"
+        201,
+        {"order_id": order_id, "status": "placed", "total": order["total"], "workflow_id": order_id},
+        Location=f"/orders/{order_id}",
     )
 
 
 @app.http("GET", "/orders/{order_id}")
 def get_order(event: dict[str, Any], context: Context) -> dict[str, Any]:
-    """The order, its status, and what every function did about it."""
+    """The order, its status, what each step did about it, and where to see its workflow."""
     order_id = event["pathParameters"]["order_id"]
     order = context.table("orders").get({"order_id": order_id})
     if order is None:
         return respond(404, {"message": f"no order {order_id!r}"})
-    # "placed" until charged (or while the charge waits in payments-dlq), then "paid", "payment_failed", "shipped".
-    label, _ = read(context, "labels", order_id)
-    reservation, _ = read(context, "reservations", order_id)
     notifications, bounced = {}, {}
-    for kind in NOTIFY_ON:
+    for kind in SUBJECTS:
         sent, _ = read(context, "outbox", f"{order_id}:{kind}")
         if sent is not None:
             notifications[kind] = sent
         bounce, _ = read(context, "bounces", f"{order_id}:{kind}")
         if bounce is not None:
             bounced[kind] = bounce
+    workflow = {
+        "id": order_id,
+        "describe": f"/-/api/v1/workflows/{order_id}",
+        "cli": f"triggerfish workflows describe {order_id}",
+    }
+    # What the payment provider holds for the order: one charge at most, and one refund of it at most.
+    account, _ = read(context, "payment-provider", order_id)
     document = {
+        "reservation": None,
         "payment": None,
+        "label": None,
         **order,
-        "reservation": reservation,
-        "label": label,
         "notifications": notifications,
         "bounced": bounced,
+        "provider": account or NO_ACCOUNT,
+        "workflow": workflow,
     }
     return respond(200, document)
 
@@ -230,10 +257,57 @@ def get_report(event: dict[str, Any], context: Context) -> dict[str, Any]:
     return respond(200, report)
 
 
-# --- reacting to orders --------------------------------------------------------------------------
-# Events and changes can arrive more than once (delivery is at least once), so the functions with effects
-# that must happen once check that they have not happened yet: charge_payment is @idempotent on the order
-# id, reserve_stock looks for the order's reservation, ship_order writes a label only if there is none.
+# --- the order's workflow ----------------------------------------------------------------------------
+# Every step takes the invocation's context (for the table and the records) and the order; its result is
+# checkpointed. Steps are idempotent, because a step the platform died in before its checkpoint runs again.
+
+
+@app.workflow
+def order_flow(ctx: WorkflowContext, order: dict[str, Any]) -> dict[str, Any]:
+    """Reserve, charge, (wait for backordered items,) ship, notify. A failed payment releases the stock; a failed
+    shipment refunds the payment and releases the stock (the saga's compensations, newest first, each a step)."""
+    context = ctx.lambda_context
+    stage = "reserve"
+    try:
+        with Saga(ctx) as saga:
+            reservation = saga.step(reserve, context, order, compensate=release, name="reserve stock")
+            stage = "payment"
+            # The same key on every run of this step: the provider charges once however often it is asked.
+            payment_key = ctx.key()
+            payment = ctx.step(
+                charge, context, order, payment_key,
+                name="charge payment", max_attempts=PAYMENT_ATTEMPTS, retry=PAYMENT_RETRY,
+            )  # fmt: skip
+            saga.add(refund, context, order, payment, name="undo charge payment")
+            stage = "backorder"
+            for sku in sorted(reservation["backordered"]):
+                # Not all in stock: wait for the warehouse's delivery, with no worker held (for days, across
+                # restarts), then take what is missing.
+                delivery = {
+                    "type": ["StockDelivered"],
+                    "source": ["/warehouse"],
+                    "data": {"units": {sku: [{"exists": True}]}},
+                }
+                ctx.wait_for_event(delivery, timeout=BACKORDER_WAIT, name=f"delivery of {sku}")
+                ctx.step(reserve_backorder, context, order, sku, name=f"reserve backordered {sku}")
+            stage = "shipping"
+            label = ctx.step(create_label, context, order, name="create shipping label")
+    except (StepFailedError, WaitTimeoutError) as exc:
+        # The compensations have run (the saga undid what was done); record why, and tell the customer.
+        error = (
+            exc.error if isinstance(exc, StepFailedError) else {"errorType": "NotDelivered", "errorMessage": str(exc)}
+        )
+        outcome: dict[str, Any] = ctx.step(record_failure, context, order, stage, error, name="record failure")
+        notice = "PaymentFailed" if outcome["status"] == "payment_failed" else "OrderCancelled"
+        ctx.step(notify, context, order, notice, name="notify customer")
+        return outcome
+    ctx.step(notify, context, order, "OrderShipped", label["tracking"], name="notify customer")
+    return {"status": "shipped", "tracking": label["tracking"]}
+
+
+def set_order(context: Context, order_id: str, fields: dict[str, Any], *news: dict[str, Any]) -> None:
+    """Update the order's row, publishing `news` (CloudEvents) with the write."""
+    context.table("orders").update({"order_id": order_id}, set=fields, publish=list(news))
 
 
 def take_from_stock(context: Context, sku: str, wanted: int) -> int:
@@ -242,99 +316,186 @@ def take_from_stock(context: Context, sku: str, wanted: int) -> int:
     return int(before - after)
 
 
-@app.on_change("orders", ops=["insert"], starting_position="TRIM_HORIZON")
-def reserve_stock(event: dict[str, Any], context: Context) -> list[dict[str, Any]]:
-    """A new order in the table (an INSERT of its change stream): reserve its items."""
-    return [reserve(context, new_image(record)) for record in event["Records"]]
-
-
-def new_image(record: dict[str, Any]) -> dict[str, Any]:
-    """The item after the change, as plain values (the record carries DynamoDB's typed form)."""
-    return item_to_python(record["dynamodb"]["NewImage"])
+def add_to_stock(context: Context, sku: str, units: int) -> int:
+    _, after = change(context, "stock", sku, lambda level: level + units, INITIAL_STOCK[sku])
+    return int(after)
 
 
 def reserve(context: Context, order: dict[str, Any]) -> dict[str, Any]:
-    """Take each item from stock; what is not there is backordered. Once per order, however often it comes."""
-    done, _ = read(context, "reservations", order["order_id"])
-    if done is not None:
-        return dict(done)
-    reserved: dict[str, int] = {}
-    backordered: dict[str, int] = {}
-    for line in order["items"]:
-        sku, wanted = line["sku"], line["quantity"]
-        taken = take_from_stock(context, sku, wanted)
-        if taken:
-            reserved[sku] = reserved.get(sku, 0) + taken
-        if wanted > taken:
-            backordered[sku] = backordered.get(sku, 0) + wanted - taken
-    reservation = {"reserved": reserved, "backordered": backordered}
-    write(context, "reservations", order["order_id"], reservation)
-    return reservation
+    """Take each item from stock; what is not there is backordered. Once per order: a run again finds it."""
+    order_id = order["order_id"]
+    reservation, _ = read(context, "reservations", order_id)
+    if reservation is None:
+        reserved: dict[str, int] = {}
+        backordered: dict[str, int] = {}
+        for line in order["items"]:
+            sku, wanted = line["sku"], line["quantity"]
+            taken = take_from_stock(context, sku, wanted)
+            if taken:
+                reserved[sku] = reserved.get(sku, 0) + taken
+            if wanted > taken:
+                backordered[sku] = backordered.get(sku, 0) + wanted - taken
+        reservation = {"reserved": reserved, "backordered": backordered}
+        write(context, "reservations", order_id, reservation)
+    set_order(context, order_id, {"status": "reserved", "reservation": reservation})
+    return dict(reservation)
+
+
+class NotInStock(Exception):
+    """The delivery has not reached the stock yet (restock adds it), or other orders took it first."""
+
+
+def reserve_backorder(context: Context, order: dict[str, Any], sku: str) -> dict[str, Any]:
+    """After a delivery: take the backordered units of `sku` from stock, into the order's reservation."""
+    order_id = order["order_id"]
+    reservation, version = read(context, "reservations", order_id)
+    missing = reservation["backordered"].get(sku, 0)
+    if missing:
+        # Taken whole or not at all: a part would leave the order waiting on the rest with nothing to wake it.
+        before, after = change(
+            context, "stock", sku, lambda level: level - missing if level >= missing else level, INITIAL_STOCK[sku]
+        )
+        if before == after:
+            raise NotInStock(f"{missing} x {sku} are not in stock yet")
+        reserved = {**reservation["reserved"], sku: reservation["reserved"].get(sku, 0) + missing}
+        backordered = {k: v for k, v in reservation["backordered"].items() if k != sku}
+        reservation = {**reservation, "reserved": reserved, "backordered": backordered}
+        write(context, "reservations", order_id, reservation, if_version=version)
+    set_order(context, order_id, {"reservation": reservation})
+    return dict(reservation)
+
+
+def release(context: Context, order: dict[str, Any]) -> dict[str, int]:
+    """Compensation of `reserve`: put the reserved units back in stock, once (the reservation says it was)."""
+    order_id = order["order_id"]
+    reservation, version = read(context, "reservations", order_id)
+    if reservation is None or reservation.get("released"):
+        return {}
+    released = {**reservation, "released": True}
+    if write(context, "reservations", order_id, released, if_version=version):
+        for sku, units in reservation["reserved"].items():
+            add_to_stock(context, sku, units)
+    set_order(context, order_id, {"reservation": released})
+    return dict(reservation["reserved"])
 
 
 class ProviderUnavailable(Exception):
     """The payment provider did not answer."""
 
 
-def charge_card(card: str, amount: int) -> str:
-    """A stand-in for the payment provider: "approved" or "declined", decided by the test card numbers."""
-    if card == PROVIDER_DOWN_CARD:
-        raise ProviderUnavailable(f"the payment provider timed out charging {amount} cents")
-    return "declined" if card == DECLINED_CARD else "approved"
+class CardDeclined(triggerfish.NonRetryable):
+    """The card was refused: asking again gives the same answer, so the step is not retried."""
 
 
-@app.on_event(
-    {"type": ["OrderPlaced"], "source": [{"prefix": EVENTS_SOURCE}]},
-    retries=2,
-    dead_letter="queue:payments-dlq",
-)
-@triggerfish.idempotent(key="$.data.order_id")
-def charge_payment(event: dict[str, Any], context: Context) -> str:
-    """Charge the card; after three attempts with the provider down, the order waits in payments-dlq."""
-    order = event["data"]
+def charge(context: Context, order: dict[str, Any], key: str) -> dict[str, Any]:
+    """Charge the card through the provider (with an idempotency key); the order is "paid"."""
     order_id = order["order_id"]
-    try:
-        outcome = charge_card(order["card"], order["total"])
-    except ProviderUnavailable as exc:
-        # Retry(delay=...) comes back when the provider asked, instead of the platform's minute-long backoff.
-        raise triggerfish.Retry(str(exc), delay=PROVIDER_RETRY_AFTER) from exc
+    charge_id = provider_charge(context, order["card"], order["total"], key, reference=order_id)
+    payment = {"status": "processed", "amount": order["total"], "charge_id": charge_id}
     news = {"order_id": order_id, "email": order["email"], "amount": order["total"]}
-    orders = context.table("orders")
-    if outcome == "approved":
-        # The change to "paid" is what ships the order (ship_order reads the table's changes).
-        paid = context.event("PaymentProcessed", news, source=EVENTS_SOURCE + "payments", subject=order_id)
-        payment = {"status": "processed", "amount": order["total"]}
-        orders.update({"order_id": order_id}, set={"status": "paid", "payment": payment}, publish=[paid])
-    else:
-        failed = {**news, "reason": "card_declined"}
-        refused = context.event("PaymentFailed", failed, source=EVENTS_SOURCE + "payments", subject=order_id)
-        payment = {"status": "failed", "reason": "card_declined"}
-        orders.update({"order_id": order_id}, set={"status": "payment_failed", "payment": payment}, publish=[refused])
-    return outcome
+    paid = context.event("PaymentProcessed", news, source=EVENTS_SOURCE + "payments", subject=order_id)
+    set_order(context, order_id, {"status": "paid", "payment": payment}, paid)
+    return payment
 
 
-@app.on_change("orders", ops=["modify"], filter={"dynamodb": {"NewImage": {"status": {"S": ["paid"]}}}})
-def ship_order(event: dict[str, Any], context: Context) -> list[dict[str, Any]]:
-    """An order's change to "paid" (the filter lets only those through): label it and mark it shipped."""
-    return [ship(context, new_image(record)) for record in event["Records"]]
+def refund(context: Context, order: dict[str, Any], payment: dict[str, Any]) -> dict[str, Any]:
+    """Compensation of `charge`: refund the charge (the provider refunds a charge once)."""
+    refund_id = provider_refund(context, payment["charge_id"], reference=order["order_id"])
+    refunded = {**payment, "status": "refunded", "refund_id": refund_id}
+    set_order(context, order["order_id"], {"payment": refunded})
+    return refunded
 
 
-def ship(context: Context, order: dict[str, Any]) -> dict[str, Any]:
-    """Create the shipping label (once: a repeated change finds it) and say the order has shipped."""
+class CarrierRefused(triggerfish.NonRetryable):
+    """The carrier does not deliver to the address: a label cannot be made, however often we ask."""
+
+
+def create_label(context: Context, order: dict[str, Any]) -> dict[str, Any]:
+    """Create the shipping label (once: a run again finds it) and mark the order shipped."""
     order_id = order["order_id"]
+    if UNSHIPPABLE in order["address"].lower():
+        raise CarrierRefused(f"Fishpost does not deliver to {order['address']!r}")
     tracking = "TF" + hashlib.sha256(order_id.encode()).hexdigest()[:10].upper()
     label = {"carrier": "Fishpost", "tracking": tracking, "address": order["address"], "parcels": len(order["items"])}
     if not write(context, "labels", order_id, label, if_version=ABSENT):
         label, _ = read(context, "labels", order_id)
-    news = {"order_id": order_id, "email": order["email"], "tracking": label["tracking"]}
+    news = {"order_id": order_id, "email": order["email"], "tracking": tracking}
     shipped = context.event("OrderShipped", news, source=EVENTS_SOURCE + "shipping", subject=order_id)
-    # Only from "paid": a change that comes again finds the order shipped, and publishes nothing twice.
-    with contextlib.suppress(ConditionFailedError):
-        context.table("orders").update(
-            {"order_id": order_id}, set={"status": "shipped"}, condition="#s = :paid",
-            names={"#s": "status"}, values={":paid": "paid"}, publish=[shipped],
-        )  # fmt: skip
+    set_order(context, order_id, {"status": "shipped", "label": label}, shipped)
     return dict(label)
+
+
+def record_failure(context: Context, order: dict[str, Any], stage: str, error: dict[str, Any]) -> dict[str, Any]:
+    """After the compensations: the order's final status and why, announced on the bus."""
+    order_id = order["order_id"]
+    reason = {
+        "CardDeclined": "card_declined",
+        "ProviderUnavailable": "provider_unavailable",
+        "CarrierRefused": "carrier_refused",
+        "NotDelivered": "not_delivered",
+        "NotInStock": "not_delivered",
+    }.get(str(error.get("errorType")), "error")
+    news = {"order_id": order_id, "email": order["email"], "reason": reason}
+    if stage == "payment":
+        failed = context.event("PaymentFailed", news, source=EVENTS_SOURCE + "payments", subject=order_id)
+        set_order(
+            context, order_id, {"status": "payment_failed", "payment": {"status": "failed", "reason": reason}}, failed
+        )
+        return {"status": "payment_failed", "reason": reason}
+    cancelled = context.event("OrderCancelled", news, source=EVENTS_SOURCE + "orders", subject=order_id)
+    detail = {"reason": reason, "stage": stage, "message": error.get("errorMessage", "")}
+    set_order(context, order_id, {"status": "cancelled", "cancellation": detail}, cancelled)
+    return {"status": "cancelled", "reason": reason}
+
+
+def notify(context: Context, order: dict[str, Any], kind: str, tracking: str | None = None) -> str:
+    """Queue an email; the dedup id keeps a step run again from sending the same email twice."""
+    order_id = order["order_id"]
+    email = {
+        "to": order["email"],
+        "order_id": order_id,
+        "kind": kind,
+        "subject": SUBJECTS[kind].format(order_id=order_id),
+    }
+    if tracking is not None:
+        email["tracking"] = tracking
+    return context.send("notifications", email, dedup_id=f"{order_id}:{kind}")
+
+
+# --- the payment provider, a stand-in ----------------------------------------------------------------
+# It keeps an account of each order (its `reference`) in one record, changed with compare-and-set: charges by
+# the caller's idempotency key, refunds by charge, so asking twice gives the first answer and charges once.
+
+NO_ACCOUNT: dict[str, dict[str, Any]] = {"charges": {}, "refunds": {}}
+
+
+def once(account: dict[str, Any], kind: str, key: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """The account with `entry` under `kind` (charges, refunds) at `key`, unless one is there already."""
+    if key in account[kind]:
+        return account
+    return {**account, kind: {**account[kind], key: entry}}
+
+
+def provider_charge(context: Context, card: str, amount: int, key: str, reference: str) -> str:
+    """The charge's id; CardDeclined or ProviderUnavailable by the test card numbers."""
+    if card == PROVIDER_DOWN_CARD:
+        raise ProviderUnavailable(f"the payment provider timed out charging {amount} cents")
+    if card == DECLINED_CARD:
+        raise CardDeclined(f"the card ending {card[-4:]} was declined")
+    charge_id = "ch_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    entry = {"charge_id": charge_id, "amount": amount}
+    _, account = change(context, "payment-provider", reference, lambda a: once(a, "charges", key, entry), NO_ACCOUNT)
+    return str(account["charges"][key]["charge_id"])
+
+
+def provider_refund(context: Context, charge_id: str, reference: str) -> str:
+    refund_id = "re_" + charge_id[3:]
+    entry = {"refund_id": refund_id}
+    change(context, "payment-provider", reference, lambda a: once(a, "refunds", charge_id, entry), NO_ACCOUNT)
+    return refund_id
+
+
+# --- the warehouse ---------------------------------------------------------------------------------
 
 
 @app.on_event({"type": ["StockDelivered"], "source": ["/warehouse"]})
@@ -347,28 +508,13 @@ def restock(event: dict[str, Any], context: Context) -> dict[str, int]:
     return {sku: add_to_stock(context, sku, count) for sku, count in units.items()}
 
 
-def add_to_stock(context: Context, sku: str, units: int) -> int:
-    _, after = change(context, "stock", sku, lambda level: level + units, INITIAL_STOCK[sku])
-    return int(after)
-
-
 # --- notifications: through a queue, in batches ---------------------------------------------------
 
 SUBJECTS = {
-    "OrderPlaced": "Thank you for your order {order_id}",
     "PaymentFailed": "Your payment for order {order_id} did not go through",
+    "OrderCancelled": "Order {order_id} was cancelled and refunded",
     "OrderShipped": "Order {order_id} is on its way",
 }
-
-
-@app.on_event({"type": list(NOTIFY_ON), "source": [{"prefix": EVENTS_SOURCE}]})
-def notify_customer(event: dict[str, Any], context: Context) -> str:
-    """Queue an email; the dedup id keeps a repeated event from sending the same email twice."""
-    data, kind = event["data"], event["type"]
-    email = {"to": data["email"], "order_id": data["order_id"], "kind": kind, "subject": SUBJECTS[kind].format(**data)}
-    if "tracking" in data:
-        email["tracking"] = data["tracking"]
-    return context.send("notifications", email, dedup_id=f"{data['order_id']}:{kind}")
 
 
 class Bounced(Exception):

@@ -1,4 +1,4 @@
-"""examples/shop on the in-process platform: every effect of the order flow, deterministically.
+"""examples/shop-choreographed on the in-process platform: every effect of the order flow, deterministically.
 
 Requests go through the real gateway (in-process, over httpx's ASGI transport)
 to the TestPlatform's invoker, so the handlers see the API Gateway event the
@@ -22,7 +22,7 @@ from triggerfish.gateway import Gateway, RouteTable
 from triggerfish.loader import load_app
 from triggerfish.testing import TestPlatform
 
-SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop" / "app.py"
+SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop-choreographed" / "app.py"
 APPROVED, DECLINED, PROVIDER_DOWN = "4242424242424242", "4000000000000002", "4000000000000119"
 
 

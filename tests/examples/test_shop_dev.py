@@ -1,4 +1,4 @@
-"""examples/shop for real: `triggerfish dev examples/shop/app.py` in a subprocess, driven over HTTP.
+"""examples/shop-choreographed for real: `triggerfish dev` on its app.py in a subprocess, driven over HTTP.
 
 What a user would do and see: orders through the shop's own routes, the
 warehouse's deliveries through `POST /-/events`, and every effect observed
@@ -90,7 +90,7 @@ class Shop:
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     data_dir = tmp_path_factory.mktemp("shop-data")
-    server = DevServer("examples/shop/app.py", "--port", "0", "--data-dir", str(data_dir), cwd=REPO)
+    server = DevServer("examples/shop-choreographed/app.py", "--port", "0", "--data-dir", str(data_dir), cwd=REPO)
     server.start()
     try:
         with httpx.Client(base_url=server.url, timeout=15) as client:

@@ -1,4 +1,5 @@
-"""The dashboard in a real browser against `triggerfish dev examples/shop/app.py`, clicked through as a user does.
+"""The dashboard in a real browser against `triggerfish dev examples/shop-choreographed/app.py`, clicked through as a
+user does.
 
 One dev server and one Chromium for the module; each test opens its own
 browser context (its own cookies) and saves a screenshot of what it saw
@@ -31,7 +32,8 @@ pytestmark = pytest.mark.timeout(120)
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     require_chromium()
     data_dir = tmp_path_factory.mktemp("shop-ui")
-    server = DevServer("examples/shop/app.py", "--port", "0", "--data-dir", str(data_dir), "--quiet", cwd=REPO)
+    app = "examples/shop-choreographed/app.py"
+    server = DevServer(app, "--port", "0", "--data-dir", str(data_dir), "--quiet", cwd=REPO)
     server.start()
     try:
         yield server

@@ -118,6 +118,12 @@ def quote(event: Any, context: Any) -> dict[str, Any]:
     return {"price": event["items"] * 10}
 
 
+@app.function
+def starter(event: Any, context: Any) -> str:
+    """A handler that starts a workflow, as the shop's `POST /orders` does."""
+    return str(context.start_workflow(event["function"], event.get("input"), id=event.get("id")))
+
+
 @app.workflow
 def fan(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
     squares = ctx.map(input["items"], square, max_concurrency=2)
@@ -166,7 +172,8 @@ def saga(ctx: WorkflowContext, input: dict[str, Any]) -> str:
     try:
         with Saga(ctx) as saga:
             saga.step(reserve, directory, order, compensate=release)
-            saga.step(charge, directory, order, compensate=refund)
+            # A step's retry options are the step's: its compensation is not handed them.
+            saga.step(charge, directory, order, compensate=refund, max_attempts=2, retry=QUICK)
             saga.step(ship, directory, order)
     except StepFailedError as exc:
         return f"undone: {exc.error['errorMessage']}"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from triggerfish.errors import HandlerError
 from triggerfish.events.cloudevent import Event
 from triggerfish.server.platform import Platform
 from triggerfish.workflows import WorkflowNotFoundError, WorkflowStateError
@@ -128,6 +129,20 @@ async def test_a_callback_token_that_is_not_one_is_refused(platform: Platform) -
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     with pytest.raises(WorkflowNotFoundError):
         await platform.workflows.complete_callback(forged, result=1)
+
+
+async def test_a_handler_starts_a_workflow_once_per_id_and_only_a_workflow(platform: Platform) -> None:
+    start = {"function": "child", "input": 5, "id": "started-by-a-handler"}
+    assert await platform.invoke("starter", start) == "started-by-a-handler"
+    # The handler run again (a retried request): the same workflow goes on, none new starts.
+    assert await platform.invoke("starter", start) == "started-by-a-handler"
+    record = await finished(platform, "started-by-a-handler")
+    assert (record["status"], record["result"]) == ("SUCCEEDED", 105)
+    assert [r["id"] for r in await platform.workflows.records(function="child")] == ["started-by-a-handler"]
+
+    with pytest.raises(HandlerError, match=r"no workflow named 'quote'; the app's workflows are: .*child") as refused:
+        await platform.invoke("starter", {"function": "quote", "input": {"items": 1}})
+    assert "fan" in str(refused.value)
 
 
 async def test_map_parallel_children_and_invoke(platform: Platform) -> None:

@@ -313,6 +313,15 @@ class Context:
         event["hopcount"] = self.hop_count + 1
         return event
 
+    def start_workflow(self, function: str, input: Any = None, *, id: str | None = None) -> str:
+        """Start the workflow `function` (an `@app.workflow`) with `input`; its id (docs/workflows.md).
+
+        With `id`, a workflow that exists already under it goes on and nothing new starts: a handler that runs
+        again (a retried request, a redelivered event) cannot start two.
+        """
+        answer = self.call_platform("workflow", {"action": "start", "function": function, "input": input, "id": id})
+        return str(answer["workflow_id"])
+
     def table(self, name: str) -> Any:
         """The app's table `name` (docs/tables.md): get, put, update, delete, query, scan, batches, transactions.
 

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from triggerfish.workflows.context import WorkflowContext
+from triggerfish.retry import RetryPolicy
+from triggerfish.workflows.context import DEFAULT_MAX_ATTEMPTS, WorkflowContext
 
 #: Attempts of each compensation: it has to happen, so more than a step's default.
 COMPENSATION_ATTEMPTS = 10
@@ -40,10 +41,14 @@ class Saga:
         *args: Any,
         compensate: Callable[..., Any] | None = None,
         name: str | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        retry: RetryPolicy | None = None,
         **kwargs: Any,
     ) -> Any:
-        """`ctx.step(fn, *args, **kwargs)`; once it succeeded, `compensate(*args, **kwargs)` undoes it on failure."""
-        result = self.ctx.step(fn, *args, name=name, **kwargs)
+        """`ctx.step(fn, *args, **kwargs)`; once it succeeded, `compensate(*args, **kwargs)` undoes it on failure.
+
+        `max_attempts` and `retry` are the step's (as `ctx.step` takes them), not handed to `compensate`."""
+        result = self.ctx.step(fn, *args, name=name, max_attempts=max_attempts, retry=retry, **kwargs)
         if compensate is not None:
             self.add(compensate, *args, name=f"undo {name or getattr(fn, '__name__', 'step')}", **kwargs)
         return result

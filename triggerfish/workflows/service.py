@@ -126,12 +126,14 @@ class Workflows:
             return await self._checkpoint(args, call.traceparent)
         if action == "invoke":
             return await self._invoke(call, args)
+        if action == "start":
+            return await self._start_from_handler(args)
         if action == "aws_begin":
             return await self.durable.begin(call, args)
         if action == "aws_end":
             return await self.durable.end(args)
         raise InvalidInputError(
-            f"workflow: unknown action {action!r}; use begin, checkpoint, invoke, aws_begin or aws_end"
+            f"workflow: unknown action {action!r}; use begin, checkpoint, invoke, start, aws_begin or aws_end"
         )
 
     async def _begin(self, call: PlatformCall, args: dict[str, Any]) -> Any:
@@ -152,6 +154,25 @@ class Workflows:
                 return {"record": stored.record}
             raise
         return {"record": record}
+
+    async def _start_from_handler(self, args: dict[str, Any]) -> Any:
+        """`context.start_workflow(...)`: a handler starts a workflow (with an id of its choosing, so that a handler
+        run again starts nothing new)."""
+        function = args.get("function")
+        # The platform knows which of its functions are workflows; invoking any other with a resume marker would
+        # hand it an event it cannot read.
+        specs = getattr(self.invoker, "specs", None)
+        if isinstance(specs, dict):
+            known = sorted(name for name, spec in specs.items() if spec.workflow or spec.durable)
+            if function not in known:
+                raise InvalidInputError(
+                    f"context.start_workflow: no workflow named {function!r}; "
+                    f"the app's workflows are: {', '.join(known) or 'none (declare one with @app.workflow)'}"
+                )
+        if not isinstance(function, str):
+            raise InvalidInputError(f"context.start_workflow: function must be a workflow's name, not {function!r}")
+        workflow_id = await self.start_workflow(function, args.get("input"), workflow_id=args.get("id"))
+        return {"workflow_id": workflow_id}
 
     async def _checkpoint(self, args: dict[str, Any], traceparent: str | None = None) -> Any:
         workflow_id = args.get("id")
