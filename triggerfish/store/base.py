@@ -773,21 +773,24 @@ class Store:
         if not self.atomic_writes:
             return await run_in_order(self, checked)
         results = await self._atomic(checked, self.kv.clock())
-        self._wake(checked)
+        self._wake(checked, results)
         return results
 
     async def _atomic(self, ops: list[Op], now: float) -> list[Any]:
         """One transaction for `ops`, already checked; raises AtomicConflictError. For atomic backends."""
         raise NotImplementedError(f"{type(self).__name__} sets atomic_writes but does not implement _atomic")
 
-    def _wake(self, ops: list[Op]) -> None:
-        from triggerfish.store.atomic import Append, Send
+    def _wake(self, ops: list[Op], results: list[Any]) -> None:
+        from triggerfish.store.atomic import Append, Forward, Send
 
-        for op in ops:
+        for op, result in zip(ops, results, strict=True):
             if isinstance(op, Append) and op.items:
                 self.log._appended.notify(op.stream)
             elif isinstance(op, Send) and op.messages:
                 self.queues._sent.notify(op.queue)
+            elif isinstance(op, Forward) and result:
+                for stream in op.streams:
+                    self.log._appended.notify(stream)
 
     async def close(self) -> None:
         if self.closed:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, Generic, NoReturn, TypeVar
 
 from triggerfish.errors import AtomicConflictError, InvalidInputError, InvalidNameError, StoreClosedError
-from triggerfish.store.atomic import Ack, Append, Commit, Delete, Op, Put, Send, conflict
+from triggerfish.store.atomic import Ack, Append, Commit, Delete, Forward, Op, Put, Send, conflict
 from triggerfish.store.base import (
     Clock,
     EventLog,
@@ -96,6 +96,13 @@ class _Scope:
             return Ack(self.wrap("queue", op.queue), op.receipts)
         if isinstance(op, Commit):
             return Commit(self.wrap_claim(op.claim))
+        if isinstance(op, Forward):
+            return dataclasses.replace(
+                op,
+                source=self.wrap("stream", op.source),
+                namespace=self.wrap("namespace", op.namespace),
+                streams=tuple(self.wrap("stream", stream) for stream in op.streams),
+            )
         return op  # not an operation: the inner store refuses it, naming it
 
     def unwrap_result(self, op: Op, result: Any) -> Any:
