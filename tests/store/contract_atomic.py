@@ -157,7 +157,8 @@ class AtomicContract(StoreContract):
         assert [r.data for r in await store.log.read("copies.0")] == [b"copy of 5"]
         assert [r.data for r in await asyncio.wait_for(waiting, 5)] == [b"copy of 4"]
         place = await store.kv.get("places", "reader")
-        assert place is not None and place.value == b"5"
+        assert place is not None
+        assert place.value == b"5"
 
     async def test_a_forward_leaves_the_records_to_a_reader_that_is_behind_or_not_started(self, store: Store) -> None:
         await store.log.append_many("changes", [b"c1", b"c2"])
@@ -171,7 +172,8 @@ class AtomicContract(StoreContract):
         assert await store.log.read("copies-behind") == []
         assert await store.log.read("copies-absent") == []
         place = await store.kv.get("places", "behind")
-        assert place is not None and place.value == b"1"
+        assert place is not None
+        assert place.value == b"1"
         assert await store.kv.get("places", "absent") is None
 
     async def test_a_forward_takes_every_append_to_its_source_in_the_call(self, store: Store) -> None:

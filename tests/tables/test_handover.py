@@ -12,14 +12,13 @@ from typing import Any
 import pytest
 
 from tests.services import POSTGRES_URL, drop_schema, require_postgres
-
 from triggerfish import App
 from triggerfish.store import open_store
 from triggerfish.tables.table import Tables, TransactItem
 from triggerfish.testing import TestPlatform
 
 app = App("handover")
-seen: list[tuple[str, str | None, int]] = []
+seen: list[tuple[str, str, int]] = []
 
 
 @app.on_change("orders", starting_position="TRIM_HORIZON", parallelization=2)

@@ -4,10 +4,12 @@
     await changes.update(specs)      # start, restart or stop the consumers the functions declare
     await changes.stop()
 
-Two steps per function, both through the store's consumer groups, so a crash at any
-point resumes from a checkpoint:
+Two steps per function, so a crash at any point resumes from a checkpoint:
 
-1. A mover reads the changes of the table's stream (`table.<name>`) after its
+1. Usually the write itself hands the change over, in its own transaction
+   (`changes.routes`: `configure` tells this process's writes which functions read
+   which table), when the mover below has nothing of the table left to copy. Else
+   a mover reads the changes of the table's stream (`table.<name>`) after its
    checkpoint (a key-value record `on-change.<function>`), turns each into the
    DynamoDB Streams record (`changes.records.dynamodb_record`), drops the `ops` the
    function does not take, and appends each record to the partition its item key

@@ -260,6 +260,20 @@ class EventLog(abc.ABC):
         await self._seek(stream, group, offset)
         self._appended.notify(stream)
 
+    async def advance(self, stream: str, group: str, *, expected: int, offset: int) -> bool:
+        """Move `group`'s position in `stream` from `expected` to `offset`, durably: the commit of a consumer
+        that reads the records itself (`read`, no claims), because it alone reads the stream for the group
+        (a partition one node owns). With no claim, a batch costs one write, not two.
+
+        False, and nothing changes, when the position is not at `expected` (another consumer moved it) or a
+        claim of the group reaches into the range (another consumer claims here): read again from `position`.
+        """
+        check_name("stream", stream)
+        check_name("group", group)
+        check_count("expected", expected)
+        check_count("offset", offset, minimum=expected + 1)
+        return await self._advance(stream, group, expected, offset)
+
     async def groups(self, stream: str) -> list[str]:
         """The consumer groups of `stream`: those that ever claimed or were moved by `seek`."""
         return sorted(await self._groups(check_name("stream", stream)))
@@ -298,6 +312,9 @@ class EventLog(abc.ABC):
 
     @abc.abstractmethod
     async def _seek(self, stream: str, group: str, offset: int) -> None: ...
+
+    @abc.abstractmethod
+    async def _advance(self, stream: str, group: str, expected: int, offset: int) -> bool: ...
 
     @abc.abstractmethod
     async def _groups(self, stream: str) -> list[str]: ...

@@ -307,6 +307,10 @@ class MemoryEventLog(EventLog):
         self._state.check()
         self._group(stream, group).seek(offset)
 
+    async def _advance(self, stream: str, group: str, expected: int, offset: int) -> bool:
+        self._state.check()
+        return self._group(stream, group).advance(expected, offset)
+
     async def _groups(self, stream: str) -> list[str]:
         self._state.check()
         return list(self._groups_by_stream.get(stream, {}))

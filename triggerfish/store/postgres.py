@@ -305,6 +305,10 @@ class PostgresEventLog(EventLog):
     async def _seek(self, stream: str, group: str, offset: int) -> None:
         await self._engine.run(lg.seek, stream, group, offset)
 
+    async def _advance(self, stream: str, group: str, expected: int, offset: int) -> bool:
+        result: bool = await self._engine.run(lg.advance, stream, group, expected, offset)
+        return result
+
     async def _groups(self, stream: str) -> list[str]:
         return await self._engine.read(lg.group_names, stream)
 

@@ -194,11 +194,14 @@ class ScopedLog(_View[EventLog], EventLog):
     async def seek(self, stream: str, group: str, offset: int) -> None:
         await self.inner.seek(self._scope.wrap("stream", stream), group, offset)
 
+    async def advance(self, stream: str, group: str, *, expected: int, offset: int) -> bool:
+        return await self.inner.advance(self._scope.wrap("stream", stream), group, expected=expected, offset=offset)
+
     async def groups(self, stream: str) -> list[str]:
         return await self.inner.groups(self._scope.wrap("stream", stream))
 
     _append = _read = _last_offset = _trim = _streams = _never
-    _claim = _commit = _extend_claim = _release_claim = _position = _seek = _groups = _never
+    _claim = _commit = _extend_claim = _release_claim = _position = _seek = _advance = _groups = _never
 
 
 class ScopedQueues(_View[Queues], Queues):

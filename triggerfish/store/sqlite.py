@@ -310,6 +310,10 @@ class SqliteEventLog(EventLog):
     async def _seek(self, stream: str, group: str, offset: int) -> None:
         await self._engine.write(groups.seek, stream, group, offset)
 
+    async def _advance(self, stream: str, group: str, expected: int, offset: int) -> bool:
+        result: bool = await self._engine.write(groups.advance, stream, group, expected, offset)
+        return result
+
     async def _groups(self, stream: str) -> list[str]:
         result: list[str] = await self._engine.read(groups.group_names, stream)
         return result
