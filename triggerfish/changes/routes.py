@@ -48,7 +48,8 @@ class ChangeRoutes:
     """The functions each table's writes hand their changes to, in this process."""
 
     def __init__(self) -> None:
-        self._by_owner: dict[object, list[Route]] = {}
+        # Weakly: an owner holds the store, and this is kept per store (a strong reference would keep both alive).
+        self._by_owner: weakref.WeakKeyDictionary[object, list[Route]] = weakref.WeakKeyDictionary()
         self._by_table: dict[str, list[Route]] = {}
 
     def set(self, owner: object, routes: Sequence[Route]) -> None:
