@@ -73,12 +73,16 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure_http(work: Path) -> dict[str, Runs[Measured]]:
+#: The platform's command line for a side ("on", "off"), an app and a data directory, taking the port.
+Command = Callable[[str, Path, Path], Callable[[int], list[str]]]
+
+
+def measure_http(work: Path, command: Command = _command) -> dict[str, Runs[Measured]]:
     urls, children = {}, {}
     try:
         for side in SIDES:
             children[side], port = serve_on_free_port(
-                _command(side, APPS / "http_app.py", work / f"http-{side}"),
+                command(side, APPS / "http_app.py", work / f"http-{side}"),
                 lambda port: f"http://127.0.0.1:{port}{PATH}",
                 log=work / f"http-{side}.log",
             )
@@ -103,11 +107,11 @@ def measure_http(work: Path) -> dict[str, Runs[Measured]]:
 
 
 @contextmanager
-def _async_platform(work: Path, side: str) -> Iterator[Target]:
+def _async_platform(work: Path, side: str, command: Command = _command) -> Iterator[Target]:
     done = work / "done"
     app = async_systems._app_dir(work, done)
     child, port = serve_on_free_port(
-        _command(side, app, work / "data"),
+        command(side, app, work / "data"),
         "http://127.0.0.1:{}/-/health".format,
         log=work / "platform.log",
         cwd=app.parent,
@@ -117,11 +121,11 @@ def _async_platform(work: Path, side: str) -> Iterator[Target]:
         yield Target(["http", invoke], python_env(), async_systems._bytes_in(done), pid=child.pid)
 
 
-def measure_async(root: Path) -> dict[str, Runs[Measured]]:
+def measure_async(root: Path, command: Command = _command) -> dict[str, Runs[Measured]]:
     def measured(side: str) -> Callable[[], Measured]:
         def run() -> Measured:
             work = Path(tempfile.mkdtemp(dir=root))
-            with _async_platform(work, side) as target:
+            with _async_platform(work, side, command) as target:
                 produce(target, WARMUP, 1, first=0, already=0, log=work / "producers.log")
                 cpu = process_cpu_seconds(target.pid)
                 done: AsyncRun = produce(target, N, PRODUCERS, first=WARMUP, already=WARMUP, log=work / "producers.log")

@@ -1,18 +1,19 @@
-"""Objects: PUT and GET of 1 KB and 10 MB objects per second, Triggerfish's S3 API beside moto's server mode,
-and the platform's memory during one large upload.
+"""Objects: PUT and GET of 1 KB and 10 MB objects per second, Triggerfish's S3 API on SQLite and on PostgreSQL
+beside moto's server mode, and the platform's memory during one large upload on each store.
 
     scripts/bench objects
     python -m benchmarks.run objects
 
 Triggerfish runs as `triggerfish dev` composes it (`python -m benchmarks.launch platform`, SQLite, every write
-fsynced with its metadata committed); moto (`moto_server`, the common local S3 emulator, which keeps objects in
-memory and writes nothing to disk) runs beside it. Both get the same requests from THREADS client threads over
-keep-alive connections: path-style, with an `UNSIGNED-PAYLOAD` SigV4 header neither checks (Triggerfish under
-`dev` takes any well-formed credentials, moto any), so the figures are the servers' and not boto3's.
+fsynced with its metadata committed), and again on PostgreSQL (a fresh schema on TRIGGERFISH_BENCH_POSTGRES: the
+objects' bytes in the database, in chunk rows, as on a cluster). moto (`moto_server`, the common local S3
+emulator, which keeps objects in memory and writes nothing to disk) runs beside them. All get the same requests
+from THREADS client threads over keep-alive connections: path-style, with an `UNSIGNED-PAYLOAD` SigV4 header none
+checks (Triggerfish under `dev` takes any well-formed credentials, moto any), so the figures are the servers'.
 The systems take turns, ROUNDS rounds, SECONDS s per workload; medians with the range.
 
-Then one PUT of LARGE_MB MiB (2 GiB by default), streamed from the client in 1 MiB pieces, while the
-platform process's RSS is sampled every 50 ms: it must stay flat, since bodies stream to disk.
+Then one PUT of LARGE_MB MiB (2 GiB by default) to each Triggerfish, streamed from the client in 1 MiB pieces,
+while the platform process's RSS is sampled every 50 ms: it must stay flat, since bodies stream to their blobs.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import postgres
 from benchmarks.measure import Runs, interleave, loads, spread
 from benchmarks.processes import Child, launcher, rss_mb, serve_on_free_port
 
@@ -165,13 +168,17 @@ def large_upload(target: Target, pid: int, megabytes: int) -> tuple[float, float
     return before, peak[0], time.monotonic() - began
 
 
-def start_triggerfish(work: Path) -> tuple[Child, Target]:
+def start_triggerfish(work: Path, store: str | None = None) -> tuple[Child, Target]:
+    name = "triggerfish" if store is None else "triggerfish-pg"
+    chosen = [] if store is None else ["--store", store]
     child, port = serve_on_free_port(
-        lambda port: launcher("asyncio", "platform", str(APP), "--port", str(port), "--data-dir", str(work / "data")),
+        lambda port: launcher(
+            "asyncio", "platform", str(APP), "--port", str(port), "--data-dir", str(work / name), *chosen
+        ),
         lambda port: f"http://127.0.0.1:{port}/-/health",
-        log=work / "triggerfish.log",
+        log=work / f"{name}.log",
     )
-    return child, Target("Triggerfish (SQLite, fsync)", port, "/-/aws")
+    return child, Target("Triggerfish (SQLite, fsync)" if store is None else "Triggerfish (PostgreSQL)", port, "/-/aws")
 
 
 def start_moto(work: Path) -> tuple[Child, Target]:
@@ -184,9 +191,13 @@ def start_moto(work: Path) -> tuple[Child, Target]:
 
 
 def main() -> str:
-    with tempfile.TemporaryDirectory(prefix="bench-objects-") as directory:
+    with tempfile.TemporaryDirectory(prefix="bench-objects-") as directory, ExitStack() as schemas:
         work = Path(directory)
         starters: dict[str, Callable[[Path], tuple[Child, Target]]] = {"triggerfish": start_triggerfish}
+        no_postgres = postgres.unavailable()
+        if no_postgres is None:
+            url = schemas.enter_context(postgres.fresh_schema())
+            starters["triggerfish-pg"] = lambda work: start_triggerfish(work, url)
         try:
             import moto  # noqa: F401
         except ImportError:
@@ -206,23 +217,31 @@ def main() -> str:
                     connection.close()
             systems = {name: (lambda t=target: measure(t)) for name, (_, target) in started.items()}
             measured = interleave(systems, ROUNDS)
-            child, target = started["triggerfish"]
-            large = large_upload(target, child.pid, LARGE_MB)
+            large = {
+                target.label: large_upload(target, child.pid, LARGE_MB)
+                for name, (child, target) in started.items()
+                if name.startswith("triggerfish")
+            }
         finally:
             for child, _ in started.values():
                 child.stop()
-    return report(measured, {n: t for n, (_, t) in started.items()}, large, missing)
+    return report(measured, {n: t for n, (_, t) in started.items()}, large, missing, no_postgres)
 
 
 def report(
-    measured: dict[str, Runs[Rates]], targets: dict[str, Target], large: tuple[float, float, float], missing: str
+    measured: dict[str, Runs[Rates]],
+    targets: dict[str, Target],
+    large: dict[str, tuple[float, float, float]],
+    missing: str,
+    no_postgres: str | None = None,
 ) -> str:
     lines = [
         "## Objects: S3 PUT and GET, Triggerfish and moto",
         "",
         f"{THREADS} client threads (4 for 10 MB), {SECONDS:g} s per workload, {ROUNDS} rounds in turns; requests per"
         " second, median (range). Triggerfish fsyncs each object and commits its metadata to SQLite before it"
-        " answers; moto keeps objects in memory.",
+        " answers (on PostgreSQL: the bytes in chunk rows, committed before the metadata); moto keeps objects in"
+        " memory.",
         "",
         "| system | PUT 1 KB/s | GET 1 KB/s | PUT 10 MB/s | GET 10 MB/s | load average |",
         "|---|---|---|---|---|---|",
@@ -236,6 +255,15 @@ def report(
             for f in ("put_small", "get_small", "put_big", "get_big")
         ]
         lines.append(f"| {targets[name].label} | {' | '.join(cells)} | {loads(runs)} |")
+    if no_postgres is not None:
+        lines.append(f"\nTriggerfish on PostgreSQL was not measured: {no_postgres}.")
+    elif not measured["triggerfish"].error and not measured["triggerfish-pg"].error:
+        ratios = []
+        for field in ("put_small", "get_small", "put_big", "get_big"):
+            a = statistics.median(float(getattr(run.result, field)) for run in measured["triggerfish-pg"].runs)
+            b = statistics.median(float(getattr(run.result, field)) for run in measured["triggerfish"].runs)
+            ratios.append(f"{field.replace('_small', ' 1 KB').replace('_big', ' 10 MB')} {a / b:.2f}x")
+        lines.append(f"\nTriggerfish on PostgreSQL / on SQLite: {', '.join(ratios)}.")
     if missing:
         lines.append(f"\nmoto was not measured: {missing}.")
     elif "moto" in measured and not measured["moto"].error and not measured["triggerfish"].error:
@@ -247,12 +275,12 @@ def report(
             ratios.append(f"{field.replace('_small', '')} {a / b:.1f}x")
         verdict = "met" if all(float(r.split()[1][:-1]) >= TARGET_RATIO for r in ratios) else "not met"
         lines.append(f"\nSmall objects, Triggerfish / moto: {', '.join(ratios)} (target {TARGET_RATIO:g}x: {verdict}).")
-    before, peak, seconds = large
-    lines += [
-        "",
-        f"One streamed PUT of {LARGE_MB:,} MiB: the platform's RSS {before:.0f} MiB before, {peak:.0f} MiB at its peak"
-        f" (+{peak - before:.0f} MiB), {seconds:.1f} s ({LARGE_MB / seconds:.0f} MiB/s to disk).",
-    ]
+    lines.append("")
+    for label, (before, peak, seconds) in large.items():
+        lines.append(
+            f"- {label}: one streamed PUT of {LARGE_MB:,} MiB, the platform's RSS {before:.0f} MiB before,"
+            f" {peak:.0f} MiB at its peak (+{peak - before:.0f} MiB), {seconds:.1f} s ({LARGE_MB / seconds:.0f} MiB/s)."
+        )
     return "\n".join(lines)
 
 

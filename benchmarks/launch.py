@@ -2,6 +2,7 @@
 
     python -m benchmarks.launch [--loop asyncio|uvloop] [--tracemalloc FRAMES --snapshots DIR] triggerfish ARGS...
     python -m benchmarks.launch [--loop ...] platform APP --port PORT --data-dir DIR [--store URL] [--no-metrics]
+        [--keep-inputs]
 
 `triggerfish ARGS...` runs the `triggerfish` command as it ships (`dev`,
 `serve`), after choosing the event loop: `--loop uvloop` installs uvloop's
@@ -13,7 +14,9 @@ only; the platform itself does not choose a loop.
 `Platform` behind its ASGI app on uvicorn) with a store URL of its choice,
 which `dev` does not take: the benchmarks run it on PostgreSQL this way.
 `--no-metrics` leaves the invocation records uncounted (GET /-/metrics then
-answers zeros): the other side of the metrics benchmark.
+answers zeros): the other side of the metrics benchmark. `--keep-inputs`
+keeps every invocation's input beside its record, as `triggerfish dev` does
+(the inputs benchmark's "on" side).
 
 `--tracemalloc FRAMES` starts tracemalloc (keeping FRAMES frames per
 allocation); each SIGUSR1 then writes a snapshot to DIR/snapshot-N.bin
@@ -68,7 +71,9 @@ def snapshots_on_signal(directory: Path, frames: int) -> None:
     signal.signal(signal.SIGUSR1, dump)
 
 
-async def _platform(app: str, port: int, data_dir: Path, store_url: str | None, metrics: bool = True) -> None:
+async def _platform(
+    app: str, port: int, data_dir: Path, store_url: str | None, metrics: bool = True, keep_inputs: bool = False
+) -> None:
     from triggerfish.cli.serving import serve_until_stopped, stop_on_signals
     from triggerfish.gateway import GatewayServer
     from triggerfish.observe.metrics import Metrics
@@ -77,6 +82,7 @@ async def _platform(app: str, port: int, data_dir: Path, store_url: str | None, 
 
     stop = stop_on_signals()
     platform = Platform(app, data_dir=data_dir, store_url=store_url)
+    platform.keep_inputs = keep_inputs
     counted = Metrics()
     if metrics:
         counted.watch(platform)  # as `triggerfish dev` does
@@ -111,8 +117,13 @@ def main(argv: list[str] | None = None) -> None:
     platform.add_argument("--data-dir", type=Path, required=True)
     platform.add_argument("--store", default=None)
     platform.add_argument("--no-metrics", action="store_true")
+    platform.add_argument("--keep-inputs", action="store_true")
     options = platform.parse_args(args.arguments)
-    run_platform(_platform(options.app, options.port, options.data_dir, options.store, not options.no_metrics))
+    run_platform(
+        _platform(
+            options.app, options.port, options.data_dir, options.store, not options.no_metrics, options.keep_inputs
+        )
+    )
 
 
 if __name__ == "__main__":

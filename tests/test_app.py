@@ -115,6 +115,7 @@ EVERY_SETTING: dict[str, Any] = {
     "env": {"TABLE": "orders"},
     "secrets": ["STRIPE_KEY"],
     "ephemeral_storage": 2048,
+    "keep_inputs": False,
 }
 DECORATORS: dict[str, Any] = {
     "function": lambda app, s: app.function(**s),
@@ -149,6 +150,7 @@ def test_every_decorator_accepts_every_setting(decorator: str) -> None:
         env={"TABLE": "orders"},
         secrets=("STRIPE_KEY",),
         ephemeral_storage=2048,
+        keep_inputs=False,
     )
 
 

@@ -27,6 +27,8 @@ from typing import Any, TypeVar, overload
 from triggerfish.errors import DeclarationError, InvalidPatternError
 from triggerfish.http_auth import check_auth
 from triggerfish.model import (
+    MAX_BATCH_SIZE,
+    MAX_BATCH_WINDOW,
     SETTING_NAMES,
     AmqpTrigger,
     ChangeTrigger,
@@ -43,6 +45,7 @@ from triggerfish.model import (
     QueueTrigger,
     RedisStreamTrigger,
     ScheduleTrigger,
+    StreamSettings,
     TopicTrigger,
     Trigger,
     apply_settings,
@@ -53,7 +56,6 @@ from triggerfish.model import (
 )
 from triggerfish.runtime.handler import signature_problem
 from triggerfish.schedule import parse_schedule
-from triggerfish.streams.declare import stream_extras
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,10 +77,6 @@ OBJECT_EVENTS = frozenset(
 CHANGE_OPS = frozenset({"insert", "modify", "remove"})
 #: How `@app.on_change`'s first argument names a PostgreSQL database rather than a platform table.
 PG_SOURCE_PREFIXES = ("env:", "postgresql://", "postgres://")
-MAX_BATCH_SIZE = 10_000
-MAX_BATCH_WINDOW = 300.0
-#: Filter patterns one stream trigger may have (Lambda's quota of filters per event source mapping).
-MAX_FILTERS = 5
 #: Above this batch size Lambda requires a batch window of at least 1 s; so do we.
 UNWINDOWED_BATCH_LIMIT = 10
 
@@ -108,7 +106,7 @@ class App:
     order they were declared. Every decorator takes the settings of
     FunctionSettings as keywords (memory_mb, timeout, concurrency,
     min_warm, retries, max_event_age, on_success, on_failure, dead_letter,
-    env, secrets, ephemeral_storage) and `name=` to name the function other than by its `__name__`;
+    env, secrets, ephemeral_storage, keep_inputs) and `name=` to name the function other than by its `__name__`;
     `durable=True` runs a handler written with AWS's durable execution SDK as a durable function
     (docs/durable-functions.md).
     """
@@ -395,8 +393,7 @@ class App:
                 return DeclarationError(f"function {function!r}: @app.on_change({source!r}): {message}")
 
             if isinstance(source, str) and source.startswith(PG_SOURCE_PREFIXES):
-                pg_options = {"table": table, "stream_view_type": stream_view_type, **options}
-                return _pg_change_trigger(function, source, ops, pg_options)
+                return _pg_change_trigger(function, source, ops, table, stream_view_type, options)
             if table is not None:
                 raise bad(
                     'table= names a PostgreSQL table and goes with a database ("env:ORDERS_DB"); a platform table'
@@ -405,13 +402,8 @@ class App:
             _resource(function, "table", source)
             if starting_position not in ("LATEST", "TRIM_HORIZON"):
                 raise bad(f"starting_position must be 'LATEST' or 'TRIM_HORIZON', not {starting_position!r}")
-            stream = {key: value for key, value in options.items() if key != "starting_position"}
-            return ChangeTrigger(
-                source,
-                _choices(ops, CHANGE_OPS, function, "ops"),
-                starting_position=starting_position,
-                **_fields_of(ChangeTrigger, _stream_options(stream, function, bad)),
-            )
+            checked = _stream_settings(options, bad)
+            return ChangeTrigger(source, _choices(ops, CHANGE_OPS, function, "ops"), checked)
 
         names = (
             "table", "ops", "stream_view_type", "batch_size", "batch_window", "starting_position", "max_retries",
@@ -532,6 +524,7 @@ class App:
         routing_key: str = "#",
         exchange_type: str = "topic",
         prefetch: int = 500,
+        dead_letter_exchange: str | None = None,
         batch_size: int = 100,
         batch_window: float = 0.0,
         max_retries: int = -1,
@@ -550,8 +543,10 @@ class App:
 
         The queue is declared durable (and bound to `exchange`, declared durable of `exchange_type`,
         with `routing_key`, when an exchange is named). Each message is acknowledged once it is
-        stored; `prefetch` (1 to 65,535) is how many the broker sends ahead. The stream settings
-        are `@app.on_mqtt`'s (docs/streams.md).
+        stored; `prefetch` (1 to 65,535) is how many the broker sends ahead. Messages given up on
+        (after `max_retries`, or past `max_record_age`) are published to `dead_letter_exchange`, when named,
+        with RabbitMQ's dead-letter headers (and the failure record still goes to `on_failure`). The stream
+        settings are `@app.on_mqtt`'s (docs/streams.md).
         """
         self._not_bare(queue, "@app.on_amqp", '@app.on_amqp("readings")')
 
@@ -563,6 +558,7 @@ class App:
                 routing_key=routing_key,
                 exchange_type=exchange_type,
                 prefetch=prefetch,
+                dead_letter_exchange=dead_letter_exchange,
                 batch_size=batch_size,
                 batch_window=batch_window,
                 max_retries=max_retries,
@@ -577,7 +573,8 @@ class App:
             )
 
         options = (
-            "exchange", "routing_key", "exchange_type", "prefetch", "batch_size", "batch_window", "max_retries",
+            "exchange", "routing_key", "exchange_type", "prefetch", "dead_letter_exchange", "batch_size",
+            "batch_window", "max_retries",
             "max_record_age", "bisect_on_error", "report_batch_item_failures", "parallelization", "filter", "window",
             "to_bus", "rule",
         )  # fmt: skip
@@ -615,10 +612,9 @@ class App:
                 consumer = None if durable is None else check_nats_name("consumer", durable)
             except ValueError as exc:
                 raise bad(str(exc)) from None
-            checked_options = _stream_options(_with_defaults(stream_options, positions=True), function, bad)
-            return NatsTrigger(checked, held, consumer, **checked_options)
+            return NatsTrigger(checked, held, consumer, _stream_settings(stream_options, bad))
 
-        return self._decorator(name, settings, trigger, f"@app.on_nats({subject!r})", STREAM_OPTIONS)
+        return self._decorator(name, settings, trigger, f"@app.on_nats({subject!r})", StreamSettings.OPTIONS)
 
     def on_redis_stream(
         self,
@@ -632,10 +628,10 @@ class App:
         """Run the function on batches of a Redis stream's entries, read through consumer group `group`.
 
         The group (default `<app>.<function>`) is created at `starting_position` when missing; entries are
-        acknowledged (XACK) once stored, and entries another consumer read but never acknowledged are
-        taken over with XAUTOCLAIM once idle longer than the function's timeout. In order per stream key, or
-        per value of the entries' `partition_key` field (then `parallelization` partitions run in parallel);
-        the stream settings are `@app.on_mqtt`'s (docs/sources.md).
+        acknowledged (XACK) once stored; entries read but never acknowledged (a dropped connection, a node
+        that died) are stored first, in order, when a session begins, and taken over with XAUTOCLAIM. In order
+        per stream key, or per value of the entries' `partition_key` field (then `parallelization` partitions
+        run in parallel); the stream settings are `@app.on_mqtt`'s (docs/sources.md).
         """
         self._not_bare(stream, "@app.on_redis_stream", '@app.on_redis_stream("readings")')
         stream_options, settings = _split_stream_options(options)
@@ -652,10 +648,9 @@ class App:
                 field_name = None if partition_key is None else check_partition_key(partition_key)
             except ValueError as exc:
                 raise bad(str(exc)) from None
-            checked_options = _stream_options(_with_defaults(stream_options, positions=True), function, bad)
-            return RedisStreamTrigger(key, checked_group, field_name, **checked_options)
+            return RedisStreamTrigger(key, checked_group, field_name, _stream_settings(stream_options, bad))
 
-        return self._decorator(name, settings, trigger, f"@app.on_redis_stream({stream!r})", STREAM_OPTIONS)
+        return self._decorator(name, settings, trigger, f"@app.on_redis_stream({stream!r})", StreamSettings.OPTIONS)
 
     def on_stream(
         self, stream: str, *, partition_key: str, name: str | None = None, **options: Any
@@ -682,10 +677,9 @@ class App:
                 field_name = check_partition_key(partition_key)
             except ValueError as exc:
                 raise bad(str(exc)) from None
-            checked_options = _stream_options(_with_defaults(stream_options, positions=True), function, bad)
-            return PartitionedStreamTrigger(checked, field_name, **checked_options)
+            return PartitionedStreamTrigger(checked, field_name, _stream_settings(stream_options, bad))
 
-        return self._decorator(name, settings, trigger, f"@app.on_stream({stream!r})", STREAM_OPTIONS)
+        return self._decorator(name, settings, trigger, f"@app.on_stream({stream!r})", StreamSettings.OPTIONS)
 
     # --- the machinery ------------------------------------------------------------------------
 
@@ -919,7 +913,7 @@ def _mqtt_trigger(app: str, function: str, topic: object, **options: Any) -> Mqt
         except ValueError as exc:
             raise bad(str(exc)) from None
 
-    return MqttTrigger(checked, qos, group, **_stream_options(options, function, bad))
+    return MqttTrigger(checked, qos, group, _stream_settings(_only_stream(options), bad))
 
 
 def _amqp_trigger(function: str, queue: object, **options: Any) -> AmqpTrigger:
@@ -932,6 +926,8 @@ def _amqp_trigger(function: str, queue: object, **options: Any) -> AmqpTrigger:
     try:
         name = check_amqp_name("queue", queue)
         exchange = None if options["exchange"] is None else check_amqp_name("exchange", options["exchange"])
+        dead = options["dead_letter_exchange"]
+        dead_letters = None if dead is None else check_amqp_name("exchange", dead)
         routing_key = check_routing_key(options["routing_key"])
     except ValueError as exc:
         raise bad(str(exc)) from None
@@ -946,41 +942,32 @@ def _amqp_trigger(function: str, queue: object, **options: Any) -> AmqpTrigger:
         routing_key,
         options["exchange_type"],
         prefetch,
-        **_stream_options(options, function, bad),
+        dead_letters,
+        _stream_settings(_only_stream(options), bad),
     )
-
-
-#: The stream settings every stream decorator takes (beyond its source's own).
-STREAM_OPTIONS = (
-    "batch_size", "batch_window", "max_retries", "max_record_age", "bisect_on_error", "report_batch_item_failures",
-    "parallelization", "filter", "window", "to_bus", "rule", "starting_position", "starting_position_timestamp",
-)  # fmt: skip
-_STREAM_DEFAULTS: dict[str, Any] = {
-    "batch_size": 100, "batch_window": 0.0, "max_retries": -1, "max_record_age": -1, "bisect_on_error": False,
-    "report_batch_item_failures": False, "parallelization": 1, "filter": None,
-}  # fmt: skip
 
 
 def _split_stream_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """A decorator's keyword arguments split into stream settings and function settings (memory, timeout...)."""
-    stream = {key: value for key, value in options.items() if key in STREAM_OPTIONS}
-    return stream, {key: value for key, value in options.items() if key not in STREAM_OPTIONS}
+    stream = _only_stream(options)
+    return stream, {key: value for key, value in options.items() if key not in StreamSettings.OPTIONS}
 
 
-def _with_defaults(options: Mapping[str, Any], *, positions: bool) -> dict[str, Any]:
-    merged = {**_STREAM_DEFAULTS, **options}
-    if positions:
-        merged.setdefault("starting_position", "TRIM_HORIZON")
-    return merged
+def _only_stream(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in options.items() if key in StreamSettings.OPTIONS}
 
 
-def _fields_of(cls: type, options: Mapping[str, Any]) -> dict[str, Any]:
-    """The checked stream settings a trigger class has (windows, buses and rules belong to broker sources)."""
-    fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
-    return {key: value for key, value in options.items() if key in fields}
+def _stream_settings(options: Mapping[str, Any], bad: Callable[[str], DeclarationError]) -> StreamSettings:
+    """The checked StreamSettings of a decorator's stream keyword arguments; `bad` says where a bad one is."""
+    try:
+        return StreamSettings.checked(options)
+    except ValueError as exc:
+        raise bad(str(exc)) from None
 
 
-def _pg_change_trigger(function: str, source: str, ops: Iterable[str], options: Mapping[str, Any]) -> PgChangeTrigger:
+def _pg_change_trigger(
+    function: str, source: str, ops: Iterable[str], table: object, view: object, options: Mapping[str, Any]
+) -> PgChangeTrigger:
     """A PgChangeTrigger from `@app.on_change("env:VAR", table=...)`'s arguments, each checked."""
     from triggerfish.changes.pg_records import VIEW_TYPES
     from triggerfish.changes.pg_setup import parse_table
@@ -996,13 +983,12 @@ def _pg_change_trigger(function: str, source: str, ops: Iterable[str], options: 
     variable = source[4:]
     if not variable or not variable.replace("_", "a").isalnum() or variable[0].isdigit():
         raise bad(f"env: must name an environment variable (letters, digits, '_'), not {variable!r}")
-    if options["table"] is None:
+    if table is None:
         raise bad('name the table whose changes run the function: table="public.orders"')
     try:
-        table = parse_table(options["table"])
+        parsed = parse_table(table)
     except ValueError as exc:
         raise bad(str(exc)) from None
-    view = options["stream_view_type"]
     if view not in VIEW_TYPES:
         raise bad(f"stream_view_type must be one of {', '.join(VIEW_TYPES)}, not {view!r}")
     if options["starting_position"] != "LATEST":
@@ -1010,52 +996,8 @@ def _pg_change_trigger(function: str, source: str, ops: Iterable[str], options: 
             f"starting_position must be 'LATEST' for PostgreSQL, not {options['starting_position']!r}: a replication"
             " slot starts where it is made, and the server keeps no changes from before it"
         )
-    if options["parallelization"] != 1:
-        raise bad(
-            f"parallelization must be 1 for PostgreSQL, not {options['parallelization']!r}: one replication slot is"
-            " read in commit order, one batch at a time"
-        )
-    # One slot is read in commit order (parallelization is refused above): PgChangeTrigger has no such field.
-    stream = _fields_of(PgChangeTrigger, _stream_options(options, function, bad))
-    return PgChangeTrigger(source, str(table), _choices(ops, CHANGE_OPS, function, "ops"), view, **stream)
-
-
-def _stream_options(
-    options: Mapping[str, Any], function: str, bad: Callable[[str], DeclarationError]
-) -> dict[str, Any]:
-    """Lambda's stream settings, checked against Lambda's ranges (Kinesis and Kafka event source mappings)."""
-
-    def whole(name: str, low: int, high: int, allowed: tuple[int, ...] = ()) -> int:
-        value = options[name]
-        if isinstance(value, bool) or not isinstance(value, int) or not (low <= value <= high or value in allowed):
-            extra = f" (or {allowed[0]})" if allowed else ""
-            raise bad(f"{name} must be a whole number from {low} to {high:,}{extra}, not {value!r}")
-        return value
-
-    age = options["max_record_age"]
-    if isinstance(age, bool) or not isinstance(age, int | float) or not (age == -1 or 60 <= age <= 604_800):
-        raise bad(f"max_record_age must be -1 (no limit) or from 60 to 604,800 seconds, as on Lambda, not {age!r}")
-    for flag in ("bisect_on_error", "report_batch_item_failures"):
-        if not isinstance(options[flag], bool):
-            raise bad(f"{flag} must be True or False, not {options[flag]!r}")
-    patterns = options["filter"]
-    if patterns is None:
-        patterns = []
-    elif isinstance(patterns, Mapping):
-        patterns = [patterns]
-    elif isinstance(patterns, str) or not isinstance(patterns, Sequence) or not 1 <= len(patterns) <= MAX_FILTERS:
-        raise bad(f"filter must be an event pattern or a list of 1 to {MAX_FILTERS} of them, not {patterns!r}")
-    return {
-        "filters": tuple(_pattern(pattern, function, "filter") for pattern in patterns),
-        "batch_size": whole("batch_size", 1, MAX_BATCH_SIZE),
-        "batch_window": _batch_window(options["batch_window"], function),
-        "max_retries": whole("max_retries", 0, 10_000, (-1,)),
-        "max_record_age": float(age),
-        "bisect_on_error": options["bisect_on_error"],
-        "report_batch_item_failures": options["report_batch_item_failures"],
-        "parallelization": whole("parallelization", 1, 10),
-        **stream_extras(options, bad, positions="starting_position" in options),
-    }
+    checked = _stream_settings(options, bad)
+    return PgChangeTrigger(source, str(parsed), _choices(ops, CHANGE_OPS, function, "ops"), str(view), checked)
 
 
 def _choices(values: object, allowed: frozenset[str], function: str, what: str) -> tuple[str, ...]:

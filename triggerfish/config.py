@@ -74,7 +74,7 @@ _TOP_KEYS = frozenset(
     {"name", "app", "network", "boto3", "functions", "stages", "queues", "topics", "buses", "tables"}
     | {"mqtt", "amqp", "nats", "redis"}
 )
-#: `[buckets.NAME]`: buckets that exist at start (docs/objects.md); no keys yet.
+#: `[buckets.NAME]`: buckets that exist at start, and their `notifications` (docs/objects.md).
 _TOP_KEYS = _TOP_KEYS | {"buckets"}
 #: Keys of [mqtt]: the broker's URL (credentials may come from TRIGGERFISH_MQTT_URL instead) and a client-id prefix.
 MQTT_KEYS = frozenset({"url", "client_id"})
@@ -148,7 +148,8 @@ class ProjectConfig:
     redis: dict[str, str] = field(default_factory=dict)
     #: `[tables.NAME]`: the tables that exist at start, with their keys (checked by triggerfish.tables.schema).
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: `[buckets.NAME]` tables: buckets made at start (names checked by S3's rules).
+    #: `[buckets.NAME]` tables: buckets made at start (names checked by S3's rules), with their notification
+    #: configuration when it has `notifications` (a NotificationConfiguration under that key).
     buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def bus_settings(self, stage: str | None = None) -> dict[str, dict[str, Any]]:
@@ -345,9 +346,17 @@ def _buckets(value: object, fail: Any) -> dict[str, dict[str, Any]]:
             check_bucket_name(name)
         except InvalidObjectNameError as exc:
             raise fail(f"buckets.{_quote(name)}", str(exc)) from None
-        if body:
-            raise fail(f"buckets.{_quote(name)}", _unknown("key", next(iter(body)), set()))
+        for key in body:
+            if key != "notifications":
+                raise fail(f"buckets.{_quote(name)}", _unknown("key", key, {"notifications"}))
         buckets[name] = {}
+        if "notifications" in body:
+            from triggerfish.objects.bucket_notifications import configuration_from_settings
+
+            try:
+                buckets[name]["notifications"] = configuration_from_settings(body["notifications"])
+            except ValueError as exc:
+                raise fail(f"buckets.{_quote(name)}", str(exc)) from None
     return buckets
 
 

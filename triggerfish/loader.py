@@ -23,6 +23,8 @@ import os
 import sys
 import traceback
 from collections.abc import Iterable, Mapping
+from dataclasses import fields as dataclass_fields
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
@@ -49,6 +51,7 @@ from triggerfish.model import (
     QueueTrigger,
     RedisStreamTrigger,
     ScheduleTrigger,
+    StreamSettings,
     TopicTrigger,
     Trigger,
     parse_destination,
@@ -244,7 +247,8 @@ def describe_trigger(trigger: Trigger) -> str:
         return f"object {trigger.bucket} {','.join(trigger.events)}{keys}"
     if isinstance(trigger, AmqpTrigger):
         bound = f" bound to {trigger.exchange} by {trigger.routing_key}" if trigger.exchange else ""
-        batch = f" (batch {trigger.batch_size})" if trigger.batch_size > 1 else ""
+        size = trigger.stream_settings.batch_size
+        batch = f" (batch {size})" if size > 1 else ""
         return f"amqp {trigger.queue}{bound}{batch}{_source_extra(trigger)}"
     if isinstance(trigger, NatsTrigger):
         return f"nats {trigger.subject}{_stream_extra(trigger)}"
@@ -254,13 +258,18 @@ def describe_trigger(trigger: Trigger) -> str:
         return f"stream {trigger.stream} by {trigger.partition_key}{_stream_extra(trigger)}"
     if isinstance(trigger, MqttTrigger):
         share = f" shared by {trigger.share}" if trigger.share else ""
-        batch = f", batch {trigger.batch_size}" if trigger.batch_size > 1 else ""
+        size = trigger.stream_settings.batch_size
+        batch = f", batch {size}" if size > 1 else ""
         return f"mqtt {trigger.topic} (qos {trigger.qos}{batch}){share}{_source_extra(trigger)}"
     if isinstance(trigger, PgChangeTrigger):
-        return f"change {trigger.table} in {trigger.source} {','.join(trigger.ops)} ({trigger.stream_view_type})"
+        view = trigger.stream_view_type
+        partitions = trigger.stream_settings.parallelization
+        view += f", {partitions} partitions" if partitions > 1 else ""
+        return f"change {trigger.table} in {trigger.source} {','.join(trigger.ops)} ({view})"
     if isinstance(trigger, ProjectionTrigger):
         return f"projection {trigger.category} (batch {trigger.batch_size})"
-    batch = f" (batch {trigger.batch_size})" if trigger.batch_size > 1 else ""
+    size = trigger.stream_settings.batch_size
+    batch = f" (batch {size})" if size > 1 else ""
     return f"change {trigger.table} {','.join(trigger.ops)}{batch}"
 
 
@@ -313,6 +322,8 @@ def spec_to_dict(spec: FunctionSpec) -> dict[str, Any]:
         settings["secrets"] = list(s.secrets)
     if s.ephemeral_storage != DEFAULT_EPHEMERAL_STORAGE_MB:  # likewise: only when set
         settings["ephemeral_storage"] = s.ephemeral_storage
+    if s.keep_inputs is not None:  # likewise
+        settings["keep_inputs"] = s.keep_inputs
     described: dict[str, Any] = {
         "name": spec.name,
         "ref": spec.ref,
@@ -364,6 +375,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> FunctionSpec:
             env=dict(raw.get("env") or {}),
             secrets=tuple(str(name) for name in raw.get("secrets") or ()),
             ephemeral_storage=int(raw.get("ephemeral_storage", DEFAULT_EPHEMERAL_STORAGE_MB)),
+            keep_inputs=raw.get("keep_inputs") if isinstance(raw.get("keep_inputs"), bool) else None,
         )
         triggers = tuple(_trigger_from(t) for t in data.get("triggers", ()))
         name, ref = str(data["name"]), str(data["ref"])
@@ -419,32 +431,49 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
         | ChangeTrigger
         | PgChangeTrigger,
     ):
+        # Flat, the stream settings beside the source's own fields (as before StreamSettings held them).
+        fields = type(trigger).__dataclass_fields__
+        reading = trigger.stream_settings
         return {
             "kind": trigger.kind,
-            **{name: getattr(trigger, name) for name in type(trigger).__dataclass_fields__ if name != "kind"},
-            "filters": [dict(pattern) for pattern in trigger.filters],
+            **{name: getattr(trigger, name) for name in fields if name not in ("kind", "stream_settings")},
+            **{name: getattr(reading, name) for name in _READING_FIELDS},
+            "filters": [dict(pattern) for pattern in reading.filters],
         }
     if isinstance(trigger, ProjectionTrigger):
         return {"kind": "projection", "category": trigger.category, "batch_size": trigger.batch_size}
     raise ValueError(f"unknown trigger {trigger!r}")  # pragma: no cover
 
 
-_STREAM_KINDS: dict[str, Any] = {"nats": NatsTrigger, "redis": RedisStreamTrigger, "stream": PartitionedStreamTrigger}
+#: StreamSettings' fields: in a trigger's description they stand beside the source's own.
+_READING_FIELDS = tuple(field.name for field in dataclass_fields(StreamSettings))
+#: The triggers that hold StreamSettings, by kind.
+_STREAM_KINDS: dict[str, Any] = {
+    "mqtt": MqttTrigger,
+    "amqp": AmqpTrigger,
+    "nats": NatsTrigger,
+    "redis": RedisStreamTrigger,
+    "stream": PartitionedStreamTrigger,
+    "change": ChangeTrigger,
+    "pgchange": PgChangeTrigger,
+}
 
 
 def _source_extra(trigger: MqttTrigger | AmqpTrigger) -> str:
     """What an MQTT or AMQP trigger adds beyond its defaults: a window, a bus, a rule."""
-    parts = [f"window {trigger.window:g}s"] if trigger.window else []
-    parts += [f"to bus {trigger.to_bus}"] if trigger.to_bus else []
-    parts += ["with an IoT rule"] if trigger.rule else []
+    reading = trigger.stream_settings
+    parts = [f"window {reading.window:g}s"] if reading.window else []
+    parts += [f"to bus {reading.to_bus}"] if reading.to_bus else []
+    parts += ["with an IoT rule"] if reading.rule else []
     return f" [{', '.join(parts)}]" if parts else ""
 
 
 def _stream_extra(trigger: NatsTrigger | RedisStreamTrigger | PartitionedStreamTrigger) -> str:
-    parts = [f"batch {trigger.batch_size}"] if trigger.batch_size > 1 else []
-    parts += [f"window {trigger.window:g}s"] if trigger.window else []
-    parts += [f"to bus {trigger.to_bus}"] if trigger.to_bus else []
-    parts.append(f"from {trigger.starting_position}")
+    reading = trigger.stream_settings
+    parts = [f"batch {reading.batch_size}"] if reading.batch_size > 1 else []
+    parts += [f"window {reading.window:g}s"] if reading.window else []
+    parts += [f"to bus {reading.to_bus}"] if reading.to_bus else []
+    parts.append(f"from {reading.starting_position}")
     return f" ({', '.join(parts)})"
 
 
@@ -463,17 +492,15 @@ def _trigger_from(data: Mapping[str, Any]) -> Trigger:
         return ScheduleTrigger(**fields)
     if kind == "object":
         return ObjectTrigger(**{**fields, "events": tuple(fields["events"])})
-    if kind == "mqtt":
-        return MqttTrigger(**{**fields, "filters": tuple(fields.get("filters", ()))})
-    if kind == "amqp":
-        return AmqpTrigger(**{**fields, "filters": tuple(fields.get("filters", ()))})
     if kind in _STREAM_KINDS:
-        made: Trigger = _STREAM_KINDS[kind](**{**fields, "filters": tuple(fields.get("filters", ()))})
+        own = {key: value for key, value in fields.items() if key not in _READING_FIELDS}
+        if "ops" in own:
+            own["ops"] = tuple(own["ops"])
+        reading = {key: value for key, value in fields.items() if key in _READING_FIELDS}
+        reading["filters"] = tuple(reading.get("filters", ()))
+        defaults = _STREAM_KINDS[kind].__dataclass_fields__["stream_settings"].default
+        made: Trigger = _STREAM_KINDS[kind](**own, stream_settings=replace(defaults, **reading))
         return made
-    if kind == "pgchange":
-        return PgChangeTrigger(**{**fields, "ops": tuple(fields["ops"]), "filters": tuple(fields.get("filters", ()))})
-    if kind == "change":
-        return ChangeTrigger(**{**fields, "ops": tuple(fields["ops"]), "filters": tuple(fields.get("filters", ()))})
     if kind == "projection":
         return ProjectionTrigger(**fields)
     raise ValueError(f"unknown trigger kind {kind!r}")

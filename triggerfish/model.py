@@ -10,10 +10,11 @@ too, so the decorators, triggerfish.toml and command-line overrides agree.
 from __future__ import annotations
 
 import difflib
+import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 # Settings every decorator accepts, with Lambda's defaults where Lambda has one.
 DEFAULT_MEMORY_MB = 128
@@ -61,6 +62,9 @@ class FunctionSettings:
     secrets: tuple[str, ...] = ()
     #: MB of the worker's private /tmp (Lambda's EphemeralStorage): writing past it is ENOSPC.
     ephemeral_storage: int = DEFAULT_EPHEMERAL_STORAGE_MB
+    #: Whether each invocation's input is kept beside its record (for re-runs; docs/dashboard.md). None: the
+    #: platform's default, on under `triggerfish dev` and off under `serve` (inputs may hold personal data).
+    keep_inputs: bool | None = None
 
 
 SETTING_NAMES = frozenset(FunctionSettings.__dataclass_fields__)
@@ -120,23 +124,186 @@ class ObjectTrigger:
     kind: Literal["object"] = "object"
 
 
+#: Lambda's largest stream batch, and its longest batch window.
+MAX_BATCH_SIZE = 10_000
+MAX_BATCH_WINDOW = 300.0
+#: Filter patterns one stream trigger may have (Lambda's quota of filters per event source mapping).
+MAX_FILTERS = 5
+#: Where a new consumer starts reading, as Lambda names it for Kinesis.
+STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+#: Lambda's longest tumbling window.
+MAX_WINDOW = 900.0
+_BUS_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """How a stream trigger reads its records: Lambda's stream settings (Kinesis and Kafka event source mappings)
+    and the platform's own (`window`, `to_bus`, `rule`), the same for every source (docs/streams.md).
+
+    The stream decorators take these as keyword arguments (`filter=` for `filters`); `StreamSettings.checked`
+    turns them into this value, so every trigger checks them alike.
+    """
+
+    #: Records one invocation gets at most (1 to 10,000).
+    batch_size: int = 100
+    #: Seconds to wait for a batch to fill (0 to 300).
+    batch_window: float = 0.0
+    #: Retries of a failing batch; -1 retries until the records expire (Lambda's default).
+    max_retries: int = -1
+    #: Seconds after which a record not yet handled goes to the failure destination; -1: never.
+    max_record_age: float = -1.0
+    bisect_on_error: bool = False
+    report_batch_item_failures: bool = False
+    #: Partitions consumed in parallel (1 to 10); records with one partition key always share one.
+    parallelization: int = 1
+    #: Event patterns a record must match one of to reach the function (Lambda's filter criteria); () for all.
+    filters: tuple[Mapping[str, Any], ...] = ()
+    #: Tumbling window in seconds (0: none): the handler gets each window's records with the state it returned.
+    window: float = 0.0
+    #: The bus records go to as CloudEvents instead of to the function (None: to the function).
+    to_bus: str | None = None
+    #: An IoT rule (`SELECT ... FROM '<topic filter>' WHERE ...`) applied before the function runs (None: none).
+    rule: str | None = None
+    #: Where a new consumer starts, for sources with positions: TRIM_HORIZON (the oldest record kept), LATEST,
+    #: or AT_TIMESTAMP.
+    starting_position: str = "TRIM_HORIZON"
+    #: With AT_TIMESTAMP: seconds since the epoch; the first record stored at or after it is read first.
+    starting_position_timestamp: float | None = None
+
+    #: The decorators' keyword arguments for these settings (`filter` is `filters`).
+    OPTIONS: ClassVar[tuple[str, ...]] = (
+        "batch_size", "batch_window", "max_retries", "max_record_age", "bisect_on_error",
+        "report_batch_item_failures", "parallelization", "filter", "window", "to_bus", "rule", "starting_position",
+        "starting_position_timestamp",
+    )  # fmt: skip
+
+    @classmethod
+    def checked(cls, options: Mapping[str, Any], *, default: StreamSettings | None = None) -> StreamSettings:
+        """The settings from a decorator's keyword arguments (those not given are `default`'s), each checked
+        against Lambda's ranges; ValueError with the reason (the caller adds where it was written)."""
+        base = default or cls()
+        unknown = sorted(set(options) - set(cls.OPTIONS))
+        if unknown:
+            raise ValueError(unknown_name_message("stream setting", unknown[0], cls.OPTIONS))
+
+        def given(name: str, attribute: str | None = None) -> Any:
+            return options[name] if name in options else getattr(base, attribute or name)
+
+        def whole(name: str, low: int, high: int, allowed: tuple[int, ...] = ()) -> int:
+            value = given(name)
+            if isinstance(value, bool) or not isinstance(value, int) or not (low <= value <= high or value in allowed):
+                extra = f" (or {allowed[0]})" if allowed else ""
+                raise ValueError(f"{name} must be a whole number from {low} to {high:,}{extra}, not {value!r}")
+            return value
+
+        window_value = given("batch_window")
+        if isinstance(window_value, bool) or not isinstance(window_value, int | float) or window_value != window_value:
+            window_value = None
+        if window_value is None or not 0 <= window_value <= MAX_BATCH_WINDOW:
+            raise ValueError(
+                f"batch_window must be from 0 to {MAX_BATCH_WINDOW:g} seconds, not {given('batch_window')!r}"
+            )
+        age = given("max_record_age")
+        if isinstance(age, bool) or not isinstance(age, int | float) or not (age == -1 or 60 <= age <= 604_800):
+            raise ValueError(
+                f"max_record_age must be -1 (no limit) or from 60 to 604,800 seconds, as on Lambda, not {age!r}"
+            )
+        for flag in ("bisect_on_error", "report_batch_item_failures"):
+            if not isinstance(given(flag), bool):
+                raise ValueError(f"{flag} must be True or False, not {given(flag)!r}")
+        return cls(
+            batch_size=whole("batch_size", 1, MAX_BATCH_SIZE),
+            batch_window=float(window_value),
+            max_retries=whole("max_retries", 0, 10_000, (-1,)),
+            max_record_age=float(age),
+            bisect_on_error=given("bisect_on_error"),
+            report_batch_item_failures=given("report_batch_item_failures"),
+            parallelization=whole("parallelization", 1, 10),
+            filters=_filters(given("filter", "filters")),
+            **_window_bus_rule(given("window"), given("to_bus"), given("rule")),
+            **_position(given("starting_position"), given("starting_position_timestamp")),
+        )
+
+
+def _filters(patterns: object) -> tuple[Mapping[str, Any], ...]:
+    """Lambda's filter criteria: an event pattern, or a list of 1 to MAX_FILTERS, each compiled once to check it."""
+    if patterns is None:
+        return ()
+    if isinstance(patterns, Mapping):
+        patterns = [patterns]
+    elif isinstance(patterns, tuple) and not patterns:
+        return ()
+    elif isinstance(patterns, str) or not isinstance(patterns, Sequence) or not 1 <= len(patterns) <= MAX_FILTERS:
+        raise ValueError(f"filter must be an event pattern or a list of 1 to {MAX_FILTERS} of them, not {patterns!r}")
+    checked: list[Mapping[str, Any]] = []
+    for pattern in patterns:
+        if not isinstance(pattern, Mapping) or not pattern:
+            raise ValueError(f'the filter must be a non-empty dict such as {{"source": ["shop"]}}, not {pattern!r}')
+        # Imported here: the pattern engine is only needed by apps that declare filters.
+        from triggerfish.errors import InvalidPatternError
+        from triggerfish.events.patterns import compile_pattern
+
+        try:
+            compile_pattern(dict(pattern))
+        except InvalidPatternError as exc:
+            where = f" at {exc.path}" if exc.path else ""
+            raise ValueError(f"invalid event filter{where}: {exc.reason}") from None
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"invalid event filter: {exc}") from None
+        checked.append(dict(pattern))
+    return tuple(checked)
+
+
+def _window_bus_rule(window: object, to_bus: object, rule: object) -> dict[str, Any]:
+    """`window` (1 to 900 s, as on Lambda; 0: none), `to_bus` (True: the default bus), `rule` (compiled to check it)."""
+    if isinstance(window, bool) or not isinstance(window, int | float) or not (0 <= window <= MAX_WINDOW):
+        raise ValueError(f"window must be 0 (none) or a tumbling window of 1 to {MAX_WINDOW:g} seconds, not {window!r}")
+    if 0 < window < 1 or (window and not math.isfinite(window)):
+        raise ValueError(f"window must be at least 1 second, not {window!r}")
+    bus: str | None
+    if to_bus is True:
+        bus = "default"
+    elif to_bus is None or to_bus is False:
+        bus = None
+    elif isinstance(to_bus, str) and _BUS_NAME.match(to_bus):
+        bus = to_bus
+    else:
+        raise ValueError(
+            f"to_bus must be True (the default bus), False, or a bus name such as 'devices', not {to_bus!r}"
+        )
+    if bus and window:
+        raise ValueError("to_bus and window do not go together: records sent to a bus are not windowed")
+    if rule is not None:
+        from triggerfish.streams.iot_rules import compile_rule
+
+        compile_rule(rule)  # a bad rule fails the declaration (ValueError naming what is wrong)
+    return {"window": float(window), "to_bus": bus, "rule": rule}
+
+
+def _position(position: object, stamp: object) -> dict[str, Any]:
+    if position not in STARTING_POSITIONS:
+        raise ValueError(f"starting_position must be one of {', '.join(STARTING_POSITIONS)}, not {position!r}")
+    if position == "AT_TIMESTAMP":
+        if isinstance(stamp, bool) or not isinstance(stamp, int | float) or not math.isfinite(stamp) or stamp < 0:
+            raise ValueError(
+                "starting_position='AT_TIMESTAMP' needs starting_position_timestamp, seconds since the epoch"
+                f" such as 1767225600, not {stamp!r}"
+            )
+        stamp = float(stamp)
+    elif stamp is not None:
+        raise ValueError(f"starting_position_timestamp goes with starting_position='AT_TIMESTAMP', not {position!r}")
+    return {"starting_position": position, "starting_position_timestamp": stamp}
+
+
 @dataclass(frozen=True, slots=True)
 class ChangeTrigger:
     """`@app.on_change`: a table's change stream consumed with Lambda's stream settings (docs/changes.md)."""
 
     table: str
     ops: tuple[str, ...] = ("insert", "modify", "remove")
-    batch_size: int = 100
-    batch_window: float = 0.0
-    #: "LATEST" (changes after the trigger first runs) or "TRIM_HORIZON" (every change the stream still holds).
-    starting_position: str = "LATEST"
-    max_retries: int = -1
-    max_record_age: float = -1.0
-    bisect_on_error: bool = False
-    report_batch_item_failures: bool = False
-    #: Partitions consumed in parallel; changes of one item always share one.
-    parallelization: int = 1
-    filters: tuple[Mapping[str, Any], ...] = ()
+    #: How changes are read ("LATEST" or "TRIM_HORIZON" starting positions; no windows, buses or rules).
+    stream_settings: StreamSettings = StreamSettings(starting_position="LATEST")
     kind: Literal["change"] = "change"
 
 
@@ -158,24 +325,8 @@ class MqttTrigger:
     qos: int = 1
     #: The shared-subscription group nodes split the messages in (`$share/<share>/<topic>`); None: not shared.
     share: str | None = None
-    batch_size: int = 100
-    batch_window: float = 0.0
-    #: Retries of a failing batch; -1 retries until the records expire (Lambda's default).
-    max_retries: int = -1
-    #: Seconds after which a record not yet handled goes to the failure destination; -1: never.
-    max_record_age: float = -1.0
-    bisect_on_error: bool = False
-    report_batch_item_failures: bool = False
-    #: Partitions consumed in parallel; records with one partition key (the topic) always share one.
-    parallelization: int = 1
-    #: Event patterns a record must match one of to reach the function (Lambda's filter criteria); () for all.
-    filters: tuple[Mapping[str, Any], ...] = ()
-    #: Tumbling window in seconds (0: none): the handler gets each window's records with the state it returned.
-    window: float = 0.0
-    #: The bus records go to as CloudEvents instead of to the function (None: to the function).
-    to_bus: str | None = None
-    #: An IoT rule (`SELECT ... FROM '<topic filter>' WHERE ...`) applied before the function runs (None: none).
-    rule: str | None = None
+    #: How records are read: batches, retries, order, windows (shared by every stream trigger).
+    stream_settings: StreamSettings = StreamSettings()
     kind: Literal["mqtt"] = "mqtt"
 
 
@@ -190,20 +341,10 @@ class AmqpTrigger:
     exchange_type: str = "topic"
     #: Unacknowledged messages the broker sends ahead (basic.qos); they are acknowledged once stored.
     prefetch: int = 500
-    batch_size: int = 100
-    batch_window: float = 0.0
-    max_retries: int = -1
-    max_record_age: float = -1.0
-    bisect_on_error: bool = False
-    report_batch_item_failures: bool = False
-    parallelization: int = 1
-    filters: tuple[Mapping[str, Any], ...] = ()
-    #: Tumbling window in seconds (0: none): the handler gets each window's records with the state it returned.
-    window: float = 0.0
-    #: The bus records go to as CloudEvents instead of to the function (None: to the function).
-    to_bus: str | None = None
-    #: An IoT rule (`SELECT ... FROM '<topic filter>' WHERE ...`) applied before the function runs (None: none).
-    rule: str | None = None
+    #: The exchange messages given up on are published to, as RabbitMQ dead-letters them (None: none).
+    dead_letter_exchange: str | None = None
+    #: How records are read: batches, retries, order, windows (shared by every stream trigger).
+    stream_settings: StreamSettings = StreamSettings()
     kind: Literal["amqp"] = "amqp"
 
 
@@ -217,24 +358,8 @@ class NatsTrigger:
     stream: str | None = None
     #: The durable consumer's name (None: one named after the app and function).
     durable: str | None = None
-    batch_size: int = 100
-    batch_window: float = 0.0
-    max_retries: int = -1
-    max_record_age: float = -1.0
-    bisect_on_error: bool = False
-    report_batch_item_failures: bool = False
-    parallelization: int = 1
-    filters: tuple[Mapping[str, Any], ...] = ()
-    #: Tumbling window in seconds (0: none): the handler gets each window's records with the state it returned.
-    window: float = 0.0
-    #: The bus records go to as CloudEvents instead of to the function (None: to the function).
-    to_bus: str | None = None
-    #: An IoT rule (`SELECT ... FROM '<topic filter>' WHERE ...`) applied before the function runs (None: none).
-    rule: str | None = None
-    #: Where a new consumer starts: TRIM_HORIZON (the oldest record kept), LATEST, or AT_TIMESTAMP.
-    starting_position: str = "TRIM_HORIZON"
-    #: With AT_TIMESTAMP: seconds since the epoch; the first record stored at or after it is read first.
-    starting_position_timestamp: float | None = None
+    #: How records are read: batches, retries, order, windows (shared by every stream trigger).
+    stream_settings: StreamSettings = StreamSettings()
     kind: Literal["nats"] = "nats"
 
 
@@ -248,24 +373,8 @@ class RedisStreamTrigger:
     #: The entry field whose value orders it (records with one value in order; partitions run in parallel);
     #: None: the stream key, so the whole stream is one ordered partition.
     partition_key: str | None = None
-    batch_size: int = 100
-    batch_window: float = 0.0
-    max_retries: int = -1
-    max_record_age: float = -1.0
-    bisect_on_error: bool = False
-    report_batch_item_failures: bool = False
-    parallelization: int = 1
-    filters: tuple[Mapping[str, Any], ...] = ()
-    #: Tumbling window in seconds (0: none): the handler gets each window's records with the state it returned.
-    window: float = 0.0
-    #: The bus records go to as CloudEvents instead of to the function (None: to the function).
-    to_bus: str | None = None
-    #: An IoT rule (`SELECT ... FROM '<topic filter>' WHERE ...`) applied before the function runs (None: none).
-    rule: str | None = None
-    #: Where a new consumer starts: TRIM_HORIZON (the oldest record kept), LATEST, or AT_TIMESTAMP.
-    starting_position: str = "TRIM_HORIZON"
-    #: With AT_TIMESTAMP: seconds since the epoch; the first record stored at or after it is read first.
-    starting_position_timestamp: float | None = None
+    #: How records are read: batches, retries, order, windows (shared by every stream trigger).
+    stream_settings: StreamSettings = StreamSettings()
     kind: Literal["redis"] = "redis"
 
 
@@ -276,24 +385,8 @@ class PartitionedStreamTrigger:
     stream: str
     #: The field of each record whose value orders it (records with one value are read in order).
     partition_key: str
-    batch_size: int = 100
-    batch_window: float = 0.0
-    max_retries: int = -1
-    max_record_age: float = -1.0
-    bisect_on_error: bool = False
-    report_batch_item_failures: bool = False
-    parallelization: int = 1
-    filters: tuple[Mapping[str, Any], ...] = ()
-    #: Tumbling window in seconds (0: none): the handler gets each window's records with the state it returned.
-    window: float = 0.0
-    #: The bus records go to as CloudEvents instead of to the function (None: to the function).
-    to_bus: str | None = None
-    #: An IoT rule (`SELECT ... FROM '<topic filter>' WHERE ...`) applied before the function runs (None: none).
-    rule: str | None = None
-    #: Where a new consumer starts: TRIM_HORIZON (the oldest record kept), LATEST, or AT_TIMESTAMP.
-    starting_position: str = "TRIM_HORIZON"
-    #: With AT_TIMESTAMP: seconds since the epoch; the first record stored at or after it is read first.
-    starting_position_timestamp: float | None = None
+    #: How records are read: batches, retries, order, windows (shared by every stream trigger).
+    stream_settings: StreamSettings = StreamSettings()
     kind: Literal["stream"] = "stream"
 
 
@@ -307,13 +400,8 @@ class PgChangeTrigger:
     table: str
     ops: tuple[str, ...] = ("insert", "modify", "remove")
     stream_view_type: str = "NEW_IMAGE"
-    batch_size: int = 100
-    batch_window: float = 0.0
-    max_retries: int = -1
-    max_record_age: float = -1.0
-    bisect_on_error: bool = False
-    report_batch_item_failures: bool = False
-    filters: tuple[Mapping[str, Any], ...] = ()
+    #: How changes are read (from LATEST; `parallelization` partitions by primary key, one row's changes in order).
+    stream_settings: StreamSettings = StreamSettings(starting_position="LATEST")
     kind: Literal["pgchange"] = "pgchange"
 
 
@@ -501,6 +589,10 @@ def check_setting(name: str, value: object) -> Any:
         low, high = EPHEMERAL_STORAGE_RANGE
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"ephemeral_storage is the MB of /tmp, a whole number from {low} to {high}, not {value!r}")
+        return value
+    if name == "keep_inputs":
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"keep_inputs is true or false (whether invocations' inputs are kept), not {value!r}")
         return value
     raise ValueError(unknown_name_message("setting", name, SETTING_NAMES))
 

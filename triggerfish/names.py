@@ -80,6 +80,12 @@ def table_items_namespace(table: str) -> str:
     return f"platform.table.{table}"
 
 
+def pg_capture_checkpoint(slot: str) -> str:
+    """The key of the position up to which a PostgreSQL capture with `parallelization` > 1 moved its slot's
+    records into the function's partitions (in `CHANGE_CHECKPOINTS_NAMESPACE`)."""
+    return f"pg-capture.{slot}"
+
+
 def change_group(function: str) -> str:
     """The key of the checkpoint up to which a table's changes were moved into an `@app.on_change` function's
     partitions (in `CHANGE_CHECKPOINTS_NAMESPACE`)."""
@@ -196,6 +202,8 @@ BUNDLES_NAMESPACE = "triggerfish.bundles"
 CLUSTER_NAMESPACE = "triggerfish.cluster"
 #: Which node consumes each source partition now: a leased record per partition stream.
 STREAMS_NAMESPACE = "triggerfish.streams"
+#: What a NATS or Redis source stored, by broker position, and which node reads its broker consumer now.
+SOURCES_NAMESPACE = "triggerfish.sources"
 #: Every app's secrets, sealed (`secret/<app>/<name>`), and the record naming the key they are sealed with.
 SECRETS_NAMESPACE = "triggerfish.secrets"
 #: Usage rolled up from the invocation records: one record per function and hour (triggerfish.observe.usage).

@@ -31,6 +31,7 @@ is left to do. `SyncTestPlatform` offers the same for tests that are not async.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime
 import logging
@@ -392,6 +393,12 @@ class TestPlatform:
         data = body.encode() if isinstance(body, str) else body
         return await self.platform.sources.inject_amqp(queue, data, arrived=self._clock(), routing_key=routing_key)
 
+    def amqp_dead_lettered(self, exchange: str) -> list[bytes]:
+        """The bodies of AMQP messages given up on and dead-lettered to `exchange`
+        (`@app.on_amqp(dead_letter_exchange=)`), in order."""
+        lettered = self.platform.sources.amqp_dead_lettered
+        return [base64.b64decode(record["amqp"]["data"]) for name, record, _ in lettered if name == exchange]
+
     async def nats_publish(self, subject: str, data: str | bytes) -> int:
         """Deliver a JetStream message on `subject` as the server would: matching `on_nats` functions get it on
         `drain()`, in order per subject. Returns how many subscriptions matched."""
@@ -595,6 +602,9 @@ class SyncTestPlatform:
 
     def invoke(self, function: str, event: Any = None, *, wait: float = 1.0) -> Any:
         return self._call(self.platform.invoke(function, event, wait=wait))
+
+    def create_table(self, name: str, partition_key: str, sort_key: str | None = None, **options: Any) -> None:
+        self._call(self.platform.create_table(name, partition_key, sort_key, **options))
 
     def invoke_async(self, function: str, event: Any = None) -> str:
         return self._call(self.platform.invoke_async(function, event))

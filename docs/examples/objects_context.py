@@ -31,7 +31,7 @@ async def main() -> None:
         assert answer.status_code == 200
         await platform.drain()  # the put's notification runs `summarize`
         _, summary = await platform.platform.objects.open("reports", "summaries/monday.csv")
-        assert summary.read() == b"3 rows"
+        assert await summary.read_all() == b"3 rows"
 
 
 asyncio.run(main())

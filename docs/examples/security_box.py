@@ -1,4 +1,4 @@
-"""An app in a box: its own uid (as root), its own pids, only its code and /tmp, none of the server's secrets."""
+"""An app in a box: its own uid (as root), its own pids, only its code and its tmpfs, none of the server's secrets."""
 
 import asyncio
 import os
@@ -59,7 +59,7 @@ async def main() -> None:
     seen = outcome.result
     assert seen["secret"] == "FileNotFoundError"  # the server's files are not in the box
     assert seen["password"] is None  # nor its environment
-    assert seen["cwd"] == "/tmp/functions/probe"  # the working directory is in the box's size-limited /tmp
+    assert seen["cwd"] == "/home/app/functions/probe"  # the working directory is in the box's size-limited home
     assert seen["uid"] == (uid if uid is not None else os.getuid())
     # Its own pid namespace: /proc shows its zygotes and itself; the parent knows it by another number.
     assert len(seen["pids"]) <= 3

@@ -106,7 +106,7 @@ async def test_message_structure_json_takes_the_default(shop: Served) -> None:
         (lambda s: s.subscribe(TopicArn="arn:aws:sns:local:000000000000:shipments", Protocol="lambda",
                                Endpoint="arn:aws:lambda:local:000000000000:function:shop-nothing"),
          "InvalidParameter", 400),
-        (lambda s: s.get_topic_attributes(TopicArn="arn:aws:sns:local:000000000000:shipments"), "InvalidAction", 400),
+        (lambda s: s.list_phone_numbers_opted_out(), "InvalidAction", 400),
     ],
 )  # fmt: skip
 async def test_bad_input_gets_sns_error_codes(shop: Served, call: Any, code: str, status: int) -> None:

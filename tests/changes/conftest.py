@@ -37,6 +37,18 @@ class PgPlace:
         )
         return dict(rows)
 
+    async def ready(self, slot: str) -> bool:
+        """Whether `slot` exists and decodes every change committed from now on.
+
+        A slot is listed from the moment its making begins, but only once it reached a consistent point (after
+        every transaction running then ended) does it have a confirmed position: a change committed before
+        that is not in it. On a shared, busy server that wait is long enough for a test to write into it.
+        """
+        rows = await self.sql(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s AND confirmed_flush_lsn IS NOT NULL", (slot,)
+        )
+        return bool(rows)
+
 
 async def require_logical(conn: Any) -> None:
     level = (await (await conn.execute("SHOW wal_level")).fetchone())[0]

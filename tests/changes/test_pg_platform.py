@@ -140,6 +140,12 @@ def test_the_decorator_takes_an_env_reference_and_refuses_a_url_in_code() -> Non
         "env:ORDERS_DB", "public.orders", ("insert",), "KEYS_ONLY",
     )  # fmt: skip
     assert describe_trigger(trigger) == "change public.orders in env:ORDERS_DB insert (KEYS_ONLY)"
+    parallel = App("shop")
+    parallel.on_change("env:ORDERS_DB", table="public.orders", parallelization=4)(ship)
+    (spread,) = parallel.functions["ship"].triggers
+    assert isinstance(spread, PgChangeTrigger)
+    assert spread.stream_settings.parallelization == 4
+    assert describe_trigger(spread).endswith("(NEW_IMAGE, 4 partitions)")
 
     def declare(source: str, **options: Any) -> str:
         with pytest.raises(DeclarationError) as caught:
@@ -151,7 +157,9 @@ def test_the_decorator_takes_an_env_reference_and_refuses_a_url_in_code() -> Non
     assert "stream_view_type must be one of" in declare("env:ORDERS_DB", table="orders", stream_view_type="NEW")
     assert "table must be 'schema.table'" in declare("env:ORDERS_DB", table="a.b.c")
     assert "batch_size must be" in declare("env:ORDERS_DB", table="orders", batch_size=0)
-    assert "read in commit order" in declare("env:ORDERS_DB", table="orders", parallelization=2)
+    assert "parallelization must be a whole number from 1 to 10" in declare(
+        "env:ORDERS_DB", table="orders", parallelization=11
+    )
     assert "keeps no changes from before it" in declare("env:ORDERS_DB", table="orders", starting_position="X")
     assert "table= names a PostgreSQL table" in declare("orders", table="public.orders")
 
@@ -175,6 +183,9 @@ def test_status_shows_each_capture_with_its_slot_and_lag() -> None:
     line = next(line for line in text.getvalue().splitlines() if "ship" in line)
     for part in ("public.orders (env:ORDERS_DB)", "tf_shop_ship_2397d38f", "yes", "123,456 B", "42"):
         assert part in line
+    text = io.StringIO()
+    _show_changes(Output(console=Console(file=text, width=200)), {"ship": {**shown["ship"], "partitions": 4}})
+    assert "42 into 4 partitions" in text.getvalue()
 
 
 async def test_a_restart_without_the_capture_drops_its_slot_and_stopping_keeps_it(

@@ -108,15 +108,27 @@ def test_list_with_json_is_the_servers_document(fake: FakeServer) -> None:
     assert [a["name"] for a in apps] == ["blog", "shop"]
 
 
-def test_long_operations_show_a_spinner_on_a_terminal_only() -> None:
+def test_a_progress_bar_on_a_terminal_plain_lines_in_a_pipe_nothing_with_json() -> None:
+    from triggerfish.cli.progress import Bar
+
     screen = io.StringIO()
-    with Output(console=Console(force_terminal=True, file=screen, width=80)).working("replaying bus default"):
-        pass
-    assert "replaying bus default..." in screen.getvalue()
-    pipe = io.StringIO()
-    with Output(console=Console(file=pipe)).working("replaying bus default"):
-        pass
-    as_json = io.StringIO()
-    with Output(True, console=Console(force_terminal=True, file=as_json)).working("replaying bus default"):
-        pass
-    assert pipe.getvalue() == as_json.getvalue() == ""
+    with Bar(Output(console=Console(force_terminal=True, file=screen, width=100)), "replaying bus default") as bar:
+        bar.update(0, 40, "replay", "events")
+        bar.update(40, 40, "replay", "events", last=True)
+    assert "replaying bus default: replay" in screen.getvalue()
+    assert "40/40" in screen.getvalue()
+    assert "100%" in screen.getvalue()
+    pipe, err = io.StringIO(), io.StringIO()
+    with Bar(Output(console=Console(file=pipe)), "replaying bus default", err=err) as bar:
+        bar.update(0, 40, "replay", "events")
+        bar.update(10, 40, "replay", "events")  # within a second of the first line: not printed
+        bar.update(40, 40, "replay", "events", last=True)
+    assert pipe.getvalue() == ""  # standard output is the verb's result alone
+    assert err.getvalue().splitlines() == [
+        "replaying bus default: 0/40 events (0%) [replay]",
+        "replaying bus default: 40/40 events (100%) [replay]",
+    ]
+    as_json, err = io.StringIO(), io.StringIO()
+    with Bar(Output(True, console=Console(force_terminal=True, file=as_json)), "replaying bus default", err=err) as bar:
+        bar.update(40, 40, "replay", "events", last=True)
+    assert as_json.getvalue() == err.getvalue() == ""

@@ -113,7 +113,7 @@ def test_dev_isolate_runs_the_app_as_a_server_would(tmp_path: Path) -> None:
     assert (project / ".triggerfish" / "isolated" / "store.db").exists()
     assert seen["sees_app"] is True
     assert seen["sees_store"] is False  # the data directory inside the project is hidden
-    assert seen["cwd"] == "/tmp/functions/look"
+    assert seen["cwd"] == "/home/app/functions/look"
     if os.geteuid() == 0:
         assert seen["uid"] >= 1_900_000_000
     else:

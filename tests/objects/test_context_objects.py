@@ -61,3 +61,31 @@ async def test_a_missing_bucket_fails_the_call_naming_it() -> None:
     async with TestPlatform(app) as platform:
         with pytest.raises(HandlerError, match="NoSuchBucket"):
             await platform.invoke("stray", {})
+
+
+traced = App("traced-objects")
+
+
+@traced.function()
+def upload(event: dict[str, Any], context: Any) -> str:
+    context.objects.put("photos", "cat.jpg", b"meow")
+    return str(context.traceparent)
+
+
+@traced.on_object("photos", events=["created"])
+def thumbnail(event: dict[str, Any], context: Any) -> None:
+    context.send("thumbnailed", str(context.traceparent))
+
+
+async def test_the_function_an_upload_fires_continues_the_uploaders_trace() -> None:
+    async with TestPlatform(traced) as platform:
+        uploader = await platform.invoke("upload", {})
+        await platform.drain()
+        (fired,) = await platform.store.queues.receive("thumbnailed", wait=5)
+        trace = uploader.split("-")[1]
+        # The same trace, a span of its own whose parent is the uploader's.
+        assert fired.body.decode().split("-")[1] == trace
+        assert fired.body.decode() != uploader
+        (record,) = await platform.platform.current.invoker.records.query("thumbnail")
+        assert record.trace_id == trace
+        assert record.parent_span_id == uploader.split("-")[2]

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,8 @@ from tests.aws.conftest import blocking
 from tests.aws.conftest import client as aws_client
 from tests.objects.conftest import OBJECT_APP, eventually, received, s3
 from tests.server.conftest import serve_app
+from tests.services import POSTGRES_URL, drop_schema, require_postgres
+from triggerfish.objects.blobs import Blobs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,22 +36,23 @@ from triggerfish.gateway import GatewayServer
 from triggerfish.server.http import platform_asgi
 from triggerfish.server.platform import Platform
 
-async def main(app, data):
-    platform = Platform(app, data_dir=Path(data), run_async=False)
+async def main(app, data, store_url=None):
+    platform = Platform(app, data_dir=Path(data), store_url=store_url, run_async=False)
     await platform.start()
     async with GatewayServer(platform_asgi(platform), port=0) as server:
         print(server.url, flush=True)
         await asyncio.Event().wait()
 
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+asyncio.run(main(*sys.argv[1:]))
 """
 
 
 @contextmanager
-def child_platform(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def child_platform(tmp_path: Path, store_url: str | None = None) -> Iterator[tuple[subprocess.Popen[str], str]]:
     (tmp_path / "app.py").write_text(textwrap.dedent(OBJECT_APP))
+    store = [store_url] if store_url is not None else []
     process = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path / "app.py"), str(tmp_path / "data")],
+        [sys.executable, "-c", CHILD, str(tmp_path / "app.py"), str(tmp_path / "data"), *store],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -151,6 +155,7 @@ async def test_an_upload_cut_off_mid_body_leaves_nothing(tmp_path: Path) -> None
 
         await asyncio.to_thread(send_half, host, int(port), address, path)
         blobs = served.platform.objects.blobs
+        assert isinstance(blobs, Blobs)  # a store on SQLite: its blobs are files
 
         async def dropped(tmp: Path = blobs.root / "tmp") -> bool:
             # the server saw the disconnect and dropped the write in progress
@@ -161,6 +166,46 @@ async def test_an_upload_cut_off_mid_body_leaves_nothing(tmp_path: Path) -> None
         assert listing["KeyCount"] == 0
         assert not any(p.is_file() for p in blobs.root.joinpath("blobs").rglob("*"))
         assert (await served.platform.store.queues.stats("fn.on_image")).depth == 0
+
+
+async def test_an_upload_cut_off_mid_body_leaves_no_chunk_rows_on_postgresql(tmp_path: Path) -> None:
+    require_postgres()
+    import psycopg
+
+    schema = f"t_blobs11_{uuid.uuid4().hex[:12]}"
+    try:
+        async for served in serve_app(tmp_path, OBJECT_APP, store_url=f"{POSTGRES_URL}?schema={schema}&pool_size=4"):
+            url = s3(served.url).generate_presigned_url(
+                "put_object", Params={"Bucket": "uploads", "Key": "images/cut.jpg"}, ExpiresIn=300
+            )
+            address, _, path = url.split("//", 1)[1].partition("/")
+            host, _, port = address.partition(":")
+
+            def send_most(host: str, port: int, address: str, path: str) -> None:
+                with socket.create_connection((host, port)) as connection:
+                    head = f"PUT /{path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 4000000\r\n\r\n"
+                    connection.sendall(head.encode() + b"x" * 3_000_000)  # two chunks' worth stored by now
+                # closed with a quarter of the body unsent
+
+            await asyncio.to_thread(send_most, host, int(port), address, path)
+
+            async def rows() -> int:
+                async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as conn:
+                    cursor = await conn.execute(
+                        f"SELECT (SELECT count(*) FROM {schema}.blobs) + (SELECT count(*) FROM {schema}.blob_chunks)"
+                    )
+                    row = await cursor.fetchone()
+                    return int(row[0]) if row else -1
+
+            async def dropped() -> bool:
+                return await rows() == 0  # the server saw the disconnect and dropped the rows written so far
+
+            assert await eventually(dropped)
+            listing = await blocking(s3(served.url).list_objects_v2, Bucket="uploads")
+            assert listing["KeyCount"] == 0
+            assert (await served.platform.store.queues.stats("fn.on_image")).depth == 0
+    finally:
+        await drop_schema(schema)
 
 
 def read_all(client: Any, bucket: str, key: str) -> bytes:

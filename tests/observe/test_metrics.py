@@ -200,6 +200,28 @@ async def test_schedule_fires_and_misses_are_counted() -> None:
     assert [(s.labels, s.value) for s in misses] == [({"app": "ticking", "schedule": "tick"}, 1)]
 
 
+async def test_topic_publishes_and_consumer_lag_are_read_from_the_store() -> None:
+    app = App("paging")
+
+    @app.on_topic("alerts")
+    def paged(event: object, context: object) -> None:
+        return None
+
+    async with TestPlatform(app) as platform:
+        for n in range(3):
+            await platform.publish_topic("alerts", f"alert {n}")
+        families = {family.name: family for family in await platform_state(platform.platform)}
+        published = families["triggerfish_topic_messages_published"].samples
+        assert [(s.labels, s.value) for s in published] == [({"app": "paging", "topic": "alerts"}, 3)]
+        # Nothing consumed yet: three messages behind.
+        lag = families["triggerfish_topic_consumer_lag_messages"].samples
+        assert [(s.labels, s.value) for s in lag] == [({"app": "paging", "topic": "alerts"}, 3)]
+        await platform.drain()
+        families = {family.name: family for family in await platform_state(platform.platform)}
+    lag = families["triggerfish_topic_consumer_lag_messages"].samples
+    assert [(s.labels, s.value) for s in lag] == [({"app": "paging", "topic": "alerts"}, 0)]
+
+
 def _record(status: str, error_type: str | None = None) -> InvocationRecord:
     return InvocationRecord(
         request_id="r",

@@ -92,6 +92,10 @@ async def test_http_publish_rule_function_send_queue_function_is_one_trace(chain
     assert place["attributes"]["faas.invocation_id"] == place["request_id"]
     assert place["attributes"]["faas.coldstart"] is True
     assert place["attributes"]["faas.version"] == "1"
+    assert place["attributes"]["http.request.method"] == "POST"
+    assert place["attributes"]["http.route"] == "/orders"
+    assert place["attributes"]["http.response.status_code"] == 200
+    assert "http.route" not in ship["attributes"]
     assert publish["attributes"]["messaging.destination.name"] == "default"
     assert publish["attributes"]["cloudevents.event_type"] == "order.placed"
     assert publish["attributes"]["cloudevents.event_source"] == "/shop"

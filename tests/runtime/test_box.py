@@ -61,7 +61,7 @@ async def test_a_boxed_worker_runs_as_the_app_s_uid_in_its_own_pid_namespace(run
     assert outcome.worker_pid != seen["pid"]
     assert namespace_pid(outcome.worker_pid) == seen["pid"]
     assert max(seen["proc"]) < 100  # nothing but its own box in /proc
-    assert seen["cwd"] == "/tmp/functions/look"
+    assert seen["cwd"] == "/home/app/functions/look"
 
 
 async def test_the_server_s_environment_reaches_neither_the_import_nor_the_handler(runner: ProcessRunner) -> None:
@@ -70,7 +70,7 @@ async def test_the_server_s_environment_reaches_neither_the_import_nor_the_handl
         assert "TRIGGERFISH_TEST_SECRET" not in env
         assert SECRET not in repr(env)
     assert seen["env"]["GREETING"] == "hello"
-    assert seen["env"]["HOME"] == "/tmp/functions/look"
+    assert seen["env"]["HOME"] == "/home/app/functions/look"
     assert seen["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "boxed-look"
     assert set(seen["import_env"]) <= {
         "PATH",
@@ -131,9 +131,13 @@ async def test_memory_processes_and_disk_are_bounded_in_the_box(runner: ProcessR
     forked = (await runner.run(request("forks"))).result
     assert forked["error"] == "BlockingIOError"
     assert 0 < forked["forked"] < 200
-    filled = (await runner.run(request("fills", "/tmp/big"))).result
+    filled = (await runner.run(request("fills", "big"))).result  # the working directory, in the box's home
     assert filled["error"] == "No space left on device"
     assert filled["written"] <= TMP_MB * 1024 * 1024
+    # The worker's own /tmp is memory, counted toward its memory_mb (128): that limit ends it first.
+    in_tmp = await runner.run(request("fills", "/tmp/big"))
+    assert in_tmp.error is not None
+    assert in_tmp.error["errorType"] == "Runtime.OutOfMemory"
     assert runner.stats("forks")["limits"]["unenforced"] == []
 
 

@@ -3,6 +3,7 @@
     async with TcpProxy("127.0.0.1", 4222) as proxy:   # listens on proxy.port
         await proxy.disconnect()                       # a network blip: every proxied connection closed
         await proxy.restart(2.0)                       # a broker restart: closed, refused for 2 s, then accepted
+        proxy.blackhole()                              # the broker's replies lost until the next disconnect()
 
 The broker itself is shared with other tests and never restarted.
 """
@@ -22,6 +23,8 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: While set, what the broker sends is dropped (what the client sends still reaches it).
+        self._blackhole = False
 
     async def __aenter__(self) -> TcpProxy:
         await self._listen()
@@ -40,8 +43,13 @@ class TcpProxy:
             self._server.close()
             self._server = None
 
+    def blackhole(self) -> None:
+        """Drop everything the broker sends until `disconnect`: it delivers into a connection gone silent."""
+        self._blackhole = True
+
     async def disconnect(self) -> None:
-        """Close every proxied connection, both sides."""
+        """Close every proxied connection, both sides (and end a blackhole)."""
+        self._blackhole = False
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
@@ -68,7 +76,7 @@ class TcpProxy:
         self._writers.add(up_writer)
         pipes = [
             asyncio.ensure_future(self._pipe(reader, up_writer)),
-            asyncio.ensure_future(self._pipe(up_reader, writer)),
+            asyncio.ensure_future(self._pipe(up_reader, writer, from_broker=True)),
         ]
         for pipe in pipes:
             self._tasks.add(pipe)
@@ -80,9 +88,12 @@ class TcpProxy:
             side.transport.abort()
             self._writers.discard(side)
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, from_broker: bool = False
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
+                if from_broker and self._blackhole:
+                    continue
                 writer.write(data)
                 await writer.drain()

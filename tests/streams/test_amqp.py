@@ -18,7 +18,7 @@ from triggerfish.app import App
 from triggerfish.config import load_config
 from triggerfish.errors import DeclarationError
 from triggerfish.loader import describe_trigger, spec_from_dict, spec_to_dict
-from triggerfish.model import AmqpTrigger
+from triggerfish.model import AmqpTrigger, StreamSettings
 from triggerfish.server.platform import Platform
 from triggerfish.sources.amqp_config import AmqpURL, check_routing_key, parse_amqp_url
 
@@ -72,7 +72,9 @@ def test_on_amqp_declares_a_trigger() -> None:
     app = App("home")
     app.on_amqp("readings", exchange="sensors", routing_key="home.#", batch_size=10)(handler)
     trigger = app.functions["handler"].triggers[0]
-    assert trigger == AmqpTrigger("readings", "sensors", "home.#", "topic", 500, 10)
+    assert trigger == AmqpTrigger(
+        "readings", "sensors", "home.#", "topic", 500, stream_settings=StreamSettings(batch_size=10)
+    )
     assert describe_trigger(trigger) == "amqp readings bound to sensors by home.# (batch 10)"
     spec = app.functions["handler"]
     assert spec_from_dict(spec_to_dict(spec)).triggers == spec.triggers
@@ -228,3 +230,38 @@ async def test_a_poison_message_goes_to_the_failure_queue_and_unacknowledged_mes
     await publish(connection, f"{queue}-x", [("o", "while-down")])
     async with platform(tmp_path, app):
         await wait_for(lambda: "while-down" in [row[1] for row in handled(tmp_path)])
+
+
+async def test_messages_given_up_on_are_dead_lettered_to_an_exchange_as_rabbitmq_does(
+    tmp_path: Path, rabbit: Any
+) -> None:
+    import aio_pika
+
+    connection, names = rabbit
+    queue = f"tf-{uuid.uuid4().hex[:8]}"
+    names.extend([queue, f"{queue}-dead"])
+    channel = await connection.channel()
+    # What an operator sets up to read dead letters: a queue bound to the dead-letter exchange.
+    dead_exchange = await channel.declare_exchange(f"{queue}-dead-x", aio_pika.ExchangeType.FANOUT, durable=True)
+    dead_queue = await channel.declare_queue(f"{queue}-dead", durable=True)
+    await dead_queue.bind(dead_exchange)
+    options = f'exchange="{queue}-x", bisect_on_error=True, max_retries=1, dead_letter_exchange="{queue}-dead-x"'
+    app = write_app(tmp_path, queue, options)
+    async with platform(tmp_path, app):
+        await publish(connection, f"{queue}-x", [("o.1", "1"), ("o.1", "poison"), ("o.1", "3")])
+        await wait_for(lambda: [row[1] for row in handled(tmp_path)] == ["1", "3"], seconds=30)
+        deadline = time.monotonic() + 20
+        while (dead := await dead_queue.get(fail=False)) is None:
+            assert time.monotonic() < deadline, "nothing was dead-lettered"
+            await asyncio.sleep(0.05)
+    await dead.ack()
+    assert dead.body == b"poison"
+    assert dead.routing_key == "o.1", "dead-lettered with the routing key it came with"
+    assert dead.content_type == "text/plain"
+    headers = dict(dead.headers)
+    assert headers["x-first-death-reason"] == "rejected"
+    assert headers["x-first-death-queue"] == queue
+    assert headers["x-first-death-exchange"] == f"{queue}-x"
+    assert "RetryAttemptsExhausted" in str(headers["x-triggerfish-reason"])
+    assert "a poison order" in str(headers["x-triggerfish-reason"])
+    await channel.exchange_delete(f"{queue}-dead-x")

@@ -60,3 +60,32 @@ async def test_an_amqp_source_survives_a_dropped_connection_and_a_broker_outage(
         if int(text) not in seen:
             seen.append(int(text))
     assert first_seen == {keys[0]: list(range(0, 40, 2)), keys[1]: list(range(1, 40, 2))}
+
+
+async def test_deliveries_sent_into_a_dropped_connection_come_again_first_in_order(tmp_path: Path, rabbit: Any) -> None:
+    """Unacknowledged deliveries go back to their place in the queue when the connection drops: first, in order."""
+    connection, names = rabbit
+    queue = f"tf-{uuid.uuid4().hex[:8]}"
+    names.append(queue)
+    keys = ["orders.a", "orders.b"]
+
+    async def send(numbers: range) -> None:
+        await publish(connection, f"{queue}-x", [(keys[n % 2], str(n)) for n in numbers])
+
+    async with TcpProxy(HOST, PORT) as proxy:
+        options = f'exchange="{queue}-x", routing_key="orders.#", batch_size=10, batch_window=0.1'
+        app = write_app(tmp_path, queue, options)
+        toml = app.parent / "triggerfish.toml"
+        toml.write_text(f'[amqp]\nurl = "{URL.replace(f":{PORT}/", f":{proxy.port}/")}"\n')
+        async with platform(tmp_path, app):
+            await send(range(10))
+            await wait_for(lambda: len(handled(tmp_path)) == 10)
+            proxy.blackhole()  # the broker delivers 10..19 into a connection that no longer answers
+            await send(range(10, 20))
+            await proxy.disconnect()
+            await send(range(20, 30))
+            await wait_for(lambda: len({row[1] for row in handled(tmp_path)}) == 30, seconds=40)
+    seen: dict[str, list[int]] = {}
+    for key, text, *_ in handled(tmp_path):
+        seen.setdefault(key, []).append(int(text))
+    assert seen == {keys[0]: list(range(0, 30, 2)), keys[1]: list(range(1, 30, 2))}, "in order, each once"

@@ -29,6 +29,9 @@ class Functions:
         self.batches: list[tuple[str, list[str]]] = []
         self.fail: Callable[[list[str]], bool] = lambda payloads: False
         self.queued: list[tuple[str, Any]] = []
+        #: A batch holding one of these payloads waits for its event before it returns (a slow handler).
+        self.hold: dict[str, asyncio.Event] = {}
+        self.done: list[str] = []
 
     def node(self, name: str) -> Any:
         functions = self
@@ -37,8 +40,12 @@ class Functions:
             async def invoke(self, function: str, event: Any = None, **options: Any) -> Any:
                 payloads = [base64.b64decode(r["mqtt"]["data"]).decode() for r in event["Records"]]
                 functions.batches.append((name, payloads))
+                for payload in payloads:
+                    if payload in functions.hold:
+                        await functions.hold[payload].wait()
                 if functions.fail(payloads):
                     raise HandlerError({"errorType": "ValueError", "errorMessage": "failed on purpose"})
+                functions.done.extend(payloads)
                 return None
 
             async def invoke_async(self, function: str, event: Any = None, **options: Any) -> str:
@@ -131,6 +138,26 @@ async def test_a_failing_partition_holds_up_only_itself(tmp_path: Path) -> None:
         await consumers.stop()
     behind = [batch for _, batch in functions.batches if "after-bad" in batch]
     assert all(batch[0] == "bad" for batch in behind), "a record behind a failing one ran without it"
+
+
+async def test_a_slow_key_does_not_stall_the_others(tmp_path: Path) -> None:
+    functions = Functions()
+    released = asyncio.Event()
+    functions.hold = {"slow": released}
+    slow_topic = "dev0"
+    other = next(f"dev{n}" for n in range(1, 20) if partition_of(f"dev{n}", 2) != partition_of(slow_topic, 2))
+    async with sqlite(tmp_path) as store:
+        consumers = node(store, functions, "a")
+        await consumers.update([SUB])
+        await append(store, SUB, [(slow_topic, "slow"), (slow_topic, "after-slow")])
+        await append(store, SUB, [(other, f"other-{n}") for n in range(20)])
+        await until(lambda: "other-19" in functions.done)
+        stalled = "slow" not in functions.done and "after-slow" not in functions.done
+        released.set()
+        await until(lambda: "after-slow" in functions.done)
+        await consumers.stop()
+    assert stalled, "while its handler ran, the slow key waited (in order) and the other partition went on"
+    assert functions.done.index("slow") < functions.done.index("after-slow")
 
 
 async def test_records_given_up_on_go_to_a_function_destination(tmp_path: Path) -> None:

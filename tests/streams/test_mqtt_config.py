@@ -11,7 +11,7 @@ from triggerfish.app import App
 from triggerfish.config import load_config
 from triggerfish.errors import DeclarationError
 from triggerfish.loader import describe_trigger, spec_from_dict, spec_to_dict
-from triggerfish.model import MqttTrigger
+from triggerfish.model import MqttTrigger, StreamSettings
 from triggerfish.sources.mqtt_config import (
     BrokerURL,
     check_share_group,
@@ -109,7 +109,8 @@ def test_on_mqtt_declares_a_trigger_with_lambdas_stream_defaults() -> None:
     app = App("home")
     app.on_mqtt("home/+/temperature")(handler)
     trigger = app.functions["handler"].triggers[0]
-    assert trigger == MqttTrigger("home/+/temperature", 1, "home.handler", 100, 0.0, -1, -1.0, False, False, 1)
+    assert trigger == MqttTrigger("home/+/temperature", 1, "home.handler", StreamSettings())
+    assert StreamSettings() == StreamSettings(100, 0.0, -1, -1.0, False, False, 1), "Lambda's defaults"
     assert describe_trigger(trigger) == "mqtt home/+/temperature (qos 1, batch 100) shared by home.handler"
     spec = app.functions["handler"]
     assert spec_from_dict(spec_to_dict(spec)).triggers == spec.triggers
@@ -122,7 +123,7 @@ def test_on_mqtt_takes_every_stream_setting() -> None:
         bisect_on_error=True, report_batch_item_failures=True, parallelization=10, on_failure="queue:bad",
     )(handler)  # fmt: skip
     spec = app.functions["handler"]
-    assert spec.triggers[0] == MqttTrigger("home/#", 0, None, 10_000, 300.0, 0, 60.0, True, True, 10)
+    assert spec.triggers[0] == MqttTrigger("home/#", 0, None, StreamSettings(10_000, 300.0, 0, 60.0, True, True, 10))
     assert str(spec.settings.on_failure) == "queue:bad"
 
 
@@ -207,10 +208,11 @@ def test_filters_are_event_patterns_checked_at_declaration() -> None:
     app.on_mqtt("home/#", filter={"data": {"celsius": [{"numeric": [">", 30]}]}})(handler)
     trigger = app.functions["handler"].triggers[0]
     assert isinstance(trigger, MqttTrigger)
-    assert trigger.filters == ({"data": {"celsius": [{"numeric": [">", 30]}]}},)
+    assert trigger.stream_settings.filters == ({"data": {"celsius": [{"numeric": [">", 30]}]}},)
     spec = app.functions["handler"]
     assert spec_from_dict(spec_to_dict(spec)).triggers == spec.triggers
-    with pytest.raises(DeclarationError, match=r"function 'handler': invalid event filter at data.celsius"):
+    where = r"function 'handler': @app.on_mqtt\('home/#'\): "
+    with pytest.raises(DeclarationError, match=where + "invalid event filter at data.celsius"):
         App("home").on_mqtt("home/#", filter={"data": {"celsius": [{"numeric": [">>", 30]}]}})(handler)
     with pytest.raises(DeclarationError, match="filter must be an event pattern or a list of 1 to 5 of them"):
         App("home").on_mqtt("home/#", filter=[{"topic": ["a"]}] * 6)(handler)

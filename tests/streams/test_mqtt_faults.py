@@ -57,3 +57,29 @@ async def test_an_mqtt_source_survives_a_dropped_connection_and_a_broker_outage(
         if int(text) not in seen:
             seen.append(int(text))
     assert first_seen == {topics[0]: list(range(0, 40, 2)), topics[1]: list(range(1, 40, 2))}
+
+
+async def test_messages_sent_into_a_dropped_connection_come_again_first_in_order(tmp_path: Path) -> None:
+    """The broker's deliveries lost in a connection gone silent are in the session: resent first, before newer."""
+    base = f"t-{uuid.uuid4().hex[:8]}"
+    topics = [f"{base}/a", f"{base}/b"]
+
+    async def send(numbers: range) -> None:
+        await publish([(topics[n % 2], str(n)) for n in numbers])  # QoS 1, each awaiting its PUBACK
+
+    async with TcpProxy(HOST, PORT) as proxy:
+        app = write_app(tmp_path, f"{base}/+", "batch_size=10, batch_window=0.1")
+        toml = app.parent / "triggerfish.toml"
+        toml.write_text(toml.read_text().replace(f":{PORT}", f":{proxy.port}"))
+        async with platform(tmp_path, app):
+            await send(range(10))
+            await wait_for(lambda: len(handled(tmp_path)) == 10)
+            proxy.blackhole()  # the broker sends 10..19 into a connection that no longer answers
+            await send(range(10, 20))
+            await proxy.disconnect()
+            await send(range(20, 30))
+            await wait_for(lambda: len({row[1] for row in handled(tmp_path)}) == 30, seconds=40)
+    seen: dict[str, list[int]] = {}
+    for topic, text, *_ in handled(tmp_path):
+        seen.setdefault(topic, []).append(int(text))
+    assert seen == {topics[0]: list(range(0, 30, 2)), topics[1]: list(range(1, 30, 2))}, "in order, each once"

@@ -229,3 +229,37 @@ async def test_mqtt_5_sessions_and_properties_reach_the_handler(tmp_path: Path) 
     received = handled(tmp_path)[0][4]
     assert received["userProperty"] == [["unit", "C"]]
     assert received["contentType"] == "text/plain"
+
+
+async def test_nodes_sharing_a_subscription_split_the_messages_and_store_each_once(tmp_path: Path) -> None:
+    """`share=`: two nodes subscribe as `$share/<group>/<filter>`; Mosquitto gives each message to one of them."""
+    from triggerfish.sources.mqtt import MqttSources, MqttSubscription
+    from triggerfish.sources.mqtt_config import parse_broker_url
+    from triggerfish.store import open_store
+    from triggerfish.streams.records import decode_record
+
+    base = f"t-{uuid.uuid4().hex[:8]}"
+    store = await open_store(f"sqlite:///{tmp_path}/shared.db")  # the store both nodes share
+    sub = MqttSubscription("ingest", f"{base}/+", 1, f"{base}.ingest", streams=("source.mqtt.ingest.0",))
+    broker = parse_broker_url(f"mqtt://{HOST}:{PORT}", where="the test")
+    nodes = [MqttSources(store, broker, client_prefix=f"{base}-node{n}") for n in (1, 2)]
+    CLIENTS.extend(node.client_prefix for node in nodes)
+    try:
+        for node in nodes:
+            await node.update([sub])
+        async with asyncio.timeout(10):
+            for node in nodes:
+                await node.wait_subscribed()
+        await publish([(f"{base}/room{n % 3}", str(n)) for n in range(60)])
+        deadline = time.monotonic() + 20
+        while len(stored := await store.log.read("source.mqtt.ingest.0", limit=1000)) < 60:
+            assert time.monotonic() < deadline, "timed out waiting"
+            await asyncio.sleep(0.05)
+        received = [node.status()["ingest"].received for node in nodes]
+    finally:
+        for node in nodes:
+            await node.stop()
+        await store.close()
+    assert sorted(int(decode_record(record.data).payload) for record in stored) == list(range(60)), "each once"
+    assert sum(received) == 60
+    assert min(received) > 0, f"both nodes took a share of the messages: {received}"

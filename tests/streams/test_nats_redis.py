@@ -132,12 +132,14 @@ async def test_jetstream_messages_reach_the_function_in_order_per_subject_and_st
     await js.add_stream(name=token, subjects=[f"{token}.>"])
     for n in range(60):  # before the consumer exists: TRIM_HORIZON reads them
         await js.publish(f"{token}.store{n % 3}", str(n).encode())
-    app = write_app(tmp_path, "on_nats", f"{token}.>", "nats", "batch_size=20, batch_window=0.2, parallelization=2")
+    options = "batch_size=20, batch_window=0.2, parallelization=2, max_retries=4"
+    app = write_app(tmp_path, "on_nats", f"{token}.>", "nats", options)
     async with platform(tmp_path, app, "nats") as running:
         await wait_for(lambda: len(handled(tmp_path)) >= 60)
         info = await js.consumer_info(token, "shop-ingest")
         status = running.sources.status()
     assert info.config.ack_wait == 3.0, "AckWait is the function's timeout"
+    assert info.config.max_deliver == 5, "MaxDeliver is max_retries + 1"
     assert info.num_ack_pending == 0, "every stored message was acknowledged"
     assert status["nats"]["clients"]["ingest"]["received"] == 60
     order: dict[str, list[str]] = {}
@@ -217,10 +219,11 @@ async def test_entries_a_dead_consumer_left_pending_are_reclaimed_with_xautoclai
     app = write_app(tmp_path, "on_redis_stream", key, "redis", "timeout=1")
     async with platform(tmp_path, app, "redis"):
         await client.xadd(key, {"data": "fresh"})
-        await wait_for(lambda: sorted(row[1] for row in handled(tmp_path)) == ["fresh", "left-behind"], seconds=30)
-        await wait_for(lambda: True)
+        await wait_for(lambda: len(handled(tmp_path)) == 2)
     pending = await client.xpending(key, "shop.ingest")
     assert pending["pending"] == 0
+    # The entry left pending is older: it comes first (in order per key), not after its idle time ran out.
+    assert [row[1] for row in handled(tmp_path)] == ["left-behind", "fresh"]
 
 
 async def test_a_redis_stream_partitioned_by_a_field_keeps_order_per_value(
@@ -265,3 +268,35 @@ async def test_a_dropped_redis_connection_is_made_again_and_nothing_is_lost(
     assert ours, "the platform's connection is named triggerfish-<consumer>-<function>"
     assert [row[1] for row in handled(tmp_path)] == ["before", *(f"after-{n}" for n in range(5))]
     assert state["reconnects"] >= 1
+
+
+BUS_APP = """
+import json, triggerfish
+app = triggerfish.App("shop")
+
+@app.on_redis_stream({key!r}, to_bus=True)
+def bridge(event, context):
+    raise AssertionError("records sent to a bus do not invoke the function")
+
+@app.on_event({{"type": ["redis.record"], "data": {{"device": [{{"anything-but": "d2"}}]}}}})
+def hot(event, context):
+    with open({out!r}, "a") as f:
+        f.write(json.dumps([event["subject"], event["data"]["device"], event["source"]]) + "\\n")
+"""
+
+
+async def test_redis_entries_feed_the_bus_as_cloudevents_that_rules_route(
+    tmp_path: Path, redis_client: tuple[Any, list[str]]
+) -> None:
+    client, keys = redis_client
+    key = f"tf-{uuid.uuid4().hex[:8]}"
+    keys.append(key)
+    app = write_app(tmp_path, "on_redis_stream", key, "redis")  # the toml; the app is replaced below
+    app.write_text(BUS_APP.format(key=key, out=str(tmp_path / "out.jsonl")))
+    async with platform(tmp_path, app, "redis"):
+        for device, t in (("d1", 31), ("d2", 20), ("d3", 35)):
+            await client.xadd(key, {"device": device, "t": str(t)})
+        await wait_for(lambda: len(handled(tmp_path)) == 2)
+    assert sorted(row[1] for row in handled(tmp_path)) == ["d1", "d3"]
+    assert {row[0] for row in handled(tmp_path)} == {key}, "the subject is the partition key"
+    assert {row[2] for row in handled(tmp_path)} == {f"arn:aws:redis:local:000000000000:stream/{key}"}

@@ -117,3 +117,20 @@ async def test_filter_patterns_let_through_only_matching_records_and_the_rest_ar
         position = await platform.store.log.position("source.mqtt.alarms.0", "stream-consumer")
     assert hot == [{"celsius": 35}, {"celsius": 28}]
     assert position == 5, "filtered-out records still move the checkpoint"
+
+
+dead_letters = App("shop")
+
+
+@dead_letters.on_amqp("payments", bisect_on_error=True, max_retries=2, dead_letter_exchange="payments-dead")
+def pay(event: dict[str, Any], context: object) -> None:
+    if any(base64.b64decode(r["amqp"]["data"]) == b"poison" for r in event["Records"]):
+        raise ValueError("a poison payment")
+
+
+async def test_amqp_messages_given_up_on_are_dead_lettered_in_a_test() -> None:
+    async with TestPlatform(dead_letters) as platform:
+        for body in ("p-1", "poison", "p-3"):
+            await platform.amqp_publish("payments", body, routing_key="payments.eu")
+        await platform.drain()
+        assert platform.amqp_dead_lettered("payments-dead") == [b"poison"]

@@ -120,11 +120,47 @@ def test_invoking_a_function_shows_its_result_and_logs_and_bad_json_says_where(s
     page.get_by_role("status").get_by_role("link").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Invocation ")
     expect(page.get_by_role("heading", name="Attempt 1: succeeded")).to_be_visible()
-    # Re-run: the form comes back with the payload this invocation was given.
-    page.get_by_role("link", name="Re-run with this input").click()
+    # Its input is kept (dev keeps inputs): shown, and the invoke form comes back with it to edit.
+    expect(page.get_by_label("The event it was given")).to_contain_text('"sku": "net"')
+    page.get_by_role("link", name="Edit the input and invoke").click()
     expect(page.get_by_label("Payload (JSON: the event the handler gets)")).to_have_value(
-        '{"pathParameters": {"sku": "net"}}'
+        '{\n  "pathParameters": {\n    "sku": "net"\n  }\n}'
     )
+
+
+def test_rerun_with_this_input_runs_it_again_and_shows_the_new_invocation(shop: DevServer, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    placed = httpx.post(
+        f"{shop.url}/orders",
+        json={
+            "email": "rerun@example.com",
+            "address": "2 Reef Road",
+            "card": "4242424242424242",
+            "items": [{"sku": "net", "quantity": 1}],
+        },
+        headers={"Authorization": "Bearer tfk_never_shown", "X-Trace-Me": "yes"},
+        timeout=15,
+    )
+    original = placed.headers["x-triggerfish-request-id"]
+    page.goto(ui(shop, f"/invocations/{original}"))
+    shown = page.get_by_label("The event it was given")
+    expect(shown).to_contain_text("rerun@example.com")
+    expect(shown).to_contain_text('"authorization": "[redacted]"')
+    expect(shown).to_contain_text('"x-trace-me": "yes"')
+    expect(page.get_by_text("headers.authorization was replaced by")).to_be_visible()
+    assert "tfk_never_shown" not in page.content()
+    page.get_by_role("button", name="Re-run with this input").click()
+    expect(page.get_by_role("status")).to_contain_text(f"A re-run of {original} with its input")
+    # The address is the new invocation's: reloading or sharing it shows the re-run.
+    expect(page).to_have_url(re.compile(rf"/-/ui/invocations/[0-9a-f-]+\?rerun_of={original}$"))
+    expect(page.get_by_role("heading", level=1)).not_to_have_text(f"Invocation {original}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Invocation ")
+    expect(page.get_by_label("The event it was given")).to_contain_text("rerun@example.com")
+    expect(page.get_by_role("heading", name=re.compile(r"Attempt 1: "))).to_be_visible()
+    # The new invocation links back to the one it re-ran.
+    page.get_by_role("status").get_by_role("link", name=original).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Invocation {original}")
 
 
 def test_an_invocation_shows_its_trace_as_a_waterfall_across_functions(shop: DevServer, page: Any) -> None:
@@ -344,6 +380,14 @@ def test_without_javascript_every_screen_is_plain_links_and_forms(shop: DevServe
         page.get_by_label("Payload (JSON: the event the handler gets)").fill("[1,")
         page.get_by_role("button", name="Invoke get_stock").click()
         expect(page.get_by_role("alert")).to_contain_text("payload: invalid JSON")
+        # Re-run is a plain form: it posts, and the browser follows to the new invocation's page.
+        page.get_by_label("Payload (JSON: the event the handler gets)").fill('{"pathParameters": {"sku": "net"}}')
+        page.get_by_role("button", name="Invoke get_stock").click()
+        page.get_by_role("status").get_by_role("link").click()
+        original = page.url.rsplit("/", 1)[1]
+        page.get_by_role("button", name="Re-run with this input").click()
+        expect(page.get_by_role("status")).to_contain_text(f"A re-run of {original} with its input")
+        expect(page).to_have_url(re.compile(rf"/-/ui/invocations/[0-9a-f-]+\?rerun_of={original}$"))
         page.screenshot(path=screenshot_path("no_javascript"), full_page=True)
     finally:
         context.close()

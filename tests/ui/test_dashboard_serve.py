@@ -134,6 +134,10 @@ def test_an_admin_sees_the_apps_and_invokes_a_function(served: tuple[DevServer, 
     expect(page.get_by_label("Returned")).to_contain_text("hi Ada")
     expect(page.locator("pre.logs")).to_contain_text("greeting Ada")
     expect(page.get_by_role("table", name="Deployed versions")).to_contain_text("live")
+    # A server keeps no inputs unless the app says so: the invocation says why there is no re-run.
+    page.get_by_role("status").get_by_role("link").click()
+    expect(page.get_by_role("region", name="Input")).to_contain_text("The input was not kept")
+    expect(page.get_by_role("button", name="Re-run with this input")).to_have_count(0)
 
 
 def test_a_viewer_key_looks_but_may_not_invoke(served: tuple[DevServer, str, str], page: Any) -> None:

@@ -89,10 +89,18 @@ def xml_answer(operation: str, result: dict[str, Any], rid: str, namespace: str,
     return Answer(200, body.encode("utf-8"), {"content-type": "text/xml", "x-amzn-requestid": rid})
 
 
+class XmlMap(dict[str, str]):
+    """A query protocol map in an answer: `<entry><key>K</key><value>V</value></entry>` per item (SNS's Attributes)."""
+
+
 def _xml_element(name: str, value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, list):
+    if isinstance(value, XmlMap):
+        inner = "".join(
+            f"<entry><key>{escape(key)}</key><value>{escape(item)}</value></entry>" for key, item in value.items()
+        )
+    elif isinstance(value, list):
         inner = "".join(_xml_element("member", item) for item in value)
     elif isinstance(value, dict):
         inner = "".join(_xml_element(key, item) for key, item in value.items())

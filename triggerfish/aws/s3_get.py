@@ -1,22 +1,22 @@
 """S3's GetObject and HeadObject: conditions in S3's order, one range or one part, the stored checksum on request,
-and the bytes streamed out of their file in pieces (or at once, when small)."""
+and the bytes streamed out of their blob in pieces (or at once, when small)."""
 
 from __future__ import annotations
-
-import asyncio
-from typing import Any
 
 from starlette.types import Send
 
 from triggerfish.aws.s3_request import OVERRIDES, Reply, S3Request, encode_headers, object_headers
-from triggerfish.objects.blobs import READ_BYTES, read_range
+from triggerfish.objects.blob_backend import BlobReader
 from triggerfish.objects.model import ObjectError, ObjectMeta
+
+#: A body sent in one message rather than streamed piece by piece.
+SMALL_BYTES = 1024 * 1024
 
 
 async def get_object(r: S3Request, send: Send) -> Reply | None:
     if r.method == "HEAD":
         meta = await r.objects.head(r.bucket, r.key)
-        file = None
+        file: BlobReader | None = None
     else:
         meta, file = await r.objects.open(r.bucket, r.key)
     try:
@@ -44,9 +44,13 @@ async def get_object(r: S3Request, send: Send) -> Reply | None:
         elif r.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
             headers += [(f"x-amz-checksum-{a}", v) for a, v in meta.checksums.items()]
         headers.append(("content-length", str(length)))
+        # A small body is read before anything is sent: it then goes out with the headers, in one message.
+        small = None
+        if file is not None and length <= SMALL_BYTES:
+            small = b"".join([piece async for piece in file.read(start, length)])
         await send({"type": "http.response.start", "status": status, "headers": encode_headers(headers, r.rid)})
-        if file is None or r.method == "HEAD":
-            await send({"type": "http.response.body", "body": b""})
+        if file is None or small is not None:
+            await send({"type": "http.response.body", "body": small or b""})
             return None
         await _stream(file, start, length, send)
         return None
@@ -55,17 +59,8 @@ async def get_object(r: S3Request, send: Send) -> Reply | None:
             file.close()
 
 
-async def _stream(file: Any, start: int, length: int, send: Send) -> None:
-
-    if length <= READ_BYTES:
-        file.seek(start)
-        await send({"type": "http.response.body", "body": file.read(length)})
-        return
-    pieces = read_range(file, start, length)
-    while True:
-        piece = await asyncio.to_thread(next, pieces, b"")
-        if not piece:
-            break
+async def _stream(file: BlobReader, start: int, length: int, send: Send) -> None:
+    async for piece in file.read(start, length):
         await send({"type": "http.response.body", "body": piece, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 

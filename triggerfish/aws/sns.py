@@ -9,12 +9,21 @@ a function of the app or an http(s) URL, with SNS's filter policy attributes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
 from triggerfish._json import dumps, loads
 from triggerfish.aws.endpoint import AwsCall, Operation, Service
-from triggerfish.aws.protocol import AwsError, optional_text, query_entries, query_members, required_text
+from triggerfish.aws.protocol import (
+    AwsError,
+    XmlMap,
+    optional_text,
+    query_entries,
+    query_members,
+    required_text,
+)
+from triggerfish.aws.sns_links import confirm
 from triggerfish.errors import FunctionNotFoundError, InvalidInputError
 from triggerfish.identity import ACCOUNT_ID, function_arn, sns_topic_arn, sqs_queue_arn
 from triggerfish.names import SNS_TOPICS_NAMESPACE
@@ -200,38 +209,127 @@ async def subscribe(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
             raise _invalid(f"Endpoint: an {protocol} subscription's endpoint is an {protocol}:// URL")
     else:
         raise _invalid(f"Protocol {protocol!r}: the protocols served are sqs, lambda, http and https")
-    unknown = sorted(set(attributes) - {"FilterPolicy", "FilterPolicyScope", "RawMessageDelivery", "RedrivePolicy"})
+    unknown = sorted(set(attributes) - set(_SUBSCRIPTION_ATTRIBUTES))
     if unknown:
         raise _invalid(f"Attributes Reason: Unknown attribute {unknown[0]}")
-    scope = {"MessageAttributes": "attributes", "MessageBody": "body"}.get(
-        attributes.get("FilterPolicyScope", "MessageAttributes")
-    )
-    if scope is None:
-        raise _invalid("FilterPolicyScope: must be MessageAttributes or MessageBody")
+    settings = _subscription_settings(attributes)
+    topics = call.platform.topics
+    # SNS's handshake for http(s): nothing is delivered until the endpoint confirms (when the platform signs,
+    # which it does whenever it is served: the confirmation carries a signed Token).
+    handshake = kind == "webhook" and topics.deliverer.signing is not None
     try:
-        policy = json.loads(attributes["FilterPolicy"]) if "FilterPolicy" in attributes else None
-        redrive = json.loads(attributes["RedrivePolicy"]) if "RedrivePolicy" in attributes else None
-    except ValueError as exc:
-        raise _invalid(f"Attributes: not JSON: {exc}") from None
-    dead_letter = None
-    if isinstance(redrive, dict) and isinstance(redrive.get("deadLetterTargetArn"), str):
-        dead_letter = redrive["deadLetterTargetArn"].rsplit(":", 1)[-1]
-    try:
-        subscription = await call.platform.topics.subscribe(
+        subscription = await topics.subscribe(
             name,
             kind,  # type: ignore[arg-type]
             target,
-            filter=policy,
-            filter_scope=scope,
-            raw=attributes.get("RawMessageDelivery", "false").lower() == "true",
-            dead_letter=dead_letter,
+            filter=settings["filter"],
+            filter_scope=settings["filter_scope"],
+            raw=settings["raw"],
+            dead_letter=settings["dead_letter"],
+            pending=handshake,
         )
     except FunctionNotFoundError as exc:
         raise _invalid(f"Endpoint: {exc}") from None
     except InvalidInputError as exc:
         raise _invalid(str(exc)) from None
     await call.platform.changed("subscriptions")
-    return {"SubscriptionArn": subscription.arn}
+    if not subscription.pending:
+        return {"SubscriptionArn": subscription.arn}
+    topics.deliverer.send_confirmation(subscription)  # again on each Subscribe, as SNS
+    returned = params.get("ReturnSubscriptionArn", "false").lower() == "true"
+    return {"SubscriptionArn": subscription.arn if returned else "pending confirmation"}
+
+
+#: The subscription attributes Subscribe and SetSubscriptionAttributes take, with their defaults.
+_SUBSCRIPTION_ATTRIBUTES = {
+    "FilterPolicy": None,
+    "FilterPolicyScope": "MessageAttributes",
+    "RawMessageDelivery": "false",
+    "RedrivePolicy": None,
+}
+
+
+def _subscription_settings(attributes: dict[str, str]) -> dict[str, Any]:
+    """SNS's subscription attributes as the platform's subscription settings; InvalidParameter naming the bad one."""
+    scope = {"MessageAttributes": "attributes", "MessageBody": "body"}.get(
+        attributes.get("FilterPolicyScope") or "MessageAttributes"
+    )
+    if scope is None:
+        raise _invalid("FilterPolicyScope: must be MessageAttributes or MessageBody")
+    raw = (attributes.get("RawMessageDelivery") or "false").lower()
+    if raw not in ("true", "false"):
+        raise _invalid("RawMessageDelivery: must be true or false")
+    try:
+        policy = json.loads(attributes["FilterPolicy"]) if attributes.get("FilterPolicy") else None
+        redrive = json.loads(attributes["RedrivePolicy"]) if attributes.get("RedrivePolicy") else None
+    except ValueError as exc:
+        raise _invalid(f"Attributes: not JSON: {exc}") from None
+    dead_letter = None
+    if isinstance(redrive, dict) and isinstance(redrive.get("deadLetterTargetArn"), str):
+        dead_letter = redrive["deadLetterTargetArn"].rsplit(":", 1)[-1]
+    elif redrive is not None:
+        raise _invalid("RedrivePolicy: must be an object naming deadLetterTargetArn (an SQS queue's ARN)")
+    return {"filter": policy, "filter_scope": scope, "raw": raw == "true", "dead_letter": dead_letter}
+
+
+def _attributes_of(subscription: Subscription) -> dict[str, str]:
+    """A subscription's settings as SNS's attributes."""
+    attributes = {
+        "FilterPolicyScope": "MessageBody" if subscription.filter_scope == "body" else "MessageAttributes",
+        "RawMessageDelivery": "true" if subscription.raw else "false",
+    }
+    if subscription.filter is not None:
+        attributes["FilterPolicy"] = json.dumps(subscription.filter)
+    if subscription.dead_letter is not None:
+        attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": sqs_queue_arn(subscription.dead_letter)})
+    return attributes
+
+
+async def confirm_subscription(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
+    name = await _topic(call, params)
+    token = required_text(params, "Token")
+    return {"SubscriptionArn": (await confirm(call.platform, name, token)).arn}
+
+
+async def _subscription(call: AwsCall, params: dict[str, Any]) -> Subscription:
+    arn = required_text(params, "SubscriptionArn")
+    found = next((s for s in await call.platform.topics.subscriptions() if s.arn == arn), None)
+    if found is None:
+        raise _not_found(f"Subscription {arn}")
+    return found
+
+
+async def get_subscription_attributes(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
+    subscription = await _subscription(call, params)
+    listed = _listed(subscription, call.platform.current.app_name)
+    attributes = {
+        "SubscriptionArn": subscription.arn,
+        "TopicArn": listed["TopicArn"],
+        "Owner": ACCOUNT_ID,
+        "Protocol": listed["Protocol"],
+        "Endpoint": listed["Endpoint"],
+        "PendingConfirmation": "true" if subscription.pending else "false",
+        "ConfirmationWasAuthenticated": "false" if subscription.kind == "webhook" else "true",
+        **_attributes_of(subscription),
+    }
+    return {"Attributes": XmlMap(attributes)}
+
+
+async def set_subscription_attributes(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
+    subscription = await _subscription(call, params)
+    name = required_text(params, "AttributeName")
+    if name not in _SUBSCRIPTION_ATTRIBUTES:
+        raise _invalid(f"AttributeName: one of {', '.join(_SUBSCRIPTION_ATTRIBUTES)}, not {name!r}")
+    attributes = {**_attributes_of(subscription), name: optional_text(params, "AttributeValue") or ""}
+    settings = _subscription_settings(attributes)
+    if subscription.raw != settings["raw"] and subscription.kind == "function":
+        raise _invalid("RawMessageDelivery: raw delivery is for sqs and http(s) subscriptions")
+    try:
+        await call.platform.topics.change(dataclasses.replace(subscription, **settings))
+    except InvalidInputError as exc:
+        raise _invalid(str(exc)) from None
+    await call.platform.changed("subscriptions")
+    return {}
 
 
 async def unsubscribe(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
@@ -247,6 +345,7 @@ async def unsubscribe(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _listed(subscription: Subscription, app: str) -> dict[str, Any]:
+    """A subscription as SNS lists it (a pending one's ARN is `PendingConfirmation`, as SNS shows it)."""
     if subscription.kind == "queue":
         protocol, endpoint = "sqs", sqs_queue_arn(subscription.endpoint)
     elif subscription.kind == "function":
@@ -254,7 +353,7 @@ def _listed(subscription: Subscription, app: str) -> dict[str, Any]:
     else:
         protocol, endpoint = subscription.endpoint.split(":", 1)[0], subscription.endpoint
     return {
-        "SubscriptionArn": subscription.arn,
+        "SubscriptionArn": "PendingConfirmation" if subscription.pending else subscription.arn,
         "Owner": ACCOUNT_ID,
         "Protocol": protocol,
         "Endpoint": endpoint,
@@ -266,6 +365,54 @@ async def list_subscriptions_by_topic(call: AwsCall, params: dict[str, Any]) -> 
     name = await _topic(call, params)
     app = call.platform.current.app_name
     return {"Subscriptions": [_listed(s, app) for s in await call.platform.topics.subscriptions(name)]}
+
+
+async def list_subscriptions(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
+    """Every subscription of the app's topics, a page of 100 at a time (NextToken: how many were shown)."""
+    app = call.platform.current.app_name
+    every = [_listed(s, app) for s in await call.platform.topics.subscriptions()]
+    start = optional_text(params, "NextToken") or "0"
+    if not start.isdigit():
+        raise _invalid("NextToken: use the NextToken a previous ListSubscriptions returned")
+    first = int(start)
+    result: dict[str, Any] = {"Subscriptions": every[first : first + _PAGE]}
+    if first + _PAGE < len(every):
+        result["NextToken"] = str(first + _PAGE)
+    return result
+
+
+async def get_topic_attributes(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
+    name = await _topic(call, params)
+    found = await call.platform.store.kv.get(SNS_TOPICS_NAMESPACE, _RECORD + name)
+    kept = {} if found is None else dict(loads(found.value, where="SNS topic record").get("attributes", {}))
+    subscriptions = await call.platform.topics.subscriptions(name)
+    pending = sum(1 for s in subscriptions if s.pending)
+    attributes = {
+        "TopicArn": sns_topic_arn(name),
+        "Owner": ACCOUNT_ID,
+        "DisplayName": "",
+        "SubscriptionsConfirmed": str(len(subscriptions) - pending),
+        "SubscriptionsPending": str(pending),
+        "SubscriptionsDeleted": "0",
+        **kept,
+    }
+    return {"Attributes": XmlMap(attributes)}
+
+
+async def set_topic_attributes(call: AwsCall, params: dict[str, Any]) -> dict[str, Any]:
+    name = await _topic(call, params)
+    attribute = required_text(params, "AttributeName")
+    if attribute not in _KEPT:
+        raise _invalid(f"AttributeName: one of {', '.join(sorted(_KEPT))}, not {attribute!r}")
+    value = optional_text(params, "AttributeValue") or ""
+    if attribute == "SignatureVersion" and value not in ("1", "2"):
+        raise _invalid("SignatureVersion: must be 1 or 2")
+    found = await call.platform.store.kv.get(SNS_TOPICS_NAMESPACE, _RECORD + name)
+    record = {} if found is None else dict(loads(found.value, where="SNS topic record"))
+    record.pop("deleted", None)
+    record["attributes"] = {**record.get("attributes", {}), attribute: value}
+    await call.platform.store.kv.put(SNS_TOPICS_NAMESPACE, _RECORD + name, dumps(record))
+    return {}
 
 
 SERVICE = Service(
@@ -282,5 +429,11 @@ SERVICE = Service(
         "Subscribe": Operation(subscribe, "configure"),
         "Unsubscribe": Operation(unsubscribe, "configure"),
         "ListSubscriptionsByTopic": Operation(list_subscriptions_by_topic, "read", also=("configure",)),
+        "ListSubscriptions": Operation(list_subscriptions, "read", also=("configure",)),
+        "ConfirmSubscription": Operation(confirm_subscription, "configure", also=("publish",)),
+        "GetSubscriptionAttributes": Operation(get_subscription_attributes, "read", also=("configure",)),
+        "SetSubscriptionAttributes": Operation(set_subscription_attributes, "configure"),
+        "GetTopicAttributes": Operation(get_topic_attributes, "read", also=("configure", "publish")),
+        "SetTopicAttributes": Operation(set_topic_attributes, "configure"),
     },
 )

@@ -38,6 +38,7 @@ SIGNATURE_VERSIONS = ("1", "2")
 #: Where the links live below the AWS endpoint's path.
 LINKS_PATH = "/sns"
 UNSUBSCRIBE = "unsubscribe"
+CONFIRM = "confirm"
 #: Where links point when the platform is not served (triggerfish.testing): well-formed, not reachable.
 UNSERVED_ENDPOINT = "http://localhost/-/aws"
 _KEY_BITS = 2048
@@ -123,6 +124,10 @@ class SigningKey:
         """What makes an UnsubscribeURL work without credentials, for this subscription only."""
         return hmac.new(self._token_secret, subscription_arn.encode("utf-8"), hashlib.sha256).hexdigest()
 
+    def confirmation_token(self, subscription_arn: str) -> str:
+        """The `Token` of a SubscriptionConfirmation: what ConfirmSubscription and the SubscribeURL check."""
+        return hmac.new(self._token_secret, b"confirm\n" + subscription_arn.encode("utf-8"), hashlib.sha256).hexdigest()
+
 
 def verify(document: Mapping[str, Any], certificate_pem: bytes) -> bool:
     """Check a notification's signature against a certificate, as a receiver does (for tests and tools)."""
@@ -159,3 +164,7 @@ class Links:
             f"{self.base()}/{UNSUBSCRIBE}?SubscriptionArn={quote(subscription_arn, safe='')}"
             f"&Token={key.link_token(subscription_arn)}"
         )
+
+    def confirm(self, topic_arn: str, token: str) -> str:
+        """The `SubscribeURL`: a GET confirms the subscription, as SNS's `?Action=ConfirmSubscription` link does."""
+        return f"{self.base()}/{CONFIRM}?TopicArn={quote(topic_arn, safe='')}&Token={token}"

@@ -79,6 +79,16 @@ class SnsSigning:
             SignatureVersion=version, Signature=signature, SigningCertURL=cert_url, UnsubscribeURL=unsubscribe
         )
 
+    def sign_confirmation(self, document: dict[str, Any], topic: str, subscription_arn: str) -> None:
+        """Fill `Token`, `SubscribeURL` and the signature fields of a SubscriptionConfirmation (`ready` first)."""
+        key, links = self.key, self._links()
+        token = key.confirmation_token(subscription_arn)
+        document.update(Token=token, SubscribeURL=links.confirm(str(document["TopicArn"]), token))
+        version = self._versions.get(topic, (0.0, "1"))[1]
+        document.update(
+            SignatureVersion=version, Signature=key.sign(document, version), SigningCertURL=links.certificate(key)
+        )
+
     def sign_record(self, sns: dict[str, Any], topic: str, subscription_arn: str) -> None:
         """The same for the `Sns` part of a Lambda record, whose link names end `Url`, as Lambda spells them."""
         version, signature, cert_url, unsubscribe = self._fields(sns, topic, subscription_arn)

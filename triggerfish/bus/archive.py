@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Callable
 
 import orjson
 
@@ -83,12 +84,14 @@ class Archive:
         *,
         rule: str | None = None,
         name: str = "replay",
+        progress: Callable[[int, int | None, str], None] | None = None,
     ) -> int:
         """Deliver again the events published on `bus` from `start` (inclusive) to `end` (exclusive).
 
         To rule `rule` only, or to every rule that matches; returns how many
         deliveries were queued. Raises InvalidInputError for a bad range,
-        name or an unknown rule.
+        name or an unknown rule. `progress` is told, after each page, how many
+        of the range's events were replayed of how many it holds.
         """
         since, until = _seconds(start, "start"), _seconds(end, "end")
         if until <= since:
@@ -102,9 +105,14 @@ class Archive:
             raise InvalidInputError(f"replay: bus {bus!r} has no rule {rule!r}")
         queued = 0
         after = 0
+        first, total = await self._range(bus, since, until) if progress is not None else (0, None)
+        if progress is not None:
+            progress(0, total, "replay")
         while True:
             records = await self.bus.store.log.read(bus_stream(bus), after=after, since=since, until=until, limit=500)
             if not records:
+                if progress is not None:
+                    progress(total or 0, total, "replay")
                 return queued
             deliveries = []
             for record in records:
@@ -123,3 +131,15 @@ class Archive:
             await self.bus.deliverer.enqueue(deliveries)
             queued += len(deliveries)
             after = records[-1].offset
+            if progress is not None and total is not None:
+                progress(min(after - first + 1, total), total, "replay")
+
+    async def _range(self, bus: str, since: float, until: float) -> tuple[int, int]:
+        """The first offset of the range and how many events it holds (offsets are counted, not records read)."""
+        log, stream = self.bus.store.log, bus_stream(bus)
+        head = await log.read(stream, since=since, until=until, limit=1)
+        if not head:
+            return 0, 0
+        beyond = await log.read(stream, after=head[0].offset, since=until, limit=1)
+        last = beyond[0].offset - 1 if beyond else await log.last_offset(stream)
+        return head[0].offset, max(last - head[0].offset + 1, 0)

@@ -51,7 +51,7 @@ from triggerfish.names import SOURCE_GROUP, change_group, table_stream
 from triggerfish.retry import RetryPolicy
 from triggerfish.store import ABSENT, LogRecord, Store
 from triggerfish.store.atomic import Append, Op, Put
-from triggerfish.streams.batches import BatchOptions
+from triggerfish.streams.batches import BatchOptions, filter_texts
 from triggerfish.streams.consumer import DEFAULT_RETRY_POLICY, StreamConsumers, StreamInvoker, StreamSubscription
 from triggerfish.streams.records import SourceRecord, encode_record, partition_of
 from triggerfish.tables.errors import TableNotFoundError
@@ -90,15 +90,13 @@ def subscription(spec: FunctionSpec, trigger: ChangeTrigger, source_arn: str) ->
         function=spec.name,
         source=SOURCE,
         source_arn=source_arn,
-        partitions=trigger.parallelization,
-        batch_size=trigger.batch_size,
-        batch_window=trigger.batch_window,
-        options=BatchOptions(
-            trigger.max_retries, trigger.max_record_age, trigger.bisect_on_error, trigger.report_batch_item_failures
-        ),
+        partitions=trigger.stream_settings.parallelization,
+        batch_size=trigger.stream_settings.batch_size,
+        batch_window=trigger.stream_settings.batch_window,
+        options=BatchOptions.of(trigger.stream_settings),
         timeout=spec.settings.timeout,
         on_failure=spec.settings.on_failure,
-        filters=tuple(orjson.dumps(dict(pattern)).decode() for pattern in trigger.filters),
+        filters=filter_texts(trigger.stream_settings),
         records="payload",
     )
 
@@ -263,7 +261,7 @@ class ChangeTriggers:
         if await self.store.kv.get(CHECKPOINTS_NAMESPACE, key) is not None:
             return
         start = await self.store.log.last_offset(table_stream(trigger.table))
-        start = start if trigger.starting_position == "LATEST" else 0
+        start = start if trigger.stream_settings.starting_position == "LATEST" else 0
         await self.store.kv.put(CHECKPOINTS_NAMESPACE, key, str(start).encode(), if_version=ABSENT)
 
     async def _checkpoint(self, function: str) -> int:

@@ -58,8 +58,12 @@ from triggerfish.streams.failures import BatchContext, failure_record, send_fail
 
 logger = logging.getLogger("triggerfish.changes")
 
-#: Seconds between peeks while the slot has nothing new (the floor of write-to-handler latency when idle).
+#: Seconds between peeks while the slot has had nothing new for a while (the floor of write-to-handler latency
+#: when idle): a peek decodes the WAL from the slot's restart point, so polling faster costs the server.
 POLL_INTERVAL = 0.02
+#: Seconds before the first peek after one that found records: the pause doubles after each empty peek up to
+#: POLL_INTERVAL, so a steady stream of writes is read within a few milliseconds and an idle slot costs as before.
+BUSY_POLL_INTERVAL = 0.002
 #: Most decoded rows one peek asks for (whole transactions are always returned, so it may give more). The
 #: server counts every table's rows of the database (test_decoding cannot filter; the WHERE applies after), and
 #: each peek decodes again from the slot's restart point: a large figure keeps a busy database's other tables
@@ -108,6 +112,8 @@ class Capture:
     timeout: float = 3.0
     on_failure: Destination | None = None
     filters: tuple[str, ...] = ()
+    #: `parallelization`: above 1, the records go through partitions (`pg_partitions.SlotMover`).
+    partitions: int = 1
 
 
 @dataclass(slots=True)
@@ -119,6 +125,8 @@ class ReaderState:
     #: Bytes of WAL the server keeps for the slot beyond its confirmed position (None: not measured yet).
     lag_bytes: int | None = None
     wal_status: str | None = None
+    #: With parallelization > 1: records moved into the partitions and not handled yet (None: not measured).
+    backlog: int | None = None
     records: int = 0
     batches: int = 0
     last_error: str | None = None
@@ -197,6 +205,7 @@ class SlotReader:
             conn = None
             try:
                 conn = await self.connect()
+                await self.connected()
                 locked = await (
                     await conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, capture.slot))
                 ).fetchone()
@@ -212,9 +221,13 @@ class SlotReader:
                 # for); psycopg runs one statement at a time on the connection, which is idle while a batch runs.
                 measurer = asyncio.create_task(self._measure_forever(conn))
                 try:
+                    pause = self.poll_interval
                     while not self._stopping.is_set():
-                        if not await self.step(conn):
-                            await self._pause(self.poll_interval)
+                        if await self.step(conn):
+                            pause = min(BUSY_POLL_INTERVAL, self.poll_interval)
+                        else:
+                            await self._pause(pause)
+                            pause = min(pause * 2, self.poll_interval)
                 finally:
                     measurer.cancel()
                     await asyncio.gather(measurer, return_exceptions=True)
@@ -229,6 +242,17 @@ class SlotReader:
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close()
+
+    async def connected(self) -> None:
+        """Called once the reader connected and checked its setup (before it takes the slot's lock)."""
+
+    async def run_due(self, conn: Any) -> int:
+        """Run what is new in the slot here and now, retries without waiting (`triggerfish.testing`)."""
+        return await self.step(conn, sleep=_no_wait)
+
+    async def trim(self, *, max_age: float) -> int:
+        """Records kept by the platform that may go (none here: the slot keeps them, and forgets on advance)."""
+        return 0
 
     async def _measure_forever(self, conn: Any) -> None:
         while True:
@@ -411,6 +435,10 @@ class SlotReader:
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+async def _no_wait(seconds: float) -> None:
+    await asyncio.sleep(0)
 
 
 class _Stopped(Exception):

@@ -14,6 +14,7 @@ slot must be left (`max_replication_slots`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -145,10 +146,13 @@ async def prepare(conn: Any, name: TableName, *, slot: str, view: ViewType) -> T
 
 async def _ensure_slot(conn: Any, slot: str, database: str, max_slots: int) -> None:
     found = await _one(
-        conn, "SELECT plugin, database, wal_status FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+        conn,
+        "SELECT plugin, database, wal_status, confirmed_flush_lsn IS NULL FROM pg_replication_slots"
+        " WHERE slot_name = %s",
+        (slot,),
     )
     if found is not None:
-        plugin, where, wal_status = found
+        plugin, where, wal_status, making = found
         if plugin != PLUGIN or where != database:
             raise SetupError(
                 f"a replication slot named {slot!r} exists for {plugin or 'physical replication'} on the database"
@@ -161,6 +165,8 @@ async def _ensure_slot(conn: Any, slot: str, database: str, max_slots: int) -> N
                 f" stalled), so changes were missed: drop it with SELECT pg_drop_replication_slot('{slot}'); to"
                 " start again from now"
             )
+        if making:
+            await _until_made(conn, slot)
         return
     used = await _one(conn, "SELECT count(*), string_agg(slot_name, ', ') FROM pg_replication_slots")
     if used is not None and used[0] >= max_slots:
@@ -170,10 +176,23 @@ async def _ensure_slot(conn: Any, slot: str, database: str, max_slots: int) -> N
     try:
         await conn.execute("SELECT pg_create_logical_replication_slot(%s, %s)", (slot, PLUGIN))
     except psycopg.errors.DuplicateObject:
-        return  # another node made it first
+        await _until_made(conn, slot)  # another node makes it
+        return
     except psycopg.errors.ConfigurationLimitExceeded:
         raise _slots_exhausted(max_slots, None) from None
     logger.info("made the replication slot %s (%s) on %s", slot, PLUGIN, database)
+
+
+async def _until_made(conn: Any, slot: str) -> None:
+    """Wait while another session makes `slot`: it is listed from the start, but decodes only what commits after
+    its consistent point (once the transactions running when it began have ended), which gives it a position."""
+    while True:
+        row = await _one(
+            conn, "SELECT confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+        )
+        if row is None or row[0]:
+            return  # made, or its making failed (the reader then finds no slot, and makes it)
+        await asyncio.sleep(0.1)
 
 
 def _slots_exhausted(max_slots: int, names: str | None) -> SetupError:

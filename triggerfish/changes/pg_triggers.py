@@ -17,10 +17,10 @@ keeps the slots: changes made while it is down are read when it is back.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -28,15 +28,17 @@ from typing import Any
 import orjson
 
 from triggerfish.bus.publisher import Publisher
+from triggerfish.changes.consumer import STREAM_RETENTION
 from triggerfish.changes.pg_capture import Capture, SlotReader
+from triggerfish.changes.pg_partitions import SlotMover
 from triggerfish.changes.pg_records import ViewType
 from triggerfish.changes.pg_setup import drop_slot, parse_table
 from triggerfish.errors import DeclarationError
 from triggerfish.model import FunctionSpec, PgChangeTrigger
-from triggerfish.names import PG_SLOTS_NAMESPACE, pg_change_slot
+from triggerfish.names import CHANGE_CHECKPOINTS_NAMESPACE, PG_SLOTS_NAMESPACE, pg_capture_checkpoint, pg_change_slot
 from triggerfish.retry import RetryPolicy
 from triggerfish.store import Store
-from triggerfish.streams.batches import BatchOptions
+from triggerfish.streams.batches import BatchOptions, filter_texts
 from triggerfish.streams.consumer import DEFAULT_RETRY_POLICY, StreamInvoker
 
 logger = logging.getLogger("triggerfish.changes")
@@ -72,6 +74,7 @@ class PgChanges:
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         clock: Callable[[], float] = time.time,
         poll_interval: float | None = None,
+        node: str | None = None,
     ) -> None:
         self.store = store
         self.invoker = invoker
@@ -81,6 +84,8 @@ class PgChanges:
         self.retry_policy = retry_policy
         self.clock = clock
         self.poll_interval = poll_interval
+        #: Names this node to the partitions' consumers (`parallelization` > 1), across restarts.
+        self.node = node or socket.gethostname()
         self.readers: dict[str, SlotReader] = {}
         #: `triggerfish.testing`'s captures: run by `deliver_due`, their slots made at start and dropped at stop.
         self._due: dict[str, tuple[SlotReader, Any]] = {}
@@ -144,8 +149,12 @@ class PgChanges:
         """Run what is new in each `configure`d capture's slot, retries without waiting; how many records ran."""
         done = 0
         for reader, conn in self._due.values():
-            done += await reader.step(conn, sleep=_no_wait)
+            done += await reader.run_due(conn)
         return done
+
+    async def trim(self, *, max_age: float = STREAM_RETENTION) -> int:
+        """Drop records older than `max_age` (a day) that the partitions of `parallelization` > 1 captures handled."""
+        return sum([await reader.trim(max_age=max_age) for reader in self.readers.values()])
 
     async def _forget_due(self) -> None:
         for reader, conn in self._due.values():
@@ -167,7 +176,9 @@ class PgChanges:
                 "reading": reader.state.reading,
                 "lag_bytes": reader.state.lag_bytes,
                 "wal_status": reader.state.wal_status,
+                "backlog": reader.state.backlog,
                 "records": reader.state.records,
+                "partitions": reader.capture.partitions,
                 "batches": reader.state.batches,
                 "error": reader.state.last_error,
             }
@@ -176,7 +187,10 @@ class PgChanges:
 
     def _reader(self, capture: Capture) -> SlotReader:
         options: dict[str, Any] = {} if self.poll_interval is None else {"poll_interval": self.poll_interval}
-        return SlotReader(
+        if capture.partitions > 1:
+            options["node"] = self.node
+        kind = SlotMover if capture.partitions > 1 else SlotReader
+        return kind(
             capture,
             self.invoker,
             self.store,
@@ -196,14 +210,13 @@ class PgChanges:
             slot=pg_change_slot(self.app, spec.name),
             view=_view(trigger.stream_view_type),
             events=tuple(_EVENTS[op] for op in trigger.ops),
-            batch_size=trigger.batch_size,
-            batch_window=trigger.batch_window,
-            options=BatchOptions(
-                trigger.max_retries, trigger.max_record_age, trigger.bisect_on_error, trigger.report_batch_item_failures
-            ),
+            batch_size=trigger.stream_settings.batch_size,
+            batch_window=trigger.stream_settings.batch_window,
+            options=BatchOptions.of(trigger.stream_settings),
             timeout=spec.settings.timeout,
             on_failure=spec.settings.on_failure,
-            filters=tuple(orjson.dumps(dict(pattern)).decode() for pattern in trigger.filters),
+            filters=filter_texts(trigger.stream_settings),
+            partitions=trigger.stream_settings.parallelization,
         )
 
     def _url(self, function: str, source: str) -> str:
@@ -251,11 +264,8 @@ class PgChanges:
                 )
                 continue
             with contextlib.suppress(Exception):
+                await kv.delete(CHANGE_CHECKPOINTS_NAMESPACE, pg_capture_checkpoint(record.key))
                 await kv.delete(PG_SLOTS_NAMESPACE, record.key)
-
-
-async def _no_wait(seconds: float) -> None:
-    await asyncio.sleep(0)
 
 
 async def _connected(reader: SlotReader, *, fresh: bool = False) -> Any:

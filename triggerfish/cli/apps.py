@@ -76,7 +76,8 @@ def _show_changes(out: Output, changes: Mapping[str, Any]) -> None:
             c.get("slot"),
             "yes" if c.get("reading") else "no",
             "?" if c.get("lag_bytes") is None else f"{c['lag_bytes']:,} B",
-            c.get("records"),
+            # With parallelization > 1 the records counted are those moved into the function's partitions.
+            f"{c.get('records')} into {c['partitions']} partitions" if c.get("partitions", 1) > 1 else c.get("records"),
             c.get("error") or "",
         ]
         for name, c in sorted(changes.items())

@@ -197,7 +197,7 @@ class Client:
         path: str,
         *,
         json: Any = None,
-        content: bytes | None = None,
+        content: bytes | Iterator[bytes] | None = None,
         params: Mapping[str, str | int | float] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = READ_TIMEOUT,
@@ -212,7 +212,7 @@ class Client:
         path: str,
         *,
         json: Any = None,
-        content: bytes | None = None,
+        content: bytes | Iterator[bytes] | None = None,
         params: Mapping[str, str | int | float] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = READ_TIMEOUT,
@@ -314,8 +314,8 @@ class Client:
         return headers
 
     def _body(
-        self, value: Any, content: bytes | None, extra: Mapping[str, str] | None
-    ) -> tuple[bytes | None, dict[str, str]]:
+        self, value: Any, content: bytes | Iterator[bytes] | None, extra: Mapping[str, str] | None
+    ) -> tuple[bytes | Iterator[bytes] | None, dict[str, str]]:
         headers = self._headers(extra)
         if value is None:
             return content, headers

@@ -68,6 +68,7 @@ def deploy(
       triggerfish deploy examples/shop --server http://10.0.0.5:8080
       triggerfish deploy --stage prod --json
     """
+    from triggerfish.cli.progress import Bar, chunks, with_progress
     from triggerfish.deploy.bundle import pack
     from triggerfish.errors import BundleError
 
@@ -86,25 +87,34 @@ def deploy(
         path = client.app_api(f"/bundles/{sha}", project.name)
         uploaded = not _has_bundle(client, path)
         if uploaded:
-            with out.working(f"uploading {_size(bundle.size)}"):
+            # In a pipe the phase lines below say how it went: the bars are for a terminal.
+            with Bar(out, f"uploading {_size(bundle.size)}", "bytes", plain=False) as bar:
                 client.request(
                     "PUT",
                     path,
-                    content=bundle.data,
-                    headers={"content-type": "application/gzip"},
+                    content=chunks(bundle.data, bar),
+                    headers={"content-type": "application/gzip", "content-length": str(bundle.size)},
                     timeout=UPLOAD_TIMEOUT,
                 )
             _progress(out, "upload", f"{_size(bundle.size)} sent")
         else:
             _progress(out, "upload", "skipped: the server has this bundle already")
         try:
-            with out.working("installing requirements, importing the app, switching live"):
-                answer = client.request(
+            answer = with_progress(
+                out,
+                client,
+                "deploying",
+                lambda headers: client.request(
                     "POST",
                     client.app_api("/deploys", project.name),
                     json={"bundle": sha, "stage": stage},
+                    headers=headers,
                     timeout=DEPLOY_TIMEOUT,
-                )
+                ),
+                progress_path=client.app_api("/progress/{id}", project.name),
+                unit="steps",
+                plain=False,
+            )
         except CliError as exc:
             if exc.code != "DeployFailed":
                 raise

@@ -207,6 +207,8 @@ async def _run(
         click.echo(f"error: {exc}", err=True)
         return EXIT_LOAD_FAILED
     platform = Platform(target, **options)
+    # A developer expects to see what each invocation was given, and re-run it (functions may say otherwise).
+    platform.keep_inputs = True
     if export is not None:
         export.watch(platform)
     metrics = Metrics()

@@ -187,7 +187,8 @@ def replay(
 ) -> None:
     """Deliver again the events published on a bus in a time range, to the rules that match them now.
 
-    Live delivery carries on meanwhile; prints how many deliveries were queued.
+    Live delivery carries on meanwhile; prints how many deliveries were queued. On a terminal a bar shows the
+    events replayed of those the range holds; in a pipe, a line as it moves.
 
     \b
     Examples:
@@ -196,6 +197,7 @@ def replay(
     """
     from triggerfish.cli.client import segment
     from triggerfish.cli.inputs import parse_time
+    from triggerfish.cli.progress import with_progress
 
     document: dict[str, object] = {"start": parse_time(start, "--start"), "end": parse_time(end, "--end")}
     if rule is not None:
@@ -203,8 +205,17 @@ def replay(
     if name is not None:
         document["name"] = name
     out = Output(as_json)
-    with Client(server, key, app=app) as client, out.working(f"replaying bus {bus}"):
-        answer = client.request("POST", client.app_api(f"/buses/{segment(bus, slashes=True)}/replay"), json=document)
+    with Client(server, key, app=app) as client:
+        answer = with_progress(
+            out,
+            client,
+            f"replaying bus {bus}",
+            lambda headers: client.request(
+                "POST", client.app_api(f"/buses/{segment(bus, slashes=True)}/replay"), json=document, headers=headers
+            ),
+            progress_path=client.app_api("/progress/{id}"),
+            unit="events",
+        )
     if not out.json(answer):
         target = f"rule {rule}" if rule is not None else "every matching rule"
         out.line(f"queued {answer.get('queued')} deliveries of bus {bus} to {target}", style="green")

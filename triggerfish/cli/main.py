@@ -16,6 +16,7 @@ from triggerfish.cli.dev import dev
 from triggerfish.cli.events import events
 from triggerfish.cli.eventstore import eventstore
 from triggerfish.cli.init import init
+from triggerfish.cli.invocations import invocations
 from triggerfish.cli.invoke import invoke
 from triggerfish.cli.keys import keys
 from triggerfish.cli.login import login
@@ -46,6 +47,7 @@ cli.add_command(store)
 for command in (
     deploy,
     invoke,
+    invocations,
     list_command,
     describe,
     remove,

@@ -15,10 +15,9 @@ Whether stdout is a terminal is rich's decision, so `TTY_COMPATIBLE=1`,
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -56,13 +55,6 @@ class Output:
     @property
     def terminal(self) -> bool:
         return not self.as_json and self.console.is_terminal
-
-    @contextlib.contextmanager
-    def working(self, text: str) -> Iterator[None]:
-        """A spinner saying `text` while a long operation runs (a deploy, a replay, a redrive), on a terminal only:
-        a pipe or --json gets nothing but the result."""
-        with self.console.status(f"{text}...") if self.terminal else contextlib.nullcontext():
-            yield
 
     def json(self, document: Any) -> bool:
         """With --json, print `document` and answer True (the verb prints nothing else); else False."""

@@ -144,15 +144,29 @@ def redrive(
     app: str | None,
     as_json: bool,
 ) -> None:
-    """Move the messages of NAME's dead-letter queue back to NAME, to be processed again."""
+    """Move the messages of NAME's dead-letter queue back to NAME, to be processed again.
+
+    On a terminal a bar shows the messages moved of the dead-letter queue's depth; in a pipe, a line as it moves.
+    """
+    from triggerfish.cli.progress import with_progress
+
     document: dict[str, Any] = {}
     if dead_letter is not None:
         document["dead_letter"] = dead_letter
     if max_messages is not None:
         document["max"] = max_messages
     out = Output(as_json)
-    with Client(server, key, app=app) as client, out.working(f"moving dead letters back to {name}"):
-        moved = client.request("POST", _path(client, name, "/redrive"), json=document, timeout=None)
+    with Client(server, key, app=app) as client:
+        moved = with_progress(
+            out,
+            client,
+            f"moving dead letters back to {name}",
+            lambda headers: client.request(
+                "POST", _path(client, name, "/redrive"), json=document, timeout=None, headers=headers
+            ),
+            progress_path=client.app_api("/progress/{id}"),
+            unit="messages",
+        )
     if not out.json(moved):
         out.line(f"moved {moved.get('moved')} messages from {moved.get('dead_letter')} to {name}", style="green")
 

@@ -16,7 +16,10 @@ What a boxed process sees (see docs/security.md for what this promises):
   triggerfish package), a few files of /etc (DNS, certificates, time
   zones), and the directories the caller names (the app's bundle, its
   installed requirements);
-- `/tmp`, a tmpfs of `tmp_mb` MiB: the only place it can write;
+- `/tmp`, a tmpfs of `tmp_mb` MiB, and `/home/app`, another (the
+  functions' working directories and HOME): the only places it can write.
+  Each worker then covers /tmp with a tmpfs of its own that the server made
+  (triggerfish.isolation.mount_api), where the server can;
 - a seccomp filter (`triggerfish.isolation.seccomp`) refusing namespaces,
   mounts, BPF, io_uring, keyrings, ptrace and the like.
 
@@ -50,8 +53,10 @@ from triggerfish.isolation.seccomp import filter_program
 DEFAULT_TMP_MB = 512
 #: Processes and threads all the boxes of one app may have at once.
 DEFAULT_MAX_TASKS = 1024
-#: Where a box's writable directory is, inside the box.
+#: Where a box's writable directories are, inside the box: its /tmp, and its user's home holding the
+#: functions' working directories (not under /tmp: each worker covers /tmp with its own).
 BOX_TMP = "/tmp"
+BOX_HOME = "/home/app"
 #: The hostname inside a box (its own UTS namespace: the server's name is not shown).
 HOSTNAME = "triggerfish"
 #: Files and directories of /etc a box sees: name resolution, certificates, time zones, the loader's cache.
@@ -91,8 +96,10 @@ class Box:
     `read_only`: more host directories to bind read-only at the same path
     (the app's code; the runner adds its requirements). `hide`: directories
     inside those to cover with an empty read-only tmpfs (a data directory
-    inside a project). Raises ValueError for a value out of range (a uid of
-    0, a /tmp of nothing).
+    inside a project). `worker_tmp`: each worker gets a /tmp of its own
+    (made by the server where it can; False: workers share the box's, as
+    under a server that cannot make them). Raises ValueError for a value out
+    of range (a uid of 0, a /tmp of nothing).
 
         Box(uid=1_900_000_001, gid=1_900_000_001, network=False, tmp_mb=256)
     """
@@ -106,6 +113,7 @@ class Box:
     hide: tuple[str, ...] = ()
     seccomp: bool = True
     bwrap: str = "bwrap"
+    worker_tmp: bool = True
 
     def __post_init__(self) -> None:
         for name in ("uid", "gid"):
@@ -290,16 +298,15 @@ def _namespaces(box: Box, *, privileged: bool) -> list[str]:
 def _filesystem(box: Box, read_only: Iterable[str], writable: Iterable[str]) -> list[str]:
     # /tmp first: binds below it (an app under /tmp, as in tests) are then mounted on top, not hidden by it.
     args = ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--size", str(box.tmp_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", BOX_TMP]
+    for writable_dir in (BOX_TMP, BOX_HOME):
+        args += ["--size", str(box.tmp_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", writable_dir]
     for name in TOP_LINKS:
         path = f"/{name}"
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
-    binds = ["/usr", *runtime_paths(), *(f"/etc/{name}" for name in ETC if os.path.exists(f"/etc/{name}"))]
-    binds += [*box.read_only, *read_only]
-    chosen = _collapse(binds)
+    chosen = _read_only_binds(box, read_only)
     writable = [os.path.abspath(path) for path in writable]
     # bubblewrap makes the directories leading to a mount point 0700 (root's, as root): open them to the box.
     above = _ancestors_of(target for _, target in chosen) | _ancestors_of(writable)
@@ -313,6 +320,26 @@ def _filesystem(box: Box, read_only: Iterable[str], writable: Iterable[str]) -> 
         # Nothing to write to (read-only) and nothing to read (empty): a data directory inside a project.
         args += ["--size", "4096", "--tmpfs", path, "--remount-ro", path]
     return args
+
+
+def _read_only_binds(box: Box, read_only: Iterable[str]) -> list[tuple[str, str]]:
+    binds = ["/usr", *runtime_paths(), *(f"/etc/{name}" for name in ETC if os.path.exists(f"/etc/{name}"))]
+    return _collapse([*binds, *box.read_only, *read_only])
+
+
+def under_tmp(box: Box, read_only: Iterable[str] = ()) -> tuple[list[tuple[str, str]], list[str]]:
+    """What of `box` (with `read_only` as for `prepare`) lies under /tmp, for a worker's own /tmp to hold too:
+    the read-only binds as (host source, path relative to /tmp), and the hidden paths relative to /tmp.
+
+    Empty for a server whose apps, requirements and Python live elsewhere (a data directory under /var/lib).
+    """
+    prefix = BOX_TMP + "/"
+    chosen = _read_only_binds(box, read_only)
+    binds = [(source, target[len(prefix) :]) for source, target in chosen if target.startswith(prefix)]
+    # Only what a bind brings in needs hiding again: elsewhere the worker's /tmp is empty.
+    hidden = [os.path.abspath(path) for path in box.hide]
+    inside = [path for path in hidden if any(_inside(path, prefix + target) for _, target in binds)]
+    return binds, [path[len(prefix) :] for path in inside]
 
 
 def _collapse(paths: Iterable[str]) -> list[tuple[str, str]]:
@@ -336,10 +363,10 @@ def _collapse(paths: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def _ancestors(path: str) -> set[str]:
-    """The directories above `path`, without / and without /tmp (a tmpfs of its own, made above)."""
+    """The directories above `path`, without / and without /tmp and /home/app (tmpfs of their own, made above)."""
     found = set()
     parent = os.path.dirname(path)
-    while parent not in ("/", "", BOX_TMP):
+    while parent not in ("/", "", BOX_TMP, BOX_HOME):
         found.add(parent)
         parent = os.path.dirname(parent)
     return found
@@ -364,7 +391,7 @@ def _identity_files(box: Box, pipes: list[int]) -> list[str]:
     gid = box.gid if box.gid is not None else os.getgid()
     passwd = (
         "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-        f"app:x:{uid}:{gid}:triggerfish app:{BOX_TMP}:/usr/sbin/nologin\n"
+        f"app:x:{uid}:{gid}:triggerfish app:{BOX_HOME}:/usr/sbin/nologin\n"
         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
     )
     group = f"root:x:0:\napp:x:{gid}:\nnogroup:x:65534:\n"
@@ -411,6 +438,7 @@ def _drop_to(box: Box) -> list[str]:
 
 
 __all__ = [
+    "BOX_HOME",
     "BOX_TMP",
     "DEFAULT_MAX_TASKS",
     "DEFAULT_TMP_MB",
@@ -421,4 +449,5 @@ __all__ = [
     "probe",
     "python_path",
     "runtime_paths",
+    "under_tmp",
 ]

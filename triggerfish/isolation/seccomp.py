@@ -8,9 +8,14 @@ kernel bugs have most often been found. It refuses, with EPERM:
 
 - new namespaces (`unshare`, `setns`, and `clone` with a `CLONE_NEW*` flag):
   a user namespace would hand the process capabilities inside it, and with
-  them kernel code that is otherwise reachable by root only;
+  them kernel code that is otherwise reachable by root only. One exception:
+  `unshare(CLONE_NEWUSER | CLONE_NEWNS)`, those two flags exactly, which a
+  worker needs to attach the /tmp the server made for it (see
+  triggerfish.isolation.mount_api); with every mount call but `move_mount`
+  refused, such a namespace holds nothing it could mount;
 - mounting and changing roots (`mount`, `umount2`, `pivot_root`, `chroot`,
-  the new mount API);
+  the new mount API but `move_mount` of a mount fd, flags exactly
+  `MOVE_MOUNT_F_EMPTY_PATH`: the server's tmpfs onto /tmp);
 - the kernel keyring, BPF, perf events, userfaultfd and io_uring: large
   attack surfaces that no Python handler needs;
 - loading kernel modules, kexec, swap, reboot, the kernel log, accounting,
@@ -47,6 +52,9 @@ _RET_ERRNO = 0x00050000
 _NR = 0
 _ARCH = 4
 _ARG0_LOW = 16  # the low 32 bits of args[0] on a little-endian machine
+_ARG0_HIGH = 20
+_ARG4_LOW = 16 + 4 * 8
+_ARG4_HIGH = _ARG4_LOW + 4
 #: CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET.
 NEW_NAMESPACE_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
 _X32_SYSCALL_BIT = 0x40000000
@@ -59,7 +67,6 @@ DENIED = (
     "pivot_root",
     "chroot",
     "open_tree",
-    "move_mount",
     "fsopen",
     "fsconfig",
     "fsmount",
@@ -92,8 +99,14 @@ DENIED = (
     "name_to_handle_at",
     "open_by_handle_at",
 )
-#: System calls refused with EPERM when their first argument asks for a new namespace.
-FLAG_CHECKED = ("clone", "unshare")
+#: System calls whose arguments the filter reads: `clone` and `unshare` (namespace flags), `move_mount` (its flags).
+FLAG_CHECKED = ("clone", "unshare", "move_mount")
+#: The one `unshare` that is allowed: a user namespace and a mount namespace owned by it, nothing else.
+OWN_USER_AND_MOUNT = 0x10000000 | 0x00020000
+#: CLONE_NEWTIME: a namespace flag only `unshare` and `clone3` take (for `clone` the bit is the exit signal's).
+_CLONE_NEWTIME = 0x00000080
+#: `move_mount`'s flags (its fifth argument) must be exactly this: the source is a mount fd, not a path.
+MOVE_MOUNT_F_EMPTY_PATH = 0x00000004
 #: System calls answered with ENOSYS, so that the C library falls back to one the filter can check.
 UNSUPPORTED = ("clone3",)
 
@@ -238,13 +251,28 @@ def _instructions(arch: Arch) -> list[tuple[int, int, int, int]]:
         body.append((_JEQ_K, "eperm", 0, arch.numbers[name]))
     for name in UNSUPPORTED:
         body.append((_JEQ_K, "enosys", 0, arch.numbers[name]))
-    for name in FLAG_CHECKED:
-        body.append((_JEQ_K, "flags", 0, arch.numbers[name]))
+    body.append((_JEQ_K, "clone", 0, arch.numbers["clone"]))
+    body.append((_JEQ_K, "unshare", 0, arch.numbers["unshare"]))
+    body.append((_JEQ_K, "move_mount", 0, arch.numbers["move_mount"]))
     body.append((_RET_K, 0, 0, _RET_ALLOW))
-    labels = {"flags": len(body)}
+    labels: dict[str, int] = {"clone": len(body)}
     body.append((_LD_W_ABS, 0, 0, _ARG0_LOW))
-    body.append((_JSET_K, "eperm", 0, NEW_NAMESPACE_FLAGS))
-    body.append((_RET_K, 0, 0, _RET_ALLOW))  # jumps only go forward: a second "allow" after the flag check
+    body.append((_JSET_K, "eperm", "allow", NEW_NAMESPACE_FLAGS))
+    # unshare: its flags compared whole (both halves of the 64-bit argument), so exactly the two namespaces.
+    labels["unshare"] = len(body)
+    body.append((_LD_W_ABS, 0, 0, _ARG0_HIGH))
+    body.append((_JEQ_K, 0, "eperm", 0))
+    body.append((_LD_W_ABS, 0, 0, _ARG0_LOW))
+    body.append((_JEQ_K, "allow", 0, OWN_USER_AND_MOUNT))
+    body.append((_JSET_K, "eperm", "allow", NEW_NAMESPACE_FLAGS | _CLONE_NEWTIME))
+    # move_mount: only a mount fd as the source, no other mode (no MOVE_MOUNT_BENEATH, no SET_GROUP).
+    labels["move_mount"] = len(body)
+    body.append((_LD_W_ABS, 0, 0, _ARG4_HIGH))
+    body.append((_JEQ_K, 0, "eperm", 0))
+    body.append((_LD_W_ABS, 0, 0, _ARG4_LOW))
+    body.append((_JEQ_K, "allow", "eperm", MOVE_MOUNT_F_EMPTY_PATH))
+    labels["allow"] = len(body)
+    body.append((_RET_K, 0, 0, _RET_ALLOW))
     labels["eperm"] = len(body)
     body.append((_RET_K, 0, 0, _RET_ERRNO | errno.EPERM))
     labels["enosys"] = len(body)

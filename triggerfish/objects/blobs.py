@@ -1,11 +1,12 @@
-"""Objects' bytes on disk: each write a new file, written under a temporary name, fsynced, then renamed.
+"""Objects' bytes on disk (the blob backend of a store on SQLite): each write a new file, written under a
+temporary name, fsynced, then renamed.
 
     blobs = Blobs(Path(".triggerfish/objects"))
     writer = blobs.writer()
-    writer.write(b"...")                 # as the body arrives; flushed to disk in a thread, in large pieces
+    await writer.write(b"...")           # as the body arrives; flushed to disk in a thread, in large pieces
     blob = await writer.finish()         # fsync, rename: durable under blobs/<2 hex>/<id>
     ...
-    blobs.remove(blob.id)
+    await blobs.remove([blob.id])
 
 Why one file per write (a fresh random id) and not one per key or per content hash: an overwrite
 never touches the bytes a reader has open (a GET streams the old file to its end), a crash
@@ -21,10 +22,11 @@ import asyncio
 import os
 import secrets
 import shutil
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
+
+from triggerfish.objects.blob_backend import Blob, BlobBackend, BlobMissingError, BlobReader, BlobWriter
 
 #: Bytes gathered in memory before they are written to the file (in a thread, off the event loop).
 FLUSH_BYTES = 1024 * 1024
@@ -32,13 +34,7 @@ FLUSH_BYTES = 1024 * 1024
 READ_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Blob:
-    id: str
-    size: int
-
-
-class Blobs:
+class Blobs(BlobBackend):
     """The blob files of one app, under `root` (`blobs/` for objects, `tmp/` for writes in progress)."""
 
     def __init__(self, root: Path) -> None:
@@ -53,20 +49,27 @@ class Blobs:
     def path(self, blob_id: str) -> Path:
         return self.root / "blobs" / blob_id[:2] / blob_id
 
-    def writer(self) -> BlobWriter:
-        return BlobWriter(self, secrets.token_hex(16))
+    def writer(self) -> FileWriter:
+        return FileWriter(self, secrets.token_hex(16))
 
-    def open(self, blob_id: str) -> BinaryIO:
-        return open(self.path(blob_id), "rb")
+    async def open(self, blob_id: str) -> FileReader:
+        # An open file keeps its bytes after an unlink: a reader reads to its end whatever happens.
+        try:
+            return FileReader(await asyncio.to_thread(open, self.path(blob_id), "rb"))
+        except FileNotFoundError:
+            raise BlobMissingError(blob_id) from None
 
-    async def link(self, blob_id: str) -> Blob:
+    async def copy(self, blob_id: str, *, into: str | None = None) -> Blob:
         """A new blob with the same bytes as `blob_id` (a hard link: nothing is copied)."""
-        new = secrets.token_hex(16)
+        new = into or secrets.token_hex(16)
         source, target = self.path(blob_id), self.path(new)
 
         def link() -> int:
             target.parent.mkdir(exist_ok=True)
-            os.link(source, target)
+            try:
+                os.link(source, target)
+            except FileNotFoundError:
+                raise BlobMissingError(blob_id) from None
             _fsync_dir(target.parent)
             return target.stat().st_size
 
@@ -80,13 +83,18 @@ class Blobs:
         writer: BlobWriter | None = None,
     ) -> Blob:
         """A new blob of the given blobs' bytes one after another (each whole, or its `(start, end)` range)."""
-        writer = writer or self.writer()
+        into = writer or self.writer()
+        assert isinstance(into, FileWriter), "a blob backend concatenates into a writer of its own"
         spans = list(ranges) or [None] * len(blob_ids)
 
         def copy() -> None:
-            with open(writer.temp, "wb") as out:
+            with open(into.temp, "wb") as out:
                 for blob_id, span in zip(blob_ids, spans, strict=True):
-                    with self.open(blob_id) as source:
+                    try:
+                        source = open(self.path(blob_id), "rb")  # noqa: SIM115 - closed by the with below
+                    except FileNotFoundError:
+                        raise BlobMissingError(blob_id) from None
+                    with source:
                         if span is None:
                             shutil.copyfileobj(source, out, READ_BYTES * 4)
                         else:
@@ -96,23 +104,63 @@ class Blobs:
                 out.flush()
                 os.fsync(out.fileno())
 
-        await asyncio.to_thread(copy)
-        return await writer.finish(already_synced=True)
+        try:
+            await asyncio.to_thread(copy)
+        except BaseException:
+            await into.abort()
+            raise
+        return await into.finish(already_synced=True)
 
-    def remove(self, blob_id: str) -> None:
-        self.path(blob_id).unlink(missing_ok=True)
-
-    async def remove_many(self, blob_ids: Sequence[str]) -> None:
+    async def remove(self, blob_ids: Sequence[str]) -> None:
         if blob_ids:
 
             def remove_all() -> None:
                 for blob_id in blob_ids:
-                    self.remove(blob_id)
+                    self.path(blob_id).unlink(missing_ok=True)
 
             await asyncio.to_thread(remove_all)
 
+    async def sweep(self, before: float) -> int:
+        """Temporary files of writes untouched since `before` (`tmp/` is emptied at start too: one process
+        owns a data directory, so what is there at start is a dead writer's)."""
 
-class BlobWriter:
+        def sweep() -> int:
+            gone = 0
+            for leftover in self._tmp.iterdir():
+                try:
+                    if leftover.stat().st_mtime < before:
+                        leftover.unlink()
+                        gone += 1
+                except FileNotFoundError:
+                    continue  # finished or aborted meanwhile
+            return gone
+
+        return await asyncio.to_thread(sweep)
+
+
+class FileReader(BlobReader):
+    """An open blob file: its pieces are read in a thread, off the event loop."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.size = os.fstat(file.fileno()).st_size
+
+    async def read(self, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        left = self.size - start if length is None else min(length, self.size - start)
+        if left <= 0:
+            return
+        if left <= READ_BYTES:  # one hop to a thread for a small read
+            yield await asyncio.to_thread(os.pread, self.file.fileno(), left, start)
+            return
+        pieces = read_range(self.file, start, left)
+        while piece := await asyncio.to_thread(next, pieces, b""):
+            yield piece
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class FileWriter(BlobWriter):
     """One blob being written. `write` as bytes arrive; `finish` to keep it, `abort` to drop it."""
 
     def __init__(self, blobs: Blobs, blob_id: str) -> None:
@@ -161,7 +209,7 @@ class BlobWriter:
             self.size = self.blobs.path(self.id).stat().st_size
         return Blob(self.id, self.size)
 
-    def abort(self) -> None:
+    async def abort(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -15,6 +15,7 @@ served otherwise: by `@app.on_object` and by the `aws.s3` events every change pu
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 from xml.etree import ElementTree
@@ -248,3 +249,69 @@ def s3_test_event(bucket: str, when: str, request_id: str) -> dict[str, Any]:
         "RequestId": request_id,
         "HostId": request_id,
     }
+
+
+#: The keys of one `notifications` entry of `[buckets.NAME]` in triggerfish.toml.
+SETTING_KEYS = ("queue", "topic", "events", "prefix", "suffix", "id")
+#: The events an entry that names none gets.
+DEFAULT_EVENTS = ("s3:ObjectCreated:*",)
+_DESTINATION_NAME = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def configuration_from_settings(entries: object) -> NotificationConfiguration:
+    """The configuration `[buckets.NAME] notifications = [...]` of triggerfish.toml declares; raises ValueError
+    naming the entry and the setting at fault, and how to write it.
+
+        notifications = [{ queue = "resize", events = ["s3:ObjectCreated:*"], prefix = "images/", suffix = ".jpg" }]
+    """
+    example = '[{ queue = "resize", events = ["s3:ObjectCreated:*"], prefix = "images/" }]'
+    if not isinstance(entries, list):
+        raise ValueError(f"notifications must be a list of tables such as {example}, not {entries!r}")
+    if len(entries) > MAX_DESTINATIONS:
+        raise ValueError(f"notifications holds at most {MAX_DESTINATIONS} entries, not {len(entries)}")
+    destinations: list[Destination] = []
+    for number, entry in enumerate(entries, 1):
+        where = f"notifications entry {number}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be a table such as {example[1:-1]}, not {entry!r}")
+        destinations.append(_setting(entry, where))
+    seen: set[str] = set()
+    for destination in destinations:
+        if destination.id in seen:
+            raise ValueError(f"two notifications entries have the id {destination.id!r}; ids must be unique")
+        seen.add(destination.id)
+    return NotificationConfiguration(tuple(destinations))
+
+
+def _setting(entry: dict[str, Any], where: str) -> Destination:
+    for key in entry:
+        if key not in SETTING_KEYS:
+            raise ValueError(f"{where}: unknown key {key!r}; the keys are {', '.join(SETTING_KEYS)}")
+    kinds = [kind for kind in ("queue", "topic") if kind in entry]
+    if len(kinds) != 1:
+        raise ValueError(f'{where}: name exactly one destination, queue = "NAME" or topic = "NAME"')
+    kind: Kind = "queue" if kinds[0] == "queue" else "topic"
+    name = entry[kind]
+    if not isinstance(name, str) or not _DESTINATION_NAME.fullmatch(name):
+        raise ValueError(
+            f"{where}: {kind} {name!r} is not a {kind} name (letters, digits, - and _; a FIFO queue or topic"
+            " cannot receive S3 notifications)"
+        )
+    events = entry.get("events", list(DEFAULT_EVENTS))
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+        raise ValueError(f"{where}: events must be a non-empty list of S3 event names, not {events!r}")
+    for event in events:
+        if event not in EVENT_NAMES:
+            raise ValueError(
+                f"{where}: {event!r} is not an S3 event name; for example s3:ObjectCreated:*, s3:ObjectCreated:Put,"
+                " s3:ObjectRemoved:*"
+            )
+    rules = {}
+    for rule in ("prefix", "suffix", "id"):
+        value = entry.get(rule, "")
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: {rule} must be a string, not {value!r}")
+        rules[rule] = value
+    prefix, suffix = rules["prefix"], rules["suffix"]
+    configuration_id = rules["id"] or _default_id(kind, name, tuple(events), prefix, suffix)
+    return Destination(configuration_id, kind, name, tuple(events), prefix, suffix)

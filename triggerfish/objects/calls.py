@@ -49,7 +49,7 @@ class ObjectCalls:
                             f"context.objects.get: {bucket}/{meta.key} is {meta.size} bytes, over the"
                             f" {MAX_CALL_BYTES} a call carries; read it with boto3 (streamed)"
                         )
-                    data = file.read()
+                    data = await file.read_all()
                 return {"body_base64": base64.b64encode(data).decode(), "etag": meta.etag, "type": meta.content_type}
             if action == "put":
                 data = _body(args)
@@ -61,12 +61,14 @@ class ObjectCalls:
                     _text(args, "key"),
                     _once(data),
                     content=content,
-                    requester=Requester(call.request_id, "127.0.0.1", call.function),
+                    requester=Requester(call.request_id, "127.0.0.1", call.function, call.traceparent),
                 )
                 return {"etag": meta.etag}
             if action == "delete":
                 await objects.delete_object(
-                    bucket, _text(args, "key"), requester=Requester(call.request_id, "127.0.0.1", call.function)
+                    bucket,
+                    _text(args, "key"),
+                    requester=Requester(call.request_id, "127.0.0.1", call.function, call.traceparent),
                 )
                 return None
             if action == "list":

@@ -39,6 +39,8 @@ class Change:
     request_id: str
     source_ip: str
     principal: str
+    #: The trace the change was made in, if any: its notifications continue it.
+    traceparent: str | None = None
 
 
 def trigger_matches(trigger: ObjectTrigger, change: Change) -> bool:

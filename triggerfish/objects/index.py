@@ -153,16 +153,18 @@ class ObjectIndex:
         return [UploadMeta.decode(bucket, r.key.split("/", 1)[1], r.value) for r in records]
 
     async def put_part(self, upload_id: str, part: PartMeta) -> PartMeta | None:
-        """Record a part (replacing one of the same number); the part it replaced, whose blob the caller drops."""
+        """Record a part (replacing one of the same number), and end its blob's write intent with it; the part it
+        replaced, whose blob the caller drops."""
         namespace = parts_namespace(upload_id)
         key = _part_key(part.number)
         while True:
             old = await self.store.kv.get(namespace, key)
-            written = await self.store.kv.put(
-                namespace, key, part.encode(), if_version=ABSENT if old is None else old.version
-            )
-            if written is not None:
-                return None if old is None else PartMeta.decode(part.number, old.value)
+            put = Put(namespace, key, part.encode(), if_version=ABSENT if old is None else old.version)
+            try:
+                await self.store.atomic([put, self.intent_done_op(part.blob)])
+            except AtomicConflictError:
+                continue  # another upload of the same part number landed first: replace that one
+            return None if old is None else PartMeta.decode(part.number, old.value)
 
     async def parts(self, upload_id: str, *, after: int = 0, limit: int = MAX_PARTS) -> list[PartMeta]:
         start = _part_key(after + 1) if after else ""

@@ -14,7 +14,7 @@ sent to the queue, or published to the topic (an append to its log, fanned out a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -48,7 +48,9 @@ class PlatformNotifications:
             for index, trigger in enumerate(spec.triggers):
                 if isinstance(trigger, ObjectTrigger) and trigger_matches(trigger, change):
                     record = s3_record(change, f"{spec.name}-{index}")
-                    queue, message, _ = platform.message(spec.name, {"Records": [record]}, trigger=TRIGGER)
+                    queue, message, _ = platform.message(
+                        spec.name, {"Records": [record]}, trigger=TRIGGER, traceparent=change.traceparent
+                    )
                     ops.append(Send(queue, [message]))
         configured = await platform.objects.index.notifications(change.bucket)
         for destination in configured.matching(change):
@@ -66,6 +68,8 @@ class PlatformNotifications:
             subject=f"{change.bucket}/{change.key}",
             resources=orjson.dumps([bucket_arn(change.bucket)]).decode(),
         )
+        if change.traceparent is not None:  # the rules' functions continue the uploader's trace
+            event = event.with_extensions(traceparent=change.traceparent)
         ops.append(Append(bus_stream(OBJECT_EVENTS_BUS), platform.publisher.encode([event])))
         return ops
 
@@ -76,3 +80,15 @@ def declared_buckets(platform: Platform, configured: list[str]) -> list[str]:
     for spec in platform.specs.values():
         names += [t.bucket for t in spec.triggers if isinstance(t, ObjectTrigger)]
     return sorted(set(names))
+
+
+async def declare_buckets(platform: Platform, settings: dict[str, dict[str, Any]]) -> None:
+    """Make the declared buckets (`[buckets.NAME]` and `@app.on_object`'s), and give those whose table has
+    `notifications` that configuration, replacing what PutBucketNotificationConfiguration put: triggerfish.toml
+    is the source of truth for a bucket that declares it (one that does not keeps what the API put)."""
+    objects = platform.objects
+    await objects.ensure_buckets(declared_buckets(platform, list(settings)))
+    for name, table in settings.items():
+        config = table.get("notifications")
+        if config is not None and await objects.index.notifications(name) != config:
+            await objects.index.commit([objects.index.notifications_op(name, config)])

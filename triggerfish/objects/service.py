@@ -1,10 +1,12 @@
-"""One app's object store: buckets and objects, their bytes on disk and their metadata in the store.
+"""One app's object store: buckets and objects, their bytes in blobs and their metadata in the store.
 
     objects = ObjectStore(store, Path(".triggerfish/objects"), notify=notifications)
     await objects.ensure_buckets(["uploads"])
     meta = await objects.put_object("uploads", "a.jpg", chunks, request=who)
-    meta, file = await objects.open("uploads", "a.jpg")
+    meta, reader = await objects.open("uploads", "a.jpg")
 
+The blobs are files under `root` for a store on SQLite, rows of the database for a store on PostgreSQL
+(triggerfish.objects.blob_backend: so every node of a cluster reads every object).
 A write is: the body streamed to a new blob (temporary file, fsync, rename), then one store
 transaction holding the object's metadata and everything its notification causes (`notify`
 returns those writes: the function invocations of matching `@app.on_object` triggers and the
@@ -23,15 +25,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
 
 from triggerfish.errors import AtomicConflictError
-from triggerfish.objects.blobs import Blobs, BlobWriter
+from triggerfish.objects.blob_backend import (
+    BlobBackend,
+    BlobMissingError,
+    BlobReader,
+    BlobWriter,
+    BytesReader,
+    blob_backend,
+)
 from triggerfish.objects.checksums import composite
 from triggerfish.objects.events import Change
 from triggerfish.objects.index import MAX_PARTS, ObjectIndex
@@ -67,6 +75,8 @@ class Requester:
     request_id: str = ""
     source_ip: str = "127.0.0.1"
     principal: str = "triggerfish"
+    #: The trace the change was made in (a handler's `context.objects`): what it fires continues that trace.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +112,10 @@ class ObjectStore:
         notify: Notify | None = None,
         clock: Callable[[], float] = time.time,
         max_put_bytes: int = MAX_PUT_BYTES,
+        blobs: BlobBackend | None = None,
     ) -> None:
         self.index = ObjectIndex(store)
-        self.blobs = Blobs(root)
+        self.blobs = blobs if blobs is not None else blob_backend(store, root, clock=clock)
         self.notify = notify
         self.clock = clock
         self.max_put_bytes = max_put_bytes
@@ -147,18 +158,18 @@ class ObjectStore:
             raise ObjectError("NoSuchKey", "The specified key does not exist.", status=404, resource=key)
         return meta
 
-    async def open(self, bucket: str, key: str) -> tuple[ObjectMeta, BinaryIO]:
+    async def open(self, bucket: str, key: str) -> tuple[ObjectMeta, BlobReader]:
         """The object and its bytes, opened: a later overwrite does not change what is read."""
         for _ in range(_ATTEMPTS):
             meta = await self.head(bucket, key)
             if meta.inline:
                 data = await self.index.data(meta)
                 if data is not None:
-                    return meta, io.BytesIO(data)
+                    return meta, BytesReader(data)
                 continue  # overwritten between the two reads: look again
             try:
-                return meta, self.blobs.open(meta.blob)
-            except FileNotFoundError:
+                return meta, await self.blobs.open(meta.blob)
+            except BlobMissingError:
                 continue  # overwritten between the lookup and the open: look again
         raise ObjectError("InternalError", f"object {key!r} kept changing while it was read", status=500)
 
@@ -227,12 +238,13 @@ class ObjectStore:
                 raise ObjectError("BadDigest", "The Content-MD5 you specified did not match what we received.")
             if writer is None:
                 return _Received(md5.hexdigest(), size, checksums, "", b"".join(held))
-            if inline:  # an object's blob, committed later: a crash in between must not leave it unknown
-                await self.index.intend(writer.id, self.clock())
+            # The blob is committed later (an object's metadata, or a part's record): a crash in between must
+            # not leave it unknown.
+            await self.index.intend(writer.id, self.clock())
             blob = await writer.finish()
         except BaseException:
             if writer is not None:
-                writer.abort()
+                await writer.abort()
             raise
         return _Received(md5.hexdigest(), blob.size, checksums, blob.id, None)
 
@@ -257,11 +269,22 @@ class ObjectStore:
             )
         data: bytes | None = None
         blob = ""
-        if original.inline:
-            original, file = await self.open(*source)
-            data = file.read()
+        for _ in range(_ATTEMPTS):
+            original, reader = await self.open(*source)
+            with reader:
+                if original.inline:
+                    data = await reader.read_all()
+                    break
+            into = secrets.token_hex(16)
+            await self.index.intend(into, self.clock())
+            try:
+                blob = (await self.blobs.copy(original.blob, into=into)).id
+                break
+            except BlobMissingError:
+                await self.index.forget_intent(into)
+                continue  # overwritten between the open and the copy: look again
         else:
-            blob = (await self.blobs.link(original.blob)).id
+            raise _busy(source[1])
         kept = content or Content(original.content_type, original.headers, original.metadata)
         meta = replace(
             original,
@@ -295,6 +318,7 @@ class ObjectStore:
                 requester.request_id,
                 requester.source_ip,
                 requester.principal,
+                requester.traceparent,
             )
             try:
                 ops: list[Op] = [self.index.delete_op(bucket, key, expect=meta.version)]
@@ -303,7 +327,7 @@ class ObjectStore:
                 await self.index.commit([*ops, *(await self._notes(change))])
             except AtomicConflictError:
                 continue
-            self._drop(meta)
+            await self._drop(meta)
             return
         raise _busy(key)
 
@@ -350,7 +374,7 @@ class ObjectStore:
         for _ in range(_ATTEMPTS):
             previous = await self.index.get(meta.bucket, meta.key)
             if previous is not None and if_none_match:
-                self._drop(meta)
+                await self._drop(meta)
                 raise _precondition_failed(meta.key)
             meta = replace(meta, sequencer=self._sequencer(previous))
             change = Change(
@@ -364,6 +388,7 @@ class ObjectStore:
                 requester.request_id,
                 requester.source_ip,
                 requester.principal,
+                requester.traceparent,
             )
             expect = ABSENT if previous is None else previous.version
             ops: list[Op] = [self.index.put_op(meta, expect=expect)]
@@ -378,25 +403,28 @@ class ObjectStore:
             except AtomicConflictError:
                 continue
             except BaseException:
-                self._drop(meta)
+                await self._drop(meta)
                 raise
             if previous is not None and previous.blob != meta.blob:
-                self._drop(previous)
+                await self._drop(previous)
             return meta
-        self._drop(meta)
+        await self._drop(meta)
         raise _busy(meta.key)
 
-    def _drop(self, meta: ObjectMeta) -> None:
+    async def _drop(self, meta: ObjectMeta) -> None:
         if not meta.inline:
-            self.blobs.remove(meta.blob)
+            await self.blobs.remove([meta.blob])
 
     async def sweep(self, *, grace: float = INTENT_GRACE) -> int:
         """Remove the blobs of writes that never committed (their intent is older than `grace` seconds: the
-        process writing them died between the blob's rename and the commit); how many went."""
-        stale = await self.index.stale_intents(self.clock() - grace)
+        process writing them died between the blob's rename and the commit), and let the blob backend remove
+        what it keeps past its use (unfinished writes, removed bytes kept for readers); how many went."""
+        before = self.clock() - grace
+        stale = await self.index.stale_intents(before)
         for blob_id in stale:
-            self.blobs.remove(blob_id)
+            await self.blobs.remove([blob_id])
             await self.index.forget_intent(blob_id)
+        await self.blobs.sweep(before)
         return len(stale)
 
     async def _notes(self, change: Change) -> list[Op]:
@@ -472,25 +500,27 @@ class ObjectStore:
                 f"The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the"
                 f" zero-based offsets of the first and last bytes to copy, within the object's {original.size} bytes",
             )
+        writer = self.blobs.writer()
+        await self.index.intend(writer.id, self.clock())  # the part's record deletes it
         if original.inline:
-            original, file = await self.open(*source)
+            original, reader = await self.open(*source)
             start, end = span if span is not None else (0, original.size - 1)
-            file.seek(start)
-            writer = self.blobs.writer()
-            await writer.write(file.read(end - start + 1))
+            with reader:
+                async for piece in reader.read(start, end - start + 1):
+                    await writer.write(piece)
             blob = await writer.finish()
         else:
-            blob = await self.blobs.concatenate([original.blob], [span] if span is not None else [])
+            blob = await self.blobs.concatenate([original.blob], [span] if span is not None else [], writer=writer)
         md5 = hashlib.md5(usedforsecurity=False)
-        with self.blobs.open(blob.id) as file:
-            while chunk := file.read(1024 * 1024):
-                md5.update(chunk)
+        with await self.blobs.open(blob.id) as copied:
+            async for piece in copied.read():
+                md5.update(piece)
         return await self._keep_part(upload_id, PartMeta(number, blob.id, blob.size, md5.hexdigest(), self.clock()))
 
     async def _keep_part(self, upload_id: str, part: PartMeta) -> PartMeta:
         replaced = await self.index.put_part(upload_id, part)
         if replaced is not None:
-            self.blobs.remove(replaced.blob)
+            await self.blobs.remove([replaced.blob])
         return part
 
     async def list_parts(self, bucket: str, key: str, upload_id: str, *, after: int, limit: int) -> list[PartMeta]:
@@ -569,14 +599,14 @@ class ObjectStore:
             requester,
             extra=self.index.end_upload_ops(bucket, upload_id, all_parts),
         )
-        await self.blobs.remove_many([p.blob for p in all_parts])
+        await self.blobs.remove([p.blob for p in all_parts])
         return committed
 
     async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
         await self.require_upload(bucket, key, upload_id)
         parts = await self.index.parts(upload_id)
         await self.index.commit(self.index.end_upload_ops(bucket, upload_id, parts))
-        await self.blobs.remove_many([p.blob for p in parts])
+        await self.blobs.remove([p.blob for p in parts])
 
 
 @dataclass(frozen=True, slots=True)

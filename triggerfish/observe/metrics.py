@@ -328,6 +328,8 @@ async def platform_state(platform: Platform) -> list[Metric]:
         for name, shown in pg_changes.status().items():
             if shown["lag_bytes"] is not None:
                 families["slot_lag"].add_metric([app, name, shown["slot"]], shown["lag_bytes"])
+            if shown.get("backlog") is not None:
+                families["capture_backlog"].add_metric([app, name], shown["backlog"])
     return list(families.values())
 
 
@@ -433,6 +435,11 @@ def _families() -> dict[str, Any]:
             "triggerfish_pg_slot_lag_bytes",
             "WAL a PostgreSQL server keeps for a change capture's replication slot beyond what it handled",
             labels=["app", "function", "slot"],
+        ),
+        "capture_backlog": GaugeMetricFamily(
+            "triggerfish_pg_capture_backlog_records",
+            "Records a change capture with parallelization > 1 moved into its partitions and has not handled yet",
+            labels=["app", "function"],
         ),
     }
 

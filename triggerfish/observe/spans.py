@@ -12,8 +12,10 @@ every parent known.
 Attributes follow OpenTelemetry's semantic conventions: FaaS (`faas.trigger`,
 `faas.invocation_id`, `faas.coldstart`, `faas.name`, `faas.version`),
 messaging (`messaging.system`, `messaging.operation.type`,
-`messaging.destination.name`) and CloudEvents (`cloudevents.event_id`,
-`cloudevents.event_source`, `cloudevents.event_type`).
+`messaging.destination.name`), CloudEvents (`cloudevents.event_id`,
+`cloudevents.event_source`, `cloudevents.event_type`) and, for a route's
+invocation, HTTP (`http.request.method`, `http.route`,
+`http.response.status_code`).
 """
 
 from __future__ import annotations
@@ -97,6 +99,12 @@ def invocation_span(record: InvocationRecord) -> Span | None:
         attributes["faas.version"] = record.version
     if record.error is not None:
         attributes["error.type"] = str(record.error.get("errorType", "Error"))
+    if record.http_route is not None:
+        method, _, route = record.http_route.partition(" ")
+        attributes["http.request.method"] = method
+        attributes["http.route"] = route
+    if record.http_status is not None:
+        attributes["http.response.status_code"] = record.http_status
     kind = "server" if record.trigger == "http" else "consumer" if record.trigger in _CONSUMED else "internal"
     return Span(
         trace_id=record.trace_id,

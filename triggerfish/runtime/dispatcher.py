@@ -41,6 +41,7 @@ from triggerfish.model import Destination, FunctionSettings
 from triggerfish.names import function_dead_letter_queue, function_queue
 from triggerfish.retry import Decision, FailureCondition, RetryPolicy, decide
 from triggerfish.runtime import invocation_message
+from triggerfish.runtime.inputs import KeptInput
 from triggerfish.runtime.invocation_message import Invocation
 from triggerfish.runtime.records import (
     BatchWriter,
@@ -102,7 +103,7 @@ class Dispatcher:
         self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
         self._stopping = False
         self._ackers: dict[str, BatchWriter[str, bool]] = {}
-        self._settlers: dict[str, BatchWriter[tuple[Message, InvocationRecord], bool]] = {}
+        self._settlers: dict[str, BatchWriter[tuple[Message, InvocationRecord, KeptInput | None], bool]] = {}
         self._function_loops: list[_FunctionLoop] = []
 
     @functools.cached_property
@@ -211,7 +212,8 @@ class Dispatcher:
         if unrun is not None:
             condition, error = unrun
             await self.records.add(
-                unrun_record(request, "expired", error, at=self.clock(), memory_mb=settings.memory_mb)
+                unrun_record(request, "expired", error, at=self.clock(), memory_mb=settings.memory_mb),
+                self.records.kept_input(request, settings),
             )
             await self._fail(
                 invocation, request, settings, condition, error, version=None, invoke_count=len(invocation.attempts)
@@ -231,11 +233,12 @@ class Dispatcher:
             await self._ack(message)
             return
         attempt = record_from_outcome(request, outcome, memory_mb=settings.memory_mb)
+        kept = self.records.kept_input(request, settings)
         if outcome.ok and settings.on_success is None:
             # The common case: the record and then the acknowledgement, batched with the others settling now.
-            await self._settle(message, attempt)
+            await self._settle(message, attempt, kept)
             return
-        await self.records.add(attempt)
+        await self.records.add(attempt, kept)
         if outcome.ok:
             if settings.on_success is not None:
                 record = self._destination_record(invocation, request, "Success", outcome.result, None, outcome.version)
@@ -380,22 +383,25 @@ class Dispatcher:
                 hop_count=hops,
             )
 
-    async def _settle(self, message: Message, record: InvocationRecord) -> None:
-        """Store `record`, then acknowledge `message`: one batch of records and one ack_many for all settling."""
+    async def _settle(self, message: Message, record: InvocationRecord, kept: KeptInput | None) -> None:
+        """Store `record` (and the input `kept`), then acknowledge `message`: one batch of records and one ack_many
+        for all settling."""
         settler = self._settlers.get(message.queue)
         if settler is None:
             settler = self._settlers[message.queue] = BatchWriter(functools.partial(self._settle_batch, message.queue))
-        if not await settler.submit((message, record)):
+        if not await settler.submit((message, record, kept)):
             logger.warning(
                 "invocation message %s of %s was acknowledged after its lease ended", message.message_id, message.queue
             )
 
-    async def _settle_batch(self, queue: str, batch: list[tuple[Message, InvocationRecord]]) -> list[bool]:
+    async def _settle_batch(
+        self, queue: str, batch: list[tuple[Message, InvocationRecord, KeptInput | None]]
+    ) -> list[bool]:
         # One write for the records and the acknowledgements where the store can (where it cannot, they run in
         # this order): nothing leaves its queue before its record is durable.
-        records = [record for _, record in batch]
-        writes = self.records.writes(records)
-        results = await self.store.atomic([*writes, Ack(queue, [message.receipt for message, _ in batch])])
+        records = [record for _, record, _ in batch]
+        writes = self.records.writes(records, [kept for _, _, kept in batch if kept is not None])
+        results = await self.store.atomic([*writes, Ack(queue, [message.receipt for message, _, _ in batch])])
         self.records.stored(records)
         await self.records.trim_when_due()
         acked: list[bool] = results[-1]

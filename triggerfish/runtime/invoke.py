@@ -67,7 +67,8 @@ class Invoker:
     (seconds, 7 days by default); `lease_margin` how long past its timeout
     an async invocation may run before it counts as lost and runs again;
     `app_name` goes into the function ARNs of destination records;
-    `record_listeners` are told of every invocation record once it is stored.
+    `record_listeners` are told of every invocation record once it is stored; `keep_inputs` whether a
+    function that does not set `keep_inputs` has its invocations' inputs kept with their records.
 
     Raises DeclarationError when a function's destination names a function
     the runner does not know.
@@ -86,6 +87,7 @@ class Invoker:
         app_name: str = "app",
         publisher: Publisher | None = None,
         record_listeners: list[RecordListener] | None = None,
+        keep_inputs: bool = False,
     ) -> None:
         if isinstance(lease_margin, bool) or not isinstance(lease_margin, int | float) or not 0 < lease_margin <= 3600:
             raise InvalidInputError(f"lease_margin must be from more than 0 to 3600 seconds, not {lease_margin!r}")
@@ -94,7 +96,9 @@ class Invoker:
         self.runner = runner
         self.store = store
         self.clock = clock
-        self.records = InvocationRecords(store, retention=record_retention, clock=clock, listeners=record_listeners)
+        self.records = InvocationRecords(
+            store, retention=record_retention, clock=clock, listeners=record_listeners, keep_inputs=keep_inputs
+        )
         self._senders: dict[str, BatchWriter[OutgoingMessage, SendResult]] = {}
         check_destinations(runner)
         self.dispatcher = Dispatcher(
@@ -150,11 +154,15 @@ class Invoker:
         except ThrottledError as exc:
             error = {"errorType": THROTTLED_ERROR, "errorMessage": str(exc), "stackTrace": []}
             await self.records.add(
-                unrun_record(request, "throttled", error, at=self.clock(), memory_mb=settings.memory_mb)
+                unrun_record(request, "throttled", error, at=self.clock(), memory_mb=settings.memory_mb),
+                self.records.kept_input(request, settings),
             )
             raise
         # Off the request path: the caller has its answer one commit sooner; reads of the records wait for it.
-        self.records.add_soon(record_from_outcome(request, outcome, memory_mb=settings.memory_mb))
+        self.records.add_soon(
+            record_from_outcome(request, outcome, memory_mb=settings.memory_mb),
+            self.records.kept_input(request, settings),
+        )
         if not outcome.ok:
             raise HandlerError(outcome.error or {"errorType": "Error", "errorMessage": "", "stackTrace": []})
         return outcome.result

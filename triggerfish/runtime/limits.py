@@ -65,10 +65,13 @@ class Limits:
     memory: str
     processes: str
     timeout: str = "SIGKILL to the worker's process group"
+    #: Known before any worker starts: workers will share their box's /tmp (its server cannot make theirs).
+    shared_tmp: bool = False
 
     @property
     def unenforced(self) -> list[str]:
-        return [name for name, how in (("memory", self.memory), ("processes", self.processes)) if how == "none"]
+        names = [name for name, how in (("memory", self.memory), ("processes", self.processes)) if how == "none"]
+        return [*names, "tmp"] if self.shared_tmp else names
 
 
 def memory_limit_bytes(memory_mb: int, baseline_bytes: int) -> int:

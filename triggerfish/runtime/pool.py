@@ -16,6 +16,7 @@ import contextlib
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ class PoolConfig:
     app_name: str = "app"
     #: The runner's memory cgroups (None, or not enabled: workers are limited by RLIMIT_AS).
     memory: MemoryTree | None = None
+    #: In a box: makes a detached tmpfs of so many MiB for a new worker's /tmp and returns its mount fd
+    #: (triggerfish.isolation.mount_api). None: workers make their own /tmp, or keep the box's.
+    tmp_mounts: Callable[[int], int] | None = None
 
 
 class SecretStartError(WorkerStartError):
@@ -199,9 +203,15 @@ class WorkerPool:
             secrets=secrets,
             memory_limit=self.spec.settings.memory_mb * 1024 * 1024,
         )
+        fds = [theirs.fileno(), write_fd]
         try:
+            if config.tmp_mounts is not None:
+                try:
+                    fds.append(config.tmp_mounts(self.spec.settings.ephemeral_storage))
+                except OSError as exc:
+                    raise WorkerStartError(f"cannot make the /tmp of a worker for {self.name!r}: {exc}") from exc
             zygote, zygote_pid = await config.zygote.current()
-            zygote.send(spawn, [theirs.fileno(), write_fd])
+            zygote.send(spawn, fds)
         except WorkerStartError:
             ours.close()
             os.close(read_fd)
@@ -212,7 +222,8 @@ class WorkerPool:
             raise WorkerStartError(f"cannot ask the zygote for a worker for {self.name!r}: {exc}") from exc
         finally:
             theirs.close()
-            os.close(write_fd)
+            for fd in fds[1:]:  # the output pipe's write end, and the tmpfs: the worker holds them now
+                os.close(fd)
         ours.setblocking(False)
         loop = asyncio.get_running_loop()
         _, connection = await loop.create_unix_connection(WorkerConnection, sock=ours)

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from triggerfish.errors import FunctionNotFoundError
-from triggerfish.isolation.box import BOX_TMP, Box, prepare, python_path
+from triggerfish.isolation import mount_api
+from triggerfish.isolation.box import BOX_HOME, Box, prepare, python_path, under_tmp
 from triggerfish.isolation.pids import BoxPids, PidView, SamePids, kill_box
 from triggerfish.loader import spec_from_dict
 from triggerfish.model import FunctionSettings, FunctionSpec
@@ -64,8 +65,9 @@ class ProcessRunner:
         self.target = target
         #: The box the app runs in (None: none, as the server's user, seeing what the server sees).
         self.box = box
-        # In a box, the functions' working directories are inside it, in its size-limited /tmp.
-        self.work_dir = Path(BOX_TMP) if box is not None else work_dir
+        # In a box, the functions' working directories are inside it, in its size-limited home (not under /tmp,
+        # which each worker covers with its own).
+        self.work_dir = Path(BOX_HOME) if box is not None else work_dir
         self.version = version
         self.idle_timeout = idle_timeout
         self.app_name = "app"
@@ -88,6 +90,8 @@ class ProcessRunner:
         memory_method = controller.describe() if controller is not None and self._memory.enabled else "RLIMIT_AS"
         #: How each limit is enforced on this machine (see triggerfish.runtime.limits).
         self.limits = describe(process_limit_method(self._cgroups.enabled, boxed=box is not None), memory_method)
+        #: In a box, what makes each worker's /tmp: the server, with the mount API (see mount_api), where it can.
+        self._tmp_trees: mount_api.TmpTrees | None = None
         self._pids: PidView = SamePids()
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
@@ -158,6 +162,9 @@ class ProcessRunner:
     ) -> None:
         if self.box is not None:
             self.target = _absolute_target(self.target)
+            self._tmp_trees = _tmp_trees(self.box, [*_boxed_code(self.box, self.target), *extra_paths])
+            if self._tmp_trees is None:
+                self.limits = replace(self.limits, shared_tmp=True)
             self._base, ours = _spawn_boxed_zygote(
                 self.box, self.target, extra_paths, self._cgroups.root, self._memory.root, self._environment
             )
@@ -192,6 +199,7 @@ class ProcessRunner:
             platform=platform,
             output_limit=output_limit,
             limits=self.limits,
+            tmp_mounts=None if self._tmp_trees is None else self._tmp_trees.take,
             pids=self._pids,
             secrets=secrets,
             app_name=self.app_name,
@@ -297,6 +305,8 @@ class ProcessRunner:
                         await asyncio.to_thread(self._base.wait, 5.0)
                 self._base.kill()
                 await asyncio.to_thread(self._base.wait)
+        if self._tmp_trees is not None:
+            self._tmp_trees.close()
         # Give the zygotes a moment to kill their children, then clear what is left.
         self._cgroups.close()
         self._memory.close()
@@ -381,11 +391,11 @@ def _spawn_boxed_zygote(
 ) -> tuple[subprocess.Popen[bytes], socket.socket]:
     """Start the base zygote in `box`: the app's directory and `extra_paths` read-only, the runner's
     pids cgroup (delegated to the box) writable; our end of its socket."""
-    code = list(box.read_only) or [str(_app_dir(target))]
+    code = _boxed_code(box, target)
     path = python_path()
     if not target.partition(":")[0].endswith(".py"):  # a module: found on the path, as from the project's directory
         path.append(code[0])
-    env = {**zygote_environment(path), "HOME": BOX_TMP, "PYTHONDONTWRITEBYTECODE": "1", **(environment or {})}
+    env = {**zygote_environment(path), "HOME": BOX_HOME, "PYTHONDONTWRITEBYTECODE": "1", **(environment or {})}
     ours, theirs = socket.socketpair()
     command = [sys.executable, "-s", "-m", "triggerfish.runtime.zygote", str(theirs.fileno())]
     command += ["--max-tasks", str(box.max_tasks)]
@@ -411,6 +421,27 @@ def _spawn_boxed_zygote(
     finally:
         theirs.close()
     return process, ours
+
+
+def _boxed_code(box: Box, target: str) -> list[str]:
+    """The directories of the app's code a box binds read-only: the box's own list, else the target's directory."""
+    return list(box.read_only) or [str(_app_dir(target))]
+
+
+def _tmp_trees(box: Box, read_only: list[str]) -> mount_api.TmpTrees | None:
+    """What makes a boxed worker's /tmp of so many MiB: a tmpfs owned by the box's user, holding what of the box
+    lies under /tmp (`read_only` as the box binds it). None where this server cannot make one (not root, or a
+    kernel without the mount API, or before 6.15 when something must be bound into it): workers then share the
+    box's /tmp."""
+    if not box.worker_tmp:
+        return None
+    binds, hide = under_tmp(box, read_only)
+    plan = mount_api.TmpPlan(size_mb=1, uid=box.uid, gid=box.gid, binds=tuple(binds), hide=tuple(hide))
+    why = mount_api.unavailable(plan)
+    if why is not None:
+        log.warning("the workers of a box share its /tmp: this server cannot make one per worker (%s)", why)
+        return None
+    return mount_api.TmpTrees(plan)
 
 
 def _app_dir(target: str) -> Path:

@@ -13,6 +13,11 @@ One record per attempt, written twice, each copy suited to one question:
 Retention: the key-value copy expires on its own (a ttl); the log streams
 are trimmed to the same age as records are written and read.
 
+The input an invocation was given is kept beside its records when the
+function keeps inputs (`keep_inputs`, triggerfish.runtime.inputs): one
+document per invocation under key `i/<request id>` of the records'
+namespace, written in the same put as its record and expiring with it.
+
 Records finishing together go out as one batch: one `append_many` and one
 `put_many` (the key-value contract's batched put), written concurrently, so
 on the SQLite store they usually share one commit. Why not key-value only (a
@@ -36,6 +41,7 @@ from typing import Any, Generic, Literal, TypeVar
 import orjson
 
 from triggerfish.errors import InvalidInputError
+from triggerfish.model import FunctionSettings
 from triggerfish.names import (
     INVOCATIONS_NAMESPACE,
     OUT_OF_MEMORY_ERROR,
@@ -46,6 +52,7 @@ from triggerfish.names import (
     record_stream,
 )
 from triggerfish.observe.spans import invocation_span, span_key
+from triggerfish.runtime.inputs import KeptInput, keep_input, read_input
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest
 from triggerfish.store import Store
 from triggerfish.store.atomic import Append, Op, Put
@@ -106,6 +113,10 @@ class InvocationRecord:
     #: they were measured): usage's data in and out.
     input_bytes: int = 0
     output_bytes: int = 0
+    #: An HTTP invocation's route (API Gateway's routeKey, `GET /orders/{id}`) and the status it answered with
+    #: (None: not an HTTP invocation): its span's HTTP attributes.
+    http_route: str | None = None
+    http_status: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -161,7 +172,22 @@ def record_from_outcome(
         links=request.links,
         input_bytes=outcome.input_bytes,
         output_bytes=outcome.output_bytes,
+        **(_http_of(request, outcome) if request.trigger == "http" else {}),
     )
+
+
+def _http_of(request: InvokeRequest, outcome: InvokeOutcome) -> dict[str, Any]:
+    """The route of an HTTP invocation's event and the status the gateway answered with: the handler's
+    `statusCode` (200 without one), 504 for a timeout, 500 for any other failure."""
+    event = request.event
+    route = event.get("routeKey") if isinstance(event, dict) else None
+    if outcome.ok:
+        result = outcome.result
+        code = result.get("statusCode") if isinstance(result, dict) else None
+        status = code if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599 else 200
+    else:
+        status = 504 if status_of(outcome) == "timed_out" else 500
+    return {"http_route": route if isinstance(route, str) else None, "http_status": status}
 
 
 def unrun_record(
@@ -252,6 +278,7 @@ class InvocationRecords:
         retention: float = DEFAULT_RETENTION,
         clock: Callable[[], float],
         listeners: list[RecordListener] | None = None,
+        keep_inputs: bool = False,
     ) -> None:
         if isinstance(retention, bool) or not isinstance(retention, int | float) or not 0 < retention <= 1e9:
             raise InvalidInputError(f"record retention must be a number of seconds above 0, not {retention!r}")
@@ -261,11 +288,24 @@ class InvocationRecords:
         #: Told of every record stored through this object, after its write (a list shared with the platform,
         #: so listeners added later hear every version's records).
         self.listeners: list[RecordListener] = [] if listeners is None else listeners
+        #: Whether a function that does not say (`keep_inputs` unset) has its invocations' inputs kept.
+        self.keep_inputs = keep_inputs
         self._writers: dict[str, BatchWriter[_Entry, None]] = {}
         self._last_trim = clock()
         self._writing: set[asyncio.Task[None]] = set()
 
-    def add_soon(self, record: InvocationRecord) -> None:
+    def kept_input(self, request: InvokeRequest, settings: FunctionSettings) -> KeptInput | None:
+        """`request`'s input as it is to be stored with its record, or None when its function does not keep inputs."""
+        keep = self.keep_inputs if settings.keep_inputs is None else settings.keep_inputs
+        return keep_input(request) if keep else None
+
+    async def input(self, request_id: str) -> dict[str, Any] | None:
+        """The kept input of an invocation (triggerfish.runtime.inputs.read_input), or None: not kept, or expired."""
+        await self.settled()
+        found = await self.store.kv.get(INVOCATIONS_NAMESPACE, _input_key(request_id))
+        return None if found is None else read_input(found.value)
+
+    def add_soon(self, record: InvocationRecord, kept: KeptInput | None = None) -> None:
         """Store a record in the background: the sync path answers its caller without waiting for the commit.
 
         Every read here (`get`, `attempts`, `query`) and `settled()` waits
@@ -273,7 +313,7 @@ class InvocationRecords:
         the moment between the answer and the commit loses the record, not
         the invocation (whose result the caller already has).
         """
-        task = asyncio.ensure_future(self._add_logged(record))
+        task = asyncio.ensure_future(self._add_logged(record, kept))
         self._writing.add(task)
         task.add_done_callback(self._writing.discard)
 
@@ -282,20 +322,20 @@ class InvocationRecords:
         while self._writing:
             await asyncio.gather(*list(self._writing), return_exceptions=True)
 
-    async def _add_logged(self, record: InvocationRecord) -> None:
+    async def _add_logged(self, record: InvocationRecord, kept: KeptInput | None) -> None:
         try:
-            await self.add(record)
+            await self.add(record, kept)
         except Exception:
             log.exception("invocation record %s (attempt %d) could not be stored", record.request_id, record.attempt)
 
-    async def add(self, record: InvocationRecord) -> None:
-        """Store a record (durable when this returns)."""
+    async def add(self, record: InvocationRecord, kept: KeptInput | None = None) -> None:
+        """Store a record, and its invocation's input if `kept` (durable when this returns)."""
         body = orjson.dumps(record)  # orjson writes dataclasses itself, far faster than asdict()
         stream = record_stream(record.function)
         writer = self._writers.get(stream)
         if writer is None:
             writer = self._writers[stream] = BatchWriter(functools.partial(self._write, stream))
-        await writer.submit((_by_request(record.request_id, record.attempt), body, _span_entry(record)))
+        await writer.submit((_by_request(record.request_id, record.attempt), body, _span_entry(record), kept))
         self.stored((record,))
         await self.trim_when_due()
 
@@ -303,7 +343,7 @@ class InvocationRecords:
         """Store several records at once (all durable when this returns): one write per function."""
         by_stream: dict[str, list[_Entry]] = {}
         for record in records:
-            entry = (_by_request(record.request_id, record.attempt), orjson.dumps(record), _span_entry(record))
+            entry = (_by_request(record.request_id, record.attempt), orjson.dumps(record), _span_entry(record), None)
             by_stream.setdefault(record_stream(record.function), []).append(entry)
         if len(by_stream) == 1:
             ((stream, batch),) = by_stream.items()
@@ -313,9 +353,10 @@ class InvocationRecords:
         self.stored(records)
         await self.trim_when_due()
 
-    def writes(self, records: Sequence[InvocationRecord]) -> list[Op]:
-        """Both copies of `records` as writes, for a caller that stores them with others in one `Store.atomic`
-        (the dispatcher: the records of a batch of invocations and the acknowledgement of their messages)."""
+    def writes(self, records: Sequence[InvocationRecord], kept: Sequence[KeptInput] = ()) -> list[Op]:
+        """Both copies of `records` (and the `kept` inputs) as writes, for a caller that stores them with others in
+        one `Store.atomic` (the dispatcher: the records of a batch of invocations and the acknowledgement of their
+        messages)."""
         by_stream: dict[str, list[bytes]] = {}
         puts: list[Op] = []
         for record in records:
@@ -329,7 +370,8 @@ class InvocationRecords:
             for entry in map(_span_entry, records)
             if entry is not None
         ]
-        return [*(Append(stream, bodies) for stream, bodies in by_stream.items()), *puts, *spans]
+        inputs = [Put(INVOCATIONS_NAMESPACE, _input_key(key), doc, ttl=self.retention) for key, doc in kept]
+        return [*(Append(stream, bodies) for stream, bodies in by_stream.items()), *puts, *spans, *inputs]
 
     def stored(self, records: Sequence[InvocationRecord]) -> None:
         """Tell the listeners that `records` are stored (`add` and `add_many` do; a caller of `writes` does after
@@ -350,10 +392,13 @@ class InvocationRecords:
     async def _write(self, stream: str, batch: list[_Entry]) -> list[None]:
         """Both copies of a batch of records, and their spans in the trace index: one append and one put each for
         all of them, written concurrently."""
-        spans = [span for _, _, span in batch if span is not None]
+        spans = [span for _, _, span, _ in batch if span is not None]
+        # Inputs go in the records' own put (keys `i/<request id>`): no store call of their own.
+        puts = [(key, body) for key, body, _, _ in batch]
+        puts += [(_input_key(kept[0]), kept[1]) for _, _, _, kept in batch if kept is not None]
         await asyncio.gather(
-            self.store.log.append_many(stream, [body for _, body, _ in batch]),
-            self.store.kv.put_many(INVOCATIONS_NAMESPACE, [(key, body) for key, body, _ in batch], ttl=self.retention),
+            self.store.log.append_many(stream, [body for _, body, _, _ in batch]),
+            self.store.kv.put_many(INVOCATIONS_NAMESPACE, puts, ttl=self.retention),
             *([self.store.kv.put_many(TRACES_NAMESPACE, spans, ttl=self.retention)] if spans else []),
         )
         return [None] * len(batch)
@@ -441,8 +486,14 @@ def _by_request(request_id: str, attempt: int) -> str:
     return f"r/{request_id}/{attempt:05d}"
 
 
-#: What a record becomes in the store: its key, its JSON, and its span's entry in the trace index (if it has one).
-_Entry = tuple[str, bytes, "tuple[str, bytes] | None"]
+def _input_key(request_id: str) -> str:
+    """Where an invocation's kept input is, beside its records (a prefix of its own: no scan of `r/` meets it)."""
+    return f"i/{request_id}"
+
+
+#: What a record becomes in the store: its key, its JSON, its span's entry in the trace index (if it has one), and
+#: its invocation's input (if kept).
+_Entry = tuple[str, bytes, "tuple[str, bytes] | None", "KeptInput | None"]
 
 
 def _span_entry(record: InvocationRecord) -> tuple[str, bytes] | None:

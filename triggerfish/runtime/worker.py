@@ -139,17 +139,24 @@ def become_worker(
     cgroup: str | None = None,
     memory_cgroup: str | None = None,
     task_root: str = "",
+    tmp_mount: int | None = None,
 ) -> NoReturn:
     """Turn a freshly forked child of the app zygote into a worker and serve until told to stop.
 
     `cgroup` and `memory_cgroup`: the pids and memory cgroups it was born in (None: none, the rlimits apply).
+    `tmp_mount`: in a box, the mount fd of the tmpfs the server made for its /tmp (None: it made none).
     """
     code = 0
     try:
         os.setsid()
         address_space = None if memory_cgroup is not None else spawn.memory_bytes
         unenforced = limits.apply_in_child(address_space, spawn.max_processes, cgroup is not None)
-        if limits.box_tasks is None:  # a box's seccomp filter refuses namespaces: there /tmp is the box's
+        if tmp_mount is not None:  # in a box: the server made the tmpfs, the worker attaches it
+            try:
+                private_tmp.enter_mount(tmp_mount)
+            except private_tmp.PrivateTmpError:
+                unenforced.append("tmp")  # /tmp stays the box's
+        elif limits.box_tasks is None:
             try:
                 keep = private_tmp.paths_to_keep(spawn.cwd, [task_root, *sys.path])  # the app's data files too
                 private_tmp.enter(spec.settings.ephemeral_storage, keep)
@@ -157,6 +164,7 @@ def become_worker(
                 if exc.mounted:  # /tmp is neither the host's nor whole: do not run user code over it
                     raise
                 unenforced.append("tmp")
+        # Otherwise a box whose server makes no /tmp per worker: /tmp is the box's (the runner reports it once).
         _enter_directory(spawn.cwd)
         sandbox.enter(spec, spawn.cwd)
         _set_environment(

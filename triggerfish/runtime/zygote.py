@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from triggerfish.errors import AppLoadError, DeclarationError, ProtocolError
+from triggerfish.isolation import mount_api
 from triggerfish.loader import spec_to_dict
 from triggerfish.model import FunctionSpec
 from triggerfish.runtime import bundled, lambda_env, limits, memory, private_tmp, worker
@@ -108,7 +109,7 @@ class _Server:
                 self.reap()
             if self.sock.fileno() in ready:
                 try:
-                    message, fds = recv_with_fds(self.sock, 2)
+                    message, fds = recv_with_fds(self.sock, 3)
                 except StreamBroken as exc:
                     sys.stderr.write(f"triggerfish zygote: stopping: {exc}\n")
                     return
@@ -212,6 +213,7 @@ class AppZygote(_Server):
         # Objects imported so far never change again in most apps: keep the collector from touching
         # (and so copying) their pages in every forked worker.
         limits.libc()
+        mount_api.load()
         worker.prepare_zygote(self.specs)
         gc.collect()
         gc.freeze()
@@ -263,7 +265,8 @@ class AppZygote(_Server):
         if self._prepare_due:  # a burst of spawns: no quiet moment came, prepare now
             self.idle_work()
         spec = self.specs.get(message.function) if isinstance(message, Spawn) else None
-        if not isinstance(message, Spawn) or spec is None or len(fds) != 2:
+        # The worker's socket and output pipe, and in a box the mount fd of its /tmp when the server made one.
+        if not isinstance(message, Spawn) or spec is None or len(fds) not in (2, 3):
             for fd in fds:
                 os.close(fd)
             sys.stderr.write(f"triggerfish zygote: cannot spawn for {message!r}\n")
@@ -290,6 +293,7 @@ class AppZygote(_Server):
                 cgroup=cgroup,
                 memory_cgroup=memory_cgroup,
                 task_root=self.task_root,
+                tmp_mount=fds[2] if len(fds) == 3 else None,
             )
         # The parent sees the worker's socket close when the fork failed: no answer needed here.
         for fd in fds:

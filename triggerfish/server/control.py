@@ -41,6 +41,7 @@ from triggerfish.runtime.records import STATUSES, InvocationRecord
 from triggerfish.server import (
     control_events,
     control_eventstore,
+    control_inputs,
     control_secrets,
     control_streams,
     control_traces,
@@ -49,10 +50,12 @@ from triggerfish.server import (
     control_workflows,
     logs,
     openapi,
+    progress,
 )
 from triggerfish.server.control_io import ApiError, json_response, listed, platform_of, read_body
 from triggerfish.server.operations import Answer, Body, Operation, header, inputs, path, query, routes
 from triggerfish.server.platform import Platform
+from triggerfish.server.progress import BOARD, operation_of
 from triggerfish.server.schema import (
     AnyValue,
     Array,
@@ -251,6 +254,7 @@ async def get_invocation(request: Request) -> Response:
             "function": last.function,
             "status": last.status,
             "attempts": [r.to_dict() for r in attempts],
+            "input": await records.input(request_id),
         }
     )
 
@@ -364,7 +368,13 @@ async def replay(request: Request) -> Response:
     if rule_id is not None:
         _rule(platform, bus, rule_id)
     name = document.get("name") or "replay"
-    queued = await platform.archive.replay(bus, start, end, rule=rule_id, name=name)
+    operation = operation_of(request)
+    try:
+        queued = await platform.archive.replay(
+            bus, start, end, rule=rule_id, name=name, progress=BOARD.reporter(operation, "events")
+        )
+    finally:
+        BOARD.finish(operation)
     return json_response({"bus": bus, "name": name, "rule": rule_id, "start": start, "end": end, "queued": queued}, 202)
 
 
@@ -526,7 +536,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET",
         "/invocations/{request_id}",
         get_invocation,
-        "Every attempt of one invocation, with its captured output",
+        "Every attempt of one invocation, with its captured output, and its input where its function keeps inputs",
         {200: Answer("", "Invocation")},
         "read",
         params=(path("request_id", "The invocation's request id"),),
@@ -598,6 +608,8 @@ OPERATIONS: tuple[Operation, ...] = (
     *control_usage.OPERATIONS,
     *control_streams.OPERATIONS,
     *control_traces.OPERATIONS,
+    *control_inputs.OPERATIONS,
+    progress.OPERATION,
 )
 
 

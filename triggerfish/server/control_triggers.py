@@ -28,6 +28,7 @@ from triggerfish.names import TRACEPARENT_ATTRIBUTE
 from triggerfish.server.control_io import ApiError, json_response, listed, platform_of
 from triggerfish.server.operations import Answer, Body, Operation, inputs, path, query
 from triggerfish.server.platform import Platform
+from triggerfish.server.progress import BOARD, Report, operation_of
 from triggerfish.server.schema import AnyValue, Array, Boolean, Enum, Integer, Named, Nullable, Number, Object, Text
 from triggerfish.store import Message, OutgoingMessage, QueueStats
 from triggerfish.triggers.sns import MAX_MESSAGE_BYTES
@@ -204,12 +205,22 @@ async def redrive(request: Request) -> Response:
     if source == name:
         raise ApiError(400, "InvalidInput", f"body: dead_letter names {name!r} itself; name its dead-letter queue")
     limit = document.get("max") or MAX_REDRIVE
-    moved = await move_messages(platform, source, name, limit=limit, fifo=config.fifo)
+    operation = operation_of(request)
+    report = BOARD.reporter(operation, "messages")
+    try:
+        moved = await move_messages(platform, source, name, limit=limit, fifo=config.fifo, progress=report)
+    finally:
+        BOARD.finish(operation)
     return json_response({"queue": name, "dead_letter": source, "moved": moved})
 
 
-async def move_messages(platform: Platform, source: str, destination: str, *, limit: int, fifo: bool) -> int:
+async def move_messages(
+    platform: Platform, source: str, destination: str, *, limit: int, fifo: bool, progress: Report | None = None
+) -> int:
     """Move up to `limit` visible messages from `source` to `destination`, a batch at a time; how many moved.
+
+    `progress` is told after each batch how many moved of the most there are to move (the smaller of `limit`
+    and the messages visible in `source` when it began; one that arrives meanwhile may move too).
 
     Each batch is sent before it is acknowledged, so a failure in between
     leaves copies rather than losing messages. Deduplication ids are dropped:
@@ -220,6 +231,9 @@ async def move_messages(platform: Platform, source: str, destination: str, *, li
     queues = platform.store.queues
     moved = 0
     skipped: list[Message] = []
+    total = min(limit, (await queues.stats(source)).visible) if progress is not None else None
+    if progress is not None:
+        progress(0, total, "redrive")
     try:
         while moved < limit:
             batch = await queues.receive(
@@ -235,6 +249,8 @@ async def move_messages(platform: Platform, source: str, destination: str, *, li
             )
             await queues.ack_many(source, [m.receipt for m in movable])
             moved += len(movable)
+            if progress is not None:
+                progress(moved, max(moved, total or 0), "redrive")
     finally:
         for message in skipped:
             await queues.release(source, message.receipt)

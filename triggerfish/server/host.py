@@ -36,7 +36,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -83,6 +83,8 @@ from triggerfish.store.scoped import ScopedStore
 log = logging.getLogger("triggerfish.server")
 
 DEFAULT_ENTRY = "app.py"
+#: The steps a deploy reports as its progress: install, import, switch.
+DEPLOY_STEPS = 3
 #: Seconds a stopping node waits for the change it is applying (a version loading) before it gives up on it.
 FOLLOWER_PATIENCE = 130.0
 #: Where the first start writes the admin key it made (mode 0600), beside the store.
@@ -334,9 +336,17 @@ class Host:
 
     # --- deploying ----------------------------------------------------------------------------
 
-    async def deploy(self, app: str, bundle: str, *, stage: str | None = None) -> DeployResult:
+    async def deploy(
+        self,
+        app: str,
+        bundle: str,
+        *,
+        stage: str | None = None,
+        progress: Callable[[int, int | None, str], None] | None = None,
+    ) -> DeployResult:
         """Deploy the uploaded bundle `bundle` (its sha256) as the next version of `app` and make it live.
 
+        `progress` is told each step as it begins (install, import, switch: three) and when all are done.
         Raises DeployError (with `phase` and `details`: pip's output or the
         import's traceback) and changes nothing when any step fails;
         InvalidInputError for a bad name or a bundle that was not uploaded.
@@ -347,11 +357,14 @@ class Host:
             raise InvalidInputError(
                 f"no bundle {bundle!r} was uploaded; PUT it to /-/api/v1/apps/{app}/bundles/{bundle} first"
             )
+        step = progress or (lambda done, total, name: None)
         async with self._exclusive(app, f"a deploy of app {app!r}"):
             phases: list[Phase] = []
             number = await self.registry.last_version(app) + 1
+            step(0, DEPLOY_STEPS, "install")
             source, install = await self._source(app, bundle, number, stage)
             phases.append(install)
+            step(1, DEPLOY_STEPS, "import")
             began = time.monotonic()
             platform = self.apps.get(app)
             try:
@@ -366,6 +379,7 @@ class Host:
             except (DeclarationError, IsolationError) as exc:
                 raise DeployError(str(exc), phase="import") from None
             phases.append(Phase("import", time.monotonic() - began))
+            step(2, DEPLOY_STEPS, "switch")
             began = time.monotonic()
             previous = await self._live_record(app)
             record = VersionRecord(app, number, bundle, time.time(), stage, _fingerprints(new))
@@ -384,6 +398,7 @@ class Host:
             self.apps[app] = platform
             await self._announce("alias", app)
             phases.append(Phase("switch", time.monotonic() - began))
+            step(DEPLOY_STEPS, DEPLOY_STEPS, "live")
             return _diff(record, previous, phases)
 
     async def set_alias(self, app: str, alias: Alias) -> Alias:

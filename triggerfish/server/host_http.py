@@ -57,6 +57,7 @@ from triggerfish.server.keys import MAX_NAME_CHARS, ROLES
 from triggerfish.server.logs import close_follows
 from triggerfish.server.operations import Answer, Body, Operation, inputs, path, query, routes
 from triggerfish.server.platform import Platform
+from triggerfish.server.progress import BOARD, operation_of
 from triggerfish.server.registry import Alias, check_alias, check_app_name
 from triggerfish.server.request_guard import RequestRules
 from triggerfish.server.schema import Enum, Integer, Moment, Named, Nullable, Number, Object, Text
@@ -232,11 +233,16 @@ async def deploy(request: Request) -> Response:
     if stage is not None and not isinstance(stage, str):
         raise ApiError(400, "InvalidInput", "body.stage must be a string or null")
     note(request, bundle=bundle, stage=stage)
+    operation = operation_of(request)
     try:
-        result = await _host(request).deploy(app, check_sha256(bundle), stage=stage)
+        result = await _host(request).deploy(
+            app, check_sha256(bundle), stage=stage, progress=BOARD.reporter(operation, "steps")
+        )
     except DeployError as exc:  # BundleError included: a bundle that does not unpack
         note(request, phase=exc.phase)
         raise _deploy_failed(exc) from None
+    finally:
+        BOARD.finish(operation)
     note(request, object=f"version {result.version}", version=result.version)
     return json_response(result.to_dict(), status=201)
 

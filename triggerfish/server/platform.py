@@ -56,7 +56,7 @@ from triggerfish.isolation.box import Box
 from triggerfish.model import FunctionSpec
 from triggerfish.names import topic_stream
 from triggerfish.objects.calls import ObjectCalls
-from triggerfish.objects.notifications import PlatformNotifications, declared_buckets
+from triggerfish.objects.notifications import PlatformNotifications, declare_buckets
 from triggerfish.objects.service import ObjectStore
 from triggerfish.observe.spans import SpanListener
 from triggerfish.observe.usage import UsageRollup
@@ -167,6 +167,8 @@ class Platform:
         self.span_listeners: list[SpanListener] = []
         #: Told of every request the app's routes answered: route, status, seconds (metrics).
         self.request_observers: list[RequestObserver] = []
+        #: Whether functions that do not set `keep_inputs` keep their invocations' inputs (`triggerfish dev`: yes).
+        self.keep_inputs = False
         self._loader = loader or self._start_processes
         #: Gives each version the box its code runs in (None: no box; see triggerfish.isolation).
         self.box_for = box_for
@@ -361,9 +363,11 @@ class Platform:
                 store, self, self.publisher, app=version.app_name, node=self._node_name(), clock=clock
             )
             await _declare_tables(store, source)
-            self.pg_changes = PgChanges(store, self, self.publisher, app=version.app_name, clock=clock)
+            self.pg_changes = PgChanges(
+                store, self, self.publisher, app=version.app_name, clock=clock, node=self._node_name()
+            )
             self.objects = ObjectStore(store, self._objects_root(), notify=PlatformNotifications(self), clock=clock)
-            await self.objects.ensure_buckets(declared_buckets(self, _bucket_names(source)))
+            await declare_buckets(self, _bucket_settings(source))
             await self.objects.sweep()
             if self.run_async:
                 await version.start()
@@ -463,6 +467,7 @@ class Platform:
                 lease_margin=self.lease_margin,
                 record_listeners=self.record_listeners,
                 request_observers=self.request_observers,
+                keep_inputs=self.keep_inputs,
             )
         except BaseException:
             await runner.close()
@@ -537,7 +542,7 @@ class Platform:
             await self.scheduler.update(primary.specs)
             self.projections.configure(primary.specs)
             # A new version may watch, or declare, buckets the old one did not: they exist from now on.
-            await self.objects.ensure_buckets(declared_buckets(self, _bucket_names(primary.source)))
+            await declare_buckets(self, _bucket_settings(primary.source))
         self._canary = (canary, weight) if canary is not None and canary is not primary and weight > 0 else None
         for version in serving - self.serving():
             self._retire(version)
@@ -607,6 +612,7 @@ class Platform:
             removed += await trim_consumed(self.store.log, topic_stream(topic), checkpoint, max_age=age)
         removed += await self.sources.trim()
         removed += await self.changes.trim()
+        removed += await self.pg_changes.trim()
         await self.objects.sweep()
         return removed
 
@@ -648,7 +654,9 @@ class Platform:
         self._store = None
         if self.data_dir is None and getattr(self, "objects", None) is not None:
             # Without a data directory the objects' bytes were in a temporary one (a test platform's).
-            shutil.rmtree(self.objects.blobs.root, ignore_errors=True)
+            root = getattr(self.objects.blobs, "root", None)  # None: the bytes are in the store (PostgreSQL)
+            if root is not None:
+                shutil.rmtree(root, ignore_errors=True)
 
 
 class _StreamPuts:
@@ -686,8 +694,8 @@ async def _declare_tables(store: Store, source: VersionSource) -> None:
         await tables.ensure(TableSchema.from_config(name, body))
 
 
-def _bucket_names(source: VersionSource) -> list[str]:
-    return [] if source.app_dir is None else list(load_config(source.app_dir).buckets)
+def _bucket_settings(source: VersionSource) -> dict[str, dict[str, Any]]:
+    return {} if source.app_dir is None else load_config(source.app_dir).buckets
 
 
 def _queue_settings(source: VersionSource) -> dict[str, dict[str, Any]]:

@@ -115,6 +115,7 @@ class AppVersion:
         lease_margin: float = DEFAULT_LEASE_MARGIN,
         record_listeners: list[RecordListener] | None = None,
         request_observers: list[RequestObserver] | None = None,
+        keep_inputs: bool = False,
     ) -> AppVersion:
         """The version `runner` loaded, with its invoker and routes. Raises DeclarationError (two handlers
         on one route, a destination naming an unknown function); the caller closes the runner then."""
@@ -128,6 +129,7 @@ class AppVersion:
             publisher=publisher,
             lease_margin=lease_margin,
             record_listeners=record_listeners,
+            keep_inputs=keep_inputs,
         )
         # Routes declared with auth= are checked here; with no keys (dev), api_key routes stay open.
         authorize = route_authorizer(runner.specs, keys_lookup=keys_lookup)

@@ -20,9 +20,11 @@ when the channel closes, which the broker does for a dead connection.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,7 @@ from triggerfish.streams.records import SourceRecord, encode_record, partition_o
 
 try:
     import aio_pika
+    import aio_pika.exceptions
     from aio_pika.abc import AbstractIncomingMessage
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the extra
     raise ModuleNotFoundError("AMQP sources need aio-pika: pip install 'triggerfish[amqp]'", name=exc.name) from None
@@ -67,6 +70,9 @@ class AmqpSources:
         self.broker = broker
         self.reconnect_policy = reconnect_policy
         self._consumers: dict[str, _Consumer] = {}
+        #: The connection records given up on are published through (opened on first use).
+        self._publishing: Any = None
+        self._publish_lock = asyncio.Lock()
 
     def status(self) -> dict[str, SubscriberState]:
         return {name: consumer.state for name, consumer in self._consumers.items()}
@@ -82,6 +88,52 @@ class AmqpSources:
 
     async def stop(self) -> None:
         await self.update([])
+        if self._publishing is not None:
+            await self._publishing.close()
+            self._publishing = None
+
+    async def dead_letter(self, exchange: str, records: Sequence[Mapping[str, Any]], *, reason: str) -> None:
+        """Publish the original messages of Lambda-shaped AMQP `records` to `exchange`, each confirmed.
+
+        As RabbitMQ dead-letters a rejected message: the body, properties and routing key it came with,
+        and `x-first-death-reason` ("rejected"), `-queue` and `-exchange` headers, plus `x-triggerfish-reason`
+        (why it was given up on). The exchange is declared durable (fanout) when it does not exist.
+        """
+        async with self._publish_lock:
+            try:
+                channel, target = await self._exchange(exchange)
+                try:
+                    for record in records:
+                        body, routing_key = _dead_message(record, reason)
+                        await target.publish(body, routing_key=routing_key)
+                finally:
+                    await channel.close()
+            except Exception:
+                if self._publishing is not None:  # made again for the next try
+                    with contextlib.suppress(Exception):
+                        await self._publishing.close()
+                    self._publishing = None
+                raise
+
+    async def _exchange(self, name: str) -> tuple[Any, Any]:
+        """A channel with publisher confirms, and the exchange `name` on it (declared when missing)."""
+        if self._publishing is None or self._publishing.is_closed:
+            broker = self.broker
+            self._publishing = await aio_pika.connect(
+                host=broker.host,
+                port=broker.port,
+                login=broker.username,
+                password=broker.password,
+                virtualhost=broker.vhost,
+                ssl=broker.tls,
+                client_properties={"connection_name": "triggerfish dead letters"},
+            )
+        channel = await self._publishing.channel(publisher_confirms=True)
+        try:
+            return channel, await channel.get_exchange(name, ensure=True)
+        except aio_pika.exceptions.ChannelClosed:  # NOT_FOUND closes the channel: declare it on a new one
+            channel = await self._publishing.channel(publisher_confirms=True)
+            return channel, await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
 
     async def wait_subscribed(self) -> None:
         """Wait until every consumer is connected and consuming (bound it with `asyncio.timeout`)."""
@@ -216,6 +268,35 @@ def _properties(message: AbstractIncomingMessage) -> dict[str, Any]:
         "bodySize": len(message.body),
     }
     return {key: value for key, value in values.items() if value is not None}
+
+
+def _dead_message(record: Mapping[str, Any], reason: str) -> tuple[Any, str]:
+    """The message a dead-lettered record was, with RabbitMQ's dead-letter headers; and its routing key."""
+    body = record["amqp"]
+    properties = body.get("basicProperties") or {}
+    headers = dict(properties.get("headers") or {})
+    headers.update(
+        {
+            "x-first-death-reason": "rejected",
+            "x-first-death-queue": body.get("queue", ""),
+            "x-first-death-exchange": body.get("exchange", ""),
+            "x-triggerfish-reason": reason[:1000],
+        }
+    )
+    message = aio_pika.Message(
+        base64.b64decode(body["data"]),
+        headers=headers,
+        content_type=properties.get("contentType"),
+        content_encoding=properties.get("contentEncoding"),
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        priority=properties.get("priority"),
+        correlation_id=properties.get("correlationId"),
+        reply_to=properties.get("replyTo"),
+        message_id=properties.get("messageId"),
+        type=properties.get("type"),
+        app_id=properties.get("appId"),
+    )
+    return message, str(body.get("routingKey") or "")
 
 
 def _plain(value: Any) -> Any:

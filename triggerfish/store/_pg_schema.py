@@ -21,7 +21,7 @@ from psycopg import AsyncConnection, sql
 
 from triggerfish.errors import SchemaVersionError, UnknownStoreURLError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: A schema name: lower-case so that it needs no quoting anywhere.
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -106,8 +106,29 @@ CREATE TABLE kv (
 CREATE INDEX kv_by_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
 """
 
+# Objects' bytes (triggerfish.objects.pg_blobs): a row per blob, its bytes in chunks of at most a MiB keyed by
+# their first byte's offset. The chunks are stored uncompressed out of line (EXTERNAL): most large objects are
+# compressed already (images, video, archives), and a range read then fetches only the slices it needs.
+_VERSION_2 = """
+CREATE TABLE blobs (
+    id text COLLATE "C" PRIMARY KEY,
+    size bigint,
+    touched double precision NOT NULL,
+    removed double precision
+);
+CREATE INDEX blobs_unfinished ON blobs (touched) WHERE size IS NULL;
+CREATE INDEX blobs_removed ON blobs (removed) WHERE removed IS NOT NULL;
+CREATE TABLE blob_chunks (
+    blob_id text COLLATE "C" NOT NULL,
+    start bigint NOT NULL,
+    data bytea NOT NULL,
+    PRIMARY KEY (blob_id, start)
+);
+ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+"""
+
 #: The statements that take a schema from version N - 1 to N.
-MIGRATIONS: dict[int, str] = {1: _VERSION_1}
+MIGRATIONS: dict[int, str] = {1: _VERSION_1, 2: _VERSION_2}
 
 
 def check_schema_name(url: str, schema: str) -> str:

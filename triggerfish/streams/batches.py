@@ -27,7 +27,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+
+if TYPE_CHECKING:
+    from triggerfish.model import StreamSettings
 
 #: Why records were given up on: the `condition` of Lambda's on-failure record for streams.
 GiveUpCondition = Literal["RetryAttemptsExhausted", "RecordAgeExceeded"]
@@ -61,6 +66,18 @@ class BatchOptions:
     max_record_age: float = -1.0
     bisect_on_error: bool = False
     report_batch_item_failures: bool = False
+
+    @classmethod
+    def of(cls, settings: StreamSettings) -> BatchOptions:
+        """A trigger's settings that decide how a batch runs."""
+        return cls(
+            settings.max_retries, settings.max_record_age, settings.bisect_on_error, settings.report_batch_item_failures
+        )
+
+
+def filter_texts(settings: StreamSettings) -> tuple[str, ...]:
+    """A trigger's filter patterns as JSON text, as subscriptions carry them (compared, sent between processes)."""
+    return tuple(orjson.dumps(dict(pattern)).decode() for pattern in settings.filters)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ from triggerfish.names import STREAMS_NAMESPACE
 from triggerfish.retry import RetryPolicy
 from triggerfish.store import ABSENT, LogClaim, Store
 from triggerfish.streams.partition_batches import PartitionBatches
-from triggerfish.streams.subscription import StreamInvoker, StreamSubscription, start_group
+from triggerfish.streams.subscription import DeadLetters, StreamInvoker, StreamSubscription, start_group
 
 __all__ = ["StreamConsumers", "StreamInvoker", "StreamSubscription", "start_group"]
 
@@ -97,6 +97,8 @@ class StreamConsumers:
         self.ownership_ttl = ownership_ttl
         #: What records' ages are measured against (`max_record_age`).
         self.clock = clock
+        #: Set by the AMQP source while it runs: where records given up on are dead-lettered.
+        self.dead_letters: DeadLetters | None = None
         self._readers: dict[tuple[str, str, int], _PartitionReader] = {}
         self._lock = asyncio.Lock()
 

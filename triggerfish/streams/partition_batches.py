@@ -24,7 +24,7 @@ from triggerfish.streams.batches import Attempt, GivenUp, Invoke, Item, run_batc
 from triggerfish.streams.failures import BatchContext, failure_record, send_failure
 from triggerfish.streams.iot_rules import compile_rule
 from triggerfish.streams.records import decode_record, lambda_record, offset_of, partition_id
-from triggerfish.streams.subscription import StreamInvoker, StreamSubscription
+from triggerfish.streams.subscription import DeadLetters, StreamInvoker, StreamSubscription
 from triggerfish.streams.windows import WindowState, returned_state, split_by_window, window_event
 
 logger = logging.getLogger("triggerfish.streams")
@@ -39,6 +39,8 @@ class BatchOwner(Protocol):
     app: str
     retry_policy: RetryPolicy
     clock: Callable[[], float]
+    #: Where records given up on go back to their broker (AMQP's dead-letter exchange), when a source can.
+    dead_letters: DeadLetters | None
 
 
 class PartitionBatches:
@@ -203,6 +205,15 @@ class PartitionBatches:
 
     async def fail(self, gone: GivenUp) -> None:
         sub = self.sub
+        if sub.dead_letter_exchange is not None:
+            dead_letters = self.owner.dead_letters
+            if dead_letters is None:  # a consumer without sources: the batch is settled by whoever reads it next
+                raise InvocationError(f"nothing to dead-letter to {sub.dead_letter_exchange!r} with")
+            reason = f"{gone.condition}: {gone.error}" if gone.error else gone.condition
+            records = [item.record for item in gone.items]
+            await dead_letters.dead_letter(sub.dead_letter_exchange, records, reason=reason)
+            if sub.on_failure is None:
+                return
         # Lambda names a DynamoDB stream's batch info `DDBStreamBatchInfo`, a Kinesis one `KinesisBatchInfo`.
         label = {"kinesis": "Kinesis", "dynamodb": "DDBStream"}.get(sub.source, sub.source.upper())
         context = BatchContext(self.owner.app, sub.function, label, sub.source_arn, self.partition)

@@ -3,12 +3,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from triggerfish.model import Destination
 from triggerfish.names import SOURCE_GROUP, source_stream
 from triggerfish.streams.batches import BatchOptions
+
+
+class DeadLetters(Protocol):
+    """Where a source publishes records given up on back to its broker (AMQP's dead-letter exchange)."""
+
+    async def dead_letter(self, exchange: str, records: Sequence[Mapping[str, Any]], *, reason: str) -> None: ...
 
 
 class StreamInvoker(Protocol):
@@ -54,6 +61,8 @@ class StreamSubscription:
     #: `source`) or "payload" (the payload is the Lambda record itself, as a change stream stores it; filters match
     #: the whole record and `dynamodb.SequenceNumber` is what `batchItemFailures` names).
     records: str = "kinesis"
+    #: An AMQP exchange the messages given up on are published to (`@app.on_amqp(dead_letter_exchange=)`).
+    dead_letter_exchange: str | None = None
 
     def stream(self, partition: int) -> str:
         if self.log_name is not None:

@@ -24,8 +24,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from triggerfish.bus.archive import trim_consumed
 from triggerfish.bus.publisher import Publisher
 from triggerfish.errors import DeclarationError
@@ -50,7 +48,7 @@ from triggerfish.sources.amqp_config import AmqpURL, parse_amqp_url
 from triggerfish.sources.mqtt_config import BrokerURL, parse_broker_url, topic_matches
 from triggerfish.sources.urls import check_source_url, shown_url
 from triggerfish.store import Store
-from triggerfish.streams.batches import BatchOptions
+from triggerfish.streams.batches import BatchOptions, filter_texts
 from triggerfish.streams.consumer import DEFAULT_RETRY_POLICY, StreamConsumers, StreamInvoker, StreamSubscription
 from triggerfish.streams.partitioned import PartitionedStreams
 from triggerfish.streams.records import SourceRecord, encode_record, partition_of
@@ -108,11 +106,12 @@ def source_triggers(specs: Mapping[str, FunctionSpec]) -> list[tuple[FunctionSpe
     partitions: dict[str, tuple[int, str]] = {}
     for spec, trigger in found:
         if isinstance(trigger, PartitionedStreamTrigger):
-            seen = partitions.setdefault(trigger.stream, (trigger.parallelization, spec.name))
-            if seen[0] != trigger.parallelization:
+            count = trigger.stream_settings.parallelization
+            seen = partitions.setdefault(trigger.stream, (count, spec.name))
+            if seen[0] != count:
                 raise DeclarationError(
                     f"functions {seen[1]!r} and {spec.name!r} read stream {trigger.stream!r} with parallelization"
-                    f" {seen[0]} and {trigger.parallelization}: it is the stream's partition count, so declare the"
+                    f" {seen[0]} and {count}: it is the stream's partition count, so declare the"
                     " same on each"
                 )
     return found
@@ -121,7 +120,7 @@ def source_triggers(specs: Mapping[str, FunctionSpec]) -> list[tuple[FunctionSpe
 def partitioned_streams(specs: Mapping[str, FunctionSpec]) -> dict[str, tuple[str, int]]:
     """The built-in streams `specs` read: each one's partition-key field and partition count."""
     return {
-        t.stream: (t.partition_key, t.parallelization)
+        t.stream: (t.partition_key, t.stream_settings.parallelization)
         for _, t in source_triggers(specs)
         if isinstance(t, PartitionedStreamTrigger)
     }
@@ -166,6 +165,9 @@ class SourceTriggers:
         #: (as a broker would) and kept in `mqtt_published`, with no broker.
         self.mqtt_loopback = False
         self.mqtt_published: list[tuple[str, bytes, int, bool]] = []
+        #: In loopback (tests), what would have been dead-lettered to an AMQP exchange: (exchange, record, reason).
+        self.amqp_dead_lettered: list[tuple[str, Mapping[str, Any], str]] = []
+        self.consumers.dead_letters = self
 
     @property
     def active(self) -> bool:
@@ -332,7 +334,12 @@ class SourceTriggers:
             await self.mqtt.update(
                 [
                     mqtt_module.MqttSubscription(
-                        spec.name, t.topic, t.qos, t.share, t.parallelization, _streams_of(subs[("mqtt", spec.name)])
+                        spec.name,
+                        t.topic,
+                        t.qos,
+                        t.share,
+                        t.stream_settings.parallelization,
+                        _streams_of(subs[("mqtt", spec.name)]),
                     )
                     for spec, t in mqtt_found
                 ]
@@ -352,7 +359,7 @@ class SourceTriggers:
                         t.routing_key,
                         t.exchange_type,
                         t.prefetch,
-                        t.parallelization,
+                        t.stream_settings.parallelization,
                         _streams_of(subs[("amqp", spec.name)]),
                     )
                     for spec, t in amqp_found
@@ -379,7 +386,7 @@ class SourceTriggers:
         module = _module(kind)
         if running is None:
             if kind == "nats":
-                clients = module.NatsSources(self.store, url)
+                clients = module.NatsSources(self.store, url, node=self.node)
             else:
                 prefix = self.environ.get(MQTT_CLIENT_ID_VARIABLE) or f"tf-{self.app}-{_short(self.node)}"
                 clients = module.RedisStreamSources(self.store, url, consumer=prefix)
@@ -389,22 +396,24 @@ class SourceTriggers:
             sub = subs.get((kind, spec.name))
             if sub is None:
                 continue
+            reading = t.stream_settings
             if isinstance(t, NatsTrigger):
                 wanted.append(
                     module.NatsSubscription(
                         spec.name, t.subject, t.durable or f"{self.app}-{spec.name}".replace(".", "_"), t.stream,
                         ack_wait=max(1.0, spec.settings.timeout),
-                        max_deliver=-1 if t.max_retries < 0 else t.max_retries + 1,
-                        starting_position=t.starting_position, starting_timestamp=t.starting_position_timestamp,
-                        partitions=t.parallelization, streams=_streams_of(sub),
+                        max_deliver=-1 if reading.max_retries < 0 else reading.max_retries + 1,
+                        starting_position=reading.starting_position,
+                        starting_timestamp=reading.starting_position_timestamp,
+                        partitions=reading.parallelization, streams=_streams_of(sub),
                     )
                 )  # fmt: skip
             elif isinstance(t, RedisStreamTrigger):
                 wanted.append(
                     module.RedisStreamSubscription(
                         spec.name, t.stream, t.group or f"{self.app}.{spec.name}", t.partition_key,
-                        reclaim_idle=max(1.0, spec.settings.timeout), starting_position=t.starting_position,
-                        starting_timestamp=t.starting_position_timestamp, partitions=t.parallelization,
+                        starting_position=reading.starting_position,
+                        starting_timestamp=reading.starting_position_timestamp, partitions=reading.parallelization,
                         streams=_streams_of(sub),
                     )
                 )  # fmt: skip
@@ -433,6 +442,19 @@ class SourceTriggers:
             client_id = f"{prefix or f'tf-{self.app}-{_short(self.node)}'}-out"
             self._publisher = module.MqttPublisher(broker, client_id=client_id)
         await self._publisher.publish(topic, payload, qos=qos, retain=retain)
+
+    async def dead_letter(self, exchange: str, records: Sequence[Mapping[str, Any]], *, reason: str) -> None:
+        """Publish AMQP records given up on to `exchange` (`@app.on_amqp(dead_letter_exchange=)`), confirmed.
+
+        ConnectionError when no AMQP source runs (the batch stays unsettled and runs again); in loopback
+        (tests) they are kept in `amqp_dead_lettered`.
+        """
+        if self.mqtt_loopback:
+            self.amqp_dead_lettered.extend((exchange, record, reason) for record in records)
+            return
+        if self.amqp is None:
+            raise ConnectionError(f"no AMQP connection to dead-letter {len(records)} records to {exchange!r}")
+        await self.amqp.dead_letter(exchange, records, reason=reason)
 
     async def stop(self) -> None:
         """Disconnect from the brokers (sessions and queues stay), then let running batches finish."""
@@ -520,11 +542,13 @@ def _streams_of(sub: StreamSubscription) -> tuple[str, ...]:
 
 
 def _stream_subscription(spec: FunctionSpec, trigger: SourceTrigger) -> StreamSubscription:
+    reading = trigger.stream_settings
     extra: dict[str, Any] = {}
     if isinstance(trigger, MqttTrigger):
         arn = mqtt_topic_filter_arn(trigger.topic)
     elif isinstance(trigger, AmqpTrigger):
         arn = amqp_queue_arn(trigger.queue)
+        extra = {"dead_letter_exchange": trigger.dead_letter_exchange}
     elif isinstance(trigger, NatsTrigger):
         arn = nats_subject_arn(trigger.subject)
     elif isinstance(trigger, RedisStreamTrigger):
@@ -534,25 +558,23 @@ def _stream_subscription(spec: FunctionSpec, trigger: SourceTrigger) -> StreamSu
         extra = {
             "log_name": partitioned_stream(trigger.stream),
             "group": partitioned_stream_group(spec.name),
-            "starting_position": trigger.starting_position,
-            "starting_timestamp": trigger.starting_position_timestamp,
+            "starting_position": reading.starting_position,
+            "starting_timestamp": reading.starting_position_timestamp,
         }
     return StreamSubscription(
         function=spec.name,
         source="kinesis" if isinstance(trigger, PartitionedStreamTrigger) else trigger.kind,
         source_arn=arn,
-        partitions=trigger.parallelization,
-        batch_size=trigger.batch_size,
-        batch_window=trigger.batch_window,
-        options=BatchOptions(
-            trigger.max_retries, trigger.max_record_age, trigger.bisect_on_error, trigger.report_batch_item_failures
-        ),
+        partitions=reading.parallelization,
+        batch_size=reading.batch_size,
+        batch_window=reading.batch_window,
+        options=BatchOptions.of(reading),
         timeout=spec.settings.timeout,
         on_failure=spec.settings.on_failure,
-        filters=tuple(orjson.dumps(dict(pattern)).decode() for pattern in trigger.filters),
-        window=trigger.window,
-        to_bus=trigger.to_bus,
-        rule=trigger.rule,
+        filters=filter_texts(reading),
+        window=reading.window,
+        to_bus=reading.to_bus,
+        rule=reading.rule,
         **extra,
     )
 

@@ -60,6 +60,9 @@ class Subscription:
     source: Literal["app", "api"] = "api"
     #: When it was subscribed (epoch seconds; 0 for the app's): listings keep this order.
     created_at: float = 0.0
+    #: An http(s) subscription made with SNS's Subscribe waits for its endpoint to confirm it (SNS's
+    #: SubscriptionConfirmation handshake): nothing is delivered to it until then.
+    pending: bool = False
 
     def __post_init__(self) -> None:
         check_topic(self.topic)
@@ -105,6 +108,8 @@ class Subscription:
             _name(where, "dead-letter queue", self.dead_letter)
         if not isinstance(self.retry, DeliveryRetry):
             raise InvalidInputError(f"{where}: retry must be a DeliveryRetry, not {type(self.retry).__name__}")
+        if not isinstance(self.pending, bool) or (self.pending and self.kind != "webhook"):
+            raise InvalidInputError(f"{where}: only a webhook subscription can wait for confirmation (pending)")
 
     @property
     def arn(self) -> str:
@@ -112,9 +117,9 @@ class Subscription:
         return f"{sns_topic_arn(self.topic)}:{self.id}"
 
     def settings(self) -> dict[str, Any]:
-        """Everything but the id and when it was made: two subscriptions with equal settings are the same."""
+        """Everything but the id, when it was made and whether it is confirmed: equal settings, same subscription."""
         document = self.to_dict()
-        del document["id"], document["created_at"]
+        del document["id"], document["created_at"], document["pending"]
         return document
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,6 +135,7 @@ class Subscription:
             "dead_letter": self.dead_letter,
             "retry": self.retry.to_dict(),
             "created_at": self.created_at,
+            "pending": self.pending,
         }
 
     @classmethod
@@ -137,7 +143,7 @@ class Subscription:
         if not isinstance(document, Mapping):
             raise InvalidInputError(f"a subscription must be an object, not {type(document).__name__}")
         known = {"id", "topic", "kind", "endpoint", "filter", "filter_scope", "raw", "secret", "dead_letter"}
-        known |= {"retry", "created_at"}
+        known |= {"retry", "created_at", "pending"}
         unknown = sorted(set(document) - known)
         if unknown:
             raise InvalidInputError(f"unknown subscription field {unknown[0]!r}; known: {', '.join(sorted(known))}")
@@ -154,6 +160,7 @@ class Subscription:
             retry=DeliveryRetry.from_dict(document.get("retry")),
             source=source,
             created_at=_seconds(document.get("created_at", 0.0)),
+            pending=document.get("pending", False),
         )
 
 
@@ -218,7 +225,7 @@ class _TopicIndex:
             document = filter_document(message, scope)
             if document is not None:
                 matched.update(ruleset.matches(document))
-        return [s for s in self.subscriptions.values() if s.filter is None or s.id in matched]
+        return [s for s in self.subscriptions.values() if not s.pending and (s.filter is None or s.id in matched)]
 
 
 class Subscriptions:
@@ -283,6 +290,22 @@ class Subscriptions:
         await self.store.kv.put(SUBSCRIPTIONS_NAMESPACE, _key(stored), orjson.dumps(stored.to_dict()))
         self._generation += 1
         self._stored = [s for s in self._stored if s.arn != stored.arn] + [stored]
+        self._topics.setdefault(stored.topic, _TopicIndex()).add(stored)
+        return stored
+
+    async def replace(self, subscription: Subscription) -> Subscription:
+        """Store new settings for a run-time subscription that exists (same ARN); raises InvalidInputError if none."""
+        existing = self.get(subscription.arn)
+        if existing is None:
+            raise InvalidInputError(f"there is no subscription {subscription.arn}")
+        if existing.source == "app":
+            raise InvalidInputError(
+                f"subscription {subscription.arn} comes from the app's code (@app.on_topic); change it there"
+            )
+        stored = Subscription.from_dict(subscription.to_dict())
+        await self.store.kv.put(SUBSCRIPTIONS_NAMESPACE, _key(stored), orjson.dumps(stored.to_dict()))
+        self._generation += 1
+        self._stored = [stored if s.arn == stored.arn else s for s in self._stored]
         self._topics.setdefault(stored.topic, _TopicIndex()).add(stored)
         return stored
 

@@ -32,8 +32,10 @@ subscription at least once:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +51,7 @@ from triggerfish.bus.publisher import Publisher
 from triggerfish.bus.rules import DeliveryRetry
 from triggerfish.bus.targets import AsyncInvoker, Targets
 from triggerfish.errors import FunctionNotFoundError, InvalidInputError, NonRetryable
-from triggerfish.events.shapes import sns_records, sns_topic_arn
+from triggerfish.events.shapes import iso_millis, sns_records, sns_topic_arn
 from triggerfish.model import FunctionSpec
 from triggerfish.names import (
     HOPCOUNT_ATTRIBUTE,
@@ -115,6 +117,7 @@ class TopicDeliverer(DeliveryQueue[TopicDelivery]):
         self.targets = targets
         #: Signs what subscribers get as SNS does (None: the signature fields stay empty, as in unit tests).
         self.signing: SnsSigning | None = None
+        self._confirmations: set[asyncio.Task[None]] = set()
 
     def queue(self, name: str) -> str:
         return topic_delivery_queue(name)
@@ -165,6 +168,54 @@ class TopicDeliverer(DeliveryQueue[TopicDelivery]):
         if subscription.raw:
             headers.update({"x-amz-sns-rawdelivery": "true", "content-type": "text/plain; charset=utf-8"})
         await self.targets.post(subscription.endpoint, body, secret=subscription.secret, headers=headers)
+
+    def send_confirmation(self, subscription: Subscription, *, attempts: int = 3) -> None:
+        """POST SNS's SubscriptionConfirmation to a pending webhook, in the background.
+
+        As SNS, it is not queued durably: a few tries, then subscribing again sends it again.
+        """
+        task = asyncio.get_running_loop().create_task(self._confirm(subscription, attempts))
+        self._confirmations.add(task)
+        task.add_done_callback(self._confirmations.discard)
+
+    async def _confirm(self, subscription: Subscription, attempts: int) -> None:
+        if self.signing is None:
+            return
+        await self.signing.ready({subscription.topic})
+        topic_arn = sns_topic_arn(subscription.topic)
+        document: dict[str, Any] = {
+            "Type": "SubscriptionConfirmation",
+            "MessageId": str(uuid.uuid4()),
+            "TopicArn": topic_arn,
+            "Message": f"You have chosen to subscribe to the topic {topic_arn}.\n"
+            "To confirm the subscription, visit the SubscribeURL included in this message.",
+            "Timestamp": iso_millis(self.clock()),
+        }
+        self.signing.sign_confirmation(document, subscription.topic, subscription.arn)
+        order = ("Type", "MessageId", "Token", "TopicArn", "Message", "SubscribeURL", "Timestamp")
+        body = orjson.dumps({name: document[name] for name in (*order, *document) if name in document})
+        headers = {
+            "x-amz-sns-message-type": "SubscriptionConfirmation",
+            "x-amz-sns-message-id": document["MessageId"],
+            "x-amz-sns-topic-arn": topic_arn,
+            "content-type": "text/plain; charset=UTF-8",
+        }
+        for attempt in range(attempts):
+            try:
+                await self.targets.post(subscription.endpoint, body, secret=subscription.secret, headers=headers)
+                return
+            except NonRetryable as exc:
+                logger.warning("subscription confirmation for %s not taken: %s", subscription.arn, exc)
+                return
+            except Exception as exc:  # a refused connection, a 5xx, a timeout: try again a little later
+                logger.warning("confirmation for %s failed (try %d): %s", subscription.arn, attempt + 1, exc)
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(2.0**attempt)
+
+    async def stop_confirmations(self) -> None:
+        for task in list(self._confirmations):
+            task.cancel()
+        await asyncio.gather(*self._confirmations, return_exceptions=True)
 
     async def _invoke(self, subscription: Subscription, message: TopicMessage) -> None:
         invoker = self.targets.invoker
@@ -314,6 +365,7 @@ class Topics(LogConsumer):
         secret: str | None = None,
         dead_letter: str | None = None,
         retry: DeliveryRetry | Mapping[str, Any] | None = None,
+        pending: bool = False,
     ) -> Subscription:
         """Subscribe a function, a queue or a webhook to `topic`, durably; returns the subscription.
 
@@ -326,9 +378,10 @@ class Topics(LogConsumer):
         `dead_letter` names the queue that gets what could not be delivered;
         `retry` is a DeliveryRetry (or its dict form). Subscribing the same
         endpoint again with the same settings returns the existing
-        subscription. Raises InvalidInputError (InvalidPatternError for the
-        filter) naming what is wrong, FunctionNotFoundError for a function
-        the app does not declare.
+        subscription. `pending` (webhooks: SNS's Subscribe over the AWS
+        endpoint) holds deliveries until `confirm`. Raises InvalidInputError
+        (InvalidPatternError for the filter) naming what is wrong,
+        FunctionNotFoundError for a function the app does not declare.
         """
         subscription = Subscription.from_dict(
             {
@@ -342,6 +395,7 @@ class Topics(LogConsumer):
                 "dead_letter": dead_letter,
                 "retry": retry.to_dict() if isinstance(retry, DeliveryRetry) else retry,
                 "created_at": self.clock(),
+                "pending": pending,
             }
         )
         if kind == "function" and endpoint not in self.specs:
@@ -361,6 +415,11 @@ class Topics(LogConsumer):
         await self.registry.load()
         found = self.registry.get(arn)
         return False if found is None else await self.registry.remove(found)
+
+    async def change(self, subscription: Subscription) -> Subscription:
+        """Store new settings (or the confirmation) of a run-time subscription, found by its ARN."""
+        await self.registry.load()
+        return await self.registry.replace(subscription)
 
     async def subscriptions(self, topic: str | None = None) -> list[Subscription]:
         """The subscriptions of `topic` (or of every topic), as the store has them now: the app's first."""
@@ -463,6 +522,7 @@ class Topics(LogConsumer):
     async def stop(self) -> None:
         """Stop the background work, release the locks, close the HTTP client (unless it was given)."""
         await super().stop()
+        await self.deliverer.stop_confirmations()
         await self.targets.close()
 
 

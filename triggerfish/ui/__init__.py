@@ -8,7 +8,6 @@
 | render.py | Jinja2 templates, filters, the screens' list |
 | screen.py | what every screen does around its work: the API, its refusals, forms |
 | stats.py, flow.py | pure: the overview's figures, the flow map's graph and layout |
-| inputs.py | the payloads the dashboard itself sent, for "re-run with this input" |
 | screens/ | one module per screen |
 | static/ | the stylesheet and htmx, vendored (no CDN, no build step) |
 """

@@ -31,6 +31,7 @@ def app_routes() -> list[BaseRoute]:
         Route("/functions/{name}/invoke", functions.invoke, methods=["POST"]),
         Route("/invocations", invocations.invocations, methods=["GET"]),
         Route("/invocations/{request_id}", invocations.invocation, methods=["GET"]),
+        Route("/invocations/{request_id}/rerun", invocations.rerun, methods=["POST"]),
         Route("/events", events.events, methods=["GET"]),
         Route("/events", events.send_event, methods=["POST"]),
         Route("/events/{bus}/replay", events.replay, methods=["POST"]),

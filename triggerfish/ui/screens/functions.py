@@ -3,6 +3,7 @@ it returned and printed."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import Request
@@ -11,20 +12,12 @@ from starlette.responses import Response
 from triggerfish._json import loads
 from triggerfish.errors import InvalidInputError
 from triggerfish.server.control import REQUEST_ID_HEADER
+from triggerfish.server.control_inputs import NOT_KEPT
 from triggerfish.ui.api import ApiFailure, ControlApi, log_tail
-from triggerfish.ui.inputs import RecentInputs
 from triggerfish.ui.render import page
 from triggerfish.ui.screen import form_of, screen
 
 INVOCATION_TYPES = {"RequestResponse": "Wait for the result", "Event": "Queue it (asynchronous)"}
-
-
-def recent_inputs(request: Request) -> RecentInputs:
-    state = request.app.state
-    found: RecentInputs | None = getattr(state, "ui_inputs", None)
-    if found is None:
-        found = state.ui_inputs = RecentInputs()
-    return found
 
 
 @screen
@@ -74,14 +67,13 @@ async def function(request: Request, api: ControlApi) -> Response:
     payload = "{}"
     note = None
     if rerun:
-        remembered = recent_inputs(request).get(rerun)
-        if remembered is None:
-            note = (
-                f"The input of invocation {rerun} is not known here: invocation records keep what ran, not the"
-                " event it was given. Type the payload to send."
-            )
+        kept = (await api.get(f"/invocations/{rerun}")).get("input")
+        if kept is None:
+            note = f"The input of invocation {rerun} was not kept ({NOT_KEPT}). Type the payload to send."
+        elif not kept["rerunnable"]:
+            note = f"The input of invocation {rerun} was too large to keep whole ({kept['size']} bytes of JSON)."
         else:
-            payload = remembered
+            payload = json.dumps(kept["event"], indent=2, ensure_ascii=False)
     return await _function_page(request, api, payload=payload, note=note)
 
 
@@ -107,8 +99,6 @@ async def invoke(request: Request, api: ControlApi) -> Response:
         headers={"X-Amz-Log-Type": "Tail", "X-Amz-Invocation-Type": kind},
     )
     request_id = answer.headers.get(REQUEST_ID_HEADER) or (answer.body or {}).get("request_id")
-    if request_id:
-        recent_inputs(request).remember(request_id, payload)
     result = {
         "request_id": request_id,
         "queued": answer.status == 202,

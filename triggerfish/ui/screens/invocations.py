@@ -1,18 +1,19 @@
-"""Invocations: a filterable list of attempts; one invocation's attempts (output, error, logs, timings) and its
-trace drawn as a waterfall across the functions it reached."""
+"""Invocations: a filterable list of attempts; one invocation's input, attempts (output, error, logs, timings) and
+its trace drawn as a waterfall across the functions it reached; re-running it with its input."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from triggerfish.runtime.records import STATUSES
 from triggerfish.ui.api import ApiFailure, ControlApi
-from triggerfish.ui.render import page
+from triggerfish.ui.render import base, page
 from triggerfish.ui.screen import screen
 
 #: The filters the list takes, each passed to GET /invocations as it is (the API checks them and says what is wrong).
@@ -104,4 +105,17 @@ async def invocation(request: Request, api: ControlApi) -> Response:
         trace_id=trace_id,
         bars=bars,
         trace_error=trace_error,
+        kept=found.get("input"),
+        # Set by a re-run's redirect: what this invocation re-ran, and why on another version (shown escaped).
+        rerun_of=request.query_params.get("rerun_of"),
+        rerun_note=request.query_params.get("note"),
     )
+
+
+@screen
+async def rerun(request: Request, api: ControlApi) -> Response:
+    """Run the invocation again with its kept input (the control API's rerun), then show the new invocation."""
+    request_id = request.path_params["request_id"]
+    done = await api.post(f"/invocations/{request_id}/rerun")
+    query = {"rerun_of": request_id, **({"note": done["note"]} if done.get("note") else {})}
+    return RedirectResponse(f"{base(request)}/invocations/{done['request_id']}?{urlencode(query)}", status_code=303)

@@ -1,0 +1,106 @@
+"""Invocation inputs kept beside their records: the event an invocation was given, bounded and redacted (pure).
+
+    kept = keep_input(request)                        # (key, document) for the store, or None
+    shown = read_input(document)                      # {"event": ..., "size", "truncated", "redacted"}
+
+An invocation's record says what it did; its input is what the dashboard's
+"Re-run with this input", `GET /invocations/{id}` and `triggerfish
+invocations show` need to say what it was given. It is kept under the
+function's `keep_inputs` setting (on under `triggerfish dev`, off under
+`serve` unless the app turns it on: inputs hold whatever the callers
+sent, personal data included), one document per invocation beside its
+records (triggerfish.runtime.records), with their retention, so it is
+trimmed with them.
+
+Bounded: at most `INPUT_CAP` bytes of the event's JSON are kept. A larger
+event keeps its first `INPUT_CAP` bytes as text, flagged `truncated`, and
+cannot be re-run (the handler would get something it was never sent).
+
+Redacted: an HTTP event (API Gateway's payload, from a route) carries the
+caller's credentials in headers; the platform's own API keys among them.
+Those headers' values, and the cookies, are replaced by `REDACTED` before
+anything is stored: a viewer of the dashboard must not learn a key by
+reading an invocation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from triggerfish.runtime.types import InvokeRequest
+
+#: Bytes of an event's JSON kept at most (64 KiB); beyond it the input is kept truncated, not re-runnable.
+INPUT_CAP = 64 * 1024
+#: What a redacted value becomes.
+REDACTED = "[redacted]"
+#: Headers whose values are credentials (lower case, as API Gateway's payload 2.0 gives header names).
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "cookie", "set-cookie", "x-amz-security-token"}
+)
+
+#: A kept input: the request id it belongs to and its document as stored.
+KeptInput = tuple[str, bytes]
+
+
+def keep_input(request: InvokeRequest) -> KeptInput | None:
+    """The document to store for `request`'s input (None: its event cannot be written as JSON)."""
+    event = request.event
+    if isinstance(event, orjson.Fragment):
+        raw = orjson.dumps(event)  # the queued bytes as they are (a copy, never parsed)
+        # An HTTP event queued as bytes is rare (routes run synchronously): decode only what may be one.
+        if b'"requestContext"' in raw and b'"headers"' in raw:
+            try:
+                event = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return None
+        else:
+            return request.request_id, _document(raw, [])
+    redacted: list[str] = []
+    event = _redacted(event, redacted)
+    try:
+        raw = orjson.dumps(event)
+    except TypeError:
+        return None
+    return request.request_id, _document(raw, redacted)
+
+
+def read_input(document: bytes) -> dict[str, Any]:
+    """A stored input as the API shows it: `event` (None when `truncated`: then `text` has its beginning),
+    `size` (bytes of the whole event's JSON), `truncated`, `redacted` (the fields replaced), `rerunnable`."""
+    kept: dict[str, Any] = orjson.loads(document)
+    kept.setdefault("event", None)
+    kept["rerunnable"] = not kept["truncated"]
+    return kept
+
+
+def _document(raw: bytes, redacted: list[str]) -> bytes:
+    head = b'{"size":%d,"redacted":%b,' % (len(raw), orjson.dumps(redacted))
+    if len(raw) <= INPUT_CAP:
+        return head + b'"truncated":false,"event":' + raw + b"}"
+    text = raw[:INPUT_CAP].decode("utf-8", errors="ignore")  # cut at a character, not inside one
+    return head + b'"truncated":true,"text":' + orjson.dumps(text) + b"}"
+
+
+def _redacted(event: Any, redacted: list[str]) -> Any:
+    """`event` with the credentials of an HTTP event replaced (a copy; the handler's event is not touched)."""
+    if not isinstance(event, Mapping) or "requestContext" not in event:
+        return event
+    copy = dict(event)
+    for field in ("headers", "multiValueHeaders"):
+        headers = event.get(field)
+        if isinstance(headers, Mapping):
+            cleaned = {}
+            for name, value in headers.items():
+                if isinstance(name, str) and name.lower() in SECRET_HEADERS:
+                    cleaned[name] = [REDACTED] if isinstance(value, list) else REDACTED
+                    redacted.append(f"{field}.{name}")
+                else:
+                    cleaned[name] = value
+            copy[field] = cleaned
+    if isinstance(event.get("cookies"), list) and event["cookies"]:
+        copy["cookies"] = [REDACTED]
+        redacted.append("cookies")
+    return copy
