@@ -10,7 +10,7 @@ import pytest
 from tests.store.contract import LONG, SHORT, StoreContract
 from triggerfish.errors import AtomicConflictError, InvalidInputError, InvalidNameError
 from triggerfish.store import ABSENT, OutgoingMessage, Store
-from triggerfish.store.atomic import Ack, Append, Commit, Delete, Op, Put, Send
+from triggerfish.store.atomic import Ack, Append, Commit, Delete, Forward, Op, Put, Send
 
 
 class AtomicContract(StoreContract):
@@ -131,3 +131,71 @@ class AtomicContract(StoreContract):
         await self.nothing_written(store)
         with pytest.raises(InvalidInputError, match="list of operations"):
             await store.atomic(Append("out", [b"o"]))  # type: ignore[arg-type]
+
+    # --- Forward: a write hands its records to a copying reader in its own transaction ---------------
+
+    @staticmethod
+    def tagged(index: int, offset: int) -> tuple[int, bytes] | None:
+        """Copies as a table's change reader does: records to streams by content, one record dropped."""
+        return None if offset == 3 else (index % 2, f"copy of {offset}".encode())
+
+    async def test_a_forward_copies_the_records_when_the_reader_has_copied_everything_before(
+        self, store: Store
+    ) -> None:
+        await store.log.append_many("changes", [b"c1", b"c2"])
+        await store.kv.put("places", "reader", b"2")  # the reader copied offsets 1 and 2 itself
+        waiting = asyncio.ensure_future(store.log.read("copies.1", wait=10))
+        forward = Forward("changes", "places", "reader", ("copies.0", "copies.1"), self.tagged)
+        records, forwarded = await store.atomic([Append("changes", [b"c3", b"c4", b"c5"]), forward])
+        if not store.atomic_writes:
+            assert forwarded is False  # no transaction to decide in: the reader copies them itself
+            assert await store.log.read("copies.0") == []
+            return
+        assert [r.offset for r in records] == [3, 4, 5]
+        assert forwarded is True
+        # c3 was left out by `build`; c4 (index 1) went to copies.1, c5 (index 2) to copies.0, in order.
+        assert [r.data for r in await store.log.read("copies.0")] == [b"copy of 5"]
+        assert [r.data for r in await asyncio.wait_for(waiting, 5)] == [b"copy of 4"]
+        place = await store.kv.get("places", "reader")
+        assert place is not None
+        assert place.value == b"5"
+
+    async def test_a_forward_leaves_the_records_to_a_reader_that_is_behind_or_not_started(self, store: Store) -> None:
+        await store.log.append_many("changes", [b"c1", b"c2"])
+        await store.kv.put("places", "behind", b"1")  # offset 2 not copied yet: copying 3 now would reorder
+        forwards = [
+            Forward("changes", "places", name, (f"copies-{name}",), lambda index, offset: (0, b"x"))
+            for name in ("behind", "absent")
+        ]
+        _, behind, absent = await store.atomic([Append("changes", [b"c3"]), *forwards])
+        assert (behind, absent) == (False, False)
+        assert await store.log.read("copies-behind") == []
+        assert await store.log.read("copies-absent") == []
+        place = await store.kv.get("places", "behind")
+        assert place is not None
+        assert place.value == b"1"
+        assert await store.kv.get("places", "absent") is None
+
+    async def test_a_forward_takes_every_append_to_its_source_in_the_call(self, store: Store) -> None:
+        await store.kv.put("places", "reader", b"0")
+        ops: list[Op] = [
+            Append("changes", [b"a"]),
+            Put("items", "a", b"1"),
+            Append("changes", [b"b"]),
+            Append("elsewhere", [b"not forwarded"]),
+            Forward("changes", "places", "reader", ("copies",), lambda index, offset: (0, b"%d@%d" % (index, offset))),
+        ]
+        *_, forwarded = await store.atomic(ops)
+        if store.atomic_writes:
+            assert forwarded is True
+            assert [r.data for r in await store.log.read("copies")] == [b"0@1", b"1@2"]
+
+    async def test_a_forward_without_its_append_is_refused(self, store: Store) -> None:
+        forward = Forward("changes", "places", "reader", ("copies",), lambda index, offset: None)
+        with pytest.raises(InvalidInputError, match="comes after no Append to"):
+            await store.atomic([Append("out", [b"o"]), forward])
+        with pytest.raises(InvalidNameError):
+            await store.atomic(
+                [Append("changes", [b"c"]), Forward("changes", "places", "reader", ("bad name",), forward.build)]
+            )
+        assert await store.log.read("out") == []

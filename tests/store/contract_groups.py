@@ -136,6 +136,26 @@ class GroupContract(StoreContract):
         await store.log.seek("s", "fresh", 3)
         assert await store.log.groups("s") == ["fresh", "g"]
 
+    async def test_a_sole_reader_commits_what_it_read_with_advance(self, store: Store) -> None:
+        await store.log.append_many("s", [b"a", b"b", b"c", b"d"])
+        # A reader that owns the stream reads without claims and commits by moving the position itself.
+        assert [r.offset for r in await store.log.read("s", after=0, limit=2)] == [1, 2]
+        assert await store.log.advance("s", "g", expected=0, offset=2) is True
+        assert await store.log.position("s", "g") == 2
+        assert await store.log.advance("s", "g", expected=0, offset=3) is False  # someone else moved it: stale
+        assert await store.log.position("s", "g") == 2
+        assert await store.log.advance("s", "g", expected=2, offset=3) is True
+        # A claim reaching into the range means another consumer reads the group: no advance over it.
+        claim = await store.log.claim("s", "g", lease=LONG)
+        assert offsets(claim) == [4]
+        assert await store.log.advance("s", "g", expected=3, offset=4) is False
+        assert claim is not None
+        assert await store.log.commit(claim)
+        assert await store.log.position("s", "g") == 4
+        assert await store.log.claim("s", "g") is None  # a later claim starts past what was advanced over
+        with pytest.raises(InvalidInputError, match="offset must be a whole number from 5"):
+            await store.log.advance("s", "g", expected=4, offset=4)
+
     async def test_ranges_cover_trimmed_offsets(self, store: Store) -> None:
         await store.log.append_many("s", [b"x" * 10] * 4)
         lapsing = await store.log.claim("s", "old", limit=3, lease=SHORT)

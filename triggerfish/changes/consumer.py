@@ -4,10 +4,12 @@
     await changes.update(specs)      # start, restart or stop the consumers the functions declare
     await changes.stop()
 
-Two steps per function, both through the store's consumer groups, so a crash at any
-point resumes from a checkpoint:
+Two steps per function, so a crash at any point resumes from a checkpoint:
 
-1. A mover reads the changes of the table's stream (`table.<name>`) after its
+1. Usually the write itself hands the change over, in its own transaction
+   (`changes.routes`: `configure` tells this process's writes which functions read
+   which table), when the mover below has nothing of the table left to copy. Else
+   a mover reads the changes of the table's stream (`table.<name>`) after its
    checkpoint (a key-value record `on-change.<function>`), turns each into the
    DynamoDB Streams record (`changes.records.dynamodb_record`), drops the `ops` the
    function does not take, and appends each record to the partition its item key
@@ -41,6 +43,7 @@ import orjson
 from triggerfish.bus.archive import trim_consumed
 from triggerfish.bus.publisher import Publisher
 from triggerfish.changes.records import OPS, decode_change, dynamodb_record, table_stream_arn
+from triggerfish.changes.routes import Route, change_routes
 from triggerfish.errors import AtomicConflictError, InvalidInputError
 from triggerfish.model import ChangeTrigger, FunctionSpec
 from triggerfish.names import CHANGE_CHECKPOINTS_NAMESPACE as CHECKPOINTS_NAMESPACE
@@ -144,6 +147,10 @@ class ChangeTriggers:
             subs.append(ChangeSubscription(spec.name, trigger, subscription(spec, trigger, await self._arn(trigger))))
             await self._start_position(spec.name, trigger)
         self._subs = subs
+        # From now on this process's writes hand their changes to these functions in their own transaction,
+        # whenever the mover has nothing of the table left to copy (`changes.routes`).
+        routes = [Route(sub.function, sub.trigger.table, sub.trigger.ops, sub.stream) for sub in subs]
+        change_routes(self.store).set(self, routes)
         return subs
 
     async def update(self, specs: Mapping[str, FunctionSpec]) -> None:
@@ -165,6 +172,7 @@ class ChangeTriggers:
                 self._movers[function] = (sub, task)
 
     async def stop(self) -> None:
+        change_routes(self.store).set(self, [])
         self._stopping.set()
         for _, task in self._movers.values():
             task.cancel()
@@ -213,7 +221,9 @@ class ChangeTriggers:
             return 0
         checkpoint = Put(CHECKPOINTS_NAMESPACE, key, str(stored[-1].offset).encode(), if_version=record.version)
         try:
-            await self.store.atomic([*self._appends(sub, stored), checkpoint])
+            # The checkpoint first: a write handing changes over itself (`changes.routes`) takes it before the
+            # partitions too, so on PostgreSQL the two never wait for each other's locks in a cycle.
+            await self.store.atomic([checkpoint, *self._appends(sub, stored)])
         except AtomicConflictError:
             return 0  # another mover moved them first: read again from its checkpoint
         return len(stored)

@@ -18,7 +18,8 @@ The sequence number is the change's offset in the table's stream: it grows with 
 change of the table and is never reused, so it orders the changes of one item. Any other
 source of changes (PostgreSQL capture) builds the same record from a `Change`. A change written by a
 handler keeps the handler's traceparent in the stored record (`tp`), never in the record above: the
-mover carries it into the partition record's metadata, so the reacting invocation continues the trace.
+write (`changes.routes`) or the mover carries it into the partition record's metadata, so the reacting
+invocation continues the trace.
 Pure: no I/O.
 """
 

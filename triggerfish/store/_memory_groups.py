@@ -57,3 +57,9 @@ class Group:
     def seek(self, offset: int) -> None:
         self.ranges.clear()
         self.position = self.claimed = offset
+
+    def advance(self, expected: int, offset: int) -> bool:
+        if self.position != expected or any(r.first <= offset for r in self.ranges.values()):
+            return False
+        self.position, self.claimed = offset, max(self.claimed, offset)
+        return True

@@ -260,6 +260,22 @@ async def seek(c: Conn, stream: str, group: str, offset: int) -> None:
     )
 
 
+async def advance(c: Conn, stream: str, group: str, expected: int, offset: int) -> bool:
+    held = await _lock_group(c, stream, group, create=expected == 0)
+    if held is None or held[0] != expected:
+        return False
+    cursor = await c.execute(
+        "SELECT 1 FROM log_claims WHERE stream = %s AND grp = %s AND first <= %s LIMIT 1", (stream, group, offset)
+    )
+    if await cursor.fetchone() is not None:
+        return False
+    await c.execute(
+        "UPDATE log_groups SET position = %s, claimed = GREATEST(claimed, %s) WHERE stream = %s AND grp = %s",
+        (offset, offset, stream, group),
+    )
+    return True
+
+
 async def group_names(c: Conn, stream: str) -> list[str]:
     cursor = await c.execute("SELECT grp FROM log_groups WHERE stream = %s", (stream,))
     return [name for (name,) in await cursor.fetchall()]

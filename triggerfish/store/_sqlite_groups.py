@@ -133,5 +133,22 @@ def seek(c: sqlite3.Connection, stream: str, group: str, offset: int) -> None:
     )
 
 
+def advance(c: sqlite3.Connection, stream: str, group: str, expected: int, offset: int) -> bool:
+    row = c.execute("SELECT position FROM log_groups WHERE stream = ? AND grp = ?", (stream, group)).fetchone()
+    if (0 if row is None else int(row[0])) != expected:
+        return False
+    claimed = c.execute(
+        "SELECT 1 FROM log_claims WHERE stream = ? AND grp = ? AND first <= ? LIMIT 1", (stream, group, offset)
+    ).fetchone()
+    if claimed is not None:
+        return False
+    c.execute(
+        "INSERT INTO log_groups (stream, grp, position, claimed) VALUES (?, ?, ?, ?) ON CONFLICT (stream, grp)"
+        " DO UPDATE SET position = excluded.position, claimed = max(claimed, excluded.claimed)",
+        (stream, group, offset, offset),
+    )
+    return True
+
+
 def group_names(c: sqlite3.Connection, stream: str) -> list[str]:
     return [name for (name,) in c.execute("SELECT grp FROM log_groups WHERE stream = ?", (stream,))]

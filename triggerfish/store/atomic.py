@@ -20,7 +20,7 @@ A consumer that puts its `Commit` last keeps at-least-once delivery either way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ from triggerfish.store.base import ABSENT, LogClaim, OutgoingMessage, check_clai
 if TYPE_CHECKING:
     from triggerfish.store.base import Store
 
-__all__ = ["Ack", "Append", "Commit", "Delete", "Op", "Put", "Send"]
+__all__ = ["Ack", "Append", "Commit", "Delete", "Forward", "Op", "Put", "Send"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +84,32 @@ class Commit:
     claim: LogClaim
 
 
-Op = Append | Send | Put | Delete | Ack | Commit
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Hand the records the earlier `Append`s of the same ops wrote to `source` straight to a reader.
 
-_KINDS = (Append, Send, Put, Delete, Ack, Commit)
+    The reader is one that copies `source` into other streams (`streams`) and keeps its place in
+    the record (`namespace`, `key`): the offset (decimal text) up to which it has copied. If that
+    place is exactly before the first of the records, this transaction appends, for each record,
+    the body `build(index, offset)` gives (its position among the records and its offset in
+    `source`) to the stream of `streams` it names by index (None: the reader skips that record),
+    and moves the place past them, as the reader's own copy would have. Otherwise nothing
+    happens and the reader copies them itself later. The result says which (True: forwarded).
+    Either way every record reaches the reader once and in order, and the write costs no second
+    transaction. A store that cannot decide this inside the write's transaction answers False.
+    Put Forwards after the Appends they forward.
+    """
+
+    source: str
+    namespace: str
+    key: str
+    streams: tuple[str, ...]
+    build: Callable[[int, int], tuple[int, bytes] | None]
+
+
+Op = Append | Send | Put | Delete | Ack | Commit | Forward
+
+_KINDS = (Append, Send, Put, Delete, Ack, Commit, Forward)
 
 
 def check_ops(store: Store, ops: Sequence[Op]) -> list[Op]:
@@ -110,10 +133,58 @@ def check_ops(store: Store, ops: Sequence[Op]) -> list[Op]:
         elif isinstance(op, Commit):
             check_claim(op.claim)
             checked.append(op)
+        elif isinstance(op, Forward):
+            check_forward(store, checked, op)
+            checked.append(op)
         else:
             names = ", ".join(kind.__name__ for kind in _KINDS)
             raise InvalidInputError(f"atomic operation {index} is a {type(op).__name__}; use one of {names}")
     return checked
+
+
+def check_forward(store: Store, before: Sequence[Op], op: Forward) -> None:
+    store.kv.check_delete(op.namespace, op.key, None)  # the place's names, as any record's
+    for stream in op.streams:
+        store.log.check_append(stream, [])
+    if not any(isinstance(earlier, Append) and earlier.stream == op.source for earlier in before):
+        raise InvalidInputError(f"Forward from {op.source!r} comes after no Append to {op.source!r} in the same ops")
+    if not callable(op.build):
+        raise InvalidInputError(f"Forward from {op.source!r}: build must be a function of (index, offset)")
+
+
+def forwarded_source(ops: Sequence[Op], results: Sequence[Any], op: Forward) -> list[Any]:
+    """The records the Appends to `op.source` before `op` wrote, in order (`results`: the earlier ops')."""
+    records: list[Any] = []
+    for earlier, result in zip(ops, results, strict=False):
+        if isinstance(earlier, Append) and earlier.stream == op.source:
+            records.extend(result)
+    return records
+
+
+def forward_bodies(
+    op: Forward, records: Sequence[Any], place: bytes | None, limit: int
+) -> list[tuple[str, list[bytes]]] | None:
+    """The appends (stream, bodies) `op` makes for `records` given the reader's place; None: the reader copies
+    them itself. Pure, for every backend: the place must be exactly before the first record (and the records
+    one run of offsets), and every body must fit `limit` (else the reader's own copy meets, and reports, it)."""
+    if not records or place is None:
+        return None
+    try:
+        at = int(place)
+    except ValueError:
+        return None
+    if at != records[0].offset - 1 or records[-1].offset != records[0].offset + len(records) - 1:
+        return None
+    by_stream: dict[int, list[bytes]] = {}
+    for index, record in enumerate(records):
+        built = op.build(index, record.offset)
+        if built is None:
+            continue
+        target, body = built
+        if len(body) > limit or not 0 <= target < len(op.streams):
+            return None
+        by_stream.setdefault(target, []).append(body)
+    return [(op.streams[target], bodies) for target, bodies in sorted(by_stream.items())]
 
 
 def conflict(index: int, op: Op) -> AtomicConflictError:
@@ -152,6 +223,8 @@ async def run_in_order(store: Store, ops: list[Op]) -> list[Any]:
             results.append(deleted)
         elif isinstance(op, Ack):
             results.append(await store.queues.ack_many(op.queue, op.receipts))
+        elif isinstance(op, Forward):
+            results.append(False)  # no transaction to decide it in: the reader copies the records itself
         else:
             if not await store.log.commit(op.claim):
                 raise conflict(index, op)

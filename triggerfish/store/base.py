@@ -260,6 +260,20 @@ class EventLog(abc.ABC):
         await self._seek(stream, group, offset)
         self._appended.notify(stream)
 
+    async def advance(self, stream: str, group: str, *, expected: int, offset: int) -> bool:
+        """Move `group`'s position in `stream` from `expected` to `offset`, durably: the commit of a consumer
+        that reads the records itself (`read`, no claims), because it alone reads the stream for the group
+        (a partition one node owns). With no claim, a batch costs one write, not two.
+
+        False, and nothing changes, when the position is not at `expected` (another consumer moved it) or a
+        claim of the group reaches into the range (another consumer claims here): read again from `position`.
+        """
+        check_name("stream", stream)
+        check_name("group", group)
+        check_count("expected", expected)
+        check_count("offset", offset, minimum=expected + 1)
+        return await self._advance(stream, group, expected, offset)
+
     async def groups(self, stream: str) -> list[str]:
         """The consumer groups of `stream`: those that ever claimed or were moved by `seek`."""
         return sorted(await self._groups(check_name("stream", stream)))
@@ -298,6 +312,9 @@ class EventLog(abc.ABC):
 
     @abc.abstractmethod
     async def _seek(self, stream: str, group: str, offset: int) -> None: ...
+
+    @abc.abstractmethod
+    async def _advance(self, stream: str, group: str, expected: int, offset: int) -> bool: ...
 
     @abc.abstractmethod
     async def _groups(self, stream: str) -> list[str]: ...
@@ -773,21 +790,24 @@ class Store:
         if not self.atomic_writes:
             return await run_in_order(self, checked)
         results = await self._atomic(checked, self.kv.clock())
-        self._wake(checked)
+        self._wake(checked, results)
         return results
 
     async def _atomic(self, ops: list[Op], now: float) -> list[Any]:
         """One transaction for `ops`, already checked; raises AtomicConflictError. For atomic backends."""
         raise NotImplementedError(f"{type(self).__name__} sets atomic_writes but does not implement _atomic")
 
-    def _wake(self, ops: list[Op]) -> None:
-        from triggerfish.store.atomic import Append, Send
+    def _wake(self, ops: list[Op], results: list[Any]) -> None:
+        from triggerfish.store.atomic import Append, Forward, Send
 
-        for op in ops:
+        for op, result in zip(ops, results, strict=True):
             if isinstance(op, Append) and op.items:
                 self.log._appended.notify(op.stream)
             elif isinstance(op, Send) and op.messages:
                 self.queues._sent.notify(op.queue)
+            elif isinstance(op, Forward) and result:
+                for stream in op.streams:
+                    self.log._appended.notify(stream)
 
     async def close(self) -> None:
         if self.closed:

@@ -25,7 +25,19 @@ from typing import Any
 
 from triggerfish.errors import StoreClosedError
 from triggerfish.store._memory_groups import Group, Range
-from triggerfish.store.atomic import Ack, Append, Commit, Delete, Op, Put, Send, conflict
+from triggerfish.store.atomic import (
+    Ack,
+    Append,
+    Commit,
+    Delete,
+    Forward,
+    Op,
+    Put,
+    Send,
+    conflict,
+    forward_bodies,
+    forwarded_source,
+)
 from triggerfish.store.base import (
     ABSENT,
     DEFAULT_MAX_RECORD_BYTES,
@@ -115,9 +127,24 @@ class MemoryStore(Store):
                 results.append(await self._kv._delete(op.namespace, op.key, None, now))
             elif isinstance(op, Ack):
                 results.append(await self._queues._ack(op.queue, list(op.receipts), now) if op.receipts else [])
+            elif isinstance(op, Forward):
+                results.append(await self._forward(op, forwarded_source(ops, results, op), now))
             else:
                 results.append(await self._log._commit(op.claim, now))
         return results
+
+    async def _forward(self, op: Forward, records: list[LogRecord], now: float) -> bool:
+        # No await yields in between (the parts' primitives never suspend): the place cannot move meanwhile.
+        place = self._kv._live(self._kv._namespaces.get(op.namespace), op.key, now)
+        bodies = forward_bodies(op, records, None if place is None else place.value, self._log.max_record_bytes)
+        if bodies is None:
+            return False
+        if bodies:
+            for stream, items in bodies:
+                await self._log._append(stream, items, now)
+        value = str(records[-1].offset).encode()
+        await self._kv._put(op.namespace, op.key, value, place.expires_at if place else None, None, now)
+        return True
 
 
 class _Open:
@@ -279,6 +306,10 @@ class MemoryEventLog(EventLog):
     async def _seek(self, stream: str, group: str, offset: int) -> None:
         self._state.check()
         self._group(stream, group).seek(offset)
+
+    async def _advance(self, stream: str, group: str, expected: int, offset: int) -> bool:
+        self._state.check()
+        return self._group(stream, group).advance(expected, offset)
 
     async def _groups(self, stream: str) -> list[str]:
         self._state.check()

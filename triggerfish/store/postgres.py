@@ -26,7 +26,19 @@ from triggerfish.store._pg_batch import Batcher
 from triggerfish.store._pg_engine import Conn, Engine
 from triggerfish.store._pg_schema import SCHEMA_VERSION, check_schema_name, migrate
 from triggerfish.store._sqlite_worker import WorkerStats
-from triggerfish.store.atomic import Ack, Append, Commit, Delete, Op, Put, Send, conflict
+from triggerfish.store.atomic import (
+    Ack,
+    Append,
+    Commit,
+    Delete,
+    Forward,
+    Op,
+    Put,
+    Send,
+    conflict,
+    forward_bodies,
+    forwarded_source,
+)
 from triggerfish.store.base import (
     DEFAULT_MAX_RECORD_BYTES,
     EventLog,
@@ -139,10 +151,13 @@ class PostgresStore(Store):
             self._queues._sent.notify(name)
 
     async def _atomic(self, ops: list[Op], now: float) -> list[Any]:
-        results: list[Any] = await self.engine.run(_write_atomic, ops, now)
-        for op in ops:
+        results: list[Any] = await self.engine.run(_write_atomic, ops, now, self.log.max_record_bytes)
+        for op, result in zip(ops, results, strict=True):
             if isinstance(op, Append) and op.items:
                 self.engine.notify_soon(f"l:{op.stream}")
+            elif isinstance(op, Forward) and result:
+                for stream in op.streams:
+                    self.engine.notify_soon(f"l:{stream}")
             elif isinstance(op, Send) and op.messages:
                 self.engine.notify_soon(f"q:{op.queue}")
         return results
@@ -157,7 +172,7 @@ class PostgresStore(Store):
         return f"<PostgresStore {self.engine.where}>"
 
 
-async def _write_atomic(c: Conn, ops: list[Op], now: float) -> list[Any]:
+async def _write_atomic(c: Conn, ops: list[Op], now: float, limit: int) -> list[Any]:
     results: list[Any] = []
     index = 0
     while index < len(ops):
@@ -195,7 +210,28 @@ async def _write_atomic(c: Conn, ops: list[Op], now: float) -> list[Any]:
             if not await lg.commit(c, _storable_claim(op.claim)):
                 raise conflict(at, op)
             results.append(True)
+        elif isinstance(op, Forward):
+            results.append(await _forward(c, op, forwarded_source(ops, results, op), now, limit))
     return results
+
+
+async def _forward(c: Conn, op: Forward, records: list[LogRecord], now: float, limit: int) -> bool:
+    # The place is locked until this transaction ends, so the reader's own copy (a compare-and-set on it)
+    # waits, then fails and reads again. The reader takes the place before the streams it appends to, as
+    # this does (its ops put the place first): no lock cycle.
+    cursor = await c.execute(
+        "SELECT value, expires_at FROM kv WHERE namespace = %s AND key = %s"
+        " AND (expires_at IS NULL OR expires_at > %s) FOR UPDATE",
+        (op.namespace, op.key, now),
+    )
+    row = await cursor.fetchone()
+    bodies = forward_bodies(op, records, None if row is None else bytes(row[0]), limit)
+    if bodies is None or row is None:
+        return False
+    if bodies:
+        await lg.write_appends(c, [(stream, items, now) for stream, items in bodies])
+    await kv.put(c, op.namespace, op.key, str(records[-1].offset).encode(), row[1], None, now)
+    return True
 
 
 def _storable(token: str) -> str:
@@ -268,6 +304,10 @@ class PostgresEventLog(EventLog):
 
     async def _seek(self, stream: str, group: str, offset: int) -> None:
         await self._engine.run(lg.seek, stream, group, offset)
+
+    async def _advance(self, stream: str, group: str, expected: int, offset: int) -> bool:
+        result: bool = await self._engine.run(lg.advance, stream, group, expected, offset)
+        return result
 
     async def _groups(self, stream: str) -> list[str]:
         return await self._engine.read(lg.group_names, stream)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, Generic, NoReturn, TypeVar
 
 from triggerfish.errors import AtomicConflictError, InvalidInputError, InvalidNameError, StoreClosedError
-from triggerfish.store.atomic import Ack, Append, Commit, Delete, Op, Put, Send, conflict
+from triggerfish.store.atomic import Ack, Append, Commit, Delete, Forward, Op, Put, Send, conflict
 from triggerfish.store.base import (
     Clock,
     EventLog,
@@ -96,6 +96,13 @@ class _Scope:
             return Ack(self.wrap("queue", op.queue), op.receipts)
         if isinstance(op, Commit):
             return Commit(self.wrap_claim(op.claim))
+        if isinstance(op, Forward):
+            return dataclasses.replace(
+                op,
+                source=self.wrap("stream", op.source),
+                namespace=self.wrap("namespace", op.namespace),
+                streams=tuple(self.wrap("stream", stream) for stream in op.streams),
+            )
         return op  # not an operation: the inner store refuses it, naming it
 
     def unwrap_result(self, op: Op, result: Any) -> Any:
@@ -187,11 +194,14 @@ class ScopedLog(_View[EventLog], EventLog):
     async def seek(self, stream: str, group: str, offset: int) -> None:
         await self.inner.seek(self._scope.wrap("stream", stream), group, offset)
 
+    async def advance(self, stream: str, group: str, *, expected: int, offset: int) -> bool:
+        return await self.inner.advance(self._scope.wrap("stream", stream), group, expected=expected, offset=offset)
+
     async def groups(self, stream: str) -> list[str]:
         return await self.inner.groups(self._scope.wrap("stream", stream))
 
     _append = _read = _last_offset = _trim = _streams = _never
-    _claim = _commit = _extend_claim = _release_claim = _position = _seek = _groups = _never
+    _claim = _commit = _extend_claim = _release_claim = _position = _seek = _advance = _groups = _never
 
 
 class ScopedQueues(_View[Queues], Queues):

@@ -31,7 +31,19 @@ from triggerfish.store._sqlite_checkpoint import Checkpointer
 from triggerfish.store._sqlite_merge import Merger
 from triggerfish.store._sqlite_schema import SCHEMA_VERSION, connect
 from triggerfish.store._sqlite_worker import Worker, WorkerStats
-from triggerfish.store.atomic import Ack, Append, Commit, Delete, Op, Put, Send, conflict
+from triggerfish.store.atomic import (
+    Ack,
+    Append,
+    Commit,
+    Delete,
+    Forward,
+    Op,
+    Put,
+    Send,
+    conflict,
+    forward_bodies,
+    forwarded_source,
+)
 from triggerfish.store.base import (
     ABSENT,
     DEFAULT_MAX_RECORD_BYTES,
@@ -171,7 +183,7 @@ class SqliteStore(Store):
     async def _atomic(self, ops: list[Op], now: float) -> list[Any]:
         # One writer operation: it runs in the writer's transaction, and a conflict raised here
         # rolls back its own changes only (the writer reruns the batch with savepoints).
-        result: list[Any] = await self._engine.write(_write_atomic, ops, now)
+        result: list[Any] = await self._engine.write(_write_atomic, ops, now, self.log.max_record_bytes)
         return result
 
     @property
@@ -187,7 +199,7 @@ class SqliteStore(Store):
         return log.append_stats
 
 
-def _write_atomic(c: sqlite3.Connection, ops: list[Op], now: float) -> list[Any]:
+def _write_atomic(c: sqlite3.Connection, ops: list[Op], now: float, limit: int) -> list[Any]:
     results: list[Any] = []
     for index, op in enumerate(ops):
         if isinstance(op, Append):
@@ -211,7 +223,21 @@ def _write_atomic(c: sqlite3.Connection, ops: list[Op], now: float) -> list[Any]
             if not groups.commit(c, op.claim):
                 raise conflict(index, op)
             results.append(True)
+        elif isinstance(op, Forward):
+            results.append(_forward(c, op, forwarded_source(ops, results, op), now, limit))
     return results
+
+
+def _forward(c: sqlite3.Connection, op: Forward, records: list[LogRecord], now: float, limit: int) -> bool:
+    # Inside the writer's transaction: the reader's place cannot move between this read and the write below.
+    place = _kv_get(c, op.namespace, op.key, now)
+    bodies = forward_bodies(op, records, None if place is None else place.value, limit)
+    if bodies is None:
+        return False
+    if bodies:
+        lg.write_appends(c, [(stream, items, now) for stream, items in bodies])
+    _kv_put(c, op.namespace, op.key, str(records[-1].offset).encode(), place.expires_at if place else None, None, now)
+    return True
 
 
 # --- the event log ---------------------------------------------------------------------------
@@ -283,6 +309,10 @@ class SqliteEventLog(EventLog):
 
     async def _seek(self, stream: str, group: str, offset: int) -> None:
         await self._engine.write(groups.seek, stream, group, offset)
+
+    async def _advance(self, stream: str, group: str, expected: int, offset: int) -> bool:
+        result: bool = await self._engine.write(groups.advance, stream, group, expected, offset)
+        return result
 
     async def _groups(self, stream: str) -> list[str]:
         result: list[str] = await self._engine.read(groups.group_names, stream)

@@ -6,19 +6,25 @@
 
 A source (`triggerfish.sources.mqtt`) appends every message to the partition
 stream its key hashes to (`source.<kind>.<function>.<n>`). Here one task per
-partition reads it through the log's consumer groups: it claims up to
-`batch_size` records, tops the batch up with further claims until
-`batch_window` closes, runs it (`streams.batches.run_batch`: retries, bisect,
-partial failures, record age, failure destination) and commits the claims in
-order, which moves the partition's checkpoint. Nothing newer runs before a
+partition reads it: it reads up to `batch_size` records after the last batch,
+tops the batch up with further reads until `batch_window` closes, runs it
+(`streams.batches.run_batch`: retries, bisect, partial failures, record age,
+failure destination) and then moves the partition's checkpoint (its consumer
+group's position) past it with `log.advance`. Nothing newer runs before a
 batch is settled, so records with one key are handled in order, and a
-failing batch holds up only its own partition.
+failing batch holds up only its own partition. The reader takes no claims:
+the node owns the partition (below), so nobody else reads it, and a batch
+costs the one durable write of its checkpoint, with no lease written (and
+waited for) before the function runs.
 
 One node at a time reads a partition: ownership is a leased key-value record
 (`triggerfish.streams`) renewed while the node works. A node that takes a
-partition seeks the group to its checkpoint, which drops claims a dead
-owner left, so reading starts again right after the last committed record
-(at least once: a batch the dead owner ran but did not commit runs again).
+partition seeks the group to its checkpoint, which drops claims anyone left
+(`deliver_due` claims), so reading starts again right after the last committed
+record (at least once: a batch the dead owner ran but did not commit runs
+again). The checkpoint moves only from where this reader last left it: if
+anyone else moved it meanwhile, the move fails and the reader reads again
+from the checkpoint.
 A node restarted under the same node name takes its partitions back at once.
 """
 
@@ -27,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -48,7 +55,7 @@ logger = logging.getLogger("triggerfish.streams")
 CLAIM_LEASE = 30.0
 #: Seconds a node's hold on a partition outlives its last renewal.
 OWNERSHIP_TTL = 15.0
-#: How long one claim waits for a record before the reader checks whether it should stop.
+#: How long one read waits for a record before the reader checks whether it should stop.
 CLAIM_WAIT = 0.5
 #: Waits between retries of a failing batch: 1 s, doubling up to a minute (jittered).
 DEFAULT_RETRY_POLICY = RetryPolicy(base=1.0, multiplier=2.0, ceiling=60.0)
@@ -158,6 +165,11 @@ class _PartitionReader:
         self.batches = PartitionBatches(owner, sub, partition)
         self.owning = False
         self._version: int | None = None
+        #: The last offset handed to a batch: the checkpoint, plus the batches run since whose move is on its way.
+        self._cursor = 0
+        #: The move of the checkpoint past the last batch, on its way (durable: an fsync on SQLite). The next
+        #: batch runs meanwhile (the last one was handled: order holds), and moves the checkpoint after it.
+        self._advancing: asyncio.Task[bool] | None = None
         #: When (monotonic) ownership was last taken or renewed: renewed a third of its TTL later, not per batch.
         self._renewed = 0.0
         self._stopping = asyncio.Event()
@@ -190,9 +202,11 @@ class _PartitionReader:
         self._version, self._renewed = taken.version, time.monotonic()
         log = self.owner.store.log
         await start_group(log, self.sub, self.stream)
-        # Claims a dead owner left would make the next claim skip past them: start again at the checkpoint.
-        await log.seek(self.stream, self.group, await log.position(self.stream, self.group))
-        logger.info("%s: reading from offset %d", self.stream, await log.position(self.stream, self.group) + 1)
+        # Claims left behind would stop the checkpoint moving over them: start again at the checkpoint.
+        await self._advanced()
+        self._cursor = await log.position(self.stream, self.group)
+        await log.seek(self.stream, self.group, self._cursor)
+        logger.info("%s: reading from offset %d", self.stream, self._cursor + 1)
         return True
 
     async def _renew(self) -> bool:
@@ -206,6 +220,7 @@ class _PartitionReader:
         return True
 
     async def _give_up(self) -> None:
+        await self._advanced()  # the checkpoint is where this node left it before another node may take over
         if self.owning and self._version is not None:
             with contextlib.suppress(Exception):
                 await self.owner.store.kv.delete(STREAMS_NAMESPACE, self.key, if_version=self._version)
@@ -239,10 +254,12 @@ class _PartitionReader:
             await self._give_up()
 
     async def _rewind(self) -> None:
-        """Drop this reader's claims, so the next claim starts right after the checkpoint (keeps the order)."""
+        """Read again from right after the checkpoint (keeps the order), dropping any claims left there."""
         log = self.owner.store.log
         try:
-            await log.seek(self.stream, self.group, await log.position(self.stream, self.group))
+            await self._advanced()
+            self._cursor = await log.position(self.stream, self.group)
+            await log.seek(self.stream, self.group, self._cursor)
         except Exception:
             logger.exception("%s: going back to the checkpoint failed; leaving the partition", self.stream)
             await self._give_up()
@@ -252,62 +269,75 @@ class _PartitionReader:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _gather(self) -> list[LogClaim]:
-        """One batch's claims: the first claim, topped up until `batch_size` records or the window closes."""
-        log, sub, lease = self.owner.store.log, self.sub, self.owner.claim_lease
-        first = await log.claim(self.stream, self.group, limit=sub.batch_size, lease=lease, wait=CLAIM_WAIT)
-        if first is None:
+        """One batch: the records after the last batch's, topped up until `batch_size` records or the window closes.
+
+        Read, not claimed: this node alone reads the partition while it owns it. One read on the store's
+        reader (WAL lets it run while the writer commits) is all that stands between a record and its batch.
+        """
+        log, sub = self.owner.store.log, self.sub
+        if self._advancing is not None and self._advancing.done() and not await self._advanced():
+            self._cursor = await log.position(self.stream, self.group)  # it moved elsewhere: read from there
+        records = await log.read(self.stream, after=self._cursor, limit=sub.batch_size, wait=CLAIM_WAIT)
+        if not records:
             return []
-        claims, count = [first], len(first.records)
         deadline = time.monotonic() + sub.batch_window
-        while count < sub.batch_size and not self._stopping.is_set():
+        while len(records) < sub.batch_size and not self._stopping.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            more = await log.claim(
-                self.stream, self.group, limit=sub.batch_size - count, lease=lease, wait=min(remaining, CLAIM_WAIT)
-            )
-            if more is not None:
-                claims.append(more)
-                count += len(more.records)
-        return claims
+            wait = min(remaining, CLAIM_WAIT)
+            limit = sub.batch_size - len(records)
+            records.extend(await log.read(self.stream, after=records[-1].offset, limit=limit, wait=wait))
+        # The range from the checkpoint on: offsets retention trimmed are passed over with the batch.
+        return [LogClaim(self.stream, self.group, self._cursor + 1, records[-1].offset, "", records, math.inf)]
 
     async def _settle(self, claims: list[LogClaim]) -> None:
-        keeper = asyncio.create_task(self._keep(claims))
-        log = self.owner.store.log
+        keeper = asyncio.create_task(self._keep())
         try:
             await self.batches.run(claims, self._wait_retry)
         except _Stopped:
-            # Not committed: the next reader (this node after a restart, or another) runs the batch again.
-            for claim in claims:
-                with contextlib.suppress(Exception):
-                    await log.release_claim(claim)
-            return
+            return  # not committed: the next reader (this node after a restart, or another) runs the batch again
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
-        for claim in claims:  # in order: the checkpoint moves over each in turn
-            if not await self.owner.store.log.commit(claim):
-                logger.warning(
-                    "%s: offsets %d-%d were re-claimed before their commit", self.stream, claim.first, claim.last
-                )
+        # The checkpoint moves while the next batch is read and run; the moves follow one another in order.
+        self._advancing = asyncio.create_task(self._advance(self._advancing, claims[0].first - 1, claims[-1].last))
+        self._cursor = claims[-1].last
+
+    async def _advance(self, previous: asyncio.Task[bool] | None, expected: int, last: int) -> bool:
+        if previous is not None and not await previous:
+            return False  # the move before failed: so does this one (the reader reads again from the checkpoint)
+        if await self.owner.store.log.advance(self.stream, self.group, expected=expected, offset=last):
+            return True
+        logger.warning(
+            "%s: the checkpoint moved elsewhere while offsets %d-%d ran; reading again from the checkpoint",
+            self.stream, expected + 1, last,
+        )  # fmt: skip
+        return False
+
+    async def _advanced(self) -> bool:
+        """Wait for the checkpoint's move on its way, if any; whether every move so far succeeded."""
+        advancing, self._advancing = self._advancing, None
+        if advancing is None:
+            return True
+        try:
+            return await advancing
+        except Exception:
+            logger.exception("%s: moving the checkpoint failed; reading again from it", self.stream)
+            return False
 
     async def _wait_retry(self, seconds: float) -> None:
         await self._pause(seconds)
         if self._stopping.is_set():
             raise _Stopped
 
-    async def _keep(self, claims: list[LogClaim]) -> None:
-        """While a batch runs (retries can take long): renew its claims and this node's ownership."""
-        log, lease = self.owner.store.log, self.owner.claim_lease
+    async def _keep(self) -> None:
+        """While a batch runs (retries can take long): renew this node's ownership of the partition."""
         while True:
-            await asyncio.sleep(min(lease, self.owner.ownership_ttl) / 3)
+            await asyncio.sleep(self.owner.ownership_ttl / 3)
             try:
-                for index, claim in enumerate(claims):
-                    extended = await log.extend_claim(claim, lease)
-                    if extended is not None:
-                        claims[index] = extended
                 if not await self._renew():
                     logger.warning("%s: lost this partition while a batch ran; it may run again elsewhere", self.stream)
             except Exception:
-                logger.exception("%s: renewing the batch's leases failed", self.stream)
+                logger.exception("%s: renewing the ownership of the partition failed", self.stream)

@@ -27,7 +27,8 @@ from typing import Literal
 
 import orjson
 
-from triggerfish.changes.records import change_of, encode_change
+from triggerfish.changes.records import Change, change_of, encode_change
+from triggerfish.changes.routes import change_routes
 from triggerfish.errors import AtomicConflictError
 from triggerfish.events.cloudevent import Event
 from triggerfish.names import TABLES_NAMESPACE, bus_stream, table_items_namespace, table_stream
@@ -94,6 +95,8 @@ class _Write:
     new: Item | None
     keys: Item
     extra: list[Op] = field(default_factory=list)
+    #: The change record `_ops` appends for this write (None: it appends none).
+    change: Change | None = None
 
 
 class Tables:
@@ -234,7 +237,7 @@ class Tables:
                 raise ConditionFailedError(item=write.old if return_old_on_failure else None)
             write.new = change(write.old)
             try:
-                await self.store.atomic([*self._ops(write), *outbox_ops(outbox)])
+                await self.store.atomic([*self._ops(write), *self._forwards([write]), *outbox_ops(outbox)])
             except AtomicConflictError:
                 continue  # another write to this item committed since the read: read it again
             return write.old, write.new
@@ -261,7 +264,19 @@ class Tables:
             view_type=write.schema.stream_view_type, traceparent=self.traceparent,
         )  # fmt: skip
         ops.append(Append(table_stream(write.schema.name), [encode_change(change)]))
+        write.change = change
         return ops
+
+    def _forwards(self, writes: Sequence[_Write]) -> list[Op]:
+        """The ops handing the writes' changes straight to the `@app.on_change` functions (`changes.routes`).
+
+        After `_ops` of every write: the changes of each table go in the order their appends were made."""
+        by_table: dict[str, list[Change]] = {}
+        for write in writes:
+            if write.change is not None:
+                by_table.setdefault(write.schema.name, []).append(write.change)
+        routes = change_routes(self.store)
+        return [forward for table, changes in by_table.items() for forward in routes.forwards(table, changes)]
 
     # --- reading many ---------------------------------------------------------------------------
 
@@ -462,7 +477,7 @@ class Tables:
             for write in writes:
                 ops.extend(write.extra or self._ops(write))
             try:
-                await self.store.atomic([*ops, *outbox_ops(outbox)])
+                await self.store.atomic([*ops, *self._forwards(writes), *outbox_ops(outbox)])
             except AtomicConflictError:
                 continue
             return
