@@ -80,6 +80,15 @@ async def test_messages_sent_into_a_dropped_connection_come_again_first_in_order
             await send(range(20, 30))
             await wait_for(lambda: len({row[1] for row in handled(tmp_path)}) == 30, seconds=40)
     seen: dict[str, list[int]] = {}
+    repeated: list[int] = []
     for topic, text, *_ in handled(tmp_path):
-        seen.setdefault(topic, []).append(int(text))
-    assert seen == {topics[0]: list(range(0, 30, 2)), topics[1]: list(range(1, 30, 2))}, "in order, each once"
+        numbers = seen.setdefault(topic, [])
+        if int(text) in numbers:
+            repeated.append(int(text))
+        else:
+            numbers.append(int(text))
+    assert seen == {topics[0]: list(range(0, 30, 2)), topics[1]: list(range(1, 30, 2))}, "in order, none lost"
+    # MQTT has no position to drop a redelivery by (docs/sources.md): a message handled before the cut whose
+    # PUBACK the cut swallowed comes again. Those are the only repeats; what the silent connection ate
+    # (10..19) and what came after it arrive once each.
+    assert all(n < 10 for n in repeated), repeated

@@ -88,7 +88,8 @@ async def confirm(platform: Platform, topic: str, token: str) -> Subscription:
                 signing.key.confirmation_token(subscription.arn), token
             ):
                 if subscription.pending:
-                    subscription = await platform.topics.change(dataclasses.replace(subscription, pending=False))
+                    confirmed = dataclasses.replace(subscription, pending=False, confirmed_at=platform.topics.clock())
+                    subscription = await platform.topics.change(confirmed)
                     await platform.changed("subscriptions")
                 return subscription
     raise AwsError("InvalidParameter", "Invalid parameter: Invalid token")

@@ -63,6 +63,9 @@ class Subscription:
     #: An http(s) subscription made with SNS's Subscribe waits for its endpoint to confirm it (SNS's
     #: SubscriptionConfirmation handshake): nothing is delivered to it until then.
     pending: bool = False
+    #: When it was confirmed (epoch seconds; 0: it needed no confirmation): messages published before it are
+    #: not delivered to it, as SNS delivers nothing published while a subscription waited.
+    confirmed_at: float = 0.0
 
     def __post_init__(self) -> None:
         check_topic(self.topic)
@@ -119,7 +122,7 @@ class Subscription:
     def settings(self) -> dict[str, Any]:
         """Everything but the id, when it was made and whether it is confirmed: equal settings, same subscription."""
         document = self.to_dict()
-        del document["id"], document["created_at"], document["pending"]
+        del document["id"], document["created_at"], document["pending"], document["confirmed_at"]
         return document
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,6 +139,7 @@ class Subscription:
             "retry": self.retry.to_dict(),
             "created_at": self.created_at,
             "pending": self.pending,
+            "confirmed_at": self.confirmed_at,
         }
 
     @classmethod
@@ -143,7 +147,7 @@ class Subscription:
         if not isinstance(document, Mapping):
             raise InvalidInputError(f"a subscription must be an object, not {type(document).__name__}")
         known = {"id", "topic", "kind", "endpoint", "filter", "filter_scope", "raw", "secret", "dead_letter"}
-        known |= {"retry", "created_at", "pending"}
+        known |= {"retry", "created_at", "pending", "confirmed_at"}
         unknown = sorted(set(document) - known)
         if unknown:
             raise InvalidInputError(f"unknown subscription field {unknown[0]!r}; known: {', '.join(sorted(known))}")
@@ -161,6 +165,7 @@ class Subscription:
             source=source,
             created_at=_seconds(document.get("created_at", 0.0)),
             pending=document.get("pending", False),
+            confirmed_at=_seconds(document.get("confirmed_at", 0.0)),
         )
 
 
@@ -225,7 +230,11 @@ class _TopicIndex:
             document = filter_document(message, scope)
             if document is not None:
                 matched.update(ruleset.matches(document))
-        return [s for s in self.subscriptions.values() if not s.pending and (s.filter is None or s.id in matched)]
+        return [
+            s
+            for s in self.subscriptions.values()
+            if not s.pending and message.timestamp >= s.confirmed_at and (s.filter is None or s.id in matched)
+        ]
 
 
 class Subscriptions:
