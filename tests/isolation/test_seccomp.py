@@ -161,19 +161,7 @@ print(results)
 
 def test_in_a_box_namespaces_are_refused_and_threads_forks_and_subprocesses_work(boxed: None, tmp_path: Path) -> None:
     uid = 1_900_099_990 if os.geteuid() == 0 else None
-    launch = prepare(Box(uid=uid, gid=uid), [sys.executable, "-s", "-c", PROBE], env=_env())
-    try:
-        done = subprocess.run(
-            launch.argv,
-            pass_fds=launch.pass_fds,
-            env=launch.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            **launch.popen,
-        )
-    finally:
-        launch.started()
+    done = _run_in_box(Box(uid=uid, gid=uid), PROBE)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(
         {
@@ -231,11 +219,19 @@ def test_in_a_box_a_user_and_mount_namespace_of_its_own_can_mount_nothing(root_b
     every mount call is refused by the filter, and moving a mount of the box is refused by the kernel (locked)."""
     if seccomp.machine() != "x86_64":
         pytest.skip("the probe names x86_64's system call numbers")
-    launch = prepare(
-        Box(uid=1_900_099_991, gid=1_900_099_991), [sys.executable, "-s", "-c", OWN_NAMESPACE_PROBE], env=_env()
-    )
+    done = _run_in_box(Box(uid=1_900_099_991, gid=1_900_099_991), OWN_NAMESPACE_PROBE)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen.pop("unshare") == 0
+    assert seen.pop("move_mount_locked") == errno.EINVAL  # the filter lets it through; the box's mounts are locked
+    assert seen == dict.fromkeys(seen, errno.EPERM)
+
+
+def _run_in_box(box: Box, probe: str) -> subprocess.CompletedProcess[str]:
+    """Run the Python `probe` in `box`, as the runtime starts a boxed process; its output as text."""
+    launch = prepare(box, [sys.executable, "-s", "-c", probe], env=_env())
     try:
-        done = subprocess.run(
+        return subprocess.run(
             launch.argv,
             pass_fds=launch.pass_fds,
             env=launch.env,
@@ -246,11 +242,6 @@ def test_in_a_box_a_user_and_mount_namespace_of_its_own_can_mount_nothing(root_b
         )
     finally:
         launch.started()
-    assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout)
-    assert seen.pop("unshare") == 0
-    assert seen.pop("move_mount_locked") == errno.EINVAL  # the filter lets it through; the box's mounts are locked
-    assert seen == dict.fromkeys(seen, errno.EPERM)
 
 
 def _env() -> dict[str, str]:
