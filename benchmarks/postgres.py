@@ -3,6 +3,8 @@
     reason = unavailable()            # None when postgresql:// store URLs work here
     with fresh_schema() as url:       # postgresql://...?schema=bench_1a2b3c4d5e, dropped after
         ...
+    with fresh_database() as url:     # postgresql://.../bench_db_1a2b3c4d5e (a peer that wants a database)
+        ...
 
 The server is TRIGGERFISH_BENCH_POSTGRES (default the local one,
 postgresql://postgres@127.0.0.1:5432/postgres, trust auth). A benchmark that
@@ -69,3 +71,23 @@ def fresh_schema() -> Iterator[str]:
         yield _with_schema(schema)
     finally:
         _drop(schema)
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A URL of a database of its own on the same server (for a peer that takes a database, not a schema), dropped
+    on the way out, its connections closed first."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = f"bench_db_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(SERVER, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    parts = conninfo_to_dict(SERVER)
+    user, host, port = parts.get("user", "postgres"), parts.get("host", "127.0.0.1"), parts.get("port", "5432")
+    password = f":{parts['password']}" if parts.get("password") else ""
+    try:
+        yield f"postgresql://{user}{password}@{host}:{port}/{name}"
+    finally:
+        with psycopg.connect(SERVER, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
