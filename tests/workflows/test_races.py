@@ -58,3 +58,52 @@ async def test_a_run_that_ends_on_a_wait_answered_meanwhile_resumes_the_workflow
     await workflows.call(call({}), {"action": "checkpoint", "id": "w1", "ops": [], "waiting_on": 2})
     assert await store.queues.receive("fn.approval", max_messages=10) == []
     await store.close()
+
+
+def step_op(seq: int, name: str) -> dict[str, Any]:
+    return {"seq": seq, "kind": "step", "name": name, "status": "SUCCEEDED", "result": seq}
+
+
+async def checkpoint(workflows: Workflows, *ops: dict[str, Any], finish: Any = None) -> Any:
+    args: dict[str, Any] = {"action": "checkpoint", "id": "w1", "ops": [{"op": op, "expect": None} for op in ops]}
+    if finish is not None:
+        args["finish"] = finish
+    return await workflows.call(call(args), args)
+
+
+async def test_a_node_whose_kept_record_went_stale_reads_it_again_and_keeps_every_operation(tmp_path: Any) -> None:
+    # Two platforms on one SQLite file (two nodes): each keeps the record it last wrote, and the other's writes
+    # make that copy stale. A checkpoint from a stale copy must neither lose the other's operations nor be
+    # refused for a history it did not see.
+    store = await open_store(f"sqlite:///{tmp_path}/store.db")
+    first, second = Workflows(store, Resumes()), Workflows(store, Resumes())
+    await first.call(call({"action": "begin", "input": None}), {"action": "begin", "input": None})
+    assert len(first.recent) == 1
+    assert await checkpoint(second, step_op(0, "a")) == {"ok": True}
+    # `first` kept the record with no operations; its checkpoint of the second step still lands after the first.
+    assert await checkpoint(first, step_op(1, "b")) == {"ok": True}
+    assert first.recent.stale == 1
+    # And one that really is behind (the first step again) is refused on the stored record, not the kept one.
+    refused = await checkpoint(second, step_op(1, "b"))
+    assert "operation #2 is SUCCEEDED now" in refused["superseded"]
+    assert await checkpoint(first, finish={"status": "SUCCEEDED", "result": 2}) == {"ok": True}
+    record = await first.describe("w1")
+    assert [op["name"] for op in record["ops"]] == ["a", "b"]
+    assert (record["status"], record["result"]) == ("SUCCEEDED", 2)
+    # A finished workflow is no longer kept: nothing checkpoints it again.
+    assert len(first.recent) == 0
+    await store.close()
+
+
+async def test_a_workflow_cancelled_through_another_node_refuses_the_next_checkpoint(tmp_path: Any) -> None:
+    store = await open_store(f"sqlite:///{tmp_path}/store.db")
+    first, second = Workflows(store, Resumes()), Workflows(store, Resumes())
+    await first.call(call({"action": "begin", "input": None}), {"action": "begin", "input": None})
+    assert await checkpoint(first, step_op(0, "a")) == {"ok": True}
+    await second.cancel("w1", "stopped by an operator")
+    answer = await checkpoint(first, step_op(1, "b"))
+    assert answer == {"superseded": "workflow 'w1' is CANCELLED"}
+    record = await second.describe("w1")
+    assert record["status"] == "CANCELLED"
+    assert [op["name"] for op in record["ops"]] == ["a"]
+    await store.close()

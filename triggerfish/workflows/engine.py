@@ -104,7 +104,10 @@ def apply_checkpoint(
     """The record after the checkpoint, and its effects; raises Rejected when it does not fit."""
     if record["status"] != RUNNING:
         raise Rejected(f"workflow {record['id']!r} is {record['status']}")
-    updated = _copy(record)
+    # A checkpoint replaces operations whole and never changes one in place: copying the record's outer dict,
+    # its list of operations and its markers leaves `record` as it was, without copying every operation's
+    # result (a JSON round trip of the whole record was a tenth of the platform's time per checkpoint).
+    updated = {**record, "ops": list(record["ops"]), "markers": dict(record["markers"])}
     ops: list[dict[str, Any]] = updated["ops"]
     effects = Effects()
     for upsert in upserts:

@@ -53,6 +53,7 @@ from triggerfish.workflows.engine import (
 )
 from triggerfish.workflows.errors import WorkflowNotFoundError, WorkflowStateError
 from triggerfish.workflows.history import FAILED, RETRYING, RUNNING, SUCCEEDED, TIMED_OUT, WAITING
+from triggerfish.workflows.recent import RecentRecords
 from triggerfish.workflows.spans import operation_spans, span_writes
 from triggerfish.workflows.state import NAMESPACE, Stored, Wait, WorkflowState, wait_key
 
@@ -88,6 +89,8 @@ class Workflows:
         span_listeners: list[SpanListener] | None = None,
     ) -> None:
         self.state = WorkflowState(store)
+        #: The records of running workflows as last written here: a checkpoint needs no read first (recent.py).
+        self.recent = RecentRecords()
         #: Told of each operation's span once written (OTLP export), as the platform's other spans are.
         self.span_listeners: list[SpanListener] = [] if span_listeners is None else span_listeners
         self.invoker = invoker
@@ -142,11 +145,14 @@ class Workflows:
             stored = await self.state.get(str(resume))
             if stored is None:
                 raise InvalidInputError(f"workflow: there is no workflow {resume!r} to resume")
+            self.recent.saw(stored)
             return {"record": stored.record}
         record = new_record(call.request_id, call.function, args.get("input"), self.clock())
         record["trace"] = call.traceparent
+        put = self.state.put(record, ABSENT)
         try:
-            await self.state.atomic([self.state.put(record, ABSENT)])
+            results = await self.state.atomic([put])
+            self.recent.wrote(record, put.value, getattr(results[0], "version", None))
         except AtomicConflictError:
             # A retried invocation: the workflow it started goes on.
             stored = await self.state.get(call.request_id)
@@ -253,19 +259,37 @@ class Workflows:
 
     async def write_record(self, workflow_id: str, change: Callable[[Stored], Any]) -> bool:
         """Read the record, make its change (None: none to make) and write it with compare-and-set, again on a
-        conflict. Whether it was written."""
+        conflict. Whether it was written.
+
+        The first try starts from the record as this platform last wrote it (`RecentRecords`), which spares a
+        read per checkpoint. That copy may be stale (another node wrote since): the compare-and-set then fails,
+        and a change refused on it is asked again of a fresh read, so every decision stands on the stored
+        record."""
+        cached = self.recent.get(workflow_id)
         for _ in range(MAX_TRIES):
-            stored = await self.state.get(workflow_id)
-            if stored is None:
-                return False
+            if cached is not None:
+                stored, cached = cached, None
+                from_cache = True
+            else:
+                found = await self.state.get(workflow_id)
+                if found is None:
+                    self.recent.forget(workflow_id)
+                    return False
+                stored, from_cache = found, False
             made = await change(stored)
             if made is None:
+                if from_cache:
+                    self.recent.stale += 1
+                    continue
                 return False
             record, ops = made
+            put = self.state.put(record, stored.version)
             try:
-                await self.state.atomic([self.state.put(record, stored.version), *ops])
+                results = await self.state.atomic([put, *ops])
             except AtomicConflictError:
+                self.recent.stale += from_cache
                 continue
+            self.recent.wrote(record, put.value, getattr(results[0], "version", None))
             return True
         raise WorkflowStateError(f"workflow {workflow_id!r} changed {MAX_TRIES} times while it was being written")
 
@@ -459,7 +483,8 @@ class Workflows:
             raise InvalidInputError(f"workflow {function!r}: the input must be JSON: {exc}") from None
         # One that was started before goes on: nothing new starts.
         with contextlib.suppress(AtomicConflictError):
-            await self.state.atomic([write, self._resume(record)])
+            results = await self.state.atomic([write, self._resume(record)])
+            self.recent.wrote(record, write.value, getattr(results[0], "version", None))
         return str(record["id"])
 
     async def describe(self, workflow_id: str) -> dict[str, Any]:
