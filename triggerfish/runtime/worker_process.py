@@ -204,11 +204,12 @@ class WorkerProcess:
                 if isinstance(message, Ready):
                     self.on_ready(message)
                 elif isinstance(message, PlatformCallFrame):
-                    # Bounded by the deadline: a platform call that hangs must not outlive the timeout.
+                    # Bounded by the deadline: a platform call that hangs must not outlive the timeout. A timeout
+                    # scope, not wait_for: on Python 3.11 wait_for makes a task per call (about 30 us of CPU
+                    # against 8 us; a workflow makes five calls per three steps).
                     try:
-                        answer = await asyncio.wait_for(
-                            _answer(message, request, platform), timer.when() - self._loop.time()
-                        )
+                        async with asyncio.timeout_at(timer.when()):
+                            answer = await _answer(message, request, platform)
                     except TimeoutError:
                         self._time_out()
                         return await self._died(request, time_limit, sent_at, version, cold_start)
