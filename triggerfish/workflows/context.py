@@ -153,6 +153,8 @@ class WorkflowContext:
         self._call = call
         self._replay = Replay(self.id, record.get("ops") or [], record.get("markers") or {})
         self._pending: list[dict[str, Any]] = []
+        # A step's success waiting in `_pending` for the next checkpoint: written before anything else runs.
+        self._unsaved_step = False
 
     @property
     def logger(self) -> Any:
@@ -181,6 +183,10 @@ class WorkflowContext:
         **kwargs: Any,
     ) -> Any:
         """Run `fn(*args, **kwargs)` once: its result is checkpointed and returned again on every replay.
+
+        The result is written with the workflow's next checkpoint: before the next step or invoke runs, with the
+        next wait, or with the workflow's outcome, whichever comes first (so a workflow's last step and its
+        result are one write).
 
         A failure is tried again after the retry policy's backoff (the workflow is suspended meanwhile), up to
         `max_attempts` in all; `triggerfish.NonRetryable` is not retried. Then StepFailedError. The result must
@@ -220,6 +226,10 @@ class WorkflowContext:
                 raise StepFailedError(f"{kind} {name!r}", op.get("error") or {})
             if status == RETRYING:
                 raise Suspend(op["seq"])
+        if self._unsaved_step:
+            # The step before this one is written before this one runs (its success rode on the next checkpoint).
+            self.flush()
+        if op is not None:
             attempt, expect, started = int(op.get("attempts", 0)) + 1, READY, op.get("started", time.time())
         else:
             attempt, expect, started = 1, None, time.time()
@@ -235,7 +245,13 @@ class WorkflowContext:
                 raise Suspend from None
             self._checkpoint({**base, "status": FAILED, "error": error, "ended": time.time()}, expect)
             raise StepFailedError(f"{kind} {name!r}", error) from exc
-        self._checkpoint({**base, "status": SUCCEEDED, "result": result, "ended": time.time()}, expect)
+        # A success is written with the workflow's next checkpoint: before the next step (or invoke) runs, with the
+        # next wait, or with the workflow's outcome, whichever comes first, so nothing that could act on the world
+        # runs before it is durable, and the last step of a workflow costs no call of its own.
+        done = {**base, "status": SUCCEEDED, "result": result, "ended": time.time()}
+        self._pending.append({"op": done, "expect": expect})
+        self._replay.record(done)
+        self._unsaved_step = True
         return result
 
     # --- waits --------------------------------------------------------------------------------
@@ -482,6 +498,7 @@ class WorkflowContext:
             request["waiting_on"] = waiting_on
         answer = self._call(request)
         self._pending = []
+        self._unsaved_step = False
         self._replay.new_markers = {}
         if isinstance(answer, dict) and answer.get("superseded"):
             raise Superseded(answer["superseded"])
