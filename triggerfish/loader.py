@@ -267,7 +267,8 @@ def describe_trigger(trigger: Trigger) -> str:
         view += f", {partitions} partitions" if partitions > 1 else ""
         return f"change {trigger.table} in {trigger.source} {','.join(trigger.ops)} ({view})"
     if isinstance(trigger, ProjectionTrigger):
-        return f"projection {trigger.category} (batch {trigger.batch_size})"
+        per_stream = f", per stream, {trigger.max_concurrency} at once" if trigger.order == "stream" else ""
+        return f"projection {trigger.category} (batch {trigger.batch_size}{per_stream})"
     size = trigger.stream_settings.batch_size
     batch = f" (batch {size})" if size > 1 else ""
     return f"change {trigger.table} {','.join(trigger.ops)}{batch}"
@@ -441,7 +442,13 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
             "filters": [dict(pattern) for pattern in reading.filters],
         }
     if isinstance(trigger, ProjectionTrigger):
-        return {"kind": "projection", "category": trigger.category, "batch_size": trigger.batch_size}
+        return {
+            "kind": "projection",
+            "category": trigger.category,
+            "batch_size": trigger.batch_size,
+            "order": trigger.order,
+            "max_concurrency": trigger.max_concurrency,
+        }
     raise ValueError(f"unknown trigger {trigger!r}")  # pragma: no cover
 
 

@@ -16,7 +16,11 @@ commits nothing, so the next attempt starts from the same checkpoint and every
 event is applied exactly once.
 
 Writes are records of a kind (`{"kind": "kv", ...}`), so another kind of
-target (a platform table) can join without changing the commit.
+target (a platform table) can join without changing the commit. A write of a
+key the batch read carries the version it read (`read_version`, 0: there was
+none): a projection in per-stream order applies several streams at once, and
+the platform makes such a write conditional on it, so two streams changing one
+record cannot lose either's update (the loser's batch is applied again).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class ProjectionView:
         self._call = call_platform
         self._pending: dict[str, Any] = {}
         self._read: dict[str, Any] = {}
+        self._versions: dict[str, int] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
         """The record's value (decoded JSON), or `default` when there is none."""
@@ -53,6 +58,7 @@ class ProjectionView:
             # Read once per batch: nothing else writes the projection's records while its batch runs.
             answer = self._call("kv_get", {"namespace": self.namespace, "key": key})
             self._read[key] = _DELETED if answer is None else orjson.loads(answer["value"])
+            self._versions[key] = 0 if answer is None else int(answer["version"])
         value = self._read[key]
         return default if value is _DELETED else copy.deepcopy(value)
 
@@ -69,12 +75,17 @@ class ProjectionView:
 
     def writes(self) -> list[dict[str, Any]]:
         """The batch's writes as the platform commits them."""
-        return [
-            {"kind": "kv", "op": "delete", "key": key}
-            if value is _DELETED
-            else {"kind": "kv", "op": "put", "key": key, "value": orjson.dumps(value).decode()}
-            for key, value in self._pending.items()
-        ]
+        writes: list[dict[str, Any]] = []
+        for key, value in self._pending.items():
+            write: dict[str, Any] = (
+                {"kind": "kv", "op": "delete", "key": key}
+                if value is _DELETED
+                else {"kind": "kv", "op": "put", "key": key, "value": orjson.dumps(value).decode()}
+            )
+            if key in self._versions:
+                write["read_version"] = self._versions[key]
+            writes.append(write)
+        return writes
 
 
 def projection_handler(fn: Callable[[RecordedEvent, ProjectionView], Any]) -> Callable[[Any, Any], Any]:
