@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -108,7 +109,7 @@ def test_a_per_stream_projection_shows_the_streams_its_errors_hold_up(env: dict[
     poisoned = run("eventstore", "append", "account-poison", "Deposited", "-d", '{"poison": true}', env=env)
     assert poisoned.exit_code == 0, poisoned.stderr
 
-    def held() -> dict[str, object] | None:
+    def held() -> dict[str, Any] | None:
         found = json.loads(run("eventstore", "projections", "--json", env=env).stdout)["projections"]
         [careful] = [p for p in found if p["name"] == "careful"]
         return careful if "account-poison" in careful["behind"] else None
