@@ -418,6 +418,7 @@ class App:
         batch_size: int = 100,
         order: str = "global",
         max_concurrency: int | None = None,
+        tables: Sequence[str] = (),
         name: str | None = None,
         **settings: Any,
     ) -> Callable[[F], F]:
@@ -430,7 +431,8 @@ class App:
 
         `order="stream"` gives each stream's events in that stream's order with a checkpoint per stream:
         `max_concurrency` streams (4 unless given) are applied at once, and an event that fails holds up its
-        own stream only.
+        own stream only. `tables` names the platform tables it writes (`view.table(name)`), committed with its
+        checkpoint as its key-value records are; a rebuild empties them.
         """
         self._not_bare(category, "@app.projection", '@app.projection("account")')
 
@@ -438,6 +440,9 @@ class App:
             if category != "*":
                 _resource(function, "category", category)
             size = _batch_size(batch_size, function)
+            if isinstance(tables, str) or not all(isinstance(t, str) and t for t in tables):
+                raise DeclarationError(f"function {function!r}: tables is a list of table names, not {tables!r}")
+            owned = tuple(tables)
             if order not in ("global", "stream"):
                 raise DeclarationError(f"function {function!r}: order must be 'global' or 'stream', not {order!r}")
             if order == "global":
@@ -446,13 +451,13 @@ class App:
                         f"function {function!r}: max_concurrency is for order='stream' (a projection in global"
                         " order applies one batch at a time)"
                     )
-                return ProjectionTrigger(category, size)
+                return ProjectionTrigger(category, size, tables=owned)
             streams = 4 if max_concurrency is None else max_concurrency
             if isinstance(streams, bool) or not isinstance(streams, int) or not 1 <= streams <= MAX_STREAMS_AT_ONCE:
                 raise DeclarationError(
                     f"function {function!r}: max_concurrency must be from 1 to {MAX_STREAMS_AT_ONCE}, not {streams!r}"
                 )
-            return ProjectionTrigger(category, size, "stream", streams)
+            return ProjectionTrigger(category, size, "stream", streams, owned)
 
         def declare(fn: F) -> F:
             if inspect.iscoroutinefunction(fn):

@@ -317,6 +317,9 @@ class ProjectionTrigger:
     batch_size: int = 100
     order: Literal["global", "stream"] = "global"
     max_concurrency: int = 1
+    #: The tables its writes go to besides its key-value records (committed with its checkpoint; a rebuild
+    #: empties them).
+    tables: tuple[str, ...] = ()
     kind: Literal["projection"] = "projection"
 
 

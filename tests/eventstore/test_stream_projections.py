@@ -27,6 +27,9 @@ from triggerfish.eventstore.projections import Projections
 from triggerfish.eventstore.store import EventStore
 from triggerfish.names import projection_namespace
 from triggerfish.store import Store, open_store
+from triggerfish.tables.schema import KeyAttribute, TableSchema
+from triggerfish.tables.table import Tables
+from triggerfish.tables.values import item_to_python
 
 NAMESPACE = projection_namespace("totals")
 
@@ -59,6 +62,11 @@ class Worker:
         class Context:
             @staticmethod
             def call_platform(op: str, args: dict[str, Any]) -> Any:
+                if op == "table":  # the GetItem a projection's table reads with
+                    params = args["params"]
+                    read = Tables(store).get(params["TableName"], params["Key"])
+                    item = asyncio.run_coroutine_threadsafe(read, loop).result()
+                    return {"result": {} if item is None else {"Item": item}}
                 assert op == "kv_get"
                 record = asyncio.run_coroutine_threadsafe(store.kv.get(args["namespace"], args["key"]), loop).result()
                 return None if record is None else {"value": record.value.decode(), "version": record.version}
@@ -234,6 +242,54 @@ class StreamProjectionContract:
         [status] = await projections.status()
         assert (status["position"], status["rebuilding"]) == (9, False)
 
+    async def test_table_writes_commit_with_each_stream_and_parallel_streams_lose_no_update(self, store: Store) -> None:
+        tables = Tables(store)
+        await tables.create(TableSchema("balances", KeyAttribute("account")))
+        events = EventStore(store)
+
+        def balances(event: Any, view: Any) -> None:
+            table = view.table("balances")
+            for account in (event.stream, "all"):  # every stream changes the row "all" too
+                row = table.get({"account": account}) or {"account": account, "balance": 0, "events": 0}
+                table.put({**row, "balance": row["balance"] + event.data["amount"], "events": row["events"] + 1})
+
+        for n in range(1, 31):
+            await events.append(f"acct-{n % 3}", [{"type": "Deposited", "data": {"amount": n}}])
+        worker = Worker(store, balances)
+        specs = app_with(balances, batch_size=10, max_concurrency=3, tables=["balances"])
+        projections = Projections(store, worker, specs, node="a", clock=Clock())
+        await run_all(projections)
+
+        rows = {row["account"]: row for row in [item_to_python(i) for i in (await tables.scan("balances")).items]}
+        assert rows["all"] == {"account": "all", "balance": sum(range(1, 31)), "events": 30}
+        for s in range(3):
+            assert rows[f"acct-{s}"]["balance"] == sum(n for n in range(1, 31) if n % 3 == s)
+        # Each commit appended its rows' changes to the table's stream (on_change functions see them), one per row.
+        changes = [orjson.loads(r.data) for r in await store.log.read("table.balances", after=0, limit=1000)]
+        newest_all = [c["n"] for c in changes if c["k"] == {"account": {"S": "all"}}][-1]
+        assert newest_all["balance"] == {"N": str(sum(range(1, 31)))}
+
+        await projections.rebuild("totals")
+        await projections.step("totals")  # the rebuild's clearing: the table is emptied with the records
+        assert (await tables.scan("balances")).items == []
+        await run_all(projections)
+        again = {row["account"]: row for row in [item_to_python(i) for i in (await tables.scan("balances")).items]}
+        assert again == rows
+
+    async def test_a_write_to_a_table_the_projection_does_not_declare_holds_up_its_stream(self, store: Store) -> None:
+        await Tables(store).create(TableSchema("elsewhere", KeyAttribute("id")))
+        events = EventStore(store)
+        await events.append("acct-1", [{"type": "Deposited", "data": {"amount": 1}}])
+
+        def stray(event: Any, view: Any) -> None:
+            view.table("elsewhere").put({"id": event.stream})
+
+        projections = Projections(store, Worker(store, stray), app_with(stray), node="a", clock=Clock())
+        await run_all(projections)
+        [status] = await projections.status()
+        assert "writes table 'elsewhere', which it does not declare" in status["behind"]["acct-1"]["error"]
+        assert (await Tables(store).scan("elsewhere")).items == []
+
 
 class TestMemory(StreamProjectionContract):
     async def open(self) -> Store:
@@ -264,12 +320,22 @@ class TestPostgres(StreamProjectionContract):
 def test_declaring_per_stream_order() -> None:
     app = App("bank")
 
-    @app.projection("acct", order="stream", max_concurrency=8, batch_size=10)
+    @app.projection("acct", order="stream", max_concurrency=8, batch_size=10, tables=["balances"])
     def per_stream(event: Any, view: Any) -> None: ...
 
+    from triggerfish.errors import DeclarationError
     from triggerfish.loader import spec_from_dict, spec_to_dict
     from triggerfish.model import ProjectionTrigger
 
     spec = app.functions["per_stream"]
-    assert spec.triggers == (ProjectionTrigger("acct", 10, "stream", 8),)
+    assert spec.triggers == (ProjectionTrigger("acct", 10, "stream", 8, ("balances",)),)
     assert spec_from_dict(spec_to_dict(spec)).triggers == spec.triggers
+    refused = [
+        ({"order": "random"}, "order must be 'global' or 'stream'"),
+        ({"max_concurrency": 2}, "max_concurrency is for order='stream'"),
+        ({"order": "stream", "max_concurrency": 0}, "max_concurrency must be from 1 to 64"),
+        ({"tables": "balances"}, "tables is a list of table names"),
+    ]
+    for options, message in refused:
+        with pytest.raises(DeclarationError, match=message):
+            App("bank").projection("acct", name="p", **options)(lambda event, view: None)

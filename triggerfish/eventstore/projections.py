@@ -42,6 +42,8 @@ from triggerfish.model import FunctionSpec, ProjectionTrigger
 from triggerfish.names import EVENTSTORE_ALL_STREAM, EVENTSTORE_NAMESPACE, projection_namespace
 from triggerfish.store import ABSENT, KVRecord, Store
 from triggerfish.store.atomic import Delete, Op, Put
+from triggerfish.tables.errors import TableError, TableNotFoundError
+from triggerfish.tables.table import UNREAD, StagedWrite, Tables
 
 logger = logging.getLogger("triggerfish.eventstore")
 
@@ -66,6 +68,8 @@ class Projection:
     #: own checkpoint, `max_concurrency` streams at once (stream_projections.py).
     order: str = "global"
     max_concurrency: int = 1
+    #: The platform tables it writes besides its key-value records.
+    tables: tuple[str, ...] = ()
 
     def wants(self, stream: str) -> bool:
         return self.category == "*" or category_of(stream) == self.category
@@ -78,7 +82,12 @@ def declared(specs: Mapping[str, FunctionSpec]) -> dict[str, Projection]:
         for trigger in spec.triggers:
             if isinstance(trigger, ProjectionTrigger):
                 found[spec.name] = Projection(
-                    spec.name, trigger.category, trigger.batch_size, trigger.order, trigger.max_concurrency
+                    spec.name,
+                    trigger.category,
+                    trigger.batch_size,
+                    trigger.order,
+                    trigger.max_concurrency,
+                    trigger.tables,
                 )
     return found
 
@@ -106,6 +115,7 @@ class Projections:
         self.clock = clock
         self.projections = declared(specs)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.tables = Tables(store, clock=clock)
 
     def configure(self, specs: Mapping[str, FunctionSpec]) -> None:
         """A new version's projections (loops of ones no longer declared stop)."""
@@ -202,12 +212,12 @@ class Projections:
             event = {"projection": name, "namespace": projection_namespace(name), "events": wanted}
             try:
                 result = await self.invoker.invoke(name, event, trigger="projection")
-            except HandlerError as exc:
-                message = str(exc.error.get("errorMessage", exc))
+                writes = await self.writes_of(projection, result) or []
+            except (HandlerError, InvalidInputError, TableError) as exc:
+                message = str(exc.error.get("errorMessage", exc)) if isinstance(exc, HandlerError) else str(exc)
                 logger.warning("projection %s failed at position %d: %s", name, wanted[0]["position"], message)
                 await self.commit(name, record, {"position": after, "error": message[:2000]}, [])
                 return 0
-            writes = writes_of(name, result)
         last = records[-1].offset
         if not await self.commit(name, record, {"position": last}, writes):
             return 0
@@ -231,10 +241,35 @@ class Projections:
             return False  # another node took it, or a rebuild began: read the checkpoint again
         return True
 
+    async def writes_of(self, projection: Projection, result: Any, *, guarded: bool = False) -> list[Op] | None:
+        """The store writes a projection's batch asked for (its invocation's result): its key-value records'
+        (`writes_of`) and its tables' (with their change records). None when `guarded` and a table's item is no
+        longer as the batch read it. Raises InvalidInputError (a table it does not declare), TableError."""
+        ops = writes_of(projection.name, result, guarded=guarded)
+        staged: list[StagedWrite] = []
+        for write in result["writes"]:
+            if write.get("kind") != "table":
+                continue
+            table = str(write.get("table"))
+            if table not in projection.tables:
+                raise InvalidInputError(
+                    f"projection {projection.name!r} writes table {table!r}, which it does not declare:"
+                    f" @app.projection(..., tables=[{table!r}])"
+                )
+            expected = write["read"] if guarded and "read" in write else UNREAD
+            staged.append(StagedWrite(table, item=write.get("item"), key=write.get("key"), expected=expected))
+        if not staged:
+            return ops
+        table_ops = await self.tables.staged_ops(staged)
+        return None if table_ops is None else [*ops, *table_ops]
+
     async def _clear(self, name: str) -> None:
         namespace = projection_namespace(name)
         while records := await self.store.kv.scan(namespace, limit=500):
             await self.store.atomic([Delete(namespace, r.key) for r in records])
+        for table in self.projections[name].tables:
+            with contextlib.suppress(TableNotFoundError):
+                await self.tables.clear(table)
         await stream_projections.clear(self, name)  # the streams' versions and marks (per-stream order)
 
     async def _checkpoint(self, name: str) -> tuple[KVRecord | None, dict[str, Any]]:
@@ -302,7 +337,9 @@ def writes_of(name: str, result: Any, *, guarded: bool = False) -> list[Op]:
         writes = sorted(writes, key=lambda write: str(write.get("key")))
     ops: list[Op] = []
     for write in writes:
-        if write.get("kind") != "kv":  # the one kind so far; tables join here
+        if write.get("kind") == "table":
+            continue  # Projections.writes_of makes those
+        if write.get("kind") != "kv":
             raise InvalidInputError(f"projection {name!r}: unknown write kind {write.get('kind')!r}")
         key = str(write["key"])
         read = write.get("read_version") if guarded else None

@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from triggerfish.errors import AtomicConflictError, HandlerError
+from triggerfish.errors import AtomicConflictError, HandlerError, InvalidInputError
 from triggerfish.names import EVENTSTORE_ALL_STREAM, EVENTSTORE_NAMESPACE, event_stream, projection_namespace
 from triggerfish.store import ABSENT, KVRecord, Store
 from triggerfish.store.atomic import Delete, Op, Put
+from triggerfish.tables.errors import TableError
 
 if TYPE_CHECKING:
     from triggerfish.eventstore.projections import Projection, Projections
@@ -153,8 +154,9 @@ async def _apply(
         invocation = {"projection": name, "namespace": projection_namespace(name), "stream": stream, "events": todo}
         try:
             result = await projections.invoker.invoke(name, invocation, trigger="projection")
-        except HandlerError as exc:
-            message = str(exc.error.get("errorMessage", exc))[:2000]
+            writes = await projections.writes_of(projection, result, guarded=True)
+        except (HandlerError, InvalidInputError, TableError) as exc:
+            message = (str(exc.error.get("errorMessage", exc)) if isinstance(exc, HandlerError) else str(exc))[:2000]
             logger.warning("projection %s failed at %s version %s: %s", name, stream, todo[0]["version"], message)
             mark = {
                 "version": applied,
@@ -167,9 +169,9 @@ async def _apply(
                 Put(EVENTSTORE_NAMESPACE, behind_key(name, stream), orjson.dumps(mark)),
             ]
             return 0, await _write(store, held) is not None
-        from triggerfish.eventstore.projections import writes_of
-
-        ops: list[Op] = [_version(key, int(todo[-1]["version"]), expect), *writes_of(name, result, guarded=True)]
+        if writes is None:
+            continue  # a table's item the batch read changed under it (another stream's batch): apply it again
+        ops: list[Op] = [_version(key, int(todo[-1]["version"]), expect), *writes]
         if behind and at_head:
             ops.append(Delete(EVENTSTORE_NAMESPACE, behind_key(name, stream)))
         elif behind or not at_head:
