@@ -330,7 +330,7 @@ def test_declaring_per_stream_order() -> None:
     spec = app.functions["per_stream"]
     assert spec.triggers == (ProjectionTrigger("acct", 10, "stream", 8, ("balances",)),)
     assert spec_from_dict(spec_to_dict(spec)).triggers == spec.triggers
-    refused = [
+    refused: list[tuple[dict[str, Any], str]] = [
         ({"order": "random"}, "order must be 'global' or 'stream'"),
         ({"max_concurrency": 2}, "max_concurrency is for order='stream'"),
         ({"order": "stream", "max_concurrency": 0}, "max_concurrency must be from 1 to 64"),
