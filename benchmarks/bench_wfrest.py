@@ -209,6 +209,11 @@ async def projections_section() -> str:
 
 
 async def main() -> str:
-    parts = ["### Checkpoints of a long AWS durable execution", "", checkpoints_section(), ""]
-    parts += ["### Projections: per stream beside global order", "", await projections_section()]
+    """Both parts, or the one `WFREST_PARTS` names (`checkpoints`, `projections`)."""
+    wanted = os.environ.get("WFREST_PARTS", "checkpoints,projections").split(",")
+    parts: list[str] = []
+    if "checkpoints" in wanted:
+        parts += ["### Checkpoints of a long AWS durable execution", "", checkpoints_section(), ""]
+    if "projections" in wanted:
+        parts += ["### Projections: per stream beside global order", "", await projections_section()]
     return "\n".join(parts)

@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 app = App("crashy")
 
 
-@app.projection("acct", order="stream", batch_size=12, max_concurrency=3, timeout=60)
+@app.projection("acct", order="stream", batch_size=4, max_concurrency=3, timeout=60)
 def totals(event: Any, view: Any) -> None:
     with (HERE / "applied.log").open("a") as log:
         log.write(f"{event.stream} {event.version}\n")

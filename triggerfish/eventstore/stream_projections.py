@@ -5,9 +5,10 @@ The projection still follows the global log, with a cursor (`projection/<name>`,
 projection in global order) that says how far it has *taken* events, and each stream keeps how far it has
 *applied* them (`projection/<name>/stream/<stream>`: the stream's version). One batch is:
 
-1. read the global log after the cursor (at most `batch_size` positions) and group the events by stream;
-2. apply each stream's events, up to `max_concurrency` streams at once, each in one invocation of the
-   projection's function; commit its writes with the stream's new version in one `Store.atomic` write, the
+1. read the global log after the cursor (at most `batch_size` x `max_concurrency` positions, up to 1,000) and
+   group the events by stream;
+2. apply each stream's events, up to `max_concurrency` streams at once, `batch_size` events per invocation of
+   the projection's function; commit its writes with the stream's new version in one `Store.atomic` write, the
    stream's record under compare-and-set (so an event is applied once, whichever node or attempt got there
    first), the view's records it read under compare-and-set too (two streams that change one record do not
    lose either's change: the loser applies its events again on what the winner wrote);
@@ -47,6 +48,8 @@ logger = logging.getLogger("triggerfish.eventstore")
 _CONFLICT_TRIES = 8
 #: Behind marks read per page.
 _PAGE = 1000
+#: Most positions of the global log one batch reads.
+MAX_WINDOW = 1000
 
 
 def stream_key(name: str, stream: str) -> str:
@@ -86,7 +89,8 @@ async def step(
     """One batch of a projection in per-stream order (see the module docstring); the positions the cursor moved
     past plus the events applied to streams that were behind (0: nothing was done)."""
     after = int(state.get("position", 0))
-    records = await projections.store.log.read(EVENTSTORE_ALL_STREAM, after=after, limit=projection.batch_size)
+    window = min(MAX_WINDOW, projection.batch_size * projection.max_concurrency)
+    records = await projections.store.log.read(EVENTSTORE_ALL_STREAM, after=after, limit=window)
     marks = await behind(projections, name)
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
@@ -101,7 +105,17 @@ async def step(
 
     async def one(stream: str, events: list[dict[str, Any]] | None) -> tuple[int, bool]:
         async with limit:
-            return await _apply(projections, name, projection, stream, events, behind=stream in marks)
+            if events is None:
+                applied, settled, _ = await _apply(projections, name, projection, stream, None, behind=True)
+                return applied, settled
+            total = 0
+            for start in range(0, len(events), projection.batch_size):
+                chunk = events[start : start + projection.batch_size]
+                applied, settled, held = await _apply(projections, name, projection, stream, chunk, behind=False)
+                total += applied
+                if not settled or held:
+                    return total, settled  # the rest waits: in this batch again, or behind its failure
+            return total, True
 
     outcomes = await asyncio.gather(
         *(one(stream, events) for stream, events in groups.items()), *(one(stream, None) for stream in due)
@@ -129,10 +143,10 @@ async def _apply(
     events: list[dict[str, Any]] | None,
     *,
     behind: bool,
-) -> tuple[int, bool]:
+) -> tuple[int, bool, bool]:
     """Apply `stream`'s events after its version: `events` (from the global log), or (None, or when they do not
     follow its version) the next ones in its own log. (Events applied, whether the stream is settled: applied,
-    or marked behind.)"""
+    or marked behind; whether it is held behind a failure, or still has events in its own log to catch up.)"""
     store = projections.store
     key = stream_key(name, stream)
     for _ in range(_CONFLICT_TRIES):
@@ -150,7 +164,7 @@ async def _apply(
                 await _write(
                     store, [_version(key, applied, expect), Delete(EVENTSTORE_NAMESPACE, behind_key(name, stream))]
                 )
-            return 0, True
+            return 0, True, False
         invocation = {"projection": name, "namespace": projection_namespace(name), "stream": stream, "events": todo}
         try:
             result = await projections.invoker.invoke(name, invocation, trigger="projection")
@@ -168,7 +182,7 @@ async def _apply(
                 _version(key, applied, expect),
                 Put(EVENTSTORE_NAMESPACE, behind_key(name, stream), orjson.dumps(mark)),
             ]
-            return 0, await _write(store, held) is not None
+            return 0, await _write(store, held) is not None, True
         if writes is None:
             continue  # a table's item the batch read changed under it (another stream's batch): apply it again
         ops: list[Op] = [_version(key, int(todo[-1]["version"]), expect), *writes]
@@ -180,11 +194,11 @@ async def _apply(
             ops.append(Put(EVENTSTORE_NAMESPACE, behind_key(name, stream), orjson.dumps(mark)))
         written = await _write(store, ops)
         if written is None:
-            return 0, False  # another node or attempt applied these events first
+            return 0, False, False  # another node or attempt applied these events first
         if written:
-            return len(todo), True
+            return len(todo), True, behind or not at_head
         # A record the batch read changed under it (another stream's batch): apply the events again.
-    return 0, False
+    return 0, False, False
 
 
 def _version(key: str, version: int, expect: int) -> Put:
