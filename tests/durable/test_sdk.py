@@ -245,6 +245,7 @@ async def test_an_http_route_and_an_event_rule_run_durable_handlers(durable: Ser
     assert json.loads(done["InputPayload"])["type"] == "order placed"
 
 
+@pytest.mark.timeout(180)  # 300 steps, each a checkpoint over HTTP: about 40 s on a loaded 2-core machine
 async def test_a_long_execution_gets_small_checkpoint_answers_and_pages_its_state(
     durable: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -143,6 +143,7 @@ def test_a_projection_killed_mid_batch_applies_every_event_exactly_once(tmp_path
     assert [p for p in log if log.count(p) > 1] == [21, 22, 23, 21, 22, 23]
 
 
+@pytest.mark.timeout(150)
 def test_a_per_stream_projection_killed_mid_stream_applies_every_event_of_every_stream_once(
     tmp_path: Path, children: list[Child]
 ) -> None:
