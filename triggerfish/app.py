@@ -412,7 +412,15 @@ class App:
         return self._decorator(name, settings, trigger, f"@app.on_change({source!r})", names)
 
     def projection(
-        self, category: str, *, batch_size: int = 100, name: str | None = None, **settings: Any
+        self,
+        category: str,
+        *,
+        batch_size: int = 100,
+        order: str = "global",
+        max_concurrency: int | None = None,
+        tables: Sequence[str] = (),
+        name: str | None = None,
+        **settings: Any,
     ) -> Callable[[F], F]:
         """Declare a projection `fn(event, view)` of the event store's streams in `category` ("*": every stream).
 
@@ -420,13 +428,36 @@ class App:
         own key-value namespace, `projection.<name>`) commits together with its checkpoint, so each event is
         applied exactly once. A new projection starts from the first event; `triggerfish eventstore rebuild NAME`
         starts one again (see docs/eventstore.md).
+
+        `order="stream"` gives each stream's events in that stream's order with a checkpoint per stream:
+        `max_concurrency` streams (4 unless given) are applied at once, and an event that fails holds up its
+        own stream only. `tables` names the platform tables it writes (`view.table(name)`), committed with its
+        checkpoint as its key-value records are; a rebuild empties them.
         """
         self._not_bare(category, "@app.projection", '@app.projection("account")')
 
         def trigger(function: str) -> Trigger:
             if category != "*":
                 _resource(function, "category", category)
-            return ProjectionTrigger(category, _batch_size(batch_size, function))
+            size = _batch_size(batch_size, function)
+            if isinstance(tables, str) or not all(isinstance(t, str) and t for t in tables):
+                raise DeclarationError(f"function {function!r}: tables is a list of table names, not {tables!r}")
+            owned = tuple(tables)
+            if order not in ("global", "stream"):
+                raise DeclarationError(f"function {function!r}: order must be 'global' or 'stream', not {order!r}")
+            if order == "global":
+                if max_concurrency is not None:
+                    raise DeclarationError(
+                        f"function {function!r}: max_concurrency is for order='stream' (a projection in global"
+                        " order applies one batch at a time)"
+                    )
+                return ProjectionTrigger(category, size, tables=owned)
+            streams = 4 if max_concurrency is None else max_concurrency
+            if isinstance(streams, bool) or not isinstance(streams, int) or not 1 <= streams <= MAX_STREAMS_AT_ONCE:
+                raise DeclarationError(
+                    f"function {function!r}: max_concurrency must be from 1 to {MAX_STREAMS_AT_ONCE}, not {streams!r}"
+                )
+            return ProjectionTrigger(category, size, "stream", streams, owned)
 
         def declare(fn: F) -> F:
             if inspect.iscoroutinefunction(fn):
@@ -864,6 +895,10 @@ def _resource(function: str, kind: str, name: object) -> None:
         check_resource_name(kind, name)
     except ValueError as exc:
         raise DeclarationError(f"function {function!r}: {exc}") from None
+
+
+#: Most streams a per-stream projection applies at once.
+MAX_STREAMS_AT_ONCE = 64
 
 
 def _batch_size(value: object, function: str) -> int:

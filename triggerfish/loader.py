@@ -267,7 +267,9 @@ def describe_trigger(trigger: Trigger) -> str:
         view += f", {partitions} partitions" if partitions > 1 else ""
         return f"change {trigger.table} in {trigger.source} {','.join(trigger.ops)} ({view})"
     if isinstance(trigger, ProjectionTrigger):
-        return f"projection {trigger.category} (batch {trigger.batch_size})"
+        per_stream = f", per stream, {trigger.max_concurrency} at once" if trigger.order == "stream" else ""
+        into = f", into {', '.join(trigger.tables)}" if trigger.tables else ""
+        return f"projection {trigger.category} (batch {trigger.batch_size}{per_stream}{into})"
     size = trigger.stream_settings.batch_size
     batch = f" (batch {size})" if size > 1 else ""
     return f"change {trigger.table} {','.join(trigger.ops)}{batch}"
@@ -441,7 +443,14 @@ def _trigger_dict(trigger: Trigger) -> dict[str, Any]:
             "filters": [dict(pattern) for pattern in reading.filters],
         }
     if isinstance(trigger, ProjectionTrigger):
-        return {"kind": "projection", "category": trigger.category, "batch_size": trigger.batch_size}
+        return {
+            "kind": "projection",
+            "category": trigger.category,
+            "batch_size": trigger.batch_size,
+            "order": trigger.order,
+            "max_concurrency": trigger.max_concurrency,
+            "tables": list(trigger.tables),
+        }
     raise ValueError(f"unknown trigger {trigger!r}")  # pragma: no cover
 
 
@@ -502,7 +511,7 @@ def _trigger_from(data: Mapping[str, Any]) -> Trigger:
         made: Trigger = _STREAM_KINDS[kind](**own, stream_settings=replace(defaults, **reading))
         return made
     if kind == "projection":
-        return ProjectionTrigger(**fields)
+        return ProjectionTrigger(**{**fields, "tables": tuple(fields.get("tables", ()))})
     raise ValueError(f"unknown trigger kind {kind!r}")
 
 

@@ -309,10 +309,17 @@ class ChangeTrigger:
 
 @dataclass(frozen=True, slots=True)
 class ProjectionTrigger:
-    """`@app.projection`: the event store's events of `category` ("*": every stream), in global order."""
+    """`@app.projection`: the event store's events of `category` ("*": every stream), in global order, or
+    (`order="stream"`) each stream in its own order with a checkpoint of its own, up to `max_concurrency`
+    streams at once."""
 
     category: str
     batch_size: int = 100
+    order: Literal["global", "stream"] = "global"
+    max_concurrency: int = 1
+    #: The tables its writes go to besides its key-value records (committed with its checkpoint; a rebuild
+    #: empties them).
+    tables: tuple[str, ...] = ()
     kind: Literal["projection"] = "projection"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +22,13 @@ app = triggerfish.App("ledger")
 @app.projection("account", batch_size=10)
 def totals(event, view):
     view.put(event.stream, view.get(event.stream, 0) + event.data.get("amount", 0))
+
+
+@app.projection("account", order="stream")
+def careful(event, view):
+    if event.data.get("poison"):
+        raise ValueError("poisoned event")
+    view.put(event.stream, event.version)
 """
 
 
@@ -74,7 +82,8 @@ def test_projections_show_their_lag_and_rebuild(dev: Dev, env: dict[str, str]) -
 
     def status() -> dict[str, object] | None:
         found = json.loads(run("eventstore", "projections", "--json", env=env).stdout)["projections"]
-        return found[0] if found and found[0]["lag"] == 0 and found[0]["position"] > 0 else None
+        mine = [p for p in found if p["name"] == "totals"]
+        return mine[0] if mine and mine[0]["lag"] == 0 and mine[0]["position"] > 0 else None
 
     caught_up = poll(status, timeout=30)
     assert (caught_up["name"], caught_up["category"], caught_up["error"]) == ("totals", "account", None)
@@ -94,3 +103,21 @@ def test_the_api_refuses_bad_appends_precisely(dev: Dev) -> None:
     conflict = httpx.post(url, json={"events": [{"type": "Opened"}], "expected_version": 4}, timeout=10)
     assert conflict.status_code == 409
     assert conflict.json()["error"]["current_version"] == 0
+
+
+def test_a_per_stream_projection_shows_the_streams_its_errors_hold_up(env: dict[str, str]) -> None:
+    poisoned = run("eventstore", "append", "account-poison", "Deposited", "-d", '{"poison": true}', env=env)
+    assert poisoned.exit_code == 0, poisoned.stderr
+
+    def held() -> dict[str, Any] | None:
+        found = json.loads(run("eventstore", "projections", "--json", env=env).stdout)["projections"]
+        [careful] = [p for p in found if p["name"] == "careful"]
+        return careful if "account-poison" in careful["behind"] else None
+
+    careful = poll(held, timeout=30)
+    assert careful["order"] == "stream"
+    assert careful["behind"]["account-poison"] == {"version": 0, "failed": 1, "error": "poisoned event"}
+    table = run("eventstore", "projections", env=env).stdout
+    [row] = [line for line in table.splitlines() if line.startswith("careful")]
+    assert "behind" in row
+    assert "poisoned event" in row

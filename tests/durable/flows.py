@@ -180,3 +180,22 @@ def gated(event: dict[str, Any], context: DurableContext) -> str:
         return "through"
 
     return context.step(gate, name="gate")
+
+
+@app.function(durable=True, timeout=120)
+@durable_execution
+def long(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
+    """Hundreds of steps, a wait (the next run starts from a state of hundreds of operations), then a map."""
+    total = 0
+    for n in range(int(event["steps"])):
+
+        def numbered(_: Any, n: int = n) -> int:
+            ran(event, f"s{n}")
+            return n
+
+        total += context.step(numbered, name=f"s{n}")
+    context.wait(Duration.from_seconds(1), name="pause")
+    squares: Any = context.map(
+        list(range(12)), lambda ctx, item, index, items: ctx.step(lambda _: item * item, name="sq")
+    )
+    return {"total": total, "squares": sum(squares.get_results())}

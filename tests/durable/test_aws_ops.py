@@ -23,7 +23,8 @@ def record(*updates: list[dict[str, Any]]) -> dict[str, Any]:
     for batch in updates:
         upserts, finish = aws_ops.translate(made, batch)
         aws_ops.stamp_times(upserts, NOW)
-        made, _ = apply_checkpoint(made, upserts, {}, finish, NOW)
+        before, (made, _) = made, apply_checkpoint(made, upserts, {}, finish, NOW)
+        aws_ops.stamp_changes(before, made)
     return made
 
 
@@ -132,9 +133,14 @@ def test_bad_updates_name_the_update_and_the_fix(bad: list[dict[str, Any]], expe
 
 def test_tokens_and_markers_round_trip_and_refuse_what_they_did_not_give() -> None:
     token = aws_ops.checkpoint_token("exec-1", 3, 7)
-    assert aws_ops.parse_checkpoint_token(token) == ("exec-1", 3, 7)
+    assert aws_ops.parse_checkpoint_token(token) == ("exec-1", 3, 7, None)
+    assert aws_ops.parse_checkpoint_token(aws_ops.checkpoint_token("exec-1", 3, 7, 12)) == ("exec-1", 3, 7, 12)
     with pytest.raises(ValueError, match="not a checkpoint token"):
         aws_ops.parse_checkpoint_token("bm90IGEgdG9rZW4=")
+    with pytest.raises(ValueError, match="not a checkpoint token"):
+        aws_ops.parse_checkpoint_token(aws_ops.checkpoint_token("exec-1", 3, 7, -1))
+    with pytest.raises(aws_ops.BadUpdate, match=r"Marker 'since\.x\.1'"):
+        aws_ops.state_page(record(), "since.x.1", 10)
     assert aws_ops.page(list(range(5)), None, 2) == ([0, 1], "2")
     assert aws_ops.page(list(range(5)), "4", 2) == ([4], None)
     with pytest.raises(aws_ops.BadUpdate, match="Marker 'x'"):
@@ -195,3 +201,73 @@ def test_durable_and_workflow_together_and_a_bad_flag_are_refused() -> None:
 
     with pytest.raises(DeclarationError, match=r"@app\.workflow and durable=True are two ways"):
         _ = app.functions
+
+
+def checkpointed(made: dict[str, Any], batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """`made` after one checkpoint of `batch`, stamped as the workflow service stamps every write."""
+    upserts, finish = aws_ops.translate(made, batch)
+    aws_ops.stamp_times(upserts, NOW)
+    after, _ = apply_checkpoint(made, upserts, {}, finish, NOW)
+    aws_ops.stamp_changes(made, after)
+    return after
+
+
+def ids(page: list[dict[str, Any]]) -> list[str]:
+    return [op["Id"] for op in page]
+
+
+def test_a_checkpoint_answers_what_changed_since_its_token_however_long_the_execution() -> None:
+    made = record()
+    for n in range(300):
+        made = checkpointed(made, [update(f"s{n}", "STEP", "SUCCEED", Payload=str(n))])
+    seen = aws_ops.revision(made)
+    assert seen == 300
+    full, marker = aws_ops.state_page(made, None, 1000)
+    assert len(full) == 301
+    assert marker is None
+    assert full[0]["Type"] == "EXECUTION"
+
+    # The next checkpoint: one step more, and a callback the run began earlier answered meanwhile (another write).
+    made = checkpointed(made, [update("cb", "CALLBACK", "START")])
+    seen = aws_ops.revision(made)
+    answered = orjson_copy(made)
+    answered["ops"][-1].update(status="SUCCEEDED", result='"yes"', ended=NOW)
+    aws_ops.stamp_changes(made, answered)
+    made = checkpointed(answered, [update("s300", "STEP", "SUCCEED", Payload="300")])
+    delta, marker = aws_ops.state_page(made, None, 1000, since=seen)
+    assert ids(delta) == ["cb", "s300"]  # not the 300 before, and no EXECUTION operation
+    assert delta[0]["CallbackDetails"]["Result"] == '"yes"'
+    assert marker is None
+    # Nothing changed since the newest revision: an empty answer.
+    assert aws_ops.state_page(made, None, 1000, since=aws_ops.revision(made)) == ([], None)
+    # A write that changes nothing stamps nothing.
+    same = orjson_copy(made)
+    aws_ops.stamp_changes(made, same)
+    assert aws_ops.revision(same) == aws_ops.revision(made)
+
+
+def test_pages_of_changes_and_of_the_whole_state_go_on_where_they_ended_whatever_changes_meanwhile() -> None:
+    made = record([update(f"s{n}", "STEP", "START") for n in range(10)])
+    seen = aws_ops.revision(made)
+    made = checkpointed(made, [update(f"s{n}", "STEP", "SUCCEED", Payload="1") for n in (1, 3, 4, 6, 8, 9)])
+    first, marker = aws_ops.state_page(made, None, 4, since=seen)
+    assert ids(first) == ["s1", "s3", "s4", "s6"]
+    assert marker == f"since.{seen}.6"
+    # s0 and s7 change before the next page is read: s7 comes in this one, s0 in the next checkpoint's changes.
+    later = checkpointed(made, [update("s0", "STEP", "SUCCEED", Payload="2"), update("s7", "STEP", "SUCCEED")])
+    rest, marker = aws_ops.state_page(later, marker, 4)
+    assert (ids(rest), marker) == (["s7", "s8", "s9"], None)
+
+    whole, marker = aws_ops.state_page(later, None, 4)
+    assert ids(whole) == ["exec-1", "s0", "s1", "s2"]
+    assert marker == "all.2"
+    whole, marker = aws_ops.state_page(later, marker, 100)
+    assert ids(whole) == [f"s{n}" for n in range(3, 10)]
+    assert marker is None
+
+
+def orjson_copy(value: dict[str, Any]) -> dict[str, Any]:
+    import orjson
+
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(value))
+    return copied

@@ -243,3 +243,51 @@ async def test_an_http_route_and_an_event_rule_run_durable_handlers(durable: Ser
     done = await blocking(lam.get_durable_execution, DurableExecutionArn=execution["DurableExecutionArn"])
     assert json.loads(done["Result"]) == "seen o-7"
     assert json.loads(done["InputPayload"])["type"] == "order placed"
+
+
+@pytest.mark.timeout(180)  # 300 steps, each a checkpoint over HTTP: about 40 s on a loaded 2-core machine
+async def test_a_long_execution_gets_small_checkpoint_answers_and_pages_its_state(
+    durable: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hundreds of operations: each checkpoint answers what changed since the caller's token (as Lambda's
+    CheckpointDurableExecution does), not the whole execution, and state comes in pages the SDK follows."""
+    from triggerfish.workflows import aws_ops
+
+    monkeypatch.setattr(aws_ops, "PAGE", 40)  # pages of 40 operations, so a run of 300 is paged
+    service = durable.platform.workflows.durable
+    checkpoint, state = service.checkpoint, service.state
+    answers: list[tuple[int, dict[str, Any]]] = []
+    markers: list[str | None] = []
+
+    async def recorded_checkpoint(arn: str, token: str, updates: Any) -> dict[str, Any]:
+        answer = await checkpoint(arn, token, updates)
+        answers.append((len(updates), answer))
+        return answer
+
+    async def recorded_state(arn: str, token: str, marker: str | None, max_items: int) -> dict[str, Any]:
+        markers.append(marker)
+        return await state(arn, token, marker, max_items)
+
+    monkeypatch.setattr(service, "checkpoint", recorded_checkpoint)
+    monkeypatch.setattr(service, "state", recorded_state)
+    steps = 300
+    arn = await start(durable, "long", {"dir": str(tmp_path), "steps": steps})
+    done = await finished(durable, arn)
+    assert done["Status"] == "SUCCEEDED", done
+    assert json.loads(done["Result"]) == {"total": sum(range(steps)), "squares": sum(n * n for n in range(12))}
+    assert runs(tmp_path) == [f"s{n}" for n in range(steps)]  # each step once, across the two runs
+
+    record = await durable.platform.workflows.describe(done["DurableExecutionName"])
+    assert len(record["ops"]) > steps + 12
+    sizes = [len(answer["NewExecutionState"]["Operations"]) for _, answer in answers]
+    assert len(answers) >= steps
+    # An answer carries the operations its checkpoint changed (and any changed meanwhile), never the whole state.
+    assert max(sizes) <= aws_ops.PAGE
+    assert sorted(sizes)[len(sizes) // 2] <= 2
+    assert all(
+        size <= updates + 1 for updates, size in ((u, len(a["NewExecutionState"]["Operations"])) for u, a in answers)
+    )
+    biggest = max(len(json.dumps(answer)) for _, answer in answers)
+    assert biggest < 40_000, biggest
+    # The run after the wait began with the first page of 300-odd operations and read the rest page by page.
+    assert [m for m in markers if m and m.startswith("all.")], markers

@@ -6,13 +6,16 @@ through the shop's routes and the control API (`/-/api/v1/...`): invocation
 records with their attempts, queues and their dead letters, the schedule.
 The server runs with the example's triggerfish.toml; retries are quick
 because the payment function asks for them with `Retry(delay=...)` and the
-notifications queue allows two receives.
+notifications queue allows two receives. Last, a kill -9 of the whole platform in the middle of charge_payment:
+started again, the order is charged again (the handler runs at least once) and ships once.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,3 +257,77 @@ def test_unknown_orders_are_404_and_unknown_routes_too(shop: Shop) -> None:
     assert shop.http.get("/stock/anchor").status_code == 404
     assert shop.http.get("/basket").status_code == 404
     assert shop.http.delete("/orders/o-nope").status_code == 405
+
+
+#: Added to a copy of the choreographed shop's app.py: the payment provider approves, notes it outside the
+#: platform, then holds charge_payment until a file named `go` exists, so the test can kill the platform there.
+HELD_PROVIDER = """
+
+# --- added by tests/examples/test_shop_dev.py ---
+import time as _time
+from pathlib import Path as _Path
+
+_HERE = _Path(__file__).resolve().parent
+_charge_card = charge_card
+
+
+def charge_card(card: str, amount: int) -> str:
+    outcome = _charge_card(card, amount)
+    with (_HERE / "charges.log").open("a") as log:
+        log.write(f"{amount} {outcome}\\n")
+    while not (_HERE / "go").exists():
+        _time.sleep(0.02)
+    return outcome
+"""
+
+
+@pytest.mark.timeout(240)
+def test_a_kill_9_in_the_middle_of_charging_and_the_order_still_ships_once(tmp_path: Path) -> None:
+    shop_dir = tmp_path / "shop"
+    shop_dir.mkdir()
+    source = REPO / "examples/shop-choreographed"
+    (shop_dir / "app.py").write_text((source / "app.py").read_text() + HELD_PROVIDER)
+    (shop_dir / "triggerfish.toml").write_text((source / "triggerfish.toml").read_text())
+    charges = shop_dir / "charges.log"
+    data_dir = tmp_path / "data"
+
+    def serve() -> DevServer:
+        return DevServer(str(shop_dir / "app.py"), "--port", "0", "--data-dir", str(data_dir), "--no-reload", cwd=REPO)
+
+    first = serve().start()
+    try:
+        with httpx.Client(base_url=first.url, timeout=15) as http:
+            shop = Shop(first, http)
+            before = shop.get("/stock/net")["available"]
+            order_id = shop.order(("net", 3))
+            # charge_payment is in the middle of its run: the provider approved, the order is not paid yet.
+            poll(lambda: charges.exists() and charges.read_text(), timeout=EFFECT_TIMEOUT)
+            assert shop.get(f"/orders/{order_id}")["status"] in ("placed", "reserved")
+    finally:
+        assert first.process is not None
+        os.killpg(first.process.pid, signal.SIGKILL)  # the whole platform, as a power cut would
+        first.wait()
+
+    (shop_dir / "go").touch()
+    second = serve().start()
+    try:
+        with httpx.Client(base_url=second.url, timeout=15) as http:
+            shop = Shop(second, http)
+
+            def shipped() -> dict[str, Any] | None:
+                order: dict[str, Any] = shop.get(f"/orders/{order_id}")
+                return order if order["status"] == "shipped" and "OrderShipped" in order["notifications"] else None
+
+            # The OrderPlaced event comes to charge_payment again once the killed run's lease lapses.
+            order = poll(shipped, timeout=120)
+            # charge_payment ran again (at least once): the provider was asked twice for the same order ...
+            assert charges.read_text().split("\n")[:-1] == [f"{3 * 1299} approved"] * 2
+            # ... and everything after it happened once: one payment, one label, the stock taken once.
+            assert order["payment"] == {"status": "processed", "amount": 3 * 1299}
+            assert order["reservation"] == {"reserved": {"net": 3}, "backordered": {}}
+            assert order["label"]["tracking"].startswith("TF")
+            assert shop.get("/stock/net")["available"] == before - 3
+            assert sorted(order["notifications"]) == ["OrderPlaced", "OrderShipped"]
+            assert len(shop.invocations(function="ship_order", status="succeeded")) == 1
+    finally:
+        second.stop()

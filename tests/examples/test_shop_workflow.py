@@ -1,7 +1,9 @@
 """examples/shop, the order flow as a durable workflow: `triggerfish dev examples/shop/app.py` in a subprocess,
 driven over HTTP as a user would, every path of the workflow checked through the shop's routes and the control
 API's workflow records (`/-/api/v1/workflows/ID`); then a kill -9 of the whole platform while an order waits
-between two steps, after which the order finishes with each step's effect applied once.
+between two steps, after which the order finishes with each step's effect applied once; and a kill -9 in the middle
+of the charge step (after the provider charged, before the step's result was checkpointed): the step runs again
+(at least once) and the provider charges once, by the step's idempotency key.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import datetime
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,5 +321,92 @@ def test_a_kill_9_between_two_steps_and_the_order_finishes_with_each_effect_once
             # The steps checkpointed before the kill ran once; restock may be a moment behind the workflow's
             # wake-up, so the backorder's reservation can take a retry.
             assert steps[0][2] == steps[1][2] == steps[4][2] == steps[5][2] == 1
+    finally:
+        second.stop()
+
+
+#: Added to a copy of the shop's app.py: the payment provider charges, notes the charge outside the platform, then
+#: holds the step until a file named `go` exists, so the test can kill the platform in the middle of the step.
+HELD_PROVIDER = """
+
+# --- added by tests/examples/test_shop_workflow.py ---
+import time as _time
+from pathlib import Path as _Path
+
+_HERE = _Path(__file__).resolve().parent
+_provider_charge = provider_charge
+
+
+def provider_charge(context: Context, card: str, amount: int, key: str, reference: str) -> str:
+    charge_id = _provider_charge(context, card, amount, key, reference)
+    with (_HERE / "charges.log").open("a") as log:
+        log.write(f"{reference} {charge_id}\\n")
+    while not (_HERE / "go").exists():
+        _time.sleep(0.02)
+    return charge_id
+"""
+
+
+def finished_order(shop: Shop, order_id: str) -> dict[str, Any] | None:
+    order: dict[str, Any] = shop.get(f"/orders/{order_id}")
+    done = order["status"] in FINAL and order["notifications"] and shop.workflow(order_id)["status"] != "RUNNING"
+    return order if done else None
+
+
+@pytest.mark.timeout(240)
+def test_a_kill_9_in_the_middle_of_the_charge_step_charges_once_and_the_order_finishes(tmp_path: Path) -> None:
+    shop_dir = tmp_path / "shop"
+    shop_dir.mkdir()
+    (shop_dir / "app.py").write_text((REPO / "examples/shop/app.py").read_text() + HELD_PROVIDER)
+    (shop_dir / "triggerfish.toml").write_text((REPO / "examples/shop/triggerfish.toml").read_text())
+    charges_log = shop_dir / "charges.log"
+    data_dir = tmp_path / "data"
+
+    def serve_held() -> DevServer:
+        return DevServer(str(shop_dir / "app.py"), "--port", "0", "--data-dir", str(data_dir), "--no-reload", cwd=REPO)
+
+    first = serve_held().start()
+    try:
+        with httpx.Client(base_url=first.url, timeout=15) as http:
+            shop = Shop(first, http)
+            before = shop.stock("net")
+            order_id = shop.order(("net", 2))
+            # The provider has charged; the step has not returned, so its result is not checkpointed.
+            poll(lambda: charges_log.exists() and charges_log.read_text(), timeout=EFFECT_TIMEOUT)
+            assert shop.get(f"/orders/{order_id}")["provider"]["charges"]
+            assert [(name, status) for name, status, _ in shop.steps(order_id)] == [("reserve stock", "SUCCEEDED")]
+    finally:
+        assert first.process is not None
+        os.killpg(first.process.pid, signal.SIGKILL)  # the whole platform, in the middle of the step
+        first.wait()
+
+    (shop_dir / "go").touch()
+    second = serve_held().start()
+    try:
+        with httpx.Client(base_url=second.url, timeout=15) as http:
+            shop = Shop(second, http)
+            started = time.monotonic()
+            # The workflow's run died with the platform: its invocation is delivered again once its lease lapses.
+            order = poll(lambda: finished_order(shop, order_id), timeout=120)
+            assert order["status"] == "shipped", json.dumps([order, shop.workflow(order_id)["ops"]], indent=1)
+            print(f"resumed and finished {time.monotonic() - started:.1f} s after the restart")
+            # The step ran again (at least once: its first run was never checkpointed) ...
+            runs = charges_log.read_text().split("\n")[:-1]
+            assert runs == [runs[0], runs[0]]
+            # ... and the provider charged once, by the step's idempotency key: the same key on both runs.
+            [(charge_id, charge)] = order["provider"]["charges"].items()
+            assert charge["amount"] == 2 * 1299
+            assert runs[0] == f"{order_id} {order['payment']['charge_id']}"
+            assert order["provider"]["refunds"] == {}
+            # The steps checkpointed before the kill did not run again: the stock was taken once.
+            assert shop.stock("net") == before - 2
+            assert list(order["notifications"]) == ["OrderShipped"]
+            assert [(name, status) for name, status, _ in shop.steps(order_id)] == [
+                ("reserve stock", "SUCCEEDED"),
+                ("charge payment", "SUCCEEDED"),
+                ("create shipping label", "SUCCEEDED"),
+                ("notify customer", "SUCCEEDED"),
+            ]
+            assert charge_id
     finally:
         second.stop()

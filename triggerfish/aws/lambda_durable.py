@@ -74,9 +74,9 @@ def _max_items(params: dict[str, Any]) -> int:
         value = MAX_ITEMS if given is None else int(given)
     except ValueError:
         raise AwsError("InvalidParameterValueException", f"MaxItems must be a whole number, not {given!r}") from None
-    if not 1 <= value <= MAX_ITEMS:
-        raise AwsError("InvalidParameterValueException", f"MaxItems must be from 1 to {MAX_ITEMS}, not {value}")
-    return value
+    if not 0 <= value <= MAX_ITEMS:
+        raise AwsError("InvalidParameterValueException", f"MaxItems must be from 0 to {MAX_ITEMS}, not {value}")
+    return value or MAX_ITEMS  # 0: the default, as Lambda takes it
 
 
 def _flag(params: dict[str, Any], name: str) -> bool:

@@ -141,7 +141,8 @@ def append(
 @server_options()
 @json_option
 def projections(server: str | None, key: str | None, app: str | None, as_json: bool) -> None:
-    """Each projection: its category, position, lag behind the newest event, the node running it, its error."""
+    """Each projection: its category, position, lag behind the newest event, the node running it, its error (per
+    stream: how many streams are behind, and the first one's error)."""
     out = Output(as_json)
     with Client(server, key, app=app) as client:
         answer = client.request("GET", client.app_api("/eventstore/projections"))
@@ -153,13 +154,22 @@ def projections(server: str | None, key: str | None, app: str | None, as_json: b
             p["category"],
             p["position"],
             p["lag"],
-            "rebuilding" if p["rebuilding"] else "",
+            _state(p),
             p["node"] or "",
             p["error"] or "",
         ]
         for p in answer["projections"]
     ]
     out.table(["PROJECTION", "CATEGORY", "POSITION", "LAG", "STATE", "NODE", "ERROR"], rows, empty="no projections")
+
+
+def _state(projection: dict[str, Any]) -> str:
+    if projection["rebuilding"]:
+        return "rebuilding"
+    behind = int(projection.get("streams_behind") or 0)
+    if behind:
+        return f"{behind} stream{'s' if behind > 1 else ''} behind"
+    return "per stream" if projection.get("order") == "stream" else ""
 
 
 @eventstore.command()

@@ -17,6 +17,10 @@ compare-and-set refuses a commit by a node that lost its lease, or one racing a
 rebuild. A rebuild sets the checkpoint to 0 marked `rebuilding`; whichever node
 runs the projection next deletes its records, then starts again from the first
 event (done there, not by the caller, so a crash half way only repeats it).
+
+A projection declared with `order="stream"` keeps the same record as its cursor
+and lease, and applies each stream in its own order with a checkpoint of its
+own: stream_projections.py.
 """
 
 from __future__ import annotations
@@ -32,11 +36,14 @@ from typing import Any, Protocol
 import orjson
 
 from triggerfish.errors import AtomicConflictError, HandlerError, InvalidInputError
+from triggerfish.eventstore import stream_projections
 from triggerfish.eventstore.records import category_of
 from triggerfish.model import FunctionSpec, ProjectionTrigger
 from triggerfish.names import EVENTSTORE_ALL_STREAM, EVENTSTORE_NAMESPACE, projection_namespace
 from triggerfish.store import ABSENT, KVRecord, Store
 from triggerfish.store.atomic import Delete, Op, Put
+from triggerfish.tables.errors import TableError, TableNotFoundError
+from triggerfish.tables.table import UNREAD, StagedWrite, Tables
 
 logger = logging.getLogger("triggerfish.eventstore")
 
@@ -44,6 +51,8 @@ logger = logging.getLogger("triggerfish.eventstore")
 LEASE = 15.0
 #: Seconds a failing projection waits before it tries its batch again.
 ERROR_PAUSE = 1.0
+#: Streams behind a projection in per-stream order that its status lists.
+STATUS_STREAMS = 20
 
 
 class Invoker(Protocol):
@@ -55,6 +64,12 @@ class Projection:
     name: str
     category: str
     batch_size: int
+    #: "global": one checkpoint, every event in global order; "stream": each stream in its own order, with its
+    #: own checkpoint, `max_concurrency` streams at once (stream_projections.py).
+    order: str = "global"
+    max_concurrency: int = 1
+    #: The platform tables it writes besides its key-value records.
+    tables: tuple[str, ...] = ()
 
     def wants(self, stream: str) -> bool:
         return self.category == "*" or category_of(stream) == self.category
@@ -66,12 +81,24 @@ def declared(specs: Mapping[str, FunctionSpec]) -> dict[str, Projection]:
     for spec in specs.values():
         for trigger in spec.triggers:
             if isinstance(trigger, ProjectionTrigger):
-                found[spec.name] = Projection(spec.name, trigger.category, trigger.batch_size)
+                found[spec.name] = Projection(
+                    spec.name,
+                    trigger.category,
+                    trigger.batch_size,
+                    trigger.order,
+                    trigger.max_concurrency,
+                    trigger.tables,
+                )
     return found
 
 
 class Projections:
     """Runs an app's projections on this node (see the module docstring)."""
+
+    #: Seconds a node keeps a projection after its last batch or renewal.
+    lease = LEASE
+    #: Seconds a failing batch (or stream, in per-stream order) waits before it is tried again.
+    error_pause = ERROR_PAUSE
 
     def __init__(
         self,
@@ -88,6 +115,7 @@ class Projections:
         self.clock = clock
         self.projections = declared(specs)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.tables = Tables(store, clock=clock)
 
     def configure(self, specs: Mapping[str, FunctionSpec]) -> None:
         """A new version's projections (loops of ones no longer declared stop)."""
@@ -145,9 +173,13 @@ class Projections:
                 if state.get("error"):
                     await asyncio.sleep(ERROR_PAUSE)  # its batch failed: try it again in a moment
                     continue
-                # Wait for the next event (woken by appends in this process; polled for other nodes'), or renew.
+                # Wait for the next event (woken by appends in this process; polled for other nodes'), or renew;
+                # a stream behind is tried again sooner.
+                wait = LEASE / 3
+                if self.projections[name].order == "stream" and await stream_projections.behind(self, name):
+                    wait = ERROR_PAUSE
                 after = int(state.get("position", 0))
-                await self.store.log.read(EVENTSTORE_ALL_STREAM, after=after, limit=1, wait=LEASE / 3)
+                await self.store.log.read(EVENTSTORE_ALL_STREAM, after=after, limit=1, wait=wait)
 
     async def step(self, name: str) -> int:
         """One batch of projection `name`; the positions it moved past (0: nothing to do, or not ours now; a
@@ -160,12 +192,14 @@ class Projections:
             return 0
         if state.get("rebuilding"):
             await self._clear(name)
-            return 1 if await self._commit(name, record, {"position": 0}, []) else 0
+            return 1 if await self.commit(name, record, {"position": 0}, []) else 0
+        if projection.order == "stream":
+            return await stream_projections.step(self, name, projection, record, state)
         after = int(state.get("position", 0))
         records = await self.store.log.read(EVENTSTORE_ALL_STREAM, after=after, limit=projection.batch_size)
         if not records:
             if owner != self.node or until - now < LEASE / 2:
-                await self._commit(name, record, {"position": after}, [])
+                await self.commit(name, record, {"position": after}, [])
             return 0
         wanted = []
         for r in records:
@@ -178,18 +212,20 @@ class Projections:
             event = {"projection": name, "namespace": projection_namespace(name), "events": wanted}
             try:
                 result = await self.invoker.invoke(name, event, trigger="projection")
-            except HandlerError as exc:
-                message = str(exc.error.get("errorMessage", exc))
+                writes = await self.writes_of(projection, result) or []
+            except (HandlerError, InvalidInputError, TableError) as exc:
+                message = str(exc.error.get("errorMessage", exc)) if isinstance(exc, HandlerError) else str(exc)
                 logger.warning("projection %s failed at position %d: %s", name, wanted[0]["position"], message)
-                await self._commit(name, record, {"position": after, "error": message[:2000]}, [])
+                await self.commit(name, record, {"position": after, "error": message[:2000]}, [])
                 return 0
-            writes = _writes(name, result)
         last = records[-1].offset
-        if not await self._commit(name, record, {"position": last}, writes):
+        if not await self.commit(name, record, {"position": last}, writes):
             return 0
         return last - after
 
-    async def _commit(self, name: str, record: KVRecord | None, state: dict[str, Any], writes: list[Op]) -> bool:
+    async def commit(self, name: str, record: KVRecord | None, state: dict[str, Any], writes: list[Op]) -> bool:
+        """Write projection `name`'s checkpoint (renewing this node's lease) with `writes`, over `record`; False when
+        the checkpoint moved (another node took it, or a rebuild began)."""
         state = {**state, "owner": self.node, "until": self.clock() + LEASE}
         checkpoint = Put(
             EVENTSTORE_NAMESPACE,
@@ -205,10 +241,36 @@ class Projections:
             return False  # another node took it, or a rebuild began: read the checkpoint again
         return True
 
+    async def writes_of(self, projection: Projection, result: Any, *, guarded: bool = False) -> list[Op] | None:
+        """The store writes a projection's batch asked for (its invocation's result): its key-value records'
+        (`writes_of`) and its tables' (with their change records). None when `guarded` and a table's item is no
+        longer as the batch read it. Raises InvalidInputError (a table it does not declare), TableError."""
+        ops = writes_of(projection.name, result, guarded=guarded)
+        staged: list[StagedWrite] = []
+        for write in result["writes"]:
+            if write.get("kind") != "table":
+                continue
+            table = str(write.get("table"))
+            if table not in projection.tables:
+                raise InvalidInputError(
+                    f"projection {projection.name!r} writes table {table!r}, which it does not declare:"
+                    f" @app.projection(..., tables=[{table!r}])"
+                )
+            expected = write["read"] if guarded and "read" in write else UNREAD
+            staged.append(StagedWrite(table, item=write.get("item"), key=write.get("key"), expected=expected))
+        if not staged:
+            return ops
+        table_ops = await self.tables.staged_ops(staged)
+        return None if table_ops is None else [*ops, *table_ops]
+
     async def _clear(self, name: str) -> None:
         namespace = projection_namespace(name)
         while records := await self.store.kv.scan(namespace, limit=500):
             await self.store.atomic([Delete(namespace, r.key) for r in records])
+        for table in self.projections[name].tables:
+            with contextlib.suppress(TableNotFoundError):
+                await self.tables.clear(table)
+        await stream_projections.clear(self, name)  # the streams' versions and marks (per-stream order)
 
     async def _checkpoint(self, name: str) -> tuple[KVRecord | None, dict[str, Any]]:
         record = await self.store.kv.get(EVENTSTORE_NAMESPACE, _key(name))
@@ -234,18 +296,28 @@ class Projections:
         for name, projection in self.projections.items():
             _, state = await self._checkpoint(name)
             position = int(state.get("position", 0))
-            rows.append(
-                {
-                    "name": name,
-                    "category": projection.category,
-                    "position": position,
-                    "head": head,
-                    "lag": head - position,
-                    "rebuilding": bool(state.get("rebuilding")),
-                    "node": state.get("owner"),
-                    "error": state.get("error"),
+            row = {
+                "name": name,
+                "category": projection.category,
+                "order": projection.order,
+                "position": position,
+                "head": head,
+                "lag": head - position,
+                "rebuilding": bool(state.get("rebuilding")),
+                "node": state.get("owner"),
+                "error": state.get("error"),
+            }
+            if projection.order == "stream":
+                marks = await stream_projections.behind(self, name)
+                # The streams held up (by an error) or still catching up, each with its version applied.
+                row["behind"] = {
+                    stream: {"version": mark.get("version"), "failed": mark.get("failed"), "error": mark.get("error")}
+                    for stream, mark in sorted(marks.items())[:STATUS_STREAMS]
                 }
-            )
+                row["streams_behind"] = len(marks)
+                if row["error"] is None:
+                    row["error"] = next((m["error"] for _, m in sorted(marks.items()) if m.get("error")), None)
+            rows.append(row)
         return rows
 
 
@@ -253,17 +325,28 @@ def _key(name: str) -> str:
     return f"projection/{name}"
 
 
-def _writes(name: str, result: Any) -> list[Op]:
-    """The store writes a projection's batch asked for (its invocation's result)."""
+def writes_of(name: str, result: Any, *, guarded: bool = False) -> list[Op]:
+    """The store writes a projection's batch asked for (its invocation's result). `guarded`: a write of a record
+    the batch read holds only if the record is still as it was read (several streams apply at once), and the
+    writes are in key order (so two commits on PostgreSQL lock the records they share in one order)."""
     namespace = projection_namespace(name)
     if not isinstance(result, dict) or not isinstance(result.get("writes"), list):
         raise InvalidInputError(f"projection {name!r} answered {type(result).__name__}, not its writes")
+    writes = result["writes"]
+    if guarded:
+        writes = sorted(writes, key=lambda write: str(write.get("key")))
     ops: list[Op] = []
-    for write in result["writes"]:
-        if write.get("kind") != "kv":  # the one kind so far; tables join here
+    for write in writes:
+        if write.get("kind") == "table":
+            continue  # Projections.writes_of makes those
+        if write.get("kind") != "kv":
             raise InvalidInputError(f"projection {name!r}: unknown write kind {write.get('kind')!r}")
+        key = str(write["key"])
+        read = write.get("read_version") if guarded else None
         if write["op"] == "put":
-            ops.append(Put(namespace, str(write["key"]), str(write["value"]).encode()))
+            ops.append(Put(namespace, key, str(write["value"]).encode(), if_version=read))
+        elif read == ABSENT:
+            continue  # it was not there when read: deleting it is nothing, as of that read
         else:
-            ops.append(Delete(namespace, str(write["key"])))
+            ops.append(Delete(namespace, key, if_version=read))
     return ops

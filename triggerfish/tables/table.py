@@ -86,6 +86,21 @@ class TransactItem:
     return_old_on_failure: bool = False
 
 
+#: `StagedWrite.expected` when the writer did not read the item: the write holds whatever the item is now.
+UNREAD = object()
+
+
+@dataclass(frozen=True, slots=True)
+class StagedWrite:
+    """A put (`item`) or delete (`key`) another transaction commits (a projection's, with its checkpoint), with the
+    item as the writer read it (`expected`: None for none; UNREAD when it did not read it)."""
+
+    table: str
+    item: Item | None = None
+    key: Item | None = None
+    expected: object = UNREAD
+
+
 @dataclass
 class _Write:
     schema: TableSchema
@@ -277,6 +292,44 @@ class Tables:
                 by_table.setdefault(write.schema.name, []).append(write.change)
         routes = change_routes(self.store)
         return [forward for table, changes in by_table.items() for forward in routes.forwards(table, changes)]
+
+    async def staged_ops(self, writes: Sequence[StagedWrite]) -> list[Op] | None:
+        """The store operations of `writes` (in order; the last write of an item wins) on the items as they are
+        now, with their change records, for a caller that commits them in a transaction of its own: each item's
+        write is a compare-and-set on the version read here, so the commit fails if it changed since. None when
+        an item is no longer as a write's `expected` says (the writer read it before another write changed it).
+        Raises TableNotFoundError, ValidationError (an item without its keys)."""
+        latest: dict[tuple[str, str], tuple[TableSchema, Item, Item | None, object]] = {}
+        for staged in writes:
+            schema = await self.schema(staged.table)
+            if staged.item is not None:
+                keys, new = schema.key_of(staged.item), staged.item
+            else:
+                keys, new = schema.check_key(staged.key or {}), None
+            slot = (staged.table, schema.store_key(keys))
+            expected = latest[slot][3] if slot in latest and latest[slot][3] is not UNREAD else staged.expected
+            latest[slot] = (schema, keys, new, expected)
+        made: list[_Write] = []
+        for (_, store_key), (schema, keys, new, expected) in latest.items():
+            write = await self._read(schema, store_key, keys)
+            if expected is not UNREAD and not _same_or_none(write.old, expected):
+                return None
+            write.new = new
+            made.append(write)
+        ops = [op for write in made for op in self._ops(write)]
+        return [*ops, *self._forwards(made)]
+
+    async def clear(self, name: str) -> int:
+        """Delete every item of table `name` (each with its change record); how many."""
+        schema = await self.schema(name)
+        deleted = 0
+        while records := await self.store.kv.scan(table_items_namespace(name), limit=_CHUNK):
+            for record in records:
+                item = _item(record)
+                if item is not None:
+                    await self.delete(name, schema.key_of(item))
+                    deleted += 1
+        return deleted
 
     # --- reading many ---------------------------------------------------------------------------
 
@@ -497,6 +550,12 @@ def _item(record: KVRecord | None) -> Item | None:
         return None
     item: Item = orjson.loads(record.value)
     return item
+
+
+def _same_or_none(a: Item | None, b: object) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return isinstance(b, dict) and _same(a, b)
 
 
 def _same(a: Item, b: Item) -> bool:

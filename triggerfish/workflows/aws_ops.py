@@ -17,6 +17,12 @@ position in the record is its `seq`, as for a native operation. Statuses are the
 
 Payloads stay the strings the SDK serialized (the SDK deserializes them itself); errors are kept in the
 engine's shape (`errorType`, `errorMessage`, `errorData`, `stackTrace`).
+
+Deltas: every write of a durable execution's record that changes operations (a checkpoint, a wait's or a
+retry's timer, a callback's answer, a chained invoke's end) stamps them with the record's next revision
+(`rev`, `stamp_changes`). A checkpoint token carries the revision its answer reflected, so the next
+checkpoint answers only the operations stamped after it (`NewExecutionState`, paged with `NextMarker`),
+as Lambda does: an execution of thousands of operations costs the same per checkpoint as one of a few.
 """
 
 from __future__ import annotations
@@ -58,23 +64,33 @@ class BadUpdate(ValueError):
 # --- tokens ------------------------------------------------------------------------------------------
 
 
-def checkpoint_token(execution_id: str, run: int, count: int) -> str:
+def checkpoint_token(execution_id: str, run: int, count: int, rev: int | None = None) -> str:
     """The token a run checkpoints with: which execution, which run of it (a later run revokes it), how many
-    checkpoints so far. Standard base64, as Lambda's tokens are."""
-    return base64.b64encode(orjson.dumps([execution_id, run, count])).decode("ascii")
+    checkpoints so far, and the record's revision the run has seen (its next checkpoint answers what changed
+    after it). Standard base64, as Lambda's tokens are."""
+    body: list[Any] = [execution_id, run, count] if rev is None else [execution_id, run, count, rev]
+    return base64.b64encode(orjson.dumps(body)).decode("ascii")
 
 
-def parse_checkpoint_token(token: str) -> tuple[str, int, int]:
-    """(execution id, run, count) of a checkpoint token; ValueError when it is not one."""
+def parse_checkpoint_token(token: str) -> tuple[str, int, int, int | None]:
+    """(execution id, run, count, revision seen) of a checkpoint token (the revision None in a token of a
+    version that did not give one: its checkpoint answers every operation); ValueError when it is not one."""
+    problem = "not a checkpoint token (give the CheckpointToken the invocation or a checkpoint gave)"
     try:
-        execution_id, run, count = orjson.loads(base64.b64decode(token.encode("ascii"), validate=True))
+        body = orjson.loads(base64.b64decode(token.encode("ascii"), validate=True))
     except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise ValueError(
-            "not a checkpoint token (give the CheckpointToken the invocation or a checkpoint gave)"
-        ) from None
-    if not isinstance(execution_id, str) or not isinstance(run, int) or not isinstance(count, int):
-        raise ValueError("not a checkpoint token (give the CheckpointToken the invocation or a checkpoint gave)")
-    return execution_id, run, count
+        raise ValueError(problem) from None
+    if not isinstance(body, list) or len(body) not in (3, 4):
+        raise ValueError(problem)
+    execution_id, run, count, *more = body
+    rev = more[0] if more else None
+    if (
+        not isinstance(execution_id, str)
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in (run, count))
+        or not (rev is None or (isinstance(rev, int) and not isinstance(rev, bool) and rev >= 0))
+    ):
+        raise ValueError(problem)
+    return execution_id, run, count, rev
 
 
 # --- updates in ------------------------------------------------------------------------------------
@@ -287,14 +303,21 @@ def operation_status(op: Mapping[str, Any]) -> str:
 def operations(record: Mapping[str, Any], *, millis: bool) -> list[dict[str, Any]]:
     """The execution's operations as AWS has them: the EXECUTION operation first, then each of the SDK's.
     Timestamps are epoch seconds for the API (`millis=False`) or milliseconds for the invocation's event."""
-    first: dict[str, Any] = {
+    return [
+        execution_operation(record, millis=millis),
+        *(operation(op, millis=millis) for op in record["ops"] if "aws" in op),
+    ]
+
+
+def execution_operation(record: Mapping[str, Any], *, millis: bool) -> dict[str, Any]:
+    """The EXECUTION operation: the execution's input, and whether it goes on."""
+    return {
         "Id": record["id"],
         "Type": "EXECUTION",
         "Status": "STARTED" if record["status"] == RUNNING else execution_status(record),
         "StartTimestamp": _time(record["started"], millis),
         "ExecutionDetails": {"InputPayload": orjson.dumps(record.get("input")).decode()},
     }
-    return [first, *(operation(op, millis=millis) for op in record["ops"] if "aws" in op)]
 
 
 def operation(op: Mapping[str, Any], *, millis: bool) -> dict[str, Any]:
@@ -332,6 +355,72 @@ def operation(op: Mapping[str, Any], *, millis: bool) -> dict[str, Any]:
 
 def _time(seconds: float, millis: bool) -> float | int:
     return int(seconds * 1000) if millis else seconds
+
+
+def stamp_changes(before: Mapping[str, Any], after: dict[str, Any]) -> None:
+    """Stamp the AWS operations `after` changed from `before` (new ones too) with the record's next revision, in
+    place, and `after` with it when any did; nothing when `after` is stamped already."""
+    rev = int(before.get("rev") or 0) + 1
+    if int(after.get("rev") or 0) >= rev:
+        return
+    old = before["ops"]
+    changed = False
+    for op in after["ops"]:
+        if "aws" in op and (op["seq"] >= len(old) or op != old[op["seq"]]):
+            op["rev"] = rev
+            changed = True
+    if changed:
+        after["rev"] = rev
+
+
+def revision(record: Mapping[str, Any]) -> int:
+    """The record's revision: its operations stamped up to it (0: none stamped yet)."""
+    return int(record.get("rev") or 0)
+
+
+def state_page(
+    record: Mapping[str, Any], marker: str | None, max_items: int, *, since: int | None = None, millis: bool = False
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of an execution's operations, and the marker of the next page (None: the last).
+
+    With `since`, the operations changed after that revision (a checkpoint's answer) and no EXECUTION
+    operation; otherwise all of them, the EXECUTION operation first. A marker names where its page ends (the
+    operation's position in the record) and, for changes, since when; a page for it goes on from there whatever
+    changed meanwhile, so no operation is skipped (one that changes again may be given again: the SDK keeps
+    operations by id)."""
+    after = -2  # before the EXECUTION operation (-1)
+    if marker:
+        since, after = _parse_marker(marker)
+    chosen: list[dict[str, Any]] = []
+    if since is None and after < -1:
+        chosen.append({"seq": -1})
+    for op in record["ops"]:
+        if len(chosen) > max_items:
+            break
+        if "aws" in op and op["seq"] > after and (since is None or int(op.get("rev") or 0) > since):
+            chosen.append(op)
+    more = len(chosen) > max_items
+    chosen = chosen[:max_items]
+    items = [
+        execution_operation(record, millis=millis) if op["seq"] == -1 else operation(op, millis=millis) for op in chosen
+    ]
+    if not more:
+        return items, None
+    last = chosen[-1]["seq"]
+    return items, (f"all.{last}" if since is None else f"since.{since}.{last}")
+
+
+def _parse_marker(marker: str) -> tuple[int | None, int]:
+    """(since, after) of a marker state_page gave."""
+    parts = marker.split(".")
+    try:
+        if parts[0] == "all" and len(parts) == 2:
+            return None, int(parts[1])
+        if parts[0] == "since" and len(parts) == 3:
+            return int(parts[1]), int(parts[2])
+    except ValueError:
+        pass
+    raise BadUpdate(f"Marker {marker!r:.60} is not one this API gave")
 
 
 def page(items: Sequence[Any], marker: str | None, max_items: int) -> tuple[list[Any], str | None]:

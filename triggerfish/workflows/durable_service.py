@@ -86,13 +86,13 @@ class DurableExecutions:
     @staticmethod
     def _event(record: Mapping[str, Any], lambda_name: str) -> dict[str, Any]:
         """A run's begin: the execution, the run's number, and the event the SDK's handler is called with."""
-        first, marker = aws_ops.page(aws_ops.operations(record, millis=True), None, aws_ops.PAGE)
+        first, marker = aws_ops.state_page(record, None, aws_ops.PAGE, millis=True)
         return {
             "id": record["id"],
             "run": record["run"],
             "event": {
                 "DurableExecutionArn": durable_execution_arn(record.get("lambda_name") or lambda_name, record["id"]),
-                "CheckpointToken": aws_ops.checkpoint_token(record["id"], record["run"], 0),
+                "CheckpointToken": aws_ops.checkpoint_token(record["id"], record["run"], 0, aws_ops.revision(record)),
                 "InitialExecutionState": {"Operations": first, "NextMarker": marker or ""},
             },
         }
@@ -132,11 +132,12 @@ class DurableExecutions:
 
     async def checkpoint(self, arn: str, token: str, updates: Sequence[Any]) -> dict[str, Any]:
         """CheckpointDurableExecution: `updates` applied with compare-and-set, with the timers and spans they cause;
-        the next token and the execution's operations. A token of an overtaken run (or of an execution that ended)
-        is answered without a token and writes nothing. Raises BadUpdate, WorkflowNotFoundError."""
+        the next token and the operations that changed since the token's (all of them for a token that does not
+        say when it was given), paged. A token of an overtaken run (or of an execution that ended) is answered
+        without a token and writes nothing. Raises BadUpdate, WorkflowNotFoundError."""
         execution_id = _id(arn)
         try:
-            token_id, run, count = aws_ops.parse_checkpoint_token(token)
+            token_id, run, count, seen = aws_ops.parse_checkpoint_token(token)
         except ValueError as exc:
             raise aws_ops.BadUpdate(str(exc)) from None
         if token_id != execution_id:
@@ -156,7 +157,7 @@ class DurableExecutions:
             now = self.workflows.clock()
             aws_ops.stamp_times(upserts, now)
             if not upserts and finish is None:
-                answer.update(self._state_answer(record, execution_id, run, count))
+                answer.update(self._state_answer(record, execution_id, run, count, seen))
                 return None
             try:
                 updated, effects = apply_checkpoint(record, upserts, {}, finish, now)
@@ -167,10 +168,11 @@ class DurableExecutions:
             for seq in touched:
                 if record.get("run_trace"):
                     updated["ops"][seq]["trace"] = record["run_trace"]
+            aws_ops.stamp_changes(record, updated)
             ops: list[Op] = [self.workflows.state.timer(timer, now) for timer in effects.timers]
             spans[:] = operation_spans(updated, touched, now)
             ops += span_writes(spans)
-            answer.update(self._state_answer(updated, execution_id, run, count))
+            answer.update(self._state_answer(updated, execution_id, run, count, seen))
             if effects.finished:
                 answer.pop("CheckpointToken", None)
             return updated, ops
@@ -184,21 +186,29 @@ class DurableExecutions:
             self.workflows.tell_spans(spans)
         return answer
 
-    def _state_answer(self, record: Mapping[str, Any], execution_id: str, run: int, count: int) -> dict[str, Any]:
-        operations = aws_ops.operations(record, millis=False)
-        first, marker = aws_ops.page(operations, None, aws_ops.PAGE)
+    def _state_answer(
+        self, record: Mapping[str, Any], execution_id: str, run: int, count: int, seen: int | None
+    ) -> dict[str, Any]:
+        """A checkpoint's answer: the next token (saying what the run has now seen) and the first page of what
+        changed since `seen` (everything when None)."""
+        first, marker = aws_ops.state_page(record, None, aws_ops.PAGE, since=seen)
         state: dict[str, Any] = {"Operations": first}
         if marker:
             state["NextMarker"] = marker
-        return {"CheckpointToken": aws_ops.checkpoint_token(execution_id, run, count + 1), "NewExecutionState": state}
+        token = aws_ops.checkpoint_token(execution_id, run, count + 1, aws_ops.revision(record))
+        return {"CheckpointToken": token, "NewExecutionState": state}
 
     async def state(self, arn: str, token: str, marker: str | None, max_items: int) -> dict[str, Any]:
+        """GetDurableExecutionState: a page of the execution's operations, or (with a checkpoint answer's marker)
+        of what changed since that checkpoint's token."""
         record = await self._record(arn)
         try:
-            aws_ops.parse_checkpoint_token(token)
+            token_id, _, _, _ = aws_ops.parse_checkpoint_token(token)
         except ValueError as exc:
             raise aws_ops.BadUpdate(str(exc)) from None
-        items, next_marker = aws_ops.page(aws_ops.operations(record, millis=False), marker, max_items)
+        if token_id != record["id"]:
+            raise aws_ops.BadUpdate(f"the checkpoint token is one of execution {token_id!r}, not of {record['id']!r}")
+        items, next_marker = aws_ops.state_page(record, marker, max_items)
         return {"Operations": items, **({"NextMarker": next_marker} if next_marker else {})}
 
     async def describe(self, arn: str, app: str, *, include_data: bool = True) -> dict[str, Any]:

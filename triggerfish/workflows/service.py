@@ -35,7 +35,7 @@ from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.types import PlatformCall
 from triggerfish.store import ABSENT, LogRecord, Message, OutgoingMessage, Store
 from triggerfish.store.atomic import Delete, Op, Send
-from triggerfish.workflows.aws_ops import API
+from triggerfish.workflows.aws_ops import API, stamp_changes
 from triggerfish.workflows.context import RESUME_KEY, parse_token
 from triggerfish.workflows.durable_service import DurableExecutions, timeout_is_current
 from triggerfish.workflows.engine import (
@@ -283,6 +283,9 @@ class Workflows:
                     continue
                 return False
             record, ops = made
+            if record.get("api") == API:
+                # What changed, for the durable SDK's next checkpoint answer (aws_ops.stamp_changes).
+                stamp_changes(stored.record, record)
             put = self.state.put(record, stored.version)
             try:
                 results = await self.state.atomic([put, *ops])
