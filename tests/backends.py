@@ -3,6 +3,7 @@ contract's `open()` a fresh store of that backend for each test (the mixin first
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -43,3 +44,19 @@ class OnPostgres:
 
     async def open(self) -> Store:
         return await open_store(f"{POSTGRES_URL}?schema={self.schema}&pool_size={self.pool_size}")
+
+
+@contextlib.asynccontextmanager
+async def platform_store(backend: str, pool_size: int = 4) -> AsyncIterator[str | None]:
+    """The `store_url` a platform test runs on for `backend`: None (the platform's own SQLite file) for
+    "sqlite"; for "postgres" (or "postgresql"), a schema of the test's own on the test PostgreSQL, dropped after."""
+    if backend == "sqlite":
+        yield None
+        return
+    assert backend in ("postgres", "postgresql"), backend
+    require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        yield f"{POSTGRES_URL}?schema={schema}&pool_size={pool_size}"
+    finally:
+        await drop_schema(schema)
