@@ -15,7 +15,14 @@ from tests.patience import patience, scaled
 def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> object:
     # The timeout guards against a hang; on a loaded machine a test that does not hang takes longer by the load
     # per core. Read when the test starts, so a test run while the load rises gets the time it needs.
-    return pytest_timeout.pytest_timeout_set_timer(item, settings._replace(timeout=scaled(settings.timeout)))
+    settings = settings._replace(timeout=scaled(settings.timeout))
+    if item.get_closest_marker("asyncio") is not None:
+        # SIGALRM's exception is raised in whichever asyncio task is running when it comes, and a task that is
+        # not the test's keeps it to itself: a hung async test then hung for good (seen: 17 minutes in a
+        # fixture's teardown past a 6-minute timeout). The thread method prints every thread's stack and ends
+        # the process instead (under xdist, the worker: the test is reported as crashed and the run goes on).
+        settings = settings._replace(method="thread")
+    return pytest_timeout.pytest_timeout_set_timer(item, settings)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
