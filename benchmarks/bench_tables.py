@@ -14,10 +14,12 @@ import asyncio
 import json
 import tempfile
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from benchmarks.measure import interleave_async, loads, percentile, spread
-from triggerfish.store import open_store
+from triggerfish.store import Store, open_store
 from triggerfish.tables.expressions import Inputs, parse_key_condition
 from triggerfish.tables.schema import KeyAttribute, TableSchema
 from triggerfish.tables.table import Tables
@@ -90,39 +92,68 @@ async def operations() -> dict[str, float]:
     return {"put": ITEMS / put_s, "get": ITEMS / get_s, "query": PARTITIONS / query_s}
 
 
-async def latency() -> list[float]:
-    """Milliseconds from each write's commit to its record in the handler, writing RATE per second."""
+@asynccontextmanager
+async def orders_platform(app: str, out: Path, started: Callable[[Store], None] | None = None) -> AsyncIterator[Tables]:
+    """The real platform on `app` (an `@app.on_change("orders")` handler appending a line per record to `out`)
+    with the `orders` table, its handler's worker warmed by one write (its line removed); the table engine.
+    `started` is given the platform's store as soon as it started (before the warm-up write)."""
     from triggerfish.server.platform import Platform
 
+    root = out.parent
+    (root / "app.py").write_text(app.format(out=str(out)))
+    (root / "triggerfish.toml").write_text('[tables.orders]\npartition_key = "customer"\nsort_key = "n:N"\n')
+    platform = Platform(str(root / "app.py"), data_dir=root / "data")
+    await platform.start()
+    try:
+        if started is not None:
+            started(platform.store)
+        tables = Tables(platform.store)
+        await tables.put("orders", item(-1))  # warm the function's worker before measuring
+        await handled_lines(out, 1)
+        _written(out, remove=True)
+        yield tables
+    finally:
+        await platform.stop()
+
+
+async def write_paced(tables: Tables, rate: float, seconds: float) -> int:
+    """Write `rate` items per second for `seconds`; how many were written."""
+    total = int(rate * seconds)
+    began = time.monotonic()
+    for n in range(total):
+        # Paced on the schedule, not on the previous write: a slow write does not lower the rate.
+        delay = began + n / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await tables.put("orders", item(n))
+    return total
+
+
+async def handled_lines(out: Path, count: int, within: float = 60.0) -> list[str]:
+    """The handler's lines once there are `count` of them; TimeoutError after `within` s."""
+    deadline = time.monotonic() + within
+    # The handler runs in another process: its file is the signal (read with plain calls: they take microseconds).
+    while len(lines := _written(out)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the handler did not see every write within {within:.0f} s")
+        await asyncio.sleep(0.01)
+    return lines
+
+
+def _written(out: Path, *, remove: bool = False) -> list[str]:
+    lines = out.read_text().splitlines() if out.exists() else []
+    if remove:
+        out.unlink()
+    return lines
+
+
+async def latency() -> list[float]:
+    """Milliseconds from each write's commit to its record in the handler, writing RATE per second."""
     with tempfile.TemporaryDirectory() as directory:
-        root = Path(directory)
-        out = root / "latency.jsonl"
-        (root / "app.py").write_text(APP.format(out=str(out)))
-        (root / "triggerfish.toml").write_text('[tables.orders]\npartition_key = "customer"\nsort_key = "n:N"\n')
-        platform = Platform(str(root / "app.py"), data_dir=root / "data")
-        await platform.start()
-        try:
-            tables = Tables(platform.store)
-            await tables.put("orders", item(-1))  # warm the function's worker before measuring
-            while not out.exists():  # noqa: ASYNC110 - the handler runs in another process: a file is the signal
-                await asyncio.sleep(0.01)
-            out.unlink()
-            total = int(RATE * SECONDS)
-            began = time.monotonic()
-            for n in range(total):
-                # Paced on the schedule, not on the previous write: a slow write does not lower the rate.
-                delay = began + n / RATE - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                await tables.put("orders", item(n))
-            deadline = time.monotonic() + 60
-            while not out.exists() or len(out.read_text().splitlines()) < total:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the handler did not see every write within 60 s")
-                await asyncio.sleep(0.05)
-            return [float(json.loads(line)) for line in out.read_text().splitlines()]
-        finally:
-            await platform.stop()
+        out = Path(directory) / "latency.jsonl"
+        async with orders_platform(APP, out) as tables:
+            total = await write_paced(tables, RATE, SECONDS)
+            return [float(json.loads(line)) for line in await handled_lines(out, total)]
 
 
 async def main() -> str:

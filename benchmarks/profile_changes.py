@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks.bench_tables import item
+from benchmarks.bench_tables import handled_lines, orders_platform, write_paced
 from benchmarks.measure import load_average, percentile
 from triggerfish.store.atomic import Append, Forward
 
@@ -92,40 +92,14 @@ def _offset(data: bytes) -> int:
 
 
 async def run(seconds: float, rate: float) -> dict[int, dict[str, float]]:
-    from triggerfish.server.platform import Platform
-    from triggerfish.tables.table import Tables
-
     marks: dict[int, dict[str, float]] = defaultdict(dict)
     with tempfile.TemporaryDirectory() as directory:
-        root = Path(directory)
-        out = root / "seen.jsonl"
-        (root / "app.py").write_text(APP.format(out=str(out)))
-        (root / "triggerfish.toml").write_text('[tables.orders]\npartition_key = "customer"\nsort_key = "n:N"\n')
-        platform = Platform(str(root / "app.py"), data_dir=root / "data")
-        await platform.start()
-        try:
-            instrument(platform.store, marks)
-            tables = Tables(platform.store)
-            await tables.put("orders", item(-1))
-            while not out.exists():  # noqa: ASYNC110 - the handler runs in another process: a file is the signal
-                await asyncio.sleep(0.01)
-            total = int(rate * seconds)
-            began = time.monotonic()
-            for n in range(total):
-                delay = began + n / rate - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                await tables.put("orders", item(n))
-            deadline = time.monotonic() + 60
-            while len(out.read_text().splitlines()) < total + 1:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the handler did not see every write within 60 s")
-                await asyncio.sleep(0.05)
-            for line in out.read_text().splitlines():
+        out = Path(directory) / "seen.jsonl"
+        async with orders_platform(APP, out, lambda store: instrument(store, marks)) as tables:
+            total = await write_paced(tables, rate, seconds)
+            for line in await handled_lines(out, total):
                 sequence, seen = json.loads(line)
                 marks[int(sequence)]["handled"] = seen
-        finally:
-            await platform.stop()
     return marks
 
 

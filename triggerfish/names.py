@@ -17,33 +17,51 @@ The Lambda error types the runtime reports are here too, as constants.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True)
+class Name:
+    """A family of names the platform gives: `prefix + name + suffix`. Called with a name, it gives the full
+    one; `name_in` reads it back. Each family is declared once below, so a writer, a reader and a check such
+    as `is_dead_letter_queue` cannot spell it two ways.
+
+        >>> function_queue("ship"), function_queue.name_in("fn.ship"), function_queue.name_in("dlq.ship")
+        ('fn.ship', 'ship', None)
+    """
+
+    prefix: str
+    suffix: str = ""
+
+    def __call__(self, name: str) -> str:
+        return f"{self.prefix}{name}{self.suffix}"
+
+    def name_in(self, full: str) -> str | None:
+        """The name `full` was given for, or None when `full` is not of this family."""
+        if not (full.startswith(self.prefix) and full.endswith(self.suffix)):
+            return None
+        return full[len(self.prefix) : len(full) - len(self.suffix)]
+
+    def holds(self, full: str) -> bool:
+        """Whether `full` is a name of this family."""
+        return self.name_in(full) is not None
+
 
 # --- log streams -----------------------------------------------------------------------------
 
-
-def bus_stream(bus: str) -> str:
-    """The log stream holding a bus's events (what `context.publish` and `POST /-/events` append to)."""
-    return f"{_BUS}{bus}"
-
-
-def bus_of_stream(stream: str) -> str | None:
-    """The bus whose events `stream` holds, or None when it is not a bus's stream."""
-    return stream[len(_BUS) :] if stream.startswith(_BUS) else None
-
-
-def topic_stream(topic: str) -> str:
-    """The log stream holding a topic's messages before they are fanned out."""
-    return f"{_TOPIC}{topic}"
-
-
-def topic_of_stream(stream: str) -> str | None:
-    """The topic whose messages `stream` holds, or None when it is not a topic's stream."""
-    return stream[len(_TOPIC) :] if stream.startswith(_TOPIC) else None
-
-
-def record_stream(function: str) -> str:
-    """The log stream of a function's invocation records (queries by function and time, log follows)."""
-    return f"{RECORD_STREAM_PREFIX}{function}"
+#: The log stream holding a bus's events (what `context.publish` and `POST /-/events` append to).
+bus_stream: Final = Name("bus.")
+#: The bus whose events a stream holds, or None when it is not a bus's stream.
+bus_of_stream: Final = bus_stream.name_in
+#: The log stream holding a topic's messages before they are fanned out.
+topic_stream: Final = Name("topic.")
+#: The topic whose messages a stream holds, or None when it is not a topic's stream.
+topic_of_stream: Final = topic_stream.name_in
+#: The log stream of a function's invocation records (queries by function and time, log follows).
+record_stream: Final = Name("invocations.")
+#: Log streams of invocation records are named this plus the function's name.
+RECORD_STREAM_PREFIX: Final = record_stream.prefix
 
 
 def source_stream(source: str, function: str, partition: int) -> str:
@@ -52,7 +70,7 @@ def source_stream(source: str, function: str, partition: int) -> str:
     A source stores a message here before it acknowledges it to its broker; the stream consumer
     reads it in order and moves the partition's checkpoint only after the function succeeded.
     """
-    return f"{_SOURCE}{source}.{function}.{partition}"
+    return f"source.{source}.{function}.{partition}"
 
 
 def partitioned_stream(stream: str, partition: int | None = None) -> str:
@@ -61,39 +79,23 @@ def partitioned_stream(stream: str, partition: int | None = None) -> str:
     What `context.streams.put` appends to; each function reading it has a consumer group of its own
     (`partitioned_stream_group`), so each reads every record with its own checkpoint.
     """
-    base = f"{_PARTITIONED}{stream}"
+    base = f"partitioned.{stream}"
     return base if partition is None else f"{base}.{partition}"
 
 
-def partitioned_stream_group(function: str) -> str:
-    """The consumer group through which `function` reads a built-in stream."""
-    return f"fn.{function}"
+#: The consumer group through which a function reads a built-in stream.
+partitioned_stream_group: Final = Name("fn.")
+#: The log stream of a table's changes (`table.orders`): appended in the same transaction as each write.
+table_stream: Final = Name("table.")
+#: The key-value namespace holding a table's items (`platform.table.orders`), out of handlers' reach.
+table_items_namespace: Final = Name("platform.table.")
+#: The key of the position up to which a PostgreSQL capture with `parallelization` > 1 moved its slot's
+#: records into the function's partitions (in `CHANGE_CHECKPOINTS_NAMESPACE`).
+pg_capture_checkpoint: Final = Name("pg-capture.")
+#: The key of the checkpoint up to which a table's changes were moved into an `@app.on_change` function's
+#: partitions (in `CHANGE_CHECKPOINTS_NAMESPACE`).
+change_group: Final = Name("on-change.")
 
-
-def table_stream(table: str) -> str:
-    """The log stream of a table's changes (`table.orders`): appended in the same transaction as each write."""
-    return f"{_TABLE}{table}"
-
-
-def table_items_namespace(table: str) -> str:
-    """The key-value namespace holding a table's items (`platform.table.orders`), out of handlers' reach."""
-    return f"platform.table.{table}"
-
-
-def pg_capture_checkpoint(slot: str) -> str:
-    """The key of the position up to which a PostgreSQL capture with `parallelization` > 1 moved its slot's
-    records into the function's partitions (in `CHANGE_CHECKPOINTS_NAMESPACE`)."""
-    return f"pg-capture.{slot}"
-
-
-def change_group(function: str) -> str:
-    """The key of the checkpoint up to which a table's changes were moved into an `@app.on_change` function's
-    partitions (in `CHANGE_CHECKPOINTS_NAMESPACE`)."""
-    return f"on-change.{function}"
-
-
-#: Log streams of invocation records are named this plus the function's name.
-RECORD_STREAM_PREFIX = "invocations."
 #: What the loop guard stopped (events, messages and destinations past the hop limit), kept for inspection.
 LOOP_STOPPED_STREAM = "platform.loop-stopped"
 #: What changed in a cluster (deploys, aliases, removals, rules): every node follows it and applies it.
@@ -105,74 +107,54 @@ AUDIT_STREAM = "triggerfish.audit"
 
 #: The event store's global order: every event of every stream, in commit order (offset = position).
 EVENTSTORE_ALL_STREAM = "eventstore.all"
-
-
-def event_stream(stream: str) -> str:
-    """The log stream holding one event-store stream's events (offset = the event's version)."""
-    return f"eventstore.stream.{stream}"
-
-
-_BUS = "bus."
-_TOPIC = "topic."
-_SOURCE = "source."
-_PARTITIONED = "partitioned."
-_TABLE = "table."
+#: The log stream holding one event-store stream's events (offset = the event's version).
+event_stream: Final = Name("eventstore.stream.")
 
 
 # --- queues ----------------------------------------------------------------------------------
 
-
-def function_queue(function: str) -> str:
-    """The store queue holding a function's asynchronous invocations."""
-    return f"{FUNCTION_QUEUE_PREFIX}{function}"
-
-
+#: The store queue holding a function's asynchronous invocations.
+function_queue: Final = Name("fn.")
 #: Queues named so hold invocations: a user's queue trigger or dead letter there would mix messages into them.
-FUNCTION_QUEUE_PREFIX = "fn."
+FUNCTION_QUEUE_PREFIX: Final = function_queue.prefix
+#: Where a function's final failures go when it names no failure destination or dead letter.
+function_dead_letter_queue: Final = Name("dlq.")
+#: The dead-letter queue of a user's queue that names none: `<queue>.dlq`.
+queue_dead_letter_queue: Final = Name("", ".dlq")
+#: The queue of a bus's deliveries to targets other than functions (queues, topics, buses, webhooks).
+bus_delivery_queue: Final = Name("deliver.")
+#: Where a bus's undeliverable events go when their target names no dead-letter queue.
+bus_dead_letter_queue: Final = Name("deliver.", ".dead-letter")
+#: The queue holding a topic's deliveries to queues and webhooks (and function retries).
+topic_delivery_queue: Final = Name("topic-deliver.")
+#: Where a topic's undeliverable messages go when their subscription names no dead-letter queue.
+topic_dead_letter_queue: Final = Name("topic-dead-letter.")
 
-
-def function_dead_letter_queue(function: str) -> str:
-    """Where a function's final failures go when it names no failure destination or dead letter."""
-    return f"dlq.{function}"
-
-
-def queue_dead_letter_queue(queue: str) -> str:
-    """The dead-letter queue of a user's queue that names none: `<queue>.dlq`."""
-    return f"{queue}.dlq"
-
-
-def bus_delivery_queue(bus: str) -> str:
-    """The queue of a bus's deliveries to targets other than functions (queues, topics, buses, webhooks)."""
-    return f"deliver.{bus}"
-
-
-def bus_dead_letter_queue(bus: str) -> str:
-    """Where a bus's undeliverable events go when their target names no dead-letter queue."""
-    return f"deliver.{bus}.dead-letter"
-
-
-def topic_delivery_queue(topic: str) -> str:
-    """The queue holding a topic's deliveries to queues and webhooks (and function retries)."""
-    return f"topic-deliver.{topic}"
-
-
-def topic_dead_letter_queue(topic: str) -> str:
-    """Where a topic's undeliverable messages go when their subscription names no dead-letter queue."""
-    return f"topic-dead-letter.{topic}"
+_DEAD_LETTER_QUEUES = (
+    function_dead_letter_queue,
+    queue_dead_letter_queue,
+    bus_dead_letter_queue,
+    topic_dead_letter_queue,
+)
 
 
 def is_dead_letter_queue(queue: str) -> bool:
     """Whether `queue` is one of the dead-letter queues named above (a function's, a user queue's, a bus's or a
     topic's)."""
-    return (
-        queue.startswith(("dlq.", "topic-dead-letter."))
-        or queue.endswith(".dlq")
-        or (queue.startswith("deliver.") and queue.endswith(".dead-letter"))
-    )
+    return any(family.holds(queue) for family in _DEAD_LETTER_QUEUES)
 
 
 #: The prefixes of the queues the platform keeps for itself (invocations, deliveries, their dead letters).
-PLATFORM_QUEUE_PREFIXES = (FUNCTION_QUEUE_PREFIX, "dlq.", "deliver.", "topic-deliver.", "topic-dead-letter.")
+PLATFORM_QUEUE_PREFIXES: Final = tuple(
+    family.prefix
+    for family in (
+        function_queue,
+        function_dead_letter_queue,
+        bus_delivery_queue,
+        topic_delivery_queue,
+        topic_dead_letter_queue,
+    )
+)
 
 
 def is_platform_queue(queue: str) -> bool:
@@ -232,9 +214,8 @@ PG_SLOTS_NAMESPACE = "triggerfish.pg-slots"
 EVENTSTORE_NAMESPACE = "triggerfish.eventstore"
 
 
-def projection_namespace(projection: str) -> str:
-    """Where a projection's own key-value writes go (handlers read them with `kv_get`)."""
-    return f"projection.{projection}"
+#: Where a projection's own key-value writes go (handlers read them with `kv_get`).
+projection_namespace: Final = Name("projection.")
 
 
 #: `@idempotent`'s records.
@@ -331,16 +312,9 @@ UPLOADS_NAMESPACE = "triggerfish.objects.uploads"
 BUCKET_NOTIFICATIONS_NAMESPACE = "triggerfish.objects.notifications"
 
 
-def objects_namespace(bucket: str) -> str:
-    """The key-value namespace of one bucket's object metadata, keyed by object key (S3's listing order)."""
-    return f"triggerfish.objects.bucket.{bucket}"
-
-
-def object_data_namespace(bucket: str) -> str:
-    """The key-value namespace of the bytes of one bucket's small objects, kept in the store (objects/service.py)."""
-    return f"triggerfish.objects.data.{bucket}"
-
-
-def parts_namespace(upload_id: str) -> str:
-    """The key-value namespace of one multipart upload's parts, keyed by zero-padded part number."""
-    return f"triggerfish.objects.parts.{upload_id}"
+#: The key-value namespace of one bucket's object metadata, keyed by object key (S3's listing order).
+objects_namespace: Final = Name("triggerfish.objects.bucket.")
+#: The key-value namespace of the bytes of one bucket's small objects, kept in the store (objects/service.py).
+object_data_namespace: Final = Name("triggerfish.objects.data.")
+#: The key-value namespace of one multipart upload's parts, keyed by zero-padded part number.
+parts_namespace: Final = Name("triggerfish.objects.parts.")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,8 +16,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.aws.conftest import blocking, client
+from tests.backends import platform_store
 from tests.server.conftest import Served, serve_app
-from tests.services import POSTGRES_URL, drop_schema, require_postgres
 
 APP = """
 import json
@@ -36,18 +35,9 @@ def on_order(event, context):
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def shop(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
-    options: dict[str, Any] = {}
-    schema = None
-    if request.param == "postgresql":
-        require_postgres()
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        options["store_url"] = f"{POSTGRES_URL}?schema={schema}&pool_size=4"
-    try:
-        async for served in serve_app(tmp_path, APP, **options):
+    async with platform_store(request.param) as store_url:
+        async for served in serve_app(tmp_path, APP, store_url=store_url):
             yield served
-    finally:
-        if schema is not None:
-            await drop_schema(schema)
 
 
 def resource(url: str) -> Any:

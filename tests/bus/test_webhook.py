@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
 import pytest
 
+from tests.http_receiver import HttpReceiver
 from triggerfish.bus.bus import EventBus
 from triggerfish.bus.delivery import dead_letter
 from triggerfish.bus.rules import Rules
@@ -22,42 +21,25 @@ SECRET = "whsec-test"
 FAST = {"max_attempts": 3, "backoff": {"base": 0.0, "ceiling": 0.0}}
 
 
-class Receiver:
-    """A real HTTP server on 127.0.0.1 that verifies what it receives and answers `status`."""
+class Receiver(HttpReceiver):
+    """Verifies what it receives and answers `status`."""
+
+    path = "/hook"
 
     def __init__(self) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.refused: list[str] = []
         self.status = 200
-        owner = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                headers = dict(self.headers.items())
-                try:
-                    verify(SECRET, headers, body)
-                except SignatureError as exc:
-                    owner.refused.append(str(exc))
-                    self.send_response(401)
-                else:
-                    owner.received.append((headers, body))
-                    self.send_response(owner.status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+    def answer(self, headers: dict[str, str], body: bytes) -> int:
+        try:
+            verify(SECRET, headers, body)
+        except SignatureError as exc:
+            self.refused.append(str(exc))
+            return 401
+        self.received.append((headers, body))
+        return self.status
 
 
 @pytest.fixture

@@ -4,21 +4,16 @@ whether one reader runs the slot's records or four partitions do (`parallelizati
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.changes.conftest import PgPlace
+from tests.crash_child import rows, start_dev, wait_logged
+from tests.patience import scaled
 from triggerfish.names import pg_change_slot
-
-ROOT = Path(__file__).resolve().parents[2]
 
 APP = """
 import json, time, triggerfish
@@ -33,26 +28,6 @@ def ship(event, context):
 """
 
 
-def start(app_dir: Path, data: Path, log: Path, url: str) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "triggerfish", "dev", str(app_dir / "app.py"), "--port", "0"]
-    command += ["--data-dir", str(data), "--no-reload"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PGC_CRASH_DB": url}
-    with log.open("ab") as out:
-        return subprocess.Popen(command, cwd=app_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def rows(out: Path) -> list[list[Any]]:
-    return [json.loads(line) for line in out.read_text().splitlines() if line] if out.exists() else []
-
-
-async def wait_for(condition: Any, seconds: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; the platform said:\n{log.read_text()[-3000:]}")  # noqa: ASYNC240
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("parallelization", [1, 4])
 async def test_kill_9_mid_stream_loses_no_committed_change_and_keeps_order_per_row(
@@ -64,10 +39,10 @@ async def test_kill_9_mid_stream_loses_no_committed_change_and_keeps_order_per_r
     (app_dir / "app.py").write_text(text)
     await pg.sql(f"CREATE TABLE {pg.name}.orders (id int PRIMARY KEY, status text)")
     slot = pg_change_slot(pg.name, "ship")
-    first = start(app_dir, tmp_path / "data", log, pg.url)
+    first = start_dev(app_dir / "app.py", tmp_path / "data", log, env={"PGC_CRASH_DB": pg.url})
     second = None
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + scaled(60)
         # Written from the moment the slot is consistent, not merely listed (it is listed while being made, and
         # misses what is committed then): waiting for it to be listed lost the first rows when the server was busy.
         while not await pg.ready(slot):
@@ -78,14 +53,14 @@ async def test_kill_9_mid_stream_loses_no_committed_change_and_keeps_order_per_r
             await pg.sql(f"INSERT INTO {pg.name}.orders VALUES (%s, 'NEW')", (n,))  # committed: it must run
             await pg.sql(f"UPDATE {pg.name}.orders SET status = 'PAID' WHERE id = %s", (n,))
             if n == 100:
-                await wait_for(lambda: len(rows(out)) >= 60, 90, "the first batches", log)
+                await wait_logged(lambda: len(rows(out)) >= 60, 90, "the first batches", log)
                 first.send_signal(signal.SIGKILL)
                 first.wait(10)
         assert len(rows(out)) < 600, "the kill came after everything was handled; nothing was tested"
-        second = start(app_dir, tmp_path / "data", log, pg.url)
+        second = start_dev(app_dir / "app.py", tmp_path / "data", log, env={"PGC_CRASH_DB": pg.url})
         every = {(name, n) for n in range(300) for name in ("INSERT", "MODIFY")}
         try:
-            await wait_for(
+            await wait_logged(
                 lambda: every <= {(r[0], r[1]) for r in rows(out)}, 180, "every change after the restart", log
             )
         except pytest.fail.Exception:

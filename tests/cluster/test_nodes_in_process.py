@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.patience import until
 from tests.server.test_host import Served, serve, write_app
 from triggerfish.deploy.bundle import pack
 
@@ -31,12 +32,10 @@ async def nodes(tmp_path: Path) -> AsyncIterator[tuple[Served, Served]]:
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float) -> float:
-    """Seconds until `check()` held; fails the test when it did not hold within `within` seconds."""
+    """Seconds until `check()` held; fails the test when it did not hold within `within` seconds (stretched by
+    load: tests/patience.py)."""
     started = time.monotonic()
-    while not await check():
-        elapsed = time.monotonic() - started
-        assert elapsed < within, f"not within {within} s"
-        await asyncio.sleep(0.02)
+    await until(check, within, "the change on the other node", interval=0.02)
     return time.monotonic() - started
 
 

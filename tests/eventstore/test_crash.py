@@ -4,22 +4,17 @@ handler's own side effects (a log file) ran again for the batch that was cut sho
 
 from __future__ import annotations
 
-import json
-import os
-import queue
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.crash_child import Child, children
+from tests.patience import eventually
+
+__all__ = ["children"]  # the fixture, used by name
+
 EVENTS = 40
 
 CHILD = """
@@ -56,51 +51,8 @@ asyncio.run(main(*sys.argv[1:]))
 """
 
 
-class Child:
-    def __init__(self, app: Path, data: Path, streams: str = "acct-1", count: int = EVENTS) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(app), str(data), streams, str(count)],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        self.states: queue.Queue[Any] = queue.Queue()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.states.put(json.loads(line))
-
-    def until(self, check: Any, within: float = 60.0) -> Any:
-        deadline = time.monotonic() + within
-        while True:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, "the projection never got there"
-            try:
-                state = self.states.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if check(state):
-                return state
-
-    def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self.reader.join(timeout=10)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-
-
-@pytest.fixture
-def children() -> Iterator[list[Child]]:
-    started: list[Child] = []
-    yield started
-    for child in started:
-        if child.process.poll() is None:
-            child.kill()
+def start(app: Path, data: Path, streams: str = "acct-1", count: int = EVENTS) -> Child:
+    return Child(CHILD, app, data, streams, count, what="the projection")
 
 
 def applied(work: Path) -> list[int]:
@@ -121,19 +73,20 @@ def test_a_projection_killed_mid_batch_applies_every_event_exactly_once(tmp_path
     shutil.copy(Path(__file__).with_name("crash_app.py"), app)
     data = tmp_path / "data"
 
-    first = Child(app, data)
+    first = start(app, data)
     children.append(first)
+
     # Batches of 5: positions 21-25 are one batch, stopped at 23 with 21 and 22 applied but not committed.
-    deadline = time.monotonic() + 60
-    while 23 not in applied(work):
-        assert time.monotonic() < deadline, "the projection never reached position 23"
+    def reached_23() -> bool:
         assert first.process.poll() is None, "the platform died by itself"
-        time.sleep(0.02)
+        return 23 in applied(work)
+
+    eventually(reached_23, 60, "the projection at position 23", interval=0.02)
     first.until(lambda state: state[0] == 20)
     first.kill()
 
     (work / "go").touch()
-    second = Child(app, data)
+    second = start(app, data)
     children.append(second)
     _, values = second.until(lambda state: state[0] == EVENTS)
     assert values == {"count": EVENTS, "sum": EVENTS * (EVENTS + 1) // 2}
@@ -154,7 +107,7 @@ def test_a_per_stream_projection_killed_mid_stream_applies_every_event_of_every_
     data = tmp_path / "data"
     streams, count = ["acct-1", "acct-2", "acct-3"], 12
 
-    first = Child(app, data, ",".join(streams), count)
+    first = start(app, data, ",".join(streams), count)
     children.append(first)
     # acct-2 stops at its version 7 with 5 and 6 applied in the same batch (of 4 per stream), not committed.
     deadline = time.monotonic() + 60
@@ -167,7 +120,7 @@ def test_a_per_stream_projection_killed_mid_stream_applies_every_event_of_every_
     first.kill()
 
     (work / "go").touch()
-    second = Child(app, data, ",".join(streams), count)
+    second = start(app, data, ",".join(streams), count)
     children.append(second)
     _, values = second.until(
         lambda state: (

@@ -5,20 +5,18 @@ it; a batch that a stale node commits after losing its lease is refused and appl
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.services import POSTGRES_URL, drop_schema, require_postgres
+from tests.backends import OnPostgres, OnSqlite
 from triggerfish import App
 from triggerfish.eventstore.projections import LEASE, Projections
 from triggerfish.eventstore.store import EventStore
 from triggerfish.names import projection_namespace
-from triggerfish.store import Store, open_store
+from triggerfish.store import Store
 
 NAMESPACE = projection_namespace("counts")
 
@@ -105,22 +103,9 @@ class NodesContract:
         assert (status["position"], status["node"]) == (40, "b")
 
 
-class TestOnSqlite(NodesContract):
-    @pytest.fixture(autouse=True)
-    def _directory(self, tmp_path: Path) -> None:
-        self.directory = tmp_path
-
-    async def open(self) -> Store:
-        return await open_store(f"sqlite:///{self.directory / 'store.db'}")
+class TestOnSqlite(OnSqlite, NodesContract):
+    pass
 
 
-class TestOnPostgres(NodesContract):
-    @pytest.fixture(autouse=True)
-    async def _schema(self) -> AsyncIterator[None]:
-        require_postgres()
-        self.schema = f"t_{uuid.uuid4().hex[:12]}"
-        yield
-        await drop_schema(self.schema)
-
-    async def open(self) -> Store:
-        return await open_store(f"{POSTGRES_URL}?schema={self.schema}&pool_size=4")
+class TestOnPostgres(OnPostgres, NodesContract):
+    pass

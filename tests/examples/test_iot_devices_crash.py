@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.crash_child import start_dev
+from tests.patience import scaled
 from tests.services import require_service
 from triggerfish.names import partitioned_stream
 from triggerfish.server.platform import STORE_FILE
@@ -28,14 +27,6 @@ aiomqtt = pytest.importorskip("aiomqtt", reason="MQTT tests need the mqtt extra:
 HOST, PORT = "127.0.0.1", 1883
 ROOT = Path(__file__).resolve().parents[2]
 DEVICES = ROOT / "examples" / "iot" / "devices.py"
-
-
-def start(app_dir: Path, data: Path, log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "triggerfish", "dev", str(app_dir / "devices.py"), "--port", "0"]
-    command += ["--data-dir", str(data), "--no-reload"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with log.open("ab") as out:
-        return subprocess.Popen(command, cwd=app_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 async def shadows_and_readings(data: Path) -> tuple[dict[str, Any], dict[str, list[int]]]:
@@ -74,10 +65,10 @@ async def test_devices_survive_a_kill_9_of_the_platform(tmp_path: Path) -> None:
         _, seqs = await shadows_and_readings(data)
         return sum(len(s) for s in seqs.values())
 
-    first = start(app_dir, data, log)
+    first = start_dev(app_dir / "devices.py", data, log)
     try:
         async with aiomqtt.Client(HOST, PORT) as device:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + scaled(60)
             while await count() == 0:  # until the platform is subscribed (its session then keeps what comes)
                 assert time.monotonic() < deadline, f"the platform did not start:\n{log.read_text()[-3000:]}"
                 await device.publish(f"{home}/warm/up/reported", json.dumps({"seq": 0, "temperature": 1}), qos=1)
@@ -91,7 +82,7 @@ async def test_devices_survive_a_kill_9_of_the_platform(tmp_path: Path) -> None:
                     first.wait(10)
                     killed_at = await count()
         assert killed_at < reports * len(devices), "the kill came after everything was handled; nothing was tested"
-        second = start(app_dir, data, log)
+        second = start_dev(app_dir / "devices.py", data, log)
         try:
             deadline = time.monotonic() + 120
             while True:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,8 @@ import pytest
 import pytest_asyncio
 from botocore.config import Config
 
+from tests.backends import platform_store
 from tests.server.conftest import Served, serve_app
-from tests.services import POSTGRES_URL, drop_schema, require_postgres
 from triggerfish.server.platform import Platform
 
 #: Records every notification it gets in a queue the test reads, and a bus rule's view of uploads.
@@ -66,18 +65,9 @@ def s3(url: str, **options: Any) -> Any:
 @pytest_asyncio.fixture(loop_scope="module", scope="module", params=["sqlite", "postgres"])
 async def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
     tmp_path: Path = tmp_path_factory.mktemp("objects")
-    options: dict[str, Any] = {}
-    schema = ""
-    if request.param == "postgres":
-        require_postgres()
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        options["store_url"] = f"{POSTGRES_URL}?schema={schema}&pool_size=4"
-    try:
-        async for found in serve_app(tmp_path, OBJECT_APP, **options):
+    async with platform_store(request.param) as store_url:
+        async for found in serve_app(tmp_path, OBJECT_APP, store_url=store_url):
             yield found
-    finally:
-        if schema:
-            await drop_schema(schema)
 
 
 async def received(

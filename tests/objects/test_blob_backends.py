@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.backends import OnPostgres
 from tests.objects.blob_contract import BlobBackendContract
 from tests.services import POSTGRES_URL, drop_schema, require_postgres
 from triggerfish.objects.blob_backend import BlobBackend, blob_backend
@@ -25,16 +26,11 @@ class TestDirectory(BlobBackendContract):
         yield Blobs(self.root)
 
 
-class TestPostgres(BlobBackendContract):
-    @pytest.fixture(autouse=True)
-    async def _schema(self) -> AsyncIterator[None]:
-        require_postgres()
-        self.schema = f"t_blobs11_{uuid.uuid4().hex[:12]}"
-        yield
-        await drop_schema(self.schema)
+class TestPostgres(OnPostgres, BlobBackendContract):
+    pool_size = 2
 
     async def backend(self) -> AsyncIterator[BlobBackend]:
-        store = await open_store(f"{POSTGRES_URL}?schema={self.schema}&pool_size=2")
+        store = await self.open()
         try:
             yield blob_backend(ScopedStore(store, "app.files"), Path("/nonexistent"))
         finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,9 +10,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.backends import platform_store
 from tests.cluster.test_nodes_in_process import eventually
 from tests.server.conftest import Served, serve_app
-from tests.services import POSTGRES_URL, drop_schema, require_postgres
 from triggerfish import App
 from triggerfish.observe.metrics import DURATION_BUCKETS, outcome_of, platform_state
 from triggerfish.runtime.records import InvocationRecord
@@ -65,17 +64,9 @@ async def scrape(client: httpx.AsyncClient) -> Samples:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def watched(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
-    store_url = schema = None
-    if request.param == "postgresql":
-        require_postgres()
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        store_url = f"{POSTGRES_URL}?schema={schema}&pool_size=4"
-    try:
+    async with platform_store(request.param) as store_url:
         async for served in serve_app(tmp_path, WATCHED_APP, store_url=store_url):
             yield served
-    finally:
-        if schema is not None:
-            await drop_schema(schema)
 
 
 async def test_invocations_durations_and_cold_starts_are_counted_by_trigger_and_outcome(watched: Served) -> None:

@@ -13,12 +13,16 @@ import pytest
 
 from tests.cluster.test_nodes_in_process import eventually
 from tests.observe.test_metrics import parse, value
+from tests.patience import scaled
 from tests.server.test_host import GZIP, JSON, write_app
 from tests.services import POSTGRES_URL, drop_schema, require_postgres
 from triggerfish.deploy.bundle import pack
 from triggerfish.gateway import GatewayServer
 from triggerfish.server.host import Host
 from triggerfish.server.host_http import HostASGI
+
+#: httpx's own 5 s is less than a deploy or a scrape takes on a loaded machine.
+TIMEOUT = scaled(30)
 
 
 @dataclass
@@ -43,7 +47,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[list[Node]]:
                 server = await stack.enter_async_context(GatewayServer(HostASGI(host), port=0))
                 nodes.append(Node(host, server.url))
             admin = bearer(nodes[0].host.first_admin_key)
-            async with httpx.AsyncClient(base_url=nodes[0].url, headers={**admin, **GZIP}) as http:
+            async with httpx.AsyncClient(base_url=nodes[0].url, headers={**admin, **GZIP}, timeout=TIMEOUT) as http:
                 for app in ("shop", "blog"):
                     bundle = pack(write_app(tmp_path / app, app, 1))
                     base = f"/-/api/v1/apps/{app}"
@@ -68,7 +72,7 @@ async def test_each_node_counts_what_it_ran_and_both_read_the_same_queues(cluste
     first, second = cluster
     admin = first.host.first_admin_key
     assert admin is not None
-    async with httpx.AsyncClient(headers=JSON) as http:
+    async with httpx.AsyncClient(headers=JSON, timeout=TIMEOUT) as http:
         for _ in range(3):
             assert (await http.get(f"{first.url}/shop/hello")).status_code == 200
         assert (await http.get(f"{second.url}/shop/hello")).status_code == 200
@@ -93,7 +97,7 @@ async def test_a_key_of_one_app_sees_its_series_only_and_roles_without_read_are_
     host = node.host
     viewer, _ = await host.keys.create("shop's viewer", "viewer", "shop")
     publisher, _ = await host.keys.create("shop's publisher", "publisher", "shop")
-    async with httpx.AsyncClient(base_url=node.url, headers=JSON) as http:
+    async with httpx.AsyncClient(base_url=node.url, headers=JSON, timeout=TIMEOUT) as http:
         assert (await http.get("/shop/hello")).status_code == 200
         assert (await http.get("/blog/hello")).status_code == 200
         for app in ("shop", "blog"):

@@ -4,16 +4,15 @@ publish, a rule, a function, a send and a queue to a function, every parent know
 from __future__ import annotations
 
 import itertools
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.backends import platform_store
 from tests.cluster.test_nodes_in_process import eventually
 from tests.server.conftest import Served, serve_app
-from tests.services import POSTGRES_URL, drop_schema, require_postgres
 from triggerfish.errors import InvalidInputError
 from triggerfish.observe.spans import Span
 from triggerfish.observe.traces import check_trace_id, ordered, summaries, waterfall
@@ -45,17 +44,9 @@ CALLER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def chain(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
-    store_url = schema = None
-    if request.param == "postgresql":
-        require_postgres()
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        store_url = f"{POSTGRES_URL}?schema={schema}&pool_size=4"
-    try:
+    async with platform_store(request.param) as store_url:
         async for served in serve_app(tmp_path, CHAIN_APP, store_url=store_url):
             yield served
-    finally:
-        if schema is not None:
-            await drop_schema(schema)
 
 
 async def test_http_publish_rule_function_send_queue_function_is_one_trace(chain: Served) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from tests.patience import eventually, scaled
+
 T = TypeVar("T")
 
 _SERVING = re.compile(r"serving on (http://\S+)")
@@ -79,13 +81,15 @@ class DevServer:
 
     def wait_for_line(self, test: Callable[[str], object], timeout: float = 30.0) -> str:
         """The first new output line passing `test`; AssertionError with the output so far on timeout or exit."""
-        deadline = time.monotonic() + timeout
+        limit = scaled(timeout)
+        deadline = time.monotonic() + limit
         while True:
             left = deadline - time.monotonic()
             try:
                 line = self._lines.get(timeout=max(left, 0.01))
             except queue.Empty:
-                raise AssertionError("timed out waiting for output; so far:\n" + "\n".join(self.lines)) from None
+                so_far = "\n".join(self.lines)
+                raise AssertionError(f"no such output within {limit:.0f} s; so far:\n{so_far}") from None
             if line is None:
                 self._lines.put(None)
                 raise AssertionError("triggerfish dev exited; its output:\n" + "\n".join(self.lines))
@@ -99,7 +103,7 @@ class DevServer:
 
     def wait(self, timeout: float = 30.0) -> int:
         assert self.process is not None
-        code = self.process.wait(timeout)
+        code = self.process.wait(scaled(timeout))
         # Collect the rest of the output.
         while True:
             try:
@@ -116,7 +120,7 @@ class DevServer:
         if self.process is not None and self.process.poll() is None:
             self.interrupt()
             try:
-                self.process.wait(20)
+                self.process.wait(scaled(20))
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
@@ -128,12 +132,5 @@ class DevServer:
 
 
 def poll(check: Callable[[], T | None], *, timeout: float = 10.0, interval: float = 0.05) -> T:
-    """`check()`'s first truthy value, polling until `timeout` seconds; AssertionError after."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s (last value: {last!r})")
+    """`check()`'s first truthy value, polling until `timeout` seconds (stretched by load); AssertionError after."""
+    return eventually(check, timeout, "condition", interval=interval)

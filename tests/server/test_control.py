@@ -15,6 +15,7 @@ import orjson
 import pytest
 import pytest_asyncio
 
+from tests.patience import until
 from triggerfish.events.http_binding import STRUCTURED_CONTENT_TYPE
 from triggerfish.gateway import GatewayServer
 from triggerfish.server.control import control_routes
@@ -122,14 +123,8 @@ def error_of(answer: httpx.Response) -> dict[str, Any]:
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 20.0) -> Any:
-    """Poll `check` until it returns something truthy, for at most `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            assert result, "the condition did not hold in time"
-            return result
-        await asyncio.sleep(0.05)
+    """Poll `check` until it returns something truthy, for at most `within` seconds (stretched by load)."""
+    return await until(check, within, "the condition")
 
 
 # --- functions -------------------------------------------------------------------------------

@@ -3,10 +3,9 @@ socket against a real platform with worker processes, on a SQLite file and on Po
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from tests.server.test_control import eventually
 from tests.services import POSTGRES_URL, drop_schema, require_postgres
 from triggerfish.gateway import GatewayServer
 from triggerfish.runtime.inputs import INPUT_CAP, REDACTED
@@ -109,16 +109,6 @@ async def invoke(served: Served, function: str, event: Any, **headers: str) -> s
     assert answer.status_code in (200, 202), answer.text
     request_id: str = answer.headers["x-triggerfish-request-id"]
     return request_id
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 20.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            assert result, "the condition did not hold in time"
-            return result
-        await asyncio.sleep(0.05)
 
 
 async def test_an_invocation_shows_the_input_it_was_given(served: Served) -> None:

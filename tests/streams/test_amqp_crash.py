@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.crash_child import rows, start_dev, wait_logged
 from tests.services import require_service
 
 HOST, PORT = "127.0.0.1", 5672
 URL = f"amqp://guest:guest@{HOST}:{PORT}/"
-ROOT = Path(__file__).resolve().parents[2]
 
 APP = """
 import base64, json, time, triggerfish
@@ -34,27 +29,6 @@ def ingest(event, context):
 """
 
 
-def start(app_dir: Path, data: Path, log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "triggerfish", "dev", str(app_dir / "app.py"), "--port", "0"]
-    command += ["--data-dir", str(data), "--no-reload"]
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            command, cwd=app_dir, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=subprocess.STDOUT
-        )
-
-
-def rows(out: Path) -> list[list[Any]]:
-    return [json.loads(line) for line in out.read_text().splitlines() if line] if out.exists() else []
-
-
-async def wait_for(condition: Any, seconds: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; the platform said:\n{log.read_text()[-3000:]}")  # noqa: ASYNC240
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.timeout(180)
 async def test_kill_9_mid_stream_loses_no_confirmed_message_and_keeps_order_per_routing_key(tmp_path: Path) -> None:
     require_service("RabbitMQ", HOST, PORT)
@@ -67,7 +41,7 @@ async def test_kill_9_mid_stream_loses_no_confirmed_message_and_keeps_order_per_
     (app_dir / "triggerfish.toml").write_text(f'[amqp]\nurl = "{URL}"\n')
     sent = [(f"orders.store{n % 3}", str(n)) for n in range(600)]
     connection = await aio_pika.connect(URL)
-    first = start(app_dir, tmp_path / "data", log)
+    first = start_dev(app_dir / "app.py", tmp_path / "data", log)
     try:
         channel = await connection.channel(publisher_confirms=True)
         # The platform declares the queue and exchange when it starts; a message before that would be unroutable.
@@ -83,14 +57,16 @@ async def test_kill_9_mid_stream_loses_no_confirmed_message_and_keeps_order_per_
         for key, text in sent:
             await target.publish(aio_pika.Message(text.encode(), delivery_mode=2), routing_key=key)  # confirmed
             if text == "150":
-                await wait_for(lambda: len(rows(out)) >= 100, 30, "the first batches", log)
+                await wait_logged(lambda: len(rows(out)) >= 100, 30, "the first batches", log)
                 first.send_signal(signal.SIGKILL)
                 first.wait(10)
         assert len(rows(out)) < len(sent), "the kill came after everything was handled; nothing was tested"
-        second = start(app_dir, tmp_path / "data", log)
+        second = start_dev(app_dir / "app.py", tmp_path / "data", log)
         try:
             every = {text for _, text in sent}
-            await wait_for(lambda: every <= {row[1] for row in rows(out)}, 60, "every message after the restart", log)
+            await wait_logged(
+                lambda: every <= {row[1] for row in rows(out)}, 60, "every message after the restart", log
+            )
         finally:
             second.send_signal(signal.SIGTERM)
             second.wait(30)

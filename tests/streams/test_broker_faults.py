@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.streams.proxy import TcpProxy
-from tests.streams.test_nats_redis import handled, jetstream, platform, redis_client, wait_for, write_app
+from tests.streams.running import handled, wait_for
+from tests.streams.running import subscribed_platform as platform
+from tests.streams.test_nats_redis import jetstream, redis_client, write_app
 from triggerfish.sources.redis_streams import RedisStreamSources, RedisStreamSubscription
 from triggerfish.store import open_store
 from triggerfish.streams.records import decode_record

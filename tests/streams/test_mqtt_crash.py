@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.crash_child import rows, start_dev, wait_logged
+from tests.patience import scaled
 from tests.services import require_service
 
 aiomqtt = pytest.importorskip("aiomqtt", reason="MQTT tests need the mqtt extra: pip install 'triggerfish[mqtt]'")
 
 HOST, PORT = "127.0.0.1", 1883
-ROOT = Path(__file__).resolve().parents[2]
 
 APP = """
 import base64, json, time, triggerfish
@@ -35,26 +31,6 @@ def ingest(event, context):
 """
 
 
-def start(app_dir: Path, data: Path, log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "triggerfish", "dev", str(app_dir / "app.py"), "--port", "0"]
-    command += ["--data-dir", str(data), "--no-reload"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with log.open("ab") as out:
-        return subprocess.Popen(command, cwd=app_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def rows(out: Path) -> list[list[Any]]:
-    return [json.loads(line) for line in out.read_text().splitlines() if line] if out.exists() else []
-
-
-async def wait_for(condition: Any, seconds: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; the platform said:\n{log.read_text()[-3000:]}")  # noqa: ASYNC240
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.timeout(180)
 async def test_kill_9_mid_stream_loses_no_acknowledged_message_and_keeps_order_per_topic(tmp_path: Path) -> None:
     require_service("Mosquitto", HOST, PORT)
@@ -66,12 +42,12 @@ async def test_kill_9_mid_stream_loses_no_acknowledged_message_and_keeps_order_p
     (app_dir / "triggerfish.toml").write_text(f'[mqtt]\nurl = "mqtt://{HOST}:{PORT}"\nclient_id = "{client}"\n')
     sent = [(f"{base}/device{n % 3}", str(n)) for n in range(600)]
 
-    first = start(app_dir, tmp_path / "data", log)
+    first = start_dev(app_dir / "app.py", tmp_path / "data", log)
     try:
         # A message sent before the platform subscribed has no session to wait in: warm-ups go out until one
         # is handled, which proves the subscription exists.
         async with aiomqtt.Client(HOST, PORT) as publisher:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + scaled(60)
             while not rows(out):
                 assert time.monotonic() < deadline, f"the platform did not start:\n{log.read_text()[-3000:]}"
                 await publisher.publish(f"{base}/warmup", "warmup", qos=1)
@@ -79,14 +55,16 @@ async def test_kill_9_mid_stream_loses_no_acknowledged_message_and_keeps_order_p
             for topic, payload in sent:
                 await publisher.publish(topic, payload, qos=1)  # acknowledged by the broker: it must arrive
                 if payload == "150":
-                    await wait_for(lambda: len(rows(out)) >= 100, 30, "the first batches", log)
+                    await wait_logged(lambda: len(rows(out)) >= 100, 30, "the first batches", log)
                     first.send_signal(signal.SIGKILL)
                     first.wait(10)
         assert len(rows(out)) < len(sent), "the kill came after everything was handled; nothing was tested"
-        second = start(app_dir, tmp_path / "data", log)
+        second = start_dev(app_dir / "app.py", tmp_path / "data", log)
         try:
             every = {payload for _, payload in sent}
-            await wait_for(lambda: every <= {row[1] for row in rows(out)}, 60, "every message after the restart", log)
+            await wait_logged(
+                lambda: every <= {row[1] for row in rows(out)}, 60, "every message after the restart", log
+            )
         finally:
             second.send_signal(signal.SIGTERM)
             second.wait(30)

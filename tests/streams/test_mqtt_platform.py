@@ -6,14 +6,15 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.services import require_service
+from tests.streams.running import handled, subscribed_platform, wait_for
 from triggerfish.server.platform import Platform
 
 aiomqtt = pytest.importorskip("aiomqtt", reason="MQTT tests need the mqtt extra: pip install 'triggerfish[mqtt]'")
@@ -68,29 +69,8 @@ def write_app(tmp_path: Path, topic: str, options: str = "", query: str = "") ->
     return app
 
 
-def handled(tmp_path: Path) -> list[list[Any]]:
-    out = tmp_path / "out.jsonl"
-    return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
-
-
-async def wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.05)
-
-
-@asynccontextmanager
-async def platform(tmp_path: Path, app: Path) -> AsyncIterator[Platform]:
-    running = Platform(str(app), data_dir=tmp_path / "data")
-    await running.start()
-    try:
-        assert running.sources.mqtt is not None
-        async with asyncio.timeout(10):
-            await running.sources.mqtt.wait_subscribed()
-        yield running
-    finally:
-        await running.stop()
+def platform(tmp_path: Path, app: Path) -> AbstractAsyncContextManager[Platform]:
+    return subscribed_platform(tmp_path, app, "mqtt")
 
 
 async def publish(messages: list[tuple[str, str]]) -> None:

@@ -3,22 +3,21 @@ Redis at 127.0.0.1:6379: in order per key, in batches, stored before acknowledge
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.services import require_service
+from tests.streams.running import handled, wait_for
+from tests.streams.running import subscribed_platform as platform
 from triggerfish.app import App
 from triggerfish.config import load_config
 from triggerfish.errors import DeclarationError
-from triggerfish.server.platform import Platform
 
 NATS_URL = "nats://127.0.0.1:4222"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -48,31 +47,6 @@ def write_app(tmp_path: Path, decorator: str, target: str, kind: str, options: s
     app.write_text(APP.format(decorator=decorator, target=target, kind=kind, options=options, out=out))
     (tmp_path / "app" / "triggerfish.toml").write_text(f'[nats]\nurl = "{NATS_URL}"\n[redis]\nurl = "{REDIS_URL}"\n')
     return app
-
-
-def handled(tmp_path: Path) -> list[list[Any]]:
-    out = tmp_path / "out.jsonl"
-    return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
-
-
-async def wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.05)
-
-
-@asynccontextmanager
-async def platform(tmp_path: Path, app: Path, kind: str) -> AsyncIterator[Platform]:
-    running = Platform(str(app), data_dir=tmp_path / "data")
-    await running.start()
-    try:
-        clients = running.sources.clients[kind][0]
-        async with asyncio.timeout(10):
-            await clients.wait_subscribed()
-        yield running
-    finally:
-        await running.stop()
 
 
 def test_the_nats_and_redis_tables_of_triggerfish_toml(tmp_path: Path) -> None:

@@ -4,16 +4,13 @@ each reader checkpointed in the store, so a restarted platform resumes after the
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.services import POSTGRES_URL, drop_schema, require_postgres
+from tests.backends import platform_store
+from tests.streams.running import lines, wait_for
 from triggerfish.names import partitioned_stream
 from triggerfish.server.platform import Platform
 
@@ -38,26 +35,8 @@ def latest(event, context):
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str | None]:
-    if request.param == "sqlite":
-        yield None
-        return
-    require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        yield f"{POSTGRES_URL}?schema={schema}&pool_size=4"
-    finally:
-        await drop_schema(schema)
-
-
-def lines(path: Path) -> list[Any]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-async def wait_for(condition: Callable[[], bool], seconds: float = 40.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.05)
+    async with platform_store(request.param) as url:
+        yield url
 
 
 async def test_records_are_read_in_order_per_key_and_a_restart_resumes_from_the_checkpoint(
@@ -76,21 +55,21 @@ async def test_records_are_read_in_order_per_key_and_a_restart_resumes_from_the_
     try:
         streams = first.sources.partitioned
         await streams.put("readings", [({"device": "old", "n": -1}, None)])  # before `latest` ever read
-        await wait_for(lambda: len(lines(out)) == 1)
+        await wait_for(lambda: len(lines(out)) == 1, seconds=40)
         # LATEST is where `latest` stood when it first read: wait until both its partitions have started.
         for partition in range(2):
             while "fn.latest" not in await first.store.log.groups(partitioned_stream("readings", partition)):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         await streams.put("readings", [({"device": f"d{n % 5}", "n": n}, None) for n in range(100)])
-        await wait_for(lambda: len(lines(out)) == 101)
-        await wait_for(lambda: len(late.read_text().split()) == 100 if late.exists() else False)
+        await wait_for(lambda: len(lines(out)) == 101, seconds=40)
+        await wait_for(lambda: len(late.read_text().split()) == 100 if late.exists() else False, seconds=40)
     finally:
         await first.stop()
     second = platform()
     await second.start()
     try:
         await second.sources.partitioned.put("readings", [({"device": "d0", "n": 100}, None)])
-        await wait_for(lambda: len(lines(out)) == 102)
+        await wait_for(lambda: len(lines(out)) == 102, seconds=40)
     finally:
         await second.stop()
     order: dict[str, list[int]] = {}

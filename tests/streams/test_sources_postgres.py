@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.services import POSTGRES_URL, drop_schema, require_postgres, require_service
+from tests.streams.running import wait_for
 from triggerfish.names import SOURCE_GROUP, source_stream
 from triggerfish.server.platform import Platform
 
@@ -44,13 +45,6 @@ def rows(out: Path) -> list[list[str]]:
     return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
 
 
-async def wait_for(condition: Callable[[], bool], seconds: float = 40.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.05)
-
-
 async def run_twice(
     tmp_path: Path, pg_url: str, app_source: str, toml: str, kind: str, send: Callable[[int, int], Any]
 ) -> tuple[list[list[str]], int]:
@@ -74,13 +68,13 @@ async def run_twice(
     first = await started()
     try:
         await send(0, 40)
-        await wait_for(lambda: len(rows(out)) >= 40)
+        await wait_for(lambda: len(rows(out)) >= 40, seconds=40)
     finally:
         await first.stop()
     await send(40, 50)
     second = await started()
     try:
-        await wait_for(lambda: len(rows(out)) >= 50)
+        await wait_for(lambda: len(rows(out)) >= 50, seconds=40)
         log = second.store.log
         deadline = time.monotonic() + 40
         while True:  # the commit follows the handler's output: wait for it to land

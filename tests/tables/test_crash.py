@@ -5,14 +5,9 @@ checkpoint (records it had handled but not checkpointed come again, with the sam
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +15,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.crash_child import rows, start_dev, wait_logged
 
 APP = """
 import json, time, triggerfish
@@ -46,32 +41,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(app_dir: Path, data: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "triggerfish", "dev", str(app_dir / "app.py"), "--port", str(port)]
-    command += ["--data-dir", str(data), "--no-reload", "--quiet"]
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            command, cwd=app_dir, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=subprocess.STDOUT
-        )
-
-
-def rows(out: Path) -> list[list[str]]:
-    return [json.loads(line) for line in out.read_text().splitlines() if line] if out.exists() else []
-
-
 def dynamodb(port: int) -> Any:
     return boto3.client(
         "dynamodb", endpoint_url=f"http://127.0.0.1:{port}/-/aws", region_name="local", aws_access_key_id="test",
         aws_secret_access_key="test", config=Config(retries={"max_attempts": 0}, connect_timeout=2, read_timeout=10),
     )  # fmt: skip
-
-
-async def wait_for(condition: Any, seconds: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; the platform said:\n{log.read_text()[-3000:]}")  # noqa: ASYNC240
-        await asyncio.sleep(0.05)
 
 
 def write(client: Any, key: str, event: str) -> None:
@@ -99,7 +73,7 @@ async def test_kill_9_during_a_burst_of_writes_keeps_exactly_the_acknowledged_ch
     (app_dir / "app.py").write_text(APP.format(out=str(out)))
     (app_dir / "triggerfish.toml").write_text(TOML)
     port = free_port()
-    first = start(app_dir, tmp_path / "data", port, log)
+    first = start_dev(app_dir / "app.py", tmp_path / "data", log, "--quiet", port=port)
     acknowledged: list[tuple[str, str]] = []
     stop = threading.Event()
 
@@ -117,23 +91,23 @@ async def test_kill_9_during_a_burst_of_writes_keeps_exactly_the_acknowledged_ch
                 acknowledged.append((key, event))
 
     try:
-        await wait_for(lambda: ready(port), 60, "the platform to serve", log)
+        await wait_logged(lambda: ready(port), 60, "the platform to serve", log)
         writer = threading.Thread(target=burst)
         writer.start()
-        await wait_for(lambda: len(rows(out)) >= 60 and len(acknowledged) >= 200, 60, "the first changes", log)
+        await wait_logged(lambda: len(rows(out)) >= 60 and len(acknowledged) >= 200, 60, "the first changes", log)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         writer.join(30)
         stop.set()
         handled_before = len(rows(out))
         assert len(acknowledged) < 800, "the kill came after every write; nothing was tested"
-        second = start(app_dir, tmp_path / "data", port, log)
+        second = start_dev(app_dir / "app.py", tmp_path / "data", log, "--quiet", port=port)
         try:
-            await wait_for(lambda: ready(port), 60, "the restarted platform", log)
+            await wait_logged(lambda: ready(port), 60, "the restarted platform", log)
             items = dynamodb(port).scan(TableName="orders")["Items"]
             present = {item["id"]["S"] for item in items}
             wanted = set(acknowledged)
-            await wait_for(
+            await wait_logged(
                 lambda: wanted <= {(key, event) for key, event, _ in rows(out)}, 60, "every acknowledged change", log
             )
             await asyncio.sleep(0)  # nothing more to wait for: the checks below read what was handled

@@ -8,13 +8,13 @@ import socket
 import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from tests.http_receiver import HttpReceiver
 from triggerfish.app import App
 from triggerfish.bus.bus import EventBus
 from triggerfish.bus.rules import Rules
@@ -146,36 +146,20 @@ async def bodies(store: Store, queue: str) -> list[bytes]:
     return [m.body for m in messages]
 
 
-class Receiver:
-    """A real HTTP server on 127.0.0.1 answering each POST with the next of `statuses` (then 200)."""
+class Receiver(HttpReceiver):
+    """Answers each POST with the next of `statuses` (then 200)."""
+
+    path = "/sns"
 
     def __init__(self, statuses: list[int] | None = None) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.statuses = list(statuses or [])
-        owner = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                with calls_lock:
-                    owner.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                    status = owner.statuses.pop(0) if owner.statuses else 200
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sns"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+    def answer(self, headers: dict[str, str], body: bytes) -> int:
+        with calls_lock:
+            self.received.append(({k.lower(): v for k, v in headers.items()}, body))
+            return self.statuses.pop(0) if self.statuses else 200
 
 
 @pytest.fixture

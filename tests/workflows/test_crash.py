@@ -9,21 +9,13 @@ checkpointed, so it runs again: the at-least-once edge docs/workflows.md tells o
 
 from __future__ import annotations
 
-import json
-import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
+from tests.crash_child import Child, children
+from tests.patience import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["children"]  # the fixture, used by name
+
 FLOWS = Path(__file__).with_name("flows.py")
 
 CHILD = """
@@ -50,53 +42,8 @@ asyncio.run(main(*sys.argv[1:]))
 """
 
 
-class Child:
-    """The platform in a process of its own, its printed states read by a thread."""
-
-    def __init__(self, data: Path, work: Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(FLOWS), str(data), str(work)],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        self.states: queue.Queue[Any] = queue.Queue()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.states.put(json.loads(line))
-
-    def until(self, check: Any, within: float = 60.0) -> Any:
-        deadline = time.monotonic() + within
-        while True:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, "the workflow never got there"
-            try:
-                state = self.states.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if check(state):
-                return state
-
-    def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self.reader.join(timeout=10)  # the pipe ends with the process
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-
-
-@pytest.fixture
-def children() -> Iterator[list[Child]]:
-    started: list[Child] = []
-    yield started
-    for child in started:
-        if child.process.poll() is None:
-            child.kill()
+def start(data: Path, work: Path) -> Child:
+    return Child(CHILD, FLOWS, data, work, what="the workflow")
 
 
 def runs(work: Path) -> list[str]:
@@ -106,25 +53,22 @@ def runs(work: Path) -> list[str]:
 def test_a_killed_platform_resumes_the_workflow_from_its_checkpoints(tmp_path: Path, children: list[Child]) -> None:
     data, work = tmp_path / "data", tmp_path / "work"
     work.mkdir()
-    first = Child(data, work)
+    first = start(data, work)
     children.append(first)
     # Killed while the second step runs: the first is checkpointed, the second is not.
     first.until(lambda state: state[1] == [["add", "SUCCEEDED"]])
-    deadline = time.monotonic() + 30
-    while "waiting-go" not in runs(work):
-        assert time.monotonic() < deadline, "the second step never started"
-        time.sleep(0.02)
+    eventually(lambda: "waiting-go" in runs(work), 30, "the second step", interval=0.02)
     first.kill()
     assert runs(work) == ["add", "waiting-go"]
 
     (work / "go").touch()
-    second = Child(data, work)
+    second = start(data, work)
     children.append(second)
     # Killed while the workflow sleeps: the timer that ends the sleep is in the store.
     second.until(lambda state: state[1][-1] == ["sleep", "WAITING"])
     second.kill()
 
-    third = Child(data, work)
+    third = start(data, work)
     children.append(third)
     status, ops = third.until(lambda state: state[0] != "RUNNING")
     assert status == "SUCCEEDED"

@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
-from tests.services import POSTGRES_URL, drop_schema, require_postgres
+from tests.backends import OnMemory, OnPostgres, OnSqlite
 from tests.workflows.contract import WorkflowStateContract
-from triggerfish.store import Store, open_store
 
 
-class TestMemory(WorkflowStateContract):
-    async def open(self) -> Store:
-        return await open_store("memory://")
+class TestMemory(OnMemory, WorkflowStateContract):
+    pass
 
 
-class TestSQLite(WorkflowStateContract):
-    @pytest.fixture(autouse=True)
-    def _directory(self, tmp_path: Path) -> None:
-        self.path = tmp_path / "store.db"
-
-    async def open(self) -> Store:
-        return await open_store(f"sqlite:///{self.path}")
+class TestSQLite(OnSqlite, WorkflowStateContract):
+    pass
 
 
-class TestPostgres(WorkflowStateContract):
-    @pytest.fixture(autouse=True)
-    async def _schema(self) -> AsyncIterator[None]:
-        require_postgres()
-        self.schema = f"t_{uuid.uuid4().hex[:12]}"
-        yield
-        await drop_schema(self.schema)
-
-    async def open(self) -> Store:
-        return await open_store(f"{POSTGRES_URL}?schema={self.schema}&pool_size=4")
+class TestPostgres(OnPostgres, WorkflowStateContract):
+    pass
