@@ -427,7 +427,7 @@ class App:
         It receives their events in global order; what it writes through `view` (`get`, `put`, `delete` on its
         own key-value namespace, `projection.<name>`) commits together with its checkpoint, so each event is
         applied exactly once. A new projection starts from the first event; `triggerfish eventstore rebuild NAME`
-        starts one again (see docs/eventstore.md).
+        starts one again (see docs/event-store.md).
 
         `order="stream"` gives each stream's events in that stream's order with a checkpoint per stream:
         `max_concurrency` streams (4 unless given) are applied at once, and an event that fails holds up its
@@ -477,7 +477,7 @@ class App:
 
     def upcaster(self, event_type: str, from_schema: int) -> Callable[[F], F]:
         """Declare `fn(data) -> data` raising `event_type`'s data from schema `from_schema` to the next, applied
-        whenever such an event is read by a handler or a projection (docs/eventstore.md)."""
+        whenever such an event is read by a handler or a projection (docs/event-store.md)."""
         from triggerfish.eventstore.upcasting import register
 
         def declare(fn: F) -> F:

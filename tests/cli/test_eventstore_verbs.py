@@ -75,6 +75,17 @@ def test_append_read_and_list_from_the_cli(env: dict[str, str]) -> None:
     assert "Granted" in table.stdout
 
 
+def test_the_verbs_also_answer_to_streams_as_the_issue_names_them(env: dict[str, str]) -> None:
+    appended = run("streams", "append", "order-77", "Placed", "-d", '{"total": 9}', "--expected-version", "0", env=env)
+    assert appended.exit_code == 0, appended.stderr
+    assert appended.stdout.startswith("order-77 version 1 (position ")
+    read = run("streams", "read", "order-77", "--json", env=env)
+    assert [(e["version"], e["type"], e["data"]) for e in json.loads(read.stdout)["events"]] == [
+        (1, "Placed", {"total": 9})
+    ]
+    assert "Streams, events and projections" in run("streams", "--help").stdout
+
+
 def test_projections_show_their_lag_and_rebuild(dev: Dev, env: dict[str, str]) -> None:
     # An event of its own: xdist may run this test on another worker (another server) than the appends above.
     appended = run("eventstore", "append", "account-lag", "Deposited", "-d", '{"amount": 1}', env=env)

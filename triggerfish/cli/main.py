@@ -69,6 +69,9 @@ for command in (
     promote,
 ):
     cli.add_command(command)
+# The event store's verbs also answer to `streams` (issue 12 names them so); `stream` (singular) is the
+# built-in partitioned stream of issue 15, a different thing.
+cli.add_command(eventstore, name="streams")
 
 
 def main() -> None:

@@ -4,7 +4,7 @@
 
 Handlers use `context.events` (`triggerfish.eventstore.client`); projections are declared with
 `@app.projection` and upcasters with `@app.upcaster`; `EventStore` works on any store directly.
-See docs/eventstore.md. Names are loaded on first use: workers import this package.
+See docs/event-store.md. Names are loaded on first use: workers import this package.
 """
 
 from __future__ import annotations

@@ -229,7 +229,7 @@ class Context:
     @property
     def events(self) -> Any:
         """The app's event store: `append(stream, events, expected_version=...)`, `read(stream, ...)`,
-        `read_all(...)`, snapshots (`triggerfish.eventstore.client.Events`; docs/eventstore.md)."""
+        `read_all(...)`, snapshots (`triggerfish.eventstore.client.Events`; docs/event-store.md)."""
         from triggerfish.eventstore.client import Events
 
         return Events(self.call_platform)
