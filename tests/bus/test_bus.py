@@ -144,6 +144,49 @@ async def test_function_targets_get_their_shape(store: Store) -> None:
     assert got["bill"]["detail"] == {"total": 120}
 
 
+async def test_an_event_invocations_record_names_the_event_it_consumed_in_every_shape(store: Store) -> None:
+    # The bus puts the event's id, source and type in each invocation's envelope as it queues it: the record
+    # (and its trace span) says what was consumed, also when the function got an envelope or a rendering.
+    rules = Rules(store, app.functions)
+    await rules.put(
+        {
+            "id": "summary",
+            "pattern": {"type": ["order.placed"]},
+            "targets": [
+                {
+                    "id": "s",
+                    "kind": "function",
+                    "name": "ship",
+                    "transformer": {"input_template": '{"t": <t>}', "input_paths": {"t": "$.data.total"}},
+                }
+            ],
+        }
+    )
+    invoker = Invoker(InProcessRunner(app.functions), store)
+    await invoker.start()
+    bus = EventBus(store, rules, invoker=invoker)
+    try:
+        [event_id] = await bus.publish("default", [order()])
+        await bus.drain()
+        async with asyncio.timeout(10):
+            await invoker.drain()
+        await invoker.records.settled()
+    finally:
+        await bus.stop()
+        await invoker.stop(drain=False)
+    records = [*await invoker.records.query("ship"), *await invoker.records.query("bill")]
+    assert len(records) == 3  # ship's own rule, bill's (EventBridge's shape), the rendered summary to ship
+    for record in records:
+        assert record.trigger == "event"
+        assert record.consumed == {
+            "messaging.system": "triggerfish",
+            "messaging.operation.type": "process",
+            "cloudevents.event_id": event_id,
+            "cloudevents.event_source": "shop",
+            "cloudevents.event_type": "order.placed",
+        }
+
+
 async def test_an_unknown_function_is_dead_lettered_at_once(store: Store) -> None:
     invoker = Invoker(InProcessRunner(app.functions), store)
     rules = Rules(store)

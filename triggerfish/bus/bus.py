@@ -40,6 +40,7 @@ from triggerfish.errors import InvalidInputError
 from triggerfish.events.cloudevent import Event
 from triggerfish.names import BUS_GROUP, BUS_NAMESPACE, bus_of_stream, bus_stream
 from triggerfish.runtime.invocation_message import RawJSON
+from triggerfish.runtime.records import event_consumed
 from triggerfish.store import LogRecord, OutgoingMessage, Store
 from triggerfish.store.atomic import Op, Send
 
@@ -167,7 +168,13 @@ class EventBus(LogConsumer):
         )
         try:
             queue, message, _ = invoker.message(
-                target.name, payload, trigger="event", traceparent=event.traceparent, hop_count=event.hopcount or 0
+                target.name,
+                payload,
+                trigger="event",
+                traceparent=event.traceparent,
+                hop_count=event.hopcount or 0,
+                # What its span consumed, from the event decoded here: its record does not parse the bytes again.
+                consumed=event_consumed(event.id, event.source, event.type),
             )
         except (InvalidInputError, LookupError) as exc:
             logger.info("bus %r: %r cannot be invoked, queued for its dead letters: %s", delivery.bus, target.name, exc)

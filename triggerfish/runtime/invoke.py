@@ -240,12 +240,15 @@ class Invoker:
         request_id: str | None = None,
         delay: float = 0.0,
         dedup_id: str | None = None,
+        consumed: dict[str, str] | None = None,
     ) -> tuple[str, OutgoingMessage, str]:
         """The queue, message and request id of an asynchronous invocation, checked as `invoke_async` checks
         them, but not sent: for a caller that sends it together with other writes (`Store.atomic`).
 
         `event` may be `RawJSON(bytes)`: an event already in its JSON form (a record of a bus's log), queued
-        as those bytes without being decoded and encoded again.
+        as those bytes without being decoded and encoded again. `consumed` is what the invocation consumes as
+        its span's attributes (records.event_consumed), kept in its envelope so that its record need not parse
+        the event for them.
         """
         self._settings(function)
         try:
@@ -272,6 +275,7 @@ class Invoker:
             self.clock(),
             traceparent=traceparent,
             hop_count=_check_hops(hop_count),
+            consumed=consumed,
         )
         message = invocation_message.encode(invocation, delay=delay, dedup_id=dedup_id)
         # Checked here, not by the store: one bad message would fail the whole shared batch.
