@@ -279,6 +279,7 @@ def test_request_ids_are_distinct_uuid4s_across_threads_and_pool_refills() -> No
         thread.join()
     assert len(set(found)) == len(found) == 4000
     assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).version == 4 for i in found)
+    assert all(uuid.UUID(i).variant == uuid.RFC_4122 for i in found)
 
 
 def test_a_forked_child_draws_fresh_randomness() -> None:
