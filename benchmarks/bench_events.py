@@ -23,7 +23,13 @@ connections posting BATCH events per request as fast as answered; events/s
 end to end = events / (last handler entry - first request).
 
 Every configuration (store x event loop) has its own platform, warmed up
-once; they take turns, ROUNDS rounds.
+once; they take turns, ROUNDS rounds. TRIGGERFISH_BENCH_EVENTS_CONFIGS
+picks some (comma-separated names of CONFIGS: `sqlite,postgres`), and
+TRIGGERFISH_BENCH_EVENTS_BASELINE names another checkout (main's, say):
+each configuration then also runs on that checkout's code (its platform
+imports that tree first), in turns with this one's, for a side-by-side
+ratio in one run. TRIGGERFISH_BENCH_EVENTS_PARTS=latency (or fanout) runs
+one half only.
 """
 
 from __future__ import annotations
@@ -60,11 +66,19 @@ QUIET_SECONDS = 15.0
 APPS = Path(__file__).resolve().parent / "apps"
 
 
+BASELINE = os.environ.get("TRIGGERFISH_BENCH_EVENTS_BASELINE")
+CHOSEN = os.environ.get("TRIGGERFISH_BENCH_EVENTS_CONFIGS")
+#: Which halves to run: `latency`, `fanout` or both (the default).
+PARTS = os.environ.get("TRIGGERFISH_BENCH_EVENTS_PARTS", "latency,fanout").split(",")
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     label: str
     loop: str
     postgres: bool
+    #: Another checkout whose code the platform runs (None: this one's).
+    tree: str | None = None
 
 
 CONFIGS = {
@@ -114,7 +128,8 @@ class RunningPlatform:
 @contextmanager
 def platform(app: str, config: Config, work: Path) -> Iterator[RunningPlatform]:
     """`app` (a file in benchmarks/apps) served by its own process, with the entry log set in its triggerfish.toml."""
-    directory = work / f"{Path(app).stem}-{config.loop}-{'pg' if config.postgres else 'sqlite'}"
+    side = "-base" if config.tree else ""
+    directory = work / f"{Path(app).stem}-{config.loop}-{'pg' if config.postgres else 'sqlite'}{side}"
     directory.mkdir()
     shutil.copy(APPS / app, directory / "app.py")
     entries = directory / "entries.log"
@@ -130,8 +145,14 @@ def platform(app: str, config: Config, work: Path) -> Iterator[RunningPlatform]:
             arguments = ["triggerfish", "dev", str(directory / "app.py"), "--port", str(port), "--no-reload", "--quiet"]
             return launcher(config.loop, *arguments, "--data-dir", str(data))
 
+        # The baseline's tree first on the path: its `benchmarks.launch` and `triggerfish` are the ones imported.
+        env = python_env() if config.tree is None else {**python_env(), "PYTHONPATH": config.tree}
         child, port = serve_on_free_port(
-            command, lambda port: f"http://127.0.0.1:{port}/-/health", log=directory / "platform.log", cwd=directory
+            command,
+            lambda port: f"http://127.0.0.1:{port}/-/health",
+            log=directory / "platform.log",
+            cwd=directory,
+            env=env,
         )
         stack.callback(child.stop)
         yield RunningPlatform(child, f"http://127.0.0.1:{port}/-/events", EntryLog(entries))
@@ -283,7 +304,22 @@ def fanout_run(running: RunningPlatform, events: int, prefix: str, work: Path) -
 
 def configs() -> tuple[dict[str, Config], str | None]:
     reason = postgres.unavailable()
-    chosen = {name: c for name, c in CONFIGS.items() if reason is None or not c.postgres}
+    wanted = CHOSEN.split(",") if CHOSEN else list(CONFIGS)
+    unknown = sorted(set(wanted) - set(CONFIGS))
+    if unknown:
+        raise SystemExit(
+            f"TRIGGERFISH_BENCH_EVENTS_CONFIGS: unknown {', '.join(unknown)}; choose from {', '.join(CONFIGS)}"
+        )
+    chosen = {name: CONFIGS[name] for name in wanted if reason is None or not CONFIGS[name].postgres}
+    if BASELINE:
+        tree = str(Path(BASELINE).resolve())
+        paired: dict[str, Config] = {}
+        for name, c in chosen.items():  # each configuration beside its baseline: A B A B
+            paired[name] = c
+            paired[f"{name}@base"] = CONFIGS[f"{name}@base"] = Config(
+                f"{c.label}, baseline ({Path(tree).name})", c.loop, c.postgres, tree
+            )
+        chosen = paired
     return chosen, reason
 
 
@@ -374,6 +410,37 @@ def fanout_rows(runs: dict[str, Runs[FanoutRun]]) -> list[str]:
     return rows
 
 
+def side_by_side_latency(latency: dict[str, Runs[LatencyRun]]) -> list[str]:
+    """Each configuration's median p50 and p99 against its baseline's (TRIGGERFISH_BENCH_EVENTS_BASELINE)."""
+    lines = []
+    for name, after in latency.items():
+        before = latency.get(f"{name}@base")
+        if before is None or after.error or before.error or not after.runs or not before.runs:
+            continue
+        cells = []
+        for label, q in (("p50", 0.5), ("p99", 0.99)):
+            a = after.median(lambda r, q=q: r.p(q))  # type: ignore[misc]
+            b = before.median(lambda r, q=q: r.p(q))  # type: ignore[misc]
+            cells.append(f"{label} {number(a, 1)} against {number(b, 1)} ms ({a / b:.2f}x)")
+        lines.append(f"- Side by side, {CONFIGS[name].label} against its baseline: {'; '.join(cells)}.")
+    return lines
+
+
+def side_by_side_fanout(fanout: dict[str, Runs[FanoutRun]]) -> list[str]:
+    """Each configuration's median events/s against its baseline's."""
+    lines = []
+    for name, after in fanout.items():
+        before = fanout.get(f"{name}@base")
+        if before is None or after.error or before.error or not after.runs or not before.runs:
+            continue
+        a, b = after.median(lambda r: r.events_per_second), before.median(lambda r: r.events_per_second)
+        lines.append(
+            f"- Side by side, {CONFIGS[name].label} against its baseline: {a:,.0f} against {b:,.0f} events/s"
+            f" ({a / b:.2f}x)."
+        )
+    return lines
+
+
 def report(
     latency: dict[str, Runs[LatencyRun]],
     context: dict[str, LatencyRun],
@@ -419,6 +486,7 @@ def report(
         )
     if skipped:
         lines.append(f"- PostgreSQL: not measured: {skipped}.")
+    lines += side_by_side_latency(latency)
     lines += [
         "",
         "### Fan-out: one `OrderPlaced` to four functions",
@@ -430,6 +498,7 @@ def report(
         "",
         *fanout_rows(fanout),
     ]
+    lines += side_by_side_fanout(fanout)
     return "\n".join(lines)
 
 
@@ -438,8 +507,8 @@ def main() -> str:
     with tempfile.TemporaryDirectory(prefix="bench-events-") as tmp:
         work = Path(tmp)
         disk = fsync_latency(str(work))
-        latency, context = measure_latency(chosen, work)
-        fanout = measure_fanout(chosen, work)
+        latency, context = measure_latency(chosen, work) if "latency" in PARTS else ({}, {})
+        fanout = measure_fanout(chosen, work) if "fanout" in PARTS else {}
     return report(latency, context, fanout, skipped, disk)
 
 

@@ -73,7 +73,7 @@ class Driver:
         else:
             body = json.dumps(order_event(f"e-{number}", number))
             self.connection.request("POST", "/-/events", body, {"Content-Type": STRUCTURED})
-            expected = 200
+            expected = 202  # accepted: stored durably, delivered later
         answer = self.connection.getresponse()
         body_read = answer.read()
         if answer.status != expected:

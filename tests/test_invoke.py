@@ -22,6 +22,7 @@ from triggerfish.errors import (
     NonRetryable,
     ThrottledError,
 )
+from triggerfish.runtime import invocation_message
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker, new_request_id
 from triggerfish.store import Store, open_store
@@ -151,6 +152,27 @@ async def test_invoke_async_stores_the_invocation_durably_before_returning(invok
     assert envelope["traceparent"].startswith("00-aaaa")
 
 
+async def test_what_an_invocation_consumed_travels_in_its_envelope(invoker: Invoker, store: Store) -> None:
+    consumed = {"cloudevents.event_id": "e-1", "cloudevents.event_type": "OrderPlaced"}
+    queue, message, request_id = invoker.message("quote", {"items": 1}, trigger="event", consumed=consumed)
+    _, plain, _ = invoker.message("quote", {"items": 2}, trigger="async")
+    await store.queues.send_many(queue, [message, plain])
+    first, second = await store.queues.receive(queue, max_messages=2)
+    assert (invocation_message.decode(first).request_id, invocation_message.decode(first).consumed) == (
+        request_id,
+        consumed,
+    )
+    assert invocation_message.decode(second).consumed is None  # its queuer said nothing: the record reads the event
+    # A malformed one is not an invocation (the dispatcher poisons it, naming why).
+    envelope = orjson.loads(first.attributes[invocation_message.ENVELOPE_ATTRIBUTE])
+    envelope["consumed"] = {"cloudevents.event_id": 7}
+    attributes = {invocation_message.ENVELOPE_ATTRIBUTE: orjson.dumps(envelope).decode()}
+    await store.queues.send(queue, first.body, attributes=attributes)
+    [malformed] = await store.queues.receive(queue)
+    with pytest.raises(TypeError, match="consumed must be an object of strings"):
+        invocation_message.decode(malformed)
+
+
 async def test_invocations_queued_by_an_earlier_version_still_run(invoker: Invoker, store: Store) -> None:
     legacy: dict[str, Any] = {
         "request_id": "r-legacy",
@@ -257,6 +279,7 @@ def test_request_ids_are_distinct_uuid4s_across_threads_and_pool_refills() -> No
         thread.join()
     assert len(set(found)) == len(found) == 4000
     assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).version == 4 for i in found)
+    assert all(uuid.UUID(i).variant == uuid.RFC_4122 for i in found)
 
 
 def test_a_forked_child_draws_fresh_randomness() -> None:

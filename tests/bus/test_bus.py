@@ -54,6 +54,13 @@ async def bodies(store: Store, queue: str) -> list[Any]:
     return [orjson.loads(m.body) for m in messages]
 
 
+async def queued(store: Store, queue: str, count: int) -> None:
+    """Wait until `queue` holds `count` messages (20 s at most)."""
+    async with asyncio.timeout(20):
+        while (await store.queues.stats(queue)).depth < count:  # noqa: ASYNC110  # the store has no depth event
+            await asyncio.sleep(0.01)
+
+
 async def test_publish_is_durable_before_it_returns(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     async with await open_store(url) as store:
@@ -144,6 +151,49 @@ async def test_function_targets_get_their_shape(store: Store) -> None:
     assert got["bill"]["detail"] == {"total": 120}
 
 
+async def test_an_event_invocations_record_names_the_event_it_consumed_in_every_shape(store: Store) -> None:
+    # The bus puts the event's id, source and type in each invocation's envelope as it queues it: the record
+    # (and its trace span) says what was consumed, also when the function got an envelope or a rendering.
+    rules = Rules(store, app.functions)
+    await rules.put(
+        {
+            "id": "summary",
+            "pattern": {"type": ["order.placed"]},
+            "targets": [
+                {
+                    "id": "s",
+                    "kind": "function",
+                    "name": "ship",
+                    "transformer": {"input_template": '{"t": <t>}', "input_paths": {"t": "$.data.total"}},
+                }
+            ],
+        }
+    )
+    invoker = Invoker(InProcessRunner(app.functions), store)
+    await invoker.start()
+    bus = EventBus(store, rules, invoker=invoker)
+    try:
+        [event_id] = await bus.publish("default", [order()])
+        await bus.drain()
+        async with asyncio.timeout(10):
+            await invoker.drain()
+        await invoker.records.settled()
+    finally:
+        await bus.stop()
+        await invoker.stop(drain=False)
+    records = [*await invoker.records.query("ship"), *await invoker.records.query("bill")]
+    assert len(records) == 3  # ship's own rule, bill's (EventBridge's shape), the rendered summary to ship
+    for record in records:
+        assert record.trigger == "event"
+        assert record.consumed == {
+            "messaging.system": "triggerfish",
+            "messaging.operation.type": "process",
+            "cloudevents.event_id": event_id,
+            "cloudevents.event_source": "shop",
+            "cloudevents.event_type": "order.placed",
+        }
+
+
 async def test_an_unknown_function_is_dead_lettered_at_once(store: Store) -> None:
     invoker = Invoker(InProcessRunner(app.functions), store)
     rules = Rules(store)
@@ -230,6 +280,51 @@ async def test_the_background_bus_delivers_live(store: Store) -> None:
     finally:
         await bus.stop()
     assert [orjson.loads(m.body)["id"] for m in messages] == [event_id]
+
+
+async def test_the_background_bus_queues_invocations_in_log_order_range_after_range(store: Store) -> None:
+    # The consumer claims and matches the next range while the last one's write commits; the writes are still
+    # stored one after another, so a function's queue holds its invocations in the order of the log.
+    invoker = Invoker(InProcessRunner(app.functions), store)  # not started: the invocations stay queued
+    bus = EventBus(store, Rules(store, app.functions), invoker=invoker, batch_size=3)
+    await bus.start()
+    ids: list[str] = []
+    try:
+        for n in range(10):
+            ids += await bus.publish("default", [order(n=3 * n + k) for k in range(3)][: 1 + n % 3])
+        await queued(store, "fn.ship", len(ids))
+    finally:
+        await bus.stop()
+    messages = await store.queues.receive("fn.ship", max_messages=100)
+    assert [orjson.loads(m.body)["id"] for m in messages] == ids
+    assert await bus.checkpoint("default") == len(ids)
+
+
+async def test_a_range_whose_write_failed_is_consumed_again_when_its_claim_ends(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoker = Invoker(InProcessRunner(app.functions), store)
+    bus = EventBus(store, Rules(store, app.functions), invoker=invoker, claim_lease=0.5)
+    atomic, failures = store.atomic, [RuntimeError("the disk is full")]
+
+    async def failing_once(writes: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await atomic(writes)
+
+    monkeypatch.setattr(store, "atomic", failing_once)
+    await bus.start()
+    try:
+        [first] = await bus.publish("default", [order(n=1)])
+        await queued(store, "fn.ship", 1)
+        [second] = await bus.publish("default", [order(n=2)])
+        await queued(store, "fn.ship", 2)
+    finally:
+        await bus.stop()
+    assert not failures
+    messages = await store.queues.receive("fn.ship", max_messages=10)
+    assert sorted(orjson.loads(m.body)["id"] for m in messages) == sorted([first, second])  # each once
+    assert await bus.checkpoint("default") == 2
 
 
 async def test_events_from_context_publish_are_routed_too(store: Store) -> None:

@@ -34,12 +34,13 @@ from triggerfish.bus.consumer import CLAIM_LEASE, LogConsumer
 from triggerfish.bus.delivery import LEASE, Deliverer, Delivery
 from triggerfish.bus.parking import park
 from triggerfish.bus.publisher import Publisher
-from triggerfish.bus.rules import Rules
+from triggerfish.bus.rules import Rules, RuleTarget
 from triggerfish.bus.targets import AsyncInvoker, Targets, render
 from triggerfish.errors import InvalidInputError
 from triggerfish.events.cloudevent import Event
 from triggerfish.names import BUS_GROUP, BUS_NAMESPACE, bus_of_stream, bus_stream
 from triggerfish.runtime.invocation_message import RawJSON
+from triggerfish.runtime.records import event_consumed
 from triggerfish.store import LogRecord, OutgoingMessage, Store
 from triggerfish.store.atomic import Op, Send
 
@@ -123,54 +124,71 @@ class EventBus(LogConsumer):
     async def consume(self, name: str, records: list[LogRecord]) -> list[Op]:
         """Every matched target's delivery as a write: a function target's asynchronous invocation straight
         into its queue (it has Lambda's retries, as EventBridge hands events to Lambda), every other target
-        (and an invocation that cannot be queued) a message on `deliver.<bus>`."""
+        (and an invocation that cannot be queued) a message on `deliver.<bus>`.
+
+        The whole range is handled in one pass: each event is decoded once (the log is trusted: its
+        publisher validated it, so its data is not walked again), matched once on the bus's compiled
+        rules, and its invocations go into one write per function queue.
+        """
         now = self.clock()
         invocations: dict[str, list[OutgoingMessage]] = {}
         queued: list[Delivery] = []
         invoker = self.targets.invoker
+        matching = self.rules.matching
         for record in records:
             try:
                 document = orjson.loads(record.data)
-                event = Event.from_dict(document)
+                event = Event.from_log(document)
             except ValueError as exc:
                 # Publishers validate on write, so this is a store written by something else: keep it, visibly.
                 await park(self.store.log, record, f"bus {name!r}: not a readable CloudEvent: {exc}")
                 continue
-            for rule in self.rules.matching(name, document):
+            consumed: dict[str, str] | None = None
+            for rule in matching(name, document):
                 self.matches[name, rule.id] += 1
                 for target in rule.targets:
-                    delivery = Delivery(name, rule.id, target, event, queued_at=now, ingested=record.time)
-                    invocation = None if invoker is None else self._invocation(invoker, delivery, record)
-                    if invocation is None:
-                        queued.append(delivery)
-                    else:
-                        invocations.setdefault(invocation[0], []).append(invocation[1])
+                    if invoker is not None and target.kind == "function":
+                        if consumed is None:
+                            # What its span consumed, from the event decoded here: the record need not parse it.
+                            consumed = event_consumed(event.id, event.source, event.type)
+                        invocation = self._invocation(invoker, name, rule.id, target, event, record, consumed)
+                        if invocation is not None:
+                            invocations.setdefault(invocation[0], []).append(invocation[1])
+                            continue
+                    queued.append(Delivery(name, rule.id, target, event, queued_at=now, ingested=record.time))
         writes: list[Op] = [Send(queue, messages) for queue, messages in invocations.items()]
         if queued:
             writes.append(Send(self.deliverer.queue(name), [delivery.to_message() for delivery in queued]))
         return writes
 
     def _invocation(
-        self, invoker: AsyncInvoker, delivery: Delivery, record: LogRecord
+        self,
+        invoker: AsyncInvoker,
+        bus: str,
+        rule_id: str,
+        target: RuleTarget,
+        event: Event,
+        record: LogRecord,
+        consumed: dict[str, str],
     ) -> tuple[str, OutgoingMessage] | None:
-        """A function target's invocation message, or None when it is not one (or cannot be queued: the
-        delivery queue then dead-letters it, naming why)."""
-        target, event = delivery.target, delivery.event
-        if target.kind != "function":
-            return None
+        """A function target's invocation message, or None when it cannot be queued (the delivery queue then
+        dead-letters it, naming why)."""
         # The CloudEvent as it was stored goes to the function as those bytes: no decoding and encoding again.
         plain = target.shape == "cloudevent" and target.transformer is None
         payload = (
-            RawJSON(record.data)
-            if plain
-            else render(target, event, bus=delivery.bus, rule_id=delivery.rule_id, ingested=delivery.ingested)
+            RawJSON(record.data) if plain else render(target, event, bus=bus, rule_id=rule_id, ingested=record.time)
         )
         try:
             queue, message, _ = invoker.message(
-                target.name, payload, trigger="event", traceparent=event.traceparent, hop_count=event.hopcount or 0
+                target.name,
+                payload,
+                trigger="event",
+                traceparent=event.traceparent,
+                hop_count=event.hopcount or 0,
+                consumed=consumed,
             )
         except (InvalidInputError, LookupError) as exc:
-            logger.info("bus %r: %r cannot be invoked, queued for its dead letters: %s", delivery.bus, target.name, exc)
+            logger.info("bus %r: %r cannot be invoked, queued for its dead letters: %s", bus, target.name, exc)
             return None
         return queue, message
 

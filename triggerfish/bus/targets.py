@@ -50,7 +50,14 @@ class AsyncInvoker(Protocol):
     ) -> str: ...
 
     def message(
-        self, function: str, event: Any, *, trigger: str, traceparent: str | None = ..., hop_count: int = ...
+        self,
+        function: str,
+        event: Any,
+        *,
+        trigger: str,
+        traceparent: str | None = ...,
+        hop_count: int = ...,
+        consumed: dict[str, str] | None = ...,
     ) -> tuple[str, OutgoingMessage, str]: ...
 
 

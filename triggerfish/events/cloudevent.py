@@ -271,6 +271,13 @@ class Event:
         return cls._from_document(document, data_is_strict=False)
 
     @classmethod
+    def from_log(cls, document: Any) -> Event:
+        """Build an event from a log record a publisher wrote (parsed): its attributes are checked as ever,
+        but not its data, which the publisher held to the JSON form when it wrote the record (the log is
+        trusted on read; a record that is not an event still raises InvalidEventError)."""
+        return cls._from_document(document, data_is_strict=True)
+
+    @classmethod
     def _from_document(cls, document: Any, *, data_is_strict: bool) -> Event:
         if not isinstance(document, Mapping):
             raise InvalidEventError("event", f"must be a JSON object, not {_json_type(document)}")

@@ -232,7 +232,9 @@ class Dispatcher:
             )
             await self._ack(message)
             return
-        attempt = record_from_outcome(request, outcome, memory_mb=settings.memory_mb, event=invocation.event)
+        attempt = record_from_outcome(
+            request, outcome, memory_mb=settings.memory_mb, event=invocation.event, consumed=invocation.consumed
+        )
         kept = self.records.kept_input(request, settings)
         if outcome.ok and settings.on_success is None:
             # The common case: the record and then the acknowledgement, batched with the others settling now.

@@ -43,6 +43,9 @@ class Invocation:
     hop_count: int = 0
     #: Each failed attempt so far: its number, start and end, and a compact error.
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    #: What the invocation consumes, as its span's attributes (`cloudevents.event_id`, ...), when the queuer
+    #: knew them (the bus, from the event it decoded to match it): the record need not parse the event for them.
+    consumed: dict[str, str] | None = None
 
     @property
     def attempt(self) -> int:
@@ -75,7 +78,7 @@ def encode_event(event: Any) -> bytes:
 
 
 def encode(invocation: Invocation, *, delay: float = 0.0, dedup_id: str | None = None) -> OutgoingMessage:
-    envelope = {
+    envelope: dict[str, Any] = {
         "request_id": invocation.request_id,
         "function": invocation.function,
         "trigger": invocation.trigger,
@@ -84,6 +87,8 @@ def encode(invocation: Invocation, *, delay: float = 0.0, dedup_id: str | None =
         "enqueued_at": invocation.enqueued_at,
         "attempts": invocation.attempts,
     }
+    if invocation.consumed is not None:
+        envelope["consumed"] = invocation.consumed
     attributes = {ENVELOPE_ATTRIBUTE: orjson.dumps(envelope).decode("utf-8")}
     return OutgoingMessage(invocation.event, delay=delay, dedup_id=dedup_id, attributes=attributes)
 
@@ -122,6 +127,11 @@ def decode(message: Message) -> Invocation:
     traceparent = envelope.get("traceparent")
     if traceparent is not None and not isinstance(traceparent, str):
         raise TypeError("traceparent must be a string")
+    consumed = envelope.get("consumed")
+    if consumed is not None and (
+        not isinstance(consumed, dict) or not all(isinstance(value, str) for value in consumed.values())
+    ):
+        raise TypeError("consumed must be an object of strings")
     return Invocation(
         request_id=envelope["request_id"],
         function=envelope["function"],
@@ -131,6 +141,7 @@ def decode(message: Message) -> Invocation:
         traceparent=traceparent,
         hop_count=hops or 0,
         attempts=list(envelope["attempts"]),
+        consumed=consumed,
     )
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -240,12 +239,15 @@ class Invoker:
         request_id: str | None = None,
         delay: float = 0.0,
         dedup_id: str | None = None,
+        consumed: dict[str, str] | None = None,
     ) -> tuple[str, OutgoingMessage, str]:
         """The queue, message and request id of an asynchronous invocation, checked as `invoke_async` checks
         them, but not sent: for a caller that sends it together with other writes (`Store.atomic`).
 
         `event` may be `RawJSON(bytes)`: an event already in its JSON form (a record of a bus's log), queued
-        as those bytes without being decoded and encoded again.
+        as those bytes without being decoded and encoded again. `consumed` is what the invocation consumes as
+        its span's attributes (records.event_consumed), kept in its envelope so that its record need not parse
+        the event for them.
         """
         self._settings(function)
         try:
@@ -272,6 +274,7 @@ class Invoker:
             self.clock(),
             traceparent=traceparent,
             hop_count=_check_hops(hop_count),
+            consumed=consumed,
         )
         message = invocation_message.encode(invocation, delay=delay, dedup_id=dedup_id)
         # Checked here, not by the store: one bad message would fail the whole shared batch.
@@ -312,9 +315,17 @@ class Invoker:
         return self.runner.settings(function)
 
 
+#: A version 4 UUID's fixed bits: the version nibble (4) and the RFC 4122 variant (10).
+_UUID4_KEEP = 0xFFFFFFFF_FFFF_0FFF_3FFF_FFFFFFFFFFFF
+_UUID4_SET = 0x00000000_0000_4000_8000_000000000000
+
+
 def new_request_id() -> str:
-    """A random (version 4) UUID, as `str(uuid.uuid4())` gives, drawn from a pool of random bytes (_random.py)."""
-    return str(uuid.UUID(bytes=_random.take(16), version=4))
+    """A random (version 4) UUID, as `str(uuid.uuid4())` gives, drawn from a pool of random bytes (_random.py).
+
+    Formatted directly rather than through `uuid.UUID` (half the time, on every async invocation)."""
+    text = f"{(int.from_bytes(_random.take(16)) & _UUID4_KEEP) | _UUID4_SET:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def check_destinations(runner: Runner) -> None:

@@ -152,9 +152,11 @@ def record_from_outcome(
     memory_mb: int,
     status: Status | None = None,
     event: Any = None,
+    consumed: dict[str, Any] | None = None,
 ) -> InvocationRecord:
     """The record of an attempt; `event` is the request's event in another form where its own is opaque (the
-    bytes of a queued invocation's, which the request carries as an orjson.Fragment)."""
+    bytes of a queued invocation's, which the request carries as an orjson.Fragment); `consumed`, what the
+    invocation consumed when its queuer said (the event is not read for it then)."""
     billed = billed_ms(outcome.duration_ms)
     return InvocationRecord(
         request_id=request.request_id,
@@ -183,7 +185,9 @@ def record_from_outcome(
         input_bytes=outcome.input_bytes,
         output_bytes=outcome.output_bytes,
         **(_http_of(request, outcome) if request.trigger == "http" else {}),
-        consumed=consumed_attributes(request.trigger, request.event if event is None else event),
+        consumed=consumed
+        if consumed is not None
+        else consumed_attributes(request.trigger, request.event if event is None else event),
     )
 
 
@@ -199,6 +203,18 @@ def _http_of(request: InvokeRequest, outcome: InvokeOutcome) -> dict[str, Any]:
     else:
         status = 504 if status_of(outcome) == "timed_out" else 500
     return {"http_route": route if isinstance(route, str) else None, "http_status": status}
+
+
+def event_consumed(event_id: object, source: object, kind: object) -> dict[str, str]:
+    """What an invocation of an event consumed: the CloudEvent's id, source and type (those that are strings)."""
+    found = {
+        "messaging.system": "triggerfish",
+        "messaging.operation.type": "process",
+        "cloudevents.event_id": event_id,
+        "cloudevents.event_source": source,
+        "cloudevents.event_type": kind,
+    }
+    return {name: value for name, value in found.items() if isinstance(value, str)}
 
 
 def consumed_attributes(trigger: str, event: object) -> dict[str, Any] | None:
@@ -219,14 +235,7 @@ def consumed_attributes(trigger: str, event: object) -> dict[str, Any] | None:
         return None
     if trigger == "event":
         kind = event.get("type") if "specversion" in event else event.get("detail-type")
-        found = {
-            "messaging.system": "triggerfish",
-            "messaging.operation.type": "process",
-            "cloudevents.event_id": event.get("id"),
-            "cloudevents.event_source": event.get("source"),
-            "cloudevents.event_type": kind,
-        }
-        return {name: value for name, value in found.items() if isinstance(value, str)}
+        return event_consumed(event.get("id"), event.get("source"), kind)
     records = event.get("Records")
     if not isinstance(records, list) or not records or not isinstance(records[0], dict):
         return None
