@@ -91,7 +91,7 @@ def produce(
         for share in shares:
             command = [sys.executable, "-m", "benchmarks.producers", kind, where]
             command += ["--count", str(share), "--first", str(start), "--in-flight", str(in_flight)]
-            command += ["--batch", str(batch), *options]
+            command += [*(["--batch", str(batch)] if batch > 1 else []), *options]
             children.append(
                 subprocess.Popen(
                     command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, env=target.env, text=True
