@@ -107,6 +107,8 @@ class Driver:
         if self.kind != "http":
             settled = count * self.batch
             wait_until(lambda: self.done() >= already + settled, f"{settled} {self.kind} requests settled", 300)
+            # The server may have closed the idle keep-alive connection meanwhile: the next request opens another.
+            self.connection.close()
 
 
 def _app(kind: str, work: Path) -> tuple[Path, Path]:
@@ -155,7 +157,7 @@ def syscalls(kind: str, tree: Path, requests: int, batch: int = 1) -> Counter[st
         try:
             wait_http(f"http://127.0.0.1:{port}/-/health", timeout=120)
             driver = Driver(kind, port, marker, batch)
-            driver.drive(0, WARMUP)
+            driver.drive(0, max(1, WARMUP // batch))
             out = work / "strace.txt"
             tracer = subprocess.Popen([strace, "-f", "-c", "-o", str(out), "-p", str(platform.pid)])
             time.sleep(1.0)  # attached to every thread
@@ -223,11 +225,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"### Costs per request: {args.kind}\n")
     batched = f" of {args.batch} invocations each, counted per invocation" if args.batch > 1 else ""
     print(
-        f"{args.requests} requests{batched} one at a time after {WARMUP} to warm up; load average {started} at the"
+        f"{args.requests} requests{batched}, one at a time after {WARMUP} to warm up; load average {started} at the"
         " start.\n"
     )
     names = sorted({name for _, counted, _ in rows for name in counted}, key=lambda n: -max(c[n] for _, c, _ in rows))
-    header = "| per request | " + " | ".join(f"`{tree}`" for tree, _, _ in rows) + " |"
+    unit = "invocation" if args.batch > 1 else "request"
+    header = f"| per {unit} | " + " | ".join(f"`{tree}`" for tree, _, _ in rows) + " |"
     print(header)
     print("|---|" + "---:|" * len(rows))
     print("| system calls | " + " | ".join(f"{sum(c.values()) / per:.1f}" for _, c, _ in rows) + " |")
