@@ -44,7 +44,9 @@ N = int(os.environ.get("TRIGGERFISH_BENCH_ASYNC_N", "5000"))
 PRODUCERS = int(os.environ.get("TRIGGERFISH_BENCH_ASYNC_PRODUCERS", "4"))
 ROUNDS = int(os.environ.get("TRIGGERFISH_BENCH_ASYNC_ROUNDS", "3"))
 #: Calls each producer keeps in flight, one table per value: one at a time, and as a busy web application sends.
-IN_FLIGHT = [int(k) for k in os.environ.get("TRIGGERFISH_BENCH_ASYNC_IN_FLIGHT", "1,16").split(",")]
+IN_FLIGHT = [int(k) for k in os.environ.get("TRIGGERFISH_BENCH_ASYNC_IN_FLIGHT", "1,16").split(",") if k]
+#: Tasks per call with each system's batched send, one table per value (one call at a time per producer).
+BATCHES = [int(b) for b in os.environ.get("TRIGGERFISH_BENCH_ASYNC_BATCH", "50").split(",") if b]
 WARMUP = 40
 TARGET = 5000.0
 SETTLE_TIMEOUT = 600.0
@@ -70,7 +72,15 @@ class AsyncRun:
 
 
 def produce(
-    target: Target, count: int, producers: int, *, first: int, already: int, log: Path, in_flight: int = 1
+    target: Target,
+    count: int,
+    producers: int,
+    *,
+    first: int,
+    already: int,
+    log: Path,
+    in_flight: int = 1,
+    batch: int = 1,
 ) -> AsyncRun:
     """`count` tasks from `producers` processes, timed from "go" until `already + count` tasks finished."""
     shares = [count // producers + (1 if i < count % producers else 0) for i in range(producers)]
@@ -80,7 +90,8 @@ def produce(
         start = first
         for share in shares:
             command = [sys.executable, "-m", "benchmarks.producers", kind, where]
-            command += ["--count", str(share), "--first", str(start), "--in-flight", str(in_flight), *options]
+            command += ["--count", str(share), "--first", str(start), "--in-flight", str(in_flight)]
+            command += [*(["--batch", str(batch)] if batch > 1 else []), *options]
             children.append(
                 subprocess.Popen(
                     command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, env=target.env, text=True
@@ -117,14 +128,27 @@ def produce(
 
 
 def run_once(
-    start: SystemStart, root: Path, count: int = N, producers: int = PRODUCERS, in_flight: int = 1
+    start: SystemStart,
+    root: Path,
+    count: int = N,
+    producers: int = PRODUCERS,
+    in_flight: int = 1,
+    batch: int = 1,
 ) -> AsyncRun:
-    """Start a system fresh, warm it, measure `count` tasks sent `in_flight` at a time per producer, stop it."""
+    """Start a system fresh, warm it, measure `count` tasks sent `in_flight` calls at a time per producer, `batch`
+    tasks per call, stop it."""
     work = Path(tempfile.mkdtemp(dir=root))
     with start(work) as target:
         produce(target, WARMUP, 1, first=0, already=0, log=work / "producers.log")
         return produce(
-            target, count, producers, first=WARMUP, already=WARMUP, log=work / "producers.log", in_flight=in_flight
+            target,
+            count,
+            producers,
+            first=WARMUP,
+            already=WARMUP,
+            log=work / "producers.log",
+            in_flight=in_flight,
+            batch=batch,
         )
 
 
@@ -167,7 +191,9 @@ def ratio_line(runs: dict[str, Runs[AsyncRun]], ours: str, labels: dict[str, str
     return "; ".join(parts)
 
 
-def report(runs: dict[str, Runs[AsyncRun]], labels: dict[str, str], skipped: str | None, in_flight: int = 1) -> str:
+def report(
+    runs: dict[str, Runs[AsyncRun]], labels: dict[str, str], skipped: str | None, in_flight: int = 1, batch: int = 1
+) -> str:
     rows = [
         "| system | tasks/s end to end | enqueue phase tasks/s | vs target | load avg at each run |",
         "|---|---:|---:|---:|---|",
@@ -181,12 +207,18 @@ def report(runs: dict[str, Runs[AsyncRun]], labels: dict[str, str], skipped: str
             f"| {labels[name]} | {spread(series.values(lambda r: r.rate))}"
             f" | {spread(series.values(lambda r: r.enqueue_rate))} | {rate / TARGET:.2f}x | {loads(series)} |"
         )
-    sending = (
-        "one call at a time (no batching)"
-        if in_flight == 1
-        else f"{in_flight} calls at a time (threads, each with its own client, one call at a time; no batching)"
-    )
-    title = "one call at a time" if in_flight == 1 else f"{in_flight} calls in flight per producer"
+    if batch > 1:
+        sending = (
+            f"one call at a time, {batch} tasks per call with each system's batched send (Triggerfish's"
+            " `POST .../invoke-batch`, one request and one durable commit; Dramatiq's `group(...).run()`; Celery's"
+            " `group(...).apply_async()`)"
+        )
+        title = f"batches of {batch}"
+    elif in_flight == 1:
+        sending, title = "one call at a time (no batching)", "one call at a time"
+    else:
+        sending = f"{in_flight} calls at a time (threads, each with its own client, one call at a time; no batching)"
+        title = f"{in_flight} calls in flight per producer"
     lines = [
         f"## Async invocations: no-op tasks end to end, the same producers, {title}",
         "",
@@ -224,13 +256,13 @@ def main() -> str:
     sections = []
     with tempfile.TemporaryDirectory(prefix="bench-async-") as tmp:
         root = Path(tmp)
-        for in_flight in IN_FLIGHT:
+        for in_flight, batch in [(k, 1) for k in IN_FLIGHT] + [(1, b) for b in BATCHES]:
 
-            def measured(start: SystemStart, k: int = in_flight) -> Callable[[], AsyncRun]:
-                return lambda: run_once(start, root, in_flight=k)
+            def measured(start: SystemStart, k: int = in_flight, b: int = batch) -> Callable[[], AsyncRun]:
+                return lambda: run_once(start, root, in_flight=k, batch=b)
 
             runs = interleave({name: measured(start) for name, (_, start) in chosen.items()}, ROUNDS)
-            sections.append(report(runs, labels, skipped, in_flight))
+            sections.append(report(runs, labels, skipped, in_flight, batch))
     return "\n\n".join(sections)
 
 

@@ -33,6 +33,8 @@ from benchmarks.measure import Runs, interleave, loads, spread
 
 N = int(os.environ.get("TRIGGERFISH_BENCH_NODES_N", "4000"))
 ROUNDS = int(os.environ.get("TRIGGERFISH_BENCH_NODES_ROUNDS", "3"))
+#: Tasks per producer call, one table per value: 1 (one call per task), and each system's batched send.
+BATCHES = [int(b) for b in os.environ.get("TRIGGERFISH_BENCH_NODES_BATCH", "1,50").split(",") if b]
 
 
 @contextmanager
@@ -51,7 +53,7 @@ SYSTEMS: dict[str, tuple[str, str, int, SystemStart]] = {
 }
 
 
-def report(runs: dict[str, Runs[AsyncRun]]) -> str:
+def report(runs: dict[str, Runs[AsyncRun]], batch: int = 1) -> str:
     rows = [
         "| system | workers | tasks/s end to end | enqueue phase tasks/s | load avg at each run |",
         "|---|---|---:|---:|---|",
@@ -75,9 +77,17 @@ def report(runs: dict[str, Runs[AsyncRun]]) -> str:
             growth.append(f"{SYSTEMS[system + '-1'][0]} {spread(ratios, 2)}x ({added:+,.0f}/s)")
     return "\n".join(
         [
-            "## Many machines: async invocations with one and two worker nodes",
+            "## Many machines: async invocations with one and two worker nodes"
+            + (f", batches of {batch}" if batch > 1 else ""),
             "",
-            f"{N:,} no-op tasks per run from {PRODUCERS} producer processes, one call at a time each, after"
+            f"{N:,} no-op tasks per run from {PRODUCERS} producer processes, one call at a time each"
+            + (
+                f" ({batch} tasks per call: Triggerfish's `invoke-batch`, Dramatiq's `group(...).run()`, Celery's"
+                " `group(...).apply_async()`)"
+                if batch > 1
+                else ""
+            )
+            + f", after"
             f" {WARMUP} warm-up tasks. Triggerfish: `triggerfish serve --role gateway` plus one or two"
             " `serve --role worker` nodes on one fresh PostgreSQL schema per run, the app deployed with"
             " `triggerfish deploy`, the producers calling the gateway's Invoke API (`Event`); done when the"
@@ -107,11 +117,15 @@ def main() -> str:
     with tempfile.TemporaryDirectory(prefix="bench-nodes-") as tmp:
         root = Path(tmp)
 
-        def measured(start: SystemStart) -> Callable[[], AsyncRun]:
-            return lambda: run_once(start, root, count=N)
+        sections = []
+        for batch in BATCHES:
 
-        runs = interleave({name: measured(start) for name, (_, _, _, start) in SYSTEMS.items()}, ROUNDS)
-    return report(runs)
+            def measured(start: SystemStart, b: int = batch) -> Callable[[], AsyncRun]:
+                return lambda: run_once(start, root, count=N, batch=b)
+
+            runs = interleave({name: measured(start) for name, (_, _, _, start) in SYSTEMS.items()}, ROUNDS)
+            sections.append(report(runs, batch))
+    return "\n\n".join(sections)
 
 
 if __name__ == "__main__":

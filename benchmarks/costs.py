@@ -1,6 +1,7 @@
 """What one request costs the platform's process, counted rather than timed: system calls and instructions.
 
     python -m benchmarks.costs http|async|events [--requests 2000] [--tree DIR ...] [--instructions]
+    python -m benchmarks.costs async --batch 50 [--requests 100]
 
 Throughput on a machine shared with other engineers' test suites moves by a
 quarter between runs of one and the same code; counts do not. This starts
@@ -13,6 +14,8 @@ connection while it counts, and divides by REQUESTS:
 - `async`: Lambda's Invoke with `X-Amz-Invocation-Type: Event` of the no-op
   of `benchmarks/apps/async_app.py`, counted until every invocation ran,
   was recorded and acknowledged (the done file has REQUESTS more bytes);
+  with `--batch B`, each request is `POST .../invoke-batch` of B invocations
+  and the counts are per invocation (REQUESTS x B of them);
 - `events`: `POST /-/events` of one `OrderPlaced` in structured mode to
   `benchmarks/apps/events_latency_app.py` (100 rules), counted until the
   matching handler entered for each.
@@ -51,14 +54,16 @@ from benchmarks.processes import free_port, wait_http, wait_until
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "benchmarks" / "apps"
 WARMUP = 200
+JSON = "application/json"
 _STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$")
 
 
 class Driver:
     """One kind of request against a started platform: `send(n)` one request, `settled(count)` the work done."""
 
-    def __init__(self, kind: str, port: int, marker: Path) -> None:
+    def __init__(self, kind: str, port: int, marker: Path, batch: int = 1) -> None:
         self.kind = kind
+        self.batch = batch
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.marker = marker
 
@@ -66,8 +71,13 @@ class Driver:
         if self.kind == "http":
             self.connection.request("GET", f"/hello?n={number}")
             expected = 200
+        elif self.kind == "async" and self.batch > 1:
+            events = [{"n": number * self.batch + i} for i in range(self.batch)]
+            body = json.dumps({"events": events})
+            self.connection.request("POST", "/-/api/v1/functions/noop/invoke-batch", body, {"Content-Type": JSON})
+            expected = 202
         elif self.kind == "async":
-            headers = {"Content-Type": "application/json", "X-Amz-Invocation-Type": "Event"}
+            headers = {"Content-Type": JSON, "X-Amz-Invocation-Type": "Event"}
             self.connection.request("POST", "/-/api/v1/functions/noop/invoke", json.dumps({"n": number}), headers)
             expected = 202
         else:
@@ -95,7 +105,10 @@ class Driver:
         for number in range(first, first + count):
             self.send(number)
         if self.kind != "http":
-            wait_until(lambda: self.done() >= already + count, f"{count} {self.kind} requests settled", 300)
+            settled = count * self.batch
+            wait_until(lambda: self.done() >= already + settled, f"{settled} {self.kind} requests settled", 300)
+            # The server may have closed the idle keep-alive connection meanwhile: the next request opens another.
+            self.connection.close()
 
 
 def _app(kind: str, work: Path) -> tuple[Path, Path]:
@@ -131,7 +144,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def syscalls(kind: str, tree: Path, requests: int) -> Counter[str]:
+def syscalls(kind: str, tree: Path, requests: int, batch: int = 1) -> Counter[str]:
     """System calls per request of the platform's process (all its threads), by name."""
     strace = shutil.which("strace")
     if strace is None:
@@ -143,8 +156,8 @@ def syscalls(kind: str, tree: Path, requests: int) -> Counter[str]:
         platform = _start(tree, app, port, work, [])
         try:
             wait_http(f"http://127.0.0.1:{port}/-/health", timeout=120)
-            driver = Driver(kind, port, marker)
-            driver.drive(0, WARMUP)
+            driver = Driver(kind, port, marker, batch)
+            driver.drive(0, max(1, WARMUP // batch))
             out = work / "strace.txt"
             tracer = subprocess.Popen([strace, "-f", "-c", "-o", str(out), "-p", str(platform.pid)])
             time.sleep(1.0)  # attached to every thread
@@ -199,23 +212,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--tree", action="append", type=Path, help="a source tree to run the platform from")
     parser.add_argument("--instructions", action="store_true", help="also count instructions under callgrind")
+    parser.add_argument("--batch", type=int, default=1, help="async: invocations per request (invoke-batch)")
     args = parser.parse_args(argv)
+    per = args.requests * max(1, args.batch)
     trees: list[Path] = [tree.resolve() for tree in args.tree] if args.tree else [ROOT]
     rows: list[tuple[Path, Counter[str], int | None]] = []
     started = f"{os.getloadavg()[0]:.1f}"
     for tree in trees:
-        counted = syscalls(args.kind, tree, args.requests)
+        counted = syscalls(args.kind, tree, args.requests, max(1, args.batch))
         counted_instructions = instructions(args.kind, tree, args.requests) if args.instructions else None
         rows.append((tree, counted, counted_instructions))
     print(f"### Costs per request: {args.kind}\n")
-    print(f"{args.requests} requests one at a time after {WARMUP} to warm up; load average {started} at the start.\n")
+    batched = f" of {args.batch} invocations each, counted per invocation" if args.batch > 1 else ""
+    print(
+        f"{args.requests} requests{batched}, one at a time after {WARMUP} to warm up; load average {started} at the"
+        " start.\n"
+    )
     names = sorted({name for _, counted, _ in rows for name in counted}, key=lambda n: -max(c[n] for _, c, _ in rows))
-    header = "| per request | " + " | ".join(f"`{tree}`" for tree, _, _ in rows) + " |"
+    unit = "invocation" if args.batch > 1 else "request"
+    header = f"| per {unit} | " + " | ".join(f"`{tree}`" for tree, _, _ in rows) + " |"
     print(header)
     print("|---|" + "---:|" * len(rows))
-    print("| system calls | " + " | ".join(f"{sum(c.values()) / args.requests:.1f}" for _, c, _ in rows) + " |")
+    print("| system calls | " + " | ".join(f"{sum(c.values()) / per:.1f}" for _, c, _ in rows) + " |")
     for name in names[:12]:
-        print(f"| `{name}` | " + " | ".join(f"{c[name] / args.requests:.2f}" for _, c, _ in rows) + " |")
+        print(f"| `{name}` | " + " | ".join(f"{c[name] / per:.2f}" for _, c, _ in rows) + " |")
     if args.instructions:
         print(
             "| instructions (thousands) | "

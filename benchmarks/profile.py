@@ -2,7 +2,7 @@
 
     python -m benchmarks.profile http   [--seconds 10] [--loop asyncio|uvloop]
     python -m benchmarks.profile events [--seconds 10] [--loop asyncio|uvloop] [--store sqlite|postgresql]
-    python -m benchmarks.profile async  [--seconds 10] [--loop asyncio|uvloop] [--in-flight 16]
+    python -m benchmarks.profile async  [--seconds 10] [--loop asyncio|uvloop] [--in-flight 16] [--batch 50]
 
 Starts the platform as the benchmark does (`triggerfish dev` through the
 launcher), drives it as the benchmark does (wrk over 32 connections; the
@@ -100,7 +100,7 @@ def record(pid: int, seconds: float, out: Path) -> str:
     return out.read_text()
 
 
-def profile(kind: str, seconds: float, loop: str, store: str | None = None, in_flight: int = 1) -> str:
+def profile(kind: str, seconds: float, loop: str, store: str | None = None, in_flight: int = 1, batch: int = 1) -> str:
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         port = free_port()
@@ -109,10 +109,19 @@ def profile(kind: str, seconds: float, loop: str, store: str | None = None, in_f
             with async_systems.triggerfish(work, loop=loop) as target:
                 produce(target, 40, 1, first=0, already=0, log=work / "producers.log")
                 # about what it manages: the load outlasts the sampling
-                count = round((600 if in_flight == 1 else 2500) * (seconds + 2))
+                count = round((600 if in_flight == batch == 1 else 2500) * (seconds + 2))
 
                 def tasks() -> None:
-                    produce(target, count, 4, first=40, already=40, log=work / "producers.log", in_flight=in_flight)
+                    produce(
+                        target,
+                        count,
+                        4,
+                        first=40,
+                        already=40,
+                        log=work / "producers.log",
+                        in_flight=in_flight,
+                        batch=batch,
+                    )
 
                 driver = threading.Thread(target=tasks)
                 driver.start()
@@ -159,7 +168,8 @@ def _report(kind: str, loop: str, seconds: float, raw: str) -> str:
         f"py-spy, {seconds:g} s at {RATE} samples/s of every thread of the platform's process. Share of the time"
         f" each thread was seen running (not idle in a system call py-spy knows as waiting): {busy}.",
     ]
-    for name, top in (("MainThread", TOP), ("triggerfish-store-writer", 8)):
+    others = [(name, 8) for name in sorted(threads) if name not in ("MainThread", "triggerfish-store-writer")]
+    for name, top in (("MainThread", TOP), ("triggerfish-store-writer", 8), *others):
         if name in threads:
             profile = threads[name]
             lines += ["", f"{name}:", "", *table(profile.inclusive, profile.samples, "on the stack (inclusive)", top)]
@@ -174,8 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--in-flight", type=int, default=1, help="async: calls each producer keeps in flight")
+    parser.add_argument("--batch", type=int, default=1, help="async: tasks per call (Triggerfish's invoke-batch)")
     args = parser.parse_args(argv)
-    print(profile(args.kind, args.seconds, args.loop, args.store, args.in_flight))
+    print(profile(args.kind, args.seconds, args.loop, args.store, args.in_flight, args.batch))
 
 
 if __name__ == "__main__":

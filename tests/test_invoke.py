@@ -206,6 +206,50 @@ async def test_a_non_json_event_is_refused_and_nothing_is_queued(invoker: Invoke
     assert (await store.queues.stats("fn.quote")).depth == 0
 
 
+async def test_invoke_async_many_queues_every_event_in_order_and_each_runs(invoker: Invoker, store: Store) -> None:
+    request_ids = await invoker.invoke_async_many("quote", [{"items": n} for n in range(1, 6)])
+    assert len(set(request_ids)) == 5
+    messages = await store.queues.receive("fn.quote", max_messages=10)
+    assert [orjson.loads(m.body) for m in messages] == [{"items": n} for n in range(1, 6)]
+    assert [orjson.loads(m.attributes["triggerfish.invocation"])["request_id"] for m in messages] == request_ids
+    for message in messages:
+        await store.queues.release("fn.quote", message.receipt)
+    await invoker.start()
+    try:
+        async with asyncio.timeout(10):
+            await invoker.drain()
+    finally:
+        await invoker.stop()
+    for request_id in request_ids:
+        record = await invoker.records.get(request_id)
+        assert record is not None
+        assert record.status == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("events", "options", "error", "match"),
+    [
+        ([], {}, InvalidInputError, "1 to 1000 events, not 0"),
+        ({"items": 1}, {}, InvalidInputError, "not dict"),
+        ([{"items": 1}] * 1001, {}, InvalidInputError, "not 1001"),
+        ([{"items": 1}, {"bad": {1, 2}}], {}, InvalidInputError, "^event 1: invoke_async"),
+        ([{"items": 1}, {"pad": "x" * 100}], {"max_event_bytes": 50}, InvalidInputError, "^event 1: its JSON is 110 "),
+        ([{"items": 1}], {"trigger": ""}, InvalidInputError, "trigger"),
+    ],
+)
+async def test_invoke_async_many_is_all_or_nothing(
+    invoker: Invoker, store: Store, events: Any, options: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        await invoker.invoke_async_many("quote", events, **options)
+    assert (await store.queues.stats("fn.quote")).depth == 0
+
+
+async def test_invoke_async_many_of_an_unknown_function_names_the_declared_ones(invoker: Invoker) -> None:
+    with pytest.raises(FunctionNotFoundError, match=r"'nope'.*quote"):
+        await invoker.invoke_async_many("nope", [{"items": 1}])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -99,6 +99,35 @@ class AtomicContract(StoreContract):
         with pytest.raises(AtomicConflictError, match="Delete"):
             await store.atomic([Delete("ns", "absent", if_version=recreated.version)])
 
+    async def test_a_run_of_puts_writes_each_in_order_and_the_last_of_a_key_stands(self, store: Store) -> None:
+        # Backends write a run of unconditional puts as one batch: what each returns and what stands must not change.
+        results = await store.atomic(
+            [
+                Put("ns", "a", b"1"),
+                Put("ns", "b", b"2", ttl=LONG),
+                Put("other", "a", b"3"),
+                Put("ns", "a", b"4"),
+                Put("ns", "c", b"5", if_version=ABSENT),
+                Put("ns", "d", b"6"),
+            ]
+        )
+        assert [(r.namespace, r.key, r.value) for r in results] == [
+            ("ns", "a", b"1"),
+            ("ns", "b", b"2"),
+            ("other", "a", b"3"),
+            ("ns", "a", b"4"),
+            ("ns", "c", b"5"),
+            ("ns", "d", b"6"),
+        ]
+        versions = [r.version for r in results]
+        assert versions == sorted(versions)
+        assert len(set(versions)) == len(versions)
+        assert results[1].expires_at is not None
+        assert results[0].expires_at is None
+        assert await store.kv.get("ns", "a") == results[3]
+        assert await store.kv.get("other", "a") == results[2]
+        assert await store.kv.get("ns", "d") == results[5]
+
     async def test_an_ended_lease_is_a_false_ack_not_a_conflict(self, store: Store) -> None:
         await store.queues.send("work", b"job")
         [job] = await store.queues.receive("work", visibility_timeout=SHORT)

@@ -55,6 +55,9 @@ _MAX_HOPS_ARG = 10_000
 MAX_DELAY = 15 * 60.0
 #: Span links one invocation keeps at most (a batch of up to 10,000 stream records links the first 128).
 MAX_LINKS = 128
+#: The most invocations one `invoke_async_many` queues (one write): SQS's SendMessageBatch takes 10, the
+#: control API's batch endpoint takes what one request body of 256 KiB holds.
+MAX_BATCH = 1000
 
 
 class Invoker:
@@ -198,6 +201,43 @@ class Invoker:
             delay=delay,
             dedup_id=dedup_id,
         )
+
+    async def invoke_async_many(
+        self,
+        function: str,
+        events: Sequence[Any],
+        *,
+        trigger: str = "async",
+        traceparent: str | None = None,
+        max_event_bytes: int | None = None,
+    ) -> list[str]:
+        """Queue one invocation of `function` per event, all in one durable write; their request ids, in order.
+
+        All or nothing: every event is checked first (InvalidInputError names the first bad one by its index,
+        FunctionNotFoundError an unknown function) and nothing is stored unless all are; once this returns, every
+        invocation is durably queued. At most MAX_BATCH events; `max_event_bytes` bounds each event's JSON
+        (the control API: Lambda's 256 KiB of an `Event` invocation).
+        """
+        if not isinstance(events, list | tuple) or not 1 <= len(events) <= MAX_BATCH:
+            count = len(events) if isinstance(events, list | tuple) else type(events).__name__
+            raise InvalidInputError(f"invoke_async_many takes a list of 1 to {MAX_BATCH} events, not {count}")
+        messages: list[OutgoingMessage] = []
+        request_ids: list[str] = []
+        queue = function_queue(function)
+        for index, event in enumerate(events):
+            try:
+                _, message, request_id = self.message(function, event, trigger=trigger, traceparent=traceparent)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"event {index}: {exc}") from None
+            if max_event_bytes is not None and len(message.body) > max_event_bytes:
+                raise InvalidInputError(
+                    f"event {index}: its JSON is {len(message.body)} bytes, over the limit of {max_event_bytes} bytes"
+                    " of one asynchronous invocation; pass a reference to large data instead"
+                )
+            messages.append(message)
+            request_ids.append(request_id)
+        await self.store.queues.send_many(queue, messages)
+        return request_ids
 
     async def _enqueue(
         self,

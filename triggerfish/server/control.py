@@ -39,6 +39,7 @@ from triggerfish.observe.traces import trace_spans
 from triggerfish.runtime.invoke import new_request_id
 from triggerfish.runtime.records import STATUSES, InvocationRecord
 from triggerfish.server import (
+    control_batch,
     control_events,
     control_eventstore,
     control_inputs,
@@ -609,6 +610,7 @@ OPERATIONS: tuple[Operation, ...] = (
     *control_streams.OPERATIONS,
     *control_traces.OPERATIONS,
     *control_inputs.OPERATIONS,
+    *control_batch.OPERATIONS,
     progress.OPERATION,
 )
 

@@ -111,6 +111,11 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "Accepted": {"type": "object", "properties": {"request_id": {"type": "string"}}},
+        "Batch": {
+            "type": "object",
+            "required": ["request_ids"],
+            "properties": {"request_ids": {"type": "array", "items": {"type": "string"}}},
+        },
         "Secret": {
             "type": "object",
             "description": "A secret as it may be shown: never its value",

@@ -274,6 +274,10 @@ class Platform:
         """Queue an asynchronous invocation durably (Invoker.invoke_async's arguments); its request id."""
         return await self.current.invoke_async(function, event, **options)
 
+    async def invoke_async_many(self, function: str, events: list[Any], **options: Any) -> list[str]:
+        """Queue one asynchronous invocation per event in one durable write (Invoker.invoke_async_many); their ids."""
+        return await self.current.invoker.invoke_async_many(function, events, **options)
+
     async def changed(self, what: Literal["rules", "subscriptions"]) -> None:
         """The run-time rules or subscriptions were changed in the store: say so to whoever listens."""
         if self.on_change is not None:

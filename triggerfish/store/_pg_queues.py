@@ -185,6 +185,68 @@ async def receive(
     return out, dead_lettered
 
 
+#: The lease of `receive_at_once`: one statement (autocommit), locking the queue's head with SKIP LOCKED, counting
+#: the candidates `receive` would rather remove (past the retention, or due for the dead-letter queue) and, only when
+#: there are none, leasing them all. The queue's config is read in the statement; an unconfigured queue's defaults
+#: come as a parameter. Receipts are the message id and 16 hex digits of a random UUID's MD5.
+_LEASE_AT_ONCE = f"""
+WITH cfg AS (
+    SELECT coalesce((SELECT config::jsonb FROM queues WHERE name = %(queue)s), %(defaults)s::jsonb) AS c
+), head AS (
+    SELECT seq, sent_at, receive_count, visible_at FROM messages
+    WHERE queue = %(queue)s AND ready AND visible_at <= %(now)s
+    ORDER BY visible_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), removable AS (
+    SELECT count(*) AS n FROM head, cfg
+    WHERE head.sent_at + (cfg.c->>'retention')::float8 <= %(now)s
+       OR (cfg.c->>'max_receives' IS NOT NULL AND head.receive_count >= (cfg.c->>'max_receives')::int)
+), leased AS (
+    UPDATE messages m SET receipt = m.id || '.' || left(md5(gen_random_uuid()::text), 16),
+        visible_at = %(now)s + coalesce(%(lease)s, (cfg.c->>'visibility_timeout')::float8),
+        receive_count = m.receive_count + 1, first_received_at = coalesce(m.first_received_at, %(now)s)
+    FROM head, cfg, removable
+    WHERE m.seq = head.seq AND removable.n = 0
+    RETURNING head.visible_at AS was_visible_at, {", ".join("m." + c for c in _COLUMNS.split(", "))},
+        m.receipt, m.visible_at
+)
+SELECT removable.n, leased.* FROM removable LEFT JOIN leased ON true
+"""
+_DEFAULTS = json.dumps(asdict(QueueConfig()))
+
+
+async def receive_at_once(
+    c: Conn, queue: str, max_messages: int, visibility_timeout: float | None, now: float
+) -> list[Message] | None:
+    """Lease up to `max_messages` in one round trip (no transaction of its own: one statement is one); None when
+    the queue's head holds a message `receive` must remove or dead-letter first (then call that)."""
+    cursor = await c.execute(
+        _LEASE_AT_ONCE,
+        {"queue": queue, "now": now, "limit": max_messages, "lease": visibility_timeout, "defaults": _DEFAULTS},
+    )
+    rows = await cursor.fetchall()
+    if rows and rows[0][0]:
+        return None
+    leased = sorted((row for row in rows if row[2] is not None), key=lambda row: (row[1], row[2]))
+    return [
+        Message(
+            queue=queue,
+            message_id=message_id,
+            receipt=receipt,
+            body=bytes(body),
+            attributes={} if attributes is None else json.loads(attributes),
+            group=group,
+            dedup_id=dedup_id,
+            receive_count=count,
+            sent_at=sent_at,
+            first_received_at=first,
+            lease_expires_at=lease_until,
+        )
+        for (_, _, _, message_id, body, attributes, group, dedup_id, sent_at, count, first, receipt, lease_until) in (
+            leased
+        )
+    ]
+
+
 async def has_ready(c: Conn, queue: str, now: float) -> bool:
     cursor = await c.execute(
         "SELECT EXISTS (SELECT 1 FROM messages WHERE queue = %s AND ready AND visible_at <= %s)", (queue, now)

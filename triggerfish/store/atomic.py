@@ -161,6 +161,16 @@ def forwarded_source(ops: Sequence[Op], results: Sequence[Any], op: Forward) -> 
     return records
 
 
+def unconditional_puts(ops: Sequence[Op], start: int) -> list[Put]:
+    """The run of unconditional Puts from `ops[start]` on: what a backend writes as one batched put."""
+    run: list[Put] = []
+    for op in ops[start:]:
+        if not isinstance(op, Put) or op.if_version is not None:
+            break
+        run.append(op)
+    return run
+
+
 def forward_bodies(
     op: Forward, records: Sequence[Any], place: bytes | None, limit: int
 ) -> list[tuple[str, list[bytes]]] | None:

@@ -38,6 +38,7 @@ from triggerfish.store.atomic import (
     conflict,
     forward_bodies,
     forwarded_source,
+    unconditional_puts,
 )
 from triggerfish.store.base import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -188,6 +189,16 @@ async def _write_atomic(c: Conn, ops: list[Op], now: float, limit: int) -> list[
             written = iter(await lg.write_appends(c, batch) if batch else [])
             results.extend(next(written) if a.items else [] for a in run)
             index = end
+            continue
+        if isinstance(op, Put) and op.if_version is None:
+            # A run of unconditional puts (a batch of invocation records: each one's copy, span and input) is two
+            # round trips (versions, one insert), not two per put.
+            puts = unconditional_puts(ops, index)
+            stored = await kv.put_many(
+                c, [(p.namespace, [(p.key, p.value)], None if p.ttl is None else now + p.ttl) for p in puts]
+            )
+            results.extend(records[0] for records in stored)
+            index += len(puts)
             continue
         at, index = index, index + 1
         if isinstance(op, Send):
@@ -342,7 +353,14 @@ class PostgresQueues(Queues):
         # Idle receivers poll: once a queue came up empty, ask without a transaction or a lock first.
         if queue in self._empty and not await self._engine.read(q.has_ready, queue, now):
             return []
-        messages, dead_letter = await self._engine.run(q.receive, queue, max_messages, visibility_timeout, now)
+        # One round trip in the common case; the transaction of several statements only when the head of the queue
+        # holds messages to drop or dead-letter.
+        dead_letter = None
+        found = await self._engine.read(q.receive_at_once, queue, max_messages, visibility_timeout, now)
+        if found is None:
+            messages, dead_letter = await self._engine.run(q.receive, queue, max_messages, visibility_timeout, now)
+        else:
+            messages = found
         if messages:
             self._empty.discard(queue)
         else:

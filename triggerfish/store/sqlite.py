@@ -43,6 +43,7 @@ from triggerfish.store.atomic import (
     conflict,
     forward_bodies,
     forwarded_source,
+    unconditional_puts,
 )
 from triggerfish.store.base import (
     ABSENT,
@@ -202,6 +203,15 @@ class SqliteStore(Store):
 def _write_atomic(c: sqlite3.Connection, ops: list[Op], now: float, limit: int) -> list[Any]:
     results: list[Any] = []
     for index, op in enumerate(ops):
+        if len(results) > index:
+            continue  # written with the run of puts it belongs to
+        if isinstance(op, Put) and op.if_version is None:
+            # A run of unconditional puts (a batch of invocation records: each one's copy, span and input) is one
+            # version bump and one executemany, not two statements per put.
+            puts = unconditional_puts(ops, index)
+            written = _kv_write_puts(c, [(p.namespace, [(p.key, p.value)], _expiry(p, now)) for p in puts])
+            results.extend(records[0] for records in written)
+            continue
         if isinstance(op, Append):
             results.append(lg.write_appends(c, [(op.stream, list(op.items), now)])[0] if op.items else [])
         elif isinstance(op, Send):
@@ -226,6 +236,10 @@ def _write_atomic(c: sqlite3.Connection, ops: list[Op], now: float, limit: int) 
         elif isinstance(op, Forward):
             results.append(_forward(c, op, forwarded_source(ops, results, op), now, limit))
     return results
+
+
+def _expiry(op: Put, now: float) -> float | None:
+    return None if op.ttl is None else now + op.ttl
 
 
 def _forward(c: sqlite3.Connection, op: Forward, records: list[LogRecord], now: float, limit: int) -> bool:
