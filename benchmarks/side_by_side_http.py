@@ -121,7 +121,8 @@ def main() -> None:
         ahead = sum(g > 1 for g in gain)
         print(
             f"- {loop}: after / before {spread(gain, 2)}x (ahead in {ahead} of {len(gain)} rounds), CPU per request"
-            f" {spread(cpu_ratio, 2)}x; after / Starlette {spread(share, 2)}x, before / Starlette {spread(share_before, 2)}x."
+            f" {spread(cpu_ratio, 2)}x; after / Starlette {spread(share, 2)}x,"
+            f" before / Starlette {spread(share_before, 2)}x."
         )
 
 
