@@ -80,3 +80,28 @@ async def test_a_malformed_request_is_answered_400_and_the_server_serves_on(pars
         async with httpx.AsyncClient(base_url=server.url) as client:
             fine = await client.post("/y", content=b"z")
         assert (fine.status_code, fine.text) == (200, "/y z")
+
+
+async def refuse_unread(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers 413 at once without reading the body, and keeps the connection, as the control API's limits do."""
+    if scope["type"] != "http":
+        return
+    status, answer = (413, b"too large") if scope["path"] == "/big" else (200, b"fine")
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(answer)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer})
+
+
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+async def test_an_answer_sent_before_the_body_arrived_reaches_the_client_and_the_connection_serves_on(
+    parser: str,
+) -> None:
+    # The rest of the body is not a request head: it must not count against the head's limit or timeout.
+    async with (
+        GatewayServer(refuse_unread, port=0, http=parser) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        refused = await client.post("/big", content=b"x" * (6 * 1024 * 1024))
+        assert (refused.status_code, refused.text) == (413, "too large")
+        again = await client.get("/small")
+        assert (again.status_code, again.text) == (200, "fine")

@@ -57,6 +57,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         #: No request is being served: the connection is idle or a head is arriving (the guard may evict it).
         self._waiting = True
+        #: Of the request being served: whether all of it arrived, and whether its response went out. Only
+        #: with both is the connection waiting again (a response sent early leaves the body still to come).
+        self._received = False
+        self._answered = False
         #: Bytes that arrived while waiting, i.e. of the head now arriving (0: none of it has come).
         self._head_bytes = 0
 
@@ -83,22 +87,32 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # The head is in: the request is the app's now; only its body timeout and the app bound it.
         self._stop_head_timer()
         self._head_bytes = 0
+        self._received = self._answered = False
         if self._waiting:
             self._waiting = False
             self.guard.busy(self)
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        self._received = True
+        super().on_message_complete()
+        self._settle()
+
     def on_response_complete(self) -> None:
         cast(CoalescingTransport, self.transport).flush()
         pipelined = bool(self.pipeline)
         super().on_response_complete()
-        if pipelined or self.transport.is_closing():
+        if pipelined:  # the next request's cycle starts now: still busy
+            return
+        self._answered = True
+        self._settle()
+
+    def _settle(self) -> None:
+        """Waiting again once the request arrived whole and its response went out (h11's IDLE)."""
+        if self._waiting or not (self._received and self._answered) or self.transport.is_closing():
             return
         self._waiting = True
         self.guard.idle(self)
-        # Kept alive and idle, uvicorn's keep-alive timer runs; the next head's first byte starts this one.
-        if self._head_bytes and self._head_timer is None:
-            self._start_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
