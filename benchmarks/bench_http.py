@@ -7,15 +7,18 @@ server process (workers = 1) each:
 - Triggerfish: `triggerfish dev` (the whole platform: bus, queues, topics and
   schedules running, each request's invocation record written to SQLite,
   the handler in a worker process forked from the app's zygote), on uvicorn
-  as the platform configures it (h11), on asyncio's event loop and on uvloop
-  (`python -m benchmarks.launch --loop uvloop`);
-- bare Starlette on uvicorn with the same settings (h11; asyncio, then
-  uvloop): the ceiling, since the platform serves through uvicorn too;
+  as the platform configures it (httptools behind the connection guard),
+  on uvloop (its default) and on asyncio's event loop
+  (`python -m benchmarks.launch --loop asyncio`); for the record, on uvloop
+  with h11 (`TRIGGERFISH_HTTP=h11`), the parser it served with before;
+- bare Starlette on uvicorn with the same settings (httptools; uvloop, then
+  asyncio): the ceiling, since the platform serves through uvicorn too;
 - for the record, Triggerfish's gateway alone on those settings, its
   handler called directly (`benchmarks/apps/http_gateway_only.py`): the
   gateway's own cost, apart from the invocation path behind it;
 - functions-framework's own command: gunicorn with its gthread worker, one
-  worker of 4 threads per core (8 here), as Google ships it.
+  worker of 4 threads per core (8 here), as Google ships it (its CLI's
+  production server: `WORKERS` 1 and `THREADS` 4 per core by default).
 
 wrk (one thread) loads each for DURATION s over CONNECTIONS keep-alive
 connections (throughput), then LATENCY_DURATION s over one connection, one
@@ -51,6 +54,8 @@ P50_GAP_TARGET_MS = 1.0
 APPS = Path(__file__).resolve().parent / "apps"
 PATH = "/hello?n=7"
 STARLETTE = "benchmarks.apps.http_starlette:app"
+#: The parser the platform serves with (triggerfish.gateway.server.http_parser), and so its peers on uvicorn.
+PARSER = "httptools"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +64,14 @@ class Server:
     command: Callable[[int, Path], list[str]]
 
 
-def _triggerfish(loop: str) -> Callable[[int, Path], list[str]]:
+def _triggerfish(loop: str, parser: str = PARSER) -> Callable[[int, Path], list[str]]:
     def command(port: int, work: Path) -> list[str]:
         app = str(APPS / "http_app.py")
-        data = str(work / f"triggerfish-{loop}")
+        data = str(work / f"triggerfish-{loop}-{parser}")
         # --quiet: the per-invocation lines dev prints are for a person at a terminal, not part of what is measured.
         arguments = ["dev", app, "--port", str(port), "--no-reload", "--quiet", "--data-dir", data]
-        return launcher(loop, "triggerfish", *arguments)
+        # The variable `triggerfish dev` reads for its parser (triggerfish/gateway/server.py).
+        return ["env", f"TRIGGERFISH_HTTP={parser}", *launcher(loop, "triggerfish", *arguments)]
 
     return command
 
@@ -79,7 +85,7 @@ def _uvicorn(app: str, loop: str) -> Callable[[int, Path], list[str]]:
             app,
             "--host=127.0.0.1",
             f"--port={port}",
-            "--http=h11",
+            f"--http={PARSER}",
             f"--loop={loop}",
             "--workers=1",
             "--no-access-log",
@@ -97,13 +103,16 @@ def _functions_framework(port: int, work: Path) -> list[str]:
 
 SERVERS = {
     "triggerfish": Server("Triggerfish (`triggerfish dev`), asyncio", _triggerfish("asyncio")),
-    "triggerfish-uvloop": Server("Triggerfish (`triggerfish dev`), uvloop", _triggerfish("uvloop")),
+    "triggerfish-uvloop": Server("Triggerfish (`triggerfish dev`), uvloop (its default)", _triggerfish("uvloop")),
+    "triggerfish-uvloop-h11": Server(
+        "Triggerfish (`triggerfish dev`), uvloop, h11 (`TRIGGERFISH_HTTP=h11`)", _triggerfish("uvloop", "h11")
+    ),
     "gateway-only": Server(
-        "Triggerfish's gateway alone (handler called directly) on uvicorn (h11), asyncio",
+        f"Triggerfish's gateway alone (handler called directly) on uvicorn ({PARSER}), asyncio",
         _uvicorn("benchmarks.apps.http_gateway_only:app", "asyncio"),
     ),
-    "starlette": Server("bare Starlette on uvicorn (h11), asyncio", _uvicorn(STARLETTE, "asyncio")),
-    "starlette-uvloop": Server("bare Starlette on uvicorn (h11), uvloop", _uvicorn(STARLETTE, "uvloop")),
+    "starlette": Server(f"bare Starlette on uvicorn ({PARSER}), asyncio", _uvicorn(STARLETTE, "asyncio")),
+    "starlette-uvloop": Server(f"bare Starlette on uvicorn ({PARSER}), uvloop", _uvicorn(STARLETTE, "uvloop")),
     "functions-framework": Server("functions-framework (gunicorn gthread, 1 worker x 8 threads)", _functions_framework),
 }
 
@@ -190,7 +199,7 @@ def report(runs: dict[str, Runs[Round]]) -> str:
         f" {CONNECTIONS} keep-alive connections (throughput), then {LATENCY_DURATION:g} s over one connection"
         f" (latency). {ROUNDS} rounds, the servers taking turns; medians, with the lowest and highest run."
         " Triggerfish is `triggerfish dev` as it ships (the whole platform, the handler in a worker process, an"
-        " invocation record per request in SQLite); bare Starlette runs on uvicorn with the same settings (h11);"
+        f" invocation record per request in SQLite); bare Starlette runs on uvicorn with the same settings ({PARSER});"
         " functions-framework is its own command (gunicorn gthread). Server CPU: what the server's processes"
         " (with the workers they started) used during the loaded run, in cores; 1.0 is one core kept busy.",
         "",
@@ -235,6 +244,9 @@ def report(runs: dict[str, Runs[Round]]) -> str:
     if "triggerfish" in usable and "triggerfish-uvloop" in usable:
         ratio = _ratios(runs, "triggerfish-uvloop", "triggerfish", lambda r: r.loaded.rps)
         lines.append(f"- uvloop / asyncio for Triggerfish's throughput: {spread(ratio, 2)}x.")
+    if "triggerfish-uvloop" in usable and "triggerfish-uvloop-h11" in usable:
+        ratio = _ratios(runs, "triggerfish-uvloop", "triggerfish-uvloop-h11", lambda r: r.loaded.rps)
+        lines.append(f"- {PARSER} / h11 for Triggerfish's throughput (uvloop): {spread(ratio, 2)}x.")
     lines.append("- Ratios are per round (the servers ran back to back), then the median with the range.")
     return "\n".join(lines)
 

@@ -1,7 +1,7 @@
 """Triggerfish's HTTP gateway alone, with the handler of `http_app.py` called directly (no runner, no record).
 
 Served by uvicorn's command line with bare Starlette's settings
-(`python -m uvicorn benchmarks.apps.http_gateway_only:app --http h11`): it
+(`python -m uvicorn benchmarks.apps.http_gateway_only:app --http httptools`): it
 shows what the gateway costs against bare Starlette, apart from the
 invocation path behind it (the runner, the worker round trip, the record).
 """

@@ -18,6 +18,14 @@ from triggerfish.errors import InvalidInputError
 from triggerfish.gateway import GatewayServer
 from triggerfish.gateway.connections import FD_RESERVE, ConnectionLimits, plan_descriptors
 from triggerfish.gateway.log_limit import LogLimiter
+from triggerfish.gateway.server import PARSER_VARIABLE
+
+
+@pytest.fixture(autouse=True, params=["httptools", "h11"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every guarantee holds on both parsers the server can serve with."""
+    monkeypatch.setenv(PARSER_VARIABLE, request.param)
+    return str(request.param)
 
 
 class Holding:

@@ -18,6 +18,7 @@ from tests.gateway.apps import web
 from triggerfish.errors import HandlerError, InvalidInputError, StoreFullError, StoreUnavailableError
 from triggerfish.gateway import Gateway, GatewayServer, RouteTable, serve_gateway
 from triggerfish.gateway.connections import ConnectionLimits
+from triggerfish.gateway.server import PARSER_VARIABLE
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
 from triggerfish.runtime.process_runner import ProcessRunner
@@ -64,6 +65,12 @@ def _complete(data: bytes) -> bool:
         if line.lower().startswith(b"content-length:"):
             return len(body) >= int(line.split(b":", 1)[1])
     return False
+
+
+@pytest.fixture(params=["httptools", "h11"])
+def both_parsers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test runs on each parser the server can serve with (triggerfish.gateway.server.http_parser)."""
+    monkeypatch.setenv(PARSER_VARIABLE, request.param)
 
 
 @pytest.fixture
@@ -265,15 +272,17 @@ async def test_a_body_that_stops_arriving_gets_408(serve: Serve) -> None:
     assert answer.startswith(b"HTTP/1.1 408 ")
 
 
+@pytest.mark.usefixtures("both_parsers")
 async def test_a_head_still_arriving_past_the_limit_is_refused_by_the_server(serve: Serve) -> None:
     async with serve(max_header_bytes=4096) as s:
-        # no blank line: the head is incomplete, and h11 stops buffering it at the limit
+        # no blank line: the head is incomplete, and the server stops buffering it at the limit
         answer = await s.raw(b"GET /echo/x HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 8000)
         assert answer.startswith(b"HTTP/1.1 400 ")
         # the server is unharmed
         assert (await s.client.get("/hello")).status_code == 200
 
 
+@pytest.mark.usefixtures("both_parsers")
 async def test_headers_over_the_limit_that_arrive_whole_are_431(serve: Serve) -> None:
     async with serve(max_header_bytes=4096) as s:
         big = await s.client.get("/echo/x", headers={"x-big": "a" * 5000})
@@ -281,6 +290,7 @@ async def test_headers_over_the_limit_that_arrive_whole_are_431(serve: Serve) ->
         assert (await s.client.get("/echo/x", headers={"x-fine": "a" * 3000})).status_code == 200
 
 
+@pytest.mark.usefixtures("both_parsers")
 async def test_an_idle_keep_alive_connection_is_closed_after_the_timeout(serve: Serve) -> None:
     async with serve(limits=ConnectionLimits(keep_alive_timeout=1)) as s:
         reader, writer = await asyncio.open_connection("127.0.0.1", s.server.port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from typing import Any
 
 import orjson
@@ -85,6 +86,50 @@ def test_blocking_sockets_carry_frames_and_report_a_clean_close() -> None:
         with pytest.raises(ProtocolError, match="middle of a frame"):
             p.recv_frame(right)
         assert p.recv_frame(right) is None
+
+
+class CountingSocket:
+    """A socket's `recv`, counted: how many system calls reading took."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reads = 0
+
+    def recv(self, size: int) -> bytes:
+        self.reads += 1
+        return self.sock.recv(size)
+
+
+def test_the_frame_reader_takes_a_frame_in_one_read_and_keeps_what_follows() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        counted = CountingSocket(right)
+        reader = p.FrameReader(counted)  # type: ignore[arg-type]
+        p.send_frame(left, MESSAGES[0])
+        assert reader.recv() == MESSAGES[0]
+        assert counted.reads == 1  # the length and the body together
+        # Frames joined in one send come out one by one, with no read in between.
+        left.sendall(b"".join(p.encode(m) for m in MESSAGES))
+        assert [reader.recv() for _ in MESSAGES] == MESSAGES
+        # A frame larger than one read, and one split across sends, arrive whole.
+        big = p.Log(level="info", message="x" * 1_000_000)
+        data = p.encode(big)
+        left.sendall(data[:3])
+        sender = threading.Thread(target=left.sendall, args=(data[3:],))
+        sender.start()
+        assert reader.recv() == big
+        sender.join()
+        left.sendall(b"\x00\x00\x00\x10{")  # a frame cut short by the peer closing
+        left.close()
+        with pytest.raises(ProtocolError, match="middle of a frame"):
+            reader.recv()
+
+
+def test_the_frame_reader_reports_a_clean_close_as_none() -> None:
+    left, right = socket.socketpair()
+    with right:
+        left.close()
+        assert p.FrameReader(right).recv() is None
 
 
 async def test_the_parent_connection_turns_garbage_into_a_protocol_error() -> None:

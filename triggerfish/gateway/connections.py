@@ -38,7 +38,7 @@ import logging
 import os
 import resource
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import h11
 import orjson
@@ -169,6 +169,12 @@ def _raw_answer(status: int, reason: str, code: str, message: str, headers: dict
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+class Guarded(Protocol):
+    """A served connection as the guard sees it (GuardedH11Protocol, GuardedHttpToolsProtocol)."""
+
+    def evict(self) -> None: ...
+
+
 class ConnectionGuard:
     """The connections of one server: who is open, who may be evicted, and whether there is room to accept.
 
@@ -181,8 +187,8 @@ class ConnectionGuard:
         self.limiter = limiter or LogLimiter(log)
         self.uvicorn_log = LimitedLogger(logging.getLogger("uvicorn.error"), self.limiter)
         #: Open guarded connections; those waiting for a request head, oldest first.
-        self.open: set[GuardedH11Protocol] = set()
-        self.waiting: collections.OrderedDict[GuardedH11Protocol, None] = collections.OrderedDict()
+        self.open: set[Guarded] = set()
+        self.waiting: collections.OrderedDict[Guarded, None] = collections.OrderedDict()
         self.refusing: set[RefusingProtocol] = set()
         self.room = asyncio.Event()
         self.room.set()
@@ -227,24 +233,28 @@ class ConnectionGuard:
                     self.limits.max_connections,
                 )
                 return RefusingProtocol(self)
+        if config.http == "httptools":
+            from triggerfish.gateway.httptools_guard import GuardedHttpToolsProtocol
+
+            return GuardedHttpToolsProtocol(config, server_state, app_state, guard=self)
         return GuardedH11Protocol(config, server_state, app_state, guard=self)
 
     # --- what the protocols report ---
 
-    def opened(self, protocol: GuardedH11Protocol) -> None:
+    def opened(self, protocol: Guarded) -> None:
         self.open.add(protocol)
         self.waiting[protocol] = None
         self._update_room()
 
-    def busy(self, protocol: GuardedH11Protocol) -> None:
+    def busy(self, protocol: Guarded) -> None:
         self.waiting.pop(protocol, None)
 
-    def idle(self, protocol: GuardedH11Protocol) -> None:
+    def idle(self, protocol: Guarded) -> None:
         if protocol in self.open:
             self.waiting[protocol] = None
             self.waiting.move_to_end(protocol)
 
-    def closed(self, protocol: GuardedH11Protocol) -> None:
+    def closed(self, protocol: Guarded) -> None:
         self.open.discard(protocol)
         self.waiting.pop(protocol, None)
         self._update_room()

@@ -11,8 +11,9 @@ What bounds a client, and where:
   keep-alive timeout, and file descriptors planned so that accepting never
   runs the process out of them (the server accepts connections itself and
   stops while the cap is used up);
-- headers: h11 refuses a request whose head is over `max_header_bytes`
-  (the connection is answered 400 and closed);
+- headers: a request head still arriving past `max_header_bytes` is refused
+  (the connection is answered 400 and closed; the gateway answers a head
+  that arrived whole and too large with 431);
 - a body that has not arrived in full after the gateway's `body_timeout`
   gets 408 (uvicorn has no body timeout of its own; see Gateway).
 """
@@ -23,7 +24,9 @@ import asyncio
 import contextlib
 import errno
 import functools
+import importlib.util
 import logging
+import os
 import socket
 from collections.abc import Generator
 from types import TracebackType
@@ -44,25 +47,53 @@ log = logging.getLogger("triggerfish.gateway")
 
 #: h11's default: the request line and headers together may not exceed this many bytes.
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+#: Names the HTTP/1.1 parser to serve with: "httptools" or "h11" (default: httptools where installed).
+PARSER_VARIABLE = "TRIGGERFISH_HTTP"
+_PARSERS = ("httptools", "h11")
 #: Seconds `stop()` lets requests in flight finish before it cancels them.
 GRACEFUL_SHUTDOWN = 5
+
+
+def http_parser() -> str:
+    """The HTTP/1.1 parser to serve with: `TRIGGERFISH_HTTP` if set, else httptools where installed, else h11.
+
+    httptools (llhttp, in C) parses a head several times faster than h11 (pure Python); both serve behind
+    the same connection guard (connections.py, httptools_guard.py). Raises ValueError for another name,
+    or for httptools asked for by name and not installed.
+    """
+    wanted = os.environ.get(PARSER_VARIABLE)
+    if wanted is not None and wanted not in _PARSERS:
+        raise ValueError(f"{PARSER_VARIABLE}={wanted!r}: use httptools or h11")
+    installed = importlib.util.find_spec("httptools") is not None
+    if wanted == "httptools" and not installed:
+        raise ValueError(f"{PARSER_VARIABLE}=httptools: httptools is not installed (pip install httptools)")
+    if wanted is not None:
+        return wanted
+    return "httptools" if installed else "h11"
 
 
 def server_config(
     app: Any,
     *,
+    http: str | None = None,
     timeout_keep_alive: float = DEFAULT_KEEP_ALIVE,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     backlog: int = 2048,
     access_log: bool = False,
 ) -> uvicorn.Config:
-    """The uvicorn configuration Triggerfish serves with: h11, no lifespan, uvicorn's logging left alone."""
+    """The uvicorn configuration Triggerfish serves with: `http` ("httptools" or "h11"; default `http_parser()`),
+    no lifespan, uvicorn's logging left alone."""
+    if http is None:
+        http = http_parser()
+    elif http not in _PARSERS:
+        raise ValueError(f"http={http!r}: use httptools or h11")
     return uvicorn.Config(
         app,
-        http="h11",
+        http=http,
         # The platform's app owns startup and shutdown; the server only carries requests.
         lifespan="off",
         timeout_keep_alive=timeout_keep_alive,  # type: ignore[arg-type]  # uvicorn reads any number of seconds
+        # h11 bounds a head still arriving by this; the httptools protocol reads it for the same bound.
         h11_max_incomplete_event_size=max_header_bytes,
         backlog=backlog,
         access_log=access_log,

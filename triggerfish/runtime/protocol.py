@@ -6,13 +6,15 @@ is a frozen dataclass here, so both ends agree on the fields. Decoding
 checks the type and the fields and raises ProtocolError, never anything
 else, so a peer sending garbage fails one connection, not the process.
 
-The worker side uses blocking sockets (`send_frame`, `recv_frame`); the
-parent side feeds bytes into a `FrameBuffer` from an asyncio protocol.
+The worker side uses blocking sockets (`send_frame`, and `FrameReader`,
+which takes a frame in one `recv` where `recv_frame` takes two); the parent
+side feeds bytes into a `FrameBuffer` from an asyncio protocol.
 """
 
 from __future__ import annotations
 
 import socket
+from collections import deque
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -23,6 +25,8 @@ from triggerfish.errors import ProtocolError
 #: Largest frame accepted, in bytes: far above any event (256 KiB) or result, small enough to refuse nonsense.
 MAX_FRAME = 64 * 1024 * 1024
 _HEADER = 4
+#: Bytes a FrameReader asks the socket for at once: a whole request frame in one system call.
+_READ_SIZE = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +278,11 @@ class FrameBuffer:
     def __init__(self) -> None:
         self._buffer = bytearray()
 
+    @property
+    def pending(self) -> int:
+        """Bytes held of a frame not yet complete."""
+        return len(self._buffer)
+
     def feed(self, data: bytes) -> list[bytes]:
         """Add `data`; return the bodies of the frames now complete. ProtocolError on an oversized length."""
         buffer = self._buffer
@@ -293,6 +302,34 @@ class FrameBuffer:
             bodies.append(bytes(buffer[_HEADER : _HEADER + size]))
             del buffer[: _HEADER + size]
         return bodies
+
+
+class FrameReader:
+    """Messages from a blocking socket, a frame in one `recv` (the worker side; `recv_frame` takes two).
+
+    The worker reads a request per invocation; the length and the body come
+    in one read into a buffer rather than a read for each. Bytes past a frame
+    stay for the next `recv()`, so use one reader per socket for all reads.
+    """
+
+    __slots__ = ("_bodies", "_buffer", "_sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buffer = FrameBuffer()
+        self._bodies: deque[bytes] = deque()
+
+    def recv(self) -> Message | None:
+        """The next message; None when the peer closed the socket between frames; ProtocolError for a bad one."""
+        bodies = self._bodies
+        while not bodies:
+            data = self._sock.recv(_READ_SIZE)
+            if not data:
+                if self._buffer.pending:
+                    raise ProtocolError("connection closed in the middle of a frame")
+                return None
+            bodies.extend(self._buffer.feed(data))
+        return decode(bodies.popleft())
 
 
 def send_frame(sock: socket.socket, message: Message) -> None:

@@ -43,6 +43,7 @@ from triggerfish.runtime.context import Context, Secrets
 from triggerfish.runtime.handler import run_handler
 from triggerfish.runtime.protocol import (
     Cancel,
+    FrameReader,
     Heartbeat,
     Log,
     PlatformAnswer,
@@ -51,7 +52,6 @@ from triggerfish.runtime.protocol import (
     Request,
     Spawn,
     frame,
-    recv_frame,
     send_frame,
 )
 
@@ -256,6 +256,8 @@ class Worker:
         secrets: Mapping[str, str] | None = None,
     ) -> None:
         self.sock = sock
+        #: Every read of the socket goes through it (it may hold bytes past a frame).
+        self.reader = FrameReader(sock)
         self.secrets = Secrets(secrets or {}, spec.name)
         #: The output pipe's write end, which fds 1 and 2 point at (None: not known, always say "unread").
         self.output_fd = output_fd
@@ -275,9 +277,9 @@ class Worker:
         self.tracing = HandlerTracing()
 
     def serve(self) -> None:
-        sock = self.sock
+        sock, reader = self.sock, self.reader
         while True:
-            message = recv_frame(sock)
+            message = reader.recv()
             if message is None or isinstance(message, Cancel):
                 return
             if isinstance(message, Request):
@@ -367,7 +369,7 @@ class Worker:
     def _call_platform(self, op: str, args: dict[str, Any]) -> Any:
         # Blocks the handler until the parent answers: context calls are synchronous by contract.
         send_frame(self.sock, PlatformCallFrame(op=op, args=args))
-        answer = recv_frame(self.sock)
+        answer = self.reader.recv()
         if not isinstance(answer, PlatformAnswer):
             raise InvocationError(f"context.call_platform({op!r}): the platform sent no answer")
         if not answer.ok:

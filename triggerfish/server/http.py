@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -35,6 +36,7 @@ from triggerfish.aws.services import SERVICES
 from triggerfish.gateway.asgi import lifespan
 from triggerfish.gateway.routes import RESERVED_PREFIX
 from triggerfish.observe.metrics import Metrics
+from triggerfish.runtime.invoke import new_request_id
 from triggerfish.server import index, publish
 from triggerfish.server.auth import ACTIONS
 from triggerfish.server.control import OPERATIONS, control_routes
@@ -145,6 +147,11 @@ class PlatformASGI:
                 return
             await self.endpoints(scope, receive, send)
             return
+        if not self.platform.running:
+            # `dev` and `serve` bind before the app is loaded (its functions are told the server's address):
+            # a request in that moment, or after the stop, is told to come back rather than answered 500.
+            await _not_serving(send)
+            return
         # Read once: a reload that lands now changes the next request, not this one.
         gateway = self.platform.current.gateway
         await gateway(scope, receive, send)
@@ -152,6 +159,23 @@ class PlatformASGI:
     def close_streams(self) -> None:
         """End the log follows in progress (GatewayServer.stop calls this before it stops serving)."""
         close_follows(self.endpoints.state)
+
+
+async def _not_serving(send: Send) -> None:
+    """503 in the gateway's error form (JSON with the request id, in the body and the headers)."""
+    request_id = new_request_id()
+    message = "Service Unavailable: the app is not loaded yet (starting) or any more (stopping)"
+    body = orjson.dumps({"message": message, "requestId": request_id})
+    id_bytes = request_id.encode("ascii")
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode("ascii")),
+        (b"retry-after", b"1"),
+        (b"x-triggerfish-request-id", id_bytes),
+        (b"apigw-requestid", id_bytes),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def platform_asgi(
