@@ -23,6 +23,9 @@ alternatives into few, shared, compact structures instead:
   each other path its members name, a table gives per value class the members
   whose field there holds (members not naming the path always hold), filled
   on first use; the event's matches in the group are the AND of those ints.
+  A step of at most `_DIRECT` conditions has no table: the class is tested
+  for each condition's number (a table filled on first use pays off only
+  when a group is reached often, which with thousands of groups it is not).
   A step with at most `_DIRECT` conditions of the kinds that meet values
   seldom repeated (numeric, prefix, cidr, ...) tests the values itself instead.
 
@@ -207,7 +210,7 @@ class Step:
     for a value seen once (an address, an amount) than the tests do.
     """
 
-    __slots__ = ("absent", "by_condition", "conditions", "direct", "free", "paths", "present", "table")
+    __slots__ = ("absent", "by_condition", "conditions", "direct", "free", "pairs", "paths", "present", "table")
 
     def __init__(self, paths: PathClasses) -> None:
         self.paths = paths
@@ -224,6 +227,9 @@ class Step:
         self.free = 0
         #: class -> the members whose field holds for a value of that class (filled on first use)
         self.table: dict[ValueClass, int] = {}
+        #: for a step of few conditions: (condition number, members) pairs, tested against a class instead of
+        #: looking it up in `table`; else None
+        self.pairs: tuple[tuple[int, int], ...] | None = None
 
     def seal(self) -> None:
         """Done filing: become direct when few conditions are tested here."""
@@ -235,6 +241,11 @@ class Step:
             self.direct = tuple((condition.test, self.by_condition[number]) for number, condition in tested)
             self.present = self.free | self.by_condition.get(PRESENT, 0)
             self.absent = self.free | self.by_condition.get(ABSENT, 0)
+        elif len(self.by_condition) <= _DIRECT:
+            # A few membership tests cost about what a lookup in `table` does and need no table: with thousands
+            # of groups an event reaches each seldom, so its table would be filled slowly (a Python call and a
+            # new dict per class first met) and rarely in the CPU's cache when read.
+            self.pairs = tuple(self.by_condition.items())
 
     def test(self, values: list[Any]) -> int:
         """The members whose field holds for these values, tested directly."""
@@ -398,7 +409,14 @@ class CompiledRules:
                     classes = read.get(step.paths)
                     if classes is None:
                         classes = read[step.paths] = step.paths.classes(event)
-                    if type(classes) is frozenset:
+                    pairs = step.pairs
+                    bits: int | None
+                    if pairs is not None and type(classes) is frozenset:
+                        bits = step.free
+                        for number, members in pairs:
+                            if number in classes:
+                                bits |= members
+                    elif type(classes) is frozenset:
                         bits = step.table.get(classes)
                         if bits is None:
                             bits = step.bits(classes)
