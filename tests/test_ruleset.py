@@ -289,17 +289,18 @@ def test_cidr_reads_dotted_quads_as_ipaddress_does(parts: list[str], block: str,
     assert compile_pattern({"ip": [{"cidr": block}]}).matches({"ip": value}) is expected
 
 
-def test_members_of_a_group_told_apart_by_a_few_conditions_on_one_path() -> None:
-    # Rules sharing their anchor (`source`) form one group; `country` names at most three values per step,
-    # which is tested against the value's class without a table. Single values, arrays and a missing field
-    # must each pick exactly the members whose field holds.
+def test_a_few_conditions_on_one_path_with_and_without_a_table() -> None:
+    # Rules sharing their anchor (`source`) form one group, whose `country` step has a table of members per
+    # class; a group of one rule ("solo") has none, its three conditions tested against the value's class.
+    # Single values, arrays and a missing field must each pick exactly the rules whose field holds.
     rules = RuleSet()
     for i in range(8):  # sources many rules name: `source` is the rarer field, the anchor
         rules.add(f"other{i}", {"source": [f"other{i}"], "detail": {"country": ["NZ"]}})
     rules.add("nz-or-au", {"source": ["shop"], "detail": {"country": ["NZ", "AU"]}})
     rules.add("us", {"source": ["shop"], "detail": {"country": ["US"]}})
     rules.add("any", {"source": ["shop"]})
-    assert rules.groups == 9  # the three "shop" rules are one group
+    rules.add("solo", {"source": ["solo"], "detail": {"country": ["NZ", "AU", "US"]}})
+    assert rules.groups == 10  # the three "shop" rules are one group
     for _ in range(3):  # the second and third time from memo tables
         assert rules.matches({"source": "shop", "detail": {"country": "AU"}}) == ["nz-or-au", "any"]
         assert rules.matches({"source": "shop", "detail": {"country": "US"}}) == ["us", "any"]
@@ -307,3 +308,7 @@ def test_members_of_a_group_told_apart_by_a_few_conditions_on_one_path() -> None
         assert rules.matches({"source": "shop", "detail": {"country": "GB"}}) == ["any"]
         assert rules.matches({"source": "shop", "detail": {}}) == ["any"]
         assert rules.matches({"source": "other", "detail": {"country": "NZ"}}) == []
+        for country, met in (("AU", ["solo"]), ("GB", []), (["GB", "US"], ["solo"]), (["GB", "FR"], [])):
+            assert rules.matches({"source": "solo", "detail": {"country": country}}) == met
+        assert rules.matches({"source": "solo", "detail": {"country": None}}) == []
+        assert rules.matches({"source": "solo"}) == []

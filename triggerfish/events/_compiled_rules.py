@@ -23,9 +23,10 @@ alternatives into few, shared, compact structures instead:
   each other path its members name, a table gives per value class the members
   whose field there holds (members not naming the path always hold), filled
   on first use; the event's matches in the group are the AND of those ints.
-  A step of at most `_DIRECT` conditions has no table: the class is tested
-  for each condition's number (a table filled on first use pays off only
-  when a group is reached often, which with thousands of groups it is not).
+  A group of one rule has no table for a step of at most `_DIRECT`
+  conditions: the class is tested for each condition's number (a table filled
+  on first use pays off only when a group is reached often, which a group of
+  one among thousands is not).
   A step with at most `_DIRECT` conditions of the kinds that meet values
   seldom repeated (numeric, prefix, cidr, ...) tests the values itself instead.
 
@@ -241,10 +242,12 @@ class Step:
             self.direct = tuple((condition.test, self.by_condition[number]) for number, condition in tested)
             self.present = self.free | self.by_condition.get(PRESENT, 0)
             self.absent = self.free | self.by_condition.get(ABSENT, 0)
-        elif len(self.by_condition) <= _DIRECT:
-            # A few membership tests cost about what a lookup in `table` does and need no table: with thousands
-            # of groups an event reaches each seldom, so its table would be filled slowly (a Python call and a
-            # new dict per class first met) and rarely in the CPU's cache when read.
+        elif len(self.by_condition) <= _DIRECT and self.free == 0 and set(self.by_condition.values()) == {1}:
+            # A group of one rule: a few membership tests cost about what a lookup in `table` does and need no
+            # table. Such groups are many (a sparse set of thousands of rules is mostly made of them) and an
+            # event reaches each seldom, so its table would be filled slowly (a Python call and a new dict per
+            # class first met) and rarely be in the CPU's cache when read. A group of many rules is reached
+            # often enough for its table to pay.
             self.pairs = tuple(self.by_condition.items())
 
     def test(self, values: list[Any]) -> int:
