@@ -287,3 +287,28 @@ def test_cidr_reads_dotted_quads_as_ipaddress_does(parts: list[str], block: str,
     except ValueError:
         expected = False
     assert compile_pattern({"ip": [{"cidr": block}]}).matches({"ip": value}) is expected
+
+
+def test_a_few_conditions_on_one_path_with_and_without_a_table() -> None:
+    # Rules sharing their anchor (`source`) form one group, whose `country` step has a table of members per
+    # class; a group of one rule ("solo") has none, its three conditions tested against the value's class.
+    # Single values, arrays and a missing field must each pick exactly the rules whose field holds.
+    rules = RuleSet()
+    for i in range(8):  # sources many rules name: `source` is the rarer field, the anchor
+        rules.add(f"other{i}", {"source": [f"other{i}"], "detail": {"country": ["NZ"]}})
+    rules.add("nz-or-au", {"source": ["shop"], "detail": {"country": ["NZ", "AU"]}})
+    rules.add("us", {"source": ["shop"], "detail": {"country": ["US"]}})
+    rules.add("any", {"source": ["shop"]})
+    rules.add("solo", {"source": ["solo"], "detail": {"country": ["NZ", "AU", "US"]}})
+    assert rules.groups == 10  # the three "shop" rules are one group
+    for _ in range(3):  # the second and third time from memo tables
+        assert rules.matches({"source": "shop", "detail": {"country": "AU"}}) == ["nz-or-au", "any"]
+        assert rules.matches({"source": "shop", "detail": {"country": "US"}}) == ["us", "any"]
+        assert rules.matches({"source": "shop", "detail": {"country": ["GB", "NZ", "US"]}}) == ["nz-or-au", "us", "any"]
+        assert rules.matches({"source": "shop", "detail": {"country": "GB"}}) == ["any"]
+        assert rules.matches({"source": "shop", "detail": {}}) == ["any"]
+        assert rules.matches({"source": "other", "detail": {"country": "NZ"}}) == []
+        for country, met in (("AU", ["solo"]), ("GB", []), (["GB", "US"], ["solo"]), (["GB", "FR"], [])):
+            assert rules.matches({"source": "solo", "detail": {"country": country}}) == met
+        assert rules.matches({"source": "solo", "detail": {"country": None}}) == []
+        assert rules.matches({"source": "solo"}) == []

@@ -23,6 +23,10 @@ alternatives into few, shared, compact structures instead:
   each other path its members name, a table gives per value class the members
   whose field there holds (members not naming the path always hold), filled
   on first use; the event's matches in the group are the AND of those ints.
+  A group of one rule has no table for a step of at most `_DIRECT`
+  conditions: the class is tested for each condition's number (a table filled
+  on first use pays off only when a group is reached often, which a group of
+  one among thousands is not).
   A step with at most `_DIRECT` conditions of the kinds that meet values
   seldom repeated (numeric, prefix, cidr, ...) tests the values itself instead.
 
@@ -207,7 +211,7 @@ class Step:
     for a value seen once (an address, an amount) than the tests do.
     """
 
-    __slots__ = ("absent", "by_condition", "conditions", "direct", "free", "paths", "present", "table")
+    __slots__ = ("absent", "by_condition", "conditions", "direct", "free", "pairs", "paths", "present", "table")
 
     def __init__(self, paths: PathClasses) -> None:
         self.paths = paths
@@ -224,6 +228,9 @@ class Step:
         self.free = 0
         #: class -> the members whose field holds for a value of that class (filled on first use)
         self.table: dict[ValueClass, int] = {}
+        #: for a step of few conditions: (condition number, members) pairs, tested against a class instead of
+        #: looking it up in `table`; else None
+        self.pairs: tuple[tuple[int, int], ...] | None = None
 
     def seal(self) -> None:
         """Done filing: become direct when few conditions are tested here."""
@@ -235,6 +242,13 @@ class Step:
             self.direct = tuple((condition.test, self.by_condition[number]) for number, condition in tested)
             self.present = self.free | self.by_condition.get(PRESENT, 0)
             self.absent = self.free | self.by_condition.get(ABSENT, 0)
+        elif len(self.by_condition) <= _DIRECT and self.free == 0 and set(self.by_condition.values()) == {1}:
+            # A group of one rule: a few membership tests cost about what a lookup in `table` does and need no
+            # table. Such groups are many (a sparse set of thousands of rules is mostly made of them) and an
+            # event reaches each seldom, so its table would be filled slowly (a Python call and a new dict per
+            # class first met) and rarely be in the CPU's cache when read. A group of many rules is reached
+            # often enough for its table to pay.
+            self.pairs = tuple(self.by_condition.items())
 
     def test(self, values: list[Any]) -> int:
         """The members whose field holds for these values, tested directly."""
@@ -398,7 +412,14 @@ class CompiledRules:
                     classes = read.get(step.paths)
                     if classes is None:
                         classes = read[step.paths] = step.paths.classes(event)
-                    if type(classes) is frozenset:
+                    pairs = step.pairs
+                    bits: int | None
+                    if pairs is not None and type(classes) is frozenset:
+                        bits = step.free
+                        for number, members in pairs:
+                            if number in classes:
+                                bits |= members
+                    elif type(classes) is frozenset:
                         bits = step.table.get(classes)
                         if bits is None:
                             bits = step.bits(classes)
