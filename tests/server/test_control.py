@@ -7,6 +7,7 @@ import base64
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,12 +95,10 @@ class Served:
     root: httpx.AsyncClient
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
-    directory = tmp_path_factory.mktemp("control")
-    (directory / "app.py").write_text(APP, encoding="utf-8")
-    (directory / "triggerfish.toml").write_text(CONFIG, encoding="utf-8")
-    platform = Platform(str(directory / "app.py"), data_dir=directory / "data")
+@asynccontextmanager
+async def serving(platform: Platform) -> AsyncIterator[Served]:
+    """`platform` started and served on a real socket, with a client of its control API and one of its root;
+    stopped after."""
     await platform.start()
     try:
         server = GatewayServer(platform_asgi(platform), port=0)
@@ -115,6 +114,16 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
             await server.stop()
     finally:
         await platform.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
+    directory = tmp_path_factory.mktemp("control")
+    (directory / "app.py").write_text(APP, encoding="utf-8")
+    (directory / "triggerfish.toml").write_text(CONFIG, encoding="utf-8")
+    platform = Platform(str(directory / "app.py"), data_dir=directory / "data")
+    async with serving(platform) as served:
+        yield served
 
 
 def error_of(answer: httpx.Response) -> dict[str, Any]:

@@ -6,20 +6,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 
-from tests.server.test_control import eventually
+from tests.server.test_control import Served, eventually, serving
 from tests.services import POSTGRES_URL, drop_schema, require_postgres
-from triggerfish.gateway import GatewayServer
 from triggerfish.runtime.inputs import INPUT_CAP, REDACTED
 from triggerfish.runtime.records import InvocationRecords
-from triggerfish.server.http import platform_asgi
 from triggerfish.server.platform import Platform
 from triggerfish.store import open_store
 
@@ -64,13 +60,6 @@ keep_inputs = false
 """
 
 
-@dataclass
-class Served:
-    platform: Platform
-    api: httpx.AsyncClient
-    root: httpx.AsyncClient
-
-
 @pytest_asyncio.fixture(loop_scope="module", scope="module", params=["sqlite", "postgres"])
 async def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
     directory = tmp_path_factory.mktemp("inputs")
@@ -83,25 +72,12 @@ async def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         options["store_url"] = f"{POSTGRES_URL}?schema={schema}&pool_size=4"
     platform = Platform(str(directory / "app.py"), data_dir=directory / "data", **options)
     platform.keep_inputs = True  # as `triggerfish dev` sets it
-    await platform.start()
     try:
-        server = GatewayServer(platform_asgi(platform), port=0)
-        await server.start()
-        try:
-            async with (
-                httpx.AsyncClient(base_url=f"{server.url}/-/api/v1", timeout=30, headers=JSON) as api,
-                httpx.AsyncClient(base_url=server.url, timeout=30) as root,
-            ):
-                yield Served(platform, api, root)
-        finally:
-            await server.stop()
+        async with serving(platform) as served:
+            yield served
     finally:
-        await platform.stop()
         if request.param == "postgres":
             await drop_schema(schema)
-
-
-JSON = {"content-type": "application/json"}
 
 
 async def invoke(served: Served, function: str, event: Any, **headers: str) -> str:
