@@ -293,7 +293,68 @@ class ConnectionGuard:
             self.room.clear()
 
 
-class GuardedH11Protocol(H11Protocol):
+class GuardedConnection:
+    """What both guarded protocols (h11's below, httptools' in httptools_guard.py) do alike: report to the
+    guard, time the request head, and close a connection waiting for one, with or without an answer. Each
+    protocol says, from its own parser, whether a head has begun to arrive and whether it still waits for one.
+    """
+
+    guard: ConnectionGuard
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    _head_timer: asyncio.TimerHandle | None
+
+    def _head_started(self) -> bool:
+        raise NotImplementedError
+
+    def _waiting_for_head(self) -> bool:
+        raise NotImplementedError
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        # A response's head and body go out in one send, not two (coalesce.py); uvicorn's flow control keeps
+        # the real transport, whose buffer it watches.
+        self.transport = cast(asyncio.Transport, CoalescingTransport(cast(asyncio.Transport, transport), self.loop))
+        self.guard.opened(self)
+        # A connection that never sends a whole head is closed: nothing else would close it.
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        self.guard.closed(self)
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def evict(self) -> None:
+        """Close this connection, which is waiting for a request head, to make room for another.
+
+        A head half arrived gets a 408 first; an idle connection is closed as a keep-alive timeout would.
+        """
+        self._close_waiting(self.guard.timeout_answer if self._head_started() else None)
+
+    def _start_head_timer(self) -> None:
+        self._stop_head_timer()
+        self._head_timer = self.loop.call_later(self.guard.limits.header_timeout, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or not self._waiting_for_head():
+            return
+        self._close_waiting(self.guard.head_timed_out(self._head_started()))
+
+    def _close_waiting(self, answer: bytes | None) -> None:
+        self._stop_head_timer()
+        if answer is not None:
+            self.transport.write(answer)
+        self.guard.closed(self)
+        self.transport.close()
+
+
+class GuardedH11Protocol(GuardedConnection, H11Protocol):
     """uvicorn's h11 protocol with a request-head timeout, reporting to a ConnectionGuard what it is doing."""
 
     def __init__(
@@ -312,15 +373,6 @@ class GuardedH11Protocol(H11Protocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._waiting = True
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        # A response's head and body go out in one send, not two (coalesce.py); uvicorn's flow control keeps
-        # the real transport, whose buffer it watches.
-        self.transport = cast(asyncio.Transport, CoalescingTransport(transport, self.loop))
-        self.guard.opened(self)
-        # A connection that never sends a whole head is closed: nothing else would close it.
-        self._start_head_timer()
-
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         self._track()
@@ -329,18 +381,6 @@ class GuardedH11Protocol(H11Protocol):
         cast(CoalescingTransport, self.transport).flush()
         super().on_response_complete()
         self._track()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_timer()
-        self.guard.closed(self)
-        super().connection_lost(exc)
-
-    def evict(self) -> None:
-        """Close this connection, which is waiting for a request head, to make room for another.
-
-        A head half arrived gets a 408 first; an idle connection is closed as a keep-alive timeout would.
-        """
-        self._close_waiting(self.guard.timeout_answer if self._head_started() else None)
 
     def _track(self) -> None:
         if self.transport.is_closing():
@@ -364,27 +404,8 @@ class GuardedH11Protocol(H11Protocol):
     def _head_started(self) -> bool:
         return bool(self.conn.trailing_data[0])
 
-    def _start_head_timer(self) -> None:
-        self._stop_head_timer()
-        self._head_timer = self.loop.call_later(self.guard.limits.header_timeout, self._head_timed_out)
-
-    def _stop_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
-            return
-        self._close_waiting(self.guard.head_timed_out(self._head_started()))
-
-    def _close_waiting(self, answer: bytes | None) -> None:
-        self._stop_head_timer()
-        if answer is not None:
-            self.transport.write(answer)
-        self.guard.closed(self)
-        self.transport.close()
+    def _waiting_for_head(self) -> bool:
+        return self.conn.their_state is h11.IDLE
 
 
 class RefusingProtocol(asyncio.Protocol):

@@ -30,6 +30,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from triggerfish.gateway.coalesce import CoalescingTransport
+from triggerfish.gateway.connections import GuardedConnection
 
 if TYPE_CHECKING:
     from triggerfish.gateway.connections import ConnectionGuard
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 _HEAD_TOO_LARGE = "Request head too large."
 
 
-class GuardedHttpToolsProtocol(HttpToolsProtocol):
+class GuardedHttpToolsProtocol(GuardedConnection, HttpToolsProtocol):
     """uvicorn's httptools protocol with a head timeout and a head-size bound, reporting to a ConnectionGuard."""
 
     def __init__(
@@ -63,13 +64,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._answered = False
         #: Bytes that arrived while waiting, i.e. of the head now arriving (0: none of it has come).
         self._head_bytes = 0
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        # One send per response (coalesce.py); uvicorn's flow control keeps the real transport it watches.
-        self.transport = cast(asyncio.Transport, CoalescingTransport(transport, self.loop))
-        self.guard.opened(self)
-        self._start_head_timer()
 
     def data_received(self, data: bytes) -> None:
         if self._waiting:
@@ -114,36 +108,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._waiting = True
         self.guard.idle(self)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_timer()
-        self.guard.closed(self)
-        super().connection_lost(exc)
+    def _head_started(self) -> bool:
+        return bool(self._head_bytes)
 
-    def evict(self) -> None:
-        """Close this connection, which is waiting for a request head, to make room for another.
-
-        A head half arrived gets a 408 first; an idle connection is closed as a keep-alive timeout would.
-        """
-        self._close_waiting(self.guard.timeout_answer if self._head_bytes else None)
-
-    def _start_head_timer(self) -> None:
-        self._stop_head_timer()
-        self._head_timer = self.loop.call_later(self.guard.limits.header_timeout, self._head_timed_out)
-
-    def _stop_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self.transport.is_closing() or not self._waiting:
-            return
-        self._close_waiting(self.guard.head_timed_out(bool(self._head_bytes)))
-
-    def _close_waiting(self, answer: bytes | None) -> None:
-        self._stop_head_timer()
-        if answer is not None:
-            self.transport.write(answer)
-        self.guard.closed(self)
-        self.transport.close()
+    def _waiting_for_head(self) -> bool:
+        return self._waiting
