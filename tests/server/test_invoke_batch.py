@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 
-from triggerfish.gateway import GatewayServer
+from tests.backends import platform_store
+from tests.server.test_control import Served, serving
 from triggerfish.names import function_queue
-from triggerfish.server.http import platform_asgi
 from triggerfish.server.platform import Platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -32,29 +30,14 @@ def work(event, context):
 """
 
 
-@dataclass
-class Served:
-    platform: Platform
-    api: httpx.AsyncClient
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
+@pytest_asyncio.fixture(loop_scope="module", scope="module", params=["sqlite", "postgres"])
+async def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
     directory = tmp_path_factory.mktemp("batch")
     (directory / "app.py").write_text(APP, encoding="utf-8")
-    platform = Platform(str(directory / "app.py"), data_dir=directory / "data")
-    await platform.start()
-    try:
-        server = GatewayServer(platform_asgi(platform), port=0)
-        await server.start()
-        try:
-            headers = {"content-type": "application/json"}
-            async with httpx.AsyncClient(base_url=f"{server.url}/-/api/v1", timeout=30, headers=headers) as api:
-                yield Served(platform, api)
-        finally:
-            await server.stop()
-    finally:
-        await platform.stop()
+    async with platform_store(request.param) as store_url:
+        platform = Platform(str(directory / "app.py"), data_dir=directory / "data", store_url=store_url)
+        async with serving(platform) as served:
+            yield served
 
 
 async def queued(served: Served) -> int:
