@@ -76,7 +76,7 @@ def module_sender(kind: str, module_name: str, batch: int = 1) -> Callable[[list
         import dramatiq
 
         def send_group(payloads: list[dict[str, Any]]) -> bool:
-            dramatiq.group(task.message(p) for p in payloads).run()  # type: ignore[no-untyped-call]
+            dramatiq.group(task.message(p) for p in payloads).run()  # type: ignore[no-untyped-call,unused-ignore]
             return True
 
         return send_group
