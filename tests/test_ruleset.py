@@ -312,3 +312,51 @@ def test_a_few_conditions_on_one_path_with_and_without_a_table() -> None:
             assert rules.matches({"source": "solo", "detail": {"country": country}}) == met
         assert rules.matches({"source": "solo", "detail": {"country": None}}) == []
         assert rules.matches({"source": "solo"}) == []
+
+
+# --- many rules at once -----------------------------------------------------------------------------
+
+
+def _counting_compiles(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many rules each compile of any RuleSet took, from now on."""
+    compiles: list[int] = []
+    compile_set = RuleSet._compile
+
+    def counted(self: RuleSet) -> None:
+        compiles.append(len(self))
+        compile_set(self)
+
+    monkeypatch.setattr(RuleSet, "_compile", counted)
+    return compiles
+
+
+def test_extend_matches_as_adding_one_by_one_and_compiles_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    patterns = [(f"r{n}", {"type": [f"t{n % 7}"], "data": {"n": [{"numeric": [">", n]}]}}) for n in range(100)]
+    one_by_one = RuleSet()
+    for rule_id, pattern in patterns:
+        one_by_one.add(rule_id, pattern)
+    compiles = _counting_compiles(monkeypatch)
+    at_once = RuleSet()
+    at_once.extend(patterns)
+    assert compiles == [100]  # adding them one by one compiles dozens of times
+    assert list(at_once) == list(one_by_one)
+    for n in range(0, 120, 3):
+        event = {"type": f"t{n % 7}", "data": {"n": n}}
+        assert at_once.matches(event) == one_by_one.matches(event)
+    assert at_once.matches({"type": "t3", "data": {"n": 50}}) == ["r3", "r10", "r17", "r24", "r31", "r38", "r45"]
+
+
+def test_extend_replaces_in_place_and_is_all_or_nothing() -> None:
+    rules = RuleSet()
+    rules.extend([("a", {"source": ["x"]}), ("b", {"source": ["x"]})])
+    rules.extend([("a", {"source": ["y"]}), ("c", {"source": ["y"]})])
+    assert list(rules) == ["a", "b", "c"]
+    assert rules.matches({"source": "y"}) == ["a", "c"]
+    with pytest.raises(InvalidPatternError):
+        rules.extend([("d", {"source": ["y"]}), ("e", {"source": "not in an array"})])
+    with pytest.raises(InvalidInputError):
+        rules.extend([("", {"source": ["y"]})])
+    assert list(rules) == ["a", "b", "c"]
+    assert rules.matches({"source": "y"}) == ["a", "c"]
+    rules.extend([])
+    assert len(rules) == 3

@@ -9,6 +9,7 @@ import pytest
 
 from triggerfish.bus.rules import DeliveryRetry, Rule, Rules
 from triggerfish.errors import InvalidInputError, InvalidPatternError
+from triggerfish.events.ruleset import RuleSet
 from triggerfish.model import EventTrigger, FunctionSettings, FunctionSpec
 from triggerfish.store import Store, open_store
 
@@ -149,3 +150,37 @@ async def test_an_unreadable_stored_rule_does_not_stop_the_others(store: Store) 
     await store.kv.put("triggerfish.bus-rules", "default/broken", b'{"id": "broken", "targets": "none"}')
     await rules.load()
     assert [r.id for r in rules.all()] == ["to-queue"]
+
+
+async def test_loading_rules_that_did_not_change_compiles_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bus loads the rules again every few seconds; compiling them each time held the event loop.
+    rules = Rules(store, SPECS)
+    await rules.put(rule())
+    await rules.load()
+    compiles: list[int] = []
+    compile_set = RuleSet._compile
+
+    def counted(self: RuleSet) -> None:
+        compiles.append(len(self))
+        compile_set(self)
+
+    monkeypatch.setattr(RuleSet, "_compile", counted)
+    await rules.load()
+    await rules.load()
+    assert compiles == []
+    # Another server's change is still seen, each bus's set compiled once.
+    other = Rules(store, SPECS)
+    await other.put(rule(id="another", pattern={"source": ["shop"]}))
+    compiles.clear()
+    await rules.load()
+    assert sorted(compiles) == [1, 4]
+    # Run-time rules in key order.
+    assert [r.id for r in rules.matching("default", ORDER)] == ["ship", "audit#2", "another", "to-queue"]
+    # Its removal too, and a rule put and removed here in between loads leaves the set as the store has it.
+    assert await other.remove("default", "another")
+    await rules.put(rule(id="passing"))
+    assert await rules.remove("default", "passing")
+    await rules.load()
+    assert [r.id for r in rules.matching("default", ORDER)] == ["ship", "audit#2", "to-queue"]

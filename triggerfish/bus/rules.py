@@ -23,6 +23,7 @@ import orjson
 from triggerfish.bus.router import SHAPES, Router, Shape
 from triggerfish.bus.transform import InputTransformer
 from triggerfish.errors import InvalidInputError, InvalidPatternError
+from triggerfish.events.patterns import compile_pattern
 from triggerfish.events.ruleset import RuleSet
 from triggerfish.model import EventTrigger, FunctionSpec
 from triggerfish.names import RULES_NAMESPACE
@@ -211,7 +212,7 @@ class Rule:
         if not isinstance(pattern, Mapping):
             raise InvalidInputError(f"{where}: pattern must be an object (an EventBridge event pattern)")
         try:
-            RuleSet().add(rule_id, pattern)
+            compile_pattern(pattern)  # checked as a RuleSet would check it, without compiling a set for it
         except InvalidPatternError as exc:
             raise InvalidPatternError(f"{where}: {exc.reason}", path=exc.path) from None
         targets = document.get("targets")
@@ -251,14 +252,22 @@ class Rules:
         self._rules: dict[tuple[str, str], Rule] = {}
         self._sets: dict[str, RuleSet] = {}
         self._generation = 0
+        #: The (key, version) of each run-time rule the last `load` installed; None before the first.
+        self._loaded: tuple[tuple[str, int], ...] | None = None
         self._install(self._app)
 
     def _install(self, rules: list[Rule]) -> None:
         self._rules = {}
-        self._sets = {}
+        by_bus: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
         for rule in rules:
             self._rules[(rule.bus, rule.id)] = rule
-            self._sets.setdefault(rule.bus, RuleSet()).add(rule.id, rule.pattern)
+            by_bus.setdefault(rule.bus, []).append((rule.id, rule.pattern))
+        sets = {}
+        for bus, patterns in by_bus.items():
+            # Each bus's set compiled once, not again every few rules as adding them one by one would.
+            sets[bus] = ruleset = RuleSet()
+            ruleset.extend(patterns)
+        self._sets = sets
 
     async def load(self) -> None:
         """Read the run-time rules from the store again (another server may have changed them)."""
@@ -268,6 +277,12 @@ class Rules:
             # A put or remove here while the scan ran may be missing from it: read again.
             if generation == self._generation:
                 break
+        # The run-time rules as read: the same keys at the same versions are the same rules (a version is never
+        # reused), so the bus's compiled sets stand. Compiling a hundred rules again holds the event loop for
+        # tens of milliseconds, which every event arriving meanwhile waits for: it happened every few seconds.
+        read = tuple((record.key, record.version) for record in records)
+        if read == self._loaded:
+            return
         stored = []
         for record in records:
             try:
@@ -276,6 +291,7 @@ class Rules:
                 # One unreadable rule (written by a newer version, say) must not stop every other rule.
                 logger.error("bus rule %r in the store cannot be read and is ignored: %s", record.key, exc)
         self._install([*self._app, *stored])
+        self._loaded = read
 
     async def put(self, rule: Rule | Mapping[str, Any]) -> Rule:
         """Add or replace a run-time rule, durably. An app rule's id on the same bus is refused."""

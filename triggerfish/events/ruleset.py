@@ -18,7 +18,7 @@ changed since the last compile are matched by an automaton of their own
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +80,32 @@ class RuleSet:
         """Add or replace the rule `rule_id`. Raises InvalidPatternError (the set unchanged) for a bad pattern."""
         if not isinstance(rule_id, str) or not rule_id:
             raise InvalidInputError(f"a rule id is a non-empty string, not {rule_id!r}")
-        compiled = compile_pattern(pattern)
+        self._file(rule_id, compile_pattern(pattern))
+        self._changed()
+
+    def extend(self, rules: Iterable[tuple[str, Mapping[str, Any] | str | bytes | Pattern]]) -> None:
+        """Add or replace many rules, as `add` does one by one, but compiling the set at most once.
+
+        Building a bus's set rule by rule compiles it again each time the changes reach an eighth of
+        it (dozens of compiles for a hundred rules); this compiles once. All or nothing: a bad pattern
+        raises InvalidPatternError with the set unchanged.
+        """
+        checked = []
+        for rule_id, pattern in rules:
+            if not isinstance(rule_id, str) or not rule_id:
+                raise InvalidInputError(f"a rule id is a non-empty string, not {rule_id!r}")
+            checked.append((rule_id, compile_pattern(pattern)))
+        if not checked:
+            return
+        for rule_id, compiled in checked:
+            self._file(rule_id, compiled)
+        self._changes += len(checked)
+        self._quiet = 0
+        if self._changes >= len(self._rules) // _RECOMPILE_SHARE:
+            self._compile()
+
+    def _file(self, rule_id: str, compiled: Pattern) -> None:
+        """Put a checked rule in the automaton of recent changes (in place of the rule of that id, if any)."""
         old = self._rules.get(rule_id)
         if old is not None:
             self._retire(old)
@@ -92,7 +117,6 @@ class RuleSet:
         for alternative in compiled.alternatives:
             rule.filed.append(self._live.recent.add(rule_id, alternative.fields))
         self._rules[rule_id] = rule
-        self._changed()
 
     def remove(self, rule_id: str) -> bool:
         """Remove a rule; False when there is no rule of that id."""
