@@ -44,3 +44,43 @@ async def test_writes_made_in_one_turn_of_the_event_loop_share_one_commit(tmp_pa
         assert (await store.kv.get("traces", "t/1/1")) is not None
     finally:
         await store.close()
+
+
+async def test_a_claim_or_receive_after_this_process_wrote_goes_straight_to_the_writer(tmp_path: Path) -> None:
+    """An idle consumer asks the reader before taking the writer, except right after this process appended or
+    sent: then there is something to take, and asking first would add a thread round trip to an event's way."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = await open_store(url)
+    other = await open_store(url)  # another process writing the same file
+    try:
+        assert isinstance(store, SqliteStore)
+        reader = store._engine.reader.stats
+        assert await store.log.claim("bus.b", "g") is None  # the first look takes the writer
+        assert await store.queues.receive("q") == []
+        asked = reader.operations
+        assert await store.log.claim("bus.b", "g") is None  # idle: the reader says nothing is there
+        assert await store.queues.receive("q") == []
+        assert reader.operations == asked + 2
+        await store.log.append("bus.b", b"1")
+        await store.queues.send("q", b"1")
+        asked = reader.operations
+        claim = await store.log.claim("bus.b", "g")
+        assert claim is not None
+        assert [r.data for r in claim.records] == [b"1"]
+        assert [m.body for m in await store.queues.receive("q")] == [b"1"]
+        assert reader.operations == asked  # straight to the writer
+        await store.log.commit(claim)
+        # Empty again; what another process writes is still found, through the reader.
+        assert await store.log.claim("bus.b", "g") is None
+        assert await store.queues.receive("q") == []
+        await other.log.append("bus.b", b"2")
+        await other.queues.send("q", b"2")
+        asked = reader.operations
+        claim = await store.log.claim("bus.b", "g")
+        assert claim is not None
+        assert [r.data for r in claim.records] == [b"2"]
+        assert [m.body for m in await store.queues.receive("q")] == [b"2"]
+        assert reader.operations == asked + 2
+    finally:
+        await other.close()
+        await store.close()

@@ -17,6 +17,9 @@ class Notifier:
 
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
+        #: How many times each name was notified: a backend that found a name empty can tell whether new data
+        #: came since (from this process) without asking the store.
+        self._counts: dict[str, int] = {}
 
     def waiter(self, name: str) -> asyncio.Event:
         event = self._events.get(name)
@@ -25,9 +28,14 @@ class Notifier:
         return event
 
     def notify(self, name: str) -> None:
+        self._counts[name] = self._counts.get(name, 0) + 1
         event = self._events.pop(name, None)
         if event is not None:
             event.set()
+
+    def count(self, name: str) -> int:
+        """How many times `name` was notified so far."""
+        return self._counts.get(name, 0)
 
     def waiting(self, name: str) -> bool:
         """Whether anything in this process waits for `name` now."""

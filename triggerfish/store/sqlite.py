@@ -264,7 +264,8 @@ class SqliteEventLog(EventLog):
         super().__init__(clock=clock, max_record_bytes=max_record_bytes)
         self._engine = engine
         self._appends = Merger(engine.writer, lg.write_appends)
-        self._idle: set[tuple[str, str]] = set()
+        #: Stream and group that came up empty, with the stream's append count (`Notifier.count`) then.
+        self._idle: dict[tuple[str, str], int] = {}
 
     @property
     def append_stats(self) -> WorkerStats:
@@ -292,17 +293,20 @@ class SqliteEventLog(EventLog):
         return result
 
     async def _claim(self, stream: str, group: str, limit: int, lease: float, now: float) -> LogClaim | None:
-        # As with receives: once a group came up empty, look on the reader before taking the writer.
+        # As with receives: once a group came up empty, look on the reader before taking the writer, unless
+        # this process appended to the stream since (the claim that follows an append's wake-up goes straight
+        # to the writer: one thread round trip, not two, between an event's publish and its routing).
         key = (stream, group)
-        if key in self._idle and not await self._engine.read(groups.claimable, stream, group, now):
+        appends = self._appended.count(stream)
+        if self._idle.get(key) == appends and not await self._engine.read(groups.claimable, stream, group, now):
             return None
         claim: LogClaim | None = await self._engine.lease(
             groups.claim, stream, group, limit, lease, now, secrets.token_hex(8)
         )
         if claim is None:
-            self._idle.add(key)
+            self._idle[key] = appends
         else:
-            self._idle.discard(key)
+            self._idle.pop(key, None)
         return claim
 
     async def _commit(self, claim: LogClaim, now: float) -> bool:
@@ -342,7 +346,8 @@ class SqliteQueues(Queues):
     ) -> None:
         super().__init__(clock=clock, max_record_bytes=max_record_bytes)
         self._engine = engine
-        self._empty: set[str] = set()
+        #: Queues that came up empty, with their send count (`Notifier.count`) then.
+        self._empty: dict[str, int] = {}
         self._sends = Merger(engine.writer, q.write_sends)
 
     async def _configure(self, queue: str, config: QueueConfig) -> None:
@@ -359,17 +364,20 @@ class SqliteQueues(Queues):
         self, queue: str, max_messages: int, visibility_timeout: float | None, now: float
     ) -> list[Message]:
         # A long-poll on an empty queue asks again every few milliseconds; once a queue came up
-        # empty, look on the reader first so that idle consumers keep off the writer (and its lock).
-        if queue in self._empty and not await self._engine.read(q.has_ready, queue, now):
+        # empty, look on the reader first so that idle consumers keep off the writer (and its lock),
+        # unless this process sent to it since: then there is something to lease, and asking the
+        # reader first would only add a thread round trip to the message's way to its consumer.
+        sends = self._sent.count(queue)
+        if self._empty.get(queue) == sends and not await self._engine.read(q.has_ready, queue, now):
             return []
         messages: list[Message]
         messages, dead_letter = await self._engine.lease(q.receive, queue, max_messages, visibility_timeout, now)
         if dead_letter is not None:
             self._sent.notify(dead_letter)
         if messages:
-            self._empty.discard(queue)
+            self._empty.pop(queue, None)
         else:
-            self._empty.add(queue)
+            self._empty[queue] = sends
         return messages
 
     async def _ack(self, queue: str, receipts: list[str], now: float) -> list[bool]:
