@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from triggerfish.server import heap
+
 if TYPE_CHECKING:
     from triggerfish.gateway import GatewayServer
 
@@ -152,6 +154,7 @@ async def bind(server: GatewayServer, host: str, port: int) -> bool:
 
 async def serve_until_stopped(server: GatewayServer, stop: asyncio.Event, drain: Callable[[], Awaitable[None]]) -> None:
     """Serve until `stop` is set (or the server ends), then stop accepting and `drain` what is in flight."""
+    heap.freeze()  # started: what startup built stays out of the collector's full passes
     try:
         stopped = asyncio.ensure_future(stop.wait())
         serving = asyncio.ensure_future(server.wait())

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import watchfiles
 
+from triggerfish.server import heap
 from triggerfish.server.platform import Platform, ReloadResult
 
 log = logging.getLogger("triggerfish.server")
@@ -60,7 +61,11 @@ async def watch_and_reload(
     )
     async for batch in changes:
         paths = sorted({_shown(Path(path), directory) for _, path in batch})
-        result = await platform.reload()
+        heap.thaw()  # the old app's objects may be garbage now
+        try:
+            result = await platform.reload()
+        finally:
+            heap.freeze()
         outcome = on_reload(result, paths)
         if outcome is not None:
             await outcome

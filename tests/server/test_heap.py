@@ -1,0 +1,71 @@
+"""The platform's heap after start: frozen out of the collector's full passes, thawed around a reload."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from triggerfish.cli.serving import serve_until_stopped
+from triggerfish.server import heap
+
+
+@pytest.fixture(autouse=True)
+def _thawed() -> Iterator[None]:
+    # The test process's own heap is frozen here: let the collector see it again afterwards.
+    yield
+    gc.unfreeze()
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_freezing_leaves_what_exists_out_of_full_collections_and_thawing_brings_it_back() -> None:
+    kept = _Cycle()
+    heap.freeze()
+    assert gc.get_freeze_count() > 0
+    assert not any(found is kept for found in gc.get_objects(generation=2))
+    made_after = _Cycle()
+    gc.collect(1)  # a survivor made after the freeze is in the generations the collector walks
+    assert any(found is made_after for found in gc.get_objects(generation=2))
+    heap.thaw()
+    assert gc.get_freeze_count() == 0
+    assert any(found is kept for found in gc.get_objects(generation=2))
+
+
+class _Server:
+    """Serves until told to stop; what serve_until_stopped needs of a GatewayServer."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    async def wait(self) -> None:
+        await asyncio.Event().wait()
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_a_serving_platform_has_frozen_what_startup_built() -> None:
+    gc.unfreeze()
+    stop = asyncio.Event()
+    server = _Server()
+    frozen: list[int] = []
+
+    async def stop_once_serving() -> None:
+        await asyncio.sleep(0)
+        frozen.append(gc.get_freeze_count())
+        stop.set()
+
+    async def drain() -> None:
+        pass
+
+    watcher = asyncio.create_task(stop_once_serving())
+    await serve_until_stopped(server, stop, drain)  # type: ignore[arg-type]  # a stand-in for GatewayServer
+    await watcher
+    assert frozen[0] > 0
+    assert server.stopped
