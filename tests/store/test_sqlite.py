@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.patience import until
 from tests.store.contract import FullContract
 from triggerfish.store import Store, open_store
-from triggerfish.store.sqlite import SqliteStore
+from triggerfish.store.sqlite import SqliteEventLog, SqliteStore
 
 
 class TestSqliteStore(FullContract):
@@ -81,6 +82,68 @@ async def test_a_claim_or_receive_after_this_process_wrote_goes_straight_to_the_
         assert [r.data for r in claim.records] == [b"2"]
         assert [m.body for m in await store.queues.receive("q")] == [b"2"]
         assert reader.operations == asked + 2
+    finally:
+        await other.close()
+        await store.close()
+
+
+def _streams_waited_for(store: SqliteStore) -> set[str]:
+    """The streams a claim of this store waits for now."""
+    log = store.log
+    assert isinstance(log, SqliteEventLog)
+    return set(log._claimers)
+
+
+async def _until_waiting(store: SqliteStore, stream: str) -> None:
+    await until(lambda: stream in _streams_waited_for(store), 5, f"a claim waiting for {stream}", interval=0.005)
+
+
+async def test_a_waiting_claim_is_made_in_the_write_of_the_append_that_wakes_it(tmp_path: Path) -> None:
+    """The consumer waiting for a stream gets its claim from the append's own transaction: no second writer
+    round trip between an event's publish and its routing."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = await open_store(url)
+    other = await open_store(url)  # another node
+    try:
+        assert isinstance(store, SqliteStore)
+        waiting = asyncio.create_task(store.log.claim("bus.b", "g", limit=10, lease=30, wait=10))
+        await _until_waiting(store, "bus.b")
+        before = store.write_stats.batches
+        await store.log.append_many("bus.b", [b"1", b"2"])
+        claim = await asyncio.wait_for(waiting, 5)
+        assert claim is not None
+        assert [r.data for r in claim.records] == [b"1", b"2"]
+        assert store.write_stats.batches == before + 1  # the append and the claim: one transaction
+        assert await other.log.claim("bus.b", "g") is None  # it is this consumer's
+        assert await store.log.commit(claim)
+        assert await store.log.position("bus.b", "g") == 2
+        # A claim that stopped waiting is not made ahead: another node takes the next append.
+        assert await store.log.claim("bus.b", "g", wait=0.05) is None
+        assert not _streams_waited_for(store)
+        await store.log.append("bus.b", b"3")
+        taken = await other.log.claim("bus.b", "g")
+        assert taken is not None
+        assert [r.data for r in taken.records] == [b"3"]
+    finally:
+        await other.close()
+        await store.close()
+
+
+async def test_a_claim_made_ahead_for_a_consumer_that_stopped_lapses_to_another(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = await open_store(url)
+    other = await open_store(url)
+    try:
+        assert isinstance(store, SqliteStore)
+        waiting = asyncio.create_task(store.log.claim("bus.b", "g", lease=0.2, wait=10))
+        await _until_waiting(store, "bus.b")
+        # The append and the claim made ahead commit; the consumer is gone before it takes the claim.
+        appending = asyncio.ensure_future(store.log.append("bus.b", b"1"))
+        waiting.cancel()
+        await appending
+        taken = await until(lambda: other.log.claim("bus.b", "g"), 5, "the range lapsed to the other node")
+        assert [r.data for r in taken.records] == [b"1"]  # delivered all the same (at least once)
+        assert await other.log.commit(taken)
     finally:
         await other.close()
         await store.close()

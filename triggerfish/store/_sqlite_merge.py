@@ -42,6 +42,10 @@ class Merger(Generic[A, R]):
         self.stats = WorkerStats()
 
     async def call(self, item: A) -> R:
+        return await self.submit(item)
+
+    def submit(self, item: A) -> asyncio.Future[R]:
+        """Queue `item` now (before anything else this turn submits to the writer); its result once committed."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         with self._lock:
             self._waiting.append((item, future))
@@ -55,7 +59,7 @@ class Merger(Generic[A, R]):
                     self._waiting.clear()
                 raise
             done.add_done_callback(lambda finished: self._settle(finished, flush))
-        return await future
+        return future
 
     def _settle(self, finished: asyncio.Future[list[R]], flush: _Flush[A, R]) -> None:
         if flush.taken is None:

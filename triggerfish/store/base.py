@@ -219,7 +219,17 @@ class EventLog(abc.ABC):
             remaining = deadline - time.monotonic()
             if claim is not None or remaining <= 0:
                 return claim
-            await wait_any(waiter, min(remaining, self.poll_interval))
+            self._waiting_to_claim(stream, group, limit, lease, True)
+            try:
+                await wait_any(waiter, min(remaining, self.poll_interval))
+            finally:
+                self._waiting_to_claim(stream, group, limit, lease, False)
+
+    def _waiting_to_claim(self, stream: str, group: str, limit: int, lease: float, waiting: bool) -> None:  # noqa: B027
+        """A hook: a `claim` of `group` now waits for an append to `stream` (`waiting`), or no longer does.
+
+        A backend may claim for it in the same write as this process's next append (see the SQLite log).
+        """
 
     async def commit(self, claim: LogClaim) -> bool:
         """Mark a claimed range done; True once. False when another consumer re-claimed it since.

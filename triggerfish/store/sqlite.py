@@ -14,6 +14,7 @@ writer writes. See `triggerfish.store._sqlite_worker` for the mechanics and
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import functools
 import secrets
@@ -266,13 +267,68 @@ class SqliteEventLog(EventLog):
         self._appends = Merger(engine.writer, lg.write_appends)
         #: Stream and group that came up empty, with the stream's append count (`Notifier.count`) then.
         self._idle: dict[tuple[str, str], int] = {}
+        #: The groups a `claim` waits for, by stream: each one's limit, lease and how many claims wait.
+        self._claimers: dict[str, dict[str, tuple[int, float, int]]] = {}
+        #: Claims made ahead for a waiting group (see `_claim_ahead`), in the order they were made.
+        self._ready: dict[tuple[str, str], collections.deque[LogClaim]] = {}
+        self._claiming: set[tuple[str, str]] = set()
 
     @property
     def append_stats(self) -> WorkerStats:
         return self._appends.stats
 
     async def _append(self, stream: str, bodies: list[bytes], now: float) -> list[LogRecord]:
-        return await self._appends.call((stream, bodies, now))
+        appended = self._appends.submit((stream, bodies, now))
+        self._claim_ahead(stream, now)
+        return await appended
+
+    def _waiting_to_claim(self, stream: str, group: str, limit: int, lease: float, waiting: bool) -> None:
+        groups_waiting = self._claimers.setdefault(stream, {})
+        count = groups_waiting.get(group, (limit, lease, 0))[2] + (1 if waiting else -1)
+        if count > 0:
+            groups_waiting[group] = (limit, lease, count)
+        else:
+            groups_waiting.pop(group, None)
+            if not groups_waiting:
+                del self._claimers[stream]
+
+    def _claim_ahead(self, stream: str, now: float) -> None:
+        """Claim for each group waiting on `stream` right behind the append just submitted, in its write.
+
+        A consumer waiting for this stream would otherwise be woken by the append's commit and then claim,
+        a second writer round trip between an event's publish and its routing. The claim is submitted
+        after the append (the writer runs operations in order, and mostly in one transaction), so it takes
+        the new records; it is a lease like any claim, handed to the group's next `claim` here (and the
+        waiters woken). A claim nobody takes (its consumer stopped) lapses and is claimed again elsewhere,
+        as the claim of a consumer that died; one that failed leaves the records to the ordinary claim.
+        """
+        for group, (limit, lease, _) in self._claimers.get(stream, {}).items():
+            key = (stream, group)
+            if key in self._claiming:
+                continue  # one made ahead is on its way: it takes what this append adds too
+            self._claiming.add(key)
+            claiming = self._engine.writer.submit(
+                functools.partial(
+                    groups.claim,
+                    stream=stream,
+                    group=group,
+                    limit=limit,
+                    lease=lease,
+                    now=now,
+                    token=secrets.token_hex(8),
+                ),
+                durable=False,
+            )
+            claiming.add_done_callback(functools.partial(self._claimed_ahead, key))
+
+    def _claimed_ahead(self, key: tuple[str, str], claiming: asyncio.Future[LogClaim | None]) -> None:
+        self._claiming.discard(key)
+        if claiming.cancelled() or claiming.exception() is not None:
+            return  # nothing was claimed: the group's next claim takes the records
+        claim = claiming.result()
+        if claim is not None:
+            self._ready.setdefault(key, collections.deque()).append(claim)
+            self._appended.notify(key[0])
 
     async def _read(
         self, stream: str, after: int, since: float | None, until: float | None, limit: int
@@ -297,6 +353,12 @@ class SqliteEventLog(EventLog):
         # this process appended to the stream since (the claim that follows an append's wake-up goes straight
         # to the writer: one thread round trip, not two, between an event's publish and its routing).
         key = (stream, group)
+        ready = self._ready.get(key)
+        if ready:
+            made_ahead = ready.popleft()
+            if not ready:
+                del self._ready[key]
+            return made_ahead
         appends = self._appended.count(stream)
         if self._idle.get(key) == appends and not await self._engine.read(groups.claimable, stream, group, now):
             return None
