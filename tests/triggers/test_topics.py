@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from triggerfish.bus.rules import Rules
 from triggerfish.bus.webhook import verify
 from triggerfish.errors import DeclarationError, FunctionNotFoundError, InvalidInputError, InvalidPatternError
 from triggerfish.events.cloudevent import Event
+from triggerfish.events.ruleset import RuleSet
 from triggerfish.names import (
     LOOP_STOPPED_STREAM,
     topic_dead_letter_queue,
@@ -34,9 +36,11 @@ from triggerfish.runtime.platform_calls import StorePlatform
 from triggerfish.store import Store, open_store
 from triggerfish.testing import SyncTestPlatform, TestPlatform
 from triggerfish.triggers.sns import TopicMessage
+from triggerfish.triggers.subscriptions import Subscription, Subscriptions
 from triggerfish.triggers.topics import Topics
 
 SECRET = "whsec-topics"
+BIG = {"filter": {"size": ["big"]}}
 FAST = {"max_attempts": 3, "backoff": {"base": 0.0, "ceiling": 0.0}}
 
 app = App("topic-tests")
@@ -458,6 +462,43 @@ async def test_a_subscription_another_server_added_takes_effect(store: Store) ->
     finally:
         await running.stop()
     assert orjson.loads(message.body)["Message"] == "m"
+
+
+async def test_loading_subscriptions_that_did_not_change_rebuilds_no_filter_set(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every server loads the run-time subscriptions again every few seconds; compiling their filters each
+    # time held the event loop for nothing. An unchanged store keeps the filter sets; a change is still seen.
+    here = Subscriptions(store)
+    assert not here.matching("orders", TopicMessage(message_id="m-0", message="m", timestamp=time.time()))
+    await here.add(Subscription.from_dict({"id": "a", "topic": "orders", "kind": "queue", "endpoint": "big", **BIG}))
+    await here.load()
+    built: list[str] = []
+    add_rule = RuleSet.add
+
+    def counted(self: RuleSet, rule_id: str, pattern: Any) -> None:
+        built.append(rule_id)
+        add_rule(self, rule_id, pattern)
+
+    monkeypatch.setattr(RuleSet, "add", counted)
+    await here.load()
+    await here.load()
+    assert built == []
+    big = TopicMessage(message_id="m-1", message="m", timestamp=time.time(), attributes={"size": "big"})
+    assert [s.endpoint for s in here.matching("orders", big)] == ["big"]
+    # Another server's subscription and removal are still seen.
+    other = Subscriptions(store)
+    await other.load()
+    added = await other.add(
+        Subscription.from_dict({"id": "b", "topic": "orders", "kind": "queue", "endpoint": "also", **BIG})
+    )
+    built.clear()
+    await here.load()
+    assert sorted(built) == ["a", "b"]
+    assert [s.endpoint for s in here.matching("orders", big)] == ["big", "also"]
+    assert await other.remove(added)
+    await here.load()
+    assert [s.endpoint for s in here.matching("orders", big)] == ["big"]
 
 
 async def test_a_new_app_version_brings_its_own_subscriptions(store: Store, invoker: Invoker) -> None:

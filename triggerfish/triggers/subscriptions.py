@@ -246,6 +246,8 @@ class Subscriptions:
         self._stored: list[Subscription] = []
         self._topics: dict[str, _TopicIndex] = {}
         self._generation = 0
+        #: The (key, version) of each run-time subscription the last `load` installed; None before the first.
+        self._loaded: tuple[tuple[str, int], ...] | None = None
         #: Whether the run-time subscriptions were read from the store yet.
         self.loaded = False
         self._install()
@@ -269,6 +271,11 @@ class Subscriptions:
             # An add or remove here while the scan ran may be missing from it: read again.
             if generation == self._generation:
                 break
+        # The same keys at the same versions are the same subscriptions (a version is never reused), so the
+        # topics' filter sets stand: rebuilding them on every periodic load holds the event loop for nothing.
+        read = tuple((record.key, record.version) for record in records)
+        if read == self._loaded:
+            return
         stored = []
         for record in records:
             try:
@@ -279,6 +286,7 @@ class Subscriptions:
         self._stored = sorted(stored, key=lambda s: (s.created_at, s.id))
         self.loaded = True
         self._install()
+        self._loaded = read
 
     async def add(self, subscription: Subscription) -> Subscription:
         """Add a run-time subscription durably; an equal one (same kind, endpoint, settings) is returned instead.
