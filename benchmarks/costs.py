@@ -2,6 +2,7 @@
 
     python -m benchmarks.costs http|async|events [--requests 2000] [--tree DIR ...] [--instructions]
     python -m benchmarks.costs async --batch 50 [--requests 100]
+    python -m benchmarks.costs http --connections 32 [--seconds 10] [--instructions]
 
 Throughput on a machine shared with other engineers' test suites moves by a
 quarter between runs of one and the same code; counts do not. This starts
@@ -19,6 +20,15 @@ connection while it counts, and divides by REQUESTS:
 - `events`: `POST /-/events` of one `OrderPlaced` in structured mode to
   `benchmarks/apps/events_latency_app.py` (100 rules), counted until the
   matching handler entered for each.
+
+`--connections N` (http only) drives the requests concurrently instead:
+wrk over N keep-alive connections for `--seconds` (as `scripts/bench http`
+loads the platform), and the counts are divided by the requests wrk saw
+answered. One request at a time, work that is batched across requests (the
+invocation records, the store's commits) costs its whole batch per request;
+under concurrency it is shared, as it is under the benchmark's load. Under
+callgrind the platform runs some fifty times slower, so fewer requests are
+counted there (a few hundred in 20 s).
 
 System calls come from `strace -f -c` attached to the platform's process
 (every thread; the workers are other processes). With `--instructions` the
@@ -50,6 +60,7 @@ from benchmarks.apps.async_app import DONE_FILE
 from benchmarks.apps.events_latency_app import ENTRY_LOG
 from benchmarks.loadgen_events import STRUCTURED, order_event
 from benchmarks.processes import free_port, wait_http, wait_until
+from benchmarks.wrk import run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "benchmarks" / "apps"
@@ -63,6 +74,7 @@ class Driver:
 
     def __init__(self, kind: str, port: int, marker: Path, batch: int = 1) -> None:
         self.kind = kind
+        self.port = port
         self.batch = batch
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.marker = marker
@@ -99,6 +111,19 @@ class Driver:
             return len(self.marker.read_bytes().splitlines())
         except FileNotFoundError:
             return 0
+
+    def drive_concurrently(self, connections: int, seconds: float) -> int:
+        """Load `GET /hello` over `connections` connections for `seconds` with wrk; the requests answered."""
+        if self.kind != "http":
+            raise SystemExit("--connections drives http requests only")
+        result = run_wrk(
+            f"http://127.0.0.1:{self.port}/hello?n=1", connections=connections, seconds=seconds, timeout=60
+        )
+        if result.errors:
+            # Under callgrind a request can wait past the gateway's second for a concurrency slot: a 429, which
+            # costs the platform less than an answer. Counted all the same (wrk's requests include them), and said.
+            print(f"{result.errors} of {result.requests} concurrent requests failed or were refused", file=sys.stderr)
+        return result.requests
 
     def drive(self, first: int, count: int) -> None:
         already = self.done()
@@ -144,8 +169,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def syscalls(kind: str, tree: Path, requests: int, batch: int = 1) -> Counter[str]:
-    """System calls per request of the platform's process (all its threads), by name."""
+def syscalls(
+    kind: str, tree: Path, requests: int, batch: int = 1, concurrent: tuple[int, float] | None = None
+) -> tuple[Counter[str], int]:
+    """System calls of the platform's process (all its threads) by name, and the invocations they were counted over
+    (`concurrent`: wrk's connections and seconds instead of `requests` one at a time)."""
     strace = shutil.which("strace")
     if strace is None:
         raise SystemExit("strace is not installed (Debian: apt-get install strace)")
@@ -161,7 +189,7 @@ def syscalls(kind: str, tree: Path, requests: int, batch: int = 1) -> Counter[st
             out = work / "strace.txt"
             tracer = subprocess.Popen([strace, "-f", "-c", "-o", str(out), "-p", str(platform.pid)])
             time.sleep(1.0)  # attached to every thread
-            driver.drive(WARMUP, requests)
+            counted = _drive(driver, requests * batch, concurrent)
             tracer.send_signal(signal.SIGINT)
             tracer.wait(60)
         finally:
@@ -171,11 +199,20 @@ def syscalls(kind: str, tree: Path, requests: int, batch: int = 1) -> Counter[st
             found = _STRACE_ROW.match(line)
             if found and found.group(2) != "total":
                 counts[found.group(2)] = int(found.group(1))
-        return counts
+        return counts, counted
 
 
-def instructions(kind: str, tree: Path, requests: int) -> int:
-    """Instructions the platform's process (every thread) ran for `requests` requests, under callgrind."""
+def _drive(driver: Driver, invocations: int, concurrent: tuple[int, float] | None) -> int:
+    """Drive the counted requests (one at a time, or with wrk when `concurrent`); the invocations they made."""
+    if concurrent is not None:
+        return driver.drive_concurrently(*concurrent)
+    driver.drive(WARMUP, invocations // driver.batch)
+    return invocations
+
+
+def instructions(kind: str, tree: Path, requests: int, concurrent: tuple[int, float] | None = None) -> tuple[int, int]:
+    """Instructions the platform's process (every thread) ran under callgrind, and the requests they were counted
+    over (`requests` one at a time, or what wrk got answered with `concurrent`)."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
@@ -192,11 +229,11 @@ def instructions(kind: str, tree: Path, requests: int) -> int:
             driver.drive(0, WARMUP)
             control = [shutil.which("callgrind_control") or "callgrind_control"]
             subprocess.run([*control, "-i", "on", str(platform.pid)], check=True, capture_output=True)
-            driver.drive(WARMUP, requests)
+            counted = _drive(driver, requests, concurrent)
             subprocess.run([*control, "-i", "off", str(platform.pid)], check=True, capture_output=True)
         finally:
             _stop(platform)
-        return _total_instructions(out)
+        return _total_instructions(out), counted
 
 
 def _total_instructions(out: Path) -> int:
@@ -213,35 +250,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tree", action="append", type=Path, help="a source tree to run the platform from")
     parser.add_argument("--instructions", action="store_true", help="also count instructions under callgrind")
     parser.add_argument("--batch", type=int, default=1, help="async: invocations per request (invoke-batch)")
+    parser.add_argument("--connections", type=int, default=0, help="http: drive with wrk over this many connections")
+    parser.add_argument("--seconds", type=float, default=10.0, help="with --connections: how long wrk drives")
     args = parser.parse_args(argv)
-    per = args.requests * max(1, args.batch)
+    concurrent = (args.connections, args.seconds) if args.connections > 0 else None
     trees: list[Path] = [tree.resolve() for tree in args.tree] if args.tree else [ROOT]
-    rows: list[tuple[Path, Counter[str], int | None]] = []
+    # Per tree: the system calls and the invocations they were counted over; the instructions and theirs.
+    rows: list[tuple[Path, Counter[str], int, int | None, int]] = []
     started = f"{os.getloadavg()[0]:.1f}"
     for tree in trees:
-        counted = syscalls(args.kind, tree, args.requests, max(1, args.batch))
-        counted_instructions = instructions(args.kind, tree, args.requests) if args.instructions else None
-        rows.append((tree, counted, counted_instructions))
+        counted, per = syscalls(args.kind, tree, args.requests, max(1, args.batch), concurrent)
+        ran, ran_over = instructions(args.kind, tree, args.requests, concurrent) if args.instructions else (None, 1)
+        rows.append((tree, counted, per, ran, ran_over))
     print(f"### Costs per request: {args.kind}\n")
     batched = f" of {args.batch} invocations each, counted per invocation" if args.batch > 1 else ""
-    print(
-        f"{args.requests} requests{batched}, one at a time after {WARMUP} to warm up; load average {started} at the"
-        " start.\n"
-    )
-    names = sorted({name for _, counted, _ in rows for name in counted}, key=lambda n: -max(c[n] for _, c, _ in rows))
-    unit = "invocation" if args.batch > 1 else "request"
-    header = f"| per {unit} | " + " | ".join(f"`{tree}`" for tree, _, _ in rows) + " |"
-    print(header)
-    print("|---|" + "---:|" * len(rows))
-    print("| system calls | " + " | ".join(f"{sum(c.values()) / per:.1f}" for _, c, _ in rows) + " |")
-    for name in names[:12]:
-        print(f"| `{name}` | " + " | ".join(f"{c[name] / per:.2f}" for _, c, _ in rows) + " |")
-    if args.instructions:
-        print(
-            "| instructions (thousands) | "
-            + " | ".join(f"{(i or 0) / args.requests / 1000:,.0f}" for _, _, i in rows)
-            + " |"
+    if concurrent is not None:
+        counted_over = "; ".join(
+            f"{per} requests under strace" + (f", {ran_over} under callgrind" if ran is not None else "")
+            for _, _, per, ran, ran_over in rows
         )
+        how = f"wrk over {args.connections} connections for {args.seconds:g} s ({counted_over})"
+    else:
+        how = f"{args.requests} requests{batched}, one at a time"
+    print(f"{how}, after {WARMUP} to warm up; load average {started} at the start.\n")
+    names = sorted({name for _, c, *_ in rows for name in c}, key=lambda n: -max(c[n] for _, c, *_ in rows))
+    unit = "invocation" if args.batch > 1 else "request"
+    print(f"| per {unit} | " + " | ".join(f"`{tree}`" for tree, *_ in rows) + " |")
+    print("|---|" + "---:|" * len(rows))
+    print("| system calls | " + " | ".join(f"{sum(c.values()) / per:.1f}" for _, c, per, *_ in rows) + " |")
+    for name in names[:12]:
+        print(f"| `{name}` | " + " | ".join(f"{c[name] / per:.2f}" for _, c, per, *_ in rows) + " |")
+    if args.instructions:
+        thousands = [f"{(ran or 0) / max(ran_over, 1) / 1000:,.0f}" for *_, ran, ran_over in rows]
+        print("| instructions (thousands) | " + " | ".join(thousands) + " |")
 
 
 if __name__ == "__main__":

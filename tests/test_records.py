@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -138,3 +139,43 @@ async def test_bad_request_ids_are_refused(store: Store, request_id: object) -> 
 def test_bad_retention_is_refused(retention: object) -> None:
     with pytest.raises(InvalidInputError, match="retention"):
         InvocationRecords(None, retention=retention, clock=Clock(0))  # type: ignore[arg-type]
+
+
+async def test_records_given_to_add_soon_together_are_one_commit_and_readable_after_settled(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path}/s.db")
+    try:
+        seen: list[str] = []
+        records = InvocationRecords(
+            store, clock=Clock(1000.0), listeners=[lambda record: seen.append(record.request_id)]
+        )
+        commits = store.write_stats.batches  # type: ignore[attr-defined]
+        for n in range(20):
+            records.add_soon(
+                make("a" if n % 2 else "b", f"r{n}", 1000.0 + n), ("r0", b'{"kept":1}') if n == 0 else None
+            )
+        await records.settled()
+        # One transaction for all twenty (both copies, spans and the kept input): the writer woke once for them.
+        assert store.write_stats.batches == commits + 1  # type: ignore[attr-defined]
+        assert sorted(seen) == sorted(f"r{n}" for n in range(20))
+        assert [r.request_id for r in await records.query(function="a")] == [f"r{n}" for n in range(1, 20, 2)]
+        found = await records.get("r7")
+        assert found is not None
+        assert found.function == "a"
+        assert await store.kv.get("invocations", "i/r0") is not None
+    finally:
+        await store.close()
+
+
+async def test_a_record_the_store_refuses_loses_only_itself(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    store.log.max_record_bytes = store.kv.max_record_bytes = 4000
+    records = InvocationRecords(store, clock=Clock(1000.0))
+    too_big = make("a", "big", 1000.0)
+    too_big = InvocationRecord(**{**too_big.to_dict(), "output": "x" * 5000})
+    records.add_soon(make("a", "r1", 1000.0))
+    records.add_soon(too_big)
+    records.add_soon(make("a", "r2", 1001.0))
+    with caplog.at_level(logging.ERROR, logger="triggerfish.runtime"):
+        await records.settled()
+    assert "invocation record big (attempt 1) could not be stored" in caplog.text
+    assert [r.request_id for r in await records.query(function="a")] == ["r1", "r2"]
+    assert await records.get("big") is None

@@ -41,6 +41,26 @@ def test_every_message_round_trips(message: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    ("event", "traceparent"), [({"a": [1, 2, {"b": None}]}, "00-x"), (None, None), ("é", "00-y")], ids=str
+)
+def test_the_request_frame_is_the_one_encode_writes(event: Any, traceparent: str | None) -> None:
+    event_json = orjson.dumps(event)
+    fast = p.request_frame("r1", event_json, 1.5, 2, traceparent, 3)
+    message = p.Request(
+        id="r1", event=orjson.Fragment(event_json), deadline=1.5, attempt=2, traceparent=traceparent, hop_count=3
+    )
+    assert fast == p.encode(message)
+    decoded = p.decode(fast[4:])
+    assert decoded == p.Request(id="r1", event=event, deadline=1.5, attempt=2, traceparent=traceparent, hop_count=3)
+
+
+def test_the_request_frame_keeps_to_the_frame_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(p, "MAX_FRAME", 100)
+    with pytest.raises(ProtocolError, match="over the limit"):
+        p.request_frame("r1", orjson.dumps("x" * 200), 1.5, 1, None, 0)
+
+
+@pytest.mark.parametrize(
     ("body", "reason"),
     [
         (b"{not json", "not JSON"),

@@ -41,7 +41,7 @@ from triggerfish.names import INVALID_EVENT_ERROR, SECRET_NOT_SET_ERROR, SECRET_
 from triggerfish.runtime import call_errors
 from triggerfish.runtime.context import Context
 from triggerfish.runtime.handler import HandlerResult, run_handler
-from triggerfish.runtime.slots import acquire_within
+from triggerfish.runtime.slots import Slots
 from triggerfish.runtime.types import (
     DEFAULT_OUTPUT_LIMIT,
     InvokeOutcome,
@@ -88,7 +88,7 @@ class InProcessRunner:
         self.output_limit = output_limit
         #: Each function described as a deployed version's functions are (settings, triggers, code).
         self.descriptions = {name: spec_to_dict(spec) for name, spec in self.specs.items()}
-        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._slots: dict[str, Slots] = {}
         self._warm: set[str] = set()
         self._in_flight: dict[str, int] = dict.fromkeys(self.specs, 0)
         self._counts: dict[str, dict[str, int]] = {name: {"invocations": 0, "cold_starts": 0} for name in self.specs}
@@ -122,8 +122,8 @@ class InProcessRunner:
         spec = self._spec(request.function)
         slots = self._slots.get(spec.name)
         if slots is None:
-            slots = self._slots[spec.name] = asyncio.Semaphore(spec.settings.concurrency)
-        if not await acquire_within(slots, wait):
+            slots = self._slots[spec.name] = Slots(spec.settings.concurrency)
+        if not await slots.take(wait):
             raise ThrottledError(spec.name, wait)
         self._in_flight[spec.name] = self._in_flight.get(spec.name, 0) + 1
         try:

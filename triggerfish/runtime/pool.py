@@ -29,7 +29,7 @@ from triggerfish.runtime.channel import WorkerConnection
 from triggerfish.runtime.limits import CgroupTree, Limits, memory_limit_bytes
 from triggerfish.runtime.memory import MemoryTree
 from triggerfish.runtime.protocol import Ready, Spawn
-from triggerfish.runtime.slots import acquire_within
+from triggerfish.runtime.slots import Slots
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, PlatformHandler, SecretsSource
 from triggerfish.runtime.worker_process import WorkerProcess
 from triggerfish.runtime.zygote_link import AppZygoteLink
@@ -82,7 +82,7 @@ class WorkerPool:
         settings = spec.settings
         self.timeout = settings.timeout
         self.min_warm = settings.min_warm
-        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._slots = Slots(settings.concurrency)
         self._idle: list[WorkerProcess] = []
         self._workers: set[WorkerProcess] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -100,11 +100,8 @@ class WorkerPool:
     async def run(self, request: InvokeRequest, wait: float) -> InvokeOutcome:
         """One invocation on one worker; ThrottledError when no slot frees up within `wait` seconds."""
         slots = self._slots
-        if slots.locked():
-            if not await acquire_within(slots, wait):
-                raise ThrottledError(self.name, wait)
-        else:
-            await slots.acquire()  # free: returns without yielding
+        if not await slots.take(wait):  # a free slot is taken without yielding
+            raise ThrottledError(self.name, wait)
         try:
             self.counts["invocations"] += 1
             worker = self._take_idle()

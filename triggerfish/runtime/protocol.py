@@ -244,6 +244,26 @@ def encode(message: Message) -> bytes:
     return frame(orjson.dumps(body))
 
 
+def request_frame(
+    request_id: str, event_json: bytes, deadline: float, attempt: int, traceparent: str | None, hop_count: int
+) -> bytes:
+    """The frame of `Request(request_id, Fragment(event_json), ...)` as `encode` writes it, without building the
+    dataclass and reading it back: the one frame every invocation sends (a third of `encode`'s time)."""
+    return frame(
+        orjson.dumps(
+            {
+                "t": "request",
+                "id": request_id,
+                "event": orjson.Fragment(event_json),
+                "deadline": deadline,
+                "attempt": attempt,
+                "traceparent": traceparent,
+                "hop_count": hop_count,
+            }
+        )
+    )
+
+
 def frame(body: bytes) -> bytes:
     """Prefix an already-encoded JSON body with its length."""
     if len(body) > MAX_FRAME:

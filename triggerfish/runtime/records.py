@@ -52,6 +52,7 @@ from triggerfish.names import (
     record_stream,
 )
 from triggerfish.observe.spans import invocation_span, span_key
+from triggerfish.runtime.background_writes import BackgroundWrites
 from triggerfish.runtime.inputs import KeptInput, keep_input, read_input
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest
 from triggerfish.store import Store
@@ -71,6 +72,10 @@ TIMEOUT_ERROR_TYPES = frozenset({TIMEOUT_ERROR, SANDBOX_TIMEOUT_ERROR})
 Status = Literal["succeeded", "failed", "timed_out", "out_of_memory", "throttled", "expired"]
 STATUSES: tuple[str, ...] = ("succeeded", "failed", "timed_out", "out_of_memory", "throttled", "expired")
 
+#: Seconds the record of a sync invocation waits for others to share its write (`add_soon`): under load one
+#: transaction (and one wake-up of the store's writer thread, and one back) per few milliseconds, not per turn of
+#: the event loop; alone, a record is committed that much later (reads of the records wait for it).
+SYNC_RECORD_GATHER = 0.005
 #: How often (seconds) writing records also trims the log streams to the retention.
 TRIM_INTERVAL = 60.0
 # A record is appended when its attempt ended, at most the longest timeout (plus slack) after it
@@ -355,7 +360,10 @@ class InvocationRecords:
         self.keep_inputs = keep_inputs
         self._writers: dict[str, BatchWriter[_Entry, None]] = {}
         self._last_trim = clock()
-        self._writing: set[asyncio.Task[None]] = set()
+        #: The records of `add_soon`, written in batches off the request path.
+        self._soon: BackgroundWrites[tuple[InvocationRecord, KeptInput | None]] = BackgroundWrites(
+            self._write_soon, gather=SYNC_RECORD_GATHER
+        )
 
     def kept_input(self, request: InvokeRequest, settings: FunctionSettings) -> KeptInput | None:
         """`request`'s input as it is to be stored with its record, or None when its function does not keep inputs."""
@@ -376,20 +384,29 @@ class InvocationRecords:
         the moment between the answer and the commit loses the record, not
         the invocation (whose result the caller already has).
         """
-        task = asyncio.ensure_future(self._add_logged(record, kept))
-        self._writing.add(task)
-        task.add_done_callback(self._writing.discard)
+        self._soon.add((record, kept))
 
     async def settled(self) -> None:
-        """Wait until every record given to `add_soon` so far is stored."""
-        while self._writing:
-            await asyncio.gather(*list(self._writing), return_exceptions=True)
+        """Wait until every record given to `add_soon` so far is stored (or its write failed and was logged)."""
+        await self._soon.settled()
 
-    async def _add_logged(self, record: InvocationRecord, kept: KeptInput | None) -> None:
+    async def _write_soon(self, batch: list[tuple[InvocationRecord, KeptInput | None]]) -> None:
+        """Records of `add_soon` that arrived together: both copies, spans and inputs in one atomic write (one
+        operation of the store's writer, however many records). When it fails, each record goes alone, so that
+        one bad record loses only itself."""
+        records = [record for record, _ in batch]
         try:
-            await self.add(record, kept)
+            await self.store.atomic(self.writes(records, [kept for _, kept in batch if kept is not None]))
         except Exception:
+            if len(batch) > 1:
+                for item in batch:
+                    await self._write_soon([item])
+                return
+            record = records[0]
             log.exception("invocation record %s (attempt %d) could not be stored", record.request_id, record.attempt)
+            return
+        self.stored(records)
+        await self.trim_when_due()
 
     async def add(self, record: InvocationRecord, kept: KeptInput | None = None) -> None:
         """Store a record, and its invocation's input if `kept` (durable when this returns)."""

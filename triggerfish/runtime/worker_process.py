@@ -33,9 +33,9 @@ from triggerfish.runtime.protocol import (
     PlatformAnswer,
     PlatformCallFrame,
     Ready,
-    Request,
     Result,
     encode,
+    request_frame,
 )
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, PlatformCall, PlatformHandler, PlatformOp
 
@@ -175,15 +175,13 @@ class WorkerProcess:
         try:
             # The event encoded on its own and spliced into the frame: its size (usage's data in) at no extra cost.
             event_json = orjson.dumps(request.event)
-            frame = encode(
-                Request(
-                    id=request.request_id,
-                    event=orjson.Fragment(event_json),
-                    deadline=sent_at + time_limit,
-                    attempt=request.attempt,
-                    traceparent=request.traceparent,
-                    hop_count=request.hop_count,
-                )
+            frame = request_frame(
+                request.request_id,
+                event_json,
+                sent_at + time_limit,
+                request.attempt,
+                request.traceparent,
+                request.hop_count,
             )
         except (TypeError, ValueError, ProtocolError) as exc:  # another attempt cannot help
             # The in-process runner's errorType too (Lambda's name for a payload it cannot take).
