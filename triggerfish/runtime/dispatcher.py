@@ -105,6 +105,11 @@ class Dispatcher:
         self._ackers: dict[str, BatchWriter[str, bool]] = {}
         self._settlers: dict[str, BatchWriter[tuple[Message, InvocationRecord, KeptInput | None], bool]] = {}
         self._function_loops: list[_FunctionLoop] = []
+        # Where the runner can queue an invocation behind a running one (the process runtime), each worker's
+        # next invocation waits in it, and the worker starts it without a round trip through this process.
+        run_behind = getattr(runner, "run_behind", None)
+        self.pipelined = run_behind is not None
+        self._run_on: Callable[..., Awaitable[InvokeOutcome]] = run_behind or runner.run
 
     @functools.cached_property
     def publisher(self) -> Publisher:
@@ -276,7 +281,7 @@ class Dispatcher:
 
     async def _run(self, message: Message, request: InvokeRequest, lease: float) -> InvokeOutcome | None:
         try:
-            return await self.runner.run(request, wait=1.0)
+            return await self._run_on(request, wait=1.0)
         except ThrottledError:
             return None
 
@@ -451,9 +456,11 @@ class _FunctionLoop:
         self.queue = function_queue(function)
         self.lease = settings.timeout + dispatcher.lease_margin
         self.in_flight: set[asyncio.Task[None]] = set()
-        #: Invocations whose handler is still running: what `concurrency` limits. An invocation
-        #: whose outcome is being recorded and acknowledged no longer holds a slot.
+        #: Invocations whose handler is still running, or queued on a worker behind one that is: at most
+        #: `concurrency`, twice that when the runner is pipelined (one queued per worker; the runner bounds
+        #: what runs at once). An invocation whose outcome is being recorded and acknowledged counts no more.
         self.running = 0
+        self.limit = settings.concurrency * (2 if dispatcher.pipelined else 1)
         #: Leased, not yet started.
         self.buffer: collections.deque[Message] = collections.deque()
         self.prefetch = min(dispatcher.batch_size, max(2 * settings.concurrency, 32))
@@ -525,12 +532,12 @@ class _FunctionLoop:
             # The buffer is full (or nothing more is queued): wait until a slot or room frees.
             self._freed.clear()
             self._start_ready()
-            if self.buffer and self.running < self.settings.concurrency:
+            if self.buffer and self.running < self.limit:
                 continue
             await self._freed.wait()
 
     def _start_ready(self) -> None:
-        while self.buffer and self.running < self.settings.concurrency:
+        while self.buffer and self.running < self.limit:
             message = self.buffer.popleft()
             self.running += 1
             task = asyncio.create_task(self._handle(message))

@@ -31,7 +31,7 @@ from triggerfish.runtime.memory import MemoryTree
 from triggerfish.runtime.protocol import Ready, Spawn
 from triggerfish.runtime.slots import acquire_within
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, PlatformHandler, SecretsSource
-from triggerfish.runtime.worker_process import WorkerProcess
+from triggerfish.runtime.worker_process import NotStarted, WorkerProcess
 from triggerfish.runtime.zygote_link import AppZygoteLink
 
 #: Seconds a new worker has to report ready before it counts as failed.
@@ -84,6 +84,8 @@ class WorkerPool:
         self.min_warm = settings.min_warm
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._idle: list[WorkerProcess] = []
+        #: Workers running an invocation (a request may be queued behind it: `run(behind=True)`).
+        self._busy: set[WorkerProcess] = set()
         self._workers: set[WorkerProcess] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -97,10 +99,24 @@ class WorkerPool:
 
     # --- invoking -------------------------------------------------------------------------
 
-    async def run(self, request: InvokeRequest, wait: float) -> InvokeOutcome:
-        """One invocation on one worker; ThrottledError when no slot frees up within `wait` seconds."""
+    async def run(self, request: InvokeRequest, wait: float, *, behind: bool = False) -> InvokeOutcome:
+        """One invocation on one worker; ThrottledError when no slot frees up within `wait` seconds.
+
+        With `behind` (the async path's prefetch), when every slot is taken the request is queued behind
+        an invocation running now, on its worker, instead of waiting for a slot: the worker starts it the
+        moment the other one ends, which hands it its slot (so `concurrency` still bounds what runs at once).
+        """
         slots = self._slots
-        if slots.locked():
+        worker: WorkerProcess | None = None
+        if behind and slots.locked() and (leader := self._queueable()) is not None:
+            outcome = await self._run_behind(leader, request)
+            if outcome is not None:
+                return outcome
+            # Its worker went first; it holds the slot that worker's last invocation handed it, or needs one.
+            if not leader.slot_handed and not await acquire_within(slots, wait):
+                raise ThrottledError(self.name, wait)
+            leader.slot_handed = False
+        elif slots.locked():
             if not await acquire_within(slots, wait):
                 raise ThrottledError(self.name, wait)
         else:
@@ -117,6 +133,7 @@ class WorkerPool:
                 except WorkerStartError as exc:
                     self.counts["start_failures"] += 1
                     return _start_failed(request, exc, self.config.version)
+            self._busy.add(worker)
             try:
                 outcome = await worker.invoke(
                     request,
@@ -130,16 +147,61 @@ class WorkerPool:
                 # waits for and its answer would confuse the next one, so it goes.
                 worker.kill()
                 self._workers.discard(worker)
+                self._busy.discard(worker)
                 raise
-            if not worker.alive:
-                self._lost(worker)
-            elif worker in self._stale:
-                self._retire(worker)
-            else:
-                self._idle.append(worker)
+            self._after(worker)
             return outcome
         finally:
-            slots.release()
+            self._release(worker)
+
+    def _after(self, worker: WorkerProcess) -> None:
+        """An invocation on `worker` ended: it goes back to idle, unless a request queued behind runs on it now."""
+        if worker.follower is not None and worker.alive:
+            return  # the request queued behind runs on it now, and returns it when done
+        self._busy.discard(worker)
+        if not worker.alive:
+            self._lost(worker)
+        elif worker in self._stale:
+            self._retire(worker)
+        else:
+            self._idle.append(worker)
+
+    def _release(self, worker: WorkerProcess | None) -> None:
+        """Free the slot of an invocation that ended on `worker`, or hand it to the request queued behind it."""
+        if worker is not None and worker.follower is not None:
+            worker.slot_handed = True
+        else:
+            self._slots.release()
+
+    def _queueable(self) -> WorkerProcess | None:
+        """A worker running an invocation with nothing queued behind it yet."""
+        for worker in self._busy:
+            if worker.can_queue and worker not in self._stale:  # not on a worker started with old secrets
+                return worker
+        return None
+
+    async def _run_behind(self, worker: WorkerProcess, request: InvokeRequest) -> InvokeOutcome | None:
+        """`request` queued behind the invocation running on `worker`; None when it did not get its turn there."""
+        try:
+            outcome = await worker.invoke_behind(
+                request, time_limit=self.timeout, version=self.config.version, platform=self.config.platform
+            )
+        except NotStarted:
+            self._busy.discard(worker)
+            return None
+        except BaseException:
+            # Cancelled: the worker went (invoke_behind killed it); a slot it was handed is free again.
+            self._busy.discard(worker)
+            self._workers.discard(worker)
+            if worker.slot_handed:
+                worker.slot_handed = False
+                self._slots.release()
+            raise
+        self.counts["invocations"] += 1
+        worker.slot_handed = False
+        self._after(worker)
+        self._release(worker)
+        return outcome
 
     def _take_idle(self) -> WorkerProcess | None:
         idle = self._idle

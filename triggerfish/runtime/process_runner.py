@@ -245,6 +245,14 @@ class ProcessRunner:
             raise FunctionNotFoundError(self._not_found(request))
         return await pool.run(request, wait)
 
+    async def run_behind(self, request: InvokeRequest, *, wait: float = 1.0) -> InvokeOutcome:
+        """`run`, for the dispatcher's prefetch: when every slot is taken, queued behind an invocation running now
+        on its worker (which starts it as soon as that one ends) rather than waiting for a slot."""
+        pool = self._pools.get(request.function)
+        if pool is None or (request.version is not None and request.version != self.version):
+            raise FunctionNotFoundError(self._not_found(request))
+        return await pool.run(request, wait, behind=True)
+
     def settings(self, function: str) -> FunctionSettings:
         """The resolved settings of `function` (decorator < config file < stage < overrides)."""
         spec = self.specs.get(function)

@@ -41,6 +41,19 @@ class Request:
     attempt: int = 1
     traceparent: str | None = None
     hop_count: int = 0
+    #: Set on a request queued behind the one the worker is running (the async path's prefetch): the deadline is
+    #: then this many seconds after the worker starts it, and the worker writes `start_marker(id)` to its output
+    #: first, so the parent can tell the two invocations' output apart.
+    time_limit: float | None = None
+
+
+def start_marker(request_id: str) -> bytes:
+    """What a worker writes to its output pipe as it starts a queued request: where that request's output begins.
+
+    One write of a few dozen bytes (under PIPE_BUF: never split by the kernel, so one read of the
+    parent's holds all of it or none).
+    """
+    return b"\x00triggerfish-start:" + request_id.encode("utf-8", "replace")[:200] + b"\x00"
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from triggerfish.runtime.protocol import (
     Request,
     Result,
     encode,
+    start_marker,
 )
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, PlatformCall, PlatformHandler, PlatformOp
 
@@ -45,6 +46,7 @@ log = logging.getLogger("triggerfish.runtime")
 EXIT_REPORT_WAIT = 2.0
 _PLATFORM_OPS = frozenset(get_args(PlatformOp))
 _READS_PER_WAKEUP = 8
+_READ_SIZE = 1024 * 1024
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _CANCEL = encode(Cancel(reason="stop"))
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -98,6 +100,18 @@ class WorkerProcess:
         self._watch = watch
         self._output = bytearray()
         self._truncated = False
+        #: Resolved when the invocation running now has its outcome (None: none runs): a request queued behind
+        #: it waits for this before it reads the connection.
+        self._turn: asyncio.Future[None] | None = None
+        #: The request queued behind the running one (at most one), its output marker, and its output so far.
+        self.follower: str | None = None
+        self._marker: bytes | None = None
+        self._follower_output = bytearray()
+        self._follower_truncated = False
+        #: Set by the pool when the invocation that ended handed its concurrency slot to the follower.
+        self.slot_handed = False
+        #: The marker was read while the running invocation had not ended yet: what is read now is the follower's.
+        self._into_follower = False
         #: Bytes of the current invocation's event sent to the worker (usage's data in).
         self._sent_bytes = 0
         self._output_fd = output_fd
@@ -173,27 +187,104 @@ class WorkerProcess:
         self._sent_bytes = 0
         sent_at = time.time()
         try:
-            # The event encoded on its own and spliced into the frame: its size (usage's data in) at no extra cost.
-            event_json = orjson.dumps(request.event)
-            frame = encode(
-                Request(
-                    id=request.request_id,
-                    event=orjson.Fragment(event_json),
-                    deadline=sent_at + time_limit,
-                    attempt=request.attempt,
-                    traceparent=request.traceparent,
-                    hop_count=request.hop_count,
-                )
-            )
+            frame, event_bytes = _request_frame(request, deadline=sent_at + time_limit)
         except (TypeError, ValueError, ProtocolError) as exc:  # another attempt cannot help
-            # The in-process runner's errorType too (Lambda's name for a payload it cannot take).
-            what = "is too large to send" if isinstance(exc, ProtocolError) else "is not a JSON value"
-            error = {"errorType": INVALID_EVENT_ERROR, "errorMessage": f"the event of {self.function!r} {what}: {exc}"}
-            return self._failed(request, error, sent_at, version, cold_start, retryable=False)
-        timer = self._loop.call_later(time_limit, self._time_out)
-        self._sent_bytes = len(event_json)
+            return self._invalid_event(request, exc, sent_at, version, cold_start)
+        self._sent_bytes = event_bytes
+        self._turn = self._loop.create_future()
+        try:
+            return await self._outcome(request, time_limit, sent_at, version, cold_start, platform, frame)
+        finally:
+            self._end_turn()
+
+    @property
+    def can_queue(self) -> bool:
+        """Whether a request may be queued behind the one running now (`invoke_behind`)."""
+        return self.alive and self._turn is not None and self.follower is None and self.pid is not None
+
+    async def invoke_behind(
+        self, request: InvokeRequest, *, time_limit: float, version: str, platform: PlatformHandler | None
+    ) -> InvokeOutcome:
+        """Queue `request` behind the invocation running now (check `can_queue`) and report how it went.
+
+        Sent at once, so the worker starts it the moment the running one ends, without waiting for a round
+        trip through this process (the async path's prefetch); its timeout counts from then. Raises
+        NotStarted when the worker went (timed out, crashed, stopped) before this request's turn came: it is
+        then to be run elsewhere (it may have begun if the worker died the moment the other one ended: at least
+        once, as any invocation whose outcome was not recorded).
+        """
+        sent_at = time.time()
+        try:
+            frame, event_bytes = _request_frame(request, deadline=sent_at + time_limit, time_limit=time_limit)
+        except (TypeError, ValueError, ProtocolError) as exc:
+            return self._invalid_event(request, exc, sent_at, version, False)
+        turn = self._turn
+        if turn is None or self.follower is not None:
+            raise RuntimeError("invoke_behind() needs a worker that can_queue")
+        self.follower = request.request_id
+        self._marker = start_marker(request.request_id)
+        self._follower_output.clear()
+        self._follower_truncated = False
         try:
             self.connection.send(frame)
+        except ProtocolError:  # the connection closed: the worker is gone
+            self.follower = self._marker = None
+            raise NotStarted(request.request_id) from None
+        try:
+            # Awaited directly, not shielded: the follower then resumes before anything its predecessor's end
+            # schedules (a shield adds a hop), and takes its turn before another request looks for a worker.
+            await turn
+        except BaseException:
+            # Cancelled while queued: the worker would run a request nobody waits for, so it goes.
+            self.follower = self._marker = None
+            self.kill()
+            raise
+        self.follower = None
+        if not self.alive:
+            # The worker went (timed out, crashed, retired) before this request's turn: it runs again elsewhere.
+            self._marker = None
+            raise NotStarted(request.request_id)
+        self.invocations += 1
+        # Its output so far (read after the marker while the other one finished) becomes the current output; a
+        # marker not read yet is still looked for, and what follows it is this request's too.
+        self._output, self._follower_output = self._follower_output, self._output
+        self._truncated, self._into_follower = self._follower_truncated, False
+        self._sent_bytes = event_bytes
+        self._turn = self._loop.create_future()
+        try:
+            return await self._outcome(request, time_limit, time.time(), version, False, platform)
+        finally:
+            self._end_turn()
+
+    def _end_turn(self) -> None:
+        turn, self._turn = self._turn, None
+        if turn is not None and not turn.done():
+            turn.set_result(None)
+
+    def _invalid_event(
+        self, request: InvokeRequest, exc: Exception, sent_at: float, version: str, cold_start: bool
+    ) -> InvokeOutcome:
+        # The in-process runner's errorType too (Lambda's name for a payload it cannot take).
+        what = "is too large to send" if isinstance(exc, ProtocolError) else "is not a JSON value"
+        error = {"errorType": INVALID_EVENT_ERROR, "errorMessage": f"the event of {self.function!r} {what}: {exc}"}
+        return self._failed(request, error, sent_at, version, cold_start, retryable=False)
+
+    async def _outcome(
+        self,
+        request: InvokeRequest,
+        time_limit: float,
+        sent_at: float,
+        version: str,
+        cold_start: bool,
+        platform: PlatformHandler | None,
+        frame: bytes | None = None,
+    ) -> InvokeOutcome:
+        """Send `frame` (unless sent already), then read the connection until `request`'s result (relaying its
+        platform calls) or the worker's end; its timeout counts from now."""
+        timer = self._loop.call_later(time_limit, self._time_out)
+        try:
+            if frame is not None:
+                self.connection.send(frame)
             while True:
                 message = await self.connection.recv()
                 if type(message) is Result:
@@ -319,7 +410,7 @@ class WorkerProcess:
         fd = self._output_fd
         for _ in range(max_reads):
             try:
-                data = os.read(fd, 1024 * 1024)
+                data = os.read(fd, _READ_SIZE)
             except BlockingIOError:
                 return
             except OSError:
@@ -327,11 +418,35 @@ class WorkerProcess:
             if not data:
                 self._close_output()
                 return
-            room = self.output_limit - len(self._output)
+            short = len(data) < _READ_SIZE
+            marker = self._marker
+            if marker is not None and (at := data.find(marker)) >= 0:
+                # A queued request started here: what comes after the marker is its output.
+                self._keep(data[:at])
+                self._marker = None
+                self._into_follower = self.follower is not None
+                data = data[at + len(marker) :]
+            self._keep(data)
+            if short:
+                # A short read emptied the pipe: another read now would only fail with EAGAIN (a system call
+                # per wakeup; the queued requests' markers make one per invocation).
+                return
+
+    def _keep(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._into_follower:
+            room = self.output_limit - len(self._follower_output)
             if room > 0:
-                self._output += data[:room] if len(data) > room else data
+                self._follower_output += data[:room] if len(data) > room else data
             if len(data) > room:
-                self._truncated = True
+                self._follower_truncated = True
+            return
+        room = self.output_limit - len(self._output)
+        if room > 0:
+            self._output += data[:room] if len(data) > room else data
+        if len(data) > room:
+            self._truncated = True
 
     @property
     def output(self) -> str:
@@ -392,6 +507,30 @@ class WorkerProcess:
         self.drain_all()
         self._close_output()
         self.connection.close()
+
+
+class NotStarted(Exception):
+    """A request queued behind another (`WorkerProcess.invoke_behind`) did not get its turn: its worker went first."""
+
+
+def _request_frame(request: InvokeRequest, *, deadline: float, time_limit: float | None = None) -> tuple[bytes, int]:
+    """The Request frame of `request`, and the bytes of its event's JSON (usage's data in).
+
+    The event is encoded on its own and spliced into the frame: its size at no extra cost.
+    """
+    event_json = orjson.dumps(request.event)
+    frame = encode(
+        Request(
+            id=request.request_id,
+            event=orjson.Fragment(event_json),
+            deadline=deadline,
+            attempt=request.attempt,
+            traceparent=request.traceparent,
+            hop_count=request.hop_count,
+            time_limit=time_limit,
+        )
+    )
+    return frame, len(event_json)
 
 
 def describe_exit(status: int | None, *, started: bool = True) -> str:
