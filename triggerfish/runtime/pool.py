@@ -86,6 +86,8 @@ class WorkerPool:
         self._idle: list[WorkerProcess] = []
         #: Workers running an invocation (a request may be queued behind it: `run(behind=True)`).
         self._busy: set[WorkerProcess] = set()
+        #: Requests of `run(behind=True)` waiting for a worker to queue behind or a free slot.
+        self._room_waiters: list[asyncio.Future[None]] = []
         self._workers: set[WorkerProcess] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -108,14 +110,16 @@ class WorkerPool:
         """
         slots = self._slots
         worker: WorkerProcess | None = None
-        if behind and slots.locked() and (leader := self._queueable()) is not None:
-            outcome = await self._run_behind(leader, request)
-            if outcome is not None:
-                return outcome
-            # Its worker went first; it holds the slot that worker's last invocation handed it, or needs one.
-            if not leader.slot_handed and not await acquire_within(slots, wait):
-                raise ThrottledError(self.name, wait)
-            leader.slot_handed = False
+        if behind and slots.locked():
+            leader = await self._room_behind(wait)
+            if leader is not None:
+                outcome = await self._run_behind(leader, request)
+                if outcome is not None:
+                    return outcome
+                # Its worker went first; it holds the slot that worker's last invocation handed it, or needs one.
+                if not leader.slot_handed and not await acquire_within(slots, wait):
+                    raise ThrottledError(self.name, wait)
+                leader.slot_handed = False
         elif slots.locked():
             if not await acquire_within(slots, wait):
                 raise ThrottledError(self.name, wait)
@@ -134,6 +138,7 @@ class WorkerPool:
                     self.counts["start_failures"] += 1
                     return _start_failed(request, exc, self.config.version)
             self._busy.add(worker)
+            self._room_changed()  # a request waiting to queue may queue behind this one
             try:
                 outcome = await worker.invoke(
                     request,
@@ -172,6 +177,42 @@ class WorkerPool:
             worker.slot_handed = True
         else:
             self._slots.release()
+        # Either way a request waiting to queue may go now: behind the follower once it runs, or in the slot.
+        self._room_changed()
+
+    async def _room_behind(self, wait: float) -> WorkerProcess | None:
+        """For `run(behind=True)` with every slot taken: a worker to queue behind, or None once a slot is taken;
+        ThrottledError when neither comes within `wait` seconds.
+
+        Not a wait on the slots alone: a request waiting there would take the next worker that frees and
+        leave it idle for a round trip, and every request after it would find the same gap.
+        """
+        slots = self._slots
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            if not slots.locked():  # free, and no caller waits for it before us
+                await slots.acquire()  # returns without yielding
+                return None
+            worker = self._queueable()
+            if worker is not None:
+                return worker
+            waiter = loop.create_future()
+            self._room_waiters.append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except TimeoutError:
+                raise ThrottledError(self.name, wait) from None
+            finally:
+                if waiter in self._room_waiters:
+                    self._room_waiters.remove(waiter)
+
+    def _room_changed(self) -> None:
+        waiters, self._room_waiters = self._room_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _queueable(self) -> WorkerProcess | None:
         """A worker running an invocation with nothing queued behind it yet."""

@@ -200,7 +200,8 @@ class WorkerProcess:
     @property
     def can_queue(self) -> bool:
         """Whether a request may be queued behind the one running now (`invoke_behind`)."""
-        return self.alive and self._turn is not None and self.follower is None and self.pid is not None
+        # A cold worker too: the request follows the first one, which handles the worker's Ready.
+        return self.alive and self._turn is not None and self.follower is None
 
     async def invoke_behind(
         self, request: InvokeRequest, *, time_limit: float, version: str, platform: PlatformHandler | None
