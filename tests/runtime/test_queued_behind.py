@@ -110,3 +110,19 @@ async def test_without_a_running_invocation_run_behind_is_an_ordinary_run(runner
     outcome = await runner.run_behind(request("step", {"say": "alone"}), wait=0.0)
     assert outcome.ok
     assert outcome.output == "start alone\nend alone\n"
+
+
+async def test_up_to_three_requests_queue_behind_one_each_with_its_own_output_in_order(runner: ProcessRunner) -> None:
+    first = await running(runner, say="a", sleep=0.3)
+    queued = [
+        asyncio.ensure_future(runner.run_behind(request("step", {"say": say}), wait=0.0)) for say in ("b", "c", "d")
+    ]
+    await asyncio.sleep(0)  # all three queued on the worker
+    with pytest.raises(ThrottledError):  # a fourth finds no room: the queue is full and the only slot taken
+        await runner.run_behind(request("step", {"say": "e"}), wait=0.0)
+    outcomes = [await first, *[await task for task in queued]]
+    assert [outcome.output for outcome in outcomes] == [f"start {say}\nend {say}\n" for say in "abcd"]
+    assert len({outcome.worker_pid for outcome in outcomes}) == 1
+    starts = [outcome.result["started"] for outcome in outcomes]
+    ends = [outcome.result["ended"] for outcome in outcomes]
+    assert all(ends[i] <= starts[i + 1] for i in range(3))  # one after another, never two at once

@@ -43,6 +43,7 @@ from triggerfish.retry import Decision, FailureCondition, RetryPolicy, decide
 from triggerfish.runtime import invocation_message
 from triggerfish.runtime.inputs import KeptInput
 from triggerfish.runtime.invocation_message import Invocation
+from triggerfish.runtime.pool import QUEUE_DEPTH
 from triggerfish.runtime.records import (
     BatchWriter,
     InvocationRecord,
@@ -457,10 +458,10 @@ class _FunctionLoop:
         self.lease = settings.timeout + dispatcher.lease_margin
         self.in_flight: set[asyncio.Task[None]] = set()
         #: Invocations whose handler is still running, or queued on a worker behind one that is: at most
-        #: `concurrency`, twice that when the runner is pipelined (one queued per worker; the runner bounds
+        #: `concurrency`, and QUEUE_DEPTH more per worker when the runner is pipelined (the runner bounds
         #: what runs at once). An invocation whose outcome is being recorded and acknowledged counts no more.
         self.running = 0
-        self.limit = settings.concurrency * (2 if dispatcher.pipelined else 1)
+        self.limit = settings.concurrency * (1 + QUEUE_DEPTH if dispatcher.pipelined else 1)
         #: Leased, not yet started.
         self.buffer: collections.deque[Message] = collections.deque()
         self.prefetch = min(dispatcher.batch_size, max(2 * settings.concurrency, 32))

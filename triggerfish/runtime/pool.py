@@ -36,6 +36,9 @@ from triggerfish.runtime.zygote_link import AppZygoteLink
 
 #: Seconds a new worker has to report ready before it counts as failed.
 START_TIMEOUT = 10.0
+#: Requests `run(behind=True)` queues on a worker behind the one it runs, at most: enough that a worker
+#: finishing short invocations faster than the dispatcher hands them out still finds the next one waiting.
+QUEUE_DEPTH = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +116,12 @@ class WorkerPool:
         if behind and slots.locked():
             leader = await self._room_behind(wait)
             if leader is not None:
-                outcome = await self._run_behind(leader, request)
+                outcome, owned = await self._run_behind(leader, request)
                 if outcome is not None:
                     return outcome
-                # Its worker went first; it holds the slot that worker's last invocation handed it, or needs one.
-                if not leader.slot_handed and not await acquire_within(slots, wait):
+                # Its worker went first; it holds the slot the invocation before it handed on, or needs one.
+                if not owned and not await acquire_within(slots, wait):
                     raise ThrottledError(self.name, wait)
-                leader.slot_handed = False
         elif slots.locked():
             if not await acquire_within(slots, wait):
                 raise ThrottledError(self.name, wait)
@@ -161,8 +163,8 @@ class WorkerPool:
 
     def _after(self, worker: WorkerProcess) -> None:
         """An invocation on `worker` ended: it goes back to idle, unless a request queued behind runs on it now."""
-        if worker.follower is not None and worker.alive:
-            return  # the request queued behind runs on it now, and returns it when done
+        if worker.queued and worker.alive:
+            return  # the request queued behind runs on it now, and the last one returns it
         self._busy.discard(worker)
         if not worker.alive:
             self._lost(worker)
@@ -173,7 +175,7 @@ class WorkerPool:
 
     def _release(self, worker: WorkerProcess | None) -> None:
         """Free the slot of an invocation that ended on `worker`, or hand it to the request queued behind it."""
-        if worker is not None and worker.follower is not None:
+        if worker is not None and worker.queued:
             worker.slot_handed = True
         else:
             self._slots.release()
@@ -216,33 +218,48 @@ class WorkerPool:
 
     def _queueable(self) -> WorkerProcess | None:
         """A worker running an invocation with nothing queued behind it yet."""
+        found = None
         for worker in self._busy:
-            if worker.can_queue and worker not in self._stale:  # not on a worker started with old secrets
-                return worker
-        return None
+            # The least queued (not on a worker started with old secrets).
+            if worker.can_queue(QUEUE_DEPTH) and worker not in self._stale:
+                if not worker.queued:
+                    return worker
+                if found is None or worker.queued < found.queued:
+                    found = worker
+        return found
 
-    async def _run_behind(self, worker: WorkerProcess, request: InvokeRequest) -> InvokeOutcome | None:
-        """`request` queued behind the invocation running on `worker`; None when it did not get its turn there."""
+    async def _run_behind(self, worker: WorkerProcess, request: InvokeRequest) -> tuple[InvokeOutcome | None, bool]:
+        """`request` queued behind the invocations sent to `worker`: its outcome, or None when it did not get its
+        turn there; and whether it holds a slot (the one the invocation before it handed on)."""
+        owned = False
+
+        def took_turn() -> None:
+            nonlocal owned
+            owned, worker.slot_handed = worker.slot_handed, False
+
         try:
             outcome = await worker.invoke_behind(
-                request, time_limit=self.timeout, version=self.config.version, platform=self.config.platform
+                request,
+                time_limit=self.timeout,
+                version=self.config.version,
+                platform=self.config.platform,
+                on_turn=took_turn,
             )
         except NotStarted:
             self._busy.discard(worker)
-            return None
+            return None, owned
         except BaseException:
             # Cancelled: the worker went (invoke_behind killed it); a slot it was handed is free again.
             self._busy.discard(worker)
             self._workers.discard(worker)
-            if worker.slot_handed:
-                worker.slot_handed = False
+            if owned:
                 self._slots.release()
+                self._room_changed()
             raise
         self.counts["invocations"] += 1
-        worker.slot_handed = False
         self._after(worker)
         self._release(worker)
-        return outcome
+        return outcome, True
 
     def _take_idle(self) -> WorkerProcess | None:
         idle = self._idle

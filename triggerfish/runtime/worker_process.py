@@ -9,6 +9,7 @@ any other reason is reported with the signal or exit code the zygote saw.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fcntl
 import logging
@@ -100,18 +101,17 @@ class WorkerProcess:
         self._watch = watch
         self._output = bytearray()
         self._truncated = False
-        #: Resolved when the invocation running now has its outcome (None: none runs): a request queued behind
-        #: it waits for this before it reads the connection.
-        self._turn: asyncio.Future[None] | None = None
-        #: The request queued behind the running one (at most one), its output marker, and its output so far.
-        self.follower: str | None = None
+        #: Resolved when the last invocation sent to this worker (running or queued) has its outcome (None: none
+        #: is): a request queued behind it waits for this before it reads the connection.
+        self._tail: asyncio.Future[None] | None = None
+        #: Requests queued behind the running one, in order, each with its start marker and its output so far.
+        self._queued: collections.deque[_Queued] = collections.deque()
+        #: How many of the queued requests' markers were read: what is read now is the last of those's output.
+        self._seen = 0
+        #: The start marker of the running invocation, when it started queued and its marker is still unread.
         self._marker: bytes | None = None
-        self._follower_output = bytearray()
-        self._follower_truncated = False
-        #: Set by the pool when the invocation that ended handed its concurrency slot to the follower.
+        #: Set by the pool when the invocation that ended handed its concurrency slot to the one queued behind it.
         self.slot_handed = False
-        #: The marker was read while the running invocation had not ended yet: what is read now is the follower's.
-        self._into_follower = False
         #: Bytes of the current invocation's event sent to the worker (usage's data in).
         self._sent_bytes = 0
         self._output_fd = output_fd
@@ -184,6 +184,7 @@ class WorkerProcess:
         self.invocations += 1
         self._output.clear()
         self._truncated = False
+        self._marker = None
         self._sent_bytes = 0
         sent_at = time.time()
         try:
@@ -191,75 +192,100 @@ class WorkerProcess:
         except (TypeError, ValueError, ProtocolError) as exc:  # another attempt cannot help
             return self._invalid_event(request, exc, sent_at, version, cold_start)
         self._sent_bytes = event_bytes
-        self._turn = self._loop.create_future()
+        turn = self._tail = self._loop.create_future()
         try:
             return await self._outcome(request, time_limit, sent_at, version, cold_start, platform, frame)
         finally:
-            self._end_turn()
+            self._end_turn(turn)
 
     @property
-    def can_queue(self) -> bool:
-        """Whether a request may be queued behind the one running now (`invoke_behind`)."""
-        # A cold worker too: the request follows the first one, which handles the worker's Ready.
-        return self.alive and self._turn is not None and self.follower is None
+    def queued(self) -> int:
+        """Requests queued behind the running invocation (`invoke_behind`)."""
+        return len(self._queued)
+
+    def can_queue(self, depth: int) -> bool:
+        """Whether a request may be queued behind the ones sent (`invoke_behind`): one runs, fewer than `depth` wait.
+
+        A cold worker too: the first request handles the worker's Ready.
+        """
+        return self.alive and self._tail is not None and len(self._queued) < depth
 
     async def invoke_behind(
-        self, request: InvokeRequest, *, time_limit: float, version: str, platform: PlatformHandler | None
+        self,
+        request: InvokeRequest,
+        *,
+        time_limit: float,
+        version: str,
+        platform: PlatformHandler | None,
+        on_turn: Callable[[], None] = lambda: None,
     ) -> InvokeOutcome:
-        """Queue `request` behind the invocation running now (check `can_queue`) and report how it went.
+        """Queue `request` behind the invocations sent to this worker (check `can_queue`) and report how it went.
 
-        Sent at once, so the worker starts it the moment the running one ends, without waiting for a round
-        trip through this process (the async path's prefetch); its timeout counts from then. Raises
-        NotStarted when the worker went (timed out, crashed, stopped) before this request's turn came: it is
-        then to be run elsewhere (it may have begun if the worker died the moment the other one ended: at least
-        once, as any invocation whose outcome was not recorded).
+        Sent at once, so the worker starts it the moment the one before it ends, without waiting for a round
+        trip through this process (the async path's prefetch); its timeout counts from then. `on_turn` is
+        called when the one before it ended (the pool hands its slot on then). Raises NotStarted when the
+        worker went (timed out, crashed, stopped) before this request's turn came: it is then to be run
+        elsewhere (it may have begun if the worker died the moment the one before ended: at least once, as
+        any invocation whose outcome was not recorded).
         """
         sent_at = time.time()
         try:
             frame, event_bytes = _request_frame(request, deadline=sent_at + time_limit, time_limit=time_limit)
         except (TypeError, ValueError, ProtocolError) as exc:
             return self._invalid_event(request, exc, sent_at, version, False)
-        turn = self._turn
-        if turn is None or self.follower is not None:
+        before = self._tail
+        if before is None:
             raise RuntimeError("invoke_behind() needs a worker that can_queue")
-        self.follower = request.request_id
-        self._marker = start_marker(request.request_id)
-        self._follower_output.clear()
-        self._follower_truncated = False
+        turn = self._tail = self._loop.create_future()
+        entry = _Queued(start_marker(request.request_id))
+        self._queued.append(entry)
         try:
-            self.connection.send(frame)
-        except ProtocolError:  # the connection closed: the worker is gone
-            self.follower = self._marker = None
-            raise NotStarted(request.request_id) from None
-        try:
-            # Awaited directly, not shielded: the follower then resumes before anything its predecessor's end
-            # schedules (a shield adds a hop), and takes its turn before another request looks for a worker.
-            await turn
-        except BaseException:
-            # Cancelled while queued: the worker would run a request nobody waits for, so it goes.
-            self.follower = self._marker = None
-            self.kill()
-            raise
-        self.follower = None
-        if not self.alive:
-            # The worker went (timed out, crashed, retired) before this request's turn: it runs again elsewhere.
-            self._marker = None
-            raise NotStarted(request.request_id)
-        self.invocations += 1
-        # Its output so far (read after the marker while the other one finished) becomes the current output; a
-        # marker not read yet is still looked for, and what follows it is this request's too.
-        self._output, self._follower_output = self._follower_output, self._output
-        self._truncated, self._into_follower = self._follower_truncated, False
-        self._sent_bytes = event_bytes
-        self._turn = self._loop.create_future()
-        try:
+            try:
+                self.connection.send(frame)
+            except ProtocolError:  # the connection closed: the worker is gone
+                self._forget(entry)
+                raise NotStarted(request.request_id) from None
+            try:
+                # Awaited directly, not shielded: it then resumes before anything the end of the one before
+                # schedules (a shield adds a hop), and takes its turn before another request looks for a worker.
+                await before
+            except BaseException:
+                # Cancelled while queued: the worker would run a request nobody waits for, so it goes.
+                self._forget(entry)
+                if before.done():
+                    on_turn()
+                self.kill()
+                raise
+            on_turn()
+            if not self.alive:
+                # The worker went (timed out, crashed, retired) before this request's turn: it runs elsewhere.
+                self._forget(entry)
+                raise NotStarted(request.request_id)
+            self.invocations += 1
+            # Its output so far (read after its marker while the ones before ran) becomes the current output; a
+            # marker not read yet is still looked for, and what follows it is this request's too.
+            head = self._queued.popleft()
+            if self._seen:
+                self._seen -= 1
+                self._marker = None
+            else:
+                self._marker = head.marker
+            self._output, self._truncated = head.output, head.truncated
+            self._sent_bytes = event_bytes
             return await self._outcome(request, time_limit, time.time(), version, False, platform)
         finally:
-            self._end_turn()
+            self._end_turn(turn)
 
-    def _end_turn(self) -> None:
-        turn, self._turn = self._turn, None
-        if turn is not None and not turn.done():
+    def _forget(self, entry: _Queued) -> None:
+        at = self._queued.index(entry)
+        del self._queued[at]
+        if at < self._seen:
+            self._seen -= 1
+
+    def _end_turn(self, turn: asyncio.Future[None]) -> None:
+        if self._tail is turn:
+            self._tail = None
+        if not turn.done():
             turn.set_result(None)
 
     def _invalid_event(
@@ -420,28 +446,35 @@ class WorkerProcess:
                 self._close_output()
                 return
             short = len(data) < _READ_SIZE
-            marker = self._marker
-            if marker is not None and (at := data.find(marker)) >= 0:
-                # A queued request started here: what comes after the marker is its output.
-                self._keep(data[:at])
-                self._marker = None
-                self._into_follower = self.follower is not None
-                data = data[at + len(marker) :]
-            self._keep(data)
+            self._route(data)
             if short:
                 # A short read emptied the pipe: another read now would only fail with EAGAIN (a system call
                 # per wakeup; the queued requests' markers make one per invocation).
                 return
 
+    def _route(self, data: bytes) -> None:
+        """Output read from the pipe to the invocation it belongs to: the start markers of queued requests
+        divide it."""
+        while True:
+            marker = self._marker
+            if marker is None and self._seen < len(self._queued):
+                marker = self._queued[self._seen].marker
+            at = -1 if marker is None else data.find(marker)
+            if marker is None or at < 0:
+                self._keep(data)
+                return
+            self._keep(data[:at])
+            data = data[at + len(marker) :]
+            if self._marker is not None:
+                self._marker = None
+            else:
+                self._seen += 1
+
     def _keep(self, data: bytes) -> None:
         if not data:
             return
-        if self._into_follower:
-            room = self.output_limit - len(self._follower_output)
-            if room > 0:
-                self._follower_output += data[:room] if len(data) > room else data
-            if len(data) > room:
-                self._follower_truncated = True
+        if self._seen:
+            self._queued[self._seen - 1].keep(data, self.output_limit)
             return
         room = self.output_limit - len(self._output)
         if room > 0:
@@ -508,6 +541,24 @@ class WorkerProcess:
         self.drain_all()
         self._close_output()
         self.connection.close()
+
+
+class _Queued:
+    """A request queued on a worker behind the running one: its start marker, and its output read so far."""
+
+    __slots__ = ("marker", "output", "truncated")
+
+    def __init__(self, marker: bytes) -> None:
+        self.marker = marker
+        self.output = bytearray()
+        self.truncated = False
+
+    def keep(self, data: bytes, limit: int) -> None:
+        room = limit - len(self.output)
+        if room > 0:
+            self.output += data[:room] if len(data) > room else data
+        if len(data) > room:
+            self.truncated = True
 
 
 class NotStarted(Exception):
