@@ -126,3 +126,19 @@ async def test_up_to_three_requests_queue_behind_one_each_with_its_own_output_in
     starts = [outcome.result["started"] for outcome in outcomes]
     ends = [outcome.result["ended"] for outcome in outcomes]
     assert all(ends[i] <= starts[i + 1] for i in range(3))  # one after another, never two at once
+
+
+async def test_a_sync_caller_waiting_for_a_slot_is_not_overtaken_by_requests_queueing_behind(
+    runner: ProcessRunner,
+) -> None:
+    first = await running(runner, say="busy", sleep=0.2)
+    queued = [asyncio.ensure_future(runner.run_behind(request("step", {"say": say}), wait=5.0)) for say in "xyz"]
+    await asyncio.sleep(0)
+    caller = asyncio.ensure_future(runner.run(request("step", {"say": "sync"}), wait=5.0))
+    await asyncio.sleep(0.02)  # the caller waits for the slot
+    late = await runner.run_behind(request("step", {"say": "late"}), wait=5.0)
+    waited = await caller
+    assert waited.ok
+    assert late.ok
+    assert waited.result["started"] < late.result["started"]
+    assert all(outcome.ok for outcome in [await task for task in [first, *queued]])

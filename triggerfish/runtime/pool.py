@@ -89,6 +89,9 @@ class WorkerPool:
         self._idle: list[WorkerProcess] = []
         #: Workers running an invocation (a request may be queued behind it: `run(behind=True)`).
         self._busy: set[WorkerProcess] = set()
+        #: Callers of `run()` waiting for a slot: while there are any, nothing more queues behind (it would
+        #: keep the slots handed on from one queued invocation to the next).
+        self._callers_waiting = 0
         #: Requests of `run(behind=True)` waiting for a worker to queue behind or a free slot.
         self._room_waiters: list[asyncio.Future[None]] = []
         self._workers: set[WorkerProcess] = set()
@@ -123,8 +126,12 @@ class WorkerPool:
                 if not owned and not await acquire_within(slots, wait):
                     raise ThrottledError(self.name, wait)
         elif slots.locked():
-            if not await acquire_within(slots, wait):
-                raise ThrottledError(self.name, wait)
+            self._callers_waiting += 1
+            try:
+                if not await acquire_within(slots, wait):
+                    raise ThrottledError(self.name, wait)
+            finally:
+                self._callers_waiting -= 1
         else:
             await slots.acquire()  # free: returns without yielding
         try:
@@ -195,6 +202,12 @@ class WorkerPool:
         while True:
             if not slots.locked():  # free, and no caller waits for it before us
                 await slots.acquire()  # returns without yielding
+                return None
+            if self._callers_waiting:
+                # A caller waits for a slot (a sync call): queueing more would keep every slot handed from one
+                # queued invocation to the next and starve it. Wait behind it instead.
+                if not await acquire_within(slots, max(0.0, deadline - loop.time())):
+                    raise ThrottledError(self.name, wait)
                 return None
             worker = self._queueable()
             if worker is not None:
