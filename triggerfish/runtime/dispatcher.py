@@ -43,7 +43,6 @@ from triggerfish.retry import Decision, FailureCondition, RetryPolicy, decide
 from triggerfish.runtime import invocation_message
 from triggerfish.runtime.inputs import KeptInput
 from triggerfish.runtime.invocation_message import Invocation
-from triggerfish.runtime.pool import QUEUE_DEPTH
 from triggerfish.runtime.records import (
     BatchWriter,
     InvocationRecord,
@@ -110,6 +109,8 @@ class Dispatcher:
         # next invocation waits in it, and the worker starts it without a round trip through this process.
         run_behind = getattr(runner, "run_behind", None)
         self.pipelined = run_behind is not None
+        #: Invocations the runner queues on a worker behind the one it runs, at most (0: none).
+        self.queue_depth: int = getattr(runner, "queue_depth", 0) if self.pipelined else 0
         self._run_on: Callable[..., Awaitable[InvokeOutcome]] = run_behind or runner.run
 
     @functools.cached_property
@@ -458,10 +459,10 @@ class _FunctionLoop:
         self.lease = settings.timeout + dispatcher.lease_margin
         self.in_flight: set[asyncio.Task[None]] = set()
         #: Invocations whose handler is still running, or queued on a worker behind one that is: at most
-        #: `concurrency`, and QUEUE_DEPTH more per worker when the runner is pipelined (the runner bounds
+        #: `concurrency`, and `queue_depth` more per worker when the runner is pipelined (the runner bounds
         #: what runs at once). An invocation whose outcome is being recorded and acknowledged counts no more.
         self.running = 0
-        self.limit = settings.concurrency * (1 + QUEUE_DEPTH if dispatcher.pipelined else 1)
+        self.limit = settings.concurrency * (1 + dispatcher.queue_depth)
         #: Leased, not yet started.
         self.buffer: collections.deque[Message] = collections.deque()
         self.prefetch = min(dispatcher.batch_size, max(2 * settings.concurrency, 32))

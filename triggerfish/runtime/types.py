@@ -131,6 +131,9 @@ class PipelinedRunner(Runner, Protocol):
     dispatcher then keeps each worker's next invocation waiting in it, so the worker never waits for the
     dispatcher between two. `concurrency` still bounds how many run at once."""
 
+    #: Requests queued on a worker behind the one it runs, at most.
+    queue_depth: int
+
     async def run_behind(self, request: InvokeRequest, *, wait: float = 1.0) -> InvokeOutcome: ...
 
 
