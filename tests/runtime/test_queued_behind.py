@@ -142,3 +142,17 @@ async def test_a_sync_caller_waiting_for_a_slot_is_not_overtaken_by_requests_que
     assert late.ok
     assert waited.result["started"] < late.result["started"]
     assert all(outcome.ok for outcome in [await task for task in [first, *queued]])
+
+
+async def test_an_event_that_cannot_be_sent_is_refused_without_taking_the_worker_or_a_slot(
+    runner: ProcessRunner,
+) -> None:
+    first = await running(runner, say="holding", sleep=0.3)
+    refused = await runner.run_behind(request("step", {"say": object()}), wait=0.0)
+    assert not refused.ok
+    assert refused.error is not None
+    assert refused.error["errorType"] == "InvalidRequestContentException"
+    assert runner.stats("step")["busy"] == 1  # its worker was not handed back as idle while it runs
+    with pytest.raises(ThrottledError):  # the only slot is still the running invocation's
+        await runner.run(request("step", {"say": "sync"}), wait=0.0)
+    assert (await first).ok

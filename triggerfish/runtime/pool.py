@@ -244,10 +244,11 @@ class WorkerPool:
     async def _run_behind(self, worker: WorkerProcess, request: InvokeRequest) -> tuple[InvokeOutcome | None, bool]:
         """`request` queued behind the invocations sent to `worker`: its outcome, or None when it did not get its
         turn there; and whether it holds a slot (the one the invocation before it handed on)."""
-        owned = False
+        owned = turned = False
 
         def took_turn() -> None:
-            nonlocal owned
+            nonlocal owned, turned
+            turned = True
             owned, worker.slot_handed = worker.slot_handed, False
 
         try:
@@ -269,10 +270,13 @@ class WorkerPool:
                 self._slots.release()
                 self._room_changed()
             raise
+        if not turned:
+            return outcome, False  # refused before it was queued (an event that cannot be sent): no turn, no slot
         self.counts["invocations"] += 1
         self._after(worker)
-        self._release(worker)
-        return outcome, True
+        if owned:
+            self._release(worker)
+        return outcome, owned
 
     def _take_idle(self) -> WorkerProcess | None:
         idle = self._idle
