@@ -394,3 +394,77 @@ async def test_a_function_that_is_its_own_destination_is_stopped_by_the_loop_gua
     kept = orjson.loads(stopped.data)
     assert (kept["op"], kept["target"], kept["hop_count"]) == ("destination", "function:echo", 17)
     assert kept["payload"]["requestContext"]["condition"] == "Success"
+
+
+PIPELINED_APP = """
+import os, time
+from triggerfish.app import App
+
+app = App("pipelined")
+
+@app.function(concurrency=1, timeout=5.0)
+def say(event, context):
+    os.write(1, f"start {event['n']}\\n".encode())
+    time.sleep(event.get("sleep", 0.0))
+    print("end", event["n"], flush=True)
+    return os.getpid()
+"""
+
+
+async def pipelined(tmp_path: Path) -> tuple[Store, Any, Invoker]:
+    from triggerfish.runtime.process_runner import ProcessRunner
+
+    app_file = tmp_path / "pipelined_app.py"
+    app_file.write_text(textwrap.dedent(PIPELINED_APP))
+    store = await open_store(f"sqlite:///{tmp_path}/s.db")
+    runner = await ProcessRunner.start(str(app_file), work_dir=tmp_path / "runtime")
+    return store, runner, Invoker(runner, store, retry_policy=FAST)
+
+
+async def test_through_worker_processes_each_queued_invocation_keeps_its_own_output(tmp_path: Path) -> None:
+    store, runner, invoker = await pipelined(tmp_path)
+    try:
+        assert invoker.dispatcher.pipelined
+        ids = await invoker.invoke_async_many("say", [{"n": n} for n in range(60)])
+        await invoker.start()
+        async with asyncio.timeout(30):
+            await invoker.drain()
+        records = [await invoker.records.get(request_id) for request_id in ids]
+    finally:
+        await invoker.stop()
+        await runner.close()
+        await store.close()
+    assert all(record is not None and record.status == "succeeded" for record in records)
+    assert [record.output for record in records if record is not None] == [f"start {n}\nend {n}\n" for n in range(60)]
+
+
+async def test_through_worker_processes_a_worker_killed_mid_drain_loses_no_invocation(tmp_path: Path) -> None:
+    store, runner, invoker = await pipelined(tmp_path)
+    try:
+        ids = await invoker.invoke_async_many("say", [{"n": n, "sleep": 0.02} for n in range(40)])
+        recorded: list[str] = []
+        five = asyncio.Event()
+
+        def count(record: Any) -> None:
+            recorded.append(record.request_id)
+            if len(recorded) >= 5:
+                five.set()
+
+        invoker.records.listeners.append(count)
+        await invoker.start()
+        async with asyncio.timeout(30):
+            await five.wait()
+            (pid,) = runner.stats("say")["pids"]
+            os.kill(pid, signal.SIGKILL)
+            await invoker.drain()
+        attempts = [await invoker.records.attempts(request_id) for request_id in ids]
+    finally:
+        await invoker.stop()
+        await runner.close()
+        await store.close()
+    # Every invocation ran to success; the one running when its worker was killed failed once, then ran again.
+    assert all(runs and runs[-1].status == "succeeded" for runs in attempts)
+    failed = [runs[0] for runs in attempts if runs[0].status != "succeeded"]
+    assert len(failed) <= 1
+    assert all(run.worker_pid == pid for run in failed)
+    assert any(runs[-1].worker_pid != pid for runs in attempts)

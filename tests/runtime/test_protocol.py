@@ -41,17 +41,25 @@ def test_every_message_round_trips(message: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("event", "traceparent"), [({"a": [1, 2, {"b": None}]}, "00-x"), (None, None), ("é", "00-y")], ids=str
+    ("event", "traceparent", "time_limit"),
+    [({"a": [1, 2, {"b": None}]}, "00-x", None), (None, None, None), ("é", "00-y", 3.0)],
+    ids=str,
 )
-def test_the_request_frame_is_the_one_encode_writes(event: Any, traceparent: str | None) -> None:
+def test_the_request_frame_is_the_one_encode_writes(
+    event: Any, traceparent: str | None, time_limit: float | None
+) -> None:
+    # time_limit is set on a request queued behind a running one (the async path's prefetch).
     event_json = orjson.dumps(event)
-    fast = p.request_frame("r1", event_json, 1.5, 2, traceparent, 3)
-    message = p.Request(
-        id="r1", event=orjson.Fragment(event_json), deadline=1.5, attempt=2, traceparent=traceparent, hop_count=3
-    )
-    assert fast == p.encode(message)
-    decoded = p.decode(fast[4:])
-    assert decoded == p.Request(id="r1", event=event, deadline=1.5, attempt=2, traceparent=traceparent, hop_count=3)
+    fast = p.request_frame("r1", event_json, 1.5, 2, traceparent, 3, time_limit)
+    fields: dict[str, Any] = {
+        "deadline": 1.5,
+        "attempt": 2,
+        "traceparent": traceparent,
+        "hop_count": 3,
+        "time_limit": time_limit,
+    }
+    assert fast == p.encode(p.Request(id="r1", event=orjson.Fragment(event_json), **fields))
+    assert p.decode(fast[4:]) == p.Request(id="r1", event=event, **fields)
 
 
 def test_the_request_frame_keeps_to_the_frame_limit(monkeypatch: pytest.MonkeyPatch) -> None:

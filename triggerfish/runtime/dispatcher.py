@@ -105,6 +105,13 @@ class Dispatcher:
         self._ackers: dict[str, BatchWriter[str, bool]] = {}
         self._settlers: dict[str, BatchWriter[tuple[Message, InvocationRecord, KeptInput | None], bool]] = {}
         self._function_loops: list[_FunctionLoop] = []
+        # Where the runner can queue an invocation behind a running one (the process runtime), each worker's
+        # next invocation waits in it, and the worker starts it without a round trip through this process.
+        run_behind = getattr(runner, "run_behind", None)
+        self.pipelined = run_behind is not None
+        #: Invocations the runner queues on a worker behind the one it runs, at most (0: none).
+        self.queue_depth: int = getattr(runner, "queue_depth", 0) if self.pipelined else 0
+        self._run_on: Callable[..., Awaitable[InvokeOutcome]] = run_behind or runner.run
 
     @functools.cached_property
     def publisher(self) -> Publisher:
@@ -276,7 +283,7 @@ class Dispatcher:
 
     async def _run(self, message: Message, request: InvokeRequest, lease: float) -> InvokeOutcome | None:
         try:
-            return await self.runner.run(request, wait=1.0)
+            return await self._run_on(request, wait=1.0)
         except ThrottledError:
             return None
 
@@ -451,9 +458,11 @@ class _FunctionLoop:
         self.queue = function_queue(function)
         self.lease = settings.timeout + dispatcher.lease_margin
         self.in_flight: set[asyncio.Task[None]] = set()
-        #: Invocations whose handler is still running: what `concurrency` limits. An invocation
-        #: whose outcome is being recorded and acknowledged no longer holds a slot.
+        #: Invocations whose handler is still running, or queued on a worker behind one that is: at most
+        #: `concurrency`, and `queue_depth` more per worker when the runner is pipelined (the runner bounds
+        #: what runs at once). An invocation whose outcome is being recorded and acknowledged counts no more.
         self.running = 0
+        self.limit = settings.concurrency * (1 + dispatcher.queue_depth)
         #: Leased, not yet started.
         self.buffer: collections.deque[Message] = collections.deque()
         self.prefetch = min(dispatcher.batch_size, max(2 * settings.concurrency, 32))
@@ -525,12 +534,12 @@ class _FunctionLoop:
             # The buffer is full (or nothing more is queued): wait until a slot or room frees.
             self._freed.clear()
             self._start_ready()
-            if self.buffer and self.running < self.settings.concurrency:
+            if self.buffer and self.running < self.limit:
                 continue
             await self._freed.wait()
 
     def _start_ready(self) -> None:
-        while self.buffer and self.running < self.settings.concurrency:
+        while self.buffer and self.running < self.limit:
             message = self.buffer.popleft()
             self.running += 1
             task = asyncio.create_task(self._handle(message))

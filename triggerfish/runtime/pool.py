@@ -31,11 +31,14 @@ from triggerfish.runtime.memory import MemoryTree
 from triggerfish.runtime.protocol import Ready, Spawn
 from triggerfish.runtime.slots import Slots
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, PlatformHandler, SecretsSource
-from triggerfish.runtime.worker_process import WorkerProcess
+from triggerfish.runtime.worker_process import NotStarted, WorkerProcess
 from triggerfish.runtime.zygote_link import AppZygoteLink
 
 #: Seconds a new worker has to report ready before it counts as failed.
 START_TIMEOUT = 10.0
+#: Requests `run(behind=True)` queues on a worker behind the one it runs, at most: enough that a worker
+#: finishing short invocations faster than the dispatcher hands them out still finds the next one waiting.
+QUEUE_DEPTH = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,13 @@ class WorkerPool:
         self.min_warm = settings.min_warm
         self._slots = Slots(settings.concurrency)
         self._idle: list[WorkerProcess] = []
+        #: Workers running an invocation (a request may be queued behind it: `run(behind=True)`).
+        self._busy: set[WorkerProcess] = set()
+        #: Callers of `run()` waiting for a slot: while there are any, nothing more queues behind (it would
+        #: keep the slots handed on from one queued invocation to the next).
+        self._callers_waiting = 0
+        #: Requests of `run(behind=True)` waiting for a worker to queue behind or a free slot.
+        self._room_waiters: list[asyncio.Future[None]] = []
         self._workers: set[WorkerProcess] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -97,11 +107,33 @@ class WorkerPool:
 
     # --- invoking -------------------------------------------------------------------------
 
-    async def run(self, request: InvokeRequest, wait: float) -> InvokeOutcome:
-        """One invocation on one worker; ThrottledError when no slot frees up within `wait` seconds."""
+    async def run(self, request: InvokeRequest, wait: float, *, behind: bool = False) -> InvokeOutcome:
+        """One invocation on one worker; ThrottledError when no slot frees up within `wait` seconds.
+
+        With `behind` (the async path's prefetch), when every slot is taken the request is queued behind
+        an invocation running now, on its worker, instead of waiting for a slot: the worker starts it the
+        moment the other one ends, which hands it its slot (so `concurrency` still bounds what runs at once).
+        """
         slots = self._slots
-        if not await slots.take(wait):  # a free slot is taken without yielding
-            raise ThrottledError(self.name, wait)
+        worker: WorkerProcess | None = None
+        if behind and slots.locked():
+            leader = await self._room_behind(wait)
+            if leader is not None:
+                outcome, owned = await self._run_behind(leader, request)
+                if outcome is not None:
+                    return outcome
+                # Its worker went first; it holds the slot the invocation before it handed on, or needs one.
+                if not owned and not await slots.take(wait):
+                    raise ThrottledError(self.name, wait)
+        elif slots.locked():
+            self._callers_waiting += 1
+            try:
+                if not await slots.take(wait):
+                    raise ThrottledError(self.name, wait)
+            finally:
+                self._callers_waiting -= 1
+        else:
+            await slots.take(0)  # free: returns without yielding
         try:
             self.counts["invocations"] += 1
             worker = self._take_idle()
@@ -114,6 +146,8 @@ class WorkerPool:
                 except WorkerStartError as exc:
                     self.counts["start_failures"] += 1
                     return _start_failed(request, exc, self.config.version)
+            self._busy.add(worker)
+            self._room_changed()  # a request waiting to queue may queue behind this one
             try:
                 outcome = await worker.invoke(
                     request,
@@ -127,16 +161,122 @@ class WorkerPool:
                 # waits for and its answer would confuse the next one, so it goes.
                 worker.kill()
                 self._workers.discard(worker)
+                self._busy.discard(worker)
                 raise
-            if not worker.alive:
-                self._lost(worker)
-            elif worker in self._stale:
-                self._retire(worker)
-            else:
-                self._idle.append(worker)
+            self._after(worker)
             return outcome
         finally:
-            slots.release()
+            self._release(worker)
+
+    def _after(self, worker: WorkerProcess) -> None:
+        """An invocation on `worker` ended: it goes back to idle, unless a request queued behind runs on it now."""
+        if worker.queued and worker.alive:
+            return  # the request queued behind runs on it now, and the last one returns it
+        self._busy.discard(worker)
+        if not worker.alive:
+            self._lost(worker)
+        elif worker in self._stale:
+            self._retire(worker)
+        else:
+            self._idle.append(worker)
+
+    def _release(self, worker: WorkerProcess | None) -> None:
+        """Free the slot of an invocation that ended on `worker`, or hand it to the request queued behind it."""
+        if worker is not None and worker.queued:
+            worker.slot_handed = True
+        else:
+            self._slots.release()
+        # Either way a request waiting to queue may go now: behind the follower once it runs, or in the slot.
+        self._room_changed()
+
+    async def _room_behind(self, wait: float) -> WorkerProcess | None:
+        """For `run(behind=True)` with every slot taken: a worker to queue behind, or None once a slot is taken;
+        ThrottledError when neither comes within `wait` seconds.
+
+        Not a wait on the slots alone: a request waiting there would take the next worker that frees and
+        leave it idle for a round trip, and every request after it would find the same gap.
+        """
+        slots = self._slots
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            if not slots.locked():  # free, and no caller waits for it before us
+                await slots.take(0)  # free: taken without yielding
+                return None
+            if self._callers_waiting:
+                # A caller waits for a slot (a sync call): queueing more would keep every slot handed from one
+                # queued invocation to the next and starve it. Wait behind it instead.
+                if not await slots.take(max(0.0, deadline - loop.time())):
+                    raise ThrottledError(self.name, wait)
+                return None
+            worker = self._queueable()
+            if worker is not None:
+                return worker
+            waiter = loop.create_future()
+            self._room_waiters.append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except TimeoutError:
+                raise ThrottledError(self.name, wait) from None
+            finally:
+                if waiter in self._room_waiters:
+                    self._room_waiters.remove(waiter)
+
+    def _room_changed(self) -> None:
+        waiters, self._room_waiters = self._room_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _queueable(self) -> WorkerProcess | None:
+        """A worker running an invocation with nothing queued behind it yet."""
+        found = None
+        for worker in self._busy:
+            # The least queued (not on a worker started with old secrets).
+            if worker.can_queue(QUEUE_DEPTH) and worker not in self._stale:
+                if not worker.queued:
+                    return worker
+                if found is None or worker.queued < found.queued:
+                    found = worker
+        return found
+
+    async def _run_behind(self, worker: WorkerProcess, request: InvokeRequest) -> tuple[InvokeOutcome | None, bool]:
+        """`request` queued behind the invocations sent to `worker`: its outcome, or None when it did not get its
+        turn there; and whether it holds a slot (the one the invocation before it handed on)."""
+        owned = turned = False
+
+        def took_turn() -> None:
+            nonlocal owned, turned
+            turned = True
+            owned, worker.slot_handed = worker.slot_handed, False
+
+        try:
+            outcome = await worker.invoke_behind(
+                request,
+                time_limit=self.timeout,
+                version=self.config.version,
+                platform=self.config.platform,
+                on_turn=took_turn,
+            )
+        except NotStarted:
+            self._busy.discard(worker)
+            return None, owned
+        except BaseException:
+            # Cancelled: the worker went (invoke_behind killed it); a slot it was handed is free again.
+            self._busy.discard(worker)
+            self._workers.discard(worker)
+            if owned:
+                self._slots.release()
+                self._room_changed()
+            raise
+        if not turned:
+            return outcome, False  # refused before it was queued (an event that cannot be sent): no turn, no slot
+        self.counts["invocations"] += 1
+        self._after(worker)
+        if owned:
+            self._release(worker)
+        return outcome, owned
 
     def _take_idle(self) -> WorkerProcess | None:
         idle = self._idle

@@ -34,7 +34,7 @@ from triggerfish.model import FunctionSettings, FunctionSpec
 from triggerfish.runtime import lambda_env, memory
 from triggerfish.runtime.channel import ZygoteChannel
 from triggerfish.runtime.limits import DEFAULT_MAX_PROCESSES, CgroupTree, describe, process_limit_method
-from triggerfish.runtime.pool import PoolConfig, WorkerPool
+from triggerfish.runtime.pool import QUEUE_DEPTH, PoolConfig, WorkerPool
 from triggerfish.runtime.protocol import LoadApp
 from triggerfish.runtime.types import (
     DEFAULT_OUTPUT_LIMIT,
@@ -244,6 +244,17 @@ class ProcessRunner:
         if pool is None or (request.version is not None and request.version != self.version):
             raise FunctionNotFoundError(self._not_found(request))
         return await pool.run(request, wait)
+
+    #: Requests `run_behind` queues on a worker behind the one it runs, at most.
+    queue_depth = QUEUE_DEPTH
+
+    async def run_behind(self, request: InvokeRequest, *, wait: float = 1.0) -> InvokeOutcome:
+        """`run`, for the dispatcher's prefetch: when every slot is taken, queued behind an invocation running now
+        on its worker (which starts it as soon as that one ends) rather than waiting for a slot."""
+        pool = self._pools.get(request.function)
+        if pool is None or (request.version is not None and request.version != self.version):
+            raise FunctionNotFoundError(self._not_found(request))
+        return await pool.run(request, wait, behind=True)
 
     def settings(self, function: str) -> FunctionSettings:
         """The resolved settings of `function` (decorator < config file < stage < overrides)."""

@@ -41,6 +41,19 @@ class Request:
     attempt: int = 1
     traceparent: str | None = None
     hop_count: int = 0
+    #: Set on a request queued behind the one the worker is running (the async path's prefetch): the deadline is
+    #: then this many seconds after the worker starts it, and the worker writes `start_marker(id)` to its output
+    #: first, so the parent can tell the two invocations' output apart.
+    time_limit: float | None = None
+
+
+def start_marker(request_id: str) -> bytes:
+    """What a worker writes to its output pipe as it starts a queued request: where that request's output begins.
+
+    One write of a few dozen bytes (under PIPE_BUF: never split by the kernel, so one read of the
+    parent's holds all of it or none).
+    """
+    return b"\x00triggerfish-start:" + request_id.encode("utf-8", "replace")[:200] + b"\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +258,13 @@ def encode(message: Message) -> bytes:
 
 
 def request_frame(
-    request_id: str, event_json: bytes, deadline: float, attempt: int, traceparent: str | None, hop_count: int
+    request_id: str,
+    event_json: bytes,
+    deadline: float,
+    attempt: int,
+    traceparent: str | None,
+    hop_count: int,
+    time_limit: float | None = None,
 ) -> bytes:
     """The frame of `Request(request_id, Fragment(event_json), ...)` as `encode` writes it, without building the
     dataclass and reading it back: the one frame every invocation sends (a third of `encode`'s time)."""
@@ -259,6 +278,7 @@ def request_frame(
                 "attempt": attempt,
                 "traceparent": traceparent,
                 "hop_count": hop_count,
+                "time_limit": time_limit,
             }
         )
     )

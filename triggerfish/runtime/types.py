@@ -126,6 +126,17 @@ class Runner(Protocol):
     def functions(self) -> list[str]: ...
 
 
+class PipelinedRunner(Runner, Protocol):
+    """A Runner that can queue an invocation behind one running on a worker (the process runtime): the async
+    dispatcher then keeps each worker's next invocation waiting in it, so the worker never waits for the
+    dispatcher between two. `concurrency` still bounds how many run at once."""
+
+    #: Requests queued on a worker behind the one it runs, at most.
+    queue_depth: int
+
+    async def run_behind(self, request: InvokeRequest, *, wait: float = 1.0) -> InvokeOutcome: ...
+
+
 class LoadedRunner(Runner, Protocol):
     """A Runner that loaded one app version: what an `AppVersion` holds (the process runtime, or the
     in-process runner of `triggerfish.testing`).

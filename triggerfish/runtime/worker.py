@@ -18,6 +18,7 @@ the first DEFAULT_OUTPUT_LIMIT bytes.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fcntl
 import inspect
@@ -53,6 +54,7 @@ from triggerfish.runtime.protocol import (
     Spawn,
     frame,
     send_frame,
+    start_marker,
 )
 
 #: The largest result a handler may return, in bytes of JSON (Lambda's limit for a synchronous invocation).
@@ -275,11 +277,14 @@ class Worker:
         self.peak = memory.PeakReader(None)
         #: The handler's own OpenTelemetry spans, joined to the invocation's trace (observe/handler_spans.py).
         self.tracing = HandlerTracing()
+        #: Requests the parent queued behind the running one that arrived while a platform call waited for its
+        #: answer: they run next, in order.
+        self.queued: collections.deque[Request] = collections.deque()
 
     def serve(self) -> None:
-        sock, reader = self.sock, self.reader
+        sock, reader, queued = self.sock, self.reader, self.queued
         while True:
-            message = reader.recv()
+            message = queued.popleft() if queued else reader.recv()
             if message is None or isinstance(message, Cancel):
                 return
             if isinstance(message, Request):
@@ -292,6 +297,12 @@ class Worker:
     def invoke(self, request: Request) -> bytes:
         """Run one request; the encoded Result frame."""
         spec = self.spec
+        deadline = request.deadline
+        if request.time_limit is not None:
+            # Queued behind another: its time counts from now, and its output from the marker on.
+            deadline = time.time() + request.time_limit
+            if self.output_fd is not None:
+                os.write(self.output_fd, start_marker(request.id))
         context = Context(
             request_id=request.id,
             function_name=self.lambda_name,
@@ -299,7 +310,7 @@ class Worker:
             log_stream_name=self.log_stream_name,
             function_version=self.version,
             memory_limit_in_mb=spec.settings.memory_mb,
-            deadline=request.deadline,
+            deadline=deadline,
             attempt=request.attempt,
             traceparent=request.traceparent,
             hop_count=request.hop_count,
@@ -370,6 +381,9 @@ class Worker:
         # Blocks the handler until the parent answers: context calls are synchronous by contract.
         send_frame(self.sock, PlatformCallFrame(op=op, args=args))
         answer = self.reader.recv()
+        while isinstance(answer, Request):  # queued behind this invocation: it runs next
+            self.queued.append(answer)
+            answer = self.reader.recv()
         if not isinstance(answer, PlatformAnswer):
             raise InvocationError(f"context.call_platform({op!r}): the platform sent no answer")
         if not answer.ok:

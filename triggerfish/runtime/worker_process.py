@@ -9,6 +9,7 @@ any other reason is reported with the signal or exit code the zygote saw.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fcntl
 import logging
@@ -36,6 +37,7 @@ from triggerfish.runtime.protocol import (
     Result,
     encode,
     request_frame,
+    start_marker,
 )
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest, PlatformCall, PlatformHandler, PlatformOp
 
@@ -45,6 +47,7 @@ log = logging.getLogger("triggerfish.runtime")
 EXIT_REPORT_WAIT = 2.0
 _PLATFORM_OPS = frozenset(get_args(PlatformOp))
 _READS_PER_WAKEUP = 8
+_READ_SIZE = 1024 * 1024
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _CANCEL = encode(Cancel(reason="stop"))
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -98,6 +101,17 @@ class WorkerProcess:
         self._watch = watch
         self._output = bytearray()
         self._truncated = False
+        #: Resolved when the last invocation sent to this worker (running or queued) has its outcome (None: none
+        #: is): a request queued behind it waits for this before it reads the connection.
+        self._tail: asyncio.Future[None] | None = None
+        #: Requests queued behind the running one, in order, each with its start marker and its output so far.
+        self._queued: collections.deque[_Queued] = collections.deque()
+        #: How many of the queued requests' markers were read: what is read now is the last of those's output.
+        self._seen = 0
+        #: The start marker of the running invocation, when it started queued and its marker is still unread.
+        self._marker: bytes | None = None
+        #: Set by the pool when the invocation that ended handed its concurrency slot to the one queued behind it.
+        self.slot_handed = False
         #: Bytes of the current invocation's event sent to the worker (usage's data in).
         self._sent_bytes = 0
         self._output_fd = output_fd
@@ -170,28 +184,134 @@ class WorkerProcess:
         self.invocations += 1
         self._output.clear()
         self._truncated = False
+        self._marker = None
         self._sent_bytes = 0
         sent_at = time.time()
         try:
-            # The event encoded on its own and spliced into the frame: its size (usage's data in) at no extra cost.
-            event_json = orjson.dumps(request.event)
-            frame = request_frame(
-                request.request_id,
-                event_json,
-                sent_at + time_limit,
-                request.attempt,
-                request.traceparent,
-                request.hop_count,
-            )
+            frame, event_bytes = _request_frame(request, deadline=sent_at + time_limit)
         except (TypeError, ValueError, ProtocolError) as exc:  # another attempt cannot help
-            # The in-process runner's errorType too (Lambda's name for a payload it cannot take).
-            what = "is too large to send" if isinstance(exc, ProtocolError) else "is not a JSON value"
-            error = {"errorType": INVALID_EVENT_ERROR, "errorMessage": f"the event of {self.function!r} {what}: {exc}"}
-            return self._failed(request, error, sent_at, version, cold_start, retryable=False)
-        timer = self._loop.call_later(time_limit, self._time_out)
-        self._sent_bytes = len(event_json)
+            return self._invalid_event(request, exc, sent_at, version, cold_start)
+        self._sent_bytes = event_bytes
+        turn = self._tail = self._loop.create_future()
         try:
-            self.connection.send(frame)
+            return await self._outcome(request, time_limit, sent_at, version, cold_start, platform, frame)
+        finally:
+            self._end_turn(turn)
+
+    @property
+    def queued(self) -> int:
+        """Requests queued behind the running invocation (`invoke_behind`)."""
+        return len(self._queued)
+
+    def can_queue(self, depth: int) -> bool:
+        """Whether a request may be queued behind the ones sent (`invoke_behind`): one runs, fewer than `depth` wait.
+
+        A cold worker too: the first request handles the worker's Ready.
+        """
+        return self.alive and self._tail is not None and len(self._queued) < depth
+
+    async def invoke_behind(
+        self,
+        request: InvokeRequest,
+        *,
+        time_limit: float,
+        version: str,
+        platform: PlatformHandler | None,
+        on_turn: Callable[[], None] = lambda: None,
+    ) -> InvokeOutcome:
+        """Queue `request` behind the invocations sent to this worker (check `can_queue`) and report how it went.
+
+        Sent at once, so the worker starts it the moment the one before it ends, without waiting for a round
+        trip through this process (the async path's prefetch); its timeout counts from then. `on_turn` is
+        called when the one before it ended (the pool hands its slot on then). Raises NotStarted when the
+        worker went (timed out, crashed, stopped) before this request's turn came: it is then to be run
+        elsewhere (it may have begun if the worker died the moment the one before ended: at least once, as
+        any invocation whose outcome was not recorded).
+        """
+        sent_at = time.time()
+        try:
+            frame, event_bytes = _request_frame(request, deadline=sent_at + time_limit, time_limit=time_limit)
+        except (TypeError, ValueError, ProtocolError) as exc:
+            return self._invalid_event(request, exc, sent_at, version, False)
+        before = self._tail
+        if before is None:
+            raise RuntimeError("invoke_behind() needs a worker that can_queue")
+        turn = self._tail = self._loop.create_future()
+        entry = _Queued(start_marker(request.request_id))
+        self._queued.append(entry)
+        try:
+            try:
+                self.connection.send(frame)
+            except ProtocolError:  # the connection closed: the worker is gone
+                self._forget(entry)
+                raise NotStarted(request.request_id) from None
+            try:
+                # Awaited directly, not shielded: it then resumes before anything the end of the one before
+                # schedules (a shield adds a hop), and takes its turn before another request looks for a worker.
+                await before
+            except BaseException:
+                # Cancelled while queued: the worker would run a request nobody waits for, so it goes.
+                self._forget(entry)
+                if before.done():
+                    on_turn()
+                self.kill()
+                raise
+            on_turn()
+            if not self.alive:
+                # The worker went (timed out, crashed, retired) before this request's turn: it runs elsewhere.
+                self._forget(entry)
+                raise NotStarted(request.request_id)
+            self.invocations += 1
+            # Its output so far (read after its marker while the ones before ran) becomes the current output; a
+            # marker not read yet is still looked for, and what follows it is this request's too.
+            head = self._queued.popleft()
+            if self._seen:
+                self._seen -= 1
+                self._marker = None
+            else:
+                self._marker = head.marker
+            self._output, self._truncated = head.output, head.truncated
+            self._sent_bytes = event_bytes
+            return await self._outcome(request, time_limit, time.time(), version, False, platform)
+        finally:
+            self._end_turn(turn)
+
+    def _forget(self, entry: _Queued) -> None:
+        at = self._queued.index(entry)
+        del self._queued[at]
+        if at < self._seen:
+            self._seen -= 1
+
+    def _end_turn(self, turn: asyncio.Future[None]) -> None:
+        if self._tail is turn:
+            self._tail = None
+        if not turn.done():
+            turn.set_result(None)
+
+    def _invalid_event(
+        self, request: InvokeRequest, exc: Exception, sent_at: float, version: str, cold_start: bool
+    ) -> InvokeOutcome:
+        # The in-process runner's errorType too (Lambda's name for a payload it cannot take).
+        what = "is too large to send" if isinstance(exc, ProtocolError) else "is not a JSON value"
+        error = {"errorType": INVALID_EVENT_ERROR, "errorMessage": f"the event of {self.function!r} {what}: {exc}"}
+        return self._failed(request, error, sent_at, version, cold_start, retryable=False)
+
+    async def _outcome(
+        self,
+        request: InvokeRequest,
+        time_limit: float,
+        sent_at: float,
+        version: str,
+        cold_start: bool,
+        platform: PlatformHandler | None,
+        frame: bytes | None = None,
+    ) -> InvokeOutcome:
+        """Send `frame` (unless sent already), then read the connection until `request`'s result (relaying its
+        platform calls) or the worker's end; its timeout counts from now."""
+        timer = self._loop.call_later(time_limit, self._time_out)
+        try:
+            if frame is not None:
+                self.connection.send(frame)
             while True:
                 message = await self.connection.recv()
                 if type(message) is Result:
@@ -317,7 +437,7 @@ class WorkerProcess:
         fd = self._output_fd
         for _ in range(max_reads):
             try:
-                data = os.read(fd, 1024 * 1024)
+                data = os.read(fd, _READ_SIZE)
             except BlockingIOError:
                 return
             except OSError:
@@ -325,11 +445,42 @@ class WorkerProcess:
             if not data:
                 self._close_output()
                 return
-            room = self.output_limit - len(self._output)
-            if room > 0:
-                self._output += data[:room] if len(data) > room else data
-            if len(data) > room:
-                self._truncated = True
+            short = len(data) < _READ_SIZE
+            self._route(data)
+            if short:
+                # A short read emptied the pipe: another read now would only fail with EAGAIN (a system call
+                # per wakeup; the queued requests' markers make one per invocation).
+                return
+
+    def _route(self, data: bytes) -> None:
+        """Output read from the pipe to the invocation it belongs to: the start markers of queued requests
+        divide it."""
+        while True:
+            marker = self._marker
+            if marker is None and self._seen < len(self._queued):
+                marker = self._queued[self._seen].marker
+            at = -1 if marker is None else data.find(marker)
+            if marker is None or at < 0:
+                self._keep(data)
+                return
+            self._keep(data[:at])
+            data = data[at + len(marker) :]
+            if self._marker is not None:
+                self._marker = None
+            else:
+                self._seen += 1
+
+    def _keep(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._seen:
+            self._queued[self._seen - 1].keep(data, self.output_limit)
+            return
+        room = self.output_limit - len(self._output)
+        if room > 0:
+            self._output += data[:room] if len(data) > room else data
+        if len(data) > room:
+            self._truncated = True
 
     @property
     def output(self) -> str:
@@ -390,6 +541,46 @@ class WorkerProcess:
         self.drain_all()
         self._close_output()
         self.connection.close()
+
+
+class _Queued:
+    """A request queued on a worker behind the running one: its start marker, and its output read so far."""
+
+    __slots__ = ("marker", "output", "truncated")
+
+    def __init__(self, marker: bytes) -> None:
+        self.marker = marker
+        self.output = bytearray()
+        self.truncated = False
+
+    def keep(self, data: bytes, limit: int) -> None:
+        room = limit - len(self.output)
+        if room > 0:
+            self.output += data[:room] if len(data) > room else data
+        if len(data) > room:
+            self.truncated = True
+
+
+class NotStarted(Exception):
+    """A request queued behind another (`WorkerProcess.invoke_behind`) did not get its turn: its worker went first."""
+
+
+def _request_frame(request: InvokeRequest, *, deadline: float, time_limit: float | None = None) -> tuple[bytes, int]:
+    """The Request frame of `request`, and the bytes of its event's JSON (usage's data in).
+
+    The event is encoded on its own and spliced into the frame: its size at no extra cost.
+    """
+    event_json = orjson.dumps(request.event)
+    frame = request_frame(
+        request.request_id,
+        event_json,
+        deadline,
+        request.attempt,
+        request.traceparent,
+        request.hop_count,
+        time_limit,
+    )
+    return frame, len(event_json)
 
 
 def describe_exit(status: int | None, *, started: bool = True) -> str:

@@ -1,0 +1,162 @@
+"""The async drain alone, in the platform's own process: how fast a queue of no-op invocations empties, and the
+CPU the platform's process spends per invocation.
+
+    python -m benchmarks.drain [--invocations 3000] [--rounds 3] [--tree DIR ...] [--profile FILE]
+
+No HTTP and no producers: each run starts a `Platform` on a fresh SQLite store (as `triggerfish dev`
+makes it: inputs kept, metrics listening) with the no-op of `benchmarks/apps/async_app.py`, stops its
+dispatcher, queues INVOCATIONS invocations (`invoke_async_many`, 500 per write), then starts the dispatcher
+and times until every invocation ran, was recorded and acknowledged. The process's user and system CPU over
+the drain (every thread of it: the event loop and the store's threads; the workers are other processes),
+divided by the invocations, is close to independent of the machine's load; the rate is not. `--tree` runs
+each round in a child process with another source tree first on PYTHONPATH, the trees taking turns, for a
+before/after in one run. `--profile FILE` writes a cProfile of one drain (the event loop's thread only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 500
+
+
+async def drain_once(invocations: int, work: Path) -> dict[str, float]:
+    """One drain of `invocations` queued no-ops on a fresh platform in `work`: seconds, and CPU seconds."""
+    from benchmarks.apps.async_app import DONE_FILE
+    from triggerfish.observe.metrics import Metrics
+    from triggerfish.server.platform import Platform
+
+    app_dir = work / "app"
+    app_dir.mkdir()
+    shutil.copy(ROOT / "benchmarks" / "apps" / "async_app.py", app_dir / "app.py")
+    marker = work / "done"
+    (app_dir / "triggerfish.toml").write_text(f'[functions."*"]\nenv = {{ {DONE_FILE} = "{marker}" }}\n')
+    platform = Platform(str(app_dir / "app.py"), data_dir=work / "data")
+    platform.keep_inputs = True
+    Metrics().watch(platform)
+    await platform.start()
+    try:
+        dispatcher = platform.current.invoker.dispatcher
+        await dispatcher.stop()
+        # Warm the two workers so the drain does not time their cold starts.
+        await dispatcher.start()
+        await platform.invoke_async_many("noop", [{"n": -i} for i in range(20)])
+        await dispatcher.drain()
+        await dispatcher.stop()
+        for first in range(0, invocations, BATCH):
+            await platform.invoke_async_many("noop", [{"n": n} for n in range(first, min(invocations, first + BATCH))])
+        workers = platform.current.runner.stats("noop")["pids"]
+        before, workers_before, started = os.times(), _cpu(workers), time.perf_counter()
+        await dispatcher.start()
+        await dispatcher.drain()
+        seconds, after, workers_after = time.perf_counter() - started, os.times(), _cpu(workers)
+    finally:
+        await platform.stop(drain=False)
+    if _size(marker) != 20 + invocations:
+        raise RuntimeError(f"{_size(marker) - 20} of {invocations} invocations ran")
+    return {
+        "seconds": seconds,
+        "user": after.user - before.user,
+        "system": after.system - before.system,
+        "workers": workers_after - workers_before,
+    }
+
+
+def _cpu(pids: list[int]) -> float:
+    """User and system CPU seconds the processes `pids` used so far (those still alive)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _child(invocations: int, profile: str | None) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            result = profiler.runcall(asyncio.run, drain_once(invocations, Path(tmp)))
+            profiler.dump_stats(profile)
+        else:
+            result = asyncio.run(drain_once(invocations, Path(tmp)))
+    import triggerfish
+
+    print(json.dumps({**result, "tree": str(Path(triggerfish.__file__).parent.parent)}))
+
+
+def _run_tree(tree: Path, invocations: int, profile: str | None) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"}
+    command = [sys.executable, "-m", "benchmarks.drain", "--child", "--invocations", str(invocations)]
+    if profile:
+        command += ["--profile", profile]
+    # Run from the tree itself: `-m` puts the working directory first on sys.path, ahead of PYTHONPATH.
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=tree).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    if Path(result.pop("tree")) != tree:
+        raise RuntimeError(f"the drain ran another tree than {tree}")
+    return {name: float(value) for name, value in result.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.drain", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--invocations", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tree", action="append", type=Path, help="a source tree to run the platform from")
+    parser.add_argument("--profile", help="write a cProfile of one drain here")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(args.invocations, args.profile)
+        return
+    trees = [tree.resolve() for tree in args.tree] if args.tree else [ROOT]
+    rows: dict[Path, list[dict[str, float]]] = {tree: [] for tree in trees}
+    loads = [os.getloadavg()[0]]
+    for round_number in range(args.rounds):
+        order = trees if round_number % 2 == 0 else list(reversed(trees))
+        for tree in order:
+            rows[tree].append(_run_tree(tree, args.invocations, args.profile))
+            loads.append(os.getloadavg()[0])
+    n = args.invocations
+    print(
+        f"{n} queued no-ops per drain, {args.rounds} rounds, the trees taking turns; load average "
+        f"{min(loads):.1f} to {max(loads):.1f}.\n"
+    )
+    print(
+        "| tree | invocations/s | user µs / invocation | system µs / invocation | CPU µs / invocation"
+        " | workers' CPU µs / invocation |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for tree, runs in rows.items():
+        rate = statistics.median(n / r["seconds"] for r in runs)
+        user = statistics.median(r["user"] / n * 1e6 for r in runs)
+        system = statistics.median(r["system"] / n * 1e6 for r in runs)
+        cpu = statistics.median((r["user"] + r["system"]) / n * 1e6 for r in runs)
+        workers = statistics.median(r["workers"] / n * 1e6 for r in runs)
+        print(f"| `{tree}` | {rate:,.0f} | {user:.0f} | {system:.0f} | {cpu:.0f} | {workers:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
