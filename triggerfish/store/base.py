@@ -756,6 +756,10 @@ class Store:
     #: Whether `atomic` writes all its operations in one transaction (all or nothing). False for a
     #: store whose parts come from different engines: there `atomic` runs them one after another.
     atomic_writes: bool = False
+    #: Whether each `atomic` call commits on its own (PostgreSQL: a transaction on a pooled connection each), so
+    #: that a caller with many concurrent writes gains by sending them as one. False where concurrent writes share
+    #: commits already (SQLite's writer thread batches them) or commits cost nothing (memory).
+    commits_apart: bool = False
     #: The version of the backend's schema this store runs on (None for stores without one, like memory).
     schema_version: int | None = None
 

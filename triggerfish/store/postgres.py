@@ -120,6 +120,7 @@ class PostgresStore(Store):
     """A `Store` over one PostgreSQL schema; `atomic` is one transaction."""
 
     atomic_writes = True
+    commits_apart = True
     schema_version = SCHEMA_VERSION
 
     def __init__(

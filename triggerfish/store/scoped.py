@@ -320,6 +320,7 @@ class ScopedStore(Store):
         view = _Scope(scope, store.url)
         self._view = view
         self.atomic_writes = store.atomic_writes
+        self.commits_apart = store.commits_apart
         super().__init__(
             store.url,
             log=ScopedLog(store.log, view),

@@ -26,6 +26,7 @@ from triggerfish.names import bus_stream
 from triggerfish.store import ABSENT, KVRecord, Message, OutgoingMessage, Store
 from triggerfish.store.atomic import Ack, Delete, Op, Put, Send
 from triggerfish.workflows.engine import Timer
+from triggerfish.workflows.grouped import GroupedWrites
 
 NAMESPACE = "triggerfish.workflows"
 TIMER_QUEUE = "triggerfish.workflow-timers"
@@ -68,6 +69,9 @@ class WorkflowState:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        #: Concurrent writes as one (grouped.py): where each write would be a commit of its own, and a group is all
+        #: or nothing (a failed write leaves no other workflow's half-done).
+        self.grouped = GroupedWrites(store.atomic) if store.atomic_writes and store.commits_apart else None
 
     # --- records ------------------------------------------------------------------------------
 
@@ -138,6 +142,8 @@ class WorkflowState:
         return Delete(NAMESPACE, wait_key(wait.bus, wait.workflow_id, wait.seq))
 
     async def atomic(self, ops: Sequence[Op]) -> list[Any]:
+        if self.grouped is not None:
+            return await self.grouped.atomic(ops)
         return await self.store.atomic(ops)
 
 

@@ -1,0 +1,66 @@
+"""Group commit of workflow writes: the atomic writes of concurrent workflows go to the store as one.
+
+Hundreds of workflows running at once each write a checkpoint per step: a
+compare-and-set of its record with its timers, spans and invocations, one
+`Store.atomic` each. Each is a transaction of its own (on PostgreSQL its own
+BEGIN, COMMIT and pooled connection; on SQLite an operation of the writer's).
+`GroupedWrites` sends the writes that arrive while one group is being written
+as the next group: one atomic write holding all their operations, whose
+results are handed back to each writer in order.
+
+A group is all or nothing, so one refused write (a compare-and-set that no
+longer holds, a record over the store's limit) would refuse the others with
+it: the group is then written again one write at a time, and each hears its
+own outcome. Nothing is acknowledged before its group (or its own write)
+committed. Only for stores whose atomic writes are atomic: where a failed
+write leaves the operations before it written, a group would leave another
+workflow's half-done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from triggerfish.runtime.records import BatchWriter
+from triggerfish.store.atomic import Op
+
+Atomic = Callable[[Sequence[Op]], Awaitable[list[Any]]]
+
+
+class GroupedWrites:
+    """`atomic(ops)` as `store.atomic(ops)` does, concurrent calls written as one group; see the module docstring."""
+
+    def __init__(self, atomic: Atomic) -> None:
+        self._atomic = atomic
+        self._writer: BatchWriter[list[Op], list[Any] | BaseException] = BatchWriter(self._write)
+        #: Groups written, writes they carried, and groups a refused write made write one by one.
+        self.groups = 0
+        self.writes = 0
+        self.split = 0
+
+    async def atomic(self, ops: Sequence[Op]) -> list[Any]:
+        outcome = await self._writer.submit(list(ops))
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def _write(self, writes: list[list[Op]]) -> list[list[Any] | BaseException]:
+        self.groups += 1
+        self.writes += len(writes)
+        if len(writes) > 1:
+            try:
+                results = await self._atomic([op for ops in writes for op in ops])
+            except Exception:
+                # One of them was refused, and so were the others with it: each on its own says which.
+                self.split += 1
+            else:
+                split: list[list[Any] | BaseException] = []
+                start = 0
+                for ops in writes:
+                    split.append(results[start : start + len(ops)])
+                    start += len(ops)
+                return split
+        outcomes = await asyncio.gather(*(self._atomic(ops) for ops in writes), return_exceptions=True)
+        return list(outcomes)
