@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.backends import platform_store
-from triggerfish.errors import AtomicConflictError
+from triggerfish.errors import AtomicConflictError, StoreUnavailableError
 from triggerfish.server.platform import Platform
 from triggerfish.store import ABSENT, open_store
-from triggerfish.store.atomic import Put
+from triggerfish.store.atomic import Op, Put
 from triggerfish.workflows.grouped import GroupedWrites
 from triggerfish.workflows.state import WorkflowState
 
@@ -124,3 +126,19 @@ async def test_a_workflow_cancelled_between_checkpoints_stays_cancelled_when_gro
                 assert status == ("SUCCEEDED" if isinstance(cancelled, Exception) else "CANCELLED")
         finally:
             await platform.stop()
+
+
+async def test_a_failure_that_is_not_a_refusal_is_every_writer_s_and_nothing_is_written_again() -> None:
+    calls: list[int] = []
+
+    async def unreachable(ops: Sequence[Op]) -> list[Any]:
+        calls.append(len(ops))
+        raise StoreUnavailableError("the connection dropped during COMMIT")
+
+    grouped = GroupedWrites(unreachable)
+    outcomes = await asyncio.gather(
+        *(grouped.atomic([Put("ns", f"k{n}", b"v", if_version=ABSENT)]) for n in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(outcome, StoreUnavailableError) for outcome in outcomes)
+    # One try of the group: written again one by one, a group that did commit would look like another's write.
+    assert calls == [3]

@@ -11,10 +11,11 @@ results are handed back to each writer in order.
 A group is all or nothing, so one refused write (a compare-and-set that no
 longer holds, a record over the store's limit) would refuse the others with
 it: the group is then written again one write at a time, and each hears its
-own outcome. Nothing is acknowledged before its group (or its own write)
-committed. Only for stores whose atomic writes are atomic: where a failed
-write leaves the operations before it written, a group would leave another
-workflow's half-done.
+own outcome. Any other failure (the store unreachable: the commit's fate
+unknown) is every writer's, as its own write's would have been. Nothing is
+acknowledged before its group (or its own write) committed. Only for stores
+whose atomic writes are atomic: where a failed write leaves the operations
+before it written, a group would leave another workflow's half-done.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from triggerfish.errors import AtomicConflictError, InvalidInputError
 from triggerfish.runtime.records import BatchWriter
 from triggerfish.store.atomic import Op
 
@@ -52,9 +54,15 @@ class GroupedWrites:
         if len(writes) > 1:
             try:
                 results = await self._atomic([op for ops in writes for op in ops])
-            except Exception:
-                # One of them was refused, and so were the others with it: each on its own says which.
+            except (AtomicConflictError, InvalidInputError):
+                # One of them was refused before anything was written, and so were the others with it: each on its
+                # own says which.
                 self.split += 1
+            except Exception as exc:
+                # Not a refusal (the store went away, say): whether the group committed is not known, so each writer
+                # hears the error, as it would have of its own write. Written again one by one, a group that did
+                # commit would fail its compare-and-sets, and its writers would take the conflict for another's write.
+                return [exc] * len(writes)
             else:
                 split: list[list[Any] | BaseException] = []
                 start = 0
