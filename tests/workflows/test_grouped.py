@@ -142,3 +142,27 @@ async def test_a_failure_that_is_not_a_refusal_is_every_writer_s_and_nothing_is_
     assert all(isinstance(outcome, StoreUnavailableError) for outcome in outcomes)
     # One try of the group: written again one by one, a group that did commit would look like another's write.
     assert calls == [3]
+
+
+async def test_writes_made_while_the_groups_in_flight_are_written_go_as_the_next_group() -> None:
+    store = await open_store("memory://")
+    gate, writing = asyncio.Event(), asyncio.Event()
+    sizes: list[int] = []
+
+    async def slow(ops: Sequence[Op]) -> list[Any]:
+        sizes.append(len(ops))
+        writing.set()
+        await gate.wait()
+        return await store.atomic(ops)
+
+    grouped = GroupedWrites(slow, max_in_flight=1)
+    first = asyncio.ensure_future(grouped.atomic([Put("ns", "first", b"1")]))
+    await writing.wait()
+    later = [asyncio.ensure_future(grouped.atomic([Put("ns", f"k{n}", b"2")])) for n in range(4)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sizes == [1]  # the four wait: one group is in flight, the most there may be
+    gate.set()
+    await asyncio.gather(first, *later)
+    assert sizes == [1, 4]
+    assert (grouped.groups, grouped.writes) == (2, 5)
