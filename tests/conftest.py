@@ -9,7 +9,6 @@ import pytest
 import pytest_timeout  # type: ignore[import-untyped]
 
 from tests.patience import patience, scaled
-from tests.slow_first import slowest_files_first
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -28,8 +27,3 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> object:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"deadlines stretched {patience():.1f}x by load (TRIGGERFISH_TEST_PATIENCE sets it)"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # The longest files first, so that the workers of `scripts/test` (xdist, a file at a time) end together.
-    slowest_files_first(items, config.rootpath)
