@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import pytest
 from tests.patience import scaled
 
 ROOT = Path(__file__).resolve().parents[1]
+_SERVING = re.compile(rb"serving on http://[^\s:]+:(\d+)")
 
 
 class Child:
@@ -106,3 +108,19 @@ async def wait_logged(condition: Callable[[], object], seconds: float, what: str
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}; the platform said:\n{log.read_text()[-3000:]}")  # noqa: ASYNC240
         await asyncio.sleep(0.05)
+
+
+async def wait_served(log: Path, since: int, seconds: float) -> int:
+    """The port a `start_dev(..., port=0)` serves on, from its banner in `log` past byte `since` (the log's size
+    when it was started). A port picked free before the start can be taken by another process before the platform
+    binds it (a busy machine's outgoing connections draw from the same range): port 0 cannot be."""
+    port = 0
+
+    def banner() -> bool:
+        nonlocal port
+        found = _SERVING.search(log.read_bytes()[since:]) if log.exists() else None
+        port = int(found.group(1)) if found else 0
+        return bool(port)
+
+    await wait_logged(banner, seconds, "the platform to serve", log)
+    return port

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.crash_child import rows, start_dev, wait_logged
+from tests.crash_child import rows, start_dev, wait_logged, wait_served
 
 APP = """
 import json, time, triggerfish
@@ -33,12 +32,6 @@ TOML = """
 [tables.orders]
 partition_key = "id"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def dynamodb(port: int) -> Any:
@@ -72,8 +65,7 @@ async def test_kill_9_during_a_burst_of_writes_keeps_exactly_the_acknowledged_ch
     app_dir.mkdir()
     (app_dir / "app.py").write_text(APP.format(out=str(out)))
     (app_dir / "triggerfish.toml").write_text(TOML)
-    port = free_port()
-    first = start_dev(app_dir / "app.py", tmp_path / "data", log, "--quiet", port=port)
+    first = start_dev(app_dir / "app.py", tmp_path / "data", log, "--quiet")
     acknowledged: list[tuple[str, str]] = []
     stop = threading.Event()
 
@@ -91,6 +83,7 @@ async def test_kill_9_during_a_burst_of_writes_keeps_exactly_the_acknowledged_ch
                 acknowledged.append((key, event))
 
     try:
+        port = await wait_served(log, 0, 60)
         await wait_logged(lambda: ready(port), 60, "the platform to serve", log)
         writer = threading.Thread(target=burst)
         writer.start()
@@ -101,8 +94,10 @@ async def test_kill_9_during_a_burst_of_writes_keeps_exactly_the_acknowledged_ch
         stop.set()
         handled_before = len(rows(out))
         assert len(acknowledged) < 800, "the kill came after every write; nothing was tested"
-        second = start_dev(app_dir / "app.py", tmp_path / "data", log, "--quiet", port=port)
+        since = log.stat().st_size
+        second = start_dev(app_dir / "app.py", tmp_path / "data", log, "--quiet")
         try:
+            port = await wait_served(log, since, 60)
             await wait_logged(lambda: ready(port), 60, "the restarted platform", log)
             items = dynamodb(port).scan(TableName="orders")["Items"]
             present = {item["id"]["S"] for item in items}

@@ -42,6 +42,13 @@ EXIT_LOAD_FAILED = 2
     default=None,
     help="Seconds before the first retry of a failed async invocation, doubling after (default: Lambda's 60).",
 )
+@click.option(
+    "--lease-margin",
+    type=click.FloatRange(0, 3600, min_open=True),
+    default=None,
+    help="Seconds past a function's timeout before an async invocation whose run died (a kill -9) runs again"
+    " (default: 30).",
+)
 @click.option("--stage", default=None, help="Apply this stage of triggerfish.toml.")
 @click.option(
     "--set",
@@ -64,6 +71,7 @@ def dev(
     data_dir: Path | None,
     no_reload: bool,
     retry_delay: float | None,
+    lease_margin: float | None,
     stage: str | None,
     settings: tuple[str, ...],
     max_connections: int,
@@ -125,7 +133,7 @@ def dev(
     from triggerfish.retry import RetryPolicy
 
     retry_policy = None if retry_delay is None else RetryPolicy(base=retry_delay, ceiling=max(retry_delay * 4, 1.0))
-    options = {
+    options: dict[str, Any] = {
         "data_dir": data_dir,
         "stage": stage,
         "overrides": overrides,
@@ -133,6 +141,8 @@ def dev(
         # `triggerfish secrets set NAME` against dev: kept as a server keeps them, the key beside its store.
         "secrets_key_file": Path(data_dir) / "secrets.key",
     }
+    if lease_margin is not None:
+        options["lease_margin"] = lease_margin
     limits = ConnectionLimits(max_connections, header_timeout, keep_alive_timeout)
     try:
         rules = RequestRules.local(host, allowed_hosts, allowed_origins)
