@@ -397,3 +397,28 @@ def test_leaves_follow_rules_added_and_removed_after_the_compile() -> None:
         for i in range(64, 80):  # enough changes to compile them in: the second round runs on new leaves
             rules.add(f"r{i}", {"source": [f"s{i}"]})
     assert rules.matches({"source": "s70"}) == ["r70"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text("ab.", max_size=4), min_size=1, max_size=12),
+    st.lists(st.text("ab.", max_size=6), min_size=1, max_size=12),
+    st.data(),
+)
+def test_affixes_skip_only_the_lengths_that_cannot_match(texts: list[str], values: list[str], data: Any) -> None:
+    # Each length probed only when the value has one of its texts' last (first) characters there: the
+    # prefixes and suffixes found must be exactly those a test of every text finds, after removals too.
+    from triggerfish.events._value_matcher import Affixes
+
+    affixes = Affixes()
+    for i, text in enumerate(texts):
+        affixes.add(text, i)
+    live = dict(enumerate(texts))
+    for i in data.draw(st.lists(st.sampled_from(range(len(texts))), unique=True, max_size=len(texts) // 2)):
+        affixes.remove(texts[i], i)
+        del live[i]
+    for value in values:
+        starting = sorted(item for items in affixes.starting(value) for item in items)
+        ending = sorted(item for items in affixes.ending(value) for item in items)
+        assert starting == sorted(i for i, text in live.items() if value.startswith(text))
+        assert ending == sorted(i for i, text in live.items() if value.endswith(text))
