@@ -81,7 +81,8 @@ def count(
             str(events),
             scratch,
         ]
-        environment = dict(os.environ)
+        # One hash seed: dict layouts, and so the cache misses counted, are the same from run to run.
+        environment = {**os.environ, "PYTHONHASHSEED": "0"}
         if tree is not None:
             environment["PYTHONPATH"] = str(tree)
         process = subprocess.Popen(command, stderr=subprocess.DEVNULL, cwd=tree, env=environment)
