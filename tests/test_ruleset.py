@@ -360,3 +360,113 @@ def test_extend_replaces_in_place_and_is_all_or_nothing() -> None:
     assert rules.matches({"source": "y"}) == ["a", "c"]
     rules.extend([])
     assert len(rules) == 3
+
+
+# --- leaves: a group of one alternative checked from one flat tuple -----------------------------------------
+
+#: One field per kind a leaf checks itself (and some it leaves to Field.holds), each under a source of its own.
+LEAF_FIELDS: dict[str, list[Any]] = {
+    "exact": ["NZ"],
+    "exact-several": ["NZ", "AU"],
+    "exact-mixed-types": ["1", 1, True, None],
+    "prefix": [{"prefix": "ab"}],
+    "suffix": [{"suffix": "bc"}],
+    "prefix-ic": [{"prefix": {"equals-ignore-case": "AB"}}],
+    "suffix-ic": [{"suffix": {"equals-ignore-case": "BC"}}],
+    "ignore-case": [{"equals-ignore-case": "Abc"}],
+    "numeric": [{"numeric": [">", 0, "<=", 5]}],
+    "numeric-equal": [{"numeric": ["=", 300]}],
+    "anything-but": [{"anything-but": "NZ"}],
+    "anything-but-list": [{"anything-but": ["NZ", "AU"]}],
+    "anything-but-numbers": [{"anything-but": [1, 2]}],
+    "anything-but-prefix": [{"anything-but": {"prefix": "a"}}],
+    "exists": [{"exists": True}],
+    "not-exists": [{"exists": False}],
+    "wildcard": [{"wildcard": "a*c"}],
+    "cidr": [{"cidr": "10.0.0.0/8"}],
+    "prefix-or-exists-false": [{"prefix": "ab"}, {"exists": False}],
+}
+LEAF_VALUES: list[Any] = [
+    "NZ", "AU", "nz", "abc", "ABC", "xbc", "a", "", "1", 1, 1.0, 0, 5, 5.0001, 300, 300.0, True, False, None,
+    "10.1.2.3", "11.0.0.1", ["x", "abc"], ["GB", "NZ"], [], ["NZ", "AU"], [1, "1"], {"nested": "abc"},
+]  # fmt: skip
+
+
+def test_leaves_agree_with_each_pattern_for_every_kind_of_check() -> None:
+    # Each rule has an anchor of its own (its source), so each is a group of one alternative: a leaf. A second
+    # field on another path, the `tier`, makes every leaf check two fields, the first of which may fail.
+    rules, patterns = RuleSet(), {}
+    # A leaf answering from its anchor alone, and a rule sharing an anchor with another (a group, not a leaf).
+    extras: dict[str, dict[str, Any]] = {
+        "anchor-only": {"source": ["s-anchor-only"]},
+        "grouped-1": {"source": ["s-grouped"], "detail": {"v": [{"prefix": "a"}]}},
+        "grouped-2": {"source": ["s-grouped"], "detail": {"v": ["NZ"]}},
+    }
+    for rule_id, extra in extras.items():
+        rules.add(rule_id, extra)
+        patterns[rule_id] = compile_pattern(extra)
+    for name, field in LEAF_FIELDS.items():
+        for tiered in (False, True):
+            rule_id = f"{name}{'-tiered' if tiered else ''}"
+            pattern: dict[str, Any] = {"source": [f"s-{rule_id}"], "detail": {"v": field}}
+            if tiered:
+                pattern["detail"]["tier"] = ["gold"]
+            rules.add(rule_id, pattern)
+            patterns[rule_id] = compile_pattern(pattern)
+    compiled = rules._live.compiled
+    targets = [t for anchor in compiled._anchors for filed in anchor.matcher.strings.values() for t in filed]
+    # Every compiled rule but the two grouped ones is a leaf (the last ones added are beside the compiled set).
+    assert sum(type(target) is tuple for target in targets) == len(rules._live.names) - 2 > 30
+    order = list(patterns)
+    for name in [*patterns, "grouped"]:
+        for value in [*LEAF_VALUES, "missing"]:
+            for tier in ("gold", "silver", ["silver", "gold"], None):
+                detail: dict[str, Any] = {} if value == "missing" else {"v": value}
+                if tier is not None:
+                    detail["tier"] = tier
+                event = {"source": f"s-{name}", "detail": detail}
+                expected = [rule_id for rule_id in order if patterns[rule_id].matches(event)]
+                assert rules.matches(event) == expected, event
+
+
+def test_leaves_follow_rules_added_and_removed_after_the_compile() -> None:
+    rules = RuleSet()
+    for i in range(64):
+        rules.add(f"r{i}", {"source": [f"s{i}"], "detail": {"v": [{"prefix": f"p{i}"}]}})
+    assert rules.matches({"source": "s3", "detail": {"v": "p3x"}}) == ["r3"]
+    rules.remove("r3")  # a compiled leaf, now stale
+    rules.add("r3b", {"source": ["s3"], "detail": {"v": [{"suffix": "x"}]}})  # recent, beside the compiled set
+    rules.add("r4", {"source": ["s4"], "detail": {"v": [{"numeric": [">", 1]}]}})  # replaces a compiled leaf
+    for _ in range(2):
+        assert rules.matches({"source": "s3", "detail": {"v": "p3x"}}) == ["r3b"]
+        assert rules.matches({"source": "s4", "detail": {"v": "p4x"}}) == []
+        assert rules.matches({"source": "s4", "detail": {"v": [2, "p4"]}}) == ["r4"]
+        assert rules.matches({"source": "s5", "detail": {"v": ["q", "p5"]}}) == ["r5"]
+        for i in range(64, 80):  # enough changes to compile them in: the second round runs on new leaves
+            rules.add(f"r{i}", {"source": [f"s{i}"]})
+    assert rules.matches({"source": "s70"}) == ["r70"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text("ab.", max_size=4), min_size=1, max_size=12),
+    st.lists(st.text("ab.", max_size=6), min_size=1, max_size=12),
+    st.data(),
+)
+def test_affixes_skip_only_the_lengths_that_cannot_match(texts: list[str], values: list[str], data: Any) -> None:
+    # Each length probed only when the value has one of its texts' last (first) characters there: the
+    # prefixes and suffixes found must be exactly those a test of every text finds, after removals too.
+    from triggerfish.events._value_matcher import Affixes
+
+    affixes = Affixes()
+    for i, text in enumerate(texts):
+        affixes.add(text, i)
+    live = dict(enumerate(texts))
+    for i in data.draw(st.lists(st.sampled_from(range(len(texts))), unique=True, max_size=len(texts) // 2)):
+        affixes.remove(texts[i], i)
+        del live[i]
+    for value in values:
+        starting = sorted(item for items in affixes.starting(value) for item in items)
+        ending = sorted(item for items in affixes.ending(value) for item in items)
+        assert starting == sorted(i for i, text in live.items() if value.startswith(text))
+        assert ending == sorted(i for i, text in live.items() if value.endswith(text))

@@ -23,10 +23,10 @@ alternatives into few, shared, compact structures instead:
   each other path its members name, a table gives per value class the members
   whose field there holds (members not naming the path always hold), filled
   on first use; the event's matches in the group are the AND of those ints.
-  A group of one rule has no table for a step of at most `_DIRECT`
-  conditions: the class is tested for each condition's number (a table filled
-  on first use pays off only when a group is reached often, which a group of
-  one among thousands is not).
+  A group of one alternative is no Group but a leaf (`_leaves`): one flat
+  tuple of its fields' checks, which a visit reads in place (with thousands of
+  rules most groups are of one, each reached seldom and found outside the
+  CPU's cache, where each object of a Group's chain cost a miss).
   A step with at most `_DIRECT` conditions of the kinds that meet values
   seldom repeated (numeric, prefix, cidr, ...) tests the values itself instead.
 
@@ -42,10 +42,11 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, cast
 
 from triggerfish.events._automaton import Automaton, condition_key, field_key
+from triggerfish.events._leaves import Leaf, leaf
 from triggerfish.events._pattern_match import (
     ANYTHING_BUT,
     CIDR,
@@ -211,7 +212,7 @@ class Step:
     for a value seen once (an address, an amount) than the tests do.
     """
 
-    __slots__ = ("absent", "by_condition", "conditions", "direct", "free", "pairs", "paths", "present", "table")
+    __slots__ = ("absent", "by_condition", "conditions", "direct", "free", "paths", "present", "table")
 
     def __init__(self, paths: PathClasses) -> None:
         self.paths = paths
@@ -228,9 +229,6 @@ class Step:
         self.free = 0
         #: class -> the members whose field holds for a value of that class (filled on first use)
         self.table: dict[ValueClass, int] = {}
-        #: for a step of few conditions: (condition number, members) pairs, tested against a class instead of
-        #: looking it up in `table`; else None
-        self.pairs: tuple[tuple[int, int], ...] | None = None
 
     def seal(self) -> None:
         """Done filing: become direct when few conditions are tested here."""
@@ -242,13 +240,6 @@ class Step:
             self.direct = tuple((condition.test, self.by_condition[number]) for number, condition in tested)
             self.present = self.free | self.by_condition.get(PRESENT, 0)
             self.absent = self.free | self.by_condition.get(ABSENT, 0)
-        elif len(self.by_condition) <= _DIRECT and self.free == 0 and set(self.by_condition.values()) == {1}:
-            # A group of one rule: a few membership tests cost about what a lookup in `table` does and need no
-            # table. Such groups are many (a sparse set of thousands of rules is mostly made of them) and an
-            # event reaches each seldom, so its table would be filled slowly (a Python call and a new dict per
-            # class first met) and rarely be in the CPU's cache when read. A group of many rules is reached
-            # often enough for its table to pay.
-            self.pairs = tuple(self.by_condition.items())
 
     def test(self, values: list[Any]) -> int:
         """The members whose field holds for these values, tested directly."""
@@ -293,6 +284,10 @@ class Group:
         self.steps: tuple[Step, ...] = ()
 
 
+#: What an anchor leads to: a group of several alternatives, or a leaf (`_leaves`) for a group of one.
+Target = Group | Leaf
+
+
 class Anchor:
     """One path that anchors groups: every group's anchor field filed in one ValueMatcher, leading to the group.
 
@@ -306,13 +301,14 @@ class Anchor:
     def __init__(self, paths: PathClasses) -> None:
         self.paths = paths
         self.matcher = ValueMatcher()
-        #: when exact strings are all the anchors on this path: string -> the groups it leads to; else None
-        self.strings: dict[str, list[Group]] | None = None
+        #: when exact strings are all the anchors on this path: string -> the one target it leads to, or a list
+        #: of several (one object fewer to visit in the common case); else None
+        self.strings: dict[str, Target | list[Target]] | None = None
 
     def seal(self) -> None:
         matcher = self.matcher
         if matcher.only_strings and not (matcher.any_value or matcher.absent):
-            self.strings = matcher.strings
+            self.strings = {text: found[0] if len(found) == 1 else found for text, found in matcher.strings.items()}
 
 
 class CompiledRules:
@@ -332,55 +328,36 @@ class CompiledRules:
                 found = paths[field.path] = PathClasses(field.reader)
             return found
 
-        groups: dict[Any, tuple[Field, Group, dict[tuple[tuple[str, ...], int], Step]]] = {}
+        # The alternatives by anchor field, each with its fields in the order ranked.
+        by_anchor: dict[Any, tuple[Field, list[tuple[int, tuple[Field, ...]]]]] = {}
         for rule, fields in alternatives:
             ordered = statistics.order(fields)
-            anchor = ordered[0]
-            key = (anchor.path, field_key(anchor))
-            entry = groups.get(key)
-            if entry is None:
-                entry = groups[key] = (anchor, Group(), {})
-            _, group, steps = entry
-            bit = 1 << len(group.rules)
-            group.rules.append(rule)
-            group.all |= bit
-            seen: dict[tuple[str, ...], int] = {}
-            named: set[tuple[tuple[str, ...], int]] = set()
-            for field in ordered[1:]:
-                # A path named twice in one alternative is two steps, each of which must hold.
-                occurrence = seen[field.path] = seen.get(field.path, -1) + 1
-                step_key = (field.path, occurrence)
-                step = steps.get(step_key)
-                if step is None:
-                    # Earlier members do not name this step: they hold whatever its value.
-                    step = steps[step_key] = Step(classes_of(field))
-                    step.free = group.all & ~bit
-                named.add(step_key)
-                for condition in field.conditions:
-                    number = step.paths.number(condition)
-                    step.by_condition[number] = step.by_condition.get(number, 0) | bit
-                    step.conditions[number] = condition
-            for step_key, step in steps.items():
-                if step_key not in named:
-                    step.free |= bit
+            key = (ordered[0].path, field_key(ordered[0]))
+            by_anchor.setdefault(key, (ordered[0], []))[1].append((rule, ordered))
         anchors: dict[tuple[str, ...], Anchor] = {}
-        for anchor_field, group, steps in groups.values():
-            classes = classes_of(anchor_field)
+        built: list[Group] = []
+        for anchor_field, members in by_anchor.values():
+            target: Target
+            if len(members) == 1:
+                rule, ordered = members[0]
+                target = leaf(rule, ordered[1:], classes_of)
+            else:
+                target = _group(members, classes_of)
+                built.append(target)
             found = anchors.get(anchor_field.path)
             if found is None:
-                found = anchors[anchor_field.path] = Anchor(classes)
+                found = anchors[anchor_field.path] = Anchor(classes_of(anchor_field))
             for condition in anchor_field.conditions:
-                found.matcher.add(condition, group)
-            # Paths that tell the most members apart first, so a miss stops the AND soonest.
-            group.steps = tuple(sorted(steps.values(), key=lambda step: (-len(step.by_condition), step.free)))
-            for step in group.steps:
-                step.seal()
+                found.matcher.add(condition, target)
         for classes in paths.values():
             classes.seal()
-        for built in anchors.values():
-            built.seal()
+        for group in built:
+            for step in group.steps:
+                step.seal()
+        for anchor in anchors.values():
+            anchor.seal()
         self._anchors = tuple(anchors.values())
-        self.groups = len(groups)
+        self.groups = len(by_anchor)
 
     def run(self, event: Mapping[str, Any]) -> list[int]:
         """The rules (their numbers) whose alternatives the event meets (a rule once per alternative met)."""
@@ -391,14 +368,32 @@ class CompiledRules:
             paths = anchor.paths
             values = values_at[paths] = paths.reader.read(event)
             strings = anchor.strings
-            groups: Iterable[Group]
+            targets: Iterable[Target]
             if strings is not None and len(values) == 1:
-                groups = strings.get(values[0], ()) if type(values[0]) is str else ()
+                found = strings.get(values[0]) if type(values[0]) is str else None
+                if found is None:
+                    continue
+                targets = found if type(found) is list else (found,)  # type: ignore[assignment]
             else:
-                hits: set[Group] = set()
+                hits: set[Target] = set()
                 anchor.matcher.step(values, hits)
-                groups = hits
-            for group in groups:
+                targets = hits
+            for target in targets:
+                if type(target) is tuple:
+                    # A leaf: (rule, then paths, check, operand per field); every check must hold.
+                    at, end = 1, len(target)
+                    while at < end:
+                        leaf_paths = target[at]
+                        read_before = values_at.get(leaf_paths)
+                        if read_before is None:
+                            read_before = values_at[leaf_paths] = leaf_paths.reader.read(event)
+                        if not target[at + 1](read_before, target[at + 2]):
+                            break
+                        at += 3
+                    else:
+                        met.append(target[0])
+                    continue
+                group: Group = target  # type: ignore[assignment]  # (typing.cast is a call: this loop is hot)
                 live = group.all
                 for step in group.steps:
                     if step.direct is not None:
@@ -412,14 +407,8 @@ class CompiledRules:
                     classes = read.get(step.paths)
                     if classes is None:
                         classes = read[step.paths] = step.paths.classes(event)
-                    pairs = step.pairs
                     bits: int | None
-                    if pairs is not None and type(classes) is frozenset:
-                        bits = step.free
-                        for number, members in pairs:
-                            if number in classes:
-                                bits |= members
-                    elif type(classes) is frozenset:
+                    if type(classes) is frozenset:
                         bits = step.table.get(classes)
                         if bits is None:
                             bits = step.bits(classes)
@@ -440,3 +429,35 @@ class CompiledRules:
                         met.append(rules[lowest.bit_length() - 1])
                         live ^= lowest
         return met
+
+
+def _group(members: Sequence[tuple[int, tuple[Field, ...]]], classes_of: Callable[[Field], PathClasses]) -> Group:
+    """The group of several alternatives sharing an anchor field (each given with its fields in ranked order)."""
+    group = Group()
+    steps: dict[tuple[tuple[str, ...], int], Step] = {}
+    for rule, ordered in members:
+        bit = 1 << len(group.rules)
+        group.rules.append(rule)
+        group.all |= bit
+        seen: dict[tuple[str, ...], int] = {}
+        named: set[tuple[tuple[str, ...], int]] = set()
+        for field in ordered[1:]:
+            # A path named twice in one alternative is two steps, each of which must hold.
+            occurrence = seen[field.path] = seen.get(field.path, -1) + 1
+            step_key = (field.path, occurrence)
+            step = steps.get(step_key)
+            if step is None:
+                # Earlier members do not name this step: they hold whatever its value.
+                step = steps[step_key] = Step(classes_of(field))
+                step.free = group.all & ~bit
+            named.add(step_key)
+            for condition in field.conditions:
+                number = step.paths.number(condition)
+                step.by_condition[number] = step.by_condition.get(number, 0) | bit
+                step.conditions[number] = condition
+        for step_key, step in steps.items():
+            if step_key not in named:
+                step.free |= bit
+    # Paths that tell the most members apart first, so a miss stops the AND soonest.
+    group.steps = tuple(sorted(steps.values(), key=lambda step: (-len(step.by_condition), step.free)))
+    return group

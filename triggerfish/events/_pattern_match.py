@@ -85,7 +85,10 @@ class Field:
         self._tests = tuple(tests)
 
     def matches(self, event: Mapping[str, Any]) -> bool:
-        values = self.reader.read(event)
+        return self.holds(self.reader.read(event))
+
+    def holds(self, values: list[Any]) -> bool:
+        """Whether the field holds given the event's values at its path (empty: the field is missing)."""
         if not values:
             return self._exists_false
         if self._exists_true:
