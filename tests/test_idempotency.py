@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 import triggerfish
@@ -139,6 +140,31 @@ async def test_a_duplicate_while_the_first_runs_is_told_to_retry(invoker: Invoke
     assert await first == "charged"
     assert await invoker.invoke("charge_slow", event) == "charged"
     assert charges == [1]
+
+
+async def test_a_claim_left_by_the_same_invocations_crashed_attempt_is_taken_over(
+    store: Store, invoker: Invoker
+) -> None:
+    # A worker killed mid-handler leaves its claim, which outlives the invocation's lease when the lease margin
+    # is shorter than the claim's. The redelivered attempt carries the same request id: it must run (at least
+    # once), not wait on its own dead claim with Retry until its retries run out in the dead-letter queue.
+    event = {"data": {"order_id": "o-5", "amount": 7}}
+    await invoker.stop(drain=False)  # nothing runs until the crashed attempt's claim is in place
+    request = await invoker.invoke_async("charge", event)
+    claim = {"state": "in_progress", "request_id": request, "at": time.time()}
+    await store.kv.put(IDEMPOTENCY_NAMESPACE, "charge:o-5", orjson.dumps(claim), ttl=600)
+    await invoker.start()
+    async with asyncio.timeout(10):
+        await invoker.drain()
+    record = await invoker.records.get(request)
+    assert record is not None
+    assert (record.status, record.attempt) == ("succeeded", 1)
+    assert charges == ["o-5"]
+    # Another invocation's live claim still holds a duplicate back.
+    await store.kv.put(IDEMPOTENCY_NAMESPACE, "charge:o-6", orjson.dumps({**claim, "request_id": "other"}), ttl=600)
+    with pytest.raises(HandlerError, match="is running with idempotency key"):
+        await invoker.invoke("charge", {"data": {"order_id": "o-6", "amount": 1}})
+    assert charges == ["o-5"]
 
 
 async def test_the_key_is_forgotten_after_the_window(store: Store) -> None:

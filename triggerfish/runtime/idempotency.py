@@ -16,6 +16,13 @@ only succeeds if no record exists:
 - another invocation holds the claim: `Retry` is raised (the async path tries
   again later). The claim expires with the invocation's timeout, so a claim
   left by a worker that died does not block the key for ever.
+- this invocation's own earlier attempt holds the claim: that attempt is
+  gone (a handler that returns or raises settles its claim; only a worker
+  that crashed or was stopped at its timeout leaves one, and the invocation
+  runs again only after its lease ran out), so this attempt takes the claim
+  over and runs. Waiting for the claim to expire instead would spend the
+  retries on `Retry` and, with a lease margin shorter than the claim's,
+  end a crashed invocation in the dead-letter queue without ever running it.
 
 The calls go through `context.call_platform`, because handlers run in
 worker processes and the store is in the parent.
@@ -140,6 +147,18 @@ class _Guard:
             record = orjson.loads(existing["value"])
             if record.get("state") == "done":
                 return True, record.get("result")
+            if record.get("request_id") == self.context.aws_request_id:
+                # Left by this invocation's own attempt that died (see the module docstring): take it over.
+                answer = self._call(
+                    "kv_put",
+                    value=orjson.dumps(claim).decode(),
+                    ttl=remaining + CLAIM_MARGIN,
+                    if_version=int(existing["version"]),
+                )
+                if answer is None:
+                    continue  # it changed meanwhile (it expired, or another attempt took it): look again
+                self.version = int(answer["version"])
+                return False, None
             raise Retry(
                 f"another invocation ({record.get('request_id')}) is running with idempotency key {self.key!r}",
                 delay=IN_PROGRESS_RETRY_DELAY,
