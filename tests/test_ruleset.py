@@ -317,7 +317,7 @@ def test_a_few_conditions_on_one_path_with_and_without_a_table() -> None:
 # --- many rules at once -----------------------------------------------------------------------------
 
 
-def _counting_compiles(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def counting_compiles(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many rules each compile of any RuleSet took, from now on."""
     compiles: list[int] = []
     compile_set = RuleSet._compile
@@ -335,7 +335,7 @@ def test_extend_matches_as_adding_one_by_one_and_compiles_once(monkeypatch: pyte
     one_by_one = RuleSet()
     for rule_id, pattern in patterns:
         one_by_one.add(rule_id, pattern)
-    compiles = _counting_compiles(monkeypatch)
+    compiles = counting_compiles(monkeypatch)
     at_once = RuleSet()
     at_once.extend(patterns)
     assert compiles == [100]  # adding them one by one compiles dozens of times

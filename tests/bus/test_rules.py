@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from tests.test_ruleset import counting_compiles
 from triggerfish.bus.rules import DeliveryRetry, Rule, Rules
 from triggerfish.errors import InvalidInputError, InvalidPatternError
-from triggerfish.events.ruleset import RuleSet
 from triggerfish.model import EventTrigger, FunctionSettings, FunctionSpec
 from triggerfish.store import Store, open_store
 
@@ -159,14 +159,7 @@ async def test_loading_rules_that_did_not_change_compiles_nothing(
     rules = Rules(store, SPECS)
     await rules.put(rule())
     await rules.load()
-    compiles: list[int] = []
-    compile_set = RuleSet._compile
-
-    def counted(self: RuleSet) -> None:
-        compiles.append(len(self))
-        compile_set(self)
-
-    monkeypatch.setattr(RuleSet, "_compile", counted)
+    compiles = counting_compiles(monkeypatch)
     await rules.load()
     await rules.load()
     assert compiles == []
