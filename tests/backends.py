@@ -1,8 +1,10 @@
 """The stores a contract suite runs on, as mixins: `class TestSqlite(OnSqlite, TableContract)` gives the
-contract's `open()` a fresh store of that backend for each test (the mixin first, so its `open` is the one)."""
+contract's `open()` a fresh store of that backend for each test (the mixin first, so its `open` is the one).
+A contract that takes its store as a fixture derives from `OpensStore`."""
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -12,6 +14,21 @@ import pytest
 
 from tests.services import POSTGRES_URL, drop_schema, require_postgres
 from triggerfish.store import Store, open_store
+
+
+class OpensStore(abc.ABC):
+    """A contract suite's `store` fixture: what its backend's `open()` gives, closed after the test."""
+
+    @abc.abstractmethod
+    async def open(self) -> Store: ...
+
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[Store]:
+        store = await self.open()
+        try:
+            yield store
+        finally:
+            await store.close()
 
 
 class OnMemory:

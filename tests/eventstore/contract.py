@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import random
-from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.backends import OpensStore
 from triggerfish.errors import InvalidInputError
 from triggerfish.eventstore.records import NO_STREAM, NewEvent, WrongExpectedVersionError
 from triggerfish.eventstore.snapshots import Snapshots
@@ -17,18 +16,7 @@ from triggerfish.store import Store
 from triggerfish.store.atomic import Append
 
 
-class EventStoreContract(abc.ABC):
-    @abc.abstractmethod
-    async def open(self) -> Store: ...
-
-    @pytest.fixture
-    async def store(self) -> AsyncIterator[Store]:
-        store = await self.open()
-        try:
-            yield store
-        finally:
-            await store.close()
-
+class EventStoreContract(OpensStore):
     @pytest.fixture
     def events(self, store: Store) -> EventStore:
         return EventStore(store)

@@ -5,13 +5,11 @@ it; a batch that a stale node commits after losing its lease is refused and appl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-import pytest
 
-from tests.backends import OnPostgres, OnSqlite
+from tests.backends import OnPostgres, OnSqlite, OpensStore
 from triggerfish import App
 from triggerfish.eventstore.projections import LEASE, Projections
 from triggerfish.eventstore.store import EventStore
@@ -65,18 +63,7 @@ async def counted(store: Store) -> dict[str, int]:
     return {r.key: orjson.loads(r.value) for r in await store.kv.scan(NAMESPACE)}
 
 
-class NodesContract:
-    async def open(self) -> Store:
-        raise NotImplementedError
-
-    @pytest.fixture
-    async def store(self) -> AsyncIterator[Store]:
-        store = await self.open()
-        try:
-            yield store
-        finally:
-            await store.close()
-
+class NodesContract(OpensStore):
     async def test_a_stalled_node_is_taken_over_and_its_late_commit_refused(self, store: Store) -> None:
         events = EventStore(store)
         for n in range(40):

@@ -11,22 +11,20 @@ from __future__ import annotations
 import asyncio
 import threading
 import traceback
-import uuid
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.services import POSTGRES_URL, drop_schema, require_postgres
+from tests.backends import OnMemory, OnPostgres, OnSqlite, OpensStore
 from triggerfish import App
 from triggerfish.errors import HandlerError
 from triggerfish.eventstore.projection_handler import projection_handler
 from triggerfish.eventstore.projections import Projections
 from triggerfish.eventstore.store import EventStore
 from triggerfish.names import projection_namespace
-from triggerfish.store import Store, open_store
+from triggerfish.store import Store
 from triggerfish.tables.schema import KeyAttribute, TableSchema
 from triggerfish.tables.table import Tables
 from triggerfish.tables.values import item_to_python
@@ -102,18 +100,7 @@ async def run_all(projections: Projections) -> None:
         pass
 
 
-class StreamProjectionContract:
-    async def open(self) -> Store:
-        raise NotImplementedError
-
-    @pytest.fixture
-    async def store(self) -> AsyncIterator[Store]:
-        store = await self.open()
-        try:
-            yield store
-        finally:
-            await store.close()
-
+class StreamProjectionContract(OpensStore):
     async def test_each_stream_gets_its_events_in_order_once_with_its_own_checkpoint(self, store: Store) -> None:
         events = EventStore(store)
         for n in range(30):
@@ -291,30 +278,16 @@ class StreamProjectionContract:
         assert (await Tables(store).scan("elsewhere")).items == []
 
 
-class TestMemory(StreamProjectionContract):
-    async def open(self) -> Store:
-        return await open_store("memory://")
+class TestMemory(OnMemory, StreamProjectionContract):
+    pass
 
 
-class TestSqlite(StreamProjectionContract):
-    @pytest.fixture(autouse=True)
-    def _directory(self, tmp_path: Path) -> None:
-        self.directory = tmp_path
-
-    async def open(self) -> Store:
-        return await open_store(f"sqlite:///{self.directory / 'store.db'}")
+class TestSqlite(OnSqlite, StreamProjectionContract):
+    pass
 
 
-class TestPostgres(StreamProjectionContract):
-    @pytest.fixture(autouse=True)
-    async def _schema(self) -> AsyncIterator[None]:
-        require_postgres()
-        self.schema = f"t_wfrest_{uuid.uuid4().hex[:10]}"
-        yield
-        await drop_schema(self.schema)
-
-    async def open(self) -> Store:
-        return await open_store(f"{POSTGRES_URL}?schema={self.schema}&pool_size=8")
+class TestPostgres(OnPostgres, StreamProjectionContract):
+    pool_size = 8
 
 
 def test_declaring_per_stream_order() -> None:

@@ -11,11 +11,12 @@ import abc
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from tests.backends import OpensStore
 from triggerfish.errors import InvalidInputError, InvalidNameError, StoreClosedError
 from triggerfish.store import ABSENT, OutgoingMessage, QueueConfig, Store
 
@@ -25,23 +26,12 @@ LONG = 30.0
 SHORT = 0.2
 
 
-class StoreContract(abc.ABC):
+class StoreContract(OpensStore):
     """Every backend opens a fresh, empty store per test."""
-
-    @abc.abstractmethod
-    async def open(self) -> Store: ...
 
     @abc.abstractmethod
     async def advance(self, seconds: float) -> None:
         """Let at least `seconds` pass on the store's clock."""
-
-    @pytest.fixture
-    async def store(self) -> AsyncIterator[Store]:
-        store = await self.open()
-        try:
-            yield store
-        finally:
-            await store.close()
 
 
 # --- the event log ---------------------------------------------------------------------------
