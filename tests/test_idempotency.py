@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 import triggerfish
+from tests.backends import platform_store
 from triggerfish.app import App
 from triggerfish.errors import DeclarationError, HandlerError, NonRetryable
 from triggerfish.names import IDEMPOTENCY_NAMESPACE
@@ -85,8 +86,15 @@ def _reset() -> None:
     gate.clear()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "postgres":
+        async with platform_store("postgres") as url:
+            assert url is not None
+            store = await open_store(url)
+            yield store
+            await store.close()
+        return
     url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/s.db"
     store = await open_store(url)
     yield store
