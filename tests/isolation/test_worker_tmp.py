@@ -58,18 +58,19 @@ def _pids_of(uid: int) -> list[int]:
     return found
 
 
-def _holders(device: int, pids: list[int]) -> list[str]:
-    """Where the filesystem `device` is still held: a mount in any process's mount table, or an open fd of `pids`."""
+def _holders(device: int, pids: list[int], among: set[int] | None = None) -> list[str]:
+    """Where the filesystem `device` is still held: a mount in the mount table of any process (of those `among`,
+    when given), or an open fd of `pids`."""
     wanted = f" {os.major(device)}:{os.minor(device)} "
     held = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+        if entry.name.isdigit() and (among is None or int(entry.name) in among):
             try:
                 if wanted in (entry / "mountinfo").read_text():
                     held.append(f"mounted in {entry.name}")
             except OSError:
                 continue
-    for pid in [os.getpid(), *pids]:
+    for pid in [os.getpid(), *(p for p in pids if among is None or p in among)]:
         for fd in Path(f"/proc/{pid}/fd").glob("*"):
             try:
                 if os.stat(fd).st_dev == device:
@@ -126,10 +127,14 @@ async def test_nothing_of_a_boxed_worker_s_tmp_is_left_after_it_ends(runner: Pro
     assert pid is not None
     device = os.stat(f"/proc/{pid}/root/tmp").st_dev
     assert _holders(device, _pids_of(UID)) == [f"mounted in {pid}"]  # its own mount table, and nothing else
+    alive = {int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()}
     runner.stop_idle("second")
     await eventually(lambda: not _exists(f"/proc/{pid}"), 5.0)
     assert not _exists(f"/proc/{pid}")
-    assert _holders(device, _pids_of(UID)) == []  # no mount, no fd: the kernel freed the tmpfs
+    # A tmpfs's device number is an anonymous one the kernel hands out again once it is freed: a worker another
+    # test starts after this one ended may mount a new tmpfs under the same number. Only the processes that
+    # were there while this worker lived can hold what it left.
+    assert _holders(device, _pids_of(UID), among=alive) == []  # no mount, no fd: the kernel freed the tmpfs
 
 
 async def test_a_full_tmp_in_a_box_is_no_space_left_at_the_ephemeral_storage_size(runner: ProcessRunner) -> None:
