@@ -58,6 +58,10 @@ def _pids_of(uid: int) -> list[int]:
     return found
 
 
+def _processes() -> set[int]:
+    return {int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()}
+
+
 def _holders(device: int, pids: list[int], among: set[int] | None = None) -> list[str]:
     """Where the filesystem `device` is still held: a mount in the mount table of any process (of those `among`,
     when given), or an open fd of `pids`."""
@@ -127,7 +131,7 @@ async def test_nothing_of_a_boxed_worker_s_tmp_is_left_after_it_ends(runner: Pro
     assert pid is not None
     device = os.stat(f"/proc/{pid}/root/tmp").st_dev
     assert _holders(device, _pids_of(UID)) == [f"mounted in {pid}"]  # its own mount table, and nothing else
-    alive = {int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()}
+    alive = _processes()
     runner.stop_idle("second")
     await eventually(lambda: not _exists(f"/proc/{pid}"), 5.0)
     assert not _exists(f"/proc/{pid}")
