@@ -98,6 +98,11 @@ def _random_hex(nbytes: int) -> str:
             return value
 
 
+def new_trace_id() -> str:
+    """A fresh 32-hex trace id (never all zeros), for a caller that needs no span of its own."""
+    return _random_hex(16)
+
+
 def new_traceparent(*, sampled: bool = True) -> str:
     """Start a new trace: a fresh trace id and span id, version 00."""
     return f"00-{_random_hex(16)}-{_random_hex(8)}-{_SAMPLED if sampled else 0:02x}"

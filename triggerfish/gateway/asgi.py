@@ -226,7 +226,11 @@ class Gateway:
                     # As API Gateway adds it: the caller's trace in X-Ray's form (a new one when it sent none;
                     # the invocation then starts its own root span, as before).
                     valid = traceparent is not None and tracecontext.is_valid(traceparent)
-                    trace = traceparent if valid and traceparent is not None else tracecontext.new_traceparent()
+                    trace = (
+                        tracecontext.trace_id(traceparent)
+                        if valid and traceparent is not None
+                        else tracecontext.new_trace_id()
+                    )
                     headers = [*headers, (b"x-amzn-trace-id", _xray_root(trace))]
                 request = HttpRequest(
                     method=method,
@@ -339,8 +343,8 @@ class Gateway:
             return _error(502, "Bad Gateway", request_id)
 
 
-def _xray_root(traceparent: str) -> bytes:
-    trace = tracecontext.trace_id(traceparent)
+def _xray_root(trace: str) -> bytes:
+    """X-Ray's form of a 32-hex trace id."""
     return f"Root=1-{trace[:8]}-{trace[8:]}".encode("ascii")
 
 

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 if TYPE_CHECKING:  # the records module writes spans: imported for annotations only
     from triggerfish.runtime.records import InvocationRecord
 
@@ -83,6 +85,25 @@ def ids_of(traceparent: str) -> tuple[str, str]:
 
 def invocation_span(record: InvocationRecord) -> Span | None:
     """The span of an invocation attempt; None for a record that carries no trace (older records)."""
+    fields = _invocation_span_fields(record)
+    return None if fields is None else Span(**fields)
+
+
+def invocation_span_entry(record: InvocationRecord) -> tuple[str, bytes] | None:
+    """The trace index's entry of an attempt's span, its key and its JSON (None: the record carries no trace):
+    what `span_key` and `orjson.dumps` of `invocation_span(record)` give, byte for byte, without the Span.
+
+    Every sync invocation's record writes one, on the platform's event loop: building the frozen Span only to
+    encode it cost as much again as the encoding.
+    """
+    fields = _invocation_span_fields(record)
+    if fields is None:
+        return None
+    return f"t/{fields['trace_id']}/{fields['span_id']}", orjson.dumps(fields)
+
+
+def _invocation_span_fields(record: InvocationRecord) -> dict[str, Any] | None:
+    """The fields of an attempt's Span, in the order Span declares them (orjson writes a dataclass so)."""
     if record.trace_id is None or record.span_id is None:
         return None
     attributes: dict[str, Any] = {
@@ -107,21 +128,22 @@ def invocation_span(record: InvocationRecord) -> Span | None:
         attributes["http.response.status_code"] = record.http_status
     if record.consumed:
         attributes.update(record.consumed)
-    kind = "server" if record.trigger == "http" else "consumer" if record.trigger in _CONSUMED else "internal"
-    return Span(
-        trace_id=record.trace_id,
-        span_id=record.span_id,
-        parent_span_id=record.parent_span_id,
-        name=record.function,
-        kind=kind,
-        start=record.started_at,
-        end=record.ended_at,
-        status="ok" if record.status == "succeeded" else "error",
-        attributes=attributes,
-        request_id=record.request_id,
-        function=record.function,
-        links=[{"trace_id": trace, "span_id": span} for trace, span in map(ids_of, record.links)],
-    )
+    trigger = record.trigger
+    kind = "server" if trigger == "http" else "consumer" if trigger in _CONSUMED else "internal"
+    return {
+        "trace_id": record.trace_id,
+        "span_id": record.span_id,
+        "parent_span_id": record.parent_span_id,
+        "name": record.function,
+        "kind": kind,
+        "start": record.started_at,
+        "end": record.ended_at,
+        "status": "ok" if record.status == "succeeded" else "error",
+        "attributes": attributes,
+        "request_id": record.request_id,
+        "function": record.function,
+        "links": [{"trace_id": trace, "span_id": span} for trace, span in map(ids_of, record.links)],
+    }
 
 
 def producer_span(

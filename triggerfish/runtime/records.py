@@ -51,7 +51,7 @@ from triggerfish.names import (
     TRACES_NAMESPACE,
     record_stream,
 )
-from triggerfish.observe.spans import invocation_span, span_key
+from triggerfish.observe.spans import invocation_span_entry
 from triggerfish.runtime.background_writes import BackgroundWrites
 from triggerfish.runtime.inputs import KeptInput, keep_input, read_input
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest
@@ -415,7 +415,7 @@ class InvocationRecords:
         writer = self._writers.get(stream)
         if writer is None:
             writer = self._writers[stream] = BatchWriter(functools.partial(self._write, stream))
-        await writer.submit((_by_request(record.request_id, record.attempt), body, _span_entry(record), kept))
+        await writer.submit((_by_request(record.request_id, record.attempt), body, invocation_span_entry(record), kept))
         self.stored((record,))
         await self.trim_when_due()
 
@@ -423,7 +423,12 @@ class InvocationRecords:
         """Store several records at once (all durable when this returns): one write per function."""
         by_stream: dict[str, list[_Entry]] = {}
         for record in records:
-            entry = (_by_request(record.request_id, record.attempt), orjson.dumps(record), _span_entry(record), None)
+            entry = (
+                _by_request(record.request_id, record.attempt),
+                orjson.dumps(record),
+                invocation_span_entry(record),
+                None,
+            )
             by_stream.setdefault(record_stream(record.function), []).append(entry)
         if len(by_stream) == 1:
             ((stream, batch),) = by_stream.items()
@@ -447,7 +452,7 @@ class InvocationRecords:
             )
         spans = [
             Put(TRACES_NAMESPACE, *entry, ttl=self.retention)
-            for entry in map(_span_entry, records)
+            for entry in map(invocation_span_entry, records)
             if entry is not None
         ]
         inputs = [Put(INVOCATIONS_NAMESPACE, _input_key(key), doc, ttl=self.retention) for key, doc in kept]
@@ -574,12 +579,6 @@ def _input_key(request_id: str) -> str:
 #: What a record becomes in the store: its key, its JSON, its span's entry in the trace index (if it has one), and
 #: its invocation's input (if kept).
 _Entry = tuple[str, bytes, "tuple[str, bytes] | None", "KeptInput | None"]
-
-
-def _span_entry(record: InvocationRecord) -> tuple[str, bytes] | None:
-    """The trace index's entry of a record: the attempt's span under its trace (triggerfish.observe.spans)."""
-    span = invocation_span(record)
-    return None if span is None else (span_key(span), orjson.dumps(span))
 
 
 def _decode(raw: bytes) -> InvocationRecord:

@@ -117,13 +117,21 @@ def check_ops(store: Store, ops: Sequence[Op]) -> list[Op]:
     if isinstance(ops, (str, bytes)) or not isinstance(ops, Sequence):
         raise InvalidInputError(f"atomic takes a list of operations, not {type(ops).__name__}")
     checked: list[Op] = []
+    kv = store.kv
     for index, op in enumerate(ops):
-        if isinstance(op, Append):
+        if type(op) is Put:  # the common op (an invocation record writes three), first and without isinstance
+            value = kv.check_put(op.namespace, op.key, op.value, op.ttl, op.if_version)
+            ttl = op.ttl
+            if value is op.value and (ttl is None or type(ttl) is float):
+                checked.append(op)  # already as the store runs it, and frozen: kept rather than copied
+            else:
+                checked.append(Put(op.namespace, op.key, value, None if ttl is None else float(ttl), op.if_version))
+        elif isinstance(op, Append):
             checked.append(Append(op.stream, store.log.check_append(op.stream, op.items)))
         elif isinstance(op, Send):
             checked.append(Send(op.queue, store.queues.check_send(op.queue, op.messages)))
-        elif isinstance(op, Put):
-            value = store.kv.check_put(op.namespace, op.key, op.value, op.ttl, op.if_version)
+        elif isinstance(op, Put):  # a subclass of Put
+            value = kv.check_put(op.namespace, op.key, op.value, op.ttl, op.if_version)
             checked.append(Put(op.namespace, op.key, value, None if op.ttl is None else float(op.ttl), op.if_version))
         elif isinstance(op, Delete):
             store.kv.check_delete(op.namespace, op.key, op.if_version)

@@ -812,9 +812,11 @@ class Store:
         raise NotImplementedError(f"{type(self).__name__} sets atomic_writes but does not implement _atomic")
 
     def _wake(self, ops: list[Op], results: list[Any]) -> None:
-        from triggerfish.store.atomic import Append, Forward, Send
+        from triggerfish.store.atomic import Append, Forward, Put, Send
 
         for op, result in zip(ops, results, strict=True):
+            if type(op) is Put:
+                continue  # nothing waits for a key-value write; most ops of a batch of records are these
             if isinstance(op, Append) and op.items:
                 self.log._appended.notify(op.stream)
             elif isinstance(op, Send) and op.messages:

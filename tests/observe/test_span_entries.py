@@ -1,0 +1,61 @@
+"""An attempt's span as the trace index keeps it: written straight from the record, the same bytes as the Span."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import orjson
+import pytest
+
+from triggerfish.observe.spans import invocation_span, invocation_span_entry, span_key
+from triggerfish.runtime.records import InvocationRecord
+
+BASE = InvocationRecord(
+    request_id="5f0c1f6e-6f8e-4c52-9d7e-0b6f1f6b2a11",
+    function="hello",
+    version="3",
+    trigger="http",
+    attempt=1,
+    status="succeeded",
+    started_at=1_765_000_000.25,
+    ended_at=1_765_000_000.2513,
+    duration_ms=1.3,
+    billed_duration_ms=2,
+    memory_mb=128,
+    gb_seconds=0.00025,
+    trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+    span_id="00f067aa0ba902b7",
+    http_route="GET /hello/{name}",
+    http_status=200,
+)
+
+RECORDS = {
+    "an HTTP route's": BASE,
+    "a child span's, cold": replace(BASE, parent_span_id="b7ad6b7169203331", cold_start=True, init_duration_ms=4.5),
+    "a failed retry's": replace(
+        BASE, attempt=2, status="failed", http_status=500, error={"errorType": "KeyError", "errorMessage": "'x'"}
+    ),
+    "an error without a type": replace(BASE, status="timed_out", error={"errorMessage": "late"}),
+    "a queue batch's, with links": replace(
+        BASE,
+        trigger="queue",
+        http_route=None,
+        http_status=None,
+        version=None,
+        links=("00-0af7651916cd43dd8448eb211c80319c-b9c7c989f97918e1-01",),
+        consumed={"messaging.system": "triggerfish", "messaging.destination.name": "parcels"},
+    ),
+    "a direct call's": replace(BASE, trigger="direct", http_route=None, http_status=None),
+}
+
+
+@pytest.mark.parametrize("record", RECORDS.values(), ids=RECORDS.keys())
+def test_the_entry_is_the_spans_key_and_json_byte_for_byte(record: InvocationRecord) -> None:
+    span = invocation_span(record)
+    assert span is not None
+    assert invocation_span_entry(record) == (span_key(span), orjson.dumps(span))
+
+
+def test_a_record_without_a_trace_has_no_entry() -> None:
+    assert invocation_span_entry(replace(BASE, trace_id=None)) is None
+    assert invocation_span_entry(replace(BASE, span_id=None)) is None
