@@ -148,7 +148,7 @@ class Invoker:
             traceparent=span,
             hop_count=_check_hops(hop_count),
             parent_span_id=parent_span,
-            links=tuple(link for link in links[:MAX_LINKS] if tracecontext.is_valid(link)),
+            links=tuple(link for link in links[:MAX_LINKS] if tracecontext.is_valid(link)) if links else (),
         )
         try:
             outcome = await self.runner.run(request, wait=wait)
