@@ -114,11 +114,24 @@ _KINDS = (Append, Send, Put, Delete, Ack, Commit, Forward)
 
 def check_ops(store: Store, ops: Sequence[Op]) -> list[Op]:
     """The operations as the store will run them (bodies as bytes, lists as lists); raises for bad input."""
-    if isinstance(ops, (str, bytes)) or not isinstance(ops, Sequence):
+    # A list or tuple (what every caller passes) skips the Sequence ABC's slower check.
+    if (
+        type(ops) is not list
+        and type(ops) is not tuple
+        and (isinstance(ops, (str, bytes)) or not isinstance(ops, Sequence))
+    ):
         raise InvalidInputError(f"atomic takes a list of operations, not {type(ops).__name__}")
     checked: list[Op] = []
     for index, op in enumerate(ops):
-        if isinstance(op, Append):
+        if type(op) is Put:
+            # The hottest kind first; and the op itself when the checks changed nothing, rather than a copy.
+            value = store.kv.check_put(op.namespace, op.key, op.value, op.ttl, op.if_version)
+            ttl = op.ttl
+            if value is op.value and (ttl is None or type(ttl) is float):
+                checked.append(op)
+            else:
+                checked.append(Put(op.namespace, op.key, value, None if ttl is None else float(ttl), op.if_version))
+        elif isinstance(op, Append):
             checked.append(Append(op.stream, store.log.check_append(op.stream, op.items)))
         elif isinstance(op, Send):
             checked.append(Send(op.queue, store.queues.check_send(op.queue, op.messages)))
