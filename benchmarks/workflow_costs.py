@@ -10,8 +10,9 @@ workflows at once and waits for them, and divides by WORKFLOWS what the platform
 - the process's CPU (every thread), which under load moves with the machine; the counts do not.
 
 `--profile N` runs the round under cProfile and prints its N costliest functions by their own time.
-`--instructions` runs the platform under valgrind's callgrind (collecting during the counted round only) and adds
-the instructions each thread ran per workflow: some fifty times slower, and repeatable under any load.
+Not counted here: instructions. Under callgrind the round runs fifty times longer, and the platform's timed
+background work (polls, lease renewals, the benchmark's own wait for the records) grows with the wall time, so
+the counts per workflow moved by 2x between runs of one tree; count a piece of the path alone instead.
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ import cProfile
 import io
 import os
 import pstats
-import re
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,8 +33,6 @@ from typing import Any
 from benchmarks.bench_workflows import APP, _until_done
 from triggerfish.server.platform import Platform
 from triggerfish.store.atomic import Put
-
-_UNDER_CALLGRIND = "TRIGGERFISH_WORKFLOW_COSTS_CALLGRIND"
 
 
 def _thread_cpu() -> dict[str, float]:
@@ -51,41 +47,6 @@ def _thread_cpu() -> dict[str, float]:
         name = "event loop" if thread is threading.main_thread() else thread.name.split(":")[0]
         found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return found
-
-
-def _callgrind(switch: str) -> None:
-    """Collection on or off, when this process runs under callgrind (`--instructions`)."""
-    if os.environ.get(_UNDER_CALLGRIND):
-        subprocess.run(["callgrind_control", "-i", switch, str(os.getpid())], check=True, capture_output=True)
-
-
-def _instructions(workflows: int) -> dict[str, float]:
-    """This module run again under callgrind: the instructions of each thread (event loop first) per workflow."""
-    with tempfile.TemporaryDirectory() as work:
-        out = Path(work) / "callgrind.out"
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            "--instr-atstart=no",
-            "--separate-threads=yes",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            # As this was run: a module of the tree, or (measuring another tree) a copy of this file.
-            *(["-m", __spec__.name] if __spec__ is not None else [__file__]),
-            "--workflows",
-            str(workflows),
-        ]
-        subprocess.run(command, env={**os.environ, _UNDER_CALLGRIND: "1"}, check=True, capture_output=True)
-        found: dict[str, float] = {}
-        for index, part in enumerate(
-            sorted(Path(work).glob("callgrind.out-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
-        ):
-            totals = re.search(r"^totals: (\d+)", part.read_text(errors="replace"), re.MULTILINE)
-            if totals and int(totals.group(1)):
-                name = "event loop" if index == 0 else f"thread {index + 1}"
-                found[f"  instructions, {name}"] = int(totals.group(1)) / workflows
-        found["instructions"] = sum(found.values())
-        return found
 
 
 def _kind(op: Any) -> str:
@@ -123,14 +84,12 @@ async def _count(workflows: int, directory: Path, profile: cProfile.Profile | No
         batches, began_ops = store.write_stats.batches, store.write_stats.operations
         statements.clear()
         cpu, threads = time.process_time(), _thread_cpu()
-        _callgrind("on")
         if profile is not None:
             profile.enable()
         try:
             ids = list(await asyncio.gather(*(platform.workflows.start_workflow("three", n) for n in range(workflows))))
             await _until_done(platform, ids, 600)
         finally:
-            _callgrind("off")
             if profile is not None:
                 profile.disable()
             type(store).atomic = atomic
@@ -158,14 +117,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workflows", type=int, default=300)
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions (cProfile)")
-    parser.add_argument("--instructions", action="store_true", help="also count instructions under callgrind")
     options = parser.parse_args()
     # Thread CPU time: the event loop's own work, not the time it waited for a core on a busy machine.
     profile = cProfile.Profile(time.thread_time) if options.profile else None
     with tempfile.TemporaryDirectory() as directory:
         found = asyncio.run(_count(options.workflows, Path(directory), profile))
-    if options.instructions:
-        found.update(_instructions(options.workflows))
     print(f"Per three-step workflow, {options.workflows} at once on SQLite:\n")
     print("| count | per workflow |\n|---|---:|")
     for name, value in found.items():
