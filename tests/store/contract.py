@@ -489,7 +489,8 @@ class KeyValueContract(StoreContract):
 
 # --- bad input -------------------------------------------------------------------------------
 
-BAD_NAMES: list[Any] = ["", " ", "a b", "-lead", "x" * 256, "a\x00b", "naïve", None, 7, b"bytes"]
+# A list and a dict too: a check that looks a name up in a set of good ones must still refuse what cannot be hashed.
+BAD_NAMES: list[Any] = ["", " ", "a b", "-lead", "x" * 256, "a\x00b", "naïve", None, 7, b"bytes", ["q"], {"q": 1}]
 BAD_SECONDS: list[Any] = [-1, -0.001, math.nan, math.inf, "5", True]
 
 

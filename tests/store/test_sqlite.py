@@ -9,7 +9,9 @@ import pytest
 
 from tests.patience import until
 from tests.store.contract import FullContract
-from triggerfish.store import Store, open_store
+from triggerfish.errors import AtomicConflictError
+from triggerfish.store import ABSENT, Store, open_store
+from triggerfish.store.atomic import Put
 from triggerfish.store.sqlite import SqliteEventLog, SqliteStore
 
 
@@ -146,4 +148,39 @@ async def test_a_claim_made_ahead_for_a_consumer_that_stopped_lapses_to_another(
         assert await other.log.commit(taken)
     finally:
         await other.close()
+        await store.close()
+
+
+async def test_a_compare_and_set_with_its_spans_is_one_statement_per_row_and_one_version_bump(tmp_path: Path) -> None:
+    """A workflow's checkpoint (its record written with compare-and-set, and the spans of the steps it ends) is
+    the writer's hottest write: the condition is the update's own WHERE, not a read first, and every put of the
+    write takes its version from one bump of the counter. The versions stay unique and rising all the same."""
+    store = await open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        assert isinstance(store, SqliteStore)
+        first = await store.kv.put("workflows", "w", b"1", if_version=ABSENT)
+        assert first is not None
+        statements: list[str] = []
+        await store._engine.writer.submit(lambda c: c.set_trace_callback(statements.append))
+        results = await store.atomic(
+            [
+                Put("workflows", "w", b"2", if_version=first.version),
+                Put("traces", "t/1/a", b"{}"),
+                Put("traces", "t/1/b", b"{}"),
+            ]
+        )
+        await store._engine.writer.submit(lambda c: c.set_trace_callback(None))
+        verbs = [statement.split(None, 1)[0].upper() for statement in statements]
+        written = [verb for verb in verbs if verb in ("SELECT", "INSERT", "UPDATE", "DELETE")]
+        # One bump of the counter, the record's conditional update, and the spans' inserts (executemany: one each).
+        assert written == ["UPDATE", "UPDATE", "INSERT", "INSERT"]
+        versions = [first.version, *(record.version for record in results)]
+        assert versions == sorted(set(versions))
+        with pytest.raises(AtomicConflictError):
+            await store.atomic([Put("workflows", "w", b"3", if_version=first.version), Put("traces", "t/1/c", b"{}")])
+        assert await store.kv.get("traces", "t/1/c") is None
+        later = await store.kv.put("workflows", "w", b"4", if_version=results[0].version)
+        assert later is not None
+        assert later.version > versions[-1]
+    finally:
         await store.close()

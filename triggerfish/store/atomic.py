@@ -114,7 +114,12 @@ _KINDS = (Append, Send, Put, Delete, Ack, Commit, Forward)
 
 def check_ops(store: Store, ops: Sequence[Op]) -> list[Op]:
     """The operations as the store will run them (bodies as bytes, lists as lists); raises for bad input."""
-    if isinstance(ops, (str, bytes)) or not isinstance(ops, Sequence):
+    # A list or tuple (what every caller passes) skips the Sequence ABC's slower check.
+    if (
+        type(ops) is not list
+        and type(ops) is not tuple
+        and (isinstance(ops, (str, bytes)) or not isinstance(ops, Sequence))
+    ):
         raise InvalidInputError(f"atomic takes a list of operations, not {type(ops).__name__}")
     checked: list[Op] = []
     kv = store.kv

@@ -743,7 +743,9 @@ class KeyValue(abc.ABC):
 
 
 def check_version(if_version: int | None) -> None:
-    if if_version is not None and (isinstance(if_version, bool) or not isinstance(if_version, int) or if_version < 0):
+    if if_version is None or (type(if_version) is int and if_version >= 0):
+        return
+    if isinstance(if_version, bool) or not isinstance(if_version, int) or if_version < 0:
         raise InvalidInputError(f"if_version must be a version number, ABSENT (0) or None, not {if_version!r}")
 
 

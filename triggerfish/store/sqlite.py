@@ -203,14 +203,19 @@ class SqliteStore(Store):
 
 def _write_atomic(c: sqlite3.Connection, ops: list[Op], now: float, limit: int) -> list[Any]:
     results: list[Any] = []
+    # Every put of the write takes its version from one bump of the counter, not one bump each: a checkpoint (the
+    # record and its spans) is one statement fewer per put.
+    puts = sum(isinstance(op, Put) for op in ops)
+    version = _reserve_versions(c, puts) if puts else 0
     for index, op in enumerate(ops):
         if len(results) > index:
             continue  # written with the run of puts it belongs to
         if isinstance(op, Put) and op.if_version is None:
             # A run of unconditional puts (a batch of invocation records: each one's copy, span and input) is one
-            # version bump and one executemany, not two statements per put.
-            puts = unconditional_puts(ops, index)
-            written = _kv_write_puts(c, [(p.namespace, [(p.key, p.value)], _expiry(p, now)) for p in puts])
+            # executemany, not a statement per put.
+            run = unconditional_puts(ops, index)
+            written = _kv_write_puts(c, [(p.namespace, [(p.key, p.value)], _expiry(p, now)) for p in run], version)
+            version += len(run)
             results.extend(records[0] for records in written)
             continue
         if isinstance(op, Append):
@@ -218,8 +223,8 @@ def _write_atomic(c: sqlite3.Connection, ops: list[Op], now: float, limit: int) 
         elif isinstance(op, Send):
             results.append(q.write_sends(c, [(op.queue, list(op.messages), now)])[0] if op.messages else [])
         elif isinstance(op, Put):
-            expires_at = None if op.ttl is None else now + op.ttl
-            record = _kv_put(c, op.namespace, op.key, op.value, expires_at, op.if_version, now)
+            record = _kv_put(c, op.namespace, op.key, op.value, _expiry(op, now), op.if_version, now, version)
+            version += 1
             if record is None:
                 raise conflict(index, op)
             results.append(record)
@@ -535,6 +540,17 @@ def _kv_live_version(c: sqlite3.Connection, namespace: str, key: str, now: float
     return ABSENT if row is None else int(row[0])
 
 
+def _reserve_versions(c: sqlite3.Connection, count: int) -> int:
+    """Take `count` versions from the store's one counter; the first of them.
+
+    One counter for the whole store: a version is never handed out twice, so compare-and-set has no ABA problem. A
+    version taken by a write that is then refused is never used: versions need only be unique and rising."""
+    (last,) = c.execute(
+        "UPDATE meta SET value = value + ? WHERE name = 'kv_version' RETURNING value", (count,)
+    ).fetchall()[0]
+    return int(last) - count + 1
+
+
 def _kv_put(
     c: sqlite3.Connection,
     namespace: str,
@@ -543,27 +559,46 @@ def _kv_put(
     expires_at: float | None,
     if_version: int | None,
     now: float,
+    version: int | None = None,
 ) -> KVRecord | None:
-    if if_version is not None and _kv_live_version(c, namespace, key, now) != if_version:
-        return None
-    # One counter for the whole store: a version is never handed out twice, so CAS has no ABA problem.
-    (version,) = c.execute("UPDATE meta SET value = value + 1 WHERE name = 'kv_version' RETURNING value").fetchall()[0]
-    c.execute(
-        "INSERT OR REPLACE INTO kv (namespace, key, value, version, expires_at) VALUES (?, ?, ?, ?, ?)",
-        (namespace, key, value, version, expires_at),
-    )
+    """Write one record (None: `if_version` did not hold), as `version` (taken here when None).
+
+    The condition is the write's own WHERE, one statement, not a read of the live version and then a write."""
+    if version is None:
+        version = _reserve_versions(c, 1)
+    if if_version is None:
+        c.execute(
+            "INSERT OR REPLACE INTO kv (namespace, key, value, version, expires_at) VALUES (?, ?, ?, ?, ?)",
+            (namespace, key, value, version, expires_at),
+        )
+    elif if_version == ABSENT:
+        # Created where there is none; an expired record counts as none and is replaced.
+        written = c.execute(
+            "INSERT INTO kv (namespace, key, value, version, expires_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, version = excluded.version,"
+            " expires_at = excluded.expires_at WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?",
+            (namespace, key, value, version, expires_at, now),
+        ).rowcount
+        if not written:
+            return None
+    else:
+        written = c.execute(
+            "UPDATE kv SET value = ?, version = ?, expires_at = ? WHERE namespace = ? AND key = ? AND version = ?"
+            " AND (expires_at IS NULL OR expires_at > ?)",
+            (value, version, expires_at, namespace, key, if_version, now),
+        ).rowcount
+        if not written:
+            return None
     return KVRecord(namespace, key, value, version, expires_at)
 
 
 def _kv_write_puts(
-    c: sqlite3.Connection, puts: list[tuple[str, list[tuple[str, bytes]], float | None]]
+    c: sqlite3.Connection, puts: list[tuple[str, list[tuple[str, bytes]], float | None]], first: int | None = None
 ) -> list[list[KVRecord]]:
-    """Unconditional puts, in order, with one version bump and one `executemany` for all of them."""
+    """Unconditional puts, in order, with one `executemany` for all of them, as versions from `first` on (taken
+    here, with one bump of the counter, when None)."""
     total = sum(len(items) for _, items, _ in puts)
-    (last,) = c.execute(
-        "UPDATE meta SET value = value + ? WHERE name = 'kv_version' RETURNING value", (total,)
-    ).fetchall()[0]
-    version = last - total
+    version = (_reserve_versions(c, total) if first is None else first) - 1
     rows: list[tuple[str, str, bytes, int, float | None]] = []
     everything: list[list[KVRecord]] = []
     for namespace, items, expires_at in puts:

@@ -1,0 +1,136 @@
+"""What one three-step workflow costs the platform, counted rather than timed: writes, transactions, statements.
+
+    python -m benchmarks.workflow_costs [--workflows 300] [--profile 25]
+
+Runs `benchmarks/bench_workflows.py`'s app on SQLite as its rounds do (the pool warmed first), starts WORKFLOWS
+workflows at once and waits for them, and divides by WORKFLOWS what the platform did meanwhile:
+
+- `Store.atomic` calls and the operations they held, by kind (a Put to the records, to the trace index, ...);
+- the SQLite writer's transactions (commits: a batch of operations each) and the statements it ran;
+- the process's CPU (every thread), which under load moves with the machine; the counts do not.
+
+`--profile N` runs the round under cProfile and prints its N costliest functions by their own time.
+Not counted here: instructions. Under callgrind the round runs fifty times longer, and the platform's timed
+background work (polls, lease renewals, the benchmark's own wait for the records) grows with the wall time, so
+the counts per workflow moved by 2x between runs of one tree; count a piece of the path alone instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_workflows import APP, _until_done
+from triggerfish.server.platform import Platform
+from triggerfish.store.atomic import Put
+
+
+def _thread_cpu() -> dict[str, float]:
+    """Seconds of CPU each of this process's Python threads has used (Linux: /proc), by thread name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = "event loop" if thread is threading.main_thread() else thread.name.split(":")[0]
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def _kind(op: Any) -> str:
+    if isinstance(op, Put):
+        return f"Put {op.namespace}"
+    return type(op).__name__
+
+
+async def _count(workflows: int, directory: Path, profile: cProfile.Profile | None) -> dict[str, float]:
+    app_file = directory / "app.py"
+    app_file.write_text(APP)
+    platform = Platform(str(app_file), data_dir=directory / "data", store_url="")
+    await platform.start()
+    try:
+        warm = [await platform.workflows.start_workflow("three", None) for _ in range(16)]
+        await _until_done(platform, warm, 120)
+        store: Any = platform._store
+        ops: Counter[str] = Counter()
+        calls = 0
+        atomic = type(store).atomic
+
+        async def counting(self: Any, batch: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            ops.update(_kind(op) for op in batch)
+            return await atomic(self, batch)
+
+        statements: Counter[str] = Counter()
+
+        def traced(statement: str) -> None:
+            statements[statement.split(None, 1)[0].upper()] += 1
+
+        await store._engine.writer.submit(lambda c: c.set_trace_callback(traced))
+        type(store).atomic = counting
+        batches, began_ops = store.write_stats.batches, store.write_stats.operations
+        statements.clear()
+        cpu, threads = time.process_time(), _thread_cpu()
+        if profile is not None:
+            profile.enable()
+        try:
+            ids = list(await asyncio.gather(*(platform.workflows.start_workflow("three", n) for n in range(workflows))))
+            await _until_done(platform, ids, 600)
+        finally:
+            if profile is not None:
+                profile.disable()
+            type(store).atomic = atomic
+        cpu_ms = (time.process_time() - cpu) * 1000 / workflows
+        per_thread = {
+            name: (seconds - threads.get(name, 0.0)) * 1000 / workflows for name, seconds in _thread_cpu().items()
+        }
+        await store._engine.writer.submit(lambda c: c.set_trace_callback(None))
+        found: dict[str, float] = {
+            "CPU ms": cpu_ms,
+            "Store.atomic calls": calls / workflows,
+            "writer transactions": (store.write_stats.batches - batches) / workflows,
+            "writer operations": (store.write_stats.operations - began_ops) / workflows,
+            "writer statements": sum(statements.values()) / workflows,
+        }
+        found.update({f"  CPU ms, {name}": ms for name, ms in sorted(per_thread.items()) if ms})
+        found.update({f"  op {name}": count / workflows for name, count in sorted(ops.items())})
+        found.update({f"  statement {name}": count / workflows for name, count in sorted(statements.items())})
+        return found
+    finally:
+        await platform.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workflows", type=int, default=300)
+    parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions (cProfile)")
+    options = parser.parse_args()
+    # Thread CPU time: the event loop's own work, not the time it waited for a core on a busy machine.
+    profile = cProfile.Profile(time.thread_time) if options.profile else None
+    with tempfile.TemporaryDirectory() as directory:
+        found = asyncio.run(_count(options.workflows, Path(directory), profile))
+    print(f"Per three-step workflow, {options.workflows} at once on SQLite:\n")
+    print("| count | per workflow |\n|---|---:|")
+    for name, value in found.items():
+        print(f"| {name} | {value:.2f} |")
+    if profile is not None:
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(options.profile)
+        print(out.getvalue())
+
+
+if __name__ == "__main__":
+    main()
