@@ -34,8 +34,7 @@ async def _until_waiting(store: SqliteStore, queue: str, receives: int = 1) -> N
     assert isinstance(queues, SqliteQueues)
 
     def waiting() -> bool:
-        found = queues.ahead._waiting.get(queue)
-        return found is not None and found.count >= receives
+        return sum(queues.ahead._waiting.get(queue, {}).values()) >= receives
 
     await until(waiting, 5, f"{receives} receive(s) waiting on {queue}", interval=0.005)
 
@@ -86,9 +85,11 @@ async def test_a_lease_made_for_a_receive_that_stopped_is_handed_back_at_once(
     assert messages[0].receive_count == 2  # the lease made ahead counts, as a long poll whose client left
 
 
-async def test_receives_of_other_sizes_share_what_was_leased_ahead_and_nothing_waits_for_a_lease(
+async def test_receives_of_other_sizes_waiting_together_each_get_what_they_asked_for(
     stores: tuple[SqliteStore, Store],
 ) -> None:
+    """The lease made ahead is as large as the smallest waiting receive asks, so whichever takes it takes it
+    whole: no message is leased to a receive that cannot take it (which would count a receive for nothing)."""
     store, _ = stores
     many = asyncio.create_task(store.queues.receive("fn.f", max_messages=10, visibility_timeout=30, wait=10))
     await _until_waiting(store, "fn.f")
@@ -97,8 +98,23 @@ async def test_receives_of_other_sizes_share_what_was_leased_ahead_and_nothing_w
     await _until_waiting(store, "fn.f", receives=2)
     await store.queues.send_many("fn.f", [OutgoingMessage(str(n).encode()) for n in range(3)])
     got = await asyncio.wait_for(asyncio.gather(many, one), 5)
-    assert len(got[1]) <= 1
-    bodies = [m.body for batch in got for m in batch]
-    # What one of them could not take was handed back, and is received now, not after the 30 s lease.
-    rest = await store.queues.receive("fn.f", max_messages=10, wait=2) if len(bodies) < 3 else []
-    assert sorted([*bodies, *(m.body for m in rest)]) == [b"0", b"1", b"2"]
+    assert len(got[1]) == 1
+    # What neither took was never leased: the next receive gets it at once, received for the first time.
+    rest = await store.queues.receive("fn.f", max_messages=10)
+    received = [m for batch in [*got, rest] for m in batch]
+    assert sorted(m.body for m in received) == [b"0", b"1", b"2"]
+    assert {m.receive_count for m in received} == {1}
+
+
+async def test_receives_waiting_with_other_visibility_timeouts_lease_their_own(
+    stores: tuple[SqliteStore, Store],
+) -> None:
+    store, _ = stores
+    short = asyncio.create_task(store.queues.receive("q", visibility_timeout=5, wait=10))
+    long = asyncio.create_task(store.queues.receive("q", visibility_timeout=50, wait=10))
+    await _until_waiting(store, "q", receives=2)
+    await store.queues.send_many("q", [OutgoingMessage(b"1"), OutgoingMessage(b"2")])
+    got = await asyncio.wait_for(asyncio.gather(short, long), 5)
+    assert sorted(m.body for batch in got for m in batch) == [b"1", b"2"]
+    assert [round(m.lease_expires_at - m.first_received_at) for m in got[0]] == [5]
+    assert [round(m.lease_expires_at - m.first_received_at) for m in got[1]] == [50]

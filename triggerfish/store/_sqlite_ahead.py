@@ -14,32 +14,27 @@ behind the send instead (the writer runs operations in order, and what one
 turn of the event loop submits in one transaction), so it takes the new
 messages, and the receive that wakes finds them leased to it.
 
-It is a lease like any receive: the same statement, the same batch size and
-visibility timeout the waiting receive asked for, the same receive count;
-lost in a crash, the messages come back when it ends. A lease made ahead
-that no receive takes (the receive was cancelled, or the next one asks for
-fewer messages or another visibility timeout) is handed back at once
-(released, visible again), not left to run out; its receive is counted, as
-SQS counts a long poll whose client went away.
+It is a lease like any receive: the same statement, the visibility timeout
+the waiting receives asked for and the smallest batch any of them asked for
+(so whichever takes it can take it whole; receives waiting with different
+visibility timeouts each lease their own), the same receive count; lost in a
+crash, the messages come back when it ends. A lease made ahead that no
+receive takes (every receive it was made for was cancelled) is handed back
+at once (released, visible again) rather than left to run out; its receive
+is counted, as SQS counts a long poll whose client went away.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from triggerfish.store import _sqlite_queues as q
 from triggerfish.store._sqlite_worker import Worker
 from triggerfish.store.base import Message
-
-
-@dataclass(slots=True)
-class _Waiting:
-    max_messages: int
-    visibility_timeout: float | None
-    count: int
 
 
 @dataclass(slots=True)
@@ -59,33 +54,35 @@ class ReceivesAhead:
         self._clock = clock
         #: Told of a queue a lease moved messages to (a dead-letter queue), or handed messages back to.
         self._notify = notify
-        self._waiting: dict[str, _Waiting] = {}
+        #: The receives waiting, by queue: how many ask for each batch size and visibility timeout.
+        self._waiting: dict[str, Counter[tuple[int, float | None]]] = {}
         self._ahead: dict[str, _Lease] = {}
 
     def waiting(self, queue: str, max_messages: int, visibility_timeout: float | None, waiting: bool) -> None:
-        """A receive on `queue` starts (`waiting`) or stops waiting; the first one waiting sets the batch."""
-        found = self._waiting.get(queue)
-        if waiting:
-            if found is None:
-                self._waiting[queue] = _Waiting(max_messages, visibility_timeout, 1)
-            else:
-                found.count += 1
+        """A receive on `queue` starts (`waiting`) or stops waiting for a send."""
+        kinds = self._waiting.setdefault(queue, Counter())
+        kinds[max_messages, visibility_timeout] += 1 if waiting else -1
+        if kinds[max_messages, visibility_timeout] <= 0:
+            del kinds[max_messages, visibility_timeout]
+        if kinds:
             return
-        if found is not None:
-            found.count -= 1
-            if found.count <= 0:
-                del self._waiting[queue]
-        if queue not in self._waiting and queue in self._ahead:
+        del self._waiting[queue]
+        if queue in self._ahead:
             # A receive that stopped waiting to look again takes the lease this very turn; one that was
             # cancelled never will: hand it back, once this turn is over.
             asyncio.get_running_loop().call_soon(self._hand_back_untaken, queue)
 
     def after_send(self, queue: str, now: float) -> None:
         """Lease for the receive waiting on `queue` (if any) behind the send just submitted to the writer."""
-        waiting = self._waiting.get(queue)
-        if waiting is None or queue in self._ahead:
+        kinds = self._waiting.get(queue)
+        if not kinds or queue in self._ahead:
             return  # nobody waits, or a lease made ahead is on its way and takes this send's messages too
-        max_messages, visibility_timeout = waiting.max_messages, waiting.visibility_timeout
+        timeouts = {visibility_timeout for _, visibility_timeout in kinds}
+        if len(timeouts) > 1:
+            return  # receives of different leases wait: each leases its own, as ever
+        # As many as the smallest waiting receive asks for, so whichever takes the lease can take it whole.
+        max_messages = min(size for size, _ in kinds)
+        (visibility_timeout,) = timeouts
 
         def lease(c: sqlite3.Connection) -> tuple[list[Message], str | None]:
             return q.receive(c, queue, max_messages, visibility_timeout, now)
@@ -96,20 +93,18 @@ class ReceivesAhead:
         leasing.add_done_callback(lambda done: self._leased(messages, done))
 
     async def take(self, queue: str, max_messages: int, visibility_timeout: float | None) -> list[Message] | None:
-        """The messages leased ahead for a receive of this kind on `queue`; None when there is no such lease."""
-        lease = self._ahead.pop(queue, None)
-        if lease is None:
+        """The messages leased ahead on `queue`, for a receive they fit (its batch size and visibility timeout);
+        None when there is no such lease: the receive leases as ever, and a lease that does not fit it waits
+        for one of the receives it was made for."""
+        lease = self._ahead.get(queue)
+        if lease is None or lease.max_messages > max_messages or lease.visibility_timeout != visibility_timeout:
             return None
+        del self._ahead[queue]
         try:
-            messages = await asyncio.shield(lease.messages)
+            return await asyncio.shield(lease.messages)
         except asyncio.CancelledError:
             lease.messages.add_done_callback(lambda done: self._hand_back(queue, done.result()))
             raise
-        if lease.visibility_timeout != visibility_timeout:
-            self._hand_back(queue, messages)
-            return None
-        self._hand_back(queue, messages[max_messages:])
-        return messages[:max_messages]
 
     def _leased(
         self, messages: asyncio.Future[list[Message]], leasing: asyncio.Future[tuple[list[Message], str | None]]
@@ -133,7 +128,6 @@ class ReceivesAhead:
         if not messages:
             return
         receipts = [message.receipt for message in messages]
-
         now = self._clock()
 
         def release(c: sqlite3.Connection) -> None:
