@@ -118,3 +118,25 @@ async def test_receives_waiting_with_other_visibility_timeouts_lease_their_own(
     assert sorted(m.body for batch in got for m in batch) == [b"1", b"2"]
     assert [round(m.lease_expires_at - m.first_received_at) for m in got[0]] == [5]
     assert [round(m.lease_expires_at - m.first_received_at) for m in got[1]] == [50]
+
+
+async def test_a_lease_made_ahead_for_a_process_that_stops_is_left_to_run_out_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = await open_store(url)
+    assert isinstance(store, SqliteStore)
+    waiting = asyncio.create_task(store.queues.receive("fn.f", visibility_timeout=0.3, wait=10))
+    await _until_waiting(store, "fn.f")
+    sending = asyncio.ensure_future(store.queues.send("fn.f", b"1"))
+    waiting.cancel()
+    await sending
+    await store.close()
+    await asyncio.sleep(0.05)  # the hand-back's turn, after the close
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    again = await open_store(url)
+    try:
+        messages = await again.queues.receive("fn.f", wait=5)
+        assert [m.body for m in messages] == [b"1"]  # delivered all the same (at least once)
+    finally:
+        await again.close()

@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from triggerfish.errors import StoreClosedError
 from triggerfish.store import _sqlite_queues as q
 from triggerfish.store._sqlite_worker import Worker
 from triggerfish.store.base import Message
@@ -134,5 +135,8 @@ class ReceivesAhead:
             for receipt in receipts:
                 q.release(c, queue, receipt, 0.0, now)
 
-        released = self._writer.submit(release, durable=False)
+        try:
+            released = self._writer.submit(release, durable=False)
+        except StoreClosedError:
+            return  # the process is stopping: the lease runs out, as every lease of a stopped process does
         released.add_done_callback(lambda done: None if done.cancelled() or done.exception() else self._notify(queue))
