@@ -53,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -66,6 +67,8 @@ ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "benchmarks" / "apps"
 WARMUP = 200
 JSON = "application/json"
+#: Counted beside the system calls: the store's writer transactions (SQLite's group commits), from `/-/metrics`.
+STORE_COMMITS = "store commits"
 _STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$")
 
 
@@ -189,17 +192,29 @@ def syscalls(
             out = work / "strace.txt"
             tracer = subprocess.Popen([strace, "-f", "-c", "-o", str(out), "-p", str(platform.pid)])
             time.sleep(1.0)  # attached to every thread
+            commits = _store_commits(port)
             counted = _drive(driver, requests * batch, concurrent)
+            commits = _store_commits(port) - commits
             tracer.send_signal(signal.SIGINT)
             tracer.wait(60)
         finally:
             _stop(platform)
         counts: Counter[str] = Counter()
+        counts[STORE_COMMITS] = round(commits)
         for line in out.read_text().splitlines():
             found = _STRACE_ROW.match(line)
             if found and found.group(2) != "total":
                 counts[found.group(2)] = int(found.group(1))
         return counts, counted
+
+
+def _store_commits(port: int) -> float:
+    """The transactions the platform's store has committed so far (its `/-/metrics`)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/metrics", timeout=60) as answer:
+        for line in answer.read().decode().splitlines():
+            if line.startswith("triggerfish_store_commits_total"):
+                return float(line.split()[-1])
+    return 0.0
 
 
 def _drive(driver: Driver, invocations: int, concurrent: tuple[int, float] | None) -> int:
@@ -273,10 +288,13 @@ def main(argv: list[str] | None = None) -> None:
     else:
         how = f"{args.requests} requests{batched}, one at a time"
     print(f"{how}, after {WARMUP} to warm up; load average {started} at the start.\n")
+    commits = [c.pop(STORE_COMMITS, 0) for _, c, *_ in rows]
     names = sorted({name for _, c, *_ in rows for name in c}, key=lambda n: -max(c[n] for _, c, *_ in rows))
     unit = "invocation" if args.batch > 1 else "request"
     print(f"| per {unit} | " + " | ".join(f"`{tree}`" for tree, *_ in rows) + " |")
     print("|---|" + "---:|" * len(rows))
+    per_request = [n / per for n, (_, _, per, *_) in zip(commits, rows, strict=True)]
+    print("| store commits | " + " | ".join(f"{n:.2f}" for n in per_request) + " |")
     print("| system calls | " + " | ".join(f"{sum(c.values()) / per:.1f}" for _, c, per, *_ in rows) + " |")
     for name in names[:12]:
         print(f"| `{name}` | " + " | ".join(f"{c[name] / per:.2f}" for _, c, per, *_ in rows) + " |")

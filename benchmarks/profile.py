@@ -1,7 +1,7 @@
 """Where the platform's process spends its time under a benchmark's load: py-spy samples, summed by function.
 
     python -m benchmarks.profile http   [--seconds 10] [--loop asyncio|uvloop]
-    python -m benchmarks.profile events [--seconds 10] [--loop asyncio|uvloop] [--store sqlite|postgresql]
+    python -m benchmarks.profile events [--seconds 10] [--loop asyncio|uvloop] [--store sqlite|postgresql] [--gil]
     python -m benchmarks.profile async  [--seconds 10] [--loop asyncio|uvloop] [--in-flight 16] [--batch 50]
 
 Starts the platform as the benchmark does (`triggerfish dev` through the
@@ -91,16 +91,26 @@ def table(counts: Counter[str], total: int, title: str, top: int = TOP) -> list[
     return rows
 
 
-def record(pid: int, seconds: float, out: Path) -> str:
+def record(pid: int, seconds: float, out: Path, gil: bool = False) -> str:
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if spy is None:
         raise SystemExit("py-spy is not installed: pip install py-spy")
     command = [spy, "record", "--pid", str(pid), "--duration", str(round(seconds)), "--rate", str(RATE)]
+    if gil:
+        command.append("--gil")
     subprocess.run([*command, "--format", "raw", "--threads", "--output", str(out)], check=True, capture_output=True)
     return out.read_text()
 
 
-def profile(kind: str, seconds: float, loop: str, store: str | None = None, in_flight: int = 1, batch: int = 1) -> str:
+def profile(
+    kind: str,
+    seconds: float,
+    loop: str,
+    store: str | None = None,
+    in_flight: int = 1,
+    batch: int = 1,
+    gil: bool = False,
+) -> str:
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         port = free_port()
@@ -125,9 +135,9 @@ def profile(kind: str, seconds: float, loop: str, store: str | None = None, in_f
 
                 driver = threading.Thread(target=tasks)
                 driver.start()
-                raw = record(target.pid, seconds, work / "profile.txt")
+                raw = record(target.pid, seconds, work / "profile.txt", gil)
                 driver.join()
-            return _report(kind, loop, seconds, raw)
+            return _report(kind, loop, seconds, raw, gil)
         app = {"http": "http_app.py", "events": "events_latency_app.py"}[kind]
         if store == "postgresql":
             url = stack.enter_context(postgres.fresh_schema())
@@ -153,12 +163,12 @@ def profile(kind: str, seconds: float, loop: str, store: str | None = None, in_f
 
             driver = threading.Thread(target=load)
             driver.start()
-            raw = record(child.pid, seconds, work / "profile.txt")
+            raw = record(child.pid, seconds, work / "profile.txt", gil)
             driver.join()
-    return _report(kind, loop, seconds, raw)
+    return _report(kind, loop, seconds, raw, gil)
 
 
-def _report(kind: str, loop: str, seconds: float, raw: str) -> str:
+def _report(kind: str, loop: str, seconds: float, raw: str, gil: bool = False) -> str:
     threads = summarize(raw)
     possible = seconds * RATE
     busy = ", ".join(f"{name} {p.samples / possible:.0%}" for name, p in sorted(threads.items()))
@@ -166,7 +176,11 @@ def _report(kind: str, loop: str, seconds: float, raw: str) -> str:
         f"### Profile: {kind}, {loop}",
         "",
         f"py-spy, {seconds:g} s at {RATE} samples/s of every thread of the platform's process. Share of the time"
-        f" each thread was seen running (not idle in a system call py-spy knows as waiting): {busy}.",
+        + (
+            f" each thread was seen holding the GIL (`--gil`): {busy}."
+            if gil
+            else f" each thread was seen running (not idle in a system call py-spy knows as waiting): {busy}."
+        ),
     ]
     others = [(name, 8) for name in sorted(threads) if name not in ("MainThread", "triggerfish-store-writer")]
     for name, top in (("MainThread", TOP), ("triggerfish-store-writer", 8), *others):
@@ -185,8 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--in-flight", type=int, default=1, help="async: calls each producer keeps in flight")
     parser.add_argument("--batch", type=int, default=1, help="async: tasks per call (Triggerfish's invoke-batch)")
+    parser.add_argument("--gil", action="store_true", help="sample only the thread holding the GIL (py-spy --gil)")
     args = parser.parse_args(argv)
-    print(profile(args.kind, args.seconds, args.loop, args.store, args.in_flight, args.batch))
+    print(profile(args.kind, args.seconds, args.loop, args.store, args.in_flight, args.batch, args.gil))
 
 
 if __name__ == "__main__":

@@ -80,32 +80,38 @@ def endpoint(handler: Endpoint) -> Endpoint:
     async def run(request: Request) -> Response:
         try:
             return await handler(request)
-        except ApiError as exc:
-            return error_response(exc.status, exc.code, exc.message, headers=exc.headers, **exc.details)
-        except InvalidJSONError as exc:
-            where: dict[str, Any] = {} if exc.line is None else {"line": exc.line, "column": exc.column}
-            return error_response(400, "InvalidJSON", str(exc), **where)
-        except InvalidPatternError as exc:
-            return error_response(400, "InvalidPattern", str(exc), path=exc.path)
-        except InvalidEventError as exc:
-            return error_response(400, "InvalidEvent", str(exc), attribute=exc.attribute)
-        except (InvalidInputError, InvalidNameError) as exc:
-            return error_response(400, "InvalidInput", str(exc))
-        except FunctionNotFoundError as exc:
-            return error_response(404, "FunctionNotFound", str(exc))
-        except KeyNotFoundError as exc:
-            return error_response(404, "KeyNotFound", str(exc))
-        except ThrottledError as exc:
-            headers = {"Retry-After": "1"}
-            return error_response(429, "TooManyRequestsException", str(exc), headers=headers, function=exc.function)
-        except StoreError as exc:
-            return store_error_response(exc)
-        except Exception:
-            # Whatever went wrong stays in the server's log; the client learns only that it did.
-            log.exception("control API: %s %s failed", request.method, request.url.path)
-            return error_response(500, "InternalError", "the platform failed on this request; its log has the details")
+        except Exception as exc:
+            return error_answer(exc, f"{request.method} {request.url.path}")
 
     return run
+
+
+def error_answer(exc: Exception, request: str) -> Response:
+    """The JSON answer to an error an endpoint raised (see the module docstring); `request` ("POST /-/events")
+    names the request in the log when the error is not one of the platform's."""
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.code, exc.message, headers=exc.headers, **exc.details)
+    if isinstance(exc, InvalidJSONError):
+        where: dict[str, Any] = {} if exc.line is None else {"line": exc.line, "column": exc.column}
+        return error_response(400, "InvalidJSON", str(exc), **where)
+    if isinstance(exc, InvalidPatternError):
+        return error_response(400, "InvalidPattern", str(exc), path=exc.path)
+    if isinstance(exc, InvalidEventError):
+        return error_response(400, "InvalidEvent", str(exc), attribute=exc.attribute)
+    if isinstance(exc, InvalidInputError | InvalidNameError):
+        return error_response(400, "InvalidInput", str(exc))
+    if isinstance(exc, FunctionNotFoundError):
+        return error_response(404, "FunctionNotFound", str(exc))
+    if isinstance(exc, KeyNotFoundError):
+        return error_response(404, "KeyNotFound", str(exc))
+    if isinstance(exc, ThrottledError):
+        headers = {"Retry-After": "1"}
+        return error_response(429, "TooManyRequestsException", str(exc), headers=headers, function=exc.function)
+    if isinstance(exc, StoreError):
+        return store_error_response(exc)
+    # Whatever went wrong stays in the server's log; the client learns only that it did.
+    log.error("control API: %s failed", request, exc_info=exc)
+    return error_response(500, "InternalError", "the platform failed on this request; its log has the details")
 
 
 def platform_of(request: Request) -> Platform:

@@ -45,6 +45,7 @@ from triggerfish.server.logs import close_follows
 from triggerfish.server.metrics import OPERATION as METRICS_OPERATION
 from triggerfish.server.operations import routes, run
 from triggerfish.server.platform import Platform
+from triggerfish.server.publish_route import PublishRoute
 from triggerfish.server.request_guard import RequestRules
 from triggerfish.ui import routes as ui_routes
 
@@ -123,11 +124,17 @@ class PlatformASGI:
         self.platform = platform
         self.endpoints = platform_endpoints(platform, metrics)
         self.rules = rules or RequestRules.local()
-        # The hot platform endpoint, served without Starlette's routing and middleware (the same operation,
-        # its checks and its JSON errors: `run` answers every failure itself).
-        self._publish = run(publish.OPERATION)
+        # The hot platform endpoint, served without Starlette's routing and middleware: a common request the
+        # lean way, any other through the operation (its checks and its JSON errors: `run` answers every failure).
+        self._publish = PublishRoute(platform, full=self._full_publish)
+        self._publish_operation = run(publish.OPERATION)
         # `triggerfish dev` takes any well-formed SigV4 credentials, as local AWS emulators do (docs/aws.md).
         self.aws = AwsEndpoint(SERVICES, identify=OpenCredentials(ACTIONS), platform_for=lambda app: platform)
+
+    async def _full_publish(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self.endpoints  # what `request.app.state` reads, as under the router
+        response = await self._publish_operation(Request(scope, receive, send))
+        await response(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -138,9 +145,7 @@ class PlatformASGI:
             if await self.rules.guard(scope, receive, send):
                 return
             if path == publish.PATH and scope.get("method") == "POST":
-                scope["app"] = self.endpoints  # what `request.app.state` reads, as under the router
-                response = await self._publish(Request(scope, receive, send))
-                await response(scope, receive, send)
+                await self._publish(scope, receive, send)
                 return
             if is_aws_path(path):
                 await self.aws(scope, receive, send)

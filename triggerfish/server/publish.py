@@ -57,12 +57,12 @@ async def publish_events(request: Request) -> Response:
     limit = MAX_BATCH_BYTES
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        return _too_large(int(declared), limit)
+        return too_large(int(declared), limit)
     try:
         async with asyncio.timeout(platform.body_timeout):
             body = await _read_body(request, limit)
     except _TooLarge:
-        return _too_large(None, limit)
+        return too_large(None, limit)
     except TimeoutError:
         message = f"the request body did not arrive within {platform.body_timeout:g} s"
         return error_response(408, "RequestTimeout", message, headers={"connection": "close"})
@@ -78,21 +78,34 @@ async def publish_events(request: Request) -> Response:
             bus = request.query_params.get("bus", "default")
             check_name("bus", bus)
             batches = {bus: from_http(request.headers.items(), body, max_bytes=MAX_EVENT_BYTES)}
-    except EventTooLargeError as exc:
-        return error_response(413, "EventTooLarge", str(exc), attribute=exc.attribute)
-    except InvalidEventError as exc:
-        return error_response(400, "InvalidEvent", str(exc), attribute=exc.attribute)
-    except InvalidJSONError as exc:
-        return error_response(400, "InvalidJSON", str(exc))
     except (InvalidInputError, InvalidNameError) as exc:
-        return error_response(400, "InvalidInput", str(exc))
+        return refusal(exc)
     ids: list[str] = []
     for bus, events in batches.items():
         ids += await platform.publish(bus, events)
+    return JSONResponse(accepted(ids, put_events=put_events), status_code=202)
+
+
+def refusal(exc: InvalidInputError | InvalidNameError) -> Response:
+    """The answer to events that cannot be read: 413 for one over the size limit, else 400 naming what is wrong.
+
+    InvalidJSONError carries no line and column here: a batch's body and its events are read by the codecs.
+    """
+    if isinstance(exc, EventTooLargeError):
+        return error_response(413, "EventTooLarge", str(exc), attribute=exc.attribute)
+    if isinstance(exc, InvalidEventError):
+        return error_response(400, "InvalidEvent", str(exc), attribute=exc.attribute)
+    if isinstance(exc, InvalidJSONError):
+        return error_response(400, "InvalidJSON", str(exc))
+    return error_response(400, "InvalidInput", str(exc))
+
+
+def accepted(ids: list[str], *, put_events: bool = False) -> dict[str, Any]:
+    """The 202 answer's document: the events' ids (and PutEvents' entries, for a PutEvents request)."""
     document: dict[str, Any] = {"ids": ids}
     if put_events:
         document.update(FailedEntryCount=0, Entries=[{"EventId": event_id} for event_id in ids])
-    return JSONResponse(document, status_code=202)
+    return document
 
 
 def _put_events(body: bytes) -> dict[str, list[Event]]:
@@ -128,7 +141,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _too_large(size: int | None, limit: int) -> Response:
+def too_large(size: int | None, limit: int) -> Response:
     shown = f"{size} bytes" if size is not None else "larger than that"
     return error_response(
         413, "RequestTooLarge", f"the request body is {shown}; /-/events takes at most {limit} bytes per request"
@@ -199,4 +212,4 @@ OPERATION = Operation(
     errors=(400, 413),
 )
 
-__all__: Sequence[str] = ["MAX_PUT_ENTRIES", "OPERATION", "publish_events"]
+__all__: Sequence[str] = ["MAX_PUT_ENTRIES", "OPERATION", "accepted", "publish_events", "refusal", "too_large"]

@@ -493,7 +493,19 @@ class Queues(abc.ABC):
             remaining = deadline - time.monotonic()
             if messages or remaining <= 0:
                 return messages
-            await wait_any(waiter, min(remaining, self.poll_interval))
+            self._waiting_to_receive(queue, max_messages, visibility_timeout, True)
+            try:
+                await wait_any(waiter, min(remaining, self.poll_interval))
+            finally:
+                self._waiting_to_receive(queue, max_messages, visibility_timeout, False)
+
+    def _waiting_to_receive(  # noqa: B027
+        self, queue: str, max_messages: int, visibility_timeout: float | None, waiting: bool
+    ) -> None:
+        """A hook: a `receive` now waits for a send to `queue` (`waiting`), or no longer does.
+
+        A backend may lease for it in the same write as this process's next send (see the SQLite queues).
+        """
 
     async def ack(self, queue: str, receipt: str) -> bool:
         """Delete a leased message. False when the lease already ended (the message may be redelivered)."""

@@ -28,6 +28,7 @@ from triggerfish.store import _sqlite_groups as groups
 from triggerfish.store import _sqlite_log as lg
 from triggerfish.store import _sqlite_queues as q
 from triggerfish.store._checks import key_range
+from triggerfish.store._sqlite_ahead import ReceivesAhead
 from triggerfish.store._sqlite_checkpoint import Checkpointer
 from triggerfish.store._sqlite_merge import Merger
 from triggerfish.store._sqlite_schema import SCHEMA_VERSION, connect
@@ -185,8 +186,15 @@ class SqliteStore(Store):
     async def _atomic(self, ops: list[Op], now: float) -> list[Any]:
         # One writer operation: it runs in the writer's transaction, and a conflict raised here
         # rolls back its own changes only (the writer reruns the batch with savepoints).
-        result: list[Any] = await self._engine.write(_write_atomic, ops, now, self.log.max_record_bytes)
-        return result
+        self._engine.sweep_when_due()
+        limit = self.log.max_record_bytes
+        written: asyncio.Future[list[Any]] = self._engine.writer.submit(lambda c: _write_atomic(c, ops, now, limit))
+        queues = self.queues
+        assert isinstance(queues, SqliteQueues)
+        for op in ops:
+            if isinstance(op, Send) and op.messages:
+                queues.ahead.after_send(op.queue, now)  # the bus's invocations, to the dispatcher waiting for them
+        return await written
 
     @property
     def write_stats(self) -> WorkerStats:
@@ -416,6 +424,8 @@ class SqliteQueues(Queues):
         #: Queues that came up empty, with their send count (`Notifier.count`) then.
         self._empty: dict[str, int] = {}
         self._sends = Merger(engine.writer, q.write_sends)
+        #: Leases made in a send's write for the receives waiting on its queue (_sqlite_ahead).
+        self.ahead = ReceivesAhead(engine.writer, notify=self._sent.notify, clock=self.clock)
 
     async def _configure(self, queue: str, config: QueueConfig) -> None:
         await self._engine.write(q.configure, queue, config)
@@ -425,7 +435,14 @@ class SqliteQueues(Queues):
         return result
 
     async def _send(self, queue: str, messages: list[OutgoingMessage], now: float) -> list[SendResult]:
-        return await self._sends.call((queue, messages, now))
+        sent = self._sends.submit((queue, messages, now))
+        self.ahead.after_send(queue, now)
+        return await sent
+
+    def _waiting_to_receive(
+        self, queue: str, max_messages: int, visibility_timeout: float | None, waiting: bool
+    ) -> None:
+        self.ahead.waiting(queue, max_messages, visibility_timeout, waiting)
 
     async def _receive(
         self, queue: str, max_messages: int, visibility_timeout: float | None, now: float
@@ -434,6 +451,10 @@ class SqliteQueues(Queues):
         # empty, look on the reader first so that idle consumers keep off the writer (and its lock),
         # unless this process sent to it since: then there is something to lease, and asking the
         # reader first would only add a thread round trip to the message's way to its consumer.
+        made_ahead = await self.ahead.take(queue, max_messages, visibility_timeout)
+        if made_ahead:
+            self._empty.pop(queue, None)
+            return made_ahead
         sends = self._sent.count(queue)
         if self._empty.get(queue) == sends and not await self._engine.read(q.has_ready, queue, now):
             return []

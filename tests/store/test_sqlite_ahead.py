@@ -1,0 +1,142 @@
+"""Receives made ahead on SQLite (store/_sqlite_ahead.py): a waiting receive is leased in the send's own write."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.patience import until
+from triggerfish.store import OutgoingMessage, Store, open_store
+from triggerfish.store.atomic import Append, Send
+from triggerfish.store.sqlite import SqliteQueues, SqliteStore
+
+
+@pytest.fixture
+async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, Store]]:
+    """This process's store, and another node's on the same file."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = await open_store(url)
+    other = await open_store(url)
+    try:
+        assert isinstance(store, SqliteStore)
+        yield store, other
+    finally:
+        await other.close()
+        await store.close()
+
+
+async def _until_waiting(store: SqliteStore, queue: str, receives: int = 1) -> None:
+    queues = store.queues
+    assert isinstance(queues, SqliteQueues)
+
+    def waiting() -> bool:
+        return sum(queues.ahead._waiting.get(queue, {}).values()) >= receives
+
+    await until(waiting, 5, f"{receives} receive(s) waiting on {queue}", interval=0.005)
+
+
+async def test_a_waiting_receive_is_leased_in_the_write_of_the_send_that_wakes_it(
+    stores: tuple[SqliteStore, Store],
+) -> None:
+    """A dispatcher waiting on its function's queue gets the invocations from the send's own transaction: no
+    second writer round trip between an event's routing and its handler."""
+    store, other = stores
+    waiting = asyncio.create_task(store.queues.receive("fn.f", max_messages=10, visibility_timeout=30, wait=10))
+    await _until_waiting(store, "fn.f")
+    before = store.write_stats.batches
+    await store.queues.send_many("fn.f", [OutgoingMessage(b"1"), OutgoingMessage(b"2")])
+    messages = await asyncio.wait_for(waiting, 5)
+    assert [m.body for m in messages] == [b"1", b"2"]
+    assert [m.receive_count for m in messages] == [1, 1]
+    assert store.write_stats.batches == before + 1  # the send and the lease: one transaction
+    assert await other.queues.receive("fn.f") == []  # leased to this receive
+    assert await store.queues.ack_many("fn.f", [m.receipt for m in messages]) == [True, True]
+
+
+async def test_the_bus_consumers_atomic_send_is_leased_ahead_too(stores: tuple[SqliteStore, Store]) -> None:
+    store, _ = stores
+    waiting = asyncio.create_task(store.queues.receive("fn.f", max_messages=5, visibility_timeout=30, wait=10))
+    await _until_waiting(store, "fn.f")
+    before = store.write_stats.batches
+    await store.atomic([Send("fn.f", [OutgoingMessage(b"invoke")]), Append("bus.b", [b"routed"])])
+    messages = await asyncio.wait_for(waiting, 5)
+    assert [m.body for m in messages] == [b"invoke"]
+    assert store.write_stats.batches == before + 1
+
+
+async def test_a_lease_made_for_a_receive_that_stopped_is_handed_back_at_once(
+    stores: tuple[SqliteStore, Store],
+) -> None:
+    """Not left leased for its visibility timeout (30 s here): the next receive anywhere gets the message."""
+    store, other = stores
+    waiting = asyncio.create_task(store.queues.receive("fn.f", visibility_timeout=30, wait=10))
+    await _until_waiting(store, "fn.f")
+    sending = asyncio.ensure_future(store.queues.send("fn.f", b"1"))
+    waiting.cancel()
+    await sending
+    began = time.monotonic()
+    messages = await until(lambda: other.queues.receive("fn.f", wait=0.2), 5, "the message handed back")
+    assert time.monotonic() - began < 15  # the lease made ahead was for 30 s
+    assert [m.body for m in messages] == [b"1"]
+    assert messages[0].receive_count == 2  # the lease made ahead counts, as a long poll whose client left
+
+
+async def test_receives_of_other_sizes_waiting_together_each_get_what_they_asked_for(
+    stores: tuple[SqliteStore, Store],
+) -> None:
+    """The lease made ahead is as large as the smallest waiting receive asks, so whichever takes it takes it
+    whole: no message is leased to a receive that cannot take it (which would count a receive for nothing)."""
+    store, _ = stores
+    many = asyncio.create_task(store.queues.receive("fn.f", max_messages=10, visibility_timeout=30, wait=10))
+    await _until_waiting(store, "fn.f")
+    # (the one that finds nothing left waits on, to the end of its wait)
+    one = asyncio.create_task(store.queues.receive("fn.f", max_messages=1, visibility_timeout=30, wait=1))
+    await _until_waiting(store, "fn.f", receives=2)
+    await store.queues.send_many("fn.f", [OutgoingMessage(str(n).encode()) for n in range(3)])
+    got = await asyncio.wait_for(asyncio.gather(many, one), 5)
+    assert len(got[1]) == 1
+    # What neither took was never leased: the next receive gets it at once, received for the first time.
+    rest = await store.queues.receive("fn.f", max_messages=10)
+    received = [m for batch in [*got, rest] for m in batch]
+    assert sorted(m.body for m in received) == [b"0", b"1", b"2"]
+    assert {m.receive_count for m in received} == {1}
+
+
+async def test_receives_waiting_with_other_visibility_timeouts_lease_their_own(
+    stores: tuple[SqliteStore, Store],
+) -> None:
+    store, _ = stores
+    short = asyncio.create_task(store.queues.receive("q", visibility_timeout=5, wait=10))
+    long = asyncio.create_task(store.queues.receive("q", visibility_timeout=50, wait=10))
+    await _until_waiting(store, "q", receives=2)
+    await store.queues.send_many("q", [OutgoingMessage(b"1"), OutgoingMessage(b"2")])
+    got = await asyncio.wait_for(asyncio.gather(short, long), 5)
+    assert sorted(m.body for batch in got for m in batch) == [b"1", b"2"]
+    assert [round(m.lease_expires_at - m.first_received_at) for m in got[0]] == [5]
+    assert [round(m.lease_expires_at - m.first_received_at) for m in got[1]] == [50]
+
+
+async def test_a_lease_made_ahead_for_a_process_that_stops_is_left_to_run_out_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = await open_store(url)
+    assert isinstance(store, SqliteStore)
+    waiting = asyncio.create_task(store.queues.receive("fn.f", visibility_timeout=0.3, wait=10))
+    await _until_waiting(store, "fn.f")
+    sending = asyncio.ensure_future(store.queues.send("fn.f", b"1"))
+    waiting.cancel()
+    await sending
+    await store.close()
+    await asyncio.sleep(0.05)  # the hand-back's turn, after the close
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    again = await open_store(url)
+    try:
+        messages = await again.queues.receive("fn.f", wait=5)
+        assert [m.body for m in messages] == [b"1"]  # delivered all the same (at least once)
+    finally:
+        await again.close()
