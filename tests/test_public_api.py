@@ -69,5 +69,18 @@ def test_import_is_cheap() -> None:
     assert subprocess.run([sys.executable, "-c", heavy], capture_output=True, text=True).stdout.strip() == "False"
 
 
+def test_the_in_process_platform_loads_no_server_client_or_certificate_code_it_does_not_run() -> None:
+    """`triggerfish.testing` starts the real platform in every test process that uses it (and each of the suite's
+    subprocesses): the HTTP server, the HTTP client, x509, croniter and crc32c are imported when first used, not by
+    the import (together a good part of its import time, more on a loaded machine)."""
+    code = (
+        "import sys, triggerfish.testing, triggerfish.server.platform, triggerfish.app;"
+        "print(sorted(m for m in ('uvicorn', 'httpx', 'click', 'rich', 'cryptography.x509', 'croniter', 'crc32c')"
+        " if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
+
+
 def test_all_lists_exactly_the_lazy_exports() -> None:
     assert set(triggerfish.__all__) == {*triggerfish._EXPORTS, "__version__"}

@@ -28,8 +28,6 @@ import zoneinfo
 from dataclasses import dataclass, field
 from typing import Literal
 
-from croniter import croniter
-
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+([a-z]+)\s*\)$")
 _CRON = re.compile(r"^cron\((.*)\)$")
 _AT = re.compile(r"^at\((.*)\)$")
@@ -87,6 +85,8 @@ class Schedule:
         return self._next_cron(after.astimezone(self._zone))
 
     def _next_cron(self, after: datetime.datetime) -> datetime.datetime | None:
+        from croniter import croniter  # not at the top: see _checked_by_croniter
+
         start = after
         while start.year <= _YEAR_LIMIT:
             candidate: datetime.datetime = croniter(self.cron, start).get_next(datetime.datetime)
@@ -315,6 +315,10 @@ def _expand(value: str, spec: _Field) -> list[int]:
 
 
 def _checked_by_croniter(text: str, cron: str) -> str:
+    # croniter (and the dateutil it imports) is loaded when a cron schedule is declared or comes due, not when
+    # this module is: every app imports it, most declare no cron, and each process that loads one would pay for it.
+    from croniter import croniter
+
     if not croniter.is_valid(cron):
         raise ValueError(f"{text!r} is not a valid cron expression")
     return cron

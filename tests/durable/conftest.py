@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,27 +14,26 @@ from triggerfish.server.http import platform_asgi
 from triggerfish.server.platform import Platform
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def serve_durable(
-    tmp_path: Path, app_file: Path, *, port: int | None = None, store_url: str = ""
-) -> AsyncIterator[Served]:
-    """The app served on a loopback port its functions know before they start (their AWS_ENDPOINT_URL)."""
-    port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
+async def serve_durable(tmp_path: Path, app_file: Path, *, store_url: str = "") -> AsyncIterator[Served]:
+    """The app served on a loopback port its functions know before they start (their AWS_ENDPOINT_URL): bound
+    first, on a port the kernel picks (as `triggerfish dev --port 0` does), so no other process can take it
+    between a pick and the bind."""
     platform = Platform(str(app_file), data_dir=tmp_path / "data", store_url=store_url)
-    platform.environment = function_environment(url, DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY)
-    await platform.start()
+    server = GatewayServer(platform_asgi(platform, None), port=0)
+    await server.start()
     try:
-        async with GatewayServer(platform_asgi(platform, None), port=port):
-            yield Served(platform, url)
+        platform.environment = function_environment(server.url, DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY)
+        await platform.start()
+    except BaseException:
+        await server.stop()
+        raise
+    try:
+        yield Served(platform, server.url)
     finally:
-        await platform.stop()
+        try:
+            await server.stop()
+        finally:
+            await platform.stop()
 
 
 async def until(check: Callable[[], Awaitable[Any]], *, within: float = 60.0) -> Any:

@@ -172,10 +172,14 @@ class StreamProjectionContract(OpensStore):
         met: list[str] = []
 
         def counting(event: Any, view: Any) -> None:
+            everything = view.get("all", 0)  # one record every stream changes
             if event.version == 1 and event.stream not in met:
-                together.wait()  # three streams' first batches are in flight at the same time, or this times out
+                # Three streams' first batches are in flight at the same time (or this times out), and each has
+                # read "all" before any of them can commit: two of them lose the race, however the threads are
+                # scheduled (on a loaded machine the first could otherwise commit before the next one read).
+                together.wait()
                 met.append(event.stream)
-            view.put("all", view.get("all", 0) + event.data["amount"])  # one record every stream changes
+            view.put("all", everything + event.data["amount"])
             totals(event, view)
 
         for n in range(1, 25):

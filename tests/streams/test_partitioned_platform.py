@@ -4,6 +4,7 @@ each reader checkpointed in the store, so a restarted platform resumes after the
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -62,7 +63,13 @@ async def test_records_are_read_in_order_per_key_and_a_restart_resumes_from_the_
                 await asyncio.sleep(0.05)
         await streams.put("readings", [({"device": f"d{n % 5}", "n": n}, None) for n in range(100)])
         await wait_for(lambda: len(lines(out)) == 101, seconds=40)
-        await wait_for(lambda: len(late.read_text().split()) == 100 if late.exists() else False, seconds=40)
+        try:
+            await wait_for(lambda: len(late.read_text().split()) == 100 if late.exists() else False, seconds=40)
+        except AssertionError as exc:
+            # Seen once in 32 runs at load 14-17 on PostgreSQL (cause not found yet): say whether `latest` got
+            # fewer records than were put after it started (a LATEST placed late) or some twice (a batch retried).
+            got = Counter(late.read_text().split() if late.exists() else [])
+            raise AssertionError(f"{exc}; `latest` wrote {got.total()} lines (20 a key wanted): {dict(got)}") from None
     finally:
         await first.stop()
     second = platform()

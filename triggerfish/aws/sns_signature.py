@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from cryptography import x509
+# cryptography's x509 is imported in the functions that make a key or check a signature: every platform imports
+# this module (for `Links`), and x509 alone costs a tenth of a second or more to import in each process that
+# starts one, most of which never sign an SNS message.
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 
 from triggerfish.errors import InvalidInputError
 
@@ -77,6 +78,8 @@ class SigningKey:
     _token_secret: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        from cryptography import x509  # not at the top: see the imports
+
         der = x509.load_pem_x509_certificate(self.certificate_pem).public_bytes(serialization.Encoding.DER)
         # As SNS names its own certificates: SimpleNotificationService-<digest>.pem.
         object.__setattr__(
@@ -87,8 +90,10 @@ class SigningKey:
 
     @classmethod
     def generate(cls, *, common_name: str = "sns.triggerfish.local") -> SigningKey:
+        from cryptography import x509  # not at the top: see the imports
+
         key = rsa.generate_private_key(public_exponent=65537, key_size=_KEY_BITS)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, common_name)])
         now = datetime.datetime.now(datetime.UTC)
         certificate = (
             x509.CertificateBuilder()
@@ -131,6 +136,8 @@ class SigningKey:
 
 def verify(document: Mapping[str, Any], certificate_pem: bytes) -> bool:
     """Check a notification's signature against a certificate, as a receiver does (for tests and tools)."""
+    from cryptography import x509  # not at the top: see the imports
+
     public_key = x509.load_pem_x509_certificate(certificate_pem).public_key()
     if not isinstance(public_key, rsa.RSAPublicKey):
         return False

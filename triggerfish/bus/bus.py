@@ -25,9 +25,8 @@ import collections
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 from triggerfish.bus.consumer import CLAIM_LEASE, LogConsumer
@@ -43,6 +42,9 @@ from triggerfish.runtime.invocation_message import RawJSON
 from triggerfish.runtime.records import event_consumed
 from triggerfish.store import LogRecord, OutgoingMessage, Store
 from triggerfish.store.atomic import Op, Send
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger("triggerfish.bus")
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 import orjson
 
 from triggerfish.bus import webhook
@@ -31,6 +30,9 @@ from triggerfish.identity import bus_rule_arn
 from triggerfish.names import HOPCOUNT_ATTRIBUTE, TRACEPARENT_ATTRIBUTE
 from triggerfish.store import OutgoingMessage, Store
 from triggerfish.triggers.sns import new_message
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger("triggerfish.bus")
 
@@ -154,6 +156,8 @@ class Targets:
     async def post(self, url: str, body: bytes, *, secret: str | None, headers: dict[str, str] | None = None) -> None:
         """POST a webhook (signed when there is a secret); raises NonRetryable for answers a retry cannot change."""
         if self._http is None:
+            import httpx  # at the first webhook: the platform imports this module, and httpx is slow to import
+
             self._http = httpx.AsyncClient()
         try:
             await webhook.send(self._http, url, body, secret=secret, headers=headers, timeout=self.webhook_timeout)

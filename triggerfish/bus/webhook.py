@@ -17,10 +17,12 @@ import hashlib
 import hmac
 import time
 from collections.abc import Mapping
-
-import httpx
+from typing import TYPE_CHECKING
 
 from triggerfish.errors import InvalidInputError, TriggerfishError
+
+if TYPE_CHECKING:
+    import httpx
 
 TIMESTAMP_HEADER = "triggerfish-timestamp"
 SIGNATURE_HEADER = "triggerfish-signature"
@@ -108,6 +110,9 @@ async def send(
     A 2xx answer is success. 408, 429 and 5xx answers, timeouts and
     connection failures are retryable; other answers (redirects, 4xx) are not.
     """
+    import httpx  # here, not at the top: the platform imports this module, and httpx (with its CLI's rich, click and
+    # pygments) costs a tenth of a second or more to import in every process that starts a platform
+
     sent = {"content-type": "application/json", **(headers or {})}
     if secret:
         sent.update(sign(secret, body))

@@ -15,8 +15,6 @@ import hashlib
 import zlib
 from collections.abc import Iterable, Mapping
 
-import crc32c
-
 from triggerfish.objects.model import ObjectError
 
 #: The algorithms checked, by their header suffix.
@@ -39,6 +37,10 @@ class _Crc32:
 
 class _Crc32c:
     def __init__(self) -> None:
+        # Imported at the first CRC32C body: every platform imports this module, and crc32c's import (which reads
+        # its package metadata) costs tens of milliseconds in each process that starts one.
+        import crc32c
+
         self.hash = crc32c.CRC32CHash()
 
     def update(self, data: bytes) -> None:

@@ -38,9 +38,8 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 from triggerfish.aws.sns_signing import SnsSigning
@@ -67,6 +66,9 @@ from triggerfish.store import LogRecord, Message, OutgoingMessage, Store
 from triggerfish.store.atomic import Op, Send
 from triggerfish.triggers.sns import TopicMessage, check_topic, new_message, notification
 from triggerfish.triggers.subscriptions import Subscription, SubscriptionKind, Subscriptions
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger("triggerfish.topics")
 
