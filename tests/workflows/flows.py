@@ -191,6 +191,13 @@ def crashy(ctx: WorkflowContext, input: dict[str, Any]) -> list[Any]:
 
 
 @app.workflow
+def nap_then_block(ctx: WorkflowContext, input: dict[str, Any]) -> str:
+    """A step after a sleep that blocks until the test says: runs of the workflow that overlap are seen."""
+    ctx.sleep(input["sleep"])
+    return str(ctx.step(wait_for_file, input["dir"], "go"))
+
+
+@app.workflow
 def long_sleep(ctx: WorkflowContext, input: Any) -> str:
     ctx.sleep(365 * 24 * 3600)
     return "a year later"

@@ -9,8 +9,8 @@ checkpointed, so it runs again: the at-least-once edge docs/workflows.md tells o
 "While it sleeps" means once the run that took the sleep has ended too: the child prints how many of the
 workflow's invocations are leased. Killed between the sleep's checkpoint and that run's acknowledgement, the run's
 invocation comes back when its lease ends (`lease_margin=0.5` past the timeout here), and under load that was at
-the moment the timer resumed the workflow: two runs at once, each running the last step (an at-least-once edge
-docs/workflows.md names, not the crash this test is about).
+the moment the timer resumed the workflow: two runs at once. That run now finds it ended and runs nothing
+(tests/workflows/test_platform.py drives it exactly); the wait keeps this test on the crash it is about.
 """
 
 from __future__ import annotations

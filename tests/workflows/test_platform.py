@@ -240,3 +240,40 @@ async def test_a_workflows_runs_and_steps_are_one_trace(platform: Platform, tmp_
     assert sorted(span.status for span in steps if span.name == "step flaky") == ["error", "ok"]
     assert {span.parent_span_id for span in spans if span.name == "steps"} <= {root, *runs_}
     assert sorted(name for name in told if name.startswith("step ")) == sorted(span.name for span in steps)
+
+
+async def test_a_run_delivered_again_after_it_ended_on_a_sleep_runs_nothing(platform: Platform, tmp_path: Path) -> None:
+    # A platform that dies after a run checkpointed its sleep but before that run's invocation was acknowledged
+    # gets the invocation back when its lease ends, which may be when the sleep's own resume runs. Delivered here
+    # by hand while the resumed run is inside the next step: it must not run that step a second time.
+    workflow_id = await platform.workflows.start_workflow("nap_then_block", {"dir": str(tmp_path), "sleep": 0.3})
+    slept = await until(platform, workflow_id, lambda r: r["ops"] and r["ops"][-1]["kind"] == "sleep")
+    [first_run] = slept["ended_runs"]
+    await asyncio.wait_for(_handled_again(platform, None, tmp_path), 30)
+    queue, message, request_id = platform.message(
+        "nap_then_block", {"triggerfish-workflow": {"id": workflow_id}}, trigger="workflow", request_id=first_run
+    )
+    assert request_id == first_run
+    await platform.store.queues.send_many(queue, [message])
+    # Handled once the queue holds only the resumed run, still inside its step (or, as before the fix, once a
+    # second run of the step began).
+    await asyncio.wait_for(_handled_again(platform, queue, tmp_path), 30)
+    (tmp_path / "go").touch()
+    done = await finished(platform, workflow_id)
+    assert (done["status"], done["result"]) == ("SUCCEEDED", "go")
+    assert runs(tmp_path) == ["waiting-go"]
+
+
+async def _handled_again(platform: Platform, queue: str | None, directory: Path) -> None:
+    """Until the step is running (no `queue`), or until `queue` holds only the run inside it (or a second run of
+    the step began)."""
+    while True:
+        began = runs(directory).count("waiting-go")
+        if queue is None:
+            if began:
+                return
+        else:
+            stats = await platform.store.queues.stats(queue)
+            if (stats.visible == stats.delayed == 0 and stats.in_flight == 1) or began > 1:
+                return
+        await asyncio.sleep(0.02)

@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -69,9 +69,10 @@ WORKFLOW_ATTRIBUTE = "__triggerfish_workflow__"
 class Suspend(BaseException):  # a signal, not an error: user code's `except Exception` must not catch it
     """The run ends here: the workflow waits (checkpointed); the platform resumes it.
 
-    `seq` is the operation the run saw waiting in the history it loaded (None: one it has just begun). That view
-    may be old (the wait was answered while this run went on, and the resume that answer queued found this run
-    ahead of it and stopped), so the platform checks it when the run ends and resumes the workflow if it is.
+    `seq` is the operation the run ends on: one it has just begun (sent with the run's last checkpoint), or one it
+    saw waiting in the history it loaded. That view may be old (the wait was answered while this run went on, and
+    the resume that answer queued found this run ahead of it and stopped), so the platform checks it when the run
+    ends and resumes the workflow if it is.
     """
 
     def __init__(self, seq: int | None = None) -> None:
@@ -264,8 +265,7 @@ class WorkflowContext:
         if op is None:
             seq = self._replay.position - 1
             op = {"seq": seq, "kind": "sleep", "name": name, "status": WAITING, "seconds": seconds}
-            self._checkpoint({**op, "started": time.time()}, None)
-            raise Suspend
+            self._end_on(op)
         if op["status"] != SUCCEEDED:
             raise Suspend(op["seq"])
 
@@ -298,8 +298,7 @@ class WorkflowContext:
                 "timeout": seconds,
                 "started": time.time(),
             }
-            self._checkpoint(op, None)
-            raise Suspend
+            self._end_on(op)
         if op["status"] == SUCCEEDED:
             return dict(op.get("result") or {})
         if op["status"] == TIMED_OUT:
@@ -420,8 +419,7 @@ class WorkflowContext:
                 "tolerated_failures": tolerated_failures,
             }
             op = {"seq": seq, "kind": "batch", "name": name, "status": WAITING, "batch": spec, "started": time.time()}
-            self._checkpoint(op, None)
-            raise Suspend
+            self._end_on(op)
         if op["status"] == WAITING:
             raise Suspend(op["seq"])
         state = op["batch"]
@@ -475,6 +473,14 @@ class WorkflowContext:
 
     def _current(self, seq: int) -> dict[str, Any]:
         return self._replay._ops[seq]
+
+    def _end_on(self, op: dict[str, Any]) -> NoReturn:
+        """The run ends on a wait it has just begun: the wait goes out with the run's last checkpoint, which tells
+        the platform that this run is over (so that its invocation, delivered again after a crash, runs nothing)."""
+        op.setdefault("started", time.time())
+        self._pending.append({"op": op, "expect": None})
+        self._replay.record(op)
+        raise Suspend(op["seq"])
 
     def _checkpoint(self, op: dict[str, Any], expect: str | None, finish: dict[str, Any] | None = None) -> None:
         self._pending.append({"op": op, "expect": expect})
@@ -557,7 +563,9 @@ def run_workflow(fn: Callable[..., Any], event: Any, context: Any) -> dict[str, 
     else:
         answer = call({"action": "begin", "input": event})
     record = answer["record"]
-    if record["status"] != RUNNING:
+    if record["status"] != RUNNING or answer.get("ended"):
+        # Finished, or this invocation's run already ended on a wait (delivered again after a crash): the wait's
+        # own resume carries the workflow on.
         return summary(record)
     ctx = WorkflowContext(record, context, call)
     try:

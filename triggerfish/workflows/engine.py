@@ -94,6 +94,19 @@ def new_record(
     }
 
 
+#: The record's list of the runs (their invocations' request ids) that ended on a wait, newest last.
+ENDED_RUNS = "ended_runs"
+#: How many are kept: an invocation is delivered again within its lease, long before this many runs have ended.
+ENDED_RUNS_KEPT = 8
+
+
+def note_ended_run(record: Mapping[str, Any], run: str) -> dict[str, Any]:
+    """`record` noting that the run of invocation `run` ended on a wait (a copy; the record given is not changed)."""
+    ended = [seen for seen in record.get(ENDED_RUNS) or () if seen != run]
+    ended.append(run)
+    return {**record, ENDED_RUNS: ended[-ENDED_RUNS_KEPT:]}
+
+
 def apply_checkpoint(
     record: Mapping[str, Any],
     upserts: Sequence[Mapping[str, Any]],

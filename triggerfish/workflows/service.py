@@ -39,6 +39,7 @@ from triggerfish.workflows.aws_ops import API, stamp_changes
 from triggerfish.workflows.context import RESUME_KEY, parse_token
 from triggerfish.workflows.durable_service import DurableExecutions, timeout_is_current
 from triggerfish.workflows.engine import (
+    ENDED_RUNS,
     Rejected,
     Timer,
     apply_checkpoint,
@@ -47,6 +48,7 @@ from triggerfish.workflows.engine import (
     child_id,
     complete_wait,
     new_record,
+    note_ended_run,
     retry_due,
     start_batch,
     waiting_children,
@@ -126,7 +128,7 @@ class Workflows:
         if action == "begin":
             return await self._begin(call, args)
         if action == "checkpoint":
-            return await self._checkpoint(args, call.traceparent)
+            return await self._checkpoint(args, call.traceparent, call.request_id)
         if action == "invoke":
             return await self._invoke(call, args)
         if action == "start":
@@ -146,7 +148,7 @@ class Workflows:
             if stored is None:
                 raise InvalidInputError(f"workflow: there is no workflow {resume!r} to resume")
             self.recent.saw(stored)
-            return {"record": stored.record}
+            return _begun(stored.record, call.request_id)
         record = new_record(call.request_id, call.function, args.get("input"), self.clock())
         record["trace"] = call.traceparent
         put = self.state.put(record, ABSENT)
@@ -157,7 +159,7 @@ class Workflows:
             # A retried invocation: the workflow it started goes on.
             stored = await self.state.get(call.request_id)
             if stored is not None:
-                return {"record": stored.record}
+                return _begun(stored.record, call.request_id)
             raise
         return {"record": record}
 
@@ -180,7 +182,7 @@ class Workflows:
         workflow_id = await self.start_workflow(function, args.get("input"), workflow_id=args.get("id"))
         return {"workflow_id": workflow_id}
 
-    async def _checkpoint(self, args: dict[str, Any], traceparent: str | None = None) -> Any:
+    async def _checkpoint(self, args: dict[str, Any], traceparent: str | None = None, run: str | None = None) -> Any:
         workflow_id = args.get("id")
         upserts = args.get("ops") or []
         markers = args.get("markers") or {}
@@ -191,10 +193,18 @@ class Workflows:
         if waiting_on is not None and (isinstance(waiting_on, bool) or not isinstance(waiting_on, int)):
             raise InvalidInputError(f"workflow checkpoint: waiting_on is an operation's position, not {waiting_on!r}")
         if not upserts and not markers and finish is None:
-            # Nothing to write: the run ends on a wait it saw in the history it loaded.
-            stored = await self.state.get(workflow_id)
-            if stored is not None and _answered(stored.record, waiting_on):
-                await self.state.atomic([self._resume(stored.record)])
+            # The run ends on a wait it saw in the history it loaded: only that it ended is written (and a resume
+            # when the wait was answered meanwhile).
+            if waiting_on is None or run is None:
+                return {"ok": True}
+
+            async def ended(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
+                if stored.record["status"] != RUNNING:
+                    return None
+                record = note_ended_run(stored.record, run)
+                return record, [self._resume(record)] if _answered(record, waiting_on) else []
+
+            await self.write_record(workflow_id, ended)
             return {"ok": True}
         reason = ""
         unneeded: list[str] = []
@@ -215,6 +225,8 @@ class Workflows:
             ops: list[Op] = [self.state.timer(timer, now) for timer in effects.timers]
             spans[:] = operation_spans(record, touched, now)
             ops += span_writes(spans)
+            if waiting_on is not None and run is not None:
+                record = note_ended_run(record, run)
             if _answered(record, waiting_on):
                 ops.append(self._resume(record))
             for seq, bus, pattern in effects.waits:
@@ -608,6 +620,15 @@ class EventWaits(LogConsumer):
                 self._patterns.clear()
             found = self._patterns[key] = compile_pattern(source)
         return found
+
+
+def _begun(record: dict[str, Any], run: str) -> dict[str, Any]:
+    """The answer to a run's `begin`: the record, and whether this invocation's run already ended on a wait (it is
+    delivered again after a crash lost its acknowledgement; the wait's own resume goes on from there, and a second
+    run beside it would carry out the next operation twice)."""
+    if run in record.get(ENDED_RUNS, ()):
+        return {"record": record, "ended": True}
+    return {"record": record}
 
 
 def _answered(record: dict[str, Any], waiting_on: int | None) -> bool:
