@@ -1,6 +1,13 @@
 """Random bytes for ids (request ids, trace and span ids), read from the system 4 KiB at a time.
 
-    take(16)   # 16 bytes from os.urandom's stream, without a system call most of the time
+    take(16)            # 16 bytes from os.urandom's stream, without a system call most of the time
+    time_ordered(16)    # the time in milliseconds (6 bytes), then 10 of those random bytes
+
+Time-ordered ids (request ids, the trace ids of traces the platform starts) exist for the store: every
+invocation's record, kept input and span are keyed by them (`r/<request id>/...`, `t/<trace id>/...`). Keys
+drawn at random land on a random page of the key-value index each, and a commit of a batch of records wrote
+every one of those pages in full (4 KiB each in SQLite's write-ahead log; PostgreSQL's B-tree alike); keys that
+start with the time land at the index's right edge, on the same few pages, as the log's appends do.
 
 On the platform's event loop every system call also hands the GIL to the
 store's writer and reader threads and waits to get it back (a `futex` each
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 #: Bytes read from the system at a time.
 POOL_BYTES = 4096
@@ -44,3 +52,12 @@ _POOL = _Pool()
 def take(count: int) -> bytes:
     """`count` random bytes (as `os.urandom(count)`), each handed out once."""
     return _POOL.take(count)
+
+
+def time_ordered(count: int) -> bytes:
+    """`count` bytes (at least 12): the Unix time in milliseconds, big-endian in 6 bytes, then random bytes.
+
+    Ids made of these sort by when they were made (to the millisecond; in any order within one) and stay
+    unique by their random part (at least 48 bits of it per millisecond).
+    """
+    return (time.time_ns() // 1_000_000).to_bytes(6) + _POOL.take(count - 6)
