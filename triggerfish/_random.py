@@ -2,9 +2,11 @@
 
     take(16)            # 16 bytes from os.urandom's stream, without a system call most of the time
     time_ordered(16)    # the time in milliseconds (6 bytes), then 10 of those random bytes
+    uuid7_hex()         # a version 7 UUID made of those, as 32 hex digits
 
-Time-ordered ids (request ids, the trace ids of traces the platform starts) exist for the store: every
-invocation's record, kept input and span are keyed by them (`r/<request id>/...`, `t/<trace id>/...`). Keys
+Time-ordered ids (request ids, the trace ids of traces the platform starts, queue message ids) exist for the
+store: every invocation's record, kept input and span are keyed by them (`r/<request id>/...`, `t/<trace
+id>/...`), and every queued message by its id (sent at the index's end, acknowledged from its start). Keys
 drawn at random land on a random page of the key-value index each, and a commit of a batch of records wrote
 every one of those pages in full (4 KiB each in SQLite's write-ahead log; PostgreSQL's B-tree alike); keys that
 start with the time land at the index's right edge, on the same few pages, as the log's appends do.
@@ -61,3 +63,13 @@ def time_ordered(count: int) -> bytes:
     unique by their random part (at least 48 bits of it per millisecond).
     """
     return (time.time_ns() // 1_000_000).to_bytes(6) + _POOL.take(count - 6)
+
+
+#: A version 7 UUID's fixed bits (RFC 9562): the version nibble (7) and the variant (10).
+_UUID7_KEEP = 0xFFFFFFFF_FFFF_0FFF_3FFF_FFFFFFFFFFFF
+_UUID7_SET = 0x00000000_0000_7000_8000_000000000000
+
+
+def uuid7_hex() -> str:
+    """A version 7 UUID (RFC 9562: the time in milliseconds, then random bits) as 32 lowercase hex digits."""
+    return f"{(int.from_bytes(time_ordered(16)) & _UUID7_KEEP) | _UUID7_SET:032x}"
