@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -310,7 +311,7 @@ def test_invalid_invoker_settings_are_refused(store: Store, kwargs: dict[str, An
         Invoker(InProcessRunner(app.functions), store, **kwargs)
 
 
-def test_request_ids_are_distinct_uuid4s_across_threads_and_pool_refills() -> None:
+def test_request_ids_are_distinct_uuid7s_across_threads_and_pool_refills() -> None:
     found: list[str] = []
 
     def draw() -> None:
@@ -322,8 +323,20 @@ def test_request_ids_are_distinct_uuid4s_across_threads_and_pool_refills() -> No
     for thread in threads:
         thread.join()
     assert len(set(found)) == len(found) == 4000
-    assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).version == 4 for i in found)
+    assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).version == 7 for i in found)
     assert all(uuid.UUID(i).variant == uuid.RFC_4122 for i in found)
+
+
+def test_request_ids_start_with_the_time_so_later_ones_sort_after() -> None:
+    # The store keys records, inputs and spans by request id: ids made later sort after, so a batch of records
+    # lands at the end of the key-value index rather than on a page of its own each.
+    before = time.time_ns() // 1_000_000
+    first = new_request_id()
+    time.sleep(0.002)
+    later = [new_request_id() for _ in range(100)]
+    after = time.time_ns() // 1_000_000
+    assert before <= int(first.replace("-", "")[:12], 16) <= after
+    assert all(first < other for other in later)
 
 
 def test_a_forked_child_draws_fresh_randomness() -> None:
@@ -339,4 +352,5 @@ def test_a_forked_child_draws_fresh_randomness() -> None:
     os.close(read_end)
     mine = new_request_id()
     assert childs != mine
-    assert uuid.UUID(childs).version == 4 == uuid.UUID(mine).version
+    assert uuid.UUID(childs).version == 7 == uuid.UUID(mine).version
+    assert childs[14:] != mine[14:]  # their random parts, not only their times, differ

@@ -6,9 +6,11 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from triggerfish.errors import InvalidInputError
+from triggerfish.observe.usage import fold
 from triggerfish.runtime.records import (
     InvocationRecord,
     InvocationRecords,
@@ -179,3 +181,80 @@ async def test_a_record_the_store_refuses_loses_only_itself(store: Store, caplog
     assert "invocation record big (attempt 1) could not be stored" in caplog.text
     assert [r.request_id for r in await records.query(function="a")] == ["r1", "r2"]
     assert await records.get("big") is None
+
+
+def _everything_set(request_id: str, started: float) -> InvocationRecord:
+    """A record whose every field holds something other than its default."""
+    return InvocationRecord(
+        **{
+            **make("a", request_id, started, ok=False).to_dict(),
+            "version": "3",
+            "init_duration_ms": 80.5,
+            "output_truncated": True,
+            "worker_pid": 4242,
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+            "span_id": "00f067aa0ba902b7",
+            "parent_span_id": "00f067aa0ba902b8",
+            "max_memory_used_mb": 61,
+            "links": ["00-4bf92f3577b34da6a3ce929d0e0e4737-00f067aa0ba902b9-01"],
+            "input_bytes": 17,
+            "output_bytes": 23,
+            "http_route": "GET /orders/{id}",
+            "http_status": 500,
+            "consumed": {"messaging.system": "triggerfish"},
+        }
+    )
+
+
+def _json(record: InvocationRecord | None) -> bytes:
+    """A record as the API shows it (links come back from JSON as a list, as they always did)."""
+    assert record is not None
+    return orjson.dumps({**record.to_dict(), "links": list(record.links)})
+
+
+async def test_records_are_stored_without_their_defaults_and_read_back_whole(store: Store) -> None:
+    records = InvocationRecords(store, clock=Clock(1000.0))
+    plain, full = make("a", "r1", 1000.0), _everything_set("r2", 1001.0)
+    await records.add(plain)
+    await records.add_many([full])
+    [plain_row, full_row] = await store.log.read("invocations.a")
+    plain_stored = orjson.loads(plain_row.data)
+    # Fields holding their defaults are left out (no error, no trace, no HTTP route, ...): fewer bytes per copy.
+    assert not {"error", "http_route", "links"} & plain_stored.keys()
+    assert len(plain_row.data) < len(orjson.dumps(plain)) * 0.8
+    kv_copy = await store.kv.get("invocations", "r/r1/00001")
+    assert kv_copy is not None
+    assert kv_copy.value == plain_row.data
+    # What earlier versions' readers do with a stored record gives it back whole, as every reader here does.
+    assert _json(InvocationRecord(**plain_stored)) == _json(plain)
+    assert _json(InvocationRecord(**orjson.loads(full_row.data))) == _json(full)
+    assert _json(await records.get("r1")) == _json(plain)
+    assert _json(await records.get("r2")) == _json(full)
+    assert [_json(r) for r in await records.query(function="a")] == [_json(plain), _json(full)]
+    # Usage counts the stored rows as it did whole ones.
+    assert fold([plain_stored, orjson.loads(full_row.data)]) == fold(
+        [orjson.loads(orjson.dumps(plain)), orjson.loads(orjson.dumps(full))]
+    )
+
+
+async def test_records_stored_whole_by_earlier_versions_read_as_before(tmp_path: Path) -> None:
+    # A store as earlier versions left it: each record's JSON whole (orjson's writing of the dataclass), in the
+    # log and in the key-value part.
+    path = f"sqlite:///{tmp_path}/s.db"
+    store = await open_store(path)
+    old = [make("a", "r1", 1000.0, ok=False), _everything_set("r1", 1001.0)]
+    old = [old[0], InvocationRecord(**{**old[1].to_dict(), "attempt": 2})]
+    await store.log.append_many("invocations.a", [orjson.dumps(record) for record in old])
+    for record in old:
+        await store.kv.put("invocations", f"r/r1/{record.attempt:05d}", orjson.dumps(record), ttl=3600)
+    await store.close()
+    store = await open_store(path)
+    try:
+        records = InvocationRecords(store, clock=Clock(1000.0))
+        await records.add(make("a", "r2", 1002.0))  # and one written now, beside them
+        assert [_json(r) for r in await records.attempts("r1")] == [_json(r) for r in old]
+        found = await records.query(function="a")
+        assert [(r.request_id, r.attempt) for r in found] == [("r1", 1), ("r1", 2), ("r2", 1)]
+        assert [_json(r) for r in found[:2]] == [_json(r) for r in old]
+    finally:
+        await store.close()

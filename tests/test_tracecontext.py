@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from triggerfish.errors import InvalidEventError
@@ -70,6 +72,18 @@ def test_rejects_non_strings() -> None:
     assert not is_valid(12)
     with pytest.raises(InvalidEventError, match="must be a string"):
         parse(12)  # type: ignore[arg-type]
+
+
+def test_new_trace_ids_start_with_the_time_and_end_random() -> None:
+    # The trace index keys spans by trace id: traces started later sort after (to the millisecond), and the
+    # rightmost bytes stay random as Trace Context level 2 asks.
+    before = time.time_ns() // 1_000_000
+    first = trace_id(new_traceparent())
+    time.sleep(0.002)
+    later = [trace_id(new_traceparent()) for _ in range(100)]
+    assert before <= int(first[:12], 16) <= time.time_ns() // 1_000_000
+    assert all(first < other for other in later)
+    assert len({other[12:] for other in later}) == 100
 
 
 def test_new_traceparents_are_valid_and_distinct() -> None:

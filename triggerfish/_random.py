@@ -1,6 +1,15 @@
 """Random bytes for ids (request ids, trace and span ids), read from the system 4 KiB at a time.
 
-    take(16)   # 16 bytes from os.urandom's stream, without a system call most of the time
+    take(16)            # 16 bytes from os.urandom's stream, without a system call most of the time
+    time_ordered(16)    # the time in milliseconds (6 bytes), then 10 of those random bytes
+    uuid7_hex()         # a version 7 UUID made of those, as 32 hex digits
+
+Time-ordered ids (request ids, the trace ids of traces the platform starts, queue message ids) exist for the
+store: every invocation's record, kept input and span are keyed by them (`r/<request id>/...`, `t/<trace
+id>/...`), and every queued message by its id (sent at the index's end, acknowledged from its start). Keys
+drawn at random land on a random page of the key-value index each, and a commit of a batch of records wrote
+every one of those pages in full (4 KiB each in SQLite's write-ahead log; PostgreSQL's B-tree alike); keys that
+start with the time land at the index's right edge, on the same few pages, as the log's appends do.
 
 On the platform's event loop every system call also hands the GIL to the
 store's writer and reader threads and waits to get it back (a `futex` each
@@ -13,6 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 #: Bytes read from the system at a time.
 POOL_BYTES = 4096
@@ -44,3 +54,22 @@ _POOL = _Pool()
 def take(count: int) -> bytes:
     """`count` random bytes (as `os.urandom(count)`), each handed out once."""
     return _POOL.take(count)
+
+
+def time_ordered(count: int) -> bytes:
+    """`count` bytes (at least 12): the Unix time in milliseconds, big-endian in 6 bytes, then random bytes.
+
+    Ids made of these sort by when they were made (to the millisecond; in any order within one) and stay
+    unique by their random part (at least 48 bits of it per millisecond).
+    """
+    return (time.time_ns() // 1_000_000).to_bytes(6) + _POOL.take(count - 6)
+
+
+#: A version 7 UUID's fixed bits (RFC 9562): the version nibble (7) and the variant (10).
+_UUID7_KEEP = 0xFFFFFFFF_FFFF_0FFF_3FFF_FFFFFFFFFFFF
+_UUID7_SET = 0x00000000_0000_7000_8000_000000000000
+
+
+def uuid7_hex() -> str:
+    """A version 7 UUID (RFC 9562: the time in milliseconds, then random bits) as 32 lowercase hex digits."""
+    return f"{(int.from_bytes(time_ordered(16)) & _UUID7_KEEP) | _UUID7_SET:032x}"

@@ -11,6 +11,7 @@ import abc
 import asyncio
 import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -141,6 +142,17 @@ class QueueContract(StoreContract):
         assert await store.queues.ack("jobs", message.receipt) is False
         assert await store.queues.receive("jobs") == []
         assert (await store.queues.stats("jobs")).depth == 0
+
+    async def test_message_ids_are_uuid7s_that_sort_by_when_they_were_sent(self, store: Store) -> None:
+        # Time-ordered, so that each send adds at the end of the store's index of messages and each acknowledgement
+        # takes from its start, rather than each writing a page of its own.
+        first = await store.queues.send("jobs", b"1")
+        await asyncio.sleep(0.002)
+        later = await store.queues.send_many("jobs", [OutgoingMessage(b"2"), OutgoingMessage(b"3")])
+        ids = [first.message_id, *(result.message_id for result in later)]
+        assert [uuid.UUID(message_id).version for message_id in ids] == [7, 7, 7]
+        assert len(set(ids)) == 3
+        assert all(ids[0] < later_id for later_id in ids[1:])
 
     async def test_leased_message_is_hidden_until_the_lease_ends(self, store: Store) -> None:
         await store.queues.send("jobs", b"work")

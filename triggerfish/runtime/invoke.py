@@ -355,16 +355,13 @@ class Invoker:
         return self.runner.settings(function)
 
 
-#: A version 4 UUID's fixed bits: the version nibble (4) and the RFC 4122 variant (10).
-_UUID4_KEEP = 0xFFFFFFFF_FFFF_0FFF_3FFF_FFFFFFFFFFFF
-_UUID4_SET = 0x00000000_0000_4000_8000_000000000000
-
-
 def new_request_id() -> str:
-    """A random (version 4) UUID, as `str(uuid.uuid4())` gives, drawn from a pool of random bytes (_random.py).
+    """A time-ordered (version 7) UUID: the time in milliseconds, then random bits, from a pool (_random.py).
 
-    Formatted directly rather than through `uuid.UUID` (half the time, on every async invocation)."""
-    text = f"{(int.from_bytes(_random.take(16)) & _UUID4_KEEP) | _UUID4_SET:032x}"
+    Time-ordered so that the records, kept inputs and spans keyed by it append at the end of the store's
+    key-value index instead of each landing on a page of its own (`_random.time_ordered` says why). Formatted
+    directly rather than through `uuid.UUID` (half the time, on every async invocation)."""
+    text = _random.uuid7_hex()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 

@@ -17,12 +17,12 @@ import heapq
 import itertools
 import secrets
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from triggerfish import _random
 from triggerfish.errors import StoreClosedError
 from triggerfish.store._memory_groups import Group, Range
 from triggerfish.store.atomic import (
@@ -396,7 +396,7 @@ class MemoryQueues(Queues):
                     results.append(SendResult(seen[0], duplicate=True))
                     continue
             msg = _Msg(
-                id=uuid.uuid4().hex,
+                id=_random.uuid7_hex(),
                 seq=next(self._seq),
                 body=out.body,
                 attributes=MappingProxyType(dict(out.attributes)),
