@@ -45,6 +45,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, cast
 
+from triggerfish.events._anchors import Anchor
 from triggerfish.events._automaton import Automaton, condition_key, field_key
 from triggerfish.events._leaves import Leaf, leaf
 from triggerfish.events._pattern_match import (
@@ -288,29 +289,6 @@ class Group:
 Target = Group | Leaf
 
 
-class Anchor:
-    """One path that anchors groups: every group's anchor field filed in one ValueMatcher, leading to the group.
-
-    Anchors are looked up, not classified: an anchor path's values (event
-    types, sources) are often new to the set (a type no rule names), and a
-    lookup among the conditions costs less than a class made for a value seen once.
-    """
-
-    __slots__ = ("matcher", "paths", "strings")
-
-    def __init__(self, paths: PathClasses) -> None:
-        self.paths = paths
-        self.matcher = ValueMatcher()
-        #: when exact strings are all the anchors on this path: string -> the one target it leads to, or a list
-        #: of several (one object fewer to visit in the common case); else None
-        self.strings: dict[str, Target | list[Target]] | None = None
-
-    def seal(self) -> None:
-        matcher = self.matcher
-        if matcher.only_strings and not (matcher.any_value or matcher.absent):
-            self.strings = {text: found[0] if len(found) == 1 else found for text, found in matcher.strings.items()}
-
-
 class CompiledRules:
     """A fixed set of alternatives, each filed under a rule's number; `run(event)` gives the numbers of those met."""
 
@@ -348,7 +326,7 @@ class CompiledRules:
             if found is None:
                 found = anchors[anchor_field.path] = Anchor(classes_of(anchor_field))
             for condition in anchor_field.conditions:
-                found.matcher.add(condition, target)
+                found.add(condition, target)
         for classes in paths.values():
             classes.seal()
         for group in built:
@@ -369,11 +347,14 @@ class CompiledRules:
             values = values_at[paths] = paths.reader.read(event)
             strings = anchor.strings
             targets: Iterable[Target]
-            if strings is not None and len(values) == 1:
-                found = strings.get(values[0]) if type(values[0]) is str else None
-                if found is None:
+            if strings is not None and len(values) == 1 and type(values[0]) is str:
+                found = strings.get(values[0])
+                if anchor.prefixes is not None:
+                    targets = anchor.prefixed(values[0], found)
+                elif found is None:
                     continue
-                targets = found if type(found) is list else (found,)  # type: ignore[assignment]
+                else:
+                    targets = found if type(found) is list else (found,)
             else:
                 hits: set[Target] = set()
                 anchor.matcher.step(values, hits)
