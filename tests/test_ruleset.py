@@ -396,11 +396,14 @@ def test_leaves_agree_with_each_pattern_for_every_kind_of_check() -> None:
     # Each rule has an anchor of its own (its source), so each is a group of one alternative: a leaf. A second
     # field on another path, the `tier`, makes every leaf check two fields, the first of which may fail.
     rules, patterns = RuleSet(), {}
-    # A leaf answering from its anchor alone, and a rule sharing an anchor with another (a group, not a leaf).
+    # A leaf answering from its anchor alone, and four rules sharing an anchor (a group, not leaves: a group
+    # of up to three alternatives is that many leaves).
     extras: dict[str, dict[str, Any]] = {
         "anchor-only": {"source": ["s-anchor-only"]},
         "grouped-1": {"source": ["s-grouped"], "detail": {"v": [{"prefix": "a"}]}},
         "grouped-2": {"source": ["s-grouped"], "detail": {"v": ["NZ"]}},
+        "grouped-3": {"source": ["s-grouped"], "detail": {"v": [{"numeric": [">", 0]}]}},
+        "grouped-4": {"source": ["s-grouped"], "detail": {"tier": ["gold"]}},
     }
     for rule_id, extra in extras.items():
         rules.add(rule_id, extra)
@@ -415,8 +418,8 @@ def test_leaves_agree_with_each_pattern_for_every_kind_of_check() -> None:
             patterns[rule_id] = compile_pattern(pattern)
     compiled = rules._live.compiled
     targets = [t for anchor in compiled._anchors for filed in anchor.matcher.strings.values() for t in filed]
-    # Every compiled rule but the two grouped ones is a leaf (the last ones added are beside the compiled set).
-    assert sum(type(target) is tuple for target in targets) == len(rules._live.names) - 2 > 30
+    # Every compiled rule but the four grouped ones is a leaf (the last ones added are beside the compiled set).
+    assert sum(type(target) is tuple for target in targets) == len(rules._live.names) - 4 > 30
     order = list(patterns)
     for name in [*patterns, "grouped"]:
         for value in [*LEAF_VALUES, "missing"]:

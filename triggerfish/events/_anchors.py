@@ -109,7 +109,8 @@ class Anchor:
         self._filings = None
         if texts_only and (once or not matcher.prefix.keys):
             # Exact strings alone cannot lead one value to a target twice: a value equals one string.
-            self.strings = hashed({text: found[0] if len(found) == 1 else found for text, found in matcher.strings.items()})
+            leads = {text: found[0] if len(found) == 1 else found for text, found in matcher.strings.items()}
+            self.strings = hashed(leads)
             self.prefixes = matcher.prefix if matcher.prefix.keys else None
 
     def prefixed(self, value: str, found: Any) -> list[Any]:

@@ -77,6 +77,8 @@ _INTERNED = 65_536
 #: A group's step with at most this many conditions, of these kinds, tests values directly instead of
 #: classifying them.
 _DIRECT = 3
+#: A group of at most this many alternatives is that many leaves (`_leaves`), each visited on its own.
+_LEAVES_UP_TO = 3
 _OPEN_KINDS: Final = frozenset({PREFIX, PREFIX_IC, SUFFIX, SUFFIX_IC, WILDCARD, NUMERIC, CIDR})
 
 ValueClass = frozenset[int]
@@ -315,18 +317,19 @@ class CompiledRules:
         anchors: dict[tuple[str, ...], Anchor] = {}
         built: list[Group] = []
         for anchor_field, members in by_anchor.values():
-            target: Target
-            if len(members) == 1:
-                rule, ordered = members[0]
-                target = leaf(rule, ordered[1:], classes_of)
+            targets: list[Target]
+            if len(members) <= _LEAVES_UP_TO:
+                targets = [leaf(rule, ordered[1:], classes_of) for rule, ordered in members]
             else:
-                target = _group(members, classes_of)
-                built.append(target)
+                group = _group(members, classes_of)
+                built.append(group)
+                targets = [group]
             found = anchors.get(anchor_field.path)
             if found is None:
                 found = anchors[anchor_field.path] = Anchor(classes_of(anchor_field))
             for condition in anchor_field.conditions:
-                found.add(condition, target)
+                for target in targets:
+                    found.add(condition, target)
         for classes in paths.values():
             classes.seal()
         for group in built:
