@@ -370,6 +370,9 @@ LEAF_FIELDS: dict[str, list[Any]] = {
     "exact": ["NZ"],
     "exact-several": ["NZ", "AU"],
     "exact-mixed-types": ["1", 1, True, None],
+    "exact-number": [1],
+    "exact-null": [None],
+    "exact-true": [True],
     "prefix": [{"prefix": "ab"}],
     "suffix": [{"suffix": "bc"}],
     "prefix-ic": [{"prefix": {"equals-ignore-case": "AB"}}],
@@ -385,11 +388,15 @@ LEAF_FIELDS: dict[str, list[Any]] = {
     "not-exists": [{"exists": False}],
     "wildcard": [{"wildcard": "a*c"}],
     "cidr": [{"cidr": "10.0.0.0/8"}],
+    "cidr-v6": [{"cidr": "2001:db8::/32"}],
+    "anything-but-suffix": [{"anything-but": {"suffix": "c"}}],
+    "wildcard-middle": [{"wildcard": "a*b*c"}],
     "prefix-or-exists-false": [{"prefix": "ab"}, {"exists": False}],
 }
 LEAF_VALUES: list[Any] = [
     "NZ", "AU", "nz", "abc", "ABC", "xbc", "a", "", "1", 1, 1.0, 0, 5, 5.0001, 300, 300.0, True, False, None,
-    "10.1.2.3", "11.0.0.1", ["x", "abc"], ["GB", "NZ"], [], ["NZ", "AU"], [1, "1"], {"nested": "abc"},
+    "10.1.2.3", "11.0.0.1", "2001:db8::1", "abbc",
+    ["x", "abc"], ["GB", "NZ"], [], ["NZ", "AU"], [1, "1"], {"nested": "abc"},
 ]  # fmt: skip
 
 
@@ -601,3 +608,17 @@ def test_a_group_of_up_to_three_alternatives_is_that_many_leaves() -> None:
     assert type(strings["four"]) is not list  # one Group
     assert rules.matches({"source": "three", "detail": {"n": 1}}) == ["three1"]
     assert rules.matches({"source": "four", "detail": {"n": [1, 3]}}) == ["four1", "four3"]
+
+
+def test_leaves_share_equal_operands() -> None:
+    # Equal texts, sets of texts and bounds are one object across leaves, so one often read stays in cache.
+    def fresh(text: str) -> str:
+        return "".join(list(text))  # a new str object each time, as parsing each rule's JSON gives
+
+    rules = RuleSet()
+    rules.extend((f"r{i}", {"source": [f"s{i}"], "detail": {"file": [{"suffix": fresh(".png")}]}}) for i in range(3))
+    strings = _anchor_of(rules, "source").strings
+    operands = [strings[f"s{i}"][3] for i in range(3)]
+    assert operands[0] == ".png"
+    assert operands[0] is operands[1] is operands[2]
+    assert rules.matches({"source": "s1", "detail": {"file": "a.png"}}) == ["r1"]

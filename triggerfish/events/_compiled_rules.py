@@ -26,7 +26,9 @@ alternatives into few, shared, compact structures instead:
   A group of one alternative is no Group but a leaf (`_leaves`): one flat
   tuple of its fields' checks, which a visit reads in place (with thousands of
   rules most groups are of one, each reached seldom and found outside the
-  CPU's cache, where each object of a Group's chain cost a miss).
+  CPU's cache, where each object of a Group's chain cost a miss); a group of
+  up to `_LEAVES_UP_TO` alternatives is that many leaves, which cost fewer
+  objects than its chain (a dense set's big groups stay Groups).
   A step with at most `_DIRECT` conditions of the kinds that meet values
   seldom repeated (numeric, prefix, cidr, ...) tests the values itself instead.
 
@@ -77,7 +79,9 @@ _INTERNED = 65_536
 #: A group's step with at most this many conditions, of these kinds, tests values directly instead of
 #: classifying them.
 _DIRECT = 3
-#: A group of at most this many alternatives is that many leaves (`_leaves`), each visited on its own.
+#: A group of at most this many alternatives is that many leaves (`_leaves`), each visited on its own: cold, its
+#: leaves cost a tuple and an operand each where a Group cost its chain of objects; more members (three
+#: fields each in a dense set) repeat checks a Group's bitsets share.
 _LEAVES_UP_TO = 3
 _OPEN_KINDS: Final = frozenset({PREFIX, PREFIX_IC, SUFFIX, SUFFIX_IC, WILDCARD, NUMERIC, CIDR})
 
@@ -287,7 +291,7 @@ class Group:
         self.steps: tuple[Step, ...] = ()
 
 
-#: What an anchor leads to: a group of several alternatives, or a leaf (`_leaves`) for a group of one.
+#: What an anchor leads to: a group of several alternatives, or a leaf (`_leaves`) for each of a group of few.
 Target = Group | Leaf
 
 
@@ -316,10 +320,11 @@ class CompiledRules:
             by_anchor.setdefault(key, (ordered[0], []))[1].append((rule, ordered))
         anchors: dict[tuple[str, ...], Anchor] = {}
         built: list[Group] = []
+        operands: dict[Any, Any] = {}
         for anchor_field, members in by_anchor.values():
             targets: list[Target]
             if len(members) <= _LEAVES_UP_TO:
-                targets = [leaf(rule, ordered[1:], classes_of) for rule, ordered in members]
+                targets = [leaf(rule, ordered[1:], classes_of, operands) for rule, ordered in members]
             else:
                 group = _group(members, classes_of)
                 built.append(group)
