@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -369,6 +370,9 @@ LEAF_FIELDS: dict[str, list[Any]] = {
     "exact": ["NZ"],
     "exact-several": ["NZ", "AU"],
     "exact-mixed-types": ["1", 1, True, None],
+    "exact-number": [1],
+    "exact-null": [None],
+    "exact-true": [True],
     "prefix": [{"prefix": "ab"}],
     "suffix": [{"suffix": "bc"}],
     "prefix-ic": [{"prefix": {"equals-ignore-case": "AB"}}],
@@ -384,11 +388,15 @@ LEAF_FIELDS: dict[str, list[Any]] = {
     "not-exists": [{"exists": False}],
     "wildcard": [{"wildcard": "a*c"}],
     "cidr": [{"cidr": "10.0.0.0/8"}],
+    "cidr-v6": [{"cidr": "2001:db8::/32"}],
+    "anything-but-suffix": [{"anything-but": {"suffix": "c"}}],
+    "wildcard-middle": [{"wildcard": "a*b*c"}],
     "prefix-or-exists-false": [{"prefix": "ab"}, {"exists": False}],
 }
 LEAF_VALUES: list[Any] = [
     "NZ", "AU", "nz", "abc", "ABC", "xbc", "a", "", "1", 1, 1.0, 0, 5, 5.0001, 300, 300.0, True, False, None,
-    "10.1.2.3", "11.0.0.1", ["x", "abc"], ["GB", "NZ"], [], ["NZ", "AU"], [1, "1"], {"nested": "abc"},
+    "10.1.2.3", "11.0.0.1", "2001:db8::1", "abbc",
+    ["x", "abc"], ["GB", "NZ"], [], ["NZ", "AU"], [1, "1"], {"nested": "abc"},
 ]  # fmt: skip
 
 
@@ -396,11 +404,14 @@ def test_leaves_agree_with_each_pattern_for_every_kind_of_check() -> None:
     # Each rule has an anchor of its own (its source), so each is a group of one alternative: a leaf. A second
     # field on another path, the `tier`, makes every leaf check two fields, the first of which may fail.
     rules, patterns = RuleSet(), {}
-    # A leaf answering from its anchor alone, and a rule sharing an anchor with another (a group, not a leaf).
+    # A leaf answering from its anchor alone, and four rules sharing an anchor (a group, not leaves: a group
+    # of up to three alternatives is that many leaves).
     extras: dict[str, dict[str, Any]] = {
         "anchor-only": {"source": ["s-anchor-only"]},
         "grouped-1": {"source": ["s-grouped"], "detail": {"v": [{"prefix": "a"}]}},
         "grouped-2": {"source": ["s-grouped"], "detail": {"v": ["NZ"]}},
+        "grouped-3": {"source": ["s-grouped"], "detail": {"v": [{"numeric": [">", 0]}]}},
+        "grouped-4": {"source": ["s-grouped"], "detail": {"tier": ["gold"]}},
     }
     for rule_id, extra in extras.items():
         rules.add(rule_id, extra)
@@ -415,8 +426,8 @@ def test_leaves_agree_with_each_pattern_for_every_kind_of_check() -> None:
             patterns[rule_id] = compile_pattern(pattern)
     compiled = rules._live.compiled
     targets = [t for anchor in compiled._anchors for filed in anchor.matcher.strings.values() for t in filed]
-    # Every compiled rule but the two grouped ones is a leaf (the last ones added are beside the compiled set).
-    assert sum(type(target) is tuple for target in targets) == len(rules._live.names) - 2 > 30
+    # Every compiled rule but the four grouped ones is a leaf (the last ones added are beside the compiled set).
+    assert sum(type(target) is tuple for target in targets) == len(rules._live.names) - 4 > 30
     order = list(patterns)
     for name in [*patterns, "grouped"]:
         for value in [*LEAF_VALUES, "missing"]:
@@ -470,3 +481,144 @@ def test_affixes_skip_only_the_lengths_that_cannot_match(texts: list[str], value
         ending = sorted(item for items in affixes.ending(value) for item in items)
         assert starting == sorted(i for i, text in live.items() if value.startswith(text))
         assert ending == sorted(i for i, text in live.items() if value.endswith(text))
+
+
+# --- anchors: exact strings and prefixes of one path, looked up in tables that keep their keys' hashes ------
+
+#: Texts that overlap as prefixes of each other, the empty text, and characters beyond ASCII (the tables are
+#: probed at lengths counted in characters, not bytes).
+ANCHOR_TEXTS = [
+    "",
+    "a",
+    "a.",
+    "a.b",
+    "a.b.c",
+    "ab",
+    "é",
+    "é.",
+    "éa",
+    "日本",
+    "日本語",
+    "日本語.x",
+    "\U0001f600",
+    "\U0001f600a",
+]
+anchor_conditions = st.one_of(
+    st.sampled_from(ANCHOR_TEXTS), st.builds(lambda t: {"prefix": t}, st.sampled_from(ANCHOR_TEXTS))
+)
+anchored_rules = st.fixed_dictionaries(
+    {"detail-type": st.lists(anchor_conditions, min_size=1, max_size=2)},
+    optional={"detail": st.fixed_dictionaries({"tier": st.lists(st.sampled_from(["gold", "silver"]), min_size=1)})},
+)
+anchor_values = st.one_of(
+    st.sampled_from(ANCHOR_TEXTS),
+    st.builds(lambda a, b: a + b, st.sampled_from(ANCHOR_TEXTS), st.sampled_from(["", "x", ".", "é", "語"])),
+    st.lists(st.sampled_from(ANCHOR_TEXTS), max_size=2),
+    st.sampled_from([1, None, True]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(anchored_rules, min_size=1, max_size=12),
+    st.lists(st.tuples(anchor_values, st.sampled_from(["gold", "silver", None])), min_size=1, max_size=8),
+)
+def test_exact_and_prefix_anchors_on_one_path_agree_with_each_pattern(
+    rules: list[dict[str, Any]], events: list[tuple[Any, str | None]]
+) -> None:
+    # Rules of one or two anchor conditions, some sharing an anchor field (groups, of up to three as leaves),
+    # compiled at once; a value may reach one target by its exact text and by a prefix, or by two prefixes.
+    ruleset = RuleSet()
+    ruleset.extend((f"r{i}", rule) for i, rule in enumerate(rules))
+    assert not ruleset._live.recent.states > 1  # all compiled
+    compiled = [compile_pattern(rule) for rule in rules]
+    for value, tier in events:
+        event: dict[str, Any] = {"detail-type": value, "detail": {} if tier is None else {"tier": tier}}
+        expected = [f"r{i}" for i, pattern in enumerate(compiled) if pattern.matches(event)]
+        assert ruleset.matches(event) == expected, event
+
+
+def _anchor_of(rules: RuleSet, first: str) -> Any:
+    return next(anchor for anchor in rules._live.compiled._anchors if anchor.paths.reader.first == first)
+
+
+def test_an_anchor_of_exact_types_and_prefixes_is_looked_up_in_tables_without_a_set() -> None:
+    rules = RuleSet()
+    rules.extend(
+        [
+            *(
+                (f"t{i}", {"detail-type": [f"order.t{i}.v1"], "detail": {"n": [{"numeric": [">", i]}]}})
+                for i in range(40)
+            ),
+            *((f"p{i}", {"detail-type": [{"prefix": f"order.t{i}."}]}) for i in range(40)),
+            ("both", {"detail-type": ["order.t1.v1"], "detail": {"tier": ["gold"]}}),
+            ("empty", {"detail-type": [{"prefix": ""}], "detail": {"tier": ["silver"]}}),
+        ]
+    )
+    anchor = _anchor_of(rules, "type")
+    # The path's exact strings and prefixes, each target filed once: the set-free lookup serves it.
+    assert anchor.strings is not None
+    assert anchor.prefixes is not None
+    assert rules.matches({"detail-type": "order.t1.v1", "detail": {"n": 2, "tier": "gold"}}) == ["t1", "p1", "both"]
+    assert rules.matches({"detail-type": "order.t12.v1", "detail": {"n": 2, "tier": "silver"}}) == ["p12", "empty"]
+    assert rules.matches({"detail-type": "order.t1", "detail": {"tier": "silver"}}) == ["empty"]
+
+    # A target filed under an exact text and a prefix one value can both meet goes through the matcher's set.
+    rules.add("twice", {"detail-type": ["order.t5.v1", {"prefix": "order.t5"}]})
+    rules._compile()
+    assert _anchor_of(rules, "type").prefixes is None
+    assert rules.matches({"detail-type": "order.t5.v1", "detail": {"n": 9}}) == ["t5", "p5", "twice"]
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="a layout of CPython's dicts")
+def test_anchor_tables_keep_their_keys_hashes() -> None:
+    # A dict of str keys alone keeps (key, value) per entry and reads each candidate key's object to compare
+    # hashes; the anchors' tables keep the hash in the entry (bigger entries), so an absent value's probe
+    # does not read the keys' strings.
+    from triggerfish.events._anchors import hashed
+
+    table = {f"order.t{i}.v1": i for i in range(1000)}
+    copy = hashed(table)
+    assert copy == table
+    assert list(copy) == list(table)
+    assert sys.getsizeof(copy) > sys.getsizeof(dict(table.items()))
+    assert hashed({}) == {}
+    rules = RuleSet()
+    rules.extend((f"r{i}", {"source": [f"app.s{i}"], "detail": {"n": [i]}}) for i in range(1000))
+    strings = _anchor_of(rules, "source").strings
+    assert sys.getsizeof(strings) > sys.getsizeof(dict(strings.items()))
+
+
+def test_a_group_of_up_to_three_alternatives_is_that_many_leaves() -> None:
+    rules = RuleSet()
+    rules.extend(
+        [
+            *(
+                (f"three{i}", {"source": ["three"], "detail": {"n": [{"numeric": [">=", i, "<", i + 1]}]}})
+                for i in range(3)
+            ),
+            *(
+                (f"four{i}", {"source": ["four"], "detail": {"n": [{"numeric": [">=", i, "<", i + 1]}]}})
+                for i in range(4)
+            ),
+        ]
+    )
+    strings = _anchor_of(rules, "source").strings
+    assert [type(target) is tuple for target in strings["three"]] == [True, True, True]
+    assert type(strings["four"]) is not list  # one Group
+    assert rules.matches({"source": "three", "detail": {"n": 1}}) == ["three1"]
+    assert rules.matches({"source": "four", "detail": {"n": [1, 3]}}) == ["four1", "four3"]
+
+
+def test_leaves_share_equal_operands() -> None:
+    # Equal texts, sets of texts and bounds are one object across leaves, so one often read stays in cache.
+    def fresh(text: str) -> str:
+        return "".join(list(text))  # a new str object each time, as parsing each rule's JSON gives
+
+    rules = RuleSet()
+    rules.extend((f"r{i}", {"source": [f"s{i}"], "detail": {"file": [{"suffix": fresh(".png")}]}}) for i in range(3))
+    strings = _anchor_of(rules, "source").strings
+    operands = [strings[f"s{i}"][3] for i in range(3)]
+    assert operands[0] == ".png"
+    assert operands[0] is operands[1] is operands[2]
+    assert rules.matches({"source": "s1", "detail": {"file": "a.png"}}) == ["r1"]

@@ -26,7 +26,9 @@ alternatives into few, shared, compact structures instead:
   A group of one alternative is no Group but a leaf (`_leaves`): one flat
   tuple of its fields' checks, which a visit reads in place (with thousands of
   rules most groups are of one, each reached seldom and found outside the
-  CPU's cache, where each object of a Group's chain cost a miss).
+  CPU's cache, where each object of a Group's chain cost a miss); a group of
+  up to `_LEAVES_UP_TO` alternatives is that many leaves, which cost fewer
+  objects than its chain (a dense set's big groups stay Groups).
   A step with at most `_DIRECT` conditions of the kinds that meet values
   seldom repeated (numeric, prefix, cidr, ...) tests the values itself instead.
 
@@ -45,6 +47,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, cast
 
+from triggerfish.events._anchors import Anchor
 from triggerfish.events._automaton import Automaton, condition_key, field_key
 from triggerfish.events._leaves import Leaf, leaf
 from triggerfish.events._pattern_match import (
@@ -76,6 +79,10 @@ _INTERNED = 65_536
 #: A group's step with at most this many conditions, of these kinds, tests values directly instead of
 #: classifying them.
 _DIRECT = 3
+#: A group of at most this many alternatives is that many leaves (`_leaves`), each visited on its own: cold, its
+#: leaves cost a tuple and an operand each where a Group cost its chain of objects; more members (three
+#: fields each in a dense set) repeat checks a Group's bitsets share.
+_LEAVES_UP_TO = 3
 _OPEN_KINDS: Final = frozenset({PREFIX, PREFIX_IC, SUFFIX, SUFFIX_IC, WILDCARD, NUMERIC, CIDR})
 
 ValueClass = frozenset[int]
@@ -284,31 +291,8 @@ class Group:
         self.steps: tuple[Step, ...] = ()
 
 
-#: What an anchor leads to: a group of several alternatives, or a leaf (`_leaves`) for a group of one.
+#: What an anchor leads to: a group of several alternatives, or a leaf (`_leaves`) for each of a group of few.
 Target = Group | Leaf
-
-
-class Anchor:
-    """One path that anchors groups: every group's anchor field filed in one ValueMatcher, leading to the group.
-
-    Anchors are looked up, not classified: an anchor path's values (event
-    types, sources) are often new to the set (a type no rule names), and a
-    lookup among the conditions costs less than a class made for a value seen once.
-    """
-
-    __slots__ = ("matcher", "paths", "strings")
-
-    def __init__(self, paths: PathClasses) -> None:
-        self.paths = paths
-        self.matcher = ValueMatcher()
-        #: when exact strings are all the anchors on this path: string -> the one target it leads to, or a list
-        #: of several (one object fewer to visit in the common case); else None
-        self.strings: dict[str, Target | list[Target]] | None = None
-
-    def seal(self) -> None:
-        matcher = self.matcher
-        if matcher.only_strings and not (matcher.any_value or matcher.absent):
-            self.strings = {text: found[0] if len(found) == 1 else found for text, found in matcher.strings.items()}
 
 
 class CompiledRules:
@@ -336,19 +320,21 @@ class CompiledRules:
             by_anchor.setdefault(key, (ordered[0], []))[1].append((rule, ordered))
         anchors: dict[tuple[str, ...], Anchor] = {}
         built: list[Group] = []
+        operands: dict[Any, Any] = {}
         for anchor_field, members in by_anchor.values():
-            target: Target
-            if len(members) == 1:
-                rule, ordered = members[0]
-                target = leaf(rule, ordered[1:], classes_of)
+            targets: list[Target]
+            if len(members) <= _LEAVES_UP_TO:
+                targets = [leaf(rule, ordered[1:], classes_of, operands) for rule, ordered in members]
             else:
-                target = _group(members, classes_of)
-                built.append(target)
+                group = _group(members, classes_of)
+                built.append(group)
+                targets = [group]
             found = anchors.get(anchor_field.path)
             if found is None:
                 found = anchors[anchor_field.path] = Anchor(classes_of(anchor_field))
             for condition in anchor_field.conditions:
-                found.matcher.add(condition, target)
+                for target in targets:
+                    found.add(condition, target)
         for classes in paths.values():
             classes.seal()
         for group in built:
@@ -369,11 +355,14 @@ class CompiledRules:
             values = values_at[paths] = paths.reader.read(event)
             strings = anchor.strings
             targets: Iterable[Target]
-            if strings is not None and len(values) == 1:
-                found = strings.get(values[0]) if type(values[0]) is str else None
-                if found is None:
+            if strings is not None and len(values) == 1 and type(values[0]) is str:
+                found = strings.get(values[0])
+                if anchor.prefixes is not None:
+                    targets = anchor.prefixed(values[0], found)
+                elif found is None:
                     continue
-                targets = found if type(found) is list else (found,)  # type: ignore[assignment]
+                else:
+                    targets = found if type(found) is list else (found,)
             else:
                 hits: set[Target] = set()
                 anchor.matcher.step(values, hits)

@@ -1,4 +1,4 @@
-"""A group of one alternative compiled to one flat tuple that a visit reads in place: a leaf.
+"""An alternative of a group of few compiled to one flat tuple that a visit reads in place: a leaf.
 
 With thousands of rules most groups (rules sharing an anchor field, see
 `_compiled_rules`) hold one alternative, and an event reaches each of them
@@ -41,6 +41,7 @@ from triggerfish.events._pattern_match import (
     SUFFIX,
     SUFFIX_IC,
     Field,
+    Test,
 )
 
 #: (rule number, then (paths, check, operand) per field): see the module's docstring.
@@ -48,14 +49,20 @@ Leaf = tuple[Any, ...]
 Check = Callable[[list[Any], Any], bool]
 # A tuple, not `int | float`: that expression builds a union object on every call.
 _NUMBERS = (int, float)
+#: Operands shared between leaves when equal: texts, sets of texts and numeric bounds (not tests or fields).
+_SHAREABLE = frozenset({str, frozenset, tuple})
 
 
-def leaf(rule: int, fields: Sequence[Field], paths_of: Callable[[Field], object]) -> Leaf:
+def leaf(rule: int, fields: Sequence[Field], paths_of: Callable[[Field], object], operands: dict[Any, Any]) -> Leaf:
     """The leaf of one alternative: `fields` are those besides its anchor; `paths_of` names each field's path
-    as `CompiledRules.run` keys the values it has read (one object per path)."""
+    as `CompiledRules.run` keys the values it has read (one object per path). `operands` holds the operands of
+    the leaves built so far: an equal one is shared (one object, more often in the CPU's cache, for every
+    leaf that checks a `.png` suffix); a check gives equal answers for equal operands (1 and 1.0 included)."""
     flat: list[Any] = [rule]
     for field in fields:
         check, operand = check_of(field)
+        if type(operand) in _SHAREABLE:
+            operand = operands.setdefault(operand, operand)
         flat += (paths_of(field), check, operand)
     return tuple(flat)
 
@@ -80,6 +87,9 @@ def check_of(field: Field) -> tuple[Check, Any]:
             return _none_of, frozenset((operand,))
         if kind == ANYTHING_BUT and isinstance(operand, tuple) and all(isinstance(v, str) for v in operand):
             return _none_of, frozenset(operand)
+        if kind != EXISTS:
+            # One condition of another kind (wildcard, cidr, ...): its own test, without the Field around it.
+            return _passes, conditions[0].test
     return _field_holds, field
 
 
@@ -155,6 +165,13 @@ def _present(values: list[Any], _: None) -> bool:
 
 def _absent(values: list[Any], _: None) -> bool:
     return not values
+
+
+def _passes(values: list[Any], test: Test) -> bool:
+    for value in values:
+        if test(value):
+            return True
+    return False
 
 
 def _field_holds(values: list[Any], field: Field) -> bool:
