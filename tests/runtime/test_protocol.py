@@ -185,3 +185,58 @@ async def test_the_parent_connection_reports_a_closed_worker_as_none() -> None:
     with pytest.raises(ProtocolError, match="closed"):
         connection.send(b"x")
     transport.close()
+
+
+class _CountingTransport:
+    """The connection's real transport, with its writes counted (each is one system call on an idle socket)."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        self.transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+
+async def test_requests_queued_behind_reach_the_worker_in_one_write_and_in_order() -> None:
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    loop = asyncio.get_running_loop()
+    transport, connection = await loop.create_unix_connection(WorkerConnection, sock=ours)
+    counting = _CountingTransport(transport)
+    connection.transport = counting  # type: ignore[assignment]
+    try:
+        queued = [p.Request(id=f"r{i}", event={"i": i}, deadline=9.0) for i in range(3)]
+        for request in queued:
+            connection.send_soon(p.encode(request))
+        assert counting.writes == 0  # held until the end of this turn
+        # A frame sent at once (a platform call's answer) goes after those held, never before them.
+        connection.send(p.encode(p.PlatformAnswer(ok=True, value=1)))
+        assert counting.writes == 2
+        for request in queued:
+            connection.send_soon(p.encode(request))
+        await asyncio.sleep(0)
+        assert counting.writes == 3
+        theirs.settimeout(5)
+        reader = p.FrameReader(theirs)
+        received = [reader.recv() for _ in range(7)]
+        assert received == [*queued, p.PlatformAnswer(ok=True, value=1), *queued]
+    finally:
+        transport.close()
+        theirs.close()
+
+
+async def test_a_request_queued_behind_on_a_closed_worker_is_refused() -> None:
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    loop = asyncio.get_running_loop()
+    transport, connection = await loop.create_unix_connection(WorkerConnection, sock=ours)
+    theirs.close()
+    assert await connection.recv() is None
+    with pytest.raises(ProtocolError, match="closed"):
+        connection.send_soon(b"x")
+    transport.close()

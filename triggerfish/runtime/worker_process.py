@@ -241,7 +241,8 @@ class WorkerProcess:
         self._queued.append(entry)
         try:
             try:
-                self.connection.send(frame)
+                # The worker reads it only once the one before ends: written with the others queued this turn.
+                self.connection.send_soon(frame)
             except ProtocolError:  # the connection closed: the worker is gone
                 self._forget(entry)
                 raise NotStarted(request.request_id) from None
