@@ -36,8 +36,6 @@ class WorkerConnection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._error: ProtocolError | None = None
         self.closed = False
-        #: Frames `send_soon` holds until the end of this turn of the event loop.
-        self._pending: list[bytes] = []
         #: Called once when the socket closes (the worker exited or was killed).
         self.on_close: Callable[[], None] | None = None
 
@@ -84,32 +82,7 @@ class WorkerConnection(asyncio.Protocol):
     def send(self, data: bytes) -> None:
         if self.transport is None or self.closed:
             raise ProtocolError("the worker's connection is closed")
-        if self._pending:
-            self._flush()  # frames keep their order
         self.transport.write(data)
-
-    def send_soon(self, data: bytes) -> None:
-        """Send `data` at the end of this turn of the event loop, in one write with the other frames sent so.
-
-        For requests queued behind a running one (the worker reads them only when it is done): a batch of
-        invocations started together hands a worker several, and every write to its socket is a system call
-        that gives the GIL to the store's threads and waits to get it back.
-        """
-        if self.transport is None or self.closed:
-            raise ProtocolError("the worker's connection is closed")
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._pending.append(data)
-
-    def _flush(self) -> None:
-        pending = self._pending
-        if not pending:
-            return
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
-        pending.clear()
-        # Closed meanwhile: the worker is gone, and the requests it never read run elsewhere (NotStarted).
-        if self.transport is not None and not self.closed and not self.transport.is_closing():
-            self.transport.write(data)
 
     def close(self) -> None:
         if self.transport is not None:

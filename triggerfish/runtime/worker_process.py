@@ -241,8 +241,7 @@ class WorkerProcess:
         self._queued.append(entry)
         try:
             try:
-                # The worker reads it only once the one before ends: written with the others queued this turn.
-                self.connection.send_soon(frame)
+                self.connection.send(frame)
             except ProtocolError:  # the connection closed: the worker is gone
                 self._forget(entry)
                 raise NotStarted(request.request_id) from None
