@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from triggerfish.names import TRACES_NAMESPACE
@@ -9,7 +11,7 @@ from triggerfish.observe.spans import Span, span_key
 from triggerfish.workflows.spans import operation_span, operation_span_fields, operation_spans, span_writes
 
 TRACEPARENT = "00-" + "4bf92f3577b34da6a3ce929d0e0e4736" + "-" + "00f067aa0ba902b7" + "-01"
-RECORD = {"id": "wf-1", "function": "three", "ops": []}
+RECORD: dict[str, Any] = {"id": "wf-1", "function": "three", "ops": []}
 
 
 def _op(**changes: object) -> dict[str, object]:
@@ -45,9 +47,10 @@ def test_the_trace_index_holds_each_span_as_its_span_would_encode() -> None:
 
 
 def test_a_span_read_back_from_the_index_is_the_operations_span() -> None:
-    record = {**RECORD, "ops": [_op(attempts=2)]}
+    op = _op(attempts=2)
+    record = {**RECORD, "ops": [op]}
     (put,) = span_writes(operation_spans(record, [0], 200.0))
     span = Span.from_dict(orjson.loads(put.value))
-    assert span == operation_span(record, record["ops"][0], 200.0)
+    assert span == operation_span(record, op, 200.0)
     assert span.parent_span_id == "00f067aa0ba902b7"
     assert span.attributes["triggerfish.workflow.attempt"] == 2
