@@ -23,7 +23,6 @@ import orjson
 
 from triggerfish.errors import AtomicConflictError, HandlerError, InvalidInputError
 from triggerfish.identity import durable_execution_arn, durable_execution_id, function_name
-from triggerfish.observe.spans import Span
 from triggerfish.runtime.types import PlatformCall
 from triggerfish.store import ABSENT
 from triggerfish.store.atomic import Op
@@ -144,7 +143,7 @@ class DurableExecutions:
             raise aws_ops.BadUpdate(f"the checkpoint token is one of execution {token_id!r}, not of {execution_id!r}")
         answer: dict[str, Any] = {}
         problem: list[str] = []
-        spans: list[Span] = []
+        spans: list[dict[str, Any]] = []
 
         async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
             answer.clear()

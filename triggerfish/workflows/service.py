@@ -208,7 +208,7 @@ class Workflows:
             return {"ok": True}
         reason = ""
         unneeded: list[str] = []
-        spans: list[Span] = []
+        spans: list[dict[str, Any]] = []
 
         async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
             nonlocal reason
@@ -249,8 +249,12 @@ class Workflows:
         await self._cancel_all(unneeded, "its batch finished without it")
         return {"ok": True}
 
-    def tell_spans(self, spans: list[Span]) -> None:
-        for span in spans:
+    def tell_spans(self, spans: list[dict[str, Any]]) -> None:
+        """Tell the span listeners of the spans `operation_spans` gave (the Span is made only for a listener)."""
+        if not self.span_listeners:
+            return
+        for fields in spans:
+            span = Span(**fields)
             for listener in self.span_listeners:
                 try:
                     listener(span)
@@ -372,7 +376,7 @@ class Workflows:
         """Complete the waiting operation `seq` (and drop its event wait) and resume the workflow; the reason it
         could not ('' when done)."""
         reason = ""
-        spans: list[Span] = []
+        spans: list[dict[str, Any]] = []
 
         async def change(stored: Stored) -> tuple[dict[str, Any], list[Op]] | None:
             nonlocal reason
