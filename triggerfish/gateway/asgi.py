@@ -28,6 +28,7 @@ import orjson
 from triggerfish.errors import HandlerError, InvalidInputError, StoreError, StoreFullError, ThrottledError
 from triggerfish.events import tracecontext
 from triggerfish.gateway.apigw import HttpRequest, HttpResponse, MalformedResponseError, http_event, http_response
+from triggerfish.gateway.request_body import BodyTooLarge, ClientGone, read_body
 from triggerfish.gateway.routes import RESERVED_PREFIX, MethodNotAllowed, Route, RouteTable
 from triggerfish.http_auth import API_KEY
 from triggerfish.names import TIMEOUT_ERROR
@@ -86,14 +87,6 @@ class Refusal(NamedTuple):
 #: Checks a request to a route with `auth=` before its function runs (see triggerfish.gateway.route_auth):
 #: called with the route, the request's headers as ASGI gives them and the whole body; None lets it through.
 Authorize = Callable[[Route, list[tuple[bytes, bytes]], bytes], Awaitable[Refusal | None]]
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-class _ClientGone(Exception):
-    pass
 
 
 class Gateway:
@@ -200,15 +193,15 @@ class Gateway:
             try:
                 if has_body:
                     async with asyncio.timeout(self.body_timeout):
-                        body = await self._read_body(receive)
+                        body = await read_body(receive, self.max_body)
                 else:  # nothing to wait for: the server hands over the empty body at once
-                    body = await self._read_body(receive)
-            except _BodyTooLarge:
+                    body = await read_body(receive, self.max_body)
+            except BodyTooLarge:
                 response = self._too_large(request_id)
             except TimeoutError:
                 response = _error(408, "Request Timeout", request_id)
                 response.headers.append((b"connection", b"close"))
-            except _ClientGone:
+            except ClientGone:
                 return found.route.route_key, 0
             else:
                 if found.route.auth is not None:
@@ -295,22 +288,6 @@ class Gateway:
         # The rest of the body is never read: the connection cannot carry another request.
         response.headers.append((b"connection", b"close"))
         return response
-
-    async def _read_body(self, receive: Receive) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _ClientGone
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > self.max_body:
-                    raise _BodyTooLarge
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _run(
         self, function: str, event: dict[str, Any], request_id: str, traceparent: str | None

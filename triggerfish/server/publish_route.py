@@ -33,6 +33,7 @@ import orjson
 
 from triggerfish.errors import InvalidInputError, InvalidNameError
 from triggerfish.events.http_binding import BATCH_CONTENT_TYPE, MAX_BATCH_BYTES, STRUCTURED_CONTENT_TYPE, from_http
+from triggerfish.gateway.request_body import BodyTooLarge, ClientGone, read_body
 from triggerfish.server.control_io import error_answer
 from triggerfish.server.errors import error_response
 from triggerfish.server.platform import Platform
@@ -91,10 +92,6 @@ def lean_head(scope: Scope, limit: int = MAX_BATCH_BYTES) -> LeanHead | None:
     return LeanHead(text, bus, length)
 
 
-class _ClientGone(Exception):
-    pass
-
-
 class PublishRoute:
     """Serves `POST /-/events` for `platform`: the common head the lean way, any other through `full`."""
 
@@ -110,15 +107,15 @@ class PublishRoute:
         platform = self.platform
         try:
             async with asyncio.timeout(platform.body_timeout):
-                body = await _read_body(receive)
+                body = await read_body(receive, MAX_BATCH_BYTES)
         except TimeoutError:
             message = f"the request body did not arrive within {platform.body_timeout:g} s"
             await error_response(408, "RequestTimeout", message, headers={"connection": "close"})(scope, receive, send)
             return
-        except _ClientGone:
+        except BodyTooLarge:  # the server holds a body to its Content-Length; this is a second look
+            await too_large(None, MAX_BATCH_BYTES)(scope, receive, send)
             return
-        if len(body) > MAX_BATCH_BYTES:  # the server holds a body to its Content-Length; this is a second look
-            await too_large(len(body), MAX_BATCH_BYTES)(scope, receive, send)
+        except ClientGone:
             return
         try:
             check_name("bus", head.bus)
@@ -135,16 +132,3 @@ class PublishRoute:
         headers = [(b"content-length", str(len(answer)).encode("ascii")), *_JSON_HEADERS]
         await send({"type": "http.response.start", "status": 202, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        if chunk:
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
