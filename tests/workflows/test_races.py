@@ -10,8 +10,9 @@ from typing import Any
 
 import orjson
 
+from tests.backends import OnMemory, OnPostgres, OnSqlite, OpensStore
 from triggerfish.runtime.types import PlatformCall
-from triggerfish.store import OutgoingMessage, open_store
+from triggerfish.store import OutgoingMessage, Store, open_store
 from triggerfish.workflows.service import Workflows
 
 
@@ -109,22 +110,34 @@ async def test_a_workflow_cancelled_through_another_node_refuses_the_next_checkp
     await store.close()
 
 
-async def test_a_run_that_ended_on_a_wait_and_is_delivered_again_is_told_it_ended() -> None:
-    # Its acknowledgement lost in a crash, a run's invocation comes back: the begin answers that this run already
-    # ended (the wait's own resume goes on), for a run that began the wait and for one that ended on it, seen.
-    store = await open_store("memory://")
-    workflows = Workflows(store, Resumes())
-    assert "ended" not in await workflows.call(call({"action": "begin", "input": None}), {"action": "begin"})
-    nap = {"seq": 0, "kind": "sleep", "name": "sleep", "status": "WAITING", "seconds": 3600}
-    ending = {"action": "checkpoint", "id": "w1", "ops": [{"op": nap, "expect": None}], "waiting_on": 0}
-    assert await workflows.call(call(ending), ending) == {"ok": True}
-    again = await workflows.call(call({"action": "begin", "input": None}), {"action": "begin", "input": None})
-    assert again["ended"] is True
-    # A resumed run (another invocation) that finds the sleep still waiting ends on it without writing an operation.
-    resumed = PlatformCall(op="workflow", args={}, function="approval", request_id="r2", hop_count=0)
-    assert "ended" not in await workflows.call(resumed, {"action": "begin", "resume": "w1"})
-    ends = {"action": "checkpoint", "id": "w1", "ops": [], "waiting_on": 0}
-    assert await workflows.call(resumed, ends) == {"ok": True}
-    assert (await workflows.call(resumed, {"action": "begin", "resume": "w1"}))["ended"] is True
-    assert (await workflows.describe("w1"))["ended_runs"] == ["w1", "r2"]
-    await store.close()
+class EndedRuns(OpensStore):
+    """Its acknowledgement lost in a crash, a run's invocation comes back: its begin answers that this run already
+    ended (the wait's own resume goes on), for a run that began the wait and for one that ended on it, seen."""
+
+    async def test_a_run_that_ended_on_a_wait_and_is_delivered_again_is_told_it_ended(self, store: Store) -> None:
+        workflows = Workflows(store, Resumes())
+        assert "ended" not in await workflows.call(call({"action": "begin", "input": None}), {"action": "begin"})
+        nap = {"seq": 0, "kind": "sleep", "name": "sleep", "status": "WAITING", "seconds": 3600}
+        ending = {"action": "checkpoint", "id": "w1", "ops": [{"op": nap, "expect": None}], "waiting_on": 0}
+        assert await workflows.call(call(ending), ending) == {"ok": True}
+        again = await workflows.call(call({"action": "begin", "input": None}), {"action": "begin", "input": None})
+        assert again["ended"] is True
+        # A resumed run (another invocation) that finds the sleep still waiting ends on it writing no operation.
+        resumed = PlatformCall(op="workflow", args={}, function="approval", request_id="r2", hop_count=0)
+        assert "ended" not in await workflows.call(resumed, {"action": "begin", "resume": "w1"})
+        ends = {"action": "checkpoint", "id": "w1", "ops": [], "waiting_on": 0}
+        assert await workflows.call(resumed, ends) == {"ok": True}
+        assert (await workflows.call(resumed, {"action": "begin", "resume": "w1"}))["ended"] is True
+        assert (await workflows.describe("w1"))["ended_runs"] == ["w1", "r2"]
+
+
+class TestEndedRunsOnMemory(OnMemory, EndedRuns):
+    pass
+
+
+class TestEndedRunsOnSqlite(OnSqlite, EndedRuns):
+    pass
+
+
+class TestEndedRunsOnPostgres(OnPostgres, EndedRuns):
+    pass
