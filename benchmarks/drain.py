@@ -1,10 +1,11 @@
 """The async drain alone, in the platform's own process: how fast a queue of no-op invocations empties, and the
 CPU the platform's process spends per invocation.
 
-    python -m benchmarks.drain [--invocations 3000] [--rounds 3] [--tree DIR ...] [--profile FILE]
+    python -m benchmarks.drain [--invocations 3000] [--rounds 3] [--tree DIR ...] [--profile FILE] [--postgres]
 
 No HTTP and no producers: each run starts a `Platform` on a fresh SQLite store (as `triggerfish dev`
-makes it: inputs kept, metrics listening) with the no-op of `benchmarks/apps/async_app.py`, stops its
+makes it: inputs kept, metrics listening; `--postgres`: on a fresh schema of the benchmarks' PostgreSQL,
+`benchmarks/postgres.py`) with the no-op of `benchmarks/apps/async_app.py`, stops its
 dispatcher, queues INVOCATIONS invocations (`invoke_async_many`, 500 per write), then starts the dispatcher
 and times until every invocation ran, was recorded and acknowledged. The process's user and system CPU over
 the drain (every thread of it: the event loop and the store's threads; the workers are other processes),
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -31,8 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BATCH = 500
 
 
-async def drain_once(invocations: int, work: Path) -> dict[str, float]:
-    """One drain of `invocations` queued no-ops on a fresh platform in `work`: seconds, and CPU seconds."""
+async def drain_once(invocations: int, work: Path, store_url: str | None = None) -> dict[str, float]:
+    """One drain of `invocations` queued no-ops on a fresh platform in `work` (on the store at `store_url`, else
+    SQLite in `work`): seconds, and CPU seconds."""
     from benchmarks.apps.async_app import DONE_FILE
     from triggerfish.observe.metrics import Metrics
     from triggerfish.server.platform import Platform
@@ -42,7 +45,7 @@ async def drain_once(invocations: int, work: Path) -> dict[str, float]:
     shutil.copy(ROOT / "benchmarks" / "apps" / "async_app.py", app_dir / "app.py")
     marker = work / "done"
     (app_dir / "triggerfish.toml").write_text(f'[functions."*"]\nenv = {{ {DONE_FILE} = "{marker}" }}\n')
-    platform = Platform(str(app_dir / "app.py"), data_dir=work / "data")
+    platform = Platform(str(app_dir / "app.py"), data_dir=work / "data", store_url=store_url)
     platform.keep_inputs = True
     Metrics().watch(platform)
     await platform.start()
@@ -92,26 +95,32 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _child(invocations: int, profile: str | None) -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
+def _child(invocations: int, profile: str | None, on_postgres: bool) -> None:
+    from benchmarks import postgres
+
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-drain-"))
+        store_url = stack.enter_context(postgres.fresh_schema()) if on_postgres else None
         if profile:
             import cProfile
 
             profiler = cProfile.Profile()
-            result = profiler.runcall(asyncio.run, drain_once(invocations, Path(tmp)))
+            result = profiler.runcall(asyncio.run, drain_once(invocations, Path(tmp), store_url))
             profiler.dump_stats(profile)
         else:
-            result = asyncio.run(drain_once(invocations, Path(tmp)))
+            result = asyncio.run(drain_once(invocations, Path(tmp), store_url))
     import triggerfish
 
     print(json.dumps({**result, "tree": str(Path(triggerfish.__file__).parent.parent)}))
 
 
-def _run_tree(tree: Path, invocations: int, profile: str | None) -> dict[str, float]:
+def _run_tree(tree: Path, invocations: int, profile: str | None, on_postgres: bool) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"}
     command = [sys.executable, "-m", "benchmarks.drain", "--child", "--invocations", str(invocations)]
     if profile:
         command += ["--profile", profile]
+    if on_postgres:
+        command.append("--postgres")
     # Run from the tree itself: `-m` puts the working directory first on sys.path, ahead of PYTHONPATH.
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=tree).stdout
     result = json.loads(out.strip().splitlines()[-1])
@@ -126,10 +135,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tree", action="append", type=Path, help="a source tree to run the platform from")
     parser.add_argument("--profile", help="write a cProfile of one drain here")
+    parser.add_argument("--postgres", action="store_true", help="on a fresh PostgreSQL schema, not SQLite")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        _child(args.invocations, args.profile)
+        _child(args.invocations, args.profile, args.postgres)
         return
     trees = [tree.resolve() for tree in args.tree] if args.tree else [ROOT]
     rows: dict[Path, list[dict[str, float]]] = {tree: [] for tree in trees}
@@ -137,12 +147,12 @@ def main(argv: list[str] | None = None) -> None:
     for round_number in range(args.rounds):
         order = trees if round_number % 2 == 0 else list(reversed(trees))
         for tree in order:
-            rows[tree].append(_run_tree(tree, args.invocations, args.profile))
+            rows[tree].append(_run_tree(tree, args.invocations, args.profile, args.postgres))
             loads.append(os.getloadavg()[0])
     n = args.invocations
     print(
-        f"{n} queued no-ops per drain, {args.rounds} rounds, the trees taking turns; load average "
-        f"{min(loads):.1f} to {max(loads):.1f}.\n"
+        f"{n} queued no-ops per drain on {'PostgreSQL' if args.postgres else 'SQLite'}, {args.rounds} rounds,"
+        f" the trees taking turns; load average {min(loads):.1f} to {max(loads):.1f}.\n"
     )
     print(
         "| tree | invocations/s | user µs / invocation | system µs / invocation | CPU µs / invocation"
