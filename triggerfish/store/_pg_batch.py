@@ -3,8 +3,8 @@
 Appends, sends and unconditional puts arrive one call at a time from many
 tasks. Up to `in_flight` merged transactions run at once (on as many pooled
 connections, so their commits' WAL flushes overlap); the calls that arrive
-meanwhile wait together and go as the next one: one round trip per statement
-for all of them, one commit instead of one each. Every caller hears back only
+meanwhile wait together and go as the next one: one pipelined transaction
+(`Engine.run(..., pipeline=True)`) for all of them, one commit instead of one each. Every caller hears back only
 after its commit. Concurrent callers' order is the order their transactions
 commit in (offsets follow commit order); one caller's calls, each awaited, keep
 theirs.
@@ -56,7 +56,7 @@ class Batcher(Generic[A, R]):
                 self.calls += len(taken)
                 try:
                     results: list[Any] = await self._engine.run(
-                        self._write, [item for item, _ in taken], operations=len(taken)
+                        self._write, [item for item, _ in taken], operations=len(taken), pipeline=True
                     )
                 except BaseException as exc:
                     for _, future in taken:

@@ -7,6 +7,12 @@
   failure during COMMIT leaves the outcome unknown and is reported as
   StoreUnavailableError, never as a success. Deadlocks and serialization
   failures are retried too: the transaction was rolled back.
+- **Pipelined transactions.** `run(fn, ..., pipeline=True)` sends BEGIN, every
+  statement of `fn` and COMMIT in libpq's pipeline mode: a statement goes out
+  at once and only a fetch of a result waits for the server, so a transaction
+  costs one round trip per result it needs before COMMIT, plus COMMIT's,
+  instead of one per statement. Its `fn` must read results by fetching them
+  (`RETURNING`), never through `rowcount`, which a pipeline fills in late.
 - **The clock.** Leases, visibility and expiry use the database's clock, so
   nodes whose clocks differ agree on them: each node measures its offset from
   the database clock (the midpoint of a round trip) on open and every minute,
@@ -51,6 +57,13 @@ CHURNED = ("messages", "dedup", "streams", "log_groups", "log_claims", "kv")
 ATTEMPTS = 4
 
 _RETRYABLE = (errors.DeadlockDetected, errors.SerializationFailure)
+
+
+async def _roll_back(conn: Conn) -> None:
+    """End a pipelined transaction that failed (or whose failure the pipeline's sync reported), if it is open."""
+    if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        with contextlib.suppress(psycopg.Error):
+            await conn.execute("ROLLBACK")
 
 
 class DatabaseClock:
@@ -141,18 +154,25 @@ class Engine:
 
     # --- transactions -----------------------------------------------------------------------
 
-    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any, operations: int = 1) -> T:
+    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any, operations: int = 1, pipeline: bool = False) -> T:
         """`fn(connection, *args)` in one transaction; its failures as StoreUnavailableError or StoreError.
 
-        `operations`: how many callers' writes the transaction carries (a merged batch's size), for `stats`."""
-        return await self._attempt(fn, args, transaction=True, operations=operations)
+        `operations`: how many callers' writes the transaction carries (a merged batch's size), for `stats`.
+        `pipeline`: in pipeline mode (see the module's docstring; `fn` fetches every result it reads)."""
+        return await self._attempt(fn, args, transaction=True, operations=operations, pipeline=pipeline)
 
     async def read(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """`fn(connection, *args)` that only reads: each statement on its own, no BEGIN and COMMIT round trips."""
         return await self._attempt(fn, args, transaction=False)
 
     async def _attempt(
-        self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], *, transaction: bool, operations: int = 1
+        self,
+        fn: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
+        *,
+        transaction: bool,
+        operations: int = 1,
+        pipeline: bool = False,
     ) -> T:
         for attempt in range(ATTEMPTS):
             if self.closed:
@@ -163,9 +183,23 @@ class Engine:
                     if not transaction:
                         return await fn(conn, *args)
                     began = time.perf_counter()
-                    async with conn.transaction():
-                        result = await fn(conn, *args)
-                        committing = True
+                    if pipeline:
+                        # BEGIN and COMMIT as plain statements in the pipeline: psycopg's `transaction()` would
+                        # sync the pipeline on its way in and out, a round trip each. COMMIT's outcome, and the
+                        # error of any statement whose result `fn` did not fetch, come back at the closing sync.
+                        try:
+                            async with conn.pipeline():
+                                await conn.execute("BEGIN")
+                                result = await fn(conn, *args)
+                                committing = True
+                                await conn.execute("COMMIT")
+                        except BaseException:
+                            await _roll_back(conn)
+                            raise
+                    else:
+                        async with conn.transaction():
+                            result = await fn(conn, *args)
+                            committing = True
                     self._committed(operations, time.perf_counter() - began)
                     return result
             except psycopg_pool.PoolTimeout as exc:
