@@ -64,7 +64,7 @@ async def start_appends(
     await c.execute(
         'INSERT INTO log_records (stream, "offset", time, size, data)'
         " SELECT v.stream, s.next_offset + v.place, greatest(s.last_time, v.time), length(v.data), v.data"
-        " FROM unnest(%s::text[], %s::bigint[], %s::float8[], %s::bytea[]) AS v(stream, place, time, data)"
+        " FROM unnest(%s::text[], %s::bigint[], %s::float8[], %b::bytea[]) AS v(stream, place, time, data)"
         " JOIN streams s ON s.name = v.stream",
         (streams, places, times, bodies_in_order),
     )

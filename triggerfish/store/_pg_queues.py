@@ -61,7 +61,12 @@ async def write_sends(c: Conn, sends: list[tuple[str, list[OutgoingMessage], flo
     """Store each (queue, messages, now) in order, with one insert for all; returns each one's results."""
     names = sorted({queue for queue, _, _ in sends})
     await c.execute("INSERT INTO queues (name) SELECT n FROM unnest(%s::text[]) n ON CONFLICT DO NOTHING", (names,))
-    configs = {name: await load_config(c, name) for name in names}
+    # A queue's config only matters to messages with a group (FIFO) or a deduplication id: without any, nothing
+    # waits for it, and in a pipelined transaction the whole send is then the commit's round trip.
+    needed = {
+        queue for queue, messages, _ in sends if any(m.group is not None or m.dedup_id is not None for m in messages)
+    }
+    configs = {name: await load_config(c, name) if name in needed else QueueConfig() for name in names}
     fifo_groups = {
         (queue, m.group)
         for queue, messages, _ in sends
@@ -101,7 +106,7 @@ async def write_sends(c: Conn, sends: list[tuple[str, list[OutgoingMessage], flo
     if columns[0]:
         await c.execute(
             "INSERT INTO messages (queue, id, body, attributes, grp, dedup_id, sent_at, visible_at, ready)"
-            " SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::text[], %s::text[], %s::text[],"
+            " SELECT * FROM unnest(%s::text[], %s::text[], %b::bytea[], %s::text[], %s::text[], %s::text[],"
             " %s::float8[], %s::float8[], %s::bool[])",
             columns,
         )
