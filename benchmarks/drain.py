@@ -9,7 +9,8 @@ makes it: inputs kept, metrics listening; `--postgres`: on a fresh schema of the
 dispatcher, queues INVOCATIONS invocations (`invoke_async_many`, 500 per write), then starts the dispatcher
 and times until every invocation ran, was recorded and acknowledged. The process's user and system CPU over
 the drain (every thread of it: the event loop and the store's threads; the workers are other processes),
-divided by the invocations, is close to independent of the machine's load; the rate is not. `--tree` runs
+divided by the invocations, is close to independent of the machine's load; the rate is not (on PostgreSQL, the
+CPU of the store's backends too, read from /proc: the server must run on this machine). `--tree` runs
 each round in a child process with another source tree first on PYTHONPATH, the trees taking turns, for a
 before/after in one run. `--profile FILE` writes a cProfile of one drain (the event loop's thread only).
 """
@@ -60,10 +61,13 @@ async def drain_once(invocations: int, work: Path, store_url: str | None = None)
         for first in range(0, invocations, BATCH):
             await platform.invoke_async_many("noop", [{"n": n} for n in range(first, min(invocations, first + BATCH))])
         workers = platform.current.runner.stats("noop")["pids"]
+        database = _backends(store_url) if store_url else []
         before, workers_before, started = os.times(), _cpu(workers), time.perf_counter()
+        database_before = _cpu(database)
         await dispatcher.start()
         await dispatcher.drain()
         seconds, after, workers_after = time.perf_counter() - started, os.times(), _cpu(workers)
+        database_after = _cpu(database)
     finally:
         await platform.stop(drain=False)
     if _size(marker) != 20 + invocations:
@@ -73,7 +77,21 @@ async def drain_once(invocations: int, work: Path, store_url: str | None = None)
         "user": after.user - before.user,
         "system": after.system - before.system,
         "workers": workers_after - workers_before,
+        "database": database_after - database_before,
     }
+
+
+def _backends(store_url: str) -> list[int]:
+    """The process ids of the PostgreSQL backends serving the store at `store_url` (its application name, which
+    `_child` makes unique): the database server's share of the CPU, when it runs on this machine."""
+    import psycopg
+
+    from benchmarks.postgres import SERVER
+
+    name = store_url.rpartition("application_name=")[2]
+    with psycopg.connect(SERVER, autocommit=True) as connection:
+        rows = connection.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,)).fetchall()
+    return [int(pid) for (pid,) in rows]
 
 
 def _cpu(pids: list[int]) -> float:
@@ -101,6 +119,8 @@ def _child(invocations: int, profile: str | None, on_postgres: bool) -> None:
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-drain-"))
         store_url = stack.enter_context(postgres.fresh_schema()) if on_postgres else None
+        if store_url is not None:
+            store_url += f"&application_name=bench-drain-{os.getpid()}"
         if profile:
             import cProfile
 
@@ -156,16 +176,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         "| tree | invocations/s | user µs / invocation | system µs / invocation | CPU µs / invocation"
-        " | workers' CPU µs / invocation |"
+        " | workers' CPU µs / invocation | database's CPU µs / invocation |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for tree, runs in rows.items():
         rate = statistics.median(n / r["seconds"] for r in runs)
         user = statistics.median(r["user"] / n * 1e6 for r in runs)
         system = statistics.median(r["system"] / n * 1e6 for r in runs)
         cpu = statistics.median((r["user"] + r["system"]) / n * 1e6 for r in runs)
         workers = statistics.median(r["workers"] / n * 1e6 for r in runs)
-        print(f"| `{tree}` | {rate:,.0f} | {user:.0f} | {system:.0f} | {cpu:.0f} | {workers:.0f} |")
+        database = statistics.median(r.get("database", 0.0) / n * 1e6 for r in runs)
+        print(f"| `{tree}` | {rate:,.0f} | {user:.0f} | {system:.0f} | {cpu:.0f} | {workers:.0f} | {database:.0f} |")
 
 
 if __name__ == "__main__":
