@@ -154,15 +154,17 @@ class PostgresStore(Store):
             self._queues._sent.notify(name)
 
     async def _atomic(self, ops: list[Op], now: float) -> list[Any]:
-        results: list[Any] = await self.engine.run(_write_atomic, ops, now, self.log.max_record_bytes, pipeline=True)
+        # Appends and sends wake other nodes from the transaction's own pipeline; a forward's appends are known
+        # only once it ran.
+        wakes = {f"l:{op.stream}" for op in ops if isinstance(op, Append) and op.items}
+        wakes.update(f"q:{op.queue}" for op in ops if isinstance(op, Send) and op.messages)
+        results: list[Any] = await self.engine.run(
+            _write_atomic, ops, now, self.log.max_record_bytes, pipeline=True, wakes=wakes
+        )
         for op, result in zip(ops, results, strict=True):
-            if isinstance(op, Append) and op.items:
-                self.engine.notify_soon(f"l:{op.stream}")
-            elif isinstance(op, Forward) and result:
+            if isinstance(op, Forward) and result:
                 for stream in op.streams:
                     self.engine.notify_soon(f"l:{stream}")
-            elif isinstance(op, Send) and op.messages:
-                self.engine.notify_soon(f"q:{op.queue}")
         return results
 
     @property
@@ -306,14 +308,12 @@ class PostgresEventLog(EventLog):
         super().__init__(clock=engine.clock, max_record_bytes=max_record_bytes)
         self._engine = engine
         self.appends: Batcher[tuple[str, list[bytes], float], list[LogRecord]] = Batcher(
-            engine, lg.write_appends, in_flight=engine.in_flight
+            engine, lg.write_appends, in_flight=engine.in_flight, wake=lambda append: f"l:{append[0]}"
         )
         self._idle: set[tuple[str, str]] = set()
 
     async def _append(self, stream: str, bodies: list[bytes], now: float) -> list[LogRecord]:
-        records = await self.appends.call((stream, bodies, now))
-        self._engine.notify_soon(f"l:{stream}")
-        return records
+        return await self.appends.call((stream, bodies, now))
 
     async def _read(
         self, stream: str, after: int, since: float | None, until: float | None, limit: int
@@ -376,7 +376,7 @@ class PostgresQueues(Queues):
         super().__init__(clock=engine.clock, max_record_bytes=max_record_bytes)
         self._engine = engine
         self.sends: Batcher[tuple[str, list[OutgoingMessage], float], list[SendResult]] = Batcher(
-            engine, q.write_sends, in_flight=engine.in_flight
+            engine, q.write_sends, in_flight=engine.in_flight, wake=lambda send: f"q:{send[0]}"
         )
         self._empty: set[str] = set()
 
@@ -387,9 +387,7 @@ class PostgresQueues(Queues):
         return await self._engine.read(q.load_config, queue)
 
     async def _send(self, queue: str, messages: list[OutgoingMessage], now: float) -> list[SendResult]:
-        results = await self.sends.call((queue, messages, now))
-        self._engine.notify_soon(f"q:{queue}")
-        return results
+        return await self.sends.call((queue, messages, now))
 
     async def _receive(
         self, queue: str, max_messages: int, visibility_timeout: float | None, now: float
