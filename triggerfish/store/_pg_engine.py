@@ -63,7 +63,7 @@ _RETRYABLE = (errors.DeadlockDetected, errors.SerializationFailure)
 
 
 #: Wake-ups for other nodes: one notification per payload.
-_NOTIFY = "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p"
+_NOTIFY = "SELECT pg_notify(%s, p) FROM unnest(%b::text[]) AS p"
 
 
 def _succeeded(commit: Cursor) -> bool:

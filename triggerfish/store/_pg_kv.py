@@ -80,7 +80,7 @@ async def start_puts(
         " FROM (SELECT nextval('kv_version') AS v FROM generate_series(1, %s)) AS t),"
         " written AS (INSERT INTO kv (namespace, key, value, version, expires_at)"
         " SELECT p.namespace, p.key, p.value, drawn.versions[p.place], p.expires_at FROM drawn,"
-        " unnest(%s::text[], %s::text[], %b::bytea[], %s::float8[], %s::int[]) AS p(namespace, key, value, expires_at,"
+        " unnest(%b::text[], %b::text[], %b::bytea[], %b::float8[], %b::int[]) AS p(namespace, key, value, expires_at,"
         " place) ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, version = excluded.version,"
         " expires_at = excluded.expires_at)"
         " SELECT versions FROM drawn",

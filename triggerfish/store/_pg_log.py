@@ -55,22 +55,23 @@ async def start_appends(
             total[2] += len(body)
     await c.execute(
         "INSERT INTO streams (name, next_offset, last_time, bytes)"
-        " SELECT n, 1, '-Infinity', 0 FROM unnest(%s::text[]) n ON CONFLICT (name) DO NOTHING",
+        " SELECT n, 1, '-Infinity', 0 FROM unnest(%b::text[]) n ON CONFLICT (name) DO NOTHING",
         (names,),
     )
     counters = await c.execute(
-        "SELECT name, next_offset, last_time FROM streams WHERE name = ANY(%s) ORDER BY name FOR UPDATE", (names,)
+        "SELECT name, next_offset, last_time FROM streams WHERE name = ANY(%b::text[]) ORDER BY name FOR UPDATE",
+        (names,),
     )
     await c.execute(
         'INSERT INTO log_records (stream, "offset", time, size, data)'
         " SELECT v.stream, s.next_offset + v.place, greatest(s.last_time, v.time), length(v.data), v.data"
-        " FROM unnest(%s::text[], %s::bigint[], %s::float8[], %b::bytea[]) AS v(stream, place, time, data)"
+        " FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::bytea[]) AS v(stream, place, time, data)"
         " JOIN streams s ON s.name = v.stream",
         (streams, places, times, bodies_in_order),
     )
     await c.execute(
         "UPDATE streams SET next_offset = next_offset + v.n, last_time = greatest(last_time, v.t), bytes = bytes + v.b"
-        " FROM unnest(%s::text[], %s::bigint[], %s::float8[], %s::bigint[]) AS v(name, n, t, b)"
+        " FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::bigint[]) AS v(name, n, t, b)"
         " WHERE streams.name = v.name",
         (names, [totals[n][0] for n in names], [totals[n][1] for n in names], [totals[n][2] for n in names]),
     )

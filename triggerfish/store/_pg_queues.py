@@ -60,7 +60,7 @@ async def configure(c: Conn, queue: str, config: QueueConfig) -> None:
 async def write_sends(c: Conn, sends: list[tuple[str, list[OutgoingMessage], float]]) -> list[list[SendResult]]:
     """Store each (queue, messages, now) in order, with one insert for all; returns each one's results."""
     names = sorted({queue for queue, _, _ in sends})
-    await c.execute("INSERT INTO queues (name) SELECT n FROM unnest(%s::text[]) n ON CONFLICT DO NOTHING", (names,))
+    await c.execute("INSERT INTO queues (name) SELECT n FROM unnest(%b::text[]) n ON CONFLICT DO NOTHING", (names,))
     # A queue's config only matters to messages with a group (FIFO) or a deduplication id: without any, nothing
     # waits for it, and in a pipelined transaction the whole send is then the commit's round trip.
     needed = {
@@ -106,8 +106,8 @@ async def write_sends(c: Conn, sends: list[tuple[str, list[OutgoingMessage], flo
     if columns[0]:
         await c.execute(
             "INSERT INTO messages (queue, id, body, attributes, grp, dedup_id, sent_at, visible_at, ready)"
-            " SELECT * FROM unnest(%s::text[], %s::text[], %b::bytea[], %s::text[], %s::text[], %s::text[],"
-            " %s::float8[], %s::float8[], %s::bool[])",
+            " SELECT * FROM unnest(%b::text[], %b::text[], %b::bytea[], %b::text[], %b::text[], %b::text[],"
+            " %b::float8[], %b::float8[], %b::bool[])",
             columns,
         )
     return everything
@@ -180,7 +180,7 @@ async def receive(
             await c.execute(
                 "UPDATE messages SET receipt = v.receipt, visible_at = %s, receive_count = receive_count + 1,"
                 " first_received_at = coalesce(first_received_at, %s)"
-                " FROM unnest(%s::bigint[], %s::text[]) AS v(seq, receipt) WHERE messages.seq = v.seq",
+                " FROM unnest(%b::bigint[], %b::text[]) AS v(seq, receipt) WHERE messages.seq = v.seq",
                 (lease_until, now, seqs, receipts),
             )
         # Removing a FIFO group's head can make the next one a candidate; otherwise nothing more is ready.
@@ -262,7 +262,7 @@ async def has_ready(c: Conn, queue: str, now: float) -> bool:
 async def ack(c: Conn, queue: str, receipts: list[str], now: float) -> list[bool]:
     ids = [receipt.partition(".")[0] for receipt in receipts]
     cursor = await c.execute(
-        "DELETE FROM messages m USING unnest(%s::text[], %s::text[]) AS v(id, receipt)"
+        "DELETE FROM messages m USING unnest(%b::text[], %b::text[]) AS v(id, receipt)"
         " WHERE m.queue = %s AND m.id = v.id AND m.receipt = v.receipt AND m.visible_at > %s"
         " RETURNING m.receipt, m.grp",
         (ids, receipts, queue, now),
