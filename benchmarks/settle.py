@@ -14,7 +14,8 @@ and read system calls (pages written and pages read that were not in SQLite's ca
 loaded machine; the others are not). `--tree` runs each round in a child with another source tree first on
 PYTHONPATH, the trees taking turns. `--postgres` settles on a fresh schema of the benchmarks' PostgreSQL
 (`benchmarks/postgres.py`) instead: the file counters then say little (the database's process does the
-writing), the milliseconds per settle say what a round trip costs (count those with `strace -f -e recvfrom`).
+writing), the milliseconds per settle say what a round trip costs (count those with `strace -f -e recvfrom`), and the
+database's CPU per invocation is its backends' (read from /proc: the server must run on this machine).
 """
 
 from __future__ import annotations
@@ -72,6 +73,18 @@ def _outcomes(count: int, bodies: list[bytes]) -> list[Any]:
     return made
 
 
+def _backends(url: str) -> list[int]:
+    from benchmarks.drain import _backends as backends
+
+    return backends(url)
+
+
+def _cpu(pids: list[int]) -> float:
+    from benchmarks.drain import _cpu as cpu
+
+    return cpu(pids)
+
+
 async def settle_once(invocations: int, batch: int, kept: int, work: Path, url: str | None = None) -> dict[str, float]:
     from triggerfish.runtime.records import InvocationRecords
     from triggerfish.store import Message, OutgoingMessage, open_store
@@ -87,13 +100,16 @@ async def settle_once(invocations: int, batch: int, kept: int, work: Path, url: 
         leased: list[Message] = []
         while len(leased) < invocations:
             leased += await store.queues.receive(QUEUE, max_messages=500, visibility_timeout=600, wait=0)
+        database = _backends(url) if url else []
         before, cpu_before, started = _io(), os.times(), time.perf_counter()
+        database_before = _cpu(database)
         for first in range(0, invocations, batch):
             messages = leased[first : first + batch]
             outcomes = _outcomes(len(messages), [message.body for message in messages])
             writes = records.writes([r for r, _ in outcomes], [k for _, k in outcomes if k is not None])
             await store.atomic([*writes, Ack(QUEUE, [message.receipt for message in messages])])
         seconds, after, cpu_after = time.perf_counter() - started, _io(), os.times()
+        database_after = _cpu(database)
     finally:
         await store.close()
     return {
@@ -102,6 +118,7 @@ async def settle_once(invocations: int, batch: int, kept: int, work: Path, url: 
         "reads": (after["syscr"] - before["syscr"]) / invocations,
         "cpu": (cpu_after.user - cpu_before.user + cpu_after.system - cpu_before.system) / invocations * 1e6,
         "ms": seconds / -(-invocations // batch) * 1e3,
+        "database": (database_after - database_before) / invocations * 1e6,
     }
 
 
@@ -134,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
         with contextlib.ExitStack() as stack:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-settle-"))
             url = stack.enter_context(postgres.fresh_schema()) if args.postgres else None
+            if url is not None:
+                url += f"&application_name=bench-settle-{os.getpid()}"
             result = asyncio.run(settle_once(args.invocations, args.batch, args.kept, Path(tmp), url))
         print(json.dumps({**result, "tree": str(Path(triggerfish.__file__).parent.parent)}))
         return
@@ -149,11 +168,17 @@ def main(argv: list[str] | None = None) -> None:
         f" {args.kept:,} records kept before,"
         f" {args.rounds} rounds, the trees taking turns; load average {min(loads):.1f} to {max(loads):.1f}.\n"
     )
-    print("| tree | bytes written / invocation | write calls | read calls | CPU µs | ms per settle |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| tree | bytes written / invocation | write calls | read calls | CPU µs | database's CPU µs | ms per settle |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for tree, runs in rows.items():
-        cells = [statistics.median(run[name] for run in runs) for name in ("bytes", "writes", "reads", "cpu", "ms")]
-        print(f"| `{tree}` | {cells[0]:,.0f} | {cells[1]:.2f} | {cells[2]:.2f} | {cells[3]:.0f} | {cells[4]:.2f} |")
+        names = ("bytes", "writes", "reads", "cpu", "database", "ms")
+        cells = [statistics.median(run.get(name, 0.0) for run in runs) for name in names]
+        print(
+            f"| `{tree}` | {cells[0]:,.0f} | {cells[1]:.2f} | {cells[2]:.2f} | {cells[3]:.0f} | {cells[4]:.0f}"
+            f" | {cells[5]:.2f} |"
+        )
 
 
 if __name__ == "__main__":
