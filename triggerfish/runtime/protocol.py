@@ -29,7 +29,7 @@ _HEADER = 4
 _READ_SIZE = 256 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     """Parent -> worker: run the handler once."""
 
@@ -56,7 +56,7 @@ def start_marker(request_id: str) -> bytes:
     return b"\x00triggerfish-start:" + request_id.encode("utf-8", "replace")[:200] + b"\x00"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Result:
     """Worker -> parent: how the invocation went (the handler's result or Lambda's error document)."""
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["Ack", "Append", "Commit", "Delete", "Forward", "Op", "Put", "Send"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Append:
     """Append `items` to `stream`; the result is the list of `LogRecord`s."""
 
@@ -49,7 +49,7 @@ class Send:
     messages: Sequence[OutgoingMessage]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Put:
     """Write a record; the result is the `KVRecord`. An `if_version` that does not hold is a conflict."""
 
@@ -69,7 +69,7 @@ class Delete:
     if_version: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ack:
     """Acknowledge leased messages; the result is a bool per receipt (False: the lease had ended)."""
 
