@@ -381,7 +381,7 @@ class OutgoingMessage:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendResult:
     """`duplicate` is true when the dedup id was seen within the window; `message_id` is then the original's."""
 
@@ -618,7 +618,7 @@ def _check_receipt(receipt: str) -> str:
 # --- key-value records -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class KVRecord:
     """A record's `version` is unique in its store and never reused, so compare-and-set has no ABA problem."""
 
