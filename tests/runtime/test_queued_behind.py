@@ -82,6 +82,18 @@ async def test_a_queued_request_s_time_limit_counts_from_its_start(runner: Proce
     assert second.result["remaining_ms"] > 900
 
 
+async def test_a_queued_request_that_runs_too_long_times_out_at_its_own_deadline(runner: ProcessRunner) -> None:
+    # The worker's one timer is armed for the first's deadline, 0.4 s into the second: there it must be armed
+    # again for the second's, not end it (see triggerfish.runtime.worker_process).
+    first = await running(runner, say="short", sleep=0.6)
+    second = await runner.run_behind(request("step", {"say": "stuck", "sleep": 3.0}), wait=0.0)
+    assert (await first).ok
+    assert not second.ok
+    assert second.error is not None
+    assert second.error["errorType"] == "Runtime.Timeout"
+    assert 900 <= second.duration_ms < 2500
+
+
 async def test_concurrency_still_bounds_what_runs_the_queued_request_holds_the_slot(runner: ProcessRunner) -> None:
     first = await running(runner, say="one", sleep=0.2)
     second = asyncio.ensure_future(runner.run_behind(request("step", {"say": "two", "sleep": 0.5}), wait=0.0))

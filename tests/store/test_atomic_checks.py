@@ -1,6 +1,9 @@
-"""What `Store.atomic` checks before it writes: ops already in the form the store runs are kept, not copied."""
+"""What `Store.atomic` checks before it writes, and that the store runs copies of what it checked."""
 
 from __future__ import annotations
+
+import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +12,7 @@ from triggerfish.store import open_store
 from triggerfish.store.atomic import Append, Put, check_ops
 
 
-async def test_a_put_already_as_the_store_runs_it_is_kept_and_others_are_converted() -> None:
+async def test_a_put_is_run_as_a_checked_copy_in_the_form_the_store_runs() -> None:
     store = await open_store("memory://")
     try:
         plain = Put("invocations", "r/a/00001", b"{}", ttl=3600.0)
@@ -17,8 +20,11 @@ async def test_a_put_already_as_the_store_runs_it_is_kept_and_others_are_convert
         whole_ttl = Put("invocations", "r/c/00001", b"{}", ttl=60)
         from_bytearray = Put("invocations", "r/d/00001", bytearray(b"{}"), ttl=1.5)  # type: ignore[arg-type]
         checked = check_ops(store, [plain, untimed, whole_ttl, from_bytearray, Append("s", [b"x"])])
-        assert checked[0] is plain
-        assert checked[1] is untimed
+        # Copies (a Put is not frozen: the caller's may change after the check), equal to what was given.
+        assert checked[0] == plain
+        assert checked[0] is not plain
+        assert checked[1] == untimed
+        assert checked[1] is not untimed
         whole, copied = checked[2], checked[3]
         assert isinstance(whole, Put)
         assert isinstance(copied, Put)
@@ -26,11 +32,27 @@ async def test_a_put_already_as_the_store_runs_it_is_kept_and_others_are_convert
         assert type(whole.ttl) is float
         assert copied == Put("invocations", "r/d/00001", b"{}", ttl=1.5)
         assert type(copied.value) is bytes
-        # Written as given: the kept ops reach the backend whole.
         await store.atomic([plain, untimed])
         found = await store.kv.get("invocations", "r/a/00001")
         assert found is not None
         assert found.value == b"{}"
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite"])
+async def test_a_put_changed_after_the_call_is_written_as_it_was_checked(url: str, tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'store.db'}" if url == "sqlite" else url)
+    try:
+        put = Put("invocations", "r/a/00001", b"checked", ttl=3600.0)
+        writing = asyncio.ensure_future(store.atomic([put]))
+        await asyncio.sleep(0)  # the call checked its ops and handed them on; the write has not run yet
+        put.value = b"x" * (store.kv.max_record_bytes + 1)
+        put.key = ""
+        await writing
+        found = await store.kv.get("invocations", "r/a/00001")
+        assert found is not None
+        assert found.value == b"checked"
     finally:
         await store.close()
 

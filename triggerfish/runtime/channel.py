@@ -31,6 +31,7 @@ class WorkerConnection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._buffer = FrameBuffer()
         self._messages: deque[Message] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -42,6 +43,9 @@ class WorkerConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Not an isinstance check: uvloop's transports do not subclass asyncio.Transport.
         self.transport = cast(asyncio.Transport, transport)
+        # The loop the transport is bound to, asked for once: on Python 3.11 asking is a getpid system call, and
+        # `recv` makes a future on it per invocation.
+        self._loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -73,7 +77,7 @@ class WorkerConnection(asyncio.Protocol):
                 raise self._error
             if self.closed:
                 return None
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = (self._loop or asyncio.get_running_loop()).create_future()
             try:
                 await self._waiter
             finally:

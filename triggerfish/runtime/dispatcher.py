@@ -469,6 +469,9 @@ class _FunctionLoop:
         #: Invocations leased at most, buffered, running or settling: backpressure when settling lags.
         self.max_leased = settings.concurrency + max(settings.concurrency, 64) + self.prefetch
         self._freed = asyncio.Event()
+        # Its own loop's create_task, not asyncio.create_task: that one asks for the running loop, which on
+        # Python 3.11 is a getpid system call, once per invocation here.
+        self._loop = asyncio.get_running_loop()
         #: Leases held, by receipt: the message and when (monotonic) its lease runs out.
         self._leases: dict[str, tuple[Message, float]] = {}
 
@@ -542,7 +545,7 @@ class _FunctionLoop:
         while self.buffer and self.running < self.limit:
             message = self.buffer.popleft()
             self.running += 1
-            task = asyncio.create_task(self._handle(message))
+            task = self._loop.create_task(self._handle(message))
             self.in_flight.add(task)
             task.add_done_callback(self._done)
 

@@ -30,7 +30,7 @@ from triggerfish.store import Message, OutgoingMessage
 ENVELOPE_ATTRIBUTE = "triggerfish.invocation"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Invocation:
     """One asynchronous invocation as it is queued: `event` is the event's JSON text, as bytes."""
 

@@ -2,7 +2,9 @@
 
 A frame is a 4-byte big-endian length followed by that many bytes of JSON
 (orjson). The JSON is an object whose `t` names the message type; each type
-is a frozen dataclass here, so both ends agree on the fields. Decoding
+is a dataclass here, so both ends agree on the fields (frozen, except the
+Request and Result of every invocation: a frozen dataclass's `__init__` costs
+several times a plain one's). Decoding
 checks the type and the fields and raises ProtocolError, never anything
 else, so a peer sending garbage fails one connection, not the process.
 
@@ -30,7 +32,7 @@ _HEADER = 4
 _READ_SIZE = 256 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     """Parent -> worker: run the handler once."""
 
@@ -57,7 +59,7 @@ def start_marker(request_id: str) -> bytes:
     return b"\x00triggerfish-start:" + request_id.encode("utf-8", "replace")[:200] + b"\x00"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Result:
     """Worker -> parent: how the invocation went (the handler's result or Lambda's error document)."""
 

@@ -89,7 +89,7 @@ _END_SLACK = 900.0 + 60.0
 _PAGE = 1000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InvocationRecord:
     """One attempt of one invocation. Times are epoch seconds; durations milliseconds."""
 

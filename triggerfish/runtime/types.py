@@ -15,7 +15,7 @@ from triggerfish.model import FunctionSettings, FunctionSpec
 DEFAULT_OUTPUT_LIMIT = 256 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InvokeRequest:
     request_id: str
     function: str
@@ -38,7 +38,7 @@ class InvokeRequest:
     links: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InvokeOutcome:
     request_id: str
     ok: bool

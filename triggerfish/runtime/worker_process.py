@@ -2,7 +2,11 @@
 
 The timeout is a timer on the event loop (no `wait_for` per call): when it
 fires, the worker's whole process group gets SIGKILL, its socket closes,
-and the invocation is reported as `Runtime.Timeout`. A worker that dies for
+and the invocation is reported as `Runtime.Timeout`. One timer per worker,
+not one per invocation: an invocation that ends leaves it armed, and when it
+fires for a deadline that is not the current invocation's it is armed again
+for that one (the async path runs thousands of short invocations a second,
+each of which would otherwise make, push and cancel a timer). A worker that dies for
 any other reason is reported with the signal or exit code the zygote saw.
 """
 
@@ -116,6 +120,11 @@ class WorkerProcess:
         self._sent_bytes = 0
         self._output_fd = output_fd
         self._loop = asyncio.get_running_loop()
+        #: When (loop time) the running invocation times out; None between invocations.
+        self._deadline: float | None = None
+        #: The worker's one timeout timer, armed for the deadline of the invocation that armed it (or an earlier
+        #: one): see the module docstring.
+        self._timer: asyncio.TimerHandle | None = None
         with contextlib.suppress(OSError):  # a bigger pipe: fewer wakeups for a chatty handler
             fcntl.fcntl(output_fd, _F_SETPIPE_SZ, 1024 * 1024)
         os.set_blocking(output_fd, False)
@@ -308,7 +317,12 @@ class WorkerProcess:
     ) -> InvokeOutcome:
         """Send `frame` (unless sent already), then read the connection until `request`'s result (relaying its
         platform calls) or the worker's end; its timeout counts from now."""
-        timer = self._loop.call_later(time_limit, self._time_out)
+        deadline = self._deadline = self._loop.time() + time_limit
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(deadline, self._deadline_reached)
         try:
             if frame is not None:
                 self.connection.send(frame)
@@ -326,7 +340,7 @@ class WorkerProcess:
                     # scope, not wait_for: on Python 3.11 wait_for makes a task per call (about 30 us of CPU
                     # against 8 us; a workflow makes five calls per three steps).
                     try:
-                        async with asyncio.timeout_at(timer.when()):
+                        async with asyncio.timeout_at(deadline):
                             answer = await _answer(message, request, platform)
                     except TimeoutError:
                         self._time_out()
@@ -348,7 +362,7 @@ class WorkerProcess:
             error = {"errorType": PROTOCOL_ERROR, "errorMessage": str(exc)}
             return self._failed(request, error, sent_at, version, cold_start)
         finally:
-            timer.cancel()
+            self._deadline = None  # its timer stays armed: see the module docstring
         self.last_used = time.monotonic()
         if message.retire or self.timed_out:
             self.stop()
@@ -504,13 +518,32 @@ class WorkerProcess:
         # An idle worker that died (killed from outside, or its zygote died) must not be handed out.
         self.alive = False
 
+    def _deadline_reached(self) -> None:
+        """The timer fired: the running invocation timed out if it was the deadline the timer was armed for (or an
+        earlier one); else the invocation that armed it ended, and the timer is armed for the running one's."""
+        timer, self._timer = self._timer, None
+        deadline = self._deadline
+        if deadline is None:
+            return  # between invocations: the next one arms it again
+        if timer is None or deadline <= timer.when():
+            self._time_out()
+        else:
+            self._timer = self._loop.call_at(deadline, self._deadline_reached)
+
     def _time_out(self) -> None:
         self.timed_out = True
         self.kill()
 
+    def _disarm(self) -> None:
+        """Cancel the timeout timer of a worker that is going: an armed timer would keep it in memory until then."""
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
     def kill(self) -> None:
         """SIGKILL the worker's process group and anything left in its cgroup."""
         self.alive = False
+        self._disarm()
         if self._may_signal and self.pid is not None and self.exit_status is not None and not self.exit_status.done():
             with contextlib.suppress(OSError):
                 os.killpg(self.pid, signal.SIGKILL)
@@ -520,6 +553,8 @@ class WorkerProcess:
     def stop(self) -> None:
         """Ask the worker to exit between invocations (idle, or the pool closes)."""
         self.alive = False
+        if self._deadline is None:  # else the running invocation's timeout still stands
+            self._disarm()
         with contextlib.suppress(ProtocolError):
             self.connection.send(_CANCEL)
         self.connection.close()
@@ -534,6 +569,7 @@ class WorkerProcess:
 
     def _exited(self, future: asyncio.Future[int]) -> None:
         self.alive = False
+        self._disarm()
         self._read_memory()
         CgroupTree.kill_all(self.cgroup, spare=self.zygote_pid)
         CgroupTree.remove(self.cgroup)

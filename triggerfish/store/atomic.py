@@ -9,8 +9,10 @@
         Commit(claim),                                      # and the consumer group moves past the batch
     ])
 
-Each operation is a small frozen dataclass, checked as its single-operation
-method checks it before anything is written. On a store whose parts share one
+Each operation is a small dataclass, checked as its single-operation method
+checks it before anything is written; the store runs checked copies of those
+that are not frozen (Put, Append, Ack: built per invocation, where a frozen
+dataclass's `__init__` costs several times a plain one's). On a store whose parts share one
 engine (`store.atomic_writes`), the operations are one transaction: a failed
 condition raises `AtomicConflictError` and nothing is written. A store whose
 parts come from different engines cannot do that; it runs the operations in
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["Ack", "Append", "Commit", "Delete", "Forward", "Op", "Put", "Send"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Append:
     """Append `items` to `stream`; the result is the list of `LogRecord`s."""
 
@@ -49,7 +51,7 @@ class Send:
     messages: Sequence[OutgoingMessage]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Put:
     """Write a record; the result is the `KVRecord`. An `if_version` that does not hold is a conflict."""
 
@@ -69,7 +71,7 @@ class Delete:
     if_version: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ack:
     """Acknowledge leased messages; the result is a bool per receipt (False: the lease had ended)."""
 
@@ -125,12 +127,13 @@ def check_ops(store: Store, ops: Sequence[Op]) -> list[Op]:
     kv = store.kv
     for index, op in enumerate(ops):
         if type(op) is Put:  # the common op (an invocation record writes three), first and without isinstance
-            value = kv.check_put(op.namespace, op.key, op.value, op.ttl, op.if_version)
-            ttl = op.ttl
-            if value is op.value and (ttl is None or type(ttl) is float):
-                checked.append(op)  # already as the store runs it, and frozen: kept rather than copied
-            else:
-                checked.append(Put(op.namespace, op.key, value, None if ttl is None else float(ttl), op.if_version))
+            # A copy of what was checked: a Put is not frozen (building a frozen one costs more than this copy), so
+            # the caller's may change after the check; the one the store runs cannot.
+            namespace, key, ttl, if_version = op.namespace, op.key, op.ttl, op.if_version
+            value = kv.check_put(namespace, key, op.value, ttl, if_version)
+            checked.append(
+                Put(namespace, key, value, ttl if ttl is None or type(ttl) is float else float(ttl), if_version)
+            )
         elif isinstance(op, Append):
             checked.append(Append(op.stream, store.log.check_append(op.stream, op.items)))
         elif isinstance(op, Send):

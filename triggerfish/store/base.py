@@ -68,7 +68,7 @@ POLL_INTERVAL = 0.05
 # --- the event log ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LogRecord:
     """One record of a stream. Offsets start at 1, grow by one, and are never reused."""
 
@@ -372,7 +372,7 @@ class QueueConfig:
             raise InvalidInputError("max_receives and dead_letter go together: set both, or neither")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutgoingMessage:
     body: bytes
     delay: float = 0.0
@@ -381,7 +381,7 @@ class OutgoingMessage:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendResult:
     """`duplicate` is true when the dedup id was seen within the window; `message_id` is then the original's."""
 
@@ -389,7 +389,7 @@ class SendResult:
     duplicate: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
     """A received message. `receipt` is the lease: it acknowledges, releases or extends, until the lease ends."""
 
@@ -618,7 +618,7 @@ def _check_receipt(receipt: str) -> str:
 # --- key-value records -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class KVRecord:
     """A record's `version` is unique in its store and never reused, so compare-and-set has no ABA problem."""
 
