@@ -173,6 +173,18 @@ async def test_a_platform_call_that_never_answers_still_times_out(runner: Proces
     await then_still_serves(runner, "asks_forever", "answered", "answered")
 
 
+@pytest.mark.parametrize("after", ["hang", "sleep"])
+async def test_what_follows_an_answered_platform_call_still_times_out(runner: ProcessRunner, after: str) -> None:
+    # The invocation's frames after its first platform call are read within one timeout scope: a second call that
+    # hangs, or the handler running past its timeout after the first, ends at the timeout; the function serves again.
+    began = time.monotonic()
+    outcome = await runner.run(request("asks_twice", after))
+    assert time.monotonic() - began < 3.0
+    assert outcome.error is not None
+    assert outcome.error["errorType"] == "Runtime.Timeout"
+    await then_still_serves(runner, "asks_twice", "answered", ["answered", "answered"])
+
+
 @pytest.mark.parametrize("forgery", ["ready", "result", "garbage"])
 async def test_frames_forged_by_the_handler_fail_its_invocation_and_nothing_else(
     runner: ProcessRunner, forgery: str
