@@ -78,6 +78,9 @@ class Result:
     max_memory: int | None = None
     #: Bytes of the result's JSON when ok (the worker encoded it anyway): usage's data out.
     result_bytes: int = 0
+    #: A platform call (`{"op", "args"}`) whose answer is the invocation's result, made by the parent when this
+    #: frame comes (`Context.finish_with_platform_call`): a workflow's last checkpoint, without a round trip.
+    call: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

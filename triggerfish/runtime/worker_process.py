@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -21,7 +22,7 @@ from typing import Any, get_args
 
 import orjson
 
-from triggerfish.errors import ProtocolError
+from triggerfish.errors import InvocationError, ProtocolError
 from triggerfish.isolation.pids import PidView, SamePids
 from triggerfish.names import EXIT_ERROR, INVALID_EVENT_ERROR, OUT_OF_MEMORY_ERROR, PROTOCOL_ERROR, TIMEOUT_ERROR
 from triggerfish.runtime import call_errors, memory
@@ -315,12 +316,12 @@ class WorkerProcess:
                 self.connection.send(frame)
             while True:
                 message = await self.connection.recv()
-                if type(message) is Result:
+                if type(message) is Result and message.call is None:
                     _check_result(message, request.request_id)
                     break
                 if message is None:
                     return await self._died(request, time_limit, sent_at, version, cold_start)
-                if not isinstance(message, PlatformCallFrame):
+                if not isinstance(message, PlatformCallFrame | Result):
                     self._between_calls(message)
                     continue
                 # From its first platform call on, the invocation is read within one timeout scope: a platform call
@@ -374,12 +375,17 @@ class WorkerProcess:
         )
 
     async def _relay(
-        self, call: PlatformCallFrame, request: InvokeRequest, platform: PlatformHandler | None
+        self, first: PlatformCallFrame | Result, request: InvokeRequest, platform: PlatformHandler | None
     ) -> Result | None:
-        """Answer `call` and read on, answering the platform calls that follow, until `request`'s Result (None: the
-        worker's end)."""
-        message: Message | None = call
+        """Answer platform calls, from `first` on, until `request`'s Result (None: the worker's end); a Result that
+        carries a call (`Context.finish_with_platform_call`) gets that call's answer as its result."""
+        message: Message | None = first
         while True:
+            if type(message) is Result:
+                _check_result(message, request.request_id)
+                return message if message.call is None else await _finish_with(message, request, platform)
+            if message is None:
+                return None
             if isinstance(message, PlatformCallFrame):
                 answer = await _answer(message, request, platform)
                 try:
@@ -387,14 +393,9 @@ class WorkerProcess:
                 except (TypeError, ValueError) as exc:  # the platform returned something not JSON
                     data = encode(PlatformAnswer(ok=False, error=f"the platform's answer is not JSON: {exc}"))
                 self.connection.send(data)
-            elif message is not None:
+            else:
                 self._between_calls(message)
             message = await self.connection.recv()
-            if type(message) is Result:
-                _check_result(message, request.request_id)
-                return message
-            if message is None:
-                return None
 
     def _between_calls(self, message: Message) -> None:
         """A frame of an invocation that is neither its result nor a platform call: Ready, a Log or a Heartbeat."""
@@ -655,6 +656,27 @@ async def _answer(
     return PlatformAnswer(ok=True, value=value)
 
 
+async def _finish_with(result: Result, request: InvokeRequest, platform: PlatformHandler | None) -> Result:
+    """`result` with its call's answer as the result (checked by `_check_result`: `call` is an op and its args), or
+    failed with the error the handler would have raised had it made the call itself."""
+    assert result.call is not None
+    op, args = result.call["op"], result.call["args"]
+    answer = await _answer(PlatformCallFrame(op=op, args=args), request, platform)
+    if answer.ok:
+        try:
+            size = len(orjson.dumps(answer.value))
+        except TypeError as exc:
+            answer = PlatformAnswer(ok=False, error=f"the platform's answer is not JSON: {exc}")
+        else:
+            return dataclasses.replace(result, result=answer.value, result_bytes=size, call=None)
+    if answer.error_type is None:  # refused before it reached the platform (an unknown operation, ...)
+        failure: Exception = InvocationError(f"context.call_platform({op!r}) failed: {answer.error}")
+    else:
+        failure = call_errors.rebuild(op, answer.error_type, answer.error or "", answer.details or {})
+    error = {"errorType": type(failure).__name__, "errorMessage": str(failure), "stackTrace": []}
+    return dataclasses.replace(result, ok=False, result=None, error=error, call=None)
+
+
 def _check_result(result: Result, request_id: str) -> None:
     """A Result's fields have the types the outcome promises; user code could write frames of its own."""
     numbers = (int, float)
@@ -668,5 +690,14 @@ def _check_result(result: Result, request_id: str) -> None:
         or not isinstance(result.ended, numbers)
         or not isinstance(result.retire, bool)
         or (not result.ok and result.error is None)
+        or not (
+            result.call is None
+            or (
+                result.ok
+                and isinstance(result.call, dict)
+                and isinstance(result.call.get("op"), str)
+                and isinstance(result.call.get("args"), dict)
+            )
+        )
     ):
         raise ProtocolError(f"malformed 'result' frame for request {request_id!r}")
