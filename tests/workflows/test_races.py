@@ -141,3 +141,28 @@ class TestEndedRunsOnSqlite(OnSqlite, EndedRuns):
 
 class TestEndedRunsOnPostgres(OnPostgres, EndedRuns):
     pass
+
+
+async def test_a_finish_sent_with_a_run_s_result_answers_the_run_s_summary() -> None:
+    # The run's last checkpoint rides on its result frame (`finish`): the platform writes it and its answer becomes
+    # the invocation's result, so it answers what the run would have: the outcome, or RUNNING when another run got
+    # ahead of it (the outcome is not written then).
+    store = await open_store("memory://")
+    workflows = Workflows(store, Resumes())
+    await workflows.call(call({"action": "begin", "input": None}), {"action": "begin", "input": None})
+    assert await checkpoint(workflows, step_op(0, "one")) == {"ok": True}
+    behind = {"action": "finish", "id": "w1", "ops": [{"op": step_op(0, "one"), "expect": None}], "markers": {}}
+    behind["finish"] = {"status": "SUCCEEDED", "result": "behind"}
+    assert await workflows.call(call(behind), behind) == {"workflow_id": "w1", "status": "RUNNING"}
+    assert (await workflows.describe("w1"))["status"] == "RUNNING"
+    ahead = {"action": "finish", "id": "w1", "ops": [{"op": step_op(1, "two"), "expect": None}], "markers": {}}
+    ahead["finish"] = {"status": "SUCCEEDED", "result": "done"}
+    answer = await workflows.call(call(ahead), ahead)
+    assert answer == {"workflow_id": "w1", "status": "SUCCEEDED", "result": "done"}
+    record = await workflows.describe("w1")
+    assert (record["status"], record["result"], [op["name"] for op in record["ops"]]) == (
+        "SUCCEEDED",
+        "done",
+        ["one", "two"],
+    )
+    await store.close()

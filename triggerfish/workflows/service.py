@@ -129,6 +129,8 @@ class Workflows:
             return await self._begin(call, args)
         if action == "checkpoint":
             return await self._checkpoint(args, call.traceparent, call.request_id)
+        if action == "finish":
+            return await self._finish(args, call.traceparent, call.request_id)
         if action == "invoke":
             return await self._invoke(call, args)
         if action == "start":
@@ -138,7 +140,7 @@ class Workflows:
         if action == "aws_end":
             return await self.durable.end(args)
         raise InvalidInputError(
-            f"workflow: unknown action {action!r}; use begin, checkpoint, invoke, start, aws_begin or aws_end"
+            f"workflow: unknown action {action!r}; use begin, checkpoint, finish, invoke, start, aws_begin or aws_end"
         )
 
     async def _begin(self, call: PlatformCall, args: dict[str, Any]) -> Any:
@@ -248,6 +250,28 @@ class Workflows:
         self.tell_spans(spans)
         await self._cancel_all(unneeded, "its batch finished without it")
         return {"ok": True}
+
+    async def _finish(self, args: dict[str, Any], traceparent: str | None, run: str) -> dict[str, Any]:
+        """A run's last checkpoint, with the workflow's outcome, sent with the run's result (`run_workflow`); the run's
+        summary, which becomes its invocation's result: what the run would have answered had it checkpointed
+        itself. A refused outcome (over the store's record limit, say) fails the workflow saying why; a run that
+        another got ahead of answers RUNNING, as a superseded run does."""
+        outcome = args.get("finish")
+        if not isinstance(outcome, dict):
+            raise InvalidInputError("workflow finish: give the outcome (finish: an object)")
+        workflow_id = args.get("id")
+        answer = await self._checkpoint(args, traceparent, run)
+        if answer.get("refused"):
+            message = f"workflow {workflow_id!r}: the platform could not keep this checkpoint: {answer['refused']}"
+            error = {"errorType": "WorkflowError", "errorMessage": message, "stackTrace": []}
+            outcome = {"status": FAILED, "error": error}
+            failed: dict[str, Any] = {"id": workflow_id, "ops": [], "markers": {}, "finish": outcome}
+            answer = await self._checkpoint(failed, traceparent, run)
+            if answer.get("refused"):
+                raise WorkflowStateError(f"{message}; nor its failure: {answer['refused']}")
+        if answer.get("superseded"):
+            return {"workflow_id": workflow_id, "status": RUNNING}
+        return {"workflow_id": workflow_id, **outcome}
 
     def tell_spans(self, spans: list[dict[str, Any]]) -> None:
         """Tell the span listeners of the spans `operation_spans` gave (the Span is made only for a listener)."""
