@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_workflows import APP, _until_done
+from triggerfish.runtime.channel import WorkerConnection
 from triggerfish.server.platform import Platform
 from triggerfish.store.atomic import Put
 
@@ -108,6 +109,16 @@ async def _count(workflows: int, directory: Path, profile: cProfile.Profile | No
 
         await store._engine.writer.submit(lambda c: c.set_trace_callback(traced))
         type(store).atomic = counting
+        # Frames to the workers: each invocation's request and each platform call's answer.
+        frames = 0
+        send = WorkerConnection.send
+
+        def counted_send(self: WorkerConnection, data: bytes) -> None:
+            nonlocal frames
+            frames += 1
+            send(self, data)
+
+        WorkerConnection.send = counted_send  # type: ignore[method-assign]
         batches, began_ops = store.write_stats.batches, store.write_stats.operations
         statements.clear()
         cpu, threads, workers = time.process_time(), _thread_cpu(), _descendants_cpu()
@@ -120,6 +131,7 @@ async def _count(workflows: int, directory: Path, profile: cProfile.Profile | No
             if profile is not None:
                 profile.disable()
             type(store).atomic = atomic
+            WorkerConnection.send = send  # type: ignore[method-assign]
         cpu_ms = (time.process_time() - cpu) * 1000 / workflows
         workers_ms = (_descendants_cpu() - workers) * 1000 / workflows
         per_thread = {
@@ -129,6 +141,7 @@ async def _count(workflows: int, directory: Path, profile: cProfile.Profile | No
         found: dict[str, float] = {
             "CPU ms": cpu_ms,
             "CPU ms of the workers (every worker process)": workers_ms,
+            "frames to the workers (requests, platform calls' answers)": frames / workflows,
             "Store.atomic calls": calls / workflows,
             "writer transactions": (store.write_stats.batches - batches) / workflows,
             "writer operations": (store.write_stats.operations - began_ops) / workflows,
