@@ -132,6 +132,7 @@ class Context:
         hop_count: int = 0,
         call_platform: Callable[[str, dict[str, Any]], Any] | None = None,
         defers_calls: bool = False,
+        prelude: Any = None,
         app_name: str = "app",
         logger: logging.Logger | None = None,
         secrets: Mapping[str, str] | None = None,
@@ -161,6 +162,9 @@ class Context:
         self._traceparent = traceparent
         self._call_platform = call_platform
         self._defers_calls = defers_calls
+        #: What the platform read for this invocation before sending it (a workflow run's `begin` answer): None
+        #: when nothing (another runner, another kind of function); the handler asks the platform itself then.
+        self.prelude = prelude
         #: The platform call whose answer is to be this invocation's result (`finish_with_platform_call`).
         self.final_call: tuple[str, dict[str, Any]] | None = None
         self._logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = logger

@@ -316,6 +316,7 @@ class Worker:
             hop_count=request.hop_count,
             call_platform=self.call_platform,
             defers_calls=True,
+            prelude=request.prelude,
             app_name=self.app_name,
             logger=self.logger,
             secrets=self.secrets,

@@ -609,6 +609,7 @@ def _request_frame(request: InvokeRequest, *, deadline: float, time_limit: float
         request.traceparent,
         request.hop_count,
         time_limit,
+        request.prelude,
     )
     return frame, len(event_json)
 
