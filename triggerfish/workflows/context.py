@@ -573,8 +573,13 @@ def run_workflow(fn: Callable[..., Any], event: Any, context: Any) -> dict[str, 
         return context.call_platform(PLATFORM_OP, request)
 
     marker = event.get(RESUME_KEY) if isinstance(event, dict) and len(event) == 1 else None
+    prelude = getattr(context, "prelude", None)
     if isinstance(marker, dict) and isinstance(marker.get("id"), str):
-        answer = call({"action": "begin", "resume": marker["id"]})
+        if isinstance(prelude, dict) and prelude.get("resume") == marker["id"] and "record" in prelude:
+            # The platform read the record as it sent this request (Workflows.prelude): the begin's answer.
+            answer = prelude
+        else:
+            answer = call({"action": "begin", "resume": marker["id"]})
     else:
         answer = call({"action": "begin", "input": event})
     record = answer["record"]

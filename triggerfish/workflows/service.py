@@ -67,6 +67,8 @@ MAX_TRIES = 50
 WAITS_GROUP = "workflow-waits"
 #: The trigger named in the invocation records of a workflow's runs the platform starts.
 TRIGGER = "workflow"
+#: What the JSON of every resume marker holds: most invocations are told apart from one without decoding.
+_RESUME_BYTES = f'"{RESUME_KEY}"'.encode()
 
 
 class Invokes(Protocol):
@@ -164,6 +166,35 @@ class Workflows:
                 return _begun(stored.record, call.request_id)
             raise
         return {"record": record}
+
+    async def prelude(self, function: str, request_id: str, event: bytes) -> dict[str, Any] | None:
+        """The `begin` answer of a workflow's run that the dispatcher is about to send (its event the resume marker),
+        read now and sent with the request, so the run needs no round trip for it (`run_workflow`); None for any
+        other invocation, or when the read fails (the run then asks, as it always could).
+
+        Read as late as `begin` would be in all that matters: only a run of the same workflow could write the record
+        between this read and the run's start, and a run the resume could follow has written its last checkpoint
+        before anything queues the resume (the wait it ended on); two runs at once after a crash are the race the
+        checkpoints' compare-and-set settles, as with `begin`."""
+        if _RESUME_BYTES not in event:
+            return None
+        specs = getattr(self.invoker, "specs", None)
+        spec = specs.get(function) if isinstance(specs, dict) else None
+        if spec is None or not spec.workflow:
+            return None
+        try:
+            marker = orjson.loads(event)
+            workflow_id = marker[RESUME_KEY]["id"] if len(marker) == 1 else None
+            if not isinstance(workflow_id, str):
+                return None
+            stored = await self.state.get(workflow_id)
+        except Exception:
+            log.exception("workflow run %s: its record could not be read ahead; the run reads it", request_id)
+            return None
+        if stored is None:
+            return None
+        self.recent.saw(stored)
+        return {"resume": workflow_id, **_begun(stored.record, request_id)}
 
     async def _start_from_handler(self, args: dict[str, Any]) -> Any:
         """`context.start_workflow(...)`: a handler starts a workflow (with an id of its choosing, so that a handler
