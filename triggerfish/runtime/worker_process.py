@@ -324,10 +324,10 @@ class WorkerProcess:
                 if not isinstance(message, PlatformCallFrame | Result):
                     self._between_calls(message)
                     continue
-                # From its first platform call on, the invocation is read within one timeout scope: a platform call
-                # that hangs must not outlive the timeout, and a scope per call cost about 4 us each (a workflow
-                # makes four calls per three steps). A timeout scope, not wait_for: on Python 3.11 wait_for makes a
-                # task per call (about 30 us of CPU against 8 us). An invocation that calls nothing enters none.
+                # From its first platform call (or a result carrying one) on, the invocation is read within one
+                # timeout scope: a platform call that hangs must not outlive the timeout, and a scope per call cost
+                # about 4 us each. A timeout scope, not wait_for: on Python 3.11 wait_for makes a task per call
+                # (about 30 us of CPU against 8 us). An invocation that calls nothing enters none.
                 try:
                     async with asyncio.timeout_at(timer.when()):
                         result = await self._relay(message, request, platform)
