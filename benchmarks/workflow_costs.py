@@ -31,12 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_workflows import APP, _until_done
+from triggerfish.runtime.channel import WorkerConnection
 from triggerfish.server.platform import Platform
 from triggerfish.store.atomic import Put
 
 
 def _thread_cpu() -> dict[str, float]:
-    """Seconds of CPU each of this process's Python threads has used (Linux: /proc), by thread name."""
+    """Seconds of CPU each of this process's Python threads has used (Linux: /proc), by thread name; the event
+    loop's also split into user and system time (the worker sockets' system calls are the kernel's)."""
     tick = os.sysconf("SC_CLK_TCK")
     found: dict[str, float] = {}
     for thread in threading.enumerate():
@@ -44,9 +46,35 @@ def _thread_cpu() -> dict[str, float]:
             fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
+        user, system = int(fields[11]) / tick, int(fields[12]) / tick
         name = "event loop" if thread is threading.main_thread() else thread.name.split(":")[0]
-        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        found[name] = found.get(name, 0.0) + user + system
+        if thread is threading.main_thread():
+            found["event loop, user"], found["event loop, system"] = user, system
     return found
+
+
+def _descendants_cpu() -> float:
+    """Seconds of CPU this process's descendants (the app's zygote and its worker processes) have used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    mine = {os.getpid()}
+    grew = True
+    while grew:
+        found = {pid for pid, parent in parents.items() if parent in mine} - mine
+        grew = bool(found)
+        mine |= found
+    return sum(used[pid] for pid in mine if pid != os.getpid())
 
 
 def _kind(op: Any) -> str:
@@ -81,9 +109,19 @@ async def _count(workflows: int, directory: Path, profile: cProfile.Profile | No
 
         await store._engine.writer.submit(lambda c: c.set_trace_callback(traced))
         type(store).atomic = counting
+        # Frames to the workers: each invocation's request and each platform call's answer.
+        frames = 0
+        send = WorkerConnection.send
+
+        def counted_send(self: WorkerConnection, data: bytes) -> None:
+            nonlocal frames
+            frames += 1
+            send(self, data)
+
+        WorkerConnection.send = counted_send  # type: ignore[method-assign]
         batches, began_ops = store.write_stats.batches, store.write_stats.operations
         statements.clear()
-        cpu, threads = time.process_time(), _thread_cpu()
+        cpu, threads, workers = time.process_time(), _thread_cpu(), _descendants_cpu()
         if profile is not None:
             profile.enable()
         try:
@@ -93,13 +131,17 @@ async def _count(workflows: int, directory: Path, profile: cProfile.Profile | No
             if profile is not None:
                 profile.disable()
             type(store).atomic = atomic
+            WorkerConnection.send = send  # type: ignore[method-assign]
         cpu_ms = (time.process_time() - cpu) * 1000 / workflows
+        workers_ms = (_descendants_cpu() - workers) * 1000 / workflows
         per_thread = {
             name: (seconds - threads.get(name, 0.0)) * 1000 / workflows for name, seconds in _thread_cpu().items()
         }
         await store._engine.writer.submit(lambda c: c.set_trace_callback(None))
         found: dict[str, float] = {
             "CPU ms": cpu_ms,
+            "CPU ms of the workers (every worker process)": workers_ms,
+            "frames to the workers (requests, platform calls' answers)": frames / workflows,
             "Store.atomic calls": calls / workflows,
             "writer transactions": (store.write_stats.batches - batches) / workflows,
             "writer operations": (store.write_stats.operations - began_ops) / workflows,

@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from tests.runtime.conftest import app, eventually, request
+from triggerfish.errors import InvalidInputError
 from triggerfish.runtime.process_runner import ProcessRunner
 from triggerfish.runtime.types import DEFAULT_OUTPUT_LIMIT, PlatformCall
 
@@ -24,6 +25,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 async def platform(call: PlatformCall) -> Any:
     if call.args["key"] == "hang":
         await asyncio.sleep(30)  # a store that never answers
+    if call.args["key"] == "refuse":
+        raise InvalidInputError("refused here")
     return call.args["key"]
 
 
@@ -171,6 +174,38 @@ async def test_a_platform_call_that_never_answers_still_times_out(runner: Proces
     assert outcome.error is not None
     assert outcome.error["errorType"] == "Runtime.Timeout"
     await then_still_serves(runner, "asks_forever", "answered", "answered")
+
+
+async def test_a_call_sent_with_the_result_gives_the_result_its_failure_or_its_timeout(runner: ProcessRunner) -> None:
+    # Context.finish_with_platform_call: the call goes in the result frame and its answer is the result.
+    answered = await runner.run(request("finishes_with", "dict"))
+    assert answered.ok, answered.error
+    assert answered.result == "dict"
+    assert answered.output_bytes == len(b'"dict"')
+    # A refused call fails the invocation as the handler's own call would have (the same error class and text).
+    refused = await runner.run(request("finishes_with", "refuse"))
+    assert not refused.ok
+    assert refused.error is not None
+    assert (refused.error["errorType"], refused.error["errorMessage"]) == ("InvalidInputError", "refused here")
+    # And one that never answers ends at the invocation's timeout.
+    began = time.monotonic()
+    hung = await runner.run(request("finishes_with", "hang"))
+    assert time.monotonic() - began < 3.0
+    assert hung.error is not None
+    assert hung.error["errorType"] == "Runtime.Timeout"
+    await then_still_serves(runner, "finishes_with", "again", "again")
+
+
+@pytest.mark.parametrize("after", ["hang", "sleep"])
+async def test_what_follows_an_answered_platform_call_still_times_out(runner: ProcessRunner, after: str) -> None:
+    # The invocation's frames after its first platform call are read within one timeout scope: a second call that
+    # hangs, or the handler running past its timeout after the first, ends at the timeout; the function serves again.
+    began = time.monotonic()
+    outcome = await runner.run(request("asks_twice", after))
+    assert time.monotonic() - began < 3.0
+    assert outcome.error is not None
+    assert outcome.error["errorType"] == "Runtime.Timeout"
+    await then_still_serves(runner, "asks_twice", "answered", ["answered", "answered"])
 
 
 @pytest.mark.parametrize("forgery", ["ready", "result", "garbage"])

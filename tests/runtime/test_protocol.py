@@ -41,22 +41,29 @@ def test_every_message_round_trips(message: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("event", "traceparent", "time_limit"),
-    [({"a": [1, 2, {"b": None}]}, "00-x", None), (None, None, None), ("é", "00-y", 3.0)],
+    ("event", "traceparent", "time_limit", "prelude"),
+    [
+        ({"a": [1, 2, {"b": None}]}, "00-x", None, None),
+        (None, None, None, None),
+        ("é", "00-y", 3.0, None),
+        ({"triggerfish-workflow": {"id": "w"}}, None, 3.0, {"resume": "w", "record": {"ops": []}}),
+    ],
     ids=str,
 )
 def test_the_request_frame_is_the_one_encode_writes(
-    event: Any, traceparent: str | None, time_limit: float | None
+    event: Any, traceparent: str | None, time_limit: float | None, prelude: Any
 ) -> None:
-    # time_limit is set on a request queued behind a running one (the async path's prefetch).
+    # time_limit is set on a request queued behind a running one (the async path's prefetch); a prelude is what the
+    # platform read for the handler before sending it (a workflow run's begin).
     event_json = orjson.dumps(event)
-    fast = p.request_frame("r1", event_json, 1.5, 2, traceparent, 3, time_limit)
+    fast = p.request_frame("r1", event_json, 1.5, 2, traceparent, 3, time_limit, prelude)
     fields: dict[str, Any] = {
         "deadline": 1.5,
         "attempt": 2,
         "traceparent": traceparent,
         "hop_count": 3,
         "time_limit": time_limit,
+        "prelude": prelude,
     }
     assert fast == p.encode(p.Request(id="r1", event=orjson.Fragment(event_json), **fields))
     assert p.decode(fast[4:]) == p.Request(id="r1", event=event, **fields)

@@ -51,6 +51,55 @@ def test_each_success_is_written_before_the_next_step_runs_and_the_last_with_the
     ]
 
 
+class Deferring(Recorder):
+    """A worker's context: the run's last checkpoint goes with its result (`finish_with_platform_call`)."""
+
+    def finish_with_platform_call(self, op: str, args: dict[str, Any]) -> bool:
+        ops = [(entry["op"]["name"], entry["op"]["status"], entry["op"].get("result")) for entry in args["ops"]]
+        self.log.append((op, args["action"], ops, args["finish"]))
+        return True
+
+
+def test_in_a_worker_the_last_step_and_the_outcome_go_with_the_result_not_in_a_call_of_their_own() -> None:
+    log: list[Any] = []
+
+    def act(name: str) -> str:
+        log.append(f"run {name}")
+        return name
+
+    def flow(ctx: WorkflowContext, _: Any) -> list[str]:
+        return [ctx.step(act, "a", name="a"), ctx.step(act, "b", name="b"), ctx.step(act, "c", name="c")]
+
+    run_workflow(flow, None, Deferring(log))
+    assert log == [
+        "begin",
+        "run a",
+        ("checkpoint", [("a", "SUCCEEDED")], None),
+        "run b",
+        ("checkpoint", [("b", "SUCCEEDED")], None),
+        "run c",
+        ("workflow", "finish", [("c", "SUCCEEDED", "c")], {"status": "SUCCEEDED", "result": ["a", "b", "c"]}),
+    ]
+
+
+def test_a_resumed_run_takes_the_record_sent_with_its_request_and_asks_when_none_came() -> None:
+    log: list[Any] = []
+
+    def flow(ctx: WorkflowContext, _: Any) -> str:
+        return str(ctx.step(lambda: "done", name="a"))
+
+    marker = {"triggerfish-workflow": {"id": "w1"}}
+    context = Recorder(log)
+    context.prelude = {"resume": "w1", "record": new_record("w1", "flow", None, 0.0)}  # type: ignore[attr-defined]
+    assert run_workflow(flow, marker, context)["result"] == "done"
+    assert log == [("checkpoint", [("a", "SUCCEEDED")], "SUCCEEDED")]
+    # One read for another workflow's run is not this run's record: it asks.
+    log.clear()
+    context.prelude = {"resume": "w2", "record": new_record("w2", "flow", None, 0.0)}  # type: ignore[attr-defined]
+    run_workflow(flow, marker, context)
+    assert log[0] == "begin"
+
+
 def test_a_success_goes_with_the_wait_that_follows_it_and_with_a_failed_outcome() -> None:
     log: list[Any] = []
 

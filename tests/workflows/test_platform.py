@@ -49,6 +49,27 @@ def runs(directory: Path) -> list[str]:
     return log.read_text().split() if log.exists() else []
 
 
+async def test_a_resumed_run_gets_its_record_with_its_request_and_its_outcome_goes_with_its_result(
+    platform: Platform,
+) -> None:
+    # The runs of a workflow started by the platform (a resume marker) ask it nothing to begin: the dispatcher read
+    # the record as it sent the request (Workflows.prelude); and the last checkpoint went with the result (finish).
+    actions: list[tuple[str, Any]] = []
+    call = platform.workflows.call
+
+    async def counted(platform_call: Any, args: dict[str, Any]) -> Any:
+        actions.append((platform_call.request_id, args.get("action")))
+        return await call(platform_call, args)
+
+    platform.workflows.call = counted  # type: ignore[method-assign,assignment]
+    workflow_id = await platform.workflows.start_workflow("sleeper", {"seconds": 0.05})
+    record = await finished(platform, workflow_id)
+    assert record["status"] == "SUCCEEDED", record
+    # Two runs: one ends on the sleep, the one the timer queues finishes.
+    assert [action for _, action in actions] == ["checkpoint", "finish"], actions
+    assert len({run for run, _ in actions}) == 2
+
+
 async def test_steps_run_once_are_checkpointed_and_failures_retried(platform: Platform, tmp_path: Path) -> None:
     workflow_id = await platform.workflows.start_workflow("steps", {"dir": str(tmp_path)})
     record = await finished(platform, workflow_id)

@@ -6,6 +6,7 @@ so each interleaving happens exactly, not by luck of timing.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -141,3 +142,57 @@ class TestEndedRunsOnSqlite(OnSqlite, EndedRuns):
 
 class TestEndedRunsOnPostgres(OnPostgres, EndedRuns):
     pass
+
+
+async def test_a_finish_sent_with_a_run_s_result_answers_the_run_s_summary() -> None:
+    # The run's last checkpoint rides on its result frame (`finish`): the platform writes it and its answer becomes
+    # the invocation's result, so it answers what the run would have: the outcome, or RUNNING when another run got
+    # ahead of it (the outcome is not written then).
+    store = await open_store("memory://")
+    workflows = Workflows(store, Resumes())
+    await workflows.call(call({"action": "begin", "input": None}), {"action": "begin", "input": None})
+    assert await checkpoint(workflows, step_op(0, "one")) == {"ok": True}
+    behind = {"action": "finish", "id": "w1", "ops": [{"op": step_op(0, "one"), "expect": None}], "markers": {}}
+    behind["finish"] = {"status": "SUCCEEDED", "result": "behind"}
+    assert await workflows.call(call(behind), behind) == {"workflow_id": "w1", "status": "RUNNING"}
+    assert (await workflows.describe("w1"))["status"] == "RUNNING"
+    ahead = {"action": "finish", "id": "w1", "ops": [{"op": step_op(1, "two"), "expect": None}], "markers": {}}
+    ahead["finish"] = {"status": "SUCCEEDED", "result": "done"}
+    answer = await workflows.call(call(ahead), ahead)
+    assert answer == {"workflow_id": "w1", "status": "SUCCEEDED", "result": "done"}
+    record = await workflows.describe("w1")
+    assert (record["status"], record["result"], [op["name"] for op in record["ops"]]) == (
+        "SUCCEEDED",
+        "done",
+        ["one", "two"],
+    )
+    await store.close()
+
+
+class WorkflowSpecs(Resumes):
+    """The platform's functions as the service sees them: `approval` a workflow, `plain` not."""
+
+    def __init__(self) -> None:
+        self.specs = {"approval": SimpleNamespace(workflow=True), "plain": SimpleNamespace(workflow=False)}
+
+
+async def test_the_record_read_ahead_for_a_resumed_run_is_the_begin_answer_and_nothing_else_gets_one() -> None:
+    store = await open_store("memory://")
+    workflows = Workflows(store, WorkflowSpecs())
+    await workflows.call(call({"action": "begin", "input": None}), {"action": "begin", "input": None})
+    marker = orjson.dumps({"triggerfish-workflow": {"id": "w1"}})
+    begun = await workflows.call(call({}), {"action": "begin", "resume": "w1"})
+    assert await workflows.prelude("approval", "r2", marker) == {"resume": "w1", **begun}
+    # Not a workflow, not a resume marker, no such workflow: nothing is read ahead (the run asks, as it could).
+    assert await workflows.prelude("plain", "r2", marker) is None
+    assert (
+        await workflows.prelude("approval", "r2", orjson.dumps({"triggerfish-workflow": {"id": "w1"}, "x": 1})) is None
+    )
+    assert await workflows.prelude("approval", "r2", orjson.dumps({"order": 1})) is None
+    assert await workflows.prelude("approval", "r2", orjson.dumps({"triggerfish-workflow": {"id": "nope"}})) is None
+    # A run whose invocation already ended on a wait (delivered again after a crash) is told so, as begin tells it.
+    nap = {"seq": 0, "kind": "sleep", "name": "sleep", "status": "WAITING", "seconds": 3600}
+    args = {"action": "checkpoint", "id": "w1", "ops": [{"op": nap, "expect": None}], "waiting_on": 0}
+    await workflows.call(PlatformCall("workflow", args, "approval", "r3"), args)
+    assert (await workflows.prelude("approval", "r3", marker) or {}).get("ended") is True
+    await store.close()

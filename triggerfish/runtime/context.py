@@ -131,6 +131,8 @@ class Context:
         traceparent: str | None = None,
         hop_count: int = 0,
         call_platform: Callable[[str, dict[str, Any]], Any] | None = None,
+        defers_calls: bool = False,
+        prelude: Any = None,
         app_name: str = "app",
         logger: logging.Logger | None = None,
         secrets: Mapping[str, str] | None = None,
@@ -159,6 +161,12 @@ class Context:
         self.client_context: Any = None
         self._traceparent = traceparent
         self._call_platform = call_platform
+        self._defers_calls = defers_calls
+        #: What the platform read for this invocation before sending it (a workflow run's `begin` answer): None
+        #: when nothing (another runner, another kind of function); the handler asks the platform itself then.
+        self.prelude = prelude
+        #: The platform call whose answer is to be this invocation's result (`finish_with_platform_call`).
+        self.final_call: tuple[str, dict[str, Any]] | None = None
         self._logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = logger
         self._arn: str | None = None
         self._secrets = secrets
@@ -246,6 +254,17 @@ class Context:
                 "triggerfish.testing or the runtime, or pass call_platform= to Context"
             )
         return self._call_platform(op, args)
+
+    def finish_with_platform_call(self, op: str, args: dict[str, Any]) -> bool:
+        """Make the platform's answer to `op` this invocation's result, asked together with the result (the worker
+        sends the call in its result frame: no round trip of its own; what the handler returns is dropped, and a
+        failed call fails the invocation as a failed `call_platform` would). Whether this runner does that: where
+        it does not (False), nothing is kept, and the handler calls `call_platform` and returns the answer itself.
+        """
+        if not self._defers_calls:
+            return False
+        self.final_call = (op, args)
+        return True
 
     def publish(
         self,

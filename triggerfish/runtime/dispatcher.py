@@ -105,6 +105,9 @@ class Dispatcher:
         self._ackers: dict[str, BatchWriter[str, bool]] = {}
         self._settlers: dict[str, BatchWriter[tuple[Message, InvocationRecord, KeptInput | None], bool]] = {}
         self._function_loops: list[_FunctionLoop] = []
+        #: Reads what a handler would ask the platform for first, before its request is sent (function, request id,
+        #: the event's JSON), handed to it as `context.prelude` (a workflow run's `begin`); set by the platform.
+        self.prelude: Callable[[str, str, bytes], Awaitable[Any]] | None = None
         # Where the runner can queue an invocation behind a running one (the process runtime), each worker's
         # next invocation waits in it, and the worker starts it without a round trip through this process.
         run_behind = getattr(runner, "run_behind", None)
@@ -186,6 +189,9 @@ class Dispatcher:
             return
         # Each attempt is a span of its own, a child of whoever caused the invocation.
         span, parent_span = tracecontext.span_of(invocation.traceparent)
+        prelude = None
+        if self.prelude is not None:
+            prelude = await self.prelude(invocation.function, invocation.request_id, invocation.event)
         request = InvokeRequest(
             request_id=invocation.request_id,
             function=invocation.function,
@@ -196,6 +202,7 @@ class Dispatcher:
             traceparent=span,
             hop_count=invocation.hop_count,
             parent_span_id=parent_span,
+            prelude=prelude,
         )
         age = self.clock() - invocation.enqueued_at
         unrun: tuple[FailureCondition, dict[str, Any]] | None = None

@@ -48,6 +48,8 @@ class Request:
     #: then this many seconds after the worker starts it, and the worker writes `start_marker(id)` to its output
     #: first, so the parent can tell the two invocations' output apart.
     time_limit: float | None = None
+    #: What the platform read for the handler before sending it (InvokeRequest.prelude).
+    prelude: Any = None
 
 
 def start_marker(request_id: str) -> bytes:
@@ -81,6 +83,9 @@ class Result:
     max_memory: int | None = None
     #: Bytes of the result's JSON when ok (the worker encoded it anyway): usage's data out.
     result_bytes: int = 0
+    #: A platform call (`{"op", "args"}`) whose answer is the invocation's result, made by the parent when this
+    #: frame comes (`Context.finish_with_platform_call`): a workflow's last checkpoint, without a round trip.
+    call: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +273,7 @@ def request_frame(
     traceparent: str | None,
     hop_count: int,
     time_limit: float | None = None,
+    prelude: Any = None,
 ) -> bytes:
     """The frame of `Request(request_id, Fragment(event_json), ...)` as `encode` writes it, without building the
     dataclass and reading it back: the one frame every invocation sends (a third of `encode`'s time)."""
@@ -282,6 +288,7 @@ def request_frame(
                 "traceparent": traceparent,
                 "hop_count": hop_count,
                 "time_limit": time_limit,
+                "prelude": prelude,
             }
         )
     )

@@ -36,6 +36,9 @@ class InvokeRequest:
     #: Traceparents of the other messages of a batch (the parent is the first's): span links, as OpenTelemetry's
     #: messaging conventions give a batch's processing span.
     links: tuple[str, ...] = ()
+    #: What the platform read for the handler before sending it (a workflow run's `begin` answer), handed to the
+    #: handler as `context.prelude`: the round trip it spares (None: nothing).
+    prelude: Any = None
 
 
 @dataclass(slots=True)

@@ -315,6 +315,8 @@ class Worker:
             traceparent=request.traceparent,
             hop_count=request.hop_count,
             call_platform=self.call_platform,
+            defers_calls=True,
+            prelude=request.prelude,
             app_name=self.app_name,
             logger=self.logger,
             secrets=self.secrets,
@@ -337,7 +339,11 @@ class Worker:
         if self.output_fd is not None and _pipe_empty(self.output_fd):
             # Everything written so far was already read by the parent: spare it a read per invocation.
             body["unread_output"] = False
-        if outcome.ok:
+        if outcome.ok and context.final_call is not None:
+            # The platform's answer to this call is the result (Context.finish_with_platform_call).
+            op, args = context.final_call
+            body["call"] = {"op": op, "args": args}
+        elif outcome.ok:
             result_json = outcome.result_json or b"null"
             body["result"] = orjson.Fragment(result_json)
             body["result_bytes"] = len(result_json)
@@ -374,6 +380,7 @@ class Worker:
     @staticmethod
     def _failure(body: dict[str, Any], error_type: str, message: str) -> bytes:
         body.pop("result", None)
+        body.pop("call", None)
         body["ok"] = False
         body["error"] = {"errorType": error_type, "errorMessage": message, "stackTrace": []}
         return orjson.dumps(body)

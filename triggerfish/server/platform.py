@@ -476,6 +476,8 @@ class Platform:
         except BaseException:
             await runner.close()
             raise
+        # A workflow's resumed run gets its record with its request, not from a platform call (Workflows.prelude).
+        version.invoker.dispatcher.prelude = self.workflows.prelude
         self._versions = max(self._versions, version.number)
         return version
 

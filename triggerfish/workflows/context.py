@@ -487,6 +487,21 @@ class WorkflowContext:
         self._replay.record(op)
         self.flush(finish)
 
+    def finish_request(self, outcome: dict[str, Any]) -> dict[str, Any]:
+        """The `finish` request of the workflow's outcome: its last checkpoint (what this run recorded since the last
+        one, and the outcome), which the platform writes and answers with the run's summary (`run_workflow`)."""
+        request = {
+            "action": "finish",
+            "id": self.id,
+            "ops": self._pending,
+            "markers": self._replay.new_markers,
+            "finish": outcome,
+        }
+        self._pending = []
+        self._unsaved_step = False
+        self._replay.new_markers = {}
+        return request
+
     def flush(self, finish: dict[str, Any] | None = None, *, waiting_on: int | None = None) -> None:
         """Checkpoint what this run recorded (and, with `finish`, the workflow's outcome; with `waiting_on`, the
         operation the run ends on, as it saw it waiting)."""
@@ -558,8 +573,13 @@ def run_workflow(fn: Callable[..., Any], event: Any, context: Any) -> dict[str, 
         return context.call_platform(PLATFORM_OP, request)
 
     marker = event.get(RESUME_KEY) if isinstance(event, dict) and len(event) == 1 else None
+    prelude = getattr(context, "prelude", None)
     if isinstance(marker, dict) and isinstance(marker.get("id"), str):
-        answer = call({"action": "begin", "resume": marker["id"]})
+        if isinstance(prelude, dict) and prelude.get("resume") == marker["id"] and "record" in prelude:
+            # The platform read the record as it sent this request (Workflows.prelude): the begin's answer.
+            answer = prelude
+        else:
+            answer = call({"action": "begin", "resume": marker["id"]})
     else:
         answer = call({"action": "begin", "input": event})
     record = answer["record"]
@@ -586,6 +606,12 @@ def run_workflow(fn: Callable[..., Any], event: Any, context: Any) -> dict[str, 
         return {"workflow_id": ctx.id, "status": RUNNING}
     except Exception as exc:
         outcome = {"status": FAILED, "error": _error(exc)}
+    finish_with = getattr(context, "finish_with_platform_call", None)
+    if callable(finish_with) and finish_with(PLATFORM_OP, ctx.finish_request(outcome)):
+        # The worker sends the last checkpoint in its result frame, and the platform's answer to it (`finish`: the
+        # summary, as below) is the invocation's result: the outcome is written before the result stands, without
+        # a round trip of its own. What is returned here is dropped.
+        return {"workflow_id": ctx.id, "status": RUNNING}
     try:
         try:
             ctx.flush(outcome)

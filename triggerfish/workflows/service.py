@@ -67,6 +67,8 @@ MAX_TRIES = 50
 WAITS_GROUP = "workflow-waits"
 #: The trigger named in the invocation records of a workflow's runs the platform starts.
 TRIGGER = "workflow"
+#: What the JSON of every resume marker holds: most invocations are told apart from one without decoding.
+_RESUME_BYTES = f'"{RESUME_KEY}"'.encode()
 
 
 class Invokes(Protocol):
@@ -129,6 +131,8 @@ class Workflows:
             return await self._begin(call, args)
         if action == "checkpoint":
             return await self._checkpoint(args, call.traceparent, call.request_id)
+        if action == "finish":
+            return await self._finish(args, call.traceparent, call.request_id)
         if action == "invoke":
             return await self._invoke(call, args)
         if action == "start":
@@ -138,7 +142,7 @@ class Workflows:
         if action == "aws_end":
             return await self.durable.end(args)
         raise InvalidInputError(
-            f"workflow: unknown action {action!r}; use begin, checkpoint, invoke, start, aws_begin or aws_end"
+            f"workflow: unknown action {action!r}; use begin, checkpoint, finish, invoke, start, aws_begin or aws_end"
         )
 
     async def _begin(self, call: PlatformCall, args: dict[str, Any]) -> Any:
@@ -162,6 +166,35 @@ class Workflows:
                 return _begun(stored.record, call.request_id)
             raise
         return {"record": record}
+
+    async def prelude(self, function: str, request_id: str, event: bytes) -> dict[str, Any] | None:
+        """The `begin` answer of a workflow's run that the dispatcher is about to send (its event the resume marker),
+        read now and sent with the request, so the run needs no round trip for it (`run_workflow`); None for any
+        other invocation, or when the read fails (the run then asks, as it always could).
+
+        Read as late as `begin` would be in all that matters: only a run of the same workflow could write the record
+        between this read and the run's start, and a run the resume could follow has written its last checkpoint
+        before anything queues the resume (the wait it ended on); two runs at once after a crash are the race the
+        checkpoints' compare-and-set settles, as with `begin`."""
+        if _RESUME_BYTES not in event:
+            return None
+        specs = getattr(self.invoker, "specs", None)
+        spec = specs.get(function) if isinstance(specs, dict) else None
+        if spec is None or not spec.workflow:
+            return None
+        try:
+            marker = orjson.loads(event)
+            workflow_id = marker[RESUME_KEY]["id"] if len(marker) == 1 else None
+            if not isinstance(workflow_id, str):
+                return None
+            stored = await self.state.get(workflow_id)
+        except Exception:
+            log.exception("workflow run %s: its record could not be read ahead; the run reads it", request_id)
+            return None
+        if stored is None:
+            return None
+        self.recent.saw(stored)
+        return {"resume": workflow_id, **_begun(stored.record, request_id)}
 
     async def _start_from_handler(self, args: dict[str, Any]) -> Any:
         """`context.start_workflow(...)`: a handler starts a workflow (with an id of its choosing, so that a handler
@@ -248,6 +281,28 @@ class Workflows:
         self.tell_spans(spans)
         await self._cancel_all(unneeded, "its batch finished without it")
         return {"ok": True}
+
+    async def _finish(self, args: dict[str, Any], traceparent: str | None, run: str) -> dict[str, Any]:
+        """A run's last checkpoint, with the workflow's outcome, sent with the run's result (`run_workflow`); the run's
+        summary, which becomes its invocation's result: what the run would have answered had it checkpointed
+        itself. A refused outcome (over the store's record limit, say) fails the workflow saying why; a run that
+        another got ahead of answers RUNNING, as a superseded run does."""
+        outcome = args.get("finish")
+        if not isinstance(outcome, dict):
+            raise InvalidInputError("workflow finish: give the outcome (finish: an object)")
+        workflow_id = args.get("id")
+        answer = await self._checkpoint(args, traceparent, run)
+        if answer.get("refused"):
+            message = f"workflow {workflow_id!r}: the platform could not keep this checkpoint: {answer['refused']}"
+            error = {"errorType": "WorkflowError", "errorMessage": message, "stackTrace": []}
+            outcome = {"status": FAILED, "error": error}
+            failed: dict[str, Any] = {"id": workflow_id, "ops": [], "markers": {}, "finish": outcome}
+            answer = await self._checkpoint(failed, traceparent, run)
+            if answer.get("refused"):
+                raise WorkflowStateError(f"{message}; nor its failure: {answer['refused']}")
+        if answer.get("superseded"):
+            return {"workflow_id": workflow_id, "status": RUNNING}
+        return {"workflow_id": workflow_id, **outcome}
 
     def tell_spans(self, spans: list[dict[str, Any]]) -> None:
         """Tell the span listeners of the spans `operation_spans` gave (the Span is made only for a listener)."""

@@ -117,6 +117,23 @@ def asks_forever(event: Any, context: Any) -> Any:
 
 
 @app.function(timeout=1.0)
+def finishes_with(event: Any, context: Any) -> Any:
+    # The platform's answer to this call is the invocation's result; what the handler returns is dropped.
+    assert context.finish_with_platform_call("kv_get", {"key": event})
+    return "dropped"
+
+
+@app.function(timeout=1.0)
+def asks_twice(event: Any, context: Any) -> Any:
+    # Answered, then (with "hang") never, or (with "sleep") past the timeout in the handler: the invocation's one
+    # timeout scope, armed at its first call, covers what follows it.
+    first = context.call_platform("kv_get", {"key": "answered"})
+    if event == "sleep":
+        time.sleep(5)
+    return [first, context.call_platform("kv_get", {"key": event})]
+
+
+@app.function(timeout=1.0)
 def forges_frames(event: Any) -> Any:
     """Writes protocol frames of its own onto its worker's socket to the parent: hostile user code."""
     import socket as socket_module
