@@ -34,6 +34,7 @@ from triggerfish.store.atomic import (
     Forward,
     Op,
     Put,
+    Route,
     Send,
     conflict,
     forward_bodies,
@@ -224,6 +225,10 @@ async def _write_atomic(c: Conn, ops: list[Op], now: float, limit: int) -> list[
             results.append(True)
         elif isinstance(op, Forward):
             results.append(await _forward(c, op, forwarded_source(ops, results, op), now, limit))
+        elif isinstance(op, Route):
+            # Not decided here (publishers on PostgreSQL append through the batcher, see `routes_appends`): the
+            # group's consumer delivers the records.
+            results.append(False)
     return results
 
 
