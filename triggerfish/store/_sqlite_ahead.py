@@ -111,7 +111,6 @@ class ReceivesAhead:
         """Lease for the receive waiting on `queue` (if any) behind the send just submitted to the writer."""
         sends = self._sends[queue] = self._sends.get(queue, 0) + 1
         kinds = self._waiting.get(queue)
-
         if not kinds or queue in self._ahead:
             return  # nobody waits, or a lease made ahead is on its way and takes this send's messages too
         timeouts = {visibility_timeout for _, visibility_timeout in kinds}
