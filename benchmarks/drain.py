@@ -1,14 +1,16 @@
 """The async drain alone, in the platform's own process: how fast a queue of no-op invocations empties, and the
 CPU the platform's process spends per invocation.
 
-    python -m benchmarks.drain [--invocations 3000] [--rounds 3] [--tree DIR ...] [--profile FILE]
+    python -m benchmarks.drain [--invocations 3000] [--rounds 3] [--tree DIR ...] [--profile FILE] [--postgres]
 
 No HTTP and no producers: each run starts a `Platform` on a fresh SQLite store (as `triggerfish dev`
-makes it: inputs kept, metrics listening) with the no-op of `benchmarks/apps/async_app.py`, stops its
+makes it: inputs kept, metrics listening; `--postgres`: on a fresh schema of the benchmarks' PostgreSQL,
+`benchmarks/postgres.py`) with the no-op of `benchmarks/apps/async_app.py`, stops its
 dispatcher, queues INVOCATIONS invocations (`invoke_async_many`, 500 per write), then starts the dispatcher
 and times until every invocation ran, was recorded and acknowledged. The process's user and system CPU over
 the drain (every thread of it: the event loop and the store's threads; the workers are other processes),
-divided by the invocations, is close to independent of the machine's load; the rate is not. `--tree` runs
+divided by the invocations, is close to independent of the machine's load; the rate is not (on PostgreSQL, the
+CPU of the store's backends too, read from /proc: the server must run on this machine). `--tree` runs
 each round in a child process with another source tree first on PYTHONPATH, the trees taking turns, for a
 before/after in one run. `--profile FILE` writes a cProfile of one drain (the event loop's thread only).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -31,8 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BATCH = 500
 
 
-async def drain_once(invocations: int, work: Path) -> dict[str, float]:
-    """One drain of `invocations` queued no-ops on a fresh platform in `work`: seconds, and CPU seconds."""
+async def drain_once(invocations: int, work: Path, store_url: str | None = None) -> dict[str, float]:
+    """One drain of `invocations` queued no-ops on a fresh platform in `work` (on the store at `store_url`, else
+    SQLite in `work`): seconds, and CPU seconds."""
     from benchmarks.apps.async_app import DONE_FILE
     from triggerfish.observe.metrics import Metrics
     from triggerfish.server.platform import Platform
@@ -42,7 +46,7 @@ async def drain_once(invocations: int, work: Path) -> dict[str, float]:
     shutil.copy(ROOT / "benchmarks" / "apps" / "async_app.py", app_dir / "app.py")
     marker = work / "done"
     (app_dir / "triggerfish.toml").write_text(f'[functions."*"]\nenv = {{ {DONE_FILE} = "{marker}" }}\n')
-    platform = Platform(str(app_dir / "app.py"), data_dir=work / "data")
+    platform = Platform(str(app_dir / "app.py"), data_dir=work / "data", store_url=store_url)
     platform.keep_inputs = True
     Metrics().watch(platform)
     await platform.start()
@@ -57,10 +61,13 @@ async def drain_once(invocations: int, work: Path) -> dict[str, float]:
         for first in range(0, invocations, BATCH):
             await platform.invoke_async_many("noop", [{"n": n} for n in range(first, min(invocations, first + BATCH))])
         workers = platform.current.runner.stats("noop")["pids"]
+        database = _backends(store_url) if store_url else []
         before, workers_before, started = os.times(), _cpu(workers), time.perf_counter()
+        database_before = _cpu(database)
         await dispatcher.start()
         await dispatcher.drain()
         seconds, after, workers_after = time.perf_counter() - started, os.times(), _cpu(workers)
+        database_after = _cpu(database)
     finally:
         await platform.stop(drain=False)
     if _size(marker) != 20 + invocations:
@@ -70,7 +77,21 @@ async def drain_once(invocations: int, work: Path) -> dict[str, float]:
         "user": after.user - before.user,
         "system": after.system - before.system,
         "workers": workers_after - workers_before,
+        "database": database_after - database_before,
     }
+
+
+def _backends(store_url: str) -> list[int]:
+    """The process ids of the PostgreSQL backends serving the store at `store_url` (its application name, which
+    `_child` makes unique): the database server's share of the CPU, when it runs on this machine."""
+    import psycopg
+
+    from benchmarks.postgres import SERVER
+
+    name = store_url.rpartition("application_name=")[2]
+    with psycopg.connect(SERVER, autocommit=True) as connection:
+        rows = connection.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,)).fetchall()
+    return [int(pid) for (pid,) in rows]
 
 
 def _cpu(pids: list[int]) -> float:
@@ -92,26 +113,34 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _child(invocations: int, profile: str | None) -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
+def _child(invocations: int, profile: str | None, on_postgres: bool) -> None:
+    from benchmarks import postgres
+
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-drain-"))
+        store_url = stack.enter_context(postgres.fresh_schema()) if on_postgres else None
+        if store_url is not None:
+            store_url += f"&application_name=bench-drain-{os.getpid()}"
         if profile:
             import cProfile
 
             profiler = cProfile.Profile()
-            result = profiler.runcall(asyncio.run, drain_once(invocations, Path(tmp)))
+            result = profiler.runcall(asyncio.run, drain_once(invocations, Path(tmp), store_url))
             profiler.dump_stats(profile)
         else:
-            result = asyncio.run(drain_once(invocations, Path(tmp)))
+            result = asyncio.run(drain_once(invocations, Path(tmp), store_url))
     import triggerfish
 
     print(json.dumps({**result, "tree": str(Path(triggerfish.__file__).parent.parent)}))
 
 
-def _run_tree(tree: Path, invocations: int, profile: str | None) -> dict[str, float]:
+def _run_tree(tree: Path, invocations: int, profile: str | None, on_postgres: bool) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"}
     command = [sys.executable, "-m", "benchmarks.drain", "--child", "--invocations", str(invocations)]
     if profile:
         command += ["--profile", profile]
+    if on_postgres:
+        command.append("--postgres")
     # Run from the tree itself: `-m` puts the working directory first on sys.path, ahead of PYTHONPATH.
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=tree).stdout
     result = json.loads(out.strip().splitlines()[-1])
@@ -126,10 +155,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tree", action="append", type=Path, help="a source tree to run the platform from")
     parser.add_argument("--profile", help="write a cProfile of one drain here")
+    parser.add_argument("--postgres", action="store_true", help="on a fresh PostgreSQL schema, not SQLite")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        _child(args.invocations, args.profile)
+        _child(args.invocations, args.profile, args.postgres)
         return
     trees = [tree.resolve() for tree in args.tree] if args.tree else [ROOT]
     rows: dict[Path, list[dict[str, float]]] = {tree: [] for tree in trees}
@@ -137,25 +167,26 @@ def main(argv: list[str] | None = None) -> None:
     for round_number in range(args.rounds):
         order = trees if round_number % 2 == 0 else list(reversed(trees))
         for tree in order:
-            rows[tree].append(_run_tree(tree, args.invocations, args.profile))
+            rows[tree].append(_run_tree(tree, args.invocations, args.profile, args.postgres))
             loads.append(os.getloadavg()[0])
     n = args.invocations
     print(
-        f"{n} queued no-ops per drain, {args.rounds} rounds, the trees taking turns; load average "
-        f"{min(loads):.1f} to {max(loads):.1f}.\n"
+        f"{n} queued no-ops per drain on {'PostgreSQL' if args.postgres else 'SQLite'}, {args.rounds} rounds,"
+        f" the trees taking turns; load average {min(loads):.1f} to {max(loads):.1f}.\n"
     )
     print(
         "| tree | invocations/s | user µs / invocation | system µs / invocation | CPU µs / invocation"
-        " | workers' CPU µs / invocation |"
+        " | workers' CPU µs / invocation | database's CPU µs / invocation |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for tree, runs in rows.items():
         rate = statistics.median(n / r["seconds"] for r in runs)
         user = statistics.median(r["user"] / n * 1e6 for r in runs)
         system = statistics.median(r["system"] / n * 1e6 for r in runs)
         cpu = statistics.median((r["user"] + r["system"]) / n * 1e6 for r in runs)
         workers = statistics.median(r["workers"] / n * 1e6 for r in runs)
-        print(f"| `{tree}` | {rate:,.0f} | {user:.0f} | {system:.0f} | {cpu:.0f} | {workers:.0f} |")
+        database = statistics.median(r.get("database", 0.0) / n * 1e6 for r in runs)
+        print(f"| `{tree}` | {rate:,.0f} | {user:.0f} | {system:.0f} | {cpu:.0f} | {workers:.0f} | {database:.0f} |")
 
 
 if __name__ == "__main__":

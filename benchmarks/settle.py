@@ -2,6 +2,7 @@
 acknowledgement of their messages costs the store, per invocation.
 
     python -m benchmarks.settle [--invocations 3000] [--batch 16] [--kept 0] [--rounds 2] [--tree DIR ...]
+                                [--postgres]
 
 Each run opens a fresh SQLite store (`synchronous=FULL`), first writes `--kept` records as earlier invocations
 would have left them (a store that keeps a retention's worth of records is large), queues and leases
@@ -11,13 +12,17 @@ come from the tree under test (`new_request_id`, `tracecontext.span_of`, the que
 over the settles only, from `/proc/self/io` and `os.times`: bytes written (the write-ahead log's pages), write
 and read system calls (pages written and pages read that were not in SQLite's cache), and CPU (noisy on a
 loaded machine; the others are not). `--tree` runs each round in a child with another source tree first on
-PYTHONPATH, the trees taking turns.
+PYTHONPATH, the trees taking turns. `--postgres` settles on a fresh schema of the benchmarks' PostgreSQL
+(`benchmarks/postgres.py`) instead: the file counters then say little (the database's process does the
+writing), the milliseconds per settle say what a round trip costs (count those with `strace -f -e recvfrom`), and the
+database's CPU per invocation is its backends' (read from /proc: the server must run on this machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -68,12 +73,24 @@ def _outcomes(count: int, bodies: list[bytes]) -> list[Any]:
     return made
 
 
-async def settle_once(invocations: int, batch: int, kept: int, work: Path) -> dict[str, float]:
+def _backends(url: str) -> list[int]:
+    from benchmarks.drain import _backends as backends
+
+    return backends(url)
+
+
+def _cpu(pids: list[int]) -> float:
+    from benchmarks.drain import _cpu as cpu
+
+    return cpu(pids)
+
+
+async def settle_once(invocations: int, batch: int, kept: int, work: Path, url: str | None = None) -> dict[str, float]:
     from triggerfish.runtime.records import InvocationRecords
     from triggerfish.store import Message, OutgoingMessage, open_store
     from triggerfish.store.atomic import Ack
 
-    store = await open_store(f"sqlite:///{work}/store.db")
+    store = await open_store(url or f"sqlite:///{work}/store.db")
     try:
         records = InvocationRecords(store, clock=time.time)
         for first in range(0, kept, 500):
@@ -83,13 +100,16 @@ async def settle_once(invocations: int, batch: int, kept: int, work: Path) -> di
         leased: list[Message] = []
         while len(leased) < invocations:
             leased += await store.queues.receive(QUEUE, max_messages=500, visibility_timeout=600, wait=0)
-        before, cpu_before = _io(), os.times()
+        database = _backends(url) if url else []
+        before, cpu_before, started = _io(), os.times(), time.perf_counter()
+        database_before = _cpu(database)
         for first in range(0, invocations, batch):
             messages = leased[first : first + batch]
             outcomes = _outcomes(len(messages), [message.body for message in messages])
             writes = records.writes([r for r, _ in outcomes], [k for _, k in outcomes if k is not None])
             await store.atomic([*writes, Ack(QUEUE, [message.receipt for message in messages])])
-        after, cpu_after = _io(), os.times()
+        seconds, after, cpu_after = time.perf_counter() - started, _io(), os.times()
+        database_after = _cpu(database)
     finally:
         await store.close()
     return {
@@ -97,6 +117,8 @@ async def settle_once(invocations: int, batch: int, kept: int, work: Path) -> di
         "writes": (after["syscw"] - before["syscw"]) / invocations,
         "reads": (after["syscr"] - before["syscr"]) / invocations,
         "cpu": (cpu_after.user - cpu_before.user + cpu_after.system - cpu_before.system) / invocations * 1e6,
+        "ms": seconds / -(-invocations // batch) * 1e3,
+        "database": (database_after - database_before) / invocations * 1e6,
     }
 
 
@@ -104,7 +126,7 @@ def _run_tree(tree: Path, args: argparse.Namespace) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"}
     # This file run as a script (a tree from before it existed has no benchmarks/settle.py), from the tree.
     command = [sys.executable, str(Path(__file__).resolve()), "--child", "--invocations", str(args.invocations)]
-    command += ["--batch", str(args.batch), "--kept", str(args.kept)]
+    command += ["--batch", str(args.batch), "--kept", str(args.kept)] + (["--postgres"] if args.postgres else [])
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=tree).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     if Path(result.pop("tree")) != tree:
@@ -119,13 +141,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kept", type=int, default=0, help="records already in the store")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tree", action="append", type=Path, help="a source tree to settle with")
+    parser.add_argument("--postgres", action="store_true", help="on a fresh PostgreSQL schema, not SQLite")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         import triggerfish
+        from benchmarks import postgres
 
-        with tempfile.TemporaryDirectory(prefix="bench-settle-") as tmp:
-            result = asyncio.run(settle_once(args.invocations, args.batch, args.kept, Path(tmp)))
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-settle-"))
+            url = stack.enter_context(postgres.fresh_schema()) if args.postgres else None
+            if url is not None:
+                url += f"&application_name=bench-settle-{os.getpid()}"
+            result = asyncio.run(settle_once(args.invocations, args.batch, args.kept, Path(tmp), url))
         print(json.dumps({**result, "tree": str(Path(triggerfish.__file__).parent.parent)}))
         return
     trees = [tree.resolve() for tree in args.tree] if args.tree else [ROOT]
@@ -136,14 +164,21 @@ def main(argv: list[str] | None = None) -> None:
             rows[tree].append(_run_tree(tree, args))
             loads.append(os.getloadavg()[0])
     print(
-        f"{args.invocations} outcomes settled {args.batch} per write, {args.kept:,} records kept before,"
+        f"{args.invocations} outcomes settled {args.batch} per write on {'PostgreSQL' if args.postgres else 'SQLite'},"
+        f" {args.kept:,} records kept before,"
         f" {args.rounds} rounds, the trees taking turns; load average {min(loads):.1f} to {max(loads):.1f}.\n"
     )
-    print("| tree | bytes written / invocation | write calls | read calls | CPU µs |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| tree | bytes written / invocation | write calls | read calls | CPU µs | database's CPU µs | ms per settle |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for tree, runs in rows.items():
-        cells = [statistics.median(run[name] for run in runs) for name in ("bytes", "writes", "reads", "cpu")]
-        print(f"| `{tree}` | {cells[0]:,.0f} | {cells[1]:.2f} | {cells[2]:.2f} | {cells[3]:.0f} |")
+        names = ("bytes", "writes", "reads", "cpu", "database", "ms")
+        cells = [statistics.median(run.get(name, 0.0) for run in runs) for name in names]
+        print(
+            f"| `{tree}` | {cells[0]:,.0f} | {cells[1]:.2f} | {cells[2]:.2f} | {cells[3]:.0f} | {cells[4]:.0f}"
+            f" | {cells[5]:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ async def test_devices_survive_a_kill_9_of_the_platform(tmp_path: Path) -> None:
         assert killed_at < reports * len(devices), "the kill came after everything was handled; nothing was tested"
         second = start_dev(app_dir / "devices.py", data, log)
         try:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + scaled(120)
             while True:
                 shadows, seqs = await shadows_and_readings(data)
                 done = [shadows.get(f"shadows/{r}/{n}", {}).get("reported", {}).get("seq") for r, n in devices]

@@ -127,6 +127,9 @@ class CountingSocket:
         self.reads += 1
         return self.sock.recv(size)
 
+    def fileno(self) -> int:  # what the reader waits on
+        return self.sock.fileno()
+
 
 def test_the_frame_reader_takes_a_frame_in_one_read_and_keeps_what_follows() -> None:
     left, right = socket.socketpair()

@@ -4,6 +4,7 @@ hostile frames (run here in a thread; the fork around it is covered by the other
 from __future__ import annotations
 
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -211,3 +212,62 @@ print(*seen)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.split() == ["False", "True", "True", "True", "False"]
+
+
+_SERVE_ON_FD = """
+import socket, sys
+from triggerfish.model import FunctionSettings, FunctionSpec
+from triggerfish.runtime.worker import Worker
+
+def handler(event, context):
+    return event
+
+spec = FunctionSpec(name="f", handler=handler, ref="x:handler", settings=FunctionSettings())
+Worker(socket.socket(fileno=int(sys.argv[1])), spec, app_name="app", version="1").serve()
+"""
+
+
+def _state_and_sleeps(pid: int) -> tuple[str, int]:
+    """A process's scheduler state letter and how many times it has gone to sleep (voluntary switches)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        state = stat.read().rpartition(")")[2].split()[0]
+    with open(f"/proc/{pid}/status") as status:
+        sleeps = next(int(line.split()[1]) for line in status if line.startswith("voluntary_ctxt_switches:"))
+    return state, sleeps
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="counts context switches in /proc")
+def test_a_worker_sleeps_once_per_invocation_not_again_when_its_result_is_read() -> None:
+    # A Unix socket wakes whoever sleeps on it when the peer reads what it sent (room to write again): a worker
+    # waiting for its next request in a blocking recv woke for nothing each time the parent read its result.
+    parent, child = socket.socketpair()
+    worker = subprocess.Popen([sys.executable, "-c", _SERVE_ON_FD, str(child.fileno())], pass_fds=[child.fileno()])
+    child.close()
+    reader = p.FrameReader(parent)
+
+    def asleep() -> int:
+        """Wait until the worker sleeps (waiting for a request); its sleeps so far."""
+        deadline = time.monotonic() + 30
+        while True:
+            state, sleeps = _state_and_sleeps(worker.pid)
+            if state == "S" or time.monotonic() > deadline:
+                return sleeps
+            time.sleep(0.001)
+
+    try:
+        p.send_frame(parent, p.Request(id="warm", event=0, deadline=time.time() + 30))
+        assert isinstance(reader.recv(), p.Result)
+        invocations = 40
+        before = asleep()
+        for n in range(invocations):
+            p.send_frame(parent, p.Request(id=f"r{n}", event=n, deadline=time.time() + 30))
+            select.select([parent], [], [], 30)  # the result is there ...
+            asleep()  # ... and the worker waits for the next request before the parent reads it
+            result = reader.recv()
+            assert isinstance(result, p.Result)
+            assert result.result == n
+        sleeps = asleep() - before
+    finally:
+        parent.close()
+        worker.wait(30)
+    assert invocations <= sleeps <= invocations * 1.25, f"{sleeps} sleeps for {invocations} invocations"

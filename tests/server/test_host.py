@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.deploy.packages import wheel
+from tests.patience import scaled
 from triggerfish.deploy.bundle import pack
 from triggerfish.gateway import GatewayServer
 from triggerfish.server.host import Host
@@ -72,7 +73,8 @@ async def serve(data_dir: Path, *, store_url: str | None = None) -> AsyncIterato
     try:
         async with (
             GatewayServer(HostASGI(host, open_access=True), port=0) as server,
-            httpx.AsyncClient(base_url=server.url, headers=JSON) as http,
+            # A hang guard, not a check of speed: under load a write may wait behind the other node's on one file.
+            httpx.AsyncClient(base_url=server.url, headers=JSON, timeout=scaled(30)) as http,
         ):
             yield Served(host, server.url, http)
     finally:

@@ -319,10 +319,11 @@ class Worker:
             logger=self.logger,
             secrets=self.secrets,
         )
+        traceparent = context.traceparent  # checked (a pattern match) once, not once per use
         # Per invocation, as Lambda sets it: the X-Ray header of this invocation's trace.
-        os.environ["_X_AMZN_TRACE_ID"] = lambda_env.x_amzn_trace_id(context.traceparent)
+        os.environ["_X_AMZN_TRACE_ID"] = lambda_env.x_amzn_trace_id(traceparent)
         started = time.time()
-        with self.tracing.joined(context.traceparent):
+        with self.tracing.joined(traceparent):
             outcome = run_handler(spec.handler, request.event, context, loop=self.loop)
         ended = time.time()
         self._send_spans(request.id)

@@ -3,8 +3,8 @@
 Appends, sends and unconditional puts arrive one call at a time from many
 tasks. Up to `in_flight` merged transactions run at once (on as many pooled
 connections, so their commits' WAL flushes overlap); the calls that arrive
-meanwhile wait together and go as the next one: one round trip per statement
-for all of them, one commit instead of one each. Every caller hears back only
+meanwhile wait together and go as the next one: one pipelined transaction
+(`Engine.run(..., pipeline=True)`) for all of them, one commit instead of one each. Every caller hears back only
 after its commit. Concurrent callers' order is the order their transactions
 commit in (offsets follow commit order); one caller's calls, each awaited, keep
 theirs.
@@ -26,10 +26,17 @@ class Batcher(Generic[A, R]):
     """Runs calls `A` through `write(connection, [A, ...]) -> [R, ...]`, merged, one transaction at a time."""
 
     def __init__(
-        self, engine: Engine, write: Callable[[Conn, list[A]], Awaitable[list[R]]], *, in_flight: int = 1
+        self,
+        engine: Engine,
+        write: Callable[[Conn, list[A]], Awaitable[list[R]]],
+        *,
+        in_flight: int = 1,
+        wake: Callable[[A], str] | None = None,
     ) -> None:
         self._engine = engine
         self._write = write
+        #: What a call tells other nodes once committed (`Engine.notify_soon`'s payloads), if anything.
+        self._wake = wake
         self._in_flight = in_flight
         self._waiting: list[tuple[A, asyncio.Future[R]]] = []
         self._running = 0
@@ -55,8 +62,10 @@ class Batcher(Generic[A, R]):
                 self.batches += 1
                 self.calls += len(taken)
                 try:
+                    items = [item for item, _ in taken]
+                    wakes = {self._wake(item) for item in items} if self._wake is not None else ()
                     results: list[Any] = await self._engine.run(
-                        self._write, [item for item, _ in taken], operations=len(taken)
+                        self._write, items, operations=len(taken), pipeline=True, wakes=wakes
                     )
                 except BaseException as exc:
                     for _, future in taken:

@@ -7,13 +7,21 @@
   failure during COMMIT leaves the outcome unknown and is reported as
   StoreUnavailableError, never as a success. Deadlocks and serialization
   failures are retried too: the transaction was rolled back.
+- **Pipelined transactions.** `run(fn, ..., pipeline=True)` sends BEGIN, every
+  statement of `fn` and COMMIT in libpq's pipeline mode: a statement goes out
+  at once and only a fetch of a result waits for the server, so a transaction
+  costs one round trip per result it needs before COMMIT, plus COMMIT's,
+  instead of one per statement. Its `fn` must read results by fetching them
+  (`RETURNING`), never through `rowcount`, which a pipeline fills in late.
 - **The clock.** Leases, visibility and expiry use the database's clock, so
   nodes whose clocks differ agree on them: each node measures its offset from
   the database clock (the midpoint of a round trip) on open and every minute,
   and its parts' clock is its own plus that offset.
-- **Wake-ups.** After an append or send commits, the name is queued for a
-  NOTIFY sent on its own transaction, coalesced per name while one is in
-  flight, so data transactions never take NOTIFY's commit-time lock. A
+- **Wake-ups.** After an append or send commits, other nodes are told with a
+  NOTIFY in a transaction of its own, so data transactions never take
+  NOTIFY's commit-time lock: in a pipelined write, right after its COMMIT in
+  the same pipeline (`wakes`); otherwise queued, and sent on a pooled
+  connection, coalesced per name while one is in flight. A
   listening connection turns other nodes' notifications into local wake-ups.
   They are hints only: polling remains, and finds delayed messages too.
 """
@@ -24,12 +32,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
-from psycopg import AsyncConnection, errors, sql
+from psycopg import AsyncConnection, AsyncCursor, errors, sql
 
 from triggerfish.errors import StoreClosedError, StoreError, StoreFullError, StoreUnavailableError
 from triggerfish.store._sqlite_worker import WorkerStats
@@ -38,6 +46,7 @@ logger = logging.getLogger("triggerfish.store")
 
 T = TypeVar("T")
 Conn = AsyncConnection[Any]
+Cursor = AsyncCursor[Any]
 
 #: Seconds between clock measurements and sweeps of expired records and dedup ids.
 MAINTENANCE_INTERVAL = 60.0
@@ -51,6 +60,23 @@ CHURNED = ("messages", "dedup", "streams", "log_groups", "log_claims", "kv")
 ATTEMPTS = 4
 
 _RETRYABLE = (errors.DeadlockDetected, errors.SerializationFailure)
+
+
+#: Wake-ups for other nodes: one notification per payload.
+_NOTIFY = "SELECT pg_notify(%s, p) FROM unnest(%b::text[]) AS p"
+
+
+def _succeeded(commit: Cursor) -> bool:
+    """Whether the COMMIT run by `commit` committed (a COMMIT of a failed transaction answers ROLLBACK)."""
+    result = commit.pgresult
+    return result is not None and result.command_status == b"COMMIT"
+
+
+async def _roll_back(conn: Conn) -> None:
+    """End a pipelined transaction that failed (or whose failure the pipeline's sync reported), if it is open."""
+    if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        with contextlib.suppress(psycopg.Error):
+            await conn.execute("ROLLBACK")
 
 
 class DatabaseClock:
@@ -141,18 +167,35 @@ class Engine:
 
     # --- transactions -----------------------------------------------------------------------
 
-    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any, operations: int = 1) -> T:
+    async def run(
+        self,
+        fn: Callable[..., Awaitable[T]],
+        *args: Any,
+        operations: int = 1,
+        pipeline: bool = False,
+        wakes: Collection[str] = (),
+    ) -> T:
         """`fn(connection, *args)` in one transaction; its failures as StoreUnavailableError or StoreError.
 
-        `operations`: how many callers' writes the transaction carries (a merged batch's size), for `stats`."""
-        return await self._attempt(fn, args, transaction=True, operations=operations)
+        `operations`: how many callers' writes the transaction carries (a merged batch's size), for `stats`.
+        `pipeline`: in pipeline mode (see the module's docstring; `fn` fetches every result it reads).
+        `wakes`: with `pipeline`, what to tell other nodes once committed (as `notify_soon`), in the same
+        pipeline after COMMIT: no connection and no round trip of its own."""
+        return await self._attempt(fn, args, transaction=True, operations=operations, pipeline=pipeline, wakes=wakes)
 
     async def read(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """`fn(connection, *args)` that only reads: each statement on its own, no BEGIN and COMMIT round trips."""
         return await self._attempt(fn, args, transaction=False)
 
     async def _attempt(
-        self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], *, transaction: bool, operations: int = 1
+        self,
+        fn: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
+        *,
+        transaction: bool,
+        operations: int = 1,
+        pipeline: bool = False,
+        wakes: Collection[str] = (),
     ) -> T:
         for attempt in range(ATTEMPTS):
             if self.closed:
@@ -163,9 +206,34 @@ class Engine:
                     if not transaction:
                         return await fn(conn, *args)
                     began = time.perf_counter()
-                    async with conn.transaction():
-                        result = await fn(conn, *args)
-                        committing = True
+                    if pipeline:
+                        # BEGIN and COMMIT as plain statements in the pipeline: psycopg's `transaction()` would
+                        # sync the pipeline on its way in and out, a round trip each. COMMIT's outcome, and the
+                        # error of any statement whose result `fn` did not fetch, come back at the closing sync.
+                        # The NOTIFY goes after COMMIT, in a transaction of its own (so the data's commit never
+                        # takes NOTIFY's commit-time lock), and its failure after a COMMIT that succeeded is
+                        # a lost hint, not a failed write.
+                        committed: Cursor | None = None
+                        try:
+                            async with conn.pipeline():
+                                await conn.execute("BEGIN")
+                                result = await fn(conn, *args)
+                                committing = True
+                                committed = await conn.execute("COMMIT")
+                                if wakes and self._notify_enabled and not self.closed:
+                                    await conn.execute(_NOTIFY, (self.channel, sorted(wakes)))
+                        except psycopg.Error as exc:
+                            if committed is None or not _succeeded(committed):
+                                await _roll_back(conn)
+                                raise
+                            logger.debug("store: NOTIFY failed (%s); other nodes will poll", exc)
+                        except BaseException:
+                            await _roll_back(conn)
+                            raise
+                    else:
+                        async with conn.transaction():
+                            result = await fn(conn, *args)
+                            committing = True
                     self._committed(operations, time.perf_counter() - began)
                     return result
             except psycopg_pool.PoolTimeout as exc:
@@ -214,9 +282,7 @@ class Engine:
                 payloads, self._pending_notifies = sorted(self._pending_notifies), set()
                 try:
                     async with self.pool.connection(timeout=self.connect_timeout) as conn:
-                        await conn.execute(
-                            "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", (self.channel, payloads)
-                        )
+                        await conn.execute(_NOTIFY, (self.channel, payloads))
                 except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                     # A lost hint costs other nodes one poll interval, nothing more.
                     logger.debug("store: NOTIFY failed (%s); other nodes will poll", exc)

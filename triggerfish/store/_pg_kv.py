@@ -9,6 +9,7 @@ newest row version, so of two nodes racing for one key exactly one wins.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -55,41 +56,71 @@ async def put(
 
 async def put_many(c: Conn, puts: list[tuple[str, list[tuple[str, bytes]], float | None]]) -> list[list[KVRecord]]:
     """Unconditional puts, in order, in one statement; a key written twice keeps its last value."""
-    total = sum(len(items) for _, items, _ in puts)
-    cursor = await c.execute("SELECT nextval('kv_version') FROM generate_series(1, %s)", (total,))
-    versions = iter(sorted(int(v) for (v,) in await cursor.fetchall()))
-    latest: dict[tuple[str, str], KVRecord] = {}
-    everything: list[list[KVRecord]] = []
-    for namespace, items, expires_at in puts:
-        records = [KVRecord(namespace, key, value, next(versions), expires_at) for key, value in items]
-        for record in records:
-            latest[(namespace, record.key)] = record
-        everything.append(records)
+    return await (await start_puts(c, puts))()
+
+
+async def start_puts(
+    c: Conn, puts: list[tuple[str, list[tuple[str, bytes]], float | None]]
+) -> Callable[[], Awaitable[list[list[KVRecord]]]]:
+    """Send the statement of `put_many` without waiting for its result; returns what reads the records.
+
+    The versions come from the sequence inside the statement (in the puts' order: the numbers drawn are sorted
+    and the n-th put takes the n-th), so in a pipelined transaction the puts cost no round trip of their own."""
+    flat = [(namespace, key, value, expires_at) for namespace, items, expires_at in puts for key, value in items]
+    if not flat:
+        return _no_records(len(puts))
+    latest: dict[tuple[str, str], int] = {}
+    for i, (namespace, key, _, _) in enumerate(flat):
+        latest[(namespace, key)] = i
     # ON CONFLICT cannot touch one row twice in one statement; key order makes concurrent
     # merged puts lock their rows in one order, so they never deadlock.
-    rows = sorted(latest.values(), key=lambda r: (r.namespace, r.key))
-    await c.execute(
-        "INSERT INTO kv (namespace, key, value, version, expires_at)"
-        " SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::bigint[], %s::float8[])"
-        " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, version = excluded.version,"
-        " expires_at = excluded.expires_at",
+    rows = [flat[i] + (i + 1,) for _, i in sorted(latest.items())]
+    cursor = await c.execute(
+        "WITH drawn AS MATERIALIZED (SELECT array_agg(v ORDER BY v) AS versions"
+        " FROM (SELECT nextval('kv_version') AS v FROM generate_series(1, %s)) AS t),"
+        " written AS (INSERT INTO kv (namespace, key, value, version, expires_at)"
+        " SELECT p.namespace, p.key, p.value, drawn.versions[p.place], p.expires_at FROM drawn,"
+        " unnest(%b::text[], %b::text[], %b::bytea[], %b::float8[], %b::int[]) AS p(namespace, key, value, expires_at,"
+        " place) ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, version = excluded.version,"
+        " expires_at = excluded.expires_at)"
+        " SELECT versions FROM drawn",
         (
-            [r.namespace for r in rows],
-            [r.key for r in rows],
-            [r.value for r in rows],
-            [r.version for r in rows],
-            [r.expires_at for r in rows],
+            len(flat),
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [r[4] for r in rows],
         ),
     )
-    return everything
+
+    async def records() -> list[list[KVRecord]]:
+        row = await cursor.fetchone()
+        assert row is not None
+        versions = iter(int(v) for v in row[0])
+        return [
+            [KVRecord(namespace, key, value, next(versions), expires_at) for key, value in items]
+            for namespace, items, expires_at in puts
+        ]
+
+    return records
+
+
+def _no_records(count: int) -> Callable[[], Awaitable[list[list[KVRecord]]]]:
+    async def records() -> list[list[KVRecord]]:
+        return [[] for _ in range(count)]
+
+    return records
 
 
 async def delete(c: Conn, namespace: str, key: str, if_version: int | None, now: float) -> bool:
+    # RETURNING, not rowcount: this runs in pipelined transactions too (the store's atomic writes).
     cursor = await c.execute(
-        f"DELETE FROM kv WHERE namespace = %s AND key = %s AND {_LIVE} AND (%s::bigint IS NULL OR version = %s)",
+        f"DELETE FROM kv WHERE namespace = %s AND key = %s AND {_LIVE} AND (%s::bigint IS NULL OR version = %s)"
+        " RETURNING true",
         (namespace, key, now, if_version, if_version),
     )
-    return cursor.rowcount == 1
+    return await cursor.fetchone() is not None
 
 
 async def scan(c: Conn, namespace: str, prefix: str, end: str | None, limit: int, now: float) -> list[KVRecord]:

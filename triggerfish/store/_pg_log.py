@@ -12,7 +12,7 @@ which makes them atomic against every other node.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -24,45 +24,74 @@ Conn = AsyncConnection[Any]
 
 async def write_appends(c: Conn, appends: Sequence[tuple[str, list[bytes], float]]) -> list[list[LogRecord]]:
     """Append each (stream, bodies, now) in order; returns each one's records."""
+    return await (await start_appends(c, appends))()
+
+
+async def start_appends(
+    c: Conn, appends: Sequence[tuple[str, list[bytes], float]]
+) -> Callable[[], Awaitable[list[list[LogRecord]]]]:
+    """Send the statements of `write_appends` without waiting for any result; returns what reads its records.
+
+    The database numbers the records from each stream's locked counter row, so no statement waits for the one
+    before it: in a pipelined transaction the whole append costs no round trip of its own, and the records'
+    offsets and times are worked out here again, from the counters as they were, when they are read."""
     names = sorted({stream for stream, _, _ in appends})
+    # Each body's place among its stream's bodies in this batch, and its time before the stream's last time
+    # counts: times never decrease within a stream, so time ranges map to offset ranges.
+    streams: list[str] = []
+    places: list[int] = []
+    times: list[float] = []
+    bodies_in_order: list[bytes] = []
+    totals: dict[str, list[Any]] = {name: [0, float("-inf"), 0] for name in names}
+    for stream, bodies, now in appends:
+        total = totals[stream]
+        total[1] = max(total[1], now)
+        for body in bodies:
+            streams.append(stream)
+            places.append(total[0])
+            times.append(total[1])
+            bodies_in_order.append(body)
+            total[0] += 1
+            total[2] += len(body)
     await c.execute(
         "INSERT INTO streams (name, next_offset, last_time, bytes)"
-        " SELECT n, 1, '-Infinity', 0 FROM unnest(%s::text[]) n ON CONFLICT (name) DO NOTHING",
+        " SELECT n, 1, '-Infinity', 0 FROM unnest(%b::text[]) n ON CONFLICT (name) DO NOTHING",
         (names,),
     )
-    cursor = await c.execute(
-        "SELECT name, next_offset, last_time, bytes FROM streams WHERE name = ANY(%s) ORDER BY name FOR UPDATE",
+    counters = await c.execute(
+        "SELECT name, next_offset, last_time FROM streams WHERE name = ANY(%b::text[]) ORDER BY name FOR UPDATE",
         (names,),
     )
-    state = {name: [int(n), float(t), int(b)] for name, n, t, b in await cursor.fetchall()}
-    columns: tuple[list[str], list[int], list[float], list[int], list[bytes]] = ([], [], [], [], [])
-    out: list[list[LogRecord]] = []
-    for stream, bodies, now in appends:
-        s = state[stream]
-        # Times never decrease within a stream, so time ranges map to offset ranges.
-        at = max(now, s[1])
-        first = int(s[0])
-        records = [LogRecord(stream, first + i, at, body) for i, body in enumerate(bodies)]
-        for r in records:
-            columns[0].append(stream)
-            columns[1].append(r.offset)
-            columns[2].append(at)
-            columns[3].append(len(r.data))
-            columns[4].append(r.data)
-        s[0], s[1], s[2] = first + len(records), at, int(s[2]) + sum(len(b) for b in bodies)
-        out.append(records)
     await c.execute(
         'INSERT INTO log_records (stream, "offset", time, size, data)'
-        " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::float8[], %s::int[], %s::bytea[])",
-        columns,
+        " SELECT v.stream, s.next_offset + v.place, greatest(s.last_time, v.time), length(v.data), v.data"
+        " FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::bytea[]) AS v(stream, place, time, data)"
+        " JOIN streams s ON s.name = v.stream",
+        (streams, places, times, bodies_in_order),
     )
     await c.execute(
-        "UPDATE streams SET next_offset = v.n, last_time = v.t, bytes = v.b"
-        " FROM unnest(%s::text[], %s::bigint[], %s::float8[], %s::bigint[]) AS v(name, n, t, b)"
+        "UPDATE streams SET next_offset = next_offset + v.n, last_time = greatest(last_time, v.t), bytes = bytes + v.b"
+        " FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::bigint[]) AS v(name, n, t, b)"
         " WHERE streams.name = v.name",
-        (names, [int(state[n][0]) for n in names], [state[n][1] for n in names], [int(state[n][2]) for n in names]),
+        (names, [totals[n][0] for n in names], [totals[n][1] for n in names], [totals[n][2] for n in names]),
     )
-    return out
+
+    async def records() -> list[list[LogRecord]]:
+        before = {name: (int(n), float(t)) for name, n, t in await counters.fetchall()}
+        out: list[list[LogRecord]] = []
+        placed = 0
+        for stream, bodies, _ in appends:
+            first, last_time = before[stream]
+            out.append(
+                [
+                    LogRecord(stream, first + places[i], max(last_time, times[i]), bodies_in_order[i])
+                    for i in range(placed, placed + len(bodies))
+                ]
+            )
+            placed += len(bodies)
+        return out
+
+    return records
 
 
 async def _first_offset_at(c: Conn, stream: str, at: float) -> int | None:
@@ -200,10 +229,10 @@ async def commit(c: Conn, claim: LogClaim) -> bool:
     position, _ = locked
     cursor = await c.execute(
         "UPDATE log_claims SET committed = true WHERE stream = %s AND grp = %s AND first = %s AND last = %s"
-        " AND token = %s AND NOT committed",
+        " AND token = %s AND NOT committed RETURNING true",
         (claim.stream, claim.group, claim.first, claim.last, claim.token),
     )
-    if cursor.rowcount != 1:
+    if await cursor.fetchone() is None:  # RETURNING, not rowcount: commits run in pipelined transactions
         return False
     cursor = await c.execute(
         "SELECT first, last FROM log_claims WHERE stream = %s AND grp = %s AND committed ORDER BY first",

@@ -60,8 +60,13 @@ async def configure(c: Conn, queue: str, config: QueueConfig) -> None:
 async def write_sends(c: Conn, sends: list[tuple[str, list[OutgoingMessage], float]]) -> list[list[SendResult]]:
     """Store each (queue, messages, now) in order, with one insert for all; returns each one's results."""
     names = sorted({queue for queue, _, _ in sends})
-    await c.execute("INSERT INTO queues (name) SELECT n FROM unnest(%s::text[]) n ON CONFLICT DO NOTHING", (names,))
-    configs = {name: await load_config(c, name) for name in names}
+    await c.execute("INSERT INTO queues (name) SELECT n FROM unnest(%b::text[]) n ON CONFLICT DO NOTHING", (names,))
+    # A queue's config only matters to messages with a group (FIFO) or a deduplication id: without any, nothing
+    # waits for it, and in a pipelined transaction the whole send is then the commit's round trip.
+    needed = {
+        queue for queue, messages, _ in sends if any(m.group is not None or m.dedup_id is not None for m in messages)
+    }
+    configs = {name: await load_config(c, name) if name in needed else QueueConfig() for name in names}
     fifo_groups = {
         (queue, m.group)
         for queue, messages, _ in sends
@@ -101,8 +106,8 @@ async def write_sends(c: Conn, sends: list[tuple[str, list[OutgoingMessage], flo
     if columns[0]:
         await c.execute(
             "INSERT INTO messages (queue, id, body, attributes, grp, dedup_id, sent_at, visible_at, ready)"
-            " SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::text[], %s::text[], %s::text[],"
-            " %s::float8[], %s::float8[], %s::bool[])",
+            " SELECT * FROM unnest(%b::text[], %b::text[], %b::bytea[], %b::text[], %b::text[], %b::text[],"
+            " %b::float8[], %b::float8[], %b::bool[])",
             columns,
         )
     return everything
@@ -175,7 +180,7 @@ async def receive(
             await c.execute(
                 "UPDATE messages SET receipt = v.receipt, visible_at = %s, receive_count = receive_count + 1,"
                 " first_received_at = coalesce(first_received_at, %s)"
-                " FROM unnest(%s::bigint[], %s::text[]) AS v(seq, receipt) WHERE messages.seq = v.seq",
+                " FROM unnest(%b::bigint[], %b::text[]) AS v(seq, receipt) WHERE messages.seq = v.seq",
                 (lease_until, now, seqs, receipts),
             )
         # Removing a FIFO group's head can make the next one a candidate; otherwise nothing more is ready.
@@ -257,7 +262,7 @@ async def has_ready(c: Conn, queue: str, now: float) -> bool:
 async def ack(c: Conn, queue: str, receipts: list[str], now: float) -> list[bool]:
     ids = [receipt.partition(".")[0] for receipt in receipts]
     cursor = await c.execute(
-        "DELETE FROM messages m USING unnest(%s::text[], %s::text[]) AS v(id, receipt)"
+        "DELETE FROM messages m USING unnest(%b::text[], %b::text[]) AS v(id, receipt)"
         " WHERE m.queue = %s AND m.id = v.id AND m.receipt = v.receipt AND m.visible_at > %s"
         " RETURNING m.receipt, m.grp",
         (ids, receipts, queue, now),

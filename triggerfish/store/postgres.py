@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -154,15 +155,17 @@ class PostgresStore(Store):
             self._queues._sent.notify(name)
 
     async def _atomic(self, ops: list[Op], now: float) -> list[Any]:
-        results: list[Any] = await self.engine.run(_write_atomic, ops, now, self.log.max_record_bytes)
+        # Appends and sends wake other nodes from the transaction's own pipeline; a forward's appends are known
+        # only once it ran.
+        wakes = {f"l:{op.stream}" for op in ops if isinstance(op, Append) and op.items}
+        wakes.update(f"q:{op.queue}" for op in ops if isinstance(op, Send) and op.messages)
+        results: list[Any] = await self.engine.run(
+            _write_atomic, ops, now, self.log.max_record_bytes, pipeline=True, wakes=wakes
+        )
         for op, result in zip(ops, results, strict=True):
-            if isinstance(op, Append) and op.items:
-                self.engine.notify_soon(f"l:{op.stream}")
-            elif isinstance(op, Forward) and result:
+            if isinstance(op, Forward) and result:
                 for stream in op.streams:
                     self.engine.notify_soon(f"l:{stream}")
-            elif isinstance(op, Send) and op.messages:
-                self.engine.notify_soon(f"q:{op.queue}")
         return results
 
     @property
@@ -176,7 +179,11 @@ class PostgresStore(Store):
 
 
 async def _write_atomic(c: Conn, ops: list[Op], now: float, limit: int) -> list[Any]:
+    # Appends and unconditional puts only send their statements here; their results are read at the end. In the
+    # pipelined transaction this runs in, a batch of invocation records and the acknowledgement of their
+    # messages is then one round trip before COMMIT (the acknowledgement's), whatever the number of statements.
     results: list[Any] = []
+    pending: list[tuple[int, int, Callable[[], Awaitable[list[Any]]]]] = []  # (first result, count, reader)
     index = 0
     while index < len(ops):
         op = ops[index]
@@ -188,18 +195,22 @@ async def _write_atomic(c: Conn, ops: list[Op], now: float, limit: int) -> list[
                 end += 1
             run = [a for a in ops[index:end] if isinstance(a, Append)]
             batch = [(a.stream, list(a.items), now) for a in run if a.items]
-            written = iter(await lg.write_appends(c, batch) if batch else [])
-            results.extend(next(written) if a.items else [] for a in run)
+            if batch:
+                read_appends = await lg.start_appends(c, batch)
+                written = [i for i, a in enumerate(run) if a.items]
+                pending.append((len(results), len(run), _spread(read_appends, written, len(run))))
+            results.extend([] for _ in run)
             index = end
             continue
         if isinstance(op, Put) and op.if_version is None:
-            # A run of unconditional puts (a batch of invocation records: each one's copy, span and input) is two
-            # round trips (versions, one insert), not two per put.
+            # A run of unconditional puts (a batch of invocation records: each one's copy, span and input) is one
+            # statement, not two per put.
             puts = unconditional_puts(ops, index)
-            stored = await kv.put_many(
+            read_puts = await kv.start_puts(
                 c, [(p.namespace, [(p.key, p.value)], None if p.ttl is None else now + p.ttl) for p in puts]
             )
-            results.extend(records[0] for records in stored)
+            pending.append((len(results), len(puts), _firsts(read_puts)))
+            results.extend(None for _ in puts)
             index += len(puts)
             continue
         at, index = index, index + 1
@@ -224,12 +235,46 @@ async def _write_atomic(c: Conn, ops: list[Op], now: float, limit: int) -> list[
                 raise conflict(at, op)
             results.append(True)
         elif isinstance(op, Forward):
+            # A forward reads the records of the appends before it: theirs are read now.
+            await _read_pending(pending, results)
             results.append(await _forward(c, op, forwarded_source(ops, results, op), now, limit))
         elif isinstance(op, Route):
             # Not decided here (publishers on PostgreSQL append through the batcher, see `routes_appends`): the
             # group's consumer delivers the records.
             results.append(False)
+    await _read_pending(pending, results)
     return results
+
+
+async def _read_pending(pending: list[tuple[int, int, Callable[[], Awaitable[list[Any]]]]], results: list[Any]) -> None:
+    for first, count, read in pending:
+        results[first : first + count] = await read()
+    pending.clear()
+
+
+def _spread(
+    read: Callable[[], Awaitable[list[list[LogRecord]]]], written: list[int], count: int
+) -> Callable[[], Awaitable[list[list[LogRecord]]]]:
+    """The records of a run of `count` appends of which those at `written` had items (the others have none)."""
+
+    async def records() -> list[list[LogRecord]]:
+        out: list[list[LogRecord]] = [[] for _ in range(count)]
+        for i, appended in zip(written, await read(), strict=True):
+            out[i] = appended
+        return out
+
+    return records
+
+
+def _firsts(
+    read: Callable[[], Awaitable[list[list[KVRecord]]]],
+) -> Callable[[], Awaitable[list[KVRecord]]]:
+    """The one record of each single-key put."""
+
+    async def records() -> list[KVRecord]:
+        return [written[0] for written in await read()]
+
+    return records
 
 
 async def _forward(c: Conn, op: Forward, records: list[LogRecord], now: float, limit: int) -> bool:
@@ -268,14 +313,12 @@ class PostgresEventLog(EventLog):
         super().__init__(clock=engine.clock, max_record_bytes=max_record_bytes)
         self._engine = engine
         self.appends: Batcher[tuple[str, list[bytes], float], list[LogRecord]] = Batcher(
-            engine, lg.write_appends, in_flight=engine.in_flight
+            engine, lg.write_appends, in_flight=engine.in_flight, wake=lambda append: f"l:{append[0]}"
         )
         self._idle: set[tuple[str, str]] = set()
 
     async def _append(self, stream: str, bodies: list[bytes], now: float) -> list[LogRecord]:
-        records = await self.appends.call((stream, bodies, now))
-        self._engine.notify_soon(f"l:{stream}")
-        return records
+        return await self.appends.call((stream, bodies, now))
 
     async def _read(
         self, stream: str, after: int, since: float | None, until: float | None, limit: int
@@ -296,7 +339,7 @@ class PostgresEventLog(EventLog):
         key = (stream, group)
         if key in self._idle and not await self._engine.read(lg.claimable, stream, group, now):
             return None
-        claim = await self._engine.run(lg.claim, stream, group, limit, lease, now, secrets.token_hex(8))
+        claim = await self._engine.run(lg.claim, stream, group, limit, lease, now, secrets.token_hex(8), pipeline=True)
         if claim is None:
             self._idle.add(key)
         else:
@@ -304,7 +347,7 @@ class PostgresEventLog(EventLog):
         return claim
 
     async def _commit(self, claim: LogClaim, now: float) -> bool:
-        return await self._engine.run(lg.commit, _storable_claim(claim))
+        return await self._engine.run(lg.commit, _storable_claim(claim), pipeline=True)
 
     async def _extend_claim(self, claim: LogClaim, lease: float, now: float) -> LogClaim | None:
         extended = await self._engine.run(lg.extend, _storable_claim(claim), now + lease)
@@ -338,7 +381,7 @@ class PostgresQueues(Queues):
         super().__init__(clock=engine.clock, max_record_bytes=max_record_bytes)
         self._engine = engine
         self.sends: Batcher[tuple[str, list[OutgoingMessage], float], list[SendResult]] = Batcher(
-            engine, q.write_sends, in_flight=engine.in_flight
+            engine, q.write_sends, in_flight=engine.in_flight, wake=lambda send: f"q:{send[0]}"
         )
         self._empty: set[str] = set()
 
@@ -349,9 +392,7 @@ class PostgresQueues(Queues):
         return await self._engine.read(q.load_config, queue)
 
     async def _send(self, queue: str, messages: list[OutgoingMessage], now: float) -> list[SendResult]:
-        results = await self.sends.call((queue, messages, now))
-        self._engine.notify_soon(f"q:{queue}")
-        return results
+        return await self.sends.call((queue, messages, now))
 
     async def _receive(
         self, queue: str, max_messages: int, visibility_timeout: float | None, now: float
@@ -364,7 +405,9 @@ class PostgresQueues(Queues):
         dead_letter = None
         found = await self._engine.read(q.receive_at_once, queue, max_messages, visibility_timeout, now)
         if found is None:
-            messages, dead_letter = await self._engine.run(q.receive, queue, max_messages, visibility_timeout, now)
+            messages, dead_letter = await self._engine.run(
+                q.receive, queue, max_messages, visibility_timeout, now, pipeline=True
+            )
         else:
             messages = found
         if messages:
@@ -377,7 +420,7 @@ class PostgresQueues(Queues):
         return messages
 
     async def _ack(self, queue: str, receipts: list[str], now: float) -> list[bool]:
-        return await self._engine.run(q.ack, queue, [_storable(r) for r in receipts], now)
+        return await self._engine.run(q.ack, queue, [_storable(r) for r in receipts], now, pipeline=True)
 
     async def _release(self, queue: str, receipt: str, delay: float, now: float) -> bool:
         released = await self._engine.run(q.release, queue, _storable(receipt), delay, now)
