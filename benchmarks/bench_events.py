@@ -481,8 +481,9 @@ def report(
     if disk is not None:
         lines.append(
             f"- The disk under the store, in the same run: one fsync takes {disk[0]:.2f} ms at p50 and {disk[1]:.2f}"
-            " ms at p99. On SQLite an event crosses two durable commits in series before its handler runs (the"
-            " publish's append; the router's invocations with its checkpoint), each at least one fsync."
+            " ms at p99. On SQLite an event crosses one durable commit before its handler runs (the publish's"
+            " append with the router's invocations and checkpoint, `atomic.Route`), two when the router was behind"
+            " (the append; then the router's write), each at least one fsync."
         )
     if skipped:
         lines.append(f"- PostgreSQL: not measured: {skipped}.")

@@ -10,7 +10,7 @@ import pytest
 from tests.store.contract import LONG, SHORT, StoreContract
 from triggerfish.errors import AtomicConflictError, InvalidInputError, InvalidNameError
 from triggerfish.store import ABSENT, OutgoingMessage, Store
-from triggerfish.store.atomic import Ack, Append, Commit, Delete, Forward, Op, Put, Send
+from triggerfish.store.atomic import Ack, Append, Commit, Delete, Forward, Op, Put, Route, Send
 
 
 class AtomicContract(StoreContract):
@@ -228,3 +228,74 @@ class AtomicContract(StoreContract):
                 [Append("changes", [b"c"]), Forward("changes", "places", "reader", ("bad name",), forward.build)]
             )
         assert await store.log.read("out") == []
+
+    # --- Route: a publisher delivers its own records for a consumer group, in its append's transaction -------
+
+    async def caught_up(self, store: Store, stream: str, group: str) -> None:
+        """`group` has claimed and committed everything in `stream` so far."""
+        await store.log.append_many(stream, [b"e1", b"e2"])
+        claim = await store.log.claim(stream, group, lease=LONG)
+        assert claim is not None
+        assert await store.log.commit(claim)
+
+    async def test_a_route_delivers_the_records_and_moves_a_caught_up_group_past_them(self, store: Store) -> None:
+        await self.caught_up(store, "bus", "router")
+        waiting = asyncio.ensure_future(store.queues.receive("fn.a", wait=10))
+        route = Route("bus", "router", (Send("fn.a", [OutgoingMessage(b"a3")]), Send("fn.b", [])))
+        records, routed = await store.atomic([Append("bus", [b"e3", b"e4"]), route])
+        assert [r.offset for r in records] == [3, 4]
+        if not store.routes_appends and routed is False:
+            # Not decided in the write (PostgreSQL, a store without transactions): the group's consumer takes them.
+            assert (await store.queues.stats("fn.a")).depth == 0
+            claim = await store.log.claim("bus", "router", lease=LONG)
+            assert claim is not None
+            assert [r.data for r in claim.records] == [b"e3", b"e4"]
+            waiting.cancel()
+            return
+        assert routed is True
+        assert await store.log.position("bus", "router") == 4
+        assert await store.log.claim("bus", "router", lease=LONG) is None  # nothing left for the consumer
+        assert [m.body for m in await asyncio.wait_for(waiting, 5)] == [b"a3"]  # woken, as by any send
+        # What comes next is the group's again, from where the route left it.
+        await store.log.append("bus", b"e5")
+        claim = await store.log.claim("bus", "router", lease=LONG)
+        assert claim is not None
+        assert [r.offset for r in claim.records] == [5]
+
+    async def test_a_route_leaves_the_records_to_a_group_that_is_behind_holds_a_claim_or_is_new(
+        self, store: Store
+    ) -> None:
+        await store.log.append_many("bus", [b"e1", b"e2"])
+        behind = await store.log.claim("bus", "behind", limit=1, lease=LONG)  # e2 not claimed yet
+        assert behind is not None
+        assert await store.log.commit(behind)
+        holding = await store.log.claim("bus", "holding", lease=LONG)  # claimed, not committed
+        assert holding is not None
+        routes = [
+            Route("bus", group, (Send(f"fn.{group}", [OutgoingMessage(b"x")]),))
+            for group in ("behind", "holding", "new")
+        ]
+        _, *routed = await store.atomic([Append("bus", [b"e3"]), *routes])
+        assert routed == [False, False, False]
+        for group in ("behind", "holding", "new"):
+            assert (await store.queues.stats(f"fn.{group}")).depth == 0
+        # Each group's consumer delivers e3 itself, in order after what came before.
+        later = await store.log.claim("bus", "behind", lease=LONG)
+        assert later is not None
+        assert [r.data for r in later.records] == [b"e2", b"e3"]
+        assert await store.log.commit(holding)
+        assert [r.data for r in (await store.log.claim("bus", "holding", lease=LONG) or holding).records] == [b"e3"]
+        assert [r.data for r in (await store.log.claim("bus", "new", lease=LONG) or holding).records] == [
+            b"e1",
+            b"e2",
+            b"e3",
+        ]
+
+    async def test_a_route_without_its_append_is_refused(self, store: Store) -> None:
+        route = Route("bus", "router", (Send("fn.a", [OutgoingMessage(b"x")]),))
+        with pytest.raises(InvalidInputError, match="comes after no Append to"):
+            await store.atomic([Append("other", [b"o"]), route])
+        with pytest.raises(InvalidNameError):
+            await store.atomic([Append("bus", [b"e"]), Route("bus", "router", (Send("bad name", []),))])
+        assert await store.log.read("other") == []
+        assert await store.log.read("bus") == []

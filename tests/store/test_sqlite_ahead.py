@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.patience import until
-from triggerfish.store import OutgoingMessage, Store, open_store
+from triggerfish.store import OutgoingMessage, QueueConfig, Store, open_store
 from triggerfish.store.atomic import Append, Send
 from triggerfish.store.sqlite import SqliteQueues, SqliteStore
 
@@ -140,3 +140,58 @@ async def test_a_lease_made_ahead_for_a_process_that_stops_is_left_to_run_out_qu
         assert [m.body for m in messages] == [b"1"]  # delivered all the same (at least once)
     finally:
         await again.close()
+
+
+async def test_a_receive_that_found_the_queue_empty_waits_without_looking_until_this_process_sends(
+    stores: tuple[SqliteStore, Store],
+) -> None:
+    """A dispatcher looks again as soon as it started what it got; on a busy writer that look waits a commit, and
+    sends committed meanwhile miss their lease ahead. A waiting receive on a queue a lease just found empty does
+    not look first while this process has not sent to it: it waits at once, for the next send's write to lease."""
+    store, _ = stores
+    await store.queues.send("fn.f", b"1")
+    [first] = await store.queues.receive("fn.f", max_messages=10, visibility_timeout=30)  # fewer than 10: drained
+    operations = store.write_stats.operations
+    waiting = asyncio.create_task(store.queues.receive("fn.f", max_messages=10, visibility_timeout=30, wait=10))
+    await _until_waiting(store, "fn.f")
+    assert store.write_stats.operations == operations  # no look on the writer first
+    batches = store.write_stats.batches
+    await store.queues.send("fn.f", b"2")
+    [second] = await asyncio.wait_for(waiting, 5)
+    assert second.body == b"2"
+    assert store.write_stats.batches == batches + 1  # leased in the send's own write
+    await store.queues.send("fn.f", b"3")  # this process sent since: a receive looks
+    assert [m.body for m in await store.queues.receive("fn.f", max_messages=10, visibility_timeout=30)] == [b"3"]
+    assert first.body == b"1"
+
+
+async def test_a_fifo_queue_or_one_configured_anew_is_never_taken_for_drained(
+    stores: tuple[SqliteStore, Store],
+) -> None:
+    """On a FIFO queue an acknowledgement makes the next message of a group receivable, with no send: a receive
+    there always looks."""
+    store, _ = stores
+    queues = store.queues
+    assert isinstance(queues, SqliteQueues)
+    await queues.configure("fifo", QueueConfig(fifo=True))
+    await queues.send_many("fifo", [OutgoingMessage(b"a1", group="a"), OutgoingMessage(b"a2", group="a")])
+    [a1] = await queues.receive("fifo", max_messages=10, visibility_timeout=30)
+    assert not queues.ahead.drained("fifo")
+    await queues.ack("fifo", a1.receipt)
+    assert [m.body for m in await queues.receive("fifo", max_messages=10, visibility_timeout=30, wait=10)] == [b"a2"]
+    assert await queues.receive("plain", max_messages=10) == []
+    assert queues.ahead.drained("plain")
+    await queues.configure("plain", QueueConfig(visibility_timeout=5))
+    assert not queues.ahead.drained("plain")
+
+
+async def test_another_nodes_send_to_a_queue_found_empty_is_found_by_the_next_poll(
+    stores: tuple[SqliteStore, Store],
+) -> None:
+    store, other = stores
+    assert await store.queues.receive("fn.f", max_messages=10, visibility_timeout=30) == []  # found empty
+    await other.queues.send("fn.f", b"from another node")  # this process hears nothing of it
+    began = time.monotonic()
+    [message] = await store.queues.receive("fn.f", max_messages=10, visibility_timeout=30, wait=10)
+    assert message.body == b"from another node"
+    assert time.monotonic() - began < 5  # a poll interval or so, not the wait

@@ -12,6 +12,14 @@ targets a message on `deliver.<bus>`, see delivery.py) together with the
 range's commit, in one durable write: every event is delivered at least
 once, and a bus's consumption spreads over the nodes.
 
+Where the store gains by it (`Store.routes_appends`: SQLite), a running bus
+also routes what this process publishes in the publish's own write
+(`atomic.Route`): the same matching, the same deliveries, stored with the
+events and the group's move past them in one transaction, when the group has
+consumed everything before them; else its consumer takes them as ever. An
+event then reaches its targets one durable write after it was published, not
+two, and the consumer is not woken to claim it.
+
     bus = EventBus(store, Rules(store, app.functions), invoker=invoker)
     await bus.start()
     ids = await bus.publish("default", [Event.create("OrderPlaced", "shop")])
@@ -41,7 +49,7 @@ from triggerfish.names import BUS_GROUP, BUS_NAMESPACE, bus_of_stream, bus_strea
 from triggerfish.runtime.invocation_message import RawJSON
 from triggerfish.runtime.records import event_consumed
 from triggerfish.store import LogRecord, OutgoingMessage, Store
-from triggerfish.store.atomic import Op, Send
+from triggerfish.store.atomic import Op, Route, Send
 
 if TYPE_CHECKING:
     import httpx
@@ -132,9 +140,34 @@ class EventBus(LogConsumer):
         publisher validated it, so its data is not walked again), matched once on the bus's compiled
         rules, and its invocations go into one write per function queue.
         """
+        writes, unreadable, matched = self._deliveries(name, records)
+        for record, reason in unreadable:
+            # Publishers validate on write, so this is a store written by something else: keep it, visibly.
+            await park(self.store.log, record, reason)
+        self.matches.update(matched)
+        return writes
+
+    def _route_published(self, bus: str, bodies: list[bytes]) -> tuple[Route, Callable[[], None]] | None:
+        """The Route of events this process is about to publish on `bus` (the publisher's `router`): what `consume`
+        would write for them, stored in their append's write if the group is not behind (else it consumes them)."""
+        stream = bus_stream(bus)
+        # Their time as the append will store it, to within the two readings of the clock (a delivery's `ingested`).
+        now = self.clock()
+        writes, unreadable, matched = self._deliveries(bus, [LogRecord(stream, 0, now, body) for body in bodies])
+        if unreadable:
+            return None  # a published event is always readable; if not, the consumer parks it, visibly
+        sends = tuple(write for write in writes if isinstance(write, Send))
+        return Route(stream, self.group, sends), lambda: self.matches.update(matched)
+
+    def _deliveries(
+        self, name: str, records: list[LogRecord]
+    ) -> tuple[list[Op], list[tuple[LogRecord, str]], collections.Counter[tuple[str, str]]]:
+        """`consume`'s writes for `records`, the records it cannot read (with why) and the rules matched."""
         now = self.clock()
         invocations: dict[str, list[OutgoingMessage]] = {}
         queued: list[Delivery] = []
+        unreadable: list[tuple[LogRecord, str]] = []
+        matched: collections.Counter[tuple[str, str]] = collections.Counter()
         invoker = self.targets.invoker
         matching = self.rules.matching
         for record in records:
@@ -142,12 +175,11 @@ class EventBus(LogConsumer):
                 document = orjson.loads(record.data)
                 event = Event.from_log(document)
             except ValueError as exc:
-                # Publishers validate on write, so this is a store written by something else: keep it, visibly.
-                await park(self.store.log, record, f"bus {name!r}: not a readable CloudEvent: {exc}")
+                unreadable.append((record, f"bus {name!r}: not a readable CloudEvent: {exc}"))
                 continue
             consumed: dict[str, str] | None = None
             for rule in matching(name, document):
-                self.matches[name, rule.id] += 1
+                matched[name, rule.id] += 1
                 for target in rule.targets:
                     if invoker is not None and target.kind == "function":
                         if consumed is None:
@@ -161,7 +193,7 @@ class EventBus(LogConsumer):
         writes: list[Op] = [Send(queue, messages) for queue, messages in invocations.items()]
         if queued:
             writes.append(Send(self.deliverer.queue(name), [delivery.to_message() for delivery in queued]))
-        return writes
+        return writes, unreadable, matched
 
     def _invocation(
         self,
@@ -211,7 +243,16 @@ class EventBus(LogConsumer):
 
     # --- running -----------------------------------------------------------------------------
 
+    async def start(self) -> None:
+        """Consume every bus in the background (see LogConsumer.start), and route this process's publishes in their
+        own writes where the store gains by it."""
+        await super().start()
+        if self.store.routes_appends and self.publisher.router is None:
+            self.publisher.router = self._route_published
+
     async def stop(self) -> None:
         """Stop the background work, release the locks, close the HTTP client."""
+        if self.publisher.router == self._route_published:
+            self.publisher.router = None
         await super().stop()
         await self.targets.close()

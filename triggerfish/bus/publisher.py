@@ -15,11 +15,17 @@ store written by a buggy or newer version) is parked, never dropped (see
     publisher = Publisher(store)
     [published] = await publisher.publish("orders", [Event.create("OrderPlaced", "/shop", {"id": 1})])
     published.id, published.offset
+
+A bus's consumer may route what this process publishes in the publish's own
+write (`router`, set by the running `EventBus`; see `atomic.Route`): the
+events reach their targets one durable write after they are published, not
+two, and when the store declines (the consumer is behind) it delivers them
+as ever.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from triggerfish.errors import InvalidEventError, InvalidInputError
@@ -27,12 +33,17 @@ from triggerfish.events.cloudevent import Event
 from triggerfish.loop_guard import MAX_HOPS, LoopGuard, Origin, check_max_hops
 from triggerfish.names import bus_stream, topic_stream
 from triggerfish.store import Store
-from triggerfish.store.atomic import Append
+from triggerfish.store.atomic import Append, Route
 from triggerfish.store.base import check_name
 from triggerfish.triggers.sns import TopicMessage, check_topic
 
 #: Most events one publish takes (EventBridge's PutEvents takes 10; a batch of the HTTP binding more).
 MAX_PUBLISH_BATCH = 1000
+
+
+#: Given a bus and the records about to be appended to it, the Route of them (None: the bus's consumer takes them),
+#: and what to call once the store routed them.
+Router = Callable[[str, list[bytes]], tuple[Route, Callable[[], None]] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +65,8 @@ class Publisher:
         check_max_hops(max_hops)
         self.store = store
         self.guard = LoopGuard(store.log, max_hops=max_hops)
+        #: Routes a bus's events in their publish's write (the running EventBus sets it where the store gains).
+        self.router: Router | None = None
 
     def encode(self, events: Sequence[Event]) -> list[bytes]:
         """The log records of `events`; raises InvalidEventError (naming the index) for one that is not an Event
@@ -94,7 +107,15 @@ class Publisher:
                     op="publish", target=bus, hops=event.hopcount or 0, payload=event.to_dict(), origin=origin
                 )
         kept = [body for body, ok in zip(bodies, allowed, strict=True) if ok]
-        offsets = iter([record.offset for record in await self.store.log.append_many(bus_stream(bus), kept)])
+        routing = self.router(bus, kept) if self.router is not None and kept else None
+        if routing is None:
+            records = await self.store.log.append_many(bus_stream(bus), kept)
+        else:
+            route, routed = routing
+            records, done = await self.store.atomic([Append(bus_stream(bus), kept), route])
+            if done:
+                routed()
+        offsets = iter([record.offset for record in records])
         return [Published(event.id, next(offsets) if ok else None) for event, ok in zip(events, allowed, strict=True)]
 
     async def publish_message(self, topic: str, message: TopicMessage, *, origin: Origin | None = None) -> Published:

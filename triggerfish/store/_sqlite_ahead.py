@@ -22,12 +22,26 @@ crash, the messages come back when it ends. A lease made ahead that no
 receive takes (every receive it was made for was cancelled) is handed back
 at once (released, visible again) rather than left to run out; its receive
 is counted, as SQS counts a long poll whose client went away.
+
+A lease (made ahead, or a receive's own) that took fewer messages than it
+asked for saw the queue empty in its write. Until this process sends to the
+queue again or wakes its waiters (a message handed back), a receive looking
+again (the dispatcher does, as soon as it has started what it got) can find
+nothing this process knows of; yet on a busy writer its look waits for a
+whole commit, and the sends committed meanwhile are not leased ahead (no
+receive was waiting), so their messages wait for yet another look: at 1,000
+events/s every look overlapped a send, and almost no invocation was leased
+in its send's write. So for a poll interval such a receive does not look
+(`drained`): it waits at once, and the next send's write leases for it. What
+only the store knows (another process's send, a delayed message come due) a
+poll finds once the interval is over, as for any waiting receive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,16 +59,36 @@ class _Lease:
     max_messages: int
     visibility_timeout: float | None
     messages: asyncio.Future[list[Message]]
+    #: Sends this process had made to the queue when the lease was submitted (all of them before it).
+    sends: int
+    #: Whether the lease left the queue with nothing receivable that only a send could change (`lease`).
+    drained: bool = False
 
 
 class ReceivesAhead:
     """Leases for receives waiting on this process's queues, behind this process's sends (see the module)."""
 
-    def __init__(self, writer: Worker, *, notify: Callable[[str], None], clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        writer: Worker,
+        *,
+        notify: Callable[[str], None],
+        clock: Callable[[], float],
+        notified: Callable[[str], int] = lambda queue: 0,
+        horizon: float = 0.05,
+    ) -> None:
         self._writer = writer
         self._clock = clock
         #: Told of a queue a lease moved messages to (a dead-letter queue), or handed messages back to.
         self._notify = notify
+        #: How many times a queue's waiters were woken so far (a hand-back, a release: messages visible again).
+        self._notified = notified
+        #: Sends submitted to each queue by this process so far (every one passes `after_send`).
+        self._sends: dict[str, int] = {}
+        #: Queues a lease found empty: the sends and wake-ups counted then, and until when (monotonic) to trust it.
+        self._drained: dict[str, tuple[int, int, float]] = {}
+        #: How long a queue found empty is taken to stay so, if nothing here changes it (the receives' poll interval).
+        self._horizon = horizon
         #: The receives waiting, by queue: how many ask for each batch size and visibility timeout.
         self._waiting: dict[str, Counter[tuple[int, float | None]]] = {}
         self._ahead: dict[str, _Lease] = {}
@@ -75,6 +109,7 @@ class ReceivesAhead:
 
     def after_send(self, queue: str, now: float) -> None:
         """Lease for the receive waiting on `queue` (if any) behind the send just submitted to the writer."""
+        sends = self._sends[queue] = self._sends.get(queue, 0) + 1
         kinds = self._waiting.get(queue)
         if not kinds or queue in self._ahead:
             return  # nobody waits, or a lease made ahead is on its way and takes this send's messages too
@@ -85,13 +120,13 @@ class ReceivesAhead:
         max_messages = min(size for size, _ in kinds)
         (visibility_timeout,) = timeouts
 
-        def lease(c: sqlite3.Connection) -> tuple[list[Message], str | None]:
-            return q.receive(c, queue, max_messages, visibility_timeout, now)
+        def leasing_ahead(c: sqlite3.Connection) -> tuple[list[Message], str | None, bool]:
+            return lease(c, queue, max_messages, visibility_timeout, now)
 
-        leasing = self._writer.submit(lease, durable=False)
+        leasing = self._writer.submit(leasing_ahead, durable=False)
         messages: asyncio.Future[list[Message]] = asyncio.get_running_loop().create_future()
-        self._ahead[queue] = _Lease(max_messages, visibility_timeout, messages)
-        leasing.add_done_callback(lambda done: self._leased(messages, done))
+        made = self._ahead[queue] = _Lease(max_messages, visibility_timeout, messages, sends)
+        leasing.add_done_callback(lambda done: self._leased(made, done))
 
     async def take(self, queue: str, max_messages: int, visibility_timeout: float | None) -> list[Message] | None:
         """The messages leased ahead on `queue`, for a receive they fit (its batch size and visibility timeout);
@@ -102,21 +137,45 @@ class ReceivesAhead:
             return None
         del self._ahead[queue]
         try:
-            return await asyncio.shield(lease.messages)
+            messages = await asyncio.shield(lease.messages)
         except asyncio.CancelledError:
             lease.messages.add_done_callback(lambda done: self._hand_back(queue, done.result()))
             raise
+        if lease.drained:
+            self.found_empty(queue, lease.sends)
+        return messages
 
-    def _leased(
-        self, messages: asyncio.Future[list[Message]], leasing: asyncio.Future[tuple[list[Message], str | None]]
-    ) -> None:
+    def sent(self, queue: str) -> int:
+        """How many sends to `queue` this process has submitted so far (what a lease submitted now comes after)."""
+        return self._sends.get(queue, 0)
+
+    def found_empty(self, queue: str, sends: int) -> None:
+        """A lease submitted after `sends` sends (`sent`) left the queue drained (see `lease`)."""
+        self._drained[queue] = (sends, self._notified(queue), time.monotonic() + self._horizon)
+
+    def drained(self, queue: str) -> bool:
+        """Whether a lease found `queue` empty less than a poll interval ago and this process has neither sent to it
+        nor woken its waiters since: a look now would find nothing this process knows of (see the module)."""
+        seen = self._drained.get(queue)
+        if seen is None:
+            return False
+        if seen[:2] == (self._sends.get(queue, 0), self._notified(queue)) and time.monotonic() < seen[2]:
+            return True
+        del self._drained[queue]
+        return False
+
+    def forget(self, queue: str) -> None:
+        """What this process knew of `queue` being empty no longer holds (it was configured anew: FIFO off, say)."""
+        self._drained.pop(queue, None)
+
+    def _leased(self, lease: _Lease, leasing: asyncio.Future[tuple[list[Message], str | None, bool]]) -> None:
         if leasing.cancelled() or leasing.exception() is not None:
-            messages.set_result([])  # nothing was leased: the receive that takes this leases as ever
+            lease.messages.set_result([])  # nothing was leased: the receive that takes this leases as ever
             return
-        leased, dead_letter = leasing.result()
+        leased, dead_letter, lease.drained = leasing.result()
         if dead_letter is not None:
             self._notify(dead_letter)
-        messages.set_result(leased)
+        lease.messages.set_result(leased)
 
     def _hand_back_untaken(self, queue: str) -> None:
         if queue in self._waiting:
@@ -140,3 +199,13 @@ class ReceivesAhead:
         except StoreClosedError:
             return  # the process is stopping: the lease runs out, as every lease of a stopped process does
         released.add_done_callback(lambda done: None if done.cancelled() or done.exception() else self._notify(queue))
+
+
+def lease(
+    c: sqlite3.Connection, queue: str, max_messages: int, visibility_timeout: float | None, now: float
+) -> tuple[list[Message], str | None, bool]:
+    """`receive` on the writer's connection, and whether it left the queue drained: it took fewer messages than it
+    asked for, on a queue where only a send (or the clock) makes more receivable. Not on a FIFO queue, where an
+    acknowledgement makes the next message of its group receivable."""
+    messages, dead_letter = q.receive(c, queue, max_messages, visibility_timeout, now)
+    return messages, dead_letter, len(messages) < max_messages and not q.load_config(c, queue).fifo

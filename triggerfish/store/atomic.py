@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from triggerfish.errors import AtomicConflictError, InvalidInputError
-from triggerfish.store.base import ABSENT, LogClaim, OutgoingMessage, check_claim
+from triggerfish.store.base import ABSENT, LogClaim, OutgoingMessage, check_claim, check_name
 
 if TYPE_CHECKING:
     from triggerfish.store.base import Store
 
-__all__ = ["Ack", "Append", "Commit", "Delete", "Forward", "Op", "Put", "Send"]
+__all__ = ["Ack", "Append", "Commit", "Delete", "Forward", "Op", "Put", "Route", "Send"]
 
 
 @dataclass(slots=True)
@@ -109,9 +109,30 @@ class Forward:
     build: Callable[[int, int], tuple[int, bytes] | None]
 
 
-Op = Append | Send | Put | Delete | Ack | Commit | Forward
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Consume the records the earlier `Append`s of the same ops wrote to `source` in the name of the
+    consumer group `group`: store `sends` (the deliveries its consumer would make of them) and move the
+    group past the records, in this write's own transaction.
 
-_KINDS = (Append, Send, Put, Delete, Ack, Commit, Forward)
+    Done only when the group has consumed everything before the records and holds no range uncommitted
+    (the highest offset it claimed and its position are both the offset just before the first record):
+    its consumer would have claimed exactly these records next, so they are delivered in order. Otherwise
+    nothing happens (`sends` are not stored) and the group's consumer claims and delivers the records
+    itself. The result says which (True: routed). Either way the group delivers every record, and a
+    publisher that routes its own events spares them a second durable write before they reach their
+    targets. A store that cannot decide this inside the write's transaction answers False. Put Routes after
+    the Appends they route.
+    """
+
+    source: str
+    group: str
+    sends: tuple[Send, ...]
+
+
+Op = Append | Send | Put | Delete | Ack | Commit | Forward | Route
+
+_KINDS = (Append, Send, Put, Delete, Ack, Commit, Forward, Route)
 
 
 def check_ops(store: Store, ops: Sequence[Op]) -> list[Op]:
@@ -152,6 +173,8 @@ def check_ops(store: Store, ops: Sequence[Op]) -> list[Op]:
         elif isinstance(op, Forward):
             check_forward(store, checked, op)
             checked.append(op)
+        elif isinstance(op, Route):
+            checked.append(check_route(store, checked, op))
         else:
             names = ", ".join(kind.__name__ for kind in _KINDS)
             raise InvalidInputError(f"atomic operation {index} is a {type(op).__name__}; use one of {names}")
@@ -168,7 +191,28 @@ def check_forward(store: Store, before: Sequence[Op], op: Forward) -> None:
         raise InvalidInputError(f"Forward from {op.source!r}: build must be a function of (index, offset)")
 
 
-def forwarded_source(ops: Sequence[Op], results: Sequence[Any], op: Forward) -> list[Any]:
+def check_route(store: Store, before: Sequence[Op], op: Route) -> Route:
+    """`op` with its sends checked as `send_many` checks them; raises for a bad group or a Route without its Append."""
+    check_name("group", op.group)
+    if not any(isinstance(earlier, Append) and earlier.stream == op.source for earlier in before):
+        raise InvalidInputError(f"Route of {op.source!r} comes after no Append to {op.source!r} in the same ops")
+    if isinstance(op.sends, (Send, str, bytes)) or not all(isinstance(send, Send) for send in op.sends):
+        raise InvalidInputError(f"Route of {op.source!r}: sends must be a sequence of Send")
+    sends = tuple(Send(send.queue, store.queues.check_send(send.queue, send.messages)) for send in op.sends)
+    return Route(op.source, op.group, sends)
+
+
+def routable(records: Sequence[Any], position: int, claimed: int) -> bool:
+    """Whether a group at `position`, having claimed up to `claimed`, takes `records` (one run of offsets) by a
+    Route: it has consumed everything before them and holds nothing uncommitted. Pure, for every backend."""
+    return (
+        bool(records)
+        and position == claimed == records[0].offset - 1
+        and records[-1].offset == records[0].offset + len(records) - 1
+    )
+
+
+def forwarded_source(ops: Sequence[Op], results: Sequence[Any], op: Forward | Route) -> list[Any]:
     """The records the Appends to `op.source` before `op` wrote, in order (`results`: the earlier ops')."""
     records: list[Any] = []
     for earlier, result in zip(ops, results, strict=False):
@@ -251,6 +295,8 @@ async def run_in_order(store: Store, ops: list[Op]) -> list[Any]:
             results.append(await store.queues.ack_many(op.queue, op.receipts))
         elif isinstance(op, Forward):
             results.append(False)  # no transaction to decide it in: the reader copies the records itself
+        elif isinstance(op, Route):
+            results.append(False)  # no transaction to decide it in: the group's consumer delivers the records
         else:
             if not await store.log.commit(op.claim):
                 raise conflict(index, op)

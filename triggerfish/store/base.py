@@ -231,6 +231,10 @@ class EventLog(abc.ABC):
         A backend may claim for it in the same write as this process's next append (see the SQLite log).
         """
 
+    def _routed(self, stream: str, group: str) -> None:  # noqa: B027
+        """A hook: a write of this process appended to `stream` and routed it for `group` (`atomic.Route`), and
+        its waiters were just woken: a claim of `group` that this wakes has nothing new to take."""
+
     async def commit(self, claim: LogClaim) -> bool:
         """Mark a claimed range done; True once. False when another consumer re-claimed it since.
 
@@ -487,9 +491,15 @@ class Queues(abc.ABC):
             check_seconds("visibility_timeout", visibility_timeout, allow_zero=False)
         check_seconds("wait", wait)
         deadline = time.monotonic() + wait
+        # A receive that waits anyway need not look first where the backend knows a look would find nothing: it
+        # looks once woken by a send or after a poll interval, as it would after an empty look.
+        skip = wait > 0 and self._found_empty(queue)
         while True:
             waiter = self._sent.waiter(queue)
-            messages = await self._receive(queue, max_messages, visibility_timeout, self.clock())
+            if skip:
+                skip, messages = False, []
+            else:
+                messages = await self._receive(queue, max_messages, visibility_timeout, self.clock())
             remaining = deadline - time.monotonic()
             if messages or remaining <= 0:
                 return messages
@@ -498,6 +508,11 @@ class Queues(abc.ABC):
                 await wait_any(waiter, min(remaining, self.poll_interval))
             finally:
                 self._waiting_to_receive(queue, max_messages, visibility_timeout, False)
+
+    def _found_empty(self, queue: str) -> bool:
+        """A hook: whether a look at `queue` now would surely find nothing (this process has just seen it empty and
+        changed nothing since); a receive that waits then waits at once. False: look (the default)."""
+        return False
 
     def _waiting_to_receive(  # noqa: B027
         self, queue: str, max_messages: int, visibility_timeout: float | None, waiting: bool
@@ -776,6 +791,9 @@ class Store:
     commits_apart: bool = False
     #: The version of the backend's schema this store runs on (None for stores without one, like memory).
     schema_version: int | None = None
+    #: Whether a publisher gains by routing its own events in its append's write (`atomic.Route`): the store
+    #: decides a Route in the write's transaction, and one write is cheaper than an append and a consumer's.
+    routes_appends: bool = False
 
     def __init__(
         self,
@@ -826,7 +844,7 @@ class Store:
         raise NotImplementedError(f"{type(self).__name__} sets atomic_writes but does not implement _atomic")
 
     def _wake(self, ops: list[Op], results: list[Any]) -> None:
-        from triggerfish.store.atomic import Append, Forward, Put, Send
+        from triggerfish.store.atomic import Append, Forward, Put, Route, Send
 
         for op, result in zip(ops, results, strict=True):
             if type(op) is Put:
@@ -838,6 +856,11 @@ class Store:
             elif isinstance(op, Forward) and result:
                 for stream in op.streams:
                     self.log._appended.notify(stream)
+            elif isinstance(op, Route) and result:
+                for send in op.sends:
+                    if send.messages:
+                        self.queues._sent.notify(send.queue)
+                self.log._routed(op.source, op.group)
 
     async def close(self) -> None:
         if self.closed:

@@ -33,10 +33,12 @@ from triggerfish.store.atomic import (
     Forward,
     Op,
     Put,
+    Route,
     Send,
     conflict,
     forward_bodies,
     forwarded_source,
+    routable,
 )
 from triggerfish.store.base import (
     ABSENT,
@@ -129,9 +131,22 @@ class MemoryStore(Store):
                 results.append(await self._queues._ack(op.queue, list(op.receipts), now) if op.receipts else [])
             elif isinstance(op, Forward):
                 results.append(await self._forward(op, forwarded_source(ops, results, op), now))
+            elif isinstance(op, Route):
+                results.append(await self._route(op, forwarded_source(ops, results, op), now))
             else:
                 results.append(await self._log._commit(op.claim, now))
         return results
+
+    async def _route(self, op: Route, records: list[LogRecord], now: float) -> bool:
+        # No await yields in between (the parts' primitives never suspend): no claim can come meanwhile.
+        g = self._log._groups_by_stream.get(op.source, {}).get(op.group)
+        if g is None or not routable(records, g.position, g.claimed):
+            return False
+        for send in op.sends:
+            if send.messages:
+                await self._queues._send(send.queue, list(send.messages), now)
+        g.position = g.claimed = records[-1].offset
+        return True
 
     async def _forward(self, op: Forward, records: list[LogRecord], now: float) -> bool:
         # No await yields in between (the parts' primitives never suspend): the place cannot move meanwhile.

@@ -35,6 +35,7 @@ from triggerfish.store.atomic import (
     Forward,
     Op,
     Put,
+    Route,
     Send,
     conflict,
     forward_bodies,
@@ -237,6 +238,10 @@ async def _write_atomic(c: Conn, ops: list[Op], now: float, limit: int) -> list[
             # A forward reads the records of the appends before it: theirs are read now.
             await _read_pending(pending, results)
             results.append(await _forward(c, op, forwarded_source(ops, results, op), now, limit))
+        elif isinstance(op, Route):
+            # Not decided here (publishers on PostgreSQL append through the batcher, see `routes_appends`): the
+            # group's consumer delivers the records.
+            results.append(False)
     await _read_pending(pending, results)
     return results
 

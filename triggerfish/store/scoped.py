@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, Generic, NoReturn, TypeVar
 
 from triggerfish.errors import AtomicConflictError, InvalidInputError, InvalidNameError, StoreClosedError
-from triggerfish.store.atomic import Ack, Append, Commit, Delete, Forward, Op, Put, Send, conflict
+from triggerfish.store.atomic import Ack, Append, Commit, Delete, Forward, Op, Put, Route, Send, conflict
 from triggerfish.store.base import (
     Clock,
     EventLog,
@@ -103,6 +103,9 @@ class _Scope:
                 namespace=self.wrap("namespace", op.namespace),
                 streams=tuple(self.wrap("stream", stream) for stream in op.streams),
             )
+        if isinstance(op, Route):
+            sends = tuple(Send(self.wrap("queue", send.queue), send.messages) for send in op.sends)
+            return Route(self.wrap("stream", op.source), op.group, sends)
         return op  # not an operation: the inner store refuses it, naming it
 
     def unwrap_result(self, op: Op, result: Any) -> Any:
@@ -321,6 +324,7 @@ class ScopedStore(Store):
         self._view = view
         self.atomic_writes = store.atomic_writes
         self.commits_apart = store.commits_apart
+        self.routes_appends = store.routes_appends
         super().__init__(
             store.url,
             log=ScopedLog(store.log, view),

@@ -29,6 +29,7 @@ from triggerfish.store import _sqlite_log as lg
 from triggerfish.store import _sqlite_queues as q
 from triggerfish.store._checks import key_range
 from triggerfish.store._sqlite_ahead import ReceivesAhead
+from triggerfish.store._sqlite_ahead import lease as lease_messages
 from triggerfish.store._sqlite_checkpoint import Checkpointer
 from triggerfish.store._sqlite_merge import Merger
 from triggerfish.store._sqlite_schema import SCHEMA_VERSION, connect
@@ -41,10 +42,12 @@ from triggerfish.store.atomic import (
     Forward,
     Op,
     Put,
+    Route,
     Send,
     conflict,
     forward_bodies,
     forwarded_source,
+    routable,
     unconditional_puts,
 )
 from triggerfish.store.base import (
@@ -161,6 +164,7 @@ class SqliteStore(Store):
 
     atomic_writes = True
     schema_version = SCHEMA_VERSION
+    routes_appends = True
 
     def __init__(
         self,
@@ -194,6 +198,10 @@ class SqliteStore(Store):
         for op in ops:
             if isinstance(op, Send) and op.messages:
                 queues.ahead.after_send(op.queue, now)  # the bus's invocations, to the dispatcher waiting for them
+            elif isinstance(op, Route):
+                for send in op.sends:  # routed by their publisher: leased ahead in the very write that publishes
+                    if send.messages:
+                        queues.ahead.after_send(send.queue, now)
         return await written
 
     @property
@@ -249,7 +257,24 @@ def _write_atomic(c: sqlite3.Connection, ops: list[Op], now: float, limit: int) 
             results.append(True)
         elif isinstance(op, Forward):
             results.append(_forward(c, op, forwarded_source(ops, results, op), now, limit))
+        elif isinstance(op, Route):
+            results.append(_route(c, op, forwarded_source(ops, results, op), now))
     return results
+
+
+def _route(c: sqlite3.Connection, op: Route, records: list[LogRecord], now: float) -> bool:
+    # Inside the writer's transaction: no consumer of the group can claim between this look and the write below.
+    row = c.execute("SELECT position, claimed FROM log_groups WHERE stream = ? AND grp = ?", (op.source, op.group))
+    found = row.fetchone()
+    if found is None or not routable(records, int(found[0]), int(found[1])):
+        return False
+    sends = [(send.queue, list(send.messages), now) for send in op.sends if send.messages]
+    if sends:
+        q.write_sends(c, sends)
+    last = records[-1].offset
+    update = "UPDATE log_groups SET position = ?, claimed = ? WHERE stream = ? AND grp = ?"
+    c.execute(update, (last, last, op.source, op.group))
+    return True
 
 
 def _expiry(op: Put, now: float) -> float | None:
@@ -285,6 +310,8 @@ class SqliteEventLog(EventLog):
         #: Claims made ahead for a waiting group (see `_claim_ahead`), in the order they were made.
         self._ready: dict[tuple[str, str], collections.deque[LogClaim]] = {}
         self._claiming: set[tuple[str, str]] = set()
+        #: Stream and group a write of this process routed (`atomic.Route`), with the stream's append count then.
+        self._routed_at: dict[tuple[str, str], int] = {}
 
     @property
     def append_stats(self) -> WorkerStats:
@@ -334,6 +361,9 @@ class SqliteEventLog(EventLog):
             )
             claiming.add_done_callback(functools.partial(self._claimed_ahead, key))
 
+    def _routed(self, stream: str, group: str) -> None:
+        self._routed_at[stream, group] = self._appended.count(stream)
+
     def _claimed_ahead(self, key: tuple[str, str], claiming: asyncio.Future[LogClaim | None]) -> None:
         self._claiming.discard(key)
         if claiming.cancelled() or claiming.exception() is not None:
@@ -373,6 +403,12 @@ class SqliteEventLog(EventLog):
                 del self._ready[key]
             return made_ahead
         appends = self._appended.count(stream)
+        if self._routed_at.pop(key, None) == appends:
+            # Woken by an append its publisher routed for the group, and nothing was appended here since: the
+            # group has taken every record up to it, so there is nothing to claim and no store to ask. (Once
+            # only: the next look asks the store, which sees other processes' appends and lapsed claims.)
+            self._idle[key] = appends
+            return None
         if self._idle.get(key) == appends and not await self._engine.read(groups.claimable, stream, group, now):
             return None
         claim: LogClaim | None = await self._engine.lease(
@@ -425,10 +461,17 @@ class SqliteQueues(Queues):
         self._empty: dict[str, int] = {}
         self._sends = Merger(engine.writer, q.write_sends)
         #: Leases made in a send's write for the receives waiting on its queue (_sqlite_ahead).
-        self.ahead = ReceivesAhead(engine.writer, notify=self._sent.notify, clock=self.clock)
+        self.ahead = ReceivesAhead(
+            engine.writer,
+            notify=self._sent.notify,
+            clock=self.clock,
+            notified=self._sent.count,
+            horizon=self.poll_interval,
+        )
 
     async def _configure(self, queue: str, config: QueueConfig) -> None:
         await self._engine.write(q.configure, queue, config)
+        self.ahead.forget(queue)
 
     async def _config(self, queue: str) -> QueueConfig:
         result: QueueConfig = await self._engine.read(q.load_config, queue)
@@ -438,6 +481,9 @@ class SqliteQueues(Queues):
         sent = self._sends.submit((queue, messages, now))
         self.ahead.after_send(queue, now)
         return await sent
+
+    def _found_empty(self, queue: str) -> bool:
+        return self.ahead.drained(queue)
 
     def _waiting_to_receive(
         self, queue: str, max_messages: int, visibility_timeout: float | None, waiting: bool
@@ -459,7 +505,13 @@ class SqliteQueues(Queues):
         if self._empty.get(queue) == sends and not await self._engine.read(q.has_ready, queue, now):
             return []
         messages: list[Message]
-        messages, dead_letter = await self._engine.lease(q.receive, queue, max_messages, visibility_timeout, now)
+        submitted = self.ahead.sent(queue)
+        drained: bool
+        messages, dead_letter, drained = await self._engine.lease(
+            lease_messages, queue, max_messages, visibility_timeout, now
+        )
+        if drained:
+            self.ahead.found_empty(queue, submitted)
         if dead_letter is not None:
             self._sent.notify(dead_letter)
         if messages:

@@ -1,0 +1,146 @@
+"""Kill -9 a process publishing routed events: every event it acknowledged is in the log and reaches its function.
+
+A child runs a started EventBus on a SQLite file (so it routes its own publishes in their append's write,
+`atomic.Route`) with 16 publishers, and prints each event's id once `publish` returned. The test kills it at
+a random moment, opens the file, runs a bus over it until everything is consumed, and checks that every
+acknowledged event is in the bus's log and has its invocation queued at least once, and that the router
+group's position covers the whole log: whatever was routed in a publish's write, and whatever the kill left
+to the consumer, is delivered. Three kills in a row on the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from triggerfish.app import App
+from triggerfish.bus.bus import EventBus
+from triggerfish.bus.rules import Rules
+from triggerfish.names import bus_stream
+from triggerfish.runtime import invocation_message
+from triggerfish.runtime.inprocess import InProcessRunner
+from triggerfish.runtime.invoke import Invoker
+from triggerfish.store import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The child's consumer's claims: what it held when killed is claimed again this long after.
+CLAIM_LEASE = 1.0
+
+APP = """
+from triggerfish.app import App
+
+app = App("route-crash")
+
+
+@app.on_event({"type": ["order.placed"]})
+def ship(event):
+    pass
+"""
+
+CHILD = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[2])
+from app import app
+from triggerfish.bus.bus import EventBus
+from triggerfish.bus.rules import Rules
+from triggerfish.events.cloudevent import Event
+from triggerfish.runtime.inprocess import InProcessRunner
+from triggerfish.runtime.invoke import Invoker
+from triggerfish.store import open_store
+
+def say(*parts):
+    sys.stdout.write(" ".join(str(p) for p in parts) + "\\n")
+    sys.stdout.flush()
+
+async def main(path):
+    store = await open_store("sqlite:///" + path)
+    invoker = Invoker(InProcessRunner(app.functions), store)
+    bus = EventBus(store, Rules(store, app.functions), invoker=invoker, claim_lease=CLAIM_LEASE)
+    await bus.start()
+
+    async def publisher(n):
+        for i in range(10**9):
+            events = [Event.create("order.placed", "shop", {"n": f"{n}-{i}-{k}"}) for k in range(1 + i % 3)]
+            for event_id in await bus.publish("default", events):
+                say("P", event_id)
+
+    say("ready")
+    await asyncio.gather(*(publisher(n) for n in range(16)))
+
+asyncio.run(main(sys.argv[1]))
+""".replace("CLAIM_LEASE", repr(CLAIM_LEASE))
+
+
+def run_and_kill(script: Path, db: Path, app_dir: Path) -> set[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, str(script), str(db), str(app_dir)], stdout=subprocess.PIPE, env=env)
+    assert child.stdout is not None
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert child.stdout is not None
+        for raw in child.stdout:
+            if raw.endswith(b"\n"):  # a line cut by the kill was never a complete acknowledgement
+                lines.append(raw.decode())
+                ready.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert ready.wait(30), "the child never started"
+    time.sleep(random.uniform(0.5, 1.0))
+    assert child.poll() is None, "the child stopped before it was killed"
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    reader.join(10)
+    child.stdout.close()
+    return {line.split()[1] for line in lines if line.startswith("P ")}
+
+
+async def check(db: Path, published: set[str], app: App, delivered: set[str]) -> set[str]:
+    store = await open_store(f"sqlite:///{db}")
+    try:
+        assert len(published) > 50, "too little happened before the kill to prove anything"
+        bus = EventBus(store, Rules(store, app.functions), invoker=Invoker(InProcessRunner(app.functions), store))
+        await asyncio.sleep(CLAIM_LEASE + 0.2)  # the dead consumer's claims lapse
+        await bus.drain()  # what the kill left to the consumer (unrouted, or a claim that lapsed) is routed now
+        records = await store.log.read(bus_stream("default"), limit=10**6)
+        logged = {orjson.loads(r.data)["id"] for r in records}
+        assert published <= logged, "an acknowledged event is not in the log"
+        assert await bus.checkpoint("default") == len(records), "the router group did not cover the whole log"
+        queued = set(delivered)  # the earlier rounds' (taken off the queue then)
+        while batch := await store.queues.receive("fn.ship", max_messages=1000, visibility_timeout=60):
+            queued.update(str(orjson.loads(invocation_message.decode(m).event)["id"]) for m in batch)
+            assert all(await store.queues.ack_many("fn.ship", [m.receipt for m in batch]))
+        assert logged <= queued, f"{len(logged - queued)} logged events have no invocation"
+        return queued
+    finally:
+        await store.close()
+
+
+@pytest.mark.slow
+def test_sigkill_while_publishing_routed_events_loses_no_delivery(tmp_path: Path) -> None:
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "app.py").write_text(APP)
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    db = tmp_path / "store.db"
+    namespace: dict[str, object] = {}
+    exec(compile(APP, "app.py", "exec"), namespace)
+    app = namespace["app"]
+    assert isinstance(app, App)
+    delivered: set[str] = set()
+    for _ in range(3):
+        published = run_and_kill(script, db, app_dir)
+        delivered = asyncio.run(check(db, published, app, delivered))
