@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import asdict
 
+import orjson
+
 from triggerfish import _random
 from triggerfish.store.base import Message, OutgoingMessage, QueueConfig, QueueStats, SendResult
 
@@ -82,7 +84,9 @@ def write_sends(c: sqlite3.Connection, sends: list[tuple[str, list[OutgoingMessa
             if config.fifo and out.group is not None:
                 ready = int((queue, out.group) not in groups_here and not _group_exists(c, queue, out.group))
                 groups_here.add((queue, out.group))
-            attributes = json.dumps(dict(out.attributes)) if out.attributes else None
+            # orjson, not the standard library's encoder: it runs once per message in the writer thread (an
+            # invocation's envelope is one attribute), at a fifteenth of the cost. Both read either text.
+            attributes = orjson.dumps(dict(out.attributes)).decode("utf-8") if out.attributes else None
             rows.append((queue, message_id, out.body, attributes, out.group, out.dedup_id, now, now + out.delay, ready))
             if out.dedup_id is not None and config.dedup_window > 0:
                 seen_here[(queue, out.dedup_id)] = message_id
@@ -137,7 +141,7 @@ def receive(
                         message_id=message_id,
                         receipt=receipt,
                         body=body,
-                        attributes={} if attributes is None else json.loads(attributes),
+                        attributes={} if attributes is None else orjson.loads(attributes),
                         group=group,
                         dedup_id=dedup_id,
                         receive_count=count + 1,
@@ -168,11 +172,11 @@ def has_ready(c: sqlite3.Connection, queue: str, now: float) -> bool:
 def ack(c: sqlite3.Connection, queue: str, receipts: list[str], now: float) -> list[bool]:
     # One statement for the whole batch: the ids find the rows through the (queue, id) index,
     # and the receipt must match too, so a stale or forged receipt deletes nothing.
-    ids = json.dumps([receipt.partition(".")[0] for receipt in receipts])
+    ids = orjson.dumps([receipt.partition(".")[0] for receipt in receipts]).decode("utf-8")
     deleted = c.execute(
         "DELETE FROM messages WHERE queue = ? AND id IN (SELECT value FROM json_each(?))"
         " AND receipt IN (SELECT value FROM json_each(?)) AND visible_at > ? RETURNING receipt, grp",
-        (queue, ids, json.dumps(receipts), now),
+        (queue, ids, orjson.dumps(receipts).decode("utf-8"), now),
     ).fetchall()
     groups = {group for _, group in deleted if group is not None}
     if groups and load_config(c, queue).fifo:
