@@ -189,7 +189,7 @@ def test_a_batchs_events_are_read_as_structured_mode_reads_each_without_walking_
     deep: Any = "bottom"
     for _ in range(61):  # 61 levels of data, and one more below: 64 with the batch and the event
         deep = [deep]
-    items = [
+    items: list[dict[str, Any]] = [
         {"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data": {"total": 12.5, "n": 2**63}},
         {"specversion": "1.0", "id": "2", "source": "s", "type": "t", "data": [deep], "traceparent": TP},
         {"specversion": "1.0", "id": "3", "source": "s", "type": "t", "data": [None, True, "é"]},
