@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import loadgen_events, postgres
-from benchmarks.apps.events_fanout_app import ENTRY_LOG
+from benchmarks.apps.events_fanout_app import ENTRY_LOG, FUNCTIONS
 from benchmarks.measure import Runs, fsync_latency, interleave, loads, number, percentile, spread
 from benchmarks.processes import Child, launcher, python_env, serve_on_free_port, tail, wait_until
 
@@ -59,7 +59,7 @@ WARMUP_SECONDS = 1.0
 FANOUT_EVENTS = int(os.environ.get("TRIGGERFISH_BENCH_FANOUT_EVENTS", "3000"))
 PUBLISHERS = 8
 BATCH = 10
-FANOUT_FUNCTIONS = ("reserve_stock", "charge_payment", "notify_customer", "record_sale")
+FANOUT_FUNCTIONS = FUNCTIONS
 P99_TARGET_MS = 10.0
 #: A run is settled when every accepted event has entered, or nothing new has entered for this long.
 QUIET_SECONDS = 15.0

@@ -1,6 +1,6 @@
 """What one request costs the platform's process, counted rather than timed: system calls and instructions.
 
-    python -m benchmarks.costs http|async|events [--requests 2000] [--tree DIR ...] [--instructions]
+    python -m benchmarks.costs http|async|events|fanout [--requests 2000] [--tree DIR ...] [--instructions]
     python -m benchmarks.costs async --batch 50 [--requests 100]
     python -m benchmarks.costs http --connections 32 [--seconds 10] [--instructions]
 
@@ -19,7 +19,13 @@ connection while it counts, and divides by REQUESTS:
   and the counts are per invocation (REQUESTS x B of them);
 - `events`: `POST /-/events` of one `OrderPlaced` in structured mode to
   `benchmarks/apps/events_latency_app.py` (100 rules), counted until the
-  matching handler entered for each.
+  matching handler entered for each;
+- `fanout`: the fan-out benchmark's load (`benchmarks/apps/events_fanout_app.py`:
+  one `OrderPlaced` to four functions), driven as `scripts/bench events` drives
+  it: the load generator's PUBLISHERS connections posting BATCH events per
+  request in batch mode as fast as they are answered, REQUESTS events in all,
+  counted until every function entered for each; the counts are per event
+  (four invocations each).
 
 `--connections N` (http only) drives the requests concurrently instead:
 wrk over N keep-alive connections for `--seconds` (as `scripts/bench http`
@@ -58,14 +64,18 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks.apps.async_app import DONE_FILE
+from benchmarks.apps.events_fanout_app import FUNCTIONS as FANOUT_FUNCTIONS
 from benchmarks.apps.events_latency_app import ENTRY_LOG
 from benchmarks.loadgen_events import STRUCTURED, order_event
-from benchmarks.processes import free_port, wait_http, wait_until
+from benchmarks.processes import free_port, python_env, wait_http, wait_until
 from benchmarks.wrk import run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "benchmarks" / "apps"
 WARMUP = 200
+#: `fanout`: the fan-out benchmark's publishers (connections) and events per request.
+FANOUT_PUBLISHERS = 8
+FANOUT_BATCH = 10
 JSON = "application/json"
 #: Counted beside the system calls: the store's writer transactions (SQLite's group commits), from `/-/metrics`.
 STORE_COMMITS = "store commits"
@@ -111,7 +121,9 @@ class Driver:
         try:
             if self.kind == "async":
                 return self.marker.stat().st_size
-            return len(self.marker.read_bytes().splitlines())
+            entries = len(self.marker.read_bytes().splitlines())
+            # fanout: an event is done when each of its functions entered (a line each).
+            return entries // len(FANOUT_FUNCTIONS) if self.kind == "fanout" else entries
         except FileNotFoundError:
             return 0
 
@@ -128,10 +140,20 @@ class Driver:
             print(f"{result.errors} of {result.requests} concurrent requests failed or were refused", file=sys.stderr)
         return result.requests
 
+    def burst(self, first: int, count: int) -> None:
+        """`count` events from the load generator in its own process, as the fan-out benchmark publishes them."""
+        command = [sys.executable, "-m", "benchmarks.loadgen_events", "burst", f"http://127.0.0.1:{self.port}/-/events"]
+        command += ["--events", str(count), "--publishers", str(FANOUT_PUBLISHERS), "--batch", str(FANOUT_BATCH)]
+        command += ["--prefix", "f", "--first", str(first), "--out", str(self.marker.with_suffix(".sent.json"))]
+        subprocess.run(command, check=True, capture_output=True, env=python_env())
+
     def drive(self, first: int, count: int) -> None:
         already = self.done()
-        for number in range(first, first + count):
-            self.send(number)
+        if self.kind == "fanout":
+            self.burst(first, count)
+        else:
+            for number in range(first, first + count):
+                self.send(number)
         if self.kind != "http":
             settled = count * self.batch
             wait_until(lambda: self.done() >= already + settled, f"{settled} {self.kind} requests settled", 300)
@@ -143,10 +165,15 @@ def _app(kind: str, work: Path) -> tuple[Path, Path]:
     """The app's file in a directory of its own (with the marker file set in its triggerfish.toml), and the marker."""
     directory = work / "app"
     directory.mkdir()
-    source = {"http": "http_app.py", "async": "async_app.py", "events": "events_latency_app.py"}[kind]
+    source = {
+        "http": "http_app.py",
+        "async": "async_app.py",
+        "events": "events_latency_app.py",
+        "fanout": "events_fanout_app.py",
+    }[kind]
     shutil.copy(APPS / source, directory / "app.py")
     marker = work / "marker"
-    setting = {"http": None, "async": DONE_FILE, "events": ENTRY_LOG}[kind]
+    setting = {"http": None, "async": DONE_FILE, "events": ENTRY_LOG, "fanout": ENTRY_LOG}[kind]
     if setting is not None:
         (directory / "triggerfish.toml").write_text(f'[functions."*"]\nenv = {{ {setting} = "{marker}" }}\n')
     return directory / "app.py", marker
@@ -260,7 +287,7 @@ def _total_instructions(out: Path) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.costs", description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", choices=("http", "async", "events"))
+    parser.add_argument("kind", choices=("http", "async", "events", "fanout"))
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--tree", action="append", type=Path, help="a source tree to run the platform from")
     parser.add_argument("--instructions", action="store_true", help="also count instructions under callgrind")
@@ -287,10 +314,12 @@ def main(argv: list[str] | None = None) -> None:
         how = f"wrk over {args.connections} connections for {args.seconds:g} s ({counted_over})"
     else:
         how = f"{args.requests} requests{batched}, one at a time"
+    if args.kind == "fanout":
+        how = f"{args.requests} events, {FANOUT_PUBLISHERS} connections posting {FANOUT_BATCH} per request"
     print(f"{how}, after {WARMUP} to warm up; load average {started} at the start.\n")
     commits = [c.pop(STORE_COMMITS, 0) for _, c, *_ in rows]
     names = sorted({name for _, c, *_ in rows for name in c}, key=lambda n: -max(c[n] for _, c, *_ in rows))
-    unit = "invocation" if args.batch > 1 else "request"
+    unit = "event" if args.kind == "fanout" else "invocation" if args.batch > 1 else "request"
     print(f"| per {unit} | " + " | ".join(f"`{tree}`" for tree, *_ in rows) + " |")
     print("|---|" + "---:|" * len(rows))
     per_request = [n / per for n, (_, _, per, *_) in zip(commits, rows, strict=True)]

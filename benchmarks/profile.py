@@ -2,16 +2,19 @@
 
     python -m benchmarks.profile http   [--seconds 10] [--loop asyncio|uvloop]
     python -m benchmarks.profile events [--seconds 10] [--loop asyncio|uvloop] [--store sqlite|postgresql] [--gil]
+    python -m benchmarks.profile fanout [--seconds 10] [--loop asyncio|uvloop] [--store sqlite|postgresql] [--gil]
     python -m benchmarks.profile async  [--seconds 10] [--loop asyncio|uvloop] [--in-flight 16] [--batch 50]
 
 Starts the platform as the benchmark does (`triggerfish dev` through the
 launcher), drives it as the benchmark does (wrk over 32 connections; the
-event load generator at 1,000 events/s; four producer processes of async
-invocations), and samples the platform's process with py-spy (every thread,
-idle time left out) for SECONDS. Prints Markdown: the functions with the most
-samples on the stack (inclusive) and at the top of it (self), as shares of
-all samples. Not part of `scripts/bench`: a diagnostic for a figure that
-misses its target (`pip install py-spy`; root or ptrace rights needed).
+event load generator at 1,000 events/s; for the fan-out, its eight
+connections posting ten `OrderPlaced` per request as fast as answered, to
+four functions; four producer processes of async invocations), and samples
+the platform's process with py-spy (every thread, idle time left out) for
+SECONDS. Prints Markdown: the functions with the most samples on the stack
+(inclusive) and at the top of it (self), as shares of all samples. Not part
+of `scripts/bench`: a diagnostic for a figure that misses its target
+(`pip install py-spy`; root or ptrace rights needed).
 """
 
 from __future__ import annotations
@@ -138,7 +141,7 @@ def profile(
                 raw = record(target.pid, seconds, work / "profile.txt", gil)
                 driver.join()
             return _report(kind, loop, seconds, raw, gil)
-        app = {"http": "http_app.py", "events": "events_latency_app.py"}[kind]
+        app = {"http": "http_app.py", "events": "events_latency_app.py", "fanout": "events_fanout_app.py"}[kind]
         if store == "postgresql":
             url = stack.enter_context(postgres.fresh_schema())
             command = launcher(loop, "platform", str(APPS / app), "--port", str(port), "--store", url)
@@ -154,9 +157,18 @@ def profile(
                 def load() -> None:
                     run_wrk(f"{base}/hello?n=7", connections=32, seconds=seconds + 4)
 
+            elif kind == "fanout":
+                # More events than it routes in the time (about 1,000/s on a quiet machine): the load outlasts the
+                # sampling. A first burst forks the workers.
+                burst = [sys.executable, "-m", "benchmarks.loadgen_events", "burst", f"{base}/-/events"]
+                warm = ["--events", "200", "--prefix", "w", "--out", str(work / "warm.json")]
+                subprocess.run([*burst, *warm], check=True, capture_output=True)
+                events = [*burst, "--events", str(round(1000 * (seconds + 4))), "--prefix", "p", "--out"]
             else:
                 events = [sys.executable, "-m", "benchmarks.loadgen_events", "rate", f"{base}/-/events"]
                 events += ["--rate", "1000", "--seconds", str(seconds + 4), "--prefix", "p", "--out"]
+
+            if kind != "http":
 
                 def load() -> None:
                     subprocess.run([*events, str(work / "sent.json")], check=True, capture_output=True)
@@ -193,7 +205,7 @@ def _report(kind: str, loop: str, seconds: float, raw: str, gil: bool = False) -
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", choices=("http", "events", "async"))
+    parser.add_argument("kind", choices=("http", "events", "fanout", "async"))
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")

@@ -181,6 +181,32 @@ def test_batch_mode_round_trip_and_empty_batch() -> None:
     assert from_http({"content-type": BATCH_CONTENT_TYPE}, b"[]") == []
 
 
+def test_a_batchs_events_are_read_as_structured_mode_reads_each_without_walking_their_data_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The batch was parsed strictly as a whole, so its events' data (62 levels at most under it) already
+    # meets every rule `check_value` holds an event's data to: it is not walked a second time.
+    deep: Any = "bottom"
+    for _ in range(61):  # 61 levels of data, and one more below: 64 with the batch and the event
+        deep = [deep]
+    items: list[dict[str, Any]] = [
+        {"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data": {"total": 12.5, "n": 2**63}},
+        {"specversion": "1.0", "id": "2", "source": "s", "type": "t", "data": [deep], "traceparent": TP},
+        {"specversion": "1.0", "id": "3", "source": "s", "type": "t", "data": [None, True, "é"]},
+    ]
+    structured = [from_http({"content-type": STRUCTURED_CONTENT_TYPE}, orjson.dumps(item)) for item in items]
+
+    def walked(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a batch's event data was walked again")
+
+    monkeypatch.setattr("triggerfish.events.cloudevent.check_value", walked)
+    batch = from_http({"content-type": BATCH_CONTENT_TYPE}, orjson.dumps(items))
+    assert [[event] for event in batch] == structured
+    # One level deeper does not parse as a batch, as before: strict loads holds the whole batch to 64 levels.
+    with pytest.raises(InvalidJSONError):
+        from_http({"content-type": BATCH_CONTENT_TYPE}, orjson.dumps([{**items[1], "data": [[deep, 1, 2]]}]))
+
+
 def test_batch_errors_name_the_position() -> None:
     good = {"specversion": "1.0", "id": "1", "source": "s", "type": "t"}
     ctype = {"content-type": BATCH_CONTENT_TYPE}

@@ -25,8 +25,9 @@ from triggerfish.errors import (
 )
 from triggerfish.runtime import invocation_message
 from triggerfish.runtime.inprocess import InProcessRunner
+from triggerfish.runtime.invocation_message import RawJSON
 from triggerfish.runtime.invoke import Invoker, new_request_id
-from triggerfish.store import Store, open_store
+from triggerfish.store import Message, Store, open_store
 
 app = App("shop")
 gate = threading.Event()
@@ -172,6 +173,47 @@ async def test_what_an_invocation_consumed_travels_in_its_envelope(invoker: Invo
     [malformed] = await store.queues.receive(queue)
     with pytest.raises(TypeError, match="consumed must be an object of strings"):
         invocation_message.decode(malformed)
+
+
+async def test_one_events_messages_to_several_functions_are_what_message_makes_of_each(invoker: Invoker) -> None:
+    # The bus's fan-out builds an event's invocations of several functions at once: the same checks, the same
+    # bytes as `message` for each (encode of the invocation each decodes to), an unknown function's error in
+    # its place, and distinct request ids.
+    consumed = {"cloudevents.event_id": "e-1", "cloudevents.event_type": "OrderPlaced"}
+    event = b'{"id":"e-1","data":{"items":3}}'
+    options: dict[str, Any] = {"trigger": "event", "traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01", "hop_count": 2}
+    built = invoker.messages(["quote", "nope", "broken"], RawJSON(event), consumed=consumed, **options)
+    first, unknown, second = built
+    assert isinstance(unknown, FunctionNotFoundError)
+    assert "the app declares: broken" in str(unknown)
+    with pytest.raises(FunctionNotFoundError, match=str(unknown).split(";")[0]):
+        invoker.message("nope", RawJSON(event), consumed=consumed, **options)
+    assert isinstance(first, tuple)
+    assert isinstance(second, tuple)
+    invocations = []
+    for (queue, message), function in ((first, "quote"), (second, "broken")):
+        assert queue == f"fn.{function}"
+        received = Message(queue, "m", "r", message.body, message.attributes, None, None, 1, 0.0, 0.0, 0.0)
+        invocation = invocation_message.decode(received)
+        invocations.append(invocation)
+        assert message == invocation_message.encode(invocation)
+        _, alone, _ = invoker.message(
+            function, RawJSON(event), request_id=invocation.request_id, consumed=consumed, **options
+        )
+        alone_envelope = orjson.loads(alone.attributes[invocation_message.ENVELOPE_ATTRIBUTE])
+        envelope = orjson.loads(message.attributes[invocation_message.ENVELOPE_ATTRIBUTE])
+        assert envelope == {**alone_envelope, "enqueued_at": envelope["enqueued_at"]}
+        assert list(envelope) == list(alone_envelope)
+        assert (invocation.event, invocation.function, invocation.consumed) == (event, function, consumed)
+    assert invocations[0].request_id != invocations[1].request_id
+    assert invocations[0].enqueued_at == invocations[1].enqueued_at
+    # Over the store's limit: each function's place says so, as `message` raises it.
+    big = RawJSON(b'"' + b"x" * invoker.store.queues.max_record_bytes + b'"')
+    [over] = invoker.messages(["quote"], big, **options)
+    assert isinstance(over, InvalidInputError)
+    assert "over the store's limit" in str(over)
+    with pytest.raises(InvalidInputError, match="hop_count"):
+        invoker.messages(["quote"], RawJSON(event), trigger="event", hop_count=-1)
 
 
 async def test_invocations_queued_by_an_earlier_version_still_run(invoker: Invoker, store: Store) -> None:

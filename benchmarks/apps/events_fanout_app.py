@@ -21,6 +21,8 @@ _log: list[int] = []  # this worker's file descriptor, opened on its first invoc
 
 app = App("bench-fanout")
 
+#: The four functions, each entered once per event.
+FUNCTIONS = ("reserve_stock", "charge_payment", "notify_customer", "record_sale")
 ORDER_PLACED: dict[str, Any] = {"type": ["OrderPlaced"], "source": ["shop"]}
 
 

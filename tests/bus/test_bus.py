@@ -210,6 +210,30 @@ async def test_an_unknown_function_is_dead_lettered_at_once(store: Store) -> Non
     assert (letter["condition"], letter["attempts"]) == ("NonRetryable", 1)
 
 
+async def test_one_event_to_several_functions_some_unknown_each_gets_its_own_fate(store: Store) -> None:
+    # The functions an event reaches as it was stored are built together (Invoker.messages): one that does not
+    # exist still goes to the dead letters alone, the others are queued, each with the event's stored bytes.
+    seen.clear()
+    invoker = Invoker(InProcessRunner(app.functions), store)
+    rules = Rules(store, app.functions)
+    targets = [{"id": "a", "kind": "function", "name": "ship"}, {"id": "b", "kind": "function", "name": "nope"}]
+    await rules.put({"id": "r", "pattern": {"source": ["shop"], "type": ["order.placed"]}, "targets": targets})
+    await invoker.start()
+    bus = EventBus(store, rules, invoker=invoker)
+    try:
+        first, second = await bus.publish("default", [order(), order(n=2)])
+        await bus.drain()
+        async with asyncio.timeout(10):
+            await invoker.drain()
+    finally:
+        await bus.stop()
+        await invoker.stop(drain=False)
+    # ship twice per event: its own rule, and rule r.
+    assert sorted(event["id"] for name, event in seen if name == "ship") == sorted([first, first, second, second])
+    letters = await bodies(store, "deliver.default.dead-letter")
+    assert sorted(letter["event"]["id"] for letter in letters) == sorted([first, second])
+
+
 async def test_a_bus_loop_stops_at_the_hop_limit(store: Store) -> None:
     rules = Rules(store)
     await rules.put(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from triggerfish.errors import InvalidInputError, InvalidNameError
-from triggerfish.store import open_store
+from triggerfish.store import OutgoingMessage, open_store
 from triggerfish.store.atomic import Append, Put, check_ops
 
 
@@ -102,3 +102,35 @@ def test_names_and_keys_are_checked_the_same_however_often_they_are_seen() -> No
     for bad_seconds in (0.0, -1.0, float("nan"), float("inf"), 1e11):
         with pytest.raises(InvalidInputError):
             check_seconds("ttl", bad_seconds, allow_zero=False, maximum=1e10)
+
+
+async def test_a_common_message_takes_the_short_checks_and_every_other_the_full_ones() -> None:
+    # An invocation's message (bytes, no delay, ASCII string attributes) is checked by the cheapest form of each
+    # test; anything else by the full checks, which answer as ever. Either way the attributes are copied.
+    store = await open_store("memory://")
+    try:
+        attributes = {"triggerfish.invocation": '{"request_id":"r"}'}
+        plain = OutgoingMessage(b"{}", attributes=attributes)
+        unicode = OutgoingMessage(b"{}", attributes={"name": "naïve ✓"})
+        whole_delay = OutgoingMessage(b"{}", delay=2)
+        [checked] = store.queues.check_send("fn.f", [plain])
+        assert checked == plain
+        assert checked.attributes is not attributes
+        attributes["triggerfish.invocation"] = "changed later"
+        assert checked.attributes == {"triggerfish.invocation": '{"request_id":"r"}'}
+        assert store.queues.check_send("fn.f", [unicode]) == [unicode]
+        [delayed] = store.queues.check_send("fn.f", [whole_delay])
+        assert (delayed.delay, type(delayed.delay)) == (2.0, float)
+        refused = [
+            OutgoingMessage(b"{}", attributes={"name": "\ud800"}),
+            OutgoingMessage(b"{}", attributes={"name": 7}),  # type: ignore[dict-item]
+            OutgoingMessage(b"{}", delay=15 * 60.0 + 1),
+            OutgoingMessage(b"{}", delay=-1.0),
+            OutgoingMessage(b"x" * (store.queues.max_record_bytes + 1)),
+            OutgoingMessage("{}"),  # type: ignore[arg-type]
+        ]
+        for message in refused:
+            with pytest.raises(InvalidInputError):
+                store.queues.check_send("fn.f", [message])
+    finally:
+        await store.close()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.patience import until
@@ -184,3 +187,21 @@ async def test_a_compare_and_set_with_its_spans_is_one_statement_per_row_and_one
         assert later.version > versions[-1]
     finally:
         await store.close()
+
+
+async def test_message_attributes_written_by_either_json_encoder_read_back_the_same(tmp_path: Path) -> None:
+    """Attributes are written with orjson (compact, UTF-8 as it is); rows an earlier version wrote with the standard
+    library's encoder (spaces, `\\u` escapes) read back as they were sent."""
+    path = tmp_path / "store.db"
+    attributes = {"triggerfish.invocation": '{"id": "é\\"x"}', "kind": "naïve ✓"}
+    async with await open_store(f"sqlite:///{path}") as store:
+        await store.queues.send("jobs", b"new", attributes=attributes)
+        await store.queues.send("jobs", b"old", attributes={"placeholder": "-"})
+    with sqlite3.connect(path) as connection:
+        stored = connection.execute("SELECT body, attributes FROM messages ORDER BY seq").fetchall()
+        assert stored[0][1] == orjson.dumps(attributes).decode()
+        connection.execute("UPDATE messages SET attributes = ? WHERE body = ?", (json.dumps(attributes), b"old"))
+    async with await open_store(f"sqlite:///{path}") as store:
+        received = await store.queues.receive("jobs", max_messages=2)
+        assert [(m.body, dict(m.attributes)) for m in received] == [(b"new", attributes), (b"old", attributes)]
+        assert await store.queues.ack_many("jobs", [m.receipt for m in received]) == [True, True]

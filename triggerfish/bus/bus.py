@@ -33,7 +33,7 @@ import collections
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -169,6 +169,9 @@ class EventBus(LogConsumer):
         unreadable: list[tuple[LogRecord, str]] = []
         matched: collections.Counter[tuple[str, str]] = collections.Counter()
         invoker = self.targets.invoker
+        # One build for an event's invocations of several functions with the event as it is (the fan-out), where
+        # the invoker offers it: what they share is checked and encoded once.
+        build_each: BuildEach | None = getattr(invoker, "messages", None)
         matching = self.rules.matching
         for record in records:
             try:
@@ -178,6 +181,7 @@ class EventBus(LogConsumer):
                 unreadable.append((record, f"bus {name!r}: not a readable CloudEvent: {exc}"))
                 continue
             consumed: dict[str, str] | None = None
+            plain: list[tuple[str, RuleTarget]] = []
             for rule in matching(name, document):
                 matched[name, rule.id] += 1
                 for target in rule.targets:
@@ -185,11 +189,29 @@ class EventBus(LogConsumer):
                         if consumed is None:
                             # What its span consumed, from the event decoded here: the record need not parse it.
                             consumed = event_consumed(event.id, event.source, event.type)
+                        if build_each is not None and _as_stored(target):
+                            plain.append((rule.id, target))
+                            continue
                         invocation = self._invocation(invoker, name, rule.id, target, event, record, consumed)
                         if invocation is not None:
                             invocations.setdefault(invocation[0], []).append(invocation[1])
                             continue
                     queued.append(Delivery(name, rule.id, target, event, queued_at=now, ingested=record.time))
+            if plain and build_each is not None:
+                built = build_each(
+                    [target.name for _, target in plain],
+                    RawJSON(record.data),
+                    trigger="event",
+                    traceparent=event.traceparent,
+                    hop_count=event.hopcount or 0,
+                    consumed=consumed,
+                )
+                for (rule_id, target), result in zip(plain, built, strict=True):
+                    if isinstance(result, tuple):
+                        invocations.setdefault(result[0], []).append(result[1])
+                    else:
+                        _cannot_invoke(name, target, result)
+                        queued.append(Delivery(name, rule_id, target, event, queued_at=now, ingested=record.time))
         writes: list[Op] = [Send(queue, messages) for queue, messages in invocations.items()]
         if queued:
             writes.append(Send(self.deliverer.queue(name), [delivery.to_message() for delivery in queued]))
@@ -208,9 +230,10 @@ class EventBus(LogConsumer):
         """A function target's invocation message, or None when it cannot be queued (the delivery queue then
         dead-letters it, naming why)."""
         # The CloudEvent as it was stored goes to the function as those bytes: no decoding and encoding again.
-        plain = target.shape == "cloudevent" and target.transformer is None
         payload = (
-            RawJSON(record.data) if plain else render(target, event, bus=bus, rule_id=rule_id, ingested=record.time)
+            RawJSON(record.data)
+            if _as_stored(target)
+            else render(target, event, bus=bus, rule_id=rule_id, ingested=record.time)
         )
         try:
             queue, message, _ = invoker.message(
@@ -222,7 +245,7 @@ class EventBus(LogConsumer):
                 consumed=consumed,
             )
         except (InvalidInputError, LookupError) as exc:
-            logger.info("bus %r: %r cannot be invoked, queued for its dead letters: %s", bus, target.name, exc)
+            _cannot_invoke(bus, target, exc)
             return None
         return queue, message
 
@@ -256,3 +279,27 @@ class EventBus(LogConsumer):
             self.publisher.router = None
         await super().stop()
         await self.targets.close()
+
+
+class BuildEach(Protocol):
+    """An invoker's build of one event's invocations of several functions (`Invoker.messages`)."""
+
+    def __call__(
+        self,
+        functions: Sequence[str],
+        event: RawJSON,
+        *,
+        trigger: str,
+        traceparent: str | None,
+        hop_count: int,
+        consumed: dict[str, str] | None,
+    ) -> list[tuple[str, OutgoingMessage] | InvalidInputError | LookupError]: ...
+
+
+def _as_stored(target: RuleTarget) -> bool:
+    """Whether a function target gets the CloudEvent as it was stored (no envelope, no transformation)."""
+    return target.shape == "cloudevent" and target.transformer is None
+
+
+def _cannot_invoke(bus: str, target: RuleTarget, exc: Exception) -> None:
+    logger.info("bus %r: %r cannot be invoked, queued for its dead letters: %s", bus, target.name, exc)

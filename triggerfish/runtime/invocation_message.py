@@ -78,19 +78,62 @@ def encode_event(event: Any) -> bytes:
 
 
 def encode(invocation: Invocation, *, delay: float = 0.0, dedup_id: str | None = None) -> OutgoingMessage:
-    envelope: dict[str, Any] = {
-        "request_id": invocation.request_id,
-        "function": invocation.function,
-        "trigger": invocation.trigger,
-        "traceparent": invocation.traceparent,
-        "hop_count": invocation.hop_count,
-        "enqueued_at": invocation.enqueued_at,
-        "attempts": invocation.attempts,
-    }
-    if invocation.consumed is not None:
-        envelope["consumed"] = invocation.consumed
+    envelope = _envelope(
+        invocation.trigger,
+        invocation.traceparent,
+        invocation.hop_count,
+        invocation.enqueued_at,
+        invocation.attempts,
+        invocation.consumed,
+    )
+    envelope["request_id"], envelope["function"] = invocation.request_id, invocation.function
     attributes = {ENVELOPE_ATTRIBUTE: orjson.dumps(envelope).decode("utf-8")}
     return OutgoingMessage(invocation.event, delay=delay, dedup_id=dedup_id, attributes=attributes)
+
+
+def encode_each(
+    event: bytes,
+    invocations: list[tuple[str, str]],
+    *,
+    trigger: str,
+    traceparent: str | None,
+    hop_count: int,
+    enqueued_at: float,
+    consumed: dict[str, str] | None,
+) -> list[OutgoingMessage]:
+    """First attempts of one event by several functions, as `encode` writes each (the same bytes): `invocations`
+    are (request id, function) pairs. What they share is laid out once: an event the bus matched to four
+    functions costs one envelope and four request ids, not four `Invocation`s."""
+    envelope = _envelope(trigger, traceparent, hop_count, enqueued_at, [], consumed)
+    messages = []
+    for request_id, function in invocations:
+        envelope["request_id"], envelope["function"] = request_id, function
+        messages.append(OutgoingMessage(event, attributes={ENVELOPE_ATTRIBUTE: orjson.dumps(envelope).decode("utf-8")}))
+    return messages
+
+
+def _envelope(
+    trigger: str,
+    traceparent: str | None,
+    hop_count: int,
+    enqueued_at: float,
+    attempts: list[dict[str, Any]],
+    consumed: dict[str, str] | None,
+) -> dict[str, Any]:
+    """An envelope without its request id and function (set by the caller; the keys come first, so the JSON
+    reads in one order whichever way it was made)."""
+    envelope: dict[str, Any] = {
+        "request_id": None,
+        "function": None,
+        "trigger": trigger,
+        "traceparent": traceparent,
+        "hop_count": hop_count,
+        "enqueued_at": enqueued_at,
+        "attempts": attempts,
+    }
+    if consumed is not None:
+        envelope["consumed"] = consumed
+    return envelope
 
 
 def size(message: OutgoingMessage) -> int:

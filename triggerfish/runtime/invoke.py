@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from triggerfish import _random
@@ -36,7 +36,7 @@ from triggerfish.names import THROTTLED_ERROR, function_queue
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime import invocation_message
 from triggerfish.runtime.dispatcher import Dispatcher
-from triggerfish.runtime.invocation_message import Invocation, encode_event
+from triggerfish.runtime.invocation_message import Invocation, RawJSON, encode_event
 from triggerfish.runtime.records import (
     DEFAULT_RETENTION,
     BatchWriter,
@@ -318,13 +318,68 @@ class Invoker:
         )
         message = invocation_message.encode(invocation, delay=delay, dedup_id=dedup_id)
         # Checked here, not by the store: one bad message would fail the whole shared batch.
-        limit = self.store.queues.max_record_bytes
-        if invocation_message.size(message) > limit:
-            raise InvalidInputError(
-                f"invoke_async({function!r}): the invocation is {invocation_message.size(message)} bytes, over"
-                f" the store's limit of {limit} bytes; pass a reference to large data instead"
+        checked = self._within_limit(function, message, self.store.queues.max_record_bytes)
+        if isinstance(checked, InvalidInputError):
+            raise checked
+        queue, message = checked
+        return queue, message, request_id
+
+    def messages(
+        self,
+        functions: Sequence[str],
+        event: RawJSON,
+        *,
+        trigger: str,
+        traceparent: str | None = None,
+        hop_count: int = 0,
+        consumed: dict[str, str] | None = None,
+    ) -> list[tuple[str, OutgoingMessage] | InvalidInputError | LookupError]:
+        """`message` for one event (its stored JSON) and each of `functions`, in their order: the queue and
+        message of each, or what `message` raises for that function (an unknown one, a message over the
+        store's limit). What they share (the trigger, the hop count) is checked once and raises for all. The
+        same checks and the same bytes as `message` for each, with the envelope laid out once: the bus's
+        fan-out of one event to several functions."""
+        known = set(self.runner.functions())
+        trigger = _check_trigger(trigger)
+        hop_count = _check_hops(hop_count)
+        data = encode_event(event)
+        results: list[tuple[str, OutgoingMessage] | InvalidInputError | LookupError | None] = []
+        wanted: list[tuple[str, str]] = []
+        for function in functions:
+            if function in known:
+                wanted.append((new_request_id(), function))
+                results.append(None)  # built below, with the others
+            else:
+                results.append(_unknown(function, known))
+        built = iter(
+            invocation_message.encode_each(
+                data,
+                wanted,
+                trigger=trigger,
+                traceparent=traceparent,
+                hop_count=hop_count,
+                enqueued_at=self.clock(),
+                consumed=consumed,
             )
-        return function_queue(function), message, request_id
+        )
+        limit = self.store.queues.max_record_bytes
+        return [
+            self._within_limit(function, next(built), limit) if result is None else result
+            for function, result in zip(functions, results, strict=True)
+        ]
+
+    @staticmethod
+    def _within_limit(
+        function: str, message: OutgoingMessage, limit: int
+    ) -> tuple[str, OutgoingMessage] | InvalidInputError:
+        """The queue and message, or the error when the message is over the store's `limit`."""
+        weight = invocation_message.size(message)
+        if weight > limit:
+            return InvalidInputError(
+                f"invoke_async({function!r}): the invocation is {weight} bytes, over the store's limit of {limit}"
+                " bytes; pass a reference to large data instead"
+            )
+        return function_queue(function), message
 
     # --- running the dispatcher --------------------------------------------------------------
 
@@ -350,8 +405,7 @@ class Invoker:
 
     def _settings(self, function: str) -> FunctionSettings:
         if not isinstance(function, str) or function not in self.runner.functions():
-            known = ", ".join(sorted(self.runner.functions())) or "none"
-            raise FunctionNotFoundError(f"no function named {function!r}; the app declares: {known}")
+            raise _unknown(function, self.runner.functions())
         return self.runner.settings(function)
 
 
@@ -378,6 +432,12 @@ def check_destinations(runner: Runner) -> None:
                     f"function {name!r}: {setting}={destination} names no declared function; declare it or"
                     f" use one of: {known}"
                 )
+
+
+def _unknown(function: object, known: Iterable[str]) -> FunctionNotFoundError:
+    """What invoking `function`, which the app does not declare, raises."""
+    names = ", ".join(sorted(known)) or "none"
+    return FunctionNotFoundError(f"no function named {function!r}; the app declares: {names}")
 
 
 def _check_trigger(trigger: object) -> str:

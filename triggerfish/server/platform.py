@@ -46,7 +46,7 @@ from triggerfish.bus.rules import Rules
 from triggerfish.changes.consumer import ChangeTriggers
 from triggerfish.changes.pg_triggers import PgChanges
 from triggerfish.config import load_config
-from triggerfish.errors import AppLoadError, DeclarationError, IsolationError, SecretsKeyError
+from triggerfish.errors import AppLoadError, DeclarationError, InvalidInputError, IsolationError, SecretsKeyError
 from triggerfish.events.cloudevent import Event
 from triggerfish.eventstore.projections import Projections
 from triggerfish.eventstore.service import EventStoreService
@@ -61,6 +61,7 @@ from triggerfish.objects.service import ObjectStore
 from triggerfish.observe.spans import SpanListener
 from triggerfish.observe.usage import UsageRollup
 from triggerfish.retry import RetryPolicy
+from triggerfish.runtime.invocation_message import RawJSON
 from triggerfish.runtime.invoke import DEFAULT_LEASE_MARGIN
 from triggerfish.runtime.platform_calls import StorePlatform
 from triggerfish.runtime.process_runner import ProcessRunner
@@ -269,6 +270,13 @@ class Platform:
     def message(self, function: str, event: Any, **options: Any) -> tuple[str, OutgoingMessage, str]:
         """An asynchronous invocation of the current version, built but not sent (Invoker.message)."""
         return self.current.invoker.message(function, event, **options)
+
+    def messages(
+        self, functions: Sequence[str], event: RawJSON, **options: Any
+    ) -> list[tuple[str, OutgoingMessage] | InvalidInputError | LookupError]:
+        """One event's asynchronous invocations of several functions of the current version, built but not sent
+        (Invoker.messages)."""
+        return self.current.invoker.messages(functions, event, **options)
 
     async def invoke_async(self, function: str, event: Any = None, **options: Any) -> str:
         """Queue an asynchronous invocation durably (Invoker.invoke_async's arguments); its request id."""

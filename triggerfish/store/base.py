@@ -63,6 +63,8 @@ DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 # How often a long-poll re-checks when nothing told it to wake: covers writes by other
 # processes (that a backend cannot hear of) and delayed messages becoming visible.
 POLL_INTERVAL = 0.05
+#: The longest a sent message may be delayed (SQS's 15 minutes).
+_MAX_SEND_DELAY = 15 * 60.0
 
 
 # --- the event log ---------------------------------------------------------------------------
@@ -572,10 +574,25 @@ class Queues(abc.ABC):
         return [_check_receipt(r) for r in receipts]
 
     def _check_outgoing(self, message: OutgoingMessage) -> OutgoingMessage:
+        attributes = message.attributes if type(message) is OutgoingMessage else None
+        if (
+            type(attributes) is dict
+            and type(message.body) is bytes
+            and len(message.body) <= self.max_record_bytes
+            and type(message.delay) is float
+            and 0.0 <= message.delay <= _MAX_SEND_DELAY
+            and message.dedup_id is None
+            and message.group is None
+            and _ascii_strings(attributes)
+        ):
+            # The common message (an invocation the bus or the invoker built): every check below holds, by the
+            # same tests' cheapest form (an ASCII string is encodable). Its attributes are copied, as below, so
+            # a caller changing its dict afterwards cannot change what is stored.
+            return OutgoingMessage(message.body, message.delay, None, None, dict(attributes))
         if not isinstance(message, OutgoingMessage):
             raise InvalidInputError(f"send_many takes OutgoingMessage items, not {type(message).__name__}")
         body = check_body("message body", message.body, self.max_record_bytes)
-        check_seconds("delay", message.delay, maximum=15 * 60)
+        check_seconds("delay", message.delay, maximum=_MAX_SEND_DELAY)
         if message.dedup_id is not None:
             check_key(message.dedup_id)
         if message.group is not None:
@@ -621,6 +638,14 @@ class Queues(abc.ABC):
 
     @abc.abstractmethod
     async def _queues(self) -> list[str]: ...
+
+
+def _ascii_strings(attributes: dict[str, str]) -> bool:
+    """Whether every name and value is an exact `str` of ASCII (so also encodable as UTF-8)."""
+    for name, value in attributes.items():
+        if type(name) is not str or type(value) is not str or not name.isascii() or not value.isascii():
+            return False
+    return True
 
 
 def _check_receipt(receipt: str) -> str:
