@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import queue
+import random
 import re
 import signal
 import subprocess
@@ -124,3 +125,32 @@ async def wait_served(log: Path, since: int, seconds: float) -> int:
 
     await wait_logged(banner, seconds, "the platform to serve", log)
     return port
+
+
+def lines_until_killed(command: list[str], *, started_within: float) -> list[str]:
+    """Run `command` (PYTHONPATH: this checkout) until its first complete output line, let it work for half a
+    second to a second, kill -9 it, and return every complete line it wrote: the acknowledgements it made
+    before it died. A line the kill cut short was never a complete acknowledgement, so it is left out."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, env=env)
+    assert child.stdout is not None
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert child.stdout is not None
+        for raw in child.stdout:
+            if raw.endswith(b"\n"):
+                lines.append(raw.decode())
+                ready.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert ready.wait(started_within), "the child never started"
+    time.sleep(random.uniform(0.5, 1.0))
+    assert child.poll() is None, "the child stopped before it was killed"
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    reader.join(10)
+    child.stdout.close()
+    return lines

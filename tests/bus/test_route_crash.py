@@ -11,18 +11,13 @@ to the consumer, is delivered. Three kills in a row on the same file.
 from __future__ import annotations
 
 import asyncio
-import os
-import random
-import signal
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import orjson
 import pytest
 
+from tests.crash_child import lines_until_killed
 from triggerfish.app import App
 from triggerfish.bus.bus import EventBus
 from triggerfish.bus.rules import Rules
@@ -32,7 +27,6 @@ from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
 from triggerfish.store import open_store
 
-ROOT = Path(__file__).resolve().parents[2]
 #: The child's consumer's claims: what it held when killed is claimed again this long after.
 CLAIM_LEASE = 1.0
 
@@ -82,28 +76,7 @@ asyncio.run(main(sys.argv[1]))
 
 
 def run_and_kill(script: Path, db: Path, app_dir: Path) -> set[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen([sys.executable, str(script), str(db), str(app_dir)], stdout=subprocess.PIPE, env=env)
-    assert child.stdout is not None
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert child.stdout is not None
-        for raw in child.stdout:
-            if raw.endswith(b"\n"):  # a line cut by the kill was never a complete acknowledgement
-                lines.append(raw.decode())
-                ready.set()
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    assert ready.wait(30), "the child never started"
-    time.sleep(random.uniform(0.5, 1.0))
-    assert child.poll() is None, "the child stopped before it was killed"
-    child.send_signal(signal.SIGKILL)
-    child.wait(10)
-    reader.join(10)
-    child.stdout.close()
+    lines = lines_until_killed([sys.executable, str(script), str(db), str(app_dir)], started_within=30)
     return {line.split()[1] for line in lines if line.startswith("P ")}
 
 

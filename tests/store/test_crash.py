@@ -14,20 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import random
-import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.crash_child import lines_until_killed
 from triggerfish.store import open_store
 
-ROOT = Path(__file__).resolve().parents[2]
 LEASE = 1.0
 
 CHILD = f"""
@@ -79,28 +74,7 @@ def verify_body(data: bytes) -> bool:
 
 
 def run_and_kill(script: Path, db: Path) -> list[list[str]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen([sys.executable, str(script), str(db)], stdout=subprocess.PIPE, env=env)
-    assert child.stdout is not None
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert child.stdout is not None
-        for raw in child.stdout:
-            if raw.endswith(b"\n"):  # a line cut by the kill was never a complete acknowledgement
-                lines.append(raw.decode())
-                ready.set()
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    assert ready.wait(20), "the child never started"
-    time.sleep(random.uniform(0.5, 1.0))
-    assert child.poll() is None, "the child stopped before it was killed"
-    child.send_signal(signal.SIGKILL)
-    child.wait(10)
-    reader.join(10)
-    child.stdout.close()
+    lines = lines_until_killed([sys.executable, str(script), str(db)], started_within=20)
     return [line.split() for line in lines if line != "ready\n"]
 
 
