@@ -11,8 +11,11 @@ runs with the lowest and highest beside it.
 
 from __future__ import annotations
 
+import cProfile
+import io
 import math
 import os
+import pstats
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -139,3 +142,10 @@ def fsync_latency(directory: str, samples: int = 200) -> tuple[float, float]:
         os.unlink(path)
     seconds.sort()
     return seconds[len(seconds) // 2] * 1000, seconds[min(len(seconds) - 1, round(len(seconds) * 0.99))] * 1000
+
+
+def profile_text(profile: cProfile.Profile, top: int) -> str:
+    """The `top` functions of a cProfile run by their own time, as pstats prints them."""
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(top)
+    return out.getvalue()

@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import io
 import os
-import pstats
 import tempfile
 import threading
 import time
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_workflows import APP, _until_done
+from benchmarks.measure import profile_text
 from triggerfish.runtime.channel import WorkerConnection
 from triggerfish.server.platform import Platform
 from triggerfish.store.atomic import Put
@@ -169,9 +168,7 @@ def main() -> None:
     for name, value in found.items():
         print(f"| {name} | {value:.2f} |")
     if profile is not None:
-        out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(options.profile)
-        print(out.getvalue())
+        print(profile_text(profile, options.profile))
 
 
 if __name__ == "__main__":

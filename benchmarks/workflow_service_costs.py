@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import io
 import os
-import pstats
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.measure import profile_text
 from benchmarks.workflow_costs import _thread_cpu
 from triggerfish.runtime.invocation_message import encode_event
 from triggerfish.runtime.types import PlatformCall
@@ -113,9 +112,7 @@ def main() -> None:
         unit = "" if name == "writer transactions" else " CPU ms"
         print(f"| {name}{unit} | {value:.3f} |")
     if profile is not None:
-        out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(options.profile)
-        print(out.getvalue())
+        print(profile_text(profile, options.profile))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ steps' own runs, so the order of the two is what is checked.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from triggerfish.workflows.context import WorkflowContext, run_workflow
@@ -28,8 +29,8 @@ class Recorder:
         return {"ok": True}
 
 
-def test_each_success_is_written_before_the_next_step_runs_and_the_last_with_the_outcome() -> None:
-    log: list[Any] = []
+def three_steps(log: list[Any]) -> Callable[[WorkflowContext, Any], list[str]]:
+    """A workflow of steps a, b and c, each noting in `log` that it ran."""
 
     def act(name: str) -> str:
         log.append(f"run {name}")
@@ -38,6 +39,12 @@ def test_each_success_is_written_before_the_next_step_runs_and_the_last_with_the
     def flow(ctx: WorkflowContext, _: Any) -> list[str]:
         return [ctx.step(act, "a", name="a"), ctx.step(act, "b", name="b"), ctx.step(act, "c", name="c")]
 
+    return flow
+
+
+def test_each_success_is_written_before_the_next_step_runs_and_the_last_with_the_outcome() -> None:
+    log: list[Any] = []
+    flow = three_steps(log)
     summary = run_workflow(flow, None, Recorder(log))
     assert summary == {"workflow_id": "w1", "status": "SUCCEEDED", "result": ["a", "b", "c"]}
     assert log == [
@@ -62,14 +69,7 @@ class Deferring(Recorder):
 
 def test_in_a_worker_the_last_step_and_the_outcome_go_with_the_result_not_in_a_call_of_their_own() -> None:
     log: list[Any] = []
-
-    def act(name: str) -> str:
-        log.append(f"run {name}")
-        return name
-
-    def flow(ctx: WorkflowContext, _: Any) -> list[str]:
-        return [ctx.step(act, "a", name="a"), ctx.step(act, "b", name="b"), ctx.step(act, "c", name="c")]
-
+    flow = three_steps(log)
     run_workflow(flow, None, Deferring(log))
     assert log == [
         "begin",
