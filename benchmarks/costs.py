@@ -286,6 +286,9 @@ def _total_instructions(out: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # A SIGTERM (`timeout`, a killed shell) ends the run through its `finally` blocks, which stop the platform's
+    # process group: by default it ended Python at once, and a platform under callgrind ran on for an hour.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     parser = argparse.ArgumentParser(prog="python -m benchmarks.costs", description=__doc__.split("\n\n")[0])
     parser.add_argument("kind", choices=("http", "async", "events", "fanout"))
     parser.add_argument("--requests", type=int, default=2000)
