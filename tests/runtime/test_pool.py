@@ -16,6 +16,7 @@ import pytest_asyncio
 from tests.runtime.conftest import app, eventually, request
 from triggerfish.errors import FunctionNotFoundError, ThrottledError
 from triggerfish.runtime import protocol
+from triggerfish.runtime.pool import QUEUE_DEPTH, WorkerPool
 from triggerfish.runtime.process_runner import ProcessRunner
 from triggerfish.runtime.types import PlatformCall
 
@@ -212,3 +213,29 @@ async def test_a_cancelled_caller_does_not_leave_a_busy_worker_behind(runner: Pr
     outcome = await runner.run(request("slow", 0), wait=0.1)
     assert outcome.ok
     assert outcome.worker_pid not in busy
+
+
+class _Busy:
+    """A running worker as `WorkerPool._queueable` sees it: how many wait behind it, and whether one more may."""
+
+    def __init__(self, queued: int, alive: bool = True) -> None:
+        self.queued = queued
+        self.alive = alive
+
+    def can_queue(self, depth: int) -> bool:
+        return self.alive and self.queued < depth
+
+
+def _queueable(busy: list[_Busy], stale: list[_Busy]) -> Any:
+    pool = object.__new__(WorkerPool)
+    pool._busy = set(busy)  # type: ignore[arg-type]
+    pool._stale = set(stale)  # type: ignore[arg-type]
+    return pool._queueable()
+
+
+async def test_a_request_queues_behind_the_least_queued_worker_that_may_take_it() -> None:
+    full, two, one, stale_idle, dead_idle = _Busy(QUEUE_DEPTH), _Busy(2), _Busy(1), _Busy(0), _Busy(0, alive=False)
+    assert _queueable([full, two, one, stale_idle, dead_idle], stale=[stale_idle]) is one
+    idle = _Busy(0)
+    assert _queueable([full, two, one, idle, stale_idle], stale=[stale_idle]) is idle
+    assert _queueable([full, stale_idle, dead_idle], stale=[stale_idle]) is None

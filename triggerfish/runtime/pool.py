@@ -231,14 +231,16 @@ class WorkerPool:
 
     def _queueable(self) -> WorkerProcess | None:
         """A worker running an invocation with nothing queued behind it yet."""
-        found = None
+        found, fewest = None, QUEUE_DEPTH
         for worker in self._busy:
-            # The least queued (not on a worker started with old secrets).
-            if worker.can_queue(QUEUE_DEPTH) and worker not in self._stale:
-                if not worker.queued:
+            # The least queued, the first of equals (not on a worker started with old secrets). A worker queued no
+            # less than the best so far is passed over before its other checks: a scan of every busy worker runs
+            # for each request queued behind one, and most of them are queued alike.
+            queued = worker.queued
+            if queued < fewest and worker.can_queue(QUEUE_DEPTH) and worker not in self._stale:
+                if not queued:
                     return worker
-                if found is None or worker.queued < found.queued:
-                    found = worker
+                found, fewest = worker, queued
         return found
 
     async def _run_behind(self, worker: WorkerProcess, request: InvokeRequest) -> tuple[InvokeOutcome | None, bool]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import fcntl
 import logging
 import os
@@ -705,13 +704,17 @@ async def _finish_with(result: Result, request: InvokeRequest, platform: Platfor
         except TypeError as exc:
             answer = PlatformAnswer(ok=False, error=f"the platform's answer is not JSON: {exc}")
         else:
-            return dataclasses.replace(result, result=answer.value, result_bytes=size, call=None)
+            # In place, not `dataclasses.replace` (a copy field by field, once per workflow): the Result was decoded
+            # from the worker's frame for this call alone, and nothing else holds it.
+            result.result, result.result_bytes, result.call = answer.value, size, None
+            return result
     if answer.error_type is None:  # refused before it reached the platform (an unknown operation, ...)
         failure: Exception = InvocationError(f"context.call_platform({op!r}) failed: {answer.error}")
     else:
         failure = call_errors.rebuild(op, answer.error_type, answer.error or "", answer.details or {})
     error = {"errorType": type(failure).__name__, "errorMessage": str(failure), "stackTrace": []}
-    return dataclasses.replace(result, ok=False, result=None, error=error, call=None)
+    result.ok, result.result, result.error, result.call = False, None, error, None
+    return result
 
 
 def _check_result(result: Result, request_id: str) -> None:
