@@ -24,11 +24,12 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.processes import run_in_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 500
@@ -135,18 +136,12 @@ def _child(invocations: int, profile: str | None, on_postgres: bool) -> None:
 
 
 def _run_tree(tree: Path, invocations: int, profile: str | None, on_postgres: bool) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"}
     command = [sys.executable, "-m", "benchmarks.drain", "--child", "--invocations", str(invocations)]
     if profile:
         command += ["--profile", profile]
     if on_postgres:
         command.append("--postgres")
-    # Run from the tree itself: `-m` puts the working directory first on sys.path, ahead of PYTHONPATH.
-    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=tree).stdout
-    result = json.loads(out.strip().splitlines()[-1])
-    if Path(result.pop("tree")) != tree:
-        raise RuntimeError(f"the drain ran another tree than {tree}")
-    return {name: float(value) for name, value in result.items()}
+    return run_in_tree(command, tree, "the drain")
 
 
 def main(argv: list[str] | None = None) -> None:

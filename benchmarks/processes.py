@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import signal
 import socket
@@ -199,3 +200,15 @@ def tree_cpu_seconds(pid: int) -> float:
 def launcher(loop: str, *arguments: str) -> list[str]:
     """The command that runs `triggerfish ARGUMENTS` (or `platform ...`) with the event loop `loop`."""
     return [sys.executable, "-m", "benchmarks.launch", "--loop", loop, *arguments]
+
+
+def run_in_tree(command: list[str], tree: Path, what: str) -> dict[str, float]:
+    """Run `command` with `tree` first on PYTHONPATH and as its working directory (`-m` puts that first on
+    sys.path, ahead of PYTHONPATH), and return the figures of its last line (JSON, with `tree`: where it imported
+    Triggerfish from); an error if that is another tree."""
+    env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"}
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=tree).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    if Path(result.pop("tree")) != tree:
+        raise RuntimeError(f"{what} ran another tree than {tree}")
+    return {name: float(value) for name, value in result.items()}

@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -123,15 +122,13 @@ async def settle_once(invocations: int, batch: int, kept: int, work: Path, url: 
 
 
 def _run_tree(tree: Path, args: argparse.Namespace) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"}
+    # Imported here, not at the top: the child runs this file with the tree's `benchmarks` first on its path.
+    from benchmarks.processes import run_in_tree
+
     # This file run as a script (a tree from before it existed has no benchmarks/settle.py), from the tree.
     command = [sys.executable, str(Path(__file__).resolve()), "--child", "--invocations", str(args.invocations)]
     command += ["--batch", str(args.batch), "--kept", str(args.kept)] + (["--postgres"] if args.postgres else [])
-    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=tree).stdout
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    if Path(result.pop("tree")) != tree:
-        raise RuntimeError(f"the settle ran another tree than {tree}")
-    return {name: float(value) for name, value in result.items()}
+    return run_in_tree(command, tree, "the settle")
 
 
 def main(argv: list[str] | None = None) -> None:
