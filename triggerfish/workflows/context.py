@@ -490,16 +490,8 @@ class WorkflowContext:
     def finish_request(self, outcome: dict[str, Any]) -> dict[str, Any]:
         """The `finish` request of the workflow's outcome: its last checkpoint (what this run recorded since the last
         one, and the outcome), which the platform writes and answers with the run's summary (`run_workflow`)."""
-        request = {
-            "action": "finish",
-            "id": self.id,
-            "ops": self._pending,
-            "markers": self._replay.new_markers,
-            "finish": outcome,
-        }
-        self._pending = []
-        self._unsaved_step = False
-        self._replay.new_markers = {}
+        request = self._request("finish", outcome)
+        self._saved()
         return request
 
     def flush(self, finish: dict[str, Any] | None = None, *, waiting_on: int | None = None) -> None:
@@ -507,8 +499,17 @@ class WorkflowContext:
         operation the run ends on, as it saw it waiting)."""
         if not self._pending and not self._replay.new_markers and finish is None and waiting_on is None:
             return
+        answer = self._call(self._request("checkpoint", finish, waiting_on))
+        self._saved()
+        if isinstance(answer, dict) and answer.get("superseded"):
+            raise Superseded(answer["superseded"])
+        if isinstance(answer, dict) and answer.get("refused"):
+            raise WorkflowError(not_kept(self.id, answer["refused"]))
+
+    def _request(self, action: str, finish: dict[str, Any] | None, waiting_on: int | None = None) -> dict[str, Any]:
+        """A checkpoint's request (`checkpoint` or `finish`): what this run recorded since the last one."""
         request: dict[str, Any] = {
-            "action": "checkpoint",
+            "action": action,
             "id": self.id,
             "ops": self._pending,
             "markers": self._replay.new_markers,
@@ -517,22 +518,24 @@ class WorkflowContext:
             request["finish"] = finish
         if waiting_on is not None:
             request["waiting_on"] = waiting_on
-        answer = self._call(request)
+        return request
+
+    def _saved(self) -> None:
+        """What was recorded has gone to the platform: the next checkpoint starts empty."""
         self._pending = []
         self._unsaved_step = False
         self._replay.new_markers = {}
-        if isinstance(answer, dict) and answer.get("superseded"):
-            raise Superseded(answer["superseded"])
-        if isinstance(answer, dict) and answer.get("refused"):
-            raise WorkflowError(
-                f"workflow {self.id!r}: the platform could not keep this checkpoint: {answer['refused']}"
-            )
 
 
 class _InvokeFailed(Exception):
     def __init__(self, error: dict[str, Any]) -> None:
         super().__init__(error.get("errorMessage", ""))
         self.error = error
+
+
+def not_kept(workflow_id: str, reason: str) -> str:
+    """Why a workflow fails when the platform refused its checkpoint (a result over the store's record limit)."""
+    return f"workflow {workflow_id!r}: the platform could not keep this checkpoint: {reason}"
 
 
 def callback_token(workflow_id: str, seq: int, nonce: str) -> str:

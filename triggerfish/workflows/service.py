@@ -36,7 +36,7 @@ from triggerfish.runtime.types import PlatformCall
 from triggerfish.store import ABSENT, LogRecord, Message, OutgoingMessage, Store
 from triggerfish.store.atomic import Delete, Op, Send
 from triggerfish.workflows.aws_ops import API, stamp_changes
-from triggerfish.workflows.context import RESUME_KEY, parse_token
+from triggerfish.workflows.context import RESUME_KEY, not_kept, parse_token
 from triggerfish.workflows.durable_service import DurableExecutions, timeout_is_current
 from triggerfish.workflows.engine import (
     ENDED_RUNS,
@@ -293,7 +293,7 @@ class Workflows:
         workflow_id = args.get("id")
         answer = await self._checkpoint(args, traceparent, run)
         if answer.get("refused"):
-            message = f"workflow {workflow_id!r}: the platform could not keep this checkpoint: {answer['refused']}"
+            message = not_kept(str(workflow_id), answer["refused"])
             error = {"errorType": "WorkflowError", "errorMessage": message, "stackTrace": []}
             outcome = {"status": FAILED, "error": error}
             failed: dict[str, Any] = {"id": workflow_id, "ops": [], "markers": {}, "finish": outcome}
