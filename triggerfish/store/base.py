@@ -63,7 +63,7 @@ DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 # How often a long-poll re-checks when nothing told it to wake: covers writes by other
 # processes (that a backend cannot hear of) and delayed messages becoming visible.
 POLL_INTERVAL = 0.05
-#: The longest a sent message may be delayed (SQS's 15 minutes).
+#: The longest a sent or released message may be delayed (SQS's 15 minutes).
 _MAX_SEND_DELAY = 15 * 60.0
 
 
@@ -537,7 +537,7 @@ class Queues(abc.ABC):
     async def release(self, queue: str, receipt: str, *, delay: float = 0.0) -> bool:
         """End a lease early; the message becomes visible again after `delay` seconds."""
         check_name("queue", queue)
-        check_seconds("delay", delay, maximum=15 * 60)
+        check_seconds("delay", delay, maximum=_MAX_SEND_DELAY)
         released = await self._release(queue, _check_receipt(receipt), delay, self.clock())
         if released:
             self._sent.notify(queue)
