@@ -13,6 +13,9 @@ server process (workers = 1) each:
   with h11 (`TRIGGERFISH_HTTP=h11`), the parser it served with before;
 - bare Starlette on uvicorn with the same settings (httptools; uvloop, then
   asyncio): the ceiling, since the platform serves through uvicorn too;
+- bare Starlette with its handler's work one process hop away
+  (`benchmarks/apps/http_process_hop.py`, uvloop): the floor under any design
+  that runs a function outside the server's process, as Triggerfish does;
 - for the record, Triggerfish's gateway alone on those settings, its
   handler called directly (`benchmarks/apps/http_gateway_only.py`): the
   gateway's own cost, apart from the invocation path behind it;
@@ -54,6 +57,8 @@ P50_GAP_TARGET_MS = 1.0
 APPS = Path(__file__).resolve().parent / "apps"
 PATH = "/hello?n=7"
 STARLETTE = "benchmarks.apps.http_starlette:app"
+#: Bare Starlette with the handler's work in worker processes: the floor under any out-of-process function.
+STARLETTE_HOP = "benchmarks.apps.http_process_hop:app"
 #: The parser the platform serves with (triggerfish.gateway.server.http_parser), and so its peers on uvicorn.
 PARSER = "httptools"
 
@@ -113,6 +118,10 @@ SERVERS = {
     ),
     "starlette": Server(f"bare Starlette on uvicorn ({PARSER}), asyncio", _uvicorn(STARLETTE, "asyncio")),
     "starlette-uvloop": Server(f"bare Starlette on uvicorn ({PARSER}), uvloop", _uvicorn(STARLETTE, "uvloop")),
+    "starlette-hop-uvloop": Server(
+        f"bare Starlette, its handler one process hop away, on uvicorn ({PARSER}), uvloop",
+        _uvicorn(STARLETTE_HOP, "uvloop"),
+    ),
     "functions-framework": Server("functions-framework (gunicorn gthread, 1 worker x 8 threads)", _functions_framework),
 }
 
@@ -241,6 +250,18 @@ def report(runs: dict[str, Runs[Round]]) -> str:
             f" {spread(gap, 2)} ms against it; the rest of Triggerfish's cost is the invocation path (the runner,"
             " the worker round trip, the invocation record) and the platform's other work in the process."
         )
+    if "starlette-hop-uvloop" in usable and "starlette-uvloop" in usable:
+        hop = _ratios(runs, "starlette-hop-uvloop", "starlette-uvloop", lambda r: r.loaded.rps)
+        facts = [
+            f"- One process hop alone (uvloop; `benchmarks/apps/http_process_hop.py`: bare Starlette with its"
+            f" handler's work in two worker processes, frames pipelined, nothing else added): {spread(hop, 2)}x"
+            " bare Starlette's throughput, the most any design that runs functions outside the server's process"
+            " can reach on this server"
+        ]
+        if "triggerfish-uvloop" in usable:
+            share = _ratios(runs, "triggerfish-uvloop", "starlette-hop-uvloop", lambda r: r.loaded.rps)
+            facts.append(f"Triggerfish (uvloop) makes {spread(share, 2)}x of that floor")
+        lines.append("; ".join(facts) + ".")
     if "triggerfish" in usable and "triggerfish-uvloop" in usable:
         ratio = _ratios(runs, "triggerfish-uvloop", "triggerfish", lambda r: r.loaded.rps)
         lines.append(f"- uvloop / asyncio for Triggerfish's throughput: {spread(ratio, 2)}x.")

@@ -10,10 +10,13 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from benchmarks.bench_events import EntryLog
+from benchmarks.bench_http import STARLETTE, STARLETTE_HOP, _uvicorn
 from benchmarks.measure import EN_DASH, interleave, percentile, spread
+from benchmarks.processes import serve_on_free_port
 from benchmarks.profile import summarize
 from benchmarks.wrk import parse
 
@@ -101,3 +104,23 @@ def test_profile_samples_are_summed_per_thread_and_function() -> None:
     assert main.inclusive["run (asyncio/runners.py)"] == 4
     assert main.own["Gateway._http (triggerfish/gateway/asgi.py)"] == 3
     assert threads["triggerfish-store-writer"].own["Worker._run (triggerfish/store/_sqlite_worker.py)"] == 2
+
+
+def test_the_process_hop_floor_answers_what_bare_starlette_answers(tmp_path: Path) -> None:
+    # The floor is only a floor if its workers do the same work and answer the same bytes, on a real server.
+    answers: dict[str, list[httpx.Response]] = {}
+    for app in (STARLETTE, STARLETTE_HOP):
+        server, port = serve_on_free_port(
+            lambda port, app=app: _uvicorn(app, "uvloop")(port, tmp_path),  # type: ignore[misc]
+            lambda port: f"http://127.0.0.1:{port}/hello",
+            log=tmp_path / "server.log",
+        )
+        try:
+            answers[app] = [httpx.get(f"http://127.0.0.1:{port}/hello?n={n}") for n in ("0", "7", "123456")]
+        finally:
+            server.stop()
+    for bare, hop in zip(answers[STARLETTE], answers[STARLETTE_HOP], strict=True):
+        assert hop.status_code == bare.status_code == 200
+        assert hop.headers["content-type"] == bare.headers["content-type"] == "application/json"
+        assert hop.json() == bare.json()
+    assert [answer.json()["n"] for answer in answers[STARLETTE_HOP]] == [0, 7, 123456]
