@@ -1,4 +1,5 @@
-"""The benchmark harness's own logic: turns and spreads, wrk's figures, the entry log, py-spy's samples.
+"""The benchmark harness's own logic: turns and spreads, wrk's figures, the entry log, py-spy's samples, /proc's
+thread counters.
 
 The benchmarks themselves are not run here (performance is never asserted in
 the suite); what is tested is what decides the figures they print.
@@ -7,6 +8,7 @@ the suite); what is tested is what decides the figures they print.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from benchmarks.bench_http import STARLETTE, STARLETTE_HOP, _uvicorn
 from benchmarks.measure import EN_DASH, interleave, percentile, spread
 from benchmarks.processes import serve_on_free_port
 from benchmarks.profile import summarize
+from benchmarks.thread_costs import Task, describe, parts, read_task
 from benchmarks.wrk import parse
 
 
@@ -124,3 +127,24 @@ def test_the_process_hop_floor_answers_what_bare_starlette_answers(tmp_path: Pat
         assert hop.headers["content-type"] == bare.headers["content-type"] == "application/json"
         assert hop.json() == bare.json()
     assert [answer.json()["n"] for answer in answers[STARLETTE_HOP]] == [0, 7, 123456]
+
+
+def test_thread_costs_split_a_platform_into_its_loop_its_threads_and_its_workers() -> None:
+    tick = os.sysconf("SC_CLK_TCK")
+    stat = f"12 (python3 (x)) S 1 12 12 0 -1 4194560 0 0 0 0 {3 * tick} {tick} 0 0 20 0 1 0 1 1 1"
+    status = "Name:\tpython3\nvoluntary_ctxt_switches:\t40\nnonvoluntary_ctxt_switches:\t7\n"
+    task = read_task(stat, status)
+    assert (task.user, task.system, task.voluntary, task.involuntary) == (3.0, 1.0, 40, 7)
+
+    used = {
+        (12, 12): Task(0.2, 0.1, 10, 5),  # the platform's main thread: its event loop
+        (12, 13): Task(0.05, 0.05, 30, 1),
+        (12, 14): Task(0.01, 0.0, 2, 0),
+        (20, 20): Task(0.1, 0.02, 100, 3),  # a worker
+    }
+    split = parts(12, used)
+    assert split["event loop"] == Task(0.2, 0.1, 10, 5)
+    assert split["other threads"].voluntary == 32
+    assert split["busiest other thread"] == Task(0.05, 0.05, 30, 1)
+    assert split["workers"] == Task(0.1, 0.02, 100, 3)
+    assert describe(split["workers"], 100) == "1000 + 200 µs, 1.00 / 0.03"

@@ -22,6 +22,8 @@ from triggerfish.store import open_store
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 APP = """
+import json
+
 from triggerfish import App
 
 app = App("inputs")
@@ -47,6 +49,11 @@ def picky(event, context):
 @app.http("POST", "/hello")
 def hello(event, context):
     return {"statusCode": 200, "body": "hi"}
+
+
+@app.http("GET", "/echo")
+def echo_http(event, context):
+    return {"statusCode": 200, "body": json.dumps(event)}
 
 
 @app.function()
@@ -185,6 +192,19 @@ async def test_credentials_in_an_http_event_are_never_stored(served: Served) -> 
     assert b"tfk_secret_key_value" not in document.content
     assert b"another-secret" not in document.content
     assert b"abc123" not in document.content
+
+
+async def test_an_http_event_with_nothing_to_redact_is_kept_as_the_handler_got_it(served: Served) -> None:
+    # Its JSON is the one the worker was sent (encoded once, for both): byte for byte the handler's event.
+    answer = await served.root.get("/echo?page=2", headers={"X-Order": "42"})
+    assert answer.status_code == 200
+    handler_saw = answer.json()
+    document = await served.api.get(f"/invocations/{answer.headers['x-triggerfish-request-id']}")
+    kept = document.json()["input"]
+    assert kept["event"] == handler_saw
+    assert kept["event"]["headers"]["x-order"] == "42"
+    assert kept["redacted"] == []
+    assert kept["rerunnable"] is True
 
 
 async def test_an_unknown_invocation_cannot_be_rerun(served: Served) -> None:

@@ -59,9 +59,12 @@ def keep_input(request: InvokeRequest) -> KeptInput | None:
         else:
             return request.request_id, _document(raw, [])
     redacted: list[str] = []
-    event = _redacted(event, redacted)
+    kept = _redacted(event, redacted)
+    if kept is event and request.event_json is not None:
+        # Nothing to redact (the common case), and the runner encoded this very event for its worker already.
+        return request.request_id, _document(request.event_json, redacted)
     try:
-        raw = orjson.dumps(event)
+        raw = orjson.dumps(kept)
     except TypeError:
         return None
     return request.request_id, _document(raw, redacted)
@@ -85,23 +88,28 @@ def _document(raw: bytes, redacted: list[str]) -> bytes:
 
 
 def _redacted(event: Any, redacted: list[str]) -> Any:
-    """`event` with the credentials of an HTTP event replaced (a copy; the handler's event is not touched)."""
+    """`event` with the credentials of an HTTP event replaced: a copy where anything was, else `event` itself (the
+    handler's event is never touched; an event with nothing to redact is stored as it is, without a copy)."""
     # A dict first: the isinstance check against the Mapping ABC costs more than the rest of a small event's walk.
     if (type(event) is not dict and not isinstance(event, Mapping)) or "requestContext" not in event:
         return event
-    copy = dict(event)
+    copy: dict[str, Any] | None = None if type(event) is dict else dict(event)
     for field in ("headers", "multiValueHeaders"):
         headers = event.get(field)
         if type(headers) is dict or isinstance(headers, Mapping):
-            cleaned = {}
-            for name, value in headers.items():
-                if isinstance(name, str) and name.lower() in SECRET_HEADERS:
-                    cleaned[name] = [REDACTED] if isinstance(value, list) else REDACTED
-                    redacted.append(f"{field}.{name}")
-                else:
-                    cleaned[name] = value
+            secret = [name for name in headers if isinstance(name, str) and name.lower() in SECRET_HEADERS]
+            if not secret and type(headers) is dict:
+                continue  # kept as it is (another Mapping becomes a dict: what orjson can write)
+            cleaned = dict(headers)
+            for name in secret:
+                cleaned[name] = [REDACTED] if isinstance(headers[name], list) else REDACTED
+                redacted.append(f"{field}.{name}")
+            if copy is None:
+                copy = dict(event)
             copy[field] = cleaned
     if isinstance(event.get("cookies"), list) and event["cookies"]:
+        if copy is None:
+            copy = dict(event)
         copy["cookies"] = [REDACTED]
         redacted.append("cookies")
-    return copy
+    return event if copy is None else copy

@@ -39,6 +39,9 @@ class InvokeRequest:
     #: What the platform read for the handler before sending it (a workflow run's `begin` answer), handed to the
     #: handler as `context.prelude`: the round trip it spares (None: nothing).
     prelude: Any = None
+    #: The event's JSON, once a runner encoded it for a worker (None: not encoded yet). The same bytes
+    #: `orjson.dumps(event)` gives: the kept input (runtime/inputs.py) takes them instead of encoding the event again.
+    event_json: bytes | None = None
 
 
 @dataclass(slots=True)

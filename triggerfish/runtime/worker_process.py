@@ -633,9 +633,12 @@ class NotStarted(Exception):
 def _request_frame(request: InvokeRequest, *, deadline: float, time_limit: float | None = None) -> tuple[bytes, int]:
     """The Request frame of `request`, and the bytes of its event's JSON (usage's data in).
 
-    The event is encoded on its own and spliced into the frame: its size at no extra cost.
+    The event is encoded on its own and spliced into the frame: its size at no extra cost. Its JSON is kept on the
+    request (`event_json`), for the kept input.
     """
-    event_json = orjson.dumps(request.event)
+    event_json = request.event_json
+    if event_json is None:
+        event_json = request.event_json = orjson.dumps(request.event)
     frame = request_frame(
         request.request_id,
         event_json,
