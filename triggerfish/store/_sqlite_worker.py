@@ -21,6 +21,15 @@ The thread is woken once per turn of the event loop that gave it work (at the
 turn's end), so the writes one turn makes go in one batch and the thread is
 not woken (a futex call, and on a busy machine a lost core) once for each.
 
+In a batch, the leases run after everything else, in the order each kind
+was submitted. A receive (or a log claim) that waited in the queue while the
+writer committed the batch before sees what the sends and appends that joined
+it meanwhile wrote, instead of leaving it for its next look: a dispatcher's
+look that went in just before a publish's routing write takes that event's
+invocation in the commit that publishes it, one writer round trip sooner.
+Operations in one batch were submitted without awaiting each other, so any
+order of them is one their callers could have seen.
+
 A reader worker uses the same machinery without the transaction: WAL lets
 it read committed data while the writer writes.
 """
@@ -128,6 +137,8 @@ class Worker:
                     batch, self._pending = self._pending, []
                 if not batch:
                     return  # closing, and nothing left to do
+                if self._transactional:
+                    batch = _leases_last(batch)
                 began = time.perf_counter()
                 outcomes = (
                     self._run_transaction(batch)
@@ -190,6 +201,14 @@ class Worker:
                 connection.execute("ROLLBACK")
             return [(False, _store_error(exc, self._path))] * len(batch)
         return outcomes
+
+
+def _leases_last(batch: list[_Op]) -> list[_Op]:
+    """`batch` with its leases (`durable=False`) moved behind the rest, each kind in its order (see the module)."""
+    leases = [op for op in batch if not op.durable]
+    if not leases or len(leases) == len(batch):
+        return batch
+    return [op for op in batch if op.durable] + leases
 
 
 def _call(op: _Op, connection: sqlite3.Connection) -> tuple[bool, Any]:

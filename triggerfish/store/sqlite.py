@@ -507,9 +507,14 @@ class SqliteQueues(Queues):
         messages: list[Message]
         submitted = self.ahead.sent(queue)
         drained: bool
-        messages, dead_letter, drained = await self._engine.lease(
-            lease_messages, queue, max_messages, visibility_timeout, now
-        )
+        clock = self.clock
+
+        def leasing(c: sqlite3.Connection) -> tuple[list[Message], str | None, bool]:
+            # Its time is when it runs, not when it was asked for: the writer runs a batch's leases after its
+            # writes (_sqlite_worker), so a send that joined the batch while this waited is visible to it.
+            return lease_messages(c, queue, max_messages, visibility_timeout, max(now, clock()))
+
+        messages, dead_letter, drained = await self._engine.lease(leasing)
         if drained:
             self.ahead.found_empty(queue, submitted)
         if dead_letter is not None:
