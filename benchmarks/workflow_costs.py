@@ -121,7 +121,13 @@ async def _count(
             if texts is not None:
                 texts[_shape(statement)] += 1
 
+        read: Counter[str] = Counter()
+
+        def traced_read(statement: str) -> None:
+            read[_shape(statement)] += 1
+
         await store._engine.writer.submit(lambda c: c.set_trace_callback(traced))
+        await store._engine.reader.submit(lambda c: c.set_trace_callback(traced_read))
         type(store).atomic = counting
         # Frames to the workers: each invocation's request and each platform call's answer.
         frames = 0
@@ -135,6 +141,7 @@ async def _count(
         WorkerConnection.send = counted_send  # type: ignore[method-assign]
         batches, began_ops = store.write_stats.batches, store.write_stats.operations
         statements.clear()
+        read.clear()
         if texts is not None:
             texts.clear()
         cpu, threads, workers = time.process_time(), _thread_cpu(), _descendants_cpu()
@@ -154,6 +161,9 @@ async def _count(
             name: (seconds - threads.get(name, 0.0)) * 1000 / workflows for name, seconds in _thread_cpu().items()
         }
         await store._engine.writer.submit(lambda c: c.set_trace_callback(None))
+        await store._engine.reader.submit(lambda c: c.set_trace_callback(None))
+        if texts is not None:
+            texts.update({f"(reader) {text}": count for text, count in read.items()})
         found: dict[str, float] = {
             "CPU ms": cpu_ms,
             "CPU ms of the workers (every worker process)": workers_ms,
@@ -162,6 +172,7 @@ async def _count(
             "writer transactions": (store.write_stats.batches - batches) / workflows,
             "writer operations": (store.write_stats.operations - began_ops) / workflows,
             "writer statements": sum(statements.values()) / workflows,
+            "reader statements": sum(read.values()) / workflows,
         }
         found.update({f"  CPU ms, {name}": ms for name, ms in sorted(per_thread.items()) if ms})
         found.update({f"  op {name}": count / workflows for name, count in sorted(ops.items())})
