@@ -8,7 +8,8 @@ span of the step it ends), COUNT times.
 The difference of the two totals over 2,000 is one checkpoint's: start-up cancels out, and nothing here waits on
 the clock, so the count does not move with the machine's load (the whole platform under callgrind does: its timed
 background work grows with the fifty-fold wall time). `writes` instead of `checks` counts the writer's part, in
-transactions of BATCH checkpoints each (about what one writer transaction holds under the workflows benchmark).
+transactions of `--batch` checkpoints each (10 by default: about what one writer transaction holds under the workflows
+benchmark; 1 is a quiet store's, each checkpoint committed alone).
 It also runs on a tree from before the version counter's `_sqlite_versions` (PYTHONPATH=<that tree>), so that
 one script counts both sides of a comparison.
 """
@@ -34,8 +35,6 @@ from triggerfish.store.sqlite import _write_atomic
 RECORD = b'{"ops": "' + b"x" * 1500 + b'"}'
 SPAN = b'{"attributes": "' + b"x" * 400 + b'"}'
 TRACE = "t/0123456789abcdef0123456789abcdef/"
-#: Checkpoints per writer transaction.
-BATCH = 10
 
 
 async def checks(count: int, directory: Path) -> None:
@@ -77,7 +76,7 @@ def _transactions(
     return write, begin, commit
 
 
-def writes(count: int, directory: Path) -> None:
+def writes(count: int, directory: Path, batch: int) -> None:
     connection = connect(str(directory / "store.db"), migrate=True)
     connection.execute("PRAGMA synchronous = OFF")  # the statements are counted here, not the disk
     write, begin, commit = _transactions(connection)
@@ -87,14 +86,14 @@ def writes(count: int, directory: Path) -> None:
     commit()
     version = first.version
     for index in range(count):
-        if index % BATCH == 0:
+        if index % batch == 0:
             begin()
         ops: list[Op] = [
             Put("triggerfish.workflows", "r/abc123", RECORD, None, version),
             Put("triggerfish.traces", f"{TRACE}{index:016x}", SPAN, 604800.0),
         ]
         version = write(ops, now)[0].version
-        if index % BATCH == BATCH - 1 or index == count - 1:
+        if index % batch == batch - 1 or index == count - 1:
             commit()
     connection.close()
 
@@ -103,12 +102,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("part", choices=("checks", "writes"))
     parser.add_argument("count", type=int)
+    parser.add_argument("--batch", type=int, default=10, help="checkpoints per writer transaction (writes)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         if options.part == "checks":
             asyncio.run(checks(options.count, Path(directory)))
         else:
-            writes(options.count, Path(directory))
+            writes(options.count, Path(directory), options.batch)
 
 
 if __name__ == "__main__":
