@@ -1,6 +1,6 @@
 """What one three-step workflow costs the platform, counted rather than timed: writes, transactions, statements.
 
-    python -m benchmarks.workflow_costs [--workflows 300] [--profile 25]
+    python -m benchmarks.workflow_costs [--workflows 300] [--profile 25] [--statements]
 
 Runs `benchmarks/bench_workflows.py`'s app on SQLite as its rounds do (the pool warmed first), starts WORKFLOWS
 workflows at once and waits for them, and divides by WORKFLOWS what the platform did meanwhile:
@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import cProfile
 import os
+import re
 import tempfile
 import threading
 import time
@@ -76,13 +77,25 @@ def _descendants_cpu() -> float:
     return sum(used[pid] for pid in mine if pid != os.getpid())
 
 
+def _shape(statement: str) -> str:
+    """A statement as it was written: the trace callback's text has its values bound in; they become `?`."""
+    return _NUMBER.sub("?", _TEXT.sub("?", " ".join(statement.split())))[:110]
+
+
+#: A bound value in a traced statement: a string or blob literal, or a number not part of a name.
+_TEXT = re.compile(r"[xX]?'(?:[^']|'')*'")
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.])")
+
+
 def _kind(op: Any) -> str:
     if isinstance(op, Put):
         return f"Put {op.namespace}"
     return type(op).__name__
 
 
-async def _count(workflows: int, directory: Path, profile: cProfile.Profile | None) -> dict[str, float]:
+async def _count(
+    workflows: int, directory: Path, profile: cProfile.Profile | None, texts: Counter[str] | None = None
+) -> dict[str, float]:
     app_file = directory / "app.py"
     app_file.write_text(APP)
     platform = Platform(str(app_file), data_dir=directory / "data", store_url="")
@@ -105,8 +118,16 @@ async def _count(workflows: int, directory: Path, profile: cProfile.Profile | No
 
         def traced(statement: str) -> None:
             statements[statement.split(None, 1)[0].upper()] += 1
+            if texts is not None:
+                texts[_shape(statement)] += 1
+
+        read: Counter[str] = Counter()
+
+        def traced_read(statement: str) -> None:
+            read[_shape(statement)] += 1
 
         await store._engine.writer.submit(lambda c: c.set_trace_callback(traced))
+        await store._engine.reader.submit(lambda c: c.set_trace_callback(traced_read))
         type(store).atomic = counting
         # Frames to the workers: each invocation's request and each platform call's answer.
         frames = 0
@@ -120,6 +141,9 @@ async def _count(workflows: int, directory: Path, profile: cProfile.Profile | No
         WorkerConnection.send = counted_send  # type: ignore[method-assign]
         batches, began_ops = store.write_stats.batches, store.write_stats.operations
         statements.clear()
+        read.clear()
+        if texts is not None:
+            texts.clear()
         cpu, threads, workers = time.process_time(), _thread_cpu(), _descendants_cpu()
         if profile is not None:
             profile.enable()
@@ -137,6 +161,9 @@ async def _count(workflows: int, directory: Path, profile: cProfile.Profile | No
             name: (seconds - threads.get(name, 0.0)) * 1000 / workflows for name, seconds in _thread_cpu().items()
         }
         await store._engine.writer.submit(lambda c: c.set_trace_callback(None))
+        await store._engine.reader.submit(lambda c: c.set_trace_callback(None))
+        if texts is not None:
+            texts.update({f"(reader) {text}": count for text, count in read.items()})
         found: dict[str, float] = {
             "CPU ms": cpu_ms,
             "CPU ms of the workers (every worker process)": workers_ms,
@@ -145,6 +172,7 @@ async def _count(workflows: int, directory: Path, profile: cProfile.Profile | No
             "writer transactions": (store.write_stats.batches - batches) / workflows,
             "writer operations": (store.write_stats.operations - began_ops) / workflows,
             "writer statements": sum(statements.values()) / workflows,
+            "reader statements": sum(read.values()) / workflows,
         }
         found.update({f"  CPU ms, {name}": ms for name, ms in sorted(per_thread.items()) if ms})
         found.update({f"  op {name}": count / workflows for name, count in sorted(ops.items())})
@@ -158,15 +186,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workflows", type=int, default=300)
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions (cProfile)")
+    parser.add_argument("--statements", action="store_true", help="print each statement the writer ran, counted")
     options = parser.parse_args()
     # Thread CPU time: the event loop's own work, not the time it waited for a core on a busy machine.
     profile = cProfile.Profile(time.thread_time) if options.profile else None
     with tempfile.TemporaryDirectory() as directory:
-        found = asyncio.run(_count(options.workflows, Path(directory), profile))
+        texts: Counter[str] | None = Counter() if options.statements else None
+        found = asyncio.run(_count(options.workflows, Path(directory), profile, texts))
     print(f"Per three-step workflow, {options.workflows} at once on SQLite:\n")
     print("| count | per workflow |\n|---|---:|")
     for name, value in found.items():
         print(f"| {name} | {value:.2f} |")
+    if texts is not None:
+        print("\n| statement (its first 110 characters) | per workflow |\n|---|---:|")
+        for text, count in texts.most_common():
+            print(f"| `{text}` | {count / options.workflows:.2f} |")
     if profile is not None:
         print(profile_text(profile, options.profile))
 

@@ -154,10 +154,13 @@ async def test_a_claim_made_ahead_for_a_consumer_that_stopped_lapses_to_another(
         await store.close()
 
 
-async def test_a_compare_and_set_with_its_spans_is_one_statement_per_row_and_one_version_bump(tmp_path: Path) -> None:
+async def test_a_compare_and_set_with_its_spans_is_a_statement_per_row_and_the_counter_read_and_written(
+    tmp_path: Path,
+) -> None:
     """A workflow's checkpoint (its record written with compare-and-set, and the spans of the steps it ends) is
-    the writer's hottest write: the condition is the update's own WHERE, not a read first, and every put of the
-    write takes its version from one bump of the counter. The versions stay unique and rising all the same."""
+    the writer's hottest write: the condition is the update's own WHERE, not a read first, and the puts take their
+    versions from one read of the counter, written back once before the commit (once per transaction, however many
+    writes it holds: test_sqlite_versions.py). The versions stay unique and rising all the same."""
     store = await open_store(f"sqlite:///{tmp_path / 'store.db'}")
     try:
         assert isinstance(store, SqliteStore)
@@ -175,8 +178,9 @@ async def test_a_compare_and_set_with_its_spans_is_one_statement_per_row_and_one
         await store._engine.writer.submit(lambda c: c.set_trace_callback(None))
         verbs = [statement.split(None, 1)[0].upper() for statement in statements]
         written = [verb for verb in verbs if verb in ("SELECT", "INSERT", "UPDATE", "DELETE")]
-        # One bump of the counter, the record's conditional update, and the spans' inserts (executemany: one each).
-        assert written == ["UPDATE", "UPDATE", "INSERT", "INSERT"]
+        # The counter read, the record's conditional update, the spans' inserts (executemany: one each), and the
+        # counter written back.
+        assert written == ["SELECT", "UPDATE", "INSERT", "INSERT", "UPDATE"]
         versions = [first.version, *(record.version for record in results)]
         assert versions == sorted(set(versions))
         with pytest.raises(AtomicConflictError):

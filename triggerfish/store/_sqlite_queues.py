@@ -30,6 +30,16 @@ def load_config(c: sqlite3.Connection, queue: str) -> QueueConfig:
     return _parse_config(None if row is None else row[0])
 
 
+def _registered_config(c: sqlite3.Connection, queue: str) -> QueueConfig:
+    """The queue's config, the queue registered (with the defaults) first if it never was: one statement per send
+    to a known queue, not a registration that changes nothing and then the read."""
+    row = c.execute("SELECT config FROM queues WHERE name = ?", (queue,)).fetchone()
+    if row is None:
+        c.execute("INSERT INTO queues (name) VALUES (?)", (queue,))
+        return _parse_config(None)
+    return _parse_config(row[0])
+
+
 def configure(c: sqlite3.Connection, queue: str, config: QueueConfig) -> None:
     old = load_config(c, queue)
     c.execute(
@@ -64,8 +74,7 @@ def write_sends(c: sqlite3.Connection, sends: list[tuple[str, list[OutgoingMessa
     for queue, messages, now in sends:
         config = configs.get(queue)
         if config is None:
-            c.execute("INSERT OR IGNORE INTO queues (name) VALUES (?)", (queue,))
-            config = configs[queue] = load_config(c, queue)
+            config = configs[queue] = _registered_config(c, queue)
         results: list[SendResult] = []
         for out in messages:
             if out.dedup_id is not None:

@@ -43,13 +43,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from triggerfish.errors import StoreClosedError, StoreError, StoreFullError
 
 T = TypeVar("T")
 
 Operation = Callable[[sqlite3.Connection], Any]
+
+
+class TransactionState(Protocol):
+    """What the writer's operations keep for the rest of their transaction (the version counter, _sqlite_versions).
+
+    Forgotten when a transaction begins; written into it just before it commits, outside every operation's savepoint.
+    """
+
+    def begin(self) -> None: ...
+
+    def before_commit(self, c: sqlite3.Connection) -> None: ...
 
 
 @dataclass(slots=True)
@@ -80,10 +91,19 @@ class WorkerStats:
 class Worker:
     """Runs operations on `connection` in its own thread; `transactional` makes each batch one transaction."""
 
-    def __init__(self, connection: sqlite3.Connection, *, name: str, path: str, transactional: bool) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        *,
+        name: str,
+        path: str,
+        transactional: bool,
+        state: TransactionState | None = None,
+    ) -> None:
         self._connection = connection
         self._path = path
         self._transactional = transactional
+        self._state = state
         self._pending: list[_Op] = []
         #: The connection's `synchronous` setting now: FULL (fsync at every commit) or NORMAL.
         self._syncing = True
@@ -176,6 +196,9 @@ class Worker:
             connection.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             return [(False, _store_error(exc, self._path))] * len(batch)
+        state = self._state
+        if state is not None:
+            state.begin()
         outcomes: list[tuple[bool, Any]] = []
         try:
             for op in batch:
@@ -194,6 +217,8 @@ class Worker:
                 if isolate:
                     connection.execute("RELEASE op")
                 outcomes.append(outcome)
+            if state is not None:
+                state.before_commit(connection)
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
             # Nothing of this batch is durable: every caller must hear that, not a success.

@@ -33,6 +33,7 @@ from triggerfish.store._sqlite_ahead import lease as lease_messages
 from triggerfish.store._sqlite_checkpoint import Checkpointer
 from triggerfish.store._sqlite_merge import Merger
 from triggerfish.store._sqlite_schema import SCHEMA_VERSION, connect
+from triggerfish.store._sqlite_versions import VersionCounter
 from triggerfish.store._sqlite_worker import Worker, WorkerStats
 from triggerfish.store.atomic import (
     Ack,
@@ -120,7 +121,11 @@ class _Engine:
         # The log is checkpointed by a thread of its own, not inside the writer's commits (_sqlite_checkpoint).
         writer.execute("PRAGMA wal_autocheckpoint = 0")
         self.checkpointer = Checkpointer(path)
-        self.writer = Worker(writer, name=f"triggerfish-store-writer:{path}", path=path, transactional=True)
+        #: Record versions, read and written once per writer transaction (_sqlite_versions).
+        self.versions = VersionCounter()
+        self.writer = Worker(
+            writer, name=f"triggerfish-store-writer:{path}", path=path, transactional=True, state=self.versions
+        )
         self.reader = Worker(reader, name=f"triggerfish-store-reader:{path}", path=path, transactional=False)
         self._clock = clock
         self._next_sweep = clock() + SWEEP_INTERVAL
@@ -192,7 +197,10 @@ class SqliteStore(Store):
         # rolls back its own changes only (the writer reruns the batch with savepoints).
         self._engine.sweep_when_due()
         limit = self.log.max_record_bytes
-        written: asyncio.Future[list[Any]] = self._engine.writer.submit(lambda c: _write_atomic(c, ops, now, limit))
+        versions = self._engine.versions
+        written: asyncio.Future[list[Any]] = self._engine.writer.submit(
+            lambda c: _write_atomic(c, versions, ops, now, limit)
+        )
         queues = self.queues
         assert isinstance(queues, SqliteQueues)
         for op in ops:
@@ -217,12 +225,11 @@ class SqliteStore(Store):
         return log.append_stats
 
 
-def _write_atomic(c: sqlite3.Connection, ops: list[Op], now: float, limit: int) -> list[Any]:
+def _write_atomic(c: sqlite3.Connection, versions: VersionCounter, ops: list[Op], now: float, limit: int) -> list[Any]:
     results: list[Any] = []
-    # Every put of the write takes its version from one bump of the counter, not one bump each: a checkpoint (the
-    # record and its spans) is one statement fewer per put.
+    # Every put of the write takes its version from one take of the counter, not one each.
     puts = sum(isinstance(op, Put) for op in ops)
-    version = _reserve_versions(c, puts) if puts else 0
+    version = versions.take(c, puts) if puts else 0
     for index, op in enumerate(ops):
         if len(results) > index:
             continue  # written with the run of puts it belongs to
@@ -230,7 +237,9 @@ def _write_atomic(c: sqlite3.Connection, ops: list[Op], now: float, limit: int) 
             # A run of unconditional puts (a batch of invocation records: each one's copy, span and input) is one
             # executemany, not a statement per put.
             run = unconditional_puts(ops, index)
-            written = _kv_write_puts(c, [(p.namespace, [(p.key, p.value)], _expiry(p, now)) for p in run], version)
+            written = _kv_write_puts(
+                c, [(p.namespace, [(p.key, p.value)], _expiry(p, now)) for p in run], versions, first=version
+            )
             version += len(run)
             results.extend(records[0] for records in written)
             continue
@@ -256,7 +265,7 @@ def _write_atomic(c: sqlite3.Connection, ops: list[Op], now: float, limit: int) 
                 raise conflict(index, op)
             results.append(True)
         elif isinstance(op, Forward):
-            results.append(_forward(c, op, forwarded_source(ops, results, op), now, limit))
+            results.append(_forward(c, versions, op, forwarded_source(ops, results, op), now, limit))
         elif isinstance(op, Route):
             results.append(_route(c, op, forwarded_source(ops, results, op), now))
     return results
@@ -281,7 +290,9 @@ def _expiry(op: Put, now: float) -> float | None:
     return None if op.ttl is None else now + op.ttl
 
 
-def _forward(c: sqlite3.Connection, op: Forward, records: list[LogRecord], now: float, limit: int) -> bool:
+def _forward(
+    c: sqlite3.Connection, versions: VersionCounter, op: Forward, records: list[LogRecord], now: float, limit: int
+) -> bool:
     # Inside the writer's transaction: the reader's place cannot move between this read and the write below.
     place = _kv_get(c, op.namespace, op.key, now)
     bodies = forward_bodies(op, records, None if place is None else place.value, limit)
@@ -289,7 +300,8 @@ def _forward(c: sqlite3.Connection, op: Forward, records: list[LogRecord], now: 
         return False
     if bodies:
         lg.write_appends(c, [(stream, items, now) for stream, items in bodies])
-    _kv_put(c, op.namespace, op.key, str(records[-1].offset).encode(), place.expires_at if place else None, None, now)
+    offset = str(records[-1].offset).encode()
+    _kv_put(c, op.namespace, op.key, offset, place.expires_at if place else None, None, now, versions.take(c, 1))
     return True
 
 
@@ -561,7 +573,7 @@ class SqliteKeyValue(KeyValue):
         self._engine = engine
         # Unconditional puts from concurrent callers (invocation records, above all) share one
         # writer operation and one `executemany`, as appends and sends do.
-        self._puts = Merger(engine.writer, _kv_write_puts)
+        self._puts = Merger(engine.writer, functools.partial(_kv_write_puts, versions=engine.versions))
 
     async def _get(self, namespace: str, key: str, now: float) -> KVRecord | None:
         result: KVRecord | None = await self._engine.read(_kv_get, namespace, key, now)
@@ -580,7 +592,10 @@ class SqliteKeyValue(KeyValue):
             self._engine.sweep_when_due()
             (record,) = await self._puts.call((namespace, [(key, value)], expires_at))
             return record
-        result: KVRecord | None = await self._engine.write(_kv_put, namespace, key, value, expires_at, if_version, now)
+        versions = self._engine.versions
+        result: KVRecord | None = await self._engine.write(
+            lambda c: _kv_put(c, namespace, key, value, expires_at, if_version, now, versions.take(c, 1))
+        )
         return result
 
     async def _put_many(
@@ -618,17 +633,6 @@ def _kv_live_version(c: sqlite3.Connection, namespace: str, key: str, now: float
     return ABSENT if row is None else int(row[0])
 
 
-def _reserve_versions(c: sqlite3.Connection, count: int) -> int:
-    """Take `count` versions from the store's one counter; the first of them.
-
-    One counter for the whole store: a version is never handed out twice, so compare-and-set has no ABA problem. A
-    version taken by a write that is then refused is never used: versions need only be unique and rising."""
-    (last,) = c.execute(
-        "UPDATE meta SET value = value + ? WHERE name = 'kv_version' RETURNING value", (count,)
-    ).fetchall()[0]
-    return int(last) - count + 1
-
-
 def _kv_put(
     c: sqlite3.Connection,
     namespace: str,
@@ -637,13 +641,11 @@ def _kv_put(
     expires_at: float | None,
     if_version: int | None,
     now: float,
-    version: int | None = None,
+    version: int,
 ) -> KVRecord | None:
-    """Write one record (None: `if_version` did not hold), as `version` (taken here when None).
+    """Write one record (None: `if_version` did not hold), as `version`.
 
     The condition is the write's own WHERE, one statement, not a read of the live version and then a write."""
-    if version is None:
-        version = _reserve_versions(c, 1)
     if if_version is None:
         c.execute(
             "INSERT OR REPLACE INTO kv (namespace, key, value, version, expires_at) VALUES (?, ?, ?, ?, ?)",
@@ -671,12 +673,14 @@ def _kv_put(
 
 
 def _kv_write_puts(
-    c: sqlite3.Connection, puts: list[tuple[str, list[tuple[str, bytes]], float | None]], first: int | None = None
+    c: sqlite3.Connection,
+    puts: list[tuple[str, list[tuple[str, bytes]], float | None]],
+    versions: VersionCounter,
+    first: int | None = None,
 ) -> list[list[KVRecord]]:
     """Unconditional puts, in order, with one `executemany` for all of them, as versions from `first` on (taken
-    here, with one bump of the counter, when None)."""
-    total = sum(len(items) for _, items, _ in puts)
-    version = (_reserve_versions(c, total) if first is None else first) - 1
+    here, all at once, when None)."""
+    version = (versions.take(c, sum(len(items) for _, items, _ in puts)) if first is None else first) - 1
     rows: list[tuple[str, str, bytes, int, float | None]] = []
     everything: list[list[KVRecord]] = []
     for namespace, items, expires_at in puts:
