@@ -5,6 +5,15 @@ never wait for or take each other's rows. A FIFO queue marks only each group's
 head `ready`; whoever adds to a group or removes its head first takes an
 advisory lock on (queue, group), so a send and an acknowledgement racing on
 two nodes cannot both miss the new head.
+
+A receive reads the queue's head in `messages_ready`'s order and stops after the
+batch, whatever the backlog. The planner is not left to choose that: on a table
+whose statistics are missing or stale (a new schema, a queue that filled since
+the last ANALYZE) it expects a handful of candidates and fetches every visible
+message with a bitmap scan to sort them, a cost that grows with the backlog
+(1.1 ms per batch of 50 behind 3,000 messages, against 0.05 ms). The receives
+turn sorting off for their statement (`_IN_INDEX_ORDER`), which leaves the index
+scan in order as the one plan without a sort.
 """
 
 from __future__ import annotations
@@ -24,6 +33,9 @@ from triggerfish.store.base import Message, OutgoingMessage, QueueConfig, QueueS
 Conn = AsyncConnection[Any]
 
 _COLUMNS = "seq, id, body, attributes, grp, dedup_id, sent_at, receive_count, first_received_at"
+
+#: Before a receive's statements, within their transaction: see the module's docstring.
+_IN_INDEX_ORDER = "SET LOCAL enable_sort = off"
 
 
 async def load_config(c: Conn, queue: str) -> QueueConfig:
@@ -134,6 +146,7 @@ async def receive(
     c: Conn, queue: str, max_messages: int, visibility_timeout: float | None, now: float
 ) -> tuple[list[Message], str | None]:
     """Lease up to `max_messages`; also returns the dead-letter queue's name if a message moved there."""
+    await c.execute(_IN_INDEX_ORDER)
     config = await load_config(c, queue)
     lease_until = now + (config.visibility_timeout if visibility_timeout is None else visibility_timeout)
     out: list[Message] = []
@@ -221,12 +234,19 @@ _DEFAULTS = json.dumps(asdict(QueueConfig()))
 async def receive_at_once(
     c: Conn, queue: str, max_messages: int, visibility_timeout: float | None, now: float
 ) -> list[Message] | None:
-    """Lease up to `max_messages` in one round trip (no transaction of its own: one statement is one); None when
-    the queue's head holds a message `receive` must remove or dead-letter first (then call that)."""
-    cursor = await c.execute(
-        _LEASE_AT_ONCE,
-        {"queue": queue, "now": now, "limit": max_messages, "lease": visibility_timeout, "defaults": _DEFAULTS},
-    )
+    """Lease up to `max_messages` in one round trip; None when the queue's head holds a message `receive` must
+    remove or dead-letter first (then call that).
+
+    Runs on a connection outside any transaction: the pipeline's statements up to its sync are one implicit
+    transaction, in which the lease's planner setting holds (a plain SET, undone by the RESET, or with everything
+    else if the lease fails; SET LOCAL would warn outside BEGIN)."""
+    async with c.pipeline():
+        await c.execute("SET enable_sort = off")  # as _IN_INDEX_ORDER
+        cursor = await c.execute(
+            _LEASE_AT_ONCE,
+            {"queue": queue, "now": now, "limit": max_messages, "lease": visibility_timeout, "defaults": _DEFAULTS},
+        )
+        await c.execute("RESET enable_sort")
     rows = await cursor.fetchall()
     if rows and rows[0][0]:
         return None
