@@ -1,4 +1,5 @@
-"""The PostgreSQL store's receives on a real server: a batch costs the same behind any backlog."""
+"""The PostgreSQL store's receives and acknowledgements on a real server: a batch costs the same behind any backlog,
+even on a table the planner has no statistics of (every new schema, until autovacuum's first ANALYZE)."""
 
 from __future__ import annotations
 
@@ -25,18 +26,18 @@ async def schema() -> AsyncIterator[str]:
 
 
 class _Explaining:
-    """A connection that runs a receive's SELECT ... FOR UPDATE under EXPLAIN ANALYZE (so executing it, settings
-    and all, as the store would) and keeps the plan."""
+    """A connection that runs the statements containing `fragment` under EXPLAIN ANALYZE (so executing them, settings
+    and all, as the store would) and keeps their plans."""
 
-    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self.conn = conn
+    def __init__(self, conn: psycopg.AsyncConnection[Any], fragment: str) -> None:
+        self.conn, self.fragment = conn, fragment
         self.plans: list[dict[str, Any]] = []
 
     def pipeline(self) -> Any:
         return self.conn.pipeline()
 
     async def execute(self, query: str, params: Any = None) -> Any:
-        if "FOR UPDATE SKIP LOCKED" not in query:
+        if self.fragment not in query:
             return await self.conn.execute(query, params)
         return _Plan(await self.conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}", params), self.plans)
 
@@ -57,31 +58,57 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _nodes(child)
 
 
-async def test_a_receive_reads_its_batch_not_the_backlog_on_a_table_without_statistics(schema: str) -> None:
+def _scans(plan: dict[str, Any]) -> list[tuple[str, str | None, int]]:
+    """How the plan read the messages table: (node type, index, rows read, kept or not) of each scan."""
+    return [
+        (node["Node Type"], node.get("Index Name"), node["Actual Rows"] + node.get("Rows Removed by Filter", 0))
+        for node in _nodes(plan)
+        if (node.get("Relation Name") == "messages" and node["Node Type"] != "ModifyTable")
+        or node["Node Type"] == "Bitmap Index Scan"
+    ]
+
+
+@pytest.fixture
+async def backlog(schema: str) -> AsyncIterator[PostgresStore]:
+    """A store whose queue `q` holds 2,000 messages, on a table without statistics."""
     store = await open_store(f"{POSTGRES_URL}?schema={schema}&pool_size=2")
     assert isinstance(store, PostgresStore)
     try:
-        # A new schema's queue table has no statistics until autovacuum analyzes it (kept off here): the planner
-        # then expects a handful of candidates, and would rather fetch and sort every visible message.
+        # Autovacuum kept off, so that no ANALYZE gives the planner a better guess while the test runs.
         async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as admin:
             await admin.execute(f"ALTER TABLE {schema}.messages SET (autovacuum_enabled = false)")
         for _ in range(20):
             await store.queues.send_many("q", [OutgoingMessage(b"x" * 100) for _ in range(100)])
-        async with store.engine.pool.connection() as conn:
-            explaining = _Explaining(conn)
-            await q.receive_at_once(explaining, "q", 50, 30.0, time.time())  # type: ignore[arg-type]
-        (plan,) = explaining.plans
-        scans = [
-            (node["Node Type"], node.get("Index Name"), node["Actual Rows"])
-            for node in _nodes(plan)
-            if node.get("Relation Name") == "messages" and node["Node Type"] != "ModifyTable"
-        ]
-        # The head in the index's order, stopping at the batch; then each leased message by its key.
-        assert ("Index Scan", "messages_ready", 50) in scans, scans
-        assert not [scan for scan in scans if scan[0] in ("Bitmap Heap Scan", "Seq Scan")], scans
-        # The setting that chose the plan is undone with the statement: the pooled connection is as it was.
-        async with store.engine.pool.connection() as conn:
-            cursor = await conn.execute("SHOW enable_sort")
-            assert await cursor.fetchone() == ("on",)
+        yield store
     finally:
         await store.close()
+
+
+async def test_a_receive_reads_its_batch_not_the_backlog(backlog: PostgresStore) -> None:
+    # Without statistics the planner expects a handful of candidates, and would rather fetch and sort every
+    # visible message than read the index in order.
+    async with backlog.engine.pool.connection() as conn:
+        explaining = _Explaining(conn, "FOR UPDATE SKIP LOCKED")
+        await q.receive_at_once(explaining, "q", 50, 30.0, time.time())  # type: ignore[arg-type]
+    (plan,) = explaining.plans
+    scans = _scans(plan)
+    # The head in the index's order, stopping at the batch; then each leased message by its key.
+    assert ("Index Scan", "messages_ready", 50) in scans, scans
+    assert not [scan for scan in scans if scan[0] in ("Bitmap Heap Scan", "Seq Scan")], scans
+    # The setting that chose the plan is undone with the statement: the pooled connection is as it was.
+    async with backlog.engine.pool.connection() as conn:
+        cursor = await conn.execute("SHOW enable_sort")
+        assert await cursor.fetchone() == ("on",)
+
+
+async def test_an_acknowledgement_reads_its_messages_not_the_backlog(backlog: PostgresStore) -> None:
+    leased = await backlog.queues.receive("q", max_messages=50, visibility_timeout=30.0)
+    async with backlog.engine.pool.connection() as conn:
+        explaining = _Explaining(conn, "DELETE FROM messages")
+        await q.ack(explaining, "q", [m.receipt for m in leased], time.time())  # type: ignore[arg-type]
+    (plan,) = explaining.plans
+    # Each message by its id (the index still holds each leased message's entry from before its lease).
+    assert plan["Actual Rows"] == 50
+    assert all(rows <= 2 * 50 for _, _, rows in _scans(plan)), _scans(plan)
+    stats = await backlog.queues.stats("q")
+    assert (stats.visible, stats.in_flight) == (1950, 0)  # and the 50 are gone

@@ -190,11 +190,14 @@ async def receive(
                     )
                 )
         if seqs:
+            # The seqs twice: the list lets the table be read by its key whatever the planner thinks of the join (as
+            # in `ack`).
             await c.execute(
                 "UPDATE messages SET receipt = v.receipt, visible_at = %s, receive_count = receive_count + 1,"
                 " first_received_at = coalesce(first_received_at, %s)"
-                " FROM unnest(%b::bigint[], %b::text[]) AS v(seq, receipt) WHERE messages.seq = v.seq",
-                (lease_until, now, seqs, receipts),
+                " FROM unnest(%b::bigint[], %b::text[]) AS v(seq, receipt)"
+                " WHERE messages.seq = v.seq AND messages.seq = ANY(%b::bigint[])",
+                (lease_until, now, seqs, receipts, seqs),
             )
         # Removing a FIFO group's head can make the next one a candidate; otherwise nothing more is ready.
         if not removed:
@@ -280,12 +283,14 @@ async def has_ready(c: Conn, queue: str, now: float) -> bool:
 
 
 async def ack(c: Conn, queue: str, receipts: list[str], now: float) -> list[bool]:
+    # A receipt starts with its message's id, so matching the receipts alone would do; the ids are there for the
+    # index (`messages_by_id`, id first: _pg_schema says why), as a list rather than a join, which could be planned
+    # as a hash join over every message of the queue.
     ids = [receipt.partition(".")[0] for receipt in receipts]
     cursor = await c.execute(
-        "DELETE FROM messages m USING unnest(%b::text[], %b::text[]) AS v(id, receipt)"
-        " WHERE m.queue = %s AND m.id = v.id AND m.receipt = v.receipt AND m.visible_at > %s"
-        " RETURNING m.receipt, m.grp",
-        (ids, receipts, queue, now),
+        "DELETE FROM messages WHERE queue = %s AND id = ANY(%b::text[]) AND receipt = ANY(%b::text[])"
+        " AND visible_at > %s RETURNING receipt, grp",
+        (queue, ids, receipts, now),
     )
     deleted = await cursor.fetchall()
     groups = {group for _, group in deleted if group is not None}
