@@ -6,14 +6,16 @@ head `ready`; whoever adds to a group or removes its head first takes an
 advisory lock on (queue, group), so a send and an acknowledgement racing on
 two nodes cannot both miss the new head.
 
-A receive reads the queue's head in `messages_ready`'s order and stops after the
-batch, whatever the backlog. The planner is not left to choose that: on a table
-whose statistics are missing or stale (a new schema, a queue that filled since
-the last ANALYZE) it expects a handful of candidates and fetches every visible
-message with a bitmap scan to sort them, a cost that grows with the backlog
-(1.1 ms per batch of 50 behind 3,000 messages, against 0.05 ms). The receives
-turn sorting off for their statement (`_IN_INDEX_ORDER`), which leaves the index
-scan in order as the one plan without a sort.
+A receive should read the queue's head in `messages_ready`'s order and stop
+after the batch, whatever the backlog. On a table without statistics (a new
+schema, until autovacuum's first ANALYZE) the planner expects a handful of
+candidates and may rather fetch every visible message with a bitmap scan and
+sort them, a cost that grows with the backlog (1.1 ms per batch of 50 behind
+3,000 messages, against 0.05 ms). `receive`'s transaction turns sorting off
+(`_IN_INDEX_ORDER`), which leaves the ordered index scan as the one plan without
+a sort. `receive_at_once` does not: a SET and a RESET around its statement cost
+the platform, whose CPU limits the async path, about 0.1 ms more per receive,
+and once psycopg prepares the statement the server may keep a generic plan.
 """
 
 from __future__ import annotations
@@ -237,19 +239,12 @@ _DEFAULTS = json.dumps(asdict(QueueConfig()))
 async def receive_at_once(
     c: Conn, queue: str, max_messages: int, visibility_timeout: float | None, now: float
 ) -> list[Message] | None:
-    """Lease up to `max_messages` in one round trip; None when the queue's head holds a message `receive` must
-    remove or dead-letter first (then call that).
-
-    Runs on a connection outside any transaction: the pipeline's statements up to its sync are one implicit
-    transaction, in which the lease's planner setting holds (a plain SET, undone by the RESET, or with everything
-    else if the lease fails; SET LOCAL would warn outside BEGIN)."""
-    async with c.pipeline():
-        await c.execute("SET enable_sort = off")  # as _IN_INDEX_ORDER
-        cursor = await c.execute(
-            _LEASE_AT_ONCE,
-            {"queue": queue, "now": now, "limit": max_messages, "lease": visibility_timeout, "defaults": _DEFAULTS},
-        )
-        await c.execute("RESET enable_sort")
+    """Lease up to `max_messages` in one round trip (no transaction of its own: one statement is one); None when
+    the queue's head holds a message `receive` must remove or dead-letter first (then call that)."""
+    cursor = await c.execute(
+        _LEASE_AT_ONCE,
+        {"queue": queue, "now": now, "limit": max_messages, "lease": visibility_timeout, "defaults": _DEFAULTS},
+    )
     rows = await cursor.fetchall()
     if rows and rows[0][0]:
         return None
