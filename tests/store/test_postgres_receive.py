@@ -1,0 +1,114 @@
+"""The PostgreSQL store's receives and acknowledgements on a real server: a batch costs the same behind any backlog,
+even on a table the planner has no statistics of (every new schema, until autovacuum's first ANALYZE)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.services import POSTGRES_URL, drop_schema, require_postgres
+from triggerfish.store import OutgoingMessage, open_store
+from triggerfish.store import _pg_queues as q
+from triggerfish.store.postgres import PostgresStore
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[str]:
+    require_postgres()
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    await drop_schema(name)
+
+
+class _Explaining:
+    """A connection that runs the statements containing `fragment` under EXPLAIN ANALYZE (so executing them, settings
+    and all, as the store would) and keeps their plans."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], fragment: str) -> None:
+        self.conn, self.fragment = conn, fragment
+        self.plans: list[dict[str, Any]] = []
+
+    def pipeline(self) -> Any:
+        return self.conn.pipeline()
+
+    async def execute(self, query: str, params: Any = None) -> Any:
+        if self.fragment not in query:
+            return await self.conn.execute(query, params)
+        return _Plan(await self.conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}", params), self.plans)
+
+
+class _Plan:
+    def __init__(self, cursor: psycopg.AsyncCursor[Any], plans: list[dict[str, Any]]) -> None:
+        self.cursor, self.plans = cursor, plans
+
+    async def fetchall(self) -> list[Any]:
+        rows = await self.cursor.fetchall()
+        self.plans.append(rows[0][0][0]["Plan"])
+        return []
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def _scans(plan: dict[str, Any]) -> list[tuple[str, str | None, int]]:
+    """How the plan read the messages table: (node type, index, rows read, kept or not) of each scan."""
+    return [
+        (node["Node Type"], node.get("Index Name"), node["Actual Rows"] + node.get("Rows Removed by Filter", 0))
+        for node in _nodes(plan)
+        if (node.get("Relation Name") == "messages" and node["Node Type"] != "ModifyTable")
+        or node["Node Type"] == "Bitmap Index Scan"
+    ]
+
+
+@pytest.fixture
+async def backlog(schema: str) -> AsyncIterator[PostgresStore]:
+    """A store whose queue `q` holds 2,000 messages, on a table without statistics."""
+    store = await open_store(f"{POSTGRES_URL}?schema={schema}&pool_size=2")
+    assert isinstance(store, PostgresStore)
+    try:
+        # Autovacuum kept off, so that no ANALYZE gives the planner a better guess while the test runs.
+        async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as admin:
+            await admin.execute(f"ALTER TABLE {schema}.messages SET (autovacuum_enabled = false)")
+        for _ in range(20):
+            await store.queues.send_many("q", [OutgoingMessage(b"x" * 100) for _ in range(100)])
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_a_receive_reads_its_batch_not_the_backlog(backlog: PostgresStore) -> None:
+    # Without statistics the planner expects a handful of candidates, and would rather fetch and sort every
+    # visible message than read the index in order. (`receive`, the transaction; `receive_at_once` is left to
+    # the planner, see _pg_queues.)
+    async with backlog.engine.pool.connection() as conn, conn.transaction():
+        explaining = _Explaining(conn, "FOR UPDATE SKIP LOCKED")
+        await q.receive(explaining, "q", 50, 30.0, time.time())  # type: ignore[arg-type]
+    (plan,) = explaining.plans
+    scans = _scans(plan)
+    # The head in the index's order, stopping at the batch.
+    assert scans == [("Index Scan", "messages_ready", 50)], scans
+    # The setting that chose the plan ended with the transaction: the pooled connection is as it was.
+    async with backlog.engine.pool.connection() as conn:
+        cursor = await conn.execute("SHOW enable_sort")
+        assert await cursor.fetchone() == ("on",)
+
+
+async def test_an_acknowledgement_reads_its_messages_not_the_backlog(backlog: PostgresStore) -> None:
+    leased = await backlog.queues.receive("q", max_messages=50, visibility_timeout=30.0)
+    async with backlog.engine.pool.connection() as conn:
+        explaining = _Explaining(conn, "DELETE FROM messages")
+        await q.ack(explaining, "q", [m.receipt for m in leased], time.time())  # type: ignore[arg-type]
+    (plan,) = explaining.plans
+    # Each message by its id (the index still holds each leased message's entry from before its lease).
+    assert plan["Actual Rows"] == 50
+    assert all(rows <= 2 * 50 for _, _, rows in _scans(plan)), _scans(plan)
+    stats = await backlog.queues.stats("q")
+    assert (stats.visible, stats.in_flight) == (1950, 0)  # and the 50 are gone
