@@ -19,9 +19,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from triggerfish.events import tracecontext
 from triggerfish.runtime.invoke import MAX_BATCH
-from triggerfish.server.control_io import json_response, platform_of
+from triggerfish.server.control_io import json_response, platform_of, valid_traceparent
 from triggerfish.server.operations import Answer, Body, Operation, inputs, path
 from triggerfish.server.platform import Platform
 from triggerfish.server.schema import AnyValue, Array, Object
@@ -54,11 +53,9 @@ async def invoke_batch(request: Request) -> Response:
 
 async def queue_batch(platform: Platform, function: str, body: Mapping[str, Any], parent: str | None) -> list[str]:
     """Queue one invocation of `function` per event of a checked BATCH `body`, traced under `parent` (the
-    request's traceparent header); their request ids. Shared with the lean route (invoke_batch_route.py)."""
-    # A malformed traceparent is ignored, as W3C Trace Context says: the invocations start a new trace.
-    traceparent = parent if parent is not None and tracecontext.is_valid(parent) else None
+    request's traceparent header); their request ids. Shared with the lean route (invoke_routes.py)."""
     return await platform.invoke_async_many(
-        function, body["events"], traceparent=traceparent, max_event_bytes=MAX_ASYNC_PAYLOAD
+        function, body["events"], traceparent=valid_traceparent(parent), max_event_bytes=MAX_ASYNC_PAYLOAD
     )
 
 

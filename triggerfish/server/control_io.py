@@ -44,6 +44,7 @@ from triggerfish.errors import (
     StoreUnavailableError,
     ThrottledError,
 )
+from triggerfish.events import tracecontext
 from triggerfish.server.errors import error_response
 from triggerfish.server.platform import Platform
 
@@ -112,6 +113,12 @@ def error_answer(exc: Exception, request: str) -> Response:
     # Whatever went wrong stays in the server's log; the client learns only that it did.
     log.error("control API: %s failed", request, exc_info=exc)
     return error_response(500, "InternalError", "the platform failed on this request; its log has the details")
+
+
+def valid_traceparent(header: str | None) -> str | None:
+    """A request's `traceparent` header when it is well formed; a malformed one is ignored, as W3C Trace Context
+    says (what the request starts begins a new trace)."""
+    return header if header is not None and tracecontext.is_valid(header) else None
 
 
 def platform_of(request: Request) -> Platform:

@@ -267,7 +267,7 @@ async def _read_inputs(request: Request, operation: Operation) -> Inputs:
 def parse_body(declared: Body, raw: bytes, request: str) -> Any:
     """A JSON body read and checked against `declared` (ApiError, InvalidJSONError, InvalidInputError);
     `request` ("POST /-/api/v1/...") names the request when a required body is missing. Shared with the lean
-    routes that serve a hot operation without the framework (invoke_batch_route.py)."""
+    routes that serve a hot operation without the framework (invoke_routes.py)."""
     if not raw.strip():
         if declared.required:
             raise ApiError(400, "MissingBody", f"{request} needs a JSON body")

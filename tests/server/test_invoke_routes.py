@@ -1,5 +1,5 @@
-"""`POST /-/api/v1/functions/{name}/invoke-batch` the lean way (server/invoke_batch_route.py): the same answers
-as the operation's way, for less."""
+"""`POST /-/api/v1/functions/{name}/invoke-batch`, and `.../invoke` of type Event, the lean way
+(server/invoke_routes.py): the same answers as the operation's way, for less."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import starlette.requests
 from tests.server.test_control import Served, serving
 from tests.server.test_invoke_batch import APP, queued, records_of
 from triggerfish.server.http import PlatformASGI
-from triggerfish.server.invoke_batch_route import InvokeBatchRoute, function_of, lean_head
+from triggerfish.server.invoke_routes import InvokeBatchRoute, InvokeEventRoute, event_head, function_of, lean_head
 from triggerfish.server.platform import Platform
 
 MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")
@@ -77,10 +77,19 @@ def test_a_repeated_header_is_left_to_the_operation() -> None:
         assert lean_head(request_scope) is None
 
 
+# A function that takes any event (work's handler fails on one without "n", and its retries stay queued).
+LENIENT = """
+
+@app.function()
+def lenient(event, context):
+    return event
+"""
+
+
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
     directory = tmp_path_factory.mktemp("batch-route")
-    (directory / "app.py").write_text(APP, encoding="utf-8")
+    (directory / "app.py").write_text(APP + LENIENT, encoding="utf-8")
     platform = Platform(str(directory / "app.py"), data_dir=directory / "data")
     async with serving(platform) as served:
         yield served
@@ -200,3 +209,124 @@ async def test_a_body_that_does_not_arrive_is_408_and_queues_nothing(
     assert dict(sent[0]["headers"])[b"connection"] == b"close"
     assert orjson.loads(sent[1]["body"])["error"]["message"] == "the request body did not arrive within 0.05 s"
     assert await queued(served) == before
+
+
+# --- Invoke, type Event -----------------------------------------------------------------------------
+
+EVENT_PATH = "/-/api/v1/functions/work/invoke"
+EVENT = {"content-type": "application/json", "x-amz-invocation-type": "Event"}
+
+
+@pytest.mark.parametrize(
+    ("request_scope", "expected"),
+    [
+        (scope(EVENT_PATH, content_type="application/json", x_amz_invocation_type="Event", content_length="9"), 9),
+        (scope(EVENT_PATH, content_type="application/json", x_amz_invocation_type="event", content_length="0"), 0),
+        # Everything else is the operation's: another type, none, a log tail, a query, oversize, repeated.
+        (scope(EVENT_PATH, content_type="application/json", content_length="9"), None),
+        (scope(EVENT_PATH, content_type="application/json", x_amz_invocation_type="DryRun", content_length="9"), None),
+        (
+            scope(
+                EVENT_PATH,
+                content_type="application/json",
+                x_amz_invocation_type="Event",
+                x_amz_log_type="None",
+                content_length="9",
+            ),
+            None,
+        ),
+        (
+            scope(EVENT_PATH, b"type=Event", content_type="application/json", content_length="9"),
+            None,
+        ),
+        (
+            scope(EVENT_PATH, content_type="application/json", x_amz_invocation_type="Event", content_length="262145"),
+            None,
+        ),
+        (scope(EVENT_PATH, content_type="text/plain", x_amz_invocation_type="Event", content_length="9"), None),
+        (scope(PATH, content_type="application/json", x_amz_invocation_type="Event", content_length="9"), None),
+    ],
+)
+def test_only_a_common_event_invoke_takes_the_lean_way(request_scope: dict[str, Any], expected: int | None) -> None:
+    head = event_head(request_scope)
+    assert (None if head is None else head.length) == expected
+    if expected is not None:
+        request_scope["headers"].append((b"x-amz-invocation-type", b"Event"))
+        assert event_head(request_scope) is None  # the type given twice
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def both_event_ways(served: Served) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    route = PlatformASGI(served.platform)._invoke_event
+    assert isinstance(route, InvokeEventRoute)
+    lean = httpx.AsyncClient(transport=httpx.ASGITransport(app=route), base_url="http://127.0.0.1")
+    full = httpx.AsyncClient(transport=httpx.ASGITransport(app=route.full), base_url="http://127.0.0.1")
+    async with lean, full:
+        yield lean, full
+
+
+@MODULE_LOOP
+@pytest.mark.parametrize(
+    ("function", "headers", "content"),
+    [
+        ("work", EVENT, body({"n": 1})),
+        ("lenient", EVENT, b""),
+        ("lenient", EVENT, b"null"),
+        ("lenient", EVENT, b"[1, 2]"),
+        ("work", {**EVENT, "traceparent": f"00-{'a' * 32}-{'b' * 16}-01"}, body({"n": 2})),
+        ("work", {**EVENT, "traceparent": "not-a-trace"}, body({"n": 3})),
+        ("work", {**EVENT, "x-amz-invocation-type": "EVENT"}, body({"n": 4})),
+        ("work", EVENT, b'{"n": '),
+        ("work", EVENT, b'{"n": NaN}'),
+        ("work", EVENT, body({"n": 1, "pad": "x" * (256 * 1024 - 20)})),
+        ("nope", EVENT, body({"n": 1})),
+        ("nope", EVENT, b'{"n": '),
+    ],
+)
+async def test_an_event_invoke_the_lean_way_answers_as_the_operation_does(
+    served: Served,
+    both_event_ways: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    function: str,
+    headers: dict[str, str],
+    content: bytes,
+) -> None:
+    before = await drained(served)
+    answers = []
+    for client in both_event_ways:
+        answer = await client.post(f"/-/api/v1/functions/{function}/invoke", content=content, headers=headers)
+        document = answer.json()
+        request_id = answer.headers.get("x-triggerfish-request-id")
+        if answer.status_code == 202:  # a fresh id each time: the header must carry the document's
+            assert document == {"request_id": request_id}
+            document = request_id = "fresh"
+        answers.append((answer.status_code, answer.headers.get("content-type"), request_id, document))
+    assert answers[0] == answers[1]
+    if answers[0][0] != 202:
+        assert answers[0][3]["error"]["message"]
+        assert await queued(served) == before
+
+
+@MODULE_LOOP
+async def test_event_invokes_over_the_socket_build_no_framework_request_and_each_runs(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    original = starlette.requests.Request.__init__
+
+    def counting(self: starlette.requests.Request, *args: Any, **kwargs: Any) -> None:
+        built.append(args[0]["path"])
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(starlette.requests.Request, "__init__", counting)
+    request_ids = []
+    for n in range(10):
+        answer = await served.api.post(
+            "/functions/work/invoke", json={"n": n}, headers={"X-Amz-Invocation-Type": "Event"}
+        )
+        assert answer.status_code == 202
+        request_ids.append(answer.json()["request_id"])
+    assert built == []
+    monkeypatch.undo()
+    for n, document in enumerate(await records_of(served, request_ids)):
+        [attempt] = document["attempts"]
+        assert f"work got {{'n': {n}}}" in attempt["output"]
