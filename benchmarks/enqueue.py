@@ -1,5 +1,5 @@
-"""The async enqueue alone, in the platform's own process: what `POST .../invoke-batch` costs per invocation, from
-the ASGI call to the 202 once the batch is durably queued.
+"""The async enqueue alone, in the platform's own process: what `POST .../invoke-batch` (or, with `--batch 1`,
+Lambda's Invoke of type Event) costs per invocation, from the ASGI call to the 202 once durably queued.
 
     python -m benchmarks.enqueue [--requests 300] [--batch 50] [--rounds 3] [--tree DIR ...] [--instructions]
 
@@ -49,8 +49,12 @@ async def enqueue_once(requests: int, batch: int, work: Path, *, count_instructi
     try:
         await platform.current.invoker.dispatcher.stop()
         app = platform_asgi(platform)
-        body = json.dumps({"events": [{"n": n} for n in range(batch)]}).encode()
-        path = "/-/api/v1/functions/noop/invoke-batch"
+        # As the benchmark's producers send them (benchmarks/producers.py): one event is Lambda's Invoke.
+        if batch == 1:
+            body, path = json.dumps({"n": 1}).encode(), "/-/api/v1/functions/noop/invoke"
+        else:
+            body = json.dumps({"events": [{"n": n} for n in range(batch)]}).encode()
+            path = "/-/api/v1/functions/noop/invoke-batch"
         scope: dict[str, Any] = {
             "type": "http",
             "asgi": {"version": "3.0"},
@@ -61,7 +65,6 @@ async def enqueue_once(requests: int, batch: int, work: Path, *, count_instructi
             "raw_path": path.encode(),
             "root_path": "",
             "query_string": b"",
-            # As the benchmark's producers send it (benchmarks/producers.py).
             "headers": [
                 (b"host", b"127.0.0.1:8000"),
                 (b"content-type", b"application/json"),
@@ -149,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
         for tree in trees:
             figures[tree].append(_run_tree(tree, args.requests, args.batch, args.instructions)[what])
     unit = "instructions" if args.instructions else "CPU µs (every thread)"
-    print(f"### Enqueue per invocation: {unit}, invoke-batch of {args.batch}, {args.requests} requests a round")
+    sent = "Invoke of type Event" if args.batch == 1 else f"invoke-batch of {args.batch}"
+    print(f"### Enqueue per invocation: {unit}, {sent}, {args.requests} requests a round")
     print(f"\nLoad average (1 min) at the end: {os.getloadavg()[0]:.1f}.\n")
     print("| tree | by round | median |")
     print("|---|---|---:|")
