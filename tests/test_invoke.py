@@ -288,6 +288,41 @@ async def test_invoke_async_many_is_all_or_nothing(
     assert (await store.queues.stats("fn.quote")).depth == 0
 
 
+async def test_invoke_async_many_queues_what_message_makes_of_each_event(invoker: Invoker, store: Store) -> None:
+    # The batch lays out its shared envelope once: each queued message is still the bytes `message` writes for
+    # its event (encode of the invocation it decodes to), with the caller's trace and one time queued.
+    parent = f"00-{'ab' * 16}-{'cd' * 8}-01"
+    events = [{"items": 1}, RawJSON(b'{"items":2}'), [1, "two"]]
+    request_ids = await invoker.invoke_async_many("quote", events, traceparent=parent)
+    received = await store.queues.receive("fn.quote", max_messages=10)
+    invocations = [invocation_message.decode(message) for message in received]
+    assert [i.request_id for i in invocations] == request_ids
+    assert [i.event for i in invocations] == [b'{"items":1}', b'{"items":2}', b'[1,"two"]']
+    assert {(i.function, i.trigger, i.traceparent, i.hop_count, i.enqueued_at) for i in invocations} == {
+        ("quote", "async", parent, 0, invocations[0].enqueued_at)
+    }
+    for message, invocation in zip(received, invocations, strict=True):
+        encoded = invocation_message.encode(invocation)
+        assert (message.body, dict(message.attributes)) == (encoded.body, dict(encoded.attributes))
+        _, alone, _ = invoker.message("quote", events[0], trigger="async", traceparent=parent, request_id="r")
+        assert list(orjson.loads(encoded.attributes[invocation_message.ENVELOPE_ATTRIBUTE])) == list(
+            orjson.loads(alone.attributes[invocation_message.ENVELOPE_ATTRIBUTE])
+        )
+    for message in received:
+        await store.queues.ack("fn.quote", message.receipt)
+
+
+async def test_invoke_async_many_refuses_an_event_over_the_stores_limit_by_its_index(
+    invoker: Invoker, store: Store
+) -> None:
+    big = RawJSON(b'"' + b"x" * store.queues.max_record_bytes + b'"')
+    with pytest.raises(
+        InvalidInputError, match=r"^event 1: invoke_async\('quote'\): the invocation is .* over the store's limit"
+    ):
+        await invoker.invoke_async_many("quote", [{"items": 1}, big])
+    assert (await store.queues.stats("fn.quote")).depth == 0
+
+
 async def test_invoke_async_many_of_an_unknown_function_names_the_declared_ones(invoker: Invoker) -> None:
     with pytest.raises(FunctionNotFoundError, match=r"'nope'.*quote"):
         await invoker.invoke_async_many("nope", [{"items": 1}])

@@ -87,3 +87,82 @@ def test_every_acknowledged_event_is_delivered_to_every_target_after_a_sigkill(t
     finally:
         restarted.stop()
     assert missing() == []
+
+
+JOBS_APP = """
+from pathlib import Path
+
+import triggerfish
+
+app = triggerfish.App("crash-jobs")
+OUT = Path({out!r})
+
+
+@app.function()
+def job(event, context):
+    (OUT / event["id"]).touch()
+"""
+
+
+def invoke_until(url: str, prefix: str, acked: list[str], stop: threading.Event, batch: int) -> None:
+    """Send jobs until `stop` or the server goes away, `batch` at a time to invoke-batch, or one at a time to
+    Invoke of type Event when `batch` is 1; keep those answered 202."""
+    number = 0
+    with httpx.Client(timeout=5) as client:
+        while not stop.is_set():
+            ids = [f"{prefix}-{number + i}" for i in range(batch)]
+            number += batch
+            try:
+                if batch == 1:
+                    answer = client.post(
+                        f"{url}/-/api/v1/functions/job/invoke",
+                        json={"id": ids[0]},
+                        headers={"X-Amz-Invocation-Type": "Event"},
+                    )
+                else:
+                    answer = client.post(
+                        f"{url}/-/api/v1/functions/job/invoke-batch", json={"events": [{"id": i} for i in ids]}
+                    )
+            except httpx.HTTPError:
+                return
+            if answer.status_code == 202:
+                acked.extend(ids)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("batch", "enough"), [(10, 400), (1, 100)])
+def test_every_acknowledged_async_invocation_runs_after_a_sigkill(tmp_path: Path, batch: int, enough: int) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "app.py").write_text(textwrap.dedent(JOBS_APP).format(out=str(out)))
+    server = DevServer("app.py", "--port", "0", "--no-reload", cwd=tmp_path).start()
+    acked: list[str] = []
+    stop = threading.Event()
+    producers = [
+        threading.Thread(target=invoke_until, args=(server.url, f"p{n}", acked, stop, batch)) for n in range(4)
+    ]
+    try:
+        for thread in producers:
+            thread.start()
+        poll(lambda: len(acked) >= enough, timeout=30)
+        assert server.process is not None
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(10)
+    finally:
+        stop.set()
+        for thread in producers:
+            thread.join()
+        server.stop()
+    assert len(acked) >= enough
+
+    restarted = DevServer("app.py", "--port", "0", "--no-reload", cwd=tmp_path).start()
+    try:
+
+        def missing() -> list[str]:
+            seen = {path.name for path in out.iterdir()}
+            return [i for i in acked if i not in seen]
+
+        poll(lambda: not missing(), timeout=45, interval=0.2)
+    finally:
+        restarted.stop()
+    assert missing() == []

@@ -104,12 +104,32 @@ def encode_each(
     """First attempts of one event by several functions, as `encode` writes each (the same bytes): `invocations`
     are (request id, function) pairs. What they share is laid out once: an event the bus matched to four
     functions costs one envelope and four request ids, not four `Invocation`s."""
-    envelope = _envelope(trigger, traceparent, hop_count, enqueued_at, [], consumed)
-    messages = []
-    for request_id, function in invocations:
+    first = FirstAttempts(trigger, traceparent, hop_count, enqueued_at, consumed)
+    return [first.message(request_id, function, event) for request_id, function in invocations]
+
+
+class FirstAttempts:
+    """First attempts that share their trigger, trace, hop count, time queued and consumed attributes, each
+    encoded as `encode` writes it (the same bytes) from its request id, function and event's JSON. The shared
+    part of the envelope is laid out once: one event to several functions (`encode_each`), or a batch of events
+    to one function (`Invoker.invoke_async_many`), without an `Invocation` per message."""
+
+    __slots__ = ("_envelope",)
+
+    def __init__(
+        self,
+        trigger: str,
+        traceparent: str | None,
+        hop_count: int,
+        enqueued_at: float,
+        consumed: dict[str, str] | None = None,
+    ) -> None:
+        self._envelope = _envelope(trigger, traceparent, hop_count, enqueued_at, [], consumed)
+
+    def message(self, request_id: str, function: str, event: bytes) -> OutgoingMessage:
+        envelope = self._envelope
         envelope["request_id"], envelope["function"] = request_id, function
-        messages.append(OutgoingMessage(event, attributes={ENVELOPE_ATTRIBUTE: orjson.dumps(envelope).decode("utf-8")}))
-    return messages
+        return OutgoingMessage(event, attributes={ENVELOPE_ATTRIBUTE: orjson.dumps(envelope).decode("utf-8")})
 
 
 def _envelope(

@@ -221,14 +221,24 @@ class Invoker:
         if not isinstance(events, list | tuple) or not 1 <= len(events) <= MAX_BATCH:
             count = len(events) if isinstance(events, list | tuple) else type(events).__name__
             raise InvalidInputError(f"invoke_async_many takes a list of 1 to {MAX_BATCH} events, not {count}")
+        self._settings(function)
+        # What `message` makes of each event, with what the batch's invocations share (the envelope's trigger,
+        # trace, hop count and time queued: one write) laid out once rather than an `Invocation` per event.
+        first = invocation_message.FirstAttempts(_check_trigger(trigger), traceparent, 0, self.clock())
+        limit = self.store.queues.max_record_bytes
         messages: list[OutgoingMessage] = []
         request_ids: list[str] = []
         queue = function_queue(function)
         for index, event in enumerate(events):
+            request_id = new_request_id()
             try:
-                _, message, request_id = self.message(function, event, trigger=trigger, traceparent=traceparent)
+                message = first.message(request_id, function, _encoded(function, event))
             except InvalidInputError as exc:
                 raise InvalidInputError(f"event {index}: {exc}") from None
+            # Checked here, not by the store: one bad message would fail the whole batch.
+            checked = self._within_limit(function, message, limit)
+            if isinstance(checked, InvalidInputError):
+                raise InvalidInputError(f"event {index}: {checked}")
             if max_event_bytes is not None and len(message.body) > max_event_bytes:
                 raise InvalidInputError(
                     f"event {index}: its JSON is {len(message.body)} bytes, over the limit of {max_event_bytes} bytes"
@@ -290,13 +300,7 @@ class Invoker:
         the event for them.
         """
         self._settings(function)
-        try:
-            data = encode_event(event)
-        except TypeError as exc:
-            raise InvalidInputError(
-                f"invoke_async({function!r}): the event must be a JSON value"
-                f" (dict, list, str, number, bool, None): {exc}"
-            ) from None
+        data = _encoded(function, event)
         if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_DELAY:
             raise InvalidInputError(f"invoke_async: delay must be from 0 to {MAX_DELAY:g} seconds, not {delay!r}")
         if dedup_id is not None and (
@@ -438,6 +442,16 @@ def _unknown(function: object, known: Iterable[str]) -> FunctionNotFoundError:
     """What invoking `function`, which the app does not declare, raises."""
     names = ", ".join(sorted(known)) or "none"
     return FunctionNotFoundError(f"no function named {function!r}; the app declares: {names}")
+
+
+def _encoded(function: str, event: Any) -> bytes:
+    """The event's JSON (`encode_event`), or InvalidInputError saying it is not a JSON value."""
+    try:
+        return encode_event(event)
+    except TypeError as exc:
+        raise InvalidInputError(
+            f"invoke_async({function!r}): the event must be a JSON value (dict, list, str, number, bool, None): {exc}"
+        ) from None
 
 
 def _check_trigger(trigger: object) -> str:

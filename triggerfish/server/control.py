@@ -31,7 +31,6 @@ from triggerfish.bus.router import SHAPES
 from triggerfish.bus.rules import KINDS as TARGET_KINDS
 from triggerfish.bus.rules import Rule
 from triggerfish.errors import HandlerError, ThrottledError
-from triggerfish.events import tracecontext
 from triggerfish.loader import describe_trigger, spec_to_dict
 from triggerfish.model import FunctionSpec, HttpTrigger
 from triggerfish.names import record_stream
@@ -53,7 +52,7 @@ from triggerfish.server import (
     openapi,
     progress,
 )
-from triggerfish.server.control_io import ApiError, json_response, listed, platform_of, read_body
+from triggerfish.server.control_io import ApiError, json_response, listed, platform_of, read_body, valid_traceparent
 from triggerfish.server.operations import Answer, Body, Operation, header, inputs, path, query, routes
 from triggerfish.server.platform import Platform
 from triggerfish.server.progress import BOARD, operation_of
@@ -85,7 +84,8 @@ INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 # --- functions -------------------------------------------------------------------------------
 
 
-def _spec(version: AppVersion, name: str) -> FunctionSpec:
+def function_spec(version: AppVersion, name: str) -> FunctionSpec:
+    """The function `name` of `version`, or the 404 that names the declared ones."""
     spec = version.specs.get(name)
     if spec is None:
         raise ApiError(
@@ -120,25 +120,22 @@ async def list_functions(request: Request) -> Response:
 
 async def get_function(request: Request) -> Response:
     version = platform_of(request).current
-    return json_response(_describe(version, _spec(version, inputs(request).path["name"])))
+    return json_response(_describe(version, function_spec(version, inputs(request).path["name"])))
 
 
 async def invoke_function(request: Request) -> Response:
     platform = platform_of(request)
     given = inputs(request)
     name = given.path["name"]
-    _spec(platform.current, name)
+    function_spec(platform.current, name)
     kind = given.query.get("type") or given.headers.get("x-amz-invocation-type") or "RequestResponse"
     body = await read_body(request, MAX_ASYNC_PAYLOAD if kind == "Event" else MAX_SYNC_PAYLOAD)
-    # Lambda hands an invocation without a payload `{}`.
-    event = loads(body, where="body") if body.strip() else {}
+    event = event_of(body)
     if kind == "DryRun":
         return Response(status_code=204)
     request_id = new_request_id()
     headers = {REQUEST_ID_HEADER: request_id}
-    parent = request.headers.get("traceparent")
-    # A malformed traceparent is ignored, as W3C Trace Context says: the invocation starts a new trace.
-    traceparent = parent if parent is not None and tracecontext.is_valid(parent) else None
+    traceparent = valid_traceparent(request.headers.get("traceparent"))
     if kind == "Event":
         await platform.invoke_async(name, event, request_id=request_id, traceparent=traceparent)
         return json_response({"request_id": request_id}, 202, headers)
@@ -159,6 +156,11 @@ async def invoke_function(request: Request) -> Response:
         ) from None
     await _log_tail(request, platform, request_id, headers)
     return json_response(result, 200, headers)
+
+
+def event_of(body: bytes) -> Any:
+    """An Invoke request's event: its body as strict JSON; none is `{}`, as Lambda hands it (InvalidJSONError)."""
+    return loads(body, where="body") if body.strip() else {}
 
 
 async def _log_tail(request: Request, platform: Platform, request_id: str, headers: dict[str, str]) -> None:

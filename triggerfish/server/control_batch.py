@@ -13,13 +13,16 @@ queued.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
-from triggerfish.events import tracecontext
 from triggerfish.runtime.invoke import MAX_BATCH
-from triggerfish.server.control_io import json_response, platform_of
+from triggerfish.server.control_io import json_response, platform_of, valid_traceparent
 from triggerfish.server.operations import Answer, Body, Operation, inputs, path
+from triggerfish.server.platform import Platform
 from triggerfish.server.schema import AnyValue, Array, Object
 
 #: Each event's JSON at most, as one `Event` invocation's payload (Lambda's 256 KiB; control.MAX_ASYNC_PAYLOAD).
@@ -41,15 +44,19 @@ BATCH = Object(
 
 
 async def invoke_batch(request: Request) -> Response:
-    platform = platform_of(request)
     given = inputs(request)
-    parent = request.headers.get("traceparent")
-    # A malformed traceparent is ignored, as W3C Trace Context says: the invocations start a new trace.
-    traceparent = parent if parent is not None and tracecontext.is_valid(parent) else None
-    request_ids = await platform.invoke_async_many(
-        given.path["name"], given.body["events"], traceparent=traceparent, max_event_bytes=MAX_ASYNC_PAYLOAD
+    request_ids = await queue_batch(
+        platform_of(request), given.path["name"], given.body, request.headers.get("traceparent")
     )
     return json_response({"request_ids": request_ids}, 202)
+
+
+async def queue_batch(platform: Platform, function: str, body: Mapping[str, Any], parent: str | None) -> list[str]:
+    """Queue one invocation of `function` per event of a checked BATCH `body`, traced under `parent` (the
+    request's traceparent header); their request ids. Shared with the lean route (invoke_routes.py)."""
+    return await platform.invoke_async_many(
+        function, body["events"], traceparent=valid_traceparent(parent), max_event_bytes=MAX_ASYNC_PAYLOAD
+    )
 
 
 OPERATIONS = (

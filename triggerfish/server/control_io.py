@@ -44,6 +44,7 @@ from triggerfish.errors import (
     StoreUnavailableError,
     ThrottledError,
 )
+from triggerfish.events import tracecontext
 from triggerfish.server.errors import error_response
 from triggerfish.server.platform import Platform
 
@@ -114,6 +115,12 @@ def error_answer(exc: Exception, request: str) -> Response:
     return error_response(500, "InternalError", "the platform failed on this request; its log has the details")
 
 
+def valid_traceparent(header: str | None) -> str | None:
+    """A request's `traceparent` header when it is well formed; a malformed one is ignored, as W3C Trace Context
+    says (what the request starts begins a new trace)."""
+    return header if header is not None and tracecontext.is_valid(header) else None
+
+
 def platform_of(request: Request) -> Platform:
     """The platform of the app a request is about.
 
@@ -158,30 +165,32 @@ async def read_body(request: Request, limit: int) -> bytes:
         async with asyncio.timeout(timeout):
             return await _read_body(request, limit)
     except TimeoutError:
-        raise ApiError(
-            408,
-            "RequestTimeout",
-            f"the request body did not arrive within {timeout:g} s",
-            headers={"connection": "close"},
-        ) from None
+        raise body_timed_out(timeout) from None
+
+
+def body_timed_out(timeout: float) -> ApiError:
+    """408: the body did not arrive in full within `timeout` seconds (the connection is closed after)."""
+    return ApiError(
+        408, "RequestTimeout", f"the request body did not arrive within {timeout:g} s", headers={"connection": "close"}
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     cached: bytes | None = getattr(request, "_body", None)
     if cached is not None:
         if len(cached) > limit:
-            raise _too_large(request, f"{len(cached)} bytes", limit)
+            raise body_too_large(_named(request), f"{len(cached)} bytes", limit)
         return cached
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(request, f"{int(declared)} bytes", limit)
+        raise body_too_large(_named(request), f"{int(declared)} bytes", limit)
     chunks: list[bytes] = []
     size = 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise _too_large(request, "larger than that", limit)
+                raise body_too_large(_named(request), "larger than that", limit)
             chunks.append(chunk)
     except ClientDisconnect:
         raise ApiError(400, "ClientDisconnected", "the client closed the connection before the body arrived") from None
@@ -191,12 +200,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return body
 
 
-def _too_large(request: Request, size: str, limit: int) -> ApiError:
+def _named(request: Request) -> str:
+    return f"{request.method} {request.url.path}"
+
+
+def body_too_large(request: str, size: str, limit: int) -> ApiError:
+    """413: `request` ("POST /-/api/v1/...") has a body of `size` ("123 bytes"), over its `limit`."""
     return ApiError(
-        413,
-        "RequestTooLarge",
-        f"the request body is {size}; {request.method} {request.url.path} takes at most {limit} bytes",
-        limit=limit,
+        413, "RequestTooLarge", f"the request body is {size}; {request} takes at most {limit} bytes", limit=limit
     )
 
 

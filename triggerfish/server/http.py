@@ -37,10 +37,11 @@ from triggerfish.gateway.asgi import lifespan
 from triggerfish.gateway.routes import RESERVED_PREFIX
 from triggerfish.observe.metrics import Metrics
 from triggerfish.runtime.invoke import new_request_id
-from triggerfish.server import index, publish
+from triggerfish.server import index, invoke_routes, publish
 from triggerfish.server.auth import ACTIONS
 from triggerfish.server.control import OPERATIONS, control_routes
 from triggerfish.server.errors import error_response, method_not_allowed
+from triggerfish.server.invoke_routes import InvokeBatchRoute, InvokeEventRoute
 from triggerfish.server.logs import close_follows
 from triggerfish.server.metrics import OPERATION as METRICS_OPERATION
 from triggerfish.server.operations import routes, run
@@ -128,6 +129,10 @@ class PlatformASGI:
         # lean way, any other through the operation (its checks and its JSON errors: `run` answers every failure).
         self._publish = PublishRoute(platform, full=self._full_publish)
         self._publish_operation = run(publish.OPERATION)
+        # The hot control operations (a producer's async invocations, in batches or one by one), the same way;
+        # any other request to them goes through the endpoints' router to the operation.
+        self._invoke_batch = InvokeBatchRoute(platform, full=self.endpoints)
+        self._invoke_event = InvokeEventRoute(platform, full=self.endpoints)
         # `triggerfish dev` takes any well-formed SigV4 credentials, as local AWS emulators do (docs/aws.md).
         self.aws = AwsEndpoint(SERVICES, identify=OpenCredentials(ACTIONS), platform_for=lambda app: platform)
 
@@ -147,6 +152,13 @@ class PlatformASGI:
             if path == publish.PATH and scope.get("method") == "POST":
                 await self._publish(scope, receive, send)
                 return
+            if path.startswith(invoke_routes.PREFIX) and scope.get("method") == "POST":
+                if path.endswith(invoke_routes.BATCH_SUFFIX):
+                    await self._invoke_batch(scope, receive, send)
+                    return
+                if path.endswith(invoke_routes.EVENT_SUFFIX):
+                    await self._invoke_event(scope, receive, send)
+                    return
             if is_aws_path(path):
                 await self.aws(scope, receive, send)
                 return

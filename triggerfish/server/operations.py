@@ -260,14 +260,17 @@ async def _read_inputs(request: Request, operation: Operation) -> Inputs:
     declared = operation.body
     if declared is not None and not declared.raw:
         raw = await read_body(request, declared.limit)
-        body = _parse(request, declared, raw)
+        body = parse_body(declared, raw, f"{request.method} {request.url.path}")
     return Inputs(path_values, query_values, header_values, body, raw)
 
 
-def _parse(request: Request, declared: Body, raw: bytes) -> Any:
+def parse_body(declared: Body, raw: bytes, request: str) -> Any:
+    """A JSON body read and checked against `declared` (ApiError, InvalidJSONError, InvalidInputError);
+    `request` ("POST /-/api/v1/...") names the request when a required body is missing. Shared with the lean
+    routes that serve a hot operation without the framework (invoke_routes.py)."""
     if not raw.strip():
         if declared.required:
-            raise ApiError(400, "MissingBody", f"{request.method} {request.url.path} needs a JSON body")
+            raise ApiError(400, "MissingBody", f"{request} needs a JSON body")
         return None
     document = loads(raw, where="body")
     return document if declared.schema is None else declared.schema.check(document, "body")
