@@ -20,6 +20,8 @@ import functools
 import secrets
 import sqlite3
 import time
+import types
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -226,6 +228,10 @@ class SqliteStore(Store):
         return log.append_stats
 
 
+#: No send of the write leases what it stores.
+_NO_LEASES: Mapping[int, SendLease] = types.MappingProxyType({})
+
+
 def _sends_of(op: Op) -> tuple[Send, ...]:
     """The sends an op stores: a `Send`'s own, a `Route`'s when it routes."""
     if isinstance(op, Send):
@@ -234,7 +240,7 @@ def _sends_of(op: Op) -> tuple[Send, ...]:
 
 
 def _write_atomic(
-    c: sqlite3.Connection, ops: list[Op], now: float, limit: int, leases: dict[int, SendLease]
+    c: sqlite3.Connection, ops: list[Op], now: float, limit: int, leases: Mapping[int, SendLease] = _NO_LEASES
 ) -> list[Any]:
     """`ops` in the writer's transaction; `leases` (by the `id` of a `Send`) are what sends lease as they store."""
     for lease in leases.values():
@@ -285,7 +291,7 @@ def _write_atomic(
 
 
 def _route(
-    c: sqlite3.Connection, op: Route, records: list[LogRecord], now: float, leases: dict[int, SendLease]
+    c: sqlite3.Connection, op: Route, records: list[LogRecord], now: float, leases: Mapping[int, SendLease]
 ) -> bool:
     # Inside the writer's transaction: no consumer of the group can claim between this look and the write below.
     row = c.execute("SELECT position, claimed FROM log_groups WHERE stream = ? AND grp = ?", (op.source, op.group))
