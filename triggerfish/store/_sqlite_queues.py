@@ -63,7 +63,7 @@ class SendLease:
     visibility_timeout: float | None
     #: The messages leased, in the order they were stored; set anew each time the write runs.
     messages: list[Message] = field(default_factory=list)
-    #: Whether the lease took fewer than `count` and nothing else was receivable after the write (see `lease`).
+    #: Whether nothing was left receivable after the write (no message it did not lease, none sent before).
     drained: bool = False
 
 
@@ -152,8 +152,9 @@ def write_sends(
     if dedup_rows:
         c.executemany("INSERT OR REPLACE INTO dedup VALUES (?, ?, ?, ?)", dedup_rows)
     for lease, queue, now in leasing:
-        # As `lease` says of a receive: one that took fewer than it asked for, with nothing receivable left.
-        lease.drained = len(lease.messages) < lease.count and not has_ready(c, queue, now)
+        # Whether anything is receivable after the write: the receive that takes a lease smaller than its batch
+        # then knows the queue drained (see `_sqlite_ahead.lease`), and waits for a send rather than looking.
+        lease.drained = not has_ready(c, queue, now)
     return everything
 
 
