@@ -17,12 +17,14 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.patience import until
 from triggerfish.app import App
 from triggerfish.errors import InvocationError, NonRetryable, Retry
 from triggerfish.retry import RetryPolicy
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
 from triggerfish.store import Store, open_store
+from triggerfish.store.atomic import Ack
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = RetryPolicy(base=0.0, ceiling=0.0)
@@ -95,6 +97,16 @@ def busy(event: Any) -> None:
     time.sleep(0.05)
     with lock:
         running["now"] -= 1
+
+
+@app.function
+def pack(event: Any) -> None:
+    note("pack", event["order"])
+
+
+@app.function
+def label(event: Any) -> None:
+    note("label", event["order"])
 
 
 @pytest.fixture(autouse=True)
@@ -240,6 +252,35 @@ async def test_never_more_in_flight_than_the_concurrency(invoker: Invoker) -> No
     await drain(invoker)
     assert running["most"] == 2
     assert len(await invoker.records.query(function="busy", status="succeeded")) == 12
+
+
+async def test_invocations_of_several_functions_settle_in_one_write_each_acknowledged_with_its_record(
+    invoker: Invoker, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fanned-out event's invocations finish together on their functions' queues: their records and
+    acknowledgements go in one store write, and every invocation is recorded and taken off its own queue."""
+    writes: list[set[str]] = []
+    atomic = store.atomic
+
+    async def counted(ops: Any) -> Any:
+        acks = {op.queue for op in ops if isinstance(op, Ack)}
+        if acks:
+            writes.append(acks)
+            if len(writes) == 1:  # the first settle holds the rest back until every handler ran
+                await until(lambda: len(calls.get("pack", [])) + len(calls.get("label", [])) >= 20, 10, "all ran")
+        return await atomic(ops)
+
+    monkeypatch.setattr(store, "atomic", counted)
+    for n in range(10):
+        await invoker.invoke_async("pack", {"order": n})
+        await invoker.invoke_async("label", {"order": n})
+    await drain(invoker)
+    assert sorted(calls["pack"]) == sorted(calls["label"]) == list(range(10))
+    assert {"fn.pack", "fn.label"} in writes  # settled together, not one write per function's queue
+    assert len(writes) < 20
+    for function in ("pack", "label"):
+        assert len(await invoker.records.query(function=function, status="succeeded")) == 10
+        assert (await store.queues.stats(f"fn.{function}")).depth == 0
 
 
 async def test_a_malformed_message_is_moved_to_the_dead_letter_queue_not_retried(

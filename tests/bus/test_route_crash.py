@@ -29,6 +29,8 @@ from triggerfish.store import open_store
 
 #: The child's consumer's claims: what it held when killed is claimed again this long after.
 CLAIM_LEASE = 1.0
+#: The leases of the invocations handed to the child's dispatcher: visible again this long after the kill.
+HANDED_LEASE = 1.0
 
 APP = """
 from triggerfish.app import App
@@ -47,7 +49,9 @@ sys.path.insert(0, sys.argv[2])
 from app import app
 from triggerfish.bus.bus import EventBus
 from triggerfish.bus.rules import Rules
+import orjson
 from triggerfish.events.cloudevent import Event
+from triggerfish.runtime import invocation_message
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invoke import Invoker
 from triggerfish.store import open_store
@@ -68,34 +72,53 @@ async def main(path):
             for event_id in await bus.publish("default", events):
                 say("P", event_id)
 
+    async def dispatcher():
+        # Takes the invocations as the platform's dispatcher does (a waiting receive, so a route's own write
+        # leases them to it and hands them over in memory) and never runs them: the kill finds them leased.
+        while True:
+            for m in await store.queues.receive("fn.ship", max_messages=10, visibility_timeout=LEASE, wait=1):
+                event_id = orjson.loads(invocation_message.decode(m).event)["id"]
+                say("H", event_id, int(m.first_received_at == m.sent_at))
+
     say("ready")
-    await asyncio.gather(*(publisher(n) for n in range(16)))
+    await asyncio.gather(dispatcher(), *(publisher(n) for n in range(16)))
 
 asyncio.run(main(sys.argv[1]))
-""".replace("CLAIM_LEASE", repr(CLAIM_LEASE))
+""".replace("CLAIM_LEASE", repr(CLAIM_LEASE)).replace("LEASE", repr(HANDED_LEASE))
 
 
-def run_and_kill(script: Path, db: Path, app_dir: Path) -> set[str]:
+def run_and_kill(script: Path, db: Path, app_dir: Path) -> tuple[set[str], dict[str, bool]]:
+    """The events the child acknowledged, and those whose invocation its dispatcher held (handed over with the
+    route's write, or not) when it was killed."""
     lines = lines_until_killed([sys.executable, str(script), str(db), str(app_dir)], started_within=30)
-    return {line.split()[1] for line in lines if line.startswith("P ")}
+    handed: dict[str, bool] = {}
+    for line in lines:
+        if line.startswith("H "):
+            _, event_id, in_write = line.split()
+            handed[event_id] = handed.get(event_id, False) or in_write == "1"
+    return {line.split()[1] for line in lines if line.startswith("P ")}, handed
 
 
-async def check(db: Path, published: set[str], app: App, delivered: set[str]) -> set[str]:
+async def check(db: Path, published: set[str], app: App, delivered: set[str], handed: set[str]) -> set[str]:
     store = await open_store(f"sqlite:///{db}")
     try:
         assert len(published) > 50, "too little happened before the kill to prove anything"
         bus = EventBus(store, Rules(store, app.functions), invoker=Invoker(InProcessRunner(app.functions), store))
-        await asyncio.sleep(CLAIM_LEASE + 0.2)  # the dead consumer's claims lapse
+        await asyncio.sleep(max(CLAIM_LEASE, HANDED_LEASE) + 0.2)  # the dead process's claims and leases lapse
         await bus.drain()  # what the kill left to the consumer (unrouted, or a claim that lapsed) is routed now
         records = await store.log.read(bus_stream("default"), limit=10**6)
         logged = {orjson.loads(r.data)["id"] for r in records}
         assert published <= logged, "an acknowledged event is not in the log"
         assert await bus.checkpoint("default") == len(records), "the router group did not cover the whole log"
         queued = set(delivered)  # the earlier rounds' (taken off the queue then)
+        again: set[str] = set()
         while batch := await store.queues.receive("fn.ship", max_messages=1000, visibility_timeout=60):
-            queued.update(str(orjson.loads(invocation_message.decode(m).event)["id"]) for m in batch)
+            again.update(str(orjson.loads(invocation_message.decode(m).event)["id"]) for m in batch)
             assert all(await store.queues.ack_many("fn.ship", [m.receipt for m in batch]))
+        queued |= again
         assert logged <= queued, f"{len(logged - queued)} logged events have no invocation"
+        # Handed to the dead dispatcher and never run nor acknowledged: received again once the lease ran out.
+        assert handed <= again, f"{len(handed - again)} invocations handed over before the kill are gone"
         return queued
     finally:
         await store.close()
@@ -114,6 +137,9 @@ def test_sigkill_while_publishing_routed_events_loses_no_delivery(tmp_path: Path
     app = namespace["app"]
     assert isinstance(app, App)
     delivered: set[str] = set()
+    in_write = 0
     for _ in range(3):
-        published = run_and_kill(script, db, app_dir)
-        delivered = asyncio.run(check(db, published, app, delivered))
+        published, handed = run_and_kill(script, db, app_dir)
+        delivered = asyncio.run(check(db, published, app, delivered, set(handed)))
+        in_write += sum(handed.values())
+    assert in_write, "no invocation was handed to the dispatcher with the write that routed it"

@@ -103,7 +103,8 @@ class Dispatcher:
         self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
         self._stopping = False
         self._ackers: dict[str, BatchWriter[str, bool]] = {}
-        self._settlers: dict[str, BatchWriter[tuple[Message, InvocationRecord, KeptInput | None], bool]] = {}
+        #: Records and acknowledgements of the invocations settling now, of every function: one write for all.
+        self._settler = BatchWriter(self._settle_batch)
         self._function_loops: list[_FunctionLoop] = []
         #: Reads what a handler would ask the platform for first, before its request is sent (function, request id,
         #: the event's JSON), handed to it as `context.prelude` (a workflow run's `begin`); set by the platform.
@@ -401,27 +402,27 @@ class Dispatcher:
 
     async def _settle(self, message: Message, record: InvocationRecord, kept: KeptInput | None) -> None:
         """Store `record` (and the input `kept`), then acknowledge `message`: one batch of records and one ack_many
-        for all settling."""
-        settler = self._settlers.get(message.queue)
-        if settler is None:
-            settler = self._settlers[message.queue] = BatchWriter(functools.partial(self._settle_batch, message.queue))
-        if not await settler.submit((message, record, kept)):
+        per queue for all settling, of every function."""
+        if not await self._settler.submit((message, record, kept)):
             logger.warning(
                 "invocation message %s of %s was acknowledged after its lease ended", message.message_id, message.queue
             )
 
-    async def _settle_batch(
-        self, queue: str, batch: list[tuple[Message, InvocationRecord, KeptInput | None]]
-    ) -> list[bool]:
+    async def _settle_batch(self, batch: list[tuple[Message, InvocationRecord, KeptInput | None]]) -> list[bool]:
         # One write for the records and the acknowledgements where the store can (where it cannot, they run in
-        # this order): nothing leaves its queue before its record is durable.
+        # this order): nothing leaves its queue before its record is durable. A fanned-out event's invocations
+        # settle together, whichever functions ran them: one store call, not one per function's queue.
         records = [record for _, record, _ in batch]
         writes = self.records.writes(records, [kept for _, _, kept in batch if kept is not None])
-        results = await self.store.atomic([*writes, Ack(queue, [message.receipt for message, _, _ in batch])])
+        receipts: dict[str, list[str]] = {}
+        for message, _, _ in batch:
+            receipts.setdefault(message.queue, []).append(message.receipt)
+        acks = [Ack(queue, queued) for queue, queued in receipts.items()]
+        results = await self.store.atomic([*writes, *acks])
         self.records.stored(records)
         await self.records.trim_when_due()
-        acked: list[bool] = results[-1]
-        return acked
+        acked = {ack.queue: iter(result) for ack, result in zip(acks, results[len(writes) :], strict=True)}
+        return [next(acked[message.queue]) for message, _, _ in batch]
 
     async def _ack(self, message: Message) -> None:
         acker = self._ackers.get(message.queue)

@@ -40,11 +40,13 @@ poll finds once the interval is over, as for any waiting receive.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from triggerfish.errors import StoreClosedError
 from triggerfish.store import _sqlite_queues as q
@@ -63,6 +65,11 @@ class _Lease:
     sends: int
     #: Whether the lease left the queue with nothing receivable that only a send could change (`lease`).
     drained: bool = False
+    #: A lease made by sends' own writes (`leasing_send`): their parts, in the order they were submitted, how many
+    #: more messages a later send may add, and how many of those writes have yet to end.
+    parts: list[q.SendLease] | None = None
+    room: int = 0
+    pending: int = 0
 
 
 class ReceivesAhead:
@@ -107,18 +114,45 @@ class ReceivesAhead:
             # cancelled never will: hand it back, once this turn is over.
             asyncio.get_running_loop().call_soon(self._hand_back_untaken, queue)
 
-    def after_send(self, queue: str, now: float) -> None:
-        """Lease for the receive waiting on `queue` (if any) behind the send just submitted to the writer."""
+    def leasing_send(self, queue: str, count: int) -> q.SendLease | None:
+        """The lease the write of a send of `count` messages to `queue`, about to be submitted, is to make in its
+        own statement for the receive waiting there (`SendLease`), if one waits; then `after_send(queue, now,
+        written)` once it is submitted. None when nobody waits, or a lease made ahead (by a write of its own) is
+        on its way: that one takes the send's messages."""
+        made = self._ahead.get(queue)
+        if made is None:
+            fits = self._fits(queue)
+            if fits is None:
+                return None
+            max_messages, visibility_timeout = fits
+            future: asyncio.Future[list[Message]] = asyncio.get_running_loop().create_future()
+            made = self._ahead[queue] = _Lease(max_messages, visibility_timeout, future, 0, parts=[], room=max_messages)
+        if made.parts is None or not made.room:
+            return None  # a lease's own write takes the send's messages, or a full one leaves them to the next look
+        part = q.SendLease(min(count, made.room), made.visibility_timeout)
+        made.room -= part.count
+        made.parts.append(part)
+        made.pending += 1
+        return part
+
+    def after_send(self, queue: str, now: float, leased: tuple[q.SendLease, asyncio.Future[Any]] | None = None) -> None:
+        """Lease for the receive waiting on `queue` (if any) behind the send just submitted to the writer; or, where
+        `leasing_send` gave that send a lease to make, `leased` is it and the send's write: its messages are handed
+        over once the write ends. A caller that could not submit the write passes a failed future."""
         sends = self._sends[queue] = self._sends.get(queue, 0) + 1
-        kinds = self._waiting.get(queue)
-        if not kinds or queue in self._ahead:
-            return  # nobody waits, or a lease made ahead is on its way and takes this send's messages too
-        timeouts = {visibility_timeout for _, visibility_timeout in kinds}
-        if len(timeouts) > 1:
-            return  # receives of different leases wait: each leases its own, as ever
-        # As many as the smallest waiting receive asks for, so whichever takes the lease can take it whole.
-        max_messages = min(size for size, _ in kinds)
-        (visibility_timeout,) = timeouts
+        made = self._ahead.get(queue)
+        if leased is not None:
+            part, written = leased
+            if made is not None and made.parts is not None and part in made.parts:
+                made.sends = sends
+                written.add_done_callback(functools.partial(self._sent_leased, made, part))
+            return
+        if made is not None:
+            return  # a lease made ahead is on its way and takes this send's messages too
+        fits = self._fits(queue)
+        if fits is None:
+            return  # nobody waits, or receives of different leases wait: each leases its own, as ever
+        max_messages, visibility_timeout = fits
 
         def leasing_ahead(c: sqlite3.Connection) -> tuple[list[Message], str | None, bool]:
             return lease(c, queue, max_messages, visibility_timeout, now)
@@ -127,6 +161,31 @@ class ReceivesAhead:
         messages: asyncio.Future[list[Message]] = asyncio.get_running_loop().create_future()
         made = self._ahead[queue] = _Lease(max_messages, visibility_timeout, messages, sends)
         leasing.add_done_callback(lambda done: self._leased(made, done))
+
+    def _fits(self, queue: str) -> tuple[int, float | None] | None:
+        """The batch size and visibility timeout of a lease every receive waiting on `queue` can take whole; None when
+        nobody waits, or receives wait with different visibility timeouts (each leases its own, as ever)."""
+        kinds = self._waiting.get(queue)
+        if not kinds:
+            return None
+        timeouts = {visibility_timeout for _, visibility_timeout in kinds}
+        if len(timeouts) > 1:
+            return None
+        # As many as the smallest waiting receive asks for, so whichever takes the lease can take it whole.
+        (visibility_timeout,) = timeouts
+        return min(size for size, _ in kinds), visibility_timeout
+
+    def _sent_leased(self, lease: _Lease, part: q.SendLease, written: asyncio.Future[Any]) -> None:
+        if written.cancelled() or written.exception() is not None:
+            part.messages, part.drained = [], False  # not stored: nothing of it was leased
+        lease.pending -= 1
+        if lease.pending or lease.messages.done():
+            return
+        assert lease.parts is not None
+        lease.room = 0  # handed over: a later send leaves its messages to the receive's next look
+        messages = [message for made in lease.parts for message in made.messages]
+        lease.drained = len(messages) < lease.max_messages and lease.parts[-1].drained
+        lease.messages.set_result(messages)
 
     async def take(self, queue: str, max_messages: int, visibility_timeout: float | None) -> list[Message] | None:
         """The messages leased ahead on `queue`, for a receive they fit (its batch size and visibility timeout);

@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 
 import orjson
 
@@ -62,8 +62,28 @@ def send(c: sqlite3.Connection, queue: str, messages: list[OutgoingMessage], now
     return write_sends(c, [(queue, messages, now)])[0]
 
 
-def write_sends(c: sqlite3.Connection, sends: list[tuple[str, list[OutgoingMessage], float]]) -> list[list[SendResult]]:
-    """Store each (queue, messages, now) in order, with one `executemany` for all; returns each one's results."""
+@dataclass(slots=True, eq=False)
+class SendLease:
+    """A lease a send's own write makes on up to `count` of the messages it stores (`_sqlite_ahead` says why):
+    each is stored already received once, its receipt set and invisible for the lease, and handed over as the
+    `Message` a receive would have made of it. Only a plain message of a standard queue is leased so (no group,
+    deduplication id or delay); the rest are stored as ever. The writer fills in `messages` and `drained`."""
+
+    count: int
+    visibility_timeout: float | None
+    #: The messages leased, in the order they were stored; set anew each time the write runs.
+    messages: list[Message] = field(default_factory=list)
+    #: Whether nothing was left receivable after the write (no message it did not lease, none sent before).
+    drained: bool = False
+
+
+def write_sends(
+    c: sqlite3.Connection,
+    sends: list[tuple[str, list[OutgoingMessage], float]],
+    leases: Sequence[SendLease | None] = (),
+) -> list[list[SendResult]]:
+    """Store each (queue, messages, now) in order, with one `executemany` for all; returns each one's results.
+    `leases[i]`, where given, leases up to its count of the `i`th send's messages in the same statement."""
     configs: dict[str, QueueConfig] = {}
     rows: list[tuple[object, ...]] = []
     dedup_rows: list[tuple[str, str, str, float]] = []
@@ -71,10 +91,21 @@ def write_sends(c: sqlite3.Connection, sends: list[tuple[str, list[OutgoingMessa
     groups_here: set[tuple[str, str]] = set()
     everything: list[list[SendResult]] = []
     ids = _new_ids(sum(len(messages) for _, messages, _ in sends))
-    for queue, messages, now in sends:
+    leasing: list[tuple[SendLease, str, float]] = []
+    for index, (queue, messages, now) in enumerate(sends):
         config = configs.get(queue)
         if config is None:
             config = configs[queue] = _registered_config(c, queue)
+        lease = leases[index] if index < len(leases) else None
+        leased: list[Message] = []
+        room, lease_until = 0, now
+        if lease is not None:
+            lease.messages, lease.drained = leased, False  # a write run again (savepoints) starts afresh
+            if not config.fifo:
+                room = lease.count
+                leasing.append((lease, queue, now))
+                timeout = config.visibility_timeout if lease.visibility_timeout is None else lease.visibility_timeout
+                lease_until = now + timeout
         results: list[SendResult] = []
         for out in messages:
             if out.dedup_id is not None:
@@ -94,19 +125,45 @@ def write_sends(c: sqlite3.Connection, sends: list[tuple[str, list[OutgoingMessa
                 ready = int((queue, out.group) not in groups_here and not _group_exists(c, queue, out.group))
                 groups_here.add((queue, out.group))
             attributes = _attributes_text(out.attributes) if out.attributes else None
-            rows.append((queue, message_id, out.body, attributes, out.group, out.dedup_id, now, now + out.delay, ready))
+            if room and out.group is None and out.dedup_id is None and not out.delay:
+                room -= 1
+                receipt = f"{message_id}.{_random.take(8).hex()}"
+                rows.append((queue, message_id, out.body, attributes, None, None, now, lease_until, 1, receipt, 1, now))
+                leased.append(
+                    Message(
+                        queue=queue,
+                        message_id=message_id,
+                        receipt=receipt,
+                        body=out.body,
+                        attributes=dict(out.attributes) if out.attributes else {},
+                        group=None,
+                        dedup_id=None,
+                        receive_count=1,
+                        sent_at=now,
+                        first_received_at=now,
+                        lease_expires_at=lease_until,
+                    )
+                )
+            else:
+                # Not leased: no receipt, never received.
+                row = (queue, message_id, out.body, attributes, out.group, out.dedup_id, now, now + out.delay, ready)
+                rows.append((*row, None, 0, None))
             if out.dedup_id is not None and config.dedup_window > 0:
                 seen_here[(queue, out.dedup_id)] = message_id
                 dedup_rows.append((queue, out.dedup_id, message_id, now + config.dedup_window))
             results.append(SendResult(message_id))
         everything.append(results)
     c.executemany(
-        "INSERT INTO messages (queue, id, body, attributes, grp, dedup_id, sent_at, visible_at, ready)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO messages (queue, id, body, attributes, grp, dedup_id, sent_at, visible_at, ready,"
+        " receipt, receive_count, first_received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
     if dedup_rows:
         c.executemany("INSERT OR REPLACE INTO dedup VALUES (?, ?, ?, ?)", dedup_rows)
+    for lease, queue, now in leasing:
+        # Whether anything is receivable after the write: the receive that takes a lease smaller than its batch
+        # then knows the queue drained (see `_sqlite_ahead.lease`), and waits for a send rather than looking.
+        lease.drained = not has_ready(c, queue, now)
     return everything
 
 

@@ -20,6 +20,8 @@ import functools
 import secrets
 import sqlite3
 import time
+import types
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +34,7 @@ from triggerfish.store._sqlite_ahead import ReceivesAhead
 from triggerfish.store._sqlite_ahead import lease as lease_messages
 from triggerfish.store._sqlite_checkpoint import Checkpointer
 from triggerfish.store._sqlite_merge import Merger
+from triggerfish.store._sqlite_queues import SendLease
 from triggerfish.store._sqlite_schema import SCHEMA_VERSION, connect
 from triggerfish.store._sqlite_versions import VersionCounter
 from triggerfish.store._sqlite_worker import Worker, WorkerStats
@@ -198,18 +201,24 @@ class SqliteStore(Store):
         self._engine.sweep_when_due()
         limit = self.log.max_record_bytes
         versions = self._engine.versions
-        written: asyncio.Future[list[Any]] = self._engine.writer.submit(
-            lambda c: _write_atomic(c, versions, ops, now, limit)
-        )
         queues = self.queues
         assert isinstance(queues, SqliteQueues)
-        for op in ops:
-            if isinstance(op, Send) and op.messages:
-                queues.ahead.after_send(op.queue, now)  # the bus's invocations, to the dispatcher waiting for them
-            elif isinstance(op, Route):
-                for send in op.sends:  # routed by their publisher: leased ahead in the very write that publishes
-                    if send.messages:
-                        queues.ahead.after_send(send.queue, now)
+        # The bus's invocations (routed by their publisher, or sent by its consumer), to the dispatcher waiting for
+        # them: leased to it by the very statement that stores them (`_sqlite_ahead`).
+        sends = [send for op in ops for send in _sends_of(op) if send.messages]
+        leases = {
+            id(send): lease for send in sends if (lease := queues.ahead.leasing_send(send.queue, len(send.messages)))
+        }
+        try:
+            written: asyncio.Future[list[Any]] = self._engine.writer.submit(
+                lambda c: _write_atomic(c, versions, ops, now, limit, leases)
+            )
+        except Exception as exc:  # the store is closing: the leases given out above end with it
+            written = asyncio.get_running_loop().create_future()
+            written.set_exception(exc)
+        for send in sends:
+            lease = leases.get(id(send))
+            queues.ahead.after_send(send.queue, now, None if lease is None else (lease, written))
         return await written
 
     @property
@@ -225,7 +234,28 @@ class SqliteStore(Store):
         return log.append_stats
 
 
-def _write_atomic(c: sqlite3.Connection, versions: VersionCounter, ops: list[Op], now: float, limit: int) -> list[Any]:
+#: No send of the write leases what it stores.
+_NO_LEASES: Mapping[int, SendLease] = types.MappingProxyType({})
+
+
+def _sends_of(op: Op) -> tuple[Send, ...]:
+    """The sends an op stores: a `Send`'s own, a `Route`'s when it routes."""
+    if isinstance(op, Send):
+        return (op,)
+    return op.sends if isinstance(op, Route) else ()
+
+
+def _write_atomic(
+    c: sqlite3.Connection,
+    versions: VersionCounter,
+    ops: list[Op],
+    now: float,
+    limit: int,
+    leases: Mapping[int, SendLease] = _NO_LEASES,
+) -> list[Any]:
+    """`ops` in the writer's transaction; `leases` (by the `id` of a `Send`) are what sends lease as they store."""
+    for lease in leases.values():
+        lease.messages, lease.drained = [], False  # run again (savepoints), or a Route that routes nothing this time
     results: list[Any] = []
     # Every put of the write takes its version from one take of the counter, not one each.
     puts = sum(isinstance(op, Put) for op in ops)
@@ -246,7 +276,8 @@ def _write_atomic(c: sqlite3.Connection, versions: VersionCounter, ops: list[Op]
         if isinstance(op, Append):
             results.append(lg.write_appends(c, [(op.stream, list(op.items), now)])[0] if op.items else [])
         elif isinstance(op, Send):
-            results.append(q.write_sends(c, [(op.queue, list(op.messages), now)])[0] if op.messages else [])
+            sent = [(op.queue, list(op.messages), now)]
+            results.append(q.write_sends(c, sent, (leases.get(id(op)),))[0] if op.messages else [])
         elif isinstance(op, Put):
             record = _kv_put(c, op.namespace, op.key, op.value, _expiry(op, now), op.if_version, now, version)
             version += 1
@@ -267,19 +298,22 @@ def _write_atomic(c: sqlite3.Connection, versions: VersionCounter, ops: list[Op]
         elif isinstance(op, Forward):
             results.append(_forward(c, versions, op, forwarded_source(ops, results, op), now, limit))
         elif isinstance(op, Route):
-            results.append(_route(c, op, forwarded_source(ops, results, op), now))
+            results.append(_route(c, op, forwarded_source(ops, results, op), now, leases))
     return results
 
 
-def _route(c: sqlite3.Connection, op: Route, records: list[LogRecord], now: float) -> bool:
+def _route(
+    c: sqlite3.Connection, op: Route, records: list[LogRecord], now: float, leases: Mapping[int, SendLease]
+) -> bool:
     # Inside the writer's transaction: no consumer of the group can claim between this look and the write below.
     row = c.execute("SELECT position, claimed FROM log_groups WHERE stream = ? AND grp = ?", (op.source, op.group))
     found = row.fetchone()
     if found is None or not routable(records, int(found[0]), int(found[1])):
         return False
-    sends = [(send.queue, list(send.messages), now) for send in op.sends if send.messages]
-    if sends:
-        q.write_sends(c, sends)
+    routed = [send for send in op.sends if send.messages]
+    if routed:
+        sends = [(send.queue, list(send.messages), now) for send in routed]
+        q.write_sends(c, sends, [leases.get(id(send)) for send in routed])
     last = records[-1].offset
     update = "UPDATE log_groups SET position = ?, claimed = ? WHERE stream = ? AND grp = ?"
     c.execute(update, (last, last, op.source, op.group))
