@@ -60,7 +60,7 @@ def _transactions(
 
     def write(ops: list[Op], now: float) -> list[Any]:
         if versions is None:
-            return _write_atomic(connection, ops, now, 1 << 20)  # type: ignore[arg-type]
+            return _write_atomic(connection, ops, now, 1 << 20)  # type: ignore[call-arg, arg-type]
         return _write_atomic(connection, versions, ops, now, 1 << 20)
 
     def begin() -> None:
