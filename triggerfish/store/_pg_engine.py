@@ -24,6 +24,13 @@
   connection, coalesced per name while one is in flight. A
   listening connection turns other nodes' notifications into local wake-ups.
   They are hints only: polling remains, and finds delayed messages too.
+- **Statistics.** A new schema's tables have none until autovacuum's first
+  ANALYZE (a minute or more), and without them the planner takes any
+  `queue = ...` as selective: the common lease then reads and sorts every
+  visible message to take a batch. `analyze_soon(table)` (called by the queues
+  when a lease comes back full, that is behind a backlog) ANALYZEs the table in
+  the background when it has no statistics yet; the cached plans of prepared
+  statements are invalidated by it and planned again with them.
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ MAINTENANCE_INTERVAL = 60.0
 #: Seconds between looks at the churned tables' dead rows, and how many make this node vacuum them.
 VACUUM_INTERVAL = 2.0
 VACUUM_DEAD_ROWS = 10_000
+#: Seconds before looking again at a table whose ANALYZE left no statistics (it was empty by then).
+ANALYZE_RETRY = 30.0
 #: The tables every receive, acknowledgement or claim updates or deletes rows of.
 CHURNED = ("messages", "dedup", "streams", "log_groups", "log_claims", "kv")
 
@@ -133,6 +142,8 @@ class Engine:
         self._notifying = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_notify: Callable[[str], None] = lambda payload: None
+        #: Per table, when `analyze_soon` may look at it next (never again once it has statistics).
+        self._next_analysis: dict[str, float] = {}
 
     async def open(self) -> None:
         try:
@@ -334,6 +345,30 @@ class Engine:
                         await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (lock,))
             except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                 logger.debug("store: vacuuming failed (%s); autovacuum remains", exc)
+
+    def analyze_soon(self, table: str) -> None:
+        """ANALYZE `table` in the background if it has no statistics yet; cheap to call on every full lease."""
+        now = time.monotonic()
+        if self.closed or now < self._next_analysis.get(table, 0.0):
+            return
+        self._next_analysis[table] = now + ANALYZE_RETRY
+        self._spawn(self._analyze(table))
+
+    async def _analyze(self, table: str) -> None:
+        # pg_stats has a row per analyzed column: none on a table never analyzed, or analyzed while empty.
+        has_statistics = "SELECT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = %s AND tablename = %s)"
+        try:
+            async with self.pool.connection(timeout=self.connect_timeout) as conn:
+                cursor = await conn.execute(has_statistics, (self.schema, table))
+                row = await cursor.fetchone()
+                if not (row and row[0]):
+                    await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.schema, table)))
+                    cursor = await conn.execute(has_statistics, (self.schema, table))
+                    row = await cursor.fetchone()
+            if row and row[0]:
+                self._next_analysis[table] = float("inf")
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            logger.debug("store: analyzing %s failed (%s); autovacuum remains", table, exc)
 
     async def _maintain(self) -> None:
         while not self.closed:

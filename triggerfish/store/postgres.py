@@ -410,6 +410,9 @@ class PostgresQueues(Queues):
             )
         else:
             messages = found
+            if len(found) == max_messages:
+                # A full lease: the queue holds a backlog, where a plan without statistics costs the most.
+                self._engine.analyze_soon("messages")
         if messages:
             self._empty.discard(queue)
         else:
