@@ -198,13 +198,14 @@ def main(argv: list[str] | None = None) -> None:
         f" the trees taking turns; load average {min(loads):.1f} to {max(loads):.1f}.\n"
     )
     print(
-        "| tree | invocations/s | user µs / invocation | system µs / invocation | CPU µs / invocation"
+        "| tree | invocations/s | by round | user µs / invocation | system µs / invocation | CPU µs / invocation"
         " | workers' CPU µs / invocation | database's CPU µs / invocation | platform's sleeps / invocation"
         " | workers' sleeps / invocation |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for tree, runs in rows.items():
         rate = statistics.median(n / r["seconds"] for r in runs)
+        by_round = " / ".join(f"{n / r['seconds']:,.0f}" for r in runs)
         user = statistics.median(r["user"] / n * 1e6 for r in runs)
         system = statistics.median(r["system"] / n * 1e6 for r in runs)
         cpu = statistics.median((r["user"] + r["system"]) / n * 1e6 for r in runs)
@@ -213,8 +214,8 @@ def main(argv: list[str] | None = None) -> None:
         sleeps = statistics.median(r.get("sleeps", 0.0) / n for r in runs)
         worker_sleeps = statistics.median(r.get("worker_sleeps", 0.0) / n for r in runs)
         print(
-            f"| `{tree}` | {rate:,.0f} | {user:.0f} | {system:.0f} | {cpu:.0f} | {workers:.0f} | {database:.0f}"
-            f" | {sleeps:.2f} | {worker_sleeps:.2f} |"
+            f"| `{tree}` | {rate:,.0f} | {by_round} | {user:.0f} | {system:.0f} | {cpu:.0f} | {workers:.0f}"
+            f" | {database:.0f} | {sleeps:.2f} | {worker_sleeps:.2f} |"
         )
 
 

@@ -195,3 +195,41 @@ async def test_the_parent_connection_reports_a_closed_worker_as_none() -> None:
     with pytest.raises(ProtocolError, match="closed"):
         connection.send(b"x")
     transport.close()
+
+
+async def test_frames_sent_soon_go_in_one_write_at_the_end_of_the_turn_in_order() -> None:
+    """`WorkerConnection.send_soon` holds frames until the loop's turn ends and writes them together; a `send`
+    writes what is held first, so frames keep their order; nothing is held for a closed connection."""
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    loop = asyncio.get_running_loop()
+    _, connection = await loop.create_unix_connection(WorkerConnection, sock=ours)
+    frames = [p.encode(p.Heartbeat(pid=n)) for n in range(4)]
+    try:
+        connection.send_soon(frames[0])
+        connection.send_soon(frames[1])
+        assert not _readable(theirs)  # held until the turn ends
+        await asyncio.sleep(0)
+        assert theirs.recv(1 << 16) == frames[0] + frames[1]
+        connection.send_soon(frames[2])
+        connection.send(frames[3])
+        assert theirs.recv(1 << 16) == frames[2] + frames[3]
+        connection.send_soon(frames[0])
+        connection.close()
+        await asyncio.sleep(0.01)
+        assert theirs.recv(1 << 16) == b""  # closed, and the held frame never written
+        with pytest.raises(ProtocolError):
+            connection.send_soon(frames[1])
+    finally:
+        connection.close()
+        theirs.close()
+
+
+def _readable(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except BlockingIOError:
+        return False
+    finally:
+        sock.setblocking(True)
