@@ -65,8 +65,8 @@ async def test_a_request_queued_behind_runs_next_on_the_same_worker_with_its_own
 async def test_requests_queued_behind_in_one_turn_run_in_order_on_the_same_worker_each_with_its_own_output(
     runner: ProcessRunner,
 ) -> None:
-    """Queued in the same turn of the loop, their frames go to the worker in one write (`send_soon`): it reads them
-    together and runs each in turn, as if each had been written alone."""
+    """Queued in the same turn of the loop, their frames often reach the worker in one read: it runs each in turn,
+    with its own output, as if each had come alone."""
     first = await running(runner, say="lead", sleep=0.3)
     queued = await asyncio.gather(
         *(runner.run_behind(request("step", {"say": say}), wait=0.0) for say in ("a", "b", "c"))

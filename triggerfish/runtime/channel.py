@@ -36,8 +36,6 @@ class WorkerConnection(asyncio.Protocol):
         self._messages: deque[Message] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._error: ProtocolError | None = None
-        #: Frames `send_soon` holds until the end of the loop's turn.
-        self._held: list[bytes] = []
         self.closed = False
         #: Called once when the socket closes (the worker exited or was killed).
         self.on_close: Callable[[], None] | None = None
@@ -88,29 +86,7 @@ class WorkerConnection(asyncio.Protocol):
     def send(self, data: bytes) -> None:
         if self.transport is None or self.closed:
             raise ProtocolError("the worker's connection is closed")
-        if self._held:  # frames keep their order
-            self._flush()
         self.transport.write(data)
-
-    def send_soon(self, data: bytes) -> None:
-        """Send `data` at the end of this turn of the loop, in one write with the other frames sent soon to this
-        worker in the turn: one system call, and one wake-up of a worker that sleeps, for several requests queued
-        behind its running one. A frame held when the connection closes is not sent (the worker is gone)."""
-        if self.transport is None or self.closed:
-            raise ProtocolError("the worker's connection is closed")
-        held = self._held
-        held.append(data)
-        if len(held) == 1:
-            (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
-
-    def _flush(self) -> None:
-        held = self._held
-        if not held:
-            return
-        data = held[0] if len(held) == 1 else b"".join(held)
-        held.clear()
-        if self.transport is not None and not self.closed and not self.transport.is_closing():
-            self.transport.write(data)
 
     def close(self) -> None:
         if self.transport is not None:

@@ -251,7 +251,7 @@ class WorkerProcess:
         self._queued.append(entry)
         try:
             try:
-                self.connection.send_soon(frame)
+                self.connection.send(frame)
             except ProtocolError:  # the connection closed: the worker is gone
                 self._forget(entry)
                 raise NotStarted(request.request_id) from None
