@@ -65,10 +65,14 @@ async def drain_once(invocations: int, work: Path, store_url: str | None = None)
         database = _backends(store_url) if store_url else []
         before, workers_before, started = os.times(), _cpu(workers), time.perf_counter()
         database_before = _cpu(database)
+        sleeps_before, worker_sleeps_before = _sleeps(_threads()), _sleeps(_statuses(workers))
+        preempted_before = _sleeps(["/proc/self/status"], "nonvoluntary_ctxt_switches:")
         await dispatcher.start()
         await dispatcher.drain()
         seconds, after, workers_after = time.perf_counter() - started, os.times(), _cpu(workers)
         database_after = _cpu(database)
+        sleeps, worker_sleeps = _sleeps(_threads()) - sleeps_before, _sleeps(_statuses(workers)) - worker_sleeps_before
+        preempted = _sleeps(["/proc/self/status"], "nonvoluntary_ctxt_switches:") - preempted_before
     finally:
         await platform.stop(drain=False)
     if _size(marker) != 20 + invocations:
@@ -79,6 +83,9 @@ async def drain_once(invocations: int, work: Path, store_url: str | None = None)
         "system": after.system - before.system,
         "workers": workers_after - workers_before,
         "database": database_after - database_before,
+        "sleeps": sleeps,
+        "worker_sleeps": worker_sleeps,
+        "preempted": preempted,
     }
 
 
@@ -105,6 +112,31 @@ def _cpu(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def _threads() -> list[str]:
+    """The `/proc` status files of this process's threads (the event loop and the store's threads)."""
+    return [f"/proc/self/task/{task}/status" for task in os.listdir("/proc/self/task")]
+
+
+def _statuses(pids: list[int]) -> list[str]:
+    return [f"/proc/{pid}/status" for pid in pids]
+
+
+def _sleeps(statuses: list[str], field: str = "voluntary_ctxt_switches:") -> int:
+    """The voluntary context switches the tasks of `statuses` made so far: each is a sleep (on a socket, a pipe, a
+    lock or the disk) and the wake-up that ends it. With `field` `nonvoluntary_ctxt_switches:`, the times they were
+    preempted (`/proc/self/status`: the event loop's thread, which waits for a core each time)."""
+    total = 0
+    for status in statuses:
+        try:
+            text = Path(status).read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith(field):
+                total += int(line.split()[1])
+    return total
 
 
 def _size(path: Path) -> int:
@@ -170,18 +202,26 @@ def main(argv: list[str] | None = None) -> None:
         f" the trees taking turns; load average {min(loads):.1f} to {max(loads):.1f}.\n"
     )
     print(
-        "| tree | invocations/s | user µs / invocation | system µs / invocation | CPU µs / invocation"
-        " | workers' CPU µs / invocation | database's CPU µs / invocation |"
+        "| tree | invocations/s | by round | user µs / invocation | system µs / invocation | CPU µs / invocation"
+        " | workers' CPU µs / invocation | database's CPU µs / invocation | platform's sleeps / invocation"
+        " | workers' sleeps / invocation | event loop preempted / invocation |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for tree, runs in rows.items():
         rate = statistics.median(n / r["seconds"] for r in runs)
+        by_round = " / ".join(f"{n / r['seconds']:,.0f}" for r in runs)
         user = statistics.median(r["user"] / n * 1e6 for r in runs)
         system = statistics.median(r["system"] / n * 1e6 for r in runs)
         cpu = statistics.median((r["user"] + r["system"]) / n * 1e6 for r in runs)
         workers = statistics.median(r["workers"] / n * 1e6 for r in runs)
         database = statistics.median(r.get("database", 0.0) / n * 1e6 for r in runs)
-        print(f"| `{tree}` | {rate:,.0f} | {user:.0f} | {system:.0f} | {cpu:.0f} | {workers:.0f} | {database:.0f} |")
+        sleeps = statistics.median(r.get("sleeps", 0.0) / n for r in runs)
+        worker_sleeps = statistics.median(r.get("worker_sleeps", 0.0) / n for r in runs)
+        preempted = statistics.median(r.get("preempted", 0.0) / n for r in runs)
+        print(
+            f"| `{tree}` | {rate:,.0f} | {by_round} | {user:.0f} | {system:.0f} | {cpu:.0f} | {workers:.0f}"
+            f" | {database:.0f} | {sleeps:.2f} | {worker_sleeps:.2f} | {preempted:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -258,3 +258,33 @@ async def test_records_stored_whole_by_earlier_versions_read_as_before(tmp_path:
         assert [_json(r) for r in found[:2]] == [_json(r) for r in old]
     finally:
         await store.close()
+
+
+def test_a_batch_writer_batches_what_arrives_while_it_writes_in_each_event_loop_it_serves() -> None:
+    """Items submitted while a batch is written go out together in the next, each answered with its own result;
+    the writer (which takes the loop from its flushing task) serves a second event loop after the first closed."""
+    import asyncio
+
+    from triggerfish.runtime.records import BatchWriter
+
+    batches: list[list[int]] = []
+    writing: list[asyncio.Event] = []
+
+    async def write(items: list[int]) -> list[int]:
+        batches.append(items)
+        writing[-1].set()
+        await asyncio.sleep(0.01)
+        return [item * 10 for item in items]
+
+    writer: BatchWriter[int, int] = BatchWriter(write)
+
+    async def burst(first: int) -> list[int]:
+        writing.append(asyncio.Event())
+        alone = asyncio.ensure_future(writer.submit(first))
+        await writing[-1].wait()  # its batch is being written
+        rest = await asyncio.gather(*(writer.submit(item) for item in range(first + 1, first + 5)))
+        return [await alone, *rest]
+
+    assert asyncio.run(burst(0)) == [0, 10, 20, 30, 40]
+    assert asyncio.run(burst(5)) == [50, 60, 70, 80, 90]
+    assert batches == [[0], [1, 2, 3, 4], [5], [6, 7, 8, 9]]

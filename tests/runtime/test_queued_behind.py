@@ -62,6 +62,24 @@ async def test_a_request_queued_behind_runs_next_on_the_same_worker_with_its_own
     assert second.output == "start second\nend second\n"
 
 
+async def test_requests_queued_behind_in_one_turn_run_in_order_on_the_same_worker_each_with_its_own_output(
+    runner: ProcessRunner,
+) -> None:
+    """Queued in the same turn of the loop, their frames often reach the worker in one read: it runs each in turn,
+    with its own output, as if each had come alone."""
+    first = await running(runner, say="lead", sleep=0.3)
+    queued = await asyncio.gather(
+        *(runner.run_behind(request("step", {"say": say}), wait=0.0) for say in ("a", "b", "c"))
+    )
+    leader = await first
+    assert leader.ok
+    assert [outcome.ok for outcome in queued] == [True, True, True]
+    assert {outcome.result["pid"] for outcome in queued} == {leader.worker_pid}
+    starts = [outcome.result["started"] for outcome in queued]
+    assert leader.result["ended"] <= starts[0] <= starts[1] <= starts[2]
+    assert [outcome.output for outcome in queued] == [f"start {say}\nend {say}\n" for say in ("a", "b", "c")]
+
+
 async def test_a_leader_s_platform_calls_are_answered_while_a_request_waits_behind_it(runner: ProcessRunner) -> None:
     before = len(PLATFORM.calls)
     first = await running(runner, say="caller", sleep=0.2, call=True)

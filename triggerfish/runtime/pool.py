@@ -197,21 +197,26 @@ class WorkerPool:
         leave it idle for a round trip, and every request after it would find the same gap.
         """
         slots = self._slots
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
+        # The loop is asked for only when this must wait: on Python 3.11 asking is a getpid system call, and on
+        # the async path nearly every call returns a worker to queue behind (or a free slot) without waiting.
+        loop: asyncio.AbstractEventLoop | None = None
+        deadline = 0.0
         while True:
             if not slots.locked():  # free, and no caller waits for it before us
                 await slots.take(0)  # free: taken without yielding
                 return None
-            if self._callers_waiting:
-                # A caller waits for a slot (a sync call): queueing more would keep every slot handed from one
-                # queued invocation to the next and starve it. Wait behind it instead.
+            # A caller waiting for a slot (a sync call) goes first: queueing more would keep every slot handed from
+            # one queued invocation to the next and starve it.
+            worker = None if self._callers_waiting else self._queueable()
+            if worker is not None:
+                return worker
+            if loop is None:  # the first pass, which awaited nothing: the deadline counts from the call
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + wait
+            if self._callers_waiting:  # wait behind it
                 if not await slots.take(max(0.0, deadline - loop.time())):
                     raise ThrottledError(self.name, wait)
                 return None
-            worker = self._queueable()
-            if worker is not None:
-                return worker
             waiter = loop.create_future()
             self._room_waiters.append(waiter)
             try:

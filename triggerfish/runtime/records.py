@@ -331,7 +331,10 @@ class BatchWriter(Generic[T, R]):
         self._task: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
-        loop = asyncio.get_running_loop()
+        # The flushing task's loop while a batch is written (under load, nearly every item): asking for the running
+        # loop is a getpid system call on Python 3.11.
+        task = self._task
+        loop = task.get_loop() if self._flushing and task is not None else asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._pending.append((item, future))
         if not self._flushing:
