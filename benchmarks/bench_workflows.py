@@ -6,11 +6,12 @@ what one step's checkpoint costs, on SQLite and on PostgreSQL, side by side with
     TRIGGERFISH_BENCH_WORKFLOWS_N=3000 .venv/bin/python -m benchmarks.run workflows   # more workflows a round
 
 The platform runs as `triggerfish dev` runs it (worker processes forked from the app's zygote, the store in
-this process, the heap settled once started: `as_served`). Each round starts WORKFLOWS workflows at once over `Workflows.start_workflow` (the record and
-its first invocation in one write each) and waits until every one has SUCCEEDED: workflows per second is
-WORKFLOWS over the time from the first start to the last one's end (as its record says), steps per second
-three times that. Each step's success is a checkpoint (a platform call from the worker, a compare-and-set of
-the workflow's record, an answer) written before the next step runs; the last one goes with the outcome.
+this process, its heap settled once started: `as_served`). Each round starts WORKFLOWS workflows at once over
+`Workflows.start_workflow` (the record and its first invocation in one write each) and waits until every one
+has SUCCEEDED: workflows per second is WORKFLOWS over the time from the first start to the last one's end (as
+its record says), steps per second three times that. Each step's success is a checkpoint (a platform call from
+the worker, a compare-and-set of the workflow's record, an answer) written before the next step runs; the last
+one goes with the outcome.
 
 A step's checkpoint overhead comes from the histories themselves: a workflow of CHAIN no-op steps, run alone,
 records when each step began and ended; the time from one step's end to the next one's start is the
