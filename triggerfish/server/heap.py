@@ -15,7 +15,7 @@ A young pass runs when the containers allocated since the last one, less those f
 (CPython's: 700). A busy platform holds thousands of short-lived containers at once (every request, workflow
 checkpoint and store write in flight has its dicts, futures and coroutines), so at 700 the count crossed the
 threshold every few requests and each pass walked objects about to be freed anyway, promoting the survivors to
-be walked again in the older generations: about a twentieth of the event loop's CPU with 1,000 workflows running
+be walked again in the older generations: 3 to 5% of the event loop's CPU with 1,000 workflows running
 (docs/benchmarks.md, wf12h). At YOUNG_OBJECTS the allocations of work in flight are mostly freed before the count gets
 there; cyclic garbage is still collected, up to that many containers later.
 """
