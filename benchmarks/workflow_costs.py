@@ -7,6 +7,7 @@ workflows at once and waits for them, and divides by WORKFLOWS what the platform
 
 - `Store.atomic` calls and the operations they held, by kind (a Put to the records, to the trace index, ...);
 - the SQLite writer's transactions (commits: a batch of operations each) and the statements it ran;
+- the garbage collector's passes on the event loop, by generation, and their CPU;
 - the process's CPU (every thread), which under load moves with the machine; the counts do not.
 
 `--profile N` runs the round under cProfile and prints its N costliest functions by their own time.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import os
 import re
 import tempfile
@@ -29,9 +31,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_workflows import APP, _until_done
+from benchmarks.bench_workflows import APP, _until_done, as_served
 from benchmarks.measure import profile_text
 from triggerfish.runtime.channel import WorkerConnection
+from triggerfish.server import heap
 from triggerfish.server.platform import Platform
 from triggerfish.store.atomic import Put
 
@@ -100,6 +103,7 @@ async def _count(
     app_file.write_text(APP)
     platform = Platform(str(app_file), data_dir=directory / "data", store_url="")
     await platform.start()
+    as_served()
     try:
         warm = [await platform.workflows.start_workflow("three", None) for _ in range(16)]
         await _until_done(platform, warm, 120)
@@ -139,6 +143,8 @@ async def _count(
             send(self, data)
 
         WorkerConnection.send = counted_send  # type: ignore[method-assign]
+        collections = _Collections()
+        gc.callbacks.append(collections)
         batches, began_ops = store.write_stats.batches, store.write_stats.operations
         statements.clear()
         read.clear()
@@ -155,6 +161,7 @@ async def _count(
                 profile.disable()
             type(store).atomic = atomic
             WorkerConnection.send = send  # type: ignore[method-assign]
+            gc.callbacks.remove(collections)
         cpu_ms = (time.process_time() - cpu) * 1000 / workflows
         workers_ms = (_descendants_cpu() - workers) * 1000 / workflows
         per_thread = {
@@ -174,12 +181,37 @@ async def _count(
             "writer statements": sum(statements.values()) / workflows,
             "reader statements": sum(read.values()) / workflows,
         }
+        found["garbage collector's passes on the event loop, per 1,000 workflows"] = (
+            sum(collections.passes) * 1000 / workflows
+        )
+        found.update({f"  of generation {g}": n * 1000 / workflows for g, n in enumerate(collections.passes)})
+        found["  their CPU us (per workflow)"] = collections.seconds * 1e6 / workflows
         found.update({f"  CPU ms, {name}": ms for name, ms in sorted(per_thread.items()) if ms})
         found.update({f"  op {name}": count / workflows for name, count in sorted(ops.items())})
         found.update({f"  statement {name}": count / workflows for name, count in sorted(statements.items())})
         return found
     finally:
         await platform.stop()
+        heap.thaw()
+
+
+class _Collections:
+    """The garbage collector's passes on the event loop's thread (a `gc.callbacks` entry), by generation, and their
+    CPU: each pass holds the loop, and how often one runs follows the containers allocated (`heap.settle`)."""
+
+    def __init__(self) -> None:
+        self.passes = [0, 0, 0]
+        self.seconds = 0.0
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if phase == "start":
+            self._began = time.thread_time()
+        else:
+            self.passes[info["generation"]] += 1
+            self.seconds += time.thread_time() - self._began
 
 
 def main() -> None:

@@ -1,9 +1,11 @@
-"""The platform's heap after start: frozen out of the collector's full passes, thawed around a reload."""
+"""The platform's heap after start: frozen out of the collector's full passes, thawed around a reload, its young
+generation collected less often and its cyclic garbage still collected."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -14,9 +16,11 @@ from triggerfish.server import heap
 
 @pytest.fixture(autouse=True)
 def _thawed() -> Iterator[None]:
-    # The test process's own heap is frozen here: let the collector see it again afterwards.
+    # The test process's own heap is frozen here, and its thresholds set: let the collector see it again afterwards.
+    thresholds = gc.get_threshold()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 class _Cycle:
@@ -68,4 +72,19 @@ async def test_a_serving_platform_has_frozen_what_startup_built() -> None:
     await serve_until_stopped(server, stop, drain)  # type: ignore[arg-type]  # a stand-in for GatewayServer
     await watcher
     assert frozen[0] > 0
+    assert gc.get_threshold()[0] == heap.YOUNG_OBJECTS
     assert server.stopped
+
+
+def test_a_settled_heap_still_frees_cyclic_garbage_without_being_asked() -> None:
+    heap.settle()
+    assert gc.get_threshold()[0] == heap.YOUNG_OBJECTS > 700
+    gc.collect(0)  # the young count at zero: no pass can promote the cycle before it is garbage
+    garbage = _Cycle()
+    freed = weakref.ref(garbage)
+    del garbage  # a cycle: reference counting alone never frees it
+    assert freed() is not None
+    # Enough new containers for a young pass of the collector's own accord.
+    kept: list[list[int]] = [[] for _ in range(3 * heap.YOUNG_OBJECTS)]
+    assert freed() is None
+    assert len(kept) == 3 * heap.YOUNG_OBJECTS

@@ -154,7 +154,7 @@ async def bind(server: GatewayServer, host: str, port: int) -> bool:
 
 async def serve_until_stopped(server: GatewayServer, stop: asyncio.Event, drain: Callable[[], Awaitable[None]]) -> None:
     """Serve until `stop` is set (or the server ends), then stop accepting and `drain` what is in flight."""
-    heap.freeze()  # started: what startup built stays out of the collector's full passes
+    heap.settle()  # started: what startup built stays out of the full passes; young passes come less often
     try:
         stopped = asyncio.ensure_future(stop.wait())
         serving = asyncio.ensure_future(server.wait())
