@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
 
-from tests.services import POSTGRES_URL, drop_schema, require_postgres
+from tests.services import POSTGRES_URL
 from triggerfish.store import OutgoingMessage, open_store
 from triggerfish.store import _pg_queues as q
 from triggerfish.store._pg_schema import MIGRATIONS, SCHEMA_VERSION
 
 #: The version before this one, and the store's tables as it left them.
 EARLIER = SCHEMA_VERSION - 1
-
-
-@pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    require_postgres()
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    yield name
-    await drop_schema(name)
 
 
 async def test_messages_waiting_delayed_and_leased_at_the_earlier_version_all_come_through(schema: str) -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
 
-from tests.services import POSTGRES_URL, drop_schema, require_postgres
+from tests.services import POSTGRES_URL, require_postgres
 from triggerfish.errors import SchemaVersionError, StoreUnavailableError, UnknownStoreURLError
 from triggerfish.store import OutgoingMessage, Store, open_store
 from triggerfish.store._pg_engine import DatabaseClock
@@ -22,13 +20,6 @@ pytestmark = pytest.mark.usefixtures("postgres")
 @pytest.fixture
 def postgres() -> None:
     require_postgres()
-
-
-@pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    yield name
-    await drop_schema(name)
 
 
 def url(schema: str, **options: object) -> str:

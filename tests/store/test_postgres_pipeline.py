@@ -5,26 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.services import POSTGRES_URL, drop_schema, require_postgres
+from tests.services import POSTGRES_URL
 from triggerfish.errors import StoreError
 from triggerfish.store import OutgoingMessage, open_store
 from triggerfish.store import _pg_log as lg
 from triggerfish.store._pg_engine import Conn
 from triggerfish.store.atomic import Append, Put, Send
 from triggerfish.store.postgres import PostgresStore
-
-
-@pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    require_postgres()
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    yield name
-    await drop_schema(name)
 
 
 async def opened(schema: str, **options: object) -> PostgresStore:

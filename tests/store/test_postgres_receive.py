@@ -6,25 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.services import POSTGRES_URL, drop_schema, require_postgres
+from tests.services import POSTGRES_URL
 from triggerfish.store import OutgoingMessage, open_store
 from triggerfish.store import _pg_queues as q
 from triggerfish.store.postgres import PostgresStore
-
-
-@pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    require_postgres()
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    yield name
-    await drop_schema(name)
 
 
 class _Explaining:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +15,6 @@ from triggerfish.store import OutgoingMessage, QueueConfig, Store, _sqlite_ahead
 from triggerfish.store import sqlite as sqlite_module
 from triggerfish.store.atomic import Append, Put, Send
 from triggerfish.store.sqlite import SqliteQueues, SqliteStore
-
-
-@pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, Store]]:
-    """This process's store, and another node's on the same file."""
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    store = await open_store(url)
-    other = await open_store(url)
-    try:
-        assert isinstance(store, SqliteStore)
-        yield store, other
-    finally:
-        await other.close()
-        await store.close()
 
 
 async def _until_waiting(store: SqliteStore, queue: str, receives: int = 1) -> None:

@@ -4,27 +4,9 @@ the writer's queue takes what was sent while it waited, in the same commit."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
-
-from triggerfish.store import OutgoingMessage, Store, open_store
+from triggerfish.store import OutgoingMessage, Store
 from triggerfish.store.sqlite import SqliteStore
-
-
-@pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, Store]]:
-    """This process's store, and another node's on the same file."""
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    store = await open_store(url)
-    other = await open_store(url)
-    try:
-        assert isinstance(store, SqliteStore)
-        yield store, other
-    finally:
-        await other.close()
-        await store.close()
 
 
 async def test_a_receive_queued_before_a_send_in_one_commit_takes_what_it_sent(
