@@ -6,8 +6,10 @@ import textwrap
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import starlette.requests
 
 from triggerfish.gateway import GatewayServer
 from triggerfish.server.http import platform_asgi
@@ -61,3 +63,17 @@ async def serve_app(
 async def recorder(tmp_path: Path) -> AsyncIterator[Served]:
     async for served in serve_app(tmp_path, RECORDER_APP, body_timeout=0.5):
         yield served
+
+
+@pytest.fixture
+def framework_requests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the Starlette `Request`s built while a test runs: what a lean route must not build."""
+    built: list[str] = []
+    original = starlette.requests.Request.__init__
+
+    def counting(self: starlette.requests.Request, *args: Any, **kwargs: Any) -> None:
+        built.append(args[0]["path"])
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(starlette.requests.Request, "__init__", counting)
+    return built

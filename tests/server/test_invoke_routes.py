@@ -11,7 +11,6 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
-import starlette.requests
 
 from tests.server.test_control import Served, serving
 from tests.server.test_invoke_batch import APP, queued, records_of
@@ -166,16 +165,9 @@ async def test_the_lean_way_answers_as_the_operation_does(
 
 @MODULE_LOOP
 async def test_a_batch_over_the_socket_builds_no_framework_request_and_every_event_runs(
-    served: Served, monkeypatch: pytest.MonkeyPatch
+    served: Served, monkeypatch: pytest.MonkeyPatch, framework_requests: list[str]
 ) -> None:
-    built: list[str] = []
-    original = starlette.requests.Request.__init__
-
-    def counting(self: starlette.requests.Request, *args: Any, **kwargs: Any) -> None:
-        built.append(args[0]["path"])
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(starlette.requests.Request, "__init__", counting)
+    built = framework_requests
     answer = await served.api.post("/functions/work/invoke-batch", json={"events": [{"n": n} for n in range(30)]})
     assert answer.status_code == 202
     assert answer.headers["content-type"] == "application/json"
@@ -308,16 +300,9 @@ async def test_an_event_invoke_the_lean_way_answers_as_the_operation_does(
 
 @MODULE_LOOP
 async def test_event_invokes_over_the_socket_build_no_framework_request_and_each_runs(
-    served: Served, monkeypatch: pytest.MonkeyPatch
+    served: Served, monkeypatch: pytest.MonkeyPatch, framework_requests: list[str]
 ) -> None:
-    built: list[str] = []
-    original = starlette.requests.Request.__init__
-
-    def counting(self: starlette.requests.Request, *args: Any, **kwargs: Any) -> None:
-        built.append(args[0]["path"])
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(starlette.requests.Request, "__init__", counting)
+    built = framework_requests
     request_ids = []
     for n in range(10):
         answer = await served.api.post(

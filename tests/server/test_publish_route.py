@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import starlette.requests
 
 from tests.server.conftest import Served
 from tests.server.test_publish import STRUCTURED, event, stored
@@ -111,16 +110,9 @@ async def test_the_lean_way_answers_and_stores_as_the_operation_does(
 
 
 async def test_a_structured_publish_builds_no_framework_request(
-    recorder: Served, monkeypatch: pytest.MonkeyPatch
+    recorder: Served, framework_requests: list[str]
 ) -> None:
-    built: list[str] = []
-    original = starlette.requests.Request.__init__
-
-    def counting(self: starlette.requests.Request, *args: Any, **kwargs: Any) -> None:
-        built.append(args[0]["path"])
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(starlette.requests.Request, "__init__", counting)
+    built = framework_requests
     async with httpx.AsyncClient(base_url=recorder.url, timeout=10) as http:
         answer = await http.post("/-/events", content=orjson.dumps(event("lean-1")), headers=STRUCTURED)
         assert (answer.status_code, answer.json()) == (202, {"ids": ["lean-1"]})
