@@ -130,13 +130,16 @@ async def test_two_processes_writing_one_file_never_hand_out_one_version_twice(t
     other = textwrap.dedent(
         f"""
         import asyncio
+        import sys
         from triggerfish.store import open_store
         from triggerfish.store.atomic import Put
 
         async def main():
             store = await open_store("sqlite:///{path}")
-            print("ready", flush=True)
             for n in range({WRITES}):
+                if n == {WRITES} // 2:  # half done: the test writes now, then both at once
+                    print("half", flush=True)
+                    await asyncio.to_thread(sys.stdin.readline)
                 await store.atomic([Put("other", f"k{{n}}", b""), Put("other", f"s{{n}}", b"")])
             await store.close()
 
@@ -144,11 +147,19 @@ async def test_two_processes_writing_one_file_never_hand_out_one_version_twice(t
         """
     )
     try:
-        child = await asyncio.create_subprocess_exec(sys.executable, "-c", other, cwd=ROOT, stdout=subprocess.PIPE)
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", other, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert child.stdin is not None
         assert child.stdout is not None
-        assert await asyncio.wait_for(child.stdout.readline(), 30) == b"ready\n"
-        # Both write at once, a transaction per write (the busy timeout and BEGIN IMMEDIATE make them take turns).
-        mine = [(await store.kv.put_many("mine", [(f"k{n}", b"")]))[0] for n in range(WRITES)]
+        # The other process writes half its records, this one half of its own, then both write at once, a
+        # transaction per write (the busy timeout and BEGIN IMMEDIATE make them take turns): their versions
+        # interleave whatever the scheduler does, and in the second halves the two race.
+        assert await asyncio.wait_for(child.stdout.readline(), 60) == b"half\n"
+        mine = [(await store.kv.put_many("mine", [(f"k{n}", b"")]))[0] for n in range(WRITES // 2)]
+        child.stdin.write(b"go\n")
+        await child.stdin.drain()
+        mine += [(await store.kv.put_many("mine", [(f"k{n}", b"")]))[0] for n in range(WRITES // 2, WRITES)]
         assert await asyncio.wait_for(child.wait(), 60) == 0
         counter, everything = stored_versions(path)
         assert len(everything) == 3 * WRITES

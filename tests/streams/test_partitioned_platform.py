@@ -55,7 +55,11 @@ async def test_records_are_read_in_order_per_key_and_a_restart_resumes_from_the_
     await first.start()
     try:
         streams = first.sources.partitioned
-        await streams.put("readings", [({"device": "old", "n": -1}, None)])  # before `latest` ever read
+        await streams.put("readings", [({"device": "old", "n": -1}, None)])  # before `latest` ever read, mostly
+        # `latest` starts reading in the background when the platform starts: if it already had (a group on either
+        # partition once the put returned), its LATEST may lie before "old", which it then rightly reads.
+        groups = [await first.store.log.groups(partitioned_stream("readings", partition)) for partition in range(2)]
+        latest_had_read = any("fn.latest" in names for names in groups)
         await wait_for(lambda: len(lines(out)) == 1, seconds=40)
         # LATEST is where `latest` stood when it first read: wait until both its partitions have started.
         for partition in range(2):
@@ -64,10 +68,11 @@ async def test_records_are_read_in_order_per_key_and_a_restart_resumes_from_the_
         await streams.put("readings", [({"device": f"d{n % 5}", "n": n}, None) for n in range(100)])
         await wait_for(lambda: len(lines(out)) == 101, seconds=40)
         try:
-            await wait_for(lambda: len(late.read_text().split()) == 100 if late.exists() else False, seconds=40)
+            await wait_for(lambda: _latest_devices(late) == {f"d{d}": 20 for d in range(5)}, seconds=40)
         except AssertionError as exc:
-            # Seen once in 32 runs at load 14-17 on PostgreSQL (cause not found yet): say whether `latest` got
-            # fewer records than were put after it started (a LATEST placed late) or some twice (a batch retried).
+            # Say whether `latest` got fewer records than were put after it started (a LATEST placed late) or some
+            # twice (a batch retried). Seen once in 32 runs at load 14-17 on PostgreSQL, and once more (2026-12-07)
+            # with every record and "old" too: `latest` had read before "old" was put, now allowed for (above).
             got = Counter(late.read_text().split() if late.exists() else [])
             raise AssertionError(f"{exc}; `latest` wrote {got.total()} lines (20 a key wanted): {dict(got)}") from None
     finally:
@@ -86,4 +91,12 @@ async def test_records_are_read_in_order_per_key_and_a_restart_resumes_from_the_
     expected["d0"].append(100)
     expected["old"] = [-1]
     assert order == expected, "each record once, in order per key, across the restart"
-    assert "old" not in late.read_text().split(), "LATEST starts after what was there"
+    if not latest_had_read:
+        assert "old" not in late.read_text().split(), "LATEST starts after what was there"
+
+
+def _latest_devices(late: Path) -> dict[str, int]:
+    """How many records `latest` wrote per device, past "old" (which it reads only when it started before it)."""
+    got = Counter(late.read_text().split() if late.exists() else [])
+    got.pop("old", None)
+    return dict(got)
