@@ -42,9 +42,47 @@ def require_postgres() -> None:
 
 
 async def drop_schema(schema: str) -> None:
-    """Drop a schema a test made, with everything in it."""
+    """Drop a schema a test made, with everything in it.
+
+    A session left inside a transaction on the schema's tables (by a platform that did not close all its
+    connections) would hold the DROP forever: a hung test, which CI reports only as a crashed worker. So the
+    DROP waits for locks at most DROP_LOCK_WAIT seconds (stretched by load); then the sessions holding them are
+    ended, the schema dropped all the same, and the test fails naming them."""
     import psycopg
     from psycopg import sql
 
+    from tests.patience import scaled
+
+    drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
     async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as conn:
-        await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        await conn.execute(
+            sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{max(1, round(scaled(DROP_LOCK_WAIT) * 1000))}ms"))
+        )
+        try:
+            await conn.execute(drop)
+            return
+        except psycopg.errors.LockNotAvailable:
+            cursor = await conn.execute(_HOLDERS, (schema,))
+            holders = await cursor.fetchall()
+        for pid, *_ in holders:
+            await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        await conn.execute(drop)
+    described = "; ".join(
+        f"pid {pid} ({state}, application {application!r}, in a transaction for {age}): {query}"
+        for pid, state, application, age, query in holders
+    )
+    raise AssertionError(f"dropping schema {schema} waited for sessions still holding its tables: {described}")
+
+
+#: Seconds a test's DROP SCHEMA waits for locks before naming (and ending) the sessions that hold them.
+DROP_LOCK_WAIT = 30.0
+
+_HOLDERS = """
+SELECT DISTINCT activity.pid, activity.state, activity.application_name, now() - activity.xact_start,
+       left(activity.query, 300)
+FROM pg_locks AS held
+JOIN pg_class AS class ON class.oid = held.relation
+JOIN pg_namespace AS namespace ON namespace.oid = class.relnamespace
+JOIN pg_stat_activity AS activity ON activity.pid = held.pid
+WHERE namespace.nspname = %s AND held.granted AND held.pid <> pg_backend_pid()
+"""
