@@ -434,7 +434,8 @@ class SlotReader:
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):  # not wait_for: on 3.11 it can lose a cancellation
+                await self._stopping.wait()
 
 
 async def _no_wait(seconds: float) -> None:

@@ -108,7 +108,8 @@ async def install_in_box(
         if process.returncode is None:
             kill_box(process.pid)
             try:
-                await asyncio.wait_for(process.wait(), 5.0)
+                async with asyncio.timeout(5.0):
+                    await process.wait()
             except TimeoutError:
                 process.kill()
                 await process.wait()

@@ -196,7 +196,8 @@ class InProcessRunner:
         done: asyncio.Future[HandlerResult] = loop.create_future()
         _threads.submit(_call, spec.handler, event, context, handler_loop, output, loop, done)
         try:
-            result: HandlerResult | None = await asyncio.wait_for(asyncio.shield(done), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can lose a cancellation
+                result: HandlerResult | None = await asyncio.shield(done)
         except TimeoutError:
             result = None
             if handler_loop is not None:

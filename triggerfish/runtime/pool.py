@@ -410,7 +410,8 @@ class WorkerPool:
 
     async def _wait_ready(self, worker: WorkerProcess) -> None:
         try:
-            ready = await asyncio.wait_for(worker.connection.recv(), START_TIMEOUT)
+            async with asyncio.timeout(START_TIMEOUT):  # not wait_for: on 3.11 it can lose a cancellation
+                ready = await worker.connection.recv()
         except (TimeoutError, Exception) as exc:
             ready = None
             reason = f"{type(exc).__name__}: {exc}"

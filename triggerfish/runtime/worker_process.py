@@ -430,7 +430,8 @@ class WorkerProcess:
             status: int | None = None
             if self.exit_status is not None:
                 with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                    status = await asyncio.wait_for(asyncio.shield(self.exit_status), EXIT_REPORT_WAIT)
+                    async with asyncio.timeout(EXIT_REPORT_WAIT):
+                        status = await asyncio.shield(self.exit_status)
             message = describe_exit(status, started=self.pid is not None)
             if self.exit_status is not None and self.exit_status.cancelled():
                 message = "Runtime exited during the invocation: its app zygote died and took the worker with it"

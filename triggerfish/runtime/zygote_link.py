@@ -55,7 +55,8 @@ class AppZygoteLink:
             theirs.close()
         channel = ZygoteChannel(ours)
         try:
-            answer = await asyncio.wait_for(channel.recv(), LOAD_TIMEOUT)
+            async with asyncio.timeout(LOAD_TIMEOUT):  # not wait_for: on 3.11 it can lose a cancellation
+                answer = await channel.recv()
         except TimeoutError:
             channel.close()
             raise AppLoadError(f"{self.load.target}: importing the app took longer than {LOAD_TIMEOUT:g} s") from None

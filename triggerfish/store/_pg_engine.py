@@ -39,7 +39,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 import psycopg
@@ -176,6 +176,25 @@ class Engine:
                 await task
         await self.pool.close()
 
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Conn]:
+        """A pooled connection (within `connect_timeout`), for one task's use; a cancellation of that task that
+        came while it waited is never lost.
+
+        psycopg_pool waits for a free connection with `asyncio.wait_for`, which on Python 3.11 returns the
+        connection when it was handed over in the same turn as the task's cancellation, and drops the
+        cancellation (fixed in 3.12). The task then goes on as if never cancelled, with `cancelling()` still
+        counting the request, and every `asyncio.timeout` it enters afterwards takes its own expiry for that
+        request and hides it as a timeout: a receive loop stopped that way ran on for good (seen: a node's
+        workflow timers, and with them `Host.stop`, hung until the test's timeout). A count that rose across
+        the wait is such a lost cancellation: it is raised here, the connection going back to the pool."""
+        task = asyncio.current_task()
+        before = 0 if task is None else task.cancelling()
+        async with self.pool.connection(timeout=self.connect_timeout) as conn:
+            if task is not None and task.cancelling() > before:
+                raise asyncio.CancelledError
+            yield conn
+
     # --- transactions -----------------------------------------------------------------------
 
     async def run(
@@ -213,7 +232,7 @@ class Engine:
                 raise StoreClosedError(f"the store {self.where} is closed; open it again with open_store()")
             committing = False
             try:
-                async with self.pool.connection(timeout=self.connect_timeout) as conn:
+                async with self.connection() as conn:
                     if not transaction:
                         return await fn(conn, *args)
                     began = time.perf_counter()
@@ -292,7 +311,7 @@ class Engine:
             while self._pending_notifies and not self.closed:
                 payloads, self._pending_notifies = sorted(self._pending_notifies), set()
                 try:
-                    async with self.pool.connection(timeout=self.connect_timeout) as conn:
+                    async with self.connection() as conn:
                         await conn.execute(_NOTIFY, (self.channel, payloads))
                 except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                     # A lost hint costs other nodes one poll interval, nothing more.
@@ -325,7 +344,7 @@ class Engine:
         while not self.closed:
             await asyncio.sleep(VACUUM_INTERVAL)
             try:
-                async with self.pool.connection(timeout=self.connect_timeout) as conn:
+                async with self.connection() as conn:
                     cursor = await conn.execute(
                         "SELECT relname FROM pg_stat_user_tables WHERE schemaname = %s AND n_dead_tup > %s"
                         " AND relname = ANY(%s)",
@@ -358,7 +377,7 @@ class Engine:
         # pg_stats has a row per analyzed column: none on a table never analyzed, or analyzed while empty.
         has_statistics = "SELECT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = %s AND tablename = %s)"
         try:
-            async with self.pool.connection(timeout=self.connect_timeout) as conn:
+            async with self.connection() as conn:
                 cursor = await conn.execute(has_statistics, (self.schema, table))
                 row = await cursor.fetchone()
                 if not (row and row[0]):
@@ -374,7 +393,7 @@ class Engine:
         while not self.closed:
             await asyncio.sleep(MAINTENANCE_INTERVAL)
             try:
-                async with self.pool.connection(timeout=self.connect_timeout) as conn:
+                async with self.connection() as conn:
                     await self.clock.measure(conn)
                     now = self.clock()
                     await conn.execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= %s", (now,))

@@ -45,6 +45,12 @@ class Notifier:
 async def wait_any(event: asyncio.Event, seconds: float) -> None:
     # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
     # arrives together with the wake-up, and a dispatcher waiting here would never stop.
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        # The task was asked to stop and something on its way here lost the CancelledError (3.11's wait_for, in
+        # a library). asyncio.timeout would take each of its own expiries for that request and hide it as a
+        # timeout, so a loop of long-polls would never stop: honour the request before waiting.
+        raise asyncio.CancelledError
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             await event.wait()
