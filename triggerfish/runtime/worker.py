@@ -34,6 +34,7 @@ from typing import Any, NoReturn, Protocol
 
 import orjson
 
+from triggerfish._wakeups import no_wakeup_preemption
 from triggerfish.errors import InvocationError, ProtocolError
 from triggerfish.identity import function_name
 from triggerfish.model import FunctionSpec
@@ -151,6 +152,8 @@ def become_worker(
     code = 0
     try:
         os.setsid()
+        # Woken by the platform's event loop for each request: wait for a free core, not take the loop's.
+        no_wakeup_preemption()
         address_space = None if memory_cgroup is not None else spawn.memory_bytes
         unenforced = limits.apply_in_child(address_space, spawn.max_processes, cgroup is not None)
         if tmp_mount is not None:  # in a box: the server made the tmpfs, the worker attaches it
