@@ -34,7 +34,6 @@ from typing import Any, NoReturn, Protocol
 
 import orjson
 
-from triggerfish._wakeups import no_wakeup_preemption
 from triggerfish.errors import InvocationError, ProtocolError
 from triggerfish.identity import function_name
 from triggerfish.model import FunctionSpec
@@ -57,6 +56,7 @@ from triggerfish.runtime.protocol import (
     send_frame,
     start_marker,
 )
+from triggerfish.runtime.wakeups import no_wakeup_preemption
 
 #: The largest result a handler may return, in bytes of JSON (Lambda's limit for a synchronous invocation).
 MAX_RESPONSE = 6 * 1024 * 1024

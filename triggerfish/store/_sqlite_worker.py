@@ -45,7 +45,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from triggerfish._wakeups import no_wakeup_preemption
 from triggerfish.errors import StoreClosedError, StoreError, StoreFullError
 
 T = TypeVar("T")
@@ -150,9 +149,6 @@ class Worker:
         await asyncio.to_thread(self._thread.join)
 
     def _run(self) -> None:
-        # Woken by the event loop once per turn that gave it work: wait for a free core, not take the loop's (which
-        # holds the GIL this thread needs anyway).
-        no_wakeup_preemption()
         try:
             while True:
                 with self._lock:
