@@ -56,7 +56,6 @@ from triggerfish.runtime.protocol import (
     send_frame,
     start_marker,
 )
-from triggerfish.runtime.wakeups import no_wakeup_preemption
 
 #: The largest result a handler may return, in bytes of JSON (Lambda's limit for a synchronous invocation).
 MAX_RESPONSE = 6 * 1024 * 1024
@@ -152,8 +151,6 @@ def become_worker(
     code = 0
     try:
         os.setsid()
-        # Woken by the platform's event loop for each request: wait for a free core, not take the loop's.
-        no_wakeup_preemption()
         address_space = None if memory_cgroup is not None else spawn.memory_bytes
         unenforced = limits.apply_in_child(address_space, spawn.max_processes, cgroup is not None)
         if tmp_mount is not None:  # in a box: the server made the tmpfs, the worker attaches it
