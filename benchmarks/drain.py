@@ -10,9 +10,13 @@ dispatcher, queues INVOCATIONS invocations (`invoke_async_many`, 500 per write),
 and times until every invocation ran, was recorded and acknowledged. The process's user and system CPU over
 the drain (every thread of it: the event loop and the store's threads; the workers are other processes),
 divided by the invocations, is close to independent of the machine's load; the rate is not (on PostgreSQL, the
-CPU of the store's backends too, read from /proc: the server must run on this machine). `--tree` runs
+CPU of the store's backends too, read from /proc: the server must run on this machine). The platform runs as
+`triggerfish dev` runs it: the interpreter's switch interval set as the served platform sets it
+(`triggerfish.cli.serving.SWITCH_INTERVAL`: how long the event loop may wait for the GIL held by the store's
+threads) and the heap settled once started (`triggerfish.server.heap`). `--tree` runs
 each round in a child process with another source tree first on PYTHONPATH, the trees taking turns, for a
-before/after in one run. `--profile FILE` writes a cProfile of one drain (the event loop's thread only).
+before/after in one run (each tree runs its own copy of this module: give the trees the same one).
+`--profile FILE` writes a cProfile of one drain (the event loop's thread only).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ async def drain_once(invocations: int, work: Path, store_url: str | None = None)
     SQLite in `work`): seconds, and CPU seconds."""
     from benchmarks.apps.async_app import DONE_FILE
     from triggerfish.observe.metrics import Metrics
+    from triggerfish.server import heap
     from triggerfish.server.platform import Platform
 
     app_dir = work / "app"
@@ -51,6 +56,9 @@ async def drain_once(invocations: int, work: Path, store_url: str | None = None)
     platform.keep_inputs = True
     Metrics().watch(platform)
     await platform.start()
+    # As `triggerfish dev` runs it: the heap settled once started (a raised young GC threshold), and the switch
+    # interval the served platform sets (`_child`), so the drain's GIL hand-offs are the served platform's.
+    heap.settle()
     try:
         dispatcher = platform.current.invoker.dispatcher
         await dispatcher.stop()
@@ -75,6 +83,7 @@ async def drain_once(invocations: int, work: Path, store_url: str | None = None)
         preempted = _sleeps(["/proc/self/status"], "nonvoluntary_ctxt_switches:") - preempted_before
     finally:
         await platform.stop(drain=False)
+        heap.thaw()
     if _size(marker) != 20 + invocations:
         raise RuntimeError(f"{_size(marker) - 20} of {invocations} invocations ran")
     return {
@@ -148,6 +157,9 @@ def _size(path: Path) -> int:
 
 def _child(invocations: int, profile: str | None, on_postgres: bool) -> None:
     from benchmarks import postgres
+    from triggerfish.cli.serving import SWITCH_INTERVAL
+
+    sys.setswitchinterval(SWITCH_INTERVAL)
 
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-drain-"))
