@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tests.patience import scaled
 from tests.runtime.conftest import app, eventually, request
 from triggerfish.errors import FunctionNotFoundError, ThrottledError
 from triggerfish.runtime import protocol
@@ -74,6 +75,10 @@ async def test_each_function_runs_in_its_own_processes(runner: ProcessRunner) ->
 
 
 async def test_min_warm_workers_are_started_ahead_of_the_first_invocation(runner: ProcessRunner) -> None:
+    # The runner starts them in the background as it starts: on a loaded machine (or first in its xdist worker,
+    # just after the module's runner started) the invocation must come once one is up, not while it boots.
+    await eventually(lambda: runner.stats("warm")["idle"] >= 1, scaled(30))
+    assert runner.stats("warm")["idle"] >= 1, "the min_warm worker never came up"
     outcome = await runner.run(request("warm"))
     assert outcome.ok
     assert not outcome.cold_start
