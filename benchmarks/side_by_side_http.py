@@ -32,7 +32,9 @@ from benchmarks.wrk import run_wrk
 HERE = Path(__file__).resolve().parents[1]
 
 
-def _dev(tree: Path, loop: str, port: int, work: Path) -> list[str]:
+def dev_command(tree: Path, loop: str, port: int, work: Path) -> list[str]:
+    """`triggerfish dev` serving the HTTP benchmark's app on `port` under `loop`, its data in `work` (the tree
+    is chosen by the caller's PYTHONPATH)."""
     app = str(HERE / "benchmarks" / "apps" / "http_app.py")
     data = str(work / f"{tree.name}-{loop}-{port}")
     dev = ["triggerfish", "dev", app, "--port", str(port), "--no-reload", "--quiet", "--data-dir", data]
@@ -59,7 +61,7 @@ def main() -> None:
                 for name, tree in trees.items():
                     key = f"{name}-{loop}"
                     children[key], port = serve_on_free_port(
-                        lambda port, tree=tree, loop=loop: _dev(tree, loop, port, work),  # type: ignore[misc]
+                        lambda port, tree=tree, loop=loop: dev_command(tree, loop, port, work),  # type: ignore[misc]
                         lambda port: f"http://127.0.0.1:{port}{PATH}",
                         log=work / f"{key}.log",
                         cwd=tree,

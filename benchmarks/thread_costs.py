@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from pathlib import Path
 from benchmarks.bench_http import CONNECTIONS, PATH
 from benchmarks.measure import load_average
 from benchmarks.processes import Child, serve_on_free_port
+from benchmarks.side_by_side_http import dev_command
 from benchmarks.wrk import run_wrk
 
 HERE = Path(__file__).resolve().parents[1]
@@ -142,13 +142,6 @@ def describe(task: Task, requests: int) -> str:
     )
 
 
-def _dev(tree: Path, loop: str, port: int, work: Path) -> list[str]:
-    app = str(HERE / "benchmarks" / "apps" / "http_app.py")
-    data = str(work / f"{tree.name}-{port}")
-    dev = ["triggerfish", "dev", app, "--port", str(port), "--no-reload", "--quiet", "--data-dir", data]
-    return [sys.executable, "-m", "benchmarks.launch", "--loop", loop, *dev]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tree", action="append", type=Path, help="a source tree to run the platform from")
@@ -165,7 +158,7 @@ def main() -> None:
         try:
             for number, tree in enumerate(trees):
                 child, port = serve_on_free_port(
-                    lambda port, tree=tree: _dev(tree, args.loop, port, work),  # type: ignore[misc]
+                    lambda port, tree=tree: dev_command(tree, args.loop, port, work),  # type: ignore[misc]
                     lambda port: f"http://127.0.0.1:{port}{PATH}",
                     log=work / f"{number}.log",
                     cwd=tree,
