@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,13 @@ def request(function: str, event: Any = None, **fields: Any) -> InvokeRequest:
     """An InvokeRequest with a fresh request id."""
     fields.setdefault("request_id", f"req-{next(_ids)}")
     return InvokeRequest(function=function, event=event, **fields)
+
+
+def tmp_tops_of_this_interpreter() -> set[str]:
+    """The top directories under /tmp holding this interpreter or its import path (a checkout or a virtualenv
+    made in /tmp): a worker's private /tmp binds them back, so its listing shows them beside the app's own."""
+    paths = [sys.prefix, *sys.path]
+    return {real.split("/")[2] for real in map(os.path.realpath, filter(None, paths)) if real.startswith("/tmp/")}
 
 
 def app(name: str) -> str:

@@ -288,12 +288,14 @@ def purge(c: sqlite3.Connection, queue: str) -> int:
 def stats(c: sqlite3.Connection, queue: str, now: float) -> QueueStats:
     cutoff = now - load_config(c, queue).retention
     visible, delayed, in_flight, oldest, next_visible = c.execute(
-        "SELECT coalesce(SUM(visible_at <= ?1), 0),"
-        " coalesce(SUM(visible_at > ?1 AND receipt IS NULL), 0),"
-        " coalesce(SUM(visible_at > ?1 AND receipt IS NOT NULL), 0),"
-        " MIN(sent_at), MIN(CASE WHEN visible_at > ?1 AND receipt IS NULL THEN visible_at END)"
-        " FROM messages WHERE queue = ?2 AND sent_at > ?3",
-        (now, queue, cutoff),
+        # Named parameters: numbered ones (`?1`) bound from a sequence are deprecated from Python 3.12 and an
+        # error from 3.14.
+        "SELECT coalesce(SUM(visible_at <= :now), 0),"
+        " coalesce(SUM(visible_at > :now AND receipt IS NULL), 0),"
+        " coalesce(SUM(visible_at > :now AND receipt IS NOT NULL), 0),"
+        " MIN(sent_at), MIN(CASE WHEN visible_at > :now AND receipt IS NULL THEN visible_at END)"
+        " FROM messages WHERE queue = :queue AND sent_at > :cutoff",
+        {"now": now, "queue": queue, "cutoff": cutoff},
     ).fetchone()
     return QueueStats(visible, delayed, in_flight, None if oldest is None else max(0.0, now - oldest), next_visible)
 
