@@ -213,9 +213,18 @@ async def receive(
 #: the candidates `receive` would rather remove (past the retention, or due for the dead-letter queue) and, only when
 #: there are none, leasing them all. The queue's config is read in the statement; an unconfigured queue's defaults
 #: come as a parameter. Receipts are the message id and 16 hex digits of a random UUID's MD5.
+#:
+#: Its commit does not wait for the write-ahead log to reach the disk (`synchronous_commit` off for this statement's
+#: own transaction, set in `cfg`, which every other part reads, so it runs before the commit): that wait was a
+#: flush per lease, the largest cost of a lease. What a server crash can then lose is only leases (and their
+#: receive counts) committed in the last moments (`wal_writer_delay`): their messages come back visible and are
+#: delivered again, as after a lease that ran out. It can never lose an acknowledgement or a record that depends on
+#: the lease: the log is flushed in order, so a durable commit after this one (the settle that records and
+#: acknowledges the invocation) makes this one durable too.
 _LEASE_AT_ONCE = f"""
 WITH cfg AS (
-    SELECT coalesce((SELECT config::jsonb FROM queues WHERE name = %(queue)s), %(defaults)s::jsonb) AS c
+    SELECT coalesce((SELECT config::jsonb FROM queues WHERE name = %(queue)s), %(defaults)s::jsonb) AS c,
+        set_config('synchronous_commit', 'off', true) AS async_commit
 ), head AS (
     SELECT seq, sent_at, receive_count, visible_at FROM messages
     WHERE queue = %(queue)s AND ready AND visible_at <= %(now)s
