@@ -13,6 +13,12 @@ One record per attempt, written twice, each copy suited to one question:
 Retention: the key-value copy expires on its own (a ttl); the log streams
 are trimmed to the same age as records are written and read.
 
+An attempt that carries a trace also has an entry in the trace index
+(namespace `triggerfish.traces`, key `t/<trace id>/<span id>`), written in
+the same write with the same ttl: a pointer to its key-value copy (its request
+id and attempt), from which a trace's reader builds the span
+(triggerfish.observe.spans.invocation_span_pointer).
+
 The input an invocation was given is kept beside its records when the
 function keeps inputs (`keep_inputs`, triggerfish.runtime.inputs): one
 document per invocation under key `i/<request id>` of the records'
@@ -56,7 +62,7 @@ from triggerfish.names import (
     TRACES_NAMESPACE,
     record_stream,
 )
-from triggerfish.observe.spans import invocation_span_entry
+from triggerfish.observe.spans import invocation_span_pointer
 from triggerfish.runtime.background_writes import BackgroundWrites
 from triggerfish.runtime.inputs import KeptInput, keep_input, read_input
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest
@@ -439,7 +445,8 @@ class InvocationRecords:
         writer = self._writers.get(stream)
         if writer is None:
             writer = self._writers[stream] = BatchWriter(functools.partial(self._write, stream))
-        await writer.submit((_by_request(record.request_id, record.attempt), body, invocation_span_entry(record), kept))
+        key = record_key(record.request_id, record.attempt)
+        await writer.submit((key, body, invocation_span_pointer(record), kept))
         self.stored((record,))
         await self.trim_when_due()
 
@@ -448,9 +455,9 @@ class InvocationRecords:
         by_stream: dict[str, list[_Entry]] = {}
         for record in records:
             entry = (
-                _by_request(record.request_id, record.attempt),
+                record_key(record.request_id, record.attempt),
                 encode_record(record),
-                invocation_span_entry(record),
+                invocation_span_pointer(record),
                 None,
             )
             by_stream.setdefault(record_stream(record.function), []).append(entry)
@@ -472,11 +479,11 @@ class InvocationRecords:
             body = encode_record(record)
             by_stream.setdefault(record_stream(record.function), []).append(body)
             puts.append(
-                Put(INVOCATIONS_NAMESPACE, _by_request(record.request_id, record.attempt), body, ttl=self.retention)
+                Put(INVOCATIONS_NAMESPACE, record_key(record.request_id, record.attempt), body, ttl=self.retention)
             )
         spans = [
             Put(TRACES_NAMESPACE, *entry, ttl=self.retention)
-            for entry in map(invocation_span_entry, records)
+            for entry in map(invocation_span_pointer, records)
             if entry is not None
         ]
         inputs = [Put(INVOCATIONS_NAMESPACE, _input_key(key), doc, ttl=self.retention) for key, doc in kept]
@@ -530,7 +537,7 @@ class InvocationRecords:
             raise InvalidInputError(f"a request id is a non-empty string without '/', not {request_id!r}")
         await self.settled()
         found = await self.store.kv.scan(INVOCATIONS_NAMESPACE, prefix=f"r/{request_id}/", limit=10_000)
-        return [_decode(r.value) for r in found]
+        return [decode_record(r.value) for r in found]
 
     async def query(
         self,
@@ -575,7 +582,7 @@ class InvocationRecords:
         while True:
             page = await log.read(stream, after=after, since=since, until=read_until, limit=_PAGE)
             for raw in page:
-                record = _decode(raw.data)
+                record = decode_record(raw.data)
                 if status is not None and record.status != status:
                     continue
                 if since is not None and record.started_at < since:
@@ -591,7 +598,8 @@ class InvocationRecords:
         return [s for s in await self.store.log.streams() if s.startswith(RECORD_STREAM_PREFIX)]
 
 
-def _by_request(request_id: str, attempt: int) -> str:
+def record_key(request_id: str, attempt: int) -> str:
+    """Where an attempt's record is in the records' key-value namespace (`INVOCATIONS_NAMESPACE`)."""
     return f"r/{request_id}/{attempt:05d}"
 
 
@@ -600,10 +608,11 @@ def _input_key(request_id: str) -> str:
     return f"i/{request_id}"
 
 
-#: What a record becomes in the store: its key, its JSON, its span's entry in the trace index (if it has one), and
+#: What a record becomes in the store: its key, its JSON, its span's pointer in the trace index (if it has one), and
 #: its invocation's input (if kept).
 _Entry = tuple[str, bytes, "tuple[str, bytes] | None", "KeptInput | None"]
 
 
-def _decode(raw: bytes) -> InvocationRecord:
+def decode_record(raw: bytes) -> InvocationRecord:
+    """A record as `encode_record` (or an earlier version, writing every field) stored it."""
     return InvocationRecord(**orjson.loads(raw))
