@@ -143,6 +143,9 @@ def test_bad_retention_is_refused(retention: object) -> None:
         InvocationRecords(None, retention=retention, clock=Clock(0))  # type: ignore[arg-type]
 
 
+KEPT = b'{"size":7,"redacted":[],"truncated":false,"event":{"n":1}}'
+
+
 async def test_records_given_to_add_soon_together_are_one_commit_and_readable_after_settled(tmp_path: Path) -> None:
     store = await open_store(f"sqlite:///{tmp_path}/s.db")
     try:
@@ -152,9 +155,7 @@ async def test_records_given_to_add_soon_together_are_one_commit_and_readable_af
         )
         commits = store.write_stats.batches  # type: ignore[attr-defined]
         for n in range(20):
-            records.add_soon(
-                make("a" if n % 2 else "b", f"r{n}", 1000.0 + n), ("r0", b'{"kept":1}') if n == 0 else None
-            )
+            records.add_soon(make("a" if n % 2 else "b", f"r{n}", 1000.0 + n), ("r0", KEPT) if n == 0 else None)
         await records.settled()
         # One transaction for all twenty (both copies, spans and the kept input): the writer woke once for them.
         assert store.write_stats.batches == commits + 1  # type: ignore[attr-defined]
@@ -163,7 +164,7 @@ async def test_records_given_to_add_soon_together_are_one_commit_and_readable_af
         found = await records.get("r7")
         assert found is not None
         assert found.function == "a"
-        assert await store.kv.get("invocations", "i/r0") is not None
+        assert await records.input("r0") == {**orjson.loads(KEPT), "rerunnable": True}
     finally:
         await store.close()
 

@@ -8,14 +8,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from tests.backends import platform_store
 from tests.cluster.test_nodes_in_process import eventually
 from tests.server.conftest import Served, serve_app
 from triggerfish.errors import InvalidInputError
-from triggerfish.observe.spans import Span
+from triggerfish.names import INVOCATIONS_NAMESPACE, TRACES_NAMESPACE
+from triggerfish.observe.spans import Span, invocation_span, record_pointer
 from triggerfish.observe.traces import check_trace_id, ordered, summaries, waterfall
+from triggerfish.runtime.records import decode_record, record_key
 
 CHAIN_APP = """
 import triggerfish
@@ -120,6 +123,40 @@ async def test_a_request_without_traceparent_starts_a_trace_and_unknown_ids_are_
         assert missing.json()["error"]["code"] == "TraceNotFound"
         bad = await http.get("/-/api/v1/traces/NOT-A-TRACE")
         assert bad.status_code == 400
+
+
+async def test_the_api_gives_the_same_trace_from_pointers_as_from_full_spans(chain: Served) -> None:
+    """The entries this version writes (pointers to the records) and the ones earlier versions wrote (each span's
+    JSON) give the same trace through the control API, which `triggerfish traces` and the dashboard read."""
+    async with httpx.AsyncClient(base_url=chain.url) as http:
+        trace_id = (await http.post("/orders", json={}, headers={"traceparent": CALLER})).json()["trace"]
+
+        async def delivered() -> bool:
+            answer = await http.get(f"/-/api/v1/traces/{trace_id}")
+            return answer.status_code == 200 and any(s["name"] == "deliver" for s in answer.json()["spans"])
+
+        await eventually(delivered, 30)
+        new = (await http.get(f"/-/api/v1/traces/{trace_id}")).json()
+        new_invocations = (await http.get("/-/api/v1/invocations", params={"trace_id": trace_id})).json()
+
+        # Each pointer rewritten as the version before wrote the entry: the span's JSON.
+        store = chain.platform.store
+        rewritten = 0
+        for entry in await store.kv.scan(TRACES_NAMESPACE, prefix=f"t/{trace_id}/"):
+            pointer = record_pointer(entry.value)
+            if pointer is not None:
+                record = await store.kv.get(INVOCATIONS_NAMESPACE, record_key(*pointer))
+                assert record is not None
+                span = invocation_span(decode_record(record.value))
+                await store.kv.put(TRACES_NAMESPACE, entry.key, orjson.dumps(span), ttl=3600)
+                rewritten += 1
+        old = (await http.get(f"/-/api/v1/traces/{trace_id}")).json()
+        old_invocations = (await http.get("/-/api/v1/invocations", params={"trace_id": trace_id})).json()
+
+    assert rewritten == 3  # place, ship, deliver (the publish and send were full spans already)
+    assert [s["name"] for s in new["spans"]] == ["place", "publish default", "ship", "send parcels", "deliver"]
+    assert new == old
+    assert new_invocations == old_invocations
 
 
 def span(name: str, span_id: str, parent: str | None, start: float, end: float, status: str = "ok") -> Span:

@@ -1,5 +1,9 @@
 """Reading traces back: a trace's spans from the trace index, recent traces from the invocation records, and the
-waterfall `triggerfish traces` draws (pure, apart from the two reads).
+waterfall `triggerfish traces` draws (pure, apart from the reads).
+
+The trace index holds two kinds of entry: a span's JSON (a handler's publish or send, a handler's own span, a
+workflow step, and an invocation attempt written by an earlier version), and a pointer to an invocation attempt's
+record (what this version writes for every attempt), whose span is built from the record here.
 
     spans = await trace_spans(store, "4bf92f3577b34da6a3ce929d0e0e4736")
     print("\\n".join(waterfall(spans)))
@@ -7,6 +11,7 @@ waterfall `triggerfish traces` draws (pure, apart from the two reads).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,14 +20,16 @@ from typing import Any
 import orjson
 
 from triggerfish.errors import InvalidInputError
-from triggerfish.names import TRACES_NAMESPACE
-from triggerfish.observe.spans import Span
-from triggerfish.runtime.records import InvocationRecord
+from triggerfish.names import INVOCATIONS_NAMESPACE, TRACES_NAMESPACE
+from triggerfish.observe.spans import Span, invocation_span, record_pointer
+from triggerfish.runtime.records import InvocationRecord, decode_record, record_key
 from triggerfish.store import Store
 
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 #: Spans of one trace read at most (a trace is one chain of work; a fan-out to thousands is cut here).
 MAX_SPANS = 10_000
+#: Records read at once for a trace's pointers.
+_READS_AT_ONCE = 64
 
 
 def check_trace_id(value: object) -> str:
@@ -35,8 +42,34 @@ def check_trace_id(value: object) -> str:
 async def trace_spans(store: Store, trace_id: str) -> list[Span]:
     """Every span of the trace still kept, in the order they started (parents before children at equal times)."""
     found = await store.kv.scan(TRACES_NAMESPACE, prefix=f"t/{check_trace_id(trace_id)}/", limit=MAX_SPANS)
-    spans = [Span.from_dict(orjson.loads(record.value)) for record in found]
+    spans: list[Span] = []
+    pointers: list[tuple[str, int]] = []
+    for entry in found:
+        pointer = record_pointer(entry.value)
+        if pointer is None:
+            spans.append(Span.from_dict(orjson.loads(entry.value)))
+        else:
+            pointers.append(pointer)
+    spans.extend(await _pointed_spans(store, pointers))
     return ordered(spans)
+
+
+async def _pointed_spans(store: Store, pointers: list[tuple[str, int]]) -> list[Span]:
+    """The spans of the records `pointers` name. A record that is gone is left out, as its span's entry would
+    be: the pointer and the record are written in one write with one ttl, so one outlives the other only for the
+    moment between the expiry sweep's deletes (or a pointer read in the sweep's window); the trace then shows
+    what is still kept, which is what it promises."""
+    spans: list[Span] = []
+    for first in range(0, len(pointers), _READS_AT_ONCE):
+        chunk = pointers[first : first + _READS_AT_ONCE]
+        found = await asyncio.gather(
+            *(store.kv.get(INVOCATIONS_NAMESPACE, record_key(request_id, attempt)) for request_id, attempt in chunk)
+        )
+        for kept in found:
+            span = None if kept is None else invocation_span(decode_record(kept.value))
+            if span is not None:
+                spans.append(span)
+    return spans
 
 
 def ordered(spans: Sequence[Span]) -> list[Span]:

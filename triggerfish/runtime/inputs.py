@@ -8,9 +8,9 @@ An invocation's record says what it did; its input is what the dashboard's
 invocations show` need to say what it was given. It is kept under the
 function's `keep_inputs` setting (on under `triggerfish dev`, off under
 `serve` unless the app turns it on: inputs hold whatever the callers
-sent, personal data included), one document per invocation beside its
-records (triggerfish.runtime.records), with their retention, so it is
-trimmed with them.
+sent, personal data included), one document per invocation inside its
+records' key-value copies (triggerfish.runtime.records), with their
+retention, so it is trimmed with them.
 
 Bounded: at most `INPUT_CAP` bytes of the event's JSON are kept. A larger
 event keeps its first `INPUT_CAP` bytes as text, flagged `truncated`, and
@@ -74,6 +74,11 @@ def read_input(document: bytes) -> dict[str, Any]:
     """A stored input as the API shows it: `event` (None when `truncated`: then `text` has its beginning),
     `size` (bytes of the whole event's JSON), `truncated`, `redacted` (the fields replaced), `rerunnable`."""
     kept: dict[str, Any] = orjson.loads(document)
+    return shown_input(kept)
+
+
+def shown_input(kept: dict[str, Any]) -> dict[str, Any]:
+    """A stored input already parsed (from inside its record's row) as the API shows it: see `read_input`."""
     kept.setdefault("event", None)
     kept["rerunnable"] = not kept["truncated"]
     return kept

@@ -13,10 +13,19 @@ One record per attempt, written twice, each copy suited to one question:
 Retention: the key-value copy expires on its own (a ttl); the log streams
 are trimmed to the same age as records are written and read.
 
-The input an invocation was given is kept beside its records when the
-function keeps inputs (`keep_inputs`, triggerfish.runtime.inputs): one
-document per invocation under key `i/<request id>` of the records'
-namespace, written in the same put as its record and expiring with it.
+An attempt that carries a trace also has an entry in the trace index
+(namespace `triggerfish.traces`, key `t/<trace id>/<span id>`), written in
+the same write with the same ttl: a pointer to its key-value copy (its request
+id and attempt), from which a trace's reader builds the span
+(triggerfish.observe.spans.invocation_span_pointer).
+
+The input an invocation was given is kept with its records when the
+function keeps inputs (`keep_inputs`, triggerfish.runtime.inputs): inside
+the key-value copy of the attempt's record, as its last field `kept_input`
+(not in the log's copy), so it costs no row, index entry or expiry entry of
+its own and expires with the record. Earlier versions kept it in a row of its
+own, key `i/<request id>`, which is still read; so is an input too large to
+share its record's row (the store's limit on a value), which is written so.
 
 A record is stored as a JSON object without the fields that hold their defaults (no error, no HTTP
 route, nothing consumed, ...: `encode_record`): about 30% fewer bytes in each copy, and every reader,
@@ -56,9 +65,9 @@ from triggerfish.names import (
     TRACES_NAMESPACE,
     record_stream,
 )
-from triggerfish.observe.spans import invocation_span_entry
+from triggerfish.observe.spans import invocation_span_pointer
 from triggerfish.runtime.background_writes import BackgroundWrites
-from triggerfish.runtime.inputs import KeptInput, keep_input, read_input
+from triggerfish.runtime.inputs import KeptInput, keep_input, read_input, shown_input
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest
 from triggerfish.store import Store
 from triggerfish.store.atomic import Append, Op, Put
@@ -395,10 +404,23 @@ class InvocationRecords:
         return keep_input(request) if keep else None
 
     async def input(self, request_id: str) -> dict[str, Any] | None:
-        """The kept input of an invocation (triggerfish.runtime.inputs.read_input), or None: not kept, or expired."""
+        """The kept input of an invocation (triggerfish.runtime.inputs.read_input), or None: not kept, or expired.
+
+        Found in its latest attempt's record that holds one, or in a row of its own (earlier versions', or one
+        too large to share its record's)."""
         await self.settled()
+        rows = await self.store.kv.scan(INVOCATIONS_NAMESPACE, prefix=f"r/{request_id}/", limit=10_000)
+        for row in reversed(rows):
+            document = orjson.loads(row.value).get(_INPUT_FIELD)
+            if isinstance(document, dict):
+                return shown_input(document)
         found = await self.store.kv.get(INVOCATIONS_NAMESPACE, _input_key(request_id))
         return None if found is None else read_input(found.value)
+
+    def _fits(self, body: bytes, document: bytes) -> bool:
+        """Whether a record and its input fit in one key-value row (far the common case: inputs are cut at 64 KiB,
+        values may have 1 MiB)."""
+        return len(body) + len(document) + _INPUT_OVERHEAD <= self.store.kv.max_record_bytes
 
     def add_soon(self, record: InvocationRecord, kept: KeptInput | None = None) -> None:
         """Store a record in the background: the sync path answers its caller without waiting for the commit.
@@ -439,7 +461,8 @@ class InvocationRecords:
         writer = self._writers.get(stream)
         if writer is None:
             writer = self._writers[stream] = BatchWriter(functools.partial(self._write, stream))
-        await writer.submit((_by_request(record.request_id, record.attempt), body, invocation_span_entry(record), kept))
+        key = record_key(record.request_id, record.attempt)
+        await writer.submit((key, body, invocation_span_pointer(record), kept))
         self.stored((record,))
         await self.trim_when_due()
 
@@ -448,9 +471,9 @@ class InvocationRecords:
         by_stream: dict[str, list[_Entry]] = {}
         for record in records:
             entry = (
-                _by_request(record.request_id, record.attempt),
+                record_key(record.request_id, record.attempt),
                 encode_record(record),
-                invocation_span_entry(record),
+                invocation_span_pointer(record),
                 None,
             )
             by_stream.setdefault(record_stream(record.function), []).append(entry)
@@ -468,18 +491,29 @@ class InvocationRecords:
         messages)."""
         by_stream: dict[str, list[bytes]] = {}
         puts: list[Op] = []
+        # Each input goes into its record's key-value copy; one whose record is not here goes alone.
+        inputs_of = dict(kept) if kept else None
         for record in records:
             body = encode_record(record)
             by_stream.setdefault(record_stream(record.function), []).append(body)
+            value = body
+            if inputs_of is not None:
+                document = inputs_of.get(record.request_id)
+                if document is not None and self._fits(body, document):
+                    value = _with_input(body, document)
+                    del inputs_of[record.request_id]
             puts.append(
-                Put(INVOCATIONS_NAMESPACE, _by_request(record.request_id, record.attempt), body, ttl=self.retention)
+                Put(INVOCATIONS_NAMESPACE, record_key(record.request_id, record.attempt), value, ttl=self.retention)
             )
         spans = [
             Put(TRACES_NAMESPACE, *entry, ttl=self.retention)
-            for entry in map(invocation_span_entry, records)
+            for entry in map(invocation_span_pointer, records)
             if entry is not None
         ]
-        inputs = [Put(INVOCATIONS_NAMESPACE, _input_key(key), doc, ttl=self.retention) for key, doc in kept]
+        inputs = [
+            Put(INVOCATIONS_NAMESPACE, _input_key(key), document, ttl=self.retention)
+            for key, document in (inputs_of or {}).items()
+        ]
         return [*(Append(stream, bodies) for stream, bodies in by_stream.items()), *puts, *spans, *inputs]
 
     def stored(self, records: Sequence[InvocationRecord]) -> None:
@@ -502,9 +536,15 @@ class InvocationRecords:
         """Both copies of a batch of records, and their spans in the trace index: one append and one put each for
         all of them, written concurrently."""
         spans = [span for _, _, span, _ in batch if span is not None]
-        # Inputs go in the records' own put (keys `i/<request id>`): no store call of their own.
-        puts = [(key, body) for key, body, _, _ in batch]
-        puts += [(_input_key(kept[0]), kept[1]) for _, _, _, kept in batch if kept is not None]
+        # Inputs go in their records' key-value copies (or, too large to share a row, in the same put).
+        puts: list[tuple[str, bytes]] = []
+        for key, body, _, kept in batch:
+            if kept is not None and self._fits(body, kept[1]):
+                puts.append((key, _with_input(body, kept[1])))
+            else:
+                puts.append((key, body))
+                if kept is not None:
+                    puts.append((_input_key(kept[0]), kept[1]))
         await asyncio.gather(
             self.store.log.append_many(stream, [body for _, body, _, _ in batch]),
             self.store.kv.put_many(INVOCATIONS_NAMESPACE, puts, ttl=self.retention),
@@ -530,7 +570,7 @@ class InvocationRecords:
             raise InvalidInputError(f"a request id is a non-empty string without '/', not {request_id!r}")
         await self.settled()
         found = await self.store.kv.scan(INVOCATIONS_NAMESPACE, prefix=f"r/{request_id}/", limit=10_000)
-        return [_decode(r.value) for r in found]
+        return [decode_record(r.value) for r in found]
 
     async def query(
         self,
@@ -575,7 +615,7 @@ class InvocationRecords:
         while True:
             page = await log.read(stream, after=after, since=since, until=read_until, limit=_PAGE)
             for raw in page:
-                record = _decode(raw.data)
+                record = decode_record(raw.data)
                 if status is not None and record.status != status:
                     continue
                 if since is not None and record.started_at < since:
@@ -591,7 +631,8 @@ class InvocationRecords:
         return [s for s in await self.store.log.streams() if s.startswith(RECORD_STREAM_PREFIX)]
 
 
-def _by_request(request_id: str, attempt: int) -> str:
+def record_key(request_id: str, attempt: int) -> str:
+    """Where an attempt's record is in the records' key-value namespace (`INVOCATIONS_NAMESPACE`)."""
     return f"r/{request_id}/{attempt:05d}"
 
 
@@ -600,10 +641,26 @@ def _input_key(request_id: str) -> str:
     return f"i/{request_id}"
 
 
-#: What a record becomes in the store: its key, its JSON, its span's entry in the trace index (if it has one), and
+#: What a record becomes in the store: its key, its JSON, its span's pointer in the trace index (if it has one), and
 #: its invocation's input (if kept).
 _Entry = tuple[str, bytes, "tuple[str, bytes] | None", "KeptInput | None"]
 
 
-def _decode(raw: bytes) -> InvocationRecord:
-    return InvocationRecord(**orjson.loads(raw))
+def decode_record(raw: bytes) -> InvocationRecord:
+    """A record as `encode_record` (or an earlier version, writing every field) stored it; a key-value copy's
+    kept input (`_with_input`) is not part of it."""
+    document = orjson.loads(raw)
+    document.pop(_INPUT_FIELD, None)
+    return InvocationRecord(**document)
+
+
+#: The field of a record's key-value copy that holds its invocation's kept input (no record field has the name).
+_INPUT_FIELD = "kept_input"
+_INPUT_JOIN = b',"' + _INPUT_FIELD.encode() + b'":'
+_INPUT_OVERHEAD = len(_INPUT_JOIN)
+
+
+def _with_input(body: bytes, document: bytes) -> bytes:
+    """A record's JSON (an object, from `encode_record`) with its kept input's document as its last field: joined
+    as bytes, neither parsed nor encoded again."""
+    return body[:-1] + _INPUT_JOIN + document + b"}"

@@ -39,7 +39,7 @@ from starlette.responses import Response, StreamingResponse
 from triggerfish._json import dumps
 from triggerfish.errors import StoreClosedError
 from triggerfish.names import RECORD_STREAM_PREFIX, record_stream
-from triggerfish.runtime.records import InvocationRecord, InvocationRecords
+from triggerfish.runtime.records import InvocationRecords, decode_record
 from triggerfish.server.control_io import ApiError, json_response, listed, platform_of
 from triggerfish.server.keys import ApiKeys, presented_key
 from triggerfish.server.log_lines import LEVELS, LogFilter, LogLine, level_name, since_time
@@ -110,7 +110,7 @@ class LogReader:
             start = max(0, end - page)
             found = await self.log.read(stream, after=start, since=wanted.since, limit=end - start)
             inside = [raw for raw in found if raw.offset <= end]
-            lines = [line for raw in inside for line in wanted.lines(_decode(raw.data))]
+            lines = [line for raw in inside for line in wanted.lines(decode_record(raw.data))]
             pages.append(lines)
             count += len(lines)
             if len(inside) < end - start:
@@ -196,7 +196,7 @@ class LogFollow:
                 if not found:
                     continue
                 after = found[-1].offset
-                lines = [line for raw in found for line in self.wanted.lines(_decode(raw.data))]
+                lines = [line for raw in found for line in self.wanted.lines(decode_record(raw.data))]
                 if lines:
                     await self._queue.put(lines)
         except StoreClosedError:
@@ -368,10 +368,6 @@ async def _known_function(platform: Platform, function: str) -> None:
         "FunctionNotFound",
         f"no function named {function!r} is declared or has logs; the app declares: {listed(platform.current.specs)}",
     )
-
-
-def _decode(raw: bytes) -> InvocationRecord:
-    return InvocationRecord(**orjson.loads(raw))
 
 
 class _Level(Schema):

@@ -1,0 +1,121 @@
+"""A kept input rides in its record's key-value row (no row of its own); inputs that earlier versions kept in a row
+of their own (`i/<request id>`) still read, and so does one too large to share its record's row. On a real SQLite
+file and a real PostgreSQL (CI)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.backends import platform_store
+from triggerfish.names import INVOCATIONS_NAMESPACE
+from triggerfish.runtime.inputs import keep_input, read_input
+from triggerfish.runtime.records import InvocationRecord, InvocationRecords, encode_record, record_key
+from triggerfish.runtime.types import InvokeRequest
+from triggerfish.store import Store, open_store
+from triggerfish.store.atomic import Put
+
+EVENT = {"order": "o-1", "items": [{"sku": "net", "quantity": 2}], "note": "ring twice"}
+RECORD = InvocationRecord(
+    request_id="0193a1b2c3d4-kept",
+    function="place",
+    version="1",
+    trigger="direct",
+    attempt=1,
+    status="succeeded",
+    started_at=1_765_000_000.25,
+    ended_at=1_765_000_000.2513,
+    duration_ms=1.3,
+    billed_duration_ms=2,
+    memory_mb=128,
+    gb_seconds=0.00025,
+    trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+    span_id="00f067aa0ba902b7",
+)
+
+
+def kept(event: object = EVENT) -> tuple[str, bytes]:
+    found = keep_input(InvokeRequest(RECORD.request_id, RECORD.function, event))
+    assert found is not None
+    return found
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    async with platform_store(request.param) as url:
+        store = await open_store(url or f"sqlite:///{tmp_path / 'store.db'}")
+        try:
+            yield store
+        finally:
+            await store.close()
+
+
+def records_of(store: Store) -> InvocationRecords:
+    return InvocationRecords(store, clock=lambda: RECORD.started_at)
+
+
+async def keys(store: Store) -> list[str]:
+    return [row.key for row in await store.kv.scan(INVOCATIONS_NAMESPACE, prefix="")]
+
+
+async def test_an_input_kept_in_a_row_of_its_own_by_an_earlier_version_reads_back(store: Store) -> None:
+    # As the version before wrote it: the record's key-value copy, and the input under `i/<request id>`.
+    request_id, document = kept()
+    await store.atomic(
+        [
+            Put(INVOCATIONS_NAMESPACE, record_key(request_id, 1), encode_record(RECORD), ttl=3600),
+            Put(INVOCATIONS_NAMESPACE, f"i/{request_id}", document, ttl=3600),
+        ]
+    )
+    records = records_of(store)
+    assert await records.input(request_id) == read_input(document)
+    assert (await records.input(request_id) or {})["event"] == EVENT
+    assert await records.get(request_id) == RECORD
+
+
+@pytest.mark.parametrize("path", ["add_soon", "add"])
+async def test_an_input_is_kept_in_its_records_row_and_reads_back(store: Store, path: str) -> None:
+    records = records_of(store)
+    if path == "add_soon":  # the sync path's batches
+        records.add_soon(RECORD, kept())
+        await records.settled()
+    else:  # a throttled or expired attempt's, or an async failure's
+        await records.add(RECORD, kept())
+    assert await keys(store) == [record_key(RECORD.request_id, 1)]  # one row, no `i/` row beside it
+    shown = await records.input(RECORD.request_id)
+    assert shown == read_input(kept()[1])
+    assert shown is not None
+    assert shown["event"] == EVENT
+    assert shown["rerunnable"] is True
+    # The record reads as it was given: the input is not a field of it.
+    assert await records.attempts(RECORD.request_id) == [RECORD]
+    assert [r.request_id for r in await records.query()] == [RECORD.request_id]
+
+
+async def test_each_attempt_keeps_the_input_and_the_latest_is_shown(store: Store) -> None:
+    records = records_of(store)
+    second = replace(RECORD, attempt=2, started_at=RECORD.started_at + 1, ended_at=RECORD.ended_at + 1)
+    await records.add(replace(RECORD, status="failed", error={"errorType": "E"}), kept({"try": 1}))
+    await records.add(second, kept({"try": 2}))
+    assert (await records.input(RECORD.request_id) or {})["event"] == {"try": 2}
+    assert [r.attempt for r in await records.attempts(RECORD.request_id)] == [1, 2]
+
+
+@pytest.mark.parametrize("path", ["add_soon", "add"])
+async def test_an_input_too_large_to_share_its_records_row_keeps_a_row_of_its_own(store: Store, path: str) -> None:
+    store.kv.max_record_bytes = 3000  # so that the record and this input fit alone but not together
+    large = kept({"note": "x" * 2700})
+    assert len(large[1]) < 3000 < len(large[1]) + len(encode_record(RECORD))
+    records = records_of(store)
+    if path == "add_soon":
+        records.add_soon(RECORD, large)
+        await records.settled()
+    else:
+        await records.add(RECORD, large)
+    assert sorted(await keys(store)) == [f"i/{RECORD.request_id}", record_key(RECORD.request_id, 1)]
+    assert (await records.input(RECORD.request_id) or {})["event"] == orjson.loads(large[1])["event"]
+    assert await records.get(RECORD.request_id) == RECORD
