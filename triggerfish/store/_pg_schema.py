@@ -21,7 +21,7 @@ from psycopg import AsyncConnection, sql
 
 from triggerfish.errors import SchemaVersionError, UnknownStoreURLError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: A schema name: lower-case so that it needs no quoting anywhere.
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -140,8 +140,16 @@ DROP INDEX messages_by_id;
 ALTER INDEX messages_by_id_first RENAME TO messages_by_id;
 """
 
+# No table changes: version 4 marks what the platform stores in them. An invocation attempt's entry in the trace
+# index is a pointer to its record, and its kept input rides in the record's key-value row (docs/architecture.md,
+# rec13). A node that knows only version 3 would fail on both forms, so it must refuse to start on this schema (as
+# on any newer one) instead of serving beside the nodes that write them.
+_VERSION_4 = """
+SELECT 'version 4: records'' trace pointers and kept inputs (no table changes)';
+"""
+
 #: The statements that take a schema from version N - 1 to N.
-MIGRATIONS: dict[int, str] = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3}
+MIGRATIONS: dict[int, str] = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3, 4: _VERSION_4}
 
 
 def check_schema_name(url: str, schema: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from triggerfish.errors import SchemaVersionError, StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: How long a connection waits for another process's lock before it fails.
 BUSY_TIMEOUT_MS = 10_000
@@ -108,8 +108,16 @@ CREATE TABLE IF NOT EXISTS log_claims (
 ) WITHOUT ROWID;
 """
 
+# No table changes: version 3 marks what the platform stores in them. An invocation attempt's entry in the trace
+# index is a pointer to its record, and its kept input rides in the record's key-value row (docs/architecture.md,
+# rec13). A Triggerfish that knows only version 2 would fail on both forms, so it must refuse the file, as it refuses
+# any newer one, instead of opening it.
+_VERSION_3 = """
+-- version 3: records' trace pointers and kept inputs (no table changes)
+"""
+
 #: The script that takes a file from version N - 1 to N.
-MIGRATIONS: dict[int, str] = {1: _VERSION_1, 2: _VERSION_2}
+MIGRATIONS: dict[int, str] = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3}
 
 
 def connect(path: str, *, migrate: bool = True) -> sqlite3.Connection:
