@@ -9,9 +9,10 @@ calls the platform's ASGI app (`server.http.platform_asgi`, as `dev` serves it) 
 requests of BATCH events, one at a time, after 20 to warm up. Prints the process's CPU per invocation (every
 thread: the event loop and the store's writer), and with `--instructions` the instructions per invocation
 under callgrind (collection switched on around the counted requests only; repeatable within a few percent
-under any load, where the CPU is not). The async benchmark's end-to-end figure is this and the drain
-(`benchmarks.drain`) sharing one event loop and one writer. `--tree` runs each round in a child process with
-another source tree first on PYTHONPATH, the trees taking turns, for a before/after in one run.
+under any load, where the CPU is not), for every thread and for the event loop's thread alone. The async
+benchmark's end-to-end figure is this and the drain (`benchmarks.drain`) sharing one event loop and one writer.
+`--tree` runs each round in a child process with another source tree first on PYTHONPATH, the trees taking
+turns, for a before/after in one run.
 """
 
 from __future__ import annotations
@@ -127,10 +128,17 @@ def _run_tree(tree: Path, requests: int, batch: int, count_instructions: bool) -
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     with tempfile.TemporaryDirectory(prefix="bench-enqueue-cg-") as tmp:
         out = Path(tmp) / "callgrind.out"
-        prefix = [valgrind, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
-        run_in_tree([*prefix, *command, "--instructions"], tree, "the enqueue")
-        totals = [line for line in out.read_text().splitlines() if line.startswith(("totals:", "summary:"))]
-        return {"instructions": int(totals[-1].split()[1]) / invocations}
+        prefix = [valgrind, "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes"]
+        run_in_tree([*prefix, f"--callgrind-out-file={out}", *command, "--instructions"], tree, "the enqueue")
+        # One file per thread (`callgrind.out-01`, ...); thread 1 is the main thread, the platform's event loop.
+        by_thread = {path.name.rsplit("-", 1)[-1]: _total(path) for path in Path(tmp).glob("callgrind.out-*")}
+        return {"instructions": sum(by_thread.values()) / invocations, "loop": by_thread["01"] / invocations}
+
+
+def _total(path: Path) -> int:
+    """The instructions a callgrind output file counted."""
+    totals = [line for line in path.read_text().splitlines() if line.startswith(("totals:", "summary:"))]
+    return int(totals[-1].split()[1]) if totals else 0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -148,21 +156,30 @@ def main(argv: list[str] | None = None) -> None:
     trees = [tree.resolve() for tree in args.tree or [ROOT]]
     what = "instructions" if args.instructions else "cpu_us"
     figures: dict[Path, list[float]] = {tree: [] for tree in trees}
+    loop: dict[Path, list[float]] = {tree: [] for tree in trees}
     for _ in range(args.rounds):
         for tree in trees:
-            figures[tree].append(_run_tree(tree, args.requests, args.batch, args.instructions)[what])
+            result = _run_tree(tree, args.requests, args.batch, args.instructions)
+            figures[tree].append(result[what])
+            if "loop" in result:
+                loop[tree].append(result["loop"])
     unit = "instructions" if args.instructions else "CPU µs (every thread)"
     sent = "Invoke of type Event" if args.batch == 1 else f"invoke-batch of {args.batch}"
     print(f"### Enqueue per invocation: {unit}, {sent}, {args.requests} requests a round")
     print(f"\nLoad average (1 min) at the end: {os.getloadavg()[0]:.1f}.\n")
+    if args.instructions:
+        print("| tree | every thread, by round | median | the event loop's thread, by round | median |")
+        print("|---|---|---:|---|---:|")
+        for tree, values in figures.items():
+            shown, on_loop = (", ".join(f"{value:,.0f}" for value in row) for row in (values, loop[tree]))
+            medians = statistics.median(values), statistics.median(loop[tree])
+            print(f"| `{tree}` | {shown} | {medians[0]:,.0f} | {on_loop} | {medians[1]:,.0f} |")
+        return
     print("| tree | by round | median |")
     print("|---|---|---:|")
     for tree, values in figures.items():
-        shown = ", ".join(f"{value:,.0f}" if args.instructions else f"{value:.1f}" for value in values)
-        median = statistics.median(values)
-        print(
-            f"| `{tree}` | {shown} | {median:,.0f} |" if args.instructions else f"| `{tree}` | {shown} | {median:.1f} |"
-        )
+        shown = ", ".join(f"{value:.1f}" for value in values)
+        print(f"| `{tree}` | {shown} | {statistics.median(values):.1f} |")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from triggerfish.errors import (
 from triggerfish.runtime import invocation_message
 from triggerfish.runtime.inprocess import InProcessRunner
 from triggerfish.runtime.invocation_message import RawJSON
-from triggerfish.runtime.invoke import Invoker, new_request_id
+from triggerfish.runtime.invoke import Invoker, new_request_id, new_request_ids
 from triggerfish.store import Message, Store, open_store
 
 app = App("shop")
@@ -278,6 +278,11 @@ async def test_invoke_async_many_queues_every_event_in_order_and_each_runs(invok
         ([{"items": 1}, {"bad": {1, 2}}], {}, InvalidInputError, "^event 1: invoke_async"),
         ([{"items": 1}, {"pad": "x" * 100}], {"max_event_bytes": 50}, InvalidInputError, "^event 1: its JSON is 110 "),
         ([{"items": 1}], {"trigger": ""}, InvalidInputError, "trigger"),
+        # NaN and infinities beside a null or the word in a string: orjson writes them as null, so no text tells them
+        # apart from a null that was given; each is refused all the same.
+        ([{"items": 1}, {"note": None, "x": float("nan")}], {}, InvalidInputError, "^event 1: invoke_async.*nan"),
+        ([{"s": "null", "v": [1.0, float("inf")]}], {}, InvalidInputError, "^event 0: invoke_async.*inf"),
+        ([{"items": 1}, [None, (2, float("-inf"))]], {}, InvalidInputError, "^event 1: invoke_async.*inf"),
     ],
 )
 async def test_invoke_async_many_is_all_or_nothing(
@@ -310,6 +315,52 @@ async def test_invoke_async_many_queues_what_message_makes_of_each_event(invoker
         )
     for message in received:
         await store.queues.ack("fn.quote", message.receipt)
+
+
+async def test_invoke_async_many_queues_nulls_as_given(invoker: Invoker, store: Store) -> None:
+    events = [None, {"note": None}, ["null", None, 1.5]]
+    await invoker.invoke_async_many("quote", events)
+    received = await store.queues.receive("fn.quote", max_messages=10)
+    assert [m.body for m in received] == [b"null", b'{"note":null}', b'["null",null,1.5]']
+    for message in received:
+        await store.queues.ack("fn.quote", message.receipt)
+
+
+def test_first_attempts_write_the_envelope_encode_writes_for_each_function_and_request_id() -> None:
+    # The envelope's shared part is laid out once and each message's request id and function put in front of it:
+    # the text must be `encode`'s, also for names JSON must escape and when the functions alternate.
+    parent = f"00-{'ab' * 16}-{'cd' * 8}-01"
+    consumed = {"cloudevents.event_id": 'e-"1"'}
+    for trigger, traceparent, hops, enqueued_at, given in [
+        ("event", parent, 2, 1765000000.125, consumed),
+        ("async", None, 0, 1.0, None),
+    ]:
+        first = invocation_message.FirstAttempts(trigger, traceparent, hops, enqueued_at, given)
+        for request_id, function in [("r-1", "ship"), ('r-"2"', 'odd\\"name'), ("r-3", "ship"), ("r-4", "é")]:
+            made = first.message(request_id, function, b"{}")
+            invocation = invocation_message.Invocation(
+                request_id, function, b"{}", trigger, enqueued_at, traceparent, hops, [], given
+            )
+            assert made.attributes == invocation_message.encode(invocation).attributes
+            received = Message("fn." + function, "m", "r", made.body, made.attributes, None, None, 1, 0.0, 0.0, 0.0)
+            assert invocation_message.decode(received) == invocation
+
+
+def test_a_batchs_request_ids_are_distinct_uuid7s_that_start_with_the_time() -> None:
+    before = time.time_ns() // 1_000_000
+    batches = [new_request_ids(1000) for _ in range(3)]  # 10,000 random bytes each: more than the pool holds
+    after = time.time_ns() // 1_000_000
+    found = [request_id for batch in batches for request_id in batch]
+    assert len(set(found)) == len(found) == 3000
+    assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).version == 7 for i in found)
+    assert all(uuid.UUID(i).variant == uuid.RFC_4122 for i in found)
+    assert all(before <= int(i.replace("-", "")[:12], 16) <= after for i in found)
+    # Their random parts are random: every hex digit appears in each position that is not fixed.
+    for position in [*range(15, 18), *range(20, 23), *range(24, 36)]:
+        assert len({i[position] for i in found}) == 16
+    assert {i[19] for i in found} == set("89ab")  # the variant's digit: two random bits
+    time.sleep(0.002)
+    assert all(earlier < later for earlier in found for later in new_request_ids(3))
 
 
 async def test_invoke_async_many_refuses_an_event_over_the_stores_limit_by_its_index(

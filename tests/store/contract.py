@@ -165,6 +165,11 @@ class QueueContract(StoreContract):
         assert [uuid.UUID(message_id).version for message_id in ids] == [7, 7, 7]
         assert len(set(ids)) == 3
         assert all(ids[0] < later_id for later_id in ids[1:])
+        # A write's ids are drawn together (SQLite): more of them than one draw from the randomness pool covers.
+        many = [result.message_id for result in await store.queues.send_many("jobs", [OutgoingMessage(b"m")] * 500)]
+        assert len(set(many)) == 500
+        assert all(uuid.UUID(i).hex == i and uuid.UUID(i).version == 7 for i in many)
+        assert all(uuid.UUID(i).variant == uuid.RFC_4122 and ids[0] < i for i in many)
 
     async def test_leased_message_is_hidden_until_the_lease_ends(self, store: Store) -> None:
         await store.queues.send("jobs", b"work")

@@ -227,26 +227,23 @@ class Invoker:
         first = invocation_message.FirstAttempts(_check_trigger(trigger), traceparent, 0, self.clock())
         limit = self.store.queues.max_record_bytes
         messages: list[OutgoingMessage] = []
-        request_ids: list[str] = []
-        queue = function_queue(function)
+        request_ids = new_request_ids(len(events))
         for index, event in enumerate(events):
-            request_id = new_request_id()
             try:
-                message = first.message(request_id, function, _encoded(function, event))
+                message = first.message(request_ids[index], function, _encoded(function, event))
             except InvalidInputError as exc:
                 raise InvalidInputError(f"event {index}: {exc}") from None
             # Checked here, not by the store: one bad message would fail the whole batch.
-            checked = self._within_limit(function, message, limit)
-            if isinstance(checked, InvalidInputError):
-                raise InvalidInputError(f"event {index}: {checked}")
+            weight = invocation_message.size(message)
+            if weight > limit:
+                raise InvalidInputError(f"event {index}: {_over_limit(function, weight, limit)}")
             if max_event_bytes is not None and len(message.body) > max_event_bytes:
                 raise InvalidInputError(
                     f"event {index}: its JSON is {len(message.body)} bytes, over the limit of {max_event_bytes} bytes"
                     " of one asynchronous invocation; pass a reference to large data instead"
                 )
             messages.append(message)
-            request_ids.append(request_id)
-        await self.store.queues.send_many(queue, messages)
+        await self.store.queues.send_many(function_queue(function), messages)
         return request_ids
 
     async def _enqueue(
@@ -379,10 +376,7 @@ class Invoker:
         """The queue and message, or the error when the message is over the store's `limit`."""
         weight = invocation_message.size(message)
         if weight > limit:
-            return InvalidInputError(
-                f"invoke_async({function!r}): the invocation is {weight} bytes, over the store's limit of {limit}"
-                " bytes; pass a reference to large data instead"
-            )
+            return _over_limit(function, weight, limit)
         return function_queue(function), message
 
     # --- running the dispatcher --------------------------------------------------------------
@@ -423,6 +417,11 @@ def new_request_id() -> str:
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
+def new_request_ids(count: int) -> list[str]:
+    """`count` request ids as `new_request_id` makes them, drawn at once for a batch (`_random.uuid7_texts`)."""
+    return _random.uuid7_texts(count)
+
+
 def check_destinations(runner: Runner) -> None:
     """Every `function:` destination must name a declared function; raises DeclarationError naming both."""
     names = set(runner.functions())
@@ -442,6 +441,14 @@ def _unknown(function: object, known: Iterable[str]) -> FunctionNotFoundError:
     """What invoking `function`, which the app does not declare, raises."""
     names = ", ".join(sorted(known)) or "none"
     return FunctionNotFoundError(f"no function named {function!r}; the app declares: {names}")
+
+
+def _over_limit(function: str, weight: int, limit: int) -> InvalidInputError:
+    """What queueing an invocation of `weight` bytes (event and envelope) over the store's `limit` raises."""
+    return InvalidInputError(
+        f"invoke_async({function!r}): the invocation is {weight} bytes, over the store's limit of {limit}"
+        " bytes; pass a reference to large data instead"
+    )
 
 
 def _encoded(function: str, event: Any) -> bytes:

@@ -314,8 +314,7 @@ def sweep_dedup(c: sqlite3.Connection, now: float) -> None:
 def _new_ids(count: int) -> Iterator[str]:
     """`count` time-ordered (version 7) UUIDs in hex: sent at the end of the `(queue, id)` index and acknowledged
     from its start, rather than each on a page of its own (triggerfish._random says why)."""
-    for _ in range(count):
-        yield _random.uuid7_hex()
+    yield from _random.uuid7_texts(count, "")
 
 
 def _group_exists(c: sqlite3.Connection, queue: str, group: str) -> bool:

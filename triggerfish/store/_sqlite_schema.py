@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from triggerfish.errors import SchemaVersionError, StoreError
+from triggerfish.store import _sqlite_binding
 
 SCHEMA_VERSION = 3
 
@@ -131,6 +132,7 @@ def connect(path: str, *, migrate: bool = True) -> sqlite3.Connection:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create the directory for the store file {path}: {exc}") from exc
+    _sqlite_binding.install()
     try:
         # isolation_level=None: transactions are ours (BEGIN IMMEDIATE ... COMMIT), never implicit.
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
