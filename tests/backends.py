@@ -64,6 +64,18 @@ class OnPostgres:
 
 
 @contextlib.asynccontextmanager
+async def opened_store(backend: str, tmp_path: Path) -> AsyncIterator[Store]:
+    """A store of `backend` ("sqlite": a file under `tmp_path`; "postgresql": a schema of its own, dropped after),
+    opened, and closed after."""
+    async with platform_store(backend) as url:
+        store = await open_store(url or f"sqlite:///{tmp_path / 'store.db'}")
+        try:
+            yield store
+        finally:
+            await store.close()
+
+
+@contextlib.asynccontextmanager
 async def platform_store(backend: str, pool_size: int = 4) -> AsyncIterator[str | None]:
     """The `store_url` a platform test runs on for `backend`: None (the platform's own SQLite file) for
     "sqlite"; for "postgres" (or "postgresql"), a schema of the test's own on the test PostgreSQL, dropped after."""

@@ -7,24 +7,15 @@ from dataclasses import replace
 import orjson
 import pytest
 
+from tests.sample_records import sample_record
 from triggerfish.observe.spans import invocation_span, invocation_span_pointer, record_pointer, span_key
 from triggerfish.runtime.records import InvocationRecord
 
-BASE = InvocationRecord(
+BASE = sample_record(
     request_id="5f0c1f6e-6f8e-4c52-9d7e-0b6f1f6b2a11",
     function="hello",
     version="3",
     trigger="http",
-    attempt=1,
-    status="succeeded",
-    started_at=1_765_000_000.25,
-    ended_at=1_765_000_000.2513,
-    duration_ms=1.3,
-    billed_duration_ms=2,
-    memory_mb=128,
-    gb_seconds=0.00025,
-    trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
-    span_id="00f067aa0ba902b7",
     http_route="GET /hello/{name}",
     http_status=200,
 )

@@ -10,32 +10,23 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.backends import platform_store
+from tests.backends import opened_store
+from tests.sample_records import sample_record
 from triggerfish.names import INVOCATIONS_NAMESPACE, TRACES_NAMESPACE
 from triggerfish.observe.spans import Span, invocation_span, producer_span, record_pointer, span_key
 from triggerfish.observe.traces import ordered, trace_spans
 from triggerfish.runtime.records import InvocationRecord, InvocationRecords, encode_record, record_key
-from triggerfish.store import Store, open_store
+from triggerfish.store import Store
 from triggerfish.store.atomic import Put
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-ROOT = InvocationRecord(
+ROOT = sample_record(
     request_id="0193a1b2c3d4-root",
-    function="place",
     version="3",
     trigger="http",
-    attempt=1,
-    status="succeeded",
-    started_at=1_765_000_000.25,
-    ended_at=1_765_000_000.2513,
-    duration_ms=1.3,
-    billed_duration_ms=2,
-    memory_mb=128,
-    gb_seconds=0.00025,
     cold_start=True,
     init_duration_ms=4.5,
     trace_id=TRACE,
-    span_id="00f067aa0ba902b7",
     parent_span_id="b7ad6b7169203331",
     http_route="POST /orders",
     http_status=200,
@@ -98,12 +89,8 @@ RECORDS = [ROOT, *SHIP, DELIVER]
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async with platform_store(request.param) as url:
-        store = await open_store(url or f"sqlite:///{tmp_path / 'store.db'}")
-        try:
-            yield store
-        finally:
-            await store.close()
+    async with opened_store(request.param, tmp_path) as opened:
+        yield opened
 
 
 def old_writes(records: list[InvocationRecord], retention: float) -> list[Put]:

@@ -11,31 +11,17 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.backends import platform_store
+from tests.backends import opened_store
+from tests.sample_records import sample_record
 from triggerfish.names import INVOCATIONS_NAMESPACE
 from triggerfish.runtime.inputs import keep_input, read_input
-from triggerfish.runtime.records import InvocationRecord, InvocationRecords, encode_record, record_key
+from triggerfish.runtime.records import InvocationRecords, encode_record, record_key
 from triggerfish.runtime.types import InvokeRequest
-from triggerfish.store import Store, open_store
+from triggerfish.store import Store
 from triggerfish.store.atomic import Put
 
 EVENT = {"order": "o-1", "items": [{"sku": "net", "quantity": 2}], "note": "ring twice"}
-RECORD = InvocationRecord(
-    request_id="0193a1b2c3d4-kept",
-    function="place",
-    version="1",
-    trigger="direct",
-    attempt=1,
-    status="succeeded",
-    started_at=1_765_000_000.25,
-    ended_at=1_765_000_000.2513,
-    duration_ms=1.3,
-    billed_duration_ms=2,
-    memory_mb=128,
-    gb_seconds=0.00025,
-    trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
-    span_id="00f067aa0ba902b7",
-)
+RECORD = sample_record(request_id="0193a1b2c3d4-kept")
 
 
 def kept(event: object = EVENT) -> tuple[str, bytes]:
@@ -46,12 +32,8 @@ def kept(event: object = EVENT) -> tuple[str, bytes]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async with platform_store(request.param) as url:
-        store = await open_store(url or f"sqlite:///{tmp_path / 'store.db'}")
-        try:
-            yield store
-        finally:
-            await store.close()
+    async with opened_store(request.param, tmp_path) as opened:
+        yield opened
 
 
 def records_of(store: Store) -> InvocationRecords:
