@@ -476,7 +476,10 @@ app = App("shop")
 
 @app.on_queue("jobs", timeout=60)
 def work(event, context):
-    Path(sys.argv[2]).write_text(event["Records"][0]["messageId"])
+    # Written whole, then renamed: the test must never read a marker that exists but is still empty.
+    part = Path(sys.argv[2] + ".part")
+    part.write_text(event["Records"][0]["messageId"])
+    part.rename(sys.argv[2])
     time.sleep(60)  # killed long before this ends
 
 async def main():
