@@ -40,8 +40,9 @@ System calls come from `strace -f -c` attached to the platform's process
 (every thread; the workers are other processes). With `--instructions` the
 same requests are driven once more with the platform under valgrind's
 callgrind (collection switched on for the counted requests only), for the
-instructions its threads ran: slow (a minute or two), and repeatable within
-a percent or so under any load. `--tree DIR` runs the platform from another
+instructions its threads ran, and of them its main thread's (the event
+loop's): slow (a minute or two), and repeatable within a percent or so
+under any load. `--tree DIR` runs the platform from another
 source tree (as PYTHONPATH), for a before/after in one run: every tree is
 counted in turn. Prints Markdown.
 """
@@ -252,9 +253,12 @@ def _drive(driver: Driver, invocations: int, concurrent: tuple[int, float] | Non
     return invocations
 
 
-def instructions(kind: str, tree: Path, requests: int, concurrent: tuple[int, float] | None = None) -> tuple[int, int]:
-    """Instructions the platform's process (every thread) ran under callgrind, and the requests they were counted
-    over (`requests` one at a time, or what wrk got answered with `concurrent`)."""
+def instructions(
+    kind: str, tree: Path, requests: int, concurrent: tuple[int, float] | None = None
+) -> tuple[int, int, int]:
+    """Instructions the platform's process ran under callgrind (every thread, and its main thread, which runs the
+    event loop), and the requests they were counted over (`requests` one at a time, or what wrk got answered with
+    `concurrent`)."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
@@ -263,7 +267,14 @@ def instructions(kind: str, tree: Path, requests: int, concurrent: tuple[int, fl
         app, marker = _app(kind, work)
         port = free_port()
         out = work / "callgrind.out"
-        prefix = [valgrind, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+        # A file per thread (`callgrind.out-01` is the main thread's): the event loop's share apart.
+        prefix = [
+            valgrind,
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            "--separate-threads=yes",
+            f"--callgrind-out-file={out}",
+        ]
         platform = _start(tree, app, port, work, prefix)
         try:
             wait_http(f"http://127.0.0.1:{port}/-/health", timeout=600)
@@ -275,7 +286,8 @@ def instructions(kind: str, tree: Path, requests: int, concurrent: tuple[int, fl
             subprocess.run([*control, "-i", "off", str(platform.pid)], check=True, capture_output=True)
         finally:
             _stop(platform)
-        return _total_instructions(out), counted
+        per_thread = {path.name: _total_instructions(path) for path in work.glob(f"{out.name}*")}
+        return sum(per_thread.values()), per_thread.get(f"{out.name}-01", 0), counted
 
 
 def _total_instructions(out: Path) -> int:
@@ -301,18 +313,20 @@ def main(argv: list[str] | None = None) -> None:
     concurrent = (args.connections, args.seconds) if args.connections > 0 else None
     trees: list[Path] = [tree.resolve() for tree in args.tree] if args.tree else [ROOT]
     # Per tree: the system calls and the invocations they were counted over; the instructions and theirs.
-    rows: list[tuple[Path, Counter[str], int, int | None, int]] = []
+    rows: list[tuple[Path, Counter[str], int, int | None, int, int]] = []
     started = f"{os.getloadavg()[0]:.1f}"
     for tree in trees:
         counted, per = syscalls(args.kind, tree, args.requests, max(1, args.batch), concurrent)
-        ran, ran_over = instructions(args.kind, tree, args.requests, concurrent) if args.instructions else (None, 1)
-        rows.append((tree, counted, per, ran, ran_over))
+        ran, loop, ran_over = (
+            instructions(args.kind, tree, args.requests, concurrent) if args.instructions else (None, 0, 1)
+        )
+        rows.append((tree, counted, per, ran, ran_over, loop))
     print(f"### Costs per request: {args.kind}\n")
     batched = f" of {args.batch} invocations each, counted per invocation" if args.batch > 1 else ""
     if concurrent is not None:
         counted_over = "; ".join(
             f"{per} requests under strace" + (f", {ran_over} under callgrind" if ran is not None else "")
-            for _, _, per, ran, ran_over in rows
+            for _, _, per, ran, ran_over, _ in rows
         )
         how = f"wrk over {args.connections} connections for {args.seconds:g} s ({counted_over})"
     else:
@@ -331,8 +345,10 @@ def main(argv: list[str] | None = None) -> None:
     for name in names[:12]:
         print(f"| `{name}` | " + " | ".join(f"{c[name] / per:.2f}" for _, c, per, *_ in rows) + " |")
     if args.instructions:
-        thousands = [f"{(ran or 0) / max(ran_over, 1) / 1000:,.0f}" for *_, ran, ran_over in rows]
+        thousands = [f"{(ran or 0) / max(ran_over, 1) / 1000:,.0f}" for *_, ran, ran_over, _ in rows]
         print("| instructions (thousands) | " + " | ".join(thousands) + " |")
+        in_loop = [f"{loop / max(ran_over, 1) / 1000:,.0f}" for *_, ran_over, loop in rows]
+        print("| of which the event loop's thread | " + " | ".join(in_loop) + " |")
 
 
 if __name__ == "__main__":

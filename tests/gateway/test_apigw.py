@@ -97,6 +97,8 @@ def test_cookies_move_from_the_header_to_the_cookies_list() -> None:
         ("k=%FF", {"k": "\ufffd"}),  # invalid UTF-8 is replaced, not fatal
         ("a=1&&b=2&", {"a": "1", "b": "2"}),
         ("x=a=b", {"x": "a=b"}),
+        ("a%20b+c=d%2Be+f", {"a b c": "d+e f"}),  # keys are decoded as values are
+        ("plain=value", {"plain": "value"}),  # nothing to decode: as sent
     ],
 )
 def test_query_parameters_are_decoded_and_repeated_keys_joined(raw: str, parameters: dict[str, str]) -> None:

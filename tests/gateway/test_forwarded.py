@@ -56,6 +56,15 @@ async def test_the_trace_header_names_the_callers_trace(store: Store) -> None:
     assert event["headers"]["x-amzn-trace-id"] == "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736"
 
 
+async def test_a_callers_own_xray_header_is_kept_and_none_is_added(store: Store) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    event = await _echo(
+        store, {"X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793", "traceparent": traceparent}
+    )
+    assert event["headers"]["x-amzn-trace-id"] == "Root=1-5759e988-bd862e3fe1be46a994272793"
+    assert event["headers"]["traceparent"] == traceparent
+
+
 async def test_forwarded_headers_from_an_untrusted_caller_are_not_believed(store: Store) -> None:
     """By default not even loopback is a proxy: a local process cannot claim to be anyone."""
     claimed = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"}

@@ -305,6 +305,17 @@ async def test_an_idle_keep_alive_connection_is_closed_after_the_timeout(serve: 
     assert closed == b""
 
 
+@pytest.mark.usefixtures("both_parsers")
+async def test_headers_over_the_limit_are_431_whatever_else_is_wrong_with_them(serve: Serve) -> None:
+    # The head's size is judged first (as before the checks were read in one pass), then its body's length.
+    async with serve(max_header_bytes=4096, max_body=10) as s:
+        big = b"X-Big: " + b"a" * 5000 + b"\r\n"
+        too_long = await s.raw(b"POST /echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n" + big + b"\r\n")
+        assert too_long.startswith(b"HTTP/1.1 431 ")
+        within = await s.raw(b"POST /echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n")
+        assert within.startswith(b"HTTP/1.1 413 ")
+
+
 async def test_a_bad_content_length_is_400(serve: Serve) -> None:
     async with serve() as s:
         answer = await s.raw(b"POST /echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n")

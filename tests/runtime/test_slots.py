@@ -80,3 +80,20 @@ async def test_a_waiter_cancelled_just_as_it_is_handed_a_slot_passes_it_on() -> 
     assert slots.free == 0
     slots.release()
     assert slots.free == 1
+
+
+def test_slots_that_outlive_their_event_loop_serve_waiters_on_the_next_one() -> None:
+    """The loop a waiter's future is made on is remembered (asking costs a system call on Python 3.11), and
+    asked for again once that loop is closed: a runner's slots may serve one `asyncio.run` after another."""
+    slots = Slots(1)
+
+    async def wait_for_a_released_slot() -> bool:
+        assert await slots.take(0)
+        asyncio.get_running_loop().call_later(0.01, slots.release)
+        handed = await slots.take(5)
+        slots.release()
+        return handed
+
+    assert asyncio.run(wait_for_a_released_slot())
+    assert asyncio.run(wait_for_a_released_slot())
+    assert slots.free == 1

@@ -83,9 +83,41 @@ def http_event(
     request: HttpRequest, route_key: str, path_parameters: dict[str, str], *, request_id: str, now: float
 ) -> dict[str, Any]:
     """The payload 2.0 event for `request` matched to `route_key`, at time `now` (seconds since the epoch)."""
+    return payload_event(
+        request.method,
+        request.raw_path,
+        request.path,
+        request.query_string,
+        request.headers,
+        request.body,
+        request.source_ip,
+        request.protocol,
+        route_key,
+        path_parameters,
+        request_id,
+        now,
+    )
+
+
+def payload_event(
+    method: str,
+    raw_path: str,
+    path: str,
+    query_string: bytes,
+    raw_headers: Sequence[tuple[bytes, bytes]],
+    body: bytes,
+    source_ip: str,
+    protocol: str,
+    route_key: str,
+    path_parameters: dict[str, str],
+    request_id: str,
+    now: float,
+) -> dict[str, Any]:
+    """`http_event` from the request's parts (`HttpRequest`'s fields, in its order): the gateway's way, which has
+    them at hand and need not make a request object to be read back once."""
     headers: dict[str, str] = {}
     cookies: list[str] = []
-    for raw_name, raw_value in request.headers:
+    for raw_name, raw_value in raw_headers:
         name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
         if name == "cookie":
@@ -94,13 +126,13 @@ def http_event(
             headers[name] = f"{headers[name]},{value}"
         else:
             headers[name] = value
-    raw_query = request.query_string.decode("latin-1")
+    raw_query = query_string.decode("latin-1")
     host = headers.get("host", "localhost")
     domain = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,
-        "rawPath": request.raw_path,
+        "rawPath": raw_path,
         "rawQueryString": raw_query,
         "headers": headers,
         "requestContext": {
@@ -109,10 +141,10 @@ def http_event(
             "domainName": domain,
             "domainPrefix": domain.split(".", 1)[0],
             "http": {
-                "method": request.method,
-                "path": request.path,
-                "protocol": request.protocol,
-                "sourceIp": request.source_ip,
+                "method": method,
+                "path": path,
+                "protocol": protocol,
+                "sourceIp": source_ip,
                 "userAgent": headers.get("user-agent", ""),
             },
             "requestId": request_id,
@@ -130,10 +162,10 @@ def http_event(
         event["queryStringParameters"] = query_parameters(raw_query)
     if path_parameters:
         event["pathParameters"] = path_parameters
-    if request.body:
-        text = _as_text(request.body, headers.get("content-type", ""))
+    if body:
+        text = _as_text(body, headers.get("content-type", ""))
         if text is None:
-            event["body"] = base64.b64encode(request.body).decode("ascii")
+            event["body"] = base64.b64encode(body).decode("ascii")
             event["isBase64Encoded"] = True
         else:
             event["body"] = text
@@ -147,8 +179,9 @@ def query_parameters(raw_query: str) -> dict[str, str]:
         if not pair:
             continue
         key, _, value = pair.partition("=")
-        name = unquote_plus(key, errors="replace")
-        decoded = unquote_plus(value, errors="replace")
+        # Most keys and values have nothing to decode, and unquote_plus would return them unchanged.
+        name = unquote_plus(key, errors="replace") if "%" in key or "+" in key else key
+        decoded = unquote_plus(value, errors="replace") if "%" in value or "+" in value else value
         parameters[name] = f"{parameters[name]},{decoded}" if name in parameters else decoded
     return parameters
 

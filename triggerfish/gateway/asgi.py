@@ -27,7 +27,7 @@ import orjson
 
 from triggerfish.errors import HandlerError, InvalidInputError, StoreError, StoreFullError, ThrottledError
 from triggerfish.events import tracecontext
-from triggerfish.gateway.apigw import HttpRequest, HttpResponse, MalformedResponseError, http_event, http_response
+from triggerfish.gateway.apigw import HttpResponse, MalformedResponseError, http_response, payload_event
 from triggerfish.gateway.request_body import BodyTooLarge, ClientGone, read_body
 from triggerfish.gateway.routes import RESERVED_PREFIX, MethodNotAllowed, Route, RouteTable
 from triggerfish.http_auth import API_KEY
@@ -50,6 +50,8 @@ DEFAULT_BODY_TIMEOUT = 30.0
 _STORE_ERROR_TYPES = {"StoreFullError": 507, "StoreUnavailableError": 503, "StoreError": 503}
 # Where a request to an `auth="api_key"` route carries its key; kept from the function's event.
 _KEY_HEADERS = frozenset({b"authorization", b"x-api-key"})
+# The event's `protocol` for the HTTP versions ASGI servers name, made once rather than per request.
+_PROTOCOLS = {version: f"HTTP/{version}" for version in ("1.0", "1.1", "2", "3")}
 
 log = logging.getLogger("triggerfish.gateway")
 
@@ -149,25 +151,26 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            # Served here rather than in a coroutine of its own: every await of the request's way (a slot, the
+            # worker's answer) resumes each frame between the server and the worker once more.
+            if not self.observers:
+                await self._serve(scope, receive, send)
+                return
+            began = time.perf_counter()
+            route, status = await self._serve(scope, receive, send)
+            if status:
+                self._observe(route, status, time.perf_counter() - began)
         elif kind == "lifespan":
             await lifespan(receive, send)
         elif kind == "websocket":
             await send({"type": "websocket.close", "code": 1000})
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.observers:
-            await self._serve(scope, receive, send)
-            return
-        began = time.perf_counter()
-        route, status = await self._serve(scope, receive, send)
-        if status:
-            seconds = time.perf_counter() - began
-            for observe in self.observers:
-                try:
-                    observe(route, status, seconds)
-                except Exception:
-                    log.exception("a request observer failed")
+    def _observe(self, route: str, status: int, seconds: float) -> None:
+        for observe in self.observers:
+            try:
+                observe(route, status, seconds)
+            except Exception:
+                log.exception("a request observer failed")
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> tuple[str, int]:
         """Answer one request; its route key ("" when none matched) and status (0 when the client left)."""
@@ -188,7 +191,7 @@ class Gateway:
             await _send(send, not_allowed, request_id)
             return "", 405
         headers = scope["headers"]
-        response, has_body = self._check_head(headers, request_id)
+        response, has_body, traceparent, has_xray = self._read_head(headers, request_id)
         if response is None:
             try:
                 if has_body:
@@ -214,8 +217,7 @@ class Gateway:
                         # the app's code a key that could do anything on the server.
                         headers = [(name, value) for name, value in headers if name not in _KEY_HEADERS]
                 client = scope.get("client")
-                traceparent = _traceparent(headers)
-                if not any(name == b"x-amzn-trace-id" for name, _ in headers):
+                if not has_xray:
                     # As API Gateway adds it: the caller's trace in X-Ray's form (a new one when it sent none;
                     # the invocation then starts its own root span, as before).
                     valid = traceparent is not None and tracecontext.is_valid(traceparent)
@@ -225,20 +227,37 @@ class Gateway:
                         else tracecontext.new_trace_id()
                     )
                     headers = [*headers, (b"x-amzn-trace-id", _xray_root(trace))]
-                request = HttpRequest(
-                    method=method,
-                    raw_path=raw_path,
-                    path=scope["path"],
-                    query_string=scope.get("query_string", b""),
-                    headers=headers,
-                    body=body,
-                    source_ip=client[0] if client else "",
-                    protocol=f"HTTP/{scope.get('http_version', '1.1')}",
+                # The event straight from the request's parts: an `HttpRequest` (a frozen dataclass, set field
+                # by field) would be made for `http_event` alone to read back.
+                version = scope.get("http_version", "1.1")
+                event = payload_event(
+                    method,
+                    raw_path,
+                    scope["path"],
+                    scope.get("query_string", b""),
+                    headers,
+                    body,
+                    client[0] if client else "",
+                    _PROTOCOLS.get(version) or f"HTTP/{version}",
+                    found.route.route_key,
+                    found.path_parameters,
+                    request_id,
+                    self.clock(),
                 )
-                event = http_event(
-                    request, found.route.route_key, found.path_parameters, request_id=request_id, now=self.clock()
-                )
-                response = await self._run(found.route.function, event, request_id, traceparent)
+                function = found.route.function
+                try:
+                    result = await self.invoke(
+                        function,
+                        event,
+                        wait=self.invoke_wait,
+                        trigger="http",
+                        traceparent=traceparent,
+                        request_id=request_id,
+                    )
+                except Exception as exc:
+                    response = self._failed(exc, function, request_id)
+                else:
+                    response = _response_of(result, function, request_id)
         await _send(send, response, request_id)
         return found.route.route_key, response.status
 
@@ -263,25 +282,44 @@ class Gateway:
             response.headers.append((b"www-authenticate", refusal.challenge.encode("latin-1")))
         return response
 
-    def _check_head(self, headers: list[tuple[bytes, bytes]], request_id: str) -> tuple[HttpResponse | None, bool]:
-        """A refusal the headers alone justify (431, 400, 413), and whether a body is coming."""
-        if sum(len(name) + len(value) for name, value in headers) > self.max_header_bytes:
-            response = _error(431, "Request Header Fields Too Large", request_id)
-            response.headers.append((b"connection", b"close"))
-            return response, False
-        has_body = False
+    def _read_head(
+        self, headers: list[tuple[bytes, bytes]], request_id: str
+    ) -> tuple[HttpResponse | None, bool, str | None, bool]:
+        """What the gateway needs of the headers, read in one pass: a refusal they alone justify (431, 400, 413,
+        in that order of precedence), whether a body is coming, the caller's `traceparent` (its first) and
+        whether it sent `x-amzn-trace-id`."""
+        size = 0
+        has_body = has_xray = False
+        traceparent: str | None = None
+        refusal: HttpResponse | None = None
+        max_body = self.max_body
         for name, value in headers:
+            size += len(name) + len(value)
             if name == b"content-length":
+                if refusal is not None:
+                    continue  # the first faulty length is the one answered
                 try:
                     declared = int(value)
                 except ValueError:
-                    return _error(400, "Bad Request", request_id), False
-                if declared > self.max_body:
-                    return self._too_large(request_id), False
+                    refusal = _error(400, "Bad Request", request_id)
+                    continue
+                if declared > max_body:
+                    refusal = self._too_large(request_id)
                 has_body = has_body or declared > 0
             elif name == b"transfer-encoding":
                 has_body = True
-        return None, has_body
+            elif name == b"traceparent":
+                if traceparent is None:
+                    traceparent = value.decode("latin-1")
+            elif name == b"x-amzn-trace-id":
+                has_xray = True
+        if size > self.max_header_bytes:
+            response = _error(431, "Request Header Fields Too Large", request_id)
+            response.headers.append((b"connection", b"close"))
+            return response, False, traceparent, has_xray
+        if refusal is not None:
+            return refusal, False, traceparent, has_xray
+        return None, has_body, traceparent, has_xray
 
     def _too_large(self, request_id: str) -> HttpResponse:
         response = _error(413, "Request Entity Too Large", request_id)
@@ -289,47 +327,38 @@ class Gateway:
         response.headers.append((b"connection", b"close"))
         return response
 
-    async def _run(
-        self, function: str, event: dict[str, Any], request_id: str, traceparent: str | None
-    ) -> HttpResponse:
-        try:
-            result = await self.invoke(
-                function, event, wait=self.invoke_wait, trigger="http", traceparent=traceparent, request_id=request_id
-            )
-        except ThrottledError:
+    def _failed(self, exc: Exception, function: str, request_id: str) -> HttpResponse:
+        """The response to an invocation that raised `exc` (the function's failure, or the platform's)."""
+        if isinstance(exc, ThrottledError):
             response = _error(429, "Too Many Requests", request_id)
             response.headers.append((b"retry-after", str(self.throttle_retry_after).encode("ascii")))
             return response
-        except HandlerError as exc:
+        if isinstance(exc, HandlerError):
             if exc.error_type == TIMEOUT_ERROR:
                 log.warning("request %s: function %r timed out", request_id, function)
                 return _error(504, "Gateway Timeout", request_id)
             log.error("request %s: function %r failed: %s", request_id, function, exc)
             status = _STORE_ERROR_TYPES.get(exc.error_type)
             return _store_failure(status, request_id) if status else _error(500, "Internal Server Error", request_id)
-        except StoreError as exc:
+        if isinstance(exc, StoreError):
             log.error("request %s: invoking function %r: the store failed: %s", request_id, function, exc)
             return _store_failure(507 if isinstance(exc, StoreFullError) else 503, request_id)
-        except Exception:
-            log.exception("request %s: invoking function %r failed", request_id, function)
-            return _error(500, "Internal Server Error", request_id)
-        try:
-            return http_response(result)
-        except MalformedResponseError as exc:
-            log.error("request %s: function %r returned a malformed response: %s", request_id, function, exc)
-            return _error(502, "Bad Gateway", request_id)
+        log.error("request %s: invoking function %r failed", request_id, function, exc_info=exc)
+        return _error(500, "Internal Server Error", request_id)
+
+
+def _response_of(result: Any, function: str, request_id: str) -> HttpResponse:
+    """The response for a function's result; 502 when it is a proxy response the gateway cannot send."""
+    try:
+        return http_response(result)
+    except MalformedResponseError as exc:
+        log.error("request %s: function %r returned a malformed response: %s", request_id, function, exc)
+        return _error(502, "Bad Gateway", request_id)
 
 
 def _xray_root(trace: str) -> bytes:
     """X-Ray's form of a 32-hex trace id."""
     return f"Root=1-{trace[:8]}-{trace[8:]}".encode("ascii")
-
-
-def _traceparent(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == b"traceparent":
-            return value.decode("latin-1")
-    return None
 
 
 def _store_failure(status: int, request_id: str) -> HttpResponse:

@@ -75,6 +75,10 @@ class CoalescingTransport:
         self.flush()
         self._transport.set_protocol(protocol)
 
+    def is_closing(self) -> bool:
+        # Asked at least twice per response (uvicorn, the guard): its own method, not a `__getattr__` lookup.
+        return self._transport.is_closing()
+
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() + sum(map(len, self._held))
 

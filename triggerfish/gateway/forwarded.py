@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from triggerfish.errors import InvalidInputError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-port")
+_FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-port"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +89,13 @@ class ForwardedHeaders:
     def _rewrite(self, scope: Scope) -> Scope:
         headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
         given: dict[bytes, bytes] = {}
+        rest: list[tuple[bytes, bytes]] = []
         for name, value in headers:
             if name in _FORWARDED:
                 # Several headers of one name are one list, as HTTP says.
                 given[name] = value if name not in given else given[name] + b"," + value
+            else:
+                rest.append((name, value))
         client = scope.get("client") or ("", 0)
         peer = str(client[0])
         server = scope.get("server") or ("", 0)
@@ -107,7 +110,6 @@ class ForwardedHeaders:
         else:
             forwarded_for = peer.encode("latin-1") if chain is None else chain + b", " + peer.encode("latin-1")
             proto, port, address = own_proto, own_port, peer
-        rest = [(name, value) for name, value in headers if name not in _FORWARDED]
         rest += [(b"x-forwarded-for", forwarded_for), (b"x-forwarded-proto", proto), (b"x-forwarded-port", port)]
         scheme = proto.decode("latin-1") if proto in (b"http", b"https") else scope.get("scheme", "http")
         return dict(scope, headers=rest, client=(address, client[1]), scheme=scheme)

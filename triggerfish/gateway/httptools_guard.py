@@ -66,16 +66,22 @@ class GuardedHttpToolsProtocol(GuardedConnection, HttpToolsProtocol):
         self._head_bytes = 0
 
     def data_received(self, data: bytes) -> None:
-        if self._waiting:
+        waiting = self._waiting
+        if waiting:
             self._head_bytes += len(data)
-            if self._head_timer is None:  # the first byte of a kept-alive connection's next head
-                self._start_head_timer()
         super().data_received(data)
-        if self._waiting and self._head_bytes > self._max_head and not self.transport.is_closing():
+        if not self._waiting or self.transport.is_closing():
+            return
+        if self._head_bytes > self._max_head:
             # Still no whole head, and more of it than a head may be: refused as h11 refuses it.
             self.logger.warning("%s", _HEAD_TOO_LARGE)
             self._stop_head_timer()
             self.send_400_response(_HEAD_TOO_LARGE)
+        elif waiting and self._head_timer is None:
+            # The first bytes of a kept-alive connection's next head, and not all of it: timed from now. Started
+            # only after parsing, since a head that arrives whole in one read (the common case) would stop it at
+            # once: a timer made and cancelled per request for nothing.
+            self._start_head_timer()
 
     def on_headers_complete(self) -> None:
         # The head is in: the request is the app's now; only its body timeout and the app bound it.

@@ -101,6 +101,8 @@ def _redacted(event: Any, redacted: list[str]) -> Any:
     copy: dict[str, Any] | None = None if type(event) is dict else dict(event)
     for field in ("headers", "multiValueHeaders"):
         headers = event.get(field)
+        if type(headers) is dict and _no_secret_names(headers):
+            continue  # kept as it is (the common case)
         if type(headers) is dict or isinstance(headers, Mapping):
             secret = [name for name in headers if isinstance(name, str) and name.lower() in SECRET_HEADERS]
             if not secret and type(headers) is dict:
@@ -118,3 +120,12 @@ def _redacted(event: Any, redacted: list[str]) -> Any:
         copy["cookies"] = [REDACTED]
         redacted.append("cookies")
     return event if copy is None else copy
+
+
+def _no_secret_names(headers: dict[Any, Any]) -> bool:
+    """Whether no name of `headers` is a secret one in any case: the common HTTP event's answer, found without a
+    Python step per header (False when a name is not a string: the general walk then looks at each)."""
+    try:
+        return SECRET_HEADERS.isdisjoint(map(str.lower, headers))
+    except TypeError:
+        return False

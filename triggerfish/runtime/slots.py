@@ -24,10 +24,13 @@ from collections import deque
 class Slots:
     """`count` slots; `take` one within a wait, `release` it when done."""
 
-    __slots__ = ("_free", "_waiting")
+    __slots__ = ("_free", "_loop", "_waiting")
 
     def __init__(self, count: int) -> None:
         self._free = count
+        #: The loop its waiting callers' futures are made on, asked for once: on Python 3.11 asking
+        #: (`asyncio.get_running_loop`) is a `getpid` system call, and two requests in three wait.
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: Callers waiting, oldest first; each future's result says whether it was handed a slot. Futures whose
         #: wait ran out stay until `release` meets them (it skips those already done).
         self._waiting: deque[asyncio.Future[bool]] = deque()
@@ -51,7 +54,9 @@ class Slots:
             return True
         if wait <= 0:
             return False
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or loop.is_closed():  # the first wait, or slots outliving the loop they waited on
+            loop = self._loop = asyncio.get_running_loop()
         handed: asyncio.Future[bool] = loop.create_future()
         self._waiting.append(handed)
         timer = loop.call_later(wait, _run_out, handed)
