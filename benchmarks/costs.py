@@ -286,7 +286,8 @@ def instructions(
             subprocess.run([*control, "-i", "off", str(platform.pid)], check=True, capture_output=True)
         finally:
             _stop(platform)
-        per_thread = {path.name: _total_instructions(path) for path in work.glob(f"{out.name}*")}
+        # The file without a thread's number is left empty.
+        per_thread = {path.name: _total_instructions(path) for path in work.glob(f"{out.name}-*")}
         return sum(per_thread.values()), per_thread.get(f"{out.name}-01", 0), counted
 
 

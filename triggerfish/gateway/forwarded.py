@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -74,6 +75,8 @@ class ForwardedHeaders:
     def __init__(self, app: ASGIApp, trusted: TrustedProxies | None = None) -> None:
         self.app = app
         self.trusted = trusted or TrustedProxies()
+        # The X-Forwarded-Proto and -Port values of this server's own (scheme, port): a few, made once each.
+        self._own: dict[tuple[Any, Any], tuple[bytes, bytes]] = {}
 
     def close_streams(self) -> None:
         """The wrapped app's, which GatewayServer.stop calls to end long-lived responses."""
@@ -99,8 +102,11 @@ class ForwardedHeaders:
         client = scope.get("client") or ("", 0)
         peer = str(client[0])
         server = scope.get("server") or ("", 0)
-        own_proto = str(scope.get("scheme", "http")).encode("latin-1")
-        own_port = str(server[1] or (443 if own_proto == b"https" else 80)).encode("latin-1")
+        scheme_and_port = (scope.get("scheme", "http"), server[1])
+        own = self._own.get(scheme_and_port)
+        if own is None:
+            own = self._own[scheme_and_port] = _own_proto_and_port(*scheme_and_port)
+        own_proto, own_port = own
         chain = given.get(b"x-forwarded-for")
         if self.trusted.trusts(peer):
             forwarded_for = chain if chain is not None else peer.encode("latin-1")
@@ -113,3 +119,9 @@ class ForwardedHeaders:
         rest += [(b"x-forwarded-for", forwarded_for), (b"x-forwarded-proto", proto), (b"x-forwarded-port", port)]
         scheme = proto.decode("latin-1") if proto in (b"http", b"https") else scope.get("scheme", "http")
         return dict(scope, headers=rest, client=(address, client[1]), scheme=scheme)
+
+
+def _own_proto_and_port(scheme: Any, port: Any) -> tuple[bytes, bytes]:
+    """`X-Forwarded-Proto` and `-Port` for a request that came to this server on `scheme` and `port`."""
+    proto = str(scheme).encode("latin-1")
+    return proto, str(port or (443 if proto == b"https" else 80)).encode("latin-1")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -38,11 +38,12 @@ class Route:
     function: str
     #: The trigger's `auth=` (None: public; see triggerfish.http_auth); the gateway's `authorize` hook checks it.
     auth: Any = None
+    #: API Gateway's name for the route, e.g. `GET /orders/{id}`; it goes into the event's `routeKey`. Made once,
+    #: not per request (the gateway reads it twice for each).
+    route_key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def route_key(self) -> str:
-        """API Gateway's name for the route, e.g. `GET /orders/{id}`; it goes into the event's `routeKey`."""
-        return f"{self.method} {self.path}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "route_key", f"{self.method} {self.path}")
 
 
 @dataclass(frozen=True, slots=True)

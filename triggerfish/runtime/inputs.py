@@ -85,7 +85,7 @@ def shown_input(kept: dict[str, Any]) -> dict[str, Any]:
 
 
 def _document(raw: bytes, redacted: list[str]) -> bytes:
-    head = b'{"size":%d,"redacted":%b,' % (len(raw), orjson.dumps(redacted))
+    head = b'{"size":%d,"redacted":%b,' % (len(raw), orjson.dumps(redacted) if redacted else b"[]")
     if len(raw) <= INPUT_CAP:
         return head + b'"truncated":false,"event":' + raw + b"}"
     text = raw[:INPUT_CAP].decode("utf-8", errors="ignore")  # cut at a character, not inside one
