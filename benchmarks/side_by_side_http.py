@@ -1,6 +1,7 @@
 """HTTP throughput of two checkouts' `triggerfish dev`, in turns in one run, beside bare Starlette: before and after.
 
     python -m benchmarks.side_by_side_http --baseline /path/to/main [--rounds 4] [--seconds 4] [--loop uvloop ...]
+        [--functions-framework]
 
 Starts, for each loop asked for (default uvloop and asyncio), `triggerfish dev`
 serving `benchmarks/apps/http_app.py` from the baseline checkout's code and
@@ -12,6 +13,11 @@ from its process tree. Prints Markdown: per server the median req/s with the
 range and the load average, and the per-round ratios (after / before, after /
 Starlette), medians with the range. The machine is shared: the turns see the
 same load, so the ratios mean more than either figure alone.
+
+`--functions-framework` serves functions-framework too (its own command, as
+`bench_http` runs it) and loads it in every round after the checkouts, for
+issue 9's ratio (the platform's throughput over functions-framework's) of
+both checkouts in the same turns.
 """
 
 from __future__ import annotations
@@ -24,12 +30,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_http import CONNECTIONS, PARSER, PATH, STARLETTE
+from benchmarks.bench_http import CONNECTIONS, PARSER, PATH, STARLETTE, _functions_framework
 from benchmarks.measure import load_average, spread
 from benchmarks.processes import Child, serve_on_free_port, tree_cpu_seconds
 from benchmarks.wrk import run_wrk
 
 HERE = Path(__file__).resolve().parents[1]
+FF = "functions-framework"
 
 
 def dev_command(tree: Path, loop: str, port: int, work: Path) -> list[str]:
@@ -47,6 +54,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--loop", action="append", choices=("uvloop", "asyncio"))
+    parser.add_argument("--functions-framework", action="store_true", help="load functions-framework in each round too")
     args = parser.parse_args()
     loops = args.loop or ["uvloop", "asyncio"]
     trees = {"before": args.baseline.resolve(), "after": HERE}
@@ -88,13 +96,22 @@ def main() -> None:
                     cwd=HERE,
                 )
                 urls[key] = f"http://127.0.0.1:{port}{PATH}"
+            if args.functions_framework:
+                children[FF], port = serve_on_free_port(
+                    lambda port: _functions_framework(port, work),
+                    lambda port: f"http://127.0.0.1:{port}{PATH}",
+                    log=work / f"{FF}.log",
+                    cwd=HERE,
+                )
+                urls[FF] = f"http://127.0.0.1:{port}{PATH}"
             for url in urls.values():
                 run_wrk(url, connections=CONNECTIONS, seconds=2)  # forks workers, fills caches
             runs: dict[str, list[tuple[float, float, float]]] = {key: [] for key in urls}
             for number in range(args.rounds):
                 for loop in loops:
                     order = ["before", "after"] if number % 2 == 0 else ["after", "before"]
-                    for key in [f"{name}-{loop}" for name in order] + [f"starlette-{loop}"]:
+                    peers = [f"starlette-{loop}"] + ([FF] if args.functions_framework else [])
+                    for key in [f"{name}-{loop}" for name in order] + peers:
                         children[key].check_alive(key)
                         load = load_average()
                         cpu = tree_cpu_seconds(children[key].pid)
@@ -126,6 +143,15 @@ def main() -> None:
             f" {spread(cpu_ratio, 2)}x; after / Starlette {spread(share, 2)}x,"
             f" before / Starlette {spread(share_before, 2)}x."
         )
+        if args.functions_framework:
+            # functions-framework ran once per loop's turns in each round: the turn beside this loop's checkouts.
+            peer = runs[FF][loops.index(loop) :: len(loops)]
+            over_after = [a[0] / f[0] for a, f in zip(after, peer, strict=True)]
+            over_before = [b[0] / f[0] for b, f in zip(before, peer, strict=True)]
+            print(
+                f"  after / functions-framework {spread(over_after, 2)}x, before / functions-framework"
+                f" {spread(over_before, 2)}x (issue 9's target: at least 3x)."
+            )
 
 
 if __name__ == "__main__":
