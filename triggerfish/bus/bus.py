@@ -164,8 +164,9 @@ class EventBus(LogConsumer):
 
     def _deliveries(
         self, name: str, records: list[LogRecord], published: list[Event] | None = None
-    ) -> tuple[list[Op], list[tuple[LogRecord, str]], collections.Counter[tuple[str, str]]]:
-        """`consume`'s writes for `records`, the records it cannot read (with why) and the rules matched.
+    ) -> tuple[list[Op], list[tuple[LogRecord, str]], dict[tuple[str, str], int]]:
+        """`consume`'s writes for `records`, the records it cannot read (with why) and the rules matched (how many
+        times each: a plain dict, which `Counter.update` adds as a Counter's counts, without a Counter per call).
 
         `published`: the events `records` encode, when the publisher has them (a route of its own publish). Each is
         then used as it is instead of being built again from its record (`Event.from_log`), where that gives the
@@ -177,7 +178,7 @@ class EventBus(LogConsumer):
         invocations: dict[str, list[OutgoingMessage]] = {}
         queued: list[Delivery] = []
         unreadable: list[tuple[LogRecord, str]] = []
-        matched: collections.Counter[tuple[str, str]] = collections.Counter()
+        matched: dict[tuple[str, str], int] = {}
         invoker = self.targets.invoker
         # One build for an event's invocations of several functions with the event as it is (the fan-out), where
         # the invoker offers it: what they share is checked and encoded once.
@@ -193,7 +194,7 @@ class EventBus(LogConsumer):
             consumed: dict[str, str] | None = None
             plain: list[tuple[str, RuleTarget]] = []
             for rule in matching(name, document):
-                matched[name, rule.id] += 1
+                matched[name, rule.id] = matched.get((name, rule.id), 0) + 1
                 for target in rule.targets:
                     if invoker is not None and target.kind == "function":
                         if consumed is None:
