@@ -40,9 +40,8 @@ System calls come from `strace -f -c` attached to the platform's process
 (every thread; the workers are other processes). With `--instructions` the
 same requests are driven once more with the platform under valgrind's
 callgrind (collection switched on for the counted requests only), for the
-instructions its threads ran, and of them its main thread's (the event
-loop's): slow (a minute or two), and repeatable within a percent or so
-under any load. `--tree DIR` runs the platform from another
+instructions its threads ran: slow (a minute or two), and repeatable within
+a percent or so under any load. `--tree DIR` runs the platform from another
 source tree (as PYTHONPATH), for a before/after in one run: every tree is
 counted in turn. Prints Markdown.
 """
@@ -254,11 +253,11 @@ def _drive(driver: Driver, invocations: int, concurrent: tuple[int, float] | Non
 
 
 def instructions(
-    kind: str, tree: Path, requests: int, concurrent: tuple[int, float] | None = None
-) -> tuple[int, int, int]:
-    """Instructions the platform's process ran under callgrind (every thread, and its main thread, which runs the
-    event loop), and the requests they were counted over (`requests` one at a time, or what wrk got answered with
-    `concurrent`)."""
+    kind: str, tree: Path, requests: int, concurrent: tuple[int, float] | None = None, keep: Path | None = None
+) -> tuple[dict[str, int], int]:
+    """Instructions the platform's process ran under callgrind, by thread (`"01"` is the main thread, the event
+    loop's), and the requests they were counted over (`requests` one at a time, or what wrk got answered with
+    `concurrent`). With `keep`, callgrind's files (one per thread) are copied there for `callgrind_annotate`."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
@@ -267,15 +266,8 @@ def instructions(
         app, marker = _app(kind, work)
         port = free_port()
         out = work / "callgrind.out"
-        # A file per thread (`callgrind.out-01` is the main thread's): the event loop's share apart.
-        prefix = [
-            valgrind,
-            "--tool=callgrind",
-            "--instr-atstart=no",
-            "--separate-threads=yes",
-            f"--callgrind-out-file={out}",
-        ]
-        platform = _start(tree, app, port, work, prefix)
+        prefix = [valgrind, "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes"]
+        platform = _start(tree, app, port, work, [*prefix, f"--callgrind-out-file={out}"])
         try:
             wait_http(f"http://127.0.0.1:{port}/-/health", timeout=600)
             driver = Driver(kind, port, marker)
@@ -286,16 +278,20 @@ def instructions(
             subprocess.run([*control, "-i", "off", str(platform.pid)], check=True, capture_output=True)
         finally:
             _stop(platform)
-        # The file without a thread's number is left empty.
-        per_thread = {path.name: _total_instructions(path) for path in work.glob(f"{out.name}-*")}
-        return sum(per_thread.values()), per_thread.get(f"{out.name}-01", 0), counted
+        # One file per thread (`callgrind.out-01`, ...), numbered in the order the threads started.
+        files = sorted(work.glob("callgrind.out-*"))
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            for path in files:
+                shutil.copy(path, keep / path.name)
+        return {path.name.rsplit("-", 1)[-1]: _total_instructions(path) for path in files}, counted
 
 
 def _total_instructions(out: Path) -> int:
     for line in reversed(out.read_text().splitlines()):
         if line.startswith(("totals:", "summary:")):
             return int(line.split()[1])
-    raise RuntimeError(f"no totals in {out}")
+    return 0  # a thread that ran nothing while collection was on
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -310,24 +306,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=1, help="async: invocations per request (invoke-batch)")
     parser.add_argument("--connections", type=int, default=0, help="http: drive with wrk over this many connections")
     parser.add_argument("--seconds", type=float, default=10.0, help="with --connections: how long wrk drives")
+    parser.add_argument("--keep", type=Path, help="with --instructions: keep callgrind's files here, a folder a tree")
     args = parser.parse_args(argv)
     concurrent = (args.connections, args.seconds) if args.connections > 0 else None
     trees: list[Path] = [tree.resolve() for tree in args.tree] if args.tree else [ROOT]
     # Per tree: the system calls and the invocations they were counted over; the instructions and theirs.
-    rows: list[tuple[Path, Counter[str], int, int | None, int, int]] = []
+    rows: list[tuple[Path, Counter[str], int, dict[str, int] | None, int]] = []
     started = f"{os.getloadavg()[0]:.1f}"
-    for tree in trees:
+    for number, tree in enumerate(trees):
         counted, per = syscalls(args.kind, tree, args.requests, max(1, args.batch), concurrent)
-        ran, loop, ran_over = (
-            instructions(args.kind, tree, args.requests, concurrent) if args.instructions else (None, 0, 1)
+        keep = args.keep / f"{number}-{tree.name}" if args.keep else None
+        ran, ran_over = (
+            instructions(args.kind, tree, args.requests, concurrent, keep) if args.instructions else (None, 1)
         )
-        rows.append((tree, counted, per, ran, ran_over, loop))
+        rows.append((tree, counted, per, ran, ran_over))
     print(f"### Costs per request: {args.kind}\n")
     batched = f" of {args.batch} invocations each, counted per invocation" if args.batch > 1 else ""
     if concurrent is not None:
         counted_over = "; ".join(
             f"{per} requests under strace" + (f", {ran_over} under callgrind" if ran is not None else "")
-            for _, _, per, ran, ran_over, _ in rows
+            for _, _, per, ran, ran_over in rows
         )
         how = f"wrk over {args.connections} connections for {args.seconds:g} s ({counted_over})"
     else:
@@ -346,10 +344,24 @@ def main(argv: list[str] | None = None) -> None:
     for name in names[:12]:
         print(f"| `{name}` | " + " | ".join(f"{c[name] / per:.2f}" for _, c, per, *_ in rows) + " |")
     if args.instructions:
-        thousands = [f"{(ran or 0) / max(ran_over, 1) / 1000:,.0f}" for *_, ran, ran_over, _ in rows]
-        print("| instructions (thousands) | " + " | ".join(thousands) + " |")
-        in_loop = [f"{loop / max(ran_over, 1) / 1000:,.0f}" for *_, ran_over, loop in rows]
-        print("| of which the event loop's thread | " + " | ".join(in_loop) + " |")
+        _print_instructions([(ran or {}, ran_over) for *_, ran, ran_over in rows])
+
+
+def _print_instructions(rows: list[tuple[dict[str, int], int]]) -> None:
+    """The instructions per request, in thousands: every thread's, the event loop's (the main thread), and the
+    other threads by rank, busiest first (callgrind numbers threads as they start, which differs between runs;
+    the busiest is the store's writer)."""
+
+    def row(name: str, figures: list[float]) -> None:
+        print(f"| {name} | " + " | ".join(f"{figure / 1000:,.1f}" for figure in figures) + " |")
+
+    per = [{thread: count / max(over, 1) for thread, count in ran.items()} for ran, over in rows]
+    row("instructions (thousands)", [sum(threads.values()) for threads in per])
+    row("… the event loop's thread", [threads.get("01", 0.0) for threads in per])
+    ranked = [sorted((count for thread, count in threads.items() if thread != "01"), reverse=True) for threads in per]
+    for rank, name in enumerate(("the busiest other thread", "the next")):
+        row(f"… {name}", [counts[rank] if rank < len(counts) else 0.0 for counts in ranked])
+    row("… the other threads", [sum(counts[2:]) for counts in ranked])
 
 
 if __name__ == "__main__":

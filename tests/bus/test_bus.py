@@ -339,9 +339,9 @@ async def test_a_range_whose_write_failed_is_consumed_again_when_its_claim_ends(
         return await atomic(writes)
 
     monkeypatch.setattr(store, "atomic", failing_once)
+    [first] = await bus.publish("default", [order(n=1)])  # not started yet: appended, for the consumer to route
     await bus.start()
     try:
-        [first] = await bus.publish("default", [order(n=1)])
         await queued(store, "fn.ship", 1)
         [second] = await bus.publish("default", [order(n=2)])
         await queued(store, "fn.ship", 2)
@@ -467,8 +467,9 @@ async def test_a_running_bus_routes_what_this_process_publishes_in_the_publish_w
     bus = EventBus(store, Rules(store, app.functions), invoker=invoker)
     await bus.start()
     try:
-        await bus.publish("default", [order(n=0)])  # a fresh store: the group starts with its consumer's claim
-        await queued(store, "fn.ship", 1)
+        await bus.publish("default", [order(n=0)])  # a new bus: its group has no place yet, and routes from offset 1
+        assert (await store.queues.stats("fn.ship")).depth == 1  # queued by the publish's own write
+        assert await bus.checkpoint("default") == 1
         await until_checkpoint(bus, 1)
         writes = store.write_stats.operations
         [routed] = await bus.publish("default", [order(n=1)])
@@ -482,6 +483,51 @@ async def test_a_running_bus_routes_what_this_process_publishes_in_the_publish_w
         await bus.stop()
     messages = await store.queues.receive("fn.ship", max_messages=10)
     assert routed in {orjson.loads(m.body)["id"] for m in messages}
+
+
+async def test_a_routed_publish_queues_what_the_consumer_would_for_an_event_built_in_code(tmp_path: Path) -> None:
+    """The publisher's route uses the events it has rather than building them again from their records: what it
+    queues is what the consumer queues for the same event, also for data holding a tuple (a list in its JSON),
+    rendered by a transformer whose path steps into it, and for a target that is not a function."""
+    event = Event.create("order.placed", "shop", {"items": ("fish-food", "net"), "total": 12})
+    rule = {
+        "id": "first-item",
+        "pattern": {"source": ["shop"], "data": {"items": ["net"]}},
+        "targets": [
+            {
+                "id": "f",
+                "kind": "function",
+                "name": "ship",
+                "transformer": {"input_template": '{"first": <first>}', "input_paths": {"first": "$.data.items[0]"}},
+            },
+            {"id": "q", "kind": "queue", "name": "orders"},
+        ],
+    }
+    queued_by: dict[str, tuple[list[Any], list[Any]]] = {}
+    for way in ("routed", "consumed"):
+        opened = await open_store(f"sqlite:///{tmp_path / way}.db")
+        try:
+            rules = Rules(opened, app.functions)
+            await rules.put(rule)
+            bus = EventBus(opened, rules, invoker=Invoker(InProcessRunner(app.functions), opened))
+            if way == "routed":
+                await bus.start()
+            try:
+                await bus.publish("default", [event])
+                if way == "consumed":
+                    await bus.drain()  # the consumer claims and delivers what was appended
+                assert bus.matches["default", "first-item"] == 1
+                assert await bus.checkpoint("default") == 1
+                await bus.deliverer.run_once("default")  # the queue target's delivery, from `deliver.default`
+            finally:
+                await bus.stop()
+            invocations = await opened.queues.receive("fn.ship", max_messages=10, visibility_timeout=600)
+            queued_by[way] = ([orjson.loads(m.body) for m in invocations], await bodies(opened, "orders"))
+        finally:
+            await opened.close()
+    assert queued_by["routed"] == queued_by["consumed"]
+    assert {"first": "fish-food"} in queued_by["routed"][0]  # (and the event itself, to ship's own rule)
+    assert [body["data"]["items"] for body in queued_by["routed"][1]] == [["fish-food", "net"]]
 
 
 async def test_a_publish_behind_the_consumer_is_left_to_it_in_order(store: Store) -> None:

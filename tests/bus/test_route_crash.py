@@ -72,6 +72,11 @@ async def main(path):
             events = [Event.create("order.placed", "shop", {"n": f"{n}-{i}-{k}"}) for k in range(1 + i % 3)]
             for event_id in await bus.publish("default", events):
                 say("P", event_id)
+            # Spaced, as requests arrive: the dispatcher keeps up and waits, so routes commit while it waits and are
+            # leased to it in their own write. (Publishing flat out, the publishers outran it and it never waited:
+            # it was handed invocations in a write only while a new bus's routes were all declined, before a Route
+            # took a new group's first records.)
+            await asyncio.sleep(0.002)
 
     async def dispatcher():
         # Takes the invocations as the platform's dispatcher does (a waiting receive, so a route's own write

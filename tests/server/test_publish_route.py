@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from tests.server.conftest import Served
 from tests.server.test_publish import STRUCTURED, event, stored
 from triggerfish.events.http_binding import MAX_BATCH_BYTES
+from triggerfish.gateway.request_body import BODY_RECEIVED
 from triggerfish.names import bus_stream
 from triggerfish.server.http import PlatformASGI
 from triggerfish.server.publish_route import LeanHead, PublishRoute, lean_head
@@ -125,3 +127,57 @@ async def test_a_structured_publish_builds_no_framework_request(
         assert (answer.status_code, answer.json()) == (202, {"ids": ["full-1"]})
         assert built == ["/-/events"]
     assert await stored(recorder) == ["lean-1", "lean-2", "full-1"]
+
+
+async def raw_publish(served: Served, *parts: bytes, pause: float = 0.0) -> bytes:
+    """`parts` of one request written on a fresh connection, `pause` s apart; the answer, whole or up to 5 s."""
+    host, port = served.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        for index, part in enumerate(parts):
+            if index:
+                await asyncio.sleep(pause)
+            writer.write(part)
+            await writer.drain()
+        async with asyncio.timeout(5):
+            return await reader.read(65536)
+    finally:
+        writer.close()
+
+
+async def test_a_body_sent_apart_from_its_head_is_read_and_one_that_stops_is_408(recorder: Served) -> None:
+    # The server marks a request whose whole message arrived before its app ran (BODY_RECEIVED), and the lean
+    # way reads that body without a timer; a body still to come is read under the body timeout (0.5 s here).
+    body = orjson.dumps(event("apart-1"))
+    head = b"POST /-/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/cloudevents+json\r\n"
+    head += f"Content-Length: {len(body)}\r\n\r\n".encode()
+    answer = await raw_publish(recorder, head, body, pause=0.2)
+    assert answer.startswith(b"HTTP/1.1 202 ")
+    answer = await raw_publish(recorder, head + body[:10])
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"did not arrive within 0.5 s" in answer
+    assert await stored(recorder) == ["apart-1"]
+
+
+async def test_the_lean_way_times_a_body_the_server_did_not_mark_as_received(recorder: Served) -> None:
+    # A scope without the mark (another server, or a body still arriving): the body timeout holds.
+    route = PlatformASGI(recorder.platform)._publish
+    sent: list[Any] = []
+
+    async def never() -> dict[str, Any]:
+        await asyncio.sleep(10)
+        raise AssertionError("the route waited past its body timeout")
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await route(scope(content_type="application/cloudevents+json", content_length="20"), never, send)
+    assert sent[0]["status"] == 408
+    marked = {**scope(content_type="application/cloudevents+json", content_length="20"), BODY_RECEIVED: True}
+
+    async def whole() -> dict[str, Any]:
+        return {"type": "http.request", "body": orjson.dumps(event("marked-1")), "more_body": False}
+
+    await route(marked, whole, send)
+    assert sent[2]["status"] == 202
+    assert await stored(recorder) == ["marked-1"]

@@ -291,6 +291,28 @@ class AtomicContract(StoreContract):
             b"e3",
         ]
 
+    async def test_a_route_takes_a_new_streams_first_records_for_a_new_group(self, store: Store) -> None:
+        # A bus whose load starts with its first event: the group has no place yet, and starts before offset 1.
+        route = Route("bus", "router", (Send("fn.a", [OutgoingMessage(b"a1")]),))
+        records, routed = await store.atomic([Append("bus", [b"e1", b"e2"]), route])
+        assert [r.offset for r in records] == [1, 2]
+        if not store.routes_appends and routed is False:
+            claim = await store.log.claim("bus", "router", lease=LONG)  # its consumer takes them
+            assert claim is not None
+            assert [r.data for r in claim.records] == [b"e1", b"e2"]
+            return
+        assert routed is True
+        assert await store.log.position("bus", "router") == 2
+        assert await store.log.claim("bus", "router", lease=LONG) is None
+        assert [m.body for m in await store.queues.receive("fn.a")] == [b"a1"]
+        # The next publish routes too, and what its consumer claims later starts after them.
+        _, again = await store.atomic([Append("bus", [b"e3"]), route])
+        assert again is True
+        await store.log.append("bus", b"e4")
+        claim = await store.log.claim("bus", "router", lease=LONG)
+        assert claim is not None
+        assert [r.offset for r in claim.records] == [4]
+
     async def test_a_route_without_its_append_is_refused(self, store: Store) -> None:
         route = Route("bus", "router", (Send("fn.a", [OutgoingMessage(b"x")]),))
         with pytest.raises(InvalidInputError, match="comes after no Append to"):

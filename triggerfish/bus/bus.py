@@ -147,43 +147,54 @@ class EventBus(LogConsumer):
         self.matches.update(matched)
         return writes
 
-    def _route_published(self, bus: str, bodies: list[bytes]) -> tuple[Route, Callable[[], None]] | None:
+    def _route_published(
+        self, bus: str, bodies: list[bytes], events: list[Event]
+    ) -> tuple[Route, Callable[[], None]] | None:
         """The Route of events this process is about to publish on `bus` (the publisher's `router`): what `consume`
         would write for them, stored in their append's write if the group is not behind (else it consumes them)."""
         stream = bus_stream(bus)
         # Their time as the append will store it, to within the two readings of the clock (a delivery's `ingested`).
         now = self.clock()
-        writes, unreadable, matched = self._deliveries(bus, [LogRecord(stream, 0, now, body) for body in bodies])
+        records = [LogRecord(stream, 0, now, body) for body in bodies]
+        writes, unreadable, matched = self._deliveries(bus, records, events)
         if unreadable:
             return None  # a published event is always readable; if not, the consumer parks it, visibly
         sends = tuple(write for write in writes if isinstance(write, Send))
         return Route(stream, self.group, sends), lambda: self.matches.update(matched)
 
     def _deliveries(
-        self, name: str, records: list[LogRecord]
-    ) -> tuple[list[Op], list[tuple[LogRecord, str]], collections.Counter[tuple[str, str]]]:
-        """`consume`'s writes for `records`, the records it cannot read (with why) and the rules matched."""
+        self, name: str, records: list[LogRecord], published: list[Event] | None = None
+    ) -> tuple[list[Op], list[tuple[LogRecord, str]], dict[tuple[str, str], int]]:
+        """`consume`'s writes for `records`, the records it cannot read (with why) and the rules matched (how many
+        times each: a plain dict, which `Counter.update` adds as a Counter's counts, without a Counter per call).
+
+        `published`: the events `records` encode, when the publisher has them (a route of its own publish). Each is
+        then used as it is instead of being built again from its record (`Event.from_log`), where that gives the
+        same: its attributes and the JSON of its data are the record's. Matching still reads the record's JSON (a
+        tuple in data built in Python is a list there), and so does a target's rendering (a transformer's paths
+        step into lists only), for which the event is built from the record as the consumer builds it.
+        """
         now = self.clock()
         invocations: dict[str, list[OutgoingMessage]] = {}
         queued: list[Delivery] = []
         unreadable: list[tuple[LogRecord, str]] = []
-        matched: collections.Counter[tuple[str, str]] = collections.Counter()
+        matched: dict[tuple[str, str], int] = {}
         invoker = self.targets.invoker
         # One build for an event's invocations of several functions with the event as it is (the fan-out), where
         # the invoker offers it: what they share is checked and encoded once.
         build_each: BuildEach | None = getattr(invoker, "messages", None)
         matching = self.rules.matching
-        for record in records:
+        for index, record in enumerate(records):
             try:
                 document = orjson.loads(record.data)
-                event = Event.from_log(document)
+                event = Event.from_log(document) if published is None else published[index]
             except ValueError as exc:
                 unreadable.append((record, f"bus {name!r}: not a readable CloudEvent: {exc}"))
                 continue
             consumed: dict[str, str] | None = None
             plain: list[tuple[str, RuleTarget]] = []
             for rule in matching(name, document):
-                matched[name, rule.id] += 1
+                matched[name, rule.id] = matched.get((name, rule.id), 0) + 1
                 for target in rule.targets:
                     if invoker is not None and target.kind == "function":
                         if consumed is None:
@@ -192,7 +203,10 @@ class EventBus(LogConsumer):
                         if build_each is not None and _as_stored(target):
                             plain.append((rule.id, target))
                             continue
-                        invocation = self._invocation(invoker, name, rule.id, target, event, record, consumed)
+                        rendered = event
+                        if published is not None and not _as_stored(target):
+                            rendered = Event.from_log(document)  # rendered as the consumer renders it
+                        invocation = self._invocation(invoker, name, rule.id, target, rendered, record, consumed)
                         if invocation is not None:
                             invocations.setdefault(invocation[0], []).append(invocation[1])
                             continue

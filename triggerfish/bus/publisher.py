@@ -41,9 +41,9 @@ from triggerfish.triggers.sns import TopicMessage, check_topic
 MAX_PUBLISH_BATCH = 1000
 
 
-#: Given a bus and the records about to be appended to it, the Route of them (None: the bus's consumer takes them),
-#: and what to call once the store routed them.
-Router = Callable[[str, list[bytes]], tuple[Route, Callable[[], None]] | None]
+#: Given a bus, the records about to be appended to it and the events they encode (in the same order), the Route of
+#: them (None: the bus's consumer takes them), and what to call once the store routed them.
+Router = Callable[[str, list[bytes], list[Event]], tuple[Route, Callable[[], None]] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +107,9 @@ class Publisher:
                     op="publish", target=bus, hops=event.hopcount or 0, payload=event.to_dict(), origin=origin
                 )
         kept = [body for body, ok in zip(bodies, allowed, strict=True) if ok]
-        routing = self.router(bus, kept) if self.router is not None and kept else None
+        routing = None
+        if self.router is not None and kept:
+            routing = self.router(bus, kept, [event for event, ok in zip(events, allowed, strict=True) if ok])
         if routing is None:
             records = await self.store.log.append_many(bus_stream(bus), kept)
         else:

@@ -31,6 +31,7 @@ from uvicorn.server import ServerState
 
 from triggerfish.gateway.coalesce import CoalescingTransport
 from triggerfish.gateway.connections import GuardedConnection
+from triggerfish.gateway.request_body import BODY_RECEIVED
 
 if TYPE_CHECKING:
     from triggerfish.gateway.connections import ConnectionGuard
@@ -95,6 +96,9 @@ class GuardedHttpToolsProtocol(GuardedConnection, HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._received = True
+        # The request whose message this was (the scope is replaced only when the next one begins): its app reads
+        # the body without a timer (request_body.body_within). A body still arriving when the app runs is timed.
+        self.scope[BODY_RECEIVED] = True  # type: ignore[literal-required]  # a key of the server's own
         super().on_message_complete()
         self._settle()
 

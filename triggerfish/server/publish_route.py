@@ -23,7 +23,6 @@ operation's own endpoint, which says precisely what is wrong with it.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import orjson
 
 from triggerfish.errors import InvalidInputError, InvalidNameError
 from triggerfish.events.http_binding import BATCH_CONTENT_TYPE, MAX_BATCH_BYTES, STRUCTURED_CONTENT_TYPE, from_http
-from triggerfish.gateway.request_body import BodyTooLarge, ClientGone, read_body
+from triggerfish.gateway.request_body import BodyTooLarge, ClientGone, body_within
 from triggerfish.server.control_io import error_answer
 from triggerfish.server.errors import error_response
 from triggerfish.server.platform import Platform
@@ -106,8 +105,7 @@ class PublishRoute:
             return
         platform = self.platform
         try:
-            async with asyncio.timeout(platform.body_timeout):
-                body = await read_body(receive, MAX_BATCH_BYTES)
+            body = await body_within(scope, receive, MAX_BATCH_BYTES, platform.body_timeout)
         except TimeoutError:
             message = f"the request body did not arrive within {platform.body_timeout:g} s"
             await error_response(408, "RequestTimeout", message, headers={"connection": "close"})(scope, receive, send)

@@ -117,7 +117,8 @@ class Route:
 
     Done only when the group has consumed everything before the records and holds no range uncommitted
     (the highest offset it claimed and its position are both the offset just before the first record):
-    its consumer would have claimed exactly these records next, so they are delivered in order. Otherwise
+    its consumer would have claimed exactly these records next, so they are delivered in order (a group that
+    has no place yet starts before the stream's first record, so it takes a new stream's first records). Otherwise
     nothing happens (`sends` are not stored) and the group's consumer claims and delivers the records
     itself. The result says which (True: routed). Either way the group delivers every record, and a
     publisher that routes its own events spares them a second durable write before they reach their

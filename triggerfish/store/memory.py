@@ -139,13 +139,16 @@ class MemoryStore(Store):
 
     async def _route(self, op: Route, records: list[LogRecord], now: float) -> bool:
         # No await yields in between (the parts' primitives never suspend): no claim can come meanwhile.
-        g = self._log._groups_by_stream.get(op.source, {}).get(op.group)
-        if g is None or not routable(records, g.position, g.claimed):
+        found = self._log._groups_by_stream.get(op.source, {}).get(op.group)
+        g = Group() if found is None else found  # a new group starts before the stream's first record
+        if not routable(records, g.position, g.claimed):
             return False
         for send in op.sends:
             if send.messages:
                 await self._queues._send(send.queue, list(send.messages), now)
         g.position = g.claimed = records[-1].offset
+        if found is None:
+            self._log._groups_by_stream.setdefault(op.source, {})[op.group] = g
         return True
 
     async def _forward(self, op: Forward, records: list[LogRecord], now: float) -> bool:

@@ -308,15 +308,22 @@ def _route(
     # Inside the writer's transaction: no consumer of the group can claim between this look and the write below.
     row = c.execute("SELECT position, claimed FROM log_groups WHERE stream = ? AND grp = ?", (op.source, op.group))
     found = row.fetchone()
-    if found is None or not routable(records, int(found[0]), int(found[1])):
+    # A group with no row yet starts before the stream's first record (as `claim` reads it): it takes a stream's
+    # very first records by a Route, so a bus that is new when its load starts routes from its first event.
+    position, claimed = (0, 0) if found is None else (int(found[0]), int(found[1]))
+    if not routable(records, position, claimed):
         return False
     routed = [send for send in op.sends if send.messages]
     if routed:
         sends = [(send.queue, list(send.messages), now) for send in routed]
         q.write_sends(c, sends, [leases.get(id(send)) for send in routed])
     last = records[-1].offset
-    update = "UPDATE log_groups SET position = ?, claimed = ? WHERE stream = ? AND grp = ?"
-    c.execute(update, (last, last, op.source, op.group))
+    if found is None:
+        insert = "INSERT INTO log_groups (stream, grp, position, claimed) VALUES (?, ?, ?, ?)"
+        c.execute(insert, (op.source, op.group, last, last))
+    else:
+        update = "UPDATE log_groups SET position = ?, claimed = ? WHERE stream = ? AND grp = ?"
+        c.execute(update, (last, last, op.source, op.group))
     return True
 
 
