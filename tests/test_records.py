@@ -157,7 +157,7 @@ async def test_records_given_to_add_soon_together_are_one_commit_and_readable_af
         for n in range(20):
             records.add_soon(make("a" if n % 2 else "b", f"r{n}", 1000.0 + n), ("r0", KEPT) if n == 0 else None)
         await records.settled()
-        # One transaction for all twenty (both copies, spans and the kept input): the writer woke once for them.
+        # One transaction for all twenty (the rows with their keys and the kept input): the writer woke once for them.
         assert store.write_stats.batches == commits + 1  # type: ignore[attr-defined]
         assert sorted(seen) == sorted(f"r{n}" for n in range(20))
         assert [r.request_id for r in await records.query(function="a")] == [f"r{n}" for n in range(1, 20, 2)]
