@@ -120,3 +120,17 @@ async def test_an_input_too_large_to_share_its_records_row_keeps_a_row_of_its_ow
     assert [key for key, _ in await logged(store)] == [record_key(RECORD.request_id, 1)]
     assert (await records.input(RECORD.request_id) or {})["event"] == orjson.loads(large[1])["event"]
     assert await records.get(RECORD.request_id) == RECORD
+
+
+async def test_an_invocation_retried_across_the_upgrade_reads_whole(store: Store) -> None:
+    # Its first attempt stored by the version before (the key-value copy, with its input), its second by this one.
+    first = replace(RECORD, status="failed", error={"errorType": "E"})
+    second = replace(RECORD, attempt=2, started_at=RECORD.started_at + 1, ended_at=RECORD.ended_at + 1)
+    request_id, document = kept({"try": 1})
+    copy = encode_record(first)[:-1] + b',"kept_input":' + document + b"}"
+    await store.atomic([Put(INVOCATIONS_NAMESPACE, record_key(request_id, 1), copy, ttl=3600)])
+    records = records_of(store)
+    await records.add(second)
+    assert await records.attempts(request_id) == [first, second]
+    assert await records.get(request_id) == second
+    assert (await records.input(request_id) or {})["event"] == {"try": 1}

@@ -413,21 +413,25 @@ class InvocationRecords:
 
     async def _stored(self, request_id: str) -> list[bytes]:
         """Every attempt of an invocation as stored, first to last: log rows found by their key, and the key-value
-        copies of earlier versions (a record is in one or the other, never both)."""
+        copies of earlier versions (a record is in one or the other, never both).
+
+        The copies are looked for only when the rows do not begin with the first attempt: an invocation whose first
+        attempt this version stored has all its attempts stored so (a read here is a round trip to the store's
+        reader, as costly as what it reads)."""
         prefix = f"r/{request_id}/"
-        logged, copies = await asyncio.gather(
-            self.store.log.find(prefix, limit=10_000),
-            self.store.kv.scan(INVOCATIONS_NAMESPACE, prefix=prefix, limit=10_000),
-        )
-        by_key = {row.key: row.value for row in copies}
         # Rows older than the retention that the streams' next trim has not reached yet read as gone, as expired
         # copies do.
         kept_since = self.store.log.clock() - self.retention
-        by_key.update(
+        rows = [
             (key, row.data)
-            for key, row in logged
+            for key, row in await self.store.log.find(prefix, limit=10_000)
             if row.time >= kept_since and row.stream.startswith(RECORD_STREAM_PREFIX)
-        )
+        ]
+        if rows and rows[0][0] == f"{prefix}{1:05d}":
+            return [data for _, data in rows]
+        copies = await self.store.kv.scan(INVOCATIONS_NAMESPACE, prefix=prefix, limit=10_000)
+        by_key = {row.key: row.value for row in copies}
+        by_key.update(rows)
         return [by_key[key] for key in sorted(by_key)]
 
     def _fits(self, body: bytes, document: bytes) -> bool:
