@@ -26,5 +26,10 @@ async def main() -> None:
         assert [r.offset for r in await store.log.read("orders")] == [3, 4]
         assert (await store.log.append("orders", b'{"id": 5}')).offset == 5
 
+        # A record can carry up to two keys, and is found by either in every stream (a prefix, in key order).
+        await store.log.append_many("refunds", [b'{"id": 6}'], keys=[("order/5/refund", "customer/c-9/6")])
+        [(key, record)] = await store.log.find("customer/c-9/")
+        assert (key, record.stream, record.offset) == ("customer/c-9/6", "refunds", 1)
+
 
 asyncio.run(main())

@@ -1,8 +1,10 @@
-"""An attempt's entry in the trace index is a pointer to its record; traces written by earlier versions, whose entries
-hold the span's JSON, read the same. On a real SQLite file and a real PostgreSQL (CI)."""
+"""An attempt's span is read from its record's log row, found by its trace (the row's second key); traces written by
+earlier versions read the same: entries holding the span's JSON, and (rec13) entries pointing to the record's
+key-value copy. On a real SQLite file and a real PostgreSQL (CI)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -12,8 +14,15 @@ import pytest
 
 from tests.backends import opened_store
 from tests.sample_records import sample_record
-from triggerfish.names import INVOCATIONS_NAMESPACE, TRACES_NAMESPACE
-from triggerfish.observe.spans import Span, invocation_span, producer_span, record_pointer, span_key
+from triggerfish.names import INVOCATIONS_NAMESPACE, TRACES_NAMESPACE, record_stream
+from triggerfish.observe.spans import (
+    Span,
+    invocation_span,
+    invocation_span_pointer,
+    producer_span,
+    record_pointer,
+    span_key,
+)
 from triggerfish.observe.traces import ordered, trace_spans
 from triggerfish.runtime.records import InvocationRecord, InvocationRecords, encode_record, record_key
 from triggerfish.store import Store
@@ -106,6 +115,19 @@ def old_writes(records: list[InvocationRecord], retention: float) -> list[Put]:
     return puts
 
 
+def pointer_writes(records: list[InvocationRecord], retention: float) -> list[Put]:
+    """What rec13's version wrote for `records` (log rows apart, without keys): each record's key-value copy, and its
+    span's entry pointing to the copy (`invocation_span_pointer`)."""
+    puts = []
+    for record in records:
+        entry = invocation_span_pointer(record)
+        assert entry is not None
+        key = record_key(record.request_id, record.attempt)
+        puts.append(Put(INVOCATIONS_NAMESPACE, key, encode_record(record), ttl=retention))
+        puts.append(Put(TRACES_NAMESPACE, *entry, ttl=retention))
+    return puts
+
+
 def expected() -> list[Span]:
     spans = [invocation_span(record) for record in RECORDS]
     return ordered([PUBLISH, *(span for span in spans if span is not None)])
@@ -115,38 +137,65 @@ async def put_publish(store: Store) -> None:
     await store.kv.put(TRACES_NAMESPACE, span_key(PUBLISH), orjson.dumps(PUBLISH), ttl=3600)
 
 
-async def test_a_trace_written_with_full_spans_and_one_written_with_pointers_read_the_same(store: Store) -> None:
+def records_of(store: Store) -> InvocationRecords:
+    return InvocationRecords(store, clock=lambda: ROOT.started_at)
+
+
+async def test_a_trace_reads_the_same_whichever_version_wrote_it(store: Store) -> None:
     await put_publish(store)
     await store.atomic(old_writes(RECORDS, 3600))
     old = await trace_spans(store, TRACE)
     assert old == expected()
 
-    # The same invocations as this version writes them: every attempt's entry becomes a pointer.
-    records = InvocationRecords(store, clock=lambda: ROOT.started_at)
-    await store.atomic(records.writes(RECORDS))
+    # As rec13's version wrote them: every attempt's entry a pointer to its key-value copy.
+    await store.atomic(pointer_writes(RECORDS, 3600))
     entries = await store.kv.scan(TRACES_NAMESPACE, prefix=f"t/{TRACE}/")
     pointers = [record_pointer(entry.value) for entry in entries]
     assert sorted(p for p in pointers if p is not None) == sorted((r.request_id, r.attempt) for r in RECORDS)
-    assert all(len(entry.value) < 64 for entry in entries if record_pointer(entry.value) is not None)
+    assert await trace_spans(store, TRACE) == old
+
+    # As this version writes them: no entry and no copy, the record's log row found by its span.
+    for record in RECORDS:
+        assert await store.kv.delete(TRACES_NAMESPACE, f"t/{TRACE}/{record.span_id}")
+        assert await store.kv.delete(INVOCATIONS_NAMESPACE, record_key(record.request_id, record.attempt))
+    await store.atomic(records_of(store).writes(RECORDS))
+    assert [entry.key for entry in await store.kv.scan(TRACES_NAMESPACE, prefix=f"t/{TRACE}/")] == [span_key(PUBLISH)]
+    assert await store.kv.scan(INVOCATIONS_NAMESPACE, prefix="") == []
+    found = await store.log.find(f"t/{TRACE}/")
+    assert sorted(key for key, _ in found) == sorted(f"t/{TRACE}/{r.span_id}" for r in RECORDS)
     assert await trace_spans(store, TRACE) == old
 
 
-async def test_a_trace_half_old_and_half_new_reads_whole(store: Store) -> None:
-    """An upgrade in the middle of a trace: its first invocations ran on the old version, the rest on this one."""
+async def test_a_trace_written_by_three_versions_reads_whole(store: Store) -> None:
+    """Upgrades in the middle of a trace: its first invocation ran on the oldest version, the next on rec13's,
+    the rest on this one."""
     await put_publish(store)
-    await store.atomic(old_writes(RECORDS[:2], 3600))
-    await store.atomic(InvocationRecords(store, clock=lambda: ROOT.started_at).writes(RECORDS[2:]))
+    await store.atomic(old_writes(RECORDS[:1], 3600))
+    await store.atomic(pointer_writes(RECORDS[1:2], 3600))
+    await store.atomic(records_of(store).writes(RECORDS[2:]))
     assert await trace_spans(store, TRACE) == expected()
 
 
 async def test_a_pointer_whose_record_is_gone_leaves_its_span_out(store: Store) -> None:
     """Trimming: the record went (its ttl ran out the moment before its pointer's); the rest of the trace reads."""
     await put_publish(store)
-    await store.atomic(InvocationRecords(store, clock=lambda: ROOT.started_at).writes(RECORDS))
+    await store.atomic(pointer_writes(RECORDS, 3600))
     assert await store.kv.delete(INVOCATIONS_NAMESPACE, record_key(SHIP[0].request_id, 1))
     spans = await trace_spans(store, TRACE)
     assert SHIP[0].span_id not in {span.span_id for span in spans}
     assert spans == [span for span in expected() if span.span_id != SHIP[0].span_id]
+
+
+async def test_a_record_trimmed_from_its_stream_leaves_its_span_out(store: Store) -> None:
+    await put_publish(store)
+    records = records_of(store)
+    await store.atomic(records.writes(RECORDS[:1]))
+    await asyncio.sleep(0.05)
+    await store.atomic(records.writes(RECORDS[1:]))
+    assert await store.log.trim(record_stream(ROOT.function), max_age=0.04) == 1
+    spans = await trace_spans(store, TRACE)
+    assert spans == ordered([span for span in expected() if span.span_id != ROOT.span_id])
+    assert await records.get(ROOT.request_id) is None
 
 
 def test_only_a_pointer_reads_as_one() -> None:

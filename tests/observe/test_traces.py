@@ -16,7 +16,7 @@ from tests.cluster.test_nodes_in_process import eventually
 from tests.server.conftest import Served, serve_app
 from triggerfish.errors import InvalidInputError
 from triggerfish.names import INVOCATIONS_NAMESPACE, TRACES_NAMESPACE
-from triggerfish.observe.spans import Span, invocation_span, record_pointer
+from triggerfish.observe.spans import Span, invocation_span, invocation_span_pointer
 from triggerfish.observe.traces import check_trace_id, ordered, summaries, waterfall
 from triggerfish.runtime.records import decode_record, record_key
 
@@ -125,9 +125,10 @@ async def test_a_request_without_traceparent_starts_a_trace_and_unknown_ids_are_
         assert bad.status_code == 400
 
 
-async def test_the_api_gives_the_same_trace_from_pointers_as_from_full_spans(chain: Served) -> None:
-    """The entries this version writes (pointers to the records) and the ones earlier versions wrote (each span's
-    JSON) give the same trace through the control API, which `triggerfish traces` and the dashboard read."""
+async def test_the_api_gives_the_same_trace_from_records_rows_as_from_earlier_versions_entries(chain: Served) -> None:
+    """The records' own rows (found by their span, what this version writes) and what earlier versions wrote (each
+    record's key-value copy, with its span's JSON or a pointer to the copy in the trace index) give the same trace and
+    the same invocations through the control API, which `triggerfish traces` and the dashboard read."""
     async with httpx.AsyncClient(base_url=chain.url) as http:
         trace_id = (await http.post("/orders", json={}, headers={"traceparent": CALLER})).json()["trace"]
 
@@ -139,21 +140,24 @@ async def test_the_api_gives_the_same_trace_from_pointers_as_from_full_spans(cha
         new = (await http.get(f"/-/api/v1/traces/{trace_id}")).json()
         new_invocations = (await http.get("/-/api/v1/invocations", params={"trace_id": trace_id})).json()
 
-        # Each pointer rewritten as the version before wrote the entry: the span's JSON.
+        # Each record's row rewritten as earlier versions stored it, and the rows trimmed away: the first record with
+        # its span's JSON, the others with rec13's pointers.
         store = chain.platform.store
-        rewritten = 0
-        for entry in await store.kv.scan(TRACES_NAMESPACE, prefix=f"t/{trace_id}/"):
-            pointer = record_pointer(entry.value)
-            if pointer is not None:
-                record = await store.kv.get(INVOCATIONS_NAMESPACE, record_key(*pointer))
-                assert record is not None
-                span = invocation_span(decode_record(record.value))
-                await store.kv.put(TRACES_NAMESPACE, entry.key, orjson.dumps(span), ttl=3600)
-                rewritten += 1
+        rows = await store.log.find(f"t/{trace_id}/")
+        assert {row.stream for _, row in rows} == {"invocations.place", "invocations.ship", "invocations.deliver"}
+        for index, (key, row) in enumerate(rows):
+            record = decode_record(row.data)
+            await store.kv.put(INVOCATIONS_NAMESPACE, record_key(record.request_id, record.attempt), row.data, ttl=3600)
+            entry = invocation_span_pointer(record) if index else (key, orjson.dumps(invocation_span(record)))
+            assert entry is not None
+            await store.kv.put(TRACES_NAMESPACE, entry[0], entry[1], ttl=3600)
+        for stream in {row.stream for _, row in rows}:
+            await store.log.trim(stream, max_age=0)
+        assert await store.log.find(f"t/{trace_id}/") == []
         old = (await http.get(f"/-/api/v1/traces/{trace_id}")).json()
         old_invocations = (await http.get("/-/api/v1/invocations", params={"trace_id": trace_id})).json()
 
-    assert rewritten == 3  # place, ship, deliver (the publish and send were full spans already)
+    assert len(rows) == 3  # place, ship, deliver (the publish and send are spans of their own in the trace index)
     assert [s["name"] for s in new["spans"]] == ["place", "publish default", "ship", "send parcels", "deliver"]
     assert new == old
     assert new_invocations == old_invocations

@@ -1,6 +1,6 @@
-"""A kept input rides in its record's key-value row (no row of its own); inputs that earlier versions kept in a row
-of their own (`i/<request id>`) still read, and so does one too large to share its record's row. On a real SQLite
-file and a real PostgreSQL (CI)."""
+"""A kept input rides in its record's log row (no row of its own); inputs that earlier versions kept in the record's
+key-value copy, or in a row of their own (`i/<request id>`), still read, and so does one too large to share its
+record's row. On a real SQLite file and a real PostgreSQL (CI)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,11 @@ async def keys(store: Store) -> list[str]:
     return [row.key for row in await store.kv.scan(INVOCATIONS_NAMESPACE, prefix="")]
 
 
+async def logged(store: Store) -> list[tuple[str, bytes]]:
+    """The records' log rows, by their first key."""
+    return [(key, row.data) for key, row in await store.log.find("r/")]
+
+
 async def test_an_input_kept_in_a_row_of_its_own_by_an_earlier_version_reads_back(store: Store) -> None:
     # As the version before wrote it: the record's key-value copy, and the input under `i/<request id>`.
     request_id, document = kept()
@@ -59,6 +64,16 @@ async def test_an_input_kept_in_a_row_of_its_own_by_an_earlier_version_reads_bac
     assert await records.get(request_id) == RECORD
 
 
+async def test_an_input_kept_in_its_records_key_value_copy_by_an_earlier_version_reads_back(store: Store) -> None:
+    # As rec13's version wrote it: the input as the last field of the record's key-value copy.
+    request_id, document = kept()
+    copy = encode_record(RECORD)[:-1] + b',"kept_input":' + document + b"}"
+    await store.atomic([Put(INVOCATIONS_NAMESPACE, record_key(request_id, 1), copy, ttl=3600)])
+    records = records_of(store)
+    assert await records.input(request_id) == read_input(document)
+    assert await records.attempts(request_id) == [RECORD]
+
+
 @pytest.mark.parametrize("path", ["add_soon", "add"])
 async def test_an_input_is_kept_in_its_records_row_and_reads_back(store: Store, path: str) -> None:
     records = records_of(store)
@@ -67,7 +82,10 @@ async def test_an_input_is_kept_in_its_records_row_and_reads_back(store: Store, 
         await records.settled()
     else:  # a throttled or expired attempt's, or an async failure's
         await records.add(RECORD, kept())
-    assert await keys(store) == [record_key(RECORD.request_id, 1)]  # one row, no `i/` row beside it
+    assert await keys(store) == []  # no key-value row: no copy, no `i/` row
+    [(key, data)] = await logged(store)  # one log row, found by its request id
+    assert key == record_key(RECORD.request_id, 1)
+    assert orjson.loads(data)["kept_input"] == orjson.loads(kept()[1])
     shown = await records.input(RECORD.request_id)
     assert shown == read_input(kept()[1])
     assert shown is not None
@@ -89,7 +107,7 @@ async def test_each_attempt_keeps_the_input_and_the_latest_is_shown(store: Store
 
 @pytest.mark.parametrize("path", ["add_soon", "add"])
 async def test_an_input_too_large_to_share_its_records_row_keeps_a_row_of_its_own(store: Store, path: str) -> None:
-    store.kv.max_record_bytes = 3000  # so that the record and this input fit alone but not together
+    store.kv.max_record_bytes = store.log.max_record_bytes = 3000  # the record and this input fit alone, not together
     large = kept({"note": "x" * 2700})
     assert len(large[1]) < 3000 < len(large[1]) + len(encode_record(RECORD))
     records = records_of(store)
@@ -98,6 +116,21 @@ async def test_an_input_too_large_to_share_its_records_row_keeps_a_row_of_its_ow
         await records.settled()
     else:
         await records.add(RECORD, large)
-    assert sorted(await keys(store)) == [f"i/{RECORD.request_id}", record_key(RECORD.request_id, 1)]
+    assert await keys(store) == [f"i/{RECORD.request_id}"]
+    assert [key for key, _ in await logged(store)] == [record_key(RECORD.request_id, 1)]
     assert (await records.input(RECORD.request_id) or {})["event"] == orjson.loads(large[1])["event"]
     assert await records.get(RECORD.request_id) == RECORD
+
+
+async def test_an_invocation_retried_across_the_upgrade_reads_whole(store: Store) -> None:
+    # Its first attempt stored by the version before (the key-value copy, with its input), its second by this one.
+    first = replace(RECORD, status="failed", error={"errorType": "E"})
+    second = replace(RECORD, attempt=2, started_at=RECORD.started_at + 1, ended_at=RECORD.ended_at + 1)
+    request_id, document = kept({"try": 1})
+    copy = encode_record(first)[:-1] + b',"kept_input":' + document + b"}"
+    await store.atomic([Put(INVOCATIONS_NAMESPACE, record_key(request_id, 1), copy, ttl=3600)])
+    records = records_of(store)
+    await records.add(second)
+    assert await records.attempts(request_id) == [first, second]
+    assert await records.get(request_id) == second
+    assert (await records.input(request_id) or {})["event"] == {"try": 1}

@@ -125,6 +125,39 @@ class LogContract(StoreContract):
         assert await store.log.trim("s", max_bytes=0) == 2
         assert await store.log.trim("missing", max_bytes=0) == 0
 
+    async def test_records_are_found_by_their_keys_in_every_stream(self, store: Store) -> None:
+        await store.log.append("plain", b"no keys")
+        await store.log.append_many("orders", [b"o1", b"o2", b"o3"], keys=[("r/b/1", "t/x/1"), (), ("r/a/1",)])
+        await store.log.append_many("refunds", [b"f1"], keys=[("r/b/2", "t/x/2")])
+        found = await store.log.find("r/")
+        assert [(key, r.stream, r.offset, r.data) for key, r in found] == [
+            ("r/a/1", "orders", 3, b"o3"),
+            ("r/b/1", "orders", 1, b"o1"),
+            ("r/b/2", "refunds", 1, b"f1"),
+        ]
+        assert [key for key, _ in await store.log.find("t/x/")] == ["t/x/1", "t/x/2"]  # by the second key
+        assert [key for key, _ in await store.log.find("r/b/")] == ["r/b/1", "r/b/2"]
+        assert [key for key, _ in await store.log.find("r/", limit=2)] == ["r/a/1", "r/b/1"]
+        assert await store.log.find("r/c") == []
+        # Keys do not change what the streams hold.
+        assert [r.data for r in await store.log.read("orders")] == [b"o1", b"o2", b"o3"]
+
+    async def test_a_record_found_by_both_keys_comes_once_for_each(self, store: Store) -> None:
+        await store.log.append_many("s", [b"x"], keys=[("k/1", "k/2")])
+        assert [(key, r.data) for key, r in await store.log.find("k/")] == [("k/1", b"x"), ("k/2", b"x")]
+
+    async def test_keys_go_with_their_records_when_the_stream_is_trimmed(self, store: Store) -> None:
+        await store.log.append_many("s", [b"a", b"b"], keys=[("k/a",), ("k/b",)])
+        await self.advance(SHORT * 2)
+        await store.log.append_many("s", [b"c"], keys=[("k/c",)])
+        assert await store.log.trim("s", max_age=SHORT) == 2
+        assert [(key, r.offset) for key, r in await store.log.find("k/")] == [("k/c", 3)]
+
+    async def test_keys_are_found_in_utf8_byte_order(self, store: Store) -> None:
+        keys = ["k/é", "k/z", "k/A", "k/✓"]
+        await store.log.append_many("s", [key.encode() for key in keys], keys=[(key,) for key in keys])
+        assert [key for key, _ in await store.log.find("k/")] == sorted(keys, key=str.encode)
+
 
 # --- queues ----------------------------------------------------------------------------------
 
@@ -581,6 +614,19 @@ class BadInputContract(StoreContract):
     async def test_append_many_of_a_single_bytes_object(self, store: Store) -> None:
         message = await self.rejects(store, InvalidInputError, lambda: store.log.append_many("s", b"abc"))  # type: ignore[arg-type]
         assert "append()" in message
+
+    @pytest.mark.parametrize(
+        "keys",
+        [[("k/1",)], [("k/1",), ("k/2",), ("k/3",)], [["k/1"], ("k/2",)], [("a", "b", "c"), ()], [("",), ()]],
+        ids=["too-few", "too-many", "not-a-tuple", "three-keys", "empty-key"],
+    )
+    async def test_bad_record_keys_append_nothing(self, store: Store, keys: Any) -> None:
+        with pytest.raises((InvalidInputError, InvalidNameError)):
+            await store.log.append_many("s", [b"1", b"2"], keys=keys)
+        assert await store.log.read("s") == []
+        for prefix in ("", None):
+            with pytest.raises(InvalidInputError, match="prefix"):
+                await store.log.find(prefix)  # type: ignore[arg-type]
 
     @pytest.mark.parametrize("seconds", BAD_SECONDS)
     async def test_bad_durations(self, store: Store, seconds: Any) -> None:

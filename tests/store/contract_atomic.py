@@ -67,6 +67,28 @@ class AtomicContract(StoreContract):
             await self.nothing_written(store)
             assert await store.kv.get("ns", "other") == existing
 
+    async def test_records_appended_with_keys_are_found_by_them_and_a_failed_call_leaves_none(
+        self, store: Store
+    ) -> None:
+        # An invocation record's write: its log row found by its request and its span, with a put beside it.
+        records, _ = await store.atomic(
+            [Append("out", [b"o1", b"o2"], [("r/a/1", "t/x/a"), ("r/b/1",)]), Put("ns", "k", b"v")]
+        )
+        found = await store.log.find("r/")
+        assert [(key, r.stream, r.offset, r.data) for key, r in found] == [
+            ("r/a/1", "out", 1, b"o1"),
+            ("r/b/1", "out", 2, b"o2"),
+        ]
+        assert [(key, r.offset) for key, r in await store.log.find("t/x/")] == [("t/x/a", records[0].offset)]
+        if store.atomic_writes:
+            ops: list[Op] = [Append("out", [b"o3"], [("r/c/1",)]), Put("ns", "k", b"v2", if_version=ABSENT)]
+            with pytest.raises(AtomicConflictError):
+                await store.atomic(ops)
+            assert await store.log.find("r/c/") == []
+        with pytest.raises(InvalidInputError, match="one tuple of keys per record"):
+            await store.atomic([Append("out", [b"o4"], [("r/d/1",), ("r/e/1",)])])
+        assert [r.data for r in await store.log.read("out")] == [b"o1", b"o2"]
+
     async def test_a_lost_commit_writes_nothing(self, store: Store) -> None:
         await store.log.append("in", b"e")
         lost = await store.log.claim("in", "g", lease=SHORT)

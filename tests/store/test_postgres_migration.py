@@ -13,8 +13,9 @@ from triggerfish.store import _pg_queues as q
 from triggerfish.store._pg_schema import MIGRATIONS, SCHEMA_VERSION
 
 #: Versions before this one whose tables the queue's statements still work on: version 3 swapped the index
-#: acknowledgements use, version 4 changed no table (it marks the records' newer forms).
-EARLIER_VERSIONS = [2, 3]
+#: acknowledgements use, version 4 changed no table (it marks the records' newer forms), version 5 gave log records
+#: their keys.
+EARLIER_VERSIONS = [2, 3, 4]
 
 
 @pytest.mark.parametrize("earlier", EARLIER_VERSIONS)
@@ -51,5 +52,28 @@ async def test_messages_waiting_delayed_and_leased_at_the_earlier_version_all_co
         assert (stats.visible, stats.delayed, stats.in_flight) == (0, 1, 0)
         assert stats.next_visible_at == pytest.approx(now + 3600, abs=1)
         assert delayed.message_id not in sent
+    finally:
+        await store.close()
+
+
+async def test_log_records_of_the_earlier_version_stay_and_new_ones_are_found_by_their_keys(schema: str) -> None:
+    async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as c:
+        await c.execute(f"CREATE SCHEMA {schema}")
+        await c.execute(f"SET search_path TO {schema}")
+        for step in range(1, SCHEMA_VERSION):
+            await c.execute(MIGRATIONS[step].encode())
+        await c.execute("INSERT INTO meta (name, value) VALUES ('schema_version', %s)", (SCHEMA_VERSION - 1,))
+        await c.execute("INSERT INTO streams VALUES ('s', 3, 100.0, 2)")
+        await c.execute(
+            "INSERT INTO log_records (stream, \"offset\", time, size, data) VALUES ('s', 1, 100.0, 1, 'a'),"
+            " ('s', 2, 100.0, 1, 'b')"
+        )
+    store = await open_store(f"{POSTGRES_URL}?schema={schema}")  # migrates
+    try:
+        assert [r.data for r in await store.log.read("s")] == [b"a", b"b"]
+        assert await store.log.find("r/") == []
+        (record,) = await store.log.append_many("s", [b"c"], keys=[("r/c/1", "t/x/c")])
+        assert record.offset == 3
+        assert [(key, r.data) for key, r in await store.log.find("t/x/")] == [("t/x/c", b"c")]
     finally:
         await store.close()

@@ -32,6 +32,29 @@ def version_one_file(path: Path) -> None:
         c.execute("PRAGMA user_version = 1")
 
 
+async def test_a_version_three_file_keeps_its_log_and_new_records_are_found_by_their_keys(tmp_path: Path) -> None:
+    path = tmp_path / "three.db"
+    with sqlite3.connect(path) as c:
+        c.executescript("".join(MIGRATIONS[v] for v in range(1, 4)))
+        c.execute("INSERT INTO streams VALUES ('s', 3, 100.0, 2)")
+        c.executemany(
+            'INSERT INTO log_records (stream, "offset", time, size, data) VALUES (?, ?, ?, ?, ?)',
+            [("s", 1, 100.0, 1, b"a"), ("s", 2, 100.0, 1, b"b")],
+        )
+        c.execute("PRAGMA user_version = 3")
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        assert [r.data for r in await store.log.read("s")] == [b"a", b"b"]
+        assert await store.log.find("r/") == []
+        (record,) = await store.log.append_many("s", [b"c"], keys=[("r/c/1", "t/x/c")])
+        assert record.offset == 3
+        assert [(key, r.data) for key, r in await store.log.find("r/c/")] == [("r/c/1", b"c")]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as c:
+        assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+
+
 async def test_a_version_one_file_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     version_one_file(path)

@@ -90,13 +90,13 @@ def invocation_span(record: InvocationRecord) -> Span | None:
 
 
 def invocation_span_pointer(record: InvocationRecord) -> tuple[str, bytes] | None:
-    """The trace index's entry of an attempt's span: its key, and a pointer to the record the span is built from
-    when the trace is read (`record_pointer`); None for a record that carries no trace.
+    """The trace index's entry of an attempt's span as the version before rec14 wrote it (still read; the tests
+    write it as that version did): its key, and a pointer to the record's key-value copy, from which the span is
+    built when the trace is read (`record_pointer`); None for a record that carries no trace.
 
-    Every sync invocation's record writes one, on the platform's event loop, and traces are read rarely: the
-    record already holds every field of its span, so the entry names the record (its request id and attempt, a
-    JSON array of about 40 bytes) instead of holding the span's JSON again (about 640 bytes). Entries written by
-    earlier versions hold the span's JSON, a JSON object; `triggerfish.observe.traces` reads both.
+    Attempts are now found in their trace by their record's own row (its second key, triggerfish.runtime.records),
+    with no entry here. Entries written before this pointer hold the span's JSON, a JSON object;
+    `triggerfish.observe.traces` reads all three.
     """
     trace_id, span_id = record.trace_id, record.span_id
     if trace_id is None or span_id is None:

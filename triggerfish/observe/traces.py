@@ -1,9 +1,10 @@
 """Reading traces back: a trace's spans from the trace index, recent traces from the invocation records, and the
 waterfall `triggerfish traces` draws (pure, apart from the reads).
 
-The trace index holds two kinds of entry: a span's JSON (a handler's publish or send, a handler's own span, a
-workflow step, and an invocation attempt written by an earlier version), and a pointer to an invocation attempt's
-record (what this version writes for every attempt), whose span is built from the record here.
+An invocation attempt's span is built here from its record, which is found by the trace in the event log (its row's
+second key is `t/<trace id>/<span id>`, triggerfish.runtime.records). The trace index (a key-value namespace) holds
+the other spans as their JSON (a handler's publish or send, a handler's own span, a workflow step), and what
+earlier versions wrote for attempts: the span's JSON, or a pointer to the record's key-value copy.
 
     spans = await trace_spans(store, "4bf92f3577b34da6a3ce929d0e0e4736")
     print("\\n".join(waterfall(spans)))
@@ -20,7 +21,7 @@ from typing import Any
 import orjson
 
 from triggerfish.errors import InvalidInputError
-from triggerfish.names import INVOCATIONS_NAMESPACE, TRACES_NAMESPACE
+from triggerfish.names import INVOCATIONS_NAMESPACE, RECORD_STREAM_PREFIX, TRACES_NAMESPACE
 from triggerfish.observe.spans import Span, invocation_span, record_pointer
 from triggerfish.runtime.records import InvocationRecord, decode_record, record_key
 from triggerfish.store import Store
@@ -41,7 +42,10 @@ def check_trace_id(value: object) -> str:
 
 async def trace_spans(store: Store, trace_id: str) -> list[Span]:
     """Every span of the trace still kept, in the order they started (parents before children at equal times)."""
-    found = await store.kv.scan(TRACES_NAMESPACE, prefix=f"t/{check_trace_id(trace_id)}/", limit=MAX_SPANS)
+    prefix = f"t/{check_trace_id(trace_id)}/"
+    found, logged = await asyncio.gather(
+        store.kv.scan(TRACES_NAMESPACE, prefix=prefix, limit=MAX_SPANS), store.log.find(prefix, limit=MAX_SPANS)
+    )
     spans: list[Span] = []
     pointers: list[tuple[str, int]] = []
     for entry in found:
@@ -50,15 +54,19 @@ async def trace_spans(store: Store, trace_id: str) -> list[Span]:
             spans.append(Span.from_dict(orjson.loads(entry.value)))
         else:
             pointers.append(pointer)
+    for _, row in logged:
+        span = invocation_span(decode_record(row.data)) if row.stream.startswith(RECORD_STREAM_PREFIX) else None
+        if span is not None:
+            spans.append(span)
     spans.extend(await _pointed_spans(store, pointers))
     return ordered(spans)
 
 
 async def _pointed_spans(store: Store, pointers: list[tuple[str, int]]) -> list[Span]:
-    """The spans of the records `pointers` name. A record that is gone is left out, as its span's entry would
-    be: the pointer and the record are written in one write with one ttl, so one outlives the other only for the
-    moment between the expiry sweep's deletes (or a pointer read in the sweep's window); the trace then shows
-    what is still kept, which is what it promises."""
+    """The spans of the records that earlier versions' pointers name (their key-value copies). A record that is
+    gone is left out, as its span's entry would be: the pointer and the record were written in one write with one
+    ttl, so one outlives the other only for the moment between the expiry sweep's deletes (or a pointer read in the
+    sweep's window); the trace then shows what is still kept, which is what it promises."""
     spans: list[Span] = []
     for first in range(0, len(pointers), _READS_AT_ONCE):
         chunk = pointers[first : first + _READS_AT_ONCE]

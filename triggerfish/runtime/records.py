@@ -1,42 +1,38 @@
 """Invocation records: what ran, how it went, how long it took and what it would bill.
 
-One record per attempt, written twice, each copy suited to one question:
+One record per attempt, stored once: a row of the event log, in stream `invocations.<function>`, with the two
+keys it is found by besides (`EventLog.find`):
 
-- in the event log, stream `invocations.<function>`: a function's records
-  in the order they finished, read by time range (the log indexes time).
-  Records finishing together are appended in one batch (`append_many`),
-  so listing costs next to nothing per invocation;
-- in the key-value part, namespace `invocations`, key
-  `r/<request id>/<attempt>`: a prefix scan finds every attempt of one
-  invocation at once.
+- the stream holds a function's records in the order they were written, read by time range (the log indexes
+  time) and followed as they come (`triggerfish logs --follow`, usage). Records finishing together are appended
+  in one batch, so listing costs next to nothing per invocation;
+- its first key, `r/<request id>/<attempt>`, finds one invocation's attempts at once (a prefix);
+- its second key, `t/<trace id>/<span id>`, finds the attempts of a trace: a trace's reader builds each one's span
+  from its record (triggerfish.observe.traces).
 
-Retention: the key-value copy expires on its own (a ttl); the log streams
-are trimmed to the same age as records are written and read.
+Earlier versions wrote each record twice: the same row (without keys), and a key-value copy under
+`r/<request id>/<attempt>` (namespace `invocations`) beside a trace index entry under `t/<trace id>/<span id>`
+(namespace `triggerfish.traces`; the span's JSON, or a pointer to the copy). Those are still read, and expire on
+their own (a ttl).
 
-An attempt that carries a trace also has an entry in the trace index
-(namespace `triggerfish.traces`, key `t/<trace id>/<span id>`), written in
-the same write with the same ttl: a pointer to its key-value copy (its request
-id and attempt), from which a trace's reader builds the span
-(triggerfish.observe.spans.invocation_span_pointer).
+Retention: the log streams are trimmed to the retention's age as records are written and read; a record's keys go
+with its row.
 
-The input an invocation was given is kept with its records when the
-function keeps inputs (`keep_inputs`, triggerfish.runtime.inputs): inside
-the key-value copy of the attempt's record, as its last field `kept_input`
-(not in the log's copy), so it costs no row, index entry or expiry entry of
-its own and expires with the record. Earlier versions kept it in a row of its
-own, key `i/<request id>`, which is still read; so is an input too large to
-share its record's row (the store's limit on a value), which is written so.
+The input an invocation was given is kept with its record when the function keeps inputs (`keep_inputs`,
+triggerfish.runtime.inputs): inside the record's row, as its last field `kept_input`, so it costs no row of its
+own and goes with the record. Earlier versions kept it in the key-value copy the same way, or in a row of its own,
+key `i/<request id>`, which is still read; so is an input too large to share its record's row (the store's limit
+on a body), which is written so.
 
 A record is stored as a JSON object without the fields that hold their defaults (no error, no HTTP
-route, nothing consumed, ...: `encode_record`): about 30% fewer bytes in each copy, and every reader,
+route, nothing consumed, ...: `encode_record`): about 30% fewer bytes, and every reader,
 this version's and earlier ones', builds the record with `InvocationRecord(**document)`, which fills
 them back in. Records written whole (by earlier versions) read the same.
 
-Records finishing together go out as one batch: one `append_many` and one
-`put_many` (the key-value contract's batched put), written concurrently, so
-on the SQLite store they usually share one commit. Why not key-value only (a
-key per function and start time as well): listing by time would then be a
-scan per function over keys that are not in time order.
+Why one row with keys and not a key-value record with a time-ordered key: the log is what listing by time and
+following need (a function's records in the order they were written, a waiting read for the next), and a log row
+with two keys is four B-tree entries (the row, its offset and its two keys) where the two copies and the trace
+entry were eight (docs/architecture.md, rec14).
 
 Billing follows Lambda: the duration is billed rounded up to the whole
 millisecond, and GB-seconds are `billed_ms / 1000 * memory_mb / 1024`.
@@ -62,15 +58,14 @@ from triggerfish.names import (
     RECORD_STREAM_PREFIX,
     SANDBOX_TIMEOUT_ERROR,
     TIMEOUT_ERROR,
-    TRACES_NAMESPACE,
     record_stream,
 )
-from triggerfish.observe.spans import invocation_span_pointer
 from triggerfish.runtime.background_writes import BackgroundWrites
 from triggerfish.runtime.inputs import KeptInput, keep_input, read_input, shown_input
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest
 from triggerfish.store import Store
 from triggerfish.store.atomic import Append, Op, Put
+from triggerfish.store.base import RecordKeys
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -409,18 +404,40 @@ class InvocationRecords:
         Found in its latest attempt's record that holds one, or in a row of its own (earlier versions', or one
         too large to share its record's)."""
         await self.settled()
-        rows = await self.store.kv.scan(INVOCATIONS_NAMESPACE, prefix=f"r/{request_id}/", limit=10_000)
-        for row in reversed(rows):
-            document = orjson.loads(row.value).get(_INPUT_FIELD)
+        for stored in reversed(await self._stored(request_id)):
+            document = orjson.loads(stored).get(_INPUT_FIELD)
             if isinstance(document, dict):
                 return shown_input(document)
         found = await self.store.kv.get(INVOCATIONS_NAMESPACE, _input_key(request_id))
         return None if found is None else read_input(found.value)
 
+    async def _stored(self, request_id: str) -> list[bytes]:
+        """Every attempt of an invocation as stored, first to last: log rows found by their key, and the key-value
+        copies of earlier versions (a record is in one or the other, never both).
+
+        The copies are looked for only when the rows do not begin with the first attempt: an invocation whose first
+        attempt this version stored has all its attempts stored so (a read here is a round trip to the store's
+        reader, as costly as what it reads)."""
+        prefix = f"r/{request_id}/"
+        # Rows older than the retention that the streams' next trim has not reached yet read as gone, as expired
+        # copies do.
+        kept_since = self.store.log.clock() - self.retention
+        rows = [
+            (key, row.data)
+            for key, row in await self.store.log.find(prefix, limit=10_000)
+            if row.time >= kept_since and row.stream.startswith(RECORD_STREAM_PREFIX)
+        ]
+        if rows and rows[0][0] == f"{prefix}{1:05d}":
+            return [data for _, data in rows]
+        copies = await self.store.kv.scan(INVOCATIONS_NAMESPACE, prefix=prefix, limit=10_000)
+        by_key = {row.key: row.value for row in copies}
+        by_key.update(rows)
+        return [by_key[key] for key in sorted(by_key)]
+
     def _fits(self, body: bytes, document: bytes) -> bool:
-        """Whether a record and its input fit in one key-value row (far the common case: inputs are cut at 64 KiB,
-        values may have 1 MiB)."""
-        return len(body) + len(document) + _INPUT_OVERHEAD <= self.store.kv.max_record_bytes
+        """Whether a record and its input fit in one log row (far the common case: inputs are cut at 64 KiB,
+        bodies may have 1 MiB)."""
+        return len(body) + len(document) + _INPUT_OVERHEAD <= self.store.log.max_record_bytes
 
     def add_soon(self, record: InvocationRecord, kept: KeptInput | None = None) -> None:
         """Store a record in the background: the sync path answers its caller without waiting for the commit.
@@ -437,7 +454,7 @@ class InvocationRecords:
         await self._soon.settled()
 
     async def _write_soon(self, batch: list[tuple[InvocationRecord, KeptInput | None]]) -> None:
-        """Records of `add_soon` that arrived together: both copies, spans and inputs in one atomic write (one
+        """Records of `add_soon` that arrived together: their rows (and inputs) in one atomic write (one
         operation of the store's writer, however many records). When it fails, each record goes alone, so that
         one bad record loses only itself."""
         records = [record for record, _ in batch]
@@ -461,8 +478,7 @@ class InvocationRecords:
         writer = self._writers.get(stream)
         if writer is None:
             writer = self._writers[stream] = BatchWriter(functools.partial(self._write, stream))
-        key = record_key(record.request_id, record.attempt)
-        await writer.submit((key, body, invocation_span_pointer(record), kept))
+        await writer.submit((record_keys(record), body, kept))
         self.stored((record,))
         await self.trim_when_due()
 
@@ -470,12 +486,7 @@ class InvocationRecords:
         """Store several records at once (all durable when this returns): one write per function."""
         by_stream: dict[str, list[_Entry]] = {}
         for record in records:
-            entry = (
-                record_key(record.request_id, record.attempt),
-                encode_record(record),
-                invocation_span_pointer(record),
-                None,
-            )
+            entry = (record_keys(record), encode_record(record), None)
             by_stream.setdefault(record_stream(record.function), []).append(entry)
         if len(by_stream) == 1:
             ((stream, batch),) = by_stream.items()
@@ -486,35 +497,30 @@ class InvocationRecords:
         await self.trim_when_due()
 
     def writes(self, records: Sequence[InvocationRecord], kept: Sequence[KeptInput] = ()) -> list[Op]:
-        """Both copies of `records` (and the `kept` inputs) as writes, for a caller that stores them with others in
-        one `Store.atomic` (the dispatcher: the records of a batch of invocations and the acknowledgement of their
+        """The rows of `records` (with the `kept` inputs) as writes, for a caller that stores them with others in one
+        `Store.atomic` (the dispatcher: the records of a batch of invocations and the acknowledgement of their
         messages)."""
-        by_stream: dict[str, list[bytes]] = {}
-        puts: list[Op] = []
-        # Each input goes into its record's key-value copy; one whose record is not here goes alone.
+        by_stream: dict[str, tuple[list[bytes], list[RecordKeys]]] = {}
+        # Each input goes into its record's row; one whose record is not here goes alone.
         inputs_of = dict(kept) if kept else None
         for record in records:
             body = encode_record(record)
-            by_stream.setdefault(record_stream(record.function), []).append(body)
-            value = body
             if inputs_of is not None:
                 document = inputs_of.get(record.request_id)
                 if document is not None and self._fits(body, document):
-                    value = _with_input(body, document)
+                    body = _with_input(body, document)
                     del inputs_of[record.request_id]
-            puts.append(
-                Put(INVOCATIONS_NAMESPACE, record_key(record.request_id, record.attempt), value, ttl=self.retention)
-            )
-        spans = [
-            Put(TRACES_NAMESPACE, *entry, ttl=self.retention)
-            for entry in map(invocation_span_pointer, records)
-            if entry is not None
-        ]
+            stream = record_stream(record.function)
+            rows = by_stream.get(stream)
+            if rows is None:
+                rows = by_stream[stream] = ([], [])
+            rows[0].append(body)
+            rows[1].append(record_keys(record))
         inputs = [
             Put(INVOCATIONS_NAMESPACE, _input_key(key), document, ttl=self.retention)
             for key, document in (inputs_of or {}).items()
         ]
-        return [*(Append(stream, bodies) for stream, bodies in by_stream.items()), *puts, *spans, *inputs]
+        return [*(Append(stream, bodies, keys) for stream, (bodies, keys) in by_stream.items()), *inputs]
 
     def stored(self, records: Sequence[InvocationRecord]) -> None:
         """Tell the listeners that `records` are stored (`add` and `add_many` do; a caller of `writes` does after
@@ -533,23 +539,26 @@ class InvocationRecords:
             await self.trim()
 
     async def _write(self, stream: str, batch: list[_Entry]) -> list[None]:
-        """Both copies of a batch of records, and their spans in the trace index: one append and one put each for
-        all of them, written concurrently."""
-        spans = [span for _, _, span, _ in batch if span is not None]
-        # Inputs go in their records' key-value copies (or, too large to share a row, in the same put).
-        puts: list[tuple[str, bytes]] = []
-        for key, body, _, kept in batch:
-            if kept is not None and self._fits(body, kept[1]):
-                puts.append((key, _with_input(body, kept[1])))
-            else:
-                puts.append((key, body))
-                if kept is not None:
-                    puts.append((_input_key(kept[0]), kept[1]))
-        await asyncio.gather(
-            self.store.log.append_many(stream, [body for _, body, _, _ in batch]),
-            self.store.kv.put_many(INVOCATIONS_NAMESPACE, puts, ttl=self.retention),
-            *([self.store.kv.put_many(TRACES_NAMESPACE, spans, ttl=self.retention)] if spans else []),
-        )
+        """A batch of records' rows, with their keys, in one append (an input too large to share its record's row
+        goes in a put of its own, written at the same time)."""
+        bodies: list[bytes] = []
+        keys: list[RecordKeys] = []
+        inputs: list[tuple[str, bytes]] = []
+        for found, body, kept in batch:
+            if kept is not None:
+                if self._fits(body, kept[1]):
+                    body = _with_input(body, kept[1])
+                else:
+                    inputs.append((_input_key(kept[0]), kept[1]))
+            bodies.append(body)
+            keys.append(found)
+        if inputs:
+            await asyncio.gather(
+                self.store.log.append_many(stream, bodies, keys=keys),
+                self.store.kv.put_many(INVOCATIONS_NAMESPACE, inputs, ttl=self.retention),
+            )
+        else:
+            await self.store.log.append_many(stream, bodies, keys=keys)
         return [None] * len(batch)
 
     async def trim(self) -> int:
@@ -569,8 +578,7 @@ class InvocationRecords:
         if not isinstance(request_id, str) or not request_id or "/" in request_id:
             raise InvalidInputError(f"a request id is a non-empty string without '/', not {request_id!r}")
         await self.settled()
-        found = await self.store.kv.scan(INVOCATIONS_NAMESPACE, prefix=f"r/{request_id}/", limit=10_000)
-        return [decode_record(r.value) for r in found]
+        return [decode_record(stored) for stored in await self._stored(request_id)]
 
     async def query(
         self,
@@ -632,8 +640,17 @@ class InvocationRecords:
 
 
 def record_key(request_id: str, attempt: int) -> str:
-    """Where an attempt's record is in the records' key-value namespace (`INVOCATIONS_NAMESPACE`)."""
+    """The key an attempt's record is found by: its log row's first key (`EventLog.find`), and where earlier versions
+    kept its copy in the records' key-value namespace (`INVOCATIONS_NAMESPACE`)."""
     return f"r/{request_id}/{attempt:05d}"
+
+
+def record_keys(record: InvocationRecord) -> RecordKeys:
+    """The keys of an attempt's log row: `record_key`, and its span's key in its trace (`t/<trace id>/<span id>`, as
+    the trace index keys spans: triggerfish.observe.spans.span_key) when it has one."""
+    key = f"r/{record.request_id}/{record.attempt:05d}"
+    trace_id, span_id = record.trace_id, record.span_id
+    return (key,) if trace_id is None or span_id is None else (key, f"t/{trace_id}/{span_id}")
 
 
 def _input_key(request_id: str) -> str:
@@ -641,20 +658,19 @@ def _input_key(request_id: str) -> str:
     return f"i/{request_id}"
 
 
-#: What a record becomes in the store: its key, its JSON, its span's pointer in the trace index (if it has one), and
-#: its invocation's input (if kept).
-_Entry = tuple[str, bytes, "tuple[str, bytes] | None", "KeptInput | None"]
+#: What a record becomes in the store: its row's keys, its JSON, and its invocation's input (if kept).
+_Entry = tuple[RecordKeys, bytes, "KeptInput | None"]
 
 
 def decode_record(raw: bytes) -> InvocationRecord:
-    """A record as `encode_record` (or an earlier version, writing every field) stored it; a key-value copy's
-    kept input (`_with_input`) is not part of it."""
+    """A record as `encode_record` (or an earlier version, writing every field) stored it; a kept input in its row
+    (`_with_input`) is not part of it."""
     document = orjson.loads(raw)
     document.pop(_INPUT_FIELD, None)
     return InvocationRecord(**document)
 
 
-#: The field of a record's key-value copy that holds its invocation's kept input (no record field has the name).
+#: The field of a record's row that holds its invocation's kept input (no record field has the name).
 _INPUT_FIELD = "kept_input"
 _INPUT_JOIN = b',"' + _INPUT_FIELD.encode() + b'":'
 _INPUT_OVERHEAD = len(_INPUT_JOIN)

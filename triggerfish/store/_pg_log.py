@@ -17,33 +17,40 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from triggerfish.store.base import LogClaim, LogRecord
+from triggerfish.store.base import LogClaim, LogRecord, RecordKeys
 
 Conn = AsyncConnection[Any]
 
 
-async def write_appends(c: Conn, appends: Sequence[tuple[str, list[bytes], float]]) -> list[list[LogRecord]]:
-    """Append each (stream, bodies, now) in order; returns each one's records."""
+#: What one append is: its stream, its bodies, the time it is written at, and (optionally) each body's keys.
+Appending = tuple[str, list[bytes], float] | tuple[str, list[bytes], float, "list[RecordKeys] | None"]
+
+
+async def write_appends(c: Conn, appends: Sequence[Appending]) -> list[list[LogRecord]]:
+    """Append each (stream, bodies, now[, keys]) in order; returns each one's records."""
     return await (await start_appends(c, appends))()
 
 
-async def start_appends(
-    c: Conn, appends: Sequence[tuple[str, list[bytes], float]]
-) -> Callable[[], Awaitable[list[list[LogRecord]]]]:
+async def start_appends(c: Conn, appends: Sequence[Appending]) -> Callable[[], Awaitable[list[list[LogRecord]]]]:
     """Send the statements of `write_appends` without waiting for any result; returns what reads its records.
 
     The database numbers the records from each stream's locked counter row, so no statement waits for the one
     before it: in a pipelined transaction the whole append costs no round trip of its own, and the records'
     offsets and times are worked out here again, from the counters as they were, when they are read."""
-    names = sorted({stream for stream, _, _ in appends})
+    names = sorted({append[0] for append in appends})
     # Each body's place among its stream's bodies in this batch, and its time before the stream's last time
     # counts: times never decrease within a stream, so time ranges map to offset ranges.
     streams: list[str] = []
     places: list[int] = []
     times: list[float] = []
     bodies_in_order: list[bytes] = []
+    # Each body's keys, by column (None: none), when any append of the batch has keys.
+    keyed = any(len(append) > 3 and append[3] is not None for append in appends)
+    first_keys: list[str | None] = []
+    second_keys: list[str | None] = []
     totals: dict[str, list[Any]] = {name: [0, float("-inf"), 0] for name in names}
-    for stream, bodies, now in appends:
+    for append in appends:
+        stream, bodies, now = append[0], append[1], append[2]
         total = totals[stream]
         total[1] = max(total[1], now)
         for body in bodies:
@@ -53,6 +60,11 @@ async def start_appends(
             bodies_in_order.append(body)
             total[0] += 1
             total[2] += len(body)
+        if keyed:
+            keys = append[3] if len(append) > 3 else None
+            for found in keys if keys is not None else [()] * len(bodies):
+                first_keys.append(found[0] if found else None)
+                second_keys.append(found[1] if len(found) > 1 else None)
     await c.execute(
         "INSERT INTO streams (name, next_offset, last_time, bytes)"
         " SELECT n, 1, '-Infinity', 0 FROM unnest(%b::text[]) n ON CONFLICT (name) DO NOTHING",
@@ -62,13 +74,22 @@ async def start_appends(
         "SELECT name, next_offset, last_time FROM streams WHERE name = ANY(%b::text[]) ORDER BY name FOR UPDATE",
         (names,),
     )
-    await c.execute(
-        'INSERT INTO log_records (stream, "offset", time, size, data)'
-        " SELECT v.stream, s.next_offset + v.place, greatest(s.last_time, v.time), length(v.data), v.data"
-        " FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::bytea[]) AS v(stream, place, time, data)"
-        " JOIN streams s ON s.name = v.stream",
-        (streams, places, times, bodies_in_order),
-    )
+    if keyed:
+        await c.execute(
+            'INSERT INTO log_records (stream, "offset", time, size, data, key1, key2)'
+            " SELECT v.stream, s.next_offset + v.place, greatest(s.last_time, v.time), length(v.data), v.data,"
+            " v.key1, v.key2 FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::bytea[], %b::text[], %b::text[])"
+            " AS v(stream, place, time, data, key1, key2) JOIN streams s ON s.name = v.stream",
+            (streams, places, times, bodies_in_order, first_keys, second_keys),
+        )
+    else:
+        await c.execute(
+            'INSERT INTO log_records (stream, "offset", time, size, data)'
+            " SELECT v.stream, s.next_offset + v.place, greatest(s.last_time, v.time), length(v.data), v.data"
+            " FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::bytea[]) AS v(stream, place, time, data)"
+            " JOIN streams s ON s.name = v.stream",
+            (streams, places, times, bodies_in_order),
+        )
     await c.execute(
         "UPDATE streams SET next_offset = next_offset + v.n, last_time = greatest(last_time, v.t), bytes = bytes + v.b"
         " FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::bigint[]) AS v(name, n, t, b)"
@@ -80,7 +101,8 @@ async def start_appends(
         before = {name: (int(n), float(t)) for name, n, t in await counters.fetchall()}
         out: list[list[LogRecord]] = []
         placed = 0
-        for stream, bodies, _ in appends:
+        for append in appends:
+            stream, bodies = append[0], append[1]
             first, last_time = before[stream]
             out.append(
                 [
@@ -92,6 +114,20 @@ async def start_appends(
         return out
 
     return records
+
+
+async def find(c: Conn, low: str, high: str | None, limit: int) -> list[tuple[str, LogRecord]]:
+    """Records with a key in [low, high) (None: no upper bound), in key order, each with the key: one range of each
+    key column's index (each partial: only keyed records are in it)."""
+    bound = "" if high is None else " AND {0} < %s"
+    select = 'SELECT {0}, stream, "offset", time, data FROM log_records WHERE {0} >= %s' + bound
+    arguments = (low, *(() if high is None else (high,)))
+    cursor = await c.execute(
+        f"({select.format('key1')}) UNION ALL ({select.format('key2')}) ORDER BY 1 LIMIT %s",
+        (*arguments, *arguments, limit),
+    )
+    rows = await cursor.fetchall()
+    return [(key, LogRecord(stream, offset, t, bytes(data))) for key, stream, offset, t, data in rows]
 
 
 async def _first_offset_at(c: Conn, stream: str, at: float) -> int | None:

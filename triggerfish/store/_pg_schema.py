@@ -21,7 +21,7 @@ from psycopg import AsyncConnection, sql
 
 from triggerfish.errors import SchemaVersionError, UnknownStoreURLError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: A schema name: lower-case so that it needs no quoting anywhere.
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -148,8 +148,18 @@ _VERSION_4 = """
 SELECT 'version 4: records'' trace pointers and kept inputs (no table changes)';
 """
 
+# Log records that can be found by key (`EventLog.find`): up to two keys a record, each column with an index of its
+# own that holds only the records that have one (partial), so appends without keys cost what they did. An invocation
+# attempt's record is stored once, as its log row found by its request id and its span (docs/architecture.md, rec14);
+# a node that knows only version 4 would find neither, so it must refuse to start on this schema.
+_VERSION_5 = """
+ALTER TABLE log_records ADD COLUMN key1 text COLLATE "C", ADD COLUMN key2 text COLLATE "C";
+CREATE INDEX log_by_key1 ON log_records (key1) WHERE key1 IS NOT NULL;
+CREATE INDEX log_by_key2 ON log_records (key2) WHERE key2 IS NOT NULL;
+"""
+
 #: The statements that take a schema from version N - 1 to N.
-MIGRATIONS: dict[int, str] = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3, 4: _VERSION_4}
+MIGRATIONS: dict[int, str] = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3, 4: _VERSION_4, 5: _VERSION_5}
 
 
 def check_schema_name(url: str, schema: str) -> str:

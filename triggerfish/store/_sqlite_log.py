@@ -11,34 +11,73 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from triggerfish.store.base import LogRecord
+from triggerfish.store.base import LogRecord, RecordKeys
+
+#: What one append is: its stream, its bodies, the time it is written at, and (optionally) each body's keys.
+Appending = tuple[str, list[bytes], float] | tuple[str, list[bytes], float, "list[RecordKeys] | None"]
 
 
-def write_appends(c: sqlite3.Connection, appends: Sequence[tuple[str, list[bytes], float]]) -> list[list[LogRecord]]:
-    """Append each (stream, bodies, now) in order; returns each one's records."""
+def write_appends(c: sqlite3.Connection, appends: Sequence[Appending]) -> list[list[LogRecord]]:
+    """Append each (stream, bodies, now[, keys]) in order; returns each one's records."""
     state: dict[str, list[float]] = {}  # stream -> [next_offset, last_time, bytes]
-    for stream, _, _ in appends:
+    for append in appends:
+        stream = append[0]
         if stream not in state:
             row = c.execute("SELECT next_offset, last_time, bytes FROM streams WHERE name = ?", (stream,)).fetchone()
             state[stream] = [1, float("-inf"), 0] if row is None else list(row)
     rows: list[tuple[str, int, float, int, bytes]] = []
+    keyed: list[tuple[str, int, float, int, bytes, str | None, str | None]] = []
     out: list[list[LogRecord]] = []
-    for stream, bodies, now in appends:
+    for append in appends:
+        stream, bodies, now = append[0], append[1], append[2]
+        keys = append[3] if len(append) > 3 else None
         s = state[stream]
         # Times never decrease within a stream, even if the clock steps back, so time ranges map to offset ranges.
         at = max(now, s[1])
         first = int(s[0])
         records = [LogRecord(stream, first + i, at, body) for i, body in enumerate(bodies)]
-        rows.extend((stream, r.offset, at, len(r.data), r.data) for r in records)
+        if keys is None:
+            rows.extend((stream, r.offset, at, len(r.data), r.data) for r in records)
+        else:
+            keyed.extend(
+                (
+                    stream,
+                    r.offset,
+                    at,
+                    len(r.data),
+                    r.data,
+                    found[0] if found else None,
+                    found[1] if len(found) > 1 else None,
+                )
+                for r, found in zip(records, keys, strict=True)
+            )
         s[0], s[1], s[2] = first + len(records), at, s[2] + sum(len(b) for b in bodies)
         out.append(records)
-    c.executemany('INSERT INTO log_records (stream, "offset", time, size, data) VALUES (?, ?, ?, ?, ?)', rows)
+    if rows:
+        c.executemany('INSERT INTO log_records (stream, "offset", time, size, data) VALUES (?, ?, ?, ?, ?)', rows)
+    if keyed:
+        c.executemany(
+            'INSERT INTO log_records (stream, "offset", time, size, data, key1, key2) VALUES (?, ?, ?, ?, ?, ?, ?)',
+            keyed,
+        )
     c.executemany(
         "INSERT INTO streams (name, next_offset, last_time, bytes) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE"
         " SET next_offset = excluded.next_offset, last_time = excluded.last_time, bytes = excluded.bytes",
         [(stream, int(s[0]), s[1], int(s[2])) for stream, s in state.items()],
     )
     return out
+
+
+def find(c: sqlite3.Connection, low: str, high: str | None, limit: int) -> list[tuple[str, LogRecord]]:
+    """Records with a key in [low, high) (None: no upper bound), in key order, each with the key: one range of each
+    key column's index (each partial: only keyed records are in it)."""
+    bound = "" if high is None else " AND {0} < ?"
+    select = 'SELECT {0}, stream, "offset", time, data FROM log_records WHERE {0} >= ?' + bound
+    rows = c.execute(
+        f"{select.format('key1')} UNION ALL {select.format('key2')} ORDER BY 1 LIMIT ?",
+        (low, *(() if high is None else (high,)), low, *(() if high is None else (high,)), limit),
+    ).fetchall()
+    return [(key, LogRecord(stream, offset, t, data)) for key, stream, offset, t, data in rows]
 
 
 def _first_offset_at(c: sqlite3.Connection, stream: str, at: float) -> int | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from triggerfish.errors import SchemaVersionError, StoreError
 from triggerfish.store import _sqlite_binding
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: How long a connection waits for another process's lock before it fails.
 BUSY_TIMEOUT_MS = 10_000
@@ -117,8 +117,19 @@ _VERSION_3 = """
 -- version 3: records' trace pointers and kept inputs (no table changes)
 """
 
+# Log records that can be found by key (`EventLog.find`): up to two keys a record, each column with an index of its
+# own that holds only the records that have one (partial), so appends without keys cost what they did. An invocation
+# attempt's record is stored once, as its log row found by its request id and its span (docs/architecture.md, rec14);
+# a Triggerfish that knows only version 3 would find neither, so it must refuse the file.
+_VERSION_4 = """
+ALTER TABLE log_records ADD COLUMN key1 TEXT;
+ALTER TABLE log_records ADD COLUMN key2 TEXT;
+CREATE INDEX IF NOT EXISTS log_by_key1 ON log_records (key1) WHERE key1 IS NOT NULL;
+CREATE INDEX IF NOT EXISTS log_by_key2 ON log_records (key2) WHERE key2 IS NOT NULL;
+"""
+
 #: The script that takes a file from version N - 1 to N.
-MIGRATIONS: dict[int, str] = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3}
+MIGRATIONS: dict[int, str] = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3, 4: _VERSION_4}
 
 
 def connect(path: str, *, migrate: bool = True) -> sqlite3.Connection:

@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from triggerfish.errors import AtomicConflictError, InvalidInputError
-from triggerfish.store.base import ABSENT, LogClaim, OutgoingMessage, check_claim, check_name
+from triggerfish.store.base import (
+    ABSENT,
+    LogClaim,
+    OutgoingMessage,
+    RecordKeys,
+    check_claim,
+    check_name,
+    check_record_keys,
+)
 
 if TYPE_CHECKING:
     from triggerfish.store.base import Store
@@ -37,10 +45,12 @@ __all__ = ["Ack", "Append", "Commit", "Delete", "Forward", "Op", "Put", "Route",
 
 @dataclass(slots=True)
 class Append:
-    """Append `items` to `stream`; the result is the list of `LogRecord`s."""
+    """Append `items` to `stream`; the result is the list of `LogRecord`s. `keys`, when given, are each item's keys
+    to `EventLog.find` it by (as `append_many` takes them)."""
 
     stream: str
     items: Sequence[bytes]
+    keys: Sequence[RecordKeys] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +167,9 @@ def check_ops(store: Store, ops: Sequence[Op]) -> list[Op]:
                 Put(namespace, key, value, ttl if ttl is None or type(ttl) is float else float(ttl), if_version)
             )
         elif isinstance(op, Append):
-            checked.append(Append(op.stream, store.log.check_append(op.stream, op.items)))
+            items = store.log.check_append(op.stream, op.items)
+            keys = None if op.keys is None else check_record_keys(op.keys, len(items))
+            checked.append(Append(op.stream, items, keys))
         elif isinstance(op, Send):
             checked.append(Send(op.queue, store.queues.check_send(op.queue, op.messages)))
         elif isinstance(op, Put):  # a subclass of Put
@@ -279,7 +291,7 @@ async def run_in_order(store: Store, ops: list[Op]) -> list[Any]:
     results: list[Any] = []
     for index, op in enumerate(ops):
         if isinstance(op, Append):
-            results.append(await store.log.append_many(op.stream, op.items))
+            results.append(await store.log.append_many(op.stream, op.items, keys=op.keys))
         elif isinstance(op, Send):
             results.append(await store.queues.send_many(op.queue, op.messages))
         elif isinstance(op, Put):

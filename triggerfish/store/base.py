@@ -102,6 +102,23 @@ class LogClaim:
 #: Most records one claim hands out.
 MAX_CLAIM_RECORDS = 10_000
 
+#: The keys a log record can be found by (`EventLog.find`): none, one or two.
+RecordKeys = tuple[str, ...]
+#: Most keys one log record has (a backend keeps them in columns of the record's row, each with its own index).
+MAX_RECORD_KEYS = 2
+
+
+def check_record_keys(keys: Sequence[RecordKeys], count: int) -> list[RecordKeys]:
+    """`keys` as a list, one tuple of at most two keys for each of `count` records; raises for anything else."""
+    if isinstance(keys, (str, bytes)) or not isinstance(keys, Sequence) or len(keys) != count:
+        raise InvalidInputError(f"keys must be a list with one tuple of keys per record ({count}), not {keys!r:.80}")
+    for found in keys:
+        if type(found) is not tuple or len(found) > MAX_RECORD_KEYS:
+            raise InvalidInputError(f"a record's keys are a tuple of at most {MAX_RECORD_KEYS} keys, not {found!r:.80}")
+        for key in found:
+            check_key(key)
+    return keys if type(keys) is list else list(keys)
+
 
 class EventLog(abc.ABC):
     """Append-only streams of opaque records (one stream per event bus), with consumer groups.
@@ -123,14 +140,30 @@ class EventLog(abc.ABC):
         """Append one record; returns once it is durable."""
         return (await self.append_many(stream, [data]))[0]
 
-    async def append_many(self, stream: str, items: Sequence[bytes]) -> list[LogRecord]:
-        """Append records in order, all or none; returns once they are durable."""
+    async def append_many(
+        self, stream: str, items: Sequence[bytes], *, keys: Sequence[RecordKeys] | None = None
+    ) -> list[LogRecord]:
+        """Append records in order, all or none; returns once they are durable.
+
+        `keys`, when given, has one entry per item: the keys (at most two, `MAX_RECORD_KEYS`) that item can be
+        found by with `find`, in every stream at once. A key names one record; what a second record under the
+        same key does to `find` is not defined, so keys are made unique (an id in them) by the caller.
+        """
         bodies = self.check_append(stream, items)
+        checked = None if keys is None else check_record_keys(keys, len(bodies))
         if not bodies:
             return []
-        records = await self._append(stream, bodies, self.clock())
+        records = await self._append(stream, bodies, self.clock(), checked)
         self._appended.notify(stream)
         return records
+
+    async def find(self, prefix: str, *, limit: int = 1000) -> list[tuple[str, LogRecord]]:
+        """The records still kept that have a key (given at append) starting with `prefix`, in key order (UTF-8
+        byte order), each with that key: a record with two such keys comes once for each."""
+        if not isinstance(prefix, str) or not prefix or not encodable(prefix):
+            raise InvalidInputError(f"prefix must be a non-empty string (UTF-8, no lone surrogates), not {prefix!r}")
+        check_count("limit", limit, minimum=1)
+        return await self._find(prefix, limit)
 
     async def read(
         self,
@@ -295,7 +328,12 @@ class EventLog(abc.ABC):
         return sorted(await self._groups(check_name("stream", stream)))
 
     @abc.abstractmethod
-    async def _append(self, stream: str, bodies: list[bytes], now: float) -> list[LogRecord]: ...
+    async def _append(
+        self, stream: str, bodies: list[bytes], now: float, keys: list[RecordKeys] | None = None
+    ) -> list[LogRecord]: ...
+
+    @abc.abstractmethod
+    async def _find(self, prefix: str, limit: int) -> list[tuple[str, LogRecord]]: ...
 
     @abc.abstractmethod
     async def _read(

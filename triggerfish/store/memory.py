@@ -54,6 +54,7 @@ from triggerfish.store.base import (
     QueueConfig,
     Queues,
     QueueStats,
+    RecordKeys,
     SendResult,
     Store,
 )
@@ -119,7 +120,8 @@ class MemoryStore(Store):
         results: list[Any] = []
         for op in ops:
             if isinstance(op, Append):
-                results.append(await self._log._append(op.stream, list(op.items), now) if op.items else [])
+                keys = None if op.keys is None else list(op.keys)
+                results.append(await self._log._append(op.stream, list(op.items), now, keys) if op.items else [])
             elif isinstance(op, Send):
                 results.append(await self._queues._send(op.queue, list(op.messages), now) if op.messages else [])
             elif isinstance(op, Put):
@@ -203,8 +205,13 @@ class MemoryEventLog(EventLog):
         self._state = state
         self._streams_by_name: dict[str, _Stream] = {}
         self._groups_by_stream: dict[str, dict[str, Group]] = {}
+        #: The records' keys (`find`): each key's stream and offset, and each keyed record's keys, to drop them with it.
+        self._by_key: dict[str, tuple[str, int]] = {}
+        self._keys_of: dict[tuple[str, int], RecordKeys] = {}
 
-    async def _append(self, stream: str, bodies: list[bytes], now: float) -> list[LogRecord]:
+    async def _append(
+        self, stream: str, bodies: list[bytes], now: float, keys: list[RecordKeys] | None = None
+    ) -> list[LogRecord]:
         self._state.check()
         s = self._streams_by_name.get(stream)
         if s is None:
@@ -217,7 +224,24 @@ class MemoryEventLog(EventLog):
         s.records.extend(added)
         s.next_offset = first + len(added)
         s.bytes += sum(len(body) for body in bodies)
+        for record, found in zip(added, keys or (), strict=False):
+            if found:
+                self._keys_of[stream, record.offset] = found
+                for key in found:
+                    self._by_key[key] = (stream, record.offset)
         return added
+
+    async def _find(self, prefix: str, limit: int) -> list[tuple[str, LogRecord]]:
+        self._state.check()
+        found: list[tuple[str, LogRecord]] = []
+        # Keys compare as UTF-8 bytes, as the other backends order them.
+        for key in sorted((k for k in self._by_key if k.startswith(prefix)), key=lambda k: k.encode()):
+            stream, offset = self._by_key[key]
+            records = self._streams_by_name[stream].records
+            found.append((key, records[offset - records[0].offset]))
+            if len(found) >= limit:
+                break
+        return found
 
     async def _read(
         self, stream: str, after: int, since: float | None, until: float | None, limit: int
@@ -253,6 +277,10 @@ class MemoryEventLog(EventLog):
             while size > max_bytes and cut < len(s.records):
                 size -= len(s.records[cut].data)
                 cut += 1
+        for record in s.records[:cut]:
+            for key in self._keys_of.pop((stream, record.offset), ()):
+                if self._by_key.get(key) == (stream, record.offset):
+                    del self._by_key[key]
         del s.records[:cut]
         s.bytes = size
         return cut

@@ -54,6 +54,7 @@ from triggerfish.store.base import (
     QueueConfig,
     Queues,
     QueueStats,
+    RecordKeys,
     SendResult,
     Store,
 )
@@ -194,7 +195,9 @@ async def _write_atomic(c: Conn, ops: list[Op], now: float, limit: int) -> list[
             while end < len(ops) and isinstance(ops[end], Append):
                 end += 1
             run = [a for a in ops[index:end] if isinstance(a, Append)]
-            batch = [(a.stream, list(a.items), now) for a in run if a.items]
+            batch: list[lg.Appending] = [
+                (a.stream, list(a.items), now, None if a.keys is None else list(a.keys)) for a in run if a.items
+            ]
             if batch:
                 read_appends = await lg.start_appends(c, batch)
                 written = [i for i, a in enumerate(run) if a.items]
@@ -312,13 +315,18 @@ class PostgresEventLog(EventLog):
     def __init__(self, engine: Engine, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
         super().__init__(clock=engine.clock, max_record_bytes=max_record_bytes)
         self._engine = engine
-        self.appends: Batcher[tuple[str, list[bytes], float], list[LogRecord]] = Batcher(
+        self.appends: Batcher[lg.Appending, list[LogRecord]] = Batcher(
             engine, lg.write_appends, in_flight=engine.in_flight, wake=lambda append: f"l:{append[0]}"
         )
         self._idle: set[tuple[str, str]] = set()
 
-    async def _append(self, stream: str, bodies: list[bytes], now: float) -> list[LogRecord]:
-        return await self.appends.call((stream, bodies, now))
+    async def _append(
+        self, stream: str, bodies: list[bytes], now: float, keys: list[RecordKeys] | None = None
+    ) -> list[LogRecord]:
+        return await self.appends.call((stream, bodies, now, keys))
+
+    async def _find(self, prefix: str, limit: int) -> list[tuple[str, LogRecord]]:
+        return await self._engine.read(lg.find, prefix, _after_prefix(prefix), limit)
 
     async def _read(
         self, stream: str, after: int, since: float | None, until: float | None, limit: int

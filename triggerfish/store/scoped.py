@@ -32,8 +32,10 @@ from triggerfish.store.base import (
     QueueConfig,
     Queues,
     QueueStats,
+    RecordKeys,
     SendResult,
     Store,
+    check_key,
     check_name,
 )
 
@@ -71,6 +73,15 @@ class _Scope:
             )
         return self.prefix + check_name(kind, name)
 
+    def wrap_keys(self, keys: Sequence[RecordKeys] | None) -> Sequence[RecordKeys] | None:
+        """Log records' keys as stored: `<scope>/<key>`, so that no scope finds another's records. Anything but a
+        list or tuple of tuples goes on as it is, for the inner store to refuse."""
+        self.check_open()
+        if type(keys) is not list and type(keys) is not tuple:
+            return keys
+        prefix = self.prefix
+        return [tuple(prefix + check_key(key) for key in found) if type(found) is tuple else found for found in keys]
+
     def own(self, names: list[str]) -> list[str]:
         return [name[len(self.prefix) :] for name in names if name.startswith(self.prefix)]
 
@@ -85,7 +96,7 @@ class _Scope:
 
     def wrap_op(self, op: Op) -> Op:
         if isinstance(op, Append):
-            return Append(self.wrap("stream", op.stream), op.items)
+            return Append(self.wrap("stream", op.stream), op.items, self.wrap_keys(op.keys))
         if isinstance(op, Send):
             return Send(self.wrap("queue", op.queue), op.messages)
         if isinstance(op, Put):
@@ -146,9 +157,25 @@ class _View(Generic[Part]):
 
 
 class ScopedLog(_View[EventLog], EventLog):
-    async def append_many(self, stream: str, items: Sequence[bytes]) -> list[LogRecord]:
-        records = await self.inner.append_many(self._scope.wrap("stream", stream), items)
+    async def append_many(
+        self, stream: str, items: Sequence[bytes], *, keys: Sequence[RecordKeys] | None = None
+    ) -> list[LogRecord]:
+        records = await self.inner.append_many(
+            self._scope.wrap("stream", stream), items, keys=self._scope.wrap_keys(keys)
+        )
         return [dataclasses.replace(r, stream=stream) for r in records]
+
+    async def find(self, prefix: str, *, limit: int = 1000) -> list[tuple[str, LogRecord]]:
+        self._scope.check_open()
+        if not isinstance(prefix, str) or not prefix:
+            return await self.inner.find(prefix, limit=limit)  # refused there, naming the prefix
+        scope = self._scope.prefix
+        found = await self.inner.find(scope + prefix, limit=limit)
+        return [
+            (key[len(scope) :], dataclasses.replace(r, stream=r.stream[len(scope) :]))
+            for key, r in found
+            if r.stream.startswith(scope)
+        ]
 
     async def read(
         self,
@@ -203,7 +230,7 @@ class ScopedLog(_View[EventLog], EventLog):
     async def groups(self, stream: str) -> list[str]:
         return await self.inner.groups(self._scope.wrap("stream", stream))
 
-    _append = _read = _last_offset = _trim = _streams = _never
+    _append = _find = _read = _last_offset = _trim = _streams = _never
     _claim = _commit = _extend_claim = _release_claim = _position = _seek = _advance = _groups = _never
 
 

@@ -68,6 +68,7 @@ from triggerfish.store.base import (
     QueueConfig,
     Queues,
     QueueStats,
+    RecordKeys,
     SendResult,
     Store,
 )
@@ -274,7 +275,8 @@ def _write_atomic(
             results.extend(records[0] for records in written)
             continue
         if isinstance(op, Append):
-            results.append(lg.write_appends(c, [(op.stream, list(op.items), now)])[0] if op.items else [])
+            keys = None if op.keys is None else list(op.keys)
+            results.append(lg.write_appends(c, [(op.stream, list(op.items), now, keys)])[0] if op.items else [])
         elif isinstance(op, Send):
             sent = [(op.queue, list(op.messages), now)]
             results.append(q.write_sends(c, sent, (leases.get(id(op)),))[0] if op.messages else [])
@@ -370,10 +372,16 @@ class SqliteEventLog(EventLog):
     def append_stats(self) -> WorkerStats:
         return self._appends.stats
 
-    async def _append(self, stream: str, bodies: list[bytes], now: float) -> list[LogRecord]:
-        appended = self._appends.submit((stream, bodies, now))
+    async def _append(
+        self, stream: str, bodies: list[bytes], now: float, keys: list[RecordKeys] | None = None
+    ) -> list[LogRecord]:
+        appended = self._appends.submit((stream, bodies, now, keys))
         self._claim_ahead(stream, now)
         return await appended
+
+    async def _find(self, prefix: str, limit: int) -> list[tuple[str, LogRecord]]:
+        result: list[tuple[str, LogRecord]] = await self._engine.read(lg.find, prefix, _after_prefix(prefix), limit)
+        return result
 
     def _waiting_to_claim(self, stream: str, group: str, limit: int, lease: float, waiting: bool) -> None:
         groups_waiting = self._claimers.setdefault(stream, {})
