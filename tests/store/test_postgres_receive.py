@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.services import POSTGRES_URL
 from triggerfish.store import OutgoingMessage, open_store
@@ -152,3 +153,44 @@ async def test_a_lease_that_empties_the_queue_leaves_the_table_to_autovacuum(sch
         assert not await _has_statistics(schema)
     finally:
         await store.close()
+
+
+async def test_leases_of_every_size_take_that_many_in_order_and_the_server_keeps_their_plan(
+    backlog: PostgresStore, schema: str
+) -> None:
+    # Each batch size is a statement of its own (its LIMIT written in): every size takes exactly its batch from the
+    # head of the queue, in order, with nothing skipped or taken twice.
+    async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as admin:
+        await admin.execute(f"ANALYZE {schema}.messages")
+        cursor = await admin.execute(f"SELECT id FROM {schema}.messages WHERE queue = 'q' ORDER BY seq")
+        in_order = [message_id for (message_id,) in await cursor.fetchall()]
+    taken: list[str] = []
+    for size in [1, 2, 3, 17, 32, 50, 3, 1]:
+        batch = await backlog.queues.receive("q", max_messages=size, visibility_timeout=30.0)
+        assert len(batch) == size
+        taken.extend(message.message_id for message in batch)
+    assert taken == in_order[: len(taken)]
+    # Once prepared (psycopg prepares a statement on its fifth run on a connection) and run five times more, the
+    # server runs the lease of one size from the plan it keeps, rather than planning every lease again, and that
+    # plan still reads the head in the index's order.
+    async with backlog.engine.pool.connection() as conn:
+        for _ in range(14):
+            leased = await q.receive_at_once(conn, "q", 20, 30.0, time.time())
+            assert leased is not None
+            assert len(leased) == 20
+        cursor = await conn.execute(
+            "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE '%%FOR UPDATE SKIP LOCKED%%' AND statement LIKE '%%LIMIT 20 %%'"
+        )
+        ((name, generic, custom),) = await cursor.fetchall()
+        assert custom == 5
+        assert generic >= 3
+        plan = await conn.execute(
+            sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {}('q', {}, {}, 30.0)").format(
+                sql.Identifier(name), sql.Literal(q._DEFAULTS), sql.Literal(time.time())
+            )
+        )
+        ((document,),) = await plan.fetchall()
+    head = [scan for scan in _scans(document[0]["Plan"]) if scan[1] == "messages_ready"]
+    assert head == [("Index Scan", "messages_ready", 20)], _scans(document[0]["Plan"])
+    assert not [node for node in _nodes(document[0]["Plan"]) if node["Node Type"] == "Sort"]

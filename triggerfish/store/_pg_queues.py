@@ -221,14 +221,14 @@ async def receive(
 #: delivered again, as after a lease that ran out. It can never lose an acknowledgement or a record that depends on
 #: the lease: the log is flushed in order, so a durable commit after this one (the settle that records and
 #: acknowledges the invocation) makes this one durable too.
-_LEASE_AT_ONCE = f"""
+_LEASE_AT_ONCE_WITH_LIMIT = f"""
 WITH cfg AS (
     SELECT coalesce((SELECT config::jsonb FROM queues WHERE name = %(queue)s), %(defaults)s::jsonb) AS c,
         set_config('synchronous_commit', 'off', true) AS async_commit
 ), head AS (
     SELECT seq, sent_at, receive_count, visible_at FROM messages
     WHERE queue = %(queue)s AND ready AND visible_at <= %(now)s
-    ORDER BY visible_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ORDER BY visible_at, seq LIMIT {{limit}} FOR UPDATE SKIP LOCKED
 ), removable AS (
     SELECT count(*) AS n FROM head, cfg
     WHERE head.sent_at + (cfg.c->>'retention')::float8 <= %(now)s
@@ -245,6 +245,23 @@ WITH cfg AS (
 SELECT removable.n, leased.* FROM removable LEFT JOIN leased ON true
 """
 _DEFAULTS = json.dumps(asdict(QueueConfig()))
+#: The lease's text per batch size, the size written into it: see `_lease_at_once`.
+_LEASES_AT_ONCE: dict[int, str] = {}
+
+
+def _lease_at_once(limit: int) -> str:
+    """The lease statement for batches of `limit`, its LIMIT a constant.
+
+    With the LIMIT a parameter the server planned every lease again (a custom plan: about 0.19 ms of a 0.67 ms
+    lease of 20, the largest part of the statement's fixed cost): a generic plan must be costed without knowing
+    the limit, as if for a tenth of the queue, which always looked dearer than a custom plan for a batch. With the
+    limit in the text, the generic plan is costed for the batch it takes, and once psycopg prepares the statement
+    (its fifth use on a connection) the server keeps it. Each batch size is a statement of its own; the dispatcher
+    asks for a few sizes only (its buffer's room: half its prefetch to all of it)."""
+    text = _LEASES_AT_ONCE.get(limit)
+    if text is None:
+        text = _LEASES_AT_ONCE[limit] = _LEASE_AT_ONCE_WITH_LIMIT.replace("{limit}", str(int(limit)))
+    return text
 
 
 async def receive_at_once(
@@ -253,8 +270,8 @@ async def receive_at_once(
     """Lease up to `max_messages` in one round trip (no transaction of its own: one statement is one); None when
     the queue's head holds a message `receive` must remove or dead-letter first (then call that)."""
     cursor = await c.execute(
-        _LEASE_AT_ONCE,
-        {"queue": queue, "now": now, "limit": max_messages, "lease": visibility_timeout, "defaults": _DEFAULTS},
+        _lease_at_once(max_messages),
+        {"queue": queue, "now": now, "lease": visibility_timeout, "defaults": _DEFAULTS},
     )
     rows = await cursor.fetchall()
     if rows and rows[0][0]:
