@@ -5,6 +5,7 @@ store gives such a table statistics once a lease finds a backlog."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -194,3 +195,31 @@ async def test_leases_of_every_size_take_that_many_in_order_and_the_server_keeps
     head = [scan for scan in _scans(document[0]["Plan"]) if scan[1] == "messages_ready"]
     assert head == [("Index Scan", "messages_ready", 20)], _scans(document[0]["Plan"])
     assert not [node for node in _nodes(document[0]["Plan"]) if node["Node Type"] == "Sort"]
+
+
+async def test_attributes_stored_as_earlier_versions_wrote_them_read_back_the_same(schema: str) -> None:
+    # Earlier versions stored a message's attributes with `json.dumps` (spaces, non-ASCII escaped); now they are
+    # orjson's compact UTF-8. A message queued by either reads back with the same attributes, through the
+    # one-statement lease and the transactional receive alike.
+    store = await open_store(f"{POSTGRES_URL}?schema={schema}&pool_size=2")
+    assert isinstance(store, PostgresStore)
+    attributes = {"triggerfish.invocation": '{"function": "f", "n": "välue ☃ \\u00e9"}', "ünï": "\U0001f600"}
+    try:
+        await store.queues.send("q", b"new", attributes=attributes)
+        await store.queues.send("q", b"old", attributes={"placeholder": "x"})
+        async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as admin:
+            await admin.execute(
+                f"UPDATE {schema}.messages SET attributes = %s WHERE body = 'old'", (json.dumps(attributes),)
+            )
+            cursor = await admin.execute(f"SELECT attributes FROM {schema}.messages ORDER BY seq")
+            stored = [text for (text,) in await cursor.fetchall()]
+        assert stored[0] != stored[1]  # the two forms differ as text
+        (first,) = await store.queues.receive("q", max_messages=1)
+        async with store.engine.pool.connection() as conn:
+            (second,), _ = await q.receive(conn, "q", 1, 30.0, time.time())
+        assert [(first.body, first.attributes), (second.body, second.attributes)] == [
+            (b"new", attributes),
+            (b"old", attributes),
+        ]
+    finally:
+        await store.close()

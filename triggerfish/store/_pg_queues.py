@@ -28,10 +28,11 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
+import orjson
 from psycopg import AsyncConnection
 
 from triggerfish import _random
-from triggerfish.store._sqlite_queues import _parse_config
+from triggerfish.store._sqlite_queues import _attributes_text, _parse_config
 from triggerfish.store.base import Message, OutgoingMessage, QueueConfig, QueueStats, SendResult
 
 Conn = AsyncConnection[Any]
@@ -113,7 +114,7 @@ async def write_sends(c: Conn, sends: list[tuple[str, list[OutgoingMessage], flo
             if config.fifo and out.group is not None:
                 ready = (queue, out.group) not in groups_here and not await _group_exists(c, queue, out.group)
                 groups_here.add((queue, out.group))
-            attributes = json.dumps(dict(out.attributes)) if out.attributes else None
+            attributes = _attributes_text(out.attributes) if out.attributes else None
             row = (queue, message_id, out.body, attributes, out.group, out.dedup_id, now, now + out.delay, ready)
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
@@ -184,7 +185,7 @@ async def receive(
                         message_id=message_id,
                         receipt=receipt,
                         body=bytes(body),
-                        attributes={} if attributes is None else json.loads(attributes),
+                        attributes={} if attributes is None else orjson.loads(attributes),
                         group=group,
                         dedup_id=dedup_id,
                         receive_count=count + 1,
@@ -283,7 +284,7 @@ async def receive_at_once(
             message_id=message_id,
             receipt=receipt,
             body=bytes(body),
-            attributes={} if attributes is None else json.loads(attributes),
+            attributes={} if attributes is None else orjson.loads(attributes),
             group=group,
             dedup_id=dedup_id,
             receive_count=count,
