@@ -17,6 +17,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from triggerfish.store._pg_arrays import bytea_array, float8_array, int8_array, text_array
 from triggerfish.store.base import LogClaim, LogRecord
 
 Conn = AsyncConnection[Any]
@@ -81,20 +82,20 @@ async def start_appends(
     await c.execute(
         "INSERT INTO streams (name, next_offset, last_time, bytes)"
         " SELECT n, 1, '-Infinity', 0 FROM unnest(%b::text[]) n ON CONFLICT (name) DO NOTHING",
-        (names,),
+        (text_array(names),),
     )
     counters = await c.execute(
         _APPEND,
         (
-            names,
-            names,
-            [totals[n][0] for n in names],
-            [totals[n][1] for n in names],
-            [totals[n][2] for n in names],
-            streams,
-            places,
-            times,
-            bodies_in_order,
+            text_array(names),
+            text_array(names),
+            int8_array([totals[n][0] for n in names]),
+            float8_array([totals[n][1] for n in names]),
+            int8_array([totals[n][2] for n in names]),
+            text_array(streams),
+            int8_array(places),
+            float8_array(times),
+            bytea_array(bodies_in_order),
         ),
     )
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -32,6 +32,7 @@ import orjson
 from psycopg import AsyncConnection
 
 from triggerfish import _random
+from triggerfish.store._pg_arrays import EncodedArray, bool_array, bytea_array, float8_array, int8_array, text_array
 from triggerfish.store._sqlite_queues import _attributes_text, _parse_config
 from triggerfish.store.base import Message, OutgoingMessage, QueueConfig, QueueStats, SendResult
 
@@ -77,7 +78,9 @@ async def configure(c: Conn, queue: str, config: QueueConfig) -> None:
 async def write_sends(c: Conn, sends: list[tuple[str, list[OutgoingMessage], float]]) -> list[list[SendResult]]:
     """Store each (queue, messages, now) in order, with one insert for all; returns each one's results."""
     names = sorted({queue for queue, _, _ in sends})
-    await c.execute("INSERT INTO queues (name) SELECT n FROM unnest(%b::text[]) n ON CONFLICT DO NOTHING", (names,))
+    await c.execute(
+        "INSERT INTO queues (name) SELECT n FROM unnest(%b::text[]) n ON CONFLICT DO NOTHING", (text_array(names),)
+    )
     # A queue's config only matters to messages with a group (FIFO) or a deduplication id: without any, nothing
     # waits for it, and in a pipelined transaction the whole send is then the commit's round trip.
     needed = {
@@ -125,9 +128,23 @@ async def write_sends(c: Conn, sends: list[tuple[str, list[OutgoingMessage], flo
             "INSERT INTO messages (queue, id, body, attributes, grp, dedup_id, sent_at, visible_at, ready)"
             " SELECT * FROM unnest(%b::text[], %b::text[], %b::bytea[], %b::text[], %b::text[], %b::text[],"
             " %b::float8[], %b::float8[], %b::bool[])",
-            columns,
+            [encode(column) for encode, column in zip(_SEND_COLUMNS, columns, strict=True)],
         )
     return everything
+
+
+#: How each column of `write_sends`'s insert goes to the server.
+_SEND_COLUMNS: tuple[Callable[[Any], EncodedArray], ...] = (
+    text_array,
+    text_array,
+    bytea_array,
+    text_array,
+    text_array,
+    text_array,
+    float8_array,
+    float8_array,
+    bool_array,
+)
 
 
 async def _claim_dedup(c: Conn, queue: str, dedup_id: str, message_id: str, now: float, until: float) -> str | None:
@@ -202,7 +219,7 @@ async def receive(
                 " first_received_at = coalesce(first_received_at, %s)"
                 " FROM unnest(%b::bigint[], %b::text[]) AS v(seq, receipt)"
                 " WHERE messages.seq = v.seq AND messages.seq = ANY(%b::bigint[])",
-                (lease_until, now, seqs, receipts, seqs),
+                (lease_until, now, int8_array(seqs), text_array(receipts), int8_array(seqs)),
             )
         # Removing a FIFO group's head can make the next one a candidate; otherwise nothing more is ready.
         if not removed:
@@ -314,7 +331,7 @@ async def ack(c: Conn, queue: str, receipts: list[str], now: float) -> list[bool
     cursor = await c.execute(
         "DELETE FROM messages WHERE queue = %s AND id = ANY(%b::text[]) AND receipt = ANY(%b::text[])"
         " AND visible_at > %s RETURNING receipt, grp",
-        (queue, ids, receipts, now),
+        (queue, text_array(ids), text_array(receipts), now),
     )
     deleted = await cursor.fetchall()
     groups = {group for _, group in deleted if group is not None}
