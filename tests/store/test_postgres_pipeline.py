@@ -109,9 +109,9 @@ async def test_an_atomic_append_and_send_wake_a_reader_and_a_receiver_on_another
 
 
 async def test_appends_racing_on_two_nodes_number_every_record_once_in_commit_order(schema: str) -> None:
-    # Two nodes (two pools), each with merged appends in flight at once, to the same streams: the counters are locked,
-    # read, moved and the records numbered from them in one statement, so no offset is given twice or skipped, and
-    # what each append answers is what is stored.
+    # Two nodes (two pools), each with merged appends in flight at once, to the same streams: the counters are locked
+    # in name order, the records numbered from them and the counters moved in one transaction, so no offset is given
+    # twice or skipped, and what each append answers is what is stored.
     a = await opened(schema, pool_size=6)
     b = await opened(schema, pool_size=6)
     try:

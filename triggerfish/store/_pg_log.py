@@ -23,31 +23,6 @@ from triggerfish.store.base import LogClaim, LogRecord
 Conn = AsyncConnection[Any]
 
 
-#: The append after its streams' counter rows exist: one statement that locks the counters (in name order, so two
-#: appends never deadlock), numbers and inserts the records from them, moves them on, and returns them as they were
-#: (the records' offsets and times are worked out again from those). Four statements before (lock, insert, move,
-#: and the rows' creation, which stays apart: a row made in this statement could not be locked by it), each a
-#: statement to send, plan and run. `old` is read by both writes, so every row is locked before either touches it:
-#: a counter moved by a concurrent append that committed meanwhile is locked and read as it is now, and the update
-#: takes that newest version too.
-_APPEND = """
-WITH old AS (
-    SELECT name, next_offset, last_time FROM streams WHERE name = ANY(%b::text[]) ORDER BY name FOR UPDATE
-), moved AS (
-    UPDATE streams SET next_offset = streams.next_offset + v.n, last_time = greatest(streams.last_time, v.t),
-        bytes = streams.bytes + v.b
-    FROM old, unnest(%b::text[], %b::bigint[], %b::float8[], %b::bigint[]) AS v(name, n, t, b)
-    WHERE streams.name = old.name AND v.name = old.name
-), written AS (
-    INSERT INTO log_records (stream, "offset", time, size, data)
-    SELECT v.stream, old.next_offset + v.place, greatest(old.last_time, v.time), length(v.data), v.data
-    FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::bytea[]) AS v(stream, place, time, data)
-    JOIN old ON old.name = v.stream
-)
-SELECT name, next_offset, last_time FROM old
-"""
-
-
 async def write_appends(c: Conn, appends: Sequence[tuple[str, list[bytes], float]]) -> list[list[LogRecord]]:
     """Append each (stream, bodies, now) in order; returns each one's records."""
     return await (await start_appends(c, appends))()
@@ -85,17 +60,25 @@ async def start_appends(
         (text_array(names),),
     )
     counters = await c.execute(
-        _APPEND,
+        "SELECT name, next_offset, last_time FROM streams WHERE name = ANY(%b::text[]) ORDER BY name FOR UPDATE",
+        (text_array(names),),
+    )
+    await c.execute(
+        'INSERT INTO log_records (stream, "offset", time, size, data)'
+        " SELECT v.stream, s.next_offset + v.place, greatest(s.last_time, v.time), length(v.data), v.data"
+        " FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::bytea[]) AS v(stream, place, time, data)"
+        " JOIN streams s ON s.name = v.stream",
+        (text_array(streams), int8_array(places), float8_array(times), bytea_array(bodies_in_order)),
+    )
+    await c.execute(
+        "UPDATE streams SET next_offset = next_offset + v.n, last_time = greatest(last_time, v.t), bytes = bytes + v.b"
+        " FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::bigint[]) AS v(name, n, t, b)"
+        " WHERE streams.name = v.name",
         (
-            text_array(names),
             text_array(names),
             int8_array([totals[n][0] for n in names]),
             float8_array([totals[n][1] for n in names]),
             int8_array([totals[n][2] for n in names]),
-            text_array(streams),
-            int8_array(places),
-            float8_array(times),
-            bytea_array(bodies_in_order),
         ),
     )
 
