@@ -34,7 +34,7 @@ CASES: list[tuple[str, Callable[[Any], arrays.EncodedArray], Sequence[Any]]] = [
 @pytest.fixture
 async def conn() -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     require_postgres()
-    async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True, context=arrays.ADAPTERS) as c:
+    async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as c:
         yield c
 
 

@@ -9,8 +9,9 @@ one with NULLs a plain loop; the server reads the same bytes psycopg would have 
 
     await c.execute("SELECT * FROM unnest(%b::text[], %b::bytea[])", (text_array(names), bytea_array(bodies)))
 
-Each wrapper is a parameter type of its own, with a dumper registered on `ADAPTERS`, the adapters the store's
-connections are opened with (`Engine`), so the store's arrays never change how psycopg dumps anything else.
+Each wrapper is a parameter type of its own, with its dumper registered in psycopg's global adapters when this
+module is imported: any connection can send them (the store's pool, a test's own connection), and nothing else
+psycopg dumps changes, since no other value is of these types.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from typing import Any
 from psycopg import adapt, adapters, pq
 
 __all__ = [
-    "ADAPTERS",
     "bool_array",
     "bytea_array",
     "float8_array",
@@ -163,7 +163,5 @@ class _EncodedDumper(adapt.Dumper):
         return obj.data
 
 
-#: The adapters of the store's connections: psycopg's defaults and a dumper per array wrapper above.
-ADAPTERS = adapt.AdaptersMap(adapters)
 for _wrapper in (TextArray, ByteaArray, Float8Array, Int8Array, Int4Array, BoolArray):
-    ADAPTERS.register_dumper(_wrapper, type(f"{_wrapper.__name__}Dumper", (_EncodedDumper,), {"oid": _wrapper.oid}))
+    adapters.register_dumper(_wrapper, type(f"{_wrapper.__name__}Dumper", (_EncodedDumper,), {"oid": _wrapper.oid}))

@@ -47,7 +47,7 @@ import psycopg_pool
 from psycopg import AsyncConnection, AsyncCursor, errors, sql
 
 from triggerfish.errors import StoreClosedError, StoreError, StoreFullError, StoreUnavailableError
-from triggerfish.store._pg_arrays import ADAPTERS, text_array
+from triggerfish.store._pg_arrays import text_array
 from triggerfish.store._sqlite_worker import WorkerStats
 
 logger = logging.getLogger("triggerfish.store")
@@ -130,8 +130,6 @@ class Engine:
             open=False,
             kwargs={
                 "autocommit": True,
-                # The store's array parameters are laid out by `_pg_arrays`, whose dumpers these adapters hold.
-                "context": ADAPTERS,
                 "options": f"-c search_path={schema}",
                 "connect_timeout": max(1, round(connect_timeout)),
             },
