@@ -277,7 +277,7 @@ def _lease_at_once(limit: int) -> str:
     limit in the text, the generic plan is costed for the batch it takes, and the server keeps it after its first
     five runs on a connection (planned for their parameters, as it plans every prepared statement's first five).
     Each batch size is a statement of its own; the dispatcher asks for a few sizes mostly (its buffer's room, half
-    its prefetch to all of it: 16 to 18 in nine leases of ten in the drain)."""
+    its prefetch to all of it: 16 to 18 in seven leases of ten in the drain)."""
     text = _LEASES_AT_ONCE.get(limit)
     if text is None:
         text = _LEASES_AT_ONCE[limit] = _LEASE_AT_ONCE_WITH_LIMIT.replace("{limit}", str(int(limit)))
