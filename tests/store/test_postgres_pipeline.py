@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -102,6 +103,43 @@ async def test_an_atomic_append_and_send_wake_a_reader_and_a_receiver_on_another
         assert [m.body for m in await asyncio.wait_for(receiver, 20)] == [b"job"]
         assert [r.data for r in await asyncio.wait_for(reader, 20)] == [b"event"]
         assert time.monotonic() - started < 10
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_appends_racing_on_two_nodes_number_every_record_once_in_commit_order(schema: str) -> None:
+    # Two nodes (two pools), each with merged appends in flight at once, to the same streams: the counters are locked
+    # in name order, the records numbered from them and the counters moved in one transaction, so no offset is given
+    # twice or skipped, and what each append answers is what is stored.
+    a = await opened(schema, pool_size=6)
+    b = await opened(schema, pool_size=6)
+    try:
+
+        async def appends(store: PostgresStore, node: str) -> list[list[Any]]:
+            return await asyncio.gather(
+                *(
+                    store.log.append_many(stream, [f"{node}{i}.{j}".encode() for j in range(1 + i % 3)])
+                    for i in range(60)
+                    for stream in (["s", "t"] if i % 2 else ["s"])
+                )
+            )
+
+        answered = [
+            record
+            for records in await asyncio.gather(appends(a, "a"), appends(b, "b"))
+            for r in records
+            for record in r
+        ]
+        for stream in ("s", "t"):
+            stored = await a.log.read(stream, limit=1000)
+            assert [record.offset for record in stored] == list(range(1, len(stored) + 1))
+            assert sorted((r.offset, r.data) for r in answered if r.stream == stream) == [
+                (r.offset, r.data) for r in stored
+            ]
+            assert [r.time for r in stored] == sorted(r.time for r in stored)
+            assert await b.log.last_offset(stream) == len(stored)
+        assert len(answered) == sum(1 + i % 3 for i in range(60)) * 2 + sum(1 + i % 3 for i in range(60) if i % 2) * 2
     finally:
         await a.close()
         await b.close()

@@ -5,12 +5,14 @@ store gives such a table statistics once a lease finds a backlog."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.services import POSTGRES_URL
 from triggerfish.store import OutgoingMessage, open_store
@@ -29,9 +31,9 @@ class _Explaining:
     def pipeline(self) -> Any:
         return self.conn.pipeline()
 
-    async def execute(self, query: str, params: Any = None) -> Any:
+    async def execute(self, query: str, params: Any = None, *, prepare: bool | None = None) -> Any:
         if self.fragment not in query:
-            return await self.conn.execute(query, params)
+            return await self.conn.execute(query, params, prepare=prepare)
         return _Plan(await self.conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}", params), self.plans)
 
 
@@ -150,5 +152,74 @@ async def test_a_lease_that_empties_the_queue_leaves_the_table_to_autovacuum(sch
         assert len(await store.queues.receive("q", max_messages=50)) == 10
         await asyncio.sleep(0.5)
         assert not await _has_statistics(schema)
+    finally:
+        await store.close()
+
+
+async def test_leases_of_every_size_take_that_many_in_order_and_the_server_keeps_their_plan(
+    backlog: PostgresStore, schema: str
+) -> None:
+    # Each batch size is a statement of its own (its LIMIT written in): every size takes exactly its batch from the
+    # head of the queue, in order, with nothing skipped or taken twice.
+    async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as admin:
+        await admin.execute(f"ANALYZE {schema}.messages")
+        cursor = await admin.execute(f"SELECT id FROM {schema}.messages WHERE queue = 'q' ORDER BY seq")
+        in_order = [message_id for (message_id,) in await cursor.fetchall()]
+    taken: list[str] = []
+    for size in [1, 2, 3, 17, 32, 50, 3, 1]:
+        batch = await backlog.queues.receive("q", max_messages=size, visibility_timeout=30.0)
+        assert len(batch) == size
+        taken.extend(message.message_id for message in batch)
+    assert taken == in_order[: len(taken)]
+    # Prepared on its first run and planned for its parameters in its first five (as the server plans every prepared
+    # statement), the lease of one size then runs from the plan the server keeps, rather than being planned every
+    # time, and that plan still reads the head in the index's order.
+    async with backlog.engine.pool.connection() as conn:
+        for _ in range(8):
+            leased = await q.receive_at_once(conn, "q", 20, 30.0, time.time())
+            assert leased is not None
+            assert len(leased) == 20
+        cursor = await conn.execute(
+            "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE '%%FOR UPDATE SKIP LOCKED%%' AND statement LIKE '%%LIMIT 20 %%'"
+        )
+        ((name, generic, custom),) = await cursor.fetchall()
+        assert custom == 5
+        assert generic >= 3
+        plan = await conn.execute(
+            sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {}('q', {}, {}, 30.0)").format(
+                sql.Identifier(name), sql.Literal(q._DEFAULTS), sql.Literal(time.time())
+            )
+        )
+        ((document,),) = await plan.fetchall()
+    head = [scan for scan in _scans(document[0]["Plan"]) if scan[1] == "messages_ready"]
+    assert head == [("Index Scan", "messages_ready", 20)], _scans(document[0]["Plan"])
+    assert not [node for node in _nodes(document[0]["Plan"]) if node["Node Type"] == "Sort"]
+
+
+async def test_attributes_stored_as_earlier_versions_wrote_them_read_back_the_same(schema: str) -> None:
+    # Earlier versions stored a message's attributes with `json.dumps` (spaces, non-ASCII escaped); now they are
+    # orjson's compact UTF-8. A message queued by either reads back with the same attributes, through the
+    # one-statement lease and the transactional receive alike.
+    store = await open_store(f"{POSTGRES_URL}?schema={schema}&pool_size=2")
+    assert isinstance(store, PostgresStore)
+    attributes = {"triggerfish.invocation": '{"function": "f", "n": "välue ☃ \\u00e9"}', "ünï": "\U0001f600"}
+    try:
+        await store.queues.send("q", b"new", attributes=attributes)
+        await store.queues.send("q", b"old", attributes={"placeholder": "x"})
+        async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as admin:
+            await admin.execute(
+                f"UPDATE {schema}.messages SET attributes = %s WHERE body = 'old'", (json.dumps(attributes),)
+            )
+            cursor = await admin.execute(f"SELECT attributes FROM {schema}.messages ORDER BY seq")
+            stored = [text for (text,) in await cursor.fetchall()]
+        assert stored[0] != stored[1]  # the two forms differ as text
+        (first,) = await store.queues.receive("q", max_messages=1)
+        async with store.engine.pool.connection() as conn:
+            (second,), _ = await q.receive(conn, "q", 1, 30.0, time.time())
+        assert [(first.body, first.attributes), (second.body, second.attributes)] == [
+            (b"new", attributes),
+            (b"old", attributes),
+        ]
     finally:
         await store.close()

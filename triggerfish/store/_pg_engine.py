@@ -47,6 +47,7 @@ import psycopg_pool
 from psycopg import AsyncConnection, AsyncCursor, errors, sql
 
 from triggerfish.errors import StoreClosedError, StoreError, StoreFullError, StoreUnavailableError
+from triggerfish.store._pg_arrays import text_array
 from triggerfish.store._sqlite_worker import WorkerStats
 
 logger = logging.getLogger("triggerfish.store")
@@ -251,7 +252,7 @@ class Engine:
                                 committing = True
                                 committed = await conn.execute("COMMIT")
                                 if wakes and self._notify_enabled and not self.closed:
-                                    await conn.execute(_NOTIFY, (self.channel, sorted(wakes)))
+                                    await conn.execute(_NOTIFY, (self.channel, text_array(sorted(wakes))))
                         except psycopg.Error as exc:
                             if committed is None or not _succeeded(committed):
                                 await _roll_back(conn)
@@ -312,7 +313,7 @@ class Engine:
                 payloads, self._pending_notifies = sorted(self._pending_notifies), set()
                 try:
                     async with self.connection() as conn:
-                        await conn.execute(_NOTIFY, (self.channel, payloads))
+                        await conn.execute(_NOTIFY, (self.channel, text_array(payloads)))
                 except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                     # A lost hint costs other nodes one poll interval, nothing more.
                     logger.debug("store: NOTIFY failed (%s); other nodes will poll", exc)

@@ -14,6 +14,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from triggerfish.store._pg_arrays import bytea_array, float8_array, int4_array, text_array
 from triggerfish.store.base import ABSENT, KVRecord
 
 Conn = AsyncConnection[Any]
@@ -86,11 +87,11 @@ async def start_puts(
         " SELECT versions FROM drawn",
         (
             len(flat),
-            [r[0] for r in rows],
-            [r[1] for r in rows],
-            [r[2] for r in rows],
-            [r[3] for r in rows],
-            [r[4] for r in rows],
+            text_array([r[0] for r in rows]),
+            text_array([r[1] for r in rows]),
+            bytea_array([r[2] for r in rows]),
+            float8_array([r[3] for r in rows]),
+            int4_array([r[4] for r in rows]),
         ),
     )
 

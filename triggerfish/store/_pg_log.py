@@ -17,6 +17,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from triggerfish.store._pg_arrays import bytea_array, float8_array, int8_array, text_array
 from triggerfish.store.base import LogClaim, LogRecord, RecordKeys
 
 Conn = AsyncConnection[Any]
@@ -68,11 +69,11 @@ async def start_appends(c: Conn, appends: Sequence[Appending]) -> Callable[[], A
     await c.execute(
         "INSERT INTO streams (name, next_offset, last_time, bytes)"
         " SELECT n, 1, '-Infinity', 0 FROM unnest(%b::text[]) n ON CONFLICT (name) DO NOTHING",
-        (names,),
+        (text_array(names),),
     )
     counters = await c.execute(
         "SELECT name, next_offset, last_time FROM streams WHERE name = ANY(%b::text[]) ORDER BY name FOR UPDATE",
-        (names,),
+        (text_array(names),),
     )
     if keyed:
         await c.execute(
@@ -80,7 +81,14 @@ async def start_appends(c: Conn, appends: Sequence[Appending]) -> Callable[[], A
             " SELECT v.stream, s.next_offset + v.place, greatest(s.last_time, v.time), length(v.data), v.data,"
             " v.key1, v.key2 FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::bytea[], %b::text[], %b::text[])"
             " AS v(stream, place, time, data, key1, key2) JOIN streams s ON s.name = v.stream",
-            (streams, places, times, bodies_in_order, first_keys, second_keys),
+            (
+                text_array(streams),
+                int8_array(places),
+                float8_array(times),
+                bytea_array(bodies_in_order),
+                text_array(first_keys),
+                text_array(second_keys),
+            ),
         )
     else:
         await c.execute(
@@ -88,13 +96,18 @@ async def start_appends(c: Conn, appends: Sequence[Appending]) -> Callable[[], A
             " SELECT v.stream, s.next_offset + v.place, greatest(s.last_time, v.time), length(v.data), v.data"
             " FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::bytea[]) AS v(stream, place, time, data)"
             " JOIN streams s ON s.name = v.stream",
-            (streams, places, times, bodies_in_order),
+            (text_array(streams), int8_array(places), float8_array(times), bytea_array(bodies_in_order)),
         )
     await c.execute(
         "UPDATE streams SET next_offset = next_offset + v.n, last_time = greatest(last_time, v.t), bytes = bytes + v.b"
         " FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::bigint[]) AS v(name, n, t, b)"
         " WHERE streams.name = v.name",
-        (names, [totals[n][0] for n in names], [totals[n][1] for n in names], [totals[n][2] for n in names]),
+        (
+            text_array(names),
+            int8_array([totals[n][0] for n in names]),
+            float8_array([totals[n][1] for n in names]),
+            int8_array([totals[n][2] for n in names]),
+        ),
     )
 
     async def records() -> list[list[LogRecord]]:
