@@ -261,8 +261,14 @@ class Dispatcher:
         )
         kept = self.records.kept_input(request, settings)
         if outcome.ok and settings.on_success is None:
-            # The common case: the record and then the acknowledgement, batched with the others settling now.
-            await self._settle(message, attempt, kept)
+            # The common case: the record and then the acknowledgement, batched with the others settling now (one
+            # batch of records and one ack_many per queue for all settling, of every function: `_settle_batch`).
+            if not await self._settler.submit((message, attempt, kept)):
+                logger.warning(
+                    "invocation message %s of %s was acknowledged after its lease ended",
+                    message.message_id,
+                    message.queue,
+                )
             return
         await self.records.add(attempt, kept)
         if outcome.ok:
@@ -401,14 +407,6 @@ class Dispatcher:
                 trigger="destination",
                 traceparent=request.traceparent,
                 hop_count=hops,
-            )
-
-    async def _settle(self, message: Message, record: InvocationRecord, kept: KeptInput | None) -> None:
-        """Store `record` (and the input `kept`), then acknowledge `message`: one batch of records and one ack_many
-        per queue for all settling, of every function."""
-        if not await self._settler.submit((message, record, kept)):
-            logger.warning(
-                "invocation message %s of %s was acknowledged after its lease ended", message.message_id, message.queue
             )
 
     async def _settle_batch(self, batch: list[tuple[Message, InvocationRecord, KeptInput | None]]) -> list[bool]:
