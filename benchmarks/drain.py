@@ -2,6 +2,7 @@
 CPU the platform's process spends per invocation.
 
     python -m benchmarks.drain [--invocations 3000] [--rounds 3] [--tree DIR ...] [--profile FILE] [--postgres]
+    python -m benchmarks.drain --instructions [--invocations 1000] [--rounds 2] [--tree DIR ...]
 
 No HTTP and no producers: each run starts a `Platform` on a fresh SQLite store (as `triggerfish dev`
 makes it: inputs kept, metrics listening; `--postgres`: on a fresh schema of the benchmarks' PostgreSQL,
@@ -16,7 +17,16 @@ CPU of the store's backends too, read from /proc: the server must run on this ma
 threads) and the heap settled once started (`triggerfish.server.heap`). `--tree` runs
 each round in a child process with another source tree first on PYTHONPATH, the trees taking turns, for a
 before/after in one run (each tree runs its own copy of this module: give the trees the same one).
-`--profile FILE` writes a cProfile of one drain (the event loop's thread only).
+`--profile FILE` writes a cProfile of one drain (the event loop's thread only, from the dispatcher's start to the
+queue's end).
+
+`--instructions` runs each round's platform under callgrind (`--separate-threads=yes`, collection switched on
+for the drain only) and prints the instructions per invocation by thread: the event loop's, and the platform's
+other threads (the store's writer above all); `--keep DIR` keeps the files for `callgrind_annotate`. The workers
+are not counted (a worker waiting in `poll` cannot be told to start counting without ptrace): their CPU from /proc
+stands beside. Counts, not times: repeatable within a few percent on a loaded machine, and
+what a change to the drain's Python shows first. Under callgrind the platform runs some fifty times slower, so
+a round drains fewer invocations (1,000 is about a minute).
 """
 
 from __future__ import annotations
@@ -28,20 +38,33 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmarks.processes import run_in_tree
+
+if TYPE_CHECKING:
+    import cProfile
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 500
 
 
-async def drain_once(invocations: int, work: Path, store_url: str | None = None) -> dict[str, float]:
+async def drain_once(
+    invocations: int,
+    work: Path,
+    store_url: str | None = None,
+    *,
+    count_instructions: bool = False,
+    profiler: cProfile.Profile | None = None,
+) -> dict[str, float]:
     """One drain of `invocations` queued no-ops on a fresh platform in `work` (on the store at `store_url`, else
-    SQLite in `work`): seconds, and CPU seconds."""
+    SQLite in `work`): seconds, and CPU seconds. With `count_instructions` (under callgrind), callgrind's
+    collection is on for the drain only; `profiler` (cProfile) runs for the drain only."""
     from benchmarks.apps.async_app import DONE_FILE
     from triggerfish.observe.metrics import Metrics
     from triggerfish.server import heap
@@ -75,8 +98,31 @@ async def drain_once(invocations: int, work: Path, store_url: str | None = None)
         database_before = _cpu(database)
         sleeps_before, worker_sleeps_before = _sleeps(_threads()), _sleeps(_statuses(workers))
         preempted_before = _sleeps(["/proc/self/status"], "nonvoluntary_ctxt_switches:")
-        await dispatcher.start()
-        await dispatcher.drain()
+        if count_instructions:
+            # Not `dispatcher.drain()`: it looks every 5 ms, and under callgrind a drain lasts a minute or more, so its
+            # wake-ups (and its reads of the queue's depth) would be counted as the drain's. The last record stored
+            # ends the wait instead (its acknowledgement shares its write).
+            finished = asyncio.get_running_loop().create_future()
+            stored = [0]
+
+            def count(record: object) -> None:
+                stored[0] += 1
+                if stored[0] == invocations and not finished.done():
+                    finished.set_result(None)
+
+            platform.record_listeners.append(count)
+            _collect("on")
+            await dispatcher.start()
+            await finished
+            _collect("off")
+            await dispatcher.drain()
+        else:
+            if profiler is not None:
+                profiler.enable()
+            await dispatcher.start()
+            await dispatcher.drain()
+            if profiler is not None:
+                profiler.disable()
         seconds, after, workers_after = time.perf_counter() - started, os.times(), _cpu(workers)
         database_after = _cpu(database)
         sleeps, worker_sleeps = _sleeps(_threads()) - sleeps_before, _sleeps(_statuses(workers)) - worker_sleeps_before
@@ -96,6 +142,12 @@ async def drain_once(invocations: int, work: Path, store_url: str | None = None)
         "worker_sleeps": worker_sleeps,
         "preempted": preempted,
     }
+
+
+def _collect(state: str) -> None:
+    """Switch callgrind's collection in this process on or off (it runs under callgrind)."""
+    control = shutil.which("callgrind_control") or "callgrind_control"
+    subprocess.run([control, "-i", state, str(os.getpid())], check=True, capture_output=True, timeout=120)
 
 
 def _backends(store_url: str) -> list[int]:
@@ -155,7 +207,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _child(invocations: int, profile: str | None, on_postgres: bool) -> None:
+def _child(invocations: int, profile: str | None, on_postgres: bool, count_instructions: bool = False) -> None:
     from benchmarks import postgres
     from triggerfish.cli.serving import SWITCH_INTERVAL
 
@@ -170,13 +222,13 @@ def _child(invocations: int, profile: str | None, on_postgres: bool) -> None:
             import cProfile
 
             profiler = cProfile.Profile()
-            result = profiler.runcall(asyncio.run, drain_once(invocations, Path(tmp), store_url))
+            result = asyncio.run(drain_once(invocations, Path(tmp), store_url, profiler=profiler))
             profiler.dump_stats(profile)
         else:
-            result = asyncio.run(drain_once(invocations, Path(tmp), store_url))
+            result = asyncio.run(drain_once(invocations, Path(tmp), store_url, count_instructions=count_instructions))
     import triggerfish
 
-    print(json.dumps({**result, "tree": str(Path(triggerfish.__file__).parent.parent)}))
+    print(json.dumps({**result, "pid": os.getpid(), "tree": str(Path(triggerfish.__file__).parent.parent)}))
 
 
 def _run_tree(tree: Path, invocations: int, profile: str | None, on_postgres: bool) -> dict[str, float]:
@@ -188,6 +240,59 @@ def _run_tree(tree: Path, invocations: int, profile: str | None, on_postgres: bo
     return run_in_tree(command, tree, "the drain")
 
 
+def _instructions(tree: Path, invocations: int, keep: Path | None = None) -> dict[str, float]:
+    """One round from `tree` under callgrind: instructions per invocation on the event loop's thread and on the
+    platform's other threads (the callgrind files copied to `keep`, for callgrind_annotate)."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+    # This file by its path (`-P`: its directory not on sys.path), so a tree from before `--instructions` runs it too.
+    command = [sys.executable, "-P", str(Path(__file__).resolve()), "--child", "--instructions"]
+    command += ["--invocations", str(invocations)]
+    with tempfile.TemporaryDirectory(prefix="bench-drain-cg-") as tmp:
+        prefix = [valgrind, "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes"]
+        out = Path(tmp) / "callgrind.out"
+        result = run_in_tree([*prefix, f"--callgrind-out-file={out}", *command], tree, "the drain")
+        # One file per thread (`callgrind.out-01`, ...); thread 01 is the main thread, the platform's event loop.
+        parts = {"loop": 0.0, "threads": 0.0}
+        for path in Path(tmp).glob("callgrind.out-*"):
+            parts["loop" if path.name.endswith("-01") else "threads"] += _total(path)
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            for path in Path(tmp).glob("callgrind.out-*"):
+                shutil.copy(path, keep / f"{tree.name}-{path.name}")
+    # The workers are not under callgrind (a worker blocked in `poll` cannot be told to count without ptrace):
+    # their CPU, from /proc, stands beside the counts.
+    return {
+        **{part: count / invocations for part, count in parts.items()},
+        "workers_us": result["workers"] / invocations * 1e6,
+    }
+
+
+def _total(path: Path) -> int:
+    """The instructions a callgrind output file counted."""
+    totals = [line for line in path.read_text().splitlines() if line.startswith(("totals:", "summary:"))]
+    return int(totals[-1].split()[1]) if totals else 0
+
+
+def _print_instructions(rows: dict[Path, list[dict[str, float]]], invocations: int) -> None:
+    print(f"Instructions per invocation, {invocations} queued no-ops per drain on SQLite, under callgrind.\n")
+    print(
+        "| tree | event loop, by round | median | other threads, by round | median | platform (median) |"
+        " workers' CPU µs / invocation (not counted: /proc) |"
+    )
+    print("|---|---|---:|---|---:|---:|---:|")
+    for tree, runs in rows.items():
+        cells = []
+        medians = {}
+        for part in ("loop", "threads"):
+            medians[part] = statistics.median(r[part] for r in runs)
+            cells += [" / ".join(f"{r[part]:,.0f}" for r in runs), f"{medians[part]:,.0f}"]
+        totals = statistics.median(r["loop"] + r["threads"] for r in runs)
+        workers = statistics.median(r["workers_us"] for r in runs)
+        print(f"| `{tree}` | {' | '.join(cells)} | {totals:,.0f} | {workers:.0f} |")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.drain", description=__doc__.split("\n\n")[0])
     parser.add_argument("--invocations", type=int, default=3000)
@@ -195,10 +300,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tree", action="append", type=Path, help="a source tree to run the platform from")
     parser.add_argument("--profile", help="write a cProfile of one drain here")
     parser.add_argument("--postgres", action="store_true", help="on a fresh PostgreSQL schema, not SQLite")
+    parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind instead")
+    parser.add_argument("--keep", type=Path, help="with --instructions: copy the callgrind files here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        _child(args.invocations, args.profile, args.postgres)
+        _child(args.invocations, args.profile, args.postgres, args.instructions)
         return
     trees = [tree.resolve() for tree in args.tree] if args.tree else [ROOT]
     rows: dict[Path, list[dict[str, float]]] = {tree: [] for tree in trees}
@@ -206,9 +313,16 @@ def main(argv: list[str] | None = None) -> None:
     for round_number in range(args.rounds):
         order = trees if round_number % 2 == 0 else list(reversed(trees))
         for tree in order:
-            rows[tree].append(_run_tree(tree, args.invocations, args.profile, args.postgres))
+            if args.instructions:
+                rows[tree].append(_instructions(tree, args.invocations, args.keep))
+            else:
+                rows[tree].append(_run_tree(tree, args.invocations, args.profile, args.postgres))
             loads.append(os.getloadavg()[0])
     n = args.invocations
+    if args.instructions:
+        _print_instructions(rows, n)
+        print(f"\nLoad average {min(loads):.1f} to {max(loads):.1f}.")
+        return
     print(
         f"{n} queued no-ops per drain on {'PostgreSQL' if args.postgres else 'SQLite'}, {args.rounds} rounds,"
         f" the trees taking turns; load average {min(loads):.1f} to {max(loads):.1f}.\n"

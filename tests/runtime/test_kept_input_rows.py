@@ -134,3 +134,17 @@ async def test_an_invocation_retried_across_the_upgrade_reads_whole(store: Store
     assert await records.attempts(request_id) == [first, second]
     assert await records.get(request_id) == second
     assert (await records.input(request_id) or {})["event"] == {"try": 1}
+
+
+def test_a_queued_event_s_input_is_its_bytes_as_queued_whether_or_not_the_request_carries_them_as_its_json() -> None:
+    # The dispatcher hands a queued event over as an orjson fragment with its bytes as the request's JSON: the kept
+    # document is the same either way, and the bytes are kept as they were queued (spacing and key order too).
+    queued = b'{"zeta": 1,  "alpha": [1, 2.50]}'
+    given = InvokeRequest(RECORD.request_id, RECORD.function, orjson.Fragment(queued), event_json=queued)
+    copied = InvokeRequest(RECORD.request_id, RECORD.function, orjson.Fragment(queued))
+    assert keep_input(given) == keep_input(copied)
+    found = keep_input(given)
+    assert found is not None
+    assert found[0] == RECORD.request_id
+    assert queued in found[1]
+    assert read_input(found[1])["event"] == {"zeta": 1, "alpha": [1, 2.5]}

@@ -160,6 +160,9 @@ class Dispatcher:
         for task in running:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # A task cancelled before its first step never ran the body that takes it out of its set.
+        for tasks in self._in_flight.values():
+            tasks.difference_update([task for task in tasks if task.done()])
 
     async def drain(self, *, delayed: bool = True) -> None:
         """Wait until every queued invocation ran; with `delayed` off, not for those whose delay (a retry's
@@ -196,8 +199,10 @@ class Dispatcher:
         request = InvokeRequest(
             request_id=invocation.request_id,
             function=invocation.function,
-            # The event's bytes as they were queued, embedded in the worker's request as they are.
+            # The event's bytes as they were queued, embedded in the worker's request as they are: given as its
+            # JSON too, so neither the worker's request frame nor the kept input writes the fragment out again.
             event=orjson.Fragment(invocation.event),
+            event_json=invocation.event,
             attempt=invocation.attempt,
             trigger=invocation.trigger,
             traceparent=span,
@@ -236,7 +241,11 @@ class Dispatcher:
             await self._ack(message)
             return
         try:
-            outcome = await self._run(message, request, lease)
+            # Awaited here, not through a method of its own: each await level is a frame every resume of the
+            # invocation (its turn on the worker, its result) passes through.
+            outcome = await self._run_on(request, wait=1.0)
+        except ThrottledError:
+            outcome = None
         finally:
             ran()
         if outcome is None:
@@ -252,8 +261,14 @@ class Dispatcher:
         )
         kept = self.records.kept_input(request, settings)
         if outcome.ok and settings.on_success is None:
-            # The common case: the record and then the acknowledgement, batched with the others settling now.
-            await self._settle(message, attempt, kept)
+            # The common case: the record and then the acknowledgement, batched with the others settling now (one
+            # batch of records and one ack_many per queue for all settling, of every function: `_settle_batch`).
+            if not await self._settler.submit((message, attempt, kept)):
+                logger.warning(
+                    "invocation message %s of %s was acknowledged after its lease ended",
+                    message.message_id,
+                    message.queue,
+                )
             return
         await self.records.add(attempt, kept)
         if outcome.ok:
@@ -288,12 +303,6 @@ class Dispatcher:
                 invocation, request, settings, decision.condition or "RetriesExhausted", error, outcome.version
             )
         await self._ack(message)
-
-    async def _run(self, message: Message, request: InvokeRequest, lease: float) -> InvokeOutcome | None:
-        try:
-            return await self._run_on(request, wait=1.0)
-        except ThrottledError:
-            return None
 
     async def _fail(
         self,
@@ -400,14 +409,6 @@ class Dispatcher:
                 hop_count=hops,
             )
 
-    async def _settle(self, message: Message, record: InvocationRecord, kept: KeptInput | None) -> None:
-        """Store `record` (and the input `kept`), then acknowledge `message`: one batch of records and one ack_many
-        per queue for all settling, of every function."""
-        if not await self._settler.submit((message, record, kept)):
-            logger.warning(
-                "invocation message %s of %s was acknowledged after its lease ended", message.message_id, message.queue
-            )
-
     async def _settle_batch(self, batch: list[tuple[Message, InvocationRecord, KeptInput | None]]) -> list[bool]:
         # One write for the records and the acknowledgements where the store can (where it cannot, they run in
         # this order): nothing leaves its queue before its record is durable. A fanned-out event's invocations
@@ -482,6 +483,8 @@ class _FunctionLoop:
         self._loop = asyncio.get_running_loop()
         #: Leases held, by receipt: the message and when (monotonic) its lease runs out.
         self._leases: dict[str, tuple[Message, float]] = {}
+        #: The task of each invocation in `in_flight`, by its message's receipt (the task takes itself out).
+        self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
         keeper = asyncio.create_task(self._keep_leases())
@@ -554,8 +557,10 @@ class _FunctionLoop:
             message = self.buffer.popleft()
             self.running += 1
             task = self._loop.create_task(self._handle(message))
+            # Taken out of the set by its own last step (`_handle`), not by a done callback: a callback is one more
+            # turn of the event loop per invocation.
             self.in_flight.add(task)
-            task.add_done_callback(self._done)
+            self._tasks[message.receipt] = task
 
     async def _handle(self, message: Message) -> None:
         released = False
@@ -574,12 +579,11 @@ class _FunctionLoop:
             # The message stays leased and comes back when the lease ends: retried, not lost.
             logger.exception("handling invocation message %s of %s failed", message.message_id, self.function)
         finally:
-            self._leases.pop(message.receipt, None)
+            receipt = message.receipt
+            self._leases.pop(receipt, None)
             ran()
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self.in_flight.discard(task)
-        self._freed.set()
+            self.in_flight.discard(self._tasks.pop(receipt))
+            self._freed.set()
 
 
 def _compact(error: dict[str, Any]) -> dict[str, Any]:

@@ -49,7 +49,8 @@ def keep_input(request: InvokeRequest) -> KeptInput | None:
     """The document to store for `request`'s input (None: its event cannot be written as JSON)."""
     event = request.event
     if isinstance(event, orjson.Fragment):
-        raw = orjson.dumps(event)  # the queued bytes as they are (a copy, never parsed)
+        # The queued bytes as they are, never parsed: given with the request (the dispatcher's), else a copy.
+        raw = request.event_json if request.event_json is not None else orjson.dumps(event)
         # An HTTP event queued as bytes is rare (routes run synchronously): decode only what may be one.
         if b'"requestContext"' in raw and b'"headers"' in raw:
             try:

@@ -117,7 +117,10 @@ class WorkerPool:
         slots = self._slots
         worker: WorkerProcess | None = None
         if behind and slots.locked():
-            leader = await self._room_behind(wait)
+            # The common case first, without a coroutine: a worker with room behind its running invocation.
+            leader = None if self._callers_waiting else self._queueable()
+            if leader is None:
+                leader = await self._room_behind(wait)
             if leader is not None:
                 outcome, owned = await self._run_behind(leader, request)
                 if outcome is not None:

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -248,13 +248,16 @@ class ProcessRunner:
     #: Requests `run_behind` queues on a worker behind the one it runs, at most.
     queue_depth = QUEUE_DEPTH
 
-    async def run_behind(self, request: InvokeRequest, *, wait: float = 1.0) -> InvokeOutcome:
+    def run_behind(self, request: InvokeRequest, *, wait: float = 1.0) -> Awaitable[InvokeOutcome]:
         """`run`, for the dispatcher's prefetch: when every slot is taken, queued behind an invocation running now
-        on its worker (which starts it as soon as that one ends) rather than waiting for a slot."""
+        on its worker (which starts it as soon as that one ends) rather than waiting for a slot.
+
+        The pool's coroutine itself, not one of its own around it: each await level is a frame every resume of the
+        invocation passes through. FunctionNotFoundError is raised at the call."""
         pool = self._pools.get(request.function)
         if pool is None or (request.version is not None and request.version != self.version):
             raise FunctionNotFoundError(self._not_found(request))
-        return await pool.run(request, wait, behind=True)
+        return pool.run(request, wait, behind=True)
 
     def settings(self, function: str) -> FunctionSettings:
         """The resolved settings of `function` (decorator < config file < stage < overrides)."""

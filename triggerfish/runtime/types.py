@@ -140,7 +140,7 @@ class PipelinedRunner(Runner, Protocol):
     #: Requests queued on a worker behind the one it runs, at most.
     queue_depth: int
 
-    async def run_behind(self, request: InvokeRequest, *, wait: float = 1.0) -> InvokeOutcome: ...
+    def run_behind(self, request: InvokeRequest, *, wait: float = 1.0) -> Awaitable[InvokeOutcome]: ...
 
 
 class LoadedRunner(Runner, Protocol):
