@@ -21,6 +21,8 @@ from benchmarks.measure import EN_DASH, interleave, percentile, spread
 from benchmarks.processes import serve_on_free_port
 from benchmarks.profile import summarize
 from benchmarks.thread_costs import Task, describe, parts, read_task
+from benchmarks.wakeups import main as wakeups
+from benchmarks.wakeups import round_trip_us
 from benchmarks.wrk import parse
 
 
@@ -148,3 +150,13 @@ def test_thread_costs_split_a_platform_into_its_loop_its_threads_and_its_workers
     assert split["busiest other thread"] == Task(0.05, 0.05, 30, 1)
     assert split["workers"] == Task(0.1, 0.02, 100, 3)
     assert describe(split["workers"], 100) == "1000 + 200 µs, 1.00 / 0.03"
+
+
+def test_the_wake_up_probe_times_a_round_trip_on_one_core_and_across_two(capsys: pytest.CaptureFixture[str]) -> None:
+    first = min(os.sched_getaffinity(0))
+    assert 0 < round_trip_us(200, (first, first)) < 100_000
+    wakeups(["--round-trips", "200", "--rounds", "1"])
+    table = capsys.readouterr().out
+    assert "| one core |" in table
+    if len(os.sched_getaffinity(0)) > 1:
+        assert "| two cores |" in table
