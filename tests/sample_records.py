@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
+from triggerfish.observe.spans import trace_key
 from triggerfish.runtime.records import InvocationRecord
 
 #: A trace id and span id in W3C trace context's own example.
@@ -31,3 +34,13 @@ def sample_record(**fields: Any) -> InvocationRecord:
     }
     values.update(fields)
     return InvocationRecord(**values)
+
+
+def invocation_span_pointer(record: InvocationRecord) -> tuple[str, bytes] | None:
+    """An attempt's trace index entry as the versions between rec13 and rec14 wrote it, for tests that read that
+    form back: its key, and a pointer to the record's key-value copy (its request id and attempt, which
+    `triggerfish.observe.spans.record_pointer` reads); None for a record that carries no trace."""
+    trace_id, span_id = record.trace_id, record.span_id
+    if trace_id is None or span_id is None:
+        return None
+    return trace_key(trace_id, span_id), orjson.dumps((record.request_id, record.attempt))

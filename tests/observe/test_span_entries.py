@@ -7,8 +7,8 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from tests.sample_records import sample_record
-from triggerfish.observe.spans import invocation_span, invocation_span_pointer, record_pointer, span_key
+from tests.sample_records import invocation_span_pointer, sample_record
+from triggerfish.observe.spans import invocation_span, record_pointer, span_key
 from triggerfish.runtime.records import InvocationRecord
 
 BASE = sample_record(

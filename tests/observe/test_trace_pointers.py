@@ -13,12 +13,11 @@ import orjson
 import pytest
 
 from tests.backends import opened_store
-from tests.sample_records import sample_record
+from tests.sample_records import invocation_span_pointer, sample_record
 from triggerfish.names import INVOCATIONS_NAMESPACE, TRACES_NAMESPACE, record_stream
 from triggerfish.observe.spans import (
     Span,
     invocation_span,
-    invocation_span_pointer,
     producer_span,
     record_pointer,
     span_key,

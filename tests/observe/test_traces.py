@@ -13,10 +13,11 @@ import pytest
 
 from tests.backends import platform_store
 from tests.cluster.test_nodes_in_process import eventually
+from tests.sample_records import invocation_span_pointer
 from tests.server.conftest import Served, serve_app
 from triggerfish.errors import InvalidInputError
 from triggerfish.names import INVOCATIONS_NAMESPACE, TRACES_NAMESPACE
-from triggerfish.observe.spans import Span, invocation_span, invocation_span_pointer
+from triggerfish.observe.spans import Span, invocation_span
 from triggerfish.observe.traces import check_trace_id, ordered, summaries, waterfall
 from triggerfish.runtime.records import decode_record, record_key
 

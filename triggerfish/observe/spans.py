@@ -89,24 +89,10 @@ def invocation_span(record: InvocationRecord) -> Span | None:
     return None if fields is None else Span(**fields)
 
 
-def invocation_span_pointer(record: InvocationRecord) -> tuple[str, bytes] | None:
-    """The trace index's entry of an attempt's span as the version before rec14 wrote it (still read; the tests
-    write it as that version did): its key, and a pointer to the record's key-value copy, from which the span is
-    built when the trace is read (`record_pointer`); None for a record that carries no trace.
-
-    Attempts are now found in their trace by their record's own row (its second key, triggerfish.runtime.records),
-    with no entry here. Entries written before this pointer hold the span's JSON, a JSON object;
-    `triggerfish.observe.traces` reads all three.
-    """
-    trace_id, span_id = record.trace_id, record.span_id
-    if trace_id is None or span_id is None:
-        return None
-    return f"t/{trace_id}/{span_id}", orjson.dumps((record.request_id, record.attempt))
-
-
 def record_pointer(value: bytes) -> tuple[str, int] | None:
-    """The request id and attempt an entry of `invocation_span_pointer` names; None for any other entry (a span's
-    JSON: a producer's, a handler's, a step's, or an attempt's written by an earlier version)."""
+    """The request id and attempt a trace index entry names, as the version between rec13 and rec14 wrote an
+    attempt's entry (a JSON array pointing to the record's key-value copy); None for any other entry (a span's JSON:
+    a producer's, a handler's, a step's, or an attempt's written before rec13)."""
     if value[:1] != b"[":
         return None
     found = orjson.loads(value)
@@ -250,4 +236,10 @@ def _seconds(value: Any) -> float | None:
 
 def span_key(span: Span) -> str:
     """A span's key in the trace index: every span of a trace under one prefix, `t/<trace id>/`."""
-    return f"t/{span.trace_id}/{span.span_id}"
+    return trace_key(span.trace_id, span.span_id)
+
+
+def trace_key(trace_id: str, span_id: str) -> str:
+    """The key a span is found by in its trace: its entry's in the trace index, and an attempt's record's second
+    key (triggerfish.runtime.records.record_keys)."""
+    return f"t/{trace_id}/{span_id}"

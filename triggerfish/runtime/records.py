@@ -60,6 +60,7 @@ from triggerfish.names import (
     TIMEOUT_ERROR,
     record_stream,
 )
+from triggerfish.observe.spans import trace_key
 from triggerfish.runtime.background_writes import BackgroundWrites
 from triggerfish.runtime.inputs import KeptInput, keep_input, read_input, shown_input
 from triggerfish.runtime.types import InvokeOutcome, InvokeRequest
@@ -427,7 +428,7 @@ class InvocationRecords:
             for key, row in await self.store.log.find(prefix, limit=10_000)
             if row.time >= kept_since and row.stream.startswith(RECORD_STREAM_PREFIX)
         ]
-        if rows and rows[0][0] == f"{prefix}{1:05d}":
+        if rows and rows[0][0] == record_key(request_id, 1):
             return [data for _, data in rows]
         copies = await self.store.kv.scan(INVOCATIONS_NAMESPACE, prefix=prefix, limit=10_000)
         by_key = {row.key: row.value for row in copies}
@@ -647,10 +648,10 @@ def record_key(request_id: str, attempt: int) -> str:
 
 def record_keys(record: InvocationRecord) -> RecordKeys:
     """The keys of an attempt's log row: `record_key`, and its span's key in its trace (`t/<trace id>/<span id>`, as
-    the trace index keys spans: triggerfish.observe.spans.span_key) when it has one."""
-    key = f"r/{record.request_id}/{record.attempt:05d}"
+    the trace index keys spans: triggerfish.observe.spans.trace_key) when it has one."""
+    key = record_key(record.request_id, record.attempt)
     trace_id, span_id = record.trace_id, record.span_id
-    return (key,) if trace_id is None or span_id is None else (key, f"t/{trace_id}/{span_id}")
+    return (key,) if trace_id is None or span_id is None else (key, trace_key(trace_id, span_id))
 
 
 def _input_key(request_id: str) -> str:

@@ -17,7 +17,7 @@ import orjson
 
 from triggerfish.events import tracecontext
 from triggerfish.names import TRACES_NAMESPACE
-from triggerfish.observe.spans import Span, ids_of
+from triggerfish.observe.spans import Span, ids_of, trace_key
 from triggerfish.runtime.records import DEFAULT_RETENTION
 from triggerfish.store.atomic import Put
 from triggerfish.workflows.history import CANCELLED, FAILED, RETRYING, SUCCEEDED, TIMED_OUT
@@ -85,7 +85,10 @@ def span_writes(spans: list[dict[str, Any]]) -> list[Put]:
     give."""
     return [
         Put(
-            TRACES_NAMESPACE, f"t/{fields['trace_id']}/{fields['span_id']}", orjson.dumps(fields), ttl=DEFAULT_RETENTION
+            TRACES_NAMESPACE,
+            trace_key(fields["trace_id"], fields["span_id"]),
+            orjson.dumps(fields),
+            ttl=DEFAULT_RETENTION,
         )
         for fields in spans
     ]
