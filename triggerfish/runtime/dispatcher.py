@@ -483,8 +483,6 @@ class _FunctionLoop:
         self._loop = asyncio.get_running_loop()
         #: Leases held, by receipt: the message and when (monotonic) its lease runs out.
         self._leases: dict[str, tuple[Message, float]] = {}
-        #: The task of each invocation in `in_flight`, by its message's receipt (the task takes itself out).
-        self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
         keeper = asyncio.create_task(self._keep_leases())
@@ -560,7 +558,6 @@ class _FunctionLoop:
             # Taken out of the set by its own last step (`_handle`), not by a done callback: a callback is one more
             # turn of the event loop per invocation.
             self.in_flight.add(task)
-            self._tasks[message.receipt] = task
 
     async def _handle(self, message: Message) -> None:
         released = False
@@ -579,10 +576,10 @@ class _FunctionLoop:
             # The message stays leased and comes back when the lease ends: retried, not lost.
             logger.exception("handling invocation message %s of %s failed", message.message_id, self.function)
         finally:
-            receipt = message.receipt
-            self._leases.pop(receipt, None)
+            self._leases.pop(message.receipt, None)
             ran()
-            self.in_flight.discard(self._tasks.pop(receipt))
+            # This task, found by the loop it runs on (asking with the loop given is a lookup, not a system call).
+            self.in_flight.discard(asyncio.current_task(self._loop))
             self._freed.set()
 
 
