@@ -71,8 +71,9 @@ def _app_dir(work: Path, done: Path | None) -> Path:
 
 
 @contextmanager
-def triggerfish(work: Path, *, loop: str, store: str | None = None) -> Iterator[Target]:
-    """The platform on SQLite (`triggerfish dev`) or on the store at `store` (the launcher's `platform`)."""
+def triggerfish(work: Path, *, loop: str, store: str | None = None, any_core: bool = False) -> Iterator[Target]:
+    """The platform on SQLite (`triggerfish dev`) or on the store at `store` (the launcher's `platform`); with
+    `any_core`, its threads run on any core (`TRIGGERFISH_PLATFORM_CPU=off`) rather than together on one."""
     done = work / "done"
     app = _app_dir(work, done)
 
@@ -85,7 +86,8 @@ def triggerfish(work: Path, *, loop: str, store: str | None = None) -> Iterator[
         return launcher(loop, *arguments, "--data-dir", str(work / "data"))
 
     health = "http://127.0.0.1:{}/-/health".format
-    child, port = serve_on_free_port(command, health, log=work / "platform.log", cwd=app.parent)
+    env = {**python_env(), "TRIGGERFISH_PLATFORM_CPU": "off"} if any_core else None
+    child, port = serve_on_free_port(command, health, log=work / "platform.log", cwd=app.parent, env=env)
     with child:
         invoke = f"http://127.0.0.1:{port}/-/api/v1/functions/noop/invoke"
         yield Target(["http", invoke], python_env(), _bytes_in(done), pid=child.pid)

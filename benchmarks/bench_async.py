@@ -7,7 +7,8 @@ Every system gets the same producers: PRODUCERS processes
 a time with the payload `{"n": N}`, and two worker processes:
 - Triggerfish in its own process as `triggerfish dev` runs it (SQLite,
   `synchronous=FULL`; asyncio's loop and uvloop), and on PostgreSQL (a fresh
-  schema), `benchmarks/apps/async_app.py` with `concurrency=2`; producers
+  schema), each with its threads on one core (as it ships) and, with uvloop, on
+  any core (`TRIGGERFISH_PLATFORM_CPU=off`), `benchmarks/apps/async_app.py` with `concurrency=2`; producers
   call its HTTP API (Invoke, `X-Amz-Invocation-Type: Event`: 202 once queued
   durably), and each invocation is run by a worker process forked from the
   app's zygote, recorded and acknowledged;
@@ -49,6 +50,8 @@ IN_FLIGHT = [int(k) for k in os.environ.get("TRIGGERFISH_BENCH_ASYNC_IN_FLIGHT",
 BATCHES = [int(b) for b in os.environ.get("TRIGGERFISH_BENCH_ASYNC_BATCH", "50").split(",") if b]
 WARMUP = 40
 TARGET = 5000.0
+#: The label of the rows whose platform runs its threads on any core, beside those on one (the default).
+ANY_CORE = "threads on any core (`TRIGGERFISH_PLATFORM_CPU=off`)"
 SETTLE_TIMEOUT = 600.0
 
 SystemStart = Callable[[Path], AbstractContextManager[Target]]
@@ -153,8 +156,11 @@ def run_once(
 
 
 @contextmanager
-def _on_postgres(work: Path, loop: str) -> Iterator[Target]:
-    with postgres.fresh_schema() as store, async_systems.triggerfish(work, loop=loop, store=store) as target:
+def _on_postgres(work: Path, loop: str, any_core: bool = False) -> Iterator[Target]:
+    with (
+        postgres.fresh_schema() as store,
+        async_systems.triggerfish(work, loop=loop, store=store, any_core=any_core) as target,
+    ):
         yield target
 
 
@@ -162,10 +168,19 @@ def systems(with_postgres: bool) -> dict[str, tuple[str, SystemStart]]:
     chosen: dict[str, tuple[str, SystemStart]] = {
         "triggerfish": ("Triggerfish, SQLite, asyncio", lambda w: async_systems.triggerfish(w, loop="asyncio")),
         "triggerfish-uvloop": ("Triggerfish, SQLite, uvloop", lambda w: async_systems.triggerfish(w, loop="uvloop")),
+        # The same platform with its threads free to run on any core (`triggerfish.cores`), side by side.
+        "triggerfish-uvloop-any-core": (
+            f"Triggerfish, SQLite, uvloop, {ANY_CORE}",
+            lambda w: async_systems.triggerfish(w, loop="uvloop", any_core=True),
+        ),
     }
     if with_postgres:
         chosen["triggerfish-pg"] = ("Triggerfish, PostgreSQL, asyncio", lambda w: _on_postgres(w, "asyncio"))
         chosen["triggerfish-pg-uvloop"] = ("Triggerfish, PostgreSQL, uvloop", lambda w: _on_postgres(w, "uvloop"))
+        chosen["triggerfish-pg-uvloop-any-core"] = (
+            f"Triggerfish, PostgreSQL, uvloop, {ANY_CORE}",
+            lambda w: _on_postgres(w, "uvloop", any_core=True),
+        )
     for durable in (False, True):
         suffix = "-durable" if durable else ""
         redis = "durable Redis" if durable else "Redis, no persistence"

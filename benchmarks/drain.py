@@ -14,9 +14,11 @@ divided by the invocations, is close to independent of the machine's load; the r
 CPU of the store's backends too, read from /proc: the server must run on this machine). The platform runs as
 `triggerfish dev` runs it: the interpreter's switch interval set as the served platform sets it
 (`triggerfish.cli.serving.SWITCH_INTERVAL`: how long the event loop may wait for the GIL held by the store's
-threads) and the heap settled once started (`triggerfish.server.heap`). `--tree` runs
-each round in a child process with another source tree first on PYTHONPATH, the trees taking turns, for a
-before/after in one run (each tree runs its own copy of this module: give the trees the same one).
+threads), its threads kept on one core as the served platform keeps them (`triggerfish.cores`;
+`TRIGGERFISH_PLATFORM_CPU=off` lets them run anywhere) and the heap settled once started
+(`triggerfish.server.heap`). `--tree` runs each round in a child process with another source tree first on
+PYTHONPATH, the trees taking turns, for a before/after in one run (each tree runs its own copy of this module:
+give the trees the same one).
 `--profile FILE` writes a cProfile of one drain (the event loop's thread only, from the dispatcher's start to the
 queue's end).
 
@@ -212,6 +214,12 @@ def _child(invocations: int, profile: str | None, on_postgres: bool, count_instr
     from triggerfish.cli.serving import SWITCH_INTERVAL
 
     sys.setswitchinterval(SWITCH_INTERVAL)
+    try:  # the platform's threads on one core, as served (`TRIGGERFISH_PLATFORM_CPU=off`: anywhere); trees before it
+        from triggerfish import cores
+    except ImportError:
+        pass
+    else:
+        cores.pin_platform()
 
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-drain-"))

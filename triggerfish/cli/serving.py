@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from triggerfish import cores
 from triggerfish.server import heap
 
 if TYPE_CHECKING:
@@ -108,12 +109,20 @@ LOOP_VARIABLE = "TRIGGERFISH_LOOP"
 
 
 def run_platform(main: Coroutine[Any, Any, T]) -> T:
-    """Run the process of `triggerfish dev` or `serve`: uvloop where installed, a short GIL switch interval.
+    """Run the process of `triggerfish dev` or `serve`: uvloop where installed, a short GIL switch interval, the
+    process's threads on one core (`triggerfish.cores`; `TRIGGERFISH_PLATFORM_CPU=off` leaves them anywhere).
 
-    `TRIGGERFISH_LOOP=asyncio` keeps asyncio's own loop (a ValueError for a name it does not know).
+    `TRIGGERFISH_LOOP=asyncio` keeps asyncio's own loop. A value of either variable it does not know is a
+    ClickException naming it.
     """
     sys.setswitchinterval(SWITCH_INTERVAL)
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+    try:
+        cores.pin_platform()
+        factory = loop_factory()
+    except ValueError as exc:
+        main.close()
+        raise click.ClickException(str(exc)) from None
+    with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
 
 

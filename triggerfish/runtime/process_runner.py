@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from triggerfish import cores
 from triggerfish.errors import FunctionNotFoundError
 from triggerfish.isolation import mount_api
 from triggerfish.isolation.box import BOX_HOME, Box, prepare, python_path, under_tmp
@@ -382,7 +383,7 @@ def _spawn_base_zygote(work_dir: Path, environment: Mapping[str, str]) -> tuple[
     env = {**zygote_environment([p for p in sys.path if p]), **environment}
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "triggerfish.runtime.zygote", str(theirs.fileno())],
+            [sys.executable, "-m", "triggerfish.runtime.zygote", str(theirs.fileno()), *cores.zygote_arguments()],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             env=env,
@@ -412,6 +413,7 @@ def _spawn_boxed_zygote(
     env = {**zygote_environment(path), "HOME": BOX_HOME, "PYTHONDONTWRITEBYTECODE": "1", **(environment or {})}
     ours, theirs = socket.socketpair()
     command = [sys.executable, "-s", "-m", "triggerfish.runtime.zygote", str(theirs.fileno())]
+    command += cores.zygote_arguments()
     command += ["--max-tasks", str(box.max_tasks)]
     if cgroup is not None:
         command += ["--cgroup", cgroup]

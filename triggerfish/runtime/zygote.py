@@ -30,6 +30,7 @@ import traceback
 from pathlib import Path
 from typing import NoReturn
 
+from triggerfish import cores
 from triggerfish.errors import AppLoadError, DeclarationError, ProtocolError
 from triggerfish.isolation import mount_api
 from triggerfish.loader import spec_to_dict
@@ -332,17 +333,21 @@ def _app_dir(target: str) -> Path:
     return path.parent if path.suffix == ".py" else Path.cwd()
 
 
-_USAGE = "usage: python -m triggerfish.runtime.zygote FD [--max-tasks N [--cgroup DIR]]\n"
+_USAGE = "usage: python -m triggerfish.runtime.zygote FD [--max-tasks N [--cgroup DIR]] [--cpus 0,1,...]\n"
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the base zygote: serve `LoadApp` frames on the socket whose fd is the argument.
 
     In a box, `--max-tasks N` caps the processes of the box and `--cgroup DIR` is the runner's pids
-    cgroup for it to join (see `limits.enter_box`), both before anything is forked.
+    cgroup for it to join (see `limits.enter_box`), both before anything is forked. `--cpus 0,1` gives this zygote
+    (and every worker it forks) the cores the platform was allowed before it kept its own threads on one
+    (`triggerfish.cores`).
     """
     args = sys.argv[1:] if argv is None else argv
-    fd, max_tasks, cgroup = _parse(args)
+    fd, max_tasks, cgroup, cpus = _parse(args)
+    if cpus is not None:
+        cores.widen(cpus)
     # A platform killed outright (SIGKILL, OOM) must not leave its zygotes and their workers
     # running handlers nobody waits for; the kernel kills this zygote, and each generation below
     # it dies with its parent the same way.
@@ -361,20 +366,21 @@ def main(argv: list[str] | None = None) -> NoReturn:
     os._exit(0)
 
 
-def _parse(args: list[str]) -> tuple[int, int | None, str | None]:
+def _parse(args: list[str]) -> tuple[int, int | None, str | None, str | None]:
     options = dict(zip(args[1::2], args[2::2], strict=False))
     if (
         not args
         or not args[0].isdigit()
         or len(args) % 2 != 1
-        or not set(options) <= {"--max-tasks", "--cgroup"}
+        or not set(options) <= {"--max-tasks", "--cgroup", "--cpus"}
         or ("--max-tasks" in options and not options["--max-tasks"].isdigit())
         or ("--cgroup" in options and "--max-tasks" not in options)
+        or ("--cpus" in options and not all(cpu.isdigit() for cpu in options["--cpus"].split(",")))
     ):
         sys.stderr.write(_USAGE)
         raise SystemExit(2)
     tasks = options.get("--max-tasks")
-    return int(args[0]), None if tasks is None else int(tasks), options.get("--cgroup")
+    return int(args[0]), None if tasks is None else int(tasks), options.get("--cgroup"), options.get("--cpus")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import logging
 import sqlite3
 import threading
 
+from triggerfish import cores
+
 logger = logging.getLogger("triggerfish.store")
 
 #: Seconds between two checkpoints.
@@ -41,6 +43,9 @@ class Checkpointer:
         self._thread.join()
 
     def _run(self) -> None:
+        # A checkpoint is SQLite copying pages, without the GIL: on a core of its own where there is one, not on the
+        # event loop's (`triggerfish.cores`).
+        cores.release_thread()
         try:
             connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error:

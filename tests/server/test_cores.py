@@ -1,0 +1,182 @@
+"""A served platform keeps its threads on one core and gives its workers every core (`triggerfish.cores`).
+
+Real `triggerfish dev` processes: the affinity of each of the platform's threads is read from /proc, and a
+function reports the cores its worker may use. Skipped where this process may use only one core (nothing is pinned
+there) or where Linux's affinity calls are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.server.devserver import DevServer
+from triggerfish import cores
+from triggerfish.runtime import zygote
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux and two or more cores this process may use",
+)
+
+APP = """
+import os
+
+import triggerfish
+
+app = triggerfish.App("cores")
+
+
+@app.function()
+def where(event, context):
+    return sorted(os.sched_getaffinity(0))
+"""
+
+
+def _thread_cpus(pid: int) -> dict[int, set[int]]:
+    """Each thread of process `pid`: the cores it may run on (`Cpus_allowed_list` in /proc)."""
+    found = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            status = Path(f"/proc/{pid}/task/{task}/status").read_text()
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+        line = next(line for line in status.splitlines() if line.startswith("Cpus_allowed_list:"))
+        found[int(task)] = _cpu_list(line.split(":", 1)[1].strip())
+    return found
+
+
+def _cpu_list(text: str) -> set[int]:
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def _start(directory: Path, **env: str) -> DevServer:
+    (directory / "app.py").write_text(textwrap.dedent(APP), encoding="utf-8")
+    server = DevServer("app.py", "--port", "0", "--data-dir", str(directory / "data"), "--no-reload", cwd=directory)
+    server.env.pop(cores.VARIABLE, None)
+    server.env.update(env)
+    return server.start()
+
+
+def _invoke_where(server: DevServer) -> set[int]:
+    response = httpx.post(f"{server.url}/-/api/v1/functions/where/invoke", json={}, timeout=30)
+    assert response.status_code == 200, response.text
+    return set(response.json())
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[DevServer]:
+    server = _start(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_platforms_threads_share_one_core_and_its_workers_may_use_every_core(served: DevServer) -> None:
+    allowed = os.sched_getaffinity(0)
+    assert served.process is not None
+    threads = _thread_cpus(served.process.pid)
+    main = threads[served.process.pid]
+    assert len(main) == 1, f"the event loop's thread may run on {main}"
+    assert main <= allowed
+    # Every thread it started is on the same core, but the store's checkpointer, which runs outside the GIL.
+    wide = [tid for tid, cpus in threads.items() if cpus != main]
+    assert all(threads[tid] == allowed for tid in wide), threads
+    assert len(wide) <= 1, f"only the checkpointer may run anywhere: {threads}"
+    assert _invoke_where(served) == allowed
+
+
+def test_off_leaves_every_thread_free(tmp_path: Path) -> None:
+    allowed = os.sched_getaffinity(0)
+    server = _start(tmp_path, TRIGGERFISH_PLATFORM_CPU="off")
+    try:
+        assert server.process is not None
+        assert set(map(frozenset, _thread_cpus(server.process.pid).values())) == {frozenset(allowed)}
+        assert _invoke_where(server) == allowed
+    finally:
+        server.stop()
+
+
+def test_a_core_named_by_number_is_the_one_the_threads_run_on(tmp_path: Path) -> None:
+    allowed = os.sched_getaffinity(0)
+    chosen = max(allowed)
+    server = _start(tmp_path, TRIGGERFISH_PLATFORM_CPU=str(chosen))
+    try:
+        assert server.process is not None
+        assert _thread_cpus(server.process.pid)[server.process.pid] == {chosen}
+        assert _invoke_where(server) == allowed
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("value", ["fast", "-1", "4096", "0,1"])
+def test_a_value_it_does_not_know_stops_the_platform_with_the_variable_named(tmp_path: Path, value: str) -> None:
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "triggerfish", "dev", "app.py", "--port", "0", "--no-reload"],
+        cwd=tmp_path,
+        env={**os.environ, cores.VARIABLE: value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"TRIGGERFISH_PLATFORM_CPU={value!r}: use auto, off or one of the cores" in result.stderr
+
+
+_CHECKPOINTER = """
+import os, sys, tempfile, sqlite3
+from pathlib import Path
+from triggerfish import cores
+from triggerfish.store._sqlite_checkpoint import Checkpointer
+
+allowed = os.sched_getaffinity(0)
+cpu = cores.pin_platform()
+path = Path(tempfile.mkdtemp()) / "store.db"
+sqlite3.connect(path).execute("PRAGMA journal_mode=WAL").fetchall()
+checkpointer = Checkpointer(str(path), interval=0.01)
+tid = checkpointer._thread.native_id
+text = Path(f"/proc/self/task/{tid}/status").read_text()
+line = next(line for line in text.splitlines() if line.startswith("Cpus_allowed_list:"))
+print(cpu, sorted(os.sched_getaffinity(0)), line.split(":")[1].strip(), cores.zygote_arguments())
+checkpointer.stop()
+"""
+
+
+def test_the_checkpointer_runs_anywhere_and_the_zygote_is_given_every_core() -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    env = {key: value for key, value in os.environ.items() if key != cores.VARIABLE}
+    result = subprocess.run(
+        [sys.executable, "-c", _CHECKPOINTER], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    cpu, pinned, checkpointer, arguments = result.stdout.split(" ", 3)
+    assert int(cpu) in allowed
+    assert pinned == f"[{cpu}]"
+    assert _cpu_list(checkpointer) == set(allowed)
+    assert arguments.strip() == str(["--cpus", ",".join(map(str, allowed))])
+
+
+def test_the_core_this_thread_runs_on_is_one_it_may_use() -> None:
+    assert cores.current_cpu() in os.sched_getaffinity(0)
+
+
+def test_the_zygote_refuses_a_cpu_list_that_is_not_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        zygote._parse(["5", "--cpus", "0,one"])
+    assert stopped.value.code == 2
+    assert "--cpus 0,1" in capsys.readouterr().err
+    assert zygote._parse(["5", "--cpus", "0,3"]) == (5, None, None, "0,3")
+    with pytest.raises(ValueError, match="comma-separated CPU numbers"):
+        cores.parse_cpus("0-3")

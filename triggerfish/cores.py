@@ -1,0 +1,111 @@
+"""The platform process's threads on one core; the processes it starts on every core it may use.
+
+The event loop shares one interpreter with the store's writer and reader threads, so only one of them runs
+Python at a time: every system call of the loop releases the GIL, the writer (with Python to run between its
+statements) takes it, and the loop waits to get it back. When the two threads sit on different cores, each such
+hand-off wakes a thread on the other core, and a wake-up across cores costs tens of microseconds on a virtual
+machine against a few on the same core (`python -m benchmarks.wakeups`: 6 µs against 44 on the 2-core host of
+2026-12-07). Two threads that cannot run at the same time lose little by sharing a core, so a served platform
+keeps its threads on the core it started on. What runs there without the GIL (the writer's page writes) shares
+that core too; a thread that runs almost only without it (the store's checkpointer) calls `release_thread` and
+runs anywhere. The async drain then needs about a third less of the platform's CPU per invocation and runs 1.3x
+faster (docs/benchmarks.md, "cores").
+
+Workers are other processes, each with its own interpreter: the zygotes they fork from are started with every core
+the platform was allowed (`zygote_arguments`, applied by the zygote first thing), so the scheduler places them
+where there is room.
+
+`TRIGGERFISH_PLATFORM_CPU`: `auto` (the default: the core the process is on when it starts), `off` (the threads
+run anywhere, as before), or a core's number. Nothing is pinned on a machine with one core, or where the process may
+use only one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Set
+from pathlib import Path
+
+#: Where the platform's threads run: "auto", "off" or a CPU number.
+VARIABLE = "TRIGGERFISH_PLATFORM_CPU"
+#: The cores this process was allowed before `pin_platform` kept its threads on one; None when nothing is pinned.
+_allowed_before: frozenset[int] | None = None
+
+
+def pin_platform() -> int | None:
+    """Keep this thread, and every thread and process it starts from now on, on one core (see the module
+    docstring); the core's number, or None when nothing was pinned. Call it before the platform starts threads.
+
+    A ValueError names the variable when `TRIGGERFISH_PLATFORM_CPU` is neither `auto`, `off` nor a core this
+    process may use.
+    """
+    wanted = os.environ.get(VARIABLE, "auto").strip().lower()
+    if wanted == "off" or not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = os.sched_getaffinity(0)
+    if wanted == "auto":
+        if len(allowed) < 2:
+            return None
+        cpu = current_cpu()
+        if cpu not in allowed:
+            cpu = max(allowed)
+    else:
+        if not wanted.isdigit() or int(wanted) not in allowed:
+            raise ValueError(
+                f"{VARIABLE}={wanted!r}: use auto, off or one of the cores this process may use"
+                f" ({', '.join(str(c) for c in sorted(allowed))})"
+            )
+        cpu = int(wanted)
+    global _allowed_before
+    _allowed_before = frozenset(allowed)
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def release_thread() -> None:
+    """Let the calling thread run on every core the platform was allowed: for a thread that spends its time outside
+    the GIL (SQLite's checkpoints copying pages), which would otherwise take its core from the event loop. Does
+    nothing when the platform's threads are not pinned."""
+    if _allowed_before is not None:
+        os.sched_setaffinity(0, _allowed_before)
+
+
+def zygote_arguments() -> list[str]:
+    """The zygote's command-line option that gives it back the cores the platform was allowed (`--cpus 0,1`), or
+    nothing when the platform's threads are not pinned."""
+    if _allowed_before is None:
+        return []
+    return ["--cpus", ",".join(str(cpu) for cpu in sorted(_allowed_before))]
+
+
+def widen(text: str) -> None:
+    """In a zygote: run on the cores `text` lists (comma-separated numbers, from `zygote_arguments`), so the workers
+    it forks may use them all. Cores this process may not use are left out by the kernel; where it may use none of
+    them (a narrower cpuset, in a box or a container) it stays where it is."""
+    cpus = parse_cpus(text)
+    if cpus and hasattr(os, "sched_setaffinity"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, cpus)
+
+
+def current_cpu() -> int | None:
+    """The core this thread last ran on (`/proc/thread-self/stat`, field 39), or None where it cannot be read."""
+    try:
+        stat = Path("/proc/thread-self/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces: count fields after its closing one.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    try:
+        return int(fields[36])
+    except (IndexError, ValueError):
+        return None
+
+
+def parse_cpus(text: str) -> Set[int]:
+    """The CPU numbers of `text` ("0,1,3"); a ValueError for anything else."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise ValueError(f"--cpus {text!r}: comma-separated CPU numbers, like 0,1")
+    return {int(part) for part in parts}
