@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.isolation.conftest import require_bwrap
 from tests.server.devserver import DevServer
 from triggerfish import cores
 from triggerfish.runtime import zygote
@@ -61,9 +62,10 @@ def _cpu_list(text: str) -> set[int]:
     return cpus
 
 
-def _start(directory: Path, **env: str) -> DevServer:
+def _start(directory: Path, *options: str, **env: str) -> DevServer:
     (directory / "app.py").write_text(textwrap.dedent(APP), encoding="utf-8")
-    server = DevServer("app.py", "--port", "0", "--data-dir", str(directory / "data"), "--no-reload", cwd=directory)
+    arguments = ["app.py", "--port", "0", "--data-dir", str(directory / "data"), "--no-reload", *options]
+    server = DevServer(*arguments, cwd=directory)
     server.env.pop(cores.VARIABLE, None)
     server.env.update(env)
     return server.start()
@@ -96,6 +98,22 @@ def test_the_platforms_threads_share_one_core_and_its_workers_may_use_every_core
     assert all(threads[tid] == allowed for tid in wide), threads
     assert len(wide) <= 1, f"only the checkpointer may run anywhere: {threads}"
     assert _invoke_where(served) == allowed
+
+
+def test_a_boxed_worker_may_use_every_core_too(tmp_path: Path) -> None:
+    require_bwrap()
+    project = tmp_path / "project"  # the box's uid reads the project, not the test's own directory
+    project.mkdir()
+    (project / "app.py").write_text(textwrap.dedent(APP), encoding="utf-8")
+    server = DevServer("app.py", "--port", "0", "--isolate", "--no-reload", cwd=project)
+    server.env.pop(cores.VARIABLE, None)
+    server.start()
+    try:
+        assert server.process is not None
+        assert len(_thread_cpus(server.process.pid)[server.process.pid]) == 1
+        assert _invoke_where(server) == os.sched_getaffinity(0)
+    finally:
+        server.stop()
 
 
 def test_off_leaves_every_thread_free(tmp_path: Path) -> None:
