@@ -8,8 +8,10 @@ machine against a few on the same core (`python -m benchmarks.wakeups`: 6 µs ag
 2026-12-07). Two threads that cannot run at the same time lose little by sharing a core, so a served platform
 keeps its threads on the core it started on. What runs there without the GIL (the writer's page writes) shares
 that core too; a thread that runs almost only without it (the store's checkpointer) calls `release_thread` and
-runs anywhere. The async drain then needs about a third less of the platform's CPU per invocation and runs 1.3x
-faster (docs/benchmarks.md, "cores").
+runs anywhere. On a quiet 2-core virtual machine the async drain then needs 17 to 30% less of the platform's CPU
+per invocation and runs 1.17x to 1.35x faster, and publish → handler p99 at 1,000 events/s halves; with another
+process keeping both cores busy (a running core is cheap to wake) the difference is gone, and HTTP throughput is
+0.79x to 0.96x (docs/benchmarks.md, "cores").
 
 Workers are other processes, each with its own interpreter: the zygotes they fork from are started with every core
 the platform was allowed (`zygote_arguments`, applied by the zygote first thing), so the scheduler places them
