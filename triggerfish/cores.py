@@ -45,7 +45,10 @@ def pin_platform() -> int | None:
     wanted = os.environ.get(VARIABLE, "auto").strip().lower()
     if wanted == "off" or not hasattr(os, "sched_setaffinity"):
         return None
-    allowed = os.sched_getaffinity(0)
+    try:
+        allowed = os.sched_getaffinity(0)
+    except OSError:  # a sandbox that forbids the call: run as before, unpinned
+        return None
     if wanted == "auto":
         if len(allowed) < 2:
             return None
@@ -59,9 +62,12 @@ def pin_platform() -> int | None:
                 f" ({', '.join(str(c) for c in sorted(allowed))})"
             )
         cpu = int(wanted)
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError:
+        return None
     global _allowed_before
     _allowed_before = frozenset(allowed)
-    os.sched_setaffinity(0, {cpu})
     return cpu
 
 
@@ -70,7 +76,8 @@ def release_thread() -> None:
     the GIL (SQLite's checkpoints copying pages), which would otherwise take its core from the event loop. Does
     nothing when the platform's threads are not pinned."""
     if _allowed_before is not None:
-        os.sched_setaffinity(0, _allowed_before)
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, _allowed_before)
 
 
 def zygote_arguments() -> list[str]:

@@ -198,3 +198,16 @@ def test_the_zygote_refuses_a_cpu_list_that_is_not_numbers(capsys: pytest.Captur
     assert zygote._parse(["5", "--cpus", "0,3"]) == (5, None, None, "0,3")
     with pytest.raises(ValueError, match="comma-separated CPU numbers"):
         cores.parse_cpus("0-3")
+
+
+def test_a_sandbox_that_forbids_setting_affinity_leaves_the_platform_unpinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No real sandbox is at hand that refuses the call (seccomp in some containers does, with EPERM), so the refusal
+    # is the one thing stood in for; what is checked is that the platform starts anyway, unpinned.
+    def refuse(pid: int, cpus: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    monkeypatch.delenv(cores.VARIABLE, raising=False)
+    assert cores.pin_platform() is None
+    assert cores.zygote_arguments() == []
+    cores.release_thread()  # nothing to release, and nothing raised
