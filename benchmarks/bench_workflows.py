@@ -5,13 +5,13 @@ what one step's checkpoint costs, on SQLite and on PostgreSQL, side by side with
     .venv/bin/python -m benchmarks.bench_workflows --trees /tmp/base .   # Triggerfish's side only, tree by tree
     TRIGGERFISH_BENCH_WORKFLOWS_N=300 .venv/bin/python -m benchmarks.run workflows   # workflows a round (1,000)
 
-The platform runs as `triggerfish dev` runs it (worker processes forked from the app's zygote, the store in
-this process, its heap settled once started: `as_served`). Each round starts WORKFLOWS workflows at once over
-`Workflows.start_workflow` (the record and its first invocation in one write each) and waits until every one
-has SUCCEEDED: workflows per second is WORKFLOWS over the time from the first start to the last one's end (as
-its record says), steps per second three times that. Each step's success is a checkpoint (a platform call from
-the worker, a compare-and-set of the workflow's record, an answer) written before the next step runs; the last
-one goes with the outcome.
+The platform runs as `triggerfish dev` runs it (worker processes forked from the app's zygote, the store in this
+process, its threads on one core and its heap settled once started: `pinned_as_served`, `as_served`). Each round
+starts WORKFLOWS workflows at once over `Workflows.start_workflow` (the record and its first invocation in one write
+each) and waits until every one has SUCCEEDED: workflows per second is WORKFLOWS over the time from the first start
+to the last one's end (as its record says), steps per second three times that. Each step's success is a checkpoint
+(a platform call from the worker, a compare-and-set of the workflow's record, an answer) written before the next
+step runs; the last one goes with the outcome.
 
 A step's checkpoint overhead comes from the histories themselves: a workflow of CHAIN no-op steps, run alone,
 records when each step began and ended; the time from one step's end to the next one's start is the
@@ -106,9 +106,23 @@ def as_served() -> None:
     getattr(heap, "settle", heap.freeze)()
 
 
+def pinned_as_served() -> Callable[[], None]:
+    """The platform's threads on one core, as `triggerfish dev` keeps them (`triggerfish.cores`;
+    `TRIGGERFISH_PLATFORM_CPU=off` lets them run anywhere), before any of them starts; a tree from before it runs
+    them anywhere. Returns what puts this thread back where it was (the rounds of DBOS are processes it starts)."""
+    before = os.sched_getaffinity(0)
+    try:
+        from triggerfish import cores
+    except ImportError:
+        return lambda: None
+    cores.pin_platform()
+    return lambda: os.sched_setaffinity(0, before)
+
+
 async def _measure(store_url: str, directory: Path) -> dict[str, float]:
     app_file = directory / "app.py"
     app_file.write_text(APP)
+    unpin = pinned_as_served()
     platform = Platform(str(app_file), data_dir=directory / "data", store_url=store_url)
     await platform.start()
     as_served()
@@ -143,6 +157,7 @@ async def _measure(store_url: str, directory: Path) -> dict[str, float]:
     finally:
         await platform.stop()
         heap.thaw()
+        unpin()
 
 
 def _system(url: Callable[[ExitStack], str]) -> Callable[[], dict[str, float]]:
