@@ -84,6 +84,13 @@ async def drain_once(
     # As `triggerfish dev` runs it: the heap settled once started (a raised young GC threshold), and the switch
     # interval the served platform sets (`_child`), so the drain's GIL hand-offs are the served platform's.
     heap.settle()
+    # As served: the workers kept off the platform's core while it is busy (trees before it have no such task).
+    placing = None
+    with contextlib.suppress(ImportError):
+        from triggerfish import cores
+
+        if hasattr(cores, "keep_workers_placed"):
+            placing = asyncio.create_task(cores.keep_workers_placed())
     try:
         dispatcher = platform.current.invoker.dispatcher
         await dispatcher.stop()
@@ -130,6 +137,8 @@ async def drain_once(
         sleeps, worker_sleeps = _sleeps(_threads()) - sleeps_before, _sleeps(_statuses(workers)) - worker_sleeps_before
         preempted = _sleeps(["/proc/self/status"], "nonvoluntary_ctxt_switches:") - preempted_before
     finally:
+        if placing is not None:
+            placing.cancel()
         await platform.stop(drain=False)
         heap.thaw()
     if _size(marker) != 20 + invocations:

@@ -8,14 +8,19 @@ machine against a few on the same core (`python -m benchmarks.wakeups`: 6 µs ag
 2026-12-07). Two threads that cannot run at the same time lose little by sharing a core, so a served platform
 keeps its threads on the core it started on. What runs there without the GIL (the writer's page writes) shares
 that core too; a thread that runs almost only without it (the store's checkpointer) calls `release_thread` and
-runs anywhere. On a quiet 2-core virtual machine the async drain then needs 17 to 30% less of the platform's CPU
-per invocation and runs 1.17x to 1.35x faster, and publish → handler p99 at 1,000 events/s halves; with another
-process keeping both cores busy (a running core is cheap to wake) the difference is gone, and HTTP throughput is
-0.79x to 0.96x (docs/benchmarks.md, "cores").
+runs anywhere. With the placement of workers below, on a 2-core virtual machine against the threads anywhere
+(docs/benchmarks.md, "cores"): async invocations in batches of 50 1.33x, the drain 1.43x, publish → handler p99
+at 1,000 events/s 0.44x, fan-out 1.18x, HTTP 1.04x to 1.11x with 12% less CPU per request. With another process
+keeping both cores busy (a running core is cheap to wake) the gain shrinks to little or nothing.
 
 Workers are other processes, each with its own interpreter: the zygotes they fork from are started with every core
 the platform was allowed (`zygote_arguments`, applied by the zygote first thing), so the scheduler places them
-where there is room.
+where there is room. While the platform's threads keep their core busy, though, a worker placed there waits for the
+loop, and the loop, pinned, cannot move away from it: the kernel puts a task woken through a pipe or a socket on
+its waker's core, expecting the waker to sleep, and a busy loop does not. So `keep_workers_placed` looks once a
+second at how busy the platform's core is: above BUSY it moves every process the platform started (zygotes,
+workers, boxes) off that core, below IDLE it gives them every core back. A worker loses the platform's core only
+while the platform is using it.
 
 `TRIGGERFISH_PLATFORM_CPU`: `auto` (the default: the core the process is on when it starts), `off` (the threads
 run anywhere, as before), or a core's number. Nothing is pinned on a machine with one core, or where the process may
@@ -24,15 +29,23 @@ use only one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-from collections.abc import Set
+import time
+from collections.abc import Iterator, Set
 from pathlib import Path
 
 #: Where the platform's threads run: "auto", "off" or a CPU number.
 VARIABLE = "TRIGGERFISH_PLATFORM_CPU"
 #: The cores this process was allowed before `pin_platform` kept its threads on one; None when nothing is pinned.
 _allowed_before: frozenset[int] | None = None
+#: The share of its core the platform's threads use (over PLACEMENT_INTERVAL) above which workers leave that core,
+#: and below which they get it back: apart, so a platform near one figure does not move them every second.
+BUSY = 0.75
+IDLE = 0.5
+#: Seconds between two looks at how busy the platform's core is.
+PLACEMENT_INTERVAL = 1.0
 
 
 def pin_platform() -> int | None:
@@ -118,3 +131,71 @@ def parse_cpus(text: str) -> Set[int]:
     if not all(part.isdigit() for part in parts):
         raise ValueError(f"--cpus {text!r}: comma-separated CPU numbers, like 0,1")
     return {int(part) for part in parts}
+
+
+def workers_kept_off(share: float, kept_off: bool, *, busy: float = BUSY, idle: float = IDLE) -> bool:
+    """Whether workers should stay off the platform's core, given the share of it the platform used last and
+    whether they are off it now (`busy` and `idle` apart, so the answer does not flap)."""
+    if kept_off:
+        return share > idle
+    return share > busy
+
+
+def descendants(pid: int | None = None) -> Iterator[int]:
+    """Every process below `pid` (default: this one), from /proc's children lists, parents before children. A process
+    that ends meanwhile is skipped."""
+    stack = [os.getpid() if pid is None else pid]
+    while stack:
+        parent = stack.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = Path(f"/proc/{parent}/task/{task}/children").read_text().split()
+            except OSError:
+                continue
+            for child in children:
+                yield int(child)
+                stack.append(int(child))
+
+
+def place_descendants(cpus: Set[int]) -> int:
+    """Set every thread of every process below this one to run on `cpus`; how many threads were set. A process
+    this one may not set (another user's, without the privilege) or that ended meanwhile is skipped."""
+    placed = 0
+    for pid in descendants():
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(int(task), cpus)
+                placed += 1
+    return placed
+
+
+async def keep_workers_placed(interval: float = PLACEMENT_INTERVAL, *, busy: float = BUSY, idle: float = IDLE) -> None:
+    """Until cancelled: every `interval` seconds, keep the platform's workers off its core while its threads use
+    more than `busy` of it, and give them every core again once they use less than `idle` (the module docstring
+    says why). Returns at once when the platform's threads are not pinned, or when no other core is left."""
+    pinned = _allowed_before
+    if pinned is None:
+        return
+    own = os.sched_getaffinity(0)
+    elsewhere = pinned - own
+    if not elsewhere:
+        return
+    kept_off = False
+    wall, cpu = time.monotonic(), time.process_time()
+    while True:
+        await asyncio.sleep(interval)
+        now, used = time.monotonic(), time.process_time()
+        share = (used - cpu) / max(now - wall, 1e-6)
+        wall, cpu = now, used
+        wanted = workers_kept_off(share, kept_off, busy=busy, idle=idle)
+        if wanted != kept_off:
+            place_descendants(elsewhere if wanted else pinned)
+            kept_off = wanted

@@ -8,6 +8,7 @@ still drain what is in flight, which uvicorn's own handling would cut short.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import signal
@@ -123,7 +124,18 @@ def run_platform(main: Coroutine[Any, Any, T]) -> T:
         main.close()
         raise click.ClickException(str(exc)) from None
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main)
+        return runner.run(_with_workers_placed(main))
+
+
+async def _with_workers_placed(main: Coroutine[Any, Any, T]) -> T:
+    """`main`, with the platform's workers kept off its core while it is busy (`cores.keep_workers_placed`)."""
+    placing = asyncio.create_task(cores.keep_workers_placed(), name="triggerfish-cores")
+    try:
+        return await main
+    finally:
+        placing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await placing
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
