@@ -40,6 +40,9 @@ from pathlib import Path
 VARIABLE = "TRIGGERFISH_PLATFORM_CPU"
 #: The cores this process was allowed before `pin_platform` kept its threads on one; None when nothing is pinned.
 _allowed_before: frozenset[int] | None = None
+#: Where the processes the platform starts belong now: every core it was allowed, or all but its own while it is
+#: busy (`keep_workers_placed`); a zygote started meanwhile (a deploy, a reload) is told so.
+_processes_cpus: frozenset[int] | None = None
 #: The share of its core the platform's threads use (over PLACEMENT_INTERVAL) above which workers leave that core,
 #: and below which they get it back: apart, so a platform near one figure does not move them every second.
 BUSY = 0.75
@@ -79,8 +82,8 @@ def pin_platform() -> int | None:
         os.sched_setaffinity(0, {cpu})
     except OSError:
         return None
-    global _allowed_before
-    _allowed_before = frozenset(allowed)
+    global _allowed_before, _processes_cpus
+    _allowed_before = _processes_cpus = frozenset(allowed)
     return cpu
 
 
@@ -94,11 +97,12 @@ def release_thread() -> None:
 
 
 def zygote_arguments() -> list[str]:
-    """The zygote's command-line option that gives it back the cores the platform was allowed (`--cpus 0,1`), or
-    nothing when the platform's threads are not pinned."""
-    if _allowed_before is None:
+    """The zygote's command-line option that gives it the cores its processes belong on now (`--cpus 0,1`: every
+    core the platform was allowed, or all but the platform's own while it is busy), or nothing when the platform's
+    threads are not pinned."""
+    if _processes_cpus is None:
         return []
-    return ["--cpus", ",".join(str(cpu) for cpu in sorted(_allowed_before))]
+    return ["--cpus", ",".join(str(cpu) for cpu in sorted(_processes_cpus))]
 
 
 def widen(text: str) -> None:
@@ -181,6 +185,7 @@ async def keep_workers_placed(interval: float = PLACEMENT_INTERVAL, *, busy: flo
     """Until cancelled: every `interval` seconds, keep the platform's workers off its core while its threads use
     more than `busy` of it, and give them every core again once they use less than `idle` (the module docstring
     says why). Returns at once when the platform's threads are not pinned, or when no other core is left."""
+    global _processes_cpus
     pinned = _allowed_before
     if pinned is None:
         return
@@ -197,5 +202,6 @@ async def keep_workers_placed(interval: float = PLACEMENT_INTERVAL, *, busy: flo
         wall, cpu = now, used
         wanted = workers_kept_off(share, kept_off, busy=busy, idle=idle)
         if wanted != kept_off:
-            place_descendants(elsewhere if wanted else pinned)
+            _processes_cpus = elsewhere if wanted else pinned
+            place_descendants(_processes_cpus)
             kept_off = wanted
