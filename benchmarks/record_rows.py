@@ -31,6 +31,7 @@ import sqlite3
 import tempfile
 import time
 import uuid
+from contextlib import closing
 from typing import Any
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -109,7 +110,7 @@ async def count_sqlite(count: int, at_once: int, input_bytes: int) -> dict[str, 
     await write(records, count, at_once, input_bytes)
     written = frames() - before
     await store.close()
-    with sqlite3.connect(path) as c:
+    with closing(sqlite3.connect(path)) as c, c:
         c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         pages = collections.Counter(name for (name,) in c.execute("SELECT name FROM dbstat"))
         kv_rows = c.execute("SELECT count(*) FROM kv").fetchone()[0]

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -27,7 +28,7 @@ def test_migrate_brings_an_old_sqlite_file_up_to_date(tmp_path: Path) -> None:
     migrated = CliRunner().invoke(cli, ["store", "migrate", "--store", url])
     assert migrated.exit_code == 0, migrated.output
     assert f"schema version {SCHEMA_VERSION}, up to date" in migrated.output
-    with sqlite3.connect(path) as c:
+    with closing(sqlite3.connect(path)) as c, c:
         assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     again = CliRunner().invoke(cli, ["store", "migrate", "--check", "--json"], env={"TRIGGERFISH_STORE": url})
     assert again.exit_code == 0

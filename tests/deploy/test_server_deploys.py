@@ -17,7 +17,7 @@ import tarfile
 import textwrap
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import IO, Any
 
@@ -307,7 +307,7 @@ async def test_rolling_back_to_a_tampered_version_fails_and_keeps_the_live_one(s
 def _as_an_older_server_left_it(data: Path) -> None:
     """Move bundles and installs back to the shared layout of servers before they were per app (and before
     bundles were kept in the store for a cluster's other nodes)."""
-    with sqlite3.connect(data / "store.db") as connection:
+    with closing(sqlite3.connect(data / "store.db")) as connection, connection:
         connection.execute("DELETE FROM kv WHERE namespace = ?", (BUNDLES_NAMESPACE,))
     by_app = data / "bundles" / "by-app"
     for app_root in by_app.iterdir():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import orjson
@@ -201,7 +202,7 @@ async def test_message_attributes_written_by_either_json_encoder_read_back_the_s
     async with await open_store(f"sqlite:///{path}") as store:
         await store.queues.send("jobs", b"new", attributes=attributes)
         await store.queues.send("jobs", b"old", attributes={"placeholder": "-"})
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         stored = connection.execute("SELECT body, attributes FROM messages ORDER BY seq").fetchall()
         assert stored[0][1] == orjson.dumps(attributes).decode()
         connection.execute("UPDATE messages SET attributes = ? WHERE body = ?", (json.dumps(attributes), b"old"))

@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,7 @@ async def test_the_file_is_wal_with_synchronous_full(tmp_path: Path) -> None:
     assert (journal, synchronous) == ("wal", 2)
     assert busy > 0
     await store.close()
-    with sqlite3.connect(tmp_path / "store.db") as plain:
+    with closing(sqlite3.connect(tmp_path / "store.db")) as plain, plain:
         assert plain.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
@@ -148,7 +149,7 @@ async def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
 async def test_a_file_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     await (await open_file(path)).close()
-    with sqlite3.connect(path) as plain:
+    with closing(sqlite3.connect(path)) as plain, plain:
         plain.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer Triggerfish"):
         await open_store(f"sqlite:///{path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from triggerfish.store.sqlite import SqliteStore
 
 def version_one_file(path: Path) -> None:
     """A store file as Triggerfish with schema 1 left it, with a record in each part."""
-    with sqlite3.connect(path) as c:
+    with closing(sqlite3.connect(path)) as c, c:
         c.executescript(MIGRATIONS[1])
         c.execute("INSERT INTO streams VALUES ('bus', 3, 100.0, 2)")
         c.executemany(
@@ -34,7 +35,7 @@ def version_one_file(path: Path) -> None:
 
 async def test_a_version_three_file_keeps_its_log_and_new_records_are_found_by_their_keys(tmp_path: Path) -> None:
     path = tmp_path / "three.db"
-    with sqlite3.connect(path) as c:
+    with closing(sqlite3.connect(path)) as c, c:
         c.executescript("".join(MIGRATIONS[v] for v in range(1, 4)))
         c.execute("INSERT INTO streams VALUES ('s', 3, 100.0, 2)")
         c.executemany(
@@ -51,7 +52,7 @@ async def test_a_version_three_file_keeps_its_log_and_new_records_are_found_by_t
         assert [(key, r.data) for key, r in await store.log.find("r/c/")] == [("r/c/1", b"c")]
     finally:
         await store.close()
-    with sqlite3.connect(path) as c:
+    with closing(sqlite3.connect(path)) as c, c:
         assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
 
 
@@ -74,7 +75,7 @@ async def test_a_version_one_file_is_migrated_and_keeps_its_data(tmp_path: Path)
     assert [r.data for r in claim.records] == [b"a", b"b", b"c"]
     assert await store.log.commit(claim)
     await store.close()
-    with sqlite3.connect(path) as c:
+    with closing(sqlite3.connect(path)) as c, c:
         assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     again = await open_store(f"sqlite:///{path}", migrate=False)
     assert await again.log.position("bus", "g") == 3
@@ -83,7 +84,7 @@ async def test_a_version_one_file_is_migrated_and_keeps_its_data(tmp_path: Path)
 
 async def test_a_newer_file_is_refused_naming_both_versions(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
-    with sqlite3.connect(path) as c:
+    with closing(sqlite3.connect(path)) as c, c:
         c.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(SchemaVersionError) as caught:
         await open_store(f"sqlite:///{path}")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ async def open_file(path: Path) -> SqliteStore:
 
 def stored_versions(path: Path) -> tuple[int, list[int]]:
     """The counter as the file holds it, and every record's version."""
-    with sqlite3.connect(path) as c:
+    with closing(sqlite3.connect(path)) as c, c:
         (counter,) = c.execute("SELECT value FROM meta WHERE name = 'kv_version'").fetchone()
         versions = [version for (version,) in c.execute("SELECT version FROM kv")]
     return counter, versions
@@ -215,7 +216,7 @@ def test_a_kill_9_mid_burst_leaves_the_counter_above_every_stored_version(tmp_pa
         counter, everything = stored_versions(path)
         assert len(everything) == len(set(everything)), "two records were given one version"
         assert counter >= max(everything)
-        with sqlite3.connect(path) as c:
+        with closing(sqlite3.connect(path)) as c, c:
             records = dict(c.execute("SELECT key, version FROM kv WHERE namespace = 'workflows'").fetchall())
         for n, version in acknowledged.items():
             assert records[f"w{n}"] >= version, f"record w{n}'s acknowledged write (version {version}) is lost"
