@@ -10,7 +10,7 @@ keeps its threads on the core it started on. What runs there without the GIL (th
 that core too; a thread that runs almost only without it (the store's checkpointer) calls `release_thread` and
 runs anywhere. With the placement of workers below, on a 2-core virtual machine against the threads anywhere
 (docs/benchmarks.md, "cores"): async invocations in batches of 50 1.33x, the drain 1.43x, publish → handler p99
-at 1,000 events/s 0.44x, fan-out 1.18x, HTTP 1.04x to 1.11x with 12% less CPU per request. With another process
+at 1,000 events/s 0.21x to 0.44x, fan-out 1.18x to 1.31x, HTTP 0.95x to 1.11x. With another process
 keeping both cores busy (a running core is cheap to wake) the gain shrinks to little or nothing.
 
 Workers are other processes, each with its own interpreter: the zygotes they fork from are started with every core
